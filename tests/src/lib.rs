@@ -1,0 +1,1 @@
+//! Sluice end-to-end tests.
