@@ -1,0 +1,87 @@
+//! Per-partition-log settings: segment size and age, index density,
+//! retention and durability.
+
+use std::time::Duration;
+
+/// When written data is forced to disk with `fdatasync`.
+///
+/// Whatever the policy, an acknowledged append has reached the operating
+/// system's page cache, so it survives a crash of the broker process. What
+/// survives a power cut or kernel crash depends on the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// Never on the append path: the kernel writes back when it likes (and
+    /// sealed segments are flushed by [`super::PartitionLog::maintain`]).
+    /// A power cut can take back any data not yet flushed. Consumers see data
+    /// as soon as it is appended.
+    Never,
+    /// At most this long after an append, when the owner calls
+    /// [`super::PartitionLog::maintain`]. A power cut can take back up to
+    /// the interval's worth of acknowledged data. Consumers see data as soon
+    /// as it is appended.
+    Interval(Duration),
+    /// Before every acknowledgement: the owner calls
+    /// [`super::PartitionLog::flush_to`] and acknowledges after it returns;
+    /// concurrent callers share one `fdatasync` (group commit). The high
+    /// watermark advances only after the flush, so no consumer sees data a
+    /// power cut could take back.
+    BeforeAck,
+}
+
+/// Settings of one partition log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Roll to a new segment when an append would make the active segment
+    /// larger than this (a single larger append still goes into a fresh
+    /// segment). At most `i32::MAX`, since index positions are 32-bit.
+    pub segment_bytes: u64,
+    /// Roll when the active segment's first append is older than this.
+    pub segment_age: Option<Duration>,
+    /// Add an offset index entry after this many bytes appended.
+    pub index_interval_bytes: u32,
+    /// Size each index file is preallocated to; a full index rolls.
+    pub index_max_bytes: u32,
+    /// Delete sealed segments whose newest record is older than this.
+    pub retention_age: Option<Duration>,
+    /// Delete the oldest sealed segments while the log is larger than this.
+    pub retention_bytes: Option<u64>,
+    /// When data is forced to disk.
+    pub flush: FlushPolicy,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_age: Some(Duration::from_secs(7 * 24 * 3600)),
+            index_interval_bytes: 4096,
+            index_max_bytes: 10 << 20,
+            retention_age: Some(Duration::from_secs(7 * 24 * 3600)),
+            retention_bytes: None,
+            flush: FlushPolicy::Never,
+        }
+    }
+}
+
+impl LogConfig {
+    /// Checks the settings; the error says which one is out of range.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.segment_bytes == 0 || self.segment_bytes > i32::MAX as u64 {
+            return Err(format!(
+                "segment_bytes must be in 1..={}, got {}",
+                i32::MAX,
+                self.segment_bytes
+            ));
+        }
+        if self.index_interval_bytes == 0 {
+            return Err("index_interval_bytes must be positive".into());
+        }
+        if self.index_max_bytes < 64 {
+            return Err(format!(
+                "index_max_bytes must be at least 64, got {}",
+                self.index_max_bytes
+            ));
+        }
+        Ok(())
+    }
+}

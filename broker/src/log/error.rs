@@ -1,0 +1,95 @@
+//! Errors of the storage layer.
+
+use std::io;
+use std::path::PathBuf;
+
+use sluice_protocol::batch::BatchError;
+
+/// What went wrong in a partition log. Each variant says whether the log
+/// is still usable: see [`LogError::is_retriable`].
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// A file operation failed. For a failed append the log was truncated
+    /// back to where it was, so it is intact and may accept later appends.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// What was being done (`"append to"`, `"open"`, …).
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A record batch in an append failed validation; nothing was written.
+    #[error("invalid record batch at byte {position} of the append: {source}")]
+    InvalidBatch {
+        /// Where the bad batch starts in the appended buffer.
+        position: usize,
+        /// What is wrong with it.
+        #[source]
+        source: BatchError,
+    },
+    /// An append held no record batch.
+    #[error("append holds no record batch")]
+    EmptyAppend,
+    /// A fetch or lookup asked for an offset the log does not hold.
+    #[error("offset {requested} is out of range: the log holds [{log_start}, {high_watermark})")]
+    OffsetOutOfRange {
+        /// The offset asked for.
+        requested: u64,
+        /// The first offset held.
+        log_start: u64,
+        /// One past the last offset visible to readers.
+        high_watermark: u64,
+    },
+    /// A flush failed earlier; the log refuses writes until it is reopened
+    /// (the data written since the last good flush may not be on disk, and
+    /// fsync errors are not retryable). Reads keep working.
+    #[error("partition log {} is offline after a failed write or flush: {reason}", dir.display())]
+    Offline {
+        /// The partition directory.
+        dir: PathBuf,
+        /// The failure that took it offline.
+        reason: String,
+    },
+    /// A file in the partition directory is damaged beyond what recovery
+    /// repairs (for example a segment name that cannot be parsed).
+    #[error("corrupt {}: {reason}", path.display())]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The settings are out of range.
+    #[error("invalid log configuration: {0}")]
+    Config(String),
+}
+
+impl LogError {
+    /// Whether the same request may succeed later without operator action
+    /// (disk full and other I/O errors of an append that was rolled back).
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, LogError::Io { .. })
+    }
+
+    /// Whether this is the disk being full (`ENOSPC` or `EDQUOT`).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            LogError::Io { source, .. } => matches!(
+                source.raw_os_error(),
+                Some(libc::ENOSPC) | Some(libc::EDQUOT)
+            ),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        LogError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}

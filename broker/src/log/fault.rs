@@ -1,0 +1,187 @@
+//! A fault-injecting [`FileSystem`] for tests: disk full after a byte budget,
+//! EIO on writes or reads, short writes and failing fsyncs, switchable at run
+//! time through a shared [`Faults`] handle.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use super::io::{FileSystem, LogFile, OpenMode, StdFs};
+
+/// Switches shared by a [`FaultyFs`] and every file it opened.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Bytes that writes may still store before the disk is "full";
+    /// `u64::MAX` means no limit. A write crossing the limit stores what fits
+    /// (a short write); the next one fails with `ENOSPC`.
+    space_left: AtomicU64,
+    write_eio: AtomicBool,
+    read_eio: AtomicBool,
+    fsync_fails: AtomicBool,
+    short_writes: AtomicBool,
+    syncs: AtomicU64,
+    sync_delay_us: AtomicU64,
+}
+
+impl Faults {
+    /// No faults.
+    pub fn new() -> Arc<Self> {
+        let faults = Faults::default();
+        faults.space_left.store(u64::MAX, Ordering::SeqCst);
+        Arc::new(faults)
+    }
+    /// Lets writes store `bytes` more bytes, then fail with `ENOSPC`.
+    pub fn set_space_left(&self, bytes: u64) {
+        self.space_left.store(bytes, Ordering::SeqCst);
+    }
+    /// Removes the space limit.
+    pub fn clear_disk_full(&self) {
+        self.space_left.store(u64::MAX, Ordering::SeqCst);
+    }
+    /// Makes every write fail with `EIO` (true) or succeed again (false).
+    pub fn set_write_eio(&self, on: bool) {
+        self.write_eio.store(on, Ordering::SeqCst);
+    }
+    /// Makes every read fail with `EIO`.
+    pub fn set_read_eio(&self, on: bool) {
+        self.read_eio.store(on, Ordering::SeqCst);
+    }
+    /// Makes every `sync_data` and directory sync fail with `EIO`.
+    pub fn set_fsync_fails(&self, on: bool) {
+        self.fsync_fails.store(on, Ordering::SeqCst);
+    }
+    /// Makes every write store at most half its bytes (at least one).
+    pub fn set_short_writes(&self, on: bool) {
+        self.short_writes.store(on, Ordering::SeqCst);
+    }
+
+    /// Makes every `sync_data` take at least `delay` (a slow disk).
+    pub fn set_sync_delay(&self, delay: std::time::Duration) {
+        self.sync_delay_us
+            .store(delay.as_micros() as u64, Ordering::SeqCst);
+    }
+
+    /// Number of successful file `sync_data` calls so far.
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::SeqCst)
+    }
+
+    fn take_space(&self, want: usize) -> io::Result<usize> {
+        let mut left = self.space_left.load(Ordering::SeqCst);
+        loop {
+            if left == u64::MAX {
+                return Ok(want);
+            }
+            if left == 0 {
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            let take = left.min(want as u64);
+            match self.space_left.compare_exchange(
+                left,
+                left - take,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return Ok(take as usize),
+                Err(now) => left = now,
+            }
+        }
+    }
+}
+
+/// A [`FileSystem`] over the real one that injects the faults of [`Faults`].
+#[derive(Debug, Clone)]
+pub struct FaultyFs {
+    faults: Arc<Faults>,
+}
+
+impl FaultyFs {
+    /// A file system whose faults are switched through `faults`.
+    pub fn new(faults: Arc<Faults>) -> Self {
+        FaultyFs { faults }
+    }
+}
+
+#[derive(Debug)]
+struct FaultyFile {
+    inner: Arc<dyn LogFile>,
+    faults: Arc<Faults>,
+}
+
+fn eio() -> io::Error {
+    io::Error::from_raw_os_error(libc::EIO)
+}
+
+impl LogFile for FaultyFile {
+    fn write_at(&self, buf: &[u8], position: u64) -> io::Result<usize> {
+        if self.faults.write_eio.load(Ordering::SeqCst) {
+            return Err(eio());
+        }
+        let mut len = buf.len();
+        if self.faults.short_writes.load(Ordering::SeqCst) && len > 1 {
+            len /= 2;
+        }
+        let len = self.faults.take_space(len)?;
+        self.inner
+            .write_at(buf.get(..len).unwrap_or_default(), position)
+    }
+    fn read_at(&self, buf: &mut [u8], position: u64) -> io::Result<usize> {
+        if self.faults.read_eio.load(Ordering::SeqCst) {
+            return Err(eio());
+        }
+        self.inner.read_at(buf, position)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        if self.faults.fsync_fails.load(Ordering::SeqCst) {
+            return Err(eio());
+        }
+        let delay = self.faults.sync_delay_us.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(delay));
+        }
+        self.inner.sync_data()?;
+        self.faults.syncs.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+    fn os_file(&self) -> &File {
+        self.inner.os_file()
+    }
+}
+
+impl FileSystem for FaultyFs {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn LogFile>> {
+        Ok(Arc::new(FaultyFile {
+            inner: StdFs.open(path, mode)?,
+            faults: Arc::clone(&self.faults),
+        }))
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        StdFs.create_dir_all(path)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        StdFs.remove_file(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        StdFs.rename(from, to)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        if self.faults.fsync_fails.load(Ordering::SeqCst) {
+            return Err(eio());
+        }
+        StdFs.sync_dir(path)
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        StdFs.list_dir(path)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        StdFs.exists(path)
+    }
+}

@@ -1,0 +1,194 @@
+//! Durability: group-committed `fdatasync`, the recovery-point checkpoint,
+//! periodic maintenance and clean shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use super::LogError;
+use super::config::FlushPolicy;
+use super::format::{CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE, Checkpoint, TMP_SUFFIX};
+use super::io::{LogFile, OpenMode, write_all_at};
+use super::partition::{LogPoint, PartitionLog};
+use super::retention::RetainOutcome;
+
+/// What one call of [`PartitionLog::maintain`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MaintainOutcome {
+    /// Whether data was flushed.
+    pub flushed: bool,
+    /// What retention deleted.
+    pub retained: RetainOutcome,
+}
+
+impl PartitionLog {
+    /// Makes every record below `offset` durable (`fdatasync` of the segment
+    /// files, and of the directory when segments were created), then
+    /// advances the recovery point and, with [`FlushPolicy::BeforeAck`], the
+    /// high watermark.
+    ///
+    /// Group commit: callers arriving while a flush runs wait for it, and
+    /// most find their data covered by the next one, so many concurrent
+    /// appends share one `fdatasync`. Blocking: call it from a thread that may
+    /// block.
+    ///
+    /// A failed `fdatasync` takes the log offline (the kernel may have dropped
+    /// the dirty pages, so retrying could report success for lost data): it
+    /// refuses further appends and flushes until reopened, and returns the
+    /// error. Reads keep working.
+    pub fn flush_to(&self, offset: u64) -> Result<(), LogError> {
+        let target = offset.min(self.next_offset());
+        if self.recovery_point() >= target {
+            return Ok(());
+        }
+        let _guard = self.flush_lock.lock();
+        if self.recovery_point() >= target {
+            return Ok(());
+        }
+        let (files, point, dir_changes) = {
+            let state = self.state.lock();
+            if let Some(reason) = &state.offline {
+                return Err(self.offline_error(reason));
+            }
+            let from = state.segment_index(state.durable.offset);
+            let to = state.segment_index(target.saturating_sub(1));
+            let files: Vec<Arc<dyn LogFile>> = state
+                .segments
+                .range(from..=to.max(from))
+                .map(|s| Arc::clone(s.file()))
+                .collect();
+            let last = state.segments.get(to.max(from));
+            let point = match last {
+                Some(s) if s.is_sealed() => LogPoint {
+                    offset: s.next_offset(),
+                    segment_base: s.base_offset(),
+                    position: s.size(),
+                },
+                _ => state.end,
+            };
+            (files, point, state.dir_changes)
+        };
+        for file in &files {
+            if let Err(e) = file.sync_data() {
+                return Err(self.fail_flush("fdatasync", e));
+            }
+        }
+        let dir_synced = self.state.lock().dir_synced;
+        if dir_changes != dir_synced {
+            if let Err(e) = self.fs.sync_dir(&self.dir) {
+                return Err(self.fail_flush("fsync of the directory", e));
+            }
+        }
+        let checkpoint = {
+            let mut state = self.state.lock();
+            state.dir_synced = dir_changes;
+            state.last_flush = SystemTime::now();
+            if point.offset > state.durable.offset {
+                state.durable = point;
+            }
+            self.recovery_point
+                .store(state.durable.offset, Ordering::Release);
+            if self.config.flush == FlushPolicy::BeforeAck {
+                self.high_watermark
+                    .store(state.durable.offset, Ordering::Release);
+            }
+            // Keep recovery bounded: checkpoint whenever the durable point
+            // left the segment of the last checkpoint.
+            let moved = state.segment_index(state.durable.offset)
+                != state.segment_index(state.checkpointed);
+            moved.then_some(state.durable.offset)
+        };
+        if let Some(rp) = checkpoint {
+            self.write_checkpoint(rp)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes everything appended so far; see [`PartitionLog::flush_to`].
+    pub fn flush(&self) -> Result<(), LogError> {
+        self.flush_to(self.next_offset())
+    }
+
+    fn fail_flush(&self, what: &str, e: std::io::Error) -> LogError {
+        let reason = format!("{what} failed: {e}");
+        tracing::error!(dir = %self.dir.display(), %reason, "taking partition log offline");
+        self.state.lock().offline = Some(reason.clone());
+        self.offline_error(&reason)
+    }
+
+    /// Writes the recovery-point checkpoint durably: a temporary file,
+    /// `fdatasync`, rename over the old one, directory sync.
+    pub(crate) fn write_checkpoint(&self, recovery_point: u64) -> Result<(), LogError> {
+        let path = self.dir.join(CHECKPOINT_FILE);
+        let tmp = self.dir.join(format!("{CHECKPOINT_FILE}{TMP_SUFFIX}"));
+        let bytes = Checkpoint { recovery_point }.encode();
+        let io = |op, e| LogError::io(op, &tmp, e);
+        let file = self
+            .fs
+            .open(&tmp, OpenMode::Create)
+            .map_err(|e| io("create", e))?;
+        file.set_len(0).map_err(|e| io("truncate", e))?;
+        write_all_at(&*file, &bytes, 0).map_err(|e| io("write", e))?;
+        file.sync_data().map_err(|e| io("fdatasync", e))?;
+        drop(file);
+        self.fs
+            .rename(&tmp, &path)
+            .map_err(|e| LogError::io("rename", &path, e))?;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| LogError::io("fsync", &self.dir, e))?;
+        let mut state = self.state.lock();
+        state.checkpointed = state.checkpointed.max(recovery_point);
+        Ok(())
+    }
+
+    /// Periodic upkeep, to be called every few seconds by the log's owner:
+    /// flushes when the [`FlushPolicy::Interval`] is due, flushes sealed
+    /// segments that are not yet durable (so recovery stays short under
+    /// every policy), and applies retention.
+    pub fn maintain(&self, now: SystemTime) -> Result<MaintainOutcome, LogError> {
+        let mut outcome = MaintainOutcome::default();
+        let (active_base, last_flush) = {
+            let state = self.state.lock();
+            (state.active().base_offset(), state.last_flush)
+        };
+        let due = match self.config.flush {
+            FlushPolicy::Interval(every) => now
+                .duration_since(last_flush)
+                .is_ok_and(|waited| waited >= every),
+            FlushPolicy::Never | FlushPolicy::BeforeAck => false,
+        };
+        if due && self.recovery_point() < self.next_offset() {
+            self.flush()?;
+            outcome.flushed = true;
+        } else if self.recovery_point() < active_base {
+            self.flush_to(active_base)?;
+            outcome.flushed = true;
+        }
+        outcome.retained = self.retain(now)?;
+        Ok(outcome)
+    }
+
+    /// Closes the log cleanly: flushes, trims the active segment's indexes,
+    /// writes the checkpoint and the clean-shutdown marker, so the next open
+    /// skips recovery. An offline log is closed without the marker.
+    pub fn close(self) -> Result<(), LogError> {
+        if self.is_offline() {
+            return Ok(());
+        }
+        self.flush()?;
+        self.state.lock().active_mut().trim_indexes()?;
+        self.write_checkpoint(self.next_offset())?;
+        let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
+        let file = self
+            .fs
+            .open(&marker, OpenMode::Create)
+            .map_err(|e| LogError::io("create", &marker, e))?;
+        file.sync_data()
+            .map_err(|e| LogError::io("fdatasync", &marker, e))?;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| LogError::io("fsync", &self.dir, e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,443 @@
+//! [`PartitionLog`]: the ordered segments of one partition, with append, read
+//! and lookups. Flushing lives in `flush.rs`, opening and recovery in
+//! `recovery.rs`, retention in `retention.rs`.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+use sluice_protocol::batch;
+
+use super::LogError;
+use super::config::{FlushPolicy, LogConfig};
+use super::io::{FileSystem, LogFile};
+use super::segment::Segment;
+
+/// A place in the log: an offset and the byte where its batch starts (or
+/// where the next batch will start) in the segment that holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LogPoint {
+    pub(crate) offset: u64,
+    pub(crate) segment_base: u64,
+    pub(crate) position: u64,
+}
+
+/// Mutable state, under the log's lock.
+#[derive(Debug)]
+pub(crate) struct LogState {
+    /// Segments in offset order; the last one is active. Never empty.
+    pub(crate) segments: VecDeque<Segment>,
+    /// End of the last whole batch written.
+    pub(crate) end: LogPoint,
+    /// End of the data known to be durable (the recovery point).
+    pub(crate) durable: LogPoint,
+    /// Recovery point last written to the checkpoint file.
+    pub(crate) checkpointed: u64,
+    /// Count of segment files created in the directory so far.
+    pub(crate) dir_changes: u64,
+    /// Value of `dir_changes` at the last directory sync.
+    pub(crate) dir_synced: u64,
+    /// When data was last flushed (for [`FlushPolicy::Interval`]).
+    pub(crate) last_flush: SystemTime,
+    /// Why the log went offline, if it did.
+    pub(crate) offline: Option<String>,
+}
+
+impl LogState {
+    /// Index of the segment holding `offset`: the last one whose base offset
+    /// is `<= offset`.
+    pub(crate) fn segment_index(&self, offset: u64) -> usize {
+        self.segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .saturating_sub(1)
+    }
+
+    pub(crate) fn active(&self) -> &Segment {
+        // The deque is never empty (see the field's invariant).
+        self.segments
+            .back()
+            .unwrap_or_else(|| unreachable!("a partition log always has an active segment"))
+    }
+
+    pub(crate) fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .back_mut()
+            .unwrap_or_else(|| unreachable!("a partition log always has an active segment"))
+    }
+}
+
+/// The append-only log of one partition.
+///
+/// Thread-safe: appends are serialised by an internal lock; reads take it
+/// only to resolve an offset to a file range, then read without it.
+/// Offsets are contiguous from [`PartitionLog::log_start_offset`] to
+/// [`PartitionLog::next_offset`]; readers never see past
+/// [`PartitionLog::high_watermark`].
+#[derive(Debug)]
+pub struct PartitionLog {
+    pub(crate) dir: PathBuf,
+    pub(crate) fs: Arc<dyn FileSystem>,
+    pub(crate) config: LogConfig,
+    pub(crate) state: Mutex<LogState>,
+    /// Held by the one caller doing an `fdatasync`; others wait and usually
+    /// find their data covered (group commit).
+    pub(crate) flush_lock: Mutex<()>,
+    pub(crate) high_watermark: AtomicU64,
+    pub(crate) recovery_point: AtomicU64,
+    pub(crate) log_start: AtomicU64,
+    pub(crate) next_offset: AtomicU64,
+}
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset assigned to the first record.
+    pub base_offset: u64,
+    /// Offset of the last record.
+    pub last_offset: u64,
+    /// The log's next offset after this append; pass it to
+    /// [`PartitionLog::flush_to`] to make the append durable.
+    pub next_offset: u64,
+    /// Largest record timestamp of the appended batches.
+    pub max_timestamp: i64,
+    /// Number of record batches appended.
+    pub batches: u32,
+    /// Whether this append started a new segment.
+    pub rolled: bool,
+}
+
+/// A byte range of one segment file holding whole record batches, ready to
+/// be sent with `sendfile(2)`. Holding it keeps the file open, even if
+/// retention deletes the segment meanwhile.
+#[derive(Debug, Clone)]
+pub struct LogSlice {
+    /// The segment file, `None` when the slice is empty.
+    pub file: Option<Arc<dyn LogFile>>,
+    /// First byte of the range in the file.
+    pub position: u64,
+    /// Length of the range in bytes (0 when nothing is available yet).
+    pub len: u64,
+    /// Base offset of the first batch in the range; it can be below the
+    /// offset asked for, which lies inside that batch.
+    pub first_offset: u64,
+    /// The offset just after the last batch in the range: the next read
+    /// continues from here.
+    pub next_offset: u64,
+    /// The high watermark when the read was resolved.
+    pub high_watermark: u64,
+    /// The log start offset when the read was resolved.
+    pub log_start_offset: u64,
+}
+
+impl PartitionLog {
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The settings the log runs with.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// First offset still held (retention moves it forward).
+    pub fn log_start_offset(&self) -> u64 {
+        self.log_start.load(Ordering::Acquire)
+    }
+
+    /// Offset the next appended record will get.
+    pub fn next_offset(&self) -> u64 {
+        self.next_offset.load(Ordering::Acquire)
+    }
+
+    /// One past the last offset readers may see: the end of the last whole
+    /// batch, or with [`FlushPolicy::BeforeAck`] of the last flushed one.
+    pub fn high_watermark(&self) -> u64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    /// Every offset below this was durable on disk at the last flush.
+    pub fn recovery_point(&self) -> u64 {
+        self.recovery_point.load(Ordering::Acquire)
+    }
+
+    /// Number of segments.
+    pub fn segment_count(&self) -> usize {
+        self.state.lock().segments.len()
+    }
+
+    /// Total bytes of record batches held.
+    pub fn size_in_bytes(&self) -> u64 {
+        self.state.lock().segments.iter().map(Segment::size).sum()
+    }
+
+    /// Whether the log refuses writes after a failed flush (see
+    /// [`LogError::Offline`]).
+    pub fn is_offline(&self) -> bool {
+        self.state.lock().offline.is_some()
+    }
+
+    pub(crate) fn offline_error(&self, reason: &str) -> LogError {
+        LogError::Offline {
+            dir: self.dir.clone(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// Appends one or more record batches (Kafka RecordBatch v2, back to
+    /// back) to the log.
+    ///
+    /// Every batch is validated first (header, CRC-32C, records); if any
+    /// fails, nothing is written. Offsets are then assigned by rewriting each
+    /// batch's `baseOffset` in `batches` in place (no re-encoding, the CRC does
+    /// not cover it), and the bytes are written with one positional write.
+    /// On return the data is in the page cache: it survives a crash of this
+    /// process. Make it durable with [`PartitionLog::flush_to`].
+    ///
+    /// A failed write (disk full, EIO) is rolled back and reported; the log
+    /// stays consistent and accepts later appends.
+    pub fn append(&self, batches: &mut [u8]) -> Result<AppendInfo, LogError> {
+        let mut count = 0u32;
+        let mut records = 0u64;
+        let mut max_timestamp = i64::MIN;
+        let mut at = 0usize;
+        while at < batches.len() {
+            let rest = batches.get(at..).unwrap_or_default();
+            let header = batch::validate(rest).map_err(|source| LogError::InvalidBatch {
+                position: at,
+                source,
+            })?;
+            records += header.last_offset_delta as u64 + 1;
+            max_timestamp = max_timestamp.max(header.max_timestamp);
+            count += 1;
+            at += header.total_len();
+        }
+        if count == 0 {
+            return Err(LogError::EmptyAppend);
+        }
+
+        let mut state = self.state.lock();
+        if let Some(reason) = &state.offline {
+            return Err(self.offline_error(reason));
+        }
+        let now = SystemTime::now();
+        let base_offset = state.end.offset;
+        let rolled = self.roll_if_needed(&mut state, batches.len() as u64, records, now)?;
+
+        let mut next = base_offset;
+        let mut at = 0usize;
+        while let Some(rest) = batches.get_mut(at..).filter(|r| !r.is_empty()) {
+            let header =
+                batch::BatchHeader::parse(rest).map_err(|source| LogError::InvalidBatch {
+                    position: at,
+                    source,
+                })?;
+            batch::set_base_offset(rest, next as i64).map_err(|source| LogError::InvalidBatch {
+                position: at,
+                source,
+            })?;
+            next += header.last_offset_delta as u64 + 1;
+            at += header.total_len();
+        }
+
+        let active = state.active();
+        if let Err(e) = active.write(batches) {
+            let path = active.log_path().to_owned();
+            if let Err(rollback) = active.roll_back() {
+                let reason = format!(
+                    "append failed ({e}) and truncating back failed ({rollback}); the segment tail is unknown"
+                );
+                tracing::error!(dir = %self.dir.display(), %reason);
+                state.offline = Some(reason.clone());
+                return Err(self.offline_error(&reason));
+            }
+            return Err(LogError::io("append to", path, e));
+        }
+        let config = &self.config;
+        let active = state.active_mut();
+        active.commit_write(batches, config, now);
+        state.end = LogPoint {
+            offset: next,
+            segment_base: state.active().base_offset(),
+            position: state.active().size(),
+        };
+        self.next_offset.store(next, Ordering::Release);
+        if self.config.flush != FlushPolicy::BeforeAck {
+            self.high_watermark.store(next, Ordering::Release);
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            next_offset: next,
+            max_timestamp,
+            batches: count,
+            rolled,
+        })
+    }
+
+    /// Starts a new segment if the active one is full by size, by age, by
+    /// index, or by relative-offset range for an append of `bytes` and
+    /// `records`. Returns whether it rolled.
+    fn roll_if_needed(
+        &self,
+        state: &mut LogState,
+        bytes: u64,
+        records: u64,
+        now: SystemTime,
+    ) -> Result<bool, LogError> {
+        let active = state.active();
+        if active.size() == 0 {
+            return Ok(false);
+        }
+        let by_size = active.size() + bytes > self.config.segment_bytes;
+        let by_age = match (self.config.segment_age, active.first_append()) {
+            (Some(age), Some(first)) => now.duration_since(first).is_ok_and(|d| d >= age),
+            _ => false,
+        };
+        let by_offsets = state.end.offset + records - active.base_offset() > u64::from(u32::MAX);
+        if !(by_size || by_age || by_offsets || active.indexes_full()) {
+            return Ok(false);
+        }
+        self.roll(state)?;
+        Ok(true)
+    }
+
+    /// Seals the active segment and starts a new one at the log end.
+    pub(crate) fn roll(&self, state: &mut LogState) -> Result<(), LogError> {
+        let base = state.end.offset;
+        let new = Segment::create(&*self.fs, &self.dir, base, &self.config)?;
+        state.active_mut().seal()?;
+        state.segments.push_back(new);
+        state.dir_changes += 1;
+        tracing::debug!(dir = %self.dir.display(), base_offset = base, "rolled segment");
+        Ok(())
+    }
+
+    /// Resolves a read of the batches holding `offset` onwards, up to about
+    /// `max_bytes`, as a range of one segment file.
+    ///
+    /// The range ends at a batch boundary no further than the high watermark
+    /// and holds whole batches only. It stops at the segment's end, so a
+    /// reader continues from [`LogSlice::next_offset`]. When even the first
+    /// batch is larger than `max_bytes`, the range still holds at least that
+    /// batch, so a reader always makes progress. Reading at the high watermark
+    /// gives an empty slice; outside `[log_start_offset, high_watermark]` an
+    /// [`LogError::OffsetOutOfRange`].
+    pub fn read(&self, offset: u64, max_bytes: u64) -> Result<LogSlice, LogError> {
+        let state = self.state.lock();
+        let hw = self.visible_end(&state);
+        let log_start = self.log_start_offset();
+        let mut slice = LogSlice {
+            file: None,
+            position: 0,
+            len: 0,
+            first_offset: offset,
+            next_offset: offset,
+            high_watermark: hw.offset,
+            log_start_offset: log_start,
+        };
+        if offset == hw.offset && offset >= log_start {
+            return Ok(slice);
+        }
+        if offset < log_start || offset > hw.offset {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                log_start,
+                high_watermark: hw.offset,
+            });
+        }
+        let seg = state
+            .segments
+            .get(state.segment_index(offset))
+            .ok_or_else(|| self.offline_error("no segment"))?;
+        let (limit, limit_offset) = if seg.base_offset() == hw.segment_base {
+            (hw.position, hw.offset)
+        } else {
+            (seg.size(), seg.next_offset())
+        };
+        // Start: the index entry at or before `offset`, then batch headers
+        // forward to the batch that holds it (none needed when a reader
+        // continues from a previous slice's end, which is an indexed batch,
+        // a segment start or the high watermark).
+        let entry = seg.offset_index().lookup(offset);
+        let (mut start, mut first) = (u64::from(entry.position), entry.offset);
+        while first < offset {
+            let Some(h) = seg.header_at(start)? else {
+                break;
+            };
+            if h.last_offset() as u64 >= offset || start + h.total_len() as u64 >= limit {
+                break;
+            }
+            start += h.total_len() as u64;
+            first = h.next_offset() as u64;
+        }
+        // End: everything up to the limit if it fits, else the last indexed
+        // batch boundary within the budget, else the first one after it.
+        let (end, end_offset) = if limit - start <= max_bytes {
+            (limit, limit_offset)
+        } else {
+            let idx = seg.offset_index();
+            match idx.floor_by_position(start.saturating_add(max_bytes)) {
+                Some(e) if u64::from(e.position) > start => (e.position.into(), e.offset),
+                _ => match idx.ceil_after_position(start) {
+                    Some(e) if u64::from(e.position) <= limit => (e.position.into(), e.offset),
+                    _ => (limit, limit_offset),
+                },
+            }
+        };
+        slice.file = Some(Arc::clone(seg.file()));
+        slice.position = start;
+        slice.len = end - start;
+        slice.first_offset = first;
+        slice.next_offset = end_offset;
+        Ok(slice)
+    }
+
+    /// The end readers may see.
+    pub(crate) fn visible_end(&self, state: &LogState) -> LogPoint {
+        if self.config.flush == FlushPolicy::BeforeAck {
+            state.durable
+        } else {
+            state.end
+        }
+    }
+
+    /// The first offset whose record timestamp is `>= timestamp`, or `None`
+    /// when every visible record is older. Uses the time index to skip, then
+    /// scans batch headers; the answer is the base offset of the first batch
+    /// whose largest timestamp reaches `timestamp` (a consumer skips older
+    /// records inside that batch).
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<u64>, LogError> {
+        let state = self.state.lock();
+        let hw = self.visible_end(&state);
+        for seg in &state.segments {
+            if seg.max_timestamp().is_none_or(|m| m < timestamp) {
+                continue;
+            }
+            let from = seg.time_index().lookup(timestamp);
+            let entry = seg.offset_index().lookup(from);
+            let mut position = u64::from(entry.position);
+            let limit = if seg.base_offset() == hw.segment_base {
+                hw.position
+            } else {
+                seg.size()
+            };
+            while position < limit {
+                let Some(h) = seg.header_at(position)? else {
+                    break;
+                };
+                if h.max_timestamp >= timestamp {
+                    return Ok(Some(h.base_offset as u64));
+                }
+                position += h.total_len() as u64;
+            }
+            if seg.base_offset() >= hw.segment_base {
+                break;
+            }
+        }
+        Ok(None)
+    }
+}

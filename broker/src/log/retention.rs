@@ -1,0 +1,75 @@
+//! Retention: deleting whole sealed segments, oldest first, by age and by
+//! size.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::LogError;
+use super::partition::PartitionLog;
+
+/// What one retention pass deleted.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RetainOutcome {
+    /// Segments deleted.
+    pub segments: usize,
+    /// Bytes of record batches deleted.
+    pub bytes: u64,
+}
+
+impl PartitionLog {
+    /// Deletes sealed segments, oldest first, while the oldest one is expired
+    /// (its newest record timestamp is older than `retention_age` before
+    /// `now`) or the log without it is still at least `retention_bytes`.
+    ///
+    /// The active segment and segments holding offsets at or above the high
+    /// watermark are never deleted. The log start offset moves to the first
+    /// remaining segment. Readers holding a deleted segment's file (a
+    /// [`super::LogSlice`]) keep reading it until they drop it.
+    pub fn retain(&self, now: SystemTime) -> Result<RetainOutcome, LogError> {
+        let mut outcome = RetainOutcome::default();
+        let deleted = {
+            let mut state = self.state.lock();
+            let hw = self.high_watermark();
+            let mut total: u64 = state.segments.iter().map(|s| s.size()).sum();
+            let mut deleted = Vec::new();
+            while state.segments.len() > 1 {
+                let Some(oldest) = state.segments.front() else {
+                    break;
+                };
+                if !oldest.is_sealed() || oldest.next_offset() > hw {
+                    break;
+                }
+                let expired = match (self.config.retention_age, oldest.max_timestamp()) {
+                    (Some(age), Some(ts)) => {
+                        let newest = UNIX_EPOCH + Duration::from_millis(ts.max(0) as u64);
+                        now.duration_since(newest).is_ok_and(|d| d > age)
+                    }
+                    _ => false,
+                };
+                let oversized = self
+                    .config
+                    .retention_bytes
+                    .is_some_and(|limit| total - oldest.size() >= limit);
+                if !(expired || oversized) {
+                    break;
+                }
+                let Some(seg) = state.segments.pop_front() else {
+                    break;
+                };
+                total -= seg.size();
+                outcome.segments += 1;
+                outcome.bytes += seg.size();
+                deleted.push(seg);
+            }
+            if let Some(first) = state.segments.front() {
+                self.log_start.store(first.base_offset(), Ordering::Release);
+            }
+            deleted
+        };
+        for seg in deleted {
+            tracing::info!(segment = %seg.log_path().display(), "retention deletes segment");
+            seg.delete(&*self.fs)?;
+        }
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,406 @@
+//! One segment: a `.log` file of record batches back to back, its offset
+//! index and its time index. A segment is *active* (the one appended to) or
+//! *sealed* (read-only, indexes trimmed).
+//!
+//! Invariant: `size` is the end of the last whole batch; every batch in
+//! `0..size` passed validation and offsets are contiguous from
+//! `base_offset` to `next_offset`. A segment is guarded by the partition
+//! log's lock; readers share its file handle through an `Arc`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use sluice_protocol::batch::{self, BatchHeader, HEADER_LEN};
+
+use super::LogError;
+use super::config::LogConfig;
+use super::format::{INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, segment_path};
+use super::io::{FileSystem, LogFile, OpenMode, read_full_at, write_all_at};
+use super::offset_index::OffsetIndex;
+use super::time_index::TimeIndex;
+
+/// Read-ahead of the recovery scan.
+const RECOVERY_CHUNK: usize = 8 << 20;
+
+#[derive(Debug)]
+pub(crate) struct Segment {
+    base_offset: u64,
+    log_path: PathBuf,
+    log: Arc<dyn LogFile>,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    size: u64,
+    next_offset: u64,
+    max_timestamp: Option<i64>,
+    bytes_since_index: u64,
+    /// When the first batch was appended in this process (roll by age).
+    first_append: Option<SystemTime>,
+    sealed: bool,
+}
+
+/// What a scan of batches found.
+#[derive(Debug, Default, Clone, Copy)]
+struct Scan {
+    end: u64,
+    next_offset: u64,
+    max_timestamp: Option<i64>,
+}
+
+impl Segment {
+    /// Creates a new, empty active segment. Fails if its files exist.
+    pub(crate) fn create(
+        fs: &dyn FileSystem,
+        dir: &Path,
+        base_offset: u64,
+        config: &LogConfig,
+    ) -> Result<Segment, LogError> {
+        let log_path = segment_path(dir, base_offset, LOG_SUFFIX);
+        let log = fs
+            .open(&log_path, OpenMode::CreateNew)
+            .map_err(|e| LogError::io("create", &log_path, e))?;
+        let mut segment = Self::with_indexes(fs, dir, base_offset, log_path, log, config, true)?;
+        segment.offset_index.clear();
+        segment.time_index.clear();
+        Ok(segment)
+    }
+
+    fn with_indexes(
+        fs: &dyn FileSystem,
+        dir: &Path,
+        base_offset: u64,
+        log_path: PathBuf,
+        log: Arc<dyn LogFile>,
+        config: &LogConfig,
+        active: bool,
+    ) -> Result<Segment, LogError> {
+        let max = config.index_max_bytes as usize;
+        let ipath = segment_path(dir, base_offset, INDEX_SUFFIX);
+        let offset_index = OffsetIndex::open(fs, &ipath, base_offset, max, active)
+            .map_err(|e| LogError::io("open index", &ipath, e))?;
+        let tpath = segment_path(dir, base_offset, TIME_INDEX_SUFFIX);
+        let time_index = TimeIndex::open(fs, &tpath, base_offset, max, active)
+            .map_err(|e| LogError::io("open time index", &tpath, e))?;
+        Ok(Segment {
+            base_offset,
+            log_path,
+            log,
+            offset_index,
+            time_index,
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: None,
+            bytes_since_index: 0,
+            first_append: None,
+            sealed: !active,
+        })
+    }
+
+    /// Opens an existing segment whose data is trusted (below the recovery
+    /// point, or after a clean shutdown): its size is the file's length and
+    /// its indexes are kept when intact, rebuilt otherwise.
+    pub(crate) fn open_trusted(
+        fs: &dyn FileSystem,
+        dir: &Path,
+        base_offset: u64,
+        config: &LogConfig,
+        active: bool,
+    ) -> Result<Segment, LogError> {
+        let log_path = segment_path(dir, base_offset, LOG_SUFFIX);
+        let log = fs
+            .open(&log_path, OpenMode::Existing)
+            .map_err(|e| LogError::io("open", &log_path, e))?;
+        let mut seg = Self::with_indexes(fs, dir, base_offset, log_path, log, config, active)?;
+        seg.size = seg.log.len().map_err(|e| seg.io_err("stat", e))?;
+        // Scan batch headers from the last offset index entry to the end. The
+        // time index's last entry bounds every record before that entry (it
+        // is only skipped when the bound did not grow), so the newest
+        // timestamp is the larger of the two.
+        let last = seg.offset_index.last();
+        let (position, offset) = last.map_or((0, base_offset), |e| (e.position.into(), e.offset));
+        let scan = seg.scan_headers(position, offset)?;
+        let intact = scan.end == seg.size
+            && seg.offset_index.is_intact(seg.size, scan.next_offset)
+            && seg.time_index.is_intact(scan.next_offset);
+        if intact {
+            seg.next_offset = scan.next_offset;
+            seg.max_timestamp = match (seg.time_index.last(), scan.max_timestamp) {
+                (Some(t), Some(m)) => Some(t.timestamp.max(m)),
+                (Some(t), None) => Some(t.timestamp),
+                (None, m) => m,
+            };
+            seg.bytes_since_index = seg.size - position;
+        } else {
+            tracing::warn!(segment = %seg.log_path.display(), "damaged index or log tail; rescanning segment");
+            seg.recover(config)?;
+        }
+        Ok(seg)
+    }
+
+    /// Opens an existing segment that may hold a torn or corrupt tail and
+    /// rescans it (see [`Segment::recover`]). Returns the bytes cut off.
+    pub(crate) fn open_and_recover(
+        fs: &dyn FileSystem,
+        dir: &Path,
+        base_offset: u64,
+        config: &LogConfig,
+    ) -> Result<(Segment, u64), LogError> {
+        let log_path = segment_path(dir, base_offset, LOG_SUFFIX);
+        let log = fs
+            .open(&log_path, OpenMode::Existing)
+            .map_err(|e| LogError::io("open", &log_path, e))?;
+        let mut seg = Self::with_indexes(fs, dir, base_offset, log_path, log, config, true)?;
+        let cut = seg.recover(config)?;
+        Ok((seg, cut))
+    }
+
+    fn io_err(&self, op: &'static str, e: std::io::Error) -> LogError {
+        LogError::io(op, &self.log_path, e)
+    }
+
+    /// Rescans the whole `.log` file: checks each batch's header, CRC and
+    /// offset continuity, rebuilds both indexes, and truncates the file at the
+    /// first batch that is torn or corrupt. Returns the bytes cut off.
+    pub(crate) fn recover(&mut self, config: &LogConfig) -> Result<u64, LogError> {
+        let file_len = self.log.len().map_err(|e| self.io_err("stat", e))?;
+        self.offset_index.clear();
+        self.time_index.clear();
+        self.size = 0;
+        self.next_offset = self.base_offset;
+        self.max_timestamp = None;
+        self.bytes_since_index = 0;
+        let mut buf: Vec<u8> = Vec::new();
+        let mut buf_at = 0u64;
+        let mut pos = 0u64;
+        loop {
+            if pos >= file_len {
+                break;
+            }
+            let rel = (pos - buf_at) as usize;
+            let have = buf.len().saturating_sub(rel);
+            let whole = buf
+                .get(rel..)
+                .and_then(|b| batch::peek_offset_and_len(b).ok())
+                .filter(|&(_, total)| total <= have);
+            if whole.is_none() {
+                // Refill from `pos`, large enough for the batch if its length is known.
+                let want = buf
+                    .get(rel..)
+                    .and_then(|b| batch::peek_offset_and_len(b).ok())
+                    .map_or(RECOVERY_CHUNK, |(_, t)| t.max(RECOVERY_CHUNK));
+                let want = want.min((file_len - pos) as usize);
+                if buf_at == pos && buf.len() >= want {
+                    break; // already holds everything there is: torn tail
+                }
+                buf.resize(want, 0);
+                let n =
+                    read_full_at(&*self.log, &mut buf, pos).map_err(|e| self.io_err("read", e))?;
+                buf.truncate(n);
+                buf_at = pos;
+                continue;
+            }
+            let Some(bytes) = buf.get(rel..) else { break };
+            let header = match batch::verify_crc(bytes) {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::warn!(segment = %self.log_path.display(), position = pos, error = %e, "invalid batch; truncating");
+                    break;
+                }
+            };
+            if u64::try_from(header.base_offset) != Ok(self.next_offset) {
+                tracing::warn!(segment = %self.log_path.display(), position = pos,
+                    expected = self.next_offset, found = header.base_offset, "offset gap; truncating");
+                break;
+            }
+            self.index_batch(pos, &header, config);
+            pos += header.total_len() as u64;
+            self.size = pos;
+        }
+        let cut = file_len - self.size;
+        if cut > 0 {
+            self.log
+                .set_len(self.size)
+                .map_err(|e| self.io_err("truncate", e))?;
+        }
+        Ok(cut)
+    }
+
+    /// Walks batch headers from `position` (where the batch with base offset
+    /// `offset` starts) to the end of the file or the first unreadable header.
+    fn scan_headers(&self, mut position: u64, offset: u64) -> Result<Scan, LogError> {
+        let mut scan = Scan {
+            end: position,
+            next_offset: offset,
+            ..Scan::default()
+        };
+        while let Some(h) = self.header_at(position)? {
+            if u64::try_from(h.base_offset) != Ok(scan.next_offset)
+                || position + h.total_len() as u64 > self.size
+            {
+                break;
+            }
+            position += h.total_len() as u64;
+            scan.end = position;
+            scan.next_offset = (h.next_offset()) as u64;
+            scan.max_timestamp = Some(
+                scan.max_timestamp
+                    .map_or(h.max_timestamp, |m| m.max(h.max_timestamp)),
+            );
+        }
+        Ok(scan)
+    }
+
+    /// The parsed header of the batch at `position`, or `None` at the end of
+    /// the data or where no valid header is.
+    pub(crate) fn header_at(&self, position: u64) -> Result<Option<BatchHeader>, LogError> {
+        if position + HEADER_LEN as u64 > self.size {
+            return Ok(None);
+        }
+        let mut buf = [0u8; HEADER_LEN];
+        let n = read_full_at(&*self.log, &mut buf, position).map_err(|e| self.io_err("read", e))?;
+        if n < HEADER_LEN {
+            return Ok(None);
+        }
+        Ok(BatchHeader::parse(&buf).ok())
+    }
+
+    /// Updates indexes and counters for a batch now stored at `position`.
+    fn index_batch(&mut self, position: u64, header: &BatchHeader, config: &LogConfig) {
+        if self.bytes_since_index >= u64::from(config.index_interval_bytes) && position > 0 {
+            if let (Ok(pos32), Ok(base)) =
+                (u32::try_from(position), u64::try_from(header.base_offset))
+            {
+                if self.offset_index.append(base, pos32) {
+                    if let Some(ts) = self.max_timestamp {
+                        self.time_index.maybe_append(ts, base, false);
+                    }
+                    self.bytes_since_index = 0;
+                }
+            }
+        }
+        self.bytes_since_index += header.total_len() as u64;
+        self.max_timestamp = Some(
+            self.max_timestamp
+                .map_or(header.max_timestamp, |m| m.max(header.max_timestamp)),
+        );
+        self.next_offset = header.next_offset() as u64;
+    }
+
+    /// Writes validated batches whose offsets are already assigned at the
+    /// end of the segment. On error the caller must call
+    /// [`Segment::roll_back`]; the indexes were not touched.
+    pub(crate) fn write(&self, buf: &[u8]) -> std::io::Result<()> {
+        write_all_at(&*self.log, buf, self.size)
+    }
+
+    /// Truncates the file back to the last whole batch after a failed write.
+    pub(crate) fn roll_back(&self) -> std::io::Result<()> {
+        self.log.set_len(self.size)
+    }
+
+    /// Accounts for batches that [`Segment::write`] stored: walks `buf`
+    /// (whole, validated batches) to index them and advance the end.
+    pub(crate) fn commit_write(&mut self, buf: &[u8], config: &LogConfig, now: SystemTime) {
+        let mut rel = 0usize;
+        while let Some(header) = buf.get(rel..).and_then(|b| BatchHeader::parse(b).ok()) {
+            self.index_batch(self.size + rel as u64, &header, config);
+            rel += header.total_len();
+        }
+        self.size += buf.len() as u64;
+        self.first_append.get_or_insert(now);
+    }
+
+    /// Seals the segment: final time index entry, indexes trimmed to their
+    /// entries and written back.
+    pub(crate) fn seal(&mut self) -> Result<(), LogError> {
+        if let Some(ts) = self.max_timestamp {
+            self.time_index.maybe_append(ts, self.next_offset, true);
+        }
+        self.trim_indexes()?;
+        self.sealed = true;
+        Ok(())
+    }
+
+    /// Trims and writes back both indexes (seal, clean shutdown).
+    pub(crate) fn trim_indexes(&mut self) -> Result<(), LogError> {
+        let p = self.offset_index.path().to_owned();
+        self.offset_index
+            .trim()
+            .map_err(|e| LogError::io("trim index", p, e))?;
+        let p = self.time_index.path().to_owned();
+        self.time_index
+            .trim()
+            .map_err(|e| LogError::io("trim time index", p, e))
+    }
+
+    /// `fdatasync` of the `.log` file.
+    pub(crate) fn sync(&self) -> std::io::Result<()> {
+        self.log.sync_data()
+    }
+
+    /// Unmaps the indexes and unlinks the segment's three files. Readers that
+    /// hold the `.log` handle keep reading it until they drop it.
+    pub(crate) fn delete(self, fs: &dyn FileSystem) -> Result<(), LogError> {
+        let ipath = self.offset_index.path().to_owned();
+        let tpath = self.time_index.path().to_owned();
+        drop(self.offset_index.close());
+        drop(self.time_index.close());
+        for path in [&self.log_path, &ipath, &tpath] {
+            match fs.remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(LogError::io("delete", path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn base_offset(&self) -> u64 {
+        self.base_offset
+    }
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+    pub(crate) fn next_offset(&self) -> u64 {
+        self.next_offset
+    }
+    pub(crate) fn max_timestamp(&self) -> Option<i64> {
+        self.max_timestamp
+    }
+    pub(crate) fn first_append(&self) -> Option<SystemTime> {
+        self.first_append
+    }
+    pub(crate) fn is_sealed(&self) -> bool {
+        self.sealed
+    }
+    pub(crate) fn file(&self) -> &Arc<dyn LogFile> {
+        &self.log
+    }
+    pub(crate) fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+    pub(crate) fn offset_index(&self) -> &OffsetIndex {
+        &self.offset_index
+    }
+    pub(crate) fn time_index(&self) -> &TimeIndex {
+        &self.time_index
+    }
+    /// Whether either index has no room left (the segment must roll).
+    pub(crate) fn indexes_full(&self) -> bool {
+        self.offset_index.is_full() || self.time_index.is_full()
+    }
+    /// Regrows the indexes of a segment reopened as the active one.
+    pub(crate) fn reactivate(&mut self, config: &LogConfig) -> Result<(), LogError> {
+        let max = config.index_max_bytes as usize;
+        let p = self.offset_index.path().to_owned();
+        self.offset_index
+            .expand(max)
+            .map_err(|e| LogError::io("grow index", p, e))?;
+        let p = self.time_index.path().to_owned();
+        self.time_index
+            .expand(max)
+            .map_err(|e| LogError::io("grow time index", p, e))?;
+        self.sealed = false;
+        Ok(())
+    }
+}

@@ -1,0 +1,194 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::util::{assert_contiguous, batch, read_all, small_config};
+use crate::log::fault::{Faults, FaultyFs};
+use crate::log::{FlushPolicy, LogConfig, LogError, PartitionLog};
+
+#[test]
+fn append_assigns_offsets_and_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, report) = PartitionLog::open(dir.path().join("t-0"), LogConfig::default()).unwrap();
+    assert!(!report.clean_shutdown);
+    let mut b = batch("a", 3, 10, 1000);
+    // The producer's base offset is ignored and overwritten.
+    sluice_protocol::batch::set_base_offset(&mut b, 777).unwrap();
+    let info = log.append(&mut b).unwrap();
+    assert_eq!(
+        (info.base_offset, info.last_offset, info.next_offset),
+        (0, 2, 3)
+    );
+    assert_eq!(info.max_timestamp, 1002);
+    let info = log.append(&mut batch("b", 2, 10, 2000)).unwrap();
+    assert_eq!((info.base_offset, info.next_offset), (3, 5));
+    assert_eq!((log.next_offset(), log.high_watermark()), (5, 5));
+    let all = read_all(&log, 1 << 20);
+    assert_contiguous(&all, 0);
+    assert_eq!(all.len(), 5);
+    assert!(all[0].1.starts_with(b"a-0"));
+    assert!(all[4].1.starts_with(b"b-1"));
+}
+
+#[test]
+fn multi_batch_append_is_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let mut two = batch("x", 2, 10, 0);
+    two.extend_from_slice(&batch("y", 3, 10, 0));
+    assert_eq!(log.append(&mut two).unwrap().batches, 2);
+    assert_eq!(log.next_offset(), 5);
+
+    let mut bad = batch("x", 2, 10, 0);
+    let mut corrupt = batch("y", 2, 10, 0);
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    bad.extend_from_slice(&corrupt);
+    let err = log.append(&mut bad).unwrap_err();
+    assert!(
+        matches!(err, LogError::InvalidBatch { position, .. } if position == bad.len() - corrupt.len()),
+        "{err}"
+    );
+    let mut torn = batch("z", 1, 10, 0);
+    torn.truncate(torn.len() - 3);
+    assert!(matches!(
+        log.append(&mut torn),
+        Err(LogError::InvalidBatch { position: 0, .. })
+    ));
+    assert!(matches!(log.append(&mut []), Err(LogError::EmptyAppend)));
+    assert_eq!(log.next_offset(), 5, "failed appends write nothing");
+    assert_eq!(read_all(&log, 1 << 20).len(), 5);
+}
+
+#[test]
+fn rolls_and_reads_across_segments_with_any_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let mut rolls = 0;
+    for i in 0..200 {
+        let info = log
+            .append(&mut batch(
+                &format!("r{i}"),
+                1 + i % 4,
+                100 + i % 300,
+                i as i64,
+            ))
+            .unwrap();
+        rolls += usize::from(info.rolled);
+    }
+    assert!(log.segment_count() > 5, "{} segments", log.segment_count());
+    assert_eq!(rolls, log.segment_count() - 1);
+    let want = read_all(&log, u64::MAX);
+    assert_eq!(want.len() as u64, log.next_offset());
+    assert_contiguous(&want, 0);
+    for budget in [1, 100, 700, 4096, 20_000] {
+        assert_eq!(read_all(&log, budget), want, "budget {budget}");
+    }
+}
+
+#[test]
+fn reads_inside_a_batch_and_at_the_edges() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    for i in 0..50 {
+        log.append(&mut batch(&format!("e{i}"), 10, 50, 0)).unwrap();
+    }
+    for offset in [0u64, 1, 9, 10, 11, 255, 499] {
+        let s = log.read(offset, 1).unwrap();
+        assert!(s.len > 0);
+        assert_eq!(s.first_offset, offset / 10 * 10, "batch holding {offset}");
+        assert!(s.next_offset > offset);
+    }
+    let at_end = log.read(500, 100).unwrap();
+    assert_eq!((at_end.len, at_end.next_offset), (0, 500));
+    assert!(matches!(
+        log.read(501, 100),
+        Err(LogError::OffsetOutOfRange {
+            requested: 501,
+            log_start: 0,
+            high_watermark: 500
+        })
+    ));
+}
+
+#[test]
+fn offset_for_timestamp_finds_first_batch_reaching_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    for i in 0..100i64 {
+        log.append(&mut batch("t", 2, 200, 1_000 + 10 * i)).unwrap();
+    }
+    assert!(log.segment_count() > 1);
+    assert_eq!(log.offset_for_timestamp(0).unwrap(), Some(0));
+    assert_eq!(log.offset_for_timestamp(1_001).unwrap(), Some(0));
+    assert_eq!(log.offset_for_timestamp(1_002).unwrap(), Some(2));
+    assert_eq!(log.offset_for_timestamp(1_500).unwrap(), Some(100));
+    assert_eq!(log.offset_for_timestamp(1_991).unwrap(), Some(198));
+    assert_eq!(log.offset_for_timestamp(1_992).unwrap(), None);
+}
+
+#[test]
+fn rolls_on_age_and_on_full_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = small_config();
+    config.segment_age = Some(Duration::from_millis(20));
+    let (log, _) = PartitionLog::open(dir.path().join("age"), config).unwrap();
+    assert!(!log.append(&mut batch("a", 1, 10, 0)).unwrap().rolled);
+    assert!(!log.append(&mut batch("a", 1, 10, 0)).unwrap().rolled);
+    std::thread::sleep(Duration::from_millis(30));
+    assert!(log.append(&mut batch("a", 1, 10, 0)).unwrap().rolled);
+
+    let mut config = small_config();
+    config.segment_bytes = 1 << 30;
+    config.index_interval_bytes = 1;
+    config.index_max_bytes = 64; // 5 time index entries, one kept for sealing
+    let (log, _) = PartitionLog::open(dir.path().join("idx"), config).unwrap();
+    let rolled: Vec<bool> = (0..12)
+        .map(|i| log.append(&mut batch("i", 1, 10, i)).unwrap().rolled)
+        .collect();
+    assert!(rolled.iter().filter(|&&r| r).count() >= 2, "{rolled:?}");
+    assert_eq!(read_all(&log, 1 << 20).len(), 12);
+}
+
+#[test]
+fn before_ack_policy_hides_unflushed_data_and_groups_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::new();
+    let mut config = small_config();
+    config.flush = FlushPolicy::BeforeAck;
+    let (log, _) =
+        PartitionLog::open_with(Arc::new(FaultyFs::new(faults.clone())), dir.path(), config)
+            .unwrap();
+    let info = log.append(&mut batch("d", 5, 10, 0)).unwrap();
+    assert_eq!(log.high_watermark(), 0, "not visible before the flush");
+    assert_eq!(log.read(0, 100).unwrap().len, 0);
+    log.flush_to(info.next_offset).unwrap();
+    assert_eq!(log.high_watermark(), 5);
+    assert_eq!(log.recovery_point(), 5);
+
+    let log = Arc::new(log);
+    faults.set_sync_delay(Duration::from_millis(3));
+    let before = faults.syncs();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    let info = log
+                        .append(&mut batch(&format!("{t}-{i}"), 2, 100, 0))
+                        .unwrap();
+                    log.flush_to(info.next_offset).unwrap();
+                    assert!(log.high_watermark() >= info.next_offset);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let syncs = faults.syncs() - before;
+    assert_eq!(log.high_watermark(), 5 + 8 * 25 * 2);
+    // With a slow disk, appends that arrive during an fdatasync share the
+    // next one: far fewer syncs than acknowledged appends.
+    assert!(syncs < 150, "{syncs} fsyncs for 200 appends");
+    assert_eq!(read_all(&log, 1 << 20).len() as u64, log.next_offset());
+}

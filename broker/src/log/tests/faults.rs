@@ -1,0 +1,127 @@
+use std::sync::Arc;
+
+use super::util::{assert_contiguous, batch, read_all, small_config};
+use crate::log::fault::{Faults, FaultyFs};
+use crate::log::{FlushPolicy, LogError, PartitionLog};
+
+fn faulty(dir: &std::path::Path, flush: FlushPolicy) -> (PartitionLog, Arc<Faults>) {
+    let faults = Faults::new();
+    let config = crate::log::LogConfig {
+        flush,
+        ..small_config()
+    };
+    let (log, _) =
+        PartitionLog::open_with(Arc::new(FaultyFs::new(faults.clone())), dir, config).unwrap();
+    (log, faults)
+}
+
+#[test]
+fn disk_full_mid_append_rolls_back_and_recovers_when_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, faults) = faulty(dir.path(), FlushPolicy::Never);
+    for i in 0..10 {
+        log.append(&mut batch(&format!("ok{i}"), 2, 100, 0))
+            .unwrap();
+    }
+    let before = read_all(&log, 1 << 20);
+    let size = log.size_in_bytes();
+    faults.set_space_left(100);
+    let err = log.append(&mut batch("big", 5, 200, 0)).unwrap_err();
+    assert!(err.is_disk_full(), "{err}");
+    assert!(err.is_retriable());
+    assert!(err.to_string().contains("append to"), "{err}");
+    assert_eq!(log.next_offset(), 20);
+    assert_eq!(log.size_in_bytes(), size);
+    let file_len = std::fs::metadata(dir.path().join(format!("{:020}.log", 0)))
+        .unwrap()
+        .len();
+    assert!(file_len <= size, "partial write truncated back");
+    assert_eq!(read_all(&log, 1 << 20), before);
+    faults.clear_disk_full();
+    assert_eq!(
+        log.append(&mut batch("again", 1, 10, 0))
+            .unwrap()
+            .base_offset,
+        20
+    );
+    let all = read_all(&log, 1 << 20);
+    assert_contiguous(&all, 0);
+    drop(log);
+    let (log, report) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!(report.bytes_truncated, 0);
+    assert_eq!(read_all(&log, 1 << 20), all);
+}
+
+#[test]
+fn write_eio_is_reported_and_short_writes_are_completed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, faults) = faulty(dir.path(), FlushPolicy::Never);
+    faults.set_write_eio(true);
+    let err = log.append(&mut batch("x", 1, 10, 0)).unwrap_err();
+    assert!(
+        matches!(err, LogError::Io { .. }) && !err.is_disk_full(),
+        "{err}"
+    );
+    faults.set_write_eio(false);
+    faults.set_short_writes(true);
+    for i in 0..20 {
+        log.append(&mut batch(&format!("s{i}"), 3, 500, 0)).unwrap();
+    }
+    faults.set_short_writes(false);
+    let all = read_all(&log, 1 << 20);
+    assert_eq!(all.len(), 60);
+    assert!(all[59].1.starts_with(b"s19-2"));
+}
+
+#[test]
+fn failed_fsync_takes_the_log_offline_but_reads_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, faults) = faulty(dir.path(), FlushPolicy::BeforeAck);
+    let info = log.append(&mut batch("durable", 3, 10, 0)).unwrap();
+    log.flush_to(info.next_offset).unwrap();
+    let info = log.append(&mut batch("lost", 3, 10, 0)).unwrap();
+    faults.set_fsync_fails(true);
+    let err = log.flush_to(info.next_offset).unwrap_err();
+    assert!(matches!(err, LogError::Offline { .. }), "{err}");
+    assert!(log.is_offline());
+    assert_eq!(
+        log.high_watermark(),
+        3,
+        "unflushed data never became visible"
+    );
+    faults.set_fsync_fails(false);
+    let err = log.append(&mut batch("refused", 1, 10, 0)).unwrap_err();
+    assert!(matches!(err, LogError::Offline { .. }), "{err}");
+    assert!(!err.is_retriable());
+    assert!(log.flush().is_err(), "fsync errors are not retried");
+    assert_eq!(read_all(&log, 1 << 20).len(), 3);
+    log.close().unwrap(); // no clean-shutdown marker for an offline log
+    let (log, report) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert!(!report.clean_shutdown);
+    assert!(log.next_offset() >= 3);
+    assert!(log.append(&mut batch("back", 1, 10, 0)).is_ok());
+}
+
+#[test]
+fn read_errors_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, faults) = faulty(dir.path(), FlushPolicy::Never);
+    for i in 0..30 {
+        log.append(&mut batch(&format!("r{i}"), 4, 100, i)).unwrap();
+    }
+    faults.set_read_eio(true);
+    assert!(matches!(log.read(5, 100), Err(LogError::Io { .. })));
+    assert!(log.offset_for_timestamp(20).is_err());
+    assert!(log.read(0, 100).is_ok(), "segment start needs no read");
+    drop(log);
+    let err = PartitionLog::open_with(
+        Arc::new(FaultyFs::new(faults.clone())),
+        dir.path(),
+        small_config(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, LogError::Io { .. }), "{err}");
+    faults.set_read_eio(false);
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!(read_all(&log, 1 << 20).len(), 120);
+}

@@ -1,0 +1,8 @@
+//! Tests of [`super::PartitionLog`] as a whole: append and read, recovery
+//! after crashes and corruption, retention, injected faults.
+
+mod append_read;
+mod faults;
+mod recovery;
+mod retention;
+mod util;
