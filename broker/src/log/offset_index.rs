@@ -333,7 +333,7 @@ mod tests {
                     .unwrap_or(IndexEntry { offset: base, position: 0 });
                 prop_assert_eq!(idx.lookup(target), want);
                 let p = u64::from(probe as u32 * 3);
-                let floor = model.iter().filter(|&(_, &q)| u64::from(q) <= p).next_back()
+                let floor = model.iter().rfind(|&(_, &q)| u64::from(q) <= p)
                     .map(|(&o, &q)| IndexEntry { offset: o, position: q });
                 prop_assert_eq!(idx.floor_by_position(p), floor);
                 let ceil = model.iter().find(|&(_, &q)| u64::from(q) > p)
