@@ -1,1 +1,274 @@
-//! Sluice end-to-end tests.
+//! Harness for end-to-end tests: starts the real `sluice-broker` binary on a
+//! free loopback port with a temporary data directory, and helpers to build
+//! and read record batches. One scenario per file in `tests/tests/`.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use sluice_client::Connection;
+use sluice_protocol::batch::{BatchBuilder, NewRecord, RecordBatch};
+use sluice_protocol::wire::ErrorCode;
+use sluice_protocol::wire::create_topics::NewTopic;
+use sluice_protocol::wire::topic_config::TopicConfig;
+
+/// The `sluice-broker` binary of this build, built first if missing.
+pub fn broker_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("SLUICE_BROKER_BIN") {
+        return PathBuf::from(path);
+    }
+    // target/<profile>/deps/<test binary> -> target/<profile>/sluice-broker
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
+    let bin = dir.join("sluice-broker");
+    if !bin.exists() {
+        let release = dir.ends_with("release");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "-p", "sluice-broker", "--bin", "sluice-broker"]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("running cargo build");
+        assert!(status.success(), "building sluice-broker failed");
+    }
+    bin
+}
+
+/// A free loopback port (bound once and released).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// A running broker process. Stopped (SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct TestBroker {
+    child: Option<Child>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    extra: Vec<String>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl TestBroker {
+    /// Starts a broker on a temporary data directory.
+    pub fn start() -> Self {
+        Self::start_with_args(&[])
+    }
+
+    /// Starts a broker on a temporary data directory with extra arguments.
+    pub fn start_with_args(extra: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut b = TestBroker {
+            child: None,
+            addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            data_dir: tmp.path().join("data"),
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            _tmp: Some(tmp),
+        };
+        b.spawn();
+        b
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.with_extension("log"))
+            .expect("broker log file");
+        let mut child = Command::new(broker_binary())
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--listen")
+            .arg(self.addr.to_string())
+            .args(&self.extra)
+            .env("SLUICE_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("starting sluice-broker");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("listening on") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(_) => {}
+            Err(_) => {
+                let _ = child.kill();
+                panic!("broker did not start; log: {}", self.log());
+            }
+        }
+        self.child = Some(child);
+    }
+
+    /// The broker's log output so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; panics if it fails.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+            let status = child.wait().expect("wait");
+            assert!(
+                status.success(),
+                "broker exited with {status}; log: {}",
+                self.log()
+            );
+        }
+    }
+
+    /// Kills the broker with SIGKILL (a crash).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same data directory and address.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop or kill the broker first");
+        self.spawn();
+    }
+
+    /// A new connection.
+    pub async fn connect(&self) -> Connection {
+        Connection::connect(self.addr).await.expect("connect")
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Creates a topic, asserting success.
+pub async fn create_topic(conn: &mut Connection, name: &str, partitions: u32, config: TopicConfig) {
+    let resp = conn
+        .create_topics(vec![NewTopic {
+            name: name.to_owned(),
+            partitions,
+            config,
+        }])
+        .await
+        .expect("create_topics");
+    assert_eq!(
+        resp.results[0].error_code,
+        ErrorCode::None,
+        "{:?}",
+        resp.results[0].message
+    );
+}
+
+/// A batch of records whose values are the given strings.
+pub fn batch_of(values: &[&str]) -> BytesMut {
+    let mut b = BatchBuilder::new();
+    for v in values {
+        b.push(&NewRecord {
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(v.as_bytes()),
+            headers: &[],
+        });
+    }
+    b.finish()
+}
+
+/// A batch of `n` records of `len` bytes, values `"{tag}:{i}"` padded.
+pub fn batch_sized(tag: &str, n: usize, len: usize) -> BytesMut {
+    let mut b = BatchBuilder::new();
+    for i in 0..n {
+        let mut v = format!("{tag}:{i}").into_bytes();
+        v.resize(len.max(v.len()), b'-');
+        b.push(&NewRecord {
+            timestamp: 1_700_000_000_000 + i as i64,
+            key: None,
+            value: Some(&v),
+            headers: &[],
+        });
+    }
+    b.finish()
+}
+
+/// Decodes fetched records (verifying each batch's CRC) into
+/// `(offset, value)`, skipping records below `from`.
+pub fn decode_records(records: &Bytes, from: u64) -> Vec<(u64, Bytes)> {
+    let mut bytes = records.clone();
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let batch = RecordBatch::split_first(&mut bytes).expect("valid batch from the broker");
+        for r in batch.records() {
+            let r = r.expect("record");
+            if r.offset as u64 >= from {
+                out.push((r.offset as u64, r.value.unwrap_or_default()));
+            }
+        }
+    }
+    out
+}
+
+/// Reads a partition from `from` to its high watermark.
+pub async fn read_partition(
+    conn: &mut Connection,
+    topic: &str,
+    partition: u32,
+    from: u64,
+) -> Vec<(u64, Bytes)> {
+    use sluice_protocol::wire::fetch::FetchPartition;
+    let mut out = Vec::new();
+    let mut offset = from;
+    loop {
+        let resp = conn
+            .fetch(
+                0,
+                0,
+                4 << 20,
+                vec![FetchPartition {
+                    topic: topic.to_owned(),
+                    partition,
+                    offset,
+                    max_bytes: 1 << 20,
+                }],
+            )
+            .await
+            .expect("fetch");
+        let p = &resp[0];
+        assert_eq!(p.error_code, ErrorCode::None);
+        let got = decode_records(&p.records, offset);
+        match got.last() {
+            Some((last, _)) => offset = last + 1,
+            None => {
+                assert_eq!(
+                    offset, p.high_watermark,
+                    "no records before the high watermark"
+                );
+                return out;
+            }
+        }
+        out.extend(got);
+    }
+}

@@ -30,6 +30,13 @@ pub enum LogError {
         #[source]
         source: BatchError,
     },
+    /// A record batch in an append holds no records (Kafka refuses these on
+    /// produce too); nothing was written.
+    #[error("record batch at byte {position} of the append holds no records")]
+    EmptyBatch {
+        /// Where the empty batch starts in the appended buffer.
+        position: usize,
+    },
     /// An append held no record batch.
     #[error("append holds no record batch")]
     EmptyAppend,

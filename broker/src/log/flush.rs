@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use super::LogError;
 use super::config::FlushPolicy;
-use super::format::{CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE, Checkpoint, TMP_SUFFIX};
-use super::io::{LogFile, OpenMode, write_all_at};
+use super::format::{CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE, Checkpoint};
+use super::io::{LogFile, OpenMode, write_file_atomically};
 use super::partition::{LogPoint, PartitionLog};
 use super::retention::RetainOutcome;
 
@@ -119,24 +119,9 @@ impl PartitionLog {
     /// Writes the recovery-point checkpoint durably: a temporary file,
     /// `fdatasync`, rename over the old one, directory sync.
     pub(crate) fn write_checkpoint(&self, recovery_point: u64) -> Result<(), LogError> {
-        let path = self.dir.join(CHECKPOINT_FILE);
-        let tmp = self.dir.join(format!("{CHECKPOINT_FILE}{TMP_SUFFIX}"));
         let bytes = Checkpoint { recovery_point }.encode();
-        let io = |op, e| LogError::io(op, &tmp, e);
-        let file = self
-            .fs
-            .open(&tmp, OpenMode::Create)
-            .map_err(|e| io("create", e))?;
-        file.set_len(0).map_err(|e| io("truncate", e))?;
-        write_all_at(&*file, &bytes, 0).map_err(|e| io("write", e))?;
-        file.sync_data().map_err(|e| io("fdatasync", e))?;
-        drop(file);
-        self.fs
-            .rename(&tmp, &path)
-            .map_err(|e| LogError::io("rename", &path, e))?;
-        self.fs
-            .sync_dir(&self.dir)
-            .map_err(|e| LogError::io("fsync", &self.dir, e))?;
+        write_file_atomically(&*self.fs, &self.dir, CHECKPOINT_FILE, &bytes)
+            .map_err(|e| LogError::io("write checkpoint in", &self.dir, e))?;
         let mut state = self.state.lock();
         state.checkpointed = state.checkpointed.max(recovery_point);
         Ok(())
@@ -169,15 +154,24 @@ impl PartitionLog {
         Ok(outcome)
     }
 
-    /// Closes the log cleanly: flushes, trims the active segment's indexes,
-    /// writes the checkpoint and the clean-shutdown marker, so the next open
-    /// skips recovery. An offline log is closed without the marker.
+    /// Closes the log cleanly; see [`PartitionLog::shutdown`].
     pub fn close(self) -> Result<(), LogError> {
+        self.shutdown()
+    }
+
+    /// Shuts the log down cleanly: flushes, trims the active segment's
+    /// indexes, writes the checkpoint and the clean-shutdown marker, so the
+    /// next open skips recovery; afterwards the log refuses appends. An
+    /// offline log is left without the marker (its next open recovers).
+    pub fn shutdown(&self) -> Result<(), LogError> {
         if self.is_offline() {
             return Ok(());
         }
         self.flush()?;
-        self.state.lock().active_mut().trim_indexes()?;
+        let mut state = self.state.lock();
+        state.active_mut().trim_indexes()?;
+        state.offline = Some("the log was shut down".to_owned());
+        drop(state);
         self.write_checkpoint(self.next_offset())?;
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
         let file = self

@@ -97,6 +97,39 @@ pub fn read_full_at(file: &dyn LogFile, buf: &mut [u8], position: u64) -> io::Re
     Ok(done)
 }
 
+/// Replaces `dir/name` with `bytes` durably and atomically: writes
+/// `dir/name.tmp`, `fdatasync`s it, renames it over `dir/name` and syncs the
+/// directory. A crash leaves either the old or the new content.
+pub fn write_file_atomically(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> io::Result<()> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let file = fs.open(&tmp, OpenMode::Create)?;
+    file.set_len(0)?;
+    write_all_at(&*file, bytes, 0)?;
+    file.sync_data()?;
+    drop(file);
+    fs.rename(&tmp, &path)?;
+    fs.sync_dir(dir)
+}
+
+/// Reads a whole (small) file, or `None` if it does not exist.
+pub fn read_file(fs: &dyn FileSystem, path: &Path) -> io::Result<Option<Vec<u8>>> {
+    let file = match fs.open(path, OpenMode::Existing) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut buf = vec![0u8; file.len()? as usize];
+    let n = read_full_at(&*file, &mut buf, 0)?;
+    buf.truncate(n);
+    Ok(Some(buf))
+}
+
 /// The real file system.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StdFs;

@@ -210,6 +210,9 @@ impl PartitionLog {
                 position: at,
                 source,
             })?;
+            if header.record_count == 0 {
+                return Err(LogError::EmptyBatch { position: at });
+            }
             records += header.last_offset_delta as u64 + 1;
             max_timestamp = max_timestamp.max(header.max_timestamp);
             count += 1;

@@ -1,0 +1,243 @@
+//! Broker settings: defaults, a TOML file, and command-line overrides.
+//!
+//! Every field has a default, so the broker starts with no file and no
+//! arguments: data under `./sluice-data`, listening on `127.0.0.1:9292`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sluice_protocol::wire::topic_config::{FlushMode, TopicConfig};
+
+use crate::log::{FlushPolicy, LogConfig};
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9292";
+/// The default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "sluice-data";
+
+/// How fetched record bytes reach the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FetchPath {
+    /// `sendfile(2)` from the segment file to the socket: the bytes never
+    /// enter user space.
+    #[default]
+    Sendfile,
+    /// `pread` into a buffer, then `write`: exists only so benchmarks can
+    /// show what zero copy saves.
+    Copy,
+}
+
+impl std::str::FromStr for FetchPath {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sendfile" => Ok(FetchPath::Sendfile),
+            "copy" => Ok(FetchPath::Copy),
+            other => Err(format!(
+                "fetch path must be sendfile or copy, not {other:?}"
+            )),
+        }
+    }
+}
+
+/// Defaults for new topics (each topic may override them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicDefaults {
+    /// Partitions of a topic created without a count.
+    pub partitions: u32,
+    /// Segment size in bytes.
+    pub segment_bytes: u64,
+    /// Segment age in milliseconds before it rolls.
+    pub segment_ms: u64,
+    /// Retention by age in milliseconds (0: keep forever).
+    pub retention_ms: u64,
+    /// Retention by size in bytes per partition (0: no limit).
+    pub retention_bytes: u64,
+    /// `"never"`, `"before-ack"`, or a flush interval in milliseconds.
+    pub flush: FlushSetting,
+}
+
+/// A flush policy as written in the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FlushSetting {
+    /// `flush = 1000`: every so many milliseconds.
+    IntervalMs(u64),
+    /// `flush = "never"` or `flush = "before-ack"`.
+    Named(FlushName),
+}
+
+/// Named flush policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlushName {
+    /// See [`FlushPolicy::Never`].
+    Never,
+    /// See [`FlushPolicy::BeforeAck`].
+    BeforeAck,
+}
+
+impl Default for TopicDefaults {
+    fn default() -> Self {
+        TopicDefaults {
+            partitions: 1,
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: 0,
+            flush: FlushSetting::Named(FlushName::Never),
+        }
+    }
+}
+
+impl TopicDefaults {
+    /// The effective settings of a topic: its own where set, else these.
+    pub fn resolve(&self, topic: &TopicConfig) -> TopicConfig {
+        TopicConfig {
+            segment_bytes: Some(topic.segment_bytes.unwrap_or(self.segment_bytes)),
+            segment_ms: Some(topic.segment_ms.unwrap_or(self.segment_ms)),
+            retention_ms: Some(topic.retention_ms.unwrap_or(self.retention_ms)),
+            retention_bytes: Some(topic.retention_bytes.unwrap_or(self.retention_bytes)),
+            flush: Some(topic.flush.unwrap_or(match self.flush {
+                FlushSetting::IntervalMs(ms) => FlushMode::IntervalMs(ms),
+                FlushSetting::Named(FlushName::Never) => FlushMode::Never,
+                FlushSetting::Named(FlushName::BeforeAck) => FlushMode::BeforeAck,
+            })),
+        }
+    }
+
+    /// The partition log settings for a topic.
+    pub fn log_config(&self, topic: &TopicConfig) -> LogConfig {
+        let t = self.resolve(topic);
+        let ms = |v: Option<u64>| v.filter(|&m| m > 0).map(Duration::from_millis);
+        LogConfig {
+            segment_bytes: t.segment_bytes.unwrap_or(1 << 30),
+            segment_age: ms(t.segment_ms),
+            retention_age: ms(t.retention_ms),
+            retention_bytes: t.retention_bytes.filter(|&b| b > 0),
+            flush: match t.flush {
+                Some(FlushMode::IntervalMs(ms)) => FlushPolicy::Interval(Duration::from_millis(ms)),
+                Some(FlushMode::BeforeAck) => FlushPolicy::BeforeAck,
+                Some(FlushMode::Never) | None => FlushPolicy::Never,
+            },
+            ..LogConfig::default()
+        }
+    }
+}
+
+/// Settings of the broker process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Where partitions, topic metadata and committed offsets live.
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Connections served at once; more wait in the accept queue.
+    pub max_connections: usize,
+    /// Largest request frame accepted, in bytes.
+    pub max_frame_bytes: u32,
+    /// Bytes of request frames held in memory across all connections; a
+    /// connection whose next frame does not fit waits (backpressure).
+    pub max_request_bytes_in_flight: u64,
+    /// Close a connection that sends nothing for this many milliseconds.
+    pub idle_timeout_ms: u64,
+    /// Close a connection whose response cannot be written within this many
+    /// milliseconds (a client that stopped reading).
+    pub write_timeout_ms: u64,
+    /// Longest long-poll wait honoured, in milliseconds.
+    pub max_fetch_wait_ms: u32,
+    /// How fetched record bytes reach the socket.
+    pub fetch_path: FetchPath,
+    /// How often partitions are flushed (per policy), checkpointed and
+    /// retained, in milliseconds.
+    pub maintenance_interval_ms: u64,
+    /// Defaults for new topics.
+    pub topic_defaults: TopicDefaults,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| unreachable!("valid literal")),
+            max_connections: 1024,
+            max_frame_bytes: 64 << 20,
+            max_request_bytes_in_flight: 512 << 20,
+            idle_timeout_ms: 10 * 60 * 1000,
+            write_timeout_ms: 30 * 1000,
+            max_fetch_wait_ms: 30 * 1000,
+            fetch_path: FetchPath::Sendfile,
+            maintenance_interval_ms: 1000,
+            topic_defaults: TopicDefaults::default(),
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Reads a TOML file; unknown keys are errors.
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Checks ranges; the error names the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_connections == 0 {
+            return Err("max_connections must be positive".into());
+        }
+        if self.max_frame_bytes < 64 {
+            return Err("max_frame_bytes must be at least 64".into());
+        }
+        if u64::from(self.max_frame_bytes) > self.max_request_bytes_in_flight {
+            return Err("max_request_bytes_in_flight must be at least max_frame_bytes".into());
+        }
+        if self.topic_defaults.partitions == 0 {
+            return Err("topic_defaults.partitions must be positive".into());
+        }
+        self.topic_defaults
+            .log_config(&TopicConfig::default())
+            .validate()
+            .map_err(|e| format!("topic_defaults: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(
+            BrokerConfig::from_toml("").unwrap(),
+            BrokerConfig::default()
+        );
+        BrokerConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn file_overrides_and_rejects_unknown_keys() {
+        let c = BrokerConfig::from_toml(
+            "listen = \"127.0.0.1:7000\"\nfetch_path = \"copy\"\n[topic_defaults]\npartitions = 3\nflush = \"before-ack\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 7000);
+        assert_eq!(c.fetch_path, FetchPath::Copy);
+        assert_eq!(c.topic_defaults.partitions, 3);
+        assert_eq!(
+            c.topic_defaults.log_config(&TopicConfig::default()).flush,
+            FlushPolicy::BeforeAck
+        );
+        let c = BrokerConfig::from_toml("[topic_defaults]\nflush = 250\n").unwrap();
+        assert_eq!(
+            c.topic_defaults.log_config(&TopicConfig::default()).flush,
+            FlushPolicy::Interval(Duration::from_millis(250))
+        );
+        assert!(BrokerConfig::from_toml("listen_addr = \"x\"").is_err());
+    }
+}

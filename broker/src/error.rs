@@ -1,0 +1,53 @@
+//! Errors at the server edge, and their wire error codes.
+
+use sluice_protocol::wire::{ErrorCode, WireError};
+
+use crate::log::LogError;
+
+/// What went wrong serving a request.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The storage layer failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The request itself is at fault (unknown topic, bad name, …).
+    #[error("{message}")]
+    Request {
+        /// The code sent to the client.
+        code: ErrorCode,
+        /// Detail sent with it.
+        message: String,
+    },
+    /// Bytes from the network could not be decoded.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// A socket or other I/O failure.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl BrokerError {
+    /// The wire error code for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            BrokerError::Log(e) => log_error_code(e),
+            BrokerError::Request { code, .. } => *code,
+            BrokerError::Wire(WireError::FrameTooLarge { .. }) => ErrorCode::MessageTooLarge,
+            BrokerError::Wire(_) => ErrorCode::InvalidRequest,
+            BrokerError::Io(_) => ErrorCode::Unknown,
+        }
+    }
+}
+
+/// The wire error code for a storage error.
+pub fn log_error_code(e: &LogError) -> ErrorCode {
+    match e {
+        LogError::InvalidBatch { .. } => ErrorCode::CorruptRecord,
+        LogError::EmptyAppend | LogError::EmptyBatch { .. } => ErrorCode::InvalidRequest,
+        LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+        LogError::Offline { .. } => ErrorCode::PartitionOffline,
+        LogError::Io { .. } if e.is_disk_full() => ErrorCode::DiskFull,
+        LogError::Io { .. } | LogError::Corrupt { .. } => ErrorCode::StorageError,
+        LogError::Config(_) => ErrorCode::InvalidConfig,
+    }
+}

@@ -1,0 +1,360 @@
+//! Request dispatch and the control-plane APIs: ApiVersions, Metadata,
+//! CreateTopics, DeleteTopics, ListOffsets, OffsetCommit, OffsetFetch, Stats.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use sluice_protocol::wire::api_versions::{ApiVersionRange, ApiVersionsResponse};
+use sluice_protocol::wire::create_topics::{
+    CreateTopicsRequest, CreateTopicsResponse, TopicResult,
+};
+use sluice_protocol::wire::delete_topics::{DeleteTopicsRequest, DeleteTopicsResponse};
+use sluice_protocol::wire::frame::LEN_PREFIX;
+use sluice_protocol::wire::list_offsets::{
+    ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse, OffsetSpec,
+};
+use sluice_protocol::wire::metadata::{
+    MetadataRequest, MetadataResponse, PartitionMetadata, TopicMetadata,
+};
+use sluice_protocol::wire::offset_commit::{
+    CommitPartitionResponse, OffsetCommitRequest, OffsetCommitResponse,
+};
+use sluice_protocol::wire::offset_fetch::{
+    OffsetFetchPartition, OffsetFetchRequest, OffsetFetchResponse,
+};
+use sluice_protocol::wire::{ApiKey, ErrorCode, RequestHeader, decode_body};
+
+use super::Broker;
+use super::connection::{Conn, ConnError};
+use super::stats::Stats;
+use crate::error::{BrokerError, log_error_code};
+use crate::log::validate_topic_name;
+
+/// Decodes the request header and serves the request, writing its response
+/// (if the API has one). Frame-level problems (unknown API or version,
+/// undecodable body) get an error response and the connection goes on.
+pub(super) async fn dispatch(conn: &mut Conn, frame: &mut BytesMut) -> Result<(), ConnError> {
+    let (header, tail_len) = match RequestHeader::decode(frame) {
+        Ok(h) => h,
+        Err(e) => {
+            Stats::add(&conn.broker.stats.bad_requests, 1);
+            let id = frame
+                .get(8..12)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u32::from_be_bytes);
+            return conn
+                .write_error(id, ErrorCode::InvalidRequest, &e.to_string())
+                .await;
+        }
+    };
+    let id = header.correlation_id;
+    let Some(api) = ApiKey::from_u16(header.api_key) else {
+        Stats::add(&conn.broker.stats.bad_requests, 1);
+        let msg = format!("unknown API key {}", header.api_key);
+        return conn.write_error(id, ErrorCode::UnsupportedApi, &msg).await;
+    };
+    let (min, max) = api.versions();
+    if header.api_version < min || header.api_version > max {
+        Stats::add(&conn.broker.stats.bad_requests, 1);
+        let msg = format!(
+            "{api:?} version {} is not supported (supported: {min}..={max})",
+            header.api_version
+        );
+        return conn
+            .write_error(id, ErrorCode::UnsupportedVersion, &msg)
+            .await;
+    }
+    let body_start = LEN_PREFIX + sluice_protocol::wire::frame::REQUEST_HEADER_LEN;
+    let body_end = body_start + header.body_len as usize;
+    let (head, tail) = frame.split_at_mut(body_end);
+    debug_assert_eq!(tail.len(), tail_len);
+    let body = head.get(body_start..).unwrap_or_default();
+    let broker = Arc::clone(&conn.broker);
+    macro_rules! decode {
+        ($t:ty) => {
+            match decode_body::<$t>(body) {
+                Ok(r) => r,
+                Err(e) => {
+                    Stats::add(&broker.stats.bad_requests, 1);
+                    let msg = format!("{api:?} request: {e}");
+                    return conn.write_error(id, ErrorCode::InvalidRequest, &msg).await;
+                }
+            }
+        };
+    }
+    match api {
+        ApiKey::ApiVersions => {
+            let apis = ApiKey::ALL
+                .iter()
+                .map(|k| {
+                    let (min_version, max_version) = k.versions();
+                    ApiVersionRange {
+                        api_key: *k as u16,
+                        min_version,
+                        max_version,
+                    }
+                })
+                .collect();
+            respond(conn, id, &ApiVersionsResponse { apis }).await
+        }
+        ApiKey::Metadata => {
+            let req = decode!(MetadataRequest);
+            let resp = metadata(&broker, req);
+            respond(conn, id, &resp).await
+        }
+        ApiKey::CreateTopics => {
+            let req = decode!(CreateTopicsRequest);
+            let b = Arc::clone(&broker);
+            let results = blocking(move || {
+                req.topics
+                    .iter()
+                    .map(|t| {
+                        topic_result(&t.name, b.topics.create(&t.name, t.partitions, &t.config))
+                    })
+                    .collect()
+            })
+            .await?;
+            respond(conn, id, &CreateTopicsResponse { results }).await
+        }
+        ApiKey::DeleteTopics => {
+            let req = decode!(DeleteTopicsRequest);
+            let b = Arc::clone(&broker);
+            let results = blocking(move || {
+                req.names
+                    .iter()
+                    .map(|n| topic_result(n, b.topics.delete(n)))
+                    .collect()
+            })
+            .await?;
+            respond(conn, id, &DeleteTopicsResponse { results }).await
+        }
+        ApiKey::Produce => {
+            let req = decode!(sluice_protocol::wire::produce::ProduceRequest);
+            super::produce::produce(conn, id, req, tail).await
+        }
+        ApiKey::Fetch => {
+            let req = decode!(sluice_protocol::wire::fetch::FetchRequest);
+            super::fetch::fetch(conn, id, req).await
+        }
+        ApiKey::ListOffsets => {
+            let req = decode!(ListOffsetsRequest);
+            let b = Arc::clone(&broker);
+            let resp = blocking(move || list_offsets(&b, req)).await?;
+            respond(conn, id, &resp).await
+        }
+        ApiKey::OffsetCommit => {
+            let req = decode!(OffsetCommitRequest);
+            let b = Arc::clone(&broker);
+            let resp = blocking(move || offset_commit(&b, req)).await?;
+            respond(conn, id, &resp).await
+        }
+        ApiKey::OffsetFetch => {
+            let req = decode!(OffsetFetchRequest);
+            let resp = offset_fetch(&broker, req);
+            respond(conn, id, &resp).await
+        }
+        ApiKey::Stats => {
+            let resp = broker.stats.snapshot();
+            respond(conn, id, &resp).await
+        }
+    }
+}
+
+/// Encodes and writes a successful response.
+pub(super) async fn respond<T: serde::Serialize>(
+    conn: &mut Conn,
+    id: u32,
+    body: &T,
+) -> Result<(), ConnError> {
+    conn.encode_response(id, ErrorCode::None, body, 0);
+    conn.write_out().await
+}
+
+/// Runs blocking work (file creation, fsync) off the reactor.
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ConnError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ConnError::Io(std::io::Error::other(e)))
+}
+
+fn topic_result(name: &str, r: Result<(), BrokerError>) -> TopicResult {
+    match r {
+        Ok(()) => TopicResult {
+            name: name.to_owned(),
+            error_code: ErrorCode::None,
+            message: None,
+        },
+        Err(e) => TopicResult {
+            name: name.to_owned(),
+            error_code: e.code(),
+            message: Some(e.to_string()),
+        },
+    }
+}
+
+fn metadata(broker: &Broker, req: MetadataRequest) -> MetadataResponse {
+    let defaults = broker.topics.defaults();
+    let describe = |name: &str| match broker.topics.topic(name) {
+        Some(t) => TopicMetadata {
+            name: t.name.clone(),
+            error_code: ErrorCode::None,
+            partitions: t
+                .partitions
+                .iter()
+                .enumerate()
+                .map(|(i, p)| PartitionMetadata {
+                    partition: i as u32,
+                    error_code: if p.log.is_offline() {
+                        ErrorCode::PartitionOffline
+                    } else {
+                        ErrorCode::None
+                    },
+                    log_start_offset: p.log.log_start_offset(),
+                    high_watermark: p.log.high_watermark(),
+                })
+                .collect(),
+            config: defaults.resolve(&t.config),
+        },
+        None => TopicMetadata {
+            name: name.to_owned(),
+            error_code: if validate_topic_name(name).is_ok() {
+                ErrorCode::UnknownTopicOrPartition
+            } else {
+                ErrorCode::InvalidTopicName
+            },
+            partitions: Vec::new(),
+            config: Default::default(),
+        },
+    };
+    let topics = match req.topics {
+        Some(names) => names.iter().map(|n| describe(n)).collect(),
+        None => broker
+            .topics
+            .list()
+            .iter()
+            .map(|t| describe(&t.name))
+            .collect(),
+    };
+    MetadataResponse { topics }
+}
+
+fn list_offsets(broker: &Broker, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let partitions = req
+        .partitions
+        .into_iter()
+        .map(|p| {
+            let result = broker
+                .topics
+                .partition(&p.topic, p.partition)
+                .and_then(|part| {
+                    let log = &part.log;
+                    match p.spec {
+                        OffsetSpec::Earliest => Ok(log.log_start_offset()),
+                        OffsetSpec::Latest => Ok(log.high_watermark()),
+                        OffsetSpec::Timestamp(ts) => log
+                            .offset_for_timestamp(ts)
+                            .map(|o| o.unwrap_or_else(|| log.high_watermark()))
+                            .map_err(|e| log_error_code(&e)),
+                    }
+                });
+            let (error_code, offset) = match result {
+                Ok(o) => (ErrorCode::None, o),
+                Err(code) => (code, 0),
+            };
+            ListOffsetsPartitionResponse {
+                topic: p.topic,
+                partition: p.partition,
+                error_code,
+                offset,
+            }
+        })
+        .collect();
+    ListOffsetsResponse { partitions }
+}
+
+fn offset_commit(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitResponse {
+    let group_code = if validate_topic_name(&req.group).is_ok() {
+        ErrorCode::None
+    } else {
+        ErrorCode::InvalidGroupName
+    };
+    let known: Vec<bool> = req
+        .partitions
+        .iter()
+        .map(|p| broker.topics.partition(&p.topic, p.partition).is_ok())
+        .collect();
+    let to_store: Vec<_> = req
+        .partitions
+        .iter()
+        .zip(&known)
+        .filter(|(_, k)| **k)
+        .map(|(p, _)| p.clone())
+        .collect();
+    let stored = if group_code.is_ok() {
+        broker
+            .offsets
+            .commit(&req.group, &to_store)
+            .map_err(|e| e.code())
+    } else {
+        Err(group_code)
+    };
+    let partitions = req
+        .partitions
+        .into_iter()
+        .zip(known)
+        .map(|(p, known)| CommitPartitionResponse {
+            topic: p.topic,
+            partition: p.partition,
+            error_code: match (&stored, known) {
+                (Err(code), _) => *code,
+                (Ok(()), false) => ErrorCode::UnknownTopicOrPartition,
+                (Ok(()), true) => ErrorCode::None,
+            },
+        })
+        .collect();
+    OffsetCommitResponse { partitions }
+}
+
+fn offset_fetch(broker: &Broker, req: OffsetFetchRequest) -> OffsetFetchResponse {
+    if validate_topic_name(&req.group).is_err() {
+        return OffsetFetchResponse {
+            error_code: ErrorCode::InvalidGroupName,
+            partitions: Vec::new(),
+        };
+    }
+    let partitions = match req.partitions {
+        Some(list) => list
+            .into_iter()
+            .map(|tp| {
+                let committed = broker.offsets.get(&req.group, &tp.topic, tp.partition);
+                OffsetFetchPartition {
+                    error_code: ErrorCode::None,
+                    offset: committed.as_ref().map(|c| c.0),
+                    metadata: committed.map(|c| c.1).unwrap_or_default(),
+                    topic: tp.topic,
+                    partition: tp.partition,
+                }
+            })
+            .collect(),
+        None => broker
+            .offsets
+            .group(&req.group)
+            .into_iter()
+            .map(
+                |(topic, partition, offset, metadata)| OffsetFetchPartition {
+                    topic,
+                    partition,
+                    offset: Some(offset),
+                    metadata,
+                    error_code: ErrorCode::None,
+                },
+            )
+            .collect(),
+    };
+    OffsetFetchResponse {
+        error_code: ErrorCode::None,
+        partitions,
+    }
+}

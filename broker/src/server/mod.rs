@@ -1,0 +1,161 @@
+//! The TCP server.
+//!
+//! - [`Broker`]: shared state — settings, topics, committed offsets,
+//!   counters, the request memory budget.
+//! - [`run`]: the listener: accepts connections up to the cap, runs
+//!   periodic maintenance, and on shutdown stops accepting, lets requests in
+//!   flight finish, and shuts the logs down cleanly.
+//! - `connection`: one task per connection — frames in, responses out, in
+//!   request order.
+//! - `handlers`, `produce`, `fetch`: one function per API.
+//! - `zero_copy`: `sendfile(2)` (and the copy path) for fetched records.
+
+mod connection;
+mod fetch;
+mod handlers;
+mod produce;
+pub mod stats;
+mod zero_copy;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::config::BrokerConfig;
+use crate::error::BrokerError;
+use crate::offsets::OffsetStore;
+use crate::topics::TopicStore;
+use stats::Stats;
+
+/// Everything the connections share.
+#[derive(Debug)]
+pub struct Broker {
+    /// Settings.
+    pub config: BrokerConfig,
+    /// Topics and their partitions.
+    pub topics: TopicStore,
+    /// Committed offsets of consumer groups.
+    pub offsets: OffsetStore,
+    /// Counters.
+    pub stats: Stats,
+    /// Bytes of request frames that may be held in memory at once.
+    pub(crate) request_budget: Arc<Semaphore>,
+}
+
+impl Broker {
+    /// Opens the data directory: topics (recovering their partitions) and
+    /// committed offsets. Blocking.
+    pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
+        config.validate().map_err(|message| BrokerError::Request {
+            code: sluice_protocol::wire::ErrorCode::InvalidConfig,
+            message,
+        })?;
+        let topics = TopicStore::open(&config.data_dir, config.topic_defaults.clone())?;
+        let offsets = OffsetStore::open(&config.data_dir)?;
+        let budget = config.max_request_bytes_in_flight.min(u64::from(u32::MAX)) as usize;
+        Ok(Arc::new(Broker {
+            config,
+            topics,
+            offsets,
+            stats: Stats::default(),
+            request_budget: Arc::new(Semaphore::new(budget)),
+        }))
+    }
+
+    /// Flushes and closes every log, writing clean-shutdown markers. Blocking.
+    pub fn shutdown(&self) {
+        self.topics.shutdown();
+        self.offsets.shutdown();
+    }
+}
+
+/// Serves connections from `listener` until `shutdown` completes, then
+/// stops accepting, waits (up to 10 s) for requests in flight, and shuts the
+/// broker's logs down cleanly.
+pub async fn run(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), BrokerError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let limit = Arc::new(Semaphore::new(broker.config.max_connections));
+    let mut connections = JoinSet::new();
+    let maintenance = tokio::spawn(maintain(Arc::clone(&broker), stop_rx.clone()));
+
+    let accept = async {
+        loop {
+            let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
+                return;
+            };
+            let (stream, peer) = match listener.accept().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off a little.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            Stats::add(&broker.stats.connections_accepted, 1);
+            let broker = Arc::clone(&broker);
+            let stop = stop_rx.clone();
+            connections.spawn(async move {
+                connection::serve(stream, peer, broker, stop).await;
+                drop(permit);
+            });
+            // Reap finished connections so the set does not grow.
+            while connections.try_join_next().is_some() {}
+        }
+    };
+    tokio::select! {
+        () = accept => {}
+        () = shutdown => {}
+    }
+    tracing::info!("shutting down: no new connections; finishing requests in flight");
+    let _ = stop_tx.send(true);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(10), drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still busy after 10 s; closing them");
+        connections.abort_all();
+    }
+    let _ = maintenance.await;
+    let b = Arc::clone(&broker);
+    tokio::task::spawn_blocking(move || b.shutdown())
+        .await
+        .map_err(|e| BrokerError::Io(std::io::Error::other(e)))?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// Every `maintenance_interval_ms`: flushes due partitions, flushes sealed
+/// segments, applies retention, and wakes fetches whose high watermark moved.
+async fn maintain(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let every = Duration::from_millis(broker.config.maintenance_interval_ms.max(10));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        let b = Arc::clone(&broker);
+        let done = tokio::task::spawn_blocking(move || {
+            let now = SystemTime::now();
+            for p in b.topics.all_partitions() {
+                match p.log.maintain(now) {
+                    Ok(_) => p.notify(),
+                    Err(e) => tracing::warn!(dir = %p.log.dir().display(), error = %e, "maintenance failed"),
+                }
+            }
+        })
+        .await;
+        if let Err(e) = done {
+            tracing::error!(error = %e, "maintenance task failed");
+        }
+    }
+}

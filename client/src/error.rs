@@ -1,0 +1,44 @@
+//! Client errors.
+
+use sluice_protocol::wire::{ErrorCode, WireError};
+
+/// What went wrong talking to a broker.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The connection failed (refused, reset, closed).
+    #[error("connection to the broker failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The broker sent bytes that do not decode.
+    #[error("malformed response from the broker: {0}")]
+    Wire(#[from] WireError),
+    /// The broker refused the whole request.
+    #[error("broker refused the request: {code}: {message}")]
+    Broker {
+        /// The broker's error code.
+        code: ErrorCode,
+        /// The broker's explanation.
+        message: String,
+    },
+    /// The broker answered a different request than expected.
+    #[error("response for correlation id {got}, expected {expected}")]
+    OutOfOrder {
+        /// The id expected.
+        expected: u32,
+        /// The id received.
+        got: u32,
+    },
+    /// The broker closed the connection.
+    #[error("the broker closed the connection")]
+    Closed,
+}
+
+impl ClientError {
+    /// Whether retrying (after reconnecting for connection errors) may help.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            ClientError::Io(_) | ClientError::Closed => true,
+            ClientError::Broker { code, .. } => code.is_retriable(),
+            ClientError::Wire(_) | ClientError::OutOfOrder { .. } => false,
+        }
+    }
+}

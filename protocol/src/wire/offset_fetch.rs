@@ -1,0 +1,48 @@
+//! OffsetFetch (key 8): read a consumer group's committed positions.
+
+use serde::{Deserialize, Serialize};
+
+use super::ErrorCode;
+
+/// A topic and partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicPartitionRef {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: u32,
+}
+
+/// Reads committed offsets of a group: of the listed partitions, or of all
+/// the group committed when `partitions` is `None`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetFetchRequest {
+    /// Consumer group name.
+    pub group: String,
+    /// Partitions, or `None` for all.
+    pub partitions: Option<Vec<TopicPartitionRef>>,
+}
+
+/// One partition's committed position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetFetchPartition {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: u32,
+    /// The committed offset, `None` if the group never committed one.
+    pub offset: Option<u64>,
+    /// The metadata stored with it.
+    pub metadata: String,
+    /// Outcome.
+    pub error_code: ErrorCode,
+}
+
+/// The committed positions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetFetchResponse {
+    /// Error for the whole request (an invalid group name).
+    pub error_code: ErrorCode,
+    /// Results.
+    pub partitions: Vec<OffsetFetchPartition>,
+}

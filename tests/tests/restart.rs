@@ -1,0 +1,95 @@
+//! Data and committed offsets survive a clean restart and a crash.
+
+use sluice_protocol::wire::ErrorCode;
+use sluice_protocol::wire::offset_commit::CommitPartition;
+use sluice_protocol::wire::offset_fetch::TopicPartitionRef;
+use sluice_protocol::wire::produce::Acks;
+use sluice_protocol::wire::topic_config::TopicConfig;
+use sluice_tests::{TestBroker, batch_sized, create_topic, read_partition};
+
+fn commit(topic: &str, partition: u32, offset: u64) -> CommitPartition {
+    CommitPartition {
+        topic: topic.into(),
+        partition,
+        offset,
+        metadata: "m".into(),
+    }
+}
+
+#[tokio::test]
+async fn data_and_offsets_survive_restarts() {
+    let mut broker = TestBroker::start();
+    let mut conn = broker.connect().await;
+    create_topic(&mut conn, "keep", 2, TopicConfig::default()).await;
+    for i in 0..20 {
+        let b = batch_sized(&format!("k{i}"), 5, 100);
+        let r = conn
+            .produce(Acks::All, 5000, &[("keep", i % 2, &b)])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.partitions[0].error_code, ErrorCode::None);
+    }
+    let r = conn
+        .offset_commit("readers", vec![commit("keep", 0, 17), commit("keep", 1, 3)])
+        .await
+        .unwrap();
+    assert!(r.partitions.iter().all(|p| p.error_code == ErrorCode::None));
+    let r = conn
+        .offset_commit("readers", vec![commit("missing", 0, 1)])
+        .await
+        .unwrap();
+    assert_eq!(
+        r.partitions[0].error_code,
+        ErrorCode::UnknownTopicOrPartition
+    );
+    let before = read_partition(&mut conn, "keep", 0, 0).await;
+    assert_eq!(before.len(), 50);
+    drop(conn);
+
+    broker.stop();
+    assert!(broker.log().contains("shut down cleanly"));
+    broker.restart();
+    let mut conn = broker.connect().await;
+    assert_eq!(read_partition(&mut conn, "keep", 0, 0).await, before);
+    let got = conn
+        .offset_fetch(
+            "readers",
+            Some(vec![TopicPartitionRef {
+                topic: "keep".into(),
+                partition: 0,
+            }]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.partitions[0].offset, Some(17));
+    let all = conn.offset_fetch("readers", None).await.unwrap();
+    assert_eq!(all.partitions.len(), 2);
+
+    // Acknowledged with acks=all, then SIGKILL: still there after restart.
+    let r = conn
+        .produce(
+            Acks::All,
+            5000,
+            &[("keep", 0, &batch_sized("after", 3, 10))],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.partitions[0].base_offset, 50);
+    conn.offset_commit("readers", vec![commit("keep", 0, 53)])
+        .await
+        .unwrap();
+    drop(conn);
+    broker.kill();
+    broker.restart();
+    let mut conn = broker.connect().await;
+    let after = read_partition(&mut conn, "keep", 0, 0).await;
+    assert_eq!(after.len(), 53);
+    assert_eq!(&after[..50], &before[..]);
+    let got = conn.offset_fetch("readers", None).await.unwrap();
+    let p0 = got.partitions.iter().find(|p| p.partition == 0).unwrap();
+    assert_eq!(p0.offset, Some(53));
+    let meta = conn.metadata(Some(vec!["keep".into()])).await.unwrap();
+    assert_eq!(meta.topics[0].partitions.len(), 2);
+}
