@@ -1,0 +1,241 @@
+//! Hostile and broken input gets clear errors, and the broker keeps
+//! serving everyone else.
+
+use std::time::Duration;
+
+use sluice_client::{ClientError, Connection};
+use sluice_protocol::wire::ApiKey;
+use sluice_protocol::wire::ErrorCode;
+use sluice_protocol::wire::RequestHeader;
+use sluice_protocol::wire::create_topics::NewTopic;
+use sluice_protocol::wire::fetch::FetchPartition;
+use sluice_protocol::wire::metadata::MetadataRequest;
+use sluice_protocol::wire::produce::Acks;
+use sluice_protocol::wire::topic_config::TopicConfig;
+use sluice_tests::{TestBroker, batch_of, create_topic, read_partition};
+
+async fn expect_frame_error(conn: &mut Connection, code: ErrorCode) {
+    match tokio::time::timeout(Duration::from_secs(10), conn.recv::<()>())
+        .await
+        .expect("answer in time")
+    {
+        Err(ClientError::Broker { code: c, message }) => {
+            assert_eq!(c, code, "{message}");
+            assert!(!message.is_empty());
+        }
+        other => panic!("expected {code}, got {other:?}"),
+    }
+}
+
+async fn assert_closed(conn: &mut Connection) {
+    let r = tokio::time::timeout(Duration::from_secs(10), conn.recv_raw())
+        .await
+        .expect("closed in time");
+    assert!(r.is_err(), "connection should be closed");
+}
+
+#[tokio::test]
+async fn bad_input_gets_errors_and_others_keep_working() {
+    let broker = TestBroker::start_with_args(&[]);
+    let mut good = broker.connect().await;
+    create_topic(&mut good, "t", 1, TopicConfig::default()).await;
+
+    // Garbage bytes: a frame too short for its header -> one error, closed.
+    let mut c = broker.connect().await;
+    c.write_raw(&[0, 0, 0, 3, 1, 2, 3]).await.unwrap();
+    expect_frame_error(&mut c, ErrorCode::InvalidRequest).await;
+    assert_closed(&mut c).await;
+
+    // A frame declaring 4 GiB -> MessageTooLarge before any body arrives.
+    let mut c = broker.connect().await;
+    c.write_raw(&[0xff, 0xff, 0xff, 0xff, 0, 1]).await.unwrap();
+    expect_frame_error(&mut c, ErrorCode::MessageTooLarge).await;
+    assert_closed(&mut c).await;
+
+    // Unknown API key and unsupported version: error, connection stays open.
+    let mut c = broker.connect().await;
+    let mut frame = RequestHeader {
+        api_key: 77,
+        api_version: 0,
+        correlation_id: 1,
+        body_len: 0,
+    }
+    .encode(0)
+    .to_vec();
+    c.write_raw(&frame).await.unwrap();
+    expect_frame_error(&mut c, ErrorCode::UnsupportedApi).await;
+    frame = RequestHeader {
+        api_key: ApiKey::Metadata as u16,
+        api_version: 9,
+        correlation_id: 2,
+        body_len: 0,
+    }
+    .encode(0)
+    .to_vec();
+    c.write_raw(&frame).await.unwrap();
+    expect_frame_error(&mut c, ErrorCode::UnsupportedVersion).await;
+    // Undecodable body.
+    let mut frame = RequestHeader {
+        api_key: ApiKey::Metadata as u16,
+        api_version: 0,
+        correlation_id: 3,
+        body_len: 3,
+    }
+    .encode(0)
+    .to_vec();
+    frame.extend_from_slice(&[9, 9, 9]);
+    c.write_raw(&frame).await.unwrap();
+    expect_frame_error(&mut c, ErrorCode::InvalidRequest).await;
+    // Body length past the frame's end.
+    let mut frame = RequestHeader {
+        api_key: ApiKey::Metadata as u16,
+        api_version: 0,
+        correlation_id: 4,
+        body_len: 100,
+    }
+    .encode(0)
+    .to_vec();
+    frame[0..4].copy_from_slice(&14u32.to_be_bytes());
+    frame.extend_from_slice(&[0, 0]);
+    c.write_raw(&frame).await.unwrap();
+    expect_frame_error(&mut c, ErrorCode::InvalidRequest).await;
+    // Still usable for a good request.
+    let meta = c
+        .call::<_, sluice_protocol::wire::metadata::MetadataResponse>(
+            ApiKey::Metadata,
+            &MetadataRequest { topics: None },
+            &[],
+        )
+        .await;
+    assert!(meta.is_ok(), "{meta:?}");
+
+    // A batch with a wrong CRC, an unknown topic and partition, an empty
+    // record set: per-partition errors; nothing written.
+    let mut bad = batch_of(&["x", "y"]);
+    let last = bad.len() - 1;
+    bad[last] ^= 0x40;
+    let ok = batch_of(&["fine"]);
+    let r = c
+        .produce(
+            Acks::Leader,
+            1000,
+            &[
+                ("t", 0, &bad),
+                ("nope", 0, &ok),
+                ("t", 5, &ok),
+                ("t", 0, &[]),
+                ("t", 0, &ok),
+            ],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let codes: Vec<_> = r.partitions.iter().map(|p| p.error_code).collect();
+    assert_eq!(
+        codes,
+        [
+            ErrorCode::CorruptRecord,
+            ErrorCode::UnknownTopicOrPartition,
+            ErrorCode::UnknownTopicOrPartition,
+            ErrorCode::InvalidRequest,
+            ErrorCode::None
+        ]
+    );
+    assert!(
+        r.partitions[0].message.as_deref().unwrap().contains("CRC"),
+        "{:?}",
+        r.partitions[0].message
+    );
+    assert_eq!(
+        r.partitions[4].base_offset, 0,
+        "the corrupt batch took no offsets"
+    );
+
+    // Invalid topic names.
+    let names = ["../x", "", &"x".repeat(250), "a/b", "__reserved"];
+    let r = c
+        .create_topics(
+            names
+                .iter()
+                .map(|n| NewTopic {
+                    name: (*n).into(),
+                    partitions: 1,
+                    config: TopicConfig::default(),
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        r.results
+            .iter()
+            .all(|t| t.error_code == ErrorCode::InvalidTopicName),
+        "{r:?}"
+    );
+    let r = c
+        .create_topics(vec![NewTopic {
+            name: "zero".into(),
+            partitions: 0,
+            config: TopicConfig::default(),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(r.results[0].error_code, ErrorCode::InvalidPartitions);
+    assert!(!broker.data_dir.parent().unwrap().join("x-0").exists());
+
+    // Fetch out of range and of an unknown partition.
+    let f = c
+        .fetch(
+            0,
+            0,
+            1000,
+            vec![
+                FetchPartition {
+                    topic: "t".into(),
+                    partition: 0,
+                    offset: 99,
+                    max_bytes: 1000,
+                },
+                FetchPartition {
+                    topic: "t".into(),
+                    partition: 9,
+                    offset: 0,
+                    max_bytes: 1000,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(f[0].error_code, ErrorCode::OffsetOutOfRange);
+    assert_eq!(f[1].error_code, ErrorCode::UnknownTopicOrPartition);
+
+    // The well-behaved client saw none of it.
+    let recs = read_partition(&mut good, "t", 0, 0).await;
+    assert_eq!(recs.len(), 1);
+    let stats = good.stats().await.unwrap();
+    assert!(stats.get("bad_requests").unwrap() >= 6);
+}
+
+#[tokio::test]
+async fn a_frame_cut_short_and_an_idle_client_are_dropped() {
+    let broker =
+        TestBroker::start_with_args(&["--config", &write_config("idle_timeout_ms = 500\n")]);
+    let mut c = broker.connect().await;
+    // Half a frame, then silence: closed after the idle timeout.
+    c.write_raw(&[0, 0, 0, 50, 0, 1]).await.unwrap();
+    let t = std::time::Instant::now();
+    assert_closed(&mut c).await;
+    assert!(t.elapsed() < Duration::from_secs(5));
+    let mut good = broker.connect().await;
+    assert!(good.metadata(None).await.is_ok());
+}
+
+fn write_config(text: &str) -> String {
+    let path = std::env::temp_dir().join(format!(
+        "sluice-test-{}-{}.toml",
+        std::process::id(),
+        text.len()
+    ));
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
