@@ -1,5 +1,6 @@
 //! Hostile and broken input gets clear errors, and the broker keeps
 //! serving everyone else.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use std::time::Duration;
 

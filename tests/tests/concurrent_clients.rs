@@ -1,5 +1,6 @@
 //! Many clients producing and fetching at once get unique, contiguous
 //! offsets and read back exactly what was written.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use std::collections::HashSet;
 
@@ -53,5 +54,5 @@ async fn many_clients_at_once() {
     }
     assert_eq!(total, clients as usize * per_client * 4);
     let stats = admin.stats().await.unwrap();
-    assert!(stats.get("connections_accepted").unwrap() >= u64::from(clients) + 1);
+    assert!(stats.get("connections_accepted").unwrap() > u64::from(clients));
 }

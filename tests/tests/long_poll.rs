@@ -1,4 +1,5 @@
 //! A fetch waits for data (long poll) and is woken by a later produce.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use std::time::{Duration, Instant};
 

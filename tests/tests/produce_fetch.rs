@@ -1,5 +1,6 @@
 //! Produce to several partitions and fetch everything back, including
 //! pipelined requests on one connection.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use sluice_protocol::wire::ApiKey;
 use sluice_protocol::wire::ErrorCode;

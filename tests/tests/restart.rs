@@ -1,4 +1,5 @@
 //! Data and committed offsets survive a clean restart and a crash.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::offset_commit::CommitPartition;

@@ -6,6 +6,7 @@
 //!
 //! Needs `strace` (installed by `.ci/run`). Without it the test is skipped
 //! with a message, unless `SLUICE_REQUIRE_STRACE=1`, which makes it fail.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
