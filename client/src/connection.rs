@@ -26,6 +26,7 @@ use sluice_protocol::wire::{
     encode_body,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, ToSocketAddrs};
 
 use crate::error::ClientError;
@@ -51,28 +52,15 @@ pub struct FetchedPartition {
     pub records: Bytes,
 }
 
-/// A connection to a broker.
+/// The sending half of a connection: encodes and writes request frames.
 #[derive(Debug)]
-pub struct Connection {
-    stream: TcpStream,
+pub struct RequestWriter {
+    half: OwnedWriteHalf,
     next_id: u32,
-    read_buf: BytesMut,
-    in_flight: std::collections::VecDeque<u32>,
+    buf: Vec<u8>,
 }
 
-impl Connection {
-    /// Connects to a broker.
-    pub async fn connect(addr: impl ToSocketAddrs) -> Result<Self, ClientError> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(Connection {
-            stream,
-            next_id: 1,
-            read_buf: BytesMut::with_capacity(256 * 1024),
-            in_flight: Default::default(),
-        })
-    }
-
+impl RequestWriter {
     /// Sends a request without waiting for its response; returns its
     /// correlation id. `tail` is raw bytes after the body (record batches).
     pub async fn send<T: Serialize>(
@@ -83,8 +71,9 @@ impl Connection {
     ) -> Result<u32, ClientError> {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        let mut buf = vec![0u8; 16];
-        let body_len = encode_body(body, &mut buf);
+        self.buf.clear();
+        self.buf.resize(16, 0);
+        let body_len = encode_body(body, &mut self.buf);
         let header = RequestHeader {
             api_key: api as u16,
             api_version: api.versions().1,
@@ -92,49 +81,133 @@ impl Connection {
             body_len: body_len as u32,
         }
         .encode(tail.len());
-        buf[..16].copy_from_slice(&header);
+        self.buf[..16].copy_from_slice(&header);
         if tail.is_empty() {
-            self.stream.write_all(&buf).await?;
+            self.half.write_all(&self.buf).await?;
         } else {
-            let mut bufs = [std::io::IoSlice::new(&buf), std::io::IoSlice::new(tail)];
+            let mut bufs = [
+                std::io::IoSlice::new(&self.buf),
+                std::io::IoSlice::new(tail),
+            ];
             let mut slices: &mut [std::io::IoSlice<'_>] = &mut bufs;
             while !slices.is_empty() {
-                let n = self.stream.write_vectored(slices).await?;
+                let n = self.half.write_vectored(slices).await?;
                 if n == 0 {
                     return Err(ClientError::Closed);
                 }
                 std::io::IoSlice::advance_slices(&mut slices, n);
             }
         }
+        Ok(id)
+    }
+
+    /// Writes raw bytes (for tests of hostile input).
+    pub async fn write_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        Ok(self.half.write_all(bytes).await?)
+    }
+}
+
+/// The receiving half of a connection: reads and splits response frames.
+#[derive(Debug)]
+pub struct ResponseReader {
+    half: OwnedReadHalf,
+    buf: BytesMut,
+}
+
+impl ResponseReader {
+    /// Reads the next response frame: its header, body and tail. The tail
+    /// shares the frame's buffer (no copy).
+    pub async fn recv_raw(&mut self) -> Result<(ResponseHeader, Bytes, Bytes), ClientError> {
+        let total = loop {
+            if let Some(total) = check_frame(&self.buf, MAX_RESPONSE_BYTES, RESPONSE_HEADER_LEN)? {
+                break total;
+            }
+            if self.buf.len() >= LEN_PREFIX {
+                let want = LEN_PREFIX + (&self.buf[..4]).get_u32() as usize;
+                self.buf.reserve(want.saturating_sub(self.buf.len()));
+            } else {
+                self.buf.reserve(64 * 1024);
+            }
+            if self.half.read_buf(&mut self.buf).await? == 0 {
+                return Err(ClientError::Closed);
+            }
+        };
+        let frame = self.buf.split_to(total).freeze();
+        let (header, tail_len) = ResponseHeader::decode(&frame)?;
+        let body_start = LEN_PREFIX + RESPONSE_HEADER_LEN;
+        let body_end = body_start + header.body_len as usize;
+        let body = frame.slice(body_start..body_end);
+        let tail = frame.slice(body_end..body_end + tail_len);
+        Ok((header, body, tail))
+    }
+
+    /// Reads the next response and decodes its body as `T`; a frame-level
+    /// error becomes [`ClientError::Broker`].
+    pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<(u32, T, Bytes), ClientError> {
+        let (header, body, tail) = self.recv_raw().await?;
+        if header.error_code != ErrorCode::None {
+            let message = decode_body::<ErrorBody>(&body)
+                .map(|b| b.message)
+                .unwrap_or_default();
+            return Err(ClientError::Broker {
+                code: header.error_code,
+                message,
+            });
+        }
+        Ok((header.correlation_id, decode_body(&body)?, tail))
+    }
+}
+
+/// A connection to a broker.
+#[derive(Debug)]
+pub struct Connection {
+    writer: RequestWriter,
+    reader: ResponseReader,
+    in_flight: std::collections::VecDeque<u32>,
+}
+
+impl Connection {
+    /// Connects to a broker.
+    pub async fn connect(addr: impl ToSocketAddrs) -> Result<Self, ClientError> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (read, write) = stream.into_split();
+        Ok(Connection {
+            writer: RequestWriter {
+                half: write,
+                next_id: 1,
+                buf: Vec::with_capacity(4096),
+            },
+            reader: ResponseReader {
+                half: read,
+                buf: BytesMut::with_capacity(256 * 1024),
+            },
+            in_flight: Default::default(),
+        })
+    }
+
+    /// Splits into halves that can be used from different tasks (pipelining
+    /// with one task writing and another reading).
+    pub fn into_split(self) -> (RequestWriter, ResponseReader) {
+        (self.writer, self.reader)
+    }
+
+    /// Sends a request without waiting for its response; returns its
+    /// correlation id. `tail` is raw bytes after the body (record batches).
+    pub async fn send<T: Serialize>(
+        &mut self,
+        api: ApiKey,
+        body: &T,
+        tail: &[u8],
+    ) -> Result<u32, ClientError> {
+        let id = self.writer.send(api, body, tail).await?;
         self.in_flight.push_back(id);
         Ok(id)
     }
 
     /// Reads the next response frame: its header, body and tail.
     pub async fn recv_raw(&mut self) -> Result<(ResponseHeader, Bytes, Bytes), ClientError> {
-        let total = loop {
-            if let Some(total) =
-                check_frame(&self.read_buf, MAX_RESPONSE_BYTES, RESPONSE_HEADER_LEN)?
-            {
-                break total;
-            }
-            if self.read_buf.len() >= LEN_PREFIX {
-                let want = LEN_PREFIX + (&self.read_buf[..4]).get_u32() as usize;
-                self.read_buf
-                    .reserve(want.saturating_sub(self.read_buf.len()));
-            } else {
-                self.read_buf.reserve(64 * 1024);
-            }
-            if self.stream.read_buf(&mut self.read_buf).await? == 0 {
-                return Err(ClientError::Closed);
-            }
-        };
-        let frame = self.read_buf.split_to(total).freeze();
-        let (header, tail_len) = ResponseHeader::decode(&frame)?;
-        let body_start = LEN_PREFIX + RESPONSE_HEADER_LEN;
-        let body_end = body_start + header.body_len as usize;
-        let body = frame.slice(body_start..body_end);
-        let tail = frame.slice(body_end..body_end + tail_len);
+        let (header, body, tail) = self.reader.recv_raw().await?;
         if let Some(expected) = self.in_flight.pop_front() {
             if expected != header.correlation_id {
                 return Err(ClientError::OutOfOrder {
@@ -322,6 +395,6 @@ impl Connection {
 
     /// Writes raw bytes (for tests of hostile input).
     pub async fn write_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
-        Ok(self.stream.write_all(bytes).await?)
+        self.writer.write_raw(bytes).await
     }
 }

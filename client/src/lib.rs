@@ -2,14 +2,27 @@
 //!
 //! # Layout
 //!
-//! - [`connection`]: one TCP connection to a broker — framed requests and
-//!   responses, pipelined, matched by correlation id — and typed calls for
-//!   every API.
+//! - [`producer`]: [`Producer`] — batching, partitioning, acks, retries,
+//!   backpressure; delivery futures with partition and offset.
+//! - [`consumer`]: [`Consumer`] — assigned partitions or a group's committed
+//!   offsets, zero-copy records, seek, commit, pipelined fetches.
+//! - [`admin`]: [`Admin`] — create, delete, list, describe topics.
+//! - [`connection`]: one TCP connection with typed calls for every API.
+//! - [`partitioner`]: key hashing (Kafka's murmur2).
 //! - [`error`]: [`ClientError`], which says what failed and whether a retry
 //!   can help.
 
+pub mod admin;
 pub mod connection;
+pub mod consumer;
 pub mod error;
+pub mod partitioner;
+pub mod producer;
 
+pub use admin::{Admin, FlushMode, TopicConfig};
 pub use connection::{Connection, FetchedPartition};
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo};
 pub use error::ClientError;
+pub use producer::{
+    Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
+};

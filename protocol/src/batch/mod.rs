@@ -41,7 +41,7 @@ pub use header::{
 };
 pub use iter::BatchIter;
 pub use record::{Record, RecordHeaders};
-pub use validate::{validate, verify_crc};
+pub use validate::{validate, validate_structure, verify_crc};
 pub use view::{RecordBatch, Records};
 
 /// The `magic` (format version) of every batch this module reads or writes.

@@ -46,6 +46,20 @@ pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     Ok(header)
 }
 
+/// Like [`validate`] but without the CRC check: the header and, for an
+/// uncompressed batch, every record's structure. For readers that chose not to
+/// verify checksums (the bytes were checked when they were stored); a
+/// corrupted batch may then decode into wrong but well-formed records.
+pub fn validate_structure(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = BatchHeader::parse_framing(buf)?;
+    let batch = whole_batch(buf, &header)?;
+    header.check_fields()?;
+    if header.compression() == Compression::None {
+        check_records(batch, &header)?;
+    }
+    Ok(header)
+}
+
 /// The first `total_len` bytes of `buf`, or `Truncated`.
 fn whole_batch<'a>(buf: &'a [u8], header: &BatchHeader) -> Result<&'a [u8], BatchError> {
     let need = header.total_len();

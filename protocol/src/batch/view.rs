@@ -43,6 +43,14 @@ impl RecordBatch {
         Ok(RecordBatch { bytes, header })
     }
 
+    /// Like [`RecordBatch::split_first`] but skips the CRC check (see
+    /// [`super::validate_structure`]).
+    pub fn split_first_unverified(bytes: &mut Bytes) -> Result<RecordBatch, BatchError> {
+        let header = super::validate::validate_structure(bytes)?;
+        let bytes = bytes.split_to(header.total_len());
+        Ok(RecordBatch { bytes, header })
+    }
+
     /// The parsed header.
     pub fn header(&self) -> &BatchHeader {
         &self.header

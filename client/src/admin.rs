@@ -1,0 +1,80 @@
+//! [`Admin`]: create, delete, list and describe topics.
+
+use sluice_protocol::wire::ErrorCode;
+use sluice_protocol::wire::create_topics::NewTopic;
+use sluice_protocol::wire::metadata::TopicMetadata;
+pub use sluice_protocol::wire::topic_config::{FlushMode, TopicConfig};
+
+use crate::connection::Connection;
+use crate::error::ClientError;
+
+/// Topic administration over one connection.
+#[derive(Debug)]
+pub struct Admin {
+    conn: Connection,
+}
+
+fn check(code: ErrorCode, message: Option<String>) -> Result<(), ClientError> {
+    if code == ErrorCode::None {
+        Ok(())
+    } else {
+        Err(ClientError::Broker {
+            code,
+            message: message.unwrap_or_default(),
+        })
+    }
+}
+
+impl Admin {
+    /// Connects to a broker.
+    pub async fn connect(broker: &str) -> Result<Self, ClientError> {
+        Ok(Admin {
+            conn: Connection::connect(broker).await?,
+        })
+    }
+
+    /// Creates a topic.
+    pub async fn create_topic(
+        &mut self,
+        name: &str,
+        partitions: u32,
+        config: TopicConfig,
+    ) -> Result<(), ClientError> {
+        let r = self
+            .conn
+            .create_topics(vec![NewTopic {
+                name: name.to_owned(),
+                partitions,
+                config,
+            }])
+            .await?;
+        let t = r.results.into_iter().next().ok_or(ClientError::Closed)?;
+        check(t.error_code, t.message)
+    }
+
+    /// Deletes a topic and its data.
+    pub async fn delete_topic(&mut self, name: &str) -> Result<(), ClientError> {
+        let r = self.conn.delete_topics(vec![name.to_owned()]).await?;
+        let t = r.results.into_iter().next().ok_or(ClientError::Closed)?;
+        check(t.error_code, t.message)
+    }
+
+    /// Every topic with its partitions and settings.
+    pub async fn list_topics(&mut self) -> Result<Vec<TopicMetadata>, ClientError> {
+        Ok(self.conn.metadata(None).await?.topics)
+    }
+
+    /// One topic, or [`ErrorCode::UnknownTopicOrPartition`].
+    pub async fn describe_topic(&mut self, name: &str) -> Result<TopicMetadata, ClientError> {
+        let t = self
+            .conn
+            .metadata(Some(vec![name.to_owned()]))
+            .await?
+            .topics
+            .into_iter()
+            .next()
+            .ok_or(ClientError::Closed)?;
+        check(t.error_code, Some(format!("topic {name:?}")))?;
+        Ok(t)
+    }
+}

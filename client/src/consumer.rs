@@ -1,0 +1,477 @@
+//! [`Consumer`]: reads records from assigned partitions.
+//!
+//! Partitions are assigned explicitly ([`Consumer::assign`]) or all of a
+//! topic ([`Consumer::subscribe`]); with a group name, each partition starts
+//! at the group's committed offset, and [`Consumer::commit`] (or periodic
+//! auto-commit) stores the positions durably in the broker. There is no
+//! group membership protocol: several consumers of one group must be given
+//! disjoint partitions by the application.
+//!
+//! [`Consumer::poll`] yields records whose keys and values are slices of the
+//! fetched buffer (no copy per record). While the application works on them,
+//! the next fetch is already on the wire, so the pipe stays full. Batch
+//! CRCs are verified by default.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sluice_protocol::batch::{Record, RecordBatch};
+use sluice_protocol::wire::ApiKey;
+use sluice_protocol::wire::ErrorCode;
+use sluice_protocol::wire::fetch::{FetchPartition, FetchRequest, FetchResponse};
+use sluice_protocol::wire::list_offsets::{ListOffsetsPartition, OffsetSpec};
+use sluice_protocol::wire::offset_commit::CommitPartition;
+use sluice_protocol::wire::offset_fetch::TopicPartitionRef;
+
+use crate::connection::Connection;
+use crate::error::ClientError;
+
+/// Where a partition without a committed offset starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetReset {
+    /// At the log start.
+    Earliest,
+    /// At the end: only records produced from now on.
+    Latest,
+}
+
+/// Where to move a partition's position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeekTo {
+    /// This offset.
+    Offset(u64),
+    /// The log start.
+    Earliest,
+    /// The end.
+    Latest,
+    /// The first record with a timestamp at or after this (ms since epoch).
+    Timestamp(i64),
+}
+
+/// Consumer settings.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// Broker address, `host:port`.
+    pub broker: String,
+    /// Consumer group whose committed offsets are used, if any.
+    pub group: Option<String>,
+    /// Where to start without a committed offset.
+    pub offset_reset: OffsetReset,
+    /// Bytes per fetch, all partitions.
+    pub fetch_max_bytes: u32,
+    /// Bytes per fetch, per partition.
+    pub partition_max_bytes: u32,
+    /// How long a fetch waits for data.
+    pub max_wait: Duration,
+    /// Commit positions this often while polling (needs a group).
+    pub auto_commit: Option<Duration>,
+    /// Verify each batch's CRC-32C.
+    pub verify_crc: bool,
+}
+
+impl ConsumerConfig {
+    /// Defaults for a broker at `broker`: no group, earliest, 16 MiB per
+    /// fetch (8 MiB per partition), 500 ms wait, CRCs verified.
+    pub fn new(broker: impl Into<String>) -> Self {
+        ConsumerConfig {
+            broker: broker.into(),
+            group: None,
+            offset_reset: OffsetReset::Earliest,
+            fetch_max_bytes: 16 << 20,
+            partition_max_bytes: 8 << 20,
+            max_wait: Duration::from_millis(500),
+            auto_commit: None,
+            verify_crc: true,
+        }
+    }
+}
+
+/// A record as consumed, with where it came from. Key, value and headers
+/// share the fetched buffer.
+#[derive(Debug, Clone)]
+pub struct ConsumerRecord {
+    /// Topic.
+    pub topic: Arc<str>,
+    /// Partition.
+    pub partition: u32,
+    /// The record (offset, timestamp, key, value, headers).
+    pub record: Record,
+}
+
+impl ConsumerRecord {
+    /// Offset.
+    pub fn offset(&self) -> u64 {
+        self.record.offset as u64
+    }
+    /// Value bytes (empty for a null value).
+    pub fn value(&self) -> &[u8] {
+        self.record.value.as_deref().unwrap_or_default()
+    }
+    /// Key bytes, if any.
+    pub fn key(&self) -> Option<&[u8]> {
+        self.record.key.as_deref()
+    }
+}
+
+#[derive(Debug)]
+struct Assigned {
+    topic: Arc<str>,
+    partition: u32,
+    position: u64,
+}
+
+/// A consumer of assigned partitions over one connection.
+#[derive(Debug)]
+pub struct Consumer {
+    config: ConsumerConfig,
+    conn: Connection,
+    /// For commits and lookups, so they never queue behind a long poll.
+    control: Option<Connection>,
+    assigned: Vec<Assigned>,
+    /// A fetch is on the wire; `true` if a seek made its answer stale.
+    in_flight: Option<bool>,
+    last_commit: Instant,
+    pending: VecDeque<ConsumerRecord>,
+}
+
+impl Consumer {
+    /// Connects to the broker.
+    pub async fn connect(config: ConsumerConfig) -> Result<Self, ClientError> {
+        let conn = Connection::connect(config.broker.as_str()).await?;
+        Ok(Consumer {
+            config,
+            conn,
+            control: None,
+            assigned: Vec::new(),
+            in_flight: None,
+            last_commit: Instant::now(),
+            pending: VecDeque::new(),
+        })
+    }
+
+    async fn control(&mut self) -> Result<&mut Connection, ClientError> {
+        if self.control.is_none() {
+            self.control = Some(Connection::connect(self.config.broker.as_str()).await?);
+        }
+        self.control.as_mut().ok_or(ClientError::Closed)
+    }
+
+    /// Assigns every partition of `topic`.
+    pub async fn subscribe(&mut self, topic: &str) -> Result<(), ClientError> {
+        let meta = self
+            .control()
+            .await?
+            .metadata(Some(vec![topic.to_owned()]))
+            .await?;
+        let t = meta.topics.into_iter().next().ok_or(ClientError::Closed)?;
+        if t.error_code != ErrorCode::None {
+            return Err(ClientError::Broker {
+                code: t.error_code,
+                message: format!("topic {topic:?}"),
+            });
+        }
+        let parts = (0..t.partitions.len() as u32)
+            .map(|p| (topic.to_owned(), p))
+            .collect();
+        self.assign(parts).await
+    }
+
+    /// Consumes exactly these partitions from now on. Each starts at the
+    /// group's committed offset, or as `offset_reset` says.
+    pub async fn assign(&mut self, partitions: Vec<(String, u32)>) -> Result<(), ClientError> {
+        let mut assigned = Vec::with_capacity(partitions.len());
+        let committed = match self.config.group.clone() {
+            Some(group) => {
+                let refs = partitions
+                    .iter()
+                    .map(|(t, p)| TopicPartitionRef {
+                        topic: t.clone(),
+                        partition: *p,
+                    })
+                    .collect();
+                let r = self
+                    .control()
+                    .await?
+                    .offset_fetch(&group, Some(refs))
+                    .await?;
+                if r.error_code != ErrorCode::None {
+                    return Err(ClientError::Broker {
+                        code: r.error_code,
+                        message: format!("group {group:?}"),
+                    });
+                }
+                r.partitions.into_iter().map(|p| p.offset).collect()
+            }
+            None => vec![None; partitions.len()],
+        };
+        let reset = match self.config.offset_reset {
+            OffsetReset::Earliest => SeekTo::Earliest,
+            OffsetReset::Latest => SeekTo::Latest,
+        };
+        for ((topic, partition), committed) in partitions.into_iter().zip(committed) {
+            let position = match committed {
+                Some(o) => o,
+                None => self.lookup(&topic, partition, reset).await?,
+            };
+            assigned.push(Assigned {
+                topic: topic.into(),
+                partition,
+                position,
+            });
+        }
+        self.assigned = assigned;
+        self.invalidate();
+        Ok(())
+    }
+
+    async fn lookup(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        to: SeekTo,
+    ) -> Result<u64, ClientError> {
+        let spec = match to {
+            SeekTo::Offset(o) => return Ok(o),
+            SeekTo::Earliest => OffsetSpec::Earliest,
+            SeekTo::Latest => OffsetSpec::Latest,
+            SeekTo::Timestamp(t) => OffsetSpec::Timestamp(t),
+        };
+        let r = self
+            .control()
+            .await?
+            .list_offsets(vec![ListOffsetsPartition {
+                topic: topic.to_owned(),
+                partition,
+                spec,
+            }])
+            .await?;
+        let p = r.partitions.into_iter().next().ok_or(ClientError::Closed)?;
+        if p.error_code != ErrorCode::None {
+            return Err(ClientError::Broker {
+                code: p.error_code,
+                message: format!("{topic}-{partition}"),
+            });
+        }
+        Ok(p.offset)
+    }
+
+    fn invalidate(&mut self) {
+        self.pending.clear();
+        if let Some(stale) = self.in_flight.as_mut() {
+            *stale = true;
+        }
+    }
+
+    /// Moves a partition's position; records already fetched past it are
+    /// dropped.
+    pub async fn seek(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        to: SeekTo,
+    ) -> Result<(), ClientError> {
+        let offset = self.lookup(topic, partition, to).await?;
+        let a = self
+            .assigned
+            .iter_mut()
+            .find(|a| &*a.topic == topic && a.partition == partition)
+            .ok_or_else(|| ClientError::Broker {
+                code: ErrorCode::UnknownTopicOrPartition,
+                message: format!("{topic}-{partition} is not assigned"),
+            })?;
+        a.position = offset;
+        self.invalidate();
+        Ok(())
+    }
+
+    /// The next offset to be returned for a partition.
+    pub fn position(&self, topic: &str, partition: u32) -> Option<u64> {
+        self.assigned
+            .iter()
+            .find(|a| &*a.topic == topic && a.partition == partition)
+            .map(|a| a.position)
+    }
+
+    async fn send_fetch(&mut self) -> Result<(), ClientError> {
+        let req = FetchRequest {
+            max_wait_ms: self.config.max_wait.as_millis().min(u128::from(u32::MAX)) as u32,
+            min_bytes: 1,
+            max_bytes: self.config.fetch_max_bytes,
+            partitions: self
+                .assigned
+                .iter()
+                .map(|a| FetchPartition {
+                    topic: a.topic.to_string(),
+                    partition: a.partition,
+                    offset: a.position,
+                    max_bytes: self.config.partition_max_bytes,
+                })
+                .collect(),
+        };
+        self.conn.send(ApiKey::Fetch, &req, &[]).await?;
+        self.in_flight = Some(false);
+        Ok(())
+    }
+
+    /// Waits up to `max_wait` for records and returns them (possibly none).
+    /// Positions advance past the returned records.
+    pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>, ClientError> {
+        if self.assigned.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.maybe_auto_commit().await?;
+        loop {
+            if self.in_flight.is_none() {
+                self.send_fetch().await?;
+            }
+            let (resp, tail): (FetchResponse, Bytes) = self.conn.recv().await?;
+            let stale = self.in_flight.take().unwrap_or(false);
+            if stale {
+                continue;
+            }
+            resp.check_tail(tail.len())?;
+            let records = self.take_records(&resp, &tail)?;
+            // Keep the pipe full while the application works.
+            self.send_fetch().await?;
+            return Ok(records);
+        }
+    }
+
+    fn take_records(
+        &mut self,
+        resp: &FetchResponse,
+        tail: &Bytes,
+    ) -> Result<Vec<ConsumerRecord>, ClientError> {
+        let mut out = Vec::new();
+        let mut at = 0usize;
+        for p in &resp.partitions {
+            let len = p.records_len as usize;
+            let mut bytes = tail.slice(at..at + len);
+            at += len;
+            let Some(a) = self
+                .assigned
+                .iter_mut()
+                .find(|a| *a.topic == *p.topic && a.partition == p.partition)
+            else {
+                continue;
+            };
+            match p.error_code {
+                ErrorCode::None => {}
+                ErrorCode::OffsetOutOfRange => {
+                    // Retention moved past us, or we are ahead: reset.
+                    a.position = match self.config.offset_reset {
+                        OffsetReset::Earliest => p.log_start_offset,
+                        OffsetReset::Latest => p.high_watermark,
+                    }
+                    .max(p.log_start_offset.min(a.position));
+                    if a.position < p.log_start_offset || a.position > p.high_watermark {
+                        a.position = p.log_start_offset;
+                    }
+                    continue;
+                }
+                code => {
+                    return Err(ClientError::Broker {
+                        code,
+                        message: format!("fetch {}-{}", p.topic, p.partition),
+                    });
+                }
+            }
+            while !bytes.is_empty() {
+                let batch = if self.config.verify_crc {
+                    RecordBatch::split_first(&mut bytes)
+                } else {
+                    RecordBatch::split_first_unverified(&mut bytes)
+                }
+                .map_err(|e| {
+                    ClientError::Wire(sluice_protocol::wire::WireError::Body(format!(
+                        "record batch from {}-{}: {e}",
+                        p.topic, p.partition
+                    )))
+                })?;
+                for r in batch.records() {
+                    let record = r.map_err(|e| {
+                        ClientError::Wire(sluice_protocol::wire::WireError::Body(e.to_string()))
+                    })?;
+                    if (record.offset as u64) < a.position {
+                        continue;
+                    }
+                    out.push(ConsumerRecord {
+                        topic: Arc::clone(&a.topic),
+                        partition: a.partition,
+                        record,
+                    });
+                }
+                a.position = a.position.max(batch.header().next_offset() as u64);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Commits the current positions of all assigned partitions for the
+    /// group (durably stored by the broker).
+    pub async fn commit(&mut self) -> Result<(), ClientError> {
+        let Some(group) = self.config.group.clone() else {
+            return Err(ClientError::Broker {
+                code: ErrorCode::InvalidGroupName,
+                message: "commit needs a consumer group".into(),
+            });
+        };
+        let parts: Vec<_> = self
+            .assigned
+            .iter()
+            .map(|a| CommitPartition {
+                topic: a.topic.to_string(),
+                partition: a.partition,
+                offset: a.position,
+                metadata: String::new(),
+            })
+            .collect();
+        let r = self.control().await?.offset_commit(&group, parts).await?;
+        if let Some(p) = r
+            .partitions
+            .iter()
+            .find(|p| p.error_code != ErrorCode::None)
+        {
+            return Err(ClientError::Broker {
+                code: p.error_code,
+                message: format!("commit {}-{}", p.topic, p.partition),
+            });
+        }
+        self.last_commit = Instant::now();
+        Ok(())
+    }
+
+    async fn maybe_auto_commit(&mut self) -> Result<(), ClientError> {
+        if let (Some(every), Some(_)) = (self.config.auto_commit, &self.config.group) {
+            if self.last_commit.elapsed() >= every {
+                self.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The group's committed offset of a partition.
+    pub async fn committed(
+        &mut self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<Option<u64>, ClientError> {
+        let Some(group) = self.config.group.clone() else {
+            return Ok(None);
+        };
+        let r = self
+            .control()
+            .await?
+            .offset_fetch(
+                &group,
+                Some(vec![TopicPartitionRef {
+                    topic: topic.to_owned(),
+                    partition,
+                }]),
+            )
+            .await?;
+        Ok(r.partitions.first().and_then(|p| p.offset))
+    }
+}

@@ -1,0 +1,170 @@
+//! Per-partition batches being filled, and sealed batches waiting to be sent.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use bytes::BytesMut;
+use sluice_protocol::batch::{BatchBuilder, NewRecord};
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
+
+use super::{ProducerConfig, ProducerRecord, RecordMetadata};
+use crate::error::ClientError;
+
+/// Where a record's outcome goes.
+pub(crate) type Waiter = oneshot::Sender<Result<RecordMetadata, ClientError>>;
+
+struct OpenBatch {
+    builder: BatchBuilder,
+    waiters: Vec<Waiter>,
+    permit: Option<OwnedSemaphorePermit>,
+    created: Instant,
+}
+
+/// A sealed batch: encoded, with the waiters of its records in order.
+pub(crate) struct ReadyBatch {
+    pub(crate) topic: String,
+    pub(crate) partition: u32,
+    pub(crate) bytes: BytesMut,
+    pub(crate) waiters: Vec<Waiter>,
+    /// Buffer memory held until the batch is settled.
+    pub(crate) _permit: Option<OwnedSemaphorePermit>,
+    /// Sends so far that failed in a retriable way.
+    pub(crate) attempts: u32,
+    /// Not to be sent before this (retry backoff).
+    pub(crate) not_before: Option<Instant>,
+}
+
+/// Batches of the producer, guarded by its mutex.
+#[derive(Default)]
+pub(crate) struct Accumulator {
+    open: HashMap<(String, u32), OpenBatch>,
+    ready: VecDeque<ReadyBatch>,
+    sticky: HashMap<String, u32>,
+    next_sticky: u32,
+}
+
+impl Accumulator {
+    /// The partition keyless records of `topic` currently go to.
+    pub(crate) fn sticky_partition(&mut self, topic: &str, count: u32) -> u32 {
+        if let Some(&p) = self.sticky.get(topic).filter(|&&p| p < count) {
+            return p;
+        }
+        self.next_sticky = self.next_sticky.wrapping_add(1);
+        let p = self.next_sticky % count.max(1);
+        self.sticky.insert(topic.to_owned(), p);
+        p
+    }
+
+    /// Adds a record to its partition's open batch; returns whether a batch
+    /// became ready to send.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn append(
+        &mut self,
+        config: &ProducerConfig,
+        topic: &str,
+        partition: u32,
+        record: &ProducerRecord<'_>,
+        timestamp: i64,
+        waiter: Waiter,
+        permit: OwnedSemaphorePermit,
+    ) -> bool {
+        let key = (topic.to_owned(), partition);
+        let batch = self.open.entry(key.clone()).or_insert_with(|| OpenBatch {
+            builder: BatchBuilder::with_capacity(config.batch_bytes + 1024),
+            waiters: Vec::new(),
+            permit: None,
+            created: Instant::now(),
+        });
+        batch.builder.push(&NewRecord {
+            timestamp,
+            key: record.key,
+            value: record.value,
+            headers: record.headers,
+        });
+        batch.waiters.push(waiter);
+        match &mut batch.permit {
+            Some(p) => p.merge(permit),
+            None => batch.permit = Some(permit),
+        }
+        if batch.builder.size_in_bytes() >= config.batch_bytes {
+            self.seal(&key);
+            if record.key.is_none() && record.partition.is_none() {
+                // Sticky partitioning moves on once a batch is full.
+                self.sticky.remove(topic);
+            }
+            return true;
+        }
+        false
+    }
+
+    fn seal(&mut self, key: &(String, u32)) {
+        if let Some(open) = self.open.remove(key) {
+            self.ready.push_back(ReadyBatch {
+                topic: key.0.clone(),
+                partition: key.1,
+                bytes: open.builder.finish(),
+                waiters: open.waiters,
+                _permit: open.permit,
+                attempts: 0,
+                not_before: None,
+            });
+        }
+    }
+
+    /// Seals every open batch.
+    pub(crate) fn seal_all(&mut self) {
+        let keys: Vec<_> = self.open.keys().cloned().collect();
+        for k in keys {
+            self.seal(&k);
+        }
+    }
+
+    /// Seals batches that waited `linger`; returns when the next one will.
+    pub(crate) fn seal_expired(
+        &mut self,
+        linger: std::time::Duration,
+        now: Instant,
+    ) -> Option<Instant> {
+        let expired: Vec<_> = self
+            .open
+            .iter()
+            .filter(|(_, b)| now.duration_since(b.created) >= linger)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in expired {
+            self.seal(&k);
+        }
+        let next_linger = self.open.values().map(|b| b.created + linger).min();
+        let next_retry = self.ready.front().and_then(|b| b.not_before);
+        match (next_linger, next_retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Takes ready batches from the front, up to about `max_bytes` (at least
+    /// one), skipping none: a batch in retry backoff stops the take.
+    pub(crate) fn take_ready(&mut self, max_bytes: usize, now: Instant) -> Vec<ReadyBatch> {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        while let Some(front) = self.ready.front() {
+            if front.not_before.is_some_and(|t| t > now)
+                || (!out.is_empty() && bytes + front.bytes.len() > max_bytes)
+            {
+                break;
+            }
+            bytes += front.bytes.len();
+            if let Some(b) = self.ready.pop_front() {
+                out.push(b);
+            }
+        }
+        out
+    }
+
+    /// Puts batches back at the front, in their order, for a retry.
+    pub(crate) fn requeue_front(&mut self, batches: Vec<ReadyBatch>) {
+        for b in batches.into_iter().rev() {
+            self.ready.push_front(b);
+        }
+    }
+}

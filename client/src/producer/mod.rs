@@ -1,0 +1,335 @@
+//! [`Producer`]: sends records to topics, batching them per partition.
+//!
+//! `send` returns once the record is buffered (waiting while the buffer is
+//! full: backpressure) and gives a [`DeliveryFuture`] that resolves when the
+//! broker acknowledged the record, with its partition and offset, or failed.
+//! Records are grouped per partition into RecordBatch v2 batches, sent when
+//! a batch reaches `batch_bytes` or has waited `linger`. A background task
+//! keeps up to `max_in_flight` produce requests on the wire, retries
+//! retriable failures with backoff, and reconnects after a broker restart.
+//!
+//! **Delivery is at least once.** If an acknowledgement is lost (the
+//! connection drops after the broker appended the batch), the retry appends
+//! it again: the record is then stored twice. With `max_in_flight > 1` a
+//! retried batch can also land after a later batch of the same partition.
+
+mod accumulator;
+mod sender;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use sluice_protocol::wire::ErrorCode;
+pub use sluice_protocol::wire::produce::Acks;
+use tokio::sync::{Notify, Semaphore, oneshot};
+
+use crate::connection::Connection;
+use crate::error::ClientError;
+use accumulator::Accumulator;
+
+/// Producer settings.
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    /// Broker address, `host:port`.
+    pub broker: String,
+    /// When the broker acknowledges.
+    pub acks: Acks,
+    /// A batch is sent once it holds this many bytes.
+    pub batch_bytes: usize,
+    /// A batch is sent at the latest this long after its first record.
+    pub linger: Duration,
+    /// Produce requests on the wire at once.
+    pub max_in_flight: usize,
+    /// Bytes of records buffered before `send` waits.
+    pub buffer_bytes: usize,
+    /// Attempts after the first for a retriable failure.
+    pub retries: u32,
+    /// First wait before a retry; doubles per attempt up to 5 s.
+    pub retry_backoff: Duration,
+    /// How long the broker may take to make an `acks=all` write durable.
+    pub request_timeout: Duration,
+}
+
+impl ProducerConfig {
+    /// Defaults for a broker at `broker`: acks=leader, 256 KiB batches,
+    /// 5 ms linger, 4 requests in flight, 64 MiB buffer, 30 retries from
+    /// 100 ms.
+    pub fn new(broker: impl Into<String>) -> Self {
+        ProducerConfig {
+            broker: broker.into(),
+            acks: Acks::Leader,
+            batch_bytes: 256 * 1024,
+            linger: Duration::from_millis(5),
+            max_in_flight: 4,
+            buffer_bytes: 64 << 20,
+            retries: 30,
+            retry_backoff: Duration::from_millis(100),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A record to send.
+#[derive(Debug, Clone, Default)]
+pub struct ProducerRecord<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Partition; `None` chooses by key hash, or sticky without a key.
+    pub partition: Option<u32>,
+    /// Key.
+    pub key: Option<&'a [u8]>,
+    /// Value.
+    pub value: Option<&'a [u8]>,
+    /// Headers.
+    pub headers: &'a [(&'a str, Option<&'a [u8]>)],
+    /// Timestamp in milliseconds since the epoch; `None` means now.
+    pub timestamp: Option<i64>,
+}
+
+/// Where an acknowledged record was stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordMetadata {
+    /// Partition.
+    pub partition: u32,
+    /// Offset; `None` with `acks=none`, which gets no answer.
+    pub offset: Option<u64>,
+}
+
+/// Resolves when the record's fate is known.
+#[derive(Debug)]
+pub struct DeliveryFuture {
+    rx: oneshot::Receiver<Result<RecordMetadata, ClientError>>,
+}
+
+impl std::future::Future for DeliveryFuture {
+    type Output = Result<RecordMetadata, ClientError>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(ClientError::Closed)))
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: ProducerConfig,
+    pub(crate) accumulator: std::sync::Mutex<Accumulator>,
+    /// Wakes the sender: a batch is ready, or the producer closes.
+    pub(crate) wake: Notify,
+    pub(crate) memory: Arc<Semaphore>,
+    /// Records buffered or in flight.
+    pub(crate) pending: AtomicU64,
+    /// Signalled when `pending` drops to zero.
+    pub(crate) drained: Notify,
+    pub(crate) closing: AtomicBool,
+    partitions: tokio::sync::Mutex<(Option<Connection>, std::collections::HashMap<String, u32>)>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A producer; cheap to share (`&self` everywhere), safe to use from many
+/// tasks.
+#[derive(Debug)]
+pub struct Producer {
+    shared: Arc<Shared>,
+    sender: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Producer {
+    /// Creates a producer and its background sender task (call inside a
+    /// tokio runtime). Connects lazily.
+    pub fn new(config: ProducerConfig) -> Self {
+        let memory = Arc::new(Semaphore::new(config.buffer_bytes.max(1)));
+        let shared = Arc::new(Shared {
+            accumulator: std::sync::Mutex::new(Accumulator::default()),
+            wake: Notify::new(),
+            memory,
+            pending: AtomicU64::new(0),
+            drained: Notify::new(),
+            closing: AtomicBool::new(false),
+            partitions: tokio::sync::Mutex::new((None, Default::default())),
+            config,
+        });
+        let sender = tokio::spawn(sender::run(Arc::clone(&shared)));
+        Producer {
+            shared,
+            sender: std::sync::Mutex::new(Some(sender)),
+        }
+    }
+
+    /// Buffers `value` with `key` for `topic` and returns a future of its
+    /// partition and offset. See [`Producer::send_record`].
+    pub async fn send(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<DeliveryFuture, ClientError> {
+        self.send_record(ProducerRecord {
+            topic,
+            key,
+            value: Some(value),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Buffers a record (waiting while the buffer is full) and returns a
+    /// future of its delivery. Fails at once for an unknown topic or
+    /// partition, or after [`Producer::close`].
+    pub async fn send_record(
+        &self,
+        record: ProducerRecord<'_>,
+    ) -> Result<DeliveryFuture, ClientError> {
+        if self.shared.closing.load(Ordering::Acquire) {
+            return Err(ClientError::Closed);
+        }
+        let size = record.key.map_or(0, <[u8]>::len)
+            + record.value.map_or(0, <[u8]>::len)
+            + record
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len) + 4)
+                .sum::<usize>()
+            + 24;
+        let size = size.min(self.shared.config.buffer_bytes.max(1));
+        let permit = Arc::clone(&self.shared.memory)
+            .acquire_many_owned(size as u32)
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        let partition = match record.partition {
+            Some(p) => {
+                let count = self.partition_count(record.topic).await?;
+                if p >= count {
+                    return Err(ClientError::Broker {
+                        code: ErrorCode::UnknownTopicOrPartition,
+                        message: format!(
+                            "topic {:?} has {count} partitions, not {}",
+                            record.topic,
+                            p + 1
+                        ),
+                    });
+                }
+                p
+            }
+            None => {
+                let count = self.partition_count(record.topic).await?;
+                match record.key {
+                    Some(k) => crate::partitioner::partition_for_key(k, count),
+                    None => {
+                        let mut acc = self
+                            .shared
+                            .accumulator
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner());
+                        acc.sticky_partition(record.topic, count)
+                    }
+                }
+            }
+        };
+        let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        let (tx, rx) = oneshot::channel();
+        self.shared.pending.fetch_add(1, Ordering::AcqRel);
+        let ready = {
+            let mut acc = self
+                .shared
+                .accumulator
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            acc.append(
+                &self.shared.config,
+                record.topic,
+                partition,
+                &record,
+                timestamp,
+                tx,
+                permit,
+            )
+        };
+        if ready {
+            self.shared.wake.notify_one();
+        }
+        Ok(DeliveryFuture { rx })
+    }
+
+    /// Partitions of `topic`, from the broker on first use.
+    pub async fn partition_count(&self, topic: &str) -> Result<u32, ClientError> {
+        let mut guard = self.shared.partitions.lock().await;
+        if let Some(&n) = guard.1.get(topic) {
+            return Ok(n);
+        }
+        if guard.0.is_none() {
+            guard.0 = Some(Connection::connect(self.shared.config.broker.as_str()).await?);
+        }
+        let conn = guard.0.as_mut().ok_or(ClientError::Closed)?;
+        let meta = match conn.metadata(Some(vec![topic.to_owned()])).await {
+            Ok(m) => m,
+            Err(e) => {
+                guard.0 = None;
+                return Err(e);
+            }
+        };
+        let t = meta.topics.into_iter().next().ok_or(ClientError::Closed)?;
+        if t.error_code != ErrorCode::None {
+            return Err(ClientError::Broker {
+                code: t.error_code,
+                message: format!("topic {topic:?}"),
+            });
+        }
+        let n = t.partitions.len() as u32;
+        guard.1.insert(topic.to_owned(), n);
+        Ok(n)
+    }
+
+    /// Sends every buffered record now and waits until each has been
+    /// acknowledged or has failed.
+    pub async fn flush(&self) {
+        self.shared
+            .accumulator
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .seal_all();
+        self.shared.wake.notify_one();
+        loop {
+            let drained = self.shared.drained.notified();
+            if self.shared.pending.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            drained.await;
+        }
+    }
+
+    /// Flushes, then stops the background task. Later sends fail.
+    pub async fn close(&self) {
+        self.flush().await;
+        self.shared.closing.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+        let handle = self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.await;
+        }
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.shared.closing.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,274 @@
+//! The producer's background task: connects, sends ready batches with up to
+//! `max_in_flight` requests on the wire, settles each record when its
+//! response arrives, and retries or fails what a broken connection or a
+//! retriable error left unsettled.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use sluice_protocol::wire::ApiKey;
+use sluice_protocol::wire::ErrorCode;
+use sluice_protocol::wire::produce::{
+    Acks, ProducePartition, ProducePartitionResponse, ProduceRequest, ProduceResponse,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+use super::accumulator::ReadyBatch;
+use super::{RecordMetadata, Shared};
+use crate::connection::{Connection, ResponseReader};
+use crate::error::ClientError;
+
+/// Largest produce request the sender builds (it always sends at least one
+/// batch, whatever its size).
+const MAX_REQUEST_BYTES: usize = 8 << 20;
+
+type InFlight = (Vec<ReadyBatch>, OwnedSemaphorePermit);
+
+/// Marks `n` records settled, waking `flush` when none is left.
+fn settle(shared: &Shared, n: u64) {
+    if n > 0 && shared.pending.fetch_sub(n, Ordering::AcqRel) == n {
+        shared.drained.notify_waiters();
+    }
+}
+
+fn backoff(shared: &Shared, attempts: u32) -> Duration {
+    let base = shared.config.retry_backoff;
+    base.saturating_mul(1 << attempts.min(6))
+        .min(Duration::from_secs(5))
+}
+
+/// Fails a batch's records with `error`.
+fn fail(shared: &Shared, batch: ReadyBatch, code: Option<ErrorCode>, message: &str) {
+    let n = batch.waiters.len() as u64;
+    for w in batch.waiters {
+        let err = match code {
+            Some(code) => ClientError::Broker {
+                code,
+                message: message.to_owned(),
+            },
+            None => ClientError::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                message.to_owned(),
+            )),
+        };
+        let _ = w.send(Err(err));
+    }
+    settle(shared, n);
+}
+
+/// Puts batches back for another attempt, or fails those out of retries.
+fn retry_or_fail(
+    shared: &Shared,
+    batches: Vec<ReadyBatch>,
+    code: Option<ErrorCode>,
+    message: &str,
+) {
+    let now = Instant::now();
+    let mut again = Vec::new();
+    for mut b in batches {
+        b.attempts += 1;
+        if b.attempts > shared.config.retries {
+            fail(shared, b, code, message);
+        } else {
+            b.not_before = Some(now + backoff(shared, b.attempts));
+            again.push(b);
+        }
+    }
+    if !again.is_empty() {
+        shared
+            .accumulator
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .requeue_front(again);
+        shared.wake.notify_one();
+    }
+}
+
+fn complete(shared: &Shared, batch: ReadyBatch, result: &ProducePartitionResponse) {
+    if result.error_code == ErrorCode::None {
+        let n = batch.waiters.len() as u64;
+        for (i, w) in batch.waiters.into_iter().enumerate() {
+            let _ = w.send(Ok(RecordMetadata {
+                partition: batch.partition,
+                offset: Some(result.base_offset + i as u64),
+            }));
+        }
+        settle(shared, n);
+    } else if result.error_code.is_retriable() {
+        let msg = result.message.clone().unwrap_or_default();
+        retry_or_fail(shared, vec![batch], Some(result.error_code), &msg);
+    } else {
+        let msg = result
+            .message
+            .clone()
+            .unwrap_or_else(|| result.error_code.to_string());
+        fail(shared, batch, Some(result.error_code), &msg);
+    }
+}
+
+async fn read_loop(
+    shared: Arc<Shared>,
+    mut reader: ResponseReader,
+    mut rx: mpsc::UnboundedReceiver<InFlight>,
+    broken: Arc<AtomicBool>,
+) {
+    while let Some((batches, permit)) = rx.recv().await {
+        match reader.recv::<ProduceResponse>().await {
+            Ok((_, resp, _)) if resp.partitions.len() == batches.len() => {
+                for (batch, result) in batches.into_iter().zip(&resp.partitions) {
+                    complete(&shared, batch, result);
+                }
+            }
+            Ok(_) => {
+                broken.store(true, Ordering::Release);
+                retry_or_fail(&shared, batches, None, "malformed produce response");
+            }
+            Err(ClientError::Broker { code, message }) => {
+                // The whole request was refused (e.g. too large): not retriable
+                // unless the code says so.
+                if code.is_retriable() {
+                    retry_or_fail(&shared, batches, Some(code), &message);
+                } else {
+                    for b in batches {
+                        fail(&shared, b, Some(code), &message);
+                    }
+                }
+            }
+            Err(e) => {
+                broken.store(true, Ordering::Release);
+                let msg = e.to_string();
+                let mut all = batches;
+                rx.close();
+                while let Ok((more, _)) = rx.try_recv() {
+                    all.extend(more);
+                }
+                retry_or_fail(&shared, all, None, &msg);
+                drop(permit);
+                return;
+            }
+        }
+        drop(permit);
+    }
+}
+
+/// Runs until the producer closes (or is dropped) with nothing pending.
+pub(super) async fn run(shared: Arc<Shared>) {
+    let mut connect_failures = 0u32;
+    loop {
+        if shared.closing.load(Ordering::Acquire) && shared.pending.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let conn = match Connection::connect(shared.config.broker.as_str()).await {
+            Ok(c) => {
+                connect_failures = 0;
+                c
+            }
+            Err(e) => {
+                connect_failures += 1;
+                // Count the failure against whatever is waiting to be sent.
+                let ready = {
+                    let mut acc = shared.accumulator.lock().unwrap_or_else(|e| e.into_inner());
+                    acc.seal_expired(shared.config.linger, Instant::now());
+                    acc.take_ready(usize::MAX, Instant::now() + Duration::from_secs(3600))
+                };
+                if !ready.is_empty() {
+                    retry_or_fail(&shared, ready, None, &e.to_string());
+                }
+                tokio::time::sleep(backoff(&shared, connect_failures)).await;
+                continue;
+            }
+        };
+        let (mut writer, reader) = conn.into_split();
+        let (tx, rx) = mpsc::unbounded_channel::<InFlight>();
+        let broken = Arc::new(AtomicBool::new(false));
+        let slots = Arc::new(Semaphore::new(shared.config.max_in_flight.max(1)));
+        let reader_task = tokio::spawn(read_loop(
+            Arc::clone(&shared),
+            reader,
+            rx,
+            Arc::clone(&broken),
+        ));
+        loop {
+            if broken.load(Ordering::Acquire) {
+                break;
+            }
+            let closing = shared.closing.load(Ordering::Acquire);
+            let (batches, deadline) = {
+                let mut acc = shared.accumulator.lock().unwrap_or_else(|e| e.into_inner());
+                let now = Instant::now();
+                if closing {
+                    acc.seal_all();
+                }
+                let deadline = acc.seal_expired(shared.config.linger, now);
+                (acc.take_ready(MAX_REQUEST_BYTES, now), deadline)
+            };
+            if batches.is_empty() {
+                if closing && shared.pending.load(Ordering::Acquire) == 0 {
+                    break;
+                }
+                let sleep = deadline.map_or(Duration::from_millis(100), |d| {
+                    d.saturating_duration_since(Instant::now())
+                });
+                tokio::select! {
+                    () = shared.wake.notified() => {}
+                    () = tokio::time::sleep(sleep.min(Duration::from_millis(100))) => {}
+                }
+                continue;
+            }
+            let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+                break;
+            };
+            let req = ProduceRequest {
+                acks: shared.config.acks,
+                timeout_ms: shared
+                    .config
+                    .request_timeout
+                    .as_millis()
+                    .min(u128::from(u32::MAX)) as u32,
+                partitions: batches
+                    .iter()
+                    .map(|b| ProducePartition {
+                        topic: b.topic.clone(),
+                        partition: b.partition,
+                        records_len: b.bytes.len() as u32,
+                    })
+                    .collect(),
+            };
+            let sent = if batches.len() == 1 {
+                writer.send(ApiKey::Produce, &req, &batches[0].bytes).await
+            } else {
+                let mut tail = Vec::with_capacity(batches.iter().map(|b| b.bytes.len()).sum());
+                for b in &batches {
+                    tail.extend_from_slice(&b.bytes);
+                }
+                writer.send(ApiKey::Produce, &req, &tail).await
+            };
+            if let Err(e) = sent {
+                retry_or_fail(&shared, batches, None, &e.to_string());
+                break;
+            }
+            if shared.config.acks == Acks::None {
+                for b in batches {
+                    let n = b.waiters.len() as u64;
+                    for w in b.waiters {
+                        let _ = w.send(Ok(RecordMetadata {
+                            partition: b.partition,
+                            offset: None,
+                        }));
+                    }
+                    settle(&shared, n);
+                }
+                drop(permit);
+            } else if tx.send((batches, permit)).is_err() {
+                break;
+            }
+        }
+        drop(writer);
+        drop(tx);
+        let _ = reader_task.await;
+        if shared.closing.load(Ordering::Acquire) && shared.pending.load(Ordering::Acquire) == 0 {
+            return;
+        }
+    }
+}
