@@ -40,3 +40,62 @@ pub struct CreateTopicsResponse {
     /// Results.
     pub results: Vec<TopicResult>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::testutil::check_all;
+    use crate::wire::topic_config::FlushMode;
+
+    #[test]
+    fn request_round_trips_and_rejects_truncation() {
+        check_all(&[
+            CreateTopicsRequest { topics: vec![] },
+            CreateTopicsRequest {
+                topics: vec![
+                    NewTopic {
+                        name: "orders".into(),
+                        partitions: 1,
+                        config: TopicConfig::default(),
+                    },
+                    NewTopic {
+                        name: "audit".into(),
+                        partitions: u32::MAX,
+                        config: TopicConfig {
+                            retention_ms: Some(86_400_000),
+                            retention_bytes: Some(0),
+                            flush: Some(FlushMode::BeforeAck),
+                            ..TopicConfig::default()
+                        },
+                    },
+                ],
+            },
+        ]);
+    }
+
+    #[test]
+    fn response_round_trips_and_rejects_truncation() {
+        check_all(&[
+            CreateTopicsResponse { results: vec![] },
+            CreateTopicsResponse {
+                results: vec![
+                    TopicResult {
+                        name: "orders".into(),
+                        error_code: ErrorCode::None,
+                        message: None,
+                    },
+                    TopicResult {
+                        name: "audit".into(),
+                        error_code: ErrorCode::TopicAlreadyExists,
+                        message: Some("topic \"audit\" already exists".into()),
+                    },
+                    TopicResult {
+                        name: "bad/name".into(),
+                        error_code: ErrorCode::InvalidTopicName,
+                        message: Some(String::new()),
+                    },
+                ],
+            },
+        ]);
+    }
+}

@@ -131,3 +131,140 @@ impl std::fmt::Display for ErrorCode {
         write!(f, "{text} ({})", *self as u16)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::testutil::{check_all, encode};
+    use crate::wire::{WireError, decode_body};
+
+    /// Every code with its number. Codes are stable: changing a number here
+    /// breaks every client in the field.
+    const PINNED: [(ErrorCode, u16); 19] = [
+        (ErrorCode::None, 0),
+        (ErrorCode::Unknown, 1),
+        (ErrorCode::CorruptRecord, 2),
+        (ErrorCode::UnknownTopicOrPartition, 3),
+        (ErrorCode::InvalidTopicName, 4),
+        (ErrorCode::TopicAlreadyExists, 5),
+        (ErrorCode::OffsetOutOfRange, 6),
+        (ErrorCode::MessageTooLarge, 7),
+        (ErrorCode::UnsupportedApi, 8),
+        (ErrorCode::UnsupportedVersion, 9),
+        (ErrorCode::InvalidRequest, 10),
+        (ErrorCode::DiskFull, 11),
+        (ErrorCode::StorageError, 12),
+        (ErrorCode::PartitionOffline, 13),
+        (ErrorCode::InvalidPartitions, 14),
+        (ErrorCode::InvalidConfig, 15),
+        (ErrorCode::BrokerShuttingDown, 16),
+        (ErrorCode::RequestTimedOut, 17),
+        (ErrorCode::InvalidGroupName, 18),
+    ];
+
+    #[test]
+    fn numbers_are_pinned() {
+        for (code, number) in PINNED {
+            assert_eq!(code as u16, number, "{code:?}");
+            assert_eq!(u16::from(code), number);
+        }
+    }
+
+    /// A new variant must be added to [`PINNED`] (this match stops compiling
+    /// otherwise) and to `docs/protocol.md`.
+    #[test]
+    fn pinned_list_covers_every_variant() {
+        for (code, _) in PINNED {
+            match code {
+                ErrorCode::None
+                | ErrorCode::Unknown
+                | ErrorCode::CorruptRecord
+                | ErrorCode::UnknownTopicOrPartition
+                | ErrorCode::InvalidTopicName
+                | ErrorCode::TopicAlreadyExists
+                | ErrorCode::OffsetOutOfRange
+                | ErrorCode::MessageTooLarge
+                | ErrorCode::UnsupportedApi
+                | ErrorCode::UnsupportedVersion
+                | ErrorCode::InvalidRequest
+                | ErrorCode::DiskFull
+                | ErrorCode::StorageError
+                | ErrorCode::PartitionOffline
+                | ErrorCode::InvalidPartitions
+                | ErrorCode::InvalidConfig
+                | ErrorCode::BrokerShuttingDown
+                | ErrorCode::RequestTimedOut
+                | ErrorCode::InvalidGroupName => {}
+            }
+        }
+        let mut numbers: Vec<u16> = PINNED.iter().map(|(_, n)| *n).collect();
+        numbers.dedup();
+        assert_eq!(
+            numbers,
+            (0..19).collect::<Vec<u16>>(),
+            "dense, unique, in order"
+        );
+    }
+
+    #[test]
+    fn every_code_round_trips_through_u16() {
+        for (code, number) in PINNED {
+            assert_eq!(ErrorCode::from_u16(number), code);
+            assert_eq!(ErrorCode::from(u16::from(code)), code);
+        }
+    }
+
+    #[test]
+    fn unknown_numbers_decode_as_unknown() {
+        for n in [19, 20, 100, 127, 128, 1000, u16::MAX] {
+            assert_eq!(ErrorCode::from_u16(n), ErrorCode::Unknown, "{n}");
+        }
+        // Through a body as well: 1000 = varint E8 07.
+        assert_eq!(
+            decode_body::<ErrorCode>(&[0xE8, 0x07]),
+            Ok(ErrorCode::Unknown)
+        );
+        // Past u16 range is malformed, not Unknown.
+        assert!(matches!(
+            decode_body::<ErrorCode>(&[0x80, 0x80, 0x04]),
+            Err(WireError::Body(_))
+        ));
+    }
+
+    #[test]
+    fn serialized_as_the_u16_varint() {
+        for (code, number) in PINNED {
+            assert_eq!(encode(&code), encode(&number));
+        }
+        assert_eq!(encode(&ErrorCode::InvalidGroupName), [0x12]);
+        check_all(&PINNED.map(|(code, _)| code));
+    }
+
+    #[test]
+    fn retriable_codes() {
+        let retriable: Vec<ErrorCode> = PINNED
+            .iter()
+            .map(|(c, _)| *c)
+            .filter(|c| c.is_retriable())
+            .collect();
+        assert_eq!(
+            retriable,
+            [
+                ErrorCode::DiskFull,
+                ErrorCode::StorageError,
+                ErrorCode::BrokerShuttingDown,
+                ErrorCode::RequestTimedOut
+            ]
+        );
+        assert!(ErrorCode::None.is_ok());
+        assert!(!ErrorCode::Unknown.is_ok());
+    }
+
+    #[test]
+    fn display_names_the_number() {
+        assert_eq!(ErrorCode::DiskFull.to_string(), "disk full (11)");
+        for (code, number) in PINNED {
+            assert!(code.to_string().ends_with(&format!("({number})")));
+        }
+    }
+}

@@ -54,3 +54,74 @@ pub struct ListOffsetsResponse {
     /// Results.
     pub partitions: Vec<ListOffsetsPartitionResponse>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::testutil::{check_all, encode};
+
+    fn partition(spec: OffsetSpec) -> ListOffsetsPartition {
+        ListOffsetsPartition {
+            topic: "orders".into(),
+            partition: 1,
+            spec,
+        }
+    }
+
+    #[test]
+    fn request_round_trips_and_rejects_truncation() {
+        check_all(&[
+            ListOffsetsRequest { partitions: vec![] },
+            ListOffsetsRequest {
+                partitions: vec![
+                    partition(OffsetSpec::Earliest),
+                    partition(OffsetSpec::Latest),
+                    partition(OffsetSpec::Timestamp(1_700_000_000_000)),
+                    partition(OffsetSpec::Timestamp(-1)),
+                    partition(OffsetSpec::Timestamp(i64::MIN)),
+                    partition(OffsetSpec::Timestamp(i64::MAX)),
+                ],
+            },
+        ]);
+    }
+
+    #[test]
+    fn spec_layout_uses_zigzag_for_the_timestamp() {
+        assert_eq!(encode(&OffsetSpec::Earliest), [0]);
+        assert_eq!(encode(&OffsetSpec::Latest), [1]);
+        assert_eq!(encode(&OffsetSpec::Timestamp(0)), [2, 0]);
+        assert_eq!(encode(&OffsetSpec::Timestamp(-1)), [2, 1]);
+        assert_eq!(encode(&OffsetSpec::Timestamp(1)), [2, 2]);
+        assert_eq!(encode(&OffsetSpec::Timestamp(-65)), [2, 0x81, 0x01]);
+        assert_eq!(encode(&OffsetSpec::Timestamp(i64::MIN)).len(), 11);
+    }
+
+    #[test]
+    fn response_round_trips_and_rejects_truncation() {
+        check_all(&[
+            ListOffsetsResponse { partitions: vec![] },
+            ListOffsetsResponse {
+                partitions: vec![
+                    ListOffsetsPartitionResponse {
+                        topic: "orders".into(),
+                        partition: 0,
+                        error_code: ErrorCode::None,
+                        offset: 42,
+                    },
+                    ListOffsetsPartitionResponse {
+                        topic: "nope".into(),
+                        partition: 7,
+                        error_code: ErrorCode::UnknownTopicOrPartition,
+                        offset: 0,
+                    },
+                    ListOffsetsPartitionResponse {
+                        topic: "orders".into(),
+                        partition: 1,
+                        error_code: ErrorCode::StorageError,
+                        offset: u64::MAX,
+                    },
+                ],
+            },
+        ]);
+    }
+}

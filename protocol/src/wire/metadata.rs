@@ -44,3 +44,63 @@ pub struct MetadataResponse {
     /// One entry per topic asked about (or every topic).
     pub topics: Vec<TopicMetadata>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::testutil::check_all;
+    use crate::wire::topic_config::FlushMode;
+
+    #[test]
+    fn request_round_trips_and_rejects_truncation() {
+        check_all(&[
+            MetadataRequest { topics: None },
+            MetadataRequest {
+                topics: Some(vec![]),
+            },
+            MetadataRequest {
+                topics: Some(vec!["orders".into(), String::new(), "é".repeat(100)]),
+            },
+        ]);
+    }
+
+    #[test]
+    fn response_round_trips_and_rejects_truncation() {
+        check_all(&[
+            MetadataResponse { topics: vec![] },
+            MetadataResponse {
+                topics: vec![
+                    TopicMetadata {
+                        name: "orders".into(),
+                        error_code: ErrorCode::None,
+                        partitions: vec![
+                            PartitionMetadata {
+                                partition: 0,
+                                error_code: ErrorCode::None,
+                                log_start_offset: 0,
+                                high_watermark: 1 << 40,
+                            },
+                            PartitionMetadata {
+                                partition: 1,
+                                error_code: ErrorCode::PartitionOffline,
+                                log_start_offset: 17,
+                                high_watermark: u64::MAX,
+                            },
+                        ],
+                        config: TopicConfig {
+                            segment_bytes: Some(1 << 30),
+                            flush: Some(FlushMode::IntervalMs(250)),
+                            ..TopicConfig::default()
+                        },
+                    },
+                    TopicMetadata {
+                        name: "missing".into(),
+                        error_code: ErrorCode::UnknownTopicOrPartition,
+                        partitions: vec![],
+                        config: TopicConfig::default(),
+                    },
+                ],
+            },
+        ]);
+    }
+}

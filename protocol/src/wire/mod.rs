@@ -19,6 +19,9 @@ pub mod produce;
 pub mod stats;
 pub mod topic_config;
 
+#[cfg(test)]
+mod testutil;
+
 use serde::{Deserialize, Serialize};
 
 pub use error_code::ErrorCode;
@@ -157,4 +160,181 @@ pub fn decode_body<'a, T: Deserialize<'a>>(buf: &'a [u8]) -> Result<T, WireError
         return Err(WireError::TrailingBytes(rest.len()));
     }
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::api_versions::{ApiVersionRange, ApiVersionsRequest, ApiVersionsResponse};
+    use super::metadata::MetadataRequest;
+    use super::produce::{Acks, ProducePartition, ProduceRequest};
+    use super::testutil::{check_all, encode};
+    use super::*;
+
+    /// Key numbers are part of the protocol: a change must fail here.
+    #[test]
+    fn api_key_numbers_are_pinned() {
+        let pinned: [(ApiKey, u16); 10] = [
+            (ApiKey::ApiVersions, 0),
+            (ApiKey::Metadata, 1),
+            (ApiKey::CreateTopics, 2),
+            (ApiKey::DeleteTopics, 3),
+            (ApiKey::Produce, 4),
+            (ApiKey::Fetch, 5),
+            (ApiKey::ListOffsets, 6),
+            (ApiKey::OffsetCommit, 7),
+            (ApiKey::OffsetFetch, 8),
+            (ApiKey::Stats, 9),
+        ];
+        assert_eq!(ApiKey::ALL.len(), pinned.len());
+        for (i, (key, number)) in pinned.into_iter().enumerate() {
+            assert_eq!(ApiKey::ALL[i], key, "ALL is in key order");
+            assert_eq!(key as u16, number);
+            assert_eq!(ApiKey::from_u16(number), Some(key));
+            assert_eq!(key.versions(), (0, 0));
+        }
+        for unknown in [10, 11, 100, u16::MAX] {
+            assert_eq!(ApiKey::from_u16(unknown), None);
+        }
+    }
+
+    #[test]
+    fn error_body_round_trips_and_rejects_truncation() {
+        check_all(&[
+            ErrorBody {
+                message: String::new(),
+            },
+            ErrorBody {
+                message: "unknown API key 42 — ünïcode".to_owned(),
+            },
+        ]);
+    }
+
+    #[test]
+    fn encode_body_appends_and_returns_its_length() {
+        let mut out = vec![9, 9];
+        let n = encode_body(
+            &ErrorBody {
+                message: "ab".into(),
+            },
+            &mut out,
+        );
+        assert_eq!(n, 3);
+        assert_eq!(out, [9, 9, 0x02, b'a', b'b']);
+    }
+
+    #[test]
+    fn decode_body_reports_malformed_and_trailing_bytes() {
+        // A string length pointing past the end.
+        assert!(matches!(
+            decode_body::<ErrorBody>(&[0x05, b'a']),
+            Err(WireError::Body(_))
+        ));
+        // Invalid UTF-8.
+        assert!(matches!(
+            decode_body::<ErrorBody>(&[0x01, 0xFF]),
+            Err(WireError::Body(_))
+        ));
+        // An Option tag other than 0 or 1.
+        assert!(matches!(
+            decode_body::<MetadataRequest>(&[0x02]),
+            Err(WireError::Body(_))
+        ));
+        // An empty body followed by a byte.
+        assert_eq!(
+            decode_body::<ApiVersionsRequest>(&[0x00]),
+            Err(WireError::TrailingBytes(1))
+        );
+        // A varint longer than its type allows (u32 takes at most 5 bytes).
+        assert!(matches!(
+            decode_body::<u32>(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x00]),
+            Err(WireError::Body(_))
+        ));
+    }
+
+    /// Parses the hex dumps used in `docs/protocol.md` (whitespace ignored).
+    fn hex(text: &str) -> Vec<u8> {
+        let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        digits
+            .chunks(2)
+            .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
+            .collect()
+    }
+
+    /// Builds a whole request frame the way the client does.
+    fn request_frame<T: Serialize>(api: ApiKey, correlation_id: u32, body: &T) -> Vec<u8> {
+        let body = encode(body);
+        let header = RequestHeader {
+            api_key: api as u16,
+            api_version: 0,
+            correlation_id,
+            body_len: body.len() as u32,
+        }
+        .encode(0);
+        [&header[..], &body].concat()
+    }
+
+    /// The worked examples of `docs/protocol.md`, byte for byte: if this
+    /// test changes, the document must change with it.
+    #[test]
+    fn doc_worked_examples_match_the_bytes() {
+        // ApiVersions request, correlation id 1, empty body.
+        let api_versions = request_frame(ApiKey::ApiVersions, 1, &ApiVersionsRequest {});
+        assert_eq!(api_versions, hex("0000000c 0000 0000 00000001 00000000"));
+
+        // Metadata request for the topic "orders", correlation id 7.
+        let metadata = MetadataRequest {
+            topics: Some(vec!["orders".to_owned()]),
+        };
+        let frame = request_frame(ApiKey::Metadata, 7, &metadata);
+        assert_eq!(
+            frame,
+            hex("00000015 0001 0000 00000007 00000009  01 01 06 6f7264657273")
+        );
+        // Metadata request for every topic: the body is the single byte 00.
+        let all = request_frame(ApiKey::Metadata, 8, &MetadataRequest { topics: None });
+        assert_eq!(all, hex("0000000d 0001 0000 00000008 00000001 00"));
+
+        // ApiVersions response to correlation id 1: ten APIs, versions 0..=0.
+        let apis = ApiKey::ALL
+            .iter()
+            .map(|k| ApiVersionRange {
+                api_key: *k as u16,
+                min_version: 0,
+                max_version: 0,
+            })
+            .collect();
+        let body = encode(&ApiVersionsResponse { apis });
+        let header = ResponseHeader {
+            correlation_id: 1,
+            error_code: ErrorCode::None,
+            body_len: body.len() as u32,
+        }
+        .encode(0);
+        assert_eq!(
+            [&header[..], &body].concat(),
+            hex("00000029 00000001 0000 0000001f  0a
+                 000000 010000 020000 030000 040000 050000 060000 070000 080000 090000")
+        );
+
+        // Produce request body: acks=leader, timeout 5000 ms, one partition
+        // ("t", 0) with a 70-byte record set in the tail.
+        let produce = ProduceRequest {
+            acks: Acks::Leader,
+            timeout_ms: 5000,
+            partitions: vec![ProducePartition {
+                topic: "t".to_owned(),
+                partition: 0,
+                records_len: 70,
+            }],
+        };
+        assert_eq!(encode(&produce), hex("01 8827 01 01 74 00 46"));
+        let header = RequestHeader {
+            api_key: ApiKey::Produce as u16,
+            api_version: 0,
+            correlation_id: 2,
+            body_len: 7,
+        }
+        .encode(70);
+        assert_eq!(header, hex("00000059 0004 0000 00000002 00000007")[..]);
+    }
 }

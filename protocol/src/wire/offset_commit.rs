@@ -43,3 +43,62 @@ pub struct OffsetCommitResponse {
     /// Results.
     pub partitions: Vec<CommitPartitionResponse>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::testutil::check_all;
+
+    #[test]
+    fn request_round_trips_and_rejects_truncation() {
+        check_all(&[
+            OffsetCommitRequest {
+                group: String::new(),
+                partitions: vec![],
+            },
+            OffsetCommitRequest {
+                group: "billing".into(),
+                partitions: vec![
+                    CommitPartition {
+                        topic: "orders".into(),
+                        partition: 0,
+                        offset: 0,
+                        metadata: String::new(),
+                    },
+                    CommitPartition {
+                        topic: "orders".into(),
+                        partition: 5,
+                        offset: u64::MAX,
+                        metadata: "host-3 📦".into(),
+                    },
+                ],
+            },
+        ]);
+    }
+
+    #[test]
+    fn response_round_trips_and_rejects_truncation() {
+        check_all(&[
+            OffsetCommitResponse { partitions: vec![] },
+            OffsetCommitResponse {
+                partitions: vec![
+                    CommitPartitionResponse {
+                        topic: "orders".into(),
+                        partition: 0,
+                        error_code: ErrorCode::None,
+                    },
+                    CommitPartitionResponse {
+                        topic: "orders".into(),
+                        partition: 99,
+                        error_code: ErrorCode::UnknownTopicOrPartition,
+                    },
+                    CommitPartitionResponse {
+                        topic: "orders".into(),
+                        partition: 1,
+                        error_code: ErrorCode::InvalidGroupName,
+                    },
+                ],
+            },
+        ]);
+    }
+}

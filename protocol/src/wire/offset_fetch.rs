@@ -46,3 +46,72 @@ pub struct OffsetFetchResponse {
     /// Results.
     pub partitions: Vec<OffsetFetchPartition>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::testutil::check_all;
+
+    #[test]
+    fn request_round_trips_and_rejects_truncation() {
+        check_all(&[
+            OffsetFetchRequest {
+                group: "billing".into(),
+                partitions: None,
+            },
+            OffsetFetchRequest {
+                group: "billing".into(),
+                partitions: Some(vec![]),
+            },
+            OffsetFetchRequest {
+                group: String::new(),
+                partitions: Some(vec![
+                    TopicPartitionRef {
+                        topic: "orders".into(),
+                        partition: 0,
+                    },
+                    TopicPartitionRef {
+                        topic: "audit".into(),
+                        partition: u32::MAX,
+                    },
+                ]),
+            },
+        ]);
+    }
+
+    #[test]
+    fn response_round_trips_and_rejects_truncation() {
+        check_all(&[
+            OffsetFetchResponse {
+                error_code: ErrorCode::InvalidGroupName,
+                partitions: vec![],
+            },
+            OffsetFetchResponse {
+                error_code: ErrorCode::None,
+                partitions: vec![
+                    OffsetFetchPartition {
+                        topic: "orders".into(),
+                        partition: 0,
+                        offset: Some(1234),
+                        metadata: "m".into(),
+                        error_code: ErrorCode::None,
+                    },
+                    OffsetFetchPartition {
+                        topic: "orders".into(),
+                        partition: 1,
+                        offset: None,
+                        metadata: String::new(),
+                        error_code: ErrorCode::None,
+                    },
+                    OffsetFetchPartition {
+                        topic: "orders".into(),
+                        partition: 2,
+                        offset: Some(u64::MAX),
+                        metadata: String::new(),
+                        error_code: ErrorCode::Unknown,
+                    },
+                ],
+            },
+        ]);
+    }
+}

@@ -31,3 +31,35 @@ impl StatsResponse {
             .map(|c| c.value)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::testutil::{assert_truncations_fail, check_all, round_trip};
+
+    #[test]
+    fn request_is_empty_and_round_trips() {
+        let bytes = round_trip(&StatsRequest {});
+        assert!(bytes.is_empty());
+        assert_truncations_fail::<StatsRequest>(&bytes);
+    }
+
+    #[test]
+    fn response_round_trips_and_rejects_truncation() {
+        let counters = StatsResponse {
+            counters: vec![
+                Counter {
+                    name: "requests".into(),
+                    value: 12,
+                },
+                Counter {
+                    name: "fetch_bytes_sendfile".into(),
+                    value: u64::MAX,
+                },
+            ],
+        };
+        check_all(&[StatsResponse { counters: vec![] }, counters.clone()]);
+        assert_eq!(counters.get("requests"), Some(12));
+        assert_eq!(counters.get("nope"), None);
+    }
+}

@@ -1,0 +1,101 @@
+//! Fuzz target: the response side of the wire protocol over arbitrary bytes
+//! — `check_frame`, `ResponseHeader::decode`, `decode_body` of every
+//! response type and of `ErrorBody`, and `FetchResponse::check_tail`. None
+//! may panic, and what they accept must be self-consistent (see
+//! `wire_request.rs`).
+//!
+//! Run: `./run-bounded.sh wire_response 60` from `fuzz/` (see `fuzz/README.md`).
+#![no_main]
+
+use std::fmt::Debug;
+
+use libfuzzer_sys::fuzz_target;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sluice_protocol::wire::api_versions::ApiVersionsResponse;
+use sluice_protocol::wire::create_topics::CreateTopicsResponse;
+use sluice_protocol::wire::delete_topics::DeleteTopicsResponse;
+use sluice_protocol::wire::fetch::FetchResponse;
+use sluice_protocol::wire::frame::{LEN_PREFIX, RESPONSE_HEADER_LEN};
+use sluice_protocol::wire::list_offsets::ListOffsetsResponse;
+use sluice_protocol::wire::metadata::MetadataResponse;
+use sluice_protocol::wire::offset_commit::OffsetCommitResponse;
+use sluice_protocol::wire::offset_fetch::OffsetFetchResponse;
+use sluice_protocol::wire::produce::ProduceResponse;
+use sluice_protocol::wire::stats::StatsResponse;
+use sluice_protocol::wire::{
+    ErrorBody, ErrorCode, ResponseHeader, WireError, check_frame, decode_body, encode_body,
+};
+
+/// The client's `MAX_RESPONSE_BYTES`.
+const MAX_FRAME: u32 = 1 << 30;
+
+fuzz_target!(|data: &[u8]| {
+    // As the client does: frame, decode the header, decode the body.
+    match check_frame(data, MAX_FRAME, RESPONSE_HEADER_LEN) {
+        Ok(Some(total)) => {
+            assert!(total <= data.len());
+            let frame = &data[..total];
+            if let Ok((header, tail_len)) = ResponseHeader::decode(frame) {
+                let body_start = LEN_PREFIX + RESPONSE_HEADER_LEN;
+                let body_end = body_start + header.body_len as usize;
+                assert_eq!(body_end + tail_len, total);
+                let body = &frame[body_start..body_end];
+                if header.error_code == ErrorCode::None {
+                    decode_responses(body, tail_len);
+                } else {
+                    stable::<ErrorBody>(body);
+                }
+            }
+        }
+        Ok(None) => {}
+        Err(WireError::FrameTooLarge { len, .. }) => assert!(len > MAX_FRAME),
+        Err(WireError::FrameTooShort { len, .. }) => {
+            assert!((len as usize) < RESPONSE_HEADER_LEN)
+        }
+        Err(e) => panic!("check_frame gave {e:?}"),
+    }
+    if let Ok((header, tail_len)) = ResponseHeader::decode(data) {
+        assert!(
+            LEN_PREFIX + RESPONSE_HEADER_LEN + header.body_len as usize + tail_len <= data.len()
+        );
+    }
+    // Every body decoder on the raw bytes.
+    decode_responses(data, data.len());
+    stable::<ErrorBody>(data);
+});
+
+/// Decodes `body` as every response type (a response does not name its
+/// API; the client knows it from the request).
+fn decode_responses(body: &[u8], tail_len: usize) {
+    stable::<ApiVersionsResponse>(body);
+    stable::<MetadataResponse>(body);
+    stable::<CreateTopicsResponse>(body);
+    stable::<DeleteTopicsResponse>(body);
+    stable::<ProduceResponse>(body);
+    if let Some(resp) = stable::<FetchResponse>(body) {
+        let listed: u64 = resp
+            .partitions
+            .iter()
+            .map(|p| u64::from(p.records_len))
+            .sum();
+        assert_eq!(resp.check_tail(tail_len).is_ok(), listed == tail_len as u64);
+    }
+    stable::<ListOffsetsResponse>(body);
+    stable::<OffsetCommitResponse>(body);
+    stable::<OffsetFetchResponse>(body);
+    stable::<StatsResponse>(body);
+}
+
+/// Decodes `body` as a `T`; when it decodes, its re-encoding decodes to the
+/// same value (the bytes may differ: postcard accepts over-long varints, and
+/// an unknown error code re-encodes as `Unknown`).
+fn stable<T: Serialize + DeserializeOwned + PartialEq + Debug>(body: &[u8]) -> Option<T> {
+    let value = decode_body::<T>(body).ok()?;
+    let mut again = Vec::new();
+    let n = encode_body(&value, &mut again);
+    assert_eq!(n, again.len());
+    assert!(n <= body.len(), "canonical encoding is never longer");
+    assert_eq!(decode_body::<T>(&again).as_ref(), Ok(&value));
+    Some(value)
+}

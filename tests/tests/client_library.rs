@@ -1,0 +1,260 @@
+//! The client library against a real broker: producer and consumer round
+//! trip, consumer groups across a restart, acks=all through a broker
+//! restart, and a poll that waits for data.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use sluice_client::{
+    Acks, Admin, Consumer, ConsumerConfig, OffsetReset, Producer, ProducerConfig, SeekTo,
+    TopicConfig,
+};
+use sluice_tests::TestBroker;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_and_consume_keyed_records_in_order_per_partition() {
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    let mut admin = Admin::connect(&addr).await.unwrap();
+    admin
+        .create_topic("events", 4, TopicConfig::default())
+        .await
+        .unwrap();
+
+    let producer = Producer::new(ProducerConfig::new(addr.clone()));
+    let n = 20_000u64;
+    let mut deliveries = Vec::new();
+    for i in 0..n {
+        let key = format!("user-{}", i % 37);
+        let value = format!("event-{i}");
+        deliveries.push(
+            producer
+                .send("events", Some(key.as_bytes()), value.as_bytes())
+                .await
+                .unwrap(),
+        );
+    }
+    let mut acked: HashMap<u32, Vec<(u64, u64)>> = HashMap::new();
+    for (i, d) in deliveries.into_iter().enumerate() {
+        let meta = d.await.unwrap();
+        acked
+            .entry(meta.partition)
+            .or_default()
+            .push((meta.offset.unwrap(), i as u64));
+    }
+    producer.close().await;
+    assert!(acked.len() > 1, "keys spread over partitions");
+
+    let mut consumer = Consumer::connect(ConsumerConfig::new(addr.clone()))
+        .await
+        .unwrap();
+    consumer.subscribe("events").await.unwrap();
+    let mut seen: HashMap<u32, Vec<(u64, String)>> = HashMap::new();
+    let mut total = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while total < n && Instant::now() < deadline {
+        for r in consumer.poll().await.unwrap() {
+            seen.entry(r.partition)
+                .or_default()
+                .push((r.offset(), String::from_utf8(r.value().to_vec()).unwrap()));
+            total += 1;
+        }
+    }
+    assert_eq!(total, n);
+    for (p, records) in &seen {
+        // Offsets contiguous from 0, and values in send order within a partition.
+        assert!(records.iter().enumerate().all(|(i, (o, _))| *o == i as u64));
+        let sent: Vec<u64> = acked[p].iter().map(|(_, i)| *i).collect();
+        let got: Vec<u64> = records
+            .iter()
+            .map(|(_, v)| v["event-".len()..].parse().unwrap())
+            .collect();
+        assert_eq!(got, sent, "partition {p}");
+    }
+    // Seek back and by timestamp.
+    consumer.seek("events", 0, SeekTo::Offset(5)).await.unwrap();
+    assert_eq!(consumer.position("events", 0), Some(5));
+    consumer
+        .seek("events", 0, SeekTo::Timestamp(0))
+        .await
+        .unwrap();
+    assert_eq!(consumer.position("events", 0), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_resumes_where_it_committed_across_a_restart() {
+    let mut broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    Admin::connect(&addr)
+        .await
+        .unwrap()
+        .create_topic("jobs", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    let producer = Producer::new(ProducerConfig {
+        acks: Acks::All,
+        ..ProducerConfig::new(addr.clone())
+    });
+    for i in 0..100 {
+        producer
+            .send("jobs", None, format!("job-{i}").as_bytes())
+            .await
+            .unwrap();
+    }
+    producer.close().await;
+
+    let config = ConsumerConfig {
+        group: Some("workers".into()),
+        ..ConsumerConfig::new(addr.clone())
+    };
+    let mut c = Consumer::connect(config.clone()).await.unwrap();
+    c.subscribe("jobs").await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < 40 {
+        got.extend(c.poll().await.unwrap().into_iter().map(|r| r.offset()));
+    }
+    // Commit exactly after record 39.
+    c.seek("jobs", 0, SeekTo::Offset(40)).await.unwrap();
+    c.commit().await.unwrap();
+    assert_eq!(c.committed("jobs", 0).await.unwrap(), Some(40));
+    drop(c);
+
+    broker.stop();
+    broker.restart();
+    let mut c = Consumer::connect(config).await.unwrap();
+    c.subscribe("jobs").await.unwrap();
+    assert_eq!(c.position("jobs", 0), Some(40));
+    let mut rest = Vec::new();
+    while rest.len() < 60 {
+        rest.extend(
+            c.poll()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.offset(), r.value().to_vec())),
+        );
+    }
+    assert_eq!(rest[0].0, 40);
+    assert_eq!(rest[0].1, b"job-40");
+    assert_eq!(rest.last().unwrap().0, 99);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_all_producer_rides_through_a_broker_restart() {
+    let mut broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    Admin::connect(&addr)
+        .await
+        .unwrap()
+        .create_topic("safe", 2, TopicConfig::default())
+        .await
+        .unwrap();
+    let producer = std::sync::Arc::new(Producer::new(ProducerConfig {
+        acks: Acks::All,
+        linger: Duration::from_millis(2),
+        retry_backoff: Duration::from_millis(50),
+        ..ProducerConfig::new(addr.clone())
+    }));
+    let p = std::sync::Arc::clone(&producer);
+    let sending = tokio::spawn(async move {
+        let mut futures = Vec::new();
+        for i in 0..3000u32 {
+            futures.push((
+                i,
+                p.send("safe", Some(&i.to_be_bytes()), format!("v{i}").as_bytes())
+                    .await
+                    .unwrap(),
+            ));
+            if i % 100 == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let mut acked = Vec::new();
+        for (i, f) in futures {
+            if let Ok(meta) = f.await {
+                acked.push((i, meta.partition, meta.offset.unwrap()));
+            }
+        }
+        acked
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    broker.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    broker.restart();
+    let acked = sending.await.unwrap();
+    producer.close().await;
+    assert_eq!(
+        acked.len(),
+        3000,
+        "every record acknowledged once the broker is back"
+    );
+
+    // Every acknowledged record is where its acknowledgement said.
+    let mut c = Consumer::connect(ConsumerConfig {
+        max_wait: Duration::from_millis(300),
+        ..ConsumerConfig::new(addr.clone())
+    })
+    .await
+    .unwrap();
+    c.subscribe("safe").await.unwrap();
+    let mut stored: HashMap<(u32, u64), Vec<u8>> = HashMap::new();
+    loop {
+        let batch = c.poll().await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        for r in batch {
+            stored.insert((r.partition, r.offset()), r.value().to_vec());
+        }
+    }
+    for (i, partition, offset) in acked {
+        assert_eq!(
+            stored.get(&(partition, offset)).map(Vec::as_slice),
+            Some(format!("v{i}").as_bytes()),
+            "record {i}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_on_an_empty_topic_waits_then_delivers() {
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    Admin::connect(&addr)
+        .await
+        .unwrap()
+        .create_topic("quiet", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    let mut c = Consumer::connect(ConsumerConfig {
+        offset_reset: OffsetReset::Latest,
+        max_wait: Duration::from_millis(300),
+        ..ConsumerConfig::new(addr.clone())
+    })
+    .await
+    .unwrap();
+    c.subscribe("quiet").await.unwrap();
+    let t = Instant::now();
+    assert!(c.poll().await.unwrap().is_empty());
+    assert!(t.elapsed() >= Duration::from_millis(250));
+    let a = addr.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let p = Producer::new(ProducerConfig::new(a));
+        p.send("quiet", None, b"hello")
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        p.close().await;
+    });
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.is_empty() && Instant::now() < deadline {
+        got = c.poll().await.unwrap();
+    }
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].value(), b"hello");
+}
