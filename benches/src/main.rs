@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use sluice_bench::harness::broker_proc::BrokerProc;
+use sluice_bench::harness::broker_proc::{BrokerProc, Target};
 use sluice_bench::harness::report::{WorkloadResult, print_table};
 use sluice_bench::harness::workloads::{self, Params};
 use sluice_protocol::wire::produce::Acks;
@@ -41,6 +41,13 @@ struct Args {
     /// Skip consumer CRC checks
     #[arg(long)]
     no_verify_crc: bool,
+    /// Use a running broker instead of starting one (its CPU is not measured
+    /// unless --broker-pid is given; --compare-fetch-path is not possible)
+    #[arg(long)]
+    broker: Option<std::net::SocketAddr>,
+    /// Process id of the --broker, to measure its CPU time
+    #[arg(long)]
+    broker_pid: Option<u32>,
     /// Write results as JSON to this file
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -62,7 +69,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: &Args) -> anyhow::Result<Vec<WorkloadResult>> {
-    let wanted: Vec<String> = args.workload.split(',').map(|w| w.trim().to_uppercase()).collect();
+    let wanted: Vec<String> = args
+        .workload
+        .split(',')
+        .map(|w| w.trim().to_uppercase())
+        .collect();
     let p = Params {
         records: args.records,
         value_len: args.value_len,
@@ -82,31 +93,55 @@ async fn run(args: &Args) -> anyhow::Result<Vec<WorkloadResult>> {
     ];
     let tmp = tempfile::tempdir()?;
     let data = tmp.path().join("data");
-    let paths: Vec<&str> = if args.compare_fetch_path {
+    let paths: Vec<&str> = if args.compare_fetch_path && args.broker.is_none() {
         vec!["sendfile", "copy"]
     } else {
         vec![args.fetch_path.as_str()]
     };
+    let start = |path: &str| -> anyhow::Result<Target> {
+        Ok(match args.broker {
+            Some(addr) => Target::External {
+                addr,
+                pid: args.broker_pid,
+            },
+            None => Target::Spawned(BrokerProc::start(&data, path, "")?),
+        })
+    };
     let mut results = Vec::new();
-    let broker = BrokerProc::start(&data, paths[0], "")?;
-    workloads::create_topic(broker.addr, "bench", 1, None).await?;
+    let broker = start(paths[0])?;
+    let topic = format!("bench-{}", std::process::id());
+    workloads::create_topic(broker.addr(), &topic, 1, None).await?;
     // W1 fills the log the read workloads read.
     let cpu = broker.cpu();
     let t = Instant::now();
-    let moved = workloads::produce(broker.addr, "bench", 0, p.records, &p, 1).await?;
+    let moved = workloads::produce(broker.addr(), &topic, 0, p.records, &p, 1).await?;
     if wanted.iter().any(|w| w == "W1") {
-        results.push(workloads::result("W1", "leader", params.clone(), moved, t, broker.cpu().since(cpu)));
+        results.push(workloads::result(
+            "W1",
+            "leader",
+            params.clone(),
+            moved,
+            t,
+            broker.cpu().since(cpu),
+        ));
     }
     broker.stop()?;
     if wanted.iter().any(|w| w == "W2") {
         for path in &paths {
-            let broker = BrokerProc::start(&data, path, "")?;
+            let broker = start(path)?;
             // Warm-up pass so the page cache holds the log.
-            workloads::consume(broker.addr, "bench", 0, p.records, &p).await?;
+            workloads::consume(broker.addr(), &topic, 0, p.records, &p).await?;
             let cpu = broker.cpu();
             let t = Instant::now();
-            let moved = workloads::consume(broker.addr, "bench", 0, p.records, &p).await?;
-            results.push(workloads::result("W2", path, params.clone(), moved, t, broker.cpu().since(cpu)));
+            let moved = workloads::consume(broker.addr(), &topic, 0, p.records, &p).await?;
+            results.push(workloads::result(
+                "W2",
+                path,
+                params.clone(),
+                moved,
+                t,
+                broker.cpu().since(cpu),
+            ));
             broker.stop()?;
         }
     }

@@ -37,7 +37,10 @@ pub fn cpu_times(pid: u32) -> anyhow::Result<CpuTimes> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the parenthesised command name; utime and stime are the
     // 14th and 15th fields of the whole line.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("malformed stat")?;
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("malformed stat")?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| -> anyhow::Result<f64> {
         Ok(fields.get(i).context("short stat")?.parse::<f64>()? / clock_ticks())
@@ -112,7 +115,10 @@ impl BrokerProc {
         });
         if rx.recv_timeout(Duration::from_secs(120)).is_err() {
             let _ = child.kill();
-            bail!("broker did not start; see {}", data_dir.with_extension("log").display());
+            bail!(
+                "broker did not start; see {}",
+                data_dir.with_extension("log").display()
+            );
         }
         Ok(BrokerProc { child, addr })
     }
@@ -147,5 +153,47 @@ impl BrokerProc {
 impl Drop for BrokerProc {
     fn drop(&mut self) {
         let _ = self.terminate();
+    }
+}
+
+/// The broker a run talks to: one the harness started, or one already
+/// running (`--broker`), whose CPU is measured only if its pid is known.
+#[derive(Debug)]
+pub enum Target {
+    /// Started by the harness.
+    Spawned(BrokerProc),
+    /// Given on the command line.
+    External {
+        /// Its address.
+        addr: SocketAddr,
+        /// Its process id, if known.
+        pid: Option<u32>,
+    },
+}
+
+impl Target {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            Target::Spawned(b) => b.addr,
+            Target::External { addr, .. } => *addr,
+        }
+    }
+
+    /// CPU used so far (zero when unknown).
+    pub fn cpu(&self) -> CpuTimes {
+        match self {
+            Target::Spawned(b) => b.cpu(),
+            Target::External { pid: Some(pid), .. } => cpu_times(*pid).unwrap_or_default(),
+            Target::External { pid: None, .. } => CpuTimes::default(),
+        }
+    }
+
+    /// Stops a spawned broker; leaves an external one running.
+    pub fn stop(self) -> anyhow::Result<()> {
+        match self {
+            Target::Spawned(b) => b.stop(),
+            Target::External { .. } => Ok(()),
+        }
     }
 }

@@ -52,13 +52,21 @@ pub struct WorkloadResult {
 pub fn print_table(results: &[WorkloadResult]) {
     println!(
         "{:<5} {:<10} {:>12} {:>12} {:>10} {:>9} {:>9} {:>12} {:>9} {:>9}",
-        "id", "variant", "records/s", "MB/s", "seconds", "brk usr", "brk sys", "brk s/GiB", "p50 us", "p99 us"
+        "id",
+        "variant",
+        "records/s",
+        "MB/s",
+        "seconds",
+        "brk usr",
+        "brk sys",
+        "brk s/GiB",
+        "p50 us",
+        "p99 us"
     );
     for r in results {
-        let (p50, p99) = r
-            .latency
-            .as_ref()
-            .map_or(("-".into(), "-".into()), |l| (format!("{:.0}", l.p50_us), format!("{:.0}", l.p99_us)));
+        let (p50, p99) = r.latency.as_ref().map_or(("-".into(), "-".into()), |l| {
+            (format!("{:.0}", l.p50_us), format!("{:.0}", l.p99_us))
+        });
         println!(
             "{:<5} {:<10} {:>12.0} {:>12.1} {:>10.3} {:>9.3} {:>9.3} {:>12.3} {:>9} {:>9}",
             r.workload,

@@ -8,12 +8,12 @@ use anyhow::{Context, bail};
 use bytes::BytesMut;
 use sluice_client::Connection;
 use sluice_protocol::batch::{BatchBuilder, BatchIter, NewRecord, verify_crc};
+use sluice_protocol::wire::ApiKey;
 use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::create_topics::NewTopic;
 use sluice_protocol::wire::fetch::FetchPartition;
 use sluice_protocol::wire::produce::{Acks, ProducePartition, ProduceRequest, ProduceResponse};
 use sluice_protocol::wire::topic_config::{FlushMode, TopicConfig};
-use sluice_protocol::wire::ApiKey;
 
 use super::broker_proc::CpuTimes;
 use super::report::WorkloadResult;
@@ -45,7 +45,12 @@ impl Params {
 }
 
 /// Creates a topic (ignoring "already exists").
-pub async fn create_topic(addr: SocketAddr, name: &str, partitions: u32, flush: Option<FlushMode>) -> anyhow::Result<()> {
+pub async fn create_topic(
+    addr: SocketAddr,
+    name: &str,
+    partitions: u32,
+    flush: Option<FlushMode>,
+) -> anyhow::Result<()> {
     let mut conn = Connection::connect(addr).await?;
     let r = conn
         .create_topics(vec![NewTopic {
@@ -66,7 +71,14 @@ pub async fn create_topic(addr: SocketAddr, name: &str, partitions: u32, flush: 
 
 /// Produces `records` records to partition `partition` over one connection,
 /// pipelining `in_flight` requests. Returns (records, value bytes, batch bytes).
-pub async fn produce(addr: SocketAddr, topic: &str, partition: u32, records: u64, p: &Params, seed: u64) -> anyhow::Result<(u64, u64, u64)> {
+pub async fn produce(
+    addr: SocketAddr,
+    topic: &str,
+    partition: u32,
+    records: u64,
+    p: &Params,
+    seed: u64,
+) -> anyhow::Result<(u64, u64, u64)> {
     let mut conn = Connection::connect(addr).await?;
     let mut rng = XorShift::new(seed);
     // A pool of random values, reused round-robin: generating random bytes
@@ -132,7 +144,13 @@ pub async fn produce(addr: SocketAddr, topic: &str, partition: u32, records: u64
 
 /// Reads partition `partition` from offset 0 until `records` records were
 /// seen. Returns (records, value bytes, batch bytes).
-pub async fn consume(addr: SocketAddr, topic: &str, partition: u32, records: u64, p: &Params) -> anyhow::Result<(u64, u64, u64)> {
+pub async fn consume(
+    addr: SocketAddr,
+    topic: &str,
+    partition: u32,
+    records: u64,
+    p: &Params,
+) -> anyhow::Result<(u64, u64, u64)> {
     let mut conn = Connection::connect(addr).await?;
     let (mut offset, mut seen, mut bytes) = (0u64, 0u64, 0u64);
     while seen < records {
@@ -178,7 +196,14 @@ pub fn now_ms() -> i64 {
 /// Builds a result from what a run moved, its duration and the broker CPU
 /// it used.
 #[allow(clippy::too_many_arguments)]
-pub fn result(workload: &str, variant: &str, parameters: Vec<(String, String)>, moved: (u64, u64, u64), started: Instant, cpu: CpuTimes) -> WorkloadResult {
+pub fn result(
+    workload: &str,
+    variant: &str,
+    parameters: Vec<(String, String)>,
+    moved: (u64, u64, u64),
+    started: Instant,
+    cpu: CpuTimes,
+) -> WorkloadResult {
     let seconds = started.elapsed().as_secs_f64();
     let (records, value_bytes, batch_bytes) = moved;
     let gib = batch_bytes as f64 / f64::from(1u32 << 30);

@@ -44,6 +44,35 @@ pub struct Broker {
     pub stats: Stats,
     /// Bytes of request frames that may be held in memory at once.
     pub(crate) request_budget: Arc<Semaphore>,
+    /// Exclusive lock on the data directory, held for the broker's life.
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+/// Name of the lock file in the data directory.
+pub const LOCK_FILE: &str = ".lock";
+
+/// Takes an exclusive `flock` on `<data_dir>/.lock`, so two brokers never
+/// share a data directory.
+fn lock_data_dir(dir: &std::path::Path) -> Result<nix::fcntl::Flock<std::fs::File>, BrokerError> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(
+        |(_, errno)| {
+            BrokerError::Io(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                format!(
+                    "data directory {} is in use by another broker (cannot lock {}: {errno})",
+                    dir.display(),
+                    path.display()
+                ),
+            ))
+        },
+    )
 }
 
 impl Broker {
@@ -54,6 +83,7 @@ impl Broker {
             code: sluice_protocol::wire::ErrorCode::InvalidConfig,
             message,
         })?;
+        let lock = lock_data_dir(&config.data_dir)?;
         let topics = TopicStore::open(&config.data_dir, config.topic_defaults.clone())?;
         let offsets = OffsetStore::open(&config.data_dir)?;
         let budget = config.max_request_bytes_in_flight.min(u64::from(u32::MAX)) as usize;
@@ -63,6 +93,7 @@ impl Broker {
             offsets,
             stats: Stats::default(),
             request_budget: Arc::new(Semaphore::new(budget)),
+            _lock: lock,
         }))
     }
 

@@ -50,15 +50,18 @@ impl<'a> Reader<'a> {
     }
 
     /// Current position in `buf`.
+    #[inline]
     pub(crate) fn pos(&self) -> usize {
         self.pos
     }
 
     /// True once the cursor reached the end of `buf`.
+    #[inline]
     pub(crate) fn at_end(&self) -> bool {
         self.pos >= self.buf.len()
     }
 
+    #[cold]
     fn bad(&self, reason: &'static str) -> BatchError {
         BatchError::BadRecord {
             index: self.index,
@@ -66,10 +69,12 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     fn rest(&self) -> &'a [u8] {
         self.buf.get(self.pos..).unwrap_or_default()
     }
 
+    #[cold]
     fn varint_err(&self, e: VarintError) -> BatchError {
         match e {
             VarintError::Truncated => self.bad(reason::FIELD_PAST_RECORD),
@@ -77,6 +82,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     fn u8(&mut self) -> Result<u8, BatchError> {
         let b = *self
             .buf
@@ -86,12 +92,14 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
+    #[inline]
     fn varint(&mut self) -> Result<i32, BatchError> {
         let (v, n) = read_varint(self.rest()).map_err(|e| self.varint_err(e))?;
         self.pos += n;
         Ok(v)
     }
 
+    #[inline]
     fn varlong(&mut self) -> Result<i64, BatchError> {
         let (v, n) = read_varlong(self.rest()).map_err(|e| self.varint_err(e))?;
         self.pos += n;
@@ -99,6 +107,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Skips `len` bytes and returns their range.
+    #[inline]
     fn take(&mut self, len: usize) -> Result<Range<usize>, BatchError> {
         let end = self
             .pos
@@ -111,6 +120,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a varint length followed by that many bytes; -1 means null.
+    #[inline]
     fn nullable(&mut self, negative: &'static str) -> Result<Option<Range<usize>>, BatchError> {
         match self.varint()? {
             -1 => Ok(None),

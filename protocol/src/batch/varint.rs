@@ -16,6 +16,7 @@ pub(crate) enum VarintError {
 ///
 /// Accepts at most 5 bytes; a fifth byte with any of its upper 4 bits set overflows.
 #[inline]
+#[inline]
 pub(crate) fn read_varint(buf: &[u8]) -> Result<(i32, usize), VarintError> {
     // Fast path: most lengths and deltas fit in one byte.
     if let Some(&b) = buf.first() {
@@ -43,6 +44,7 @@ pub(crate) fn read_varint(buf: &[u8]) -> Result<(i32, usize), VarintError> {
 /// Decodes a zigzag varlong (64-bit) from the start of `buf`: `(value, bytes used)`.
 ///
 /// Accepts at most 10 bytes; a tenth byte other than 0 or 1 overflows.
+#[inline]
 #[inline]
 pub(crate) fn read_varlong(buf: &[u8]) -> Result<(i64, usize), VarintError> {
     if let Some(&b) = buf.first() {
@@ -105,10 +107,12 @@ fn raw_len(raw: u64) -> usize {
     bits.div_ceil(7)
 }
 
+#[inline]
 fn zigzag32(v: i32) -> u32 {
     ((v << 1) ^ (v >> 31)) as u32
 }
 
+#[inline]
 fn zigzag64(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
