@@ -16,7 +16,6 @@ pub(crate) enum VarintError {
 ///
 /// Accepts at most 5 bytes; a fifth byte with any of its upper 4 bits set overflows.
 #[inline]
-#[inline]
 pub(crate) fn read_varint(buf: &[u8]) -> Result<(i32, usize), VarintError> {
     // Fast path: most lengths and deltas fit in one byte.
     if let Some(&b) = buf.first() {
@@ -44,7 +43,6 @@ pub(crate) fn read_varint(buf: &[u8]) -> Result<(i32, usize), VarintError> {
 /// Decodes a zigzag varlong (64-bit) from the start of `buf`: `(value, bytes used)`.
 ///
 /// Accepts at most 10 bytes; a tenth byte other than 0 or 1 overflows.
-#[inline]
 #[inline]
 pub(crate) fn read_varlong(buf: &[u8]) -> Result<(i64, usize), VarintError> {
     if let Some(&b) = buf.first() {
