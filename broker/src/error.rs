@@ -22,7 +22,7 @@ pub enum BrokerError {
     #[error(transparent)]
     Wire(#[from] WireError),
     /// A socket or other I/O failure.
-    #[error("i/o error: {0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
