@@ -1,0 +1,259 @@
+//! `sluice consume`: records of a topic to stdout.
+//!
+//! With `--group`, positions are committed after the records before them
+//! were written to stdout (every few seconds and on exit), so a record is
+//! never committed unprinted: delivery is at least once. When `--count`
+//! stops in the middle of a fetch, the partitions are moved back to the
+//! first unprinted record before the commit.
+
+use std::io::{BufWriter, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use sluice_client::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo};
+
+use crate::format::Format;
+use crate::{Outcome, cannot_connect, connect_admin, describe, is_broken_pipe, topic_error};
+
+/// How often a group's positions are committed while consuming.
+const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Longest a single fetch waits for records (bounds Ctrl-C latency).
+const MAX_WAIT: Duration = Duration::from_millis(500);
+
+/// Arguments of `sluice consume`.
+#[derive(Debug, Args)]
+pub(crate) struct ConsumeArgs {
+    /// Topic to read
+    topic: String,
+    /// Start at the earliest record of each partition
+    #[arg(long, conflicts_with_all = ["offset", "from_time"])]
+    from_beginning: bool,
+    /// Start at this offset in each partition
+    #[arg(long, value_name = "N", conflicts_with = "from_time")]
+    offset: Option<u64>,
+    /// Start at the first record with a timestamp at or after T (ms since
+    /// the epoch) in each partition
+    #[arg(long, value_name = "T")]
+    from_time: Option<i64>,
+    /// Consumer group: start at its committed offsets (unless a start
+    /// option is given) and commit positions
+    #[arg(long, value_name = "G")]
+    group: Option<String>,
+    /// Exit after N records
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// Read only this partition
+    #[arg(long, value_name = "P")]
+    partition: Option<u32>,
+    /// Output per record: %k key, %v value, %o offset, %p partition,
+    /// %T timestamp, %t topic, %% percent, \n \t \\ escapes; a newline is
+    /// added unless FMT ends with one [default: %v]
+    #[arg(long, value_name = "FMT", value_parser = Format::parse)]
+    format: Option<Format>,
+    /// Exit when no record arrived for this many milliseconds
+    #[arg(long, value_name = "MS")]
+    timeout_ms: Option<u64>,
+}
+
+impl ConsumeArgs {
+    /// Where to move every partition after assignment, if anywhere.
+    fn start(&self) -> Option<SeekTo> {
+        if self.from_beginning {
+            Some(SeekTo::Earliest)
+        } else if let Some(o) = self.offset {
+            Some(SeekTo::Offset(o))
+        } else {
+            self.from_time.map(SeekTo::Timestamp)
+        }
+    }
+}
+
+/// Runs `sluice consume`.
+pub(crate) async fn run(broker: &str, args: ConsumeArgs) -> anyhow::Result<Outcome> {
+    let topic = args.topic.as_str();
+    let meta = connect_admin(broker)
+        .await?
+        .describe_topic(topic)
+        .await
+        .map_err(|e| topic_error(topic, e))?;
+    let count = meta.partitions.len() as u32;
+    let partitions: Vec<(String, u32)> = match args.partition {
+        Some(p) if p >= count => {
+            anyhow::bail!("topic {topic:?} has {count} partitions; there is no partition {p}")
+        }
+        Some(p) => vec![(topic.to_owned(), p)],
+        None => (0..count).map(|p| (topic.to_owned(), p)).collect(),
+    };
+
+    let mut config = ConsumerConfig::new(broker);
+    config.group = args.group.clone();
+    // Like Kafka's console consumer: without a start option (or a committed
+    // offset), only records produced from now on.
+    config.offset_reset = if args.from_beginning {
+        OffsetReset::Earliest
+    } else {
+        OffsetReset::Latest
+    };
+    config.max_wait = args
+        .timeout_ms
+        .map_or(MAX_WAIT, |t| Duration::from_millis(t).min(MAX_WAIT));
+    // Committed here, after the output is flushed.
+    config.auto_commit = None;
+    let mut consumer = Consumer::connect(config)
+        .await
+        .map_err(|e| cannot_connect(broker, &e))?;
+    consumer
+        .assign(partitions.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start consuming {topic:?}: {}", describe(&e)))?;
+    if let Some(to) = args.start() {
+        for (t, p) in &partitions {
+            consumer
+                .seek(t, *p, to)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot seek {t}-{p}: {}", describe(&e)))?;
+        }
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    tokio::spawn(stop_on_signal(Arc::clone(&stop)));
+    let format = match args.format.clone() {
+        Some(f) => f,
+        None => Format::parse("%v").map_err(anyhow::Error::msg)?,
+    };
+    let mut session = Session {
+        consumer,
+        out: BufWriter::with_capacity(1 << 16, std::io::stdout().lock()),
+        format,
+        group: args.group.clone(),
+        printed: 0,
+        last_commit: Instant::now(),
+    };
+    match session.consume(&args, &stop).await? {
+        Ending::Done => {
+            session.out.flush().or_else(quiet_if_broken_pipe)?;
+            session.commit().await?;
+        }
+        // The reader left: keep the last commit, which covers only output
+        // that was written.
+        Ending::OutputClosed => {}
+    }
+    Ok(Outcome::Success)
+}
+
+/// Why consuming stopped.
+enum Ending {
+    /// `--count`, `--timeout-ms` or a signal.
+    Done,
+    /// Stdout was closed.
+    OutputClosed,
+}
+
+/// Treats a broken pipe as a quiet end of output.
+fn quiet_if_broken_pipe(e: std::io::Error) -> std::io::Result<()> {
+    if is_broken_pipe(&e) { Ok(()) } else { Err(e) }
+}
+
+struct Session {
+    consumer: Consumer,
+    out: BufWriter<std::io::StdoutLock<'static>>,
+    format: Format,
+    group: Option<String>,
+    printed: u64,
+    last_commit: Instant,
+}
+
+impl Session {
+    async fn consume(&mut self, args: &ConsumeArgs, stop: &AtomicBool) -> anyhow::Result<Ending> {
+        let timeout = args.timeout_ms.map(Duration::from_millis);
+        let mut last_record = Instant::now();
+        while Some(self.printed) != args.count && !stop.load(Ordering::Acquire) {
+            let records =
+                self.consumer.poll().await.map_err(|e| {
+                    anyhow::anyhow!("fetching from {:?}: {}", args.topic, describe(&e))
+                })?;
+            if records.is_empty() {
+                if timeout.is_some_and(|t| last_record.elapsed() >= t) {
+                    break;
+                }
+            } else {
+                last_record = Instant::now();
+            }
+            for (i, r) in records.iter().enumerate() {
+                if Some(self.printed) == args.count {
+                    self.rewind(records.get(i..).unwrap_or_default()).await?;
+                    break;
+                }
+                if let Err(e) = self.format.write(&mut self.out, r) {
+                    return output_error(e);
+                }
+                self.printed += 1;
+            }
+            if let Err(e) = self.out.flush() {
+                return output_error(e);
+            }
+            if self.last_commit.elapsed() >= COMMIT_INTERVAL {
+                self.commit().await?;
+            }
+        }
+        Ok(Ending::Done)
+    }
+
+    /// Moves each partition back to its first record in `unprinted`.
+    async fn rewind(&mut self, unprinted: &[ConsumerRecord]) -> anyhow::Result<()> {
+        let mut done: Vec<u32> = Vec::new();
+        for r in unprinted {
+            if !done.contains(&r.partition) {
+                done.push(r.partition);
+                self.consumer
+                    .seek(&r.topic, r.partition, SeekTo::Offset(r.offset()))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot seek: {}", describe(&e)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits the positions, with a group.
+    async fn commit(&mut self) -> anyhow::Result<()> {
+        if let Some(group) = &self.group {
+            self.consumer.commit().await.map_err(|e| {
+                anyhow::anyhow!("cannot commit offsets of group {group:?}: {}", describe(&e))
+            })?;
+        }
+        self.last_commit = Instant::now();
+        Ok(())
+    }
+}
+
+/// A write to stdout failed: quietly done if the reader left.
+fn output_error(e: std::io::Error) -> anyhow::Result<Ending> {
+    if is_broken_pipe(&e) {
+        Ok(Ending::OutputClosed)
+    } else {
+        Err(anyhow::Error::new(e).context("writing to stdout"))
+    }
+}
+
+/// Sets `stop` on the first SIGINT or SIGTERM; exits at once on a second.
+async fn stop_on_signal(stop: Arc<AtomicBool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    for _ in 0..2 {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        if stop.swap(true, Ordering::AcqRel) {
+            std::process::exit(130);
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! `sluice`: the command-line client of a Sluice broker.
+//!
+//! # Layout
+//!
+//! - `main.rs`: arguments, the runtime, error reporting and exit codes.
+//! - `topic.rs`: `sluice topic create|list|describe|delete`.
+//! - `produce.rs`: `sluice produce`, lines from stdin or a file to a topic.
+//! - `consume.rs`: `sluice consume`, records of a topic to stdout.
+//! - `format.rs`: the `--format` template of `consume`.
+//!
+//! Errors print one line, `error: ...`, on stderr and exit with status 1;
+//! usage errors exit with status 2.
+
+mod consume;
+mod format;
+mod produce;
+mod topic;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sluice_client::{Admin, ClientError};
+use sluice_protocol::wire::ErrorCode;
+
+/// Command-line client of a Sluice broker.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about = "Sluice command-line client")]
+struct Cli {
+    /// Broker address, HOST:PORT
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_BROKER",
+        default_value = "127.0.0.1:9292"
+    )]
+    broker: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create, list, describe or delete topics
+    #[command(subcommand)]
+    Topic(topic::TopicCommand),
+    /// Send lines from stdin (or a file) to a topic, one record per line
+    Produce(produce::ProduceArgs),
+    /// Print the records of a topic to stdout
+    Consume(consume::ConsumeArgs),
+}
+
+/// How a command ended without an error worth a message.
+enum Outcome {
+    /// Everything worked.
+    Success,
+    /// Failed; the command already said why on stderr or stdout.
+    Failed,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    // Do not wait for background tasks (a producer's sender after an error).
+    runtime.shutdown_background();
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Topic(cmd) => topic::run(&cli.broker, cmd).await,
+        Command::Produce(args) => produce::run(&cli.broker, args).await,
+        Command::Consume(args) => consume::run(&cli.broker, args).await,
+    }
+}
+
+/// Connects an [`Admin`], saying which address failed.
+async fn connect_admin(broker: &str) -> anyhow::Result<Admin> {
+    Admin::connect(broker)
+        .await
+        .map_err(|e| cannot_connect(broker, &e))
+}
+
+/// The error for a failed connection attempt.
+fn cannot_connect(broker: &str, e: &ClientError) -> anyhow::Error {
+    match e {
+        ClientError::Io(io) => anyhow::anyhow!("cannot connect to {broker}: {io}"),
+        other => anyhow::anyhow!("cannot connect to {broker}: {}", describe(other)),
+    }
+}
+
+/// One line for a client error: the broker's refusals without the wrapper
+/// text, everything else as the library says it.
+fn describe(e: &ClientError) -> String {
+    match e {
+        ClientError::Broker { code, message } if message.is_empty() => code.to_string(),
+        ClientError::Broker { code, message } => format!("{code}: {message}"),
+        other => other.to_string(),
+    }
+}
+
+/// The error for a topic the broker does not know, or any other failure to
+/// look it up.
+fn topic_error(name: &str, e: ClientError) -> anyhow::Error {
+    match e {
+        ClientError::Broker {
+            code: ErrorCode::UnknownTopicOrPartition,
+            ..
+        } => anyhow::anyhow!("unknown topic {name:?}"),
+        other => anyhow::anyhow!("topic {name:?}: {}", describe(&other)),
+    }
+}
+
+/// Whether an I/O error means the reader of our output went away.
+fn is_broken_pipe(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::BrokenPipe
+}

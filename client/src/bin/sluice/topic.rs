@@ -1,0 +1,181 @@
+//! `sluice topic create|list|describe|delete`.
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::Subcommand;
+use sluice_client::{FlushMode, TopicConfig};
+use sluice_protocol::wire::metadata::TopicMetadata;
+
+use crate::{Outcome, connect_admin, describe, topic_error};
+
+/// Topic administration.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TopicCommand {
+    /// Create a topic
+    Create {
+        /// Topic name
+        name: String,
+        /// Number of partitions
+        #[arg(long, default_value_t = 1)]
+        partitions: u32,
+        /// Delete data older than this many milliseconds (0 = keep forever)
+        #[arg(long, value_name = "MS")]
+        retention_ms: Option<u64>,
+        /// Delete the oldest data while a partition is larger (0 = no limit)
+        #[arg(long, value_name = "BYTES")]
+        retention_bytes: Option<u64>,
+        /// Segment size before a new segment is started
+        #[arg(long, value_name = "BYTES")]
+        segment_bytes: Option<u64>,
+        /// Segment age before a new segment is started
+        #[arg(long, value_name = "MS")]
+        segment_ms: Option<u64>,
+        /// When data is forced to disk: never, before-ack, or every MS milliseconds
+        #[arg(long, value_name = "never|before-ack|MS", value_parser = parse_flush)]
+        flush: Option<FlushMode>,
+    },
+    /// List topics, one per line: NAME PARTITIONS
+    List,
+    /// Show a topic's partitions (log start, high watermark) and settings
+    Describe {
+        /// Topic name
+        name: String,
+    },
+    /// Delete a topic and its data
+    Delete {
+        /// Topic name
+        name: String,
+    },
+}
+
+/// Parses `never`, `before-ack` or a number of milliseconds.
+fn parse_flush(s: &str) -> Result<FlushMode, String> {
+    match s {
+        "never" => Ok(FlushMode::Never),
+        "before-ack" => Ok(FlushMode::BeforeAck),
+        ms => ms
+            .parse()
+            .map(FlushMode::IntervalMs)
+            .map_err(|_| format!("{ms:?} is not never, before-ack or a number of milliseconds")),
+    }
+}
+
+/// The `--flush` spelling of a mode.
+fn flush_text(mode: FlushMode) -> String {
+    match mode {
+        FlushMode::Never => "never".into(),
+        FlushMode::BeforeAck => "before-ack".into(),
+        FlushMode::IntervalMs(ms) => ms.to_string(),
+    }
+}
+
+/// Runs one topic command.
+pub(crate) async fn run(broker: &str, cmd: TopicCommand) -> anyhow::Result<Outcome> {
+    let mut admin = connect_admin(broker).await?;
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        TopicCommand::Create {
+            name,
+            partitions,
+            retention_ms,
+            retention_bytes,
+            segment_bytes,
+            segment_ms,
+            flush,
+        } => {
+            let config = TopicConfig {
+                segment_bytes,
+                segment_ms,
+                retention_ms,
+                retention_bytes,
+                flush,
+            };
+            admin
+                .create_topic(&name, partitions, config)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot create topic {name:?}: {}", describe(&e)))?;
+            writeln!(out, "created topic {name} with {partitions} partitions")?;
+        }
+        TopicCommand::List => {
+            let mut topics = admin
+                .list_topics()
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot list topics: {}", describe(&e)))?;
+            topics.sort_by(|a, b| a.name.cmp(&b.name));
+            for t in topics {
+                writeln!(out, "{} {}", t.name, t.partitions.len())?;
+            }
+        }
+        TopicCommand::Describe { name } => {
+            let t = admin
+                .describe_topic(&name)
+                .await
+                .map_err(|e| topic_error(&name, e))?;
+            print_description(&mut out, &t)?;
+        }
+        TopicCommand::Delete { name } => {
+            admin
+                .delete_topic(&name)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot delete topic {name:?}: {}", describe(&e)))?;
+            writeln!(out, "deleted topic {name}")?;
+        }
+    }
+    out.flush().context("writing to stdout")?;
+    Ok(Outcome::Success)
+}
+
+/// Prints a topic's settings, then one line per partition.
+fn print_description(out: &mut impl Write, t: &TopicMetadata) -> std::io::Result<()> {
+    let opt = |v: Option<u64>| v.map_or_else(|| "default".to_owned(), |v| v.to_string());
+    writeln!(out, "topic: {}", t.name)?;
+    writeln!(out, "partitions: {}", t.partitions.len())?;
+    writeln!(out, "retention-ms: {}", opt(t.config.retention_ms))?;
+    writeln!(out, "retention-bytes: {}", opt(t.config.retention_bytes))?;
+    writeln!(out, "segment-bytes: {}", opt(t.config.segment_bytes))?;
+    writeln!(out, "segment-ms: {}", opt(t.config.segment_ms))?;
+    writeln!(
+        out,
+        "flush: {}",
+        t.config
+            .flush
+            .map_or_else(|| "default".to_owned(), flush_text)
+    )?;
+    writeln!(
+        out,
+        "{:>9} {:>12} {:>14}",
+        "partition", "log-start", "high-watermark"
+    )?;
+    for p in &t.partitions {
+        if p.error_code.is_ok() {
+            writeln!(
+                out,
+                "{:>9} {:>12} {:>14}",
+                p.partition, p.log_start_offset, p.high_watermark
+            )?;
+        } else {
+            writeln!(out, "{:>9} {}", p.partition, p.error_code)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flush_modes_parse_and_print_alike() {
+        for (text, mode) in [
+            ("never", FlushMode::Never),
+            ("before-ack", FlushMode::BeforeAck),
+            ("250", FlushMode::IntervalMs(250)),
+        ] {
+            assert_eq!(parse_flush(text), Ok(mode));
+            assert_eq!(flush_text(mode), text);
+        }
+        assert!(parse_flush("sometimes").is_err());
+        assert!(parse_flush("-1").is_err());
+    }
+}

@@ -1,0 +1,380 @@
+//! The `sluice` command-line tool against a real broker: 100,000 lines
+//! produced and consumed back, topic administration and bad input, and a
+//! consumer group continuing where its last run committed. Also checks
+//! that the code in `docs/client.md` is copied from the examples, which
+//! the build compiles.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use sluice_tests::{TestBroker, free_port};
+
+/// The `sluice` binary of this build, brought up to date first (a no-op
+/// when it is): `cargo test -p sluice-tests` does not build another
+/// package's binaries, so an existing one may be stale.
+fn sluice_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(path) = std::env::var("SLUICE_CLI_BIN") {
+            return PathBuf::from(path);
+        }
+        // target/<profile>/deps/<test binary> -> target/<profile>/sluice
+        let exe = std::env::current_exe().expect("test binary path");
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target directory");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "-p", "sluice-client", "--bin", "sluice"]);
+        if dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("running cargo build");
+        assert!(status.success(), "building sluice failed");
+        dir.join("sluice")
+    })
+    .clone()
+}
+
+/// Runs `sluice --broker ADDR ARGS...` with `stdin` as its input.
+fn sluice(broker: &str, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(sluice_binary())
+        .arg("--broker")
+        .arg(broker)
+        .args(args)
+        .env_remove("SLUICE_BROKER")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting sluice");
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    // Write from another thread: the child's output fills its pipe meanwhile.
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let out = child.wait_with_output().expect("waiting for sluice");
+    writer.join().unwrap();
+    out
+}
+
+/// Runs `sluice` and asserts success; returns stdout.
+fn ok(broker: &str, args: &[&str], stdin: &[u8]) -> String {
+    let out = sluice(broker, args, stdin);
+    assert!(
+        out.status.success(),
+        "sluice {args:?} failed with {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `sluice` and asserts it fails cleanly with one `error:` line
+/// containing `expect`.
+fn fails(broker: &str, args: &[&str], stdin: &[u8], expect: &str) {
+    let out = sluice(broker, args, stdin);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "sluice {args:?}: {stderr}");
+    assert!(stderr.starts_with("error: "), "sluice {args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "sluice {args:?}: {stderr}");
+    assert!(stderr.contains(expect), "sluice {args:?}: {stderr}");
+}
+
+#[test]
+fn hundred_thousand_lines_come_back_once_in_order_per_partition() {
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    ok(
+        &addr,
+        &["topic", "create", "lines", "--partitions", "4"],
+        b"",
+    );
+
+    let n = 100_000;
+    let lines: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("key-{}", i % 101), format!("value {i} with spaces")))
+        .collect();
+    let mut input = String::new();
+    for (k, v) in &lines {
+        input.push_str(&format!("{k}|{v}\n"));
+    }
+    let printed = ok(
+        &addr,
+        &[
+            "produce",
+            "lines",
+            "--key-separator",
+            "|",
+            "--print-offsets",
+        ],
+        input.as_bytes(),
+    );
+    let acked: Vec<(u32, u64)> = printed
+        .lines()
+        .map(|l| {
+            let (p, o) = l.split_once(' ').unwrap();
+            (p.parse().unwrap(), o.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(acked.len(), n, "one line per input line");
+
+    let consumed = ok(
+        &addr,
+        &[
+            "consume",
+            "lines",
+            "--from-beginning",
+            "--count",
+            &n.to_string(),
+            "--timeout-ms",
+            "30000",
+            "--format",
+            "%p %o %k %v",
+        ],
+        b"",
+    );
+    let mut stored: HashMap<(u32, u64), (String, String)> = HashMap::new();
+    let mut last_offset: HashMap<u32, u64> = HashMap::new();
+    for line in consumed.lines() {
+        let mut parts = line.splitn(4, ' ');
+        let p: u32 = parts.next().unwrap().parse().unwrap();
+        let o: u64 = parts.next().unwrap().parse().unwrap();
+        let k = parts.next().unwrap().to_owned();
+        let v = parts.next().unwrap().to_owned();
+        if let Some(prev) = last_offset.insert(p, o) {
+            assert!(o > prev, "partition {p}: offset {o} after {prev}");
+        }
+        assert!(stored.insert((p, o), (k, v)).is_none(), "{p} {o} twice");
+    }
+    assert_eq!(stored.len(), n, "every record consumed once");
+    assert!(last_offset.len() > 1, "keys spread over partitions");
+
+    // Each input line is stored where the producer said, and per partition
+    // the input order is the offset order.
+    let mut by_partition: BTreeMap<u32, Vec<(u64, usize)>> = BTreeMap::new();
+    let mut partition_of_key: HashMap<&str, u32> = HashMap::new();
+    for (i, ((k, v), &(p, o))) in lines.iter().zip(&acked).enumerate() {
+        assert_eq!(
+            stored.get(&(p, o)),
+            Some(&(k.clone(), v.clone())),
+            "line {i}"
+        );
+        assert_eq!(*partition_of_key.entry(k).or_insert(p), p, "key {k}");
+        by_partition.entry(p).or_default().push((o, i));
+    }
+    for (p, mut records) in by_partition {
+        records.sort_unstable();
+        assert!(
+            records.windows(2).all(|w| w[0].1 < w[1].1),
+            "partition {p} out of input order"
+        );
+    }
+}
+
+#[test]
+fn topics_are_created_listed_described_and_deleted() {
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    let created = ok(
+        &addr,
+        &[
+            "topic",
+            "create",
+            "orders",
+            "--partitions",
+            "3",
+            "--retention-ms",
+            "60000",
+            "--segment-bytes",
+            "1048576",
+            "--flush",
+            "before-ack",
+        ],
+        b"",
+    );
+    assert!(created.contains("orders"), "{created}");
+    ok(&addr, &["topic", "create", "audit"], b"");
+    fails(
+        &addr,
+        &["topic", "create", "orders"],
+        b"",
+        "topic already exists",
+    );
+    assert_eq!(ok(&addr, &["topic", "list"], b""), "audit 1\norders 3\n");
+
+    ok(
+        &addr,
+        &["produce", "orders", "--partition", "2"],
+        b"a\nb\nc\n",
+    );
+    let described = ok(&addr, &["topic", "describe", "orders"], b"");
+    for expected in [
+        "topic: orders",
+        "partitions: 3",
+        "retention-ms: 60000",
+        "segment-bytes: 1048576",
+        "flush: before-ack",
+    ] {
+        assert!(described.lines().any(|l| l == expected), "{described}");
+    }
+    let high_watermarks: Vec<Vec<u64>> = described
+        .lines()
+        .skip_while(|l| !l.contains("high-watermark"))
+        .skip(1)
+        .map(|l| l.split_whitespace().map(|w| w.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(high_watermarks, [[0, 0, 0], [1, 0, 0], [2, 0, 3]]);
+
+    ok(&addr, &["topic", "delete", "orders"], b"");
+    assert_eq!(ok(&addr, &["topic", "list"], b""), "audit 1\n");
+    fails(
+        &addr,
+        &["topic", "describe", "orders"],
+        b"",
+        "unknown topic \"orders\"",
+    );
+}
+
+#[test]
+fn bad_input_fails_with_one_clear_line() {
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    fails(
+        &addr,
+        &["topic", "create", "../x"],
+        b"",
+        "cannot create topic \"../x\": invalid topic name",
+    );
+    fails(
+        &addr,
+        &["produce", "nowhere"],
+        b"lost\n",
+        "unknown topic \"nowhere\"",
+    );
+    fails(
+        &addr,
+        &["consume", "nowhere", "--timeout-ms", "100"],
+        b"",
+        "unknown topic \"nowhere\"",
+    );
+    ok(&addr, &["topic", "create", "one"], b"");
+    fails(
+        &addr,
+        &["produce", "one", "--partition", "1"],
+        b"x\n",
+        "no partition 1",
+    );
+    let down = format!("127.0.0.1:{}", free_port());
+    fails(
+        &down,
+        &["topic", "list"],
+        b"",
+        &format!("cannot connect to {down}: "),
+    );
+    // Usage errors exit with 2 (clap).
+    let out = sluice(
+        &addr,
+        &["topic", "create", "t", "--flush", "sometimes"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let out = sluice(&addr, &["consume", "one", "--format", "%x"], b"");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_group_continues_where_its_last_run_committed() {
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    ok(
+        &addr,
+        &["topic", "create", "jobs", "--partitions", "2"],
+        b"",
+    );
+    let input: String = (0..100).map(|i| format!("k{}:job {i}\n", i % 10)).collect();
+    ok(
+        &addr,
+        &["produce", "jobs", "--key-separator", ":"],
+        input.as_bytes(),
+    );
+    let run = |extra: &[&str]| -> Vec<(u32, u64)> {
+        let mut args = vec!["consume", "jobs", "--group", "g", "--format", "%p %o"];
+        args.extend_from_slice(extra);
+        ok(&addr, &args, b"")
+            .lines()
+            .map(|l| {
+                let (p, o) = l.split_once(' ').unwrap();
+                (p.parse().unwrap(), o.parse().unwrap())
+            })
+            .collect()
+    };
+    // One fetch brings all 100 records; the first runs print (and commit)
+    // only 30 each.
+    let first = run(&["--from-beginning", "--count", "30"]);
+    let second = run(&["--count", "30"]);
+    let rest = run(&["--timeout-ms", "1000"]);
+    assert_eq!((first.len(), second.len(), rest.len()), (30, 30, 40));
+    let mut per_partition: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for (p, o) in first.into_iter().chain(second).chain(rest) {
+        per_partition.entry(p).or_default().push(o);
+    }
+    let mut total = 0;
+    for (p, offsets) in &per_partition {
+        let expected: Vec<u64> = (0..offsets.len() as u64).collect();
+        assert_eq!(offsets, &expected, "partition {p}");
+        total += offsets.len();
+    }
+    assert_eq!(total, 100);
+    // Nothing left for the group.
+    assert!(run(&["--timeout-ms", "300"]).is_empty());
+}
+
+/// Every Rust block in `docs/client.md` is copied from an example under
+/// `client/examples/` (which `cargo build --examples` compiles), so the
+/// guide cannot drift from the API.
+#[test]
+fn guide_code_is_copied_from_the_compiled_examples() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let guide = std::fs::read_to_string(root.join("docs/client.md")).unwrap();
+    let examples: Vec<String> = ["producer.rs", "consumer.rs"]
+        .iter()
+        .map(|f| std::fs::read_to_string(root.join("client/examples").join(f)).unwrap())
+        .collect();
+    let normalize = |s: &str| -> Vec<String> {
+        s.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && *l != "// ...")
+            .map(str::to_owned)
+            .collect()
+    };
+    let examples: Vec<Vec<String>> = examples.iter().map(|e| normalize(e)).collect();
+    let mut blocks = 0;
+    let mut rest = guide.as_str();
+    while let Some(start) = rest.find("```rust\n") {
+        let body = &rest[start + "```rust\n".len()..];
+        let end = body.find("```").unwrap();
+        let block = normalize(&body[..end]);
+        // Each run of lines between `// ...` markers appears in an example.
+        for part in body[..end].split("// ...") {
+            let part = normalize(part);
+            if part.is_empty() {
+                continue;
+            }
+            let found = examples
+                .iter()
+                .any(|e| e.windows(part.len()).any(|w| w == part.as_slice()));
+            assert!(found, "not in any example:\n{}", part.join("\n"));
+        }
+        assert!(!block.is_empty());
+        blocks += 1;
+        rest = &body[end + 3..];
+    }
+    assert!(blocks >= 2, "the guide shows the examples");
+}
