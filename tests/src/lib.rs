@@ -18,29 +18,31 @@ use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::create_topics::NewTopic;
 use sluice_protocol::wire::topic_config::TopicConfig;
 
-/// The `sluice-broker` binary of this build, built first if missing.
+/// The `sluice-broker` binary of this build, brought up to date first (a
+/// no-op when it is): `cargo test -p sluice-tests` does not build another
+/// package's binaries, so an existing one may be stale.
 pub fn broker_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("SLUICE_BROKER_BIN") {
-        return PathBuf::from(path);
-    }
-    // target/<profile>/deps/<test binary> -> target/<profile>/sluice-broker
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target directory");
-    let bin = dir.join("sluice-broker");
-    if !bin.exists() {
-        let release = dir.ends_with("release");
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(path) = std::env::var("SLUICE_BROKER_BIN") {
+            return PathBuf::from(path);
+        }
+        // target/<profile>/deps/<test binary> -> target/<profile>/sluice-broker
+        let exe = std::env::current_exe().expect("test binary path");
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target directory");
         let mut cmd = Command::new(env!("CARGO"));
         cmd.args(["build", "-p", "sluice-broker", "--bin", "sluice-broker"]);
-        if release {
+        if dir.ends_with("release") {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("running cargo build");
         assert!(status.success(), "building sluice-broker failed");
-    }
-    bin
+        dir.join("sluice-broker")
+    })
+    .clone()
 }
 
 /// A free loopback port (bound once and released).

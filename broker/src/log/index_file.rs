@@ -24,6 +24,8 @@ pub(crate) struct IndexFile<const N: usize> {
     entries: usize,
     /// Entries the current file length can hold.
     capacity: usize,
+    /// Opened at its own length (a sealed, trimmed file), not preallocated.
+    trimmed: bool,
 }
 
 impl<const N: usize> IndexFile<N> {
@@ -44,6 +46,7 @@ impl<const N: usize> IndexFile<N> {
             mmap: None,
             entries: 0,
             capacity: 0,
+            trimmed: !preallocate,
         };
         let len = if preallocate {
             (max_bytes / N * N) as u64
@@ -98,6 +101,19 @@ impl<const N: usize> IndexFile<N> {
         let map = self.mmap.as_ref()?;
         let bytes = map.get(i.checked_mul(N)?..i.checked_add(1)?.checked_mul(N)?)?;
         bytes.try_into().ok()
+    }
+
+    /// Whether any byte from entry `i` to the end of the file is non-zero.
+    /// Only meaningful for trimmed files: the preallocated tail of an active
+    /// index is not scanned (it is rebuilt by recovery when in doubt).
+    pub(crate) fn any_nonzero_after(&self, i: usize) -> bool {
+        if !self.trimmed {
+            return false;
+        }
+        self.mmap
+            .as_ref()
+            .and_then(|m| m.get(i.saturating_mul(N).min(m.len())..))
+            .is_some_and(|rest| rest.iter().any(|&b| b != 0))
     }
 
     /// Declares the first `n` entries in use (after the caller validated them).

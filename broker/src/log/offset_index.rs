@@ -74,9 +74,8 @@ impl OffsetIndex {
         while let Some(bytes) = self.file.entry(n) {
             let (rel, pos) = decode(bytes);
             if rel <= prev_rel || pos <= prev_pos {
-                self.garbage_after_valid = bytes != [0; OFFSET_ENTRY_LEN]
-                    || (n + 1..self.file.capacity())
-                        .any(|i| self.file.entry(i) != Some([0; OFFSET_ENTRY_LEN]));
+                self.garbage_after_valid =
+                    bytes != [0; OFFSET_ENTRY_LEN] || self.file.any_nonzero_after(n + 1);
                 break;
             }
             (prev_rel, prev_pos, n) = (rel, pos, n + 1);

@@ -66,9 +66,8 @@ impl TimeIndex {
             let (ts, rel) = decode(bytes);
             let ok = rel > 0 && prev.is_none_or(|(pt, pr)| ts > pt && rel > pr);
             if !ok {
-                index.garbage_after_valid = bytes != [0; TIME_ENTRY_LEN]
-                    || (n + 1..index.file.capacity())
-                        .any(|i| index.file.entry(i) != Some([0; TIME_ENTRY_LEN]));
+                index.garbage_after_valid =
+                    bytes != [0; TIME_ENTRY_LEN] || index.file.any_nonzero_after(n + 1);
                 break;
             }
             prev = Some((ts, rel));

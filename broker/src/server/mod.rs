@@ -2,7 +2,8 @@
 //!
 //! - [`Broker`]: shared state — settings, topics, committed offsets,
 //!   counters, the request memory budget.
-//! - [`run`]: the listener: accepts connections up to the cap, runs
+//! - [`run`]: the listener: accepts connections up to the cap (closing
+//!   those over it at once), runs
 //!   periodic maintenance, and on shutdown stops accepting, lets requests in
 //!   flight finish, and shuts the logs down cleanly.
 //! - `connection`: one task per connection — frames in, responses out, in
@@ -119,9 +120,6 @@ pub async fn run(
 
     let accept = async {
         loop {
-            let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
-                return;
-            };
             let (stream, peer) = match listener.accept().await {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -130,6 +128,14 @@ pub async fn run(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
+            };
+            let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+                // Over the cap: close at once, so a flood cannot hold the
+                // accept queue and the clients already served go on as before.
+                Stats::add(&broker.stats.connections_rejected, 1);
+                tracing::warn!(%peer, max = broker.config.max_connections, "connection limit reached; closing new connection");
+                drop(stream);
+                continue;
             };
             Stats::add(&broker.stats.connections_accepted, 1);
             let broker = Arc::clone(&broker);

@@ -10,6 +10,8 @@ use sluice_protocol::wire::stats::{Counter, StatsResponse};
 pub struct Stats {
     /// Connections accepted.
     pub connections_accepted: AtomicU64,
+    /// Connections closed at once because `max_connections` were open.
+    pub connections_rejected: AtomicU64,
     /// Connections currently open.
     pub connections_open: AtomicU64,
     /// Requests served, all APIs.
@@ -42,6 +44,7 @@ impl Stats {
         StatsResponse {
             counters: vec![
                 c("connections_accepted", &self.connections_accepted),
+                c("connections_rejected", &self.connections_rejected),
                 c("connections_open", &self.connections_open),
                 c("requests", &self.requests),
                 c("bad_requests", &self.bad_requests),
