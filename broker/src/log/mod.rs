@@ -17,6 +17,8 @@
 //! policy guarantees, in `docs/durability.md`.
 
 mod config;
+#[cfg(any(test, feature = "fault-injection"))]
+pub mod crash;
 mod error;
 #[cfg(any(test, feature = "fault-injection"))]
 pub mod fault;

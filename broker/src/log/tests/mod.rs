@@ -2,6 +2,7 @@
 //! after crashes and corruption, retention, injected faults.
 
 mod append_read;
+mod crash_image;
 mod faults;
 mod recovery;
 mod retention;
