@@ -103,7 +103,16 @@ impl TopicStore {
     /// recovering their partitions, and removes unlisted partition
     /// directories. Blocking.
     pub fn open(data_dir: &Path, defaults: TopicDefaults) -> Result<Self, BrokerError> {
-        let fs: Arc<dyn FileSystem> = Arc::new(StdFs);
+        Self::open_with(Arc::new(StdFs), data_dir, defaults)
+    }
+
+    /// [`TopicStore::open`] with every partition log's file I/O going
+    /// through `fs` (tests inject faults this way).
+    pub fn open_with(
+        fs: Arc<dyn FileSystem>,
+        data_dir: &Path,
+        defaults: TopicDefaults,
+    ) -> Result<Self, BrokerError> {
         fs.create_dir_all(data_dir)
             .map_err(|e| LogError::io("create directory", data_dir, e))?;
         let records = match read_file(&*fs, &data_dir.join(TOPICS_FILE))
@@ -117,7 +126,7 @@ impl TopicStore {
         };
         let mut topics = BTreeMap::new();
         for r in records {
-            let topic = open_topic(data_dir, &defaults, &r.name, r.partitions, &r.config)?;
+            let topic = open_topic(&fs, data_dir, &defaults, &r.name, r.partitions, &r.config)?;
             topics.insert(r.name.clone(), Arc::new(topic));
         }
         for name in fs
@@ -213,7 +222,14 @@ impl TopicStore {
                 format!("topic {name:?} already exists"),
             ));
         }
-        let topic = open_topic(&self.data_dir, &self.defaults, name, partitions, config)?;
+        let topic = open_topic(
+            &self.fs,
+            &self.data_dir,
+            &self.defaults,
+            name,
+            partitions,
+            config,
+        )?;
         let mut records = self.records();
         records.push(TopicRecord {
             name: name.to_owned(),
@@ -285,6 +301,7 @@ impl TopicStore {
 }
 
 fn open_topic(
+    fs: &Arc<dyn FileSystem>,
     data_dir: &Path,
     defaults: &TopicDefaults,
     name: &str,
@@ -296,7 +313,11 @@ fn open_topic(
     for p in 0..partitions {
         let tp = TopicPartition::new(name, p)
             .map_err(|e| admin_err(ErrorCode::InvalidTopicName, e.to_string()))?;
-        let (log, _report) = PartitionLog::open(data_dir.join(tp.dir_name()), log_config.clone())?;
+        let (log, _report) = PartitionLog::open_with(
+            Arc::clone(fs),
+            data_dir.join(tp.dir_name()),
+            log_config.clone(),
+        )?;
         parts.push(Arc::new(Partition::new(log)));
     }
     Ok(Topic {

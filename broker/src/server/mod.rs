@@ -80,12 +80,21 @@ impl Broker {
     /// Opens the data directory: topics (recovering their partitions) and
     /// committed offsets. Blocking.
     pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
+        Self::open_with(config, Arc::new(crate::log::StdFs))
+    }
+
+    /// [`Broker::open`] with the topics' partition logs doing their file I/O
+    /// through `fs` (tests inject disk faults this way).
+    pub fn open_with(
+        config: BrokerConfig,
+        fs: Arc<dyn crate::log::FileSystem>,
+    ) -> Result<Arc<Broker>, BrokerError> {
         config.validate().map_err(|message| BrokerError::Request {
             code: sluice_protocol::wire::ErrorCode::InvalidConfig,
             message,
         })?;
         let lock = lock_data_dir(&config.data_dir)?;
-        let topics = TopicStore::open(&config.data_dir, config.topic_defaults.clone())?;
+        let topics = TopicStore::open_with(fs, &config.data_dir, config.topic_defaults.clone())?;
         let offsets = OffsetStore::open(&config.data_dir)?;
         let budget = config.max_request_bytes_in_flight.min(u64::from(u32::MAX)) as usize;
         Ok(Arc::new(Broker {

@@ -1,0 +1,256 @@
+//! Disk faults under a running server (needs `--features fault-injection`):
+//! disk full, EIO on write and on read, short writes and a failed fsync. Each
+//! produce gets a clear error code, the broker stays up and keeps serving
+//! reads, no acknowledged record is lost, and after a fault clears the
+//! partition accepts writes again where that is safe (not after a failed
+//! fsync: that partition stays offline until the broker restarts).
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use sluice_broker::config::BrokerConfig;
+use sluice_broker::log::fault::{Faults, FaultyFs};
+use sluice_broker::server::{Broker, run};
+use sluice_client::Connection;
+use sluice_protocol::batch::{BatchBuilder, NewRecord, RecordBatch};
+use sluice_protocol::wire::ErrorCode;
+use sluice_protocol::wire::create_topics::NewTopic;
+use sluice_protocol::wire::fetch::FetchPartition;
+use sluice_protocol::wire::produce::Acks;
+use sluice_protocol::wire::topic_config::TopicConfig;
+use tokio::sync::oneshot;
+
+fn batch(tag: &str, n: usize) -> BytesMut {
+    let mut b = BatchBuilder::new();
+    for i in 0..n {
+        let v = format!("{tag}-{i}-{}", "x".repeat(200));
+        b.push(&NewRecord {
+            timestamp: 1,
+            key: None,
+            value: Some(v.as_bytes()),
+            headers: &[],
+        });
+    }
+    b.finish()
+}
+
+struct Server {
+    addr: std::net::SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start(dir: &std::path::Path, fs: Option<FaultyFs>) -> Server {
+    let config = BrokerConfig {
+        data_dir: dir.to_owned(),
+        ..BrokerConfig::default()
+    };
+    let broker = tokio::task::spawn_blocking(move || match fs {
+        Some(fs) => Broker::open_with(config, Arc::new(fs)),
+        None => Broker::open(config),
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        run(listener, broker, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    Server {
+        addr,
+        stop: Some(tx),
+        task,
+    }
+}
+
+impl Server {
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap();
+    }
+}
+
+async fn produce(
+    conn: &mut Connection,
+    topic: &str,
+    acks: Acks,
+    b: &[u8],
+) -> (ErrorCode, u64, String) {
+    let r = conn
+        .produce(acks, 5000, &[(topic, 0, b)])
+        .await
+        .unwrap()
+        .unwrap();
+    let p = &r.partitions[0];
+    (
+        p.error_code,
+        p.base_offset,
+        p.message.clone().unwrap_or_default(),
+    )
+}
+
+async fn fetch(conn: &mut Connection, topic: &str, offset: u64) -> (ErrorCode, Vec<String>) {
+    let r = conn
+        .fetch(
+            0,
+            0,
+            64 << 20,
+            vec![FetchPartition {
+                topic: topic.into(),
+                partition: 0,
+                offset,
+                max_bytes: 64 << 20,
+            }],
+        )
+        .await
+        .unwrap();
+    let mut values = Vec::new();
+    let mut bytes = r[0].records.clone();
+    while !bytes.is_empty() {
+        let b = RecordBatch::split_first(&mut bytes).unwrap();
+        for rec in b.records() {
+            let rec = rec.unwrap();
+            if rec.offset as u64 >= offset {
+                values.push(String::from_utf8(rec.value.unwrap().to_vec()).unwrap());
+            }
+        }
+    }
+    (r[0].error_code, values)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_faults_give_clear_errors_and_lose_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::new();
+    let server = start(dir.path(), Some(FaultyFs::new(Arc::clone(&faults)))).await;
+    let mut conn = Connection::connect(server.addr).await.unwrap();
+    let topics = ["full", "eio", "fsync", "other"]
+        .iter()
+        .map(|n| NewTopic {
+            name: (*n).into(),
+            partitions: 1,
+            config: TopicConfig::default(),
+        })
+        .collect();
+    let r = conn.create_topics(topics).await.unwrap();
+    assert!(
+        r.results.iter().all(|t| t.error_code == ErrorCode::None),
+        "{r:?}"
+    );
+    let mut acked: Vec<(&str, u64, usize)> = Vec::new();
+
+    // Disk full in the middle of an append.
+    assert_eq!(
+        produce(&mut conn, "full", Acks::All, &batch("a", 10))
+            .await
+            .0,
+        ErrorCode::None
+    );
+    acked.push(("full", 0, 10));
+    faults.set_space_left(500);
+    let (code, _, msg) = produce(&mut conn, "full", Acks::Leader, &batch("b", 50)).await;
+    assert_eq!(code, ErrorCode::DiskFull, "{msg}");
+    assert!(msg.contains("No space left"), "{msg}");
+    assert_eq!(
+        fetch(&mut conn, "full", 0).await.1.len(),
+        10,
+        "reads go on while the disk is full"
+    );
+    faults.clear_disk_full();
+    let (code, base, _) = produce(&mut conn, "full", Acks::All, &batch("c", 5)).await;
+    assert_eq!(
+        (code, base),
+        (ErrorCode::None, 10),
+        "writes resume where the log ended"
+    );
+    acked.push(("full", 10, 5));
+
+    // EIO on write, then short writes, then EIO on read.
+    faults.set_write_eio(true);
+    let (code, _, msg) = produce(&mut conn, "eio", Acks::Leader, &batch("d", 5)).await;
+    assert_eq!(code, ErrorCode::StorageError, "{msg}");
+    faults.set_write_eio(false);
+    faults.set_short_writes(true);
+    assert_eq!(
+        produce(&mut conn, "eio", Acks::All, &batch("e", 40))
+            .await
+            .0,
+        ErrorCode::None
+    );
+    acked.push(("eio", 0, 40));
+    faults.set_short_writes(false);
+    faults.set_read_eio(true);
+    // A fetch from inside a batch must read batch headers: it fails cleanly.
+    let (code, _) = fetch(&mut conn, "eio", 7).await;
+    assert_eq!(code, ErrorCode::StorageError);
+    faults.set_read_eio(false);
+    assert_eq!(fetch(&mut conn, "eio", 0).await.1.len(), 40);
+
+    // A failed fsync takes that partition offline, for good.
+    assert_eq!(
+        produce(&mut conn, "fsync", Acks::All, &batch("f", 3))
+            .await
+            .0,
+        ErrorCode::None
+    );
+    acked.push(("fsync", 0, 3));
+    faults.set_fsync_fails(true);
+    let (code, _, msg) = produce(&mut conn, "fsync", Acks::All, &batch("g", 3)).await;
+    assert_eq!(code, ErrorCode::PartitionOffline, "{msg}");
+    faults.set_fsync_fails(false);
+    let (code, _, _) = produce(&mut conn, "fsync", Acks::Leader, &batch("h", 3)).await;
+    assert_eq!(
+        code,
+        ErrorCode::PartitionOffline,
+        "not writable again until a restart"
+    );
+    let meta = conn.metadata(Some(vec!["fsync".into()])).await.unwrap();
+    assert_eq!(
+        meta.topics[0].partitions[0].error_code,
+        ErrorCode::PartitionOffline
+    );
+    assert!(
+        fetch(&mut conn, "fsync", 0).await.1.len() >= 3,
+        "reads go on"
+    );
+    // Other partitions are unaffected.
+    assert_eq!(
+        produce(&mut conn, "other", Acks::All, &batch("i", 2))
+            .await
+            .0,
+        ErrorCode::None
+    );
+    acked.push(("other", 0, 2));
+    drop(conn);
+    server.stop().await;
+
+    // After a restart on a healthy disk every acknowledged record is there,
+    // and the offline partition is writable again.
+    let server = start(dir.path(), None).await;
+    let mut conn = Connection::connect(server.addr).await.unwrap();
+    for (topic, base, n) in acked {
+        let (code, values) = fetch(&mut conn, topic, base).await;
+        assert_eq!(code, ErrorCode::None);
+        assert!(
+            values.len() >= n,
+            "{topic}: {} of {n} records from {base}",
+            values.len()
+        );
+    }
+    assert_eq!(
+        produce(&mut conn, "fsync", Acks::All, &batch("j", 1))
+            .await
+            .0,
+        ErrorCode::None
+    );
+    drop(conn);
+    server.stop().await;
+}
