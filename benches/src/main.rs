@@ -1,149 +1,243 @@
-//! `sluice-bench`: runs the standard workloads against a broker process it
-//! starts from the same build, and reports throughput and broker CPU.
+//! `sluice-bench`: runs the standard workloads of `WORKLOADS.md` (W1–W8)
+//! against a broker process it starts from the same build (or one given
+//! with `--broker`), and reports throughput, latency and broker CPU as a
+//! table, as JSON (`--json`) and as SVG pictures (`--plot`).
 
-use std::time::Instant;
+use std::path::PathBuf;
+use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Parser;
-use sluice_bench::harness::broker_proc::{BrokerProc, Target};
-use sluice_bench::harness::report::{WorkloadResult, print_table};
-use sluice_bench::harness::workloads::{self, Params};
+use sluice_bench::harness::bench::{Bench, BrokerSource};
+use sluice_bench::harness::options::{Options, parse_acks};
+use sluice_bench::harness::report::{print_details, print_goals, print_table};
+use sluice_bench::harness::{
+    goals, plot, w1_produce, w2_fetch, w3_small, w4_latency, w7_cold, w8_partitions,
+};
 use sluice_protocol::wire::produce::Acks;
+
+/// Every workload, in the order they run.
+const ALL: [&str; 8] = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"];
+
+/// The workloads whose figures depend on the fetch path.
+const READ_WORKLOADS: [&str; 2] = ["W2", "W6"];
 
 /// Command-line options.
 #[derive(Debug, Parser)]
-#[command(name = "sluice-bench", version, about = "Sluice workload benchmarks")]
+#[command(
+    name = "sluice-bench",
+    version,
+    about = "Sluice workload benchmarks (see docs/benchmarks.md)"
+)]
 struct Args {
-    /// Comma-separated workloads (W1, W2)
-    #[arg(long, default_value = "W1,W2")]
+    /// Comma-separated workloads (W1..W8), or `all`
+    #[arg(long, default_value = "W1,W2,W3,W4")]
     workload: String,
-    /// Records to produce
-    #[arg(long, default_value_t = 1_000_000)]
-    records: u64,
-    /// Bytes per record value
-    #[arg(long, default_value_t = 1024)]
-    value_len: usize,
-    /// Target bytes per record batch
+    /// Records per workload [default: each workload's own: 1,000,000; W3 5,000,000]
+    #[arg(long)]
+    records: Option<u64>,
+    /// Bytes per record value [default: 1024; W3 100]
+    #[arg(long)]
+    value_len: Option<usize>,
+    /// Partitions of the W8 topic [default: 64]
+    #[arg(long)]
+    partitions: Option<u32>,
+    /// Producers of W5 and W8 [default: 4]
+    #[arg(long)]
+    producers: Option<usize>,
+    /// Consumers of W6 and W8 [default: 4]
+    #[arg(long)]
+    consumers: Option<usize>,
+    /// Target bytes per record batch (throughput workloads)
     #[arg(long, default_value_t = 1 << 20)]
     batch_bytes: usize,
-    /// Produce requests in flight
+    /// Producer batch size of W4/W7 (1: each record is its own batch)
+    #[arg(long, default_value_t = 1)]
+    latency_batch_bytes: usize,
+    /// Producer linger of W4/W7, in milliseconds
+    #[arg(long, default_value_t = 0)]
+    linger_ms: u64,
+    /// Acknowledgement level for every workload: none, leader or all
+    /// [default: leader; W5 all]
+    #[arg(long, value_parser = parse_acks)]
+    acks: Option<Acks>,
+    /// Produce requests in flight per producer connection
     #[arg(long, default_value_t = 4)]
     in_flight: usize,
     /// Bytes per fetch
     #[arg(long, default_value_t = 8 << 20)]
     fetch_bytes: u32,
-    /// Run the read workloads against both the sendfile and the copy fetch path
+    /// Skip consumer CRC checks
+    #[arg(long)]
+    no_verify_crc: bool,
+    /// Records per second of W4 and W7
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    /// Measured seconds of W4 and W7
+    #[arg(long, default_value_t = 30.0)]
+    duration: f64,
+    /// Seconds sent before W4/W7 start recording
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Bytes of cold log for W7 (scaled down if the disk is short)
+    #[arg(long, default_value_t = 4 << 30)]
+    cold_bytes: u64,
+    /// Run the read workloads (W2, W6) on both the sendfile and the copy
+    /// fetch path, restarting the broker on the same data
     #[arg(long)]
     compare_fetch_path: bool,
     /// Fetch path when not comparing: sendfile or copy
     #[arg(long, default_value = "sendfile")]
     fetch_path: String,
-    /// Skip consumer CRC checks
-    #[arg(long)]
-    no_verify_crc: bool,
-    /// Use a running broker instead of starting one (its CPU is not measured
-    /// unless --broker-pid is given; --compare-fetch-path is not possible)
+    /// Use a running broker instead of starting one
     #[arg(long)]
     broker: Option<std::net::SocketAddr>,
     /// Process id of the --broker, to measure its CPU time
     #[arg(long)]
     broker_pid: Option<u32>,
-    /// Write results as JSON to this file
+    /// Data directory of the --broker, for W7's page-cache dropping
     #[arg(long)]
-    json: Option<std::path::PathBuf>,
+    broker_data_dir: Option<PathBuf>,
+    /// Where the temporary broker data directory goes [default: $TMPDIR]
+    #[arg(long)]
+    tmp_dir: Option<PathBuf>,
+    /// Write results as JSON (an array, one object per workload run)
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write pictures (SVG) into this directory
+    #[arg(long)]
+    plot: Option<PathBuf>,
+}
+
+impl Args {
+    fn options(&self) -> Options {
+        Options {
+            records: self.records,
+            value_len: self.value_len,
+            partitions: self.partitions,
+            producers: self.producers,
+            consumers: self.consumers,
+            batch_bytes: self.batch_bytes,
+            latency_batch_bytes: self.latency_batch_bytes,
+            linger: Duration::from_millis(self.linger_ms),
+            acks: self.acks,
+            in_flight: self.in_flight,
+            fetch_bytes: self.fetch_bytes,
+            verify_crc: !self.no_verify_crc,
+            rate: self.rate,
+            duration: Duration::from_secs_f64(self.duration.max(0.0)),
+            warmup: Duration::from_secs_f64(self.warmup.max(0.0)),
+            cold_bytes: self.cold_bytes,
+        }
+    }
+
+    fn workloads(&self) -> anyhow::Result<Vec<&'static str>> {
+        if self.workload.trim().eq_ignore_ascii_case("all") {
+            return Ok(ALL.to_vec());
+        }
+        let mut wanted = Vec::new();
+        for w in self.workload.split(',') {
+            let w = w.trim().to_uppercase();
+            let Some(id) = ALL.iter().find(|id| **id == w) else {
+                bail!("unknown workload {w:?}: choose from W1..W8 or all");
+            };
+            wanted.push(*id);
+        }
+        // Run in the standard order, each once.
+        Ok(ALL
+            .iter()
+            .copied()
+            .filter(|id| wanted.contains(id))
+            .collect())
+    }
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let workloads = args.workloads()?;
+    if !["sendfile", "copy"].contains(&args.fetch_path.as_str()) {
+        bail!("--fetch-path must be sendfile or copy");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let results = rt.block_on(run(&args))?;
-    print_table(&results);
+    let source = match args.broker {
+        Some(addr) => BrokerSource::External {
+            addr,
+            pid: args.broker_pid,
+            data_dir: args.broker_data_dir.clone(),
+        },
+        None => BrokerSource::Spawn {
+            tmp_base: args.tmp_dir.clone(),
+        },
+    };
+    let first_path = if args.compare_fetch_path {
+        "sendfile"
+    } else {
+        &args.fetch_path
+    };
+    let mut bench = Bench::new(args.options(), source, first_path)?;
+    let outcome = rt.block_on(run(&mut bench, &args, &workloads));
+    bench.stop()?;
+    outcome?;
+    goals::judge_all(&mut bench.results);
+    print_table(&bench.results);
+    println!();
+    print_details(&bench.results);
+    if args.compare_fetch_path {
+        w2_fetch::compare(&mut bench);
+    }
+    print_goals(&bench.results);
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&results)?)
+        std::fs::write(path, serde_json::to_string_pretty(&bench.results)?)
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(dir) = &args.plot {
+        for p in plot::write_all(dir, &bench.plots)? {
+            eprintln!("wrote {}", p.display());
+        }
     }
     Ok(())
 }
 
-async fn run(args: &Args) -> anyhow::Result<Vec<WorkloadResult>> {
-    let wanted: Vec<String> = args
-        .workload
-        .split(',')
-        .map(|w| w.trim().to_uppercase())
-        .collect();
-    let p = Params {
-        records: args.records,
-        value_len: args.value_len,
-        batch_bytes: args.batch_bytes,
-        in_flight: args.in_flight,
-        acks: Acks::Leader,
-        fetch_bytes: args.fetch_bytes,
-        verify_crc: !args.no_verify_crc,
-    };
-    let params = vec![
-        ("records".to_owned(), p.records.to_string()),
-        ("value_len".to_owned(), p.value_len.to_string()),
-        ("batch_bytes".to_owned(), p.batch_bytes.to_string()),
-        ("in_flight".to_owned(), p.in_flight.to_string()),
-        ("fetch_bytes".to_owned(), p.fetch_bytes.to_string()),
-        ("verify_crc".to_owned(), p.verify_crc.to_string()),
-    ];
-    let tmp = tempfile::tempdir()?;
-    let data = tmp.path().join("data");
-    let paths: Vec<&str> = if args.compare_fetch_path && args.broker.is_none() {
-        vec!["sendfile", "copy"]
-    } else {
-        vec![args.fetch_path.as_str()]
-    };
-    let start = |path: &str| -> anyhow::Result<Target> {
-        Ok(match args.broker {
-            Some(addr) => Target::External {
-                addr,
-                pid: args.broker_pid,
-            },
-            None => Target::Spawned(BrokerProc::start(&data, path, "")?),
-        })
-    };
-    let mut results = Vec::new();
-    let broker = start(paths[0])?;
-    let topic = format!("bench-{}", std::process::id());
-    workloads::create_topic(broker.addr(), &topic, 1, None).await?;
-    // W1 fills the log the read workloads read.
-    let cpu = broker.cpu();
-    let t = Instant::now();
-    let moved = workloads::produce(broker.addr(), &topic, 0, p.records, &p, 1).await?;
-    if wanted.iter().any(|w| w == "W1") {
-        results.push(workloads::result(
-            "W1",
-            "leader",
-            params.clone(),
-            moved,
-            t,
-            broker.cpu().since(cpu),
-        ));
+async fn run(bench: &mut Bench, args: &Args, workloads: &[&str]) -> anyhow::Result<()> {
+    if let Some(pid) = bench.addr().ok().and(bench.broker_pid()) {
+        eprintln!("broker pid {pid} at {}", bench.addr()?);
     }
-    broker.stop()?;
-    if wanted.iter().any(|w| w == "W2") {
-        for path in &paths {
-            let broker = start(path)?;
-            // Warm-up pass so the page cache holds the log.
-            workloads::consume(broker.addr(), &topic, 0, p.records, &p).await?;
-            let cpu = broker.cpu();
-            let t = Instant::now();
-            let moved = workloads::consume(broker.addr(), &topic, 0, p.records, &p).await?;
-            results.push(workloads::result(
-                "W2",
-                path,
-                params.clone(),
-                moved,
-                t,
-                broker.cpu().since(cpu),
-            ));
-            broker.stop()?;
+    for id in workloads {
+        eprintln!("running {id}");
+        match *id {
+            "W1" => w1_produce::w1(bench).await?,
+            "W2" => w2_fetch::w2(bench).await?,
+            "W3" => w3_small::w3(bench).await?,
+            "W4" => w4_latency::w4(bench).await?,
+            "W5" => w1_produce::w5(bench).await?,
+            "W6" => w2_fetch::w6(bench).await?,
+            "W7" => w7_cold::w7(bench).await?,
+            "W8" => w8_partitions::w8(bench).await?,
+            _ => {}
         }
     }
-    Ok(results)
+    let reads: Vec<&str> = workloads
+        .iter()
+        .copied()
+        .filter(|w| READ_WORKLOADS.contains(w))
+        .collect();
+    if args.compare_fetch_path && !reads.is_empty() {
+        if !bench.spawns_broker() {
+            eprintln!("warning: --compare-fetch-path needs a broker the harness starts; skipped");
+            return Ok(());
+        }
+        bench.set_fetch_path("copy")?;
+        eprintln!("broker restarted with the copy fetch path");
+        for id in reads {
+            eprintln!("running {id} (copy)");
+            match id {
+                "W2" => w2_fetch::w2(bench).await?,
+                _ => w2_fetch::w6(bench).await?,
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,8 +1,14 @@
-//! The standard workloads (see `shared/design/WORKLOADS.md` and
-//! `docs/benchmarks.md`). Each returns a [`WorkloadResult`].
+//! The raw produce and fetch loops the throughput workloads are made of.
+//!
+//! They use a bare [`Connection`] rather than the client library's
+//! `Producer`/`Consumer`, so that what is measured is the broker: each
+//! producer keeps `in_flight` produce requests of about `batch_bytes` on the
+//! wire; each consumer keeps one fetch of `fetch_bytes` on the wire and
+//! walks (and by default CRC-checks) the batches it gets.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::BytesMut;
@@ -15,34 +21,13 @@ use sluice_protocol::wire::fetch::FetchPartition;
 use sluice_protocol::wire::produce::{Acks, ProducePartition, ProduceRequest, ProduceResponse};
 use sluice_protocol::wire::topic_config::{FlushMode, TopicConfig};
 
-use super::broker_proc::CpuTimes;
-use super::report::WorkloadResult;
+use super::meter::Meter;
+use super::options::Params;
+use super::report::Moved;
 use crate::XorShift;
 
-/// Settings shared by the produce and consume workloads.
-#[derive(Debug, Clone)]
-pub struct Params {
-    /// Records to produce.
-    pub records: u64,
-    /// Bytes per record value.
-    pub value_len: usize,
-    /// Target bytes per record batch.
-    pub batch_bytes: usize,
-    /// Produce requests in flight per producer.
-    pub in_flight: usize,
-    /// Acknowledgement level.
-    pub acks: Acks,
-    /// Bytes asked for per fetch.
-    pub fetch_bytes: u32,
-    /// Whether consumers verify batch CRCs.
-    pub verify_crc: bool,
-}
-
-impl Params {
-    fn records_per_batch(&self) -> usize {
-        (self.batch_bytes / (self.value_len + 8)).max(1)
-    }
-}
+/// A consumer that sees no new record for this long gives up.
+const STALL_LIMIT: Duration = Duration::from_secs(60);
 
 /// Creates a topic (ignoring "already exists").
 pub async fn create_topic(
@@ -62,23 +47,32 @@ pub async fn create_topic(
             },
         }])
         .await?;
-    let res = &r.results[0];
+    let res = r.results.first().context("empty CreateTopics response")?;
     if res.error_code != ErrorCode::None && res.error_code != ErrorCode::TopicAlreadyExists {
-        bail!("creating {name}: {:?}", res.message);
+        bail!("creating {name}: {} {:?}", res.error_code, res.message);
     }
     Ok(())
 }
 
-/// Produces `records` records to partition `partition` over one connection,
-/// pipelining `in_flight` requests. Returns (records, value bytes, batch bytes).
+/// Splits `records` over `parts` shares as evenly as possible.
+pub fn split(records: u64, parts: usize) -> Vec<u64> {
+    let parts = parts.max(1) as u64;
+    (0..parts)
+        .map(|i| records / parts + u64::from(i < records % parts))
+        .collect()
+}
+
+/// Produces to `job`'s partitions (partition, records) over one connection,
+/// round-robin one batch per partition, pipelining `p.in_flight` requests.
+/// Acknowledged value bytes are counted on `meter`.
 pub async fn produce(
     addr: SocketAddr,
     topic: &str,
-    partition: u32,
-    records: u64,
+    job: &[(u32, u64)],
     p: &Params,
     seed: u64,
-) -> anyhow::Result<(u64, u64, u64)> {
+    meter: &Meter,
+) -> anyhow::Result<Moved> {
     let mut conn = Connection::connect(addr).await?;
     let mut rng = XorShift::new(seed);
     // A pool of random values, reused round-robin: generating random bytes
@@ -90,28 +84,40 @@ pub async fn produce(
             v
         })
         .collect();
-    let per_batch = p.records_per_batch();
-    let (mut sent, mut acked, mut batch_bytes) = (0u64, 0u64, 0u64);
-    let mut outstanding = 0usize;
-    let mut next_value = 0usize;
+    let per_batch = p.records_per_batch() as u64;
+    let mut left: Vec<(u32, u64)> = job.iter().copied().filter(|&(_, n)| n > 0).collect();
+    let mut outstanding: VecDeque<u64> = VecDeque::new();
+    let mut moved = Moved::default();
+    let (mut next_value, mut turn) = (0usize, 0usize);
     let mut buf = BytesMut::new();
-    while acked < records {
-        while sent < records && outstanding < p.in_flight {
-            let n = per_batch.min((records - sent) as usize);
-            let mut builder = BatchBuilder::with_capacity(n * (p.value_len + 16) + 128);
+    while !left.is_empty() || !outstanding.is_empty() {
+        while !left.is_empty() && outstanding.len() < p.in_flight.max(1) {
+            turn %= left.len();
+            let Some(slot) = left.get_mut(turn) else {
+                break;
+            };
+            let partition = slot.0;
+            let n = per_batch.min(slot.1);
+            slot.1 -= n;
+            if slot.1 == 0 {
+                left.remove(turn);
+            } else {
+                turn += 1;
+            }
+            let mut builder = BatchBuilder::with_capacity(n as usize * (p.value_len + 16) + 128);
             let now = now_ms();
             for _ in 0..n {
                 builder.push(&NewRecord {
                     timestamp: now,
                     key: None,
-                    value: Some(&pool[next_value % pool.len()]),
+                    value: pool.get(next_value % pool.len()).map(Vec::as_slice),
                     headers: &[],
                 });
                 next_value += 1;
             }
             buf.clear();
             builder.finish_into(&mut buf);
-            batch_bytes += buf.len() as u64;
+            moved.batch_bytes += buf.len() as u64;
             let req = ProduceRequest {
                 acks: p.acks,
                 timeout_ms: 30_000,
@@ -122,68 +128,139 @@ pub async fn produce(
                 }],
             };
             conn.send(ApiKey::Produce, &req, &buf).await?;
-            sent += n as u64;
-            outstanding += 1;
             if p.acks == Acks::None {
-                acked += n as u64;
-                outstanding -= 1;
+                meter.add(n * p.value_len as u64);
+                moved.records += n;
+            } else {
+                outstanding.push_back(n);
             }
         }
-        if outstanding > 0 {
+        if let Some(n) = outstanding.pop_front() {
             let (resp, _): (ProduceResponse, _) = conn.recv().await?;
-            let r = &resp.partitions[0];
+            let r = resp.partitions.first().context("empty produce response")?;
             if r.error_code != ErrorCode::None {
                 bail!("produce failed: {} {:?}", r.error_code, r.message);
             }
-            outstanding -= 1;
-            acked += per_batch.min((records - acked) as usize) as u64;
+            meter.add(n * p.value_len as u64);
+            moved.records += n;
         }
     }
-    Ok((records, records * p.value_len as u64, batch_bytes))
+    moved.value_bytes = moved.records * p.value_len as u64;
+    Ok(moved)
 }
 
-/// Reads partition `partition` from offset 0 until `records` records were
-/// seen. Returns (records, value bytes, batch bytes).
+/// Runs one [`produce`] task per job at once; returns their sum.
+pub async fn produce_parallel(
+    addr: SocketAddr,
+    topic: &str,
+    jobs: Vec<Vec<(u32, u64)>>,
+    p: &Params,
+    meter: &Meter,
+) -> anyhow::Result<Moved> {
+    let tasks: Vec<_> = jobs
+        .into_iter()
+        .enumerate()
+        .map(|(i, job)| {
+            let (topic, p, meter) = (topic.to_owned(), p.clone(), meter.clone());
+            tokio::spawn(async move { produce(addr, &topic, &job, &p, i as u64 + 1, &meter).await })
+        })
+        .collect();
+    let mut total = Moved::default();
+    for t in tasks {
+        total = total.plus(t.await??);
+    }
+    Ok(total)
+}
+
+/// Reads `job`'s partitions (partition, records) from offset 0 over one
+/// connection until each has yielded its records. Value bytes are counted
+/// on `meter`.
 pub async fn consume(
     addr: SocketAddr,
     topic: &str,
-    partition: u32,
-    records: u64,
+    job: &[(u32, u64)],
     p: &Params,
-) -> anyhow::Result<(u64, u64, u64)> {
+    meter: &Meter,
+) -> anyhow::Result<Moved> {
     let mut conn = Connection::connect(addr).await?;
-    let (mut offset, mut seen, mut bytes) = (0u64, 0u64, 0u64);
-    while seen < records {
-        let resp = conn
-            .fetch(
-                500,
-                1,
-                p.fetch_bytes,
-                vec![FetchPartition {
-                    topic: topic.to_owned(),
-                    partition,
-                    offset,
-                    max_bytes: p.fetch_bytes,
-                }],
-            )
-            .await?;
-        let part = &resp[0];
-        if part.error_code != ErrorCode::None {
-            bail!("fetch failed: {}", part.error_code);
-        }
-        bytes += part.records.len() as u64;
-        let mut iter = BatchIter::new(&part.records);
-        for b in iter.by_ref() {
-            let (header, raw) = b.context("malformed batch")?;
-            if p.verify_crc {
-                verify_crc(raw).context("CRC check")?;
+    // (partition, next offset, records still wanted)
+    let mut left: Vec<(u32, u64, u64)> = job
+        .iter()
+        .filter(|&&(_, n)| n > 0)
+        .map(|&(part, n)| (part, 0, n))
+        .collect();
+    let mut moved = Moved::default();
+    let mut progress = Instant::now();
+    while !left.is_empty() {
+        let share = (p.fetch_bytes / left.len() as u32).max(64 * 1024);
+        let request = left
+            .iter()
+            .map(|&(partition, offset, _)| FetchPartition {
+                topic: topic.to_owned(),
+                partition,
+                offset,
+                max_bytes: share,
+            })
+            .collect();
+        let resp = conn.fetch(500, 1, p.fetch_bytes, request).await?;
+        for part in &resp {
+            if part.error_code != ErrorCode::None {
+                bail!(
+                    "fetch {topic}-{} failed: {}",
+                    part.partition,
+                    part.error_code
+                );
             }
-            let next = header.next_offset() as u64;
-            seen += next - offset.max(header.base_offset as u64);
-            offset = next;
+            let Some(slot) = left.iter_mut().find(|s| s.0 == part.partition) else {
+                continue;
+            };
+            moved.batch_bytes += part.records.len() as u64;
+            let mut seen = 0u64;
+            for b in BatchIter::new(&part.records) {
+                let (header, raw) = b.context("malformed batch")?;
+                if p.verify_crc {
+                    verify_crc(raw).context("CRC check")?;
+                }
+                let next = header.next_offset() as u64;
+                seen += next.saturating_sub(slot.1.max(header.base_offset as u64));
+                slot.1 = slot.1.max(next);
+            }
+            if seen > 0 {
+                progress = Instant::now();
+            }
+            slot.2 = slot.2.saturating_sub(seen);
+            moved.records += seen;
+            meter.add(seen * p.value_len as u64);
+        }
+        left.retain(|s| s.2 > 0);
+        if progress.elapsed() > STALL_LIMIT {
+            bail!("consumer of {topic} saw nothing new for {STALL_LIMIT:?}");
         }
     }
-    Ok((seen, seen * p.value_len as u64, bytes))
+    moved.value_bytes = moved.records * p.value_len as u64;
+    Ok(moved)
+}
+
+/// Runs one [`consume`] task per job at once; returns their sum.
+pub async fn consume_parallel(
+    addr: SocketAddr,
+    topic: &str,
+    jobs: Vec<Vec<(u32, u64)>>,
+    p: &Params,
+    meter: &Meter,
+) -> anyhow::Result<Moved> {
+    let tasks: Vec<_> = jobs
+        .into_iter()
+        .map(|job| {
+            let (topic, p, meter) = (topic.to_owned(), p.clone(), meter.clone());
+            tokio::spawn(async move { consume(addr, &topic, &job, &p, &meter).await })
+        })
+        .collect();
+    let mut total = Moved::default();
+    for t in tasks {
+        total = total.plus(t.await??);
+    }
+    Ok(total)
 }
 
 /// Milliseconds since the Unix epoch.
@@ -191,35 +268,4 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Builds a result from what a run moved, its duration and the broker CPU
-/// it used.
-#[allow(clippy::too_many_arguments)]
-pub fn result(
-    workload: &str,
-    variant: &str,
-    parameters: Vec<(String, String)>,
-    moved: (u64, u64, u64),
-    started: Instant,
-    cpu: CpuTimes,
-) -> WorkloadResult {
-    let seconds = started.elapsed().as_secs_f64();
-    let (records, value_bytes, batch_bytes) = moved;
-    let gib = batch_bytes as f64 / f64::from(1u32 << 30);
-    WorkloadResult {
-        workload: workload.to_owned(),
-        variant: variant.to_owned(),
-        parameters,
-        records,
-        value_bytes,
-        batch_bytes,
-        seconds,
-        records_per_sec: records as f64 / seconds,
-        mb_per_sec: value_bytes as f64 / 1e6 / seconds,
-        broker_user_s: cpu.user,
-        broker_sys_s: cpu.sys,
-        broker_cpu_s_per_gib: if gib > 0.0 { cpu.total() / gib } else { 0.0 },
-        latency: None,
-    }
 }

@@ -47,7 +47,7 @@ pub struct Rng(pub u64);
 
 impl Rng {
     /// The next 64 random bits (xorshift64*).
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0.max(1);
         x ^= x >> 12;
         x ^= x << 25;
@@ -57,7 +57,7 @@ impl Rng {
     }
     /// A number in `0..n` (0 when `n` is 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
+        if n == 0 { 0 } else { self.next_u64() % n }
     }
 }
 
@@ -101,7 +101,7 @@ impl CrashFs {
                     match rng.below(3) {
                         0 => current,
                         1 => Vec::new(),
-                        _ => (0..rng.below(64)).map(|_| rng.next() as u8).collect(),
+                        _ => (0..rng.below(64)).map(|_| rng.next_u64() as u8).collect(),
                     }
                 } else {
                     let mut content = t.durable.clone();

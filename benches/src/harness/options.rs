@@ -1,0 +1,110 @@
+//! Settings of a harness run: what the command line chose, and each
+//! workload's defaults from `WORKLOADS.md` where it chose nothing.
+
+use std::time::Duration;
+
+use sluice_protocol::wire::produce::Acks;
+
+/// What the command line set. `None` means "the workload's own default".
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Records per count-based workload (W1, W2, W3, W5, W6, W8).
+    pub records: Option<u64>,
+    /// Bytes per record value (W4 and W7 need at least 8).
+    pub value_len: Option<usize>,
+    /// Partitions of the W8 topic.
+    pub partitions: Option<u32>,
+    /// Producers of W5 and W8.
+    pub producers: Option<usize>,
+    /// Consumers of W6 and W8.
+    pub consumers: Option<usize>,
+    /// Target bytes per record batch for the throughput workloads.
+    pub batch_bytes: usize,
+    /// Target bytes per record batch of the W4/W7 producer (1: every record
+    /// is sealed into its own batch at once).
+    pub latency_batch_bytes: usize,
+    /// Linger of the W4/W7 producer.
+    pub linger: Duration,
+    /// Acknowledgement level, overriding each workload's.
+    pub acks: Option<Acks>,
+    /// Produce requests in flight per raw producer connection.
+    pub in_flight: usize,
+    /// Bytes asked for per fetch.
+    pub fetch_bytes: u32,
+    /// Whether consumers verify batch CRCs.
+    pub verify_crc: bool,
+    /// Records per second of W4 and W7.
+    pub rate: u64,
+    /// Measured duration of W4 and W7.
+    pub duration: Duration,
+    /// Time sent before the W4/W7 measurement starts (not recorded).
+    pub warmup: Duration,
+    /// Bytes of cold log the W7 lagging consumer reads.
+    pub cold_bytes: u64,
+}
+
+/// One workload's effective produce/consume settings.
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// Records in total.
+    pub records: u64,
+    /// Bytes per record value.
+    pub value_len: usize,
+    /// Target bytes per record batch.
+    pub batch_bytes: usize,
+    /// Produce requests in flight per producer.
+    pub in_flight: usize,
+    /// Acknowledgement level.
+    pub acks: Acks,
+    /// Bytes asked for per fetch.
+    pub fetch_bytes: u32,
+    /// Whether consumers verify batch CRCs.
+    pub verify_crc: bool,
+}
+
+impl Params {
+    /// Records per batch so that a batch holds about `batch_bytes`.
+    pub fn records_per_batch(&self) -> usize {
+        (self.batch_bytes / (self.value_len + 8)).max(1)
+    }
+
+    /// Bytes of record values in total.
+    pub fn value_bytes(&self) -> u64 {
+        self.records * self.value_len as u64
+    }
+}
+
+impl Options {
+    /// Settings for a workload whose defaults are `records` records of
+    /// `value_len` bytes acknowledged with `acks`.
+    pub fn params(&self, records: u64, value_len: usize, acks: Acks) -> Params {
+        Params {
+            records: self.records.unwrap_or(records),
+            value_len: self.value_len.unwrap_or(value_len),
+            batch_bytes: self.batch_bytes,
+            in_flight: self.in_flight,
+            acks: self.acks.unwrap_or(acks),
+            fetch_bytes: self.fetch_bytes,
+            verify_crc: self.verify_crc,
+        }
+    }
+}
+
+/// The name of an acknowledgement level as written on the command line.
+pub fn acks_name(acks: Acks) -> &'static str {
+    match acks {
+        Acks::None => "none",
+        Acks::Leader => "leader",
+        Acks::All => "all",
+    }
+}
+
+/// Parses `none`, `leader` (or `1`) and `all` (or `-1`).
+pub fn parse_acks(s: &str) -> Result<Acks, String> {
+    match s {
+        "none" | "0" => Ok(Acks::None),
+        "leader" | "1" => Ok(Acks::Leader),
+        "all" | "-1" => Ok(Acks::All),
+        other => Err(format!("acks must be none, leader or all, not {other:?}")),
+    }
+}
