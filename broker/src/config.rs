@@ -156,6 +156,10 @@ pub struct BrokerConfig {
     /// How often partitions are flushed (per policy), checkpointed and
     /// retained, in milliseconds.
     pub maintenance_interval_ms: u64,
+    /// Fetch ranges within this many bytes of a partition's end are taken to
+    /// be in the page cache (just written); older ranges are checked with
+    /// `mincore(2)` and, if cold, read in off the reactor before sending.
+    pub hot_tail_bytes: u64,
     /// Defaults for new topics.
     pub topic_defaults: TopicDefaults,
 }
@@ -175,6 +179,7 @@ impl Default for BrokerConfig {
             max_fetch_wait_ms: 30 * 1000,
             fetch_path: FetchPath::Sendfile,
             maintenance_interval_ms: 1000,
+            hot_tail_bytes: 64 << 20,
             topic_defaults: TopicDefaults::default(),
         }
     }

@@ -12,7 +12,10 @@ use sluice_tests::{TestBroker, batch_sized, create_topic, read_partition};
 
 #[tokio::test]
 async fn cold_ranges_are_read_in_before_sending() {
-    let broker = TestBroker::start();
+    // Every range is checked for residency, not only those past the hot tail.
+    let config = std::env::temp_dir().join(format!("sluice-cold-{}.toml", std::process::id()));
+    std::fs::write(&config, "hot_tail_bytes = 0\n").unwrap();
+    let broker = TestBroker::start_with_args(&["--config", config.to_str().unwrap()]);
     let mut conn = broker.connect().await;
     create_topic(&mut conn, "cold", 1, TopicConfig::default()).await;
     for i in 0..8 {

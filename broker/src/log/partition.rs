@@ -130,6 +130,9 @@ pub struct LogSlice {
     pub high_watermark: u64,
     /// The log start offset when the read was resolved.
     pub log_start_offset: u64,
+    /// Bytes of the log after the end of this range, up to the high
+    /// watermark: small values mean recently written (likely cached) data.
+    pub bytes_after: u64,
 }
 
 impl PartitionLog {
@@ -341,6 +344,7 @@ impl PartitionLog {
             next_offset: offset,
             high_watermark: hw.offset,
             log_start_offset: log_start,
+            bytes_after: 0,
         };
         if offset == hw.offset && offset >= log_start {
             return Ok(slice);
@@ -391,6 +395,19 @@ impl PartitionLog {
                 },
             }
         };
+        let later: u64 = state
+            .segments
+            .iter()
+            .filter(|s| s.base_offset() > seg.base_offset() && s.base_offset() <= hw.segment_base)
+            .map(|s| {
+                if s.base_offset() == hw.segment_base {
+                    hw.position
+                } else {
+                    s.size()
+                }
+            })
+            .sum();
+        slice.bytes_after = (limit - end) + later;
         slice.file = Some(Arc::clone(seg.file()));
         slice.position = start;
         slice.len = end - start;

@@ -126,7 +126,7 @@ pub(super) async fn fetch(conn: &mut Conn, id: u32, req: FetchRequest) -> Result
         &mut conn.stream,
         &conn.out,
         &resolved.slices,
-        broker.config.fetch_path,
+        &broker.config,
         &broker.stats,
     );
     match tokio::time::timeout(timeout, send).await {

@@ -1,25 +1,24 @@
 //! Writing fetched record bytes to a socket: `sendfile(2)` from the segment
 //! file (the default, zero copy) or `pread` + `write` (the comparison path).
 //!
-//! Header and records leave in the same packets: the socket is corked
-//! (`TCP_CORK`) while the response header is written and the file ranges are
-//! sent, and uncorked at the end. Sending is driven by socket readiness
+//! Header and records leave in the same packets: the header is sent with
+//! `MSG_MORE`, so the kernel holds it until the file data follows. Sending is driven by socket readiness
 //! (`writable()` + `try_io`), looping over partial sends and `EAGAIN`, and
-//! yields to other tasks every few MiB. A range that is not in the page cache
-//! is read in by a blocking-pool thread first (`readahead(2)`), so a cold read
-//! never stalls the reactor thread that serves other connections.
+//! yields to other tasks every few MiB. A range older than the hot tail of the
+//! log is checked with `mincore(2)`; if it is not in the page cache it is read
+//! in by a blocking-pool thread first (`readahead(2)`), so a cold read never
+//! stalls the reactor thread that serves other connections.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
-use socket2::SockRef;
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
 use super::stats::Stats;
-use crate::config::FetchPath;
+use crate::config::{BrokerConfig, FetchPath};
 use crate::log::{LogFile, LogSlice};
 
 /// Give other tasks a turn after this many bytes of one response.
@@ -35,29 +34,63 @@ pub(super) async fn send_response(
     stream: &mut TcpStream,
     head: &[u8],
     slices: &[LogSlice],
-    path: FetchPath,
+    config: &BrokerConfig,
     stats: &Stats,
 ) -> io::Result<()> {
     let payload = slices.iter().any(|s| s.len > 0);
-    let cork = payload && path == FetchPath::Sendfile;
-    if cork {
-        SockRef::from(&*stream).set_cork(true)?;
+    if payload && config.fetch_path == FetchPath::Sendfile {
+        send_more(stream, head).await?;
+    } else {
+        stream.write_all(head).await?;
     }
-    stream.write_all(head).await?;
     let mut sent = 0u64;
     for slice in slices {
         let Some(file) = slice.file.as_ref().filter(|_| slice.len > 0) else {
             continue;
         };
-        match path {
+        match config.fetch_path {
             FetchPath::Sendfile => {
-                sendfile_all(stream, file, slice.position, slice.len, &mut sent, stats).await?
+                let hot = slice.bytes_after.saturating_add(slice.len) <= config.hot_tail_bytes;
+                sendfile_all(
+                    stream,
+                    file,
+                    slice.position,
+                    slice.len,
+                    hot,
+                    &mut sent,
+                    stats,
+                )
+                .await?
             }
             FetchPath::Copy => copy_all(stream, &**file, slice.position, slice.len, stats).await?,
         }
     }
-    if cork {
-        SockRef::from(&*stream).set_cork(false)?;
+    Ok(())
+}
+
+/// Writes `buf` with `MSG_MORE`: the kernel may hold it back to fill a
+/// packet with what is sent next.
+async fn send_more(stream: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        stream.writable().await?;
+        let result = stream.try_io(Interest::WRITABLE, || {
+            nix::sys::socket::send(
+                stream.as_raw_fd(),
+                buf,
+                nix::sys::socket::MsgFlags::from_bits_retain(libc::MSG_MORE),
+            )
+            .map_err(io::Error::from)
+        });
+        match result {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "socket closed")),
+            Ok(n) => buf = buf.get(n..).unwrap_or_default(),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }
@@ -67,10 +100,11 @@ async fn sendfile_all(
     file: &Arc<dyn LogFile>,
     mut position: u64,
     mut len: u64,
+    hot: bool,
     sent: &mut u64,
     stats: &Stats,
 ) -> io::Result<()> {
-    if !page_cache::is_resident(file.os_file(), position, len) {
+    if !hot && !page_cache::is_resident(file.os_file(), position, len) {
         Stats::add(&stats.cold_reads, 1);
         let file = Arc::clone(file);
         tokio::task::spawn_blocking(move || page_cache::read_in(file.os_file(), position, len))

@@ -55,8 +55,9 @@ impl Accumulator {
         p
     }
 
-    /// Adds a record to its partition's open batch; returns whether a batch
-    /// became ready to send.
+    /// Adds a record to its partition's open batch; returns whether the
+    /// sender must look again: a batch became ready to send, or a new batch
+    /// was opened whose linger deadline the sender must start timing.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn append(
         &mut self,
@@ -69,6 +70,7 @@ impl Accumulator {
         permit: OwnedSemaphorePermit,
     ) -> bool {
         let key = (topic.to_owned(), partition);
+        let opened = !self.open.contains_key(&key);
         let batch = self.open.entry(key.clone()).or_insert_with(|| OpenBatch {
             builder: BatchBuilder::with_capacity(config.batch_bytes + 1024),
             waiters: Vec::new(),
@@ -94,7 +96,7 @@ impl Accumulator {
             }
             return true;
         }
-        false
+        opened
     }
 
     fn seal(&mut self, key: &(String, u32)) {
