@@ -316,12 +316,27 @@ impl Consumer {
     }
 
     /// Waits up to `max_wait` for records and returns them (possibly none).
-    /// Positions advance past the returned records.
+    /// Positions advance past the returned records. If the connection
+    /// breaks (a broker restart), the consumer reconnects once and fetches
+    /// again from its positions; if that fails the error is returned and the
+    /// next call tries again.
     pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>, ClientError> {
         if self.assigned.is_empty() {
             return Ok(Vec::new());
         }
         self.maybe_auto_commit().await?;
+        match self.poll_once().await {
+            Err(e) if matches!(e, ClientError::Io(_) | ClientError::Closed) => {
+                self.in_flight = None;
+                self.control = None;
+                self.conn = Connection::connect(self.config.broker.as_str()).await?;
+                self.poll_once().await
+            }
+            other => other,
+        }
+    }
+
+    async fn poll_once(&mut self) -> Result<Vec<ConsumerRecord>, ClientError> {
         loop {
             if self.in_flight.is_none() {
                 self.send_fetch().await?;
@@ -333,8 +348,11 @@ impl Consumer {
             }
             resp.check_tail(tail.len())?;
             let records = self.take_records(&resp, &tail)?;
-            // Keep the pipe full while the application works.
-            self.send_fetch().await?;
+            // Keep the pipe full while the application works. The records
+            // are returned even if this fails: the next poll resends.
+            if self.send_fetch().await.is_err() {
+                self.in_flight = None;
+            }
             return Ok(records);
         }
     }

@@ -258,3 +258,52 @@ async fn poll_on_an_empty_topic_waits_then_delivers() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].value(), b"hello");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_reconnects_after_a_broker_restart() {
+    let mut broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    Admin::connect(&addr)
+        .await
+        .unwrap()
+        .create_topic("again", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    let send = |from: u32, to: u32| {
+        let addr = addr.clone();
+        async move {
+            let p = Producer::new(ProducerConfig {
+                acks: Acks::All,
+                ..ProducerConfig::new(addr)
+            });
+            for i in from..to {
+                p.send("again", None, format!("r{i}").as_bytes())
+                    .await
+                    .unwrap();
+            }
+            p.close().await;
+        }
+    };
+    send(0, 10).await;
+    let mut c = Consumer::connect(ConsumerConfig {
+        max_wait: Duration::from_millis(200),
+        ..ConsumerConfig::new(addr.clone())
+    })
+    .await
+    .unwrap();
+    c.subscribe("again").await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < 10 {
+        got.extend(c.poll().await.unwrap().into_iter().map(|r| r.offset()));
+    }
+    broker.stop();
+    broker.restart();
+    send(10, 20).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while got.len() < 20 && Instant::now() < deadline {
+        if let Ok(records) = c.poll().await {
+            got.extend(records.into_iter().map(|r| r.offset()));
+        }
+    }
+    assert_eq!(got, (0..20).collect::<Vec<u64>>());
+}
