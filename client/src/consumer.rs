@@ -326,7 +326,7 @@ impl Consumer {
         }
         self.maybe_auto_commit().await?;
         match self.poll_once().await {
-            Err(e) if matches!(e, ClientError::Io(_) | ClientError::Closed) => {
+            Err(ClientError::Io(_) | ClientError::Closed) => {
                 self.in_flight = None;
                 self.control = None;
                 self.conn = Connection::connect(self.config.broker.as_str()).await?;
