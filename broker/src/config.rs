@@ -199,8 +199,11 @@ impl BrokerConfig {
         if self.max_frame_bytes < 64 {
             return Err("max_frame_bytes must be at least 64".into());
         }
-        if u64::from(self.max_frame_bytes) > self.max_request_bytes_in_flight {
-            return Err("max_request_bytes_in_flight must be at least max_frame_bytes".into());
+        if u64::from(self.max_frame_bytes) + 4 > self.max_request_bytes_in_flight {
+            return Err("max_request_bytes_in_flight must be at least max_frame_bytes + 4".into());
+        }
+        if self.max_frame_bytes > u32::MAX - 4 {
+            return Err(format!("max_frame_bytes must be at most {}", u32::MAX - 4));
         }
         if self.topic_defaults.partitions == 0 {
             return Err("topic_defaults.partitions must be positive".into());

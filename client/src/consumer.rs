@@ -326,7 +326,12 @@ impl Consumer {
         }
         self.maybe_auto_commit().await?;
         match self.poll_once().await {
-            Err(ClientError::Io(_) | ClientError::Closed) => {
+            Err(
+                ClientError::Io(_)
+                | ClientError::Closed
+                | ClientError::Wire(_)
+                | ClientError::OutOfOrder { .. },
+            ) => {
                 self.in_flight = None;
                 self.control = None;
                 self.conn = Connection::connect(self.config.broker.as_str()).await?;
@@ -341,8 +346,9 @@ impl Consumer {
             if self.in_flight.is_none() {
                 self.send_fetch().await?;
             }
-            let (resp, tail): (FetchResponse, Bytes) = self.conn.recv().await?;
+            let received: Result<(FetchResponse, Bytes), ClientError> = self.conn.recv().await;
             let stale = self.in_flight.take().unwrap_or(false);
+            let (resp, tail) = received?;
             if stale {
                 continue;
             }
@@ -357,7 +363,24 @@ impl Consumer {
         }
     }
 
+    /// Decodes a fetch response. Positions move only if every partition
+    /// decoded: on an error nothing is returned and nothing is skipped.
     fn take_records(
+        &mut self,
+        resp: &FetchResponse,
+        tail: &Bytes,
+    ) -> Result<Vec<ConsumerRecord>, ClientError> {
+        let before: Vec<u64> = self.assigned.iter().map(|a| a.position).collect();
+        let result = self.take_records_inner(resp, tail);
+        if result.is_err() {
+            for (a, p) in self.assigned.iter_mut().zip(before) {
+                a.position = p;
+            }
+        }
+        result
+    }
+
+    fn take_records_inner(
         &mut self,
         resp: &FetchResponse,
         tail: &Bytes,

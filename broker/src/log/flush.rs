@@ -167,6 +167,9 @@ impl PartitionLog {
         if self.is_offline() {
             return Ok(());
         }
+        // Refuse appends first, so everything covered by the marker was
+        // flushed.
+        self.state.lock().closing = true;
         self.flush()?;
         let mut state = self.state.lock();
         state.active_mut().trim_indexes()?;

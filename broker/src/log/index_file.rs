@@ -59,21 +59,28 @@ impl<const N: usize> IndexFile<N> {
 
     fn remap(&mut self, len: u64) -> io::Result<()> {
         self.mmap = None;
-        if self.file.len()? != len {
-            self.file.set_len(len)?;
-        }
-        self.capacity = (len as usize) / N;
-        if len > 0 {
+        let resized = match self.file.len() {
+            Ok(current) if current == len => Ok(()),
+            Ok(_) => self.file.set_len(len),
+            Err(e) => Err(e),
+        };
+        // Map whatever length the file has now, even if resizing failed, so
+        // the index stays usable at its old size.
+        let actual = self.file.len()?;
+        self.capacity = (actual as usize) / N;
+        self.entries = self.entries.min(self.capacity);
+        if actual > 0 {
             #[allow(unsafe_code)]
             // SAFETY: the mapping is of a file that only this index writes,
             // through this mapping, while the partition log's lock is held; the
             // file is never truncated below the mapped length while mapped
             // (`remap` drops the mapping first). Another process changing the
-            // file would be outside Sluice's contract for its data directory.
+            // file would be outside Sluice's contract for its data directory,
+            // which a lock file reserves for one broker.
             let mmap = unsafe { MmapMut::map_mut(self.file.os_file())? };
             self.mmap = Some(mmap);
         }
-        Ok(())
+        resized
     }
 
     /// The file's path.

@@ -44,6 +44,8 @@ pub(crate) struct LogState {
     pub(crate) last_flush: SystemTime,
     /// Why the log went offline, if it did.
     pub(crate) offline: Option<String>,
+    /// A clean shutdown started: appends are refused.
+    pub(crate) closing: bool,
 }
 
 impl LogState {
@@ -229,6 +231,9 @@ impl PartitionLog {
         if let Some(reason) = &state.offline {
             return Err(self.offline_error(reason));
         }
+        if state.closing {
+            return Err(self.offline_error("the log is shutting down"));
+        }
         let now = SystemTime::now();
         let base_offset = state.end.offset;
         let rolled = self.roll_if_needed(&mut state, batches.len() as u64, records, now)?;
@@ -315,7 +320,10 @@ impl PartitionLog {
     pub(crate) fn roll(&self, state: &mut LogState) -> Result<(), LogError> {
         let base = state.end.offset;
         let new = Segment::create(&*self.fs, &self.dir, base, &self.config)?;
-        state.active_mut().seal()?;
+        if let Err(e) = state.active_mut().seal() {
+            let _ = new.delete(&*self.fs);
+            return Err(e);
+        }
         state.segments.push_back(new);
         state.dir_changes += 1;
         tracing::debug!(dir = %self.dir.display(), base_offset = base, "rolled segment");
@@ -434,6 +442,9 @@ impl PartitionLog {
         let state = self.state.lock();
         let hw = self.visible_end(&state);
         for seg in &state.segments {
+            if seg.base_offset() > hw.segment_base {
+                break;
+            }
             if seg.max_timestamp().is_none_or(|m| m < timestamp) {
                 continue;
             }
@@ -450,7 +461,8 @@ impl PartitionLog {
                     break;
                 };
                 if h.max_timestamp >= timestamp {
-                    return Ok(Some(h.base_offset as u64));
+                    let offset = h.base_offset as u64;
+                    return Ok((offset < hw.offset).then_some(offset));
                 }
                 position += h.total_len() as u64;
             }

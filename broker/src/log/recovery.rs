@@ -187,6 +187,7 @@ impl PartitionLog {
                 dir_synced: 0,
                 last_flush: SystemTime::now(),
                 offline: None,
+                closing: false,
             }),
             flush_lock: Mutex::new(()),
             high_watermark: AtomicU64::new(end.offset),

@@ -66,10 +66,17 @@ impl PartitionLog {
             }
             deleted
         };
+        let mut first_error = None;
         for seg in deleted {
             tracing::info!(segment = %seg.log_path().display(), "retention deletes segment");
-            seg.delete(&*self.fs)?;
+            if let Err(e) = seg.delete(&*self.fs) {
+                tracing::error!(error = %e, "retention could not delete a segment");
+                first_error.get_or_insert(e);
+            }
         }
-        Ok(outcome)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(outcome),
+        }
     }
 }

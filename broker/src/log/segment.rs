@@ -43,6 +43,8 @@ pub(crate) struct Segment {
 #[derive(Debug, Default, Clone, Copy)]
 struct Scan {
     end: u64,
+    /// Where the last whole batch scanned starts.
+    last_start: u64,
     next_offset: u64,
     max_timestamp: Option<i64>,
 }
@@ -59,7 +61,17 @@ impl Segment {
         let log = fs
             .open(&log_path, OpenMode::CreateNew)
             .map_err(|e| LogError::io("create", &log_path, e))?;
-        let mut segment = Self::with_indexes(fs, dir, base_offset, log_path, log, config, true)?;
+        let mut segment =
+            match Self::with_indexes(fs, dir, base_offset, log_path.clone(), log, config, true) {
+                Ok(s) => s,
+                Err(e) => {
+                    // Leave nothing behind, so a later roll can try again.
+                    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                        let _ = fs.remove_file(&segment_path(dir, base_offset, suffix));
+                    }
+                    return Err(e);
+                }
+            };
         segment.offset_index.clear();
         segment.time_index.clear();
         Ok(segment)
@@ -119,9 +131,15 @@ impl Segment {
         let last = seg.offset_index.last();
         let (position, offset) = last.map_or((0, base_offset), |e| (e.position.into(), e.offset));
         let scan = seg.scan_headers(position, offset)?;
+        // A missing (empty) offset index on a segment big enough to have
+        // entries, or a sealed segment without any time entry (sealing always
+        // writes one), is rebuilt too.
+        let should_have_entries = scan.last_start >= u64::from(config.index_interval_bytes);
         let intact = scan.end == seg.size
             && seg.offset_index.is_intact(seg.size, scan.next_offset)
-            && seg.time_index.is_intact(scan.next_offset);
+            && seg.time_index.is_intact(scan.next_offset)
+            && !(should_have_entries && seg.offset_index.len() == 0)
+            && (active || seg.size == 0 || seg.time_index.last().is_some());
         if intact {
             seg.next_offset = scan.next_offset;
             seg.max_timestamp = match (seg.time_index.last(), scan.max_timestamp) {
@@ -131,8 +149,13 @@ impl Segment {
             };
             seg.bytes_since_index = seg.size - position;
         } else {
-            tracing::warn!(segment = %seg.log_path.display(), "damaged index or log tail; rescanning segment");
+            tracing::warn!(segment = %seg.log_path.display(), "damaged or missing index; rebuilding it");
+            // Rebuild with room for every entry, then trim a sealed one again.
+            seg.reactivate(config)?;
             seg.recover(config)?;
+            if !active {
+                seg.seal()?;
+            }
         }
         Ok(seg)
     }
@@ -239,6 +262,7 @@ impl Segment {
             {
                 break;
             }
+            scan.last_start = position;
             position += h.total_len() as u64;
             scan.end = position;
             scan.next_offset = (h.next_offset()) as u64;

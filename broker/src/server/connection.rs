@@ -136,10 +136,9 @@ impl Conn {
                                 self.read_buf[3],
                             ]) as usize;
                         // Hold the frame's bytes in the budget while buffering it.
-                        permit = Arc::clone(&self.broker.request_budget)
-                            .acquire_many_owned(total as u32)
-                            .await
-                            .ok();
+                        let budget = &self.broker.request_budget;
+                        let want = (total as u64).min(self.broker.request_budget_total) as u32;
+                        permit = Arc::clone(budget).acquire_many_owned(want).await.ok();
                         self.read_buf
                             .reserve(total.saturating_sub(self.read_buf.len()));
                     }

@@ -45,6 +45,8 @@ pub struct Broker {
     pub stats: Stats,
     /// Bytes of request frames that may be held in memory at once.
     pub(crate) request_budget: Arc<Semaphore>,
+    /// The budget's size in bytes (permits).
+    pub(crate) request_budget_total: u64,
     /// Exclusive lock on the data directory, held for the broker's life.
     _lock: nix::fcntl::Flock<std::fs::File>,
 }
@@ -103,6 +105,7 @@ impl Broker {
             offsets,
             stats: Stats::default(),
             request_budget: Arc::new(Semaphore::new(budget)),
+            request_budget_total: budget as u64,
             _lock: lock,
         }))
     }
@@ -170,6 +173,7 @@ pub async fn run(
     {
         tracing::warn!("connections still busy after 10 s; closing them");
         connections.abort_all();
+        while connections.join_next().await.is_some() {}
     }
     let _ = maintenance.await;
     let b = Arc::clone(&broker);

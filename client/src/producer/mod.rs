@@ -245,6 +245,15 @@ impl Producer {
                 .accumulator
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
+            // Checked again under the lock: `close` may have drained
+            // everything since the check above.
+            if self.shared.closing.load(Ordering::Acquire) {
+                drop(acc);
+                if self.shared.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    self.shared.drained.notify_waiters();
+                }
+                return Err(ClientError::Closed);
+            }
             acc.append(
                 &self.shared.config,
                 record.topic,
@@ -310,8 +319,15 @@ impl Producer {
 
     /// Flushes, then stops the background task. Later sends fail.
     pub async fn close(&self) {
+        {
+            let _acc = self
+                .shared
+                .accumulator
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            self.shared.closing.store(true, Ordering::Release);
+        }
         self.flush().await;
-        self.shared.closing.store(true, Ordering::Release);
         self.shared.wake.notify_one();
         let handle = self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(h) = handle {

@@ -260,7 +260,12 @@ pub(super) async fn run(shared: Arc<Shared>) {
                     settle(&shared, n);
                 }
                 drop(permit);
-            } else if tx.send((batches, permit)).is_err() {
+            } else if let Err(mpsc::error::SendError((batches, _permit))) =
+                tx.send((batches, permit))
+            {
+                // The reader already gave up on this connection: these were
+                // written but will get no answer here; send them again.
+                retry_or_fail(&shared, batches, None, "connection lost");
                 break;
             }
         }
