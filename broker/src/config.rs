@@ -149,6 +149,9 @@ pub struct BrokerConfig {
     /// Close a connection whose response cannot be written within this many
     /// milliseconds (a client that stopped reading).
     pub write_timeout_ms: u64,
+    /// Close a connection that has not sent the whole of a started request
+    /// frame within this many milliseconds (it holds request budget).
+    pub frame_timeout_ms: u64,
     /// Longest long-poll wait honoured, in milliseconds.
     pub max_fetch_wait_ms: u32,
     /// How fetched record bytes reach the socket.
@@ -176,6 +179,7 @@ impl Default for BrokerConfig {
             max_request_bytes_in_flight: 512 << 20,
             idle_timeout_ms: 10 * 60 * 1000,
             write_timeout_ms: 30 * 1000,
+            frame_timeout_ms: 60 * 1000,
             max_fetch_wait_ms: 30 * 1000,
             fetch_path: FetchPath::Sendfile,
             maintenance_interval_ms: 1000,

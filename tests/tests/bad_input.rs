@@ -240,3 +240,29 @@ fn write_config(text: &str) -> String {
     std::fs::write(&path, text).unwrap();
     path.to_string_lossy().into_owned()
 }
+
+#[tokio::test]
+async fn a_frame_trickled_in_is_dropped_at_the_frame_timeout() {
+    let config = write_config("idle_timeout_ms = 5000\nframe_timeout_ms = 700\n# trickle\n");
+    let broker = TestBroker::start_with_args(&["--config", &config]);
+    let mut c = broker.connect().await;
+    c.write_raw(&[0, 0, 0, 100, 0]).await.unwrap();
+    let t = std::time::Instant::now();
+    // One byte every 200 ms keeps the idle timeout from firing, not the
+    // frame timeout.
+    let mut closed = false;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if c.write_raw(&[0]).await.is_err() {
+            closed = true;
+            break;
+        }
+        if let Ok(r) = tokio::time::timeout(Duration::from_millis(1), c.recv_raw()).await {
+            assert!(r.is_err());
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the trickling connection was not closed");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+}

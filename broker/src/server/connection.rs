@@ -72,6 +72,8 @@ pub(super) enum ConnError {
     Wire(#[from] WireError),
     #[error("idle for {0:?}")]
     Idle(Duration),
+    #[error("frame not received whole within {0:?}")]
+    SlowFrame(Duration),
     #[error("response not read within {0:?}")]
     WriteTimeout(Duration),
     #[error("closed in the middle of a frame")]
@@ -119,7 +121,12 @@ impl Conn {
     ) -> Result<Option<(BytesMut, Option<OwnedSemaphorePermit>)>, ConnError> {
         let config = &self.broker.config;
         let idle = Duration::from_millis(config.idle_timeout_ms);
+        let frame_time = Duration::from_millis(config.frame_timeout_ms);
         let mut permit = None;
+        // Once a frame has started, all of it must arrive within
+        // `frame_timeout_ms`: a slow sender cannot hold its share of the
+        // request budget indefinitely.
+        let mut deadline: Option<tokio::time::Instant> = None;
         loop {
             match check_frame(&self.read_buf, config.max_frame_bytes, REQUEST_HEADER_LEN)? {
                 Some(total) => {
@@ -139,6 +146,7 @@ impl Conn {
                         let budget = &self.broker.request_budget;
                         let want = (total as u64).min(self.broker.request_budget_total) as u32;
                         permit = Arc::clone(budget).acquire_many_owned(want).await.ok();
+                        deadline = Some(tokio::time::Instant::now() + frame_time);
                         self.read_buf
                             .reserve(total.saturating_sub(self.read_buf.len()));
                     }
@@ -147,9 +155,16 @@ impl Conn {
             if self.read_buf.capacity() == self.read_buf.len() {
                 self.read_buf.reserve(64 * 1024);
             }
-            let n = match tokio::time::timeout(idle, self.stream.read_buf(&mut self.read_buf)).await
+            let wait = match deadline {
+                Some(d) => idle.min(d.saturating_duration_since(tokio::time::Instant::now())),
+                None => idle,
+            };
+            let n = match tokio::time::timeout(wait, self.stream.read_buf(&mut self.read_buf)).await
             {
                 Ok(r) => r?,
+                Err(_) if deadline.is_some() && wait < idle => {
+                    return Err(ConnError::SlowFrame(frame_time));
+                }
                 Err(_) => return Err(ConnError::Idle(idle)),
             };
             if n == 0 {
