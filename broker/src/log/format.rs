@@ -67,6 +67,9 @@ pub enum CheckpointError {
         "checkpoint version {0} is not supported (this build reads version {CHECKPOINT_VERSION})"
     )]
     UnsupportedVersion(u16),
+    /// A reserved field is not zero (written by a newer or broken writer).
+    #[error("checkpoint reserved bytes are not zero")]
+    ReservedNotZero,
     /// The CRC-32 does not match the content.
     #[error("checkpoint CRC mismatch: stored {stored:#010x}, computed {computed:#010x}")]
     CrcMismatch {
@@ -95,7 +98,7 @@ impl Checkpoint {
         let buf: &[u8; CHECKPOINT_LEN] = buf
             .try_into()
             .map_err(|_| CheckpointError::BadLength(buf.len()))?;
-        let [m0, m1, m2, m3, v0, v1, _, _, rest @ ..] = *buf;
+        let [m0, m1, m2, m3, v0, v1, z0, z1, rest @ ..] = *buf;
         if [m0, m1, m2, m3] != CHECKPOINT_MAGIC {
             return Err(CheckpointError::BadMagic([m0, m1, m2, m3]));
         }
@@ -103,11 +106,31 @@ impl Checkpoint {
         if version != CHECKPOINT_VERSION {
             return Err(CheckpointError::UnsupportedVersion(version));
         }
-        let [r0, r1, r2, r3, r4, r5, r6, r7, _, _, _, _, c0, c1, c2, c3] = rest;
+        let [
+            r0,
+            r1,
+            r2,
+            r3,
+            r4,
+            r5,
+            r6,
+            r7,
+            z2,
+            z3,
+            z4,
+            z5,
+            c0,
+            c1,
+            c2,
+            c3,
+        ] = rest;
         let stored = u32::from_be_bytes([c0, c1, c2, c3]);
         let computed = crc32fast::hash(buf.get(0..20).unwrap_or_default());
         if stored != computed {
             return Err(CheckpointError::CrcMismatch { stored, computed });
+        }
+        if [z0, z1, z2, z3, z4, z5] != [0; 6] {
+            return Err(CheckpointError::ReservedNotZero);
         }
         Ok(Checkpoint {
             recovery_point: u64::from_be_bytes([r0, r1, r2, r3, r4, r5, r6, r7]),
@@ -170,6 +193,20 @@ mod tests {
             Checkpoint::decode(&bad),
             Err(CheckpointError::UnsupportedVersion(9))
         ));
+    }
+
+    /// Found by the `checkpoint` fuzz target: reserved bytes set under a
+    /// valid CRC were accepted (and would not re-encode to the same bytes).
+    #[test]
+    fn checkpoint_rejects_nonzero_reserved_bytes() {
+        let bytes: [u8; 24] = [
+            0x53, 0x4c, 0x52, 0x50, 0x00, 0x01, 0x00, 0x00, 0xbf, 0x00, 0x00, 0x00, 0x18, 0xbe,
+            0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xbf, 0xa9, 0x60, 0x5c, 0xb9,
+        ];
+        assert_eq!(
+            Checkpoint::decode(&bytes),
+            Err(CheckpointError::ReservedNotZero)
+        );
     }
 
     proptest! {
