@@ -137,7 +137,7 @@ pub struct BrokerConfig {
     pub data_dir: PathBuf,
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Connections served at once; more wait in the accept queue.
+    /// Connections served at once; more are accepted and closed at once.
     pub max_connections: usize,
     /// Largest request frame accepted, in bytes.
     pub max_frame_bytes: u32,
