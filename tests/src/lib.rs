@@ -18,31 +18,41 @@ use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::create_topics::NewTopic;
 use sluice_protocol::wire::topic_config::TopicConfig;
 
-/// The `sluice-broker` binary of this build, brought up to date first (a
-/// no-op when it is): `cargo test -p sluice-tests` does not build another
-/// package's binaries, so an existing one may be stale.
+/// The binary `bin` of workspace package `package` in this build, brought
+/// up to date first (a no-op when it is): `cargo test -p sluice-tests` does
+/// not build other packages' binaries, so an existing one may be stale. The
+/// environment variable `env`, when set, names a binary to use instead (CI
+/// builds them once, with the suite's features).
+pub fn workspace_binary(package: &str, bin: &str, env: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    if let Ok(path) = std::env::var(env) {
+        return PathBuf::from(path);
+    }
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, path)) = built.iter().find(|(b, _)| b == bin) {
+        return path.clone();
+    }
+    // target/<profile>/deps/<test binary> -> target/<profile>/<bin>
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "-p", package, "--bin", bin]);
+    if dir.ends_with("release") {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("running cargo build");
+    assert!(status.success(), "building {bin} failed");
+    let path = dir.join(bin);
+    built.push((bin.to_owned(), path.clone()));
+    path
+}
+
+/// The `sluice-broker` binary of this build (see [`workspace_binary`]).
 pub fn broker_binary() -> PathBuf {
-    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Ok(path) = std::env::var("SLUICE_BROKER_BIN") {
-            return PathBuf::from(path);
-        }
-        // target/<profile>/deps/<test binary> -> target/<profile>/sluice-broker
-        let exe = std::env::current_exe().expect("test binary path");
-        let dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target directory");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-p", "sluice-broker", "--bin", "sluice-broker"]);
-        if dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("running cargo build");
-        assert!(status.success(), "building sluice-broker failed");
-        dir.join("sluice-broker")
-    })
-    .clone()
+    workspace_binary("sluice-broker", "sluice-broker", "SLUICE_BROKER_BIN")
 }
 
 /// A free loopback port (bound once and released).

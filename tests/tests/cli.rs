@@ -10,35 +10,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 
 use sluice_tests::{TestBroker, free_port};
 
-/// The `sluice` binary of this build, brought up to date first (a no-op
-/// when it is): `cargo test -p sluice-tests` does not build another
-/// package's binaries, so an existing one may be stale.
+/// The `sluice` binary of this build (see
+/// [`sluice_tests::workspace_binary`]).
 fn sluice_binary() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Ok(path) = std::env::var("SLUICE_CLI_BIN") {
-            return PathBuf::from(path);
-        }
-        // target/<profile>/deps/<test binary> -> target/<profile>/sluice
-        let exe = std::env::current_exe().expect("test binary path");
-        let dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target directory");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-p", "sluice-client", "--bin", "sluice"]);
-        if dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("running cargo build");
-        assert!(status.success(), "building sluice failed");
-        dir.join("sluice")
-    })
-    .clone()
+    sluice_tests::workspace_binary("sluice-client", "sluice", "SLUICE_CLI_BIN")
 }
 
 /// Runs `sluice --broker ADDR ARGS...` with `stdin` as its input.
