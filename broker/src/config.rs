@@ -159,6 +159,8 @@ pub struct BrokerConfig {
     /// How often partitions are flushed (per policy), checkpointed and
     /// retained, in milliseconds.
     pub maintenance_interval_ms: u64,
+    /// Worker threads of the async runtime (0: one per CPU).
+    pub runtime_threads: usize,
     /// Fetch ranges within this many bytes of a partition's end are taken to
     /// be in the page cache (just written); older ranges are checked with
     /// `mincore(2)` and, if cold, read in off the reactor before sending.
@@ -184,6 +186,7 @@ impl Default for BrokerConfig {
             fetch_path: FetchPath::Sendfile,
             maintenance_interval_ms: 1000,
             hot_tail_bytes: 64 << 20,
+            runtime_threads: 0,
             topic_defaults: TopicDefaults::default(),
         }
     }

@@ -57,7 +57,11 @@ fn main() -> anyhow::Result<()> {
     if let Some(f) = args.fetch_path {
         config.fetch_path = f;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if config.runtime_threads > 0 {
+        builder.worker_threads(config.runtime_threads);
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .context("starting the runtime")?;

@@ -5,9 +5,11 @@ use sluice_protocol::wire::{ErrorCode, WireError};
 /// What went wrong talking to a broker.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The connection failed (refused, reset, closed).
+    /// The connection failed (refused, reset, closed). The I/O error is
+    /// part of the message, not a separate cause, so error chains print it
+    /// once.
     #[error("connection to the broker failed: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The broker sent bytes that do not decode.
     #[error("malformed response from the broker: {0}")]
     Wire(#[from] WireError),
@@ -30,6 +32,12 @@ pub enum ClientError {
     /// The broker closed the connection.
     #[error("the broker closed the connection")]
     Closed,
+}
+
+impl From<std::io::Error> for ClientError {
+    fn from(e: std::io::Error) -> Self {
+        ClientError::Io(e)
+    }
 }
 
 impl ClientError {

@@ -266,3 +266,25 @@ async fn a_frame_trickled_in_is_dropped_at_the_frame_timeout() {
     assert!(closed, "the trickling connection was not closed");
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
 }
+
+#[tokio::test]
+async fn acks_none_with_inconsistent_lengths_closes_the_connection() {
+    use sluice_protocol::wire::produce::{ProducePartition, ProduceRequest};
+    let broker = TestBroker::start();
+    let mut c = broker.connect().await;
+    create_topic(&mut c, "t", 1, TopicConfig::default()).await;
+    let b = batch_of(&["x"]);
+    let req = ProduceRequest {
+        acks: Acks::None,
+        timeout_ms: 1000,
+        partitions: vec![ProducePartition {
+            topic: "t".into(),
+            partition: 0,
+            records_len: b.len() as u32 + 5,
+        }],
+    };
+    c.send(ApiKey::Produce, &req, &b).await.unwrap();
+    assert_closed(&mut c).await;
+    let mut good = broker.connect().await;
+    assert_eq!(read_partition(&mut good, "t", 0, 0).await.len(), 0);
+}

@@ -26,6 +26,12 @@ pub(super) async fn produce(
 ) -> Result<(), ConnError> {
     if let Err(e) = req.check_tail(tail.len()) {
         Stats::add(&conn.broker.stats.bad_requests, 1);
+        if req.acks == Acks::None {
+            // The client reads no answer to acks=none: an error response
+            // would be taken for the answer to a later request. Close the
+            // connection instead, as Kafka does.
+            return Err(ConnError::Wire(e));
+        }
         return conn
             .write_error(id, ErrorCode::InvalidRequest, &e.to_string())
             .await;
