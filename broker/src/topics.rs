@@ -327,6 +327,12 @@ fn open_topic(
     })
 }
 
+/// Decodes the bytes of a `topics.meta` file and returns how many topics it
+/// lists, or why it is damaged. Never panics (fuzzed by `fuzz/`).
+pub fn check_topics_file(bytes: &[u8]) -> Result<usize, String> {
+    decode_meta(bytes).map(|topics| topics.len())
+}
+
 /// `SLTM | u16 version | u16 0 | u32 body_len | body (postcard) | u32 crc32`.
 fn encode_meta(records: &[TopicRecord]) -> Vec<u8> {
     let body = postcard::to_stdvec(records).unwrap_or_default();
