@@ -37,7 +37,9 @@ pub(crate) struct ReadyBatch {
 /// Batches of the producer, guarded by its mutex.
 #[derive(Default)]
 pub(crate) struct Accumulator {
-    open: HashMap<(String, u32), OpenBatch>,
+    /// Open batches by topic, then partition: looked up by `&str`, so
+    /// appending a record allocates nothing for the key.
+    open: HashMap<String, HashMap<u32, OpenBatch>>,
     ready: VecDeque<ReadyBatch>,
     sticky: HashMap<String, u32>,
     next_sticky: u32,
@@ -69,9 +71,14 @@ impl Accumulator {
         waiter: Waiter,
         permit: OwnedSemaphorePermit,
     ) -> bool {
-        let key = (topic.to_owned(), partition);
-        let opened = !self.open.contains_key(&key);
-        let batch = self.open.entry(key.clone()).or_insert_with(|| OpenBatch {
+        if !self.open.contains_key(topic) {
+            self.open.insert(topic.to_owned(), HashMap::new());
+        }
+        let Some(partitions) = self.open.get_mut(topic) else {
+            return false;
+        };
+        let opened = !partitions.contains_key(&partition);
+        let batch = partitions.entry(partition).or_insert_with(|| OpenBatch {
             builder: BatchBuilder::with_capacity(config.batch_bytes + 1024),
             waiters: Vec::new(),
             permit: None,
@@ -89,7 +96,7 @@ impl Accumulator {
             None => batch.permit = Some(permit),
         }
         if batch.builder.size_in_bytes() >= config.batch_bytes {
-            self.seal(&key);
+            self.seal(topic, partition);
             if record.key.is_none() && record.partition.is_none() {
                 // Sticky partitioning moves on once a batch is full.
                 self.sticky.remove(topic);
@@ -99,25 +106,42 @@ impl Accumulator {
         opened
     }
 
-    fn seal(&mut self, key: &(String, u32)) {
-        if let Some(open) = self.open.remove(key) {
-            self.ready.push_back(ReadyBatch {
-                topic: key.0.clone(),
-                partition: key.1,
-                bytes: open.builder.finish(),
-                waiters: open.waiters,
-                _permit: open.permit,
-                attempts: 0,
-                not_before: None,
-            });
-        }
+    fn seal(&mut self, topic: &str, partition: u32) {
+        let Some(open) = self
+            .open
+            .get_mut(topic)
+            .and_then(|partitions| partitions.remove(&partition))
+        else {
+            return;
+        };
+        self.ready.push_back(ReadyBatch {
+            topic: topic.to_owned(),
+            partition,
+            bytes: open.builder.finish(),
+            waiters: open.waiters,
+            _permit: open.permit,
+            attempts: 0,
+            not_before: None,
+        });
+    }
+
+    /// The (topic, partition) of every open batch that `pick` selects.
+    fn open_keys(&self, pick: impl Fn(&OpenBatch) -> bool) -> Vec<(String, u32)> {
+        self.open
+            .iter()
+            .flat_map(|(t, parts)| {
+                parts
+                    .iter()
+                    .filter(|(_, b)| pick(b))
+                    .map(move |(p, _)| (t.clone(), *p))
+            })
+            .collect()
     }
 
     /// Seals every open batch.
     pub(crate) fn seal_all(&mut self) {
-        let keys: Vec<_> = self.open.keys().cloned().collect();
-        for k in keys {
-            self.seal(&k);
+        for (t, p) in self.open_keys(|_| true) {
+            self.seal(&t, p);
         }
     }
 
@@ -127,16 +151,15 @@ impl Accumulator {
         linger: std::time::Duration,
         now: Instant,
     ) -> Option<Instant> {
-        let expired: Vec<_> = self
-            .open
-            .iter()
-            .filter(|(_, b)| now.duration_since(b.created) >= linger)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in expired {
-            self.seal(&k);
+        for (t, p) in self.open_keys(|b| now.duration_since(b.created) >= linger) {
+            self.seal(&t, p);
         }
-        let next_linger = self.open.values().map(|b| b.created + linger).min();
+        let next_linger = self
+            .open
+            .values()
+            .flat_map(HashMap::values)
+            .map(|b| b.created + linger)
+            .min();
         let next_retry = self.ready.front().and_then(|b| b.not_before);
         match (next_linger, next_retry) {
             (Some(a), Some(b)) => Some(a.min(b)),
