@@ -142,6 +142,22 @@ pub enum WireError {
     },
 }
 
+/// Checks that the raw record lengths a body lists add up to the frame's
+/// tail (shared by Produce requests and Fetch responses).
+pub fn check_tail_lengths(
+    lengths: impl Iterator<Item = u32>,
+    tail_len: usize,
+) -> Result<(), WireError> {
+    let listed: u64 = lengths.map(u64::from).sum();
+    if listed != tail_len as u64 {
+        return Err(WireError::TailMismatch {
+            listed,
+            tail: tail_len as u64,
+        });
+    }
+    Ok(())
+}
+
 /// Encodes a body with postcard, appending to `out`. Returns its length.
 pub fn encode_body<T: Serialize>(body: &T, out: &mut Vec<u8>) -> usize {
     let before = out.len();

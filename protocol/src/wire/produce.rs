@@ -46,18 +46,7 @@ pub struct ProduceRequest {
 impl ProduceRequest {
     /// Checks that the record set lengths add up to the tail's length.
     pub fn check_tail(&self, tail_len: usize) -> Result<(), WireError> {
-        let listed: u64 = self
-            .partitions
-            .iter()
-            .map(|p| u64::from(p.records_len))
-            .sum();
-        if listed != tail_len as u64 {
-            return Err(WireError::TailMismatch {
-                listed,
-                tail: tail_len as u64,
-            });
-        }
-        Ok(())
+        super::check_tail_lengths(self.partitions.iter().map(|p| p.records_len), tail_len)
     }
 }
 
