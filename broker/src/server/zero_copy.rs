@@ -5,9 +5,13 @@
 //! `MSG_MORE`, so the kernel holds it until the file data follows. Sending is driven by socket readiness
 //! (`writable()` + `try_io`), looping over partial sends and `EAGAIN`, and
 //! yields to other tasks every few MiB. A range older than the hot tail of the
-//! log is checked with `mincore(2)`; if it is not in the page cache it is read
-//! in by a blocking-pool thread first (`readahead(2)`), so a cold read never
-//! stalls the reactor thread that serves other connections.
+//! log is checked with `mincore(2)`; if it is not in the page cache, a
+//! blocking-pool thread reads it in first and waits until every page is
+//! resident (`madvise(MADV_POPULATE_READ)`, or `pread` where the kernel lacks
+//! it), so the `sendfile` that follows finds the pages cached. Two gaps
+//! remain: a page evicted between the read-in and the send is read on the
+//! reactor thread, and ranges inside the hot tail (`hot_tail_bytes`) are
+//! assumed cached without a check, which is false right after a reboot.
 
 use std::fs::File;
 use std::io;
@@ -215,15 +219,52 @@ mod page_cache {
         rc != 0 || vec.iter().all(|b| b & 1 == 1)
     }
 
-    /// Reads the range into the page cache (`readahead(2)`), blocking: call
-    /// it on a blocking-pool thread.
+    /// Reads the range into the page cache and returns once every page of it
+    /// is resident. Blocking: call it on a blocking-pool thread.
+    ///
+    /// `readahead(2)` is not enough: it only submits the I/O and returns, so
+    /// the `sendfile` that follows would still wait for the disk. This maps
+    /// the range and asks the kernel to populate it (`MADV_POPULATE_READ`,
+    /// Linux 5.14+), which waits for each page; on older kernels it reads the
+    /// range with `pread` into a small scratch buffer instead.
     pub(super) fn read_in(file: &File, position: u64, len: u64) -> io::Result<()> {
-        // SAFETY: readahead takes a file descriptor, which `file` keeps open
-        // for the call, and plain integers; it touches no memory of ours.
-        let rc =
-            unsafe { libc::readahead(file.as_raw_fd(), position as libc::off64_t, len as usize) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
+        if len == 0 {
+            return Ok(());
+        }
+        let page = page_size();
+        let start = position / page * page;
+        let map_len = (position + len - start) as usize;
+        // SAFETY: a private read-only mapping of a range inside the file
+        // (fetch slices end at or before the end of written data, and the
+        // broker truncates segment files only below a range it will no
+        // longer serve). It is never read through here: the kernel
+        // populates it, and it is unmapped when `map` drops.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(start)
+                .len(map_len)
+                .map(file)
+        };
+        if map.is_ok_and(|m| m.advise(memmap2::Advice::PopulateRead).is_ok()) {
+            return Ok(());
+        }
+        read_through(file, position, len)
+    }
+
+    /// Reads `file[position..position + len]` and discards the bytes: the
+    /// fallback that waits for the pages where `MADV_POPULATE_READ` is missing.
+    fn read_through(file: &File, mut position: u64, mut len: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; (len as usize).min(256 << 10)];
+        while len > 0 {
+            let want = (len as usize).min(buf.len());
+            let chunk = buf.get_mut(..want).unwrap_or_default();
+            let n = file.read_at(chunk, position)?;
+            if n == 0 {
+                break;
+            }
+            position += n as u64;
+            len -= n as u64;
         }
         Ok(())
     }
