@@ -165,3 +165,53 @@ async fn many_commits_keep_the_offsets_log_bounded_and_survive_restart() {
         assert_eq!(&committed(&mut conn, &format!("g{g}")).await, want);
     }
 }
+
+/// Connections committing the same partitions of one group at once (a
+/// fresh group each round, all clients released together): after a crash
+/// and restart the broker reports exactly what it reported before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_commits_of_one_group_agree_after_restart() {
+    let mut broker = TestBroker::start();
+    let mut admin = broker.connect().await;
+    let partitions = 8u32;
+    create_topic(&mut admin, "t", partitions, TopicConfig::default()).await;
+    let clients = 6u64;
+    let rounds = 40u64;
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(clients as usize));
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let addr = broker.addr;
+        let barrier = std::sync::Arc::clone(&barrier);
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Connection::connect(addr).await.unwrap();
+            for r in 0..rounds {
+                let all = (0..partitions)
+                    .map(|p| commit("t", p, r * 100 + c, format!("c{c}")))
+                    .collect();
+                barrier.wait().await;
+                let resp = conn.offset_commit(&format!("g{r}"), all).await.unwrap();
+                assert!(resp.partitions.iter().all(|p| p.error_code.is_ok()));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut before = Vec::new();
+    for r in 0..rounds {
+        let got = committed(&mut admin, &format!("g{r}")).await;
+        assert_eq!(got.len(), partitions as usize);
+        before.push(got);
+    }
+    drop(admin);
+    broker.kill();
+    broker.restart();
+    let mut conn = broker.connect().await;
+    for (r, want) in before.iter().enumerate() {
+        assert_eq!(
+            &committed(&mut conn, &format!("g{r}")).await,
+            want,
+            "group g{r}: memory and the offsets log disagreed"
+        );
+    }
+}
