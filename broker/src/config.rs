@@ -167,6 +167,18 @@ pub struct BrokerConfig {
     pub hot_tail_bytes: u64,
     /// Defaults for new topics.
     pub topic_defaults: TopicDefaults,
+    /// Largest metadata string of one committed offset, in bytes (Kafka's
+    /// `offset.metadata.max.bytes`); larger ones are refused with
+    /// `OFFSET_METADATA_TOO_LARGE`.
+    pub offset_metadata_max_bytes: u32,
+    /// Most `(group, topic, partition)` committed offsets the broker holds;
+    /// commits adding more are refused with `TOO_MANY_COMMITTED_OFFSETS`.
+    /// Offsets of deleted topics are forgotten.
+    pub max_committed_offsets: u64,
+    /// Bytes of offsets log after which the committed offsets are
+    /// snapshotted and the log below the snapshot deleted (at least the size
+    /// of the previous snapshot).
+    pub offsets_snapshot_bytes: u64,
 }
 
 impl Default for BrokerConfig {
@@ -188,11 +200,23 @@ impl Default for BrokerConfig {
             hot_tail_bytes: 64 << 20,
             runtime_threads: 0,
             topic_defaults: TopicDefaults::default(),
+            offset_metadata_max_bytes: 4096,
+            max_committed_offsets: 100_000,
+            offsets_snapshot_bytes: 16 << 20,
         }
     }
 }
 
 impl BrokerConfig {
+    /// The limits of the committed-offsets store.
+    pub fn offsets_config(&self) -> crate::offsets::OffsetsConfig {
+        crate::offsets::OffsetsConfig {
+            max_metadata_bytes: self.offset_metadata_max_bytes as usize,
+            max_keys: usize::try_from(self.max_committed_offsets).unwrap_or(usize::MAX),
+            snapshot_bytes: self.offsets_snapshot_bytes,
+        }
+    }
+
     /// Reads a TOML file; unknown keys are errors.
     pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
         toml::from_str(text)
@@ -211,6 +235,15 @@ impl BrokerConfig {
         }
         if self.max_frame_bytes > u32::MAX - 4 {
             return Err(format!("max_frame_bytes must be at most {}", u32::MAX - 4));
+        }
+        if self.offset_metadata_max_bytes > 1 << 20 {
+            return Err("offset_metadata_max_bytes must be at most 1048576".into());
+        }
+        if self.max_committed_offsets == 0 {
+            return Err("max_committed_offsets must be positive".into());
+        }
+        if self.offsets_snapshot_bytes < 4096 {
+            return Err("offsets_snapshot_bytes must be at least 4096".into());
         }
         if self.topic_defaults.partitions == 0 {
             return Err("topic_defaults.partitions must be positive".into());

@@ -3,7 +3,8 @@
 //! produce gets a clear error code, the broker stays up and keeps serving
 //! reads, no acknowledged record is lost, and after a fault clears the
 //! partition accepts writes again where that is safe (not after a failed
-//! fsync: that partition stays offline until the broker restarts).
+//! fsync: that partition stays offline until the broker restarts). The same
+//! holds for offset commits, whose log goes through the same file system.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
@@ -251,6 +252,85 @@ async fn disk_faults_give_clear_errors_and_lose_nothing_acknowledged() {
             .0,
         ErrorCode::None
     );
+    drop(conn);
+    server.stop().await;
+}
+
+async fn commit_offset(conn: &mut Connection, offset: u64) -> ErrorCode {
+    let r = conn
+        .offset_commit(
+            "g",
+            vec![sluice_protocol::wire::offset_commit::CommitPartition {
+                topic: "t".into(),
+                partition: 0,
+                offset,
+                metadata: String::new(),
+            }],
+        )
+        .await
+        .unwrap();
+    r.partitions[0].error_code
+}
+
+async fn committed_offset(conn: &mut Connection) -> Option<u64> {
+    let r = conn.offset_fetch("g", None).await.unwrap();
+    r.partitions.first().and_then(|p| p.offset)
+}
+
+/// The committed offsets go through the broker's file system too: disk
+/// faults give clear error codes on OffsetCommit, the last acknowledged
+/// commit stays, and a failed fsync takes the offsets log offline until a
+/// restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offset_commits_under_disk_faults_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::new();
+    let server = start(dir.path(), Some(FaultyFs::new(Arc::clone(&faults)))).await;
+    let mut conn = Connection::connect(server.addr).await.unwrap();
+    let r = conn
+        .create_topics(vec![NewTopic {
+            name: "t".into(),
+            partitions: 1,
+            config: TopicConfig::default(),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(r.results[0].error_code, ErrorCode::None);
+    assert_eq!(commit_offset(&mut conn, 1).await, ErrorCode::None);
+
+    faults.set_space_left(10);
+    assert_eq!(commit_offset(&mut conn, 2).await, ErrorCode::DiskFull);
+    assert_eq!(committed_offset(&mut conn).await, Some(1));
+    faults.clear_disk_full();
+    faults.set_write_eio(true);
+    assert_eq!(commit_offset(&mut conn, 3).await, ErrorCode::StorageError);
+    faults.set_write_eio(false);
+    assert_eq!(commit_offset(&mut conn, 4).await, ErrorCode::None);
+    assert_eq!(committed_offset(&mut conn).await, Some(4));
+
+    faults.set_fsync_fails(true);
+    assert_eq!(
+        commit_offset(&mut conn, 5).await,
+        ErrorCode::PartitionOffline
+    );
+    faults.set_fsync_fails(false);
+    assert_eq!(
+        commit_offset(&mut conn, 6).await,
+        ErrorCode::PartitionOffline
+    );
+    assert_eq!(committed_offset(&mut conn).await, Some(4));
+    drop(conn);
+    server.stop().await;
+
+    // A restart on a healthy disk: the last acknowledged commit is there
+    // (5 may be too: it was written, only its fsync failed), and commits
+    // work again.
+    let server = start(dir.path(), None).await;
+    let mut conn = Connection::connect(server.addr).await.unwrap();
+    let after = committed_offset(&mut conn).await;
+    assert!(matches!(after, Some(4 | 5)), "{after:?}");
+    assert_eq!(commit_offset(&mut conn, 7).await, ErrorCode::None);
+    assert_eq!(committed_offset(&mut conn).await, Some(7));
     drop(conn);
     server.stop().await;
 }

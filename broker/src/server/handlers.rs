@@ -122,7 +122,17 @@ pub(super) async fn dispatch(conn: &mut Conn, frame: &mut BytesMut) -> Result<()
             let results = blocking(move || {
                 req.names
                     .iter()
-                    .map(|n| topic_result(n, b.topics.delete(n)))
+                    .map(|n| {
+                        let deleted = b.topics.delete(n);
+                        if deleted.is_ok() {
+                            // Its committed offsets go too (and, should this
+                            // fail, at the next start).
+                            if let Err(e) = b.offsets.forget_topics(|t| t != n.as_str()) {
+                                tracing::warn!(topic = %n, error = %e, "could not forget committed offsets of deleted topic");
+                            }
+                        }
+                        topic_result(n, deleted)
+                    })
                     .collect()
             })
             .await?;
@@ -274,22 +284,33 @@ fn list_offsets(broker: &Broker, req: ListOffsetsRequest) -> ListOffsetsResponse
     ListOffsetsResponse { partitions }
 }
 
+/// Stores the request's offsets of existing partitions whose metadata fits
+/// (`offset_metadata_max_bytes`); the others get their own error code.
 fn offset_commit(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let group_code = if validate_topic_name(&req.group).is_ok() {
         ErrorCode::None
     } else {
         ErrorCode::InvalidGroupName
     };
-    let known: Vec<bool> = req
+    let max_metadata = broker.offsets.max_metadata_bytes();
+    let own_codes: Vec<ErrorCode> = req
         .partitions
         .iter()
-        .map(|p| broker.topics.partition(&p.topic, p.partition).is_ok())
+        .map(|p| {
+            if broker.topics.partition(&p.topic, p.partition).is_err() {
+                ErrorCode::UnknownTopicOrPartition
+            } else if p.metadata.len() > max_metadata {
+                ErrorCode::OffsetMetadataTooLarge
+            } else {
+                ErrorCode::None
+            }
+        })
         .collect();
     let to_store: Vec<_> = req
         .partitions
         .iter()
-        .zip(&known)
-        .filter(|(_, k)| **k)
+        .zip(&own_codes)
+        .filter(|(_, c)| c.is_ok())
         .map(|(p, _)| p.clone())
         .collect();
     let stored = if group_code.is_ok() {
@@ -303,14 +324,13 @@ fn offset_commit(broker: &Broker, req: OffsetCommitRequest) -> OffsetCommitRespo
     let partitions = req
         .partitions
         .into_iter()
-        .zip(known)
-        .map(|(p, known)| CommitPartitionResponse {
+        .zip(own_codes)
+        .map(|(p, own)| CommitPartitionResponse {
             topic: p.topic,
             partition: p.partition,
-            error_code: match (&stored, known) {
+            error_code: match (&stored, own) {
                 (Err(code), _) => *code,
-                (Ok(()), false) => ErrorCode::UnknownTopicOrPartition,
-                (Ok(()), true) => ErrorCode::None,
+                (Ok(()), own) => own,
             },
         })
         .collect();

@@ -85,8 +85,9 @@ impl Broker {
         Self::open_with(config, Arc::new(crate::log::StdFs))
     }
 
-    /// [`Broker::open`] with the topics' partition logs doing their file I/O
-    /// through `fs` (tests inject disk faults this way).
+    /// [`Broker::open`] with the topics' partition logs and the committed
+    /// offsets doing their file I/O through `fs` (tests inject disk faults
+    /// and take crash images this way).
     pub fn open_with(
         config: BrokerConfig,
         fs: Arc<dyn crate::log::FileSystem>,
@@ -96,8 +97,15 @@ impl Broker {
             message,
         })?;
         let lock = lock_data_dir(&config.data_dir)?;
-        let topics = TopicStore::open_with(fs, &config.data_dir, config.topic_defaults.clone())?;
-        let offsets = OffsetStore::open(&config.data_dir)?;
+        let topics = TopicStore::open_with(
+            Arc::clone(&fs),
+            &config.data_dir,
+            config.topic_defaults.clone(),
+        )?;
+        let offsets = OffsetStore::open(fs, &config.data_dir, config.offsets_config())?;
+        // Offsets of topics deleted while the broker was down (or before a
+        // crash let it write their tombstones) are forgotten.
+        offsets.forget_topics(|t| topics.topic(t).is_some())?;
         let budget = config.max_request_bytes_in_flight.min(u64::from(u32::MAX)) as usize;
         Ok(Arc::new(Broker {
             config,
