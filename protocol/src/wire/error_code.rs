@@ -47,6 +47,16 @@ pub enum ErrorCode {
     RequestTimedOut = 17,
     /// An invalid consumer group name.
     InvalidGroupName = 18,
+    /// A record batch is compressed; this broker does not store compressed
+    /// batches yet. Nothing of the append was written.
+    UnsupportedCompression = 19,
+    /// A record batch's timestamp is out of the range the topic accepts (its
+    /// largest timestamp is too far ahead of the broker's clock). Nothing of
+    /// the append was written.
+    InvalidTimestamp = 20,
+    /// The append would take the partition past its largest offset. Nothing
+    /// was written; the partition accepts no more records.
+    OffsetSpaceExhausted = 21,
 }
 
 impl ErrorCode {
@@ -72,6 +82,9 @@ impl ErrorCode {
             16 => BrokerShuttingDown,
             17 => RequestTimedOut,
             18 => InvalidGroupName,
+            19 => UnsupportedCompression,
+            20 => InvalidTimestamp,
+            21 => OffsetSpaceExhausted,
             _ => Unknown,
         }
     }
@@ -127,6 +140,9 @@ impl std::fmt::Display for ErrorCode {
             ErrorCode::BrokerShuttingDown => "broker shutting down",
             ErrorCode::RequestTimedOut => "request timed out",
             ErrorCode::InvalidGroupName => "invalid consumer group name",
+            ErrorCode::UnsupportedCompression => "unsupported compression",
+            ErrorCode::InvalidTimestamp => "invalid timestamp",
+            ErrorCode::OffsetSpaceExhausted => "partition offset space exhausted",
         };
         write!(f, "{text} ({})", *self as u16)
     }
@@ -140,7 +156,7 @@ mod tests {
 
     /// Every code with its number. Codes are stable: changing a number here
     /// breaks every client in the field.
-    const PINNED: [(ErrorCode, u16); 19] = [
+    const PINNED: [(ErrorCode, u16); 22] = [
         (ErrorCode::None, 0),
         (ErrorCode::Unknown, 1),
         (ErrorCode::CorruptRecord, 2),
@@ -160,6 +176,9 @@ mod tests {
         (ErrorCode::BrokerShuttingDown, 16),
         (ErrorCode::RequestTimedOut, 17),
         (ErrorCode::InvalidGroupName, 18),
+        (ErrorCode::UnsupportedCompression, 19),
+        (ErrorCode::InvalidTimestamp, 20),
+        (ErrorCode::OffsetSpaceExhausted, 21),
     ];
 
     #[test]
@@ -194,14 +213,17 @@ mod tests {
                 | ErrorCode::InvalidConfig
                 | ErrorCode::BrokerShuttingDown
                 | ErrorCode::RequestTimedOut
-                | ErrorCode::InvalidGroupName => {}
+                | ErrorCode::InvalidGroupName
+                | ErrorCode::UnsupportedCompression
+                | ErrorCode::InvalidTimestamp
+                | ErrorCode::OffsetSpaceExhausted => {}
             }
         }
         let mut numbers: Vec<u16> = PINNED.iter().map(|(_, n)| *n).collect();
         numbers.dedup();
         assert_eq!(
             numbers,
-            (0..19).collect::<Vec<u16>>(),
+            (0..22).collect::<Vec<u16>>(),
             "dense, unique, in order"
         );
     }
@@ -216,7 +238,7 @@ mod tests {
 
     #[test]
     fn unknown_numbers_decode_as_unknown() {
-        for n in [19, 20, 100, 127, 128, 1000, u16::MAX] {
+        for n in [22, 23, 100, 127, 128, 1000, u16::MAX] {
             assert_eq!(ErrorCode::from_u16(n), ErrorCode::Unknown, "{n}");
         }
         // Through a body as well: 1000 = varint E8 07.

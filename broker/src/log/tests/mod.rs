@@ -4,6 +4,7 @@
 mod append_read;
 mod crash_image;
 mod faults;
+mod hostile_headers;
 mod recovery;
 mod retention;
 mod util;
