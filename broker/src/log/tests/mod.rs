@@ -5,6 +5,7 @@ mod append_read;
 mod crash_image;
 mod faults;
 mod hostile_headers;
+mod model;
 mod recovery;
 mod retention;
 mod util;
