@@ -239,6 +239,17 @@ impl PartitionLog {
     /// A failed write (disk full, EIO) is rolled back and reported; the log
     /// stays consistent and accepts later appends.
     pub fn append(&self, batches: &mut [u8]) -> Result<AppendInfo, LogError> {
+        self.append_capped(batches, Self::MAX_APPEND_OFFSETS)
+    }
+
+    /// [`PartitionLog::append`] with `max_offsets` in place of
+    /// [`PartitionLog::MAX_APPEND_OFFSETS`] (which no test can reach with
+    /// real records).
+    pub(crate) fn append_capped(
+        &self,
+        batches: &mut [u8],
+        max_offsets: u64,
+    ) -> Result<AppendInfo, LogError> {
         let now = SystemTime::now();
         let now_ms = unix_millis(now);
         let ahead_ms = self
@@ -249,7 +260,7 @@ impl PartitionLog {
         let too_large = |offsets: u64| LogError::AppendTooLarge {
             offsets,
             bytes,
-            max_offsets: Self::MAX_APPEND_OFFSETS,
+            max_offsets,
             max_bytes: Self::MAX_APPEND_BYTES,
         };
         if bytes > Self::MAX_APPEND_BYTES {
@@ -290,7 +301,7 @@ impl PartitionLog {
             }
             offsets = offsets
                 .checked_add(records)
-                .filter(|&o| o <= Self::MAX_APPEND_OFFSETS)
+                .filter(|&o| o <= max_offsets)
                 .ok_or_else(|| too_large(offsets.saturating_add(records)))?;
             max_timestamp = max_timestamp.max(header.max_timestamp);
             count += 1;

@@ -251,3 +251,23 @@ fn an_append_that_would_overflow_relative_offsets_rolls_first() {
         assert!(slice.len < 200, "one batch, not the segment: {slice:?}");
     }
 }
+
+#[test]
+fn an_append_over_the_offset_cap_is_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let mut buf: Vec<u8> = (0..3)
+        .flat_map(|_| batch("c", 2, 10, 1000).to_vec())
+        .collect();
+    log.append_capped(&mut buf.clone(), 6).unwrap();
+    match log.append_capped(&mut buf, 5) {
+        Err(LogError::AppendTooLarge {
+            offsets,
+            max_offsets,
+            ..
+        }) => assert_eq!((offsets, max_offsets), (6, 5)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(log.next_offset(), 6);
+    assert!(PartitionLog::MAX_APPEND_OFFSETS < u64::from(u32::MAX));
+}
