@@ -59,6 +59,10 @@ pub struct TopicDefaults {
     pub retention_bytes: u64,
     /// `"never"`, `"before-ack"`, or a flush interval in milliseconds.
     pub flush: FlushSetting,
+    /// Refuse a produced batch whose largest timestamp is more than this
+    /// many milliseconds ahead of the broker's clock (Kafka's
+    /// `message.timestamp.after.max.ms`; 0: no limit).
+    pub message_timestamp_after_max_ms: u64,
 }
 
 /// A flush policy as written in the config file.
@@ -90,6 +94,7 @@ impl Default for TopicDefaults {
             retention_ms: 7 * 24 * 3600 * 1000,
             retention_bytes: 0,
             flush: FlushSetting::Named(FlushName::Never),
+            message_timestamp_after_max_ms: 3600 * 1000,
         }
     }
 }
@@ -124,6 +129,7 @@ impl TopicDefaults {
                 Some(FlushMode::BeforeAck) => FlushPolicy::BeforeAck,
                 Some(FlushMode::Never) | None => FlushPolicy::Never,
             },
+            max_timestamp_ahead: ms(Some(self.message_timestamp_after_max_ms)),
             ..LogConfig::default()
         }
     }
@@ -281,7 +287,23 @@ mod tests {
             c.topic_defaults.log_config(&TopicConfig::default()).flush,
             FlushPolicy::BeforeAck
         );
-        let c = BrokerConfig::from_toml("[topic_defaults]\nflush = 250\n").unwrap();
+        assert_eq!(
+            c.topic_defaults
+                .log_config(&TopicConfig::default())
+                .max_timestamp_ahead,
+            Some(Duration::from_secs(3600)),
+            "one hour by default"
+        );
+        let c = BrokerConfig::from_toml(
+            "[topic_defaults]\nflush = 250\nmessage_timestamp_after_max_ms = 0\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.topic_defaults
+                .log_config(&TopicConfig::default())
+                .max_timestamp_ahead,
+            None
+        );
         assert_eq!(
             c.topic_defaults.log_config(&TopicConfig::default()).flush,
             FlushPolicy::Interval(Duration::from_millis(250))

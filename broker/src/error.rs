@@ -44,6 +44,10 @@ pub fn log_error_code(e: &LogError) -> ErrorCode {
     match e {
         LogError::InvalidBatch { .. } => ErrorCode::CorruptRecord,
         LogError::EmptyAppend | LogError::EmptyBatch { .. } => ErrorCode::InvalidRequest,
+        LogError::UnsupportedCompression { .. } => ErrorCode::UnsupportedCompression,
+        LogError::TimestampTooFarAhead { .. } => ErrorCode::InvalidTimestamp,
+        LogError::AppendTooLarge { .. } => ErrorCode::MessageTooLarge,
+        LogError::OffsetSpaceExhausted { .. } => ErrorCode::OffsetSpaceExhausted,
         LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         LogError::Offline { .. } => ErrorCode::PartitionOffline,
         LogError::Io { .. } if e.is_disk_full() => ErrorCode::DiskFull,

@@ -288,3 +288,112 @@ async fn acks_none_with_inconsistent_lengths_closes_the_connection() {
     let mut good = broker.connect().await;
     assert_eq!(read_partition(&mut good, "t", 0, 0).await.len(), 0);
 }
+
+/// Recomputes the CRC-32C of a batch (bytes 21..end, stored at 17..21), so
+/// only the header's claims are wrong, not its checksum.
+fn resign(b: &mut [u8]) {
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+async fn latest_offset(c: &mut Connection, topic: &str) -> u64 {
+    use sluice_protocol::wire::list_offsets::{ListOffsetsPartition, OffsetSpec};
+    let r = c
+        .list_offsets(vec![ListOffsetsPartition {
+            topic: topic.into(),
+            partition: 0,
+            spec: OffsetSpec::Latest,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(r.partitions[0].error_code, ErrorCode::None);
+    r.partitions[0].offset
+}
+
+/// Batch headers are claims: a gzip-flagged batch, a batch whose
+/// lastOffsetDelta claims 2^31 offsets for one record, and a batch stamped a
+/// day in the future are each refused with their own code, and take no
+/// offsets; an honest batch after them gets the next offset.
+#[tokio::test]
+async fn batch_headers_that_lie_are_refused_and_take_no_offsets() {
+    let broker = TestBroker::start();
+    let mut c = broker.connect().await;
+    create_topic(&mut c, "h", 1, TopicConfig::default()).await;
+    let r = c
+        .produce(Acks::Leader, 1000, &[("h", 0, &batch_of(&["a", "b"]))])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.partitions[0].error_code, ErrorCode::None);
+    assert_eq!(latest_offset(&mut c, "h").await, 2);
+
+    let mut gzip = batch_of(&["x"]).to_vec();
+    gzip[21..23].copy_from_slice(&1i16.to_be_bytes()); // attributes: gzip
+    resign(&mut gzip);
+    let mut liar = batch_of(&["x"]).to_vec();
+    liar[23..27].copy_from_slice(&i32::MAX.to_be_bytes()); // lastOffsetDelta
+    resign(&mut liar);
+    let mut gzip_liar = gzip.clone();
+    gzip_liar[23..27].copy_from_slice(&i32::MAX.to_be_bytes());
+    resign(&mut gzip_liar);
+    let day_ms = 24 * 3600 * 1000;
+    let future = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + day_ms;
+    let mut late = batch_of(&["x"]).to_vec();
+    late[27..35].copy_from_slice(&future.to_be_bytes()); // baseTimestamp
+    late[35..43].copy_from_slice(&future.to_be_bytes()); // maxTimestamp
+    resign(&mut late);
+
+    for acks in [Acks::Leader, Acks::All] {
+        let r = c
+            .produce(
+                acks,
+                1000,
+                &[
+                    ("h", 0, &gzip),
+                    ("h", 0, &liar),
+                    ("h", 0, &gzip_liar),
+                    ("h", 0, &late),
+                ],
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let codes: Vec<_> = r.partitions.iter().map(|p| p.error_code).collect();
+        assert_eq!(
+            codes,
+            [
+                ErrorCode::UnsupportedCompression,
+                ErrorCode::CorruptRecord,
+                ErrorCode::CorruptRecord,
+                ErrorCode::InvalidTimestamp,
+            ],
+            "{r:?}"
+        );
+        for p in &r.partitions {
+            assert!(!p.message.as_deref().unwrap_or_default().is_empty());
+        }
+        assert_eq!(latest_offset(&mut c, "h").await, 2, "no offsets taken");
+    }
+
+    let r = c
+        .produce(Acks::Leader, 1000, &[("h", 0, &batch_of(&["c"]))])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.partitions[0].error_code, ErrorCode::None);
+    assert_eq!(r.partitions[0].base_offset, 2);
+    let recs = read_partition(&mut c, "h", 0, 0).await;
+    let values: Vec<_> = recs.iter().map(|(o, v)| (*o, v.clone())).collect();
+    assert_eq!(
+        values,
+        [
+            (0, bytes::Bytes::from_static(b"a")),
+            (1, bytes::Bytes::from_static(b"b")),
+            (2, bytes::Bytes::from_static(b"c")),
+        ]
+    );
+}

@@ -1,5 +1,5 @@
 //! Per-partition-log settings: segment size and age, index density,
-//! retention and durability.
+//! retention, durability and the accepted timestamp range.
 
 use std::time::Duration;
 
@@ -47,6 +47,11 @@ pub struct LogConfig {
     pub retention_bytes: Option<u64>,
     /// When data is forced to disk.
     pub flush: FlushPolicy,
+    /// Refuse a batch whose `maxTimestamp` is more than this far ahead of
+    /// the broker's clock at append (Kafka's `message.timestamp.after.max.ms`),
+    /// so one producer with a wrong clock cannot keep a segment from expiring
+    /// under age retention. `None`: no limit.
+    pub max_timestamp_ahead: Option<Duration>,
 }
 
 impl Default for LogConfig {
@@ -59,6 +64,7 @@ impl Default for LogConfig {
             retention_age: Some(Duration::from_secs(7 * 24 * 3600)),
             retention_bytes: None,
             flush: FlushPolicy::Never,
+            max_timestamp_ahead: Some(Duration::from_secs(3600)),
         }
     }
 }
@@ -75,6 +81,12 @@ impl LogConfig {
         }
         if self.index_interval_bytes == 0 {
             return Err("index_interval_bytes must be positive".into());
+        }
+        if self
+            .max_timestamp_ahead
+            .is_some_and(|d| d.as_millis() > i64::MAX as u128)
+        {
+            return Err("max_timestamp_ahead must be at most i64::MAX milliseconds".into());
         }
         if self.index_max_bytes < 64 {
             return Err(format!(

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use sluice_protocol::batch::BatchError;
+use sluice_protocol::batch::{BatchError, Compression};
 
 /// What went wrong in a partition log. Each variant says whether the log
 /// is still usable: see [`LogError::is_retriable`].
@@ -40,6 +40,62 @@ pub enum LogError {
     /// An append held no record batch.
     #[error("append holds no record batch")]
     EmptyAppend,
+    /// A record batch in an append is compressed. The log stores only batches
+    /// whose records it has walked and checked, which needs decompression for
+    /// a compressed batch; nothing was written.
+    #[error(
+        "record batch at byte {position} of the append is compressed with {codec}; compressed batches are not accepted yet"
+    )]
+    UnsupportedCompression {
+        /// Where the batch starts in the appended buffer.
+        position: usize,
+        /// Its codec.
+        codec: Compression,
+    },
+    /// A record batch's `maxTimestamp` is further ahead of the broker's clock
+    /// than [`super::LogConfig::max_timestamp_ahead`]; nothing was written.
+    #[error(
+        "record batch at byte {position} of the append has max timestamp {max_timestamp} ms, more than {ahead_ms} ms ahead of the broker's clock ({now_ms} ms)"
+    )]
+    TimestampTooFarAhead {
+        /// Where the batch starts in the appended buffer.
+        position: usize,
+        /// Its `maxTimestamp`, in milliseconds since the Unix epoch.
+        max_timestamp: i64,
+        /// The broker's clock at the append, in milliseconds since the epoch.
+        now_ms: i64,
+        /// How far ahead a timestamp may be, in milliseconds.
+        ahead_ms: i64,
+    },
+    /// One append would take more offsets or bytes than the log takes at
+    /// once (see [`super::PartitionLog::MAX_APPEND_OFFSETS`]); nothing was written.
+    #[error(
+        "append of {bytes} bytes takes {offsets} offsets; one append may take at most {max_offsets} offsets and {max_bytes} bytes"
+    )]
+    AppendTooLarge {
+        /// Offsets (records) the append would take, counted up to the batch
+        /// that went over.
+        offsets: u64,
+        /// Bytes of the append.
+        bytes: u64,
+        /// The most offsets one append may take.
+        max_offsets: u64,
+        /// The most bytes one append may hold.
+        max_bytes: u64,
+    },
+    /// The append would take the log past [`super::PartitionLog::OFFSET_CEILING`];
+    /// nothing was written.
+    #[error(
+        "append of {offsets} offsets at offset {next_offset} would pass the partition's offset ceiling {ceiling}"
+    )]
+    OffsetSpaceExhausted {
+        /// The log's next offset.
+        next_offset: u64,
+        /// Offsets the append would take.
+        offsets: u64,
+        /// The largest next offset a log may reach.
+        ceiling: u64,
+    },
     /// A fetch or lookup asked for an offset the log does not hold.
     #[error("offset {requested} is out of range: the log holds [{log_start}, {high_watermark})")]
     OffsetOutOfRange {

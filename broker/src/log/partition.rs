@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use sluice_protocol::batch;
@@ -138,6 +138,23 @@ pub struct LogSlice {
 }
 
 impl PartitionLog {
+    /// The most offsets (records) one [`PartitionLog::append`] may take. Below
+    /// `u32::MAX`, so an append always fits the 32-bit relative offsets of
+    /// one segment; far above what one request frame can carry (a record is
+    /// at least 7 bytes).
+    pub const MAX_APPEND_OFFSETS: u64 = i32::MAX as u64;
+
+    /// The most bytes one [`PartitionLog::append`] may hold, so every batch
+    /// position in a segment fits the index's 32-bit positions.
+    pub const MAX_APPEND_BYTES: u64 = u32::MAX as u64;
+
+    /// The largest value [`PartitionLog::next_offset`] may reach:
+    /// `i64::MAX - 2^32`. Appends that would pass it are refused with
+    /// [`LogError::OffsetSpaceExhausted`], so every stored offset, and every
+    /// `baseOffset + lastOffsetDelta + 1` of a stored batch, is a valid
+    /// non-negative `i64`.
+    pub const OFFSET_CEILING: u64 = i64::MAX as u64 - (1 << 32);
+
     /// The partition directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -195,18 +212,62 @@ impl PartitionLog {
     /// Appends one or more record batches (Kafka RecordBatch v2, back to
     /// back) to the log.
     ///
-    /// Every batch is validated first (header, CRC-32C, records); if any
-    /// fails, nothing is written. Offsets are then assigned by rewriting each
-    /// batch's `baseOffset` in `batches` in place (no re-encoding, the CRC does
-    /// not cover it), and the bytes are written with one positional write.
+    /// Every batch is validated first; if any fails, nothing is written.
+    /// A batch is refused unless:
+    /// - it passes [`batch::validate`] (header, CRC-32C, every record walked,
+    ///   `lastOffsetDelta == recordCount - 1`), else [`LogError::InvalidBatch`];
+    /// - it is uncompressed, else [`LogError::UnsupportedCompression`];
+    /// - it holds at least one record, else [`LogError::EmptyBatch`];
+    /// - its `maxTimestamp` is at most [`LogConfig::max_timestamp_ahead`]
+    ///   ahead of the system clock, else [`LogError::TimestampTooFarAhead`].
+    ///
+    /// The append as a whole takes exactly the sum of its batches' record
+    /// counts in offsets, at most [`PartitionLog::MAX_APPEND_OFFSETS`] of them
+    /// in at most [`PartitionLog::MAX_APPEND_BYTES`] bytes
+    /// ([`LogError::AppendTooLarge`]), and may not take the log past
+    /// [`PartitionLog::OFFSET_CEILING`] ([`LogError::OffsetSpaceExhausted`]).
+    /// If the active segment's 32-bit relative offsets cannot hold every
+    /// batch of the append, the log rolls first, so the whole append lands in
+    /// one segment whose range holds it.
+    ///
+    /// Offsets are then assigned by rewriting each batch's `baseOffset` in
+    /// `batches` in place (no re-encoding, the CRC does not cover it), and
+    /// the bytes are written with one positional write.
     /// On return the data is in the page cache: it survives a crash of this
     /// process. Make it durable with [`PartitionLog::flush_to`].
     ///
     /// A failed write (disk full, EIO) is rolled back and reported; the log
     /// stays consistent and accepts later appends.
     pub fn append(&self, batches: &mut [u8]) -> Result<AppendInfo, LogError> {
+        self.append_capped(batches, Self::MAX_APPEND_OFFSETS)
+    }
+
+    /// [`PartitionLog::append`] with `max_offsets` in place of
+    /// [`PartitionLog::MAX_APPEND_OFFSETS`] (which no test can reach with
+    /// real records).
+    pub(crate) fn append_capped(
+        &self,
+        batches: &mut [u8],
+        max_offsets: u64,
+    ) -> Result<AppendInfo, LogError> {
+        let now = SystemTime::now();
+        let now_ms = unix_millis(now);
+        let ahead_ms = self
+            .config
+            .max_timestamp_ahead
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let bytes = batches.len() as u64;
+        let too_large = |offsets: u64| LogError::AppendTooLarge {
+            offsets,
+            bytes,
+            max_offsets,
+            max_bytes: Self::MAX_APPEND_BYTES,
+        };
+        if bytes > Self::MAX_APPEND_BYTES {
+            return Err(too_large(0));
+        }
         let mut count = 0u32;
-        let mut records = 0u64;
+        let mut offsets = 0u64;
         let mut max_timestamp = i64::MIN;
         let mut at = 0usize;
         while at < batches.len() {
@@ -215,10 +276,33 @@ impl PartitionLog {
                 position: at,
                 source,
             })?;
-            if header.record_count == 0 {
+            let codec = header.compression();
+            if codec != batch::Compression::None {
+                return Err(LogError::UnsupportedCompression {
+                    position: at,
+                    codec,
+                });
+            }
+            // `validate` walked exactly `record_count` records, with offset
+            // deltas 0.. and `last_offset_delta == record_count - 1`.
+            let records = u64::try_from(header.record_count).unwrap_or(0);
+            if records == 0 {
                 return Err(LogError::EmptyBatch { position: at });
             }
-            records += header.last_offset_delta as u64 + 1;
+            if let Some(ahead_ms) = ahead_ms {
+                if header.max_timestamp > now_ms.saturating_add(ahead_ms) {
+                    return Err(LogError::TimestampTooFarAhead {
+                        position: at,
+                        max_timestamp: header.max_timestamp,
+                        now_ms,
+                        ahead_ms,
+                    });
+                }
+            }
+            offsets = offsets
+                .checked_add(records)
+                .filter(|&o| o <= max_offsets)
+                .ok_or_else(|| too_large(offsets.saturating_add(records)))?;
             max_timestamp = max_timestamp.max(header.max_timestamp);
             count += 1;
             at += header.total_len();
@@ -234,9 +318,16 @@ impl PartitionLog {
         if state.closing {
             return Err(self.offline_error("the log is shutting down"));
         }
-        let now = SystemTime::now();
         let base_offset = state.end.offset;
-        let rolled = self.roll_if_needed(&mut state, batches.len() as u64, records, now)?;
+        let end_offset = base_offset
+            .checked_add(offsets)
+            .filter(|&n| n <= Self::OFFSET_CEILING)
+            .ok_or(LogError::OffsetSpaceExhausted {
+                next_offset: base_offset,
+                offsets,
+                ceiling: Self::OFFSET_CEILING,
+            })?;
+        let rolled = self.roll_if_needed(&mut state, batches.len() as u64, offsets, now)?;
 
         let mut next = base_offset;
         let mut at = 0usize;
@@ -246,13 +337,18 @@ impl PartitionLog {
                     position: at,
                     source,
                 })?;
+            // `next` stays at most `end_offset <= OFFSET_CEILING < i64::MAX`.
             batch::set_base_offset(rest, next as i64).map_err(|source| LogError::InvalidBatch {
                 position: at,
                 source,
             })?;
-            next += header.last_offset_delta as u64 + 1;
+            next += u64::try_from(header.record_count).unwrap_or(0);
             at += header.total_len();
         }
+        debug_assert_eq!(
+            next, end_offset,
+            "second pass assigns what the first counted"
+        );
 
         let active = state.active();
         if let Err(e) = active.write(batches) {
@@ -308,7 +404,11 @@ impl PartitionLog {
             (Some(age), Some(first)) => now.duration_since(first).is_ok_and(|d| d >= age),
             _ => false,
         };
-        let by_offsets = state.end.offset + records - active.base_offset() > u64::from(u32::MAX);
+        // Offsets of the append run from `end.offset` to `end.offset + records`
+        // (exclusive), its last batch ending there; if that end is beyond the
+        // segment's 32-bit relative offsets, so is the last batch, and the
+        // append goes to a new segment (it fits one: MAX_APPEND_OFFSETS).
+        let by_offsets = state.end.offset - active.base_offset() + records > u64::from(u32::MAX);
         if !(by_size || by_age || by_offsets || active.indexes_full()) {
             return Ok(false);
         }
@@ -471,5 +571,13 @@ impl PartitionLog {
             }
         }
         Ok(None)
+    }
+}
+
+/// Milliseconds since the Unix epoch of `t` (negative before it), saturating.
+fn unix_millis(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |m| -m),
     }
 }

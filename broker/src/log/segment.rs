@@ -291,15 +291,26 @@ impl Segment {
     /// Updates indexes and counters for a batch now stored at `position`.
     fn index_batch(&mut self, position: u64, header: &BatchHeader, config: &LogConfig) {
         if self.bytes_since_index >= u64::from(config.index_interval_bytes) && position > 0 {
-            if let (Ok(pos32), Ok(base)) =
-                (u32::try_from(position), u64::try_from(header.base_offset))
-            {
-                if self.offset_index.append(base, pos32) {
-                    if let Some(ts) = self.max_timestamp {
-                        self.time_index.maybe_append(ts, base, false);
+            // The partition log keeps every batch position and relative
+            // offset of a segment within 32 bits (it rolls, and caps one
+            // append); only data written before those checks can fail this.
+            let base = u64::try_from(header.base_offset).ok();
+            let fits = base.is_some_and(|b| {
+                b.checked_sub(self.base_offset)
+                    .is_some_and(|r| u32::try_from(r).is_ok())
+            });
+            match (u32::try_from(position), base) {
+                (Ok(pos32), Some(base)) if fits => {
+                    if self.offset_index.append(base, pos32) {
+                        if let Some(ts) = self.max_timestamp {
+                            self.time_index.maybe_append(ts, base, false);
+                        }
+                        self.bytes_since_index = 0;
                     }
-                    self.bytes_since_index = 0;
                 }
+                _ => tracing::error!(segment = %self.log_path.display(), position,
+                    base_offset = header.base_offset,
+                    "batch outside the segment's 32-bit index range; not indexed"),
             }
         }
         self.bytes_since_index += header.total_len() as u64;

@@ -142,8 +142,8 @@ impl BatchHeader {
     }
 
     /// Offset of the last record (or, for an empty batch, the last offset it reserves):
-    /// `base_offset + last_offset_delta`, wrapping on overflow (which no batch from a log
-    /// can reach: log offsets stay below `i64::MAX - i32::MAX`).
+    /// `base_offset + last_offset_delta`, wrapping on overflow (which no batch from a
+    /// Sluice log can reach: the broker refuses appends past `i64::MAX - 2^32`).
     pub fn last_offset(&self) -> i64 {
         self.base_offset
             .wrapping_add(i64::from(self.last_offset_delta))

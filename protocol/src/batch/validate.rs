@@ -33,17 +33,35 @@ pub fn verify_crc(buf: &[u8]) -> Result<BatchHeader, BatchError> {
 /// structure (lengths, varints, UTF-8 header keys, record length equal to the sum of its
 /// fields), offset deltas 0, 1, 2, ... in order, as many records as `record_count`, the
 /// last delta equal to `last_offset_delta` (when there are records), and no bytes after
-/// the last record. Compressed batches are checked by header and CRC only. Allocates
-/// nothing. Returns the parsed header.
+/// the last record. The records of a compressed batch cannot be walked without
+/// decompressing them, so for it only the header's own claims are cross-checked:
+/// `last_offset_delta == record_count - 1` when it has records. Allocates nothing.
+/// Returns the parsed header.
 ///
-/// An empty batch (`record_count == 0`, as Kafka's compaction leaves behind) is valid;
-/// its `last_offset_delta` is not checked.
+/// So whenever `record_count > 0`, a batch that passes takes exactly `record_count`
+/// offsets (`last_offset_delta + 1`); for an uncompressed batch that count is also the
+/// number of records actually in it. An empty batch (`record_count == 0`, as Kafka's
+/// compaction leaves behind) is valid; its `last_offset_delta` is not checked (the broker
+/// refuses empty batches on append).
 pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = verify_crc(buf)?;
     if header.compression() == Compression::None {
         check_records(whole_batch(buf, &header)?, &header)?;
+    } else {
+        check_last_offset_delta(&header)?;
     }
     Ok(header)
+}
+
+/// `last_offset_delta == record_count - 1` for a batch with records.
+fn check_last_offset_delta(header: &BatchHeader) -> Result<(), BatchError> {
+    if header.record_count > 0 && header.last_offset_delta != header.record_count - 1 {
+        return Err(BatchError::LastOffsetDeltaMismatch {
+            header: header.last_offset_delta,
+            actual: header.record_count - 1,
+        });
+    }
+    Ok(())
 }
 
 /// Like [`validate`] but without the CRC check: the header and, for an
@@ -56,6 +74,8 @@ pub fn validate_structure(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     header.check_fields()?;
     if header.compression() == Compression::None {
         check_records(batch, &header)?;
+    } else {
+        check_last_offset_delta(&header)?;
     }
     Ok(header)
 }
@@ -91,13 +111,7 @@ fn check_records(batch: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
     if pos < batch.len() {
         return Err(excess(batch, pos, header.record_count));
     }
-    if header.record_count > 0 && header.last_offset_delta != header.record_count - 1 {
-        return Err(BatchError::LastOffsetDeltaMismatch {
-            header: header.last_offset_delta,
-            actual: header.record_count - 1,
-        });
-    }
-    Ok(())
+    check_last_offset_delta(header)
 }
 
 /// Explains the bytes from `start` to the batch end left after `count` records: more
@@ -291,6 +305,29 @@ mod tests {
         let mut b = assemble(header(1), &records(1));
         b[8..12].copy_from_slice(&40i32.to_be_bytes());
         assert_eq!(validate(&b), Err(BatchError::BadBatchLength(40)));
+    }
+
+    /// A compressed batch cannot be walked, but its header must still agree with itself:
+    /// a 70-byte batch claiming one record and 2^31 offsets is refused.
+    #[test]
+    fn compressed_batch_with_lying_last_offset_delta_is_refused() {
+        for (count, delta) in [(1, i32::MAX), (5, 0), (5, 5), (2, 3)] {
+            let b = assemble(
+                RefHeader {
+                    attributes: 1,
+                    record_count: count,
+                    last_offset_delta: delta,
+                    ..header(1)
+                },
+                &[0u8; 9],
+            );
+            let want = Err(BatchError::LastOffsetDeltaMismatch {
+                header: delta,
+                actual: count - 1,
+            });
+            assert_eq!(validate(&b), want, "count {count} delta {delta}");
+            assert_eq!(validate_structure(&b), want);
+        }
     }
 
     #[test]

@@ -53,6 +53,16 @@ pub enum ErrorCode {
     /// The broker holds the most committed offsets it may
     /// (`max_committed_offsets`); a commit that would add keys is refused.
     TooManyCommittedOffsets = 20,
+    /// A record batch is compressed; this broker does not store compressed
+    /// batches yet. Nothing of the append was written.
+    UnsupportedCompression = 21,
+    /// A record batch's timestamp is out of the range the topic accepts (its
+    /// largest timestamp is too far ahead of the broker's clock). Nothing of
+    /// the append was written.
+    InvalidTimestamp = 22,
+    /// The append would take the partition past its largest offset. Nothing
+    /// was written; the partition accepts no more records.
+    OffsetSpaceExhausted = 23,
 }
 
 impl ErrorCode {
@@ -80,6 +90,9 @@ impl ErrorCode {
             18 => InvalidGroupName,
             19 => OffsetMetadataTooLarge,
             20 => TooManyCommittedOffsets,
+            21 => UnsupportedCompression,
+            22 => InvalidTimestamp,
+            23 => OffsetSpaceExhausted,
             _ => Unknown,
         }
     }
@@ -137,6 +150,9 @@ impl std::fmt::Display for ErrorCode {
             ErrorCode::InvalidGroupName => "invalid consumer group name",
             ErrorCode::OffsetMetadataTooLarge => "offset metadata too large",
             ErrorCode::TooManyCommittedOffsets => "too many committed offsets",
+            ErrorCode::UnsupportedCompression => "unsupported compression",
+            ErrorCode::InvalidTimestamp => "invalid timestamp",
+            ErrorCode::OffsetSpaceExhausted => "partition offset space exhausted",
         };
         write!(f, "{text} ({})", *self as u16)
     }
@@ -150,7 +166,7 @@ mod tests {
 
     /// Every code with its number. Codes are stable: changing a number here
     /// breaks every client in the field.
-    const PINNED: [(ErrorCode, u16); 21] = [
+    const PINNED: [(ErrorCode, u16); 24] = [
         (ErrorCode::None, 0),
         (ErrorCode::Unknown, 1),
         (ErrorCode::CorruptRecord, 2),
@@ -172,6 +188,9 @@ mod tests {
         (ErrorCode::InvalidGroupName, 18),
         (ErrorCode::OffsetMetadataTooLarge, 19),
         (ErrorCode::TooManyCommittedOffsets, 20),
+        (ErrorCode::UnsupportedCompression, 21),
+        (ErrorCode::InvalidTimestamp, 22),
+        (ErrorCode::OffsetSpaceExhausted, 23),
     ];
 
     #[test]
@@ -208,14 +227,17 @@ mod tests {
                 | ErrorCode::RequestTimedOut
                 | ErrorCode::InvalidGroupName
                 | ErrorCode::OffsetMetadataTooLarge
-                | ErrorCode::TooManyCommittedOffsets => {}
+                | ErrorCode::TooManyCommittedOffsets
+                | ErrorCode::UnsupportedCompression
+                | ErrorCode::InvalidTimestamp
+                | ErrorCode::OffsetSpaceExhausted => {}
             }
         }
         let mut numbers: Vec<u16> = PINNED.iter().map(|(_, n)| *n).collect();
         numbers.dedup();
         assert_eq!(
             numbers,
-            (0..21).collect::<Vec<u16>>(),
+            (0..24).collect::<Vec<u16>>(),
             "dense, unique, in order"
         );
     }
@@ -230,7 +252,7 @@ mod tests {
 
     #[test]
     fn unknown_numbers_decode_as_unknown() {
-        for n in [21, 22, 100, 127, 128, 1000, u16::MAX] {
+        for n in [24, 25, 100, 127, 128, 1000, u16::MAX] {
             assert_eq!(ErrorCode::from_u16(n), ErrorCode::Unknown, "{n}");
         }
         // Through a body as well: 1000 = varint E8 07.

@@ -19,6 +19,7 @@ fn config(flush: FlushPolicy) -> LogConfig {
         retention_age: None,
         retention_bytes: None,
         flush,
+        max_timestamp_ahead: None,
     }
 }
 

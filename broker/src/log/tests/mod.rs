@@ -4,6 +4,8 @@
 mod append_read;
 mod crash_image;
 mod faults;
+mod hostile_headers;
+mod model;
 mod recovery;
 mod retention;
 mod util;

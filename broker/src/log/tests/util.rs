@@ -33,6 +33,7 @@ pub(super) fn small_config() -> LogConfig {
         retention_age: None,
         retention_bytes: None,
         flush: FlushPolicy::Never,
+        max_timestamp_ahead: Some(std::time::Duration::from_secs(3600)),
     }
 }
 

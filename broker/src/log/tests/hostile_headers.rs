@@ -1,0 +1,273 @@
+//! Batch headers are claims: appends whose headers lie about their offsets,
+//! compression or time are refused whole, and the log's offsets stay sane.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sluice_protocol::batch::{BatchError, Compression};
+
+use super::util::{assert_contiguous, batch, read_all, small_config};
+use crate::log::format::{LOG_SUFFIX, segment_path};
+use crate::log::{LogConfig, LogError, PartitionLog};
+
+/// Header field positions (docs/record-batch.md).
+const ATTRIBUTES: usize = 21;
+const LAST_OFFSET_DELTA: usize = 23;
+const MAX_TIMESTAMP: usize = 35;
+const RECORD_COUNT: usize = 57;
+
+/// Recomputes the CRC-32C of the batch at the start of `b` (bytes 21..end,
+/// stored at 17..21), so that only the header's claims are wrong.
+pub(super) fn resign(b: &mut [u8]) {
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+fn set_i16(b: &mut [u8], at: usize, v: i16) {
+    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+fn set_i32(b: &mut [u8], at: usize, v: i32) {
+    b[at..at + 4].copy_from_slice(&v.to_be_bytes());
+}
+fn set_i64(b: &mut [u8], at: usize, v: i64) {
+    b[at..at + 8].copy_from_slice(&v.to_be_bytes());
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A ~70-byte gzip-flagged batch: one garbage "compressed" record section,
+/// the given header claims, a valid CRC.
+fn gzip_batch(record_count: i32, last_offset_delta: i32) -> Vec<u8> {
+    let mut b = batch("z", 1, 1, 1000).to_vec();
+    set_i16(&mut b, ATTRIBUTES, 1);
+    set_i32(&mut b, RECORD_COUNT, record_count);
+    set_i32(&mut b, LAST_OFFSET_DELTA, last_offset_delta);
+    resign(&mut b);
+    b
+}
+
+#[test]
+fn compressed_batches_are_refused_and_take_no_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    log.append(&mut batch("a", 2, 10, 1000)).unwrap();
+
+    // An honest header: refused for its codec.
+    let mut honest = gzip_batch(1, 0);
+    assert!(honest.len() < 100);
+    assert!(matches!(
+        log.append(&mut honest),
+        Err(LogError::UnsupportedCompression {
+            position: 0,
+            codec: Compression::Gzip
+        })
+    ));
+    // Behind a good batch in the same append: nothing of it is written.
+    let mut two = batch("b", 1, 10, 1000).to_vec();
+    let position = two.len();
+    two.extend_from_slice(&gzip_batch(1, 0));
+    match log.append(&mut two) {
+        Err(LogError::UnsupportedCompression { position: p, .. }) => assert_eq!(p, position),
+        other => panic!("{other:?}"),
+    }
+    // One record claiming 2^31 offsets: the header contradicts itself.
+    let mut liar = gzip_batch(1, i32::MAX);
+    assert!(matches!(
+        log.append(&mut liar),
+        Err(LogError::InvalidBatch {
+            position: 0,
+            source: BatchError::LastOffsetDeltaMismatch {
+                header: i32::MAX,
+                actual: 0
+            }
+        })
+    ));
+    // Many of them in one append (the sum used to reach 2^33 offsets).
+    let mut many: Vec<u8> = (0..4).flat_map(|_| gzip_batch(1, i32::MAX)).collect();
+    assert!(log.append(&mut many).is_err());
+
+    assert_eq!((log.next_offset(), log.high_watermark()), (2, 2));
+    assert_eq!(log.segment_count(), 1);
+    let all = read_all(&log, 1 << 20);
+    assert_contiguous(&all, 0);
+    assert_eq!(all.len(), 2);
+}
+
+#[test]
+fn uncompressed_header_claims_must_match_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    for (count, delta) in [(3, 1000), (3, 3), (4, 3), (2, 1), (0, 2), (0, 0)] {
+        let mut b = batch("c", 3, 10, 1000).to_vec();
+        set_i32(&mut b, RECORD_COUNT, count);
+        set_i32(&mut b, LAST_OFFSET_DELTA, delta);
+        resign(&mut b);
+        let err = log.append(&mut b).unwrap_err();
+        assert!(
+            matches!(err, LogError::InvalidBatch { .. }),
+            "count {count} delta {delta}: {err}"
+        );
+    }
+    // An empty batch that is otherwise valid is refused too.
+    let mut empty = batch("c", 0, 10, 1000).to_vec();
+    assert!(matches!(
+        log.append(&mut empty),
+        Err(LogError::EmptyBatch { position: 0 })
+    ));
+    assert_eq!(log.next_offset(), 0);
+}
+
+#[test]
+fn batches_stamped_too_far_ahead_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        max_timestamp_ahead: Some(Duration::from_secs(3600)),
+        ..small_config()
+    };
+    let (log, _) = PartitionLog::open(dir.path(), config).unwrap();
+    let now = now_ms();
+    // Within the bound (clock skew of a few minutes) is fine.
+    log.append(&mut batch("ok", 2, 10, now + 5 * 60 * 1000))
+        .unwrap();
+    // A day ahead, or the far future, is not; nothing is written.
+    for ts in [now + 24 * 3600 * 1000, i64::MAX - 10] {
+        let mut b = batch("a", 1, 10, 1000).to_vec();
+        b.extend_from_slice(&batch("late", 2, 10, ts));
+        match log.append(&mut b) {
+            Err(LogError::TimestampTooFarAhead {
+                position,
+                max_timestamp,
+                ahead_ms,
+                ..
+            }) => {
+                assert!(position > 0, "the second batch");
+                assert_eq!(max_timestamp, ts.saturating_add(1));
+                assert_eq!(ahead_ms, 3600 * 1000);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Only the header's max timestamp counts (what retention reads).
+    let mut b = batch("lie", 1, 10, 1000).to_vec();
+    set_i64(&mut b, MAX_TIMESTAMP, now + 48 * 3600 * 1000);
+    resign(&mut b);
+    assert!(matches!(
+        log.append(&mut b),
+        Err(LogError::TimestampTooFarAhead { .. })
+    ));
+    assert_eq!(log.next_offset(), 2);
+
+    // With no bound, anything goes.
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        max_timestamp_ahead: None,
+        ..small_config()
+    };
+    let (log, _) = PartitionLog::open(dir.path(), config).unwrap();
+    log.append(&mut batch("late", 1, 10, i64::MAX - 10))
+        .unwrap();
+}
+
+#[test]
+fn appends_stop_at_the_offset_ceiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = PartitionLog::OFFSET_CEILING - 5;
+    std::fs::write(segment_path(dir.path(), base, LOG_SUFFIX), b"").unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.next_offset(), base);
+    log.append(&mut batch("a", 3, 10, 1000)).unwrap();
+    // 3 more would pass the ceiling by one: refused, nothing written.
+    match log.append(&mut batch("b", 3, 10, 1000)) {
+        Err(LogError::OffsetSpaceExhausted {
+            next_offset,
+            offsets,
+            ceiling,
+        }) => {
+            assert_eq!((next_offset, offsets), (base + 3, 3));
+            assert_eq!(ceiling, PartitionLog::OFFSET_CEILING);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Exactly up to the ceiling is allowed, then nothing more.
+    log.append(&mut batch("c", 2, 10, 1000)).unwrap();
+    assert_eq!(log.next_offset(), PartitionLog::OFFSET_CEILING);
+    assert!(matches!(
+        log.append(&mut batch("d", 1, 10, 1000)),
+        Err(LogError::OffsetSpaceExhausted { .. })
+    ));
+    let all = read_all(&log, 1 << 20);
+    assert_contiguous(&all, base);
+    assert_eq!(all.len(), 5);
+    assert!(i64::try_from(PartitionLog::OFFSET_CEILING + u64::from(u32::MAX)).is_ok());
+}
+
+/// A segment whose stored batches already span almost all of its 32-bit
+/// relative offsets (written before headers were checked): an append of
+/// several batches that would not fit rolls first, so every batch lands in
+/// a segment whose range holds it, and is indexed and readable.
+#[test]
+fn an_append_that_would_overflow_relative_offsets_rolls_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stored = Vec::new();
+    let mut next = 0i64;
+    for delta in [i32::MAX, i32::MAX - 3] {
+        let mut b = gzip_batch(1, delta);
+        sluice_protocol::batch::set_base_offset(&mut b, next).unwrap();
+        next += i64::from(delta) + 1;
+        stored.extend_from_slice(&b);
+    }
+    let seg_end = u64::from(u32::MAX) - 2;
+    assert_eq!(next as u64, seg_end);
+    std::fs::write(segment_path(dir.path(), 0, LOG_SUFFIX), &stored).unwrap();
+    let config = LogConfig {
+        index_interval_bytes: 1,
+        ..small_config()
+    };
+    let (log, _) = PartitionLog::open(dir.path(), config).unwrap();
+    assert_eq!(log.next_offset(), seg_end);
+
+    // Two records still fit (relative offsets up to u32::MAX - 1).
+    let info = log.append(&mut batch("fits", 2, 10, 1000)).unwrap();
+    assert!(!info.rolled);
+    // Three batches of two: the last would pass the range; all go to a new segment.
+    let mut three: Vec<u8> = (0..3)
+        .flat_map(|_| batch("next", 2, 10, 1000).to_vec())
+        .collect();
+    let info = log.append(&mut three).unwrap();
+    assert!(info.rolled);
+    assert_eq!(info.base_offset, seg_end + 2);
+    assert_eq!(log.segment_count(), 2);
+    // Every new batch is readable by its own offset (the index was used).
+    for o in seg_end + 2..seg_end + 8 {
+        let slice = log.read(o, 1).unwrap();
+        assert!(
+            slice.first_offset <= o && o < slice.next_offset,
+            "{o}: {slice:?}"
+        );
+        assert!(slice.len < 200, "one batch, not the segment: {slice:?}");
+    }
+}
+
+#[test]
+fn an_append_over_the_offset_cap_is_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let mut buf: Vec<u8> = (0..3)
+        .flat_map(|_| batch("c", 2, 10, 1000).to_vec())
+        .collect();
+    log.append_capped(&mut buf.clone(), 6).unwrap();
+    match log.append_capped(&mut buf, 5) {
+        Err(LogError::AppendTooLarge {
+            offsets,
+            max_offsets,
+            ..
+        }) => assert_eq!((offsets, max_offsets), (6, 5)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(log.next_offset(), 6);
+    assert!(PartitionLog::MAX_APPEND_OFFSETS < u64::from(u32::MAX));
+}
