@@ -167,6 +167,13 @@ pub struct BrokerConfig {
     pub hot_tail_bytes: u64,
     /// Defaults for new topics.
     pub topic_defaults: TopicDefaults,
+    /// Most (topic, partition) entries one Produce or Fetch request may
+    /// list; a longer list is refused with `TooManyPartitions`.
+    pub max_partitions_per_request: u32,
+    /// Most record bytes one fetch response carries, whatever the request
+    /// asks for (the first record batch is sent whole even if larger, so a
+    /// consumer always makes progress).
+    pub max_fetch_response_bytes: u32,
 }
 
 impl Default for BrokerConfig {
@@ -188,6 +195,8 @@ impl Default for BrokerConfig {
             hot_tail_bytes: 64 << 20,
             runtime_threads: 0,
             topic_defaults: TopicDefaults::default(),
+            max_partitions_per_request: 1000,
+            max_fetch_response_bytes: 64 << 20,
         }
     }
 }
@@ -211,6 +220,12 @@ impl BrokerConfig {
         }
         if self.max_frame_bytes > u32::MAX - 4 {
             return Err(format!("max_frame_bytes must be at most {}", u32::MAX - 4));
+        }
+        if self.max_partitions_per_request == 0 || self.max_partitions_per_request > 1_000_000 {
+            return Err("max_partitions_per_request must be between 1 and 1000000".into());
+        }
+        if self.max_fetch_response_bytes == 0 || self.max_fetch_response_bytes > 1 << 30 {
+            return Err("max_fetch_response_bytes must be between 1 and 1073741824 (1 GiB)".into());
         }
         if self.topic_defaults.partitions == 0 {
             return Err("topic_defaults.partitions must be positive".into());
@@ -254,5 +269,25 @@ mod tests {
             FlushPolicy::Interval(Duration::from_millis(250))
         );
         assert!(BrokerConfig::from_toml("listen_addr = \"x\"").is_err());
+    }
+
+    #[test]
+    fn request_caps_are_validated() {
+        let c = BrokerConfig::from_toml(
+            "max_partitions_per_request = 5\nmax_fetch_response_bytes = 65536\n",
+        )
+        .unwrap();
+        assert_eq!(c.max_partitions_per_request, 5);
+        assert_eq!(c.max_fetch_response_bytes, 65536);
+        c.validate().unwrap();
+        for bad in [
+            "max_partitions_per_request = 0",
+            "max_partitions_per_request = 1000001",
+            "max_fetch_response_bytes = 0",
+            "max_fetch_response_bytes = 1073741825",
+        ] {
+            let c = BrokerConfig::from_toml(bad).unwrap();
+            assert!(c.validate().is_err(), "{bad}");
+        }
     }
 }

@@ -62,6 +62,7 @@ async fn bad_input_gets_errors_and_others_keep_working() {
         body_len: 0,
     }
     .encode(0)
+    .unwrap()
     .to_vec();
     c.write_raw(&frame).await.unwrap();
     expect_frame_error(&mut c, ErrorCode::UnsupportedApi).await;
@@ -72,6 +73,7 @@ async fn bad_input_gets_errors_and_others_keep_working() {
         body_len: 0,
     }
     .encode(0)
+    .unwrap()
     .to_vec();
     c.write_raw(&frame).await.unwrap();
     expect_frame_error(&mut c, ErrorCode::UnsupportedVersion).await;
@@ -83,6 +85,7 @@ async fn bad_input_gets_errors_and_others_keep_working() {
         body_len: 3,
     }
     .encode(0)
+    .unwrap()
     .to_vec();
     frame.extend_from_slice(&[9, 9, 9]);
     c.write_raw(&frame).await.unwrap();
@@ -95,6 +98,7 @@ async fn bad_input_gets_errors_and_others_keep_working() {
         body_len: 100,
     }
     .encode(0)
+    .unwrap()
     .to_vec();
     frame[0..4].copy_from_slice(&14u32.to_be_bytes());
     frame.extend_from_slice(&[0, 0]);

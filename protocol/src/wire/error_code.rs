@@ -47,6 +47,11 @@ pub enum ErrorCode {
     RequestTimedOut = 17,
     /// An invalid consumer group name.
     InvalidGroupName = 18,
+    /// A Produce or Fetch request lists one (topic, partition) more than once.
+    DuplicatePartition = 19,
+    /// A Produce or Fetch request lists more partitions than the broker's
+    /// `max_partitions_per_request`.
+    TooManyPartitions = 20,
 }
 
 impl ErrorCode {
@@ -72,6 +77,8 @@ impl ErrorCode {
             16 => BrokerShuttingDown,
             17 => RequestTimedOut,
             18 => InvalidGroupName,
+            19 => DuplicatePartition,
+            20 => TooManyPartitions,
             _ => Unknown,
         }
     }
@@ -127,6 +134,8 @@ impl std::fmt::Display for ErrorCode {
             ErrorCode::BrokerShuttingDown => "broker shutting down",
             ErrorCode::RequestTimedOut => "request timed out",
             ErrorCode::InvalidGroupName => "invalid consumer group name",
+            ErrorCode::DuplicatePartition => "partition listed twice in one request",
+            ErrorCode::TooManyPartitions => "too many partitions in one request",
         };
         write!(f, "{text} ({})", *self as u16)
     }
@@ -140,7 +149,7 @@ mod tests {
 
     /// Every code with its number. Codes are stable: changing a number here
     /// breaks every client in the field.
-    const PINNED: [(ErrorCode, u16); 19] = [
+    const PINNED: [(ErrorCode, u16); 21] = [
         (ErrorCode::None, 0),
         (ErrorCode::Unknown, 1),
         (ErrorCode::CorruptRecord, 2),
@@ -160,6 +169,8 @@ mod tests {
         (ErrorCode::BrokerShuttingDown, 16),
         (ErrorCode::RequestTimedOut, 17),
         (ErrorCode::InvalidGroupName, 18),
+        (ErrorCode::DuplicatePartition, 19),
+        (ErrorCode::TooManyPartitions, 20),
     ];
 
     #[test]
@@ -194,14 +205,16 @@ mod tests {
                 | ErrorCode::InvalidConfig
                 | ErrorCode::BrokerShuttingDown
                 | ErrorCode::RequestTimedOut
-                | ErrorCode::InvalidGroupName => {}
+                | ErrorCode::InvalidGroupName
+                | ErrorCode::DuplicatePartition
+                | ErrorCode::TooManyPartitions => {}
             }
         }
         let mut numbers: Vec<u16> = PINNED.iter().map(|(_, n)| *n).collect();
         numbers.dedup();
         assert_eq!(
             numbers,
-            (0..19).collect::<Vec<u16>>(),
+            (0..21).collect::<Vec<u16>>(),
             "dense, unique, in order"
         );
     }
@@ -216,7 +229,7 @@ mod tests {
 
     #[test]
     fn unknown_numbers_decode_as_unknown() {
-        for n in [19, 20, 100, 127, 128, 1000, u16::MAX] {
+        for n in [21, 22, 100, 127, 128, 1000, u16::MAX] {
             assert_eq!(ErrorCode::from_u16(n), ErrorCode::Unknown, "{n}");
         }
         // Through a body as well: 1000 = varint E8 07.
