@@ -387,3 +387,29 @@ fn peek_correlation_id(buf: &[u8]) -> u32 {
         .and_then(|b| b.try_into().ok())
         .map_or(0, u32::from_be_bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_buffer_is_cut_back_after_a_large_response() {
+        let mut out = Vec::with_capacity(4096);
+        out.resize(3000, 1);
+        release_out(&mut out);
+        assert_eq!(out.len(), 3000, "a small buffer is left alone");
+        out.resize(10 << 20, 1);
+        release_out(&mut out);
+        assert!(out.is_empty());
+        assert!(out.capacity() <= OUT_BASELINE, "{}", out.capacity());
+    }
+
+    #[test]
+    fn correlation_id_of_a_partial_frame() {
+        assert_eq!(
+            peek_correlation_id(&[0, 0, 0, 20, 0, 1, 0, 0, 0, 0, 0, 9]),
+            9
+        );
+        assert_eq!(peek_correlation_id(&[0, 0, 0, 20]), 0);
+    }
+}
