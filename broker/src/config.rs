@@ -141,8 +141,13 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     /// Largest request frame accepted, in bytes.
     pub max_frame_bytes: u32,
-    /// Bytes of request frames held in memory across all connections; a
-    /// connection whose next frame does not fit waits (backpressure).
+    /// Bytes of request frames held in memory across all connections beyond
+    /// each connection's fixed 64 KiB read buffer. A frame larger than that
+    /// buffer takes budget step by step as its bytes arrive and gives it back
+    /// once served; a connection that cannot get budget stops reading
+    /// (backpressure). One maximum frame of it is kept as a reserve so that
+    /// frames growing side by side always complete. At least
+    /// `max_frame_bytes + 4`.
     pub max_request_bytes_in_flight: u64,
     /// Close a connection that sends nothing for this many milliseconds.
     pub idle_timeout_ms: u64,

@@ -352,6 +352,28 @@ async fn partition_lists_are_capped_and_duplicates_refused() {
         .call::<_, FetchResponse>(ApiKey::Fetch, &fetch_of(&many[..1000], 1024), &[])
         .await;
     assert!(r.is_ok(), "{r:?}");
+    // With acks=none no answer is read, so a refused list closes the
+    // connection instead.
+    let mut quiet = broker.connect().await;
+    let req = ProduceRequest {
+        acks: Acks::None,
+        timeout_ms: 5000,
+        partitions: vec![
+            ProducePartition {
+                topic: "t".into(),
+                partition: 1,
+                records_len: batch.len() as u32,
+            };
+            2
+        ],
+    };
+    let tail = [&batch[..], &batch[..]].concat();
+    quiet.send(ApiKey::Produce, &req, &tail).await.unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(10), quiet.recv_raw())
+        .await
+        .expect("closed, not left hanging");
+    assert!(r.is_err(), "no response, the connection is closed: {r:?}");
+    assert_eq!(read_partition(&mut c, "t", 1, 0).await.len(), 0);
     // The connection still works.
     c.produce(Acks::Leader, 5000, &[("t", 0, &batch)])
         .await
