@@ -22,7 +22,9 @@
 //! completes (or hits the frame timeout) and frees them: frames that grow
 //! while others hold budget cannot deadlock. A client that announces a large
 //! frame and trickles its bytes holds budget only for the bytes it sent (at
-//! most 1.5 times those plus 1 MiB), not for the whole declared frame.
+//! most twice those plus 64 KiB), not for the whole declared frame — unless
+//! the shared part is exhausted and it takes the rest of its frame from the
+//! reserve.
 //!
 //! A connection that is idle too long, sends a malformed frame, takes longer
 //! than the frame timeout to send (or to get budget for) a frame it started,
@@ -52,8 +54,6 @@ use super::stats::Stats;
 pub(super) const READ_BASELINE: usize = 64 * 1024;
 /// Response-buffer capacity a connection keeps between requests.
 pub(super) const OUT_BASELINE: usize = 64 * 1024;
-/// Smallest growth step of a large frame's own buffer.
-const GROW_MIN: usize = 1 << 20;
 
 /// Request-budget permits a frame holds: steps from the shared part, and at
 /// most one grant from the reserve. Released when dropped.
@@ -282,7 +282,10 @@ impl Conn {
         }
         let deadline = deadline.unwrap_or_else(|| Instant::now() + frame_time);
         let held = self.read_permits.held();
-        let step = (want - len).min(GROW_MIN.max(len / 2));
+        // Double (at least by the baseline): a connection holds budget for at
+        // most twice the bytes it sent plus 64 KiB, and a frame is copied
+        // about once in all while it grows.
+        let step = (want - len).min(len.max(READ_BASELINE));
         let shared = &self.broker.request_budget;
         let reserve = &self.broker.request_reserve;
         // Permits needed for a buffer of `cap` bytes, beyond those held.
