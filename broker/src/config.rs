@@ -147,8 +147,13 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     /// Largest request frame accepted, in bytes.
     pub max_frame_bytes: u32,
-    /// Bytes of request frames held in memory across all connections; a
-    /// connection whose next frame does not fit waits (backpressure).
+    /// Bytes of request frames held in memory across all connections beyond
+    /// each connection's fixed 64 KiB read buffer. A frame larger than that
+    /// buffer takes budget step by step as its bytes arrive and gives it back
+    /// once served; a connection that cannot get budget stops reading
+    /// (backpressure). One maximum frame of it is kept as a reserve so that
+    /// frames growing side by side always complete. At least
+    /// `max_frame_bytes + 4`.
     pub max_request_bytes_in_flight: u64,
     /// Close a connection that sends nothing for this many milliseconds.
     pub idle_timeout_ms: u64,
@@ -185,6 +190,13 @@ pub struct BrokerConfig {
     /// snapshotted and the log below the snapshot deleted (at least the size
     /// of the previous snapshot).
     pub offsets_snapshot_bytes: u64,
+    /// Most (topic, partition) entries one Produce or Fetch request may
+    /// list; a longer list is refused with `TooManyPartitions`.
+    pub max_partitions_per_request: u32,
+    /// Most record bytes one fetch response carries, whatever the request
+    /// asks for (the first record batch is sent whole even if larger, so a
+    /// consumer always makes progress).
+    pub max_fetch_response_bytes: u32,
 }
 
 impl Default for BrokerConfig {
@@ -209,6 +221,8 @@ impl Default for BrokerConfig {
             offset_metadata_max_bytes: 4096,
             max_committed_offsets: 100_000,
             offsets_snapshot_bytes: 16 << 20,
+            max_partitions_per_request: 1000,
+            max_fetch_response_bytes: 64 << 20,
         }
     }
 }
@@ -250,6 +264,11 @@ impl BrokerConfig {
         }
         if self.offsets_snapshot_bytes < 4096 {
             return Err("offsets_snapshot_bytes must be at least 4096".into());
+        if self.max_partitions_per_request == 0 || self.max_partitions_per_request > 1_000_000 {
+            return Err("max_partitions_per_request must be between 1 and 1000000".into());
+        }
+        if self.max_fetch_response_bytes == 0 || self.max_fetch_response_bytes > 1 << 30 {
+            return Err("max_fetch_response_bytes must be between 1 and 1073741824 (1 GiB)".into());
         }
         if self.topic_defaults.partitions == 0 {
             return Err("topic_defaults.partitions must be positive".into());
@@ -309,5 +328,25 @@ mod tests {
             FlushPolicy::Interval(Duration::from_millis(250))
         );
         assert!(BrokerConfig::from_toml("listen_addr = \"x\"").is_err());
+    }
+
+    #[test]
+    fn request_caps_are_validated() {
+        let c = BrokerConfig::from_toml(
+            "max_partitions_per_request = 5\nmax_fetch_response_bytes = 65536\n",
+        )
+        .unwrap();
+        assert_eq!(c.max_partitions_per_request, 5);
+        assert_eq!(c.max_fetch_response_bytes, 65536);
+        c.validate().unwrap();
+        for bad in [
+            "max_partitions_per_request = 0",
+            "max_partitions_per_request = 1000001",
+            "max_fetch_response_bytes = 0",
+            "max_fetch_response_bytes = 1073741825",
+        ] {
+            let c = BrokerConfig::from_toml(bad).unwrap();
+            assert!(c.validate().is_err(), "{bad}");
+        }
     }
 }

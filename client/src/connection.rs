@@ -80,7 +80,7 @@ impl RequestWriter {
             correlation_id: id,
             body_len: body_len as u32,
         }
-        .encode(tail.len());
+        .encode(tail.len())?;
         self.buf[..16].copy_from_slice(&header);
         if tail.is_empty() {
             self.half.write_all(&self.buf).await?;

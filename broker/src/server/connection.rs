@@ -2,11 +2,34 @@
 //! responses in request order.
 //!
 //! A request frame is read whole before it is served. Its declared length is
-//! checked against `max_frame_bytes` before anything is allocated, and its
-//! bytes are taken from the broker-wide request budget while it is held, so
-//! many large requests wait instead of exhausting memory. A connection that
-//! is idle too long, sends a malformed frame, or does not read its responses
-//! within the write timeout is closed; the others are unaffected.
+//! checked against `max_frame_bytes` before anything is allocated.
+//!
+//! Memory a connection holds:
+//! - a read buffer of [`READ_BASELINE`] bytes, outside the request budget:
+//!   requests that fit in it never wait for the budget;
+//! - a larger frame gets a buffer of its own, grown in steps as its bytes
+//!   arrive, each step taken from the broker-wide request budget first
+//!   (`max_request_bytes_in_flight`). That buffer and its share of the
+//!   budget are released as soon as the request has been served; the
+//!   connection goes back to its baseline buffer;
+//! - a response buffer, cut back to [`OUT_BASELINE`] bytes after every
+//!   response that needed more.
+//!
+//! The budget has two parts. Steps come from the shared part. When it is
+//! exhausted, a growing frame waits either for its next step there or for
+//! the whole rest of its frame from the reserve (one maximum frame), whichever
+//! comes first. A frame that holds reserve permits needs no more, so it
+//! completes (or hits the frame timeout) and frees them: frames that grow
+//! while others hold budget cannot deadlock. A client that announces a large
+//! frame and trickles its bytes holds budget only for the bytes it sent (at
+//! most twice those plus 64 KiB), not for the whole declared frame — unless
+//! the shared part is exhausted and it takes the rest of its frame from the
+//! reserve.
+//!
+//! A connection that is idle too long, sends a malformed frame, takes longer
+//! than the frame timeout to send (or to get budget for) a frame it started,
+//! or does not read its responses within the write timeout is closed; the
+//! others are unaffected.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,16 +43,66 @@ use sluice_protocol::wire::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::time::Instant;
 
 use super::Broker;
 use super::stats::Stats;
+
+/// Read-buffer bytes every connection keeps outside the request budget.
+/// Request frames up to this size (length prefix included) never wait for
+/// the budget.
+pub(super) const READ_BASELINE: usize = 64 * 1024;
+/// Response-buffer capacity a connection keeps between requests.
+pub(super) const OUT_BASELINE: usize = 64 * 1024;
+
+/// Request-budget permits a frame holds: steps from the shared part, and at
+/// most one grant from the reserve. Released when dropped.
+#[derive(Debug, Default)]
+pub(super) struct FramePermits {
+    shared: Option<OwnedSemaphorePermit>,
+    reserve: Option<OwnedSemaphorePermit>,
+}
+
+impl FramePermits {
+    /// Bytes of budget held.
+    fn held(&self) -> usize {
+        self.shared
+            .as_ref()
+            .map_or(0, OwnedSemaphorePermit::num_permits)
+            + self
+                .reserve
+                .as_ref()
+                .map_or(0, OwnedSemaphorePermit::num_permits)
+    }
+
+    fn add_shared(&mut self, p: OwnedSemaphorePermit) {
+        match &mut self.shared {
+            Some(held) => held.merge(p),
+            None => self.shared = Some(p),
+        }
+    }
+
+    fn add_reserve(&mut self, p: OwnedSemaphorePermit) {
+        match &mut self.reserve {
+            Some(held) => held.merge(p),
+            None => self.reserve = Some(p),
+        }
+    }
+}
 
 /// What the connection task carries between requests.
 pub(super) struct Conn {
     pub(super) stream: TcpStream,
     pub(super) broker: Arc<Broker>,
     pub(super) stop: watch::Receiver<bool>,
+    /// Bytes read and not yet taken as a frame. Its allocation is either the
+    /// baseline (`READ_BASELINE` bytes) or, while a larger frame arrives, a
+    /// buffer of that frame's own covered by `read_permits`.
     read_buf: BytesMut,
+    /// Size of `read_buf`'s whole allocation (frames split off included).
+    read_alloc: usize,
+    /// Budget held for `read_buf` while it is larger than the baseline.
+    read_permits: FramePermits,
     /// Scratch for encoding response headers and bodies.
     pub(super) out: Vec<u8>,
 }
@@ -50,7 +123,9 @@ pub(super) async fn serve(
         stream,
         broker: Arc::clone(&broker),
         stop,
-        read_buf: BytesMut::with_capacity(64 * 1024),
+        read_buf: BytesMut::with_capacity(READ_BASELINE),
+        read_alloc: READ_BASELINE,
+        read_permits: FramePermits::default(),
         out: Vec::with_capacity(4096),
     };
     match conn.run().await {
@@ -78,6 +153,10 @@ pub(super) enum ConnError {
     WriteTimeout(Duration),
     #[error("closed in the middle of a frame")]
     TruncatedFrame,
+    #[error("request budget closed")]
+    BudgetClosed,
+    #[error("request refused ({0}): {1}")]
+    Refused(ErrorCode, String),
 }
 
 impl Conn {
@@ -110,53 +189,52 @@ impl Conn {
             };
             Stats::add(&self.broker.stats.requests, 1);
             let mut frame = frame;
-            super::handlers::dispatch(self, &mut frame).await?;
+            let served = super::handlers::dispatch(self, &mut frame).await;
+            // The frame's own buffer (if it had one) and its budget go back now.
+            drop(frame);
             drop(permit);
+            release_out(&mut self.out);
+            served?;
         }
     }
 
     /// Reads one whole frame. `Ok(None)` on a clean close between frames.
-    async fn read_frame(
-        &mut self,
-    ) -> Result<Option<(BytesMut, Option<OwnedSemaphorePermit>)>, ConnError> {
-        let config = &self.broker.config;
+    /// The frame comes with the budget that covers its buffer, if it needed
+    /// more than the baseline.
+    async fn read_frame(&mut self) -> Result<Option<(BytesMut, FramePermits)>, ConnError> {
+        let broker = Arc::clone(&self.broker);
+        let config = &broker.config;
         let idle = Duration::from_millis(config.idle_timeout_ms);
         let frame_time = Duration::from_millis(config.frame_timeout_ms);
-        let mut permit = None;
         // Once a frame has started, all of it must arrive within
         // `frame_timeout_ms`: a slow sender cannot hold its share of the
         // request budget indefinitely.
-        let mut deadline: Option<tokio::time::Instant> = None;
+        let mut deadline: Option<Instant> = None;
         loop {
-            match check_frame(&self.read_buf, config.max_frame_bytes, REQUEST_HEADER_LEN)? {
-                Some(total) => {
-                    let frame = self.read_buf.split_to(total);
-                    return Ok(Some((frame, permit)));
+            if let Some(total) =
+                check_frame(&self.read_buf, config.max_frame_bytes, REQUEST_HEADER_LEN)?
+            {
+                let frame = self.read_buf.split_to(total);
+                let permits = std::mem::take(&mut self.read_permits);
+                if self.read_alloc > READ_BASELINE {
+                    // The frame had a buffer of its own: it leaves with the
+                    // frame (freed once served) and the connection goes back
+                    // to a baseline buffer.
+                    let mut fresh = BytesMut::with_capacity(READ_BASELINE.max(self.read_buf.len()));
+                    fresh.extend_from_slice(&self.read_buf);
+                    self.read_alloc = fresh.capacity();
+                    self.read_buf = fresh;
                 }
-                None => {
-                    if self.read_buf.len() >= LEN_PREFIX && permit.is_none() {
-                        let total = LEN_PREFIX
-                            + u32::from_be_bytes([
-                                self.read_buf[0],
-                                self.read_buf[1],
-                                self.read_buf[2],
-                                self.read_buf[3],
-                            ]) as usize;
-                        // Hold the frame's bytes in the budget while buffering it.
-                        let budget = &self.broker.request_budget;
-                        let want = (total as u64).min(self.broker.request_budget_total) as u32;
-                        permit = Arc::clone(budget).acquire_many_owned(want).await.ok();
-                        deadline = Some(tokio::time::Instant::now() + frame_time);
-                        self.read_buf
-                            .reserve(total.saturating_sub(self.read_buf.len()));
-                    }
-                }
+                return Ok(Some((frame, permits)));
             }
-            if self.read_buf.capacity() == self.read_buf.len() {
-                self.read_buf.reserve(64 * 1024);
+            if deadline.is_none() && !self.read_buf.is_empty() {
+                deadline = Some(Instant::now() + frame_time);
+            }
+            if self.read_buf.len() == self.read_buf.capacity() {
+                self.make_room(deadline, frame_time).await?;
             }
             let wait = match deadline {
-                Some(d) => idle.min(d.saturating_duration_since(tokio::time::Instant::now())),
+                Some(d) => idle.min(d.saturating_duration_since(Instant::now())),
                 None => idle,
             };
             let n = match tokio::time::timeout(wait, self.stream.read_buf(&mut self.read_buf)).await
@@ -177,6 +255,71 @@ impl Conn {
         }
     }
 
+    /// Makes room in a full `read_buf` for more of the frame being read:
+    /// within the baseline if the frame fits there, otherwise by moving it
+    /// to a larger buffer of its own, covered by budget taken first.
+    async fn make_room(
+        &mut self,
+        deadline: Option<Instant>,
+        frame_time: Duration,
+    ) -> Result<(), ConnError> {
+        let len = self.read_buf.len();
+        // `check_frame` has refused declared lengths over the maximum.
+        let want = match self.read_buf.get(..LEN_PREFIX) {
+            Some(p) => LEN_PREFIX + u32::from_be_bytes([p[0], p[1], p[2], p[3]]) as usize,
+            None => LEN_PREFIX,
+        };
+        if want <= READ_BASELINE {
+            // Frames split off earlier are gone: reuse the allocation if the
+            // bytes can move to its front, else start a new baseline buffer.
+            if !self.read_buf.try_reclaim(READ_BASELINE - len) {
+                let mut fresh = BytesMut::with_capacity(READ_BASELINE);
+                fresh.extend_from_slice(&self.read_buf);
+                self.read_buf = fresh;
+                self.read_alloc = READ_BASELINE;
+            }
+            return Ok(());
+        }
+        let deadline = deadline.unwrap_or_else(|| Instant::now() + frame_time);
+        let held = self.read_permits.held();
+        // Double (at least by the baseline): a connection holds budget for at
+        // most twice the bytes it sent plus 64 KiB, and a frame is copied
+        // about once in all while it grows.
+        let step = (want - len).min(len.max(READ_BASELINE));
+        let shared = &self.broker.request_budget;
+        let reserve = &self.broker.request_reserve;
+        // Permits needed for a buffer of `cap` bytes, beyond those held.
+        let need = |cap: usize| cap.saturating_sub(held).min(u32::MAX as usize) as u32;
+        let new_cap = match Arc::clone(shared).try_acquire_many_owned(need(len + step)) {
+            Ok(p) => {
+                self.read_permits.add_shared(p);
+                len + step
+            }
+            Err(_) => {
+                tokio::select! {
+                    p = Arc::clone(shared).acquire_many_owned(need(len + step)) => {
+                        let Ok(p) = p else { return Err(ConnError::BudgetClosed) };
+                        self.read_permits.add_shared(p);
+                        len + step
+                    }
+                    p = Arc::clone(reserve).acquire_many_owned(need(want)) => {
+                        let Ok(p) = p else { return Err(ConnError::BudgetClosed) };
+                        self.read_permits.add_reserve(p);
+                        want
+                    }
+                    () = tokio::time::sleep_until(deadline) => {
+                        return Err(ConnError::SlowFrame(frame_time));
+                    }
+                }
+            }
+        };
+        let mut grown = BytesMut::with_capacity(new_cap);
+        grown.extend_from_slice(&self.read_buf);
+        self.read_buf = grown;
+        self.read_alloc = new_cap;
+        Ok(())
+    }
+
     /// Writes `self.out` (a whole encoded response) with the write timeout.
     pub(super) async fn write_out(&mut self) -> Result<(), ConnError> {
         let timeout = Duration::from_millis(self.broker.config.write_timeout_ms);
@@ -188,23 +331,29 @@ impl Conn {
 
     /// Encodes a response with `body` into `self.out`, leaving room for a
     /// tail of `tail_len` bytes that the caller sends after it.
+    /// [`WireError::FrameLengthOverflow`] if the frame would not fit its
+    /// u32 length prefix.
     pub(super) fn encode_response<T: serde::Serialize>(
         &mut self,
         correlation_id: u32,
         code: ErrorCode,
         body: &T,
         tail_len: usize,
-    ) {
+    ) -> Result<(), WireError> {
         self.out.clear();
         self.out.resize(LEN_PREFIX + RESPONSE_HEADER_LEN, 0);
         let body_len = encode_body(body, &mut self.out);
+        let body_len = u32::try_from(body_len).map_err(|_| WireError::FrameLengthOverflow {
+            len: body_len as u64,
+        })?;
         let header = ResponseHeader {
             correlation_id,
             error_code: code,
-            body_len: body_len as u32,
+            body_len,
         }
-        .encode(tail_len);
+        .encode(tail_len)?;
         self.out[..header.len()].copy_from_slice(&header);
+        Ok(())
     }
 
     /// Writes a frame-level error response.
@@ -221,8 +370,17 @@ impl Conn {
                 message: message.to_owned(),
             },
             0,
-        );
+        )?;
         self.write_out().await
+    }
+}
+
+/// Cuts a response buffer that grew past [`OUT_BASELINE`] back to it, so a
+/// connection does not keep the capacity of its largest response.
+fn release_out(out: &mut Vec<u8>) {
+    if out.capacity() > OUT_BASELINE {
+        out.clear();
+        out.shrink_to(OUT_BASELINE);
     }
 }
 
@@ -231,4 +389,30 @@ fn peek_correlation_id(buf: &[u8]) -> u32 {
     buf.get(8..12)
         .and_then(|b| b.try_into().ok())
         .map_or(0, u32::from_be_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_buffer_is_cut_back_after_a_large_response() {
+        let mut out = Vec::with_capacity(4096);
+        out.resize(3000, 1);
+        release_out(&mut out);
+        assert_eq!(out.len(), 3000, "a small buffer is left alone");
+        out.resize(10 << 20, 1);
+        release_out(&mut out);
+        assert!(out.is_empty());
+        assert!(out.capacity() <= OUT_BASELINE, "{}", out.capacity());
+    }
+
+    #[test]
+    fn correlation_id_of_a_partial_frame() {
+        assert_eq!(
+            peek_correlation_id(&[0, 0, 0, 20, 0, 1, 0, 0, 0, 0, 0, 9]),
+            9
+        );
+        assert_eq!(peek_correlation_id(&[0, 0, 0, 20]), 0);
+    }
 }

@@ -164,7 +164,11 @@ pub(super) async fn dispatch(conn: &mut Conn, frame: &mut BytesMut) -> Result<()
             respond(conn, id, &resp).await
         }
         ApiKey::Stats => {
-            let resp = broker.stats.snapshot();
+            let mut resp = broker.stats.snapshot();
+            resp.counters.push(sluice_protocol::wire::stats::Counter {
+                name: "request_bytes_held".to_owned(),
+                value: broker.request_bytes_held(),
+            });
             respond(conn, id, &resp).await
         }
     }
@@ -176,8 +180,51 @@ pub(super) async fn respond<T: serde::Serialize>(
     id: u32,
     body: &T,
 ) -> Result<(), ConnError> {
-    conn.encode_response(id, ErrorCode::None, body, 0);
-    conn.write_out().await
+    match conn.encode_response(id, ErrorCode::None, body, 0) {
+        Ok(()) => conn.write_out().await,
+        Err(e) => {
+            let msg = format!("response too large: {e}");
+            conn.write_error(id, ErrorCode::MessageTooLarge, &msg).await
+        }
+    }
+}
+
+/// Checks the partition list of a Produce or Fetch request: at most `max`
+/// entries, no (topic, partition) twice. The error is the code and message
+/// that refuse the whole request.
+pub(super) fn check_partition_list<'a>(
+    entries: impl ExactSizeIterator<Item = (&'a str, u32)> + Clone,
+    max: u32,
+) -> Result<(), (ErrorCode, String)> {
+    let n = entries.len();
+    if n > max as usize {
+        return Err((
+            ErrorCode::TooManyPartitions,
+            format!("{n} partitions in one request; at most {max} are accepted"),
+        ));
+    }
+    let duplicate = |(topic, partition): (&str, u32)| {
+        (
+            ErrorCode::DuplicatePartition,
+            format!("partition {partition} of topic {topic:?} is listed more than once"),
+        )
+    };
+    if n <= 16 {
+        // Short lists (the usual case): compare pairs, no allocation.
+        for (i, a) in entries.clone().enumerate() {
+            if entries.clone().skip(i + 1).any(|b| a == b) {
+                return Err(duplicate(a));
+            }
+        }
+    } else {
+        let mut seen = std::collections::HashSet::with_capacity(n);
+        for e in entries {
+            if !seen.insert(e) {
+                return Err(duplicate(e));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs blocking work (file creation, fsync) off the reactor.
@@ -376,5 +423,34 @@ fn offset_fetch(broker: &Broker, req: OffsetFetchRequest) -> OffsetFetchResponse
     OffsetFetchResponse {
         error_code: ErrorCode::None,
         partitions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(list: &[(&str, u32)], max: u32) -> Result<(), ErrorCode> {
+        check_partition_list(list.iter().copied(), max).map_err(|(code, _)| code)
+    }
+
+    #[test]
+    fn partition_lists_are_capped_and_free_of_duplicates() {
+        assert_eq!(check(&[], 1), Ok(()));
+        assert_eq!(check(&[("a", 0), ("a", 1), ("b", 0)], 3), Ok(()));
+        assert_eq!(
+            check(&[("a", 0), ("a", 1), ("b", 0)], 2),
+            Err(ErrorCode::TooManyPartitions)
+        );
+        assert_eq!(
+            check(&[("a", 0), ("b", 0), ("a", 0)], 10),
+            Err(ErrorCode::DuplicatePartition)
+        );
+        // Long lists take the hash-set path.
+        let names: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
+        let mut long: Vec<(&str, u32)> = names.iter().map(|n| (n.as_str(), 7)).collect();
+        assert_eq!(check(&long, 40), Ok(()));
+        long.push(("t39", 7));
+        assert_eq!(check(&long, 41), Err(ErrorCode::DuplicatePartition));
     }
 }

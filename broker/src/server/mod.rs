@@ -22,6 +22,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use sluice_protocol::wire::frame::LEN_PREFIX;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -43,9 +44,15 @@ pub struct Broker {
     pub offsets: OffsetStore,
     /// Counters.
     pub stats: Stats,
-    /// Bytes of request frames that may be held in memory at once.
+    /// The shared part of the request budget (bytes of request frames
+    /// beyond each connection's baseline buffer): large frames grow into it
+    /// step by step.
     pub(crate) request_budget: Arc<Semaphore>,
-    /// The budget's size in bytes (permits).
+    /// The reserve part of the budget, one maximum frame: taken whole for
+    /// the rest of a frame when the shared part is exhausted. Its holders
+    /// never wait for more, so growing frames cannot deadlock.
+    pub(crate) request_reserve: Arc<Semaphore>,
+    /// The whole budget's size in bytes (permits of both parts).
     pub(crate) request_budget_total: u64,
     /// Exclusive lock on the data directory, held for the broker's life.
     _lock: nix::fcntl::Flock<std::fs::File>,
@@ -107,15 +114,25 @@ impl Broker {
         // crash let it write their tombstones) are forgotten.
         offsets.forget_topics(|t| topics.topic(t).is_some())?;
         let budget = config.max_request_bytes_in_flight.min(u64::from(u32::MAX)) as usize;
+        // `validate` checked that the budget holds at least one whole frame.
+        let reserve = (config.max_frame_bytes as usize + LEN_PREFIX).min(budget);
         Ok(Arc::new(Broker {
             config,
             topics,
             offsets,
             stats: Stats::default(),
-            request_budget: Arc::new(Semaphore::new(budget)),
+            request_budget: Arc::new(Semaphore::new(budget - reserve)),
+            request_reserve: Arc::new(Semaphore::new(reserve)),
             request_budget_total: budget as u64,
             _lock: lock,
         }))
+    }
+
+    /// Bytes of the request budget currently held by frames.
+    pub fn request_bytes_held(&self) -> u64 {
+        let free =
+            self.request_budget.available_permits() + self.request_reserve.available_permits();
+        self.request_budget_total.saturating_sub(free as u64)
     }
 
     /// Flushes and closes every log, writing clean-shutdown markers. Blocking.

@@ -12,7 +12,7 @@ use sluice_protocol::wire::produce::{
 };
 
 use super::connection::{Conn, ConnError};
-use super::handlers::respond;
+use super::handlers::{check_partition_list, respond};
 use super::stats::Stats;
 use crate::error::log_error_code;
 use crate::log::FlushPolicy;
@@ -24,6 +24,19 @@ pub(super) async fn produce(
     req: ProduceRequest,
     tail: &mut [u8],
 ) -> Result<(), ConnError> {
+    let entries = req
+        .partitions
+        .iter()
+        .map(|p| (p.topic.as_str(), p.partition));
+    let max = conn.broker.config.max_partitions_per_request;
+    if let Err((code, msg)) = check_partition_list(entries, max) {
+        Stats::add(&conn.broker.stats.bad_requests, 1);
+        if req.acks == Acks::None {
+            // No answer is read (see below): close instead.
+            return Err(ConnError::Refused(code, msg));
+        }
+        return conn.write_error(id, code, &msg).await;
+    }
     if let Err(e) = req.check_tail(tail.len()) {
         Stats::add(&conn.broker.stats.bad_requests, 1);
         if req.acks == Acks::None {

@@ -186,10 +186,84 @@ impl Accumulator {
         out
     }
 
+    /// Takes ready batches from the front for one Produce request: like
+    /// [`Accumulator::take_ready`], but at most `max_entries` batches and at
+    /// most one per (topic, partition) — a broker refuses a request that
+    /// lists a partition twice or too many partitions. It stops at the first
+    /// batch that does not fit, so each partition's batches stay in order.
+    pub(crate) fn take_request(
+        &mut self,
+        max_bytes: usize,
+        max_entries: usize,
+        now: Instant,
+    ) -> Vec<ReadyBatch> {
+        let mut out: Vec<ReadyBatch> = Vec::new();
+        let mut bytes = 0;
+        while let Some(front) = self.ready.front() {
+            let repeat = || {
+                out.iter()
+                    .any(|b| b.partition == front.partition && b.topic == front.topic)
+            };
+            if front.not_before.is_some_and(|t| t > now)
+                || (!out.is_empty()
+                    && (bytes + front.bytes.len() > max_bytes
+                        || out.len() >= max_entries
+                        || repeat()))
+            {
+                break;
+            }
+            bytes += front.bytes.len();
+            if let Some(b) = self.ready.pop_front() {
+                out.push(b);
+            }
+        }
+        out
+    }
+
     /// Puts batches back at the front, in their order, for a retry.
     pub(crate) fn requeue_front(&mut self, batches: Vec<ReadyBatch>) {
         for b in batches.into_iter().rev() {
             self.ready.push_front(b);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready(topic: &str, partition: u32, len: usize) -> ReadyBatch {
+        ReadyBatch {
+            topic: topic.to_owned(),
+            partition,
+            bytes: BytesMut::zeroed(len),
+            waiters: Vec::new(),
+            _permit: None,
+            attempts: 0,
+            not_before: None,
+        }
+    }
+
+    fn keys(batches: &[ReadyBatch]) -> Vec<(&str, u32)> {
+        batches
+            .iter()
+            .map(|b| (b.topic.as_str(), b.partition))
+            .collect()
+    }
+
+    #[test]
+    fn a_request_lists_each_partition_once_and_at_most_max_entries() {
+        let mut acc = Accumulator::default();
+        for (t, p) in [("a", 0), ("a", 1), ("b", 0), ("a", 0), ("c", 0)] {
+            acc.ready.push_back(ready(t, p, 10));
+        }
+        let now = Instant::now();
+        let first = acc.take_request(1 << 20, 1000, now);
+        assert_eq!(keys(&first), [("a", 0), ("a", 1), ("b", 0)]);
+        let second = acc.take_request(1 << 20, 1, now);
+        assert_eq!(keys(&second), [("a", 0)]);
+        let third = acc.take_request(15, 1000, now);
+        assert_eq!(keys(&third), [("c", 0)]);
+        assert!(acc.take_request(1 << 20, 1000, now).is_empty());
     }
 }

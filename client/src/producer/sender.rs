@@ -22,6 +22,9 @@ use crate::error::ClientError;
 /// Largest produce request the sender builds (it always sends at least one
 /// batch, whatever its size).
 const MAX_REQUEST_BYTES: usize = 8 << 20;
+/// Most record sets in one Produce request: the broker's default
+/// `max_partitions_per_request`.
+const MAX_REQUEST_PARTITIONS: usize = 1000;
 
 type InFlight = (Vec<ReadyBatch>, OwnedSemaphorePermit);
 
@@ -201,7 +204,10 @@ pub(super) async fn run(shared: Arc<Shared>) {
                     acc.seal_all();
                 }
                 let deadline = acc.seal_expired(shared.config.linger, now);
-                (acc.take_ready(MAX_REQUEST_BYTES, now), deadline)
+                (
+                    acc.take_request(MAX_REQUEST_BYTES, MAX_REQUEST_PARTITIONS, now),
+                    deadline,
+                )
             };
             if batches.is_empty() {
                 if closing && shared.pending.load(Ordering::Acquire) == 0 {

@@ -63,6 +63,11 @@ pub enum ErrorCode {
     /// The append would take the partition past its largest offset. Nothing
     /// was written; the partition accepts no more records.
     OffsetSpaceExhausted = 23,
+    /// A Produce or Fetch request lists one (topic, partition) more than once.
+    DuplicatePartition = 24,
+    /// A Produce or Fetch request lists more partitions than the broker's
+    /// `max_partitions_per_request`.
+    TooManyPartitions = 25,
 }
 
 impl ErrorCode {
@@ -93,6 +98,8 @@ impl ErrorCode {
             21 => UnsupportedCompression,
             22 => InvalidTimestamp,
             23 => OffsetSpaceExhausted,
+            24 => DuplicatePartition,
+            25 => TooManyPartitions,
             _ => Unknown,
         }
     }
@@ -153,6 +160,8 @@ impl std::fmt::Display for ErrorCode {
             ErrorCode::UnsupportedCompression => "unsupported compression",
             ErrorCode::InvalidTimestamp => "invalid timestamp",
             ErrorCode::OffsetSpaceExhausted => "partition offset space exhausted",
+            ErrorCode::DuplicatePartition => "partition listed twice in one request",
+            ErrorCode::TooManyPartitions => "too many partitions in one request",
         };
         write!(f, "{text} ({})", *self as u16)
     }
@@ -166,7 +175,7 @@ mod tests {
 
     /// Every code with its number. Codes are stable: changing a number here
     /// breaks every client in the field.
-    const PINNED: [(ErrorCode, u16); 24] = [
+    const PINNED: [(ErrorCode, u16); 26] = [
         (ErrorCode::None, 0),
         (ErrorCode::Unknown, 1),
         (ErrorCode::CorruptRecord, 2),
@@ -191,6 +200,8 @@ mod tests {
         (ErrorCode::UnsupportedCompression, 21),
         (ErrorCode::InvalidTimestamp, 22),
         (ErrorCode::OffsetSpaceExhausted, 23),
+        (ErrorCode::DuplicatePartition, 24),
+        (ErrorCode::TooManyPartitions, 25),
     ];
 
     #[test]
@@ -230,14 +241,16 @@ mod tests {
                 | ErrorCode::TooManyCommittedOffsets
                 | ErrorCode::UnsupportedCompression
                 | ErrorCode::InvalidTimestamp
-                | ErrorCode::OffsetSpaceExhausted => {}
+                | ErrorCode::OffsetSpaceExhausted
+                | ErrorCode::DuplicatePartition
+                | ErrorCode::TooManyPartitions => {}
             }
         }
         let mut numbers: Vec<u16> = PINNED.iter().map(|(_, n)| *n).collect();
         numbers.dedup();
         assert_eq!(
             numbers,
-            (0..24).collect::<Vec<u16>>(),
+            (0..26).collect::<Vec<u16>>(),
             "dense, unique, in order"
         );
     }
@@ -252,7 +265,7 @@ mod tests {
 
     #[test]
     fn unknown_numbers_decode_as_unknown() {
-        for n in [24, 25, 100, 127, 128, 1000, u16::MAX] {
+        for n in [26, 27, 100, 127, 128, 1000, u16::MAX] {
             assert_eq!(ErrorCode::from_u16(n), ErrorCode::Unknown, "{n}");
         }
         // Through a body as well: 1000 = varint E8 07.

@@ -116,18 +116,33 @@ pub fn check_frame(
     Ok((buf.len() >= total).then_some(total))
 }
 
+/// `header_len + body_len + tail_len` as a `frame_len`, checked: a frame
+/// whose length does not fit in the u32 prefix is an error, never a
+/// silently wrapped length.
+pub fn frame_len(header_len: usize, body_len: u32, tail_len: usize) -> Result<u32, WireError> {
+    let len = (header_len as u64)
+        .saturating_add(u64::from(body_len))
+        .saturating_add(tail_len as u64);
+    u32::try_from(len).map_err(|_| WireError::FrameLengthOverflow { len })
+}
+
 impl RequestHeader {
     /// Encodes the length prefix and header of a request whose body is
-    /// `body_len` bytes and whose tail is `tail_len` bytes.
-    pub fn encode(&self, tail_len: usize) -> [u8; LEN_PREFIX + REQUEST_HEADER_LEN] {
-        let frame_len = (REQUEST_HEADER_LEN + self.body_len as usize + tail_len) as u32;
+    /// `body_len` bytes and whose tail is `tail_len` bytes, or
+    /// [`WireError::FrameLengthOverflow`] if the frame would not fit the u32
+    /// length prefix.
+    pub fn encode(
+        &self,
+        tail_len: usize,
+    ) -> Result<[u8; LEN_PREFIX + REQUEST_HEADER_LEN], WireError> {
+        let frame_len = frame_len(REQUEST_HEADER_LEN, self.body_len, tail_len)?;
         let mut out = [0u8; LEN_PREFIX + REQUEST_HEADER_LEN];
         out[0..4].copy_from_slice(&frame_len.to_be_bytes());
         out[4..6].copy_from_slice(&self.api_key.to_be_bytes());
         out[6..8].copy_from_slice(&self.api_version.to_be_bytes());
         out[8..12].copy_from_slice(&self.correlation_id.to_be_bytes());
         out[12..16].copy_from_slice(&self.body_len.to_be_bytes());
-        out
+        Ok(out)
     }
 
     /// Decodes the header of a whole request frame (length prefix included)
@@ -155,15 +170,20 @@ impl RequestHeader {
 }
 
 impl ResponseHeader {
-    /// Encodes the length prefix and header of a response.
-    pub fn encode(&self, tail_len: usize) -> [u8; LEN_PREFIX + RESPONSE_HEADER_LEN] {
-        let frame_len = (RESPONSE_HEADER_LEN + self.body_len as usize + tail_len) as u32;
+    /// Encodes the length prefix and header of a response with a tail of
+    /// `tail_len` bytes, or [`WireError::FrameLengthOverflow`] if the frame
+    /// would not fit the u32 length prefix.
+    pub fn encode(
+        &self,
+        tail_len: usize,
+    ) -> Result<[u8; LEN_PREFIX + RESPONSE_HEADER_LEN], WireError> {
+        let frame_len = frame_len(RESPONSE_HEADER_LEN, self.body_len, tail_len)?;
         let mut out = [0u8; LEN_PREFIX + RESPONSE_HEADER_LEN];
         out[0..4].copy_from_slice(&frame_len.to_be_bytes());
         out[4..8].copy_from_slice(&self.correlation_id.to_be_bytes());
         out[8..10].copy_from_slice(&(self.error_code as u16).to_be_bytes());
         out[10..14].copy_from_slice(&self.body_len.to_be_bytes());
-        out
+        Ok(out)
     }
 
     /// Decodes the header of a whole response frame; returns it and the
@@ -203,7 +223,7 @@ mod tests {
             correlation_id: 0x0A0B_0C0D,
             body_len: 5,
         };
-        let bytes = header.encode(7);
+        let bytes = header.encode(7).unwrap();
         assert_eq!(
             bytes,
             [
@@ -227,7 +247,7 @@ mod tests {
             error_code: ErrorCode::InvalidRequest,
             body_len: 3,
         };
-        let bytes = header.encode(0);
+        let bytes = header.encode(0).unwrap();
         assert_eq!(
             bytes,
             [
@@ -241,6 +261,37 @@ mod tests {
         frame.extend_from_slice(&[1, 2, 3]);
         assert_eq!(check_frame(&frame, MAX, RESPONSE_HEADER_LEN), Ok(Some(17)));
         assert_eq!(ResponseHeader::decode(&frame), Ok((header, 0)));
+    }
+
+    #[test]
+    fn frame_length_past_u32_is_an_error_not_a_wrap() {
+        let response = ResponseHeader {
+            correlation_id: 1,
+            error_code: ErrorCode::None,
+            body_len: 100,
+        };
+        // The largest tail that still fits.
+        let fits = u32::MAX as usize - RESPONSE_HEADER_LEN - 100;
+        let bytes = response.encode(fits).unwrap();
+        assert_eq!(bytes[0..4], [0xFF; 4]);
+        assert_eq!(
+            response.encode(fits + 1),
+            Err(WireError::FrameLengthOverflow {
+                len: u64::from(u32::MAX) + 1
+            })
+        );
+        // 4 GiB + 14: would have wrapped to a 14-byte frame.
+        assert!(response.encode(1 << 32).is_err());
+        let request = RequestHeader {
+            api_key: 0,
+            api_version: 0,
+            correlation_id: 1,
+            body_len: u32::MAX,
+        };
+        assert!(matches!(
+            request.encode(0),
+            Err(WireError::FrameLengthOverflow { .. })
+        ));
     }
 
     #[test]
@@ -259,7 +310,7 @@ mod tests {
             error_code: ErrorCode::None,
             body_len: 2,
         };
-        let mut frame = header.encode(5).to_vec();
+        let mut frame = header.encode(5).unwrap().to_vec();
         assert_eq!(frame[..4], [0, 0, 0, 17]);
         frame.extend_from_slice(&[0; 7]);
         assert_eq!(ResponseHeader::decode(&frame), Ok((header, 5)));
@@ -273,7 +324,7 @@ mod tests {
             correlation_id: 1,
             body_len: 4,
         };
-        let mut frame = header.encode(0).to_vec();
+        let mut frame = header.encode(0).unwrap().to_vec();
         frame.extend_from_slice(&[1, 2, 3, 4]);
         for cut in 0..frame.len() {
             assert_eq!(
@@ -362,7 +413,7 @@ mod tests {
             correlation_id: 3,
             body_len: 2,
         };
-        let mut frame = header.encode(3).to_vec();
+        let mut frame = header.encode(3).unwrap().to_vec();
         frame.extend_from_slice(&[0; 5]);
         for cut in 0..frame.len() {
             assert!(
@@ -387,7 +438,7 @@ mod tests {
             error_code: ErrorCode::None,
             body_len: 1,
         };
-        let mut frame = response.encode(0).to_vec();
+        let mut frame = response.encode(0).unwrap().to_vec();
         frame.push(0);
         for cut in 0..frame.len() {
             assert!(matches!(
@@ -472,7 +523,7 @@ mod tests {
             tail_len in 0usize..256,
         ) {
             let header = RequestHeader { api_key, api_version, correlation_id, body_len };
-            let mut frame = header.encode(tail_len).to_vec();
+            let mut frame = header.encode(tail_len).unwrap().to_vec();
             frame.resize(frame.len() + body_len as usize + tail_len, 0x5A);
             prop_assert_eq!(check_frame(&frame, u32::MAX, REQUEST_HEADER_LEN), Ok(Some(frame.len())));
             prop_assert_eq!(RequestHeader::decode(&frame), Ok((header, tail_len)));
@@ -490,7 +541,7 @@ mod tests {
                 error_code: ErrorCode::from_u16(code),
                 body_len,
             };
-            let mut frame = header.encode(tail_len).to_vec();
+            let mut frame = header.encode(tail_len).unwrap().to_vec();
             frame.resize(frame.len() + body_len as usize + tail_len, 0xA5);
             prop_assert_eq!(check_frame(&frame, u32::MAX, RESPONSE_HEADER_LEN), Ok(Some(frame.len())));
             prop_assert_eq!(ResponseHeader::decode(&frame), Ok((header, tail_len)));

@@ -140,6 +140,12 @@ pub enum WireError {
         /// Length of the tail.
         tail: u64,
     },
+    /// A frame to be encoded is longer than the u32 length prefix can say.
+    #[error("frame of {len} bytes does not fit a u32 length")]
+    FrameLengthOverflow {
+        /// The frame's length after the prefix.
+        len: u64,
+    },
 }
 
 /// Checks that the raw record lengths a body lists add up to the frame's
@@ -285,7 +291,8 @@ mod tests {
             correlation_id,
             body_len: body.len() as u32,
         }
-        .encode(0);
+        .encode(0)
+        .unwrap();
         [&header[..], &body].concat()
     }
 
@@ -325,7 +332,8 @@ mod tests {
             error_code: ErrorCode::None,
             body_len: body.len() as u32,
         }
-        .encode(0);
+        .encode(0)
+        .unwrap();
         assert_eq!(
             [&header[..], &body].concat(),
             hex("00000029 00000001 0000 0000001f  0a
@@ -350,7 +358,8 @@ mod tests {
             correlation_id: 2,
             body_len: 7,
         }
-        .encode(70);
+        .encode(70)
+        .unwrap();
         assert_eq!(header, hex("00000059 0004 0000 00000002 00000007")[..]);
     }
 }
