@@ -264,6 +264,7 @@ impl BrokerConfig {
         }
         if self.offsets_snapshot_bytes < 4096 {
             return Err("offsets_snapshot_bytes must be at least 4096".into());
+        }
         if self.max_partitions_per_request == 0 || self.max_partitions_per_request > 1_000_000 {
             return Err("max_partitions_per_request must be between 1 and 1000000".into());
         }

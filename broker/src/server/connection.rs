@@ -22,7 +22,7 @@
 //! completes (or hits the frame timeout) and frees them: frames that grow
 //! while others hold budget cannot deadlock. A client that announces a large
 //! frame and trickles its bytes holds budget only for the bytes it sent (at
-//! most twice those plus 64 KiB), not for the whole declared frame — unless
+//! most twice those plus 1 MiB), not for the whole declared frame — unless
 //! the shared part is exhausted and it takes the rest of its frame from the
 //! reserve.
 //!
@@ -52,6 +52,9 @@ use super::stats::Stats;
 /// Request frames up to this size (length prefix included) never wait for
 /// the budget.
 pub(super) const READ_BASELINE: usize = 64 * 1024;
+/// How far a frame's own buffer grows past the baseline at first, before
+/// it grows by doubling.
+const FIRST_GROW: usize = 1 << 20;
 /// Response-buffer capacity a connection keeps between requests.
 pub(super) const OUT_BASELINE: usize = 64 * 1024;
 
@@ -282,10 +285,12 @@ impl Conn {
         }
         let deadline = deadline.unwrap_or_else(|| Instant::now() + frame_time);
         let held = self.read_permits.held();
-        // Double (at least by the baseline): a connection holds budget for at
-        // most twice the bytes it sent plus 64 KiB, and a frame is copied
-        // about once in all while it grows.
-        let step = (want - len).min(len.max(READ_BASELINE));
+        // Grow to the whole frame if it is at most `FIRST_GROW` past the
+        // baseline (one allocation, one copy of the baseline's bytes: the
+        // common produce request), else double: a connection holds budget for
+        // at most twice the bytes it sent plus `FIRST_GROW`, and a larger
+        // frame is copied about once in all while it grows.
+        let step = (want - len).min(len.max(FIRST_GROW));
         let shared = &self.broker.request_budget;
         let reserve = &self.broker.request_reserve;
         // Permits needed for a buffer of `cap` bytes, beyond those held.
