@@ -273,14 +273,15 @@ async fn tricklers_do_not_hold_the_budget_for_what_they_announce() {
         assert!(t.elapsed() < Duration::from_secs(20), "held {held:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Each holds at most twice what it sent plus 64 KiB, not 8 MiB.
+    // Each holds at most twice what it sent plus the 1 MiB first step, not
+    // 8 MiB.
     let held = good
         .stats()
         .await
         .unwrap()
         .get("request_bytes_held")
         .unwrap();
-    assert!(held <= 8 * (2 * start as u64 + 64 * 1024), "held {held}");
+    assert!(held <= 8 * (2 * start as u64 + MIB), "held {held}");
     let batch = batch_sized("big", 2, 1 << 20);
     let mut c = broker.connect().await;
     c.write_raw(&produce_frame(&batch, 9)).await.unwrap();
