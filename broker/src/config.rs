@@ -167,6 +167,9 @@ pub struct BrokerConfig {
     pub hot_tail_bytes: u64,
     /// Defaults for new topics.
     pub topic_defaults: TopicDefaults,
+    /// Most partitions, over all topics, the broker serves; a CreateTopics
+    /// that would go beyond it is refused (`InvalidPartitions`).
+    pub max_partitions: u32,
 }
 
 impl Default for BrokerConfig {
@@ -188,6 +191,7 @@ impl Default for BrokerConfig {
             hot_tail_bytes: 64 << 20,
             runtime_threads: 0,
             topic_defaults: TopicDefaults::default(),
+            max_partitions: crate::topics::DEFAULT_MAX_PARTITIONS,
         }
     }
 }
@@ -215,6 +219,11 @@ impl BrokerConfig {
         if self.topic_defaults.partitions == 0 {
             return Err("topic_defaults.partitions must be positive".into());
         }
+        if self.max_partitions == 0 {
+            return Err("max_partitions must be positive".into());
+        }
+        crate::topics::check_topic_limits(&self.topic_defaults.resolve(&TopicConfig::default()))
+            .map_err(|e| format!("topic_defaults: {e}"))?;
         self.topic_defaults
             .log_config(&TopicConfig::default())
             .validate()
@@ -254,5 +263,25 @@ mod tests {
             FlushPolicy::Interval(Duration::from_millis(250))
         );
         assert!(BrokerConfig::from_toml("listen_addr = \"x\"").is_err());
+    }
+
+    #[test]
+    fn resource_floors_and_partition_limit_are_validated() {
+        let c = BrokerConfig::from_toml("max_partitions = 5\n").unwrap();
+        assert_eq!(c.max_partitions, 5);
+        c.validate().unwrap();
+        for (text, needle) in [
+            ("max_partitions = 0\n", "max_partitions"),
+            ("[topic_defaults]\nsegment_bytes = 4096\n", "segment_bytes"),
+            ("[topic_defaults]\nsegment_ms = 10\n", "segment_ms"),
+        ] {
+            let err = BrokerConfig::from_toml(text)
+                .unwrap()
+                .validate()
+                .unwrap_err();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        let c = BrokerConfig::from_toml("[topic_defaults]\nsegment_ms = 0\n").unwrap();
+        c.validate().unwrap();
     }
 }

@@ -96,7 +96,8 @@ impl Broker {
             message,
         })?;
         let lock = lock_data_dir(&config.data_dir)?;
-        let topics = TopicStore::open_with(fs, &config.data_dir, config.topic_defaults.clone())?;
+        let topics = TopicStore::open_with(fs, &config.data_dir, config.topic_defaults.clone())?
+            .with_max_partitions(config.max_partitions);
         let offsets = OffsetStore::open(&config.data_dir)?;
         let budget = config.max_request_bytes_in_flight.min(u64::from(u32::MAX)) as usize;
         Ok(Arc::new(Broker {
