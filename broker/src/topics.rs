@@ -100,6 +100,8 @@ pub struct TopicStore {
     admin: Mutex<()>,
     /// Most partitions over all topics; creates beyond it are refused.
     max_partitions: u32,
+    /// Partitions that recovery opened offline (damaged flushed data).
+    offline_at_open: u64,
 }
 
 fn admin_err(code: ErrorCode, message: impl Into<String>) -> BrokerError {
@@ -235,8 +237,14 @@ impl TopicStore {
         remove_marked_dirs(&*fs, data_dir)?;
 
         let mut topics = BTreeMap::new();
+        let mut offline_at_open = 0;
         for r in records {
             let topic = open_topic(&fs, data_dir, &defaults, &r.name, r.partitions, &r.config)?;
+            offline_at_open += topic
+                .partitions
+                .iter()
+                .filter(|p| p.log.is_offline())
+                .count() as u64;
             topics.insert(r.name.clone(), Arc::new(topic));
         }
         let mut strays = 0;
@@ -271,6 +279,7 @@ impl TopicStore {
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
             max_partitions: DEFAULT_MAX_PARTITIONS,
+            offline_at_open,
         })
     }
 
@@ -279,6 +288,12 @@ impl TopicStore {
     pub fn with_max_partitions(mut self, max_partitions: u32) -> Self {
         self.max_partitions = max_partitions;
         self
+    }
+
+    /// How many partitions recovery opened offline at startup, because data
+    /// that was flushed is damaged (see [`crate::log::RecoveryReport`]).
+    pub fn partitions_offline_at_open(&self) -> u64 {
+        self.offline_at_open
     }
 
     /// The topic defaults.

@@ -110,20 +110,24 @@ impl Segment {
 
     /// Opens an existing segment whose data is trusted (below the recovery
     /// point, or after a clean shutdown): its size is the file's length and
-    /// its indexes are kept when intact, rebuilt otherwise.
+    /// its indexes are kept when intact, rebuilt otherwise. Never changes the
+    /// `.log` file. Returns the segment and the bytes at its end that are not
+    /// whole valid batches (0 when sound); the segment's size then ends at
+    /// the last valid batch and the caller decides what to do.
     pub(crate) fn open_trusted(
         fs: &dyn FileSystem,
         dir: &Path,
         base_offset: u64,
         config: &LogConfig,
         active: bool,
-    ) -> Result<Segment, LogError> {
+    ) -> Result<(Segment, u64), LogError> {
         let log_path = segment_path(dir, base_offset, LOG_SUFFIX);
         let log = fs
             .open(&log_path, OpenMode::Existing)
             .map_err(|e| LogError::io("open", &log_path, e))?;
         let mut seg = Self::with_indexes(fs, dir, base_offset, log_path, log, config, active)?;
         seg.size = seg.log.len().map_err(|e| seg.io_err("stat", e))?;
+        let mut invalid = 0;
         // Scan batch headers from the last offset index entry to the end. The
         // time index's last entry bounds every record before that entry (it
         // is only skipped when the bound did not grow), so the newest
@@ -150,19 +154,16 @@ impl Segment {
             seg.bytes_since_index = seg.size - position;
         } else {
             tracing::warn!(segment = %seg.log_path.display(), "damaged or missing index; rebuilding it");
-            // Rebuild with room for every entry, then trim a sealed one again.
-            seg.reactivate(config)?;
-            seg.recover(config)?;
-            if !active {
-                seg.seal()?;
-            }
+            invalid = seg.rescan(config)?;
         }
-        Ok(seg)
+        Ok((seg, invalid))
     }
 
     /// Opens an existing segment that may hold a torn or corrupt tail and
-    /// rescans it (see [`Segment::recover`]). Returns the bytes cut off.
-    pub(crate) fn open_and_recover(
+    /// rescans it (see [`Segment::rescan`]) as the active segment. Returns the
+    /// segment and the bytes after its last valid batch; the `.log` file is
+    /// not changed (see [`Segment::truncate_invalid_tail`]).
+    pub(crate) fn open_and_rescan(
         fs: &dyn FileSystem,
         dir: &Path,
         base_offset: u64,
@@ -173,8 +174,22 @@ impl Segment {
             .open(&log_path, OpenMode::Existing)
             .map_err(|e| LogError::io("open", &log_path, e))?;
         let mut seg = Self::with_indexes(fs, dir, base_offset, log_path, log, config, true)?;
-        let cut = seg.recover(config)?;
-        Ok((seg, cut))
+        let invalid = seg.rescan(config)?;
+        Ok((seg, invalid))
+    }
+
+    /// Cuts the `.log` file back to the segment's size (the end of its last
+    /// valid batch), dropping a torn or corrupt tail found by
+    /// [`Segment::rescan`]. Returns the bytes cut off.
+    pub(crate) fn truncate_invalid_tail(&mut self) -> Result<u64, LogError> {
+        let file_len = self.log.len().map_err(|e| self.io_err("stat", e))?;
+        let cut = file_len.saturating_sub(self.size);
+        if cut > 0 {
+            self.log
+                .set_len(self.size)
+                .map_err(|e| self.io_err("truncate", e))?;
+        }
+        Ok(cut)
     }
 
     fn io_err(&self, op: &'static str, e: std::io::Error) -> LogError {
@@ -182,9 +197,16 @@ impl Segment {
     }
 
     /// Rescans the whole `.log` file: checks each batch's header, CRC and
-    /// offset continuity, rebuilds both indexes, and truncates the file at the
-    /// first batch that is torn or corrupt. Returns the bytes cut off.
-    pub(crate) fn recover(&mut self, config: &LogConfig) -> Result<u64, LogError> {
+    /// offset continuity and rebuilds both indexes up to the first batch that
+    /// is torn or corrupt, where the segment's size then ends. The `.log`
+    /// file itself is not changed. Returns the bytes after the last valid
+    /// batch. A sealed segment's indexes are regrown for the rebuild (their
+    /// trimmed length only fits the old entries) and trimmed again after it.
+    pub(crate) fn rescan(&mut self, config: &LogConfig) -> Result<u64, LogError> {
+        let was_sealed = self.sealed;
+        if was_sealed {
+            self.reactivate(config)?;
+        }
         let file_len = self.log.len().map_err(|e| self.io_err("stat", e))?;
         self.offset_index.clear();
         self.time_index.clear();
@@ -226,26 +248,23 @@ impl Segment {
             let header = match batch::verify_crc(bytes) {
                 Ok(h) => h,
                 Err(e) => {
-                    tracing::warn!(segment = %self.log_path.display(), position = pos, error = %e, "invalid batch; truncating");
+                    tracing::warn!(segment = %self.log_path.display(), position = pos, error = %e, "invalid batch; the valid data ends here");
                     break;
                 }
             };
             if u64::try_from(header.base_offset) != Ok(self.next_offset) {
                 tracing::warn!(segment = %self.log_path.display(), position = pos,
-                    expected = self.next_offset, found = header.base_offset, "offset gap; truncating");
+                    expected = self.next_offset, found = header.base_offset, "offset gap; the valid data ends here");
                 break;
             }
             self.index_batch(pos, &header, config);
             pos += header.total_len() as u64;
             self.size = pos;
         }
-        let cut = file_len - self.size;
-        if cut > 0 {
-            self.log
-                .set_len(self.size)
-                .map_err(|e| self.io_err("truncate", e))?;
+        if was_sealed {
+            self.seal()?;
         }
-        Ok(cut)
+        Ok(file_len - self.size)
     }
 
     /// Walks batch headers from `position` (where the batch with base offset

@@ -98,13 +98,17 @@ impl Broker {
         let lock = lock_data_dir(&config.data_dir)?;
         let topics = TopicStore::open_with(fs, &config.data_dir, config.topic_defaults.clone())?
             .with_max_partitions(config.max_partitions);
+        let stats = Stats {
+            partitions_offline_at_open: topics.partitions_offline_at_open().into(),
+            ..Stats::default()
+        };
         let offsets = OffsetStore::open(&config.data_dir)?;
         let budget = config.max_request_bytes_in_flight.min(u64::from(u32::MAX)) as usize;
         Ok(Arc::new(Broker {
             config,
             topics,
             offsets,
-            stats: Stats::default(),
+            stats,
             request_budget: Arc::new(Semaphore::new(budget)),
             request_budget_total: budget as u64,
             _lock: lock,
