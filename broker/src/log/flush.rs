@@ -55,8 +55,8 @@ impl PartitionLog {
             let files: Vec<Arc<dyn LogFile>> = state
                 .segments
                 .range(from..=to.max(from))
-                .map(|s| Arc::clone(s.file()))
-                .collect();
+                .map(|s| s.file())
+                .collect::<Result<_, _>>()?;
             let last = state.segments.get(to.max(from));
             let point = match last {
                 Some(s) if s.is_sealed() => LogPoint {

@@ -14,7 +14,7 @@ use sluice_protocol::batch;
 use super::LogError;
 use super::config::{FlushPolicy, LogConfig};
 use super::io::{FileSystem, LogFile};
-use super::segment::Segment;
+use super::segment::{MAX_OPEN_SEALED_SEGMENTS, Segment};
 
 /// A place in the log: an offset and the byte where its batch starts (or
 /// where the next batch will start) in the segment that holds it.
@@ -46,6 +46,9 @@ pub(crate) struct LogState {
     pub(crate) offline: Option<String>,
     /// A clean shutdown started: appends are refused.
     pub(crate) closing: bool,
+    /// Base offsets of sealed segments whose handles may be open, least
+    /// recently read first (at most [`MAX_OPEN_SEALED_SEGMENTS`]).
+    pub(crate) open_sealed: VecDeque<u64>,
 }
 
 impl LogState {
@@ -55,6 +58,27 @@ impl LogState {
         self.segments
             .partition_point(|s| s.base_offset() <= offset)
             .saturating_sub(1)
+    }
+
+    /// Records a read of the sealed segment at `base` and releases the least
+    /// recently read sealed segments beyond [`MAX_OPEN_SEALED_SEGMENTS`], so
+    /// descriptors and index mappings do not grow with retained history.
+    pub(crate) fn touch_sealed(&mut self, base: u64) {
+        if self.open_sealed.back() == Some(&base) {
+            return;
+        }
+        self.open_sealed.retain(|&b| b != base);
+        self.open_sealed.push_back(base);
+        while self.open_sealed.len() > MAX_OPEN_SEALED_SEGMENTS {
+            let Some(old) = self.open_sealed.pop_front() else {
+                break;
+            };
+            if let Some(seg) = self.segments.get(self.segment_index(old)) {
+                if seg.base_offset() == old {
+                    seg.release();
+                }
+            }
+        }
     }
 
     pub(crate) fn active(&self) -> &Segment {
@@ -319,12 +343,14 @@ impl PartitionLog {
     /// Seals the active segment and starts a new one at the log end.
     pub(crate) fn roll(&self, state: &mut LogState) -> Result<(), LogError> {
         let base = state.end.offset;
-        let new = Segment::create(&*self.fs, &self.dir, base, &self.config)?;
+        let new = Segment::create(&self.fs, &self.dir, base, &self.config)?;
         if let Err(e) = state.active_mut().seal() {
             let _ = new.delete(&*self.fs);
             return Err(e);
         }
+        let sealed = state.active().base_offset();
         state.segments.push_back(new);
+        state.touch_sealed(sealed);
         state.dir_changes += 1;
         tracing::debug!(dir = %self.dir.display(), base_offset = base, "rolled segment");
         Ok(())
@@ -341,7 +367,7 @@ impl PartitionLog {
     /// gives an empty slice; outside `[log_start_offset, high_watermark]` an
     /// [`LogError::OffsetOutOfRange`].
     pub fn read(&self, offset: u64, max_bytes: u64) -> Result<LogSlice, LogError> {
-        let state = self.state.lock();
+        let mut state = self.state.lock();
         let hw = self.visible_end(&state);
         let log_start = self.log_start_offset();
         let mut slice = LogSlice {
@@ -416,11 +442,15 @@ impl PartitionLog {
             })
             .sum();
         slice.bytes_after = (limit - end) + later;
-        slice.file = Some(Arc::clone(seg.file()));
+        slice.file = Some(seg.file()?);
         slice.position = start;
         slice.len = end - start;
         slice.first_offset = first;
         slice.next_offset = end_offset;
+        if seg.is_sealed() {
+            let base = seg.base_offset();
+            state.touch_sealed(base);
+        }
         Ok(slice)
     }
 
@@ -439,14 +469,32 @@ impl PartitionLog {
     /// whose largest timestamp reaches `timestamp` (a consumer skips older
     /// records inside that batch).
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<u64>, LogError> {
-        let state = self.state.lock();
+        let mut state = self.state.lock();
         let hw = self.visible_end(&state);
+        let mut touched = None;
+        let found = self.find_timestamp(&state, hw, timestamp, &mut touched);
+        if let Some(base) = touched {
+            state.touch_sealed(base);
+        }
+        found
+    }
+
+    fn find_timestamp(
+        &self,
+        state: &LogState,
+        hw: LogPoint,
+        timestamp: i64,
+        touched: &mut Option<u64>,
+    ) -> Result<Option<u64>, LogError> {
         for seg in &state.segments {
             if seg.base_offset() > hw.segment_base {
                 break;
             }
             if seg.max_timestamp().is_none_or(|m| m < timestamp) {
                 continue;
+            }
+            if seg.is_sealed() {
+                *touched = Some(seg.base_offset());
             }
             let from = seg.time_index().lookup(timestamp);
             let entry = seg.offset_index().lookup(from);

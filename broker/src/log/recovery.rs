@@ -118,10 +118,10 @@ impl PartitionLog {
             let last = next_base.is_none();
             let trusted = report.clean_shutdown || next_base.is_some_and(|n| n <= recovery_point);
             let (mut seg, invalid) = if trusted {
-                Segment::open_trusted(&*fs, &dir, base, &config, last)?
+                Segment::open_trusted(&fs, &dir, base, &config, last)?
             } else {
                 report.segments_rescanned += 1;
-                Segment::open_and_rescan(&*fs, &dir, base, &config)?
+                Segment::open_and_rescan(&fs, &dir, base, &config)?
             };
             let gap = next_base.is_some_and(|n| seg.next_offset() != n);
             if invalid > 0 || gap {
@@ -178,7 +178,7 @@ impl PartitionLog {
                 report.bytes_truncated += seg.truncate_invalid_tail()?;
                 if gap {
                     for &later in bases.get(i + 1..).unwrap_or_default() {
-                        match Segment::open_trusted(&*fs, &dir, later, &config, false) {
+                        match Segment::open_trusted(&fs, &dir, later, &config, false) {
                             Ok((s, _)) => s.delete(&*fs)?,
                             Err(e) => {
                                 tracing::warn!(error = %e, "cannot open segment to delete it")
@@ -198,11 +198,14 @@ impl PartitionLog {
             i += 1;
         }
         if let Some(reason) = report.offline.clone() {
+            for seg in &segments {
+                seg.release();
+            }
             return Ok((Self::offline(fs, dir, config, segments, reason), report));
         }
         let mut dir_changes = 0;
         if segments.is_empty() {
-            segments.push_back(Segment::create(&*fs, &dir, 0, &config)?);
+            segments.push_back(Segment::create(&fs, &dir, 0, &config)?);
             dir_changes += 1;
         }
         if report.clean_shutdown {
@@ -215,6 +218,10 @@ impl PartitionLog {
                 seg.sync()
                     .map_err(|e| LogError::io("fdatasync", seg.log_path(), e))?;
             }
+        }
+        // Sealed segments keep no descriptor or mapping until they are read.
+        for seg in &segments {
+            seg.release();
         }
         let end = segments.back().map_or(
             LogPoint {
@@ -249,6 +256,7 @@ impl PartitionLog {
                 last_flush: SystemTime::now(),
                 offline: None,
                 closing: false,
+                open_sealed: VecDeque::new(),
             }),
             flush_lock: Mutex::new(()),
             high_watermark: AtomicU64::new(end.offset),
@@ -306,6 +314,7 @@ impl PartitionLog {
                 last_flush: SystemTime::now(),
                 offline: Some(reason),
                 closing: false,
+                open_sealed: VecDeque::new(),
             }),
             flush_lock: Mutex::new(()),
             high_watermark: AtomicU64::new(end.offset),

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use parking_lot::Mutex;
 use sluice_protocol::batch::{self, BatchHeader, HEADER_LEN};
 
 use super::LogError;
@@ -20,6 +21,11 @@ use super::io::{FileSystem, LogFile, OpenMode, read_full_at, write_all_at};
 use super::offset_index::OffsetIndex;
 use super::time_index::TimeIndex;
 
+/// Most sealed segments of one partition that keep their `.log` handle and
+/// index mappings open at once; the least recently read beyond this are
+/// released (see [`Segment::release`]).
+pub(crate) const MAX_OPEN_SEALED_SEGMENTS: usize = 8;
+
 /// Read-ahead of the recovery scan.
 const RECOVERY_CHUNK: usize = 8 << 20;
 
@@ -27,7 +33,10 @@ const RECOVERY_CHUNK: usize = 8 << 20;
 pub(crate) struct Segment {
     base_offset: u64,
     log_path: PathBuf,
-    log: Arc<dyn LogFile>,
+    fs: Arc<dyn FileSystem>,
+    /// The `.log` file; `None` while a sealed segment is released (see
+    /// [`Segment::release`]), reopened on the next use.
+    log: Mutex<Option<Arc<dyn LogFile>>>,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
     size: u64,
@@ -52,7 +61,7 @@ struct Scan {
 impl Segment {
     /// Creates a new, empty active segment. Fails if its files exist.
     pub(crate) fn create(
-        fs: &dyn FileSystem,
+        fs: &Arc<dyn FileSystem>,
         dir: &Path,
         base_offset: u64,
         config: &LogConfig,
@@ -78,7 +87,7 @@ impl Segment {
     }
 
     fn with_indexes(
-        fs: &dyn FileSystem,
+        fs: &Arc<dyn FileSystem>,
         dir: &Path,
         base_offset: u64,
         log_path: PathBuf,
@@ -96,7 +105,8 @@ impl Segment {
         Ok(Segment {
             base_offset,
             log_path,
-            log,
+            fs: Arc::clone(fs),
+            log: Mutex::new(Some(log)),
             offset_index,
             time_index,
             size: 0,
@@ -115,7 +125,7 @@ impl Segment {
     /// whole valid batches (0 when sound); the segment's size then ends at
     /// the last valid batch and the caller decides what to do.
     pub(crate) fn open_trusted(
-        fs: &dyn FileSystem,
+        fs: &Arc<dyn FileSystem>,
         dir: &Path,
         base_offset: u64,
         config: &LogConfig,
@@ -126,7 +136,7 @@ impl Segment {
             .open(&log_path, OpenMode::Existing)
             .map_err(|e| LogError::io("open", &log_path, e))?;
         let mut seg = Self::with_indexes(fs, dir, base_offset, log_path, log, config, active)?;
-        seg.size = seg.log.len().map_err(|e| seg.io_err("stat", e))?;
+        seg.size = seg.log_file()?.len().map_err(|e| seg.io_err("stat", e))?;
         let mut invalid = 0;
         // Scan batch headers from the last offset index entry to the end. The
         // time index's last entry bounds every record before that entry (it
@@ -164,7 +174,7 @@ impl Segment {
     /// segment and the bytes after its last valid batch; the `.log` file is
     /// not changed (see [`Segment::truncate_invalid_tail`]).
     pub(crate) fn open_and_rescan(
-        fs: &dyn FileSystem,
+        fs: &Arc<dyn FileSystem>,
         dir: &Path,
         base_offset: u64,
         config: &LogConfig,
@@ -182,11 +192,11 @@ impl Segment {
     /// valid batch), dropping a torn or corrupt tail found by
     /// [`Segment::rescan`]. Returns the bytes cut off.
     pub(crate) fn truncate_invalid_tail(&mut self) -> Result<u64, LogError> {
-        let file_len = self.log.len().map_err(|e| self.io_err("stat", e))?;
+        let log = self.log_file()?;
+        let file_len = log.len().map_err(|e| self.io_err("stat", e))?;
         let cut = file_len.saturating_sub(self.size);
         if cut > 0 {
-            self.log
-                .set_len(self.size)
+            log.set_len(self.size)
                 .map_err(|e| self.io_err("truncate", e))?;
         }
         Ok(cut)
@@ -207,7 +217,8 @@ impl Segment {
         if was_sealed {
             self.reactivate(config)?;
         }
-        let file_len = self.log.len().map_err(|e| self.io_err("stat", e))?;
+        let log = self.log_file()?;
+        let file_len = log.len().map_err(|e| self.io_err("stat", e))?;
         self.offset_index.clear();
         self.time_index.clear();
         self.size = 0;
@@ -238,8 +249,7 @@ impl Segment {
                     break; // already holds everything there is: torn tail
                 }
                 buf.resize(want, 0);
-                let n =
-                    read_full_at(&*self.log, &mut buf, pos).map_err(|e| self.io_err("read", e))?;
+                let n = read_full_at(&*log, &mut buf, pos).map_err(|e| self.io_err("read", e))?;
                 buf.truncate(n);
                 buf_at = pos;
                 continue;
@@ -300,7 +310,8 @@ impl Segment {
             return Ok(None);
         }
         let mut buf = [0u8; HEADER_LEN];
-        let n = read_full_at(&*self.log, &mut buf, position).map_err(|e| self.io_err("read", e))?;
+        let log = self.log_file()?;
+        let n = read_full_at(&*log, &mut buf, position).map_err(|e| self.io_err("read", e))?;
         if n < HEADER_LEN {
             return Ok(None);
         }
@@ -333,12 +344,12 @@ impl Segment {
     /// end of the segment. On error the caller must call
     /// [`Segment::roll_back`]; the indexes were not touched.
     pub(crate) fn write(&self, buf: &[u8]) -> std::io::Result<()> {
-        write_all_at(&*self.log, buf, self.size)
+        write_all_at(&*self.log_handle()?, buf, self.size)
     }
 
     /// Truncates the file back to the last whole batch after a failed write.
     pub(crate) fn roll_back(&self) -> std::io::Result<()> {
-        self.log.set_len(self.size)
+        self.log_handle()?.set_len(self.size)
     }
 
     /// Accounts for batches that [`Segment::write`] stored: walks `buf`
@@ -378,7 +389,7 @@ impl Segment {
 
     /// `fdatasync` of the `.log` file.
     pub(crate) fn sync(&self) -> std::io::Result<()> {
-        self.log.sync_data()
+        self.log_handle()?.sync_data()
     }
 
     /// Unmaps the indexes and unlinks the segment's three files. Readers that
@@ -386,8 +397,8 @@ impl Segment {
     pub(crate) fn delete(self, fs: &dyn FileSystem) -> Result<(), LogError> {
         let ipath = self.offset_index.path().to_owned();
         let tpath = self.time_index.path().to_owned();
-        drop(self.offset_index.close());
-        drop(self.time_index.close());
+        self.offset_index.close();
+        self.time_index.close();
         for path in [&self.log_path, &ipath, &tpath] {
             match fs.remove_file(path) {
                 Ok(()) => {}
@@ -416,8 +427,37 @@ impl Segment {
     pub(crate) fn is_sealed(&self) -> bool {
         self.sealed
     }
-    pub(crate) fn file(&self) -> &Arc<dyn LogFile> {
-        &self.log
+    /// The `.log` file (opened again if the segment was released).
+    pub(crate) fn file(&self) -> Result<Arc<dyn LogFile>, LogError> {
+        self.log_file()
+    }
+
+    fn log_file(&self) -> Result<Arc<dyn LogFile>, LogError> {
+        self.log_handle().map_err(|e| self.io_err("open", e))
+    }
+
+    fn log_handle(&self) -> std::io::Result<Arc<dyn LogFile>> {
+        let mut slot = self.log.lock();
+        if let Some(f) = slot.as_ref() {
+            return Ok(Arc::clone(f));
+        }
+        let f = self.fs.open(&self.log_path, OpenMode::Existing)?;
+        *slot = Some(Arc::clone(&f));
+        Ok(f)
+    }
+
+    /// Closes the `.log` handle and unmaps and closes both indexes of a
+    /// sealed segment; each is opened again on its next use. Readers that
+    /// hold the file (a `LogSlice`) keep it. Returns whether anything was
+    /// open. The active segment is never released.
+    pub(crate) fn release(&self) -> bool {
+        if !self.sealed {
+            return false;
+        }
+        let log = self.log.lock().take().is_some();
+        let offsets = self.offset_index.release();
+        let times = self.time_index.release();
+        log || offsets || times
     }
     pub(crate) fn log_path(&self) -> &Path {
         &self.log_path

@@ -5,5 +5,6 @@ mod append_read;
 mod crash_image;
 mod faults;
 mod recovery;
+mod resources;
 mod retention;
 mod util;

@@ -287,8 +287,14 @@ fn rescanning_a_sealed_segment_rebuilds_every_index_entry() {
     // A sealed index that lost its later entries is still a valid (sparser)
     // index, trimmed to one entry.
     fs::write(&index, &full[..8]).unwrap();
-    let (mut seg, invalid) =
-        Segment::open_trusted(&crate::log::StdFs, dir.path(), first, &config, false).unwrap();
+    let (mut seg, invalid) = Segment::open_trusted(
+        &(std::sync::Arc::new(crate::log::StdFs) as std::sync::Arc<dyn crate::log::FileSystem>),
+        dir.path(),
+        first,
+        &config,
+        false,
+    )
+    .unwrap();
     assert_eq!(invalid, 0);
     assert_eq!(seg.offset_index().len(), 1);
     assert_eq!(seg.rescan(&config).unwrap(), 0);
