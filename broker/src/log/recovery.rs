@@ -203,6 +203,9 @@ impl PartitionLog {
             }
             return Ok((Self::offline(fs, dir, config, segments, reason), report));
         }
+        if let Some(active) = segments.back_mut() {
+            active.restore_first_append(SystemTime::now())?;
+        }
         let mut dir_changes = 0;
         if segments.is_empty() {
             segments.push_back(Segment::create(&fs, &dir, 0, &config)?);

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use sluice_protocol::batch::{self, BatchHeader, HEADER_LEN};
@@ -43,7 +43,9 @@ pub(crate) struct Segment {
     next_offset: u64,
     max_timestamp: Option<i64>,
     bytes_since_index: u64,
-    /// When the first batch was appended in this process (roll by age).
+    /// When the first batch was appended (roll by age): the time of that
+    /// append in this process, or after a restart the first batch's
+    /// timestamp (see [`Segment::restore_first_append`]).
     first_append: Option<SystemTime>,
     sealed: bool,
 }
@@ -468,6 +470,18 @@ impl Segment {
     pub(crate) fn time_index(&self) -> &TimeIndex {
         &self.time_index
     }
+    /// Restores the age of a reopened segment (roll by `segment_age`): its
+    /// first batch's largest timestamp, as Kafka does, but never later than
+    /// `now` (a timestamp from a fast clock would otherwise delay the roll).
+    /// An empty segment keeps no age; its first append sets it.
+    pub(crate) fn restore_first_append(&mut self, now: SystemTime) -> Result<(), LogError> {
+        if let Some(h) = self.header_at(0)? {
+            let ts = UNIX_EPOCH + Duration::from_millis(h.max_timestamp.max(0) as u64);
+            self.first_append = Some(ts.min(now));
+        }
+        Ok(())
+    }
+
     /// Whether either index has no room left (the segment must roll).
     pub(crate) fn indexes_full(&self) -> bool {
         self.offset_index.is_full() || self.time_index.is_full()
