@@ -130,3 +130,91 @@ async fn interrupted_topic_deletion_is_finished_at_the_next_start() {
     assert_eq!(r.results[0].error_code, ErrorCode::None);
     assert!(!tree(&data).iter().any(|(n, _)| n.starts_with("kept")));
 }
+
+/// The `.log` files under `dir` with their length and a hash of their bytes.
+fn log_files(dir: &Path) -> Vec<(String, usize, u64)> {
+    use std::hash::{Hash, Hasher};
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".log"))
+        .map(|n| {
+            let bytes = std::fs::read(dir.join(&n)).unwrap();
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            bytes.hash(&mut h);
+            (n, bytes.len(), h.finish())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn damaged_flushed_data_takes_the_partition_offline_and_keeps_every_file() {
+    use sluice_protocol::wire::topic_config::FlushMode;
+    let mut broker = TestBroker::start();
+    let mut conn = broker.connect().await;
+    let config = TopicConfig {
+        segment_bytes: Some(64 << 10),
+        flush: Some(FlushMode::BeforeAck),
+        retention_ms: Some(0), // keep everything (the test batches are old)
+        ..TopicConfig::default()
+    };
+    create_topic(&mut conn, "fragile", 1, config).await;
+    create_topic(&mut conn, "healthy", 1, TopicConfig::default()).await;
+    for i in 0..40 {
+        for topic in ["fragile", "healthy"] {
+            let b = batch_sized(&format!("{topic}{i}"), 10, 1000);
+            let r = conn
+                .produce(Acks::All, 5000, &[(topic, 0, &b)])
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(r.partitions[0].error_code, ErrorCode::None);
+        }
+    }
+    let healthy = read_partition(&mut conn, "healthy", 0, 0).await;
+    drop(conn);
+    broker.stop();
+    let part = broker.data_dir.join("fragile-0");
+    let logs = log_files(&part);
+    assert!(logs.len() >= 4, "{logs:?}");
+    // Flip a byte in the middle of the second segment, and lose its index
+    // so that opening it rescans it.
+    let (victim, len, _) = &logs[1];
+    let path = part.join(victim);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[len / 2] ^= 0x55;
+    std::fs::write(&path, bytes).unwrap();
+    std::fs::remove_file(path.with_extension("index")).unwrap();
+    let before = log_files(&part);
+
+    broker.restart();
+    let mut conn = broker.connect().await;
+    let meta = conn.metadata(Some(vec!["fragile".into()])).await.unwrap();
+    let p = &meta.topics[0].partitions[0];
+    assert_eq!(p.error_code, ErrorCode::PartitionOffline);
+    let stats = conn.stats().await.unwrap();
+    let offline = stats
+        .counters
+        .iter()
+        .find(|c| c.name == "partitions_offline_at_open")
+        .map(|c| c.value);
+    assert_eq!(offline, Some(1));
+    let b = batch_sized("late", 1, 10);
+    let r = conn
+        .produce(Acks::All, 5000, &[("fragile", 0, &b)])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.partitions[0].error_code, ErrorCode::PartitionOffline);
+    // The valid data before the damage is still served; the other topic is
+    // untouched.
+    let readable = read_partition(&mut conn, "fragile", 0, 0).await;
+    assert!(!readable.is_empty() && readable.len() as u64 == p.high_watermark);
+    assert_eq!(read_partition(&mut conn, "healthy", 0, 0).await, healthy);
+    assert!(broker.log().contains("recovery refused; partition offline"));
+    drop(conn);
+    broker.stop();
+    assert_eq!(log_files(&part), before, "a .log file changed or went");
+}
