@@ -178,12 +178,7 @@ impl PartitionLog {
                 report.bytes_truncated += seg.truncate_invalid_tail()?;
                 if gap {
                     for &later in bases.get(i + 1..).unwrap_or_default() {
-                        match Segment::open_trusted(&fs, &dir, later, &config, false) {
-                            Ok((s, _)) => s.delete(&*fs)?,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "cannot open segment to delete it")
-                            }
-                        }
+                        Segment::delete_files(&*fs, &dir, later)?;
                         report.segments_deleted += 1;
                     }
                     bases.truncate(i + 1);

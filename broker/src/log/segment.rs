@@ -394,6 +394,24 @@ impl Segment {
         self.log_handle()?.sync_data()
     }
 
+    /// Unlinks the three files of the segment at `base_offset` in `dir`
+    /// without opening them (missing ones are fine).
+    pub(crate) fn delete_files(
+        fs: &dyn FileSystem,
+        dir: &Path,
+        base_offset: u64,
+    ) -> Result<(), LogError> {
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let path = segment_path(dir, base_offset, suffix);
+            match fs.remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(LogError::io("delete", &path, e)),
+            }
+        }
+        Ok(())
+    }
+
     /// Unmaps the indexes and unlinks the segment's three files. Readers that
     /// hold the `.log` handle keep reading it until they drop it.
     pub(crate) fn delete(self, fs: &dyn FileSystem) -> Result<(), LogError> {
