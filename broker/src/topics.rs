@@ -378,6 +378,10 @@ impl TopicStore {
                 ),
             ));
         }
+        // Marked directories left by a deletion whose removal step failed go
+        // now: at the next start a marker of a listed topic would otherwise
+        // read as an interrupted deletion of this new topic.
+        remove_marked_dirs(&*self.fs, &self.data_dir)?;
         // A directory left by an earlier failed create is set aside, not
         // reused: a new topic starts empty.
         let mut set_aside_any = false;
@@ -863,6 +867,21 @@ mod tests {
         // The name is free again, and the new topic starts empty.
         store.create("gone", 3, &TopicConfig::default()).unwrap();
         assert_eq!(store.partition("gone", 2).unwrap().log.next_offset(), 0);
+    }
+
+    #[test]
+    fn a_recreated_topic_is_not_taken_for_an_interrupted_deletion() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+        // An earlier deletion of "x" renamed its directory but could not
+        // remove it.
+        std::fs::create_dir(dir.path().join("x-0.00000000000000cc-delete")).unwrap();
+        store.create("x", 1, &TopicConfig::default()).unwrap();
+        append_some(&store, "x", 0);
+        store.shutdown();
+        drop(store);
+        let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+        assert_eq!(store.partition("x", 0).unwrap().log.next_offset(), 3);
     }
 
     #[test]
