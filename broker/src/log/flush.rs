@@ -85,6 +85,7 @@ impl PartitionLog {
             state.last_flush = SystemTime::now();
             if point.offset > state.durable.offset {
                 state.durable = point;
+                state.trim_open_sealed();
             }
             self.recovery_point
                 .store(state.durable.offset, Ordering::Release);

@@ -237,6 +237,7 @@ mod tests {
     proptest! {
         #[test]
         fn set_aside_names_are_never_partition_dirs(name in "[A-Za-z0-9._-]{1,249}", p in 0u32.., id in 0u64..) {
+            prop_assume!(validate_topic_name(&name).is_ok());
             let tp = TopicPartition::new(&name, p).unwrap();
             for suffix in [DELETE_SUFFIX, STRAY_SUFFIX] {
                 let aside = set_aside_dir_name(&tp.dir_name(), id, suffix);

@@ -69,13 +69,33 @@ impl LogState {
         }
         self.open_sealed.retain(|&b| b != base);
         self.open_sealed.push_back(base);
+        self.trim_open_sealed();
+    }
+
+    /// Releases the least recently read sealed segments beyond
+    /// [`MAX_OPEN_SEALED_SEGMENTS`] (after a read, and after a flush made
+    /// more of them durable).
+    pub(crate) fn trim_open_sealed(&mut self) {
+        // Oldest first; a segment not yet durable keeps its `.log` handle
+        // until a flush covered it (so a writeback error reaches the
+        // `fdatasync` on the descriptor that wrote), and is released later.
+        let mut i = 0;
         while self.open_sealed.len() > MAX_OPEN_SEALED_SEGMENTS {
-            let Some(old) = self.open_sealed.pop_front() else {
+            let Some(&old) = self.open_sealed.get(i) else {
                 break;
             };
-            if let Some(seg) = self.segments.get(self.segment_index(old)) {
-                if seg.base_offset() == old {
-                    seg.release();
+            let seg = self
+                .segments
+                .get(self.segment_index(old))
+                .filter(|s| s.base_offset() == old);
+            match seg {
+                Some(s) if s.next_offset() > self.durable.offset => i += 1,
+                Some(s) => {
+                    s.release();
+                    self.open_sealed.remove(i);
+                }
+                None => {
+                    self.open_sealed.remove(i); // deleted by retention
                 }
             }
         }
