@@ -14,7 +14,8 @@
 //!   recovery point), or in a middle segment when the checkpoint is missing
 //!   or damaged (so nothing is known to be unflushed), takes the log offline
 //!   instead ([`RecoveryReport::offline`]): it serves reads of the valid data
-//!   before the damage, refuses appends, and changes no file.
+//!   before the damage, refuses appends, and changes no `.log` file and no
+//!   checkpoint (indexes, being derived data, may have been rebuilt).
 //! - What survives is then flushed, so the recovery point is the log end.
 
 use std::collections::VecDeque;
@@ -50,7 +51,8 @@ pub struct RecoveryReport {
     /// ones, past the recovery point).
     pub segments_deleted: usize,
     /// Why the log was opened offline, if it was: damage in data that was
-    /// flushed (or whose flushing is unknown). Nothing was changed on disk;
+    /// flushed (or whose flushing is unknown). No `.log` file, checkpoint or
+    /// marker was changed (only derived index files may have been rebuilt);
     /// the log serves reads of the valid data before the damage and refuses
     /// appends.
     pub offline: Option<String>,
@@ -159,7 +161,8 @@ impl PartitionLog {
                 };
                 if let Some(why) = refusal {
                     // Never remove data that was flushed: serve what is valid
-                    // up to here, read-only, and leave every file as it is.
+                    // up to here, read-only, and leave every segment file
+                    // as it is.
                     let reason = format!(
                         "{problem}; {why}. Nothing was removed; the partition is offline \
                          until the damaged files are repaired or moved away by hand"
