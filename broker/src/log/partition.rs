@@ -80,7 +80,11 @@ impl LogState {
         // until a flush covered it (so a writeback error reaches the
         // `fdatasync` on the descriptor that wrote), and is released later.
         let mut i = 0;
+        // The most recently read one (last) is never released here.
         while self.open_sealed.len() > MAX_OPEN_SEALED_SEGMENTS {
+            if i + 1 >= self.open_sealed.len() {
+                break;
+            }
             let Some(&old) = self.open_sealed.get(i) else {
                 break;
             };
@@ -410,9 +414,19 @@ impl PartitionLog {
                 high_watermark: hw.offset,
             });
         }
+        let at = state.segment_index(offset);
+        // Count the read before the segment's files are (re)opened below.
+        if let Some(base) = state
+            .segments
+            .get(at)
+            .filter(|s| s.is_sealed())
+            .map(Segment::base_offset)
+        {
+            state.touch_sealed(base);
+        }
         let seg = state
             .segments
-            .get(state.segment_index(offset))
+            .get(at)
             .ok_or_else(|| self.offline_error("no segment"))?;
         let (limit, limit_offset) = if seg.base_offset() == hw.segment_base {
             (hw.position, hw.offset)
@@ -467,10 +481,6 @@ impl PartitionLog {
         slice.len = end - start;
         slice.first_offset = first;
         slice.next_offset = end_offset;
-        if seg.is_sealed() {
-            let base = seg.base_offset();
-            state.touch_sealed(base);
-        }
         Ok(slice)
     }
 
@@ -491,9 +501,9 @@ impl PartitionLog {
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<u64>, LogError> {
         let mut state = self.state.lock();
         let hw = self.visible_end(&state);
-        let mut touched = None;
+        let mut touched = Vec::new();
         let found = self.find_timestamp(&state, hw, timestamp, &mut touched);
-        if let Some(base) = touched {
+        for base in touched {
             state.touch_sealed(base);
         }
         found
@@ -504,7 +514,7 @@ impl PartitionLog {
         state: &LogState,
         hw: LogPoint,
         timestamp: i64,
-        touched: &mut Option<u64>,
+        touched: &mut Vec<u64>,
     ) -> Result<Option<u64>, LogError> {
         for seg in &state.segments {
             if seg.base_offset() > hw.segment_base {
@@ -514,7 +524,7 @@ impl PartitionLog {
                 continue;
             }
             if seg.is_sealed() {
-                *touched = Some(seg.base_offset());
+                touched.push(seg.base_offset());
             }
             let from = seg.time_index().lookup(timestamp);
             let entry = seg.offset_index().lookup(from);
