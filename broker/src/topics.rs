@@ -234,7 +234,11 @@ impl TopicStore {
             write_file_atomically(&*fs, data_dir, TOPICS_FILE, &encode_meta(&records))
                 .map_err(|e| LogError::io("write", &meta_path, e))?;
         }
-        remove_marked_dirs(&*fs, data_dir)?;
+        if let Err(e) = remove_marked_dirs(&*fs, data_dir) {
+            // They are unlisted and renamed; removing them can wait for the
+            // next start (or the next topic creation, which requires it).
+            tracing::warn!(error = %e, "cannot remove directories marked for deletion");
+        }
 
         let mut topics = BTreeMap::new();
         let mut offline_at_open = 0;
