@@ -461,7 +461,11 @@ impl TopicStore {
             .filter(|r| r.name != name)
             .collect();
         self.write_meta(&records)?;
-        remove_marked_dirs(&*self.fs, &self.data_dir)?;
+        // The topic is deleted now; its marked directories are removed here,
+        // or else at the next start or topic creation.
+        if let Err(e) = remove_marked_dirs(&*self.fs, &self.data_dir) {
+            tracing::warn!(topic = name, error = %e, "cannot remove directories marked for deletion");
+        }
         tracing::info!(topic = name, "deleted topic");
         Ok(())
     }
