@@ -131,7 +131,8 @@ impl PartitionLog {
     /// Periodic upkeep, to be called every few seconds by the log's owner:
     /// flushes when the [`FlushPolicy::Interval`] is due, flushes sealed
     /// segments that are not yet durable (so recovery stays short under
-    /// every policy), and applies retention.
+    /// every policy), applies retention, and closes the files of sealed
+    /// segments nobody read for a while.
     pub fn maintain(&self, now: SystemTime) -> Result<MaintainOutcome, LogError> {
         let mut outcome = MaintainOutcome::default();
         let (active_base, last_flush) = {
@@ -152,6 +153,7 @@ impl PartitionLog {
             outcome.flushed = true;
         }
         outcome.retained = self.retain(now)?;
+        self.state.lock().release_idle_sealed();
         Ok(outcome)
     }
 

@@ -14,7 +14,7 @@ use sluice_protocol::batch;
 use super::LogError;
 use super::config::{FlushPolicy, LogConfig};
 use super::io::{FileSystem, LogFile};
-use super::segment::{MAX_OPEN_SEALED_SEGMENTS, Segment};
+use super::segment::{IDLE_SEALED_PASSES, MAX_OPEN_SEALED_SEGMENTS, Segment};
 
 /// A place in the log: an offset and the byte where its batch starts (or
 /// where the next batch will start) in the segment that holds it.
@@ -46,9 +46,12 @@ pub(crate) struct LogState {
     pub(crate) offline: Option<String>,
     /// A clean shutdown started: appends are refused.
     pub(crate) closing: bool,
-    /// Base offsets of sealed segments whose handles may be open, least
-    /// recently read first (at most [`MAX_OPEN_SEALED_SEGMENTS`]).
-    pub(crate) open_sealed: VecDeque<u64>,
+    /// Sealed segments whose handles may be open, least recently read
+    /// first (at most [`MAX_OPEN_SEALED_SEGMENTS`]): base offset and the
+    /// value of `maintain_passes` at the last read.
+    pub(crate) open_sealed: VecDeque<(u64, u64)>,
+    /// Count of `maintain` passes so far (the clock of idle release).
+    pub(crate) maintain_passes: u64,
 }
 
 impl LogState {
@@ -64,12 +67,40 @@ impl LogState {
     /// recently read sealed segments beyond [`MAX_OPEN_SEALED_SEGMENTS`], so
     /// descriptors and index mappings do not grow with retained history.
     pub(crate) fn touch_sealed(&mut self, base: u64) {
-        if self.open_sealed.back() == Some(&base) {
+        let now = self.maintain_passes;
+        if let Some(last) = self.open_sealed.back_mut().filter(|(b, _)| *b == base) {
+            last.1 = now;
             return;
         }
-        self.open_sealed.retain(|&b| b != base);
-        self.open_sealed.push_back(base);
+        self.open_sealed.retain(|&(b, _)| b != base);
+        self.open_sealed.push_back((base, now));
         self.trim_open_sealed();
+    }
+
+    /// Counts a `maintain` pass and releases the sealed segments not read
+    /// for [`IDLE_SEALED_PASSES`] passes (once durable), so idle history
+    /// holds no descriptors or maps at all.
+    pub(crate) fn release_idle_sealed(&mut self) {
+        self.maintain_passes += 1;
+        let now = self.maintain_passes;
+        let durable = self.durable.offset;
+        let segments = &self.segments;
+        self.open_sealed.retain(|&(base, read)| {
+            if read + IDLE_SEALED_PASSES > now {
+                return true;
+            }
+            let i = segments
+                .partition_point(|s| s.base_offset() <= base)
+                .saturating_sub(1);
+            match segments.get(i).filter(|s| s.base_offset() == base) {
+                Some(s) if s.next_offset() > durable => true,
+                Some(s) => {
+                    s.release();
+                    false
+                }
+                None => false,
+            }
+        });
     }
 
     /// Releases the least recently read sealed segments beyond
@@ -85,7 +116,7 @@ impl LogState {
             if i + 1 >= self.open_sealed.len() {
                 break;
             }
-            let Some(&old) = self.open_sealed.get(i) else {
+            let Some(&(old, _)) = self.open_sealed.get(i) else {
                 break;
             };
             let seg = self

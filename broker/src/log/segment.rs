@@ -26,6 +26,10 @@ use super::time_index::TimeIndex;
 /// released (see [`Segment::release`]).
 pub(crate) const MAX_OPEN_SEALED_SEGMENTS: usize = 8;
 
+/// A sealed segment not read for this many `maintain` passes (about a
+/// minute at the default `maintenance_interval_ms`) is released.
+pub(crate) const IDLE_SEALED_PASSES: u64 = 60;
+
 /// Read-ahead of the recovery scan.
 const RECOVERY_CHUNK: usize = 8 << 20;
 

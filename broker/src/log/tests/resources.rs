@@ -87,6 +87,14 @@ fn sealed_segments_hold_no_descriptors_or_maps_while_unread() {
             assert!(slice.first_offset <= offset && offset < slice.next_offset);
         }
         assert_bounded(dir.path(), "after reopening and reading");
+        // Idle sealed segments are closed by upkeep; only the active
+        // segment's three files stay open.
+        for _ in 0..crate::log::segment::IDLE_SEALED_PASSES {
+            log.maintain(std::time::SystemTime::now()).unwrap();
+        }
+        assert_eq!(open_fds(dir.path()), 3, "after idle upkeep");
+        assert_eq!(open_maps(dir.path()), 2, "after idle upkeep");
+        assert_eq!(log.read(0, 1).unwrap().first_offset, 0);
         drop(log); // a crash for the second round
     }
 }
