@@ -197,6 +197,9 @@ pub struct BrokerConfig {
     /// asks for (the first record batch is sent whole even if larger, so a
     /// consumer always makes progress).
     pub max_fetch_response_bytes: u32,
+    /// Most partitions, over all topics, the broker serves; a CreateTopics
+    /// that would go beyond it is refused (`InvalidPartitions`).
+    pub max_partitions: u32,
 }
 
 impl Default for BrokerConfig {
@@ -223,6 +226,7 @@ impl Default for BrokerConfig {
             offsets_snapshot_bytes: 16 << 20,
             max_partitions_per_request: 1000,
             max_fetch_response_bytes: 64 << 20,
+            max_partitions: crate::topics::DEFAULT_MAX_PARTITIONS,
         }
     }
 }
@@ -274,6 +278,11 @@ impl BrokerConfig {
         if self.topic_defaults.partitions == 0 {
             return Err("topic_defaults.partitions must be positive".into());
         }
+        if self.max_partitions == 0 {
+            return Err("max_partitions must be positive".into());
+        }
+        crate::topics::check_topic_limits(&self.topic_defaults.resolve(&TopicConfig::default()))
+            .map_err(|e| format!("topic_defaults: {e}"))?;
         self.topic_defaults
             .log_config(&TopicConfig::default())
             .validate()
@@ -349,5 +358,25 @@ mod tests {
             let c = BrokerConfig::from_toml(bad).unwrap();
             assert!(c.validate().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn resource_floors_and_partition_limit_are_validated() {
+        let c = BrokerConfig::from_toml("max_partitions = 5\n").unwrap();
+        assert_eq!(c.max_partitions, 5);
+        c.validate().unwrap();
+        for (text, needle) in [
+            ("max_partitions = 0\n", "max_partitions"),
+            ("[topic_defaults]\nsegment_bytes = 4096\n", "segment_bytes"),
+            ("[topic_defaults]\nsegment_ms = 10\n", "segment_ms"),
+        ] {
+            let err = BrokerConfig::from_toml(text)
+                .unwrap()
+                .validate()
+                .unwrap_err();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        let c = BrokerConfig::from_toml("[topic_defaults]\nsegment_ms = 0\n").unwrap();
+        c.validate().unwrap();
     }
 }

@@ -3,13 +3,16 @@
 //!
 //! `topics.meta` (layout in `docs/storage-format.md`) is the commit point:
 //! creating a topic opens its partition directories first and then rewrites
-//! the file; deleting rewrites the file first and then removes the
-//! directories. At startup, partition directories that the file does not list
-//! are leftovers of an interrupted create or delete and are removed.
+//! the file; deleting renames the partition directories to pending-delete
+//! names first, then rewrites the file, then removes the marked directories.
+//! The broker never removes a directory that does not carry the delete
+//! marker; see [`TopicStore::open`] for what startup does with leftovers.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
@@ -20,6 +23,9 @@ use tokio::sync::watch;
 use crate::config::TopicDefaults;
 use crate::error::BrokerError;
 use crate::log::io::{FileSystem, StdFs, read_file, write_file_atomically};
+use crate::log::names::{
+    DELETE_SUFFIX, STRAY_SUFFIX, parse_set_aside_dir_name, set_aside_dir_name,
+};
 use crate::log::{LogError, PartitionLog, TopicPartition, validate_topic_name};
 
 /// Name of the topic metadata file in the data directory.
@@ -28,6 +34,9 @@ const MAGIC: [u8; 4] = *b"SLTM";
 const VERSION: u16 = 1;
 /// Most partitions one topic may have.
 pub const MAX_PARTITIONS: u32 = 10_000;
+/// Default of the broker-wide limit on partitions over all topics
+/// (`max_partitions`).
+pub const DEFAULT_MAX_PARTITIONS: u32 = 10_000;
 /// Topic names starting with this are reserved for the broker's own use.
 pub const INTERNAL_PREFIX: &str = "__";
 
@@ -89,6 +98,10 @@ pub struct TopicStore {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serialises creates and deletes (and their metadata file writes).
     admin: Mutex<()>,
+    /// Most partitions over all topics; creates beyond it are refused.
+    max_partitions: u32,
+    /// Partitions that recovery opened offline (damaged flushed data).
+    offline_at_open: u64,
 }
 
 fn admin_err(code: ErrorCode, message: impl Into<String>) -> BrokerError {
@@ -100,14 +113,28 @@ fn admin_err(code: ErrorCode, message: impl Into<String>) -> BrokerError {
 
 impl TopicStore {
     /// Opens every topic listed in the data directory's metadata file,
-    /// recovering their partitions, and removes unlisted partition
-    /// directories. Blocking.
+    /// recovering their partitions. Blocking.
+    ///
+    /// Startup never deletes data on ambiguity:
+    /// - a missing or unreadable `topics.meta` while partition directories
+    ///   exist is an error (the message says how to recover); nothing is
+    ///   touched. A data directory without partition directories (a first
+    ///   start) gets an empty `topics.meta`.
+    /// - Only directories carrying the delete marker
+    ///   (`<topic>-<partition>.<id>-delete`, see [`crate::log::names`]) are
+    ///   removed: they are deletions that were interrupted. If the topic of
+    ///   such a directory is still listed, its deletion had not reached the
+    ///   metadata file; it is finished (its other partition directories are
+    ///   marked, the topic is unlisted).
+    /// - A partition directory that no topic lists (an interrupted create)
+    ///   is renamed to `<topic>-<partition>.<id>-stray` and kept.
     pub fn open(data_dir: &Path, defaults: TopicDefaults) -> Result<Self, BrokerError> {
         Self::open_with(Arc::new(StdFs), data_dir, defaults)
     }
 
-    /// [`TopicStore::open`] with every partition log's file I/O going
-    /// through `fs` (tests inject faults this way).
+    /// [`TopicStore::open`] with all file I/O (partition logs, metadata file,
+    /// directory renames and removals) going through `fs` (tests inject
+    /// faults this way).
     pub fn open_with(
         fs: Arc<dyn FileSystem>,
         data_dir: &Path,
@@ -115,25 +142,121 @@ impl TopicStore {
     ) -> Result<Self, BrokerError> {
         fs.create_dir_all(data_dir)
             .map_err(|e| LogError::io("create directory", data_dir, e))?;
-        let records = match read_file(&*fs, &data_dir.join(TOPICS_FILE))
-            .map_err(|e| LogError::io("read", data_dir.join(TOPICS_FILE), e))?
-        {
-            Some(bytes) => decode_meta(&bytes).map_err(|reason| LogError::Corrupt {
-                path: data_dir.join(TOPICS_FILE),
-                reason,
-            })?,
-            None => Vec::new(),
+        let meta_path = data_dir.join(TOPICS_FILE);
+        let names = fs
+            .list_dir(data_dir)
+            .map_err(|e| LogError::io("list", data_dir, e))?;
+        let partition_dirs: Vec<&String> = names
+            .iter()
+            .filter(|n| {
+                TopicPartition::from_dir_name(n)
+                    .is_ok_and(|tp| !tp.topic().starts_with(INTERNAL_PREFIX))
+            })
+            .collect();
+        let refuse = |what: String| -> BrokerError {
+            let example = partition_dirs.first().map_or("", |n| n.as_str());
+            LogError::Corrupt {
+                path: meta_path.clone(),
+                reason: format!(
+                    "{what}, but the data directory holds {} partition director{} (e.g. {example:?}); \
+                     refusing to start so that nothing is deleted. To recover, restore {TOPICS_FILE} \
+                     from a backup, or move the partition directories out of {} if their data is \
+                     to be discarded, then start again",
+                    partition_dirs.len(),
+                    if partition_dirs.len() == 1 { "y" } else { "ies" },
+                    data_dir.display(),
+                ),
+            }
+            .into()
         };
+        let read = read_file(&*fs, &meta_path);
+        let mut records = match read {
+            Ok(Some(bytes)) => match decode_meta(&bytes) {
+                Ok(records) => records,
+                Err(reason) if partition_dirs.is_empty() => {
+                    return Err(LogError::Corrupt {
+                        path: meta_path,
+                        reason: format!(
+                            "{reason}; restore it from a backup, or remove it if the broker \
+                             is to start with no topics"
+                        ),
+                    }
+                    .into());
+                }
+                Err(reason) => return Err(refuse(format!("{TOPICS_FILE} is damaged ({reason})"))),
+            },
+            Ok(None) if partition_dirs.is_empty() => {
+                // A first start: record that there are no topics, so a later
+                // missing file is known to be a loss.
+                write_file_atomically(&*fs, data_dir, TOPICS_FILE, &encode_meta(&[]))
+                    .map_err(|e| LogError::io("write", &meta_path, e))?;
+                Vec::new()
+            }
+            Ok(None) => return Err(refuse(format!("{TOPICS_FILE} is missing"))),
+            Err(e) if partition_dirs.is_empty() => {
+                return Err(LogError::io("read", &meta_path, e).into());
+            }
+            Err(e) => return Err(refuse(format!("{TOPICS_FILE} cannot be read ({e})"))),
+        };
+
+        // Interrupted deletions: finish those whose topic is still listed.
+        let marked: Vec<&String> = names
+            .iter()
+            .filter(|n| parse_set_aside_dir_name(n, DELETE_SUFFIX).is_some())
+            .collect();
+        let unfinished: Vec<String> = records
+            .iter()
+            .filter(|r| {
+                marked.iter().any(|m| {
+                    parse_set_aside_dir_name(m, DELETE_SUFFIX)
+                        .and_then(|d| TopicPartition::from_dir_name(d).ok())
+                        .is_some_and(|tp| tp.topic() == r.name && tp.partition() < r.partitions)
+                })
+            })
+            .map(|r| r.name.clone())
+            .collect();
+        if !unfinished.is_empty() {
+            for r in records.iter().filter(|r| unfinished.contains(&r.name)) {
+                tracing::warn!(topic = %r.name, "finishing an interrupted topic deletion");
+                for p in 0..r.partitions {
+                    let Ok(tp) = TopicPartition::new(&r.name, p) else {
+                        continue;
+                    };
+                    let dir = data_dir.join(tp.dir_name());
+                    if fs.exists(&dir) {
+                        mark_for_deletion(&*fs, data_dir, &tp)?;
+                    }
+                }
+            }
+            fs.sync_dir(data_dir)
+                .map_err(|e| LogError::io("fsync", data_dir, e))?;
+            records.retain(|r| !unfinished.contains(&r.name));
+            write_file_atomically(&*fs, data_dir, TOPICS_FILE, &encode_meta(&records))
+                .map_err(|e| LogError::io("write", &meta_path, e))?;
+        }
+        if let Err(e) = remove_marked_dirs(&*fs, data_dir) {
+            // They are unlisted and renamed; removing them can wait for the
+            // next start (or the next topic creation, which requires it).
+            tracing::warn!(error = %e, "cannot remove directories marked for deletion");
+        }
+
         let mut topics = BTreeMap::new();
+        let mut offline_at_open = 0;
         for r in records {
             let topic = open_topic(&fs, data_dir, &defaults, &r.name, r.partitions, &r.config)?;
+            offline_at_open += topic
+                .partitions
+                .iter()
+                .filter(|p| p.log.is_offline())
+                .count() as u64;
             topics.insert(r.name.clone(), Arc::new(topic));
         }
-        for name in fs
+        let mut strays = 0;
+        let names = fs
             .list_dir(data_dir)
-            .map_err(|e| LogError::io("list", data_dir, e))?
-        {
-            let Ok(tp) = TopicPartition::from_dir_name(&name) else {
+            .map_err(|e| LogError::io("list", data_dir, e))?;
+        for name in &names {
+            let Ok(tp) = TopicPartition::from_dir_name(name) else {
                 continue;
             };
             if tp.topic().starts_with(INTERNAL_PREFIX) {
@@ -143,10 +266,15 @@ impl TopicStore {
                 .get(tp.topic())
                 .is_some_and(|t| tp.partition() < t.partitions.len() as u32);
             if !listed {
-                let path = data_dir.join(&name);
-                tracing::warn!(dir = %path.display(), "removing partition directory of no listed topic");
-                std::fs::remove_dir_all(&path).map_err(|e| LogError::io("remove", &path, e))?;
+                let to = set_aside(&*fs, data_dir, &tp, STRAY_SUFFIX)?;
+                tracing::warn!(dir = %name, kept_as = %to.display(),
+                    "partition directory of no listed topic (an interrupted create?) set aside; remove it by hand if it is not needed");
+                strays += 1;
             }
+        }
+        if strays > 0 {
+            fs.sync_dir(data_dir)
+                .map_err(|e| LogError::io("fsync", data_dir, e))?;
         }
         Ok(TopicStore {
             data_dir: data_dir.to_owned(),
@@ -154,7 +282,22 @@ impl TopicStore {
             fs,
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
+            max_partitions: DEFAULT_MAX_PARTITIONS,
+            offline_at_open,
         })
+    }
+
+    /// Sets the most partitions, over all topics, that the broker serves;
+    /// creates beyond it are refused. Existing topics are kept either way.
+    pub fn with_max_partitions(mut self, max_partitions: u32) -> Self {
+        self.max_partitions = max_partitions;
+        self
+    }
+
+    /// How many partitions recovery opened offline at startup, because data
+    /// that was flushed is damaged (see [`crate::log::RecoveryReport`]).
+    pub fn partitions_offline_at_open(&self) -> u64 {
+        self.offline_at_open
     }
 
     /// The topic defaults.
@@ -214,6 +357,7 @@ impl TopicStore {
         self.defaults
             .log_config(config)
             .validate()
+            .and_then(|()| check_topic_limits(&self.defaults.resolve(config)))
             .map_err(|e| admin_err(ErrorCode::InvalidConfig, e))?;
         let _admin = self.admin.lock();
         if self.topics.read().contains_key(name) {
@@ -221,6 +365,42 @@ impl TopicStore {
                 ErrorCode::TopicAlreadyExists,
                 format!("topic {name:?} already exists"),
             ));
+        }
+        let existing: u64 = self
+            .topics
+            .read()
+            .values()
+            .map(|t| t.partitions.len() as u64)
+            .sum();
+        if existing + u64::from(partitions) > u64::from(self.max_partitions) {
+            return Err(admin_err(
+                ErrorCode::InvalidPartitions,
+                format!(
+                    "the broker serves {existing} partitions and its limit is {} \
+                     (max_partitions); {partitions} more do not fit",
+                    self.max_partitions
+                ),
+            ));
+        }
+        // Marked directories left by a deletion whose removal step failed go
+        // now: at the next start a marker of a listed topic would otherwise
+        // read as an interrupted deletion of this new topic.
+        remove_marked_dirs(&*self.fs, &self.data_dir)?;
+        // A directory left by an earlier failed create is set aside, not
+        // reused: a new topic starts empty.
+        let mut set_aside_any = false;
+        for p in 0..partitions {
+            if let Ok(tp) = TopicPartition::new(name, p) {
+                if self.fs.exists(&self.data_dir.join(tp.dir_name())) {
+                    set_aside(&*self.fs, &self.data_dir, &tp, STRAY_SUFFIX)?;
+                    set_aside_any = true;
+                }
+            }
+        }
+        if set_aside_any {
+            self.fs
+                .sync_dir(&self.data_dir)
+                .map_err(|e| LogError::io("fsync", &self.data_dir, e))?;
         }
         let topic = open_topic(
             &self.fs,
@@ -242,31 +422,49 @@ impl TopicStore {
         Ok(())
     }
 
-    /// Deletes a topic and its data. Fetches in flight keep reading the
-    /// files they hold. Blocking.
+    /// Deletes a topic and its data. Blocking (call it off the reactor).
+    ///
+    /// Each partition log is shut down and its directory renamed to a
+    /// pending-delete name (`<topic>-<partition>.<id>-delete`); the data
+    /// directory is synced, the topic is removed from `topics.meta`, and
+    /// only then are the marked directories removed. A crash at any point
+    /// leaves either the topic listed and whole, or marked directories that
+    /// the next start removes (finishing the deletion if the metadata file
+    /// still lists the topic). Fetches in flight keep reading the files they
+    /// hold.
     pub fn delete(&self, name: &str) -> Result<(), BrokerError> {
         let _admin = self.admin.lock();
-        if !self.topics.read().contains_key(name) {
+        let Some(topic) = self.topics.write().remove(name) else {
             return Err(admin_err(
                 ErrorCode::UnknownTopicOrPartition,
                 format!("no topic {name:?}"),
             ));
+        };
+        for (i, p) in topic.partitions.iter().enumerate() {
+            if let Err(e) = p.log.shutdown() {
+                tracing::warn!(topic = name, partition = i, error = %e, "closing deleted partition");
+            }
         }
+        for p in 0..topic.partitions.len() as u32 {
+            let tp = TopicPartition::new(name, p)
+                .map_err(|e| admin_err(ErrorCode::InvalidTopicName, e.to_string()))?;
+            if self.fs.exists(&self.data_dir.join(tp.dir_name())) {
+                mark_for_deletion(&*self.fs, &self.data_dir, &tp)?;
+            }
+        }
+        self.fs
+            .sync_dir(&self.data_dir)
+            .map_err(|e| LogError::io("fsync", &self.data_dir, e))?;
         let records: Vec<_> = self
             .records()
             .into_iter()
             .filter(|r| r.name != name)
             .collect();
         self.write_meta(&records)?;
-        let Some(topic) = self.topics.write().remove(name) else {
-            return Ok(());
-        };
-        for (i, p) in topic.partitions.iter().enumerate() {
-            if let Err(e) = p.log.shutdown() {
-                tracing::warn!(topic = name, partition = i, error = %e, "closing deleted partition");
-            }
-            let dir = p.log.dir().to_owned();
-            std::fs::remove_dir_all(&dir).map_err(|e| LogError::io("remove", &dir, e))?;
+        // The topic is deleted now; its marked directories are removed here,
+        // or else at the next start or topic creation.
+        if let Err(e) = remove_marked_dirs(&*self.fs, &self.data_dir) {
+            tracing::warn!(topic = name, error = %e, "cannot remove directories marked for deletion");
         }
         tracing::info!(topic = name, "deleted topic");
         Ok(())
@@ -298,6 +496,81 @@ impl TopicStore {
         write_file_atomically(&*self.fs, &self.data_dir, TOPICS_FILE, &bytes)
             .map_err(|e| LogError::io("write", self.data_dir.join(TOPICS_FILE), e).into())
     }
+}
+
+/// Smallest `segment_bytes` a topic may have: smaller segments would cost
+/// files, descriptors and index maps out of proportion to their data.
+pub const MIN_SEGMENT_BYTES: u64 = 64 << 10;
+/// Smallest `segment_ms` (other than 0, never) a topic may have.
+pub const MIN_SEGMENT_MS: u64 = 1000;
+
+/// Checks the resource floors of a topic's effective settings (see
+/// [`MIN_SEGMENT_BYTES`], [`MIN_SEGMENT_MS`]); the error names the setting.
+pub fn check_topic_limits(config: &TopicConfig) -> Result<(), String> {
+    if let Some(bytes) = config.segment_bytes.filter(|&b| b < MIN_SEGMENT_BYTES) {
+        return Err(format!(
+            "segment_bytes must be at least {MIN_SEGMENT_BYTES}, got {bytes}"
+        ));
+    }
+    if let Some(ms) = config.segment_ms.filter(|&m| m > 0 && m < MIN_SEGMENT_MS) {
+        return Err(format!(
+            "segment_ms must be 0 (never) or at least {MIN_SEGMENT_MS}, got {ms}"
+        ));
+    }
+    Ok(())
+}
+
+/// Renames the directory of `tp` to a fresh set-aside name with `suffix`
+/// and returns the new path. The caller syncs the data directory.
+fn set_aside(
+    fs: &dyn FileSystem,
+    data_dir: &Path,
+    tp: &TopicPartition,
+    suffix: &str,
+) -> Result<PathBuf, BrokerError> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let from = data_dir.join(tp.dir_name());
+    loop {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let id = nanos
+            .rotate_left(17)
+            .wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed))
+            ^ u64::from(std::process::id());
+        let to = data_dir.join(set_aside_dir_name(&tp.dir_name(), id, suffix));
+        if fs.exists(&to) {
+            continue;
+        }
+        fs.rename(&from, &to)
+            .map_err(|e| LogError::io("rename", &from, e))?;
+        return Ok(to);
+    }
+}
+
+fn mark_for_deletion(
+    fs: &dyn FileSystem,
+    data_dir: &Path,
+    tp: &TopicPartition,
+) -> Result<(), BrokerError> {
+    set_aside(fs, data_dir, tp, DELETE_SUFFIX).map(|_| ())
+}
+
+/// Removes every directory of `data_dir` that carries the delete marker,
+/// and nothing else.
+fn remove_marked_dirs(fs: &dyn FileSystem, data_dir: &Path) -> Result<(), BrokerError> {
+    let names = fs
+        .list_dir(data_dir)
+        .map_err(|e| LogError::io("list", data_dir, e))?;
+    for name in names {
+        if parse_set_aside_dir_name(&name, DELETE_SUFFIX).is_some() {
+            let path = data_dir.join(&name);
+            tracing::info!(dir = %path.display(), "removing directory marked for deletion");
+            fs.remove_dir_all(&path)
+                .map_err(|e| LogError::io("remove", &path, e))?;
+        }
+    }
+    Ok(())
 }
 
 fn open_topic(
@@ -446,12 +719,215 @@ mod tests {
         assert!(!dir.path().join("gone-0").exists());
         store.shutdown();
         drop(store);
-        // A leftover directory of an interrupted create is removed.
+        // A leftover directory of an interrupted create is set aside, not
+        // removed.
         std::fs::create_dir(dir.path().join("stray-0")).unwrap();
+        std::fs::write(dir.path().join("stray-0/keep"), b"x").unwrap();
         let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
         assert_eq!(store.list().len(), 1);
         assert_eq!(store.topic("orders").unwrap().partitions.len(), 3);
         assert!(store.partition("orders", 3).is_err());
         assert!(!dir.path().join("stray-0").exists());
+        let kept = dir_names(dir.path())
+            .into_iter()
+            .find(|n| n.starts_with("stray-0.") && n.ends_with("-stray"))
+            .expect("stray directory kept");
+        assert_eq!(
+            std::fs::read(dir.path().join(kept).join("keep")).unwrap(),
+            b"x"
+        );
+    }
+
+    fn dir_names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Every file under `dir` with its length, sorted.
+    fn tree(dir: &Path) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().into_string().unwrap();
+            if e.file_type().unwrap().is_dir() {
+                for (n, len) in tree(&e.path()) {
+                    out.push((format!("{name}/{n}"), len));
+                }
+            } else {
+                out.push((name, e.metadata().unwrap().len()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn append_some(store: &TopicStore, topic: &str, partition: u32) {
+        let log = &store.partition(topic, partition).unwrap().log;
+        let mut b = sluice_protocol::batch::BatchBuilder::new();
+        for v in [&b"one"[..], b"two", b"three"] {
+            b.push(&sluice_protocol::batch::NewRecord {
+                timestamp: 1,
+                key: None,
+                value: Some(v),
+                headers: &[],
+            });
+        }
+        log.append(&mut b.finish()).unwrap();
+    }
+
+    #[test]
+    fn missing_or_damaged_metadata_refuses_to_start_and_touches_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        // A fresh, empty data directory starts and records that it has no topics.
+        let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+        assert!(dir.path().join(TOPICS_FILE).exists());
+        store.create("orders", 2, &TopicConfig::default()).unwrap();
+        append_some(&store, "orders", 1);
+        store.shutdown();
+        drop(store);
+        let meta = std::fs::read(dir.path().join(TOPICS_FILE)).unwrap();
+
+        std::fs::remove_file(dir.path().join(TOPICS_FILE)).unwrap();
+        let before = tree(dir.path());
+        let err = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("topics.meta is missing"), "{msg}");
+        assert!(msg.contains("refusing to start"), "{msg}");
+        assert!(msg.contains("restore"), "{msg}");
+        assert_eq!(tree(dir.path()), before, "nothing may change");
+
+        let mut bad = meta.clone();
+        bad[10] ^= 0xff;
+        std::fs::write(dir.path().join(TOPICS_FILE), &bad).unwrap();
+        let before = tree(dir.path());
+        let msg = TopicStore::open(dir.path(), TopicDefaults::default())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("damaged"), "{msg}");
+        assert!(msg.contains("refusing to start"), "{msg}");
+        assert_eq!(tree(dir.path()), before, "nothing may change");
+
+        // Restored, the broker opens with the data in place.
+        std::fs::write(dir.path().join(TOPICS_FILE), &meta).unwrap();
+        let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+        assert_eq!(store.partition("orders", 1).unwrap().log.next_offset(), 3);
+    }
+
+    #[test]
+    fn interrupted_deletions_are_finished_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+        for t in ["half", "marked", "kept"] {
+            store.create(t, 2, &TopicConfig::default()).unwrap();
+            append_some(&store, t, 0);
+        }
+        store.shutdown();
+        drop(store);
+        // "half": the deletion crashed after renaming partition 0, before
+        // the metadata file was updated.
+        std::fs::rename(
+            dir.path().join("half-0"),
+            dir.path().join("half-0.00000000000000aa-delete"),
+        )
+        .unwrap();
+        // A marked directory of a topic already unlisted (the crash came
+        // after the metadata update), with a recreated topic of that name
+        // that must not be touched.
+        std::fs::rename(
+            dir.path().join("marked-1"),
+            dir.path().join("marked-1.00000000000000bb-delete"),
+        )
+        .unwrap();
+        let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+        assert!(store.topic("half").is_none(), "deletion finished");
+        let names = dir_names(dir.path());
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.starts_with("half-") || n.ends_with("-delete")),
+            "{names:?}"
+        );
+        // "marked" is still listed (its marker was left by an earlier
+        // deletion): finished too, as the marker says it was being deleted.
+        assert!(store.topic("marked").is_none());
+        assert_eq!(store.partition("kept", 0).unwrap().log.next_offset(), 3);
+        assert!(names.contains(&"kept-0".to_owned()) && names.contains(&"kept-1".to_owned()));
+        store.shutdown();
+        drop(store);
+        let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+        assert_eq!(store.list().len(), 1);
+    }
+
+    #[test]
+    fn delete_marks_directories_before_removing_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+        store.create("gone", 3, &TopicConfig::default()).unwrap();
+        store.create("kept", 1, &TopicConfig::default()).unwrap();
+        append_some(&store, "gone", 2);
+        store.delete("gone").unwrap();
+        assert_eq!(dir_names(dir.path()), vec!["kept-0", TOPICS_FILE]);
+        assert!(store.topic("gone").is_none());
+        // The name is free again, and the new topic starts empty.
+        store.create("gone", 3, &TopicConfig::default()).unwrap();
+        assert_eq!(store.partition("gone", 2).unwrap().log.next_offset(), 0);
+    }
+
+    #[test]
+    fn a_recreated_topic_is_not_taken_for_an_interrupted_deletion() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+        // An earlier deletion of "x" renamed its directory but could not
+        // remove it.
+        std::fs::create_dir(dir.path().join("x-0.00000000000000cc-delete")).unwrap();
+        store.create("x", 1, &TopicConfig::default()).unwrap();
+        append_some(&store, "x", 0);
+        store.shutdown();
+        drop(store);
+        let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+        assert_eq!(store.partition("x", 0).unwrap().log.next_offset(), 3);
+    }
+
+    #[test]
+    fn partition_limit_and_segment_floors_are_enforced_at_creation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TopicStore::open(dir.path(), TopicDefaults::default())
+            .unwrap()
+            .with_max_partitions(5);
+        store.create("a", 3, &TopicConfig::default()).unwrap();
+        let err = store.create("b", 3, &TopicConfig::default()).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidPartitions);
+        assert!(err.to_string().contains("max_partitions"), "{err}");
+        assert!(!dir.path().join("b-0").exists());
+        store.create("b", 2, &TopicConfig::default()).unwrap();
+        for (config, needle) in [
+            (
+                TopicConfig {
+                    segment_bytes: Some(MIN_SEGMENT_BYTES - 1),
+                    ..TopicConfig::default()
+                },
+                "segment_bytes",
+            ),
+            (
+                TopicConfig {
+                    segment_ms: Some(1),
+                    ..TopicConfig::default()
+                },
+                "segment_ms",
+            ),
+        ] {
+            let store = TopicStore::open(
+                tempfile::tempdir().unwrap().path(),
+                TopicDefaults::default(),
+            )
+            .unwrap();
+            let err = store.create("c", 1, &config).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidConfig);
+            assert!(err.to_string().contains(needle), "{err}");
+        }
     }
 }

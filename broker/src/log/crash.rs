@@ -180,6 +180,11 @@ impl FileSystem for CrashFs {
         }
         Ok(())
     }
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        StdFs.remove_dir_all(path)?;
+        self.lock().retain(|p, _| !p.starts_with(path));
+        Ok(())
+    }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         StdFs.rename(from, to)?;
         let mut files = self.lock();

@@ -55,8 +55,8 @@ impl PartitionLog {
             let files: Vec<Arc<dyn LogFile>> = state
                 .segments
                 .range(from..=to.max(from))
-                .map(|s| Arc::clone(s.file()))
-                .collect();
+                .map(|s| s.file())
+                .collect::<Result<_, _>>()?;
             let last = state.segments.get(to.max(from));
             let point = match last {
                 Some(s) if s.is_sealed() => LogPoint {
@@ -85,6 +85,7 @@ impl PartitionLog {
             state.last_flush = SystemTime::now();
             if point.offset > state.durable.offset {
                 state.durable = point;
+                state.trim_open_sealed();
             }
             self.recovery_point
                 .store(state.durable.offset, Ordering::Release);
@@ -130,7 +131,8 @@ impl PartitionLog {
     /// Periodic upkeep, to be called every few seconds by the log's owner:
     /// flushes when the [`FlushPolicy::Interval`] is due, flushes sealed
     /// segments that are not yet durable (so recovery stays short under
-    /// every policy), and applies retention.
+    /// every policy), applies retention, and closes the files of sealed
+    /// segments nobody read for a while.
     pub fn maintain(&self, now: SystemTime) -> Result<MaintainOutcome, LogError> {
         let mut outcome = MaintainOutcome::default();
         let (active_base, last_flush) = {
@@ -151,6 +153,7 @@ impl PartitionLog {
             outcome.flushed = true;
         }
         outcome.retained = self.retain(now)?;
+        self.state.lock().release_idle_sealed();
         Ok(outcome)
     }
 

@@ -11,15 +11,28 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use memmap2::MmapMut;
+use parking_lot::Mutex;
 
 use super::io::{FileSystem, LogFile, OpenMode};
 
+/// An open index file and its mapping.
+#[derive(Debug)]
+struct Mapped {
+    file: Arc<dyn LogFile>,
+    mmap: Option<MmapMut>,
+}
+
 /// A file of `N`-byte entries, memory-mapped for reading and appending.
+///
+/// A trimmed (sealed) index can be *released*: its mapping and file handle
+/// are dropped, and the next read of an entry opens and maps the file again
+/// (through the same [`FileSystem`]). So a sealed segment holds no descriptor
+/// and no mapping for its indexes while nobody reads it.
 #[derive(Debug)]
 pub(crate) struct IndexFile<const N: usize> {
     path: PathBuf,
-    file: Arc<dyn LogFile>,
-    mmap: Option<MmapMut>,
+    fs: Arc<dyn FileSystem>,
+    mapped: Mutex<Option<Mapped>>,
     /// Entries in use.
     entries: usize,
     /// Entries the current file length can hold.
@@ -28,59 +41,89 @@ pub(crate) struct IndexFile<const N: usize> {
     trimmed: bool,
 }
 
+/// Maps `file` (if it is not empty).
+fn map(file: &Arc<dyn LogFile>) -> io::Result<Option<MmapMut>> {
+    if file.len()? == 0 {
+        return Ok(None);
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: the mapping is of a file that only this index writes, through
+    // this mapping, while the partition log's lock is held; the file is never
+    // truncated below the mapped length while mapped (`remap` drops the
+    // mapping first, and a released mapping is gone before the file is
+    // reopened). Another process changing the file would be outside Sluice's
+    // contract for its data directory, which a lock file reserves for one
+    // broker.
+    let mmap = unsafe { MmapMut::map_mut(file.os_file())? };
+    Ok(Some(mmap))
+}
+
 impl<const N: usize> IndexFile<N> {
     /// Opens (creating if missing) `path`, extends or keeps its length at
     /// `max_bytes` rounded down to whole entries when `preallocate`, and maps
     /// it. `entries` starts at 0: the caller counts the valid entries with
     /// [`IndexFile::entry`] and sets them with [`IndexFile::set_entries`].
     pub(crate) fn open(
-        fs: &dyn FileSystem,
+        fs: &Arc<dyn FileSystem>,
         path: &Path,
         max_bytes: usize,
         preallocate: bool,
     ) -> io::Result<Self> {
         let file = fs.open(path, OpenMode::Create)?;
-        let mut index = IndexFile {
-            path: path.to_owned(),
-            file,
-            mmap: None,
-            entries: 0,
-            capacity: 0,
-            trimmed: !preallocate,
-        };
         let len = if preallocate {
             (max_bytes / N * N) as u64
         } else {
-            index.file.len()?
+            file.len()?
+        };
+        let mut index = IndexFile {
+            path: path.to_owned(),
+            fs: Arc::clone(fs),
+            mapped: Mutex::new(Some(Mapped { file, mmap: None })),
+            entries: 0,
+            capacity: 0,
+            trimmed: !preallocate,
         };
         index.remap(len)?;
         Ok(index)
     }
 
+    /// The open file and mapping, opening the file again if it was released.
+    fn mapped_mut(&mut self) -> io::Result<&mut Mapped> {
+        let slot = self.mapped.get_mut();
+        if slot.is_none() {
+            let file = self.fs.open(&self.path, OpenMode::Existing)?;
+            let mmap = map(&file)?;
+            *slot = Some(Mapped { file, mmap });
+        }
+        slot.as_mut()
+            .ok_or_else(|| io::Error::other("index file not open"))
+    }
+
     fn remap(&mut self, len: u64) -> io::Result<()> {
-        self.mmap = None;
-        let resized = match self.file.len() {
+        let mapped = self.mapped_mut()?;
+        mapped.mmap = None;
+        let resized = match mapped.file.len() {
             Ok(current) if current == len => Ok(()),
-            Ok(_) => self.file.set_len(len),
+            Ok(_) => mapped.file.set_len(len),
             Err(e) => Err(e),
         };
         // Map whatever length the file has now, even if resizing failed, so
         // the index stays usable at its old size.
-        let actual = self.file.len()?;
+        let actual = mapped.file.len()?;
+        mapped.mmap = map(&mapped.file)?;
         self.capacity = (actual as usize) / N;
         self.entries = self.entries.min(self.capacity);
-        if actual > 0 {
-            #[allow(unsafe_code)]
-            // SAFETY: the mapping is of a file that only this index writes,
-            // through this mapping, while the partition log's lock is held; the
-            // file is never truncated below the mapped length while mapped
-            // (`remap` drops the mapping first). Another process changing the
-            // file would be outside Sluice's contract for its data directory,
-            // which a lock file reserves for one broker.
-            let mmap = unsafe { MmapMut::map_mut(self.file.os_file())? };
-            self.mmap = Some(mmap);
-        }
         resized
+    }
+
+    /// Drops the mapping and the file handle of a trimmed index; the next
+    /// read maps it again. Returns whether anything was open. An active
+    /// (preallocated) index is never released.
+    pub(crate) fn release(&self) -> bool {
+        if !self.trimmed {
+            return false;
+        }
+        self.mapped.lock().take().is_some()
     }
 
     /// The file's path.
@@ -103,9 +146,30 @@ impl<const N: usize> IndexFile<N> {
         self.entries >= self.capacity
     }
 
-    /// Entry `i` (in use or not) as raw bytes, or `None` past the capacity.
+    /// Entry `i` (in use or not) as raw bytes, or `None` past the capacity
+    /// (or when a released file cannot be opened again; lookups then fall
+    /// back to the segment start, which is slower but still correct).
     pub(crate) fn entry(&self, i: usize) -> Option<[u8; N]> {
-        let map = self.mmap.as_ref()?;
+        let mut slot = self.mapped.lock();
+        if slot.is_none() {
+            let reopened = self
+                .fs
+                .open(&self.path, OpenMode::Existing)
+                .and_then(|file| {
+                    Ok(Mapped {
+                        mmap: map(&file)?,
+                        file,
+                    })
+                });
+            match reopened {
+                Ok(m) => *slot = Some(m),
+                Err(e) => {
+                    tracing::warn!(file = %self.path.display(), error = %e, "cannot reopen index");
+                    return None;
+                }
+            }
+        }
+        let map = slot.as_ref()?.mmap.as_ref()?;
         let bytes = map.get(i.checked_mul(N)?..i.checked_add(1)?.checked_mul(N)?)?;
         bytes.try_into().ok()
     }
@@ -117,8 +181,10 @@ impl<const N: usize> IndexFile<N> {
         if !self.trimmed {
             return false;
         }
-        self.mmap
+        self.mapped
+            .lock()
             .as_ref()
+            .and_then(|m| m.mmap.as_ref())
             .and_then(|m| m.get(i.saturating_mul(N).min(m.len())..))
             .is_some_and(|rest| rest.iter().any(|&b| b != 0))
     }
@@ -131,7 +197,10 @@ impl<const N: usize> IndexFile<N> {
     /// Appends an entry; `false` if the file is full.
     pub(crate) fn push(&mut self, entry: [u8; N]) -> bool {
         let at = self.entries * N;
-        let Some(slot) = self.mmap.as_mut().and_then(|m| m.get_mut(at..at + N)) else {
+        let Ok(mapped) = self.mapped_mut() else {
+            return false;
+        };
+        let Some(slot) = mapped.mmap.as_mut().and_then(|m| m.get_mut(at..at + N)) else {
             return false;
         };
         slot.copy_from_slice(&entry);
@@ -145,8 +214,9 @@ impl<const N: usize> IndexFile<N> {
         if n >= self.entries {
             return;
         }
-        if let Some(map) = self.mmap.as_mut() {
-            let end = (self.entries * N).min(map.len());
+        let end = self.entries * N;
+        if let Ok(Some(map)) = self.mapped_mut().map(|m| m.mmap.as_mut()) {
+            let end = end.min(map.len());
             if let Some(tail) = map.get_mut(n * N..end) {
                 tail.fill(0);
             }
@@ -158,6 +228,7 @@ impl<const N: usize> IndexFile<N> {
     /// and writes the mapping back to the file.
     pub(crate) fn trim(&mut self) -> io::Result<()> {
         self.flush()?;
+        self.trimmed = true;
         self.remap((self.entries * N) as u64)
     }
 
@@ -165,20 +236,20 @@ impl<const N: usize> IndexFile<N> {
     /// (reopening the last segment of a cleanly closed log).
     pub(crate) fn expand(&mut self, max_bytes: usize) -> io::Result<()> {
         let len = ((max_bytes / N * N).max(self.entries * N)) as u64;
+        self.trimmed = false;
         self.remap(len)
     }
 
     /// Writes dirty pages of the mapping back to the file (`msync`).
     pub(crate) fn flush(&self) -> io::Result<()> {
-        match &self.mmap {
+        match self.mapped.lock().as_ref().and_then(|m| m.mmap.as_ref()) {
             Some(m) => m.flush(),
             None => Ok(()),
         }
     }
 
-    /// Unmaps and returns the handle, for deleting the file.
-    pub(crate) fn close(mut self) -> Arc<dyn LogFile> {
-        self.mmap = None;
-        self.file
+    /// Unmaps and closes the file, for deleting it.
+    pub(crate) fn close(self) {
+        drop(self.mapped.into_inner());
     }
 }

@@ -54,6 +54,9 @@ pub trait FileSystem: Send + Sync + fmt::Debug {
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
     /// Unlinks a file. Open handles keep working until they are dropped.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Removes a directory and everything in it. Open handles of its files
+    /// keep working until they are dropped.
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
     /// Atomically renames `from` to `to`, replacing `to`.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes the directory's entries (created, renamed, removed files) durable.
@@ -184,6 +187,9 @@ impl FileSystem for StdFs {
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_dir_all(path)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         std::fs::rename(from, to)

@@ -4,6 +4,16 @@
 //! and is neither `.` nor `..`. Because `/`, `\`, NUL and every other
 //! character outside that set are refused, a topic name can never escape the
 //! data directory. A partition lives in the directory `<topic>-<partition>`.
+//!
+//! A partition directory set aside is renamed to
+//! `<topic>-<partition>.<id>-delete` (a deletion in progress: the only
+//! directories the broker ever removes) or `<topic>-<partition>.<id>-stray`
+//! (a directory no topic lists; kept for the operator). `<id>` is 16
+//! lowercase hex digits, unique per rename. Both names end in a letter, so
+//! neither parses as a partition directory (which ends in a digit), and
+//! neither can collide with one. When `<topic>-<partition>` is too long for
+//! the 255-byte name limit with the suffix, it is cut short (the `<id>` keeps
+//! the name unique).
 
 use std::fmt;
 
@@ -109,6 +119,40 @@ impl TopicPartition {
     }
 }
 
+/// Longest directory name written (the usual file-name limit).
+const NAME_MAX: usize = 255;
+/// Length of `.<16 hex digits>`.
+const ID_LEN: usize = 17;
+/// Suffix of a partition directory whose deletion is in progress.
+pub const DELETE_SUFFIX: &str = "-delete";
+/// Suffix of a partition directory that no topic lists.
+pub const STRAY_SUFFIX: &str = "-stray";
+
+/// A name for a partition directory set aside: `<dir_name>.<id>` followed
+/// by `suffix` ([`DELETE_SUFFIX`] or [`STRAY_SUFFIX`]), with `dir_name` cut
+/// short if needed to stay within 255 bytes. Never a valid partition
+/// directory name.
+pub fn set_aside_dir_name(dir_name: &str, id: u64, suffix: &str) -> String {
+    let room = NAME_MAX - ID_LEN - suffix.len();
+    let mut cut = dir_name.len().min(room);
+    while !dir_name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let prefix = dir_name.get(..cut).unwrap_or_default();
+    format!("{prefix}.{id:016x}{suffix}")
+}
+
+/// If `name` was made by [`set_aside_dir_name`] with `suffix`, the
+/// (possibly cut-short) partition directory name it came from.
+pub fn parse_set_aside_dir_name<'a>(name: &'a str, suffix: &str) -> Option<&'a str> {
+    let rest = name.strip_suffix(suffix)?;
+    let split = rest.len().checked_sub(ID_LEN)?;
+    let (prefix, id) = (rest.get(..split)?, rest.get(split..)?);
+    let hex = id.strip_prefix('.')?;
+    (hex.len() == 16 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .then_some(prefix)
+}
+
 impl fmt::Display for TopicPartition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.topic, self.partition)
@@ -164,7 +208,46 @@ mod tests {
         }
     }
 
+    #[test]
+    fn set_aside_names_never_parse_as_partition_dirs() {
+        let tp = TopicPartition::new("orders", 3).unwrap();
+        for suffix in [DELETE_SUFFIX, STRAY_SUFFIX] {
+            let name = set_aside_dir_name(&tp.dir_name(), 0xabc, suffix);
+            assert_eq!(name, format!("orders-3.0000000000000abc{suffix}"));
+            assert!(TopicPartition::from_dir_name(&name).is_err());
+            assert_eq!(parse_set_aside_dir_name(&name, suffix), Some("orders-3"));
+        }
+        assert_eq!(
+            parse_set_aside_dir_name("orders-3-delete", DELETE_SUFFIX),
+            None
+        );
+        assert_eq!(parse_set_aside_dir_name("orders-3", DELETE_SUFFIX), None);
+        assert_eq!(
+            parse_set_aside_dir_name("x.000000000000000G-delete", DELETE_SUFFIX),
+            None
+        );
+        // The longest partition directory name still fits in 255 bytes.
+        let long = TopicPartition::new(&"t".repeat(MAX_TOPIC_NAME_LEN), 4_000_000_000).unwrap();
+        let name = set_aside_dir_name(&long.dir_name(), u64::MAX, DELETE_SUFFIX);
+        assert_eq!(name.len(), 255);
+        let prefix = parse_set_aside_dir_name(&name, DELETE_SUFFIX).unwrap();
+        assert!(long.dir_name().starts_with(prefix));
+    }
+
     proptest! {
+        #[test]
+        fn set_aside_names_are_never_partition_dirs(name in "[A-Za-z0-9._-]{1,249}", p in 0u32.., id in 0u64..) {
+            prop_assume!(validate_topic_name(&name).is_ok());
+            let tp = TopicPartition::new(&name, p).unwrap();
+            for suffix in [DELETE_SUFFIX, STRAY_SUFFIX] {
+                let aside = set_aside_dir_name(&tp.dir_name(), id, suffix);
+                prop_assert!(aside.len() <= 255);
+                prop_assert!(TopicPartition::from_dir_name(&aside).is_err());
+                let prefix = parse_set_aside_dir_name(&aside, suffix).unwrap();
+                prop_assert!(tp.dir_name().starts_with(prefix));
+            }
+        }
+
         #[test]
         fn valid_names_never_escape(name in "\\PC{0,260}") {
             if validate_topic_name(&name).is_ok() {

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::index_file::IndexFile;
-use super::io::{FileSystem, LogFile};
+use super::io::FileSystem;
 
 /// Size of one offset index entry in bytes.
 pub const OFFSET_ENTRY_LEN: usize = 8;
@@ -53,7 +53,7 @@ impl OffsetIndex {
     /// segment); otherwise it keeps its length (a sealed one). Valid leading
     /// entries are counted; see [`OffsetIndex::is_intact`].
     pub(crate) fn open(
-        fs: &dyn FileSystem,
+        fs: &Arc<dyn FileSystem>,
         path: &Path,
         base_offset: u64,
         max_bytes: usize,
@@ -202,9 +202,15 @@ impl OffsetIndex {
         self.file.path()
     }
 
-    /// Unmaps and returns the handle.
-    pub(crate) fn close(self) -> Arc<dyn LogFile> {
-        self.file.close()
+    /// Unmaps and closes the file (before deleting it).
+    pub(crate) fn close(self) {
+        self.file.close();
+    }
+
+    /// Drops the mapping and handle of a sealed index until the next lookup
+    /// (see [`super::index_file::IndexFile::release`]).
+    pub(crate) fn release(&self) -> bool {
+        self.file.release()
     }
 }
 
@@ -231,7 +237,14 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn open(dir: &Path, base: u64, max: usize, prealloc: bool) -> OffsetIndex {
-        OffsetIndex::open(&StdFs, &dir.join("i.index"), base, max, prealloc).unwrap()
+        OffsetIndex::open(
+            &(Arc::new(StdFs) as Arc<dyn FileSystem>),
+            &dir.join("i.index"),
+            base,
+            max,
+            prealloc,
+        )
+        .unwrap()
     }
 
     #[test]

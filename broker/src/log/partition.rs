@@ -14,7 +14,7 @@ use sluice_protocol::batch;
 use super::LogError;
 use super::config::{FlushPolicy, LogConfig};
 use super::io::{FileSystem, LogFile};
-use super::segment::Segment;
+use super::segment::{IDLE_SEALED_PASSES, MAX_OPEN_SEALED_SEGMENTS, Segment};
 
 /// A place in the log: an offset and the byte where its batch starts (or
 /// where the next batch will start) in the segment that holds it.
@@ -46,6 +46,12 @@ pub(crate) struct LogState {
     pub(crate) offline: Option<String>,
     /// A clean shutdown started: appends are refused.
     pub(crate) closing: bool,
+    /// Sealed segments whose handles may be open, least recently read
+    /// first (at most [`MAX_OPEN_SEALED_SEGMENTS`]): base offset and the
+    /// value of `maintain_passes` at the last read.
+    pub(crate) open_sealed: VecDeque<(u64, u64)>,
+    /// Count of `maintain` passes so far (the clock of idle release).
+    pub(crate) maintain_passes: u64,
 }
 
 impl LogState {
@@ -55,6 +61,79 @@ impl LogState {
         self.segments
             .partition_point(|s| s.base_offset() <= offset)
             .saturating_sub(1)
+    }
+
+    /// Records a read of the sealed segment at `base` and releases the least
+    /// recently read sealed segments beyond [`MAX_OPEN_SEALED_SEGMENTS`], so
+    /// descriptors and index mappings do not grow with retained history.
+    pub(crate) fn touch_sealed(&mut self, base: u64) {
+        let now = self.maintain_passes;
+        if let Some(last) = self.open_sealed.back_mut().filter(|(b, _)| *b == base) {
+            last.1 = now;
+            return;
+        }
+        self.open_sealed.retain(|&(b, _)| b != base);
+        self.open_sealed.push_back((base, now));
+        self.trim_open_sealed();
+    }
+
+    /// Counts a `maintain` pass and releases the sealed segments not read
+    /// for [`IDLE_SEALED_PASSES`] passes (once durable), so idle history
+    /// holds no descriptors or maps at all.
+    pub(crate) fn release_idle_sealed(&mut self) {
+        self.maintain_passes += 1;
+        let now = self.maintain_passes;
+        let durable = self.durable.offset;
+        let segments = &self.segments;
+        self.open_sealed.retain(|&(base, read)| {
+            if read + IDLE_SEALED_PASSES > now {
+                return true;
+            }
+            let i = segments
+                .partition_point(|s| s.base_offset() <= base)
+                .saturating_sub(1);
+            match segments.get(i).filter(|s| s.base_offset() == base) {
+                Some(s) if s.next_offset() > durable => true,
+                Some(s) => {
+                    s.release();
+                    false
+                }
+                None => false,
+            }
+        });
+    }
+
+    /// Releases the least recently read sealed segments beyond
+    /// [`MAX_OPEN_SEALED_SEGMENTS`] (after a read, and after a flush made
+    /// more of them durable).
+    pub(crate) fn trim_open_sealed(&mut self) {
+        // Oldest first; a segment not yet durable keeps its `.log` handle
+        // until a flush covered it (so a writeback error reaches the
+        // `fdatasync` on the descriptor that wrote), and is released later.
+        let mut i = 0;
+        // The most recently read one (last) is never released here.
+        while self.open_sealed.len() > MAX_OPEN_SEALED_SEGMENTS {
+            if i + 1 >= self.open_sealed.len() {
+                break;
+            }
+            let Some(&(old, _)) = self.open_sealed.get(i) else {
+                break;
+            };
+            let seg = self
+                .segments
+                .get(self.segment_index(old))
+                .filter(|s| s.base_offset() == old);
+            match seg {
+                Some(s) if s.next_offset() > self.durable.offset => i += 1,
+                Some(s) => {
+                    s.release();
+                    self.open_sealed.remove(i);
+                }
+                None => {
+                    self.open_sealed.remove(i); // deleted by retention
+                }
+            }
+        }
     }
 
     pub(crate) fn active(&self) -> &Segment {
@@ -419,12 +498,14 @@ impl PartitionLog {
     /// Seals the active segment and starts a new one at the log end.
     pub(crate) fn roll(&self, state: &mut LogState) -> Result<(), LogError> {
         let base = state.end.offset;
-        let new = Segment::create(&*self.fs, &self.dir, base, &self.config)?;
+        let new = Segment::create(&self.fs, &self.dir, base, &self.config)?;
         if let Err(e) = state.active_mut().seal() {
             let _ = new.delete(&*self.fs);
             return Err(e);
         }
+        let sealed = state.active().base_offset();
         state.segments.push_back(new);
+        state.touch_sealed(sealed);
         state.dir_changes += 1;
         tracing::debug!(dir = %self.dir.display(), base_offset = base, "rolled segment");
         Ok(())
@@ -441,7 +522,7 @@ impl PartitionLog {
     /// gives an empty slice; outside `[log_start_offset, high_watermark]` an
     /// [`LogError::OffsetOutOfRange`].
     pub fn read(&self, offset: u64, max_bytes: u64) -> Result<LogSlice, LogError> {
-        let state = self.state.lock();
+        let mut state = self.state.lock();
         let hw = self.visible_end(&state);
         let log_start = self.log_start_offset();
         let mut slice = LogSlice {
@@ -464,9 +545,19 @@ impl PartitionLog {
                 high_watermark: hw.offset,
             });
         }
+        let at = state.segment_index(offset);
+        // Count the read before the segment's files are (re)opened below.
+        if let Some(base) = state
+            .segments
+            .get(at)
+            .filter(|s| s.is_sealed())
+            .map(Segment::base_offset)
+        {
+            state.touch_sealed(base);
+        }
         let seg = state
             .segments
-            .get(state.segment_index(offset))
+            .get(at)
             .ok_or_else(|| self.offline_error("no segment"))?;
         let (limit, limit_offset) = if seg.base_offset() == hw.segment_base {
             (hw.position, hw.offset)
@@ -516,7 +607,7 @@ impl PartitionLog {
             })
             .sum();
         slice.bytes_after = (limit - end) + later;
-        slice.file = Some(Arc::clone(seg.file()));
+        slice.file = Some(seg.file()?);
         slice.position = start;
         slice.len = end - start;
         slice.first_offset = first;
@@ -539,14 +630,32 @@ impl PartitionLog {
     /// whose largest timestamp reaches `timestamp` (a consumer skips older
     /// records inside that batch).
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<u64>, LogError> {
-        let state = self.state.lock();
+        let mut state = self.state.lock();
         let hw = self.visible_end(&state);
+        let mut touched = Vec::new();
+        let found = self.find_timestamp(&state, hw, timestamp, &mut touched);
+        for base in touched {
+            state.touch_sealed(base);
+        }
+        found
+    }
+
+    fn find_timestamp(
+        &self,
+        state: &LogState,
+        hw: LogPoint,
+        timestamp: i64,
+        touched: &mut Vec<u64>,
+    ) -> Result<Option<u64>, LogError> {
         for seg in &state.segments {
             if seg.base_offset() > hw.segment_base {
                 break;
             }
             if seg.max_timestamp().is_none_or(|m| m < timestamp) {
                 continue;
+            }
+            if seg.is_sealed() {
+                touched.push(seg.base_offset());
             }
             let from = seg.time_index().lookup(timestamp);
             let entry = seg.offset_index().lookup(from);

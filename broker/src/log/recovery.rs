@@ -5,9 +5,17 @@
 //! - Otherwise segments that end at or below the recovery-point checkpoint
 //!   are trusted (their indexes are checked and rebuilt if damaged), and every
 //!   later segment is rescanned batch by batch: header, CRC-32C and offset
-//!   continuity; the first bad batch and everything after it is cut off, and
-//!   the indexes are rebuilt. Work is proportional to the data written since
-//!   the last checkpoint, not to the size of the log.
+//!   continuity, and the indexes are rebuilt. Work is proportional to the
+//!   data written since the last checkpoint, not to the size of the log.
+//! - Only an unflushed tail is ever cut: where a rescanned segment's valid
+//!   data ends (torn or corrupt batch, or a gap before the next segment) at
+//!   or past the recovery point, the rest of it and the later segments are
+//!   removed. Damage in flushed data (a trusted segment, or below the
+//!   recovery point), or in a middle segment when the checkpoint is missing
+//!   or damaged (so nothing is known to be unflushed), takes the log offline
+//!   instead ([`RecoveryReport::offline`]): it serves reads of the valid data
+//!   before the damage, refuses appends, and changes no `.log` file and no
+//!   checkpoint (indexes, being derived data, may have been rebuilt).
 //! - What survives is then flushed, so the recovery point is the log end.
 
 use std::collections::VecDeque;
@@ -39,8 +47,15 @@ pub struct RecoveryReport {
     pub segments_rescanned: usize,
     /// Bytes of torn or corrupt data cut off segment tails.
     pub bytes_truncated: u64,
-    /// Segments deleted because they followed a cut.
+    /// Segments deleted because they followed a cut (only ever unflushed
+    /// ones, past the recovery point).
     pub segments_deleted: usize,
+    /// Why the log was opened offline, if it was: damage in data that was
+    /// flushed (or whose flushing is unknown). No `.log` file, checkpoint or
+    /// marker was changed (only derived index files may have been rebuilt);
+    /// the log serves reads of the valid data before the damage and refuses
+    /// appends.
+    pub offline: Option<String>,
 }
 
 impl PartitionLog {
@@ -104,44 +119,94 @@ impl PartitionLog {
             let next_base = bases.get(i + 1).copied();
             let last = next_base.is_none();
             let trusted = report.clean_shutdown || next_base.is_some_and(|n| n <= recovery_point);
-            let mut seg = if trusted {
-                Segment::open_trusted(&*fs, &dir, base, &config, last)?
+            let (mut seg, invalid) = if trusted {
+                Segment::open_trusted(&fs, &dir, base, &config, last)?
             } else {
-                let (seg, cut) = Segment::open_and_recover(&*fs, &dir, base, &config)?;
                 report.segments_rescanned += 1;
-                report.bytes_truncated += cut;
-                seg
+                Segment::open_and_rescan(&fs, &dir, base, &config)?
             };
-            if let Some(next_base) = next_base {
-                if seg.next_offset() != next_base && trusted {
-                    tracing::warn!(segment = %seg.log_path().display(), "segment does not reach the next one; rescanning");
-                    report.bytes_truncated += seg.recover(&config)?;
-                    report.segments_rescanned += 1;
+            let gap = next_base.is_some_and(|n| seg.next_offset() != n);
+            if invalid > 0 || gap {
+                // The valid data of this segment ends before its file does,
+                // or before the next segment starts.
+                let problem = if invalid > 0 {
+                    format!(
+                        "segment {} holds {invalid} bytes that are not valid batches after offset {}",
+                        seg.log_path().display(),
+                        seg.next_offset()
+                    )
+                } else {
+                    format!(
+                        "segment {} ends at offset {} but the next segment starts at {}",
+                        seg.log_path().display(),
+                        seg.next_offset(),
+                        next_base.unwrap_or_default()
+                    )
+                };
+                let refusal = if trusted {
+                    Some(if report.clean_shutdown {
+                        "the log was shut down cleanly, so all of it was flushed"
+                    } else {
+                        "it is below the recovery point, so it was flushed"
+                    })
+                } else if seg.next_offset() < recovery_point {
+                    Some("the damage starts below the recovery point, in flushed data")
+                } else if report.checkpoint.is_none() && !last {
+                    Some(
+                        "the recovery-point checkpoint is missing or damaged, so whether \
+                         the later segments were flushed is unknown",
+                    )
+                } else {
+                    None
+                };
+                if let Some(why) = refusal {
+                    // Never remove data that was flushed: serve what is valid
+                    // up to here, read-only, and leave every segment file
+                    // as it is.
+                    let reason = format!(
+                        "{problem}; {why}. Nothing was removed; the partition is offline \
+                         until the damaged files are repaired or moved away by hand"
+                    );
+                    tracing::error!(dir = %dir.display(), %reason, "recovery refused; partition offline");
+                    if !seg.is_sealed() {
+                        seg.seal()?;
+                    }
+                    segments.push_back(seg);
+                    report.offline = Some(reason);
+                    break;
                 }
-                if seg.next_offset() != next_base {
-                    // Everything after a cut is unreachable: delete it.
+                // An unflushed tail past the recovery point: cut it, and the
+                // later segments, which it made unreachable (all unflushed).
+                tracing::warn!(dir = %dir.display(), %problem, "cutting the unflushed tail after it");
+                report.bytes_truncated += seg.truncate_invalid_tail()?;
+                if gap {
                     for &later in bases.get(i + 1..).unwrap_or_default() {
-                        let doomed = Segment::open_trusted(&*fs, &dir, later, &config, false);
-                        match doomed {
-                            Ok(s) => s.delete(&*fs)?,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "cannot open segment to delete it")
-                            }
-                        }
+                        Segment::delete_files(&*fs, &dir, later)?;
                         report.segments_deleted += 1;
                     }
                     bases.truncate(i + 1);
                     seg.reactivate(&config)?;
-                } else if !seg.is_sealed() {
+                } else if !last && !seg.is_sealed() {
                     seg.seal()?;
                 }
+            } else if !last && !seg.is_sealed() {
+                seg.seal()?;
             }
             segments.push_back(seg);
             i += 1;
         }
+        if let Some(reason) = report.offline.clone() {
+            for seg in &segments {
+                seg.release();
+            }
+            return Ok((Self::offline(fs, dir, config, segments, reason), report));
+        }
+        if let Some(active) = segments.back_mut() {
+            active.restore_first_append(SystemTime::now())?;
+        }
         let mut dir_changes = 0;
         if segments.is_empty() {
-            segments.push_back(Segment::create(&*fs, &dir, 0, &config)?);
+            segments.push_back(Segment::create(&fs, &dir, 0, &config)?);
             dir_changes += 1;
         }
         if report.clean_shutdown {
@@ -154,6 +219,10 @@ impl PartitionLog {
                 seg.sync()
                     .map_err(|e| LogError::io("fdatasync", seg.log_path(), e))?;
             }
+        }
+        // Sealed segments keep no descriptor or mapping until they are read.
+        for seg in &segments {
+            seg.release();
         }
         let end = segments.back().map_or(
             LogPoint {
@@ -188,6 +257,8 @@ impl PartitionLog {
                 last_flush: SystemTime::now(),
                 offline: None,
                 closing: false,
+                open_sealed: VecDeque::new(),
+                maintain_passes: 0,
             }),
             flush_lock: Mutex::new(()),
             high_watermark: AtomicU64::new(end.offset),
@@ -203,6 +274,57 @@ impl PartitionLog {
             log.write_checkpoint(end.offset)?;
         }
         Ok((log, report))
+    }
+}
+
+impl PartitionLog {
+    /// A log taken offline at open: it serves reads of `segments` (the valid
+    /// data before the damage) and refuses appends; nothing on disk is
+    /// written, and no clean-shutdown marker is written at shutdown, so the
+    /// next open examines the files again.
+    fn offline(
+        fs: Arc<dyn FileSystem>,
+        dir: PathBuf,
+        config: LogConfig,
+        segments: VecDeque<Segment>,
+        reason: String,
+    ) -> Self {
+        let end = segments.back().map_or(
+            LogPoint {
+                offset: 0,
+                segment_base: 0,
+                position: 0,
+            },
+            |s| LogPoint {
+                offset: s.next_offset(),
+                segment_base: s.base_offset(),
+                position: s.size(),
+            },
+        );
+        let log_start = segments.front().map_or(0, Segment::base_offset);
+        PartitionLog {
+            dir,
+            fs,
+            config,
+            state: Mutex::new(LogState {
+                segments,
+                end,
+                durable: end,
+                checkpointed: end.offset,
+                dir_changes: 0,
+                dir_synced: 0,
+                last_flush: SystemTime::now(),
+                offline: Some(reason),
+                closing: false,
+                open_sealed: VecDeque::new(),
+                maintain_passes: 0,
+            }),
+            flush_lock: Mutex::new(()),
+            high_watermark: AtomicU64::new(end.offset),
+            recovery_point: AtomicU64::new(end.offset),
+            log_start: AtomicU64::new(log_start),
+            next_offset: AtomicU64::new(end.offset),
+        }
     }
 }
 

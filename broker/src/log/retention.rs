@@ -29,6 +29,11 @@ impl PartitionLog {
         let mut outcome = RetainOutcome::default();
         let deleted = {
             let mut state = self.state.lock();
+            if state.offline.is_some() {
+                // An offline log is left as it is (it may have been opened
+                // offline because its files are damaged).
+                return Ok(outcome);
+            }
             let hw = self.high_watermark();
             let mut total: u64 = state.segments.iter().map(|s| s.size()).sum();
             let mut deleted = Vec::new();

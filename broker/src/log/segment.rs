@@ -9,8 +9,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use parking_lot::Mutex;
 use sluice_protocol::batch::{self, BatchHeader, HEADER_LEN};
 
 use super::LogError;
@@ -20,6 +21,15 @@ use super::io::{FileSystem, LogFile, OpenMode, read_full_at, write_all_at};
 use super::offset_index::OffsetIndex;
 use super::time_index::TimeIndex;
 
+/// Most sealed segments of one partition that keep their `.log` handle and
+/// index mappings open at once; the least recently read beyond this are
+/// released (see [`Segment::release`]).
+pub(crate) const MAX_OPEN_SEALED_SEGMENTS: usize = 8;
+
+/// A sealed segment not read for this many `maintain` passes (about a
+/// minute at the default `maintenance_interval_ms`) is released.
+pub(crate) const IDLE_SEALED_PASSES: u64 = 60;
+
 /// Read-ahead of the recovery scan.
 const RECOVERY_CHUNK: usize = 8 << 20;
 
@@ -27,14 +37,19 @@ const RECOVERY_CHUNK: usize = 8 << 20;
 pub(crate) struct Segment {
     base_offset: u64,
     log_path: PathBuf,
-    log: Arc<dyn LogFile>,
+    fs: Arc<dyn FileSystem>,
+    /// The `.log` file; `None` while a sealed segment is released (see
+    /// [`Segment::release`]), reopened on the next use.
+    log: Mutex<Option<Arc<dyn LogFile>>>,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
     size: u64,
     next_offset: u64,
     max_timestamp: Option<i64>,
     bytes_since_index: u64,
-    /// When the first batch was appended in this process (roll by age).
+    /// When the first batch was appended (roll by age): the time of that
+    /// append in this process, or after a restart the first batch's
+    /// timestamp (see [`Segment::restore_first_append`]).
     first_append: Option<SystemTime>,
     sealed: bool,
 }
@@ -52,7 +67,7 @@ struct Scan {
 impl Segment {
     /// Creates a new, empty active segment. Fails if its files exist.
     pub(crate) fn create(
-        fs: &dyn FileSystem,
+        fs: &Arc<dyn FileSystem>,
         dir: &Path,
         base_offset: u64,
         config: &LogConfig,
@@ -78,7 +93,7 @@ impl Segment {
     }
 
     fn with_indexes(
-        fs: &dyn FileSystem,
+        fs: &Arc<dyn FileSystem>,
         dir: &Path,
         base_offset: u64,
         log_path: PathBuf,
@@ -96,7 +111,8 @@ impl Segment {
         Ok(Segment {
             base_offset,
             log_path,
-            log,
+            fs: Arc::clone(fs),
+            log: Mutex::new(Some(log)),
             offset_index,
             time_index,
             size: 0,
@@ -110,20 +126,24 @@ impl Segment {
 
     /// Opens an existing segment whose data is trusted (below the recovery
     /// point, or after a clean shutdown): its size is the file's length and
-    /// its indexes are kept when intact, rebuilt otherwise.
+    /// its indexes are kept when intact, rebuilt otherwise. Never changes the
+    /// `.log` file. Returns the segment and the bytes at its end that are not
+    /// whole valid batches (0 when sound); the segment's size then ends at
+    /// the last valid batch and the caller decides what to do.
     pub(crate) fn open_trusted(
-        fs: &dyn FileSystem,
+        fs: &Arc<dyn FileSystem>,
         dir: &Path,
         base_offset: u64,
         config: &LogConfig,
         active: bool,
-    ) -> Result<Segment, LogError> {
+    ) -> Result<(Segment, u64), LogError> {
         let log_path = segment_path(dir, base_offset, LOG_SUFFIX);
         let log = fs
             .open(&log_path, OpenMode::Existing)
             .map_err(|e| LogError::io("open", &log_path, e))?;
         let mut seg = Self::with_indexes(fs, dir, base_offset, log_path, log, config, active)?;
-        seg.size = seg.log.len().map_err(|e| seg.io_err("stat", e))?;
+        seg.size = seg.log_file()?.len().map_err(|e| seg.io_err("stat", e))?;
+        let mut invalid = 0;
         // Scan batch headers from the last offset index entry to the end. The
         // time index's last entry bounds every record before that entry (it
         // is only skipped when the bound did not grow), so the newest
@@ -150,20 +170,17 @@ impl Segment {
             seg.bytes_since_index = seg.size - position;
         } else {
             tracing::warn!(segment = %seg.log_path.display(), "damaged or missing index; rebuilding it");
-            // Rebuild with room for every entry, then trim a sealed one again.
-            seg.reactivate(config)?;
-            seg.recover(config)?;
-            if !active {
-                seg.seal()?;
-            }
+            invalid = seg.rescan(config)?;
         }
-        Ok(seg)
+        Ok((seg, invalid))
     }
 
     /// Opens an existing segment that may hold a torn or corrupt tail and
-    /// rescans it (see [`Segment::recover`]). Returns the bytes cut off.
-    pub(crate) fn open_and_recover(
-        fs: &dyn FileSystem,
+    /// rescans it (see [`Segment::rescan`]) as the active segment. Returns the
+    /// segment and the bytes after its last valid batch; the `.log` file is
+    /// not changed (see [`Segment::truncate_invalid_tail`]).
+    pub(crate) fn open_and_rescan(
+        fs: &Arc<dyn FileSystem>,
         dir: &Path,
         base_offset: u64,
         config: &LogConfig,
@@ -173,8 +190,22 @@ impl Segment {
             .open(&log_path, OpenMode::Existing)
             .map_err(|e| LogError::io("open", &log_path, e))?;
         let mut seg = Self::with_indexes(fs, dir, base_offset, log_path, log, config, true)?;
-        let cut = seg.recover(config)?;
-        Ok((seg, cut))
+        let invalid = seg.rescan(config)?;
+        Ok((seg, invalid))
+    }
+
+    /// Cuts the `.log` file back to the segment's size (the end of its last
+    /// valid batch), dropping a torn or corrupt tail found by
+    /// [`Segment::rescan`]. Returns the bytes cut off.
+    pub(crate) fn truncate_invalid_tail(&mut self) -> Result<u64, LogError> {
+        let log = self.log_file()?;
+        let file_len = log.len().map_err(|e| self.io_err("stat", e))?;
+        let cut = file_len.saturating_sub(self.size);
+        if cut > 0 {
+            log.set_len(self.size)
+                .map_err(|e| self.io_err("truncate", e))?;
+        }
+        Ok(cut)
     }
 
     fn io_err(&self, op: &'static str, e: std::io::Error) -> LogError {
@@ -182,10 +213,18 @@ impl Segment {
     }
 
     /// Rescans the whole `.log` file: checks each batch's header, CRC and
-    /// offset continuity, rebuilds both indexes, and truncates the file at the
-    /// first batch that is torn or corrupt. Returns the bytes cut off.
-    pub(crate) fn recover(&mut self, config: &LogConfig) -> Result<u64, LogError> {
-        let file_len = self.log.len().map_err(|e| self.io_err("stat", e))?;
+    /// offset continuity and rebuilds both indexes up to the first batch that
+    /// is torn or corrupt, where the segment's size then ends. The `.log`
+    /// file itself is not changed. Returns the bytes after the last valid
+    /// batch. A sealed segment's indexes are regrown for the rebuild (their
+    /// trimmed length only fits the old entries) and trimmed again after it.
+    pub(crate) fn rescan(&mut self, config: &LogConfig) -> Result<u64, LogError> {
+        let was_sealed = self.sealed;
+        if was_sealed {
+            self.reactivate(config)?;
+        }
+        let log = self.log_file()?;
+        let file_len = log.len().map_err(|e| self.io_err("stat", e))?;
         self.offset_index.clear();
         self.time_index.clear();
         self.size = 0;
@@ -216,8 +255,7 @@ impl Segment {
                     break; // already holds everything there is: torn tail
                 }
                 buf.resize(want, 0);
-                let n =
-                    read_full_at(&*self.log, &mut buf, pos).map_err(|e| self.io_err("read", e))?;
+                let n = read_full_at(&*log, &mut buf, pos).map_err(|e| self.io_err("read", e))?;
                 buf.truncate(n);
                 buf_at = pos;
                 continue;
@@ -226,26 +264,23 @@ impl Segment {
             let header = match batch::verify_crc(bytes) {
                 Ok(h) => h,
                 Err(e) => {
-                    tracing::warn!(segment = %self.log_path.display(), position = pos, error = %e, "invalid batch; truncating");
+                    tracing::warn!(segment = %self.log_path.display(), position = pos, error = %e, "invalid batch; the valid data ends here");
                     break;
                 }
             };
             if u64::try_from(header.base_offset) != Ok(self.next_offset) {
                 tracing::warn!(segment = %self.log_path.display(), position = pos,
-                    expected = self.next_offset, found = header.base_offset, "offset gap; truncating");
+                    expected = self.next_offset, found = header.base_offset, "offset gap; the valid data ends here");
                 break;
             }
             self.index_batch(pos, &header, config);
             pos += header.total_len() as u64;
             self.size = pos;
         }
-        let cut = file_len - self.size;
-        if cut > 0 {
-            self.log
-                .set_len(self.size)
-                .map_err(|e| self.io_err("truncate", e))?;
+        if was_sealed {
+            self.seal()?;
         }
-        Ok(cut)
+        Ok(file_len - self.size)
     }
 
     /// Walks batch headers from `position` (where the batch with base offset
@@ -281,7 +316,8 @@ impl Segment {
             return Ok(None);
         }
         let mut buf = [0u8; HEADER_LEN];
-        let n = read_full_at(&*self.log, &mut buf, position).map_err(|e| self.io_err("read", e))?;
+        let log = self.log_file()?;
+        let n = read_full_at(&*log, &mut buf, position).map_err(|e| self.io_err("read", e))?;
         if n < HEADER_LEN {
             return Ok(None);
         }
@@ -325,12 +361,12 @@ impl Segment {
     /// end of the segment. On error the caller must call
     /// [`Segment::roll_back`]; the indexes were not touched.
     pub(crate) fn write(&self, buf: &[u8]) -> std::io::Result<()> {
-        write_all_at(&*self.log, buf, self.size)
+        write_all_at(&*self.log_handle()?, buf, self.size)
     }
 
     /// Truncates the file back to the last whole batch after a failed write.
     pub(crate) fn roll_back(&self) -> std::io::Result<()> {
-        self.log.set_len(self.size)
+        self.log_handle()?.set_len(self.size)
     }
 
     /// Accounts for batches that [`Segment::write`] stored: walks `buf`
@@ -370,7 +406,25 @@ impl Segment {
 
     /// `fdatasync` of the `.log` file.
     pub(crate) fn sync(&self) -> std::io::Result<()> {
-        self.log.sync_data()
+        self.log_handle()?.sync_data()
+    }
+
+    /// Unlinks the three files of the segment at `base_offset` in `dir`
+    /// without opening them (missing ones are fine).
+    pub(crate) fn delete_files(
+        fs: &dyn FileSystem,
+        dir: &Path,
+        base_offset: u64,
+    ) -> Result<(), LogError> {
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let path = segment_path(dir, base_offset, suffix);
+            match fs.remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(LogError::io("delete", &path, e)),
+            }
+        }
+        Ok(())
     }
 
     /// Unmaps the indexes and unlinks the segment's three files. Readers that
@@ -378,8 +432,8 @@ impl Segment {
     pub(crate) fn delete(self, fs: &dyn FileSystem) -> Result<(), LogError> {
         let ipath = self.offset_index.path().to_owned();
         let tpath = self.time_index.path().to_owned();
-        drop(self.offset_index.close());
-        drop(self.time_index.close());
+        self.offset_index.close();
+        self.time_index.close();
         for path in [&self.log_path, &ipath, &tpath] {
             match fs.remove_file(path) {
                 Ok(()) => {}
@@ -408,8 +462,37 @@ impl Segment {
     pub(crate) fn is_sealed(&self) -> bool {
         self.sealed
     }
-    pub(crate) fn file(&self) -> &Arc<dyn LogFile> {
-        &self.log
+    /// The `.log` file (opened again if the segment was released).
+    pub(crate) fn file(&self) -> Result<Arc<dyn LogFile>, LogError> {
+        self.log_file()
+    }
+
+    fn log_file(&self) -> Result<Arc<dyn LogFile>, LogError> {
+        self.log_handle().map_err(|e| self.io_err("open", e))
+    }
+
+    fn log_handle(&self) -> std::io::Result<Arc<dyn LogFile>> {
+        let mut slot = self.log.lock();
+        if let Some(f) = slot.as_ref() {
+            return Ok(Arc::clone(f));
+        }
+        let f = self.fs.open(&self.log_path, OpenMode::Existing)?;
+        *slot = Some(Arc::clone(&f));
+        Ok(f)
+    }
+
+    /// Closes the `.log` handle and unmaps and closes both indexes of a
+    /// sealed segment; each is opened again on its next use. Readers that
+    /// hold the file (a `LogSlice`) keep it. Returns whether anything was
+    /// open. The active segment is never released.
+    pub(crate) fn release(&self) -> bool {
+        if !self.sealed {
+            return false;
+        }
+        let log = self.log.lock().take().is_some();
+        let offsets = self.offset_index.release();
+        let times = self.time_index.release();
+        log || offsets || times
     }
     pub(crate) fn log_path(&self) -> &Path {
         &self.log_path
@@ -420,6 +503,18 @@ impl Segment {
     pub(crate) fn time_index(&self) -> &TimeIndex {
         &self.time_index
     }
+    /// Restores the age of a reopened segment (roll by `segment_age`): its
+    /// first batch's largest timestamp, as Kafka does, but never later than
+    /// `now` (a timestamp from a fast clock would otherwise delay the roll).
+    /// An empty segment keeps no age; its first append sets it.
+    pub(crate) fn restore_first_append(&mut self, now: SystemTime) -> Result<(), LogError> {
+        if let Some(h) = self.header_at(0)? {
+            let ts = UNIX_EPOCH + Duration::from_millis(h.max_timestamp.max(0) as u64);
+            self.first_append = Some(ts.min(now));
+        }
+        Ok(())
+    }
+
     /// Whether either index has no room left (the segment must roll).
     pub(crate) fn indexes_full(&self) -> bool {
         self.offset_index.is_full() || self.time_index.is_full()

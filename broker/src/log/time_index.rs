@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::index_file::IndexFile;
-use super::io::{FileSystem, LogFile};
+use super::io::FileSystem;
 use super::offset_index::partition_point;
 
 /// Size of one time index entry in bytes.
@@ -49,7 +49,7 @@ impl TimeIndex {
     /// Opens or creates the time index at `path`; as
     /// [`super::offset_index::OffsetIndex::open`].
     pub(crate) fn open(
-        fs: &dyn FileSystem,
+        fs: &Arc<dyn FileSystem>,
         path: &Path,
         base_offset: u64,
         max_bytes: usize,
@@ -168,9 +168,15 @@ impl TimeIndex {
         self.file.path()
     }
 
-    /// Unmaps and returns the handle.
-    pub(crate) fn close(self) -> Arc<dyn LogFile> {
-        self.file.close()
+    /// Unmaps and closes the file (before deleting it).
+    pub(crate) fn close(self) {
+        self.file.close();
+    }
+
+    /// Drops the mapping and handle of a sealed index until the next lookup
+    /// (see [`super::index_file::IndexFile::release`]).
+    pub(crate) fn release(&self) -> bool {
+        self.file.release()
     }
 }
 
@@ -183,7 +189,14 @@ mod tests {
     fn lookup_starts_after_older_records() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.timeindex");
-        let mut idx = TimeIndex::open(&StdFs, &path, 1000, 12 * 10, true).unwrap();
+        let mut idx = TimeIndex::open(
+            &(Arc::new(StdFs) as Arc<dyn FileSystem>),
+            &path,
+            1000,
+            12 * 10,
+            true,
+        )
+        .unwrap();
         assert_eq!(idx.lookup(5), 1000);
         assert!(idx.maybe_append(100, 1010, false));
         assert!(
@@ -198,7 +211,14 @@ mod tests {
         assert_eq!(idx.lookup(10_000), 1020);
         idx.flush().unwrap();
         drop(idx);
-        let idx = TimeIndex::open(&StdFs, &path, 1000, 12 * 10, true).unwrap();
+        let idx = TimeIndex::open(
+            &(Arc::new(StdFs) as Arc<dyn FileSystem>),
+            &path,
+            1000,
+            12 * 10,
+            true,
+        )
+        .unwrap();
         assert_eq!(
             idx.last(),
             Some(TimeEntry {
@@ -214,7 +234,14 @@ mod tests {
     fn keeps_a_slot_for_the_seal_entry() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.timeindex");
-        let mut idx = TimeIndex::open(&StdFs, &path, 0, 12 * 3, true).unwrap();
+        let mut idx = TimeIndex::open(
+            &(Arc::new(StdFs) as Arc<dyn FileSystem>),
+            &path,
+            0,
+            12 * 3,
+            true,
+        )
+        .unwrap();
         assert!(idx.maybe_append(1, 1, false));
         assert!(idx.maybe_append(2, 2, false));
         assert!(idx.is_full());

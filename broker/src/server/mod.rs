@@ -108,7 +108,12 @@ impl Broker {
             Arc::clone(&fs),
             &config.data_dir,
             config.topic_defaults.clone(),
-        )?;
+        )?
+        .with_max_partitions(config.max_partitions);
+        let stats = Stats {
+            partitions_offline_at_open: topics.partitions_offline_at_open().into(),
+            ..Stats::default()
+        };
         let offsets = OffsetStore::open(fs, &config.data_dir, config.offsets_config())?;
         // Offsets of topics deleted while the broker was down (or before a
         // crash let it write their tombstones) are forgotten.
@@ -120,7 +125,7 @@ impl Broker {
             config,
             topics,
             offsets,
-            stats: Stats::default(),
+            stats,
             request_budget: Arc::new(Semaphore::new(budget - reserve)),
             request_reserve: Arc::new(Semaphore::new(reserve)),
             request_budget_total: budget as u64,

@@ -27,6 +27,9 @@ pub struct Stats {
     /// Fetch ranges that were not in the page cache and were read in off
     /// the reactor first.
     pub cold_reads: AtomicU64,
+    /// Partitions that recovery opened offline at startup because flushed
+    /// data is damaged (nothing was removed; see `docs/durability.md`).
+    pub partitions_offline_at_open: AtomicU64,
 }
 
 impl Stats {
@@ -52,6 +55,10 @@ impl Stats {
                 c("fetch_bytes_sendfile", &self.fetch_bytes_sendfile),
                 c("fetch_bytes_copy", &self.fetch_bytes_copy),
                 c("cold_reads", &self.cold_reads),
+                c(
+                    "partitions_offline_at_open",
+                    &self.partitions_offline_at_open,
+                ),
             ],
         }
     }

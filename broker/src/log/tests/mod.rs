@@ -7,5 +7,6 @@ mod faults;
 mod hostile_headers;
 mod model;
 mod recovery;
+mod resources;
 mod retention;
 mod util;

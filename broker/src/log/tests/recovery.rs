@@ -115,26 +115,154 @@ fn lost_or_damaged_indexes_and_checkpoint_are_rebuilt() {
     }
 }
 
-#[test]
-fn garbage_in_a_middle_segment_cuts_everything_after_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
-    let ends = fill(&log, 150);
-    drop(log);
-    fs::remove_file(dir.path().join(CHECKPOINT_FILE)).unwrap();
-    let segs = segment_files(dir.path());
-    assert!(segs.len() >= 4);
-    let (victim, len) = segs[1];
-    let path = dir.path().join(format!("{victim:020}.log"));
+/// The `.log` files of `dir` with their length and CRC.
+fn log_files(dir: &Path) -> Vec<(String, usize, u32)> {
+    let mut logs = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        if name.ends_with(".log") {
+            let bytes = fs::read(dir.join(&name)).unwrap();
+            logs.push((name, bytes.len(), crc32fast::hash(&bytes)));
+        }
+    }
+    logs.sort();
+    logs
+}
+
+fn garble_middle_of(dir: &Path, base: u64, len: u64) {
+    let path = dir.join(format!("{base:020}.log"));
     let mut bytes = fs::read(&path).unwrap();
     bytes[(len / 2) as usize] ^= 0x55;
     fs::write(&path, bytes).unwrap();
+}
+
+/// Damages a trusted segment so that opening it notices: garbled data, and
+/// a lost index, so the segment is rescanned to rebuild it.
+fn garble_trusted(dir: &Path, base: u64, len: u64) {
+    garble_middle_of(dir, base, len);
+    fs::remove_file(dir.join(format!("{base:020}.index"))).unwrap();
+}
+
+/// Opens a log that must come up offline, checks that no file changed and
+/// that the valid data before the damage still reads, and returns it.
+fn open_offline(dir: &Path, damaged_segment: u64) -> PartitionLog {
+    let before = log_files(dir);
+    let (log, report) = PartitionLog::open(dir, small_config()).unwrap();
+    let reason = report.offline.clone().expect("opened offline");
+    assert!(reason.contains("Nothing was removed"), "{reason}");
+    assert!(log.is_offline());
+    assert_eq!((report.segments_deleted, report.bytes_truncated), (0, 0));
+    let all = read_all(&log, 1 << 20);
+    assert_contiguous(&all, 0);
+    assert!(log.next_offset() >= damaged_segment);
+    assert!(log.append(&mut batch("x", 1, 10, 0)).is_err());
+    assert!(log.retain(std::time::SystemTime::now()).unwrap().segments == 0);
+    log.shutdown().unwrap();
+    assert_eq!(log_files(dir), before, "no .log file may change or go");
+    log
+}
+
+#[test]
+fn garbage_in_a_flushed_middle_segment_takes_the_log_offline_and_removes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    fill(&log, 150);
+    log.flush().unwrap(); // everything is below the recovery point
+    drop(log); // a crash
+    let segs = segment_files(dir.path());
+    assert!(segs.len() >= 4);
+    let (victim, len) = segs[1];
+    garble_trusted(dir.path(), victim, len);
+    let log = open_offline(dir.path(), victim);
+    assert!(log.next_offset() < segs[2].0);
+    drop(log);
+    // And again at the next start (trusted segments are not CRC-checked
+    // unless their index needs a rebuild, so lose it again): still offline,
+    // still nothing removed.
+    fs::remove_file(dir.path().join(format!("{victim:020}.index"))).unwrap();
+    let log = open_offline(dir.path(), victim);
+    drop(log);
+}
+
+#[test]
+fn garbage_after_a_clean_shutdown_takes_the_log_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    fill(&log, 150);
+    log.close().unwrap();
+    let segs = segment_files(dir.path());
+    let (victim, len) = segs[2];
+    garble_trusted(dir.path(), victim, len);
+    drop(open_offline(dir.path(), victim));
+}
+
+#[test]
+fn a_flushed_segment_that_falls_short_of_the_next_takes_the_log_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let ends = fill(&log, 150);
+    log.flush().unwrap();
+    // Where segment 1's last batch starts: the log end after the batch
+    // before it.
+    drop(log);
+    let segs = segment_files(dir.path());
+    let (victim, _) = segs[1];
+    // Cut segment 1 at a batch boundary: what is left is valid but ends
+    // before segment 2 starts.
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let keep_to = *ends.iter().find(|&&e| e > victim && e < segs[2].0).unwrap();
+    let slice = log.read(keep_to, 1).unwrap();
+    assert_eq!(slice.first_offset, keep_to);
+    let cut_at = slice.position;
+    drop(log);
+    let path = dir.path().join(format!("{victim:020}.log"));
+    let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(cut_at).unwrap();
+    drop(file);
+    let log = open_offline(dir.path(), victim);
+    assert_eq!(log.next_offset(), keep_to);
+}
+
+#[test]
+fn garbage_in_a_middle_segment_without_a_checkpoint_takes_the_log_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    fill(&log, 150);
+    drop(log);
+    // Without a checkpoint nothing is known to be unflushed.
+    fs::remove_file(dir.path().join(CHECKPOINT_FILE)).unwrap();
+    let segs = segment_files(dir.path());
+    let (victim, len) = segs[1];
+    garble_middle_of(dir.path(), victim, len);
+    drop(open_offline(dir.path(), victim));
+}
+
+#[test]
+fn garbage_in_an_unflushed_middle_segment_cuts_only_past_the_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    fill(&log, 60);
+    log.flush().unwrap();
+    let recovery_point = log.recovery_point();
+    let ends = fill(&log, 150);
+    drop(log); // a crash; nothing after the recovery point was flushed
+    let segs = segment_files(dir.path());
+    let first_unflushed = segs
+        .iter()
+        .position(|&(base, _)| base >= recovery_point)
+        .unwrap();
+    assert!(segs.len() >= first_unflushed + 3);
+    let (victim, len) = segs[first_unflushed + 1];
+    garble_middle_of(dir.path(), victim, len);
     let (log, report) = PartitionLog::open(dir.path(), small_config()).unwrap();
-    assert_eq!(report.segments_deleted, segs.len() - 2);
+    assert_eq!(report.offline, None);
+    assert!(!log.is_offline());
+    assert_eq!(report.segments_deleted, segs.len() - first_unflushed - 2);
     assert!(report.bytes_truncated > 0);
     let all = read_all(&log, 1 << 20);
     assert_contiguous(&all, 0);
-    assert!(log.next_offset() > victim && log.next_offset() < segs[2].0);
+    assert!(log.next_offset() > victim && log.next_offset() < segs[first_unflushed + 2].0);
+    assert!(log.next_offset() >= recovery_point);
     assert!(ends.contains(&log.next_offset()), "cut at a batch boundary");
     assert_eq!(
         log.append(&mut batch("after", 1, 10, 0))
@@ -142,6 +270,42 @@ fn garbage_in_a_middle_segment_cuts_everything_after_it() {
             .base_offset,
         log.next_offset() - 1
     );
+}
+
+#[test]
+fn rescanning_a_sealed_segment_rebuilds_every_index_entry() {
+    use crate::log::segment::Segment;
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config();
+    let (log, _) = PartitionLog::open(dir.path(), config.clone()).unwrap();
+    fill(&log, 150);
+    log.close().unwrap();
+    let first = segment_files(dir.path())[0].0;
+    let index = dir.path().join(format!("{first:020}.index"));
+    let full = fs::read(&index).unwrap();
+    assert!(full.len() >= 3 * 8, "needs a few entries");
+    // A sealed index that lost its later entries is still a valid (sparser)
+    // index, trimmed to one entry.
+    fs::write(&index, &full[..8]).unwrap();
+    let (mut seg, invalid) = Segment::open_trusted(
+        &(std::sync::Arc::new(crate::log::StdFs) as std::sync::Arc<dyn crate::log::FileSystem>),
+        dir.path(),
+        first,
+        &config,
+        false,
+    )
+    .unwrap();
+    assert_eq!(invalid, 0);
+    assert_eq!(seg.offset_index().len(), 1);
+    assert_eq!(seg.rescan(&config).unwrap(), 0);
+    assert_eq!(
+        seg.offset_index().len(),
+        full.len() / 8,
+        "every entry rebuilt"
+    );
+    assert!(seg.is_sealed());
+    drop(seg);
+    assert_eq!(fs::read(&index).unwrap(), full);
 }
 
 proptest! {
@@ -232,4 +396,43 @@ fn missing_index_files_are_rebuilt_with_their_entries() {
     );
     assert!(log.read(mid, 1).is_ok());
     assert_eq!(log.offset_for_timestamp(75).unwrap(), want_ts);
+}
+
+#[test]
+fn segment_age_survives_a_restart() {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let config = LogConfig {
+        segment_age: Some(Duration::from_secs(3600)),
+        // The last case stores a batch from the future, which appends
+        // refuse by default.
+        max_timestamp_ahead: None,
+        ..small_config()
+    };
+    for (first_ts, clean, should_roll) in [
+        (now_ms - 2 * 3600 * 1000, true, true),
+        (now_ms - 2 * 3600 * 1000, false, true),
+        (now_ms - 60 * 1000, true, false),
+        (now_ms + 5 * 3600 * 1000, true, false),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = PartitionLog::open(dir.path(), config.clone()).unwrap();
+        log.append(&mut batch("old", 2, 10, first_ts)).unwrap();
+        // Within this process the age counts from the append itself.
+        assert!(!log.append(&mut batch("b", 1, 10, now_ms)).unwrap().rolled);
+        if clean {
+            log.close().unwrap();
+        } else {
+            drop(log);
+        }
+        let (log, _) = PartitionLog::open(dir.path(), config.clone()).unwrap();
+        let info = log.append(&mut batch("after", 1, 10, now_ms)).unwrap();
+        assert_eq!(
+            info.rolled, should_roll,
+            "first batch at {first_ts}, clean {clean}"
+        );
+    }
 }

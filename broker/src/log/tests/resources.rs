@@ -1,0 +1,100 @@
+//! Retained history costs no descriptors or memory maps: sealed segments
+//! open their files only while they are read, and at most a few at a time.
+
+use std::fs;
+use std::path::Path;
+
+use super::util::{assert_contiguous, batch, read_all, small_config};
+use crate::log::{LogConfig, PartitionLog};
+
+/// Open descriptors of this process on files under `dir`.
+fn open_fds(dir: &Path) -> usize {
+    fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
+}
+
+/// Memory maps of this process of files under `dir`.
+fn open_maps(dir: &Path) -> usize {
+    let dir = dir.to_str().unwrap();
+    fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(dir))
+        .count()
+}
+
+/// At most this many segments (the active one and the most recently read
+/// sealed ones) hold a `.log` descriptor and two index descriptors and maps.
+const OPEN_SEGMENTS: usize = crate::log::segment::MAX_OPEN_SEALED_SEGMENTS + 1;
+
+fn assert_bounded(dir: &Path, when: &str) {
+    let (fds, maps) = (open_fds(dir), open_maps(dir));
+    assert!(fds <= 3 * OPEN_SEGMENTS, "{when}: {fds} descriptors open");
+    assert!(maps <= 2 * OPEN_SEGMENTS, "{when}: {maps} maps open");
+}
+
+#[test]
+fn sealed_segments_hold_no_descriptors_or_maps_while_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 1024,
+        ..small_config()
+    };
+    let (log, _) = PartitionLog::open(dir.path(), config.clone()).unwrap();
+    let mut i = 0;
+    while log.segment_count() < 300 {
+        log.append(&mut batch(&format!("r{i}"), 2, 150, i)).unwrap();
+        i += 1;
+        if i % 50 == 0 {
+            // Periodic upkeep flushes sealed segments; until then a sealed
+            // segment keeps the descriptor that wrote it.
+            log.maintain(std::time::SystemTime::now()).unwrap();
+        }
+    }
+    log.maintain(std::time::SystemTime::now()).unwrap();
+    assert_bounded(dir.path(), "after appending 300 segments");
+    let before = read_all(&log, 700);
+    assert_contiguous(&before, 0);
+    assert_eq!(before.len() as u64, log.next_offset());
+    assert_bounded(dir.path(), "after reading every segment");
+    assert_eq!(log.offset_for_timestamp(3).unwrap(), Some(4));
+    for ts in (0..i).rev().step_by(41) {
+        assert_eq!(
+            log.offset_for_timestamp(ts + 1).unwrap(),
+            Some(2 * ts as u64)
+        );
+    }
+    assert_bounded(dir.path(), "after timestamp lookups");
+    log.close().unwrap();
+    assert_eq!(open_fds(dir.path()), 0);
+
+    // Reopened, cleanly and after a crash: the same bound, the same records.
+    for clean in [true, false] {
+        let (log, report) = PartitionLog::open(dir.path(), config.clone()).unwrap();
+        assert_eq!(report.clean_shutdown, clean);
+        assert!(
+            open_fds(dir.path()) <= 3,
+            "{} open after open",
+            open_fds(dir.path())
+        );
+        assert_eq!(read_all(&log, 700), before);
+        // Reads from the middle and backwards, past the cap of open segments.
+        for offset in (0..log.next_offset()).rev().step_by(37) {
+            let slice = log.read(offset, 1).unwrap();
+            assert!(slice.first_offset <= offset && offset < slice.next_offset);
+        }
+        assert_bounded(dir.path(), "after reopening and reading");
+        // Idle sealed segments are closed by upkeep; only the active
+        // segment's three files stay open.
+        for _ in 0..crate::log::segment::IDLE_SEALED_PASSES {
+            log.maintain(std::time::SystemTime::now()).unwrap();
+        }
+        assert_eq!(open_fds(dir.path()), 3, "after idle upkeep");
+        assert_eq!(open_maps(dir.path()), 2, "after idle upkeep");
+        assert_eq!(log.read(0, 1).unwrap().first_offset, 0);
+        drop(log); // a crash for the second round
+    }
+}
