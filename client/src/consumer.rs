@@ -69,6 +69,12 @@ pub struct ConsumerConfig {
     pub auto_commit: Option<Duration>,
     /// Verify each batch's CRC-32C.
     pub verify_crc: bool,
+    /// Most partitions one fetch request lists (the broker refuses more
+    /// than its `max_partitions_per_request`, 1000 by default). A consumer
+    /// assigned more partitions fetches them in turns of this many, so a
+    /// partition outside the current turn waits up to one fetch's
+    /// `max_wait` longer.
+    pub max_partitions_per_fetch: usize,
 }
 
 impl ConsumerConfig {
@@ -84,6 +90,7 @@ impl ConsumerConfig {
             max_wait: Duration::from_millis(500),
             auto_commit: None,
             verify_crc: true,
+            max_partitions_per_fetch: 1000,
         }
     }
 }
@@ -134,6 +141,8 @@ pub struct Consumer {
     in_flight: Option<bool>,
     last_commit: Instant,
     pending: VecDeque<ConsumerRecord>,
+    /// Index in `assigned` where the next fetch's turn of partitions starts.
+    fetch_from: usize,
 }
 
 impl Consumer {
@@ -148,6 +157,7 @@ impl Consumer {
             in_flight: None,
             last_commit: Instant::now(),
             pending: VecDeque::new(),
+            fetch_from: 0,
         })
     }
 
@@ -294,19 +304,32 @@ impl Consumer {
             .map(|a| a.position)
     }
 
+    /// The assigned partitions the next fetch lists: all of them, or the
+    /// next `max_partitions_per_fetch` in turn, wrapping around.
+    fn fetch_turn(&mut self) -> impl Iterator<Item = &Assigned> {
+        let n = self.assigned.len();
+        let take = n.min(self.config.max_partitions_per_fetch.max(1));
+        let start = if n == 0 { 0 } else { self.fetch_from % n };
+        self.fetch_from = if n == 0 { 0 } else { (start + take) % n };
+        let assigned = &self.assigned;
+        (0..take).filter_map(move |i| assigned.get((start + i) % n))
+    }
+
     async fn send_fetch(&mut self) -> Result<(), ClientError> {
+        let max_wait_ms = self.config.max_wait.as_millis().min(u128::from(u32::MAX)) as u32;
+        let max_bytes = self.config.fetch_max_bytes;
+        let partition_max_bytes = self.config.partition_max_bytes;
         let req = FetchRequest {
-            max_wait_ms: self.config.max_wait.as_millis().min(u128::from(u32::MAX)) as u32,
+            max_wait_ms,
             min_bytes: 1,
-            max_bytes: self.config.fetch_max_bytes,
+            max_bytes,
             partitions: self
-                .assigned
-                .iter()
+                .fetch_turn()
                 .map(|a| FetchPartition {
                     topic: a.topic.to_string(),
                     partition: a.partition,
                     offset: a.position,
-                    max_bytes: self.config.partition_max_bytes,
+                    max_bytes: partition_max_bytes,
                 })
                 .collect(),
         };

@@ -307,3 +307,92 @@ async fn consumer_reconnects_after_a_broker_restart() {
     }
     assert_eq!(got, (0..20).collect::<Vec<u64>>());
 }
+
+/// A consumer assigned more partitions than the broker takes in one fetch
+/// request fetches them in turns and reads every record; listing them all at
+/// once is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_with_more_partitions_than_one_fetch_takes_reads_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("broker.toml");
+    std::fs::write(&config, "max_partitions_per_request = 4\n").unwrap();
+    let broker = TestBroker::start_with_args(&["--config", config.to_str().unwrap()]);
+    let addr = broker.addr.to_string();
+    Admin::connect(&addr)
+        .await
+        .unwrap()
+        .create_topic("wide", 10, TopicConfig::default())
+        .await
+        .unwrap();
+    let producer = Producer::new(ProducerConfig {
+        max_partitions_per_request: 4,
+        ..ProducerConfig::new(addr.clone())
+    });
+    let mut deliveries = Vec::new();
+    for i in 0..200u32 {
+        let key = format!("k{i}");
+        let value = format!("v{i}");
+        deliveries.push(
+            producer
+                .send("wide", Some(key.as_bytes()), value.as_bytes())
+                .await
+                .unwrap(),
+        );
+    }
+    let mut want = HashMap::new();
+    for (i, d) in deliveries.into_iter().enumerate() {
+        let m = d.await.unwrap();
+        want.insert(
+            (m.partition, m.offset.unwrap()),
+            format!("v{i}").into_bytes(),
+        );
+    }
+    producer.close().await;
+    assert!(
+        want.keys()
+            .map(|(p, _)| p)
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            > 4,
+        "records spread over more partitions than one fetch takes"
+    );
+
+    // All ten in one request: the broker refuses it.
+    let mut wide = Consumer::connect(ConsumerConfig {
+        max_wait: Duration::from_millis(100),
+        ..ConsumerConfig::new(addr.clone())
+    })
+    .await
+    .unwrap();
+    wide.subscribe("wide").await.unwrap();
+    match wide.poll().await {
+        Err(sluice_client::ClientError::Broker { code, .. }) => {
+            assert_eq!(code, sluice_protocol::wire::ErrorCode::TooManyPartitions);
+        }
+        other => panic!("expected TooManyPartitions, got {other:?}"),
+    }
+
+    // Four at a time: every record, each at its acknowledged offset.
+    let mut c = Consumer::connect(ConsumerConfig {
+        max_wait: Duration::from_millis(100),
+        max_partitions_per_fetch: 4,
+        ..ConsumerConfig::new(addr.clone())
+    })
+    .await
+    .unwrap();
+    c.subscribe("wide").await.unwrap();
+    let mut got = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while got.len() < want.len() {
+        assert!(
+            Instant::now() < deadline,
+            "read {} of {}",
+            got.len(),
+            want.len()
+        );
+        for r in c.poll().await.unwrap() {
+            got.insert((r.partition, r.offset()), r.value().to_vec());
+        }
+    }
+    assert_eq!(got, want);
+}

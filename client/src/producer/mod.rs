@@ -49,6 +49,9 @@ pub struct ProducerConfig {
     pub retry_backoff: Duration,
     /// How long the broker may take to make an `acks=all` write durable.
     pub request_timeout: Duration,
+    /// Most partitions (record sets) one Produce request lists; keep it at
+    /// or below the broker's `max_partitions_per_request` (1000 by default).
+    pub max_partitions_per_request: usize,
 }
 
 impl ProducerConfig {
@@ -66,6 +69,7 @@ impl ProducerConfig {
             retries: 30,
             retry_backoff: Duration::from_millis(100),
             request_timeout: Duration::from_secs(30),
+            max_partitions_per_request: 1000,
         }
     }
 }

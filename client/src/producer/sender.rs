@@ -22,9 +22,6 @@ use crate::error::ClientError;
 /// Largest produce request the sender builds (it always sends at least one
 /// batch, whatever its size).
 const MAX_REQUEST_BYTES: usize = 8 << 20;
-/// Most record sets in one Produce request: the broker's default
-/// `max_partitions_per_request`.
-const MAX_REQUEST_PARTITIONS: usize = 1000;
 
 type InFlight = (Vec<ReadyBatch>, OwnedSemaphorePermit);
 
@@ -205,7 +202,11 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 }
                 let deadline = acc.seal_expired(shared.config.linger, now);
                 (
-                    acc.take_request(MAX_REQUEST_BYTES, MAX_REQUEST_PARTITIONS, now),
+                    acc.take_request(
+                        MAX_REQUEST_BYTES,
+                        shared.config.max_partitions_per_request.max(1),
+                        now,
+                    ),
                     deadline,
                 )
             };
