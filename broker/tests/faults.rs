@@ -8,12 +8,16 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
+mod common;
+
+use common::Server;
+
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use sluice_broker::config::BrokerConfig;
+use sluice_broker::log::FileSystem;
 use sluice_broker::log::fault::{Faults, FaultyFs};
-use sluice_broker::server::{Broker, run};
 use sluice_client::Connection;
 use sluice_protocol::batch::{BatchBuilder, NewRecord, RecordBatch};
 use sluice_protocol::wire::ErrorCode;
@@ -21,7 +25,6 @@ use sluice_protocol::wire::create_topics::NewTopic;
 use sluice_protocol::wire::fetch::FetchPartition;
 use sluice_protocol::wire::produce::Acks;
 use sluice_protocol::wire::topic_config::TopicConfig;
-use tokio::sync::oneshot;
 
 fn batch(tag: &str, n: usize) -> BytesMut {
     let mut b = BatchBuilder::new();
@@ -37,46 +40,12 @@ fn batch(tag: &str, n: usize) -> BytesMut {
     b.finish()
 }
 
-struct Server {
-    addr: std::net::SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
 async fn start(dir: &std::path::Path, fs: Option<FaultyFs>) -> Server {
     let config = BrokerConfig {
         data_dir: dir.to_owned(),
         ..BrokerConfig::default()
     };
-    let broker = tokio::task::spawn_blocking(move || match fs {
-        Some(fs) => Broker::open_with(config, Arc::new(fs)),
-        None => Broker::open(config),
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel();
-    let task = tokio::spawn(async move {
-        run(listener, broker, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    Server {
-        addr,
-        stop: Some(tx),
-        task,
-    }
-}
-
-impl Server {
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap();
-    }
+    common::start(config, fs.map(|fs| Arc::new(fs) as Arc<dyn FileSystem>)).await
 }
 
 async fn produce(
