@@ -33,6 +33,9 @@ use super::workloads::create_topic;
 /// Largest latency the histograms hold (one hour, in nanoseconds).
 const MAX_NS: u64 = 3_600_000_000_000;
 
+/// A record later than this is part of a stall.
+pub const STALL_NS: u64 = 10_000_000;
+
 /// How long the consumer may wait for the last records after sending ends.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
@@ -68,6 +71,12 @@ pub struct LatencyRun {
     pub sent: u64,
     /// Records received (warm-up included).
     pub received: u64,
+    /// Recorded records whose latency exceeded [`STALL_NS`].
+    pub records_over_stall: u64,
+    /// Stalls: maximal runs of consecutively received recorded records each
+    /// later than [`STALL_NS`] (one stall of the broker delays many
+    /// records; it counts once).
+    pub stalls: u64,
 }
 
 fn histogram() -> anyhow::Result<Histogram<u64>> {
@@ -111,6 +120,7 @@ pub async fn run_latency(
     let receiver = tokio::spawn(async move {
         let mut hist = histogram()?;
         let mut received = 0u64;
+        let (mut over, mut stalls, mut in_stall) = (0u64, 0u64, false);
         while received < total {
             let records = tokio::time::timeout(DRAIN_LIMIT, consumer.poll())
                 .await
@@ -123,12 +133,18 @@ pub async fn run_latency(
                     Ok(u64::from_le_bytes(bytes.try_into()?))
                 };
                 if field(8)? >= warm {
-                    hist.record(now.saturating_sub(field(0)?).max(1))?;
+                    let ns = now.saturating_sub(field(0)?).max(1);
+                    hist.record(ns)?;
+                    if ns > STALL_NS {
+                        over += 1;
+                        stalls += u64::from(!in_stall);
+                    }
+                    in_stall = ns > STALL_NS;
                 }
             }
             received += records.len() as u64;
         }
-        anyhow::Ok((hist, received))
+        anyhow::Ok((hist, received, over, stalls))
     });
 
     let producer = Arc::new(Producer::new(ProducerConfig {
@@ -211,9 +227,10 @@ pub async fn run_latency(
         .map_err(|_| anyhow::anyhow!("sender thread panicked"))??;
     producer.flush().await;
     let acked = checker.await??;
-    let (latency, received) = tokio::time::timeout(DRAIN_LIMIT + DRAIN_LIMIT, receiver)
-        .await
-        .context("consumer did not finish")???;
+    let (latency, received, records_over_stall, stalls) =
+        tokio::time::timeout(DRAIN_LIMIT + DRAIN_LIMIT, receiver)
+            .await
+            .context("consumer did not finish")???;
     producer.close().await;
     if acked != total {
         bail!("{acked} of {total} records acknowledged");
@@ -223,6 +240,8 @@ pub async fn run_latency(
         send_lag,
         sent: total,
         received,
+        records_over_stall,
+        stalls,
     })
 }
 
@@ -270,10 +289,29 @@ pub fn latency_result(
     let lag = Latency::from_histogram(&run.send_lag);
     r.detail("send_lag_p99_us", lag.p99_us);
     r.detail("send_lag_max_us", lag.max_us);
+    r.detail("stalls_over_10ms", run.stalls);
+    r.detail("records_over_10ms", run.records_over_stall);
+    if run.received > 0 {
+        r.detail(
+            "broker_cpu_us_per_record",
+            measured.1.total() * 1e6 / run.received as f64,
+        );
+    }
     r
 }
 
-/// W4.
+/// The write workloads (W1, W3) that ran earlier in this run and left dirty
+/// pages behind, as `W1/W3`, if any.
+fn after_writes(bench: &Bench) -> Option<String> {
+    let ran: Vec<&str> = ["W1", "W3"]
+        .into_iter()
+        .filter(|id| bench.results.iter().any(|r| r.workload == *id))
+        .collect();
+    (!ran.is_empty()).then(|| ran.join("/"))
+}
+
+/// W4. Its variant is `tail` when it ran without W1 or W3 before it in
+/// this run, and `tail after W1/W3` (or the one that ran) otherwise.
 pub async fn w4(bench: &mut Bench) -> anyhow::Result<()> {
     let spec = spec(bench);
     let topic = bench.topic("w4");
@@ -282,7 +320,8 @@ pub async fn w4(bench: &mut Bench) -> anyhow::Result<()> {
     let before = bench.counter("produce_bytes").await;
     let (run, secs, cpu) = measured(bench, run_latency(addr, &topic, &spec, "W4 latency")).await?;
     let produced = bench.counter("produce_bytes").await.saturating_sub(before);
-    let r = latency_result(bench, "W4", "tail", &spec, &run, produced, (secs, cpu));
+    let variant = after_writes(bench).map_or("tail".to_owned(), |w| format!("tail after {w}"));
+    let r = latency_result(bench, "W4", &variant, &spec, &run, produced, (secs, cpu));
     bench.results.push(r);
     bench.plots.push(PlotData::Latency {
         name: "w4-latency".into(),
