@@ -9,7 +9,10 @@
 //! back (`fdatasync`) and dropped from the page cache with
 //! `posix_fadvise(DONTNEED)`; then a cold reader fetches it from offset 0
 //! to the end while a pinger on its own thread sends a Metadata request
-//! every millisecond and records each round trip. The test asserts the
+//! every millisecond and records each round trip. Where it can (root, a
+//! cgroup-v1 `blkio` hierarchy) the test slows the broker's disk reads down
+//! to 64 MiB/s, so that a reactor waiting for them shows whatever the
+//! machine's disk. The test asserts the
 //! largest round trip seen while the cold reader ran stays below
 //! [`MAX_PING`], and that the reader got every record.
 
@@ -38,6 +41,47 @@ const VALUE_LEN: usize = 1024;
 /// socket buffer's worth of cold pages per `sendfile`, many times over; an
 /// unloaded Metadata round trip takes well under a millisecond.
 const MAX_PING: Duration = Duration::from_millis(100);
+
+/// Reads of the broker from the data disk are limited to this many bytes
+/// per second where the test can (see [`SlowReads`]).
+const SLOW_READ_BPS: u64 = 64 << 20;
+
+/// The cgroup-v1 `blkio` hierarchy.
+const BLKIO: &str = "/sys/fs/cgroup/blkio";
+
+/// A slow device for one process: a cgroup-v1 `blkio` group that limits its
+/// reads from the disk holding the data directory to [`SLOW_READ_BPS`].
+/// Only where the test may create one (root, a v1 `blkio` hierarchy);
+/// elsewhere the disk runs at its own speed, which on a VM whose host
+/// caches the disk may be too fast for a stalled reactor to show. Dropping
+/// it moves the process back and removes the group.
+struct SlowReads {
+    dir: std::path::PathBuf,
+}
+
+impl SlowReads {
+    fn new(pid: u32, data_dir: &Path) -> Option<SlowReads> {
+        let dev = nix::sys::stat::stat(data_dir).ok()?.st_dev;
+        let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+        let dir = Path::new(BLKIO).join(format!("sluice-cold-read-{}", std::process::id()));
+        std::fs::create_dir(&dir).ok()?;
+        let slow = SlowReads { dir };
+        let limit = format!("{major}:{minor} {SLOW_READ_BPS}");
+        std::fs::write(slow.dir.join("blkio.throttle.read_bps_device"), limit).ok()?;
+        std::fs::write(slow.dir.join("cgroup.procs"), pid.to_string()).ok()?;
+        Some(slow)
+    }
+}
+
+impl Drop for SlowReads {
+    fn drop(&mut self) {
+        let procs = std::fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines() {
+            let _ = std::fs::write(Path::new(BLKIO).join("cgroup.procs"), pid);
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
 
 /// Writes back and drops from the page cache every segment of `dir`.
 fn drop_from_cache(dir: &Path) -> u64 {
@@ -117,6 +161,11 @@ async fn a_cold_read_does_not_stall_other_clients() {
     let dropped = drop_from_cache(&broker.data_dir.join("cold-0"));
     assert!(dropped >= (batches * batch.len()) as u64);
 
+    let slow = SlowReads::new(broker.pid(), &broker.data_dir);
+    if slow.is_none() {
+        eprintln!("note: no blkio cgroup to slow the disk down; the cold read runs at disk speed");
+    }
+
     let (measuring, stop) = (
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicBool::new(false)),
@@ -160,6 +209,7 @@ async fn a_cold_read_does_not_stall_other_clients() {
     measuring.store(false, Ordering::Release);
     stop.store(true, Ordering::Release);
     let rtts = ping.join().unwrap();
+    drop(slow);
     assert_eq!(next, records);
 
     let max = rtts.iter().max().copied().unwrap_or_default();
