@@ -248,3 +248,116 @@ pub fn judge_all(results: &mut [WorkloadResult]) {
         r.goals = g;
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly on purpose
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::harness::broker_proc::CpuTimes;
+    use crate::harness::report::{Latency, Moved, params};
+
+    fn row(id: &str, variant: &str, batch_bytes: u64, seconds: f64) -> WorkloadResult {
+        let moved = Moved {
+            records: batch_bytes / 1024,
+            value_bytes: batch_bytes,
+            batch_bytes,
+        };
+        WorkloadResult::new(
+            id,
+            variant,
+            params(&[("in_flight", json!(1))]),
+            moved,
+            seconds,
+            CpuTimes::default(),
+        )
+    }
+
+    fn verdict(r: &WorkloadResult, starts: &str) -> Option<bool> {
+        r.goals
+            .iter()
+            .find(|g| g.goal.starts_with(starts))
+            .unwrap_or_else(|| panic!("no goal {starts:?} on {} {}", r.workload, r.variant))
+            .met
+    }
+
+    #[test]
+    fn throughput_rows_are_judged_against_their_baselines() {
+        let mut results = vec![
+            row(baseline::ID, baseline::RECV_PWRITE, 2_000_000_000, 1.0),
+            row(baseline::ID, baseline::SENDFILE, 4_000_000_000, 1.0),
+            row(baseline::ID, baseline::DSYNC, 500_000_000, 1.0),
+            row("W1", "produce", 1_300_000_000, 1.0),
+            row("W2", "sendfile", 2_000_000_000, 1.0),
+            row("W5", "fsync produce", 300_000_000, 1.0),
+        ];
+        judge_all(&mut results);
+        let of = |i: usize| results[i].details["of_baseline"].as_f64().unwrap();
+        assert!((of(3) - 0.65).abs() < 1e-9);
+        assert!((of(4) - 0.5).abs() < 1e-9);
+        assert!((of(5) - 0.6).abs() < 1e-9);
+        assert_eq!(verdict(&results[3], "≥ 60% of raw"), Some(true));
+        assert_eq!(verdict(&results[4], "≥ 70% of raw"), Some(false));
+        assert_eq!(verdict(&results[5], "≥ 80% of the disk"), Some(false));
+        // 1,300 MB/s at one request in flight beats 1.5 × 853.
+        assert_eq!(verdict(&results[3], "--in-flight 1"), Some(true));
+    }
+
+    #[test]
+    fn without_baselines_the_ratio_goals_cannot_tell() {
+        let mut results = vec![row("W1", "produce", 1_000_000_000, 1.0)];
+        judge_all(&mut results);
+        assert_eq!(verdict(&results[0], "≥ 60% of raw"), None);
+    }
+
+    #[test]
+    fn w4_goals_depend_on_whether_writes_ran_before() {
+        let latency = Latency {
+            count: 1000,
+            p50_us: 70.0,
+            p90_us: 100.0,
+            p99_us: 200.0,
+            p999_us: 1500.0,
+            max_us: 30_000.0,
+        };
+        let mut alone = row("W4", "tail", 1 << 20, 1.0);
+        alone.latency = Some(latency.clone());
+        alone.detail("broker_cpu_us_per_record", 10.0);
+        alone.detail("stalls_over_10ms", 1);
+        let mut after = alone.clone();
+        after.variant = "tail after W1/W3".into();
+        let mut results = vec![alone, after];
+        judge_all(&mut results);
+        let (alone, after) = (&results[0], &results[1]);
+        assert_eq!(verdict(alone, "alone: p50"), Some(true));
+        assert_eq!(verdict(alone, "alone: p99.9"), Some(false));
+        assert_eq!(verdict(alone, "alone: broker CPU"), Some(true));
+        assert_eq!(verdict(alone, "after W1/W3 (--workload all): p99.9"), None);
+        assert_eq!(verdict(after, "alone: p50"), None);
+        assert_eq!(
+            verdict(after, "after W1/W3 (--workload all): p99.9"),
+            Some(true)
+        );
+        assert_eq!(
+            verdict(after, "after W1/W3 (--workload all): no stall"),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn w7_judges_p50_and_p99_at_one_and_a_half_times() {
+        let mut r = row("W7", "tail+cold", 1 << 20, 1.0);
+        r.latency = Some(Latency {
+            p50_us: 140.0,
+            p99_us: 400.0,
+            ..Latency::default()
+        });
+        r.detail("baseline_p50_us", 100.0);
+        r.detail("baseline_p99_us", 250.0);
+        let mut results = vec![r];
+        judge_all(&mut results);
+        assert_eq!(verdict(&results[0], "p50 with"), Some(true));
+        assert_eq!(verdict(&results[0], "p99 with"), Some(false));
+    }
+}

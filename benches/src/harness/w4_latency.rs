@@ -36,6 +36,29 @@ const MAX_NS: u64 = 3_600_000_000_000;
 /// A record later than this is part of a stall.
 pub const STALL_NS: u64 = 10_000_000;
 
+/// Counts stalls in a stream of latencies taken in receipt order: a stall
+/// is a maximal run of consecutive latencies each above [`STALL_NS`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StallCounter {
+    /// Latencies above [`STALL_NS`].
+    pub over: u64,
+    /// Stalls.
+    pub stalls: u64,
+    in_stall: bool,
+}
+
+impl StallCounter {
+    /// Takes the next latency, in nanoseconds.
+    pub fn record(&mut self, ns: u64) {
+        let late = ns > STALL_NS;
+        if late {
+            self.over += 1;
+            self.stalls += u64::from(!self.in_stall);
+        }
+        self.in_stall = late;
+    }
+}
+
 /// How long the consumer may wait for the last records after sending ends.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
@@ -120,7 +143,7 @@ pub async fn run_latency(
     let receiver = tokio::spawn(async move {
         let mut hist = histogram()?;
         let mut received = 0u64;
-        let (mut over, mut stalls, mut in_stall) = (0u64, 0u64, false);
+        let mut stalls = StallCounter::default();
         while received < total {
             let records = tokio::time::timeout(DRAIN_LIMIT, consumer.poll())
                 .await
@@ -135,16 +158,12 @@ pub async fn run_latency(
                 if field(8)? >= warm {
                     let ns = now.saturating_sub(field(0)?).max(1);
                     hist.record(ns)?;
-                    if ns > STALL_NS {
-                        over += 1;
-                        stalls += u64::from(!in_stall);
-                    }
-                    in_stall = ns > STALL_NS;
+                    stalls.record(ns);
                 }
             }
             received += records.len() as u64;
         }
-        anyhow::Ok((hist, received, over, stalls))
+        anyhow::Ok((hist, received, stalls.over, stalls.stalls))
     });
 
     let producer = Arc::new(Producer::new(ProducerConfig {
@@ -334,4 +353,30 @@ pub async fn w4(bench: &mut Bench) -> anyhow::Result<()> {
         series: vec![("W4".into(), run.latency)],
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_of_late_records_is_one_stall() {
+        let mut c = StallCounter::default();
+        let ms = 1_000_000;
+        for ns in [
+            ms,
+            11 * ms,
+            40 * ms,
+            12 * ms,
+            ms,
+            10 * ms,
+            15 * ms,
+            ms,
+            20 * ms,
+        ] {
+            c.record(ns);
+        }
+        // 10 ms exactly is not a stall.
+        assert_eq!((c.stalls, c.over), (3, 5));
+    }
 }
