@@ -306,9 +306,13 @@ mod tests {
 
     #[test]
     fn without_baselines_the_ratio_goals_cannot_tell() {
-        let mut results = vec![row("W1", "produce", 1_000_000_000, 1.0)];
+        let mut deeper = row("W1", "produce", 2_000_000_000, 1.0);
+        deeper.parameters.insert("in_flight".into(), json!(4));
+        let mut results = vec![row("W1", "produce", 1_000_000_000, 1.0), deeper];
         judge_all(&mut results);
         assert_eq!(verdict(&results[0], "≥ 60% of raw"), None);
+        // The Iggy figure is at one request in flight: deeper runs cannot tell.
+        assert_eq!(verdict(&results[1], "--in-flight 1"), None);
     }
 
     #[test]
