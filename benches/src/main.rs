@@ -12,7 +12,7 @@ use sluice_bench::harness::bench::{Bench, BrokerSource};
 use sluice_bench::harness::options::{Options, parse_acks};
 use sluice_bench::harness::report::{print_details, print_goals, print_table};
 use sluice_bench::harness::{
-    goals, plot, w1_produce, w2_fetch, w3_small, w4_latency, w7_cold, w8_partitions,
+    baseline, goals, plot, w1_produce, w2_fetch, w3_small, w4_latency, w7_cold, w8_partitions,
 };
 use sluice_protocol::wire::produce::Acks;
 
@@ -89,6 +89,11 @@ struct Args {
     /// Fetch path when not comparing: sendfile or copy
     #[arg(long, default_value = "sendfile")]
     fetch_path: String,
+    /// Also measure the machine's own limits first (loopback sendfile,
+    /// socket -> pwrite, O_DSYNC writes, with the workloads' sizes) and set
+    /// W1/W2/W5/W6 against them
+    #[arg(long)]
+    baseline: bool,
     /// Use a running broker instead of starting one
     #[arg(long)]
     broker: Option<std::net::SocketAddr>,
@@ -178,6 +183,10 @@ fn main() -> anyhow::Result<()> {
         &args.fetch_path
     };
     let mut bench = Bench::new(args.options(), source, first_path)?;
+    if args.baseline {
+        // Before the broker starts, so that nothing else runs meanwhile.
+        baseline::run(&mut bench)?;
+    }
     let outcome = rt.block_on(run(&mut bench, &args, &workloads));
     bench.stop()?;
     outcome?;

@@ -11,9 +11,13 @@
 //! - One module per workload family: `w1_produce` (W1, W5), `w2_fetch`
 //!   (W2, W6, sendfile versus copy), `w3_small` (W3), `w4_latency` (W4),
 //!   `w7_cold` (W7), `w8_partitions` (W8).
+//! - `baseline`: `--baseline`, the machine's own limits (loopback sendfile,
+//!   socket to `pwrite`, `O_DSYNC` writes) that throughput rows are set
+//!   against.
 //! - `goals`: the goals of `WORKLOADS.md` judged against a run.
 //! - `report`: results as tables and JSON; `plot` and `svg`: pictures.
 
+pub mod baseline;
 pub mod bench;
 pub mod broker_proc;
 pub mod goals;

@@ -107,8 +107,9 @@ pub struct WorkloadResult {
     /// Bytes of record values moved in each 100 ms interval.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub bytes_per_100ms: Vec<u64>,
-    /// The goal for this workload and whether it was met.
-    pub goal: Option<Goal>,
+    /// The goals judged on this result and whether each was met.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub goals: Vec<Goal>,
 }
 
 impl WorkloadResult {
@@ -146,7 +147,7 @@ impl WorkloadResult {
             latency: None,
             details: Map::new(),
             bytes_per_100ms: Vec::new(),
-            goal: None,
+            goals: Vec::new(),
         }
     }
 
@@ -167,7 +168,7 @@ pub fn params(pairs: &[(&str, Value)]) -> Map<String, Value> {
 /// Prints results as an aligned table.
 pub fn print_table(results: &[WorkloadResult]) {
     println!(
-        "{:<4} {:<16} {:>11} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "{:<4} {:<16} {:>11} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
         "id",
         "variant",
         "records/s",
@@ -180,13 +181,14 @@ pub fn print_table(results: &[WorkloadResult]) {
         "p90 us",
         "p99 us",
         "p99.9 us",
-        "max us"
+        "max us",
+        "% base"
     );
     for r in results {
         let l = r.latency.as_ref();
         let f = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.0}"));
         println!(
-            "{:<4} {:<16} {:>11.0} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>9.3} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "{:<4} {:<16} {:>11.0} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>9.3} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
             r.workload,
             r.variant,
             r.records_per_sec,
@@ -200,6 +202,10 @@ pub fn print_table(results: &[WorkloadResult]) {
             f(l.map(|l| l.p99_us)),
             f(l.map(|l| l.p999_us)),
             f(l.map(|l| l.max_us)),
+            r.details
+                .get("of_baseline")
+                .and_then(serde_json::Value::as_f64)
+                .map_or("-".to_owned(), |v| format!("{:.0}%", 100.0 * v)),
         );
     }
 }
@@ -208,14 +214,14 @@ pub fn print_table(results: &[WorkloadResult]) {
 pub fn print_goals(results: &[WorkloadResult]) {
     let with_goal: Vec<_> = results
         .iter()
-        .filter_map(|r| r.goal.as_ref().map(|g| (r, g)))
+        .flat_map(|r| r.goals.iter().map(move |g| (r, g)))
         .collect();
     if with_goal.is_empty() {
         return;
     }
     println!();
     println!(
-        "{:<4} {:<16} {:<7} {:<58} measured",
+        "{:<4} {:<16} {:<7} {:<62} measured",
         "id", "variant", "verdict", "goal"
     );
     for (r, g) in with_goal {
@@ -225,7 +231,7 @@ pub fn print_goals(results: &[WorkloadResult]) {
             None => "n/a",
         };
         println!(
-            "{:<4} {:<16} {:<7} {:<58} {}",
+            "{:<4} {:<16} {:<7} {:<62} {}",
             r.workload, r.variant, verdict, g.goal, g.measured
         );
     }

@@ -33,6 +33,32 @@ use super::workloads::create_topic;
 /// Largest latency the histograms hold (one hour, in nanoseconds).
 const MAX_NS: u64 = 3_600_000_000_000;
 
+/// A record later than this is part of a stall.
+pub const STALL_NS: u64 = 10_000_000;
+
+/// Counts stalls in a stream of latencies taken in receipt order: a stall
+/// is a maximal run of consecutive latencies each above [`STALL_NS`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StallCounter {
+    /// Latencies above [`STALL_NS`].
+    pub over: u64,
+    /// Stalls.
+    pub stalls: u64,
+    in_stall: bool,
+}
+
+impl StallCounter {
+    /// Takes the next latency, in nanoseconds.
+    pub fn record(&mut self, ns: u64) {
+        let late = ns > STALL_NS;
+        if late {
+            self.over += 1;
+            self.stalls += u64::from(!self.in_stall);
+        }
+        self.in_stall = late;
+    }
+}
+
 /// How long the consumer may wait for the last records after sending ends.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
@@ -68,6 +94,12 @@ pub struct LatencyRun {
     pub sent: u64,
     /// Records received (warm-up included).
     pub received: u64,
+    /// Recorded records whose latency exceeded [`STALL_NS`].
+    pub records_over_stall: u64,
+    /// Stalls: maximal runs of consecutively received recorded records each
+    /// later than [`STALL_NS`] (one stall of the broker delays many
+    /// records; it counts once).
+    pub stalls: u64,
 }
 
 fn histogram() -> anyhow::Result<Histogram<u64>> {
@@ -111,6 +143,7 @@ pub async fn run_latency(
     let receiver = tokio::spawn(async move {
         let mut hist = histogram()?;
         let mut received = 0u64;
+        let mut stalls = StallCounter::default();
         while received < total {
             let records = tokio::time::timeout(DRAIN_LIMIT, consumer.poll())
                 .await
@@ -123,12 +156,14 @@ pub async fn run_latency(
                     Ok(u64::from_le_bytes(bytes.try_into()?))
                 };
                 if field(8)? >= warm {
-                    hist.record(now.saturating_sub(field(0)?).max(1))?;
+                    let ns = now.saturating_sub(field(0)?).max(1);
+                    hist.record(ns)?;
+                    stalls.record(ns);
                 }
             }
             received += records.len() as u64;
         }
-        anyhow::Ok((hist, received))
+        anyhow::Ok((hist, received, stalls.over, stalls.stalls))
     });
 
     let producer = Arc::new(Producer::new(ProducerConfig {
@@ -211,9 +246,10 @@ pub async fn run_latency(
         .map_err(|_| anyhow::anyhow!("sender thread panicked"))??;
     producer.flush().await;
     let acked = checker.await??;
-    let (latency, received) = tokio::time::timeout(DRAIN_LIMIT + DRAIN_LIMIT, receiver)
-        .await
-        .context("consumer did not finish")???;
+    let (latency, received, records_over_stall, stalls) =
+        tokio::time::timeout(DRAIN_LIMIT + DRAIN_LIMIT, receiver)
+            .await
+            .context("consumer did not finish")???;
     producer.close().await;
     if acked != total {
         bail!("{acked} of {total} records acknowledged");
@@ -223,6 +259,8 @@ pub async fn run_latency(
         send_lag,
         sent: total,
         received,
+        records_over_stall,
+        stalls,
     })
 }
 
@@ -270,10 +308,29 @@ pub fn latency_result(
     let lag = Latency::from_histogram(&run.send_lag);
     r.detail("send_lag_p99_us", lag.p99_us);
     r.detail("send_lag_max_us", lag.max_us);
+    r.detail("stalls_over_10ms", run.stalls);
+    r.detail("records_over_10ms", run.records_over_stall);
+    if run.received > 0 {
+        r.detail(
+            "broker_cpu_us_per_record",
+            measured.1.total() * 1e6 / run.received as f64,
+        );
+    }
     r
 }
 
-/// W4.
+/// The write workloads (W1, W3) that ran earlier in this run and left dirty
+/// pages behind, as `W1/W3`, if any.
+fn after_writes(bench: &Bench) -> Option<String> {
+    let ran: Vec<&str> = ["W1", "W3"]
+        .into_iter()
+        .filter(|id| bench.results.iter().any(|r| r.workload == *id))
+        .collect();
+    (!ran.is_empty()).then(|| ran.join("/"))
+}
+
+/// W4. Its variant is `tail` when it ran without W1 or W3 before it in
+/// this run, and `tail after W1/W3` (or the one that ran) otherwise.
 pub async fn w4(bench: &mut Bench) -> anyhow::Result<()> {
     let spec = spec(bench);
     let topic = bench.topic("w4");
@@ -282,7 +339,8 @@ pub async fn w4(bench: &mut Bench) -> anyhow::Result<()> {
     let before = bench.counter("produce_bytes").await;
     let (run, secs, cpu) = measured(bench, run_latency(addr, &topic, &spec, "W4 latency")).await?;
     let produced = bench.counter("produce_bytes").await.saturating_sub(before);
-    let r = latency_result(bench, "W4", "tail", &spec, &run, produced, (secs, cpu));
+    let variant = after_writes(bench).map_or("tail".to_owned(), |w| format!("tail after {w}"));
+    let r = latency_result(bench, "W4", &variant, &spec, &run, produced, (secs, cpu));
     bench.results.push(r);
     bench.plots.push(PlotData::Latency {
         name: "w4-latency".into(),
@@ -295,4 +353,30 @@ pub async fn w4(bench: &mut Bench) -> anyhow::Result<()> {
         series: vec![("W4".into(), run.latency)],
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_of_late_records_is_one_stall() {
+        let mut c = StallCounter::default();
+        let ms = 1_000_000;
+        for ns in [
+            ms,
+            11 * ms,
+            40 * ms,
+            12 * ms,
+            ms,
+            10 * ms,
+            15 * ms,
+            ms,
+            20 * ms,
+        ] {
+            c.record(ns);
+        }
+        // 10 ms exactly is not a stall.
+        assert_eq!((c.stalls, c.over), (3, 5));
+    }
 }

@@ -1,0 +1,400 @@
+//! `--baseline`: the machine's own limits, measured in the same run as the
+//! workloads and with their sizes, so that each throughput row can be set
+//! against what the hardware and kernel allow:
+//!
+//! The two loopback limits are the fastest of [`PASSES`] passes.
+//!
+//! - **sendfile** (W2, W6): `sendfile(2)` from a warm file (written just
+//!   before, so in the page cache) to a loopback TCP socket in chunks of
+//!   `--fetch-bytes`; a reader thread reads into a 1 MiB buffer and
+//!   discards. Also the sending thread's CPU seconds per GiB.
+//! - **recv+pwrite** (W1): a sender writes `--batch-bytes` chunks to a
+//!   loopback TCP socket; the receiver reads each chunk whole and `pwrite`s
+//!   it at the end of a file (page cache, no sync).
+//! - **dsync write** (W5): sequential `O_DSYNC` writes of `--batch-bytes`
+//!   appending to a new file — the disk's own synchronous write rate, like
+//!   `dd oflag=dsync`. It stops after [`DSYNC_LIMIT`] if the W5 amount takes
+//!   longer.
+//!
+//! The files go in the directory the broker's data directory is in (the
+//! same file system), and are removed afterwards (unlinking a file also
+//! drops its dirty pages without writing them back). Sizes: the workloads'
+//! record count × value length bytes in total. Rates are MB/s of raw bytes
+//! (10^6); a workload's ratio to its limit divides the *record batch* bytes
+//! it moved per second (what the broker receives, stores and sends) by it.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::json;
+
+use super::bench::Bench;
+use super::broker_proc::CpuTimes;
+use super::report::{Moved, WorkloadResult, params};
+
+/// Longest the synchronous-write measurement runs.
+pub const DSYNC_LIMIT: Duration = Duration::from_secs(15);
+
+/// Passes of the loopback measurements; the fastest is the limit (the
+/// synchronous-write measurement runs once: it is long and its rate is
+/// steady).
+pub const PASSES: usize = 3;
+
+/// The fastest of `PASSES` runs of `f`.
+fn best_of(mut f: impl FnMut() -> anyhow::Result<Limit>) -> anyhow::Result<Limit> {
+    let mut best: Option<Limit> = None;
+    for _ in 0..PASSES {
+        let l = f()?;
+        if best.is_none_or(|b| l.mb_per_sec() > b.mb_per_sec()) {
+            best = Some(l);
+        }
+    }
+    best.context("no pass")
+}
+
+/// The workload id of baseline rows.
+pub const ID: &str = "base";
+
+/// Variant of the loopback sendfile row.
+pub const SENDFILE: &str = "sendfile";
+/// Variant of the socket-to-pwrite row.
+pub const RECV_PWRITE: &str = "recv+pwrite";
+/// Variant of the synchronous write row.
+pub const DSYNC: &str = "dsync write";
+
+/// One measured limit.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    /// Bytes moved.
+    pub bytes: u64,
+    /// Seconds it took.
+    pub seconds: f64,
+    /// CPU of the thread doing the work (sender or writer).
+    pub cpu: CpuTimes,
+}
+
+impl Limit {
+    /// MB (10^6 bytes) per second.
+    pub fn mb_per_sec(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.bytes as f64 / 1e6 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// CPU times of the calling thread, from `/proc/thread-self/stat`.
+fn thread_cpu() -> CpuTimes {
+    std::fs::read_to_string("/proc/thread-self/stat")
+        .ok()
+        .and_then(|stat| {
+            let rest = stat.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let t = |i: usize| f.get(i)?.parse::<f64>().ok().map(|v| v / 100.0);
+            Some(CpuTimes {
+                user: t(11)?,
+                sys: t(12)?,
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// A file of `total` bytes of pattern in `dir`, written in 1 MiB pieces
+/// (so its pages are in the cache).
+fn warm_file(dir: &Path, total: u64) -> anyhow::Result<(tempfile::NamedTempFile, u64)> {
+    let mut f = tempfile::Builder::new()
+        .prefix("baseline-sendfile-")
+        .tempfile_in(dir)?;
+    let mut chunk = vec![0u8; 1 << 20];
+    crate::XorShift::new(11).fill(&mut chunk);
+    let mut left = total;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        f.write_all(chunk.get(..n).unwrap_or_default())?;
+        left -= n as u64;
+    }
+    f.flush()?;
+    Ok((f, total))
+}
+
+/// Reads `conn` until EOF into a 1 MiB buffer; returns the bytes read.
+fn drain(mut conn: TcpStream) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => total += n as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Loopback `sendfile` of `total` bytes from a warm file in `chunk`-byte
+/// calls to a reader that discards.
+pub fn sendfile_limit(dir: &Path, total: u64, chunk: usize) -> anyhow::Result<Limit> {
+    let (file, total) = warm_file(dir, total)?;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let reader = std::thread::spawn(move || -> std::io::Result<(u64, Instant)> {
+        let (conn, _) = listener.accept()?;
+        let n = drain(conn)?;
+        Ok((n, Instant::now()))
+    });
+    let sock = TcpStream::connect(addr)?;
+    sock.set_nodelay(true)?;
+    let cpu = thread_cpu();
+    let started = Instant::now();
+    let mut offset: i64 = 0;
+    while (offset as u64) < total {
+        let want = (total - offset as u64).min(chunk.max(1) as u64) as usize;
+        let mut sent_in_call = 0usize;
+        while sent_in_call < want {
+            match nix::sys::sendfile::sendfile(
+                &sock,
+                file.as_file(),
+                Some(&mut offset),
+                want - sent_in_call,
+            ) {
+                Ok(0) => bail!("sendfile sent nothing at {offset}"),
+                Ok(n) => sent_in_call += n,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e).context("sendfile"),
+            }
+        }
+    }
+    let cpu = thread_cpu().since(cpu);
+    drop(sock);
+    let (read, done) = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reader panicked"))??;
+    if read != total {
+        bail!("reader got {read} of {total} bytes");
+    }
+    Ok(Limit {
+        bytes: total,
+        seconds: done.duration_since(started).as_secs_f64(),
+        cpu,
+    })
+}
+
+/// Loopback receive of `total` bytes in `chunk`-byte pieces, each
+/// `pwrite`n at the end of a file as soon as it is whole.
+pub fn recv_pwrite_limit(dir: &Path, total: u64, chunk: usize) -> anyhow::Result<Limit> {
+    let chunk = chunk.max(1);
+    let file = tempfile::Builder::new()
+        .prefix("baseline-pwrite-")
+        .tempfile_in(dir)?;
+    let out = file.reopen()?;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let receiver = std::thread::spawn(move || -> std::io::Result<(u64, Instant, CpuTimes)> {
+        let (mut conn, _) = listener.accept()?;
+        let cpu = thread_cpu();
+        let mut buf = vec![0u8; chunk];
+        let mut at = 0u64;
+        loop {
+            // One whole chunk (or what is left before EOF), then one pwrite.
+            let mut filled = 0;
+            while filled < buf.len() {
+                match conn.read(buf.get_mut(filled..).unwrap_or_default()) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if filled == 0 {
+                return Ok((at, Instant::now(), thread_cpu().since(cpu)));
+            }
+            out.write_all_at(buf.get(..filled).unwrap_or_default(), at)?;
+            at += filled as u64;
+        }
+    });
+    let mut data = vec![0u8; chunk];
+    crate::XorShift::new(12).fill(&mut data);
+    let mut sock = TcpStream::connect(addr)?;
+    sock.set_nodelay(true)?;
+    let started = Instant::now();
+    let mut left = total;
+    while left > 0 {
+        let n = left.min(chunk as u64) as usize;
+        sock.write_all(data.get(..n).unwrap_or_default())?;
+        left -= n as u64;
+    }
+    drop(sock);
+    let (written, done, cpu) = receiver
+        .join()
+        .map_err(|_| anyhow::anyhow!("receiver panicked"))??;
+    if written != total {
+        bail!("receiver wrote {written} of {total} bytes");
+    }
+    drop(file);
+    Ok(Limit {
+        bytes: total,
+        seconds: done.duration_since(started).as_secs_f64(),
+        cpu,
+    })
+}
+
+/// Sequential `O_DSYNC` writes of `chunk` bytes appending to a new file in
+/// `dir`, until `total` bytes or [`DSYNC_LIMIT`].
+pub fn dsync_limit(dir: &Path, total: u64, chunk: usize) -> anyhow::Result<Limit> {
+    let chunk = chunk.max(1);
+    let path = dir.join(format!("baseline-dsync-{}", std::process::id()));
+    let mut f: File = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(nix::fcntl::OFlag::O_DSYNC.bits())
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let mut data = vec![0u8; chunk];
+    crate::XorShift::new(13).fill(&mut data);
+    let cpu = thread_cpu();
+    let started = Instant::now();
+    let mut written = 0u64;
+    let outcome = (|| -> anyhow::Result<()> {
+        while written < total && started.elapsed() < DSYNC_LIMIT {
+            let n = (total - written).min(chunk as u64) as usize;
+            f.write_all(data.get(..n).unwrap_or_default())?;
+            written += n as u64;
+        }
+        Ok(())
+    })();
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = thread_cpu().since(cpu);
+    drop(f);
+    let _ = std::fs::remove_file(&path);
+    outcome?;
+    Ok(Limit {
+        bytes: written,
+        seconds,
+        cpu,
+    })
+}
+
+fn row(variant: &str, limit: &Limit, chunk: usize, total: u64, dir: &Path) -> WorkloadResult {
+    let moved = Moved {
+        records: 0,
+        value_bytes: limit.bytes,
+        batch_bytes: limit.bytes,
+    };
+    let mut r = WorkloadResult::new(
+        ID,
+        variant,
+        params(&[
+            ("chunk_bytes", json!(chunk)),
+            ("total_bytes", json!(total)),
+            ("dir", json!(dir.display().to_string())),
+            ("passes", json!(if variant == DSYNC { 1 } else { PASSES })),
+        ]),
+        moved,
+        limit.seconds,
+        CpuTimes::default(),
+    );
+    let gib = limit.bytes as f64 / f64::from(1u32 << 30);
+    if gib > 0.0 {
+        r.detail("thread_cpu_s_per_gib", limit.cpu.total() / gib);
+    }
+    r
+}
+
+/// Measures the three limits with the sizes of W1/W2/W5 (from the run's
+/// options) in the directory holding the broker's data, and adds them as
+/// `base` rows to the results.
+pub fn run(bench: &mut Bench) -> anyhow::Result<()> {
+    let dir = bench
+        .data_dir()
+        .and_then(Path::parent)
+        .map_or_else(std::env::temp_dir, Path::to_path_buf);
+    std::fs::create_dir_all(&dir)?;
+    let o = &bench.opts;
+    let total = o.records.unwrap_or(1_000_000) * o.value_len.unwrap_or(1024) as u64;
+    let (batch, fetch) = (o.batch_bytes.max(1), o.fetch_bytes.max(1) as usize);
+
+    eprintln!("baseline: loopback sendfile");
+    let s = best_of(|| sendfile_limit(&dir, total, fetch))?;
+    eprintln!("baseline: socket -> pwrite");
+    let w = best_of(|| recv_pwrite_limit(&dir, total, batch))?;
+    eprintln!("baseline: O_DSYNC writes");
+    let d = dsync_limit(&dir, total, batch)?;
+    bench.results.push(row(SENDFILE, &s, fetch, total, &dir));
+    bench.results.push(row(RECV_PWRITE, &w, batch, total, &dir));
+    bench.results.push(row(DSYNC, &d, batch, total, &dir));
+    Ok(())
+}
+
+/// The baseline a workload row is compared with, if any: W1 against
+/// receive-and-write, W2 and W6 against sendfile (on either fetch path: the
+/// copy path is judged against the same limit), W5 against synchronous
+/// writes.
+pub fn limit_for(workload: &str) -> Option<&'static str> {
+    match workload {
+        "W1" => Some(RECV_PWRITE),
+        "W2" | "W6" => Some(SENDFILE),
+        "W5" => Some(DSYNC),
+        _ => None,
+    }
+}
+
+/// Batch bytes per second of a row, in MB/s.
+pub fn batch_mb_per_sec(r: &WorkloadResult) -> f64 {
+    if r.seconds > 0.0 {
+        r.batch_bytes as f64 / 1e6 / r.seconds
+    } else {
+        0.0
+    }
+}
+
+/// Records on every W1/W2/W5/W6 row its ratio to its limit (details
+/// `baseline`, `baseline_mb_per_sec`, `of_baseline`), when the run measured
+/// baselines.
+pub fn attach_ratios(results: &mut [WorkloadResult]) {
+    let limits: Vec<(String, f64)> = results
+        .iter()
+        .filter(|r| r.workload == ID)
+        .map(|r| (r.variant.clone(), r.mb_per_sec))
+        .collect();
+    for r in results.iter_mut() {
+        let Some(name) = limit_for(&r.workload) else {
+            continue;
+        };
+        let Some((_, limit)) = limits.iter().find(|(v, _)| v == name) else {
+            continue;
+        };
+        if *limit <= 0.0 {
+            continue;
+        }
+        let ratio = batch_mb_per_sec(r) / limit;
+        r.detail("baseline", name);
+        r.detail("baseline_mb_per_sec", *limit);
+        r.detail("of_baseline", ratio);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly on purpose
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_move_every_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sendfile_limit(dir.path(), 3 << 20 | 17, 1 << 20).unwrap();
+        assert_eq!(s.bytes, 3 << 20 | 17);
+        assert!(s.seconds > 0.0);
+        let w = recv_pwrite_limit(dir.path(), 3 << 20 | 17, 1 << 20).unwrap();
+        assert_eq!(w.bytes, 3 << 20 | 17);
+        let d = dsync_limit(dir.path(), 2 << 20, 1 << 20).unwrap();
+        assert_eq!(d.bytes, 2 << 20);
+        // Every file is gone afterwards.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}
