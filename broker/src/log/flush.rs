@@ -172,7 +172,13 @@ impl PartitionLog {
         }
         // Refuse appends first, so everything covered by the marker was
         // flushed.
-        self.state.lock().closing = true;
+        {
+            let mut state = self.state.lock();
+            state.closing = true;
+            while !state.pending.is_idle() {
+                self.turn.wait(&mut state);
+            }
+        }
         self.flush()?;
         let mut state = self.state.lock();
         state.active_mut().trim_indexes()?;

@@ -17,7 +17,7 @@ use sluice_protocol::batch::{self, BatchHeader, HEADER_LEN};
 use super::LogError;
 use super::config::LogConfig;
 use super::format::{INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, segment_path};
-use super::io::{FileSystem, LogFile, OpenMode, read_full_at, write_all_at};
+use super::io::{FileSystem, LogFile, OpenMode, read_full_at};
 use super::offset_index::OffsetIndex;
 use super::time_index::TimeIndex;
 
@@ -52,6 +52,25 @@ pub(crate) struct Segment {
     /// timestamp (see [`Segment::restore_first_append`]).
     first_append: Option<SystemTime>,
     sealed: bool,
+}
+
+/// The parsed header of the batch at `position` of `file`, or `None` when a
+/// header would pass `size` or no valid header is there. Takes no lock, so
+/// readers call it on a file handle they hold.
+pub(crate) fn read_header(
+    file: &dyn LogFile,
+    position: u64,
+    size: u64,
+) -> std::io::Result<Option<BatchHeader>> {
+    if position + HEADER_LEN as u64 > size {
+        return Ok(None);
+    }
+    let mut buf = [0u8; HEADER_LEN];
+    let n = read_full_at(file, &mut buf, position)?;
+    if n < HEADER_LEN {
+        return Ok(None);
+    }
+    Ok(BatchHeader::parse(&buf).ok())
 }
 
 /// What a scan of batches found.
@@ -315,13 +334,8 @@ impl Segment {
         if position + HEADER_LEN as u64 > self.size {
             return Ok(None);
         }
-        let mut buf = [0u8; HEADER_LEN];
         let log = self.log_file()?;
-        let n = read_full_at(&*log, &mut buf, position).map_err(|e| self.io_err("read", e))?;
-        if n < HEADER_LEN {
-            return Ok(None);
-        }
-        Ok(BatchHeader::parse(&buf).ok())
+        read_header(&*log, position, self.size).map_err(|e| self.io_err("read", e))
     }
 
     /// Updates indexes and counters for a batch now stored at `position`.
@@ -355,13 +369,6 @@ impl Segment {
                 .map_or(header.max_timestamp, |m| m.max(header.max_timestamp)),
         );
         self.next_offset = header.next_offset() as u64;
-    }
-
-    /// Writes validated batches whose offsets are already assigned at the
-    /// end of the segment. On error the caller must call
-    /// [`Segment::roll_back`]; the indexes were not touched.
-    pub(crate) fn write(&self, buf: &[u8]) -> std::io::Result<()> {
-        write_all_at(&*self.log_handle()?, buf, self.size)
     }
 
     /// Truncates the file back to the last whole batch after a failed write.
@@ -493,6 +500,13 @@ impl Segment {
         let offsets = self.offset_index.release();
         let times = self.time_index.release();
         log || offsets || times
+    }
+    /// The nearest batch start known without reading the file at or before
+    /// `offset` (which must be in this segment): its position and base
+    /// offset.
+    pub(crate) fn batch_start_at_or_before(&self, offset: u64) -> (u64, u64) {
+        let entry = self.offset_index.lookup(offset);
+        (u64::from(entry.position), entry.offset)
     }
     pub(crate) fn log_path(&self) -> &Path {
         &self.log_path

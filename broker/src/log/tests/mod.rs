@@ -2,6 +2,7 @@
 //! after crashes and corruption, retention, injected faults.
 
 mod append_read;
+mod concurrency;
 mod crash_image;
 mod faults;
 mod hostile_headers;

@@ -1,0 +1,158 @@
+//! Readers and writers of one partition log at the same time: a reader never
+//! waits for a writer's `pwrite`, and concurrent appends publish in order.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::util::{assert_contiguous, batch, read_all, small_config};
+use crate::log::fault::{Faults, FaultyFs};
+use crate::log::{LogConfig, PartitionLog};
+
+fn faulty(dir: &std::path::Path, config: LogConfig) -> (Arc<PartitionLog>, Arc<Faults>) {
+    let faults = Faults::new();
+    let (log, _) =
+        PartitionLog::open_with(Arc::new(FaultyFs::new(faults.clone())), dir, config).unwrap();
+    (Arc::new(log), faults)
+}
+
+/// Waits (bounded) until `cond` holds; a deterministic signal, polled.
+fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn readers_do_not_wait_for_a_stalled_pwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, faults) = faulty(dir.path(), small_config());
+    for i in 0..20 {
+        log.append(&mut batch(&format!("b{i}"), 3, 50, 1000 + i))
+            .unwrap();
+    }
+    let before = read_all(&log, 1 << 20);
+    faults.set_hold_writes(true);
+    let writer = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || log.append(&mut batch("slow", 2, 50, 5000)))
+    };
+    // The append now sits inside its write.
+    wait_until("the append to reach its write", || {
+        faults.writes_held() == 1
+    });
+    let (tx, rx) = mpsc::channel();
+    let reader = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let records = read_all(&log, 300);
+            let mid = log.read(31, 1).unwrap();
+            let ts = log.offset_for_timestamp(1010).unwrap();
+            let _ = tx.send((records, mid.first_offset, ts, log.high_watermark()));
+        })
+    };
+    let got = rx.recv_timeout(Duration::from_secs(10));
+    faults.set_hold_writes(false);
+    let (records, mid_first, ts, hw) = got.expect("a reader was blocked by a stalled write");
+    reader.join().unwrap();
+    assert_eq!(records, before, "readers see only published data");
+    assert_eq!(mid_first, 30);
+    assert_eq!(
+        ts,
+        Some(24),
+        "batch 8 is the first whose newest record is at 1010"
+    );
+    assert_eq!(hw, 60);
+    let info = writer.join().unwrap().unwrap();
+    assert_eq!(info.base_offset, 60);
+    assert_eq!(log.high_watermark(), 62);
+}
+
+#[test]
+fn concurrent_appends_publish_contiguously_while_rolling() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = faulty(dir.path(), small_config());
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for i in 0..200 {
+                    let info = log
+                        .append(&mut batch(&format!("t{t}-{i}"), 1 + i % 3, 40, 1000))
+                        .unwrap();
+                    assert!(log.high_watermark() >= info.next_offset);
+                }
+            })
+        })
+        .collect();
+    let reader = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut offset = 0;
+            while offset < 800 {
+                let slice = log.read(offset, 700).unwrap();
+                assert!(slice.next_offset <= log.high_watermark());
+                offset = slice.next_offset;
+            }
+        })
+    };
+    for t in threads {
+        t.join().unwrap();
+    }
+    reader.join().unwrap();
+    let total: u64 = (0..200).map(|i| 1 + i % 3).sum::<u64>() * 4;
+    assert_eq!(log.next_offset(), total);
+    let records = read_all(&log, 1 << 20);
+    assert_eq!(records.len() as u64, total);
+    assert_contiguous(&records, 0);
+    assert!(log.segment_count() > 1, "the appends rolled segments");
+    // Everything published survives a reopen.
+    drop(records);
+    let log = Arc::into_inner(log).unwrap();
+    log.close().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.next_offset(), total);
+}
+
+#[test]
+fn a_failed_write_fails_later_in_flight_appends_and_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, faults) = faulty(dir.path(), small_config());
+    log.append(&mut batch("first", 2, 50, 1000)).unwrap();
+    let size = log.size_in_bytes();
+    // Two appends in flight at once; the first write fails.
+    faults.set_hold_writes(true);
+    let a = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || log.append(&mut batch("a", 2, 50, 1000)))
+    };
+    wait_until("the first append to reach its write", || {
+        faults.writes_held() == 1
+    });
+    let b = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || log.append(&mut batch("b", 2, 50, 1000)))
+    };
+    wait_until("the second append to reach its write", || {
+        faults.writes_held() == 2
+    });
+    faults.set_write_eio(true);
+    faults.set_hold_writes(false);
+    assert!(a.join().unwrap().is_err());
+    assert!(b.join().unwrap().is_err());
+    faults.set_write_eio(false);
+    assert_eq!(log.next_offset(), 2);
+    assert_eq!(log.size_in_bytes(), size);
+    let file_len = std::fs::metadata(dir.path().join(format!("{:020}.log", 0)))
+        .unwrap()
+        .len();
+    assert_eq!(file_len, size, "the file was cut back to the published end");
+    let info = log.append(&mut batch("after", 1, 50, 1000)).unwrap();
+    assert_eq!(info.base_offset, 2);
+    assert_eq!(read_all(&log, 1 << 20).len(), 3);
+}
