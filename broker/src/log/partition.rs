@@ -691,7 +691,7 @@ impl PartitionLog {
                 (seg.size(), seg.next_offset())
             };
             // Start: the nearest known batch start at or before `offset`.
-            let (start, first) = seg.batch_start_at_or_before(offset);
+            let (start, first, holds) = seg.batch_start_at_or_before(offset);
             let plan = ReadPlan {
                 segment_base: seg.base_offset(),
                 epoch: state.epoch,
@@ -701,8 +701,9 @@ impl PartitionLog {
                 start,
                 first,
             };
-            if first == offset {
-                // A reader continuing from a previous slice: no header walk.
+            if holds {
+                // A reader continuing from a previous slice, or tailing the
+                // active segment: no header walk.
                 let s = Self::finish_read(&state, at, &plan, max_bytes, slice)?;
                 return Ok(Some(s));
             }

@@ -7,6 +7,7 @@
 //! `base_offset` to `next_offset`. A segment is guarded by the partition
 //! log's lock; readers share its file handle through an `Arc`.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -52,7 +53,15 @@ pub(crate) struct Segment {
     /// timestamp (see [`Segment::restore_first_append`]).
     first_append: Option<SystemTime>,
     sealed: bool,
+    /// The most recent batch starts of an active segment, `(base offset,
+    /// position)`, contiguous and oldest first, at most [`TAIL_BATCHES`]:
+    /// a tailing reader finds where to resume here without reading batch
+    /// headers from disk. Emptied when the segment is sealed.
+    tail: VecDeque<(u64, u64)>,
 }
+
+/// Batch boundaries an active segment keeps in memory (see `Segment::tail`).
+pub(crate) const TAIL_BATCHES: usize = 1024;
 
 /// The parsed header of the batch at `position` of `file`, or `None` when a
 /// header would pass `size` or no valid header is there. Takes no lock, so
@@ -140,6 +149,7 @@ impl Segment {
             bytes_since_index: 0,
             first_append: None,
             sealed: !active,
+            tail: VecDeque::new(),
         })
     }
 
@@ -246,6 +256,7 @@ impl Segment {
         let file_len = log.len().map_err(|e| self.io_err("stat", e))?;
         self.offset_index.clear();
         self.time_index.clear();
+        self.tail.clear();
         self.size = 0;
         self.next_offset = self.base_offset;
         self.max_timestamp = None;
@@ -363,6 +374,16 @@ impl Segment {
                     "batch outside the segment's 32-bit index range; not indexed"),
             }
         }
+        if !self.sealed {
+            if self.tail.len() >= TAIL_BATCHES {
+                self.tail.pop_front();
+            } else if self.tail.capacity() == 0 {
+                self.tail.reserve_exact(TAIL_BATCHES);
+            }
+            if let Ok(base) = u64::try_from(header.base_offset) {
+                self.tail.push_back((base, position));
+            }
+        }
         self.bytes_since_index += header.total_len() as u64;
         self.max_timestamp = Some(
             self.max_timestamp
@@ -396,6 +417,7 @@ impl Segment {
         }
         self.trim_indexes()?;
         self.sealed = true;
+        self.tail = VecDeque::new();
         Ok(())
     }
 
@@ -504,9 +526,28 @@ impl Segment {
     /// The nearest batch start known without reading the file at or before
     /// `offset` (which must be in this segment): its position and base
     /// offset.
-    pub(crate) fn batch_start_at_or_before(&self, offset: u64) -> (u64, u64) {
+    ///
+    /// Returns `(position, base offset, holds)`, `holds` telling whether
+    /// that batch is known to hold `offset` (no header walk needed). The
+    /// in-memory tail of recent batch boundaries answers first, then the
+    /// offset index.
+    pub(crate) fn batch_start_at_or_before(&self, offset: u64) -> (u64, u64, bool) {
+        if let Some(&(front, _)) = self.tail.front() {
+            if front <= offset && offset < self.next_offset {
+                // The tail is contiguous up to the segment's end, so the last
+                // batch starting at or before `offset` holds it.
+                let i = self.tail.partition_point(|&(o, _)| o <= offset);
+                if let Some(&(base, position)) = self.tail.get(i.saturating_sub(1)) {
+                    return (position, base, true);
+                }
+            }
+        }
         let entry = self.offset_index.lookup(offset);
-        (u64::from(entry.position), entry.offset)
+        (
+            u64::from(entry.position),
+            entry.offset,
+            entry.offset == offset,
+        )
     }
     pub(crate) fn log_path(&self) -> &Path {
         &self.log_path

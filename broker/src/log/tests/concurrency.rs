@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::util::{assert_contiguous, batch, read_all, small_config};
 use crate::log::fault::{Faults, FaultyFs};
+use crate::log::segment::TAIL_BATCHES;
 use crate::log::{LogConfig, PartitionLog};
 
 fn faulty(dir: &std::path::Path, config: LogConfig) -> (Arc<PartitionLog>, Arc<Faults>) {
@@ -155,4 +156,42 @@ fn a_failed_write_fails_later_in_flight_appends_and_rolls_back() {
     let info = log.append(&mut batch("after", 1, 50, 1000)).unwrap();
     assert_eq!(info.base_offset, 2);
     assert_eq!(read_all(&log, 1 << 20).len(), 3);
+}
+
+#[test]
+fn a_tailing_reader_resumes_without_reading_batch_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    // No offset index entries at all: only the in-memory tail knows where
+    // batches start.
+    let config = LogConfig {
+        index_interval_bytes: 1 << 30,
+        segment_bytes: 1 << 30,
+        ..small_config()
+    };
+    let (log, faults) = faulty(dir.path(), config);
+    for i in 0..50 {
+        log.append(&mut batch(&format!("b{i}"), 4, 30, 1000))
+            .unwrap();
+    }
+    let reads = faults.reads();
+    // Inside batch 40, at the start of batch 45, inside the last batch.
+    for (offset, first) in [(161, 160), (180, 180), (199, 196)] {
+        let slice = log.read(offset, 1).unwrap();
+        assert_eq!(slice.first_offset, first, "read at {offset}");
+        assert_eq!(
+            slice.next_offset,
+            log.high_watermark(),
+            "no index: to the end"
+        );
+    }
+    assert_eq!(faults.reads(), reads, "no batch header read from disk");
+    // Once the tail has moved past them, older batches are found by the
+    // header walk from the segment start.
+    for i in 0..TAIL_BATCHES {
+        log.append(&mut batch(&format!("c{i}"), 1, 10, 1000))
+            .unwrap();
+    }
+    let slice = log.read(5, 1).unwrap();
+    assert_eq!(slice.first_offset, 4);
+    assert!(faults.reads() > reads);
 }
