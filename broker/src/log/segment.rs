@@ -410,27 +410,40 @@ impl Segment {
     }
 
     /// Seals the segment: final time index entry, indexes trimmed to their
-    /// entries and written back.
+    /// entries. The mappings' write-back is only scheduled, never waited
+    /// for (no synchronous `msync` when a roll happens in an append): the
+    /// indexes are derived data, and recovery checks and rebuilds them.
     pub(crate) fn seal(&mut self) -> Result<(), LogError> {
         if let Some(ts) = self.max_timestamp {
             self.time_index.maybe_append(ts, self.next_offset, true);
         }
-        self.trim_indexes()?;
+        self.trim_indexes_with(false)?;
         self.sealed = true;
         self.tail = VecDeque::new();
         Ok(())
     }
 
-    /// Trims and writes back both indexes (seal, clean shutdown).
+    /// Trims both indexes and writes them back, waiting for the write-back
+    /// (clean shutdown).
     pub(crate) fn trim_indexes(&mut self) -> Result<(), LogError> {
+        self.trim_indexes_with(true)
+    }
+
+    fn trim_indexes_with(&mut self, sync: bool) -> Result<(), LogError> {
         let p = self.offset_index.path().to_owned();
-        self.offset_index
-            .trim()
-            .map_err(|e| LogError::io("trim index", p, e))?;
+        let r = if sync {
+            self.offset_index.trim()
+        } else {
+            self.offset_index.trim_async()
+        };
+        r.map_err(|e| LogError::io("trim index", p, e))?;
         let p = self.time_index.path().to_owned();
-        self.time_index
-            .trim()
-            .map_err(|e| LogError::io("trim time index", p, e))
+        let r = if sync {
+            self.time_index.trim()
+        } else {
+            self.time_index.trim_async()
+        };
+        r.map_err(|e| LogError::io("trim time index", p, e))
     }
 
     /// `fdatasync` of the `.log` file.

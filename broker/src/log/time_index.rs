@@ -152,6 +152,11 @@ impl TimeIndex {
         self.file.trim()
     }
 
+    /// [`Self::trim`] that only schedules the write-back (sealing).
+    pub(crate) fn trim_async(&mut self) -> io::Result<()> {
+        self.file.trim_async()
+    }
+
     /// Regrows the file to `max_bytes` for further appends.
     pub(crate) fn expand(&mut self, max_bytes: usize) -> io::Result<()> {
         self.file.expand(max_bytes)

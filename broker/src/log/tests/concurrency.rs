@@ -195,3 +195,26 @@ fn a_tailing_reader_resumes_without_reading_batch_headers() {
     assert_eq!(slice.first_offset, 4);
     assert!(faults.reads() > reads);
 }
+
+#[test]
+fn rolling_a_segment_waits_for_no_msync() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = faulty(dir.path(), small_config());
+    let before = crate::log::index_file::SYNC_FLUSHES.with(|n| n.get());
+    let mut rolls = 0;
+    for i in 0..200 {
+        let info = log
+            .append(&mut batch(&format!("r{i}"), 3, 100, 1000))
+            .unwrap();
+        rolls += u32::from(info.rolled);
+    }
+    assert!(rolls >= 3, "the appends rolled segments ({rolls})");
+    let after = crate::log::index_file::SYNC_FLUSHES.with(|n| n.get());
+    assert_eq!(after, before, "no synchronous msync on the append path");
+    // The sealed indexes are still right after a reopen that trusts them.
+    let expected = read_all(&log, 1 << 20);
+    let log = Arc::into_inner(log).unwrap();
+    log.close().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!(read_all(&log, 300), expected);
+}
