@@ -218,3 +218,84 @@ fn rolling_a_segment_waits_for_no_msync() {
     let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
     assert_eq!(read_all(&log, 300), expected);
 }
+
+#[test]
+fn async_flushes_group_many_waiters_and_partitions_without_threads() {
+    use crate::log::FlushPolicy;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let faults = Faults::new();
+    faults.set_sync_delay(Duration::from_millis(20));
+    let config = LogConfig {
+        flush: FlushPolicy::BeforeAck,
+        ..small_config()
+    };
+    let logs: Vec<Arc<PartitionLog>> = dirs
+        .iter()
+        .map(|d| {
+            let fs = Arc::new(FaultyFs::new(faults.clone()));
+            Arc::new(
+                PartitionLog::open_with(fs, d.path(), config.clone())
+                    .unwrap()
+                    .0,
+            )
+        })
+        .collect();
+    // One thread drives 300 acks=all producers on three partitions.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    let syncs_before = faults.syncs();
+    rt.block_on(async {
+        let mut waits = Vec::new();
+        for i in 0..300 {
+            let log = &logs[i % 3];
+            let info = log
+                .append(&mut batch(&format!("p{i}"), 1, 20, 1000))
+                .unwrap();
+            // BeforeAck: nothing is visible before its flush.
+            assert!(log.high_watermark() < info.next_offset);
+            waits.push(log.flush_to_async(info.next_offset));
+        }
+        for w in waits {
+            w.await.unwrap();
+        }
+        // The partitions of one request are flushed together.
+        for (i, log) in logs.iter().enumerate() {
+            log.append(&mut batch(&format!("q{i}"), 2, 20, 1000))
+                .unwrap();
+        }
+        let items = logs.iter().map(|l| (Arc::clone(l), l.next_offset()));
+        let results = PartitionLog::flush_all_async(items).wait().await;
+        assert!(results.iter().all(Result::is_ok));
+    });
+    for log in &logs {
+        assert_eq!(log.high_watermark(), 102);
+        assert_eq!(log.recovery_point(), 102);
+    }
+    let syncs = faults.syncs() - syncs_before;
+    assert!(
+        syncs < 100,
+        "300 waiters on 3 partitions shared fsyncs ({syncs})"
+    );
+
+    // A failing fsync fails every waiter and takes the log offline.
+    faults.set_fsync_fails(true);
+    let log = &logs[0];
+    let next = log
+        .append(&mut batch("x", 1, 20, 1000))
+        .unwrap()
+        .next_offset;
+    let results = rt.block_on(async {
+        let a = log.flush_to_async(next);
+        let b = log.flush_to_async(next);
+        (a.await, b.await)
+    });
+    assert!(results.0.is_err() && results.1.is_err());
+    assert!(log.is_offline());
+    assert_eq!(
+        log.high_watermark(),
+        102,
+        "nothing unflushed became visible"
+    );
+}
