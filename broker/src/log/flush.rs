@@ -89,7 +89,7 @@ impl PartitionLog {
             }
             self.recovery_point
                 .store(state.durable.offset, Ordering::Release);
-            if self.config.flush == FlushPolicy::BeforeAck {
+            if self.config.flush == FlushPolicy::BeforeAck && state.external_hw.is_none() {
                 self.high_watermark
                     .store(state.durable.offset, Ordering::Release);
             }

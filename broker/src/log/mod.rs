@@ -31,6 +31,7 @@ mod offset_index;
 mod partition;
 mod recovery;
 mod retention;
+mod seam;
 mod segment;
 mod time_index;
 

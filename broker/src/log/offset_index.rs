@@ -175,6 +175,15 @@ impl OffsetIndex {
         self.get(n)
     }
 
+    /// Drops the entries for offsets at or after `offset` (a truncation of
+    /// the log to `offset`).
+    pub(crate) fn truncate_to(&mut self, offset: u64) {
+        let keep = partition_point(self.file.len(), |i| {
+            self.get(i).is_some_and(|e| e.offset < offset)
+        });
+        self.file.truncate_entries(keep);
+    }
+
     /// Drops every entry (before a rebuild).
     pub(crate) fn clear(&mut self) {
         self.file.truncate_entries(0);

@@ -58,6 +58,10 @@ pub(crate) struct LogState {
     /// Bumped whenever published data is cut off (truncation), so a reader
     /// that read headers without the lock resolves its read again.
     pub(crate) epoch: u64,
+    /// The high watermark set from outside the log
+    /// ([`PartitionLog::set_high_watermark`]); `None` while the log sets it
+    /// itself.
+    pub(crate) external_hw: Option<LogPoint>,
 }
 
 /// Appends in flight: reserved beyond [`LogState::end`], written outside the
@@ -382,6 +386,31 @@ impl PartitionLog {
         batches: &mut [u8],
         max_offsets: u64,
     ) -> Result<AppendInfo, LogError> {
+        self.append_inner(batches, max_offsets, None)
+    }
+
+    /// A follower's append: stores `batches` with the offsets they carry.
+    ///
+    /// The same checks as [`PartitionLog::append`], and in addition the
+    /// first batch must start at `expected_base`, which must be the log end
+    /// ([`PartitionLog::next_offset`] once the appends in flight are
+    /// published), and each further batch where the one before it ends;
+    /// otherwise [`LogError::BaseOffsetMismatch`] and nothing is written.
+    /// The batches are not changed (their `baseOffset` is kept).
+    pub fn append_at(
+        &self,
+        expected_base: u64,
+        batches: &mut [u8],
+    ) -> Result<AppendInfo, LogError> {
+        self.append_inner(batches, Self::MAX_APPEND_OFFSETS, Some(expected_base))
+    }
+
+    fn append_inner(
+        &self,
+        batches: &mut [u8],
+        max_offsets: u64,
+        expected_base: Option<u64>,
+    ) -> Result<AppendInfo, LogError> {
         let now = SystemTime::now();
         let now_ms = unix_millis(now);
         let ahead_ms = self
@@ -420,6 +449,16 @@ impl PartitionLog {
             let records = u64::try_from(header.record_count).unwrap_or(0);
             if records == 0 {
                 return Err(LogError::EmptyBatch { position: at });
+            }
+            if let Some(expected) = expected_base.map(|b| b.saturating_add(offsets)) {
+                let found = u64::try_from(header.base_offset).unwrap_or(u64::MAX);
+                if found != expected {
+                    return Err(LogError::BaseOffsetMismatch {
+                        position: at,
+                        expected,
+                        found,
+                    });
+                }
             }
             if let Some(ahead_ms) = ahead_ms {
                 if header.max_timestamp > now_ms.saturating_add(ahead_ms) {
@@ -461,6 +500,13 @@ impl PartitionLog {
                     offsets,
                     ceiling: Self::OFFSET_CEILING,
                 })?;
+            if let Some(found) = expected_base.filter(|&b| b != base_offset) {
+                return Err(LogError::BaseOffsetMismatch {
+                    position: 0,
+                    expected: base_offset,
+                    found,
+                });
+            }
             if !self.roll_needed(&state, bytes, offsets, now) {
                 break (base_offset, end_offset, false);
             }
@@ -481,10 +527,14 @@ impl PartitionLog {
         state.pending.bytes += bytes;
         drop(state);
 
-        // Offsets are assigned in the caller's buffer: no lock needed.
+        // Offsets are assigned in the caller's buffer: no lock needed (a
+        // follower's append keeps the offsets it carries).
         let mut next = base_offset;
         let mut at = 0usize;
-        while let Some(rest) = batches.get_mut(at..).filter(|r| !r.is_empty()) {
+        while let Some(rest) = batches
+            .get_mut(at..)
+            .filter(|r| !r.is_empty() && expected_base.is_none())
+        {
             // Both steps succeeded on these bytes in the validation pass.
             let Ok(header) = batch::BatchHeader::parse(rest) else {
                 break;
@@ -494,8 +544,8 @@ impl PartitionLog {
             next += u64::try_from(header.record_count).unwrap_or(0);
             at += header.total_len();
         }
-        debug_assert_eq!(
-            next, end_offset,
+        debug_assert!(
+            next == end_offset || expected_base.is_some(),
             "second pass assigns what the first counted"
         );
 
@@ -563,7 +613,7 @@ impl PartitionLog {
             };
             state.end = end;
             self.next_offset.store(end.offset, Ordering::Release);
-            if self.config.flush != FlushPolicy::BeforeAck {
+            if self.config.flush != FlushPolicy::BeforeAck && state.external_hw.is_none() {
                 self.high_watermark.store(end.offset, Ordering::Release);
             }
             return Ok(());
@@ -792,6 +842,9 @@ impl PartitionLog {
 
     /// The end readers may see.
     pub(crate) fn visible_end(&self, state: &LogState) -> LogPoint {
+        if let Some(hw) = state.external_hw {
+            return hw;
+        }
         if self.config.flush == FlushPolicy::BeforeAck {
             state.durable
         } else {

@@ -446,6 +446,32 @@ impl Segment {
         r.map_err(|e| LogError::io("trim time index", p, e))
     }
 
+    /// Cuts the segment back to the batch boundary `position` where offset
+    /// `offset` starts (a runtime truncation): the `.log` file, both
+    /// indexes and the in-memory tail. The segment must be active. Its
+    /// newest timestamp is kept as an upper bound (it only makes retention
+    /// and timestamp lookups more conservative).
+    pub(crate) fn truncate_to(&mut self, position: u64, offset: u64) -> Result<(), LogError> {
+        let log = self.log_file()?;
+        log.set_len(position)
+            .map_err(|e| self.io_err("truncate", e))?;
+        self.offset_index.truncate_to(offset);
+        self.time_index.truncate_to(offset);
+        self.tail.retain(|&(o, _)| o < offset);
+        self.size = position;
+        self.next_offset = offset;
+        self.bytes_since_index = position
+            - self
+                .offset_index
+                .last()
+                .map_or(0, |e| u64::from(e.position));
+        if position == 0 {
+            self.max_timestamp = None;
+            self.first_append = None;
+        }
+        Ok(())
+    }
+
     /// `fdatasync` of the `.log` file.
     pub(crate) fn sync(&self) -> std::io::Result<()> {
         self.log_handle()?.sync_data()

@@ -10,4 +10,5 @@ mod model;
 mod recovery;
 mod resources;
 mod retention;
+mod seam;
 mod util;
