@@ -491,6 +491,12 @@ impl PartitionLog {
             if state.closing {
                 return Err(self.offline_error("the log is shutting down"));
             }
+            if state.pending.failed.is_some() {
+                // A write failed: the appends in flight fail and the last
+                // one cuts the file back; start after that, not into it.
+                self.turn.wait(&mut state);
+                continue;
+            }
             let base_offset = state.end.offset + state.pending.offsets;
             let end_offset = base_offset
                 .checked_add(offsets)
