@@ -206,8 +206,10 @@ struct ReadPlan {
 /// order: an append that finishes early waits for the earlier ones, so
 /// readers only ever see a contiguous log. Reads take the lock only to
 /// resolve an offset to a file range from memory; batch headers are read
-/// without it. No lock of the log is held across a `pwrite`, `pread` or
-/// `fdatasync`.
+/// without it. The state lock is never held across a `pwrite`, `pread`,
+/// `fdatasync` or synchronous `msync`; only the flush lock, which readers
+/// and appends never take, is held across the `fdatasync` of a group commit
+/// (and across a truncation).
 /// Offsets are contiguous from [`PartitionLog::log_start_offset`] to
 /// [`PartitionLog::next_offset`]; readers never see past
 /// [`PartitionLog::high_watermark`].
