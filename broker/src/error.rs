@@ -43,7 +43,9 @@ impl BrokerError {
 pub fn log_error_code(e: &LogError) -> ErrorCode {
     match e {
         LogError::InvalidBatch { .. } => ErrorCode::CorruptRecord,
-        LogError::EmptyAppend | LogError::EmptyBatch { .. } => ErrorCode::InvalidRequest,
+        LogError::EmptyAppend
+        | LogError::EmptyBatch { .. }
+        | LogError::BaseOffsetMismatch { .. } => ErrorCode::InvalidRequest,
         LogError::UnsupportedCompression { .. } => ErrorCode::UnsupportedCompression,
         LogError::TimestampTooFarAhead { .. } => ErrorCode::InvalidTimestamp,
         LogError::AppendTooLarge { .. } => ErrorCode::MessageTooLarge,

@@ -158,9 +158,12 @@ async fn disk_faults_give_clear_errors_and_lose_nothing_acknowledged() {
     acked.push(("eio", 0, 40));
     faults.set_short_writes(false);
     faults.set_read_eio(true);
-    // A fetch from inside a batch must read batch headers: it fails cleanly.
+    // A fetch from inside a recent batch finds it in the log's in-memory
+    // tail of batch boundaries: no batch header is read, so a failing disk
+    // read does not matter (read errors of the header walk are covered by
+    // `log::tests::faults::read_errors_are_errors_not_panics`).
     let (code, _) = fetch(&mut conn, "eio", 7).await;
-    assert_eq!(code, ErrorCode::StorageError);
+    assert_eq!(code, ErrorCode::None);
     faults.set_read_eio(false);
     assert_eq!(fetch(&mut conn, "eio", 0).await.1.len(), 40);
 

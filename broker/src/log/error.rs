@@ -125,6 +125,19 @@ pub enum LogError {
         /// What is wrong.
         reason: String,
     },
+    /// A follower append ([`super::PartitionLog::append_at`]) whose batch at
+    /// `position` does not start where the log expects: the first at the log
+    /// end, each further one where the one before it ends. Nothing was
+    /// written.
+    #[error("the batch at byte {position} starts at offset {found}, the log expects {expected}")]
+    BaseOffsetMismatch {
+        /// Byte position of the batch in the append.
+        position: usize,
+        /// The offset the log expected.
+        expected: u64,
+        /// The offset the append gave.
+        found: u64,
+    },
     /// The settings are out of range.
     #[error("invalid log configuration: {0}")]
     Config(String),

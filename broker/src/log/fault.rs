@@ -23,6 +23,9 @@ pub struct Faults {
     short_writes: AtomicBool,
     syncs: AtomicU64,
     sync_delay_us: AtomicU64,
+    hold_writes: AtomicBool,
+    writes_held: AtomicU64,
+    reads: AtomicU64,
 }
 
 impl Faults {
@@ -61,6 +64,23 @@ impl Faults {
     pub fn set_sync_delay(&self, delay: std::time::Duration) {
         self.sync_delay_us
             .store(delay.as_micros() as u64, Ordering::SeqCst);
+    }
+
+    /// While on, every write waits before touching the file (a stalled
+    /// disk) until it is switched off; see [`Faults::writes_held`].
+    pub fn set_hold_writes(&self, on: bool) {
+        self.hold_writes.store(on, Ordering::SeqCst);
+    }
+
+    /// Number of writes waiting right now because of
+    /// [`Faults::set_hold_writes`].
+    pub fn writes_held(&self) -> u64 {
+        self.writes_held.load(Ordering::SeqCst)
+    }
+
+    /// Number of file reads (`pread`) so far, successful or not.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::SeqCst)
     }
 
     /// Number of successful file `sync_data` calls so far.
@@ -116,6 +136,13 @@ fn eio() -> io::Error {
 
 impl LogFile for FaultyFile {
     fn write_at(&self, buf: &[u8], position: u64) -> io::Result<usize> {
+        if self.faults.hold_writes.load(Ordering::SeqCst) {
+            self.faults.writes_held.fetch_add(1, Ordering::SeqCst);
+            while self.faults.hold_writes.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            self.faults.writes_held.fetch_sub(1, Ordering::SeqCst);
+        }
         if self.faults.write_eio.load(Ordering::SeqCst) {
             return Err(eio());
         }
@@ -128,6 +155,7 @@ impl LogFile for FaultyFile {
             .write_at(buf.get(..len).unwrap_or_default(), position)
     }
     fn read_at(&self, buf: &mut [u8], position: u64) -> io::Result<usize> {
+        self.faults.reads.fetch_add(1, Ordering::SeqCst);
         if self.faults.read_eio.load(Ordering::SeqCst) {
             return Err(eio());
         }

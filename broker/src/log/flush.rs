@@ -89,7 +89,7 @@ impl PartitionLog {
             }
             self.recovery_point
                 .store(state.durable.offset, Ordering::Release);
-            if self.config.flush == FlushPolicy::BeforeAck {
+            if self.config.flush == FlushPolicy::BeforeAck && state.external_hw.is_none() {
                 self.high_watermark
                     .store(state.durable.offset, Ordering::Release);
             }
@@ -172,7 +172,13 @@ impl PartitionLog {
         }
         // Refuse appends first, so everything covered by the marker was
         // flushed.
-        self.state.lock().closing = true;
+        {
+            let mut state = self.state.lock();
+            state.closing = true;
+            while !state.pending.is_idle() {
+                self.turn.wait(&mut state);
+            }
+        }
         self.flush()?;
         let mut state = self.state.lock();
         state.active_mut().trim_indexes()?;
@@ -190,5 +196,185 @@ impl PartitionLog {
             .sync_dir(&self.dir)
             .map_err(|e| LogError::io("fsync", &self.dir, e))?;
         Ok(())
+    }
+}
+
+/// A flush request waiting for the log flusher thread.
+struct FlushRequest {
+    log: Arc<PartitionLog>,
+    offset: u64,
+    done: tokio::sync::oneshot::Sender<Result<(), LogError>>,
+}
+
+/// The process-wide log flusher: one thread that takes every queued flush
+/// request at once, runs one [`PartitionLog::flush_to`] per partition (to
+/// the largest offset asked of it), and completes the waiters. Waiting
+/// requests cost a queue entry and a oneshot channel, no thread.
+struct Flusher {
+    queue: parking_lot::Mutex<Vec<FlushRequest>>,
+    wake: parking_lot::Condvar,
+}
+
+impl Flusher {
+    fn get() -> &'static Flusher {
+        static FLUSHER: std::sync::OnceLock<&'static Flusher> = std::sync::OnceLock::new();
+        FLUSHER.get_or_init(|| {
+            let flusher: &'static Flusher = Box::leak(Box::new(Flusher {
+                queue: parking_lot::Mutex::new(Vec::new()),
+                wake: parking_lot::Condvar::new(),
+            }));
+            let spawned = std::thread::Builder::new()
+                .name("sluice-log-flusher".to_owned())
+                .spawn(move || flusher.run());
+            if let Err(e) = spawned {
+                // Without the thread, requests are flushed by the caller
+                // (see `submit`).
+                tracing::error!(error = %e, "could not start the log flusher thread");
+            } else {
+                FLUSHER_RUNNING.store(true, Ordering::Release);
+            }
+            flusher
+        })
+    }
+
+    fn submit(&self, requests: Vec<FlushRequest>) {
+        if !FLUSHER_RUNNING.load(Ordering::Acquire) {
+            Self::complete(requests);
+            return;
+        }
+        self.queue.lock().extend(requests);
+        self.wake.notify_one();
+    }
+
+    fn run(&self) {
+        loop {
+            let batch = {
+                let mut queue = self.queue.lock();
+                while queue.is_empty() {
+                    self.wake.wait(&mut queue);
+                }
+                std::mem::take(&mut *queue)
+            };
+            // A panic fails this batch's waiters (their senders drop), not
+            // the thread.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                Self::complete(batch);
+            }));
+        }
+    }
+
+    /// Flushes each partition of `batch` once, to the largest offset asked,
+    /// then answers every request.
+    fn complete(batch: Vec<FlushRequest>) {
+        let mut targets: Vec<(&Arc<PartitionLog>, u64)> = Vec::new();
+        for r in &batch {
+            match targets.iter_mut().find(|(l, _)| Arc::ptr_eq(l, &r.log)) {
+                Some((_, o)) => *o = (*o).max(r.offset),
+                None => targets.push((&r.log, r.offset)),
+            }
+        }
+        for (log, offset) in targets {
+            // An error takes the log offline; each waiter learns it below.
+            let _ = log.flush_to(offset);
+        }
+        for r in batch {
+            // Covered now (an atomic load), or the log's error again.
+            let result = r.log.flush_to(r.offset);
+            let _ = r.done.send(result);
+        }
+    }
+}
+
+static FLUSHER_RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl PartitionLog {
+    /// [`PartitionLog::flush_to`] without blocking the caller: the
+    /// `fdatasync` runs on the process-wide log flusher thread, which groups
+    /// every request queued meanwhile (of this and other partitions) into
+    /// one flush per partition. A waiting caller holds no thread; the
+    /// future resolves once every record below `offset` is durable (and,
+    /// with [`FlushPolicy::BeforeAck`], visible), or with the error that
+    /// took the log offline. Already covered offsets resolve at once.
+    pub fn flush_to_async(
+        self: &Arc<Self>,
+        offset: u64,
+    ) -> impl std::future::Future<Output = Result<(), LogError>> + Send + 'static {
+        let mut all = Self::flush_all_async([(Arc::clone(self), offset)]);
+        async move { all.pop_result().await }
+    }
+
+    /// Flushes several partitions (those of one produce request) together
+    /// on the log flusher thread; see [`PartitionLog::flush_to_async`]. The
+    /// results come in the order of `items`.
+    pub fn flush_all_async(
+        items: impl IntoIterator<Item = (Arc<PartitionLog>, u64)>,
+    ) -> FlushWaiters {
+        let mut waiting = Vec::new();
+        let mut requests = Vec::new();
+        for (log, offset) in items {
+            let target = offset.min(log.next_offset());
+            if log.recovery_point() >= target {
+                waiting.push(Waiter::Done);
+                continue;
+            }
+            let (done, rx) = tokio::sync::oneshot::channel();
+            waiting.push(Waiter::Pending(log.dir.clone(), rx));
+            requests.push(FlushRequest { log, offset, done });
+        }
+        if !requests.is_empty() {
+            Flusher::get().submit(requests);
+        }
+        FlushWaiters { waiting }
+    }
+}
+
+enum Waiter {
+    Done,
+    Pending(
+        std::path::PathBuf,
+        tokio::sync::oneshot::Receiver<Result<(), LogError>>,
+    ),
+}
+
+/// The pending results of [`PartitionLog::flush_all_async`].
+pub struct FlushWaiters {
+    waiting: Vec<Waiter>,
+}
+
+impl std::fmt::Debug for FlushWaiters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlushWaiters")
+            .field("partitions", &self.waiting.len())
+            .finish()
+    }
+}
+
+impl FlushWaiters {
+    /// Waits for every flush; one result per partition, in request order.
+    pub async fn wait(self) -> Vec<Result<(), LogError>> {
+        let mut out = Vec::with_capacity(self.waiting.len());
+        for w in self.waiting {
+            out.push(Self::one(w).await);
+        }
+        out
+    }
+
+    async fn pop_result(&mut self) -> Result<(), LogError> {
+        match self.waiting.pop() {
+            Some(w) => Self::one(w).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn one(w: Waiter) -> Result<(), LogError> {
+        match w {
+            Waiter::Done => Ok(()),
+            Waiter::Pending(dir, rx) => rx.await.unwrap_or_else(|_| {
+                Err(LogError::Offline {
+                    dir,
+                    reason: "the log flusher stopped".to_owned(),
+                })
+            }),
+        }
     }
 }

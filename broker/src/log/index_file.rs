@@ -41,6 +41,13 @@ pub(crate) struct IndexFile<const N: usize> {
     trimmed: bool,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Synchronous `msync`s of index mappings made by this thread (tests
+    /// check that the append path makes none).
+    pub(crate) static SYNC_FLUSHES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// Maps `file` (if it is not empty).
 fn map(file: &Arc<dyn LogFile>) -> io::Result<Option<MmapMut>> {
     if file.len()? == 0 {
@@ -232,6 +239,18 @@ impl<const N: usize> IndexFile<N> {
         self.remap((self.entries * N) as u64)
     }
 
+    /// [`IndexFile::trim`] without waiting for the write-back: the dirty
+    /// pages are only scheduled (`msync(MS_ASYNC)`); the kernel writes them
+    /// back later. For sealing on the append path: the index is derived
+    /// data, and recovery rebuilds an index that a crash left incomplete.
+    pub(crate) fn trim_async(&mut self) -> io::Result<()> {
+        if let Some(m) = self.mapped.lock().as_ref().and_then(|m| m.mmap.as_ref()) {
+            m.flush_async()?;
+        }
+        self.trimmed = true;
+        self.remap((self.entries * N) as u64)
+    }
+
     /// Grows the file back to `max_bytes` so more entries can be appended
     /// (reopening the last segment of a cleanly closed log).
     pub(crate) fn expand(&mut self, max_bytes: usize) -> io::Result<()> {
@@ -242,6 +261,8 @@ impl<const N: usize> IndexFile<N> {
 
     /// Writes dirty pages of the mapping back to the file (`msync`).
     pub(crate) fn flush(&self) -> io::Result<()> {
+        #[cfg(test)]
+        SYNC_FLUSHES.with(|n| n.set(n.get() + 1));
         match self.mapped.lock().as_ref().and_then(|m| m.mmap.as_ref()) {
             Some(m) => m.flush(),
             None => Ok(()),

@@ -31,12 +31,13 @@ mod offset_index;
 mod partition;
 mod recovery;
 mod retention;
+mod seam;
 mod segment;
 mod time_index;
 
 pub use config::{FlushPolicy, LogConfig};
 pub use error::LogError;
-pub use flush::MaintainOutcome;
+pub use flush::{FlushWaiters, MaintainOutcome};
 pub use io::{FileSystem, LogFile, OpenMode, StdFs};
 pub use names::{NameError, TopicPartition, validate_topic_name};
 pub use offset_index::{IndexEntry, OFFSET_ENTRY_LEN};

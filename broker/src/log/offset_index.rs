@@ -175,6 +175,15 @@ impl OffsetIndex {
         self.get(n)
     }
 
+    /// Drops the entries for offsets at or after `offset` (a truncation of
+    /// the log to `offset`).
+    pub(crate) fn truncate_to(&mut self, offset: u64) {
+        let keep = partition_point(self.file.len(), |i| {
+            self.get(i).is_some_and(|e| e.offset < offset)
+        });
+        self.file.truncate_entries(keep);
+    }
+
     /// Drops every entry (before a rebuild).
     pub(crate) fn clear(&mut self) {
         self.file.truncate_entries(0);
@@ -184,6 +193,11 @@ impl OffsetIndex {
     /// Shrinks the file to its entries (seal, clean shutdown).
     pub(crate) fn trim(&mut self) -> io::Result<()> {
         self.file.trim()
+    }
+
+    /// [`Self::trim`] that only schedules the write-back (sealing).
+    pub(crate) fn trim_async(&mut self) -> io::Result<()> {
+        self.file.trim_async()
     }
 
     /// Regrows the file to `max_bytes` for further appends.

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use sluice_protocol::batch;
 
 use super::LogError;
 use super::config::{FlushPolicy, LogConfig};
-use super::io::{FileSystem, LogFile};
+use super::io::{FileSystem, LogFile, write_all_at};
 use super::segment::{IDLE_SEALED_PASSES, MAX_OPEN_SEALED_SEGMENTS, Segment};
 
 /// A place in the log: an offset and the byte where its batch starts (or
@@ -52,6 +52,40 @@ pub(crate) struct LogState {
     pub(crate) open_sealed: VecDeque<(u64, u64)>,
     /// Count of `maintain` passes so far (the clock of idle release).
     pub(crate) maintain_passes: u64,
+    /// Appends that reserved their offsets and bytes but have not published
+    /// them yet (their `pwrite` runs outside the lock).
+    pub(crate) pending: Pending,
+    /// Bumped whenever published data is cut off (truncation), so a reader
+    /// that read headers without the lock resolves its read again.
+    pub(crate) epoch: u64,
+    /// The high watermark set from outside the log
+    /// ([`PartitionLog::set_high_watermark`]); `None` while the log sets it
+    /// itself.
+    pub(crate) external_hw: Option<LogPoint>,
+}
+
+/// Appends in flight: reserved beyond [`LogState::end`], written outside the
+/// lock, published strictly in reservation order.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    /// Offsets reserved beyond `end`.
+    pub(crate) offsets: u64,
+    /// Bytes reserved beyond the active segment's size.
+    pub(crate) bytes: u64,
+    /// Ticket the next reservation gets.
+    pub(crate) next_ticket: u64,
+    /// Tickets below this were published (or failed).
+    pub(crate) published: u64,
+    /// Set when an in-flight write failed: every later in-flight append fails
+    /// too, and the last one truncates the file back to the published end.
+    pub(crate) failed: Option<String>,
+}
+
+impl Pending {
+    /// Whether no append is between reservation and publication.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.published == self.next_ticket
+    }
 }
 
 impl LogState {
@@ -150,10 +184,32 @@ impl LogState {
     }
 }
 
+/// What the locked first step of a read resolved.
+#[derive(Debug, Clone, Copy)]
+struct ReadPlan {
+    segment_base: u64,
+    /// [`LogState::epoch`] when resolved.
+    epoch: u64,
+    hw: LogPoint,
+    limit: u64,
+    limit_offset: u64,
+    /// A batch boundary at or before the offset read, and its offset.
+    start: u64,
+    first: u64,
+}
+
 /// The append-only log of one partition.
 ///
-/// Thread-safe: appends are serialised by an internal lock; reads take it
-/// only to resolve an offset to a file range, then read without it.
+/// Thread-safe. An append reserves its offsets and file range under a short
+/// internal lock, writes (`pwrite`) without it, and publishes (indexes, log
+/// end, high watermark) under the lock again, strictly in reservation
+/// order: an append that finishes early waits for the earlier ones, so
+/// readers only ever see a contiguous log. Reads take the lock only to
+/// resolve an offset to a file range from memory; batch headers are read
+/// without it. The state lock is never held across a `pwrite`, `pread`,
+/// `fdatasync` or synchronous `msync`; only the flush lock, which readers
+/// and appends never take, is held across the `fdatasync` of a group commit
+/// (and across a truncation).
 /// Offsets are contiguous from [`PartitionLog::log_start_offset`] to
 /// [`PartitionLog::next_offset`]; readers never see past
 /// [`PartitionLog::high_watermark`].
@@ -163,6 +219,9 @@ pub struct PartitionLog {
     pub(crate) fs: Arc<dyn FileSystem>,
     pub(crate) config: LogConfig,
     pub(crate) state: Mutex<LogState>,
+    /// Signalled (with `state`) whenever an in-flight append published or
+    /// failed, so the next one in order, a roll or a truncation can go on.
+    pub(crate) turn: Condvar,
     /// Held by the one caller doing an `fdatasync`; others wait and usually
     /// find their data covered (group commit).
     pub(crate) flush_lock: Mutex<()>,
@@ -329,6 +388,31 @@ impl PartitionLog {
         batches: &mut [u8],
         max_offsets: u64,
     ) -> Result<AppendInfo, LogError> {
+        self.append_inner(batches, max_offsets, None)
+    }
+
+    /// A follower's append: stores `batches` with the offsets they carry.
+    ///
+    /// The same checks as [`PartitionLog::append`], and in addition the
+    /// first batch must start at `expected_base`, which must be the log end
+    /// ([`PartitionLog::next_offset`] once the appends in flight are
+    /// published), and each further batch where the one before it ends;
+    /// otherwise [`LogError::BaseOffsetMismatch`] and nothing is written.
+    /// The batches are not changed (their `baseOffset` is kept).
+    pub fn append_at(
+        &self,
+        expected_base: u64,
+        batches: &mut [u8],
+    ) -> Result<AppendInfo, LogError> {
+        self.append_inner(batches, Self::MAX_APPEND_OFFSETS, Some(expected_base))
+    }
+
+    fn append_inner(
+        &self,
+        batches: &mut [u8],
+        max_offsets: u64,
+        expected_base: Option<u64>,
+    ) -> Result<AppendInfo, LogError> {
         let now = SystemTime::now();
         let now_ms = unix_millis(now);
         let ahead_ms = self
@@ -368,6 +452,16 @@ impl PartitionLog {
             if records == 0 {
                 return Err(LogError::EmptyBatch { position: at });
             }
+            if let Some(expected) = expected_base.map(|b| b.saturating_add(offsets)) {
+                let found = u64::try_from(header.base_offset).unwrap_or(u64::MAX);
+                if found != expected {
+                    return Err(LogError::BaseOffsetMismatch {
+                        position: at,
+                        expected,
+                        found,
+                    });
+                }
+            }
             if let Some(ahead_ms) = ahead_ms {
                 if header.max_timestamp > now_ms.saturating_add(ahead_ms) {
                     return Err(LogError::TimestampTooFarAhead {
@@ -390,109 +484,185 @@ impl PartitionLog {
             return Err(LogError::EmptyAppend);
         }
 
+        // Reserve offsets and the file range under the lock; write outside it.
         let mut state = self.state.lock();
-        if let Some(reason) = &state.offline {
-            return Err(self.offline_error(reason));
-        }
-        if state.closing {
-            return Err(self.offline_error("the log is shutting down"));
-        }
-        let base_offset = state.end.offset;
-        let end_offset = base_offset
-            .checked_add(offsets)
-            .filter(|&n| n <= Self::OFFSET_CEILING)
-            .ok_or(LogError::OffsetSpaceExhausted {
-                next_offset: base_offset,
-                offsets,
-                ceiling: Self::OFFSET_CEILING,
-            })?;
-        let rolled = self.roll_if_needed(&mut state, batches.len() as u64, offsets, now)?;
+        let (base_offset, end_offset, rolled) = loop {
+            if let Some(reason) = &state.offline {
+                return Err(self.offline_error(reason));
+            }
+            if state.closing {
+                return Err(self.offline_error("the log is shutting down"));
+            }
+            if state.pending.failed.is_some() {
+                // A write failed: the appends in flight fail and the last
+                // one cuts the file back; start after that, not into it.
+                self.turn.wait(&mut state);
+                continue;
+            }
+            let base_offset = state.end.offset + state.pending.offsets;
+            let end_offset = base_offset
+                .checked_add(offsets)
+                .filter(|&n| n <= Self::OFFSET_CEILING)
+                .ok_or(LogError::OffsetSpaceExhausted {
+                    next_offset: base_offset,
+                    offsets,
+                    ceiling: Self::OFFSET_CEILING,
+                })?;
+            if let Some(found) = expected_base.filter(|&b| b != base_offset) {
+                return Err(LogError::BaseOffsetMismatch {
+                    position: 0,
+                    expected: base_offset,
+                    found,
+                });
+            }
+            if !self.roll_needed(&state, bytes, offsets, now) {
+                break (base_offset, end_offset, false);
+            }
+            // A roll seals the active segment: every write into it must
+            // have published first.
+            if !state.pending.is_idle() {
+                self.turn.wait(&mut state);
+                continue;
+            }
+            self.roll(&mut state)?;
+            break (base_offset, end_offset, true);
+        };
+        let file = state.active().file()?;
+        let ticket = state.pending.next_ticket;
+        state.pending.next_ticket += 1;
+        let position = state.active().size() + state.pending.bytes;
+        state.pending.offsets += offsets;
+        state.pending.bytes += bytes;
+        drop(state);
 
+        // Offsets are assigned in the caller's buffer: no lock needed (a
+        // follower's append keeps the offsets it carries).
         let mut next = base_offset;
         let mut at = 0usize;
-        while let Some(rest) = batches.get_mut(at..).filter(|r| !r.is_empty()) {
-            let header =
-                batch::BatchHeader::parse(rest).map_err(|source| LogError::InvalidBatch {
-                    position: at,
-                    source,
-                })?;
+        while let Some(rest) = batches
+            .get_mut(at..)
+            .filter(|r| !r.is_empty() && expected_base.is_none())
+        {
+            // Both steps succeeded on these bytes in the validation pass.
+            let Ok(header) = batch::BatchHeader::parse(rest) else {
+                break;
+            };
             // `next` stays at most `end_offset <= OFFSET_CEILING < i64::MAX`.
-            batch::set_base_offset(rest, next as i64).map_err(|source| LogError::InvalidBatch {
-                position: at,
-                source,
-            })?;
+            let _ = batch::set_base_offset(rest, next as i64);
             next += u64::try_from(header.record_count).unwrap_or(0);
             at += header.total_len();
         }
-        debug_assert_eq!(
-            next, end_offset,
+        debug_assert!(
+            next == end_offset || expected_base.is_some(),
             "second pass assigns what the first counted"
         );
 
-        let active = state.active();
-        if let Err(e) = active.write(batches) {
-            let path = active.log_path().to_owned();
-            if let Err(rollback) = active.roll_back() {
-                let reason = format!(
-                    "append failed ({e}) and truncating back failed ({rollback}); the segment tail is unknown"
-                );
-                tracing::error!(dir = %self.dir.display(), %reason);
-                state.offline = Some(reason.clone());
-                return Err(self.offline_error(&reason));
-            }
-            return Err(LogError::io("append to", path, e));
+        let written = write_all_at(&*file, batches, position);
+        drop(file);
+
+        let mut state = self.state.lock();
+        while state.pending.published != ticket {
+            self.turn.wait(&mut state);
         }
-        let config = &self.config;
-        let active = state.active_mut();
-        active.commit_write(batches, config, now);
-        state.end = LogPoint {
-            offset: next,
-            segment_base: state.active().base_offset(),
-            position: state.active().size(),
-        };
-        self.next_offset.store(next, Ordering::Release);
-        if self.config.flush != FlushPolicy::BeforeAck {
-            self.high_watermark.store(next, Ordering::Release);
-        }
+        let result = self.publish(&mut state, batches, written, offsets, bytes, now);
+        state.pending.published += 1;
+        self.turn.notify_all();
+        drop(state);
+        result?;
         Ok(AppendInfo {
             base_offset,
-            last_offset: next - 1,
-            next_offset: next,
+            last_offset: end_offset - 1,
+            next_offset: end_offset,
             max_timestamp,
             batches: count,
             rolled,
         })
     }
 
-    /// Starts a new segment if the active one is full by size, by age, by
-    /// index, or by relative-offset range for an append of `bytes` and
-    /// `records`. Returns whether it rolled.
-    fn roll_if_needed(
+    /// Publishes the in-flight append whose turn it is (every earlier one
+    /// published or failed): indexes its batches and moves the log end and
+    /// the high watermark. After a failed write (this one's or an earlier
+    /// one's) nothing is published, and the last append in flight cuts the
+    /// file back to the published end, or takes the log offline if it
+    /// cannot.
+    fn publish(
         &self,
-        state: &mut LogState,
+        state: &mut MutexGuard<'_, LogState>,
+        batches: &[u8],
+        written: std::io::Result<()>,
+        offsets: u64,
         bytes: u64,
-        records: u64,
         now: SystemTime,
-    ) -> Result<bool, LogError> {
-        let active = state.active();
-        if active.size() == 0 {
-            return Ok(false);
+    ) -> Result<(), LogError> {
+        state.pending.offsets -= offsets;
+        state.pending.bytes -= bytes;
+        let error = match written {
+            Err(e) => {
+                let reason = e.to_string();
+                state.pending.failed.get_or_insert(reason);
+                Some(LogError::io("append to", state.active().log_path(), e))
+            }
+            Ok(()) => state.pending.failed.as_ref().map(|reason| {
+                LogError::io(
+                    "append to",
+                    state.active().log_path(),
+                    std::io::Error::other(format!("an earlier append failed: {reason}")),
+                )
+            }),
+        };
+        let Some(error) = error else {
+            let config = &self.config;
+            let active = state.active_mut();
+            active.commit_write(batches, config, now);
+            let end = LogPoint {
+                offset: active.next_offset(),
+                segment_base: active.base_offset(),
+                position: active.size(),
+            };
+            state.end = end;
+            self.next_offset.store(end.offset, Ordering::Release);
+            if self.config.flush != FlushPolicy::BeforeAck && state.external_hw.is_none() {
+                self.high_watermark.store(end.offset, Ordering::Release);
+            }
+            return Ok(());
+        };
+        if state.pending.offsets == 0 {
+            // The last append in flight: no later write lies beyond the
+            // published end any more.
+            state.pending.failed = None;
+            if let Err(rollback) = state.active().roll_back() {
+                let reason = format!(
+                    "append failed ({error}) and truncating back failed ({rollback}); the segment tail is unknown"
+                );
+                tracing::error!(dir = %self.dir.display(), %reason);
+                state.offline = Some(reason.clone());
+                return Err(self.offline_error(&reason));
+            }
         }
-        let by_size = active.size() + bytes > self.config.segment_bytes;
+        Err(error)
+    }
+
+    /// Whether the active segment is full (by size, age, index, or
+    /// relative-offset range) for an append of `bytes` and `records` after
+    /// the appends in flight.
+    fn roll_needed(&self, state: &LogState, bytes: u64, records: u64, now: SystemTime) -> bool {
+        let active = state.active();
+        let size = active.size() + state.pending.bytes;
+        if size == 0 {
+            return false;
+        }
+        let by_size = size + bytes > self.config.segment_bytes;
         let by_age = match (self.config.segment_age, active.first_append()) {
             (Some(age), Some(first)) => now.duration_since(first).is_ok_and(|d| d >= age),
             _ => false,
         };
-        // Offsets of the append run from `end.offset` to `end.offset + records`
-        // (exclusive), its last batch ending there; if that end is beyond the
-        // segment's 32-bit relative offsets, so is the last batch, and the
-        // append goes to a new segment (it fits one: MAX_APPEND_OFFSETS).
-        let by_offsets = state.end.offset - active.base_offset() + records > u64::from(u32::MAX);
-        if !(by_size || by_age || by_offsets || active.indexes_full()) {
-            return Ok(false);
-        }
-        self.roll(state)?;
-        Ok(true)
+        // Offsets of the append run from the reserved end to `records` past
+        // it (exclusive), its last batch ending there; if that end is beyond
+        // the segment's 32-bit relative offsets, so is the last batch, and
+        // the append goes to a new segment (it fits one: MAX_APPEND_OFFSETS).
+        let end = state.end.offset + state.pending.offsets;
+        let by_offsets = end - active.base_offset() + records > u64::from(u32::MAX);
+        by_size || by_age || by_offsets || active.indexes_full()
     }
 
     /// Seals the active segment and starts a new one at the log end.
@@ -522,75 +692,138 @@ impl PartitionLog {
     /// gives an empty slice; outside `[log_start_offset, high_watermark]` an
     /// [`LogError::OffsetOutOfRange`].
     pub fn read(&self, offset: u64, max_bytes: u64) -> Result<LogSlice, LogError> {
-        let mut state = self.state.lock();
-        let hw = self.visible_end(&state);
-        let log_start = self.log_start_offset();
-        let mut slice = LogSlice {
-            file: None,
-            position: 0,
-            len: 0,
-            first_offset: offset,
-            next_offset: offset,
-            high_watermark: hw.offset,
-            log_start_offset: log_start,
-            bytes_after: 0,
-        };
-        if offset == hw.offset && offset >= log_start {
-            return Ok(slice);
+        loop {
+            if let Some(slice) = self.try_read(offset, max_bytes)? {
+                return Ok(slice);
+            }
         }
-        if offset < log_start || offset > hw.offset {
-            return Err(LogError::OffsetOutOfRange {
-                requested: offset,
-                log_start,
+    }
+
+    /// One attempt of [`PartitionLog::read`]: `None` when the segment went
+    /// away (retention, truncation) while batch headers were read without
+    /// the lock, and the read must be resolved again.
+    fn try_read(&self, offset: u64, max_bytes: u64) -> Result<Option<LogSlice>, LogError> {
+        // Under the lock: the segment, the range limit and a starting point
+        // (no disk I/O).
+        let (mut slice, plan, file) = {
+            let mut state = self.state.lock();
+            let hw = self.visible_end(&state);
+            let log_start = self.log_start_offset();
+            let slice = LogSlice {
+                file: None,
+                position: 0,
+                len: 0,
+                first_offset: offset,
+                next_offset: offset,
                 high_watermark: hw.offset,
-            });
-        }
-        let at = state.segment_index(offset);
-        // Count the read before the segment's files are (re)opened below.
-        if let Some(base) = state
-            .segments
-            .get(at)
-            .filter(|s| s.is_sealed())
-            .map(Segment::base_offset)
-        {
-            state.touch_sealed(base);
-        }
-        let seg = state
-            .segments
-            .get(at)
-            .ok_or_else(|| self.offline_error("no segment"))?;
-        let (limit, limit_offset) = if seg.base_offset() == hw.segment_base {
-            (hw.position, hw.offset)
-        } else {
-            (seg.size(), seg.next_offset())
+                log_start_offset: log_start,
+                bytes_after: 0,
+            };
+            if offset == hw.offset && offset >= log_start {
+                return Ok(Some(slice));
+            }
+            if offset < log_start || offset > hw.offset {
+                return Err(LogError::OffsetOutOfRange {
+                    requested: offset,
+                    log_start,
+                    high_watermark: hw.offset,
+                });
+            }
+            let at = state.segment_index(offset);
+            // Count the read before the segment's files are (re)opened below.
+            if let Some(base) = state
+                .segments
+                .get(at)
+                .filter(|s| s.is_sealed())
+                .map(Segment::base_offset)
+            {
+                state.touch_sealed(base);
+            }
+            let seg = state
+                .segments
+                .get(at)
+                .ok_or_else(|| self.offline_error("no segment"))?;
+            let (limit, limit_offset) = if seg.base_offset() == hw.segment_base {
+                (hw.position, hw.offset)
+            } else {
+                (seg.size(), seg.next_offset())
+            };
+            // Start: the nearest known batch start at or before `offset`.
+            let (start, first, holds) = seg.batch_start_at_or_before(offset);
+            let plan = ReadPlan {
+                segment_base: seg.base_offset(),
+                epoch: state.epoch,
+                hw,
+                limit,
+                limit_offset,
+                start,
+                first,
+            };
+            if holds {
+                // A reader continuing from a previous slice, or tailing the
+                // active segment: no header walk.
+                let s = Self::finish_read(&state, at, &plan, max_bytes, slice)?;
+                return Ok(Some(s));
+            }
+            (slice, plan, seg.file()?)
         };
-        // Start: the index entry at or before `offset`, then batch headers
-        // forward to the batch that holds it (none needed when a reader
-        // continues from a previous slice's end, which is an indexed batch,
-        // a segment start or the high watermark).
-        let entry = seg.offset_index().lookup(offset);
-        let (mut start, mut first) = (u64::from(entry.position), entry.offset);
+        // Without the lock: walk batch headers forward to the batch that
+        // holds `offset`.
+        let (mut start, mut first) = (plan.start, plan.first);
         while first < offset {
-            let Some(h) = seg.header_at(start)? else {
+            let h = super::segment::read_header(&*file, start, plan.limit)
+                .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
+            let Some(h) = h else {
                 break;
             };
-            if h.last_offset() as u64 >= offset || start + h.total_len() as u64 >= limit {
+            if h.last_offset() as u64 >= offset || start + h.total_len() as u64 >= plan.limit {
                 break;
             }
             start += h.total_len() as u64;
             first = h.next_offset() as u64;
         }
-        // End: everything up to the limit if it fits, else the last indexed
-        // batch boundary within the budget, else the first one after it.
+        let state = self.state.lock();
+        let at = state.segment_index(plan.segment_base);
+        let same = state
+            .segments
+            .get(at)
+            .is_some_and(|s| s.base_offset() == plan.segment_base);
+        if !same || state.epoch != plan.epoch {
+            return Ok(None);
+        }
+        slice.first_offset = first;
+        let plan = ReadPlan {
+            start,
+            first,
+            ..plan
+        };
+        Self::finish_read(&state, at, &plan, max_bytes, slice).map(Some)
+    }
+
+    /// The end of a read that starts at the batch boundary `plan.start`:
+    /// everything up to the limit if it fits, else the last indexed batch
+    /// boundary within the budget, else the first one after it.
+    fn finish_read(
+        state: &LogState,
+        at: usize,
+        plan: &ReadPlan,
+        max_bytes: u64,
+        mut slice: LogSlice,
+    ) -> Result<LogSlice, LogError> {
+        let seg = state
+            .segments
+            .get(at)
+            .unwrap_or_else(|| unreachable!("the caller found the segment"));
+        let (start, limit, hw) = (plan.start, plan.limit, plan.hw);
         let (end, end_offset) = if limit - start <= max_bytes {
-            (limit, limit_offset)
+            (limit, plan.limit_offset)
         } else {
             let idx = seg.offset_index();
             match idx.floor_by_position(start.saturating_add(max_bytes)) {
                 Some(e) if u64::from(e.position) > start => (e.position.into(), e.offset),
                 _ => match idx.ceil_after_position(start) {
                     Some(e) if u64::from(e.position) <= limit => (e.position.into(), e.offset),
-                    _ => (limit, limit_offset),
+                    _ => (limit, plan.limit_offset),
                 },
             }
         };
@@ -610,13 +843,16 @@ impl PartitionLog {
         slice.file = Some(seg.file()?);
         slice.position = start;
         slice.len = end - start;
-        slice.first_offset = first;
+        slice.first_offset = plan.first;
         slice.next_offset = end_offset;
         Ok(slice)
     }
 
     /// The end readers may see.
     pub(crate) fn visible_end(&self, state: &LogState) -> LogPoint {
+        if let Some(hw) = state.external_hw {
+            return hw;
+        }
         if self.config.flush == FlushPolicy::BeforeAck {
             state.durable
         } else {
@@ -630,43 +866,45 @@ impl PartitionLog {
     /// whose largest timestamp reaches `timestamp` (a consumer skips older
     /// records inside that batch).
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<u64>, LogError> {
-        let mut state = self.state.lock();
-        let hw = self.visible_end(&state);
-        let mut touched = Vec::new();
-        let found = self.find_timestamp(&state, hw, timestamp, &mut touched);
-        for base in touched {
-            state.touch_sealed(base);
-        }
-        found
-    }
-
-    fn find_timestamp(
-        &self,
-        state: &LogState,
-        hw: LogPoint,
-        timestamp: i64,
-        touched: &mut Vec<u64>,
-    ) -> Result<Option<u64>, LogError> {
-        for seg in &state.segments {
-            if seg.base_offset() > hw.segment_base {
-                break;
+        // Under the lock: the candidate segments' files and ranges (no I/O);
+        // the headers are read without it.
+        let (hw, candidates) = {
+            let mut state = self.state.lock();
+            let hw = self.visible_end(&state);
+            let mut candidates = Vec::new();
+            let mut touched = Vec::new();
+            for seg in &state.segments {
+                if seg.base_offset() > hw.segment_base {
+                    break;
+                }
+                if seg.max_timestamp().is_none_or(|m| m < timestamp) {
+                    continue;
+                }
+                if seg.is_sealed() {
+                    touched.push(seg.base_offset());
+                }
+                let from = seg.time_index().lookup(timestamp);
+                let entry = seg.offset_index().lookup(from);
+                let limit = if seg.base_offset() == hw.segment_base {
+                    hw.position
+                } else {
+                    seg.size()
+                };
+                candidates.push((seg.file()?, u64::from(entry.position), limit));
+                if seg.base_offset() >= hw.segment_base {
+                    break;
+                }
             }
-            if seg.max_timestamp().is_none_or(|m| m < timestamp) {
-                continue;
+            for base in touched {
+                state.touch_sealed(base);
             }
-            if seg.is_sealed() {
-                touched.push(seg.base_offset());
-            }
-            let from = seg.time_index().lookup(timestamp);
-            let entry = seg.offset_index().lookup(from);
-            let mut position = u64::from(entry.position);
-            let limit = if seg.base_offset() == hw.segment_base {
-                hw.position
-            } else {
-                seg.size()
-            };
+            (hw, candidates)
+        };
+        for (file, mut position, limit) in candidates {
             while position < limit {
-                let Some(h) = seg.header_at(position)? else {
+                let h = super::segment::read_header(&*file, position, limit)
+                    .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
+                let Some(h) = h else {
                     break;
                 };
                 if h.max_timestamp >= timestamp {
@@ -674,9 +912,6 @@ impl PartitionLog {
                     return Ok((offset < hw.offset).then_some(offset));
                 }
                 position += h.total_len() as u64;
-            }
-            if seg.base_offset() >= hw.segment_base {
-                break;
             }
         }
         Ok(None)

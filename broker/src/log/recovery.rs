@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::SystemTime;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use super::LogError;
 use super::config::LogConfig;
@@ -259,7 +259,11 @@ impl PartitionLog {
                 closing: false,
                 open_sealed: VecDeque::new(),
                 maintain_passes: 0,
+                pending: Default::default(),
+                epoch: 0,
+                external_hw: None,
             }),
+            turn: Condvar::new(),
             flush_lock: Mutex::new(()),
             high_watermark: AtomicU64::new(end.offset),
             recovery_point: AtomicU64::new(end.offset),
@@ -318,7 +322,11 @@ impl PartitionLog {
                 closing: false,
                 open_sealed: VecDeque::new(),
                 maintain_passes: 0,
+                pending: Default::default(),
+                epoch: 0,
+                external_hw: None,
             }),
+            turn: Condvar::new(),
             flush_lock: Mutex::new(()),
             high_watermark: AtomicU64::new(end.offset),
             recovery_point: AtomicU64::new(end.offset),

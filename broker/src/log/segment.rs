@@ -7,6 +7,7 @@
 //! `base_offset` to `next_offset`. A segment is guarded by the partition
 //! log's lock; readers share its file handle through an `Arc`.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,7 +18,7 @@ use sluice_protocol::batch::{self, BatchHeader, HEADER_LEN};
 use super::LogError;
 use super::config::LogConfig;
 use super::format::{INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, segment_path};
-use super::io::{FileSystem, LogFile, OpenMode, read_full_at, write_all_at};
+use super::io::{FileSystem, LogFile, OpenMode, read_full_at};
 use super::offset_index::OffsetIndex;
 use super::time_index::TimeIndex;
 
@@ -52,6 +53,33 @@ pub(crate) struct Segment {
     /// timestamp (see [`Segment::restore_first_append`]).
     first_append: Option<SystemTime>,
     sealed: bool,
+    /// The most recent batch starts of an active segment, `(base offset,
+    /// position)`, contiguous and oldest first, at most [`TAIL_BATCHES`]:
+    /// a tailing reader finds where to resume here without reading batch
+    /// headers from disk. Emptied when the segment is sealed.
+    tail: VecDeque<(u64, u64)>,
+}
+
+/// Batch boundaries an active segment keeps in memory (see `Segment::tail`).
+pub(crate) const TAIL_BATCHES: usize = 1024;
+
+/// The parsed header of the batch at `position` of `file`, or `None` when a
+/// header would pass `size` or no valid header is there. Takes no lock, so
+/// readers call it on a file handle they hold.
+pub(crate) fn read_header(
+    file: &dyn LogFile,
+    position: u64,
+    size: u64,
+) -> std::io::Result<Option<BatchHeader>> {
+    if position + HEADER_LEN as u64 > size {
+        return Ok(None);
+    }
+    let mut buf = [0u8; HEADER_LEN];
+    let n = read_full_at(file, &mut buf, position)?;
+    if n < HEADER_LEN {
+        return Ok(None);
+    }
+    Ok(BatchHeader::parse(&buf).ok())
 }
 
 /// What a scan of batches found.
@@ -121,6 +149,7 @@ impl Segment {
             bytes_since_index: 0,
             first_append: None,
             sealed: !active,
+            tail: VecDeque::new(),
         })
     }
 
@@ -227,6 +256,7 @@ impl Segment {
         let file_len = log.len().map_err(|e| self.io_err("stat", e))?;
         self.offset_index.clear();
         self.time_index.clear();
+        self.tail.clear();
         self.size = 0;
         self.next_offset = self.base_offset;
         self.max_timestamp = None;
@@ -315,13 +345,8 @@ impl Segment {
         if position + HEADER_LEN as u64 > self.size {
             return Ok(None);
         }
-        let mut buf = [0u8; HEADER_LEN];
         let log = self.log_file()?;
-        let n = read_full_at(&*log, &mut buf, position).map_err(|e| self.io_err("read", e))?;
-        if n < HEADER_LEN {
-            return Ok(None);
-        }
-        Ok(BatchHeader::parse(&buf).ok())
+        read_header(&*log, position, self.size).map_err(|e| self.io_err("read", e))
     }
 
     /// Updates indexes and counters for a batch now stored at `position`.
@@ -349,19 +374,22 @@ impl Segment {
                     "batch outside the segment's 32-bit index range; not indexed"),
             }
         }
+        if !self.sealed {
+            if self.tail.len() >= TAIL_BATCHES {
+                self.tail.pop_front();
+            } else if self.tail.capacity() == 0 {
+                self.tail.reserve_exact(TAIL_BATCHES);
+            }
+            if let Ok(base) = u64::try_from(header.base_offset) {
+                self.tail.push_back((base, position));
+            }
+        }
         self.bytes_since_index += header.total_len() as u64;
         self.max_timestamp = Some(
             self.max_timestamp
                 .map_or(header.max_timestamp, |m| m.max(header.max_timestamp)),
         );
         self.next_offset = header.next_offset() as u64;
-    }
-
-    /// Writes validated batches whose offsets are already assigned at the
-    /// end of the segment. On error the caller must call
-    /// [`Segment::roll_back`]; the indexes were not touched.
-    pub(crate) fn write(&self, buf: &[u8]) -> std::io::Result<()> {
-        write_all_at(&*self.log_handle()?, buf, self.size)
     }
 
     /// Truncates the file back to the last whole batch after a failed write.
@@ -382,26 +410,66 @@ impl Segment {
     }
 
     /// Seals the segment: final time index entry, indexes trimmed to their
-    /// entries and written back.
+    /// entries. The mappings' write-back is only scheduled, never waited
+    /// for (no synchronous `msync` when a roll happens in an append): the
+    /// indexes are derived data, and recovery checks and rebuilds them.
     pub(crate) fn seal(&mut self) -> Result<(), LogError> {
         if let Some(ts) = self.max_timestamp {
             self.time_index.maybe_append(ts, self.next_offset, true);
         }
-        self.trim_indexes()?;
+        self.trim_indexes_with(false)?;
         self.sealed = true;
+        self.tail = VecDeque::new();
         Ok(())
     }
 
-    /// Trims and writes back both indexes (seal, clean shutdown).
+    /// Trims both indexes and writes them back, waiting for the write-back
+    /// (clean shutdown).
     pub(crate) fn trim_indexes(&mut self) -> Result<(), LogError> {
+        self.trim_indexes_with(true)
+    }
+
+    fn trim_indexes_with(&mut self, sync: bool) -> Result<(), LogError> {
         let p = self.offset_index.path().to_owned();
-        self.offset_index
-            .trim()
-            .map_err(|e| LogError::io("trim index", p, e))?;
+        let r = if sync {
+            self.offset_index.trim()
+        } else {
+            self.offset_index.trim_async()
+        };
+        r.map_err(|e| LogError::io("trim index", p, e))?;
         let p = self.time_index.path().to_owned();
-        self.time_index
-            .trim()
-            .map_err(|e| LogError::io("trim time index", p, e))
+        let r = if sync {
+            self.time_index.trim()
+        } else {
+            self.time_index.trim_async()
+        };
+        r.map_err(|e| LogError::io("trim time index", p, e))
+    }
+
+    /// Cuts the segment back to the batch boundary `position` where offset
+    /// `offset` starts (a runtime truncation): the `.log` file, both
+    /// indexes and the in-memory tail. The segment must be active. Its
+    /// newest timestamp is kept as an upper bound (it only makes retention
+    /// and timestamp lookups more conservative).
+    pub(crate) fn truncate_to(&mut self, position: u64, offset: u64) -> Result<(), LogError> {
+        let log = self.log_file()?;
+        log.set_len(position)
+            .map_err(|e| self.io_err("truncate", e))?;
+        self.offset_index.truncate_to(offset);
+        self.time_index.truncate_to(offset);
+        self.tail.retain(|&(o, _)| o < offset);
+        self.size = position;
+        self.next_offset = offset;
+        self.bytes_since_index = position
+            - self
+                .offset_index
+                .last()
+                .map_or(0, |e| u64::from(e.position));
+        if position == 0 {
+            self.max_timestamp = None;
+            self.first_append = None;
+        }
+        Ok(())
     }
 
     /// `fdatasync` of the `.log` file.
@@ -493,6 +561,32 @@ impl Segment {
         let offsets = self.offset_index.release();
         let times = self.time_index.release();
         log || offsets || times
+    }
+    /// The nearest batch start known without reading the file at or before
+    /// `offset` (which must be in this segment): its position and base
+    /// offset.
+    ///
+    /// Returns `(position, base offset, holds)`, `holds` telling whether
+    /// that batch is known to hold `offset` (no header walk needed). The
+    /// in-memory tail of recent batch boundaries answers first, then the
+    /// offset index.
+    pub(crate) fn batch_start_at_or_before(&self, offset: u64) -> (u64, u64, bool) {
+        if let Some(&(front, _)) = self.tail.front() {
+            if front <= offset && offset < self.next_offset {
+                // The tail is contiguous up to the segment's end, so the last
+                // batch starting at or before `offset` holds it.
+                let i = self.tail.partition_point(|&(o, _)| o <= offset);
+                if let Some(&(base, position)) = self.tail.get(i.saturating_sub(1)) {
+                    return (position, base, true);
+                }
+            }
+        }
+        let entry = self.offset_index.lookup(offset);
+        (
+            u64::from(entry.position),
+            entry.offset,
+            entry.offset == offset,
+        )
     }
     pub(crate) fn log_path(&self) -> &Path {
         &self.log_path

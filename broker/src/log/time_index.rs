@@ -141,6 +141,15 @@ impl TimeIndex {
             .map_or(self.base_offset, |e| e.offset)
     }
 
+    /// Drops the entries for offsets at or after `offset` (a truncation of
+    /// the log to `offset`).
+    pub(crate) fn truncate_to(&mut self, offset: u64) {
+        let keep = partition_point(self.file.len(), |i| {
+            self.get(i).is_some_and(|e| e.offset < offset)
+        });
+        self.file.truncate_entries(keep);
+    }
+
     /// Drops every entry (before a rebuild).
     pub(crate) fn clear(&mut self) {
         self.file.truncate_entries(0);
@@ -150,6 +159,11 @@ impl TimeIndex {
     /// Shrinks the file to its entries.
     pub(crate) fn trim(&mut self) -> io::Result<()> {
         self.file.trim()
+    }
+
+    /// [`Self::trim`] that only schedules the write-back (sealing).
+    pub(crate) fn trim_async(&mut self) -> io::Result<()> {
+        self.file.trim_async()
     }
 
     /// Regrows the file to `max_bytes` for further appends.

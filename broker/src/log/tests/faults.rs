@@ -109,6 +109,15 @@ fn read_errors_are_errors_not_panics() {
     for i in 0..30 {
         log.append(&mut batch(&format!("r{i}"), 4, 100, i)).unwrap();
     }
+    // Reopened after a clean shutdown, the log knows batch boundaries only
+    // from disk.
+    log.close().unwrap();
+    let (log, _) = PartitionLog::open_with(
+        Arc::new(FaultyFs::new(faults.clone())),
+        dir.path(),
+        small_config(),
+    )
+    .unwrap();
     faults.set_read_eio(true);
     assert!(matches!(log.read(5, 100), Err(LogError::Io { .. })));
     assert!(log.offset_for_timestamp(20).is_err());

@@ -2,6 +2,7 @@
 //! after crashes and corruption, retention, injected faults.
 
 mod append_read;
+mod concurrency;
 mod crash_image;
 mod faults;
 mod hostile_headers;
@@ -9,4 +10,5 @@ mod model;
 mod recovery;
 mod resources;
 mod retention;
+mod seam;
 mod util;

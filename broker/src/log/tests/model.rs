@@ -44,6 +44,11 @@ enum Op {
     Retain(bool),
     /// Close cleanly (true) or drop as if the process died (false), reopen.
     Reopen(bool),
+    /// A follower append of batches carrying their own offsets, at the log
+    /// end (true) or at a wrong expected base (false).
+    AppendAt(Vec<(usize, usize)>, bool),
+    /// Truncate at the offset at this fraction of the whole range.
+    Truncate(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -63,6 +68,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Roll),
         1 => any::<bool>().prop_map(Op::Retain),
         1 => any::<bool>().prop_map(Op::Reopen),
+        3 => (vec((1usize..6, 0usize..300), 1..4), prop::bool::weighted(0.8))
+            .prop_map(|(b, ok)| Op::AppendAt(b, ok)),
+        2 => any::<u8>().prop_map(Op::Truncate),
     ]
 }
 
@@ -89,7 +97,9 @@ struct Model {
 
 impl Model {
     fn next(&self) -> u64 {
-        self.records.last().map_or(self.log_start, |(o, _)| o + 1)
+        self.records
+            .last()
+            .map_or(self.log_start, |(o, _)| (o + 1).max(self.log_start))
     }
     fn visible(&self) -> Vec<(u64, Bytes)> {
         self.records
@@ -144,6 +154,55 @@ fn run(ops: Vec<Op>) {
                 assert_eq!(info.next_offset, at);
                 model.records.extend(values);
                 model.batch_starts.extend(starts);
+            }
+            Op::AppendAt(batches, honest) => {
+                let mut buf = Vec::new();
+                let mut values = Vec::new();
+                let mut starts = Vec::new();
+                let mut at = model.next();
+                for (n, len) in batches {
+                    tag += 1;
+                    let mut b = batch(&format!("{tag}"), n, len, 1000).to_vec();
+                    // The leader's offsets; the CRC does not cover them.
+                    sluice_protocol::batch::set_base_offset(&mut b, at as i64).unwrap();
+                    starts.push(at);
+                    for i in 0..n {
+                        let mut v = format!("{tag}-{i}").into_bytes();
+                        v.resize(len.max(v.len()), b'.');
+                        values.push((at, Bytes::from(v)));
+                        at += 1;
+                    }
+                    buf.extend_from_slice(&b);
+                }
+                let copy = buf.clone();
+                if honest {
+                    let info = log.append_at(model.next(), &mut buf).unwrap();
+                    assert_eq!(info.base_offset, model.next());
+                    assert_eq!(info.next_offset, at);
+                    assert_eq!(buf, copy, "a follower append keeps the bytes");
+                    model.records.extend(values);
+                    model.batch_starts.extend(starts);
+                } else {
+                    let err = log.append_at(model.next() + 1, &mut buf).unwrap_err();
+                    assert!(matches!(err, LogError::BaseOffsetMismatch { .. }), "{err}");
+                }
+            }
+            Op::Truncate(fraction) => {
+                let (start, end) = (model.log_start, model.next());
+                let offset = start + (end - start) * u64::from(fraction) / 255;
+                let boundary = if offset >= end {
+                    end
+                } else {
+                    *model
+                        .batch_starts
+                        .iter()
+                        .filter(|&&b| b <= offset)
+                        .max()
+                        .unwrap()
+                };
+                assert_eq!(log.truncate_after(offset).unwrap(), boundary);
+                model.records.retain(|(o, _)| *o < boundary);
+                model.batch_starts.retain(|&b| b < boundary);
             }
             Op::Hostile(n, lie) => {
                 let mut buf = batch("honest", n, 10, 1000).to_vec();

@@ -1,0 +1,255 @@
+//! The partition seam for replication: truncating the log at run time and a
+//! high watermark set from outside the log. The follower append that keeps
+//! given offsets is [`PartitionLog::append_at`].
+
+use std::sync::atomic::Ordering;
+
+use super::LogError;
+use super::config::FlushPolicy;
+use super::partition::{LogPoint, PartitionLog};
+use super::segment::{Segment, read_header};
+
+impl PartitionLog {
+    /// The batch boundary at or before `offset` (the start of the batch
+    /// holding it, or `offset` itself at a boundary or the log end), and the
+    /// truncation epoch it was resolved in. Batch headers, when needed, are
+    /// read without the lock.
+    fn locate(&self, offset: u64) -> Result<(LogPoint, u64), LogError> {
+        let (file, base, size, epoch, mut start, mut first) = {
+            let state = self.state.lock();
+            let offset = offset.min(state.end.offset);
+            let seg = state
+                .segments
+                .get(state.segment_index(offset))
+                .ok_or_else(|| self.offline_error("no segment"))?;
+            let point = |offset, position| LogPoint {
+                offset,
+                segment_base: seg.base_offset(),
+                position,
+            };
+            if offset >= seg.next_offset() {
+                return Ok((point(seg.next_offset(), seg.size()), state.epoch));
+            }
+            let (start, first, holds) = seg.batch_start_at_or_before(offset);
+            if holds {
+                return Ok((point(first, start), state.epoch));
+            }
+            (
+                seg.file()?,
+                seg.base_offset(),
+                seg.size(),
+                state.epoch,
+                start,
+                first,
+            )
+        };
+        while first < offset {
+            let h = read_header(&*file, start, size)
+                .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
+            let Some(h) = h else { break };
+            if h.last_offset() as u64 >= offset {
+                break;
+            }
+            start += h.total_len() as u64;
+            first = h.next_offset() as u64;
+        }
+        let point = LogPoint {
+            offset: first,
+            segment_base: base,
+            position: start,
+        };
+        Ok((point, epoch))
+    }
+
+    /// Sets the high watermark from outside the log (a leader that knows
+    /// what its followers hold, or a follower told by its leader) and
+    /// switches the log to that mode for good: from now on appends and
+    /// flushes no longer move it.
+    ///
+    /// The value is rounded down to a batch boundary and capped at the log
+    /// end, or with [`FlushPolicy::BeforeAck`] at the recovery point (never
+    /// visible before it is durable). It never moves back, except by
+    /// [`PartitionLog::truncate_after`]. Returns the high watermark now in
+    /// force.
+    pub fn set_high_watermark(&self, offset: u64) -> Result<u64, LogError> {
+        loop {
+            let target = {
+                let mut state = self.state.lock();
+                let cap = self.local_visible_end(&state);
+                let current = self.visible_end(&state);
+                let target = offset.min(cap.offset);
+                if target <= current.offset {
+                    // Entering the mode keeps the current value.
+                    state.external_hw.get_or_insert(current);
+                    return Ok(current.offset);
+                }
+                if target == cap.offset {
+                    state.external_hw = Some(cap);
+                    self.high_watermark.store(cap.offset, Ordering::Release);
+                    return Ok(cap.offset);
+                }
+                target
+            };
+            let (point, epoch) = self.locate(target)?;
+            let mut state = self.state.lock();
+            if state.epoch != epoch {
+                continue;
+            }
+            let current = self.visible_end(&state);
+            let point = if point.offset > current.offset {
+                point
+            } else {
+                current
+            };
+            state.external_hw = Some(point);
+            self.high_watermark.store(point.offset, Ordering::Release);
+            return Ok(point.offset);
+        }
+    }
+
+    /// The end readers would see if the log set its high watermark itself.
+    fn local_visible_end(&self, state: &super::partition::LogState) -> LogPoint {
+        if self.config.flush == FlushPolicy::BeforeAck {
+            state.durable
+        } else {
+            state.end
+        }
+    }
+
+    /// Removes every record at or after `offset` at run time (a follower
+    /// discarding a divergent tail): the log end becomes the start of the
+    /// batch holding `offset` (`offset` itself at a batch boundary), across
+    /// segments and indexes. Returns the new log end.
+    ///
+    /// Later segments are deleted, the one holding the new end is cut back
+    /// and becomes the active segment. The high watermark and the recovery
+    /// point move back with the end when they were past it; the
+    /// recovery-point checkpoint is lowered *before* any file is cut, so a
+    /// crash never trusts data written after the truncation. Appends in
+    /// flight finish first. Readers holding an old file handle
+    /// ([`super::LogSlice`]) stay safe: a deleted segment stays readable
+    /// through it, and a cut one reads short (end of file) past the cut.
+    /// An `offset` below the log start is refused with
+    /// [`LogError::OffsetOutOfRange`].
+    pub fn truncate_after(&self, offset: u64) -> Result<u64, LogError> {
+        // No flush runs meanwhile: a flush's snapshot could reach past the
+        // new end.
+        let _flush = self.flush_lock.lock();
+        loop {
+            {
+                let mut state = self.state.lock();
+                if let Some(reason) = &state.offline {
+                    return Err(self.offline_error(reason));
+                }
+                while !state.pending.is_idle() {
+                    self.turn.wait(&mut state);
+                }
+                let log_start = self.log_start_offset();
+                if offset < log_start {
+                    return Err(LogError::OffsetOutOfRange {
+                        requested: offset,
+                        log_start,
+                        high_watermark: self.high_watermark(),
+                    });
+                }
+                if offset >= state.end.offset {
+                    return Ok(state.end.offset);
+                }
+            }
+            let (point, epoch) = self.locate(offset)?;
+            if self.recovery_point() > point.offset {
+                self.write_checkpoint_lowered(point.offset)?;
+            }
+            let removed = {
+                let mut state = self.state.lock();
+                while !state.pending.is_idle() {
+                    self.turn.wait(&mut state);
+                }
+                let at = state.segment_index(point.segment_base);
+                let same = state
+                    .segments
+                    .get(at)
+                    .is_some_and(|s| s.base_offset() == point.segment_base);
+                if state.epoch != epoch || !same {
+                    continue;
+                }
+                let removed: Vec<Segment> = state.segments.drain(at + 1..).collect();
+                let config = self.config.clone();
+                let seg = state.active_mut();
+                if seg.is_sealed() {
+                    seg.reactivate(&config)?;
+                }
+                if let Err(e) = seg.truncate_to(point.position, point.offset) {
+                    // Segments are gone from memory but the cut failed: the
+                    // files no longer match what the log serves.
+                    let reason = format!("truncation failed: {e}");
+                    state.offline = Some(reason.clone());
+                    state.epoch += 1;
+                    drop(state);
+                    for seg in removed {
+                        let _ = seg.delete(&*self.fs);
+                    }
+                    return Err(self.offline_error(&reason));
+                }
+                state.end = point;
+                if state.durable.offset > point.offset {
+                    state.durable = point;
+                }
+                if state.external_hw.is_some_and(|hw| hw.offset > point.offset) {
+                    state.external_hw = Some(point);
+                }
+                state.checkpointed = state.checkpointed.min(point.offset);
+                state.open_sealed.retain(|&(b, _)| b < point.segment_base);
+                if !removed.is_empty() {
+                    state.dir_changes += 1;
+                }
+                state.epoch += 1;
+                self.next_offset.store(point.offset, Ordering::Release);
+                self.recovery_point
+                    .store(state.durable.offset, Ordering::Release);
+                let visible = self.visible_end(&state).offset;
+                self.high_watermark.store(visible, Ordering::Release);
+                (removed, state.active().file())
+            };
+            let (removed, cut) = removed;
+            // Make the cut durable now: otherwise a power cut could bring
+            // the old tail back as valid batches past the recovery point.
+            if let Err(e) = cut.and_then(|f| {
+                f.sync_data()
+                    .map_err(|e| LogError::io("fdatasync", self.dir.clone(), e))
+            }) {
+                let reason = format!("syncing a truncation failed: {e}");
+                self.state.lock().offline = Some(reason.clone());
+                return Err(self.offline_error(&reason));
+            }
+            let mut first_error = None;
+            for seg in removed {
+                if let Err(e) = seg.delete(&*self.fs) {
+                    first_error.get_or_insert(e);
+                }
+            }
+            if first_error.is_none() {
+                if let Err(e) = self.fs.sync_dir(&self.dir) {
+                    first_error = Some(LogError::io("fsync", self.dir.clone(), e));
+                } else {
+                    let mut state = self.state.lock();
+                    state.dir_synced = state.dir_changes;
+                }
+            }
+            tracing::info!(dir = %self.dir.display(), end = point.offset, "truncated the log");
+            return match first_error {
+                Some(e) => Err(e),
+                None => Ok(point.offset),
+            };
+        }
+    }
+
+    /// Writes a checkpoint with a recovery point below the current one
+    /// (before a truncation cuts data it covered).
+    fn write_checkpoint_lowered(&self, recovery_point: u64) -> Result<(), LogError> {
+        self.write_checkpoint(recovery_point)?;
+        let mut state = self.state.lock();
+        state.checkpointed = state.checkpointed.min(recovery_point);
+        Ok(())
+    }
+}
