@@ -43,6 +43,22 @@ impl std::str::FromStr for FetchPath {
     }
 }
 
+/// Where the disk work of produce and fetch requests runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiskIo {
+    /// Appends (`pwrite`) and fetch resolution (index lookups, batch-header
+    /// reads) run on the blocking pool: a slow disk delays only the requests
+    /// that wait for it, never other connections on the same reactor thread.
+    #[default]
+    BlockingPool,
+    /// They run on the reactor thread that serves the connection (the
+    /// behaviour before the service layer): one thread hop less per request,
+    /// but a page fault or a slow write stalls every connection of that
+    /// thread. For comparison in benchmarks.
+    Reactor,
+}
+
 /// Defaults for new topics (each topic may override them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -200,6 +216,9 @@ pub struct BrokerConfig {
     /// Most partitions, over all topics, the broker serves; a CreateTopics
     /// that would go beyond it is refused (`InvalidPartitions`).
     pub max_partitions: u32,
+    /// Where the disk work of produce and fetch requests runs
+    /// (`blocking-pool` or `reactor`).
+    pub disk_io: DiskIo,
 }
 
 impl Default for BrokerConfig {
@@ -227,6 +246,7 @@ impl Default for BrokerConfig {
             max_partitions_per_request: 1000,
             max_fetch_response_bytes: 64 << 20,
             max_partitions: crate::topics::DEFAULT_MAX_PARTITIONS,
+            disk_io: DiskIo::BlockingPool,
         }
     }
 }
