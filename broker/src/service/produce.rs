@@ -170,11 +170,7 @@ fn append_all(
 
 /// Flushes the partitions of one request together on one blocking-pool
 /// thread, waiting at most `timeout`.
-async fn flush_all(
-    results: &mut [Produced],
-    to_flush: ToFlush,
-    timeout: Duration,
-) {
+async fn flush_all(results: &mut [Produced], to_flush: ToFlush, timeout: Duration) {
     let indexes: Vec<usize> = to_flush.iter().map(|(i, _, _)| *i).collect();
     let flush = blocking(move || {
         to_flush
