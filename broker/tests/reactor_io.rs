@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use parking_lot::{Condvar, Mutex};
-use sluice_broker::config::BrokerConfig;
+use sluice_broker::config::{BrokerConfig, DiskIo};
 use sluice_broker::log::io::{FileSystem, LogFile, OpenMode, StdFs};
 use sluice_broker::server::{Broker, run};
 use sluice_client::Connection;
@@ -153,10 +153,25 @@ fn batch(n: usize) -> BytesMut {
 
 #[test]
 fn a_write_stuck_on_disk_stalls_no_other_connection() {
+    stuck_write(DiskIo::BlockingPool, 3);
+}
+
+/// With the default `small-inline`, appends above
+/// `DiskIo::SMALL_APPEND_BYTES` run on the blocking pool.
+#[test]
+fn a_large_write_stuck_on_disk_stalls_no_other_connection() {
+    assert_eq!(BrokerConfig::default().disk_io, DiskIo::SmallInline);
+    let records = DiskIo::SMALL_APPEND_BYTES / 5 + 1;
+    assert!(batch(records).len() > DiskIo::SMALL_APPEND_BYTES);
+    stuck_write(DiskIo::SmallInline, records);
+}
+
+fn stuck_write(disk_io: DiskIo, records: usize) {
     let dir = tempfile::tempdir().unwrap();
     let gate = Arc::new(Gate::default());
     let config = BrokerConfig {
         data_dir: dir.path().to_owned(),
+        disk_io,
         ..BrokerConfig::default()
     };
     let broker = Broker::open_with(
@@ -209,7 +224,7 @@ fn a_write_stuck_on_disk_stalls_no_other_connection() {
         gate.set_closed(true);
         let stuck = tokio::spawn(async move {
             let mut c = Connection::connect(addr).await.unwrap();
-            c.produce(Acks::Leader, 30_000, &[("slow", 0, &batch(3)[..])])
+            c.produce(Acks::Leader, 30_000, &[("slow", 0, &batch(records)[..])])
                 .await
                 .unwrap()
                 .unwrap()

@@ -179,7 +179,8 @@ impl Service {
         }
     }
 
-    /// One resolution, on the blocking pool unless `disk_io = "reactor"`:
+    /// One resolution, on the blocking pool only with `disk_io =
+    /// "blocking-pool"`:
     /// it may read batch headers and fault in index pages.
     async fn resolve(
         self: &Arc<Self>,
@@ -188,7 +189,9 @@ impl Service {
         let max_response = self.config.max_fetch_response_bytes;
         let hot_tail = self.config.hot_tail_bytes;
         match self.config.disk_io {
-            DiskIo::Reactor => Ok(resolve(&shared.0, &shared.1, max_response, hot_tail)),
+            DiskIo::Reactor | DiskIo::SmallInline => {
+                Ok(resolve(&shared.0, &shared.1, max_response, hot_tail))
+            }
             DiskIo::BlockingPool => {
                 let shared = Arc::clone(shared);
                 blocking(move || resolve(&shared.0, &shared.1, max_response, hot_tail))

@@ -108,7 +108,105 @@ pub(crate) async fn blocking<T: Send + 'static>(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::BytesMut;
+    use sluice_protocol::batch::{BatchBuilder, NewRecord};
+
     use super::*;
+    use crate::service::fetch::{FetchPartition, FetchRequest};
+    use crate::service::produce::{Acks, ProducePartition, ProduceRequest};
+
+    fn service(dir: &std::path::Path) -> Arc<Service> {
+        let config = BrokerConfig {
+            data_dir: dir.to_owned(),
+            ..BrokerConfig::default()
+        };
+        let topics = TopicStore::open(dir, config.topic_defaults.clone()).unwrap();
+        let offsets =
+            OffsetStore::open(Arc::new(crate::log::StdFs), dir, config.offsets_config()).unwrap();
+        let svc = Arc::new(Service {
+            config,
+            topics,
+            offsets,
+            stats: Stats::default(),
+        });
+        svc.topics.create("t", 1, &Default::default()).unwrap();
+        svc
+    }
+
+    fn records(n: usize) -> BytesMut {
+        let mut b = BatchBuilder::new();
+        for _ in 0..n {
+            b.push(&NewRecord {
+                timestamp: 1,
+                key: None,
+                value: Some(b"v"),
+                headers: &[],
+            });
+        }
+        b.finish()
+    }
+
+    fn produce_req(records: BytesMut, range: std::ops::Range<usize>) -> ProduceRequest {
+        ProduceRequest {
+            acks: Acks::Leader,
+            timeout: Duration::from_secs(5),
+            partitions: vec![ProducePartition {
+                topic: "t".into(),
+                partition: 0,
+                records: range,
+            }],
+            records,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_poll_is_woken_by_a_produce() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        let req = FetchRequest {
+            max_wait: Duration::from_secs(20),
+            min_bytes: 1,
+            max_bytes: 1 << 20,
+            partitions: vec![FetchPartition {
+                topic: "t".into(),
+                partition: 0,
+                offset: 0,
+                max_bytes: 1 << 20,
+            }],
+        };
+        let fetch = tokio::spawn({
+            let svc = Arc::clone(&svc);
+            async move { svc.fetch(req, stop).await }
+        });
+        let batch = records(3);
+        let len = batch.len();
+        let produced = svc.produce(produce_req(batch, 0..len)).await.unwrap();
+        assert_eq!(produced[0].error_code, ErrorCode::None);
+        let fetched = tokio::time::timeout(Duration::from_secs(10), fetch)
+            .await
+            .expect("the long poll was not woken by the append")
+            .unwrap()
+            .unwrap();
+        assert_eq!(fetched.total, len as u64);
+        assert_eq!(fetched.partitions[0].high_watermark, 3);
+        let chunks = fetched.plan_after(b"head");
+        assert_eq!(chunks.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_produce_range_outside_the_records_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        let batch = records(1);
+        let len = batch.len();
+        let r = svc.produce(produce_req(batch, 0..len + 1)).await;
+        assert_eq!(r.map_err(|e| e.code).err(), Some(ErrorCode::InvalidRequest));
+        assert_eq!(svc.topics.partition("t", 0).unwrap().log.next_offset(), 0);
+    }
 
     #[test]
     fn partition_lists_are_capped_and_free_of_duplicates() {

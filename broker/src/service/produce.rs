@@ -97,9 +97,14 @@ impl Service {
         let timeout = req.timeout;
         let partitions = req.partitions;
         let mut records = req.records;
-        let (mut results, to_flush) = match self.config.disk_io {
-            DiskIo::Reactor => append_all(self, &partitions, &looked, &mut records, acks),
-            DiskIo::BlockingPool => {
+        let inline = match self.config.disk_io {
+            DiskIo::Reactor => true,
+            DiskIo::SmallInline => records.len() <= DiskIo::SMALL_APPEND_BYTES,
+            DiskIo::BlockingPool => false,
+        };
+        let (mut results, to_flush) = match inline {
+            true => append_all(self, &partitions, &looked, &mut records, acks),
+            false => {
                 let svc = Arc::clone(self);
                 let done = blocking(move || {
                     let r = append_all(&svc, &partitions, &looked, &mut records, acks);
