@@ -43,6 +43,35 @@ impl std::str::FromStr for FetchPath {
     }
 }
 
+/// Where the disk work of produce and fetch requests runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiskIo {
+    /// Appends (`pwrite`) and fetch resolution (index lookups, batch-header
+    /// reads) run on the blocking pool: a slow disk delays only the requests
+    /// that wait for it, never other connections on the same reactor thread.
+    BlockingPool,
+    /// Produce requests carrying at most [`DiskIo::SMALL_APPEND_BYTES`] of
+    /// records append inline on the reactor thread, larger ones on the
+    /// blocking pool; fetch resolution runs inline. Flushes, cold-range
+    /// read-ins, list-offsets and admin work stay on the blocking pool. A
+    /// small append stuck in the kernel (dirty-page throttling, a failing
+    /// disk) stalls the connections of its reactor thread.
+    #[default]
+    SmallInline,
+    /// They run on the reactor thread that serves the connection (the
+    /// behaviour before the service layer): one thread hop less per request,
+    /// but a page fault or a slow write stalls every connection of that
+    /// thread. For comparison in benchmarks.
+    Reactor,
+}
+
+impl DiskIo {
+    /// The largest produce request (record bytes) that
+    /// [`DiskIo::SmallInline`] appends on the reactor thread.
+    pub const SMALL_APPEND_BYTES: usize = 64 << 10;
+}
+
 /// Defaults for new topics (each topic may override them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -200,6 +229,9 @@ pub struct BrokerConfig {
     /// Most partitions, over all topics, the broker serves; a CreateTopics
     /// that would go beyond it is refused (`InvalidPartitions`).
     pub max_partitions: u32,
+    /// Where the disk work of produce and fetch requests runs
+    /// (`blocking-pool` or `reactor`).
+    pub disk_io: DiskIo,
 }
 
 impl Default for BrokerConfig {
@@ -227,6 +259,7 @@ impl Default for BrokerConfig {
             max_partitions_per_request: 1000,
             max_fetch_response_bytes: 64 << 20,
             max_partitions: crate::topics::DEFAULT_MAX_PARTITIONS,
+            disk_io: DiskIo::SmallInline,
         }
     }
 }

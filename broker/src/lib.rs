@@ -8,13 +8,18 @@
 //! - [`config`]: broker settings (defaults, TOML file).
 //! - [`topics`]: the topics, their partitions and the topic metadata file.
 //! - [`offsets`]: consumer groups' committed offsets, stored in an internal log.
-//! - [`server`]: the TCP server — listener, connections, request handlers,
-//!   the `sendfile` fetch path.
+//! - [`partition`]: a partition's log plus its ack and visibility policy.
+//! - [`service`]: the protocol-independent service layer (produce, fetch,
+//!   admin, offsets, stats) that every front-end calls.
+//! - [`server`]: the TCP server — listener, the native protocol front-end,
+//!   the gather writer (`sendfile` fetch path).
 //! - [`error`]: [`error::BrokerError`] and wire error codes.
 
 pub mod config;
 pub mod error;
 pub mod log;
 pub mod offsets;
+pub mod partition;
 pub mod server;
+pub mod service;
 pub mod topics;

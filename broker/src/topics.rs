@@ -18,7 +18,6 @@ use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::topic_config::TopicConfig;
-use tokio::sync::watch;
 
 use crate::config::TopicDefaults;
 use crate::error::BrokerError;
@@ -40,36 +39,7 @@ pub const DEFAULT_MAX_PARTITIONS: u32 = 10_000;
 /// Topic names starting with this are reserved for the broker's own use.
 pub const INTERNAL_PREFIX: &str = "__";
 
-/// One partition served by the broker: its log and a signal that fires when
-/// its high watermark may have moved (wakes long-poll fetches).
-#[derive(Debug)]
-pub struct Partition {
-    /// The partition log.
-    pub log: PartitionLog,
-    watermark: watch::Sender<u64>,
-}
-
-impl Partition {
-    fn new(log: PartitionLog) -> Self {
-        let (watermark, _) = watch::channel(log.high_watermark());
-        Partition { log, watermark }
-    }
-
-    /// Publishes the current high watermark to waiting fetches.
-    pub fn notify(&self) {
-        let hw = self.log.high_watermark();
-        self.watermark.send_if_modified(|v| {
-            let changed = *v != hw;
-            *v = hw;
-            changed
-        });
-    }
-
-    /// A receiver that sees every later high-watermark change.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.watermark.subscribe()
-    }
-}
+pub use crate::partition::Partition;
 
 /// A topic: settings as requested and the partitions.
 #[derive(Debug)]

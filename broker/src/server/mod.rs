@@ -1,22 +1,23 @@
-//! The TCP server.
+//! The TCP server: the native protocol front-end over the
+//! [`crate::service`] layer.
 //!
-//! - [`Broker`]: shared state — settings, topics, committed offsets,
-//!   counters, the request memory budget.
+//! - [`Broker`]: the [`Service`] (settings, topics, committed offsets,
+//!   counters) plus what only the network server needs: the request memory
+//!   budget and the data-directory lock.
 //! - [`run`]: the listener: accepts connections up to the cap (closing
 //!   those over it at once), runs
 //!   periodic maintenance, and on shutdown stops accepting, lets requests in
 //!   flight finish, and shuts the logs down cleanly.
-//! - `connection`: one task per connection — frames in, responses out, in
-//!   request order.
-//! - `handlers`, `produce`, `fetch`: one function per API.
-//! - `zero_copy`: `sendfile(2)` (and the copy path) for fetched records.
+//! - `native`: the native protocol — `native::connection` reads frames
+//!   (with all limits on what a client may hold), `native` decodes each
+//!   request, calls the service and encodes the answer.
+//! - `gather`: sends any interleaving of encoded bytes and segment file
+//!   ranges (`MSG_MORE`, `sendfile(2)`, cold ranges read in off the reactor).
 
-mod connection;
-mod fetch;
-mod handlers;
-mod produce;
-pub mod stats;
-mod zero_copy;
+pub mod gather;
+mod native;
+/// Counters (kept here under their old path; they live in the service).
+pub use crate::service::stats;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,20 +31,16 @@ use tokio::task::JoinSet;
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
 use crate::offsets::OffsetStore;
+use crate::service::Service;
 use crate::topics::TopicStore;
 use stats::Stats;
 
-/// Everything the connections share.
+/// Everything the connections share: the service, and the native server's
+/// own state. Dereferences to the [`Service`].
 #[derive(Debug)]
 pub struct Broker {
-    /// Settings.
-    pub config: BrokerConfig,
-    /// Topics and their partitions.
-    pub topics: TopicStore,
-    /// Committed offsets of consumer groups.
-    pub offsets: OffsetStore,
-    /// Counters.
-    pub stats: Stats,
+    /// The protocol-independent service.
+    pub service: Arc<Service>,
     /// The shared part of the request budget (bytes of request frames
     /// beyond each connection's baseline buffer): large frames grow into it
     /// step by step.
@@ -122,10 +119,12 @@ impl Broker {
         // `validate` checked that the budget holds at least one whole frame.
         let reserve = (config.max_frame_bytes as usize + LEN_PREFIX).min(budget);
         Ok(Arc::new(Broker {
-            config,
-            topics,
-            offsets,
-            stats,
+            service: Arc::new(Service {
+                config,
+                topics,
+                offsets,
+                stats,
+            }),
             request_budget: Arc::new(Semaphore::new(budget - reserve)),
             request_reserve: Arc::new(Semaphore::new(reserve)),
             request_budget_total: budget as u64,
@@ -142,8 +141,14 @@ impl Broker {
 
     /// Flushes and closes every log, writing clean-shutdown markers. Blocking.
     pub fn shutdown(&self) {
-        self.topics.shutdown();
-        self.offsets.shutdown();
+        self.service.shutdown();
+    }
+}
+
+impl std::ops::Deref for Broker {
+    type Target = Service;
+    fn deref(&self) -> &Service {
+        &self.service
     }
 }
 
@@ -183,7 +188,7 @@ pub async fn run(
             let broker = Arc::clone(&broker);
             let stop = stop_rx.clone();
             connections.spawn(async move {
-                connection::serve(stream, peer, broker, stop).await;
+                native::connection::serve(stream, peer, broker, stop).await;
                 drop(permit);
             });
             // Reap finished connections so the set does not grow.
@@ -227,8 +232,8 @@ async fn maintain(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
         let done = tokio::task::spawn_blocking(move || {
             let now = SystemTime::now();
             for p in b.topics.all_partitions() {
-                match p.log.maintain(now) {
-                    Ok(_) => p.notify(),
+                match p.maintain(now) {
+                    Ok(()) => {}
                     Err(e) => tracing::warn!(dir = %p.log.dir().display(), error = %e, "maintenance failed"),
                 }
             }

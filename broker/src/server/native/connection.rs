@@ -45,8 +45,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
 
-use super::Broker;
-use super::stats::Stats;
+use crate::server::Broker;
+use crate::service::stats::Stats;
 
 /// Read-buffer bytes every connection keeps outside the request budget.
 /// Request frames up to this size (length prefix included) never wait for
@@ -112,7 +112,7 @@ pub(super) struct Conn {
 
 /// Serves one connection until the client closes it, it misbehaves, or
 /// the broker shuts down.
-pub(super) async fn serve(
+pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     broker: Arc<Broker>,
@@ -191,10 +191,9 @@ impl Conn {
                 Err(e) => return Err(e),
             };
             Stats::add(&self.broker.stats.requests, 1);
-            let mut frame = frame;
-            let served = super::handlers::dispatch(self, &mut frame).await;
-            // The frame's own buffer (if it had one) and its budget go back now.
-            drop(frame);
+            // The frame's own buffer (if it had one) is freed when the
+            // request has been served, and its budget goes back right after.
+            let served = super::dispatch(self, frame).await;
             drop(permit);
             release_out(&mut self.out);
             served?;

@@ -1,0 +1,136 @@
+//! A partition as the service sees it: the [`PartitionLog`] plus the policy
+//! around it — when an append is acknowledged (acks none / leader / all,
+//! flush before ack), when readers may see it (waking long polls), and
+//! whether the partition is offline — so front-ends never decide these.
+//!
+//! Dependencies point one way: front-end → service → partition → log.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::watch;
+
+use crate::log::{AppendInfo, FlushPolicy, LogError, PartitionLog};
+
+/// How much of an append must be done before the producer is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// No answer at all: the producer does not wait.
+    None,
+    /// Answer once the records are in the leader's log (page cache), unless
+    /// the topic flushes before acknowledging.
+    Leader,
+    /// Answer only once the records are durable (`fdatasync`).
+    All,
+}
+
+/// Where an append landed and what it still needs before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// What the log reported.
+    pub info: AppendInfo,
+    /// `Some(offset)`: the records must be flushed up to `offset` (with
+    /// [`Partition::flush_to`]) before the producer is answered, and readers
+    /// see them only then. `None`: already visible and acknowledgeable.
+    pub flush_to: Option<u64>,
+}
+
+/// One partition served by the broker: its log, a signal that fires when
+/// its high watermark may have moved (wakes long-poll fetches), and an
+/// offline flag readable without touching the log's lock.
+#[derive(Debug)]
+pub struct Partition {
+    /// The partition log.
+    pub log: PartitionLog,
+    watermark: watch::Sender<u64>,
+    offline: AtomicBool,
+}
+
+impl Partition {
+    /// Wraps an opened log. Takes the log's lock once (to read its offline
+    /// state): call it where blocking is allowed.
+    pub fn new(log: PartitionLog) -> Self {
+        let (watermark, _) = watch::channel(log.high_watermark());
+        let offline = AtomicBool::new(log.is_offline());
+        Partition {
+            log,
+            watermark,
+            offline,
+        }
+    }
+
+    /// Publishes the current high watermark to waiting fetches.
+    pub fn notify(&self) {
+        let hw = self.log.high_watermark();
+        self.watermark.send_if_modified(|v| {
+            let changed = *v != hw;
+            *v = hw;
+            changed
+        });
+    }
+
+    /// A receiver that sees every later high-watermark change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.watermark.subscribe()
+    }
+
+    /// Whether the partition refuses writes after a failed flush, as of the
+    /// last write, flush or maintenance pass. Lock-free: metadata requests
+    /// read it on the reactor.
+    pub fn is_offline(&self) -> bool {
+        self.offline.load(Ordering::Acquire)
+    }
+
+    /// Re-reads the log's offline state (takes the log's lock: blocking).
+    pub fn refresh_offline(&self) {
+        self.offline.store(self.log.is_offline(), Ordering::Release);
+    }
+
+    /// Whether an append with `acks` must be flushed before it is answered.
+    pub fn needs_flush(&self, acks: Acks) -> bool {
+        acks == Acks::All || self.log.config().flush == FlushPolicy::BeforeAck
+    }
+
+    /// Appends `records` (whole RecordBatch v2 batches, offsets rewritten in
+    /// place). If no flush is needed the new high watermark is published at
+    /// once; otherwise the caller flushes with [`Partition::flush_to`].
+    /// Blocking (file I/O): call it off the reactor.
+    pub fn append(&self, records: &mut [u8], acks: Acks) -> Result<Appended, LogError> {
+        let result = self.log.append(records);
+        match result {
+            Ok(info) => {
+                let flush_to = self.needs_flush(acks).then_some(info.next_offset);
+                if flush_to.is_none() {
+                    self.notify();
+                }
+                Ok(Appended { info, flush_to })
+            }
+            Err(e) => {
+                if matches!(e, LogError::Offline { .. }) {
+                    self.offline.store(true, Ordering::Release);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes everything below `offset` durable, then publishes the high
+    /// watermark (which a flush-before-ack topic advances only now).
+    /// Blocking: call it off the reactor.
+    pub fn flush_to(&self, offset: u64) -> Result<(), LogError> {
+        let r = self.log.flush_to(offset);
+        if r.is_err() {
+            self.refresh_offline();
+        }
+        self.notify();
+        r
+    }
+
+    /// One maintenance pass of the log (flush due data, roll, retention),
+    /// then publishes the high watermark and the offline state. Blocking.
+    pub fn maintain(&self, now: std::time::SystemTime) -> Result<(), LogError> {
+        let r = self.log.maintain(now).map(|_| ());
+        self.notify();
+        self.refresh_offline();
+        r
+    }
+}

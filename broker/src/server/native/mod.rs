@@ -1,0 +1,431 @@
+//! The native protocol front-end: decodes each request frame into the
+//! service's typed request, calls the [`Service`](crate::service::Service),
+//! and encodes the answer. It decides nothing about storage, acks or
+//! visibility; what it owns is framing and the limits on what a client may
+//! hold (see [`connection`]).
+
+pub(crate) mod connection;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use sluice_protocol::wire::api_versions::{ApiVersionRange, ApiVersionsResponse};
+use sluice_protocol::wire::create_topics::{
+    CreateTopicsRequest, CreateTopicsResponse, TopicResult,
+};
+use sluice_protocol::wire::delete_topics::{DeleteTopicsRequest, DeleteTopicsResponse};
+use sluice_protocol::wire::fetch::{FetchPartitionResponse, FetchRequest, FetchResponse};
+use sluice_protocol::wire::frame::{LEN_PREFIX, REQUEST_HEADER_LEN};
+use sluice_protocol::wire::list_offsets::{
+    ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse, OffsetSpec,
+};
+use sluice_protocol::wire::metadata::{
+    MetadataRequest, MetadataResponse, PartitionMetadata, TopicMetadata,
+};
+use sluice_protocol::wire::offset_commit::{
+    CommitPartitionResponse, OffsetCommitRequest, OffsetCommitResponse,
+};
+use sluice_protocol::wire::offset_fetch::{
+    OffsetFetchPartition, OffsetFetchRequest, OffsetFetchResponse,
+};
+use sluice_protocol::wire::produce::{
+    Acks as WireAcks, ProducePartitionResponse, ProduceRequest, ProduceResponse,
+};
+use sluice_protocol::wire::{ApiKey, ErrorCode, RequestHeader, decode_body};
+
+use crate::service::admin::{NewTopic, OffsetLookup, OffsetQuery, TopicOutcome};
+use crate::service::fetch as svc_fetch;
+use crate::service::offsets::Commit;
+use crate::service::produce::{self as svc_produce, Acks};
+use crate::service::stats::Stats;
+use crate::service::{Refused, check_partition_list};
+use connection::{Conn, ConnError};
+
+/// Decodes the request header and serves the request, writing its response
+/// (if the API has one). Frame-level problems (unknown API or version,
+/// undecodable body) get an error response and the connection goes on.
+/// The frame is consumed: its buffer is freed once the request is served.
+async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError> {
+    let (header, tail_len) = match RequestHeader::decode(&frame) {
+        Ok(h) => h,
+        Err(e) => {
+            Stats::add(&conn.broker.stats.bad_requests, 1);
+            let id = frame
+                .get(8..12)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u32::from_be_bytes);
+            return conn
+                .write_error(id, ErrorCode::InvalidRequest, &e.to_string())
+                .await;
+        }
+    };
+    let id = header.correlation_id;
+    let Some(api) = ApiKey::from_u16(header.api_key) else {
+        Stats::add(&conn.broker.stats.bad_requests, 1);
+        let msg = format!("unknown API key {}", header.api_key);
+        return conn.write_error(id, ErrorCode::UnsupportedApi, &msg).await;
+    };
+    let (min, max) = api.versions();
+    if header.api_version < min || header.api_version > max {
+        Stats::add(&conn.broker.stats.bad_requests, 1);
+        let msg = format!(
+            "{api:?} version {} is not supported (supported: {min}..={max})",
+            header.api_version
+        );
+        return conn
+            .write_error(id, ErrorCode::UnsupportedVersion, &msg)
+            .await;
+    }
+    let body_start = LEN_PREFIX + REQUEST_HEADER_LEN;
+    let body_end = body_start + header.body_len as usize;
+    // The records (produce) stay in the frame's buffer: split, not copied.
+    let tail = frame.split_off(body_end.min(frame.len()));
+    debug_assert_eq!(tail.len(), tail_len);
+    let body = frame.get(body_start..).unwrap_or_default();
+    let broker = Arc::clone(&conn.broker);
+    let svc = Arc::clone(&broker.service);
+    macro_rules! decode {
+        ($t:ty) => {
+            match decode_body::<$t>(body) {
+                Ok(r) => r,
+                Err(e) => {
+                    Stats::add(&broker.stats.bad_requests, 1);
+                    let msg = format!("{api:?} request: {e}");
+                    return conn.write_error(id, ErrorCode::InvalidRequest, &msg).await;
+                }
+            }
+        };
+    }
+    macro_rules! or_refuse {
+        ($r:expr) => {
+            match $r {
+                Ok(v) => v,
+                Err(Refused { code, message }) => {
+                    return conn.write_error(id, code, &message).await;
+                }
+            }
+        };
+    }
+    match api {
+        ApiKey::ApiVersions => {
+            let apis = ApiKey::ALL
+                .iter()
+                .map(|k| {
+                    let (min_version, max_version) = k.versions();
+                    ApiVersionRange {
+                        api_key: *k as u16,
+                        min_version,
+                        max_version,
+                    }
+                })
+                .collect();
+            respond(conn, id, &ApiVersionsResponse { apis }).await
+        }
+        ApiKey::Metadata => {
+            let req = decode!(MetadataRequest);
+            let topics = svc
+                .describe_topics(req.topics.as_deref())
+                .into_iter()
+                .map(|t| TopicMetadata {
+                    name: t.name,
+                    error_code: t.error_code,
+                    partitions: t
+                        .partitions
+                        .into_iter()
+                        .map(|p| PartitionMetadata {
+                            partition: p.partition,
+                            error_code: p.error_code,
+                            log_start_offset: p.log_start_offset,
+                            high_watermark: p.high_watermark,
+                        })
+                        .collect(),
+                    config: t.config,
+                })
+                .collect();
+            respond(conn, id, &MetadataResponse { topics }).await
+        }
+        ApiKey::CreateTopics => {
+            let req = decode!(CreateTopicsRequest);
+            let topics = req
+                .topics
+                .into_iter()
+                .map(|t| NewTopic {
+                    name: t.name,
+                    partitions: t.partitions,
+                    config: t.config,
+                })
+                .collect();
+            let results = or_refuse!(svc.create_topics(topics).await);
+            let results = results.into_iter().map(topic_result).collect();
+            respond(conn, id, &CreateTopicsResponse { results }).await
+        }
+        ApiKey::DeleteTopics => {
+            let req = decode!(DeleteTopicsRequest);
+            let results = or_refuse!(svc.delete_topics(req.names).await);
+            let results = results.into_iter().map(topic_result).collect();
+            respond(conn, id, &DeleteTopicsResponse { results }).await
+        }
+        ApiKey::Produce => {
+            let req = decode!(ProduceRequest);
+            drop(frame);
+            produce(conn, id, req, tail).await
+        }
+        ApiKey::Fetch => {
+            let req = decode!(FetchRequest);
+            drop(frame);
+            fetch(conn, id, req).await
+        }
+        ApiKey::ListOffsets => {
+            let req = decode!(ListOffsetsRequest);
+            let lookups = req
+                .partitions
+                .into_iter()
+                .map(|p| OffsetLookup {
+                    topic: p.topic,
+                    partition: p.partition,
+                    query: match p.spec {
+                        OffsetSpec::Earliest => OffsetQuery::Earliest,
+                        OffsetSpec::Latest => OffsetQuery::Latest,
+                        OffsetSpec::Timestamp(ts) => OffsetQuery::Timestamp(ts),
+                    },
+                })
+                .collect();
+            let found = or_refuse!(svc.list_offsets(lookups).await);
+            let partitions = found
+                .into_iter()
+                .map(|f| ListOffsetsPartitionResponse {
+                    topic: f.topic,
+                    partition: f.partition,
+                    error_code: f.error_code,
+                    offset: f.offset,
+                })
+                .collect();
+            respond(conn, id, &ListOffsetsResponse { partitions }).await
+        }
+        ApiKey::OffsetCommit => {
+            let req = decode!(OffsetCommitRequest);
+            let commits = req
+                .partitions
+                .into_iter()
+                .map(|p| Commit {
+                    topic: p.topic,
+                    partition: p.partition,
+                    offset: p.offset,
+                    metadata: p.metadata,
+                })
+                .collect();
+            let done = or_refuse!(svc.commit_offsets(req.group, commits).await);
+            let partitions = done
+                .into_iter()
+                .map(|c| CommitPartitionResponse {
+                    topic: c.topic,
+                    partition: c.partition,
+                    error_code: c.error_code,
+                })
+                .collect();
+            respond(conn, id, &OffsetCommitResponse { partitions }).await
+        }
+        ApiKey::OffsetFetch => {
+            let req = decode!(OffsetFetchRequest);
+            let wanted = req
+                .partitions
+                .map(|l| l.into_iter().map(|tp| (tp.topic, tp.partition)).collect());
+            let resp = match svc.fetch_offsets(&req.group, wanted) {
+                Ok(list) => OffsetFetchResponse {
+                    error_code: ErrorCode::None,
+                    partitions: list
+                        .into_iter()
+                        .map(|c| OffsetFetchPartition {
+                            topic: c.topic,
+                            partition: c.partition,
+                            error_code: ErrorCode::None,
+                            offset: c.offset,
+                            metadata: c.metadata,
+                        })
+                        .collect(),
+                },
+                Err(code) => OffsetFetchResponse {
+                    error_code: code,
+                    partitions: Vec::new(),
+                },
+            };
+            respond(conn, id, &resp).await
+        }
+        ApiKey::Stats => {
+            let mut resp = broker.stats.snapshot();
+            resp.counters.push(sluice_protocol::wire::stats::Counter {
+                name: "request_bytes_held".to_owned(),
+                value: broker.request_bytes_held(),
+            });
+            respond(conn, id, &resp).await
+        }
+    }
+}
+
+/// Encodes and writes a successful response.
+async fn respond<T: serde::Serialize>(conn: &mut Conn, id: u32, body: &T) -> Result<(), ConnError> {
+    match conn.encode_response(id, ErrorCode::None, body, 0) {
+        Ok(()) => conn.write_out().await,
+        Err(e) => {
+            let msg = format!("response too large: {e}");
+            conn.write_error(id, ErrorCode::MessageTooLarge, &msg).await
+        }
+    }
+}
+
+fn topic_result(o: TopicOutcome) -> TopicResult {
+    TopicResult {
+        name: o.name,
+        error_code: o.error_code,
+        message: o.message,
+    }
+}
+
+async fn produce(
+    conn: &mut Conn,
+    id: u32,
+    req: ProduceRequest,
+    tail: BytesMut,
+) -> Result<(), ConnError> {
+    let entries = req
+        .partitions
+        .iter()
+        .map(|p| (p.topic.as_str(), p.partition));
+    let refused = check_partition_list(entries, conn.broker.config.max_partitions_per_request)
+        .err()
+        .or_else(|| {
+            req.check_tail(tail.len()).err().map(|e| Refused {
+                code: ErrorCode::InvalidRequest,
+                message: e.to_string(),
+            })
+        });
+    if let Some(Refused { code, message }) = refused {
+        Stats::add(&conn.broker.stats.bad_requests, 1);
+        if req.acks == WireAcks::None {
+            // The client reads no answer to acks=none: an error response
+            // would be taken for the answer to a later request. Close the
+            // connection instead, as Kafka does.
+            return Err(ConnError::Refused(code, message));
+        }
+        return conn.write_error(id, code, &message).await;
+    }
+    let acks = match req.acks {
+        WireAcks::None => Acks::None,
+        WireAcks::Leader => Acks::Leader,
+        WireAcks::All => Acks::All,
+    };
+    let mut start = 0usize;
+    let partitions = req
+        .partitions
+        .into_iter()
+        .map(|p| {
+            let end = start + p.records_len as usize;
+            let range = start..end;
+            start = end;
+            svc_produce::ProducePartition {
+                topic: p.topic,
+                partition: p.partition,
+                records: range,
+            }
+        })
+        .collect();
+    let svc = Arc::clone(&conn.broker.service);
+    let results = svc
+        .produce(svc_produce::ProduceRequest {
+            acks,
+            timeout: Duration::from_millis(u64::from(req.timeout_ms)),
+            partitions,
+            records: tail,
+        })
+        .await;
+    let results = match results {
+        Ok(r) => r,
+        Err(Refused { code, message }) if acks == Acks::None => {
+            return Err(ConnError::Refused(code, message));
+        }
+        Err(Refused { code, message }) => return conn.write_error(id, code, &message).await,
+    };
+    if acks == Acks::None {
+        return Ok(());
+    }
+    let partitions = results
+        .into_iter()
+        .map(|r| ProducePartitionResponse {
+            topic: r.topic,
+            partition: r.partition,
+            error_code: r.error_code,
+            base_offset: r.base_offset,
+            message: r.message,
+        })
+        .collect();
+    respond(conn, id, &ProduceResponse { partitions }).await
+}
+
+async fn fetch(conn: &mut Conn, id: u32, req: FetchRequest) -> Result<(), ConnError> {
+    let broker = Arc::clone(&conn.broker);
+    let svc_req = svc_fetch::FetchRequest {
+        max_wait: Duration::from_millis(u64::from(req.max_wait_ms)),
+        min_bytes: u64::from(req.min_bytes),
+        max_bytes: u64::from(req.max_bytes),
+        partitions: req
+            .partitions
+            .into_iter()
+            .map(|p| svc_fetch::FetchPartition {
+                topic: p.topic,
+                partition: p.partition,
+                offset: p.offset,
+                max_bytes: u64::from(p.max_bytes),
+            })
+            .collect(),
+    };
+    let result = match broker.service.fetch(svc_req, conn.stop.clone()).await {
+        Ok(r) => r,
+        Err(Refused { code, message }) => {
+            if matches!(
+                code,
+                ErrorCode::TooManyPartitions | ErrorCode::DuplicatePartition
+            ) {
+                Stats::add(&broker.stats.bad_requests, 1);
+            }
+            return conn.write_error(id, code, &message).await;
+        }
+    };
+    let responses: Vec<FetchPartitionResponse> = result
+        .partitions
+        .iter()
+        .map(|p| FetchPartitionResponse {
+            topic: p.topic.clone(),
+            partition: p.partition,
+            error_code: p.error_code,
+            high_watermark: p.high_watermark,
+            log_start_offset: p.log_start_offset,
+            // `resolve` refuses ranges that do not fit a u32.
+            records_len: p.records_len() as u32,
+        })
+        .collect();
+    let encoded = conn.encode_response(
+        id,
+        ErrorCode::None,
+        &FetchResponse {
+            partitions: responses,
+        },
+        result.total as usize,
+    );
+    if let Err(e) = encoded {
+        let msg = format!("fetch response too large: {e}");
+        return conn.write_error(id, ErrorCode::MessageTooLarge, &msg).await;
+    }
+    let timeout = Duration::from_millis(broker.config.write_timeout_ms);
+    let chunks = result.plan_after(&conn.out);
+    let send = super::gather::send(
+        &conn.stream,
+        &chunks,
+        broker.config.fetch_path,
+        &broker.stats,
+    );
+    match tokio::time::timeout(timeout, send).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(ConnError::WriteTimeout(timeout)),
+    }
+}

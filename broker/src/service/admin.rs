@@ -1,0 +1,251 @@
+//! Topics (create, delete, describe) and offset look-ups.
+
+use std::sync::Arc;
+
+use sluice_protocol::wire::ErrorCode;
+use sluice_protocol::wire::topic_config::TopicConfig;
+
+use super::{Refused, Service, blocking};
+use crate::error::{BrokerError, log_error_code};
+use crate::log::validate_topic_name;
+
+/// A topic to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTopic {
+    /// Name.
+    pub name: String,
+    /// Partition count.
+    pub partitions: u32,
+    /// Settings (unset fields follow the broker's defaults).
+    pub config: TopicConfig,
+}
+
+/// The outcome of creating or deleting one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicOutcome {
+    /// Name.
+    pub name: String,
+    /// `ErrorCode::None` on success.
+    pub error_code: ErrorCode,
+    /// Why it failed.
+    pub message: Option<String>,
+}
+
+/// What a topic looks like now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// Name.
+    pub name: String,
+    /// `UnknownTopicOrPartition` or `InvalidTopicName` if there is no such topic.
+    pub error_code: ErrorCode,
+    /// Its partitions, by index.
+    pub partitions: Vec<PartitionInfo>,
+    /// Its settings with the defaults filled in.
+    pub config: TopicConfig,
+}
+
+/// What a partition looks like now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionInfo {
+    /// Index.
+    pub partition: u32,
+    /// `PartitionOffline` after a failed flush.
+    pub error_code: ErrorCode,
+    /// First offset held.
+    pub log_start_offset: u64,
+    /// One past the last offset readers may see.
+    pub high_watermark: u64,
+}
+
+/// Which offset of a partition to look up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetQuery {
+    /// The log start offset.
+    Earliest,
+    /// The high watermark.
+    Latest,
+    /// The first offset whose batch holds a record at or after this
+    /// timestamp (ms since the epoch); the high watermark if none.
+    Timestamp(i64),
+}
+
+/// One offset look-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetLookup {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: u32,
+    /// What to look up.
+    pub query: OffsetQuery,
+}
+
+/// The answer to one [`OffsetLookup`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetFound {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: u32,
+    /// `ErrorCode::None` on success.
+    pub error_code: ErrorCode,
+    /// The offset (0 on error).
+    pub offset: u64,
+}
+
+fn outcome(name: &str, r: Result<(), BrokerError>) -> TopicOutcome {
+    match r {
+        Ok(()) => TopicOutcome {
+            name: name.to_owned(),
+            error_code: ErrorCode::None,
+            message: None,
+        },
+        Err(e) => TopicOutcome {
+            name: name.to_owned(),
+            error_code: e.code(),
+            message: Some(e.to_string()),
+        },
+    }
+}
+
+fn task_failed(e: std::io::Error) -> Refused {
+    Refused {
+        code: ErrorCode::Unknown,
+        message: format!("task failed: {e}"),
+    }
+}
+
+impl Service {
+    /// Creates topics (file creation and fsyncs, on the blocking pool).
+    pub async fn create_topics(
+        self: &Arc<Self>,
+        topics: Vec<NewTopic>,
+    ) -> Result<Vec<TopicOutcome>, Refused> {
+        let svc = Arc::clone(self);
+        blocking(move || {
+            topics
+                .iter()
+                .map(|t| outcome(&t.name, svc.topics.create(&t.name, t.partitions, &t.config)))
+                .collect()
+        })
+        .await
+        .map_err(task_failed)
+    }
+
+    /// Deletes topics and forgets their committed offsets (on the blocking
+    /// pool).
+    pub async fn delete_topics(
+        self: &Arc<Self>,
+        names: Vec<String>,
+    ) -> Result<Vec<TopicOutcome>, Refused> {
+        let svc = Arc::clone(self);
+        blocking(move || {
+            names
+                .iter()
+                .map(|n| {
+                    let deleted = svc.topics.delete(n);
+                    if deleted.is_ok() {
+                        // Its committed offsets go too (and, should this
+                        // fail, at the next start).
+                        if let Err(e) = svc.offsets.forget_topics(|t| t != n.as_str()) {
+                            tracing::warn!(topic = %n, error = %e, "could not forget committed offsets of deleted topic");
+                        }
+                    }
+                    outcome(n, deleted)
+                })
+                .collect()
+        })
+        .await
+        .map_err(task_failed)
+    }
+
+    /// Describes the named topics, or every topic. Reads only in-memory
+    /// state (atomics, the offline flag): no partition lock, no disk.
+    pub fn describe_topics(&self, names: Option<&[String]>) -> Vec<TopicInfo> {
+        match names {
+            Some(names) => names.iter().map(|n| self.describe(n)).collect(),
+            None => self
+                .topics
+                .list()
+                .iter()
+                .map(|t| self.describe(&t.name))
+                .collect(),
+        }
+    }
+
+    fn describe(&self, name: &str) -> TopicInfo {
+        match self.topics.topic(name) {
+            Some(t) => TopicInfo {
+                name: t.name.clone(),
+                error_code: ErrorCode::None,
+                partitions: t
+                    .partitions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| PartitionInfo {
+                        partition: i as u32,
+                        error_code: if p.is_offline() {
+                            ErrorCode::PartitionOffline
+                        } else {
+                            ErrorCode::None
+                        },
+                        log_start_offset: p.log.log_start_offset(),
+                        high_watermark: p.log.high_watermark(),
+                    })
+                    .collect(),
+                config: self.topics.defaults().resolve(&t.config),
+            },
+            None => TopicInfo {
+                name: name.to_owned(),
+                error_code: if validate_topic_name(name).is_ok() {
+                    ErrorCode::UnknownTopicOrPartition
+                } else {
+                    ErrorCode::InvalidTopicName
+                },
+                partitions: Vec::new(),
+                config: TopicConfig::default(),
+            },
+        }
+    }
+
+    /// Looks up offsets (timestamps search the time index: blocking pool).
+    pub async fn list_offsets(
+        self: &Arc<Self>,
+        lookups: Vec<OffsetLookup>,
+    ) -> Result<Vec<OffsetFound>, Refused> {
+        let svc = Arc::clone(self);
+        blocking(move || {
+            lookups
+                .into_iter()
+                .map(|l| {
+                    let result = svc
+                        .topics
+                        .partition(&l.topic, l.partition)
+                        .and_then(|part| {
+                            let log = &part.log;
+                            match l.query {
+                                OffsetQuery::Earliest => Ok(log.log_start_offset()),
+                                OffsetQuery::Latest => Ok(log.high_watermark()),
+                                OffsetQuery::Timestamp(ts) => log
+                                    .offset_for_timestamp(ts)
+                                    .map(|o| o.unwrap_or_else(|| log.high_watermark()))
+                                    .map_err(|e| log_error_code(&e)),
+                            }
+                        });
+                    let (error_code, offset) = match result {
+                        Ok(o) => (ErrorCode::None, o),
+                        Err(code) => (code, 0),
+                    };
+                    OffsetFound {
+                        topic: l.topic,
+                        partition: l.partition,
+                        error_code,
+                        offset,
+                    }
+                })
+                .collect()
+        })
+        .await
+        .map_err(task_failed)
+    }
+}

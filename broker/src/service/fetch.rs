@@ -1,0 +1,267 @@
+//! Fetch: resolve each partition's offset to a segment file range, wait
+//! (long poll) until `min_bytes` are available or `max_wait` passes, and
+//! return the ranges. The front-end turns them into a [`Chunk`] list — its
+//! own encoded headers interleaved with file ranges — for the gather writer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_protocol::wire::ErrorCode;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::{Refused, Service, blocking, check_partition_list};
+use crate::config::DiskIo;
+use crate::error::log_error_code;
+use crate::log::LogFile;
+use crate::partition::Partition;
+
+/// A fetch request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchRequest {
+    /// Longest wait for `min_bytes` (capped by `max_fetch_wait_ms`).
+    pub max_wait: Duration,
+    /// Answer as soon as this many record bytes are available.
+    pub min_bytes: u64,
+    /// Record bytes wanted over all partitions (capped by
+    /// `max_fetch_response_bytes`).
+    pub max_bytes: u64,
+    /// The partitions and where to read them from.
+    pub partitions: Vec<FetchPartition>,
+}
+
+/// One partition of a [`FetchRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchPartition {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: u32,
+    /// First offset wanted.
+    pub offset: u64,
+    /// Record bytes wanted from this partition.
+    pub max_bytes: u64,
+}
+
+/// A byte range of a segment file holding whole record batches. Holding it
+/// keeps the file open even if retention deletes the segment.
+#[derive(Debug, Clone)]
+pub struct FileRange {
+    /// The segment file.
+    pub file: Arc<dyn LogFile>,
+    /// First byte.
+    pub position: u64,
+    /// Length in bytes (never 0 in a fetch result).
+    pub len: u64,
+    /// Within `hot_tail_bytes` of the partition's end: taken to be in the
+    /// page cache without a residency check.
+    pub hot: bool,
+}
+
+/// One piece of a response, in sending order.
+#[derive(Debug, Clone)]
+pub enum Chunk<'a> {
+    /// Bytes the front-end encoded.
+    Bytes(&'a [u8]),
+    /// Record bytes straight from a segment file.
+    File(FileRange),
+}
+
+/// The result for one partition, in request order.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: u32,
+    /// `ErrorCode::None` or why the partition could not be read.
+    pub error_code: ErrorCode,
+    /// The partition's high watermark when resolved.
+    pub high_watermark: u64,
+    /// The partition's log start offset when resolved.
+    pub log_start_offset: u64,
+    /// The records, if any.
+    pub records: Option<FileRange>,
+}
+
+impl Fetched {
+    /// Bytes of records.
+    pub fn records_len(&self) -> u64 {
+        self.records.as_ref().map_or(0, |r| r.len)
+    }
+}
+
+/// A fetch's result: one entry per requested partition.
+#[derive(Debug, Clone)]
+pub struct FetchResult {
+    /// Per partition, in request order.
+    pub partitions: Vec<Fetched>,
+    /// Record bytes over all partitions.
+    pub total: u64,
+}
+
+impl FetchResult {
+    /// The common plan: `head` followed by every partition's records back
+    /// to back (the native protocol's layout).
+    pub fn plan_after<'a>(&self, head: &'a [u8]) -> Vec<Chunk<'a>> {
+        let mut chunks = Vec::with_capacity(1 + self.partitions.len());
+        chunks.push(Chunk::Bytes(head));
+        chunks.extend(
+            self.partitions
+                .iter()
+                .filter_map(|p| p.records.clone().map(Chunk::File)),
+        );
+        chunks
+    }
+}
+
+type Looked = Result<Arc<Partition>, ErrorCode>;
+
+impl Service {
+    /// Serves a fetch. Waits until `min_bytes` of records are available,
+    /// `max_wait` passes, a partition fails, or `stop` turns true; woken by
+    /// appends (the partition's high-watermark signal), never by polling.
+    ///
+    /// The ranges total at most `max_fetch_response_bytes`, except that the
+    /// first non-empty range holds at least one whole record batch even if
+    /// that is larger (so a consumer always progresses); a later range that
+    /// would go past it is left for the next fetch. The request's own byte
+    /// limits are approximate: each partition read may end with one whole
+    /// batch past them.
+    pub async fn fetch(
+        self: &Arc<Self>,
+        req: FetchRequest,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<FetchResult, Refused> {
+        let entries = req
+            .partitions
+            .iter()
+            .map(|p| (p.topic.as_str(), p.partition));
+        check_partition_list(entries, self.config.max_partitions_per_request)?;
+        let looked: Vec<Looked> = req
+            .partitions
+            .iter()
+            .map(|p| self.topics.partition(&p.topic, p.partition))
+            .collect();
+        // Subscribe before resolving, so an append in between is not missed.
+        let mut watchers: Vec<watch::Receiver<u64>> =
+            looked.iter().flatten().map(|p| p.subscribe()).collect();
+        let wait = req.max_wait.min(Duration::from_millis(u64::from(
+            self.config.max_fetch_wait_ms,
+        )));
+        let deadline = Instant::now() + wait;
+        let shared = Arc::new((req, looked));
+        loop {
+            for w in &mut watchers {
+                w.borrow_and_update();
+            }
+            let r = self.resolve(&shared).await?;
+            let any_error = r.partitions.iter().any(|p| !p.error_code.is_ok());
+            if r.total >= shared.0.min_bytes
+                || any_error
+                || watchers.is_empty()
+                || Instant::now() >= deadline
+                || *stop.borrow()
+            {
+                return Ok(r);
+            }
+            let changed =
+                futures::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
+            let gone = tokio::select! {
+                (result, _, _) = changed => result.is_err(),
+                () = tokio::time::sleep_until(deadline) => false,
+                _ = stop.changed() => false,
+            };
+            if gone {
+                // A partition was deleted meanwhile: answer with what there is.
+                return self.resolve(&shared).await;
+            }
+        }
+    }
+
+    /// One resolution, on the blocking pool only with `disk_io =
+    /// "blocking-pool"`:
+    /// it may read batch headers and fault in index pages.
+    async fn resolve(
+        self: &Arc<Self>,
+        shared: &Arc<(FetchRequest, Vec<Looked>)>,
+    ) -> Result<FetchResult, Refused> {
+        let max_response = self.config.max_fetch_response_bytes;
+        let hot_tail = self.config.hot_tail_bytes;
+        match self.config.disk_io {
+            DiskIo::Reactor | DiskIo::SmallInline => {
+                Ok(resolve(&shared.0, &shared.1, max_response, hot_tail))
+            }
+            DiskIo::BlockingPool => {
+                let shared = Arc::clone(shared);
+                blocking(move || resolve(&shared.0, &shared.1, max_response, hot_tail))
+                    .await
+                    .map_err(|e| Refused {
+                        code: ErrorCode::Unknown,
+                        message: format!("fetch task failed: {e}"),
+                    })
+            }
+        }
+    }
+}
+
+/// Resolves every partition to a file range (see [`Service::fetch`]).
+fn resolve(req: &FetchRequest, parts: &[Looked], max_response: u32, hot_tail: u64) -> FetchResult {
+    let mut out = FetchResult {
+        partitions: Vec::with_capacity(parts.len()),
+        total: 0,
+    };
+    let mut budget = req.max_bytes.min(u64::from(max_response));
+    let mut clamp_left = u64::from(max_response);
+    for (p, part) in req.partitions.iter().zip(parts) {
+        let mut f = Fetched {
+            topic: p.topic.clone(),
+            partition: p.partition,
+            error_code: ErrorCode::None,
+            high_watermark: 0,
+            log_start_offset: 0,
+            records: None,
+        };
+        match part {
+            Err(code) => f.error_code = *code,
+            Ok(part) => {
+                f.high_watermark = part.log.high_watermark();
+                f.log_start_offset = part.log.log_start_offset();
+                let max = p.max_bytes.min(budget);
+                if max > 0 || out.total == 0 {
+                    match part.log.read(p.offset, max.max(1)) {
+                        Ok(slice) if out.total > 0 && slice.len > clamp_left => {
+                            // Past the broker's response limit: the
+                            // partition's records come in a later fetch.
+                            f.high_watermark = slice.high_watermark;
+                            f.log_start_offset = slice.log_start_offset;
+                        }
+                        Ok(slice) if u32::try_from(slice.len).is_err() => {
+                            // Cannot be described in a response; never
+                            // happens with batches under the frame limit.
+                            f.error_code = ErrorCode::MessageTooLarge;
+                        }
+                        Ok(slice) => {
+                            f.high_watermark = slice.high_watermark;
+                            f.log_start_offset = slice.log_start_offset;
+                            out.total += slice.len;
+                            budget = budget.saturating_sub(slice.len);
+                            clamp_left = clamp_left.saturating_sub(slice.len);
+                            if let Some(file) = slice.file.filter(|_| slice.len > 0) {
+                                f.records = Some(FileRange {
+                                    file,
+                                    position: slice.position,
+                                    len: slice.len,
+                                    hot: slice.bytes_after.saturating_add(slice.len) <= hot_tail,
+                                });
+                            }
+                        }
+                        Err(e) => f.error_code = log_error_code(&e),
+                    }
+                }
+            }
+        }
+        out.partitions.push(f);
+    }
+    out
+}

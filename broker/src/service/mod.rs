@@ -1,0 +1,232 @@
+//! The service layer: what the broker does, independent of any wire
+//! protocol.
+//!
+//! Front-ends (the native protocol in `server::native`, later a Kafka
+//! listener) decode requests into the typed requests of this module, call a
+//! [`Service`] function and encode what it returns. Nothing here knows about
+//! frames, sockets or postcard. Dependencies point one way:
+//! front-end → service → [`crate::partition`] → [`crate::log`].
+//!
+//! - [`produce`]: append record sets, acknowledged by the partition's policy.
+//! - [`fetch`]: long-poll fetch returning a [`fetch::Plan`] of byte chunks
+//!   and file ranges.
+//! - [`admin`]: create, delete, list and describe topics; list offsets.
+//! - [`offsets`]: commit and fetch consumer-group offsets.
+//! - [`stats`](mod@stats): counters.
+//!
+//! Every function that may touch the disk runs that part on the blocking
+//! pool (`tokio::task::spawn_blocking`), never on a reactor thread.
+
+pub mod admin;
+pub mod fetch;
+pub mod offsets;
+pub mod produce;
+pub mod stats;
+
+use crate::config::BrokerConfig;
+use crate::offsets::OffsetStore;
+use crate::topics::TopicStore;
+use sluice_protocol::wire::ErrorCode;
+use stats::Stats;
+
+/// The broker's state shared by every front-end: settings, topics,
+/// committed offsets, counters.
+#[derive(Debug)]
+pub struct Service {
+    /// Settings.
+    pub config: BrokerConfig,
+    /// Topics and their partitions.
+    pub topics: TopicStore,
+    /// Committed offsets of consumer groups.
+    pub offsets: OffsetStore,
+    /// Counters.
+    pub stats: Stats,
+}
+
+/// A whole request refused: the error code and a message for the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Refused {
+    /// Stable error code.
+    pub code: ErrorCode,
+    /// Human-readable reason.
+    pub message: String,
+}
+
+impl Service {
+    /// Flushes and closes every log, writing clean-shutdown markers. Blocking.
+    pub fn shutdown(&self) {
+        self.topics.shutdown();
+        self.offsets.shutdown();
+    }
+}
+
+/// Checks the partition list of a produce or fetch request: at most `max`
+/// entries, no (topic, partition) twice.
+pub fn check_partition_list<'a>(
+    entries: impl ExactSizeIterator<Item = (&'a str, u32)> + Clone,
+    max: u32,
+) -> Result<(), Refused> {
+    let n = entries.len();
+    if n > max as usize {
+        return Err(Refused {
+            code: ErrorCode::TooManyPartitions,
+            message: format!("{n} partitions in one request; at most {max} are accepted"),
+        });
+    }
+    let duplicate = |(topic, partition): (&str, u32)| Refused {
+        code: ErrorCode::DuplicatePartition,
+        message: format!("partition {partition} of topic {topic:?} is listed more than once"),
+    };
+    if n <= 16 {
+        // Short lists (the usual case): compare pairs, no allocation.
+        for (i, a) in entries.clone().enumerate() {
+            if entries.clone().skip(i + 1).any(|b| a == b) {
+                return Err(duplicate(a));
+            }
+        }
+    } else {
+        let mut seen = std::collections::HashSet::with_capacity(n);
+        for e in entries {
+            if !seen.insert(e) {
+                return Err(duplicate(e));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs blocking work (file I/O, fsync) on the blocking pool. A panic in it
+/// becomes an error, never a panic of the caller.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(std::io::Error::other)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::BytesMut;
+    use sluice_protocol::batch::{BatchBuilder, NewRecord};
+
+    use super::*;
+    use crate::service::fetch::{FetchPartition, FetchRequest};
+    use crate::service::produce::{Acks, ProducePartition, ProduceRequest};
+
+    fn service(dir: &std::path::Path) -> Arc<Service> {
+        let config = BrokerConfig {
+            data_dir: dir.to_owned(),
+            ..BrokerConfig::default()
+        };
+        let topics = TopicStore::open(dir, config.topic_defaults.clone()).unwrap();
+        let offsets =
+            OffsetStore::open(Arc::new(crate::log::StdFs), dir, config.offsets_config()).unwrap();
+        let svc = Arc::new(Service {
+            config,
+            topics,
+            offsets,
+            stats: Stats::default(),
+        });
+        svc.topics.create("t", 1, &Default::default()).unwrap();
+        svc
+    }
+
+    fn records(n: usize) -> BytesMut {
+        let mut b = BatchBuilder::new();
+        for _ in 0..n {
+            b.push(&NewRecord {
+                timestamp: 1,
+                key: None,
+                value: Some(b"v"),
+                headers: &[],
+            });
+        }
+        b.finish()
+    }
+
+    fn produce_req(records: BytesMut, range: std::ops::Range<usize>) -> ProduceRequest {
+        ProduceRequest {
+            acks: Acks::Leader,
+            timeout: Duration::from_secs(5),
+            partitions: vec![ProducePartition {
+                topic: "t".into(),
+                partition: 0,
+                records: range,
+            }],
+            records,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_poll_is_woken_by_a_produce() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        let req = FetchRequest {
+            max_wait: Duration::from_secs(20),
+            min_bytes: 1,
+            max_bytes: 1 << 20,
+            partitions: vec![FetchPartition {
+                topic: "t".into(),
+                partition: 0,
+                offset: 0,
+                max_bytes: 1 << 20,
+            }],
+        };
+        let fetch = tokio::spawn({
+            let svc = Arc::clone(&svc);
+            async move { svc.fetch(req, stop).await }
+        });
+        let batch = records(3);
+        let len = batch.len();
+        let produced = svc.produce(produce_req(batch, 0..len)).await.unwrap();
+        assert_eq!(produced[0].error_code, ErrorCode::None);
+        let fetched = tokio::time::timeout(Duration::from_secs(10), fetch)
+            .await
+            .expect("the long poll was not woken by the append")
+            .unwrap()
+            .unwrap();
+        assert_eq!(fetched.total, len as u64);
+        assert_eq!(fetched.partitions[0].high_watermark, 3);
+        let chunks = fetched.plan_after(b"head");
+        assert_eq!(chunks.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_produce_range_outside_the_records_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        let batch = records(1);
+        let len = batch.len();
+        let r = svc.produce(produce_req(batch, 0..len + 1)).await;
+        assert_eq!(r.map_err(|e| e.code).err(), Some(ErrorCode::InvalidRequest));
+        assert_eq!(svc.topics.partition("t", 0).unwrap().log.next_offset(), 0);
+    }
+
+    #[test]
+    fn partition_lists_are_capped_and_free_of_duplicates() {
+        let check = |list: &[(&str, u32)], max: u32| {
+            check_partition_list(list.iter().copied(), max).map_err(|r| r.code)
+        };
+        assert_eq!(check(&[("a", 0), ("a", 1), ("b", 0)], 3), Ok(()));
+        assert_eq!(
+            check(&[("a", 0), ("a", 1)], 1),
+            Err(ErrorCode::TooManyPartitions)
+        );
+        assert_eq!(
+            check(&[("a", 0), ("b", 0), ("a", 0)], 3),
+            Err(ErrorCode::DuplicatePartition)
+        );
+        // Long lists take the hash-set path.
+        let names: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
+        let mut long: Vec<(&str, u32)> = names.iter().map(|n| (n.as_str(), 7)).collect();
+        assert_eq!(check(&long, 40), Ok(()));
+        long.push(("t39", 7));
+        assert_eq!(check(&long, 41), Err(ErrorCode::DuplicatePartition));
+    }
+}

@@ -1,0 +1,150 @@
+//! Consumer-group committed offsets.
+
+use std::sync::Arc;
+
+use sluice_protocol::wire::ErrorCode;
+use sluice_protocol::wire::offset_commit::CommitPartition;
+
+use super::{Refused, Service, blocking};
+use crate::log::validate_topic_name;
+
+/// One offset to commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: u32,
+    /// The next offset the group will consume.
+    pub offset: u64,
+    /// Free-form metadata (at most `offset_metadata_max_bytes`).
+    pub metadata: String,
+}
+
+/// The outcome of one [`Commit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: u32,
+    /// `ErrorCode::None` if stored.
+    pub error_code: ErrorCode,
+}
+
+/// A committed offset read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: u32,
+    /// The offset, `None` if the group committed none for the partition.
+    pub offset: Option<u64>,
+    /// Its metadata.
+    pub metadata: String,
+}
+
+impl Service {
+    /// Stores the offsets of existing partitions whose metadata fits; the
+    /// others get their own error code. Writes the offsets log: blocking pool.
+    pub async fn commit_offsets(
+        self: &Arc<Self>,
+        group: String,
+        commits: Vec<Commit>,
+    ) -> Result<Vec<Committed>, Refused> {
+        let svc = Arc::clone(self);
+        blocking(move || svc.commit_blocking(&group, commits))
+            .await
+            .map_err(|e| Refused {
+                code: ErrorCode::Unknown,
+                message: format!("commit task failed: {e}"),
+            })
+    }
+
+    fn commit_blocking(&self, group: &str, commits: Vec<Commit>) -> Vec<Committed> {
+        let group_code = if validate_topic_name(group).is_ok() {
+            ErrorCode::None
+        } else {
+            ErrorCode::InvalidGroupName
+        };
+        let max_metadata = self.offsets.max_metadata_bytes();
+        let own_codes: Vec<ErrorCode> = commits
+            .iter()
+            .map(|p| {
+                if self.topics.partition(&p.topic, p.partition).is_err() {
+                    ErrorCode::UnknownTopicOrPartition
+                } else if p.metadata.len() > max_metadata {
+                    ErrorCode::OffsetMetadataTooLarge
+                } else {
+                    ErrorCode::None
+                }
+            })
+            .collect();
+        let to_store: Vec<CommitPartition> = commits
+            .iter()
+            .zip(&own_codes)
+            .filter(|(_, c)| c.is_ok())
+            .map(|(p, _)| CommitPartition {
+                topic: p.topic.clone(),
+                partition: p.partition,
+                offset: p.offset,
+                metadata: p.metadata.clone(),
+            })
+            .collect();
+        let stored = if group_code.is_ok() {
+            self.offsets.commit(group, &to_store).map_err(|e| e.code())
+        } else {
+            Err(group_code)
+        };
+        commits
+            .into_iter()
+            .zip(own_codes)
+            .map(|(p, own)| Committed {
+                topic: p.topic,
+                partition: p.partition,
+                error_code: match (&stored, own) {
+                    (Err(code), _) => *code,
+                    (Ok(()), own) => own,
+                },
+            })
+            .collect()
+    }
+
+    /// The group's committed offsets for the given partitions, or all of
+    /// them. In memory, no disk. `InvalidGroupName` refuses the request.
+    pub fn fetch_offsets(
+        &self,
+        group: &str,
+        partitions: Option<Vec<(String, u32)>>,
+    ) -> Result<Vec<CommittedOffset>, ErrorCode> {
+        if validate_topic_name(group).is_err() {
+            return Err(ErrorCode::InvalidGroupName);
+        }
+        Ok(match partitions {
+            Some(list) => list
+                .into_iter()
+                .map(|(topic, partition)| {
+                    let committed = self.offsets.get(group, &topic, partition);
+                    CommittedOffset {
+                        offset: committed.as_ref().map(|c| c.0),
+                        metadata: committed.map(|c| c.1).unwrap_or_default(),
+                        topic,
+                        partition,
+                    }
+                })
+                .collect(),
+            None => self
+                .offsets
+                .group(group)
+                .into_iter()
+                .map(|(topic, partition, offset, metadata)| CommittedOffset {
+                    topic,
+                    partition,
+                    offset: Some(offset),
+                    metadata,
+                })
+                .collect(),
+        })
+    }
+}

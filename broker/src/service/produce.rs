@@ -1,0 +1,213 @@
+//! Produce: append each partition's record set, make it durable when the
+//! topic or the producer's acks ask for it (group commit, all partitions of
+//! one request flushed in one blocking task), and report each partition's
+//! base offset or error.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use sluice_protocol::wire::ErrorCode;
+
+use super::stats::Stats;
+use super::{Refused, Service, blocking, check_partition_list};
+use crate::config::DiskIo;
+use crate::error::log_error_code;
+pub use crate::partition::Acks;
+use crate::partition::Partition;
+
+/// A produce request: record sets for some partitions.
+#[derive(Debug)]
+pub struct ProduceRequest {
+    /// What the producer waits for.
+    pub acks: Acks,
+    /// How long a flush may take before the partitions waiting for it are
+    /// answered `RequestTimedOut` (their records stay appended).
+    pub timeout: Duration,
+    /// The partitions, each with its records' range in `records`.
+    pub partitions: Vec<ProducePartition>,
+    /// The record bytes of every partition (ranges may lie anywhere in it,
+    /// so a front-end passes its frame buffer as is). Offsets are written
+    /// into it in place.
+    pub records: BytesMut,
+}
+
+/// One partition of a [`ProduceRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducePartition {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: u32,
+    /// Where its record batches are in [`ProduceRequest::records`].
+    pub records: Range<usize>,
+}
+
+/// The outcome for one partition, in request order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Produced {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: u32,
+    /// `ErrorCode::None` if the records were appended (and, if required,
+    /// flushed).
+    pub error_code: ErrorCode,
+    /// Offset of the first record appended.
+    pub base_offset: u64,
+    /// Why it failed.
+    pub message: Option<String>,
+}
+
+type Looked = Result<Arc<Partition>, ErrorCode>;
+/// Partitions still to flush: (result index, partition, offset).
+type ToFlush = Vec<(usize, Arc<Partition>, u64)>;
+
+impl Service {
+    /// Appends every partition's records and returns when they are as
+    /// durable as `acks` and the topic require. The whole request is refused
+    /// (nothing appended) if it lists too many partitions, a partition twice,
+    /// or a range outside `records`.
+    pub async fn produce(self: &Arc<Self>, req: ProduceRequest) -> Result<Vec<Produced>, Refused> {
+        let entries = req
+            .partitions
+            .iter()
+            .map(|p| (p.topic.as_str(), p.partition));
+        check_partition_list(entries, self.config.max_partitions_per_request)?;
+        if let Some(p) = req
+            .partitions
+            .iter()
+            .find(|p| p.records.start > p.records.end || p.records.end > req.records.len())
+        {
+            return Err(Refused {
+                code: ErrorCode::InvalidRequest,
+                message: format!(
+                    "records of partition {} of topic {:?} lie outside the request",
+                    p.partition, p.topic
+                ),
+            });
+        }
+        let looked: Vec<Looked> = req
+            .partitions
+            .iter()
+            .map(|p| self.topics.partition(&p.topic, p.partition))
+            .collect();
+        let acks = req.acks;
+        let timeout = req.timeout;
+        let partitions = req.partitions;
+        let mut records = req.records;
+        let inline = match self.config.disk_io {
+            DiskIo::Reactor => true,
+            DiskIo::SmallInline => records.len() <= DiskIo::SMALL_APPEND_BYTES,
+            DiskIo::BlockingPool => false,
+        };
+        let (mut results, to_flush) = match inline {
+            true => append_all(self, &partitions, &looked, &mut records, acks),
+            false => {
+                let svc = Arc::clone(self);
+                let done = blocking(move || {
+                    let r = append_all(&svc, &partitions, &looked, &mut records, acks);
+                    // The request's bytes are freed here, off the reactor.
+                    drop(records);
+                    r
+                })
+                .await;
+                done.map_err(|e| Refused {
+                    code: ErrorCode::Unknown,
+                    message: format!("append task failed: {e}"),
+                })?
+            }
+        };
+        if !to_flush.is_empty() {
+            flush_all(&mut results, to_flush, timeout).await;
+        }
+        Ok(results)
+    }
+}
+
+/// Appends each partition's records; returns the results and the partitions
+/// still to flush (result index, partition, offset). Blocking.
+fn append_all(
+    svc: &Service,
+    partitions: &[ProducePartition],
+    looked: &[Looked],
+    records: &mut [u8],
+    acks: Acks,
+) -> (Vec<Produced>, ToFlush) {
+    let mut results = Vec::with_capacity(partitions.len());
+    let mut to_flush = Vec::new();
+    for (i, (p, part)) in partitions.iter().zip(looked).enumerate() {
+        let mut result = Produced {
+            topic: p.topic.clone(),
+            partition: p.partition,
+            error_code: ErrorCode::None,
+            base_offset: 0,
+            message: None,
+        };
+        let bytes = records.get_mut(p.records.clone()).unwrap_or_default();
+        match part {
+            Err(code) => {
+                result.error_code = *code;
+                result.message = Some(format!(
+                    "no partition {} of topic {:?}",
+                    p.partition, p.topic
+                ));
+            }
+            Ok(part) => match part.append(bytes, acks) {
+                Ok(appended) => {
+                    Stats::add(&svc.stats.produce_bytes, bytes.len() as u64);
+                    result.base_offset = appended.info.base_offset;
+                    if let Some(offset) = appended.flush_to {
+                        to_flush.push((i, Arc::clone(part), offset));
+                    }
+                }
+                Err(e) => {
+                    result.error_code = log_error_code(&e);
+                    result.message = Some(e.to_string());
+                }
+            },
+        }
+        results.push(result);
+    }
+    (results, to_flush)
+}
+
+/// Flushes the partitions of one request together on one blocking-pool
+/// thread, waiting at most `timeout`.
+async fn flush_all(results: &mut [Produced], to_flush: ToFlush, timeout: Duration) {
+    let indexes: Vec<usize> = to_flush.iter().map(|(i, _, _)| *i).collect();
+    let flush = blocking(move || {
+        to_flush
+            .into_iter()
+            .map(|(i, part, offset)| {
+                let r = part.flush_to(offset);
+                (i, r.map_err(|e| (log_error_code(&e), e.to_string())))
+            })
+            .collect::<Vec<_>>()
+    });
+    let timeout = timeout.max(Duration::from_millis(1));
+    let mut fail_all = |code: ErrorCode, msg: String| {
+        for i in &indexes {
+            if let Some(r) = results.get_mut(*i) {
+                r.error_code = code;
+                r.message = Some(msg.clone());
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, flush).await {
+        Ok(Ok(outcomes)) => {
+            for (i, outcome) in outcomes {
+                if let (Err((code, msg)), Some(r)) = (outcome, results.get_mut(i)) {
+                    r.error_code = code;
+                    r.message = Some(msg);
+                }
+            }
+        }
+        Ok(Err(join)) => fail_all(ErrorCode::Unknown, format!("flush task failed: {join}")),
+        Err(_) => fail_all(
+            ErrorCode::RequestTimedOut,
+            format!("not durable within {timeout:?}"),
+        ),
+    }
+}
