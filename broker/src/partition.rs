@@ -5,6 +5,7 @@
 //!
 //! Dependencies point one way: front-end → service → partition → log.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::watch;
@@ -39,8 +40,9 @@ pub struct Appended {
 /// offline flag readable without touching the log's lock.
 #[derive(Debug)]
 pub struct Partition {
-    /// The partition log.
-    pub log: PartitionLog,
+    /// The partition log (shared with the log flusher thread while a group
+    /// commit for it is pending).
+    pub log: Arc<PartitionLog>,
     watermark: watch::Sender<u64>,
     offline: AtomicBool,
 }
@@ -52,7 +54,7 @@ impl Partition {
         let (watermark, _) = watch::channel(log.high_watermark());
         let offline = AtomicBool::new(log.is_offline());
         Partition {
-            log,
+            log: Arc::new(log),
             watermark,
             offline,
         }
@@ -123,6 +125,29 @@ impl Partition {
         }
         self.notify();
         r
+    }
+
+    /// Makes the partitions of one request durable up to their offsets
+    /// together, as one group commit on the log flusher thread, without
+    /// holding a thread per waiting request; then publishes each one's high
+    /// watermark (and offline state, after a failure). Results come in the
+    /// order of `items`.
+    pub async fn flush_all(items: &[(Arc<Partition>, u64)]) -> Vec<Result<(), LogError>> {
+        let waiters = PartitionLog::flush_all_async(
+            items
+                .iter()
+                .map(|(part, offset)| (Arc::clone(&part.log), *offset)),
+        );
+        let results = waiters.wait().await;
+        for ((part, _), r) in items.iter().zip(&results) {
+            if r.is_err() {
+                // The log's offline flag is set by the failed flush; reading
+                // it takes the log's state lock only briefly (no I/O under it).
+                part.refresh_offline();
+            }
+            part.notify();
+        }
+        results
     }
 
     /// One maintenance pass of the log (flush due data, roll, retention),

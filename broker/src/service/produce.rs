@@ -1,6 +1,7 @@
 //! Produce: append each partition's record set, make it durable when the
-//! topic or the producer's acks ask for it (group commit, all partitions of
-//! one request flushed in one blocking task), and report each partition's
+//! topic or the producer's acks ask for it (group commit on the log flusher
+//! thread, all partitions of one request flushed together, no thread held
+//! per waiting request), and report each partition's
 //! base offset or error.
 
 use std::ops::Range;
@@ -173,19 +174,19 @@ fn append_all(
     (results, to_flush)
 }
 
-/// Flushes the partitions of one request together on one blocking-pool
-/// thread, waiting at most `timeout`.
+/// Flushes the partitions of one request together as one group commit on
+/// the log flusher thread (no thread waits per request), waiting at most
+/// `timeout`. The flush goes on if the wait times out; its records stay
+/// appended and become visible when it completes.
 async fn flush_all(results: &mut [Produced], to_flush: ToFlush, timeout: Duration) {
     let indexes: Vec<usize> = to_flush.iter().map(|(i, _, _)| *i).collect();
-    let flush = blocking(move || {
-        to_flush
-            .into_iter()
-            .map(|(i, part, offset)| {
-                let r = part.flush_to(offset);
-                (i, r.map_err(|e| (log_error_code(&e), e.to_string())))
-            })
-            .collect::<Vec<_>>()
-    });
+    let items: Vec<(Arc<Partition>, u64)> = to_flush
+        .into_iter()
+        .map(|(_, part, offset)| (part, offset))
+        .collect();
+    // Spawned, so that the high watermarks are published when the flush
+    // completes even if this request stops waiting for it.
+    let flush = tokio::spawn(async move { Partition::flush_all(&items).await });
     let timeout = timeout.max(Duration::from_millis(1));
     let mut fail_all = |code: ErrorCode, msg: String| {
         for i in &indexes {
@@ -197,10 +198,10 @@ async fn flush_all(results: &mut [Produced], to_flush: ToFlush, timeout: Duratio
     };
     match tokio::time::timeout(timeout, flush).await {
         Ok(Ok(outcomes)) => {
-            for (i, outcome) in outcomes {
-                if let (Err((code, msg)), Some(r)) = (outcome, results.get_mut(i)) {
-                    r.error_code = code;
-                    r.message = Some(msg);
+            for (i, outcome) in indexes.iter().zip(outcomes) {
+                if let (Err(e), Some(r)) = (outcome, results.get_mut(*i)) {
+                    r.error_code = log_error_code(&e);
+                    r.message = Some(e.to_string());
                 }
             }
         }
