@@ -69,7 +69,7 @@ impl PartitionLog {
     /// The value is rounded down to a batch boundary and capped at the log
     /// end, or with [`FlushPolicy::BeforeAck`] at the recovery point (never
     /// visible before it is durable). It never moves back, except by
-    /// [`PartitionLog::truncate_after`]. Returns the high watermark now in
+    /// [`PartitionLog::truncate_to`]. Returns the high watermark now in
     /// force.
     pub fn set_high_watermark(&self, offset: u64) -> Result<u64, LogError> {
         loop {
@@ -131,7 +131,7 @@ impl PartitionLog {
     /// through it, and a cut one reads short (end of file) past the cut.
     /// An `offset` below the log start is refused with
     /// [`LogError::OffsetOutOfRange`].
-    pub fn truncate_after(&self, offset: u64) -> Result<u64, LogError> {
+    pub fn truncate_to(&self, offset: u64) -> Result<u64, LogError> {
         // No flush runs meanwhile: a flush's snapshot could reach past the
         // new end.
         let _flush = self.flush_lock.lock();

@@ -200,7 +200,7 @@ fn run(ops: Vec<Op>) {
                         .max()
                         .unwrap()
                 };
-                assert_eq!(log.truncate_after(offset).unwrap(), boundary);
+                assert_eq!(log.truncate_to(offset).unwrap(), boundary);
                 model.records.retain(|(o, _)| *o < boundary);
                 model.batch_starts.retain(|&b| b < boundary);
             }

@@ -24,7 +24,7 @@ fn truncation_across_segments_moves_end_and_high_watermark_back() {
     let held = log.read(390, 1 << 20).unwrap();
     let segments = log.segment_count();
     // Offset 42 lies inside the batch that starts at 40.
-    assert_eq!(log.truncate_after(42).unwrap(), 40);
+    assert_eq!(log.truncate_to(42).unwrap(), 40);
     assert_eq!(log.next_offset(), 40);
     assert_eq!(log.high_watermark(), 40);
     assert!(log.segment_count() < segments);
@@ -48,9 +48,9 @@ fn truncation_across_segments_moves_end_and_high_watermark_back() {
     let info = log.append_at(42, &mut leader_batch("f", 3, 42)).unwrap();
     assert_eq!(info.next_offset, 45);
     // Truncating at or past the end changes nothing; below the start fails.
-    assert_eq!(log.truncate_after(1000).unwrap(), 45);
+    assert_eq!(log.truncate_to(1000).unwrap(), 45);
     // A crash right after a truncation keeps it.
-    assert_eq!(log.truncate_after(43).unwrap(), 42);
+    assert_eq!(log.truncate_to(43).unwrap(), 42);
     drop(log);
     let (log, report) = PartitionLog::open(dir.path(), small_config()).unwrap();
     assert!(!report.clean_shutdown);
@@ -68,7 +68,7 @@ fn truncation_to_a_sealed_segment_reactivates_it_and_survives_a_clean_reopen() {
     }
     log.flush().unwrap();
     assert_eq!(log.recovery_point(), 400);
-    assert_eq!(log.truncate_after(8).unwrap(), 8);
+    assert_eq!(log.truncate_to(8).unwrap(), 8);
     assert_eq!(log.recovery_point(), 8, "the recovery point moves back");
     assert_eq!(log.segment_count(), 1);
     for i in 0..60 {
@@ -116,7 +116,7 @@ fn follower_append_refuses_a_base_that_is_not_the_log_end() {
         "{err}"
     );
     assert_eq!(log.next_offset(), 2);
-    assert_eq!(log.truncate_after(0).unwrap(), 0);
+    assert_eq!(log.truncate_to(0).unwrap(), 0);
     assert_eq!(log.next_offset(), 0);
     assert!(read_all(&log, 100).is_empty());
 }
@@ -153,7 +153,7 @@ fn an_external_high_watermark_is_capped_and_rounded_to_a_batch() {
         "not before it is durable"
     );
     // A truncation below it takes it back.
-    assert_eq!(log.truncate_after(36).unwrap(), 36);
+    assert_eq!(log.truncate_to(36).unwrap(), 36);
     assert_eq!(log.high_watermark(), 36);
     assert_eq!(read_all(&log, 1 << 20).len(), 36);
 }
