@@ -224,18 +224,7 @@ impl PartitionLog {
         for seg in &segments {
             seg.release();
         }
-        let end = segments.back().map_or(
-            LogPoint {
-                offset: 0,
-                segment_base: 0,
-                position: 0,
-            },
-            |s| LogPoint {
-                offset: s.next_offset(),
-                segment_base: s.base_offset(),
-                position: s.size(),
-            },
-        );
+        let end = end_of(&segments);
         let log_start = segments.front().map_or(0, Segment::base_offset);
         if report.segments_rescanned > 0
             || report.bytes_truncated > 0
@@ -293,18 +282,7 @@ impl PartitionLog {
         segments: VecDeque<Segment>,
         reason: String,
     ) -> Self {
-        let end = segments.back().map_or(
-            LogPoint {
-                offset: 0,
-                segment_base: 0,
-                position: 0,
-            },
-            |s| LogPoint {
-                offset: s.next_offset(),
-                segment_base: s.base_offset(),
-                position: s.size(),
-            },
-        );
+        let end = end_of(&segments);
         let log_start = segments.front().map_or(0, Segment::base_offset);
         PartitionLog {
             dir,
@@ -353,4 +331,21 @@ fn read_checkpoint(fs: &dyn FileSystem, dir: &std::path::Path) -> Option<u64> {
             None
         }
     }
+}
+
+/// The end of the last whole batch in `segments` (the start of an empty log
+/// if there are none).
+fn end_of(segments: &VecDeque<Segment>) -> LogPoint {
+    segments.back().map_or(
+        LogPoint {
+            offset: 0,
+            segment_base: 0,
+            position: 0,
+        },
+        |s| LogPoint {
+            offset: s.next_offset(),
+            segment_base: s.base_offset(),
+            position: s.size(),
+        },
+    )
 }
