@@ -412,4 +412,31 @@ mod tests {
         let c = BrokerConfig::from_toml("[topic_defaults]\nsegment_ms = 0\n").unwrap();
         c.validate().unwrap();
     }
+
+    /// The config file shown in `docs/operations.md` lists every key with its
+    /// default: it parses, validates, equals the defaults (apart from the
+    /// example data directory), and names every key the broker has.
+    #[test]
+    fn the_documented_config_file_is_the_defaults() {
+        let doc = include_str!("../../docs/operations.md");
+        let start = doc.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let len = doc[start..].find("```").expect("its end");
+        let c = BrokerConfig::from_toml(&doc[start..start + len]).unwrap();
+        c.validate().unwrap();
+        let want = BrokerConfig {
+            data_dir: c.data_dir.clone(),
+            ..BrokerConfig::default()
+        };
+        assert_eq!(c, want);
+        let block = &doc[start..start + len];
+        let all = toml::to_string(&BrokerConfig::default()).unwrap();
+        for line in all.lines() {
+            if let Some((key, _)) = line.split_once(" = ") {
+                assert!(
+                    block.lines().any(|l| l.starts_with(&format!("{key} ="))),
+                    "docs/operations.md does not show `{key}`"
+                );
+            }
+        }
+    }
 }
