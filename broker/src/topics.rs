@@ -23,7 +23,8 @@ use crate::config::TopicDefaults;
 use crate::error::BrokerError;
 use crate::log::io::{FileSystem, StdFs, read_file, write_file_atomically};
 use crate::log::names::{
-    DELETE_SUFFIX, STRAY_SUFFIX, parse_set_aside_dir_name, set_aside_dir_name,
+    DELETE_SUFFIX, STRAY_SUFFIX, parse_set_aside_dir_name, parse_whole_set_aside_dir_name,
+    set_aside_dir_name,
 };
 use crate::log::{LogError, PartitionLog, TopicPartition, validate_topic_name};
 
@@ -177,8 +178,11 @@ impl TopicStore {
         let unfinished: Vec<String> = records
             .iter()
             .filter(|r| {
+                // A marker whose name was cut short cannot say which topic it
+                // came from (it could read as another topic's partition):
+                // it is removed below, but it finishes no deletion.
                 marked.iter().any(|m| {
-                    parse_set_aside_dir_name(m, DELETE_SUFFIX)
+                    parse_whole_set_aside_dir_name(m, DELETE_SUFFIX)
                         .and_then(|d| TopicPartition::from_dir_name(d).ok())
                         .is_some_and(|tp| tp.topic() == r.name && tp.partition() < r.partitions)
                 })
@@ -830,6 +834,37 @@ mod tests {
         drop(store);
         let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
         assert_eq!(store.list().len(), 1);
+    }
+
+    #[test]
+    fn a_cut_short_delete_marker_finishes_no_other_topics_deletion() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+        // `long-10` partition 0's marker, cut to 255 bytes, reads as `long`
+        // partition 1.
+        let long = "a".repeat(229);
+        let longer = format!("{long}-10");
+        store.create(&long, 4, &TopicConfig::default()).unwrap();
+        store.create(&longer, 1, &TopicConfig::default()).unwrap();
+        append_some(&store, &long, 1);
+        store.shutdown();
+        drop(store);
+        // The deletion of `longer` crashed after its rename.
+        let tp = TopicPartition::new(&longer, 0).unwrap();
+        std::fs::rename(
+            dir.path().join(tp.dir_name()),
+            dir.path().join(crate::log::names::set_aside_dir_name(
+                &tp.dir_name(),
+                0xcc,
+                DELETE_SUFFIX,
+            )),
+        )
+        .unwrap();
+        let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+        assert!(store.topic(&long).is_some(), "the other topic is kept");
+        assert_eq!(store.partition(&long, 1).unwrap().log.next_offset(), 3);
+        assert!(!dir_names(dir.path()).iter().any(|n| n.ends_with("-delete")));
+        store.shutdown();
     }
 
     #[test]

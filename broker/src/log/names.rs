@@ -153,6 +153,15 @@ pub fn parse_set_aside_dir_name<'a>(name: &'a str, suffix: &str) -> Option<&'a s
         .then_some(prefix)
 }
 
+/// Like [`parse_set_aside_dir_name`], but only if the directory name it came
+/// from was certainly not cut short: a cut prefix can read as another
+/// topic's partition (`<t>-1` cut from `<t>-10-0`), so only a whole name may
+/// say which topic a marker belongs to.
+pub fn parse_whole_set_aside_dir_name<'a>(name: &'a str, suffix: &str) -> Option<&'a str> {
+    let room = NAME_MAX - ID_LEN - suffix.len();
+    parse_set_aside_dir_name(name, suffix).filter(|prefix| prefix.len() < room)
+}
+
 impl fmt::Display for TopicPartition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.topic, self.partition)
@@ -257,5 +266,25 @@ mod tests {
                 prop_assert_eq!(TopicPartition::from_dir_name(&tp.dir_name()).unwrap(), tp);
             }
         }
+    }
+
+    #[test]
+    fn only_whole_set_aside_names_name_their_partition() {
+        let short = TopicPartition::new("orders", 3).unwrap().dir_name();
+        let marked = set_aside_dir_name(&short, 7, DELETE_SUFFIX);
+        assert_eq!(
+            parse_whole_set_aside_dir_name(&marked, DELETE_SUFFIX),
+            Some(&*short)
+        );
+        // `<t>-10` partition 0, cut short, reads as `<t>` partition 1.
+        let t = "a".repeat(229);
+        let long = TopicPartition::new(&format!("{t}-10"), 0)
+            .unwrap()
+            .dir_name();
+        let marked = set_aside_dir_name(&long, 7, DELETE_SUFFIX);
+        assert!(marked.len() <= 255);
+        let cut = parse_set_aside_dir_name(&marked, DELETE_SUFFIX).unwrap();
+        assert_eq!(TopicPartition::from_dir_name(cut).unwrap().topic(), t);
+        assert_eq!(parse_whole_set_aside_dir_name(&marked, DELETE_SUFFIX), None);
     }
 }
