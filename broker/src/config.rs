@@ -219,7 +219,7 @@ pub struct BrokerConfig {
     /// snapshotted and the log below the snapshot deleted (at least the size
     /// of the previous snapshot).
     pub offsets_snapshot_bytes: u64,
-    /// Most (topic, partition) entries one Produce or Fetch request may
+    /// Most (topic, partition) entries one Produce, Fetch, ListOffsets or OffsetCommit request may
     /// list; a longer list is refused with `TooManyPartitions`.
     pub max_partitions_per_request: u32,
     /// Most record bytes one fetch response carries, whatever the request

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use sluice_client::{ClientError, Connection};
 use sluice_protocol::wire::fetch::{FetchPartition, FetchRequest, FetchResponse};
 use sluice_protocol::wire::frame::RequestHeader;
+use sluice_protocol::wire::list_offsets::{ListOffsetsPartition, OffsetSpec};
+use sluice_protocol::wire::offset_commit::CommitPartition;
 use sluice_protocol::wire::produce::{Acks, ProducePartition, ProduceRequest};
 use sluice_protocol::wire::topic_config::TopicConfig;
 use sluice_protocol::wire::{ApiKey, ErrorCode, encode_body};
@@ -361,6 +363,33 @@ async fn partition_lists_are_capped_and_duplicates_refused() {
         .call::<_, FetchResponse>(ApiKey::Fetch, &fetch_of(&many[..1000], 1024), &[])
         .await;
     assert!(r.is_ok(), "{r:?}");
+    // ListOffsets and OffsetCommit are capped too (each lookup may search
+    // time indexes; each commit adds a key).
+    let lookups = many
+        .iter()
+        .map(|(t, p)| ListOffsetsPartition {
+            topic: (*t).to_owned(),
+            partition: *p,
+            spec: OffsetSpec::Latest,
+        })
+        .collect();
+    expect_refused(
+        c.list_offsets(lookups).await.map(|_| ()),
+        ErrorCode::TooManyPartitions,
+    );
+    let commits = many
+        .iter()
+        .map(|(t, p)| CommitPartition {
+            topic: (*t).to_owned(),
+            partition: *p,
+            offset: 0,
+            metadata: String::new(),
+        })
+        .collect();
+    expect_refused(
+        c.offset_commit("g", commits).await.map(|_| ()),
+        ErrorCode::TooManyPartitions,
+    );
     // With acks=none no answer is read, so a refused list closes the
     // connection instead.
     let mut quiet = broker.connect().await;

@@ -213,6 +213,7 @@ impl Service {
         self: &Arc<Self>,
         lookups: Vec<OffsetLookup>,
     ) -> Result<Vec<OffsetFound>, Refused> {
+        super::check_partition_count(lookups.len(), self.config.max_partitions_per_request)?;
         let svc = Arc::clone(self);
         blocking(move || {
             lookups

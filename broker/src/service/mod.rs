@@ -61,6 +61,18 @@ impl Service {
     }
 }
 
+/// Refuses a request listing more than `max` partitions (ListOffsets and
+/// OffsetCommit, where one partition may appear more than once).
+pub fn check_partition_count(n: usize, max: u32) -> Result<(), Refused> {
+    if n > max as usize {
+        return Err(Refused {
+            code: ErrorCode::TooManyPartitions,
+            message: format!("{n} partitions in one request; at most {max} are accepted"),
+        });
+    }
+    Ok(())
+}
+
 /// Checks the partition list of a produce or fetch request: at most `max`
 /// entries, no (topic, partition) twice.
 pub fn check_partition_list<'a>(

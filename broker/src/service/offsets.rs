@@ -53,6 +53,7 @@ impl Service {
         group: String,
         commits: Vec<Commit>,
     ) -> Result<Vec<Committed>, Refused> {
+        super::check_partition_count(commits.len(), self.config.max_partitions_per_request)?;
         let svc = Arc::clone(self);
         blocking(move || svc.commit_blocking(&group, commits))
             .await
