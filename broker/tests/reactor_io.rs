@@ -260,6 +260,25 @@ fn stuck_write(disk_io: DiskIo, records: usize) {
         assert_eq!(fast.partitions[0].error_code, ErrorCode::None);
         assert!(!stuck.is_finished(), "the gated write is still held");
 
+        // A small append to the same partition publishes after the stuck
+        // one, so it waits for it: off the reactor, which keeps serving.
+        let waiting = tokio::spawn(async move {
+            let mut c = Connection::connect(addr).await.unwrap();
+            c.produce(Acks::Leader, 30_000, &[("slow", 0, &batch(2)[..])])
+                .await
+                .unwrap()
+                .unwrap()
+        });
+        // Let it reach the broker (if it does not, the check below is moot,
+        // not wrong).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let meta = tokio::time::timeout(limit, other.metadata(Some(vec!["fast".into()])))
+            .await
+            .expect("metadata stalled behind an append waiting for an earlier one")
+            .unwrap();
+        assert_eq!(meta.topics[0].error_code, ErrorCode::None);
+        assert!(!waiting.is_finished(), "the small append waits its turn");
+
         gate.set_closed(false);
         let done = tokio::time::timeout(limit, stuck)
             .await
@@ -271,6 +290,17 @@ fn stuck_write(disk_io: DiskIo, records: usize) {
                 done.partitions[0].base_offset
             ),
             (ErrorCode::None, 0)
+        );
+        let after = tokio::time::timeout(limit, waiting)
+            .await
+            .expect("the waiting produce did not finish")
+            .unwrap();
+        assert_eq!(
+            (
+                after.partitions[0].error_code,
+                after.partitions[0].base_offset
+            ),
+            (ErrorCode::None, records as u64)
         );
     });
     let _ = stop_tx.send(());

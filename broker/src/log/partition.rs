@@ -340,6 +340,15 @@ impl PartitionLog {
         self.state.lock().offline.is_some()
     }
 
+    /// Whether an append is between reservation and publication (or a failed
+    /// one is being rolled back). A new append would wait for it before it is
+    /// published, so callers that must not block (a reactor thread) send
+    /// their append elsewhere. Takes the log's lock briefly; no I/O.
+    pub fn appends_in_flight(&self) -> bool {
+        let state = self.state.lock();
+        !state.pending.is_idle() || state.pending.failed.is_some()
+    }
+
     pub(crate) fn offline_error(&self, reason: &str) -> LogError {
         LogError::Offline {
             dir: self.dir.clone(),

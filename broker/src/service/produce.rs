@@ -100,7 +100,16 @@ impl Service {
         let mut records = req.records;
         let inline = match self.config.disk_io {
             DiskIo::Reactor => true,
-            DiskIo::SmallInline => records.len() <= DiskIo::SMALL_APPEND_BYTES,
+            // Small, and no earlier append of these partitions still in
+            // flight: an append publishes after the earlier ones, so it would
+            // wait for their writes on this reactor thread.
+            DiskIo::SmallInline => {
+                records.len() <= DiskIo::SMALL_APPEND_BYTES
+                    && looked
+                        .iter()
+                        .flatten()
+                        .all(|part| !part.log.appends_in_flight())
+            }
             DiskIo::BlockingPool => false,
         };
         let (mut results, to_flush) = match inline {
