@@ -446,6 +446,22 @@ impl OffsetStore {
     /// [`ErrorCode::TooManyCommittedOffsets`] if the new keys would exceed
     /// the key limit; nothing is stored then.
     pub fn commit(&self, group: &str, entries: &[CommitPartition]) -> Result<(), BrokerError> {
+        self.commit_if(group, entries, |_| true)
+    }
+
+    /// [`OffsetStore::commit`], if every entry's topic still exists by
+    /// `exists`, checked under the gate that [`OffsetStore::forget_topics`]
+    /// takes exclusively: a commit racing a topic deletion either lands
+    /// before the deletion forgets the topic's offsets (and is forgotten
+    /// with them) or is refused with [`ErrorCode::UnknownTopicOrPartition`],
+    /// so a re-created topic never inherits a stale offset. (Deletion
+    /// unlists the topic before it forgets its offsets.)
+    pub fn commit_if(
+        &self,
+        group: &str,
+        entries: &[CommitPartition],
+        exists: impl Fn(&str) -> bool,
+    ) -> Result<(), BrokerError> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -467,6 +483,15 @@ impl OffsetStore {
         {
             let _group = self.group_lock(group).lock();
             let _gate = self.gate.read();
+            if let Some(e) = entries.iter().find(|e| !exists(&e.topic)) {
+                return Err(store_error(
+                    ErrorCode::UnknownTopicOrPartition,
+                    format!(
+                        "topic {:?} was deleted while its offsets were committed",
+                        e.topic
+                    ),
+                ));
+            }
             let new_keys = {
                 let mut c = self.committed.lock();
                 let new_keys = entries
@@ -921,5 +946,22 @@ mod tests {
         assert_eq!(store.get("h", "gone", 1), None);
         assert_eq!(store.get("g", "kept", 0), Some((2, "m2".into())));
         assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn a_commit_for_a_deleted_topic_is_refused_under_the_gate() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), OffsetsConfig::default());
+        let err = store
+            .commit_if("g", &[entry("kept", 0, 1), entry("gone", 0, 2)], |t| {
+                t != "gone"
+            })
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::UnknownTopicOrPartition);
+        assert!(store.is_empty(), "nothing of a refused commit is stored");
+        store
+            .commit_if("g", &[entry("kept", 0, 3)], |t| t != "gone")
+            .unwrap();
+        assert_eq!(store.get("g", "kept", 0), Some((3, "m3".into())));
     }
 }

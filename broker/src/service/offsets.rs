@@ -94,7 +94,9 @@ impl Service {
             })
             .collect();
         let stored = if group_code.is_ok() {
-            self.offsets.commit(group, &to_store).map_err(|e| e.code())
+            self.offsets
+                .commit_if(group, &to_store, |t| self.topics.topic(t).is_some())
+                .map_err(|e| e.code())
         } else {
             Err(group_code)
         };
