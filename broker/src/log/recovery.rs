@@ -224,47 +224,28 @@ impl PartitionLog {
         for seg in &segments {
             seg.release();
         }
-        let end = end_of(&segments);
-        let log_start = segments.front().map_or(0, Segment::base_offset);
         if report.segments_rescanned > 0
             || report.bytes_truncated > 0
             || report.segments_deleted > 0
         {
             tracing::warn!(dir = %dir.display(), ?report, "recovered partition log");
         }
-        let log = PartitionLog {
-            dir,
+        let log = Self::assemble(
             fs,
+            dir,
             config,
-            state: Mutex::new(LogState {
-                segments,
-                end,
-                durable: end,
-                checkpointed: recovery_point,
-                dir_changes,
-                dir_synced: 0,
-                last_flush: SystemTime::now(),
-                offline: None,
-                closing: false,
-                open_sealed: VecDeque::new(),
-                maintain_passes: 0,
-                pending: Default::default(),
-                epoch: 0,
-                external_hw: None,
-            }),
-            turn: Condvar::new(),
-            flush_lock: Mutex::new(()),
-            high_watermark: AtomicU64::new(end.offset),
-            recovery_point: AtomicU64::new(end.offset),
-            log_start: AtomicU64::new(log_start),
-            next_offset: AtomicU64::new(end.offset),
-        };
+            segments,
+            Some(recovery_point),
+            dir_changes,
+            None,
+        );
+        let end = log.next_offset();
         log.fs
             .sync_dir(&log.dir)
             .map_err(|e| LogError::io("fsync", &log.dir, e))?;
         log.state.lock().dir_synced = dir_changes;
-        if report.checkpoint != Some(end.offset) {
-            log.write_checkpoint(end.offset)?;
+        if report.checkpoint != Some(end) {
+            log.write_checkpoint(end)?;
         }
         Ok((log, report))
     }
@@ -282,6 +263,21 @@ impl PartitionLog {
         segments: VecDeque<Segment>,
         reason: String,
     ) -> Self {
+        Self::assemble(fs, dir, config, segments, None, 0, Some(reason))
+    }
+
+    /// A log over `segments`, ending where the last one does; `checkpointed`
+    /// is the recovery point on disk (`None`: treat the end as
+    /// checkpointed, for a log that writes nothing).
+    fn assemble(
+        fs: Arc<dyn FileSystem>,
+        dir: PathBuf,
+        config: LogConfig,
+        segments: VecDeque<Segment>,
+        checkpointed: Option<u64>,
+        dir_changes: u64,
+        offline: Option<String>,
+    ) -> Self {
         let end = end_of(&segments);
         let log_start = segments.front().map_or(0, Segment::base_offset);
         PartitionLog {
@@ -292,11 +288,11 @@ impl PartitionLog {
                 segments,
                 end,
                 durable: end,
-                checkpointed: end.offset,
-                dir_changes: 0,
+                checkpointed: checkpointed.unwrap_or(end.offset),
+                dir_changes,
                 dir_synced: 0,
                 last_flush: SystemTime::now(),
-                offline: Some(reason),
+                offline,
                 closing: false,
                 open_sealed: VecDeque::new(),
                 maintain_passes: 0,
