@@ -80,12 +80,7 @@ pub fn check_partition_list<'a>(
     max: u32,
 ) -> Result<(), Refused> {
     let n = entries.len();
-    if n > max as usize {
-        return Err(Refused {
-            code: ErrorCode::TooManyPartitions,
-            message: format!("{n} partitions in one request; at most {max} are accepted"),
-        });
-    }
+    check_partition_count(n, max)?;
     let duplicate = |(topic, partition): (&str, u32)| Refused {
         code: ErrorCode::DuplicatePartition,
         message: format!("partition {partition} of topic {topic:?} is listed more than once"),
