@@ -30,6 +30,9 @@ pub struct Stats {
     /// Partitions that recovery opened offline at startup because flushed
     /// data is damaged (nothing was removed; see `docs/durability.md`).
     pub partitions_offline_at_open: AtomicU64,
+    /// Sends of response bytes: one per batch of pipelined responses that
+    /// leave together, one per fetch response.
+    pub response_sends: AtomicU64,
 }
 
 impl Stats {
@@ -59,6 +62,7 @@ impl Stats {
                     "partitions_offline_at_open",
                     &self.partitions_offline_at_open,
                 ),
+                c("response_sends", &self.response_sends),
             ],
         }
     }

@@ -131,7 +131,14 @@ pub(crate) async fn serve(
         read_permits: FramePermits::default(),
         out: Vec::with_capacity(4096),
     };
-    match conn.run().await {
+    let ran = conn.run().await;
+    // Responses still pending (the connection stopped with more requests
+    // buffered) are sent before it closes.
+    let ran = match conn.flush().await {
+        Err(e) if ran.is_ok() => Err(e),
+        _ => ran,
+    };
+    match ran {
         Ok(()) => tracing::debug!(%peer, "connection closed"),
         Err(e) => tracing::info!(%peer, error = %e, "connection closed"),
     }
@@ -195,7 +202,9 @@ impl Conn {
             // request has been served, and its budget goes back right after.
             let served = super::dispatch(self, frame).await;
             drop(permit);
-            release_out(&mut self.out);
+            if self.out.is_empty() {
+                release_out(&mut self.out);
+            }
             served?;
         }
     }
@@ -324,19 +333,50 @@ impl Conn {
         Ok(())
     }
 
-    /// Writes `self.out` (a whole encoded response) with the write timeout.
+    /// Ends a response encoded into `self.out`. Responses are sent in
+    /// request order; while another whole request frame is already in the
+    /// read buffer (and less than [`OUT_BASELINE`] bytes are pending) the
+    /// response waits in `self.out` and leaves with the next ones in one
+    /// send. Otherwise everything pending is sent now.
     pub(super) async fn write_out(&mut self) -> Result<(), ConnError> {
-        let timeout = Duration::from_millis(self.broker.config.write_timeout_ms);
-        match tokio::time::timeout(timeout, self.stream.write_all(&self.out)).await {
-            Ok(r) => Ok(r?),
-            Err(_) => Err(ConnError::WriteTimeout(timeout)),
+        if self.out.len() < OUT_BASELINE && self.frame_buffered() {
+            return Ok(());
         }
+        self.flush().await
     }
 
-    /// Encodes a response with `body` into `self.out`, leaving room for a
-    /// tail of `tail_len` bytes that the caller sends after it.
-    /// [`WireError::FrameLengthOverflow`] if the frame would not fit its
-    /// u32 length prefix.
+    /// Sends every pending response now, with the write timeout.
+    pub(super) async fn flush(&mut self) -> Result<(), ConnError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        Stats::add(&self.broker.stats.response_sends, 1);
+        let timeout = Duration::from_millis(self.broker.config.write_timeout_ms);
+        let r = match tokio::time::timeout(timeout, self.stream.write_all(&self.out)).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(ConnError::WriteTimeout(timeout)),
+        };
+        self.out.clear();
+        r
+    }
+
+    /// Whether a whole request frame is already in the read buffer.
+    fn frame_buffered(&self) -> bool {
+        matches!(
+            check_frame(
+                &self.read_buf,
+                self.broker.config.max_frame_bytes,
+                REQUEST_HEADER_LEN
+            ),
+            Ok(Some(_))
+        )
+    }
+
+    /// Appends a response with `body` to `self.out` (after any responses
+    /// still pending), leaving room for a tail of `tail_len` bytes that the
+    /// caller sends after it. [`WireError::FrameLengthOverflow`] if the
+    /// frame would not fit its u32 length prefix; `self.out` is then left
+    /// as it was.
     pub(super) fn encode_response<T: serde::Serialize>(
         &mut self,
         correlation_id: u32,
@@ -344,20 +384,31 @@ impl Conn {
         body: &T,
         tail_len: usize,
     ) -> Result<(), WireError> {
-        self.out.clear();
-        self.out.resize(LEN_PREFIX + RESPONSE_HEADER_LEN, 0);
+        let start = self.out.len();
+        self.out.resize(start + LEN_PREFIX + RESPONSE_HEADER_LEN, 0);
         let body_len = encode_body(body, &mut self.out);
-        let body_len = u32::try_from(body_len).map_err(|_| WireError::FrameLengthOverflow {
-            len: body_len as u64,
-        })?;
-        let header = ResponseHeader {
-            correlation_id,
-            error_code: code,
-            body_len,
+        let header = u32::try_from(body_len)
+            .map_err(|_| WireError::FrameLengthOverflow {
+                len: body_len as u64,
+            })
+            .and_then(|body_len| {
+                ResponseHeader {
+                    correlation_id,
+                    error_code: code,
+                    body_len,
+                }
+                .encode(tail_len)
+            });
+        match header {
+            Ok(header) => {
+                self.out[start..start + header.len()].copy_from_slice(&header);
+                Ok(())
+            }
+            Err(e) => {
+                self.out.truncate(start);
+                Err(e)
+            }
         }
-        .encode(tail_len)?;
-        self.out[..header.len()].copy_from_slice(&header);
-        Ok(())
     }
 
     /// Writes a frame-level error response.

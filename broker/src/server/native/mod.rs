@@ -83,6 +83,21 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
     let tail = frame.split_off(body_end.min(frame.len()));
     debug_assert_eq!(tail.len(), tail_len);
     let body = frame.get(body_start..).unwrap_or_default();
+    // Responses held back for one send (see `Conn::write_out`) go out now
+    // if this request may wait (long poll, fsync, file-system work): a
+    // request's answer never waits for a later request that blocks.
+    let may_wait = match api {
+        // A produce waits only with acks=all (see `produce`).
+        ApiKey::ApiVersions
+        | ApiKey::Metadata
+        | ApiKey::OffsetFetch
+        | ApiKey::Stats
+        | ApiKey::Produce => false,
+        _ => true,
+    };
+    if may_wait {
+        conn.flush().await?;
+    }
     let broker = Arc::clone(&conn.broker);
     let svc = Arc::clone(&broker.service);
     macro_rules! decode {
@@ -310,6 +325,9 @@ async fn produce(
         }
         return conn.write_error(id, code, &message).await;
     }
+    if req.acks == WireAcks::All {
+        conn.flush().await?;
+    }
     let acks = match req.acks {
         WireAcks::None => Acks::None,
         WireAcks::Leader => Acks::Leader,
@@ -418,14 +436,17 @@ async fn fetch(conn: &mut Conn, id: u32, req: FetchRequest) -> Result<(), ConnEr
     }
     let timeout = Duration::from_millis(broker.config.write_timeout_ms);
     let chunks = result.plan_after(&conn.out);
+    Stats::add(&broker.stats.response_sends, 1);
     let send = super::gather::send(
         &conn.stream,
         &chunks,
         broker.config.fetch_path,
         &broker.stats,
     );
-    match tokio::time::timeout(timeout, send).await {
+    let sent = match tokio::time::timeout(timeout, send).await {
         Ok(r) => Ok(r?),
         Err(_) => Err(ConnError::WriteTimeout(timeout)),
-    }
+    };
+    conn.out.clear();
+    sent
 }
