@@ -164,14 +164,25 @@ pub fn check_tail_lengths(
     Ok(())
 }
 
-/// Encodes a body with postcard, appending to `out`. Returns its length.
+/// Encodes a body with postcard, appending to `out` in place (no buffer of
+/// its own). Returns its length.
 pub fn encode_body<T: Serialize>(body: &T, out: &mut Vec<u8>) -> usize {
     let before = out.len();
-    // Serializing plain data structs into a Vec cannot fail.
-    if let Ok(bytes) = postcard::to_stdvec(body) {
-        out.extend_from_slice(&bytes);
+    // Serializing plain data structs into a Vec cannot fail; if it did, the
+    // partial body is cut off again.
+    if postcard::to_extend(body, Append(out)).is_err() {
+        out.truncate(before);
     }
     out.len() - before
+}
+
+/// Lets postcard append to a borrowed `Vec`.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl Extend<u8> for Append<'_> {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
 }
 
 /// Decodes a body that must span all of `buf`.
@@ -242,6 +253,22 @@ mod tests {
         );
         assert_eq!(n, 3);
         assert_eq!(out, [9, 9, 0x02, b'a', b'b']);
+    }
+
+    #[test]
+    fn encode_body_that_fails_halfway_leaves_the_buffer_as_it_was() {
+        struct FailsAfterOneByte;
+        impl Serialize for FailsAfterOneByte {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::{Error, SerializeTuple};
+                let mut t = s.serialize_tuple(2)?;
+                t.serialize_element(&7u8)?;
+                Err(S::Error::custom("refused"))
+            }
+        }
+        let mut out = vec![9, 9];
+        assert_eq!(encode_body(&FailsAfterOneByte, &mut out), 0);
+        assert_eq!(out, [9, 9]);
     }
 
     #[test]

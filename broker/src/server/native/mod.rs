@@ -397,7 +397,7 @@ async fn fetch(conn: &mut Conn, id: u32, req: FetchRequest) -> Result<(), ConnEr
             })
             .collect(),
     };
-    let result = match broker.service.fetch(svc_req, conn.stop.clone()).await {
+    let mut result = match broker.service.fetch(svc_req, conn.stop.clone()).await {
         Ok(r) => r,
         Err(Refused { code, message }) => {
             if matches!(
@@ -411,9 +411,10 @@ async fn fetch(conn: &mut Conn, id: u32, req: FetchRequest) -> Result<(), ConnEr
     };
     let responses: Vec<FetchPartitionResponse> = result
         .partitions
-        .iter()
+        .iter_mut()
         .map(|p| FetchPartitionResponse {
-            topic: p.topic.clone(),
+            // The plan needs only the ranges: the name moves, not copied.
+            topic: std::mem::take(&mut p.topic),
             partition: p.partition,
             error_code: p.error_code,
             high_watermark: p.high_watermark,
