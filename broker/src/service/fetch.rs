@@ -165,10 +165,19 @@ impl Service {
             {
                 return Ok(r);
             }
-            let changed =
-                futures::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
+            // One partition (the tailing consumer): wait on its signal
+            // directly, without boxing a future per partition.
+            let changed = async {
+                match watchers.as_mut_slice() {
+                    [only] => only.changed().await.is_err(),
+                    many => {
+                        let all = many.iter_mut().map(|w| Box::pin(w.changed()));
+                        futures::future::select_all(all).await.0.is_err()
+                    }
+                }
+            };
             let gone = tokio::select! {
-                (result, _, _) = changed => result.is_err(),
+                gone = changed => gone,
                 () = tokio::time::sleep_until(deadline) => false,
                 _ = stop.changed() => false,
             };
