@@ -224,3 +224,49 @@ async fn an_answer_is_not_held_back_by_a_later_long_poll() {
     let resp = decode_body::<ProduceResponse>(&body).unwrap();
     assert_eq!(resp.partitions[0].error_code, ErrorCode::None);
 }
+
+#[tokio::test]
+async fn answers_held_back_still_leave_when_a_later_request_closes_the_connection() {
+    let broker = TestBroker::start();
+    let mut admin = broker.connect().await;
+    create_topic(&mut admin, "c", 1, TopicConfig::default()).await;
+    let batch = batch_of(&["y"]);
+    // An acks=none produce whose lengths do not add up closes the
+    // connection (it cannot be answered); the answers before it, held back
+    // while it was buffered, are sent first.
+    let bad = ProduceRequest {
+        acks: Acks::None,
+        timeout_ms: 1000,
+        partitions: vec![ProducePartition {
+            topic: "c".into(),
+            partition: 0,
+            records_len: batch.len() as u32 + 5,
+        }],
+    };
+    let mut bytes = frame(
+        ApiKey::ApiVersions as u16,
+        0,
+        1,
+        &body!(ApiVersionsRequest {}),
+        &[],
+    );
+    bytes.extend(produce(2, "c", &batch));
+    bytes.extend(frame(ApiKey::Produce as u16, 0, 3, &body!(bad), &batch));
+    let mut c = broker.connect().await;
+    c.write_raw(&bytes).await.unwrap();
+    for id in [1, 2] {
+        let (header, _, _) = tokio::time::timeout(Duration::from_secs(10), c.recv_raw())
+            .await
+            .expect("answer in time")
+            .unwrap();
+        assert_eq!(
+            (header.correlation_id, header.error_code),
+            (id, ErrorCode::None)
+        );
+    }
+    let end = tokio::time::timeout(Duration::from_secs(10), c.recv_raw())
+        .await
+        .expect("closed in time");
+    assert!(end.is_err(), "the connection is closed after the answers");
+    assert_eq!(read_partition(&mut admin, "c", 0, 0).await.len(), 1);
+}
