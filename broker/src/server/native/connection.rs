@@ -1,5 +1,9 @@
 //! One connection: reads request frames, serves them one at a time, writes
-//! responses in request order.
+//! responses in request order. Every whole frame already in the read buffer
+//! is served before anything is sent, and the responses held back meanwhile
+//! (at most [`OUT_BASELINE`] bytes of them before a send) leave together in
+//! one send; a request that may wait sends them first (see
+//! [`Conn::write_out`] and `dispatch`).
 //!
 //! A request frame is read whole before it is served. Its declared length is
 //! checked against `max_frame_bytes` before anything is allocated.
