@@ -364,6 +364,7 @@ async fn produce(
 
 async fn fetch(conn: &mut Conn, id: u32, req: FetchRequest) -> Result<(), ConnError> {
     let broker = Arc::clone(&conn.broker);
+    conn.wait_allowance = Duration::from_millis(u64::from(req.max_wait_ms));
     let svc_req = svc_fetch::FetchRequest {
         max_wait: Duration::from_millis(u64::from(req.max_wait_ms)),
         min_bytes: u64::from(req.min_bytes),
