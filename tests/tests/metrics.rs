@@ -22,6 +22,13 @@ fn value(text: &str, series: &str) -> f64 {
     sample(text, series).unwrap_or(0.0)
 }
 
+/// A connection serves its requests one at a time and counts each after
+/// writing its response: once the answer to one more request (Metadata) is
+/// back, every earlier request of `conn` has been counted.
+async fn settle(conn: &mut sluice_client::Connection) {
+    conn.metadata(Some(vec![])).await.unwrap();
+}
+
 fn part(name: &str, topic: &str, partition: u32) -> String {
     format!("{name}{{topic=\"{topic}\",partition=\"{partition}\"}}")
 }
@@ -84,7 +91,7 @@ async fn figures_move_by_what_was_produced_and_fetched() {
     .to_vec();
     conn.write_raw(&frame).await.unwrap();
     assert!(conn.recv::<()>().await.is_err());
-    // Every request above has been answered, so it has been counted.
+    settle(&mut conn).await;
     let after = scrape(&broker);
     let len = batch.len() as f64;
     let delta = |series: &str| value(&after, series) - value(&before, series);
@@ -169,6 +176,7 @@ async fn per_partition_series_can_be_turned_off() {
         .await
         .unwrap()
         .unwrap();
+    settle(&mut conn).await;
     let text = scrape(&broker);
     assert!(!text.contains("topic=\""), "{text}");
     assert_eq!(sample(&text, "sluice_partitions"), Some(3.0));
@@ -251,6 +259,69 @@ async fn an_offline_partition_makes_the_broker_not_ready() {
         sample(&text, &part("sluice_partition_offline", "fragile", 0)),
         Some(1.0)
     );
+    // PartitionStatus (`sluice topic describe`) and BrokerStatus say so too.
+    let mut conn = broker.connect().await;
+    let status = conn
+        .partition_status(vec!["fragile".into(), "missing".into()])
+        .await
+        .unwrap();
+    assert_eq!(status.topics[0].error_code, ErrorCode::None);
+    assert!(status.topics[0].partitions[0].offline);
+    assert!(status.topics[0].partitions[0].segments >= 1);
+    assert_eq!(
+        status.topics[1].error_code,
+        ErrorCode::UnknownTopicOrPartition
+    );
+    assert_eq!(conn.broker_status().await.unwrap().partitions_offline, 1);
+}
+
+/// Requests slower than `--slow-request-ms` are logged, with a fetch's own
+/// long-poll wait not counted against it.
+#[tokio::test]
+async fn slow_requests_are_logged_but_long_polls_are_not() {
+    let broker = TestBroker::start_with_args(&["--slow-request-ms", "100"]);
+    let mut conn = broker.connect().await;
+    create_topic(&mut conn, "s", 1, TopicConfig::default()).await;
+    // A long poll on an empty partition waits its whole 400 ms: allowed.
+    let got = conn
+        .fetch(
+            400,
+            1,
+            1 << 20,
+            vec![FetchPartition {
+                topic: "s".into(),
+                partition: 0,
+                offset: 0,
+                max_bytes: 1 << 20,
+            }],
+        )
+        .await
+        .unwrap();
+    assert!(got[0].records.is_empty());
+    settle(&mut conn).await;
+    assert!(!broker.log().contains("slow request"), "{}", broker.log());
+    drop(conn);
+
+    // With a 1 ms threshold, appending and fsyncing 8 MiB is slow.
+    let broker = TestBroker::start_with_args(&["--slow-request-ms", "1"]);
+    let mut conn = broker.connect().await;
+    let durable = TopicConfig {
+        flush: Some(FlushMode::BeforeAck),
+        ..TopicConfig::default()
+    };
+    create_topic(&mut conn, "big", 1, durable).await;
+    let batch = batch_sized("b", 8, 1 << 20);
+    conn.produce(Acks::All, 30_000, &[("big", 0, &batch)])
+        .await
+        .unwrap()
+        .unwrap();
+    settle(&mut conn).await;
+    let log = broker.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("slow request") && l.contains("api=\"Produce\""))
+        .unwrap_or_else(|| panic!("no slow Produce logged: {log}"));
+    assert!(line.contains("elapsed_ms="), "{line}");
 }
 
 /// `promtool check metrics` (Debian's `prometheus` package) accepts a real

@@ -37,11 +37,12 @@ impl Default for ApiStats {
 }
 
 impl ApiStats {
-    /// The slot of an API key number ([`API_SLOTS`] - 1 when unknown).
+    /// The slot of an API key number: its index in [`ApiKey::ALL`], or
+    /// [`API_SLOTS`] - 1 when unknown.
     pub fn slot(api_key: Option<u16>) -> usize {
         api_key
-            .and_then(ApiKey::from_u16)
-            .map_or(API_SLOTS - 1, |k| k as usize)
+            .and_then(|n| ApiKey::ALL.iter().position(|k| *k as u16 == n))
+            .unwrap_or(API_SLOTS - 1)
     }
 
     /// Counts a whole-request error.
@@ -86,6 +87,18 @@ pub struct Stats {
     /// Microseconds the broker took to open its data directory (recovery
     /// included) at startup.
     pub recovery_micros: AtomicU64,
+    /// When these counters were created (the broker's data directory open).
+    pub started: Started,
+}
+
+/// An instant that defaults to the moment it is created.
+#[derive(Debug, Clone, Copy)]
+pub struct Started(pub std::time::Instant);
+
+impl Default for Started {
+    fn default() -> Self {
+        Started(std::time::Instant::now())
+    }
 }
 
 impl Stats {
