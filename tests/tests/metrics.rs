@@ -136,6 +136,24 @@ async fn figures_move_by_what_was_produced_and_fetched() {
             "{api}"
         );
     }
+    // Histogram buckets are cumulative and end at the count.
+    let buckets: Vec<f64> = after
+        .lines()
+        .filter(|l| {
+            l.starts_with("sluice_request_duration_seconds_bucket{")
+                && l.contains("api=\"Produce\"")
+        })
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse().unwrap())
+        .collect();
+    assert_eq!(buckets.len(), 19);
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+    assert_eq!(
+        buckets.last().copied(),
+        sample(
+            &after,
+            "sluice_request_duration_seconds_count{api=\"Produce\"}"
+        )
+    );
     assert_eq!(
         sample(
             &after,
@@ -410,4 +428,97 @@ async fn json_logs_parse_and_carry_the_startup_event() {
     // The filter flag: only warnings and worse.
     let quiet = TestBroker::start_with_args(&["--log", "warn"]);
     assert!(!quiet.log().contains("broker ready"), "{}", quiet.log());
+}
+
+/// Every query of the Grafana dashboard in `docs/grafana/sluice.json` names
+/// only metrics a real scrape has, and (with promtool) parses as PromQL.
+#[tokio::test]
+async fn the_dashboard_queries_metrics_that_exist() {
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../../docs/grafana/sluice.json")).unwrap();
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter())
+        .map(|t| t["expr"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(exprs.len() >= 10, "{exprs:?}");
+
+    let broker = TestBroker::start();
+    let mut conn = broker.connect().await;
+    create_topic(&mut conn, "d", 1, TopicConfig::default()).await;
+    conn.offset_commit(
+        "g",
+        vec![CommitPartition {
+            topic: "d".into(),
+            partition: 0,
+            offset: 0,
+            metadata: String::new(),
+        }],
+    )
+    .await
+    .unwrap();
+    // One whole-request error, so that the error series exist.
+    let frame = RequestHeader {
+        api_key: 77,
+        api_version: 0,
+        correlation_id: 9,
+        body_len: 0,
+    }
+    .encode(0)
+    .unwrap()
+    .to_vec();
+    conn.write_raw(&frame).await.unwrap();
+    assert!(conn.recv::<()>().await.is_err());
+    settle(&mut conn).await;
+    let text = scrape(&broker);
+    let names: std::collections::HashSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    for expr in &exprs {
+        let words = expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+        for w in words.filter(|w| w.starts_with("sluice_") || w.starts_with("process_")) {
+            assert!(
+                names.contains(w),
+                "the dashboard asks for {w}, not exposed: {expr}"
+            );
+        }
+    }
+
+    let have = std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        eprintln!("promtool not installed: PromQL syntax not checked");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, expr) in exprs.iter().enumerate() {
+        let e = expr
+            .replace("$__rate_interval", "1m")
+            .replace("$instance", ".*")
+            .replace("$api", ".*");
+        rules.push_str(&format!(
+            "      - record: dashboard:q{i}\n        expr: {}\n",
+            serde_json::to_string(&e).unwrap()
+        ));
+    }
+    let path = dir.path().join("rules.yml");
+    std::fs::write(&path, &rules).unwrap();
+    let out = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}\n{rules}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -35,7 +35,10 @@ impl Default for Histogram {
 /// A histogram's values as read at one moment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistogramSnapshot {
-    /// `(upper bound in seconds, cumulative count)`, ending with `+Inf`.
+    /// `(upper bound in seconds, observations in this bucket alone)`, ending
+    /// with `+Inf` — not cumulative: that is the form
+    /// `prometheus-client`'s `encode_histogram` takes (it writes the
+    /// cumulative `le` series itself).
     pub buckets: Vec<(f64, u64)>,
     /// Number of observations.
     pub count: u64,
@@ -69,16 +72,17 @@ impl Histogram {
         self.count.load(Ordering::Relaxed)
     }
 
-    /// The cumulative buckets, count and sum.
+    /// The buckets (not cumulative), count and sum.
     pub fn snapshot(&self) -> HistogramSnapshot {
         let mut total = 0;
         let mut buckets = Vec::with_capacity(self.buckets.len());
         for (i, b) in self.buckets.iter().enumerate() {
-            total += b.load(Ordering::Relaxed);
+            let n = b.load(Ordering::Relaxed);
+            total += n;
             let bound = BOUNDS_MICROS
                 .get(i)
                 .map_or(f64::INFINITY, |&m| m as f64 / 1e6);
-            buckets.push((bound, total));
+            buckets.push((bound, n));
         }
         HistogramSnapshot {
             buckets,
@@ -103,11 +107,12 @@ mod tests {
         let s = h.snapshot();
         assert_eq!(s.count, 4);
         assert_eq!(s.buckets.first(), Some(&(0.00005, 1)));
-        assert_eq!(s.buckets.get(1), Some(&(0.0001, 2)));
-        assert_eq!(s.buckets.get(4), Some(&(0.001, 2)));
-        assert_eq!(s.buckets.get(6), Some(&(0.005, 3)));
-        assert_eq!(s.buckets.get(17).map(|b| b.1), Some(3));
-        assert_eq!(s.buckets.last(), Some(&(f64::INFINITY, 4)));
+        assert_eq!(s.buckets.get(1), Some(&(0.0001, 1)));
+        assert_eq!(s.buckets.get(4), Some(&(0.001, 0)));
+        assert_eq!(s.buckets.get(6), Some(&(0.005, 1)));
+        assert_eq!(s.buckets.get(17), Some(&(30.0, 0)));
+        assert_eq!(s.buckets.last(), Some(&(f64::INFINITY, 1)));
+        assert_eq!(s.buckets.iter().map(|b| b.1).sum::<u64>(), 4);
         assert!(
             (s.sum_seconds - 60.003101).abs() < 1e-9,
             "{}",
