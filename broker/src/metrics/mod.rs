@@ -103,3 +103,28 @@ impl Health {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+
+    #[test]
+    fn ready_only_after_recovery_and_listeners() {
+        let dir = tempfile::tempdir().unwrap();
+        let health = Health::default();
+        let why = health.ready().unwrap_err();
+        assert!(why.contains("recovering"), "{why}");
+        let broker = Broker::open(BrokerConfig {
+            data_dir: dir.path().join("data"),
+            ..BrokerConfig::default()
+        })
+        .unwrap();
+        health.set_broker(Arc::clone(&broker));
+        let why = health.ready().unwrap_err();
+        assert!(why.contains("listeners"), "{why}");
+        health.set_listeners_up();
+        assert_eq!(health.ready(), Ok(()));
+        broker.shutdown();
+    }
+}
