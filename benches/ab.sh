@@ -35,7 +35,10 @@ run_one() {
     local dir port pid
     dir=$(mktemp -d)
     port=$(free_port)
-    "$bin" --listen "127.0.0.1:$port" --data-dir "$dir/data" >"$dir/broker.log" 2>&1 &
+    # Builds with a metrics endpoint get it on a port of their own.
+    metrics=()
+    if "$bin" --help 2>/dev/null | grep -q -- --metrics-listen; then metrics=(--metrics-listen 127.0.0.1:0); fi
+    "$bin" --listen "127.0.0.1:$port" --data-dir "$dir/data" "${metrics[@]}" >"$dir/broker.log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do
         grep -q "listening" "$dir/broker.log" && break

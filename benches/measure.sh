@@ -26,7 +26,10 @@ bench=${SLUICE_BENCH_BIN:-$(dirname "$0")/../target/release/sluice-bench}
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # shellcheck disable=SC2086 # BROKER_ARGS is split on purpose
-"$bin" --listen "127.0.0.1:$port" --data-dir "$dir/data" ${BROKER_ARGS:-} >"$dir/broker.log" 2>&1 &
+# Builds with a metrics endpoint get it on a port of their own.
+metrics=()
+if "$bin" --help 2>/dev/null | grep -q -- --metrics-listen; then metrics=(--metrics-listen 127.0.0.1:0); fi
+"$bin" --listen "127.0.0.1:$port" --data-dir "$dir/data" "${metrics[@]}" ${BROKER_ARGS:-} >"$dir/broker.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do
     grep -q listening "$dir/broker.log" && break

@@ -14,6 +14,8 @@ use crate::log::{FlushPolicy, LogConfig};
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9292";
+/// The default address of the metrics and health HTTP endpoint.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9393";
 /// The default data directory, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "sluice-data";
 
@@ -39,6 +41,54 @@ impl std::str::FromStr for FetchPath {
             other => Err(format!(
                 "fetch path must be sendfile or copy, not {other:?}"
             )),
+        }
+    }
+}
+
+/// Where the metrics and health endpoint listens: an address, or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum MetricsListen {
+    /// No metrics endpoint.
+    Off,
+    /// Serve `/metrics`, `/health/live` and `/health/ready` on this address.
+    On(SocketAddr),
+}
+
+impl Default for MetricsListen {
+    fn default() -> Self {
+        MetricsListen::On(
+            DEFAULT_METRICS_LISTEN
+                .parse()
+                .unwrap_or_else(|_| unreachable!("valid literal")),
+        )
+    }
+}
+
+impl std::str::FromStr for MetricsListen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "none" {
+            return Ok(MetricsListen::Off);
+        }
+        s.parse()
+            .map(MetricsListen::On)
+            .map_err(|_| format!("metrics listen address must be HOST:PORT or none, not {s:?}"))
+    }
+}
+
+impl TryFrom<String> for MetricsListen {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<MetricsListen> for String {
+    fn from(m: MetricsListen) -> String {
+        match m {
+            MetricsListen::Off => "none".to_owned(),
+            MetricsListen::On(addr) => addr.to_string(),
         }
     }
 }
@@ -232,6 +282,15 @@ pub struct BrokerConfig {
     /// Where the disk work of produce and fetch requests runs
     /// (`blocking-pool` or `reactor`).
     pub disk_io: DiskIo,
+    /// Where the Prometheus metrics and health endpoints listen
+    /// (`HOST:PORT`, or `"none"` for no endpoint).
+    pub metrics_listen: MetricsListen,
+    /// Whether `/metrics` has series per topic partition (and per committed
+    /// group offset); turn off on brokers with very many partitions.
+    pub metrics_per_partition: bool,
+    /// Log a warning for every request that takes longer than this many
+    /// milliseconds (beyond a fetch's own `max_wait`); 0: never.
+    pub slow_request_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -260,6 +319,9 @@ impl Default for BrokerConfig {
             max_fetch_response_bytes: 64 << 20,
             max_partitions: crate::topics::DEFAULT_MAX_PARTITIONS,
             disk_io: DiskIo::SmallInline,
+            metrics_listen: MetricsListen::default(),
+            metrics_per_partition: true,
+            slow_request_ms: 1000,
         }
     }
 }
@@ -411,6 +473,25 @@ mod tests {
         }
         let c = BrokerConfig::from_toml("[topic_defaults]\nsegment_ms = 0\n").unwrap();
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn metrics_listen_parses_addresses_and_none() {
+        let c =
+            BrokerConfig::from_toml("metrics_listen = \"none\"\nmetrics_per_partition = false\n")
+                .unwrap();
+        assert_eq!(c.metrics_listen, MetricsListen::Off);
+        assert!(!c.metrics_per_partition);
+        let c = BrokerConfig::from_toml("metrics_listen = \"0.0.0.0:9500\"\n").unwrap();
+        assert_eq!(
+            c.metrics_listen,
+            MetricsListen::On("0.0.0.0:9500".parse().unwrap())
+        );
+        assert!(BrokerConfig::from_toml("metrics_listen = \"localhost\"\n").is_err());
+        assert_eq!(
+            String::from(MetricsListen::default()),
+            DEFAULT_METRICS_LISTEN
+        );
     }
 
     /// The config file shown in `docs/operations.md` lists every key with its

@@ -13,11 +13,14 @@
 //!   admin, offsets, stats) that every front-end calls.
 //! - [`server`]: the TCP server — listener, the native protocol front-end,
 //!   the gather writer (`sendfile` fetch path).
+//! - [`metrics`]: the Prometheus exposition and health checks, served over
+//!   HTTP.
 //! - [`error`]: [`error::BrokerError`] and wire error codes.
 
 pub mod config;
 pub mod error;
 pub mod log;
+pub mod metrics;
 pub mod offsets;
 pub mod partition;
 pub mod server;

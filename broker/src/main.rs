@@ -1,17 +1,31 @@
 //! `sluice-broker`: starts a Sluice broker.
 //!
-//! With no arguments it keeps data in `./sluice-data` and listens on
-//! `127.0.0.1:9292`. Prints `sluice-broker listening on ADDR` once ready.
-//! SIGINT or SIGTERM shut it down cleanly.
+//! With no arguments it keeps data in `./sluice-data`, listens on
+//! `127.0.0.1:9292` and serves metrics and health checks on
+//! `127.0.0.1:9393`. Prints `sluice-broker metrics on ADDR` (when enabled)
+//! and then `sluice-broker listening on ADDR` once ready. SIGINT or SIGTERM
+//! shut it down cleanly.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context;
-use clap::Parser;
-use sluice_broker::config::{BrokerConfig, FetchPath};
+use clap::{Parser, ValueEnum};
+use sluice_broker::config::{BrokerConfig, FetchPath, MetricsListen};
+use sluice_broker::metrics::Health;
 use sluice_broker::server::{Broker, run};
 use tokio::signal::unix::{SignalKind, signal};
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (timestamp, level, target, fields).
+    Json,
+}
 
 /// Command-line options; they override the config file.
 #[derive(Debug, Parser)]
@@ -29,17 +43,46 @@ struct Args {
     /// How fetched records reach the socket: sendfile or copy
     #[arg(long)]
     fetch_path: Option<FetchPath>,
+    /// Metrics and health endpoint, HOST:PORT or none [default: 127.0.0.1:9393]
+    #[arg(long, value_name = "HOST:PORT|none")]
+    metrics_listen: Option<MetricsListen>,
+    /// Series per topic partition and committed offset in /metrics [default: true]
+    #[arg(long, value_name = "BOOL")]
+    metrics_per_partition: Option<bool>,
+    /// Warn about requests slower than this (0: never) [default: 1000]
+    #[arg(long, value_name = "MS")]
+    slow_request_ms: Option<u64>,
+    /// Log line format
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log filter, RUST_LOG syntax (e.g. `info,sluice_broker::log=debug`);
+    /// else the RUST_LOG (or SLUICE_LOG) environment variable, else `info`
+    #[arg(long, value_name = "FILTER")]
+    log: Option<String>,
+}
+
+fn init_logs(args: &Args) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match &args.log {
+        Some(f) => EnvFilter::try_new(f).with_context(|| format!("--log {f:?}"))?,
+        None => EnvFilter::try_from_env("RUST_LOG")
+            .or_else(|_| EnvFilter::try_from_env("SLUICE_LOG"))
+            .unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => fmt.init(),
+        LogFormat::Json => fmt.json().flatten_event(true).init(),
+    }
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args = Args::parse();
+    init_logs(&args)?;
     let mut config = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -57,6 +100,15 @@ fn main() -> anyhow::Result<()> {
     if let Some(f) = args.fetch_path {
         config.fetch_path = f;
     }
+    if let Some(m) = args.metrics_listen {
+        config.metrics_listen = m;
+    }
+    if let Some(p) = args.metrics_per_partition {
+        config.metrics_per_partition = p;
+    }
+    if let Some(ms) = args.slow_request_ms {
+        config.slow_request_ms = ms;
+    }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if config.runtime_threads > 0 {
         builder.worker_threads(config.runtime_threads);
@@ -67,14 +119,53 @@ fn main() -> anyhow::Result<()> {
         .context("starting the runtime")?;
     runtime.block_on(async move {
         let listen = config.listen;
+        let health = Arc::new(Health::default());
+        let (stop_metrics, stop_rx) = tokio::sync::watch::channel(false);
+        // The metrics endpoint comes up first, so that `/health/live`
+        // answers while recovery runs.
+        let metrics_addr = match config.metrics_listen {
+            MetricsListen::Off => None,
+            MetricsListen::On(addr) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the metrics endpoint {addr}"))?;
+                let bound = l.local_addr()?;
+                tokio::spawn(sluice_broker::metrics::http::serve(
+                    l,
+                    Arc::clone(&health),
+                    stop_rx,
+                ));
+                println!("sluice-broker metrics on {bound}");
+                Some(bound)
+            }
+        };
+        let started = Instant::now();
         let broker = tokio::task::spawn_blocking(move || Broker::open(config))
             .await?
             .context("opening the data directory")?;
+        let recovery = started.elapsed();
+        broker.stats.recovery_micros.store(
+            recovery.as_micros() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        health.set_broker(Arc::clone(&broker));
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, data_dir = %broker.config.data_dir.display(), fetch_path = ?broker.config.fetch_path, "broker ready");
+        health.set_listeners_up();
+        tracing::info!(
+            listen = %addr,
+            metrics_listen = %metrics_addr.map_or_else(|| "none".to_owned(), |a| a.to_string()),
+            data_dir = %broker.config.data_dir.display(),
+            fetch_path = ?broker.config.fetch_path,
+            topics = broker.topics.list().len(),
+            partitions = broker.topics.all_partitions().len(),
+            partitions_offline = broker.stats.partitions_offline_at_open.load(std::sync::atomic::Ordering::Relaxed),
+            recovery_ms = recovery.as_millis() as u64,
+            version = env!("CARGO_PKG_VERSION"),
+            "broker ready"
+        );
         println!("sluice-broker listening on {addr}");
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
@@ -85,6 +176,7 @@ fn main() -> anyhow::Result<()> {
             }
         };
         run(listener, broker, shutdown).await?;
+        let _ = stop_metrics.send(true);
         anyhow::Ok(())
     })
 }

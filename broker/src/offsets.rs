@@ -672,6 +672,20 @@ impl OffsetStore {
         out
     }
 
+    /// Every committed `(group, topic, partition, offset)`, sorted (at most
+    /// `max_committed_offsets` entries).
+    pub fn all(&self) -> Vec<(String, String, u32, u64)> {
+        let mut out: Vec<_> = self
+            .committed
+            .lock()
+            .map
+            .iter()
+            .map(|((g, t, p), (o, _))| (g.clone(), t.clone(), *p, *o))
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Shuts the internal log down cleanly.
     pub fn shutdown(&self) {
         if let Err(e) = self.log.shutdown() {

@@ -6,7 +6,7 @@
 //! Dependencies point one way: front-end → service → partition → log.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::watch;
 
@@ -35,6 +35,18 @@ pub struct Appended {
     pub flush_to: Option<u64>,
 }
 
+/// Traffic counters of one partition since the broker started (relaxed
+/// atomics, read by the metrics exposition).
+#[derive(Debug, Default)]
+pub struct PartitionCounters {
+    /// Records appended.
+    pub records_appended: AtomicU64,
+    /// Bytes of record batches appended.
+    pub bytes_appended: AtomicU64,
+    /// Bytes of record batches put in fetch responses.
+    pub bytes_fetched: AtomicU64,
+}
+
 /// One partition served by the broker: its log, a signal that fires when
 /// its high watermark may have moved (wakes long-poll fetches), and an
 /// offline flag readable without touching the log's lock.
@@ -45,6 +57,8 @@ pub struct Partition {
     pub log: Arc<PartitionLog>,
     watermark: watch::Sender<u64>,
     offline: AtomicBool,
+    /// Traffic counters.
+    pub counters: PartitionCounters,
 }
 
 impl Partition {
@@ -57,6 +71,7 @@ impl Partition {
             log: Arc::new(log),
             watermark,
             offline,
+            counters: PartitionCounters::default(),
         }
     }
 
@@ -97,9 +112,14 @@ impl Partition {
     /// once; otherwise the caller flushes with [`Partition::flush_to`].
     /// Blocking (file I/O): call it off the reactor.
     pub fn append(&self, records: &mut [u8], acks: Acks) -> Result<Appended, LogError> {
+        let records_len = records.len() as u64;
         let result = self.log.append(records);
         match result {
             Ok(info) => {
+                let records = (info.last_offset + 1).saturating_sub(info.base_offset);
+                let c = &self.counters;
+                c.records_appended.fetch_add(records, Ordering::Relaxed);
+                c.bytes_appended.fetch_add(records_len, Ordering::Relaxed);
                 let flush_to = self.needs_flush(acks).then_some(info.next_offset);
                 if flush_to.is_none() {
                     self.notify();

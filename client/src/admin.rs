@@ -1,8 +1,10 @@
-//! [`Admin`]: create, delete, list and describe topics.
+//! [`Admin`]: create, delete, list and describe topics; broker status.
 
 use sluice_protocol::wire::ErrorCode;
+use sluice_protocol::wire::broker_status::BrokerStatusResponse;
 use sluice_protocol::wire::create_topics::NewTopic;
 use sluice_protocol::wire::metadata::TopicMetadata;
+use sluice_protocol::wire::partition_status::TopicState;
 pub use sluice_protocol::wire::topic_config::{FlushMode, TopicConfig};
 
 use crate::connection::Connection;
@@ -76,5 +78,25 @@ impl Admin {
             .ok_or(ClientError::Closed)?;
         check(t.error_code, Some(format!("topic {name:?}")))?;
         Ok(t)
+    }
+
+    /// What each partition of a topic holds on disk (offsets, size,
+    /// segments, offline), or [`ErrorCode::UnknownTopicOrPartition`].
+    pub async fn topic_status(&mut self, name: &str) -> Result<TopicState, ClientError> {
+        let t = self
+            .conn
+            .partition_status(vec![name.to_owned()])
+            .await?
+            .topics
+            .into_iter()
+            .next()
+            .ok_or(ClientError::Closed)?;
+        check(t.error_code, Some(format!("topic {name:?}")))?;
+        Ok(t)
+    }
+
+    /// The broker's version, uptime, addresses, disk space and connections.
+    pub async fn broker_status(&mut self) -> Result<BrokerStatusResponse, ClientError> {
+        self.conn.broker_status().await
     }
 }

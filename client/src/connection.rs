@@ -5,6 +5,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sluice_protocol::wire::broker_status::{BrokerStatusRequest, BrokerStatusResponse};
 use sluice_protocol::wire::create_topics::{CreateTopicsRequest, CreateTopicsResponse, NewTopic};
 use sluice_protocol::wire::delete_topics::{DeleteTopicsRequest, DeleteTopicsResponse};
 use sluice_protocol::wire::fetch::{FetchPartition, FetchRequest, FetchResponse};
@@ -19,6 +20,7 @@ use sluice_protocol::wire::offset_commit::{
 use sluice_protocol::wire::offset_fetch::{
     OffsetFetchRequest, OffsetFetchResponse, TopicPartitionRef,
 };
+use sluice_protocol::wire::partition_status::{PartitionStatusRequest, PartitionStatusResponse};
 use sluice_protocol::wire::produce::{Acks, ProducePartition, ProduceRequest, ProduceResponse};
 use sluice_protocol::wire::stats::{StatsRequest, StatsResponse};
 use sluice_protocol::wire::{
@@ -391,6 +393,23 @@ impl Connection {
     /// The broker's counters.
     pub async fn stats(&mut self) -> Result<StatsResponse, ClientError> {
         Ok(self.call(ApiKey::Stats, &StatsRequest {}, &[]).await?.0)
+    }
+
+    /// What each partition of `topics` holds on disk (PartitionStatus).
+    pub async fn partition_status(
+        &mut self,
+        topics: Vec<String>,
+    ) -> Result<PartitionStatusResponse, ClientError> {
+        let req = PartitionStatusRequest { topics };
+        Ok(self.call(ApiKey::PartitionStatus, &req, &[]).await?.0)
+    }
+
+    /// The broker's version, uptime, addresses, disk space and connections.
+    pub async fn broker_status(&mut self) -> Result<BrokerStatusResponse, ClientError> {
+        Ok(self
+            .call(ApiKey::BrokerStatus, &BrokerStatusRequest {}, &[])
+            .await?
+            .0)
     }
 
     /// Writes raw bytes (for tests of hostile input).

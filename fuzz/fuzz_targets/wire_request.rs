@@ -22,6 +22,8 @@ use sluice_protocol::wire::metadata::MetadataRequest;
 use sluice_protocol::wire::offset_commit::OffsetCommitRequest;
 use sluice_protocol::wire::offset_fetch::OffsetFetchRequest;
 use sluice_protocol::wire::produce::ProduceRequest;
+use sluice_protocol::wire::broker_status::BrokerStatusRequest;
+use sluice_protocol::wire::partition_status::PartitionStatusRequest;
 use sluice_protocol::wire::stats::StatsRequest;
 use sluice_protocol::wire::{
     ApiKey, RequestHeader, WireError, check_frame, decode_body, encode_body,
@@ -102,6 +104,12 @@ fn decode_request(api: ApiKey, body: &[u8], tail_len: usize) {
         }
         ApiKey::Stats => {
             stable::<StatsRequest>(body);
+        }
+        ApiKey::PartitionStatus => {
+            stable::<PartitionStatusRequest>(body);
+        }
+        ApiKey::BrokerStatus => {
+            stable::<BrokerStatusRequest>(body);
         }
     }
 }

@@ -22,6 +22,8 @@ use sluice_protocol::wire::metadata::MetadataResponse;
 use sluice_protocol::wire::offset_commit::OffsetCommitResponse;
 use sluice_protocol::wire::offset_fetch::OffsetFetchResponse;
 use sluice_protocol::wire::produce::ProduceResponse;
+use sluice_protocol::wire::broker_status::BrokerStatusResponse;
+use sluice_protocol::wire::partition_status::PartitionStatusResponse;
 use sluice_protocol::wire::stats::StatsResponse;
 use sluice_protocol::wire::{
     ErrorBody, ErrorCode, ResponseHeader, WireError, check_frame, decode_body, encode_body,
@@ -85,6 +87,8 @@ fn decode_responses(body: &[u8], tail_len: usize) {
     stable::<OffsetCommitResponse>(body);
     stable::<OffsetFetchResponse>(body);
     stable::<StatsResponse>(body);
+    stable::<PartitionStatusResponse>(body);
+    stable::<BrokerStatusResponse>(body);
 }
 
 /// Decodes `body` as a `T`; when it decodes, its re-encoding decodes to the

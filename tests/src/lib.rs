@@ -69,6 +69,9 @@ pub struct TestBroker {
     pub addr: SocketAddr,
     /// Its data directory.
     pub data_dir: PathBuf,
+    /// Where its metrics and health endpoint listens (`None` when the
+    /// arguments turned it off or chose the address themselves).
+    pub metrics_addr: Option<SocketAddr>,
     extra: Vec<String>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -82,11 +85,21 @@ impl TestBroker {
     /// Starts a broker on a temporary data directory with extra arguments.
     pub fn start_with_args(extra: &[&str]) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
+        let mut extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        // Brokers of parallel tests must not share the default metrics port.
+        let metrics_addr = if extra.iter().any(|a| a == "--metrics-listen") {
+            None
+        } else {
+            let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            extra.extend(["--metrics-listen".to_owned(), addr.to_string()]);
+            Some(addr)
+        };
         let mut b = TestBroker {
             child: None,
             addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
             data_dir: tmp.path().join("data"),
-            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            metrics_addr,
+            extra,
             _tmp: Some(tmp),
         };
         b.spawn();
@@ -170,6 +183,38 @@ impl TestBroker {
     pub async fn connect(&self) -> Connection {
         Connection::connect(self.addr).await.expect("connect")
     }
+}
+
+/// `GET path` from an HTTP server (one request, `Connection: close`): the
+/// status code and the body. Panics on I/O errors or a malformed answer.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the HTTP endpoint");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send request");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read response");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP head and body");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("HTTP status code");
+    (status, body.to_owned())
+}
+
+/// The value of the sample `series` (name and labels exactly as written in
+/// the exposition, e.g. `sluice_requests_total{api="Produce"}`), if present.
+pub fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|l| {
+        let (name, value) = l.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok())?
+    })
 }
 
 impl Drop for TestBroker {

@@ -202,13 +202,52 @@ fn topics_are_created_listed_described_and_deleted() {
     ] {
         assert!(described.lines().any(|l| l == expected), "{described}");
     }
-    let high_watermarks: Vec<Vec<u64>> = described
+    let rows: Vec<Vec<String>> = described
         .lines()
         .skip_while(|l| !l.contains("high-watermark"))
         .skip(1)
-        .map(|l| l.split_whitespace().map(|w| w.parse().unwrap()).collect())
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
         .collect();
-    assert_eq!(high_watermarks, [[0, 0, 0], [1, 0, 0], [2, 0, 3]]);
+    let offsets: Vec<Vec<u64>> = rows
+        .iter()
+        .map(|r| r[..4].iter().map(|w| w.parse().unwrap()).collect())
+        .collect();
+    // partition, log start, high watermark, log end
+    assert_eq!(offsets, [[0, 0, 0, 0], [1, 0, 0, 0], [2, 0, 3, 3]]);
+    let sizes: Vec<u64> = rows.iter().map(|r| r[4].parse().unwrap()).collect();
+    assert_eq!(sizes[..2], [0, 0]);
+    assert!(sizes[2] > 3, "three records take bytes: {described}");
+    assert!(
+        rows.iter().all(|r| r[5] == "1" && r[6] == "online"),
+        "{described}"
+    );
+
+    // The same for scripts.
+    let json: serde_json::Value = serde_json::from_str(&ok(
+        &addr,
+        &["topic", "describe", "orders", "--output", "json"],
+        b"",
+    ))
+    .unwrap();
+    assert_eq!(json["name"], "orders");
+    assert_eq!(json["config"]["retention_ms"], 60000);
+    assert_eq!(json["config"]["flush"], "before-ack");
+    assert_eq!(json["config"]["segment_ms"], 604_800_000, "the default");
+    let p2 = &json["partitions"][2];
+    assert_eq!(p2["high_watermark"], 3);
+    assert_eq!(p2["log_end_offset"], 3);
+    assert_eq!(p2["size_bytes"], sizes[2]);
+    assert_eq!(p2["segments"], 1);
+    assert_eq!(p2["offline"], false);
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(&addr, &["topic", "list", "--output", "json"], b"")).unwrap();
+    assert_eq!(
+        listed,
+        serde_json::json!({"topics": [
+            {"name": "audit", "partitions": 1},
+            {"name": "orders", "partitions": 3},
+        ]})
+    );
 
     ok(&addr, &["topic", "delete", "orders"], b"");
     assert_eq!(ok(&addr, &["topic", "list"], b""), "audit 1\n");
@@ -218,6 +257,43 @@ fn topics_are_created_listed_described_and_deleted() {
         b"",
         "unknown topic \"orders\"",
     );
+}
+
+#[test]
+fn broker_status_shows_version_uptime_listeners_disk_and_connections() {
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    ok(&addr, &["topic", "create", "s", "--partitions", "2"], b"");
+    let text = ok(&addr, &["broker", "status"], b"");
+    let field = |name: &str| -> String {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .to_owned()
+    };
+    assert_eq!(field("version"), env!("CARGO_PKG_VERSION"));
+    assert_eq!(field("listen"), addr);
+    assert_eq!(
+        field("metrics-listen"),
+        broker.metrics_addr.unwrap().to_string()
+    );
+    assert_eq!(field("data-dir"), broker.data_dir.display().to_string());
+    assert_eq!(field("connections"), "1");
+    assert_eq!(field("topics"), "1");
+    assert_eq!(field("partitions"), "2");
+    assert_eq!(field("partitions-offline"), "0");
+    let total: u64 = field("disk-total-bytes").parse().unwrap();
+    let free: u64 = field("disk-free-bytes").parse().unwrap();
+    assert!(total > 0 && free <= total, "{text}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&addr, &["broker", "status", "--output", "json"], b"")).unwrap();
+    assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(json["listen"], addr.as_str());
+    assert_eq!(json["partitions"], 2);
+    assert_eq!(json["connections_open"], 1);
+    assert!(json["uptime_ms"].as_u64().is_some(), "{json}");
+    assert!(json["disk_total_bytes"].as_u64().unwrap() > 0, "{json}");
 }
 
 #[test]

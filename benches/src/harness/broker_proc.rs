@@ -95,6 +95,9 @@ impl BrokerProc {
             .arg(data_dir)
             .arg("--listen")
             .arg(addr.to_string())
+            // The metrics endpoint stays on (its cost is part of the
+            // broker's), on a port of its own so runs never collide.
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .arg("--fetch-path")
             .arg(fetch_path)
             .arg("--config")

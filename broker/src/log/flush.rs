@@ -69,7 +69,10 @@ impl PartitionLog {
             (files, point, state.dir_changes)
         };
         for file in &files {
-            if let Err(e) = file.sync_data() {
+            let started = std::time::Instant::now();
+            let synced = file.sync_data();
+            crate::metrics::FSYNC_LATENCY.observe(started.elapsed());
+            if let Err(e) = synced {
                 return Err(self.fail_flush("fdatasync", e));
             }
         }

@@ -103,6 +103,7 @@ async fn make_resident(range: &FileRange, stats: &Stats) -> io::Result<()> {
         return Ok(());
     }
     Stats::add(&stats.cold_reads, 1);
+    Stats::add(&stats.cold_bytes, range.len);
     let file = std::sync::Arc::clone(&range.file);
     let (position, len) = (range.position, range.len);
     tokio::task::spawn_blocking(move || page_cache::read_in(file.os_file(), position, len))

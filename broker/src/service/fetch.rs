@@ -256,6 +256,9 @@ fn resolve(req: &FetchRequest, parts: &[Looked], max_response: u32, hot_tail: u6
                             out.total += slice.len;
                             budget = budget.saturating_sub(slice.len);
                             clamp_left = clamp_left.saturating_sub(slice.len);
+                            part.counters
+                                .bytes_fetched
+                                .fetch_add(slice.len, std::sync::atomic::Ordering::Relaxed);
                             if let Some(file) = slice.file.filter(|_| slice.len > 0) {
                                 f.records = Some(FileRange {
                                     file,

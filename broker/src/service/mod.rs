@@ -13,6 +13,7 @@
 //! - [`admin`]: create, delete, list and describe topics; list offsets.
 //! - [`offsets`]: commit and fetch consumer-group offsets.
 //! - [`stats`](mod@stats): counters.
+//! - [`status`]: partition and broker status for operators.
 //!
 //! Every function that may touch the disk runs that part on the blocking
 //! pool (`tokio::task::spawn_blocking`), never on a reactor thread.
@@ -22,6 +23,7 @@ pub mod fetch;
 pub mod offsets;
 pub mod produce;
 pub mod stats;
+pub mod status;
 
 use crate::config::BrokerConfig;
 use crate::offsets::OffsetStore;

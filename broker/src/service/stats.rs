@@ -3,6 +3,56 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sluice_protocol::wire::stats::{Counter, StatsResponse};
+use sluice_protocol::wire::{ApiKey, ErrorCode};
+
+use crate::metrics::histogram::Histogram;
+
+/// Slots of per-API counters: one per [`ApiKey`], and a last one for frames
+/// whose API is unknown or could not be read.
+pub const API_SLOTS: usize = ApiKey::ALL.len() + 1;
+/// Slots of error counters per API: one per error code number below this;
+/// larger numbers share the last slot.
+pub const ERROR_SLOTS: usize = 64;
+
+/// Requests, errors and latency of one API.
+#[derive(Debug)]
+pub struct ApiStats {
+    /// Requests received (decoded or not).
+    pub requests: AtomicU64,
+    /// Requests answered with a whole-request error, by error code number.
+    pub errors: [AtomicU64; ERROR_SLOTS],
+    /// Time from a whole frame read to its response written (a fetch's
+    /// long-poll wait included).
+    pub latency: Histogram,
+}
+
+impl Default for ApiStats {
+    fn default() -> Self {
+        ApiStats {
+            requests: AtomicU64::new(0),
+            errors: [const { AtomicU64::new(0) }; ERROR_SLOTS],
+            latency: Histogram::new(),
+        }
+    }
+}
+
+impl ApiStats {
+    /// The slot of an API key number: its index in [`ApiKey::ALL`], or
+    /// [`API_SLOTS`] - 1 when unknown.
+    pub fn slot(api_key: Option<u16>) -> usize {
+        api_key
+            .and_then(|n| ApiKey::ALL.iter().position(|k| *k as u16 == n))
+            .unwrap_or(API_SLOTS - 1)
+    }
+
+    /// Counts a whole-request error.
+    pub fn error(&self, code: ErrorCode) {
+        let i = usize::from(u16::from(code)).min(ERROR_SLOTS - 1);
+        if let Some(c) = self.errors.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
 
 /// Counters since the broker started. Relaxed atomics: each is exact, the set
 /// is not a snapshot.
@@ -33,6 +83,25 @@ pub struct Stats {
     /// Sends of response bytes: one per batch of pipelined responses that
     /// leave together, one per fetch response.
     pub response_sends: AtomicU64,
+    /// Bytes of the cold ranges counted in `cold_reads`.
+    pub cold_bytes: AtomicU64,
+    /// Per API (slot [`ApiStats::slot`]): requests, errors, latency.
+    pub apis: [ApiStats; API_SLOTS],
+    /// Microseconds the broker took to open its data directory (recovery
+    /// included) at startup.
+    pub recovery_micros: AtomicU64,
+    /// When these counters were created (the broker's data directory open).
+    pub started: Started,
+}
+
+/// An instant that defaults to the moment it is created.
+#[derive(Debug, Clone, Copy)]
+pub struct Started(pub std::time::Instant);
+
+impl Default for Started {
+    fn default() -> Self {
+        Started(std::time::Instant::now())
+    }
 }
 
 impl Stats {
@@ -62,6 +131,7 @@ impl Stats {
                     "partitions_offline_at_open",
                     &self.partitions_offline_at_open,
                 ),
+                c("cold_bytes", &self.cold_bytes),
                 c("response_sends", &self.response_sends),
             ],
         }

@@ -6,6 +6,7 @@
 //! their lengths given in the body ([`produce`], [`fetch`]).
 
 pub mod api_versions;
+pub mod broker_status;
 pub mod create_topics;
 pub mod delete_topics;
 mod error_code;
@@ -15,6 +16,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_fetch;
+pub mod partition_status;
 pub mod produce;
 pub mod stats;
 pub mod topic_config;
@@ -51,11 +53,15 @@ pub enum ApiKey {
     OffsetFetch = 8,
     /// [`stats`]
     Stats = 9,
+    /// [`partition_status`]
+    PartitionStatus = 11,
+    /// [`broker_status`]
+    BrokerStatus = 12,
 }
 
 impl ApiKey {
     /// Every API, in key order.
-    pub const ALL: [ApiKey; 10] = [
+    pub const ALL: [ApiKey; 12] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::CreateTopics,
@@ -66,6 +72,8 @@ impl ApiKey {
         ApiKey::OffsetCommit,
         ApiKey::OffsetFetch,
         ApiKey::Stats,
+        ApiKey::PartitionStatus,
+        ApiKey::BrokerStatus,
     ];
 
     /// The API for a key number, if known.
@@ -206,7 +214,7 @@ mod tests {
     /// Key numbers are part of the protocol: a change must fail here.
     #[test]
     fn api_key_numbers_are_pinned() {
-        let pinned: [(ApiKey, u16); 10] = [
+        let pinned: [(ApiKey, u16); 12] = [
             (ApiKey::ApiVersions, 0),
             (ApiKey::Metadata, 1),
             (ApiKey::CreateTopics, 2),
@@ -217,6 +225,8 @@ mod tests {
             (ApiKey::OffsetCommit, 7),
             (ApiKey::OffsetFetch, 8),
             (ApiKey::Stats, 9),
+            (ApiKey::PartitionStatus, 11),
+            (ApiKey::BrokerStatus, 12),
         ];
         assert_eq!(ApiKey::ALL.len(), pinned.len());
         for (i, (key, number)) in pinned.into_iter().enumerate() {
@@ -225,7 +235,7 @@ mod tests {
             assert_eq!(ApiKey::from_u16(number), Some(key));
             assert_eq!(key.versions(), (0, 0));
         }
-        for unknown in [10, 11, 100, u16::MAX] {
+        for unknown in [10, 13, 100, u16::MAX] {
             assert_eq!(ApiKey::from_u16(unknown), None);
         }
     }
@@ -344,7 +354,7 @@ mod tests {
         let all = request_frame(ApiKey::Metadata, 8, &MetadataRequest { topics: None });
         assert_eq!(all, hex("0000000d 0001 0000 00000008 00000001 00"));
 
-        // ApiVersions response to correlation id 1: ten APIs, versions 0..=0.
+        // ApiVersions response to correlation id 1: twelve APIs, versions 0..=0.
         let apis = ApiKey::ALL
             .iter()
             .map(|k| ApiVersionRange {
@@ -363,8 +373,9 @@ mod tests {
         .unwrap();
         assert_eq!(
             [&header[..], &body].concat(),
-            hex("00000029 00000001 0000 0000001f  0a
-                 000000 010000 020000 030000 040000 050000 060000 070000 080000 090000")
+            hex("0000002f 00000001 0000 00000025  0c
+                 000000 010000 020000 030000 040000 050000 060000 070000 080000 090000
+                 0b0000 0c0000")
         );
 
         // Produce request body: acks=leader, timeout 5000 ms, one partition

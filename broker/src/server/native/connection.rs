@@ -50,7 +50,7 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
 
 use crate::server::Broker;
-use crate::service::stats::Stats;
+use crate::service::stats::{API_SLOTS, ApiStats, Stats};
 
 /// Read-buffer bytes every connection keeps outside the request budget.
 /// Request frames up to this size (length prefix included) never wait for
@@ -112,6 +112,13 @@ pub(super) struct Conn {
     read_permits: FramePermits,
     /// Scratch for encoding response headers and bodies.
     pub(super) out: Vec<u8>,
+    /// The client's address (for logs).
+    peer: SocketAddr,
+    /// The whole-request error the request being served was answered with.
+    last_error: Option<ErrorCode>,
+    /// Time the request being served may wait on purpose (a fetch's long
+    /// poll), not counted against the slow-request threshold.
+    pub(super) wait_allowance: Duration,
 }
 
 /// Serves one connection until the client closes it, it misbehaves, or
@@ -134,6 +141,9 @@ pub(crate) async fn serve(
         read_alloc: READ_BASELINE,
         read_permits: FramePermits::default(),
         out: Vec::with_capacity(4096),
+        peer,
+        last_error: None,
+        wait_allowance: Duration::ZERO,
     };
     let ran = conn.run().await;
     // Responses still pending (the connection stopped with more requests
@@ -197,11 +207,19 @@ impl Conn {
                     };
                     let correlation_id = peek_correlation_id(&self.read_buf);
                     let _ = self.write_error(correlation_id, code, &e.to_string()).await;
+                    self.account(API_SLOTS - 1, Duration::ZERO);
                     return Err(ConnError::Wire(e));
                 }
                 Err(e) => return Err(e),
             };
             Stats::add(&self.broker.stats.requests, 1);
+            let api_key = frame
+                .get(LEN_PREFIX..LEN_PREFIX + 2)
+                .and_then(|b| b.try_into().ok())
+                .map(u16::from_be_bytes);
+            let started = Instant::now();
+            self.last_error = None;
+            self.wait_allowance = Duration::ZERO;
             // The frame's own buffer (if it had one) is freed when the
             // request has been served, and its budget goes back right after.
             let served = super::dispatch(self, frame).await;
@@ -209,6 +227,7 @@ impl Conn {
             if self.out.is_empty() {
                 release_out(&mut self.out);
             }
+            self.account(ApiStats::slot(api_key), started.elapsed());
             served?;
         }
     }
@@ -416,12 +435,40 @@ impl Conn {
     }
 
     /// Writes a frame-level error response.
+    /// Counts a served request of API slot `slot` (requests, latency, the
+    /// error it was answered with) and logs it if it was slow. No lock, no
+    /// allocation unless it logs.
+    fn account(&mut self, slot: usize, elapsed: Duration) {
+        let Some(api) = self.broker.stats.apis.get(slot) else {
+            return;
+        };
+        Stats::add(&api.requests, 1);
+        api.latency.observe(elapsed);
+        if let Some(code) = self.last_error.take() {
+            api.error(code);
+        }
+        let slow = self.broker.config.slow_request_ms;
+        if slow > 0 && elapsed > Duration::from_millis(slow) + self.wait_allowance {
+            let api = sluice_protocol::wire::ApiKey::ALL
+                .get(slot)
+                .map_or_else(|| "unknown".to_owned(), |k| format!("{k:?}"));
+            tracing::warn!(
+                peer = %self.peer,
+                api,
+                elapsed_ms = elapsed.as_millis() as u64,
+                allowed_wait_ms = self.wait_allowance.as_millis() as u64,
+                "slow request"
+            );
+        }
+    }
+
     pub(super) async fn write_error(
         &mut self,
         correlation_id: u32,
         code: ErrorCode,
         message: &str,
     ) -> Result<(), ConnError> {
+        self.last_error = Some(code);
         self.encode_response(
             correlation_id,
             code,

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use sluice_protocol::wire::api_versions::{ApiVersionRange, ApiVersionsResponse};
+use sluice_protocol::wire::broker_status::{BrokerStatusRequest, BrokerStatusResponse};
 use sluice_protocol::wire::create_topics::{
     CreateTopicsRequest, CreateTopicsResponse, TopicResult,
 };
@@ -28,6 +29,9 @@ use sluice_protocol::wire::offset_commit::{
 };
 use sluice_protocol::wire::offset_fetch::{
     OffsetFetchPartition, OffsetFetchRequest, OffsetFetchResponse,
+};
+use sluice_protocol::wire::partition_status::{
+    PartitionState, PartitionStatusRequest, PartitionStatusResponse, TopicState,
 };
 use sluice_protocol::wire::produce::{
     Acks as WireAcks, ProducePartitionResponse, ProduceRequest, ProduceResponse,
@@ -267,6 +271,49 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
             };
             respond(conn, id, &resp).await
         }
+        ApiKey::PartitionStatus => {
+            let req = decode!(PartitionStatusRequest);
+            let topics = or_refuse!(svc.partition_status(req.topics).await);
+            let topics = topics
+                .into_iter()
+                .map(|t| TopicState {
+                    name: t.name,
+                    error_code: t.error_code,
+                    partitions: t
+                        .partitions
+                        .into_iter()
+                        .map(|p| PartitionState {
+                            partition: p.partition,
+                            log_start_offset: p.log_start_offset,
+                            high_watermark: p.high_watermark,
+                            log_end_offset: p.log_end_offset,
+                            size_bytes: p.size_bytes,
+                            segments: p.segments,
+                            offline: p.offline,
+                        })
+                        .collect(),
+                })
+                .collect();
+            respond(conn, id, &PartitionStatusResponse { topics }).await
+        }
+        ApiKey::BrokerStatus => {
+            let _ = decode!(BrokerStatusRequest);
+            let s = svc.broker_status();
+            let resp = BrokerStatusResponse {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                uptime_ms: s.uptime_ms,
+                listen: svc.config.listen.to_string(),
+                metrics_listen: String::from(svc.config.metrics_listen),
+                data_dir: svc.config.data_dir.display().to_string(),
+                disk_total_bytes: s.disk_total_bytes,
+                disk_free_bytes: s.disk_free_bytes,
+                connections_open: s.connections_open,
+                topics: s.topics,
+                partitions: s.partitions,
+                partitions_offline: s.partitions_offline,
+            };
+            respond(conn, id, &resp).await
+        }
         ApiKey::Stats => {
             let mut resp = broker.stats.snapshot();
             resp.counters.push(sluice_protocol::wire::stats::Counter {
@@ -382,6 +429,7 @@ async fn produce(
 
 async fn fetch(conn: &mut Conn, id: u32, req: FetchRequest) -> Result<(), ConnError> {
     let broker = Arc::clone(&conn.broker);
+    conn.wait_allowance = Duration::from_millis(u64::from(req.max_wait_ms));
     let svc_req = svc_fetch::FetchRequest {
         max_wait: Duration::from_millis(u64::from(req.max_wait_ms)),
         min_bytes: u64::from(req.min_bytes),

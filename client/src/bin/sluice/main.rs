@@ -4,6 +4,7 @@
 //!
 //! - `main.rs`: arguments, the runtime, error reporting and exit codes.
 //! - `topic.rs`: `sluice topic create|list|describe|delete`.
+//! - `broker.rs`: `sluice broker status`.
 //! - `produce.rs`: `sluice produce`, lines from stdin or a file to a topic.
 //! - `consume.rs`: `sluice consume`, records of a topic to stdout.
 //! - `format.rs`: the `--format` template of `consume`.
@@ -11,6 +12,7 @@
 //! Errors print one line, `error: ...`, on stderr and exit with status 1;
 //! usage errors exit with status 2.
 
+mod broker;
 mod consume;
 mod format;
 mod produce;
@@ -18,7 +20,7 @@ mod topic;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use sluice_client::{Admin, ClientError};
 use sluice_protocol::wire::ErrorCode;
 
@@ -47,6 +49,19 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print the records of a topic to stdout
     Consume(consume::ConsumeArgs),
+    /// Show the broker's state
+    #[command(subcommand)]
+    Broker(broker::BrokerCommand),
+}
+
+/// How a listing or description is printed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// Aligned text for people.
+    #[default]
+    Text,
+    /// One JSON document, for scripts.
+    Json,
 }
 
 /// How a command ended without an error worth a message.
@@ -88,6 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Topic(cmd) => topic::run(&cli.broker, cmd).await,
         Command::Produce(args) => produce::run(&cli.broker, args).await,
         Command::Consume(args) => consume::run(&cli.broker, args).await,
+        Command::Broker(cmd) => broker::run(&cli.broker, cmd).await,
     }
 }
 

@@ -4,10 +4,12 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::Subcommand;
+use serde_json::json;
 use sluice_client::{FlushMode, TopicConfig};
 use sluice_protocol::wire::metadata::TopicMetadata;
+use sluice_protocol::wire::partition_status::TopicState;
 
-use crate::{Outcome, connect_admin, describe, topic_error};
+use crate::{Outcome, Output, connect_admin, describe, topic_error};
 
 /// Topic administration.
 #[derive(Debug, Subcommand)]
@@ -36,11 +38,19 @@ pub(crate) enum TopicCommand {
         flush: Option<FlushMode>,
     },
     /// List topics, one per line: NAME PARTITIONS
-    List,
-    /// Show a topic's partitions (log start, high watermark) and settings
+    List {
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Show a topic's settings and partitions (log start, high watermark,
+    /// log end, size, segments, offline or not)
     Describe {
         /// Topic name
         name: String,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
     },
     /// Delete a topic and its data
     Delete {
@@ -97,22 +107,40 @@ pub(crate) async fn run(broker: &str, cmd: TopicCommand) -> anyhow::Result<Outco
                 .map_err(|e| anyhow::anyhow!("cannot create topic {name:?}: {}", describe(&e)))?;
             writeln!(out, "created topic {name} with {partitions} partitions")?;
         }
-        TopicCommand::List => {
+        TopicCommand::List { output } => {
             let mut topics = admin
                 .list_topics()
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot list topics: {}", describe(&e)))?;
             topics.sort_by(|a, b| a.name.cmp(&b.name));
-            for t in topics {
-                writeln!(out, "{} {}", t.name, t.partitions.len())?;
+            match output {
+                Output::Text => {
+                    for t in topics {
+                        writeln!(out, "{} {}", t.name, t.partitions.len())?;
+                    }
+                }
+                Output::Json => {
+                    let list: Vec<_> = topics
+                        .iter()
+                        .map(|t| json!({"name": t.name, "partitions": t.partitions.len()}))
+                        .collect();
+                    writeln!(out, "{}", json!({ "topics": list }))?;
+                }
             }
         }
-        TopicCommand::Describe { name } => {
+        TopicCommand::Describe { name, output } => {
             let t = admin
                 .describe_topic(&name)
                 .await
                 .map_err(|e| topic_error(&name, e))?;
-            print_description(&mut out, &t)?;
+            let state = admin
+                .topic_status(&name)
+                .await
+                .map_err(|e| topic_error(&name, e))?;
+            match output {
+                Output::Text => print_description(&mut out, &t, &state)?,
+                Output::Json => writeln!(out, "{}", description_json(&t, &state))?,
+            }
         }
         TopicCommand::Delete { name } => {
             admin
@@ -127,7 +155,11 @@ pub(crate) async fn run(broker: &str, cmd: TopicCommand) -> anyhow::Result<Outco
 }
 
 /// Prints a topic's settings, then one line per partition.
-fn print_description(out: &mut impl Write, t: &TopicMetadata) -> std::io::Result<()> {
+fn print_description(
+    out: &mut impl Write,
+    t: &TopicMetadata,
+    state: &TopicState,
+) -> std::io::Result<()> {
     let opt = |v: Option<u64>| v.map_or_else(|| "default".to_owned(), |v| v.to_string());
     writeln!(out, "topic: {}", t.name)?;
     writeln!(out, "partitions: {}", t.partitions.len())?;
@@ -144,21 +176,54 @@ fn print_description(out: &mut impl Write, t: &TopicMetadata) -> std::io::Result
     )?;
     writeln!(
         out,
-        "{:>9} {:>12} {:>14}",
-        "partition", "log-start", "high-watermark"
+        "{:>9} {:>12} {:>14} {:>12} {:>14} {:>8} {:>7}",
+        "partition", "log-start", "high-watermark", "log-end", "size-bytes", "segments", "state"
     )?;
-    for p in &t.partitions {
-        if p.error_code.is_ok() {
-            writeln!(
-                out,
-                "{:>9} {:>12} {:>14}",
-                p.partition, p.log_start_offset, p.high_watermark
-            )?;
-        } else {
-            writeln!(out, "{:>9} {}", p.partition, p.error_code)?;
-        }
+    for p in &state.partitions {
+        writeln!(
+            out,
+            "{:>9} {:>12} {:>14} {:>12} {:>14} {:>8} {:>7}",
+            p.partition,
+            p.log_start_offset,
+            p.high_watermark,
+            p.log_end_offset,
+            p.size_bytes,
+            p.segments,
+            if p.offline { "offline" } else { "online" }
+        )?;
     }
     Ok(())
+}
+
+/// A topic's settings and partitions as one JSON object.
+fn description_json(t: &TopicMetadata, state: &TopicState) -> serde_json::Value {
+    let c = &t.config;
+    let partitions: Vec<_> = state
+        .partitions
+        .iter()
+        .map(|p| {
+            json!({
+                "partition": p.partition,
+                "log_start_offset": p.log_start_offset,
+                "high_watermark": p.high_watermark,
+                "log_end_offset": p.log_end_offset,
+                "size_bytes": p.size_bytes,
+                "segments": p.segments,
+                "offline": p.offline,
+            })
+        })
+        .collect();
+    json!({
+        "name": t.name,
+        "config": {
+            "retention_ms": c.retention_ms,
+            "retention_bytes": c.retention_bytes,
+            "segment_bytes": c.segment_bytes,
+            "segment_ms": c.segment_ms,
+            "flush": c.flush.map(flush_text),
+        },
+        "partitions": partitions,
+    })
 }
 
 #[cfg(test)]

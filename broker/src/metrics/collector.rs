@@ -1,0 +1,502 @@
+//! The Prometheus exposition: a `prometheus-client` [`Collector`] that reads
+//! the broker's counters and partition logs at scrape time.
+//!
+//! Cardinality: with `metrics_per_partition` on, each topic partition adds
+//! one series to each of the nine `sluice_partition_*` families, and each
+//! committed `(group, topic, partition)` offset two series
+//! (`sluice_group_committed_offset`, `sluice_group_lag_records`), bounded by
+//! `max_partitions` and `max_committed_offsets`. Everything else is a fixed
+//! number of series (per API and error code, bounded by the API keys and
+//! the 64 error-code slots; only codes that occurred are shown).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use sluice_protocol::wire::{ApiKey, ErrorCode};
+
+use super::Health;
+use super::histogram::HistogramSnapshot;
+use crate::server::Broker;
+
+/// Reads the broker's state into Prometheus series on each scrape.
+#[derive(Debug)]
+pub struct BrokerCollector {
+    health: Arc<Health>,
+}
+
+/// The registry holding the broker's collector.
+pub fn registry(health: Arc<Health>) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(BrokerCollector { health }));
+    registry
+}
+
+/// The whole exposition in the OpenMetrics text format. Takes the partition
+/// logs' locks briefly (size, segments): call it off the reactor.
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing to a String does not fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, registry);
+    out
+}
+
+/// The exposition in the Prometheus text format (0.0.4), for scrapers that
+/// do not ask for OpenMetrics (`curl`, `promtool check metrics`): the same
+/// series, with counter families named by their `_total` samples, `+Inf`
+/// spelled as that format spells it, and no `# UNIT` or `# EOF` lines.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 256);
+    for line in openmetrics.lines() {
+        if line.starts_with("# EOF") || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                out.push_str(prefix);
+                out.push_str(name);
+                if counters.contains(name) {
+                    out.push_str("_total");
+                }
+                out.push(' ');
+                out.push_str(tail);
+            }
+            None => out.push_str(&line.replace("le=\"inf\"", "le=\"+Inf\"")),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn load(v: &AtomicU64) -> u64 {
+    v.load(Ordering::Relaxed)
+}
+
+/// One metric family being written.
+struct Family<'a, 'e> {
+    enc: &'a mut DescriptorEncoder<'e>,
+}
+
+impl Family<'_, '_> {
+    fn counter(&mut self, name: &str, help: &str, v: u64) -> Result<(), std::fmt::Error> {
+        let m = self
+            .enc
+            .encode_descriptor(name, help, None, MetricType::Counter)?;
+        ConstCounter::new(v).encode(m)
+    }
+
+    fn gauge<V: prometheus_client::encoding::EncodeGaugeValue>(
+        &mut self,
+        name: &str,
+        help: &str,
+        v: V,
+    ) -> Result<(), std::fmt::Error> {
+        let m = self
+            .enc
+            .encode_descriptor(name, help, None, MetricType::Gauge)?;
+        ConstGauge::new(v).encode(m)
+    }
+
+    fn histogram(
+        &mut self,
+        name: &str,
+        help: &str,
+        h: &HistogramSnapshot,
+    ) -> Result<(), std::fmt::Error> {
+        let mut m = self
+            .enc
+            .encode_descriptor(name, help, None, MetricType::Histogram)?;
+        m.encode_histogram::<NoLabelSet>(h.sum_seconds, h.count, &h.buckets, None)
+    }
+}
+
+/// Per-partition values read once per scrape.
+struct PartitionRow {
+    topic: String,
+    partition: String,
+    values: [u64; 9],
+}
+
+const PARTITION_FAMILIES: [(&str, &str, MetricType); 9] = [
+    (
+        "sluice_partition_records_appended",
+        "Records appended to the partition since the broker started.",
+        MetricType::Counter,
+    ),
+    (
+        "sluice_partition_appended_bytes",
+        "Bytes of record batches appended to the partition since the broker started.",
+        MetricType::Counter,
+    ),
+    (
+        "sluice_partition_fetched_bytes",
+        "Bytes of record batches put in fetch responses for the partition since the broker started.",
+        MetricType::Counter,
+    ),
+    (
+        "sluice_partition_log_start_offset",
+        "First offset the partition still holds.",
+        MetricType::Gauge,
+    ),
+    (
+        "sluice_partition_log_end_offset",
+        "Offset the next record appended to the partition will get.",
+        MetricType::Gauge,
+    ),
+    (
+        "sluice_partition_high_watermark",
+        "One past the last offset consumers of the partition may read.",
+        MetricType::Gauge,
+    ),
+    (
+        "sluice_partition_size_bytes",
+        "Bytes of record batches the partition holds on disk.",
+        MetricType::Gauge,
+    ),
+    (
+        "sluice_partition_segments",
+        "Segment files of the partition.",
+        MetricType::Gauge,
+    ),
+    (
+        "sluice_partition_offline",
+        "1 if the partition is offline (refuses writes after a failed flush or damaged data at startup), else 0.",
+        MetricType::Gauge,
+    ),
+];
+
+impl Collector for BrokerCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let health = &self.health;
+        let mut f = Family { enc: &mut enc };
+        f.gauge(
+            "sluice_up",
+            "1 when the broker is ready (recovery done, listeners up, no partition offline), else 0.",
+            u64::from(health.ready().is_ok()),
+        )?;
+        f.gauge(
+            "sluice_uptime_seconds",
+            "Seconds since the broker process started.",
+            health.started().elapsed().as_secs_f64(),
+        )?;
+        let p = super::process::read();
+        if let Some(v) = p.resident_bytes {
+            f.gauge(
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+                v,
+            )?;
+        }
+        if let Some(v) = p.virtual_bytes {
+            f.gauge(
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes.",
+                v,
+            )?;
+        }
+        if let Some(v) = p.open_fds {
+            f.gauge("process_open_fds", "Open file descriptors.", v)?;
+        }
+        if let Some(v) = p.max_fds {
+            f.gauge("process_max_fds", "Limit on open file descriptors.", v)?;
+        }
+        if let Some(v) = p.threads {
+            f.gauge("process_threads", "Threads of the process.", v)?;
+        }
+        if let Some(v) = p.cpu_seconds {
+            let m = f.enc.encode_descriptor(
+                "process_cpu_seconds",
+                "User and system CPU time spent, in seconds.",
+                None,
+                MetricType::Counter,
+            )?;
+            ConstCounter::new(v).encode(m)?;
+        }
+        f.histogram(
+            "sluice_fsync_duration_seconds",
+            "Latency of each fdatasync of a segment file.",
+            &super::FSYNC_LATENCY.snapshot(),
+        )?;
+        let Some(broker) = health.broker() else {
+            return Ok(());
+        };
+        encode_broker(&mut enc, broker)
+    }
+}
+
+fn encode_broker(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std::fmt::Error> {
+    let s = &broker.stats;
+    let mut f = Family { enc };
+    f.gauge(
+        "sluice_recovery_duration_seconds",
+        "Seconds the broker took at startup to open its data directory, recovery included.",
+        load(&s.recovery_micros) as f64 / 1e6,
+    )?;
+    f.counter(
+        "sluice_connections_accepted",
+        "Client connections accepted.",
+        load(&s.connections_accepted),
+    )?;
+    f.counter(
+        "sluice_connections_rejected",
+        "Client connections closed at once because max_connections were open.",
+        load(&s.connections_rejected),
+    )?;
+    f.gauge(
+        "sluice_connections_open",
+        "Client connections open.",
+        load(&s.connections_open),
+    )?;
+    f.gauge(
+        "sluice_request_bytes_held",
+        "Bytes of request frames held against max_request_bytes_in_flight.",
+        broker.request_bytes_held(),
+    )?;
+    f.gauge(
+        "sluice_request_bytes_budget",
+        "Size of the request memory budget (max_request_bytes_in_flight).",
+        broker.request_budget_total,
+    )?;
+    f.counter(
+        "sluice_produce_bytes",
+        "Bytes of record batches appended by produce requests.",
+        load(&s.produce_bytes),
+    )?;
+    {
+        let mut m = f.enc.encode_descriptor(
+            "sluice_fetch_bytes",
+            "Bytes of records sent by fetches, by fetch path (sendfile or copy).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (path, v) in [
+            ("sendfile", &s.fetch_bytes_sendfile),
+            ("copy", &s.fetch_bytes_copy),
+        ] {
+            ConstCounter::new(load(v)).encode(m.encode_family(&[("path", path)])?)?;
+        }
+    }
+    f.counter(
+        "sluice_cold_reads",
+        "Fetch ranges that were not in the page cache and were read in off the reactor.",
+        load(&s.cold_reads),
+    )?;
+    f.counter(
+        "sluice_cold_read_bytes",
+        "Bytes of those cold fetch ranges.",
+        load(&s.cold_bytes),
+    )?;
+    f.counter(
+        "sluice_bad_requests",
+        "Requests answered with a frame-level error or dropped as malformed.",
+        load(&s.bad_requests),
+    )?;
+    f.gauge(
+        "sluice_partitions_offline_at_startup",
+        "Partitions that recovery opened offline because flushed data is damaged.",
+        load(&s.partitions_offline_at_open),
+    )?;
+    let topics = broker.topics.list();
+    let offline = topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .filter(|p| p.is_offline())
+        .count() as u64;
+    f.gauge(
+        "sluice_partitions_offline",
+        "Partitions offline now.",
+        offline,
+    )?;
+    f.gauge(
+        "sluice_partitions",
+        "Partitions served.",
+        topics
+            .iter()
+            .map(|t| t.partitions.len() as u64)
+            .sum::<u64>(),
+    )?;
+    f.gauge("sluice_topics", "Topics.", topics.len() as u64)?;
+    encode_apis(f.enc, broker)?;
+    if broker.config.metrics_per_partition {
+        encode_partitions(f.enc, broker, &topics)?;
+    }
+    Ok(())
+}
+
+fn api_name(slot: usize) -> String {
+    ApiKey::ALL
+        .get(slot)
+        .map_or_else(|| "unknown".to_owned(), |k| format!("{k:?}"))
+}
+
+fn encode_apis(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std::fmt::Error> {
+    let apis = &broker.stats.apis;
+    let names: Vec<String> = (0..apis.len()).map(api_name).collect();
+    {
+        let mut m = enc.encode_descriptor(
+            "sluice_requests",
+            "Requests received, by API.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (a, name) in apis.iter().zip(&names) {
+            let labels = [("api", name.as_str())];
+            ConstCounter::new(load(&a.requests)).encode(m.encode_family(&labels)?)?;
+        }
+    }
+    {
+        let mut m = enc.encode_descriptor(
+            "sluice_request_errors",
+            "Requests answered with a whole-request error, by API and error code.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (a, name) in apis.iter().zip(&names) {
+            for (code, c) in a.errors.iter().enumerate() {
+                let n = load(c);
+                if n == 0 {
+                    continue;
+                }
+                let code = ErrorCode::from_u16(code as u16);
+                let number = u16::from(code).to_string();
+                let error = format!("{code:?}");
+                let labels = [
+                    ("api", name.as_str()),
+                    ("code", number.as_str()),
+                    ("error", error.as_str()),
+                ];
+                ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
+            }
+        }
+    }
+    let mut m = enc.encode_descriptor(
+        "sluice_request_duration_seconds",
+        "Time from a request frame read whole to its response written (a fetch's long-poll wait included), by API.",
+        None,
+        MetricType::Histogram,
+    )?;
+    for (a, name) in apis.iter().zip(&names) {
+        let h = a.latency.snapshot();
+        let labels = [("api", name.as_str())];
+        m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
+            h.sum_seconds,
+            h.count,
+            &h.buckets,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+fn encode_partitions(
+    enc: &mut DescriptorEncoder,
+    broker: &Broker,
+    topics: &[Arc<crate::topics::Topic>],
+) -> Result<(), std::fmt::Error> {
+    let mut rows = Vec::new();
+    for t in topics {
+        for (i, p) in t.partitions.iter().enumerate() {
+            let c = &p.counters;
+            rows.push(PartitionRow {
+                topic: t.name.clone(),
+                partition: i.to_string(),
+                values: [
+                    load(&c.records_appended),
+                    load(&c.bytes_appended),
+                    load(&c.bytes_fetched),
+                    p.log.log_start_offset(),
+                    p.log.next_offset(),
+                    p.log.high_watermark(),
+                    p.log.size_in_bytes(),
+                    p.log.segment_count() as u64,
+                    u64::from(p.is_offline()),
+                ],
+            });
+        }
+    }
+    for (i, (name, help, kind)) in PARTITION_FAMILIES.iter().enumerate() {
+        let mut m = enc.encode_descriptor(name, help, None, *kind)?;
+        for r in &rows {
+            let labels = [
+                ("topic", r.topic.as_str()),
+                ("partition", r.partition.as_str()),
+            ];
+            let v = r.values.get(i).copied().unwrap_or(0);
+            let fam = m.encode_family(&labels)?;
+            match kind {
+                MetricType::Counter => ConstCounter::new(v).encode(fam)?,
+                _ => ConstGauge::new(v).encode(fam)?,
+            }
+        }
+    }
+    // Committed offsets of consumer groups and their lag behind the high
+    // watermark (groups themselves, with members, do not exist yet).
+    let committed = broker.offsets.all();
+    let mut committed_m = enc.encode_descriptor(
+        "sluice_group_committed_offset",
+        "Offset a consumer group committed for a partition.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (group, topic, partition, offset) in &committed {
+        let partition = partition.to_string();
+        let labels = [
+            ("group", group.as_str()),
+            ("topic", topic.as_str()),
+            ("partition", partition.as_str()),
+        ];
+        ConstGauge::new(*offset).encode(committed_m.encode_family(&labels)?)?;
+    }
+    let mut lag_m = enc.encode_descriptor(
+        "sluice_group_lag_records",
+        "Records between a group's committed offset and the partition's high watermark.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (group, topic, partition, offset) in &committed {
+        let Ok(part) = broker.topics.partition(topic, *partition) else {
+            continue;
+        };
+        let lag = part.log.high_watermark().saturating_sub(*offset);
+        let partition = partition.to_string();
+        let labels = [
+            ("group", group.as_str()),
+            ("topic", topic.as_str()),
+            ("partition", partition.as_str()),
+        ];
+        ConstGauge::new(lag).encode(lag_m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_names_counter_families_by_their_samples() {
+        let om = "# HELP a_bytes Bytes.\n# TYPE a_bytes counter\n# UNIT a_bytes bytes\na_bytes_total{x=\"1\"} 3\n\
+                  # HELP g A gauge.\n# TYPE g gauge\ng 1\n\
+                  # HELP h A histogram.\n# TYPE h histogram\nh_bucket{le=\"inf\"} 2\n# EOF\n";
+        assert_eq!(
+            to_prometheus_text(om),
+            "# HELP a_bytes_total Bytes.\n# TYPE a_bytes_total counter\na_bytes_total{x=\"1\"} 3\n\
+             # HELP g A gauge.\n# TYPE g gauge\ng 1\n\
+             # HELP h A histogram.\n# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\n"
+        );
+    }
+}

@@ -1,0 +1,125 @@
+//! Status for operators: what each partition holds on disk, and how the
+//! broker is doing (uptime, disk, connections).
+
+use std::sync::atomic::Ordering;
+
+use sluice_protocol::wire::ErrorCode;
+
+use super::{Refused, Service, blocking, check_partition_count};
+
+/// One partition's state, read from its log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionState {
+    /// Partition number.
+    pub partition: u32,
+    /// First offset held.
+    pub log_start_offset: u64,
+    /// One past the last offset consumers may read.
+    pub high_watermark: u64,
+    /// Offset the next appended record will get.
+    pub log_end_offset: u64,
+    /// Bytes of record batches held.
+    pub size_bytes: u64,
+    /// Segment files.
+    pub segments: u32,
+    /// Whether the partition refuses writes.
+    pub offline: bool,
+}
+
+/// A topic's partitions, or why there are none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicState {
+    /// Topic name.
+    pub name: String,
+    /// `UnknownTopicOrPartition` when there is no such topic.
+    pub error_code: ErrorCode,
+    /// Partitions in number order.
+    pub partitions: Vec<PartitionState>,
+}
+
+/// How the broker is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerStatus {
+    /// Milliseconds since the data directory was opened.
+    pub uptime_ms: u64,
+    /// Size of the data directory's file system in bytes (0 if unknown).
+    pub disk_total_bytes: u64,
+    /// Bytes of it available to the broker (0 if unknown).
+    pub disk_free_bytes: u64,
+    /// Client connections open.
+    pub connections_open: u64,
+    /// Topics.
+    pub topics: u32,
+    /// Partitions over all topics.
+    pub partitions: u32,
+    /// Partitions offline.
+    pub partitions_offline: u32,
+}
+
+impl Service {
+    /// The state of every partition of `topics`, in request order. Reads
+    /// each log's segment list under its lock, on the blocking pool.
+    pub async fn partition_status(
+        self: &std::sync::Arc<Self>,
+        topics: Vec<String>,
+    ) -> Result<Vec<TopicState>, Refused> {
+        check_partition_count(topics.len(), self.config.max_partitions_per_request)?;
+        let svc = std::sync::Arc::clone(self);
+        blocking(move || {
+            topics
+                .into_iter()
+                .map(|name| match svc.topics.topic(&name) {
+                    None => TopicState {
+                        name,
+                        error_code: ErrorCode::UnknownTopicOrPartition,
+                        partitions: Vec::new(),
+                    },
+                    Some(t) => TopicState {
+                        name,
+                        error_code: ErrorCode::None,
+                        partitions: t
+                            .partitions
+                            .iter()
+                            .enumerate()
+                            .map(|(i, p)| PartitionState {
+                                partition: i as u32,
+                                log_start_offset: p.log.log_start_offset(),
+                                high_watermark: p.log.high_watermark(),
+                                log_end_offset: p.log.next_offset(),
+                                size_bytes: p.log.size_in_bytes(),
+                                segments: p.log.segment_count() as u32,
+                                offline: p.is_offline(),
+                            })
+                            .collect(),
+                    },
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| Refused {
+            code: ErrorCode::StorageError,
+            message: e.to_string(),
+        })
+    }
+
+    /// Uptime, disk space, connections and partition counts. Lock-free
+    /// apart from one `statvfs(2)` of the data directory.
+    pub fn broker_status(&self) -> BrokerStatus {
+        let (disk_total_bytes, disk_free_bytes) = nix::sys::statvfs::statvfs(&self.config.data_dir)
+            .map_or((0, 0), |v| {
+                let frag = v.fragment_size();
+                (v.blocks() * frag, v.blocks_available() * frag)
+            });
+        let topics = self.topics.list();
+        let parts = topics.iter().flat_map(|t| t.partitions.iter());
+        BrokerStatus {
+            uptime_ms: self.stats.started.0.elapsed().as_millis() as u64,
+            disk_total_bytes,
+            disk_free_bytes,
+            connections_open: self.stats.connections_open.load(Ordering::Relaxed),
+            topics: topics.len() as u32,
+            partitions: parts.clone().count() as u32,
+            partitions_offline: parts.filter(|p| p.is_offline()).count() as u32,
+        }
+    }
+}
