@@ -92,6 +92,10 @@ pub struct TopicDefaults {
     /// many milliseconds ahead of the broker's clock (Kafka's
     /// `message.timestamp.after.max.ms`; 0: no limit).
     pub message_timestamp_after_max_ms: u64,
+    /// The most bytes the records of one compressed batch may decompress to
+    /// when the broker checks them on produce; a batch over it is refused
+    /// with `DecompressedBatchTooLarge` (27). In 65536..=2^31-1.
+    pub max_decompressed_batch_bytes: u64,
 }
 
 /// A flush policy as written in the config file.
@@ -124,6 +128,7 @@ impl Default for TopicDefaults {
             retention_bytes: 0,
             flush: FlushSetting::Named(FlushName::Never),
             message_timestamp_after_max_ms: 3600 * 1000,
+            max_decompressed_batch_bytes: crate::log::DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES as u64,
         }
     }
 }
@@ -159,6 +164,8 @@ impl TopicDefaults {
                 Some(FlushMode::Never) | None => FlushPolicy::Never,
             },
             max_timestamp_ahead: ms(Some(self.message_timestamp_after_max_ms)),
+            max_decompressed_batch_bytes: usize::try_from(self.max_decompressed_batch_bytes)
+                .unwrap_or(usize::MAX),
             ..LogConfig::default()
         }
     }

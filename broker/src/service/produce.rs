@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use sluice_protocol::batch::compression::first_compressed;
 use sluice_protocol::wire::ErrorCode;
 
 use super::stats::Stats;
@@ -103,8 +104,14 @@ impl Service {
             // Small, and no earlier append of these partitions still in
             // flight: an append publishes after the earlier ones, so it would
             // wait for their writes on this reactor thread.
+            // Compressed batches are decompressed to be checked, which may
+            // take far longer than their size suggests: never inline.
             DiskIo::SmallInline => {
                 records.len() <= DiskIo::SMALL_APPEND_BYTES
+                    && partitions.iter().all(|p| {
+                        let bytes = records.get(p.records.clone()).unwrap_or_default();
+                        first_compressed(bytes).is_none()
+                    })
                     && looked
                         .iter()
                         .flatten()

@@ -147,6 +147,23 @@ fn read_bounded(
     }
 }
 
+/// The codec of the first compressed batch among the batches back to back in `buf`,
+/// reading only their framing (length and attributes); `None` if every whole batch is
+/// uncompressed. Stops, answering `None`, at the first bytes that are not a batch
+/// header (validation reports those).
+pub fn first_compressed(buf: &[u8]) -> Option<Compression> {
+    let mut at = 0usize;
+    while let Some(rest) = buf.get(at..).filter(|r| r.len() >= HEADER_LEN) {
+        let header = BatchHeader::parse_framing(rest).ok()?;
+        let codec = header.compression();
+        if codec != Compression::None {
+            return Some(codec);
+        }
+        at = at.checked_add(header.total_len())?;
+    }
+    None
+}
+
 /// Magic number of an LZ4 frame (little-endian on the wire).
 const LZ4_MAGIC: u32 = 0x184D_2204;
 

@@ -110,6 +110,8 @@ pub fn validate_decompressing(
     if codec == Compression::None {
         check_records(batch, HEADER_LEN, &header)?;
     } else {
+        // The header's own claims first: no work for a batch that lies.
+        check_last_offset_delta(&header)?;
         let section = batch.get(HEADER_LEN..).unwrap_or_default();
         decompress(codec, section, limit, scratch)?;
         check_records(scratch, 0, &header)?;
