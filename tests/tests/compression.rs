@@ -125,3 +125,61 @@ async fn bombs_and_broken_streams_are_refused_with_their_codes() {
     assert_eq!(r.partitions[0].error_code, ErrorCode::None);
     assert_eq!(r.partitions[0].base_offset, 0);
 }
+
+/// The client library's producer compresses with each codec and its
+/// consumer reads the records back transparently.
+#[tokio::test]
+async fn producer_compresses_and_consumer_decompresses() {
+    use sluice_client::{Consumer, ConsumerConfig, Producer, ProducerConfig};
+    let broker = TestBroker::start();
+    let mut c = broker.connect().await;
+    for codec in CODECS {
+        let topic = format!("t-{codec}");
+        create_topic(&mut c, &topic, 1, TopicConfig::default()).await;
+        let mut config = ProducerConfig::new(broker.addr.to_string());
+        config.compression = codec;
+        config.compression_level = (codec == Compression::Zstd).then_some(5);
+        let producer = Producer::new(config);
+        let mut deliveries = Vec::new();
+        for i in 0..500 {
+            let value = format!("{{\"n\":{i},\"codec\":\"{codec}\"}}");
+            deliveries.push(producer.send(&topic, None, value.as_bytes()).await.unwrap());
+        }
+        for d in deliveries {
+            d.await.unwrap();
+        }
+        producer.close().await;
+        // Stored compressed, and much smaller than the records.
+        let resp = c
+            .fetch(
+                0,
+                0,
+                4 << 20,
+                vec![FetchPartition {
+                    topic: topic.clone(),
+                    partition: 0,
+                    offset: 0,
+                    max_bytes: 1 << 20,
+                }],
+            )
+            .await
+            .unwrap();
+        let raw = resp[0].records.clone();
+        let first = sluice_protocol::batch::BatchHeader::parse(&raw).unwrap();
+        assert_eq!(first.compression(), codec);
+        assert!(raw.len() < 500 * 20, "{codec}: {} bytes", raw.len());
+
+        let mut consumer = Consumer::connect(ConsumerConfig::new(broker.addr.to_string()))
+            .await
+            .unwrap();
+        consumer.subscribe(&topic).await.unwrap();
+        let mut got = Vec::new();
+        while got.len() < 500 {
+            for r in consumer.poll().await.unwrap() {
+                got.push(String::from_utf8(r.record.value.unwrap().to_vec()).unwrap());
+            }
+        }
+        assert_eq!(got[0], format!("{{\"n\":0,\"codec\":\"{codec}\"}}"));
+        assert_eq!(got[499], format!("{{\"n\":499,\"codec\":\"{codec}\"}}"));
+    }
+}
