@@ -93,10 +93,6 @@ pub enum BatchError {
         /// Length of the buffer.
         buf_len: usize,
     },
-    /// The records are compressed; this crate stores compressed batches as they are and does
-    /// not decompress them.
-    #[error("record batch is compressed with {0}; decompression is not supported")]
-    CompressedRecords(Compression),
     /// The compressed records section of a batch is not a valid stream of its codec:
     /// truncated, corrupt, or followed by bytes that are not part of the stream.
     #[error("record batch compressed with {codec} does not decompress: {reason}")]

@@ -461,8 +461,12 @@ mod tests {
             "record batch CRC mismatch: stored 0x00000001, computed 0xabcdef01"
         );
         assert_eq!(
-            BatchError::CompressedRecords(Compression::Lz4).to_string(),
-            "record batch is compressed with lz4; decompression is not supported"
+            BatchError::DecompressedTooLarge {
+                codec: Compression::Lz4,
+                limit: 10
+            }
+            .to_string(),
+            "record batch compressed with lz4 decompresses to more than 10 bytes"
         );
     }
 
