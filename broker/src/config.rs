@@ -96,6 +96,45 @@ pub struct TopicDefaults {
     /// when the broker checks them on produce; a batch over it is refused
     /// with `DecompressedBatchTooLarge` (27). In 65536..=2^31-1.
     pub max_decompressed_batch_bytes: u64,
+    /// Kafka's `compression.type`: `"producer"` stores batches as the
+    /// producer compressed them; `"uncompressed"`, `"gzip"`, `"snappy"`,
+    /// `"lz4"` or `"zstd"` makes the broker re-encode every produced batch
+    /// not already in that codec before appending it (off the reactor).
+    pub compression: CompressionSetting,
+}
+
+/// A topic's `compression` as written in the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CompressionSetting {
+    /// Keep what the producer sent.
+    #[default]
+    Producer,
+    /// Store records uncompressed.
+    Uncompressed,
+    /// Store gzip batches.
+    Gzip,
+    /// Store snappy batches (xerial framing).
+    Snappy,
+    /// Store lz4 batches (LZ4 frames).
+    Lz4,
+    /// Store zstd batches.
+    Zstd,
+}
+
+impl CompressionSetting {
+    /// The codec batches are stored in, or `None` for `producer`.
+    pub fn codec(self) -> Option<sluice_protocol::batch::Compression> {
+        use sluice_protocol::batch::Compression;
+        match self {
+            CompressionSetting::Producer => None,
+            CompressionSetting::Uncompressed => Some(Compression::None),
+            CompressionSetting::Gzip => Some(Compression::Gzip),
+            CompressionSetting::Snappy => Some(Compression::Snappy),
+            CompressionSetting::Lz4 => Some(Compression::Lz4),
+            CompressionSetting::Zstd => Some(Compression::Zstd),
+        }
+    }
 }
 
 /// A flush policy as written in the config file.
@@ -129,6 +168,7 @@ impl Default for TopicDefaults {
             flush: FlushSetting::Named(FlushName::Never),
             message_timestamp_after_max_ms: 3600 * 1000,
             max_decompressed_batch_bytes: crate::log::DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES as u64,
+            compression: CompressionSetting::Producer,
         }
     }
 }
@@ -166,6 +206,7 @@ impl TopicDefaults {
             max_timestamp_ahead: ms(Some(self.message_timestamp_after_max_ms)),
             max_decompressed_batch_bytes: usize::try_from(self.max_decompressed_batch_bytes)
                 .unwrap_or(usize::MAX),
+            compression: self.compression.codec(),
             ..LogConfig::default()
         }
     }

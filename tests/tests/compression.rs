@@ -183,3 +183,59 @@ async fn producer_compresses_and_consumer_decompresses() {
         assert_eq!(got[499], format!("{{\"n\":499,\"codec\":\"{codec}\"}}"));
     }
 }
+
+/// `compression = "zstd"` in the topic defaults: the broker stores every
+/// batch as zstd whatever the producer sent; `"uncompressed"` stores
+/// records uncompressed. The records read back are the same.
+#[tokio::test]
+async fn a_fixed_topic_codec_recompresses_on_produce() {
+    for (setting, stored) in [
+        ("zstd", Compression::Zstd),
+        ("uncompressed", Compression::None),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = config_file(
+            dir.path(),
+            &format!("[topic_defaults]\ncompression = \"{setting}\"\n"),
+        );
+        let broker = TestBroker::start_with_args(&["--config", &file]);
+        let mut c = broker.connect().await;
+        create_topic(&mut c, "r", 1, TopicConfig::default()).await;
+        let plain = batch_sized("p", 20, 100);
+        let lz4 = compress_batch(&batch_sized("l", 20, 100), Codec::new(Compression::Lz4)).unwrap();
+        let mut both = plain.to_vec();
+        both.extend_from_slice(&lz4);
+        let r = c
+            .produce(Acks::Leader, 5000, &[("r", 0, &both)])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.partitions[0].error_code, ErrorCode::None, "{r:?}");
+        let resp = c
+            .fetch(
+                0,
+                0,
+                4 << 20,
+                vec![FetchPartition {
+                    topic: "r".into(),
+                    partition: 0,
+                    offset: 0,
+                    max_bytes: 1 << 20,
+                }],
+            )
+            .await
+            .unwrap();
+        let mut bytes = resp[0].records.clone();
+        let mut batches = 0;
+        while !bytes.is_empty() {
+            let b = sluice_protocol::batch::RecordBatch::split_first(&mut bytes).unwrap();
+            assert_eq!(b.header().compression(), stored, "{setting}");
+            batches += 1;
+        }
+        assert_eq!(batches, 2);
+        let records = read_partition(&mut c, "r", 0, 0).await;
+        assert_eq!(records.len(), 40);
+        assert!(records[0].1.starts_with(b"p:0-"));
+        assert!(records[39].1.starts_with(b"l:19-"));
+    }
+}

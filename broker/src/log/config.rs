@@ -61,6 +61,11 @@ pub struct LogConfig {
     /// ([`sluice_protocol::batch::BatchError::DecompressedTooLarge`]) and
     /// no more than this (plus one byte) was allocated for it.
     pub max_decompressed_batch_bytes: usize,
+    /// `None`: batches are stored compressed as the producer sent them
+    /// (Kafka's `compression.type = producer`). `Some(codec)`: the produce
+    /// path re-encodes every batch not already in `codec` before the append
+    /// (off the reactor threads); the log itself stores what it is given.
+    pub compression: Option<sluice_protocol::batch::Compression>,
 }
 
 impl Default for LogConfig {
@@ -75,6 +80,7 @@ impl Default for LogConfig {
             flush: FlushPolicy::Never,
             max_timestamp_ahead: Some(Duration::from_secs(3600)),
             max_decompressed_batch_bytes: DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES,
+            compression: None,
         }
     }
 }

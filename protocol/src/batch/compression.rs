@@ -164,6 +164,57 @@ pub fn first_compressed(buf: &[u8]) -> Option<Compression> {
     None
 }
 
+/// Re-encodes the batches back to back in `batches` so that each is compressed with
+/// `codec` (`Compression::None`: uncompressed), for a broker whose topic fixes the codec.
+///
+/// Each batch is first checked as [`super::validate_decompressing`] does (with `limit`);
+/// then a batch already in `codec` is copied as it is, any other gets its records
+/// section (decompressed if need be) compressed with `codec`, all other header fields
+/// kept and the CRC recomputed. Returns `None` when every batch is already in `codec`
+/// (nothing to do), else the new bytes. The error names the byte position of the batch
+/// that failed, as an append would.
+pub fn recompress(
+    batches: &[u8],
+    codec: Codec,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, (usize, BatchError)> {
+    if first_other_codec(batches, codec.compression).is_none() {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(batches.len());
+    let mut scratch = Vec::new();
+    let mut at = 0usize;
+    while let Some(rest) = batches.get(at..).filter(|r| !r.is_empty()) {
+        let header =
+            super::validate_decompressing(rest, limit, &mut scratch).map_err(|e| (at, e))?;
+        let batch = rest.get(..header.total_len()).unwrap_or_default();
+        if header.compression() == codec.compression {
+            out.extend_from_slice(batch);
+        } else {
+            let records = match header.compression() {
+                Compression::None => batch.get(HEADER_LEN..).unwrap_or_default(),
+                _ => &scratch[..],
+            };
+            out.extend_from_slice(&build_compressed(&header, records, codec).map_err(|e| (at, e))?);
+        }
+        at += header.total_len();
+    }
+    Ok(Some(out))
+}
+
+/// The position of the first batch (by framing) whose codec is not `codec`.
+fn first_other_codec(buf: &[u8], codec: Compression) -> Option<usize> {
+    let mut at = 0usize;
+    while let Some(rest) = buf.get(at..).filter(|r| !r.is_empty()) {
+        match BatchHeader::parse_framing(rest) {
+            Ok(h) if h.compression() == codec => at = at.checked_add(h.total_len())?,
+            // A different codec, or bytes validation will refuse.
+            _ => return Some(at),
+        }
+    }
+    None
+}
+
 /// Magic number of an LZ4 frame (little-endian on the wire).
 const LZ4_MAGIC: u32 = 0x184D_2204;
 

@@ -258,6 +258,49 @@ fn decompressed_records_are_walked_like_uncompressed_ones() {
     }
 }
 
+#[test]
+fn recompress_changes_every_batch_to_the_codec_and_keeps_the_records() {
+    let plain = batch(10);
+    let mut mixed = plain.to_vec();
+    mixed.extend_from_slice(&compress_batch(&plain, Codec::new(Compression::Lz4)).unwrap());
+    mixed.extend_from_slice(&compress_batch(&plain, Codec::new(Compression::Zstd)).unwrap());
+    let want: Vec<_> = RecordBatch::new(plain.clone().freeze())
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap().value)
+        .collect();
+    for target in [Compression::None, Compression::Gzip, Compression::Zstd] {
+        let out = recompress(&mixed, Codec::new(target), 1 << 20)
+            .unwrap()
+            .expect("some batch changes");
+        let mut bytes = bytes::Bytes::from(out);
+        let mut n = 0;
+        while !bytes.is_empty() {
+            let b = RecordBatch::split_first(&mut bytes).unwrap();
+            assert_eq!(b.header().compression(), target);
+            assert_eq!(b.header().record_count, 10);
+            let got: Vec<_> = b.records().map(|r| r.unwrap().value).collect();
+            assert_eq!(got, want);
+            n += 1;
+        }
+        assert_eq!(n, 3);
+    }
+    // All already in the codec: nothing to do.
+    let zstd = compress_batch(&plain, Codec::new(Compression::Zstd)).unwrap();
+    assert_eq!(
+        recompress(&zstd, Codec::new(Compression::Zstd), 1 << 20),
+        Ok(None)
+    );
+    // A bad batch is refused at its position.
+    let mut bad = plain.to_vec();
+    let at = bad.len();
+    bad.extend_from_slice(&plain[..HEADER_LEN + 3]);
+    assert!(matches!(
+        recompress(&bad, Codec::new(Compression::Gzip), 1 << 20),
+        Err((p, BatchError::Truncated { .. })) if p == at
+    ));
+}
+
 proptest! {
     #[test]
     fn any_bytes_round_trip_through_every_codec(src in proptest::collection::vec(any::<u8>(), 0..100_000)) {
