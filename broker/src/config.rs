@@ -52,7 +52,8 @@ pub enum DiskIo {
     /// that wait for it, never other connections on the same reactor thread.
     BlockingPool,
     /// Produce requests carrying at most [`DiskIo::SMALL_APPEND_BYTES`] of
-    /// records append inline on the reactor thread, larger ones on the
+    /// records, no compressed batch and no partition of a topic with a fixed
+    /// `compression` append inline on the reactor thread, others on the
     /// blocking pool; fetch resolution runs inline. Flushes, cold-range
     /// read-ins, list-offsets and admin work stay on the blocking pool. A
     /// small append stuck in the kernel (dirty-page throttling, a failing
