@@ -9,11 +9,14 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use sluice_bench::harness::bench::{Bench, BrokerSource};
-use sluice_bench::harness::options::{Options, parse_acks};
-use sluice_bench::harness::report::{print_details, print_goals, print_table};
+use sluice_bench::harness::options::{
+    Options, ValueKind, parse_acks, parse_codecs, parse_value_kind,
+};
+use sluice_bench::harness::report::{print_compression, print_details, print_goals, print_table};
 use sluice_bench::harness::{
     baseline, goals, plot, w1_produce, w2_fetch, w3_small, w4_latency, w7_cold, w8_partitions,
 };
+use sluice_protocol::batch::Compression;
 use sluice_protocol::wire::produce::Acks;
 
 /// Every workload, in the order they run.
@@ -112,6 +115,14 @@ struct Args {
     /// Write pictures (SVG) into this directory
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Comma-separated codecs the producers of W1, W2 (its log) and W3
+    /// compress batches with; those workloads run once per codec and a
+    /// table compares them
+    #[arg(long, default_value = "none", value_parser = parse_codecs)]
+    compression: std::vec::Vec<Compression>,
+    /// Produced values: `random` bytes or JSON-like `text`
+    #[arg(long, default_value = "random", value_parser = parse_value_kind)]
+    value_kind: ValueKind,
 }
 
 impl Args {
@@ -133,6 +144,12 @@ impl Args {
             duration: Duration::from_secs_f64(self.duration.max(0.0)),
             warmup: Duration::from_secs_f64(self.warmup.max(0.0)),
             cold_bytes: self.cold_bytes,
+            compression: self
+                .compression
+                .first()
+                .copied()
+                .unwrap_or(Compression::None),
+            value_kind: self.value_kind,
         }
     }
 
@@ -193,6 +210,10 @@ fn main() -> anyhow::Result<()> {
     goals::judge_all(&mut bench.results);
     print_table(&bench.results);
     println!();
+    if args.compression.len() > 1 || args.compression.first() != Some(&Compression::None) {
+        print_compression(&bench.results);
+        println!();
+    }
     print_details(&bench.results);
     if args.compare_fetch_path {
         w2_fetch::compare(&mut bench);
@@ -214,9 +235,30 @@ async fn run(bench: &mut Bench, args: &Args, workloads: &[&str]) -> anyhow::Resu
     if let Some(pid) = bench.addr().ok().and(bench.broker_pid()) {
         eprintln!("broker pid {pid} at {}", bench.addr()?);
     }
-    for id in workloads {
-        eprintln!("running {id}");
-        match *id {
+    // W1, W2 and W3 run once per codec; the others once, with the first.
+    for (i, codec) in args.compression.iter().enumerate() {
+        bench.opts.compression = *codec;
+        bench.w1_log = None;
+        for id in workloads
+            .iter()
+            .filter(|id| i == 0 || COMPRESSED_WORKLOADS.contains(*id))
+        {
+            eprintln!("running {id} ({codec})");
+            run_one(bench, id).await?;
+        }
+    }
+    if let Some(first) = args.compression.first() {
+        bench.opts.compression = *first;
+    }
+    run_reads_again(bench, args, workloads).await
+}
+
+/// The workloads `--compression` applies to.
+const COMPRESSED_WORKLOADS: [&str; 3] = ["W1", "W2", "W3"];
+
+async fn run_one(bench: &mut Bench, id: &str) -> anyhow::Result<()> {
+    {
+        match id {
             "W1" => w1_produce::w1(bench).await?,
             "W2" => w2_fetch::w2(bench).await?,
             "W3" => w3_small::w3(bench).await?,
@@ -228,6 +270,10 @@ async fn run(bench: &mut Bench, args: &Args, workloads: &[&str]) -> anyhow::Resu
             _ => {}
         }
     }
+    Ok(())
+}
+
+async fn run_reads_again(bench: &mut Bench, args: &Args, workloads: &[&str]) -> anyhow::Result<()> {
     let reads: Vec<&str> = workloads
         .iter()
         .copied()

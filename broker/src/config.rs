@@ -102,7 +102,8 @@ pub enum DiskIo {
     /// that wait for it, never other connections on the same reactor thread.
     BlockingPool,
     /// Produce requests carrying at most [`DiskIo::SMALL_APPEND_BYTES`] of
-    /// records append inline on the reactor thread, larger ones on the
+    /// records, no compressed batch and no partition of a topic with a fixed
+    /// `compression` append inline on the reactor thread, others on the
     /// blocking pool; fetch resolution runs inline. Flushes, cold-range
     /// read-ins, list-offsets and admin work stay on the blocking pool. A
     /// small append stuck in the kernel (dirty-page throttling, a failing
@@ -142,6 +143,49 @@ pub struct TopicDefaults {
     /// many milliseconds ahead of the broker's clock (Kafka's
     /// `message.timestamp.after.max.ms`; 0: no limit).
     pub message_timestamp_after_max_ms: u64,
+    /// The most bytes the records of one compressed batch may decompress to
+    /// when the broker checks them on produce; a batch over it is refused
+    /// with `DecompressedBatchTooLarge` (27). In 65536..=2^31-1.
+    pub max_decompressed_batch_bytes: u64,
+    /// Kafka's `compression.type`: `"producer"` stores batches as the
+    /// producer compressed them; `"uncompressed"`, `"gzip"`, `"snappy"`,
+    /// `"lz4"` or `"zstd"` makes the broker re-encode every produced batch
+    /// not already in that codec before appending it (off the reactor).
+    pub compression: CompressionSetting,
+}
+
+/// A topic's `compression` as written in the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CompressionSetting {
+    /// Keep what the producer sent.
+    #[default]
+    Producer,
+    /// Store records uncompressed.
+    Uncompressed,
+    /// Store gzip batches.
+    Gzip,
+    /// Store snappy batches (xerial framing).
+    Snappy,
+    /// Store lz4 batches (LZ4 frames).
+    Lz4,
+    /// Store zstd batches.
+    Zstd,
+}
+
+impl CompressionSetting {
+    /// The codec batches are stored in, or `None` for `producer`.
+    pub fn codec(self) -> Option<sluice_protocol::batch::Compression> {
+        use sluice_protocol::batch::Compression;
+        match self {
+            CompressionSetting::Producer => None,
+            CompressionSetting::Uncompressed => Some(Compression::None),
+            CompressionSetting::Gzip => Some(Compression::Gzip),
+            CompressionSetting::Snappy => Some(Compression::Snappy),
+            CompressionSetting::Lz4 => Some(Compression::Lz4),
+            CompressionSetting::Zstd => Some(Compression::Zstd),
+        }
+    }
 }
 
 /// A flush policy as written in the config file.
@@ -174,6 +218,8 @@ impl Default for TopicDefaults {
             retention_bytes: 0,
             flush: FlushSetting::Named(FlushName::Never),
             message_timestamp_after_max_ms: 3600 * 1000,
+            max_decompressed_batch_bytes: crate::log::DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES as u64,
+            compression: CompressionSetting::Producer,
         }
     }
 }
@@ -209,6 +255,9 @@ impl TopicDefaults {
                 Some(FlushMode::Never) | None => FlushPolicy::Never,
             },
             max_timestamp_ahead: ms(Some(self.message_timestamp_after_max_ms)),
+            max_decompressed_batch_bytes: usize::try_from(self.max_decompressed_batch_bytes)
+                .unwrap_or(usize::MAX),
+            compression: self.compression.codec(),
             ..LogConfig::default()
         }
     }

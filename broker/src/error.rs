@@ -1,5 +1,6 @@
 //! Errors at the server edge, and their wire error codes.
 
+use sluice_protocol::batch::BatchError;
 use sluice_protocol::wire::{ErrorCode, WireError};
 
 use crate::log::LogError;
@@ -42,11 +43,15 @@ impl BrokerError {
 /// The wire error code for a storage error.
 pub fn log_error_code(e: &LogError) -> ErrorCode {
     match e {
-        LogError::InvalidBatch { .. } => ErrorCode::CorruptRecord,
+        LogError::InvalidBatch { source, .. } => match source {
+            BatchError::UnknownCompression(_) => ErrorCode::UnsupportedCompression,
+            BatchError::BadCompressedData { .. } => ErrorCode::CorruptCompressedBatch,
+            BatchError::DecompressedTooLarge { .. } => ErrorCode::DecompressedBatchTooLarge,
+            _ => ErrorCode::CorruptRecord,
+        },
         LogError::EmptyAppend
         | LogError::EmptyBatch { .. }
         | LogError::BaseOffsetMismatch { .. } => ErrorCode::InvalidRequest,
-        LogError::UnsupportedCompression { .. } => ErrorCode::UnsupportedCompression,
         LogError::TimestampTooFarAhead { .. } => ErrorCode::InvalidTimestamp,
         LogError::AppendTooLarge { .. } => ErrorCode::MessageTooLarge,
         LogError::OffsetSpaceExhausted { .. } => ErrorCode::OffsetSpaceExhausted,

@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use sluice_protocol::batch::{
-    BatchError, BatchHeader, BatchIter, Compression, RecordBatch, peek_offset_and_len, validate,
+    BatchHeader, BatchIter, Compression, RecordBatch, peek_offset_and_len, validate,
     verify_crc,
 };
 
@@ -55,8 +55,8 @@ fn check(data: &[u8]) {
     }
     assert_eq!(iter.position(), consumed);
 
-    // The zero-copy view: a validated batch yields exactly its records, or the one
-    // "compressed" error.
+    // The zero-copy view: a validated uncompressed batch yields exactly its records; a
+    // compressed one its records or an error (its records are not walked by `validate`).
     let mut bytes = bytes::Bytes::copy_from_slice(data);
     if let Ok(batch) = RecordBatch::split_first(&mut bytes) {
         let h = *batch.header();
@@ -70,7 +70,7 @@ fn check(data: &[u8]) {
                         assert!(header.is_ok());
                     }
                 }
-                Err(e) => assert_eq!(e, BatchError::CompressedRecords(h.compression())),
+                Err(e) => assert!(h.compression() != Compression::None, "{e}"),
             }
         }
         if h.compression() == Compression::None {

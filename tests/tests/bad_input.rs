@@ -343,6 +343,9 @@ async fn batch_headers_that_lie_are_refused_and_take_no_offsets() {
     let mut liar = batch_of(&["x"]).to_vec();
     liar[23..27].copy_from_slice(&i32::MAX.to_be_bytes()); // lastOffsetDelta
     resign(&mut liar);
+    let mut codec5 = batch_of(&["x"]).to_vec();
+    codec5[21..23].copy_from_slice(&5i16.to_be_bytes()); // attributes: no such codec
+    resign(&mut codec5);
     let mut gzip_liar = gzip.clone();
     gzip_liar[23..27].copy_from_slice(&i32::MAX.to_be_bytes());
     resign(&mut gzip_liar);
@@ -359,7 +362,8 @@ async fn batch_headers_that_lie_are_refused_and_take_no_offsets() {
 
     // One partition may appear once per request: one request per bad batch.
     let cases = [
-        (&gzip, ErrorCode::UnsupportedCompression),
+        (&gzip, ErrorCode::CorruptCompressedBatch),
+        (&codec5, ErrorCode::UnsupportedCompression),
         (&liar, ErrorCode::CorruptRecord),
         (&gzip_liar, ErrorCode::CorruptRecord),
         (&late, ErrorCode::InvalidTimestamp),

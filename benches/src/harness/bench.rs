@@ -134,7 +134,10 @@ impl Bench {
 
     /// A topic name unique to this run.
     pub fn topic(&self, name: &str) -> String {
-        format!("{name}-{}", self.run_id)
+        match self.opts.compression {
+            sluice_protocol::batch::Compression::None => format!("{name}-{}", self.run_id),
+            codec => format!("{name}-{codec}-{}", self.run_id),
+        }
     }
 
     /// The broker's address, starting it first if needed.
@@ -210,6 +213,8 @@ impl Bench {
         m.insert("fetch_bytes".into(), json!(p.fetch_bytes));
         m.insert("verify_crc".into(), json!(p.verify_crc));
         m.insert("fetch_path".into(), json!(self.fetch_path));
+        m.insert("compression".into(), json!(p.compression.to_string()));
+        m.insert("value_kind".into(), json!(p.value_kind.name()));
         m
     }
 }

@@ -3,7 +3,28 @@
 
 use std::time::Duration;
 
+use sluice_protocol::batch::Compression;
 use sluice_protocol::wire::produce::Acks;
+
+/// What the produced record values look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ValueKind {
+    /// Random bytes: incompressible.
+    #[default]
+    Random,
+    /// JSON-like event text ([`crate::text_values`]): compresses like real data.
+    Text,
+}
+
+impl ValueKind {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueKind::Random => "random",
+            ValueKind::Text => "text",
+        }
+    }
+}
 
 /// What the command line set. `None` means "the workload's own default".
 #[derive(Debug, Clone)]
@@ -41,6 +62,11 @@ pub struct Options {
     pub warmup: Duration,
     /// Bytes of cold log the W7 lagging consumer reads.
     pub cold_bytes: u64,
+    /// Codec the raw producers of W1, W2's log and W3 compress each batch
+    /// with (the harness runs them once per codec of `--compression`).
+    pub compression: Compression,
+    /// What the produced values look like.
+    pub value_kind: ValueKind,
 }
 
 /// One workload's effective produce/consume settings.
@@ -60,6 +86,10 @@ pub struct Params {
     pub fetch_bytes: u32,
     /// Whether consumers verify batch CRCs.
     pub verify_crc: bool,
+    /// Codec of the produced batches.
+    pub compression: Compression,
+    /// What the produced values look like.
+    pub value_kind: ValueKind,
 }
 
 impl Params {
@@ -86,7 +116,35 @@ impl Options {
             acks: self.acks.unwrap_or(acks),
             fetch_bytes: self.fetch_bytes,
             verify_crc: self.verify_crc,
+            compression: self.compression,
+            value_kind: self.value_kind,
         }
+    }
+}
+
+/// Parses a comma-separated list of codecs (`none`, `gzip`, `snappy`, `lz4`,
+/// `zstd`).
+pub fn parse_codecs(s: &str) -> Result<Vec<Compression>, String> {
+    s.split(',')
+        .map(|c| match c.trim() {
+            "none" => Ok(Compression::None),
+            "gzip" => Ok(Compression::Gzip),
+            "snappy" => Ok(Compression::Snappy),
+            "lz4" => Ok(Compression::Lz4),
+            "zstd" => Ok(Compression::Zstd),
+            other => Err(format!(
+                "compression must be none, gzip, snappy, lz4 or zstd, not {other:?}"
+            )),
+        })
+        .collect()
+}
+
+/// Parses `random` or `text`.
+pub fn parse_value_kind(s: &str) -> Result<ValueKind, String> {
+    match s {
+        "random" => Ok(ValueKind::Random),
+        "text" => Ok(ValueKind::Text),
+        other => Err(format!("value kind must be random or text, not {other:?}")),
     }
 }
 

@@ -165,6 +165,47 @@ pub fn params(pairs: &[(&str, Value)]) -> Map<String, Value> {
         .collect()
 }
 
+/// Prints, for the results of runs with a `compression` parameter, each
+/// codec side by side: compression ratio (value bytes / batch bytes), MB/s
+/// of values, and broker CPU seconds per GiB of values and of batches.
+pub fn print_compression(results: &[WorkloadResult]) {
+    println!(
+        "{:<4} {:<10} {:<7} {:<7} {:>7} {:>9} {:>13} {:>13}",
+        "id", "variant", "codec", "values", "ratio", "MB/s", "s/GiB values", "s/GiB stored"
+    );
+    for r in results {
+        let param = |k: &str| {
+            r.parameters
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("-")
+                .to_owned()
+        };
+        if !["W1", "W2", "W3"].contains(&r.workload.as_str()) {
+            continue;
+        }
+        let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+        let cpu = r.broker_user_s + r.broker_sys_s;
+        let per = |b: u64| if b > 0 { cpu / gib(b) } else { 0.0 };
+        let ratio = if r.batch_bytes > 0 {
+            r.value_bytes as f64 / r.batch_bytes as f64
+        } else {
+            0.0
+        };
+        println!(
+            "{:<4} {:<10} {:<7} {:<7} {:>7.2} {:>9.1} {:>13.3} {:>13.3}",
+            r.workload,
+            r.variant,
+            param("compression"),
+            param("value_kind"),
+            ratio,
+            r.mb_per_sec,
+            per(r.value_bytes),
+            per(r.batch_bytes),
+        );
+    }
+}
+
 /// Prints results as an aligned table.
 pub fn print_table(results: &[WorkloadResult]) {
     println!(

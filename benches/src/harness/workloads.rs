@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use bytes::BytesMut;
 use sluice_client::Connection;
-use sluice_protocol::batch::{BatchBuilder, BatchIter, NewRecord, verify_crc};
+use sluice_protocol::batch::compression::{Codec, compress_batch};
+use sluice_protocol::batch::{BatchBuilder, BatchIter, Compression, NewRecord, verify_crc};
 use sluice_protocol::wire::ApiKey;
 use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::create_topics::NewTopic;
@@ -22,7 +23,7 @@ use sluice_protocol::wire::produce::{Acks, ProducePartition, ProduceRequest, Pro
 use sluice_protocol::wire::topic_config::{FlushMode, TopicConfig};
 
 use super::meter::Meter;
-use super::options::Params;
+use super::options::{Params, ValueKind};
 use super::report::Moved;
 use crate::XorShift;
 
@@ -75,15 +76,13 @@ pub async fn produce(
 ) -> anyhow::Result<Moved> {
     let mut conn = Connection::connect(addr).await?;
     let mut rng = XorShift::new(seed);
-    // A pool of random values, reused round-robin: generating random bytes
-    // is not what is measured.
-    let pool: Vec<Vec<u8>> = (0..1024)
-        .map(|_| {
-            let mut v = vec![0u8; p.value_len];
-            rng.fill(&mut v);
-            v
-        })
-        .collect();
+    // A pool of values, reused round-robin: generating them is not what is
+    // measured.
+    let pool: Vec<Vec<u8>> = match p.value_kind {
+        ValueKind::Random => crate::random_values(&mut rng, 1024, p.value_len),
+        ValueKind::Text => crate::text_values(&mut rng, 1024, p.value_len),
+    };
+    let codec = Codec::new(p.compression);
     let per_batch = p.records_per_batch() as u64;
     let mut left: Vec<(u32, u64)> = job.iter().copied().filter(|&(_, n)| n > 0).collect();
     let mut outstanding: VecDeque<u64> = VecDeque::new();
@@ -117,6 +116,10 @@ pub async fn produce(
             }
             buf.clear();
             builder.finish_into(&mut buf);
+            if p.compression != Compression::None {
+                // Compressed here, as a producer would, before the request.
+                buf = compress_batch(&buf, codec)?;
+            }
             moved.batch_bytes += buf.len() as u64;
             let req = ProduceRequest {
                 acks: p.acks,

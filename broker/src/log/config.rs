@@ -28,6 +28,10 @@ pub enum FlushPolicy {
     BeforeAck,
 }
 
+/// Default of [`LogConfig::max_decompressed_batch_bytes`]: 128 MiB, twice
+/// the broker's default largest frame.
+pub const DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES: usize = 128 << 20;
+
 /// Settings of one partition log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
@@ -52,6 +56,16 @@ pub struct LogConfig {
     /// so one producer with a wrong clock cannot keep a segment from expiring
     /// under age retention. `None`: no limit.
     pub max_timestamp_ahead: Option<Duration>,
+    /// The most bytes the records of one compressed batch may decompress to
+    /// when an append checks them; a batch over it is refused
+    /// ([`sluice_protocol::batch::BatchError::DecompressedTooLarge`]) and
+    /// no more than this (plus one byte) was allocated for it.
+    pub max_decompressed_batch_bytes: usize,
+    /// `None`: batches are stored compressed as the producer sent them
+    /// (Kafka's `compression.type = producer`). `Some(codec)`: the produce
+    /// path re-encodes every batch not already in `codec` before the append
+    /// (off the reactor threads); the log itself stores what it is given.
+    pub compression: Option<sluice_protocol::batch::Compression>,
 }
 
 impl Default for LogConfig {
@@ -65,6 +79,8 @@ impl Default for LogConfig {
             retention_bytes: None,
             flush: FlushPolicy::Never,
             max_timestamp_ahead: Some(Duration::from_secs(3600)),
+            max_decompressed_batch_bytes: DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES,
+            compression: None,
         }
     }
 }
@@ -87,6 +103,13 @@ impl LogConfig {
             .is_some_and(|d| d.as_millis() > i64::MAX as u128)
         {
             return Err("max_timestamp_ahead must be at most i64::MAX milliseconds".into());
+        }
+        if !(64 << 10..=i32::MAX as usize).contains(&self.max_decompressed_batch_bytes) {
+            return Err(format!(
+                "max_decompressed_batch_bytes must be in 65536..={}, got {}",
+                i32::MAX,
+                self.max_decompressed_batch_bytes
+            ));
         }
         if self.index_max_bytes < 64 {
             return Err(format!(

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use sluice_protocol::batch::{BatchError, Compression};
+use sluice_protocol::batch::BatchError;
 
 /// What went wrong in a partition log. Each variant says whether the log
 /// is still usable: see [`LogError::is_retriable`].
@@ -40,18 +40,6 @@ pub enum LogError {
     /// An append held no record batch.
     #[error("append holds no record batch")]
     EmptyAppend,
-    /// A record batch in an append is compressed. The log stores only batches
-    /// whose records it has walked and checked, which needs decompression for
-    /// a compressed batch; nothing was written.
-    #[error(
-        "record batch at byte {position} of the append is compressed with {codec}; compressed batches are not accepted yet"
-    )]
-    UnsupportedCompression {
-        /// Where the batch starts in the appended buffer.
-        position: usize,
-        /// Its codec.
-        codec: Compression,
-    },
     /// A record batch's `maxTimestamp` is further ahead of the broker's clock
     /// than [`super::LogConfig::max_timestamp_ahead`]; nothing was written.
     #[error(

@@ -35,7 +35,7 @@ mod seam;
 mod segment;
 mod time_index;
 
-pub use config::{FlushPolicy, LogConfig};
+pub use config::{DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES, FlushPolicy, LogConfig};
 pub use error::LogError;
 pub use flush::{FlushWaiters, MaintainOutcome};
 pub use io::{FileSystem, LogFile, OpenMode, StdFs};

@@ -361,9 +361,12 @@ impl PartitionLog {
     ///
     /// Every batch is validated first; if any fails, nothing is written.
     /// A batch is refused unless:
-    /// - it passes [`batch::validate`] (header, CRC-32C, every record walked,
-    ///   `lastOffsetDelta == recordCount - 1`), else [`LogError::InvalidBatch`];
-    /// - it is uncompressed, else [`LogError::UnsupportedCompression`];
+    /// - it passes [`batch::validate_decompressing`] (header, CRC-32C, every
+    ///   record walked, `lastOffsetDelta == recordCount - 1`; a compressed
+    ///   batch's records are decompressed into a buffer of at most
+    ///   [`LogConfig::max_decompressed_batch_bytes`] and walked the same way),
+    ///   else [`LogError::InvalidBatch`]. The stored bytes are the bytes given,
+    ///   compressed or not;
     /// - it holds at least one record, else [`LogError::EmptyBatch`];
     /// - its `maxTimestamp` is at most [`LogConfig::max_timestamp_ahead`]
     ///   ahead of the system clock, else [`LogError::TimestampTooFarAhead`].
@@ -440,23 +443,24 @@ impl PartitionLog {
         }
         let mut count = 0u32;
         let mut offsets = 0u64;
+        // Decompressed records of the batch being checked; allocated only
+        // for a compressed batch.
+        let mut scratch = Vec::new();
         let mut max_timestamp = i64::MIN;
         let mut at = 0usize;
         while at < batches.len() {
             let rest = batches.get(at..).unwrap_or_default();
-            let header = batch::validate(rest).map_err(|source| LogError::InvalidBatch {
-                position: at,
-                source,
-            })?;
-            let codec = header.compression();
-            if codec != batch::Compression::None {
-                return Err(LogError::UnsupportedCompression {
-                    position: at,
-                    codec,
-                });
-            }
-            // `validate` walked exactly `record_count` records, with offset
-            // deltas 0.. and `last_offset_delta == record_count - 1`.
+            let limit = self.config.max_decompressed_batch_bytes;
+            let header =
+                batch::validate_decompressing(rest, limit, &mut scratch).map_err(|source| {
+                    LogError::InvalidBatch {
+                        position: at,
+                        source,
+                    }
+                })?;
+            // `validate_decompressing` walked exactly `record_count` records
+            // (decompressed first if compressed), with offset deltas 0.. and
+            // `last_offset_delta == record_count - 1`.
             let records = u64::try_from(header.record_count).unwrap_or(0);
             if records == 0 {
                 return Err(LogError::EmptyBatch { position: at });

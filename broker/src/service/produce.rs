@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use sluice_protocol::batch::compression::{Codec, first_compressed, recompress};
 use sluice_protocol::wire::ErrorCode;
 
 use super::stats::Stats;
 use super::{Refused, Service, blocking, check_partition_list};
 use crate::config::DiskIo;
 use crate::error::log_error_code;
+use crate::log::LogError;
 pub use crate::partition::Acks;
 use crate::partition::Partition;
 
@@ -103,8 +105,18 @@ impl Service {
             // Small, and no earlier append of these partitions still in
             // flight: an append publishes after the earlier ones, so it would
             // wait for their writes on this reactor thread.
+            // Compressed batches are decompressed to be checked, which may
+            // take far longer than their size suggests: never inline.
             DiskIo::SmallInline => {
                 records.len() <= DiskIo::SMALL_APPEND_BYTES
+                    && looked
+                        .iter()
+                        .flatten()
+                        .all(|part| part.log.config().compression.is_none())
+                    && partitions.iter().all(|p| {
+                        let bytes = records.get(p.records.clone()).unwrap_or_default();
+                        first_compressed(bytes).is_none()
+                    })
                     && looked
                         .iter()
                         .flatten()
@@ -164,7 +176,10 @@ fn append_all(
                     p.partition, p.topic
                 ));
             }
-            Ok(part) => match part.append(bytes, acks) {
+            Ok(part) => match recompressed(part, bytes).and_then(|mut new| match &mut new {
+                Some(new) => part.append(new, acks),
+                None => part.append(bytes, acks),
+            }) {
                 Ok(appended) => {
                     Stats::add(&svc.stats.produce_bytes, bytes.len() as u64);
                     result.base_offset = appended.info.base_offset;
@@ -181,6 +196,22 @@ fn append_all(
         results.push(result);
     }
     (results, to_flush)
+}
+
+/// The record set re-encoded in the topic's fixed codec, if it has one and
+/// some batch is not in it; `None` to append the bytes as they are.
+/// Blocking (decompression and compression).
+fn recompressed(part: &Partition, bytes: &[u8]) -> Result<Option<Vec<u8>>, LogError> {
+    let config = part.log.config();
+    let Some(codec) = config.compression else {
+        return Ok(None);
+    };
+    recompress(
+        bytes,
+        Codec::new(codec),
+        config.max_decompressed_batch_bytes,
+    )
+    .map_err(|(position, source)| LogError::InvalidBatch { position, source })
 }
 
 /// Flushes the partitions of one request together as one group commit on

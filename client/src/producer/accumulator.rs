@@ -32,6 +32,9 @@ pub(crate) struct ReadyBatch {
     pub(crate) attempts: u32,
     /// Not to be sent before this (retry backoff).
     pub(crate) not_before: Option<Instant>,
+    /// `bytes` holds the batch with the producer's codec applied (so a
+    /// retry does not compress it again).
+    pub(crate) compressed: bool,
 }
 
 /// Batches of the producer, guarded by its mutex.
@@ -122,6 +125,7 @@ impl Accumulator {
             _permit: open.permit,
             attempts: 0,
             not_before: None,
+            compressed: false,
         });
     }
 
@@ -241,6 +245,7 @@ mod tests {
             _permit: None,
             attempts: 0,
             not_before: None,
+            compressed: false,
         }
     }
 

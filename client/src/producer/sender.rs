@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use sluice_protocol::batch::Compression;
+use sluice_protocol::batch::compression::{Codec, compress_batch};
 use sluice_protocol::wire::ApiKey;
 use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::produce::{
@@ -36,6 +38,50 @@ fn backoff(shared: &Shared, attempts: u32) -> Duration {
     let base = shared.config.retry_backoff;
     base.saturating_mul(1 << attempts.min(6))
         .min(Duration::from_secs(5))
+}
+
+/// Applies the producer's codec to the batches not yet compressed, on the
+/// blocking pool; a batch the codec refuses (a bad level) fails its records
+/// with `InvalidRequest`. Returns the batches to send.
+async fn compress_all(shared: &Arc<Shared>, batches: Vec<ReadyBatch>) -> Vec<ReadyBatch> {
+    let codec = Codec {
+        compression: shared.config.compression,
+        level: shared.config.compression_level,
+    };
+    if codec.compression == Compression::None || batches.iter().all(|b| b.compressed) {
+        return batches;
+    }
+    let done = tokio::task::spawn_blocking(move || {
+        let mut ok = Vec::with_capacity(batches.len());
+        let mut failed = Vec::new();
+        for mut b in batches {
+            if b.compressed {
+                ok.push(b);
+                continue;
+            }
+            match compress_batch(&b.bytes, codec) {
+                Ok(bytes) => {
+                    b.bytes = bytes;
+                    b.compressed = true;
+                    ok.push(b);
+                }
+                Err(e) => failed.push((b, e.to_string())),
+            }
+        }
+        (ok, failed)
+    })
+    .await;
+    match done {
+        Ok((ok, failed)) => {
+            for (b, message) in failed {
+                fail(shared, b, Some(ErrorCode::InvalidRequest), &message);
+            }
+            ok
+        }
+        // Only if the runtime is shutting down: the waiters are dropped, so
+        // the records' futures resolve to `Closed`.
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Fails a batch's records with `error`.
@@ -221,6 +267,10 @@ pub(super) async fn run(shared: Arc<Shared>) {
                     () = shared.wake.notified() => {}
                     () = tokio::time::sleep(sleep.min(Duration::from_millis(100))) => {}
                 }
+                continue;
+            }
+            let batches = compress_all(&shared, batches).await;
+            if batches.is_empty() {
                 continue;
             }
             let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {

@@ -93,8 +93,22 @@ pub enum BatchError {
         /// Length of the buffer.
         buf_len: usize,
     },
-    /// The records are compressed; this crate stores compressed batches as they are and does
-    /// not decompress them.
-    #[error("record batch is compressed with {0}; decompression is not supported")]
-    CompressedRecords(Compression),
+    /// The compressed records section of a batch is not a valid stream of its codec:
+    /// truncated, corrupt, or followed by bytes that are not part of the stream.
+    #[error("record batch compressed with {codec} does not decompress: {reason}")]
+    BadCompressedData {
+        /// The batch's codec.
+        codec: Compression,
+        /// What the decoder reported.
+        reason: String,
+    },
+    /// The records of a compressed batch decompress to more than the reader's limit;
+    /// decompression stopped at the limit.
+    #[error("record batch compressed with {codec} decompresses to more than {limit} bytes")]
+    DecompressedTooLarge {
+        /// The batch's codec.
+        codec: Compression,
+        /// The limit in bytes.
+        limit: usize,
+    },
 }

@@ -11,6 +11,8 @@
 //! - [`BatchBuilder`] encodes [`NewRecord`]s into one uncompressed batch.
 //! - [`RecordBatch`] wraps a validated batch in a `Bytes`; [`RecordBatch::records`] yields
 //!   [`Record`]s whose fields are slices of it.
+//! - [`compression`] decompresses (bounded) and compresses records sections;
+//!   [`validate_decompressing`] validates a compressed batch's records too.
 //! - [`BatchIter`] walks concatenated batches in a buffer.
 //!
 //! Nothing here allocates per record, and no input makes anything here panic (indexing
@@ -19,6 +21,7 @@
 
 mod attributes;
 mod builder;
+pub mod compression;
 mod error;
 mod header;
 mod iter;
@@ -41,7 +44,7 @@ pub use header::{
 };
 pub use iter::BatchIter;
 pub use record::{Record, RecordHeaders};
-pub use validate::{validate, validate_structure, verify_crc};
+pub use validate::{validate, validate_decompressing, validate_structure, verify_crc};
 pub use view::{RecordBatch, Records};
 
 /// The `magic` (format version) of every batch this module reads or writes.

@@ -1,6 +1,7 @@
 //! Whole-batch checks: [`verify_crc`] (header and CRC) and [`validate`] (also every
 //! record of an uncompressed batch).
 
+use super::compression::decompress;
 use super::header::crc_of;
 use super::records::decode_record;
 use super::{BatchError, BatchHeader, Compression, HEADER_LEN};
@@ -46,7 +47,7 @@ pub fn verify_crc(buf: &[u8]) -> Result<BatchHeader, BatchError> {
 pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = verify_crc(buf)?;
     if header.compression() == Compression::None {
-        check_records(whole_batch(buf, &header)?, &header)?;
+        check_records(whole_batch(buf, &header)?, HEADER_LEN, &header)?;
     } else {
         check_last_offset_delta(&header)?;
     }
@@ -73,7 +74,7 @@ pub fn validate_structure(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     let batch = whole_batch(buf, &header)?;
     header.check_fields()?;
     if header.compression() == Compression::None {
-        check_records(batch, &header)?;
+        check_records(batch, HEADER_LEN, &header)?;
     } else {
         check_last_offset_delta(&header)?;
     }
@@ -89,9 +90,40 @@ fn whole_batch<'a>(buf: &'a [u8], header: &BatchHeader) -> Result<&'a [u8], Batc
     })
 }
 
-/// Walks the records of the uncompressed `batch` (exactly `total_len` bytes).
-fn check_records(batch: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
-    let mut pos = HEADER_LEN;
+/// Fully validates the one batch at the start of `buf`, decompressing a compressed one.
+///
+/// Everything [`validate`] checks; for a compressed batch also: the records section
+/// decompresses (see [`decompress`]) to at most `limit` bytes, and the decompressed
+/// records pass the same record checks as an uncompressed batch (structure, offset
+/// deltas 0.., exactly `record_count` records, nothing after the last). `scratch` is
+/// the decompression buffer (cleared first, reusable; it holds the decompressed records
+/// on success). For an uncompressed batch this is [`validate`] and `scratch` is not
+/// touched.
+pub fn validate_decompressing(
+    buf: &[u8],
+    limit: usize,
+    scratch: &mut Vec<u8>,
+) -> Result<BatchHeader, BatchError> {
+    let header = verify_crc(buf)?;
+    let batch = whole_batch(buf, &header)?;
+    let codec = header.compression();
+    if codec == Compression::None {
+        check_records(batch, HEADER_LEN, &header)?;
+    } else {
+        // The header's own claims first: no work for a batch that lies.
+        check_last_offset_delta(&header)?;
+        let section = batch.get(HEADER_LEN..).unwrap_or_default();
+        decompress(codec, section, limit, scratch)?;
+        check_records(scratch, 0, &header)?;
+    }
+    Ok(header)
+}
+
+/// Walks the records of `buf[start..]` (an uncompressed batch from `HEADER_LEN`, or a
+/// decompressed records section from 0).
+fn check_records(buf: &[u8], start: usize, header: &BatchHeader) -> Result<(), BatchError> {
+    let batch = buf;
+    let mut pos = start;
     for index in 0..header.record_count {
         if pos >= batch.len() {
             return Err(BatchError::RecordCountMismatch {
@@ -429,8 +461,12 @@ mod tests {
             "record batch CRC mismatch: stored 0x00000001, computed 0xabcdef01"
         );
         assert_eq!(
-            BatchError::CompressedRecords(Compression::Lz4).to_string(),
-            "record batch is compressed with lz4; decompression is not supported"
+            BatchError::DecompressedTooLarge {
+                codec: Compression::Lz4,
+                limit: 10
+            }
+            .to_string(),
+            "record batch compressed with lz4 decompresses to more than 10 bytes"
         );
     }
 

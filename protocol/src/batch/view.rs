@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 
+use super::compression::{DEFAULT_MAX_DECOMPRESSED_BYTES, decompress};
 use super::record::Record;
 use super::records::decode_record;
 use super::{BatchError, BatchHeader, Compression, HEADER_LEN, TimestampType, validate};
@@ -69,21 +70,41 @@ impl RecordBatch {
     /// Iterates the records in order, offsets `base_offset + 0, 1, 2, ...`. Allocates
     /// nothing per record: keys, values and headers are slices of the batch's buffer.
     ///
-    /// For a compressed batch the only item is
-    /// `Err(BatchError::CompressedRecords(codec))`: this crate does not decompress.
+    /// A compressed batch is decompressed once, here, into one buffer of at most
+    /// [`DEFAULT_MAX_DECOMPRESSED_BYTES`]; its records are then slices of that buffer.
+    /// If it does not decompress, or its decompressed records are malformed, the
+    /// iterator yields that error (after any records before the bad one).
     pub fn records(&self) -> Records {
+        self.records_limited(DEFAULT_MAX_DECOMPRESSED_BYTES)
+    }
+
+    /// [`RecordBatch::records`] with `limit` in place of
+    /// [`DEFAULT_MAX_DECOMPRESSED_BYTES`] ([`BatchError::DecompressedTooLarge`] beyond it).
+    pub fn records_limited(&self, limit: usize) -> Records {
         let compression = self.header.compression();
-        Records {
+        let mut records = Records {
             bytes: self.bytes.clone(),
             base_offset: self.header.base_offset,
             base_timestamp: self.header.base_timestamp,
             log_append_time: (self.header.timestamp_type() == TimestampType::LogAppendTime)
                 .then_some(self.header.max_timestamp),
-            compressed: (compression != Compression::None).then_some(compression),
+            error: None,
             pos: HEADER_LEN,
             index: 0,
             count: self.header.record_count,
+        };
+        if compression != Compression::None {
+            let section = self.bytes.get(HEADER_LEN..).unwrap_or_default();
+            let mut out = Vec::new();
+            match decompress(compression, section, limit, &mut out) {
+                Ok(()) => {
+                    records.bytes = Bytes::from(out);
+                    records.pos = 0;
+                }
+                Err(e) => records.error = Some(e),
+            }
         }
+        records
     }
 }
 
@@ -96,8 +117,8 @@ pub struct Records {
     base_timestamp: i64,
     /// `Some(max_timestamp)` when every record takes the batch's log append time.
     log_append_time: Option<i64>,
-    /// `Some(codec)` until the "compressed" error has been yielded.
-    compressed: Option<Compression>,
+    /// An error to yield first (a compressed batch that did not decompress).
+    error: Option<BatchError>,
     pos: usize,
     index: i32,
     count: i32,
@@ -107,17 +128,29 @@ impl Iterator for Records {
     type Item = Result<Record, BatchError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if let Some(codec) = self.compressed.take() {
+        if let Some(e) = self.error.take() {
             self.count = 0;
-            return Some(Err(BatchError::CompressedRecords(codec)));
+            self.pos = self.bytes.len();
+            return Some(Err(e));
         }
         if self.index >= self.count {
+            if self.index == self.count && self.pos < self.bytes.len() {
+                // Bytes left after the declared records (only a decompressed section can
+                // reach here unvalidated).
+                self.count = 0;
+                self.pos = self.bytes.len();
+                return Some(Err(BatchError::TrailingBytes {
+                    position: self.pos,
+                    count: self.bytes.len() - self.pos,
+                }));
+            }
             return None;
         }
         let raw = match decode_record(&self.bytes, &mut self.pos, self.index) {
             Ok(raw) => raw,
             Err(e) => {
                 self.count = 0;
+                self.pos = self.bytes.len();
                 return Some(Err(e));
             }
         };
@@ -138,7 +171,7 @@ impl Iterator for Records {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = if self.compressed.is_some() {
+        let left = if self.error.is_some() {
             1
         } else {
             (self.count - self.index).max(0) as usize
@@ -216,17 +249,39 @@ mod tests {
     }
 
     #[test]
-    fn compressed_batch_reports_unsupported() {
+    fn compressed_batch_that_does_not_decompress_yields_the_error() {
         let mut raw = two_records().to_vec();
-        raw[22] |= 1; // gzip
+        raw[22] |= 1; // gzip, but the records are not a gzip stream
         fix_crc(&mut raw);
         let batch = RecordBatch::new(Bytes::from(raw)).unwrap();
         assert_eq!(batch.header().compression(), Compression::Gzip);
         let items: Vec<_> = batch.records().collect();
-        assert_eq!(
-            items,
-            [Err(BatchError::CompressedRecords(Compression::Gzip))]
+        assert!(
+            matches!(
+                items[..],
+                [Err(BatchError::BadCompressedData {
+                    codec: Compression::Gzip,
+                    ..
+                })]
+            ),
+            "{items:?}"
         );
+    }
+
+    #[test]
+    fn compressed_records_borrow_the_one_decompressed_buffer() {
+        let plain = two_records();
+        let codec = crate::batch::compression::Codec::new(Compression::Lz4);
+        let packed = crate::batch::compression::compress_batch(&plain, codec).unwrap();
+        let batch = RecordBatch::new(packed.freeze()).unwrap();
+        let recs: Vec<Record> = batch.records().map(Result::unwrap).collect();
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].key.as_deref(), Some(&b"k0"[..]));
+        assert_eq!(recs[1].value.as_deref(), Some(&b"v1"[..]));
+        // Both values point into one buffer, 2 + the record framing apart.
+        let gap = recs[1].value.as_ref().unwrap().as_ptr() as usize
+            - recs[0].value.as_ref().unwrap().as_ptr() as usize;
+        assert!(gap < 64, "{gap}");
     }
 
     #[test]

@@ -53,8 +53,8 @@ pub enum ErrorCode {
     /// The broker holds the most committed offsets it may
     /// (`max_committed_offsets`); a commit that would add keys is refused.
     TooManyCommittedOffsets = 20,
-    /// A record batch is compressed; this broker does not store compressed
-    /// batches yet. Nothing of the append was written.
+    /// A record batch names a compression codec this broker does not know
+    /// (attributes codec bits 5-7). Nothing of the append was written.
     UnsupportedCompression = 21,
     /// A record batch's timestamp is out of the range the topic accepts (its
     /// largest timestamp is too far ahead of the broker's clock). Nothing of
@@ -68,6 +68,14 @@ pub enum ErrorCode {
     /// A Produce or Fetch request lists more partitions than the broker's
     /// `max_partitions_per_request`.
     TooManyPartitions = 25,
+    /// The records of a compressed record batch do not decompress with its
+    /// codec (truncated or corrupt stream, bytes after it). Nothing of the
+    /// append was written.
+    CorruptCompressedBatch = 26,
+    /// The records of a compressed record batch decompress to more than the
+    /// broker's `max_decompressed_batch_bytes`; the broker stopped at the
+    /// limit. Nothing of the append was written.
+    DecompressedBatchTooLarge = 27,
 }
 
 impl ErrorCode {
@@ -100,6 +108,8 @@ impl ErrorCode {
             23 => OffsetSpaceExhausted,
             24 => DuplicatePartition,
             25 => TooManyPartitions,
+            26 => CorruptCompressedBatch,
+            27 => DecompressedBatchTooLarge,
             _ => Unknown,
         }
     }
@@ -162,6 +172,8 @@ impl std::fmt::Display for ErrorCode {
             ErrorCode::OffsetSpaceExhausted => "partition offset space exhausted",
             ErrorCode::DuplicatePartition => "partition listed twice in one request",
             ErrorCode::TooManyPartitions => "too many partitions in one request",
+            ErrorCode::CorruptCompressedBatch => "compressed record batch does not decompress",
+            ErrorCode::DecompressedBatchTooLarge => "record batch decompresses beyond the limit",
         };
         write!(f, "{text} ({})", *self as u16)
     }
@@ -175,7 +187,7 @@ mod tests {
 
     /// Every code with its number. Codes are stable: changing a number here
     /// breaks every client in the field.
-    const PINNED: [(ErrorCode, u16); 26] = [
+    const PINNED: [(ErrorCode, u16); 28] = [
         (ErrorCode::None, 0),
         (ErrorCode::Unknown, 1),
         (ErrorCode::CorruptRecord, 2),
@@ -202,6 +214,8 @@ mod tests {
         (ErrorCode::OffsetSpaceExhausted, 23),
         (ErrorCode::DuplicatePartition, 24),
         (ErrorCode::TooManyPartitions, 25),
+        (ErrorCode::CorruptCompressedBatch, 26),
+        (ErrorCode::DecompressedBatchTooLarge, 27),
     ];
 
     #[test]
@@ -243,14 +257,16 @@ mod tests {
                 | ErrorCode::InvalidTimestamp
                 | ErrorCode::OffsetSpaceExhausted
                 | ErrorCode::DuplicatePartition
-                | ErrorCode::TooManyPartitions => {}
+                | ErrorCode::TooManyPartitions
+                | ErrorCode::CorruptCompressedBatch
+                | ErrorCode::DecompressedBatchTooLarge => {}
             }
         }
         let mut numbers: Vec<u16> = PINNED.iter().map(|(_, n)| *n).collect();
         numbers.dedup();
         assert_eq!(
             numbers,
-            (0..26).collect::<Vec<u16>>(),
+            (0..28).collect::<Vec<u16>>(),
             "dense, unique, in order"
         );
     }
@@ -265,7 +281,7 @@ mod tests {
 
     #[test]
     fn unknown_numbers_decode_as_unknown() {
-        for n in [26, 27, 100, 127, 128, 1000, u16::MAX] {
+        for n in [28, 29, 100, 127, 128, 1000, u16::MAX] {
             assert_eq!(ErrorCode::from_u16(n), ErrorCode::Unknown, "{n}");
         }
         // Through a body as well: 1000 = varint E8 07.

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use sluice_protocol::batch::compression::{Codec, compress_batch};
 use sluice_protocol::batch::{BatchError, Compression};
 
 use super::util::{assert_contiguous, batch, read_all, small_config};
@@ -51,19 +52,22 @@ fn gzip_batch(record_count: i32, last_offset_delta: i32) -> Vec<u8> {
 }
 
 #[test]
-fn compressed_batches_are_refused_and_take_no_offsets() {
+fn compressed_batches_that_do_not_decompress_are_refused_and_take_no_offsets() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
     log.append(&mut batch("a", 2, 10, 1000)).unwrap();
 
-    // An honest header: refused for its codec.
-    let mut honest = gzip_batch(1, 0);
-    assert!(honest.len() < 100);
+    // An honest header over a records section that is not a gzip stream.
+    let mut garbage = gzip_batch(1, 0);
+    assert!(garbage.len() < 100);
     assert!(matches!(
-        log.append(&mut honest),
-        Err(LogError::UnsupportedCompression {
+        log.append(&mut garbage),
+        Err(LogError::InvalidBatch {
             position: 0,
-            codec: Compression::Gzip
+            source: BatchError::BadCompressedData {
+                codec: Compression::Gzip,
+                ..
+            }
         })
     ));
     // Behind a good batch in the same append: nothing of it is written.
@@ -71,7 +75,7 @@ fn compressed_batches_are_refused_and_take_no_offsets() {
     let position = two.len();
     two.extend_from_slice(&gzip_batch(1, 0));
     match log.append(&mut two) {
-        Err(LogError::UnsupportedCompression { position: p, .. }) => assert_eq!(p, position),
+        Err(LogError::InvalidBatch { position: p, .. }) => assert_eq!(p, position),
         other => panic!("{other:?}"),
     }
     // One record claiming 2^31 offsets: the header contradicts itself.
@@ -270,4 +274,83 @@ fn an_append_over_the_offset_cap_is_refused_whole() {
     }
     assert_eq!(log.next_offset(), 6);
     assert!(PartitionLog::MAX_APPEND_OFFSETS < u64::from(u32::MAX));
+}
+
+const CODECS: [Compression; 4] = [
+    Compression::Gzip,
+    Compression::Snappy,
+    Compression::Lz4,
+    Compression::Zstd,
+];
+
+/// Compressed batches are stored byte for byte as sent, with only the base
+/// offset rewritten, and read back as their records.
+#[test]
+fn compressed_batches_are_stored_as_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    log.append(&mut batch("a", 2, 10, 1000)).unwrap();
+    let mut sent = Vec::new();
+    for codec in CODECS {
+        let packed = compress_batch(&batch(&codec.to_string(), 5, 100, 2000), Codec::new(codec))
+            .unwrap()
+            .to_vec();
+        assert!(packed.len() < 5 * 100, "{codec} compresses padding");
+        let mut appended = packed.clone();
+        let info = log.append(&mut appended).unwrap();
+        sent.push((info.base_offset, packed));
+    }
+    let all = read_all(&log, 1 << 20);
+    assert_contiguous(&all, 0);
+    assert_eq!(all.len(), 2 + 4 * 5);
+    assert!(all[2].1.starts_with(b"gzip-0"));
+    assert!(all[21].1.starts_with(b"zstd-4"));
+    // The file holds the bytes as sent, base offset aside.
+    let slice = log.read(2, 1 << 20).unwrap();
+    let mut file = vec![0u8; slice.len as usize];
+    crate::log::io::read_full_at(&**slice.file.as_ref().unwrap(), &mut file, slice.position)
+        .unwrap();
+    let mut at = 0;
+    for (base, packed) in sent {
+        let stored = &file[at..at + packed.len()];
+        assert_eq!(&stored[..8], &(base as i64).to_be_bytes());
+        assert_eq!(&stored[8..], &packed[8..]);
+        at += packed.len();
+    }
+}
+
+/// A compressed batch whose records decompress beyond the limit is refused
+/// before more than the limit is held, whatever its codec.
+#[test]
+fn decompression_bombs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        max_decompressed_batch_bytes: 64 << 10,
+        ..small_config()
+    };
+    let (log, _) = PartitionLog::open(dir.path(), config).unwrap();
+    for codec in CODECS {
+        // 300 KiB of padding in one record compresses to a few hundred bytes.
+        let mut bomb = compress_batch(&batch("x", 1, 300 << 10, 1000), Codec::new(codec))
+            .unwrap()
+            .to_vec();
+        assert!(bomb.len() < 16 << 10, "{codec}: {}", bomb.len());
+        assert_eq!(
+            log.append(&mut bomb).unwrap_err().to_string(),
+            LogError::InvalidBatch {
+                position: 0,
+                source: BatchError::DecompressedTooLarge {
+                    codec,
+                    limit: 64 << 10
+                }
+            }
+            .to_string()
+        );
+        // Just under the limit is fine.
+        let mut fits = compress_batch(&batch("y", 1, 60 << 10, 1000), Codec::new(codec))
+            .unwrap()
+            .to_vec();
+        log.append(&mut fits).unwrap();
+    }
+    assert_eq!(log.next_offset(), 4);
 }

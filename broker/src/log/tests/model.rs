@@ -84,6 +84,7 @@ fn config() -> LogConfig {
         retention_bytes: Some(6 * 1024),
         flush: FlushPolicy::Never,
         max_timestamp_ahead: Some(Duration::from_secs(3600)),
+        ..LogConfig::default()
     }
 }
 
@@ -224,7 +225,6 @@ fn run(ops: Vec<Op>) {
                 let err = log.append(&mut buf).unwrap_err();
                 let position = match err {
                     LogError::InvalidBatch { position, .. }
-                    | LogError::UnsupportedCompression { position, .. }
                     | LogError::TimestampTooFarAhead { position, .. }
                     | LogError::EmptyBatch { position } => position,
                     other => panic!("{lie:?}: {other}"),

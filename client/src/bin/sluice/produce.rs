@@ -13,7 +13,8 @@ use clap::{Args, ValueEnum};
 use futures::future::{Either, Ready, ready};
 use futures::stream::{FuturesOrdered, StreamExt};
 use sluice_client::{
-    Acks, ClientError, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
+    Acks, ClientError, Compression, DeliveryFuture, Producer, ProducerConfig, ProducerRecord,
+    RecordMetadata,
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
@@ -41,6 +42,39 @@ pub(crate) struct ProduceArgs {
     /// Read lines from this file instead of stdin
     #[arg(long, value_name = "PATH")]
     file: Option<PathBuf>,
+    /// Compress each batch with this codec
+    #[arg(long, value_enum, default_value_t = CompressionArg::None)]
+    compression: CompressionArg,
+    /// Compression level (gzip 0-9, zstd 1-22; default: the codec's)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    compression_level: Option<i32>,
+}
+
+/// `--compression`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CompressionArg {
+    /// Records as they are
+    None,
+    /// gzip stream
+    Gzip,
+    /// snappy, xerial framing
+    Snappy,
+    /// LZ4 frame
+    Lz4,
+    /// zstd frame
+    Zstd,
+}
+
+impl From<CompressionArg> for Compression {
+    fn from(c: CompressionArg) -> Compression {
+        match c {
+            CompressionArg::None => Compression::None,
+            CompressionArg::Gzip => Compression::Gzip,
+            CompressionArg::Snappy => Compression::Snappy,
+            CompressionArg::Lz4 => Compression::Lz4,
+            CompressionArg::Zstd => Compression::Zstd,
+        }
+    }
 }
 
 /// `--acks`.
@@ -94,6 +128,16 @@ pub(crate) async fn run(broker: &str, args: ProduceArgs) -> anyhow::Result<Outco
     let input = BufReader::with_capacity(1 << 16, source);
     let mut config = ProducerConfig::new(broker);
     config.acks = args.acks.into();
+    config.compression = args.compression.into();
+    config.compression_level = args.compression_level;
+    if let Some(level) = args.compression_level {
+        let codec = sluice_protocol::batch::compression::Codec {
+            compression: config.compression,
+            level: Some(level),
+        };
+        sluice_protocol::batch::compression::compress(codec, b"", &mut Vec::new())
+            .map_err(|e| anyhow::anyhow!("--compression-level {level}: {e}"))?;
+    }
     let producer = Producer::new(config);
     let result = send_lines(&producer, &args, input).await;
     producer.close().await;

@@ -1,0 +1,337 @@
+//! Tests of [`super`]: round trips, limits, and hostile streams for every codec.
+#![allow(clippy::indexing_slicing, clippy::unwrap_used)]
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::batch::{BatchBuilder, NewRecord, RecordBatch, validate, validate_decompressing};
+
+const CODECS: [Compression; 4] = [
+    Compression::Gzip,
+    Compression::Snappy,
+    Compression::Lz4,
+    Compression::Zstd,
+];
+
+fn packed(codec: Compression, src: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    compress(Codec::new(codec), src, &mut out).unwrap();
+    out
+}
+
+fn text(n: usize) -> Vec<u8> {
+    (0..n)
+        .flat_map(|i| format!("{{\"id\":{i},\"name\":\"user-{}\"}}", i % 97).into_bytes())
+        .take(n)
+        .collect()
+}
+
+fn batch(n: usize) -> BytesMut {
+    let values: Vec<Vec<u8>> = (0..n).map(|i| text(50 + i)).collect();
+    let mut b = BatchBuilder::new();
+    for (i, v) in values.iter().enumerate() {
+        b.push(&NewRecord {
+            timestamp: 1000 + i as i64,
+            key: Some(b"k"),
+            value: Some(v),
+            headers: &[("h", Some(b"x"))],
+        });
+    }
+    b.finish()
+}
+
+#[test]
+fn every_codec_round_trips_and_compresses_text() {
+    let src = text(200_000);
+    for codec in CODECS {
+        let packed = packed(codec, &src);
+        assert!(packed.len() < src.len() / 3, "{codec}: {}", packed.len());
+        let mut out = Vec::new();
+        decompress(codec, &packed, src.len(), &mut out).unwrap();
+        assert_eq!(out, src, "{codec}");
+        // One byte under the size: refused, and never more than limit + 1 held.
+        let limit = src.len() - 1;
+        let mut out = Vec::new();
+        assert_eq!(
+            decompress(codec, &packed, limit, &mut out),
+            Err(BatchError::DecompressedTooLarge { codec, limit })
+        );
+        assert!(
+            out.capacity() <= limit + 1 || codec == Compression::Snappy,
+            "{codec}"
+        );
+    }
+}
+
+#[test]
+fn zip_bombs_stop_at_the_limit() {
+    let zeros = vec![0u8; 64 << 20];
+    for codec in CODECS {
+        let bomb = packed(codec, &zeros);
+        let mut out = Vec::new();
+        let limit = 1 << 20;
+        assert_eq!(
+            decompress(codec, &bomb, limit, &mut out),
+            Err(BatchError::DecompressedTooLarge { codec, limit }),
+            "{codec}"
+        );
+        assert!(out.capacity() <= 2 * limit, "{codec}: {}", out.capacity());
+    }
+}
+
+#[test]
+fn raw_snappy_declaring_a_huge_length_is_refused_before_allocating() {
+    // Varint 0xffffffff (4 GiB - 1) then a literal: nothing of that size is allocated.
+    let raw = [0xff, 0xff, 0xff, 0xff, 0x0f, 0x00, b'a'];
+    let mut out = Vec::new();
+    assert_eq!(
+        decompress(Compression::Snappy, &raw, 1 << 20, &mut out),
+        Err(BatchError::DecompressedTooLarge {
+            codec: Compression::Snappy,
+            limit: 1 << 20
+        })
+    );
+    assert!(out.capacity() < 1 << 20);
+}
+
+#[test]
+fn raw_snappy_is_read_too() {
+    let src = text(100_000);
+    let raw = snap::raw::Encoder::new().compress_vec(&src).unwrap();
+    let mut out = Vec::new();
+    decompress(Compression::Snappy, &raw, src.len(), &mut out).unwrap();
+    assert_eq!(out, src);
+}
+
+#[test]
+fn xerial_layout() {
+    let framed = packed(Compression::Snappy, b"hello");
+    assert_eq!(&framed[..8], &XERIAL_MAGIC);
+    assert_eq!(&framed[8..16], &[0, 0, 0, 1, 0, 0, 0, 1]);
+    let block = snap::raw::Encoder::new().compress_vec(b"hello").unwrap();
+    assert_eq!(&framed[16..20], &(block.len() as i32).to_be_bytes());
+    assert_eq!(&framed[20..], &block[..]);
+    // Blocks of 32 KiB: 70 000 bytes make three blocks.
+    let src = text(70_000);
+    let framed = packed(Compression::Snappy, &src);
+    let mut blocks = 0;
+    let mut at = XERIAL_HEADER_LEN;
+    while at < framed.len() {
+        let len = i32::from_be_bytes(framed[at..at + 4].try_into().unwrap()) as usize;
+        at += 4 + len;
+        blocks += 1;
+    }
+    assert_eq!((blocks, at), (3, framed.len()));
+}
+
+#[test]
+fn truncated_and_trailing_garbage_streams_are_errors() {
+    let src = text(50_000);
+    for codec in CODECS {
+        let packed = packed(codec, &src);
+        let mut out = Vec::new();
+        for cut in [1, 7, packed.len() / 2, packed.len() - 1] {
+            let r = decompress(codec, &packed[..cut], 1 << 20, &mut out);
+            assert!(
+                matches!(r, Err(BatchError::BadCompressedData { .. })),
+                "{codec} cut {cut}: {r:?}"
+            );
+        }
+        let mut extra = packed.clone();
+        extra.extend_from_slice(b"garbage!");
+        let r = decompress(codec, &extra, 1 << 20, &mut out);
+        assert!(
+            matches!(r, Err(BatchError::BadCompressedData { .. })),
+            "{codec} trailing: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn wrong_codec_is_an_error() {
+    let src = text(10_000);
+    for from in CODECS {
+        for to in CODECS.into_iter().filter(|&c| c != from) {
+            let mut out = Vec::new();
+            let r = decompress(to, &packed(from, &src), 1 << 20, &mut out);
+            assert!(r.is_err(), "{from} read as {to}");
+        }
+    }
+}
+
+#[test]
+fn levels_are_checked() {
+    let mut out = Vec::new();
+    for (codec, level) in [(Compression::Gzip, 10), (Compression::Zstd, 1000)] {
+        let codec = Codec {
+            compression: codec,
+            level: Some(level),
+        };
+        assert!(compress(codec, b"x", &mut out).is_err());
+    }
+    let gz9 = Codec {
+        compression: Compression::Gzip,
+        level: Some(9),
+    };
+    compress(gz9, b"x", &mut out).unwrap();
+}
+
+#[test]
+fn compressed_batches_validate_and_iterate_like_the_uncompressed_one() {
+    let plain = batch(20);
+    let want: Vec<_> = RecordBatch::new(plain.clone().freeze())
+        .unwrap()
+        .records()
+        .map(Result::unwrap)
+        .collect();
+    for codec in CODECS {
+        let packed = compress_batch(&plain, Codec::new(codec)).unwrap();
+        let header = validate(&packed).unwrap();
+        assert_eq!(header.compression(), codec);
+        let mut scratch = Vec::new();
+        assert_eq!(
+            validate_decompressing(&packed, 1 << 20, &mut scratch),
+            Ok(header)
+        );
+        assert_eq!(scratch, plain[HEADER_LEN..]);
+        let batch = RecordBatch::new(packed.freeze()).unwrap();
+        let got: Vec<_> = batch.records().map(Result::unwrap).collect();
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(
+                (g.offset, g.timestamp, &g.key, &g.value),
+                (w.offset, w.timestamp, &w.key, &w.value)
+            );
+        }
+        // Too small a limit: the iterator reports it.
+        let first = batch.records_limited(100).next().unwrap();
+        assert!(matches!(
+            first,
+            Err(BatchError::DecompressedTooLarge { .. })
+        ));
+    }
+}
+
+#[test]
+fn decompressed_records_are_walked_like_uncompressed_ones() {
+    let plain = batch(3);
+    let header = BatchHeader::parse(&plain).unwrap();
+    let records = &plain[HEADER_LEN..];
+    let mut scratch = Vec::new();
+    for codec in CODECS {
+        let c = Codec::new(codec);
+        // Claims four records but holds three.
+        let lying = BatchHeader {
+            record_count: 4,
+            last_offset_delta: 3,
+            ..header
+        };
+        let b = build_compressed(&lying, records, c).unwrap();
+        assert!(validate(&b).is_ok(), "the header alone looks fine");
+        assert_eq!(
+            validate_decompressing(&b, 1 << 20, &mut scratch),
+            Err(BatchError::RecordCountMismatch {
+                header: 4,
+                actual: 3
+            })
+        );
+        // Garbage after the last record, inside the compressed stream.
+        let mut more = records.to_vec();
+        more.push(0x01);
+        let b = build_compressed(&header, &more, c).unwrap();
+        assert!(matches!(
+            validate_decompressing(&b, 1 << 20, &mut scratch),
+            Err(BatchError::TrailingBytes { .. })
+        ));
+        // Not records at all.
+        let b = build_compressed(&header, &[0xff; 40], c).unwrap();
+        assert!(matches!(
+            validate_decompressing(&b, 1 << 20, &mut scratch),
+            Err(BatchError::BadRecord { index: 0, .. })
+        ));
+        // Stream corrupted after compression (CRC fixed up): an error, not a panic.
+        let mut b = build_compressed(&header, records, c).unwrap().to_vec();
+        let mid = HEADER_LEN + (b.len() - HEADER_LEN) / 2;
+        b[mid] ^= 0x5a;
+        crate::batch::testutil::fix_crc(&mut b);
+        let _ = validate_decompressing(&b, 1 << 20, &mut scratch);
+    }
+}
+
+#[test]
+fn recompress_changes_every_batch_to_the_codec_and_keeps_the_records() {
+    let plain = batch(10);
+    let mut mixed = plain.to_vec();
+    mixed.extend_from_slice(&compress_batch(&plain, Codec::new(Compression::Lz4)).unwrap());
+    mixed.extend_from_slice(&compress_batch(&plain, Codec::new(Compression::Zstd)).unwrap());
+    let want: Vec<_> = RecordBatch::new(plain.clone().freeze())
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap().value)
+        .collect();
+    for target in [Compression::None, Compression::Gzip, Compression::Zstd] {
+        let out = recompress(&mixed, Codec::new(target), 1 << 20)
+            .unwrap()
+            .expect("some batch changes");
+        let mut bytes = bytes::Bytes::from(out);
+        let mut n = 0;
+        while !bytes.is_empty() {
+            let b = RecordBatch::split_first(&mut bytes).unwrap();
+            assert_eq!(b.header().compression(), target);
+            assert_eq!(b.header().record_count, 10);
+            let got: Vec<_> = b.records().map(|r| r.unwrap().value).collect();
+            assert_eq!(got, want);
+            n += 1;
+        }
+        assert_eq!(n, 3);
+    }
+    // All already in the codec: nothing to do.
+    let zstd = compress_batch(&plain, Codec::new(Compression::Zstd)).unwrap();
+    assert_eq!(
+        recompress(&zstd, Codec::new(Compression::Zstd), 1 << 20),
+        Ok(None)
+    );
+    // A bad batch is refused at its position.
+    let mut bad = plain.to_vec();
+    let at = bad.len();
+    bad.extend_from_slice(&plain[..HEADER_LEN + 3]);
+    assert!(matches!(
+        recompress(&bad, Codec::new(Compression::Gzip), 1 << 20),
+        Err((p, BatchError::Truncated { .. })) if p == at
+    ));
+}
+
+proptest! {
+    #[test]
+    fn any_bytes_round_trip_through_every_codec(src in proptest::collection::vec(any::<u8>(), 0..100_000)) {
+        for codec in CODECS {
+            let packed = packed(codec, &src);
+            let mut out = Vec::new();
+            decompress(codec, &packed, src.len(), &mut out).unwrap();
+            prop_assert_eq!(&out, &src);
+        }
+    }
+
+    #[test]
+    fn xerial_frames_any_block_split(src in proptest::collection::vec(any::<u8>(), 0..100_000), cut in 1usize..40_000) {
+        // Hand-framed with an arbitrary block size: the reader takes any split.
+        let mut framed = XERIAL_MAGIC.to_vec();
+        framed.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1]);
+        for chunk in src.chunks(cut) {
+            let block = snap::raw::Encoder::new().compress_vec(chunk).unwrap();
+            framed.extend_from_slice(&(block.len() as i32).to_be_bytes());
+            framed.extend_from_slice(&block);
+        }
+        let mut out = Vec::new();
+        decompress(Compression::Snappy, &framed, src.len(), &mut out).unwrap();
+        prop_assert_eq!(&out, &src);
+    }
+
+    #[test]
+    fn arbitrary_input_never_panics(codec in 1u8..=4, data in proptest::collection::vec(any::<u8>(), 0..2_000)) {
+        let codec = Compression::from_code(codec).unwrap();
+        let mut out = Vec::new();
+        let _ = decompress(codec, &data, 1 << 16, &mut out);
+        prop_assert!(out.len() <= 1 << 16);
+    }
+}
