@@ -92,6 +92,13 @@ pub struct TopicDefaults {
     /// many milliseconds ahead of the broker's clock (Kafka's
     /// `message.timestamp.after.max.ms`; 0: no limit).
     pub message_timestamp_after_max_ms: u64,
+    /// Forget an idempotent producer on a partition after this many
+    /// milliseconds without a batch there (Kafka's
+    /// `producer.id.expiration.ms`, 24 h). Broker-wide.
+    pub producer_id_expiration_ms: u64,
+    /// The most idempotent producer ids remembered per partition; beyond it
+    /// the least recently active is forgotten. Broker-wide.
+    pub max_producer_ids: u32,
 }
 
 /// A flush policy as written in the config file.
@@ -124,6 +131,8 @@ impl Default for TopicDefaults {
             retention_bytes: 0,
             flush: FlushSetting::Named(FlushName::Never),
             message_timestamp_after_max_ms: 3600 * 1000,
+            producer_id_expiration_ms: 24 * 3600 * 1000,
+            max_producer_ids: 10_000,
         }
     }
 }
@@ -159,6 +168,8 @@ impl TopicDefaults {
                 Some(FlushMode::Never) | None => FlushPolicy::Never,
             },
             max_timestamp_ahead: ms(Some(self.message_timestamp_after_max_ms)),
+            producer_id_expiration: Duration::from_millis(self.producer_id_expiration_ms),
+            max_producer_ids: self.max_producer_ids.max(1) as usize,
             ..LogConfig::default()
         }
     }
@@ -313,6 +324,14 @@ impl BrokerConfig {
         }
         if self.max_partitions == 0 {
             return Err("max_partitions must be positive".into());
+        }
+        if self.topic_defaults.producer_id_expiration_ms < 1000
+            || self.topic_defaults.producer_id_expiration_ms > i64::MAX as u64
+        {
+            return Err("topic_defaults.producer_id_expiration_ms must be at least 1000".into());
+        }
+        if self.topic_defaults.max_producer_ids == 0 {
+            return Err("topic_defaults.max_producer_ids must be positive".into());
         }
         crate::topics::check_topic_limits(&self.topic_defaults.resolve(&TopicConfig::default()))
             .map_err(|e| format!("topic_defaults: {e}"))?;

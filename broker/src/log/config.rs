@@ -52,6 +52,14 @@ pub struct LogConfig {
     /// so one producer with a wrong clock cannot keep a segment from expiring
     /// under age retention. `None`: no limit.
     pub max_timestamp_ahead: Option<Duration>,
+    /// Forget an idempotent producer whose newest batch on this partition
+    /// is older than this (Kafka's `producer.id.expiration.ms`, 24 h); its
+    /// next batch with a sequence other than 0 is refused as from an
+    /// unknown producer.
+    pub producer_id_expiration: Duration,
+    /// The most idempotent producers remembered per partition; a new one
+    /// beyond it makes the partition forget the least recently active.
+    pub max_producer_ids: usize,
 }
 
 impl Default for LogConfig {
@@ -65,11 +73,22 @@ impl Default for LogConfig {
             retention_bytes: None,
             flush: FlushPolicy::Never,
             max_timestamp_ahead: Some(Duration::from_secs(3600)),
+            producer_id_expiration: Duration::from_secs(24 * 3600),
+            max_producer_ids: 10_000,
         }
     }
 }
 
 impl LogConfig {
+    /// The bounds of the producer table these settings give.
+    pub(crate) fn producer_limits(&self) -> crate::producer::state::ProducerLimits {
+        crate::producer::state::ProducerLimits {
+            expiration_ms: i64::try_from(self.producer_id_expiration.as_millis())
+                .unwrap_or(i64::MAX),
+            max_ids: self.max_producer_ids,
+        }
+    }
+
     /// Checks the settings; the error says which one is out of range.
     pub fn validate(&self) -> Result<(), String> {
         if self.segment_bytes == 0 || self.segment_bytes > i32::MAX as u64 {
@@ -87,6 +106,12 @@ impl LogConfig {
             .is_some_and(|d| d.as_millis() > i64::MAX as u128)
         {
             return Err("max_timestamp_ahead must be at most i64::MAX milliseconds".into());
+        }
+        if self.producer_id_expiration.as_millis() > i64::MAX as u128 {
+            return Err("producer_id_expiration must be at most i64::MAX milliseconds".into());
+        }
+        if self.max_producer_ids == 0 {
+            return Err("max_producer_ids must be positive".into());
         }
         if self.index_max_bytes < 64 {
             return Err(format!(

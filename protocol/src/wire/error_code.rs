@@ -68,6 +68,19 @@ pub enum ErrorCode {
     /// A Produce or Fetch request lists more partitions than the broker's
     /// `max_partitions_per_request`.
     TooManyPartitions = 25,
+    /// An idempotent producer's batch does not continue its sequence on the
+    /// partition (a gap: an earlier batch is missing). Nothing of the append
+    /// was written; resend the earlier batches first.
+    OutOfOrderSequence = 30,
+    /// An idempotent producer's batch carries an epoch older than one
+    /// already seen for its producer id on the partition: a newer instance
+    /// of the producer took over. Nothing was written.
+    ProducerFenced = 31,
+    /// A batch with a sequence number other than 0 names a producer id the
+    /// partition holds no state for (never seen, or expired after
+    /// `producer_id_expiration_ms` idle, or evicted). Nothing was written;
+    /// the producer should acquire a new id.
+    UnknownProducerId = 32,
 }
 
 impl ErrorCode {
@@ -100,6 +113,9 @@ impl ErrorCode {
             23 => OffsetSpaceExhausted,
             24 => DuplicatePartition,
             25 => TooManyPartitions,
+            30 => OutOfOrderSequence,
+            31 => ProducerFenced,
+            32 => UnknownProducerId,
             _ => Unknown,
         }
     }
@@ -162,6 +178,9 @@ impl std::fmt::Display for ErrorCode {
             ErrorCode::OffsetSpaceExhausted => "partition offset space exhausted",
             ErrorCode::DuplicatePartition => "partition listed twice in one request",
             ErrorCode::TooManyPartitions => "too many partitions in one request",
+            ErrorCode::OutOfOrderSequence => "out of order sequence number",
+            ErrorCode::ProducerFenced => "producer fenced by a newer epoch",
+            ErrorCode::UnknownProducerId => "unknown producer id",
         };
         write!(f, "{text} ({})", *self as u16)
     }
@@ -175,7 +194,7 @@ mod tests {
 
     /// Every code with its number. Codes are stable: changing a number here
     /// breaks every client in the field.
-    const PINNED: [(ErrorCode, u16); 26] = [
+    const PINNED: [(ErrorCode, u16); 29] = [
         (ErrorCode::None, 0),
         (ErrorCode::Unknown, 1),
         (ErrorCode::CorruptRecord, 2),
@@ -202,6 +221,9 @@ mod tests {
         (ErrorCode::OffsetSpaceExhausted, 23),
         (ErrorCode::DuplicatePartition, 24),
         (ErrorCode::TooManyPartitions, 25),
+        (ErrorCode::OutOfOrderSequence, 30),
+        (ErrorCode::ProducerFenced, 31),
+        (ErrorCode::UnknownProducerId, 32),
     ];
 
     #[test]
@@ -243,15 +265,18 @@ mod tests {
                 | ErrorCode::InvalidTimestamp
                 | ErrorCode::OffsetSpaceExhausted
                 | ErrorCode::DuplicatePartition
-                | ErrorCode::TooManyPartitions => {}
+                | ErrorCode::TooManyPartitions
+                | ErrorCode::OutOfOrderSequence
+                | ErrorCode::ProducerFenced
+                | ErrorCode::UnknownProducerId => {}
             }
         }
         let mut numbers: Vec<u16> = PINNED.iter().map(|(_, n)| *n).collect();
         numbers.dedup();
         assert_eq!(
             numbers,
-            (0..26).collect::<Vec<u16>>(),
-            "dense, unique, in order"
+            (0..26).chain(30..33).collect::<Vec<u16>>(),
+            "unique, in order, dense within each range"
         );
     }
 
@@ -265,7 +290,7 @@ mod tests {
 
     #[test]
     fn unknown_numbers_decode_as_unknown() {
-        for n in [26, 27, 100, 127, 128, 1000, u16::MAX] {
+        for n in [26, 27, 33, 100, 127, 128, 1000, u16::MAX] {
             assert_eq!(ErrorCode::from_u16(n), ErrorCode::Unknown, "{n}");
         }
         // Through a body as well: 1000 = varint E8 07.

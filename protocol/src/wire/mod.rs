@@ -11,6 +11,7 @@ pub mod delete_topics;
 mod error_code;
 pub mod fetch;
 pub mod frame;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_commit;
@@ -51,11 +52,13 @@ pub enum ApiKey {
     OffsetFetch = 8,
     /// [`stats`]
     Stats = 9,
+    /// [`init_producer_id`]
+    InitProducerId = 10,
 }
 
 impl ApiKey {
     /// Every API, in key order.
-    pub const ALL: [ApiKey; 10] = [
+    pub const ALL: [ApiKey; 11] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::CreateTopics,
@@ -66,6 +69,7 @@ impl ApiKey {
         ApiKey::OffsetCommit,
         ApiKey::OffsetFetch,
         ApiKey::Stats,
+        ApiKey::InitProducerId,
     ];
 
     /// The API for a key number, if known.
@@ -195,7 +199,7 @@ mod tests {
     /// Key numbers are part of the protocol: a change must fail here.
     #[test]
     fn api_key_numbers_are_pinned() {
-        let pinned: [(ApiKey, u16); 10] = [
+        let pinned: [(ApiKey, u16); 11] = [
             (ApiKey::ApiVersions, 0),
             (ApiKey::Metadata, 1),
             (ApiKey::CreateTopics, 2),
@@ -206,6 +210,7 @@ mod tests {
             (ApiKey::OffsetCommit, 7),
             (ApiKey::OffsetFetch, 8),
             (ApiKey::Stats, 9),
+            (ApiKey::InitProducerId, 10),
         ];
         assert_eq!(ApiKey::ALL.len(), pinned.len());
         for (i, (key, number)) in pinned.into_iter().enumerate() {
@@ -214,7 +219,7 @@ mod tests {
             assert_eq!(ApiKey::from_u16(number), Some(key));
             assert_eq!(key.versions(), (0, 0));
         }
-        for unknown in [10, 11, 100, u16::MAX] {
+        for unknown in [11, 12, 100, u16::MAX] {
             assert_eq!(ApiKey::from_u16(unknown), None);
         }
     }
@@ -317,7 +322,7 @@ mod tests {
         let all = request_frame(ApiKey::Metadata, 8, &MetadataRequest { topics: None });
         assert_eq!(all, hex("0000000d 0001 0000 00000008 00000001 00"));
 
-        // ApiVersions response to correlation id 1: ten APIs, versions 0..=0.
+        // ApiVersions response to correlation id 1: eleven APIs, versions 0..=0.
         let apis = ApiKey::ALL
             .iter()
             .map(|k| ApiVersionRange {
@@ -336,8 +341,8 @@ mod tests {
         .unwrap();
         assert_eq!(
             [&header[..], &body].concat(),
-            hex("00000029 00000001 0000 0000001f  0a
-                 000000 010000 020000 030000 040000 050000 060000 070000 080000 090000")
+            hex("0000002c 00000001 0000 00000022  0b
+                 000000 010000 020000 030000 040000 050000 060000 070000 080000 090000 0a0000")
         );
 
         // Produce request body: acks=leader, timeout 5000 ms, one partition

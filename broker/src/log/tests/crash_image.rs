@@ -20,6 +20,8 @@ fn config(flush: FlushPolicy) -> LogConfig {
         retention_bytes: None,
         flush,
         max_timestamp_ahead: None,
+
+        ..LogConfig::default()
     }
 }
 

@@ -84,6 +84,8 @@ fn config() -> LogConfig {
         retention_bytes: Some(6 * 1024),
         flush: FlushPolicy::Never,
         max_timestamp_ahead: Some(Duration::from_secs(3600)),
+
+        ..LogConfig::default()
     }
 }
 

@@ -34,6 +34,8 @@ pub(super) fn small_config() -> LogConfig {
         retention_bytes: None,
         flush: FlushPolicy::Never,
         max_timestamp_ahead: Some(std::time::Duration::from_secs(3600)),
+
+        ..LogConfig::default()
     }
 }
 
