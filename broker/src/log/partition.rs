@@ -506,7 +506,6 @@ impl PartitionLog {
                         first_seq: header.base_sequence,
                         records: u32::try_from(records).unwrap_or(u32::MAX),
                     },
-                    timestamp: header.max_timestamp,
                 });
             }
             max_timestamp = max_timestamp.max(header.max_timestamp);
@@ -562,7 +561,7 @@ impl PartitionLog {
                             base_offset: first.first_offset,
                             last_offset: last.last_offset,
                             next_offset: last.last_offset + 1,
-                            max_timestamp: last.timestamp,
+                            max_timestamp,
                             batches: count,
                             rolled: false,
                             duplicate: true,
@@ -593,6 +592,7 @@ impl PartitionLog {
             &idempotent,
             base_offset,
             &self.config,
+            now_ms,
         );
         let file = state.active().file()?;
         let ticket = state.pending.next_ticket;

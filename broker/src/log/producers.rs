@@ -24,8 +24,6 @@ pub(crate) struct IdempotentBatch {
     pub(crate) delta: u64,
     /// Producer id, epoch, sequences.
     pub(crate) id: BatchIdentity,
-    /// Its `maxTimestamp`.
-    pub(crate) timestamp: i64,
 }
 
 /// Checks an append's idempotent batches, each in order (a later batch of
@@ -126,12 +124,15 @@ pub(crate) fn check_append(
     }
 }
 
-/// Records the batches of an append that starts at `base_offset`.
+/// Records the batches of an append that starts at `base_offset`, made at
+/// `now_ms` by the broker's clock (the producer's last activity, which
+/// expiry measures; the producer's own timestamps are not trusted for it).
 pub(crate) fn record_append(
     producers: &mut ProducerStates,
     batches: &[IdempotentBatch],
     base_offset: u64,
     config: &LogConfig,
+    now_ms: i64,
 ) {
     if batches.is_empty() {
         return;
@@ -145,7 +146,7 @@ pub(crate) fn record_append(
             last_seq: b.id.last_seq(),
             first_offset,
             last_offset: first_offset + u64::from(b.id.records) - 1,
-            timestamp: b.timestamp,
+            timestamp: now_ms,
         };
         producers.record(b.id.producer_id, meta, &limits);
     }
@@ -266,6 +267,10 @@ impl PartitionLog {
         }
         let (from, mut producers) = table.unwrap_or_default();
         let limits = self.config.producer_limits();
+        // Batches found in the log count as active now: the broker's clock
+        // at their append is not stored, and a producer's own timestamps
+        // are not trusted for expiry.
+        let now_ms = super::partition::unix_millis(SystemTime::now());
         let mut scanned = 0;
         for seg in &state.segments {
             if seg.next_offset() <= from || seg.next_offset() == seg.base_offset() {
@@ -295,7 +300,7 @@ impl PartitionLog {
                     last_seq: id.last_seq(),
                     first_offset: first,
                     last_offset: last,
-                    timestamp: h.max_timestamp,
+                    timestamp: now_ms,
                 };
                 producers.record(h.producer_id, meta, &limits);
             }
@@ -303,7 +308,7 @@ impl PartitionLog {
                 seg.release();
             }
         }
-        producers.expire(super::partition::unix_millis(SystemTime::now()), &limits);
+        producers.expire(now_ms, &limits);
         state.producers = producers;
         Ok(scanned)
     }

@@ -28,7 +28,9 @@ pub struct BatchMeta {
     pub first_offset: u64,
     /// Offset given to its last record.
     pub last_offset: u64,
-    /// Its `maxTimestamp` (milliseconds since the Unix epoch).
+    /// When it was appended by the broker's clock, or when the broker
+    /// recovered it from the log (milliseconds since the Unix epoch): the
+    /// producer's last activity, which expiry measures.
     pub timestamp: i64,
 }
 
@@ -116,8 +118,8 @@ pub enum SeqError {
 /// Bounds of a [`ProducerStates`] table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProducerLimits {
-    /// A producer whose newest batch is older than this (by its timestamp)
-    /// is forgotten at the next [`ProducerStates::expire`].
+    /// A producer whose newest batch is older than this (by
+    /// [`BatchMeta::timestamp`]) is forgotten at the next [`ProducerStates::expire`].
     pub expiration_ms: i64,
     /// The most producer ids kept; recording a new one beyond it forgets
     /// the least recently active.

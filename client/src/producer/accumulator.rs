@@ -32,6 +32,11 @@ pub(crate) struct ReadyBatch {
     pub(crate) attempts: u32,
     /// Not to be sent before this (retry backoff).
     pub(crate) not_before: Option<Instant>,
+    /// When its first record was buffered (the delivery timeout counts
+    /// from here).
+    pub(crate) created: Instant,
+    /// Idempotent producer id, epoch and sequence, once first sent.
+    pub(crate) stamp: Option<super::idempotence::Stamp>,
 }
 
 /// Batches of the producer, guarded by its mutex.
@@ -122,6 +127,8 @@ impl Accumulator {
             _permit: open.permit,
             attempts: 0,
             not_before: None,
+            created: open.created,
+            stamp: None,
         });
     }
 
@@ -220,10 +227,19 @@ impl Accumulator {
         out
     }
 
-    /// Puts batches back at the front, in their order, for a retry.
+    /// Puts batches back at the front, in their order, for a retry. Batches
+    /// already stamped by an idempotent producer then go first, in stamp
+    /// order (a partition's batches must be sent again in sequence order,
+    /// whichever response came back first); the others keep their order.
     pub(crate) fn requeue_front(&mut self, batches: Vec<ReadyBatch>) {
         for b in batches.into_iter().rev() {
             self.ready.push_front(b);
+        }
+        if self.ready.iter().any(|b| b.stamp.is_some()) {
+            self.ready.make_contiguous().sort_by_key(|b| match b.stamp {
+                Some(s) => (0, s.producer_id, s.epoch, s.seq),
+                None => (1, 0, 0, 0),
+            });
         }
     }
 }
@@ -241,6 +257,8 @@ mod tests {
             _permit: None,
             attempts: 0,
             not_before: None,
+            created: Instant::now(),
+            stamp: None,
         }
     }
 
@@ -265,5 +283,27 @@ mod tests {
         let third = acc.take_request(15, 1000, now);
         assert_eq!(keys(&third), [("c", 0)]);
         assert!(acc.take_request(1 << 20, 1000, now).is_empty());
+    }
+
+    #[test]
+    fn requeued_stamped_batches_go_first_in_sequence_order() {
+        use super::super::idempotence::Stamp;
+        let mut acc = Accumulator::default();
+        acc.ready.push_back(ready("a", 0, 10));
+        let stamped = |seq| {
+            let mut b = ready("a", 0, 10);
+            b.stamp = Some(Stamp {
+                producer_id: 1,
+                epoch: 0,
+                seq,
+            });
+            b
+        };
+        // Responses came back out of order: 20 was requeued before 10.
+        acc.requeue_front(vec![stamped(20)]);
+        acc.requeue_front(vec![stamped(10)]);
+        acc.requeue_front(vec![stamped(30)]);
+        let seqs: Vec<Option<i32>> = acc.ready.iter().map(|b| b.stamp.map(|s| s.seq)).collect();
+        assert_eq!(seqs, [Some(10), Some(20), Some(30), None]);
     }
 }

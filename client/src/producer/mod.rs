@@ -8,12 +8,24 @@
 //! keeps up to `max_in_flight` produce requests on the wire, retries
 //! retriable failures with backoff, and reconnects after a broker restart.
 //!
-//! **Delivery is at least once.** If an acknowledgement is lost (the
-//! connection drops after the broker appended the batch), the retry appends
-//! it again: the record is then stored twice. With `max_in_flight > 1` a
-//! retried batch can also land after a later batch of the same partition.
+//! **Idempotence (the default).** The producer gets a producer id from the
+//! broker and numbers its batches per partition; a retry keeps its numbers,
+//! so when an acknowledgement was lost (dropped connection, broker restart)
+//! the broker answers the retry with the original offsets and stores the
+//! records once, and retried batches keep their order in each partition.
+//! Records are retried until [`ProducerConfig::delivery_timeout`] after they
+//! were sent to the producer, and fail only then. Where the promise ends is
+//! in `docs/client.md`: a new `Producer` gets a new id, so a record sent
+//! again by the application is a new record; if the producer has to take a
+//! new id (its id expired on the broker, or a batch failed for good), batches
+//! whose answer was lost at that moment can be stored twice.
+//!
+//! With [`ProducerConfig::idempotence`] off, delivery is at least once: a
+//! retry after a lost acknowledgement appends the batch again, and with
+//! `max_in_flight > 1` a retried batch can land after a later one.
 
 mod accumulator;
+mod idempotence;
 mod sender;
 
 use std::sync::Arc;
@@ -52,12 +64,19 @@ pub struct ProducerConfig {
     /// Most partitions (record sets) one Produce request lists; keep it at
     /// or below the broker's `max_partitions_per_request` (1000 by default).
     pub max_partitions_per_request: usize,
+    /// Store each record once even when a send is retried (Kafka's
+    /// `enable.idempotence`, on by default). Caps `max_in_flight` at 5.
+    pub idempotence: bool,
+    /// How long a record may take from [`Producer::send`] to its
+    /// acknowledgement, retries and reconnections included (Kafka's
+    /// `delivery.timeout.ms`); only then does it fail.
+    pub delivery_timeout: Duration,
 }
 
 impl ProducerConfig {
     /// Defaults for a broker at `broker`: acks=leader, 256 KiB batches,
-    /// 5 ms linger, 4 requests in flight, 64 MiB buffer, 30 retries from
-    /// 100 ms.
+    /// 5 ms linger, 4 requests in flight, 64 MiB buffer, retries from 100 ms
+    /// without a count limit until a 120 s delivery timeout, idempotence on.
     pub fn new(broker: impl Into<String>) -> Self {
         ProducerConfig {
             broker: broker.into(),
@@ -66,10 +85,12 @@ impl ProducerConfig {
             linger: Duration::from_millis(5),
             max_in_flight: 4,
             buffer_bytes: 64 << 20,
-            retries: 30,
+            retries: u32::MAX,
             retry_backoff: Duration::from_millis(100),
             request_timeout: Duration::from_secs(30),
             max_partitions_per_request: 1000,
+            idempotence: true,
+            delivery_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -129,6 +150,8 @@ pub(crate) struct Shared {
     /// Signalled when `pending` drops to zero.
     pub(crate) drained: Notify,
     pub(crate) closing: AtomicBool,
+    /// Producer id and sequence numbers (idempotence).
+    pub(crate) idempotence: std::sync::Mutex<idempotence::Idempotence>,
     partitions: tokio::sync::Mutex<(Option<Connection>, std::collections::HashMap<String, u32>)>,
 }
 
@@ -160,6 +183,7 @@ impl Producer {
             pending: AtomicU64::new(0),
             drained: Notify::new(),
             closing: AtomicBool::new(false),
+            idempotence: Default::default(),
             partitions: tokio::sync::Mutex::new((None, Default::default())),
             config,
         });

@@ -41,6 +41,10 @@ pub(crate) struct ProduceArgs {
     /// Read lines from this file instead of stdin
     #[arg(long, value_name = "PATH")]
     file: Option<PathBuf>,
+    /// Turn idempotence off: a retry after a lost acknowledgement may then
+    /// store a record twice (by default each record is stored once)
+    #[arg(long)]
+    no_idempotence: bool,
 }
 
 /// `--acks`.
@@ -94,6 +98,7 @@ pub(crate) async fn run(broker: &str, args: ProduceArgs) -> anyhow::Result<Outco
     let input = BufReader::with_capacity(1 << 16, source);
     let mut config = ProducerConfig::new(broker);
     config.acks = args.acks.into();
+    config.idempotence = !args.no_idempotence;
     let producer = Producer::new(config);
     let result = send_lines(&producer, &args, input).await;
     producer.close().await;
