@@ -587,6 +587,7 @@ impl PartitionLog {
             let bytes = crate::producer::snapshot::encode(base_offset, &state.producers);
             (base_offset, bytes)
         });
+        let file = state.active().file()?;
         super::producers::record_append(
             &mut state.producers,
             &idempotent,
@@ -594,7 +595,6 @@ impl PartitionLog {
             &self.config,
             now_ms,
         );
-        let file = state.active().file()?;
         let ticket = state.pending.next_ticket;
         state.pending.next_ticket += 1;
         let position = state.active().size() + state.pending.bytes;

@@ -89,7 +89,11 @@ fn retry_or_fail(
         if b.attempts > shared.config.retries || expired {
             fail(shared, b, code, message);
         } else {
-            b.not_before = Some(now + backoff(shared, b.attempts));
+            // A broker error backs off per batch; after a lost connection
+            // the batch goes on the next one at once (reconnecting backs
+            // off instead), so a connection that lives only briefly is not
+            // wasted waiting.
+            b.not_before = code.map(|_| now + backoff(shared, b.attempts));
             again.push(b);
         }
     }
