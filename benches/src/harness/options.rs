@@ -60,6 +60,9 @@ pub struct Params {
     pub fetch_bytes: u32,
     /// Whether consumers verify batch CRCs.
     pub verify_crc: bool,
+    /// Whether producers stamp a producer id and sequence numbers into
+    /// their batches (idempotent produce), so the broker checks them.
+    pub idempotent: bool,
 }
 
 impl Params {
@@ -86,6 +89,7 @@ impl Options {
             acks: self.acks.unwrap_or(acks),
             fetch_bytes: self.fetch_bytes,
             verify_crc: self.verify_crc,
+            idempotent: false,
         }
     }
 }

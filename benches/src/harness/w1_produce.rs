@@ -41,6 +41,35 @@ pub async fn w1(bench: &mut Bench) -> anyhow::Result<()> {
         records: p.records,
         value_len: p.value_len,
     });
+    w1_idempotent(bench).await
+}
+
+/// W1 again in the same run with idempotent batches (a producer id and
+/// sequence numbers the broker checks), to show what idempotence costs.
+async fn w1_idempotent(bench: &mut Bench) -> anyhow::Result<()> {
+    let mut p = bench.opts.params(1_000_000, 1024, Acks::Leader);
+    p.idempotent = true;
+    let topic = bench.topic("w1-idempotent");
+    let addr = bench.addr()?;
+    create_topic(addr, &topic, 1, None).await?;
+    let meter = Meter::new();
+    let sampler = Sampler::start(&meter, p.value_bytes(), "W1 idempotent produce");
+    let (moved, secs, cpu) = measured(
+        bench,
+        produce(addr, &topic, &[(0, p.records)], &p, 1, &meter),
+    )
+    .await?;
+    sampler.finish().await;
+    let mut r = WorkloadResult::new(
+        "W1",
+        "idempotent produce",
+        bench.params_json(&p),
+        moved,
+        secs,
+        cpu,
+    );
+    r.parameters.insert("producers".into(), json!(1));
+    bench.results.push(r);
     Ok(())
 }
 

@@ -40,6 +40,10 @@ use crate::connection::Connection;
 use crate::error::ClientError;
 use accumulator::Accumulator;
 
+/// How long a metadata request (with its connect) may take before it is
+/// retried.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Producer settings.
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
@@ -298,17 +302,59 @@ impl Producer {
         Ok(DeliveryFuture { rx })
     }
 
-    /// Partitions of `topic`, from the broker on first use.
+    /// Partitions of `topic`, from the broker on first use. A lost or
+    /// refused connection is retried with backoff for up to the delivery
+    /// timeout; a broker error (unknown topic) fails at once.
     pub async fn partition_count(&self, topic: &str) -> Result<u32, ClientError> {
+        let start = std::time::Instant::now();
+        let mut backoff = self
+            .shared
+            .config
+            .retry_backoff
+            .max(Duration::from_millis(1));
+        loop {
+            match self.try_partition_count(topic).await {
+                Err(ClientError::Io(_))
+                    if start.elapsed() + backoff < self.shared.config.delivery_timeout
+                        && !self.shared.closing.load(Ordering::Acquire) =>
+                {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_partition_count(&self, topic: &str) -> Result<u32, ClientError> {
         let mut guard = self.shared.partitions.lock().await;
         if let Some(&n) = guard.1.get(topic) {
             return Ok(n);
         }
+        let timed_out = || {
+            ClientError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "metadata request timed out",
+            ))
+        };
         if guard.0.is_none() {
-            guard.0 = Some(Connection::connect(self.shared.config.broker.as_str()).await?);
+            let conn = tokio::time::timeout(
+                METADATA_TIMEOUT,
+                Connection::connect(self.shared.config.broker.as_str()),
+            )
+            .await
+            .map_err(|_| timed_out())??;
+            guard.0 = Some(conn);
         }
         let conn = guard.0.as_mut().ok_or(ClientError::Closed)?;
-        let meta = match conn.metadata(Some(vec![topic.to_owned()])).await {
+        let asked = tokio::time::timeout(
+            METADATA_TIMEOUT,
+            conn.metadata(Some(vec![topic.to_owned()])),
+        )
+        .await
+        .map_err(|_| timed_out())
+        .and_then(|r| r);
+        let meta = match asked {
             Ok(m) => m,
             Err(e) => {
                 guard.0 = None;
