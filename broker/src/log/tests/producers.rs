@@ -260,3 +260,27 @@ fn dedup_survives_retention_of_the_segments_that_held_the_batches() {
     assert!(dup.duplicate);
     assert_eq!(dup.base_offset, 0);
 }
+
+#[test]
+fn a_failed_write_forgets_its_batches_so_the_retry_is_appended() {
+    use crate::log::fault::{Faults, FaultyFs};
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::new();
+    let (log, _) = PartitionLog::open_with(
+        std::sync::Arc::new(FaultyFs::new(faults.clone())),
+        dir.path(),
+        small_config(),
+    )
+    .unwrap();
+    log.append(&mut idem(8, 0, 0, 1)).unwrap();
+    faults.set_space_left(10);
+    let err = log.append(&mut idem(8, 0, 1, 3)).unwrap_err();
+    assert!(err.is_disk_full(), "{err}");
+    faults.clear_disk_full();
+    // Not a duplicate of the failed write: appended now, at the offset it
+    // would have had.
+    let retry = log.append(&mut idem(8, 0, 1, 3)).unwrap();
+    assert!(!retry.duplicate);
+    assert_eq!((retry.base_offset, log.next_offset()), (1, 4));
+    assert!(log.append(&mut idem(8, 0, 1, 3)).unwrap().duplicate);
+}
