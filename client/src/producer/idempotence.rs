@@ -156,3 +156,82 @@ impl Idempotence {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use bytes::BytesMut;
+    use sluice_protocol::batch::{BatchBuilder, BatchHeader, NewRecord};
+
+    use super::*;
+
+    fn batch(records: usize) -> ReadyBatch {
+        let mut b = BatchBuilder::new();
+        let mut waiters = Vec::new();
+        for _ in 0..records {
+            b.push(&NewRecord {
+                timestamp: 1,
+                key: None,
+                value: Some(b"v"),
+                headers: &[],
+            });
+            waiters.push(tokio::sync::oneshot::channel().0);
+        }
+        ReadyBatch {
+            topic: "t".to_owned(),
+            partition: 0,
+            bytes: b.finish(),
+            waiters,
+            _permit: None,
+            attempts: 0,
+            not_before: None,
+            created: Instant::now(),
+            stamp: None,
+        }
+    }
+
+    fn header(bytes: &BytesMut) -> BatchHeader {
+        sluice_protocol::batch::validate(bytes).unwrap()
+    }
+
+    #[test]
+    fn batches_are_numbered_per_partition_and_keep_their_numbers_on_retry() {
+        let mut idem = Idempotence::default();
+        assert!(idem.needs_id());
+        idem.set_producer(7, 0);
+        let (mut a, mut b) = (batch(3), batch(2));
+        idem.stamp(&mut a);
+        idem.stamp(&mut b);
+        assert_eq!(
+            (header(&a.bytes).producer_id, header(&a.bytes).base_sequence),
+            (7, 0)
+        );
+        assert_eq!(header(&b.bytes).base_sequence, 3);
+        idem.stamp(&mut a); // a retry
+        assert_eq!(header(&a.bytes).base_sequence, 0);
+        // A gap behind an outstanding earlier batch is retried as is; one at
+        // the acknowledged end means the broker lost state: a new id.
+        assert_eq!(
+            idem.on_refusal(&b, ErrorCode::OutOfOrderSequence),
+            OnRefusal::Retry
+        );
+        idem.acked(&a);
+        assert_eq!(
+            idem.on_refusal(&b, ErrorCode::OutOfOrderSequence),
+            OnRefusal::Reset
+        );
+        assert!(idem.needs_id());
+        idem.set_producer(8, 0);
+        idem.stamp(&mut b);
+        assert_eq!(
+            (header(&b.bytes).producer_id, header(&b.bytes).base_sequence),
+            (8, 0)
+        );
+        assert_eq!(
+            idem.on_refusal(&b, ErrorCode::UnknownProducerId),
+            OnRefusal::Reset
+        );
+        assert_eq!(idem.on_refusal(&b, ErrorCode::DiskFull), OnRefusal::NotMine);
+    }
+}
