@@ -57,7 +57,7 @@ pub fn log_error_code(e: &LogError) -> ErrorCode {
         LogError::Io { .. } | LogError::Corrupt { .. } => ErrorCode::StorageError,
         LogError::Config(_) => ErrorCode::InvalidConfig,
         LogError::Sequence { source, .. } => match source {
-            SeqError::OutOfOrder { .. } => ErrorCode::OutOfOrderSequence,
+            SeqError::OutOfOrder { .. } | SeqError::MixedRetry => ErrorCode::OutOfOrderSequence,
             SeqError::Fenced { .. } => ErrorCode::ProducerFenced,
             SeqError::UnknownProducer { .. } => ErrorCode::UnknownProducerId,
         },

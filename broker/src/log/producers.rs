@@ -102,23 +102,13 @@ pub(crate) fn check_append(
             }
         }
         if new > 0 && dups.is_some() {
-            return Err(fail(SeqError::OutOfOrder {
-                producer_id: b.id.producer_id,
-                epoch: b.id.epoch,
-                expected: -1,
-                found: b.id.first_seq,
-            }));
+            return Err(fail(SeqError::MixedRetry));
         }
     }
     match dups {
         Some(_) if batches.len() != count as usize => Err(LogError::Sequence {
             position: 0,
-            source: SeqError::OutOfOrder {
-                producer_id: -1,
-                epoch: -1,
-                expected: -1,
-                found: -1,
-            },
+            source: SeqError::MixedRetry,
         }),
         d => Ok(d),
     }

@@ -105,6 +105,10 @@ pub enum SeqError {
         /// The newest epoch seen.
         current: i16,
     },
+    /// One append mixes batches already stored (retries) with new ones, or
+    /// with batches of no producer; a producer never sends that.
+    #[error("an append mixes retried batches with new or non-idempotent ones")]
+    MixedRetry,
     /// No state for this producer id and the batch does not start at 0.
     #[error("unknown producer id {producer_id} with sequence {sequence} (expired or never seen)")]
     UnknownProducer {

@@ -119,6 +119,20 @@ fn gaps_stale_epochs_and_unknown_producers_are_refused_and_write_nothing() {
         }
     ));
     assert_eq!(log.next_offset(), 5);
+    // A retry glued to a new batch, or to a batch of no producer.
+    let mut mixed = idem(1, 1, 3, 2);
+    mixed.extend_from_slice(&idem(1, 1, 5, 1));
+    assert!(matches!(
+        seq_error(log.append(&mut mixed)),
+        SeqError::MixedRetry
+    ));
+    let mut mixed = idem(1, 1, 3, 2);
+    mixed.extend_from_slice(&super::util::batch("plain", 1, 10, now_ms()));
+    assert!(matches!(
+        seq_error(log.append(&mut mixed)),
+        SeqError::MixedRetry
+    ));
+    assert_eq!(log.next_offset(), 5);
 }
 
 #[test]
