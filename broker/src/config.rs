@@ -152,6 +152,13 @@ pub struct TopicDefaults {
     /// `"lz4"` or `"zstd"` makes the broker re-encode every produced batch
     /// not already in that codec before appending it (off the reactor).
     pub compression: CompressionSetting,
+    /// Forget an idempotent producer on a partition after this many
+    /// milliseconds without a batch there (Kafka's
+    /// `producer.id.expiration.ms`, 24 h). Broker-wide.
+    pub producer_id_expiration_ms: u64,
+    /// The most idempotent producer ids remembered per partition; beyond it
+    /// the least recently active is forgotten. Broker-wide.
+    pub max_producer_ids: u32,
 }
 
 /// A topic's `compression` as written in the config file.
@@ -220,6 +227,8 @@ impl Default for TopicDefaults {
             message_timestamp_after_max_ms: 3600 * 1000,
             max_decompressed_batch_bytes: crate::log::DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES as u64,
             compression: CompressionSetting::Producer,
+            producer_id_expiration_ms: 24 * 3600 * 1000,
+            max_producer_ids: 10_000,
         }
     }
 }
@@ -258,6 +267,8 @@ impl TopicDefaults {
             max_decompressed_batch_bytes: usize::try_from(self.max_decompressed_batch_bytes)
                 .unwrap_or(usize::MAX),
             compression: self.compression.codec(),
+            producer_id_expiration: Duration::from_millis(self.producer_id_expiration_ms),
+            max_producer_ids: self.max_producer_ids.max(1) as usize,
             ..LogConfig::default()
         }
     }
@@ -424,6 +435,14 @@ impl BrokerConfig {
         }
         if self.max_partitions == 0 {
             return Err("max_partitions must be positive".into());
+        }
+        if self.topic_defaults.producer_id_expiration_ms < 1000
+            || self.topic_defaults.producer_id_expiration_ms > i64::MAX as u64
+        {
+            return Err("topic_defaults.producer_id_expiration_ms must be at least 1000".into());
+        }
+        if self.topic_defaults.max_producer_ids == 0 {
+            return Err("topic_defaults.max_producer_ids must be positive".into());
         }
         crate::topics::check_topic_limits(&self.topic_defaults.resolve(&TopicConfig::default()))
             .map_err(|e| format!("topic_defaults: {e}"))?;

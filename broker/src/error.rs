@@ -4,6 +4,7 @@ use sluice_protocol::batch::BatchError;
 use sluice_protocol::wire::{ErrorCode, WireError};
 
 use crate::log::LogError;
+use crate::producer::state::SeqError;
 
 /// What went wrong serving a request.
 #[derive(Debug, thiserror::Error)]
@@ -60,5 +61,10 @@ pub fn log_error_code(e: &LogError) -> ErrorCode {
         LogError::Io { .. } if e.is_disk_full() => ErrorCode::DiskFull,
         LogError::Io { .. } | LogError::Corrupt { .. } => ErrorCode::StorageError,
         LogError::Config(_) => ErrorCode::InvalidConfig,
+        LogError::Sequence { source, .. } => match source {
+            SeqError::OutOfOrder { .. } | SeqError::MixedRetry => ErrorCode::OutOfOrderSequence,
+            SeqError::Fenced { .. } => ErrorCode::ProducerFenced,
+            SeqError::UnknownProducer { .. } => ErrorCode::UnknownProducerId,
+        },
     }
 }

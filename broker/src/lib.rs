@@ -8,6 +8,8 @@
 //! - [`config`]: broker settings (defaults, TOML file).
 //! - [`topics`]: the topics, their partitions and the topic metadata file.
 //! - [`offsets`]: consumer groups' committed offsets, stored in an internal log.
+//! - [`producer`]: idempotent producers — the producer id allocator and each
+//!   partition's producer state (sequence numbers, snapshots).
 //! - [`partition`]: a partition's log plus its ack and visibility policy.
 //! - [`service`]: the protocol-independent service layer (produce, fetch,
 //!   admin, offsets, stats) that every front-end calls.
@@ -23,6 +25,7 @@ pub mod log;
 pub mod metrics;
 pub mod offsets;
 pub mod partition;
+pub mod producer;
 pub mod server;
 pub mod service;
 pub mod topics;

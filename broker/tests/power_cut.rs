@@ -222,3 +222,117 @@ async fn acks_all_records_and_committed_offsets_survive_power_cuts_acks_leader_m
         "acks=leader records never fsynced should be lost in some crash image: {lost_leader:?}"
     );
 }
+
+/// A batch of producer `pid` (epoch 0) from sequence `seq`.
+fn idempotent_batch(pid: i64, seq: i32, n: usize) -> BytesMut {
+    let mut b = BatchBuilder::new().producer(pid, 0, seq);
+    for i in 0..n {
+        let v = format!("p{pid}-s{}", seq as usize + i);
+        b.push(&NewRecord {
+            timestamp: 1,
+            key: None,
+            value: Some(v.as_bytes()),
+            headers: &[],
+        });
+    }
+    b.finish()
+}
+
+/// After a power cut, every batch an idempotent producer had acknowledged with
+/// `acks=all` is still recognised: its retry gets the original offset and
+/// stores nothing; and producer ids handed out before the cut are not handed
+/// out again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_retries_after_a_power_cut_store_nothing_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    let fs = CrashFs::new();
+    let config = BrokerConfig {
+        data_dir: data_dir.clone(),
+        maintenance_interval_ms: 3_600_000,
+        ..BrokerConfig::default()
+    };
+    let server = start(config.clone(), Some(fs.clone())).await;
+    let mut conn = Connection::connect(server.addr).await.unwrap();
+    let r = conn
+        .create_topics(vec![NewTopic {
+            name: "idem".into(),
+            partitions: 1,
+            config: TopicConfig {
+                // Small segments: rolls (and producer snapshots) happen.
+                segment_bytes: Some(65536),
+                ..TopicConfig::default()
+            },
+        }])
+        .await
+        .unwrap();
+    assert!(r.results[0].error_code.is_ok(), "{r:?}");
+    let pid = conn.init_producer_id().await.unwrap().producer_id;
+
+    let mut images = Vec::new();
+    let mut acked: Vec<(i32, u64)> = Vec::new();
+    for i in 0..BATCHES {
+        let seq = (i * 50) as i32;
+        let records = idempotent_batch(pid, seq, 50);
+        let r = conn
+            .produce(Acks::All, 5000, &[("idem", 0, &records)])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.partitions[0].error_code, ErrorCode::None);
+        acked.push((seq, r.partitions[0].base_offset));
+        if (i + 1) % (BATCHES / IMAGES as usize) == 0 {
+            let seed = images.len() as u64 + 100;
+            let image = tmp.path().join(format!("idem-image{seed}"));
+            crash_image(&fs, &data_dir, &image, seed);
+            images.push((image, acked.clone()));
+        }
+    }
+    drop(conn);
+    server.stop().await;
+
+    for (image, acked) in images {
+        let config = BrokerConfig {
+            data_dir: image.clone(),
+            ..config.clone()
+        };
+        let server = start(config, None).await;
+        let mut conn = Connection::connect(server.addr).await.unwrap();
+        let before = read_all(&mut conn, "idem").await.len();
+        assert!(
+            before >= acked.len() * 50,
+            "{}: acked records lost",
+            image.display()
+        );
+        // The newest five batches are retried (the window a producer can
+        // have in flight).
+        for &(seq, offset) in acked.iter().rev().take(5) {
+            let r = conn
+                .produce(
+                    Acks::All,
+                    5000,
+                    &[("idem", 0, &idempotent_batch(pid, seq, 50))],
+                )
+                .await
+                .unwrap()
+                .unwrap();
+            let p = &r.partitions[0];
+            assert_eq!(
+                (p.error_code, p.base_offset),
+                (ErrorCode::None, offset),
+                "{}: retry of sequence {seq}",
+                image.display()
+            );
+        }
+        assert_eq!(
+            read_all(&mut conn, "idem").await.len(),
+            before,
+            "{}",
+            image.display()
+        );
+        let fresh = conn.init_producer_id().await.unwrap().producer_id;
+        assert!(fresh > pid, "{}: id {fresh} after {pid}", image.display());
+        drop(conn);
+        server.stop().await;
+    }
+}

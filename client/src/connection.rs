@@ -10,6 +10,7 @@ use sluice_protocol::wire::create_topics::{CreateTopicsRequest, CreateTopicsResp
 use sluice_protocol::wire::delete_topics::{DeleteTopicsRequest, DeleteTopicsResponse};
 use sluice_protocol::wire::fetch::{FetchPartition, FetchRequest, FetchResponse};
 use sluice_protocol::wire::frame::{LEN_PREFIX, RESPONSE_HEADER_LEN};
+use sluice_protocol::wire::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use sluice_protocol::wire::list_offsets::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsResponse,
 };
@@ -388,6 +389,12 @@ impl Connection {
             partitions,
         };
         Ok(self.call(ApiKey::OffsetFetch, &req, &[]).await?.0)
+    }
+
+    /// A fresh producer id and epoch for an idempotent producer.
+    pub async fn init_producer_id(&mut self) -> Result<InitProducerIdResponse, ClientError> {
+        let req = InitProducerIdRequest {};
+        Ok(self.call(ApiKey::InitProducerId, &req, &[]).await?.0)
     }
 
     /// The broker's counters.

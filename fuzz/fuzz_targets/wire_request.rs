@@ -23,6 +23,7 @@ use sluice_protocol::wire::offset_commit::OffsetCommitRequest;
 use sluice_protocol::wire::offset_fetch::OffsetFetchRequest;
 use sluice_protocol::wire::produce::ProduceRequest;
 use sluice_protocol::wire::broker_status::BrokerStatusRequest;
+use sluice_protocol::wire::init_producer_id::InitProducerIdRequest;
 use sluice_protocol::wire::partition_status::PartitionStatusRequest;
 use sluice_protocol::wire::stats::StatsRequest;
 use sluice_protocol::wire::{
@@ -104,6 +105,9 @@ fn decode_request(api: ApiKey, body: &[u8], tail_len: usize) {
         }
         ApiKey::Stats => {
             stable::<StatsRequest>(body);
+        }
+        ApiKey::InitProducerId => {
+            stable::<InitProducerIdRequest>(body);
         }
         ApiKey::PartitionStatus => {
             stable::<PartitionStatusRequest>(body);

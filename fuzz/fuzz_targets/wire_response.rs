@@ -23,6 +23,7 @@ use sluice_protocol::wire::offset_commit::OffsetCommitResponse;
 use sluice_protocol::wire::offset_fetch::OffsetFetchResponse;
 use sluice_protocol::wire::produce::ProduceResponse;
 use sluice_protocol::wire::broker_status::BrokerStatusResponse;
+use sluice_protocol::wire::init_producer_id::InitProducerIdResponse;
 use sluice_protocol::wire::partition_status::PartitionStatusResponse;
 use sluice_protocol::wire::stats::StatsResponse;
 use sluice_protocol::wire::{
@@ -87,6 +88,7 @@ fn decode_responses(body: &[u8], tail_len: usize) {
     stable::<OffsetCommitResponse>(body);
     stable::<OffsetFetchResponse>(body);
     stable::<StatsResponse>(body);
+    stable::<InitProducerIdResponse>(body);
     stable::<PartitionStatusResponse>(body);
     stable::<BrokerStatusResponse>(body);
 }

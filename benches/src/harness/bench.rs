@@ -212,6 +212,7 @@ impl Bench {
         m.insert("acks".into(), json!(acks_name(p.acks)));
         m.insert("fetch_bytes".into(), json!(p.fetch_bytes));
         m.insert("verify_crc".into(), json!(p.verify_crc));
+        m.insert("idempotent".into(), json!(p.idempotent));
         m.insert("fetch_path".into(), json!(self.fetch_path));
         m.insert("compression".into(), json!(p.compression.to_string()));
         m.insert("value_kind".into(), json!(p.value_kind.name()));

@@ -77,6 +77,17 @@ fn judge(r: &WorkloadResult, results: &[WorkloadResult]) -> Vec<Goal> {
     };
     let mut goals = Vec::new();
     match (r.workload.as_str(), r.variant.as_str()) {
+        ("W1", "idempotent produce") => {
+            let plain = find(results, "W1", "plain (paired)");
+            goals.push(goal(
+                "idempotence costs < 5% of the paired plain passes' throughput",
+                plain.map_or(format!("{mb:.0} MB/s (no paired plain passes)"), |w1| {
+                    format!("{mb:.0} MB/s = {:.1}% of plain", 100.0 * mb / w1.mb_per_sec)
+                }),
+                plain.map(|w1| mb >= 0.95 * w1.mb_per_sec),
+            ));
+        }
+        ("W1", "plain (paired)") => {}
         ("W1", _) => {
             goals.push(goal(
                 "≥ 2,000 MB/s",

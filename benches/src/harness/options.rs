@@ -90,6 +90,9 @@ pub struct Params {
     pub compression: Compression,
     /// What the produced values look like.
     pub value_kind: ValueKind,
+    /// Whether producers stamp a producer id and sequence numbers into
+    /// their batches (idempotent produce), so the broker checks them.
+    pub idempotent: bool,
 }
 
 impl Params {
@@ -118,6 +121,7 @@ impl Options {
             verify_crc: self.verify_crc,
             compression: self.compression,
             value_kind: self.value_kind,
+            idempotent: false,
         }
     }
 }

@@ -6,8 +6,9 @@ use sluice_protocol::wire::produce::Acks;
 use sluice_protocol::wire::topic_config::FlushMode;
 
 use super::bench::{Bench, Log, PlotData, measured};
+use super::broker_proc::CpuTimes;
 use super::meter::{Meter, Sampler};
-use super::report::WorkloadResult;
+use super::report::{Moved, WorkloadResult};
 use super::workloads::{create_topic, produce, produce_parallel, split};
 
 /// W1: one producer, one partition, 1,000,000 × 1 KiB by default.
@@ -41,6 +42,59 @@ pub async fn w1(bench: &mut Bench) -> anyhow::Result<()> {
         records: p.records,
         value_len: p.value_len,
     });
+    w1_idempotent(bench).await
+}
+
+/// Rounds of the idempotence comparison.
+const IDEMPOTENCE_ROUNDS: u64 = 4;
+
+/// What idempotence costs, in the same run: W1's records again, split into
+/// [`IDEMPOTENCE_ROUNDS`] pairs of a plain and an idempotent pass (each on
+/// a topic of its own; which one goes first alternates), so both see the
+/// same page-cache and writeback state. Reported as W1 `plain (paired)` and
+/// W1 `idempotent produce`, each the sum of its passes.
+async fn w1_idempotent(bench: &mut Bench) -> anyhow::Result<()> {
+    let base = bench.opts.params(1_000_000, 1024, Acks::Leader);
+    let mut per = base.clone();
+    per.records = (base.records / IDEMPOTENCE_ROUNDS).max(1);
+    let addr = bench.addr()?;
+    let mut sums = [(Moved::default(), 0.0, CpuTimes::default()); 2];
+    for round in 0..IDEMPOTENCE_ROUNDS {
+        for k in 0..2 {
+            let idempotent = (k + round) % 2 == 1;
+            let mut p = per.clone();
+            p.idempotent = idempotent;
+            let topic = bench.topic(&format!("w1-pair{round}-{}", u8::from(idempotent)));
+            create_topic(addr, &topic, 1, None).await?;
+            let meter = Meter::new();
+            let (moved, secs, cpu) = measured(
+                bench,
+                produce(addr, &topic, &[(0, p.records)], &p, 1, &meter),
+            )
+            .await?;
+            let sum = &mut sums[usize::from(idempotent)];
+            sum.0 = sum.0.plus(moved);
+            sum.1 += secs;
+            sum.2 = CpuTimes {
+                user: sum.2.user + cpu.user,
+                sys: sum.2.sys + cpu.sys,
+            };
+        }
+    }
+    for (idempotent, (moved, secs, cpu)) in [false, true].into_iter().zip(sums) {
+        let mut p = per.clone();
+        p.records = per.records * IDEMPOTENCE_ROUNDS;
+        p.idempotent = idempotent;
+        let variant = match idempotent {
+            true => "idempotent produce",
+            false => "plain (paired)",
+        };
+        let mut r = WorkloadResult::new("W1", variant, bench.params_json(&p), moved, secs, cpu);
+        r.parameters.insert("producers".into(), json!(1));
+        r.parameters
+            .insert("rounds".into(), json!(IDEMPOTENCE_ROUNDS));
+        bench.results.push(r);
+    }
     Ok(())
 }
 

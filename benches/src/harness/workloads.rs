@@ -84,6 +84,12 @@ pub async fn produce(
     };
     let codec = Codec::new(p.compression);
     let per_batch = p.records_per_batch() as u64;
+    // Idempotent produce: a producer id, and the next sequence per partition.
+    let producer_id = match p.idempotent {
+        true => Some(conn.init_producer_id().await?.producer_id),
+        false => None,
+    };
+    let mut sequences: std::collections::HashMap<u32, i32> = Default::default();
     let mut left: Vec<(u32, u64)> = job.iter().copied().filter(|&(_, n)| n > 0).collect();
     let mut outstanding: VecDeque<u64> = VecDeque::new();
     let mut moved = Moved::default();
@@ -104,6 +110,11 @@ pub async fn produce(
                 turn += 1;
             }
             let mut builder = BatchBuilder::with_capacity(n as usize * (p.value_len + 16) + 128);
+            if let Some(pid) = producer_id {
+                let seq = sequences.entry(partition).or_insert(0);
+                builder = builder.producer(pid, 0, *seq);
+                *seq = seq.wrapping_add(n as i32) & i32::MAX;
+            }
             let now = now_ms();
             for _ in 0..n {
                 builder.push(&NewRecord {

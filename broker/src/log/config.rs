@@ -66,6 +66,14 @@ pub struct LogConfig {
     /// path re-encodes every batch not already in `codec` before the append
     /// (off the reactor threads); the log itself stores what it is given.
     pub compression: Option<sluice_protocol::batch::Compression>,
+    /// Forget an idempotent producer whose newest batch on this partition
+    /// is older than this (Kafka's `producer.id.expiration.ms`, 24 h); its
+    /// next batch with a sequence other than 0 is refused as from an
+    /// unknown producer.
+    pub producer_id_expiration: Duration,
+    /// The most idempotent producers remembered per partition; a new one
+    /// beyond it makes the partition forget the least recently active.
+    pub max_producer_ids: usize,
 }
 
 impl Default for LogConfig {
@@ -81,11 +89,22 @@ impl Default for LogConfig {
             max_timestamp_ahead: Some(Duration::from_secs(3600)),
             max_decompressed_batch_bytes: DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES,
             compression: None,
+            producer_id_expiration: Duration::from_secs(24 * 3600),
+            max_producer_ids: 10_000,
         }
     }
 }
 
 impl LogConfig {
+    /// The bounds of the producer table these settings give.
+    pub(crate) fn producer_limits(&self) -> crate::producer::state::ProducerLimits {
+        crate::producer::state::ProducerLimits {
+            expiration_ms: i64::try_from(self.producer_id_expiration.as_millis())
+                .unwrap_or(i64::MAX),
+            max_ids: self.max_producer_ids,
+        }
+    }
+
     /// Checks the settings; the error says which one is out of range.
     pub fn validate(&self) -> Result<(), String> {
         if self.segment_bytes == 0 || self.segment_bytes > i32::MAX as u64 {
@@ -110,6 +129,12 @@ impl LogConfig {
                 i32::MAX,
                 self.max_decompressed_batch_bytes
             ));
+        }
+        if self.producer_id_expiration.as_millis() > i64::MAX as u128 {
+            return Err("producer_id_expiration must be at most i64::MAX milliseconds".into());
+        }
+        if self.max_producer_ids == 0 {
+            return Err("max_producer_ids must be positive".into());
         }
         if self.index_max_bytes < 64 {
             return Err(format!(

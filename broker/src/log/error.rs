@@ -129,6 +129,17 @@ pub enum LogError {
     /// The settings are out of range.
     #[error("invalid log configuration: {0}")]
     Config(String),
+    /// A batch of an idempotent producer does not fit its producer's state
+    /// on this partition (sequence gap, stale epoch, unknown producer);
+    /// nothing of the append was written.
+    #[error("record batch at byte {position} of the append: {source}")]
+    Sequence {
+        /// Byte position of the batch in the append.
+        position: usize,
+        /// What is wrong.
+        #[source]
+        source: crate::producer::state::SeqError,
+    },
 }
 
 impl LogError {

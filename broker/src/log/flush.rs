@@ -156,6 +156,7 @@ impl PartitionLog {
             outcome.flushed = true;
         }
         outcome.retained = self.retain(now)?;
+        self.expire_producers(now);
         self.state.lock().release_idle_sealed();
         Ok(outcome)
     }
@@ -183,6 +184,7 @@ impl PartitionLog {
             }
         }
         self.flush()?;
+        self.snapshot_producers_now();
         let mut state = self.state.lock();
         state.active_mut().trim_indexes()?;
         state.offline = Some("the log was shut down".to_owned());

@@ -14,7 +14,9 @@ use sluice_protocol::batch;
 use super::LogError;
 use super::config::{FlushPolicy, LogConfig};
 use super::io::{FileSystem, LogFile, write_all_at};
+use super::producers::IdempotentBatch;
 use super::segment::{IDLE_SEALED_PASSES, MAX_OPEN_SEALED_SEGMENTS, Segment};
+use crate::producer::state::{BatchIdentity, ProducerStates};
 
 /// A place in the log: an offset and the byte where its batch starts (or
 /// where the next batch will start) in the segment that holds it.
@@ -62,6 +64,9 @@ pub(crate) struct LogState {
     /// ([`PartitionLog::set_high_watermark`]); `None` while the log sets it
     /// itself.
     pub(crate) external_hw: Option<LogPoint>,
+    /// Idempotent producers' last batches, as of the reserved end (appends
+    /// in flight included; rolled back with them if their write fails).
+    pub(crate) producers: ProducerStates,
 }
 
 /// Appends in flight: reserved beyond [`LogState::end`], written outside the
@@ -247,6 +252,10 @@ pub struct AppendInfo {
     pub batches: u32,
     /// Whether this append started a new segment.
     pub rolled: bool,
+    /// Whether every batch was a retry of batches already appended by the
+    /// same idempotent producer: nothing was written, and the offsets are
+    /// the original ones (already published, maybe not yet durable).
+    pub duplicate: bool,
 }
 
 /// A byte range of one segment file holding whole record batches, ready to
@@ -448,6 +457,8 @@ impl PartitionLog {
         let mut scratch = Vec::new();
         let mut max_timestamp = i64::MIN;
         let mut at = 0usize;
+        // Batches of idempotent producers; allocates only when there is one.
+        let mut idempotent: Vec<IdempotentBatch> = Vec::new();
         while at < batches.len() {
             let rest = batches.get(at..).unwrap_or_default();
             let limit = self.config.max_decompressed_batch_bytes;
@@ -489,6 +500,18 @@ impl PartitionLog {
                 .checked_add(records)
                 .filter(|&o| o <= max_offsets)
                 .ok_or_else(|| too_large(offsets.saturating_add(records)))?;
+            if header.producer_id >= 0 {
+                idempotent.push(IdempotentBatch {
+                    position: at,
+                    delta: offsets - records,
+                    id: BatchIdentity {
+                        producer_id: header.producer_id,
+                        epoch: header.producer_epoch,
+                        first_seq: header.base_sequence,
+                        records: u32::try_from(records).unwrap_or(u32::MAX),
+                    },
+                });
+            }
             max_timestamp = max_timestamp.max(header.max_timestamp);
             count += 1;
             at += header.total_len();
@@ -528,6 +551,28 @@ impl PartitionLog {
                     found,
                 });
             }
+            if !idempotent.is_empty() && expected_base.is_none() {
+                match super::producers::check_append(&state.producers, &idempotent, count)? {
+                    None => {}
+                    // The original is still in flight: answer only once it
+                    // is published (or, if its write failed, check again).
+                    Some((_, last)) if last.last_offset >= state.end.offset => {
+                        self.turn.wait(&mut state);
+                        continue;
+                    }
+                    Some((first, last)) => {
+                        return Ok(AppendInfo {
+                            base_offset: first.first_offset,
+                            last_offset: last.last_offset,
+                            next_offset: last.last_offset + 1,
+                            max_timestamp,
+                            batches: count,
+                            rolled: false,
+                            duplicate: true,
+                        });
+                    }
+                }
+            }
             if !self.roll_needed(&state, bytes, offsets, now) {
                 break (base_offset, end_offset, false);
             }
@@ -540,7 +585,20 @@ impl PartitionLog {
             self.roll(&mut state)?;
             break (base_offset, end_offset, true);
         };
+        // A roll seals everything below `base_offset`: save the producer
+        // table as of there (written below, outside the lock).
+        let snapshot = rolled.then(|| {
+            let bytes = crate::producer::snapshot::encode(base_offset, &state.producers);
+            (base_offset, bytes)
+        });
         let file = state.active().file()?;
+        super::producers::record_append(
+            &mut state.producers,
+            &idempotent,
+            base_offset,
+            &self.config,
+            now_ms,
+        );
         let ticket = state.pending.next_ticket;
         state.pending.next_ticket += 1;
         let position = state.active().size() + state.pending.bytes;
@@ -572,6 +630,9 @@ impl PartitionLog {
 
         let written = write_all_at(&*file, batches, position);
         drop(file);
+        if let Some((offset, bytes)) = snapshot {
+            self.write_producer_snapshot(offset, &bytes);
+        }
 
         let mut state = self.state.lock();
         while state.pending.published != ticket {
@@ -589,6 +650,7 @@ impl PartitionLog {
             max_timestamp,
             batches: count,
             rolled,
+            duplicate: false,
         })
     }
 
@@ -643,6 +705,8 @@ impl PartitionLog {
             // The last append in flight: no later write lies beyond the
             // published end any more.
             state.pending.failed = None;
+            let end = state.end.offset;
+            state.producers.truncate_to(end);
             if let Err(rollback) = state.active().roll_back() {
                 let reason = format!(
                     "append failed ({error}) and truncating back failed ({rollback}); the segment tail is unknown"
@@ -932,7 +996,7 @@ impl PartitionLog {
 }
 
 /// Milliseconds since the Unix epoch of `t` (negative before it), saturating.
-fn unix_millis(t: SystemTime) -> i64 {
+pub(crate) fn unix_millis(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
         Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |m| -m),

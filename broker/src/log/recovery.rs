@@ -56,6 +56,9 @@ pub struct RecoveryReport {
     /// the log serves reads of the valid data before the damage and refuses
     /// appends.
     pub offline: Option<String>,
+    /// Batches of idempotent producers read to rebuild the producer table
+    /// after the newest usable `.snapshot` (0 after a clean shutdown).
+    pub producer_batches_scanned: usize,
 }
 
 impl PartitionLog {
@@ -239,6 +242,10 @@ impl PartitionLog {
             dir_changes,
             None,
         );
+        {
+            let mut state = log.state.lock();
+            report.producer_batches_scanned = log.load_producers(&mut state)?;
+        }
         let end = log.next_offset();
         log.fs
             .sync_dir(&log.dir)
@@ -299,6 +306,7 @@ impl PartitionLog {
                 pending: Default::default(),
                 epoch: 0,
                 external_hw: None,
+                producers: Default::default(),
             }),
             turn: Condvar::new(),
             flush_lock: Mutex::new(()),

@@ -72,6 +72,9 @@ impl PartitionLog {
             deleted
         };
         let mut first_error = None;
+        if !deleted.is_empty() {
+            self.prune_producer_snapshots(self.next_offset());
+        }
         for seg in deleted {
             tracing::info!(segment = %seg.log_path().display(), "retention deletes segment");
             if let Err(e) = seg.delete(&*self.fs) {

@@ -192,6 +192,7 @@ impl PartitionLog {
                     return Err(self.offline_error(&reason));
                 }
                 state.end = point;
+                state.producers.truncate_to(point.offset);
                 if state.durable.offset > point.offset {
                     state.durable = point;
                 }
@@ -212,6 +213,7 @@ impl PartitionLog {
                 (removed, state.active().file())
             };
             let (removed, cut) = removed;
+            self.prune_producer_snapshots(point.offset);
             // Make the cut durable now: otherwise a power cut could bring
             // the old tail back as valid batches past the recovery point.
             if let Err(e) = cut.and_then(|f| {

@@ -31,6 +31,7 @@ use tokio::task::JoinSet;
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
 use crate::offsets::OffsetStore;
+use crate::producer::ids::ProducerIds;
 use crate::service::Service;
 use crate::topics::TopicStore;
 use stats::Stats;
@@ -111,6 +112,7 @@ impl Broker {
             partitions_offline_at_open: topics.partitions_offline_at_open().into(),
             ..Stats::default()
         };
+        let producer_ids = ProducerIds::open(Arc::clone(&fs), &config.data_dir)?;
         let offsets = OffsetStore::open(fs, &config.data_dir, config.offsets_config())?;
         // Offsets of topics deleted while the broker was down (or before a
         // crash let it write their tombstones) are forgotten.
@@ -124,6 +126,7 @@ impl Broker {
                 topics,
                 offsets,
                 stats,
+                producer_ids,
             }),
             request_budget: Arc::new(Semaphore::new(budget - reserve)),
             request_reserve: Arc::new(Semaphore::new(reserve)),

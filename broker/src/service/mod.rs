@@ -22,6 +22,7 @@ pub mod admin;
 pub mod fetch;
 pub mod offsets;
 pub mod produce;
+pub mod producer_ids;
 pub mod stats;
 pub mod status;
 
@@ -43,6 +44,8 @@ pub struct Service {
     pub offsets: OffsetStore,
     /// Counters.
     pub stats: Stats,
+    /// The producer id allocator (InitProducerId).
+    pub producer_ids: crate::producer::ids::ProducerIds,
 }
 
 /// A whole request refused: the error code and a message for the client.
@@ -140,6 +143,8 @@ mod tests {
             topics,
             offsets,
             stats: Stats::default(),
+            producer_ids: crate::producer::ids::ProducerIds::open(Arc::new(crate::log::StdFs), dir)
+                .unwrap(),
         });
         svc.topics.create("t", 1, &Default::default()).unwrap();
         svc

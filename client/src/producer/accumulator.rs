@@ -35,6 +35,11 @@ pub(crate) struct ReadyBatch {
     /// `bytes` holds the batch with the producer's codec applied (so a
     /// retry does not compress it again).
     pub(crate) compressed: bool,
+    /// When its first record was buffered (the delivery timeout counts
+    /// from here).
+    pub(crate) created: Instant,
+    /// Idempotent producer id, epoch and sequence, once first sent.
+    pub(crate) stamp: Option<super::idempotence::Stamp>,
 }
 
 /// Batches of the producer, guarded by its mutex.
@@ -126,6 +131,8 @@ impl Accumulator {
             attempts: 0,
             not_before: None,
             compressed: false,
+            created: open.created,
+            stamp: None,
         });
     }
 
@@ -224,10 +231,19 @@ impl Accumulator {
         out
     }
 
-    /// Puts batches back at the front, in their order, for a retry.
+    /// Puts batches back at the front, in their order, for a retry. Batches
+    /// already stamped by an idempotent producer then go first, in stamp
+    /// order (a partition's batches must be sent again in sequence order,
+    /// whichever response came back first); the others keep their order.
     pub(crate) fn requeue_front(&mut self, batches: Vec<ReadyBatch>) {
         for b in batches.into_iter().rev() {
             self.ready.push_front(b);
+        }
+        if self.ready.iter().any(|b| b.stamp.is_some()) {
+            self.ready.make_contiguous().sort_by_key(|b| match b.stamp {
+                Some(s) => (0, s.producer_id, s.epoch, s.seq),
+                None => (1, 0, 0, 0),
+            });
         }
     }
 }
@@ -246,6 +262,8 @@ mod tests {
             attempts: 0,
             not_before: None,
             compressed: false,
+            created: Instant::now(),
+            stamp: None,
         }
     }
 
@@ -270,5 +288,27 @@ mod tests {
         let third = acc.take_request(15, 1000, now);
         assert_eq!(keys(&third), [("c", 0)]);
         assert!(acc.take_request(1 << 20, 1000, now).is_empty());
+    }
+
+    #[test]
+    fn requeued_stamped_batches_go_first_in_sequence_order() {
+        use super::super::idempotence::Stamp;
+        let mut acc = Accumulator::default();
+        acc.ready.push_back(ready("a", 0, 10));
+        let stamped = |seq| {
+            let mut b = ready("a", 0, 10);
+            b.stamp = Some(Stamp {
+                producer_id: 1,
+                epoch: 0,
+                seq,
+            });
+            b
+        };
+        // Responses came back out of order: 20 was requeued before 10.
+        acc.requeue_front(vec![stamped(20)]);
+        acc.requeue_front(vec![stamped(10)]);
+        acc.requeue_front(vec![stamped(30)]);
+        let seqs: Vec<Option<i32>> = acc.ready.iter().map(|b| b.stamp.map(|s| s.seq)).collect();
+        assert_eq!(seqs, [Some(10), Some(20), Some(30), None]);
     }
 }

@@ -8,12 +8,24 @@
 //! keeps up to `max_in_flight` produce requests on the wire, retries
 //! retriable failures with backoff, and reconnects after a broker restart.
 //!
-//! **Delivery is at least once.** If an acknowledgement is lost (the
-//! connection drops after the broker appended the batch), the retry appends
-//! it again: the record is then stored twice. With `max_in_flight > 1` a
-//! retried batch can also land after a later batch of the same partition.
+//! **Idempotence (the default).** The producer gets a producer id from the
+//! broker and numbers its batches per partition; a retry keeps its numbers,
+//! so when an acknowledgement was lost (dropped connection, broker restart)
+//! the broker answers the retry with the original offsets and stores the
+//! records once, and retried batches keep their order in each partition.
+//! Records are retried until [`ProducerConfig::delivery_timeout`] after they
+//! were sent to the producer, and fail only then. Where the promise ends is
+//! in `docs/client.md`: a new `Producer` gets a new id, so a record sent
+//! again by the application is a new record; if the producer has to take a
+//! new id (its id expired on the broker, or a batch failed for good), batches
+//! whose answer was lost at that moment can be stored twice.
+//!
+//! With [`ProducerConfig::idempotence`] off, delivery is at least once: a
+//! retry after a lost acknowledgement appends the batch again, and with
+//! `max_in_flight > 1` a retried batch can land after a later one.
 
 mod accumulator;
+mod idempotence;
 mod sender;
 
 use std::sync::Arc;
@@ -28,6 +40,10 @@ use tokio::sync::{Notify, Semaphore, oneshot};
 use crate::connection::Connection;
 use crate::error::ClientError;
 use accumulator::Accumulator;
+
+/// How long a metadata request (with its connect) may take before it is
+/// retried.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Producer settings.
 #[derive(Debug, Clone)]
@@ -62,12 +78,20 @@ pub struct ProducerConfig {
     /// 3); `None` is the codec's default; ignored by the other codecs. A
     /// level the codec refuses fails each batch with `InvalidRequest`.
     pub compression_level: Option<i32>,
+    /// Store each record once even when a send is retried (Kafka's
+    /// `enable.idempotence`, on by default). Caps `max_in_flight` at 5.
+    pub idempotence: bool,
+    /// How long a record may take from [`Producer::send`] to its
+    /// acknowledgement, retries and reconnections included (Kafka's
+    /// `delivery.timeout.ms`); only then does it fail.
+    pub delivery_timeout: Duration,
 }
 
 impl ProducerConfig {
     /// Defaults for a broker at `broker`: acks=leader, 256 KiB batches,
-    /// 5 ms linger, 4 requests in flight, 64 MiB buffer, 30 retries from
-    /// 100 ms, no compression.
+    /// 5 ms linger, 4 requests in flight, 64 MiB buffer, retries from 100 ms
+    /// without a count limit until a 120 s delivery timeout, idempotence on,
+    /// no compression.
     pub fn new(broker: impl Into<String>) -> Self {
         ProducerConfig {
             broker: broker.into(),
@@ -76,12 +100,14 @@ impl ProducerConfig {
             linger: Duration::from_millis(5),
             max_in_flight: 4,
             buffer_bytes: 64 << 20,
-            retries: 30,
+            retries: u32::MAX,
             retry_backoff: Duration::from_millis(100),
             request_timeout: Duration::from_secs(30),
             max_partitions_per_request: 1000,
             compression: Compression::None,
             compression_level: None,
+            idempotence: true,
+            delivery_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -141,6 +167,8 @@ pub(crate) struct Shared {
     /// Signalled when `pending` drops to zero.
     pub(crate) drained: Notify,
     pub(crate) closing: AtomicBool,
+    /// Producer id and sequence numbers (idempotence).
+    pub(crate) idempotence: std::sync::Mutex<idempotence::Idempotence>,
     partitions: tokio::sync::Mutex<(Option<Connection>, std::collections::HashMap<String, u32>)>,
 }
 
@@ -172,6 +200,7 @@ impl Producer {
             pending: AtomicU64::new(0),
             drained: Notify::new(),
             closing: AtomicBool::new(false),
+            idempotence: Default::default(),
             partitions: tokio::sync::Mutex::new((None, Default::default())),
             config,
         });
@@ -286,17 +315,59 @@ impl Producer {
         Ok(DeliveryFuture { rx })
     }
 
-    /// Partitions of `topic`, from the broker on first use.
+    /// Partitions of `topic`, from the broker on first use. A lost or
+    /// refused connection is retried with backoff for up to the delivery
+    /// timeout; a broker error (unknown topic) fails at once.
     pub async fn partition_count(&self, topic: &str) -> Result<u32, ClientError> {
+        let start = std::time::Instant::now();
+        let mut backoff = self
+            .shared
+            .config
+            .retry_backoff
+            .max(Duration::from_millis(1));
+        loop {
+            match self.try_partition_count(topic).await {
+                Err(ClientError::Io(_))
+                    if start.elapsed() + backoff < self.shared.config.delivery_timeout
+                        && !self.shared.closing.load(Ordering::Acquire) =>
+                {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_partition_count(&self, topic: &str) -> Result<u32, ClientError> {
         let mut guard = self.shared.partitions.lock().await;
         if let Some(&n) = guard.1.get(topic) {
             return Ok(n);
         }
+        let timed_out = || {
+            ClientError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "metadata request timed out",
+            ))
+        };
         if guard.0.is_none() {
-            guard.0 = Some(Connection::connect(self.shared.config.broker.as_str()).await?);
+            let conn = tokio::time::timeout(
+                METADATA_TIMEOUT,
+                Connection::connect(self.shared.config.broker.as_str()),
+            )
+            .await
+            .map_err(|_| timed_out())??;
+            guard.0 = Some(conn);
         }
         let conn = guard.0.as_mut().ok_or(ClientError::Closed)?;
-        let meta = match conn.metadata(Some(vec![topic.to_owned()])).await {
+        let asked = tokio::time::timeout(
+            METADATA_TIMEOUT,
+            conn.metadata(Some(vec![topic.to_owned()])),
+        )
+        .await
+        .map_err(|_| timed_out())
+        .and_then(|r| r);
+        let meta = match asked {
             Ok(m) => m,
             Err(e) => {
                 guard.0 = None;

@@ -17,6 +17,7 @@ use sluice_protocol::wire::produce::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::accumulator::ReadyBatch;
+use super::idempotence::OnRefusal;
 use super::{RecordMetadata, Shared};
 use crate::connection::{Connection, ResponseReader};
 use crate::error::ClientError;
@@ -24,6 +25,16 @@ use crate::error::ClientError;
 /// Largest produce request the sender builds (it always sends at least one
 /// batch, whatever its size).
 const MAX_REQUEST_BYTES: usize = 8 << 20;
+
+/// Time allowed beyond the request timeout for a produce response.
+const RESPONSE_GRACE: Duration = Duration::from_secs(10);
+
+/// Time allowed to connect (and to get a producer id) before retrying.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Requests in flight per connection with idempotence (the broker
+/// remembers the last 5 batches per producer and partition).
+const MAX_IDEMPOTENT_IN_FLIGHT: usize = 5;
 
 type InFlight = (Vec<ReadyBatch>, OwnedSemaphorePermit);
 
@@ -86,6 +97,11 @@ async fn compress_all(shared: &Arc<Shared>, batches: Vec<ReadyBatch>) -> Vec<Rea
 
 /// Fails a batch's records with `error`.
 fn fail(shared: &Shared, batch: ReadyBatch, code: Option<ErrorCode>, message: &str) {
+    shared
+        .idempotence
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .failed(&batch);
     let n = batch.waiters.len() as u64;
     for w in batch.waiters {
         let err = match code {
@@ -103,7 +119,8 @@ fn fail(shared: &Shared, batch: ReadyBatch, code: Option<ErrorCode>, message: &s
     settle(shared, n);
 }
 
-/// Puts batches back for another attempt, or fails those out of retries.
+/// Puts batches back for another attempt, or fails those out of retries or
+/// past their delivery timeout.
 fn retry_or_fail(
     shared: &Shared,
     batches: Vec<ReadyBatch>,
@@ -114,10 +131,15 @@ fn retry_or_fail(
     let mut again = Vec::new();
     for mut b in batches {
         b.attempts += 1;
-        if b.attempts > shared.config.retries {
+        let expired = now.saturating_duration_since(b.created) >= shared.config.delivery_timeout;
+        if b.attempts > shared.config.retries || expired {
             fail(shared, b, code, message);
         } else {
-            b.not_before = Some(now + backoff(shared, b.attempts));
+            // A broker error backs off per batch; after a lost connection
+            // the batch goes on the next one at once (reconnecting backs
+            // off instead), so a connection that lives only briefly is not
+            // wasted waiting.
+            b.not_before = code.map(|_| now + backoff(shared, b.attempts));
             again.push(b);
         }
     }
@@ -131,8 +153,30 @@ fn retry_or_fail(
     }
 }
 
-fn complete(shared: &Shared, batch: ReadyBatch, result: &ProducePartitionResponse) {
-    if result.error_code == ErrorCode::None {
+fn complete(
+    shared: &Shared,
+    batch: ReadyBatch,
+    result: &ProducePartitionResponse,
+    broken: &AtomicBool,
+) {
+    let refusal = {
+        let mut idem = shared.idempotence.lock().unwrap_or_else(|e| e.into_inner());
+        if result.error_code == ErrorCode::None {
+            idem.acked(&batch);
+        }
+        idem.on_refusal(&batch, result.error_code)
+    };
+    if refusal != OnRefusal::NotMine {
+        if refusal == OnRefusal::Reset {
+            // Reconnect and take a new producer id before sending more.
+            broken.store(true, Ordering::Release);
+        }
+        let msg = result
+            .message
+            .clone()
+            .unwrap_or_else(|| result.error_code.to_string());
+        retry_or_fail(shared, vec![batch], Some(result.error_code), &msg);
+    } else if result.error_code == ErrorCode::None {
         let n = batch.waiters.len() as u64;
         for (i, w) in batch.waiters.into_iter().enumerate() {
             let _ = w.send(Ok(RecordMetadata {
@@ -159,11 +203,22 @@ async fn read_loop(
     mut rx: mpsc::UnboundedReceiver<InFlight>,
     broken: Arc<AtomicBool>,
 ) {
+    // A response later than this means the connection is stuck (the broker
+    // answers a slow flush with RequestTimedOut well before).
+    let patience = shared.config.request_timeout + RESPONSE_GRACE;
     while let Some((batches, permit)) = rx.recv().await {
-        match reader.recv::<ProduceResponse>().await {
+        let received = match tokio::time::timeout(patience, reader.recv::<ProduceResponse>()).await
+        {
+            Ok(r) => r,
+            Err(_) => Err(ClientError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no produce response within {patience:?}"),
+            ))),
+        };
+        match received {
             Ok((_, resp, _)) if resp.partitions.len() == batches.len() => {
                 for (batch, result) in batches.into_iter().zip(&resp.partitions) {
-                    complete(&shared, batch, result);
+                    complete(&shared, batch, result, &broken);
                 }
             }
             Ok(_) => {
@@ -198,6 +253,40 @@ async fn read_loop(
     }
 }
 
+/// Connects (within [`CONNECT_TIMEOUT`]) and, for an idempotent producer
+/// that has none (or must start over), takes a new producer id.
+async fn connect(shared: &Shared) -> Result<Connection, ClientError> {
+    let timed_out = |what: &str| {
+        ClientError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("{what} took longer than {CONNECT_TIMEOUT:?}"),
+        ))
+    };
+    let mut conn = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        Connection::connect(shared.config.broker.as_str()),
+    )
+    .await
+    .map_err(|_| timed_out("connecting"))??;
+    let needs_id = shared.config.idempotence
+        && shared
+            .idempotence
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .needs_id();
+    if needs_id {
+        let id = tokio::time::timeout(CONNECT_TIMEOUT, conn.init_producer_id())
+            .await
+            .map_err(|_| timed_out("getting a producer id"))??;
+        shared
+            .idempotence
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_producer(id.producer_id, id.producer_epoch);
+    }
+    Ok(conn)
+}
+
 /// Runs until the producer closes (or is dropped) with nothing pending.
 pub(super) async fn run(shared: Arc<Shared>) {
     let mut connect_failures = 0u32;
@@ -205,7 +294,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
         if shared.closing.load(Ordering::Acquire) && shared.pending.load(Ordering::Acquire) == 0 {
             return;
         }
-        let conn = match Connection::connect(shared.config.broker.as_str()).await {
+        let conn = match connect(&shared).await {
             Ok(c) => {
                 connect_failures = 0;
                 c
@@ -228,7 +317,11 @@ pub(super) async fn run(shared: Arc<Shared>) {
         let (mut writer, reader) = conn.into_split();
         let (tx, rx) = mpsc::unbounded_channel::<InFlight>();
         let broken = Arc::new(AtomicBool::new(false));
-        let slots = Arc::new(Semaphore::new(shared.config.max_in_flight.max(1)));
+        let in_flight = match shared.config.idempotence {
+            true => shared.config.max_in_flight.min(MAX_IDEMPOTENT_IN_FLIGHT),
+            false => shared.config.max_in_flight,
+        };
+        let slots = Arc::new(Semaphore::new(in_flight.max(1)));
         let reader_task = tokio::spawn(read_loop(
             Arc::clone(&shared),
             reader,
@@ -269,13 +362,30 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 }
                 continue;
             }
-            let batches = compress_all(&shared, batches).await;
+            let mut batches = compress_all(&shared, batches).await;
             if batches.is_empty() {
                 continue;
             }
             let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
                 break;
             };
+            if shared.config.idempotence {
+                let mut idem = shared.idempotence.lock().unwrap_or_else(|e| e.into_inner());
+                if idem.needs_id() || broken.load(Ordering::Acquire) {
+                    // A refusal asked for a new producer id: send nothing
+                    // more on this connection.
+                    drop(idem);
+                    shared
+                        .accumulator
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .requeue_front(batches);
+                    break;
+                }
+                for b in &mut batches {
+                    idem.stamp(b);
+                }
+            }
             let req = ProduceRequest {
                 acks: shared.config.acks,
                 timeout_ms: shared

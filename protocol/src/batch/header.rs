@@ -217,6 +217,29 @@ pub fn set_partition_leader_epoch(buf: &mut [u8], epoch: i32) -> Result<(), Batc
     write_field(buf, 12, &epoch.to_be_bytes())
 }
 
+/// Overwrites the idempotent producer fields (`producerId`, `producerEpoch`,
+/// `baseSequence`, bytes 43..57) of the batch at the start of `buf` and
+/// recomputes its CRC-32C (which covers them), so a valid batch stays valid.
+/// Never panics: [`BatchError::Truncated`] if `buf` is shorter than the
+/// batch, and then `buf` is unchanged.
+pub fn set_producer(
+    buf: &mut [u8],
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Result<(), BatchError> {
+    let (_, total) = peek_offset_and_len(buf)?;
+    let have = buf.len();
+    let batch = buf
+        .get_mut(..total)
+        .ok_or(BatchError::Truncated { need: total, have })?;
+    write_field(batch, 43, &producer_id.to_be_bytes())?;
+    write_field(batch, 51, &producer_epoch.to_be_bytes())?;
+    write_field(batch, 53, &base_sequence.to_be_bytes())?;
+    let crc = crc_of(batch);
+    write_field(batch, 17, &crc.to_be_bytes())
+}
+
 /// Copies `bytes` to `buf[at..]`, or reports how many bytes were missing.
 fn write_field(buf: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), BatchError> {
     let have = buf.len();
@@ -366,5 +389,27 @@ mod tests {
             set_base_offset(&mut short[..7], 1),
             Err(BatchError::Truncated { need: 8, have: 7 })
         );
+    }
+
+    #[test]
+    fn set_producer_restamps_and_keeps_the_batch_valid() {
+        let mut b = crate::batch::BatchBuilder::new();
+        b.push(&crate::batch::NewRecord {
+            timestamp: 5,
+            key: None,
+            value: Some(b"v"),
+            headers: &[],
+        });
+        let mut bytes = b.finish();
+        set_producer(&mut bytes, 42, 3, 1000).unwrap();
+        let h = crate::batch::validate(&bytes).unwrap();
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (42, 3, 1000)
+        );
+        let before = bytes.clone();
+        let len = bytes.len();
+        assert!(set_producer(&mut bytes[..len - 1], 1, 1, 1).is_err());
+        assert_eq!(bytes, before, "a short buffer is left unchanged");
     }
 }

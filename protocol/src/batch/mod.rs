@@ -40,7 +40,7 @@ pub use builder::{BatchBuilder, NewRecord};
 pub use error::BatchError;
 pub use header::{
     BatchHeader, Compression, TimestampType, peek_offset_and_len, set_base_offset,
-    set_partition_leader_epoch,
+    set_partition_leader_epoch, set_producer,
 };
 pub use iter::BatchIter;
 pub use record::{Record, RecordHeaders};

@@ -76,6 +76,19 @@ pub enum ErrorCode {
     /// broker's `max_decompressed_batch_bytes`; the broker stopped at the
     /// limit. Nothing of the append was written.
     DecompressedBatchTooLarge = 27,
+    /// An idempotent producer's batch does not continue its sequence on the
+    /// partition (a gap: an earlier batch is missing). Nothing of the append
+    /// was written; resend the earlier batches first.
+    OutOfOrderSequence = 30,
+    /// An idempotent producer's batch carries an epoch older than one
+    /// already seen for its producer id on the partition: a newer instance
+    /// of the producer took over. Nothing was written.
+    ProducerFenced = 31,
+    /// A batch with a sequence number other than 0 names a producer id the
+    /// partition holds no state for (never seen, or expired after
+    /// `producer_id_expiration_ms` idle, or evicted). Nothing was written;
+    /// the producer should acquire a new id.
+    UnknownProducerId = 32,
 }
 
 impl ErrorCode {
@@ -110,6 +123,9 @@ impl ErrorCode {
             25 => TooManyPartitions,
             26 => CorruptCompressedBatch,
             27 => DecompressedBatchTooLarge,
+            30 => OutOfOrderSequence,
+            31 => ProducerFenced,
+            32 => UnknownProducerId,
             _ => Unknown,
         }
     }
@@ -174,6 +190,9 @@ impl std::fmt::Display for ErrorCode {
             ErrorCode::TooManyPartitions => "too many partitions in one request",
             ErrorCode::CorruptCompressedBatch => "compressed record batch does not decompress",
             ErrorCode::DecompressedBatchTooLarge => "record batch decompresses beyond the limit",
+            ErrorCode::OutOfOrderSequence => "out of order sequence number",
+            ErrorCode::ProducerFenced => "producer fenced by a newer epoch",
+            ErrorCode::UnknownProducerId => "unknown producer id",
         };
         write!(f, "{text} ({})", *self as u16)
     }
@@ -187,7 +206,7 @@ mod tests {
 
     /// Every code with its number. Codes are stable: changing a number here
     /// breaks every client in the field.
-    const PINNED: [(ErrorCode, u16); 28] = [
+    const PINNED: [(ErrorCode, u16); 31] = [
         (ErrorCode::None, 0),
         (ErrorCode::Unknown, 1),
         (ErrorCode::CorruptRecord, 2),
@@ -216,6 +235,9 @@ mod tests {
         (ErrorCode::TooManyPartitions, 25),
         (ErrorCode::CorruptCompressedBatch, 26),
         (ErrorCode::DecompressedBatchTooLarge, 27),
+        (ErrorCode::OutOfOrderSequence, 30),
+        (ErrorCode::ProducerFenced, 31),
+        (ErrorCode::UnknownProducerId, 32),
     ];
 
     #[test]
@@ -259,15 +281,18 @@ mod tests {
                 | ErrorCode::DuplicatePartition
                 | ErrorCode::TooManyPartitions
                 | ErrorCode::CorruptCompressedBatch
-                | ErrorCode::DecompressedBatchTooLarge => {}
+                | ErrorCode::DecompressedBatchTooLarge
+                | ErrorCode::OutOfOrderSequence
+                | ErrorCode::ProducerFenced
+                | ErrorCode::UnknownProducerId => {}
             }
         }
         let mut numbers: Vec<u16> = PINNED.iter().map(|(_, n)| *n).collect();
         numbers.dedup();
         assert_eq!(
             numbers,
-            (0..28).collect::<Vec<u16>>(),
-            "dense, unique, in order"
+            (0..28).chain(30..33).collect::<Vec<u16>>(),
+            "unique, in order, dense within each range"
         );
     }
 
@@ -281,7 +306,7 @@ mod tests {
 
     #[test]
     fn unknown_numbers_decode_as_unknown() {
-        for n in [28, 29, 100, 127, 128, 1000, u16::MAX] {
+        for n in [28, 29, 33, 100, 127, 128, 1000, u16::MAX] {
             assert_eq!(ErrorCode::from_u16(n), ErrorCode::Unknown, "{n}");
         }
         // Through a body as well: 1000 = varint E8 07.

@@ -12,6 +12,7 @@ pub mod delete_topics;
 mod error_code;
 pub mod fetch;
 pub mod frame;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_commit;
@@ -53,6 +54,8 @@ pub enum ApiKey {
     OffsetFetch = 8,
     /// [`stats`]
     Stats = 9,
+    /// [`init_producer_id`]
+    InitProducerId = 10,
     /// [`partition_status`]
     PartitionStatus = 11,
     /// [`broker_status`]
@@ -61,7 +64,7 @@ pub enum ApiKey {
 
 impl ApiKey {
     /// Every API, in key order.
-    pub const ALL: [ApiKey; 12] = [
+    pub const ALL: [ApiKey; 13] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::CreateTopics,
@@ -72,6 +75,7 @@ impl ApiKey {
         ApiKey::OffsetCommit,
         ApiKey::OffsetFetch,
         ApiKey::Stats,
+        ApiKey::InitProducerId,
         ApiKey::PartitionStatus,
         ApiKey::BrokerStatus,
     ];
@@ -214,7 +218,7 @@ mod tests {
     /// Key numbers are part of the protocol: a change must fail here.
     #[test]
     fn api_key_numbers_are_pinned() {
-        let pinned: [(ApiKey, u16); 12] = [
+        let pinned: [(ApiKey, u16); 13] = [
             (ApiKey::ApiVersions, 0),
             (ApiKey::Metadata, 1),
             (ApiKey::CreateTopics, 2),
@@ -225,6 +229,7 @@ mod tests {
             (ApiKey::OffsetCommit, 7),
             (ApiKey::OffsetFetch, 8),
             (ApiKey::Stats, 9),
+            (ApiKey::InitProducerId, 10),
             (ApiKey::PartitionStatus, 11),
             (ApiKey::BrokerStatus, 12),
         ];
@@ -235,7 +240,7 @@ mod tests {
             assert_eq!(ApiKey::from_u16(number), Some(key));
             assert_eq!(key.versions(), (0, 0));
         }
-        for unknown in [10, 13, 100, u16::MAX] {
+        for unknown in [13, 100, u16::MAX] {
             assert_eq!(ApiKey::from_u16(unknown), None);
         }
     }
@@ -354,7 +359,7 @@ mod tests {
         let all = request_frame(ApiKey::Metadata, 8, &MetadataRequest { topics: None });
         assert_eq!(all, hex("0000000d 0001 0000 00000008 00000001 00"));
 
-        // ApiVersions response to correlation id 1: twelve APIs, versions 0..=0.
+        // ApiVersions response to correlation id 1: thirteen APIs, versions 0..=0.
         let apis = ApiKey::ALL
             .iter()
             .map(|k| ApiVersionRange {
@@ -373,9 +378,9 @@ mod tests {
         .unwrap();
         assert_eq!(
             [&header[..], &body].concat(),
-            hex("0000002f 00000001 0000 00000025  0c
+            hex("00000032 00000001 0000 00000028  0d
                  000000 010000 020000 030000 040000 050000 060000 070000 080000 090000
-                 0b0000 0c0000")
+                 0a0000 0b0000 0c0000")
         );
 
         // Produce request body: acks=leader, timeout 5000 ms, one partition

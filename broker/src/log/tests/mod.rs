@@ -7,6 +7,7 @@ mod crash_image;
 mod faults;
 mod hostile_headers;
 mod model;
+mod producers;
 mod recovery;
 mod resources;
 mod retention;

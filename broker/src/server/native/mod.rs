@@ -18,6 +18,7 @@ use sluice_protocol::wire::create_topics::{
 use sluice_protocol::wire::delete_topics::{DeleteTopicsRequest, DeleteTopicsResponse};
 use sluice_protocol::wire::fetch::{FetchPartitionResponse, FetchRequest, FetchResponse};
 use sluice_protocol::wire::frame::{LEN_PREFIX, REQUEST_HEADER_LEN};
+use sluice_protocol::wire::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use sluice_protocol::wire::list_offsets::{
     ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse, OffsetSpec,
 };
@@ -311,6 +312,15 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
                 topics: s.topics,
                 partitions: s.partitions,
                 partitions_offline: s.partitions_offline,
+            };
+            respond(conn, id, &resp).await
+        }
+        ApiKey::InitProducerId => {
+            let _req = decode!(InitProducerIdRequest);
+            let (producer_id, producer_epoch) = or_refuse!(svc.init_producer_id().await);
+            let resp = InitProducerIdResponse {
+                producer_id,
+                producer_epoch,
             };
             respond(conn, id, &resp).await
         }

@@ -48,6 +48,10 @@ pub(crate) struct ProduceArgs {
     /// Compression level (gzip 0-9, zstd 1-22; default: the codec's)
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     compression_level: Option<i32>,
+    /// Turn idempotence off: a retry after a lost acknowledgement may then
+    /// store a record twice (by default each record is stored once)
+    #[arg(long)]
+    no_idempotence: bool,
 }
 
 /// `--compression`.
@@ -138,6 +142,7 @@ pub(crate) async fn run(broker: &str, args: ProduceArgs) -> anyhow::Result<Outco
         sluice_protocol::batch::compression::compress(codec, b"", &mut Vec::new())
             .map_err(|e| anyhow::anyhow!("--compression-level {level}: {e}"))?;
     }
+    config.idempotence = !args.no_idempotence;
     let producer = Producer::new(config);
     let result = send_lines(&producer, &args, input).await;
     producer.close().await;

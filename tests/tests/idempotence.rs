@@ -1,0 +1,211 @@
+//! Idempotent producers against the real broker: a request sent twice on
+//! the wire is stored once; sequence gaps, stale epochs and unknown
+//! producer ids get their error codes; producer ids stay unique across a
+//! SIGKILL; the dedup window survives a clean restart (snapshot) and a
+//! SIGKILL (rebuilt from the log); `sluice produce` is idempotent by default.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use bytes::{Bytes, BytesMut};
+use sluice_client::Connection;
+use sluice_protocol::batch::{BatchBuilder, NewRecord, RecordBatch};
+use sluice_protocol::wire::ErrorCode;
+use sluice_protocol::wire::fetch::FetchPartition;
+use sluice_protocol::wire::produce::Acks;
+use sluice_protocol::wire::topic_config::TopicConfig;
+use sluice_tests::{TestBroker, create_topic, read_partition};
+
+/// A batch of `n` records of producer `pid`/`epoch` from sequence `seq`.
+fn batch(pid: i64, epoch: i16, seq: i32, n: usize) -> BytesMut {
+    let mut b = BatchBuilder::new().producer(pid, epoch, seq);
+    for i in 0..n {
+        let v = format!("p{pid}-e{epoch}-s{}", seq as usize + i);
+        b.push(&NewRecord {
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(v.as_bytes()),
+            headers: &[],
+        });
+    }
+    b.finish()
+}
+
+/// Produces one batch to `t`/0; returns the error code and base offset.
+async fn send(conn: &mut Connection, records: &[u8]) -> (ErrorCode, u64) {
+    let resp = conn
+        .produce(Acks::All, 5000, &[("t", 0, records)])
+        .await
+        .unwrap()
+        .unwrap();
+    let p = &resp.partitions[0];
+    (p.error_code, p.base_offset)
+}
+
+async fn setup(broker: &TestBroker) -> Connection {
+    let mut conn = broker.connect().await;
+    create_topic(&mut conn, "t", 1, TopicConfig::default()).await;
+    conn
+}
+
+#[tokio::test]
+async fn the_same_request_sent_twice_gets_the_same_offsets_and_one_copy() {
+    let broker = TestBroker::start();
+    let mut conn = setup(&broker).await;
+    let id = conn.init_producer_id().await.unwrap();
+    assert!(id.producer_id >= 0);
+    assert_eq!(id.producer_epoch, 0);
+    let first = batch(id.producer_id, 0, 0, 3);
+    assert_eq!(send(&mut conn, &first).await, (ErrorCode::None, 0));
+    assert_eq!(
+        send(&mut conn, &batch(id.producer_id, 0, 3, 2)).await,
+        (ErrorCode::None, 3)
+    );
+    // A retry of the first batch, on another connection.
+    let mut other = broker.connect().await;
+    assert_eq!(send(&mut other, &first).await, (ErrorCode::None, 0));
+    let stored = read_partition(&mut conn, "t", 0, 0).await;
+    assert_eq!(stored.len(), 5, "stored once");
+    // Without a producer id the same bytes are stored again.
+    let plain = sluice_tests::batch_of(&["a"]);
+    assert_eq!(send(&mut conn, &plain).await, (ErrorCode::None, 5));
+    assert_eq!(send(&mut conn, &plain).await, (ErrorCode::None, 6));
+}
+
+#[tokio::test]
+async fn gaps_stale_epochs_and_unknown_producer_ids_get_their_codes() {
+    let broker = TestBroker::start();
+    let mut conn = setup(&broker).await;
+    let pid = conn.init_producer_id().await.unwrap().producer_id;
+    assert_eq!(
+        send(&mut conn, &batch(pid, 0, 4, 1)).await.0,
+        ErrorCode::UnknownProducerId
+    );
+    assert_eq!(
+        send(&mut conn, &batch(pid, 1, 0, 2)).await.0,
+        ErrorCode::None
+    );
+    assert_eq!(
+        send(&mut conn, &batch(pid, 1, 3, 1)).await.0,
+        ErrorCode::OutOfOrderSequence
+    );
+    assert_eq!(
+        send(&mut conn, &batch(pid, 0, 2, 1)).await.0,
+        ErrorCode::ProducerFenced
+    );
+    assert_eq!(u16::from(ErrorCode::OutOfOrderSequence), 30);
+    assert_eq!(u16::from(ErrorCode::ProducerFenced), 31);
+    assert_eq!(u16::from(ErrorCode::UnknownProducerId), 32);
+    assert_eq!(
+        read_partition(&mut conn, "t", 0, 0).await.len(),
+        2,
+        "refusals store nothing"
+    );
+}
+
+#[tokio::test]
+async fn producer_ids_stay_unique_across_sigkill() {
+    let mut broker = TestBroker::start();
+    let mut conn = broker.connect().await;
+    let a = conn.init_producer_id().await.unwrap().producer_id;
+    let b = conn.init_producer_id().await.unwrap().producer_id;
+    assert_ne!(a, b);
+    broker.kill();
+    broker.restart();
+    let mut conn = broker.connect().await;
+    let c = conn.init_producer_id().await.unwrap().producer_id;
+    assert!(c > b, "{c} after {a}, {b}");
+}
+
+#[tokio::test]
+async fn the_dedup_window_survives_a_clean_restart_and_a_sigkill() {
+    let mut broker = TestBroker::start();
+    let mut conn = setup(&broker).await;
+    let pid = conn.init_producer_id().await.unwrap().producer_id;
+    let first = batch(pid, 0, 0, 2);
+    assert_eq!(send(&mut conn, &first).await, (ErrorCode::None, 0));
+    broker.stop();
+    broker.restart();
+    let mut conn = broker.connect().await;
+    assert_eq!(
+        send(&mut conn, &first).await,
+        (ErrorCode::None, 0),
+        "after a clean restart"
+    );
+    let second = batch(pid, 0, 2, 2);
+    assert_eq!(send(&mut conn, &second).await, (ErrorCode::None, 2));
+    broker.kill();
+    broker.restart();
+    let mut conn = broker.connect().await;
+    assert_eq!(
+        send(&mut conn, &second).await,
+        (ErrorCode::None, 2),
+        "after SIGKILL"
+    );
+    assert_eq!(
+        send(&mut conn, &first).await,
+        (ErrorCode::None, 0),
+        "after SIGKILL"
+    );
+    assert_eq!(read_partition(&mut conn, "t", 0, 0).await.len(), 4);
+}
+
+fn sluice_binary() -> PathBuf {
+    sluice_tests::workspace_binary("sluice-client", "sluice", "SLUICE_CLI_BIN")
+}
+
+/// The producer ids of the batches stored in `t`/0.
+async fn stored_producer_ids(conn: &mut Connection) -> Vec<i64> {
+    let resp = conn
+        .fetch(
+            0,
+            0,
+            1 << 20,
+            vec![FetchPartition {
+                topic: "t".to_owned(),
+                partition: 0,
+                offset: 0,
+                max_bytes: 1 << 20,
+            }],
+        )
+        .await
+        .unwrap();
+    let mut bytes: Bytes = resp[0].records.clone();
+    let mut ids = Vec::new();
+    while !bytes.is_empty() {
+        ids.push(
+            RecordBatch::split_first(&mut bytes)
+                .unwrap()
+                .header()
+                .producer_id,
+        );
+    }
+    ids
+}
+
+#[tokio::test]
+async fn sluice_produce_is_idempotent_unless_told_otherwise() {
+    let broker = TestBroker::start();
+    let mut conn = setup(&broker).await;
+    let addr = broker.addr.to_string();
+    for extra in [None, Some("--no-idempotence")] {
+        let mut cmd = Command::new(sluice_binary());
+        cmd.args(["--broker", &addr, "produce", "t", "--acks", "all"]);
+        cmd.args(extra);
+        let mut child = cmd
+            .env_remove("SLUICE_BROKER")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"a\nb\n").unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    let ids = stored_producer_ids(&mut conn).await;
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids[0] >= 0, "the default run stamps a producer id: {ids:?}");
+    assert_eq!(ids[1], -1, "--no-idempotence sends none: {ids:?}");
+}
