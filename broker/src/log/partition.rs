@@ -67,6 +67,12 @@ pub(crate) struct LogState {
     /// Idempotent producers' last batches, as of the reserved end (appends
     /// in flight included; rolled back with them if their write fails).
     pub(crate) producers: ProducerStates,
+    /// The producer table as of the last roll (its base offset and encoded
+    /// snapshot), not yet written: the append that rolled may run on a
+    /// reactor thread, so the file (written and fsynced) is left to the
+    /// next maintenance pass or retention run
+    /// ([`PartitionLog::write_pending_producer_snapshot`]).
+    pub(crate) pending_snapshot: Option<(u64, Vec<u8>)>,
 }
 
 /// Appends in flight: reserved beyond [`LogState::end`], written outside the
@@ -585,12 +591,13 @@ impl PartitionLog {
             self.roll(&mut state)?;
             break (base_offset, end_offset, true);
         };
-        // A roll seals everything below `base_offset`: save the producer
-        // table as of there (written below, outside the lock).
-        let snapshot = rolled.then(|| {
+        // A roll seals everything below `base_offset`: keep the producer
+        // table as of there, for the next maintenance pass to write (no
+        // file I/O here, this may be a reactor thread).
+        if rolled {
             let bytes = crate::producer::snapshot::encode(base_offset, &state.producers);
-            (base_offset, bytes)
-        });
+            state.pending_snapshot = Some((base_offset, bytes));
+        }
         let file = state.active().file()?;
         super::producers::record_append(
             &mut state.producers,
@@ -630,9 +637,6 @@ impl PartitionLog {
 
         let written = write_all_at(&*file, batches, position);
         drop(file);
-        if let Some((offset, bytes)) = snapshot {
-            self.write_producer_snapshot(offset, &bytes);
-        }
 
         let mut state = self.state.lock();
         while state.pending.published != ticket {

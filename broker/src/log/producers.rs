@@ -180,11 +180,23 @@ impl PartitionLog {
         }
     }
 
+    /// Writes the snapshot taken at the last roll, if it is not written
+    /// yet. Runs on maintenance threads (before retention, so the batches a
+    /// deleted segment held are covered by a snapshot first).
+    pub(crate) fn write_pending_producer_snapshot(&self) {
+        let pending = self.state.lock().pending_snapshot.take();
+        if let Some((offset, bytes)) = pending {
+            self.write_producer_snapshot(offset, &bytes);
+        }
+    }
+
     /// Saves the producer table as of the log end (clean shutdown, with no
     /// append in flight).
     pub(crate) fn snapshot_producers_now(&self) {
         let (offset, bytes) = {
-            let state = self.state.lock();
+            let mut state = self.state.lock();
+            // The newer snapshot below covers the one the last roll took.
+            state.pending_snapshot = None;
             let end = state.end.offset;
             (end, snapshot::encode(end, &state.producers))
         };

@@ -307,6 +307,7 @@ impl PartitionLog {
                 epoch: 0,
                 external_hw: None,
                 producers: Default::default(),
+                pending_snapshot: None,
             }),
             turn: Condvar::new(),
             flush_lock: Mutex::new(()),

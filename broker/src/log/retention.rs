@@ -27,6 +27,7 @@ impl PartitionLog {
     /// [`super::LogSlice`]) keep reading it until they drop it.
     pub fn retain(&self, now: SystemTime) -> Result<RetainOutcome, LogError> {
         let mut outcome = RetainOutcome::default();
+        self.write_pending_producer_snapshot();
         let deleted = {
             let mut state = self.state.lock();
             if state.offline.is_some() {
