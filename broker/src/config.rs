@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sluice_protocol::wire::topic_config::{FlushMode, TopicConfig};
+use sluice_protocol::wire::topic_config::{FlushMode, TopicCompression, TopicConfig};
 
 use crate::log::{FlushPolicy, LogConfig};
 
@@ -183,14 +183,18 @@ pub enum CompressionSetting {
 impl CompressionSetting {
     /// The codec batches are stored in, or `None` for `producer`.
     pub fn codec(self) -> Option<sluice_protocol::batch::Compression> {
-        use sluice_protocol::batch::Compression;
+        self.wire().codec()
+    }
+
+    /// The same setting as a topic carries it on the wire.
+    pub fn wire(self) -> TopicCompression {
         match self {
-            CompressionSetting::Producer => None,
-            CompressionSetting::Uncompressed => Some(Compression::None),
-            CompressionSetting::Gzip => Some(Compression::Gzip),
-            CompressionSetting::Snappy => Some(Compression::Snappy),
-            CompressionSetting::Lz4 => Some(Compression::Lz4),
-            CompressionSetting::Zstd => Some(Compression::Zstd),
+            CompressionSetting::Producer => TopicCompression::Producer,
+            CompressionSetting::Uncompressed => TopicCompression::Uncompressed,
+            CompressionSetting::Gzip => TopicCompression::Gzip,
+            CompressionSetting::Snappy => TopicCompression::Snappy,
+            CompressionSetting::Lz4 => TopicCompression::Lz4,
+            CompressionSetting::Zstd => TopicCompression::Zstd,
         }
     }
 }
@@ -246,6 +250,7 @@ impl TopicDefaults {
                 FlushSetting::Named(FlushName::Never) => FlushMode::Never,
                 FlushSetting::Named(FlushName::BeforeAck) => FlushMode::BeforeAck,
             })),
+            compression: Some(topic.compression.unwrap_or(self.compression.wire())),
         }
     }
 
@@ -266,7 +271,7 @@ impl TopicDefaults {
             max_timestamp_ahead: ms(Some(self.message_timestamp_after_max_ms)),
             max_decompressed_batch_bytes: usize::try_from(self.max_decompressed_batch_bytes)
                 .unwrap_or(usize::MAX),
-            compression: self.compression.codec(),
+            compression: t.compression.and_then(TopicCompression::codec),
             producer_id_expiration: Duration::from_millis(self.producer_id_expiration_ms),
             max_producer_ids: self.max_producer_ids.max(1) as usize,
             ..LogConfig::default()
@@ -501,6 +506,35 @@ mod tests {
             FlushPolicy::Interval(Duration::from_millis(250))
         );
         assert!(BrokerConfig::from_toml("listen_addr = \"x\"").is_err());
+    }
+
+    #[test]
+    fn topic_compression_overrides_the_default() {
+        use sluice_protocol::batch::Compression;
+        let c = BrokerConfig::from_toml("[topic_defaults]\ncompression = \"gzip\"\n").unwrap();
+        let d = &c.topic_defaults;
+        assert_eq!(
+            d.log_config(&TopicConfig::default()).compression,
+            Some(Compression::Gzip)
+        );
+        assert_eq!(
+            d.resolve(&TopicConfig::default()).compression,
+            Some(TopicCompression::Gzip)
+        );
+        let zstd = TopicConfig {
+            compression: Some(TopicCompression::Zstd),
+            ..TopicConfig::default()
+        };
+        assert_eq!(d.log_config(&zstd).compression, Some(Compression::Zstd));
+        let keep = TopicConfig {
+            compression: Some(TopicCompression::Producer),
+            ..TopicConfig::default()
+        };
+        assert_eq!(d.log_config(&keep).compression, None);
+        assert_eq!(
+            d.resolve(&keep).compression,
+            Some(TopicCompression::Producer)
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use sluice_protocol::wire::ErrorCode;
-use sluice_protocol::wire::topic_config::TopicConfig;
+use sluice_protocol::wire::topic_config::{TopicConfig, TopicConfigV0};
 
 use crate::config::TopicDefaults;
 use crate::error::BrokerError;
@@ -31,7 +31,9 @@ use crate::log::{LogError, PartitionLog, TopicPartition, validate_topic_name};
 /// Name of the topic metadata file in the data directory.
 pub const TOPICS_FILE: &str = "topics.meta";
 const MAGIC: [u8; 4] = *b"SLTM";
-const VERSION: u16 = 1;
+/// Version 2 adds each topic's `compression`; version 1 files are still read
+/// (and rewritten as version 2 by the next create or delete).
+const VERSION: u16 = 2;
 /// Most partitions one topic may have.
 pub const MAX_PARTITIONS: u32 = 10_000;
 /// Default of the broker-wide limit on partitions over all topics
@@ -58,6 +60,14 @@ struct TopicRecord {
     name: String,
     partitions: u32,
     config: TopicConfig,
+}
+
+/// A topic as version 1 of `topics.meta` records it (no `compression`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TopicRecordV1 {
+    name: String,
+    partitions: u32,
+    config: TopicConfigV0,
 }
 
 /// All topics of the broker. Thread-safe.
@@ -612,7 +622,7 @@ fn decode_meta(buf: &[u8]) -> Result<Vec<TopicRecord>, String> {
         return Err("bad magic".into());
     }
     let version = u16::from_be_bytes([content[4], content[5]]);
-    if version != VERSION {
+    if version != 1 && version != VERSION {
         return Err(format!("unsupported version {version}"));
     }
     let len = u32::from_be_bytes([content[8], content[9], content[10], content[11]]) as usize;
@@ -620,12 +630,34 @@ fn decode_meta(buf: &[u8]) -> Result<Vec<TopicRecord>, String> {
         .get(12..)
         .filter(|b| b.len() == len)
         .ok_or("body length mismatch")?;
-    postcard::from_bytes(body).map_err(|e| format!("malformed body: {e}"))
+    if version == 1 {
+        let old: Vec<TopicRecordV1> = decode_whole(body)?;
+        return Ok(old
+            .into_iter()
+            .map(|r| TopicRecord {
+                name: r.name,
+                partitions: r.partitions,
+                config: r.config.into(),
+            })
+            .collect());
+    }
+    decode_whole(body)
+}
+
+/// Decodes a postcard body that must span all of `body`.
+fn decode_whole<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    let (value, rest) =
+        postcard::take_from_bytes(body).map_err(|e| format!("malformed body: {e}"))?;
+    if !rest.is_empty() {
+        return Err(format!("{} unexpected bytes after the body", rest.len()));
+    }
+    Ok(value)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_protocol::wire::topic_config::TopicCompression;
 
     #[test]
     fn meta_round_trips_and_detects_damage() {
@@ -640,15 +672,19 @@ mod tests {
                 partitions: 1,
                 config: TopicConfig {
                     retention_ms: Some(5),
+                    compression: Some(TopicCompression::Zstd),
                     ..TopicConfig::default()
                 },
             },
         ];
         let bytes = encode_meta(&records);
         assert_eq!(&bytes[..4], b"SLTM");
+        assert_eq!(&bytes[4..6], [0, 2], "version 2");
         let back = decode_meta(&bytes).unwrap();
         assert_eq!(back.len(), 2);
         assert_eq!(back[1].config.retention_ms, Some(5));
+        assert_eq!(back[1].config.compression, Some(TopicCompression::Zstd));
+        assert_eq!(back[0].config, TopicConfig::default());
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 1;
@@ -751,6 +787,66 @@ mod tests {
             });
         }
         log.append(&mut b.finish()).unwrap();
+    }
+
+    /// A version 1 file (one topic "a", 3 partitions, retention_ms 5),
+    /// as brokers before per-topic compression wrote it.
+    const V1_FILE: &str = "534c544d000100000000000a01016103000001050000de9c5aeb";
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn version_1_file_loads_and_is_migrated_on_the_next_write() {
+        let v1 = unhex(V1_FILE);
+        let records = decode_meta(&v1).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].name, "a");
+        assert_eq!(records[0].partitions, 3);
+        assert_eq!(
+            records[0].config,
+            TopicConfig {
+                retention_ms: Some(5),
+                ..TopicConfig::default()
+            }
+        );
+        // A version 2 body under a version 1 header is refused (and the
+        // reverse), whatever the CRC says.
+        let mut v2 = encode_meta(&records);
+        v2[5] = 1;
+        let n = v2.len() - 4;
+        let crc = crc32fast::hash(&v2[..n]);
+        v2[n..].copy_from_slice(&crc.to_be_bytes());
+        assert!(decode_meta(&v2).is_err());
+
+        // A broker opening it keeps the topic; the next create rewrites
+        // the file as version 2 with both topics.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(TOPICS_FILE), &v1).unwrap();
+        let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+        let a = store.topic("a").unwrap();
+        assert_eq!(a.partitions.len(), 3);
+        assert_eq!(a.config.retention_ms, Some(5));
+        let zstd = TopicConfig {
+            compression: Some(TopicCompression::Zstd),
+            ..TopicConfig::default()
+        };
+        store.create("z", 1, &zstd).unwrap();
+        store.shutdown();
+        drop(store);
+        let now = std::fs::read(dir.path().join(TOPICS_FILE)).unwrap();
+        assert_eq!(&now[4..6], [0, 2]);
+        let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+        assert_eq!(store.topic("a").unwrap().config.retention_ms, Some(5));
+        assert_eq!(store.topic("z").unwrap().config, zstd);
+        assert_eq!(
+            store.partition("z", 0).unwrap().log.config().compression,
+            Some(sluice_protocol::batch::Compression::Zstd)
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ErrorCode;
-use super::topic_config::TopicConfig;
+use super::topic_config::{TopicConfig, TopicConfigV0};
 
 /// Asks about some topics, or all when `topics` is `None`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,18 +38,75 @@ pub struct TopicMetadata {
     pub config: TopicConfig,
 }
 
-/// The topics asked about.
+/// The topics asked about (version 1; the request is the same in both
+/// versions).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetadataResponse {
     /// One entry per topic asked about (or every topic).
     pub topics: Vec<TopicMetadata>,
 }
 
+/// [`TopicMetadata`] in version 0: settings without `compression`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicMetadataV0 {
+    /// Topic name.
+    pub name: String,
+    /// [`ErrorCode::UnknownTopicOrPartition`] for an unknown topic.
+    pub error_code: ErrorCode,
+    /// Partitions in number order.
+    pub partitions: Vec<PartitionMetadata>,
+    /// The topic's settings, defaults filled in.
+    pub config: TopicConfigV0,
+}
+
+/// [`MetadataResponse`] in version 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataResponseV0 {
+    /// One entry per topic asked about (or every topic).
+    pub topics: Vec<TopicMetadataV0>,
+}
+
+impl From<MetadataResponse> for MetadataResponseV0 {
+    /// Drops each topic's `compression`.
+    fn from(r: MetadataResponse) -> MetadataResponseV0 {
+        MetadataResponseV0 {
+            topics: r
+                .topics
+                .into_iter()
+                .map(|t| TopicMetadataV0 {
+                    name: t.name,
+                    error_code: t.error_code,
+                    partitions: t.partitions,
+                    config: t.config.into(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<MetadataResponseV0> for MetadataResponse {
+    /// Each topic's `compression` unknown (`None`).
+    fn from(r: MetadataResponseV0) -> MetadataResponse {
+        MetadataResponse {
+            topics: r
+                .topics
+                .into_iter()
+                .map(|t| TopicMetadata {
+                    name: t.name,
+                    error_code: t.error_code,
+                    partitions: t.partitions,
+                    config: t.config.into(),
+                })
+                .collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::testutil::check_all;
-    use crate::wire::topic_config::FlushMode;
+    use crate::wire::testutil::{check_all, encode};
+    use crate::wire::topic_config::{FlushMode, TopicCompression};
 
     #[test]
     fn request_round_trips_and_rejects_truncation() {
@@ -90,6 +147,7 @@ mod tests {
                         config: TopicConfig {
                             segment_bytes: Some(1 << 30),
                             flush: Some(FlushMode::IntervalMs(250)),
+                            compression: Some(TopicCompression::Gzip),
                             ..TopicConfig::default()
                         },
                     },
@@ -102,5 +160,38 @@ mod tests {
                 ],
             },
         ]);
+    }
+
+    /// Both versions' bytes, pinned (`docs/protocol.md`), and the
+    /// conversion between them.
+    #[test]
+    fn layout_of_both_versions() {
+        let v1 = MetadataResponse {
+            topics: vec![TopicMetadata {
+                name: "t".into(),
+                error_code: ErrorCode::None,
+                partitions: vec![PartitionMetadata {
+                    partition: 0,
+                    error_code: ErrorCode::None,
+                    log_start_offset: 0,
+                    high_watermark: 3,
+                }],
+                config: TopicConfig {
+                    segment_bytes: Some(1),
+                    compression: Some(TopicCompression::Snappy),
+                    ..TopicConfig::default()
+                },
+            }],
+        };
+        let topic = [1, 1, b't', 0, 1, 0, 0, 0, 3, 1, 1, 0, 0, 0, 0];
+        let mut want = topic.to_vec();
+        want.extend([1, 3]);
+        assert_eq!(encode(&v1), want);
+        let v0 = MetadataResponseV0::from(v1.clone());
+        assert_eq!(encode(&v0), topic);
+        check_all(std::slice::from_ref(&v0));
+        let back = MetadataResponse::from(v0);
+        assert_eq!(back.topics[0].config.compression, None);
+        assert_eq!(back.topics[0].config.segment_bytes, Some(1));
     }
 }

@@ -85,9 +85,14 @@ impl ApiKey {
         ApiKey::ALL.into_iter().find(|k| *k as u16 == key)
     }
 
-    /// The body versions this build speaks: `(min, max)`.
+    /// The body versions this build speaks: `(min, max)`. Version 1 of
+    /// Metadata and CreateTopics adds a topic's `compression` setting
+    /// (see [`topic_config`]); every other API has version 0 only.
     pub fn versions(self) -> (u16, u16) {
-        (0, 0)
+        match self {
+            ApiKey::Metadata | ApiKey::CreateTopics => (0, 1),
+            _ => (0, 0),
+        }
     }
 }
 
@@ -238,7 +243,11 @@ mod tests {
             assert_eq!(ApiKey::ALL[i], key, "ALL is in key order");
             assert_eq!(key as u16, number);
             assert_eq!(ApiKey::from_u16(number), Some(key));
-            assert_eq!(key.versions(), (0, 0));
+            let max = match key {
+                ApiKey::Metadata | ApiKey::CreateTopics => 1,
+                _ => 0,
+            };
+            assert_eq!(key.versions(), (0, max));
         }
         for unknown in [13, 100, u16::MAX] {
             assert_eq!(ApiKey::from_u16(unknown), None);
@@ -359,13 +368,14 @@ mod tests {
         let all = request_frame(ApiKey::Metadata, 8, &MetadataRequest { topics: None });
         assert_eq!(all, hex("0000000d 0001 0000 00000008 00000001 00"));
 
-        // ApiVersions response to correlation id 1: thirteen APIs, versions 0..=0.
+        // ApiVersions response to correlation id 1: thirteen APIs, versions
+        // 0..=0 except Metadata and CreateTopics (0..=1).
         let apis = ApiKey::ALL
             .iter()
             .map(|k| ApiVersionRange {
                 api_key: *k as u16,
-                min_version: 0,
-                max_version: 0,
+                min_version: k.versions().0,
+                max_version: k.versions().1,
             })
             .collect();
         let body = encode(&ApiVersionsResponse { apis });
@@ -379,7 +389,7 @@ mod tests {
         assert_eq!(
             [&header[..], &body].concat(),
             hex("00000032 00000001 0000 00000028  0d
-                 000000 010000 020000 030000 040000 050000 060000 070000 080000 090000
+                 000000 010001 020001 030000 040000 050000 060000 070000 080000 090000
                  0a0000 0b0000 0c0000")
         );
 

@@ -13,7 +13,7 @@ use bytes::BytesMut;
 use sluice_protocol::wire::api_versions::{ApiVersionRange, ApiVersionsResponse};
 use sluice_protocol::wire::broker_status::{BrokerStatusRequest, BrokerStatusResponse};
 use sluice_protocol::wire::create_topics::{
-    CreateTopicsRequest, CreateTopicsResponse, TopicResult,
+    CreateTopicsRequest, CreateTopicsRequestV0, CreateTopicsResponse, TopicResult,
 };
 use sluice_protocol::wire::delete_topics::{DeleteTopicsRequest, DeleteTopicsResponse};
 use sluice_protocol::wire::fetch::{FetchPartitionResponse, FetchRequest, FetchResponse};
@@ -23,7 +23,7 @@ use sluice_protocol::wire::list_offsets::{
     ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse, OffsetSpec,
 };
 use sluice_protocol::wire::metadata::{
-    MetadataRequest, MetadataResponse, PartitionMetadata, TopicMetadata,
+    MetadataRequest, MetadataResponse, MetadataResponseV0, PartitionMetadata, TopicMetadata,
 };
 use sluice_protocol::wire::offset_commit::{
     CommitPartitionResponse, OffsetCommitRequest, OffsetCommitResponse,
@@ -163,10 +163,20 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
                     config: t.config,
                 })
                 .collect();
-            respond(conn, id, &MetadataResponse { topics }).await
+            let resp = MetadataResponse { topics };
+            // Answered in the version asked: v0 has no `compression`.
+            if header.api_version == 0 {
+                respond(conn, id, &MetadataResponseV0::from(resp)).await
+            } else {
+                respond(conn, id, &resp).await
+            }
         }
         ApiKey::CreateTopics => {
-            let req = decode!(CreateTopicsRequest);
+            let req = if header.api_version == 0 {
+                CreateTopicsRequest::from(decode!(CreateTopicsRequestV0))
+            } else {
+                decode!(CreateTopicsRequest)
+            };
             let topics = req
                 .topics
                 .into_iter()

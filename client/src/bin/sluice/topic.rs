@@ -8,6 +8,7 @@ use serde_json::json;
 use sluice_client::{FlushMode, TopicConfig};
 use sluice_protocol::wire::metadata::TopicMetadata;
 use sluice_protocol::wire::partition_status::TopicState;
+use sluice_protocol::wire::topic_config::TopicCompression;
 
 use crate::{Outcome, Output, connect_admin, describe, topic_error};
 
@@ -36,6 +37,10 @@ pub(crate) enum TopicCommand {
         /// When data is forced to disk: never, before-ack, or every MS milliseconds
         #[arg(long, value_name = "never|before-ack|MS", value_parser = parse_flush)]
         flush: Option<FlushMode>,
+        /// How the broker stores produced batches: producer (as sent),
+        /// uncompressed, gzip, snappy, lz4 or zstd
+        #[arg(long, value_name = "CODEC", value_parser = parse_compression)]
+        compression: Option<TopicCompression>,
     },
     /// List topics, one per line: NAME PARTITIONS
     List {
@@ -71,6 +76,12 @@ fn parse_flush(s: &str) -> Result<FlushMode, String> {
     }
 }
 
+/// Parses a `--compression` value.
+fn parse_compression(s: &str) -> Result<TopicCompression, String> {
+    TopicCompression::from_name(s)
+        .ok_or_else(|| format!("{s:?} is not producer, uncompressed, gzip, snappy, lz4 or zstd"))
+}
+
 /// The `--flush` spelling of a mode.
 fn flush_text(mode: FlushMode) -> String {
     match mode {
@@ -93,6 +104,7 @@ pub(crate) async fn run(broker: &str, cmd: TopicCommand) -> anyhow::Result<Outco
             segment_bytes,
             segment_ms,
             flush,
+            compression,
         } => {
             let config = TopicConfig {
                 segment_bytes,
@@ -100,6 +112,7 @@ pub(crate) async fn run(broker: &str, cmd: TopicCommand) -> anyhow::Result<Outco
                 retention_ms,
                 retention_bytes,
                 flush,
+                compression,
             };
             admin
                 .create_topic(&name, partitions, config)
@@ -176,6 +189,13 @@ fn print_description(
     )?;
     writeln!(
         out,
+        "compression: {}",
+        t.config
+            .compression
+            .map_or("default", TopicCompression::name)
+    )?;
+    writeln!(
+        out,
         "{:>9} {:>12} {:>14} {:>12} {:>14} {:>8} {:>7}",
         "partition", "log-start", "high-watermark", "log-end", "size-bytes", "segments", "state"
     )?;
@@ -221,6 +241,7 @@ fn description_json(t: &TopicMetadata, state: &TopicState) -> serde_json::Value 
             "segment_bytes": c.segment_bytes,
             "segment_ms": c.segment_ms,
             "flush": c.flush.map(flush_text),
+            "compression": c.compression.map(TopicCompression::name),
         },
         "partitions": partitions,
     })
@@ -242,5 +263,15 @@ mod tests {
         }
         assert!(parse_flush("sometimes").is_err());
         assert!(parse_flush("-1").is_err());
+    }
+
+    #[test]
+    fn compression_names_parse() {
+        assert_eq!(parse_compression("zstd"), Ok(TopicCompression::Zstd));
+        assert_eq!(
+            parse_compression("producer"),
+            Ok(TopicCompression::Producer)
+        );
+        assert!(parse_compression("brotli").is_err());
     }
 }
