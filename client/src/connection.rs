@@ -5,6 +5,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sluice_protocol::wire::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
 use sluice_protocol::wire::broker_status::{BrokerStatusRequest, BrokerStatusResponse};
 use sluice_protocol::wire::create_topics::{CreateTopicsRequest, CreateTopicsResponse, NewTopic};
 use sluice_protocol::wire::delete_topics::{DeleteTopicsRequest, DeleteTopicsResponse};
@@ -14,7 +15,7 @@ use sluice_protocol::wire::init_producer_id::{InitProducerIdRequest, InitProduce
 use sluice_protocol::wire::list_offsets::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsResponse,
 };
-use sluice_protocol::wire::metadata::{MetadataRequest, MetadataResponse};
+use sluice_protocol::wire::metadata::{MetadataRequest, MetadataResponse, MetadataResponseV0};
 use sluice_protocol::wire::offset_commit::{
     CommitPartition, OffsetCommitRequest, OffsetCommitResponse,
 };
@@ -66,9 +67,22 @@ pub struct RequestWriter {
 impl RequestWriter {
     /// Sends a request without waiting for its response; returns its
     /// correlation id. `tail` is raw bytes after the body (record batches).
+    /// The header asks for the newest version of `api` this build speaks.
     pub async fn send<T: Serialize>(
         &mut self,
         api: ApiKey,
+        body: &T,
+        tail: &[u8],
+    ) -> Result<u32, ClientError> {
+        self.send_version(api, api.versions().1, body, tail).await
+    }
+
+    /// [`send`](Self::send) with a given body version; `body` must be that
+    /// version's type.
+    pub async fn send_version<T: Serialize>(
+        &mut self,
+        api: ApiKey,
+        version: u16,
         body: &T,
         tail: &[u8],
     ) -> Result<u32, ClientError> {
@@ -79,7 +93,7 @@ impl RequestWriter {
         let body_len = encode_body(body, &mut self.buf);
         let header = RequestHeader {
             api_key: api as u16,
-            api_version: api.versions().1,
+            api_version: version,
             correlation_id: id,
             body_len: body_len as u32,
         }
@@ -167,6 +181,9 @@ pub struct Connection {
     writer: RequestWriter,
     reader: ResponseReader,
     in_flight: std::collections::VecDeque<u32>,
+    /// The broker's ApiVersions answer, asked once when a versioned API is
+    /// first used.
+    broker_versions: Option<ApiVersionsResponse>,
 }
 
 impl Connection {
@@ -186,6 +203,7 @@ impl Connection {
                 buf: BytesMut::with_capacity(256 * 1024),
             },
             in_flight: Default::default(),
+            broker_versions: None,
         })
     }
 
@@ -204,6 +222,20 @@ impl Connection {
         tail: &[u8],
     ) -> Result<u32, ClientError> {
         let id = self.writer.send(api, body, tail).await?;
+        self.in_flight.push_back(id);
+        Ok(id)
+    }
+
+    /// [`send`](Self::send) with a given body version; `body` must be that
+    /// version's type.
+    pub async fn send_version<T: Serialize>(
+        &mut self,
+        api: ApiKey,
+        version: u16,
+        body: &T,
+        tail: &[u8],
+    ) -> Result<u32, ClientError> {
+        let id = self.writer.send_version(api, version, body, tail).await?;
         self.in_flight.push_back(id);
         Ok(id)
     }
@@ -249,26 +281,69 @@ impl Connection {
         self.recv().await
     }
 
-    /// Metadata of some topics, or all.
+    /// The newest version of `api` both this build and the broker speak.
+    /// The first call asks the broker (ApiVersions) and remembers the answer
+    /// for the connection's life.
+    pub async fn negotiated_version(&mut self, api: ApiKey) -> Result<u16, ClientError> {
+        if self.broker_versions.is_none() {
+            let (resp, _) = self
+                .call::<_, ApiVersionsResponse>(ApiKey::ApiVersions, &ApiVersionsRequest {}, &[])
+                .await?;
+            self.broker_versions = Some(resp);
+        }
+        let (ours_min, ours_max) = api.versions();
+        let theirs = self
+            .broker_versions
+            .as_ref()
+            .and_then(|v| v.apis.iter().find(|r| r.api_key == api as u16));
+        match theirs {
+            Some(r) if r.max_version.min(ours_max) >= r.min_version.max(ours_min) => {
+                Ok(r.max_version.min(ours_max))
+            }
+            _ => Err(ClientError::Unsupported(format!(
+                "{api:?} in any version {ours_min}..={ours_max} this client speaks"
+            ))),
+        }
+    }
+
+    /// Metadata of some topics, or all. Against a broker that speaks only
+    /// version 0, each topic's `config.compression` is `None` (unknown).
     pub async fn metadata(
         &mut self,
         topics: Option<Vec<String>>,
     ) -> Result<MetadataResponse, ClientError> {
-        Ok(self
-            .call(ApiKey::Metadata, &MetadataRequest { topics }, &[])
-            .await?
-            .0)
+        let version = self.negotiated_version(ApiKey::Metadata).await?;
+        let req = MetadataRequest { topics };
+        self.send_version(ApiKey::Metadata, version, &req, &[])
+            .await?;
+        if version == 0 {
+            Ok(self.recv::<MetadataResponseV0>().await?.0.into())
+        } else {
+            Ok(self.recv::<MetadataResponse>().await?.0)
+        }
     }
 
-    /// Creates topics.
+    /// Creates topics. A broker that speaks only version 0 cannot take a
+    /// topic's `compression`: such a request fails with
+    /// [`ClientError::Unsupported`] before anything is sent.
     pub async fn create_topics(
         &mut self,
         topics: Vec<NewTopic>,
     ) -> Result<CreateTopicsResponse, ClientError> {
-        Ok(self
-            .call(ApiKey::CreateTopics, &CreateTopicsRequest { topics }, &[])
-            .await?
-            .0)
+        let version = self.negotiated_version(ApiKey::CreateTopics).await?;
+        let req = CreateTopicsRequest { topics };
+        if version == 0 {
+            let v0 = req.to_v0().ok_or_else(|| {
+                ClientError::Unsupported(
+                    "a topic's compression setting (CreateTopics version 1)".into(),
+                )
+            })?;
+            self.send_version(ApiKey::CreateTopics, 0, &v0, &[]).await?;
+        } else {
+            self.send_version(ApiKey::CreateTopics, version, &req, &[])
+                .await?;
+        }
+        Ok(self.recv().await?.0)
     }
 
     /// Deletes topics.
@@ -422,5 +497,128 @@ impl Connection {
     /// Writes raw bytes (for tests of hostile input).
     pub async fn write_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
         self.writer.write_raw(bytes).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+    use std::sync::{Arc, Mutex};
+
+    use sluice_protocol::wire::api_versions::ApiVersionRange;
+    use sluice_protocol::wire::create_topics::{CreateTopicsRequestV0, TopicResult};
+    use sluice_protocol::wire::metadata::TopicMetadataV0;
+    use sluice_protocol::wire::topic_config::{TopicCompression, TopicConfig, TopicConfigV0};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A stand-in for a broker from before version 1 of Metadata and
+    /// CreateTopics: it speaks version 0 of every API, refuses any other
+    /// version, and records the `(api_key, api_version)` of each request.
+    async fn old_broker() -> (std::net::SocketAddr, Arc<Mutex<Vec<(u16, u16)>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            loop {
+                let mut frame = vec![0u8; 4];
+                if s.read_exact(&mut frame).await.is_err() {
+                    return;
+                }
+                let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
+                frame.resize(4 + len, 0);
+                s.read_exact(&mut frame[4..]).await.unwrap();
+                let (h, _) = RequestHeader::decode(&frame).unwrap();
+                log.lock().unwrap().push((h.api_key, h.api_version));
+                let body = &frame[16..16 + h.body_len as usize];
+                let mut out = Vec::new();
+                let code = if h.api_version != 0 {
+                    encode_body(
+                        &ErrorBody {
+                            message: "no".into(),
+                        },
+                        &mut out,
+                    );
+                    ErrorCode::UnsupportedVersion
+                } else if h.api_key == ApiKey::ApiVersions as u16 {
+                    let apis = ApiKey::ALL
+                        .iter()
+                        .map(|k| ApiVersionRange {
+                            api_key: *k as u16,
+                            min_version: 0,
+                            max_version: 0,
+                        })
+                        .collect();
+                    encode_body(&ApiVersionsResponse { apis }, &mut out);
+                    ErrorCode::None
+                } else if h.api_key == ApiKey::Metadata as u16 {
+                    let topics = vec![TopicMetadataV0 {
+                        name: "t".into(),
+                        error_code: ErrorCode::None,
+                        partitions: vec![],
+                        config: TopicConfigV0 {
+                            retention_ms: Some(7),
+                            ..TopicConfigV0::default()
+                        },
+                    }];
+                    encode_body(&MetadataResponseV0 { topics }, &mut out);
+                    ErrorCode::None
+                } else {
+                    let req: CreateTopicsRequestV0 = decode_body(body).unwrap();
+                    let results = req
+                        .topics
+                        .into_iter()
+                        .map(|t| TopicResult {
+                            name: t.name,
+                            error_code: ErrorCode::None,
+                            message: None,
+                        })
+                        .collect();
+                    encode_body(&CreateTopicsResponse { results }, &mut out);
+                    ErrorCode::None
+                };
+                let header = ResponseHeader {
+                    correlation_id: h.correlation_id,
+                    error_code: code,
+                    body_len: out.len() as u32,
+                }
+                .encode(0)
+                .unwrap();
+                s.write_all(&[&header[..], &out].concat()).await.unwrap();
+            }
+        });
+        (addr, seen)
+    }
+
+    #[tokio::test]
+    async fn an_old_broker_gets_version_0_and_no_compression_setting() {
+        let (addr, seen) = old_broker().await;
+        let mut c = Connection::connect(addr).await.unwrap();
+        let meta = c.metadata(None).await.unwrap();
+        assert_eq!(meta.topics[0].config.retention_ms, Some(7));
+        assert_eq!(meta.topics[0].config.compression, None);
+        let topic = |compression| NewTopic {
+            name: "n".into(),
+            partitions: 1,
+            config: TopicConfig {
+                compression,
+                ..TopicConfig::default()
+            },
+        };
+        let r = c.create_topics(vec![topic(None)]).await.unwrap();
+        assert_eq!(r.results[0].error_code, ErrorCode::None);
+        let err = c
+            .create_topics(vec![topic(Some(TopicCompression::Zstd))])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Unsupported(_)), "{err}");
+        assert!(err.to_string().contains("compression"), "{err}");
+        // ApiVersions once, then version 0 of each; the refused create
+        // sent nothing.
+        assert_eq!(*seen.lock().unwrap(), [(0, 0), (1, 0), (2, 0)]);
     }
 }

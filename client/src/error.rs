@@ -32,6 +32,10 @@ pub enum ClientError {
     /// The broker closed the connection.
     #[error("the broker closed the connection")]
     Closed,
+    /// The request needs an API version the broker does not speak (an
+    /// older broker, for example a topic setting it does not know).
+    #[error("the broker does not support {0}")]
+    Unsupported(String),
 }
 
 impl From<std::io::Error> for ClientError {
@@ -46,7 +50,9 @@ impl ClientError {
         match self {
             ClientError::Io(_) | ClientError::Closed => true,
             ClientError::Broker { code, .. } => code.is_retriable(),
-            ClientError::Wire(_) | ClientError::OutOfOrder { .. } => false,
+            ClientError::Wire(_) | ClientError::OutOfOrder { .. } | ClientError::Unsupported(_) => {
+                false
+            }
         }
     }
 }

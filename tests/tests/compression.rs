@@ -239,3 +239,179 @@ async fn a_fixed_topic_codec_recompresses_on_produce() {
         assert!(records[39].1.starts_with(b"l:19-"));
     }
 }
+
+/// Runs the `sluice` CLI of this build against `addr`; asserts success and
+/// returns stdout.
+fn sluice_ok(addr: &str, args: &[&str]) -> String {
+    let bin = sluice_tests::workspace_binary("sluice-client", "sluice", "SLUICE_CLI_BIN");
+    let out = std::process::Command::new(bin)
+        .arg("--broker")
+        .arg(addr)
+        .args(args)
+        .env_remove("SLUICE_BROKER")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sluice {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Produces one uncompressed and one lz4 batch to `topic` and returns the
+/// codecs of the batches stored from `from` on.
+async fn produce_and_stored_codecs(
+    c: &mut sluice_client::Connection,
+    topic: &str,
+    tag: &str,
+    from: u64,
+) -> Vec<Compression> {
+    let plain = batch_sized(tag, 10, 100);
+    let lz4 = compress_batch(&batch_sized(tag, 10, 100), Codec::new(Compression::Lz4)).unwrap();
+    for batch in [&plain[..], &lz4[..]] {
+        let r = c
+            .produce(Acks::Leader, 5000, &[(topic, 0, batch)])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.partitions[0].error_code, ErrorCode::None, "{r:?}");
+    }
+    let resp = c
+        .fetch(
+            0,
+            0,
+            4 << 20,
+            vec![FetchPartition {
+                topic: topic.into(),
+                partition: 0,
+                offset: from,
+                max_bytes: 1 << 20,
+            }],
+        )
+        .await
+        .unwrap();
+    let mut bytes = resp[0].records.clone();
+    let mut codecs = Vec::new();
+    while !bytes.is_empty() {
+        let b = sluice_protocol::batch::RecordBatch::split_first(&mut bytes).unwrap();
+        codecs.push(b.header().compression());
+    }
+    codecs
+}
+
+/// `sluice topic create --compression zstd`: that topic stores zstd
+/// whatever producers send, before and after a restart, while another
+/// topic on the same broker keeps what producers send; describe shows the
+/// setting in text and JSON.
+#[tokio::test]
+async fn a_per_topic_codec_recompresses_only_that_topic_and_survives_restart() {
+    let mut broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    sluice_ok(&addr, &["topic", "create", "z", "--compression", "zstd"]);
+    sluice_ok(&addr, &["topic", "create", "k"]);
+    let mut c = broker.connect().await;
+    let zstd = vec![Compression::Zstd; 2];
+    let as_sent = vec![Compression::None, Compression::Lz4];
+    assert_eq!(produce_and_stored_codecs(&mut c, "z", "a", 0).await, zstd);
+    assert_eq!(
+        produce_and_stored_codecs(&mut c, "k", "a", 0).await,
+        as_sent
+    );
+
+    drop(c);
+    broker.stop();
+    broker.restart();
+    let mut c = broker.connect().await;
+    assert_eq!(produce_and_stored_codecs(&mut c, "z", "b", 20).await, zstd);
+    assert_eq!(
+        produce_and_stored_codecs(&mut c, "k", "b", 20).await,
+        as_sent
+    );
+    let records = read_partition(&mut c, "z", 0, 0).await;
+    assert_eq!(records.len(), 40);
+    assert!(records[0].1.starts_with(b"a:0-"));
+    assert!(records[39].1.starts_with(b"b:9-"));
+
+    let text = sluice_ok(&addr, &["topic", "describe", "z"]);
+    assert!(text.lines().any(|l| l == "compression: zstd"), "{text}");
+    let text = sluice_ok(&addr, &["topic", "describe", "k"]);
+    assert!(text.lines().any(|l| l == "compression: producer"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&sluice_ok(
+        &addr,
+        &["topic", "describe", "z", "--output", "json"],
+    ))
+    .unwrap();
+    assert_eq!(json["config"]["compression"], "zstd", "{json}");
+}
+
+/// Version 0 of CreateTopics and Metadata (clients from before per-topic
+/// compression) still works against this broker, which answers in version
+/// 0; version 1 carries the setting.
+#[tokio::test]
+async fn version_0_requests_are_answered_in_version_0() {
+    use sluice_protocol::wire::ApiKey;
+    use sluice_protocol::wire::create_topics::{
+        CreateTopicsRequest, CreateTopicsRequestV0, CreateTopicsResponse, NewTopic, NewTopicV0,
+    };
+    use sluice_protocol::wire::metadata::{MetadataRequest, MetadataResponse, MetadataResponseV0};
+    use sluice_protocol::wire::topic_config::{TopicCompression, TopicConfigV0};
+
+    let broker = TestBroker::start();
+    let mut c = broker.connect().await;
+    let v0 = CreateTopicsRequestV0 {
+        topics: vec![NewTopicV0 {
+            name: "old".into(),
+            partitions: 1,
+            config: TopicConfigV0 {
+                retention_ms: Some(60_000),
+                ..TopicConfigV0::default()
+            },
+        }],
+    };
+    c.send_version(ApiKey::CreateTopics, 0, &v0, &[])
+        .await
+        .unwrap();
+    let (r, _) = c.recv::<CreateTopicsResponse>().await.unwrap();
+    assert_eq!(r.results[0].error_code, ErrorCode::None, "{r:?}");
+    let v1 = CreateTopicsRequest {
+        topics: vec![NewTopic {
+            name: "new".into(),
+            partitions: 1,
+            config: TopicConfig {
+                compression: Some(TopicCompression::Gzip),
+                ..TopicConfig::default()
+            },
+        }],
+    };
+    c.send_version(ApiKey::CreateTopics, 1, &v1, &[])
+        .await
+        .unwrap();
+    let (r, _) = c.recv::<CreateTopicsResponse>().await.unwrap();
+    assert_eq!(r.results[0].error_code, ErrorCode::None, "{r:?}");
+
+    // Version 0 answers decode as version 0 (no bytes left over).
+    let all = MetadataRequest { topics: None };
+    c.send_version(ApiKey::Metadata, 0, &all, &[])
+        .await
+        .unwrap();
+    let (m, _) = c.recv::<MetadataResponseV0>().await.unwrap();
+    let old = m.topics.iter().find(|t| t.name == "old").unwrap();
+    assert_eq!(old.config.retention_ms, Some(60_000));
+    c.send_version(ApiKey::Metadata, 1, &all, &[])
+        .await
+        .unwrap();
+    let (m, _) = c.recv::<MetadataResponse>().await.unwrap();
+    let compression = |name: &str| {
+        m.topics
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap()
+            .config
+            .compression
+    };
+    assert_eq!(compression("old"), Some(TopicCompression::Producer));
+    assert_eq!(compression("new"), Some(TopicCompression::Gzip));
+    // The library negotiates version 1 with this broker.
+    assert_eq!(c.negotiated_version(ApiKey::Metadata).await.unwrap(), 1);
+}
