@@ -5,7 +5,7 @@ use sluice_protocol::wire::broker_status::BrokerStatusResponse;
 use sluice_protocol::wire::create_topics::NewTopic;
 use sluice_protocol::wire::metadata::TopicMetadata;
 use sluice_protocol::wire::partition_status::TopicState;
-pub use sluice_protocol::wire::topic_config::{FlushMode, TopicConfig};
+pub use sluice_protocol::wire::topic_config::{FlushMode, TopicCompression, TopicConfig};
 
 use crate::connection::Connection;
 use crate::error::ClientError;

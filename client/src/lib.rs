@@ -19,7 +19,7 @@ pub mod error;
 pub mod partitioner;
 pub mod producer;
 
-pub use admin::{Admin, FlushMode, TopicConfig};
+pub use admin::{Admin, FlushMode, TopicCompression, TopicConfig};
 pub use connection::{Connection, FetchedPartition};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo};
 pub use error::ClientError;
