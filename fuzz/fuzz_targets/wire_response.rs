@@ -18,7 +18,7 @@ use sluice_protocol::wire::delete_topics::DeleteTopicsResponse;
 use sluice_protocol::wire::fetch::FetchResponse;
 use sluice_protocol::wire::frame::{LEN_PREFIX, RESPONSE_HEADER_LEN};
 use sluice_protocol::wire::list_offsets::ListOffsetsResponse;
-use sluice_protocol::wire::metadata::MetadataResponse;
+use sluice_protocol::wire::metadata::{MetadataResponse, MetadataResponseV0};
 use sluice_protocol::wire::offset_commit::OffsetCommitResponse;
 use sluice_protocol::wire::offset_fetch::OffsetFetchResponse;
 use sluice_protocol::wire::produce::ProduceResponse;
@@ -73,6 +73,7 @@ fuzz_target!(|data: &[u8]| {
 fn decode_responses(body: &[u8], tail_len: usize) {
     stable::<ApiVersionsResponse>(body);
     stable::<MetadataResponse>(body);
+    stable::<MetadataResponseV0>(body);
     stable::<CreateTopicsResponse>(body);
     stable::<DeleteTopicsResponse>(body);
     stable::<ProduceResponse>(body);
