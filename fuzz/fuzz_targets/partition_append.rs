@@ -9,7 +9,9 @@
 //! next offset; only honest, uncompressed, non-empty batches stamped no
 //! further ahead than the bound are accepted; the next offset never passes
 //! `OFFSET_CEILING`; reads (before and after a clean reopen) return exactly
-//! the accepted records at their offsets.
+//! the accepted records at their offsets. Batches whose edited producer
+//! fields name an idempotent producer (id >= 0) may also be refused for their
+//! sequence, or answered as a duplicate that appends nothing.
 #![no_main]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -202,11 +204,13 @@ fuzz_target!(|data: &[u8]| {
         let batches = 1 + usize::from(input.u8() % 4);
         let mut buf = Vec::new();
         let mut all_honest = true;
+        let mut idempotent = false;
         let mut values = Vec::new();
         for _ in 0..batches {
             tag += 1;
             let (b, honest, v) = hostile_batch(&mut input, tag);
             all_honest &= honest;
+            idempotent |= i64::from_be_bytes(b[43..51].try_into().unwrap_or([0xff; 8])) >= 0;
             buf.extend_from_slice(&b);
             values.extend(v);
         }
@@ -214,6 +218,12 @@ fuzz_target!(|data: &[u8]| {
         let segments = log.segment_count();
         let before_ms = now_ms();
         match log.append(&mut buf) {
+            Ok(info) if info.duplicate => {
+                // A retry of batches this producer already appended.
+                assert!(idempotent, "a duplicate without a producer id: {info:?}");
+                assert_eq!(log.next_offset(), before, "a duplicate appended");
+                assert!(info.last_offset < before);
+            }
             Ok(info) => {
                 assert!(all_honest, "accepted a batch whose header lies: {info:?}");
                 assert!(info.max_timestamp <= now_ms() + AHEAD.as_millis() as i64);
@@ -236,9 +246,12 @@ fuzz_target!(|data: &[u8]| {
                 // An honest append fails only for its timestamp or the ceiling.
                 if all_honest {
                     let msg = e.to_string();
+                    let producer_check = idempotent
+                        && (msg.contains("producer") || msg.contains("retried batches"));
                     assert!(
                         msg.contains("ahead of the broker's clock")
-                            || msg.contains("offset ceiling"),
+                            || msg.contains("offset ceiling")
+                            || producer_check,
                         "honest append refused: {e} (started {before_ms})"
                     );
                 }
