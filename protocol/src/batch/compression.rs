@@ -10,7 +10,7 @@
 
 use std::io::{Read, Write};
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 
 use super::attributes::COMPRESSION_MASK;
 use super::header::crc_of;
@@ -423,9 +423,10 @@ pub fn build_compressed(
     if let Some(dst) = out.get_mut(17..CRC_START) {
         dst.copy_from_slice(&crc.to_be_bytes());
     }
-    let mut buf = BytesMut::with_capacity(out.len());
-    buf.put_slice(&out);
-    Ok(buf)
+    // Takes over the vector's buffer (unique, so no second copy of the batch).
+    Ok(bytes::Bytes::from(out)
+        .try_into_mut()
+        .unwrap_or_else(|shared| BytesMut::from(&shared[..])))
 }
 
 #[cfg(test)]
