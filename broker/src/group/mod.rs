@@ -4,7 +4,9 @@
 //! [`crate::service::groups`].
 //!
 //! - [`types`]: the typed requests and answers.
+//! - [`record`]: the durable form of a group (offsets-log key type 2).
 
+pub mod record;
 pub mod types;
 
 pub use types::*;
