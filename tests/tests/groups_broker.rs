@@ -219,6 +219,14 @@ async fn two_members_join_and_sync_and_a_leave_gives_the_other_a_new_generation(
     assert_eq!(g.members[0].client_host, "127.0.0.1");
     assert_eq!(g.members[0].client_id, "groups-test");
 
+    let (status, metrics) = sluice_tests::http_get(broker.metrics_addr.unwrap(), "/metrics");
+    assert_eq!(status, 200);
+    let sample = |series| sluice_tests::sample(&metrics, series);
+    assert_eq!(sample("sluice_groups{state=\"Stable\"}"), Some(1.0));
+    assert_eq!(sample("sluice_groups{state=\"Empty\"}"), Some(0.0));
+    assert_eq!(sample("sluice_group_members"), Some(2.0));
+    assert_eq!(sample("sluice_group_rebalances_total"), Some(2.0));
+
     let left_at = Instant::now();
     let r = b
         .conn
