@@ -356,9 +356,9 @@ async fn a_restarted_coordinator_restores_the_stable_generation() {
 async fn members_joining_an_empty_group_together_share_its_first_generation() {
     let f = Fixture::new(Duration::from_millis(300));
     let a = member_id(&f.c).await;
-    let b = member_id(&f.c).await;
     let ja = spawn_join(&f.c, join_req(&a, None, RANGE));
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let b = member_id(&f.c).await;
     let jb = spawn_join(&f.c, join_req(&b, None, RANGE));
     let (ra, rb) = (ja.await.unwrap(), jb.await.unwrap());
     assert_eq!((ra.generation_id, rb.generation_id), (1, 1));
