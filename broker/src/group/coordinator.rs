@@ -461,8 +461,15 @@ impl Coordinator {
             Ok(v) => v,
         };
         if let Some((persist, generation)) = leader_persist {
-            self.store_assignments(&req.group, persist, generation)
-                .await;
+            // A task of its own: the generation becomes Stable even if the
+            // leader goes away while it is stored.
+            let me = self.me.clone();
+            let group = req.group.clone();
+            self.spawn(async move {
+                if let Some(c) = me.upgrade() {
+                    c.store_assignments(&group, persist, generation).await;
+                }
+            });
         }
         rx.await
             .unwrap_or_else(|_| SyncResult::error(ErrorCode::RebalanceInProgress))

@@ -398,3 +398,104 @@ async fn joins_are_checked() {
         ErrorCode::InconsistentGroupProtocol
     );
 }
+
+/// `a` leader and `b` joined generation 2, both yet to sync.
+async fn joined_pair(c: &Arc<Coordinator>) -> (String, String) {
+    let a = lone_member(c).await;
+    let b = member_id(c).await;
+    let jb = spawn_join(c, join_req(&b, None, RANGE));
+    tokio::task::yield_now().await;
+    let ra = c.join(join_req(&a, None, RANGE)).await;
+    assert_eq!((ra.generation_id, jb.await.unwrap().generation_id), (2, 2));
+    (a, b)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_generation_becomes_stable_even_if_the_leader_goes_away_while_it_is_stored() {
+    let f = Fixture::new(Duration::ZERO);
+    let (a, b) = joined_pair(&f.c).await;
+    let c = Arc::clone(&f.c);
+    let b2 = b.clone();
+    let sb = tokio::spawn(async move { c.sync(sync_req(&b2, 2, &[])).await });
+    tokio::task::yield_now().await;
+    // The leader's request is dropped right after it was read.
+    let leader = f.c.sync(sync_req(&a, 2, &[(&a, b"A"), (&b, b"B")]));
+    assert!(tokio::time::timeout(Duration::ZERO, leader).await.is_err());
+    let sb = tokio::time::timeout(Duration::from_secs(60), sb).await;
+    assert_eq!(
+        sb.expect("follower's sync never answered")
+            .unwrap()
+            .assignment,
+        b"B"
+    );
+    assert_eq!(state(&f.c).0, GroupState::Stable);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_whose_waiting_sync_was_abandoned_still_expires() {
+    let f = Fixture::new(Duration::ZERO);
+    let (a, b) = joined_pair(&f.c).await;
+    // `b`'s sync waits for the leader, then its caller goes away.
+    let abandoned = f.c.sync(sync_req(&b, 2, &[]));
+    assert!(
+        tokio::time::timeout(Duration::ZERO, abandoned)
+            .await
+            .is_err()
+    );
+    // The leader only heartbeats (slow to assign): `b` expires all the same.
+    let told = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let code = f.c.heartbeat(&hb(&a, 2));
+            if code != ErrorCode::None {
+                return code;
+            }
+        }
+    })
+    .await;
+    assert_eq!(told, Ok(ErrorCode::RebalanceInProgress));
+    assert_eq!(f.c.heartbeat(&hb(&b, 2)), ErrorCode::UnknownMemberId);
+}
+
+#[tokio::test(start_paused = true)]
+async fn group_size_is_capped_and_static_members_leave_by_instance_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(OffsetStore::open(Arc::new(StdFs), dir.path(), OffsetsConfig::default()).unwrap());
+    let config = GroupConfig {
+        max_size: 1,
+        initial_rebalance_delay: Duration::ZERO,
+        ..GroupConfig::default()
+    };
+    let c = Coordinator::open(config, store);
+    let r = c.join(join_req("", Some("i1"), RANGE)).await;
+    assert_eq!((r.error, r.generation_id), (ErrorCode::None, 1));
+    assert_eq!(
+        c.join(join_req("", None, RANGE)).await.error,
+        ErrorCode::GroupMaxSizeReached
+    );
+    assert_eq!(
+        c.join(join_req("", Some("i2"), RANGE)).await.error,
+        ErrorCode::GroupMaxSizeReached
+    );
+    let wrong = MemberRef {
+        member_id: "someone-else".into(),
+        group_instance_id: Some("i1".into()),
+    };
+    let by_instance = MemberRef {
+        member_id: String::new(),
+        group_instance_id: Some("i1".into()),
+    };
+    let left = c.leave("g", vec![wrong, by_instance]);
+    let codes: Vec<ErrorCode> = left.members.iter().map(|m| m.1).collect();
+    assert_eq!(codes, [ErrorCode::FencedInstanceId, ErrorCode::None]);
+    assert_eq!(state(&c), (GroupState::Empty, 2, 0));
+    // Kafka's JoinGroup v0-3: no member id round.
+    let old_style = JoinGroup {
+        require_known_member_id: false,
+        ..join_req("", None, RANGE)
+    };
+    let r = c.join(old_style).await;
+    assert_eq!((r.error, r.generation_id), (ErrorCode::None, 3));
+    assert!(!r.member_id.is_empty());
+}
