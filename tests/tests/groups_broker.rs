@@ -8,13 +8,13 @@
 
 use std::time::{Duration, Instant};
 
-use sluice_client::Connection;
-use sluice_protocol::wire::ErrorCode;
+use sluice_client::{ClientError, Connection};
 use sluice_protocol::wire::join_group::{JoinGroupRequest, JoinGroupResponse, JoinProtocol};
 use sluice_protocol::wire::leave_group::LeavingMember;
 use sluice_protocol::wire::offset_commit::{CommitPartition, OffsetCommitRequestV1};
 use sluice_protocol::wire::sync_group::{SyncGroupAssignment, SyncGroupRequest};
 use sluice_protocol::wire::topic_config::TopicConfig;
+use sluice_protocol::wire::{ApiKey, ErrorCode, RequestHeader};
 use sluice_tests::{TestBroker, create_topic};
 
 const GROUP: &str = "g";
@@ -411,4 +411,70 @@ async fn a_rebalance_cut_short_by_a_coordinator_crash_starts_again() {
         (3, 3, 3)
     );
     assert_eq!(ra.members.len(), 3);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn bad_group_requests_get_error_codes_and_the_connection_goes_on() {
+    let broker = TestBroker::start();
+    let mut conn = broker.connect().await;
+    // An undecodable body for every group API: InvalidRequest, then the
+    // connection serves the next request.
+    for (i, api) in [
+        ApiKey::JoinGroup,
+        ApiKey::SyncGroup,
+        ApiKey::Heartbeat,
+        ApiKey::LeaveGroup,
+        ApiKey::DescribeGroups,
+        ApiKey::ListGroups,
+        ApiKey::DeleteGroups,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = [0xFF; 7];
+        let header = RequestHeader {
+            api_key: api as u16,
+            api_version: 0,
+            correlation_id: 1000 + i as u32,
+            body_len: body.len() as u32,
+        }
+        .encode(0)
+        .unwrap();
+        conn.write_raw(&[&header[..], &body].concat())
+            .await
+            .unwrap();
+        match conn.recv::<()>().await {
+            Err(ClientError::Broker { code, .. }) => {
+                assert_eq!(code, ErrorCode::InvalidRequest, "{api:?}")
+            }
+            other => panic!("{api:?}: {other:?}"),
+        }
+    }
+    let err = conn.list_groups(vec!["Bogus".into()]).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Broker {
+                code: ErrorCode::InvalidRequest,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let mut m = Member::new(&broker, 1).await;
+    let r = m.conn.join_group(&m.join_request()).await.unwrap();
+    assert_eq!(r.error_code, ErrorCode::InvalidSessionTimeout);
+    let mut req = m.join_request();
+    req.session_timeout_ms = 10_000;
+    req.group = "no spaces".into();
+    let r = m.conn.join_group(&req).await.unwrap();
+    assert_eq!(r.error_code, ErrorCode::InvalidGroupName);
+    req.group = GROUP.into();
+    req.protocols.clear();
+    let r = m.conn.join_group(&req).await.unwrap();
+    assert_eq!(r.error_code, ErrorCode::InconsistentGroupProtocol);
+    let r = conn.heartbeat(GROUP, 1, "nobody", None).await.unwrap();
+    assert_eq!(r.error_code, ErrorCode::UnknownMemberId);
+    let listed = conn.list_groups(vec![]).await.unwrap();
+    assert!(listed.groups.is_empty(), "refused joins created no group");
 }

@@ -33,6 +33,10 @@ pub struct GroupConfig {
     pub max_size: usize,
     /// The first rebalance of an Empty group waits this long for more members.
     pub initial_rebalance_delay: Duration,
+    /// Most groups held in memory; a join that would create another is
+    /// refused with `TooManyCommittedOffsets` (groups count against
+    /// `max_committed_offsets`, as their stored records do).
+    pub max_groups: usize,
 }
 
 impl Default for GroupConfig {
@@ -42,6 +46,7 @@ impl Default for GroupConfig {
             max_session_timeout: Duration::from_secs(1800),
             max_size: 1000,
             initial_rebalance_delay: Duration::from_millis(500),
+            max_groups: 100_000,
         }
     }
 }
@@ -189,6 +194,9 @@ impl Coordinator {
         if !groups.contains_key(&req.group) {
             if !req.member_id.is_empty() {
                 return fail(ErrorCode::UnknownMemberId, &req.member_id);
+            }
+            if groups.len() >= self.config.max_groups {
+                return fail(ErrorCode::TooManyCommittedOffsets, "");
             }
             groups.insert(req.group.clone(), Group::new());
         }

@@ -465,6 +465,7 @@ async fn group_size_is_capped_and_static_members_leave_by_instance_id() {
     let config = GroupConfig {
         max_size: 1,
         initial_rebalance_delay: Duration::ZERO,
+        max_groups: 1,
         ..GroupConfig::default()
     };
     let c = Coordinator::open(config, store);
@@ -477,6 +478,15 @@ async fn group_size_is_capped_and_static_members_leave_by_instance_id() {
     assert_eq!(
         c.join(join_req("", Some("i2"), RANGE)).await.error,
         ErrorCode::GroupMaxSizeReached
+    );
+    let another_group = JoinGroup {
+        group: "h".into(),
+        ..join_req("", None, RANGE)
+    };
+    assert_eq!(
+        c.join(another_group).await.error,
+        ErrorCode::TooManyCommittedOffsets,
+        "groups held are capped"
     );
     let wrong = MemberRef {
         member_id: "someone-else".into(),
