@@ -326,6 +326,9 @@ async fn a_group_with_members_is_not_deleted() {
     // The Empty generation is stored by a task of its own.
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(state(&f.c), (GroupState::Empty, 2, 0));
+    let stored = f.store.group_records();
+    let empty = record::GroupRecord::decode(&stored[0].1).unwrap();
+    assert_eq!((empty.generation_id, empty.members.len()), (2, 0));
     assert_eq!(f.c.delete(vec!["g".into()]).await[0].1, ErrorCode::None);
     assert_eq!(state(&f.c).0, GroupState::Dead);
     assert!(f.store.group_records().is_empty());
