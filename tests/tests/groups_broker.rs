@@ -478,3 +478,29 @@ async fn bad_group_requests_get_error_codes_and_the_connection_goes_on() {
     let listed = conn.list_groups(vec![]).await.unwrap();
     assert!(listed.groups.is_empty(), "refused joins created no group");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_join_waiting_at_shutdown_is_answered_and_the_broker_stops_cleanly() {
+    let mut broker = TestBroker::start();
+    let (mut a, _b) = stable_pair(&broker, 10_000).await;
+    let mut c = Member::new(&broker, 10_000).await;
+    let r = c.conn.join_group(&c.join_request()).await.unwrap();
+    c.id = r.member_id;
+    let req = c.join_request();
+    let mut c_conn = c.take_conn().await;
+    let waiting = tokio::spawn(async move { c_conn.join_group(&req).await });
+    assert_eq!(
+        a.heartbeat_until_told().await,
+        ErrorCode::RebalanceInProgress
+    );
+    let asked = Instant::now();
+    broker.stop(); // SIGTERM; panics unless the exit is clean
+    assert!(
+        asked.elapsed() < Duration::from_secs(9),
+        "shutdown waited for the join"
+    );
+    match waiting.await.unwrap() {
+        Err(ClientError::Broker { code, .. }) => assert_eq!(code, ErrorCode::BrokerShuttingDown),
+        other => panic!("{other:?}"),
+    }
+}
