@@ -512,3 +512,46 @@ async fn group_size_is_capped_and_static_members_leave_by_instance_id() {
     assert_eq!((r.error, r.generation_id), (ErrorCode::None, 3));
     assert!(!r.member_id.is_empty());
 }
+
+/// A generation that cannot be stored is not acknowledged: every waiting
+/// sync gets the storage error and the group rebalances; once the disk
+/// recovers, the next generation is stored and Stable.
+#[tokio::test(start_paused = true)]
+async fn a_generation_that_cannot_be_stored_is_not_acknowledged() {
+    use crate::log::fault::{Faults, FaultyFs};
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::new();
+    let fs = Arc::new(FaultyFs::new(Arc::clone(&faults)));
+    let store = Arc::new(OffsetStore::open(fs, dir.path(), OffsetsConfig::default()).unwrap());
+    let config = GroupConfig {
+        initial_rebalance_delay: Duration::ZERO,
+        ..GroupConfig::default()
+    };
+    let c = Coordinator::open(config, Arc::clone(&store));
+    let (a, b) = joined_pair(&c).await;
+    faults.set_space_left(0);
+    let c2 = Arc::clone(&c);
+    let b2 = b.clone();
+    let sb = tokio::spawn(async move { c2.sync(sync_req(&b2, 2, &[])).await });
+    tokio::task::yield_now().await;
+    let sa = c.sync(sync_req(&a, 2, &[(&a, b"A"), (&b, b"B")])).await;
+    assert_eq!(sa.error, ErrorCode::DiskFull);
+    assert_eq!(sb.await.unwrap().error, ErrorCode::DiskFull);
+    assert!(sa.assignment.is_empty());
+    assert_eq!(state(&c).0, GroupState::PreparingRebalance);
+    let stored = record::GroupRecord::decode(&store.group_records()[0].1).unwrap();
+    assert_eq!(stored.generation_id, 1, "nothing of generation 2 stored");
+    faults.clear_disk_full();
+    let jb = spawn_join(&c, join_req(&b, None, RANGE));
+    let ra = c.join(join_req(&a, None, RANGE)).await;
+    assert_eq!((ra.generation_id, jb.await.unwrap().generation_id), (3, 3));
+    let sb = {
+        let c = Arc::clone(&c);
+        tokio::spawn(async move { c.sync(sync_req(&b, 3, &[])).await })
+    };
+    tokio::task::yield_now().await;
+    let sa = c.sync(sync_req(&a, 3, &[(&a, b"A3")])).await;
+    assert_eq!(sa.assignment, b"A3");
+    assert_eq!(sb.await.unwrap().error, ErrorCode::None);
+    assert_eq!(state(&c), (GroupState::Stable, 3, 2));
+}
