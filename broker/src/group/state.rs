@@ -2,7 +2,7 @@
 //! generation, protocol and leader, and the pure rules over them (protocol
 //! choice, what is stored, what is described). No locks, no timers.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +39,16 @@ pub(crate) struct Member {
     pub(crate) seq: u64,
     /// Identifies this member object for its expiry timer.
     pub(crate) incarnation: u64,
+    /// Its expiry timer, stopped when the member goes.
+    pub(crate) expiry: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        if let Some(t) = self.expiry.take() {
+            t.abort();
+        }
+    }
 }
 
 impl Member {
@@ -89,8 +99,9 @@ pub(crate) struct Group {
     pub(crate) members: HashMap<String, Member>,
     /// Static id → member id.
     pub(crate) static_members: HashMap<String, String>,
-    /// Member ids handed out with `MemberIdRequired`, not yet joined.
-    pub(crate) pending: HashSet<String>,
+    /// Member ids handed out with `MemberIdRequired`, not yet joined,
+    /// with the timer that forgets each.
+    pub(crate) pending: HashMap<String, Option<tokio::task::AbortHandle>>,
     /// Counts rebalances; a rebalance timer acts only on its own.
     pub(crate) epoch: u64,
     pub(crate) initial_delay: Option<InitialDelay>,
@@ -98,6 +109,8 @@ pub(crate) struct Group {
     pub(crate) pending_assignments: Option<HashMap<String, Vec<u8>>>,
     /// Serialises the group's writes to the offsets log.
     pub(crate) persist: Arc<tokio::sync::Mutex<()>>,
+    /// The running rebalance's timer, stopped when another starts.
+    pub(crate) rebalance_timer: Option<tokio::task::AbortHandle>,
     pub(crate) next_seq: u64,
 }
 
@@ -112,11 +125,12 @@ impl Group {
             leader: None,
             members: HashMap::new(),
             static_members: HashMap::new(),
-            pending: HashSet::new(),
+            pending: HashMap::new(),
             epoch: 0,
             initial_delay: None,
             pending_assignments: None,
             persist: Arc::new(tokio::sync::Mutex::new(())),
+            rebalance_timer: None,
             next_seq: 0,
         }
     }
@@ -174,6 +188,20 @@ impl Group {
                 va.cmp(&vb).then(rank(b).cmp(&rank(a)))
             })
             .map(str::to_owned)
+    }
+
+    /// Forgets a handed-out member id (stopping its timer); whether it was
+    /// outstanding.
+    pub(crate) fn take_pending(&mut self, id: &str) -> bool {
+        match self.pending.remove(id) {
+            Some(timer) => {
+                if let Some(t) = timer {
+                    t.abort();
+                }
+                true
+            }
+            None => false,
+        }
     }
 
     /// Every member waits in a join and no handed-out id is outstanding.
@@ -285,6 +313,7 @@ impl Group {
                 deadline: now + session_timeout,
                 seq: g.next_seq,
                 incarnation: *next_incarnation,
+                expiry: None,
             };
             g.next_seq += 1;
             g.members.insert(m.member_id, member);

@@ -555,3 +555,30 @@ async fn a_generation_that_cannot_be_stored_is_not_acknowledged() {
     assert_eq!(sb.await.unwrap().error, ErrorCode::None);
     assert_eq!(state(&c), (GroupState::Stable, 3, 2));
 }
+
+/// Timers stop with what they time: members joining and leaving in a loop
+/// leave no sleeping expiry or rebalance timers behind.
+#[tokio::test(start_paused = true)]
+async fn members_coming_and_going_leave_no_timers_behind() {
+    let f = Fixture::new(Duration::ZERO);
+    for _ in 0..200 {
+        let id = member_id(&f.c).await;
+        let r = f.c.join(join_req(&id, None, RANGE)).await;
+        assert_eq!(r.error, ErrorCode::None);
+        // The member's timers start sleeping.
+        tokio::task::yield_now().await;
+        let left = f.c.leave(
+            "g",
+            vec![MemberRef {
+                member_id: id,
+                group_instance_id: None,
+            }],
+        );
+        assert_eq!(left.members[0].1, ErrorCode::None);
+    }
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let alive = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    assert!(alive < 10, "{alive} tasks alive");
+}

@@ -84,7 +84,7 @@ pub struct Coordinator {
     next_incarnation: AtomicU64,
     rebalances: AtomicU64,
     /// Expiry timers of restored members, when opened outside a runtime.
-    deferred: Mutex<Vec<(String, String, u64)>>,
+    deferred: Mutex<Vec<(String, String)>>,
 }
 
 /// What a locked step of an operation decided.
@@ -114,14 +114,9 @@ impl Coordinator {
                 }
             }
         }
-        let timers: Vec<(String, String, u64)> = groups
+        let deferred: Vec<(String, String)> = groups
             .iter()
-            .flat_map(|(g, group)| {
-                group
-                    .members
-                    .values()
-                    .map(move |m| (g.clone(), m.id.clone(), m.incarnation))
-            })
+            .flat_map(|(g, group)| group.members.keys().map(move |m| (g.clone(), m.clone())))
             .collect();
         let c = Arc::new_cyclic(|me| Coordinator {
             config,
@@ -132,20 +127,28 @@ impl Coordinator {
             next_id: AtomicU64::new(0),
             next_incarnation: AtomicU64::new(incarnation),
             rebalances: AtomicU64::new(0),
-            deferred: Mutex::new(Vec::new()),
+            deferred: Mutex::new(deferred),
         });
-        for (g, m, i) in timers {
-            c.spawn_expiry(g, m, i);
-        }
+        c.start_deferred();
         c
     }
 
-    /// Starts timers deferred because the coordinator was opened outside a
-    /// tokio runtime.
+    /// Starts the expiry timers of restored members (deferred while there
+    /// is no tokio runtime: a coordinator opened outside one starts them at
+    /// its first request).
     pub(super) fn start_deferred(&self) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
         let deferred = std::mem::take(&mut *self.deferred.lock());
-        for (g, m, i) in deferred {
-            self.spawn_expiry(g, m, i);
+        if deferred.is_empty() {
+            return;
+        }
+        let mut groups = self.groups.lock();
+        for (g, m) in deferred {
+            if let Some(group) = groups.get_mut(&g) {
+                self.arm_expiry(&g, group, &m);
+            }
         }
     }
 
@@ -230,13 +233,17 @@ impl Coordinator {
                 if g.members.len() + g.pending.len() >= self.config.max_size {
                     return fail(ErrorCode::GroupMaxSizeReached, "");
                 }
-                g.pending.insert(new_id.clone());
-                self.spawn_pending_expiry(req.group.clone(), new_id.clone(), req.session_timeout);
+                let timer = self.spawn_pending_expiry(
+                    req.group.clone(),
+                    new_id.clone(),
+                    req.session_timeout,
+                );
+                g.pending.insert(new_id.clone(), timer);
                 return fail(ErrorCode::MemberIdRequired, &new_id);
             }
             return self.add_member(&name, g, new_id, req);
         }
-        if g.pending.remove(&req.member_id) {
+        if g.take_pending(&req.member_id) {
             let id = req.member_id.clone();
             return self.add_member(&name, g, id, req);
         }
@@ -304,6 +311,7 @@ impl Coordinator {
             deadline: Instant::now() + req.session_timeout,
             seq: g.next_seq,
             incarnation,
+            expiry: None,
         };
         g.next_seq += 1;
         if let Some(i) = &member.instance_id {
@@ -313,7 +321,7 @@ impl Coordinator {
             g.leader = Some(id.clone());
         }
         g.members.insert(id.clone(), member);
-        self.spawn_expiry(name.to_owned(), id, incarnation);
+        self.arm_expiry(name, g, &id);
         if g.state == GroupState::PreparingRebalance {
             if let Some(d) = g.initial_delay.as_mut() {
                 d.joined = true;
@@ -355,7 +363,7 @@ impl Coordinator {
         if g.state == GroupState::Stable && same {
             update_member(&mut m, &req, None);
             g.members.insert(new_id.clone(), m);
-            self.spawn_expiry(name.to_owned(), new_id.clone(), incarnation);
+            self.arm_expiry(name, g, &new_id);
             let mut r = g.join_result(&new_id);
             r.members.clear();
             self.spawn_persist(name.to_owned());
@@ -364,7 +372,7 @@ impl Coordinator {
         let (tx, rx) = oneshot::channel();
         update_member(&mut m, &req, Some(tx));
         g.members.insert(new_id.clone(), m);
-        self.spawn_expiry(name.to_owned(), new_id, incarnation);
+        self.arm_expiry(name, g, &new_id);
         if g.state == GroupState::PreparingRebalance {
             self.maybe_complete_join(name, g);
         } else {
@@ -396,10 +404,11 @@ impl Coordinator {
                 remaining: g.rebalance_timeout().saturating_sub(delay),
                 joined: false,
             });
-            self.spawn_rebalance_timer(name.to_owned(), g.epoch, delay);
+            self.arm_rebalance_timer(name, g, delay);
         } else {
             g.initial_delay = None;
-            self.spawn_rebalance_timer(name.to_owned(), g.epoch, g.rebalance_timeout());
+            let timeout = g.rebalance_timeout();
+            self.arm_rebalance_timer(name, g, timeout);
             self.maybe_complete_join(name, g);
         }
     }
@@ -415,6 +424,9 @@ impl Coordinator {
     /// removed, the generation advances, and every waiting join is
     /// answered (the leader with everyone's metadata).
     pub(super) fn complete_join(&self, name: &str, g: &mut Group) {
+        if let Some(t) = g.rebalance_timer.take() {
+            t.abort();
+        }
         let gone: Vec<String> = g
             .members
             .values()
@@ -539,7 +551,7 @@ impl Coordinator {
                         ErrorCode::None
                     }
                 }
-            } else if g.pending.remove(&m.member_id) {
+            } else if g.take_pending(&m.member_id) {
                 self.maybe_complete_join(group, g);
                 ErrorCode::None
             } else if g.members.contains_key(&m.member_id) {

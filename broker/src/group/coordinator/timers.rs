@@ -9,25 +9,29 @@ use sluice_protocol::wire::ErrorCode;
 use tokio::time::Instant;
 
 use super::Coordinator;
-use crate::group::state::InitialDelay;
+use crate::group::state::{Group, InitialDelay};
 use crate::group::types::GroupState;
 
 impl Coordinator {
-    pub(super) fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(&self, f: F) -> bool {
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) => {
-                h.spawn(f);
-                true
-            }
-            Err(_) => false,
-        }
+    /// Spawns `f` on the current runtime, if there is one.
+    pub(super) fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(
+        &self,
+        f: F,
+    ) -> Option<tokio::task::AbortHandle> {
+        tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|h| h.spawn(f).abort_handle())
     }
 
-    /// Expires the member when its session ends (a timer, re-armed when
-    /// heartbeats move the deadline).
-    pub(super) fn spawn_expiry(&self, group: String, member: String, incarnation: u64) {
+    /// Arms the expiry timer of `g`'s member `id` (replacing any it had):
+    /// it expires the member when its session ends, re-arming itself when
+    /// heartbeats move the deadline, and stops when the member goes.
+    pub(super) fn arm_expiry(&self, name: &str, g: &mut Group, id: &str) {
+        let Some(m) = g.members.get_mut(id) else {
+            return;
+        };
+        let (group, member, incarnation) = (name.to_owned(), id.to_owned(), m.incarnation);
         let me = self.me.clone();
-        let (g2, m2) = (group.clone(), member.clone());
         let started = self.spawn(async move {
             loop {
                 let Some(c) = me.upgrade() else { return };
@@ -58,14 +62,24 @@ impl Coordinator {
                 tokio::time::sleep_until(next).await;
             }
         });
-        if !started {
-            self.deferred.lock().push((g2, m2, incarnation));
+        match started {
+            Some(t) => {
+                if let Some(old) = m.expiry.replace(t) {
+                    old.abort();
+                }
+            }
+            None => self.deferred.lock().push((name.to_owned(), id.to_owned())),
         }
     }
 
     /// Forgets a handed-out member id that is not used within the session
     /// timeout.
-    pub(super) fn spawn_pending_expiry(&self, group: String, member: String, after: Duration) {
+    pub(super) fn spawn_pending_expiry(
+        &self,
+        group: String,
+        member: String,
+        after: Duration,
+    ) -> Option<tokio::task::AbortHandle> {
         let me = self.me.clone();
         self.spawn(async move {
             tokio::time::sleep(after).await;
@@ -74,20 +88,23 @@ impl Coordinator {
             let Some(g) = groups.get_mut(&group) else {
                 return;
             };
-            if g.pending.remove(&member) {
+            if g.pending.remove(&member).is_some() {
                 c.maybe_complete_join(&group, g);
                 if g.state == GroupState::Empty && g.generation == 0 && g.pending.is_empty() {
                     groups.remove(&group);
                 }
             }
-        });
+        })
     }
 
-    /// Ends the join phase of rebalance `epoch` when its time is up.
-    pub(super) fn spawn_rebalance_timer(&self, group: String, epoch: u64, after: Duration) {
+    /// Ends the join phase of `g`'s current rebalance when its time is up
+    /// (or extends the initial delay); replaces the timer of an earlier
+    /// rebalance.
+    pub(super) fn arm_rebalance_timer(&self, name: &str, g: &mut Group, after: Duration) {
         let me = self.me.clone();
         let delay = self.config.initial_rebalance_delay;
-        self.spawn(async move {
+        let (group, epoch) = (name.to_owned(), g.epoch);
+        let timer = self.spawn(async move {
             tokio::time::sleep(after).await;
             let Some(c) = me.upgrade() else { return };
             let mut groups = c.groups.lock();
@@ -104,12 +121,15 @@ impl Coordinator {
                         remaining: d.remaining - step,
                         joined: false,
                     });
-                    c.spawn_rebalance_timer(group.clone(), epoch, step);
+                    c.arm_rebalance_timer(&group, g, step);
                     return;
                 }
             }
             c.complete_join(&group, g);
         });
+        if let Some(old) = std::mem::replace(&mut g.rebalance_timer, timer) {
+            old.abort();
+        }
     }
 
     /// Stores the group's current state if it is Stable or Empty (a write
