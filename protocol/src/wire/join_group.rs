@@ -88,8 +88,91 @@ impl JoinGroupResponse {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
-    use crate::wire::testutil::check_all;
+    use crate::wire::testutil::{assert_truncations_fail, check_all, round_trip};
+
+    fn bytes() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(any::<u8>(), 0..32)
+    }
+
+    fn request() -> impl Strategy<Value = JoinGroupRequest> {
+        (
+            ".{0,12}",
+            any::<(u32, u32)>(),
+            ".{0,12}",
+            proptest::option::of(".{0,12}"),
+            ".{0,8}",
+            ".{0,8}",
+            proptest::collection::vec((".{0,12}", bytes()), 0..4),
+        )
+            .prop_map(
+                |(group, (s, r), member_id, instance, client_id, pt, protocols)| JoinGroupRequest {
+                    group,
+                    session_timeout_ms: s,
+                    rebalance_timeout_ms: r,
+                    member_id,
+                    group_instance_id: instance,
+                    client_id,
+                    protocol_type: pt,
+                    protocols: protocols
+                        .into_iter()
+                        .map(|(name, metadata)| JoinProtocol { name, metadata })
+                        .collect(),
+                },
+            )
+    }
+
+    fn response() -> impl Strategy<Value = JoinGroupResponse> {
+        (
+            any::<u16>(),
+            any::<i32>(),
+            proptest::option::of(".{0,8}"),
+            proptest::option::of(".{0,8}"),
+            ".{0,12}",
+            ".{0,12}",
+            proptest::collection::vec((".{0,12}", proptest::option::of(".{0,8}"), bytes()), 0..4),
+        )
+            .prop_map(
+                |(code, generation_id, pt, pn, leader, member_id, members)| JoinGroupResponse {
+                    error_code: ErrorCode::from_u16(code),
+                    generation_id,
+                    protocol_type: pt,
+                    protocol_name: pn,
+                    leader,
+                    member_id,
+                    members: members
+                        .into_iter()
+                        .map(|(member_id, group_instance_id, metadata)| JoinGroupMember {
+                            member_id,
+                            group_instance_id,
+                            metadata,
+                        })
+                        .collect(),
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn any_request_round_trips(r in request()) {
+            let bytes = round_trip(&r);
+            assert_truncations_fail::<JoinGroupRequest>(&bytes);
+        }
+
+        #[test]
+        fn any_response_round_trips(r in response()) {
+            let bytes = round_trip(&r);
+            assert_truncations_fail::<JoinGroupResponse>(&bytes);
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
+            let _ = crate::wire::decode_body::<JoinGroupRequest>(&bytes);
+            let _ = crate::wire::decode_body::<JoinGroupResponse>(&bytes);
+        }
+    }
 
     #[test]
     fn request_round_trips_and_rejects_truncation() {
