@@ -582,3 +582,38 @@ async fn members_coming_and_going_leave_no_timers_behind() {
         .num_alive_tasks();
     assert!(alive < 10, "{alive} tasks alive");
 }
+
+/// A leader that joins but never assigns does not hold the group: at the
+/// rebalance timeout it is removed and the others rebalance without it.
+#[tokio::test(start_paused = true)]
+async fn a_leader_that_never_syncs_is_removed_at_the_rebalance_timeout() {
+    let f = Fixture::new(Duration::ZERO);
+    let (a, b) = joined_pair(&f.c).await;
+    let c = Arc::clone(&f.c);
+    let b2 = b.clone();
+    let sb = tokio::spawn(async move { c.sync(sync_req(&b2, 2, &[])).await });
+    // The leader heartbeats on but never sends its SyncGroup.
+    let c = Arc::clone(&f.c);
+    let started = tokio::time::Instant::now();
+    let beat = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let code = c.heartbeat(&hb(&a, 2));
+            if code != ErrorCode::None {
+                return code;
+            }
+        }
+    });
+    let sb = tokio::time::timeout(REBALANCE * 4, sb).await;
+    assert_eq!(
+        sb.expect("the group waited for the leader").unwrap().error,
+        ErrorCode::RebalanceInProgress
+    );
+    assert!(started.elapsed() >= REBALANCE);
+    assert_eq!(beat.await.unwrap(), ErrorCode::UnknownMemberId);
+    let r = f.c.join(join_req(&b, None, RANGE)).await;
+    assert_eq!(
+        (r.generation_id, r.leader.as_str(), r.members.len()),
+        (3, b.as_str(), 1)
+    );
+}

@@ -389,6 +389,8 @@ impl Coordinator {
             for m in g.members.values_mut() {
                 m.assignment.clear();
                 if let Some(w) = m.sync_waiter.take() {
+                    // Answered: its session starts again.
+                    m.deadline = Instant::now() + m.session_timeout;
                     let _ = w.send(SyncResult::error(ErrorCode::RebalanceInProgress));
                 }
             }
@@ -463,6 +465,8 @@ impl Coordinator {
                 }
             }
         }
+        let timeout = g.rebalance_timeout();
+        self.arm_rebalance_timer(name, g, timeout);
         tracing::info!(
             group = name,
             generation = g.generation,

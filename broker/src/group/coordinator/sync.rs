@@ -153,6 +153,8 @@ impl Coordinator {
                 for m in g.members.values_mut() {
                     m.assignment = assignments.remove(&m.id).unwrap_or_default();
                     if let Some(w) = m.sync_waiter.take() {
+                        // Answered: its session starts again.
+                        m.deadline = Instant::now() + m.session_timeout;
                         let _ = w.send(SyncResult {
                             error: ErrorCode::None,
                             protocol_type: pt.clone(),
@@ -167,6 +169,8 @@ impl Coordinator {
                 tracing::warn!(group = name, generation, %message, "could not store the group");
                 for m in g.members.values_mut() {
                     if let Some(w) = m.sync_waiter.take() {
+                        // Answered: its session starts again.
+                        m.deadline = Instant::now() + m.session_timeout;
                         let _ = w.send(SyncResult::error(code));
                     }
                 }

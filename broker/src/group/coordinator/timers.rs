@@ -98,8 +98,9 @@ impl Coordinator {
     }
 
     /// Ends the join phase of `g`'s current rebalance when its time is up
-    /// (or extends the initial delay); replaces the timer of an earlier
-    /// rebalance.
+    /// (or extends the initial delay); in the sync phase, removes the
+    /// members that sent no SyncGroup in time (a leader that never assigns
+    /// does not hold the group). Replaces the timer of an earlier phase.
     pub(super) fn arm_rebalance_timer(&self, name: &str, g: &mut Group, after: Duration) {
         let me = self.me.clone();
         let delay = self.config.initial_rebalance_delay;
@@ -111,7 +112,23 @@ impl Coordinator {
             let Some(g) = groups.get_mut(&group) else {
                 return;
             };
-            if g.epoch != epoch || g.state != GroupState::PreparingRebalance {
+            if g.epoch != epoch {
+                return;
+            }
+            if g.state == GroupState::CompletingRebalance && g.pending_assignments.is_none() {
+                let late: Vec<String> = g
+                    .members
+                    .values()
+                    .filter(|m| m.sync_waiter.is_none())
+                    .map(|m| m.id.clone())
+                    .collect();
+                for id in late {
+                    tracing::info!(group, member = %id, "member did not sync in time; removed");
+                    c.member_gone(&group, g, &id, ErrorCode::UnknownMemberId);
+                }
+                return;
+            }
+            if g.state != GroupState::PreparingRebalance {
                 return;
             }
             if let Some(d) = g.initial_delay {
