@@ -7,6 +7,7 @@
 //! - [`consumer`]: [`Consumer`] — assigned partitions or a group's committed
 //!   offsets, zero-copy records, seek, commit, pipelined fetches.
 //! - [`admin`]: [`Admin`] — create, delete, list, describe topics.
+//! - [`group`]: consumer groups — partition assignors and membership.
 //! - [`connection`]: one TCP connection with typed calls for every API.
 //! - [`partitioner`]: key hashing (Kafka's murmur2).
 //! - [`error`]: [`ClientError`], which says what failed and whether a retry
@@ -16,6 +17,7 @@ pub mod admin;
 pub mod connection;
 pub mod consumer;
 pub mod error;
+pub mod group;
 pub mod partitioner;
 pub mod producer;
 

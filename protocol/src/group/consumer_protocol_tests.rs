@@ -44,7 +44,10 @@ fn decodes_kafka_python_subscription_v0() {
 fn decodes_kafka_python_assignment_v0() {
     let a = Assignment::decode(&hex(KAFKA_PYTHON_ASSIGNMENT)).expect("decode");
     assert_eq!(a.version, 0);
-    assert_eq!(a.partitions, vec![tp("orders", &[0, 2, 4]), tp("audit", &[1])]);
+    assert_eq!(
+        a.partitions,
+        vec![tp("orders", &[0, 2, 4]), tp("audit", &[1])]
+    );
     assert_eq!(a.user_data.as_deref(), Some(&b""[..]));
     assert_eq!(a.encode(), hex(KAFKA_PYTHON_ASSIGNMENT));
 }
@@ -115,14 +118,29 @@ fn bad_input_is_an_error_not_an_allocation() {
     );
     // A topic count of 2^31-1 with no bytes behind it: refused up front.
     let r = Subscription::decode(&[0, 0, 0x7f, 0xff, 0xff, 0xff]);
-    assert!(matches!(r, Err(ConsumerProtocolError::Truncated { position: 6, .. })), "{r:?}");
+    assert!(
+        matches!(r, Err(ConsumerProtocolError::Truncated { position: 6, .. })),
+        "{r:?}"
+    );
     let r = Assignment::decode(&[0, 0, 0, 0, 0, 1, 0, 1, b'a', 0x7f, 0xff, 0xff, 0xff]);
-    assert!(matches!(r, Err(ConsumerProtocolError::Truncated { .. })), "{r:?}");
+    assert!(
+        matches!(r, Err(ConsumerProtocolError::Truncated { .. })),
+        "{r:?}"
+    );
     // Non-nullable topic name written as null.
     let r = Subscription::decode(&[0, 0, 0, 0, 0, 1, 0xff, 0xff]);
-    assert!(matches!(r, Err(ConsumerProtocolError::NegativeLength { position: 6, .. })), "{r:?}");
+    assert!(
+        matches!(
+            r,
+            Err(ConsumerProtocolError::NegativeLength { position: 6, .. })
+        ),
+        "{r:?}"
+    );
     let r = Subscription::decode(&[0, 0, 0xff, 0xff, 0xff, 0xfe]);
-    assert!(matches!(r, Err(ConsumerProtocolError::NegativeLength { .. })), "{r:?}");
+    assert!(
+        matches!(r, Err(ConsumerProtocolError::NegativeLength { .. })),
+        "{r:?}"
+    );
     let r = Subscription::decode(&[0, 0, 0, 0, 0, 1, 0, 1, 0xff]);
     assert_eq!(r, Err(ConsumerProtocolError::InvalidUtf8(8)));
 }
@@ -154,7 +172,10 @@ fn every_truncation_of_a_valid_encoding_is_an_error() {
 
 fn topic_partitions() -> impl Strategy<Value = Vec<TopicPartitions>> {
     prop::collection::vec(
-        ("[a-z0-9._-]{1,20}", prop::collection::vec(any::<i32>(), 0..8))
+        (
+            "[a-z0-9._-]{1,20}",
+            prop::collection::vec(any::<i32>(), 0..8),
+        )
             .prop_map(|(topic, partitions)| TopicPartitions { topic, partitions }),
         0..5,
     )
