@@ -9,6 +9,8 @@
 //! - [`admin`]: [`Admin`] — create, delete, list, describe topics.
 //! - [`group`]: consumer groups — partition assignors and membership.
 //! - [`connection`]: one TCP connection with typed calls for every API.
+//! - [`group_rpc`]: the group APIs' calls on a [`Connection`] (join, sync,
+//!   heartbeat, leave, describe, list, delete, commit in a generation).
 //! - [`partitioner`]: key hashing (Kafka's murmur2).
 //! - [`error`]: [`ClientError`], which says what failed and whether a retry
 //!   can help.
@@ -18,6 +20,7 @@ pub mod connection;
 pub mod consumer;
 pub mod error;
 pub mod group;
+pub mod group_rpc;
 pub mod partitioner;
 pub mod producer;
 

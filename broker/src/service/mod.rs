@@ -12,6 +12,8 @@
 //!   and file ranges.
 //! - [`admin`]: create, delete, list and describe topics; list offsets.
 //! - [`offsets`]: commit and fetch consumer-group offsets.
+//! - [`groups`]: consumer groups (join, sync, heartbeat, leave, describe,
+//!   list, delete) through the [`crate::group`] coordinator.
 //! - [`stats`](mod@stats): counters.
 //! - [`status`]: partition and broker status for operators.
 //!
@@ -20,6 +22,7 @@
 
 pub mod admin;
 pub mod fetch;
+pub mod groups;
 pub mod offsets;
 pub mod produce;
 pub mod producer_ids;

@@ -112,8 +112,8 @@ pub(super) struct Conn {
     read_permits: FramePermits,
     /// Scratch for encoding response headers and bodies.
     pub(super) out: Vec<u8>,
-    /// The client's address (for logs).
-    peer: SocketAddr,
+    /// The client's address (for logs, and the host of group members).
+    pub(super) peer: SocketAddr,
     /// The whole-request error the request being served was answered with.
     last_error: Option<ErrorCode>,
     /// Time the request being served may wait on purpose (a fetch's long
