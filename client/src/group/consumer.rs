@@ -137,6 +137,17 @@ impl GroupConsumer {
         self.protocol
     }
 
+    /// Moves an owned partition's position (records already fetched past
+    /// it are dropped); the next commit stores it.
+    pub async fn seek(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        to: crate::consumer::SeekTo,
+    ) -> Result<(), ClientError> {
+        self.consumer.seek(topic, partition, to).await
+    }
+
     /// The next offset to be returned for an owned partition.
     pub fn position(&self, topic: &str, partition: u32) -> Option<u64> {
         self.consumer.position(topic, partition)
