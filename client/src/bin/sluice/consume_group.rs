@@ -27,6 +27,9 @@ use crate::consume::{
 use crate::format::Format;
 use crate::{Outcome, cannot_connect, connect_admin, describe, topic_error};
 
+/// How long `consume --group` keeps retrying a broker it cannot reach.
+const RETRY_FOR: Duration = Duration::from_secs(60);
+
 /// Group membership options of `sluice consume --group`.
 #[derive(Debug, Args)]
 pub(crate) struct MembershipArgs {
@@ -163,10 +166,27 @@ impl GroupSession {
     async fn consume(&mut self, args: &ConsumeArgs, stop: &AtomicBool) -> anyhow::Result<Ending> {
         let timeout = args.timeout_ms.map(Duration::from_millis);
         let mut last_record = Instant::now();
+        let mut failing_since: Option<Instant> = None;
         while Some(self.printed) != args.count && !stop.load(Ordering::Acquire) {
-            let records = self.consumer.poll().await.map_err(|e| {
-                anyhow::anyhow!("consuming {:?} in a group: {}", args.topic, describe(&e))
-            })?;
+            let records = match self.consumer.poll().await {
+                Ok(r) => {
+                    failing_since = None;
+                    r
+                }
+                // The broker restarting, say: keep trying for a while.
+                Err(e)
+                    if e.is_retriable()
+                        && failing_since.is_none_or(|t| t.elapsed() < RETRY_FOR) =>
+                {
+                    failing_since.get_or_insert_with(Instant::now);
+                    if self.verbose {
+                        eprintln!("group: {}; retrying", describe(&e));
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+                Err(e) => anyhow::bail!("consuming {:?} in a group: {}", args.topic, describe(&e)),
+            };
             if self.verbose && self.consumer.generation_id() != self.generation {
                 self.generation = self.consumer.generation_id();
                 eprintln!(
