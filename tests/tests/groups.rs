@@ -718,3 +718,53 @@ async fn an_expired_members_commit_is_refused_and_it_rejoins() {
     consumer.commit().await.unwrap();
     consumer.close().await.unwrap();
 }
+
+/// A member that did not poll (nor heartbeat) for longer than its session
+/// — a long pause — must not return records fetched for partitions it no
+/// longer owns: its next poll finds out, drops them, and rejoins first.
+#[tokio::test]
+async fn a_paused_member_returns_no_records_of_its_old_generation() {
+    use sluice_client::group::{GroupConfig, GroupConsumer};
+    use sluice_client::{ConsumerConfig, OffsetReset};
+
+    let (_broker, addr) = setup();
+    produce(&addr, 5);
+    let mut config = ConsumerConfig::new(addr.clone());
+    config.group = Some("g".into());
+    config.offset_reset = OffsetReset::Earliest;
+    let mut membership = GroupConfig::new(vec![TOPIC.into()]);
+    membership.session_timeout = Duration::from_millis(1000);
+    membership.heartbeat_interval = Duration::from_secs(3600);
+    let mut consumer = GroupConsumer::connect(config, membership).await.unwrap();
+    let mut read = 0;
+    while read < 30 {
+        read += consumer.poll().await.unwrap().len();
+    }
+    let (first_member, first_generation) =
+        (consumer.member_id().to_owned(), consumer.generation_id());
+
+    let mut conn = sluice_client::Connection::connect(addr.as_str())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !conn.describe_groups(vec!["g".into()]).await.unwrap().groups[0]
+        .members
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the member never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    produce(&addr, 5);
+    loop {
+        let records = consumer.poll().await.unwrap();
+        if records.is_empty() {
+            continue;
+        }
+        assert_ne!(
+            (consumer.member_id(), consumer.generation_id()),
+            (first_member.as_str(), first_generation),
+            "records returned to an expired member"
+        );
+        break;
+    }
+}
