@@ -119,11 +119,12 @@ def main():
     try:
         for r in range(a.rounds * 2):
             kind = "leave" if r % 2 == 0 else "kill"
-            # Settled: every partition read by exactly one member lately.
+            # Settled: every member read its even share of the partitions
+            # in the last second, together all of them.
             def settled():
                 t = time.monotonic() - 1.0
                 seen = [m.partitions_since(t) for m in members]
-                return (sum(len(s) for s in seen) == PARTITIONS
+                return (all(len(s) == PARTITIONS // len(members) for s in seen)
                         and len(set().union(*seen)) == PARTITIONS)
             wait("a settled group", settled)
             victim = members.pop(0)
