@@ -336,14 +336,22 @@ impl GroupConsumer {
         let target = self.target();
         let sent = Instant::now();
         let conn = self.coord().await?;
-        match heartbeat::send(conn, &target).await {
-            Ok(code) => self.hb.record(&target, sent, code),
+        let code = match heartbeat::send(conn, &target).await {
+            Ok(code) => code,
             Err(e) => {
                 self.coord = None;
                 return Err(e);
             }
+        };
+        self.hb.record(&target, sent, code);
+        self.handle_event()?;
+        if code != ErrorCode::None && self.generation_id >= 0 {
+            // Not confirmed (the coordinator is loading, say): the member
+            // cannot know it still owns its partitions, so it treats them
+            // as lost and rejoins rather than risk a stale read.
+            self.lose(code);
         }
-        self.handle_event()
+        Ok(())
     }
 
     /// Leader only: a rebalance when a subscribed topic's partition count
