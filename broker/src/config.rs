@@ -430,6 +430,7 @@ impl BrokerConfig {
             initial_rebalance_delay: Duration::from_millis(
                 self.group_initial_rebalance_delay_ms.into(),
             ),
+            max_groups: usize::try_from(self.max_committed_offsets).unwrap_or(usize::MAX),
         }
     }
 

@@ -51,9 +51,11 @@ impl Member {
             .unwrap_or_default()
     }
 
-    /// Whether a join or sync of it is waiting (then it is not expired).
+    /// Whether a join or sync of it is waiting, with its caller still
+    /// there (then it is not expired).
     pub(crate) fn waits(&self) -> bool {
-        self.join_waiter.is_some() || self.sync_waiter.is_some()
+        self.join_waiter.as_ref().is_some_and(|w| !w.is_closed())
+            || self.sync_waiter.as_ref().is_some_and(|w| !w.is_closed())
     }
 
     /// Answers a waiting join and sync with `code`.

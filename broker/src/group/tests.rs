@@ -326,6 +326,9 @@ async fn a_group_with_members_is_not_deleted() {
     // The Empty generation is stored by a task of its own.
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(state(&f.c), (GroupState::Empty, 2, 0));
+    let stored = f.store.group_records();
+    let empty = record::GroupRecord::decode(&stored[0].1).unwrap();
+    assert_eq!((empty.generation_id, empty.members.len()), (2, 0));
     assert_eq!(f.c.delete(vec!["g".into()]).await[0].1, ErrorCode::None);
     assert_eq!(state(&f.c).0, GroupState::Dead);
     assert!(f.store.group_records().is_empty());
@@ -356,9 +359,9 @@ async fn a_restarted_coordinator_restores_the_stable_generation() {
 async fn members_joining_an_empty_group_together_share_its_first_generation() {
     let f = Fixture::new(Duration::from_millis(300));
     let a = member_id(&f.c).await;
-    let b = member_id(&f.c).await;
     let ja = spawn_join(&f.c, join_req(&a, None, RANGE));
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let b = member_id(&f.c).await;
     let jb = spawn_join(&f.c, join_req(&b, None, RANGE));
     let (ra, rb) = (ja.await.unwrap(), jb.await.unwrap());
     assert_eq!((ra.generation_id, rb.generation_id), (1, 1));
@@ -397,4 +400,115 @@ async fn joins_are_checked() {
             .error,
         ErrorCode::InconsistentGroupProtocol
     );
+}
+
+/// `a` leader and `b` joined generation 2, both yet to sync.
+async fn joined_pair(c: &Arc<Coordinator>) -> (String, String) {
+    let a = lone_member(c).await;
+    let b = member_id(c).await;
+    let jb = spawn_join(c, join_req(&b, None, RANGE));
+    tokio::task::yield_now().await;
+    let ra = c.join(join_req(&a, None, RANGE)).await;
+    assert_eq!((ra.generation_id, jb.await.unwrap().generation_id), (2, 2));
+    (a, b)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_generation_becomes_stable_even_if_the_leader_goes_away_while_it_is_stored() {
+    let f = Fixture::new(Duration::ZERO);
+    let (a, b) = joined_pair(&f.c).await;
+    let c = Arc::clone(&f.c);
+    let b2 = b.clone();
+    let sb = tokio::spawn(async move { c.sync(sync_req(&b2, 2, &[])).await });
+    tokio::task::yield_now().await;
+    // The leader's request is dropped right after it was read.
+    let leader = f.c.sync(sync_req(&a, 2, &[(&a, b"A"), (&b, b"B")]));
+    assert!(tokio::time::timeout(Duration::ZERO, leader).await.is_err());
+    let sb = tokio::time::timeout(Duration::from_secs(60), sb).await;
+    assert_eq!(
+        sb.expect("follower's sync never answered")
+            .unwrap()
+            .assignment,
+        b"B"
+    );
+    assert_eq!(state(&f.c).0, GroupState::Stable);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_whose_waiting_sync_was_abandoned_still_expires() {
+    let f = Fixture::new(Duration::ZERO);
+    let (a, b) = joined_pair(&f.c).await;
+    // `b`'s sync waits for the leader, then its caller goes away.
+    let abandoned = f.c.sync(sync_req(&b, 2, &[]));
+    assert!(
+        tokio::time::timeout(Duration::ZERO, abandoned)
+            .await
+            .is_err()
+    );
+    // The leader only heartbeats (slow to assign): `b` expires all the same.
+    let told = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let code = f.c.heartbeat(&hb(&a, 2));
+            if code != ErrorCode::None {
+                return code;
+            }
+        }
+    })
+    .await;
+    assert_eq!(told, Ok(ErrorCode::RebalanceInProgress));
+    assert_eq!(f.c.heartbeat(&hb(&b, 2)), ErrorCode::UnknownMemberId);
+}
+
+#[tokio::test(start_paused = true)]
+async fn group_size_is_capped_and_static_members_leave_by_instance_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(OffsetStore::open(Arc::new(StdFs), dir.path(), OffsetsConfig::default()).unwrap());
+    let config = GroupConfig {
+        max_size: 1,
+        initial_rebalance_delay: Duration::ZERO,
+        max_groups: 1,
+        ..GroupConfig::default()
+    };
+    let c = Coordinator::open(config, store);
+    let r = c.join(join_req("", Some("i1"), RANGE)).await;
+    assert_eq!((r.error, r.generation_id), (ErrorCode::None, 1));
+    assert_eq!(
+        c.join(join_req("", None, RANGE)).await.error,
+        ErrorCode::GroupMaxSizeReached
+    );
+    assert_eq!(
+        c.join(join_req("", Some("i2"), RANGE)).await.error,
+        ErrorCode::GroupMaxSizeReached
+    );
+    let another_group = JoinGroup {
+        group: "h".into(),
+        ..join_req("", None, RANGE)
+    };
+    assert_eq!(
+        c.join(another_group).await.error,
+        ErrorCode::TooManyCommittedOffsets,
+        "groups held are capped"
+    );
+    let wrong = MemberRef {
+        member_id: "someone-else".into(),
+        group_instance_id: Some("i1".into()),
+    };
+    let by_instance = MemberRef {
+        member_id: String::new(),
+        group_instance_id: Some("i1".into()),
+    };
+    let left = c.leave("g", vec![wrong, by_instance]);
+    let codes: Vec<ErrorCode> = left.members.iter().map(|m| m.1).collect();
+    assert_eq!(codes, [ErrorCode::FencedInstanceId, ErrorCode::None]);
+    assert_eq!(state(&c), (GroupState::Empty, 2, 0));
+    // Kafka's JoinGroup v0-3: no member id round.
+    let old_style = JoinGroup {
+        require_known_member_id: false,
+        ..join_req("", None, RANGE)
+    };
+    let r = c.join(old_style).await;
+    assert_eq!((r.error, r.generation_id), (ErrorCode::None, 3));
+    assert!(!r.member_id.is_empty());
 }

@@ -5,6 +5,11 @@
 //!
 //! Writes to the offsets log run on the blocking pool, one group at a time
 //! (each group's `persist` lock), and always store the group's latest state.
+//!
+//! Here: opening, JoinGroup, SyncGroup, Heartbeat, LeaveGroup and the
+//! rebalance itself; `sync`: SyncGroup and storing a generation; `admin`:
+//! commit fencing, describe, list, delete;
+//! `timers`: session expiry, rebalance timeouts, stores of its own.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +20,10 @@ use parking_lot::Mutex;
 use sluice_protocol::wire::ErrorCode;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+
+mod admin;
+mod sync;
+mod timers;
 
 use super::record::GroupRecord;
 use super::state::{Group, InitialDelay, Member};
@@ -33,6 +42,10 @@ pub struct GroupConfig {
     pub max_size: usize,
     /// The first rebalance of an Empty group waits this long for more members.
     pub initial_rebalance_delay: Duration,
+    /// Most groups held in memory; a join that would create another is
+    /// refused with `TooManyCommittedOffsets` (groups count against
+    /// `max_committed_offsets`, as their stored records do).
+    pub max_groups: usize,
 }
 
 impl Default for GroupConfig {
@@ -42,6 +55,7 @@ impl Default for GroupConfig {
             max_session_timeout: Duration::from_secs(1800),
             max_size: 1000,
             initial_rebalance_delay: Duration::from_millis(500),
+            max_groups: 100_000,
         }
     }
 }
@@ -128,7 +142,7 @@ impl Coordinator {
 
     /// Starts timers deferred because the coordinator was opened outside a
     /// tokio runtime.
-    fn start_deferred(&self) {
+    pub(super) fn start_deferred(&self) {
         let deferred = std::mem::take(&mut *self.deferred.lock());
         for (g, m, i) in deferred {
             self.spawn_expiry(g, m, i);
@@ -189,6 +203,9 @@ impl Coordinator {
         if !groups.contains_key(&req.group) {
             if !req.member_id.is_empty() {
                 return fail(ErrorCode::UnknownMemberId, &req.member_id);
+            }
+            if groups.len() >= self.config.max_groups {
+                return fail(ErrorCode::TooManyCommittedOffsets, "");
             }
             groups.insert(req.group.clone(), Group::new());
         }
@@ -358,7 +375,7 @@ impl Coordinator {
 
     /// Starts a rebalance: members must rejoin within the rebalance timeout
     /// (an Empty group first waits the initial delay for more members).
-    fn prepare_rebalance(&self, name: &str, g: &mut Group) {
+    pub(super) fn prepare_rebalance(&self, name: &str, g: &mut Group) {
         if g.state == GroupState::CompletingRebalance {
             g.pending_assignments = None;
             for m in g.members.values_mut() {
@@ -387,7 +404,7 @@ impl Coordinator {
         }
     }
 
-    fn maybe_complete_join(&self, name: &str, g: &mut Group) {
+    pub(super) fn maybe_complete_join(&self, name: &str, g: &mut Group) {
         if g.state == GroupState::PreparingRebalance && g.initial_delay.is_none() && g.all_joined()
         {
             self.complete_join(name, g);
@@ -397,7 +414,7 @@ impl Coordinator {
     /// Ends the join phase: dynamic members that did not rejoin are
     /// removed, the generation advances, and every waiting join is
     /// answered (the leader with everyone's metadata).
-    fn complete_join(&self, name: &str, g: &mut Group) {
+    pub(super) fn complete_join(&self, name: &str, g: &mut Group) {
         let gone: Vec<String> = g
             .members
             .values()
@@ -443,167 +460,12 @@ impl Coordinator {
     }
 
     /// A member left or expired: the others rebalance.
-    fn member_gone(&self, name: &str, g: &mut Group, id: &str, code: ErrorCode) {
+    pub(super) fn member_gone(&self, name: &str, g: &mut Group, id: &str, code: ErrorCode) {
         remove_member(g, id, code);
         match g.state {
             GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(name, g),
             GroupState::PreparingRebalance => self.maybe_complete_join(name, g),
             GroupState::Empty | GroupState::Dead => {}
-        }
-    }
-
-    /// SyncGroup: completes when the leader's assignments are stored, or at
-    /// once (an error, or the assignment of a Stable generation).
-    pub async fn sync(&self, req: SyncGroup) -> SyncResult {
-        self.start_deferred();
-        let (rx, leader_persist) = match self.sync_locked(req.clone()) {
-            Err(r) => return r,
-            Ok(v) => v,
-        };
-        if let Some((persist, generation)) = leader_persist {
-            self.store_assignments(&req.group, persist, generation)
-                .await;
-        }
-        rx.await
-            .unwrap_or_else(|_| SyncResult::error(ErrorCode::RebalanceInProgress))
-    }
-
-    #[allow(clippy::type_complexity)]
-    fn sync_locked(
-        &self,
-        req: SyncGroup,
-    ) -> Result<
-        (
-            oneshot::Receiver<SyncResult>,
-            Option<(Arc<tokio::sync::Mutex<()>>, i32)>,
-        ),
-        SyncResult,
-    > {
-        let fail = |code| Err(SyncResult::error(code));
-        if validate_topic_name(&req.group).is_err() {
-            return fail(ErrorCode::InvalidGroupName);
-        }
-        let mut groups = self.groups.lock();
-        let Some(g) = groups.get_mut(&req.group) else {
-            return fail(ErrorCode::UnknownMemberId);
-        };
-        if let Some(code) = fenced(g, &req.member_id, req.group_instance_id.as_deref()) {
-            return fail(code);
-        }
-        if !g.members.contains_key(&req.member_id) {
-            return fail(ErrorCode::UnknownMemberId);
-        }
-        if req.generation_id != g.generation {
-            return fail(ErrorCode::IllegalGeneration);
-        }
-        if req
-            .protocol_type
-            .as_ref()
-            .is_some_and(|t| Some(t) != g.protocol_type.as_ref())
-            || req
-                .protocol_name
-                .as_ref()
-                .is_some_and(|p| Some(p) != g.protocol.as_ref())
-        {
-            return fail(ErrorCode::InconsistentGroupProtocol);
-        }
-        let is_leader = g.leader.as_deref() == Some(req.member_id.as_str());
-        match g.state {
-            GroupState::Empty | GroupState::Dead => fail(ErrorCode::UnknownMemberId),
-            GroupState::PreparingRebalance => fail(ErrorCode::RebalanceInProgress),
-            GroupState::Stable => {
-                let Some(m) = g.members.get_mut(&req.member_id) else {
-                    return fail(ErrorCode::UnknownMemberId);
-                };
-                m.deadline = Instant::now() + m.session_timeout;
-                Err(SyncResult {
-                    error: ErrorCode::None,
-                    protocol_type: g.protocol_type.clone(),
-                    protocol_name: g.protocol.clone(),
-                    assignment: m.assignment.clone(),
-                })
-            }
-            GroupState::CompletingRebalance => {
-                let (tx, rx) = oneshot::channel();
-                if let Some(m) = g.members.get_mut(&req.member_id) {
-                    m.deadline = Instant::now() + m.session_timeout;
-                    m.sync_waiter = Some(tx);
-                }
-                if is_leader && g.pending_assignments.is_none() {
-                    let assignments: HashMap<String, Vec<u8>> = req
-                        .assignments
-                        .into_iter()
-                        .filter(|(id, _)| g.members.contains_key(id))
-                        .collect();
-                    g.pending_assignments = Some(assignments);
-                    return Ok((rx, Some((Arc::clone(&g.persist), g.generation))));
-                }
-                Ok((rx, None))
-            }
-        }
-    }
-
-    /// Stores the generation with the leader's assignments, then makes it
-    /// Stable and answers every waiting sync; if the write fails, the
-    /// waiting syncs get its error and the group rebalances.
-    async fn store_assignments(
-        &self,
-        name: &str,
-        persist: Arc<tokio::sync::Mutex<()>>,
-        generation: i32,
-    ) {
-        let _persist = persist.lock().await;
-        let value = {
-            let groups = self.groups.lock();
-            match groups.get(name) {
-                Some(g)
-                    if g.generation == generation && g.state == GroupState::CompletingRebalance =>
-                {
-                    g.to_record(g.pending_assignments.as_ref()).encode()
-                }
-                _ => return,
-            }
-        };
-        let store = Arc::clone(&self.store);
-        let key = name.to_owned();
-        let written = crate::service::blocking(move || store.store_group(&key, Some(value)))
-            .await
-            .map_err(|e| ErrorCode::StorageError.with(e.to_string()))
-            .and_then(|r| r.map_err(|e| e.code().with(e.to_string())));
-        let mut groups = self.groups.lock();
-        let Some(g) = groups.get_mut(name) else {
-            return;
-        };
-        if g.generation != generation || g.state != GroupState::CompletingRebalance {
-            return;
-        }
-        match written {
-            Ok(()) => {
-                let mut assignments = g.pending_assignments.take().unwrap_or_default();
-                g.state = GroupState::Stable;
-                let (pt, pn) = (g.protocol_type.clone(), g.protocol.clone());
-                for m in g.members.values_mut() {
-                    m.assignment = assignments.remove(&m.id).unwrap_or_default();
-                    if let Some(w) = m.sync_waiter.take() {
-                        let _ = w.send(SyncResult {
-                            error: ErrorCode::None,
-                            protocol_type: pt.clone(),
-                            protocol_name: pn.clone(),
-                            assignment: m.assignment.clone(),
-                        });
-                    }
-                }
-                tracing::info!(group = name, generation, "generation is stable");
-            }
-            Err((code, message)) => {
-                tracing::warn!(group = name, generation, %message, "could not store the group");
-                for m in g.members.values_mut() {
-                    if let Some(w) = m.sync_waiter.take() {
-                        let _ = w.send(SyncResult::error(code));
-                    }
-                }
-                self.prepare_rebalance(name, g);
-            }
         }
     }
 
@@ -693,275 +555,6 @@ impl Coordinator {
             error: ErrorCode::None,
             members: out,
         }
-    }
-
-    /// Checks a commit against the group (Kafka's fencing): `Ok` lets it
-    /// be stored, and refreshes the committing member's session.
-    pub fn check_commit(&self, group: &str, who: &CommitAs) -> Result<(), ErrorCode> {
-        let mut groups = self.groups.lock();
-        let Some(g) = groups.get_mut(group) else {
-            // Offsets only, no membership: simple commits are allowed.
-            return if who.generation_id < 0 {
-                Ok(())
-            } else {
-                Err(ErrorCode::IllegalGeneration)
-            };
-        };
-        if g.state == GroupState::Dead {
-            return Err(ErrorCode::UnknownMemberId);
-        }
-        if let Some(code) = fenced(g, &who.member_id, who.group_instance_id.as_deref()) {
-            return Err(code);
-        }
-        if who.generation_id < 0 && g.state == GroupState::Empty {
-            return Ok(());
-        }
-        if g.state == GroupState::CompletingRebalance {
-            return Err(ErrorCode::RebalanceInProgress);
-        }
-        let generation = g.generation;
-        let Some(m) = g.members.get_mut(&who.member_id) else {
-            return Err(ErrorCode::UnknownMemberId);
-        };
-        if who.generation_id != generation {
-            return Err(ErrorCode::IllegalGeneration);
-        }
-        m.deadline = Instant::now() + m.session_timeout;
-        Ok(())
-    }
-
-    /// Describes groups; an unknown group is Dead, a group with only
-    /// committed offsets is Empty.
-    pub fn describe(&self, names: Vec<String>) -> Vec<GroupDescription> {
-        let groups = self.groups.lock();
-        names
-            .into_iter()
-            .map(|name| {
-                let mut d = match groups.get(&name) {
-                    Some(g) => g.describe(&name),
-                    None => {
-                        let mut d = Group::new().describe(&name);
-                        if !self.store.has_group(&name) {
-                            d.state = GroupState::Dead;
-                        }
-                        d
-                    }
-                };
-                if validate_topic_name(&name).is_err() {
-                    d.error = ErrorCode::InvalidGroupName;
-                    d.state = GroupState::Dead;
-                }
-                d
-            })
-            .collect()
-    }
-
-    /// Every group (with members, stored metadata or committed offsets) in
-    /// one of `states` (all if empty), sorted by name.
-    pub fn list(&self, states: &[GroupState]) -> Vec<GroupListing> {
-        let mut out: Vec<GroupListing> = {
-            let groups = self.groups.lock();
-            let mut out: Vec<GroupListing> = groups
-                .iter()
-                .filter(|(_, g)| g.state != GroupState::Dead)
-                .map(|(name, g)| GroupListing {
-                    group: name.clone(),
-                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
-                    state: g.state,
-                })
-                .collect();
-            for name in self.store.groups_with_offsets() {
-                if !groups.contains_key(&name) {
-                    out.push(GroupListing {
-                        group: name,
-                        protocol_type: String::new(),
-                        state: GroupState::Empty,
-                    });
-                }
-            }
-            out
-        };
-        out.retain(|g| states.is_empty() || states.contains(&g.state));
-        out.sort_by(|a, b| a.group.cmp(&b.group));
-        out
-    }
-
-    /// Deletes groups without members, with their stored metadata and
-    /// committed offsets.
-    pub async fn delete(&self, names: Vec<String>) -> Vec<(String, ErrorCode)> {
-        let mut out = Vec::with_capacity(names.len());
-        for name in names {
-            let code = self.delete_one(&name).await;
-            out.push((name, code));
-        }
-        out
-    }
-
-    async fn delete_one(&self, name: &str) -> ErrorCode {
-        if validate_topic_name(name).is_err() {
-            return ErrorCode::InvalidGroupName;
-        }
-        let persist = {
-            let mut groups = self.groups.lock();
-            match groups.get_mut(name) {
-                Some(g) if g.state != GroupState::Empty || !g.pending.is_empty() => {
-                    return ErrorCode::NonEmptyGroup;
-                }
-                Some(g) => {
-                    g.state = GroupState::Dead;
-                    Some(Arc::clone(&g.persist))
-                }
-                None if !self.store.has_group(name) => return ErrorCode::GroupIdNotFound,
-                None => None,
-            }
-        };
-        let _persist = match &persist {
-            Some(p) => Some(p.lock().await),
-            None => None,
-        };
-        let store = Arc::clone(&self.store);
-        let key = name.to_owned();
-        let deleted = crate::service::blocking(move || store.delete_group(&key)).await;
-        let code = match deleted {
-            Ok(Ok(_)) => ErrorCode::None,
-            Ok(Err(e)) => e.code(),
-            Err(_) => ErrorCode::Unknown,
-        };
-        let mut groups = self.groups.lock();
-        if let Some(g) = groups.get_mut(name) {
-            if code.is_ok() {
-                groups.remove(name);
-                tracing::info!(group = name, "group deleted");
-            } else {
-                g.state = GroupState::Empty;
-            }
-        }
-        code
-    }
-
-    fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(&self, f: F) -> bool {
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) => {
-                h.spawn(f);
-                true
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// Expires the member when its session ends (a timer, re-armed when
-    /// heartbeats move the deadline).
-    fn spawn_expiry(&self, group: String, member: String, incarnation: u64) {
-        let me = self.me.clone();
-        let (g2, m2) = (group.clone(), member.clone());
-        let started = self.spawn(async move {
-            loop {
-                let Some(c) = me.upgrade() else { return };
-                let next = {
-                    let mut groups = c.groups.lock();
-                    let Some(g) = groups.get_mut(&group) else {
-                        return;
-                    };
-                    let Some(m) = g
-                        .members
-                        .get(&member)
-                        .filter(|m| m.incarnation == incarnation)
-                    else {
-                        return;
-                    };
-                    let now = Instant::now();
-                    if m.waits() {
-                        now + m.session_timeout
-                    } else if m.deadline <= now {
-                        tracing::info!(group, member, "session expired; member removed");
-                        c.member_gone(&group, g, &member, ErrorCode::UnknownMemberId);
-                        return;
-                    } else {
-                        m.deadline
-                    }
-                };
-                drop(c);
-                tokio::time::sleep_until(next).await;
-            }
-        });
-        if !started {
-            self.deferred.lock().push((g2, m2, incarnation));
-        }
-    }
-
-    /// Forgets a handed-out member id that is not used within the session
-    /// timeout.
-    fn spawn_pending_expiry(&self, group: String, member: String, after: Duration) {
-        let me = self.me.clone();
-        self.spawn(async move {
-            tokio::time::sleep(after).await;
-            let Some(c) = me.upgrade() else { return };
-            let mut groups = c.groups.lock();
-            let Some(g) = groups.get_mut(&group) else {
-                return;
-            };
-            if g.pending.remove(&member) {
-                c.maybe_complete_join(&group, g);
-                if g.state == GroupState::Empty && g.generation == 0 && g.pending.is_empty() {
-                    groups.remove(&group);
-                }
-            }
-        });
-    }
-
-    /// Ends the join phase of rebalance `epoch` when its time is up.
-    fn spawn_rebalance_timer(&self, group: String, epoch: u64, after: Duration) {
-        let me = self.me.clone();
-        let delay = self.config.initial_rebalance_delay;
-        self.spawn(async move {
-            tokio::time::sleep(after).await;
-            let Some(c) = me.upgrade() else { return };
-            let mut groups = c.groups.lock();
-            let Some(g) = groups.get_mut(&group) else {
-                return;
-            };
-            if g.epoch != epoch || g.state != GroupState::PreparingRebalance {
-                return;
-            }
-            if let Some(d) = g.initial_delay {
-                if d.joined && !d.remaining.is_zero() {
-                    let step = delay.min(d.remaining);
-                    g.initial_delay = Some(InitialDelay {
-                        remaining: d.remaining - step,
-                        joined: false,
-                    });
-                    c.spawn_rebalance_timer(group.clone(), epoch, step);
-                    return;
-                }
-            }
-            c.complete_join(&group, g);
-        });
-    }
-
-    /// Stores the group's current state if it is Stable or Empty (a write
-    /// of its own, serialised with the group's other writes).
-    fn spawn_persist(&self, group: String) {
-        let me = self.me.clone();
-        self.spawn(async move {
-            let Some(c) = me.upgrade() else { return };
-            let Some(persist) = c.groups.lock().get(&group).map(|g| Arc::clone(&g.persist)) else {
-                return;
-            };
-            let _persist = persist.lock().await;
-            let value = match c.groups.lock().get(&group) {
-                Some(g) if matches!(g.state, GroupState::Empty | GroupState::Stable) => {
-                    g.to_record(None).encode()
-                }
-                _ => return,
-            };
-            let store = Arc::clone(&c.store);
-            let key = group.clone();
-            match crate::service::blocking(move || store.store_group(&key, Some(value))).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(group, error = %e, "could not store the group"),
-                Err(e) => tracing::warn!(group, error = %e, "could not store the group"),
-            }
-        });
     }
 }
 
