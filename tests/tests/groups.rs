@@ -2,257 +2,21 @@
 //! six-partition topic against a real broker — disjoint shares, a SIGKILLed
 //! member's partitions taken over from its last commit, a clean leave, a
 //! zombie (SIGSTOPped past its session) fenced, a static member restarted
-//! without a rebalance, the coordinator restarted mid-rebalance, and
-//! `sluice group describe|reset-offsets|delete`.
+//! without a rebalance, the coordinator restarted mid-rebalance. The group
+//! commands are tested in `group_admin.rs`, the library alone in
+//! `group_consumer.rs`.
 //!
 //! Records are identified by (partition, offset), printed as `%p %o`.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
+mod group_common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-use serde_json::Value;
-use sluice_tests::TestBroker;
-
-const TOPIC: &str = "events";
-const PARTITIONS: u32 = 6;
-
-fn sluice_binary() -> PathBuf {
-    sluice_tests::workspace_binary("sluice-client", "sluice", "SLUICE_CLI_BIN")
-}
-
-fn sluice(addr: &str, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(sluice_binary())
-        .arg("--broker")
-        .arg(addr)
-        .args(args)
-        .env_remove("SLUICE_BROKER")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting sluice");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().expect("waiting for sluice")
-}
-
-fn ok(addr: &str, args: &[&str]) -> String {
-    let out = sluice(addr, args, b"");
-    assert!(
-        out.status.success(),
-        "sluice {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Appends `n` records to every partition.
-fn produce(addr: &str, n: usize) {
-    let lines: String = (0..n).map(|i| format!("r{i}\n")).collect();
-    for p in 0..PARTITIONS {
-        let out = sluice(
-            addr,
-            &["produce", TOPIC, "--partition", &p.to_string()],
-            lines.as_bytes(),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-/// Polls `cond` every 20 ms until it holds; panics after `secs`.
-fn wait_until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A `sluice consume --group` process; its stdout records and stderr lines
-/// are collected as they come.
-struct Member {
-    child: Child,
-    records: Arc<Mutex<Vec<(u32, u64)>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
-    readers: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Member {
-    fn start(addr: &str, group: &str, extra: &[&str]) -> Member {
-        let mut child = Command::new(sluice_binary())
-            .args(["--broker", addr, "consume", TOPIC, "--group", group])
-            .args(["--format", "%p %o", "--from-beginning", "--verbose"])
-            .args(extra)
-            .env_remove("SLUICE_BROKER")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting sluice consume");
-        let records = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-        let r = Arc::clone(&records);
-        let out_reader = std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let (p, o) = line.split_once(' ').unwrap();
-                r.lock()
-                    .unwrap()
-                    .push((p.parse().unwrap(), o.parse().unwrap()));
-            }
-        });
-        let e = Arc::clone(&stderr);
-        let err_reader = std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                e.lock().unwrap().push(line);
-            }
-        });
-        Member {
-            child,
-            records,
-            stderr,
-            readers: vec![out_reader, err_reader],
-        }
-    }
-
-    fn records(&self) -> Vec<(u32, u64)> {
-        self.records.lock().unwrap().clone()
-    }
-
-    fn stderr(&self) -> Vec<String> {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn stderr_has(&self, needle: &str) -> bool {
-        self.stderr().iter().any(|l| l.contains(needle))
-    }
-
-    fn signal(&self, s: Signal) {
-        kill(Pid::from_raw(self.child.id() as i32), s).unwrap();
-    }
-
-    /// SIGTERM, then waits for a clean exit (commit, and leave unless
-    /// static); returns everything it printed.
-    fn stop(mut self) -> Vec<(u32, u64)> {
-        self.signal(Signal::SIGTERM);
-        let status = self.child.wait().unwrap();
-        for r in self.readers.drain(..) {
-            r.join().unwrap();
-        }
-        assert!(
-            status.success(),
-            "member exited with {status}: {:?}",
-            self.stderr()
-        );
-        self.records()
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn describe(addr: &str, group: &str) -> Value {
-    serde_json::from_str(&ok(addr, &["group", "describe", group, "--output", "json"])).unwrap()
-}
-
-/// partition → owning member id, from the coordinator's assignment.
-fn owners(d: &Value) -> BTreeMap<u32, String> {
-    d["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["topic"] == TOPIC && p["member_id"].is_string())
-        .map(|p| {
-            (
-                p["partition"].as_u64().unwrap() as u32,
-                p["member_id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
-}
-
-/// partition → committed offset.
-fn committed(d: &Value) -> BTreeMap<u32, u64> {
-    d["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|p| {
-            Some((
-                p["partition"].as_u64()? as u32,
-                p["committed_offset"].as_u64()?,
-            ))
-        })
-        .collect()
-}
-
-/// Waits until the group is Stable with `n` members sharing all partitions
-/// evenly.
-fn wait_balanced(addr: &str, group: &str, n: usize) -> Value {
-    let mut last = Value::Null;
-    wait_until(&format!("{n} members sharing the partitions"), 60, || {
-        last = describe(addr, group);
-        let owners = owners(&last);
-        let mut per_member: BTreeMap<&String, usize> = BTreeMap::new();
-        for m in owners.values() {
-            *per_member.entry(m).or_default() += 1;
-        }
-        last["state"] == "Stable"
-            && last["members"].as_array().unwrap().len() == n
-            && owners.len() == PARTITIONS as usize
-            && per_member.len() == n
-            && per_member.values().all(|&c| c == PARTITIONS as usize / n)
-    });
-    last
-}
-
-/// Waits until the group's commits reach every partition's end.
-fn wait_all_committed(addr: &str, group: &str, end: u64) {
-    wait_until("commits at the log end", 60, || {
-        let c = committed(&describe(addr, group));
-        (0..PARTITIONS).all(|p| c.get(&p) == Some(&end))
-    });
-}
-
-fn all_records(end: u64) -> BTreeSet<(u32, u64)> {
-    (0..PARTITIONS)
-        .flat_map(|p| (0..end).map(move |o| (p, o)))
-        .collect()
-}
-
-fn seen(members: &[&Member]) -> BTreeSet<(u32, u64)> {
-    members.iter().flat_map(|m| m.records()).collect()
-}
-
-fn setup() -> (TestBroker, String) {
-    let broker = TestBroker::start();
-    let addr = broker.addr.to_string();
-    ok(
-        &addr,
-        &[
-            "topic",
-            "create",
-            TOPIC,
-            "--partitions",
-            &PARTITIONS.to_string(),
-        ],
-    );
-    (broker, addr)
-}
+use group_common::*;
+use nix::sys::signal::Signal;
 
 #[test]
 fn three_members_share_the_partitions_and_take_over_from_a_killed_one() {
@@ -518,132 +282,45 @@ fn the_group_recovers_when_the_coordinator_restarts_mid_rebalance() {
     assert!(twice.is_empty(), "{twice:?}");
 }
 
+/// The rebalance callbacks a member saw (`--verbose` lines) since `from`.
+fn rebalances(m: &Member, from: usize) -> Vec<String> {
+    m.stderr()[from..]
+        .iter()
+        .filter(|l| l.starts_with("group: revoked") || l.starts_with("group: assigned"))
+        .cloned()
+        .collect()
+}
+
+/// With cooperative-sticky (the default) a member joining a stable group
+/// takes one partition from each of the two others, which revoke just that
+/// one and keep consuming the rest; with the eager `range` assignor every
+/// member revokes everything first.
 #[test]
-fn offsets_are_reset_only_without_members_and_groups_deleted() {
+fn a_joining_member_moves_only_what_it_takes_unless_the_assignor_is_eager() {
     let (_broker, addr) = setup();
-    produce(&addr, 10);
-    let consume_all = |extra: &[&str]| -> Vec<String> {
-        let mut args = vec![
-            "consume",
-            TOPIC,
-            "--group",
-            "g",
-            "--format",
-            "%p %o",
-            "--timeout-ms",
-            "1500",
-        ];
-        args.extend_from_slice(extra);
-        ok(&addr, &args).lines().map(str::to_owned).collect()
-    };
-    assert_eq!(consume_all(&["--from-beginning"]).len(), 60);
-    let d = describe(&addr, "g");
-    assert_eq!(d["state"], "Empty");
-    for p in d["partitions"].as_array().unwrap() {
-        assert_eq!(
-            (
-                p["committed_offset"].as_u64(),
-                p["log_end_offset"].as_u64(),
-                p["lag"].as_u64()
-            ),
-            (Some(10), Some(10), Some(0))
-        );
+    for (group, assignor) in [("coop", "cooperative-sticky"), ("eager", "range")] {
+        let opts = ["--assignor", assignor];
+        let a = Member::start(&addr, group, &opts);
+        let b = Member::start(&addr, group, &opts);
+        wait_balanced(&addr, group, 2);
+        let from = [a.stderr().len(), b.stderr().len()];
+        let c = Member::start(&addr, group, &opts);
+        wait_balanced(&addr, group, 3);
+        for (m, from) in [(&a, from[0]), (&b, from[1])] {
+            let events = rebalances(m, from);
+            let words = |l: &String| l.split_whitespace().count() - 2;
+            if assignor == "range" {
+                assert!(
+                    events.len() == 2 && words(&events[0]) == 3,
+                    "{assignor}: {events:?}"
+                );
+                assert!(events[0].starts_with("group: revoked"), "{events:?}");
+            } else {
+                assert_eq!(events.len(), 1, "{assignor}: {events:?}");
+                assert!(events[0].starts_with("group: revoked"), "{events:?}");
+                assert_eq!(words(&events[0]), 1, "{events:?}");
+            }
+        }
+        drop(c);
     }
-    let text = ok(&addr, &["group", "describe", "g"]);
-    assert!(text.contains("state: Empty"), "{text}");
-    assert_eq!(
-        text.lines().filter(|l| l.starts_with(TOPIC)).count(),
-        6,
-        "{text}"
-    );
-    assert!(
-        ok(&addr, &["group", "list"])
-            .lines()
-            .any(|l| l.starts_with("g "))
-    );
-
-    let reset = |to: &[&str]| {
-        let mut args = vec!["group", "reset-offsets", "g", "--topic", TOPIC];
-        args.extend_from_slice(to);
-        ok(&addr, &args)
-    };
-    let plan = reset(&["--to-offset", "4", "--dry-run"]);
-    assert!(plan.contains("dry run"), "{plan}");
-    assert_eq!(
-        committed(&describe(&addr, "g"))
-            .values()
-            .copied()
-            .collect::<Vec<_>>(),
-        vec![10; 6]
-    );
-    reset(&["--to-earliest"]);
-    assert_eq!(
-        committed(&describe(&addr, "g"))
-            .values()
-            .copied()
-            .collect::<Vec<_>>(),
-        vec![0; 6]
-    );
-    reset(&["--to-latest"]);
-    assert_eq!(
-        committed(&describe(&addr, "g"))
-            .values()
-            .copied()
-            .collect::<Vec<_>>(),
-        vec![10; 6]
-    );
-    reset(&["--to-time", "0"]);
-    assert_eq!(
-        committed(&describe(&addr, "g"))
-            .values()
-            .copied()
-            .collect::<Vec<_>>(),
-        vec![0; 6]
-    );
-    reset(&["--to-offset", "4"]);
-    assert_eq!(
-        committed(&describe(&addr, "g"))
-            .values()
-            .copied()
-            .collect::<Vec<_>>(),
-        vec![4; 6]
-    );
-    // A consumer of the group continues from the reset offsets.
-    let again = consume_all(&[]);
-    assert_eq!(again.len(), 36, "{again:?}");
-
-    // With a member: both refused, with a clear message.
-    let m = Member::start(&addr, "g", &[]);
-    wait_balanced(&addr, "g", 1);
-    let out = sluice(
-        &addr,
-        &[
-            "group",
-            "reset-offsets",
-            "g",
-            "--topic",
-            TOPIC,
-            "--to-earliest",
-        ],
-        b"",
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(err.contains("has 1 member"), "{err}");
-    let out = sluice(&addr, &["group", "delete", "g"], b"");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(err.contains("it has members"), "{err}");
-    m.stop();
-
-    assert_eq!(
-        ok(&addr, &["group", "delete", "g"]).trim(),
-        "deleted group g"
-    );
-    assert!(
-        !ok(&addr, &["group", "list"])
-            .lines()
-            .any(|l| l.starts_with("g "))
-    );
-    assert!(committed(&describe(&addr, "g")).is_empty());
 }
