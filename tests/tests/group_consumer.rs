@@ -232,6 +232,24 @@ async fn a_static_member_replaced_by_a_newer_instance_is_fenced() {
         "{err}"
     );
     assert!(old.assignment().is_empty());
+    // Fatal: it does not rejoin and take the identity back.
+    assert!(matches!(
+        old.poll().await,
+        Err(ClientError::Broker {
+            code: ErrorCode::FencedInstanceId,
+            ..
+        })
+    ));
+    assert!(matches!(
+        old.commit().await,
+        Err(ClientError::Broker {
+            code: ErrorCode::FencedInstanceId,
+            ..
+        })
+    ));
+    for _ in 0..3 {
+        new.poll().await.unwrap();
+    }
     assert_eq!(new.assignment().len(), PARTITIONS as usize);
 }
 

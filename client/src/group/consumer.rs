@@ -44,6 +44,9 @@ pub struct GroupConsumer {
     /// Partition counts the leader last assigned with.
     assigned_counts: Option<BTreeMap<String, u32>>,
     last_metadata_check: Instant,
+    /// Another instance took this static member's place: every later call
+    /// fails.
+    fenced: bool,
 }
 
 impl std::fmt::Debug for GroupConsumer {
@@ -62,6 +65,14 @@ fn broker_error(code: ErrorCode, message: impl Into<String>) -> ClientError {
         code,
         message: message.into(),
     }
+}
+
+/// The error every call of a fenced static member returns.
+pub(super) fn fenced() -> ClientError {
+    broker_error(
+        ErrorCode::FencedInstanceId,
+        "another instance with this group_instance_id joined",
+    )
 }
 
 fn is_connection_error(e: &ClientError) -> bool {
@@ -109,6 +120,7 @@ impl GroupConsumer {
             needs_join: true,
             assigned_counts: None,
             last_metadata_check: Instant::now(),
+            fenced: false,
         })
     }
 
@@ -160,6 +172,9 @@ impl GroupConsumer {
     /// timeout, and fetch errors as [`Consumer::poll`] has them.
     pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>, ClientError> {
         loop {
+            if self.fenced {
+                return Err(fenced());
+            }
             self.handle_event()?;
             if self.needs_join {
                 self.rebalance().await?;
@@ -218,6 +233,9 @@ impl GroupConsumer {
     }
 
     async fn commit_these(&mut self, which: &BTreeSet<TopicPartition>) -> Result<(), ClientError> {
+        if self.fenced {
+            return Err(fenced());
+        }
         if which.is_empty() || self.generation_id < 0 {
             return Ok(());
         }
@@ -229,6 +247,7 @@ impl GroupConsumer {
             match *code {
                 ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration => self.lose(*code),
                 ErrorCode::RebalanceInProgress => self.needs_join = true,
+                ErrorCode::FencedInstanceId => self.lose(*code),
                 _ => {}
             }
         }
@@ -302,10 +321,7 @@ impl GroupConsumer {
             }
             Some(Event::Fenced) => {
                 self.lose(ErrorCode::FencedInstanceId);
-                Err(broker_error(
-                    ErrorCode::FencedInstanceId,
-                    "another instance with this group_instance_id joined",
-                ))
+                Err(fenced())
             }
         }
     }
@@ -322,6 +338,9 @@ impl GroupConsumer {
         self.generation_id = -1;
         if code == ErrorCode::UnknownMemberId {
             self.member_id.clear();
+        }
+        if code == ErrorCode::FencedInstanceId {
+            self.fenced = true;
         }
         self.needs_join = true;
     }

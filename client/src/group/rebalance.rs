@@ -12,7 +12,7 @@ use super::super::assignor::{
     AssignorKind, MemberSubscription, RebalanceProtocol, TopicPartition, from_topic_partitions,
     to_topic_partitions,
 };
-use super::{GroupConsumer, broker_error, is_connection_error};
+use super::{GroupConsumer, broker_error, fenced, is_connection_error};
 use crate::consumer::MemberIdentity;
 use crate::error::ClientError;
 
@@ -81,10 +81,7 @@ impl GroupConsumer {
             }
             ErrorCode::FencedInstanceId => {
                 self.lose(ErrorCode::FencedInstanceId);
-                return Err(broker_error(
-                    ErrorCode::FencedInstanceId,
-                    "another instance with this group_instance_id joined",
-                ));
+                return Err(fenced());
             }
             ErrorCode::RebalanceInProgress => return Ok(Round::Retry { pause: true }),
             code => return Err(broker_error(code, format!("join group {:?}", self.group))),
@@ -126,10 +123,7 @@ impl GroupConsumer {
             }
             ErrorCode::FencedInstanceId => {
                 self.lose(ErrorCode::FencedInstanceId);
-                return Err(broker_error(
-                    ErrorCode::FencedInstanceId,
-                    "another instance with this group_instance_id joined",
-                ));
+                return Err(fenced());
             }
             code => return Err(broker_error(code, format!("sync group {:?}", self.group))),
         }
