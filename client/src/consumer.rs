@@ -3,9 +3,11 @@
 //! Partitions are assigned explicitly ([`Consumer::assign`]) or all of a
 //! topic ([`Consumer::subscribe`]); with a group name, each partition starts
 //! at the group's committed offset, and [`Consumer::commit`] (or periodic
-//! auto-commit) stores the positions durably in the broker. There is no
-//! group membership protocol: several consumers of one group must be given
-//! disjoint partitions by the application.
+//! auto-commit) stores the positions durably in the broker. This type does
+//! not join the group: several consumers of one group must be given
+//! disjoint partitions by the application, or use
+//! [`GroupConsumer`](crate::group::GroupConsumer), which shares the
+//! subscribed topics' partitions among the group's members.
 //!
 //! [`Consumer::poll`] yields records whose keys and values are slices of the
 //! fetched buffer (no copy per record). While the application works on them,
@@ -22,7 +24,7 @@ use sluice_protocol::wire::ApiKey;
 use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::fetch::{FetchPartition, FetchRequest, FetchResponse};
 use sluice_protocol::wire::list_offsets::{ListOffsetsPartition, OffsetSpec};
-use sluice_protocol::wire::offset_commit::CommitPartition;
+use sluice_protocol::wire::offset_commit::{CommitPartition, OffsetCommitRequestV1};
 use sluice_protocol::wire::offset_fetch::TopicPartitionRef;
 
 use crate::connection::Connection;
@@ -143,6 +145,17 @@ pub struct Consumer {
     pending: VecDeque<ConsumerRecord>,
     /// Index in `assigned` where the next fetch's turn of partitions starts.
     fetch_from: usize,
+    /// Set while the consumer is a member of its group: commits carry it.
+    member: Option<MemberIdentity>,
+}
+
+/// Who commits, when the consumer is a group member: the coordinator
+/// refuses commits of an unknown member or a stale generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MemberIdentity {
+    pub(crate) generation_id: i32,
+    pub(crate) member_id: String,
+    pub(crate) group_instance_id: Option<String>,
 }
 
 impl Consumer {
@@ -158,6 +171,7 @@ impl Consumer {
             last_commit: Instant::now(),
             pending: VecDeque::new(),
             fetch_from: 0,
+            member: None,
         })
     }
 
@@ -348,6 +362,16 @@ impl Consumer {
             return Ok(Vec::new());
         }
         self.maybe_auto_commit().await?;
+        self.poll_fetch().await
+    }
+
+    /// [`poll`](Self::poll) without the auto-commit. Cancel-safe while it
+    /// waits for a fetch response: dropping the future leaves the fetch in
+    /// flight and the next call takes its answer.
+    pub(crate) async fn poll_fetch(&mut self) -> Result<Vec<ConsumerRecord>, ClientError> {
+        if self.assigned.is_empty() {
+            return Ok(Vec::new());
+        }
         match self.poll_once().await {
             Err(
                 ClientError::Io(_)
@@ -474,8 +498,19 @@ impl Consumer {
     }
 
     /// Commits the current positions of all assigned partitions for the
-    /// group (durably stored by the broker).
+    /// group (durably stored by the broker). A group member's commit
+    /// carries its generation and member id; the coordinator refuses it
+    /// (`UnknownMemberId`, `IllegalGeneration`, `RebalanceInProgress`,
+    /// `FencedInstanceId`) if the member no longer owns its partitions.
     pub async fn commit(&mut self) -> Result<(), ClientError> {
+        self.commit_where(|_, _| true).await
+    }
+
+    /// Commits the positions of the assigned partitions `keep` selects.
+    pub(crate) async fn commit_where(
+        &mut self,
+        keep: impl Fn(&str, u32) -> bool,
+    ) -> Result<(), ClientError> {
         let Some(group) = self.config.group.clone() else {
             return Err(ClientError::Broker {
                 code: ErrorCode::InvalidGroupName,
@@ -485,6 +520,7 @@ impl Consumer {
         let parts: Vec<_> = self
             .assigned
             .iter()
+            .filter(|a| keep(&a.topic, a.partition))
             .map(|a| CommitPartition {
                 topic: a.topic.to_string(),
                 partition: a.partition,
@@ -492,7 +528,22 @@ impl Consumer {
                 metadata: String::new(),
             })
             .collect();
-        let r = self.control().await?.offset_commit(&group, parts).await?;
+        if parts.is_empty() {
+            return Ok(());
+        }
+        let r = match self.member.clone() {
+            None => self.control().await?.offset_commit(&group, parts).await?,
+            Some(m) => {
+                let req = OffsetCommitRequestV1 {
+                    group,
+                    generation_id: m.generation_id,
+                    member_id: m.member_id,
+                    group_instance_id: m.group_instance_id,
+                    partitions: parts,
+                };
+                self.control().await?.offset_commit_as(&req).await?
+            }
+        };
         if let Some(p) = r
             .partitions
             .iter()
@@ -505,6 +556,54 @@ impl Consumer {
         }
         self.last_commit = Instant::now();
         Ok(())
+    }
+
+    /// Sets (or clears) the group member identity commits carry.
+    pub(crate) fn set_member(&mut self, member: Option<MemberIdentity>) {
+        self.member = member;
+    }
+
+    /// Adds partitions to the assignment, each at the group's committed
+    /// offset or as `offset_reset` says; partitions already assigned keep
+    /// their positions.
+    pub(crate) async fn add_partitions(
+        &mut self,
+        partitions: Vec<(String, u32)>,
+    ) -> Result<(), ClientError> {
+        let mut keep = std::mem::take(&mut self.assigned);
+        let fresh: Vec<(String, u32)> = partitions
+            .into_iter()
+            .filter(|(t, p)| !keep.iter().any(|a| &*a.topic == t && a.partition == *p))
+            .collect();
+        let result = self.assign(fresh).await;
+        keep.append(&mut self.assigned);
+        self.assigned = keep;
+        self.invalidate();
+        result
+    }
+
+    /// Stops consuming the partitions `drop` selects: records of them
+    /// already fetched are never returned.
+    pub(crate) fn remove_partitions(&mut self, drop: impl Fn(&str, u32) -> bool) {
+        self.assigned.retain(|a| !drop(&a.topic, a.partition));
+        self.invalidate();
+    }
+
+    /// The assigned partitions with their positions.
+    pub(crate) fn positions(&self) -> impl Iterator<Item = (&str, u32, u64)> {
+        self.assigned
+            .iter()
+            .map(|a| (&*a.topic, a.partition, a.position))
+    }
+
+    /// Whether the periodic auto-commit is due.
+    pub(crate) fn auto_commit_due(&self) -> bool {
+        matches!(self.config.auto_commit, Some(every) if self.last_commit.elapsed() >= every)
+    }
+
+    /// The consumer's settings.
+    pub fn config(&self) -> &ConsumerConfig {
+        &self.config
     }
 
     async fn maybe_auto_commit(&mut self) -> Result<(), ClientError> {

@@ -7,6 +7,7 @@
 //! - [`consumer`]: [`Consumer`] — assigned partitions or a group's committed
 //!   offsets, zero-copy records, seek, commit, pipelined fetches.
 //! - [`admin`]: [`Admin`] — create, delete, list, describe topics.
+//! - [`group`]: consumer groups — partition assignors and membership.
 //! - [`connection`]: one TCP connection with typed calls for every API.
 //! - [`group_rpc`]: the group APIs' calls on a [`Connection`] (join, sync,
 //!   heartbeat, leave, describe, list, delete, commit in a generation).
@@ -18,6 +19,7 @@ pub mod admin;
 pub mod connection;
 pub mod consumer;
 pub mod error;
+pub mod group;
 pub mod group_rpc;
 pub mod partitioner;
 pub mod producer;

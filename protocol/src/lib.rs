@@ -5,7 +5,10 @@
 //! - [`batch`] — Kafka RecordBatch v2, the unit of append, storage and transfer: header
 //!   parsing, validation (CRC-32C and record walk), building, zero-copy iteration over
 //!   records and over concatenated batches. Byte layout: `docs/record-batch.md`.
+//! - [`group`] — consumer-group payloads opaque to the broker: Kafka's ConsumerProtocol
+//!   Subscription and Assignment. Byte layout: `docs/protocol.md`.
 #![deny(unsafe_code)]
 
 pub mod batch;
+pub mod group;
 pub mod wire;

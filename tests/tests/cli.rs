@@ -397,7 +397,7 @@ fn a_group_continues_where_its_last_run_committed() {
 fn guide_code_is_copied_from_the_compiled_examples() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let guide = std::fs::read_to_string(root.join("docs/client.md")).unwrap();
-    let examples: Vec<String> = ["producer.rs", "consumer.rs"]
+    let examples: Vec<String> = ["producer.rs", "consumer.rs", "group_consumer.rs"]
         .iter()
         .map(|f| std::fs::read_to_string(root.join("client/examples").join(f)).unwrap())
         .collect();

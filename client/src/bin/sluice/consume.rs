@@ -21,16 +21,16 @@ use crate::{Outcome, cannot_connect, connect_admin, describe, is_broken_pipe, to
 const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Longest a single fetch waits for records (bounds Ctrl-C latency).
-const MAX_WAIT: Duration = Duration::from_millis(500);
+pub(crate) const MAX_WAIT: Duration = Duration::from_millis(500);
 
 /// Arguments of `sluice consume`.
 #[derive(Debug, Args)]
 pub(crate) struct ConsumeArgs {
     /// Topic to read
-    topic: String,
+    pub(crate) topic: String,
     /// Start at the earliest record of each partition
     #[arg(long, conflicts_with_all = ["offset", "from_time"])]
-    from_beginning: bool,
+    pub(crate) from_beginning: bool,
     /// Start at this offset in each partition
     #[arg(long, value_name = "N", conflicts_with = "from_time")]
     offset: Option<u64>,
@@ -38,13 +38,16 @@ pub(crate) struct ConsumeArgs {
     /// the epoch) in each partition
     #[arg(long, value_name = "T")]
     from_time: Option<i64>,
-    /// Consumer group: start at its committed offsets (unless a start
-    /// option is given) and commit positions
-    #[arg(long, value_name = "G")]
-    group: Option<String>,
+    /// Consumer group to join: its members share the topic's partitions,
+    /// each starting at the group's committed offsets (or, without one, as
+    /// --from-beginning says), and commit their positions
+    #[arg(long, value_name = "G", conflicts_with_all = ["partition", "offset", "from_time"])]
+    pub(crate) group: Option<String>,
+    #[command(flatten)]
+    pub(crate) membership: crate::consume_group::MembershipArgs,
     /// Exit after N records
     #[arg(long, value_name = "N")]
-    count: Option<u64>,
+    pub(crate) count: Option<u64>,
     /// Read only this partition
     #[arg(long, value_name = "P")]
     partition: Option<u32>,
@@ -52,10 +55,10 @@ pub(crate) struct ConsumeArgs {
     /// %T timestamp, %t topic, %% percent, \n \t \\ escapes; a newline is
     /// added unless FMT ends with one [default: %v]
     #[arg(long, value_name = "FMT", value_parser = Format::parse)]
-    format: Option<Format>,
+    pub(crate) format: Option<Format>,
     /// Exit when no record arrived for this many milliseconds
     #[arg(long, value_name = "MS")]
-    timeout_ms: Option<u64>,
+    pub(crate) timeout_ms: Option<u64>,
 }
 
 impl ConsumeArgs {
@@ -73,6 +76,9 @@ impl ConsumeArgs {
 
 /// Runs `sluice consume`.
 pub(crate) async fn run(broker: &str, args: ConsumeArgs) -> anyhow::Result<Outcome> {
+    if args.group.is_some() {
+        return crate::consume_group::run(broker, args).await;
+    }
     let topic = args.topic.as_str();
     let meta = connect_admin(broker)
         .await?
@@ -145,7 +151,7 @@ pub(crate) async fn run(broker: &str, args: ConsumeArgs) -> anyhow::Result<Outco
 }
 
 /// Why consuming stopped.
-enum Ending {
+pub(crate) enum Ending {
     /// `--count`, `--timeout-ms` or a signal.
     Done,
     /// Stdout was closed.
@@ -153,7 +159,7 @@ enum Ending {
 }
 
 /// Treats a broken pipe as a quiet end of output.
-fn quiet_if_broken_pipe(e: std::io::Error) -> std::io::Result<()> {
+pub(crate) fn quiet_if_broken_pipe(e: std::io::Error) -> std::io::Result<()> {
     if is_broken_pipe(&e) { Ok(()) } else { Err(e) }
 }
 
@@ -230,7 +236,7 @@ impl Session {
 }
 
 /// A write to stdout failed: quietly done if the reader left.
-fn output_error(e: std::io::Error) -> anyhow::Result<Ending> {
+pub(crate) fn output_error(e: std::io::Error) -> anyhow::Result<Ending> {
     if is_broken_pipe(&e) {
         Ok(Ending::OutputClosed)
     } else {
@@ -239,7 +245,7 @@ fn output_error(e: std::io::Error) -> anyhow::Result<Ending> {
 }
 
 /// Sets `stop` on the first SIGINT or SIGTERM; exits at once on a second.
-async fn stop_on_signal(stop: Arc<AtomicBool>) {
+pub(crate) async fn stop_on_signal(stop: Arc<AtomicBool>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),

@@ -7,6 +7,8 @@
 //! - `broker.rs`: `sluice broker status`.
 //! - `produce.rs`: `sluice produce`, lines from stdin or a file to a topic.
 //! - `consume.rs`: `sluice consume`, records of a topic to stdout.
+//! - `consume_group.rs`: `sluice consume --group`, as a member of a group.
+//! - `group.rs`: `sluice group list|describe|reset-offsets|delete`.
 //! - `format.rs`: the `--format` template of `consume`.
 //!
 //! Errors print one line, `error: ...`, on stderr and exit with status 1;
@@ -14,7 +16,9 @@
 
 mod broker;
 mod consume;
+mod consume_group;
 mod format;
+mod group;
 mod produce;
 mod topic;
 
@@ -52,6 +56,9 @@ enum Command {
     /// Show the broker's state
     #[command(subcommand)]
     Broker(broker::BrokerCommand),
+    /// List, describe, reset the offsets of, or delete consumer groups
+    #[command(subcommand)]
+    Group(group::GroupCommand),
 }
 
 /// How a listing or description is printed.
@@ -104,6 +111,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Produce(args) => produce::run(&cli.broker, args).await,
         Command::Consume(args) => consume::run(&cli.broker, args).await,
         Command::Broker(cmd) => broker::run(&cli.broker, cmd).await,
+        Command::Group(cmd) => group::run(&cli.broker, cmd).await,
     }
 }
 

@@ -1,0 +1,236 @@
+//! `sluice consume TOPIC --group G`: consume as a member of a group, which
+//! shares the topic's partitions among its members (cooperative-sticky by
+//! default).
+//!
+//! Positions are committed only after the records before them were written
+//! to stdout: every `--commit-interval-ms`, when partitions are revoked in
+//! a rebalance (inside the next poll, after the previous records were
+//! flushed), and on exit (SIGINT, SIGTERM, `--count`, `--timeout-ms`),
+//! after which the member leaves the group so the others take over at
+//! once. Delivery is at least once: a member killed without exiting leaves
+//! its records since the last commit to be read again by its successor.
+
+use std::io::{BufWriter, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use sluice_client::group::{
+    AssignorKind, GroupConfig, GroupConsumer, Positions, RebalanceListener,
+};
+use sluice_client::{ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo};
+
+use crate::consume::{
+    ConsumeArgs, Ending, MAX_WAIT, output_error, quiet_if_broken_pipe, stop_on_signal,
+};
+use crate::format::Format;
+use crate::{Outcome, cannot_connect, connect_admin, describe, topic_error};
+
+/// How long `consume --group` keeps retrying a broker it cannot reach.
+const RETRY_FOR: Duration = Duration::from_secs(60);
+
+/// Group membership options of `sluice consume --group`.
+#[derive(Debug, Args)]
+pub(crate) struct MembershipArgs {
+    /// Static member id: a restart within the session timeout gets the same
+    /// partitions back without a rebalance (no leave on exit)
+    #[arg(long, value_name = "ID", requires = "group")]
+    group_instance_id: Option<String>,
+    /// The coordinator removes the member after this long without a
+    /// heartbeat [default: 10000]
+    #[arg(long, value_name = "MS", requires = "group")]
+    session_timeout_ms: Option<u64>,
+    /// Heartbeat period [default: 250]
+    #[arg(long, value_name = "MS", requires = "group")]
+    heartbeat_interval_ms: Option<u64>,
+    /// Commit positions this often [default: 5000]
+    #[arg(long, value_name = "MS", requires = "group")]
+    commit_interval_ms: Option<u64>,
+    /// Assignors offered, most preferred first: cooperative-sticky, range,
+    /// roundrobin [default: cooperative-sticky]
+    #[arg(long, value_name = "NAME", value_delimiter = ',', requires = "group", value_parser = parse_assignor)]
+    assignor: Vec<AssignorKind>,
+    /// Print the member's rebalances on stderr
+    #[arg(long, requires = "group")]
+    verbose: bool,
+}
+
+fn parse_assignor(s: &str) -> Result<AssignorKind, String> {
+    AssignorKind::from_name(s)
+        .ok_or_else(|| format!("unknown assignor {s:?} (cooperative-sticky, range, roundrobin)"))
+}
+
+/// Prints rebalance callbacks on stderr (with `--verbose`).
+struct PrintRebalances;
+
+fn list(p: &Positions) -> String {
+    p.iter()
+        .map(|(tp, pos)| format!("{}-{}@{pos}", tp.topic, tp.partition))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl RebalanceListener for PrintRebalances {
+    fn on_partitions_revoked(&mut self, p: &Positions) {
+        eprintln!("group: revoked {}", list(p));
+    }
+    fn on_partitions_assigned(&mut self, p: &Positions) {
+        eprintln!("group: assigned {}", list(p));
+    }
+    fn on_partitions_lost(&mut self, p: &Positions) {
+        eprintln!("group: lost {}", list(p));
+    }
+}
+
+/// Runs `sluice consume TOPIC --group G`.
+pub(crate) async fn run(broker: &str, args: ConsumeArgs) -> anyhow::Result<Outcome> {
+    let topic = args.topic.as_str();
+    let group = args.group.clone().unwrap_or_default();
+    // Fail early and clearly on an unknown topic.
+    connect_admin(broker)
+        .await?
+        .describe_topic(topic)
+        .await
+        .map_err(|e| topic_error(topic, e))?;
+    let m = &args.membership;
+    let mut config = ConsumerConfig::new(broker);
+    config.group = Some(group.clone());
+    config.offset_reset = if args.from_beginning {
+        OffsetReset::Earliest
+    } else {
+        OffsetReset::Latest
+    };
+    config.max_wait = args
+        .timeout_ms
+        .map_or(MAX_WAIT, |t| Duration::from_millis(t).min(MAX_WAIT));
+    // Committed inside poll, after the previous records were flushed.
+    config.auto_commit = Some(Duration::from_millis(m.commit_interval_ms.unwrap_or(5000)));
+    let mut membership = GroupConfig::new(vec![topic.to_owned()]);
+    membership.group_instance_id = m.group_instance_id.clone();
+    membership.client_id = "sluice-cli".into();
+    if let Some(ms) = m.session_timeout_ms {
+        membership.session_timeout = Duration::from_millis(ms);
+    }
+    if let Some(ms) = m.heartbeat_interval_ms {
+        membership.heartbeat_interval = Duration::from_millis(ms);
+    }
+    if !m.assignor.is_empty() {
+        membership.assignors = m.assignor.clone();
+    }
+    let mut consumer = GroupConsumer::connect(config, membership)
+        .await
+        .map_err(|e| cannot_connect(broker, &e))?;
+    if m.verbose {
+        consumer.set_listener(Box::new(PrintRebalances));
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    tokio::spawn(stop_on_signal(Arc::clone(&stop)));
+    let format = match args.format.clone() {
+        Some(f) => f,
+        None => Format::parse("%v").map_err(anyhow::Error::msg)?,
+    };
+    let mut session = GroupSession {
+        consumer,
+        out: BufWriter::with_capacity(1 << 16, std::io::stdout().lock()),
+        format,
+        printed: 0,
+        verbose: m.verbose,
+        generation: -1,
+    };
+    let ending = session.consume(&args, &stop).await?;
+    if let Ending::Done = ending {
+        session.out.flush().or_else(quiet_if_broken_pipe)?;
+    }
+    // Commit (only output that was written: a broken pipe came after the
+    // last flush) and leave.
+    let GroupSession { consumer, .. } = session;
+    consumer
+        .close()
+        .await
+        .map_err(|e| anyhow::anyhow!("leaving group {group:?}: {}", describe(&e)))?;
+    Ok(Outcome::Success)
+}
+
+struct GroupSession {
+    consumer: GroupConsumer,
+    out: BufWriter<std::io::StdoutLock<'static>>,
+    format: Format,
+    printed: u64,
+    verbose: bool,
+    generation: i32,
+}
+
+impl GroupSession {
+    async fn consume(&mut self, args: &ConsumeArgs, stop: &AtomicBool) -> anyhow::Result<Ending> {
+        let timeout = args.timeout_ms.map(Duration::from_millis);
+        let mut last_record = Instant::now();
+        let mut failing_since: Option<Instant> = None;
+        while Some(self.printed) != args.count && !stop.load(Ordering::Acquire) {
+            let records = match self.consumer.poll().await {
+                Ok(r) => {
+                    failing_since = None;
+                    r
+                }
+                // The broker restarting, say: keep trying for a while.
+                Err(e)
+                    if e.is_retriable()
+                        && failing_since.is_none_or(|t| t.elapsed() < RETRY_FOR) =>
+                {
+                    failing_since.get_or_insert_with(Instant::now);
+                    if self.verbose {
+                        eprintln!("group: {}; retrying", describe(&e));
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+                Err(e) => anyhow::bail!("consuming {:?} in a group: {}", args.topic, describe(&e)),
+            };
+            if self.verbose && self.consumer.generation_id() != self.generation {
+                self.generation = self.consumer.generation_id();
+                eprintln!(
+                    "group: generation {} member {}",
+                    self.generation,
+                    self.consumer.member_id()
+                );
+            }
+            if records.is_empty() {
+                if timeout.is_some_and(|t| last_record.elapsed() >= t) {
+                    break;
+                }
+            } else {
+                last_record = Instant::now();
+            }
+            for (i, r) in records.iter().enumerate() {
+                if Some(self.printed) == args.count {
+                    self.rewind(records.get(i..).unwrap_or_default()).await?;
+                    break;
+                }
+                if let Err(e) = self.format.write(&mut self.out, r) {
+                    return output_error(e);
+                }
+                self.printed += 1;
+            }
+            if let Err(e) = self.out.flush() {
+                return output_error(e);
+            }
+        }
+        Ok(Ending::Done)
+    }
+
+    /// Moves each partition back to its first record in `unprinted`.
+    async fn rewind(&mut self, unprinted: &[ConsumerRecord]) -> anyhow::Result<()> {
+        let mut done: Vec<(&str, u32)> = Vec::new();
+        for r in unprinted {
+            if !done.contains(&(&*r.topic, r.partition)) {
+                done.push((&r.topic, r.partition));
+                self.consumer
+                    .seek(&r.topic, r.partition, SeekTo::Offset(r.offset()))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot seek: {}", describe(&e)))?;
+            }
+        }
+        Ok(())
+    }
+}
