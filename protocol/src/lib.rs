@@ -8,4 +8,5 @@
 #![deny(unsafe_code)]
 
 pub mod batch;
+pub mod kafka;
 pub mod wire;
