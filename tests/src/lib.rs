@@ -72,6 +72,9 @@ pub struct TestBroker {
     /// Where its metrics and health endpoint listens (`None` when the
     /// arguments turned it off or chose the address themselves).
     pub metrics_addr: Option<SocketAddr>,
+    /// Where its Kafka-protocol listener listens (`None` when the
+    /// arguments turned it off or chose the address themselves).
+    pub kafka_addr: Option<SocketAddr>,
     extra: Vec<String>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -94,11 +97,20 @@ impl TestBroker {
             extra.extend(["--metrics-listen".to_owned(), addr.to_string()]);
             Some(addr)
         };
+        // Nor Kafka's default port.
+        let kafka_addr = if extra.iter().any(|a| a == "--kafka-listen") {
+            None
+        } else {
+            let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            extra.extend(["--kafka-listen".to_owned(), addr.to_string()]);
+            Some(addr)
+        };
         let mut b = TestBroker {
             child: None,
             addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
             data_dir: tmp.path().join("data"),
             metrics_addr,
+            kafka_addr,
             extra,
             _tmp: Some(tmp),
         };
@@ -127,7 +139,8 @@ impl TestBroker {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("listening on") {
+                // The native listener's line comes last, once all are bound.
+                if line.starts_with("sluice-broker listening on") {
                     let _ = tx.send(line);
                 }
             }

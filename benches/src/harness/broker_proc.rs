@@ -98,6 +98,8 @@ impl BrokerProc {
             // The metrics endpoint stays on (its cost is part of the
             // broker's), on a port of its own so runs never collide.
             .args(["--metrics-listen", "127.0.0.1:0"])
+            // Nor on Kafka's default port.
+            .args(["--kafka-listen", "127.0.0.1:0"])
             .arg("--fetch-path")
             .arg(fetch_path)
             .arg("--config")
@@ -111,7 +113,7 @@ impl BrokerProc {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("listening on") {
+                if line.starts_with("sluice-broker listening on") {
                     let _ = tx.send(());
                 }
             }
