@@ -15,6 +15,8 @@ pub struct FetchPartition {
     pub current_leader_epoch: i32,
     /// First offset wanted.
     pub fetch_offset: i64,
+    /// Epoch of the last fetched record (v12+; -1 from consumers).
+    pub last_fetched_epoch: i32,
     /// Follower's log start offset (v5+; -1 from consumers).
     pub log_start_offset: i64,
     /// Most bytes from this partition (KIP-74: the first batch comes whole).
@@ -84,6 +86,9 @@ impl Message for FetchRequest {
                     s.i32(&mut p.current_leader_epoch)?;
                 }
                 s.i64(&mut p.fetch_offset)?;
+                if v >= 12 {
+                    s.i32(&mut p.last_fetched_epoch)?;
+                }
                 if v >= 5 {
                     s.i64(&mut p.log_start_offset)?;
                 }

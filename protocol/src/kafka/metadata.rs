@@ -1,4 +1,4 @@
-//! Metadata (key 3), versions 1–12.
+//! Metadata (key 3), versions 0–12.
 
 use super::io::Io;
 use super::{ApiKey, KafkaError, Message, i32s};
@@ -15,7 +15,8 @@ pub struct MetadataRequestTopic {
 /// Metadata request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetadataRequest {
-    /// Topics, or null for all.
+    /// Topics, or null for all (v0: an empty list means all, and decodes
+    /// as null).
     pub topics: Option<Vec<MetadataRequestTopic>>,
     /// Whether to create missing topics (v4+).
     pub allow_auto_topic_creation: bool,
@@ -28,7 +29,7 @@ pub struct MetadataRequest {
 impl Message for MetadataRequest {
     const API: ApiKey = ApiKey::Metadata;
     fn io<S: Io>(&mut self, s: &mut S, v: i16) -> Result<(), KafkaError> {
-        s.nullable_array(&mut self.topics, |s, t| {
+        let topic = |s: &mut S, t: &mut MetadataRequestTopic| {
             if v >= 10 {
                 s.uuid(&mut t.topic_id)?;
                 s.nullable_string(&mut t.name)?;
@@ -38,7 +39,14 @@ impl Message for MetadataRequest {
                 t.name = Some(name);
             }
             s.tags()
-        })?;
+        };
+        if v == 0 {
+            let mut all = self.topics.take().unwrap_or_default();
+            s.array(&mut all, topic)?;
+            self.topics = (!all.is_empty()).then_some(all);
+        } else {
+            s.nullable_array(&mut self.topics, topic)?;
+        }
         if v >= 4 {
             s.bool(&mut self.allow_auto_topic_creation)?;
         }
@@ -128,13 +136,17 @@ impl Message for MetadataResponse {
             s.i32(&mut b.node_id)?;
             s.string(&mut b.host)?;
             s.i32(&mut b.port)?;
-            s.nullable_string(&mut b.rack)?;
+            if v >= 1 {
+                s.nullable_string(&mut b.rack)?;
+            }
             s.tags()
         })?;
         if v >= 2 {
             s.nullable_string(&mut self.cluster_id)?;
         }
-        s.i32(&mut self.controller_id)?;
+        if v >= 1 {
+            s.i32(&mut self.controller_id)?;
+        }
         s.array(&mut self.topics, |s, t| {
             s.i16(&mut t.error_code)?;
             if v >= 12 {
@@ -147,7 +159,9 @@ impl Message for MetadataResponse {
             if v >= 10 {
                 s.uuid(&mut t.topic_id)?;
             }
-            s.bool(&mut t.is_internal)?;
+            if v >= 1 {
+                s.bool(&mut t.is_internal)?;
+            }
             s.array(&mut t.partitions, |s, p| {
                 s.i16(&mut p.error_code)?;
                 s.i32(&mut p.partition_index)?;

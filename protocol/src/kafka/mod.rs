@@ -125,7 +125,7 @@ impl ApiKey {
             ApiKey::Produce => (3, 9),
             ApiKey::Fetch => (4, 12),
             ApiKey::ListOffsets => (1, 7),
-            ApiKey::Metadata => (1, 12),
+            ApiKey::Metadata => (0, 12),
             ApiKey::OffsetCommit => (2, 8),
             ApiKey::OffsetFetch => (1, 8),
             ApiKey::FindCoordinator => (0, 4),
