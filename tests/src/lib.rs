@@ -2,6 +2,8 @@
 //! free loopback port with a temporary data directory, and helpers to build
 //! and read record batches. One scenario per file in `tests/tests/`.
 
+pub mod kafka;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
