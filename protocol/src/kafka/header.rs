@@ -28,7 +28,8 @@ impl RequestHeader {
     /// Decodes the header at the start of `buf` (the frame without its
     /// length prefix) and returns it with the position of the body. The
     /// header version follows from the API and version; for APIs not served
-    /// it is read as v1.
+    /// it is read as v1, and for versions not served as v2 if its tagged
+    /// fields read, else as v1.
     pub fn decode(buf: &[u8]) -> Result<(RequestHeader, usize), KafkaError> {
         let mut r = Reader::new(buf, false);
         let mut h = RequestHeader {
@@ -41,12 +42,16 @@ impl RequestHeader {
         r.i16(&mut h.api_version)?;
         r.i32(&mut h.correlation_id)?;
         r.nullable_string(&mut h.client_id)?;
-        let v2 = ApiKey::from_i16(h.api_key)
-            .is_some_and(|k| k.request_header_version(h.api_version) == 2);
-        if v2 {
+        let api = ApiKey::from_i16(h.api_key);
+        if api.is_some_and(|k| k.request_header_version(h.api_version) == 2) {
             let mut tags = Reader::new(buf.get(r.position()..).unwrap_or_default(), true);
-            tags.tags()?;
-            return Ok((h, r.position() + tags.position()));
+            match tags.tags() {
+                Ok(()) => return Ok((h, r.position() + tags.position())),
+                // A version not served is answered from the fixed fields
+                // alone, whatever header version the client chose for it.
+                Err(_) if !api.is_some_and(|k| k.supports(h.api_version)) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok((h, r.position()))
     }
