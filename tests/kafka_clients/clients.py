@@ -13,6 +13,14 @@ stdout, exits non-zero on failure. Scenarios:
                                    start with CLIENT (confluent, kafka-python,
                                    aiokafka): offset, key, value, headers,
                                    timestamp
+  group-commit BOOTSTRAP TOPIC GROUP N
+                                   confluent-kafka consumer in GROUP: reads N
+                                   records, commits, prints values and the
+                                   committed offsets
+  group-pair CLIENT BOOTSTRAP TOPIC GROUP
+                                   two consumers (kafka-python or aiokafka) in
+                                   GROUP split TOPIC's partitions; when one
+                                   leaves the other takes all of them
 """
 
 import asyncio
@@ -158,6 +166,109 @@ def consume(client, bootstrap, topic, n):
     return out[:n]
 
 
+def group_commit(bootstrap, topic, group, n):
+    from confluent_kafka import Consumer
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                  "session.timeout.ms": 6000})
+    c.subscribe([topic])
+    deadline = time.time() + 60
+    values = []
+    while len(values) < n and time.time() < deadline:
+        m = c.poll(1.0)
+        if m is None:
+            continue
+        if m.error():
+            raise SystemExit(str(m.error()))
+        values.append(m.value().decode())
+    if len(values) < n:
+        raise SystemExit(f"read {len(values)} of {n}")
+    c.commit(asynchronous=False)
+    committed = {tp.partition: tp.offset for tp in c.committed(c.assignment(), timeout=20)}
+    c.close()
+    return {"values": values, "committed": committed}
+
+
+def group_pair(client, bootstrap, topic, group):
+    """Consumer A alone, then A and B, then A after B left: assignments."""
+    import threading
+
+    state = {"A": None, "B": None}
+    stop = {"A": threading.Event(), "B": threading.Event()}
+    errors = []
+
+    def kp_member(name):
+        from kafka import KafkaConsumer
+
+        try:
+            c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
+                              session_timeout_ms=6000, heartbeat_interval_ms=500,
+                              max_poll_interval_ms=10000, enable_auto_commit=False)
+            while not stop[name].is_set():
+                c.poll(timeout_ms=100)
+                state[name] = sorted(tp.partition for tp in c.assignment())
+            c.close()
+            state[name] = None
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"{name}: {e!r}")
+
+    async def aio_member(name):
+        from aiokafka import AIOKafkaConsumer
+
+        c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
+                             session_timeout_ms=6000, heartbeat_interval_ms=500,
+                             max_poll_interval_ms=10000, enable_auto_commit=False)
+        await c.start()
+        try:
+            while not stop[name].is_set():
+                await c.getmany(timeout_ms=100)
+                state[name] = sorted(tp.partition for tp in c.assignment())
+        finally:
+            await c.stop()
+            state[name] = None
+
+    def aio_thread(name):
+        try:
+            asyncio.run(aio_member(name))
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"{name}: {e!r}")
+
+    run = kp_member if client == "kafka-python" else aio_thread
+
+    def wait_for(cond, what):
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if errors:
+                raise SystemExit("; ".join(errors))
+            if cond():
+                return
+            time.sleep(0.1)
+        raise SystemExit(f"timed out waiting for {what}: {state}")
+
+    out = {}
+    a = threading.Thread(target=run, args=("A",), daemon=True)
+    a.start()
+    wait_for(lambda: state["A"] and len(state["A"]) >= 4, "A alone to own every partition")
+    out["alone"] = state["A"]
+    b = threading.Thread(target=run, args=("B",), daemon=True)
+    b.start()
+
+    def split():
+        sa, sb = state["A"] or [], state["B"] or []
+        return sa and sb and not set(sa) & set(sb) and len(sa) + len(sb) == len(out["alone"])
+
+    wait_for(split, "A and B to split the partitions")
+    out["split"] = [state["A"], state["B"]]
+    stop["B"].set()
+    b.join(30)
+    wait_for(lambda: state["A"] == out["alone"], "A to take over after B left")
+    out["after"] = state["A"]
+    stop["A"].set()
+    a.join(30)
+    return out
+
+
 def main(argv):
     s = argv[1]
     if s == "admin":
@@ -170,6 +281,10 @@ def main(argv):
         r = aio_produce(argv[2], argv[3], int(argv[4]))
     elif s == "consume":
         r = consume(argv[2], argv[3], argv[4], int(argv[5]))
+    elif s == "group-commit":
+        r = group_commit(argv[2], argv[3], argv[4], int(argv[5]))
+    elif s == "group-pair":
+        r = group_pair(argv[2], argv[3], argv[4], argv[5])
     else:
         raise SystemExit(f"unknown scenario {s}")
     json.dump(r, sys.stdout)

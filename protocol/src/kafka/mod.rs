@@ -14,7 +14,8 @@
 //! - one file per API group: [`api_versions`], [`metadata`], [`produce`],
 //!   [`fetch`], [`list_offsets`], [`offsets`] (FindCoordinator,
 //!   OffsetCommit, OffsetFetch), [`admin`] (CreateTopics, DeleteTopics,
-//!   DescribeConfigs, InitProducerId).
+//!   DescribeConfigs, InitProducerId), [`groups`] (JoinGroup, SyncGroup,
+//!   Heartbeat, LeaveGroup, DescribeGroups, ListGroups, DeleteGroups).
 //!
 //! Why not the `kafka-protocol` crate: its decoders size allocations from
 //! wire counts before checking them against the input, and they copy a fetch
@@ -26,6 +27,7 @@ pub mod admin;
 pub mod api_versions;
 pub mod error_code;
 pub mod fetch;
+pub mod groups;
 pub mod header;
 pub mod io;
 pub mod list_offsets;
@@ -85,6 +87,18 @@ pub enum ApiKey {
     OffsetFetch = 9,
     /// FindCoordinator (10).
     FindCoordinator = 10,
+    /// JoinGroup (11).
+    JoinGroup = 11,
+    /// Heartbeat (12).
+    Heartbeat = 12,
+    /// LeaveGroup (13).
+    LeaveGroup = 13,
+    /// SyncGroup (14).
+    SyncGroup = 14,
+    /// DescribeGroups (15).
+    DescribeGroups = 15,
+    /// ListGroups (16).
+    ListGroups = 16,
     /// ApiVersions (18).
     ApiVersions = 18,
     /// CreateTopics (19).
@@ -95,11 +109,13 @@ pub enum ApiKey {
     InitProducerId = 22,
     /// DescribeConfigs (32).
     DescribeConfigs = 32,
+    /// DeleteGroups (42).
+    DeleteGroups = 42,
 }
 
 impl ApiKey {
     /// Every API served, in key order.
-    pub const ALL: [ApiKey; 12] = [
+    pub const ALL: [ApiKey; 19] = [
         ApiKey::Produce,
         ApiKey::Fetch,
         ApiKey::ListOffsets,
@@ -107,11 +123,18 @@ impl ApiKey {
         ApiKey::OffsetCommit,
         ApiKey::OffsetFetch,
         ApiKey::FindCoordinator,
+        ApiKey::JoinGroup,
+        ApiKey::Heartbeat,
+        ApiKey::LeaveGroup,
+        ApiKey::SyncGroup,
+        ApiKey::DescribeGroups,
+        ApiKey::ListGroups,
         ApiKey::ApiVersions,
         ApiKey::CreateTopics,
         ApiKey::DeleteTopics,
         ApiKey::InitProducerId,
         ApiKey::DescribeConfigs,
+        ApiKey::DeleteGroups,
     ];
 
     /// The API of a key, if served.
@@ -134,6 +157,13 @@ impl ApiKey {
             ApiKey::DeleteTopics => (1, 6),
             ApiKey::InitProducerId => (0, 4),
             ApiKey::DescribeConfigs => (0, 4),
+            ApiKey::JoinGroup => (0, 7),
+            ApiKey::Heartbeat => (0, 4),
+            ApiKey::LeaveGroup => (0, 4),
+            ApiKey::SyncGroup => (0, 5),
+            ApiKey::DescribeGroups => (0, 5),
+            ApiKey::ListGroups => (0, 4),
+            ApiKey::DeleteGroups => (0, 2),
         }
     }
 
@@ -158,6 +188,13 @@ impl ApiKey {
             ApiKey::DeleteTopics => 4,
             ApiKey::InitProducerId => 2,
             ApiKey::DescribeConfigs => 4,
+            ApiKey::JoinGroup => 6,
+            ApiKey::Heartbeat => 4,
+            ApiKey::LeaveGroup => 4,
+            ApiKey::SyncGroup => 4,
+            ApiKey::DescribeGroups => 5,
+            ApiKey::ListGroups => 3,
+            ApiKey::DeleteGroups => 2,
         }
     }
 

@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use super::admin::*;
 use super::api_versions::*;
 use super::fetch::*;
+use super::groups::*;
 use super::header::RequestHeader;
 use super::io::Records;
 use super::list_offsets::*;
@@ -387,6 +388,164 @@ fn responses_round_trip_at_every_version() {
 }
 
 #[test]
+fn group_messages_round_trip_at_every_version() {
+    for v in versions(ApiKey::JoinGroup) {
+        let req = JoinGroupRequest {
+            group_id: s("g"),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: if v >= 1 { 30_000 } else { 0 },
+            member_id: String::new(),
+            group_instance_id: if v >= 5 { Some(s("i")) } else { None },
+            protocol_type: s("consumer"),
+            protocols: vec![JoinProtocol {
+                name: s("range"),
+                metadata: vec![0, 1, 2],
+            }],
+        };
+        assert_eq!(round_trip(&req, v, &[]), req);
+        let resp = JoinGroupResponse {
+            throttle_time_ms: 0,
+            error_code: 0,
+            generation_id: 3,
+            protocol_type: if v >= 7 { Some(s("consumer")) } else { None },
+            protocol_name: Some(s("range")),
+            leader: s("m1"),
+            member_id: s("m1"),
+            members: vec![JoinGroupMember {
+                member_id: s("m1"),
+                group_instance_id: None,
+                metadata: vec![9],
+            }],
+        };
+        assert_eq!(round_trip(&resp, v, &[]), resp);
+    }
+    for v in versions(ApiKey::SyncGroup) {
+        let req = SyncGroupRequest {
+            group_id: s("g"),
+            generation_id: 3,
+            member_id: s("m1"),
+            group_instance_id: None,
+            protocol_type: if v >= 5 { Some(s("consumer")) } else { None },
+            protocol_name: if v >= 5 { Some(s("range")) } else { None },
+            assignments: vec![SyncAssignment {
+                member_id: s("m1"),
+                assignment: vec![1, 2],
+            }],
+        };
+        assert_eq!(round_trip(&req, v, &[]), req);
+        let resp = SyncGroupResponse {
+            throttle_time_ms: 0,
+            error_code: 0,
+            protocol_type: None,
+            protocol_name: None,
+            assignment: vec![7; 5],
+        };
+        assert_eq!(round_trip(&resp, v, &[]), resp);
+    }
+    for v in versions(ApiKey::Heartbeat) {
+        let req = HeartbeatRequest {
+            group_id: s("g"),
+            generation_id: 1,
+            member_id: s("m"),
+            group_instance_id: None,
+        };
+        assert_eq!(round_trip(&req, v, &[]), req);
+        let resp = HeartbeatResponse {
+            throttle_time_ms: 0,
+            error_code: 27,
+        };
+        assert_eq!(round_trip(&resp, v, &[]), resp);
+    }
+    for v in versions(ApiKey::LeaveGroup) {
+        let req = LeaveGroupRequest {
+            group_id: s("g"),
+            members: vec![LeavingMember {
+                member_id: s("m"),
+                group_instance_id: None,
+            }],
+        };
+        assert_eq!(round_trip(&req, v, &[]), req);
+        let resp = LeaveGroupResponse {
+            throttle_time_ms: 0,
+            error_code: 0,
+            members: if v >= 3 {
+                vec![LeftMember {
+                    member_id: s("m"),
+                    group_instance_id: None,
+                    error_code: 0,
+                }]
+            } else {
+                Vec::new()
+            },
+        };
+        assert_eq!(round_trip(&resp, v, &[]), resp);
+    }
+    for v in versions(ApiKey::DescribeGroups) {
+        let req = DescribeGroupsRequest {
+            groups: vec![s("g")],
+            include_authorized_operations: v >= 3,
+        };
+        assert_eq!(round_trip(&req, v, &[]), req);
+        let resp = DescribeGroupsResponse {
+            throttle_time_ms: 0,
+            groups: vec![DescribedGroup {
+                error_code: 0,
+                group_id: s("g"),
+                group_state: s("Stable"),
+                protocol_type: s("consumer"),
+                protocol_data: s("range"),
+                members: vec![DescribedMember {
+                    member_id: s("m"),
+                    group_instance_id: None,
+                    client_id: s("c"),
+                    client_host: s("/127.0.0.1"),
+                    member_metadata: vec![1],
+                    member_assignment: vec![2],
+                }],
+                authorized_operations: if v >= 3 { i32::MIN } else { 0 },
+            }],
+        };
+        assert_eq!(round_trip(&resp, v, &[]), resp);
+    }
+    for v in versions(ApiKey::ListGroups) {
+        let req = ListGroupsRequest {
+            states_filter: if v >= 4 {
+                vec![s("Stable")]
+            } else {
+                Vec::new()
+            },
+        };
+        let mut bytes = Vec::new();
+        encode(&mut req.clone(), v, &mut bytes, &[]).expect("encode");
+        assert_eq!(decode::<ListGroupsRequest>(&bytes, v), Ok(req));
+        let resp = ListGroupsResponse {
+            throttle_time_ms: 0,
+            error_code: 0,
+            groups: vec![ListedGroup {
+                group_id: s("g"),
+                protocol_type: s("consumer"),
+                group_state: if v >= 4 { s("Empty") } else { String::new() },
+            }],
+        };
+        assert_eq!(round_trip(&resp, v, &[]), resp);
+    }
+    for v in versions(ApiKey::DeleteGroups) {
+        let req = DeleteGroupsRequest {
+            groups_names: vec![s("g")],
+        };
+        assert_eq!(round_trip(&req, v, &[]), req);
+        let resp = DeleteGroupsResponse {
+            throttle_time_ms: 0,
+            results: vec![DeletedGroup {
+                group_id: s("g"),
+                error_code: 68,
+            }],
+        };
+        assert_eq!(round_trip(&resp, v, &[]), resp);
+    }
+}
+
+#[test]
 fn request_headers_follow_the_api_version() {
     // Metadata v12 is flexible: header v2 (tagged fields after the client id).
     let h = RequestHeader {
@@ -447,6 +606,13 @@ pub(crate) fn check_request(api: ApiKey, version: i16, body: &[u8]) -> bool {
         ApiKey::DeleteTopics => stable::<DeleteTopicsRequest>(body, version),
         ApiKey::InitProducerId => stable::<InitProducerIdRequest>(body, version),
         ApiKey::DescribeConfigs => stable::<DescribeConfigsRequest>(body, version),
+        ApiKey::JoinGroup => stable::<JoinGroupRequest>(body, version),
+        ApiKey::Heartbeat => stable::<HeartbeatRequest>(body, version),
+        ApiKey::LeaveGroup => stable::<LeaveGroupRequest>(body, version),
+        ApiKey::SyncGroup => stable::<SyncGroupRequest>(body, version),
+        ApiKey::DescribeGroups => stable::<DescribeGroupsRequest>(body, version),
+        ApiKey::ListGroups => stable::<ListGroupsRequest>(body, version),
+        ApiKey::DeleteGroups => stable::<DeleteGroupsRequest>(body, version),
     }
 }
 

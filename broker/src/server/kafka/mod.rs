@@ -133,6 +133,13 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
             let resp = admin::describe_configs(conn, r);
             respond(conn, req, resp).await
         }
+        ApiKey::JoinGroup
+        | ApiKey::Heartbeat
+        | ApiKey::LeaveGroup
+        | ApiKey::SyncGroup
+        | ApiKey::DescribeGroups
+        | ApiKey::ListGroups
+        | ApiKey::DeleteGroups => unsupported(conn, &h).await,
     }
 }
 
