@@ -419,6 +419,21 @@ pub struct BrokerConfig {
     /// Log a warning for every request that takes longer than this many
     /// milliseconds (beyond a fetch's own `max_wait`); 0: never.
     pub slow_request_ms: u64,
+    /// Shortest session timeout a group member may ask for, in ms (Kafka's
+    /// `group.min.session.timeout.ms`); shorter: `InvalidSessionTimeout`.
+    pub group_min_session_timeout_ms: u32,
+    /// Longest session timeout a group member may ask for, in ms (Kafka's
+    /// `group.max.session.timeout.ms`).
+    pub group_max_session_timeout_ms: u32,
+    /// Most members (joined or holding a fresh member id) of one group;
+    /// more: `GroupMaxSizeReached`.
+    pub group_max_size: u32,
+    /// How long the first rebalance of an Empty group waits for more
+    /// members to join, in ms, extended by as much for each member that
+    /// joins meanwhile, up to the rebalance timeout (Kafka's
+    /// `group.initial.rebalance.delay.ms`). Only a group with no members
+    /// waits: a takeover after a member leaves or dies does not.
+    pub group_initial_rebalance_delay_ms: u32,
     /// Where the Kafka-protocol listener listens (`HOST:PORT`, or `"none"`).
     pub kafka_listen: KafkaListen,
     /// `HOST:PORT` Kafka clients are told to connect to (Metadata,
@@ -455,6 +470,10 @@ impl Default for BrokerConfig {
             metrics_listen: MetricsListen::default(),
             metrics_per_partition: true,
             slow_request_ms: 1000,
+            group_min_session_timeout_ms: 1000,
+            group_max_session_timeout_ms: 30 * 60 * 1000,
+            group_max_size: 1000,
+            group_initial_rebalance_delay_ms: 500,
             kafka_listen: KafkaListen::default(),
             kafka_advertised: String::new(),
         }
@@ -468,6 +487,20 @@ impl BrokerConfig {
             max_metadata_bytes: self.offset_metadata_max_bytes as usize,
             max_keys: usize::try_from(self.max_committed_offsets).unwrap_or(usize::MAX),
             snapshot_bytes: self.offsets_snapshot_bytes,
+        }
+    }
+
+    /// The group coordinator's settings.
+    pub fn group_config(&self) -> crate::group::GroupConfig {
+        use std::time::Duration;
+        crate::group::GroupConfig {
+            min_session_timeout: Duration::from_millis(self.group_min_session_timeout_ms.into()),
+            max_session_timeout: Duration::from_millis(self.group_max_session_timeout_ms.into()),
+            max_size: self.group_max_size as usize,
+            initial_rebalance_delay: Duration::from_millis(
+                self.group_initial_rebalance_delay_ms.into(),
+            ),
+            max_groups: usize::try_from(self.max_committed_offsets).unwrap_or(usize::MAX),
         }
     }
 
@@ -510,6 +543,20 @@ impl BrokerConfig {
         }
         if self.max_partitions == 0 {
             return Err("max_partitions must be positive".into());
+        }
+        if self.group_min_session_timeout_ms == 0
+            || self.group_min_session_timeout_ms > self.group_max_session_timeout_ms
+        {
+            return Err(
+                "group_min_session_timeout_ms must be positive and at most group_max_session_timeout_ms"
+                    .into(),
+            );
+        }
+        if self.group_max_size == 0 || self.group_max_size > 1_000_000 {
+            return Err("group_max_size must be between 1 and 1000000".into());
+        }
+        if self.group_initial_rebalance_delay_ms > 300_000 {
+            return Err("group_initial_rebalance_delay_ms must be at most 300000".into());
         }
         if self.topic_defaults.producer_id_expiration_ms < 1000
             || self.topic_defaults.producer_id_expiration_ms > i64::MAX as u64
@@ -630,6 +677,39 @@ mod tests {
         ] {
             let c = BrokerConfig::from_toml(bad).unwrap();
             assert!(c.validate().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn group_settings_are_validated() {
+        let c = BrokerConfig::from_toml(
+            "group_min_session_timeout_ms = 10\ngroup_max_session_timeout_ms = 10\n\
+             group_max_size = 2\ngroup_initial_rebalance_delay_ms = 0\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.group_config().max_size, 2);
+        for (text, needle) in [
+            (
+                "group_min_session_timeout_ms = 0",
+                "group_min_session_timeout_ms",
+            ),
+            (
+                "group_min_session_timeout_ms = 5000\ngroup_max_session_timeout_ms = 4999",
+                "group_min_session_timeout_ms",
+            ),
+            ("group_max_size = 0", "group_max_size"),
+            ("group_max_size = 1000001", "group_max_size"),
+            (
+                "group_initial_rebalance_delay_ms = 300001",
+                "group_initial_rebalance_delay_ms",
+            ),
+        ] {
+            let err = BrokerConfig::from_toml(text)
+                .unwrap()
+                .validate()
+                .unwrap_err();
+            assert!(err.contains(needle), "{text}: {err}");
         }
     }
 

@@ -8,6 +8,7 @@
 //! - [`config`]: broker settings (defaults, TOML file).
 //! - [`topics`]: the topics, their partitions and the topic metadata file.
 //! - [`offsets`]: consumer groups' committed offsets, stored in an internal log.
+//! - [`group`]: the group coordinator (membership, generations, assignments).
 //! - [`producer`]: idempotent producers — the producer id allocator and each
 //!   partition's producer state (sequence numbers, snapshots).
 //! - [`partition`]: a partition's log plus its ack and visibility policy.
@@ -21,6 +22,7 @@
 
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod log;
 pub mod metrics;
 pub mod offsets;

@@ -5,8 +5,9 @@
 //! - the offsets log, an internal partition log `__consumer_offsets-0` in
 //!   the data directory. Each commit is one appended batch, flushed before
 //!   the commit is acknowledged ([`FlushPolicy::BeforeAck`]). A record's key
-//!   starts with a big-endian `u16` key type ([`KEY_OFFSET_COMMIT`]), so
-//!   other record types (group membership) can be added later; the latest
+//!   starts with a big-endian `u16` key type: [`KEY_OFFSET_COMMIT`] for a
+//!   committed offset, [`KEY_GROUP_METADATA`] for a group's membership
+//!   (the value is a [`crate::group::record::GroupRecord`]); the latest
 //!   record for a key wins, and a record without a value (a tombstone)
 //!   removes the key.
 //! - the snapshot `__consumer_offsets.snapshot`: every live key with its
@@ -60,12 +61,18 @@ pub const SNAPSHOT_FILE: &str = "__consumer_offsets.snapshot";
 /// the key). Type 0 is never used: legacy keys are told apart by their
 /// nonzero first byte.
 pub const KEY_OFFSET_COMMIT: u16 = 1;
+/// Key type of a group metadata record: the key is this `u16` BE, then the
+/// postcard group name; the value is opaque here (the group coordinator's
+/// versioned [`crate::group::record::GroupRecord`]).
+pub const KEY_GROUP_METADATA: u16 = 2;
 /// Version of the offset commit value layout (big-endian `u16` at the start
 /// of the value).
 pub const VALUE_VERSION: u16 = 1;
 
 const SNAPSHOT_MAGIC: [u8; 4] = *b"SLOF";
-const SNAPSHOT_VERSION: u16 = 1;
+/// Version 2 may hold group metadata entries; version 1 (offsets only) is
+/// still read.
+const SNAPSHOT_VERSION: u16 = 2;
 /// Length of the snapshot header.
 pub const SNAPSHOT_HEADER_LEN: usize = 32;
 /// Commits of groups hashing to the same stripe are serialised.
@@ -111,11 +118,21 @@ pub fn encode_value(offset: u64, metadata: &str) -> Vec<u8> {
     postcard::to_extend(&(offset, metadata), out).unwrap_or_default()
 }
 
+/// Encodes the log record key of a group's metadata: `u16` BE
+/// [`KEY_GROUP_METADATA`], then postcard `group`.
+pub fn encode_group_key(group: &str) -> Vec<u8> {
+    let out = KEY_GROUP_METADATA.to_be_bytes().to_vec();
+    postcard::to_extend(&group, out).unwrap_or_default()
+}
+
 /// What one offsets-log record means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OffsetRecord {
     /// The key's latest value (`None`: a tombstone, the key is forgotten).
     Commit(Key, Option<Value>),
+    /// A group's metadata value (opaque here), or `None`: the group was
+    /// deleted.
+    Group(String, Option<Vec<u8>>),
     /// A key type this build does not know (written by a newer broker):
     /// skipped.
     Unknown(u16),
@@ -127,6 +144,11 @@ pub fn decode_record(key: &[u8], value: Option<&[u8]>) -> Result<OffsetRecord, S
     let (key, value) = match key {
         [0, t0, rest @ ..] => {
             let kind = u16::from_be_bytes([0, *t0]);
+            if kind == KEY_GROUP_METADATA {
+                let group: String =
+                    postcard::from_bytes(rest).map_err(|e| format!("group metadata key: {e}"))?;
+                return Ok(OffsetRecord::Group(group, value.map(<[u8]>::to_vec)));
+            }
             if kind != KEY_OFFSET_COMMIT {
                 return Ok(OffsetRecord::Unknown(kind));
             }
@@ -168,24 +190,36 @@ pub struct Snapshot {
     pub covers_to: u64,
     /// Every live key with its latest value.
     pub entries: Vec<(Key, Value)>,
+    /// Every group's metadata value (key type 2).
+    pub groups: Vec<(String, Vec<u8>)>,
 }
 
 impl Snapshot {
-    /// Encodes as a 32-byte header — magic `SLOF`, `u16` version 1, `u16`
+    /// Encodes as a 32-byte header — magic `SLOF`, `u16` version 2, `u16`
     /// zero, `u64` covers-to offset, `u32` entry count, `u32` body length,
     /// `u32` zero, `u32` CRC-32 (IEEE) of header bytes 0..28 followed by the
     /// body; big-endian — then the body: per entry `u32` key length, key
-    /// ([`encode_key`]), `u32` value length, value ([`encode_value`]).
+    /// ([`encode_key`] or [`encode_group_key`]), `u32` value length, value
+    /// ([`encode_value`] or the group's metadata). Offset entries come
+    /// first, then group entries.
     pub fn encode(&self) -> Result<Vec<u8>, String> {
         let mut body = Vec::new();
+        let mut put = |part: &[u8]| -> Result<(), String> {
+            let len = u32::try_from(part.len()).map_err(|_| "entry too large")?;
+            body.extend_from_slice(&len.to_be_bytes());
+            body.extend_from_slice(part);
+            Ok(())
+        };
         for ((g, t, p), (o, m)) in &self.entries {
-            for part in [encode_key(g, t, *p), encode_value(*o, m)] {
-                let len = u32::try_from(part.len()).map_err(|_| "entry too large")?;
-                body.extend_from_slice(&len.to_be_bytes());
-                body.extend_from_slice(&part);
-            }
+            put(&encode_key(g, t, *p))?;
+            put(&encode_value(*o, m))?;
         }
-        let count = u32::try_from(self.entries.len()).map_err(|_| "too many entries")?;
+        for (g, value) in &self.groups {
+            put(&encode_group_key(g))?;
+            put(value)?;
+        }
+        let count = u32::try_from(self.entries.len() + self.groups.len())
+            .map_err(|_| "too many entries")?;
         let body_len = u32::try_from(body.len()).map_err(|_| "snapshot over 4 GiB")?;
         let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + body.len());
         out.extend_from_slice(&SNAPSHOT_MAGIC);
@@ -217,7 +251,7 @@ impl Snapshot {
             return Err("snapshot magic is not \"SLOF\"".into());
         }
         let version = (be32(4) >> 16) as u16;
-        if version != SNAPSHOT_VERSION {
+        if version != SNAPSHOT_VERSION && version != 1 {
             return Err(format!(
                 "snapshot version {version} is not supported (this build reads {SNAPSHOT_VERSION})"
             ));
@@ -254,12 +288,14 @@ impl Snapshot {
         };
         // At least 8 length bytes per entry: a lying count cannot allocate.
         let mut entries = Vec::with_capacity(count.min(body.len() / 8));
+        let mut groups = Vec::new();
         for _ in 0..count {
             let key = take()?;
             let value = take()?;
             match decode_record(key, Some(value))? {
-                OffsetRecord::Commit(k, Some(v)) => entries.push((k, v)),
-                OffsetRecord::Commit(_, None) | OffsetRecord::Unknown(_) => {
+                OffsetRecord::Commit(k, Some(v)) if groups.is_empty() => entries.push((k, v)),
+                OffsetRecord::Group(g, Some(v)) if version >= 2 => groups.push((g, v)),
+                OffsetRecord::Commit(..) | OffsetRecord::Group(..) | OffsetRecord::Unknown(_) => {
                     return Err("snapshot entry of an unexpected type".into());
                 }
             }
@@ -267,13 +303,19 @@ impl Snapshot {
         if !rest.is_empty() {
             return Err("bytes after the last snapshot entry".into());
         }
-        Ok(Snapshot { covers_to, entries })
+        Ok(Snapshot {
+            covers_to,
+            entries,
+            groups,
+        })
     }
 }
 
 #[derive(Debug, Default)]
 struct Committed {
     map: HashMap<Key, Value>,
+    /// Each group's metadata value (key type 2).
+    groups: HashMap<String, Vec<u8>>,
     /// New keys of commits in flight, counted against the limit.
     reserved: usize,
 }
@@ -334,6 +376,7 @@ impl OffsetStore {
         let (log, _) =
             PartitionLog::open_with(Arc::clone(&fs), data_dir.join(OFFSETS_DIR), log_config)?;
         let mut map: HashMap<Key, Value> = snapshot.entries.into_iter().collect();
+        let mut groups: HashMap<String, Vec<u8>> = snapshot.groups.into_iter().collect();
         if log.log_start_offset() > snapshot.covers_to {
             tracing::error!(
                 log_start = log.log_start_offset(),
@@ -370,6 +413,12 @@ impl OffsetStore {
                         Ok(OffsetRecord::Commit(key, None)) => {
                             map.remove(&key);
                         }
+                        Ok(OffsetRecord::Group(group, Some(value))) => {
+                            groups.insert(group, value);
+                        }
+                        Ok(OffsetRecord::Group(group, None)) => {
+                            groups.remove(&group);
+                        }
                         Ok(OffsetRecord::Unknown(kind)) => tracing::warn!(
                             offset = record.offset,
                             kind,
@@ -389,7 +438,11 @@ impl OffsetStore {
             fs,
             data_dir: data_dir.to_owned(),
             config,
-            committed: Mutex::new(Committed { map, reserved: 0 }),
+            committed: Mutex::new(Committed {
+                map,
+                groups,
+                reserved: 0,
+            }),
             gate: RwLock::new(()),
             groups: (0..GROUP_STRIPES).map(|_| Mutex::new(())).collect(),
             snapshot_len: AtomicU64::new(snapshot_bytes.as_ref().map_or(0, |b| b.len() as u64)),
@@ -501,7 +554,7 @@ impl OffsetStore {
                             .contains_key(&(group.to_owned(), e.topic.clone(), e.partition))
                     })
                     .count();
-                if c.map.len() + c.reserved + new_keys > self.config.max_keys {
+                if c.map.len() + c.groups.len() + c.reserved + new_keys > self.config.max_keys {
                     return Err(store_error(
                         ErrorCode::TooManyCommittedOffsets,
                         format!(
@@ -632,9 +685,21 @@ impl OffsetStore {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         entries.sort();
-        let bytes = Snapshot { covers_to, entries }
-            .encode()
-            .map_err(|m| store_error(ErrorCode::Unknown, m))?;
+        let mut groups: Vec<(String, Vec<u8>)> = self
+            .committed
+            .lock()
+            .groups
+            .iter()
+            .map(|(g, v)| (g.clone(), v.clone()))
+            .collect();
+        groups.sort();
+        let bytes = Snapshot {
+            covers_to,
+            entries,
+            groups,
+        }
+        .encode()
+        .map_err(|m| store_error(ErrorCode::Unknown, m))?;
         write_file_atomically(&*self.fs, &self.data_dir, SNAPSHOT_FILE, &bytes)
             .map_err(|e| LogError::io("write", self.data_dir.join(SNAPSHOT_FILE), e))?;
         self.snapshot_len
@@ -683,6 +748,115 @@ impl OffsetStore {
             .map(|((g, t, p), (o, _))| (g.clone(), t.clone(), *p, *o))
             .collect();
         out.sort();
+        out
+    }
+
+    /// Durably stores a group's metadata value (`Some`) or its tombstone
+    /// (`None`), then makes it visible to [`OffsetStore::group_records`].
+    /// Blocking. A new group counts against `max_committed_offsets`
+    /// ([`ErrorCode::TooManyCommittedOffsets`]).
+    pub fn store_group(&self, group: &str, value: Option<Vec<u8>>) -> Result<(), BrokerError> {
+        {
+            let _group = self.group_lock(group).lock();
+            let _gate = self.gate.read();
+            {
+                let c = self.committed.lock();
+                let known = c.groups.contains_key(group);
+                if value.is_none() && !known {
+                    return Ok(());
+                }
+                if value.is_some()
+                    && !known
+                    && c.map.len() + c.groups.len() + c.reserved >= self.config.max_keys
+                {
+                    return Err(store_error(
+                        ErrorCode::TooManyCommittedOffsets,
+                        format!(
+                            "the broker holds the most committed offsets and groups it may ({})",
+                            self.config.max_keys
+                        ),
+                    ));
+                }
+            }
+            self.append_durably(&[(encode_group_key(group), value.clone())])?;
+            let mut c = self.committed.lock();
+            match value {
+                Some(v) => c.groups.insert(group.to_owned(), v),
+                None => c.groups.remove(group),
+            };
+        }
+        self.maybe_snapshot();
+        Ok(())
+    }
+
+    /// Deletes a group: durably writes tombstones for its metadata and
+    /// every offset it committed (one batch), then forgets them. Returns
+    /// whether there was anything to delete. Blocking.
+    pub fn delete_group(&self, group: &str) -> Result<bool, BrokerError> {
+        {
+            let _group = self.group_lock(group).lock();
+            let _gate = self.gate.read();
+            let (keys, had_meta) = {
+                let c = self.committed.lock();
+                let keys: Vec<Key> = c
+                    .map
+                    .keys()
+                    .filter(|(g, _, _)| g == group)
+                    .cloned()
+                    .collect();
+                (keys, c.groups.contains_key(group))
+            };
+            if keys.is_empty() && !had_meta {
+                return Ok(false);
+            }
+            let mut records: Vec<_> = keys
+                .iter()
+                .map(|(g, t, p)| (encode_key(g, t, *p), None))
+                .collect();
+            if had_meta {
+                records.push((encode_group_key(group), None));
+            }
+            self.append_durably(&records)?;
+            let mut c = self.committed.lock();
+            for k in &keys {
+                c.map.remove(k);
+            }
+            c.groups.remove(group);
+        }
+        self.maybe_snapshot();
+        Ok(true)
+    }
+
+    /// Every group's stored metadata value, sorted by group name.
+    pub fn group_records(&self) -> Vec<(String, Vec<u8>)> {
+        let mut out: Vec<_> = self
+            .committed
+            .lock()
+            .groups
+            .iter()
+            .map(|(g, v)| (g.clone(), v.clone()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Whether `group` has committed offsets or stored metadata.
+    pub fn has_group(&self, group: &str) -> bool {
+        let c = self.committed.lock();
+        c.groups.contains_key(group) || c.map.keys().any(|(g, _, _)| g == group)
+    }
+
+    /// Names of the groups that have committed offsets, sorted.
+    pub fn groups_with_offsets(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .committed
+            .lock()
+            .map
+            .keys()
+            .map(|(g, _, _)| g.clone())
+            .collect();
+        out.sort();
+        out.dedup();
         out
     }
 
@@ -802,9 +976,23 @@ mod tests {
             Ok(OffsetRecord::Commit(("g".into(), "tp".into(), 7), None))
         );
         assert_eq!(
-            decode_record(&[0, 2, 9, 9], Some(b"whatever")),
-            Ok(OffsetRecord::Unknown(2))
+            decode_record(&[0, 3, 9, 9], Some(b"whatever")),
+            Ok(OffsetRecord::Unknown(3))
         );
+        let group_key = encode_group_key("g");
+        assert_eq!(group_key, [0, 2, 1, b'g']);
+        assert_eq!(
+            decode_record(&group_key, Some(b"\x00\x01opaque")),
+            Ok(OffsetRecord::Group(
+                "g".into(),
+                Some(b"\x00\x01opaque".to_vec())
+            ))
+        );
+        assert_eq!(
+            decode_record(&group_key, None),
+            Ok(OffsetRecord::Group("g".into(), None))
+        );
+        assert!(decode_record(&[0, 2, 9, 9], None).is_err());
         assert!(decode_record(&[], None).is_err());
         assert!(decode_record(&key, Some(&[0, 9, 1, 1])).is_err());
     }
@@ -817,11 +1005,17 @@ mod tests {
                 (("g".into(), "t".into(), 0), (5, String::new())),
                 (("g2".into(), "t".into(), 3), (9, "x".repeat(4096))),
             ],
+            groups: vec![("g".into(), vec![0, 1, 7])],
         };
         let bytes = snap.encode().unwrap();
-        assert_eq!(&bytes[0..8], b"SLOF\x00\x01\x00\x00");
+        assert_eq!(&bytes[0..8], b"SLOF\x00\x02\x00\x00");
         assert_eq!(&bytes[8..16], &[1, 2, 3, 4, 5, 6, 7, 8]);
-        assert_eq!(&bytes[16..20], &[0, 0, 0, 2]);
+        assert_eq!(&bytes[16..20], &[0, 0, 0, 3]);
+        // The group entry is last: key length, key, value length, value.
+        assert_eq!(
+            &bytes[bytes.len() - 15..],
+            &[0, 0, 0, 4, 0, 2, 1, b'g', 0, 0, 0, 3, 0, 1, 7]
+        );
         assert_eq!(
             u32::from_be_bytes(bytes[20..24].try_into().unwrap()) as usize,
             bytes.len() - SNAPSHOT_HEADER_LEN
@@ -837,6 +1031,69 @@ mod tests {
         for len in 0..bytes.len() {
             assert!(Snapshot::decode(&bytes[..len]).is_err(), "cut at {len}");
         }
+    }
+
+    /// A version 1 snapshot (offsets only, from before group metadata) is
+    /// still read; group entries in it, or offsets after group entries, are
+    /// refused.
+    #[test]
+    fn version_1_snapshots_still_load() {
+        let with_crc = |mut bytes: Vec<u8>| {
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(&bytes[..28]);
+            crc.update(&bytes[32..]);
+            bytes[28..32].copy_from_slice(&crc.finalize().to_be_bytes());
+            bytes
+        };
+        let offsets_only = Snapshot {
+            covers_to: 9,
+            entries: vec![(("g".into(), "t".into(), 0), (5, String::new()))],
+            groups: vec![],
+        };
+        let mut v1 = offsets_only.encode().unwrap();
+        v1[5] = 1;
+        assert_eq!(Snapshot::decode(&with_crc(v1)), Ok(offsets_only.clone()));
+        let mut with_group = offsets_only.clone();
+        with_group.groups.push(("g".into(), vec![0, 1]));
+        let mut v1 = with_group.encode().unwrap();
+        v1[5] = 1;
+        assert!(Snapshot::decode(&with_crc(v1)).is_err());
+    }
+
+    #[test]
+    fn group_metadata_survives_reopen_and_snapshots_and_is_deleted_with_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), OffsetsConfig::default());
+        store.store_group("g", Some(vec![0, 1, 1])).unwrap();
+        store.store_group("g", Some(vec![0, 1, 2])).unwrap();
+        store.store_group("h", Some(vec![0, 1, 3])).unwrap();
+        store.commit("g", &[entry("t", 0, 5)]).unwrap();
+        store.commit("k", &[entry("t", 0, 6)]).unwrap();
+        drop(store);
+        let store = open(dir.path(), OffsetsConfig::default());
+        assert_eq!(
+            store.group_records(),
+            [("g".into(), vec![0, 1, 2]), ("h".into(), vec![0, 1, 3])]
+        );
+        assert!(store.has_group("k") && store.has_group("h") && !store.has_group("z"));
+        assert!(store.delete_group("g").unwrap());
+        assert!(!store.delete_group("g").unwrap(), "nothing left to delete");
+        assert_eq!(store.get("g", "t", 0), None);
+        store.snapshot().unwrap();
+        store.store_group("h", None).unwrap();
+        drop(store);
+        let store = open(dir.path(), OffsetsConfig::default());
+        assert!(store.group_records().is_empty());
+        assert!(!store.has_group("g"));
+        assert_eq!(store.get("k", "t", 0), Some((6, "m6".into())));
+        assert_eq!(store.groups_with_offsets(), ["k"]);
+        // In the snapshot too.
+        store.store_group("s", Some(vec![0, 1, 9])).unwrap();
+        store.snapshot().unwrap();
+        drop(store);
+        let store = open(dir.path(), OffsetsConfig::default());
+        assert_eq!(store.replayed_at_open(), 0);
+        assert_eq!(store.group_records(), [("s".into(), vec![0, 1, 9])]);
     }
 
     #[test]

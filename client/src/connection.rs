@@ -440,7 +440,8 @@ impl Connection {
             .0)
     }
 
-    /// Commits a group's offsets.
+    /// Commits a group's offsets as a simple commit (version 0: no
+    /// generation, accepted only while the group has no members).
     pub async fn offset_commit(
         &mut self,
         group: &str,
@@ -450,7 +451,9 @@ impl Connection {
             group: group.to_owned(),
             partitions,
         };
-        Ok(self.call(ApiKey::OffsetCommit, &req, &[]).await?.0)
+        self.send_version(ApiKey::OffsetCommit, 0, &req, &[])
+            .await?;
+        Ok(self.recv().await?.0)
     }
 
     /// Reads a group's committed offsets.

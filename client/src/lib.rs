@@ -8,6 +8,8 @@
 //!   offsets, zero-copy records, seek, commit, pipelined fetches.
 //! - [`admin`]: [`Admin`] — create, delete, list, describe topics.
 //! - [`connection`]: one TCP connection with typed calls for every API.
+//! - [`group_rpc`]: the group APIs' calls on a [`Connection`] (join, sync,
+//!   heartbeat, leave, describe, list, delete, commit in a generation).
 //! - [`partitioner`]: key hashing (Kafka's murmur2).
 //! - [`error`]: [`ClientError`], which says what failed and whether a retry
 //!   can help.
@@ -16,6 +18,7 @@ pub mod admin;
 pub mod connection;
 pub mod consumer;
 pub mod error;
+pub mod group_rpc;
 pub mod partitioner;
 pub mod producer;
 

@@ -19,7 +19,14 @@ use sluice_protocol::wire::fetch::FetchRequest;
 use sluice_protocol::wire::frame::{LEN_PREFIX, REQUEST_HEADER_LEN};
 use sluice_protocol::wire::list_offsets::ListOffsetsRequest;
 use sluice_protocol::wire::metadata::MetadataRequest;
-use sluice_protocol::wire::offset_commit::OffsetCommitRequest;
+use sluice_protocol::wire::offset_commit::{OffsetCommitRequest, OffsetCommitRequestV1};
+use sluice_protocol::wire::delete_groups::DeleteGroupsRequest;
+use sluice_protocol::wire::describe_groups::DescribeGroupsRequest;
+use sluice_protocol::wire::heartbeat::HeartbeatRequest;
+use sluice_protocol::wire::join_group::JoinGroupRequest;
+use sluice_protocol::wire::leave_group::LeaveGroupRequest;
+use sluice_protocol::wire::list_groups::ListGroupsRequest;
+use sluice_protocol::wire::sync_group::SyncGroupRequest;
 use sluice_protocol::wire::offset_fetch::OffsetFetchRequest;
 use sluice_protocol::wire::produce::ProduceRequest;
 use sluice_protocol::wire::broker_status::BrokerStatusRequest;
@@ -100,6 +107,7 @@ fn decode_request(api: ApiKey, body: &[u8], tail_len: usize) {
         }
         ApiKey::OffsetCommit => {
             stable::<OffsetCommitRequest>(body);
+            stable::<OffsetCommitRequestV1>(body);
         }
         ApiKey::OffsetFetch => {
             stable::<OffsetFetchRequest>(body);
@@ -115,6 +123,27 @@ fn decode_request(api: ApiKey, body: &[u8], tail_len: usize) {
         }
         ApiKey::BrokerStatus => {
             stable::<BrokerStatusRequest>(body);
+        }
+        ApiKey::JoinGroup => {
+            stable::<JoinGroupRequest>(body);
+        }
+        ApiKey::SyncGroup => {
+            stable::<SyncGroupRequest>(body);
+        }
+        ApiKey::Heartbeat => {
+            stable::<HeartbeatRequest>(body);
+        }
+        ApiKey::LeaveGroup => {
+            stable::<LeaveGroupRequest>(body);
+        }
+        ApiKey::DescribeGroups => {
+            stable::<DescribeGroupsRequest>(body);
+        }
+        ApiKey::ListGroups => {
+            stable::<ListGroupsRequest>(body);
+        }
+        ApiKey::DeleteGroups => {
+            stable::<DeleteGroupsRequest>(body);
         }
     }
 }

@@ -20,6 +20,13 @@ use sluice_protocol::wire::frame::{LEN_PREFIX, RESPONSE_HEADER_LEN};
 use sluice_protocol::wire::list_offsets::ListOffsetsResponse;
 use sluice_protocol::wire::metadata::{MetadataResponse, MetadataResponseV0};
 use sluice_protocol::wire::offset_commit::OffsetCommitResponse;
+use sluice_protocol::wire::delete_groups::DeleteGroupsResponse;
+use sluice_protocol::wire::describe_groups::DescribeGroupsResponse;
+use sluice_protocol::wire::heartbeat::HeartbeatResponse;
+use sluice_protocol::wire::join_group::JoinGroupResponse;
+use sluice_protocol::wire::leave_group::LeaveGroupResponse;
+use sluice_protocol::wire::list_groups::ListGroupsResponse;
+use sluice_protocol::wire::sync_group::SyncGroupResponse;
 use sluice_protocol::wire::offset_fetch::OffsetFetchResponse;
 use sluice_protocol::wire::produce::ProduceResponse;
 use sluice_protocol::wire::broker_status::BrokerStatusResponse;
@@ -92,6 +99,13 @@ fn decode_responses(body: &[u8], tail_len: usize) {
     stable::<InitProducerIdResponse>(body);
     stable::<PartitionStatusResponse>(body);
     stable::<BrokerStatusResponse>(body);
+    stable::<JoinGroupResponse>(body);
+    stable::<SyncGroupResponse>(body);
+    stable::<HeartbeatResponse>(body);
+    stable::<LeaveGroupResponse>(body);
+    stable::<DescribeGroupsResponse>(body);
+    stable::<ListGroupsResponse>(body);
+    stable::<DeleteGroupsResponse>(body);
 }
 
 /// Decodes `body` as a `T`; when it decodes, its re-encoding decodes to the

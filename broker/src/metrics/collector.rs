@@ -5,7 +5,9 @@
 //! one series to each of the nine `sluice_partition_*` families, and each
 //! committed `(group, topic, partition)` offset two series
 //! (`sluice_group_committed_offset`, `sluice_group_lag_records`), bounded by
-//! `max_partitions` and `max_committed_offsets`. Everything else is a fixed
+//! `max_partitions` and `max_committed_offsets`. Consumer groups have no
+//! series of their own (`sluice_groups` has one per state, five in all).
+//! Everything else is a fixed
 //! number of series (per API and error code, bounded by the API keys and
 //! the 64 error-code slots; only codes that occurred are shown).
 
@@ -330,11 +332,40 @@ fn encode_broker(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std
             .sum::<u64>(),
     )?;
     f.gauge("sluice_topics", "Topics.", topics.len() as u64)?;
+    encode_groups(f.enc, broker)?;
     encode_apis(f.enc, broker)?;
     if broker.config.metrics_per_partition {
         encode_partitions(f.enc, broker, &topics)?;
     }
     Ok(())
+}
+
+/// Consumer groups: by state, their members, rebalances started. A fixed
+/// number of series, whatever the number of groups.
+fn encode_groups(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std::fmt::Error> {
+    let g = broker.groups.stats();
+    {
+        let mut m = enc.encode_descriptor(
+            "sluice_groups",
+            "Consumer groups the coordinator holds, by state.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (state, n) in crate::group::GroupState::ALL.iter().zip(g.by_state) {
+            ConstGauge::new(n).encode(m.encode_family(&[("state", state.as_str())])?)?;
+        }
+    }
+    let mut f = Family { enc };
+    f.gauge(
+        "sluice_group_members",
+        "Members of all consumer groups.",
+        g.members,
+    )?;
+    f.counter(
+        "sluice_group_rebalances",
+        "Consumer group rebalances started since the broker started.",
+        g.rebalances,
+    )
 }
 
 fn api_name(slot: usize) -> String {
@@ -444,7 +475,7 @@ fn encode_partitions(
         }
     }
     // Committed offsets of consumer groups and their lag behind the high
-    // watermark (groups themselves, with members, do not exist yet).
+    // watermark.
     let committed = broker.offsets.all();
     let mut committed_m = enc.encode_descriptor(
         "sluice_group_committed_offset",

@@ -116,13 +116,18 @@ impl Broker {
             ..Stats::default()
         };
         let producer_ids = ProducerIds::open(Arc::clone(&fs), &config.data_dir)?;
-        let offsets = OffsetStore::open(fs, &config.data_dir, config.offsets_config())?;
+        let offsets = Arc::new(OffsetStore::open(
+            fs,
+            &config.data_dir,
+            config.offsets_config(),
+        )?);
         // Offsets of topics deleted while the broker was down (or before a
         // crash let it write their tombstones) are forgotten.
         offsets.forget_topics(|t| topics.topic(t).is_some())?;
         let budget = config.max_request_bytes_in_flight.min(u64::from(u32::MAX)) as usize;
         // `validate` checked that the budget holds at least one whole frame.
         let reserve = (config.max_frame_bytes as usize + LEN_PREFIX).min(budget);
+        let groups = crate::group::Coordinator::open(config.group_config(), Arc::clone(&offsets));
         Ok(Arc::new(Broker {
             service: Arc::new(Service {
                 config,
@@ -130,6 +135,7 @@ impl Broker {
                 offsets,
                 stats,
                 producer_ids,
+                groups,
             }),
             request_budget: Arc::new(Semaphore::new(budget - reserve)),
             request_reserve: Arc::new(Semaphore::new(reserve)),

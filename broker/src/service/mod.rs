@@ -12,6 +12,8 @@
 //!   and file ranges.
 //! - [`admin`]: create, delete, list and describe topics; list offsets.
 //! - [`offsets`]: commit and fetch consumer-group offsets.
+//! - [`groups`]: consumer groups (join, sync, heartbeat, leave, describe,
+//!   list, delete) through the [`crate::group`] coordinator.
 //! - [`stats`](mod@stats): counters.
 //! - [`status`]: partition and broker status for operators.
 //!
@@ -20,6 +22,7 @@
 
 pub mod admin;
 pub mod fetch;
+pub mod groups;
 pub mod offsets;
 pub mod produce;
 pub mod producer_ids;
@@ -40,12 +43,14 @@ pub struct Service {
     pub config: BrokerConfig,
     /// Topics and their partitions.
     pub topics: TopicStore,
-    /// Committed offsets of consumer groups.
-    pub offsets: OffsetStore,
+    /// Committed offsets of consumer groups (shared with the coordinator).
+    pub offsets: std::sync::Arc<OffsetStore>,
     /// Counters.
     pub stats: Stats,
     /// The producer id allocator (InitProducerId).
     pub producer_ids: crate::producer::ids::ProducerIds,
+    /// The consumer group coordinator.
+    pub groups: std::sync::Arc<crate::group::Coordinator>,
 }
 
 /// A whole request refused: the error code and a message for the client.
@@ -136,8 +141,10 @@ mod tests {
             ..BrokerConfig::default()
         };
         let topics = TopicStore::open(dir, config.topic_defaults.clone()).unwrap();
-        let offsets =
-            OffsetStore::open(Arc::new(crate::log::StdFs), dir, config.offsets_config()).unwrap();
+        let offsets = Arc::new(
+            OffsetStore::open(Arc::new(crate::log::StdFs), dir, config.offsets_config()).unwrap(),
+        );
+        let groups = crate::group::Coordinator::open(config.group_config(), Arc::clone(&offsets));
         let svc = Arc::new(Service {
             config,
             topics,
@@ -145,6 +152,7 @@ mod tests {
             stats: Stats::default(),
             producer_ids: crate::producer::ids::ProducerIds::open(Arc::new(crate::log::StdFs), dir)
                 .unwrap(),
+            groups,
         });
         svc.topics.create("t", 1, &Default::default()).unwrap();
         svc

@@ -22,7 +22,12 @@ pub mod code {
     pub const COORDINATOR_NOT_AVAILABLE: KafkaCode = 15;
     pub const INVALID_TOPIC_EXCEPTION: KafkaCode = 17;
     pub const INVALID_REQUIRED_ACKS: KafkaCode = 21;
+    pub const ILLEGAL_GENERATION: KafkaCode = 22;
+    pub const INCONSISTENT_GROUP_PROTOCOL: KafkaCode = 23;
     pub const INVALID_GROUP_ID: KafkaCode = 24;
+    pub const UNKNOWN_MEMBER_ID: KafkaCode = 25;
+    pub const INVALID_SESSION_TIMEOUT: KafkaCode = 26;
+    pub const REBALANCE_IN_PROGRESS: KafkaCode = 27;
     pub const INVALID_TIMESTAMP: KafkaCode = 32;
     pub const UNSUPPORTED_VERSION: KafkaCode = 35;
     pub const TOPIC_ALREADY_EXISTS: KafkaCode = 36;
@@ -38,6 +43,13 @@ pub mod code {
     pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: KafkaCode = 53;
     pub const KAFKA_STORAGE_ERROR: KafkaCode = 56;
     pub const UNKNOWN_PRODUCER_ID: KafkaCode = 59;
+    pub const NON_EMPTY_GROUP: KafkaCode = 68;
+    pub const GROUP_ID_NOT_FOUND: KafkaCode = 69;
+    pub const FETCH_SESSION_ID_NOT_FOUND: KafkaCode = 70;
+    pub const MEMBER_ID_REQUIRED: KafkaCode = 79;
+    pub const GROUP_MAX_SIZE_REACHED: KafkaCode = 81;
+    pub const FENCED_INSTANCE_ID: KafkaCode = 82;
+    pub const UNKNOWN_TOPIC_ID: KafkaCode = 100;
     pub const UNSUPPORTED_COMPRESSION_TYPE: KafkaCode = 76;
 }
 
@@ -71,6 +83,16 @@ pub fn to_kafka(c: ErrorCode) -> KafkaCode {
         E::OutOfOrderSequence => code::OUT_OF_ORDER_SEQUENCE_NUMBER,
         E::ProducerFenced => code::INVALID_PRODUCER_EPOCH,
         E::UnknownProducerId => code::UNKNOWN_PRODUCER_ID,
+        E::UnknownMemberId => code::UNKNOWN_MEMBER_ID,
+        E::IllegalGeneration => code::ILLEGAL_GENERATION,
+        E::RebalanceInProgress => code::REBALANCE_IN_PROGRESS,
+        E::MemberIdRequired => code::MEMBER_ID_REQUIRED,
+        E::FencedInstanceId => code::FENCED_INSTANCE_ID,
+        E::NonEmptyGroup => code::NON_EMPTY_GROUP,
+        E::GroupIdNotFound => code::GROUP_ID_NOT_FOUND,
+        E::InconsistentGroupProtocol => code::INCONSISTENT_GROUP_PROTOCOL,
+        E::GroupMaxSizeReached => code::GROUP_MAX_SIZE_REACHED,
+        E::InvalidSessionTimeout => code::INVALID_SESSION_TIMEOUT,
         // OffsetSpaceExhausted, Unknown, and codes added later.
         #[allow(unreachable_patterns)]
         _ => code::UNKNOWN_SERVER_ERROR,
@@ -83,12 +105,14 @@ mod tests {
 
     #[test]
     fn every_sluice_code_has_a_kafka_code() {
-        for n in 0..=u16::from(ErrorCode::UnknownProducerId) {
+        for n in 0..=u16::from(ErrorCode::InvalidSessionTimeout) {
             let c = ErrorCode::from_u16(n);
             let k = to_kafka(c);
             assert_eq!(k == code::NONE, c == ErrorCode::None, "{c:?}");
         }
         assert_eq!(to_kafka(ErrorCode::UnsupportedVersion), 35);
         assert_eq!(to_kafka(ErrorCode::UnknownTopicOrPartition), 3);
+        assert_eq!(to_kafka(ErrorCode::RebalanceInProgress), 27);
+        assert_eq!(to_kafka(ErrorCode::MemberIdRequired), 79);
     }
 }

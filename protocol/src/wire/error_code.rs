@@ -89,6 +89,26 @@ pub enum ErrorCode {
     /// `producer_id_expiration_ms` idle, or evicted). Nothing was written;
     /// the producer should acquire a new id.
     UnknownProducerId = 32,
+    /// The member id is not (or no longer) a member of the group: its session expired, it left, or it never joined. Rejoin with an empty member id.
+    UnknownMemberId = 33,
+    /// The generation given is not the group's current one: the member is a zombie of an older generation. Rejoin.
+    IllegalGeneration = 34,
+    /// The group is rebalancing: rejoin (JoinGroup) to take part. Commits are refused while the group awaits its leader's assignment.
+    RebalanceInProgress = 35,
+    /// A first JoinGroup without a member id: the response carries the id to join with.
+    MemberIdRequired = 36,
+    /// The static member (`group_instance_id`) is now held by another member id: a newer instance took over.
+    FencedInstanceId = 37,
+    /// The group has members (DeleteGroups of an active group).
+    NonEmptyGroup = 38,
+    /// No such group.
+    GroupIdNotFound = 39,
+    /// The member's protocol type differs from the group's, or it shares no protocol with the other members, or it sent none.
+    InconsistentGroupProtocol = 40,
+    /// The group already has `group_max_size` members.
+    GroupMaxSizeReached = 41,
+    /// The session timeout is outside the broker's `group_min_session_timeout_ms..=group_max_session_timeout_ms`.
+    InvalidSessionTimeout = 42,
 }
 
 impl ErrorCode {
@@ -126,6 +146,16 @@ impl ErrorCode {
             30 => OutOfOrderSequence,
             31 => ProducerFenced,
             32 => UnknownProducerId,
+            33 => UnknownMemberId,
+            34 => IllegalGeneration,
+            35 => RebalanceInProgress,
+            36 => MemberIdRequired,
+            37 => FencedInstanceId,
+            38 => NonEmptyGroup,
+            39 => GroupIdNotFound,
+            40 => InconsistentGroupProtocol,
+            41 => GroupMaxSizeReached,
+            42 => InvalidSessionTimeout,
             _ => Unknown,
         }
     }
@@ -193,6 +223,16 @@ impl std::fmt::Display for ErrorCode {
             ErrorCode::OutOfOrderSequence => "out of order sequence number",
             ErrorCode::ProducerFenced => "producer fenced by a newer epoch",
             ErrorCode::UnknownProducerId => "unknown producer id",
+            ErrorCode::UnknownMemberId => "unknown member id",
+            ErrorCode::IllegalGeneration => "illegal generation",
+            ErrorCode::RebalanceInProgress => "rebalance in progress",
+            ErrorCode::MemberIdRequired => "member id required",
+            ErrorCode::FencedInstanceId => "fenced instance id",
+            ErrorCode::NonEmptyGroup => "group is not empty",
+            ErrorCode::GroupIdNotFound => "group not found",
+            ErrorCode::InconsistentGroupProtocol => "inconsistent group protocol",
+            ErrorCode::GroupMaxSizeReached => "group is full",
+            ErrorCode::InvalidSessionTimeout => "invalid session timeout",
         };
         write!(f, "{text} ({})", *self as u16)
     }
@@ -206,7 +246,7 @@ mod tests {
 
     /// Every code with its number. Codes are stable: changing a number here
     /// breaks every client in the field.
-    const PINNED: [(ErrorCode, u16); 31] = [
+    const PINNED: [(ErrorCode, u16); 41] = [
         (ErrorCode::None, 0),
         (ErrorCode::Unknown, 1),
         (ErrorCode::CorruptRecord, 2),
@@ -238,6 +278,16 @@ mod tests {
         (ErrorCode::OutOfOrderSequence, 30),
         (ErrorCode::ProducerFenced, 31),
         (ErrorCode::UnknownProducerId, 32),
+        (ErrorCode::UnknownMemberId, 33),
+        (ErrorCode::IllegalGeneration, 34),
+        (ErrorCode::RebalanceInProgress, 35),
+        (ErrorCode::MemberIdRequired, 36),
+        (ErrorCode::FencedInstanceId, 37),
+        (ErrorCode::NonEmptyGroup, 38),
+        (ErrorCode::GroupIdNotFound, 39),
+        (ErrorCode::InconsistentGroupProtocol, 40),
+        (ErrorCode::GroupMaxSizeReached, 41),
+        (ErrorCode::InvalidSessionTimeout, 42),
     ];
 
     #[test]
@@ -284,14 +334,24 @@ mod tests {
                 | ErrorCode::DecompressedBatchTooLarge
                 | ErrorCode::OutOfOrderSequence
                 | ErrorCode::ProducerFenced
-                | ErrorCode::UnknownProducerId => {}
+                | ErrorCode::UnknownProducerId
+                | ErrorCode::UnknownMemberId
+                | ErrorCode::IllegalGeneration
+                | ErrorCode::RebalanceInProgress
+                | ErrorCode::MemberIdRequired
+                | ErrorCode::FencedInstanceId
+                | ErrorCode::NonEmptyGroup
+                | ErrorCode::GroupIdNotFound
+                | ErrorCode::InconsistentGroupProtocol
+                | ErrorCode::GroupMaxSizeReached
+                | ErrorCode::InvalidSessionTimeout => {}
             }
         }
         let mut numbers: Vec<u16> = PINNED.iter().map(|(_, n)| *n).collect();
         numbers.dedup();
         assert_eq!(
             numbers,
-            (0..28).chain(30..33).collect::<Vec<u16>>(),
+            (0..28).chain(30..43).collect::<Vec<u16>>(),
             "unique, in order, dense within each range"
         );
     }
@@ -306,7 +366,7 @@ mod tests {
 
     #[test]
     fn unknown_numbers_decode_as_unknown() {
-        for n in [28, 29, 33, 100, 127, 128, 1000, u16::MAX] {
+        for n in [28, 29, 43, 100, 127, 128, 1000, u16::MAX] {
             assert_eq!(ErrorCode::from_u16(n), ErrorCode::Unknown, "{n}");
         }
         // Through a body as well: 1000 = varint E8 07.

@@ -8,11 +8,17 @@
 pub mod api_versions;
 pub mod broker_status;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
+pub mod describe_groups;
 mod error_code;
 pub mod fetch;
 pub mod frame;
+pub mod heartbeat;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_commit;
@@ -20,6 +26,7 @@ pub mod offset_fetch;
 pub mod partition_status;
 pub mod produce;
 pub mod stats;
+pub mod sync_group;
 pub mod topic_config;
 
 #[cfg(test)]
@@ -60,11 +67,25 @@ pub enum ApiKey {
     PartitionStatus = 11,
     /// [`broker_status`]
     BrokerStatus = 12,
+    /// [`join_group`]
+    JoinGroup = 13,
+    /// [`sync_group`]
+    SyncGroup = 14,
+    /// [`heartbeat`]
+    Heartbeat = 15,
+    /// [`leave_group`]
+    LeaveGroup = 16,
+    /// [`describe_groups`]
+    DescribeGroups = 17,
+    /// [`list_groups`]
+    ListGroups = 18,
+    /// [`delete_groups`]
+    DeleteGroups = 19,
 }
 
 impl ApiKey {
     /// Every API, in key order.
-    pub const ALL: [ApiKey; 13] = [
+    pub const ALL: [ApiKey; 20] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::CreateTopics,
@@ -78,6 +99,13 @@ impl ApiKey {
         ApiKey::InitProducerId,
         ApiKey::PartitionStatus,
         ApiKey::BrokerStatus,
+        ApiKey::JoinGroup,
+        ApiKey::SyncGroup,
+        ApiKey::Heartbeat,
+        ApiKey::LeaveGroup,
+        ApiKey::DescribeGroups,
+        ApiKey::ListGroups,
+        ApiKey::DeleteGroups,
     ];
 
     /// The API for a key number, if known.
@@ -87,10 +115,12 @@ impl ApiKey {
 
     /// The body versions this build speaks: `(min, max)`. Version 1 of
     /// Metadata and CreateTopics adds a topic's `compression` setting
-    /// (see [`topic_config`]); every other API has version 0 only.
+    /// (see [`topic_config`]); version 1 of OffsetCommit adds the member's
+    /// generation and ids (see [`offset_commit`]); every other API has
+    /// version 0 only.
     pub fn versions(self) -> (u16, u16) {
         match self {
-            ApiKey::Metadata | ApiKey::CreateTopics => (0, 1),
+            ApiKey::Metadata | ApiKey::CreateTopics | ApiKey::OffsetCommit => (0, 1),
             _ => (0, 0),
         }
     }
@@ -223,7 +253,7 @@ mod tests {
     /// Key numbers are part of the protocol: a change must fail here.
     #[test]
     fn api_key_numbers_are_pinned() {
-        let pinned: [(ApiKey, u16); 13] = [
+        let pinned: [(ApiKey, u16); 20] = [
             (ApiKey::ApiVersions, 0),
             (ApiKey::Metadata, 1),
             (ApiKey::CreateTopics, 2),
@@ -237,6 +267,13 @@ mod tests {
             (ApiKey::InitProducerId, 10),
             (ApiKey::PartitionStatus, 11),
             (ApiKey::BrokerStatus, 12),
+            (ApiKey::JoinGroup, 13),
+            (ApiKey::SyncGroup, 14),
+            (ApiKey::Heartbeat, 15),
+            (ApiKey::LeaveGroup, 16),
+            (ApiKey::DescribeGroups, 17),
+            (ApiKey::ListGroups, 18),
+            (ApiKey::DeleteGroups, 19),
         ];
         assert_eq!(ApiKey::ALL.len(), pinned.len());
         for (i, (key, number)) in pinned.into_iter().enumerate() {
@@ -244,12 +281,12 @@ mod tests {
             assert_eq!(key as u16, number);
             assert_eq!(ApiKey::from_u16(number), Some(key));
             let max = match key {
-                ApiKey::Metadata | ApiKey::CreateTopics => 1,
+                ApiKey::Metadata | ApiKey::CreateTopics | ApiKey::OffsetCommit => 1,
                 _ => 0,
             };
             assert_eq!(key.versions(), (0, max));
         }
-        for unknown in [13, 100, u16::MAX] {
+        for unknown in [20, 100, u16::MAX] {
             assert_eq!(ApiKey::from_u16(unknown), None);
         }
     }
@@ -368,8 +405,8 @@ mod tests {
         let all = request_frame(ApiKey::Metadata, 8, &MetadataRequest { topics: None });
         assert_eq!(all, hex("0000000d 0001 0000 00000008 00000001 00"));
 
-        // ApiVersions response to correlation id 1: thirteen APIs, versions
-        // 0..=0 except Metadata and CreateTopics (0..=1).
+        // ApiVersions response to correlation id 1: twenty APIs, versions
+        // 0..=0 except Metadata, CreateTopics and OffsetCommit (0..=1).
         let apis = ApiKey::ALL
             .iter()
             .map(|k| ApiVersionRange {
@@ -388,9 +425,9 @@ mod tests {
         .unwrap();
         assert_eq!(
             [&header[..], &body].concat(),
-            hex("00000032 00000001 0000 00000028  0d
-                 000000 010001 020001 030000 040000 050000 060000 070000 080000 090000
-                 0a0000 0b0000 0c0000")
+            hex("00000047 00000001 0000 0000003d  14
+                 000000 010001 020001 030000 040000 050000 060000 070001 080000 090000
+                 0a0000 0b0000 0c0000 0d0000 0e0000 0f0000 100000 110000 120000 130000")
         );
 
         // Produce request body: acks=leader, timeout 5000 ms, one partition

@@ -30,6 +30,7 @@ use sluice_protocol::wire::topic_config::TopicConfig;
 use super::{Advertised, configs, partition_index};
 use crate::server::native::connection::{Conn, Front};
 use crate::service::admin::{NewTopic, OffsetLookup, OffsetQuery};
+use crate::service::groups::CommitAs;
 use crate::service::offsets::Commit;
 
 /// The cluster id in Metadata answers.
@@ -205,8 +206,9 @@ pub(super) fn find_coordinator(
     }
 }
 
-/// OffsetCommit: stored as simple commits (generation and member are not
-/// checked: consumer groups are not served on this listener yet).
+/// OffsetCommit, fenced as Kafka's coordinator does: a member commits in
+/// its generation; generation -1 with no member id is a simple commit,
+/// allowed only while the group has no members.
 pub(super) async fn offset_commit(conn: &Conn, r: OffsetCommitRequest) -> OffsetCommitResponse {
     let mut commits = Vec::new();
     let mut local: Vec<Option<KafkaCode>> = Vec::new();
@@ -234,7 +236,12 @@ pub(super) async fn offset_commit(conn: &Conn, r: OffsetCommitRequest) -> Offset
     let done = if commits.is_empty() {
         Ok(Vec::new())
     } else {
-        svc.commit_offsets(r.group_id, commits).await
+        let member = CommitAs {
+            generation_id: r.generation_id,
+            member_id: r.member_id,
+            group_instance_id: r.group_instance_id,
+        };
+        svc.commit_offsets_as(r.group_id, member, commits).await
     };
     let mut it = done.as_ref().ok().map(|v| v.iter());
     let mut local = local.into_iter();
@@ -439,8 +446,8 @@ pub(super) async fn delete_topics(conn: &Conn, r: DeleteTopicsRequest) -> Delete
                 error_message: None,
             };
             match (&t.name, &done, it.as_mut()) {
-                // Kafka's UNKNOWN_TOPIC_ID: Sluice topics have no ids.
-                (None, _, _) => out.error_code = 100,
+                // Sluice topics have no ids.
+                (None, _, _) => out.error_code = code::UNKNOWN_TOPIC_ID,
                 (Some(_), Err(refused), _) => {
                     out.error_code = to_kafka(refused.code);
                     out.error_message = Some(refused.message.clone());

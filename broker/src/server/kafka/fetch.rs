@@ -23,16 +23,13 @@ use crate::service::Refused;
 use crate::service::fetch::{self as svc, Chunk};
 use crate::service::stats::Stats;
 
-/// Kafka's error for a fetch session the broker does not have.
-const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
-
 /// Serves a Fetch.
 pub(super) async fn fetch(conn: &mut Conn, req: Req, r: FetchRequest) -> Result<(), ConnError> {
     let broker = Arc::clone(&conn.broker);
     if r.session_id != 0 {
         // No session was ever handed out: the client must start afresh.
         let resp = FetchResponse {
-            error_code: FETCH_SESSION_ID_NOT_FOUND,
+            error_code: code::FETCH_SESSION_ID_NOT_FOUND,
             ..FetchResponse::default()
         };
         return respond(conn, req, resp).await;

@@ -7,6 +7,7 @@
 //! - `produce`, `fetch`: the data path (records stay in the request frame;
 //!   fetched records are sent from the segment files by the gather writer).
 //! - `admin`: Metadata, ApiVersions, topics, offsets, producer ids.
+//! - `groups`: consumer groups, over the service's group coordinator.
 //! - `configs`: Kafka topic config names ↔ Sluice's topic settings.
 //!
 //! A request whose header cannot be read closes the connection (Kafka has
@@ -17,6 +18,7 @@
 mod admin;
 mod configs;
 mod fetch;
+mod groups;
 mod produce;
 
 use bytes::BytesMut;
@@ -69,7 +71,12 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
     // may wait: an answer never waits for a later request that blocks.
     if !matches!(
         api,
-        ApiKey::ApiVersions | ApiKey::Metadata | ApiKey::OffsetFetch | ApiKey::FindCoordinator
+        ApiKey::ApiVersions
+            | ApiKey::Metadata
+            | ApiKey::OffsetFetch
+            | ApiKey::FindCoordinator
+            | ApiKey::DescribeGroups
+            | ApiKey::ListGroups
     ) {
         conn.flush().await?;
     }
@@ -133,13 +140,41 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
             let resp = admin::describe_configs(conn, r);
             respond(conn, req, resp).await
         }
-        ApiKey::JoinGroup
-        | ApiKey::Heartbeat
-        | ApiKey::LeaveGroup
-        | ApiKey::SyncGroup
-        | ApiKey::DescribeGroups
-        | ApiKey::ListGroups
-        | ApiKey::DeleteGroups => unsupported(conn, &h).await,
+        ApiKey::JoinGroup => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = groups::join(conn, r, req.version, h.client_id).await;
+            respond(conn, req, resp).await
+        }
+        ApiKey::SyncGroup => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = groups::sync(conn, r).await;
+            respond(conn, req, resp).await
+        }
+        ApiKey::Heartbeat => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = groups::heartbeat(conn, r).await;
+            respond(conn, req, resp).await
+        }
+        ApiKey::LeaveGroup => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = groups::leave(conn, r, req.version).await;
+            respond(conn, req, resp).await
+        }
+        ApiKey::DescribeGroups => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = groups::describe(conn, r);
+            respond(conn, req, resp).await
+        }
+        ApiKey::ListGroups => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = groups::list(conn, r);
+            respond(conn, req, resp).await
+        }
+        ApiKey::DeleteGroups => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = groups::delete(conn, r).await;
+            respond(conn, req, resp).await
+        }
     }
 }
 

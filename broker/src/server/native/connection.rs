@@ -134,8 +134,8 @@ pub(crate) struct Conn {
     read_permits: FramePermits,
     /// Scratch for encoding response headers and bodies.
     pub(crate) out: Vec<u8>,
-    /// The client's address (for logs).
-    peer: SocketAddr,
+    /// The client's address (for logs, and the host of group members).
+    pub(crate) peer: SocketAddr,
     /// The whole-request error the request being served was answered with.
     last_error: Option<ErrorCode>,
     /// Time the request being served may wait on purpose (a fetch's long

@@ -5,6 +5,7 @@
 //! hold (see [`connection`]).
 
 pub(crate) mod connection;
+mod groups;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +27,7 @@ use sluice_protocol::wire::metadata::{
     MetadataRequest, MetadataResponse, MetadataResponseV0, PartitionMetadata, TopicMetadata,
 };
 use sluice_protocol::wire::offset_commit::{
-    CommitPartitionResponse, OffsetCommitRequest, OffsetCommitResponse,
+    CommitPartitionResponse, OffsetCommitRequest, OffsetCommitRequestV1, OffsetCommitResponse,
 };
 use sluice_protocol::wire::offset_fetch::{
     OffsetFetchPartition, OffsetFetchRequest, OffsetFetchResponse,
@@ -41,6 +42,7 @@ use sluice_protocol::wire::{ApiKey, ErrorCode, RequestHeader, decode_body};
 
 use crate::service::admin::{NewTopic, OffsetLookup, OffsetQuery, TopicOutcome};
 use crate::service::fetch as svc_fetch;
+use crate::service::groups::CommitAs;
 use crate::service::offsets::Commit;
 use crate::service::produce::{self as svc_produce, Acks};
 use crate::service::stats::Stats;
@@ -234,7 +236,17 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
             respond(conn, id, &ListOffsetsResponse { partitions }).await
         }
         ApiKey::OffsetCommit => {
-            let req = decode!(OffsetCommitRequest);
+            // Version 0 is a simple commit (generation -1, no member).
+            let req = if header.api_version == 0 {
+                OffsetCommitRequestV1::from(decode!(OffsetCommitRequest))
+            } else {
+                decode!(OffsetCommitRequestV1)
+            };
+            let member = CommitAs {
+                generation_id: req.generation_id,
+                member_id: req.member_id,
+                group_instance_id: req.group_instance_id,
+            };
             let commits = req
                 .partitions
                 .into_iter()
@@ -245,7 +257,7 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
                     metadata: p.metadata,
                 })
                 .collect();
-            let done = or_refuse!(svc.commit_offsets(req.group, commits).await);
+            let done = or_refuse!(svc.commit_offsets_as(req.group, member, commits).await);
             let partitions = done
                 .into_iter()
                 .map(|c| CommitPartitionResponse {
@@ -334,6 +346,13 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
             };
             respond(conn, id, &resp).await
         }
+        ApiKey::JoinGroup
+        | ApiKey::SyncGroup
+        | ApiKey::Heartbeat
+        | ApiKey::LeaveGroup
+        | ApiKey::DescribeGroups
+        | ApiKey::ListGroups
+        | ApiKey::DeleteGroups => groups::serve(conn, id, api, body).await,
         ApiKey::Stats => {
             let mut resp = broker.stats.snapshot();
             resp.counters.push(sluice_protocol::wire::stats::Counter {

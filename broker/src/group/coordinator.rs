@@ -1,0 +1,1031 @@
+//! The coordinator: every group's state behind one lock (never held across
+//! an await or I/O), operations that answer at once or hand back a future
+//! completed by a later event, and tokio timers for session expiry,
+//! rebalance timeouts and the initial rebalance delay.
+//!
+//! Writes to the offsets log run on the blocking pool, one group at a time
+//! (each group's `persist` lock), and always store the group's latest state.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use sluice_protocol::wire::ErrorCode;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::record::GroupRecord;
+use super::state::{Group, InitialDelay, Member};
+use super::types::*;
+use crate::log::validate_topic_name;
+use crate::offsets::OffsetStore;
+
+/// The coordinator's settings (from the broker settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupConfig {
+    /// Shortest session timeout accepted.
+    pub min_session_timeout: Duration,
+    /// Longest session timeout accepted.
+    pub max_session_timeout: Duration,
+    /// Most members (and handed-out member ids) of a group.
+    pub max_size: usize,
+    /// The first rebalance of an Empty group waits this long for more members.
+    pub initial_rebalance_delay: Duration,
+    /// Most groups held in memory; a join that would create another is
+    /// refused with `TooManyCommittedOffsets` (groups count against
+    /// `max_committed_offsets`, as their stored records do).
+    pub max_groups: usize,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            min_session_timeout: Duration::from_secs(1),
+            max_session_timeout: Duration::from_secs(1800),
+            max_size: 1000,
+            initial_rebalance_delay: Duration::from_millis(500),
+            max_groups: 100_000,
+        }
+    }
+}
+
+/// Counts over all groups, for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupStats {
+    /// Groups in each state, in [`GroupState::ALL`] order.
+    pub by_state: [u64; 5],
+    /// Members over all groups.
+    pub members: u64,
+    /// Rebalances started since the broker started.
+    pub rebalances: u64,
+}
+
+/// The group coordinator. Thread-safe; its futures never block a thread.
+#[derive(Debug)]
+pub struct Coordinator {
+    config: GroupConfig,
+    store: Arc<OffsetStore>,
+    groups: Mutex<HashMap<String, Group>>,
+    me: Weak<Coordinator>,
+    /// Member ids are `<client id>-<boot>-<n>`: unique across restarts.
+    boot: u64,
+    next_id: AtomicU64,
+    next_incarnation: AtomicU64,
+    rebalances: AtomicU64,
+    /// Expiry timers of restored members, when opened outside a runtime.
+    deferred: Mutex<Vec<(String, String, u64)>>,
+}
+
+/// What a locked step of an operation decided.
+enum Step<T> {
+    Done(T),
+    Wait(oneshot::Receiver<T>),
+}
+
+impl Coordinator {
+    /// A coordinator over `store`, with every stored group restored: a
+    /// stored generation is Stable again with its members, whose sessions
+    /// start now. Blocking (reads the store's memory only).
+    pub fn open(config: GroupConfig, store: Arc<OffsetStore>) -> Arc<Coordinator> {
+        let boot = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let now = Instant::now();
+        let mut incarnation = 0u64;
+        let mut groups = HashMap::new();
+        for (name, bytes) in store.group_records() {
+            match GroupRecord::decode(&bytes) {
+                Ok(r) => {
+                    groups.insert(name, Group::from_record(r, now, &mut incarnation));
+                }
+                Err(reason) => {
+                    tracing::warn!(group = %name, reason, "skipping undecodable group metadata")
+                }
+            }
+        }
+        let timers: Vec<(String, String, u64)> = groups
+            .iter()
+            .flat_map(|(g, group)| {
+                group
+                    .members
+                    .values()
+                    .map(move |m| (g.clone(), m.id.clone(), m.incarnation))
+            })
+            .collect();
+        let c = Arc::new_cyclic(|me| Coordinator {
+            config,
+            store,
+            groups: Mutex::new(groups),
+            me: me.clone(),
+            boot,
+            next_id: AtomicU64::new(0),
+            next_incarnation: AtomicU64::new(incarnation),
+            rebalances: AtomicU64::new(0),
+            deferred: Mutex::new(Vec::new()),
+        });
+        for (g, m, i) in timers {
+            c.spawn_expiry(g, m, i);
+        }
+        c
+    }
+
+    /// Starts timers deferred because the coordinator was opened outside a
+    /// tokio runtime.
+    fn start_deferred(&self) {
+        let deferred = std::mem::take(&mut *self.deferred.lock());
+        for (g, m, i) in deferred {
+            self.spawn_expiry(g, m, i);
+        }
+    }
+
+    fn new_member_id(&self, client_id: &str) -> String {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let prefix: String = client_id.chars().take(64).collect();
+        let prefix = if prefix.is_empty() { "member" } else { &prefix };
+        format!("{prefix}-{:x}-{n}", self.boot)
+    }
+
+    /// Counts for metrics.
+    pub fn stats(&self) -> GroupStats {
+        let groups = self.groups.lock();
+        let mut s = GroupStats {
+            rebalances: self.rebalances.load(Ordering::Relaxed),
+            ..GroupStats::default()
+        };
+        for g in groups.values() {
+            if let Some(i) = GroupState::ALL.iter().position(|x| *x == g.state) {
+                s.by_state[i] += 1;
+            }
+            s.members += g.members.len() as u64;
+        }
+        s
+    }
+
+    /// JoinGroup: completes when the generation forms, or at once with an
+    /// error (see the module docs of [`crate::group`]).
+    pub async fn join(&self, req: JoinGroup) -> JoinResult {
+        self.start_deferred();
+        let member_id = req.member_id.clone();
+        match self.join_locked(req) {
+            Step::Done(r) => r,
+            Step::Wait(rx) => rx
+                .await
+                .unwrap_or_else(|_| JoinResult::error(ErrorCode::UnknownMemberId, member_id)),
+        }
+    }
+
+    fn join_locked(&self, req: JoinGroup) -> Step<JoinResult> {
+        let fail = |code, id: &str| Step::Done(JoinResult::error(code, id));
+        if validate_topic_name(&req.group).is_err() {
+            return fail(ErrorCode::InvalidGroupName, &req.member_id);
+        }
+        if req.session_timeout < self.config.min_session_timeout
+            || req.session_timeout > self.config.max_session_timeout
+        {
+            return fail(ErrorCode::InvalidSessionTimeout, &req.member_id);
+        }
+        if req.protocol_type.is_empty() || req.protocols.is_empty() {
+            return fail(ErrorCode::InconsistentGroupProtocol, &req.member_id);
+        }
+        let name = req.group.clone();
+        let mut groups = self.groups.lock();
+        if !groups.contains_key(&req.group) {
+            if !req.member_id.is_empty() {
+                return fail(ErrorCode::UnknownMemberId, &req.member_id);
+            }
+            if groups.len() >= self.config.max_groups {
+                return fail(ErrorCode::TooManyCommittedOffsets, "");
+            }
+            groups.insert(req.group.clone(), Group::new());
+        }
+        let Some(g) = groups.get_mut(&req.group) else {
+            return fail(ErrorCode::UnknownMemberId, &req.member_id);
+        };
+        if g.state == GroupState::Dead {
+            return fail(ErrorCode::UnknownMemberId, &req.member_id);
+        }
+        if !g.accepts(&req.protocol_type, &req.protocols) {
+            return fail(ErrorCode::InconsistentGroupProtocol, &req.member_id);
+        }
+        if req.member_id.is_empty() {
+            let new_id = self.new_member_id(&req.client_id);
+            if let Some(instance) = &req.group_instance_id {
+                if let Some(old) = g.static_members.get(instance).cloned() {
+                    return self.replace_static_member(&name, g, &old, new_id, req);
+                }
+                return self.add_member(&name, g, new_id, req);
+            }
+            if req.require_known_member_id {
+                if g.members.len() + g.pending.len() >= self.config.max_size {
+                    return fail(ErrorCode::GroupMaxSizeReached, "");
+                }
+                g.pending.insert(new_id.clone());
+                self.spawn_pending_expiry(req.group.clone(), new_id.clone(), req.session_timeout);
+                return fail(ErrorCode::MemberIdRequired, &new_id);
+            }
+            return self.add_member(&name, g, new_id, req);
+        }
+        if g.pending.remove(&req.member_id) {
+            let id = req.member_id.clone();
+            return self.add_member(&name, g, id, req);
+        }
+        if let Some(code) = fenced(g, &req.member_id, req.group_instance_id.as_deref()) {
+            return fail(code, &req.member_id);
+        }
+        let group = req.group.clone();
+        let id = req.member_id.clone();
+        let Some(m) = g.members.get_mut(&id) else {
+            return fail(ErrorCode::UnknownMemberId, &id);
+        };
+        let same = m.protocols == req.protocols;
+        let is_leader = g.leader.as_deref() == Some(id.as_str());
+        match g.state {
+            GroupState::CompletingRebalance if same => {
+                m.deadline = Instant::now() + m.session_timeout;
+                Step::Done(g.join_result(&id))
+            }
+            GroupState::Stable if same && !is_leader => {
+                m.deadline = Instant::now() + m.session_timeout;
+                Step::Done(g.join_result(&id))
+            }
+            GroupState::PreparingRebalance
+            | GroupState::CompletingRebalance
+            | GroupState::Stable => {
+                let (tx, rx) = oneshot::channel();
+                update_member(m, &req, Some(tx));
+                if g.state == GroupState::PreparingRebalance {
+                    self.maybe_complete_join(&group, g);
+                } else {
+                    self.prepare_rebalance(&group, g);
+                }
+                Step::Wait(rx)
+            }
+            GroupState::Empty | GroupState::Dead => fail(ErrorCode::UnknownMemberId, &id),
+        }
+    }
+
+    fn add_member(
+        &self,
+        name: &str,
+        g: &mut Group,
+        id: String,
+        req: JoinGroup,
+    ) -> Step<JoinResult> {
+        if g.members.len() >= self.config.max_size {
+            return Step::Done(JoinResult::error(ErrorCode::GroupMaxSizeReached, id));
+        }
+        if g.members.is_empty() {
+            g.protocol_type = Some(req.protocol_type.clone());
+        }
+        let (tx, rx) = oneshot::channel();
+        let incarnation = self.next_incarnation.fetch_add(1, Ordering::Relaxed) + 1;
+        let member = Member {
+            id: id.clone(),
+            instance_id: req.group_instance_id.clone(),
+            client_id: req.client_id,
+            client_host: req.client_host,
+            session_timeout: req.session_timeout,
+            rebalance_timeout: req.rebalance_timeout,
+            protocols: req.protocols,
+            assignment: Vec::new(),
+            join_waiter: Some(tx),
+            sync_waiter: None,
+            deadline: Instant::now() + req.session_timeout,
+            seq: g.next_seq,
+            incarnation,
+        };
+        g.next_seq += 1;
+        if let Some(i) = &member.instance_id {
+            g.static_members.insert(i.clone(), id.clone());
+        }
+        if g.leader.is_none() {
+            g.leader = Some(id.clone());
+        }
+        g.members.insert(id.clone(), member);
+        self.spawn_expiry(name.to_owned(), id, incarnation);
+        if g.state == GroupState::PreparingRebalance {
+            if let Some(d) = g.initial_delay.as_mut() {
+                d.joined = true;
+            } else {
+                self.maybe_complete_join(name, g);
+            }
+        } else {
+            self.prepare_rebalance(name, g);
+        }
+        Step::Wait(rx)
+    }
+
+    /// A static member rejoins without its member id (it restarted): it
+    /// takes a new id and the old one is fenced. In a Stable group with
+    /// unchanged protocols it keeps its assignment and no rebalance starts.
+    fn replace_static_member(
+        &self,
+        name: &str,
+        g: &mut Group,
+        old_id: &str,
+        new_id: String,
+        req: JoinGroup,
+    ) -> Step<JoinResult> {
+        let Some(mut m) = g.members.remove(old_id) else {
+            return self.add_member(name, g, new_id, req);
+        };
+        m.fail_waiters(ErrorCode::FencedInstanceId);
+        let same = m.protocols == req.protocols;
+        let incarnation = self.next_incarnation.fetch_add(1, Ordering::Relaxed) + 1;
+        m.id = new_id.clone();
+        m.incarnation = incarnation;
+        if let Some(i) = &req.group_instance_id {
+            g.static_members.insert(i.clone(), new_id.clone());
+        }
+        if g.leader.as_deref() == Some(old_id) {
+            g.leader = Some(new_id.clone());
+        }
+        tracing::info!(group = name, old = old_id, new = %new_id, "static member rejoined");
+        if g.state == GroupState::Stable && same {
+            update_member(&mut m, &req, None);
+            g.members.insert(new_id.clone(), m);
+            self.spawn_expiry(name.to_owned(), new_id.clone(), incarnation);
+            let mut r = g.join_result(&new_id);
+            r.members.clear();
+            self.spawn_persist(name.to_owned());
+            return Step::Done(r);
+        }
+        let (tx, rx) = oneshot::channel();
+        update_member(&mut m, &req, Some(tx));
+        g.members.insert(new_id.clone(), m);
+        self.spawn_expiry(name.to_owned(), new_id, incarnation);
+        if g.state == GroupState::PreparingRebalance {
+            self.maybe_complete_join(name, g);
+        } else {
+            self.prepare_rebalance(name, g);
+        }
+        Step::Wait(rx)
+    }
+
+    /// Starts a rebalance: members must rejoin within the rebalance timeout
+    /// (an Empty group first waits the initial delay for more members).
+    fn prepare_rebalance(&self, name: &str, g: &mut Group) {
+        if g.state == GroupState::CompletingRebalance {
+            g.pending_assignments = None;
+            for m in g.members.values_mut() {
+                m.assignment.clear();
+                if let Some(w) = m.sync_waiter.take() {
+                    let _ = w.send(SyncResult::error(ErrorCode::RebalanceInProgress));
+                }
+            }
+        }
+        let delay = self.config.initial_rebalance_delay;
+        let from_empty = g.state == GroupState::Empty;
+        g.state = GroupState::PreparingRebalance;
+        g.epoch += 1;
+        self.rebalances.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(group = name, generation = g.generation, "rebalance started");
+        if from_empty && !delay.is_zero() {
+            g.initial_delay = Some(InitialDelay {
+                remaining: g.rebalance_timeout().saturating_sub(delay),
+                joined: false,
+            });
+            self.spawn_rebalance_timer(name.to_owned(), g.epoch, delay);
+        } else {
+            g.initial_delay = None;
+            self.spawn_rebalance_timer(name.to_owned(), g.epoch, g.rebalance_timeout());
+            self.maybe_complete_join(name, g);
+        }
+    }
+
+    fn maybe_complete_join(&self, name: &str, g: &mut Group) {
+        if g.state == GroupState::PreparingRebalance && g.initial_delay.is_none() && g.all_joined()
+        {
+            self.complete_join(name, g);
+        }
+    }
+
+    /// Ends the join phase: dynamic members that did not rejoin are
+    /// removed, the generation advances, and every waiting join is
+    /// answered (the leader with everyone's metadata).
+    fn complete_join(&self, name: &str, g: &mut Group) {
+        let gone: Vec<String> = g
+            .members
+            .values()
+            .filter(|m| m.join_waiter.is_none() && m.instance_id.is_none())
+            .map(|m| m.id.clone())
+            .collect();
+        for id in gone {
+            tracing::info!(group = name, member = %id, "member did not rejoin in time; removed");
+            remove_member(g, &id, ErrorCode::UnknownMemberId);
+        }
+        g.generation = g.generation.wrapping_add(1).max(1);
+        g.initial_delay = None;
+        if g.members.is_empty() {
+            g.state = GroupState::Empty;
+            g.protocol = None;
+            g.leader = None;
+            tracing::info!(group = name, generation = g.generation, "group is empty");
+            self.spawn_persist(name.to_owned());
+            return;
+        }
+        if g.leader.as_ref().is_none_or(|l| !g.members.contains_key(l)) {
+            g.leader = g.members_in_order().first().map(|m| m.id.clone());
+        }
+        g.protocol = g.select_protocol();
+        g.state = GroupState::CompletingRebalance;
+        let now = Instant::now();
+        let ids: Vec<String> = g.members.keys().cloned().collect();
+        for id in ids {
+            let result = g.join_result(&id);
+            if let Some(m) = g.members.get_mut(&id) {
+                m.deadline = now + m.session_timeout;
+                if let Some(w) = m.join_waiter.take() {
+                    let _ = w.send(result);
+                }
+            }
+        }
+        tracing::info!(
+            group = name,
+            generation = g.generation,
+            members = g.members.len(),
+            "generation formed; awaiting the leader's assignment"
+        );
+    }
+
+    /// A member left or expired: the others rebalance.
+    fn member_gone(&self, name: &str, g: &mut Group, id: &str, code: ErrorCode) {
+        remove_member(g, id, code);
+        match g.state {
+            GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(name, g),
+            GroupState::PreparingRebalance => self.maybe_complete_join(name, g),
+            GroupState::Empty | GroupState::Dead => {}
+        }
+    }
+
+    /// SyncGroup: completes when the leader's assignments are stored, or at
+    /// once (an error, or the assignment of a Stable generation).
+    pub async fn sync(&self, req: SyncGroup) -> SyncResult {
+        self.start_deferred();
+        let (rx, leader_persist) = match self.sync_locked(req.clone()) {
+            Err(r) => return r,
+            Ok(v) => v,
+        };
+        if let Some((persist, generation)) = leader_persist {
+            // A task of its own: the generation becomes Stable even if the
+            // leader goes away while it is stored.
+            let me = self.me.clone();
+            let group = req.group.clone();
+            self.spawn(async move {
+                if let Some(c) = me.upgrade() {
+                    c.store_assignments(&group, persist, generation).await;
+                }
+            });
+        }
+        rx.await
+            .unwrap_or_else(|_| SyncResult::error(ErrorCode::RebalanceInProgress))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn sync_locked(
+        &self,
+        req: SyncGroup,
+    ) -> Result<
+        (
+            oneshot::Receiver<SyncResult>,
+            Option<(Arc<tokio::sync::Mutex<()>>, i32)>,
+        ),
+        SyncResult,
+    > {
+        let fail = |code| Err(SyncResult::error(code));
+        if validate_topic_name(&req.group).is_err() {
+            return fail(ErrorCode::InvalidGroupName);
+        }
+        let mut groups = self.groups.lock();
+        let Some(g) = groups.get_mut(&req.group) else {
+            return fail(ErrorCode::UnknownMemberId);
+        };
+        if let Some(code) = fenced(g, &req.member_id, req.group_instance_id.as_deref()) {
+            return fail(code);
+        }
+        if !g.members.contains_key(&req.member_id) {
+            return fail(ErrorCode::UnknownMemberId);
+        }
+        if req.generation_id != g.generation {
+            return fail(ErrorCode::IllegalGeneration);
+        }
+        if req
+            .protocol_type
+            .as_ref()
+            .is_some_and(|t| Some(t) != g.protocol_type.as_ref())
+            || req
+                .protocol_name
+                .as_ref()
+                .is_some_and(|p| Some(p) != g.protocol.as_ref())
+        {
+            return fail(ErrorCode::InconsistentGroupProtocol);
+        }
+        let is_leader = g.leader.as_deref() == Some(req.member_id.as_str());
+        match g.state {
+            GroupState::Empty | GroupState::Dead => fail(ErrorCode::UnknownMemberId),
+            GroupState::PreparingRebalance => fail(ErrorCode::RebalanceInProgress),
+            GroupState::Stable => {
+                let Some(m) = g.members.get_mut(&req.member_id) else {
+                    return fail(ErrorCode::UnknownMemberId);
+                };
+                m.deadline = Instant::now() + m.session_timeout;
+                Err(SyncResult {
+                    error: ErrorCode::None,
+                    protocol_type: g.protocol_type.clone(),
+                    protocol_name: g.protocol.clone(),
+                    assignment: m.assignment.clone(),
+                })
+            }
+            GroupState::CompletingRebalance => {
+                let (tx, rx) = oneshot::channel();
+                if let Some(m) = g.members.get_mut(&req.member_id) {
+                    m.deadline = Instant::now() + m.session_timeout;
+                    m.sync_waiter = Some(tx);
+                }
+                if is_leader && g.pending_assignments.is_none() {
+                    let assignments: HashMap<String, Vec<u8>> = req
+                        .assignments
+                        .into_iter()
+                        .filter(|(id, _)| g.members.contains_key(id))
+                        .collect();
+                    g.pending_assignments = Some(assignments);
+                    return Ok((rx, Some((Arc::clone(&g.persist), g.generation))));
+                }
+                Ok((rx, None))
+            }
+        }
+    }
+
+    /// Stores the generation with the leader's assignments, then makes it
+    /// Stable and answers every waiting sync; if the write fails, the
+    /// waiting syncs get its error and the group rebalances.
+    async fn store_assignments(
+        &self,
+        name: &str,
+        persist: Arc<tokio::sync::Mutex<()>>,
+        generation: i32,
+    ) {
+        let _persist = persist.lock().await;
+        let value = {
+            let groups = self.groups.lock();
+            match groups.get(name) {
+                Some(g)
+                    if g.generation == generation && g.state == GroupState::CompletingRebalance =>
+                {
+                    g.to_record(g.pending_assignments.as_ref()).encode()
+                }
+                _ => return,
+            }
+        };
+        let store = Arc::clone(&self.store);
+        let key = name.to_owned();
+        let written = crate::service::blocking(move || store.store_group(&key, Some(value)))
+            .await
+            .map_err(|e| ErrorCode::StorageError.with(e.to_string()))
+            .and_then(|r| r.map_err(|e| e.code().with(e.to_string())));
+        let mut groups = self.groups.lock();
+        let Some(g) = groups.get_mut(name) else {
+            return;
+        };
+        if g.generation != generation || g.state != GroupState::CompletingRebalance {
+            return;
+        }
+        match written {
+            Ok(()) => {
+                let mut assignments = g.pending_assignments.take().unwrap_or_default();
+                g.state = GroupState::Stable;
+                let (pt, pn) = (g.protocol_type.clone(), g.protocol.clone());
+                for m in g.members.values_mut() {
+                    m.assignment = assignments.remove(&m.id).unwrap_or_default();
+                    if let Some(w) = m.sync_waiter.take() {
+                        let _ = w.send(SyncResult {
+                            error: ErrorCode::None,
+                            protocol_type: pt.clone(),
+                            protocol_name: pn.clone(),
+                            assignment: m.assignment.clone(),
+                        });
+                    }
+                }
+                tracing::info!(group = name, generation, "generation is stable");
+            }
+            Err((code, message)) => {
+                tracing::warn!(group = name, generation, %message, "could not store the group");
+                for m in g.members.values_mut() {
+                    if let Some(w) = m.sync_waiter.take() {
+                        let _ = w.send(SyncResult::error(code));
+                    }
+                }
+                self.prepare_rebalance(name, g);
+            }
+        }
+    }
+
+    /// Heartbeat: `None`, or why the member must rejoin.
+    pub fn heartbeat(&self, req: &Heartbeat) -> ErrorCode {
+        self.start_deferred();
+        if validate_topic_name(&req.group).is_err() {
+            return ErrorCode::InvalidGroupName;
+        }
+        let mut groups = self.groups.lock();
+        let Some(g) = groups.get_mut(&req.group) else {
+            return ErrorCode::UnknownMemberId;
+        };
+        if let Some(code) = fenced(g, &req.member_id, req.group_instance_id.as_deref()) {
+            return code;
+        }
+        let state = g.state;
+        let generation = g.generation;
+        let Some(m) = g.members.get_mut(&req.member_id) else {
+            return ErrorCode::UnknownMemberId;
+        };
+        if req.generation_id != generation {
+            return ErrorCode::IllegalGeneration;
+        }
+        match state {
+            GroupState::Empty | GroupState::Dead => ErrorCode::UnknownMemberId,
+            GroupState::PreparingRebalance => {
+                m.deadline = Instant::now() + m.session_timeout;
+                ErrorCode::RebalanceInProgress
+            }
+            GroupState::CompletingRebalance | GroupState::Stable => {
+                m.deadline = Instant::now() + m.session_timeout;
+                ErrorCode::None
+            }
+        }
+    }
+
+    /// LeaveGroup.
+    pub fn leave(&self, group: &str, members: Vec<MemberRef>) -> LeaveResult {
+        self.start_deferred();
+        if validate_topic_name(group).is_err() {
+            return LeaveResult {
+                error: ErrorCode::InvalidGroupName,
+                members: members
+                    .into_iter()
+                    .map(|m| (m, ErrorCode::InvalidGroupName))
+                    .collect(),
+            };
+        }
+        let mut groups = self.groups.lock();
+        let Some(g) = groups.get_mut(group) else {
+            return LeaveResult {
+                error: ErrorCode::UnknownMemberId,
+                members: members
+                    .into_iter()
+                    .map(|m| (m, ErrorCode::UnknownMemberId))
+                    .collect(),
+            };
+        };
+        let mut out = Vec::with_capacity(members.len());
+        for m in members {
+            let code = if let Some(instance) = &m.group_instance_id {
+                match g.static_members.get(instance).cloned() {
+                    None => ErrorCode::UnknownMemberId,
+                    Some(id) if !m.member_id.is_empty() && id != m.member_id => {
+                        ErrorCode::FencedInstanceId
+                    }
+                    Some(id) => {
+                        tracing::info!(group, member = %id, "static member left");
+                        self.member_gone(group, g, &id, ErrorCode::UnknownMemberId);
+                        ErrorCode::None
+                    }
+                }
+            } else if g.pending.remove(&m.member_id) {
+                self.maybe_complete_join(group, g);
+                ErrorCode::None
+            } else if g.members.contains_key(&m.member_id) {
+                tracing::info!(group, member = %m.member_id, "member left");
+                self.member_gone(group, g, &m.member_id, ErrorCode::UnknownMemberId);
+                ErrorCode::None
+            } else {
+                ErrorCode::UnknownMemberId
+            };
+            out.push((m, code));
+        }
+        LeaveResult {
+            error: ErrorCode::None,
+            members: out,
+        }
+    }
+
+    /// Checks a commit against the group (Kafka's fencing): `Ok` lets it
+    /// be stored, and refreshes the committing member's session.
+    pub fn check_commit(&self, group: &str, who: &CommitAs) -> Result<(), ErrorCode> {
+        let mut groups = self.groups.lock();
+        let Some(g) = groups.get_mut(group) else {
+            // Offsets only, no membership: simple commits are allowed.
+            return if who.generation_id < 0 {
+                Ok(())
+            } else {
+                Err(ErrorCode::IllegalGeneration)
+            };
+        };
+        if g.state == GroupState::Dead {
+            return Err(ErrorCode::UnknownMemberId);
+        }
+        if let Some(code) = fenced(g, &who.member_id, who.group_instance_id.as_deref()) {
+            return Err(code);
+        }
+        if who.generation_id < 0 && g.state == GroupState::Empty {
+            return Ok(());
+        }
+        if g.state == GroupState::CompletingRebalance {
+            return Err(ErrorCode::RebalanceInProgress);
+        }
+        let generation = g.generation;
+        let Some(m) = g.members.get_mut(&who.member_id) else {
+            return Err(ErrorCode::UnknownMemberId);
+        };
+        if who.generation_id != generation {
+            return Err(ErrorCode::IllegalGeneration);
+        }
+        m.deadline = Instant::now() + m.session_timeout;
+        Ok(())
+    }
+
+    /// Describes groups; an unknown group is Dead, a group with only
+    /// committed offsets is Empty.
+    pub fn describe(&self, names: Vec<String>) -> Vec<GroupDescription> {
+        let groups = self.groups.lock();
+        names
+            .into_iter()
+            .map(|name| {
+                let mut d = match groups.get(&name) {
+                    Some(g) => g.describe(&name),
+                    None => {
+                        let mut d = Group::new().describe(&name);
+                        if !self.store.has_group(&name) {
+                            d.state = GroupState::Dead;
+                        }
+                        d
+                    }
+                };
+                if validate_topic_name(&name).is_err() {
+                    d.error = ErrorCode::InvalidGroupName;
+                    d.state = GroupState::Dead;
+                }
+                d
+            })
+            .collect()
+    }
+
+    /// Every group (with members, stored metadata or committed offsets) in
+    /// one of `states` (all if empty), sorted by name.
+    pub fn list(&self, states: &[GroupState]) -> Vec<GroupListing> {
+        let mut out: Vec<GroupListing> = {
+            let groups = self.groups.lock();
+            let mut out: Vec<GroupListing> = groups
+                .iter()
+                .filter(|(_, g)| g.state != GroupState::Dead)
+                .map(|(name, g)| GroupListing {
+                    group: name.clone(),
+                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    state: g.state,
+                })
+                .collect();
+            for name in self.store.groups_with_offsets() {
+                if !groups.contains_key(&name) {
+                    out.push(GroupListing {
+                        group: name,
+                        protocol_type: String::new(),
+                        state: GroupState::Empty,
+                    });
+                }
+            }
+            out
+        };
+        out.retain(|g| states.is_empty() || states.contains(&g.state));
+        out.sort_by(|a, b| a.group.cmp(&b.group));
+        out
+    }
+
+    /// Deletes groups without members, with their stored metadata and
+    /// committed offsets.
+    pub async fn delete(&self, names: Vec<String>) -> Vec<(String, ErrorCode)> {
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let code = self.delete_one(&name).await;
+            out.push((name, code));
+        }
+        out
+    }
+
+    async fn delete_one(&self, name: &str) -> ErrorCode {
+        if validate_topic_name(name).is_err() {
+            return ErrorCode::InvalidGroupName;
+        }
+        let persist = {
+            let mut groups = self.groups.lock();
+            match groups.get_mut(name) {
+                Some(g) if g.state != GroupState::Empty || !g.pending.is_empty() => {
+                    return ErrorCode::NonEmptyGroup;
+                }
+                Some(g) => {
+                    g.state = GroupState::Dead;
+                    Some(Arc::clone(&g.persist))
+                }
+                None if !self.store.has_group(name) => return ErrorCode::GroupIdNotFound,
+                None => None,
+            }
+        };
+        let _persist = match &persist {
+            Some(p) => Some(p.lock().await),
+            None => None,
+        };
+        let store = Arc::clone(&self.store);
+        let key = name.to_owned();
+        let deleted = crate::service::blocking(move || store.delete_group(&key)).await;
+        let code = match deleted {
+            Ok(Ok(_)) => ErrorCode::None,
+            Ok(Err(e)) => e.code(),
+            Err(_) => ErrorCode::Unknown,
+        };
+        let mut groups = self.groups.lock();
+        if let Some(g) = groups.get_mut(name) {
+            if code.is_ok() {
+                groups.remove(name);
+                tracing::info!(group = name, "group deleted");
+            } else {
+                g.state = GroupState::Empty;
+            }
+        }
+        code
+    }
+
+    fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(&self, f: F) -> bool {
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn(f);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Expires the member when its session ends (a timer, re-armed when
+    /// heartbeats move the deadline).
+    fn spawn_expiry(&self, group: String, member: String, incarnation: u64) {
+        let me = self.me.clone();
+        let (g2, m2) = (group.clone(), member.clone());
+        let started = self.spawn(async move {
+            loop {
+                let Some(c) = me.upgrade() else { return };
+                let next = {
+                    let mut groups = c.groups.lock();
+                    let Some(g) = groups.get_mut(&group) else {
+                        return;
+                    };
+                    let Some(m) = g
+                        .members
+                        .get(&member)
+                        .filter(|m| m.incarnation == incarnation)
+                    else {
+                        return;
+                    };
+                    let now = Instant::now();
+                    if m.waits() {
+                        now + m.session_timeout
+                    } else if m.deadline <= now {
+                        tracing::info!(group, member, "session expired; member removed");
+                        c.member_gone(&group, g, &member, ErrorCode::UnknownMemberId);
+                        return;
+                    } else {
+                        m.deadline
+                    }
+                };
+                drop(c);
+                tokio::time::sleep_until(next).await;
+            }
+        });
+        if !started {
+            self.deferred.lock().push((g2, m2, incarnation));
+        }
+    }
+
+    /// Forgets a handed-out member id that is not used within the session
+    /// timeout.
+    fn spawn_pending_expiry(&self, group: String, member: String, after: Duration) {
+        let me = self.me.clone();
+        self.spawn(async move {
+            tokio::time::sleep(after).await;
+            let Some(c) = me.upgrade() else { return };
+            let mut groups = c.groups.lock();
+            let Some(g) = groups.get_mut(&group) else {
+                return;
+            };
+            if g.pending.remove(&member) {
+                c.maybe_complete_join(&group, g);
+                if g.state == GroupState::Empty && g.generation == 0 && g.pending.is_empty() {
+                    groups.remove(&group);
+                }
+            }
+        });
+    }
+
+    /// Ends the join phase of rebalance `epoch` when its time is up.
+    fn spawn_rebalance_timer(&self, group: String, epoch: u64, after: Duration) {
+        let me = self.me.clone();
+        let delay = self.config.initial_rebalance_delay;
+        self.spawn(async move {
+            tokio::time::sleep(after).await;
+            let Some(c) = me.upgrade() else { return };
+            let mut groups = c.groups.lock();
+            let Some(g) = groups.get_mut(&group) else {
+                return;
+            };
+            if g.epoch != epoch || g.state != GroupState::PreparingRebalance {
+                return;
+            }
+            if let Some(d) = g.initial_delay {
+                if d.joined && !d.remaining.is_zero() {
+                    let step = delay.min(d.remaining);
+                    g.initial_delay = Some(InitialDelay {
+                        remaining: d.remaining - step,
+                        joined: false,
+                    });
+                    c.spawn_rebalance_timer(group.clone(), epoch, step);
+                    return;
+                }
+            }
+            c.complete_join(&group, g);
+        });
+    }
+
+    /// Stores the group's current state if it is Stable or Empty (a write
+    /// of its own, serialised with the group's other writes).
+    fn spawn_persist(&self, group: String) {
+        let me = self.me.clone();
+        self.spawn(async move {
+            let Some(c) = me.upgrade() else { return };
+            let Some(persist) = c.groups.lock().get(&group).map(|g| Arc::clone(&g.persist)) else {
+                return;
+            };
+            let _persist = persist.lock().await;
+            let value = match c.groups.lock().get(&group) {
+                Some(g) if matches!(g.state, GroupState::Empty | GroupState::Stable) => {
+                    g.to_record(None).encode()
+                }
+                _ => return,
+            };
+            let store = Arc::clone(&c.store);
+            let key = group.clone();
+            match crate::service::blocking(move || store.store_group(&key, Some(value))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(group, error = %e, "could not store the group"),
+                Err(e) => tracing::warn!(group, error = %e, "could not store the group"),
+            }
+        });
+    }
+}
+
+/// The code a request of `member_id` with `instance` gets if the static id
+/// is held by another member id.
+fn fenced(g: &Group, member_id: &str, instance: Option<&str>) -> Option<ErrorCode> {
+    let instance = instance?;
+    match g.static_members.get(instance) {
+        Some(id) if id != member_id => Some(ErrorCode::FencedInstanceId),
+        Some(_) => None,
+        None if g.members.contains_key(member_id) => None,
+        None => Some(ErrorCode::UnknownMemberId),
+    }
+}
+
+fn update_member(m: &mut Member, req: &JoinGroup, waiter: Option<oneshot::Sender<JoinResult>>) {
+    m.protocols = req.protocols.clone();
+    m.session_timeout = req.session_timeout;
+    m.rebalance_timeout = req.rebalance_timeout;
+    m.client_id = req.client_id.clone();
+    m.client_host = req.client_host.clone();
+    m.deadline = Instant::now() + req.session_timeout;
+    if waiter.is_some() {
+        m.join_waiter = waiter;
+    }
+}
+
+/// Removes a member, answering its waiting join or sync with `code`.
+fn remove_member(g: &mut Group, id: &str, code: ErrorCode) {
+    let Some(mut m) = g.members.remove(id) else {
+        return;
+    };
+    m.fail_waiters(code);
+    if let Some(i) = &m.instance_id {
+        if g.static_members.get(i).map(String::as_str) == Some(id) {
+            g.static_members.remove(i);
+        }
+    }
+    if g.leader.as_deref() == Some(id) {
+        g.leader = g.members_in_order().first().map(|m| m.id.clone());
+    }
+}
+
+trait WithMessage {
+    fn with(self, message: String) -> (ErrorCode, String);
+}
+
+impl WithMessage for ErrorCode {
+    fn with(self, message: String) -> (ErrorCode, String) {
+        (self, message)
+    }
+}

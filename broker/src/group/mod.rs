@@ -1,0 +1,29 @@
+//! The group coordinator: consumer groups' membership, generations and
+//! assignments, following Kafka's classic group protocol (JoinGroup,
+//! SyncGroup, Heartbeat, LeaveGroup). Front-ends call it through
+//! [`crate::service::groups`]; `docs/protocol.md` ("Consumer groups")
+//! describes the state machine.
+//!
+//! - [`types`]: the typed requests and answers.
+//! - [`record`]: the durable form of a group (offsets-log key type 2).
+//! - `state`: one group's members and the pure rules over them.
+//! - [`coordinator`]: the [`Coordinator`] — one lock over all groups,
+//!   futures for joins and syncs that wait, tokio timers for sessions and
+//!   rebalances.
+//!
+//! Guarantees: a generation's assignments are acknowledged to its members
+//! only after the generation is durable in the offsets log; after a
+//! restart, the last Stable generation is restored with its members, whose
+//! sessions start at load (they continue without a rebalance if they
+//! heartbeat in time).
+
+pub mod coordinator;
+pub mod record;
+mod state;
+pub mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use coordinator::{Coordinator, GroupConfig, GroupStats};
+pub use types::*;

@@ -1,0 +1,514 @@
+//! The coordinator's state machine, on a real offsets store in a temporary
+//! directory, with tokio's clock paused (timers fire when the test sleeps).
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_protocol::wire::ErrorCode;
+
+use super::*;
+use crate::log::StdFs;
+use crate::offsets::{OffsetStore, OffsetsConfig};
+
+const SESSION: Duration = Duration::from_secs(10);
+const REBALANCE: Duration = Duration::from_secs(30);
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Arc<OffsetStore>,
+    c: Arc<Coordinator>,
+    config: GroupConfig,
+}
+
+impl Fixture {
+    fn new(delay: Duration) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            OffsetStore::open(Arc::new(StdFs), dir.path(), OffsetsConfig::default()).unwrap(),
+        );
+        let config = GroupConfig {
+            initial_rebalance_delay: delay,
+            ..GroupConfig::default()
+        };
+        let c = Coordinator::open(config, Arc::clone(&store));
+        Fixture {
+            _dir: dir,
+            store,
+            c,
+            config,
+        }
+    }
+
+    /// A coordinator restarted on the same store.
+    fn reopen(&mut self) {
+        self.c = Coordinator::open(self.config, Arc::clone(&self.store));
+    }
+}
+
+fn join_req(member_id: &str, instance: Option<&str>, protocols: &[(&str, &[u8])]) -> JoinGroup {
+    JoinGroup {
+        group: "g".into(),
+        member_id: member_id.into(),
+        group_instance_id: instance.map(str::to_owned),
+        client_id: "c".into(),
+        client_host: "127.0.0.1".into(),
+        session_timeout: SESSION,
+        rebalance_timeout: REBALANCE,
+        protocol_type: "consumer".into(),
+        protocols: protocols
+            .iter()
+            .map(|(n, m)| ((*n).to_owned(), m.to_vec()))
+            .collect(),
+        require_known_member_id: true,
+    }
+}
+
+const RANGE: &[(&str, &[u8])] = &[("range", b"r")];
+
+/// A dynamic member's first join: the id to use.
+async fn member_id(c: &Coordinator) -> String {
+    let r = c.join(join_req("", None, RANGE)).await;
+    assert_eq!(r.error, ErrorCode::MemberIdRequired);
+    r.member_id
+}
+
+fn spawn_join(c: &Arc<Coordinator>, req: JoinGroup) -> tokio::task::JoinHandle<JoinResult> {
+    let c = Arc::clone(c);
+    tokio::spawn(async move { c.join(req).await })
+}
+
+fn sync_req(id: &str, generation: i32, assignments: &[(&str, &[u8])]) -> SyncGroup {
+    SyncGroup {
+        group: "g".into(),
+        generation_id: generation,
+        member_id: id.into(),
+        group_instance_id: None,
+        protocol_type: Some("consumer".into()),
+        protocol_name: None,
+        assignments: assignments
+            .iter()
+            .map(|(m, a)| ((*m).to_owned(), a.to_vec()))
+            .collect(),
+    }
+}
+
+fn hb(id: &str, generation: i32) -> Heartbeat {
+    Heartbeat {
+        group: "g".into(),
+        generation_id: generation,
+        member_id: id.into(),
+        group_instance_id: None,
+    }
+}
+
+fn state(c: &Coordinator) -> (GroupState, i32, usize) {
+    let d = c.describe(vec!["g".into()]).remove(0);
+    (d.state, d.generation_id, d.members.len())
+}
+
+/// One member alone: join, sync, Stable in generation 1.
+async fn lone_member(c: &Arc<Coordinator>) -> String {
+    let a = member_id(c).await;
+    let r = c.join(join_req(&a, None, RANGE)).await;
+    assert_eq!((r.error, r.generation_id), (ErrorCode::None, 1));
+    assert_eq!(r.leader, a);
+    let s = c.sync(sync_req(&a, 1, &[(&a, b"A1")])).await;
+    assert_eq!((s.error, s.assignment), (ErrorCode::None, b"A1".to_vec()));
+    a
+}
+
+/// Two members in a Stable generation 2, `a` the leader.
+async fn two_members(c: &Arc<Coordinator>) -> (String, String) {
+    let a = lone_member(c).await;
+    let b = member_id(c).await;
+    let jb = spawn_join(c, join_req(&b, None, RANGE));
+    tokio::task::yield_now().await;
+    assert_eq!(c.heartbeat(&hb(&a, 1)), ErrorCode::RebalanceInProgress);
+    let ra = c.join(join_req(&a, None, RANGE)).await;
+    let rb = jb.await.unwrap();
+    assert_eq!((ra.generation_id, rb.generation_id), (2, 2));
+    assert_eq!(ra.members.len(), 2, "the leader gets every member");
+    assert!(rb.members.is_empty());
+    assert_eq!(ra.protocol_name.as_deref(), Some("range"));
+    let sb = {
+        let c = Arc::clone(c);
+        let b = b.clone();
+        tokio::spawn(async move { c.sync(sync_req(&b, 2, &[])).await })
+    };
+    let sa = c.sync(sync_req(&a, 2, &[(&a, b"A2"), (&b, b"B2")])).await;
+    assert_eq!(sa.assignment, b"A2");
+    assert_eq!(sb.await.unwrap().assignment, b"B2");
+    assert_eq!(state(c), (GroupState::Stable, 2, 2));
+    (a, b)
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_members_join_and_sync_and_a_leave_gives_a_new_generation() {
+    let f = Fixture::new(Duration::ZERO);
+    let (a, b) = two_members(&f.c).await;
+    assert_eq!(f.c.heartbeat(&hb(&b, 2)), ErrorCode::None);
+    let left = f.c.leave(
+        "g",
+        vec![MemberRef {
+            member_id: b.clone(),
+            group_instance_id: None,
+        }],
+    );
+    assert_eq!(left.members[0].1, ErrorCode::None);
+    assert_eq!(f.c.heartbeat(&hb(&a, 2)), ErrorCode::RebalanceInProgress);
+    assert_eq!(f.c.heartbeat(&hb(&b, 2)), ErrorCode::UnknownMemberId);
+    let r = f.c.join(join_req(&a, None, RANGE)).await;
+    assert_eq!(
+        (r.error, r.generation_id, r.members.len()),
+        (ErrorCode::None, 3, 1)
+    );
+    let s = f.c.sync(sync_req(&a, 3, &[(&a, b"all")])).await;
+    assert_eq!(s.assignment, b"all");
+    assert_eq!(f.c.stats().rebalances, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_member_expires_after_its_session_timeout() {
+    let f = Fixture::new(Duration::ZERO);
+    let (a, b) = two_members(&f.c).await;
+    // `a` heartbeats, `b` does not.
+    for _ in 0..4 {
+        tokio::time::sleep(SESSION / 4).await;
+        let code = f.c.heartbeat(&hb(&a, 2));
+        if code != ErrorCode::None {
+            assert_eq!(code, ErrorCode::RebalanceInProgress);
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(f.c.heartbeat(&hb(&b, 2)), ErrorCode::UnknownMemberId);
+    assert_eq!(f.c.heartbeat(&hb(&a, 2)), ErrorCode::RebalanceInProgress);
+    let r = f.c.join(join_req(&a, None, RANGE)).await;
+    assert_eq!((r.generation_id, r.members.len()), (3, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_that_does_not_rejoin_is_removed_at_the_rebalance_timeout() {
+    let f = Fixture::new(Duration::ZERO);
+    let (a, b) = two_members(&f.c).await;
+    let c = f.c.clone();
+    let ja = spawn_join(&f.c, join_req(&a, None, RANGE));
+    // `b` keeps heartbeating but never rejoins.
+    let beat = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if c.heartbeat(&hb(&b, 2)) == ErrorCode::UnknownMemberId {
+                return tokio::time::Instant::now();
+            }
+        }
+    });
+    let started = tokio::time::Instant::now();
+    let r = ja.await.unwrap();
+    assert_eq!((r.generation_id, r.members.len()), (3, 1));
+    assert!(started.elapsed() >= REBALANCE);
+    let kicked = beat.await.unwrap();
+    assert!(kicked - started >= REBALANCE);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_static_member_restarts_without_a_rebalance_and_fences_its_old_id() {
+    let f = Fixture::new(Duration::ZERO);
+    let r = f.c.join(join_req("", Some("host-1"), RANGE)).await;
+    assert_eq!(
+        (r.error, r.generation_id),
+        (ErrorCode::None, 1),
+        "static members need no id round"
+    );
+    let old = r.member_id;
+    let s =
+        f.c.sync(SyncGroup {
+            group_instance_id: Some("host-1".into()),
+            ..sync_req(&old, 1, &[(&old, b"mine")])
+        })
+        .await;
+    assert_eq!(s.assignment, b"mine");
+    // The process restarts: no member id, same instance id.
+    let r = f.c.join(join_req("", Some("host-1"), RANGE)).await;
+    assert_eq!((r.error, r.generation_id), (ErrorCode::None, 1));
+    let new = r.member_id;
+    assert_ne!(new, old);
+    assert_eq!(state(&f.c), (GroupState::Stable, 1, 1), "no rebalance");
+    let s =
+        f.c.sync(SyncGroup {
+            group_instance_id: Some("host-1".into()),
+            ..sync_req(&new, 1, &[])
+        })
+        .await;
+    assert_eq!(s.assignment, b"mine", "the assignment is kept");
+    let zombie = Heartbeat {
+        group_instance_id: Some("host-1".into()),
+        ..hb(&old, 1)
+    };
+    assert_eq!(f.c.heartbeat(&zombie), ErrorCode::FencedInstanceId);
+    let zombie_commit = CommitAs {
+        generation_id: 1,
+        member_id: old,
+        group_instance_id: Some("host-1".into()),
+    };
+    assert_eq!(
+        f.c.check_commit("g", &zombie_commit),
+        Err(ErrorCode::FencedInstanceId)
+    );
+    assert_eq!(f.c.stats().rebalances, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn commits_are_fenced_by_generation_and_membership() {
+    let f = Fixture::new(Duration::ZERO);
+    let as_member = |id: &str, generation| CommitAs {
+        generation_id: generation,
+        member_id: id.into(),
+        group_instance_id: None,
+    };
+    // No group yet: a simple commit is allowed, a generation is not.
+    assert_eq!(f.c.check_commit("g", &CommitAs::simple()), Ok(()));
+    assert_eq!(
+        f.c.check_commit("g", &as_member("x", 1)),
+        Err(ErrorCode::IllegalGeneration)
+    );
+    let (a, b) = two_members(&f.c).await;
+    assert_eq!(f.c.check_commit("g", &as_member(&a, 2)), Ok(()));
+    assert_eq!(
+        f.c.check_commit("g", &as_member(&a, 1)),
+        Err(ErrorCode::IllegalGeneration)
+    );
+    assert_eq!(
+        f.c.check_commit("g", &as_member("zombie", 2)),
+        Err(ErrorCode::UnknownMemberId)
+    );
+    assert_eq!(
+        f.c.check_commit("g", &CommitAs::simple()),
+        Err(ErrorCode::UnknownMemberId)
+    );
+    // While the generation awaits its assignment, commits wait too.
+    let jb = spawn_join(&f.c, join_req(&b, None, RANGE));
+    let r = f.c.join(join_req(&a, None, RANGE)).await;
+    assert_eq!(jb.await.unwrap().generation_id, 3);
+    assert_eq!(
+        f.c.check_commit("g", &as_member(&a, r.generation_id)),
+        Err(ErrorCode::RebalanceInProgress)
+    );
+    // Once everyone left, a tool may commit (offset reset).
+    let everyone = [a, b].map(|id| MemberRef {
+        member_id: id,
+        group_instance_id: None,
+    });
+    f.c.leave("g", everyone.to_vec());
+    assert_eq!(state(&f.c).0, GroupState::Empty);
+    assert_eq!(f.c.check_commit("g", &CommitAs::simple()), Ok(()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_with_members_is_not_deleted() {
+    let f = Fixture::new(Duration::ZERO);
+    assert_eq!(
+        f.c.delete(vec!["g".into()]).await,
+        [("g".into(), ErrorCode::GroupIdNotFound)]
+    );
+    let a = lone_member(&f.c).await;
+    assert_eq!(
+        f.c.delete(vec!["g".into()]).await[0].1,
+        ErrorCode::NonEmptyGroup
+    );
+    f.c.leave(
+        "g",
+        vec![MemberRef {
+            member_id: a,
+            group_instance_id: None,
+        }],
+    );
+    // The Empty generation is stored by a task of its own.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(state(&f.c), (GroupState::Empty, 2, 0));
+    let stored = f.store.group_records();
+    let empty = record::GroupRecord::decode(&stored[0].1).unwrap();
+    assert_eq!((empty.generation_id, empty.members.len()), (2, 0));
+    assert_eq!(f.c.delete(vec!["g".into()]).await[0].1, ErrorCode::None);
+    assert_eq!(state(&f.c).0, GroupState::Dead);
+    assert!(f.store.group_records().is_empty());
+    assert!(f.c.list(&[]).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_coordinator_restores_the_stable_generation() {
+    let mut f = Fixture::new(Duration::ZERO);
+    let (a, b) = two_members(&f.c).await;
+    f.reopen();
+    assert_eq!(state(&f.c), (GroupState::Stable, 2, 2));
+    let d = f.c.describe(vec!["g".into()]).remove(0);
+    assert_eq!(d.members[1].assignment, b"B2");
+    assert_eq!(d.protocol, "range");
+    // `a` heartbeats on; `b` died with the old coordinator and expires.
+    for _ in 0..8 {
+        tokio::time::sleep(SESSION / 4).await;
+        if f.c.heartbeat(&hb(&a, 2)) != ErrorCode::None {
+            break;
+        }
+    }
+    assert_eq!(f.c.heartbeat(&hb(&b, 2)), ErrorCode::UnknownMemberId);
+    assert_eq!(f.c.heartbeat(&hb(&a, 2)), ErrorCode::RebalanceInProgress);
+}
+
+#[tokio::test(start_paused = true)]
+async fn members_joining_an_empty_group_together_share_its_first_generation() {
+    let f = Fixture::new(Duration::from_millis(300));
+    let a = member_id(&f.c).await;
+    let ja = spawn_join(&f.c, join_req(&a, None, RANGE));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let b = member_id(&f.c).await;
+    let jb = spawn_join(&f.c, join_req(&b, None, RANGE));
+    let (ra, rb) = (ja.await.unwrap(), jb.await.unwrap());
+    assert_eq!((ra.generation_id, rb.generation_id), (1, 1));
+    assert_eq!(ra.members.len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn joins_are_checked() {
+    let f = Fixture::new(Duration::ZERO);
+    let short = JoinGroup {
+        session_timeout: Duration::from_millis(10),
+        ..join_req("", None, RANGE)
+    };
+    assert_eq!(
+        f.c.join(short).await.error,
+        ErrorCode::InvalidSessionTimeout
+    );
+    let bad_name = JoinGroup {
+        group: "bad/name".into(),
+        ..join_req("", None, RANGE)
+    };
+    assert_eq!(f.c.join(bad_name).await.error, ErrorCode::InvalidGroupName);
+    assert_eq!(
+        f.c.join(join_req("", None, &[])).await.error,
+        ErrorCode::InconsistentGroupProtocol
+    );
+    assert_eq!(
+        f.c.join(join_req("nobody", None, RANGE)).await.error,
+        ErrorCode::UnknownMemberId
+    );
+    lone_member(&f.c).await;
+    let other = member_id(&f.c).await;
+    assert_eq!(
+        f.c.join(join_req(&other, None, &[("roundrobin", b"")]))
+            .await
+            .error,
+        ErrorCode::InconsistentGroupProtocol
+    );
+}
+
+/// `a` leader and `b` joined generation 2, both yet to sync.
+async fn joined_pair(c: &Arc<Coordinator>) -> (String, String) {
+    let a = lone_member(c).await;
+    let b = member_id(c).await;
+    let jb = spawn_join(c, join_req(&b, None, RANGE));
+    tokio::task::yield_now().await;
+    let ra = c.join(join_req(&a, None, RANGE)).await;
+    assert_eq!((ra.generation_id, jb.await.unwrap().generation_id), (2, 2));
+    (a, b)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_generation_becomes_stable_even_if_the_leader_goes_away_while_it_is_stored() {
+    let f = Fixture::new(Duration::ZERO);
+    let (a, b) = joined_pair(&f.c).await;
+    let c = Arc::clone(&f.c);
+    let b2 = b.clone();
+    let sb = tokio::spawn(async move { c.sync(sync_req(&b2, 2, &[])).await });
+    tokio::task::yield_now().await;
+    // The leader's request is dropped right after it was read.
+    let leader = f.c.sync(sync_req(&a, 2, &[(&a, b"A"), (&b, b"B")]));
+    assert!(tokio::time::timeout(Duration::ZERO, leader).await.is_err());
+    let sb = tokio::time::timeout(Duration::from_secs(60), sb).await;
+    assert_eq!(
+        sb.expect("follower's sync never answered")
+            .unwrap()
+            .assignment,
+        b"B"
+    );
+    assert_eq!(state(&f.c).0, GroupState::Stable);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_whose_waiting_sync_was_abandoned_still_expires() {
+    let f = Fixture::new(Duration::ZERO);
+    let (a, b) = joined_pair(&f.c).await;
+    // `b`'s sync waits for the leader, then its caller goes away.
+    let abandoned = f.c.sync(sync_req(&b, 2, &[]));
+    assert!(
+        tokio::time::timeout(Duration::ZERO, abandoned)
+            .await
+            .is_err()
+    );
+    // The leader only heartbeats (slow to assign): `b` expires all the same.
+    let told = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let code = f.c.heartbeat(&hb(&a, 2));
+            if code != ErrorCode::None {
+                return code;
+            }
+        }
+    })
+    .await;
+    assert_eq!(told, Ok(ErrorCode::RebalanceInProgress));
+    assert_eq!(f.c.heartbeat(&hb(&b, 2)), ErrorCode::UnknownMemberId);
+}
+
+#[tokio::test(start_paused = true)]
+async fn group_size_is_capped_and_static_members_leave_by_instance_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(OffsetStore::open(Arc::new(StdFs), dir.path(), OffsetsConfig::default()).unwrap());
+    let config = GroupConfig {
+        max_size: 1,
+        initial_rebalance_delay: Duration::ZERO,
+        max_groups: 1,
+        ..GroupConfig::default()
+    };
+    let c = Coordinator::open(config, store);
+    let r = c.join(join_req("", Some("i1"), RANGE)).await;
+    assert_eq!((r.error, r.generation_id), (ErrorCode::None, 1));
+    assert_eq!(
+        c.join(join_req("", None, RANGE)).await.error,
+        ErrorCode::GroupMaxSizeReached
+    );
+    assert_eq!(
+        c.join(join_req("", Some("i2"), RANGE)).await.error,
+        ErrorCode::GroupMaxSizeReached
+    );
+    let another_group = JoinGroup {
+        group: "h".into(),
+        ..join_req("", None, RANGE)
+    };
+    assert_eq!(
+        c.join(another_group).await.error,
+        ErrorCode::TooManyCommittedOffsets,
+        "groups held are capped"
+    );
+    let wrong = MemberRef {
+        member_id: "someone-else".into(),
+        group_instance_id: Some("i1".into()),
+    };
+    let by_instance = MemberRef {
+        member_id: String::new(),
+        group_instance_id: Some("i1".into()),
+    };
+    let left = c.leave("g", vec![wrong, by_instance]);
+    let codes: Vec<ErrorCode> = left.members.iter().map(|m| m.1).collect();
+    assert_eq!(codes, [ErrorCode::FencedInstanceId, ErrorCode::None]);
+    assert_eq!(state(&c), (GroupState::Empty, 2, 0));
+    // Kafka's JoinGroup v0-3: no member id round.
+    let old_style = JoinGroup {
+        require_known_member_id: false,
+        ..join_req("", None, RANGE)
+    };
+    let r = c.join(old_style).await;
+    assert_eq!((r.error, r.generation_id), (ErrorCode::None, 3));
+    assert!(!r.member_id.is_empty());
+}

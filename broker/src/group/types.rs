@@ -1,0 +1,268 @@
+//! The typed requests and answers of the group coordinator, shared by every
+//! front-end (native protocol, Kafka listener). No wire quirks: durations
+//! are [`Duration`]s, states are [`GroupState`], bytes are opaque.
+
+use std::time::Duration;
+
+use sluice_protocol::wire::ErrorCode;
+
+/// The state of a group, as Kafka's classic coordinator names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GroupState {
+    /// No members (the group may still have committed offsets).
+    Empty,
+    /// Waiting for members to (re)join.
+    PreparingRebalance,
+    /// Joined; waiting for the leader's assignment (SyncGroup).
+    CompletingRebalance,
+    /// Every member has its assignment and heartbeats.
+    Stable,
+    /// Being deleted, or unknown.
+    Dead,
+}
+
+impl GroupState {
+    /// Every state, in declaration order.
+    pub const ALL: [GroupState; 5] = [
+        GroupState::Empty,
+        GroupState::PreparingRebalance,
+        GroupState::CompletingRebalance,
+        GroupState::Stable,
+        GroupState::Dead,
+    ];
+
+    /// The name on the wire and in metrics ("Stable", ...), as Kafka's.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+            GroupState::Dead => "Dead",
+        }
+    }
+
+    /// The state a name denotes (exact, case-insensitive), if any.
+    pub fn parse(name: &str) -> Option<GroupState> {
+        GroupState::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(name))
+    }
+}
+
+/// A member named in a request: by member id, and its static id if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRef {
+    /// Member id (may be empty in a leave by instance id).
+    pub member_id: String,
+    /// Static id.
+    pub group_instance_id: Option<String>,
+}
+
+/// A JoinGroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinGroup {
+    /// Group name.
+    pub group: String,
+    /// Member id, empty on a first join.
+    pub member_id: String,
+    /// Static id.
+    pub group_instance_id: Option<String>,
+    /// Client id (shown by describe).
+    pub client_id: String,
+    /// The member's address (shown by describe).
+    pub client_host: String,
+    /// Session timeout.
+    pub session_timeout: Duration,
+    /// Rebalance timeout.
+    pub rebalance_timeout: Duration,
+    /// Protocol type ("consumer").
+    pub protocol_type: String,
+    /// `(name, metadata)` of each supported protocol, preferred first.
+    pub protocols: Vec<(String, Vec<u8>)>,
+    /// As Kafka's JoinGroup v4+: a first join of a dynamic member is
+    /// answered `MemberIdRequired` with a generated id. `false` (Kafka v0-3)
+    /// joins it at once under a generated id.
+    pub require_known_member_id: bool,
+}
+
+/// One member's metadata, as given to the leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinedMember {
+    /// Member id.
+    pub member_id: String,
+    /// Static id.
+    pub group_instance_id: Option<String>,
+    /// Metadata for the chosen protocol.
+    pub metadata: Vec<u8>,
+}
+
+/// The answer to a [`JoinGroup`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinResult {
+    /// Outcome.
+    pub error: ErrorCode,
+    /// Generation (-1 on error).
+    pub generation_id: i32,
+    /// Protocol type.
+    pub protocol_type: Option<String>,
+    /// Chosen protocol.
+    pub protocol_name: Option<String>,
+    /// Leader's member id.
+    pub leader: String,
+    /// The member's id (also on `MemberIdRequired`).
+    pub member_id: String,
+    /// All members with metadata, for the leader only.
+    pub members: Vec<JoinedMember>,
+}
+
+impl JoinResult {
+    /// An error answer.
+    pub fn error(error: ErrorCode, member_id: impl Into<String>) -> JoinResult {
+        JoinResult {
+            error,
+            generation_id: -1,
+            protocol_type: None,
+            protocol_name: None,
+            leader: String::new(),
+            member_id: member_id.into(),
+            members: Vec::new(),
+        }
+    }
+}
+
+/// A SyncGroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncGroup {
+    /// Group name.
+    pub group: String,
+    /// Generation.
+    pub generation_id: i32,
+    /// Member id.
+    pub member_id: String,
+    /// Static id.
+    pub group_instance_id: Option<String>,
+    /// If set, must equal the group's protocol type.
+    pub protocol_type: Option<String>,
+    /// If set, must equal the group's protocol.
+    pub protocol_name: Option<String>,
+    /// `(member id, assignment)` pairs from the leader.
+    pub assignments: Vec<(String, Vec<u8>)>,
+}
+
+/// The answer to a [`SyncGroup`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncResult {
+    /// Outcome.
+    pub error: ErrorCode,
+    /// Protocol type.
+    pub protocol_type: Option<String>,
+    /// Protocol.
+    pub protocol_name: Option<String>,
+    /// The member's assignment.
+    pub assignment: Vec<u8>,
+}
+
+impl SyncResult {
+    /// An error answer.
+    pub fn error(error: ErrorCode) -> SyncResult {
+        SyncResult {
+            error,
+            protocol_type: None,
+            protocol_name: None,
+            assignment: Vec::new(),
+        }
+    }
+}
+
+/// A Heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// Group name.
+    pub group: String,
+    /// Generation.
+    pub generation_id: i32,
+    /// Member id.
+    pub member_id: String,
+    /// Static id.
+    pub group_instance_id: Option<String>,
+}
+
+/// The answer to a LeaveGroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaveResult {
+    /// Group-level outcome.
+    pub error: ErrorCode,
+    /// Each member's outcome, in request order.
+    pub members: Vec<(MemberRef, ErrorCode)>,
+}
+
+/// Who commits offsets: a member of a generation, or (generation -1, empty
+/// member id) a tool acting on a group with no members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitAs {
+    /// Generation, or -1.
+    pub generation_id: i32,
+    /// Member id, or empty.
+    pub member_id: String,
+    /// Static id.
+    pub group_instance_id: Option<String>,
+}
+
+impl CommitAs {
+    /// A commit from outside the group (generation -1, no member).
+    pub fn simple() -> CommitAs {
+        CommitAs {
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+        }
+    }
+}
+
+/// One member of a described group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberDescription {
+    /// Member id.
+    pub member_id: String,
+    /// Static id.
+    pub group_instance_id: Option<String>,
+    /// Client id.
+    pub client_id: String,
+    /// Client address.
+    pub client_host: String,
+    /// Metadata for the chosen protocol.
+    pub metadata: Vec<u8>,
+    /// Assignment (empty unless Stable).
+    pub assignment: Vec<u8>,
+}
+
+/// A described group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    /// `None` or `InvalidGroupName`.
+    pub error: ErrorCode,
+    /// Group name.
+    pub group: String,
+    /// State (`Dead` for an unknown group).
+    pub state: GroupState,
+    /// Generation.
+    pub generation_id: i32,
+    /// Protocol type.
+    pub protocol_type: String,
+    /// Chosen protocol.
+    pub protocol: String,
+    /// Members.
+    pub members: Vec<MemberDescription>,
+}
+
+/// A listed group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    /// Group name.
+    pub group: String,
+    /// Protocol type.
+    pub protocol_type: String,
+    /// State.
+    pub state: GroupState,
+}

@@ -1,0 +1,89 @@
+//! Consumer groups: join, sync, heartbeat, leave, describe, list, delete,
+//! and commits checked against the group's generation (fencing). Every
+//! front-end (native protocol, Kafka listener) calls these with typed
+//! values; the coordinator itself is [`crate::group`].
+//!
+//! Joins and syncs that must wait for the other members are futures
+//! completed by the coordinator, never a blocked thread.
+
+use std::sync::Arc;
+
+use sluice_protocol::wire::ErrorCode;
+
+pub use crate::group::{
+    CommitAs, GroupDescription, GroupListing, GroupState, Heartbeat, JoinGroup, JoinResult,
+    JoinedMember, LeaveResult, MemberDescription, MemberRef, SyncGroup, SyncResult,
+};
+
+use super::offsets::{Commit, Committed};
+use super::{Refused, Service};
+
+impl Service {
+    /// Joins (or rejoins) a group; completes when the generation forms (or
+    /// at once with an error). Dropping the future abandons the wait (the
+    /// member stays until its session expires).
+    pub async fn join_group(self: &Arc<Self>, req: JoinGroup) -> JoinResult {
+        self.groups.join(req).await
+    }
+
+    /// The member's assignment in a generation; completes when the leader's
+    /// assignments are durable (or at once with an error).
+    pub async fn sync_group(self: &Arc<Self>, req: SyncGroup) -> SyncResult {
+        self.groups.sync(req).await
+    }
+
+    /// A member's heartbeat: `None`, or why it must rejoin. In memory only.
+    pub async fn heartbeat(self: &Arc<Self>, req: Heartbeat) -> ErrorCode {
+        self.groups.heartbeat(&req)
+    }
+
+    /// Members leave a group; the others rebalance at once.
+    pub async fn leave_group(
+        self: &Arc<Self>,
+        group: String,
+        members: Vec<MemberRef>,
+    ) -> LeaveResult {
+        self.groups.leave(&group, members)
+    }
+
+    /// Describes groups, one answer per name in order.
+    pub fn describe_groups(&self, groups: Vec<String>) -> Vec<GroupDescription> {
+        self.groups.describe(groups)
+    }
+
+    /// Lists groups in the given states (all if empty), sorted by name.
+    pub fn list_groups(&self, states: &[GroupState]) -> Vec<GroupListing> {
+        self.groups.list(states)
+    }
+
+    /// Deletes groups that have no members, with their committed offsets.
+    pub async fn delete_groups(self: &Arc<Self>, groups: Vec<String>) -> Vec<(String, ErrorCode)> {
+        self.groups.delete(groups).await
+    }
+
+    /// Commits offsets as `member` (fencing as Kafka's coordinator): a
+    /// commit the group refuses gives every partition the same code and
+    /// stores nothing. A commit with generation -1 and no member is allowed
+    /// only while the group has no members (offset reset by a tool).
+    pub async fn commit_offsets_as(
+        self: &Arc<Self>,
+        group: String,
+        member: CommitAs,
+        commits: Vec<Commit>,
+    ) -> Result<Vec<Committed>, Refused> {
+        super::check_partition_count(commits.len(), self.config.max_partitions_per_request)?;
+        if crate::log::validate_topic_name(&group).is_ok() {
+            if let Err(code) = self.groups.check_commit(&group, &member) {
+                return Ok(commits
+                    .into_iter()
+                    .map(|c| Committed {
+                        topic: c.topic,
+                        partition: c.partition,
+                        error_code: code,
+                    })
+                    .collect());
+            }
+        }
+        self.commit_offsets(group, commits).await
+    }
+}
