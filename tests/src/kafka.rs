@@ -96,3 +96,51 @@ pub fn run_kcat(args: &[&str], stdin: &[u8]) -> String {
     );
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
+
+/// A Kafka request frame: length, header (client id "sluice-tests"), body
+/// (record sets copied from `records`).
+pub fn request_frame<M: sluice_protocol::kafka::Message>(
+    version: i16,
+    correlation_id: i32,
+    body: &mut M,
+    records: &[u8],
+) -> Vec<u8> {
+    let mut out = vec![0; 4];
+    sluice_protocol::kafka::header::RequestHeader {
+        api_key: M::API as i16,
+        api_version: version,
+        correlation_id,
+        client_id: Some("sluice-tests".to_owned()),
+    }
+    .encode(&mut out);
+    sluice_protocol::kafka::encode(body, version, &mut out, records).expect("encode request");
+    let len = (out.len() - 4) as u32;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    out
+}
+
+/// Reads one Kafka response frame with a header of `header_version`:
+/// (correlation id, body).
+pub fn read_response(s: &mut std::net::TcpStream, header_version: i16) -> (i32, Vec<u8>) {
+    use std::io::Read;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).expect("response length");
+    let mut buf = vec![0; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).expect("response");
+    let (id, at) = sluice_protocol::kafka::header::decode_response_header(&buf, header_version)
+        .expect("response header");
+    (id, buf[at..].to_vec())
+}
+
+/// Sends one request and decodes its answer (on a blocking connection).
+pub fn call<Req, Resp>(s: &mut std::net::TcpStream, version: i16, req: &mut Req) -> Resp
+where
+    Req: sluice_protocol::kafka::Message,
+    Resp: sluice_protocol::kafka::Message,
+{
+    use std::io::Write;
+    s.write_all(&request_frame(version, 1, req, &[]))
+        .expect("send request");
+    let (_, body) = read_response(s, Req::API.response_header_version(version));
+    sluice_protocol::kafka::decode(&body, version).expect("decode response")
+}

@@ -106,3 +106,102 @@ async fn two_consumers_split_the_partitions_and_one_takes_over_when_the_other_le
         assert_eq!(v["after"], json!([0, 1, 2, 3]), "{client}: {out}");
     }
 }
+
+/// OffsetCommit on the Kafka port is fenced by the group's generation and
+/// membership, as Kafka's coordinator does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offset_commits_are_fenced_by_generation_and_member() {
+    use sluice_protocol::kafka::error_code::code;
+    use sluice_protocol::kafka::groups::{
+        JoinGroupRequest, JoinGroupResponse, JoinProtocol, SyncAssignment, SyncGroupRequest,
+        SyncGroupResponse,
+    };
+    use sluice_protocol::kafka::offsets::{
+        OffsetCommitPartition, OffsetCommitRequest, OffsetCommitResponse, OffsetCommitTopic,
+    };
+    use sluice_tests::kafka::call;
+
+    let b = TestBroker::start_with_args(&["--config", &{
+        let p = std::env::temp_dir().join(format!("kafka-fence-{}.toml", std::process::id()));
+        std::fs::write(&p, "group_initial_rebalance_delay_ms = 0\n").unwrap();
+        p.display().to_string()
+    }]);
+    let mut c = b.connect().await;
+    create_topic(&mut c, "fenced", 1, TopicConfig::default()).await;
+    let addr = b.kafka_addr.unwrap();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut join = JoinGroupRequest {
+            group_id: "fg".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            member_id: String::new(),
+            group_instance_id: None,
+            protocol_type: "consumer".into(),
+            protocols: vec![JoinProtocol {
+                name: "range".into(),
+                metadata: Vec::new(),
+            }],
+        };
+        let commit = |s: &mut std::net::TcpStream, generation_id: i32, member_id: &str| {
+            let mut req = OffsetCommitRequest {
+                group_id: "fg".into(),
+                generation_id,
+                member_id: member_id.into(),
+                group_instance_id: None,
+                retention_time_ms: 0,
+                topics: vec![OffsetCommitTopic {
+                    name: "fenced".into(),
+                    partitions: vec![OffsetCommitPartition {
+                        partition_index: 0,
+                        committed_offset: 5,
+                        committed_leader_epoch: -1,
+                        committed_metadata: None,
+                    }],
+                }],
+            };
+            let r: OffsetCommitResponse = call(s, 8, &mut req);
+            r.topics[0].partitions[0].error_code
+        };
+        // v4+: the first join asks for a member id.
+        let first: JoinGroupResponse = call(&mut s, 7, &mut join.clone());
+        assert_eq!(first.error_code, code::MEMBER_ID_REQUIRED);
+        join.member_id = first.member_id.clone();
+        let joined: JoinGroupResponse = call(&mut s, 7, &mut join);
+        assert_eq!(joined.error_code, 0, "{joined:?}");
+        // While the generation awaits its assignment, commits must wait.
+        let early = commit(&mut s, joined.generation_id, &joined.member_id);
+        assert_eq!(early, code::REBALANCE_IN_PROGRESS);
+        let mut sync = SyncGroupRequest {
+            group_id: "fg".into(),
+            generation_id: joined.generation_id,
+            member_id: joined.member_id.clone(),
+            group_instance_id: None,
+            protocol_type: Some("consumer".into()),
+            protocol_name: Some("range".into()),
+            assignments: vec![SyncAssignment {
+                member_id: joined.member_id.clone(),
+                assignment: vec![1, 2, 3],
+            }],
+        };
+        let synced: SyncGroupResponse = call(&mut s, 5, &mut sync);
+        assert_eq!(synced.error_code, 0);
+        assert_eq!(synced.assignment, vec![1, 2, 3]);
+        assert_eq!(commit(&mut s, joined.generation_id, &joined.member_id), 0);
+        (
+            commit(&mut s, joined.generation_id + 1, &joined.member_id),
+            commit(&mut s, joined.generation_id, "someone-else"),
+            commit(&mut s, -1, ""),
+            joined,
+        )
+    })
+    .await
+    .unwrap();
+    let (stale, stranger, simple, _joined) = result;
+    assert_eq!(stale, code::ILLEGAL_GENERATION);
+    assert_eq!(stranger, code::UNKNOWN_MEMBER_ID);
+    // A simple commit while the group has a member is refused too.
+    assert_ne!(simple, 0);
+}

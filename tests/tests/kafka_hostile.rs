@@ -11,47 +11,21 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use sluice_protocol::kafka::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
+use sluice_protocol::kafka::decode;
 use sluice_protocol::kafka::error_code::code;
-use sluice_protocol::kafka::header::{RequestHeader, decode_response_header};
 use sluice_protocol::kafka::io::Records;
 use sluice_protocol::kafka::metadata::MetadataRequest;
 use sluice_protocol::kafka::produce::{
     ProducePartitionData, ProduceRequest, ProduceResponse, ProduceTopicData,
 };
-use sluice_protocol::kafka::{ApiKey, Message, decode, encode};
 use sluice_protocol::wire::topic_config::TopicConfig;
+use sluice_tests::kafka::{read_response, request_frame};
 use sluice_tests::{TestBroker, batch_of, create_topic};
 
 fn connect(b: &TestBroker) -> TcpStream {
     let s = TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s
-}
-
-/// A request frame: length, header, body (records copied from `records`).
-fn frame<M: Message>(api: ApiKey, version: i16, id: i32, body: &mut M, records: &[u8]) -> Vec<u8> {
-    let mut out = vec![0; 4];
-    RequestHeader {
-        api_key: api as i16,
-        api_version: version,
-        correlation_id: id,
-        client_id: Some("hostile".to_owned()),
-    }
-    .encode(&mut out);
-    encode(body, version, &mut out, records).unwrap();
-    let len = (out.len() - 4) as u32;
-    out[..4].copy_from_slice(&len.to_be_bytes());
-    out
-}
-
-/// Reads one response frame: (correlation id, body).
-fn read_response(s: &mut TcpStream, header_version: i16) -> (i32, Vec<u8>) {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).unwrap();
-    let mut buf = vec![0; u32::from_be_bytes(len) as usize];
-    s.read_exact(&mut buf).unwrap();
-    let (id, at) = decode_response_header(&buf, header_version).unwrap();
-    (id, buf[at..].to_vec())
 }
 
 /// The connection is closed by the broker (EOF or reset), within the
@@ -67,8 +41,7 @@ fn assert_closed(s: &mut TcpStream) {
 /// A fresh connection still gets its ApiVersions answered.
 fn assert_serving(b: &TestBroker) {
     let mut s = connect(b);
-    s.write_all(&frame(
-        ApiKey::ApiVersions,
+    s.write_all(&request_frame(
         3,
         77,
         &mut ApiVersionsRequest::default(),
@@ -103,20 +76,14 @@ fn oversized_truncated_and_miscounted_frames_close_the_connection() {
     assert_closed(&mut s);
     // Metadata v1 claiming 2^31 - 1 topics in a 4-byte body.
     let mut s = connect(&b);
-    let mut f = frame(ApiKey::Metadata, 1, 5, &mut MetadataRequest::default(), &[]);
+    let mut f = request_frame(1, 5, &mut MetadataRequest::default(), &[]);
     let body_at = f.len() - 4;
     f[body_at..].copy_from_slice(&[0x7f, 0xff, 0xff, 0xff]);
     s.write_all(&f).unwrap();
     assert_closed(&mut s);
     // A compact array count (flexible Metadata v12) of 2^32 - 2.
     let mut s = connect(&b);
-    let mut f = frame(
-        ApiKey::Metadata,
-        12,
-        6,
-        &mut MetadataRequest::default(),
-        &[],
-    );
+    let mut f = request_frame(12, 6, &mut MetadataRequest::default(), &[]);
     let body_at = f.len() - 4; // topics (1), 2 bools, tags
     f.truncate(body_at);
     f.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0]);
@@ -138,26 +105,14 @@ fn unknown_apis_and_versions_are_answered_with_unsupported_version() {
     let b = TestBroker::start();
     let mut s = connect(&b);
     // An unknown API key: error 35, and the connection goes on.
-    let mut f = frame(
-        ApiKey::ApiVersions,
-        0,
-        1,
-        &mut ApiVersionsRequest::default(),
-        &[],
-    );
+    let mut f = request_frame(0, 1, &mut ApiVersionsRequest::default(), &[]);
     f[4..6].copy_from_slice(&999i16.to_be_bytes());
     s.write_all(&f).unwrap();
     let (id, body) = read_response(&mut s, 0);
     assert_eq!(id, 1);
     assert_eq!(body, code::UNSUPPORTED_VERSION.to_be_bytes());
     // Fetch v99: error 35.
-    let mut f = frame(
-        ApiKey::ApiVersions,
-        0,
-        2,
-        &mut ApiVersionsRequest::default(),
-        &[],
-    );
+    let mut f = request_frame(0, 2, &mut ApiVersionsRequest::default(), &[]);
     f[4..8].copy_from_slice(&[0, 1, 0, 99]);
     s.write_all(&f).unwrap();
     let (id, body) = read_response(&mut s, 0);
@@ -165,13 +120,7 @@ fn unknown_apis_and_versions_are_answered_with_unsupported_version() {
     assert_eq!(body, code::UNSUPPORTED_VERSION.to_be_bytes());
     // ApiVersions v99 (KIP-511; flexible, so header v2): a v0 answer with
     // error 35 and the ranges.
-    let mut f = frame(
-        ApiKey::ApiVersions,
-        3,
-        3,
-        &mut ApiVersionsRequest::default(),
-        &[],
-    );
+    let mut f = request_frame(3, 3, &mut ApiVersionsRequest::default(), &[]);
     f[6..8].copy_from_slice(&99i16.to_be_bytes());
     s.write_all(&f).unwrap();
     let (id, body) = read_response(&mut s, 0);
@@ -211,29 +160,25 @@ async fn pipelined_requests_are_answered_in_order_and_acks_0_gets_no_answer() {
     // Produce acks=0, Produce acks=1, ApiVersions, Produce acks=-1: three
     // answers, in order; the first produce has none.
     let mut bytes = Vec::new();
-    bytes.extend(frame(
-        ApiKey::Produce,
+    bytes.extend(request_frame(
         9,
         10,
         &mut produce_request(0, "pipe", batch.len()),
         &batch,
     ));
-    bytes.extend(frame(
-        ApiKey::Produce,
+    bytes.extend(request_frame(
         7,
         11,
         &mut produce_request(1, "pipe", batch.len()),
         &batch,
     ));
-    bytes.extend(frame(
-        ApiKey::ApiVersions,
+    bytes.extend(request_frame(
         2,
         12,
         &mut ApiVersionsRequest::default(),
         &[],
     ));
-    bytes.extend(frame(
-        ApiKey::Produce,
+    bytes.extend(request_frame(
         9,
         13,
         &mut produce_request(-1, "pipe", batch.len()),
@@ -267,8 +212,7 @@ fn records_in_an_old_message_format_are_refused_per_partition() {
     let mut batch = batch_of(&["x"]).to_vec();
     batch[16] = 1; // magic 1
     let mut s = connect(&b);
-    s.write_all(&frame(
-        ApiKey::Produce,
+    s.write_all(&request_frame(
         8,
         1,
         &mut produce_request(1, "old", batch.len()),
@@ -281,8 +225,7 @@ fn records_in_an_old_message_format_are_refused_per_partition() {
     assert_eq!(p.error_code, code::UNSUPPORTED_FOR_MESSAGE_FORMAT);
     // A record set too short to hold a batch header.
     let mut s = connect(&b);
-    s.write_all(&frame(
-        ApiKey::Produce,
+    s.write_all(&request_frame(
         8,
         2,
         &mut produce_request(1, "old", 5),
@@ -297,8 +240,7 @@ fn records_in_an_old_message_format_are_refused_per_partition() {
     );
     // An unknown topic.
     let batch = batch_of(&["x"]);
-    s.write_all(&frame(
-        ApiKey::Produce,
+    s.write_all(&request_frame(
         8,
         3,
         &mut produce_request(1, "nope", batch.len()),
