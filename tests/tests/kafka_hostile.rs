@@ -6,7 +6,7 @@
 //! produces get no answer at all.
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use sluice_tests::{TestBroker, batch_of, create_topic};
 
 fn connect(b: &TestBroker) -> TcpStream {
     let s = TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s
 }
 
@@ -33,6 +33,9 @@ fn connect(b: &TestBroker) -> TcpStream {
 fn assert_closed(s: &mut TcpStream) {
     let mut buf = [0u8; 64];
     match s.read(&mut buf) {
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            panic!("the connection is still open after the read timeout")
+        }
         Ok(0) | Err(_) => {}
         Ok(n) => panic!("expected a closed connection, read {n} bytes"),
     }
@@ -253,4 +256,22 @@ fn records_in_an_old_message_format_are_refused_per_partition() {
         r.topics[0].partitions[0].error_code,
         code::UNKNOWN_TOPIC_OR_PARTITION
     );
+}
+
+#[test]
+fn a_failed_acks_0_produce_closes_the_connection() {
+    let b = TestBroker::start();
+    let batch = batch_of(&["x"]);
+    let mut s = connect(&b);
+    // No answer is read for acks=0: the broker closes instead, so the
+    // client does not go on as if the records were stored.
+    s.write_all(&request_frame(
+        9,
+        1,
+        &mut produce_request(0, "no-such-topic", batch.len()),
+        &batch,
+    ))
+    .unwrap();
+    assert_closed(&mut s);
+    assert_serving(&b);
 }

@@ -27,11 +27,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::bench::{Bench, measured};
+use super::broker_proc::CpuTimes;
 use super::meter::{Meter, Sampler};
 use super::options::{Params, ValueKind};
 use super::report::{Moved, WorkloadResult};
 use super::w1_produce::ensure_w1_log;
-use super::workloads::{create_topic, now_ms};
+use super::workloads::{self, create_topic, now_ms};
 use crate::XorShift;
 
 /// Produce and Fetch versions used (the highest the listener serves).
@@ -305,33 +306,65 @@ fn ratio(bench: &mut Bench, id: &str, native_variant: &str, kafka_variant: &str)
     }
 }
 
-/// W1 through the Kafka listener: one producer, one partition, W1's records.
+/// Rounds of the W1 comparison.
+const ROUNDS: u64 = 4;
+
+/// W1 through the Kafka listener, next to native in the same run: W1's
+/// records in [`ROUNDS`] pairs of a native and a Kafka pass of a quarter
+/// each (each on a topic of its own; which goes first alternates), so both
+/// see the same page-cache and writeback state. Reported as W1 `native
+/// (paired)` and W1 `kafka produce`, each the sum of its passes.
 pub async fn w1(bench: &mut Bench) -> anyhow::Result<()> {
-    let p = bench.opts.params(1_000_000, 1024, Acks::Leader);
-    let topic = bench.topic("w1-kafka");
-    create_topic(bench.addr()?, &topic, 1, None).await?;
+    let base = bench.opts.params(1_000_000, 1024, Acks::Leader);
+    let mut p = base.clone();
+    p.records = (base.records / ROUNDS).max(1);
+    p.idempotent = false;
+    let addr = bench.addr()?;
     let kafka = bench.kafka_addr()?;
-    let meter = Meter::new();
-    let sampler = Sampler::start(&meter, p.value_bytes(), "W1 Kafka produce");
-    let (moved, secs, cpu) = measured(bench, produce(kafka, &topic, p.records, &p, &meter)).await?;
-    sampler.finish().await;
-    let mut r = WorkloadResult::new(
-        "W1",
-        "kafka produce",
-        bench.params_json(&p),
-        moved,
-        secs,
-        cpu,
-    );
-    r.parameters.insert("producers".into(), json!(1));
-    r.parameters.insert("protocol".into(), json!("kafka"));
-    bench.results.push(r);
-    ratio(bench, "W1", "produce", "kafka produce");
+    let mut sums = [(Moved::default(), 0.0, CpuTimes::default()); 2];
+    for round in 0..ROUNDS {
+        for k in 0..2 {
+            let via_kafka = (k + round) % 2 == 1;
+            let topic = bench.topic(&format!("w1-proto{round}-{}", u8::from(via_kafka)));
+            create_topic(addr, &topic, 1, None).await?;
+            let meter = Meter::new();
+            let (moved, secs, cpu) = if via_kafka {
+                measured(bench, produce(kafka, &topic, p.records, &p, &meter)).await?
+            } else {
+                let job = [(0, p.records)];
+                measured(bench, workloads::produce(addr, &topic, &job, &p, 1, &meter)).await?
+            };
+            let sum = &mut sums[usize::from(via_kafka)];
+            sum.0 = sum.0.plus(moved);
+            sum.1 += secs;
+            sum.2 = CpuTimes {
+                user: sum.2.user + cpu.user,
+                sys: sum.2.sys + cpu.sys,
+            };
+        }
+    }
+    for (via_kafka, (moved, secs, cpu)) in [false, true].into_iter().zip(sums) {
+        let mut q = p.clone();
+        q.records = p.records * ROUNDS;
+        let variant = if via_kafka {
+            "kafka produce"
+        } else {
+            "native (paired)"
+        };
+        let mut r = WorkloadResult::new("W1", variant, bench.params_json(&q), moved, secs, cpu);
+        r.parameters.insert("producers".into(), json!(1));
+        r.parameters.insert("rounds".into(), json!(ROUNDS));
+        let protocol = if via_kafka { "kafka" } else { "native" };
+        r.parameters.insert("protocol".into(), json!(protocol));
+        bench.results.push(r);
+    }
+    ratio(bench, "W1", "native (paired)", "kafka produce");
     Ok(())
 }
 
-/// W2 through the Kafka listener: one consumer reads the W1 log (written
-/// through the native protocol) from a warm page cache.
+/// W2 through the Kafka listener, right after the native W2: one consumer
+/// reads the W1 log (written through the native protocol) from a warm page
+/// cache.
 pub async fn w2(bench: &mut Bench) -> anyhow::Result<()> {
     let log = ensure_w1_log(bench).await?;
     let mut p = bench.opts.params(log.records, log.value_len, Acks::Leader);

@@ -91,9 +91,16 @@ pub(super) async fn produce(
         .await
     };
     if r.acks == 0 {
-        // The client reads no answer: a refused request closes the
-        // connection (as Kafka does), so the client learns of it.
-        if let Err(Refused { code, message }) = results {
+        // The client reads no answer: a refused request or partition closes
+        // the connection (as Kafka does), so the client learns of it.
+        let refused = match &results {
+            Err(Refused { code, message }) => Some((*code, message.clone())),
+            Ok(done) => done
+                .iter()
+                .find(|d| !d.error_code.is_ok())
+                .map(|d| (d.error_code, d.message.clone().unwrap_or_default())),
+        };
+        if let Some((code, message)) = refused {
             return Err(ConnError::Refused(code, message));
         }
         if let Some(Err((_, why))) = early.iter().find(|e| e.is_err()) {
