@@ -5,6 +5,10 @@
 //! one send; a request that may wait sends them first (see
 //! [`Conn::write_out`] and `dispatch`).
 //!
+//! Both front-ends use it: the connection's [`Front`] says whether its
+//! frames go to the native `dispatch` or to the Kafka listener's (both
+//! protocols frame requests as a big-endian u32 length and the bytes).
+//!
 //! A request frame is read whole before it is served. Its declared length is
 //! checked against `max_frame_bytes` before anything is allocated.
 //!
