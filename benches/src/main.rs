@@ -124,7 +124,7 @@ struct Args {
     /// Produced values: `random` bytes or JSON-like `text`
     #[arg(long, default_value = "random", value_parser = parse_value_kind)]
     value_kind: ValueKind,
-    /// `kafka`: also run W1 and W2 through the broker's Kafka listener
+    /// `kafka`: also run W1, W2 and W4 through the broker's Kafka listener
     /// (the harness's own Kafka-protocol producer and consumer), next to
     /// the native protocol, and report the ratio
     #[arg(long, default_value = "native", value_parser = ["native", "kafka"])]
@@ -283,7 +283,12 @@ async fn run_one(bench: &mut Bench, id: &str) -> anyhow::Result<()> {
                 }
             }
             "W3" => w3_small::w3(bench).await?,
-            "W4" => w4_latency::w4(bench).await?,
+            "W4" => {
+                w4_latency::w4(bench).await?;
+                if bench.kafka {
+                    kafka_bench::w4(bench).await?;
+                }
+            }
             "W5" => w1_produce::w5(bench).await?,
             "W6" => w2_fetch::w6(bench).await?,
             "W7" => w7_cold::w7(bench).await?,

@@ -386,3 +386,257 @@ pub async fn w2(bench: &mut Bench) -> anyhow::Result<()> {
     ratio(bench, "W2", &path, &variant);
     Ok(())
 }
+
+/// W4 through the Kafka listener, right after the native W4 and with its
+/// settings: the sender thread keeps the same fixed schedule (no
+/// coordinated omission) and hands each record to a task that sends it as
+/// its own batch in its own Produce request (pipelined, not waiting for
+/// answers; the latency batch size and linger of the native producer do not
+/// apply); a Kafka-protocol consumer tails the partition with long polls.
+pub async fn w4(bench: &mut Bench) -> anyhow::Result<()> {
+    let spec = super::w4_latency::spec(bench);
+    let topic = bench.topic("w4-kafka");
+    create_topic(bench.addr()?, &topic, 1, None).await?;
+    let kafka = bench.kafka_addr()?;
+    let before = bench.counter("produce_bytes").await;
+    let (run, secs, cpu) = measured(bench, run_latency(kafka, &topic, &spec)).await?;
+    let produced = bench.counter("produce_bytes").await.saturating_sub(before);
+    let r =
+        super::w4_latency::latency_result(bench, "W4", "kafka", &spec, &run, produced, (secs, cpu));
+    bench.results.push(r);
+    let p99 = |id: &str, v: &str| {
+        bench
+            .results
+            .iter()
+            .rfind(|r| r.workload == id && r.variant.starts_with(v))
+            .and_then(|r| r.latency.as_ref().map(|l| l.p99_us))
+    };
+    if let (Some(native), Some(k)) = (p99("W4", "tail"), p99("W4", "kafka")) {
+        println!("W4 Kafka vs native protocol: p99 {k:.0} vs {native:.0} µs");
+    }
+    Ok(())
+}
+
+fn latency_histogram() -> anyhow::Result<hdrhistogram::Histogram<u64>> {
+    Ok(hdrhistogram::Histogram::new_with_bounds(
+        1,
+        3_600_000_000_000,
+        3,
+    )?)
+}
+
+async fn run_latency(
+    addr: SocketAddr,
+    topic: &str,
+    spec: &super::w4_latency::LatencySpec,
+) -> anyhow::Result<super::w4_latency::LatencyRun> {
+    use super::w4_latency::{LatencyRun, StallCounter};
+    let total = (spec.rate as f64 * (spec.warmup + spec.duration).as_secs_f64()) as u64;
+    let warm = (spec.rate as f64 * spec.warmup.as_secs_f64()) as u64;
+    let base = Instant::now();
+    let verify = spec.verify_crc;
+
+    // The consumer: long polls from offset 0 until every record came.
+    let mut fetcher = KafkaConn::connect(addr).await?;
+    let consumer_topic = topic.to_owned();
+    let receiver = tokio::spawn(async move {
+        let mut hist = latency_histogram()?;
+        let mut stalls = StallCounter::default();
+        let (mut received, mut offset) = (0u64, 0i64);
+        let mut buf = Vec::new();
+        let mut last = Instant::now();
+        while received < total {
+            let mut req = FetchRequest {
+                replica_id: -1,
+                max_wait_ms: 500,
+                min_bytes: 1,
+                max_bytes: 8 << 20,
+                isolation_level: 0,
+                session_id: 0,
+                session_epoch: -1,
+                topics: vec![FetchTopic {
+                    topic: consumer_topic.clone(),
+                    partitions: vec![FetchPartition {
+                        partition: 0,
+                        current_leader_epoch: -1,
+                        fetch_offset: offset,
+                        last_fetched_epoch: -1,
+                        log_start_offset: -1,
+                        partition_max_bytes: 8 << 20,
+                    }],
+                }],
+                forgotten: Vec::new(),
+                rack_id: String::new(),
+            };
+            fetcher.send(FETCH_VERSION, &mut req, &[]).await?;
+            let (resp, body): (FetchResponse, _) = fetcher.recv(FETCH_VERSION, &mut buf).await?;
+            let now = base.elapsed().as_nanos() as u64;
+            let bytes = resp
+                .topics
+                .first()
+                .and_then(|t| t.partitions.first())
+                .and_then(|p| p.records)
+                .and_then(|r| body.get(r.range()))
+                .unwrap_or_default();
+            for b in BatchIter::new(bytes) {
+                let (_, raw) = b.context("malformed batch")?;
+                if verify {
+                    verify_crc(raw).context("CRC check")?;
+                }
+                let batch =
+                    sluice_protocol::batch::RecordBatch::new(bytes::Bytes::copy_from_slice(raw))?;
+                for r in batch.records() {
+                    let r = r?;
+                    if r.offset < offset {
+                        continue;
+                    }
+                    offset = r.offset + 1;
+                    received += 1;
+                    let v = r.value.unwrap_or_default();
+                    let field = |at: usize| -> anyhow::Result<u64> {
+                        let b = v.get(at..at + 8).context("value shorter than 16 bytes")?;
+                        Ok(u64::from_le_bytes(b.try_into()?))
+                    };
+                    if field(8)? >= warm {
+                        let ns = now.saturating_sub(field(0)?).max(1);
+                        hist.record(ns)?;
+                        stalls.record(ns);
+                    }
+                    last = Instant::now();
+                }
+            }
+            if last.elapsed() > STALL_LIMIT {
+                bail!("Kafka W4 consumer saw nothing for {STALL_LIMIT:?}");
+            }
+        }
+        anyhow::Ok((hist, received, stalls.over, stalls.stalls))
+    });
+
+    // The producer: one task sends, one reads the answers.
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let acks = kafka_acks(spec.acks);
+    let producer_topic = topic.to_owned();
+    let writer = tokio::spawn(async move {
+        let mut out = Vec::new();
+        let mut batch = BytesMut::new();
+        let mut id = 0i32;
+        while let Some(value) = rx.recv().await {
+            let mut builder = BatchBuilder::with_capacity(value.len() + 128);
+            builder.push(&NewRecord {
+                timestamp: now_ms(),
+                key: None,
+                value: Some(&value),
+                headers: &[],
+            });
+            batch.clear();
+            builder.finish_into(&mut batch);
+            id = id.wrapping_add(1);
+            out.clear();
+            out.extend_from_slice(&[0; 4]);
+            RequestHeader {
+                api_key: ProduceRequest::API as i16,
+                api_version: PRODUCE_VERSION,
+                correlation_id: id,
+                client_id: Some("sluice-bench".to_owned()),
+            }
+            .encode(&mut out);
+            let mut req = ProduceRequest {
+                transactional_id: None,
+                acks,
+                timeout_ms: 30_000,
+                topics: vec![ProduceTopicData {
+                    name: producer_topic.clone(),
+                    partitions: vec![ProducePartitionData {
+                        index: 0,
+                        records: Some(Records {
+                            start: 0,
+                            len: batch.len(),
+                        }),
+                    }],
+                }],
+            };
+            encode(&mut req, PRODUCE_VERSION, &mut out, &batch)?;
+            let len = u32::try_from(out.len() - 4)?;
+            out[..4].copy_from_slice(&len.to_be_bytes());
+            wr.write_all(&out).await?;
+        }
+        anyhow::Ok(())
+    });
+    let checker = tokio::spawn(async move {
+        let mut acked = 0u64;
+        let mut buf = Vec::new();
+        while acks != 0 && acked < total {
+            let len = rd.read_u32().await? as usize;
+            buf.resize(len, 0);
+            rd.read_exact(&mut buf).await?;
+            let (_, at) = decode_response_header(
+                &buf,
+                ProduceRequest::API.response_header_version(PRODUCE_VERSION),
+            )?;
+            let resp: ProduceResponse = decode(buf.get(at..).unwrap_or_default(), PRODUCE_VERSION)?;
+            let code = resp
+                .topics
+                .first()
+                .and_then(|t| t.partitions.first())
+                .map_or(-1, |p| p.error_code);
+            if code != 0 {
+                bail!("Kafka produce failed: {code}");
+            }
+            acked += 1;
+        }
+        anyhow::Ok(if acks == 0 { total } else { acked })
+    });
+    let (rate, value_len) = (spec.rate, spec.value_len);
+    let sender = std::thread::spawn(move || -> anyhow::Result<hdrhistogram::Histogram<u64>> {
+        let _ = nix::sys::prctl::set_timerslack(1);
+        let mut lag = latency_histogram()?;
+        let mut value = vec![0u8; value_len];
+        crate::XorShift::new(4).fill(&mut value);
+        let start = Instant::now() + Duration::from_millis(10);
+        for i in 0..total {
+            let intended = start
+                + Duration::from_nanos((u128::from(i) * 1_000_000_000 / u128::from(rate)) as u64);
+            let now = Instant::now();
+            if intended > now {
+                std::thread::sleep(intended - now);
+            }
+            lag.record(intended.elapsed().as_nanos().max(1) as u64)?;
+            let stamp = intended.duration_since(base).as_nanos() as u64;
+            value
+                .get_mut(..8)
+                .context("short value")?
+                .copy_from_slice(&stamp.to_le_bytes());
+            value
+                .get_mut(8..16)
+                .context("short value")?
+                .copy_from_slice(&i.to_le_bytes());
+            if tx.send(value.clone()).is_err() {
+                bail!("Kafka W4 writer stopped");
+            }
+        }
+        Ok(lag)
+    });
+    let send_lag = tokio::task::spawn_blocking(move || sender.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("sender thread panicked"))??;
+    writer.await??;
+    let acked = checker.await??;
+    let (latency, received, records_over_stall, stalls) =
+        tokio::time::timeout(STALL_LIMIT, receiver)
+            .await
+            .context("Kafka W4 consumer did not finish")???;
+    if acked != total {
+        bail!("{acked} of {total} records acknowledged");
+    }
+    Ok(LatencyRun {
+        latency,
+        send_lag,
+        sent: total,
+        received,
+        records_over_stall,
+        stalls,
+    })
+}
