@@ -275,3 +275,30 @@ fn a_failed_acks_0_produce_closes_the_connection() {
     assert_closed(&mut s);
     assert_serving(&b);
 }
+
+/// A broker started with these config-file settings.
+fn broker_with(toml: &str) -> (TestBroker, tempfile::NamedTempFile) {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(toml.as_bytes()).unwrap();
+    let path = f.path().display().to_string();
+    (TestBroker::start_with_args(&["--config", &path]), f)
+}
+
+#[test]
+fn kafka_connections_count_against_the_connection_cap_and_idle_ones_close() {
+    let (b, _config) = broker_with("max_connections = 2\nidle_timeout_ms = 1500\n");
+    // Two connections (one of each protocol) fill the cap...
+    let mut first = connect(&b);
+    let _native = std::net::TcpStream::connect(b.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // ...so a third, on the Kafka port, is closed at once.
+    let mut third = connect(&b);
+    third
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    assert_closed(&mut third);
+    // An idle Kafka connection is closed after idle_timeout_ms.
+    let started = std::time::Instant::now();
+    assert_closed(&mut first);
+    assert!(started.elapsed() >= Duration::from_millis(1000));
+}
