@@ -38,6 +38,7 @@ run_one() {
     # Builds with a metrics endpoint get it on a port of their own.
     metrics=()
     if "$bin" --help 2>/dev/null | grep -q -- --metrics-listen; then metrics=(--metrics-listen 127.0.0.1:0); fi
+    if "$bin" --help 2>/dev/null | grep -q -- --kafka-listen; then metrics+=(--kafka-listen 127.0.0.1:0); fi
     "$bin" --listen "127.0.0.1:$port" --data-dir "$dir/data" "${metrics[@]}" >"$dir/broker.log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do

@@ -29,6 +29,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 # Builds with a metrics endpoint get it on a port of their own.
 metrics=()
 if "$bin" --help 2>/dev/null | grep -q -- --metrics-listen; then metrics=(--metrics-listen 127.0.0.1:0); fi
+if "$bin" --help 2>/dev/null | grep -q -- --kafka-listen; then metrics+=(--kafka-listen 127.0.0.1:0); fi
 "$bin" --listen "127.0.0.1:$port" --data-dir "$dir/data" "${metrics[@]}" ${BROKER_ARGS:-} >"$dir/broker.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do

@@ -25,7 +25,7 @@ cleanup() {
 trap cleanup EXIT
 
 start_broker() {
-    "$BIN/sluice-broker" --data-dir "$D/data" --listen "127.0.0.1:$BPORT" >>"$D/broker.log" 2>&1 &
+    "$BIN/sluice-broker" --data-dir "$D/data" --listen "127.0.0.1:$BPORT" --metrics-listen none --kafka-listen none >>"$D/broker.log" 2>&1 &
     echo $! >"$D/pid"
     sleep 0.5
 }

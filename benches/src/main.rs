@@ -14,7 +14,8 @@ use sluice_bench::harness::options::{
 };
 use sluice_bench::harness::report::{print_compression, print_details, print_goals, print_table};
 use sluice_bench::harness::{
-    baseline, goals, plot, w1_produce, w2_fetch, w3_small, w4_latency, w7_cold, w8_partitions,
+    baseline, goals, kafka_bench, plot, w1_produce, w2_fetch, w3_small, w4_latency, w7_cold,
+    w8_partitions,
 };
 use sluice_protocol::batch::Compression;
 use sluice_protocol::wire::produce::Acks;
@@ -123,6 +124,14 @@ struct Args {
     /// Produced values: `random` bytes or JSON-like `text`
     #[arg(long, default_value = "random", value_parser = parse_value_kind)]
     value_kind: ValueKind,
+    /// `kafka`: also run W1, W2 and W4 through the broker's Kafka listener
+    /// (the harness's own Kafka-protocol producer and consumer), next to
+    /// the native protocol, and report the ratio
+    #[arg(long, default_value = "native", value_parser = ["native", "kafka"])]
+    protocol: String,
+    /// Kafka listener of the --broker (with --protocol kafka)
+    #[arg(long)]
+    kafka_broker: Option<std::net::SocketAddr>,
 }
 
 impl Args {
@@ -200,6 +209,8 @@ fn main() -> anyhow::Result<()> {
         &args.fetch_path
     };
     let mut bench = Bench::new(args.options(), source, first_path)?;
+    bench.kafka = args.protocol == "kafka";
+    bench.kafka_broker = args.kafka_broker;
     if args.baseline {
         // Before the broker starts, so that nothing else runs meanwhile.
         baseline::run(&mut bench)?;
@@ -259,10 +270,25 @@ const COMPRESSED_WORKLOADS: [&str; 3] = ["W1", "W2", "W3"];
 async fn run_one(bench: &mut Bench, id: &str) -> anyhow::Result<()> {
     {
         match id {
-            "W1" => w1_produce::w1(bench).await?,
-            "W2" => w2_fetch::w2(bench).await?,
+            "W1" => {
+                w1_produce::w1(bench).await?;
+                if bench.kafka {
+                    kafka_bench::w1(bench).await?;
+                }
+            }
+            "W2" => {
+                w2_fetch::w2(bench).await?;
+                if bench.kafka {
+                    kafka_bench::w2(bench).await?;
+                }
+            }
             "W3" => w3_small::w3(bench).await?,
-            "W4" => w4_latency::w4(bench).await?,
+            "W4" => {
+                w4_latency::w4(bench).await?;
+                if bench.kafka {
+                    kafka_bench::w4(bench).await?;
+                }
+            }
             "W5" => w1_produce::w5(bench).await?,
             "W6" => w2_fetch::w6(bench).await?,
             "W7" => w7_cold::w7(bench).await?,

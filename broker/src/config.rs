@@ -17,6 +17,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9292";
 /// The default address of the metrics and health HTTP endpoint.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9393";
 /// The default data directory, relative to the working directory.
+/// Default Kafka-protocol listen address (Kafka's own port).
+pub const DEFAULT_KAFKA_LISTEN: &str = "127.0.0.1:9092";
+/// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "sluice-data";
 
 /// How fetched record bytes reach the socket.
@@ -91,6 +94,66 @@ impl From<MetricsListen> for String {
             MetricsListen::On(addr) => addr.to_string(),
         }
     }
+}
+
+/// Where the Kafka-protocol listener listens: an address, or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum KafkaListen {
+    /// No Kafka listener.
+    Off,
+    /// Serve the Kafka protocol on this address.
+    On(SocketAddr),
+}
+
+impl Default for KafkaListen {
+    fn default() -> Self {
+        KafkaListen::On(
+            DEFAULT_KAFKA_LISTEN
+                .parse()
+                .unwrap_or_else(|_| unreachable!("valid literal")),
+        )
+    }
+}
+
+impl std::str::FromStr for KafkaListen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "none" {
+            return Ok(KafkaListen::Off);
+        }
+        s.parse()
+            .map(KafkaListen::On)
+            .map_err(|_| format!("Kafka listen address must be HOST:PORT or none, not {s:?}"))
+    }
+}
+
+impl TryFrom<String> for KafkaListen {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<KafkaListen> for String {
+    fn from(m: KafkaListen) -> String {
+        match m {
+            KafkaListen::Off => "none".to_owned(),
+            KafkaListen::On(addr) => addr.to_string(),
+        }
+    }
+}
+
+/// Splits an advertised `HOST:PORT` (the host may be a name, an IPv4
+/// address or a bracketed IPv6 address).
+pub fn split_host_port(s: &str) -> Option<(&str, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port = port.parse().ok()?;
+    (!host.is_empty()).then_some((host, port))
 }
 
 /// Where the disk work of produce and fetch requests runs.
@@ -371,6 +434,11 @@ pub struct BrokerConfig {
     /// `group.initial.rebalance.delay.ms`). Only a group with no members
     /// waits: a takeover after a member leaves or dies does not.
     pub group_initial_rebalance_delay_ms: u32,
+    /// Where the Kafka-protocol listener listens (`HOST:PORT`, or `"none"`).
+    pub kafka_listen: KafkaListen,
+    /// `HOST:PORT` Kafka clients are told to connect to (Metadata,
+    /// FindCoordinator); empty: the address the Kafka listener is bound to.
+    pub kafka_advertised: String,
 }
 
 impl Default for BrokerConfig {
@@ -406,6 +474,8 @@ impl Default for BrokerConfig {
             group_max_session_timeout_ms: 30 * 60 * 1000,
             group_max_size: 1000,
             group_initial_rebalance_delay_ms: 500,
+            kafka_listen: KafkaListen::default(),
+            kafka_advertised: String::new(),
         }
     }
 }
@@ -495,6 +565,12 @@ impl BrokerConfig {
         }
         if self.topic_defaults.max_producer_ids == 0 {
             return Err("topic_defaults.max_producer_ids must be positive".into());
+        }
+        if !self.kafka_advertised.is_empty() && split_host_port(&self.kafka_advertised).is_none() {
+            return Err(format!(
+                "kafka_advertised must be HOST:PORT, not {:?}",
+                self.kafka_advertised
+            ));
         }
         crate::topics::check_topic_limits(&self.topic_defaults.resolve(&TopicConfig::default()))
             .map_err(|e| format!("topic_defaults: {e}"))?;
@@ -655,6 +731,32 @@ mod tests {
         }
         let c = BrokerConfig::from_toml("[topic_defaults]\nsegment_ms = 0\n").unwrap();
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn kafka_listen_and_advertised_address_are_checked() {
+        let c = BrokerConfig::from_toml("kafka_listen = \"none\"").expect("parse");
+        assert_eq!(c.kafka_listen, KafkaListen::Off);
+        let c = BrokerConfig::from_toml("kafka_listen = \"0.0.0.0:19092\"").expect("parse");
+        assert_eq!(
+            c.kafka_listen,
+            KafkaListen::On(([0, 0, 0, 0], 19092).into())
+        );
+        assert!(BrokerConfig::from_toml("kafka_listen = \"nowhere\"").is_err());
+        for (addr, ok) in [
+            ("kafka.example:9092", true),
+            ("[::1]:9092", true),
+            ("host", false),
+            (":9092", false),
+            ("host:99999", false),
+        ] {
+            let c = BrokerConfig {
+                kafka_advertised: addr.to_owned(),
+                ..BrokerConfig::default()
+            };
+            assert_eq!(c.validate().is_ok(), ok, "{addr}");
+        }
+        assert_eq!(split_host_port("[::1]:9092"), Some(("::1", 9092)));
     }
 
     #[test]

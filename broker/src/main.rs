@@ -2,8 +2,10 @@
 //!
 //! With no arguments it keeps data in `./sluice-data`, listens on
 //! `127.0.0.1:9292` and serves metrics and health checks on
-//! `127.0.0.1:9393`. Prints `sluice-broker metrics on ADDR` (when enabled)
-//! and then `sluice-broker listening on ADDR` once ready. SIGINT or SIGTERM
+//! `127.0.0.1:9393`, and the Kafka protocol on `127.0.0.1:9092`. Prints
+//! `sluice-broker metrics on ADDR` (when enabled), then `sluice-broker kafka
+//! listening on ADDR` (when enabled) and `sluice-broker listening on ADDR`
+//! once ready. SIGINT or SIGTERM
 //! shut it down cleanly.
 
 use std::net::SocketAddr;
@@ -13,9 +15,10 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use sluice_broker::config::{BrokerConfig, FetchPath, MetricsListen};
+use sluice_broker::config::{BrokerConfig, FetchPath, KafkaListen, MetricsListen};
 use sluice_broker::metrics::Health;
-use sluice_broker::server::{Broker, run};
+use sluice_broker::server::kafka::Advertised;
+use sluice_broker::server::{Broker, run_with_kafka};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// How log lines are written to stderr.
@@ -52,6 +55,12 @@ struct Args {
     /// Warn about requests slower than this (0: never) [default: 1000]
     #[arg(long, value_name = "MS")]
     slow_request_ms: Option<u64>,
+    /// Kafka-protocol listener, HOST:PORT or none [default: 127.0.0.1:9092]
+    #[arg(long, value_name = "HOST:PORT|none")]
+    kafka_listen: Option<KafkaListen>,
+    /// HOST:PORT Kafka clients are told to connect to [default: the bound address]
+    #[arg(long, value_name = "HOST:PORT")]
+    kafka_advertised: Option<String>,
     /// Log line format
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -109,6 +118,12 @@ fn main() -> anyhow::Result<()> {
     if let Some(ms) = args.slow_request_ms {
         config.slow_request_ms = ms;
     }
+    if let Some(k) = args.kafka_listen {
+        config.kafka_listen = k;
+    }
+    if let Some(a) = args.kafka_advertised {
+        config.kafka_advertised = a;
+    }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if config.runtime_threads > 0 {
         builder.worker_threads(config.runtime_threads);
@@ -153,6 +168,30 @@ fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {listen}"))?;
         let addr = listener.local_addr()?;
+        let kafka = match broker.config.kafka_listen {
+            KafkaListen::Off => None,
+            KafkaListen::On(kafka_addr) => {
+                let l = tokio::net::TcpListener::bind(kafka_addr)
+                    .await
+                    .with_context(|| format!("binding the Kafka listener {kafka_addr}"))?;
+                let bound = l.local_addr()?;
+                let advertised = match sluice_broker::config::split_host_port(
+                    &broker.config.kafka_advertised,
+                ) {
+                    Some((host, port)) => (host.to_owned(), port),
+                    None => (bound.ip().to_string(), bound.port()),
+                };
+                println!("sluice-broker kafka listening on {bound}");
+                Some((
+                    l,
+                    Advertised {
+                        node_id: 0,
+                        host: advertised.0,
+                        port: i32::from(advertised.1),
+                    },
+                ))
+            }
+        };
         health.set_listeners_up();
         tracing::info!(
             listen = %addr,
@@ -175,7 +214,7 @@ fn main() -> anyhow::Result<()> {
                 _ = int.recv() => {}
             }
         };
-        run(listener, broker, shutdown).await?;
+        run_with_kafka(listener, kafka, broker, shutdown).await?;
         let _ = stop_metrics.send(true);
         anyhow::Ok(())
     })

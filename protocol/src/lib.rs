@@ -7,8 +7,12 @@
 //!   records and over concatenated batches. Byte layout: `docs/record-batch.md`.
 //! - [`group`] — consumer-group payloads opaque to the broker: Kafka's ConsumerProtocol
 //!   Subscription and Assignment. Byte layout: `docs/protocol.md`.
+//! - [`kafka`] — Kafka's wire protocol for the Kafka listener: headers, flexible versions and
+//!   the messages of the supported API set, bounds-checked before any allocation
+//!   (`docs/kafka.md`).
 #![deny(unsafe_code)]
 
 pub mod batch;
 pub mod group;
+pub mod kafka;
 pub mod wire;

@@ -2,6 +2,8 @@
 //! free loopback port with a temporary data directory, and helpers to build
 //! and read record batches. One scenario per file in `tests/tests/`.
 
+pub mod kafka;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -72,6 +74,13 @@ pub struct TestBroker {
     /// Where its metrics and health endpoint listens (`None` when the
     /// arguments turned it off or chose the address themselves).
     pub metrics_addr: Option<SocketAddr>,
+    /// Where its Kafka-protocol listener listens (`None` when the
+    /// arguments turned it off or chose the address themselves). The
+    /// broker binds a free port of its choosing (`127.0.0.1:0`) on every
+    /// start, so a restart never races another process for a port picked
+    /// earlier; this field follows it.
+    pub kafka_addr: Option<SocketAddr>,
+    own_kafka_port: bool,
     extra: Vec<String>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -94,11 +103,18 @@ impl TestBroker {
             extra.extend(["--metrics-listen".to_owned(), addr.to_string()]);
             Some(addr)
         };
+        // Nor Kafka's default port.
+        let own_kafka_port = !extra.iter().any(|a| a == "--kafka-listen");
+        if own_kafka_port {
+            extra.extend(["--kafka-listen".to_owned(), "127.0.0.1:0".to_owned()]);
+        }
         let mut b = TestBroker {
             child: None,
             addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
             data_dir: tmp.path().join("data"),
             metrics_addr,
+            kafka_addr: None,
+            own_kafka_port,
             extra,
             _tmp: Some(tmp),
         };
@@ -126,14 +142,23 @@ impl TestBroker {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            let mut kafka = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("listening on") {
-                    let _ = tx.send(line);
+                if let Some(a) = line.strip_prefix("sluice-broker kafka listening on ") {
+                    kafka = a.trim().parse::<SocketAddr>().ok();
+                }
+                // The native listener's line comes last, once all are bound.
+                if line.starts_with("sluice-broker listening on") {
+                    let _ = tx.send(kafka);
                 }
             }
         });
         match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(_) => {}
+            Ok(kafka) => {
+                if self.own_kafka_port {
+                    self.kafka_addr = kafka;
+                }
+            }
             Err(_) => {
                 let _ = child.kill();
                 panic!("broker did not start; log: {}", self.log());

@@ -67,7 +67,7 @@ async fn missing_topic_metadata_refuses_to_start_and_keeps_the_data() {
         .arg(&data)
         .arg("--listen")
         .arg(format!("127.0.0.1:{}", free_port()))
-        .args(["--metrics-listen", "none"])
+        .args(["--metrics-listen", "none", "--kafka-listen", "none"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -85,6 +85,10 @@ pub struct Bench {
     pub results: Vec<crate::harness::report::WorkloadResult>,
     /// Pictures to draw with `--plot`.
     pub plots: Vec<PlotData>,
+    /// Also run W1 and W2 through the Kafka listener (`--protocol kafka`).
+    pub kafka: bool,
+    /// The Kafka listener of an external broker (`--kafka-broker`).
+    pub kafka_broker: Option<SocketAddr>,
 }
 
 impl Bench {
@@ -114,6 +118,8 @@ impl Bench {
             w1_log: None,
             results: Vec::new(),
             plots: Vec::new(),
+            kafka: false,
+            kafka_broker: None,
         })
     }
 
@@ -156,6 +162,17 @@ impl Bench {
             self.broker = Some(target);
         }
         Ok(self.broker.as_ref().context("no broker")?.addr())
+    }
+
+    /// The broker's Kafka listener, starting the broker first if needed.
+    pub fn kafka_addr(&mut self) -> anyhow::Result<SocketAddr> {
+        self.addr()?;
+        match self.broker.as_ref() {
+            Some(Target::Spawned(b)) => b.kafka_addr.context("the broker has no Kafka listener"),
+            _ => self
+                .kafka_broker
+                .context("--protocol kafka with --broker needs --kafka-broker"),
+        }
     }
 
     /// The broker's process id, if known.

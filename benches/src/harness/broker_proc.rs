@@ -78,6 +78,8 @@ pub struct BrokerProc {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where its Kafka listener listens.
+    pub kafka_addr: Option<SocketAddr>,
 }
 
 impl BrokerProc {
@@ -98,6 +100,8 @@ impl BrokerProc {
             // The metrics endpoint stays on (its cost is part of the
             // broker's), on a port of its own so runs never collide.
             .args(["--metrics-listen", "127.0.0.1:0"])
+            // Nor on Kafka's default port.
+            .args(["--kafka-listen", "127.0.0.1:0"])
             .arg("--fetch-path")
             .arg(fetch_path)
             .arg("--config")
@@ -110,20 +114,28 @@ impl BrokerProc {
         let stdout = child.stdout.take().context("stdout")?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            let mut kafka = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("listening on") {
-                    let _ = tx.send(());
+                if let Some(a) = line.strip_prefix("sluice-broker kafka listening on ") {
+                    kafka = a.trim().parse::<SocketAddr>().ok();
+                }
+                if line.starts_with("sluice-broker listening on") {
+                    let _ = tx.send(kafka);
                 }
             }
         });
-        if rx.recv_timeout(Duration::from_secs(120)).is_err() {
+        let Ok(kafka_addr) = rx.recv_timeout(Duration::from_secs(120)) else {
             let _ = child.kill();
             bail!(
                 "broker did not start; see {}",
                 data_dir.with_extension("log").display()
             );
-        }
-        Ok(BrokerProc { child, addr })
+        };
+        Ok(BrokerProc {
+            child,
+            addr,
+            kafka_addr,
+        })
     }
 
     /// Process id.

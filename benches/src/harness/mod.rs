@@ -21,6 +21,7 @@ pub mod baseline;
 pub mod bench;
 pub mod broker_proc;
 pub mod goals;
+pub mod kafka_bench;
 pub mod meter;
 pub mod options;
 pub mod plot;

@@ -11,10 +11,13 @@
 //! - `native`: the native protocol — `native::connection` reads frames
 //!   (with all limits on what a client may hold), `native` decodes each
 //!   request, calls the service and encodes the answer.
+//! - `kafka`: the Kafka protocol front-end over the same connection
+//!   machinery and service (see `docs/kafka.md`).
 //! - `gather`: sends any interleaving of encoded bytes and segment file
 //!   ranges (`MSG_MORE`, `sendfile(2)`, cold ranges read in off the reactor).
 
 pub mod gather;
+pub mod kafka;
 mod native;
 /// Counters (kept here under their old path; they live in the service).
 pub use crate::service::stats;
@@ -169,6 +172,23 @@ pub async fn run(
     broker: Arc<Broker>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), BrokerError> {
+    run_with_kafka(listener, None, broker, shutdown).await
+}
+
+/// [`run`] with a second listener speaking the Kafka protocol: its
+/// connections count against the same connection cap and request budget,
+/// and shut down the same way.
+pub async fn run_with_kafka(
+    listener: TcpListener,
+    kafka: Option<(TcpListener, kafka::Advertised)>,
+    broker: Arc<Broker>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), BrokerError> {
+    use native::connection::Front;
+    let (kafka, advertised) = match kafka {
+        Some((l, a)) => (Some(l), Some(Arc::new(a))),
+        None => (None, None),
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let limit = Arc::new(Semaphore::new(broker.config.max_connections));
     let mut connections = JoinSet::new();
@@ -176,7 +196,20 @@ pub async fn run(
 
     let accept = async {
         loop {
-            let (stream, peer) = match listener.accept().await {
+            let kafka_accept = async {
+                match &kafka {
+                    Some(l) => l.accept().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let (accepted, front) = tokio::select! {
+                a = listener.accept() => (a, Front::Native),
+                a = kafka_accept => match &advertised {
+                    Some(adv) => (a, Front::Kafka(Arc::clone(adv))),
+                    None => continue,
+                },
+            };
+            let (stream, peer) = match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
                     // Out of file descriptors and the like: back off a little.
@@ -197,7 +230,7 @@ pub async fn run(
             let broker = Arc::clone(&broker);
             let stop = stop_rx.clone();
             connections.spawn(async move {
-                native::connection::serve(stream, peer, broker, stop).await;
+                native::connection::serve(stream, peer, broker, stop, front).await;
                 drop(permit);
             });
             // Reap finished connections so the set does not grow.

@@ -5,6 +5,10 @@
 //! one send; a request that may wait sends them first (see
 //! [`Conn::write_out`] and `dispatch`).
 //!
+//! Both front-ends use it: the connection's [`Front`] says whether its
+//! frames go to the native `dispatch` or to the Kafka listener's (both
+//! protocols frame requests as a big-endian u32 length and the bytes).
+//!
 //! A request frame is read whole before it is served. Its declared length is
 //! checked against `max_frame_bytes` before anything is allocated.
 //!
@@ -97,11 +101,33 @@ impl FramePermits {
     }
 }
 
+/// Which protocol a connection speaks. Both share this module's framing
+/// (a big-endian u32 length, then the frame), limits and response order.
+#[derive(Debug, Clone)]
+pub(crate) enum Front {
+    /// Sluice's native protocol.
+    Native,
+    /// The Kafka protocol, with the address clients are told to connect to.
+    Kafka(Arc<crate::server::kafka::Advertised>),
+}
+
+impl Front {
+    /// The shortest request frame (without its length prefix).
+    fn min_frame(&self) -> usize {
+        match self {
+            Front::Native => REQUEST_HEADER_LEN,
+            Front::Kafka(_) => sluice_protocol::kafka::header::REQUEST_HEADER_MIN,
+        }
+    }
+}
+
 /// What the connection task carries between requests.
-pub(super) struct Conn {
-    pub(super) stream: TcpStream,
-    pub(super) broker: Arc<Broker>,
-    pub(super) stop: watch::Receiver<bool>,
+pub(crate) struct Conn {
+    pub(crate) stream: TcpStream,
+    pub(crate) broker: Arc<Broker>,
+    pub(crate) stop: watch::Receiver<bool>,
+    /// The protocol spoken.
+    pub(crate) front: Front,
     /// Bytes read and not yet taken as a frame. Its allocation is either the
     /// baseline (`READ_BASELINE` bytes) or, while a larger frame arrives, a
     /// buffer of that frame's own covered by `read_permits`.
@@ -111,14 +137,14 @@ pub(super) struct Conn {
     /// Budget held for `read_buf` while it is larger than the baseline.
     read_permits: FramePermits,
     /// Scratch for encoding response headers and bodies.
-    pub(super) out: Vec<u8>,
+    pub(crate) out: Vec<u8>,
     /// The client's address (for logs, and the host of group members).
-    pub(super) peer: SocketAddr,
+    pub(crate) peer: SocketAddr,
     /// The whole-request error the request being served was answered with.
     last_error: Option<ErrorCode>,
     /// Time the request being served may wait on purpose (a fetch's long
     /// poll), not counted against the slow-request threshold.
-    pub(super) wait_allowance: Duration,
+    pub(crate) wait_allowance: Duration,
 }
 
 /// Serves one connection until the client closes it, it misbehaves, or
@@ -128,6 +154,7 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     broker: Arc<Broker>,
     stop: watch::Receiver<bool>,
+    front: Front,
 ) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "set_nodelay failed");
@@ -137,6 +164,7 @@ pub(crate) async fn serve(
         stream,
         broker: Arc::clone(&broker),
         stop,
+        front,
         read_buf: BytesMut::with_capacity(READ_BASELINE),
         read_alloc: READ_BASELINE,
         read_permits: FramePermits::default(),
@@ -164,7 +192,7 @@ pub(crate) async fn serve(
 
 /// Why a connection ended early.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum ConnError {
+pub(crate) enum ConnError {
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("protocol: {0}")]
@@ -197,6 +225,11 @@ impl Conn {
             let (frame, permit) = match frame {
                 Ok(Some(f)) => f,
                 Ok(None) => return Ok(()),
+                Err(ConnError::Wire(e)) if matches!(self.front, Front::Kafka(_)) => {
+                    // Kafka has no frame-level error answer: close.
+                    Stats::add(&self.broker.stats.bad_requests, 1);
+                    return Err(ConnError::Wire(e));
+                }
                 Err(ConnError::Wire(e)) => {
                     // Answer once so the client learns why, then close: the
                     // rest of the stream cannot be framed any more.
@@ -222,12 +255,17 @@ impl Conn {
             self.wait_allowance = Duration::ZERO;
             // The frame's own buffer (if it had one) is freed when the
             // request has been served, and its budget goes back right after.
-            let served = super::dispatch(self, frame).await;
+            let served = match self.front {
+                Front::Native => super::dispatch(self, frame).await,
+                Front::Kafka(_) => crate::server::kafka::dispatch(self, frame).await,
+            };
             drop(permit);
             if self.out.is_empty() {
                 release_out(&mut self.out);
             }
-            self.account(ApiStats::slot(api_key), started.elapsed());
+            if matches!(self.front, Front::Native) {
+                self.account(ApiStats::slot(api_key), started.elapsed());
+            }
             served?;
         }
     }
@@ -245,9 +283,11 @@ impl Conn {
         // request budget indefinitely.
         let mut deadline: Option<Instant> = None;
         loop {
-            if let Some(total) =
-                check_frame(&self.read_buf, config.max_frame_bytes, REQUEST_HEADER_LEN)?
-            {
+            if let Some(total) = check_frame(
+                &self.read_buf,
+                config.max_frame_bytes,
+                self.front.min_frame(),
+            )? {
                 let frame = self.read_buf.split_to(total);
                 let permits = std::mem::take(&mut self.read_permits);
                 if self.read_alloc > READ_BASELINE {
@@ -361,7 +401,7 @@ impl Conn {
     /// read buffer (and less than [`OUT_BASELINE`] bytes are pending) the
     /// response waits in `self.out` and leaves with the next ones in one
     /// send. Otherwise everything pending is sent now.
-    pub(super) async fn write_out(&mut self) -> Result<(), ConnError> {
+    pub(crate) async fn write_out(&mut self) -> Result<(), ConnError> {
         if self.out.len() < OUT_BASELINE && self.frame_buffered() {
             return Ok(());
         }
@@ -369,7 +409,7 @@ impl Conn {
     }
 
     /// Sends every pending response now, with the write timeout.
-    pub(super) async fn flush(&mut self) -> Result<(), ConnError> {
+    pub(crate) async fn flush(&mut self) -> Result<(), ConnError> {
         if self.out.is_empty() {
             return Ok(());
         }
@@ -389,7 +429,7 @@ impl Conn {
             check_frame(
                 &self.read_buf,
                 self.broker.config.max_frame_bytes,
-                REQUEST_HEADER_LEN
+                self.front.min_frame()
             ),
             Ok(Some(_))
         )

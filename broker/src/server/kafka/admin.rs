@@ -1,0 +1,556 @@
+//! Kafka's control-plane APIs over the service: Metadata, ListOffsets,
+//! FindCoordinator, OffsetCommit, OffsetFetch, CreateTopics, DeleteTopics,
+//! DescribeConfigs, InitProducerId.
+
+use std::sync::Arc;
+
+use sluice_protocol::kafka::admin::{
+    CreateTopicsRequest, CreateTopicsResponse, CreatedTopic, DeleteTopicsRequest,
+    DeleteTopicsResponse, DeletedTopic, DescribeConfigsRequest, DescribeConfigsResponse,
+    DescribeConfigsResult, DescribedConfig, InitProducerIdRequest, InitProducerIdResponse,
+    RESOURCE_BROKER, RESOURCE_TOPIC,
+};
+use sluice_protocol::kafka::error_code::{KafkaCode, code, to_kafka};
+use sluice_protocol::kafka::list_offsets::{
+    EARLIEST, LATEST, ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse,
+    ListOffsetsTopicResponse,
+};
+use sluice_protocol::kafka::metadata::{
+    MetadataBroker, MetadataPartition, MetadataRequest, MetadataResponse, MetadataTopic,
+};
+use sluice_protocol::kafka::offsets::{
+    Coordinator, FindCoordinatorRequest, FindCoordinatorResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetCommitTopicResponse, OffsetFetchGroupResponse,
+    OffsetFetchPartition, OffsetFetchRequest, OffsetFetchResponse, OffsetFetchTopicResponse,
+    PartitionError,
+};
+use sluice_protocol::wire::ErrorCode;
+use sluice_protocol::wire::topic_config::TopicConfig;
+
+use super::{Advertised, configs, partition_index};
+use crate::server::native::connection::{Conn, Front};
+use crate::service::admin::{NewTopic, OffsetLookup, OffsetQuery};
+use crate::service::groups::CommitAs;
+use crate::service::offsets::Commit;
+
+/// The cluster id in Metadata answers.
+const CLUSTER_ID: &str = "sluice";
+/// "Authorized operations not asked for".
+const OPERATIONS_UNKNOWN: i32 = i32::MIN;
+
+fn advertised(conn: &Conn) -> Advertised {
+    match &conn.front {
+        Front::Kafka(a) => Advertised::clone(a),
+        Front::Native => Advertised {
+            node_id: 0,
+            host: String::new(),
+            port: 0,
+        },
+    }
+}
+
+/// Metadata: this broker, and the topics asked for (all when null). Topics
+/// are never created here.
+pub(super) fn metadata(conn: &Conn, r: MetadataRequest) -> MetadataResponse {
+    let me = advertised(conn);
+    let names: Option<Vec<String>> = r
+        .topics
+        .map(|ts| ts.into_iter().map(|t| t.name.unwrap_or_default()).collect());
+    let topics = conn
+        .broker
+        .service
+        .describe_topics(names.as_deref())
+        .into_iter()
+        .map(|t| MetadataTopic {
+            error_code: to_kafka(t.error_code),
+            name: Some(t.name),
+            topic_id: [0; 16],
+            is_internal: false,
+            partitions: t
+                .partitions
+                .into_iter()
+                .map(|p| MetadataPartition {
+                    error_code: to_kafka(p.error_code),
+                    partition_index: i32::try_from(p.partition).unwrap_or(i32::MAX),
+                    leader_id: me.node_id,
+                    leader_epoch: 0,
+                    replica_nodes: vec![me.node_id],
+                    isr_nodes: vec![me.node_id],
+                    offline_replicas: Vec::new(),
+                })
+                .collect(),
+            topic_authorized_operations: OPERATIONS_UNKNOWN,
+        })
+        .collect();
+    MetadataResponse {
+        throttle_time_ms: 0,
+        brokers: vec![MetadataBroker {
+            node_id: me.node_id,
+            host: me.host,
+            port: me.port,
+            rack: None,
+        }],
+        cluster_id: Some(CLUSTER_ID.to_owned()),
+        controller_id: me.node_id,
+        topics,
+        cluster_authorized_operations: OPERATIONS_UNKNOWN,
+    }
+}
+
+/// ListOffsets: earliest (-2), latest (-1) or by timestamp. The largest
+/// timestamp (-3) is not served (`UNSUPPORTED_VERSION` for the partition).
+pub(super) async fn list_offsets(conn: &Conn, r: ListOffsetsRequest) -> ListOffsetsResponse {
+    let mut lookups = Vec::new();
+    let mut local: Vec<Option<KafkaCode>> = Vec::new();
+    for t in &r.topics {
+        for p in &t.partitions {
+            let query = match p.timestamp {
+                EARLIEST => Some(OffsetQuery::Earliest),
+                LATEST => Some(OffsetQuery::Latest),
+                ts if ts >= 0 => Some(OffsetQuery::Timestamp(ts)),
+                _ => None,
+            };
+            match (partition_index(p.partition_index), query) {
+                (Some(partition), Some(query)) => {
+                    local.push(None);
+                    lookups.push(OffsetLookup {
+                        topic: t.name.clone(),
+                        partition,
+                        query,
+                    });
+                }
+                (None, _) => local.push(Some(code::UNKNOWN_TOPIC_OR_PARTITION)),
+                (_, None) => local.push(Some(code::UNSUPPORTED_VERSION)),
+            }
+        }
+    }
+    let svc = Arc::clone(&conn.broker.service);
+    let found = svc.list_offsets(lookups).await;
+    let mut found_iter = found.as_ref().ok().map(|v| v.iter());
+    let mut local = local.into_iter();
+    let mut resp = ListOffsetsResponse::default();
+    for t in r.topics {
+        let mut out = ListOffsetsTopicResponse {
+            name: t.name,
+            partitions: Vec::new(),
+        };
+        for p in t.partitions {
+            let mut pr = ListOffsetsPartitionResponse {
+                partition_index: p.partition_index,
+                error_code: code::NONE,
+                timestamp: -1,
+                offset: -1,
+                leader_epoch: 0,
+            };
+            match (local.next().flatten(), &found, found_iter.as_mut()) {
+                (Some(c), _, _) => pr.error_code = c,
+                (None, Err(refused), _) => pr.error_code = to_kafka(refused.code),
+                (None, Ok(_), Some(it)) => match it.next() {
+                    Some(f) => {
+                        pr.error_code = to_kafka(f.error_code);
+                        if f.error_code.is_ok() {
+                            pr.offset = i64::try_from(f.offset).unwrap_or(-1);
+                        }
+                    }
+                    None => pr.error_code = code::UNKNOWN_SERVER_ERROR,
+                },
+                (None, Ok(_), None) => pr.error_code = code::UNKNOWN_SERVER_ERROR,
+            }
+            out.partitions.push(pr);
+        }
+        resp.topics.push(out);
+    }
+    resp
+}
+
+/// FindCoordinator: this broker coordinates every group; transactions are
+/// not served.
+pub(super) fn find_coordinator(
+    conn: &Conn,
+    r: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    let me = advertised(conn);
+    let keys = if version >= 4 {
+        r.coordinator_keys
+    } else {
+        vec![r.key]
+    };
+    let coordinators = keys
+        .into_iter()
+        .map(|key| {
+            if r.key_type == 0 {
+                Coordinator {
+                    key,
+                    node_id: me.node_id,
+                    host: me.host.clone(),
+                    port: me.port,
+                    error_code: code::NONE,
+                    error_message: None,
+                }
+            } else {
+                Coordinator {
+                    key,
+                    node_id: -1,
+                    host: String::new(),
+                    port: -1,
+                    error_code: code::COORDINATOR_NOT_AVAILABLE,
+                    error_message: Some("transactions are not supported".to_owned()),
+                }
+            }
+        })
+        .collect();
+    FindCoordinatorResponse {
+        throttle_time_ms: 0,
+        coordinators,
+    }
+}
+
+/// OffsetCommit, fenced as Kafka's coordinator does: a member commits in
+/// its generation; generation -1 with no member id is a simple commit,
+/// allowed only while the group has no members.
+pub(super) async fn offset_commit(conn: &Conn, r: OffsetCommitRequest) -> OffsetCommitResponse {
+    let mut commits = Vec::new();
+    let mut local: Vec<Option<KafkaCode>> = Vec::new();
+    for t in &r.topics {
+        for p in &t.partitions {
+            match (
+                partition_index(p.partition_index),
+                u64::try_from(p.committed_offset),
+            ) {
+                (Some(partition), Ok(offset)) => {
+                    local.push(None);
+                    commits.push(Commit {
+                        topic: t.name.clone(),
+                        partition,
+                        offset,
+                        metadata: p.committed_metadata.clone().unwrap_or_default(),
+                    });
+                }
+                (None, _) => local.push(Some(code::UNKNOWN_TOPIC_OR_PARTITION)),
+                (_, Err(_)) => local.push(Some(code::INVALID_REQUEST)),
+            }
+        }
+    }
+    let svc = Arc::clone(&conn.broker.service);
+    let done = if commits.is_empty() {
+        Ok(Vec::new())
+    } else {
+        let member = CommitAs {
+            generation_id: r.generation_id,
+            member_id: r.member_id,
+            group_instance_id: r.group_instance_id,
+        };
+        svc.commit_offsets_as(r.group_id, member, commits).await
+    };
+    let mut it = done.as_ref().ok().map(|v| v.iter());
+    let mut local = local.into_iter();
+    let mut resp = OffsetCommitResponse::default();
+    for t in r.topics {
+        let mut out = OffsetCommitTopicResponse {
+            name: t.name,
+            partitions: Vec::new(),
+        };
+        for p in t.partitions {
+            let error_code = match (local.next().flatten(), &done, it.as_mut()) {
+                (Some(c), _, _) => c,
+                (None, Err(refused), _) => to_kafka(refused.code),
+                (None, Ok(_), Some(it)) => it
+                    .next()
+                    .map_or(code::UNKNOWN_SERVER_ERROR, |c| to_kafka(c.error_code)),
+                (None, Ok(_), None) => code::UNKNOWN_SERVER_ERROR,
+            };
+            out.partitions.push(PartitionError {
+                partition_index: p.partition_index,
+                error_code,
+            });
+        }
+        resp.topics.push(out);
+    }
+    resp
+}
+
+/// OffsetFetch: committed offsets of each group (-1 where none).
+pub(super) fn offset_fetch(conn: &Conn, r: OffsetFetchRequest) -> OffsetFetchResponse {
+    let groups = r
+        .groups
+        .into_iter()
+        .map(|g| {
+            let wanted = g.topics.map(|ts| {
+                ts.into_iter()
+                    .flat_map(|t| {
+                        let name = t.name;
+                        t.partition_indexes
+                            .into_iter()
+                            .filter_map(move |p| Some((name.clone(), partition_index(p)?)))
+                    })
+                    .collect::<Vec<_>>()
+            });
+            let mut out = OffsetFetchGroupResponse {
+                group_id: g.group_id.clone(),
+                topics: Vec::new(),
+                error_code: code::NONE,
+            };
+            match conn.broker.service.fetch_offsets(&g.group_id, wanted) {
+                Err(c) => out.error_code = to_kafka(c),
+                Ok(list) => {
+                    for c in list {
+                        let part = OffsetFetchPartition {
+                            partition_index: i32::try_from(c.partition).unwrap_or(i32::MAX),
+                            committed_offset: c
+                                .offset
+                                .and_then(|o| i64::try_from(o).ok())
+                                .unwrap_or(-1),
+                            committed_leader_epoch: -1,
+                            metadata: Some(c.metadata),
+                            error_code: code::NONE,
+                        };
+                        match out.topics.last_mut() {
+                            Some(t) if t.name == c.topic => t.partitions.push(part),
+                            _ => out.topics.push(OffsetFetchTopicResponse {
+                                name: c.topic,
+                                partitions: vec![part],
+                            }),
+                        }
+                    }
+                }
+            }
+            out
+        })
+        .collect();
+    OffsetFetchResponse {
+        throttle_time_ms: 0,
+        groups,
+    }
+}
+
+/// CreateTopics: one replica per partition on this broker; Kafka config
+/// names mapped onto Sluice's settings (see `configs`).
+pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> CreateTopicsResponse {
+    let default_partitions = conn.broker.config.topic_defaults.partitions;
+    let mut topics = Vec::new();
+    let mut local: Vec<Option<(KafkaCode, String)>> = Vec::new();
+    for t in &r.topics {
+        let mut config = TopicConfig::default();
+        let checked = (|| {
+            if r.validate_only {
+                return Err((
+                    code::INVALID_REQUEST,
+                    "validate_only is not supported".to_owned(),
+                ));
+            }
+            if !matches!(t.replication_factor, -1 | 1) {
+                return Err((
+                    code::INVALID_REPLICATION_FACTOR,
+                    "a Sluice broker keeps one replica".to_owned(),
+                ));
+            }
+            if !t.assignments.is_empty() {
+                return Err((
+                    code::INVALID_REPLICA_ASSIGNMENT,
+                    "manual replica assignment is not supported".to_owned(),
+                ));
+            }
+            for c in &t.configs {
+                if let Some(v) = &c.value {
+                    configs::apply(&mut config, &c.name, v)
+                        .map_err(|m| (code::INVALID_CONFIG, m))?;
+                }
+            }
+            match t.num_partitions {
+                -1 => Ok(default_partitions),
+                n => u32::try_from(n).map_err(|_| {
+                    (
+                        code::INVALID_PARTITIONS,
+                        "partitions must be positive".to_owned(),
+                    )
+                }),
+            }
+        })();
+        match checked {
+            Ok(partitions) => {
+                local.push(None);
+                topics.push(NewTopic {
+                    name: t.name.clone(),
+                    partitions,
+                    config,
+                });
+            }
+            Err(e) => local.push(Some(e)),
+        }
+    }
+    let counts: Vec<u32> = topics.iter().map(|t| t.partitions).collect();
+    let svc = Arc::clone(&conn.broker.service);
+    let done = if topics.is_empty() {
+        Ok(Vec::new())
+    } else {
+        svc.create_topics(topics).await
+    };
+    let mut it = done.as_ref().ok().map(|v| v.iter().zip(counts));
+    let mut resp = CreateTopicsResponse::default();
+    for (t, l) in r.topics.into_iter().zip(local) {
+        let mut out = CreatedTopic {
+            name: t.name,
+            topic_id: [0; 16],
+            error_code: code::NONE,
+            error_message: None,
+            num_partitions: -1,
+            replication_factor: -1,
+            configs: None,
+        };
+        match (l, &done, it.as_mut()) {
+            (Some((c, m)), _, _) => {
+                out.error_code = c;
+                out.error_message = Some(m);
+            }
+            (None, Err(refused), _) => {
+                out.error_code = to_kafka(refused.code);
+                out.error_message = Some(refused.message.clone());
+            }
+            (None, Ok(_), Some(it)) => match it.next() {
+                Some((o, n)) => {
+                    out.error_code = to_kafka(o.error_code);
+                    out.error_message = o.message.clone();
+                    if o.error_code.is_ok() {
+                        out.num_partitions = i32::try_from(n).unwrap_or(i32::MAX);
+                        out.replication_factor = 1;
+                    }
+                }
+                None => out.error_code = code::UNKNOWN_SERVER_ERROR,
+            },
+            (None, Ok(_), None) => out.error_code = code::UNKNOWN_SERVER_ERROR,
+        }
+        resp.topics.push(out);
+    }
+    resp
+}
+
+/// DeleteTopics, by name (Sluice topics have no ids).
+pub(super) async fn delete_topics(conn: &Conn, r: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let names: Vec<String> = r.topics.iter().filter_map(|t| t.name.clone()).collect();
+    let svc = Arc::clone(&conn.broker.service);
+    let done = if names.is_empty() {
+        Ok(Vec::new())
+    } else {
+        svc.delete_topics(names).await
+    };
+    let mut it = done.as_ref().ok().map(|v| v.iter());
+    let responses = r
+        .topics
+        .into_iter()
+        .map(|t| {
+            let mut out = DeletedTopic {
+                name: t.name.clone(),
+                topic_id: [0; 16],
+                error_code: code::NONE,
+                error_message: None,
+            };
+            match (&t.name, &done, it.as_mut()) {
+                // Sluice topics have no ids.
+                (None, _, _) => out.error_code = code::UNKNOWN_TOPIC_ID,
+                (Some(_), Err(refused), _) => {
+                    out.error_code = to_kafka(refused.code);
+                    out.error_message = Some(refused.message.clone());
+                }
+                (Some(_), Ok(_), Some(it)) => match it.next() {
+                    Some(o) => {
+                        out.error_code = to_kafka(o.error_code);
+                        out.error_message = o.message.clone();
+                    }
+                    None => out.error_code = code::UNKNOWN_SERVER_ERROR,
+                },
+                (Some(_), Ok(_), None) => out.error_code = code::UNKNOWN_SERVER_ERROR,
+            }
+            out
+        })
+        .collect();
+    DeleteTopicsResponse {
+        throttle_time_ms: 0,
+        responses,
+    }
+}
+
+/// DescribeConfigs: a topic's settings under Kafka's names; a broker has
+/// none listed.
+pub(super) fn describe_configs(conn: &Conn, r: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let results = r
+        .resources
+        .into_iter()
+        .map(|res| {
+            let mut out = DescribeConfigsResult {
+                error_code: code::NONE,
+                error_message: None,
+                resource_type: res.resource_type,
+                resource_name: res.resource_name.clone(),
+                configs: Vec::new(),
+            };
+            match res.resource_type {
+                RESOURCE_TOPIC => {
+                    let names = [res.resource_name];
+                    let info = conn.broker.service.describe_topics(Some(&names));
+                    match info.into_iter().next() {
+                        Some(t) if t.error_code == ErrorCode::None => {
+                            let wanted = res.configuration_keys;
+                            out.configs = configs::describe(&t.config)
+                                .into_iter()
+                                .filter(|(n, _)| {
+                                    wanted.as_ref().is_none_or(|w| w.iter().any(|k| k == n))
+                                })
+                                .map(|(name, value)| DescribedConfig {
+                                    name: name.to_owned(),
+                                    value: Some(value),
+                                    read_only: false,
+                                    is_default: false,
+                                    config_source: 5,
+                                    is_sensitive: false,
+                                    synonyms: Vec::new(),
+                                    config_type: 0,
+                                    documentation: None,
+                                })
+                                .collect();
+                        }
+                        Some(t) => out.error_code = to_kafka(t.error_code),
+                        None => out.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
+                    }
+                }
+                RESOURCE_BROKER => {}
+                _ => {
+                    out.error_code = code::INVALID_REQUEST;
+                    out.error_message = Some("only topic and broker resources".to_owned());
+                }
+            }
+            out
+        })
+        .collect();
+    DescribeConfigsResponse {
+        throttle_time_ms: 0,
+        results,
+    }
+}
+
+/// InitProducerId: a new producer id for an idempotent producer;
+/// transactional ids are refused.
+pub(super) async fn init_producer_id(
+    conn: &Conn,
+    r: InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    let mut resp = InitProducerIdResponse {
+        throttle_time_ms: 0,
+        error_code: code::NONE,
+        producer_id: -1,
+        producer_epoch: -1,
+    };
+    if r.transactional_id.is_some() {
+        resp.error_code = code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+        return resp;
+    }
+    let svc = Arc::clone(&conn.broker.service);
+    match svc.init_producer_id().await {
+        Ok((id, epoch)) => {
+            resp.producer_id = id;
+            resp.producer_epoch = epoch;
+        }
+        Err(refused) => resp.error_code = to_kafka(refused.code),
+    }
+    resp
+}

@@ -1,0 +1,115 @@
+//! Kafka topic config names for Sluice's topic settings, both ways.
+//!
+//! | Kafka name | Sluice setting | notes |
+//! |---|---|---|
+//! | `retention.ms` | `retention_ms` | Kafka's -1 (forever) is Sluice's 0 |
+//! | `retention.bytes` | `retention_bytes` | Kafka's -1 (no limit) is Sluice's 0 |
+//! | `segment.bytes` | `segment_bytes` | |
+//! | `segment.ms` | `segment_ms` | |
+//! | `compression.type` | `compression` | producer, uncompressed, gzip, snappy, lz4, zstd |
+//! | `flush.ms` | `flush` | 0: fsync before ack; N: every N ms; `9223372036854775807`: never |
+
+use sluice_protocol::wire::topic_config::{FlushMode, TopicCompression, TopicConfig};
+
+/// Kafka's `flush.ms` default, meaning "never".
+const NEVER: &str = "9223372036854775807";
+
+/// Sets `name = value` on `config`, or says why it cannot.
+pub(super) fn apply(config: &mut TopicConfig, name: &str, value: &str) -> Result<(), String> {
+    let num = || -> Result<i64, String> {
+        value
+            .parse::<i64>()
+            .map_err(|_| format!("{name} must be a number, not {value:?}"))
+    };
+    let non_negative = |v: i64| -> Result<u64, String> {
+        u64::try_from(v).map_err(|_| format!("{name} must not be negative"))
+    };
+    // Kafka's -1 (unlimited) is Sluice's 0.
+    let unlimited =
+        |v: i64| -> Result<u64, String> { if v == -1 { Ok(0) } else { non_negative(v) } };
+    match name {
+        "retention.ms" => config.retention_ms = Some(unlimited(num()?)?),
+        "retention.bytes" => config.retention_bytes = Some(unlimited(num()?)?),
+        "segment.bytes" => config.segment_bytes = Some(non_negative(num()?)?),
+        "segment.ms" => config.segment_ms = Some(non_negative(num()?)?),
+        "compression.type" => {
+            config.compression = Some(
+                TopicCompression::from_name(value)
+                    .ok_or_else(|| format!("unknown compression.type {value:?}"))?,
+            );
+        }
+        "flush.ms" => {
+            config.flush = Some(match value {
+                NEVER => FlushMode::Never,
+                "0" => FlushMode::BeforeAck,
+                _ => FlushMode::IntervalMs(non_negative(num()?)?),
+            });
+        }
+        _ => return Err(format!("topic config {name:?} is not supported by Sluice")),
+    }
+    Ok(())
+}
+
+/// The Kafka name and value of every setting of a resolved `config`.
+pub(super) fn describe(config: &TopicConfig) -> Vec<(&'static str, String)> {
+    let unlimited = |v: u64| {
+        if v == 0 {
+            "-1".to_owned()
+        } else {
+            v.to_string()
+        }
+    };
+    let mut out = Vec::new();
+    if let Some(v) = config.retention_ms {
+        out.push(("retention.ms", unlimited(v)));
+    }
+    if let Some(v) = config.retention_bytes {
+        out.push(("retention.bytes", unlimited(v)));
+    }
+    if let Some(v) = config.segment_bytes {
+        out.push(("segment.bytes", v.to_string()));
+    }
+    if let Some(v) = config.segment_ms {
+        out.push(("segment.ms", v.to_string()));
+    }
+    if let Some(c) = config.compression {
+        out.push(("compression.type", c.name().to_owned()));
+    }
+    if let Some(f) = config.flush {
+        let v = match f {
+            FlushMode::Never => NEVER.to_owned(),
+            FlushMode::BeforeAck => "0".to_owned(),
+            FlushMode::IntervalMs(ms) => ms.to_string(),
+        };
+        out.push(("flush.ms", v));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_names_round_trip_through_sluice_settings() {
+        let mut c = TopicConfig::default();
+        for (n, v) in [
+            ("retention.ms", "-1"),
+            ("retention.bytes", "1000"),
+            ("segment.bytes", "1048576"),
+            ("segment.ms", "60000"),
+            ("compression.type", "zstd"),
+            ("flush.ms", "0"),
+        ] {
+            apply(&mut c, n, v).expect(n);
+        }
+        assert_eq!(c.retention_ms, Some(0));
+        assert_eq!(c.flush, Some(FlushMode::BeforeAck));
+        let d = describe(&c);
+        assert!(d.contains(&("retention.ms", "-1".to_owned())));
+        assert!(d.contains(&("compression.type", "zstd".to_owned())));
+        assert!(apply(&mut c, "cleanup.policy", "compact").is_err());
+        assert!(apply(&mut c, "segment.bytes", "-5").is_err());
+        assert!(apply(&mut c, "compression.type", "brotli").is_err());
+    }
+}

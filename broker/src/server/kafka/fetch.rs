@@ -1,0 +1,165 @@
+//! Kafka Fetch: a long poll through the service, answered as encoded bytes
+//! interleaved with each partition's records sent from its segment file by
+//! the gather writer (`sendfile`). The response's size is known before the
+//! first byte leaves. Fetch sessions are declined (`session_id` 0 in every
+//! answer); the request's `max_bytes` and per-partition limits follow
+//! KIP-74 (the first batch comes whole even if larger).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_protocol::kafka::encode_cut;
+use sluice_protocol::kafka::error_code::{code, to_kafka};
+use sluice_protocol::kafka::fetch::{
+    FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopicResponse,
+};
+use sluice_protocol::kafka::header;
+use sluice_protocol::kafka::io::Records;
+use sluice_protocol::wire::ErrorCode;
+
+use super::{Req, finish, partition_index, respond};
+use crate::server::native::connection::{Conn, ConnError};
+use crate::service::Refused;
+use crate::service::fetch::{self as svc, Chunk};
+use crate::service::stats::Stats;
+
+/// Serves a Fetch.
+pub(super) async fn fetch(conn: &mut Conn, req: Req, r: FetchRequest) -> Result<(), ConnError> {
+    let broker = Arc::clone(&conn.broker);
+    if r.session_id != 0 {
+        // No session was ever handed out: the client must start afresh.
+        let resp = FetchResponse {
+            error_code: code::FETCH_SESSION_ID_NOT_FOUND,
+            ..FetchResponse::default()
+        };
+        return respond(conn, req, resp).await;
+    }
+    let wait = Duration::from_millis(u64::try_from(r.max_wait_ms).unwrap_or(0));
+    conn.wait_allowance = wait;
+    // Partitions the service can look up, and those answered here.
+    let mut local: Vec<Option<i16>> = Vec::new();
+    let mut partitions = Vec::new();
+    for t in &r.topics {
+        for p in &t.partitions {
+            match (partition_index(p.partition), u64::try_from(p.fetch_offset)) {
+                (Some(partition), Ok(offset)) => {
+                    local.push(None);
+                    partitions.push(svc::FetchPartition {
+                        topic: t.topic.clone(),
+                        partition,
+                        offset,
+                        max_bytes: u64::try_from(p.partition_max_bytes).unwrap_or(0),
+                    });
+                }
+                (None, _) => local.push(Some(code::UNKNOWN_TOPIC_OR_PARTITION)),
+                (_, Err(_)) => local.push(Some(code::OFFSET_OUT_OF_RANGE)),
+            }
+        }
+    }
+    let svc_req = svc::FetchRequest {
+        max_wait: wait,
+        min_bytes: u64::try_from(r.min_bytes).unwrap_or(0),
+        max_bytes: u64::try_from(r.max_bytes).unwrap_or(0),
+        partitions,
+    };
+    let result = match broker.service.fetch(svc_req, conn.stop.clone()).await {
+        Ok(res) => res,
+        Err(Refused { code: c, message }) => {
+            if matches!(
+                c,
+                ErrorCode::TooManyPartitions | ErrorCode::DuplicatePartition
+            ) {
+                Stats::add(&broker.stats.bad_requests, 1);
+            }
+            tracing::debug!(error = %message, "Kafka fetch refused");
+            let resp = FetchResponse {
+                error_code: to_kafka(c),
+                ..FetchResponse::default()
+            };
+            return respond(conn, req, resp).await;
+        }
+    };
+    // The answer, partition by partition in request order; a record set's
+    // `start` is the index of its partition in `result`.
+    let mut found = result.partitions.iter().enumerate();
+    let mut local = local.into_iter();
+    let mut resp = FetchResponse::default();
+    for t in r.topics {
+        let mut out = FetchTopicResponse {
+            topic: t.topic,
+            partitions: Vec::with_capacity(t.partitions.len()),
+        };
+        for p in t.partitions {
+            let mut pr = FetchPartitionResponse {
+                partition: p.partition,
+                error_code: code::NONE,
+                high_watermark: -1,
+                last_stable_offset: -1,
+                log_start_offset: -1,
+                aborted_transactions: None,
+                preferred_read_replica: -1,
+                records: Some(Records::default()),
+            };
+            match local.next().flatten() {
+                Some(c) => pr.error_code = c,
+                None => {
+                    if let Some((i, f)) = found.next() {
+                        pr.error_code = to_kafka(f.error_code);
+                        let hw = i64::try_from(f.high_watermark).unwrap_or(i64::MAX);
+                        pr.high_watermark = hw;
+                        pr.last_stable_offset = hw;
+                        pr.log_start_offset = i64::try_from(f.log_start_offset).unwrap_or(-1);
+                        pr.records = Some(Records {
+                            start: i,
+                            len: f.records_len() as usize,
+                        });
+                    }
+                }
+            }
+            out.partitions.push(pr);
+        }
+        resp.topics.push(out);
+    }
+    let start = header::start_response(
+        &mut conn.out,
+        req.correlation_id,
+        req.api.response_header_version(req.version),
+    );
+    let cuts = match encode_cut(&mut resp, req.version, &mut conn.out) {
+        Ok(c) => c,
+        Err(e) => {
+            conn.out.truncate(start);
+            return Err(ConnError::Refused(
+                ErrorCode::Unknown,
+                format!("encoding a Kafka fetch response: {e}"),
+            ));
+        }
+    };
+    finish(conn, start, result.total)?;
+    // Bytes up to each cut, then that partition's file range; the rest.
+    let mut chunks = Vec::with_capacity(2 * cuts.len() + 1);
+    let mut from = 0;
+    for (at, i) in cuts {
+        let Some(range) = result.partitions.get(i).and_then(|f| f.records.clone()) else {
+            continue;
+        };
+        chunks.push(Chunk::Bytes(conn.out.get(from..at).unwrap_or_default()));
+        chunks.push(Chunk::File(range));
+        from = at;
+    }
+    chunks.push(Chunk::Bytes(conn.out.get(from..).unwrap_or_default()));
+    let timeout = Duration::from_millis(broker.config.write_timeout_ms);
+    Stats::add(&broker.stats.response_sends, 1);
+    let send = crate::server::gather::send(
+        &conn.stream,
+        &chunks,
+        broker.config.fetch_path,
+        &broker.stats,
+    );
+    let sent = match tokio::time::timeout(timeout, send).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(ConnError::WriteTimeout(timeout)),
+    };
+    conn.out.clear();
+    sent
+}

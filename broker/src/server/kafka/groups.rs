@@ -1,0 +1,234 @@
+//! Kafka's classic consumer-group APIs over the service's group
+//! coordinator (`crate::service::groups`): JoinGroup, SyncGroup, Heartbeat,
+//! LeaveGroup, DescribeGroups, ListGroups, DeleteGroups. Metadata and
+//! assignments pass through as opaque bytes, so Kafka clients and native
+//! clients can be members of one group.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_protocol::kafka::error_code::{code, to_kafka};
+use sluice_protocol::kafka::groups::*;
+
+use crate::server::native::connection::Conn;
+use crate::service::groups::{GroupState, Heartbeat, JoinGroup, MemberRef, SyncGroup};
+
+/// "Authorized operations not asked for".
+const OPERATIONS_UNKNOWN: i32 = i32::MIN;
+
+fn millis(ms: i32) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+/// JoinGroup: completes when the generation forms. From v4 a first join
+/// of a dynamic member gets `MEMBER_ID_REQUIRED` with its id (as Kafka).
+pub(super) async fn join(
+    conn: &mut Conn,
+    r: JoinGroupRequest,
+    version: i16,
+    client_id: Option<String>,
+) -> JoinGroupResponse {
+    let rebalance = if version >= 1 {
+        r.rebalance_timeout_ms
+    } else {
+        r.session_timeout_ms
+    };
+    conn.wait_allowance = millis(rebalance);
+    let svc = Arc::clone(&conn.broker.service);
+    let res = svc
+        .join_group(JoinGroup {
+            group: r.group_id,
+            member_id: r.member_id,
+            group_instance_id: r.group_instance_id,
+            client_id: client_id.unwrap_or_default(),
+            client_host: format!("/{}", conn.peer.ip()),
+            session_timeout: millis(r.session_timeout_ms),
+            rebalance_timeout: millis(rebalance),
+            protocol_type: r.protocol_type,
+            protocols: r
+                .protocols
+                .into_iter()
+                .map(|p| (p.name, p.metadata))
+                .collect(),
+            require_known_member_id: version >= 4,
+        })
+        .await;
+    JoinGroupResponse {
+        throttle_time_ms: 0,
+        error_code: to_kafka(res.error),
+        generation_id: res.generation_id,
+        protocol_type: res.protocol_type,
+        // Before v7 the name is not nullable.
+        protocol_name: res
+            .protocol_name
+            .or_else(|| (version < 7).then(String::new)),
+        leader: res.leader,
+        member_id: res.member_id,
+        members: res
+            .members
+            .into_iter()
+            .map(|m| JoinGroupMember {
+                member_id: m.member_id,
+                group_instance_id: m.group_instance_id,
+                metadata: m.metadata,
+            })
+            .collect(),
+    }
+}
+
+/// SyncGroup: completes when the leader's assignments are stored.
+pub(super) async fn sync(conn: &mut Conn, r: SyncGroupRequest) -> SyncGroupResponse {
+    let svc = Arc::clone(&conn.broker.service);
+    let res = svc
+        .sync_group(SyncGroup {
+            group: r.group_id,
+            generation_id: r.generation_id,
+            member_id: r.member_id,
+            group_instance_id: r.group_instance_id,
+            protocol_type: r.protocol_type,
+            protocol_name: r.protocol_name,
+            assignments: r
+                .assignments
+                .into_iter()
+                .map(|a| (a.member_id, a.assignment))
+                .collect(),
+        })
+        .await;
+    SyncGroupResponse {
+        throttle_time_ms: 0,
+        error_code: to_kafka(res.error),
+        protocol_type: res.protocol_type,
+        protocol_name: res.protocol_name,
+        assignment: res.assignment,
+    }
+}
+
+/// Heartbeat: `REBALANCE_IN_PROGRESS` tells the member to rejoin.
+pub(super) async fn heartbeat(conn: &Conn, r: HeartbeatRequest) -> HeartbeatResponse {
+    let svc = Arc::clone(&conn.broker.service);
+    let e = svc
+        .heartbeat(Heartbeat {
+            group: r.group_id,
+            generation_id: r.generation_id,
+            member_id: r.member_id,
+            group_instance_id: r.group_instance_id,
+        })
+        .await;
+    HeartbeatResponse {
+        throttle_time_ms: 0,
+        error_code: to_kafka(e),
+    }
+}
+
+/// LeaveGroup: one member (v0–2) or several (v3+).
+pub(super) async fn leave(conn: &Conn, r: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+    let svc = Arc::clone(&conn.broker.service);
+    let members = r
+        .members
+        .into_iter()
+        .map(|m| MemberRef {
+            member_id: m.member_id,
+            group_instance_id: m.group_instance_id,
+        })
+        .collect();
+    let res = svc.leave_group(r.group_id, members).await;
+    let mut error_code = to_kafka(res.error);
+    if version < 3 && error_code == code::NONE {
+        // One member, no per-member list: its outcome is the answer's.
+        if let Some((_, e)) = res.members.first() {
+            error_code = to_kafka(*e);
+        }
+    }
+    LeaveGroupResponse {
+        throttle_time_ms: 0,
+        error_code,
+        members: res
+            .members
+            .into_iter()
+            .map(|(m, e)| LeftMember {
+                member_id: m.member_id,
+                group_instance_id: m.group_instance_id,
+                error_code: to_kafka(e),
+            })
+            .collect(),
+    }
+}
+
+/// DescribeGroups: state, protocol and members of each group (`Dead` and
+/// no members for an unknown group, as Kafka).
+pub(super) fn describe(conn: &Conn, r: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let groups = conn
+        .broker
+        .service
+        .describe_groups(r.groups)
+        .into_iter()
+        .map(|g| DescribedGroup {
+            error_code: to_kafka(g.error),
+            group_id: g.group,
+            group_state: g.state.as_str().to_owned(),
+            protocol_type: g.protocol_type,
+            protocol_data: g.protocol,
+            members: g
+                .members
+                .into_iter()
+                .map(|m| DescribedMember {
+                    member_id: m.member_id,
+                    group_instance_id: m.group_instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    member_metadata: m.metadata,
+                    member_assignment: m.assignment,
+                })
+                .collect(),
+            authorized_operations: OPERATIONS_UNKNOWN,
+        })
+        .collect();
+    DescribeGroupsResponse {
+        throttle_time_ms: 0,
+        groups,
+    }
+}
+
+/// ListGroups: every group, or those in the states asked for (v4+);
+/// unknown state names match nothing.
+pub(super) fn list(conn: &Conn, r: ListGroupsRequest) -> ListGroupsResponse {
+    let states: Vec<GroupState> = r
+        .states_filter
+        .iter()
+        .filter_map(|s| GroupState::parse(s))
+        .collect();
+    let groups = if !r.states_filter.is_empty() && states.is_empty() {
+        Vec::new()
+    } else {
+        conn.broker.service.list_groups(&states)
+    };
+    ListGroupsResponse {
+        throttle_time_ms: 0,
+        error_code: code::NONE,
+        groups: groups
+            .into_iter()
+            .map(|g| ListedGroup {
+                group_id: g.group,
+                protocol_type: g.protocol_type,
+                group_state: g.state.as_str().to_owned(),
+            })
+            .collect(),
+    }
+}
+
+/// DeleteGroups: only groups without members (`NON_EMPTY_GROUP` otherwise).
+pub(super) async fn delete(conn: &Conn, r: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let svc = Arc::clone(&conn.broker.service);
+    DeleteGroupsResponse {
+        throttle_time_ms: 0,
+        results: svc
+            .delete_groups(r.groups_names)
+            .await
+            .into_iter()
+            .map(|(group_id, e)| DeletedGroup {
+                group_id,
+                error_code: to_kafka(e),
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,251 @@
+//! The Kafka protocol front-end: decodes each Kafka request with the codec
+//! in [`sluice_protocol::kafka`], calls the same [`Service`](crate::service::Service)
+//! functions as the native front-end, and encodes Kafka's answer. Framing,
+//! limits (frame size, request budget, timeouts, connection cap) and
+//! response order come from the shared connection machinery.
+//!
+//! - `produce`, `fetch`: the data path (records stay in the request frame;
+//!   fetched records are sent from the segment files by the gather writer).
+//! - `admin`: Metadata, ApiVersions, topics, offsets, producer ids.
+//! - `groups`: consumer groups, over the service's group coordinator.
+//! - `configs`: Kafka topic config names ↔ Sluice's topic settings.
+//!
+//! A request whose header cannot be read closes the connection (Kafka has
+//! no frame-level error answer); an API or version not served gets
+//! `UNSUPPORTED_VERSION` (ApiVersions: its v0 answer, KIP-511); a body that
+//! does not decode closes the connection.
+
+mod admin;
+mod configs;
+mod fetch;
+mod groups;
+mod produce;
+
+use bytes::BytesMut;
+use sluice_protocol::kafka::api_versions::ApiVersionsResponse;
+use sluice_protocol::kafka::error_code::code;
+use sluice_protocol::kafka::header::{self, LEN_PREFIX, RequestHeader};
+use sluice_protocol::kafka::{ApiKey, KafkaError, Message, decode, encode};
+use sluice_protocol::wire::ErrorCode;
+
+use super::native::connection::{Conn, ConnError};
+use crate::service::stats::Stats;
+
+/// What Kafka clients are told about this broker (Metadata,
+/// FindCoordinator).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advertised {
+    /// The broker's node id.
+    pub node_id: i32,
+    /// Host clients connect to.
+    pub host: String,
+    /// Port clients connect to.
+    pub port: i32,
+}
+
+/// The request being served: what an answer needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Req {
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+}
+
+/// Serves one Kafka request frame (length prefix included).
+pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), ConnError> {
+    let body = frame.get(LEN_PREFIX..).unwrap_or_default();
+    let (h, body_at) = match RequestHeader::decode(body) {
+        Ok(h) => h,
+        Err(e) => return Err(bad(conn, "request header", &e)),
+    };
+    let Some(api) = ApiKey::from_i16(h.api_key).filter(|k| k.supports(h.api_version)) else {
+        return unsupported(conn, &h).await;
+    };
+    let req = Req {
+        api,
+        version: h.api_version,
+        correlation_id: h.correlation_id,
+    };
+    let body = body.get(body_at..).unwrap_or_default();
+    // Answers held back (see `Conn::write_out`) leave now if this request
+    // may wait: an answer never waits for a later request that blocks.
+    if !matches!(
+        api,
+        ApiKey::ApiVersions
+            | ApiKey::Metadata
+            | ApiKey::OffsetFetch
+            | ApiKey::FindCoordinator
+            | ApiKey::DescribeGroups
+            | ApiKey::ListGroups
+    ) {
+        conn.flush().await?;
+    }
+    match api {
+        ApiKey::Produce => {
+            let r = decode_or_close(conn, req, body)?;
+            produce::produce(conn, req, r, frame, LEN_PREFIX + body_at).await
+        }
+        ApiKey::Fetch => {
+            let r = decode_or_close(conn, req, body)?;
+            drop(frame);
+            fetch::fetch(conn, req, r).await
+        }
+        ApiKey::ApiVersions => {
+            let _: sluice_protocol::kafka::api_versions::ApiVersionsRequest =
+                decode_or_close(conn, req, body)?;
+            respond(conn, req, ApiVersionsResponse::served(code::NONE)).await
+        }
+        ApiKey::Metadata => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = admin::metadata(conn, r);
+            respond(conn, req, resp).await
+        }
+        ApiKey::ListOffsets => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = admin::list_offsets(conn, r).await;
+            respond(conn, req, resp).await
+        }
+        ApiKey::OffsetCommit => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = admin::offset_commit(conn, r).await;
+            respond(conn, req, resp).await
+        }
+        ApiKey::OffsetFetch => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = admin::offset_fetch(conn, r);
+            respond(conn, req, resp).await
+        }
+        ApiKey::FindCoordinator => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = admin::find_coordinator(conn, r, req.version);
+            respond(conn, req, resp).await
+        }
+        ApiKey::CreateTopics => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = admin::create_topics(conn, r).await;
+            respond(conn, req, resp).await
+        }
+        ApiKey::DeleteTopics => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = admin::delete_topics(conn, r).await;
+            respond(conn, req, resp).await
+        }
+        ApiKey::InitProducerId => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = admin::init_producer_id(conn, r).await;
+            respond(conn, req, resp).await
+        }
+        ApiKey::DescribeConfigs => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = admin::describe_configs(conn, r);
+            respond(conn, req, resp).await
+        }
+        ApiKey::JoinGroup => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = groups::join(conn, r, req.version, h.client_id).await;
+            respond(conn, req, resp).await
+        }
+        ApiKey::SyncGroup => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = groups::sync(conn, r).await;
+            respond(conn, req, resp).await
+        }
+        ApiKey::Heartbeat => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = groups::heartbeat(conn, r).await;
+            respond(conn, req, resp).await
+        }
+        ApiKey::LeaveGroup => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = groups::leave(conn, r, req.version).await;
+            respond(conn, req, resp).await
+        }
+        ApiKey::DescribeGroups => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = groups::describe(conn, r);
+            respond(conn, req, resp).await
+        }
+        ApiKey::ListGroups => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = groups::list(conn, r);
+            respond(conn, req, resp).await
+        }
+        ApiKey::DeleteGroups => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = groups::delete(conn, r).await;
+            respond(conn, req, resp).await
+        }
+    }
+}
+
+/// Counts a bad request and gives the error that closes the connection.
+fn bad(conn: &Conn, what: &str, e: &KafkaError) -> ConnError {
+    Stats::add(&conn.broker.stats.bad_requests, 1);
+    ConnError::Refused(ErrorCode::InvalidRequest, format!("Kafka {what}: {e}"))
+}
+
+fn decode_or_close<M: Message>(conn: &Conn, req: Req, body: &[u8]) -> Result<M, ConnError> {
+    decode::<M>(body, req.version)
+        .map_err(|e| bad(conn, &format!("{:?} v{} request", req.api, req.version), &e))
+}
+
+/// Answers an API or version not served: ApiVersions with its v0 answer
+/// and error 35 (KIP-511), anything else with error 35 alone.
+async fn unsupported(conn: &mut Conn, h: &RequestHeader) -> Result<(), ConnError> {
+    Stats::add(&conn.broker.stats.bad_requests, 1);
+    tracing::debug!(
+        api_key = h.api_key,
+        api_version = h.api_version,
+        "Kafka API or version not served"
+    );
+    if h.api_key == ApiKey::ApiVersions as i16 {
+        let req = Req {
+            api: ApiKey::ApiVersions,
+            version: 0,
+            correlation_id: h.correlation_id,
+        };
+        return respond(
+            conn,
+            req,
+            ApiVersionsResponse::served(code::UNSUPPORTED_VERSION),
+        )
+        .await;
+    }
+    let start = header::start_response(&mut conn.out, h.correlation_id, 0);
+    conn.out
+        .extend_from_slice(&code::UNSUPPORTED_VERSION.to_be_bytes());
+    finish(conn, start, 0)?;
+    conn.write_out().await
+}
+
+/// Fills in the frame length of the response started at `start` (followed
+/// by `tail` bytes sent separately).
+fn finish(conn: &mut Conn, start: usize, tail: u64) -> Result<(), ConnError> {
+    header::finish_frame(&mut conn.out, start, tail).map_err(|e| {
+        conn.out.truncate(start);
+        ConnError::Refused(ErrorCode::MessageTooLarge, format!("Kafka response: {e}"))
+    })
+}
+
+/// Encodes and writes (or holds back, see `Conn::write_out`) an answer.
+async fn respond<M: Message>(conn: &mut Conn, req: Req, mut body: M) -> Result<(), ConnError> {
+    let start = header::start_response(
+        &mut conn.out,
+        req.correlation_id,
+        req.api.response_header_version(req.version),
+    );
+    if let Err(e) = encode(&mut body, req.version, &mut conn.out, &[]) {
+        conn.out.truncate(start);
+        return Err(ConnError::Refused(
+            ErrorCode::Unknown,
+            format!("encoding a Kafka {:?} response: {e}", req.api),
+        ));
+    }
+    finish(conn, start, 0)?;
+    conn.write_out().await
+}
+
+/// A Sluice partition index from a Kafka one (negative ones name none).
+fn partition_index(p: i32) -> Option<u32> {
+    u32::try_from(p).ok()
+}

@@ -1,0 +1,295 @@
+"""Kafka clients against Sluice's Kafka listener, driven by tests/tests/kafka_*.rs.
+
+Usage: clients.py SCENARIO BOOTSTRAP [ARGS...]; prints one JSON document on
+stdout, exits non-zero on failure. Scenarios:
+
+  admin BOOTSTRAP TOPIC            confluent-kafka AdminClient: create (3
+                                   partitions), list, delete, list again
+  produce BOOTSTRAP TOPIC CODEC N  confluent-kafka producer, idempotent, acks
+                                   all, compression CODEC: delivery reports
+  kp-produce BOOTSTRAP TOPIC N     kafka-python producer
+  aio-produce BOOTSTRAP TOPIC N    aiokafka producer
+  consume CLIENT BOOTSTRAP TOPIC N read N records of partition 0 from the
+                                   start with CLIENT (confluent, kafka-python,
+                                   aiokafka): offset, key, value, headers,
+                                   timestamp
+  group-commit BOOTSTRAP TOPIC GROUP N
+                                   confluent-kafka consumer in GROUP: reads N
+                                   records, commits, prints values and the
+                                   committed offsets
+  group-pair CLIENT BOOTSTRAP TOPIC GROUP
+                                   two consumers (kafka-python or aiokafka) in
+                                   GROUP split TOPIC's partitions; when one
+                                   leaves the other takes all of them
+"""
+
+import asyncio
+import json
+import sys
+import time
+
+
+def rec(offset, key, value, headers, timestamp):
+    dec = lambda b: None if b is None else b.decode()
+    return {
+        "offset": offset,
+        "key": dec(key),
+        "value": dec(value),
+        "headers": [[k, dec(v)] for k, v in (headers or [])],
+        "timestamp": timestamp,
+    }
+
+
+def admin(bootstrap, topic):
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    for _, f in a.create_topics([NewTopic(topic, num_partitions=3)]).items():
+        f.result(timeout=20)
+    md = a.list_topics(timeout=20)
+    parts = len(md.topics[topic].partitions)
+    for _, f in a.delete_topics([topic]).items():
+        f.result(timeout=20)
+    after = topic in a.list_topics(timeout=20).topics
+    return {"partitions": parts, "exists_after_delete": after}
+
+
+def produce(bootstrap, topic, codec, n):
+    from confluent_kafka import Producer
+
+    p = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "compression.type": codec,
+            "linger.ms": 5,
+        }
+    )
+    out = []
+
+    def done(err, msg):
+        if err is not None:
+            raise SystemExit(f"delivery failed: {err}")
+        out.append({"partition": msg.partition(), "offset": msg.offset(), "value": msg.value().decode()})
+
+    for i in range(n):
+        p.produce(topic, key=f"k{i}", value=f"{codec}-{i}", partition=0,
+                  headers=[("h", f"{i}".encode())], on_delivery=done)
+    left = p.flush(30)
+    if left:
+        raise SystemExit(f"{left} messages not delivered")
+    return out
+
+
+def kp_produce(bootstrap, topic, n):
+    from kafka import KafkaProducer
+
+    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", compression_type="gzip")
+    futs = [p.send(topic, key=f"k{i}".encode(), value=f"kp-{i}".encode(), partition=0,
+                   headers=[("h", b"x")]) for i in range(n)]
+    out = [{"offset": f.get(timeout=20).offset} for f in futs]
+    p.close()
+    return out
+
+
+def aio_produce(bootstrap, topic, n):
+    from aiokafka import AIOKafkaProducer
+
+    async def run():
+        p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+        await p.start()
+        try:
+            out = []
+            for i in range(n):
+                md = await p.send_and_wait(topic, key=f"k{i}".encode(), value=f"aio-{i}".encode(),
+                                           partition=0)
+                out.append({"offset": md.offset})
+            return out
+        finally:
+            await p.stop()
+
+    return asyncio.run(run())
+
+
+def consume(client, bootstrap, topic, n):
+    deadline = time.time() + 30
+    out = []
+    if client == "confluent":
+        from confluent_kafka import Consumer, TopicPartition
+
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused",
+                      "enable.auto.commit": False})
+        c.assign([TopicPartition(topic, 0, 0)])
+        while len(out) < n and time.time() < deadline:
+            m = c.poll(1.0)
+            if m is None:
+                continue
+            if m.error():
+                raise SystemExit(str(m.error()))
+            out.append(rec(m.offset(), m.key(), m.value(), m.headers(), m.timestamp()[1]))
+        c.close()
+    elif client == "kafka-python":
+        from kafka import KafkaConsumer, TopicPartition
+
+        c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        tp = TopicPartition(topic, 0)
+        c.assign([tp])
+        c.seek(tp, 0)
+        while len(out) < n and time.time() < deadline:
+            for _, msgs in c.poll(timeout_ms=1000).items():
+                for m in msgs:
+                    out.append(rec(m.offset, m.key, m.value, m.headers, m.timestamp))
+        c.close()
+    elif client == "aiokafka":
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        async def run():
+            c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+            await c.start()
+            try:
+                tp = TopicPartition(topic, 0)
+                c.assign([tp])
+                c.seek(tp, 0)
+                while len(out) < n and time.time() < deadline:
+                    for _, msgs in (await c.getmany(timeout_ms=1000)).items():
+                        for m in msgs:
+                            out.append(rec(m.offset, m.key, m.value, m.headers, m.timestamp))
+            finally:
+                await c.stop()
+
+        asyncio.run(run())
+    else:
+        raise SystemExit(f"unknown client {client}")
+    if len(out) < n:
+        raise SystemExit(f"{client}: read {len(out)} of {n} records")
+    return out[:n]
+
+
+def group_commit(bootstrap, topic, group, n):
+    from confluent_kafka import Consumer
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                  "session.timeout.ms": 6000})
+    c.subscribe([topic])
+    deadline = time.time() + 60
+    values = []
+    while len(values) < n and time.time() < deadline:
+        m = c.poll(1.0)
+        if m is None:
+            continue
+        if m.error():
+            raise SystemExit(str(m.error()))
+        values.append(m.value().decode())
+    if len(values) < n:
+        raise SystemExit(f"read {len(values)} of {n}")
+    c.commit(asynchronous=False)
+    committed = {tp.partition: tp.offset for tp in c.committed(c.assignment(), timeout=20)}
+    c.close()
+    return {"values": values, "committed": committed}
+
+
+def group_pair(client, bootstrap, topic, group):
+    """Consumer A alone, then A and B, then A after B left: assignments."""
+    import threading
+
+    state = {"A": None, "B": None}
+    stop = {"A": threading.Event(), "B": threading.Event()}
+    errors = []
+
+    def kp_member(name):
+        from kafka import KafkaConsumer
+
+        try:
+            c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
+                              session_timeout_ms=6000, heartbeat_interval_ms=500,
+                              max_poll_interval_ms=10000, enable_auto_commit=False)
+            while not stop[name].is_set():
+                c.poll(timeout_ms=100)
+                state[name] = sorted(tp.partition for tp in c.assignment())
+            c.close()
+            state[name] = None
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"{name}: {e!r}")
+
+    async def aio_member(name):
+        from aiokafka import AIOKafkaConsumer
+
+        c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
+                             session_timeout_ms=6000, heartbeat_interval_ms=500,
+                             max_poll_interval_ms=10000, enable_auto_commit=False)
+        await c.start()
+        try:
+            while not stop[name].is_set():
+                await c.getmany(timeout_ms=100)
+                state[name] = sorted(tp.partition for tp in c.assignment())
+        finally:
+            await c.stop()
+            state[name] = None
+
+    def aio_thread(name):
+        try:
+            asyncio.run(aio_member(name))
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"{name}: {e!r}")
+
+    run = kp_member if client == "kafka-python" else aio_thread
+
+    def wait_for(cond, what):
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if errors:
+                raise SystemExit("; ".join(errors))
+            if cond():
+                return
+            time.sleep(0.1)
+        raise SystemExit(f"timed out waiting for {what}: {state}")
+
+    out = {}
+    a = threading.Thread(target=run, args=("A",), daemon=True)
+    a.start()
+    wait_for(lambda: state["A"] and len(state["A"]) >= 4, "A alone to own every partition")
+    out["alone"] = state["A"]
+    b = threading.Thread(target=run, args=("B",), daemon=True)
+    b.start()
+
+    def split():
+        sa, sb = state["A"] or [], state["B"] or []
+        return sa and sb and not set(sa) & set(sb) and len(sa) + len(sb) == len(out["alone"])
+
+    wait_for(split, "A and B to split the partitions")
+    out["split"] = [state["A"], state["B"]]
+    stop["B"].set()
+    b.join(30)
+    wait_for(lambda: state["A"] == out["alone"], "A to take over after B left")
+    out["after"] = state["A"]
+    stop["A"].set()
+    a.join(30)
+    return out
+
+
+def main(argv):
+    s = argv[1]
+    if s == "admin":
+        r = admin(argv[2], argv[3])
+    elif s == "produce":
+        r = produce(argv[2], argv[3], argv[4], int(argv[5]))
+    elif s == "kp-produce":
+        r = kp_produce(argv[2], argv[3], int(argv[4]))
+    elif s == "aio-produce":
+        r = aio_produce(argv[2], argv[3], int(argv[4]))
+    elif s == "consume":
+        r = consume(argv[2], argv[3], argv[4], int(argv[5]))
+    elif s == "group-commit":
+        r = group_commit(argv[2], argv[3], argv[4], int(argv[5]))
+    elif s == "group-pair":
+        r = group_pair(argv[2], argv[3], argv[4], argv[5])
+    else:
+        raise SystemExit(f"unknown scenario {s}")
+    json.dump(r, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main(sys.argv)

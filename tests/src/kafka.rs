@@ -1,0 +1,146 @@
+//! Helpers for the Kafka-listener tests: the Kafka clients they drive
+//! (kcat, and confluent-kafka, kafka-python and aiokafka through
+//! `tests/kafka_clients/clients.py` in the Python of `SLUICE_KAFKA_PYTHON`).
+//! A missing client skips a test, unless `SLUICE_REQUIRE_KAFKA_CLIENTS=1`
+//! (set by `.ci/run`), which makes it a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn required() -> bool {
+    std::env::var("SLUICE_REQUIRE_KAFKA_CLIENTS").as_deref() == Ok("1")
+}
+
+/// The Python with the Kafka client libraries, or `None` (the test skips).
+pub fn python() -> Option<PathBuf> {
+    let python = std::env::var_os("SLUICE_KAFKA_PYTHON").map(PathBuf::from);
+    let usable = python.as_ref().is_some_and(|p| {
+        Command::new(p)
+            .args(["-c", "import kafka, confluent_kafka, aiokafka"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if usable {
+        return python;
+    }
+    assert!(
+        !required(),
+        "SLUICE_REQUIRE_KAFKA_CLIENTS=1 but SLUICE_KAFKA_PYTHON ({python:?}) lacks kafka-python, confluent-kafka or aiokafka"
+    );
+    eprintln!("SKIPPED: set SLUICE_KAFKA_PYTHON to a Python with the Kafka clients");
+    None
+}
+
+/// Whether `kcat` is installed (else the test skips, or fails when
+/// required).
+pub fn kcat() -> bool {
+    let ok = Command::new("kcat")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok || !required(),
+        "SLUICE_REQUIRE_KAFKA_CLIENTS=1 but kcat is not installed"
+    );
+    if !ok {
+        eprintln!("SKIPPED: kcat is not installed");
+    }
+    ok
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("kafka_clients/clients.py")
+}
+
+/// Runs a scenario of `clients.py` and returns its standard output (one
+/// JSON document). Panics with its standard error if it fails.
+pub fn run_clients(python: &Path, args: &[&str]) -> String {
+    let out = Command::new(python)
+        .arg(script())
+        .args(args)
+        .output()
+        .expect("running clients.py");
+    assert!(
+        out.status.success(),
+        "clients.py {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// Runs kcat with `args` (and `stdin`), returns its standard output;
+/// panics if it fails.
+pub fn run_kcat(args: &[&str], stdin: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("timeout")
+        .arg("60")
+        .arg("kcat")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kcat");
+    if let Some(mut i) = child.stdin.take() {
+        i.write_all(stdin).expect("kcat stdin");
+    }
+    let out = child.wait_with_output().expect("kcat");
+    assert!(
+        out.status.success(),
+        "kcat {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// A Kafka request frame: length, header (client id "sluice-tests"), body
+/// (record sets copied from `records`).
+pub fn request_frame<M: sluice_protocol::kafka::Message>(
+    version: i16,
+    correlation_id: i32,
+    body: &mut M,
+    records: &[u8],
+) -> Vec<u8> {
+    let mut out = vec![0; 4];
+    sluice_protocol::kafka::header::RequestHeader {
+        api_key: M::API as i16,
+        api_version: version,
+        correlation_id,
+        client_id: Some("sluice-tests".to_owned()),
+    }
+    .encode(&mut out);
+    sluice_protocol::kafka::encode(body, version, &mut out, records).expect("encode request");
+    let len = (out.len() - 4) as u32;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    out
+}
+
+/// Reads one Kafka response frame with a header of `header_version`:
+/// (correlation id, body).
+pub fn read_response(s: &mut std::net::TcpStream, header_version: i16) -> (i32, Vec<u8>) {
+    use std::io::Read;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).expect("response length");
+    let mut buf = vec![0; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).expect("response");
+    let (id, at) = sluice_protocol::kafka::header::decode_response_header(&buf, header_version)
+        .expect("response header");
+    (id, buf[at..].to_vec())
+}
+
+/// Sends one request and decodes its answer (on a blocking connection).
+pub fn call<Req, Resp>(s: &mut std::net::TcpStream, version: i16, req: &mut Req) -> Resp
+where
+    Req: sluice_protocol::kafka::Message,
+    Resp: sluice_protocol::kafka::Message,
+{
+    use std::io::Write;
+    s.write_all(&request_frame(version, 1, req, &[]))
+        .expect("send request");
+    let (_, body) = read_response(s, Req::API.response_header_version(version));
+    sluice_protocol::kafka::decode(&body, version).expect("decode response")
+}

@@ -1,0 +1,304 @@
+//! Hostile and odd bytes on the Kafka port: an oversized frame, a frame
+//! cut short, counts larger than the bytes that follow, an unknown API key
+//! and version, records in an old message format. Each gets an error answer
+//! or a closed connection, never a crash or a hang; the broker keeps
+//! serving. Also: pipelined requests are answered in order, and acks=0
+//! produces get no answer at all.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use sluice_protocol::kafka::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
+use sluice_protocol::kafka::decode;
+use sluice_protocol::kafka::error_code::code;
+use sluice_protocol::kafka::io::Records;
+use sluice_protocol::kafka::metadata::MetadataRequest;
+use sluice_protocol::kafka::produce::{
+    ProducePartitionData, ProduceRequest, ProduceResponse, ProduceTopicData,
+};
+use sluice_protocol::wire::topic_config::TopicConfig;
+use sluice_tests::kafka::{read_response, request_frame};
+use sluice_tests::{TestBroker, batch_of, create_topic};
+
+fn connect(b: &TestBroker) -> TcpStream {
+    let s = TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// The connection is closed by the broker (EOF or reset), within the
+/// read timeout.
+fn assert_closed(s: &mut TcpStream) {
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            panic!("the connection is still open after the read timeout")
+        }
+        Ok(0) | Err(_) => {}
+        Ok(n) => panic!("expected a closed connection, read {n} bytes"),
+    }
+}
+
+/// A fresh connection still gets its ApiVersions answered.
+fn assert_serving(b: &TestBroker) {
+    let mut s = connect(b);
+    s.write_all(&request_frame(
+        3,
+        77,
+        &mut ApiVersionsRequest::default(),
+        &[],
+    ))
+    .unwrap();
+    let (id, body) = read_response(&mut s, 0);
+    assert_eq!(id, 77);
+    let r: ApiVersionsResponse = decode(&body, 3).unwrap();
+    assert_eq!(r.error_code, 0);
+}
+
+#[test]
+fn oversized_truncated_and_miscounted_frames_close_the_connection() {
+    let b = TestBroker::start_with_args(&["--log", "info"]);
+    // A frame over max_frame_bytes: closed before anything is allocated.
+    let mut s = connect(&b);
+    s.write_all(&[0x7f, 0xff, 0xff, 0xff, 0, 18, 0, 0]).unwrap();
+    assert_closed(&mut s);
+    // A negative length.
+    let mut s = connect(&b);
+    s.write_all(&[0xff, 0xff, 0xff, 0xff]).unwrap();
+    assert_closed(&mut s);
+    // A frame shorter than a request header.
+    let mut s = connect(&b);
+    s.write_all(&[0, 0, 0, 3, 0, 18, 0]).unwrap();
+    assert_closed(&mut s);
+    // A header whose client id runs past the frame.
+    let mut s = connect(&b);
+    s.write_all(&[0, 0, 0, 10, 0, 3, 0, 1, 0, 0, 0, 1, 0x7f, 0xff])
+        .unwrap();
+    assert_closed(&mut s);
+    // Metadata v1 claiming 2^31 - 1 topics in a 4-byte body.
+    let mut s = connect(&b);
+    let mut f = request_frame(1, 5, &mut MetadataRequest::default(), &[]);
+    let body_at = f.len() - 4;
+    f[body_at..].copy_from_slice(&[0x7f, 0xff, 0xff, 0xff]);
+    s.write_all(&f).unwrap();
+    assert_closed(&mut s);
+    // A compact array count (flexible Metadata v12) of 2^32 - 2.
+    let mut s = connect(&b);
+    let mut f = request_frame(12, 6, &mut MetadataRequest::default(), &[]);
+    let body_at = f.len() - 4; // topics (1), 2 bools, tags
+    f.truncate(body_at);
+    f.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0]);
+    let len = (f.len() - 4) as u32;
+    f[..4].copy_from_slice(&len.to_be_bytes());
+    s.write_all(&f).unwrap();
+    assert_closed(&mut s);
+    // A frame cut short by the client closing.
+    let mut s = connect(&b);
+    s.write_all(&[0, 0, 1, 0, 0, 18, 0, 0, 0, 0]).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_closed(&mut s);
+    assert_serving(&b);
+    assert!(!b.log().contains("panicked"), "{}", b.log());
+}
+
+#[test]
+fn unknown_apis_and_versions_are_answered_with_unsupported_version() {
+    let b = TestBroker::start();
+    let mut s = connect(&b);
+    // An unknown API key: error 35, and the connection goes on.
+    let mut f = request_frame(0, 1, &mut ApiVersionsRequest::default(), &[]);
+    f[4..6].copy_from_slice(&999i16.to_be_bytes());
+    s.write_all(&f).unwrap();
+    let (id, body) = read_response(&mut s, 0);
+    assert_eq!(id, 1);
+    assert_eq!(body, code::UNSUPPORTED_VERSION.to_be_bytes());
+    // Fetch v99: error 35.
+    let mut f = request_frame(0, 2, &mut ApiVersionsRequest::default(), &[]);
+    f[4..8].copy_from_slice(&[0, 1, 0, 99]);
+    s.write_all(&f).unwrap();
+    let (id, body) = read_response(&mut s, 0);
+    assert_eq!(id, 2);
+    assert_eq!(body, code::UNSUPPORTED_VERSION.to_be_bytes());
+    // ApiVersions v99 (KIP-511; flexible, so header v2): a v0 answer with
+    // error 35 and the ranges.
+    let mut f = request_frame(3, 3, &mut ApiVersionsRequest::default(), &[]);
+    f[6..8].copy_from_slice(&99i16.to_be_bytes());
+    s.write_all(&f).unwrap();
+    let (id, body) = read_response(&mut s, 0);
+    assert_eq!(id, 3);
+    let r: ApiVersionsResponse = decode(&body, 0).unwrap();
+    assert_eq!(r.error_code, code::UNSUPPORTED_VERSION);
+    assert!(
+        r.api_keys
+            .iter()
+            .any(|a| a.api_key == 18 && a.max_version == 3)
+    );
+    assert_serving(&b);
+}
+
+fn produce_request(acks: i16, topic: &str, len: usize) -> ProduceRequest {
+    ProduceRequest {
+        transactional_id: None,
+        acks,
+        timeout_ms: 5000,
+        topics: vec![ProduceTopicData {
+            name: topic.to_owned(),
+            partitions: vec![ProducePartitionData {
+                index: 0,
+                records: Some(Records { start: 0, len }),
+            }],
+        }],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order_and_acks_0_gets_no_answer() {
+    let b = TestBroker::start();
+    let mut c = b.connect().await;
+    create_topic(&mut c, "pipe", 1, TopicConfig::default()).await;
+    let batch = batch_of(&["a", "b"]);
+    let mut s = connect(&b);
+    // Produce acks=0, Produce acks=1, ApiVersions, Produce acks=-1: three
+    // answers, in order; the first produce has none.
+    let mut bytes = Vec::new();
+    bytes.extend(request_frame(
+        9,
+        10,
+        &mut produce_request(0, "pipe", batch.len()),
+        &batch,
+    ));
+    bytes.extend(request_frame(
+        7,
+        11,
+        &mut produce_request(1, "pipe", batch.len()),
+        &batch,
+    ));
+    bytes.extend(request_frame(
+        2,
+        12,
+        &mut ApiVersionsRequest::default(),
+        &[],
+    ));
+    bytes.extend(request_frame(
+        9,
+        13,
+        &mut produce_request(-1, "pipe", batch.len()),
+        &batch,
+    ));
+    s.write_all(&bytes).unwrap();
+    let (id, body) = read_response(&mut s, 0);
+    assert_eq!(id, 11);
+    let r: ProduceResponse = decode(&body, 7).unwrap();
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    assert_eq!(
+        r.topics[0].partitions[0].base_offset, 2,
+        "after acks=0's two records"
+    );
+    let (id, _) = read_response(&mut s, 0);
+    assert_eq!(id, 12);
+    let (id, body) = read_response(&mut s, 1);
+    assert_eq!(id, 13);
+    let r: ProduceResponse = decode(&body, 9).unwrap();
+    assert_eq!(r.topics[0].partitions[0].base_offset, 4);
+}
+
+#[test]
+fn records_in_an_old_message_format_are_refused_per_partition() {
+    let b = TestBroker::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = b.connect().await;
+        create_topic(&mut c, "old", 1, TopicConfig::default()).await;
+    });
+    let mut batch = batch_of(&["x"]).to_vec();
+    batch[16] = 1; // magic 1
+    let mut s = connect(&b);
+    s.write_all(&request_frame(
+        8,
+        1,
+        &mut produce_request(1, "old", batch.len()),
+        &batch,
+    ))
+    .unwrap();
+    let (_, body) = read_response(&mut s, 0);
+    let r: ProduceResponse = decode(&body, 8).unwrap();
+    let p = &r.topics[0].partitions[0];
+    assert_eq!(p.error_code, code::UNSUPPORTED_FOR_MESSAGE_FORMAT);
+    // A record set too short to hold a batch header.
+    let mut s = connect(&b);
+    s.write_all(&request_frame(
+        8,
+        2,
+        &mut produce_request(1, "old", 5),
+        &batch,
+    ))
+    .unwrap();
+    let (_, body) = read_response(&mut s, 0);
+    let r: ProduceResponse = decode(&body, 8).unwrap();
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        code::UNSUPPORTED_FOR_MESSAGE_FORMAT
+    );
+    // An unknown topic.
+    let batch = batch_of(&["x"]);
+    s.write_all(&request_frame(
+        8,
+        3,
+        &mut produce_request(1, "nope", batch.len()),
+        &batch,
+    ))
+    .unwrap();
+    let (_, body) = read_response(&mut s, 0);
+    let r: ProduceResponse = decode(&body, 8).unwrap();
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        code::UNKNOWN_TOPIC_OR_PARTITION
+    );
+}
+
+#[test]
+fn a_failed_acks_0_produce_closes_the_connection() {
+    let b = TestBroker::start();
+    let batch = batch_of(&["x"]);
+    let mut s = connect(&b);
+    // No answer is read for acks=0: the broker closes instead, so the
+    // client does not go on as if the records were stored.
+    s.write_all(&request_frame(
+        9,
+        1,
+        &mut produce_request(0, "no-such-topic", batch.len()),
+        &batch,
+    ))
+    .unwrap();
+    assert_closed(&mut s);
+    assert_serving(&b);
+}
+
+/// A broker started with these config-file settings.
+fn broker_with(toml: &str) -> (TestBroker, tempfile::NamedTempFile) {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(toml.as_bytes()).unwrap();
+    let path = f.path().display().to_string();
+    (TestBroker::start_with_args(&["--config", &path]), f)
+}
+
+#[test]
+fn kafka_connections_count_against_the_connection_cap_and_idle_ones_close() {
+    let (b, _config) = broker_with("max_connections = 2\nidle_timeout_ms = 1500\n");
+    // Two connections (one of each protocol) fill the cap...
+    let mut first = connect(&b);
+    let _native = std::net::TcpStream::connect(b.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // ...so a third, on the Kafka port, is closed at once.
+    let mut third = connect(&b);
+    third
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    assert_closed(&mut third);
+    // An idle Kafka connection is closed after idle_timeout_ms.
+    let started = std::time::Instant::now();
+    assert_closed(&mut first);
+    assert!(started.elapsed() >= Duration::from_millis(1000));
+}
