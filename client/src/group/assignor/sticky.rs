@@ -11,7 +11,8 @@
 //! Cooperative: a partition whose target member is not its current owner is
 //! left out of this generation's assignment altogether. Its owner, seeing it
 //! gone from its assignment, revokes it and rejoins; the next rebalance
-//! assigns it, now ownerless. So no partition is ever assigned to one
+//! assigns it, now ownerless (over unequal subscriptions that rebalance may
+//! have to move another owned partition, which then waits one more). So no partition is ever assigned to one
 //! member while another still holds it.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -85,8 +86,12 @@ pub(super) fn assign_sticky(
             let Some(parts) = out.get(&from.member_id) else {
                 continue;
             };
-            // Prefer giving up the highest partitions, a stable choice.
-            for tp in parts.iter().rev() {
+            // Prefer giving up partitions the member does not own yet (a
+            // move of those costs no revocation), then the highest ones, a
+            // stable choice.
+            let (fresh, kept): (Vec<&TopicPartition>, Vec<&TopicPartition>) =
+                parts.iter().rev().partition(|tp| !from.owned.contains(*tp));
+            for tp in fresh.into_iter().chain(kept) {
                 let to = members
                     .iter()
                     .filter(|m| m.member_id != from.member_id && m.topics.contains(&tp.topic))

@@ -16,6 +16,9 @@ fn member(id: &str, topics: &[&str]) -> MemberSubscription {
     }
 }
 
+/// Rebalances after the first until everything is assigned again.
+const MAX_COOPERATIVE_ROUNDS: usize = 3;
+
 fn counts(spec: &[u32]) -> BTreeMap<String, u32> {
     spec.iter()
         .enumerate()
@@ -225,16 +228,34 @@ proptest! {
                 }
             }
         }
-        // Once every owner revoked what it lost, the next rebalance assigns
-        // everything subscribed.
-        let members = with_owned(members, &a, 5);
-        let b = AssignorKind::CooperativeSticky.assign(&topics, &members);
+        // Once every owner revoked what it lost, later rebalances assign
+        // everything subscribed: in the next one when subscriptions are
+        // equal, and within a few when they differ (a balancing move of an
+        // owned partition holds it back one more generation).
         let subscribed: BTreeMap<String, u32> = topics
             .iter()
             .filter(|(t, _)| members.iter().any(|m| m.topics.contains(*t)))
             .map(|(t, n)| (t.clone(), *n))
             .collect();
-        assert_exactly_once(&subscribed, &b);
-        prop_assert_eq!(moved(&a, &b), 0);
+        let total: usize = subscribed.values().map(|&n| n as usize).sum();
+        let mut members = with_owned(members, &a, 5);
+        let mut rounds = 1;
+        loop {
+            let b = AssignorKind::CooperativeSticky.assign(&topics, &members);
+            for (m, set) in &b {
+                for tp in set {
+                    for other in &members {
+                        prop_assert!(other.member_id == *m || !other.owned.contains(tp));
+                    }
+                }
+            }
+            if b.values().map(BTreeSet::len).sum::<usize>() == total {
+                assert_exactly_once(&subscribed, &b);
+                break;
+            }
+            rounds += 1;
+            prop_assert!(rounds <= MAX_COOPERATIVE_ROUNDS, "no full assignment after {} rounds", rounds);
+            members = with_owned(members, &b, 5 + rounds as i32);
+        }
     }
 }
