@@ -133,6 +133,7 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
+        let mut config = config;
         let listen = config.listen;
         let health = Arc::new(Health::default());
         let (stop_metrics, stop_rx) = tokio::sync::watch::channel(false);
@@ -151,6 +152,8 @@ fn main() -> anyhow::Result<()> {
                     stop_rx,
                 ));
                 println!("sluice-broker metrics on {bound}");
+                // Status reports name the bound address, not port 0.
+                config.metrics_listen = MetricsListen::On(bound);
                 Some(bound)
             }
         };
@@ -168,6 +171,7 @@ fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {listen}"))?;
         let addr = listener.local_addr()?;
+        let _ = broker.bound_listen.set(addr);
         let kafka = match broker.config.kafka_listen {
             KafkaListen::Off => None,
             KafkaListen::On(kafka_addr) => {

@@ -81,6 +81,8 @@ pub struct TestBroker {
     /// earlier; this field follows it.
     pub kafka_addr: Option<SocketAddr>,
     own_kafka_port: bool,
+    /// Index in `extra` of the metrics address this helper chose.
+    metrics_arg: Option<usize>,
     extra: Vec<String>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -92,16 +94,21 @@ impl TestBroker {
     }
 
     /// Starts a broker on a temporary data directory with extra arguments.
+    ///
+    /// The native listener, and the metrics endpoint unless the arguments
+    /// set it, bind a free port of the broker's choosing (`127.0.0.1:0`)
+    /// on the first start, read back from the broker's startup lines, so
+    /// brokers of parallel tests never race each other for a port picked
+    /// in advance. Restarts reuse those ports.
     pub fn start_with_args(extra: &[&str]) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
         // Brokers of parallel tests must not share the default metrics port.
-        let metrics_addr = if extra.iter().any(|a| a == "--metrics-listen") {
+        let metrics_arg = if extra.iter().any(|a| a == "--metrics-listen") {
             None
         } else {
-            let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-            extra.extend(["--metrics-listen".to_owned(), addr.to_string()]);
-            Some(addr)
+            extra.extend(["--metrics-listen".to_owned(), "127.0.0.1:0".to_owned()]);
+            Some(extra.len() - 1)
         };
         // Nor Kafka's default port.
         let own_kafka_port = !extra.iter().any(|a| a == "--kafka-listen");
@@ -110,19 +117,22 @@ impl TestBroker {
         }
         let mut b = TestBroker {
             child: None,
-            addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: tmp.path().join("data"),
-            metrics_addr,
+            metrics_addr: None,
             kafka_addr: None,
             own_kafka_port,
+            metrics_arg,
             extra,
             _tmp: Some(tmp),
         };
-        b.spawn();
+        if let Err(e) = b.spawn() {
+            panic!("{e}");
+        }
         b
     }
 
-    fn spawn(&mut self) {
+    fn spawn(&mut self) -> Result<(), String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -142,29 +152,40 @@ impl TestBroker {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let mut kafka = None;
+            let (mut kafka, mut metrics) = (None, None);
+            let parse = |a: &str| a.trim().parse::<SocketAddr>().ok();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(a) = line.strip_prefix("sluice-broker kafka listening on ") {
-                    kafka = a.trim().parse::<SocketAddr>().ok();
-                }
-                // The native listener's line comes last, once all are bound.
-                if line.starts_with("sluice-broker listening on") {
-                    let _ = tx.send(kafka);
+                    kafka = parse(a);
+                } else if let Some(a) = line.strip_prefix("sluice-broker metrics on ") {
+                    metrics = parse(a);
+                } else if let Some(a) = line.strip_prefix("sluice-broker listening on ") {
+                    // The native listener's line comes last, once all are bound.
+                    let _ = tx.send((parse(a), metrics, kafka));
                 }
             }
         });
         match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(kafka) => {
+            Ok((native, metrics, kafka)) => {
+                self.addr = native.expect("the broker prints its native address");
                 if self.own_kafka_port {
                     self.kafka_addr = kafka;
+                }
+                if let Some(i) = self.metrics_arg {
+                    let m = metrics.expect("the broker prints its metrics address");
+                    self.metrics_addr = Some(m);
+                    // Later starts keep the port.
+                    self.extra[i] = m.to_string();
                 }
             }
             Err(_) => {
                 let _ = child.kill();
-                panic!("broker did not start; log: {}", self.log());
+                let _ = child.wait();
+                return Err(format!("broker did not start; log: {}", self.log()));
             }
         }
         self.child = Some(child);
+        Ok(())
     }
 
     /// The broker's log output so far.
@@ -199,9 +220,23 @@ impl TestBroker {
     }
 
     /// Starts the broker again on the same data directory and address.
+    ///
+    /// Another process may have taken one of its ports in the meantime (an
+    /// outgoing connection's local port, say); the start is then tried
+    /// again for a while.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop or kill the broker first");
-        self.spawn();
+        let mut tries = 0;
+        loop {
+            match self.spawn() {
+                Ok(()) => return,
+                Err(e) if tries < 40 && e.contains("Address already in use") => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
     }
 
     /// A new connection.

@@ -136,6 +136,7 @@ impl Broker {
                 stats,
                 producer_ids,
                 groups,
+                bound_listen: Default::default(),
             }),
             request_budget: Arc::new(Semaphore::new(budget - reserve)),
             request_reserve: Arc::new(Semaphore::new(reserve)),

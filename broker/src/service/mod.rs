@@ -51,6 +51,9 @@ pub struct Service {
     pub producer_ids: crate::producer::ids::ProducerIds,
     /// The consumer group coordinator.
     pub groups: std::sync::Arc<crate::group::Coordinator>,
+    /// The address the native listener is bound to, once it is (the
+    /// configured one may name port 0).
+    pub bound_listen: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 /// A whole request refused: the error code and a message for the client.
@@ -153,6 +156,7 @@ mod tests {
             producer_ids: crate::producer::ids::ProducerIds::open(Arc::new(crate::log::StdFs), dir)
                 .unwrap(),
             groups,
+            bound_listen: Default::default(),
         });
         svc.topics.create("t", 1, &Default::default()).unwrap();
         svc

@@ -14,9 +14,9 @@ pub struct BrokerStatusResponse {
     pub version: String,
     /// Milliseconds since the broker opened its data directory.
     pub uptime_ms: u64,
-    /// Native protocol listen address as configured.
+    /// Native protocol listen address (the bound one: never port 0).
     pub listen: String,
-    /// Metrics endpoint as configured (`HOST:PORT` or `none`).
+    /// Metrics endpoint (`HOST:PORT` as bound, or `none`).
     pub metrics_listen: String,
     /// Data directory.
     pub data_dir: String,

@@ -325,7 +325,12 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
             let resp = BrokerStatusResponse {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
                 uptime_ms: s.uptime_ms,
-                listen: svc.config.listen.to_string(),
+                listen: svc
+                    .bound_listen
+                    .get()
+                    .copied()
+                    .unwrap_or(svc.config.listen)
+                    .to_string(),
                 metrics_listen: String::from(svc.config.metrics_listen),
                 data_dir: svc.config.data_dir.display().to_string(),
                 disk_total_bytes: s.disk_total_bytes,
