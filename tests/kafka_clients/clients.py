@@ -21,6 +21,12 @@ stdout, exits non-zero on failure. Scenarios:
                                    two consumers (kafka-python or aiokafka) in
                                    GROUP split TOPIC's partitions; when one
                                    leaves the other takes all of them
+  coop-member BOOTSTRAP TOPIC GROUP
+                                   confluent-kafka consumer in GROUP with the
+                                   cooperative-sticky assignor; streams JSON
+                                   lines: {"assigned": [partitions]} after each
+                                   rebalance, {"p", "o", "v"} per record
+                                   (committed at once); exits when stdin closes
 """
 
 import asyncio
@@ -269,8 +275,43 @@ def group_pair(client, bootstrap, topic, group):
     return out
 
 
+def coop_member(bootstrap, topic, group):
+    import threading
+
+    from confluent_kafka import Consumer
+
+    def emit(doc):
+        sys.stdout.write(json.dumps(doc) + "\n")
+        sys.stdout.flush()
+
+    closed = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), closed.set()), daemon=True).start()
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "partition.assignment.strategy": "cooperative-sticky",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                  "session.timeout.ms": 10000, "heartbeat.interval.ms": 250})
+    changed = threading.Event()
+    c.subscribe([topic], on_assign=lambda *_: changed.set(),
+                on_revoke=lambda *_: changed.set())
+    while not closed.is_set():
+        m = c.poll(0.1)
+        if changed.is_set():
+            changed.clear()
+            emit({"assigned": sorted(tp.partition for tp in c.assignment())})
+        if m is None:
+            continue
+        if m.error():
+            raise SystemExit(str(m.error()))
+        emit({"p": m.partition(), "o": m.offset(), "v": m.value().decode()})
+        c.commit(message=m, asynchronous=False)
+    c.close()
+
+
 def main(argv):
     s = argv[1]
+    if s == "coop-member":
+        coop_member(argv[2], argv[3], argv[4])
+        return
     if s == "admin":
         r = admin(argv[2], argv[3])
     elif s == "produce":

@@ -144,3 +144,47 @@ where
     let (_, body) = read_response(s, Req::API.response_header_version(version));
     sluice_protocol::kafka::decode(&body, version).expect("decode response")
 }
+
+fn js_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("kafka_clients/js")
+}
+
+/// Whether `node` and KafkaJS (`npm ci` in `tests/kafka_clients/js`, done
+/// by `.ci/run`) are installed; else the test skips, or fails when
+/// required.
+pub fn kafkajs() -> bool {
+    let ok = Command::new("node")
+        .args(["-e", "require('kafkajs')"])
+        .current_dir(js_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok || !required(),
+        "SLUICE_REQUIRE_KAFKA_CLIENTS=1 but node or KafkaJS (npm ci in tests/kafka_clients/js) is missing"
+    );
+    if !ok {
+        eprintln!("SKIPPED: node or KafkaJS (npm ci in tests/kafka_clients/js) is missing");
+    }
+    ok
+}
+
+/// Runs a scenario of `kafka_clients/js/clients.js` (at most 120 s) and
+/// returns its standard output (one JSON document). Panics with its
+/// standard error if it fails.
+pub fn run_js(args: &[&str]) -> String {
+    let out = Command::new("timeout")
+        .args(["120", "node", "clients.js"])
+        .args(args)
+        .current_dir(js_dir())
+        .output()
+        .expect("running clients.js");
+    assert!(
+        out.status.success(),
+        "clients.js {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}

@@ -91,6 +91,9 @@ pub struct OffsetFound {
     pub error_code: ErrorCode,
     /// The offset (0 on error).
     pub offset: u64,
+    /// True when a [`OffsetQuery::Timestamp`] look-up found no record at or
+    /// after the timestamp (`offset` is then the high watermark).
+    pub past_end: bool,
 }
 
 fn outcome(name: &str, r: Result<(), BrokerError>) -> TopicOutcome {
@@ -219,6 +222,7 @@ impl Service {
             lookups
                 .into_iter()
                 .map(|l| {
+                    let mut past_end = false;
                     let result = svc
                         .topics
                         .partition(&l.topic, l.partition)
@@ -229,7 +233,10 @@ impl Service {
                                 OffsetQuery::Latest => Ok(log.high_watermark()),
                                 OffsetQuery::Timestamp(ts) => log
                                     .offset_for_timestamp(ts)
-                                    .map(|o| o.unwrap_or_else(|| log.high_watermark()))
+                                    .map(|o| {
+                                        past_end = o.is_none();
+                                        o.unwrap_or_else(|| log.high_watermark())
+                                    })
                                     .map_err(|e| log_error_code(&e)),
                             }
                         });
@@ -242,6 +249,7 @@ impl Service {
                         partition: l.partition,
                         error_code,
                         offset,
+                        past_end,
                     }
                 })
                 .collect()

@@ -97,8 +97,10 @@ pub(super) fn metadata(conn: &Conn, r: MetadataRequest) -> MetadataResponse {
     }
 }
 
-/// ListOffsets: earliest (-2), latest (-1) or by timestamp. The largest
-/// timestamp (-3) is not served (`UNSUPPORTED_VERSION` for the partition).
+/// ListOffsets: earliest (-2), latest (-1) or by timestamp; as in Kafka, a
+/// timestamp later than every record answers offset -1 and timestamp -1.
+/// The largest timestamp (-3) is not served (`UNSUPPORTED_VERSION` for the
+/// partition).
 pub(super) async fn list_offsets(conn: &Conn, r: ListOffsetsRequest) -> ListOffsetsResponse {
     let mut lookups = Vec::new();
     let mut local: Vec<Option<KafkaCode>> = Vec::new();
@@ -148,7 +150,7 @@ pub(super) async fn list_offsets(conn: &Conn, r: ListOffsetsRequest) -> ListOffs
                 (None, Ok(_), Some(it)) => match it.next() {
                     Some(f) => {
                         pr.error_code = to_kafka(f.error_code);
-                        if f.error_code.is_ok() {
+                        if f.error_code.is_ok() && !f.past_end {
                             pr.offset = i64::try_from(f.offset).unwrap_or(-1);
                         }
                     }

@@ -1,0 +1,78 @@
+//! ListOffsets through the Kafka listener: earliest, latest and by
+//! timestamp; a timestamp later than every record answers offset -1 and
+//! timestamp -1, as Kafka does (the native protocol answers the high
+//! watermark there instead).
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::net::TcpStream;
+use std::time::Duration;
+
+use sluice_protocol::kafka::list_offsets::{
+    EARLIEST, LATEST, ListOffsetsPartition, ListOffsetsRequest, ListOffsetsResponse,
+    ListOffsetsTopic,
+};
+use sluice_protocol::wire::list_offsets::{self as native, OffsetSpec};
+use sluice_protocol::wire::produce::Acks;
+use sluice_protocol::wire::topic_config::TopicConfig;
+use sluice_tests::kafka::call;
+use sluice_tests::{TestBroker, batch_of, create_topic};
+
+/// 2100-01-01: later than any record written by this test.
+const FUTURE: i64 = 4_102_444_800_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timestamp_after_every_record_answers_minus_one_on_the_kafka_port() {
+    let b = TestBroker::start();
+    let mut c = b.connect().await;
+    create_topic(&mut c, "lo", 1, TopicConfig::default()).await;
+    c.produce(
+        Acks::Leader,
+        5000,
+        &[("lo", 0, &batch_of(&["a", "b", "c"]))],
+    )
+    .await
+    .unwrap()
+    .unwrap();
+
+    let mut s = TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for version in [1, 4, 7] {
+        let mut req = ListOffsetsRequest {
+            replica_id: -1,
+            isolation_level: 0,
+            topics: vec![ListOffsetsTopic {
+                name: "lo".to_owned(),
+                partitions: [EARLIEST, LATEST, 0, FUTURE]
+                    .into_iter()
+                    .map(|timestamp| ListOffsetsPartition {
+                        partition_index: 0,
+                        current_leader_epoch: -1,
+                        timestamp,
+                    })
+                    .collect(),
+            }],
+        };
+        let r: ListOffsetsResponse = call(&mut s, version, &mut req);
+        let got: Vec<(i16, i64, i64)> = r.topics[0]
+            .partitions
+            .iter()
+            .map(|p| (p.error_code, p.offset, p.timestamp))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(0, 0, -1), (0, 3, -1), (0, 0, -1), (0, -1, -1)],
+            "v{version}"
+        );
+    }
+
+    // The native protocol answers the high watermark for the same query.
+    let r = c
+        .list_offsets(vec![native::ListOffsetsPartition {
+            topic: "lo".to_owned(),
+            partition: 0,
+            spec: OffsetSpec::Timestamp(FUTURE),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(r.partitions[0].offset, 3);
+}
