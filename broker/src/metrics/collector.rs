@@ -334,6 +334,7 @@ fn encode_broker(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std
     f.gauge("sluice_topics", "Topics.", topics.len() as u64)?;
     encode_groups(f.enc, broker)?;
     encode_apis(f.enc, broker)?;
+    encode_kafka_apis(f.enc, broker)?;
     if broker.config.metrics_per_partition {
         encode_partitions(f.enc, broker, &topics)?;
     }
@@ -417,6 +418,76 @@ fn encode_apis(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std::
     let mut m = enc.encode_descriptor(
         "sluice_request_duration_seconds",
         "Time from a request frame read whole to its response written (a fetch's long-poll wait included), by API.",
+        None,
+        MetricType::Histogram,
+    )?;
+    for (a, name) in apis.iter().zip(&names) {
+        let h = a.latency.snapshot();
+        let labels = [("api", name.as_str())];
+        m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
+            h.sum_seconds,
+            h.count,
+            &h.buckets,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// The Kafka listener's per-API series: API names are Kafka's (bounded by
+/// the keys served, plus `unknown`), error codes Kafka's.
+fn encode_kafka_apis(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std::fmt::Error> {
+    use sluice_protocol::kafka::ApiKey as KafkaApi;
+    use sluice_protocol::kafka::error_code::code;
+    let apis = &broker.stats.kafka_apis;
+    let names: Vec<String> = (0..apis.len())
+        .map(|slot| {
+            KafkaApi::ALL
+                .get(slot)
+                .map_or_else(|| "unknown".to_owned(), |k| format!("{k:?}"))
+        })
+        .collect();
+    {
+        let mut m = enc.encode_descriptor(
+            "sluice_kafka_requests",
+            "Requests received on the Kafka listener, by Kafka API.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (a, name) in apis.iter().zip(&names) {
+            let labels = [("api", name.as_str())];
+            ConstCounter::new(load(&a.requests)).encode(m.encode_family(&labels)?)?;
+        }
+    }
+    {
+        let mut m = enc.encode_descriptor(
+            "sluice_kafka_request_errors",
+            "Kafka requests not served: API or version not served (35), or the connection closed instead of an answer (42), by Kafka API and error code.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (a, name) in apis.iter().zip(&names) {
+            for (number, error) in [
+                (code::UNSUPPORTED_VERSION, "UNSUPPORTED_VERSION"),
+                (code::INVALID_REQUEST, "INVALID_REQUEST"),
+            ] {
+                let n = a.errors.get(number as usize).map_or(0, load);
+                if n == 0 {
+                    continue;
+                }
+                let number = number.to_string();
+                let labels = [
+                    ("api", name.as_str()),
+                    ("code", number.as_str()),
+                    ("error", error),
+                ];
+                ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
+            }
+        }
+    }
+    let mut m = enc.encode_descriptor(
+        "sluice_kafka_request_duration_seconds",
+        "Time from a Kafka request frame read whole to its answer written or queued (a fetch's long-poll wait included), by Kafka API.",
         None,
         MetricType::Histogram,
     )?;

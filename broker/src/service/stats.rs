@@ -10,6 +10,10 @@ use crate::metrics::histogram::Histogram;
 /// Slots of per-API counters: one per [`ApiKey`], and a last one for frames
 /// whose API is unknown or could not be read.
 pub const API_SLOTS: usize = ApiKey::ALL.len() + 1;
+/// Slots of per-API counters of the Kafka listener: one per served Kafka
+/// API key (in `sluice_protocol::kafka::ApiKey::ALL` order), and a last
+/// one for keys it does not serve.
+pub const KAFKA_API_SLOTS: usize = sluice_protocol::kafka::ApiKey::ALL.len() + 1;
 /// Slots of error counters per API: one per error code number below this;
 /// larger numbers share the last slot.
 pub const ERROR_SLOTS: usize = 64;
@@ -92,6 +96,11 @@ pub struct Stats {
     pub recovery_micros: AtomicU64,
     /// When these counters were created (the broker's data directory open).
     pub started: Started,
+    /// Per Kafka API (slot [`KAFKA_API_SLOTS`]): requests, latency, and
+    /// errors by Kafka error code number (35 UNSUPPORTED_VERSION: API or
+    /// version not served; 42 INVALID_REQUEST: the connection was closed
+    /// instead of an answer).
+    pub kafka_apis: [ApiStats; KAFKA_API_SLOTS],
 }
 
 /// An instant that defaults to the moment it is created.

@@ -178,6 +178,40 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
     }
 }
 
+/// Counts a served Kafka request in `stats.kafka_apis`: its API's slot
+/// (the last for keys not served), its latency (frame read whole to answer
+/// written or queued, a fetch's long-poll wait included), and as errors an
+/// API or version not served (35) or a request that closed the connection
+/// (42). No lock, no allocation.
+pub(crate) fn account(
+    stats: &Stats,
+    api_key: Option<u16>,
+    version: Option<i16>,
+    elapsed: std::time::Duration,
+    closed: bool,
+) {
+    let api = api_key.and_then(|k| ApiKey::from_i16(k as i16));
+    let slot = api
+        .and_then(|a| ApiKey::ALL.iter().position(|k| *k == a))
+        .unwrap_or(ApiKey::ALL.len());
+    let Some(s) = stats.kafka_apis.get(slot) else {
+        return;
+    };
+    Stats::add(&s.requests, 1);
+    s.latency.observe(elapsed);
+    let served = api.zip(version).is_some_and(|(a, v)| a.supports(v));
+    let error = if closed {
+        Some(code::INVALID_REQUEST)
+    } else if !served {
+        Some(code::UNSUPPORTED_VERSION)
+    } else {
+        None
+    };
+    if let Some(c) = error.and_then(|c| s.errors.get(c as usize)) {
+        Stats::add(c, 1);
+    }
+}
+
 /// Counts a bad request and gives the error that closes the connection.
 fn bad(conn: &Conn, what: &str, e: &KafkaError) -> ConnError {
     Stats::add(&conn.broker.stats.bad_requests, 1);

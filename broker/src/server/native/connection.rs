@@ -250,6 +250,10 @@ impl Conn {
                 .get(LEN_PREFIX..LEN_PREFIX + 2)
                 .and_then(|b| b.try_into().ok())
                 .map(u16::from_be_bytes);
+            let kafka_version = frame
+                .get(LEN_PREFIX + 2..LEN_PREFIX + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(i16::from_be_bytes);
             let started = Instant::now();
             self.last_error = None;
             self.wait_allowance = Duration::ZERO;
@@ -263,8 +267,15 @@ impl Conn {
             if self.out.is_empty() {
                 release_out(&mut self.out);
             }
-            if matches!(self.front, Front::Native) {
-                self.account(ApiStats::slot(api_key), started.elapsed());
+            match self.front {
+                Front::Native => self.account(ApiStats::slot(api_key), started.elapsed()),
+                Front::Kafka(_) => crate::server::kafka::account(
+                    &self.broker.stats,
+                    api_key,
+                    kafka_version,
+                    started.elapsed(),
+                    served.is_err(),
+                ),
             }
             served?;
         }

@@ -1,0 +1,94 @@
+//! The Kafka listener's per-API series in `/metrics`:
+//! `sluice_kafka_requests_total`, `sluice_kafka_request_errors_total` (an
+//! API or version not served: 35; the connection closed instead of an
+//! answer: 42) and `sluice_kafka_request_duration_seconds`, by Kafka API
+//! name (`unknown` for keys not served).
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use sluice_protocol::kafka::api_versions::ApiVersionsRequest;
+use sluice_protocol::kafka::metadata::MetadataRequest;
+use sluice_tests::kafka::{read_response, request_frame};
+use sluice_tests::{TestBroker, http_get, sample};
+
+fn metrics(b: &TestBroker) -> String {
+    let (status, body) = http_get(b.metrics_addr.unwrap(), "/metrics");
+    assert_eq!(status, 200);
+    body
+}
+
+#[test]
+fn kafka_requests_are_counted_timed_and_their_errors_labelled_by_kafka_api() {
+    let b = TestBroker::start();
+    let mut s = TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut frames = Vec::new();
+    frames.extend(request_frame(3, 1, &mut ApiVersionsRequest::default(), &[]));
+    frames.extend(request_frame(3, 2, &mut ApiVersionsRequest::default(), &[]));
+    frames.extend(request_frame(1, 3, &mut MetadataRequest::default(), &[]));
+    // Metadata v99 and an unknown key (999): answered with error 35.
+    frames.extend([0, 0, 0, 10, 0, 3, 0, 99, 0, 0, 0, 4, 0, 0]);
+    frames.extend([0, 0, 0, 10, 3, 231, 0, 0, 0, 0, 0, 5, 0, 0]);
+    s.write_all(&frames).unwrap();
+    for (id, header_version) in [(1, 0), (2, 0), (3, 0), (4, 0), (5, 0)] {
+        assert_eq!(read_response(&mut s, header_version).0, id);
+    }
+    // A ListOffsets v1 body cut short: the connection is closed.
+    let mut bad = TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
+    bad.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    bad.write_all(&[0, 0, 0, 11, 0, 2, 0, 1, 0, 0, 0, 6, 0, 0, 0xff])
+        .unwrap();
+    assert!(matches!(bad.read(&mut [0; 8]), Ok(0) | Err(_)));
+
+    let want = [
+        ("sluice_kafka_requests_total{api=\"ApiVersions\"}", 2.0),
+        ("sluice_kafka_requests_total{api=\"Metadata\"}", 2.0),
+        ("sluice_kafka_requests_total{api=\"unknown\"}", 1.0),
+        ("sluice_kafka_requests_total{api=\"ListOffsets\"}", 1.0),
+        (
+            "sluice_kafka_request_errors_total{api=\"Metadata\",code=\"35\",error=\"UNSUPPORTED_VERSION\"}",
+            1.0,
+        ),
+        (
+            "sluice_kafka_request_errors_total{api=\"unknown\",code=\"35\",error=\"UNSUPPORTED_VERSION\"}",
+            1.0,
+        ),
+        (
+            "sluice_kafka_request_errors_total{api=\"ListOffsets\",code=\"42\",error=\"INVALID_REQUEST\"}",
+            1.0,
+        ),
+        (
+            "sluice_kafka_request_duration_seconds_count{api=\"ApiVersions\"}",
+            2.0,
+        ),
+    ];
+    // The counts are updated right after each answer is written: wait for
+    // the last one (the closed connection's) to land.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = metrics(&b);
+        if want.iter().all(|(s, v)| sample(&text, s) == Some(*v)) || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    for (series, value) in want {
+        assert_eq!(sample(&text, series), Some(value), "{series}\n{text}");
+    }
+    // Errors are not counted for requests that were served.
+    assert_eq!(
+        sample(
+            &text,
+            "sluice_kafka_request_errors_total{api=\"ApiVersions\",code=\"35\",error=\"UNSUPPORTED_VERSION\"}"
+        ),
+        None
+    );
+    // Kafka requests stay out of the native per-API series.
+    assert_eq!(
+        sample(&text, "sluice_requests_total{api=\"Metadata\"}"),
+        Some(0.0)
+    );
+}
