@@ -108,7 +108,7 @@ impl Bootstrap {
     /// [`current`](Self::current) and wrapping around the list once. The
     /// address that answered becomes the current one. When none answers,
     /// returns [`ClientError::Io`] whose message names every address and
-    /// why it failed.
+    /// why it failed (a list of one returns that address's own error).
     pub async fn connect(&self) -> Result<Connection, ClientError> {
         let addrs = &self.inner.addrs;
         if addrs.is_empty() {
@@ -118,8 +118,9 @@ impl Bootstrap {
             )));
         }
         let start = self.inner.current.load(Ordering::Acquire) % addrs.len();
-        let mut failures = Vec::with_capacity(addrs.len());
+        let mut failures: Vec<String> = Vec::with_capacity(addrs.len());
         let mut kind = std::io::ErrorKind::ConnectionRefused;
+        let mut last = None;
         for step in 0..addrs.len() {
             let i = (start + step) % addrs.len();
             let addr = addrs[i].as_str();
@@ -133,25 +134,26 @@ impl Bootstrap {
                 Ok(Err(ClientError::Io(e))) => {
                     kind = e.kind();
                     failures.push(format!("{addr}: {e}"));
+                    last = Some(ClientError::Io(e));
                 }
                 Ok(Err(e)) => {
                     kind = std::io::ErrorKind::Other;
                     failures.push(format!("{addr}: {e}"));
+                    last = Some(e);
                 }
                 Err(_) => {
                     kind = std::io::ErrorKind::TimedOut;
-                    failures.push(format!(
-                        "{addr}: no answer within {:?}",
-                        self.inner.connect_timeout
-                    ));
+                    let e = format!("no answer within {:?}", self.inner.connect_timeout);
+                    failures.push(format!("{addr}: {e}"));
+                    last = Some(ClientError::Io(std::io::Error::new(kind, e)));
                 }
             }
         }
-        let message = if failures.len() == 1 {
-            failures.remove(0)
-        } else {
-            format!("no broker of the list answered ({})", failures.join("; "))
-        };
+        if addrs.len() == 1 {
+            // One address: its own error, as callers print it with the address.
+            return Err(last.unwrap_or(ClientError::Closed));
+        }
+        let message = format!("no broker of the list answered ({})", failures.join("; "));
         Err(ClientError::Io(std::io::Error::new(kind, message)))
     }
 
