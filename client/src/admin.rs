@@ -7,6 +7,7 @@ use sluice_protocol::wire::metadata::TopicMetadata;
 use sluice_protocol::wire::partition_status::TopicState;
 pub use sluice_protocol::wire::topic_config::{FlushMode, TopicCompression, TopicConfig};
 
+use crate::bootstrap::Bootstrap;
 use crate::connection::Connection;
 use crate::error::ClientError;
 
@@ -28,10 +29,17 @@ fn check(code: ErrorCode, message: Option<String>) -> Result<(), ClientError> {
 }
 
 impl Admin {
-    /// Connects to a broker.
+    /// Connects to the first broker of a comma-separated bootstrap list
+    /// (`host:port` or `host1:port,host2:port`) that answers; see
+    /// [`Bootstrap::connect`].
     pub async fn connect(broker: &str) -> Result<Self, ClientError> {
+        Self::connect_to(&Bootstrap::parse(broker)).await
+    }
+
+    /// Connects to the first broker of `brokers` that answers.
+    pub async fn connect_to(brokers: &Bootstrap) -> Result<Self, ClientError> {
         Ok(Admin {
-            conn: Connection::connect(broker).await?,
+            conn: brokers.connect().await?,
         })
     }
 

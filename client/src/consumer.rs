@@ -27,6 +27,7 @@ use sluice_protocol::wire::list_offsets::{ListOffsetsPartition, OffsetSpec};
 use sluice_protocol::wire::offset_commit::{CommitPartition, OffsetCommitRequestV1};
 use sluice_protocol::wire::offset_fetch::TopicPartitionRef;
 
+use crate::bootstrap::Bootstrap;
 use crate::connection::Connection;
 use crate::error::ClientError;
 
@@ -55,7 +56,9 @@ pub enum SeekTo {
 /// Consumer settings.
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
-    /// Broker address, `host:port`.
+    /// Bootstrap list: one `host:port` or several, comma-separated
+    /// (`host1:port,host2:port`); the consumer connects to the first that
+    /// answers (see [`Bootstrap`]).
     pub broker: String,
     /// Consumer group whose committed offsets are used, if any.
     pub group: Option<String>,
@@ -80,8 +83,9 @@ pub struct ConsumerConfig {
 }
 
 impl ConsumerConfig {
-    /// Defaults for a broker at `broker`: no group, earliest, 16 MiB per
-    /// fetch (8 MiB per partition), 500 ms wait, CRCs verified.
+    /// Defaults for the bootstrap list `broker` (one address or several,
+    /// comma-separated): no group, earliest, 16 MiB per fetch (8 MiB per
+    /// partition), 500 ms wait, CRCs verified.
     pub fn new(broker: impl Into<String>) -> Self {
         ConsumerConfig {
             broker: broker.into(),
@@ -94,6 +98,15 @@ impl ConsumerConfig {
             verify_crc: true,
             max_partitions_per_fetch: 1000,
         }
+    }
+
+    /// [`new`](Self::new) for several broker addresses, tried in order.
+    pub fn with_brokers<I, S>(brokers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Self::new(crate::bootstrap::join(brokers))
     }
 }
 
@@ -135,6 +148,8 @@ struct Assigned {
 #[derive(Debug)]
 pub struct Consumer {
     config: ConsumerConfig,
+    /// The config's bootstrap list and the address that answered last.
+    brokers: Bootstrap,
     conn: Connection,
     /// For commits and lookups, so they never queue behind a long poll.
     control: Option<Connection>,
@@ -159,11 +174,14 @@ pub(crate) struct MemberIdentity {
 }
 
 impl Consumer {
-    /// Connects to the broker.
+    /// Connects to the first broker of the config's bootstrap list that
+    /// answers.
     pub async fn connect(config: ConsumerConfig) -> Result<Self, ClientError> {
-        let conn = Connection::connect(config.broker.as_str()).await?;
+        let brokers = Bootstrap::parse(&config.broker);
+        let conn = brokers.connect().await?;
         Ok(Consumer {
             config,
+            brokers,
             conn,
             control: None,
             assigned: Vec::new(),
@@ -177,7 +195,7 @@ impl Consumer {
 
     async fn control(&mut self) -> Result<&mut Connection, ClientError> {
         if self.control.is_none() {
-            self.control = Some(Connection::connect(self.config.broker.as_str()).await?);
+            self.control = Some(self.brokers.connect().await?);
         }
         self.control.as_mut().ok_or(ClientError::Closed)
     }
@@ -381,7 +399,8 @@ impl Consumer {
             ) => {
                 self.in_flight = None;
                 self.control = None;
-                self.conn = Connection::connect(self.config.broker.as_str()).await?;
+                self.brokers.failed();
+                self.conn = self.brokers.connect().await?;
                 self.poll_once().await
             }
             other => other,
@@ -604,6 +623,12 @@ impl Consumer {
     /// The consumer's settings.
     pub fn config(&self) -> &ConsumerConfig {
         &self.config
+    }
+
+    /// The bootstrap list this consumer connects through (shared by its
+    /// connections: they follow the broker together).
+    pub fn brokers(&self) -> &Bootstrap {
+        &self.brokers
     }
 
     async fn maybe_auto_commit(&mut self) -> Result<(), ClientError> {

@@ -8,6 +8,8 @@
 //!   offsets, zero-copy records, seek, commit, pipelined fetches.
 //! - [`admin`]: [`Admin`] — create, delete, list, describe topics.
 //! - [`group`]: consumer groups — partition assignors and membership.
+//! - [`bootstrap`]: [`Bootstrap`] — the broker address list, which
+//!   address answered last, and connecting to the first that answers.
 //! - [`connection`]: one TCP connection with typed calls for every API.
 //! - [`group_rpc`]: the group APIs' calls on a [`Connection`] (join, sync,
 //!   heartbeat, leave, describe, list, delete, commit in a generation).
@@ -16,6 +18,7 @@
 //!   can help.
 
 pub mod admin;
+pub mod bootstrap;
 pub mod connection;
 pub mod consumer;
 pub mod error;
@@ -25,6 +28,7 @@ pub mod partitioner;
 pub mod producer;
 
 pub use admin::{Admin, FlushMode, TopicCompression, TopicConfig};
+pub use bootstrap::Bootstrap;
 pub use connection::{Connection, FetchedPartition};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo};
 pub use error::ClientError;

@@ -239,6 +239,14 @@ impl TestBroker {
         }
     }
 
+    /// Starts the broker again on the same data directory, listening on
+    /// `addr` instead of its old address (a broker moved to another host
+    /// or port of a bootstrap list).
+    pub fn restart_at(&mut self, addr: SocketAddr) {
+        self.addr = addr;
+        self.restart();
+    }
+
     /// A new connection.
     pub async fn connect(&self) -> Connection {
         Connection::connect(self.addr).await.expect("connect")

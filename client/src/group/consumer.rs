@@ -104,8 +104,8 @@ impl GroupConsumer {
                 "a group consumer needs at least one assignor and one topic",
             ));
         }
-        let hb = Heartbeat::start(consumer.broker.clone(), config.heartbeat_interval);
         let consumer = Consumer::connect(consumer).await?;
+        let hb = Heartbeat::start(consumer.brokers().clone(), config.heartbeat_interval);
         Ok(GroupConsumer {
             consumer,
             config,
@@ -293,7 +293,7 @@ impl GroupConsumer {
 
     async fn coord(&mut self) -> Result<&mut Connection, ClientError> {
         if self.coord.is_none() {
-            self.coord = Some(Connection::connect(self.consumer.config().broker.as_str()).await?);
+            self.coord = Some(self.consumer.brokers().connect().await?);
         }
         self.coord.as_mut().ok_or(ClientError::Closed)
     }

@@ -8,6 +8,7 @@ use sluice_protocol::wire::ErrorCode;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::bootstrap::Bootstrap;
 use crate::connection::Connection;
 
 /// Which generation of which member to heartbeat for.
@@ -50,9 +51,9 @@ pub(crate) struct Heartbeat {
 }
 
 impl Heartbeat {
-    /// Starts the task, heartbeating every `interval` to `broker` while a
-    /// target is set.
-    pub(crate) fn start(broker: String, interval: Duration) -> Arc<Heartbeat> {
+    /// Starts the task, heartbeating every `interval` to a broker of
+    /// `brokers` while a target is set.
+    pub(crate) fn start(brokers: Bootstrap, interval: Duration) -> Arc<Heartbeat> {
         let hb = Arc::new(Heartbeat {
             state: Mutex::new(State {
                 target: None,
@@ -72,13 +73,16 @@ impl Heartbeat {
                 let Some(hb) = weak.upgrade() else { return };
                 let Some(target) = hb.target() else { continue };
                 if conn.is_none() {
-                    conn = Connection::connect(broker.as_str()).await.ok();
+                    conn = brokers.connect().await.ok();
                 }
                 let Some(c) = conn.as_mut() else { continue };
                 let sent = Instant::now();
                 match send(c, &target).await {
                     Ok(code) => hb.record(&target, sent, code),
-                    Err(_) => conn = None,
+                    Err(_) => {
+                        brokers.failed();
+                        conn = None;
+                    }
                 }
             }
         });

@@ -48,7 +48,10 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// Producer settings.
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
-    /// Broker address, `host:port`.
+    /// Bootstrap list: one `host:port` or several, comma-separated
+    /// (`host1:port,host2:port`); the producer connects to the first that
+    /// answers and moves on when its connection breaks (see
+    /// [`Bootstrap`](crate::Bootstrap)).
     pub broker: String,
     /// When the broker acknowledges.
     pub acks: Acks,
@@ -88,7 +91,7 @@ pub struct ProducerConfig {
 }
 
 impl ProducerConfig {
-    /// Defaults for a broker at `broker`: acks=leader, 256 KiB batches,
+    /// Defaults for the bootstrap list `broker`: acks=leader, 256 KiB batches,
     /// 5 ms linger, 4 requests in flight, 64 MiB buffer, retries from 100 ms
     /// without a count limit until a 120 s delivery timeout, idempotence on,
     /// no compression.
@@ -109,6 +112,15 @@ impl ProducerConfig {
             idempotence: true,
             delivery_timeout: Duration::from_secs(120),
         }
+    }
+
+    /// [`new`](Self::new) for several broker addresses, tried in order.
+    pub fn with_brokers<I, S>(brokers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Self::new(crate::bootstrap::join(brokers))
     }
 }
 
@@ -170,6 +182,8 @@ pub(crate) struct Shared {
     /// Producer id and sequence numbers (idempotence).
     pub(crate) idempotence: std::sync::Mutex<idempotence::Idempotence>,
     partitions: tokio::sync::Mutex<(Option<Connection>, std::collections::HashMap<String, u32>)>,
+    /// The config's bootstrap list and the address that answered last.
+    pub(crate) brokers: crate::bootstrap::Bootstrap,
 }
 
 impl std::fmt::Debug for Shared {
@@ -202,6 +216,7 @@ impl Producer {
             closing: AtomicBool::new(false),
             idempotence: Default::default(),
             partitions: tokio::sync::Mutex::new((None, Default::default())),
+            brokers: crate::bootstrap::Bootstrap::parse(&config.broker),
             config,
         });
         let sender = tokio::spawn(sender::run(Arc::clone(&shared)));
@@ -351,12 +366,9 @@ impl Producer {
             ))
         };
         if guard.0.is_none() {
-            let conn = tokio::time::timeout(
-                METADATA_TIMEOUT,
-                Connection::connect(self.shared.config.broker.as_str()),
-            )
-            .await
-            .map_err(|_| timed_out())??;
+            let conn = tokio::time::timeout(METADATA_TIMEOUT, self.shared.brokers.connect())
+                .await
+                .map_err(|_| timed_out())??;
             guard.0 = Some(conn);
         }
         let conn = guard.0.as_mut().ok_or(ClientError::Closed)?;
@@ -371,6 +383,7 @@ impl Producer {
             Ok(m) => m,
             Err(e) => {
                 guard.0 = None;
+                self.shared.brokers.failed();
                 return Err(e);
             }
         };

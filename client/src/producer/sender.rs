@@ -262,12 +262,9 @@ async fn connect(shared: &Shared) -> Result<Connection, ClientError> {
             format!("{what} took longer than {CONNECT_TIMEOUT:?}"),
         ))
     };
-    let mut conn = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        Connection::connect(shared.config.broker.as_str()),
-    )
-    .await
-    .map_err(|_| timed_out("connecting"))??;
+    let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, shared.brokers.connect())
+        .await
+        .map_err(|_| timed_out("connecting"))??;
     let needs_id = shared.config.idempotence
         && shared
             .idempotence
@@ -439,6 +436,10 @@ pub(super) async fn run(shared: Arc<Shared>) {
         drop(writer);
         drop(tx);
         let _ = reader_task.await;
+        if broken.load(Ordering::Acquire) {
+            // Start the next connect at the following bootstrap address.
+            shared.brokers.failed();
+        }
         if shared.closing.load(Ordering::Acquire) && shared.pending.load(Ordering::Acquire) == 0 {
             return;
         }

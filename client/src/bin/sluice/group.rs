@@ -68,7 +68,8 @@ pub(crate) enum GroupCommand {
 
 /// Runs one group command.
 pub(crate) async fn run(broker: &str, cmd: GroupCommand) -> anyhow::Result<Outcome> {
-    let mut conn = Connection::connect(broker)
+    let mut conn = sluice_client::Bootstrap::parse(broker)
+        .connect()
         .await
         .map_err(|e| cannot_connect(broker, &e))?;
     let mut out = std::io::stdout().lock();

@@ -32,7 +32,8 @@ use sluice_protocol::wire::ErrorCode;
 #[derive(Debug, Parser)]
 #[command(name = "sluice", version, about = "Sluice command-line client")]
 struct Cli {
-    /// Broker address, HOST:PORT
+    /// Bootstrap list, HOST:PORT[,HOST:PORT...]: the first broker that
+    /// answers is used
     #[arg(
         long,
         global = true,
