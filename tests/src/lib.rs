@@ -3,6 +3,7 @@
 //! and read record batches. One scenario per file in `tests/tests/`.
 
 pub mod kafka;
+pub mod strace;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};

@@ -7,32 +7,14 @@
 //! Needs `strace` and `kcat` (installed by `.ci/run`).
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
 use sluice_protocol::wire::produce::Acks;
 use sluice_protocol::wire::topic_config::TopicConfig;
 use sluice_tests::kafka::{kcat, run_kcat};
+use sluice_tests::strace::{SegmentTrace, strace_available};
 use sluice_tests::{TestBroker, batch_sized, create_topic};
 
 const RECORDS: usize = 1024;
 const VALUE: usize = 1000;
-
-fn strace_available() -> bool {
-    let ok = Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("SLUICE_REQUIRE_STRACE").is_err(),
-            "strace is required (SLUICE_REQUIRE_STRACE is set) but not installed"
-        );
-        eprintln!("SKIPPED: strace is not installed; the zero-copy probe did not run");
-    }
-    ok
-}
 
 /// (bytes moved by sendfile from segment files, segment reads into user
 /// space) while kcat read `batches` batches of about 1 MiB.
@@ -49,32 +31,7 @@ async fn consume_traced(fetch_path: &str, batches: usize) -> (u64, Vec<String>, 
             .unwrap()
             .unwrap();
     }
-    let out = tempfile::NamedTempFile::new().unwrap();
-    let mut strace = Command::new("strace")
-        .args([
-            "-f",
-            "-y",
-            "-e",
-            "trace=read,pread64,readv,preadv,preadv2,sendfile",
-            "-o",
-        ])
-        .arg(out.path())
-        .args(["-p", &broker.pid().to_string()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("strace");
-    let stderr = strace.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("attached") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(20))
-        .expect("strace attached");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let probe = SegmentTrace::attach(broker.pid()).await;
 
     let addr = broker.kafka_addr.unwrap().to_string();
     let offsets = tokio::task::spawn_blocking(move || {
@@ -105,34 +62,8 @@ async fn consume_traced(fetch_path: &str, batches: usize) -> (u64, Vec<String>, 
         lines.last().copied(),
         Some(&*(batches * RECORDS - 1).to_string())
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(strace.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    strace.wait().unwrap();
-
-    let text = std::fs::read_to_string(out.path()).unwrap();
-    let mut sendfile = 0u64;
-    let mut reads = Vec::new();
-    for line in text.lines() {
-        let ret = line
-            .rsplit_once(" = ")
-            .and_then(|(_, r)| r.split_whitespace().next()?.parse::<i64>().ok());
-        if line.contains("sendfile(") && line.contains(".log>") {
-            sendfile += ret.unwrap_or(0).max(0) as u64;
-        } else if (line.contains("read(")
-            || line.contains("read64(")
-            || line.contains("readv")
-            || line.contains("preadv"))
-            && line.contains(".log>")
-            && ret.unwrap_or(0) > 0
-        {
-            reads.push(line.to_owned());
-        }
-    }
-    (sendfile, reads, produced)
+    let trace = probe.finish().await;
+    (trace.sendfile_bytes, trace.segment_reads, produced)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,40 +8,17 @@
 //! with a message, unless `SLUICE_REQUIRE_STRACE=1`, which makes it fail.
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
 use sluice_protocol::wire::fetch::FetchPartition;
 use sluice_protocol::wire::produce::Acks;
 use sluice_protocol::wire::topic_config::TopicConfig;
+use sluice_tests::strace::{SegmentTrace, Trace, strace_available};
 use sluice_tests::{TestBroker, batch_sized, create_topic, decode_records};
 
 const BATCHES: usize = 24;
 const RECORDS: usize = 1024;
 const VALUE: usize = 1000;
 
-fn strace_available() -> bool {
-    let ok = Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("SLUICE_REQUIRE_STRACE").is_err(),
-            "strace is required (SLUICE_REQUIRE_STRACE is set) but not installed"
-        );
-        eprintln!("SKIPPED: strace is not installed; the zero-copy probe did not run");
-    }
-    ok
-}
-
 /// Syscall summary of the broker while it served the fetches.
-struct Trace {
-    sendfile_bytes: u64,
-    segment_reads: Vec<String>,
-}
-
 async fn fetch_everything_traced(fetch_path: &str) -> (Trace, u64, u64) {
     let broker = TestBroker::start_with_args(&["--fetch-path", fetch_path]);
     let mut conn = broker.connect().await;
@@ -56,33 +33,7 @@ async fn fetch_everything_traced(fetch_path: &str) -> (Trace, u64, u64) {
             .unwrap();
     }
 
-    let out = tempfile::NamedTempFile::new().unwrap();
-    let mut strace = Command::new("strace")
-        .args([
-            "-f",
-            "-y",
-            "-e",
-            "trace=read,pread64,readv,preadv,preadv2,sendfile",
-            "-o",
-        ])
-        .arg(out.path())
-        .args(["-p", &broker.pid().to_string()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("strace");
-    // Wait until strace has attached to every thread.
-    let stderr = strace.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("attached") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(20))
-        .expect("strace attached");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let probe = SegmentTrace::attach(broker.pid()).await;
 
     let mut offset = 0;
     let mut received = 0u64;
@@ -112,35 +63,7 @@ async fn fetch_everything_traced(fetch_path: &str) -> (Trace, u64, u64) {
     }
     assert_eq!(records, BATCHES * RECORDS);
     assert_eq!(received, produced);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(strace.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    strace.wait().unwrap();
-
-    let text = std::fs::read_to_string(out.path()).unwrap();
-    let mut trace = Trace {
-        sendfile_bytes: 0,
-        segment_reads: Vec::new(),
-    };
-    for line in text.lines() {
-        let ret = line
-            .rsplit_once(" = ")
-            .and_then(|(_, r)| r.split_whitespace().next()?.parse::<i64>().ok());
-        if line.contains("sendfile(") && line.contains(".log>") {
-            trace.sendfile_bytes += ret.unwrap_or(0).max(0) as u64;
-        } else if (line.contains("read(")
-            || line.contains("read64(")
-            || line.contains("readv")
-            || line.contains("preadv"))
-            && line.contains(".log>")
-            && ret.unwrap_or(0) > 0
-        {
-            trace.segment_reads.push(line.to_owned());
-        }
-    }
+    let trace = probe.finish().await;
     let stats = conn.stats().await.unwrap();
     (
         trace,
