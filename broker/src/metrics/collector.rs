@@ -25,6 +25,7 @@ use sluice_protocol::wire::{ApiKey, ErrorCode};
 use super::Health;
 use super::histogram::HistogramSnapshot;
 use crate::server::Broker;
+use crate::service::stats::ApiStats;
 
 /// Reads the broker's state into Prometheus series on each scrape.
 #[derive(Debug)]
@@ -378,18 +379,13 @@ fn api_name(slot: usize) -> String {
 fn encode_apis(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std::fmt::Error> {
     let apis = &broker.stats.apis;
     let names: Vec<String> = (0..apis.len()).map(api_name).collect();
-    {
-        let mut m = enc.encode_descriptor(
-            "sluice_requests",
-            "Requests received, by API.",
-            None,
-            MetricType::Counter,
-        )?;
-        for (a, name) in apis.iter().zip(&names) {
-            let labels = [("api", name.as_str())];
-            ConstCounter::new(load(&a.requests)).encode(m.encode_family(&labels)?)?;
-        }
-    }
+    encode_api_requests(
+        enc,
+        "sluice_requests",
+        "Requests received, by API.",
+        apis,
+        &names,
+    )?;
     {
         let mut m = enc.encode_descriptor(
             "sluice_request_errors",
@@ -415,23 +411,13 @@ fn encode_apis(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std::
             }
         }
     }
-    let mut m = enc.encode_descriptor(
+    encode_api_latency(
+        enc,
         "sluice_request_duration_seconds",
         "Time from a request frame read whole to its response written (a fetch's long-poll wait included), by API.",
-        None,
-        MetricType::Histogram,
-    )?;
-    for (a, name) in apis.iter().zip(&names) {
-        let h = a.latency.snapshot();
-        let labels = [("api", name.as_str())];
-        m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
-            h.sum_seconds,
-            h.count,
-            &h.buckets,
-            None,
-        )?;
-    }
-    Ok(())
+        apis,
+        &names,
+    )
 }
 
 /// The Kafka listener's per-API series: API names are Kafka's (bounded by
@@ -447,18 +433,13 @@ fn encode_kafka_apis(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(),
                 .map_or_else(|| "unknown".to_owned(), |k| format!("{k:?}"))
         })
         .collect();
-    {
-        let mut m = enc.encode_descriptor(
-            "sluice_kafka_requests",
-            "Requests received on the Kafka listener, by Kafka API.",
-            None,
-            MetricType::Counter,
-        )?;
-        for (a, name) in apis.iter().zip(&names) {
-            let labels = [("api", name.as_str())];
-            ConstCounter::new(load(&a.requests)).encode(m.encode_family(&labels)?)?;
-        }
-    }
+    encode_api_requests(
+        enc,
+        "sluice_kafka_requests",
+        "Requests received on the Kafka listener, by Kafka API.",
+        apis,
+        &names,
+    )?;
     {
         let mut m = enc.encode_descriptor(
             "sluice_kafka_request_errors",
@@ -485,13 +466,41 @@ fn encode_kafka_apis(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(),
             }
         }
     }
-    let mut m = enc.encode_descriptor(
+    encode_api_latency(
+        enc,
         "sluice_kafka_request_duration_seconds",
         "Time from a Kafka request frame read whole to its answer written or queued (a fetch's long-poll wait included), by Kafka API.",
-        None,
-        MetricType::Histogram,
-    )?;
-    for (a, name) in apis.iter().zip(&names) {
+        apis,
+        &names,
+    )
+}
+
+/// A request counter per API slot, labelled `api`.
+fn encode_api_requests(
+    enc: &mut DescriptorEncoder,
+    metric: &str,
+    help: &str,
+    apis: &[ApiStats],
+    names: &[String],
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(metric, help, None, MetricType::Counter)?;
+    for (a, name) in apis.iter().zip(names) {
+        let labels = [("api", name.as_str())];
+        ConstCounter::new(load(&a.requests)).encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// A latency histogram per API slot, labelled `api`.
+fn encode_api_latency(
+    enc: &mut DescriptorEncoder,
+    metric: &str,
+    help: &str,
+    apis: &[ApiStats],
+    names: &[String],
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(metric, help, None, MetricType::Histogram)?;
+    for (a, name) in apis.iter().zip(names) {
         let h = a.latency.snapshot();
         let labels = [("api", name.as_str())];
         m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
