@@ -473,8 +473,32 @@ async fn bad_group_requests_get_error_codes_and_the_connection_goes_on() {
     req.protocols.clear();
     let r = m.conn.join_group(&req).await.unwrap();
     assert_eq!(r.error_code, ErrorCode::InconsistentGroupProtocol);
+    // Metadata the coordinator would keep for the member's lifetime is
+    // bounded: just over 1 MiB is refused before any group exists.
+    req.protocols = vec![JoinProtocol {
+        name: "range".into(),
+        metadata: vec![7; (1 << 20) - 4],
+    }];
+    let r = m.conn.join_group(&req).await.unwrap();
+    assert_eq!(r.error_code, ErrorCode::MessageTooLarge);
     let r = conn.heartbeat(GROUP, 1, "nobody", None).await.unwrap();
     assert_eq!(r.error_code, ErrorCode::UnknownMemberId);
+    let r = conn
+        .sync_group(&SyncGroupRequest {
+            group: GROUP.into(),
+            generation_id: 1,
+            member_id: "nobody".into(),
+            group_instance_id: None,
+            protocol_type: None,
+            protocol_name: None,
+            assignments: vec![SyncGroupAssignment {
+                member_id: "nobody".into(),
+                assignment: vec![7; (1 << 20) + 1],
+            }],
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.error_code, ErrorCode::MessageTooLarge);
     let listed = conn.list_groups(vec![]).await.unwrap();
     assert!(listed.groups.is_empty(), "refused joins created no group");
 }

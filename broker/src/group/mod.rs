@@ -26,4 +26,11 @@ pub mod types;
 mod tests;
 
 pub use coordinator::{Coordinator, GroupConfig, GroupStats};
+
+/// Most bytes of protocol names and metadata one member may join with, and
+/// of one member's assignment: the coordinator keeps both for as long as
+/// the member stays (and writes them into the group's record), so a request
+/// must not make it hold a frame's worth per member. 1 MiB, Kafka's default
+/// largest message, holds subscriptions to tens of thousands of topics.
+pub const MAX_MEMBER_METADATA_BYTES: usize = 1 << 20;
 pub use types::*;

@@ -22,13 +22,30 @@ impl Service {
     /// Joins (or rejoins) a group; completes when the generation forms (or
     /// at once with an error). Dropping the future abandons the wait (the
     /// member stays until its session expires).
+    ///
+    /// Protocols heavier than [`crate::group::MAX_MEMBER_METADATA_BYTES`]
+    /// are refused with `MessageTooLarge`, before the coordinator keeps them.
     pub async fn join_group(self: &Arc<Self>, req: JoinGroup) -> JoinResult {
+        let bytes: usize = req.protocols.iter().map(|(n, m)| n.len() + m.len()).sum();
+        if bytes > crate::group::MAX_MEMBER_METADATA_BYTES {
+            return JoinResult::error(ErrorCode::MessageTooLarge, req.member_id);
+        }
         self.groups.join(req).await
     }
 
     /// The member's assignment in a generation; completes when the leader's
     /// assignments are durable (or at once with an error).
+    ///
+    /// An assignment heavier than [`crate::group::MAX_MEMBER_METADATA_BYTES`]
+    /// is refused with `MessageTooLarge`, before the coordinator keeps it.
     pub async fn sync_group(self: &Arc<Self>, req: SyncGroup) -> SyncResult {
+        if req
+            .assignments
+            .iter()
+            .any(|(_, a)| a.len() > crate::group::MAX_MEMBER_METADATA_BYTES)
+        {
+            return SyncResult::error(ErrorCode::MessageTooLarge);
+        }
         self.groups.sync(req).await
     }
 
