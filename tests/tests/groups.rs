@@ -291,6 +291,34 @@ fn rebalances(m: &Member, from: usize) -> Vec<String> {
         .collect()
 }
 
+/// Partitions a member holds by its own callbacks (`assigned` adds,
+/// `revoked` removes).
+fn held(m: &Member) -> usize {
+    let mut set = BTreeSet::new();
+    for l in rebalances(m, 0) {
+        let mut words = l.split_whitespace().skip(1);
+        let kind = words.next().unwrap_or_default();
+        for tp in words {
+            let tp = tp.split('@').next().unwrap_or_default().to_owned();
+            if kind == "assigned" {
+                set.insert(tp);
+            } else {
+                set.remove(&tp);
+            }
+        }
+    }
+    set.len()
+}
+
+/// Waits until every member's callbacks have caught up with a balanced
+/// group (the coordinator's view can be ahead of a member's output).
+fn wait_callbacks(members: &[&Member]) {
+    let share = PARTITIONS as usize / members.len();
+    wait_until("members' callbacks", 60, || {
+        members.iter().all(|m| held(m) == share)
+    });
+}
+
 /// With cooperative-sticky (the default) a member joining a stable group
 /// takes one partition from each of the two others, which revoke just that
 /// one and keep consuming the rest; with the eager `range` assignor every
@@ -303,9 +331,11 @@ fn a_joining_member_moves_only_what_it_takes_unless_the_assignor_is_eager() {
         let a = Member::start(&addr, group, &opts);
         let b = Member::start(&addr, group, &opts);
         wait_balanced(&addr, group, 2);
+        wait_callbacks(&[&a, &b]);
         let from = [a.stderr().len(), b.stderr().len()];
         let c = Member::start(&addr, group, &opts);
         wait_balanced(&addr, group, 3);
+        wait_callbacks(&[&a, &b, &c]);
         for (m, from) in [(&a, from[0]), (&b, from[1])] {
             let events = rebalances(m, from);
             let words = |l: &String| l.split_whitespace().count() - 2;
