@@ -382,6 +382,7 @@ async fn version_0_requests_are_answered_in_version_0() {
                 compression: Some(TopicCompression::Gzip),
                 ..TopicConfig::default()
             },
+            replication_factor: None,
         }],
     };
     c.send_version(ApiKey::CreateTopics, 1, &v1, &[])
