@@ -155,7 +155,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -170,7 +170,7 @@ mod tests {
         service_led_by(dir, Arc::new(leadership::SingleNode::default()))
     }
 
-    fn service_led_by(
+    pub(crate) fn service_led_by(
         dir: &std::path::Path,
         leadership: Arc<dyn leadership::Leadership>,
     ) -> Arc<Service> {

@@ -570,3 +570,37 @@ async fn fetch(conn: &mut Conn, id: u32, req: FetchRequest) -> Result<(), ConnEr
     conn.out.clear();
     sent
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::service::leadership::tests::Scripted;
+    use crate::service::tests::service_led_by;
+
+    /// A cluster's view reaches the wire: every broker, and each
+    /// partition's leader (or none), epoch, replicas and in-sync replicas.
+    #[test]
+    fn metadata_carries_the_cluster_view() {
+        for leader in [Some(2), None] {
+            let dir = tempfile::tempdir().unwrap();
+            let svc = service_led_by(dir.path(), Arc::new(Scripted { local: 1, leader }));
+            let m = metadata(
+                &svc,
+                MetadataRequest {
+                    topics: Some(vec!["t".into()]),
+                },
+            );
+            let ids: Vec<u64> = m.brokers.iter().map(|b| b.id).collect();
+            assert_eq!(ids, [1, 2, 3]);
+            assert_eq!(m.broker_address(2), Some("127.0.0.1:9292"));
+            let p = &m.topics[0].partitions[0];
+            assert_eq!(p.leader, leader);
+            assert_eq!(p.leader_epoch, 4);
+            assert_eq!(p.replicas, [1, 2, 3]);
+            assert_eq!(p.isr, [1, 2]);
+            assert_eq!(m.leader("t", 0), Some(leader));
+        }
+    }
+}

@@ -34,7 +34,7 @@ pub(crate) async fn run(broker: &str, cmd: ClusterCommand) -> anyhow::Result<Out
             brokers.sort_by_key(|b| b.id);
             match output {
                 Output::Text => {
-                    writeln!(out, "{:>6} {:<24} {}", "id", "listen", "kafka")?;
+                    writeln!(out, "{:>6} {:<24} kafka", "id", "listen")?;
                     for b in &brokers {
                         let kafka = b.kafka.as_deref().unwrap_or("-");
                         writeln!(out, "{:>6} {:<24} {}", b.id, b.listen, kafka)?;
