@@ -439,6 +439,9 @@ pub struct BrokerConfig {
     /// `HOST:PORT` Kafka clients are told to connect to (Metadata,
     /// FindCoordinator); empty: the address the Kafka listener is bound to.
     pub kafka_advertised: String,
+    /// Replicas of each partition of a topic created without a replication
+    /// factor of its own (1..=the number of brokers; 1 without a cluster).
+    pub default_replication_factor: u16,
 }
 
 impl Default for BrokerConfig {
@@ -476,6 +479,7 @@ impl Default for BrokerConfig {
             group_initial_rebalance_delay_ms: 500,
             kafka_listen: KafkaListen::default(),
             kafka_advertised: String::new(),
+            default_replication_factor: 1,
         }
     }
 }
@@ -571,6 +575,9 @@ impl BrokerConfig {
                 "kafka_advertised must be HOST:PORT, not {:?}",
                 self.kafka_advertised
             ));
+        }
+        if self.default_replication_factor == 0 {
+            return Err("default_replication_factor must be positive".into());
         }
         crate::topics::check_topic_limits(&self.topic_defaults.resolve(&TopicConfig::default()))
             .map_err(|e| format!("topic_defaults: {e}"))?;

@@ -172,6 +172,7 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("binding {listen}"))?;
         let addr = listener.local_addr()?;
         let _ = broker.bound_listen.set(addr);
+        broker.single_node.set_listen(addr.to_string());
         let kafka = match broker.config.kafka_listen {
             KafkaListen::Off => None,
             KafkaListen::On(kafka_addr) => {
@@ -186,6 +187,9 @@ fn main() -> anyhow::Result<()> {
                     None => (bound.ip().to_string(), bound.port()),
                 };
                 println!("sluice-broker kafka listening on {bound}");
+                broker
+                    .single_node
+                    .set_kafka(format!("{}:{}", advertised.0, advertised.1));
                 Some((
                     l,
                     Advertised {

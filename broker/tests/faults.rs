@@ -108,6 +108,7 @@ async fn disk_faults_give_clear_errors_and_lose_nothing_acknowledged() {
             name: (*n).into(),
             partitions: 1,
             config: TopicConfig::default(),
+            replication_factor: None,
         })
         .collect();
     let r = conn.create_topics(topics).await.unwrap();
@@ -264,6 +265,7 @@ async fn offset_commits_under_disk_faults_give_clear_errors() {
             name: "t".into(),
             partitions: 1,
             config: TopicConfig::default(),
+            replication_factor: None,
         }])
         .await
         .unwrap();

@@ -133,6 +133,7 @@ async fn acks_all_records_and_committed_offsets_survive_power_cuts_acks_leader_m
             name: (*n).into(),
             partitions: 1,
             config: TopicConfig::default(),
+            replication_factor: None,
         })
         .collect();
     let r = conn.create_topics(topics).await.unwrap();
@@ -263,6 +264,7 @@ async fn idempotent_retries_after_a_power_cut_store_nothing_twice() {
                 segment_bytes: Some(65536),
                 ..TopicConfig::default()
             },
+            replication_factor: None,
         }])
         .await
         .unwrap();

@@ -213,6 +213,7 @@ fn stuck_write(disk_io: DiskIo, records: usize) {
                 name: (*n).into(),
                 partitions: 1,
                 config: TopicConfig::default(),
+                replication_factor: None,
             })
             .collect();
         let r = admin.create_topics(topics).await.unwrap();

@@ -43,11 +43,26 @@ impl Admin {
         })
     }
 
-    /// Creates a topic.
+    /// Creates a topic with the broker's default replication factor.
     pub async fn create_topic(
         &mut self,
         name: &str,
         partitions: u32,
+        config: TopicConfig,
+    ) -> Result<(), ClientError> {
+        self.create_replicated_topic(name, partitions, None, config)
+            .await
+    }
+
+    /// Creates a topic whose partitions each have `replication_factor`
+    /// replicas (`None`: the broker's `default_replication_factor`). A
+    /// factor above the number of brokers fails with
+    /// `InvalidReplicationFactor`.
+    pub async fn create_replicated_topic(
+        &mut self,
+        name: &str,
+        partitions: u32,
+        replication_factor: Option<u16>,
         config: TopicConfig,
     ) -> Result<(), ClientError> {
         let r = self
@@ -56,6 +71,7 @@ impl Admin {
                 name: name.to_owned(),
                 partitions,
                 config,
+                replication_factor,
             }])
             .await?;
         let t = r.results.into_iter().next().ok_or(ClientError::Closed)?;
@@ -67,6 +83,15 @@ impl Admin {
         let r = self.conn.delete_topics(vec![name.to_owned()]).await?;
         let t = r.results.into_iter().next().ok_or(ClientError::Closed)?;
         check(t.error_code, t.message)
+    }
+
+    /// The cluster's brokers and the given topics (or all) with each
+    /// partition's leader, epoch, replicas and in-sync replicas.
+    pub async fn metadata(
+        &mut self,
+        topics: Option<Vec<String>>,
+    ) -> Result<sluice_protocol::wire::metadata::MetadataResponse, ClientError> {
+        self.conn.metadata(topics).await
     }
 
     /// Every topic with its partitions and settings.

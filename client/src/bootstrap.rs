@@ -11,10 +11,14 @@
 //!
 //! Clones share the remembered address, so every connection of one
 //! producer or consumer follows the broker together. All address handling
-//! of the client lives here (leader-following will be added here too).
+//! of the client lives here, leader-following included: after a broker
+//! answers `NotLeaderForPartition` (or `LeaderNotAvailable`), the client
+//! asks any broker of the list for Metadata ([`Bootstrap::find_leader`])
+//! and [`Bootstrap::follow`]s the leader's address, which the next
+//! [`Bootstrap::connect`] tries first.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::connection::Connection;
@@ -35,6 +39,8 @@ struct Inner {
     addrs: Vec<String>,
     current: AtomicUsize,
     connect_timeout: Duration,
+    /// A leader's address learnt from Metadata, tried before the list.
+    followed: Mutex<Option<String>>,
 }
 
 /// Joins addresses into the comma-separated form the configs hold.
@@ -76,6 +82,7 @@ impl Bootstrap {
                 addrs,
                 current: AtomicUsize::new(0),
                 connect_timeout: CONNECT_TIMEOUT,
+                followed: Mutex::new(None),
             }),
         }
     }
@@ -88,6 +95,7 @@ impl Bootstrap {
                 addrs: self.inner.addrs.clone(),
                 current: AtomicUsize::new(self.inner.current.load(Ordering::Relaxed)),
                 connect_timeout: timeout,
+                followed: Mutex::new(self.followed()),
             }),
         }
     }
@@ -104,12 +112,71 @@ impl Bootstrap {
         self.inner.addrs.get(i).map(String::as_str)
     }
 
-    /// Connects to the first address that answers, starting at
+    /// The leader's address being followed, if any.
+    pub fn followed(&self) -> Option<String> {
+        self.inner
+            .followed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Makes the next [`connect`](Self::connect) (of every clone) try
+    /// `addr` first: the address of a partition's leader, learnt from
+    /// Metadata. It is dropped when it fails to connect or
+    /// [`failed`](Self::failed) is called.
+    pub fn follow(&self, addr: String) {
+        *self
+            .inner
+            .followed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(addr);
+    }
+
+    /// Asks a broker of the list (never the followed address) for
+    /// Metadata of `topic` and returns the native address of the leader of
+    /// `partition`: `None` when the partition has no leader right now (or
+    /// the topic or partition is unknown there).
+    pub async fn find_leader(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<Option<String>, ClientError> {
+        let mut conn = self.connect_list().await?;
+        let meta = conn.metadata(Some(vec![topic.to_owned()])).await?;
+        Ok(match meta.leader(topic, partition) {
+            Some(Some(id)) => meta.broker_address(id).map(str::to_owned),
+            _ => None,
+        })
+    }
+
+    /// Connects to the followed leader's address if there is one (dropping
+    /// it when it does not answer), else as [`connect_list`](Self::connect_list).
+    pub async fn connect(&self) -> Result<Connection, ClientError> {
+        if let Some(addr) = self.followed() {
+            let tried =
+                tokio::time::timeout(self.inner.connect_timeout, Connection::connect(&addr)).await;
+            if let Ok(Ok(conn)) = tried {
+                return Ok(conn);
+            }
+            let mut followed = self
+                .inner
+                .followed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if followed.as_deref() == Some(addr.as_str()) {
+                *followed = None;
+            }
+        }
+        self.connect_list().await
+    }
+
+    /// Connects to the first address of the list that answers, starting at
     /// [`current`](Self::current) and wrapping around the list once. The
     /// address that answered becomes the current one. When none answers,
     /// returns [`ClientError::Io`] whose message names every address and
     /// why it failed (a list of one returns that address's own error).
-    pub async fn connect(&self) -> Result<Connection, ClientError> {
+    pub async fn connect_list(&self) -> Result<Connection, ClientError> {
         let addrs = &self.inner.addrs;
         if addrs.is_empty() {
             return Err(ClientError::Io(std::io::Error::new(
@@ -158,9 +225,20 @@ impl Bootstrap {
     }
 
     /// Says the current address failed (its connection broke, or it
-    /// answered with a retriable error): the next connect starts at the
-    /// following address. A no-op when another clone already moved on.
+    /// answered with a retriable error): a followed leader's address is
+    /// dropped, or else the next connect starts at the following address of
+    /// the list. A no-op when another clone already moved on.
     pub fn failed(&self) {
+        if self
+            .inner
+            .followed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .is_some()
+        {
+            return;
+        }
         let n = self.inner.addrs.len();
         if n > 1 {
             let i = self.inner.current.load(Ordering::Acquire);
@@ -230,6 +308,29 @@ mod tests {
         // Remembered: the next connect starts there.
         b.connect().await.unwrap();
         assert_eq!(accept.await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_followed_address_goes_first_until_it_fails() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let leader = listener.local_addr().unwrap().to_string();
+        let dead = dead_addr();
+        let b = Bootstrap::new([dead.as_str()]);
+        assert!(b.connect().await.is_err());
+        b.follow(leader.clone());
+        let c = b.clone();
+        let conn = c.connect().await.unwrap();
+        assert_eq!(conn.peer(), leader);
+        assert_eq!(b.followed(), Some(leader.clone()));
+        // `failed` drops it: back to the list.
+        b.failed();
+        assert_eq!(c.followed(), None);
+        assert!(c.connect().await.is_err());
+        // A followed address that does not answer is dropped too.
+        b.follow(dead_addr());
+        assert!(b.connect().await.is_err());
+        assert_eq!(b.followed(), None);
+        drop(listener);
     }
 
     #[tokio::test]

@@ -15,7 +15,9 @@ use sluice_protocol::wire::init_producer_id::{InitProducerIdRequest, InitProduce
 use sluice_protocol::wire::list_offsets::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsResponse,
 };
-use sluice_protocol::wire::metadata::{MetadataRequest, MetadataResponse, MetadataResponseV0};
+use sluice_protocol::wire::metadata::{
+    MetadataRequest, MetadataResponse, MetadataResponseV0, MetadataResponseV1,
+};
 use sluice_protocol::wire::offset_commit::{
     CommitPartition, OffsetCommitRequest, OffsetCommitResponse,
 };
@@ -184,6 +186,8 @@ pub struct Connection {
     /// The broker's ApiVersions answer, asked once when a versioned API is
     /// first used.
     broker_versions: Option<ApiVersionsResponse>,
+    /// The broker's address as connected to (`ip:port`).
+    peer: String,
 }
 
 impl Connection {
@@ -191,6 +195,7 @@ impl Connection {
     pub async fn connect(addr: impl ToSocketAddrs) -> Result<Self, ClientError> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
+        let peer = stream.peer_addr()?.to_string();
         let (read, write) = stream.into_split();
         Ok(Connection {
             writer: RequestWriter {
@@ -204,6 +209,7 @@ impl Connection {
             },
             in_flight: Default::default(),
             broker_versions: None,
+            peer,
         })
     }
 
@@ -306,8 +312,16 @@ impl Connection {
         }
     }
 
+    /// The broker's address as this connection reached it (`ip:port`).
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
     /// Metadata of some topics, or all. Against a broker that speaks only
-    /// version 0, each topic's `config.compression` is `None` (unknown).
+    /// version 0, each topic's `config.compression` is `None` (unknown);
+    /// against one older than version 2 (which runs alone), the brokers are
+    /// that broker as node 0 at [`peer`](Self::peer), leader and only
+    /// replica of every partition.
     pub async fn metadata(
         &mut self,
         topics: Option<Vec<String>>,
@@ -316,15 +330,21 @@ impl Connection {
         let req = MetadataRequest { topics };
         self.send_version(ApiKey::Metadata, version, &req, &[])
             .await?;
-        if version == 0 {
-            Ok(self.recv::<MetadataResponseV0>().await?.0.into())
-        } else {
-            Ok(self.recv::<MetadataResponse>().await?.0)
-        }
+        Ok(match version {
+            0 => MetadataResponseV1::from(self.recv::<MetadataResponseV0>().await?.0)
+                .single_broker(&self.peer),
+            1 => self
+                .recv::<MetadataResponseV1>()
+                .await?
+                .0
+                .single_broker(&self.peer),
+            _ => self.recv::<MetadataResponse>().await?.0,
+        })
     }
 
     /// Creates topics. A broker that speaks only version 0 cannot take a
-    /// topic's `compression`: such a request fails with
+    /// topic's `compression`, and one older than version 2 a replication
+    /// factor other than 1: such a request fails with
     /// [`ClientError::Unsupported`] before anything is sent.
     pub async fn create_topics(
         &mut self,
@@ -332,16 +352,24 @@ impl Connection {
     ) -> Result<CreateTopicsResponse, ClientError> {
         let version = self.negotiated_version(ApiKey::CreateTopics).await?;
         let req = CreateTopicsRequest { topics };
-        if version == 0 {
-            let v0 = req.to_v0().ok_or_else(|| {
-                ClientError::Unsupported(
-                    "a topic's compression setting (CreateTopics version 1)".into(),
-                )
-            })?;
-            self.send_version(ApiKey::CreateTopics, 0, &v0, &[]).await?;
-        } else {
-            self.send_version(ApiKey::CreateTopics, version, &req, &[])
-                .await?;
+        let too_old = |what: &str| ClientError::Unsupported(what.to_owned());
+        match version {
+            0 => {
+                let v0 = req.to_v0().ok_or_else(|| {
+                    too_old("a topic's compression setting or replication factor (CreateTopics version 1 or 2)")
+                })?;
+                self.send_version(ApiKey::CreateTopics, 0, &v0, &[]).await?;
+            }
+            1 => {
+                let v1 = req
+                    .to_v1()
+                    .ok_or_else(|| too_old("a replication factor (CreateTopics version 2)"))?;
+                self.send_version(ApiKey::CreateTopics, 1, &v1, &[]).await?;
+            }
+            _ => {
+                self.send_version(ApiKey::CreateTopics, version, &req, &[])
+                    .await?;
+            }
         }
         Ok(self.recv().await?.0)
     }
@@ -511,7 +539,7 @@ mod tests {
 
     use sluice_protocol::wire::api_versions::ApiVersionRange;
     use sluice_protocol::wire::create_topics::{CreateTopicsRequestV0, TopicResult};
-    use sluice_protocol::wire::metadata::TopicMetadataV0;
+    use sluice_protocol::wire::metadata::{PartitionMetadataV1, TopicMetadataV0};
     use sluice_protocol::wire::topic_config::{TopicCompression, TopicConfig, TopicConfigV0};
     use tokio::net::TcpListener;
 
@@ -562,7 +590,12 @@ mod tests {
                     let topics = vec![TopicMetadataV0 {
                         name: "t".into(),
                         error_code: ErrorCode::None,
-                        partitions: vec![],
+                        partitions: vec![PartitionMetadataV1 {
+                            partition: 0,
+                            error_code: ErrorCode::None,
+                            log_start_offset: 0,
+                            high_watermark: 0,
+                        }],
                         config: TopicConfigV0 {
                             retention_ms: Some(7),
                             ..TopicConfigV0::default()
@@ -604,23 +637,36 @@ mod tests {
         let meta = c.metadata(None).await.unwrap();
         assert_eq!(meta.topics[0].config.retention_ms, Some(7));
         assert_eq!(meta.topics[0].config.compression, None);
-        let topic = |compression| NewTopic {
+        // An old broker runs alone: it leads everything, at its address.
+        assert_eq!(meta.leader("t", 0), Some(Some(0)));
+        assert_eq!(meta.broker_address(0), Some(addr.to_string().as_str()));
+        let topic = |compression, replication_factor| NewTopic {
             name: "n".into(),
             partitions: 1,
             config: TopicConfig {
                 compression,
                 ..TopicConfig::default()
             },
+            replication_factor,
         };
-        let r = c.create_topics(vec![topic(None)]).await.unwrap();
+        let r = c
+            .create_topics(vec![topic(None, None), topic(None, Some(1))])
+            .await
+            .unwrap();
         assert_eq!(r.results[0].error_code, ErrorCode::None);
+        assert_eq!(r.results[1].error_code, ErrorCode::None);
         let err = c
-            .create_topics(vec![topic(Some(TopicCompression::Zstd))])
+            .create_topics(vec![topic(Some(TopicCompression::Zstd), None)])
             .await
             .unwrap_err();
         assert!(matches!(err, ClientError::Unsupported(_)), "{err}");
         assert!(err.to_string().contains("compression"), "{err}");
-        // ApiVersions once, then version 0 of each; the refused create
+        let err = c
+            .create_topics(vec![topic(None, Some(3))])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Unsupported(_)), "{err}");
+        // ApiVersions once, then version 0 of each; the refused creates
         // sent nothing.
         assert_eq!(*seen.lock().unwrap(), [(0, 0), (1, 0), (2, 0)]);
     }

@@ -144,6 +144,14 @@ struct Assigned {
     position: u64,
 }
 
+/// Whether a partition's error means "ask Metadata who leads it".
+fn leader_moved(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::NotLeaderForPartition | ErrorCode::LeaderNotAvailable
+    )
+}
+
 /// A consumer of assigned partitions over one connection.
 #[derive(Debug)]
 pub struct Consumer {
@@ -162,6 +170,9 @@ pub struct Consumer {
     fetch_from: usize,
     /// Set while the consumer is a member of its group: commits carry it.
     member: Option<MemberIdentity>,
+    /// A partition the connected broker said it does not lead: its leader
+    /// is looked up and followed before the next fetch.
+    moved: Option<(String, u32)>,
 }
 
 /// Who commits, when the consumer is a group member: the coordinator
@@ -190,6 +201,7 @@ impl Consumer {
             pending: VecDeque::new(),
             fetch_from: 0,
             member: None,
+            moved: None,
         })
     }
 
@@ -280,16 +292,28 @@ impl Consumer {
             SeekTo::Latest => OffsetSpec::Latest,
             SeekTo::Timestamp(t) => OffsetSpec::Timestamp(t),
         };
-        let r = self
-            .control()
-            .await?
-            .list_offsets(vec![ListOffsetsPartition {
-                topic: topic.to_owned(),
-                partition,
-                spec,
-            }])
-            .await?;
-        let p = r.partitions.into_iter().next().ok_or(ClientError::Closed)?;
+        let mut p = None;
+        for _ in 0..2 {
+            let r = self
+                .control()
+                .await?
+                .list_offsets(vec![ListOffsetsPartition {
+                    topic: topic.to_owned(),
+                    partition,
+                    spec,
+                }])
+                .await?;
+            let found = r.partitions.into_iter().next().ok_or(ClientError::Closed)?;
+            if !leader_moved(found.error_code) || p.is_some() {
+                p = Some(found);
+                break;
+            }
+            // Once: follow the leader and ask it.
+            self.moved = Some((topic.to_owned(), partition));
+            self.follow_leader().await?;
+            p = Some(found);
+        }
+        let p = p.ok_or(ClientError::Closed)?;
         if p.error_code != ErrorCode::None {
             return Err(ClientError::Broker {
                 code: p.error_code,
@@ -390,7 +414,14 @@ impl Consumer {
         if self.assigned.is_empty() {
             return Ok(Vec::new());
         }
+        if self.moved.is_some() {
+            self.follow_leader().await?;
+        }
         match self.poll_once().await {
+            Err(ClientError::Broker { code, .. }) if leader_moved(code) && self.moved.is_some() => {
+                self.follow_leader().await?;
+                self.poll_once().await
+            }
             Err(
                 ClientError::Io(_)
                 | ClientError::Closed
@@ -405,6 +436,29 @@ impl Consumer {
             }
             other => other,
         }
+    }
+
+    /// Looks up the leader of the partition in `moved` on a broker of the
+    /// bootstrap list, follows it, and reconnects (both connections) there.
+    /// `moved` is cleared only once a leader was found and reached.
+    async fn follow_leader(&mut self) -> Result<(), ClientError> {
+        let Some((topic, partition)) = self.moved.clone() else {
+            return Ok(());
+        };
+        match self.brokers.find_leader(&topic, partition).await? {
+            Some(addr) => self.brokers.follow(addr),
+            None => {
+                return Err(ClientError::Broker {
+                    code: ErrorCode::LeaderNotAvailable,
+                    message: format!("{topic}-{partition} has no leader right now"),
+                });
+            }
+        }
+        self.in_flight = None;
+        self.control = None;
+        self.conn = self.brokers.connect().await?;
+        self.moved = None;
+        Ok(())
     }
 
     async fn poll_once(&mut self) -> Result<Vec<ConsumerRecord>, ClientError> {
@@ -479,6 +533,9 @@ impl Consumer {
                     continue;
                 }
                 code => {
+                    if leader_moved(code) {
+                        self.moved = Some((p.topic.clone(), p.partition));
+                    }
                     return Err(ClientError::Broker {
                         code,
                         message: format!("fetch {}-{}", p.topic, p.partition),

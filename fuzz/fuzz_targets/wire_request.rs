@@ -13,7 +13,9 @@ use libfuzzer_sys::fuzz_target;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sluice_protocol::wire::api_versions::ApiVersionsRequest;
-use sluice_protocol::wire::create_topics::{CreateTopicsRequest, CreateTopicsRequestV0};
+use sluice_protocol::wire::create_topics::{
+    CreateTopicsRequest, CreateTopicsRequestV0, CreateTopicsRequestV1,
+};
 use sluice_protocol::wire::delete_topics::DeleteTopicsRequest;
 use sluice_protocol::wire::fetch::FetchRequest;
 use sluice_protocol::wire::frame::{LEN_PREFIX, REQUEST_HEADER_LEN};
@@ -85,6 +87,7 @@ fn decode_request(api: ApiKey, body: &[u8], tail_len: usize) {
         ApiKey::CreateTopics => {
             stable::<CreateTopicsRequest>(body);
             stable::<CreateTopicsRequestV0>(body);
+            stable::<CreateTopicsRequestV1>(body);
         }
         ApiKey::DeleteTopics => {
             stable::<DeleteTopicsRequest>(body);

@@ -18,7 +18,7 @@ use sluice_protocol::wire::delete_topics::DeleteTopicsResponse;
 use sluice_protocol::wire::fetch::FetchResponse;
 use sluice_protocol::wire::frame::{LEN_PREFIX, RESPONSE_HEADER_LEN};
 use sluice_protocol::wire::list_offsets::ListOffsetsResponse;
-use sluice_protocol::wire::metadata::{MetadataResponse, MetadataResponseV0};
+use sluice_protocol::wire::metadata::{MetadataResponse, MetadataResponseV0, MetadataResponseV1};
 use sluice_protocol::wire::offset_commit::OffsetCommitResponse;
 use sluice_protocol::wire::delete_groups::DeleteGroupsResponse;
 use sluice_protocol::wire::describe_groups::DescribeGroupsResponse;
@@ -81,6 +81,7 @@ fn decode_responses(body: &[u8], tail_len: usize) {
     stable::<ApiVersionsResponse>(body);
     stable::<MetadataResponse>(body);
     stable::<MetadataResponseV0>(body);
+    stable::<MetadataResponseV1>(body);
     stable::<CreateTopicsResponse>(body);
     stable::<DeleteTopicsResponse>(body);
     stable::<ProduceResponse>(body);

@@ -299,6 +299,7 @@ pub async fn create_topic(conn: &mut Connection, name: &str, partitions: u32, co
             name: name.to_owned(),
             partitions,
             config,
+            replication_factor: None,
         }])
         .await
         .expect("create_topics");

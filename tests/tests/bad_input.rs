@@ -172,6 +172,7 @@ async fn bad_input_gets_errors_and_others_keep_working() {
                     name: (*n).into(),
                     partitions: 1,
                     config: TopicConfig::default(),
+                    replication_factor: None,
                 })
                 .collect(),
         )
@@ -188,6 +189,7 @@ async fn bad_input_gets_errors_and_others_keep_working() {
             name: "zero".into(),
             partitions: 0,
             config: TopicConfig::default(),
+            replication_factor: None,
         }])
         .await
         .unwrap();

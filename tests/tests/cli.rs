@@ -507,3 +507,82 @@ fn compressed_topics_produce_and_consume_like_any_other() {
     distinct.dedup();
     assert_eq!(distinct, ["gzip", "snappy", "lz4", "zstd"]);
 }
+
+#[test]
+fn replication_factor_leaders_and_brokers_are_shown() {
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    ok(
+        &addr,
+        &[
+            "topic",
+            "create",
+            "r",
+            "--partitions",
+            "2",
+            "--replication-factor",
+            "1",
+        ],
+        b"",
+    );
+    fails(
+        &addr,
+        &["topic", "create", "r3", "--replication-factor", "3"],
+        b"",
+        "the cluster has 1 broker",
+    );
+    let described = ok(&addr, &["topic", "describe", "r"], b"");
+    let header = described
+        .lines()
+        .find(|l| l.contains("high-watermark"))
+        .unwrap();
+    let columns: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(
+        columns[7..],
+        ["leader", "leader-epoch", "replicas", "isr"],
+        "{described}"
+    );
+    let rows: Vec<Vec<&str>> = described
+        .lines()
+        .skip_while(|l| !l.contains("high-watermark"))
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{described}");
+    for r in &rows {
+        assert_eq!(r[7..], ["0", "0", "0", "0"], "{described}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&ok(
+        &addr,
+        &["topic", "describe", "r", "--output", "json"],
+        b"",
+    ))
+    .unwrap();
+    let p1 = &json["partitions"][1];
+    assert_eq!(p1["leader"], 0);
+    assert_eq!(p1["leader_epoch"], 0);
+    assert_eq!(p1["replicas"], serde_json::json!([0]));
+    assert_eq!(p1["isr"], serde_json::json!([0]));
+
+    let kafka = broker.kafka_addr.unwrap().to_string();
+    let text = ok(&addr, &["cluster", "describe"], b"");
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines,
+        [vec!["id", "listen", "kafka"], vec!["0", &addr, &kafka]],
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(
+        &addr,
+        &["cluster", "describe", "--output", "json"],
+        b"",
+    ))
+    .unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"brokers": [{"id": 0, "listen": addr, "kafka": kafka}]})
+    );
+}

@@ -352,9 +352,11 @@ async fn a_per_topic_codec_recompresses_only_that_topic_and_survives_restart() {
 async fn version_0_requests_are_answered_in_version_0() {
     use sluice_protocol::wire::ApiKey;
     use sluice_protocol::wire::create_topics::{
-        CreateTopicsRequest, CreateTopicsRequestV0, CreateTopicsResponse, NewTopic, NewTopicV0,
+        CreateTopicsRequestV0, CreateTopicsRequestV1, CreateTopicsResponse, NewTopicV0, NewTopicV1,
     };
-    use sluice_protocol::wire::metadata::{MetadataRequest, MetadataResponse, MetadataResponseV0};
+    use sluice_protocol::wire::metadata::{
+        MetadataRequest, MetadataResponseV0, MetadataResponseV1,
+    };
     use sluice_protocol::wire::topic_config::{TopicCompression, TopicConfigV0};
 
     let broker = TestBroker::start();
@@ -374,8 +376,8 @@ async fn version_0_requests_are_answered_in_version_0() {
         .unwrap();
     let (r, _) = c.recv::<CreateTopicsResponse>().await.unwrap();
     assert_eq!(r.results[0].error_code, ErrorCode::None, "{r:?}");
-    let v1 = CreateTopicsRequest {
-        topics: vec![NewTopic {
+    let v1 = CreateTopicsRequestV1 {
+        topics: vec![NewTopicV1 {
             name: "new".into(),
             partitions: 1,
             config: TopicConfig {
@@ -401,7 +403,7 @@ async fn version_0_requests_are_answered_in_version_0() {
     c.send_version(ApiKey::Metadata, 1, &all, &[])
         .await
         .unwrap();
-    let (m, _) = c.recv::<MetadataResponse>().await.unwrap();
+    let (m, _) = c.recv::<MetadataResponseV1>().await.unwrap();
     let compression = |name: &str| {
         m.topics
             .iter()
@@ -412,6 +414,6 @@ async fn version_0_requests_are_answered_in_version_0() {
     };
     assert_eq!(compression("old"), Some(TopicCompression::Producer));
     assert_eq!(compression("new"), Some(TopicCompression::Gzip));
-    // The library negotiates version 1 with this broker.
-    assert_eq!(c.negotiated_version(ApiKey::Metadata).await.unwrap(), 1);
+    // The library negotiates the newest version, 2, with this broker.
+    assert_eq!(c.negotiated_version(ApiKey::Metadata).await.unwrap(), 2);
 }

@@ -13,6 +13,7 @@ fn topic(name: &str, partitions: u32, config: TopicConfig) -> NewTopic {
         name: name.into(),
         partitions,
         config,
+        replication_factor: None,
     }
 }
 

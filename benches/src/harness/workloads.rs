@@ -46,6 +46,7 @@ pub async fn create_topic(
                 flush,
                 ..TopicConfig::default()
             },
+            replication_factor: None,
         }])
         .await?;
     let res = r.results.first().context("empty CreateTopics response")?;

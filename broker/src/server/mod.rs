@@ -36,6 +36,7 @@ use crate::error::BrokerError;
 use crate::offsets::OffsetStore;
 use crate::producer::ids::ProducerIds;
 use crate::service::Service;
+use crate::service::leadership::{Leadership, SingleNode};
 use crate::topics::TopicStore;
 use stats::Stats;
 
@@ -57,6 +58,9 @@ pub struct Broker {
     pub(crate) request_budget_total: u64,
     /// Exclusive lock on the data directory, held for the broker's life.
     _lock: nix::fcntl::Flock<std::fs::File>,
+    /// The leadership of a broker without `--cluster` (the service's
+    /// default): `main` records the bound listener addresses in it.
+    pub single_node: Arc<SingleNode>,
 }
 
 /// Name of the lock file in the data directory.
@@ -128,6 +132,7 @@ impl Broker {
         // `validate` checked that the budget holds at least one whole frame.
         let reserve = (config.max_frame_bytes as usize + LEN_PREFIX).min(budget);
         let groups = crate::group::Coordinator::open(config.group_config(), Arc::clone(&offsets));
+        let single_node = Arc::new(SingleNode::default());
         Ok(Arc::new(Broker {
             service: Arc::new(Service {
                 config,
@@ -137,11 +142,13 @@ impl Broker {
                 producer_ids,
                 groups,
                 bound_listen: Default::default(),
+                leadership: Arc::clone(&single_node) as Arc<dyn Leadership>,
             }),
             request_budget: Arc::new(Semaphore::new(budget - reserve)),
             request_reserve: Arc::new(Semaphore::new(reserve)),
             request_budget_total: budget as u64,
             _lock: lock,
+            single_node,
         }))
     }
 

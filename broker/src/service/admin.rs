@@ -18,6 +18,8 @@ pub struct NewTopic {
     pub partitions: u32,
     /// Settings (unset fields follow the broker's defaults).
     pub config: TopicConfig,
+    /// Replicas per partition; `None` takes `default_replication_factor`.
+    pub replication_factor: Option<u16>,
 }
 
 /// The outcome of creating or deleting one topic.
@@ -119,7 +121,26 @@ fn task_failed(e: std::io::Error) -> Refused {
 }
 
 impl Service {
+    /// Refuses a replication factor of 0 or above the number of brokers
+    /// (`InvalidReplicationFactor`); `None` is the configured default.
+    fn check_replication_factor(&self, factor: Option<u16>) -> Result<(), BrokerError> {
+        let factor = factor.unwrap_or(self.config.default_replication_factor);
+        let brokers = self.leadership.brokers().len();
+        if factor == 0 || usize::from(factor) > brokers {
+            let noun = if brokers == 1 { "broker" } else { "brokers" };
+            return Err(BrokerError::Request {
+                code: ErrorCode::InvalidReplicationFactor,
+                message: format!(
+                    "replication factor {factor} is not possible: the cluster has {brokers} {noun}"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Creates topics (file creation and fsyncs, on the blocking pool).
+    /// A topic whose replication factor is 0 or above the number of
+    /// brokers is refused with `InvalidReplicationFactor`.
     pub async fn create_topics(
         self: &Arc<Self>,
         topics: Vec<NewTopic>,
@@ -128,7 +149,12 @@ impl Service {
         blocking(move || {
             topics
                 .iter()
-                .map(|t| outcome(&t.name, svc.topics.create(&t.name, t.partitions, &t.config)))
+                .map(|t| {
+                    let created = svc
+                        .check_replication_factor(t.replication_factor)
+                        .and_then(|()| svc.topics.create(&t.name, t.partitions, &t.config));
+                    outcome(&t.name, created)
+                })
                 .collect()
         })
         .await
@@ -223,23 +249,20 @@ impl Service {
                 .into_iter()
                 .map(|l| {
                     let mut past_end = false;
-                    let result = svc
-                        .topics
-                        .partition(&l.topic, l.partition)
-                        .and_then(|part| {
-                            let log = &part.log;
-                            match l.query {
-                                OffsetQuery::Earliest => Ok(log.log_start_offset()),
-                                OffsetQuery::Latest => Ok(log.high_watermark()),
-                                OffsetQuery::Timestamp(ts) => log
-                                    .offset_for_timestamp(ts)
-                                    .map(|o| {
-                                        past_end = o.is_none();
-                                        o.unwrap_or_else(|| log.high_watermark())
-                                    })
-                                    .map_err(|e| log_error_code(&e)),
-                            }
-                        });
+                    let result = svc.led_partition(&l.topic, l.partition).and_then(|part| {
+                        let log = &part.log;
+                        match l.query {
+                            OffsetQuery::Earliest => Ok(log.log_start_offset()),
+                            OffsetQuery::Latest => Ok(log.high_watermark()),
+                            OffsetQuery::Timestamp(ts) => log
+                                .offset_for_timestamp(ts)
+                                .map(|o| {
+                                    past_end = o.is_none();
+                                    o.unwrap_or_else(|| log.high_watermark())
+                                })
+                                .map_err(|e| log_error_code(&e)),
+                        }
+                    });
                     let (error_code, offset) = match result {
                         Ok(o) => (ErrorCode::None, o),
                         Err(code) => (code, 0),

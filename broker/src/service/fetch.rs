@@ -141,7 +141,7 @@ impl Service {
         let looked: Vec<Looked> = req
             .partitions
             .iter()
-            .map(|p| self.topics.partition(&p.topic, p.partition))
+            .map(|p| self.led_partition(&p.topic, p.partition))
             .collect();
         // Subscribe before resolving, so an append in between is not missed.
         let mut watchers: Vec<watch::Receiver<u64>> =

@@ -16,6 +16,8 @@
 //!   list, delete) through the [`crate::group`] coordinator.
 //! - [`stats`](mod@stats): counters.
 //! - [`status`]: partition and broker status for operators.
+//! - [`leadership`]: which node leads each partition, and the cluster's
+//!   brokers ([`leadership::SingleNode`] without a cluster).
 //!
 //! Every function that may touch the disk runs that part on the blocking
 //! pool (`tokio::task::spawn_blocking`), never on a reactor thread.
@@ -23,6 +25,7 @@
 pub mod admin;
 pub mod fetch;
 pub mod groups;
+pub mod leadership;
 pub mod offsets;
 pub mod produce;
 pub mod producer_ids;
@@ -54,6 +57,9 @@ pub struct Service {
     /// The address the native listener is bound to, once it is (the
     /// configured one may name port 0).
     pub bound_listen: std::sync::OnceLock<std::net::SocketAddr>,
+    /// Who leads each partition; produce, fetch and list-offsets of a
+    /// partition this broker does not lead are refused.
+    pub leadership: std::sync::Arc<dyn leadership::Leadership>,
 }
 
 /// A whole request refused: the error code and a message for the client.
@@ -71,6 +77,28 @@ impl Service {
     pub fn shutdown(&self) {
         self.topics.shutdown();
         self.offsets.shutdown();
+    }
+
+    /// The partition, if this broker leads it: `NotLeaderForPartition` when
+    /// another node does, `LeaderNotAvailable` when none does,
+    /// `UnknownTopicOrPartition` when it does not exist. No allocation in
+    /// single-broker mode.
+    pub fn led_partition(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<std::sync::Arc<crate::partition::Partition>, ErrorCode> {
+        leadership::check_leader(self.leadership.as_ref(), topic, partition)
+            .map_err(|n| n.code())?;
+        self.topics.partition(topic, partition)
+    }
+
+    /// Why a partition's request failed with `code`, for the client.
+    pub(crate) fn refusal_message(&self, code: ErrorCode, topic: &str, partition: u32) -> String {
+        match leadership::check_leader(self.leadership.as_ref(), topic, partition) {
+            Err(n) if n.code() == code => n.message(topic, partition),
+            _ => format!("no partition {partition} of topic {topic:?}"),
+        }
     }
 }
 
@@ -127,7 +155,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -139,6 +167,13 @@ mod tests {
     use crate::service::produce::{Acks, ProducePartition, ProduceRequest};
 
     fn service(dir: &std::path::Path) -> Arc<Service> {
+        service_led_by(dir, Arc::new(leadership::SingleNode::default()))
+    }
+
+    pub(crate) fn service_led_by(
+        dir: &std::path::Path,
+        leadership: Arc<dyn leadership::Leadership>,
+    ) -> Arc<Service> {
         let config = BrokerConfig {
             data_dir: dir.to_owned(),
             ..BrokerConfig::default()
@@ -157,6 +192,7 @@ mod tests {
                 .unwrap(),
             groups,
             bound_listen: Default::default(),
+            leadership,
         });
         svc.topics.create("t", 1, &Default::default()).unwrap();
         svc
@@ -232,6 +268,122 @@ mod tests {
         let r = svc.produce(produce_req(batch, 0..len + 1)).await;
         assert_eq!(r.map_err(|e| e.code).err(), Some(ErrorCode::InvalidRequest));
         assert_eq!(svc.topics.partition("t", 0).unwrap().log.next_offset(), 0);
+    }
+
+    /// Produce, fetch and list-offsets of a partition led by another node
+    /// are refused with its id; with no leader, `LeaderNotAvailable`.
+    #[tokio::test]
+    async fn a_partition_led_elsewhere_is_refused() {
+        use crate::service::admin::{OffsetLookup, OffsetQuery};
+        use leadership::tests::Scripted;
+        for (leader, code) in [
+            (Some(3), ErrorCode::NotLeaderForPartition),
+            (None, ErrorCode::LeaderNotAvailable),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let svc = service_led_by(dir.path(), Arc::new(Scripted { local: 1, leader }));
+            let batch = records(1);
+            let len = batch.len();
+            let produced = svc.produce(produce_req(batch, 0..len)).await.unwrap();
+            assert_eq!(produced[0].error_code, code);
+            let message = produced[0].message.clone().unwrap();
+            assert_eq!(message.contains("node 3"), leader.is_some(), "{message}");
+            assert_eq!(svc.topics.partition("t", 0).unwrap().log.next_offset(), 0);
+            let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+            let fetched = svc
+                .fetch(
+                    FetchRequest {
+                        max_wait: Duration::ZERO,
+                        min_bytes: 1,
+                        max_bytes: 1 << 20,
+                        partitions: vec![FetchPartition {
+                            topic: "t".into(),
+                            partition: 0,
+                            offset: 0,
+                            max_bytes: 1 << 20,
+                        }],
+                    },
+                    stop,
+                )
+                .await
+                .unwrap();
+            assert_eq!(fetched.partitions[0].error_code, code);
+            let found = svc
+                .list_offsets(vec![OffsetLookup {
+                    topic: "t".into(),
+                    partition: 0,
+                    query: OffsetQuery::Latest,
+                }])
+                .await
+                .unwrap();
+            assert_eq!(found[0].error_code, code);
+        }
+        // Led by this node: served.
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service_led_by(
+            dir.path(),
+            Arc::new(Scripted {
+                local: 2,
+                leader: Some(2),
+            }),
+        );
+        let batch = records(1);
+        let len = batch.len();
+        let produced = svc.produce(produce_req(batch, 0..len)).await.unwrap();
+        assert_eq!(produced[0].error_code, ErrorCode::None);
+    }
+
+    /// A single broker takes replication factor 1 (or none: the default)
+    /// and refuses more, saying how many brokers there are.
+    #[tokio::test]
+    async fn replication_factor_is_checked_against_the_brokers() {
+        use crate::service::admin::NewTopic;
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        let topic = |name: &str, replication_factor| NewTopic {
+            name: name.into(),
+            partitions: 1,
+            config: Default::default(),
+            replication_factor,
+        };
+        let done = svc
+            .create_topics(vec![
+                topic("a", None),
+                topic("b", Some(1)),
+                topic("c", Some(2)),
+                topic("d", Some(0)),
+            ])
+            .await
+            .unwrap();
+        let codes: Vec<ErrorCode> = done.iter().map(|o| o.error_code).collect();
+        assert_eq!(
+            codes,
+            [
+                ErrorCode::None,
+                ErrorCode::None,
+                ErrorCode::InvalidReplicationFactor,
+                ErrorCode::InvalidReplicationFactor
+            ]
+        );
+        let message = done[2].message.as_deref().unwrap();
+        assert!(message.contains("1 broker"), "{message}");
+        assert!(svc.topics.topic("c").is_none());
+        // Three brokers: 3 is accepted.
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service_led_by(
+            dir.path(),
+            Arc::new(leadership::tests::Scripted {
+                local: 1,
+                leader: Some(1),
+            }),
+        );
+        let done = svc
+            .create_topics(vec![topic("e", Some(3)), topic("f", Some(4))])
+            .await
+            .unwrap();
+        assert_eq!(done[0].error_code, ErrorCode::None);
+        assert_eq!(done[1].error_code, ErrorCode::InvalidReplicationFactor);
+        assert!(done[1].message.as_deref().unwrap().contains("3 brokers"));
     }
 
     #[test]

@@ -94,7 +94,7 @@ impl Service {
         let looked: Vec<Looked> = req
             .partitions
             .iter()
-            .map(|p| self.topics.partition(&p.topic, p.partition))
+            .map(|p| self.led_partition(&p.topic, p.partition))
             .collect();
         let acks = req.acks;
         let timeout = req.timeout;
@@ -171,10 +171,7 @@ fn append_all(
         match part {
             Err(code) => {
                 result.error_code = *code;
-                result.message = Some(format!(
-                    "no partition {} of topic {:?}",
-                    p.partition, p.topic
-                ));
+                result.message = Some(svc.refusal_message(*code, &p.topic, p.partition));
             }
             Ok(part) => match recompressed(part, bytes).and_then(|mut new| match &mut new {
                 Some(new) => part.append(new, acks),

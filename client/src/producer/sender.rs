@@ -38,6 +38,18 @@ const MAX_IDEMPOTENT_IN_FLIGHT: usize = 5;
 
 type InFlight = (Vec<ReadyBatch>, OwnedSemaphorePermit);
 
+/// A partition the connected broker said it does not lead: after the
+/// connection ends, its leader is looked up and followed.
+type Moved = Arc<std::sync::Mutex<Option<(String, u32)>>>;
+
+/// Whether a partition's error means "ask Metadata who leads it".
+fn leader_moved(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::NotLeaderForPartition | ErrorCode::LeaderNotAvailable
+    )
+}
+
 /// Marks `n` records settled, waking `flush` when none is left.
 fn settle(shared: &Shared, n: u64) {
     if n > 0 && shared.pending.fetch_sub(n, Ordering::AcqRel) == n {
@@ -158,7 +170,17 @@ fn complete(
     batch: ReadyBatch,
     result: &ProducePartitionResponse,
     broken: &AtomicBool,
+    moved: &Moved,
 ) {
+    if leader_moved(result.error_code) {
+        // Send nothing more here; the batch keeps its sequence and goes
+        // to the leader once found.
+        moved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(|| (batch.topic.clone(), batch.partition));
+        broken.store(true, Ordering::Release);
+    }
     let refusal = {
         let mut idem = shared.idempotence.lock().unwrap_or_else(|e| e.into_inner());
         if result.error_code == ErrorCode::None {
@@ -202,6 +224,7 @@ async fn read_loop(
     mut reader: ResponseReader,
     mut rx: mpsc::UnboundedReceiver<InFlight>,
     broken: Arc<AtomicBool>,
+    moved: Moved,
 ) {
     // A response later than this means the connection is stuck (the broker
     // answers a slow flush with RequestTimedOut well before).
@@ -218,7 +241,7 @@ async fn read_loop(
         match received {
             Ok((_, resp, _)) if resp.partitions.len() == batches.len() => {
                 for (batch, result) in batches.into_iter().zip(&resp.partitions) {
-                    complete(&shared, batch, result, &broken);
+                    complete(&shared, batch, result, &broken, &moved);
                 }
             }
             Ok(_) => {
@@ -284,6 +307,21 @@ async fn connect(shared: &Shared) -> Result<Connection, ClientError> {
     Ok(conn)
 }
 
+/// Looks up the leader of a partition on any broker of the bootstrap list
+/// and makes the next connect go to it; without an answer (no leader yet,
+/// no broker reachable), waits one backoff and leaves the list as it is.
+async fn follow_leader(shared: &Shared, topic: &str, partition: u32) {
+    let found = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        shared.brokers.find_leader(topic, partition),
+    )
+    .await;
+    match found {
+        Ok(Ok(Some(addr))) => shared.brokers.follow(addr),
+        _ => tokio::time::sleep(backoff(shared, 1)).await,
+    }
+}
+
 /// Runs until the producer closes (or is dropped) with nothing pending.
 pub(super) async fn run(shared: Arc<Shared>) {
     let mut connect_failures = 0u32;
@@ -314,6 +352,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
         let (mut writer, reader) = conn.into_split();
         let (tx, rx) = mpsc::unbounded_channel::<InFlight>();
         let broken = Arc::new(AtomicBool::new(false));
+        let moved: Moved = Arc::default();
         let in_flight = match shared.config.idempotence {
             true => shared.config.max_in_flight.min(MAX_IDEMPOTENT_IN_FLIGHT),
             false => shared.config.max_in_flight,
@@ -324,6 +363,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
             reader,
             rx,
             Arc::clone(&broken),
+            Arc::clone(&moved),
         ));
         loop {
             if broken.load(Ordering::Acquire) {
@@ -436,7 +476,10 @@ pub(super) async fn run(shared: Arc<Shared>) {
         drop(writer);
         drop(tx);
         let _ = reader_task.await;
-        if broken.load(Ordering::Acquire) {
+        let moved = moved.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((topic, partition)) = moved {
+            follow_leader(&shared, &topic, partition).await;
+        } else if broken.load(Ordering::Acquire) {
             // Start the next connect at the following bootstrap address.
             shared.brokers.failed();
         }

@@ -15,6 +15,7 @@ pub mod code {
     pub const OFFSET_OUT_OF_RANGE: KafkaCode = 1;
     pub const CORRUPT_MESSAGE: KafkaCode = 2;
     pub const UNKNOWN_TOPIC_OR_PARTITION: KafkaCode = 3;
+    pub const LEADER_NOT_AVAILABLE: KafkaCode = 5;
     pub const NOT_LEADER_OR_FOLLOWER: KafkaCode = 6;
     pub const REQUEST_TIMED_OUT: KafkaCode = 7;
     pub const MESSAGE_TOO_LARGE: KafkaCode = 10;
@@ -93,6 +94,9 @@ pub fn to_kafka(c: ErrorCode) -> KafkaCode {
         E::InconsistentGroupProtocol => code::INCONSISTENT_GROUP_PROTOCOL,
         E::GroupMaxSizeReached => code::GROUP_MAX_SIZE_REACHED,
         E::InvalidSessionTimeout => code::INVALID_SESSION_TIMEOUT,
+        E::NotLeaderForPartition => code::NOT_LEADER_OR_FOLLOWER,
+        E::InvalidReplicationFactor => code::INVALID_REPLICATION_FACTOR,
+        E::LeaderNotAvailable => code::LEADER_NOT_AVAILABLE,
         // OffsetSpaceExhausted, Unknown, and codes added later.
         #[allow(unreachable_patterns)]
         _ => code::UNKNOWN_SERVER_ERROR,
@@ -105,7 +109,7 @@ mod tests {
 
     #[test]
     fn every_sluice_code_has_a_kafka_code() {
-        for n in 0..=u16::from(ErrorCode::InvalidSessionTimeout) {
+        for n in 0..=u16::from(ErrorCode::LeaderNotAvailable) {
             let c = ErrorCode::from_u16(n);
             let k = to_kafka(c);
             assert_eq!(k == code::NONE, c == ErrorCode::None, "{c:?}");
@@ -114,5 +118,8 @@ mod tests {
         assert_eq!(to_kafka(ErrorCode::UnknownTopicOrPartition), 3);
         assert_eq!(to_kafka(ErrorCode::RebalanceInProgress), 27);
         assert_eq!(to_kafka(ErrorCode::MemberIdRequired), 79);
+        assert_eq!(to_kafka(ErrorCode::NotLeaderForPartition), 6);
+        assert_eq!(to_kafka(ErrorCode::LeaderNotAvailable), 5);
+        assert_eq!(to_kafka(ErrorCode::InvalidReplicationFactor), 38);
     }
 }

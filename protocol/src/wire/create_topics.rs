@@ -1,11 +1,14 @@
 //! CreateTopics (key 2).
+//!
+//! Version 2 adds each topic's `replication_factor`; version 1 adds the
+//! topic's `compression` setting.
 
 use serde::{Deserialize, Serialize};
 
 use super::ErrorCode;
 use super::topic_config::{TopicConfig, TopicConfigV0};
 
-/// A topic to create.
+/// A topic to create (version 2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewTopic {
     /// Topic name.
@@ -14,13 +17,52 @@ pub struct NewTopic {
     pub partitions: u32,
     /// Settings; unset fields take the broker's defaults.
     pub config: TopicConfig,
+    /// Copies of each partition, on distinct brokers; `None` takes the
+    /// broker's `default_replication_factor`.
+    pub replication_factor: Option<u16>,
 }
 
-/// Creates topics (version 1).
+/// Creates topics (version 2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateTopicsRequest {
     /// The topics.
     pub topics: Vec<NewTopic>,
+}
+
+/// [`NewTopic`] in version 1: no replication factor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTopicV1 {
+    /// Topic name.
+    pub name: String,
+    /// Number of partitions (at least 1).
+    pub partitions: u32,
+    /// Settings; unset fields take the broker's defaults.
+    pub config: TopicConfig,
+}
+
+/// [`CreateTopicsRequest`] in version 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateTopicsRequestV1 {
+    /// The topics.
+    pub topics: Vec<NewTopicV1>,
+}
+
+impl From<CreateTopicsRequestV1> for CreateTopicsRequest {
+    /// Every topic with the broker's default replication factor.
+    fn from(r: CreateTopicsRequestV1) -> CreateTopicsRequest {
+        CreateTopicsRequest {
+            topics: r
+                .topics
+                .into_iter()
+                .map(|t| NewTopic {
+                    name: t.name,
+                    partitions: t.partitions,
+                    config: t.config,
+                    replication_factor: None,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// [`NewTopic`] in version 0: settings without `compression`.
@@ -52,6 +94,7 @@ impl From<CreateTopicsRequestV0> for CreateTopicsRequest {
                     name: t.name,
                     partitions: t.partitions,
                     config: t.config.into(),
+                    replication_factor: None,
                 })
                 .collect(),
         }
@@ -59,9 +102,28 @@ impl From<CreateTopicsRequestV0> for CreateTopicsRequest {
 }
 
 impl CreateTopicsRequest {
+    /// The version 1 form, or `None` when a topic asks for a replication
+    /// factor other than 1 (a broker older than version 2 runs alone, so a
+    /// factor of 1 is what it gives).
+    pub fn to_v1(&self) -> Option<CreateTopicsRequestV1> {
+        let topics = self
+            .topics
+            .iter()
+            .map(|t| {
+                matches!(t.replication_factor, None | Some(1)).then(|| NewTopicV1 {
+                    name: t.name.clone(),
+                    partitions: t.partitions,
+                    config: t.config.clone(),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(CreateTopicsRequestV1 { topics })
+    }
+
     /// The version 0 form, or `None` when a topic sets a field version 0
-    /// cannot carry (`compression`).
+    /// cannot carry (`compression`, a replication factor other than 1).
     pub fn to_v0(&self) -> Option<CreateTopicsRequestV0> {
+        self.to_v1()?;
         let topics = self
             .topics
             .iter()
@@ -111,6 +173,7 @@ mod tests {
                         name: "orders".into(),
                         partitions: 1,
                         config: TopicConfig::default(),
+                        replication_factor: None,
                     },
                     NewTopic {
                         name: "audit".into(),
@@ -122,6 +185,7 @@ mod tests {
                             compression: Some(TopicCompression::Lz4),
                             ..TopicConfig::default()
                         },
+                        replication_factor: Some(u16::MAX),
                     },
                 ],
             },
@@ -141,10 +205,10 @@ mod tests {
         ]);
     }
 
-    /// Both versions' bytes, pinned (`docs/protocol.md`).
+    /// Every version's bytes, pinned (`docs/protocol.md`).
     #[test]
-    fn layout_of_both_versions() {
-        let topic = |compression| NewTopic {
+    fn layout_of_every_version() {
+        let topic = |compression, replication_factor| NewTopic {
             name: "t".into(),
             partitions: 2,
             config: TopicConfig {
@@ -152,18 +216,35 @@ mod tests {
                 compression,
                 ..TopicConfig::default()
             },
+            replication_factor,
         };
-        let v1 = CreateTopicsRequest {
-            topics: vec![topic(Some(TopicCompression::Zstd))],
+        // Version 2 ends each topic with its replication factor.
+        let v2 = CreateTopicsRequest {
+            topics: vec![topic(Some(TopicCompression::Zstd), Some(3))],
         };
+        assert_eq!(encode(&v2), [1, 1, b't', 2, 0, 0, 1, 5, 0, 0, 1, 5, 1, 3]);
+        check_all(std::slice::from_ref(&v2));
+        // Versions 1 and 0 cannot carry a factor above 1 ...
+        assert_eq!(v2.to_v1(), None);
+        assert_eq!(v2.to_v0(), None);
+        // ... and version 1 is version 2 minus the last option.
+        let v2 = CreateTopicsRequest {
+            topics: vec![topic(Some(TopicCompression::Zstd), Some(1))],
+        };
+        let v1 = v2.to_v1().unwrap();
         assert_eq!(encode(&v1), [1, 1, b't', 2, 0, 0, 1, 5, 0, 0, 1, 5]);
+        check_all(std::slice::from_ref(&v1));
+        assert_eq!(
+            CreateTopicsRequest::from(v1).topics[0].replication_factor,
+            None
+        );
         // Version 0 cannot carry the codec ...
-        assert_eq!(v1.to_v0(), None);
+        assert_eq!(v2.to_v0(), None);
         // ... and without one it is version 1 minus the last option.
         let plain = CreateTopicsRequest {
-            topics: vec![topic(None)],
+            topics: vec![topic(None, None)],
         };
-        assert_eq!(encode(&plain), [1, 1, b't', 2, 0, 0, 1, 5, 0, 0, 0]);
+        assert_eq!(encode(&plain), [1, 1, b't', 2, 0, 0, 1, 5, 0, 0, 0, 0]);
         let v0 = plain.to_v0().unwrap();
         assert_eq!(encode(&v0), [1, 1, b't', 2, 0, 0, 1, 5, 0, 0]);
         assert_eq!(CreateTopicsRequest::from(v0), plain);

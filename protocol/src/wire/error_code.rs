@@ -109,6 +109,16 @@ pub enum ErrorCode {
     GroupMaxSizeReached = 41,
     /// The session timeout is outside the broker's `group_min_session_timeout_ms..=group_max_session_timeout_ms`.
     InvalidSessionTimeout = 42,
+    /// This broker does not lead the partition (Produce, Fetch, ListOffsets):
+    /// another node does. The message names the leader's node id; refresh
+    /// Metadata and send to the leader. Nothing was written.
+    NotLeaderForPartition = 43,
+    /// CreateTopics: the replication factor is 0 or larger than the number
+    /// of brokers in the cluster (the message says how many there are).
+    InvalidReplicationFactor = 44,
+    /// The partition has no leader right now (an election is under way):
+    /// refresh Metadata and retry after a backoff. Nothing was written.
+    LeaderNotAvailable = 45,
 }
 
 impl ErrorCode {
@@ -156,6 +166,9 @@ impl ErrorCode {
             40 => InconsistentGroupProtocol,
             41 => GroupMaxSizeReached,
             42 => InvalidSessionTimeout,
+            43 => NotLeaderForPartition,
+            44 => InvalidReplicationFactor,
+            45 => LeaderNotAvailable,
             _ => Unknown,
         }
     }
@@ -168,6 +181,8 @@ impl ErrorCode {
                 | ErrorCode::StorageError
                 | ErrorCode::BrokerShuttingDown
                 | ErrorCode::RequestTimedOut
+                | ErrorCode::NotLeaderForPartition
+                | ErrorCode::LeaderNotAvailable
         )
     }
 
@@ -233,6 +248,9 @@ impl std::fmt::Display for ErrorCode {
             ErrorCode::InconsistentGroupProtocol => "inconsistent group protocol",
             ErrorCode::GroupMaxSizeReached => "group is full",
             ErrorCode::InvalidSessionTimeout => "invalid session timeout",
+            ErrorCode::NotLeaderForPartition => "not the leader for the partition",
+            ErrorCode::InvalidReplicationFactor => "invalid replication factor",
+            ErrorCode::LeaderNotAvailable => "partition leader not available",
         };
         write!(f, "{text} ({})", *self as u16)
     }
@@ -246,7 +264,7 @@ mod tests {
 
     /// Every code with its number. Codes are stable: changing a number here
     /// breaks every client in the field.
-    const PINNED: [(ErrorCode, u16); 41] = [
+    const PINNED: [(ErrorCode, u16); 44] = [
         (ErrorCode::None, 0),
         (ErrorCode::Unknown, 1),
         (ErrorCode::CorruptRecord, 2),
@@ -288,6 +306,9 @@ mod tests {
         (ErrorCode::InconsistentGroupProtocol, 40),
         (ErrorCode::GroupMaxSizeReached, 41),
         (ErrorCode::InvalidSessionTimeout, 42),
+        (ErrorCode::NotLeaderForPartition, 43),
+        (ErrorCode::InvalidReplicationFactor, 44),
+        (ErrorCode::LeaderNotAvailable, 45),
     ];
 
     #[test]
@@ -344,14 +365,17 @@ mod tests {
                 | ErrorCode::GroupIdNotFound
                 | ErrorCode::InconsistentGroupProtocol
                 | ErrorCode::GroupMaxSizeReached
-                | ErrorCode::InvalidSessionTimeout => {}
+                | ErrorCode::InvalidSessionTimeout
+                | ErrorCode::NotLeaderForPartition
+                | ErrorCode::InvalidReplicationFactor
+                | ErrorCode::LeaderNotAvailable => {}
             }
         }
         let mut numbers: Vec<u16> = PINNED.iter().map(|(_, n)| *n).collect();
         numbers.dedup();
         assert_eq!(
             numbers,
-            (0..28).chain(30..43).collect::<Vec<u16>>(),
+            (0..28).chain(30..46).collect::<Vec<u16>>(),
             "unique, in order, dense within each range"
         );
     }
@@ -366,7 +390,7 @@ mod tests {
 
     #[test]
     fn unknown_numbers_decode_as_unknown() {
-        for n in [28, 29, 43, 100, 127, 128, 1000, u16::MAX] {
+        for n in [28, 29, 46, 100, 127, 128, 1000, u16::MAX] {
             assert_eq!(ErrorCode::from_u16(n), ErrorCode::Unknown, "{n}");
         }
         // Through a body as well: 1000 = varint E8 07.
@@ -403,7 +427,9 @@ mod tests {
                 ErrorCode::DiskFull,
                 ErrorCode::StorageError,
                 ErrorCode::BrokerShuttingDown,
-                ErrorCode::RequestTimedOut
+                ErrorCode::RequestTimedOut,
+                ErrorCode::NotLeaderForPartition,
+                ErrorCode::LeaderNotAvailable
             ]
         );
         assert!(ErrorCode::None.is_ok());

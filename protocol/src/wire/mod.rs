@@ -115,12 +115,15 @@ impl ApiKey {
 
     /// The body versions this build speaks: `(min, max)`. Version 1 of
     /// Metadata and CreateTopics adds a topic's `compression` setting
-    /// (see [`topic_config`]); version 1 of OffsetCommit adds the member's
-    /// generation and ids (see [`offset_commit`]); every other API has
-    /// version 0 only.
+    /// (see [`topic_config`]); version 2 of Metadata adds the brokers and
+    /// each partition's leader, epoch, replicas and in-sync replicas, and
+    /// version 2 of CreateTopics a replication factor; version 1 of
+    /// OffsetCommit adds the member's generation and ids (see
+    /// [`offset_commit`]); every other API has version 0 only.
     pub fn versions(self) -> (u16, u16) {
         match self {
-            ApiKey::Metadata | ApiKey::CreateTopics | ApiKey::OffsetCommit => (0, 1),
+            ApiKey::Metadata | ApiKey::CreateTopics => (0, 2),
+            ApiKey::OffsetCommit => (0, 1),
             _ => (0, 0),
         }
     }
@@ -281,7 +284,8 @@ mod tests {
             assert_eq!(key as u16, number);
             assert_eq!(ApiKey::from_u16(number), Some(key));
             let max = match key {
-                ApiKey::Metadata | ApiKey::CreateTopics | ApiKey::OffsetCommit => 1,
+                ApiKey::Metadata | ApiKey::CreateTopics => 2,
+                ApiKey::OffsetCommit => 1,
                 _ => 0,
             };
             assert_eq!(key.versions(), (0, max));
@@ -406,7 +410,8 @@ mod tests {
         assert_eq!(all, hex("0000000d 0001 0000 00000008 00000001 00"));
 
         // ApiVersions response to correlation id 1: twenty APIs, versions
-        // 0..=0 except Metadata, CreateTopics and OffsetCommit (0..=1).
+        // 0..=0 except Metadata and CreateTopics (0..=2) and OffsetCommit
+        // (0..=1).
         let apis = ApiKey::ALL
             .iter()
             .map(|k| ApiVersionRange {
@@ -426,7 +431,7 @@ mod tests {
         assert_eq!(
             [&header[..], &body].concat(),
             hex("00000047 00000001 0000 0000003d  14
-                 000000 010001 020001 030000 040000 050000 060000 070001 080000 090000
+                 000000 010002 020002 030000 040000 050000 060000 070001 080000 090000
                  0a0000 0b0000 0c0000 0d0000 0e0000 0f0000 100000 110000 120000 130000")
         );
 

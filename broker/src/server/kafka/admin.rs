@@ -49,47 +49,77 @@ fn advertised(conn: &Conn) -> Advertised {
     }
 }
 
-/// Metadata: this broker, and the topics asked for (all when null). Topics
-/// are never created here.
+/// Metadata: the cluster's brokers (this one as its own listener
+/// advertises it; the others by their Kafka addresses), and the topics
+/// asked for (all when null) with each partition's leader, epoch, replicas
+/// and in-sync replicas. Topics are never created here.
 pub(super) fn metadata(conn: &Conn, r: MetadataRequest) -> MetadataResponse {
     let me = advertised(conn);
+    let svc = &conn.broker.service;
+    let leadership = svc.leadership.as_ref();
+    let local = leadership.local_node();
+    let node = |id: u64| i32::try_from(id).unwrap_or(i32::MAX);
+    let nodes = |ids: Vec<u64>| -> Vec<i32> {
+        ids.into_iter()
+            .map(|id| if id == local { me.node_id } else { node(id) })
+            .collect()
+    };
     let names: Option<Vec<String>> = r
         .topics
         .map(|ts| ts.into_iter().map(|t| t.name.unwrap_or_default()).collect());
-    let topics = conn
-        .broker
-        .service
+    let topics = svc
         .describe_topics(names.as_deref())
         .into_iter()
         .map(|t| MetadataTopic {
             error_code: to_kafka(t.error_code),
-            name: Some(t.name),
             topic_id: [0; 16],
             is_internal: false,
             partitions: t
                 .partitions
                 .into_iter()
-                .map(|p| MetadataPartition {
-                    error_code: to_kafka(p.error_code),
-                    partition_index: i32::try_from(p.partition).unwrap_or(i32::MAX),
-                    leader_id: me.node_id,
-                    leader_epoch: 0,
-                    replica_nodes: vec![me.node_id],
-                    isr_nodes: vec![me.node_id],
-                    offline_replicas: Vec::new(),
+                .map(|p| {
+                    let l = crate::service::leadership::describe(leadership, &t.name, p.partition);
+                    MetadataPartition {
+                        error_code: to_kafka(p.error_code),
+                        partition_index: i32::try_from(p.partition).unwrap_or(i32::MAX),
+                        leader_id: match l.leader {
+                            Some(id) if id == local => me.node_id,
+                            Some(id) => node(id),
+                            None => -1,
+                        },
+                        leader_epoch: i32::try_from(l.leader_epoch).unwrap_or(i32::MAX),
+                        replica_nodes: nodes(l.replicas),
+                        isr_nodes: nodes(l.isr),
+                        offline_replicas: Vec::new(),
+                    }
                 })
                 .collect(),
+            name: Some(t.name),
             topic_authorized_operations: OPERATIONS_UNKNOWN,
         })
         .collect();
+    let mut brokers = vec![MetadataBroker {
+        node_id: me.node_id,
+        host: me.host.clone(),
+        port: me.port,
+        rack: None,
+    }];
+    for b in leadership.brokers() {
+        let Some((host, port)) = b.kafka.as_deref().and_then(crate::config::split_host_port) else {
+            continue;
+        };
+        if b.id != local {
+            brokers.push(MetadataBroker {
+                node_id: node(b.id),
+                host: host.to_owned(),
+                port: i32::from(port),
+                rack: None,
+            });
+        }
+    }
     MetadataResponse {
         throttle_time_ms: 0,
-        brokers: vec![MetadataBroker {
-            node_id: me.node_id,
-            host: me.host,
-            port: me.port,
-            rack: None,
-        }],
+        brokers,
         cluster_id: Some(CLUSTER_ID.to_owned()),
         controller_id: me.node_id,
         topics,
@@ -326,10 +356,14 @@ pub(super) fn offset_fetch(conn: &Conn, r: OffsetFetchRequest) -> OffsetFetchRes
     }
 }
 
-/// CreateTopics: one replica per partition on this broker; Kafka config
-/// names mapped onto Sluice's settings (see `configs`).
+/// CreateTopics: replication factor -1 is the broker's
+/// `default_replication_factor`, others are checked by the service against
+/// the number of brokers; Kafka config names mapped onto Sluice's settings
+/// (see `configs`).
 pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> CreateTopicsResponse {
     let default_partitions = conn.broker.config.topic_defaults.partitions;
+    let default_factor = conn.broker.config.default_replication_factor;
+    let mut factors: Vec<u16> = Vec::new();
     let mut topics = Vec::new();
     let mut local: Vec<Option<(KafkaCode, String)>> = Vec::new();
     for t in &r.topics {
@@ -341,12 +375,17 @@ pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> Create
                     "validate_only is not supported".to_owned(),
                 ));
             }
-            if !matches!(t.replication_factor, -1 | 1) {
-                return Err((
-                    code::INVALID_REPLICATION_FACTOR,
-                    "a Sluice broker keeps one replica".to_owned(),
-                ));
-            }
+            // -1: the broker's default; the service checks the rest
+            // against the number of brokers.
+            let replication_factor = match t.replication_factor {
+                -1 => None,
+                n => Some(u16::try_from(n).map_err(|_| {
+                    (
+                        code::INVALID_REPLICATION_FACTOR,
+                        format!("replication factor {n} is not possible"),
+                    )
+                })?),
+            };
             if !t.assignments.is_empty() {
                 return Err((
                     code::INVALID_REPLICA_ASSIGNMENT,
@@ -359,7 +398,7 @@ pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> Create
                         .map_err(|m| (code::INVALID_CONFIG, m))?;
                 }
             }
-            match t.num_partitions {
+            let partitions = match t.num_partitions {
                 -1 => Ok(default_partitions),
                 n => u32::try_from(n).map_err(|_| {
                     (
@@ -367,21 +406,24 @@ pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> Create
                         "partitions must be positive".to_owned(),
                     )
                 }),
-            }
+            }?;
+            Ok((partitions, replication_factor))
         })();
         match checked {
-            Ok(partitions) => {
+            Ok((partitions, replication_factor)) => {
                 local.push(None);
+                factors.push(replication_factor.unwrap_or(default_factor));
                 topics.push(NewTopic {
                     name: t.name.clone(),
                     partitions,
                     config,
+                    replication_factor,
                 });
             }
             Err(e) => local.push(Some(e)),
         }
     }
-    let counts: Vec<u32> = topics.iter().map(|t| t.partitions).collect();
+    let counts: Vec<(u32, u16)> = topics.iter().map(|t| t.partitions).zip(factors).collect();
     let svc = Arc::clone(&conn.broker.service);
     let done = if topics.is_empty() {
         Ok(Vec::new())
@@ -410,12 +452,12 @@ pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> Create
                 out.error_message = Some(refused.message.clone());
             }
             (None, Ok(_), Some(it)) => match it.next() {
-                Some((o, n)) => {
+                Some((o, (n, factor))) => {
                     out.error_code = to_kafka(o.error_code);
                     out.error_message = o.message.clone();
                     if o.error_code.is_ok() {
                         out.num_partitions = i32::try_from(n).unwrap_or(i32::MAX);
-                        out.replication_factor = 1;
+                        out.replication_factor = i16::try_from(factor).unwrap_or(i16::MAX);
                     }
                 }
                 None => out.error_code = code::UNKNOWN_SERVER_ERROR,

@@ -14,7 +14,8 @@ use bytes::BytesMut;
 use sluice_protocol::wire::api_versions::{ApiVersionRange, ApiVersionsResponse};
 use sluice_protocol::wire::broker_status::{BrokerStatusRequest, BrokerStatusResponse};
 use sluice_protocol::wire::create_topics::{
-    CreateTopicsRequest, CreateTopicsRequestV0, CreateTopicsResponse, TopicResult,
+    CreateTopicsRequest, CreateTopicsRequestV0, CreateTopicsRequestV1, CreateTopicsResponse,
+    TopicResult,
 };
 use sluice_protocol::wire::delete_topics::{DeleteTopicsRequest, DeleteTopicsResponse};
 use sluice_protocol::wire::fetch::{FetchPartitionResponse, FetchRequest, FetchResponse};
@@ -24,7 +25,8 @@ use sluice_protocol::wire::list_offsets::{
     ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse, OffsetSpec,
 };
 use sluice_protocol::wire::metadata::{
-    MetadataRequest, MetadataResponse, MetadataResponseV0, PartitionMetadata, TopicMetadata,
+    BrokerMetadata, MetadataRequest, MetadataResponse, MetadataResponseV0, MetadataResponseV1,
+    PartitionMetadata, TopicMetadata,
 };
 use sluice_protocol::wire::offset_commit::{
     CommitPartitionResponse, OffsetCommitRequest, OffsetCommitRequestV1, OffsetCommitResponse,
@@ -48,6 +50,48 @@ use crate::service::produce::{self as svc_produce, Acks};
 use crate::service::stats::Stats;
 use crate::service::{Refused, check_partition_list};
 use connection::{Conn, ConnError};
+
+/// The Metadata answer (newest version): the cluster's brokers, and each
+/// topic's partitions with their offsets and leadership.
+fn metadata(svc: &crate::service::Service, req: MetadataRequest) -> MetadataResponse {
+    let leadership = svc.leadership.as_ref();
+    let brokers = leadership
+        .brokers()
+        .into_iter()
+        .map(|b| BrokerMetadata {
+            id: b.id,
+            listen: b.listen,
+            kafka: b.kafka,
+        })
+        .collect();
+    let topics = svc
+        .describe_topics(req.topics.as_deref())
+        .into_iter()
+        .map(|t| TopicMetadata {
+            partitions: t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let l = crate::service::leadership::describe(leadership, &t.name, p.partition);
+                    PartitionMetadata {
+                        partition: p.partition,
+                        error_code: p.error_code,
+                        log_start_offset: p.log_start_offset,
+                        high_watermark: p.high_watermark,
+                        leader: l.leader,
+                        leader_epoch: l.leader_epoch,
+                        replicas: l.replicas,
+                        isr: l.isr,
+                    }
+                })
+                .collect(),
+            name: t.name,
+            error_code: t.error_code,
+            config: t.config,
+        })
+        .collect();
+    MetadataResponse { brokers, topics }
+}
 
 /// Decodes the request header and serves the request, writing its response
 /// (if the API has one). Frame-level problems (unknown API or version,
@@ -146,38 +190,20 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
         }
         ApiKey::Metadata => {
             let req = decode!(MetadataRequest);
-            let topics = svc
-                .describe_topics(req.topics.as_deref())
-                .into_iter()
-                .map(|t| TopicMetadata {
-                    name: t.name,
-                    error_code: t.error_code,
-                    partitions: t
-                        .partitions
-                        .into_iter()
-                        .map(|p| PartitionMetadata {
-                            partition: p.partition,
-                            error_code: p.error_code,
-                            log_start_offset: p.log_start_offset,
-                            high_watermark: p.high_watermark,
-                        })
-                        .collect(),
-                    config: t.config,
-                })
-                .collect();
-            let resp = MetadataResponse { topics };
-            // Answered in the version asked: v0 has no `compression`.
-            if header.api_version == 0 {
-                respond(conn, id, &MetadataResponseV0::from(resp)).await
-            } else {
-                respond(conn, id, &resp).await
+            let resp = metadata(&svc, req);
+            // Answered in the version asked: v0 has no `compression`, v1
+            // no brokers or leadership.
+            match header.api_version {
+                0 => respond(conn, id, &MetadataResponseV0::from(resp)).await,
+                1 => respond(conn, id, &MetadataResponseV1::from(resp)).await,
+                _ => respond(conn, id, &resp).await,
             }
         }
         ApiKey::CreateTopics => {
-            let req = if header.api_version == 0 {
-                CreateTopicsRequest::from(decode!(CreateTopicsRequestV0))
-            } else {
-                decode!(CreateTopicsRequest)
+            let req = match header.api_version {
+                0 => CreateTopicsRequest::from(decode!(CreateTopicsRequestV0)),
+                1 => CreateTopicsRequest::from(decode!(CreateTopicsRequestV1)),
+                _ => decode!(CreateTopicsRequest),
             };
             let topics = req
                 .topics
@@ -186,6 +212,7 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
                     name: t.name,
                     partitions: t.partitions,
                     config: t.config,
+                    replication_factor: t.replication_factor,
                 })
                 .collect();
             let results = or_refuse!(svc.create_topics(topics).await);
@@ -542,4 +569,38 @@ async fn fetch(conn: &mut Conn, id: u32, req: FetchRequest) -> Result<(), ConnEr
     };
     conn.out.clear();
     sent
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::service::leadership::tests::Scripted;
+    use crate::service::tests::service_led_by;
+
+    /// A cluster's view reaches the wire: every broker, and each
+    /// partition's leader (or none), epoch, replicas and in-sync replicas.
+    #[test]
+    fn metadata_carries_the_cluster_view() {
+        for leader in [Some(2), None] {
+            let dir = tempfile::tempdir().unwrap();
+            let svc = service_led_by(dir.path(), Arc::new(Scripted { local: 1, leader }));
+            let m = metadata(
+                &svc,
+                MetadataRequest {
+                    topics: Some(vec!["t".into()]),
+                },
+            );
+            let ids: Vec<u64> = m.brokers.iter().map(|b| b.id).collect();
+            assert_eq!(ids, [1, 2, 3]);
+            assert_eq!(m.broker_address(2), Some("127.0.0.1:9292"));
+            let p = &m.topics[0].partitions[0];
+            assert_eq!(p.leader, leader);
+            assert_eq!(p.leader_epoch, 4);
+            assert_eq!(p.replicas, [1, 2, 3]);
+            assert_eq!(p.isr, [1, 2]);
+            assert_eq!(m.leader("t", 0), Some(leader));
+        }
+    }
 }

@@ -15,6 +15,7 @@
 //! usage errors exit with status 2.
 
 mod broker;
+mod cluster;
 mod consume;
 mod consume_group;
 mod format;
@@ -60,6 +61,9 @@ enum Command {
     /// List, describe, reset the offsets of, or delete consumer groups
     #[command(subcommand)]
     Group(group::GroupCommand),
+    /// Show the cluster's brokers
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
 }
 
 /// How a listing or description is printed.
@@ -113,6 +117,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Consume(args) => consume::run(&cli.broker, args).await,
         Command::Broker(cmd) => broker::run(&cli.broker, cmd).await,
         Command::Group(cmd) => group::run(&cli.broker, cmd).await,
+        Command::Cluster(cmd) => cluster::run(&cli.broker, cmd).await,
     }
 }
 

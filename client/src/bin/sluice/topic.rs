@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use serde_json::json;
 use sluice_client::{FlushMode, TopicConfig};
-use sluice_protocol::wire::metadata::TopicMetadata;
+use sluice_protocol::wire::metadata::{PartitionMetadata, TopicMetadata};
 use sluice_protocol::wire::partition_status::TopicState;
 use sluice_protocol::wire::topic_config::TopicCompression;
 
@@ -22,6 +22,10 @@ pub(crate) enum TopicCommand {
         /// Number of partitions
         #[arg(long, default_value_t = 1)]
         partitions: u32,
+        /// Copies of each partition, on distinct brokers (default: the
+        /// broker's default_replication_factor)
+        #[arg(long, value_name = "R")]
+        replication_factor: Option<u16>,
         /// Delete data older than this many milliseconds (0 = keep forever)
         #[arg(long, value_name = "MS")]
         retention_ms: Option<u64>,
@@ -49,7 +53,8 @@ pub(crate) enum TopicCommand {
         output: Output,
     },
     /// Show a topic's settings and partitions (log start, high watermark,
-    /// log end, size, segments, offline or not)
+    /// log end, size, segments, offline or not, leader, leader epoch,
+    /// replicas, in-sync replicas)
     Describe {
         /// Topic name
         name: String,
@@ -99,6 +104,7 @@ pub(crate) async fn run(broker: &str, cmd: TopicCommand) -> anyhow::Result<Outco
         TopicCommand::Create {
             name,
             partitions,
+            replication_factor,
             retention_ms,
             retention_bytes,
             segment_bytes,
@@ -115,7 +121,7 @@ pub(crate) async fn run(broker: &str, cmd: TopicCommand) -> anyhow::Result<Outco
                 compression,
             };
             admin
-                .create_topic(&name, partitions, config)
+                .create_replicated_topic(&name, partitions, replication_factor, config)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot create topic {name:?}: {}", describe(&e)))?;
             writeln!(out, "created topic {name} with {partitions} partitions")?;
@@ -196,23 +202,61 @@ fn print_description(
     )?;
     writeln!(
         out,
-        "{:>9} {:>12} {:>14} {:>12} {:>14} {:>8} {:>7}",
-        "partition", "log-start", "high-watermark", "log-end", "size-bytes", "segments", "state"
+        "{:>9} {:>12} {:>14} {:>12} {:>14} {:>8} {:>7} {:>6} {:>12} {:>8} {:>8}",
+        "partition",
+        "log-start",
+        "high-watermark",
+        "log-end",
+        "size-bytes",
+        "segments",
+        "state",
+        "leader",
+        "leader-epoch",
+        "replicas",
+        "isr"
     )?;
     for p in &state.partitions {
+        let l = leadership(t, p.partition);
         writeln!(
             out,
-            "{:>9} {:>12} {:>14} {:>12} {:>14} {:>8} {:>7}",
+            "{:>9} {:>12} {:>14} {:>12} {:>14} {:>8} {:>7} {:>6} {:>12} {:>8} {:>8}",
             p.partition,
             p.log_start_offset,
             p.high_watermark,
             p.log_end_offset,
             p.size_bytes,
             p.segments,
-            if p.offline { "offline" } else { "online" }
+            if p.offline { "offline" } else { "online" },
+            l.map_or_else(
+                || "?".to_owned(),
+                |l| {
+                    l.leader
+                        .map_or_else(|| "none".to_owned(), |id| id.to_string())
+                }
+            ),
+            l.map_or_else(|| "?".to_owned(), |l| l.leader_epoch.to_string()),
+            l.map_or_else(|| "?".to_owned(), |l| ids(&l.replicas)),
+            l.map_or_else(|| "?".to_owned(), |l| ids(&l.isr)),
         )?;
     }
     Ok(())
+}
+
+/// A partition's Metadata entry (its leadership), if listed.
+fn leadership(t: &TopicMetadata, partition: u32) -> Option<&PartitionMetadata> {
+    t.partitions.iter().find(|p| p.partition == partition)
+}
+
+/// Node ids as `1,2,3` (`-` for none).
+fn ids(nodes: &[u64]) -> String {
+    if nodes.is_empty() {
+        return "-".to_owned();
+    }
+    nodes
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A topic's settings and partitions as one JSON object.
@@ -222,6 +266,7 @@ fn description_json(t: &TopicMetadata, state: &TopicState) -> serde_json::Value 
         .partitions
         .iter()
         .map(|p| {
+            let l = leadership(t, p.partition);
             json!({
                 "partition": p.partition,
                 "log_start_offset": p.log_start_offset,
@@ -230,6 +275,10 @@ fn description_json(t: &TopicMetadata, state: &TopicState) -> serde_json::Value 
                 "size_bytes": p.size_bytes,
                 "segments": p.segments,
                 "offline": p.offline,
+                "leader": l.and_then(|l| l.leader),
+                "leader_epoch": l.map(|l| l.leader_epoch),
+                "replicas": l.map(|l| l.replicas.clone()),
+                "isr": l.map(|l| l.isr.clone()),
             })
         })
         .collect();
