@@ -329,9 +329,7 @@ impl ReplicatedPartition {
     }
 }
 
-fn write_error(
-    e: RaftError<u64, ClientWriteError<u64, BasicNode>>,
-) -> ReplicationError {
+fn write_error(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> ReplicationError {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ReplicationError::NotLeader {
             leader: f.leader_id,
@@ -347,10 +345,14 @@ fn recover(partition: &Partition) -> Result<(RaftIndex, OpenReport), Replication
     let log = &partition.log;
     let dir: PathBuf = log.dir().join("raft");
     let storage = |e: std::io::Error| ReplicationError::Storage(e.to_string());
-    let mut index = RaftIndex::open(Arc::clone(&log.fs), dir, log.next_offset()).map_err(storage)?;
+    let mut index =
+        RaftIndex::open(Arc::clone(&log.fs), dir, log.next_offset()).map_err(storage)?;
     let mut report = OpenReport::default();
     let expected = index.kafka_end();
-    if log.next_offset() < expected && log.log_start_offset() == log.next_offset() && index.last().is_none() {
+    if log.next_offset() < expected
+        && log.log_start_offset() == log.next_offset()
+        && index.last().is_none()
+    {
         // A reset (snapshot install) cut short by a crash: finish it.
         log.reset_to(expected)?;
     }

@@ -3,7 +3,7 @@
 //! index record and the CRC frame of the small side files.
 
 /// Length of one Raft index record.
-pub const RECORD_LEN: usize = 32;
+pub const RECORD_LEN: usize = 40;
 
 /// Length of a side-file frame header (`u32` length, `u32` CRC-32).
 pub const FRAME_HEADER_LEN: usize = 8;
@@ -42,6 +42,8 @@ impl EntryKind {
 pub struct IndexRecord {
     /// The Raft term of the entry.
     pub term: u64,
+    /// The node that led that term (with `term`, the entry's leader id).
+    pub leader: u64,
     /// What the entry holds.
     pub kind: EntryKind,
     /// First Kafka offset of the entry.
@@ -51,16 +53,18 @@ pub struct IndexRecord {
 }
 
 impl IndexRecord {
-    /// Encodes the record: `term u64 | base u64 | next u64 | kind u8 |
-    /// 3 zero bytes | crc32 u32` (big-endian, CRC-32/IEEE over bytes 0..28).
+    /// Encodes the record: `term u64 | leader u64 | base u64 | next u64 |
+    /// kind u8 | 3 zero bytes | crc32 u32` (big-endian, CRC-32/IEEE over
+    /// bytes 0..36).
     pub fn encode(&self) -> [u8; RECORD_LEN] {
         let mut b = [0u8; RECORD_LEN];
         b[0..8].copy_from_slice(&self.term.to_be_bytes());
-        b[8..16].copy_from_slice(&self.base.to_be_bytes());
-        b[16..24].copy_from_slice(&self.next.to_be_bytes());
-        b[24] = self.kind as u8;
-        let crc = crc32fast::hash(&b[..28]);
-        b[28..32].copy_from_slice(&crc.to_be_bytes());
+        b[8..16].copy_from_slice(&self.leader.to_be_bytes());
+        b[16..24].copy_from_slice(&self.base.to_be_bytes());
+        b[24..32].copy_from_slice(&self.next.to_be_bytes());
+        b[32] = self.kind as u8;
+        let crc = crc32fast::hash(&b[..36]);
+        b[36..40].copy_from_slice(&crc.to_be_bytes());
         b
     }
 
@@ -71,15 +75,16 @@ impl IndexRecord {
         let u64_at = |at: usize| -> Option<u64> {
             Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
         };
-        let crc = u32::from_be_bytes(b.get(28..32)?.try_into().ok()?);
-        if crc32fast::hash(b.get(..28)?) != crc || b.get(25..28)? != [0, 0, 0] {
+        let crc = u32::from_be_bytes(b.get(36..40)?.try_into().ok()?);
+        if crc32fast::hash(b.get(..36)?) != crc || b.get(33..36)? != [0, 0, 0] {
             return None;
         }
         let rec = IndexRecord {
             term: u64_at(0)?,
-            base: u64_at(8)?,
-            next: u64_at(16)?,
-            kind: EntryKind::from_u8(*b.get(24)?)?,
+            leader: u64_at(8)?,
+            base: u64_at(16)?,
+            next: u64_at(24)?,
+            kind: EntryKind::from_u8(*b.get(32)?)?,
         };
         (rec.next >= rec.base).then_some(rec)
     }
@@ -149,15 +154,15 @@ mod tests {
 
     proptest! {
         #[test]
-        fn record_round_trips(term: u64, base: u64, len in 0u64..1 << 32, kind in kind()) {
+        fn record_round_trips(term: u64, leader: u64, base: u64, len in 0u64..1 << 32, kind in kind()) {
             let next = base.saturating_add(len);
-            let rec = IndexRecord { term, kind, base, next };
+            let rec = IndexRecord { term, leader, kind, base, next };
             prop_assert_eq!(IndexRecord::decode(&rec.encode()), Some(rec));
         }
 
         #[test]
         fn any_flipped_bit_is_refused(term: u64, base in 0u64..1 << 40, bit in 0usize..RECORD_LEN * 8) {
-            let rec = IndexRecord { term, kind: EntryKind::Data, base, next: base + 5 };
+            let rec = IndexRecord { term, leader: 2, kind: EntryKind::Data, base, next: base + 5 };
             let mut b = rec.encode();
             b[bit / 8] ^= 1 << (bit % 8);
             prop_assert_eq!(IndexRecord::decode(&b), None);
@@ -187,18 +192,19 @@ mod tests {
     fn documented_record_bytes() {
         let rec = IndexRecord {
             term: 3,
+            leader: 2,
             kind: EntryKind::Data,
             base: 100,
             next: 105,
         };
         let b = rec.encode();
         let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        let crc = crc32fast::hash(&b[..28]);
+        let crc = crc32fast::hash(&b[..36]);
         assert_eq!(
             hex,
             format!(
-                "0000000000000003{}{}01000000{crc:08x}",
-                "0000000000000064", "0000000000000069"
+                "0000000000000003{}{}{}01000000{crc:08x}",
+                "0000000000000002", "0000000000000064", "0000000000000069"
             )
         );
         assert_eq!(IndexRecord::decode(&b), Some(rec));

@@ -71,9 +71,7 @@ pub(crate) fn read_json<T: for<'a> Deserialize<'a>>(
         return Ok(None);
     };
     let (frames, _) = decode_frames(&buf);
-    Ok(frames
-        .first()
-        .and_then(|f| serde_json::from_slice(f).ok()))
+    Ok(frames.first().and_then(|f| serde_json::from_slice(f).ok()))
 }
 
 /// Replaces the one-frame JSON side file `name` durably and atomically.
@@ -91,7 +89,11 @@ impl RaftIndex {
     /// longest valid dense prefix of records: a torn or corrupt record and
     /// everything after it is cut off the files. `log_end` is the Kafka
     /// log end when no record or purge point says otherwise.
-    pub(crate) fn open(fs: Arc<dyn FileSystem>, dir: PathBuf, log_end: u64) -> io::Result<RaftIndex> {
+    pub(crate) fn open(
+        fs: Arc<dyn FileSystem>,
+        dir: PathBuf,
+        log_end: u64,
+    ) -> io::Result<RaftIndex> {
         fs.create_dir_all(&dir)?;
         let fresh = !fs.exists(&dir.join(META_FILE));
         let mut meta: Meta = read_json(&*fs, &dir, META_FILE)?.unwrap_or_default();
@@ -118,7 +120,8 @@ impl RaftIndex {
         for (file_first, name) in names {
             let path = dir.join(&name);
             let next_expected = index.first + index.records.len() as u64;
-            let usable = !broken && file_first <= next_expected && file_first + RECORDS_PER_FILE > start;
+            let usable =
+                !broken && file_first <= next_expected && file_first + RECORDS_PER_FILE > start;
             if !usable {
                 // Wholly purged, or after a gap or a cut: not part of the log.
                 fs.remove_file(&path)?;
@@ -234,7 +237,11 @@ impl RaftIndex {
             let idx = self.end();
             let file = self.file_for(idx)?;
             let (file_first, file) = file;
-            write_all_at(&*file, &rec.encode(), (idx - file_first) * RECORD_LEN as u64)?;
+            write_all_at(
+                &*file,
+                &rec.encode(),
+                (idx - file_first) * RECORD_LEN as u64,
+            )?;
             self.records.push(*rec);
         }
         Ok(())
@@ -278,7 +285,8 @@ impl RaftIndex {
             if *first >= from && *first > self.first {
                 let first = *first;
                 self.files.pop();
-                self.fs.remove_file(&self.dir.join(index_file_name(first)))?;
+                self.fs
+                    .remove_file(&self.dir.join(index_file_name(first)))?;
             } else {
                 break;
             }
@@ -339,7 +347,8 @@ impl RaftIndex {
         meta.purged_kafka_end = kafka_end;
         self.save_meta(meta)?;
         for (first, _) in self.files.drain(..) {
-            self.fs.remove_file(&self.dir.join(index_file_name(first)))?;
+            self.fs
+                .remove_file(&self.dir.join(index_file_name(first)))?;
         }
         self.records.clear();
         self.first = last.index + 1;
@@ -358,7 +367,11 @@ impl RaftIndex {
     /// Drops records at the tail whose Kafka range passes `log_end` (the
     /// segment files lost them in a crash), durably. Returns how many.
     pub(crate) fn cut_to_log_end(&mut self, log_end: u64) -> io::Result<usize> {
-        let keep = self.records.iter().take_while(|r| r.next <= log_end).count();
+        let keep = self
+            .records
+            .iter()
+            .take_while(|r| r.next <= log_end)
+            .count();
         let dropped = self.records.len() - keep;
         if dropped > 0 {
             self.truncate_from(self.first + keep as u64)?;

@@ -119,7 +119,8 @@ pub struct MemConnection {
     to: u64,
 }
 
-type Rpc<T, E = openraft::error::Infallible> = Result<T, RPCError<u64, BasicNode, RaftError<u64, E>>>;
+type Rpc<T, E = openraft::error::Infallible> =
+    Result<T, RPCError<u64, BasicNode, RaftError<u64, E>>>;
 
 impl RaftNetwork<PartitionRaft> for MemConnection {
     async fn append_entries(
@@ -127,11 +128,18 @@ impl RaftNetwork<PartitionRaft> for MemConnection {
         mut rpc: AppendEntriesRequest<PartitionRaft>,
         _option: RPCOption,
     ) -> Rpc<AppendEntriesResponse<u64>> {
-        let raft = self.net.target(self.from, self.to).map_err(RPCError::Unreachable)?;
+        let raft = self
+            .net
+            .target(self.from, self.to)
+            .map_err(RPCError::Unreachable)?;
         for entry in &mut rpc.entries {
             if let EntryPayload::Normal(req) = &mut entry.payload {
                 // What a transport does: send the bytes of the file range.
-                let inline = req.records.clone().into_inline().map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+                let inline = req
+                    .records
+                    .clone()
+                    .into_inline()
+                    .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
                 req.records = inline;
             }
         }
@@ -145,14 +153,20 @@ impl RaftNetwork<PartitionRaft> for MemConnection {
         rpc: InstallSnapshotRequest<PartitionRaft>,
         _option: RPCOption,
     ) -> Rpc<InstallSnapshotResponse<u64>, InstallSnapshotError> {
-        let raft = self.net.target(self.from, self.to).map_err(RPCError::Unreachable)?;
+        let raft = self
+            .net
+            .target(self.from, self.to)
+            .map_err(RPCError::Unreachable)?;
         raft.install_snapshot(rpc)
             .await
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
     }
 
     async fn vote(&mut self, rpc: VoteRequest<u64>, _option: RPCOption) -> Rpc<VoteResponse<u64>> {
-        let raft = self.net.target(self.from, self.to).map_err(RPCError::Unreachable)?;
+        let raft = self
+            .net
+            .target(self.from, self.to)
+            .map_err(RPCError::Unreachable)?;
         raft.vote(rpc)
             .await
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))

@@ -103,13 +103,21 @@ impl RaftSnapshotBuilder<PartitionRaft> for SnapshotBuilder {
                 meta: SnapshotMeta {
                     last_log_id: last,
                     last_membership: membership,
-                    snapshot_id: last.map_or_else(|| "empty".to_owned(), |l| format!("{}-{}", l.leader_id.term, l.index)),
+                    snapshot_id: last.map_or_else(
+                        || "empty".to_owned(),
+                        |l| format!("{}-{}", l.leader_id.term, l.index),
+                    ),
                 },
                 log_start: shared.partition.log.log_start_offset(),
                 kafka_end,
             };
-            write_json(&*shared.partition.log.fs, &raft_dir(&shared), SNAPSHOT_FILE, &rec)
-                .map_err(|e| store_err(ErrorVerb::Write, e))?;
+            write_json(
+                &*shared.partition.log.fs,
+                &raft_dir(&shared),
+                SNAPSHOT_FILE,
+                &rec,
+            )
+            .map_err(|e| store_err(ErrorVerb::Write, e))?;
             snapshot_of(&rec)
         })
         .await
@@ -171,7 +179,9 @@ impl RaftStateMachine<PartitionRaft> for StateMachine {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<u64>> {
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<u64>> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
@@ -185,7 +195,10 @@ impl RaftStateMachine<PartitionRaft> for StateMachine {
         let last = meta
             .last_log_id
             .ok_or_else(|| store_err(ErrorVerb::Write, "snapshot without a last log id"))?;
-        let rec = SnapshotRecord { meta: meta.clone(), ..rec };
+        let rec = SnapshotRecord {
+            meta: meta.clone(),
+            ..rec
+        };
         let shared = Arc::clone(&self.shared);
         let saved = rec.clone();
         tokio::task::spawn_blocking(move || {
@@ -210,7 +223,9 @@ impl RaftStateMachine<PartitionRaft> for StateMachine {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<PartitionRaft>>, StorageError<u64>> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<PartitionRaft>>, StorageError<u64>> {
         load_snapshot(&self.shared)?
             .as_ref()
             .map(snapshot_of)

@@ -26,7 +26,12 @@ use crate::partition::Partition;
 
 /// A storage error for openraft.
 pub(crate) fn store_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError<u64> {
-    StorageIOError::new(ErrorSubject::Logs, verb, openraft::AnyError::error(e.to_string())).into()
+    StorageIOError::new(
+        ErrorSubject::Logs,
+        verb,
+        openraft::AnyError::error(e.to_string()),
+    )
+    .into()
 }
 
 /// Waiters for the leader's local append of acks=leader proposals.
@@ -44,7 +49,11 @@ pub(crate) struct Shared {
 impl Shared {
     /// Entries `range` of the Raft log, data entries as file ranges of the
     /// segments. Blocking (reads batch headers).
-    fn entries(&self, start: u64, end: u64) -> Result<Vec<Entry<PartitionRaft>>, StorageError<u64>> {
+    fn entries(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry<PartitionRaft>>, StorageError<u64>> {
         let recs: Vec<(u64, IndexRecord, Option<_>)> = {
             let index = self.index.lock();
             let start = start.max(index.first());
@@ -58,12 +67,17 @@ impl Shared {
         };
         let mut out = Vec::with_capacity(recs.len());
         for (i, r, m) in recs {
-            let log_id = LogId::new(openraft::CommittedLeaderId::new(r.term, 0), i);
+            let log_id = LogId::new(openraft::CommittedLeaderId::new(r.term, r.leader), i);
             let payload = match r.kind {
                 EntryKind::Blank => EntryPayload::Blank,
                 EntryKind::Membership => match m {
                     Some(m) => EntryPayload::Membership(m),
-                    None => return Err(store_err(ErrorVerb::Read, format!("no membership for entry {i}"))),
+                    None => {
+                        return Err(store_err(
+                            ErrorVerb::Read,
+                            format!("no membership for entry {i}"),
+                        ));
+                    }
                 },
                 EntryKind::Data => {
                     let slice = self
@@ -102,9 +116,17 @@ impl Shared {
         let mut memberships = Vec::new();
         for (n, entry) in entries.into_iter().enumerate() {
             if entry.log_id.index != first_idx + n as u64 {
-                return Err(store_err(ErrorVerb::Write, format!("entry {} is not next ({})", entry.log_id.index, first_idx + n as u64)));
+                return Err(store_err(
+                    ErrorVerb::Write,
+                    format!(
+                        "entry {} is not next ({})",
+                        entry.log_id.index,
+                        first_idx + n as u64
+                    ),
+                ));
             }
             let term = entry.log_id.leader_id.term;
+            let leader = entry.log_id.leader_id.node_id;
             let kind = match entry.payload {
                 EntryPayload::Blank => EntryKind::Blank,
                 EntryPayload::Membership(m) => {
@@ -112,8 +134,13 @@ impl Shared {
                     EntryKind::Membership
                 }
                 EntryPayload::Normal(req) => {
-                    let bytes = req.records.to_bytes().map_err(|e| store_err(ErrorVerb::Write, e))?;
-                    let mut buf = bytes.try_into_mut().unwrap_or_else(|b| BytesMut::from(&b[..]));
+                    let bytes = req
+                        .records
+                        .to_bytes()
+                        .map_err(|e| store_err(ErrorVerb::Write, e))?;
+                    let mut buf = bytes
+                        .try_into_mut()
+                        .unwrap_or_else(|b| BytesMut::from(&b[..]));
                     stamp(&mut buf, end, term).map_err(|e| store_err(ErrorVerb::Write, e))?;
                     let info = self
                         .partition
@@ -121,7 +148,11 @@ impl Shared {
                         .append_at(end, &mut buf)
                         .map_err(|e| store_err(ErrorVerb::Write, e))?;
                     let base = end;
-                    end = if info.duplicate { end } else { info.next_offset };
+                    end = if info.duplicate {
+                        end
+                    } else {
+                        info.next_offset
+                    };
                     if let Some(origin) = req.origin.filter(|o| o.node == self.node_id) {
                         if let Some(tx) = self.waiters.lock().remove(&origin.seq) {
                             let _ = tx.send(Response {
@@ -130,11 +161,23 @@ impl Shared {
                             });
                         }
                     }
-                    records.push(IndexRecord { term, kind: EntryKind::Data, base, next: end });
+                    records.push(IndexRecord {
+                        term,
+                        leader,
+                        kind: EntryKind::Data,
+                        base,
+                        next: end,
+                    });
                     continue;
                 }
             };
-            records.push(IndexRecord { term, kind, base: end, next: end });
+            records.push(IndexRecord {
+                term,
+                leader,
+                kind,
+                base: end,
+                next: end,
+            });
         }
         self.index
             .lock()
@@ -155,7 +198,8 @@ fn stamp(buf: &mut [u8], base: u64, term: u64) -> io::Result<()> {
         let (_, len) = peek_offset_and_len(rest).map_err(io::Error::other)?;
         let h = BatchHeader::parse(rest).map_err(io::Error::other)?;
         sluice_protocol::batch::set_base_offset(rest, offset as i64).map_err(io::Error::other)?;
-        sluice_protocol::batch::set_partition_leader_epoch(rest, epoch).map_err(io::Error::other)?;
+        sluice_protocol::batch::set_partition_leader_epoch(rest, epoch)
+            .map_err(io::Error::other)?;
         offset += u64::try_from(h.last_offset_delta).map_err(io::Error::other)? + 1;
         at += len;
     }
@@ -178,7 +222,9 @@ pub struct LogStore {
 
 impl Debug for LogStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogStore").field("node", &self.shared.node_id).finish()
+        f.debug_struct("LogStore")
+            .field("node", &self.shared.node_id)
+            .finish()
     }
 }
 
@@ -202,19 +248,27 @@ impl LogStore {
                     handles.iter().try_for_each(|f| f.sync_data())
                 });
                 let log_result = log.flush_to_async(end).await;
-                let index_result = index_sync.await.unwrap_or_else(|e| Err(io::Error::other(e)));
+                let index_result = index_sync
+                    .await
+                    .unwrap_or_else(|e| Err(io::Error::other(e)));
                 let result = match (log_result, index_result) {
                     (Err(e), _) => Err(io::Error::other(e)),
                     (_, Err(e)) => Err(e),
                     _ => Ok(()),
                 };
                 for item in batch {
-                    let r = result.as_ref().map(|_| ()).map_err(|e| io::Error::new(e.kind(), e.to_string()));
+                    let r = result
+                        .as_ref()
+                        .map(|_| ())
+                        .map_err(|e| io::Error::new(e.kind(), e.to_string()));
                     item.callback.log_io_completed(r);
                 }
             }
         });
-        LogStore { shared, flushes: tx }
+        LogStore {
+            shared,
+            flushes: tx,
+        }
     }
 }
 
@@ -260,9 +314,12 @@ impl RaftLogStorage<PartitionRaft> for LogStore {
         let last_purged_log_id = index.meta.purged;
         let last_log_id = index
             .last()
-            .map(|(i, r)| LogId::new(openraft::CommittedLeaderId::new(r.term, 0), i))
+            .map(|(i, r)| LogId::new(openraft::CommittedLeaderId::new(r.term, r.leader), i))
             .or(last_purged_log_id);
-        Ok(LogState { last_purged_log_id, last_log_id })
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -276,7 +333,9 @@ impl RaftLogStorage<PartitionRaft> for LogStore {
             let mut index = shared.index.lock();
             let mut meta = index.meta.clone();
             meta.vote = Some(vote);
-            index.save_meta(meta).map_err(|e| store_err(ErrorVerb::Write, e))
+            index
+                .save_meta(meta)
+                .map_err(|e| store_err(ErrorVerb::Write, e))
         })
         .await
     }
@@ -285,7 +344,10 @@ impl RaftLogStorage<PartitionRaft> for LogStore {
         Ok(self.shared.index.lock().meta.vote)
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> Result<(), StorageError<u64>> {
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<u64>>,
+    ) -> Result<(), StorageError<u64>> {
         // Kept in memory only: after a restart the leader tells followers
         // again, and re-applying only moves the high watermark.
         self.shared.index.lock().meta.committed = committed;
@@ -296,7 +358,11 @@ impl RaftLogStorage<PartitionRaft> for LogStore {
         Ok(None)
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<PartitionRaft>) -> Result<(), StorageError<u64>>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<PartitionRaft>,
+    ) -> Result<(), StorageError<u64>>
     where
         I: IntoIterator<Item = Entry<PartitionRaft>> + Send,
         I::IntoIter: Send,
@@ -305,7 +371,10 @@ impl RaftLogStorage<PartitionRaft> for LogStore {
         let shared = Arc::clone(&self.shared);
         let kafka_end = blocking(move || shared.write(entries)).await?;
         self.flushes
-            .send(FlushItem { kafka_end, callback })
+            .send(FlushItem {
+                kafka_end,
+                callback,
+            })
             .map_err(|_| store_err(ErrorVerb::Write, "flush task stopped"))
     }
 
