@@ -20,6 +20,10 @@ use super::store::{LogStore, Shared};
 use crate::log::LogError;
 use crate::partition::{Acks, Partition};
 
+/// How long [`ReplicatedPartition::snapshot_and_purge`] keeps asking
+/// openraft to purge.
+pub const PURGE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Settings of a partition group, with defaults tuned for sub-second
 /// failover on a local network.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,27 +299,61 @@ impl ReplicatedPartition {
 
     /// Before retention deletes segments: builds a snapshot at the last
     /// applied entry and purges the Raft log up to it, so a follower that
-    /// needs the deleted records receives the snapshot instead. Returns
-    /// once the snapshot is built.
-    pub async fn snapshot_and_purge(&self) -> Result<(), ReplicationError> {
+    /// needs the deleted records receives the snapshot instead.
+    ///
+    /// openraft postpones a purge while a replication stream reads the
+    /// entries (a follower that is down keeps retrying them), so the purge
+    /// is asked for again, once per heartbeat, for at most
+    /// [`PURGE_PATIENCE`]; if it still did not happen, the Raft log keeps
+    /// the entries and retention keeps their segments. Returns the log id
+    /// purged up to, if any.
+    pub async fn snapshot_and_purge(
+        &self,
+    ) -> Result<Option<openraft::LogId<u64>>, ReplicationError> {
         let mut rx = self.raft.metrics();
-        let before = rx.borrow().snapshot;
-        self.raft
-            .trigger()
-            .snapshot()
-            .await
-            .map_err(|_| ReplicationError::Shutdown)?;
         let target = rx.borrow().last_applied;
-        loop {
-            {
-                let m = rx.borrow();
-                if m.snapshot != before && m.snapshot >= target {
-                    break;
-                }
+        let Some(target) = target else {
+            return Ok(None);
+        };
+        if rx.borrow().snapshot < Some(target) {
+            self.raft
+                .trigger()
+                .snapshot()
+                .await
+                .map_err(|_| ReplicationError::Shutdown)?;
+            while rx.borrow().snapshot < Some(target) {
+                rx.changed().await.map_err(|_| ReplicationError::Shutdown)?;
             }
-            rx.changed().await.map_err(|_| ReplicationError::Shutdown)?;
         }
-        Ok(())
+        let deadline = tokio::time::Instant::now() + PURGE_PATIENCE;
+        let tick = std::time::Duration::from_millis(self.config.heartbeat_ms.max(1));
+        while rx.borrow().purged < Some(target) && tokio::time::Instant::now() < deadline {
+            self.raft
+                .trigger()
+                .purge_log(target.index)
+                .await
+                .map_err(|_| ReplicationError::Shutdown)?;
+            let _ = tokio::time::timeout(tick, rx.changed()).await;
+        }
+        let purged = rx.borrow().purged;
+        Ok(purged)
+    }
+
+    /// One retention pass of the partition log that keeps whatever the Raft
+    /// log still refers to: builds a snapshot and purges the Raft log up
+    /// to it ([`ReplicatedPartition::snapshot_and_purge`]), then deletes
+    /// expired or surplus segments wholly below the purge point only.
+    pub async fn retain(
+        &self,
+        now: std::time::SystemTime,
+    ) -> Result<crate::log::RetainOutcome, ReplicationError> {
+        self.snapshot_and_purge().await?;
+        let limit = self.shared.index.lock().meta.purged_kafka_end;
+        let log = Arc::clone(&self.shared.partition.log);
+        let r = tokio::task::spawn_blocking(move || log.retain_below(now, limit))
+            .await
+            .map_err(|e| ReplicationError::Storage(e.to_string()))??;
+        Ok(r)
     }
 
     /// Stops the Raft node; later appends get [`ReplicationError::Shutdown`].

@@ -332,3 +332,70 @@ async fn a_minority_leader_never_acknowledges_acks_all() {
     assert_eq!(values, vec![b"first-0".to_vec(), b"majority-0".to_vec()]);
     assert_eq!(values_of(&c.dirs[&old]), values);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_behind_the_retained_log_installs_a_snapshot() {
+    let config = LogConfig {
+        retention_bytes: Some(2048),
+        ..log_config()
+    };
+    let all = [1, 2, 3];
+    let mut c = Cluster::with(&all, Arc::new(StdFs), config).await;
+    let leader = c.leader(&all).await;
+    for i in 0..5 {
+        produce(c.node(leader), &format!("early{i}"), 2, Acks::All)
+            .await
+            .expect("append");
+    }
+    let lagging = all.into_iter().find(|&i| i != leader).expect("follower");
+    c.wait_hw(&[lagging], 10).await;
+    c.stop(lagging).await;
+    for i in 0..60 {
+        produce(c.node(leader), &format!("late{i}"), 3, Acks::All)
+            .await
+            .expect("append");
+    }
+    let rest: Vec<u64> = all.into_iter().filter(|&i| i != lagging).collect();
+    let end = c.node(leader).partition().log.next_offset();
+    c.wait_hw(&rest, end).await;
+    for &id in &rest {
+        let out = c
+            .node(id)
+            .retain(std::time::SystemTime::now())
+            .await
+            .expect("retain");
+        let m = c.node(id).raft().metrics().borrow().clone();
+        assert!(
+            out.segments > 0,
+            "node {id}: retention deleted nothing: {m:?}"
+        );
+    }
+    let start = c.node(leader).partition().log.log_start_offset();
+    assert!(
+        start > 10,
+        "the lagging replica's next record is gone from the leader"
+    );
+
+    c.start(lagging).await;
+    c.wait_hw(&all, end).await;
+    let log = &c.node(lagging).partition().log;
+    assert_eq!(log.next_offset(), end);
+    assert!(
+        log.log_start_offset() >= start,
+        "the replica restarted at the snapshot"
+    );
+    let theirs: Vec<_> = read_dir(&c.dirs[&leader])
+        .into_iter()
+        .filter(|(base, _, _)| *base >= log.log_start_offset())
+        .collect();
+    assert_eq!(read_dir(&c.dirs[&lagging]), theirs);
+    // And it keeps following.
+    produce(c.node(leader), "after", 1, Acks::All)
+        .await
+        .expect("append");
+    c.wait_hw(&all, end + 1).await;
+    assert_eq!(
+        values_of(&c.dirs[&lagging]).last(),
+        Some(&b"after-0".to_vec())
+    );
+}
