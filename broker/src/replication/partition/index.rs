@@ -225,12 +225,15 @@ impl RaftIndex {
                 payload.extend(serde_json::to_vec(m).map_err(io::Error::other)?);
                 encode_frame(&payload, &mut buf);
             }
-            let file = self
-                .fs
-                .open(&self.dir.join(MEMBERSHIP_FILE), OpenMode::Create)?;
+            let path = self.dir.join(MEMBERSHIP_FILE);
+            let created = !self.fs.exists(&path);
+            let file = self.fs.open(&path, OpenMode::Create)?;
             let at = file.len()?;
             write_all_at(&*file, &buf, at)?;
             file.sync_data()?;
+            if created {
+                self.fs.sync_dir(&self.dir)?;
+            }
             self.memberships.extend(memberships);
         }
         for rec in records {

@@ -399,3 +399,146 @@ async fn a_replica_behind_the_retained_log_installs_a_snapshot() {
         Some(&b"after-0".to_vec())
     );
 }
+
+fn single_member() -> BTreeMap<u64, BasicNode> {
+    BTreeMap::from([(1, BasicNode::new("n1"))])
+}
+
+/// Opens node 1 of a one-replica group over `dir` and waits until it leads.
+async fn open_single(
+    fs: Arc<dyn FileSystem>,
+    dir: &Path,
+    net: &MemNetwork,
+) -> (ReplicatedPartition, super::OpenReport) {
+    let (log, _) = PartitionLog::open_with(fs, dir, log_config()).expect("open log");
+    let (rp, report) = ReplicatedPartition::open(
+        Arc::new(Partition::new(log)),
+        1,
+        ReplicationConfig::default(),
+        net.factory(1),
+    )
+    .await
+    .expect("open replica");
+    net.register(1, rp.raft().clone());
+    rp.initialize(single_member()).await.expect("initialize");
+    let mut rx = rp.raft().metrics();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !rp.is_leader() {
+            rx.changed().await.expect("raft running");
+        }
+    })
+    .await
+    .expect("the single replica leads");
+    (rp, report)
+}
+
+fn records_of(dir: &Path) -> Vec<(u64, Vec<u8>)> {
+    read_dir(dir)
+        .into_iter()
+        .flat_map(|(base, _, values)| {
+            values
+                .into_iter()
+                .enumerate()
+                .map(move |(i, v)| (base + i as u64, v))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_bytes_past_the_last_index_record_are_cut_at_open() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("t-0");
+    let net = MemNetwork::new();
+    let (rp, _) = open_single(Arc::new(StdFs), &dir, &net).await;
+    for i in 0..5 {
+        produce(&rp, &format!("v{i}"), 3, Acks::All)
+            .await
+            .expect("append");
+    }
+    rp.shutdown().await.expect("shutdown");
+    drop(rp);
+    // The last index record is lost (as if the crash came between the
+    // segment write and the index write).
+    let mut ridx: Vec<PathBuf> = std::fs::read_dir(dir.join("raft"))
+        .expect("raft dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ridx"))
+        .collect();
+    ridx.sort();
+    let last = ridx.last().expect("an index file");
+    let len = std::fs::metadata(last).expect("meta").len();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(last)
+        .expect("open");
+    f.set_len(len - super::format::RECORD_LEN as u64)
+        .expect("cut");
+    drop(f);
+
+    let net = MemNetwork::new();
+    let (rp, report) = open_single(Arc::new(StdFs), &dir, &net).await;
+    assert_eq!(report.log_offsets_truncated, 3, "{report:?}");
+    assert_eq!(rp.partition().log.next_offset(), 12);
+    let (r, _) = produce(&rp, "after", 1, Acks::All).await.expect("append");
+    assert_eq!(r.base_offset, 12);
+    let values: Vec<Vec<u8>> = records_of(&dir).into_iter().map(|(_, v)| v).collect();
+    assert_eq!(values.len(), 13);
+    assert_eq!(values.last(), Some(&b"after-0".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_images_keep_every_acks_all_record_and_index_and_log_agree() {
+    use crate::log::crash::{CrashFs, Rng};
+    let mut rng = Rng(0x5eed_0016_0000_0001);
+    for scenario in 0..12 {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("t-0");
+        let fs = CrashFs::new();
+        let net = MemNetwork::new();
+        let (rp, _) = open_single(Arc::new(fs.clone()), &dir, &net).await;
+        let mut acked: Vec<(u64, Vec<u8>)> = Vec::new();
+        for step in 0..(2 + rng.below(12)) {
+            let acks = if rng.below(3) == 0 {
+                Acks::Leader
+            } else {
+                Acks::All
+            };
+            let n = 1 + rng.below(3) as usize;
+            let (r, values) = produce(&rp, &format!("s{scenario}-{step}"), n, acks)
+                .await
+                .expect("append");
+            if acks == Acks::All {
+                acked.extend(
+                    values
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, v)| (r.base_offset + i as u64, v.into_bytes())),
+                );
+            }
+        }
+        let image_root = tempfile::tempdir().expect("tempdir");
+        let image = image_root.path().join("t-0");
+        fs.crash_image(&dir, &image, &mut rng).expect("image");
+        fs.crash_image(&dir.join("raft"), &image.join("raft"), &mut rng)
+            .expect("raft image");
+        rp.shutdown().await.expect("shutdown");
+        drop(rp);
+
+        let net = MemNetwork::new();
+        let (rp, report) = open_single(Arc::new(StdFs), &image, &net).await;
+        let records = records_of(&image);
+        for rec in &acked {
+            assert!(
+                records.contains(rec),
+                "scenario {scenario}: acknowledged {rec:?} lost ({report:?})"
+            );
+        }
+        // The index and the log agree: the next append lands at the log end.
+        let end = rp.partition().log.next_offset();
+        let (r, _) = produce(&rp, "after", 1, Acks::All)
+            .await
+            .unwrap_or_else(|e| panic!("scenario {scenario}: append after recovery: {e}"));
+        assert_eq!(r.base_offset, end, "scenario {scenario}");
+        rp.shutdown().await.expect("shutdown");
+    }
+}
