@@ -104,10 +104,7 @@ pub fn encode_frame(payload: &[u8], out: &mut Vec<u8>) {
 pub fn decode_frames(mut buf: &[u8]) -> (Vec<&[u8]>, usize) {
     let mut out = Vec::new();
     let mut valid = 0;
-    loop {
-        let Some(head) = buf.get(..FRAME_HEADER_LEN) else {
-            break;
-        };
+    while let Some(head) = buf.get(..FRAME_HEADER_LEN) {
         let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
         let crc = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
         if len > MAX_FRAME_LEN {

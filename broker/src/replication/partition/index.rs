@@ -31,8 +31,6 @@ pub(crate) const SNAPSHOT_FILE: &str = "snapshot";
 pub(crate) struct Meta {
     /// The last vote saved.
     pub(crate) vote: Option<Vote<u64>>,
-    /// The last committed log id saved.
-    pub(crate) committed: Option<LogId<u64>>,
     /// The last log id purged (entries up to it are gone).
     pub(crate) purged: Option<LogId<u64>>,
     /// The Kafka log end after the last purged entry.

@@ -29,7 +29,9 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-pub use facade::{OpenReport, ReplicatedPartition, ReplicationConfig, ReplicationError};
+pub use facade::{
+    OpenReport, PURGE_PATIENCE, ReplicatedPartition, ReplicationConfig, ReplicationError,
+};
 pub use payload::{FileRange, Origin, Records, Request, Response};
 pub use state::SnapshotRecord;
 pub use store::LogStore;

@@ -2,6 +2,10 @@
 //! record batches in the segment files, the [`RaftIndex`] maps Raft
 //! indexes to their Kafka offset ranges.
 
+// openraft's `StorageError` (large) is the error type its storage traits
+// require; the helpers here pass it along unchanged.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::io;
@@ -346,11 +350,10 @@ impl RaftLogStorage<PartitionRaft> for LogStore {
 
     async fn save_committed(
         &mut self,
-        committed: Option<LogId<u64>>,
+        _committed: Option<LogId<u64>>,
     ) -> Result<(), StorageError<u64>> {
-        // Kept in memory only: after a restart the leader tells followers
-        // again, and re-applying only moves the high watermark.
-        self.shared.index.lock().meta.committed = committed;
+        // Not kept: after a restart the leader tells followers again, and
+        // re-applying committed entries only moves the high watermark.
         Ok(())
     }
 
