@@ -191,6 +191,9 @@ impl ReplicatedPartition {
     ///   committed, and a leader change may still take them back.
     ///
     /// On a follower: [`ReplicationError::NotLeader`] naming the leader.
+    /// Records the log refuses (invalid batch, producer sequence error...)
+    /// take a Raft entry but no offsets, on every replica alike, and come
+    /// back as [`ReplicationError::Log`] with the log's reason.
     pub async fn append(
         &self,
         records: BytesMut,
@@ -200,39 +203,47 @@ impl ReplicatedPartition {
             return Err(ReplicationError::Shutdown);
         }
         let records = Records::Inline(records.freeze());
-        if acks == Acks::All {
-            let r = self
-                .raft
-                .client_write(Request {
-                    records,
-                    origin: None,
-                })
-                .await;
-            return r.map(|r| r.data).map_err(write_error);
-        }
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let (tx, local) = oneshot::channel();
+        let (tx, mut local) = oneshot::channel();
         self.shared.waiters.lock().insert(seq, tx);
-        let origin = Some(Origin {
-            node: self.node_id,
-            seq,
-        });
-        let result = async {
-            let committed = self
-                .raft
-                .client_write_ff(Request { records, origin })
-                .await
-                .map_err(|_| ReplicationError::Shutdown)?;
-            tokio::select! {
-                Ok(r) = local => Ok(r),
-                r = committed => match r {
-                    Ok(Ok(r)) => Ok(r.data),
-                    Ok(Err(e)) => Err(write_error(RaftError::APIError(e))),
-                    Err(_) => Err(ReplicationError::Shutdown),
-                },
+        let request = Request {
+            records,
+            origin: Some(Origin {
+                node: self.node_id,
+                seq,
+            }),
+        };
+        let result = if acks == Acks::All {
+            match self.raft.client_write(request).await {
+                // Refused by the log: the local append said why.
+                Ok(r) if r.data.rejected => Err(match local.try_recv() {
+                    Ok(Err(e)) => ReplicationError::Log(e),
+                    _ => ReplicationError::Raft("the log refused the records".to_owned()),
+                }),
+                Ok(r) => Ok(r.data),
+                Err(e) => Err(write_error(e)),
             }
-        }
-        .await;
+        } else {
+            async {
+                let committed = self
+                    .raft
+                    .client_write_ff(request)
+                    .await
+                    .map_err(|_| ReplicationError::Shutdown)?;
+                tokio::select! {
+                    Ok(r) = &mut local => r.map_err(ReplicationError::Log),
+                    r = committed => match r {
+                        Ok(Ok(r)) if r.data.rejected => {
+                            Err(ReplicationError::Raft("the log refused the records".to_owned()))
+                        }
+                        Ok(Ok(r)) => Ok(r.data),
+                        Ok(Err(e)) => Err(write_error(RaftError::APIError(e))),
+                        Err(_) => Err(ReplicationError::Shutdown),
+                    },
+                }
+            }
+            .await
+        };
         self.shared.waiters.lock().remove(&seq);
         result
     }

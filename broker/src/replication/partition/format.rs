@@ -21,6 +21,9 @@ pub enum EntryKind {
     Blank = 2,
     /// A membership change (no Kafka offsets; payload in the side file).
     Membership = 3,
+    /// A data entry the partition log refused (invalid batch, producer
+    /// sequence error...): the same refusal on every replica, no offsets.
+    Rejected = 4,
 }
 
 impl EntryKind {
@@ -29,6 +32,7 @@ impl EntryKind {
             1 => Some(EntryKind::Data),
             2 => Some(EntryKind::Blank),
             3 => Some(EntryKind::Membership),
+            4 => Some(EntryKind::Rejected),
             _ => None,
         }
     }
@@ -145,7 +149,8 @@ mod tests {
         prop_oneof![
             Just(EntryKind::Data),
             Just(EntryKind::Blank),
-            Just(EntryKind::Membership)
+            Just(EntryKind::Membership),
+            Just(EntryKind::Rejected)
         ]
     }
 

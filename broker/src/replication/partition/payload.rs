@@ -155,4 +155,7 @@ pub struct Response {
     pub base_offset: u64,
     /// Offset of the last record.
     pub last_offset: u64,
+    /// The partition log refused the records (on every replica alike);
+    /// the offsets mean nothing then.
+    pub rejected: bool,
 }

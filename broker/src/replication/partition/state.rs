@@ -19,6 +19,7 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 
 use super::PartitionRaft;
+use super::format::EntryKind;
 use super::index::{SNAPSHOT_FILE, read_json, write_json};
 use super::payload::Response;
 use super::store::{Shared, store_err};
@@ -156,7 +157,11 @@ impl RaftStateMachine<PartitionRaft> for StateMachine {
                         response = Response {
                             base_offset: r.base,
                             last_offset: r.next - 1,
+                            rejected: false,
                         };
+                    }
+                    if r.kind == EntryKind::Rejected {
+                        response.rejected = true;
                     }
                 }
                 if let EntryPayload::Membership(m) = entry.payload {

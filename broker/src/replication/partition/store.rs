@@ -19,13 +19,16 @@ use openraft::{
     StorageIOError, Vote,
 };
 use parking_lot::Mutex;
-use sluice_protocol::batch::{BatchHeader, peek_offset_and_len};
+use sluice_protocol::batch::{
+    BatchError, BatchHeader, peek_offset_and_len, set_base_offset, set_partition_leader_epoch,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use super::PartitionRaft;
 use super::format::{EntryKind, IndexRecord};
 use super::index::RaftIndex;
 use super::payload::{FileRange, Records, Request, Response};
+use crate::log::LogError;
 use crate::partition::Partition;
 
 /// A storage error for openraft.
@@ -38,8 +41,24 @@ pub(crate) fn store_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageEr
     .into()
 }
 
-/// Waiters for the leader's local append of acks=leader proposals.
-pub(crate) type Waiters = Mutex<HashMap<u64, oneshot::Sender<Response>>>;
+/// Waiters for the leader's local append of its own proposals: where it
+/// landed, or why the log refused it.
+pub(crate) type Waiters = Mutex<HashMap<u64, oneshot::Sender<Result<Response, LogError>>>>;
+
+/// Whether the log refused an append on its content (the same on every
+/// replica, nothing written) rather than failed to store it.
+fn is_refusal(e: &LogError) -> bool {
+    matches!(
+        e,
+        LogError::InvalidBatch { .. }
+            | LogError::EmptyBatch { .. }
+            | LogError::EmptyAppend
+            | LogError::TimestampTooFarAhead { .. }
+            | LogError::AppendTooLarge { .. }
+            | LogError::OffsetSpaceExhausted { .. }
+            | LogError::Sequence { .. }
+    )
+}
 
 /// What the log storage, its readers and the state machine share.
 #[derive(Debug)]
@@ -83,6 +102,11 @@ impl Shared {
                         ));
                     }
                 },
+                // What was refused is replayed as no records: refused again.
+                EntryKind::Rejected => EntryPayload::Normal(Request {
+                    records: Records::Inline(bytes::Bytes::new()),
+                    origin: None,
+                }),
                 EntryKind::Data => {
                     let slice = self
                         .partition
@@ -145,30 +169,36 @@ impl Shared {
                     let mut buf = bytes
                         .try_into_mut()
                         .unwrap_or_else(|b| BytesMut::from(&b[..]));
-                    stamp(&mut buf, end, term).map_err(|e| store_err(ErrorVerb::Write, e))?;
-                    let info = self
-                        .partition
-                        .log
-                        .append_at(end, &mut buf)
-                        .map_err(|e| store_err(ErrorVerb::Write, e))?;
                     let base = end;
-                    end = if info.duplicate {
-                        end
-                    } else {
-                        info.next_offset
-                    };
-                    if let Some(origin) = req.origin.filter(|o| o.node == self.node_id) {
-                        if let Some(tx) = self.waiters.lock().remove(&origin.seq) {
-                            let _ = tx.send(Response {
+                    let appended = stamp(&mut buf, end, term)
+                        .map_err(|e| LogError::InvalidBatch {
+                            position: 0,
+                            source: e,
+                        })
+                        .and_then(|()| self.partition.log.append_at(end, &mut buf));
+                    let (kind, result) = match appended {
+                        Ok(info) => {
+                            if !info.duplicate {
+                                end = info.next_offset;
+                            }
+                            let r = Response {
                                 base_offset: info.base_offset,
                                 last_offset: info.last_offset,
-                            });
+                                rejected: false,
+                            };
+                            (EntryKind::Data, Ok(r))
                         }
+                        Err(e) if is_refusal(&e) => (EntryKind::Rejected, Err(e)),
+                        Err(e) => return Err(store_err(ErrorVerb::Write, e)),
+                    };
+                    let local = req.origin.filter(|o| o.node == self.node_id);
+                    if let Some(tx) = local.and_then(|o| self.waiters.lock().remove(&o.seq)) {
+                        let _ = tx.send(result);
                     }
                     records.push(IndexRecord {
                         term,
                         leader,
-                        kind: EntryKind::Data,
+                        kind,
                         base,
                         next: end,
                     });
@@ -192,19 +222,19 @@ impl Shared {
 }
 
 /// Stamps `baseOffset` (contiguous from `base`) and `partitionLeaderEpoch`
-/// (`term`) into every batch of `buf`. The CRC covers neither.
-fn stamp(buf: &mut [u8], base: u64, term: u64) -> io::Result<()> {
-    let epoch = i32::try_from(term).map_err(io::Error::other)?;
+/// (`term`) into every batch of `buf`. The CRC covers neither. A buffer
+/// that is not whole batches is left for the log's validation to refuse.
+fn stamp(buf: &mut [u8], base: u64, term: u64) -> Result<(), BatchError> {
+    let epoch = i32::try_from(term).unwrap_or(i32::MAX);
     let mut at = 0usize;
     let mut offset = base;
     while at < buf.len() {
         let rest = buf.get_mut(at..).unwrap_or_default();
-        let (_, len) = peek_offset_and_len(rest).map_err(io::Error::other)?;
-        let h = BatchHeader::parse(rest).map_err(io::Error::other)?;
-        sluice_protocol::batch::set_base_offset(rest, offset as i64).map_err(io::Error::other)?;
-        sluice_protocol::batch::set_partition_leader_epoch(rest, epoch)
-            .map_err(io::Error::other)?;
-        offset += u64::try_from(h.last_offset_delta).map_err(io::Error::other)? + 1;
+        let (_, len) = peek_offset_and_len(rest)?;
+        let h = BatchHeader::parse(rest)?;
+        set_base_offset(rest, offset as i64)?;
+        set_partition_leader_epoch(rest, epoch)?;
+        offset += u64::try_from(h.last_offset_delta).unwrap_or(0) + 1;
         at += len;
     }
     Ok(())

@@ -542,3 +542,35 @@ async fn crash_images_keep_every_acks_all_record_and_index_and_log_agree() {
         rp.shutdown().await.expect("shutdown");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_records_take_no_offsets_and_keep_the_group_alive() {
+    let c = Cluster::new(&[1, 2, 3]).await;
+    let all = [1, 2, 3];
+    let leader = c.leader(&all).await;
+    produce(c.node(leader), "ok", 2, Acks::All)
+        .await
+        .expect("append");
+    for acks in [Acks::All, Acks::Leader] {
+        let mut bad = batch(&["x".to_owned()]);
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff; // breaks the CRC
+        match c.node(leader).append(bad, acks).await {
+            Err(ReplicationError::Log(crate::log::LogError::InvalidBatch { .. })) => {}
+            other => panic!("{acks:?}: a corrupt batch was not refused: {other:?}"),
+        }
+        let garbage = BytesMut::from(
+            &b"not a batch at all, just bytes......................................."[..],
+        );
+        assert!(c.node(leader).append(garbage, acks).await.is_err());
+    }
+    let (r, _) = produce(c.node(leader), "ok2", 1, Acks::All)
+        .await
+        .expect("append");
+    assert_eq!(r.base_offset, 2, "refused records took no offsets");
+    c.wait_hw(&all, 3).await;
+    let reference = segment_bytes(&c.dirs[&leader]);
+    for id in all {
+        assert_eq!(segment_bytes(&c.dirs[&id]), reference, "node {id} differs");
+    }
+}
