@@ -162,6 +162,27 @@ impl PartitionLog {
         }
     }
 
+    /// Enters the externally set high watermark mode (see
+    /// [`PartitionLog::set_high_watermark`]) with the high watermark at
+    /// `offset`, rounded down to a batch boundary and at least the log
+    /// start, even below its current value: a replicated log at open, whose
+    /// records past the last known commit point may not be committed. Call
+    /// it before the log serves readers. Returns the high watermark now in
+    /// force.
+    pub fn restart_high_watermark(&self, offset: u64) -> Result<u64, LogError> {
+        loop {
+            let offset = offset.max(self.log_start_offset());
+            let (point, epoch) = self.locate(offset)?;
+            let mut state = self.state.lock();
+            if state.epoch != epoch {
+                continue;
+            }
+            state.external_hw = Some(point);
+            self.high_watermark.store(point.offset, Ordering::Release);
+            return Ok(point.offset);
+        }
+    }
+
     /// The end readers would see if the log set its high watermark itself.
     fn local_visible_end(&self, state: &super::partition::LogState) -> LogPoint {
         if self.config.flush == FlushPolicy::BeforeAck {

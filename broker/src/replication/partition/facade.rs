@@ -411,8 +411,8 @@ fn recover(partition: &Partition) -> Result<(RaftIndex, OpenReport), Replication
         report.log_offsets_truncated = log.next_offset() - end;
         log.truncate_to(end)?;
     }
-    // From now on only the commit point moves the high watermark (this
-    // call keeps the current value).
-    log.set_high_watermark(log.log_start_offset())?;
+    // Readers see only what is known committed (the purge point); applying
+    // the committed entries again moves the high watermark from there.
+    log.restart_high_watermark(index.meta.purged_kafka_end)?;
     Ok((index, report))
 }

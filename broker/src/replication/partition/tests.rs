@@ -263,6 +263,15 @@ async fn failover_keeps_acknowledged_appends_and_the_old_leader_converges() {
     }
     let old_end = c.node(old).partition().log.next_offset();
     c.stop(old).await;
+    // Reopened while still cut off, it does not show its uncommitted tail.
+    c.start(old).await;
+    let hw = c.node(old).partition().log.high_watermark();
+    assert!(
+        hw <= 30,
+        "uncommitted records visible after a restart: {hw}"
+    );
+    assert_eq!(c.node(old).partition().log.next_offset(), old_end);
+    c.stop(old).await;
     c.net.heal();
     let rest: Vec<u64> = all.into_iter().filter(|&i| i != old).collect();
     let new = c.leader(&rest).await;
