@@ -415,7 +415,7 @@ impl PartitionLog {
         batches: &mut [u8],
         max_offsets: u64,
     ) -> Result<AppendInfo, LogError> {
-        self.append_inner(batches, max_offsets, None)
+        self.append_inner(batches, max_offsets, None, true)
     }
 
     /// A follower's append: stores `batches` with the offsets they carry.
@@ -431,7 +431,25 @@ impl PartitionLog {
         expected_base: u64,
         batches: &mut [u8],
     ) -> Result<AppendInfo, LogError> {
-        self.append_inner(batches, Self::MAX_APPEND_OFFSETS, Some(expected_base))
+        self.append_inner(batches, Self::MAX_APPEND_OFFSETS, Some(expected_base), true)
+    }
+
+    /// [`PartitionLog::append_at`] without the
+    /// [`LogConfig::max_timestamp_ahead`] check, which depends on this
+    /// broker's clock: a replica's append, whose leader checked the
+    /// timestamps once ([`PartitionLog::check_timestamps`]) so that every
+    /// replica decides alike.
+    pub fn append_replica(
+        &self,
+        expected_base: u64,
+        batches: &mut [u8],
+    ) -> Result<AppendInfo, LogError> {
+        self.append_inner(
+            batches,
+            Self::MAX_APPEND_OFFSETS,
+            Some(expected_base),
+            false,
+        )
     }
 
     fn append_inner(
@@ -439,12 +457,14 @@ impl PartitionLog {
         batches: &mut [u8],
         max_offsets: u64,
         expected_base: Option<u64>,
+        check_time: bool,
     ) -> Result<AppendInfo, LogError> {
         let now = SystemTime::now();
         let now_ms = unix_millis(now);
         let ahead_ms = self
             .config
             .max_timestamp_ahead
+            .filter(|_| check_time)
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         let bytes = batches.len() as u64;
         let too_large = |offsets: u64| LogError::AppendTooLarge {

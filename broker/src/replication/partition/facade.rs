@@ -202,6 +202,9 @@ impl ReplicatedPartition {
         if *self.stopped.lock() {
             return Err(ReplicationError::Shutdown);
         }
+        // Checked once, here, against the leader's clock: replicas store
+        // without it, so a clock difference cannot make them disagree.
+        self.shared.partition.log.check_timestamps(&records)?;
         let records = Records::Inline(records.freeze());
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let (tx, mut local) = oneshot::channel();

@@ -53,7 +53,6 @@ fn is_refusal(e: &LogError) -> bool {
         LogError::InvalidBatch { .. }
             | LogError::EmptyBatch { .. }
             | LogError::EmptyAppend
-            | LogError::TimestampTooFarAhead { .. }
             | LogError::AppendTooLarge { .. }
             | LogError::OffsetSpaceExhausted { .. }
             | LogError::Sequence { .. }
@@ -175,7 +174,7 @@ impl Shared {
                             position: 0,
                             source: e,
                         })
-                        .and_then(|()| self.partition.log.append_at(end, &mut buf));
+                        .and_then(|()| self.partition.log.append_replica(end, &mut buf));
                     let (kind, result) = match appended {
                         Ok(info) => {
                             if !info.duplicate {

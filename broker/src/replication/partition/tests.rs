@@ -20,7 +20,6 @@ fn log_config() -> LogConfig {
         segment_bytes: 1024,
         segment_age: None,
         retention_age: None,
-        max_timestamp_ahead: None,
         ..LogConfig::default()
     }
 }
@@ -567,6 +566,19 @@ async fn refused_records_take_no_offsets_and_keep_the_group_alive() {
         match c.node(leader).append(bad, acks).await {
             Err(ReplicationError::Log(crate::log::LogError::InvalidBatch { .. })) => {}
             other => panic!("{acks:?}: a corrupt batch was not refused: {other:?}"),
+        }
+        // A timestamp too far ahead of the leader's clock: refused before
+        // it is proposed.
+        let mut future = BatchBuilder::new();
+        future.push(&NewRecord {
+            timestamp: i64::MAX / 2,
+            key: None,
+            value: Some(b"future"),
+            headers: &[],
+        });
+        match c.node(leader).append(future.finish(), acks).await {
+            Err(ReplicationError::Log(crate::log::LogError::TimestampTooFarAhead { .. })) => {}
+            other => panic!("{acks:?}: a future timestamp was not refused: {other:?}"),
         }
         let garbage = BytesMut::from(
             &b"not a batch at all, just bytes......................................."[..],
