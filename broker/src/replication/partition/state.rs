@@ -211,16 +211,23 @@ impl RaftStateMachine<PartitionRaft> for StateMachine {
         let shared = Arc::clone(&self.shared);
         let saved = rec.clone();
         tokio::task::spawn_blocking(move || {
-            // The whole local log goes: it restarts empty at the snapshot's
-            // Kafka end, then catches up from the leader.
             let log = &shared.partition.log;
-            log.reset_to(rec.kafka_end)
-                .map_err(|e| store_err(ErrorVerb::Write, e))?;
-            shared
-                .index
-                .lock()
-                .reset(last, rec.kafka_end)
-                .map_err(|e| store_err(ErrorVerb::Write, e))?;
+            // openraft keeps the local entries after a snapshot whose last
+            // entry this replica holds already; then so does the log.
+            let holds = shared.index.lock().get(last.index).is_some_and(|r| {
+                r.term == last.leader_id.term && r.leader == last.leader_id.node_id
+            });
+            if !holds {
+                // The whole local log goes: it restarts empty at the
+                // snapshot's Kafka end, then catches up from the leader.
+                log.reset_to(rec.kafka_end)
+                    .map_err(|e| store_err(ErrorVerb::Write, e))?;
+                shared
+                    .index
+                    .lock()
+                    .reset(last, rec.kafka_end)
+                    .map_err(|e| store_err(ErrorVerb::Write, e))?;
+            }
             write_json(&*log.fs, &raft_dir(&shared), SNAPSHOT_FILE, &saved)
                 .map_err(|e| store_err(ErrorVerb::Write, e))?;
             advance(&shared, rec.kafka_end)

@@ -595,3 +595,18 @@ async fn refused_records_take_no_offsets_and_keep_the_group_alive() {
         assert_eq!(segment_bytes(&c.dirs[&id]), reference, "node {id} differs");
     }
 }
+
+#[tokio::test]
+async fn invalid_timeouts_are_refused_at_open() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (log, _) = PartitionLog::open(root.path().join("t-0"), log_config()).expect("open log");
+    let config = ReplicationConfig {
+        election_timeout_min_ms: 300,
+        election_timeout_max_ms: 150,
+        ..ReplicationConfig::default()
+    };
+    let net = MemNetwork::new();
+    let r =
+        ReplicatedPartition::open(Arc::new(Partition::new(log)), 1, config, net.factory(1)).await;
+    assert!(matches!(r, Err(ReplicationError::Config(_))), "{r:?}");
+}
