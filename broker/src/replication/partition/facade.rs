@@ -223,7 +223,12 @@ impl ReplicatedPartition {
                     Ok(Err(e)) => ReplicationError::Log(e),
                     _ => ReplicationError::Raft("the log refused the records".to_owned()),
                 }),
-                Ok(r) => Ok(r.data),
+                // The local append's answer has the offsets also for a
+                // retried idempotent batch (stored once, earlier).
+                Ok(r) => match local.try_recv() {
+                    Ok(Ok(mine)) => Ok(mine),
+                    _ => Ok(r.data),
+                },
                 Err(e) => Err(write_error(e)),
             }
         } else {

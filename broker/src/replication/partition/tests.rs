@@ -610,3 +610,50 @@ async fn invalid_timeouts_are_refused_at_open() {
         ReplicatedPartition::open(Arc::new(Partition::new(log)), 1, config, net.factory(1)).await;
     assert!(matches!(r, Err(ReplicationError::Config(_))), "{r:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_idempotent_batch_is_stored_once_and_answered_with_its_offsets() {
+    let c = Cluster::new(&[1, 2, 3]).await;
+    let all = [1, 2, 3];
+    let leader = c.leader(&all).await;
+    produce(c.node(leader), "plain", 2, Acks::All)
+        .await
+        .expect("append");
+    let idempotent = || {
+        let mut b = BatchBuilder::new().producer(7, 0, 0);
+        for v in ["i0", "i1", "i2"] {
+            b.push(&NewRecord {
+                timestamp: 1_700_000_000_000,
+                key: None,
+                value: Some(v.as_bytes()),
+                headers: &[],
+            });
+        }
+        b.finish()
+    };
+    let first = c
+        .node(leader)
+        .append(idempotent(), Acks::All)
+        .await
+        .expect("append");
+    assert_eq!((first.base_offset, first.last_offset), (2, 4));
+    let retry = c
+        .node(leader)
+        .append(idempotent(), Acks::All)
+        .await
+        .expect("retry");
+    assert_eq!(
+        (retry.base_offset, retry.last_offset),
+        (2, 4),
+        "the original offsets"
+    );
+    let (next, _) = produce(c.node(leader), "after", 1, Acks::All)
+        .await
+        .expect("append");
+    assert_eq!(next.base_offset, 5, "the retry took no offsets");
+    c.wait_hw(&all, 6).await;
+    let reference = segment_bytes(&c.dirs[&leader]);
+    for id in all {
+        assert_eq!(segment_bytes(&c.dirs[&id]), reference, "node {id} differs");
+    }
+}
