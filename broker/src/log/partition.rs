@@ -242,6 +242,19 @@ pub struct PartitionLog {
     pub(crate) next_offset: AtomicU64,
 }
 
+/// Which checks an append runs besides validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AppendMode {
+    /// Assigns offsets; checks timestamps and idempotent producers.
+    Leader,
+    /// Keeps the given offsets; checks timestamps, trusts the leader's
+    /// producer checks.
+    Follower,
+    /// Keeps the given offsets; checks idempotent producers (the same
+    /// decision on every replica) but not timestamps (clock-dependent).
+    Replica,
+}
+
 /// Where an append landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -415,7 +428,7 @@ impl PartitionLog {
         batches: &mut [u8],
         max_offsets: u64,
     ) -> Result<AppendInfo, LogError> {
-        self.append_inner(batches, max_offsets, None)
+        self.append_inner(batches, max_offsets, None, AppendMode::Leader)
     }
 
     /// A follower's append: stores `batches` with the offsets they carry.
@@ -431,7 +444,32 @@ impl PartitionLog {
         expected_base: u64,
         batches: &mut [u8],
     ) -> Result<AppendInfo, LogError> {
-        self.append_inner(batches, Self::MAX_APPEND_OFFSETS, Some(expected_base))
+        self.append_inner(
+            batches,
+            Self::MAX_APPEND_OFFSETS,
+            Some(expected_base),
+            AppendMode::Follower,
+        )
+    }
+
+    /// A Raft replica's append: [`PartitionLog::append_at`], but without the
+    /// [`LogConfig::max_timestamp_ahead`] check, which depends on this
+    /// broker's clock (the leader checks the timestamps once, with
+    /// [`PartitionLog::check_timestamps`]), and with the idempotent
+    /// producer checks of [`PartitionLog::append`]: every replica holds
+    /// the same producer state, so all decide alike. A retried batch is
+    /// answered with its original offsets (`duplicate`) and not written.
+    pub fn append_replica(
+        &self,
+        expected_base: u64,
+        batches: &mut [u8],
+    ) -> Result<AppendInfo, LogError> {
+        self.append_inner(
+            batches,
+            Self::MAX_APPEND_OFFSETS,
+            Some(expected_base),
+            AppendMode::Replica,
+        )
     }
 
     fn append_inner(
@@ -439,12 +477,14 @@ impl PartitionLog {
         batches: &mut [u8],
         max_offsets: u64,
         expected_base: Option<u64>,
+        mode: AppendMode,
     ) -> Result<AppendInfo, LogError> {
         let now = SystemTime::now();
         let now_ms = unix_millis(now);
         let ahead_ms = self
             .config
             .max_timestamp_ahead
+            .filter(|_| mode != AppendMode::Replica)
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         let bytes = batches.len() as u64;
         let too_large = |offsets: u64| LogError::AppendTooLarge {
@@ -557,7 +597,7 @@ impl PartitionLog {
                     found,
                 });
             }
-            if !idempotent.is_empty() && expected_base.is_none() {
+            if !idempotent.is_empty() && mode != AppendMode::Follower {
                 match super::producers::check_append(&state.producers, &idempotent, count)? {
                     None => {}
                     // The original is still in flight: answer only once it

@@ -26,6 +26,13 @@ impl PartitionLog {
     /// remaining segment. Readers holding a deleted segment's file (a
     /// [`super::LogSlice`]) keep reading it until they drop it.
     pub fn retain(&self, now: SystemTime) -> Result<RetainOutcome, LogError> {
+        self.retain_below(now, u64::MAX)
+    }
+
+    /// [`PartitionLog::retain`] that also keeps every segment holding
+    /// offsets at or above `limit` (a replicated log keeps what its Raft
+    /// log still refers to).
+    pub fn retain_below(&self, now: SystemTime, limit: u64) -> Result<RetainOutcome, LogError> {
         let mut outcome = RetainOutcome::default();
         self.write_pending_producer_snapshot();
         let deleted = {
@@ -35,7 +42,7 @@ impl PartitionLog {
                 // offline because its files are damaged).
                 return Ok(outcome);
             }
-            let hw = self.high_watermark();
+            let hw = self.high_watermark().min(limit);
             let mut total: u64 = state.segments.iter().map(|s| s.size()).sum();
             let mut deleted = Vec::new();
             while state.segments.len() > 1 {

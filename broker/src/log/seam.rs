@@ -107,6 +107,115 @@ impl PartitionLog {
         }
     }
 
+    /// The file range holding exactly the batches of offsets `base..next`,
+    /// which one append wrote into one segment, regardless of the high
+    /// watermark: what a replication leader sends to its followers before
+    /// the records are committed. `base` and `next` must be batch
+    /// boundaries of one segment, else [`LogError::OffsetOutOfRange`].
+    /// Reads batch headers (blocking I/O); takes the lock only briefly.
+    pub fn read_appended(&self, base: u64, next: u64) -> Result<super::LogSlice, LogError> {
+        let out_of_range = || LogError::OffsetOutOfRange {
+            requested: base,
+            log_start: self.log_start_offset(),
+            high_watermark: self.high_watermark(),
+        };
+        loop {
+            let (point, epoch) = self.locate(base)?;
+            if point.offset != base || next > self.next_offset() || next < base {
+                return Err(out_of_range());
+            }
+            let (file, size, hw) = {
+                let state = self.state.lock();
+                if state.epoch != epoch {
+                    continue;
+                }
+                let seg = state
+                    .segments
+                    .get(state.segment_index(point.segment_base))
+                    .ok_or_else(|| self.offline_error("no segment"))?;
+                (seg.file()?, seg.size(), self.visible_end(&state).offset)
+            };
+            let mut position = point.position;
+            let mut offset = base;
+            while offset < next {
+                let h = read_header(&*file, position, size)
+                    .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
+                let Some(h) = h else {
+                    return Err(out_of_range());
+                };
+                position += h.total_len() as u64;
+                offset = h.next_offset() as u64;
+            }
+            if offset != next {
+                return Err(out_of_range());
+            }
+            return Ok(super::LogSlice {
+                file: Some(file),
+                position: point.position,
+                len: position - point.position,
+                first_offset: base,
+                next_offset: next,
+                high_watermark: hw,
+                log_start_offset: self.log_start_offset(),
+                bytes_after: 0,
+            });
+        }
+    }
+
+    /// Enters the externally set high watermark mode (see
+    /// [`PartitionLog::set_high_watermark`]) with the high watermark at
+    /// `offset`, rounded down to a batch boundary and at least the log
+    /// start, even below its current value: a replicated log at open, whose
+    /// records past the last known commit point may not be committed. Call
+    /// it before the log serves readers. Returns the high watermark now in
+    /// force.
+    pub fn restart_high_watermark(&self, offset: u64) -> Result<u64, LogError> {
+        loop {
+            let offset = offset.max(self.log_start_offset());
+            let (point, epoch) = self.locate(offset)?;
+            let mut state = self.state.lock();
+            if state.epoch != epoch {
+                continue;
+            }
+            state.external_hw = Some(point);
+            self.high_watermark.store(point.offset, Ordering::Release);
+            return Ok(point.offset);
+        }
+    }
+
+    /// The [`LogConfig::max_timestamp_ahead`](super::LogConfig) check of
+    /// [`PartitionLog::append`] alone, against this broker's clock: what a
+    /// replication leader does once before proposing batches that replicas
+    /// then store with [`PartitionLog::append_replica`]. Batches it cannot
+    /// parse are left to the append's validation.
+    pub fn check_timestamps(&self, batches: &[u8]) -> Result<(), LogError> {
+        let Some(ahead) = self.config.max_timestamp_ahead else {
+            return Ok(());
+        };
+        let ahead_ms = i64::try_from(ahead.as_millis()).unwrap_or(i64::MAX);
+        let now_ms = super::partition::unix_millis(std::time::SystemTime::now());
+        for (position, batch) in
+            sluice_protocol::batch::BatchIter::new(batches).scan(0usize, |at, b| {
+                let here = *at;
+                if let Ok((_, raw)) = &b {
+                    *at += raw.len();
+                }
+                Some((here, b))
+            })
+        {
+            let Ok((h, _)) = batch else { break };
+            if h.max_timestamp > now_ms.saturating_add(ahead_ms) {
+                return Err(LogError::TimestampTooFarAhead {
+                    position,
+                    max_timestamp: h.max_timestamp,
+                    now_ms,
+                    ahead_ms,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The end readers would see if the log set its high watermark itself.
     fn local_visible_end(&self, state: &super::partition::LogState) -> LogPoint {
         if self.config.flush == FlushPolicy::BeforeAck {
@@ -244,6 +353,61 @@ impl PartitionLog {
                 None => Ok(point.offset),
             };
         }
+    }
+
+    /// Discards every record and restarts the log empty at `offset` (a
+    /// replica installing a snapshot of a log whose start it no longer
+    /// reaches). Afterwards the log start, the log end, the recovery point
+    /// and the high watermark are all `offset`. The old segments are deleted
+    /// before the new one is created, so a crash in between leaves an empty
+    /// directory (the caller repeats the reset when it finds the log short).
+    /// A rare, blocking operation: it holds the log's lock across the file
+    /// deletions.
+    pub fn reset_to(&self, offset: u64) -> Result<(), LogError> {
+        let _flush = self.flush_lock.lock();
+        {
+            let mut state = self.state.lock();
+            if let Some(reason) = &state.offline {
+                return Err(self.offline_error(reason));
+            }
+            while !state.pending.is_idle() {
+                self.turn.wait(&mut state);
+            }
+            for seg in state.segments.drain(..) {
+                seg.delete(&*self.fs)?;
+            }
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(|e| LogError::io("fsync", self.dir.clone(), e))?;
+            let new = Segment::create(&self.fs, &self.dir, offset, &self.config)?;
+            state.segments.push_back(new);
+            let point = LogPoint {
+                offset,
+                segment_base: offset,
+                position: 0,
+            };
+            state.end = point;
+            state.durable = point;
+            if state.external_hw.is_some() {
+                state.external_hw = Some(point);
+            }
+            state.producers = Default::default();
+            state.checkpointed = offset;
+            state.open_sealed.clear();
+            state.dir_changes += 1;
+            state.epoch += 1;
+            self.next_offset.store(offset, Ordering::Release);
+            self.log_start.store(offset, Ordering::Release);
+            self.recovery_point.store(offset, Ordering::Release);
+            self.high_watermark.store(offset, Ordering::Release);
+        }
+        self.prune_producer_snapshots(offset);
+        self.write_checkpoint(offset)?;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| LogError::io("fsync", self.dir.clone(), e))?;
+        tracing::info!(dir = %self.dir.display(), offset, "reset the log empty");
+        Ok(())
     }
 
     /// Writes a checkpoint with a recovery point below the current one

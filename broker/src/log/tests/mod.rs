@@ -9,6 +9,7 @@ mod hostile_headers;
 mod model;
 mod producers;
 mod recovery;
+mod replica;
 mod resources;
 mod retention;
 mod seam;

@@ -1,0 +1,426 @@
+//! [`ReplicatedPartition`]: what the service layer calls to append to a
+//! replicated partition and to learn its leadership.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::BytesMut;
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::{BasicNode, Raft, RaftNetworkFactory, ServerState, SnapshotPolicy};
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use super::PartitionRaft;
+use super::index::RaftIndex;
+use super::payload::{Origin, Records, Request, Response};
+use super::state::StateMachine;
+use super::store::{LogStore, Shared};
+use crate::log::LogError;
+use crate::partition::{Acks, Partition};
+
+/// How long [`ReplicatedPartition::snapshot_and_purge`] keeps asking
+/// openraft to purge.
+pub const PURGE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Settings of a partition group, with defaults tuned for sub-second
+/// failover on a local network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    /// Leader heartbeat interval, milliseconds (default 50).
+    pub heartbeat_ms: u64,
+    /// Smallest election timeout, milliseconds (default 150).
+    pub election_timeout_min_ms: u64,
+    /// Largest election timeout, milliseconds (default 300).
+    pub election_timeout_max_ms: u64,
+    /// A replica is in sync while its matched Raft index is at most this
+    /// many entries behind the leader's last one (default 100).
+    pub in_sync_max_lag: u64,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            heartbeat_ms: 50,
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
+            in_sync_max_lag: 100,
+        }
+    }
+}
+
+impl ReplicationConfig {
+    fn raft_config(&self) -> Result<Arc<openraft::Config>, ReplicationError> {
+        let c = openraft::Config {
+            cluster_name: "sluice-partition".to_owned(),
+            heartbeat_interval: self.heartbeat_ms,
+            election_timeout_min: self.election_timeout_min_ms,
+            election_timeout_max: self.election_timeout_max_ms,
+            // Snapshots are built when retention needs one
+            // ([`ReplicatedPartition::snapshot_and_purge`]), never by count:
+            // installing one discards a follower's whole log.
+            snapshot_policy: SnapshotPolicy::Never,
+            max_in_snapshot_log_to_keep: 0,
+            ..Default::default()
+        };
+        c.validate()
+            .map(Arc::new)
+            .map_err(|e| ReplicationError::Config(e.to_string()))
+    }
+}
+
+/// Why a replicated append or operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicationError {
+    /// This replica does not lead the group; `leader` is the one it knows.
+    #[error("not the leader of the partition (leader: {leader:?})")]
+    NotLeader {
+        /// The current leader, if known.
+        leader: Option<u64>,
+    },
+    /// The group was shut down (or its Raft stopped on a fatal error).
+    #[error("the partition's replication group is shut down")]
+    Shutdown,
+    /// Invalid settings.
+    #[error("invalid replication settings: {0}")]
+    Config(String),
+    /// Opening the Raft index or the log failed.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// The partition log refused the records.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// Any other Raft error.
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// One replica of a replicated partition: an openraft group whose log is
+/// the partition's segment files. The partition's high watermark is the
+/// group's commit point: consumers see only committed records.
+pub struct ReplicatedPartition {
+    raft: Raft<PartitionRaft>,
+    shared: Arc<Shared>,
+    node_id: u64,
+    config: ReplicationConfig,
+    next_seq: AtomicU64,
+    stopped: Mutex<bool>,
+}
+
+impl std::fmt::Debug for ReplicatedPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicatedPartition")
+            .field("node", &self.node_id)
+            .field("dir", &self.shared.partition.log.dir())
+            .finish()
+    }
+}
+
+/// What the open found and repaired between the Raft index and the log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Index records dropped because the log lost their records.
+    pub index_records_dropped: usize,
+    /// Kafka offsets cut off the log because no index record covered them.
+    pub log_offsets_truncated: u64,
+}
+
+impl ReplicatedPartition {
+    /// Opens the group's storage in `<partition dir>/raft/`, reconciling it
+    /// with the log (see `docs/storage-format.md`, "Raft index": both are
+    /// cut to the shorter), and starts the Raft node `node_id`.
+    pub async fn open<N: RaftNetworkFactory<PartitionRaft>>(
+        partition: Arc<Partition>,
+        node_id: u64,
+        config: ReplicationConfig,
+        network: N,
+    ) -> Result<(ReplicatedPartition, OpenReport), ReplicationError> {
+        let raft_config = config.raft_config()?;
+        let p = Arc::clone(&partition);
+        let (index, report) = tokio::task::spawn_blocking(move || recover(&p))
+            .await
+            .map_err(|e| ReplicationError::Storage(e.to_string()))??;
+        let shared = Arc::new(Shared {
+            node_id,
+            partition,
+            index: Mutex::new(index),
+            waiters: Mutex::default(),
+        });
+        let store = LogStore::new(Arc::clone(&shared));
+        let sm = StateMachine::new(Arc::clone(&shared))
+            .map_err(|e| ReplicationError::Storage(e.to_string()))?;
+        let raft = Raft::new(node_id, raft_config, network, store, sm)
+            .await
+            .map_err(|e| ReplicationError::Raft(e.to_string()))?;
+        Ok((
+            ReplicatedPartition {
+                raft,
+                shared,
+                node_id,
+                config,
+                next_seq: AtomicU64::new(0),
+                stopped: Mutex::new(false),
+            },
+            report,
+        ))
+    }
+
+    /// Forms the group with `members` (node id → raft address). Safe to
+    /// call on every replica with the same members, and again after
+    /// restarts: a group already formed is left as it is.
+    pub async fn initialize(
+        &self,
+        members: BTreeMap<u64, BasicNode>,
+    ) -> Result<(), ReplicationError> {
+        match self.raft.initialize(members).await {
+            Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(ReplicationError::Raft(e.to_string())),
+        }
+    }
+
+    /// Appends `records` (whole RecordBatch v2 batches) through the group.
+    /// The leader assigns offsets and stamps `baseOffset` and
+    /// `partitionLeaderEpoch` (the term) into the batches; every replica
+    /// stores the same bytes at the same offsets.
+    ///
+    /// - [`Acks::All`]: answers once a majority has the entry durable
+    ///   (fsynced) and it is committed (the high watermark covers it).
+    /// - [`Acks::Leader`] / [`Acks::None`]: answers once the leader's local
+    ///   append is done (page cache); the records become visible only once
+    ///   committed, and a leader change may still take them back.
+    ///
+    /// On a follower: [`ReplicationError::NotLeader`] naming the leader.
+    /// Records the log refuses (invalid batch, producer sequence error...)
+    /// take a Raft entry but no offsets, on every replica alike, and come
+    /// back as [`ReplicationError::Log`] with the log's reason.
+    pub async fn append(
+        &self,
+        records: BytesMut,
+        acks: Acks,
+    ) -> Result<Response, ReplicationError> {
+        if *self.stopped.lock() {
+            return Err(ReplicationError::Shutdown);
+        }
+        // Checked once, here, against the leader's clock: replicas store
+        // without it, so a clock difference cannot make them disagree.
+        self.shared.partition.log.check_timestamps(&records)?;
+        let records = Records::Inline(records.freeze());
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let (tx, mut local) = oneshot::channel();
+        self.shared.waiters.lock().insert(seq, tx);
+        let request = Request {
+            records,
+            origin: Some(Origin {
+                node: self.node_id,
+                seq,
+            }),
+        };
+        let result = if acks == Acks::All {
+            match self.raft.client_write(request).await {
+                // Refused by the log: the local append said why.
+                Ok(r) if r.data.rejected => Err(match local.try_recv() {
+                    Ok(Err(e)) => ReplicationError::Log(e),
+                    _ => ReplicationError::Raft("the log refused the records".to_owned()),
+                }),
+                // The local append's answer has the offsets also for a
+                // retried idempotent batch (stored once, earlier).
+                Ok(r) => match local.try_recv() {
+                    Ok(Ok(mine)) => Ok(mine),
+                    _ => Ok(r.data),
+                },
+                Err(e) => Err(write_error(e)),
+            }
+        } else {
+            async {
+                let committed = self
+                    .raft
+                    .client_write_ff(request)
+                    .await
+                    .map_err(|_| ReplicationError::Shutdown)?;
+                tokio::select! {
+                    Ok(r) = &mut local => r.map_err(ReplicationError::Log),
+                    r = committed => match r {
+                        Ok(Ok(r)) if r.data.rejected => {
+                            Err(ReplicationError::Raft("the log refused the records".to_owned()))
+                        }
+                        Ok(Ok(r)) => Ok(r.data),
+                        Ok(Err(e)) => Err(write_error(RaftError::APIError(e))),
+                        Err(_) => Err(ReplicationError::Shutdown),
+                    },
+                }
+            }
+            .await
+        };
+        self.shared.waiters.lock().remove(&seq);
+        result
+    }
+
+    /// This replica's node id.
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    /// The group's leader as this replica knows it.
+    pub fn leader(&self) -> Option<u64> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// Whether this replica leads the group now.
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    /// The current term, which is the leader epoch stamped in batches.
+    pub fn leader_epoch(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
+    }
+
+    /// The voting members of the group.
+    pub fn replicas(&self) -> Vec<u64> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect()
+    }
+
+    /// On the leader: the replicas (itself included) whose matched Raft
+    /// index is within [`ReplicationConfig::in_sync_max_lag`] of its last
+    /// one. Empty on a follower, which does not know.
+    pub fn in_sync(&self) -> BTreeSet<u64> {
+        let m = self.raft.metrics().borrow().clone();
+        let Some(progress) = m.replication.as_ref() else {
+            return BTreeSet::new();
+        };
+        let last = m.last_log_index.unwrap_or(0);
+        progress
+            .iter()
+            .filter(|(_, matched)| {
+                matched.is_some_and(|l| l.index + self.config.in_sync_max_lag >= last)
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The partition this group replicates.
+    pub fn partition(&self) -> &Arc<Partition> {
+        &self.shared.partition
+    }
+
+    /// The Raft node, for the transport (its `append_entries`, `vote` and
+    /// `install_snapshot` take the requests that arrive for this replica).
+    pub fn raft(&self) -> &Raft<PartitionRaft> {
+        &self.raft
+    }
+
+    /// Before retention deletes segments: builds a snapshot at the last
+    /// applied entry and purges the Raft log up to it, so a follower that
+    /// needs the deleted records receives the snapshot instead.
+    ///
+    /// openraft postpones a purge while a replication stream reads the
+    /// entries (a follower that is down keeps retrying them), so the purge
+    /// is asked for again, once per heartbeat, for at most
+    /// [`PURGE_PATIENCE`]; if it still did not happen, the Raft log keeps
+    /// the entries and retention keeps their segments. Returns the log id
+    /// purged up to, if any.
+    pub async fn snapshot_and_purge(
+        &self,
+    ) -> Result<Option<openraft::LogId<u64>>, ReplicationError> {
+        let mut rx = self.raft.metrics();
+        let target = rx.borrow().last_applied;
+        let Some(target) = target else {
+            return Ok(None);
+        };
+        if rx.borrow().snapshot < Some(target) {
+            self.raft
+                .trigger()
+                .snapshot()
+                .await
+                .map_err(|_| ReplicationError::Shutdown)?;
+            while rx.borrow().snapshot < Some(target) {
+                rx.changed().await.map_err(|_| ReplicationError::Shutdown)?;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + PURGE_PATIENCE;
+        let tick = std::time::Duration::from_millis(self.config.heartbeat_ms.max(1));
+        while rx.borrow().purged < Some(target) && tokio::time::Instant::now() < deadline {
+            self.raft
+                .trigger()
+                .purge_log(target.index)
+                .await
+                .map_err(|_| ReplicationError::Shutdown)?;
+            let _ = tokio::time::timeout(tick, rx.changed()).await;
+        }
+        let purged = rx.borrow().purged;
+        Ok(purged)
+    }
+
+    /// One retention pass of the partition log that keeps whatever the Raft
+    /// log still refers to: builds a snapshot and purges the Raft log up
+    /// to it ([`ReplicatedPartition::snapshot_and_purge`]), then deletes
+    /// expired or surplus segments wholly below the purge point only.
+    pub async fn retain(
+        &self,
+        now: std::time::SystemTime,
+    ) -> Result<crate::log::RetainOutcome, ReplicationError> {
+        self.snapshot_and_purge().await?;
+        let limit = self.shared.index.lock().meta.purged_kafka_end;
+        let log = Arc::clone(&self.shared.partition.log);
+        let r = tokio::task::spawn_blocking(move || log.retain_below(now, limit))
+            .await
+            .map_err(|e| ReplicationError::Storage(e.to_string()))??;
+        Ok(r)
+    }
+
+    /// Stops the Raft node; later appends get [`ReplicationError::Shutdown`].
+    /// The files stay as they are: opening the partition again resumes.
+    pub async fn shutdown(&self) -> Result<(), ReplicationError> {
+        *self.stopped.lock() = true;
+        self.raft
+            .shutdown()
+            .await
+            .map_err(|e| ReplicationError::Raft(e.to_string()))
+    }
+}
+
+fn write_error(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> ReplicationError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ReplicationError::NotLeader {
+            leader: f.leader_id,
+        },
+        RaftError::Fatal(_) => ReplicationError::Shutdown,
+        other => ReplicationError::Raft(other.to_string()),
+    }
+}
+
+/// The recovery rule: opens the Raft index and cuts the index and the log
+/// to the shorter of the two. Blocking.
+fn recover(partition: &Partition) -> Result<(RaftIndex, OpenReport), ReplicationError> {
+    let log = &partition.log;
+    let dir: PathBuf = log.dir().join("raft");
+    let storage = |e: std::io::Error| ReplicationError::Storage(e.to_string());
+    let mut index =
+        RaftIndex::open(Arc::clone(&log.fs), dir, log.next_offset()).map_err(storage)?;
+    let mut report = OpenReport::default();
+    let expected = index.kafka_end();
+    if log.next_offset() < expected
+        && log.log_start_offset() == log.next_offset()
+        && index.last().is_none()
+    {
+        // A reset (snapshot install) cut short by a crash: finish it.
+        log.reset_to(expected)?;
+    }
+    report.index_records_dropped = index.cut_to_log_end(log.next_offset()).map_err(storage)?;
+    let end = index.kafka_end();
+    if log.next_offset() > end {
+        report.log_offsets_truncated = log.next_offset() - end;
+        log.truncate_to(end)?;
+    }
+    // Readers see only what is known committed (the purge point); applying
+    // the committed entries again moves the high watermark from there.
+    log.restart_high_watermark(index.meta.purged_kafka_end)?;
+    Ok((index, report))
+}

@@ -1,0 +1,49 @@
+//! One Raft group (openraft) per partition whose Raft log is the
+//! partition's segment files.
+//!
+//! - `format`: byte layouts of the Raft index record and the side-file
+//!   frame (specified in `docs/storage-format.md`, "Raft index").
+//! - `index`: the Raft index (`raft/<first>.ridx`): Raft index → (term,
+//!   kind, Kafka offset range), plus the vote, purge point, membership and
+//!   snapshot side files.
+//! - `payload`: the entry data ([`Records`] inline or as a file range).
+//! - `store`: openraft's log storage over the segments and the index.
+//! - `state`: the state machine (applying moves the high watermark) and
+//!   snapshots (the partition's position, not its data).
+//! - `facade`: [`ReplicatedPartition`], what the service layer calls.
+//! - [`memnet`]: an in-process network for tests.
+//!
+//! Raft log index ≠ Kafka offset: a data entry is one produce request's
+//! batches (a contiguous offset range); blank and membership entries take
+//! no offsets, so the offsets consumers see stay contiguous. The term is
+//! stamped in each batch's `partitionLeaderEpoch`.
+
+mod facade;
+pub mod format;
+mod index;
+pub mod memnet;
+mod payload;
+mod state;
+mod store;
+
+#[cfg(test)]
+mod tests;
+
+pub use facade::{
+    OpenReport, PURGE_PATIENCE, ReplicatedPartition, ReplicationConfig, ReplicationError,
+};
+pub use payload::{FileRange, Origin, Records, Request, Response};
+pub use state::SnapshotRecord;
+pub use store::LogStore;
+
+openraft::declare_raft_types!(
+    /// The openraft type configuration of a partition group.
+    pub PartitionRaft:
+        D = Request,
+        R = Response,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<PartitionRaft>,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);

@@ -1,0 +1,250 @@
+//! openraft's state machine of a partition group. The partition log is the
+//! state: applying a committed entry only moves the high watermark to its
+//! end (idempotent, so re-applying after a restart is harmless). A snapshot
+//! is the partition's position: {last included log id, membership, Kafka
+//! log start, Kafka log end at that entry}.
+
+// openraft's `StorageError` (large) is the error type its storage traits
+// require; the helpers here pass it along unchanged.
+#![allow(clippy::result_large_err)]
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
+use openraft::{
+    BasicNode, Entry, EntryPayload, ErrorVerb, LogId, RaftSnapshotBuilder, StorageError,
+    StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+
+use super::PartitionRaft;
+use super::format::EntryKind;
+use super::index::{SNAPSHOT_FILE, read_json, write_json};
+use super::payload::Response;
+use super::store::{Shared, store_err};
+
+/// What a partition snapshot holds (JSON in one frame of `raft/snapshot`,
+/// and the bytes sent to a follower).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotRecord {
+    /// Last entry included, membership and id.
+    pub meta: SnapshotMeta<u64, BasicNode>,
+    /// The leader's Kafka log start offset when it was built.
+    pub log_start: u64,
+    /// The Kafka log end just after the last included entry.
+    pub kafka_end: u64,
+}
+
+/// The state machine of one partition group.
+#[derive(Debug)]
+pub(crate) struct StateMachine {
+    shared: Arc<Shared>,
+    last_applied: Option<LogId<u64>>,
+    membership: StoredMembership<u64, BasicNode>,
+}
+
+impl StateMachine {
+    /// Starts from the saved snapshot, if any (the applied state is not
+    /// saved otherwise: openraft re-applies the committed entries).
+    pub(crate) fn new(shared: Arc<Shared>) -> Result<StateMachine, StorageError<u64>> {
+        let snap = load_snapshot(&shared)?;
+        Ok(StateMachine {
+            shared,
+            last_applied: snap.as_ref().and_then(|s| s.meta.last_log_id),
+            membership: snap.map(|s| s.meta.last_membership).unwrap_or_default(),
+        })
+    }
+}
+
+fn raft_dir(shared: &Shared) -> std::path::PathBuf {
+    shared.partition.log.dir().join("raft")
+}
+
+fn load_snapshot(shared: &Shared) -> Result<Option<SnapshotRecord>, StorageError<u64>> {
+    read_json(&*shared.partition.log.fs, &raft_dir(shared), SNAPSHOT_FILE)
+        .map_err(|e| store_err(ErrorVerb::Read, e))
+}
+
+fn snapshot_of(rec: &SnapshotRecord) -> Result<Snapshot<PartitionRaft>, StorageError<u64>> {
+    let bytes = serde_json::to_vec(rec).map_err(|e| store_err(ErrorVerb::Read, e))?;
+    Ok(Snapshot {
+        meta: rec.meta.clone(),
+        snapshot: Box::new(Cursor::new(bytes)),
+    })
+}
+
+/// Moves the high watermark to `kafka_end` and wakes readers (blocking).
+fn advance(shared: &Shared, kafka_end: u64) -> Result<(), StorageError<u64>> {
+    shared
+        .partition
+        .log
+        .set_high_watermark(kafka_end)
+        .map_err(|e| store_err(ErrorVerb::Write, e))?;
+    shared.partition.notify();
+    Ok(())
+}
+
+/// Builds snapshots of a partition group.
+#[derive(Debug)]
+pub(crate) struct SnapshotBuilder {
+    shared: Arc<Shared>,
+    last_applied: Option<LogId<u64>>,
+    membership: StoredMembership<u64, BasicNode>,
+}
+
+impl RaftSnapshotBuilder<PartitionRaft> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<PartitionRaft>, StorageError<u64>> {
+        let shared = Arc::clone(&self.shared);
+        let last = self.last_applied;
+        let membership = self.membership.clone();
+        tokio::task::spawn_blocking(move || {
+            let index = shared.index.lock();
+            let kafka_end = last
+                .and_then(|l| index.get(l.index))
+                .map_or(index.meta.purged_kafka_end, |r| r.next);
+            drop(index);
+            let rec = SnapshotRecord {
+                meta: SnapshotMeta {
+                    last_log_id: last,
+                    last_membership: membership,
+                    snapshot_id: last.map_or_else(
+                        || "empty".to_owned(),
+                        |l| format!("{}-{}", l.leader_id.term, l.index),
+                    ),
+                },
+                log_start: shared.partition.log.log_start_offset(),
+                kafka_end,
+            };
+            write_json(
+                &*shared.partition.log.fs,
+                &raft_dir(&shared),
+                SNAPSHOT_FILE,
+                &rec,
+            )
+            .map_err(|e| store_err(ErrorVerb::Write, e))?;
+            snapshot_of(&rec)
+        })
+        .await
+        .unwrap_or_else(|e| Err(store_err(ErrorVerb::Write, e)))
+    }
+}
+
+impl RaftStateMachine<PartitionRaft> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<u64>>, StoredMembership<u64, BasicNode>), StorageError<u64>> {
+        Ok((self.last_applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError<u64>>
+    where
+        I: IntoIterator<Item = Entry<PartitionRaft>> + Send,
+        I::IntoIter: Send,
+    {
+        let mut out = Vec::new();
+        let mut end = None;
+        {
+            let index = self.shared.index.lock();
+            for entry in entries {
+                let rec = index.get(entry.log_id.index);
+                let mut response = Response::default();
+                if let Some(r) = rec {
+                    end = Some(r.next);
+                    if r.next > r.base {
+                        response = Response {
+                            base_offset: r.base,
+                            last_offset: r.next - 1,
+                            rejected: false,
+                        };
+                    }
+                    if r.kind == EntryKind::Rejected {
+                        response.rejected = true;
+                    }
+                }
+                if let EntryPayload::Membership(m) = entry.payload {
+                    self.membership = StoredMembership::new(Some(entry.log_id), m);
+                }
+                self.last_applied = Some(entry.log_id);
+                out.push(response);
+            }
+        }
+        if let Some(end) = end {
+            let shared = Arc::clone(&self.shared);
+            tokio::task::spawn_blocking(move || advance(&shared, end))
+                .await
+                .unwrap_or_else(|e| Err(store_err(ErrorVerb::Write, e)))?;
+        }
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            shared: Arc::clone(&self.shared),
+            last_applied: self.last_applied,
+            membership: self.membership.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<u64>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<u64, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<u64>> {
+        let rec: SnapshotRecord = serde_json::from_slice(snapshot.get_ref())
+            .map_err(|e| store_err(ErrorVerb::Read, e))?;
+        let last = meta
+            .last_log_id
+            .ok_or_else(|| store_err(ErrorVerb::Write, "snapshot without a last log id"))?;
+        let rec = SnapshotRecord {
+            meta: meta.clone(),
+            ..rec
+        };
+        let shared = Arc::clone(&self.shared);
+        let saved = rec.clone();
+        tokio::task::spawn_blocking(move || {
+            let log = &shared.partition.log;
+            // openraft keeps the local entries after a snapshot whose last
+            // entry this replica holds already; then so does the log.
+            let holds = shared.index.lock().get(last.index).is_some_and(|r| {
+                r.term == last.leader_id.term && r.leader == last.leader_id.node_id
+            });
+            if !holds {
+                // The whole local log goes: it restarts empty at the
+                // snapshot's Kafka end, then catches up from the leader.
+                log.reset_to(rec.kafka_end)
+                    .map_err(|e| store_err(ErrorVerb::Write, e))?;
+                shared
+                    .index
+                    .lock()
+                    .reset(last, rec.kafka_end)
+                    .map_err(|e| store_err(ErrorVerb::Write, e))?;
+            }
+            write_json(&*log.fs, &raft_dir(&shared), SNAPSHOT_FILE, &saved)
+                .map_err(|e| store_err(ErrorVerb::Write, e))?;
+            advance(&shared, rec.kafka_end)
+        })
+        .await
+        .unwrap_or_else(|e| Err(store_err(ErrorVerb::Write, e)))?;
+        self.last_applied = Some(last);
+        self.membership = meta.last_membership.clone();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<PartitionRaft>>, StorageError<u64>> {
+        load_snapshot(&self.shared)?
+            .as_ref()
+            .map(snapshot_of)
+            .transpose()
+    }
+}

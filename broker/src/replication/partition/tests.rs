@@ -1,0 +1,659 @@
+//! Partition groups of real openraft nodes over real partition directories
+//! in a tempdir, connected by the in-process network.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use openraft::BasicNode;
+use sluice_protocol::batch::{BatchBuilder, BatchIter, NewRecord};
+
+use super::memnet::MemNetwork;
+use super::{ReplicatedPartition, ReplicationConfig, ReplicationError, Response};
+use crate::log::{FileSystem, LogConfig, PartitionLog, StdFs};
+use crate::partition::{Acks, Partition};
+
+fn log_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 1024,
+        segment_age: None,
+        retention_age: None,
+        ..LogConfig::default()
+    }
+}
+
+/// One batch holding `values`.
+fn batch(values: &[String]) -> BytesMut {
+    let mut b = BatchBuilder::new();
+    for v in values {
+        b.push(&NewRecord {
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(v.as_bytes()),
+            headers: &[],
+        });
+    }
+    b.finish()
+}
+
+/// Every batch of the segment files of `dir`, in order: (base offset,
+/// leader epoch, values). An independent reader: the protocol's iterator
+/// over the raw file bytes.
+fn read_dir(dir: &Path) -> Vec<(u64, i32, Vec<Vec<u8>>)> {
+    let mut out = Vec::new();
+    for bytes in segment_bytes(dir) {
+        for b in BatchIter::new(&bytes) {
+            let (h, raw) = b.expect("valid batch");
+            let batch =
+                sluice_protocol::batch::RecordBatch::new(bytes::Bytes::copy_from_slice(raw))
+                    .expect("batch");
+            let values = batch
+                .records()
+                .map(|r| {
+                    r.expect("record")
+                        .value
+                        .map(|v| v.to_vec())
+                        .unwrap_or_default()
+                })
+                .collect();
+            out.push((h.base_offset as u64, h.partition_leader_epoch, values));
+        }
+    }
+    out
+}
+
+/// The contents of the `.log` files of `dir`, oldest first.
+fn segment_bytes(dir: &Path) -> Vec<Vec<u8>> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|p| std::fs::read(p).expect("read"))
+        .collect()
+}
+
+fn values_of(dir: &Path) -> Vec<Vec<u8>> {
+    read_dir(dir).into_iter().flat_map(|(_, _, v)| v).collect()
+}
+
+struct Cluster {
+    net: MemNetwork,
+    _root: tempfile::TempDir,
+    dirs: HashMap<u64, PathBuf>,
+    nodes: HashMap<u64, ReplicatedPartition>,
+    members: BTreeMap<u64, BasicNode>,
+    fs: Arc<dyn FileSystem>,
+    log_config: LogConfig,
+}
+
+impl Cluster {
+    async fn new(ids: &[u64]) -> Cluster {
+        Self::with(ids, Arc::new(StdFs), log_config()).await
+    }
+
+    async fn with(ids: &[u64], fs: Arc<dyn FileSystem>, log_config: LogConfig) -> Cluster {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mut c = Cluster {
+            net: MemNetwork::new(),
+            dirs: ids
+                .iter()
+                .map(|&id| (id, root.path().join(format!("n{id}")).join("t-0")))
+                .collect(),
+            _root: root,
+            nodes: HashMap::new(),
+            members: ids
+                .iter()
+                .map(|&id| (id, BasicNode::new(format!("n{id}"))))
+                .collect(),
+            fs,
+            log_config,
+        };
+        for &id in ids {
+            c.start(id).await;
+        }
+        for &id in ids {
+            c.node(id)
+                .initialize(c.members.clone())
+                .await
+                .expect("initialize");
+        }
+        c
+    }
+
+    async fn start(&mut self, id: u64) {
+        let dir = self.dirs[&id].clone();
+        let (log, _) = PartitionLog::open_with(Arc::clone(&self.fs), &dir, self.log_config.clone())
+            .expect("open log");
+        let partition = Arc::new(Partition::new(log));
+        let (rp, _) = ReplicatedPartition::open(
+            partition,
+            id,
+            ReplicationConfig::default(),
+            self.net.factory(id),
+        )
+        .await
+        .expect("open replica");
+        self.net.register(id, rp.raft().clone());
+        self.nodes.insert(id, rp);
+    }
+
+    async fn stop(&mut self, id: u64) {
+        self.net.unregister(id);
+        if let Some(rp) = self.nodes.remove(&id) {
+            rp.shutdown().await.expect("shutdown");
+        }
+    }
+
+    fn node(&self, id: u64) -> &ReplicatedPartition {
+        &self.nodes[&id]
+    }
+
+    /// Waits until one of `among` leads with every other of them agreeing.
+    async fn leader(&self, among: &[u64]) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            for &id in among {
+                let n = self.node(id);
+                if n.is_leader() && among.iter().all(|o| self.node(*o).leader() == Some(id)) {
+                    return id;
+                }
+            }
+            assert!(Instant::now() < deadline, "no leader among {among:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until every node of `ids` has high watermark `hw`.
+    async fn wait_hw(&self, ids: &[u64], hw: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for id in ids {
+            let mut rx = self.node(*id).partition().subscribe();
+            while *rx.borrow_and_update() != hw {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let changed = tokio::time::timeout(left, rx.changed()).await;
+                assert!(
+                    matches!(changed, Ok(Ok(()))),
+                    "node {id}: high watermark {} never became {hw}",
+                    self.node(*id).partition().log.high_watermark()
+                );
+            }
+        }
+    }
+}
+
+async fn produce(
+    rp: &ReplicatedPartition,
+    tag: &str,
+    n: usize,
+    acks: Acks,
+) -> Result<(Response, Vec<String>), ReplicationError> {
+    let values: Vec<String> = (0..n).map(|i| format!("{tag}-{i}")).collect();
+    let r = rp.append(batch(&values), acks).await?;
+    Ok((r, values))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_all_appends_are_byte_identical_on_every_replica() {
+    let c = Cluster::new(&[1, 2, 3]).await;
+    let leader = c.leader(&[1, 2, 3]).await;
+    let mut expected = Vec::new();
+    let mut next = 0;
+    for i in 0..30 {
+        let (r, values) = produce(c.node(leader), &format!("a{i}"), 1 + i % 4, Acks::All)
+            .await
+            .expect("append");
+        assert_eq!(r.base_offset, next, "offsets are contiguous");
+        assert_eq!(r.last_offset, next + values.len() as u64 - 1);
+        next = r.last_offset + 1;
+        // Committed: the leader's high watermark covers it at the answer.
+        assert!(c.node(leader).partition().log.high_watermark() > r.last_offset);
+        expected.extend(values.into_iter().map(String::into_bytes));
+    }
+    c.wait_hw(&[1, 2, 3], next).await;
+    let term = c.node(leader).leader_epoch() as i32;
+    let reference = segment_bytes(&c.dirs[&leader]);
+    assert!(reference.len() > 1, "the test spans several segments");
+    for id in [1, 2, 3] {
+        assert_eq!(segment_bytes(&c.dirs[&id]), reference, "node {id} differs");
+        let batches = read_dir(&c.dirs[&id]);
+        assert!(
+            batches.iter().all(|(_, epoch, _)| *epoch == term),
+            "leader epoch stamped"
+        );
+        assert_eq!(values_of(&c.dirs[&id]), expected);
+    }
+    // A follower refuses appends and names the leader.
+    let follower = [1, 2, 3]
+        .into_iter()
+        .find(|&i| i != leader)
+        .expect("follower");
+    match produce(c.node(follower), "f", 1, Acks::All).await {
+        Err(ReplicationError::NotLeader { leader: l }) => assert_eq!(l, Some(leader)),
+        other => panic!("a follower appended: {other:?}"),
+    }
+    assert_eq!(c.node(leader).in_sync().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_keeps_acknowledged_appends_and_the_old_leader_converges() {
+    let mut c = Cluster::new(&[1, 2, 3]).await;
+    let all = [1, 2, 3];
+    let old = c.leader(&all).await;
+    let mut acked = Vec::new();
+    for i in 0..10 {
+        let (_, v) = produce(c.node(old), &format!("before{i}"), 3, Acks::All)
+            .await
+            .expect("append");
+        acked.extend(v);
+    }
+    // Cut the leader off, then give it a tail nobody else gets (acks=leader
+    // answers after its local append): a divergent tail.
+    c.net.isolate(&[old], &all);
+    for i in 0..3 {
+        produce(c.node(old), &format!("lost{i}"), 2, Acks::Leader)
+            .await
+            .expect("local append");
+    }
+    let old_end = c.node(old).partition().log.next_offset();
+    c.stop(old).await;
+    // Reopened while still cut off, it does not show its uncommitted tail.
+    c.start(old).await;
+    let hw = c.node(old).partition().log.high_watermark();
+    assert!(
+        hw <= 30,
+        "uncommitted records visible after a restart: {hw}"
+    );
+    assert_eq!(c.node(old).partition().log.next_offset(), old_end);
+    c.stop(old).await;
+    c.net.heal();
+    let rest: Vec<u64> = all.into_iter().filter(|&i| i != old).collect();
+    let new = c.leader(&rest).await;
+    for i in 0..10 {
+        let (_, v) = produce(c.node(new), &format!("after{i}"), 2, Acks::All)
+            .await
+            .expect("append");
+        acked.extend(v);
+    }
+    let acked: Vec<Vec<u8>> = acked.into_iter().map(String::into_bytes).collect();
+    let end = c.node(new).partition().log.next_offset();
+    c.wait_hw(&rest, end).await;
+    for &id in &rest {
+        assert_eq!(
+            values_of(&c.dirs[&id]),
+            acked,
+            "node {id}: every ack exactly once"
+        );
+    }
+    // The old leader comes back: its divergent tail goes, it converges.
+    assert!(old_end > 30, "the old leader had a tail");
+    c.start(old).await;
+    c.wait_hw(&all, end).await;
+    let reference = segment_bytes(&c.dirs[&new]);
+    for id in all {
+        assert_eq!(segment_bytes(&c.dirs[&id]), reference, "node {id} differs");
+    }
+    assert_eq!(values_of(&c.dirs[&old]), acked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minority_leader_never_acknowledges_acks_all() {
+    let c = Cluster::new(&[1, 2, 3]).await;
+    let all = [1, 2, 3];
+    let old = c.leader(&all).await;
+    produce(c.node(old), "first", 1, Acks::All)
+        .await
+        .expect("append");
+    c.net.isolate(&[old], &all);
+    let rest: Vec<u64> = all.into_iter().filter(|&i| i != old).collect();
+    let pending = {
+        let rp = c.node(old);
+        let values = vec!["minority".to_owned()];
+        rp.append(batch(&values), Acks::All)
+    };
+    let majority = async {
+        let new = c.leader(&rest).await;
+        produce(c.node(new), "majority", 1, Acks::All)
+            .await
+            .expect("majority append");
+        new
+    };
+    // The minority append must not complete while the majority elects a
+    // leader and commits; after the heal it fails (or never answers).
+    tokio::pin!(pending);
+    let new = tokio::select! {
+        r = &mut pending => panic!("the minority leader answered: {r:?}"),
+        new = majority => new,
+    };
+    c.net.heal();
+    if let Ok(r) = tokio::time::timeout(Duration::from_secs(3), pending).await {
+        assert!(r.is_err(), "the minority leader acknowledged: {r:?}");
+    }
+    let end = c.node(new).partition().log.next_offset();
+    c.wait_hw(&all, end).await;
+    let values = values_of(&c.dirs[&new]);
+    assert_eq!(values, vec![b"first-0".to_vec(), b"majority-0".to_vec()]);
+    assert_eq!(values_of(&c.dirs[&old]), values);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_behind_the_retained_log_installs_a_snapshot() {
+    let config = LogConfig {
+        retention_bytes: Some(2048),
+        ..log_config()
+    };
+    let all = [1, 2, 3];
+    let mut c = Cluster::with(&all, Arc::new(StdFs), config).await;
+    let leader = c.leader(&all).await;
+    for i in 0..5 {
+        produce(c.node(leader), &format!("early{i}"), 2, Acks::All)
+            .await
+            .expect("append");
+    }
+    let lagging = all.into_iter().find(|&i| i != leader).expect("follower");
+    c.wait_hw(&[lagging], 10).await;
+    c.stop(lagging).await;
+    for i in 0..60 {
+        produce(c.node(leader), &format!("late{i}"), 3, Acks::All)
+            .await
+            .expect("append");
+    }
+    let rest: Vec<u64> = all.into_iter().filter(|&i| i != lagging).collect();
+    let end = c.node(leader).partition().log.next_offset();
+    c.wait_hw(&rest, end).await;
+    for &id in &rest {
+        let out = c
+            .node(id)
+            .retain(std::time::SystemTime::now())
+            .await
+            .expect("retain");
+        let m = c.node(id).raft().metrics().borrow().clone();
+        assert!(
+            out.segments > 0,
+            "node {id}: retention deleted nothing: {m:?}"
+        );
+    }
+    let start = c.node(leader).partition().log.log_start_offset();
+    assert!(
+        start > 10,
+        "the lagging replica's next record is gone from the leader"
+    );
+
+    c.start(lagging).await;
+    c.wait_hw(&all, end).await;
+    let log = &c.node(lagging).partition().log;
+    assert_eq!(log.next_offset(), end);
+    assert!(
+        log.log_start_offset() >= start,
+        "the replica restarted at the snapshot"
+    );
+    let theirs: Vec<_> = read_dir(&c.dirs[&leader])
+        .into_iter()
+        .filter(|(base, _, _)| *base >= log.log_start_offset())
+        .collect();
+    assert_eq!(read_dir(&c.dirs[&lagging]), theirs);
+    // And it keeps following.
+    produce(c.node(leader), "after", 1, Acks::All)
+        .await
+        .expect("append");
+    c.wait_hw(&all, end + 1).await;
+    assert_eq!(
+        values_of(&c.dirs[&lagging]).last(),
+        Some(&b"after-0".to_vec())
+    );
+}
+
+fn single_member() -> BTreeMap<u64, BasicNode> {
+    BTreeMap::from([(1, BasicNode::new("n1"))])
+}
+
+/// Opens node 1 of a one-replica group over `dir` and waits until it leads.
+async fn open_single(
+    fs: Arc<dyn FileSystem>,
+    dir: &Path,
+    net: &MemNetwork,
+) -> (ReplicatedPartition, super::OpenReport) {
+    let (log, _) = PartitionLog::open_with(fs, dir, log_config()).expect("open log");
+    let (rp, report) = ReplicatedPartition::open(
+        Arc::new(Partition::new(log)),
+        1,
+        ReplicationConfig::default(),
+        net.factory(1),
+    )
+    .await
+    .expect("open replica");
+    net.register(1, rp.raft().clone());
+    rp.initialize(single_member()).await.expect("initialize");
+    let mut rx = rp.raft().metrics();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !rp.is_leader() {
+            rx.changed().await.expect("raft running");
+        }
+    })
+    .await
+    .expect("the single replica leads");
+    (rp, report)
+}
+
+fn records_of(dir: &Path) -> Vec<(u64, Vec<u8>)> {
+    read_dir(dir)
+        .into_iter()
+        .flat_map(|(base, _, values)| {
+            values
+                .into_iter()
+                .enumerate()
+                .map(move |(i, v)| (base + i as u64, v))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_bytes_past_the_last_index_record_are_cut_at_open() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("t-0");
+    let net = MemNetwork::new();
+    let (rp, _) = open_single(Arc::new(StdFs), &dir, &net).await;
+    for i in 0..5 {
+        produce(&rp, &format!("v{i}"), 3, Acks::All)
+            .await
+            .expect("append");
+    }
+    rp.shutdown().await.expect("shutdown");
+    drop(rp);
+    // The last index record is lost (as if the crash came between the
+    // segment write and the index write).
+    let mut ridx: Vec<PathBuf> = std::fs::read_dir(dir.join("raft"))
+        .expect("raft dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ridx"))
+        .collect();
+    ridx.sort();
+    let last = ridx.last().expect("an index file");
+    let len = std::fs::metadata(last).expect("meta").len();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(last)
+        .expect("open");
+    f.set_len(len - super::format::RECORD_LEN as u64)
+        .expect("cut");
+    drop(f);
+
+    let net = MemNetwork::new();
+    let (rp, report) = open_single(Arc::new(StdFs), &dir, &net).await;
+    assert_eq!(report.log_offsets_truncated, 3, "{report:?}");
+    assert_eq!(rp.partition().log.next_offset(), 12);
+    let (r, _) = produce(&rp, "after", 1, Acks::All).await.expect("append");
+    assert_eq!(r.base_offset, 12);
+    let values: Vec<Vec<u8>> = records_of(&dir).into_iter().map(|(_, v)| v).collect();
+    assert_eq!(values.len(), 13);
+    assert_eq!(values.last(), Some(&b"after-0".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_images_keep_every_acks_all_record_and_index_and_log_agree() {
+    use crate::log::crash::{CrashFs, Rng};
+    let mut rng = Rng(0x5eed_0016_0000_0001);
+    for scenario in 0..12 {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("t-0");
+        let fs = CrashFs::new();
+        let net = MemNetwork::new();
+        let (rp, _) = open_single(Arc::new(fs.clone()), &dir, &net).await;
+        let mut acked: Vec<(u64, Vec<u8>)> = Vec::new();
+        for step in 0..(2 + rng.below(12)) {
+            let acks = if rng.below(3) == 0 {
+                Acks::Leader
+            } else {
+                Acks::All
+            };
+            let n = 1 + rng.below(3) as usize;
+            let (r, values) = produce(&rp, &format!("s{scenario}-{step}"), n, acks)
+                .await
+                .expect("append");
+            if acks == Acks::All {
+                acked.extend(
+                    values
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, v)| (r.base_offset + i as u64, v.into_bytes())),
+                );
+            }
+        }
+        let image_root = tempfile::tempdir().expect("tempdir");
+        let image = image_root.path().join("t-0");
+        fs.crash_image(&dir, &image, &mut rng).expect("image");
+        fs.crash_image(&dir.join("raft"), &image.join("raft"), &mut rng)
+            .expect("raft image");
+        rp.shutdown().await.expect("shutdown");
+        drop(rp);
+
+        let net = MemNetwork::new();
+        let (rp, report) = open_single(Arc::new(StdFs), &image, &net).await;
+        let records = records_of(&image);
+        for rec in &acked {
+            assert!(
+                records.contains(rec),
+                "scenario {scenario}: acknowledged {rec:?} lost ({report:?})"
+            );
+        }
+        // The index and the log agree: the next append lands at the log end.
+        let end = rp.partition().log.next_offset();
+        let (r, _) = produce(&rp, "after", 1, Acks::All)
+            .await
+            .unwrap_or_else(|e| panic!("scenario {scenario}: append after recovery: {e}"));
+        assert_eq!(r.base_offset, end, "scenario {scenario}");
+        rp.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_records_take_no_offsets_and_keep_the_group_alive() {
+    let c = Cluster::new(&[1, 2, 3]).await;
+    let all = [1, 2, 3];
+    let leader = c.leader(&all).await;
+    produce(c.node(leader), "ok", 2, Acks::All)
+        .await
+        .expect("append");
+    for acks in [Acks::All, Acks::Leader] {
+        let mut bad = batch(&["x".to_owned()]);
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff; // breaks the CRC
+        match c.node(leader).append(bad, acks).await {
+            Err(ReplicationError::Log(crate::log::LogError::InvalidBatch { .. })) => {}
+            other => panic!("{acks:?}: a corrupt batch was not refused: {other:?}"),
+        }
+        // A timestamp too far ahead of the leader's clock: refused before
+        // it is proposed.
+        let mut future = BatchBuilder::new();
+        future.push(&NewRecord {
+            timestamp: i64::MAX / 2,
+            key: None,
+            value: Some(b"future"),
+            headers: &[],
+        });
+        match c.node(leader).append(future.finish(), acks).await {
+            Err(ReplicationError::Log(crate::log::LogError::TimestampTooFarAhead { .. })) => {}
+            other => panic!("{acks:?}: a future timestamp was not refused: {other:?}"),
+        }
+        let garbage = BytesMut::from(
+            &b"not a batch at all, just bytes......................................."[..],
+        );
+        assert!(c.node(leader).append(garbage, acks).await.is_err());
+    }
+    let (r, _) = produce(c.node(leader), "ok2", 1, Acks::All)
+        .await
+        .expect("append");
+    assert_eq!(r.base_offset, 2, "refused records took no offsets");
+    c.wait_hw(&all, 3).await;
+    let reference = segment_bytes(&c.dirs[&leader]);
+    for id in all {
+        assert_eq!(segment_bytes(&c.dirs[&id]), reference, "node {id} differs");
+    }
+}
+
+#[tokio::test]
+async fn invalid_timeouts_are_refused_at_open() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (log, _) = PartitionLog::open(root.path().join("t-0"), log_config()).expect("open log");
+    let config = ReplicationConfig {
+        election_timeout_min_ms: 300,
+        election_timeout_max_ms: 150,
+        ..ReplicationConfig::default()
+    };
+    let net = MemNetwork::new();
+    let r =
+        ReplicatedPartition::open(Arc::new(Partition::new(log)), 1, config, net.factory(1)).await;
+    assert!(matches!(r, Err(ReplicationError::Config(_))), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_idempotent_batch_is_stored_once_and_answered_with_its_offsets() {
+    let c = Cluster::new(&[1, 2, 3]).await;
+    let all = [1, 2, 3];
+    let leader = c.leader(&all).await;
+    produce(c.node(leader), "plain", 2, Acks::All)
+        .await
+        .expect("append");
+    let idempotent = || {
+        let mut b = BatchBuilder::new().producer(7, 0, 0);
+        for v in ["i0", "i1", "i2"] {
+            b.push(&NewRecord {
+                timestamp: 1_700_000_000_000,
+                key: None,
+                value: Some(v.as_bytes()),
+                headers: &[],
+            });
+        }
+        b.finish()
+    };
+    let first = c
+        .node(leader)
+        .append(idempotent(), Acks::All)
+        .await
+        .expect("append");
+    assert_eq!((first.base_offset, first.last_offset), (2, 4));
+    let retry = c
+        .node(leader)
+        .append(idempotent(), Acks::All)
+        .await
+        .expect("retry");
+    assert_eq!(
+        (retry.base_offset, retry.last_offset),
+        (2, 4),
+        "the original offsets"
+    );
+    let (next, _) = produce(c.node(leader), "after", 1, Acks::All)
+        .await
+        .expect("append");
+    assert_eq!(next.base_offset, 5, "the retry took no offsets");
+    c.wait_hw(&all, 6).await;
+    let reference = segment_bytes(&c.dirs[&leader]);
+    for id in all {
+        assert_eq!(segment_bytes(&c.dirs[&id]), reference, "node {id} differs");
+    }
+}
