@@ -18,6 +18,8 @@
 //!   the gather writer (`sendfile` fetch path).
 //! - [`metrics`]: the Prometheus exposition and health checks, served over
 //!   HTTP.
+//! - [`replication`]: brokers in a cluster — the cluster file, the
+//!   node-to-node Raft transport, the controller group (cluster metadata).
 //! - [`error`]: [`error::BrokerError`] and wire error codes.
 
 pub mod config;
@@ -28,6 +30,7 @@ pub mod metrics;
 pub mod offsets;
 pub mod partition;
 pub mod producer;
+pub mod replication;
 pub mod server;
 pub mod service;
 pub mod topics;

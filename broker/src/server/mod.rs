@@ -137,6 +137,7 @@ impl Broker {
                 producer_ids,
                 groups,
                 bound_listen: Default::default(),
+                cluster: Default::default(),
             }),
             request_budget: Arc::new(Semaphore::new(budget - reserve)),
             request_reserve: Arc::new(Semaphore::new(reserve)),

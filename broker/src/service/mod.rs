@@ -54,6 +54,9 @@ pub struct Service {
     /// The address the native listener is bound to, once it is (the
     /// configured one may name port 0).
     pub bound_listen: std::sync::OnceLock<std::net::SocketAddr>,
+    /// Cluster mode (`--cluster`): the controller that topic changes go
+    /// through. Unset for a single broker.
+    pub cluster: std::sync::OnceLock<std::sync::Arc<crate::replication::controller::Cluster>>,
 }
 
 /// A whole request refused: the error code and a message for the client.
@@ -157,6 +160,7 @@ mod tests {
                 .unwrap(),
             groups,
             bound_listen: Default::default(),
+            cluster: Default::default(),
         });
         svc.topics.create("t", 1, &Default::default()).unwrap();
         svc

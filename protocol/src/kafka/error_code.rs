@@ -93,6 +93,9 @@ pub fn to_kafka(c: ErrorCode) -> KafkaCode {
         E::InconsistentGroupProtocol => code::INCONSISTENT_GROUP_PROTOCOL,
         E::GroupMaxSizeReached => code::GROUP_MAX_SIZE_REACHED,
         E::InvalidSessionTimeout => code::INVALID_SESSION_TIMEOUT,
+        // Retriable on Kafka clients, like the controller moving.
+        E::ControllerUnavailable => code::REQUEST_TIMED_OUT,
+        E::NotEnoughReplicas => code::INVALID_REPLICATION_FACTOR,
         // OffsetSpaceExhausted, Unknown, and codes added later.
         #[allow(unreachable_patterns)]
         _ => code::UNKNOWN_SERVER_ERROR,

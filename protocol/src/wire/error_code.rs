@@ -109,6 +109,10 @@ pub enum ErrorCode {
     GroupMaxSizeReached = 41,
     /// The session timeout is outside the broker's `group_min_session_timeout_ms..=group_max_session_timeout_ms`.
     InvalidSessionTimeout = 42,
+    /// No controller leader could be reached within the admin timeout (cluster mode): the admin request was not applied; retry later.
+    ControllerUnavailable = 46,
+    /// Too few live replicas or brokers for what was asked: a replication factor above the cluster's node count, or a leader without a majority.
+    NotEnoughReplicas = 47,
 }
 
 impl ErrorCode {
@@ -156,6 +160,8 @@ impl ErrorCode {
             40 => InconsistentGroupProtocol,
             41 => GroupMaxSizeReached,
             42 => InvalidSessionTimeout,
+            46 => ControllerUnavailable,
+            47 => NotEnoughReplicas,
             _ => Unknown,
         }
     }
@@ -168,6 +174,7 @@ impl ErrorCode {
                 | ErrorCode::StorageError
                 | ErrorCode::BrokerShuttingDown
                 | ErrorCode::RequestTimedOut
+                | ErrorCode::ControllerUnavailable
         )
     }
 
@@ -233,6 +240,8 @@ impl std::fmt::Display for ErrorCode {
             ErrorCode::InconsistentGroupProtocol => "inconsistent group protocol",
             ErrorCode::GroupMaxSizeReached => "group is full",
             ErrorCode::InvalidSessionTimeout => "invalid session timeout",
+            ErrorCode::ControllerUnavailable => "controller unavailable",
+            ErrorCode::NotEnoughReplicas => "not enough replicas",
         };
         write!(f, "{text} ({})", *self as u16)
     }
@@ -246,7 +255,7 @@ mod tests {
 
     /// Every code with its number. Codes are stable: changing a number here
     /// breaks every client in the field.
-    const PINNED: [(ErrorCode, u16); 41] = [
+    const PINNED: [(ErrorCode, u16); 43] = [
         (ErrorCode::None, 0),
         (ErrorCode::Unknown, 1),
         (ErrorCode::CorruptRecord, 2),
@@ -288,6 +297,8 @@ mod tests {
         (ErrorCode::InconsistentGroupProtocol, 40),
         (ErrorCode::GroupMaxSizeReached, 41),
         (ErrorCode::InvalidSessionTimeout, 42),
+        (ErrorCode::ControllerUnavailable, 46),
+        (ErrorCode::NotEnoughReplicas, 47),
     ];
 
     #[test]
@@ -344,14 +355,16 @@ mod tests {
                 | ErrorCode::GroupIdNotFound
                 | ErrorCode::InconsistentGroupProtocol
                 | ErrorCode::GroupMaxSizeReached
-                | ErrorCode::InvalidSessionTimeout => {}
+                | ErrorCode::InvalidSessionTimeout
+                | ErrorCode::ControllerUnavailable
+                | ErrorCode::NotEnoughReplicas => {}
             }
         }
         let mut numbers: Vec<u16> = PINNED.iter().map(|(_, n)| *n).collect();
         numbers.dedup();
         assert_eq!(
             numbers,
-            (0..28).chain(30..43).collect::<Vec<u16>>(),
+            (0..28).chain(30..43).chain(46..48).collect::<Vec<u16>>(),
             "unique, in order, dense within each range"
         );
     }
@@ -403,7 +416,8 @@ mod tests {
                 ErrorCode::DiskFull,
                 ErrorCode::StorageError,
                 ErrorCode::BrokerShuttingDown,
-                ErrorCode::RequestTimedOut
+                ErrorCode::RequestTimedOut,
+                ErrorCode::ControllerUnavailable
             ]
         );
         assert!(ErrorCode::None.is_ok());

@@ -1,0 +1,13 @@
+//! Replication: brokers forming a cluster.
+//!
+//! - [`config`]: the cluster file (`--cluster FILE`) and this node's entry.
+//! - [`transport`]: node-to-node Raft RPC over each node's `raft` address:
+//!   frames, the per-group handler registry, the generic openraft network
+//!   adapter, and (feature `raft-faults`) fault injection.
+//! - [`controller`]: the controller Raft group holding cluster metadata
+//!   (topics, replica assignment), its durable storage under
+//!   `<data_dir>/cluster/`, and the admin forwarding to its leader.
+
+pub mod config;
+pub mod controller;
+pub mod transport;
