@@ -5,8 +5,8 @@
 //!   records `u32 len | u32 crc32(payload) | payload` (big-endian; CRC-32
 //!   IEEE, `crc32fast`), each payload a postcard `LogRecord`. Recovery keeps
 //!   the longest prefix of whole records with good CRCs and cuts the rest.
-//! - `vote`, `snapshot`: 8-byte header (`SLVOTE\0` / `SLSNAP\0` + version 1)
-//!   and one record of the same framing; replaced whole (temp file, fsync,
+//! - `vote`, `snapshot`, `observed`: 8-byte header (`SLVOTE\0` /
+//!   `SLSNAP\0` / `SLOBSV\0` + version 1) and one record of the same framing; replaced whole (temp file, fsync,
 //!   rename, directory fsync), so a reader sees the old or the new one.
 
 use std::io::Write;
@@ -18,6 +18,8 @@ pub const LOG_MAGIC: [u8; 8] = *b"SLCTLOG\x01";
 pub const VOTE_MAGIC: [u8; 8] = *b"SLVOTE\0\x01";
 /// Header of `snapshot`.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"SLSNAP\0\x01";
+/// Header of `observed` (payload: u64 big-endian log index).
+pub const OBSERVED_MAGIC: [u8; 8] = *b"SLOBSV\0\x01";
 /// Bytes before a record's payload.
 pub const RECORD_HEADER: usize = 8;
 /// Largest record payload accepted when reading.

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use sluice_protocol::wire::ErrorCode;
 use tokio::sync::watch;
 
-use super::files::{self, SNAPSHOT_MAGIC};
+use super::files::{self, OBSERVED_MAGIC, SNAPSHOT_MAGIC};
 use super::state::{Metadata, MetadataEvent, Outcome};
 use super::{MetadataObserver, TypeConfig};
 
@@ -46,6 +46,11 @@ pub struct StateMachine {
     observer: Arc<dyn MetadataObserver>,
     local: u64,
     applied_index: Arc<watch::Sender<u64>>,
+    /// The last log index whose changes the observer has made (durably,
+    /// in file `observed`): entries replayed at a restart up to it are not
+    /// told again, so a replayed deletion never removes a topic created
+    /// again later under the same name.
+    observed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn sm_err(e: impl std::fmt::Display) -> StorageError<u64> {
@@ -75,6 +80,9 @@ impl StateMachine {
         for e in Metadata::default().diff(&metadata) {
             observer.changed(local, &e);
         }
+        let observed = files::read_single(&dir.join("observed"), OBSERVED_MAGIC)?
+            .and_then(|p| p.try_into().ok())
+            .map_or(0, u64::from_be_bytes);
         let (tx, _) = watch::channel(last.map_or(0, |l| l.index));
         Ok(StateMachine {
             dir,
@@ -88,6 +96,7 @@ impl StateMachine {
             observer,
             local,
             applied_index: Arc::new(tx),
+            observed: Arc::new(observed.into()),
         })
     }
 
@@ -96,19 +105,30 @@ impl StateMachine {
         self.applied_index.subscribe()
     }
 
-    /// Tells the observer, on the blocking pool, and waits for it.
-    async fn tell(&self, events: Vec<MetadataEvent>) {
+    /// Tells the observer, on the blocking pool, and waits for it; then
+    /// records `up_to` as observed.
+    async fn tell(&self, events: Vec<MetadataEvent>, up_to: Option<u64>) {
         if events.is_empty() {
             return;
         }
         let observer = Arc::clone(&self.observer);
         let local = self.local;
+        let path = self.dir.join("observed");
         let r = tokio::task::spawn_blocking(move || {
             for e in &events {
                 observer.changed(local, e);
             }
+            if let Some(i) = up_to {
+                if let Err(e) = files::write_single(&path, OBSERVED_MAGIC, &i.to_be_bytes()) {
+                    tracing::warn!(error = %e, "could not record the observed controller index");
+                }
+            }
         })
         .await;
+        if let Some(i) = up_to {
+            self.observed
+                .fetch_max(i, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Err(e) = r {
             tracing::error!(error = %e, "metadata observer failed");
         }
@@ -166,6 +186,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut outcomes = Vec::new();
         let mut events = Vec::new();
         let mut last_index = None;
+        let observed = self.observed.load(std::sync::atomic::Ordering::Relaxed);
         {
             let mut a = self.applied.lock();
             let mut m = self.metadata.write();
@@ -180,7 +201,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     EntryPayload::Blank => outcomes.push(none),
                     EntryPayload::Normal(cmd) => {
                         let (o, ev) = m.apply(&cmd);
-                        events.extend(ev);
+                        if e.log_id.index > observed {
+                            events.extend(ev);
+                        }
                         outcomes.push(o);
                     }
                     EntryPayload::Membership(mem) => {
@@ -194,7 +217,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
         }
         // The topic store follows before anyone is told the entry applied.
-        self.tell(events).await;
+        self.tell(events, last_index).await;
         if let Some(i) = last_index {
             self.applied_index.send_replace(i);
         }
@@ -238,7 +261,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             a.snapshot = Some(stored);
             events
         };
-        self.tell(events).await;
+        self.tell(events, meta.last_log_id.map(|l| l.index)).await;
         self.applied_index
             .send_replace(meta.last_log_id.map_or(0, |l| l.index));
         Ok(())
