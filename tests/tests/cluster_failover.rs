@@ -2,8 +2,27 @@
 
 use std::time::{Duration, Instant};
 
+use sluice_protocol::wire::list_offsets::{ListOffsetsPartition, OffsetSpec};
+use sluice_protocol::wire::produce::Acks;
 use sluice_tests::cluster::TestCluster;
-use sluice_tests::create_topic;
+use sluice_tests::{batch_of, create_topic};
+
+/// The high watermark of partition 0 of `topic` on node `id`.
+async fn high_watermark(c: &TestCluster, id: u64, topic: &str) -> u64 {
+    let r = c
+        .node(id)
+        .connect()
+        .await
+        .list_offsets(vec![ListOffsetsPartition {
+            topic: topic.into(),
+            partition: 0,
+            spec: OffsetSpec::Latest,
+        }])
+        .await
+        .expect("list_offsets");
+    assert!(r.partitions[0].error_code.is_ok(), "{r:?}");
+    r.partitions[0].offset
+}
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -68,7 +87,36 @@ async fn a_full_cluster_restart_keeps_the_metadata() {
         .await
         .expect("delete_topics");
     assert!(r.results[0].error_code.is_ok());
+    // Deleted and created again under the same name, with data on its host:
+    // replaying the controller log at the restart must not delete it.
+    create_topic(&mut conn, "again", 1, Default::default()).await;
+    let r = conn
+        .delete_topics(vec!["again".into()])
+        .await
+        .expect("delete_topics");
+    assert!(r.results[0].error_code.is_ok());
+    create_topic(&mut conn, "again", 1, Default::default()).await;
     drop(conn);
+    c.wait_until(WAIT, "again on every node", |c| {
+        (1..=3).all(|id| c.topic(id, "again").is_some())
+    });
+    let host = c.topic(1, "again").expect("again")["replicas"][0][0]
+        .as_u64()
+        .expect("host");
+    let r = c
+        .node(host)
+        .connect()
+        .await
+        .produce(
+            Acks::All,
+            5000,
+            &[("again", 0, &batch_of(&["a", "b", "c"]))],
+        )
+        .await
+        .expect("produce")
+        .expect("an answer");
+    assert!(r.partitions[0].error_code.is_ok(), "{r:?}");
+    assert_eq!(high_watermark(&c, host, "again").await, 3);
     c.wait_until(WAIT, "every node to apply", |c| {
         (1..=3).all(|id| c.topic(id, "kept").is_some() && c.topic(id, "dropped").is_none())
     });
@@ -83,6 +131,7 @@ async fn a_full_cluster_restart_keeps_the_metadata() {
     c.wait_until(WAIT, "the metadata back on every node", |c| {
         (1..=3).all(|id| c.status(id).is_some_and(|s| s["metadata"] == before))
     });
+    assert_eq!(high_watermark(&c, host, "again").await, 3);
     // And the next topic gets a new id, not a reused one.
     let leader = c.wait_for_leader(WAIT);
     create_topic(
