@@ -110,6 +110,7 @@ async fn the_controller_leader_exposes_its_role_and_rpc_counts() {
         assert_eq!(code, 200);
         let is_leader = sluice_tests::sample(&body, "sluice_controller_leader").expect("gauge");
         assert_eq!(is_leader, if id == leader { 1.0 } else { 0.0 }, "node {id}");
+        promtool_check(&body);
         if id == leader {
             let ok = sluice_tests::sample(
                 &body,
@@ -119,4 +120,42 @@ async fn the_controller_leader_exposes_its_role_and_rpc_counts() {
             assert!(ok > 0.0, "a leader heartbeats its followers");
         }
     }
+}
+
+/// `promtool check metrics` accepts the scrape (skipped when promtool is
+/// missing, unless `SLUICE_REQUIRE_PROMTOOL=1`, as in CI).
+fn promtool_check(text: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let have = Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var("SLUICE_REQUIRE_PROMTOOL").as_deref() != Ok("1"),
+            "SLUICE_REQUIRE_PROMTOOL=1 but promtool is not installed"
+        );
+        return;
+    }
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
