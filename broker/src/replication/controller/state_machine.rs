@@ -77,12 +77,18 @@ impl StateMachine {
             ),
             None => (Metadata::default(), None, StoredMembership::default()),
         };
-        for e in Metadata::default().diff(&metadata) {
-            observer.changed(local, &e);
-        }
         let observed = files::read_single(&dir.join("observed"), OBSERVED_MAGIC)?
             .and_then(|p| p.try_into().ok())
             .map_or(0, u64::from_be_bytes);
+        // A snapshot beyond what the topic store has followed (not written
+        // by this node's own applies): make its topics exist. Otherwise the
+        // topic store is already past it, and entries after it may have
+        // deleted some of its topics.
+        if last.is_some_and(|l| l.index > observed) {
+            for e in Metadata::default().diff(&metadata) {
+                observer.changed(local, &e);
+            }
+        }
         let (tx, _) = watch::channel(last.map_or(0, |l| l.index));
         Ok(StateMachine {
             dir,
@@ -274,5 +280,95 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta: s.meta,
             snapshot: Box::new(Cursor::new(s.data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use openraft::{CommittedLeaderId, Membership};
+
+    use super::*;
+    use crate::replication::controller::Command;
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl MetadataObserver for Recorder {
+        fn changed(&self, _local: u64, event: &MetadataEvent) {
+            self.0.lock().push(match event {
+                MetadataEvent::TopicCreated(t) => format!("+{}", t.name),
+                MetadataEvent::TopicDeleted(t) => format!("-{}", t.name),
+            });
+        }
+    }
+
+    fn entry(index: u64, payload: EntryPayload<TypeConfig>) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload,
+        }
+    }
+
+    fn log() -> Vec<Entry<TypeConfig>> {
+        let members = Membership::new(
+            vec![BTreeSet::from([1])],
+            BTreeMap::from([(1, BasicNode::default())]),
+        );
+        vec![
+            entry(1, EntryPayload::Membership(members)),
+            entry(
+                2,
+                EntryPayload::Normal(Command::CreateTopic {
+                    name: "a".into(),
+                    partitions: 1,
+                    replication_factor: 1,
+                    config: Default::default(),
+                }),
+            ),
+            entry(
+                3,
+                EntryPayload::Normal(Command::DeleteTopic { name: "a".into() }),
+            ),
+        ]
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_restart_does_not_repeat_changes_already_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Arc::new(Recorder::default());
+        let mut sm = StateMachine::open(dir.path().to_owned(), 1, rec.clone()).unwrap();
+        let mut entries = log();
+        let delete = entries.pop().unwrap();
+        sm.apply(entries).await.unwrap();
+        sm.build_snapshot().await.unwrap();
+        sm.apply([delete]).await.unwrap();
+        assert_eq!(*rec.0.lock(), ["+a", "-a"]);
+
+        // Restart: the snapshot still lists `a`, and openraft replays the
+        // deletion after it; neither reaches the topic store again.
+        let rec = Arc::new(Recorder::default());
+        let mut sm = StateMachine::open(dir.path().to_owned(), 1, rec.clone()).unwrap();
+        assert!(sm.metadata.read().topics.contains_key("a"));
+        sm.apply(log().into_iter().skip(2)).await.unwrap();
+        assert!(rec.0.lock().is_empty(), "{:?}", rec.0.lock());
+        assert!(sm.metadata.read().topics.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_snapshot_beyond_the_followed_changes_makes_its_topics_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Arc::new(Recorder::default());
+        let mut sm = StateMachine::open(dir.path().to_owned(), 1, rec.clone()).unwrap();
+        let mut entries = log();
+        entries.pop();
+        sm.apply(entries).await.unwrap();
+        sm.build_snapshot().await.unwrap();
+        // The node crashed before it recorded what it followed.
+        std::fs::remove_file(dir.path().join("observed")).unwrap();
+        let rec = Arc::new(Recorder::default());
+        StateMachine::open(dir.path().to_owned(), 1, rec.clone()).unwrap();
+        assert_eq!(*rec.0.lock(), ["+a"]);
     }
 }
