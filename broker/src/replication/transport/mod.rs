@@ -17,6 +17,8 @@ pub mod faults;
 pub mod frame;
 pub mod raft;
 mod server;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -17,13 +17,15 @@ const MAX_CONNECTIONS: usize = 256;
 /// not read further while they run.
 const MAX_IN_FLIGHT: usize = 256;
 
-/// Serves `listener` until the returned task is aborted: every connection
-/// is read frame by frame; a malformed frame or a frame that is not a
-/// request closes it.
+/// Serves `listener` until the returned task is aborted (which closes its
+/// connections too): every connection is read frame by frame; a malformed
+/// frame or a frame that is not a request closes it.
 pub fn serve(listener: TcpListener, transport: Arc<Transport>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let mut connections = tokio::task::JoinSet::new();
         loop {
+            while connections.try_join_next().is_some() {}
             let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
                 return;
             };
@@ -31,7 +33,7 @@ pub fn serve(listener: TcpListener, transport: Arc<Transport>) -> tokio::task::J
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let transport = Arc::clone(&transport);
-                    tokio::spawn(async move {
+                    connections.spawn(async move {
                         if let Err(e) = connection(stream, transport).await {
                             tracing::info!(%peer, error = %e, "raft connection closed");
                         }
