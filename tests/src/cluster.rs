@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{TestBroker, free_port};
+use crate::TestBroker;
 
 /// Controller timeout of test clusters (`controller_timeout_ms`): short, so
 /// refusals come quickly, long enough for an election on a loaded machine.
@@ -33,13 +33,28 @@ impl TestCluster {
     }
 
     /// [`TestCluster::start`] with extra broker config file lines.
+    ///
+    /// Raft ports are picked below the ephemeral port range (no outgoing
+    /// connection takes them meanwhile); should one be taken anyway, the
+    /// whole cluster is started again on new ports.
     pub fn start_with(n: u64, config: &str) -> Self {
+        let mut tries = 0;
+        loop {
+            match Self::try_start(n, config) {
+                Ok(c) => return c,
+                Err(e) if tries < 5 && e.contains("Address already in use") => tries += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    fn try_start(n: u64, config: &str) -> Result<Self, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut text = String::new();
         for id in 1..=n {
             text.push_str(&format!(
                 "[[node]]\nid = {id}\nlisten = \"127.0.0.1:0\"\nraft = \"127.0.0.1:{}\"\n\n",
-                free_port()
+                raft_port()
             ));
         }
         let file = dir.path().join("cluster.toml");
@@ -54,7 +69,7 @@ impl TestCluster {
         for id in 1..=n {
             let faults = dir.path().join(format!("faults-{id}"));
             let id_s = id.to_string();
-            nodes.push(TestBroker::start_with_env(
+            nodes.push(TestBroker::try_start_with_env(
                 &[
                     "--node-id",
                     &id_s,
@@ -64,11 +79,11 @@ impl TestCluster {
                     config_file.to_str().expect("utf-8 path"),
                 ],
                 &[("SLUICE_RAFT_FAULTS", faults.to_str().expect("utf-8 path"))],
-            ));
+            )?);
         }
         let c = TestCluster { nodes, file, dir };
         c.wait_for_leader(Duration::from_secs(60));
-        c
+        Ok(c)
     }
 
     /// Node `id`.
@@ -195,4 +210,22 @@ fn try_get(addr: std::net::SocketAddr, path: &str) -> Option<String> {
     s.read_to_string(&mut raw).ok()?;
     let (head, body) = raw.split_once("\r\n\r\n")?;
     head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+}
+
+/// A loopback port that binds now, from 20000..32000: below Linux's
+/// ephemeral range, so outgoing connections do not take it meanwhile.
+fn raft_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20000 + (seed.wrapping_add(n.wrapping_mul(104_729)) % 12000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }

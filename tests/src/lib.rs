@@ -119,6 +119,12 @@ impl TestBroker {
     /// [`TestBroker::start_with_args`] with environment variables for the
     /// process (kept for restarts).
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::try_start_with_env(extra, env).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`TestBroker::start_with_env`], returning why the broker did not
+    /// start (its log) instead of panicking.
+    pub fn try_start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Result<Self, String> {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
         // Brokers of parallel tests must not share the default metrics port.
@@ -149,10 +155,8 @@ impl TestBroker {
                 .collect(),
             raft_addr: None,
         };
-        if let Err(e) = b.spawn() {
-            panic!("{e}");
-        }
-        b
+        b.spawn()?;
+        Ok(b)
     }
 
     fn spawn(&mut self) -> Result<(), String> {

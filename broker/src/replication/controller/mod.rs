@@ -55,14 +55,14 @@ pub trait MetadataObserver: Send + Sync + 'static {
     fn changed(&self, local: u64, event: &MetadataEvent);
 }
 
-/// Controller Raft timing: a leader heartbeats every 100 ms; a follower
-/// that hears nothing for 400–800 ms starts an election.
+/// Controller Raft timing: a leader heartbeats every 50 ms; a follower
+/// that hears nothing for 250–500 ms starts an election.
 pub fn raft_config() -> openraft::Config {
     openraft::Config {
         cluster_name: "sluice-controller".into(),
-        heartbeat_interval: 100,
-        election_timeout_min: 400,
-        election_timeout_max: 800,
+        heartbeat_interval: 50,
+        election_timeout_min: 250,
+        election_timeout_max: 500,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),
         max_in_snapshot_log_to_keep: 100,
         ..openraft::Config::default()
