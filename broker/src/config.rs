@@ -442,6 +442,9 @@ pub struct BrokerConfig {
     /// Replicas of each partition of a topic created without a replication
     /// factor of its own (1..=the number of brokers; 1 without a cluster).
     pub default_replication_factor: u16,
+    /// Cluster mode: how long an admin request waits for the controller
+    /// leader to commit and apply it before `ControllerUnavailable`.
+    pub controller_timeout_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -480,6 +483,7 @@ impl Default for BrokerConfig {
             kafka_listen: KafkaListen::default(),
             kafka_advertised: String::new(),
             default_replication_factor: 1,
+            controller_timeout_ms: 5000,
         }
     }
 }
@@ -555,6 +559,12 @@ impl BrokerConfig {
                 "group_min_session_timeout_ms must be positive and at most group_max_session_timeout_ms"
                     .into(),
             );
+        }
+        if self.default_replication_factor == 0 {
+            return Err("default_replication_factor must be at least 1".into());
+        }
+        if !(100..=600_000).contains(&self.controller_timeout_ms) {
+            return Err("controller_timeout_ms must be between 100 and 600000".into());
         }
         if self.group_max_size == 0 || self.group_max_size > 1_000_000 {
             return Err("group_max_size must be between 1 and 1000000".into());

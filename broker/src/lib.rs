@@ -18,8 +18,9 @@
 //!   the gather writer (`sendfile` fetch path).
 //! - [`metrics`]: the Prometheus exposition and health checks, served over
 //!   HTTP.
-//! - [`replication`]: Raft replication — one group per partition over its
-//!   segment files.
+//! - [`replication`]: brokers in a cluster — the cluster file, the
+//!   node-to-node Raft transport, the controller group (cluster metadata),
+//!   and one Raft group per partition over its segment files.
 //! - [`error`]: [`error::BrokerError`] and wire error codes.
 
 pub mod config;

@@ -5,7 +5,8 @@
 //! `127.0.0.1:9393`, and the Kafka protocol on `127.0.0.1:9092`. Prints
 //! `sluice-broker metrics on ADDR` (when enabled), then `sluice-broker kafka
 //! listening on ADDR` (when enabled) and `sluice-broker listening on ADDR`
-//! once ready. SIGINT or SIGTERM
+//! once ready; with `--node-id N --cluster FILE`, `sluice-broker raft
+//! listening on ADDR` before that last line. SIGINT or SIGTERM
 //! shut it down cleanly.
 
 use std::net::SocketAddr;
@@ -17,6 +18,9 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use sluice_broker::config::{BrokerConfig, FetchPath, KafkaListen, MetricsListen};
 use sluice_broker::metrics::Health;
+use sluice_broker::replication::config::ClusterConfig;
+use sluice_broker::replication::controller::Cluster;
+use sluice_broker::replication::controller::observer::TopicStoreObserver;
 use sluice_broker::server::kafka::Advertised;
 use sluice_broker::server::{Broker, run_with_kafka};
 use tokio::signal::unix::{SignalKind, signal};
@@ -68,6 +72,13 @@ struct Args {
     /// else the RUST_LOG (or SLUICE_LOG) environment variable, else `info`
     #[arg(long, value_name = "FILTER")]
     log: Option<String>,
+    /// This broker's id in the cluster file (with --cluster)
+    #[arg(long, value_name = "N", requires = "cluster")]
+    node_id: Option<u64>,
+    /// Cluster file: TOML [[node]] entries with id, listen, raft, kafka
+    /// (docs/replication.md); the broker takes its addresses from its entry
+    #[arg(long, value_name = "FILE", requires = "node_id")]
+    cluster: Option<PathBuf>,
 }
 
 fn init_logs(args: &Args) -> anyhow::Result<()> {
@@ -103,6 +114,19 @@ fn main() -> anyhow::Result<()> {
     if let Some(d) = args.data_dir {
         config.data_dir = d;
     }
+    // The node's own entry gives its addresses; explicit flags still win.
+    let cluster = match (args.node_id, &args.cluster) {
+        (Some(id), Some(path)) => {
+            let c = ClusterConfig::load(path, id)?;
+            let me = c.local_node();
+            config.listen = me.listen;
+            if let Some(k) = me.kafka {
+                config.kafka_listen = KafkaListen::On(k);
+            }
+            Some(c)
+        }
+        _ => None,
+    };
     if let Some(l) = args.listen {
         config.listen = l;
     }
@@ -166,6 +190,19 @@ fn main() -> anyhow::Result<()> {
             recovery.as_micros() as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
+        let cluster = match cluster {
+            None => None,
+            Some(c) => {
+                let observer = Arc::new(TopicStoreObserver::new(Arc::downgrade(&broker.service)));
+                let timeout = std::time::Duration::from_millis(broker.config.controller_timeout_ms);
+                let cluster = Cluster::start(c, &broker.config.data_dir, observer, timeout)
+                    .await
+                    .context("starting the cluster")?;
+                println!("sluice-broker raft listening on {}", cluster.raft_addr());
+                let _ = broker.cluster.set(Arc::clone(&cluster));
+                Some(cluster)
+            }
+        };
         health.set_broker(Arc::clone(&broker));
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -223,6 +260,9 @@ fn main() -> anyhow::Result<()> {
             }
         };
         run_with_kafka(listener, kafka, broker, shutdown).await?;
+        if let Some(c) = cluster {
+            c.shutdown().await;
+        }
         let _ = stop_metrics.send(true);
         anyhow::Ok(())
     })

@@ -317,8 +317,10 @@ impl TopicStore {
             .collect()
     }
 
-    /// Creates a topic. Blocking (creates files and syncs them).
-    pub fn create(
+    /// Checks a topic to create: its name, partition count and settings
+    /// (not whether it exists). Creating it may still fail for that, or
+    /// for the partition limit.
+    pub fn check_new(
         &self,
         name: &str,
         partitions: u32,
@@ -343,6 +345,17 @@ impl TopicStore {
             .validate()
             .and_then(|()| check_topic_limits(&self.defaults.resolve(config)))
             .map_err(|e| admin_err(ErrorCode::InvalidConfig, e))?;
+        Ok(())
+    }
+
+    /// Creates a topic. Blocking (creates files and syncs them).
+    pub fn create(
+        &self,
+        name: &str,
+        partitions: u32,
+        config: &TopicConfig,
+    ) -> Result<(), BrokerError> {
+        self.check_new(name, partitions, config)?;
         let _admin = self.admin.lock();
         if self.topics.read().contains_key(name) {
             return Err(admin_err(

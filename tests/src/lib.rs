@@ -2,6 +2,7 @@
 //! free loopback port with a temporary data directory, and helpers to build
 //! and read record batches. One scenario per file in `tests/tests/`.
 
+pub mod cluster;
 pub mod kafka;
 pub mod strace;
 
@@ -43,6 +44,11 @@ pub fn workspace_binary(package: &str, bin: &str, env: &str) -> PathBuf {
         .expect("target directory");
     let mut cmd = Command::new(env!("CARGO"));
     cmd.args(["build", "-p", package, "--bin", bin]);
+    if package == "sluice-broker" {
+        // The cluster tests inject network faults between nodes; the
+        // feature adds no code path unless SLUICE_RAFT_FAULTS is set.
+        cmd.args(["--features", "raft-faults"]);
+    }
     if dir.ends_with("release") {
         cmd.arg("--release");
     }
@@ -86,6 +92,11 @@ pub struct TestBroker {
     metrics_arg: Option<usize>,
     extra: Vec<String>,
     _tmp: Option<tempfile::TempDir>,
+    /// Environment variables set for the broker process.
+    env: Vec<(String, String)>,
+    /// Where its node-to-node Raft listener listens (cluster mode), from
+    /// its startup line.
+    pub raft_addr: Option<SocketAddr>,
 }
 
 impl TestBroker {
@@ -102,6 +113,18 @@ impl TestBroker {
     /// brokers of parallel tests never race each other for a port picked
     /// in advance. Restarts reuse those ports.
     pub fn start_with_args(extra: &[&str]) -> Self {
+        Self::start_with_env(extra, &[])
+    }
+
+    /// [`TestBroker::start_with_args`] with environment variables for the
+    /// process (kept for restarts).
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::try_start_with_env(extra, env).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`TestBroker::start_with_env`], returning why the broker did not
+    /// start (its log) instead of panicking.
+    pub fn try_start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Result<Self, String> {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
         // Brokers of parallel tests must not share the default metrics port.
@@ -126,11 +149,14 @@ impl TestBroker {
             metrics_arg,
             extra,
             _tmp: Some(tmp),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            raft_addr: None,
         };
-        if let Err(e) = b.spawn() {
-            panic!("{e}");
-        }
-        b
+        b.spawn()?;
+        Ok(b)
     }
 
     fn spawn(&mut self) -> Result<(), String> {
@@ -146,6 +172,7 @@ impl TestBroker {
             .arg(self.addr.to_string())
             .args(&self.extra)
             .env("SLUICE_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -153,22 +180,25 @@ impl TestBroker {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let (mut kafka, mut metrics) = (None, None);
+            let (mut kafka, mut metrics, mut raft) = (None, None, None);
             let parse = |a: &str| a.trim().parse::<SocketAddr>().ok();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(a) = line.strip_prefix("sluice-broker kafka listening on ") {
                     kafka = parse(a);
                 } else if let Some(a) = line.strip_prefix("sluice-broker metrics on ") {
                     metrics = parse(a);
+                } else if let Some(a) = line.strip_prefix("sluice-broker raft listening on ") {
+                    raft = parse(a);
                 } else if let Some(a) = line.strip_prefix("sluice-broker listening on ") {
                     // The native listener's line comes last, once all are bound.
-                    let _ = tx.send((parse(a), metrics, kafka));
+                    let _ = tx.send((parse(a), metrics, kafka, raft));
                 }
             }
         });
         match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok((native, metrics, kafka)) => {
+            Ok((native, metrics, kafka, raft)) => {
                 self.addr = native.expect("the broker prints its native address");
+                self.raft_addr = raft;
                 if self.own_kafka_port {
                     self.kafka_addr = kafka;
                 }

@@ -334,6 +334,7 @@ fn encode_broker(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std
     )?;
     f.gauge("sluice_topics", "Topics.", topics.len() as u64)?;
     encode_groups(f.enc, broker)?;
+    encode_cluster(f.enc, broker)?;
     encode_apis(f.enc, broker)?;
     encode_kafka_apis(f.enc, broker)?;
     if broker.config.metrics_per_partition {
@@ -367,6 +368,31 @@ fn encode_groups(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std
         "sluice_group_rebalances",
         "Consumer group rebalances started since the broker started.",
         g.rebalances,
+    )
+}
+
+/// Cluster mode only: the controller role and the node-to-node calls (a
+/// fixed number of series: 4 kinds × 4 results).
+fn encode_cluster(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std::fmt::Error> {
+    let Some(cluster) = broker.cluster.get() else {
+        return Ok(());
+    };
+    {
+        let mut m = enc.encode_descriptor(
+            "sluice_raft_rpc",
+            "Node-to-node Raft calls this node made, by kind and result (ok, remote_error, timeout, unreachable).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (kind, result, n) in cluster.transport.counters.snapshot() {
+            ConstCounter::new(n).encode(m.encode_family(&[("kind", kind), ("result", result)])?)?;
+        }
+    }
+    let mut f = Family { enc };
+    f.gauge(
+        "sluice_controller_leader",
+        "1 on the controller group's leader, else 0.",
+        u64::from(cluster.is_leader()),
     )
 }
 

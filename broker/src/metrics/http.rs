@@ -1,5 +1,5 @@
 //! The HTTP endpoint: `GET /metrics` (OpenMetrics text), `GET /health/live`
-//! and `GET /health/ready`. Built on hyper's HTTP/1 server on the broker's
+//! and `GET /health/ready`, and in cluster mode `GET /cluster` (JSON: node id, controller leader, metadata). Built on hyper's HTTP/1 server on the broker's
 //! tokio runtime: a small, well-kept implementation, so the broker parses no
 //! HTTP itself.
 
@@ -95,6 +95,20 @@ async fn handle(
         return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n"));
     }
     Ok(match req.uri().path() {
+        "/cluster" => match health.broker().and_then(|b| b.cluster.get()) {
+            Some(c) => {
+                let mut r = text(
+                    StatusCode::OK,
+                    serde_json::to_vec(&c.status()).unwrap_or_default(),
+                );
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("application/json"),
+                );
+                r
+            }
+            None => text(StatusCode::NOT_FOUND, "not in cluster mode\n"),
+        },
         "/metrics" => {
             let openmetrics = req
                 .headers()

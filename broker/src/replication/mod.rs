@@ -1,7 +1,18 @@
-//! Replication: partitions replicated across brokers with Raft (`openraft`).
+//! Replication: brokers forming a cluster, partitions replicated across them
+//! with Raft (`openraft`).
 //!
+//! - [`config`]: the cluster file (`--cluster FILE`) and this node's entry.
+//! - [`transport`]: node-to-node Raft RPC over each node's `raft` address:
+//!   frames, the per-group handler registry, the generic openraft network
+//!   adapter, and (feature `raft-faults`) fault injection.
+//! - [`controller`]: the controller Raft group holding cluster metadata
+//!   (topics, replica assignment), its durable storage under
+//!   `<data_dir>/cluster/`, and the admin forwarding to its leader.
 //! - [`partition`]: one Raft group per partition whose Raft log is the
 //!   partition's segment files, and the [`partition::ReplicatedPartition`]
 //!   facade the service layer calls.
 
+pub mod config;
+pub mod controller;
 pub mod partition;
+pub mod transport;

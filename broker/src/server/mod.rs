@@ -143,6 +143,7 @@ impl Broker {
                 groups,
                 bound_listen: Default::default(),
                 leadership: Arc::clone(&single_node) as Arc<dyn Leadership>,
+                cluster: Default::default(),
             }),
             request_budget: Arc::new(Semaphore::new(budget - reserve)),
             request_reserve: Arc::new(Semaphore::new(reserve)),

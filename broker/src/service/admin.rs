@@ -8,6 +8,7 @@ use sluice_protocol::wire::topic_config::TopicConfig;
 use super::{Refused, Service, blocking};
 use crate::error::{BrokerError, log_error_code};
 use crate::log::validate_topic_name;
+use crate::replication::controller::{AdminError, Cluster, Command, Outcome};
 
 /// A topic to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +114,43 @@ fn outcome(name: &str, r: Result<(), BrokerError>) -> TopicOutcome {
     }
 }
 
+/// Cluster mode: each topic deleted through the controller.
+async fn delete_in_cluster(cluster: &Cluster, names: Vec<String>) -> Vec<TopicOutcome> {
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let r = proposed(
+            cluster
+                .propose(Command::DeleteTopic { name: name.clone() })
+                .await,
+        );
+        out.push(cluster_outcome(name, r));
+    }
+    out
+}
+
+fn proposed(r: Result<Outcome, AdminError>) -> Result<(), (ErrorCode, String)> {
+    match r {
+        Ok(o) if o.code.is_ok() => Ok(()),
+        Ok(o) => Err((o.code, o.message.unwrap_or_default())),
+        Err(e) => Err((e.code, e.message)),
+    }
+}
+
+fn cluster_outcome(name: String, r: Result<(), (ErrorCode, String)>) -> TopicOutcome {
+    match r {
+        Ok(()) => TopicOutcome {
+            name,
+            error_code: ErrorCode::None,
+            message: None,
+        },
+        Err((error_code, message)) => TopicOutcome {
+            name,
+            error_code,
+            message: Some(message),
+        },
+    }
+}
+
 fn task_failed(e: std::io::Error) -> Refused {
     Refused {
         code: ErrorCode::Unknown,
@@ -145,6 +183,9 @@ impl Service {
         self: &Arc<Self>,
         topics: Vec<NewTopic>,
     ) -> Result<Vec<TopicOutcome>, Refused> {
+        if let Some(cluster) = self.cluster.get() {
+            return Ok(self.create_in_cluster(cluster, topics).await);
+        }
         let svc = Arc::clone(self);
         blocking(move || {
             topics
@@ -167,6 +208,9 @@ impl Service {
         self: &Arc<Self>,
         names: Vec<String>,
     ) -> Result<Vec<TopicOutcome>, Refused> {
+        if let Some(cluster) = self.cluster.get() {
+            return Ok(delete_in_cluster(cluster, names).await);
+        }
         let svc = Arc::clone(self);
         blocking(move || {
             names
@@ -186,6 +230,44 @@ impl Service {
         })
         .await
         .map_err(task_failed)
+    }
+
+    /// Cluster mode: each topic checked here, then committed through the
+    /// controller (which creates it on the nodes holding its replicas).
+    async fn create_in_cluster(
+        &self,
+        cluster: &Cluster,
+        topics: Vec<NewTopic>,
+    ) -> Vec<TopicOutcome> {
+        let mut out = Vec::with_capacity(topics.len());
+        for t in topics {
+            let factor = t
+                .replication_factor
+                .unwrap_or(self.config.default_replication_factor);
+            let checked = if factor == 0 {
+                Err(BrokerError::Request {
+                    code: ErrorCode::InvalidReplicationFactor,
+                    message: "replication factor 0 is not possible".into(),
+                })
+            } else {
+                self.topics.check_new(&t.name, t.partitions, &t.config)
+            };
+            let r = match checked {
+                Err(e) => Err((e.code(), e.to_string())),
+                Ok(()) => proposed(
+                    cluster
+                        .propose(Command::CreateTopic {
+                            name: t.name.clone(),
+                            partitions: t.partitions,
+                            replication_factor: u32::from(factor),
+                            config: t.config,
+                        })
+                        .await,
+                ),
+            };
+            out.push(cluster_outcome(t.name, r));
+        }
+        out
     }
 
     /// Describes the named topics, or every topic. Reads only in-memory

@@ -60,6 +60,9 @@ pub struct Service {
     /// Who leads each partition; produce, fetch and list-offsets of a
     /// partition this broker does not lead are refused.
     pub leadership: std::sync::Arc<dyn leadership::Leadership>,
+    /// Cluster mode (`--cluster`): the controller that topic changes go
+    /// through. Unset for a single broker.
+    pub cluster: std::sync::OnceLock<std::sync::Arc<crate::replication::controller::Cluster>>,
 }
 
 /// A whole request refused: the error code and a message for the client.
@@ -193,6 +196,7 @@ pub(crate) mod tests {
             groups,
             bound_listen: Default::default(),
             leadership,
+            cluster: Default::default(),
         });
         svc.topics.create("t", 1, &Default::default()).unwrap();
         svc

@@ -34,6 +34,7 @@ pub mod code {
     pub const TOPIC_ALREADY_EXISTS: KafkaCode = 36;
     pub const INVALID_PARTITIONS: KafkaCode = 37;
     pub const INVALID_REPLICATION_FACTOR: KafkaCode = 38;
+    pub const NOT_ENOUGH_REPLICAS: KafkaCode = 19;
     pub const INVALID_REPLICA_ASSIGNMENT: KafkaCode = 39;
     pub const INVALID_CONFIG: KafkaCode = 40;
     pub const INVALID_REQUEST: KafkaCode = 42;
@@ -97,6 +98,9 @@ pub fn to_kafka(c: ErrorCode) -> KafkaCode {
         E::NotLeaderForPartition => code::NOT_LEADER_OR_FOLLOWER,
         E::InvalidReplicationFactor => code::INVALID_REPLICATION_FACTOR,
         E::LeaderNotAvailable => code::LEADER_NOT_AVAILABLE,
+        // Retriable on Kafka clients, like the controller moving.
+        E::ControllerUnavailable => code::REQUEST_TIMED_OUT,
+        E::NotEnoughReplicas => code::NOT_ENOUGH_REPLICAS,
         // OffsetSpaceExhausted, Unknown, and codes added later.
         #[allow(unreachable_patterns)]
         _ => code::UNKNOWN_SERVER_ERROR,

@@ -119,6 +119,10 @@ pub enum ErrorCode {
     /// The partition has no leader right now (an election is under way):
     /// refresh Metadata and retry after a backoff. Nothing was written.
     LeaderNotAvailable = 45,
+    /// No controller leader could be reached within the admin timeout (cluster mode): the admin request was not applied; retry later.
+    ControllerUnavailable = 46,
+    /// Too few live replicas or brokers for what was asked: a replication factor above the cluster's node count, or a leader without a majority.
+    NotEnoughReplicas = 47,
 }
 
 impl ErrorCode {
@@ -169,6 +173,8 @@ impl ErrorCode {
             43 => NotLeaderForPartition,
             44 => InvalidReplicationFactor,
             45 => LeaderNotAvailable,
+            46 => ControllerUnavailable,
+            47 => NotEnoughReplicas,
             _ => Unknown,
         }
     }
@@ -183,6 +189,7 @@ impl ErrorCode {
                 | ErrorCode::RequestTimedOut
                 | ErrorCode::NotLeaderForPartition
                 | ErrorCode::LeaderNotAvailable
+                | ErrorCode::ControllerUnavailable
         )
     }
 
@@ -251,6 +258,8 @@ impl std::fmt::Display for ErrorCode {
             ErrorCode::NotLeaderForPartition => "not the leader for the partition",
             ErrorCode::InvalidReplicationFactor => "invalid replication factor",
             ErrorCode::LeaderNotAvailable => "partition leader not available",
+            ErrorCode::ControllerUnavailable => "controller unavailable",
+            ErrorCode::NotEnoughReplicas => "not enough replicas",
         };
         write!(f, "{text} ({})", *self as u16)
     }
@@ -264,7 +273,7 @@ mod tests {
 
     /// Every code with its number. Codes are stable: changing a number here
     /// breaks every client in the field.
-    const PINNED: [(ErrorCode, u16); 44] = [
+    const PINNED: [(ErrorCode, u16); 46] = [
         (ErrorCode::None, 0),
         (ErrorCode::Unknown, 1),
         (ErrorCode::CorruptRecord, 2),
@@ -309,6 +318,8 @@ mod tests {
         (ErrorCode::NotLeaderForPartition, 43),
         (ErrorCode::InvalidReplicationFactor, 44),
         (ErrorCode::LeaderNotAvailable, 45),
+        (ErrorCode::ControllerUnavailable, 46),
+        (ErrorCode::NotEnoughReplicas, 47),
     ];
 
     #[test]
@@ -368,14 +379,16 @@ mod tests {
                 | ErrorCode::InvalidSessionTimeout
                 | ErrorCode::NotLeaderForPartition
                 | ErrorCode::InvalidReplicationFactor
-                | ErrorCode::LeaderNotAvailable => {}
+                | ErrorCode::LeaderNotAvailable
+                | ErrorCode::ControllerUnavailable
+                | ErrorCode::NotEnoughReplicas => {}
             }
         }
         let mut numbers: Vec<u16> = PINNED.iter().map(|(_, n)| *n).collect();
         numbers.dedup();
         assert_eq!(
             numbers,
-            (0..28).chain(30..46).collect::<Vec<u16>>(),
+            (0..28).chain(30..48).collect::<Vec<u16>>(),
             "unique, in order, dense within each range"
         );
     }
@@ -429,7 +442,8 @@ mod tests {
                 ErrorCode::BrokerShuttingDown,
                 ErrorCode::RequestTimedOut,
                 ErrorCode::NotLeaderForPartition,
-                ErrorCode::LeaderNotAvailable
+                ErrorCode::LeaderNotAvailable,
+                ErrorCode::ControllerUnavailable,
             ]
         );
         assert!(ErrorCode::None.is_ok());

@@ -1,0 +1,328 @@
+//! The controller's Raft log and vote, in `controller.log` and `vote`
+//! (layouts in [`super::files`]). The whole log is also kept in memory
+//! (the controller log is small: it is purged after each snapshot).
+//!
+//! Every write is durable before it is reported: appends are fsynced
+//! before openraft's `LogFlushed` callback, the vote file is replaced
+//! atomically. File I/O runs on the blocking pool.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::io::{Seek, SeekFrom, Write};
+use std::ops::RangeBounds;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::{
+    Entry, LogId, LogState, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote,
+};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use super::TypeConfig;
+use super::files::{self, LOG_MAGIC, VOTE_MAGIC};
+
+/// One record of `controller.log`.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum LogRecord {
+    /// A Raft entry.
+    Entry(Entry<TypeConfig>),
+    /// Entries up to this id were purged (the first record of a rewritten
+    /// log).
+    Purged(LogId<u64>),
+}
+
+struct Inner {
+    dir: PathBuf,
+    file: std::fs::File,
+    /// Entries by index, with the file position of their record.
+    entries: BTreeMap<u64, (Entry<TypeConfig>, u64)>,
+    purged: Option<LogId<u64>>,
+    vote: Option<Vote<u64>>,
+    /// End of the last whole record.
+    end: u64,
+}
+
+/// The controller's log storage; clones share it.
+#[derive(Clone)]
+pub struct LogStore {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl Debug for LogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogStore")
+    }
+}
+
+fn io_err(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+fn sto(e: std::io::Error) -> StorageError<u64> {
+    StorageIOError::write_logs(&e).into()
+}
+
+impl LogStore {
+    /// Opens (or creates) the log and vote files in `dir`, cutting a torn
+    /// or corrupt tail off the log. Blocking.
+    pub fn open(dir: PathBuf) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("controller.log");
+        let mut bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        if bytes.len() < 8 || bytes[..8] != LOG_MAGIC {
+            // New (or cut inside its header before anything was in it).
+            bytes = LOG_MAGIC.to_vec();
+            files::write_atomically(&path, &bytes)?;
+        }
+        let mut entries = BTreeMap::new();
+        let mut purged = None;
+        let mut pos = 8usize;
+        while let Some((payload, len)) = files::get_record(&bytes[pos..]) {
+            match postcard::from_bytes::<LogRecord>(payload).map_err(io_err)? {
+                LogRecord::Entry(e) => {
+                    entries.insert(e.log_id.index, (e, pos as u64));
+                }
+                LogRecord::Purged(id) => purged = Some(id),
+            }
+            pos += len;
+        }
+        let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+        if pos < bytes.len() {
+            tracing::warn!(
+                path = %path.display(),
+                kept = pos,
+                cut = bytes.len() - pos,
+                "cutting a torn tail off the controller log"
+            );
+            file.set_len(pos as u64)?;
+            file.sync_all()?;
+        }
+        let vote = files::read_single(&dir.join("vote"), VOTE_MAGIC)?
+            .map(|p| postcard::from_bytes(&p).map_err(io_err))
+            .transpose()?;
+        Ok(LogStore {
+            inner: Arc::new(Mutex::new(Inner {
+                dir,
+                file,
+                entries,
+                purged,
+                vote,
+                end: pos as u64,
+            })),
+        })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Inner) -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T, StorageError<u64>> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || f(&mut inner.lock()))
+            .await
+            .map_err(|e| sto(io_err(e)))?
+            .map_err(sto)
+    }
+}
+
+impl Inner {
+    fn append(&mut self, records: &[(u64, Entry<TypeConfig>, Vec<u8>)]) -> std::io::Result<()> {
+        let mut bytes = Vec::new();
+        let mut positions = Vec::with_capacity(records.len());
+        for (_, _, payload) in records {
+            positions.push(self.end + bytes.len() as u64);
+            files::put_record(&mut bytes, payload);
+        }
+        self.file.seek(SeekFrom::Start(self.end))?;
+        if let Err(e) = self
+            .file
+            .write_all(&bytes)
+            .and_then(|()| self.file.sync_data())
+        {
+            // Back to the last whole record.
+            let _ = self.file.set_len(self.end);
+            return Err(e);
+        }
+        self.end += bytes.len() as u64;
+        for ((index, entry, _), pos) in records.iter().zip(positions) {
+            self.entries.insert(*index, (entry.clone(), pos));
+        }
+        Ok(())
+    }
+
+    fn truncate(&mut self, index: u64) -> std::io::Result<()> {
+        let Some((_, pos)) = self.entries.get(&index).map(|(e, p)| (e.log_id, *p)) else {
+            return Ok(());
+        };
+        self.file.set_len(pos)?;
+        self.file.sync_all()?;
+        self.end = pos;
+        self.entries.split_off(&index);
+        Ok(())
+    }
+
+    /// Rewrites the log without the entries up to `id` (temp file, fsync,
+    /// rename, directory fsync).
+    fn purge(&mut self, id: LogId<u64>) -> std::io::Result<()> {
+        let kept = self.entries.split_off(&(id.index + 1));
+        let mut bytes = LOG_MAGIC.to_vec();
+        let rec = postcard::to_allocvec(&LogRecord::Purged(id)).map_err(io_err)?;
+        files::put_record(&mut bytes, &rec);
+        let mut entries = BTreeMap::new();
+        for (index, (entry, _)) in kept {
+            let pos = bytes.len() as u64;
+            let rec = postcard::to_allocvec(&LogRecord::Entry(entry.clone())).map_err(io_err)?;
+            files::put_record(&mut bytes, &rec);
+            entries.insert(index, (entry, pos));
+        }
+        let path = self.dir.join("controller.log");
+        files::write_atomically(&path, &bytes)?;
+        self.file = std::fs::OpenOptions::new().write(true).open(&path)?;
+        self.end = bytes.len() as u64;
+        self.entries = entries;
+        self.purged = Some(id);
+        Ok(())
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError<u64>> {
+        Ok(self
+            .inner
+            .lock()
+            .entries
+            .range(range)
+            .map(|(_, (e, _))| e.clone())
+            .collect())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<u64>> {
+        let inner = self.inner.lock();
+        let last = inner
+            .entries
+            .last_key_value()
+            .map(|(_, (e, _))| e.log_id)
+            .or(inner.purged);
+        Ok(LogState {
+            last_purged_log_id: inner.purged,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> LogStore {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError<u64>> {
+        let vote = *vote;
+        let payload = postcard::to_allocvec(&vote).map_err(|e| sto(io_err(e)))?;
+        self.blocking(move |inner| {
+            files::write_single(&inner.dir.join("vote"), VOTE_MAGIC, &payload)?;
+            inner.vote = Some(vote);
+            Ok(())
+        })
+        .await
+        .map_err(|e| StorageIOError::write_vote(&e).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
+        Ok(self.inner.lock().vote)
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError<u64>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut records = Vec::new();
+        for e in entries {
+            let payload =
+                postcard::to_allocvec(&LogRecord::Entry(e.clone())).map_err(|e| sto(io_err(e)))?;
+            records.push((e.log_id.index, e, payload));
+        }
+        let r = self.blocking(move |inner| inner.append(&records)).await;
+        match &r {
+            Ok(()) => callback.log_io_completed(Ok(())),
+            Err(e) => callback.log_io_completed(Err(io_err(e))),
+        }
+        r
+    }
+
+    async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        self.blocking(move |inner| inner.truncate(log_id.index))
+            .await
+    }
+
+    async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        self.blocking(move |inner| inner.purge(log_id)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+
+    fn entry(index: u64) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    #[test]
+    fn reopen_keeps_whole_records_and_cuts_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(dir.path().to_owned()).unwrap();
+        let recs: Vec<_> = (1..=3)
+            .map(|i| {
+                let e = entry(i);
+                let p = postcard::to_allocvec(&LogRecord::Entry(e.clone())).unwrap();
+                (i, e, p)
+            })
+            .collect();
+        store.inner.lock().append(&recs).unwrap();
+        store.inner.lock().truncate(3).unwrap();
+        drop(store);
+        let path = dir.path().join("controller.log");
+        let whole = std::fs::read(&path).unwrap().len();
+        // A torn third record: half of it reached the disk.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(&[0, 0, 0, 40, 1, 2]).unwrap();
+        drop(f);
+        let store = LogStore::open(dir.path().to_owned()).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap().len(), whole);
+        let keys: Vec<u64> = store.inner.lock().entries.keys().copied().collect();
+        assert_eq!(keys, [1, 2]);
+        // Appends continue after the cut.
+        let e = entry(3);
+        let p = postcard::to_allocvec(&LogRecord::Entry(e.clone())).unwrap();
+        store.inner.lock().append(&[(3, e, p)]).unwrap();
+        store.inner.lock().purge(entry(2).log_id).unwrap();
+        drop(store);
+        let store = LogStore::open(dir.path().to_owned()).unwrap();
+        let inner = store.inner.lock();
+        assert_eq!(inner.purged, Some(entry(2).log_id));
+        assert_eq!(inner.entries.keys().copied().collect::<Vec<_>>(), [3]);
+    }
+}

@@ -1,0 +1,406 @@
+//! The controller: one Raft group across every node of the cluster file,
+//! holding the cluster metadata (topics, their ids and replica lists).
+//!
+//! Any node accepts admin commands ([`Cluster::propose`]): the leader
+//! commits them, others forward them to it over the transport, and the
+//! answer waits until the command is applied on the node that was asked.
+//! Every node applies every command and tells its [`MetadataObserver`]
+//! (here: the topic store, which creates or deletes the topic locally when
+//! the node holds one of its replicas).
+//!
+//! - [`state`]: the metadata and its commands (pure).
+//! - [`log_store`], [`state_machine`], [`files`]: durable storage in
+//!   `<data_dir>/cluster/`.
+//! - [`observer`]: the topic-store observer.
+
+pub mod files;
+pub mod log_store;
+pub mod observer;
+pub mod state;
+pub mod state_machine;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, Raft, ServerState, SnapshotPolicy};
+use serde::{Deserialize, Serialize};
+use sluice_protocol::wire::ErrorCode;
+use tokio::sync::watch;
+
+use super::config::{ClusterConfig, ClusterConfigError, claim_data_dir, cluster_dir};
+use super::transport::raft::{Network, RaftHandler};
+use super::transport::{CallError, GroupHandler, GroupId, HandlerFuture, Rpc, Transport};
+pub use state::{Command, Metadata, MetadataEvent, Outcome, TopicMeta};
+
+openraft::declare_raft_types!(
+    /// The controller group's types: commands in, outcomes out.
+    pub TypeConfig:
+        D = Command,
+        R = Outcome,
+        NodeId = u64,
+        Node = BasicNode,
+        SnapshotData = std::io::Cursor<Vec<u8>>,
+);
+
+/// Told of every metadata change on this node, in log order, before the
+/// change is reported applied. Runs on the blocking pool (it may do file
+/// I/O); it must not fail the change (it logs what it cannot do).
+pub trait MetadataObserver: Send + Sync + 'static {
+    /// `local` is this node's id.
+    fn changed(&self, local: u64, event: &MetadataEvent);
+}
+
+/// Controller Raft timing: a leader heartbeats every 50 ms; a follower
+/// that hears nothing for 250–500 ms starts an election.
+pub fn raft_config() -> openraft::Config {
+    openraft::Config {
+        cluster_name: "sluice-controller".into(),
+        heartbeat_interval: 50,
+        election_timeout_min: 250,
+        election_timeout_max: 500,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),
+        max_in_snapshot_log_to_keep: 100,
+        ..openraft::Config::default()
+    }
+}
+
+/// Why the cluster could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The cluster file or the data directory's node id.
+    #[error(transparent)]
+    Config(#[from] ClusterConfigError),
+    /// Binding the raft address or opening the controller files.
+    #[error("{0}")]
+    Io(String),
+    /// openraft refused to start.
+    #[error("starting the controller group: {0}")]
+    Raft(String),
+}
+
+/// A refused admin command: the code and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct AdminError {
+    /// Stable code (`ControllerUnavailable` when no leader answered).
+    pub code: ErrorCode,
+    /// Why.
+    pub message: String,
+}
+
+/// The answer to a forwarded command.
+#[derive(Debug, Serialize, Deserialize)]
+enum ForwardAnswer {
+    /// Applied on the leader at this log index.
+    Applied { outcome: Outcome, index: u64 },
+    /// The node asked is not the leader (any more).
+    NotLeader,
+}
+
+/// This node's part of the cluster: the transport and the controller.
+pub struct Cluster {
+    /// The cluster file.
+    pub config: ClusterConfig,
+    /// Node-to-node RPC (partition groups register here too).
+    pub transport: Arc<Transport>,
+    /// The controller group.
+    pub raft: Raft<TypeConfig>,
+    metadata: Arc<parking_lot::RwLock<Metadata>>,
+    applied: watch::Receiver<u64>,
+    timeout: Duration,
+    raft_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("local", &self.config.local)
+            .field("raft_addr", &self.raft_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `/cluster` shows of a node.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterStatus {
+    /// This node.
+    pub node_id: u64,
+    /// The controller leader this node knows of.
+    pub leader: Option<u64>,
+    /// The metadata as applied on this node.
+    pub metadata: Metadata,
+}
+
+impl Cluster {
+    /// Starts this node's cluster part: claims `<data_dir>/cluster/`,
+    /// binds the raft address, opens the controller's files, starts the
+    /// controller group and initializes it with every node of the file
+    /// (the same on every node, as openraft allows). `timeout` bounds each
+    /// admin command.
+    pub async fn start(
+        config: ClusterConfig,
+        data_dir: &Path,
+        observer: Arc<dyn MetadataObserver>,
+        timeout: Duration,
+    ) -> Result<Arc<Cluster>, ClusterError> {
+        let local = config.local;
+        let dir = cluster_dir(data_dir);
+        let data_dir = data_dir.to_owned();
+        let sm_dir = dir.clone();
+        let sm_observer = Arc::clone(&observer);
+        let (log_store, state_machine) = tokio::task::spawn_blocking(move || {
+            claim_data_dir(&data_dir, local)?;
+            let log = log_store::LogStore::open(dir)
+                .map_err(|e| ClusterError::Io(format!("opening the controller log: {e}")))?;
+            let sm = state_machine::StateMachine::open(sm_dir, local, sm_observer)
+                .map_err(|e| ClusterError::Io(format!("opening the controller snapshot: {e}")))?;
+            Ok::<_, ClusterError>((log, sm))
+        })
+        .await
+        .map_err(|e| ClusterError::Io(e.to_string()))??;
+        let raft_addr = config.local_node().raft;
+        let listener = tokio::net::TcpListener::bind(raft_addr)
+            .await
+            .map_err(|e| ClusterError::Io(format!("binding the raft address {raft_addr}: {e}")))?;
+        let peers: HashMap<u64, SocketAddr> = config
+            .nodes
+            .iter()
+            .filter(|n| n.id != local)
+            .map(|n| (n.id, n.raft))
+            .collect();
+        let transport = Transport::new(local, peers);
+        let raft_config = Arc::new(
+            raft_config()
+                .validate()
+                .map_err(|e| ClusterError::Raft(e.to_string()))?,
+        );
+        let metadata = Arc::clone(&state_machine.metadata);
+        let applied = state_machine.applied_index();
+        let raft = Raft::new(
+            local,
+            raft_config,
+            Network::<TypeConfig>::new(Arc::clone(&transport), GroupId::Controller),
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let forward: Arc<dyn GroupHandler> = Arc::new(ForwardHandler { raft: raft.clone() });
+        transport.registry.register(
+            GroupId::Controller,
+            Arc::new(RaftHandler::new(raft.clone()).with_extra(forward)),
+        );
+        super::transport::serve(listener, Arc::clone(&transport));
+        let members: BTreeMap<u64, BasicNode> = config
+            .nodes
+            .iter()
+            .map(|n| (n.id, BasicNode::new(n.raft.to_string())))
+            .collect();
+        // Refused once the group has a log: a restart keeps its state.
+        if let Err(e) = raft.initialize(members).await {
+            tracing::debug!(error = %e, "controller group already initialized");
+        }
+        Ok(Arc::new(Cluster {
+            config,
+            transport,
+            raft,
+            metadata,
+            applied,
+            timeout,
+            raft_addr,
+        }))
+    }
+
+    /// The address the raft listener is bound to.
+    pub fn raft_addr(&self) -> SocketAddr {
+        self.raft_addr
+    }
+
+    /// This node's id.
+    pub fn local(&self) -> u64 {
+        self.config.local
+    }
+
+    /// The controller leader this node knows of.
+    pub fn leader(&self) -> Option<u64> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// Whether this node leads the controller group.
+    pub fn is_leader(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(self.local())
+    }
+
+    /// The metadata as applied on this node.
+    pub fn metadata(&self) -> Metadata {
+        self.metadata.read().clone()
+    }
+
+    /// What `/cluster` shows.
+    pub fn status(&self) -> ClusterStatus {
+        ClusterStatus {
+            node_id: self.local(),
+            leader: self.leader(),
+            metadata: self.metadata(),
+        }
+    }
+
+    /// Stops the controller group.
+    pub async fn shutdown(&self) {
+        let _ = self.raft.shutdown().await;
+    }
+
+    /// Commits `cmd` through the controller leader (this node or, over the
+    /// transport, another) and waits until this node has applied it.
+    /// `ControllerUnavailable` when no leader commits it within the
+    /// timeout; a command whose answer was lost may still take effect.
+    pub async fn propose(&self, cmd: Command) -> Result<Outcome, AdminError> {
+        let deadline = Instant::now() + self.timeout;
+        let mut last_error = String::from("no controller leader is known");
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(AdminError {
+                    code: ErrorCode::ControllerUnavailable,
+                    message: format!(
+                        "no controller leader committed the change within {:?} ({last_error})",
+                        self.timeout
+                    ),
+                });
+            }
+            let attempt = match self.leader() {
+                Some(l) if l == self.local() => self.write_local(&cmd, left).await,
+                Some(l) => self.forward(l, &cmd, left).await,
+                None => Err(Retry::After(last_error.clone())),
+            };
+            match attempt {
+                Ok((outcome, index)) => {
+                    self.wait_applied(index, deadline).await;
+                    return Ok(outcome);
+                }
+                Err(Retry::After(why)) => {
+                    last_error = why;
+                    let mut m = self.raft.metrics();
+                    let pause = Duration::from_millis(50).min(left);
+                    // Wake early when the leader changes.
+                    let _ = tokio::time::timeout(pause, m.changed()).await;
+                }
+                Err(Retry::Never(e)) => return Err(e),
+            }
+        }
+    }
+
+    async fn write_local(&self, cmd: &Command, left: Duration) -> Result<(Outcome, u64), Retry> {
+        match tokio::time::timeout(left, self.raft.client_write(cmd.clone())).await {
+            Err(_) => Err(Retry::Never(AdminError {
+                code: ErrorCode::ControllerUnavailable,
+                message: format!(
+                    "the controller leader (node {}) could not commit the change within {:?}: \
+                     no majority reachable",
+                    self.local(),
+                    self.timeout
+                ),
+            })),
+            Ok(Ok(r)) => Ok((r.data, r.log_id.index)),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Err(
+                Retry::After(format!("leadership moved to {:?}", f.leader_id)),
+            ),
+            Ok(Err(e)) => Err(Retry::After(e.to_string())),
+        }
+    }
+
+    async fn forward(
+        &self,
+        leader: u64,
+        cmd: &Command,
+        left: Duration,
+    ) -> Result<(Outcome, u64), Retry> {
+        let body = postcard::to_allocvec(cmd).map_err(|e| {
+            Retry::Never(AdminError {
+                code: ErrorCode::Unknown,
+                message: e.to_string(),
+            })
+        })?;
+        match self
+            .transport
+            .call(leader, GroupId::Controller, Rpc::Forward, body, left)
+            .await
+        {
+            Ok(bytes) => match postcard::from_bytes::<ForwardAnswer>(&bytes) {
+                Ok(ForwardAnswer::Applied { outcome, index }) => Ok((outcome, index)),
+                Ok(ForwardAnswer::NotLeader) => Err(Retry::After(format!(
+                    "node {leader} is no longer the leader"
+                ))),
+                Err(e) => Err(Retry::After(format!("malformed answer from {leader}: {e}"))),
+            },
+            // Not sent, or refused before it ran: safe to try again.
+            Err(e @ (CallError::Unreachable(..) | CallError::Remote(..))) => {
+                Err(Retry::After(e.to_string()))
+            }
+            Err(e @ CallError::Timeout(..)) => Err(Retry::Never(AdminError {
+                code: ErrorCode::ControllerUnavailable,
+                message: format!("forwarding to the controller leader: {e}"),
+            })),
+        }
+    }
+
+    /// Waits (until `deadline`) for this node to apply log index `index`.
+    async fn wait_applied(&self, index: u64, deadline: Instant) {
+        let mut rx = self.applied.clone();
+        let wait = rx.wait_for(|&applied| applied >= index);
+        if tokio::time::timeout_at(deadline.into(), wait)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                index,
+                "admin change committed but not yet applied on this node"
+            );
+        }
+    }
+}
+
+enum Retry {
+    /// Not applied: try again (after a pause) until the deadline.
+    After(String),
+    /// Give up with this error.
+    Never(AdminError),
+}
+
+/// Serves forwarded commands on the leader.
+struct ForwardHandler {
+    raft: Raft<TypeConfig>,
+}
+
+impl GroupHandler for ForwardHandler {
+    fn handle(&self, rpc: Rpc, body: Bytes, _payload: Bytes) -> HandlerFuture {
+        let raft = self.raft.clone();
+        Box::pin(async move {
+            if rpc != Rpc::Forward {
+                return Err(format!("unsupported call {}", rpc.name()));
+            }
+            let cmd: Command =
+                postcard::from_bytes(&body).map_err(|e| format!("malformed command: {e}"))?;
+            let answer = match raft.client_write(cmd).await {
+                Ok(r) => ForwardAnswer::Applied {
+                    outcome: r.data,
+                    index: r.log_id.index,
+                },
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                    ForwardAnswer::NotLeader
+                }
+                Err(e) => return Err(e.to_string()),
+            };
+            postcard::to_allocvec(&answer)
+                .map(Bytes::from)
+                .map_err(|e| e.to_string())
+        })
+    }
+}

@@ -1,0 +1,368 @@
+//! Node-to-node Raft RPC.
+//!
+//! One TCP listener on this node's `raft` address serves every group; one
+//! outbound connection per peer carries this node's calls, pipelined and
+//! matched to their answers by request id. Each frame names its
+//! [`GroupId`]; a [`Registry`] maps groups to their [`GroupHandler`], so
+//! partition groups register as they start. A call for a group this node
+//! does not hold is answered with an error frame, at once.
+//!
+//! - [`frame`]: the byte layout.
+//! - [`raft`]: the generic openraft network adapter over [`Transport::call`].
+//! - `faults` (feature `raft-faults`): per-peer drop, delay and partition
+//!   rules read from the file named by `SLUICE_RAFT_FAULTS`.
+
+#[cfg(feature = "raft-faults")]
+pub mod faults;
+pub mod frame;
+pub mod raft;
+mod server;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::{Mutex, RwLock};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+pub use frame::{Frame, GroupId, Kind, Rpc};
+pub use server::serve;
+
+/// What a handler's future yields: the response body, or an error message
+/// sent back as an error frame.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Bytes, String>> + Send>>;
+
+/// Serves the calls of one group on this node.
+pub trait GroupHandler: Send + Sync + 'static {
+    /// Answers one request (`body` postcard, `payload` raw bytes).
+    fn handle(&self, rpc: Rpc, body: Bytes, payload: Bytes) -> HandlerFuture;
+}
+
+/// The groups this node serves.
+#[derive(Default)]
+pub struct Registry {
+    handlers: RwLock<HashMap<GroupId, Arc<dyn GroupHandler>>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.handlers.read().keys()).finish()
+    }
+}
+
+impl Registry {
+    /// Serves `group` with `handler` (replacing any earlier one).
+    pub fn register(&self, group: GroupId, handler: Arc<dyn GroupHandler>) {
+        self.handlers.write().insert(group, handler);
+    }
+
+    /// Stops serving `group`: its calls get error frames.
+    pub fn unregister(&self, group: GroupId) {
+        self.handlers.write().remove(&group);
+    }
+
+    /// The handler of `group`.
+    pub fn get(&self, group: GroupId) -> Option<Arc<dyn GroupHandler>> {
+        self.handlers.read().get(&group).cloned()
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// No connection to the peer (refused, reset, in backoff, unknown id,
+    /// or cut by a fault rule).
+    #[error("node {0} unreachable: {1}")]
+    Unreachable(u64, String),
+    /// No answer within the call's timeout.
+    #[error("no answer from node {0} within {1:?}")]
+    Timeout(u64, Duration),
+    /// The peer answered with an error frame.
+    #[error("node {0} answered: {1}")]
+    Remote(u64, String),
+}
+
+/// The outcome label of `sluice_raft_rpc_total`.
+pub const RESULTS: [&str; 4] = ["ok", "remote_error", "timeout", "unreachable"];
+
+/// Calls per (rpc, result), for `sluice_raft_rpc_total{kind,result}`.
+#[derive(Debug, Default)]
+pub struct RpcCounters {
+    counts: [[AtomicU64; 4]; 4],
+}
+
+impl RpcCounters {
+    fn count(&self, rpc: Rpc, r: &Result<Bytes, CallError>) {
+        let result = match r {
+            Ok(_) => 0,
+            Err(CallError::Remote(..)) => 1,
+            Err(CallError::Timeout(..)) => 2,
+            Err(CallError::Unreachable(..)) => 3,
+        };
+        self.counts[rpc as usize - 1][result].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every (rpc name, result, count), zero counts included.
+    pub fn snapshot(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let rpcs = [
+            Rpc::AppendEntries,
+            Rpc::Vote,
+            Rpc::InstallSnapshot,
+            Rpc::Forward,
+        ];
+        let mut out = Vec::new();
+        for rpc in rpcs {
+            for (i, result) in RESULTS.iter().enumerate() {
+                let n = self.counts[rpc as usize - 1][i].load(Ordering::Relaxed);
+                out.push((rpc.name(), *result, n));
+            }
+        }
+        out
+    }
+}
+
+/// The first wait before reconnecting to a peer; it doubles up to
+/// [`MAX_BACKOFF`] while connecting fails.
+const MIN_BACKOFF: Duration = Duration::from_millis(20);
+/// The longest wait between connection attempts.
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// One open connection to a peer.
+struct Conn {
+    tx: mpsc::UnboundedSender<Bytes>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Frame>>>,
+    closed: AtomicBool,
+}
+
+impl Conn {
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        // Waiting callers see their sender dropped.
+        self.pending.lock().clear();
+    }
+}
+
+#[derive(Default)]
+struct PeerState {
+    conn: Option<Arc<Conn>>,
+    backoff: Duration,
+    retry_at: Option<Instant>,
+}
+
+/// This node's end of the node-to-node RPC: outbound calls and the group
+/// registry its listener serves.
+pub struct Transport {
+    local: u64,
+    peers: HashMap<u64, SocketAddr>,
+    state: Mutex<HashMap<u64, PeerState>>,
+    next_id: AtomicU64,
+    /// The groups this node serves.
+    pub registry: Registry,
+    /// Outbound calls by kind and result.
+    pub counters: RpcCounters,
+    #[cfg(feature = "raft-faults")]
+    faults: faults::Faults,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("local", &self.local)
+            .field("peers", &self.peers)
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transport {
+    /// A transport for node `local` whose peers listen at `peers` (node id
+    /// → raft address; the local entry is ignored).
+    pub fn new(local: u64, peers: HashMap<u64, SocketAddr>) -> Arc<Self> {
+        Arc::new(Transport {
+            local,
+            peers,
+            state: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            registry: Registry::default(),
+            counters: RpcCounters::default(),
+            #[cfg(feature = "raft-faults")]
+            faults: faults::Faults::from_env(),
+        })
+    }
+
+    /// This node's id.
+    pub fn local(&self) -> u64 {
+        self.local
+    }
+
+    /// Calls `rpc` of `group` on node `target` and waits up to `timeout`
+    /// for the answer body. A call that times out leaves the connection
+    /// open (its late answer is discarded).
+    pub async fn call(
+        &self,
+        target: u64,
+        group: GroupId,
+        rpc: Rpc,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Bytes, CallError> {
+        let r = self.call_inner(target, group, rpc, body, timeout).await;
+        self.counters.count(rpc, &r);
+        r
+    }
+
+    async fn call_inner(
+        &self,
+        target: u64,
+        group: GroupId,
+        rpc: Rpc,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Bytes, CallError> {
+        let started = Instant::now();
+        #[cfg(feature = "raft-faults")]
+        self.faults.before_call(target, timeout).await?;
+        let conn = self.connection(target).await?;
+        let request_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        conn.pending.lock().insert(request_id, tx);
+        let mut out = BytesMut::new();
+        Frame {
+            kind: Kind::Request,
+            rpc,
+            group,
+            request_id,
+            body: body.into(),
+            payload: Bytes::new(),
+        }
+        .encode(&mut out);
+        if conn.tx.send(out.freeze()).is_err() {
+            conn.close();
+            return Err(CallError::Unreachable(target, "connection closed".into()));
+        }
+        let left = timeout.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, rx).await {
+            Err(_) => {
+                conn.pending.lock().remove(&request_id);
+                Err(CallError::Timeout(target, timeout))
+            }
+            Ok(Err(_)) => Err(CallError::Unreachable(target, "connection closed".into())),
+            Ok(Ok(frame)) => match frame.kind {
+                Kind::Response => Ok(frame.body),
+                _ => Err(CallError::Remote(
+                    target,
+                    postcard::from_bytes::<String>(&frame.body)
+                        .unwrap_or_else(|_| "malformed error frame".into()),
+                )),
+            },
+        }
+    }
+
+    /// The open connection to `target`, or a new one (unless a recent
+    /// attempt failed and its backoff has not passed).
+    async fn connection(&self, target: u64) -> Result<Arc<Conn>, CallError> {
+        let addr = *self
+            .peers
+            .get(&target)
+            .ok_or_else(|| CallError::Unreachable(target, "not in the cluster file".into()))?;
+        {
+            let state = self.state.lock();
+            if let Some(s) = state.get(&target) {
+                if let Some(c) = &s.conn {
+                    if !c.closed.load(Ordering::Acquire) {
+                        return Ok(Arc::clone(c));
+                    }
+                }
+                if s.retry_at.is_some_and(|t| Instant::now() < t) {
+                    return Err(CallError::Unreachable(target, "reconnect backoff".into()));
+                }
+            }
+        }
+        let connected = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await;
+        let mut state = self.state.lock();
+        let s = state.entry(target).or_default();
+        match connected {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                let conn = spawn_client(stream);
+                s.conn = Some(Arc::clone(&conn));
+                s.backoff = Duration::ZERO;
+                s.retry_at = None;
+                Ok(conn)
+            }
+            Ok(Err(e)) => {
+                s.backoff = (s.backoff * 2).clamp(MIN_BACKOFF, MAX_BACKOFF);
+                s.retry_at = Some(Instant::now() + s.backoff);
+                Err(CallError::Unreachable(target, e.to_string()))
+            }
+            Err(_) => {
+                s.backoff = (s.backoff * 2).clamp(MIN_BACKOFF, MAX_BACKOFF);
+                s.retry_at = Some(Instant::now() + s.backoff);
+                Err(CallError::Unreachable(target, "connect timed out".into()))
+            }
+        }
+    }
+}
+
+/// Starts the writer and reader tasks of an outbound connection.
+fn spawn_client(stream: TcpStream) -> Arc<Conn> {
+    let (mut read, mut write) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+    let conn = Arc::new(Conn {
+        tx,
+        pending: Mutex::new(HashMap::new()),
+        closed: AtomicBool::new(false),
+    });
+    // Weak: the writer ends when the connection is dropped (its sender
+    // goes), and must not keep it alive itself.
+    let writer = Arc::downgrade(&conn);
+    tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if write.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        if let Some(c) = writer.upgrade() {
+            c.close();
+        }
+    });
+    let reader = Arc::clone(&conn);
+    tokio::spawn(async move {
+        let mut buf = BytesMut::with_capacity(64 << 10);
+        'read: loop {
+            loop {
+                match Frame::decode(&mut buf) {
+                    Ok(Some(frame)) => {
+                        let waiter = reader.pending.lock().remove(&frame.request_id);
+                        if let Some(w) = waiter {
+                            let _ = w.send(frame);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "malformed frame from a peer; closing");
+                        break 'read;
+                    }
+                }
+            }
+            buf.reserve(64 << 10);
+            match read.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        reader.close();
+    });
+    conn
+}

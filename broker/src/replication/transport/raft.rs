@@ -1,0 +1,216 @@
+//! The openraft network over [`Transport`]: any type config whose node ids
+//! are `u64`, whose nodes are [`BasicNode`] and whose messages are serde
+//! types (postcard bodies), for any [`GroupId`].
+//!
+//! [`RaftHandler`] is the receiving side: it answers a group's
+//! AppendEntries, Vote and InstallSnapshot calls from its `Raft`.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+};
+use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, Raft, RaftTypeConfig};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{CallError, GroupHandler, GroupId, HandlerFuture, Rpc, Transport};
+
+/// Creates the per-peer clients of one group.
+pub struct Network<C> {
+    transport: Arc<Transport>,
+    group: GroupId,
+    _config: PhantomData<fn() -> C>,
+}
+
+impl<C> Network<C> {
+    /// The network of `group` over `transport`.
+    pub fn new(transport: Arc<Transport>, group: GroupId) -> Self {
+        Network {
+            transport,
+            group,
+            _config: PhantomData,
+        }
+    }
+}
+
+/// One group's client of one peer.
+pub struct Peer<C> {
+    transport: Arc<Transport>,
+    group: GroupId,
+    target: u64,
+    _config: PhantomData<fn() -> C>,
+}
+
+impl<C> RaftNetworkFactory<C> for Network<C>
+where
+    C: RaftTypeConfig<NodeId = u64, Node = BasicNode>,
+{
+    type Network = Peer<C>;
+
+    async fn new_client(&mut self, target: u64, _node: &BasicNode) -> Peer<C> {
+        Peer {
+            transport: Arc::clone(&self.transport),
+            group: self.group,
+            target,
+            _config: PhantomData,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Message(String);
+
+impl<C> Peer<C>
+where
+    C: RaftTypeConfig<NodeId = u64, Node = BasicNode>,
+{
+    async fn call<Req, Resp, E>(
+        &self,
+        rpc: Rpc,
+        action: RPCTypes,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<u64, BasicNode, RaftError<u64, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let body = postcard::to_allocvec(req)
+            .map_err(|e| RPCError::Network(NetworkError::new(&Message(e.to_string()))))?;
+        let timeout = option.hard_ttl();
+        let answer = self
+            .transport
+            .call(self.target, self.group, rpc, body, timeout)
+            .await;
+        let bytes = match answer {
+            Ok(b) => b,
+            Err(CallError::Timeout(..)) => {
+                return Err(RPCError::Timeout(Timeout {
+                    action,
+                    id: self.transport.local(),
+                    target: self.target,
+                    timeout,
+                }));
+            }
+            Err(e @ CallError::Unreachable(..)) => {
+                return Err(RPCError::Unreachable(Unreachable::new(&e)));
+            }
+            Err(e @ CallError::Remote(..)) => {
+                return Err(RPCError::Network(NetworkError::new(&e)));
+            }
+        };
+        let decoded: Result<Resp, RaftError<u64, E>> = postcard::from_bytes(&bytes)
+            .map_err(|e| RPCError::Network(NetworkError::new(&Message(e.to_string()))))?;
+        decoded.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl<C> RaftNetwork<C> for Peer<C>
+where
+    C: RaftTypeConfig<NodeId = u64, Node = BasicNode>,
+{
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<C>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        self.call(Rpc::AppendEntries, RPCTypes::AppendEntries, &rpc, &option)
+            .await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<C>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<u64>,
+        RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
+    > {
+        self.call(
+            Rpc::InstallSnapshot,
+            RPCTypes::InstallSnapshot,
+            &rpc,
+            &option,
+        )
+        .await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        self.call(Rpc::Vote, RPCTypes::Vote, &rpc, &option).await
+    }
+}
+
+/// Answers one group's Raft calls from its `Raft`. Other calls (see
+/// [`RaftHandler::with_extra`]) go to an extra handler.
+pub struct RaftHandler<C: RaftTypeConfig> {
+    raft: Raft<C>,
+    extra: Option<Arc<dyn GroupHandler>>,
+}
+
+impl<C> RaftHandler<C>
+where
+    C: RaftTypeConfig<NodeId = u64, Node = BasicNode, SnapshotData = std::io::Cursor<Vec<u8>>>,
+{
+    /// A handler of `raft`'s calls.
+    pub fn new(raft: Raft<C>) -> Self {
+        RaftHandler { raft, extra: None }
+    }
+
+    /// Sends calls other than the Raft ones (a controller's forwarded admin
+    /// commands) to `extra`.
+    pub fn with_extra(mut self, extra: Arc<dyn GroupHandler>) -> Self {
+        self.extra = Some(extra);
+        self
+    }
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    postcard::from_bytes(body).map_err(|e| format!("malformed request body: {e}"))
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Bytes, String> {
+    postcard::to_allocvec(value)
+        .map(Bytes::from)
+        .map_err(|e| format!("encoding the answer: {e}"))
+}
+
+impl<C> GroupHandler for RaftHandler<C>
+where
+    C: RaftTypeConfig<NodeId = u64, Node = BasicNode, SnapshotData = std::io::Cursor<Vec<u8>>>,
+{
+    fn handle(&self, rpc: Rpc, body: Bytes, payload: Bytes) -> HandlerFuture {
+        let raft = self.raft.clone();
+        match rpc {
+            Rpc::AppendEntries => Box::pin(async move {
+                let req: AppendEntriesRequest<C> = decode(&body)?;
+                encode(&raft.append_entries(req).await)
+            }),
+            Rpc::Vote => Box::pin(async move {
+                let req: VoteRequest<u64> = decode(&body)?;
+                encode(&raft.vote(req).await)
+            }),
+            Rpc::InstallSnapshot => Box::pin(async move {
+                let req: InstallSnapshotRequest<C> = decode(&body)?;
+                encode(&raft.install_snapshot(req).await)
+            }),
+            other => match &self.extra {
+                Some(h) => h.handle(other, body, payload),
+                None => Box::pin(async move { Err(format!("unsupported call {}", other.name())) }),
+            },
+        }
+    }
+}

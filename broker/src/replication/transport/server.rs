@@ -1,0 +1,122 @@
+//! The raft listener: accepts peers' connections and answers their calls
+//! through the [`Registry`](super::Registry).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+
+use super::{Frame, Kind, Transport};
+
+/// Most inbound connections served at once (peers hold one each).
+const MAX_CONNECTIONS: usize = 256;
+/// Most calls of one connection being answered at once; the connection is
+/// not read further while they run.
+const MAX_IN_FLIGHT: usize = 256;
+
+/// Serves `listener` until the returned task is aborted (which closes its
+/// connections too): every connection is read frame by frame; a malformed
+/// frame or a frame that is not a request closes it.
+pub fn serve(listener: TcpListener, transport: Arc<Transport>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            while connections.try_join_next().is_some() {}
+            let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
+                return;
+            };
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let transport = Arc::clone(&transport);
+                    connections.spawn(async move {
+                        if let Err(e) = connection(stream, transport).await {
+                            tracing::info!(%peer, error = %e, "raft connection closed");
+                        }
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "raft listener: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    })
+}
+
+async fn connection(stream: TcpStream, transport: Arc<Transport>) -> std::io::Result<()> {
+    let (mut read, mut write) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+    let writer = tokio::spawn(async move {
+        while let Some(b) = rx.recv().await {
+            if write.write_all(&b).await.is_err() {
+                break;
+            }
+        }
+    });
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut buf = BytesMut::with_capacity(64 << 10);
+    let result = loop {
+        match Frame::decode(&mut buf) {
+            Ok(Some(frame)) => {
+                if frame.kind != Kind::Request {
+                    break Err(std::io::Error::other("a peer sent a non-request frame"));
+                }
+                let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+                    break Ok(());
+                };
+                let handler = transport.registry.get(frame.group);
+                let tx = tx.clone();
+                let local = transport.local();
+                tokio::spawn(async move {
+                    let answer = match handler {
+                        Some(h) => h.handle(frame.rpc, frame.body, frame.payload).await,
+                        None => Err(format!("node {local} holds no {} group", frame.group)),
+                    };
+                    let (kind, body) = match answer {
+                        Ok(body) => (Kind::Response, body),
+                        Err(message) => (
+                            Kind::Error,
+                            Bytes::from(postcard::to_allocvec(&message).unwrap_or_default()),
+                        ),
+                    };
+                    let mut out = BytesMut::new();
+                    Frame {
+                        kind,
+                        rpc: frame.rpc,
+                        group: frame.group,
+                        request_id: frame.request_id,
+                        body,
+                        payload: Bytes::new(),
+                    }
+                    .encode(&mut out);
+                    let _ = tx.send(out.freeze());
+                    drop(permit);
+                });
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => break Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        }
+        buf.reserve(64 << 10);
+        match read.read_buf(&mut buf).await {
+            Ok(0) => break Ok(()),
+            Ok(_) => {}
+            Err(e) => break Err(e),
+        }
+    };
+    drop(tx);
+    if result.is_err() {
+        // A peer breaking the layout gets nothing more.
+        writer.abort();
+    } else {
+        // Answers already computed still go out before the socket closes.
+        let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+    }
+    result
+}

@@ -1,0 +1,144 @@
+//! Two transports in one process, over loopback.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::*;
+
+/// Answers with the body reversed, after `delay_ms` read from the body's
+/// first byte (so answers can come back out of order).
+struct Echo;
+
+impl GroupHandler for Echo {
+    fn handle(&self, _rpc: Rpc, body: Bytes, _payload: Bytes) -> HandlerFuture {
+        Box::pin(async move {
+            let delay = u64::from(body.first().copied().unwrap_or(0));
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            let mut v = body.to_vec();
+            v.reverse();
+            Ok(Bytes::from(v))
+        })
+    }
+}
+
+const T: Duration = Duration::from_secs(10);
+
+async fn pair() -> (
+    Arc<Transport>,
+    Arc<Transport>,
+    tokio::task::JoinHandle<()>,
+    SocketAddr,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Transport::new(2, HashMap::new());
+    server
+        .registry
+        .register(GroupId::Controller, Arc::new(Echo));
+    let task = serve(listener, Arc::clone(&server));
+    let client = Transport::new(1, HashMap::from([(2, addr)]));
+    (client, server, task, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_calls_get_their_own_answers() {
+    let (client, _server, _task, _) = pair().await;
+    // The slowest call first: answers come back out of order, each to its
+    // own caller.
+    let calls = (0..20u8).map(|i| {
+        let client = Arc::clone(&client);
+        async move {
+            let body = vec![100 - i * 5, i];
+            let r = client
+                .call(2, GroupId::Controller, Rpc::Vote, body, T)
+                .await;
+            (i, r)
+        }
+    });
+    for (i, r) in futures::future::join_all(calls).await {
+        assert_eq!(r.unwrap(), Bytes::from(vec![i, 100 - i * 5]));
+    }
+    let counts = client.counters.snapshot();
+    assert!(counts.contains(&("vote", "ok", 20)), "{counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_the_peer_does_not_hold_is_an_error_at_once() {
+    let (client, _server, _task, _) = pair().await;
+    let group = GroupId::Partition {
+        topic_id: 9,
+        partition: 1,
+    };
+    let r = client.call(2, group, Rpc::AppendEntries, vec![0], T).await;
+    match r {
+        Err(CallError::Remote(2, m)) => assert!(m.contains("topic 9 partition 1"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // Unknown node ids never dial anything.
+    assert!(matches!(
+        client
+            .call(7, GroupId::Controller, Rpc::Vote, vec![0], T)
+            .await,
+        Err(CallError::Unreachable(7, _))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_times_out_and_the_connection_reconnects_after_a_restart() {
+    let (client, server, task, addr) = pair().await;
+    let slow = client
+        .call(
+            2,
+            GroupId::Controller,
+            Rpc::Vote,
+            vec![200],
+            Duration::from_millis(50),
+        )
+        .await;
+    assert!(matches!(slow, Err(CallError::Timeout(2, _))), "{slow:?}");
+    // The peer goes away: calls fail as unreachable, without hanging.
+    task.abort();
+    let _ = task.await;
+    drop(server);
+    let mut unreachable = false;
+    for _ in 0..100 {
+        match client
+            .call(2, GroupId::Controller, Rpc::Vote, vec![0], T)
+            .await
+        {
+            Err(CallError::Unreachable(..)) => {
+                unreachable = true;
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    assert!(unreachable);
+    // It comes back on the same address: calls succeed again once the
+    // backoff has passed.
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let server = Transport::new(2, HashMap::new());
+    server
+        .registry
+        .register(GroupId::Controller, Arc::new(Echo));
+    let _task = serve(listener, Arc::clone(&server));
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        match client
+            .call(2, GroupId::Controller, Rpc::Vote, vec![0, 1], T)
+            .await
+        {
+            Ok(b) => {
+                assert_eq!(b, Bytes::from_static(&[1, 0]));
+                break;
+            }
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "{e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! A cluster of real broker processes on loopback: writes the cluster file
+//! (free raft ports), starts every node with `--node-id N --cluster FILE`,
+//! and reads each node's view of the cluster from its `/cluster` endpoint.
+//! Nodes can be killed and restarted by id; each has a fault-rules file
+//! (`SLUICE_RAFT_FAULTS`, honoured by brokers built with `raft-faults`).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::TestBroker;
+
+/// Controller timeout of test clusters (`controller_timeout_ms`): short, so
+/// refusals come quickly, long enough for an election on a loaded machine.
+pub const CONTROLLER_TIMEOUT_MS: u64 = 3000;
+
+/// A running cluster; nodes are SIGKILLed when it is dropped.
+#[derive(Debug)]
+pub struct TestCluster {
+    /// Node `id` is `nodes[id - 1]`.
+    pub nodes: Vec<TestBroker>,
+    /// The cluster file.
+    pub file: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl TestCluster {
+    /// Starts `n` nodes (ids 1..=n) and waits until they agree on a
+    /// controller leader.
+    pub fn start(n: u64) -> Self {
+        Self::start_with(n, "")
+    }
+
+    /// [`TestCluster::start`] with extra broker config file lines.
+    ///
+    /// Raft ports are picked below the ephemeral port range (no outgoing
+    /// connection takes them meanwhile); should one be taken anyway, the
+    /// whole cluster is started again on new ports.
+    pub fn start_with(n: u64, config: &str) -> Self {
+        let mut tries = 0;
+        loop {
+            match Self::try_start(n, config) {
+                Ok(c) => return c,
+                Err(e) if tries < 5 && e.contains("Address already in use") => tries += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    fn try_start(n: u64, config: &str) -> Result<Self, String> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut text = String::new();
+        for id in 1..=n {
+            text.push_str(&format!(
+                "[[node]]\nid = {id}\nlisten = \"127.0.0.1:0\"\nraft = \"127.0.0.1:{}\"\n\n",
+                raft_port()
+            ));
+        }
+        let file = dir.path().join("cluster.toml");
+        std::fs::write(&file, text).expect("cluster file");
+        let config_file = dir.path().join("broker.toml");
+        std::fs::write(
+            &config_file,
+            format!("controller_timeout_ms = {CONTROLLER_TIMEOUT_MS}\n{config}\n"),
+        )
+        .expect("config file");
+        let mut nodes = Vec::new();
+        for id in 1..=n {
+            let faults = dir.path().join(format!("faults-{id}"));
+            let id_s = id.to_string();
+            nodes.push(TestBroker::try_start_with_env(
+                &[
+                    "--node-id",
+                    &id_s,
+                    "--cluster",
+                    file.to_str().expect("utf-8 path"),
+                    "--config",
+                    config_file.to_str().expect("utf-8 path"),
+                ],
+                &[("SLUICE_RAFT_FAULTS", faults.to_str().expect("utf-8 path"))],
+            )?);
+        }
+        let c = TestCluster { nodes, file, dir };
+        c.wait_for_leader(Duration::from_secs(60));
+        Ok(c)
+    }
+
+    /// Node `id`.
+    pub fn node(&self, id: u64) -> &TestBroker {
+        &self.nodes[id as usize - 1]
+    }
+
+    /// Node `id`, to stop or restart it.
+    pub fn node_mut(&mut self, id: u64) -> &mut TestBroker {
+        &mut self.nodes[id as usize - 1]
+    }
+
+    /// SIGKILLs node `id`.
+    pub fn kill(&mut self, id: u64) {
+        self.nodes[id as usize - 1].kill();
+    }
+
+    /// Restarts node `id` on its data directory and ports.
+    pub fn restart(&mut self, id: u64) {
+        self.nodes[id as usize - 1].restart();
+    }
+
+    /// Ids of the nodes whose process runs.
+    pub fn live(&self) -> Vec<u64> {
+        (1..=self.nodes.len() as u64)
+            .filter(|&id| self.node(id).pid() != 0)
+            .collect()
+    }
+
+    /// Node `id`'s view: `{node_id, leader, metadata: {nodes, topics,
+    /// next_topic_id}}`, or `None` if it does not answer.
+    pub fn status(&self, id: u64) -> Option<Value> {
+        let addr = self.node(id).metrics_addr?;
+        if self.node(id).pid() == 0 {
+            return None;
+        }
+        serde_json::from_str(&try_get(addr, "/cluster")?).ok()
+    }
+
+    /// The leader node `id` knows of.
+    pub fn leader_seen_by(&self, id: u64) -> Option<u64> {
+        self.status(id)?["leader"].as_u64()
+    }
+
+    /// Waits until every live node names the same live leader; returns it.
+    pub fn wait_for_leader(&self, timeout: Duration) -> u64 {
+        self.wait_for_leader_among(&self.live(), timeout)
+    }
+
+    /// Waits until every node of `ids` names the same leader, one of `ids`.
+    pub fn wait_for_leader_among(&self, ids: &[u64], timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen: Vec<Option<u64>> = ids.iter().map(|&id| self.leader_seen_by(id)).collect();
+            if let Some(Some(l)) = seen.first() {
+                if ids.contains(l) && seen.iter().all(|s| *s == Some(*l)) {
+                    return *l;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no agreed controller leader among {ids:?} within {timeout:?}: {seen:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Node `id`'s metadata of topic `name`, if it has applied its creation.
+    pub fn topic(&self, id: u64, name: &str) -> Option<Value> {
+        let t = self.status(id)?["metadata"]["topics"][name].clone();
+        (!t.is_null()).then_some(t)
+    }
+
+    /// Waits until `check` holds, panicking with `what` after `timeout`.
+    pub fn wait_until(&self, timeout: Duration, what: &str, mut check: impl FnMut(&Self) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !check(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Writes node `id`'s fault rules (see the broker's
+    /// `replication::transport::faults`); an empty string heals it.
+    pub fn set_faults(&self, id: u64, rules: &str) {
+        let path = self.dir.path().join(format!("faults-{id}"));
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, rules).expect("fault rules");
+        std::fs::rename(&tmp, &path).expect("fault rules");
+    }
+
+    /// Cuts node `id` off from every other node, both ways.
+    pub fn isolate(&self, id: u64) {
+        let n = self.nodes.len() as u64;
+        let others: String = (1..=n)
+            .filter(|&o| o != id)
+            .map(|o| format!("partition {o}\n"))
+            .collect();
+        self.set_faults(id, &others);
+        for o in (1..=n).filter(|&o| o != id) {
+            self.set_faults(o, &format!("partition {id}\n"));
+        }
+    }
+
+    /// Removes every fault rule.
+    pub fn heal(&self) {
+        for id in 1..=self.nodes.len() as u64 {
+            self.set_faults(id, "");
+        }
+    }
+}
+
+/// `GET path` answered 200: its body; `None` on any failure.
+fn try_get(addr: std::net::SocketAddr, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+}
+
+/// A loopback port that binds now, from 20000..32000: below Linux's
+/// ephemeral range, so outgoing connections do not take it meanwhile.
+fn raft_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20000 + (seed.wrapping_add(n.wrapping_mul(104_729)) % 12000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! A 3-node cluster's controller: topic changes sent to any node are
+//! committed by the controller leader and applied on every node.
+
+use std::time::Duration;
+
+use sluice_protocol::wire::ErrorCode;
+use sluice_tests::cluster::TestCluster;
+use sluice_tests::create_topic;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_created_and_deleted_through_a_follower_reach_every_node() {
+    let c = TestCluster::start(3);
+    let leader = c.wait_for_leader(WAIT);
+    let follower = (1..=3).find(|&i| i != leader).expect("a follower");
+    let mut conn = c.node(follower).connect().await;
+
+    // Forwarded to the leader; answered once applied on the follower.
+    create_topic(&mut conn, "spread", 3, Default::default()).await;
+    let on_follower = c
+        .topic(follower, "spread")
+        .expect("applied before the answer");
+    c.wait_until(WAIT, "the topic on every node", |c| {
+        (1..=3).all(|id| c.topic(id, "spread").is_some())
+    });
+    for id in 1..=3 {
+        assert_eq!(
+            c.topic(id, "spread"),
+            Some(on_follower.clone()),
+            "node {id}"
+        );
+    }
+    // Replication factor 1 (the default): one replica per partition, the
+    // partitions' replicas spread over the three nodes.
+    let replicas: Vec<u64> = on_follower["replicas"]
+        .as_array()
+        .expect("replica lists")
+        .iter()
+        .map(|r| {
+            let r = r.as_array().expect("a replica list");
+            assert_eq!(r.len(), 1);
+            r[0].as_u64().expect("node id")
+        })
+        .collect();
+    let mut sorted = replicas.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [1, 2, 3], "{replicas:?}");
+
+    // One partition, one replica: only its node holds its directory.
+    create_topic(&mut conn, "solo", 1, Default::default()).await;
+    c.wait_until(WAIT, "solo on every node", |c| {
+        (1..=3).all(|id| c.topic(id, "solo").is_some())
+    });
+    let solo = c.topic(leader, "solo").expect("solo");
+    let host = solo["replicas"][0][0].as_u64().expect("host");
+    assert_ne!(
+        solo["topic_id"], on_follower["topic_id"],
+        "every topic has its own id"
+    );
+    for id in 1..=3 {
+        let dir = c.node(id).data_dir.join("solo-0");
+        assert_eq!(dir.is_dir(), id == host, "node {id}, host {host}");
+    }
+
+    // A second create of the same name is refused by the state machine.
+    let again = conn
+        .create_topics(vec![sluice_protocol::wire::create_topics::NewTopic {
+            name: "solo".into(),
+            partitions: 1,
+            config: Default::default(),
+            replication_factor: None,
+        }])
+        .await
+        .expect("create_topics");
+    assert_eq!(again.results[0].error_code, ErrorCode::TopicAlreadyExists);
+
+    // Delete through another node: gone from every node's metadata and disk.
+    let other = (1..=3).find(|&i| i != follower).expect("another node");
+    let mut conn2 = c.node(other).connect().await;
+    let r = conn2
+        .delete_topics(vec!["solo".into()])
+        .await
+        .expect("delete_topics");
+    assert_eq!(
+        r.results[0].error_code,
+        ErrorCode::None,
+        "{:?}",
+        r.results[0].message
+    );
+    c.wait_until(WAIT, "solo gone everywhere", |c| {
+        (1..=3).all(|id| c.topic(id, "solo").is_none())
+    });
+    c.wait_until(WAIT, "solo's directory removed", |c| {
+        !c.node(host).data_dir.join("solo-0").exists()
+    });
+    let r = conn2
+        .delete_topics(vec!["solo".into()])
+        .await
+        .expect("delete_topics");
+    assert_eq!(r.results[0].error_code, ErrorCode::UnknownTopicOrPartition);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_leader_exposes_its_role_and_rpc_counts() {
+    let c = TestCluster::start(3);
+    let leader = c.wait_for_leader(WAIT);
+    for id in 1..=3 {
+        let (code, body) =
+            sluice_tests::http_get(c.node(id).metrics_addr.expect("metrics"), "/metrics");
+        assert_eq!(code, 200);
+        let is_leader = sluice_tests::sample(&body, "sluice_controller_leader").expect("gauge");
+        assert_eq!(is_leader, if id == leader { 1.0 } else { 0.0 }, "node {id}");
+        promtool_check(&body);
+        if id == leader {
+            let ok = sluice_tests::sample(
+                &body,
+                "sluice_raft_rpc_total{kind=\"append_entries\",result=\"ok\"}",
+            )
+            .expect("rpc counter");
+            assert!(ok > 0.0, "a leader heartbeats its followers");
+        }
+    }
+}
+
+/// `promtool check metrics` accepts the scrape (skipped when promtool is
+/// missing, unless `SLUICE_REQUIRE_PROMTOOL=1`, as in CI).
+fn promtool_check(text: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let have = Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var("SLUICE_REQUIRE_PROMTOOL").as_deref() != Ok("1"),
+            "SLUICE_REQUIRE_PROMTOOL=1 but promtool is not installed"
+        );
+        return;
+    }
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,146 @@
+//! The controller survives its leader's crash and a full-cluster restart.
+
+use std::time::{Duration, Instant};
+
+use sluice_protocol::wire::list_offsets::{ListOffsetsPartition, OffsetSpec};
+use sluice_protocol::wire::produce::Acks;
+use sluice_tests::cluster::TestCluster;
+use sluice_tests::{batch_of, create_topic};
+
+/// The high watermark of partition 0 of `topic` on node `id`.
+async fn high_watermark(c: &TestCluster, id: u64, topic: &str) -> u64 {
+    let r = c
+        .node(id)
+        .connect()
+        .await
+        .list_offsets(vec![ListOffsetsPartition {
+            topic: topic.into(),
+            partition: 0,
+            spec: OffsetSpec::Latest,
+        }])
+        .await
+        .expect("list_offsets");
+    assert!(r.partitions[0].error_code.is_ok(), "{r:?}");
+    r.partitions[0].offset
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_leader_is_replaced_and_catches_up_when_it_returns() {
+    let mut c = TestCluster::start(3);
+    let old = c.wait_for_leader(WAIT);
+    let survivor = (1..=3).find(|&i| i != old).expect("a survivor");
+    create_topic(
+        &mut c.node(survivor).connect().await,
+        "before",
+        1,
+        Default::default(),
+    )
+    .await;
+
+    let killed_at = Instant::now();
+    c.kill(old);
+    let survivors: Vec<u64> = (1..=3).filter(|&i| i != old).collect();
+    let new = c.wait_for_leader_among(&survivors, WAIT);
+    let elected = killed_at.elapsed();
+    assert_ne!(new, old);
+    // Admin works again, through either survivor.
+    for (i, id) in survivors.iter().enumerate() {
+        create_topic(
+            &mut c.node(*id).connect().await,
+            &format!("during-{i}"),
+            1,
+            Default::default(),
+        )
+        .await;
+    }
+    let first_write = killed_at.elapsed();
+    eprintln!(
+        "controller failover: new leader seen by both survivors after {} ms, \
+         admin writes through both survivors done after {} ms",
+        elected.as_millis(),
+        first_write.as_millis()
+    );
+
+    c.restart(old);
+    c.wait_until(WAIT, "the restarted node to catch up", |c| {
+        ["before", "during-0", "during-1"]
+            .iter()
+            .all(|t| c.topic(old, t).is_some())
+    });
+    for t in ["before", "during-0", "during-1"] {
+        assert_eq!(c.topic(old, t), c.topic(new, t), "{t}");
+    }
+    c.wait_for_leader(WAIT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_cluster_restart_keeps_the_metadata() {
+    let mut c = TestCluster::start(3);
+    let leader = c.wait_for_leader(WAIT);
+    let mut conn = c.node(leader).connect().await;
+    create_topic(&mut conn, "kept", 2, Default::default()).await;
+    create_topic(&mut conn, "dropped", 1, Default::default()).await;
+    let r = conn
+        .delete_topics(vec!["dropped".into()])
+        .await
+        .expect("delete_topics");
+    assert!(r.results[0].error_code.is_ok());
+    // Deleted and created again under the same name, with data on its host:
+    // replaying the controller log at the restart must not delete it.
+    create_topic(&mut conn, "again", 1, Default::default()).await;
+    let r = conn
+        .delete_topics(vec!["again".into()])
+        .await
+        .expect("delete_topics");
+    assert!(r.results[0].error_code.is_ok());
+    create_topic(&mut conn, "again", 1, Default::default()).await;
+    drop(conn);
+    c.wait_until(WAIT, "again on every node", |c| {
+        (1..=3).all(|id| c.topic(id, "again").is_some())
+    });
+    let host = c.topic(1, "again").expect("again")["replicas"][0][0]
+        .as_u64()
+        .expect("host");
+    let r = c
+        .node(host)
+        .connect()
+        .await
+        .produce(
+            Acks::All,
+            5000,
+            &[("again", 0, &batch_of(&["a", "b", "c"]))],
+        )
+        .await
+        .expect("produce")
+        .expect("an answer");
+    assert!(r.partitions[0].error_code.is_ok(), "{r:?}");
+    assert_eq!(high_watermark(&c, host, "again").await, 3);
+    c.wait_until(WAIT, "every node to apply", |c| {
+        (1..=3).all(|id| c.topic(id, "kept").is_some() && c.topic(id, "dropped").is_none())
+    });
+    let before = c.status(1).expect("status")["metadata"].clone();
+    for id in 1..=3 {
+        c.node_mut(id).stop();
+    }
+    for id in 1..=3 {
+        c.restart(id);
+    }
+    c.wait_for_leader(WAIT);
+    c.wait_until(WAIT, "the metadata back on every node", |c| {
+        (1..=3).all(|id| c.status(id).is_some_and(|s| s["metadata"] == before))
+    });
+    assert_eq!(high_watermark(&c, host, "again").await, 3);
+    // And the next topic gets a new id, not a reused one.
+    let leader = c.wait_for_leader(WAIT);
+    create_topic(
+        &mut c.node(leader).connect().await,
+        "after",
+        1,
+        Default::default(),
+    )
+    .await;
+    let after = c.topic(leader, "after").expect("after");
+    assert_eq!(after["topic_id"], before["next_topic_id"]);
+}
