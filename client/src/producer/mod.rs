@@ -88,6 +88,11 @@ pub struct ProducerConfig {
     /// acknowledgement, retries and reconnections included (Kafka's
     /// `delivery.timeout.ms`); only then does it fail.
     pub delivery_timeout: Duration,
+    /// Longest time the producer keeps partition leaders from Metadata
+    /// before asking again (Kafka's `metadata.max.age.ms`, default 5
+    /// minutes); an error that says a leader moved, or a lost connection,
+    /// asks at once.
+    pub metadata_max_age: Duration,
 }
 
 impl ProducerConfig {
@@ -111,6 +116,7 @@ impl ProducerConfig {
             compression_level: None,
             idempotence: true,
             delivery_timeout: Duration::from_secs(120),
+            metadata_max_age: crate::metadata::DEFAULT_METADATA_MAX_AGE,
         }
     }
 
@@ -184,6 +190,8 @@ pub(crate) struct Shared {
     partitions: tokio::sync::Mutex<(Option<Connection>, std::collections::HashMap<String, u32>)>,
     /// The config's bootstrap list and the address that answered last.
     pub(crate) brokers: crate::bootstrap::Bootstrap,
+    /// Partition leaders, refreshed by the sender.
+    pub(crate) metadata: crate::metadata::MetadataCache,
 }
 
 impl std::fmt::Debug for Shared {
@@ -207,6 +215,12 @@ impl Producer {
     /// tokio runtime). Connects lazily.
     pub fn new(config: ProducerConfig) -> Self {
         let memory = Arc::new(Semaphore::new(config.buffer_bytes.max(1)));
+        let brokers = crate::bootstrap::Bootstrap::parse(&config.broker);
+        let metadata = crate::metadata::MetadataCache::new(
+            brokers.clone(),
+            config.metadata_max_age,
+            config.retry_backoff,
+        );
         let shared = Arc::new(Shared {
             accumulator: std::sync::Mutex::new(Accumulator::default()),
             wake: Notify::new(),
@@ -216,7 +230,8 @@ impl Producer {
             closing: AtomicBool::new(false),
             idempotence: Default::default(),
             partitions: tokio::sync::Mutex::new((None, Default::default())),
-            brokers: crate::bootstrap::Bootstrap::parse(&config.broker),
+            brokers,
+            metadata,
             config,
         });
         let sender = tokio::spawn(sender::run(Arc::clone(&shared)));
