@@ -254,3 +254,53 @@ impl MetadataCache {
             })
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A port nothing listens on.
+    fn dead_addr() -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = l.local_addr().unwrap().to_string();
+        drop(l);
+        a
+    }
+
+    #[tokio::test]
+    async fn unknown_topics_wait_for_one_lookup_then_go_to_the_bootstrap_list() {
+        let cache = MetadataCache::new(
+            Bootstrap::new([dead_addr()]),
+            Duration::from_secs(300),
+            Duration::from_millis(200),
+        );
+        assert!(cache.refresh_due(Instant::now()), "never refreshed");
+        assert_eq!(cache.route("t", 0), Route::Wait);
+        assert!(cache.refresh().await.is_err());
+        // Looked up (no broker answered): the bootstrap list's answer will
+        // say what is wrong.
+        assert_eq!(cache.route("t", 0), Route::Bootstrap);
+        let failed = Instant::now();
+        assert!(!cache.refresh_due(failed), "within the backoff");
+        assert!(cache.refresh_due(failed + Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn a_refresh_is_due_when_asked_for_or_past_the_max_age() {
+        let cache = MetadataCache::new(
+            Bootstrap::new(["a:1"]),
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+        );
+        let now = Instant::now();
+        {
+            let mut st = cache.state();
+            st.refreshed = Some(now);
+        }
+        assert!(!cache.refresh_due(now));
+        assert!(cache.refresh_due(now + Duration::from_secs(60)), "max age");
+        cache.invalidate();
+        assert!(cache.refresh_due(now), "asked for");
+    }
+}
