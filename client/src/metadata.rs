@@ -198,7 +198,12 @@ impl MetadataCache {
                     if t.error_code != sluice_protocol::wire::ErrorCode::None {
                         continue;
                     }
-                    let n = t.partitions.iter().map(|p| p.partition + 1).max().unwrap_or(0);
+                    let n = t
+                        .partitions
+                        .iter()
+                        .map(|p| p.partition + 1)
+                        .max()
+                        .unwrap_or(0);
                     let mut parts = vec![None; n as usize];
                     for p in &t.partitions {
                         let leader = p.leader.and_then(|id| brokers.get(&id)).map(|a| Leader {

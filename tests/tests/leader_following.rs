@@ -19,10 +19,10 @@ use sluice_client::{
     Acks, Consumer, ConsumerConfig, OffsetReset, Producer, ProducerConfig, ProducerRecord,
 };
 use sluice_protocol::wire::fetch::{FetchPartitionResponse, FetchRequest, FetchResponse};
-use sluice_protocol::wire::metadata::MetadataResponse;
 use sluice_protocol::wire::list_offsets::{
     ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse,
 };
+use sluice_protocol::wire::metadata::MetadataResponse;
 use sluice_protocol::wire::produce::{ProducePartitionResponse, ProduceRequest, ProduceResponse};
 use sluice_protocol::wire::topic_config::TopicConfig;
 use sluice_protocol::wire::{ApiKey, ErrorCode, RequestHeader, ResponseHeader, encode_body};

@@ -237,7 +237,8 @@ impl Accumulator {
                 passed.push(i);
                 continue;
             }
-            if !chosen.is_empty() && (bytes + b.bytes.len() > max_bytes || chosen.len() >= max_entries)
+            if !chosen.is_empty()
+                && (bytes + b.bytes.len() > max_bytes || chosen.len() >= max_entries)
             {
                 break;
             }
@@ -354,7 +355,10 @@ mod tests {
             .take_request_by(1 << 20, 1000, now, |b| route(b, b_free))
             .unwrap();
         assert_eq!((dest, keys(&fourth)), ("B", vec![("t", 1)]));
-        assert!(acc.take_request_by(1 << 20, 1000, now, |b| route(b, b_free)).is_none());
+        assert!(
+            acc.take_request_by(1 << 20, 1000, now, |b| route(b, b_free))
+                .is_none()
+        );
     }
 
     #[test]

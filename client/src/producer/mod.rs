@@ -4,9 +4,11 @@
 //! full: backpressure) and gives a [`DeliveryFuture`] that resolves when the
 //! broker acknowledged the record, with its partition and offset, or failed.
 //! Records are grouped per partition into RecordBatch v2 batches, sent when
-//! a batch reaches `batch_bytes` or has waited `linger`. A background task
-//! keeps up to `max_in_flight` produce requests on the wire, retries
-//! retriable failures with backoff, and reconnects after a broker restart.
+//! a batch reaches `batch_bytes` or has waited `linger`. Background tasks
+//! send each partition's batches to its leader (from a metadata cache, see
+//! [`MetadataCache`](crate::MetadataCache)) over one connection per broker,
+//! each with up to `max_in_flight` produce requests on the wire, retry
+//! retriable failures with backoff, and reconnect after a broker restart.
 //!
 //! **Idempotence (the default).** The producer gets a producer id from the
 //! broker and numbers its batches per partition; a retry keeps its numbers,
@@ -49,9 +51,9 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
     /// Bootstrap list: one `host:port` or several, comma-separated
-    /// (`host1:port,host2:port`); the producer connects to the first that
-    /// answers and moves on when its connection breaks (see
-    /// [`Bootstrap`](crate::Bootstrap)).
+    /// (`host1:port,host2:port`); the producer asks the first that answers
+    /// for Metadata (see [`Bootstrap`](crate::Bootstrap)), then connects to
+    /// each partition's leader.
     pub broker: String,
     /// When the broker acknowledges.
     pub acks: Acks,

@@ -24,8 +24,8 @@ use super::accumulator::ReadyBatch;
 use super::idempotence::OnRefusal;
 use super::{RecordMetadata, Shared};
 use crate::connection::{Connection, ResponseReader};
-use crate::metadata::Route;
 use crate::error::ClientError;
+use crate::metadata::Route;
 
 /// Largest produce request the sender builds (it always sends at least one
 /// batch, whatever its size).
@@ -346,11 +346,7 @@ async fn init_id(shared: &Shared) -> Result<(), ClientError> {
 /// dispatcher drops it or the connection breaks; whatever it was handed
 /// and did not settle goes back to the accumulator. Returns whether it
 /// connected.
-async fn link(
-    shared: Arc<Shared>,
-    dest: Dest,
-    mut rx: mpsc::UnboundedReceiver<InFlight>,
-) -> bool {
+async fn link(shared: Arc<Shared>, dest: Dest, mut rx: mpsc::UnboundedReceiver<InFlight>) -> bool {
     let conn = match connect_to(&shared, &dest).await {
         Ok(c) => c,
         Err(e) => {
@@ -541,9 +537,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
                         return None;
                     }
                     match links.get(&dest) {
-                        Some(l) if l.slots.available_permits() == 0 || l.task.is_finished() => {
-                            None
-                        }
+                        Some(l) if l.slots.available_permits() == 0 || l.task.is_finished() => None,
                         _ => Some(dest),
                     }
                 },
