@@ -10,6 +10,8 @@
 //! - [`group`]: consumer groups — partition assignors and membership.
 //! - [`bootstrap`]: [`Bootstrap`] — the broker address list, which
 //!   address answered last, and connecting to the first that answers.
+//! - [`metadata`]: [`MetadataCache`] — partition leaders and broker
+//!   addresses from Metadata, refreshed on errors and by age.
 //! - [`connection`]: one TCP connection with typed calls for every API.
 //! - [`group_rpc`]: the group APIs' calls on a [`Connection`] (join, sync,
 //!   heartbeat, leave, describe, list, delete, commit in a generation).
@@ -24,6 +26,7 @@ pub mod consumer;
 pub mod error;
 pub mod group;
 pub mod group_rpc;
+pub mod metadata;
 pub mod partitioner;
 pub mod producer;
 
@@ -32,6 +35,7 @@ pub use bootstrap::Bootstrap;
 pub use connection::{Connection, FetchedPartition};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo};
 pub use error::ClientError;
+pub use metadata::MetadataCache;
 pub use producer::{
     Acks, Compression, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
 };

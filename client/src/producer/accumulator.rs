@@ -197,38 +197,64 @@ impl Accumulator {
         out
     }
 
-    /// Takes ready batches from the front for one Produce request: like
-    /// [`Accumulator::take_ready`], but at most `max_entries` batches and at
-    /// most one per (topic, partition) — a broker refuses a request that
-    /// lists a partition twice or too many partitions. It stops at the first
-    /// batch that does not fit, so each partition's batches stay in order.
-    pub(crate) fn take_request(
+    /// Takes ready batches for one Produce request to one destination:
+    /// `route` names each batch's destination (`None`: not now, for
+    /// example its broker has no free request slot). The first batch
+    /// routed fixes the destination; batches of other destinations are
+    /// passed over, and so is every later batch of a partition passed
+    /// over (or in retry backoff, or already in the request), so each
+    /// partition's batches leave in order. At most `max_entries` batches
+    /// and about `max_bytes` (at least one batch).
+    pub(crate) fn take_request_by<K: PartialEq>(
         &mut self,
         max_bytes: usize,
         max_entries: usize,
         now: Instant,
-    ) -> Vec<ReadyBatch> {
-        let mut out: Vec<ReadyBatch> = Vec::new();
+        mut route: impl FnMut(&ReadyBatch) -> Option<K>,
+    ) -> Option<(K, Vec<ReadyBatch>)> {
+        let mut dest: Option<K> = None;
+        let mut chosen: Vec<usize> = Vec::new();
+        let mut passed: Vec<usize> = Vec::new();
         let mut bytes = 0;
-        while let Some(front) = self.ready.front() {
-            let repeat = || {
-                out.iter()
-                    .any(|b| b.partition == front.partition && b.topic == front.topic)
+        for (i, b) in self.ready.iter().enumerate() {
+            let same = |j: &usize| {
+                self.ready
+                    .get(*j)
+                    .is_some_and(|o| o.partition == b.partition && o.topic == b.topic)
             };
-            if front.not_before.is_some_and(|t| t > now)
-                || (!out.is_empty()
-                    && (bytes + front.bytes.len() > max_bytes
-                        || out.len() >= max_entries
-                        || repeat()))
+            if passed.iter().any(same) || chosen.iter().any(same) {
+                continue;
+            }
+            if b.not_before.is_some_and(|t| t > now) {
+                passed.push(i);
+                continue;
+            }
+            let Some(k) = route(b) else {
+                passed.push(i);
+                continue;
+            };
+            if dest.as_ref().is_some_and(|d| *d != k) {
+                passed.push(i);
+                continue;
+            }
+            if !chosen.is_empty()
+                && (bytes + b.bytes.len() > max_bytes || chosen.len() >= max_entries)
             {
                 break;
             }
-            bytes += front.bytes.len();
-            if let Some(b) = self.ready.pop_front() {
+            bytes += b.bytes.len();
+            chosen.push(i);
+            dest.get_or_insert(k);
+        }
+        let dest = dest?;
+        let mut out = Vec::with_capacity(chosen.len());
+        for i in chosen.into_iter().rev() {
+            if let Some(b) = self.ready.remove(i) {
                 out.push(b);
             }
         }
-        out
+        out.reverse();
+        Some((dest, out))
     }
 
     /// Puts batches back at the front, in their order, for a retry. Batches
@@ -281,13 +307,58 @@ mod tests {
             acc.ready.push_back(ready(t, p, 10));
         }
         let now = Instant::now();
-        let first = acc.take_request(1 << 20, 1000, now);
-        assert_eq!(keys(&first), [("a", 0), ("a", 1), ("b", 0)]);
-        let second = acc.take_request(1 << 20, 1, now);
+        let take = |acc: &mut Accumulator, bytes, entries| {
+            acc.take_request_by(bytes, entries, now, |_| Some(()))
+                .map(|(_, b)| b)
+                .unwrap_or_default()
+        };
+        let first = take(&mut acc, 1 << 20, 1000);
+        assert_eq!(keys(&first), [("a", 0), ("a", 1), ("b", 0), ("c", 0)]);
+        let second = take(&mut acc, 1 << 20, 1);
         assert_eq!(keys(&second), [("a", 0)]);
-        let third = acc.take_request(15, 1000, now);
-        assert_eq!(keys(&third), [("c", 0)]);
-        assert!(acc.take_request(1 << 20, 1000, now).is_empty());
+        assert!(take(&mut acc, 1 << 20, 1000).is_empty());
+        for (t, p) in [("a", 0), ("b", 0), ("c", 0)] {
+            acc.ready.push_back(ready(t, p, 10));
+        }
+        let third = take(&mut acc, 15, 1000);
+        assert_eq!(keys(&third), [("a", 0)]);
+    }
+
+    #[test]
+    fn a_request_goes_to_one_destination_and_keeps_partition_order() {
+        let mut acc = Accumulator::default();
+        for (t, p) in [("t", 0), ("t", 1), ("t", 0), ("t", 2), ("t", 1)] {
+            acc.ready.push_back(ready(t, p, 10));
+        }
+        let now = Instant::now();
+        // Partition 0 and 2 on broker "A", 1 on "B"; "B" has no free slot.
+        let mut b_free = false;
+        let route = |b: &ReadyBatch, b_free: bool| match b.partition {
+            1 if b_free => Some("B"),
+            1 => None,
+            _ => Some("A"),
+        };
+        let (dest, first) = acc
+            .take_request_by(1 << 20, 1000, now, |b| route(b, b_free))
+            .unwrap();
+        assert_eq!((dest, keys(&first)), ("A", vec![("t", 0), ("t", 2)]));
+        b_free = true;
+        let (dest, second) = acc
+            .take_request_by(1 << 20, 1000, now, |b| route(b, b_free))
+            .unwrap();
+        assert_eq!((dest, keys(&second)), ("B", vec![("t", 1)]));
+        let (dest, third) = acc
+            .take_request_by(1 << 20, 1000, now, |b| route(b, b_free))
+            .unwrap();
+        assert_eq!((dest, keys(&third)), ("A", vec![("t", 0)]));
+        let (dest, fourth) = acc
+            .take_request_by(1 << 20, 1000, now, |b| route(b, b_free))
+            .unwrap();
+        assert_eq!((dest, keys(&fourth)), ("B", vec![("t", 1)]));
+        assert!(
+            acc.take_request_by(1 << 20, 1000, now, |b| route(b, b_free))
+                .is_none()
+        );
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //! full: backpressure) and gives a [`DeliveryFuture`] that resolves when the
 //! broker acknowledged the record, with its partition and offset, or failed.
 //! Records are grouped per partition into RecordBatch v2 batches, sent when
-//! a batch reaches `batch_bytes` or has waited `linger`. A background task
-//! keeps up to `max_in_flight` produce requests on the wire, retries
-//! retriable failures with backoff, and reconnects after a broker restart.
+//! a batch reaches `batch_bytes` or has waited `linger`. Background tasks
+//! send each partition's batches to its leader (from a metadata cache, see
+//! [`MetadataCache`](crate::MetadataCache)) over one connection per broker,
+//! each with up to `max_in_flight` produce requests on the wire, retry
+//! retriable failures with backoff, and reconnect after a broker restart.
 //!
 //! **Idempotence (the default).** The producer gets a producer id from the
 //! broker and numbers its batches per partition; a retry keeps its numbers,
@@ -49,9 +51,9 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
     /// Bootstrap list: one `host:port` or several, comma-separated
-    /// (`host1:port,host2:port`); the producer connects to the first that
-    /// answers and moves on when its connection breaks (see
-    /// [`Bootstrap`](crate::Bootstrap)).
+    /// (`host1:port,host2:port`); the producer asks the first that answers
+    /// for Metadata (see [`Bootstrap`](crate::Bootstrap)), then connects to
+    /// each partition's leader.
     pub broker: String,
     /// When the broker acknowledges.
     pub acks: Acks,
@@ -88,6 +90,11 @@ pub struct ProducerConfig {
     /// acknowledgement, retries and reconnections included (Kafka's
     /// `delivery.timeout.ms`); only then does it fail.
     pub delivery_timeout: Duration,
+    /// Longest time the producer keeps partition leaders from Metadata
+    /// before asking again (Kafka's `metadata.max.age.ms`, default 5
+    /// minutes); an error that says a leader moved, or a lost connection,
+    /// asks at once.
+    pub metadata_max_age: Duration,
 }
 
 impl ProducerConfig {
@@ -111,6 +118,7 @@ impl ProducerConfig {
             compression_level: None,
             idempotence: true,
             delivery_timeout: Duration::from_secs(120),
+            metadata_max_age: crate::metadata::DEFAULT_METADATA_MAX_AGE,
         }
     }
 
@@ -184,6 +192,8 @@ pub(crate) struct Shared {
     partitions: tokio::sync::Mutex<(Option<Connection>, std::collections::HashMap<String, u32>)>,
     /// The config's bootstrap list and the address that answered last.
     pub(crate) brokers: crate::bootstrap::Bootstrap,
+    /// Partition leaders, refreshed by the sender.
+    pub(crate) metadata: crate::metadata::MetadataCache,
 }
 
 impl std::fmt::Debug for Shared {
@@ -207,6 +217,12 @@ impl Producer {
     /// tokio runtime). Connects lazily.
     pub fn new(config: ProducerConfig) -> Self {
         let memory = Arc::new(Semaphore::new(config.buffer_bytes.max(1)));
+        let brokers = crate::bootstrap::Bootstrap::parse(&config.broker);
+        let metadata = crate::metadata::MetadataCache::new(
+            brokers.clone(),
+            config.metadata_max_age,
+            config.retry_backoff,
+        );
         let shared = Arc::new(Shared {
             accumulator: std::sync::Mutex::new(Accumulator::default()),
             wake: Notify::new(),
@@ -216,7 +232,8 @@ impl Producer {
             closing: AtomicBool::new(false),
             idempotence: Default::default(),
             partitions: tokio::sync::Mutex::new((None, Default::default())),
-            brokers: crate::bootstrap::Bootstrap::parse(&config.broker),
+            brokers,
+            metadata,
             config,
         });
         let sender = tokio::spawn(sender::run(Arc::clone(&shared)));

@@ -1,7 +1,11 @@
-//! The producer's background task: connects, sends ready batches with up to
-//! `max_in_flight` requests on the wire, settles each record when its
-//! response arrives, and retries or fails what a broken connection or a
-//! retriable error left unsettled.
+//! The producer's background tasks. The dispatcher ([`run`]) takes ready
+//! batches, groups them by the broker that leads each partition (from the
+//! [`MetadataCache`](crate::metadata::MetadataCache)) and hands one Produce
+//! request at a time to that broker's link. A link is one connection,
+//! opened on first use and kept: it writes requests with up to
+//! `max_in_flight` on the wire, settles each record when its response
+//! arrives, and retries or fails what a broken connection or a retriable
+//! error left unsettled. Several brokers have requests in flight at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +25,7 @@ use super::idempotence::OnRefusal;
 use super::{RecordMetadata, Shared};
 use crate::connection::{Connection, ResponseReader};
 use crate::error::ClientError;
+use crate::metadata::Route;
 
 /// Largest produce request the sender builds (it always sends at least one
 /// batch, whatever its size).
@@ -37,10 +42,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_IDEMPOTENT_IN_FLIGHT: usize = 5;
 
 type InFlight = (Vec<ReadyBatch>, OwnedSemaphorePermit);
-
-/// A partition the connected broker said it does not lead: after the
-/// connection ends, its leader is looked up and followed.
-type Moved = Arc<std::sync::Mutex<Option<(String, u32)>>>;
 
 /// Whether a partition's error means "ask Metadata who leads it".
 fn leader_moved(code: ErrorCode) -> bool {
@@ -170,16 +171,11 @@ fn complete(
     batch: ReadyBatch,
     result: &ProducePartitionResponse,
     broken: &AtomicBool,
-    moved: &Moved,
 ) {
     if leader_moved(result.error_code) {
-        // Send nothing more here; the batch keeps its sequence and goes
-        // to the leader once found.
-        moved
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_or_insert_with(|| (batch.topic.clone(), batch.partition));
-        broken.store(true, Ordering::Release);
+        // The batch keeps its sequence and goes to the leader Metadata
+        // names next (retried after a backoff, below).
+        shared.metadata.invalidate();
     }
     let refusal = {
         let mut idem = shared.idempotence.lock().unwrap_or_else(|e| e.into_inner());
@@ -224,7 +220,6 @@ async fn read_loop(
     mut reader: ResponseReader,
     mut rx: mpsc::UnboundedReceiver<InFlight>,
     broken: Arc<AtomicBool>,
-    moved: Moved,
 ) {
     // A response later than this means the connection is stuck (the broker
     // answers a slow flush with RequestTimedOut well before).
@@ -241,7 +236,7 @@ async fn read_loop(
         match received {
             Ok((_, resp, _)) if resp.partitions.len() == batches.len() => {
                 for (batch, result) in batches.into_iter().zip(&resp.partitions) {
-                    complete(&shared, batch, result, &broken, &moved);
+                    complete(&shared, batch, result, &broken);
                 }
             }
             Ok(_) => {
@@ -269,73 +264,243 @@ async fn read_loop(
                 }
                 retry_or_fail(&shared, all, None, &msg);
                 drop(permit);
+                shared.wake.notify_one();
                 return;
             }
         }
         drop(permit);
+        // A request slot is free: the dispatcher may have batches for it.
+        shared.wake.notify_one();
     }
 }
 
-/// Connects (within [`CONNECT_TIMEOUT`]) and, for an idempotent producer
-/// that has none (or must start over), takes a new producer id.
-async fn connect(shared: &Shared) -> Result<Connection, ClientError> {
-    let timed_out = |what: &str| {
-        ClientError::Io(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("{what} took longer than {CONNECT_TIMEOUT:?}"),
-        ))
+/// Where a Produce request goes: a leader's address, or (`None`) the
+/// bootstrap list, for partitions without a known leader.
+type Dest = Option<Arc<str>>;
+
+/// One broker's connection, as the dispatcher sees it.
+struct Link {
+    tx: mpsc::UnboundedSender<InFlight>,
+    slots: Arc<Semaphore>,
+    task: tokio::task::JoinHandle<bool>,
+}
+
+/// Requests one connection may have on the wire.
+fn in_flight_limit(shared: &Shared) -> usize {
+    let n = match shared.config.idempotence {
+        true => shared.config.max_in_flight.min(MAX_IDEMPOTENT_IN_FLIGHT),
+        false => shared.config.max_in_flight,
     };
-    let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, shared.brokers.connect())
-        .await
-        .map_err(|_| timed_out("connecting"))??;
-    let needs_id = shared.config.idempotence
-        && shared
-            .idempotence
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .needs_id();
-    if needs_id {
-        let id = tokio::time::timeout(CONNECT_TIMEOUT, conn.init_producer_id())
-            .await
-            .map_err(|_| timed_out("getting a producer id"))??;
-        shared
-            .idempotence
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .set_producer(id.producer_id, id.producer_epoch);
-    }
-    Ok(conn)
+    n.max(1)
 }
 
-/// Looks up the leader of a partition on any broker of the bootstrap list
-/// and makes the next connect go to it; without an answer (no leader yet,
-/// no broker reachable), waits one backoff and leaves the list as it is.
-async fn follow_leader(shared: &Shared, topic: &str, partition: u32) {
-    let found = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        shared.brokers.find_leader(topic, partition),
-    )
-    .await;
-    match found {
-        Ok(Ok(Some(addr))) => shared.brokers.follow(addr),
-        _ => tokio::time::sleep(backoff(shared, 1)).await,
-    }
+fn timed_out(what: &str) -> ClientError {
+    ClientError::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("{what} took longer than {CONNECT_TIMEOUT:?}"),
+    ))
 }
+
+/// Connects to `dest` within [`CONNECT_TIMEOUT`].
+async fn connect_to(shared: &Shared, dest: &Dest) -> Result<Connection, ClientError> {
+    let connecting = async {
+        match dest {
+            Some(addr) => Connection::connect(&**addr).await,
+            None => shared.brokers.connect().await,
+        }
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+        .await
+        .map_err(|_| timed_out("connecting"))?
+}
+
+/// Takes a producer id for an idempotent producer that has none (or must
+/// start over), from any broker: the bootstrap list, then known leaders.
+async fn init_id(shared: &Shared) -> Result<(), ClientError> {
+    let mut conn = match connect_to(shared, &None).await {
+        Ok(c) => c,
+        Err(e) => {
+            let mut found = Err(e);
+            for (_, addr) in shared.metadata.brokers() {
+                found = connect_to(shared, &Some(addr)).await;
+                if found.is_ok() {
+                    break;
+                }
+            }
+            found?
+        }
+    };
+    let id = tokio::time::timeout(CONNECT_TIMEOUT, conn.init_producer_id())
+        .await
+        .map_err(|_| timed_out("getting a producer id"))??;
+    shared
+        .idempotence
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .set_producer(id.producer_id, id.producer_epoch);
+    Ok(())
+}
+
+/// One broker's connection: connects, then writes each request it is
+/// handed while its reader settles the responses. Ends when the
+/// dispatcher drops it or the connection breaks; whatever it was handed
+/// and did not settle goes back to the accumulator. Returns whether it
+/// connected.
+async fn link(shared: Arc<Shared>, dest: Dest, mut rx: mpsc::UnboundedReceiver<InFlight>) -> bool {
+    let conn = match connect_to(&shared, &dest).await {
+        Ok(c) => c,
+        Err(e) => {
+            rx.close();
+            let mut all = Vec::new();
+            while let Ok((more, _)) = rx.try_recv() {
+                all.extend(more);
+            }
+            if dest.is_none() {
+                shared.brokers.failed();
+            }
+            shared.metadata.invalidate();
+            retry_or_fail(&shared, all, None, &e.to_string());
+            return false;
+        }
+    };
+    let (mut writer, reader) = conn.into_split();
+    let (to_reader, from_writer) = mpsc::unbounded_channel::<InFlight>();
+    let broken = Arc::new(AtomicBool::new(false));
+    let reader_task = tokio::spawn(read_loop(
+        Arc::clone(&shared),
+        reader,
+        from_writer,
+        Arc::clone(&broken),
+    ));
+    while let Some((batches, permit)) = rx.recv().await {
+        if broken.load(Ordering::Acquire) {
+            retry_or_fail(&shared, batches, None, "connection lost");
+            break;
+        }
+        let req = ProduceRequest {
+            acks: shared.config.acks,
+            timeout_ms: shared
+                .config
+                .request_timeout
+                .as_millis()
+                .min(u128::from(u32::MAX)) as u32,
+            partitions: batches
+                .iter()
+                .map(|b| ProducePartition {
+                    topic: b.topic.clone(),
+                    partition: b.partition,
+                    records_len: b.bytes.len() as u32,
+                })
+                .collect(),
+        };
+        let sent = if batches.len() == 1 {
+            writer.send(ApiKey::Produce, &req, &batches[0].bytes).await
+        } else {
+            let mut tail = Vec::with_capacity(batches.iter().map(|b| b.bytes.len()).sum());
+            for b in &batches {
+                tail.extend_from_slice(&b.bytes);
+            }
+            writer.send(ApiKey::Produce, &req, &tail).await
+        };
+        if let Err(e) = sent {
+            broken.store(true, Ordering::Release);
+            retry_or_fail(&shared, batches, None, &e.to_string());
+            break;
+        }
+        if shared.config.acks == Acks::None {
+            for b in batches {
+                let n = b.waiters.len() as u64;
+                for w in b.waiters {
+                    let _ = w.send(Ok(RecordMetadata {
+                        partition: b.partition,
+                        offset: None,
+                    }));
+                }
+                settle(&shared, n);
+            }
+            drop(permit);
+            shared.wake.notify_one();
+        } else if let Err(mpsc::error::SendError((batches, _permit))) =
+            to_reader.send((batches, permit))
+        {
+            // The reader already gave up on this connection: these were
+            // written but will get no answer here; send them again.
+            retry_or_fail(&shared, batches, None, "connection lost");
+            break;
+        }
+    }
+    // Handed over but never written: back to the accumulator.
+    rx.close();
+    let mut left = Vec::new();
+    while let Ok((more, _)) = rx.try_recv() {
+        left.extend(more);
+    }
+    if !left.is_empty() {
+        retry_or_fail(&shared, left, None, "connection lost");
+    }
+    drop(writer);
+    drop(to_reader);
+    let _ = reader_task.await;
+    if broken.load(Ordering::Acquire) {
+        // Start the next bootstrap connect at the following address, and
+        // ask Metadata again: the broker may have lost its partitions.
+        if dest.is_none() {
+            shared.brokers.failed();
+        }
+        shared.metadata.invalidate();
+    }
+    shared.wake.notify_one();
+    true
+}
+
+/// Failed connects to a destination in a row, and until when it rests.
+type Rest = std::collections::HashMap<Dest, (u32, Instant)>;
 
 /// Runs until the producer closes (or is dropped) with nothing pending.
 pub(super) async fn run(shared: Arc<Shared>) {
-    let mut connect_failures = 0u32;
+    let mut links: std::collections::HashMap<Dest, Link> = std::collections::HashMap::new();
+    let mut resting: Rest = Rest::new();
+    let mut refresh: Option<tokio::task::JoinHandle<()>> = None;
+    let mut id_failures = 0u32;
+    let limit = in_flight_limit(&shared);
     loop {
         if shared.closing.load(Ordering::Acquire) && shared.pending.load(Ordering::Acquire) == 0 {
             return;
         }
-        let conn = match connect(&shared).await {
-            Ok(c) => {
-                connect_failures = 0;
-                c
+        let now = Instant::now();
+        // Reap ended links; one that never connected rests a backoff.
+        let ended: Vec<Dest> = links
+            .iter()
+            .filter(|(_, l)| l.task.is_finished())
+            .map(|(d, _)| d.clone())
+            .collect();
+        for d in ended {
+            if let Some(l) = links.remove(&d) {
+                let connected = l.task.await.unwrap_or(false);
+                if connected {
+                    resting.remove(&d);
+                } else {
+                    let failures = resting.get(&d).map_or(0, |r| r.0) + 1;
+                    resting.insert(d, (failures, now + backoff(&shared, failures)));
+                }
             }
-            Err(e) => {
-                connect_failures += 1;
+        }
+        if refresh.as_ref().is_none_or(|t| t.is_finished()) && shared.metadata.refresh_due(now) {
+            let s = Arc::clone(&shared);
+            refresh = Some(tokio::spawn(async move {
+                let _ = s.metadata.refresh().await;
+                s.wake.notify_one();
+            }));
+        }
+        let needs_id = shared.config.idempotence
+            && shared
+                .idempotence
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .needs_id();
+        if needs_id {
+            if let Err(e) = init_id(&shared).await {
+                id_failures += 1;
                 // Count the failure against whatever is waiting to be sent.
                 let ready = {
                     let mut acc = shared.accumulator.lock().unwrap_or_else(|e| e.into_inner());
@@ -345,146 +510,88 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 if !ready.is_empty() {
                     retry_or_fail(&shared, ready, None, &e.to_string());
                 }
-                tokio::time::sleep(backoff(&shared, connect_failures)).await;
+                tokio::time::sleep(backoff(&shared, id_failures)).await;
                 continue;
             }
-        };
-        let (mut writer, reader) = conn.into_split();
-        let (tx, rx) = mpsc::unbounded_channel::<InFlight>();
-        let broken = Arc::new(AtomicBool::new(false));
-        let moved: Moved = Arc::default();
-        let in_flight = match shared.config.idempotence {
-            true => shared.config.max_in_flight.min(MAX_IDEMPOTENT_IN_FLIGHT),
-            false => shared.config.max_in_flight,
-        };
-        let slots = Arc::new(Semaphore::new(in_flight.max(1)));
-        let reader_task = tokio::spawn(read_loop(
-            Arc::clone(&shared),
-            reader,
-            rx,
-            Arc::clone(&broken),
-            Arc::clone(&moved),
-        ));
-        loop {
-            if broken.load(Ordering::Acquire) {
-                break;
+            id_failures = 0;
+        }
+        let closing = shared.closing.load(Ordering::Acquire);
+        let (taken, deadline) = {
+            let mut acc = shared.accumulator.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            if closing {
+                acc.seal_all();
             }
-            let closing = shared.closing.load(Ordering::Acquire);
-            let (batches, deadline) = {
-                let mut acc = shared.accumulator.lock().unwrap_or_else(|e| e.into_inner());
-                let now = Instant::now();
-                if closing {
-                    acc.seal_all();
-                }
-                let deadline = acc.seal_expired(shared.config.linger, now);
-                (
-                    acc.take_request(
-                        MAX_REQUEST_BYTES,
-                        shared.config.max_partitions_per_request.max(1),
-                        now,
-                    ),
-                    deadline,
-                )
-            };
-            if batches.is_empty() {
-                if closing && shared.pending.load(Ordering::Acquire) == 0 {
-                    break;
-                }
-                let sleep = deadline.map_or(Duration::from_millis(100), |d| {
-                    d.saturating_duration_since(Instant::now())
-                });
-                tokio::select! {
-                    () = shared.wake.notified() => {}
-                    () = tokio::time::sleep(sleep.min(Duration::from_millis(100))) => {}
-                }
-                continue;
-            }
-            let mut batches = compress_all(&shared, batches).await;
-            if batches.is_empty() {
-                continue;
-            }
-            let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
-                break;
-            };
-            if shared.config.idempotence {
-                let mut idem = shared.idempotence.lock().unwrap_or_else(|e| e.into_inner());
-                if idem.needs_id() || broken.load(Ordering::Acquire) {
-                    // A refusal asked for a new producer id: send nothing
-                    // more on this connection.
-                    drop(idem);
-                    shared
-                        .accumulator
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .requeue_front(batches);
-                    break;
-                }
-                for b in &mut batches {
-                    idem.stamp(b);
-                }
-            }
-            let req = ProduceRequest {
-                acks: shared.config.acks,
-                timeout_ms: shared
-                    .config
-                    .request_timeout
-                    .as_millis()
-                    .min(u128::from(u32::MAX)) as u32,
-                partitions: batches
-                    .iter()
-                    .map(|b| ProducePartition {
-                        topic: b.topic.clone(),
-                        partition: b.partition,
-                        records_len: b.bytes.len() as u32,
-                    })
-                    .collect(),
-            };
-            let sent = if batches.len() == 1 {
-                writer.send(ApiKey::Produce, &req, &batches[0].bytes).await
-            } else {
-                let mut tail = Vec::with_capacity(batches.iter().map(|b| b.bytes.len()).sum());
-                for b in &batches {
-                    tail.extend_from_slice(&b.bytes);
-                }
-                writer.send(ApiKey::Produce, &req, &tail).await
-            };
-            if let Err(e) = sent {
-                retry_or_fail(&shared, batches, None, &e.to_string());
-                break;
-            }
-            if shared.config.acks == Acks::None {
-                for b in batches {
-                    let n = b.waiters.len() as u64;
-                    for w in b.waiters {
-                        let _ = w.send(Ok(RecordMetadata {
-                            partition: b.partition,
-                            offset: None,
-                        }));
+            let deadline = acc.seal_expired(shared.config.linger, now);
+            let taken = acc.take_request_by(
+                MAX_REQUEST_BYTES,
+                shared.config.max_partitions_per_request.max(1),
+                now,
+                |b| {
+                    let dest = match shared.metadata.route(&b.topic, b.partition) {
+                        Route::Wait => return None,
+                        Route::Bootstrap => None,
+                        Route::Leader(l) => Some(l.addr),
+                    };
+                    if resting.get(&dest).is_some_and(|r| r.1 > now) {
+                        return None;
                     }
-                    settle(&shared, n);
-                }
-                drop(permit);
-            } else if let Err(mpsc::error::SendError((batches, _permit))) =
-                tx.send((batches, permit))
-            {
-                // The reader already gave up on this connection: these were
-                // written but will get no answer here; send them again.
-                retry_or_fail(&shared, batches, None, "connection lost");
-                break;
+                    match links.get(&dest) {
+                        Some(l) if l.slots.available_permits() == 0 || l.task.is_finished() => None,
+                        _ => Some(dest),
+                    }
+                },
+            );
+            (taken, deadline)
+        };
+        let Some((dest, batches)) = taken else {
+            let sleep = deadline.map_or(Duration::from_millis(100), |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            tokio::select! {
+                () = shared.wake.notified() => {}
+                () = tokio::time::sleep(sleep.min(Duration::from_millis(100))) => {}
+            }
+            continue;
+        };
+        let mut batches = compress_all(&shared, batches).await;
+        if batches.is_empty() {
+            continue;
+        }
+        let link = links.entry(dest.clone()).or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            Link {
+                tx,
+                slots: Arc::new(Semaphore::new(limit)),
+                task: tokio::spawn(link(Arc::clone(&shared), dest, rx)),
+            }
+        });
+        let Ok(permit) = Arc::clone(&link.slots).try_acquire_owned() else {
+            shared
+                .accumulator
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .requeue_front(batches);
+            continue;
+        };
+        if shared.config.idempotence {
+            let mut idem = shared.idempotence.lock().unwrap_or_else(|e| e.into_inner());
+            if idem.needs_id() {
+                // A refusal asked for a new producer id: take it first.
+                drop(idem);
+                shared
+                    .accumulator
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .requeue_front(batches);
+                continue;
+            }
+            for b in &mut batches {
+                idem.stamp(b);
             }
         }
-        drop(writer);
-        drop(tx);
-        let _ = reader_task.await;
-        let moved = moved.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some((topic, partition)) = moved {
-            follow_leader(&shared, &topic, partition).await;
-        } else if broken.load(Ordering::Acquire) {
-            // Start the next connect at the following bootstrap address.
-            shared.brokers.failed();
-        }
-        if shared.closing.load(Ordering::Acquire) && shared.pending.load(Ordering::Acquire) == 0 {
-            return;
+        if let Err(mpsc::error::SendError((batches, _permit))) = link.tx.send((batches, permit)) {
+            retry_or_fail(&shared, batches, None, "connection lost");
         }
     }
 }

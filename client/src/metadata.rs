@@ -1,0 +1,311 @@
+//! The client's metadata cache: which broker leads each partition, learnt
+//! from native Metadata.
+//!
+//! A [`MetadataCache`] holds, per topic it was asked about, each
+//! partition's leader as a native address with its leader epoch, and the
+//! cluster's brokers (node id → address). A broker that speaks Metadata
+//! older than version 2 runs alone: it is taken as the leader of every
+//! partition it serves (see [`Connection::metadata`]).
+//!
+//! The cache is refreshed from the bootstrap list first, then from any
+//! broker it knows, by [`MetadataCache::refresh`]. It says when a refresh
+//! is due ([`MetadataCache::refresh_due`]): after [`MetadataCache::invalidate`]
+//! (a `NotLeaderForPartition` or `LeaderNotAvailable` answer, a lost
+//! connection), when a topic it was asked about is unknown to it, or when
+//! the last refresh is older than the max age. After a failed refresh the
+//! next is due only after a backoff that doubles up to 5 s.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::bootstrap::Bootstrap;
+use crate::connection::Connection;
+use crate::error::ClientError;
+
+/// Kafka's `metadata.max.age.ms` default: 5 minutes.
+pub const DEFAULT_METADATA_MAX_AGE: Duration = Duration::from_secs(300);
+
+/// How long one refresh (connect and Metadata) may take on one broker.
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest wait between failed refreshes.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Where a partition's requests go, by the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// The topic was never looked up: wait for the first refresh.
+    Wait,
+    /// No leader known (the topic or partition is unknown to the cluster,
+    /// it has no leader now, or no broker answered Metadata): ask the
+    /// bootstrap list, whose answer says what is wrong.
+    Bootstrap,
+    /// The partition's leader.
+    Leader(Leader),
+}
+
+/// A partition's leader as the cache knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leader {
+    /// The leader's native address.
+    pub addr: Arc<str>,
+    /// The leader epoch Metadata gave.
+    pub epoch: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Node id → native address, from the last Metadata answer.
+    brokers: HashMap<u64, Arc<str>>,
+    /// Topic → leader per partition number (`None`: no leader now).
+    topics: HashMap<String, Vec<Option<Leader>>>,
+    /// Topics asked about and not looked up yet.
+    wanted: Vec<String>,
+    /// Topics looked up that the last answer did not list (or looked up
+    /// while no broker answered).
+    missing: Vec<String>,
+    /// When the last refresh succeeded.
+    refreshed: Option<Instant>,
+    /// A refresh was asked for (error answer, lost connection).
+    stale: bool,
+    /// Failed refreshes in a row, and when the last one ended.
+    failures: u32,
+    last_failure: Option<Instant>,
+}
+
+/// Partition leaders and broker addresses; clones share one cache.
+#[derive(Debug, Clone)]
+pub struct MetadataCache {
+    bootstrap: Bootstrap,
+    max_age: Duration,
+    backoff: Duration,
+    state: Arc<Mutex<State>>,
+    /// Held by the one refresh running.
+    refreshing: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl MetadataCache {
+    /// An empty cache that refreshes from `bootstrap`, at the latest every
+    /// `max_age`, backing off from `backoff` after failures.
+    pub fn new(bootstrap: Bootstrap, max_age: Duration, backoff: Duration) -> Self {
+        MetadataCache {
+            bootstrap,
+            max_age,
+            backoff: backoff.max(Duration::from_millis(1)),
+            state: Arc::default(),
+            refreshing: Arc::default(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where requests for a partition go. A topic the cache has no entry
+    /// for is remembered ([`Route::Wait`]), so the next refresh asks for it
+    /// and [`refresh_due`](Self::refresh_due) says so.
+    pub fn route(&self, topic: &str, partition: u32) -> Route {
+        let mut st = self.state();
+        if let Some(parts) = st.topics.get(topic) {
+            return match parts.get(partition as usize) {
+                Some(Some(leader)) => Route::Leader(leader.clone()),
+                _ => Route::Bootstrap,
+            };
+        }
+        if st.missing.iter().any(|t| t == topic) {
+            return Route::Bootstrap;
+        }
+        if !st.wanted.iter().any(|t| t == topic) {
+            st.wanted.push(topic.to_owned());
+            st.stale = true;
+        }
+        Route::Wait
+    }
+
+    /// Every broker's address the cache knows, by node id.
+    pub fn brokers(&self) -> Vec<(u64, Arc<str>)> {
+        let mut v: Vec<_> = self
+            .state()
+            .brokers
+            .iter()
+            .map(|(id, a)| (*id, Arc::clone(a)))
+            .collect();
+        v.sort_by_key(|(id, _)| *id);
+        v
+    }
+
+    /// Asks for a refresh: a broker answered `NotLeaderForPartition` or
+    /// `LeaderNotAvailable`, or a connection was lost.
+    pub fn invalidate(&self) {
+        self.state().stale = true;
+    }
+
+    /// Whether a refresh should run now: asked for, or older than the max
+    /// age, and not within the backoff after a failed one.
+    pub fn refresh_due(&self, now: Instant) -> bool {
+        let st = self.state();
+        if let Some(t) = st.last_failure
+            && st.failures > 0
+        {
+            let wait = self
+                .backoff
+                .saturating_mul(1 << st.failures.min(6))
+                .min(MAX_BACKOFF);
+            if now.saturating_duration_since(t) < wait {
+                return false;
+            }
+        }
+        st.stale
+            || st
+                .refreshed
+                .is_none_or(|t| now.saturating_duration_since(t) >= self.max_age)
+    }
+
+    /// Fetches Metadata for every topic the cache holds or was asked about,
+    /// from the first broker that answers: the bootstrap list, then the
+    /// known brokers. Concurrent calls run one refresh.
+    pub async fn refresh(&self) -> Result<(), ClientError> {
+        let _running = self.refreshing.lock().await;
+        let (topics, known) = {
+            let st = self.state();
+            let mut topics: Vec<String> = st.topics.keys().cloned().collect();
+            topics.extend(st.wanted.iter().cloned());
+            topics.extend(st.missing.iter().cloned());
+            topics.sort();
+            topics.dedup();
+            let known: Vec<Arc<str>> = st.brokers.values().cloned().collect();
+            (topics, known)
+        };
+        let asked = Some(topics.clone());
+        let mut result = self.ask(self.bootstrap.connect_list(), asked.clone()).await;
+        for addr in &known {
+            if result.is_ok() {
+                break;
+            }
+            result = self.ask(Connection::connect(&**addr), asked.clone()).await;
+        }
+        let mut st = self.state();
+        match result {
+            Ok(meta) => {
+                let brokers: HashMap<u64, Arc<str>> = meta
+                    .brokers
+                    .iter()
+                    .map(|b| (b.id, Arc::from(b.listen.as_str())))
+                    .collect();
+                let mut fresh = HashMap::new();
+                for t in &meta.topics {
+                    if t.error_code != sluice_protocol::wire::ErrorCode::None {
+                        continue;
+                    }
+                    let n = t
+                        .partitions
+                        .iter()
+                        .map(|p| p.partition + 1)
+                        .max()
+                        .unwrap_or(0);
+                    let mut parts = vec![None; n as usize];
+                    for p in &t.partitions {
+                        let leader = p.leader.and_then(|id| brokers.get(&id)).map(|a| Leader {
+                            addr: Arc::clone(a),
+                            epoch: p.leader_epoch,
+                        });
+                        if let Some(slot) = parts.get_mut(p.partition as usize) {
+                            *slot = leader;
+                        }
+                    }
+                    fresh.insert(t.name.clone(), parts);
+                }
+                let mut missing: Vec<String> = std::mem::take(&mut st.wanted);
+                missing.append(&mut st.missing);
+                missing.retain(|t| !fresh.contains_key(t));
+                missing.sort();
+                missing.dedup();
+                st.missing = missing;
+                st.topics = fresh;
+                st.brokers = brokers;
+                st.refreshed = Some(Instant::now());
+                st.stale = false;
+                st.failures = 0;
+                st.last_failure = None;
+                Ok(())
+            }
+            Err(e) => {
+                let mut wanted = std::mem::take(&mut st.wanted);
+                st.missing.append(&mut wanted);
+                st.failures = st.failures.saturating_add(1);
+                st.last_failure = Some(Instant::now());
+                Err(e)
+            }
+        }
+    }
+
+    async fn ask(
+        &self,
+        connect: impl std::future::Future<Output = Result<Connection, ClientError>>,
+        topics: Option<Vec<String>>,
+    ) -> Result<sluice_protocol::wire::metadata::MetadataResponse, ClientError> {
+        let attempt = async {
+            let mut conn = connect.await?;
+            conn.metadata(topics).await
+        };
+        tokio::time::timeout(REFRESH_TIMEOUT, attempt)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ClientError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no Metadata answer within {REFRESH_TIMEOUT:?}"),
+                )))
+            })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A port nothing listens on.
+    fn dead_addr() -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = l.local_addr().unwrap().to_string();
+        drop(l);
+        a
+    }
+
+    #[tokio::test]
+    async fn unknown_topics_wait_for_one_lookup_then_go_to_the_bootstrap_list() {
+        let cache = MetadataCache::new(
+            Bootstrap::new([dead_addr()]),
+            Duration::from_secs(300),
+            Duration::from_millis(200),
+        );
+        assert!(cache.refresh_due(Instant::now()), "never refreshed");
+        assert_eq!(cache.route("t", 0), Route::Wait);
+        assert!(cache.refresh().await.is_err());
+        // Looked up (no broker answered): the bootstrap list's answer will
+        // say what is wrong.
+        assert_eq!(cache.route("t", 0), Route::Bootstrap);
+        let failed = Instant::now();
+        assert!(!cache.refresh_due(failed), "within the backoff");
+        assert!(cache.refresh_due(failed + Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn a_refresh_is_due_when_asked_for_or_past_the_max_age() {
+        let cache = MetadataCache::new(
+            Bootstrap::new(["a:1"]),
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+        );
+        let now = Instant::now();
+        {
+            let mut st = cache.state();
+            st.refreshed = Some(now);
+        }
+        assert!(!cache.refresh_due(now));
+        assert!(cache.refresh_due(now + Duration::from_secs(60)), "max age");
+        cache.invalidate();
+        assert!(cache.refresh_due(now), "asked for");
+    }
+}
