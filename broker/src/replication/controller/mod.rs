@@ -243,6 +243,11 @@ impl Cluster {
         self.metadata.read().clone()
     }
 
+    /// Reads the metadata as applied on this node without copying it.
+    pub fn with_metadata<R>(&self, f: impl FnOnce(&Metadata) -> R) -> R {
+        f(&self.metadata.read())
+    }
+
     /// What `/cluster` shows.
     pub fn status(&self) -> ClusterStatus {
         ClusterStatus {

@@ -1,0 +1,236 @@
+//! Replicated partitions on a 3-node cluster: produce goes through the
+//! partition's Raft group, clients find the leader through Metadata from
+//! any node, acks=all answers only what a majority holds, and every
+//! replica's segment files hold the same batches at the same offsets.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sluice_protocol::batch::RecordBatch;
+use sluice_protocol::wire::ErrorCode;
+use sluice_protocol::wire::create_topics::NewTopic;
+use sluice_protocol::wire::fetch::FetchPartition;
+use sluice_protocol::wire::produce::Acks;
+use sluice_tests::cluster::TestCluster;
+use sluice_tests::{batch_of, read_partition};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Creates `name` with `partitions` partitions on 3 replicas, through `via`.
+async fn create_replicated(c: &TestCluster, via: u64, name: &str, partitions: u32) {
+    let r = c
+        .node(via)
+        .connect()
+        .await
+        .create_topics(vec![NewTopic {
+            name: name.into(),
+            partitions,
+            config: Default::default(),
+            replication_factor: Some(3),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(r.results[0].error_code, ErrorCode::None, "{r:?}");
+}
+
+/// The leader of `topic`/`partition` as node `id`'s Metadata names it.
+async fn leader_seen_by(c: &TestCluster, id: u64, topic: &str, partition: u32) -> Option<u64> {
+    let mut conn = sluice_client::Connection::connect(c.node(id).addr)
+        .await
+        .ok()?;
+    let m = conn.metadata(Some(vec![topic.into()])).await.ok()?;
+    m.topics
+        .first()?
+        .partitions
+        .iter()
+        .find(|p| p.partition == partition)?
+        .leader
+}
+
+/// Waits until every node of `ids` names the same leader (one of `ids`).
+async fn wait_partition_leader(c: &TestCluster, ids: &[u64], topic: &str, partition: u32) -> u64 {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut seen = Vec::new();
+        for &id in ids {
+            seen.push(leader_seen_by(c, id, topic, partition).await);
+        }
+        if let Some(Some(l)) = seen.first() {
+            if ids.contains(l) && seen.iter().all(|s| *s == Some(*l)) {
+                return *l;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no agreed leader of {topic}/{partition} among {ids:?}: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The directory `<name>` somewhere under `dir`.
+fn find_dir(dir: &Path, name: &str) -> Option<PathBuf> {
+    for e in std::fs::read_dir(dir).ok()? {
+        let p = e.ok()?.path();
+        if p.is_dir() {
+            if p.file_name().is_some_and(|n| n == name) {
+                return Some(p);
+            }
+            if let Some(found) = find_dir(&p, name) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+/// An independent read of a replica's segment files: every whole,
+/// CRC-valid batch as (base offset, partition leader epoch, bytes after
+/// the epoch field), in file order.
+fn segment_batches(data_dir: &Path, topic: &str, partition: u32) -> Vec<(i64, i32, Bytes)> {
+    let Some(dir) = find_dir(data_dir, &format!("{topic}-{partition}")) else {
+        return Vec::new();
+    };
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    let mut out = Vec::new();
+    for log in logs {
+        let mut bytes = Bytes::from(std::fs::read(&log).unwrap());
+        while let Ok(b) = RecordBatch::split_first(&mut bytes) {
+            let h = b.header();
+            out.push((
+                h.base_offset,
+                h.partition_leader_epoch,
+                b.as_bytes().slice(16..),
+            ));
+        }
+    }
+    out
+}
+
+/// Waits until every node of `ids` holds the same batches, `batches` of
+/// them; returns them.
+fn wait_same_segments(
+    c: &TestCluster,
+    ids: &[u64],
+    topic: &str,
+    batches: usize,
+) -> Vec<(i64, i32, Bytes)> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let all: Vec<_> = ids
+            .iter()
+            .map(|&id| segment_batches(&c.node(id).data_dir, topic, 0))
+            .collect();
+        if all.iter().all(|a| a.len() == batches && *a == all[0]) {
+            return all[0].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replicas of {topic} differ: {:?} batches",
+            all.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_all_produce_goes_through_raft_and_every_replica_holds_the_same_files() {
+    let c = TestCluster::start(3);
+    create_replicated(&c, 1, "r", 1).await;
+    let leader = wait_partition_leader(&c, &[1, 2, 3], "r", 0).await;
+    let followers: Vec<u64> = (1..=3).filter(|&i| i != leader).collect();
+
+    // Every node answers Metadata for the topic: all three brokers, the
+    // cluster file's listeners, three replicas.
+    for id in 1..=3 {
+        let m = c
+            .node(id)
+            .connect()
+            .await
+            .metadata(Some(vec!["r".into()]))
+            .await
+            .unwrap();
+        let brokers: Vec<(u64, String)> =
+            m.brokers.iter().map(|b| (b.id, b.listen.clone())).collect();
+        let expected: Vec<(u64, String)> =
+            (1..=3).map(|i| (i, c.node(i).addr.to_string())).collect();
+        assert_eq!(brokers, expected, "brokers seen by node {id}");
+        let p = &m.topics[0].partitions[0];
+        let mut replicas = p.replicas.clone();
+        replicas.sort_unstable();
+        assert_eq!(replicas, [1, 2, 3]);
+        assert_eq!(p.leader, Some(leader));
+        assert!(p.leader_epoch >= 1, "the epoch is the Raft term");
+    }
+
+    // A follower refuses produce and fetch, naming the leader.
+    let mut f = c.node(followers[0]).connect().await;
+    let refused = f
+        .produce(Acks::All, 5000, &[("r", 0, &batch_of(&["x"]))])
+        .await
+        .unwrap()
+        .unwrap();
+    let p = &refused.partitions[0];
+    assert_eq!(p.error_code, ErrorCode::NotLeaderForPartition);
+    assert!(
+        p.message
+            .as_deref()
+            .unwrap()
+            .contains(&format!("node {leader}")),
+        "{p:?}"
+    );
+    let fetched = f
+        .fetch(
+            0,
+            0,
+            1 << 20,
+            vec![FetchPartition {
+                topic: "r".into(),
+                partition: 0,
+                offset: 0,
+                max_bytes: 1 << 20,
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fetched[0].error_code, ErrorCode::NotLeaderForPartition);
+
+    // acks=all through the leader: contiguous offsets.
+    let mut l = c.node(leader).connect().await;
+    let mut next = 0;
+    for i in 0..20 {
+        let values: Vec<String> = (0..3).map(|j| format!("v{i}-{j}")).collect();
+        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+        let r = l
+            .produce(Acks::All, 10_000, &[("r", 0, &batch_of(&refs))])
+            .await
+            .unwrap()
+            .unwrap();
+        let p = &r.partitions[0];
+        assert_eq!(p.error_code, ErrorCode::None, "{p:?}");
+        assert_eq!(p.base_offset, next);
+        next += 3;
+    }
+    // The leader serves them all, below its high watermark.
+    let read = read_partition(&mut l, "r", 0, 0).await;
+    assert_eq!(read.len(), 60);
+    for (i, (offset, value)) in read.iter().enumerate() {
+        assert_eq!(*offset, i as u64);
+        assert_eq!(value.as_ref(), format!("v{}-{}", i / 3, i % 3).as_bytes());
+    }
+    // Every replica's files: the same 20 batches, offsets 0, 3, 6...,
+    // stamped with a term.
+    let batches = wait_same_segments(&c, &[1, 2, 3], "r", 20);
+    for (i, (base, epoch, _)) in batches.iter().enumerate() {
+        assert_eq!(*base, 3 * i as i64);
+        assert!(*epoch >= 1);
+    }
+}
