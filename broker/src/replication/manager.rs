@@ -81,11 +81,41 @@ impl ReplicaManager {
     /// Connects the manager to the started cluster and opens the replicas
     /// of every hosted partition the metadata lists now. Later creations
     /// and deletions arrive through [`ReplicaObserver`].
+    ///
+    /// A restarted node applies the controller log again without telling
+    /// the observer what it already observed, so the manager also opens
+    /// what is missing each time an applied index moves.
     pub async fn attach(self: &Arc<Self>, cluster: Arc<Cluster>) {
         let _ = self.cluster.set(Arc::clone(&cluster));
-        let topics: Vec<TopicMeta> =
-            cluster.with_metadata(|m| m.topics.values().cloned().collect());
-        for t in topics {
+        let mut applied = cluster.applied();
+        self.open_all(&cluster).await;
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while applied.changed().await.is_ok() {
+                let Some(m) = me.upgrade() else { return };
+                m.open_all(&cluster).await;
+            }
+        });
+    }
+
+    async fn open_all(self: &Arc<Self>, cluster: &Cluster) {
+        let local = self.local;
+        let missing: Vec<TopicMeta> = cluster.with_metadata(|m| {
+            let hosted = self.hosted.read();
+            m.topics
+                .values()
+                .filter(|t| {
+                    t.replicas.iter().enumerate().any(|(p, r)| {
+                        r.contains(&local)
+                            && hosted
+                                .get(&(t.name.clone(), p as u32))
+                                .is_none_or(|h| h.topic_id != t.topic_id)
+                    })
+                })
+                .cloned()
+                .collect()
+        });
+        for t in missing {
             self.open_topic(t).await;
         }
     }

@@ -286,10 +286,18 @@ async fn maintain(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
         let b = Arc::clone(&broker);
+        // Cluster mode: every partition is replicated; retention goes
+        // through the groups below.
+        let replicas = broker.replicas.get().cloned();
+        let replicated = replicas.is_some();
         let done = tokio::task::spawn_blocking(move || {
             let now = SystemTime::now();
             for p in b.topics.all_partitions() {
-                match p.maintain(now) {
+                let r = match replicated {
+                    true => p.maintain_replicated(now),
+                    false => p.maintain(now),
+                };
+                match r {
                     Ok(()) => {}
                     Err(e) => tracing::warn!(dir = %p.log.dir().display(), error = %e, "maintenance failed"),
                 }
@@ -298,6 +306,19 @@ async fn maintain(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
         .await;
         if let Err(e) = done {
             tracing::error!(error = %e, "maintenance task failed");
+        }
+        if let Some(m) = replicas {
+            let now = SystemTime::now();
+            for r in m.replicas() {
+                // A snapshot purges the Raft log: only when retention has
+                // something to delete.
+                if !r.partition().log.retention_due(now) {
+                    continue;
+                }
+                if let Err(e) = r.retain(now).await {
+                    tracing::warn!(dir = %r.partition().log.dir().display(), error = %e, "retention of a replicated partition failed");
+                }
+            }
         }
     }
 }

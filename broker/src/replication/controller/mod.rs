@@ -248,6 +248,12 @@ impl Cluster {
         f(&self.metadata.read())
     }
 
+    /// The last controller log index applied on this node; changes as
+    /// metadata changes are applied.
+    pub fn applied(&self) -> watch::Receiver<u64> {
+        self.applied.clone()
+    }
+
     /// What `/cluster` shows.
     pub fn status(&self) -> ClusterStatus {
         ClusterStatus {
