@@ -451,3 +451,63 @@ async fn repeated_leader_kills_under_acks_all_lose_nothing_acknowledged() {
         read.len()
     );
 }
+
+/// A partition leader cut off from both other nodes (fault transport)
+/// never acknowledges an acks=all write; the majority elects a new leader
+/// and goes on; after the heal the old leader drops its uncommitted tail
+/// and all three replicas hold the same files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_leader_never_acknowledges_acks_all_and_truncates_after_the_heal() {
+    let c = TestCluster::start(3);
+    create_replicated(&c, 1, "m", 1).await;
+    let old = wait_partition_leader(&c, &[1, 2, 3], "m", 0).await;
+    let others: Vec<u64> = (1..=3).filter(|&i| i != old).collect();
+    let mut l = c.node(old).connect().await;
+    let r = l
+        .produce(Acks::All, 10_000, &[("m", 0, &batch_now("before"))])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.partitions[0].error_code, ErrorCode::None);
+
+    c.isolate(old);
+    // The rules are re-read every 100 ms: once the others elected a new
+    // leader, the old leader's rules are in force too (it re-reads them on
+    // the same period, and an election takes longer).
+    let new = wait_partition_leader(&c, &others, "m", 0).await;
+    assert_ne!(new, old);
+    // The isolated leader may still believe it leads: whatever it is
+    // asked, it does not acknowledge.
+    let r = l
+        .produce(Acks::All, 1500, &[("m", 0, &batch_now("isolated"))])
+        .await
+        .unwrap()
+        .unwrap();
+    let p = &r.partitions[0];
+    assert_ne!(
+        p.error_code,
+        ErrorCode::None,
+        "a minority leader acknowledged"
+    );
+    let mut n = c.node(new).connect().await;
+    let r = n
+        .produce(Acks::All, 10_000, &[("m", 0, &batch_now("majority"))])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.partitions[0].error_code, ErrorCode::None, "{r:?}");
+
+    c.heal();
+    wait_partition_leader(&c, &[1, 2, 3], "m", 0).await;
+    let batches = wait_same_segments(&c, &[1, 2, 3], "m", 2);
+    let values: Vec<Bytes> = read_partition(&mut n, "m", 0, 0)
+        .await
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(values, [Bytes::from("before"), Bytes::from("majority")]);
+    assert!(
+        batches[1].1 > batches[0].1,
+        "the new leader's term is stamped"
+    );
+}
