@@ -9,6 +9,7 @@ use bytes::BytesMut;
 use sluice_protocol::wire::ErrorCode;
 
 use super::Service;
+use super::leadership::{NotServed, check_leader};
 use super::produce::{ProducePartition, Produced};
 use super::stats::Stats;
 use crate::error::log_error_code;
@@ -31,14 +32,14 @@ pub(super) async fn produce(
     timeout: Duration,
 ) -> Vec<Produced> {
     let appends = partitions.into_iter().map(|p| {
-        let replica = svc
-            .led_partition(&p.topic, p.partition)
-            .and_then(|_| {
-                manager
-                    .replica(&p.topic, p.partition)
-                    .ok_or(ErrorCode::LeaderNotAvailable)
-            })
-            .map_err(|code| (code, svc.refusal_message(code, &p.topic, p.partition)));
+        // The refusal says what this one check found (leadership moves).
+        let replica = match check_leader(svc.leadership.as_ref(), &p.topic, p.partition) {
+            Err(n) => Err((n.code(), n.message(&p.topic, p.partition))),
+            Ok(()) => manager.replica(&p.topic, p.partition).ok_or_else(|| {
+                let n = NotServed::NoLeader;
+                (n.code(), n.message(&p.topic, p.partition))
+            }),
+        };
         // One copy per partition and request (not per record): the group
         // owns the bytes until every replica has them.
         let bytes = records
