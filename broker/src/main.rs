@@ -20,7 +20,8 @@ use sluice_broker::config::{BrokerConfig, FetchPath, KafkaListen, MetricsListen}
 use sluice_broker::metrics::Health;
 use sluice_broker::replication::config::ClusterConfig;
 use sluice_broker::replication::controller::Cluster;
-use sluice_broker::replication::controller::observer::TopicStoreObserver;
+use sluice_broker::replication::manager::{ReplicaManager, ReplicaObserver};
+use sluice_broker::replication::partition::ReplicationConfig;
 use sluice_broker::server::kafka::Advertised;
 use sluice_broker::server::{Broker, run_with_kafka};
 use tokio::signal::unix::{SignalKind, signal};
@@ -193,14 +194,29 @@ fn main() -> anyhow::Result<()> {
         let cluster = match cluster {
             None => None,
             Some(c) => {
-                let observer = Arc::new(TopicStoreObserver::new(Arc::downgrade(&broker.service)));
+                let manager = ReplicaManager::new(
+                    c.local,
+                    Arc::downgrade(&broker.service),
+                    Arc::clone(&broker.single_node),
+                    tokio::runtime::Handle::current(),
+                    ReplicationConfig::default(),
+                );
+                let observer = Arc::new(ReplicaObserver::new(
+                    Arc::downgrade(&broker.service),
+                    Arc::clone(&manager),
+                ));
                 let timeout = std::time::Duration::from_millis(broker.config.controller_timeout_ms);
                 let cluster = Cluster::start(c, &broker.config.data_dir, observer, timeout)
                     .await
                     .context("starting the cluster")?;
                 println!("sluice-broker raft listening on {}", cluster.raft_addr());
                 let _ = broker.cluster.set(Arc::clone(&cluster));
-                Some(cluster)
+                // Produce and leadership go through the partition groups
+                // before any client is served.
+                let _ = broker.replicas.set(Arc::clone(&manager));
+                broker.leadership_slot.install(Arc::clone(&manager) as _);
+                manager.attach(Arc::clone(&cluster)).await;
+                Some((cluster, manager))
             }
         };
         health.set_broker(Arc::clone(&broker));
@@ -260,7 +276,8 @@ fn main() -> anyhow::Result<()> {
             }
         };
         run_with_kafka(listener, kafka, broker, shutdown).await?;
-        if let Some(c) = cluster {
+        if let Some((c, manager)) = cluster {
+            manager.shutdown().await;
             c.shutdown().await;
         }
         let _ = stop_metrics.send(true);

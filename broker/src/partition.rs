@@ -178,4 +178,13 @@ impl Partition {
         self.refresh_offline();
         r
     }
+
+    /// [`Partition::maintain`] without retention, which a replicated
+    /// partition runs through its Raft group instead. Blocking.
+    pub fn maintain_replicated(&self, now: std::time::SystemTime) -> Result<(), LogError> {
+        let r = self.log.maintain_except_retention(now).map(|_| ());
+        self.notify();
+        self.refresh_offline();
+        r
+    }
 }

@@ -51,9 +51,15 @@ impl TestCluster {
     fn try_start(n: u64, config: &str) -> Result<Self, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut text = String::new();
+        // Fixed client ports too: every node advertises the others'
+        // listeners from the file (clients follow leaders through them).
+        let listens: Vec<std::net::SocketAddr> = (1..=n)
+            .map(|_| std::net::SocketAddr::from(([127, 0, 0, 1], raft_port())))
+            .collect();
         for id in 1..=n {
             text.push_str(&format!(
-                "[[node]]\nid = {id}\nlisten = \"127.0.0.1:0\"\nraft = \"127.0.0.1:{}\"\n\n",
+                "[[node]]\nid = {id}\nlisten = \"{}\"\nraft = \"127.0.0.1:{}\"\n\n",
+                listens[id as usize - 1],
                 raft_port()
             ));
         }
@@ -69,7 +75,8 @@ impl TestCluster {
         for id in 1..=n {
             let faults = dir.path().join(format!("faults-{id}"));
             let id_s = id.to_string();
-            nodes.push(TestBroker::try_start_with_env(
+            nodes.push(TestBroker::try_start_at(
+                listens[id as usize - 1],
                 &[
                     "--node-id",
                     &id_s,

@@ -125,6 +125,16 @@ impl TestBroker {
     /// [`TestBroker::start_with_env`], returning why the broker did not
     /// start (its log) instead of panicking.
     pub fn try_start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Result<Self, String> {
+        Self::try_start_at(SocketAddr::from(([127, 0, 0, 1], 0)), extra, env)
+    }
+
+    /// [`TestBroker::try_start_with_env`] with the native listener on
+    /// `addr` (a cluster node whose address the cluster file names).
+    pub fn try_start_at(
+        addr: SocketAddr,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self, String> {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
         // Brokers of parallel tests must not share the default metrics port.
@@ -141,7 +151,7 @@ impl TestBroker {
         }
         let mut b = TestBroker {
             child: None,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            addr,
             data_dir: tmp.path().join("data"),
             metrics_addr: None,
             kafka_addr: None,

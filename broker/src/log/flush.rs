@@ -137,6 +137,15 @@ impl PartitionLog {
     /// every policy), applies retention, and closes the files of sealed
     /// segments nobody read for a while.
     pub fn maintain(&self, now: SystemTime) -> Result<MaintainOutcome, LogError> {
+        let mut outcome = self.maintain_except_retention(now)?;
+        outcome.retained = self.retain(now)?;
+        Ok(outcome)
+    }
+
+    /// [`PartitionLog::maintain`] without retention: for a replicated
+    /// partition, whose retention must keep what its Raft log still reads
+    /// (see `ReplicatedPartition::retain`).
+    pub fn maintain_except_retention(&self, now: SystemTime) -> Result<MaintainOutcome, LogError> {
         let mut outcome = MaintainOutcome::default();
         let (active_base, last_flush) = {
             let state = self.state.lock();
@@ -155,7 +164,6 @@ impl PartitionLog {
             self.flush_to(active_base)?;
             outcome.flushed = true;
         }
-        outcome.retained = self.retain(now)?;
         self.expire_producers(now);
         self.state.lock().release_idle_sealed();
         Ok(outcome)

@@ -29,6 +29,36 @@ impl PartitionLog {
         self.retain_below(now, u64::MAX)
     }
 
+    /// Whether [`PartitionLog::retain`] would delete a segment now (its
+    /// oldest segment is sealed, below the high watermark, and expired or
+    /// beyond the size limit). A replicated partition asks before building
+    /// a snapshot for retention.
+    pub fn retention_due(&self, now: SystemTime) -> bool {
+        let state = self.state.lock();
+        if state.offline.is_some() || state.segments.len() < 2 {
+            return false;
+        }
+        let Some(oldest) = state.segments.front() else {
+            return false;
+        };
+        if !oldest.is_sealed() || oldest.next_offset() > self.high_watermark() {
+            return false;
+        }
+        let total: u64 = state.segments.iter().map(|s| s.size()).sum();
+        let expired = match (self.config.retention_age, oldest.max_timestamp()) {
+            (Some(age), Some(ts)) => {
+                let newest = UNIX_EPOCH + Duration::from_millis(ts.max(0) as u64);
+                now.duration_since(newest).is_ok_and(|d| d > age)
+            }
+            _ => false,
+        };
+        let oversized = self
+            .config
+            .retention_bytes
+            .is_some_and(|limit| total - oldest.size() >= limit);
+        expired || oversized
+    }
+
     /// [`PartitionLog::retain`] that also keeps every segment holding
     /// offsets at or above `limit` (a replicated log keeps what its Raft
     /// log still refers to).

@@ -11,8 +11,11 @@
 //! - [`partition`]: one Raft group per partition whose Raft log is the
 //!   partition's segment files, and the [`partition::ReplicatedPartition`]
 //!   facade the service layer calls.
+//! - [`manager`]: opens this node's partition groups as the controller's
+//!   metadata says, and is the cluster's [`crate::service::leadership::Leadership`].
 
 pub mod config;
 pub mod controller;
+pub mod manager;
 pub mod partition;
 pub mod transport;

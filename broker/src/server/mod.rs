@@ -36,7 +36,7 @@ use crate::error::BrokerError;
 use crate::offsets::OffsetStore;
 use crate::producer::ids::ProducerIds;
 use crate::service::Service;
-use crate::service::leadership::{Leadership, SingleNode};
+use crate::service::leadership::{Installable, Leadership, SingleNode};
 use crate::topics::TopicStore;
 use stats::Stats;
 
@@ -61,6 +61,9 @@ pub struct Broker {
     /// The leadership of a broker without `--cluster` (the service's
     /// default): `main` records the bound listener addresses in it.
     pub single_node: Arc<SingleNode>,
+    /// The service's leadership: `single_node` until `main` installs the
+    /// cluster's view (cluster mode).
+    pub leadership_slot: Arc<Installable>,
 }
 
 /// Name of the lock file in the data directory.
@@ -133,6 +136,7 @@ impl Broker {
         let reserve = (config.max_frame_bytes as usize + LEN_PREFIX).min(budget);
         let groups = crate::group::Coordinator::open(config.group_config(), Arc::clone(&offsets));
         let single_node = Arc::new(SingleNode::default());
+        let leadership_slot = Arc::new(Installable::new(Arc::clone(&single_node)));
         Ok(Arc::new(Broker {
             service: Arc::new(Service {
                 config,
@@ -142,14 +146,16 @@ impl Broker {
                 producer_ids,
                 groups,
                 bound_listen: Default::default(),
-                leadership: Arc::clone(&single_node) as Arc<dyn Leadership>,
+                leadership: Arc::clone(&leadership_slot) as Arc<dyn Leadership>,
                 cluster: Default::default(),
+                replicas: Default::default(),
             }),
             request_budget: Arc::new(Semaphore::new(budget - reserve)),
             request_reserve: Arc::new(Semaphore::new(reserve)),
             request_budget_total: budget as u64,
             _lock: lock,
             single_node,
+            leadership_slot,
         }))
     }
 
@@ -280,10 +286,18 @@ async fn maintain(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
         let b = Arc::clone(&broker);
+        // Cluster mode: every partition is replicated; retention goes
+        // through the groups below.
+        let replicas = broker.replicas.get().cloned();
+        let replicated = replicas.is_some();
         let done = tokio::task::spawn_blocking(move || {
             let now = SystemTime::now();
             for p in b.topics.all_partitions() {
-                match p.maintain(now) {
+                let r = match replicated {
+                    true => p.maintain_replicated(now),
+                    false => p.maintain(now),
+                };
+                match r {
                     Ok(()) => {}
                     Err(e) => tracing::warn!(dir = %p.log.dir().display(), error = %e, "maintenance failed"),
                 }
@@ -292,6 +306,19 @@ async fn maintain(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
         .await;
         if let Err(e) = done {
             tracing::error!(error = %e, "maintenance task failed");
+        }
+        if let Some(m) = replicas {
+            let now = SystemTime::now();
+            for r in m.replicas() {
+                // A snapshot purges the Raft log: only when retention has
+                // something to delete.
+                if !r.partition().log.retention_due(now) {
+                    continue;
+                }
+                if let Err(e) = r.retain(now).await {
+                    tracing::warn!(dir = %r.partition().log.dir().display(), error = %e, "retention of a replicated partition failed");
+                }
+            }
         }
     }
 }

@@ -152,6 +152,48 @@ impl Leadership for SingleNode {
     }
 }
 
+/// The service's leadership: [`SingleNode`] until a cluster's view is
+/// installed (once, before the listeners serve), that view afterwards.
+#[derive(Debug)]
+pub struct Installable {
+    single: std::sync::Arc<SingleNode>,
+    cluster: OnceLock<std::sync::Arc<dyn Leadership>>,
+}
+
+impl Installable {
+    /// Answers as `single` until [`Installable::install`].
+    pub fn new(single: std::sync::Arc<SingleNode>) -> Self {
+        Installable {
+            single,
+            cluster: OnceLock::new(),
+        }
+    }
+
+    /// Answers as `cluster` from now on (first call wins).
+    pub fn install(&self, cluster: std::sync::Arc<dyn Leadership>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    fn current(&self) -> &dyn Leadership {
+        match self.cluster.get() {
+            Some(c) => c.as_ref(),
+            None => self.single.as_ref(),
+        }
+    }
+}
+
+impl Leadership for Installable {
+    fn local_node(&self) -> u64 {
+        self.current().local_node()
+    }
+    fn brokers(&self) -> Vec<BrokerInfo> {
+        self.current().brokers()
+    }
+    fn partition(&self, topic: &str, partition: u32) -> Option<PartitionLeadership> {
+        self.current().partition(topic, partition)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

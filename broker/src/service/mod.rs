@@ -16,6 +16,7 @@
 //!   list, delete) through the [`crate::group`] coordinator.
 //! - [`stats`](mod@stats): counters.
 //! - [`status`]: partition and broker status for operators.
+//! - `replicated`: produce through partition groups (cluster mode).
 //! - [`leadership`]: which node leads each partition, and the cluster's
 //!   brokers ([`leadership::SingleNode`] without a cluster).
 //!
@@ -29,6 +30,7 @@ pub mod leadership;
 pub mod offsets;
 pub mod produce;
 pub mod producer_ids;
+mod replicated;
 pub mod stats;
 pub mod status;
 
@@ -63,6 +65,9 @@ pub struct Service {
     /// Cluster mode (`--cluster`): the controller that topic changes go
     /// through. Unset for a single broker.
     pub cluster: std::sync::OnceLock<std::sync::Arc<crate::replication::controller::Cluster>>,
+    /// Cluster mode: this node's partition replicas; produce to them goes
+    /// through their Raft groups.
+    pub replicas: std::sync::OnceLock<std::sync::Arc<crate::replication::manager::ReplicaManager>>,
 }
 
 /// A whole request refused: the error code and a message for the client.
@@ -197,6 +202,7 @@ pub(crate) mod tests {
             bound_listen: Default::default(),
             leadership,
             cluster: Default::default(),
+            replicas: Default::default(),
         });
         svc.topics.create("t", 1, &Default::default()).unwrap();
         svc

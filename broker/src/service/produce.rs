@@ -91,6 +91,18 @@ impl Service {
                 ),
             });
         }
+        if let Some(manager) = self.replicas.get() {
+            let records = req.records;
+            return Ok(super::replicated::produce(
+                self,
+                manager,
+                req.partitions,
+                &records,
+                req.acks,
+                req.timeout,
+            )
+            .await);
+        }
         let looked: Vec<Looked> = req
             .partitions
             .iter()

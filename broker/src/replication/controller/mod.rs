@@ -243,6 +243,17 @@ impl Cluster {
         self.metadata.read().clone()
     }
 
+    /// Reads the metadata as applied on this node without copying it.
+    pub fn with_metadata<R>(&self, f: impl FnOnce(&Metadata) -> R) -> R {
+        f(&self.metadata.read())
+    }
+
+    /// The last controller log index applied on this node; changes as
+    /// metadata changes are applied.
+    pub fn applied(&self) -> watch::Receiver<u64> {
+        self.applied.clone()
+    }
+
     /// What `/cluster` shows.
     pub fn status(&self) -> ClusterStatus {
         ClusterStatus {

@@ -1,0 +1,362 @@
+//! The replica manager: this node's partition groups.
+//!
+//! It follows the controller's metadata: for every partition whose replica
+//! list names this node it opens a [`ReplicatedPartition`] over the local
+//! partition log, serves the group's Raft calls on the transport
+//! ([`GroupId::Partition`]) and forms the group with the partition's
+//! replicas; when the topic is deleted it stops the groups first.
+//!
+//! It is also the cluster's [`Leadership`]: brokers from the cluster file,
+//! and per partition the leader and term from the partition group's Raft
+//! metrics, the replicas from the metadata, the in-sync replicas from the
+//! leader's replication progress.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, OnceLock, Weak};
+
+use openraft::BasicNode;
+use parking_lot::RwLock;
+
+use super::controller::observer::TopicStoreObserver;
+use super::controller::{Cluster, MetadataEvent, MetadataObserver, TopicMeta};
+use super::partition::{PartitionRaft, ReplicatedPartition, ReplicationConfig};
+use super::transport::GroupId;
+use super::transport::raft::{Network, RaftHandler};
+use crate::service::Service;
+use crate::service::leadership::{BrokerInfo, Leadership, PartitionLeadership, SingleNode};
+
+/// One hosted replica.
+struct Hosted {
+    topic_id: u64,
+    replica: Arc<ReplicatedPartition>,
+}
+
+/// This node's partition groups, keyed by (topic, partition).
+pub struct ReplicaManager {
+    local: u64,
+    service: Weak<Service>,
+    /// This node's bound listener addresses (recorded by `main`).
+    local_addrs: Arc<SingleNode>,
+    cluster: OnceLock<Arc<Cluster>>,
+    hosted: RwLock<HashMap<(String, u32), Hosted>>,
+    /// Opening and closing are serialized: a partition's files are never
+    /// opened by two groups at once.
+    changing: tokio::sync::Mutex<()>,
+    runtime: tokio::runtime::Handle,
+    config: ReplicationConfig,
+}
+
+impl std::fmt::Debug for ReplicaManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicaManager")
+            .field("local", &self.local)
+            .field("hosted", &self.hosted.read().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReplicaManager {
+    /// The manager of node `local`'s replicas in `service`'s topic store;
+    /// groups run on `runtime`. It opens nothing until
+    /// [`ReplicaManager::attach`].
+    pub fn new(
+        local: u64,
+        service: Weak<Service>,
+        local_addrs: Arc<SingleNode>,
+        runtime: tokio::runtime::Handle,
+        config: ReplicationConfig,
+    ) -> Arc<Self> {
+        Arc::new(ReplicaManager {
+            local,
+            service,
+            local_addrs,
+            cluster: OnceLock::new(),
+            hosted: RwLock::new(HashMap::new()),
+            changing: tokio::sync::Mutex::new(()),
+            runtime,
+            config,
+        })
+    }
+
+    /// Connects the manager to the started cluster and opens the replicas
+    /// of every hosted partition the metadata lists now. Later creations
+    /// and deletions arrive through [`ReplicaObserver`].
+    ///
+    /// A restarted node applies the controller log again without telling
+    /// the observer what it already observed, so the manager also opens
+    /// what is missing each time an applied index moves.
+    pub async fn attach(self: &Arc<Self>, cluster: Arc<Cluster>) {
+        let _ = self.cluster.set(Arc::clone(&cluster));
+        let mut applied = cluster.applied();
+        self.open_all(&cluster).await;
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while applied.changed().await.is_ok() {
+                let Some(m) = me.upgrade() else { return };
+                m.open_all(&cluster).await;
+            }
+        });
+    }
+
+    async fn open_all(self: &Arc<Self>, cluster: &Cluster) {
+        let local = self.local;
+        let missing: Vec<TopicMeta> = cluster.with_metadata(|m| {
+            let hosted = self.hosted.read();
+            m.topics
+                .values()
+                .filter(|t| {
+                    t.replicas.iter().enumerate().any(|(p, r)| {
+                        r.contains(&local)
+                            && hosted
+                                .get(&(t.name.clone(), p as u32))
+                                .is_none_or(|h| h.topic_id != t.topic_id)
+                    })
+                })
+                .cloned()
+                .collect()
+        });
+        for t in missing {
+            self.open_topic(t).await;
+        }
+    }
+
+    /// The replica of a hosted partition, once its group is open.
+    pub fn replica(&self, topic: &str, partition: u32) -> Option<Arc<ReplicatedPartition>> {
+        self.hosted
+            .read()
+            .get(&(topic.to_owned(), partition))
+            .map(|h| Arc::clone(&h.replica))
+    }
+
+    /// Every open replica.
+    pub fn replicas(&self) -> Vec<Arc<ReplicatedPartition>> {
+        self.hosted
+            .read()
+            .values()
+            .map(|h| Arc::clone(&h.replica))
+            .collect()
+    }
+
+    /// Opens the groups of `t`'s partitions hosted here (those not open
+    /// yet). Failures are logged: the partition stays without a leader
+    /// here (`LeaderNotAvailable`).
+    async fn open_topic(self: &Arc<Self>, t: TopicMeta) {
+        let Some(cluster) = self.cluster.get() else {
+            return;
+        };
+        let Some(svc) = self.service.upgrade() else {
+            return;
+        };
+        let _guard = self.changing.lock().await;
+        for (index, replicas) in t.replicas.iter().enumerate() {
+            let partition = index as u32;
+            if !replicas.contains(&self.local) {
+                continue;
+            }
+            let key = (t.name.clone(), partition);
+            if self
+                .hosted
+                .read()
+                .get(&key)
+                .is_some_and(|h| h.topic_id == t.topic_id)
+            {
+                continue;
+            }
+            let part = match svc.topics.partition(&t.name, partition) {
+                Ok(p) => p,
+                Err(code) => {
+                    tracing::error!(topic = %t.name, partition, %code, "hosted partition has no local log");
+                    continue;
+                }
+            };
+            let group = GroupId::Partition {
+                topic_id: t.topic_id,
+                partition,
+            };
+            let network = Network::<PartitionRaft>::new(Arc::clone(&cluster.transport), group);
+            let replica = match ReplicatedPartition::open(
+                part,
+                self.local,
+                self.config.clone(),
+                network,
+            )
+            .await
+            {
+                Ok((r, report)) => {
+                    tracing::info!(topic = %t.name, partition, ?report, "opened partition replica");
+                    Arc::new(r)
+                }
+                Err(e) => {
+                    tracing::error!(topic = %t.name, partition, error = %e, "could not open partition replica");
+                    continue;
+                }
+            };
+            cluster
+                .transport
+                .registry
+                .register(group, Arc::new(RaftHandler::new(replica.raft().clone())));
+            let members: BTreeMap<u64, BasicNode> = cluster
+                .config
+                .nodes
+                .iter()
+                .filter(|n| replicas.contains(&n.id))
+                .map(|n| (n.id, BasicNode::new(n.raft.to_string())))
+                .collect();
+            if let Err(e) = replica.initialize(members).await {
+                tracing::error!(topic = %t.name, partition, error = %e, "could not form the partition group");
+            }
+            let old = self.hosted.write().insert(
+                key,
+                Hosted {
+                    topic_id: t.topic_id,
+                    replica,
+                },
+            );
+            if let Some(old) = old {
+                let _ = old.replica.shutdown().await;
+            }
+        }
+    }
+
+    /// Stops the groups of topic `name` and stops serving their calls.
+    async fn close_topic(&self, name: &str) {
+        let _guard = self.changing.lock().await;
+        let gone: Vec<((String, u32), Hosted)> = {
+            let mut hosted = self.hosted.write();
+            let keys: Vec<(String, u32)> =
+                hosted.keys().filter(|(t, _)| t == name).cloned().collect();
+            keys.into_iter()
+                .filter_map(|k| hosted.remove(&k).map(|h| (k, h)))
+                .collect()
+        };
+        for ((_, partition), h) in gone {
+            if let Some(c) = self.cluster.get() {
+                c.transport.registry.unregister(GroupId::Partition {
+                    topic_id: h.topic_id,
+                    partition,
+                });
+            }
+            if let Err(e) = h.replica.shutdown().await {
+                tracing::warn!(topic = name, partition, error = %e, "stopping a partition group");
+            }
+        }
+    }
+
+    /// Stops every group (broker shutdown), before the logs are closed.
+    pub async fn shutdown(&self) {
+        let names: Vec<String> = self.hosted.read().keys().map(|(t, _)| t.clone()).collect();
+        for n in names {
+            self.close_topic(&n).await;
+        }
+    }
+}
+
+impl Leadership for ReplicaManager {
+    fn local_node(&self) -> u64 {
+        self.local
+    }
+
+    /// Every node of the cluster file; this node with its bound addresses.
+    fn brokers(&self) -> Vec<BrokerInfo> {
+        let Some(c) = self.cluster.get() else {
+            return Vec::new();
+        };
+        let me = self.local_addrs.brokers().into_iter().next();
+        c.config
+            .nodes
+            .iter()
+            .map(|n| match &me {
+                Some(me) if n.id == self.local => BrokerInfo {
+                    id: n.id,
+                    listen: me.listen.clone(),
+                    kafka: me.kafka.clone().or_else(|| n.kafka.map(|k| k.to_string())),
+                },
+                _ => BrokerInfo {
+                    id: n.id,
+                    listen: n.listen.to_string(),
+                    kafka: n.kafka.map(|k| k.to_string()),
+                },
+            })
+            .collect()
+    }
+
+    /// A partition of a topic in the metadata: its group's view when this
+    /// node hosts it (a follower reports only the leader as in sync: it
+    /// does not know the others' progress); no leader when this node does
+    /// not host it or its group is not open yet. `None` for a topic the
+    /// metadata does not list.
+    fn partition(&self, topic: &str, partition: u32) -> Option<PartitionLeadership> {
+        let c = self.cluster.get()?;
+        let replicas = c.with_metadata(|m| {
+            m.topics
+                .get(topic)?
+                .replicas
+                .get(partition as usize)
+                .cloned()
+        })?;
+        let Some(r) = self.replica(topic, partition) else {
+            return Some(PartitionLeadership {
+                leader: None,
+                leader_epoch: 0,
+                replicas,
+                isr: Vec::new(),
+            });
+        };
+        let leader = r.leader();
+        let isr = if leader == Some(self.local) {
+            r.in_sync().into_iter().collect()
+        } else {
+            leader.into_iter().collect()
+        };
+        Some(PartitionLeadership {
+            leader,
+            leader_epoch: r.leader_epoch(),
+            replicas,
+            isr,
+        })
+    }
+}
+
+/// The metadata observer of cluster mode: the topic store follows the
+/// metadata ([`TopicStoreObserver`]), then the manager opens the hosted
+/// partitions' groups; a deleted topic's groups stop before its files go.
+pub struct ReplicaObserver {
+    topics: TopicStoreObserver,
+    manager: Arc<ReplicaManager>,
+}
+
+impl ReplicaObserver {
+    /// Applies changes to `service`'s topics and `manager`'s groups.
+    pub fn new(service: Weak<Service>, manager: Arc<ReplicaManager>) -> Self {
+        ReplicaObserver {
+            topics: TopicStoreObserver::new(service),
+            manager,
+        }
+    }
+}
+
+impl MetadataObserver for ReplicaObserver {
+    fn changed(&self, local: u64, event: &MetadataEvent) {
+        match event {
+            MetadataEvent::TopicCreated(t) => {
+                self.topics.changed(local, event);
+                if t.hosted_on(local) {
+                    let m = Arc::clone(&self.manager);
+                    let t = t.clone();
+                    self.manager
+                        .runtime
+                        .spawn(async move { m.open_topic(t).await });
+                }
+            }
+            MetadataEvent::TopicDeleted(t) => {
+                // On the blocking pool: waiting here is allowed.
+                let m = Arc::clone(&self.manager);
+                let name = t.name.clone();
+                self.manager
+                    .runtime
+                    .block_on(async move { m.close_topic(&name).await });
+                self.topics.changed(local, event);
+            }
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Produce to replicated partitions (cluster mode): each partition's
+//! records go through its Raft group ([`ReplicatedPartition::append`]),
+//! all partitions of a request at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use sluice_protocol::wire::ErrorCode;
+
+use super::Service;
+use super::leadership::{NotServed, check_leader};
+use super::produce::{ProducePartition, Produced};
+use super::stats::Stats;
+use crate::error::log_error_code;
+use crate::partition::Acks;
+use crate::replication::manager::ReplicaManager;
+use crate::replication::partition::{ReplicatedPartition, ReplicationError};
+
+/// Appends every partition's records through its group and answers as
+/// `acks` asks: `All` once committed (a majority has them fsynced),
+/// `Leader`/`None` once the leader's local append is done. A partition
+/// not led here is refused with `NotLeaderForPartition` (naming the
+/// leader) or `LeaderNotAvailable`; no commit within `timeout` is
+/// `RequestTimedOut` (the records may still commit later).
+pub(super) async fn produce(
+    svc: &Arc<Service>,
+    manager: &ReplicaManager,
+    partitions: Vec<ProducePartition>,
+    records: &BytesMut,
+    acks: Acks,
+    timeout: Duration,
+) -> Vec<Produced> {
+    let appends = partitions.into_iter().map(|p| {
+        // The refusal says what this one check found (leadership moves).
+        let replica = match check_leader(svc.leadership.as_ref(), &p.topic, p.partition) {
+            Err(n) => Err((n.code(), n.message(&p.topic, p.partition))),
+            Ok(()) => manager.replica(&p.topic, p.partition).ok_or_else(|| {
+                let n = NotServed::NoLeader;
+                (n.code(), n.message(&p.topic, p.partition))
+            }),
+        };
+        // One copy per partition and request (not per record): the group
+        // owns the bytes until every replica has them.
+        let bytes = records
+            .get(p.records.clone())
+            .map(BytesMut::from)
+            .unwrap_or_default();
+        async move { append_one(svc, p, replica, bytes, acks, timeout).await }
+    });
+    futures::future::join_all(appends).await
+}
+
+async fn append_one(
+    svc: &Service,
+    p: ProducePartition,
+    replica: Result<Arc<ReplicatedPartition>, (ErrorCode, String)>,
+    bytes: BytesMut,
+    acks: Acks,
+    timeout: Duration,
+) -> Produced {
+    let mut result = Produced {
+        topic: p.topic,
+        partition: p.partition,
+        error_code: ErrorCode::None,
+        base_offset: 0,
+        message: None,
+    };
+    let replica = match replica {
+        Ok(r) => r,
+        Err((code, message)) => {
+            result.error_code = code;
+            result.message = Some(message);
+            return result;
+        }
+    };
+    let len = bytes.len() as u64;
+    let timeout = timeout.max(Duration::from_millis(1));
+    match tokio::time::timeout(timeout, replica.append(bytes, acks)).await {
+        Ok(Ok(r)) => {
+            Stats::add(&svc.stats.produce_bytes, len);
+            result.base_offset = r.base_offset;
+        }
+        Ok(Err(e)) => {
+            let (code, message) = refusal(&e, &result.topic, result.partition);
+            result.error_code = code;
+            result.message = Some(message);
+        }
+        Err(_) => {
+            result.error_code = ErrorCode::RequestTimedOut;
+            result.message = Some(format!(
+                "not committed by a majority of the replicas within {timeout:?}"
+            ));
+        }
+    }
+    result
+}
+
+/// The wire code and message of a failed replicated append.
+pub(crate) fn refusal(e: &ReplicationError, topic: &str, partition: u32) -> (ErrorCode, String) {
+    match e {
+        ReplicationError::NotLeader { leader: Some(l) } => (
+            ErrorCode::NotLeaderForPartition,
+            format!("partition {partition} of topic {topic:?} is led by node {l}, not this broker"),
+        ),
+        ReplicationError::NotLeader { leader: None } | ReplicationError::Shutdown => (
+            ErrorCode::LeaderNotAvailable,
+            format!("partition {partition} of topic {topic:?} has no leader right now"),
+        ),
+        ReplicationError::Log(e) => (log_error_code(e), e.to_string()),
+        other => (ErrorCode::Unknown, other.to_string()),
+    }
+}
