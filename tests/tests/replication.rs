@@ -83,6 +83,23 @@ async fn wait_partition_leader(c: &TestCluster, ids: &[u64], topic: &str, partit
     }
 }
 
+/// Waits until the nodes agree on a leader that is still the leader half a
+/// second later: a group that has just formed may hold a second election
+/// (every replica initializes it).
+async fn wait_stable_leader(c: &TestCluster, ids: &[u64], topic: &str, partition: u32) -> u64 {
+    let deadline = Instant::now() + WAIT;
+    let mut last = wait_partition_leader(c, ids, topic, partition).await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = wait_partition_leader(c, ids, topic, partition).await;
+        if now == last {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "the leader keeps moving");
+        last = now;
+    }
+}
+
 /// The directory `<name>` somewhere under `dir`.
 fn find_dir(dir: &Path, name: &str) -> Option<PathBuf> {
     for e in std::fs::read_dir(dir).ok()? {
@@ -157,7 +174,7 @@ fn wait_same_segments(
 async fn acks_all_produce_goes_through_raft_and_every_replica_holds_the_same_files() {
     let c = TestCluster::start(3);
     create_replicated(&c, 1, "r", 1).await;
-    let leader = wait_partition_leader(&c, &[1, 2, 3], "r", 0).await;
+    let leader = wait_stable_leader(&c, &[1, 2, 3], "r", 0).await;
     let followers: Vec<u64> = (1..=3).filter(|&i| i != leader).collect();
 
     // Every node answers Metadata for the topic: all three brokers, the
@@ -460,7 +477,7 @@ async fn repeated_leader_kills_under_acks_all_lose_nothing_acknowledged() {
 async fn an_isolated_leader_never_acknowledges_acks_all_and_truncates_after_the_heal() {
     let c = TestCluster::start(3);
     create_replicated(&c, 1, "m", 1).await;
-    let old = wait_partition_leader(&c, &[1, 2, 3], "m", 0).await;
+    let old = wait_stable_leader(&c, &[1, 2, 3], "m", 0).await;
     let others: Vec<u64> = (1..=3).filter(|&i| i != old).collect();
     let mut l = c.node(old).connect().await;
     let r = l
