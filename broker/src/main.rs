@@ -246,7 +246,11 @@ fn main() -> anyhow::Result<()> {
                 Some((
                     l,
                     Advertised {
-                        node_id: 0,
+                        // Kafka node ids are i32; the cluster file's ids
+                        // are checked to fit (`ClusterConfig`).
+                        node_id: args
+                            .node_id
+                            .map_or(0, |id| i32::try_from(id).unwrap_or(i32::MAX)),
                         host: advertised.0,
                         port: i32::from(advertised.1),
                     },

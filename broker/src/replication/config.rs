@@ -56,6 +56,9 @@ pub enum ClusterConfigError {
     /// An entry with id 0.
     #[error("cluster file: node ids start at 1 (0 names a broker without --cluster)")]
     ZeroId,
+    /// An id Kafka's clients cannot carry (their node ids are i32).
+    #[error("cluster file: node id {0} is above {max}, the largest Kafka node id", max = i32::MAX)]
+    IdTooLarge(u64),
     /// Two entries with one id.
     #[error("cluster file: node id {0} is listed twice")]
     DuplicateId(u64),
@@ -113,7 +116,7 @@ impl ClusterConfig {
     }
 
     /// Parses and validates a cluster file's text for node `local`: ids
-    /// unique and non-zero, every address used once, raft ports fixed,
+    /// unique, non-zero and at most `i32::MAX` (Kafka's node ids), every address used once, raft ports fixed,
     /// `local` listed.
     pub fn parse(text: &str, local: u64) -> Result<Self, ClusterConfigError> {
         let file: ClusterFile =
@@ -126,6 +129,9 @@ impl ClusterConfig {
         for n in &file.node {
             if n.id == 0 {
                 return Err(ClusterConfigError::ZeroId);
+            }
+            if i32::try_from(n.id).is_err() {
+                return Err(ClusterConfigError::IdTooLarge(n.id));
             }
             if !ids.insert(n.id) {
                 return Err(ClusterConfigError::DuplicateId(n.id));
@@ -247,6 +253,10 @@ raft = "127.0.0.1:9501"
         assert!(err(&GOOD.replace("id = 2", "id = 1"), 1).contains("node id 1 is listed twice"));
         assert!(err(&GOOD.replace("9501", "9500"), 1).contains("127.0.0.1:9500 is used twice"));
         assert!(err(&GOOD.replace("id = 2", "id = 0"), 1).contains("start at 1"));
+        assert!(
+            err(&GOOD.replace("id = 2", "id = 2147483648"), 1).contains("largest Kafka node id")
+        );
+        assert!(ClusterConfig::parse(&GOOD.replace("id = 2", "id = 2147483647"), 1).is_ok());
         assert!(err(&GOOD.replace("9501", "0"), 1).contains("port 0"));
         let missing = err(&GOOD.replace("raft = \"127.0.0.1:9501\"\n", ""), 1);
         assert!(missing.contains("raft"), "{missing}");

@@ -13,17 +13,21 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 use openraft::BasicNode;
 use parking_lot::RwLock;
 
 use super::controller::observer::TopicStoreObserver;
-use super::controller::{Cluster, MetadataEvent, MetadataObserver, TopicMeta};
+use super::controller::state::ReportedLeader;
+use super::controller::{Cluster, Command, MetadataEvent, MetadataObserver, TopicMeta};
 use super::partition::{PartitionRaft, ReplicatedPartition, ReplicationConfig};
 use super::transport::GroupId;
 use super::transport::raft::{Network, RaftHandler};
 use crate::service::Service;
-use crate::service::leadership::{BrokerInfo, Leadership, PartitionLeadership, SingleNode};
+use crate::service::leadership::{
+    BrokerInfo, ClusterTopic, Leadership, PartitionLeadership, SingleNode,
+};
 
 /// One hosted replica.
 struct Hosted {
@@ -205,6 +209,12 @@ impl ReplicaManager {
             if let Err(e) = replica.initialize(members).await {
                 tracing::error!(topic = %t.name, partition, error = %e, "could not form the partition group");
             }
+            self.runtime.spawn(report_leadership(
+                Arc::clone(cluster),
+                Arc::downgrade(&replica),
+                t.topic_id,
+                partition,
+            ));
             let old = self.hosted.write().insert(
                 key,
                 Hosted {
@@ -282,24 +292,31 @@ impl Leadership for ReplicaManager {
 
     /// A partition of a topic in the metadata: its group's view when this
     /// node hosts it (a follower reports only the leader as in sync: it
-    /// does not know the others' progress); no leader when this node does
-    /// not host it or its group is not open yet. `None` for a topic the
-    /// metadata does not list.
+    /// does not know the others' progress); the controller's view (what the
+    /// group's leader last reported, which may lag) when this node does not
+    /// host it or its group is not open yet; no leader when none was
+    /// reported. `None` for a topic the metadata does not list.
     fn partition(&self, topic: &str, partition: u32) -> Option<PartitionLeadership> {
         let c = self.cluster.get()?;
-        let replicas = c.with_metadata(|m| {
-            m.topics
-                .get(topic)?
-                .replicas
-                .get(partition as usize)
-                .cloned()
+        let (replicas, reported) = c.with_metadata(|m| {
+            let t = m.topics.get(topic)?;
+            let replicas = t.replicas.get(partition as usize)?.clone();
+            Some((replicas, m.reported_leader(t, partition).cloned()))
         })?;
         let Some(r) = self.replica(topic, partition) else {
-            return Some(PartitionLeadership {
-                leader: None,
-                leader_epoch: 0,
-                replicas,
-                isr: Vec::new(),
+            return Some(match reported {
+                Some(rep) => PartitionLeadership {
+                    leader: Some(rep.leader),
+                    leader_epoch: rep.epoch,
+                    replicas,
+                    isr: rep.isr,
+                },
+                None => PartitionLeadership {
+                    leader: None,
+                    leader_epoch: 0,
+                    replicas,
+                    isr: Vec::new(),
+                },
             });
         };
         let leader = r.leader();
@@ -314,6 +331,81 @@ impl Leadership for ReplicaManager {
             replicas,
             isr,
         })
+    }
+
+    /// Every topic of the controller's metadata as applied on this node.
+    fn topics(&self) -> Option<Vec<ClusterTopic>> {
+        let c = self.cluster.get()?;
+        Some(c.with_metadata(|m| {
+            m.topics
+                .values()
+                .map(|t| ClusterTopic {
+                    name: t.name.clone(),
+                    partitions: t.replicas.len() as u32,
+                    config: t.config.clone(),
+                })
+                .collect()
+        }))
+    }
+}
+
+/// Reports `replica`'s leadership to the controller whenever this node
+/// leads the group in a new term (at once), or the replicas in sync with it
+/// change (at most once a second): so that nodes without a replica can
+/// name the leader. Ends when the group stops. A failed report is tried
+/// again a second later.
+async fn report_leadership(
+    cluster: Arc<Cluster>,
+    replica: Weak<ReplicatedPartition>,
+    topic_id: u64,
+    partition: u32,
+) {
+    let Some(r) = replica.upgrade() else { return };
+    let mut metrics = r.raft().metrics();
+    drop(r);
+    let mut reported: Option<ReportedLeader> = None;
+    let mut last = Instant::now();
+    loop {
+        let Some(r) = replica.upgrade() else { return };
+        let current = r.is_leader().then(|| ReportedLeader {
+            leader: r.node_id(),
+            epoch: r.leader_epoch(),
+            isr: r.in_sync().into_iter().collect(),
+        });
+        drop(r);
+        let due = current
+            .filter(|c| reported.as_ref() != Some(c))
+            .filter(|c| {
+                // A new leader or term is reported at once; a change of the
+                // in-sync set alone at most once a second.
+                let isr_only = reported
+                    .as_ref()
+                    .is_some_and(|r| r.leader == c.leader && r.epoch == c.epoch);
+                !isr_only || last.elapsed() >= Duration::from_secs(1)
+            });
+        if let Some(now) = due {
+            let cmd = Command::ReportLeader {
+                topic_id,
+                partition,
+                leader: now.clone(),
+            };
+            last = Instant::now();
+            match cluster.propose(cmd).await {
+                Ok(o) if o.code.is_ok() => reported = Some(now),
+                Ok(o) => {
+                    tracing::debug!(topic_id, partition, code = %o.code, "leader report refused");
+                    reported = Some(now);
+                }
+                Err(e) => {
+                    tracing::debug!(topic_id, partition, error = %e, "could not report the leader");
+                }
+            }
+        }
+        // Woken by a change of the group's metrics, or each second.
+        let woken = tokio::time::timeout(Duration::from_secs(1), metrics.changed()).await;
+        if let Ok(Err(_)) = woken {
+            return; // the group stopped
+        }
     }
 }
 

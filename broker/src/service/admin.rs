@@ -5,6 +5,7 @@ use std::sync::Arc;
 use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::topic_config::TopicConfig;
 
+use super::leadership::ClusterTopic;
 use super::{Refused, Service, blocking};
 use crate::error::{BrokerError, log_error_code};
 use crate::log::validate_topic_name;
@@ -272,21 +273,49 @@ impl Service {
 
     /// Describes the named topics, or every topic. Reads only in-memory
     /// state (atomics, the offline flag): no partition lock, no disk.
+    ///
+    /// In cluster mode every topic of the cluster metadata is listed, also
+    /// those with no replica here: their partitions show offsets 0 (this
+    /// broker does not know them; their leaders do).
     pub fn describe_topics(&self, names: Option<&[String]>) -> Vec<TopicInfo> {
+        let cluster = self.leadership.topics();
         match names {
-            Some(names) => names.iter().map(|n| self.describe(n)).collect(),
-            None => self
-                .topics
-                .list()
+            Some(names) => names
                 .iter()
-                .map(|t| self.describe(&t.name))
+                .map(|n| self.describe(n, cluster.as_deref()))
                 .collect(),
+            None => match &cluster {
+                Some(all) => all
+                    .iter()
+                    .map(|t| self.describe(&t.name, Some(all)))
+                    .collect(),
+                None => self
+                    .topics
+                    .list()
+                    .iter()
+                    .map(|t| self.describe(&t.name, None))
+                    .collect(),
+            },
         }
     }
 
-    fn describe(&self, name: &str) -> TopicInfo {
-        match self.topics.topic(name) {
-            Some(t) => TopicInfo {
+    fn describe(&self, name: &str, cluster: Option<&[ClusterTopic]>) -> TopicInfo {
+        let remote = cluster.and_then(|c| c.iter().find(|t| t.name == name));
+        match (self.topics.topic(name), remote) {
+            (None, Some(t)) => TopicInfo {
+                name: t.name.clone(),
+                error_code: ErrorCode::None,
+                partitions: (0..t.partitions)
+                    .map(|partition| PartitionInfo {
+                        partition,
+                        error_code: ErrorCode::None,
+                        log_start_offset: 0,
+                        high_watermark: 0,
+                    })
+                    .collect(),
+                config: self.topics.defaults().resolve(&t.config),
+            },
+            (Some(t), _) => TopicInfo {
                 name: t.name.clone(),
                 error_code: ErrorCode::None,
                 partitions: t
@@ -306,7 +335,7 @@ impl Service {
                     .collect(),
                 config: self.topics.defaults().resolve(&t.config),
             },
-            None => TopicInfo {
+            (None, None) => TopicInfo {
                 name: name.to_owned(),
                 error_code: if validate_topic_name(name).is_ok() {
                     ErrorCode::UnknownTopicOrPartition

@@ -44,6 +44,23 @@ pub trait Leadership: std::fmt::Debug + Send + Sync {
     /// `None` means "not replicated: this broker holds it and leads it"
     /// (single-broker mode).
     fn partition(&self, topic: &str, partition: u32) -> Option<PartitionLeadership>;
+    /// Every topic of the cluster, including those with no replica on this
+    /// broker; `None` when this broker's own topic store is the whole
+    /// truth (single-broker mode).
+    fn topics(&self) -> Option<Vec<ClusterTopic>> {
+        None
+    }
+}
+
+/// A topic as the cluster metadata lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterTopic {
+    /// Name.
+    pub name: String,
+    /// Partition count.
+    pub partitions: u32,
+    /// Settings (as given at creation; defaults not filled in).
+    pub config: sluice_protocol::wire::topic_config::TopicConfig,
 }
 
 /// Why this broker may not serve a partition's produce, fetch or offsets.
@@ -191,6 +208,9 @@ impl Leadership for Installable {
     }
     fn partition(&self, topic: &str, partition: u32) -> Option<PartitionLeadership> {
         self.current().partition(topic, partition)
+    }
+    fn topics(&self) -> Option<Vec<ClusterTopic>> {
+        self.current().topics()
     }
 }
 

@@ -27,6 +27,29 @@ pub enum Command {
         /// Name.
         name: String,
     },
+    /// A partition group's leader reports itself (and the replicas in
+    /// sync with it), so that every node can name it in Metadata. A report
+    /// older than the recorded one (lower epoch) changes nothing.
+    ReportLeader {
+        /// The topic's id (a report for a deleted topic changes nothing).
+        topic_id: u64,
+        /// Partition index.
+        partition: u32,
+        /// What the leader says.
+        leader: ReportedLeader,
+    },
+}
+
+/// A partition's leadership as its leader last reported it to the
+/// controller. It may lag: the partition group itself is the authority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedLeader {
+    /// The leader's node id.
+    pub leader: u64,
+    /// Its Raft term (the leader epoch).
+    pub epoch: u64,
+    /// The replicas in sync with it, ascending.
+    pub isr: Vec<u64>,
 }
 
 /// What applying a command did.
@@ -94,9 +117,43 @@ pub struct Metadata {
     pub topics: BTreeMap<String, TopicMeta>,
     /// The id the next created topic gets.
     pub next_topic_id: u64,
+    /// Per topic id, per partition: the leadership last reported by the
+    /// partition group's leader.
+    pub leaders: BTreeMap<u64, BTreeMap<u32, ReportedLeader>>,
+}
+
+/// [`Metadata`] as written before leaders were reported (snapshots of
+/// older brokers); read as metadata with no reported leaders.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct MetadataV1 {
+    nodes: Vec<u64>,
+    topics: BTreeMap<String, TopicMeta>,
+    next_topic_id: u64,
 }
 
 impl Metadata {
+    /// Decodes a snapshot's metadata, in the current layout or the one
+    /// before leader reports.
+    pub fn decode(bytes: &[u8]) -> Result<Metadata, postcard::Error> {
+        match postcard::from_bytes::<Metadata>(bytes) {
+            Ok(m) => Ok(m),
+            Err(e) => match postcard::from_bytes::<MetadataV1>(bytes) {
+                Ok(v1) => Ok(Metadata {
+                    nodes: v1.nodes,
+                    topics: v1.topics,
+                    next_topic_id: v1.next_topic_id,
+                    leaders: BTreeMap::new(),
+                }),
+                Err(_) => Err(e),
+            },
+        }
+    }
+
+    /// The leadership last reported for partition `partition` of `topic`.
+    pub fn reported_leader(&self, topic: &TopicMeta, partition: u32) -> Option<&ReportedLeader> {
+        self.leaders.get(&topic.topic_id)?.get(&partition)
+    }
+
     /// Applies `cmd`, returning its outcome and the events it caused.
     pub fn apply(&mut self, cmd: &Command) -> (Outcome, Option<MetadataEvent>) {
         match cmd {
@@ -140,7 +197,10 @@ impl Metadata {
                 (Outcome::ok(), Some(MetadataEvent::TopicCreated(meta)))
             }
             Command::DeleteTopic { name } => match self.topics.remove(name) {
-                Some(meta) => (Outcome::ok(), Some(MetadataEvent::TopicDeleted(meta))),
+                Some(meta) => {
+                    self.leaders.remove(&meta.topic_id);
+                    (Outcome::ok(), Some(MetadataEvent::TopicDeleted(meta)))
+                }
                 None => (
                     Outcome::refused(
                         ErrorCode::UnknownTopicOrPartition,
@@ -149,7 +209,44 @@ impl Metadata {
                     None,
                 ),
             },
+            Command::ReportLeader {
+                topic_id,
+                partition,
+                leader,
+            } => (self.report_leader(*topic_id, *partition, leader), None),
         }
+    }
+
+    /// Records `report` unless its topic is gone or the partition or the
+    /// leader is not one of the topic's (refused), or a report of a later
+    /// epoch is already recorded (ignored: the answer is still `None`).
+    fn report_leader(&mut self, topic_id: u64, partition: u32, report: &ReportedLeader) -> Outcome {
+        let Some(t) = self.topics.values().find(|t| t.topic_id == topic_id) else {
+            return Outcome::refused(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("no topic with id {topic_id}"),
+            );
+        };
+        let Some(replicas) = t.replicas.get(partition as usize) else {
+            return Outcome::refused(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("topic {:?} has no partition {partition}", t.name),
+            );
+        };
+        if !replicas.contains(&report.leader) {
+            return Outcome::refused(
+                ErrorCode::InvalidRequest,
+                format!("node {} holds no replica of that partition", report.leader),
+            );
+        }
+        let slot = self.leaders.entry(topic_id).or_default();
+        match slot.get(&partition) {
+            Some(old) if old.epoch > report.epoch => {}
+            _ => {
+                slot.insert(partition, report.clone());
+            }
+        }
+        Outcome::ok()
     }
 
     /// The events that turn `self` into `new` (after a snapshot install):
@@ -281,5 +378,85 @@ mod tests {
             })
             .collect();
         assert_eq!(names, ["-again", "-gone", "+again", "+fresh"]);
+    }
+
+    fn report(topic_id: u64, partition: u32, leader: u64, epoch: u64) -> Command {
+        Command::ReportLeader {
+            topic_id,
+            partition,
+            leader: ReportedLeader {
+                leader,
+                epoch,
+                isr: vec![leader],
+            },
+        }
+    }
+
+    #[test]
+    fn leader_reports_keep_the_latest_epoch() {
+        let mut m = three();
+        m.apply(&create("a", 2, 3));
+        let a = m.topics["a"].clone();
+        assert_eq!(m.reported_leader(&a, 0), None);
+        assert_eq!(m.apply(&report(1, 0, 2, 5)).0.code, ErrorCode::None);
+        assert_eq!(m.reported_leader(&a, 0).map(|r| r.leader), Some(2));
+        // A stale report (lower epoch) changes nothing.
+        assert_eq!(m.apply(&report(1, 0, 3, 4)).0.code, ErrorCode::None);
+        assert_eq!(
+            m.reported_leader(&a, 0).map(|r| (r.leader, r.epoch)),
+            Some((2, 5))
+        );
+        // The same epoch updates (a new in-sync set); a later one wins.
+        assert_eq!(m.apply(&report(1, 0, 3, 6)).0.code, ErrorCode::None);
+        assert_eq!(
+            m.reported_leader(&a, 0).map(|r| (r.leader, r.epoch)),
+            Some((3, 6))
+        );
+        assert_eq!(m.reported_leader(&a, 1), None);
+        // Unknown topic id, partition, or a node holding no replica.
+        assert_eq!(
+            m.apply(&report(9, 0, 1, 7)).0.code,
+            ErrorCode::UnknownTopicOrPartition
+        );
+        assert_eq!(
+            m.apply(&report(1, 2, 1, 7)).0.code,
+            ErrorCode::UnknownTopicOrPartition
+        );
+        assert_eq!(
+            m.apply(&report(1, 0, 4, 7)).0.code,
+            ErrorCode::InvalidRequest
+        );
+        // Deleting the topic forgets its reports; a report for it then
+        // changes nothing.
+        m.apply(&Command::DeleteTopic { name: "a".into() });
+        assert!(m.leaders.is_empty());
+        assert_eq!(
+            m.apply(&report(1, 0, 2, 9)).0.code,
+            ErrorCode::UnknownTopicOrPartition
+        );
+        assert!(m.leaders.is_empty());
+    }
+
+    #[test]
+    fn snapshots_written_before_leader_reports_still_load() {
+        #[derive(Serialize)]
+        struct Old {
+            nodes: Vec<u64>,
+            topics: BTreeMap<String, TopicMeta>,
+            next_topic_id: u64,
+        }
+        let mut m = three();
+        m.apply(&create("a", 2, 3));
+        let old = postcard::to_allocvec(&Old {
+            nodes: m.nodes.clone(),
+            topics: m.topics.clone(),
+            next_topic_id: m.next_topic_id,
+        })
+        .unwrap();
+        assert_eq!(Metadata::decode(&old).unwrap(), m);
+        m.apply(&report(1, 1, 3, 2));
+        let new = postcard::to_allocvec(&m).unwrap();
+        assert_eq!(Metadata::decode(&new).unwrap(), m);
+        assert!(Metadata::decode(&[0xff; 3]).is_err());
     }
 }

@@ -71,7 +71,7 @@ impl StateMachine {
                 .transpose()?;
         let (metadata, last, membership) = match &snapshot {
             Some(s) => (
-                postcard::from_bytes::<Metadata>(&s.data).map_err(std::io::Error::other)?,
+                Metadata::decode(&s.data).map_err(std::io::Error::other)?,
                 s.meta.last_log_id,
                 s.meta.last_membership.clone(),
             ),
@@ -246,7 +246,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<u64>> {
         let data = snapshot.into_inner();
-        let new: Metadata = postcard::from_bytes(&data).map_err(sm_err)?;
+        let new = Metadata::decode(&data).map_err(sm_err)?;
         let stored = StoredSnapshot {
             meta: meta.clone(),
             data,

@@ -50,9 +50,11 @@ fn advertised(conn: &Conn) -> Advertised {
 }
 
 /// Metadata: the cluster's brokers (this one as its own listener
-/// advertises it; the others by their Kafka addresses), and the topics
-/// asked for (all when null) with each partition's leader, epoch, replicas
-/// and in-sync replicas. Topics are never created here.
+/// advertises it; the others by their Kafka addresses; a node without a
+/// Kafka address is left out), and the topics asked for (all when null)
+/// with each partition's leader, epoch, replicas and in-sync replicas. A
+/// partition led by a node left out shows leader -1 and
+/// `LEADER_NOT_AVAILABLE`. Topics are never created here.
 pub(super) fn metadata(conn: &Conn, r: MetadataRequest) -> MetadataResponse {
     let me = advertised(conn);
     let svc = &conn.broker.service;
@@ -64,40 +66,6 @@ pub(super) fn metadata(conn: &Conn, r: MetadataRequest) -> MetadataResponse {
             .map(|id| if id == local { me.node_id } else { node(id) })
             .collect()
     };
-    let names: Option<Vec<String>> = r
-        .topics
-        .map(|ts| ts.into_iter().map(|t| t.name.unwrap_or_default()).collect());
-    let topics = svc
-        .describe_topics(names.as_deref())
-        .into_iter()
-        .map(|t| MetadataTopic {
-            error_code: to_kafka(t.error_code),
-            topic_id: [0; 16],
-            is_internal: false,
-            partitions: t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    let l = crate::service::leadership::describe(leadership, &t.name, p.partition);
-                    MetadataPartition {
-                        error_code: to_kafka(p.error_code),
-                        partition_index: i32::try_from(p.partition).unwrap_or(i32::MAX),
-                        leader_id: match l.leader {
-                            Some(id) if id == local => me.node_id,
-                            Some(id) => node(id),
-                            None => -1,
-                        },
-                        leader_epoch: i32::try_from(l.leader_epoch).unwrap_or(i32::MAX),
-                        replica_nodes: nodes(l.replicas),
-                        isr_nodes: nodes(l.isr),
-                        offline_replicas: Vec::new(),
-                    }
-                })
-                .collect(),
-            name: Some(t.name),
-            topic_authorized_operations: OPERATIONS_UNKNOWN,
-        })
-        .collect();
     let mut brokers = vec![MetadataBroker {
         node_id: me.node_id,
         host: me.host.clone(),
@@ -117,6 +85,47 @@ pub(super) fn metadata(conn: &Conn, r: MetadataRequest) -> MetadataResponse {
             });
         }
     }
+    let listed = |id: i32| brokers.iter().any(|b| b.node_id == id);
+    let names: Option<Vec<String>> = r
+        .topics
+        .map(|ts| ts.into_iter().map(|t| t.name.unwrap_or_default()).collect());
+    let topics = svc
+        .describe_topics(names.as_deref())
+        .into_iter()
+        .map(|t| MetadataTopic {
+            error_code: to_kafka(t.error_code),
+            topic_id: [0; 16],
+            is_internal: false,
+            partitions: t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let l = crate::service::leadership::describe(leadership, &t.name, p.partition);
+                    let leader_id = match l.leader {
+                        Some(id) if id == local => me.node_id,
+                        Some(id) => node(id),
+                        None => -1,
+                    };
+                    let (error_code, leader_id) = if leader_id == -1 || !listed(leader_id) {
+                        (code::LEADER_NOT_AVAILABLE, -1)
+                    } else {
+                        (to_kafka(p.error_code), leader_id)
+                    };
+                    MetadataPartition {
+                        error_code,
+                        partition_index: i32::try_from(p.partition).unwrap_or(i32::MAX),
+                        leader_id,
+                        leader_epoch: i32::try_from(l.leader_epoch).unwrap_or(i32::MAX),
+                        replica_nodes: nodes(l.replicas),
+                        isr_nodes: nodes(l.isr),
+                        offline_replicas: Vec::new(),
+                    }
+                })
+                .collect(),
+            name: Some(t.name),
+            topic_authorized_operations: OPERATIONS_UNKNOWN,
+        })
+        .collect();
     MetadataResponse {
         throttle_time_ms: 0,
         brokers,
