@@ -210,7 +210,7 @@ fn append_all(
 /// The record set re-encoded in the topic's fixed codec, if it has one and
 /// some batch is not in it; `None` to append the bytes as they are.
 /// Blocking (decompression and compression).
-fn recompressed(part: &Partition, bytes: &[u8]) -> Result<Option<Vec<u8>>, LogError> {
+pub(super) fn recompressed(part: &Partition, bytes: &[u8]) -> Result<Option<Vec<u8>>, LogError> {
     let config = part.log.config();
     let Some(codec) = config.compression else {
         return Ok(None);

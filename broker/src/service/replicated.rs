@@ -13,6 +13,7 @@ use super::leadership::{NotServed, check_leader};
 use super::produce::{ProducePartition, Produced};
 use super::stats::Stats;
 use crate::error::log_error_code;
+use crate::log::LogError;
 use crate::partition::Acks;
 use crate::replication::manager::ReplicaManager;
 use crate::replication::partition::{ReplicatedPartition, ReplicationError};
@@ -74,6 +75,16 @@ async fn append_one(
             return result;
         }
     };
+    // A topic with a fixed codec stores every batch in it, as on a single
+    // broker: re-encoded once, on the leader, before it enters the group.
+    let bytes = match recompressed(&replica, bytes).await {
+        Ok(b) => b,
+        Err(e) => {
+            result.error_code = log_error_code(&e);
+            result.message = Some(e.to_string());
+            return result;
+        }
+    };
     let len = bytes.len() as u64;
     let timeout = timeout.max(Duration::from_millis(1));
     match tokio::time::timeout(timeout, replica.append(bytes, acks)).await {
@@ -94,6 +105,30 @@ async fn append_one(
         }
     }
     result
+}
+
+/// `bytes` re-encoded in the partition's fixed codec when it has one and
+/// some batch is not in it (on the blocking pool); else `bytes` unchanged.
+async fn recompressed(
+    replica: &ReplicatedPartition,
+    bytes: BytesMut,
+) -> Result<BytesMut, LogError> {
+    if replica.partition().log.config().compression.is_none() {
+        return Ok(bytes);
+    }
+    let part = Arc::clone(replica.partition());
+    super::blocking(move || {
+        Ok(match super::produce::recompressed(&part, &bytes)? {
+            Some(new) => BytesMut::from(&new[..]),
+            None => bytes,
+        })
+    })
+    .await
+    .map_err(|source| LogError::Io {
+        op: "recompress for",
+        path: replica.partition().log.dir().to_owned(),
+        source,
+    })?
 }
 
 /// The wire code and message of a failed replicated append.

@@ -11,6 +11,7 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::RangeBounds;
 use std::sync::Arc;
+use std::sync::atomic::Ordering as AtomicOrdering;
 
 use bytes::BytesMut;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -179,6 +180,13 @@ impl Shared {
                         Ok(info) => {
                             if !info.duplicate {
                                 end = info.next_offset;
+                                // The partition's traffic counters, as a
+                                // single broker's append keeps them.
+                                let c = &self.partition.counters;
+                                let n = (info.last_offset + 1).saturating_sub(info.base_offset);
+                                c.records_appended.fetch_add(n, AtomicOrdering::Relaxed);
+                                c.bytes_appended
+                                    .fetch_add(buf.len() as u64, AtomicOrdering::Relaxed);
                             }
                             let r = Response {
                                 base_offset: info.base_offset,
@@ -188,7 +196,11 @@ impl Shared {
                             (EntryKind::Data, Ok(r))
                         }
                         Err(e) if is_refusal(&e) => (EntryKind::Rejected, Err(e)),
-                        Err(e) => return Err(store_err(ErrorVerb::Write, e)),
+                        Err(e) => {
+                            // A failed write takes the log offline: say so.
+                            self.partition.refresh_offline();
+                            return Err(store_err(ErrorVerb::Write, e));
+                        }
                     };
                     let local = req.origin.filter(|o| o.node == self.node_id);
                     if let Some(tx) = local.and_then(|o| self.waiters.lock().remove(&o.seq)) {
@@ -281,6 +293,10 @@ impl LogStore {
                     handles.iter().try_for_each(|f| f.sync_data())
                 });
                 let log_result = log.flush_to_async(end).await;
+                if log_result.is_err() {
+                    // A failed fsync takes the log offline.
+                    for_task.partition.refresh_offline();
+                }
                 let index_result = index_sync
                     .await
                     .unwrap_or_else(|e| Err(io::Error::other(e)));
