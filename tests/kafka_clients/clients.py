@@ -27,6 +27,21 @@ stdout, exits non-zero on failure. Scenarios:
                                    lines: {"assigned": [partitions]} after each
                                    rebalance, {"p", "o", "v"} per record
                                    (committed at once); exits when stdin closes
+  create BOOTSTRAP TOPIC PARTITIONS RF
+                                   confluent-kafka AdminClient: create with a
+                                   replication factor; prints the brokers and
+                                   each partition's leader, replicas and ISR
+  cluster-produce CLIENT BOOTSTRAP TOPIC N PAUSE_MS [TAG]
+                                   confluent (idempotent) or kafka-python,
+                                   acks all: N records "TAG-i" (TAG: CLIENT
+                                   unless given) to partition
+                                   i % partitions, PAUSE_MS apart; streams one
+                                   JSON line per acknowledged record, then
+                                   {"done": N}
+  consume-all CLIENT BOOTSTRAP TOPIC N
+                                   read N records from every partition's start
+                                   (confluent or kafka-python); prints
+                                   [partition, offset, value] triples
 """
 
 import asyncio
@@ -307,6 +322,105 @@ def coop_member(bootstrap, topic, group):
     c.close()
 
 
+def create(bootstrap, topic, partitions, rf):
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    for _, f in a.create_topics([NewTopic(topic, num_partitions=partitions,
+                                          replication_factor=rf)]).items():
+        f.result(timeout=20)
+    md = a.list_topics(timeout=20)
+    return {
+        "brokers": sorted([b.id, b.host, b.port] for b in md.brokers.values()),
+        "partitions": [
+            {"id": p.id, "leader": p.leader, "replicas": p.replicas, "isrs": p.isrs}
+            for p in sorted(md.topics[topic].partitions.values(), key=lambda p: p.id)
+        ],
+    }
+
+
+def emit_line(doc):
+    sys.stdout.write(json.dumps(doc) + "\n")
+    sys.stdout.flush()
+
+
+def cluster_produce(client, bootstrap, topic, n, pause_ms, tag):
+    acked = 0
+    if client == "confluent":
+        from confluent_kafka import Producer
+
+        p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
+                      "acks": "all", "linger.ms": 1, "message.timeout.ms": 60000})
+        parts = len(p.list_topics(topic, timeout=20).topics[topic].partitions)
+
+        def done(err, msg):
+            nonlocal acked
+            if err is not None:
+                raise SystemExit(f"delivery failed: {err}")
+            acked += 1
+            emit_line({"p": msg.partition(), "o": msg.offset(), "v": msg.value().decode()})
+
+        for i in range(n):
+            p.produce(topic, value=f"{tag}-{i}", partition=i % parts, on_delivery=done)
+            p.poll(pause_ms / 1000)
+        left = p.flush(60)
+        if left:
+            raise SystemExit(f"{left} messages not delivered")
+    elif client == "kafka-python":
+        from kafka import KafkaProducer
+
+        p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=50,
+                          retry_backoff_ms=100, max_in_flight_requests_per_connection=1)
+        parts = len(p.partitions_for(topic))
+        for i in range(n):
+            md = p.send(topic, value=f"{tag}-{i}".encode(), partition=i % parts).get(timeout=60)
+            acked += 1
+            emit_line({"p": md.partition, "o": md.offset, "v": f"{tag}-{i}"})
+            time.sleep(pause_ms / 1000)
+        p.close()
+    else:
+        raise SystemExit(f"unknown client {client}")
+    return {"done": acked}
+
+
+def consume_all(client, bootstrap, topic, n):
+    deadline = time.time() + 60
+    out = []
+    if client == "confluent":
+        from confluent_kafka import Consumer, TopicPartition
+
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused",
+                      "enable.auto.commit": False})
+        parts = c.list_topics(topic, timeout=20).topics[topic].partitions
+        c.assign([TopicPartition(topic, p, 0) for p in parts])
+        while len(out) < n and time.time() < deadline:
+            m = c.poll(1.0)
+            if m is None:
+                continue
+            if m.error():
+                raise SystemExit(str(m.error()))
+            out.append([m.partition(), m.offset(), m.value().decode()])
+        c.close()
+    elif client == "kafka-python":
+        from kafka import KafkaConsumer, TopicPartition
+
+        c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        tps = [TopicPartition(topic, p) for p in c.partitions_for_topic(topic)]
+        c.assign(tps)
+        for tp in tps:
+            c.seek(tp, 0)
+        while len(out) < n and time.time() < deadline:
+            for _, msgs in c.poll(timeout_ms=1000).items():
+                for m in msgs:
+                    out.append([m.partition, m.offset, m.value.decode()])
+        c.close()
+    else:
+        raise SystemExit(f"unknown client {client}")
+    if len(out) < n:
+        raise SystemExit(f"{client}: read {len(out)} of {n} records")
+    return out
+
+
 def main(argv):
     s = argv[1]
     if s == "coop-member":
@@ -324,6 +438,16 @@ def main(argv):
         r = consume(argv[2], argv[3], argv[4], int(argv[5]))
     elif s == "group-commit":
         r = group_commit(argv[2], argv[3], argv[4], int(argv[5]))
+    elif s == "create":
+        r = create(argv[2], argv[3], int(argv[4]), int(argv[5]))
+    elif s == "cluster-produce":
+        tag = argv[7] if len(argv) > 7 else argv[2]
+        json.dump(cluster_produce(argv[2], argv[3], argv[4], int(argv[5]), int(argv[6]), tag),
+                  sys.stdout)
+        print()
+        return
+    elif s == "consume-all":
+        r = consume_all(argv[2], argv[3], argv[4], int(argv[5]))
     elif s == "group-pair":
         r = group_pair(argv[2], argv[3], argv[4], argv[5])
     else:

@@ -38,9 +38,19 @@ impl TestCluster {
     /// connection takes them meanwhile); should one be taken anyway, the
     /// whole cluster is started again on new ports.
     pub fn start_with(n: u64, config: &str) -> Self {
+        Self::start_opts(n, config, false)
+    }
+
+    /// [`TestCluster::start`] with a fixed Kafka listener per node, written
+    /// in the cluster file as the node's `kafka` address.
+    pub fn start_with_kafka(n: u64) -> Self {
+        Self::start_opts(n, "", true)
+    }
+
+    fn start_opts(n: u64, config: &str, kafka: bool) -> Self {
         let mut tries = 0;
         loop {
-            match Self::try_start(n, config) {
+            match Self::try_start(n, config, kafka) {
                 Ok(c) => return c,
                 Err(e) if tries < 5 && e.contains("Address already in use") => tries += 1,
                 Err(e) => panic!("{e}"),
@@ -48,7 +58,7 @@ impl TestCluster {
         }
     }
 
-    fn try_start(n: u64, config: &str) -> Result<Self, String> {
+    fn try_start(n: u64, config: &str, kafka: bool) -> Result<Self, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut text = String::new();
         // Fixed client ports too: every node advertises the others'
@@ -56,12 +66,19 @@ impl TestCluster {
         let listens: Vec<std::net::SocketAddr> = (1..=n)
             .map(|_| std::net::SocketAddr::from(([127, 0, 0, 1], raft_port())))
             .collect();
+        let kafkas: Vec<Option<String>> = (1..=n)
+            .map(|_| kafka.then(|| format!("127.0.0.1:{}", raft_port())))
+            .collect();
         for id in 1..=n {
             text.push_str(&format!(
-                "[[node]]\nid = {id}\nlisten = \"{}\"\nraft = \"127.0.0.1:{}\"\n\n",
+                "[[node]]\nid = {id}\nlisten = \"{}\"\nraft = \"127.0.0.1:{}\"\n",
                 listens[id as usize - 1],
                 raft_port()
             ));
+            if let Some(k) = &kafkas[id as usize - 1] {
+                text.push_str(&format!("kafka = \"{k}\"\n"));
+            }
+            text.push('\n');
         }
         let file = dir.path().join("cluster.toml");
         std::fs::write(&file, text).expect("cluster file");
@@ -75,16 +92,20 @@ impl TestCluster {
         for id in 1..=n {
             let faults = dir.path().join(format!("faults-{id}"));
             let id_s = id.to_string();
+            let mut args = vec![
+                "--node-id",
+                &id_s,
+                "--cluster",
+                file.to_str().expect("utf-8 path"),
+                "--config",
+                config_file.to_str().expect("utf-8 path"),
+            ];
+            if let Some(k) = &kafkas[id as usize - 1] {
+                args.extend(["--kafka-listen", k.as_str()]);
+            }
             nodes.push(TestBroker::try_start_at(
                 listens[id as usize - 1],
-                &[
-                    "--node-id",
-                    &id_s,
-                    "--cluster",
-                    file.to_str().expect("utf-8 path"),
-                    "--config",
-                    config_file.to_str().expect("utf-8 path"),
-                ],
+                &args,
                 &[("SLUICE_RAFT_FAULTS", faults.to_str().expect("utf-8 path"))],
             )?);
         }

@@ -209,7 +209,7 @@ impl TestBroker {
             Ok((native, metrics, kafka, raft)) => {
                 self.addr = native.expect("the broker prints its native address");
                 self.raft_addr = raft;
-                if self.own_kafka_port {
+                if self.own_kafka_port || kafka.is_some() {
                     self.kafka_addr = kafka;
                 }
                 if let Some(i) = self.metrics_arg {

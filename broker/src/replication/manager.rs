@@ -143,7 +143,10 @@ impl ReplicaManager {
 
     /// Opens the groups of `t`'s partitions hosted here (those not open
     /// yet). Failures are logged: the partition stays without a leader
-    /// here (`LeaderNotAvailable`).
+    /// here (`LeaderNotAvailable`). For a new group (no Raft log yet), the
+    /// preferred replica (the first listed) takes the leadership once the
+    /// group has formed, so a topic's leaders spread over the nodes as its
+    /// replica lists do.
     async fn open_topic(self: &Arc<Self>, t: TopicMeta) {
         let Some(cluster) = self.cluster.get() else {
             return;
@@ -195,6 +198,8 @@ impl ReplicaManager {
                     continue;
                 }
             };
+            // Before any peer can reach it: whether the group is new here.
+            let fresh = replica.raft().metrics().borrow().last_log_index.is_none();
             cluster
                 .transport
                 .registry
@@ -208,6 +213,10 @@ impl ReplicaManager {
                 .collect();
             if let Err(e) = replica.initialize(members).await {
                 tracing::error!(topic = %t.name, partition, error = %e, "could not form the partition group");
+            }
+            if fresh && replicas.first() == Some(&self.local) && replicas.len() > 1 {
+                self.runtime
+                    .spawn(take_preferred_leadership(Arc::downgrade(&replica)));
             }
             self.runtime.spawn(report_leadership(
                 Arc::clone(cluster),
@@ -346,6 +355,42 @@ impl Leadership for ReplicaManager {
                 })
                 .collect()
         }))
+    }
+}
+
+/// Once `replica`'s new group has a leader other than this node and this
+/// node has applied all it holds, starts an election here (the preferred
+/// replica of a new partition); tries again while another node leads, for
+/// ten seconds at most.
+async fn take_preferred_leadership(replica: Weak<ReplicatedPartition>) {
+    let Some(r) = replica.upgrade() else { return };
+    let raft = r.raft().clone();
+    let local = r.node_id();
+    drop(r);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut metrics = raft.metrics();
+    loop {
+        let ready = metrics.wait_for(|m| {
+            m.current_leader.is_some_and(|l| l != local)
+                && m.last_log_index.is_some()
+                && m.last_applied.map(|l| l.index) == m.last_log_index
+        });
+        match tokio::time::timeout_at(deadline, ready).await {
+            Ok(Ok(_)) => {}
+            _ => return,
+        }
+        // Past a heartbeat: this node holds what the leader last sent.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Err(e) = raft.trigger().elect().await {
+            tracing::debug!(error = %e, "could not start the preferred replica's election");
+            return;
+        }
+        let led = metrics.wait_for(|m| m.current_leader.is_some());
+        let _ = tokio::time::timeout(Duration::from_secs(1), led).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if raft.metrics().borrow().current_leader == Some(local) {
+            return;
+        }
     }
 }
 
