@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::*;
 
@@ -13,7 +13,7 @@ use super::*;
 struct Echo;
 
 impl GroupHandler for Echo {
-    fn handle(&self, _rpc: Rpc, body: Bytes, _payload: Bytes) -> HandlerFuture {
+    fn handle(&self, _rpc: Rpc, body: Bytes, _payload: BytesMut) -> HandlerFuture {
         Box::pin(async move {
             let delay = u64::from(body.first().copied().unwrap_or(0));
             tokio::time::sleep(Duration::from_millis(delay)).await;
