@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! u32 length        bytes after this field: 32 + body_len + payload_len
-//! u8  version       2
+//! u8  version       1
 //! u8  kind          0 request, 1 response, 2 error response
 //! u8  rpc           which call (see `Rpc`)
 //! u8  group         0 controller, 1 partition
@@ -21,9 +21,8 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-/// Frame layout version (2: record bytes may travel in the payload
-/// section, see `raw`).
-pub const VERSION: u8 = 2;
+/// Frame layout version.
+pub const VERSION: u8 = 1;
 /// Bytes of the fixed header after the length field.
 pub const HEADER_LEN: usize = 32;
 /// Largest frame accepted (length field value).
@@ -314,7 +313,7 @@ mod tests {
         frame().encode(&mut out);
         let expected: Vec<u8> = [
             &[0, 0, 0, 37][..],
-            &[2, 0, 2, 1],
+            &[1, 0, 2, 1],
             &[0, 0, 0, 0, 0, 0, 0, 7],
             &[0, 0, 0, 2],
             &[0, 0, 0, 0, 0, 0, 1, 2],

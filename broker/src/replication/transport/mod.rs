@@ -51,7 +51,7 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Bytes, String>> + Se
 pub trait GroupHandler: Send + Sync + 'static {
     /// Answers one request (`body` postcard, `payload` raw bytes). An
     /// error starting with [`MALFORMED`] says the request broke the
-    /// layout: the connection it came on is closed.
+    /// layout: it is answered, then the connection it came on is closed.
     fn handle(&self, rpc: Rpc, body: Bytes, payload: BytesMut) -> HandlerFuture;
 }
 

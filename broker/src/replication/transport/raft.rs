@@ -181,8 +181,9 @@ where
 }
 
 /// Decodes a request body whose entries take their records from
-/// `payload` (see [`raw`]); every payload byte must be claimed.
-fn decode<T: DeserializeOwned>(body: &[u8], payload: BytesMut) -> Result<T, String> {
+/// `payload` (see [`raw`]); every payload byte must be claimed. The error
+/// starts with [`MALFORMED`].
+pub fn decode_request<T: DeserializeOwned>(body: &[u8], payload: BytesMut) -> Result<T, String> {
     raw::with_payload(payload, || {
         postcard::from_bytes(body).map_err(|e| format!("body: {e}"))
     })
@@ -203,15 +204,15 @@ where
         let raft = self.raft.clone();
         match rpc {
             Rpc::AppendEntries => Box::pin(async move {
-                let req: AppendEntriesRequest<C> = decode(&body, payload)?;
+                let req: AppendEntriesRequest<C> = decode_request(&body, payload)?;
                 encode(&raft.append_entries(req).await)
             }),
             Rpc::Vote => Box::pin(async move {
-                let req: VoteRequest<u64> = decode(&body, payload)?;
+                let req: VoteRequest<u64> = decode_request(&body, payload)?;
                 encode(&raft.vote(req).await)
             }),
             Rpc::InstallSnapshot => Box::pin(async move {
-                let req: InstallSnapshotRequest<C> = decode(&body, payload)?;
+                let req: InstallSnapshotRequest<C> = decode_request(&body, payload)?;
                 encode(&raft.install_snapshot(req).await)
             }),
             other => match &self.extra {

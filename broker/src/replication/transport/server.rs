@@ -62,6 +62,7 @@ async fn connection(stream: TcpStream, transport: Arc<Transport>) -> std::io::Re
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     // Set by a call whose request broke the layout: read no further.
     let malformed = Arc::new(tokio::sync::Notify::new());
+    let mut answered_then_closed = false;
     let mut buf = BytesMut::with_capacity(64 << 10);
     let result = loop {
         match Frame::decode(&mut buf) {
@@ -118,6 +119,7 @@ async fn connection(stream: TcpStream, transport: Arc<Transport>) -> std::io::Re
                 Err(e) => break Err(e),
             },
             () = malformed.notified() => {
+                answered_then_closed = true;
                 break Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     "a peer sent a malformed request",
@@ -126,7 +128,7 @@ async fn connection(stream: TcpStream, transport: Arc<Transport>) -> std::io::Re
         }
     };
     drop(tx);
-    if result.is_err() {
+    if result.is_err() && !answered_then_closed {
         // A peer breaking the layout gets nothing more.
         writer.abort();
     } else {
