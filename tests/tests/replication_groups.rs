@@ -27,7 +27,7 @@ async fn leaders(c: &TestCluster, id: u64) -> Vec<(Option<u64>, u64)> {
     let mut v: Vec<(u32, Option<u64>, u64)> = t
         .partitions
         .iter()
-        .map(|p| (p.partition, p.leader, u64::from(p.leader_epoch)))
+        .map(|p| (p.partition, p.leader, p.leader_epoch))
         .collect();
     v.sort_unstable();
     v.into_iter().map(|(_, l, e)| (l, e)).collect()
