@@ -23,7 +23,7 @@ use sluice_broker::replication::controller::Cluster;
 use sluice_broker::replication::manager::{ReplicaManager, ReplicaObserver};
 use sluice_broker::replication::partition::ReplicationConfig;
 use sluice_broker::server::kafka::Advertised;
-use sluice_broker::server::{Broker, run_with_kafka};
+use sluice_broker::server::{Broker, run_then_close};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// How log lines are written to stderr.
@@ -279,11 +279,15 @@ fn main() -> anyhow::Result<()> {
                 _ = int.recv() => {}
             }
         };
-        run_with_kafka(listener, kafka, broker, shutdown).await?;
-        if let Some((c, manager)) = cluster {
-            manager.shutdown().await;
-            c.shutdown().await;
-        }
+        // The partition groups and the controller stop before the logs
+        // close: nothing is written after a log's clean-shutdown marker.
+        let stop_groups = async move {
+            if let Some((c, manager)) = cluster {
+                manager.shutdown().await;
+                c.shutdown().await;
+            }
+        };
+        run_then_close(listener, kafka, broker, shutdown, stop_groups).await?;
         let _ = stop_metrics.send(true);
         anyhow::Ok(())
     })

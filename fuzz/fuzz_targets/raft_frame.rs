@@ -1,10 +1,15 @@
 //! Fuzz target: the node-to-node frame decoder must never panic, and every
-//! frame it accepts must re-encode to the bytes it consumed.
+//! frame it accepts must re-encode to the bytes it consumed. Each frame's
+//! body is also decoded as a partition group's AppendEntries whose entries
+//! take their records from the frame's raw payload section: never a panic,
+//! and a decoded request claims every payload byte.
 #![no_main]
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
+use sluice_broker::replication::partition::{AppendEntries, Records};
 use sluice_broker::replication::transport::Frame;
+use sluice_broker::replication::transport::raft::decode_request;
 
 fuzz_target!(|data: &[u8]| {
     let mut buf = BytesMut::from(data);
@@ -17,6 +22,21 @@ fuzz_target!(|data: &[u8]| {
                 let mut out = BytesMut::new();
                 frame.encode(&mut out);
                 assert_eq!(&out[..], &data[start..start + used]);
+                let payload_len = frame.payload.len() as u64;
+                if let Ok(req) = decode_request::<AppendEntries>(&frame.body, frame.payload) {
+                    let claimed: u64 = req
+                        .entries
+                        .iter()
+                        .filter_map(|e| match &e.payload {
+                            openraft::EntryPayload::Normal(r) => match &r.records {
+                                Records::Owned(b) => Some(b.len() as u64),
+                                _ => None,
+                            },
+                            _ => None,
+                        })
+                        .sum();
+                    assert_eq!(claimed, payload_len);
+                }
             }
             Ok(None) | Err(_) => break,
         }

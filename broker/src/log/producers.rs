@@ -220,6 +220,13 @@ impl PartitionLog {
         }
     }
 
+    /// Deletes every snapshot (the log is reset empty).
+    pub(crate) fn remove_producer_snapshots(&self) {
+        for o in self.snapshot_offsets() {
+            self.remove_snapshot(o);
+        }
+    }
+
     /// Deletes snapshots past `end` (after a truncation), and below the log
     /// start except the newest one (after retention).
     pub(crate) fn prune_producer_snapshots(&self, end: u64) {

@@ -361,6 +361,8 @@ impl PartitionLog {
     /// and the high watermark are all `offset`. The old segments are deleted
     /// before the new one is created, so a crash in between leaves an empty
     /// directory (the caller repeats the reset when it finds the log short).
+    /// Every producer state snapshot is deleted first: the producer table
+    /// restarts empty, at once and at the next open.
     /// A rare, blocking operation: it holds the log's lock across the file
     /// deletions.
     pub fn reset_to(&self, offset: u64) -> Result<(), LogError> {
@@ -373,6 +375,10 @@ impl PartitionLog {
             while !state.pending.is_idle() {
                 self.turn.wait(&mut state);
             }
+            // No producer snapshot of the old log may outlive it: one at or
+            // below the new start would be loaded at the next open.
+            state.pending_snapshot = None;
+            self.remove_producer_snapshots();
             for seg in state.segments.drain(..) {
                 seg.delete(&*self.fs)?;
             }
@@ -401,7 +407,6 @@ impl PartitionLog {
             self.recovery_point.store(offset, Ordering::Release);
             self.high_watermark.store(offset, Ordering::Release);
         }
-        self.prune_producer_snapshots(offset);
         self.write_checkpoint(offset)?;
         self.fs
             .sync_dir(&self.dir)

@@ -29,6 +29,10 @@ use crate::service::leadership::{
     BrokerInfo, ClusterTopic, Leadership, PartitionLeadership, SingleNode,
 };
 
+/// How long a replica other than the first of a partition's list waits to
+/// be contacted by the group before it forms the group itself.
+const INITIALIZE_FALLBACK: Duration = Duration::from_secs(2);
+
 /// One hosted replica.
 struct Hosted {
     topic_id: u64,
@@ -211,8 +215,32 @@ impl ReplicaManager {
                 .filter(|n| replicas.contains(&n.id))
                 .map(|n| (n.id, BasicNode::new(n.raft.to_string())))
                 .collect();
-            if let Err(e) = replica.initialize(members).await {
-                tracing::error!(topic = %t.name, partition, error = %e, "could not form the partition group");
+            if replicas.first() == Some(&self.local) {
+                if let Err(e) = replica.initialize(members).await {
+                    tracing::error!(topic = %t.name, partition, error = %e, "could not form the partition group");
+                }
+            } else {
+                // The first replica of the list forms the group; the others
+                // wait to be contacted, so that one election, not several,
+                // follows the creation. Should the first replica be down,
+                // they form it themselves after a while (the same
+                // membership: safe, as when every replica initializes).
+                let replica = Arc::clone(&replica);
+                let topic = t.name.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(INITIALIZE_FALLBACK).await;
+                    let untouched = {
+                        let m = replica.raft().metrics();
+                        let m = m.borrow();
+                        m.last_log_index.is_none() && m.current_leader.is_none()
+                    };
+                    if untouched {
+                        tracing::info!(%topic, partition, "the first replica did not form the partition group; forming it");
+                        if let Err(e) = replica.initialize(members).await {
+                            tracing::error!(%topic, partition, error = %e, "could not form the partition group");
+                        }
+                    }
+                });
             }
             if fresh && replicas.first() == Some(&self.local) && replicas.len() > 1 {
                 self.runtime

@@ -199,6 +199,20 @@ pub async fn run_with_kafka(
     broker: Arc<Broker>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), BrokerError> {
+    run_then_close(listener, kafka, broker, shutdown, async {}).await
+}
+
+/// [`run_with_kafka`] that awaits `before_close` after the requests in
+/// flight are done and before the logs are closed (cluster mode: the
+/// partition groups and the controller stop there, so nothing writes to a
+/// log after its clean-shutdown marker).
+pub async fn run_then_close(
+    listener: TcpListener,
+    kafka: Option<(TcpListener, kafka::Advertised)>,
+    broker: Arc<Broker>,
+    shutdown: impl Future<Output = ()>,
+    before_close: impl Future<Output = ()>,
+) -> Result<(), BrokerError> {
     use native::connection::Front;
     let (kafka, advertised) = match kafka {
         Some((l, a)) => (Some(l), Some(Arc::new(a))),
@@ -268,6 +282,7 @@ pub async fn run_with_kafka(
         while connections.join_next().await.is_some() {}
     }
     let _ = maintenance.await;
+    before_close.await;
     let b = Arc::clone(&broker);
     tokio::task::spawn_blocking(move || b.shutdown())
         .await

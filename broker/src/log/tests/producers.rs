@@ -301,3 +301,28 @@ fn a_failed_write_forgets_its_batches_so_the_retry_is_appended() {
     assert_eq!((retry.base_offset, log.next_offset()), (1, 4));
     assert!(log.append(&mut idem(8, 0, 1, 3)).unwrap().duplicate);
 }
+
+#[test]
+fn reset_to_leaves_no_producer_snapshot_of_the_old_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    log.append(&mut idem(9, 0, 0, 4)).unwrap();
+    log.close().unwrap();
+    assert_eq!(snapshots(dir.path()), [4]);
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    log.reset_to(100).unwrap();
+    assert_eq!(log.producer_count(), 0);
+    assert!(
+        snapshots(dir.path()).is_empty(),
+        "{:?}",
+        snapshots(dir.path())
+    );
+    drop(log); // a crash: no clean-shutdown snapshot
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.log_start_offset(), 100);
+    assert_eq!(log.producer_count(), 0, "the old log's producers came back");
+    // The old producer's first batch is new here, not a duplicate.
+    let info = log.append(&mut idem(9, 0, 0, 4)).unwrap();
+    assert!(!info.duplicate);
+    assert_eq!(info.base_offset, 100);
+}

@@ -391,7 +391,7 @@ struct ForwardHandler {
 }
 
 impl GroupHandler for ForwardHandler {
-    fn handle(&self, rpc: Rpc, body: Bytes, _payload: Bytes) -> HandlerFuture {
+    fn handle(&self, rpc: Rpc, body: Bytes, _payload: bytes::BytesMut) -> HandlerFuture {
         let raft = self.raft.clone();
         Box::pin(async move {
             if rpc != Rpc::Forward {

@@ -36,6 +36,11 @@ pub use payload::{FileRange, Origin, Records, Request, Response};
 pub use state::SnapshotRecord;
 pub use store::LogStore;
 
+/// A partition group's AppendEntries request (what
+/// [`transport::raft::decode_request`](crate::replication::transport::raft::decode_request)
+/// decodes on a follower).
+pub type AppendEntries = openraft::raft::AppendEntriesRequest<PartitionRaft>;
+
 openraft::declare_raft_types!(
     /// The openraft type configuration of a partition group.
     pub PartitionRaft:

@@ -5,12 +5,13 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use serde::de::{self, SeqAccess, Visitor};
+use bytes::{Bytes, BytesMut};
+use serde::de::{self, SeqAccess, VariantAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::log::LogFile;
 use crate::log::io::read_full_at;
+use crate::replication::transport::raw::{self, RawRange};
 
 /// A byte range of a segment file holding whole record batches. Holding it
 /// keeps the file open even if the segment is deleted meanwhile.
@@ -31,14 +32,21 @@ impl fmt::Debug for FileRange {
 }
 
 /// The record batches of one data entry (Kafka RecordBatch v2, back to
-/// back): inline bytes (a producer's request, or what a follower received)
-/// or a file range of the leader's log (what a transport may send with
-/// `sendfile`). Serializes as a byte string either way (a file range is
-/// read then), and always deserializes inline.
+/// back): inline bytes (a producer's request), bytes this node owns alone
+/// (a follower's slice of a received frame), or a file range of the
+/// leader's log (what the transport sends with `sendfile`).
+///
+/// Serialized as a postcard enum: variant 0 carries the bytes (a file range
+/// is read then), variant 1 only a length, the bytes being the next ones of
+/// the frame's raw payload section. Variant 1 is written for a file range
+/// inside [`raw::collect`], and read inside [`raw::with_payload`] (as
+/// [`Records::Owned`], a view of the receive buffer).
 #[derive(Clone, Debug)]
 pub enum Records {
     /// Bytes in memory.
     Inline(Bytes),
+    /// Bytes in memory that no other value shares (appended in place).
+    Owned(BytesMut),
     /// A range of a segment file.
     File(FileRange),
 }
@@ -48,6 +56,7 @@ impl Records {
     pub fn len(&self) -> u64 {
         match self {
             Records::Inline(b) => b.len() as u64,
+            Records::Owned(b) => b.len() as u64,
             Records::File(r) => r.len,
         }
     }
@@ -62,6 +71,7 @@ impl Records {
     pub fn to_bytes(&self) -> io::Result<Bytes> {
         match self {
             Records::Inline(b) => Ok(b.clone()),
+            Records::Owned(b) => Ok(Bytes::copy_from_slice(b)),
             Records::File(r) => {
                 let len = usize::try_from(r.len).map_err(io::Error::other)?;
                 let mut buf = vec![0u8; len];
@@ -77,48 +87,121 @@ impl Records {
         }
     }
 
+    /// The bytes as a buffer this caller owns: without a copy for
+    /// [`Records::Owned`] and for unshared [`Records::Inline`] bytes.
+    pub fn into_mut(self) -> io::Result<BytesMut> {
+        match self {
+            Records::Owned(b) => Ok(b),
+            Records::Inline(b) => Ok(b.try_into_mut().unwrap_or_else(|b| BytesMut::from(&b[..]))),
+            file @ Records::File(_) => file.to_bytes().map(|b| BytesMut::from(&b[..])),
+        }
+    }
+
     /// The same records inline (see [`Records::to_bytes`]).
     pub fn into_inline(self) -> io::Result<Records> {
         self.to_bytes().map(Records::Inline)
     }
 }
 
-impl Serialize for Records {
+/// Bytes serialized as a postcard byte string.
+struct ByteStr<'a>(&'a [u8]);
+
+impl Serialize for ByteStr<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let bytes = self.to_bytes().map_err(serde::ser::Error::custom)?;
-        s.serialize_bytes(&bytes)
+        s.serialize_bytes(self.0)
     }
 }
+
+const VARIANTS: &[&str] = &["Bytes", "Payload"];
+
+impl Serialize for Records {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Records::File(r) => {
+                let range = RawRange {
+                    file: Arc::clone(&r.file),
+                    position: r.position,
+                    len: r.len,
+                };
+                if raw::push(&range) {
+                    return s.serialize_newtype_variant("Records", 1, "Payload", &r.len);
+                }
+                let bytes = self.to_bytes().map_err(serde::ser::Error::custom)?;
+                s.serialize_newtype_variant("Records", 0, "Bytes", &ByteStr(&bytes))
+            }
+            Records::Inline(b) => s.serialize_newtype_variant("Records", 0, "Bytes", &ByteStr(b)),
+            Records::Owned(b) => s.serialize_newtype_variant("Records", 0, "Bytes", &ByteStr(b)),
+        }
+    }
+}
+
+/// The bytes of variant 0.
+struct InlineBytes(Bytes);
 
 struct BytesVisitor;
 
 impl<'de> Visitor<'de> for BytesVisitor {
-    type Value = Records;
+    type Value = InlineBytes;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("record batch bytes")
     }
 
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Records, E> {
-        Ok(Records::Inline(Bytes::copy_from_slice(v)))
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<InlineBytes, E> {
+        Ok(InlineBytes(Bytes::copy_from_slice(v)))
     }
 
-    fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Records, E> {
-        Ok(Records::Inline(Bytes::from(v)))
+    fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<InlineBytes, E> {
+        Ok(InlineBytes(Bytes::from(v)))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Records, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<InlineBytes, A::Error> {
         let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
         while let Some(b) = seq.next_element::<u8>()? {
             v.push(b);
         }
-        Ok(Records::Inline(Bytes::from(v)))
+        Ok(InlineBytes(Bytes::from(v)))
+    }
+}
+
+impl<'de> Deserialize<'de> for InlineBytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<InlineBytes, D::Error> {
+        d.deserialize_byte_buf(BytesVisitor)
+    }
+}
+
+struct RecordsVisitor;
+
+impl<'de> Visitor<'de> for RecordsVisitor {
+    type Value = Records;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("records: bytes or a payload length")
+    }
+
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<Records, A::Error> {
+        let (tag, variant) = data.variant::<u32>()?;
+        match tag {
+            0 => {
+                let InlineBytes(b) = variant.newtype_variant()?;
+                Ok(Records::Inline(b))
+            }
+            1 => {
+                let len: u64 = variant.newtype_variant()?;
+                raw::take(len)
+                    .map(Records::Owned)
+                    .map_err(de::Error::custom)
+            }
+            other => Err(de::Error::custom(format!(
+                "unknown records variant {other}"
+            ))),
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Records {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Records, D::Error> {
-        d.deserialize_byte_buf(BytesVisitor)
+        d.deserialize_enum("Records", VARIANTS, RecordsVisitor)
     }
 }
 
@@ -158,4 +241,157 @@ pub struct Response {
     /// The partition log refused the records (on every replica alike);
     /// the offsets mean nothing then.
     pub rejected: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::io::Write;
+
+    use super::*;
+    use crate::log::io::StdFile;
+    use crate::replication::transport::raw;
+
+    fn file_with(bytes: &[u8]) -> Arc<dyn LogFile> {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(bytes).unwrap();
+        Arc::new(StdFile::new(f))
+    }
+
+    fn entries(file: &Arc<dyn LogFile>) -> Vec<Request> {
+        let range = |position, len| Request {
+            records: Records::File(FileRange {
+                file: Arc::clone(file),
+                position,
+                len,
+            }),
+            origin: None,
+        };
+        vec![
+            range(2, 5),
+            Request {
+                records: Records::Inline(Bytes::from_static(b"inline")),
+                origin: Some(Origin { node: 3, seq: 9 }),
+            },
+            range(7, 3),
+            range(0, 2),
+        ]
+    }
+
+    /// The bytes a transport's payload section would carry for `ranges`.
+    fn payload_of(ranges: &[RawRange]) -> BytesMut {
+        let mut out = BytesMut::new();
+        for r in ranges {
+            let mut buf = vec![0u8; r.len as usize];
+            read_full_at(&*r.file, &mut buf, r.position).unwrap();
+            out.extend_from_slice(&buf);
+        }
+        out
+    }
+
+    fn contents(reqs: &[Request]) -> Vec<Vec<u8>> {
+        reqs.iter()
+            .map(|r| r.records.to_bytes().unwrap().to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn file_ranges_travel_in_the_payload_and_come_back_as_owned_slices() {
+        let file = file_with(b"0123456789");
+        let sent = entries(&file);
+        let (body, ranges) = raw::collect(|| postcard::to_allocvec(&sent).unwrap());
+        // Only lengths in the body: no record byte of a file range in it.
+        assert!(!body.windows(5).any(|w| w == b"23456"), "{body:?}");
+        assert_eq!(ranges.len(), 3);
+        assert_eq!(raw::total_len(&ranges), 10);
+        let payload = payload_of(&ranges);
+        let got: Vec<Request> = raw::with_payload(payload, || {
+            postcard::from_bytes(&body).map_err(|e| e.to_string())
+        })
+        .unwrap();
+        assert_eq!(contents(&got), contents(&sent));
+        assert!(matches!(got[0].records, Records::Owned(_)));
+        assert!(matches!(got[1].records, Records::Inline(_)));
+        assert_eq!(got[1].origin, Some(Origin { node: 3, seq: 9 }));
+        // Owned slices are appended in place: no copy to get them mutable.
+        let first = got[0].records.clone();
+        let ptr = match &first {
+            Records::Owned(b) => b.as_ptr(),
+            _ => unreachable!(),
+        };
+        assert_eq!(first.into_mut().unwrap().as_ptr(), ptr);
+    }
+
+    #[test]
+    fn without_a_collector_file_ranges_are_read_inline() {
+        let file = file_with(b"0123456789");
+        let sent = entries(&file);
+        let body = postcard::to_allocvec(&sent).unwrap();
+        let got: Vec<Request> = postcard::from_bytes(&body).unwrap();
+        assert_eq!(contents(&got), contents(&sent));
+        // And the body alone decodes with an empty payload section.
+        let got: Vec<Request> = raw::with_payload(BytesMut::new(), || {
+            postcard::from_bytes(&body).map_err(|e| e.to_string())
+        })
+        .unwrap();
+        assert_eq!(contents(&got), contents(&sent));
+    }
+
+    #[test]
+    fn a_payload_that_does_not_match_its_entries_is_an_error() {
+        let file = file_with(b"0123456789");
+        let sent = entries(&file);
+        let (body, ranges) = raw::collect(|| postcard::to_allocvec(&sent).unwrap());
+        let decode = |payload: BytesMut| {
+            raw::with_payload(payload, || {
+                postcard::from_bytes::<Vec<Request>>(&body).map_err(|e| e.to_string())
+            })
+        };
+        let full = payload_of(&ranges);
+        let short = BytesMut::from(&full[..9]);
+        let e = decode(short).unwrap_err();
+        assert!(e.contains("overruns the payload"), "{e}");
+        let mut long = full.clone();
+        long.extend_from_slice(b"!");
+        let e = decode(long).unwrap_err();
+        assert!(e.contains("1 bytes more"), "{e}");
+        assert!(decode(BytesMut::new()).is_err());
+        // Outside a receive (no payload section at all) too.
+        assert!(postcard::from_bytes::<Vec<Request>>(&body).is_err());
+        assert_eq!(decode(full).map(|r| contents(&r)), Ok(contents(&sent)));
+        // A huge length never allocates: it is checked against the payload.
+        let mut huge = Vec::new();
+        postcard::to_io(&(1u32, 1u32, u64::MAX), &mut huge).unwrap();
+        assert!(
+            raw::with_payload(full_clone(), || postcard::from_bytes::<Vec<Records>>(&huge)
+                .map_err(|e| e.to_string()))
+            .is_err()
+        );
+    }
+
+    fn full_clone() -> BytesMut {
+        BytesMut::from(&b"abc"[..])
+    }
+
+    #[test]
+    fn adjacent_ranges_of_one_file_merge_for_one_sendfile() {
+        let file = file_with(b"0123456789");
+        let other = file_with(b"0123456789");
+        let r = |f: &Arc<dyn LogFile>, position, len| RawRange {
+            file: Arc::clone(f),
+            position,
+            len,
+        };
+        let merged = raw::merge(vec![
+            r(&file, 0, 3),
+            r(&file, 3, 4),
+            r(&file, 9, 0),
+            r(&other, 7, 1),
+            r(&file, 8, 2),
+        ]);
+        let shape: Vec<(u64, u64)> = merged.iter().map(|m| (m.position, m.len)).collect();
+        assert_eq!(shape, vec![(0, 7), (7, 1), (8, 2)]);
+        assert_eq!(payload_of(&merged)[..], b"0123456789"[..]);
+    }
 }

@@ -13,7 +13,6 @@ use std::ops::RangeBounds;
 use std::sync::Arc;
 use std::sync::atomic::Ordering as AtomicOrdering;
 
-use bytes::BytesMut;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{
     Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, RaftLogReader, StorageError,
@@ -162,13 +161,10 @@ impl Shared {
                     EntryKind::Membership
                 }
                 EntryPayload::Normal(req) => {
-                    let bytes = req
+                    let mut buf = req
                         .records
-                        .to_bytes()
+                        .into_mut()
                         .map_err(|e| store_err(ErrorVerb::Write, e))?;
-                    let mut buf = bytes
-                        .try_into_mut()
-                        .unwrap_or_else(|b| BytesMut::from(&b[..]));
                     let base = end;
                     let appended = stamp(&mut buf, end, term)
                         .map_err(|e| LogError::InvalidBatch {

@@ -11,7 +11,7 @@
 //! u32 partition     0 for the controller
 //! u64 request_id    echoed by the response
 //! u32 body_len      postcard body
-//! u32 payload_len   raw payload after the body (record bytes; 0 today)
+//! u32 payload_len   raw payload after the body (record bytes, see `raw`)
 //! ```
 //!
 //! All integers big-endian. Decoding is two steps, check then parse: an
@@ -115,8 +115,9 @@ pub struct Frame {
     pub request_id: u64,
     /// The postcard part.
     pub body: Bytes,
-    /// The raw part after the body.
-    pub payload: Bytes,
+    /// The raw part after the body (owned: entries take slices of it and
+    /// append them in place).
+    pub payload: BytesMut,
 }
 
 /// A frame that breaks the layout.
@@ -155,6 +156,23 @@ impl Frame {
         let length = HEADER_LEN + self.body.len() + self.payload.len();
         assert!(length <= MAX_FRAME, "frame of {length} bytes");
         out.reserve(4 + length);
+        self.encode_head(self.payload.len(), out)
+            .unwrap_or_else(|e| panic!("{e}"));
+        out.put_slice(&self.payload);
+    }
+
+    /// Appends the frame's header and body to `out`, for a payload of
+    /// `payload_len` bytes that the caller sends right after them (the
+    /// frame's own `payload` is ignored). A frame above [`MAX_FRAME`] is
+    /// refused and nothing is written.
+    pub fn encode_head(&self, payload_len: usize, out: &mut BytesMut) -> Result<(), FrameError> {
+        let length = HEADER_LEN as u64 + self.body.len() as u64 + payload_len as u64;
+        if length > MAX_FRAME as u64 {
+            return Err(FrameError::TooLarge(
+                usize::try_from(length).unwrap_or(usize::MAX),
+            ));
+        }
+        out.reserve(4 + HEADER_LEN + self.body.len());
         out.put_u32(length as u32);
         out.put_u8(VERSION);
         out.put_u8(match self.kind {
@@ -175,9 +193,9 @@ impl Frame {
         out.put_u32(partition);
         out.put_u64(self.request_id);
         out.put_u32(self.body.len() as u32);
-        out.put_u32(self.payload.len() as u32);
+        out.put_u32(payload_len as u32);
         out.put_slice(&self.body);
-        out.put_slice(&self.payload);
+        Ok(())
     }
 
     /// Takes one whole frame off the front of `buf`: `Ok(None)` (and `buf`
@@ -256,7 +274,7 @@ impl Frame {
         let mut whole = buf.split_to(4 + length);
         whole.advance(4 + HEADER_LEN);
         let body = whole.split_to(body_len).freeze();
-        let payload = whole.freeze();
+        let payload = whole;
         Ok(Some(Frame {
             kind,
             rpc,
@@ -284,7 +302,7 @@ mod tests {
             },
             request_id: 0x0102,
             body: Bytes::from_static(b"ab"),
-            payload: Bytes::from_static(b"xyz"),
+            payload: BytesMut::from(&b"xyz"[..]),
         }
     }
 
@@ -354,7 +372,7 @@ mod tests {
                 group: if controller { GroupId::Controller } else { GroupId::Partition { topic_id, partition } },
                 request_id,
                 body: body.into(),
-                payload: payload.into(),
+                payload: BytesMut::from(&payload[..]),
             };
             let mut out = BytesMut::new();
             f.encode(&mut out);

@@ -16,6 +16,7 @@
 pub mod faults;
 pub mod frame;
 pub mod raft;
+pub mod raw;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -35,6 +36,11 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 pub use frame::{Frame, GroupId, Kind, Rpc};
+
+use crate::config::FetchPath;
+use crate::server::gather;
+use crate::service::fetch::{Chunk, FileRange as FetchRange};
+use crate::service::stats::Stats;
 pub use server::serve;
 
 /// What a handler's future yields: the response body, or an error message
@@ -43,9 +49,15 @@ pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Bytes, String>> + Se
 
 /// Serves the calls of one group on this node.
 pub trait GroupHandler: Send + Sync + 'static {
-    /// Answers one request (`body` postcard, `payload` raw bytes).
-    fn handle(&self, rpc: Rpc, body: Bytes, payload: Bytes) -> HandlerFuture;
+    /// Answers one request (`body` postcard, `payload` raw bytes). An
+    /// error starting with [`MALFORMED`] says the request broke the
+    /// layout: it is answered, then the connection it came on is closed.
+    fn handle(&self, rpc: Rpc, body: Bytes, payload: BytesMut) -> HandlerFuture;
 }
+
+/// How a handler's error begins when the request itself was malformed
+/// (its body does not decode, or its entries do not match its payload).
+pub const MALFORMED: &str = "malformed request";
 
 /// The groups this node serves.
 #[derive(Default)]
@@ -138,9 +150,16 @@ const MAX_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// One frame to write: its header and body, then its payload's file
+/// ranges (sent with `sendfile`).
+struct Outgoing {
+    head: Bytes,
+    files: Vec<raw::RawRange>,
+}
+
 /// One open connection to a peer.
 struct Conn {
-    tx: mpsc::UnboundedSender<Bytes>,
+    tx: mpsc::UnboundedSender<Outgoing>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Frame>>>,
     closed: AtomicBool,
 }
@@ -171,6 +190,9 @@ pub struct Transport {
     pub registry: Registry,
     /// Outbound calls by kind and result.
     pub counters: RpcCounters,
+    /// Payload bytes sent with `sendfile` count into its
+    /// `fetch_bytes_sendfile` (cold reads into `cold_reads`).
+    pub sendfile_stats: Arc<Stats>,
     #[cfg(feature = "raft-faults")]
     faults: faults::Faults,
 }
@@ -196,6 +218,7 @@ impl Transport {
             next_id: AtomicU64::new(1),
             registry: Registry::default(),
             counters: RpcCounters::default(),
+            sendfile_stats: Arc::new(Stats::default()),
             #[cfg(feature = "raft-faults")]
             faults: faults::Faults::from_env(),
         })
@@ -217,7 +240,25 @@ impl Transport {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Bytes, CallError> {
-        let r = self.call_inner(target, group, rpc, body, timeout).await;
+        self.call_with_files(target, group, rpc, body, Vec::new(), timeout)
+            .await
+    }
+
+    /// [`Transport::call`] with a payload section: the bytes of `files`, in
+    /// order, sent from their files with `sendfile(2)`. A frame that would
+    /// exceed [`frame::MAX_FRAME`] is not sent (`Unreachable`).
+    pub async fn call_with_files(
+        &self,
+        target: u64,
+        group: GroupId,
+        rpc: Rpc,
+        body: Vec<u8>,
+        files: Vec<raw::RawRange>,
+        timeout: Duration,
+    ) -> Result<Bytes, CallError> {
+        let r = self
+            .call_inner(target, group, rpc, body, files, timeout)
+            .await;
         self.counters.count(rpc, &r);
         r
     }
@@ -228,15 +269,16 @@ impl Transport {
         group: GroupId,
         rpc: Rpc,
         body: Vec<u8>,
+        files: Vec<raw::RawRange>,
         timeout: Duration,
     ) -> Result<Bytes, CallError> {
         let started = Instant::now();
         #[cfg(feature = "raft-faults")]
         self.faults.before_call(target, timeout).await?;
+        let files = raw::merge(files);
+        let payload_len = usize::try_from(raw::total_len(&files)).unwrap_or(usize::MAX);
         let conn = self.connection(target).await?;
         let request_id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        conn.pending.lock().insert(request_id, tx);
         let mut out = BytesMut::new();
         Frame {
             kind: Kind::Request,
@@ -244,10 +286,17 @@ impl Transport {
             group,
             request_id,
             body: body.into(),
-            payload: Bytes::new(),
+            payload: BytesMut::new(),
         }
-        .encode(&mut out);
-        if conn.tx.send(out.freeze()).is_err() {
+        .encode_head(payload_len, &mut out)
+        .map_err(|e| CallError::Unreachable(target, e.to_string()))?;
+        let (tx, rx) = oneshot::channel();
+        conn.pending.lock().insert(request_id, tx);
+        let frame = Outgoing {
+            head: out.freeze(),
+            files,
+        };
+        if conn.tx.send(frame).is_err() {
             conn.close();
             return Err(CallError::Unreachable(target, "connection closed".into()));
         }
@@ -295,7 +344,7 @@ impl Transport {
         match connected {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
-                let conn = spawn_client(stream);
+                let conn = spawn_client(stream, Arc::clone(&self.sendfile_stats));
                 s.conn = Some(Arc::clone(&conn));
                 s.backoff = Duration::ZERO;
                 s.retry_at = None;
@@ -316,9 +365,9 @@ impl Transport {
 }
 
 /// Starts the writer and reader tasks of an outbound connection.
-fn spawn_client(stream: TcpStream) -> Arc<Conn> {
+fn spawn_client(stream: TcpStream, stats: Arc<Stats>) -> Arc<Conn> {
     let (mut read, mut write) = stream.into_split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
     let conn = Arc::new(Conn {
         tx,
         pending: Mutex::new(HashMap::new()),
@@ -328,8 +377,13 @@ fn spawn_client(stream: TcpStream) -> Arc<Conn> {
     // goes), and must not keep it alive itself.
     let writer = Arc::downgrade(&conn);
     tokio::spawn(async move {
-        while let Some(bytes) = rx.recv().await {
-            if write.write_all(&bytes).await.is_err() {
+        while let Some(frame) = rx.recv().await {
+            let sent = if frame.files.is_empty() {
+                write.write_all(&frame.head).await
+            } else {
+                send_with_files(&write, frame, &stats).await
+            };
+            if sent.is_err() {
                 break;
             }
         }
@@ -365,4 +419,24 @@ fn spawn_client(stream: TcpStream) -> Arc<Conn> {
         reader.close();
     });
     conn
+}
+
+/// Writes a frame's header and body, then its payload ranges with
+/// `sendfile(2)` (through the gather writer of the fetch path).
+async fn send_with_files(
+    write: &tokio::net::tcp::OwnedWriteHalf,
+    frame: Outgoing,
+    stats: &Stats,
+) -> std::io::Result<()> {
+    let mut chunks = Vec::with_capacity(frame.files.len() + 1);
+    chunks.push(Chunk::Bytes(&frame.head));
+    chunks.extend(frame.files.into_iter().map(|r| {
+        Chunk::File(FetchRange {
+            file: r.file,
+            position: r.position,
+            len: r.len,
+            hot: false,
+        })
+    }));
+    gather::send(write.as_ref(), &chunks, FetchPath::Sendfile, stats).await
 }

@@ -8,7 +8,7 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
 };
@@ -21,7 +21,7 @@ use openraft::{BasicNode, Raft, RaftTypeConfig};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{CallError, GroupHandler, GroupId, HandlerFuture, Rpc, Transport};
+use super::{CallError, GroupHandler, GroupId, HandlerFuture, MALFORMED, Rpc, Transport, raw};
 
 /// Creates the per-peer clients of one group.
 pub struct Network<C> {
@@ -85,12 +85,14 @@ where
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let body = postcard::to_allocvec(req)
-            .map_err(|e| RPCError::Network(NetworkError::new(&Message(e.to_string()))))?;
+        // Segment file ranges go to the payload section, sent with sendfile.
+        let (body, files) = raw::collect(|| postcard::to_allocvec(req));
+        let body =
+            body.map_err(|e| RPCError::Network(NetworkError::new(&Message(e.to_string()))))?;
         let timeout = option.hard_ttl();
         let answer = self
             .transport
-            .call(self.target, self.group, rpc, body, timeout)
+            .call_with_files(self.target, self.group, rpc, body, files, timeout)
             .await;
         let bytes = match answer {
             Ok(b) => b,
@@ -178,8 +180,14 @@ where
     }
 }
 
-fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    postcard::from_bytes(body).map_err(|e| format!("malformed request body: {e}"))
+/// Decodes a request body whose entries take their records from
+/// `payload` (see [`raw`]); every payload byte must be claimed. The error
+/// starts with [`MALFORMED`].
+pub fn decode_request<T: DeserializeOwned>(body: &[u8], payload: BytesMut) -> Result<T, String> {
+    raw::with_payload(payload, || {
+        postcard::from_bytes(body).map_err(|e| format!("body: {e}"))
+    })
+    .map_err(|e| format!("{MALFORMED}: {e}"))
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Bytes, String> {
@@ -192,19 +200,19 @@ impl<C> GroupHandler for RaftHandler<C>
 where
     C: RaftTypeConfig<NodeId = u64, Node = BasicNode, SnapshotData = std::io::Cursor<Vec<u8>>>,
 {
-    fn handle(&self, rpc: Rpc, body: Bytes, payload: Bytes) -> HandlerFuture {
+    fn handle(&self, rpc: Rpc, body: Bytes, payload: BytesMut) -> HandlerFuture {
         let raft = self.raft.clone();
         match rpc {
             Rpc::AppendEntries => Box::pin(async move {
-                let req: AppendEntriesRequest<C> = decode(&body)?;
+                let req: AppendEntriesRequest<C> = decode_request(&body, payload)?;
                 encode(&raft.append_entries(req).await)
             }),
             Rpc::Vote => Box::pin(async move {
-                let req: VoteRequest<u64> = decode(&body)?;
+                let req: VoteRequest<u64> = decode_request(&body, payload)?;
                 encode(&raft.vote(req).await)
             }),
             Rpc::InstallSnapshot => Box::pin(async move {
-                let req: InstallSnapshotRequest<C> = decode(&body)?;
+                let req: InstallSnapshotRequest<C> = decode_request(&body, payload)?;
                 encode(&raft.install_snapshot(req).await)
             }),
             other => match &self.extra {

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 
-use super::{Frame, Kind, Transport};
+use super::{Frame, Kind, MALFORMED, Transport};
 
 /// Most inbound connections served at once (peers hold one each).
 const MAX_CONNECTIONS: usize = 256;
@@ -60,6 +60,9 @@ async fn connection(stream: TcpStream, transport: Arc<Transport>) -> std::io::Re
         }
     });
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    // Set by a call whose request broke the layout: read no further.
+    let malformed = Arc::new(tokio::sync::Notify::new());
+    let mut answered_then_closed = false;
     let mut buf = BytesMut::with_capacity(64 << 10);
     let result = loop {
         match Frame::decode(&mut buf) {
@@ -73,11 +76,13 @@ async fn connection(stream: TcpStream, transport: Arc<Transport>) -> std::io::Re
                 let handler = transport.registry.get(frame.group);
                 let tx = tx.clone();
                 let local = transport.local();
+                let malformed = Arc::clone(&malformed);
                 tokio::spawn(async move {
                     let answer = match handler {
                         Some(h) => h.handle(frame.rpc, frame.body, frame.payload).await,
                         None => Err(format!("node {local} holds no {} group", frame.group)),
                     };
+                    let broken = matches!(&answer, Err(m) if m.starts_with(MALFORMED));
                     let (kind, body) = match answer {
                         Ok(body) => (Kind::Response, body),
                         Err(message) => (
@@ -92,10 +97,13 @@ async fn connection(stream: TcpStream, transport: Arc<Transport>) -> std::io::Re
                         group: frame.group,
                         request_id: frame.request_id,
                         body,
-                        payload: Bytes::new(),
+                        payload: BytesMut::new(),
                     }
                     .encode(&mut out);
                     let _ = tx.send(out.freeze());
+                    if broken {
+                        malformed.notify_one();
+                    }
                     drop(permit);
                 });
                 continue;
@@ -104,14 +112,23 @@ async fn connection(stream: TcpStream, transport: Arc<Transport>) -> std::io::Re
             Err(e) => break Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
         }
         buf.reserve(64 << 10);
-        match read.read_buf(&mut buf).await {
-            Ok(0) => break Ok(()),
-            Ok(_) => {}
-            Err(e) => break Err(e),
+        tokio::select! {
+            r = read.read_buf(&mut buf) => match r {
+                Ok(0) => break Ok(()),
+                Ok(_) => {}
+                Err(e) => break Err(e),
+            },
+            () = malformed.notified() => {
+                answered_then_closed = true;
+                break Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "a peer sent a malformed request",
+                ));
+            }
         }
     };
     drop(tx);
-    if result.is_err() {
+    if result.is_err() && !answered_then_closed {
         // A peer breaking the layout gets nothing more.
         writer.abort();
     } else {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::*;
 
@@ -13,7 +13,7 @@ use super::*;
 struct Echo;
 
 impl GroupHandler for Echo {
-    fn handle(&self, _rpc: Rpc, body: Bytes, _payload: Bytes) -> HandlerFuture {
+    fn handle(&self, _rpc: Rpc, body: Bytes, _payload: BytesMut) -> HandlerFuture {
         Box::pin(async move {
             let delay = u64::from(body.first().copied().unwrap_or(0));
             tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -141,4 +141,119 @@ async fn a_call_times_out_and_the_connection_reconnects_after_a_restart() {
             }
         }
     }
+}
+
+/// Answers with the payload it received.
+struct PayloadEcho;
+
+impl GroupHandler for PayloadEcho {
+    fn handle(&self, _rpc: Rpc, _body: Bytes, payload: BytesMut) -> HandlerFuture {
+        Box::pin(async move { Ok(payload.freeze()) })
+    }
+}
+
+/// Refuses every call as malformed.
+struct Broken;
+
+impl GroupHandler for Broken {
+    fn handle(&self, _rpc: Rpc, _body: Bytes, _payload: BytesMut) -> HandlerFuture {
+        Box::pin(async move { Err(format!("{MALFORMED}: on purpose")) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_ranges_arrive_as_the_payload_section() {
+    use std::io::Write;
+
+    let (client, server, _task, _) = pair().await;
+    let group = GroupId::Partition {
+        topic_id: 1,
+        partition: 0,
+    };
+    server.registry.register(group, Arc::new(PayloadEcho));
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let mut f = tempfile::tempfile().unwrap();
+    f.write_all(&content).unwrap();
+    let file: Arc<dyn crate::log::LogFile> = Arc::new(crate::log::io::StdFile::new(f));
+    let range = |position: u64, len: u64| raw::RawRange {
+        file: Arc::clone(&file),
+        position,
+        len,
+    };
+    let files = vec![range(10, 1000), range(1010, 200_000), range(5, 3)];
+    let answer = client
+        .call_with_files(2, group, Rpc::AppendEntries, vec![7], files, T)
+        .await
+        .unwrap();
+    let mut expected = content[10..201_010].to_vec();
+    expected.extend_from_slice(&content[5..8]);
+    assert_eq!(answer.len(), expected.len());
+    assert!(answer[..] == expected[..]);
+    let sent = client
+        .sendfile_stats
+        .fetch_bytes_sendfile
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(sent, expected.len() as u64);
+    // A range past the file's end cuts the connection: the call fails, and
+    // the next one goes out on a new connection.
+    let r = client
+        .call_with_files(
+            2,
+            group,
+            Rpc::AppendEntries,
+            vec![],
+            vec![range(299_000, 5_000)],
+            T,
+        )
+        .await;
+    assert!(matches!(r, Err(CallError::Unreachable(..))), "{r:?}");
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        match client
+            .call_with_files(2, group, Rpc::AppendEntries, vec![], vec![range(0, 4)], T)
+            .await
+        {
+            Ok(b) => {
+                assert_eq!(b[..], content[..4]);
+                break;
+            }
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "{e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_request_is_answered_then_its_connection_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (_client, server, _task, addr) = pair().await;
+    let group = GroupId::Partition {
+        topic_id: 3,
+        partition: 0,
+    };
+    server.registry.register(group, Arc::new(Broken));
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut out = BytesMut::new();
+    Frame {
+        kind: Kind::Request,
+        rpc: Rpc::AppendEntries,
+        group,
+        request_id: 5,
+        body: Bytes::from_static(b"x"),
+        payload: BytesMut::from(&b"yz"[..]),
+    }
+    .encode(&mut out);
+    s.write_all(&out).await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(T, s.read_to_end(&mut got))
+        .await
+        .expect("closed, not left open")
+        .unwrap();
+    let mut got = BytesMut::from(&got[..]);
+    let answer = Frame::decode(&mut got).unwrap().unwrap();
+    assert_eq!((answer.kind, answer.request_id), (Kind::Error, 5));
+    assert!(got.is_empty());
 }
