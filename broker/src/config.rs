@@ -856,7 +856,12 @@ mod tests {
             (20, 80, 160)
         );
         c.validate().unwrap();
-        for (hb, min, max) in [(0, 150, 300), (150, 150, 300), (50, 300, 300), (50, 400, 300)] {
+        for (hb, min, max) in [
+            (0, 150, 300),
+            (150, 150, 300),
+            (50, 300, 300),
+            (50, 400, 300),
+        ] {
             let c = BrokerConfig {
                 raft_heartbeat_ms: hb,
                 raft_election_timeout_min_ms: min,

@@ -363,3 +363,48 @@ async fn an_idempotent_producer_lands_every_record_once_in_order_when_the_leader
         }
     }
 }
+
+/// A refusal that says the leader moved is retried on the leader the next
+/// Metadata names within milliseconds, not after the producer's ordinary
+/// retry backoff (set to 2 s here: its first wait would be 4 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_leader_is_found_at_once_not_after_the_retry_backoff() {
+    let broker = TestBroker::start();
+    let mut admin = broker.connect().await;
+    create_topic(&mut admin, "quick", 1, TopicConfig::default()).await;
+    drop(admin);
+    // Serves one produce request, then refuses with NotLeaderForPartition.
+    let (fake, seen) = fake_broker(broker.addr, 1, DATA).await;
+    let producer = Producer::new(ProducerConfig {
+        acks: Acks::All,
+        retry_backoff: Duration::from_secs(2),
+        delivery_timeout: Duration::from_secs(60),
+        ..ProducerConfig::new(fake.to_string())
+    });
+    let send = |v: &'static str| {
+        let producer = &producer;
+        async move {
+            producer
+                .send_record(ProducerRecord {
+                    topic: "quick",
+                    partition: Some(0),
+                    value: Some(v.as_bytes()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(send("first").await.offset, Some(0), "served by the fake");
+    let started = std::time::Instant::now();
+    assert_eq!(send("second").await.offset, Some(1), "on the real leader");
+    let took = started.elapsed();
+    assert_eq!(seen.refused.load(Ordering::SeqCst), 1, "refused once");
+    assert!(
+        took < Duration::from_secs(1),
+        "the new leader was found in {took:?}, not after the 4 s retry backoff"
+    );
+    producer.close().await;
+}
