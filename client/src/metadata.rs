@@ -19,7 +19,7 @@
 //! client finds a new leader as soon as any surviving broker knows it. While
 //! the answers keep naming a leader that does not work (an election is
 //! still under way), refreshes asked for in a row are spaced by a short
-//! backoff: 10 ms, doubling up to 250 ms ([`QUICK_REFRESH_MIN`],
+//! backoff: 10 ms, doubling up to 100 ms ([`QUICK_REFRESH_MIN`],
 //! [`QUICK_REFRESH_MAX`]); a refresh more than a second after the previous
 //! one starts again at 10 ms.
 
@@ -44,7 +44,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub const QUICK_REFRESH_MIN: Duration = Duration::from_millis(10);
 
 /// Longest spacing of refreshes asked for in a row.
-pub const QUICK_REFRESH_MAX: Duration = Duration::from_millis(250);
+pub const QUICK_REFRESH_MAX: Duration = Duration::from_millis(100);
 
 /// A refresh this long after the previous one starts the spacing over.
 const QUICK_RESET: Duration = Duration::from_secs(1);
@@ -370,7 +370,7 @@ mod tests {
         cache.state().refreshed = Some(now);
         cache.invalidate();
         assert!(cache.refresh_due(now), "the first one runs at once");
-        for (quick, spacing) in [(1, 10), (2, 20), (3, 40), (5, 160), (6, 250), (30, 250)] {
+        for (quick, spacing) in [(1, 10), (2, 20), (3, 40), (4, 80), (5, 100), (30, 100)] {
             cache.state().quick = quick;
             let gap = Duration::from_millis(spacing);
             assert!(!cache.refresh_due(now + gap - Duration::from_millis(1)));

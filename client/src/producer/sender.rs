@@ -66,7 +66,7 @@ fn backoff(shared: &Shared, attempts: u32) -> Duration {
 
 /// Wait before resending a batch a broker refused because the leader moved
 /// (or before reconnecting to a leader that did not answer): 10 ms doubling
-/// per attempt up to 250 ms, and never more than the ordinary backoff. The
+/// per attempt up to 100 ms, and never more than the ordinary backoff. The
 /// Metadata refresh asked for at the same time runs at once, so the batch
 /// goes to the new leader as soon as any broker names it.
 fn leader_backoff(shared: &Shared, attempts: u32) -> Duration {
@@ -574,6 +574,12 @@ pub(super) async fn run(shared: Arc<Shared>) {
             if shared.metadata.is_stale() {
                 // A refresh held back by its spacing: look again soon.
                 sleep = sleep.min(crate::metadata::QUICK_REFRESH_MIN);
+            }
+            // Batches may wait for a resting destination: look again when
+            // its rest ends.
+            let now = Instant::now();
+            if let Some(end) = resting.values().map(|r| r.1).filter(|t| *t > now).min() {
+                sleep = sleep.min(end - now);
             }
             tokio::select! {
                 () = shared.wake.notified() => {}
