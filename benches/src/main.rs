@@ -43,6 +43,10 @@ struct Args {
     /// Leader kills of `--workload failover`
     #[arg(long, default_value_t = 10)]
     kills: u32,
+    /// Extra lines for the broker config file of `--workload failover`'s
+    /// and `--cluster`'s nodes, e.g. "raft_heartbeat_ms = 20"
+    #[arg(long, default_value = "")]
+    cluster_config: String,
     /// Also run W1, W2 and W4 on a loopback cluster of this many brokers
     /// (replication factor = the number of brokers), after the single
     /// broker, and report both
@@ -269,6 +273,7 @@ async fn run_cluster(args: &Args, workloads: &[&str]) -> anyhow::Result<Vec<Work
     let source = BrokerSource::Cluster {
         tmp_base: args.tmp_dir.clone(),
         nodes: args.cluster,
+        config: args.cluster_config.replace("\\n", "\n"),
     };
     let mut bench = Bench::new(args.options(), source, &args.fetch_path)?;
     bench.opts.compression = args
@@ -317,7 +322,7 @@ fn failover_main(args: &Args) -> anyhow::Result<()> {
     let spec = failover::FailoverSpec {
         kills: args.kills.max(1),
         value_len: args.value_len.unwrap_or(1024),
-        extra_toml: String::new(),
+        extra_toml: args.cluster_config.replace("\\n", "\n"),
     };
     let results = rt.block_on(failover::run(tmp.path(), &spec))?;
     failover::print(&results);

@@ -26,9 +26,10 @@ use sluice_protocol::wire::metadata::MetadataResponse;
 use sluice_protocol::wire::produce::{ProducePartitionResponse, ProduceRequest, ProduceResponse};
 use sluice_protocol::wire::topic_config::TopicConfig;
 use sluice_protocol::wire::{ApiKey, ErrorCode, RequestHeader, ResponseHeader, encode_body};
+use sluice_tests::fake::{self, read_frame};
 use sluice_tests::{TestBroker, create_topic, read_partition};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 /// What the fake broker has done, for the test to check.
 #[derive(Debug, Default)]
@@ -51,31 +52,14 @@ async fn fake_broker(
     serve_data: usize,
     refuse: &'static [ApiKey],
 ) -> (SocketAddr, Arc<Seen>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Seen::default());
     let shared = Arc::clone(&seen);
-    tokio::spawn(async move {
-        loop {
-            let Ok((client, _)) = listener.accept().await else {
-                return;
-            };
-            let seen = Arc::clone(&shared);
-            tokio::spawn(async move {
-                let _ = serve(client, real, addr, serve_data, refuse, &seen).await;
-            });
-        }
-    });
+    let addr = fake::spawn(move |client, own| {
+        let seen = Arc::clone(&shared);
+        async move { serve(client, real, own, serve_data, refuse, &seen).await }
+    })
+    .await;
     (addr, seen)
-}
-
-async fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut frame = vec![0u8; 4];
-    s.read_exact(&mut frame).await?;
-    let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
-    frame.resize(4 + len, 0);
-    s.read_exact(&mut frame[4..]).await?;
-    Ok(frame)
 }
 
 /// One client connection: requests in order, each answered before the

@@ -64,6 +64,8 @@ pub enum BrokerSource {
         tmp_base: Option<PathBuf>,
         /// Nodes.
         nodes: u64,
+        /// Extra broker config file lines of every node.
+        config: String,
     },
     /// Already running.
     External {
@@ -162,9 +164,9 @@ impl Bench {
                     let data = self.data_dir.as_deref().context("no data dir")?;
                     Target::Spawned(BrokerProc::start(data, &self.fetch_path, "")?)
                 }
-                BrokerSource::Cluster { nodes, .. } => {
+                BrokerSource::Cluster { nodes, config, .. } => {
                     let data = self.data_dir.as_deref().context("no data dir")?;
-                    Target::Cluster(super::cluster::ClusterProc::start(data, *nodes, "")?)
+                    Target::Cluster(super::cluster::ClusterProc::start(data, *nodes, config)?)
                 }
                 BrokerSource::External { addr, pid, .. } => Target::External {
                     addr: *addr,
