@@ -12,10 +12,12 @@ use sluice_bench::harness::bench::{Bench, BrokerSource};
 use sluice_bench::harness::options::{
     Options, ValueKind, parse_acks, parse_codecs, parse_value_kind,
 };
-use sluice_bench::harness::report::{print_compression, print_details, print_goals, print_table};
+use sluice_bench::harness::report::{
+    WorkloadResult, print_compression, print_details, print_goals, print_table,
+};
 use sluice_bench::harness::{
-    baseline, goals, kafka_bench, plot, w1_produce, w2_fetch, w3_small, w4_latency, w7_cold,
-    w8_partitions,
+    baseline, failover, goals, kafka_bench, plot, w1_produce, w2_fetch, w3_small, w4_latency,
+    w7_cold, w8_partitions,
 };
 use sluice_protocol::batch::Compression;
 use sluice_protocol::wire::produce::Acks;
@@ -34,9 +36,22 @@ const READ_WORKLOADS: [&str; 2] = ["W2", "W6"];
     about = "Sluice workload benchmarks (see docs/benchmarks.md)"
 )]
 struct Args {
-    /// Comma-separated workloads (W1..W8), or `all`
+    /// Comma-separated workloads (W1..W8), or `all`; or `failover`: leader
+    /// SIGKILLs on a 3-node cluster (see --kills)
     #[arg(long, default_value = "W1,W2,W3,W4")]
     workload: String,
+    /// Leader kills of `--workload failover`
+    #[arg(long, default_value_t = 10)]
+    kills: u32,
+    /// Extra lines for the broker config file of `--workload failover`'s
+    /// and `--cluster`'s nodes, e.g. "raft_heartbeat_ms = 20"
+    #[arg(long, default_value = "")]
+    cluster_config: String,
+    /// Also run W1, W2 and W4 on a loopback cluster of this many brokers
+    /// (replication factor = the number of brokers), after the single
+    /// broker, and report both
+    #[arg(long, default_value_t = 0)]
+    cluster: u64,
     /// Records per workload [default: each workload's own: 1,000,000; W3 5,000,000]
     #[arg(long)]
     records: Option<u64>,
@@ -185,6 +200,9 @@ impl Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.workload.trim().eq_ignore_ascii_case("failover") {
+        return failover_main(&args);
+    }
     let workloads = args.workloads()?;
     if !["sendfile", "copy"].contains(&args.fetch_path.as_str()) {
         bail!("--fetch-path must be sendfile or copy");
@@ -218,6 +236,10 @@ fn main() -> anyhow::Result<()> {
     let outcome = rt.block_on(run(&mut bench, &args, &workloads));
     bench.stop()?;
     outcome?;
+    if args.cluster > 0 {
+        let mut results = rt.block_on(run_cluster(&args, &workloads))?;
+        bench.results.append(&mut results);
+    }
     goals::judge_all(&mut bench.results);
     print_table(&bench.results);
     println!();
@@ -238,6 +260,75 @@ fn main() -> anyhow::Result<()> {
         for p in plot::write_all(dir, &bench.plots)? {
             eprintln!("wrote {}", p.display());
         }
+    }
+    Ok(())
+}
+
+/// The workloads `--cluster` runs again on the cluster.
+const CLUSTER_WORKLOADS: [&str; 3] = ["W1", "W2", "W4"];
+
+/// W1, W2 and W4 (those of `workloads`) on a loopback cluster of
+/// `--cluster` brokers; each result's variant names the cluster.
+async fn run_cluster(args: &Args, workloads: &[&str]) -> anyhow::Result<Vec<WorkloadResult>> {
+    let source = BrokerSource::Cluster {
+        tmp_base: args.tmp_dir.clone(),
+        nodes: args.cluster,
+        config: args.cluster_config.replace("\\n", "\n"),
+    };
+    let mut bench = Bench::new(args.options(), source, &args.fetch_path)?;
+    bench.opts.compression = args
+        .compression
+        .first()
+        .copied()
+        .unwrap_or(Compression::None);
+    let label = format!("{} nodes RF={}", args.cluster, args.cluster);
+    let mut outcome = Ok(());
+    for id in workloads.iter().filter(|w| CLUSTER_WORKLOADS.contains(*w)) {
+        eprintln!("running {id} on {label}");
+        outcome = match *id {
+            "W1" => w1_produce::w1(&mut bench).await,
+            "W2" => w2_fetch::w2(&mut bench).await,
+            _ => w4_latency::w4(&mut bench).await,
+        };
+        if outcome.is_err() {
+            break;
+        }
+    }
+    bench.stop()?;
+    outcome?;
+    let mut results = std::mem::take(&mut bench.results);
+    for r in &mut results {
+        r.variant = format!("{} [{label}]", r.variant);
+        r.parameters
+            .insert("cluster_nodes".into(), serde_json::json!(args.cluster));
+    }
+    Ok(results)
+}
+
+/// `--workload failover`: leader kills on a 3-node cluster.
+fn failover_main(args: &Args) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let tmp = match &args.tmp_dir {
+        Some(base) => tempfile::Builder::new()
+            .prefix("sluice-failover-")
+            .tempdir_in(base)?,
+        None => tempfile::Builder::new()
+            .prefix("sluice-failover-")
+            .tempdir()?,
+    };
+    let spec = failover::FailoverSpec {
+        kills: args.kills.max(1),
+        value_len: args.value_len.unwrap_or(1024),
+        extra_toml: args.cluster_config.replace("\\n", "\n"),
+    };
+    let results = rt.block_on(failover::run(tmp.path(), &spec))?;
+    failover::print(&results);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&results)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

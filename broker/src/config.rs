@@ -445,6 +445,15 @@ pub struct BrokerConfig {
     /// Cluster mode: how long an admin request waits for the controller
     /// leader to commit and apply it before `ControllerUnavailable`.
     pub controller_timeout_ms: u64,
+    /// Cluster mode: how often a partition group's leader sends heartbeats
+    /// (ms). Below `raft_election_timeout_min_ms`.
+    pub raft_heartbeat_ms: u64,
+    /// Cluster mode: a follower that hears no leader for a random time in
+    /// `raft_election_timeout_min_ms..raft_election_timeout_max_ms` starts an
+    /// election. These bound how fast a partition fails over.
+    pub raft_election_timeout_min_ms: u64,
+    /// Upper end of the partition groups' election timeout (ms).
+    pub raft_election_timeout_max_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -484,6 +493,9 @@ impl Default for BrokerConfig {
             kafka_advertised: String::new(),
             default_replication_factor: 1,
             controller_timeout_ms: 5000,
+            raft_heartbeat_ms: 50,
+            raft_election_timeout_min_ms: 150,
+            raft_election_timeout_max_ms: 300,
         }
     }
 }
@@ -565,6 +577,13 @@ impl BrokerConfig {
         }
         if !(100..=600_000).contains(&self.controller_timeout_ms) {
             return Err("controller_timeout_ms must be between 100 and 600000".into());
+        }
+        if self.raft_heartbeat_ms == 0
+            || self.raft_heartbeat_ms >= self.raft_election_timeout_min_ms
+            || self.raft_election_timeout_min_ms >= self.raft_election_timeout_max_ms
+            || self.raft_election_timeout_max_ms > 600_000
+        {
+            return Err("raft timing must satisfy 0 < raft_heartbeat_ms < raft_election_timeout_min_ms < raft_election_timeout_max_ms <= 600000".into());
         }
         if self.group_max_size == 0 || self.group_max_size > 1_000_000 {
             return Err("group_max_size must be between 1 and 1000000".into());
@@ -819,6 +838,38 @@ mod tests {
                     "docs/operations.md does not show `{key}`"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn raft_timing_keys_are_read_and_checked() {
+        let c = BrokerConfig::from_toml(
+            "raft_heartbeat_ms = 20\nraft_election_timeout_min_ms = 80\nraft_election_timeout_max_ms = 160\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.raft_heartbeat_ms,
+                c.raft_election_timeout_min_ms,
+                c.raft_election_timeout_max_ms
+            ),
+            (20, 80, 160)
+        );
+        c.validate().unwrap();
+        for (hb, min, max) in [
+            (0, 150, 300),
+            (150, 150, 300),
+            (50, 300, 300),
+            (50, 400, 300),
+        ] {
+            let c = BrokerConfig {
+                raft_heartbeat_ms: hb,
+                raft_election_timeout_min_ms: min,
+                raft_election_timeout_max_ms: max,
+                ..BrokerConfig::default()
+            };
+            let e = c.validate().unwrap_err();
+            assert!(e.contains("raft_heartbeat_ms"), "{hb}/{min}/{max}: {e}");
         }
     }
 }

@@ -199,7 +199,12 @@ fn main() -> anyhow::Result<()> {
                     Arc::downgrade(&broker.service),
                     Arc::clone(&broker.single_node),
                     tokio::runtime::Handle::current(),
-                    ReplicationConfig::default(),
+                    ReplicationConfig {
+                        heartbeat_ms: broker.config.raft_heartbeat_ms,
+                        election_timeout_min_ms: broker.config.raft_election_timeout_min_ms,
+                        election_timeout_max_ms: broker.config.raft_election_timeout_max_ms,
+                        ..ReplicationConfig::default()
+                    },
                 );
                 let observer = Arc::new(ReplicaObserver::new(
                     Arc::downgrade(&broker.service),

@@ -14,6 +14,14 @@
 //! connection), when a topic it was asked about is unknown to it, or when
 //! the last refresh is older than the max age. After a failed refresh the
 //! next is due only after a backoff that doubles up to 5 s.
+//!
+//! A refresh asked for is run at once, from whichever broker answers, so a
+//! client finds a new leader as soon as any surviving broker knows it. While
+//! the answers keep naming a leader that does not work (an election is
+//! still under way), refreshes asked for in a row are spaced by a short
+//! backoff: 10 ms, doubling up to 100 ms ([`QUICK_REFRESH_MIN`],
+//! [`QUICK_REFRESH_MAX`]); a refresh more than a second after the previous
+//! one starts again at 10 ms.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,6 +39,15 @@ const REFRESH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Longest wait between failed refreshes.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Shortest spacing of refreshes asked for in a row.
+pub const QUICK_REFRESH_MIN: Duration = Duration::from_millis(10);
+
+/// Longest spacing of refreshes asked for in a row.
+pub const QUICK_REFRESH_MAX: Duration = Duration::from_millis(100);
+
+/// A refresh this long after the previous one starts the spacing over.
+const QUICK_RESET: Duration = Duration::from_secs(1);
 
 /// Where a partition's requests go, by the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +84,9 @@ struct State {
     missing: Vec<String>,
     /// When the last refresh succeeded.
     refreshed: Option<Instant>,
+    /// Successful refreshes in a row, each within [`QUICK_RESET`] of the
+    /// one before: the spacing of the next asked-for one doubles per step.
+    quick: u32,
     /// A refresh was asked for (error answer, lost connection).
     stale: bool,
     /// Failed refreshes in a row, and when the last one ended.
@@ -145,6 +165,12 @@ impl MetadataCache {
     /// age, and not within the backoff after a failed one.
     pub fn refresh_due(&self, now: Instant) -> bool {
         let st = self.state();
+        if st.stale
+            && let Some(t) = st.refreshed
+            && now.saturating_duration_since(t) < quick_spacing(st.quick)
+        {
+            return false;
+        }
         if let Some(t) = st.last_failure
             && st.failures > 0
         {
@@ -224,7 +250,14 @@ impl MetadataCache {
                 st.missing = missing;
                 st.topics = fresh;
                 st.brokers = brokers;
-                st.refreshed = Some(Instant::now());
+                let now = Instant::now();
+                st.quick = match st.refreshed {
+                    Some(t) if now.saturating_duration_since(t) < QUICK_RESET => {
+                        st.quick.saturating_add(1)
+                    }
+                    _ => 0,
+                };
+                st.refreshed = Some(now);
                 st.stale = false;
                 st.failures = 0;
                 st.last_failure = None;
@@ -238,6 +271,11 @@ impl MetadataCache {
                 Err(e)
             }
         }
+    }
+
+    /// Whether a refresh was asked for and has not run yet.
+    pub fn is_stale(&self) -> bool {
+        self.state().stale
     }
 
     async fn ask(
@@ -257,6 +295,18 @@ impl MetadataCache {
                     format!("no Metadata answer within {REFRESH_TIMEOUT:?}"),
                 )))
             })
+    }
+}
+
+/// How long after a refresh the next asked-for one waits, `quick` refreshes
+/// into a run: 0 at first, then [`QUICK_REFRESH_MIN`] doubling up to
+/// [`QUICK_REFRESH_MAX`].
+fn quick_spacing(quick: u32) -> Duration {
+    match quick {
+        0 => Duration::ZERO,
+        n => QUICK_REFRESH_MIN
+            .saturating_mul(1 << (n - 1).min(10))
+            .min(QUICK_REFRESH_MAX),
     }
 }
 
@@ -307,5 +357,24 @@ mod tests {
         assert!(cache.refresh_due(now + Duration::from_secs(60)), "max age");
         cache.invalidate();
         assert!(cache.refresh_due(now), "asked for");
+    }
+
+    #[test]
+    fn refreshes_asked_for_in_a_row_are_spaced_by_a_short_doubling_backoff() {
+        let cache = MetadataCache::new(
+            Bootstrap::new(["a:1"]),
+            Duration::from_secs(60),
+            Duration::from_secs(1),
+        );
+        let now = Instant::now();
+        cache.state().refreshed = Some(now);
+        cache.invalidate();
+        assert!(cache.refresh_due(now), "the first one runs at once");
+        for (quick, spacing) in [(1, 10), (2, 20), (3, 40), (4, 80), (5, 100), (30, 100)] {
+            cache.state().quick = quick;
+            let gap = Duration::from_millis(spacing);
+            assert!(!cache.refresh_due(now + gap - Duration::from_millis(1)));
+            assert!(cache.refresh_due(now + gap), "{quick} in a row: {gap:?}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! and read record batches. One scenario per file in `tests/tests/`.
 
 pub mod cluster;
+pub mod fake;
 pub mod kafka;
 pub mod strace;
 

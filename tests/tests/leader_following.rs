@@ -26,9 +26,10 @@ use sluice_protocol::wire::metadata::MetadataResponse;
 use sluice_protocol::wire::produce::{ProducePartitionResponse, ProduceRequest, ProduceResponse};
 use sluice_protocol::wire::topic_config::TopicConfig;
 use sluice_protocol::wire::{ApiKey, ErrorCode, RequestHeader, ResponseHeader, encode_body};
+use sluice_tests::fake::{self, read_frame};
 use sluice_tests::{TestBroker, create_topic, read_partition};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 /// What the fake broker has done, for the test to check.
 #[derive(Debug, Default)]
@@ -51,31 +52,14 @@ async fn fake_broker(
     serve_data: usize,
     refuse: &'static [ApiKey],
 ) -> (SocketAddr, Arc<Seen>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Seen::default());
     let shared = Arc::clone(&seen);
-    tokio::spawn(async move {
-        loop {
-            let Ok((client, _)) = listener.accept().await else {
-                return;
-            };
-            let seen = Arc::clone(&shared);
-            tokio::spawn(async move {
-                let _ = serve(client, real, addr, serve_data, refuse, &seen).await;
-            });
-        }
-    });
+    let addr = fake::spawn(move |client, own| {
+        let seen = Arc::clone(&shared);
+        async move { serve(client, real, own, serve_data, refuse, &seen).await }
+    })
+    .await;
     (addr, seen)
-}
-
-async fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut frame = vec![0u8; 4];
-    s.read_exact(&mut frame).await?;
-    let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
-    frame.resize(4 + len, 0);
-    s.read_exact(&mut frame[4..]).await?;
-    Ok(frame)
 }
 
 /// One client connection: requests in order, each answered before the
@@ -362,4 +346,53 @@ async fn an_idempotent_producer_lands_every_record_once_in_order_when_the_leader
             );
         }
     }
+}
+
+/// A refusal that says the leader moved is retried on the leader the next
+/// Metadata names within milliseconds, not after the producer's ordinary
+/// retry backoff (set to 2 s here: its first wait would be 4 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_leader_is_found_at_once_not_after_the_retry_backoff() {
+    let broker = TestBroker::start();
+    let mut admin = broker.connect().await;
+    create_topic(&mut admin, "quick", 1, TopicConfig::default()).await;
+    drop(admin);
+    // Serves one produce request, then refuses with NotLeaderForPartition.
+    let (fake, seen) = fake_broker(broker.addr, 1, DATA).await;
+    let producer = Producer::new(ProducerConfig {
+        acks: Acks::All,
+        retry_backoff: Duration::from_secs(2),
+        delivery_timeout: Duration::from_secs(60),
+        ..ProducerConfig::new(fake.to_string())
+    });
+    let send = |v: &'static str| {
+        let producer = &producer;
+        async move {
+            producer
+                .send_record(ProducerRecord {
+                    topic: "quick",
+                    partition: Some(0),
+                    value: Some(v.as_bytes()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(send("first").await.offset, Some(0), "served by the fake");
+    let started = std::time::Instant::now();
+    assert_eq!(send("second").await.offset, Some(1), "on the real leader");
+    let took = started.elapsed();
+    // Refused at least once (again if a retry beat the Metadata refresh).
+    assert!(
+        seen.refused.load(Ordering::SeqCst) >= 1,
+        "the fake refused it"
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "the new leader was found in {took:?}, not after the 4 s retry backoff"
+    );
+    producer.close().await;
 }

@@ -17,9 +17,10 @@ use sluice_client::{Acks, Producer, ProducerConfig, ProducerRecord};
 use sluice_protocol::wire::metadata::{BrokerMetadata, MetadataResponse};
 use sluice_protocol::wire::topic_config::TopicConfig;
 use sluice_protocol::wire::{ApiKey, RequestHeader, ResponseHeader, decode_body, encode_body};
+use sluice_tests::fake::{self, read_frame};
 use sluice_tests::{TestBroker, create_topic, read_partition};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 /// What the fake broker has seen.
 #[derive(Debug, Default)]
@@ -28,15 +29,6 @@ struct Seen {
     metadata: AtomicUsize,
     /// Produce requests it passed through.
     produce: AtomicUsize,
-}
-
-async fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut frame = vec![0u8; 4];
-    s.read_exact(&mut frame).await?;
-    let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
-    frame.resize(4 + len, 0);
-    s.read_exact(&mut frame[4..]).await?;
-    Ok(frame)
 }
 
 /// Rewrites a Metadata (version 2) answer of `a`: brokers are node 1 at
@@ -103,18 +95,13 @@ async fn serve(
 }
 
 async fn fake_broker(a: SocketAddr, b: SocketAddr) -> (SocketAddr, Arc<Seen>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Seen::default());
     let shared = Arc::clone(&seen);
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let seen = Arc::clone(&shared);
-            tokio::spawn(async move {
-                let _ = serve(client, a, b, &seen).await;
-            });
-        }
-    });
+    let addr = fake::spawn(move |client, _| {
+        let seen = Arc::clone(&shared);
+        async move { serve(client, a, b, &seen).await }
+    })
+    .await;
     (addr, seen)
 }
 

@@ -57,6 +57,16 @@ pub enum BrokerSource {
         /// Parent of the temporary data directory.
         tmp_base: Option<PathBuf>,
     },
+    /// A loopback cluster of `nodes` brokers started by the harness under
+    /// `tmp_base`; topics get replication factor `nodes`.
+    Cluster {
+        /// Parent of the temporary data directories.
+        tmp_base: Option<PathBuf>,
+        /// Nodes.
+        nodes: u64,
+        /// Extra broker config file lines of every node.
+        config: String,
+    },
     /// Already running.
     External {
         /// Its address.
@@ -95,7 +105,7 @@ impl Bench {
     /// A run against `source`, starting with fetch path `fetch_path`.
     pub fn new(opts: Options, source: BrokerSource, fetch_path: &str) -> anyhow::Result<Self> {
         let (tmp, data_dir) = match &source {
-            BrokerSource::Spawn { tmp_base } => {
+            BrokerSource::Spawn { tmp_base } | BrokerSource::Cluster { tmp_base, .. } => {
                 let tmp = match tmp_base {
                     Some(base) => tempfile::Builder::new()
                         .prefix("sluice-bench-")
@@ -154,6 +164,10 @@ impl Bench {
                     let data = self.data_dir.as_deref().context("no data dir")?;
                     Target::Spawned(BrokerProc::start(data, &self.fetch_path, "")?)
                 }
+                BrokerSource::Cluster { nodes, config, .. } => {
+                    let data = self.data_dir.as_deref().context("no data dir")?;
+                    Target::Cluster(super::cluster::ClusterProc::start(data, *nodes, config)?)
+                }
                 BrokerSource::External { addr, pid, .. } => Target::External {
                     addr: *addr,
                     pid: *pid,
@@ -162,6 +176,28 @@ impl Bench {
             self.broker = Some(target);
         }
         Ok(self.broker.as_ref().context("no broker")?.addr())
+    }
+
+    /// Whether the run is against a cluster the harness started.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.source, BrokerSource::Cluster { .. })
+    }
+
+    /// Where partition 0 of `topic` is produced to and fetched from: the
+    /// broker itself, or on a cluster the leader every node agrees on
+    /// (and still the leader half a second later).
+    pub async fn leader(&mut self, topic: &str) -> anyhow::Result<SocketAddr> {
+        let addr = self.addr()?;
+        match self.broker.as_ref() {
+            Some(Target::Cluster(c)) => {
+                let settle = std::time::Duration::from_millis(500);
+                let id = c
+                    .wait_for_stable_leader(topic, 0, settle, std::time::Duration::from_secs(60))
+                    .await?;
+                c.addr(id)
+            }
+            _ => Ok(addr),
+        }
     }
 
     /// The broker's Kafka listener, starting the broker first if needed.
@@ -179,6 +215,7 @@ impl Bench {
     pub fn broker_pid(&self) -> Option<u32> {
         match self.broker.as_ref()? {
             Target::Spawned(b) => Some(b.pid()),
+            Target::Cluster(_) => None,
             Target::External { pid, .. } => *pid,
         }
     }

@@ -177,6 +177,9 @@ impl Drop for BrokerProc {
 pub enum Target {
     /// Started by the harness.
     Spawned(BrokerProc),
+    /// A loopback cluster started by the harness (`--cluster N`): its
+    /// address is node 1's, its CPU the sum of its nodes'.
+    Cluster(super::cluster::ClusterProc),
     /// Given on the command line.
     External {
         /// Its address.
@@ -191,6 +194,7 @@ impl Target {
     pub fn addr(&self) -> SocketAddr {
         match self {
             Target::Spawned(b) => b.addr,
+            Target::Cluster(c) => c.addrs()[0],
             Target::External { addr, .. } => *addr,
         }
     }
@@ -199,6 +203,7 @@ impl Target {
     pub fn cpu(&self) -> CpuTimes {
         match self {
             Target::Spawned(b) => b.cpu(),
+            Target::Cluster(c) => c.cpu(),
             Target::External { pid: Some(pid), .. } => cpu_times(*pid).unwrap_or_default(),
             Target::External { pid: None, .. } => CpuTimes::default(),
         }
@@ -208,6 +213,7 @@ impl Target {
     pub fn stop(self) -> anyhow::Result<()> {
         match self {
             Target::Spawned(b) => b.stop(),
+            Target::Cluster(mut c) => c.stop(),
             Target::External { .. } => Ok(()),
         }
     }

@@ -3,6 +3,8 @@
 //! # Layout
 //!
 //! - `broker_proc`: starts a broker process and reads its CPU time.
+//! - `cluster`: a loopback cluster of broker processes (`--cluster N`), and
+//!   `failover`: leader SIGKILLs on it (`--workload failover`).
 //! - `bench`: [`bench::Bench`], the state one run carries between workloads.
 //! - `options`: command-line settings and each workload's defaults.
 //! - `workloads`: the raw produce and fetch loops the throughput workloads
@@ -20,6 +22,8 @@
 pub mod baseline;
 pub mod bench;
 pub mod broker_proc;
+pub mod cluster;
+pub mod failover;
 pub mod goals;
 pub mod kafka_bench;
 pub mod meter;

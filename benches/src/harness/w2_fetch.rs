@@ -17,7 +17,7 @@ pub async fn w2(bench: &mut Bench) -> anyhow::Result<()> {
     let mut p = bench.opts.params(log.records, log.value_len, Acks::Leader);
     p.records = log.records;
     p.value_len = log.value_len;
-    let addr = bench.addr()?;
+    let addr = bench.leader(&log.topic).await?;
     // A first pass warms the page cache (and the broker's file handles).
     consume(addr, &log.topic, &[(0, log.records)], &p, &Meter::new()).await?;
     let meter = Meter::new();

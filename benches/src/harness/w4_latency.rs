@@ -336,6 +336,7 @@ pub async fn w4(bench: &mut Bench) -> anyhow::Result<()> {
     let topic = bench.topic("w4");
     let addr = bench.addr()?;
     create_topic(addr, &topic, 1, None).await?;
+    let addr = bench.leader(&topic).await?;
     let before = bench.counter("produce_bytes").await;
     let (run, secs, cpu) = measured(bench, run_latency(addr, &topic, &spec, "W4 latency")).await?;
     let produced = bench.counter("produce_bytes").await.saturating_sub(before);

@@ -37,23 +37,32 @@ pub async fn create_topic(
     partitions: u32,
     flush: Option<FlushMode>,
 ) -> anyhow::Result<()> {
-    let mut conn = Connection::connect(addr).await?;
-    let r = conn
-        .create_topics(vec![NewTopic {
-            name: name.to_owned(),
-            partitions,
-            config: TopicConfig {
-                flush,
-                ..TopicConfig::default()
-            },
-            replication_factor: None,
-        }])
-        .await?;
-    let res = r.results.first().context("empty CreateTopics response")?;
-    if res.error_code != ErrorCode::None && res.error_code != ErrorCode::TopicAlreadyExists {
-        bail!("creating {name}: {} {:?}", res.error_code, res.message);
+    // A cluster that just started may still be electing its controller.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut conn = Connection::connect(addr).await?;
+        let r = conn
+            .create_topics(vec![NewTopic {
+                name: name.to_owned(),
+                partitions,
+                config: TopicConfig {
+                    flush,
+                    ..TopicConfig::default()
+                },
+                replication_factor: None,
+            }])
+            .await?;
+        let res = r.results.first().context("empty CreateTopics response")?;
+        match res.error_code {
+            ErrorCode::None | ErrorCode::TopicAlreadyExists => return Ok(()),
+            ErrorCode::ControllerUnavailable | ErrorCode::NotEnoughReplicas
+                if std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            code => bail!("creating {name}: {code} {:?}", res.message),
+        }
     }
-    Ok(())
 }
 
 /// Splits `records` over `parts` shares as evenly as possible.

@@ -64,6 +64,18 @@ fn backoff(shared: &Shared, attempts: u32) -> Duration {
         .min(Duration::from_secs(5))
 }
 
+/// Wait before resending a batch a broker refused because the leader moved
+/// (or before reconnecting to a leader that did not answer): 10 ms doubling
+/// per attempt up to 100 ms, and never more than the ordinary backoff. The
+/// Metadata refresh asked for at the same time runs at once, so the batch
+/// goes to the new leader as soon as any broker names it.
+fn leader_backoff(shared: &Shared, attempts: u32) -> Duration {
+    crate::metadata::QUICK_REFRESH_MIN
+        .saturating_mul(1 << attempts.saturating_sub(1).min(10))
+        .min(crate::metadata::QUICK_REFRESH_MAX)
+        .min(backoff(shared, attempts))
+}
+
 /// Applies the producer's codec to the batches not yet compressed, on the
 /// blocking pool; a batch the codec refuses (a bad level) fails its records
 /// with `InvalidRequest`. Returns the batches to send.
@@ -152,7 +164,12 @@ fn retry_or_fail(
             // the batch goes on the next one at once (reconnecting backs
             // off instead), so a connection that lives only briefly is not
             // wasted waiting.
-            b.not_before = code.map(|_| now + backoff(shared, b.attempts));
+            b.not_before = code.map(|c| {
+                now + match leader_moved(c) {
+                    true => leader_backoff(shared, b.attempts),
+                    false => backoff(shared, b.attempts),
+                }
+            });
             again.push(b);
         }
     }
@@ -481,7 +498,13 @@ pub(super) async fn run(shared: Arc<Shared>) {
                     resting.remove(&d);
                 } else {
                     let failures = resting.get(&d).map_or(0, |r| r.0) + 1;
-                    resting.insert(d, (failures, now + backoff(&shared, failures)));
+                    // A leader that does not answer is looked up again at
+                    // once; the rest only stops a connect storm meanwhile.
+                    let rest = match d {
+                        Some(_) => leader_backoff(&shared, failures),
+                        None => backoff(&shared, failures),
+                    };
+                    resting.insert(d, (failures, now + rest));
                 }
             }
         }
@@ -545,9 +568,19 @@ pub(super) async fn run(shared: Arc<Shared>) {
             (taken, deadline)
         };
         let Some((dest, batches)) = taken else {
-            let sleep = deadline.map_or(Duration::from_millis(100), |d| {
+            let mut sleep = deadline.map_or(Duration::from_millis(100), |d| {
                 d.saturating_duration_since(Instant::now())
             });
+            if shared.metadata.is_stale() {
+                // A refresh held back by its spacing: look again soon.
+                sleep = sleep.min(crate::metadata::QUICK_REFRESH_MIN);
+            }
+            // Batches may wait for a resting destination: look again when
+            // its rest ends.
+            let now = Instant::now();
+            if let Some(end) = resting.values().map(|r| r.1).filter(|t| *t > now).min() {
+                sleep = sleep.min(end - now);
+            }
             tokio::select! {
                 () = shared.wake.notified() => {}
                 () = tokio::time::sleep(sleep.min(Duration::from_millis(100))) => {}
