@@ -17,6 +17,14 @@ use crate::log::LogError;
 use crate::partition::Acks;
 use crate::replication::manager::ReplicaManager;
 use crate::replication::partition::{ReplicatedPartition, ReplicationError};
+use crate::replication::transport::frame::MAX_FRAME;
+
+/// The most record bytes one partition of one produce request may carry in
+/// a cluster: each becomes one Raft entry, and an entry must fit in one
+/// node-to-node frame ([`MAX_FRAME`], with room for the entry's envelope).
+/// A larger one is refused with `MessageTooLarge` instead of being
+/// appended on the leader and then never replicated.
+pub(crate) const MAX_ENTRY_BYTES: usize = MAX_FRAME - (1 << 20);
 
 /// Appends every partition's records through its group and answers as
 /// `acks` asks: `All` once committed (a majority has them fsynced),
@@ -85,6 +93,16 @@ async fn append_one(
             return result;
         }
     };
+    if bytes.len() > MAX_ENTRY_BYTES {
+        result.error_code = ErrorCode::MessageTooLarge;
+        result.message = Some(format!(
+            "{} bytes of records for partition {} of topic {:?}: a replicated partition takes at most {MAX_ENTRY_BYTES} per request",
+            bytes.len(),
+            result.partition,
+            result.topic
+        ));
+        return result;
+    }
     let len = bytes.len() as u64;
     let timeout = timeout.max(Duration::from_millis(1));
     match tokio::time::timeout(timeout, replica.append(bytes, acks)).await {

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -69,6 +70,27 @@ where
 #[error("{0}")]
 struct Message(String);
 
+/// The most bytes (body and payload section) one AppendEntries call carries
+/// when it has more than one entry. openraft gives an AppendEntries call one
+/// heartbeat interval to be answered and batches up to its
+/// `max_payload_entries` entries; a follower that fell behind by many large
+/// entries would otherwise get calls that time out (or exceed
+/// [`super::frame::MAX_FRAME`]) every time and never catch up. Above the
+/// budget the call is refused before anything is sent, with a
+/// `PayloadTooLarge` hint that makes openraft send fewer entries.
+pub const APPEND_BUDGET_BYTES: usize = 4 << 20;
+
+/// How many of `entries` entries, `bytes` bytes in all, to send instead
+/// when that is over [`APPEND_BUDGET_BYTES`]; `None` when the call may go
+/// as it is (within the budget, or a single entry).
+pub fn entries_hint(entries: usize, bytes: usize) -> Option<u64> {
+    if entries <= 1 || bytes <= APPEND_BUDGET_BYTES {
+        return None;
+    }
+    let fit = (entries as u128 * APPEND_BUDGET_BYTES as u128 / bytes as u128) as u64;
+    Some(fit.clamp(1, entries as u64 - 1))
+}
+
 impl<C> Peer<C>
 where
     C: RaftTypeConfig<NodeId = u64, Node = BasicNode>,
@@ -78,6 +100,7 @@ where
         rpc: Rpc,
         action: RPCTypes,
         req: &Req,
+        entries: usize,
         option: &RPCOption,
     ) -> Result<Resp, RPCError<u64, BasicNode, RaftError<u64, E>>>
     where
@@ -89,6 +112,12 @@ where
         let (body, files) = raw::collect(|| postcard::to_allocvec(req));
         let body =
             body.map_err(|e| RPCError::Network(NetworkError::new(&Message(e.to_string()))))?;
+        let bytes = body.len() + usize::try_from(raw::total_len(&files)).unwrap_or(usize::MAX);
+        if let Some(hint) = entries_hint(entries, bytes) {
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(hint),
+            ));
+        }
         let timeout = option.hard_ttl();
         let answer = self
             .transport
@@ -126,8 +155,15 @@ where
         rpc: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        self.call(Rpc::AppendEntries, RPCTypes::AppendEntries, &rpc, &option)
-            .await
+        let entries = rpc.entries.len();
+        self.call(
+            Rpc::AppendEntries,
+            RPCTypes::AppendEntries,
+            &rpc,
+            entries,
+            &option,
+        )
+        .await
     }
 
     async fn install_snapshot(
@@ -142,6 +178,7 @@ where
             Rpc::InstallSnapshot,
             RPCTypes::InstallSnapshot,
             &rpc,
+            0,
             &option,
         )
         .await
@@ -152,7 +189,7 @@ where
         rpc: VoteRequest<u64>,
         option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        self.call(Rpc::Vote, RPCTypes::Vote, &rpc, &option).await
+        self.call(Rpc::Vote, RPCTypes::Vote, &rpc, 0, &option).await
     }
 }
 
@@ -219,6 +256,37 @@ where
                 Some(h) => h.handle(other, body, payload),
                 None => Box::pin(async move { Err(format!("unsupported call {}", other.name())) }),
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{APPEND_BUDGET_BYTES, entries_hint};
+
+    #[test]
+    fn calls_within_the_budget_or_of_one_entry_go_as_they_are() {
+        assert_eq!(entries_hint(0, 0), None);
+        assert_eq!(entries_hint(300, APPEND_BUDGET_BYTES), None);
+        assert_eq!(entries_hint(1, 100 * APPEND_BUDGET_BYTES), None);
+    }
+
+    #[test]
+    fn larger_calls_get_a_hint_that_fits_and_always_shrinks() {
+        // 300 entries of 1 MiB: as many as fit in the budget.
+        assert_eq!(entries_hint(300, 300 << 20), Some(4));
+        // Two entries over the budget: one.
+        assert_eq!(entries_hint(2, APPEND_BUDGET_BYTES + 1), Some(1));
+        // Never zero, never the same count again.
+        for n in 2..50usize {
+            for bytes in [
+                APPEND_BUDGET_BYTES + 1,
+                10 * APPEND_BUDGET_BYTES,
+                usize::MAX,
+            ] {
+                let h = entries_hint(n, bytes).unwrap();
+                assert!(h >= 1 && h < n as u64, "{n} entries, {bytes} bytes: {h}");
+            }
         }
     }
 }
