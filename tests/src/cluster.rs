@@ -4,10 +4,15 @@
 //! Nodes can be killed and restarted by id; each has a fault-rules file
 //! (`SLUICE_RAFT_FAULTS`, honoured by brokers built with `raft-faults`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use sluice_protocol::batch::RecordBatch;
+use sluice_protocol::wire::ErrorCode;
+use sluice_protocol::wire::create_topics::NewTopic;
+use sluice_protocol::wire::produce::Acks;
+use sluice_protocol::wire::topic_config::TopicConfig;
 
 use crate::TestBroker;
 
@@ -254,6 +259,121 @@ fn raft_port() -> u16 {
         let port = 20000 + (seed.wrapping_add(n.wrapping_mul(104_729)) % 12000) as u16;
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
+        }
+    }
+}
+
+/// The directory of partition `name` (`topic-N`) anywhere under `dir`.
+pub fn partition_dir(dir: &Path, name: &str) -> Option<PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if p.file_name().is_some_and(|n| n == name) {
+                return Some(p);
+            }
+            if let Some(found) = partition_dir(&p, name) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+/// `(base offset, length, next offset)` of every batch in the segment
+/// files of partition `name` under `dir`, in offset order, read from the
+/// files independently of the broker (empty if there is no directory).
+pub fn segment_batches(dir: &Path, name: &str) -> Vec<(i64, usize, i64)> {
+    let Some(d) = partition_dir(dir, name) else {
+        return Vec::new();
+    };
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(d)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    logs.retain(|p| p.extension().is_some_and(|x| x == "log"));
+    logs.sort();
+    let mut out = Vec::new();
+    for p in logs {
+        let mut bytes = bytes::Bytes::from(std::fs::read(p).unwrap_or_default());
+        while let Ok(b) = RecordBatch::split_first(&mut bytes) {
+            let h = b.header();
+            out.push((h.base_offset, h.total_len(), h.next_offset()));
+        }
+    }
+    out
+}
+
+impl TestCluster {
+    /// Creates `name` with `partitions` partitions and replication factor
+    /// `rf` through node 1, asserting success.
+    pub async fn create_replicated(
+        &self,
+        name: &str,
+        partitions: u32,
+        rf: u16,
+        config: TopicConfig,
+    ) {
+        let r = self
+            .node(1)
+            .connect()
+            .await
+            .create_topics(vec![NewTopic {
+                name: name.into(),
+                partitions,
+                config,
+                replication_factor: Some(rf),
+            }])
+            .await
+            .expect("create_topics");
+        assert_eq!(r.results[0].error_code, ErrorCode::None, "{r:?}");
+    }
+
+    /// Partition 0's leader of `topic` as node `id`'s Metadata names it.
+    pub async fn partition_leader(&self, id: u64, topic: &str) -> Option<u64> {
+        let mut conn = sluice_client::Connection::connect(self.node(id).addr)
+            .await
+            .ok()?;
+        let m = conn.metadata(Some(vec![topic.into()])).await.ok()?;
+        m.topics.first()?.partitions.first()?.leader
+    }
+
+    /// Produces `records` to partition 0 of `topic` with acks=all through
+    /// the leader that the nodes of `live` name, until an answer other than
+    /// a retriable refusal: returns the leader and the answer's code (`None`
+    /// or one of `accept`). Panics after `timeout`.
+    pub async fn produce_through_leader(
+        &self,
+        live: &[u64],
+        topic: &str,
+        records: &[u8],
+        accept: &[ErrorCode],
+        timeout: Duration,
+    ) -> (u64, ErrorCode) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "no answer from a leader of {topic}"
+            );
+            for &id in live {
+                let Some(l) = self.partition_leader(id, topic).await else {
+                    continue;
+                };
+                if !live.contains(&l) {
+                    continue;
+                }
+                let mut conn = self.node(l).connect().await;
+                let Ok(Some(r)) = conn
+                    .produce(Acks::All, 10_000, &[(topic, 0, records)])
+                    .await
+                else {
+                    continue;
+                };
+                let code = r.partitions[0].error_code;
+                if code == ErrorCode::None || accept.contains(&code) {
+                    return (l, code);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }

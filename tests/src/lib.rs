@@ -368,12 +368,26 @@ pub fn batch_of(values: &[&str]) -> BytesMut {
 
 /// A batch of `n` records of `len` bytes, values `"{tag}:{i}"` padded.
 pub fn batch_sized(tag: &str, n: usize, len: usize) -> BytesMut {
+    batch_sized_at(tag, n, len, 1_700_000_000_000)
+}
+
+/// [`batch_sized`] with every record stamped now: retention by age keeps
+/// it (fixed old timestamps let a 7-day retention delete a sealed segment).
+pub fn batch_sized_now(tag: &str, n: usize, len: usize) -> BytesMut {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    batch_sized_at(tag, n, len, now)
+}
+
+/// Records stamped `first`, `first + 1`, ...
+fn batch_sized_at(tag: &str, n: usize, len: usize, first: i64) -> BytesMut {
     let mut b = BatchBuilder::new();
     for i in 0..n {
         let mut v = format!("{tag}:{i}").into_bytes();
         v.resize(len.max(v.len()), b'-');
         b.push(&NewRecord {
-            timestamp: 1_700_000_000_000 + i as i64,
+            timestamp: first + i as i64,
             key: None,
             value: Some(&v),
             headers: &[],
