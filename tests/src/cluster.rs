@@ -336,6 +336,28 @@ impl TestCluster {
         m.topics.first()?.partitions.first()?.leader
     }
 
+    /// Waits until every node of `ids` names the same leader of partition 0
+    /// of `topic`, one of `ids`, through Metadata; returns it.
+    pub async fn wait_partition_leader(&self, ids: &[u64], topic: &str, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut seen = Vec::new();
+            for &id in ids {
+                seen.push(self.partition_leader(id, topic).await);
+            }
+            if let Some(Some(l)) = seen.first() {
+                if ids.contains(l) && seen.iter().all(|s| *s == Some(*l)) {
+                    return *l;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no agreed leader of {topic} among {ids:?}: {seen:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Produces `records` to partition 0 of `topic` with acks=all through
     /// the leader that the nodes of `live` name, until an answer other than
     /// a retriable refusal: returns the leader and the answer's code (`None`

@@ -6,38 +6,15 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sluice_client::{Acks, Connection, Producer, ProducerConfig, ProducerRecord};
+use sluice_client::{Acks, Producer, ProducerConfig, ProducerRecord};
 use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::create_topics::NewTopic;
 use sluice_tests::cluster::TestCluster;
 use sluice_tests::read_partition;
 
 const RECORDS: usize = 4000;
-
-/// The leader of partition 0 of `topic` every node of `ids` names.
-async fn agreed_leader(c: &TestCluster, ids: &[u64], topic: &str) -> Option<u64> {
-    let mut seen = Vec::new();
-    for &id in ids {
-        let mut conn = Connection::connect(c.node(id).addr).await.ok()?;
-        let m = conn.metadata(Some(vec![topic.into()])).await.ok()?;
-        seen.push(m.topics.first()?.partitions.first()?.leader?);
-    }
-    let l = *seen.first()?;
-    (ids.contains(&l) && seen.iter().all(|s| *s == l)).then_some(l)
-}
-
-async fn wait_leader(c: &TestCluster, ids: &[u64], topic: &str) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(l) = agreed_leader(c, ids, topic).await {
-            return l;
-        }
-        assert!(Instant::now() < deadline, "no agreed leader among {ids:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idempotent_producer_keeps_every_record_once_in_order_across_a_leader_kill() {
@@ -55,7 +32,8 @@ async fn an_idempotent_producer_keeps_every_record_once_in_order_across_a_leader
         .await
         .unwrap();
     assert_eq!(r.results[0].error_code, ErrorCode::None, "{r:?}");
-    wait_leader(&c, &[1, 2, 3], "idem").await;
+    c.wait_partition_leader(&[1, 2, 3], "idem", Duration::from_secs(30))
+        .await;
 
     let brokers: Vec<String> = (1..=3).map(|i| c.node(i).addr.to_string()).collect();
     let producer = Producer::new(ProducerConfig {
@@ -86,7 +64,9 @@ async fn an_idempotent_producer_keeps_every_record_once_in_order_across_a_leader
             // Let some of it be acknowledged by the first leader, then kill
             // it with requests in flight.
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let leader = wait_leader(&c, &[1, 2, 3], "idem").await;
+            let leader = c
+                .wait_partition_leader(&[1, 2, 3], "idem", Duration::from_secs(30))
+                .await;
             c.kill(leader);
             killed = Some(leader);
         }
@@ -103,7 +83,9 @@ async fn an_idempotent_producer_keeps_every_record_once_in_order_across_a_leader
     producer.close().await;
 
     let survivors: Vec<u64> = (1..=3).filter(|&id| id != killed).collect();
-    let leader = wait_leader(&c, &survivors, "idem").await;
+    let leader = c
+        .wait_partition_leader(&survivors, "idem", Duration::from_secs(30))
+        .await;
     assert_ne!(leader, killed);
     let mut conn = c.node(leader).connect().await;
     let stored: Vec<(u64, String)> = read_partition(&mut conn, "idem", 0, 0)

@@ -22,49 +22,9 @@ use sluice_tests::cluster::TestCluster;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-async fn leader_seen_by(c: &TestCluster, id: u64, topic: &str) -> Option<u64> {
-    let mut conn = sluice_client::Connection::connect(c.node(id).addr)
-        .await
-        .ok()?;
-    let m = conn.metadata(Some(vec![topic.into()])).await.ok()?;
-    m.topics.first()?.partitions.first()?.leader
-}
-
-async fn wait_leader(c: &TestCluster, topic: &str) -> u64 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let mut seen = Vec::new();
-        for id in 1..=3 {
-            seen.push(leader_seen_by(c, id, topic).await);
-        }
-        if let Some(l) = seen[0] {
-            if seen.iter().all(|s| *s == Some(l)) {
-                return l;
-            }
-        }
-        assert!(Instant::now() < deadline, "no agreed leader: {seen:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn find_dir(dir: &Path, name: &str) -> Option<PathBuf> {
-    for e in std::fs::read_dir(dir).ok()? {
-        let p = e.ok()?.path();
-        if p.is_dir() {
-            if p.file_name().is_some_and(|n| n == name) {
-                return Some(p);
-            }
-            if let Some(f) = find_dir(&p, name) {
-                return Some(f);
-            }
-        }
-    }
-    None
-}
-
 /// Every whole batch of a replica's segment files (base offset, bytes).
 fn segment_batches(data_dir: &Path, dir_name: &str) -> Vec<(i64, Bytes)> {
-    let Some(dir) = find_dir(data_dir, dir_name) else {
+    let Some(dir) = sluice_tests::cluster::partition_dir(data_dir, dir_name) else {
         return Vec::new();
     };
     let mut logs: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -99,7 +59,7 @@ async fn a_sigtermed_replica_restarts_clean_and_loses_nothing_acknowledged() {
         .await
         .unwrap();
     assert_eq!(r.results[0].error_code, ErrorCode::None, "{r:?}");
-    let leader = wait_leader(&c, "s").await;
+    let leader = c.wait_partition_leader(&[1, 2, 3], "s", WAIT).await;
     let follower = (1..=3).find(|&i| i != leader).unwrap();
 
     // A producer sends acks=all batches to the leader until told to stop;
@@ -125,7 +85,8 @@ async fn a_sigtermed_replica_restarts_clean_and_loses_nothing_acknowledged() {
             acked
         })
     };
-    let partition_dir = || find_dir(&c.node(follower).data_dir, "s-0").unwrap();
+    let partition_dir =
+        || sluice_tests::cluster::partition_dir(&c.node(follower).data_dir, "s-0").unwrap();
     // Writes flow to the follower, then it gets SIGTERM mid-stream.
     let deadline = Instant::now() + WAIT;
     while segment_batches(&c.node(follower).data_dir, "s-0").len() < 20 {

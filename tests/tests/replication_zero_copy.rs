@@ -29,32 +29,6 @@ const BATCHES: usize = 24;
 const RECORDS: usize = 512;
 const VALUE: usize = 1000;
 
-async fn leader_seen_by(c: &TestCluster, id: u64, topic: &str) -> Option<u64> {
-    let mut conn = sluice_client::Connection::connect(c.node(id).addr)
-        .await
-        .ok()?;
-    let m = conn.metadata(Some(vec![topic.into()])).await.ok()?;
-    m.topics.first()?.partitions.first()?.leader
-}
-
-/// Waits until all three nodes name the same leader of `topic`/0.
-async fn wait_leader(c: &TestCluster, topic: &str) -> u64 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let mut seen = Vec::new();
-        for id in 1..=3 {
-            seen.push(leader_seen_by(c, id, topic).await);
-        }
-        if let Some(l) = seen[0] {
-            if seen.iter().all(|s| *s == Some(l)) {
-                return l;
-            }
-        }
-        assert!(Instant::now() < deadline, "no agreed leader: {seen:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The raft ports of the cluster file, by node id (1-based order).
 fn raft_ports(file: &Path) -> Vec<u16> {
     std::fs::read_to_string(file)
@@ -173,7 +147,7 @@ async fn leader_sends_follower_records_with_sendfile() {
         .await
         .unwrap();
     assert_eq!(r.results[0].error_code, ErrorCode::None, "{r:?}");
-    let leader = wait_leader(&c, "zc").await;
+    let leader = c.wait_partition_leader(&[1, 2, 3], "zc", WAIT).await;
     let ports = raft_ports(&c.file);
     let follower_ports: Vec<u16> = (1..=3u64)
         .filter(|&i| i != leader)
