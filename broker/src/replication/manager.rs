@@ -370,6 +370,21 @@ impl Leadership for ReplicaManager {
         })
     }
 
+    /// [`Leadership::partition`]'s leader without cloning the replica and
+    /// ISR lists: the produce and fetch check of every partition.
+    fn leader(&self, topic: &str, partition: u32) -> Option<Option<u64>> {
+        let c = self.cluster.get()?;
+        let reported = c.with_metadata(|m| {
+            let t = m.topics.get(topic)?;
+            t.replicas.get(partition as usize)?;
+            Some(m.reported_leader(t, partition).map(|r| r.leader))
+        })?;
+        Some(match self.replica(topic, partition) {
+            Some(r) => r.leader(),
+            None => reported,
+        })
+    }
+
     /// Every topic of the controller's metadata as applied on this node.
     fn topics(&self) -> Option<Vec<ClusterTopic>> {
         let c = self.cluster.get()?;

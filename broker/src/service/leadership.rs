@@ -44,6 +44,13 @@ pub trait Leadership: std::fmt::Debug + Send + Sync {
     /// `None` means "not replicated: this broker holds it and leads it"
     /// (single-broker mode).
     fn partition(&self, topic: &str, partition: u32) -> Option<PartitionLeadership>;
+    /// Only the leader of [`Leadership::partition`]: `None` when the
+    /// partition is not replicated, `Some(None)` when it has no leader now.
+    /// What produce and fetch check per partition; implementations
+    /// override it to skip building the replica and ISR lists.
+    fn leader(&self, topic: &str, partition: u32) -> Option<Option<u64>> {
+        self.partition(topic, partition).map(|p| p.leader)
+    }
     /// Every topic of the cluster, including those with no replica on this
     /// broker; `None` when this broker's own topic store is the whole
     /// truth (single-broker mode).
@@ -102,15 +109,11 @@ pub fn check_leader(
     topic: &str,
     partition: u32,
 ) -> Result<(), NotServed> {
-    match leadership.partition(topic, partition) {
+    match leadership.leader(topic, partition) {
         None => Ok(()),
-        Some(PartitionLeadership {
-            leader: Some(node), ..
-        }) if node == leadership.local_node() => Ok(()),
-        Some(PartitionLeadership {
-            leader: Some(node), ..
-        }) => Err(NotServed::LedBy(node)),
-        Some(PartitionLeadership { leader: None, .. }) => Err(NotServed::NoLeader),
+        Some(Some(node)) if node == leadership.local_node() => Ok(()),
+        Some(Some(node)) => Err(NotServed::LedBy(node)),
+        Some(None) => Err(NotServed::NoLeader),
     }
 }
 
@@ -208,6 +211,9 @@ impl Leadership for Installable {
     }
     fn partition(&self, topic: &str, partition: u32) -> Option<PartitionLeadership> {
         self.current().partition(topic, partition)
+    }
+    fn leader(&self, topic: &str, partition: u32) -> Option<Option<u64>> {
+        self.current().leader(topic, partition)
     }
     fn topics(&self) -> Option<Vec<ClusterTopic>> {
         self.current().topics()
