@@ -31,9 +31,10 @@ use crate::log::{LogError, PartitionLog, TopicPartition, validate_topic_name};
 /// Name of the topic metadata file in the data directory.
 pub const TOPICS_FILE: &str = "topics.meta";
 const MAGIC: [u8; 4] = *b"SLTM";
-/// Version 2 adds each topic's `compression`; version 1 files are still read
-/// (and rewritten as version 2 by the next create or delete).
-const VERSION: u16 = 2;
+/// Version 3 adds each topic's hosted partitions; version 2 added its
+/// `compression`. Versions 1 and 2 are still read (and rewritten as version
+/// 3 by the next create or delete).
+const VERSION: u16 = 3;
 /// Most partitions one topic may have.
 pub const MAX_PARTITIONS: u32 = 10_000;
 /// Default of the broker-wide limit on partitions over all topics
@@ -44,19 +45,90 @@ pub const INTERNAL_PREFIX: &str = "__";
 
 pub use crate::partition::Partition;
 
-/// A topic: settings as requested and the partitions.
+/// A topic: settings as requested and the partitions this broker hosts.
 #[derive(Debug)]
 pub struct Topic {
     /// Name.
     pub name: String,
     /// Settings as given at creation (unset fields follow the defaults).
     pub config: TopicConfig,
-    /// Partitions in number order.
-    pub partitions: Vec<Arc<Partition>>,
+    /// Every partition of the topic in number order: `Some` for one this
+    /// broker hosts (has a log of), `None` for one it does not (in cluster
+    /// mode, a partition with no replica on this node). A broker without
+    /// `--cluster` hosts every partition.
+    pub partitions: Vec<Option<Arc<Partition>>>,
+}
+
+impl Topic {
+    /// How many partitions the topic has, hosted here or not.
+    pub fn partition_count(&self) -> u32 {
+        self.partitions.len() as u32
+    }
+
+    /// The hosted partitions with their numbers, in number order.
+    pub fn hosted(&self) -> impl Iterator<Item = (u32, &Arc<Partition>)> + Clone {
+        self.partitions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.as_ref().map(|p| (i as u32, p)))
+    }
+
+    /// The hosted partition `partition`, if any.
+    pub fn hosted_partition(&self, partition: u32) -> Option<&Arc<Partition>> {
+        self.partitions.get(partition as usize)?.as_ref()
+    }
+
+    /// The hosted partition numbers as `topics.meta` records them: `None`
+    /// when every partition is hosted.
+    fn hosted_set(&self) -> Option<Vec<u32>> {
+        if self.partitions.iter().all(Option::is_some) {
+            return None;
+        }
+        Some(self.hosted().map(|(i, _)| i).collect())
+    }
+}
+
+/// Which partitions of a topic a broker hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hosting<'a> {
+    /// Every partition (a broker without `--cluster`).
+    All,
+    /// Only these partition numbers (a cluster node: those it holds a
+    /// replica of). Numbers at or past the partition count are ignored.
+    Only(&'a [u32]),
+}
+
+impl Hosting<'_> {
+    fn hosts(&self, partition: u32) -> bool {
+        match self {
+            Hosting::All => true,
+            Hosting::Only(set) => set.contains(&partition),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct TopicRecord {
+    name: String,
+    partitions: u32,
+    config: TopicConfig,
+    /// The hosted partitions, ascending; `None` for all of them.
+    hosted: Option<Vec<u32>>,
+}
+
+impl TopicRecord {
+    fn hosting(&self) -> Hosting<'_> {
+        match &self.hosted {
+            None => Hosting::All,
+            Some(set) => Hosting::Only(set),
+        }
+    }
+}
+
+/// A topic as version 2 of `topics.meta` records it (every partition
+/// hosted).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TopicRecordV2 {
     name: String,
     partitions: u32,
     config: TopicConfig,
@@ -227,12 +299,16 @@ impl TopicStore {
         let mut topics = BTreeMap::new();
         let mut offline_at_open = 0;
         for r in records {
-            let topic = open_topic(&fs, data_dir, &defaults, &r.name, r.partitions, &r.config)?;
-            offline_at_open += topic
-                .partitions
-                .iter()
-                .filter(|p| p.log.is_offline())
-                .count() as u64;
+            let topic = open_topic(
+                &fs,
+                data_dir,
+                &defaults,
+                &r.name,
+                r.partitions,
+                r.hosting(),
+                &r.config,
+            )?;
+            offline_at_open += topic.hosted().filter(|(_, p)| p.log.is_offline()).count() as u64;
             topics.insert(r.name.clone(), Arc::new(topic));
         }
         let mut strays = 0;
@@ -246,13 +322,13 @@ impl TopicStore {
             if tp.topic().starts_with(INTERNAL_PREFIX) {
                 continue;
             }
-            let listed = topics
+            let hosted = topics
                 .get(tp.topic())
-                .is_some_and(|t| tp.partition() < t.partitions.len() as u32);
-            if !listed {
+                .is_some_and(|t| t.hosted_partition(tp.partition()).is_some());
+            if !hosted {
                 let to = set_aside(&*fs, data_dir, &tp, STRAY_SUFFIX)?;
                 tracing::warn!(dir = %name, kept_as = %to.display(),
-                    "partition directory of no listed topic (an interrupted create?) set aside; remove it by hand if it is not needed");
+                    "partition directory of no listed topic or of a partition not hosted here (an interrupted create?) set aside; remove it by hand if it is not needed");
                 strays += 1;
             }
         }
@@ -294,13 +370,29 @@ impl TopicStore {
         self.topics.read().get(name).cloned()
     }
 
-    /// A partition, or [`ErrorCode::UnknownTopicOrPartition`].
+    /// A hosted partition; [`ErrorCode::NotLeaderForPartition`] for a
+    /// partition of a listed topic that this broker does not host (cluster
+    /// mode), [`ErrorCode::UnknownTopicOrPartition`] for one that does not
+    /// exist.
     pub fn partition(&self, topic: &str, partition: u32) -> Result<Arc<Partition>, ErrorCode> {
+        let topics = self.topics.read();
+        match topics
+            .get(topic)
+            .and_then(|t| t.partitions.get(partition as usize))
+        {
+            Some(Some(p)) => Ok(Arc::clone(p)),
+            Some(None) => Err(ErrorCode::NotLeaderForPartition),
+            None => Err(ErrorCode::UnknownTopicOrPartition),
+        }
+    }
+
+    /// Whether `topic` is listed here with a partition `partition`,
+    /// hosted here or not.
+    pub fn has_partition(&self, topic: &str, partition: u32) -> bool {
         self.topics
             .read()
             .get(topic)
-            .and_then(|t| t.partitions.get(partition as usize).cloned())
-            .ok_or(ErrorCode::UnknownTopicOrPartition)
+            .is_some_and(|t| partition < t.partition_count())
     }
 
     /// Every topic, in name order.
@@ -308,12 +400,12 @@ impl TopicStore {
         self.topics.read().values().cloned().collect()
     }
 
-    /// Every partition of every topic.
+    /// Every hosted partition of every topic.
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
         self.topics
             .read()
             .values()
-            .flat_map(|t| t.partitions.iter().cloned())
+            .flat_map(|t| t.hosted().map(|(_, p)| Arc::clone(p)))
             .collect()
     }
 
@@ -348,11 +440,25 @@ impl TopicStore {
         Ok(())
     }
 
-    /// Creates a topic. Blocking (creates files and syncs them).
+    /// Creates a topic hosting every partition. Blocking (creates files
+    /// and syncs them).
     pub fn create(
         &self,
         name: &str,
         partitions: u32,
+        config: &TopicConfig,
+    ) -> Result<(), BrokerError> {
+        self.create_hosting(name, partitions, Hosting::All, config)
+    }
+
+    /// Creates a topic whose `hosting` partitions get a directory and a
+    /// log here; the others are listed (they count in
+    /// [`Topic::partition_count`]) but have no files. Blocking.
+    pub fn create_hosting(
+        &self,
+        name: &str,
+        partitions: u32,
+        hosting: Hosting<'_>,
         config: &TopicConfig,
     ) -> Result<(), BrokerError> {
         self.check_new(name, partitions, config)?;
@@ -367,14 +473,15 @@ impl TopicStore {
             .topics
             .read()
             .values()
-            .map(|t| t.partitions.len() as u64)
+            .map(|t| t.hosted().count() as u64)
             .sum();
-        if existing + u64::from(partitions) > u64::from(self.max_partitions) {
+        let new = (0..partitions).filter(|&p| hosting.hosts(p)).count() as u64;
+        if existing + new > u64::from(self.max_partitions) {
             return Err(admin_err(
                 ErrorCode::InvalidPartitions,
                 format!(
                     "the broker serves {existing} partitions and its limit is {} \
-                     (max_partitions); {partitions} more do not fit",
+                     (max_partitions); {new} more do not fit",
                     self.max_partitions
                 ),
             ));
@@ -405,6 +512,7 @@ impl TopicStore {
             &self.defaults,
             name,
             partitions,
+            hosting,
             config,
         )?;
         let mut records = self.records();
@@ -412,6 +520,7 @@ impl TopicStore {
             name: name.to_owned(),
             partitions,
             config: config.clone(),
+            hosted: topic.hosted_set(),
         });
         self.write_meta(&records)?;
         self.topics.write().insert(name.to_owned(), Arc::new(topic));
@@ -437,12 +546,12 @@ impl TopicStore {
                 format!("no topic {name:?}"),
             ));
         };
-        for (i, p) in topic.partitions.iter().enumerate() {
+        for (i, p) in topic.hosted() {
             if let Err(e) = p.log.shutdown() {
                 tracing::warn!(topic = name, partition = i, error = %e, "closing deleted partition");
             }
         }
-        for p in 0..topic.partitions.len() as u32 {
+        for (p, _) in topic.hosted() {
             let tp = TopicPartition::new(name, p)
                 .map_err(|e| admin_err(ErrorCode::InvalidTopicName, e.to_string()))?;
             if self.fs.exists(&self.data_dir.join(tp.dir_name())) {
@@ -482,8 +591,9 @@ impl TopicStore {
             .values()
             .map(|t| TopicRecord {
                 name: t.name.clone(),
-                partitions: t.partitions.len() as u32,
+                partitions: t.partition_count(),
                 config: t.config.clone(),
+                hosted: t.hosted_set(),
             })
             .collect()
     }
@@ -576,11 +686,16 @@ fn open_topic(
     defaults: &TopicDefaults,
     name: &str,
     partitions: u32,
+    hosting: Hosting<'_>,
     config: &TopicConfig,
 ) -> Result<Topic, BrokerError> {
     let log_config = defaults.log_config(config);
     let mut parts = Vec::with_capacity(partitions as usize);
     for p in 0..partitions {
+        if !hosting.hosts(p) {
+            parts.push(None);
+            continue;
+        }
         let tp = TopicPartition::new(name, p)
             .map_err(|e| admin_err(ErrorCode::InvalidTopicName, e.to_string()))?;
         let (log, _report) = PartitionLog::open_with(
@@ -588,7 +703,7 @@ fn open_topic(
             data_dir.join(tp.dir_name()),
             log_config.clone(),
         )?;
-        parts.push(Arc::new(Partition::new(log)));
+        parts.push(Some(Arc::new(Partition::new(log))));
     }
     Ok(Topic {
         name: name.to_owned(),
@@ -635,7 +750,7 @@ fn decode_meta(buf: &[u8]) -> Result<Vec<TopicRecord>, String> {
         return Err("bad magic".into());
     }
     let version = u16::from_be_bytes([content[4], content[5]]);
-    if version != 1 && version != VERSION {
+    if !(1..=VERSION).contains(&version) {
         return Err(format!("unsupported version {version}"));
     }
     let len = u32::from_be_bytes([content[8], content[9], content[10], content[11]]) as usize;
@@ -651,10 +766,36 @@ fn decode_meta(buf: &[u8]) -> Result<Vec<TopicRecord>, String> {
                 name: r.name,
                 partitions: r.partitions,
                 config: r.config.into(),
+                hosted: None,
             })
             .collect());
     }
-    decode_whole(body)
+    if version == 2 {
+        let old: Vec<TopicRecordV2> = decode_whole(body)?;
+        return Ok(old
+            .into_iter()
+            .map(|r| TopicRecord {
+                name: r.name,
+                partitions: r.partitions,
+                config: r.config,
+                hosted: None,
+            })
+            .collect());
+    }
+    let records: Vec<TopicRecord> = decode_whole(body)?;
+    for r in &records {
+        if let Some(set) = &r.hosted {
+            if set.windows(2).any(|w| w[0] >= w[1])
+                || set.last().is_some_and(|&l| l >= r.partitions)
+            {
+                return Err(format!(
+                    "topic {:?}: hosted partitions {set:?} are not ascending below {}",
+                    r.name, r.partitions
+                ));
+            }
+        }
+    }
+    Ok(records)
 }
 
 /// Decodes a postcard body that must span all of `body`.
@@ -668,6 +809,9 @@ fn decode_whole<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String
 }
 
 #[cfg(test)]
+mod hosting_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use sluice_protocol::wire::topic_config::TopicCompression;
@@ -679,6 +823,7 @@ mod tests {
                 name: "a".into(),
                 partitions: 3,
                 config: TopicConfig::default(),
+                hosted: Some(vec![0, 2]),
             },
             TopicRecord {
                 name: "b.c".into(),
@@ -688,13 +833,16 @@ mod tests {
                     compression: Some(TopicCompression::Zstd),
                     ..TopicConfig::default()
                 },
+                hosted: None,
             },
         ];
         let bytes = encode_meta(&records);
         assert_eq!(&bytes[..4], b"SLTM");
-        assert_eq!(&bytes[4..6], [0, 2], "version 2");
+        assert_eq!(&bytes[4..6], [0, 3], "version 3");
         let back = decode_meta(&bytes).unwrap();
         assert_eq!(back.len(), 2);
+        assert_eq!(back[0].hosted, Some(vec![0, 2]));
+        assert_eq!(back[1].hosted, None);
         assert_eq!(back[1].config.retention_ms, Some(5));
         assert_eq!(back[1].config.compression, Some(TopicCompression::Zstd));
         assert_eq!(back[0].config, TopicConfig::default());
@@ -761,7 +909,7 @@ mod tests {
         );
     }
 
-    fn dir_names(dir: &Path) -> Vec<String> {
+    pub(super) fn dir_names(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -788,7 +936,7 @@ mod tests {
         out
     }
 
-    fn append_some(store: &TopicStore, topic: &str, partition: u32) {
+    pub(super) fn append_some(store: &TopicStore, topic: &str, partition: u32) {
         let log = &store.partition(topic, partition).unwrap().log;
         let mut b = sluice_protocol::batch::BatchBuilder::new();
         for v in [&b"one"[..], b"two", b"three"] {
@@ -806,7 +954,7 @@ mod tests {
     /// as brokers before per-topic compression wrote it.
     const V1_FILE: &str = "534c544d000100000000000a01016103000001050000de9c5aeb";
 
-    fn unhex(s: &str) -> Vec<u8> {
+    pub(super) fn unhex(s: &str) -> Vec<u8> {
         (0..s.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
@@ -852,7 +1000,7 @@ mod tests {
         store.shutdown();
         drop(store);
         let now = std::fs::read(dir.path().join(TOPICS_FILE)).unwrap();
-        assert_eq!(&now[4..6], [0, 2]);
+        assert_eq!(&now[4..6], [0, 3]);
         let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
         assert_eq!(store.topic("a").unwrap().config.retention_ms, Some(5));
         assert_eq!(store.topic("z").unwrap().config, zstd);

@@ -339,6 +339,21 @@ def create(bootstrap, topic, partitions, rf):
     }
 
 
+def metadata(bootstrap, topic):
+    from confluent_kafka.admin import AdminClient
+
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    md = a.list_topics(topic=topic, timeout=20)
+    return {
+        "brokers": sorted([b.id, b.host, b.port] for b in md.brokers.values()),
+        "partitions": [
+            {"id": p.id, "leader": p.leader, "replicas": p.replicas, "isrs": p.isrs,
+             "error": None if p.error is None else p.error.code()}
+            for p in sorted(md.topics[topic].partitions.values(), key=lambda p: p.id)
+        ],
+    }
+
+
 def emit_line(doc):
     sys.stdout.write(json.dumps(doc) + "\n")
     sys.stdout.flush()
@@ -440,6 +455,8 @@ def main(argv):
         r = group_commit(argv[2], argv[3], argv[4], int(argv[5]))
     elif s == "create":
         r = create(argv[2], argv[3], int(argv[4]), int(argv[5]))
+    elif s == "metadata":
+        r = metadata(argv[2], argv[3])
     elif s == "cluster-produce":
         tag = argv[7] if len(argv) > 7 else argv[2]
         json.dump(cluster_produce(argv[2], argv[3], argv[4], int(argv[5]), int(argv[6]), tag),

@@ -316,8 +316,8 @@ fn encode_broker(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std
     let topics = broker.topics.list();
     let offline = topics
         .iter()
-        .flat_map(|t| t.partitions.iter())
-        .filter(|p| p.is_offline())
+        .flat_map(|t| t.hosted())
+        .filter(|(_, p)| p.is_offline())
         .count() as u64;
     f.gauge(
         "sluice_partitions_offline",
@@ -326,10 +326,10 @@ fn encode_broker(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std
     )?;
     f.gauge(
         "sluice_partitions",
-        "Partitions served.",
+        "Partitions served (hosted by this broker).",
         topics
             .iter()
-            .map(|t| t.partitions.len() as u64)
+            .map(|t| t.hosted().count() as u64)
             .sum::<u64>(),
     )?;
     f.gauge("sluice_topics", "Topics.", topics.len() as u64)?;
@@ -546,7 +546,7 @@ fn encode_partitions(
 ) -> Result<(), std::fmt::Error> {
     let mut rows = Vec::new();
     for t in topics {
-        for (i, p) in t.partitions.iter().enumerate() {
+        for (i, p) in t.hosted() {
             let c = &p.counters;
             rows.push(PartitionRow {
                 topic: t.name.clone(),

@@ -87,7 +87,7 @@ impl Health {
         }
         let mut offline = Vec::new();
         for t in broker.topics.list() {
-            for (i, p) in t.partitions.iter().enumerate() {
+            for (i, p) in t.hosted() {
                 if p.is_offline() {
                     offline.push(format!("{}-{i}", t.name));
                 }

@@ -202,8 +202,17 @@ impl ReplicaManager {
                     continue;
                 }
             };
-            // Before any peer can reach it: whether the group is new here.
-            let fresh = replica.raft().metrics().borrow().last_log_index.is_none();
+            // Before any peer can reach it: whether the group is new here
+            // (no log entry and no vote stored). Asked of the Raft core,
+            // which has read the storage: its metrics still hold their
+            // initial values right after the open.
+            let fresh = match replica.raft().is_initialized().await {
+                Ok(initialized) => !initialized,
+                Err(e) => {
+                    tracing::error!(topic = %t.name, partition, error = %e, "partition group stopped at open");
+                    continue;
+                }
+            };
             cluster
                 .transport
                 .registry
@@ -215,7 +224,10 @@ impl ReplicaManager {
                 .filter(|n| replicas.contains(&n.id))
                 .map(|n| (n.id, BasicNode::new(n.raft.to_string())))
                 .collect();
-            if replicas.first() == Some(&self.local) {
+            if !fresh {
+                // A group with a log here formed before (openraft refuses
+                // to initialize it again): it elects from what it holds.
+            } else if replicas.first() == Some(&self.local) {
                 if let Err(e) = replica.initialize(members).await {
                     tracing::error!(topic = %t.name, partition, error = %e, "could not form the partition group");
                 }

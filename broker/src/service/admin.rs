@@ -322,15 +322,27 @@ impl Service {
                     .partitions
                     .iter()
                     .enumerate()
-                    .map(|(i, p)| PartitionInfo {
-                        partition: i as u32,
-                        error_code: if p.is_offline() {
-                            ErrorCode::PartitionOffline
-                        } else {
-                            ErrorCode::None
+                    .map(|(i, p)| match p {
+                        Some(p) => PartitionInfo {
+                            partition: i as u32,
+                            error_code: if p.is_offline() {
+                                ErrorCode::PartitionOffline
+                            } else {
+                                ErrorCode::None
+                            },
+                            log_start_offset: p.log.log_start_offset(),
+                            high_watermark: p.log.high_watermark(),
                         },
-                        log_start_offset: p.log.log_start_offset(),
-                        high_watermark: p.log.high_watermark(),
+                        // Cluster mode: no replica here, so no offsets to
+                        // tell (the leader's node has them); listed as for
+                        // a topic with no replica here at all (Metadata
+                        // takes its error code from here).
+                        None => PartitionInfo {
+                            partition: i as u32,
+                            error_code: ErrorCode::None,
+                            log_start_offset: 0,
+                            high_watermark: 0,
+                        },
                     })
                     .collect(),
                 config: self.topics.defaults().resolve(&t.config),

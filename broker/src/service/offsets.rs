@@ -73,7 +73,7 @@ impl Service {
         let own_codes: Vec<ErrorCode> = commits
             .iter()
             .map(|p| {
-                if self.topics.partition(&p.topic, p.partition).is_err() {
+                if !self.topics.has_partition(&p.topic, p.partition) {
                     ErrorCode::UnknownTopicOrPartition
                 } else if p.metadata.len() > max_metadata {
                     ErrorCode::OffsetMetadataTooLarge

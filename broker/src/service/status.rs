@@ -78,11 +78,9 @@ impl Service {
                         name,
                         error_code: ErrorCode::None,
                         partitions: t
-                            .partitions
-                            .iter()
-                            .enumerate()
+                            .hosted()
                             .map(|(i, p)| PartitionState {
-                                partition: i as u32,
+                                partition: i,
                                 log_start_offset: p.log.log_start_offset(),
                                 high_watermark: p.log.high_watermark(),
                                 log_end_offset: p.log.next_offset(),
@@ -111,7 +109,7 @@ impl Service {
                 (v.blocks() * frag, v.blocks_available() * frag)
             });
         let topics = self.topics.list();
-        let parts = topics.iter().flat_map(|t| t.partitions.iter());
+        let parts = topics.iter().flat_map(|t| t.hosted().map(|(_, p)| p));
         BrokerStatus {
             uptime_ms: self.stats.started.0.elapsed().as_millis() as u64,
             disk_total_bytes,

@@ -201,9 +201,16 @@ impl Cluster {
             .iter()
             .map(|n| (n.id, BasicNode::new(n.raft.to_string())))
             .collect();
-        // Refused once the group has a log: a restart keeps its state.
-        if let Err(e) = raft.initialize(members).await {
-            tracing::debug!(error = %e, "controller group already initialized");
+        // Only a node with no controller state forms the group: a restart
+        // keeps its state (openraft would refuse, logging an error).
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        if !initialized {
+            if let Err(e) = raft.initialize(members).await {
+                tracing::debug!(error = %e, "controller group already initialized");
+            }
         }
         Ok(Arc::new(Cluster {
             config,

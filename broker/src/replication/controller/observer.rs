@@ -1,10 +1,7 @@
-//! The topic store follows the cluster metadata: a node creates a topic's
-//! local directories when it holds at least one replica of the topic, and
-//! deletes them when the topic is deleted.
-//!
-//! The granularity is the topic: until partitions are replicated one by
-//! one, a node holding a replica of any partition of a topic holds all of
-//! its partition directories.
+//! The topic store follows the cluster metadata: a node lists a topic when
+//! it holds at least one replica of it, creates the directories of only
+//! the partitions it holds a replica of, and deletes them when the topic is
+//! deleted.
 
 use std::sync::Weak;
 
@@ -12,6 +9,7 @@ use sluice_protocol::wire::ErrorCode;
 
 use super::{MetadataEvent, MetadataObserver};
 use crate::service::Service;
+use crate::topics::Hosting;
 
 /// Applies metadata changes to a service's topic store.
 #[derive(Debug)]
@@ -36,10 +34,13 @@ impl MetadataObserver for TopicStoreObserver {
                 if !t.hosted_on(local) {
                     return;
                 }
-                match svc
-                    .topics
-                    .create(&t.name, t.replicas.len() as u32, &t.config)
-                {
+                let hosted = t.partitions_on(local);
+                match svc.topics.create_hosting(
+                    &t.name,
+                    t.replicas.len() as u32,
+                    Hosting::Only(&hosted),
+                    &t.config,
+                ) {
                     Ok(()) => {
                         tracing::info!(topic = %t.name, topic_id = t.topic_id, "created hosted topic")
                     }

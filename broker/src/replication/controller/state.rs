@@ -97,6 +97,13 @@ impl TopicMeta {
     pub fn hosted_on(&self, id: u64) -> bool {
         self.replicas.iter().any(|r| r.contains(&id))
     }
+
+    /// The partitions node `id` holds a replica of, ascending.
+    pub fn partitions_on(&self, id: u64) -> Vec<u32> {
+        (0..self.replicas.len() as u32)
+            .filter(|&p| self.replicas[p as usize].contains(&id))
+            .collect()
+    }
 }
 
 /// A change of the metadata, told to the [`super::MetadataObserver`].
