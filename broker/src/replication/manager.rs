@@ -19,6 +19,7 @@ use openraft::BasicNode;
 use parking_lot::RwLock;
 
 use super::controller::observer::TopicStoreObserver;
+use super::controller::state::Metadata;
 use super::controller::state::ReportedLeader;
 use super::controller::{Cluster, Command, MetadataEvent, MetadataObserver, TopicMeta};
 use super::partition::{PartitionRaft, ReplicatedPartition, ReplicationConfig};
@@ -92,36 +93,37 @@ impl ReplicaManager {
     ///
     /// A restarted node applies the controller log again without telling
     /// the observer what it already observed, so the manager also opens
-    /// what is missing each time an applied index moves.
+    /// what is missing each time an applied entry creates topics: only
+    /// those topics are looked at, and entries that create none (leader
+    /// reports, deletions, blanks) cost one comparison.
     pub async fn attach(self: &Arc<Self>, cluster: Arc<Cluster>) {
         let _ = self.cluster.set(Arc::clone(&cluster));
         let mut applied = cluster.applied();
-        self.open_all(&cluster).await;
+        // Read before the scan: a topic created meanwhile is seen twice,
+        // never missed (opening is idempotent).
+        let mut seen = cluster.with_metadata(|m| m.next_topic_id);
+        self.open_missing(&cluster, 0).await;
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
             while applied.changed().await.is_ok() {
                 let Some(m) = me.upgrade() else { return };
-                m.open_all(&cluster).await;
+                let next = cluster.with_metadata(|m| m.next_topic_id);
+                if next != seen {
+                    m.open_missing(&cluster, seen).await;
+                    seen = next;
+                }
             }
         });
     }
 
-    async fn open_all(self: &Arc<Self>, cluster: &Cluster) {
-        let local = self.local;
+    /// Opens the hosted partitions not open yet of the topics whose id is
+    /// at least `since`.
+    async fn open_missing(self: &Arc<Self>, cluster: &Cluster, since: u64) {
         let missing: Vec<TopicMeta> = cluster.with_metadata(|m| {
             let hosted = self.hosted.read();
-            m.topics
-                .values()
-                .filter(|t| {
-                    t.replicas.iter().enumerate().any(|(p, r)| {
-                        r.contains(&local)
-                            && hosted
-                                .get(&(t.name.clone(), p as u32))
-                                .is_none_or(|h| h.topic_id != t.topic_id)
-                    })
-                })
-                .cloned()
-                .collect()
+            topics_to_open(m, since, self.local, |name, p| {
+                hosted.get(&(name.to_owned(), p)).map(|h| h.topic_id)
+            })
         });
         for t in missing {
             self.open_topic(t).await;
@@ -413,6 +415,33 @@ impl Leadership for ReplicaManager {
     }
 }
 
+/// The topics of `m` created since `next_topic_id` was `since` (their id
+/// is at least `since`: ids are given in increasing order) with a
+/// partition hosted on node `local` whose open group (`open(name,
+/// partition)` gives its topic id) is missing or belongs to an older topic
+/// of that name.
+fn topics_to_open(
+    m: &Metadata,
+    since: u64,
+    local: u64,
+    open: impl Fn(&str, u32) -> Option<u64>,
+) -> Vec<TopicMeta> {
+    if m.next_topic_id <= since {
+        return Vec::new();
+    }
+    m.topics
+        .values()
+        .filter(|t| t.topic_id >= since)
+        .filter(|t| {
+            t.replicas
+                .iter()
+                .enumerate()
+                .any(|(p, r)| r.contains(&local) && open(&t.name, p as u32) != Some(t.topic_id))
+        })
+        .cloned()
+        .collect()
+}
+
 /// Once `replica`'s new group has a leader other than this node and this
 /// node has applied all it holds, starts an election here (the preferred
 /// replica of a new partition); tries again while another node leads, for
@@ -550,5 +579,73 @@ impl MetadataObserver for ReplicaObserver {
                 self.topics.changed(local, event);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_protocol::wire::topic_config::TopicConfig;
+
+    use super::*;
+    use crate::replication::controller::state::ReportedLeader;
+
+    fn create(m: &mut Metadata, name: &str, replication_factor: u32) {
+        m.apply(&Command::CreateTopic {
+            name: name.into(),
+            partitions: 3,
+            replication_factor,
+            config: TopicConfig::default(),
+        });
+    }
+
+    #[test]
+    fn only_topics_created_since_the_last_look_are_scanned() {
+        let mut m = Metadata {
+            nodes: vec![1, 2, 3],
+            ..Metadata::default()
+        };
+        create(&mut m, "a", 2);
+        create(&mut m, "b", 2);
+        let none_open = |_: &str, _: u32| None;
+        let names = |ts: Vec<TopicMeta>| ts.into_iter().map(|t| t.name).collect::<Vec<_>>();
+        assert_eq!(names(topics_to_open(&m, 0, 1, none_open)), ["a", "b"]);
+        let seen = m.next_topic_id;
+        // A leader report creates no topic: nothing to look at.
+        let a = m.topics["a"].clone();
+        let (o, _) = m.apply(&Command::ReportLeader {
+            topic_id: a.topic_id,
+            partition: 0,
+            leader: ReportedLeader {
+                leader: a.replicas[0][0],
+                epoch: 1,
+                isr: vec![a.replicas[0][0]],
+            },
+        });
+        assert_eq!(o.code, sluice_protocol::wire::ErrorCode::None);
+        assert_eq!(m.next_topic_id, seen);
+        assert!(topics_to_open(&m, seen, 1, none_open).is_empty());
+        // A new topic: only it.
+        create(&mut m, "c", 2);
+        assert_eq!(names(topics_to_open(&m, seen, 1, none_open)), ["c"]);
+        // Already open with its id: nothing; open with an older id: again.
+        let c = m.topics["c"].clone();
+        let id = c.topic_id;
+        assert!(topics_to_open(&m, seen, 1, |_, _| Some(id)).is_empty());
+        assert_eq!(
+            names(topics_to_open(&m, seen, 1, |_, _| Some(id - 1))),
+            ["c"]
+        );
+        // A node hosting nothing of a new topic: nothing.
+        let seen = m.next_topic_id;
+        m.apply(&Command::CreateTopic {
+            name: "d".into(),
+            partitions: 1,
+            replication_factor: 1,
+            config: TopicConfig::default(),
+        });
+        let host = m.topics["d"].replicas[0][0];
+        assert_eq!(names(topics_to_open(&m, seen, host, none_open)), ["d"]);
+        let outsider = (1..=3).find(|&n| n != host).unwrap();
+        assert!(topics_to_open(&m, seen, outsider, none_open).is_empty());
     }
 }
