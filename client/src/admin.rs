@@ -1,5 +1,7 @@
 //! [`Admin`]: create, delete, list and describe topics; broker status.
 
+use std::collections::BTreeMap;
+
 use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::broker_status::BrokerStatusResponse;
 use sluice_protocol::wire::create_topics::NewTopic;
@@ -111,6 +113,44 @@ impl Admin {
             .ok_or(ClientError::Closed)?;
         check(t.error_code, Some(format!("topic {name:?}")))?;
         Ok(t)
+    }
+
+    /// What each partition of a topic holds on disk, each row from a node
+    /// that hosts it: in a cluster a node keeps the state of only the
+    /// partitions it holds a replica of, so the partitions the connected
+    /// broker does not host are asked of their leaders (one connection per
+    /// leader). A partition whose leader is unknown or does not answer has
+    /// no row. Rows are in partition order.
+    pub async fn topic_status_from_leaders(
+        &mut self,
+        name: &str,
+    ) -> Result<TopicState, ClientError> {
+        let meta = self.conn.metadata(Some(vec![name.to_owned()])).await?;
+        let mut state = self.topic_status(name).await?;
+        let mut by_leader: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
+        for p in meta.topics.iter().flat_map(|t| &t.partitions) {
+            let held = state.partitions.iter().any(|s| s.partition == p.partition);
+            if let (false, Some(leader)) = (held, p.leader) {
+                by_leader.entry(leader).or_default().push(p.partition);
+            }
+        }
+        for (leader, wanted) in by_leader {
+            let Some(addr) = meta.broker_address(leader) else {
+                continue;
+            };
+            let Ok(mut theirs) = Admin::connect(addr).await else {
+                continue;
+            };
+            if let Ok(t) = theirs.topic_status(name).await {
+                state.partitions.extend(
+                    t.partitions
+                        .into_iter()
+                        .filter(|p| wanted.contains(&p.partition)),
+                );
+            }
+        }
+        state.partitions.sort_by_key(|p| p.partition);
+        Ok(state)
     }
 
     /// What each partition of a topic holds on disk (offsets, size,

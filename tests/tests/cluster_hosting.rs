@@ -8,6 +8,9 @@
 //! elect again, and it does not try to form them again (no openraft
 //! "Can not initialize" error in its log).
 //!
+//! `sluice topic describe` on one node shows every partition, the state
+//! of those it does not host asked of their leaders.
+//!
 //! The Kafka Metadata part needs the Python of `SLUICE_KAFKA_PYTHON` (see
 //! `kafka_clients.rs`) and is skipped without it.
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
@@ -156,6 +159,26 @@ async fn kafka_metadata_agrees(c: &TestCluster, id: u64, replicas: &[Vec<u64>]) 
     }
 }
 
+/// `sluice topic describe TOPIC --output json` against node `id`: its
+/// partition rows.
+fn described_on(c: &TestCluster, id: u64) -> Vec<Value> {
+    let bin = sluice_tests::workspace_binary("sluice-client", "sluice", "SLUICE_CLI_BIN");
+    let out = std::process::Command::new(bin)
+        .arg("--broker")
+        .arg(c.node(id).addr.to_string())
+        .args(["topic", "describe", TOPIC, "--output", "json"])
+        .env_remove("SLUICE_BROKER")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sluice topic describe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["partitions"].as_array().unwrap().clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_node_hosts_only_its_partitions_across_a_restart() {
     let mut c = TestCluster::start_with_kafka(4);
@@ -204,6 +227,28 @@ async fn each_node_hosts_only_its_partitions_across_a_restart() {
         assert_eq!(r.partitions[0].error_code, ErrorCode::None, "{r:?}");
     }
     kafka_metadata_agrees(&c, 1, &replicas).await;
+
+    // Describe on node 1 shows every partition: those it does not host
+    // with the state their leaders keep (one record each, committed).
+    for &p in &unhosted {
+        let mut conn = c.node(leaders[p as usize]).connect().await;
+        let r = conn
+            .produce(Acks::All, 10_000, &[(TOPIC, p, &batch_of(&["u"]))])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.partitions[0].error_code, ErrorCode::None, "{r:?}");
+    }
+    let rows = described_on(&c, 1);
+    assert_eq!(rows.len(), PARTITIONS as usize, "{rows:?}");
+    for (p, row) in rows.iter().enumerate() {
+        assert_eq!(row["partition"], p as u64, "{rows:?}");
+        assert_eq!(row["leader"], leaders[p], "{rows:?}");
+        assert!(row["log_end_offset"].is_u64(), "{rows:?}");
+        if unhosted.contains(&(p as u32)) {
+            assert_eq!(row["high_watermark"], 1, "partition {p}: {rows:?}");
+        }
+    }
 
     // A clean restart of node 1: the same directories, groups elect again
     // without forming them anew.

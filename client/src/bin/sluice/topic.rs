@@ -7,7 +7,7 @@ use clap::Subcommand;
 use serde_json::json;
 use sluice_client::{FlushMode, TopicConfig};
 use sluice_protocol::wire::metadata::{PartitionMetadata, TopicMetadata};
-use sluice_protocol::wire::partition_status::TopicState;
+use sluice_protocol::wire::partition_status::{PartitionState, TopicState};
 use sluice_protocol::wire::topic_config::TopicCompression;
 
 use crate::{Outcome, Output, connect_admin, describe, topic_error};
@@ -153,7 +153,7 @@ pub(crate) async fn run(broker: &str, cmd: TopicCommand) -> anyhow::Result<Outco
                 .await
                 .map_err(|e| topic_error(&name, e))?;
             let state = admin
-                .topic_status(&name)
+                .topic_status_from_leaders(&name)
                 .await
                 .map_err(|e| topic_error(&name, e))?;
             match output {
@@ -215,18 +215,25 @@ fn print_description(
         "replicas",
         "isr"
     )?;
-    for p in &state.partitions {
-        let l = leadership(t, p.partition);
+    for n in partition_ids(t, state) {
+        let l = leadership(t, n);
+        let s = state.partitions.iter().find(|s| s.partition == n);
+        let num =
+            |f: fn(&PartitionState) -> u64| s.map_or_else(|| "?".to_owned(), |s| f(s).to_string());
         writeln!(
             out,
             "{:>9} {:>12} {:>14} {:>12} {:>14} {:>8} {:>7} {:>6} {:>12} {:>8} {:>8}",
-            p.partition,
-            p.log_start_offset,
-            p.high_watermark,
-            p.log_end_offset,
-            p.size_bytes,
-            p.segments,
-            if p.offline { "offline" } else { "online" },
+            n,
+            num(|s| s.log_start_offset),
+            num(|s| s.high_watermark),
+            num(|s| s.log_end_offset),
+            num(|s| s.size_bytes),
+            num(|s| u64::from(s.segments)),
+            match s {
+                None => "?",
+                Some(s) if s.offline => "offline",
+                Some(_) => "online",
+            },
             l.map_or_else(
                 || "?".to_owned(),
                 |l| {
@@ -240,6 +247,20 @@ fn print_description(
         )?;
     }
     Ok(())
+}
+
+/// Every partition listed by Metadata or by the partition states, in
+/// order: a partition whose state no node gave still gets its row.
+fn partition_ids(t: &TopicMetadata, state: &TopicState) -> Vec<u32> {
+    let mut ids: Vec<u32> = t
+        .partitions
+        .iter()
+        .map(|p| p.partition)
+        .chain(state.partitions.iter().map(|p| p.partition))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 /// A partition's Metadata entry (its leadership), if listed.
@@ -262,19 +283,19 @@ fn ids(nodes: &[u64]) -> String {
 /// A topic's settings and partitions as one JSON object.
 fn description_json(t: &TopicMetadata, state: &TopicState) -> serde_json::Value {
     let c = &t.config;
-    let partitions: Vec<_> = state
-        .partitions
-        .iter()
-        .map(|p| {
-            let l = leadership(t, p.partition);
+    let partitions: Vec<_> = partition_ids(t, state)
+        .into_iter()
+        .map(|n| {
+            let l = leadership(t, n);
+            let p = state.partitions.iter().find(|s| s.partition == n);
             json!({
-                "partition": p.partition,
-                "log_start_offset": p.log_start_offset,
-                "high_watermark": p.high_watermark,
-                "log_end_offset": p.log_end_offset,
-                "size_bytes": p.size_bytes,
-                "segments": p.segments,
-                "offline": p.offline,
+                "partition": n,
+                "log_start_offset": p.map(|p| p.log_start_offset),
+                "high_watermark": p.map(|p| p.high_watermark),
+                "log_end_offset": p.map(|p| p.log_end_offset),
+                "size_bytes": p.map(|p| p.size_bytes),
+                "segments": p.map(|p| p.segments),
+                "offline": p.map(|p| p.offline),
                 "leader": l.and_then(|l| l.leader),
                 "leader_epoch": l.map(|l| l.leader_epoch),
                 "replicas": l.map(|l| l.replicas.clone()),
