@@ -189,11 +189,19 @@ async fn file_ranges_arrive_as_the_payload_section() {
     expected.extend_from_slice(&content[5..8]);
     assert_eq!(answer.len(), expected.len());
     assert!(answer[..] == expected[..]);
-    let sent = client
-        .sendfile_stats
-        .fetch_bytes_sendfile
-        .load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(sent, expected.len() as u64);
+    // The sender counts a range after its `sendfile` returns, which can be
+    // after the peer's answer arrived: wait for the count to settle.
+    let counted = || {
+        client
+            .sendfile_stats
+            .fetch_bytes_sendfile
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while counted() < expected.len() as u64 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(counted(), expected.len() as u64);
     // A range past the file's end cuts the connection: the call fails, and
     // the next one goes out on a new connection.
     let r = client
