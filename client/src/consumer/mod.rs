@@ -169,6 +169,26 @@ struct Assigned {
     retry: Option<(u32, Instant)>,
 }
 
+/// Runs `$call` with the control connection to `$dest` bound to `$c`; a
+/// connection that broke since its last use (a broker restart) is replaced
+/// and the call made once more (every control call can be repeated).
+macro_rules! control_call {
+    ($self:ident, $dest:expr, |$c:ident| $call:expr) => {{
+        let dest: &Dest = $dest;
+        let mut retried = false;
+        loop {
+            let asked = match $self.control_at(dest).await {
+                Ok($c) => $call.await,
+                Err(e) => Err(e),
+            };
+            match $self.check_control(dest, asked) {
+                Err(e) if !retried && is_connection_error(&e) => retried = true,
+                r => break r,
+            }
+        }
+    }};
+}
+
 /// Whether a connection broke (or answered bytes that do not decode as
 /// a response): reconnecting may help.
 pub(crate) fn is_connection_error(e: &ClientError) -> bool {
@@ -237,11 +257,6 @@ impl Consumer {
         self.control.get_mut(dest).ok_or(ClientError::Closed)
     }
 
-    /// The bootstrap list's broker: commits and group calls.
-    async fn control(&mut self) -> Result<&mut Connection, ClientError> {
-        self.control_at(&None).await
-    }
-
     /// Forgets the control connection to `dest` after `result` said it
     /// broke; returns `result`.
     fn check_control<T>(
@@ -259,12 +274,7 @@ impl Consumer {
 
     /// Assigns every partition of `topic`.
     pub async fn subscribe(&mut self, topic: &str) -> Result<(), ClientError> {
-        let asked = self
-            .control()
-            .await?
-            .metadata(Some(vec![topic.to_owned()]))
-            .await;
-        let meta = self.check_control(&None, asked)?;
+        let meta = control_call!(self, &None, |c| c.metadata(Some(vec![topic.to_owned()])))?;
         let t = meta.topics.into_iter().next().ok_or(ClientError::Closed)?;
         if t.error_code != ErrorCode::None {
             return Err(ClientError::Broker {
@@ -284,15 +294,14 @@ impl Consumer {
         let mut assigned = Vec::with_capacity(partitions.len());
         let committed = match self.config.group.clone() {
             Some(group) => {
-                let refs = partitions
+                let refs: Vec<_> = partitions
                     .iter()
                     .map(|(t, p)| TopicPartitionRef {
                         topic: t.clone(),
                         partition: *p,
                     })
                     .collect();
-                let asked = self.control().await?.offset_fetch(&group, Some(refs)).await;
-                let r = self.check_control(&None, asked)?;
+                let r = control_call!(self, &None, |c| c.offset_fetch(&group, Some(refs.clone())))?;
                 if r.error_code != ErrorCode::None {
                     return Err(ClientError::Broker {
                         code: r.error_code,
@@ -358,18 +367,14 @@ impl Consumer {
         let mut attempts = 0u32;
         loop {
             let dest = self.route(topic, partition).await?;
-            let asked = match self.control_at(&dest).await {
-                Ok(conn) => {
-                    conn.list_offsets(vec![ListOffsetsPartition {
-                        topic: topic.to_owned(),
-                        partition,
-                        spec,
-                    }])
-                    .await
+            let asked = control_call!(self, &dest, |c| c.list_offsets(vec![
+                ListOffsetsPartition {
+                    topic: topic.to_owned(),
+                    partition,
+                    spec,
                 }
-                Err(e) => Err(e),
-            };
-            let refused = match self.check_control(&dest, asked) {
+            ]));
+            let refused = match asked {
                 Ok(r) => {
                     let p = r.partitions.into_iter().next().ok_or(ClientError::Closed)?;
                     let err = ClientError::Broker {
@@ -484,8 +489,8 @@ impl Consumer {
         if parts.is_empty() {
             return Ok(());
         }
-        let asked = match self.member.clone() {
-            None => self.control().await?.offset_commit(&group, parts).await,
+        let r = match self.member.clone() {
+            None => control_call!(self, &None, |c| c.offset_commit(&group, parts.clone()))?,
             Some(m) => {
                 let req = OffsetCommitRequestV1 {
                     group,
@@ -494,10 +499,9 @@ impl Consumer {
                     group_instance_id: m.group_instance_id,
                     partitions: parts,
                 };
-                self.control().await?.offset_commit_as(&req).await
+                control_call!(self, &None, |c| c.offset_commit_as(&req))?
             }
         };
-        let r = self.check_control(&None, asked)?;
         if let Some(p) = r
             .partitions
             .iter()
@@ -585,18 +589,13 @@ impl Consumer {
         let Some(group) = self.config.group.clone() else {
             return Ok(None);
         };
-        let asked = self
-            .control()
-            .await?
-            .offset_fetch(
-                &group,
-                Some(vec![TopicPartitionRef {
-                    topic: topic.to_owned(),
-                    partition,
-                }]),
-            )
-            .await;
-        let r = self.check_control(&None, asked)?;
+        let r = control_call!(self, &None, |c| c.offset_fetch(
+            &group,
+            Some(vec![TopicPartitionRef {
+                topic: topic.to_owned(),
+                partition,
+            }]),
+        ))?;
         Ok(r.partitions.first().and_then(|p| p.offset))
     }
 }
