@@ -62,7 +62,7 @@ async fn agreed_leaders(c: &TestCluster, ids: &[u64], topic: &str, distinct: boo
 fn accepted(c: &TestCluster, id: u64) -> f64 {
     let (status, body) = http_get(c.node(id).metrics_addr.unwrap(), "/metrics");
     assert_eq!(status, 200);
-    sample(&body, "sluice_connections_accepted").expect("connections metric")
+    sample(&body, "sluice_connections_accepted_total").expect("connections metric")
 }
 
 fn brokers(c: &TestCluster) -> Vec<String> {
