@@ -546,3 +546,25 @@ impl Consumer {
         self.fetch.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_partitions_are_retried_only_at_a_leader_metadata_named() {
+        let leader: Dest = Some(Arc::from("127.0.0.1:1"));
+        for code in [
+            ErrorCode::NotLeaderForPartition,
+            ErrorCode::LeaderNotAvailable,
+        ] {
+            assert!(leader_moved(code, &leader));
+            assert!(leader_moved(code, &None));
+        }
+        assert!(leader_moved(ErrorCode::UnknownTopicOrPartition, &leader));
+        // Through the bootstrap list: the topic is unknown to the cluster.
+        assert!(!leader_moved(ErrorCode::UnknownTopicOrPartition, &None));
+        assert!(!leader_moved(ErrorCode::OffsetOutOfRange, &leader));
+        assert!(!leader_moved(ErrorCode::CorruptRecord, &leader));
+    }
+}
