@@ -1,8 +1,8 @@
 //! The consumer's fetch path: one session per partition leader.
 //!
-//! Each assigned partition is routed through the [`MetadataCache`]
-//! (crate::metadata::MetadataCache) to its leader's address (or the
-//! bootstrap list, without a known leader). A session is one connection to
+//! Each assigned partition is routed through the
+//! [`MetadataCache`](crate::metadata::MetadataCache) to its leader's
+//! address (or the bootstrap list, without a known leader). A session is one connection to
 //! one destination with at most one Fetch on the wire, listing the
 //! partitions that destination leads; sessions to different leaders long
 //! poll at the same time, and [`Consumer::poll_fetch`] takes whichever
