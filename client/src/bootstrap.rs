@@ -10,12 +10,13 @@
 //! [`Bootstrap::failed`] moves the starting point to the next address.
 //!
 //! Clones share the remembered address, so every connection of one
-//! producer or consumer follows the broker together. All address handling
-//! of the client lives here, leader-following included: after a broker
-//! answers `NotLeaderForPartition` (or `LeaderNotAvailable`), the client
-//! asks any broker of the list for Metadata ([`Bootstrap::find_leader`])
-//! and [`Bootstrap::follow`]s the leader's address, which the next
-//! [`Bootstrap::connect`] tries first.
+//! producer or consumer through the list follows the broker together.
+//! Partition leaders are not found here: the producer and the consumer
+//! route each partition through a [`MetadataCache`](crate::MetadataCache),
+//! which asks the list first. [`Bootstrap::find_leader`] and
+//! [`Bootstrap::follow`] remain for callers holding a single connection:
+//! look a leader up through the list, and make the next
+//! [`Bootstrap::connect`] try its address first.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

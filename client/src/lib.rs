@@ -15,6 +15,8 @@
 //! - [`connection`]: one TCP connection with typed calls for every API.
 //! - [`group_rpc`]: the group APIs' calls on a [`Connection`] (join, sync,
 //!   heartbeat, leave, describe, list, delete, commit in a generation).
+//! - `pool`: where a partition's requests go (leader or bootstrap list),
+//!   connecting there, the quick backoff while a leader moves.
 //! - [`partitioner`]: key hashing (Kafka's murmur2).
 //! - [`error`]: [`ClientError`], which says what failed and whether a retry
 //!   can help.
@@ -28,6 +30,7 @@ pub mod group;
 pub mod group_rpc;
 pub mod metadata;
 pub mod partitioner;
+mod pool;
 pub mod producer;
 
 pub use admin::{Admin, FlushMode, TopicCompression, TopicConfig};

@@ -237,16 +237,18 @@ async fn producer_and_consumer_follow_the_leader_metadata_names() {
         );
     }
 
-    // The offset look-up is refused first (and followed); then, through a
-    // fake that answers look-ups but refuses fetches, the fetch itself.
-    let fetch_only: &[ApiKey] = &[ApiKey::Fetch];
-    let (fake_fetch, seen_fetch) = fake_broker(broker.addr, 0, fetch_only).await;
-    for (addr, seen, before) in [
-        (fake, &seen, refused_producing),
-        (fake_fetch, &seen_fetch, 0),
-    ] {
+    // The consumer too goes straight to the leader Metadata names: no
+    // look-up or fetch reaches the fake that refuses them all. Through a
+    // fake that names itself the leader for the consumer's two offset
+    // look-ups (which it serves) and then refuses fetches, the consumer
+    // follows the refusal to the real broker.
+    let lookups_only: &[ApiKey] = &[ApiKey::ListOffsets, ApiKey::Fetch];
+    let (fake_fetch, seen_fetch) = fake_broker(broker.addr, 2, lookups_only).await;
+    for (addr, seen, refusals) in [(fake, &seen, false), (fake_fetch, &seen_fetch, true)] {
+        let before = seen.refused.load(Ordering::SeqCst);
         let mut consumer = Consumer::connect(ConsumerConfig {
             offset_reset: OffsetReset::Earliest,
+            max_wait: Duration::from_millis(100),
             ..ConsumerConfig::new(addr.to_string())
         })
         .await
@@ -254,24 +256,26 @@ async fn producer_and_consumer_follow_the_leader_metadata_names() {
         consumer
             .assign(vec![("follow".into(), 0), ("follow".into(), 1)])
             .await
-            .expect("the offset look-up follows the leader");
-        let mut got = 0;
+            .expect("the offset look-up goes to the leader");
+        let mut got = Vec::new();
         let read = async {
-            while got < 100 {
-                got += consumer
-                    .poll()
-                    .await
-                    .expect("fetch follows the leader")
-                    .len();
+            while got.len() < 100 {
+                for r in consumer.poll().await.expect("fetch follows the leader") {
+                    got.push((r.partition, r.offset()));
+                }
             }
         };
         tokio::time::timeout(Duration::from_secs(30), read)
             .await
             .expect("every record consumed through the leader");
-        assert_eq!(got, 100);
-        assert!(
-            seen.refused.load(Ordering::SeqCst) > before,
-            "the fake refused the consumer too"
+        got.sort();
+        let want: Vec<(u32, u64)> = (0..2).flat_map(|p| (0..50).map(move |o| (p, o))).collect();
+        assert_eq!(got, want, "every record once");
+        let refused = seen.refused.load(Ordering::SeqCst) - before;
+        assert_eq!(
+            refused > 0,
+            refusals,
+            "refusals seen by the consumer: {refused}"
         );
     }
 }

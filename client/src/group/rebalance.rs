@@ -245,7 +245,12 @@ impl GroupConsumer {
                 .iter()
                 .map(|tp| (tp.topic.clone(), tp.partition.max(0) as u32))
                 .collect();
-            self.consumer.add_partitions(parts).await?;
+            if let Err(e) = self.consumer.add_partitions(parts).await {
+                // Not taken on (their offsets could not be read): rejoin, so
+                // they are assigned again rather than left unread.
+                self.needs_join = true;
+                return Err(e);
+            }
             self.owned.extend(added.iter().cloned());
             let positions = self.positions_of(&added);
             self.listener.on_partitions_assigned(&positions);

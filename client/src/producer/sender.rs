@@ -26,6 +26,7 @@ use super::{RecordMetadata, Shared};
 use crate::connection::{Connection, ResponseReader};
 use crate::error::ClientError;
 use crate::metadata::Route;
+use crate::pool::Dest;
 
 /// Largest produce request the sender builds (it always sends at least one
 /// batch, whatever its size).
@@ -65,15 +66,10 @@ fn backoff(shared: &Shared, attempts: u32) -> Duration {
 }
 
 /// Wait before resending a batch a broker refused because the leader moved
-/// (or before reconnecting to a leader that did not answer): 10 ms doubling
-/// per attempt up to 100 ms, and never more than the ordinary backoff. The
-/// Metadata refresh asked for at the same time runs at once, so the batch
-/// goes to the new leader as soon as any broker names it.
+/// (or before reconnecting to a leader that did not answer): the shared
+/// quick backoff, never more than the ordinary one.
 fn leader_backoff(shared: &Shared, attempts: u32) -> Duration {
-    crate::metadata::QUICK_REFRESH_MIN
-        .saturating_mul(1 << attempts.saturating_sub(1).min(10))
-        .min(crate::metadata::QUICK_REFRESH_MAX)
-        .min(backoff(shared, attempts))
+    crate::pool::quick_backoff(attempts).min(backoff(shared, attempts))
 }
 
 /// Applies the producer's codec to the batches not yet compressed, on the
@@ -291,10 +287,6 @@ async fn read_loop(
     }
 }
 
-/// Where a Produce request goes: a leader's address, or (`None`) the
-/// bootstrap list, for partitions without a known leader.
-type Dest = Option<Arc<str>>;
-
 /// One broker's connection, as the dispatcher sees it.
 struct Link {
     tx: mpsc::UnboundedSender<InFlight>,
@@ -320,15 +312,7 @@ fn timed_out(what: &str) -> ClientError {
 
 /// Connects to `dest` within [`CONNECT_TIMEOUT`].
 async fn connect_to(shared: &Shared, dest: &Dest) -> Result<Connection, ClientError> {
-    let connecting = async {
-        match dest {
-            Some(addr) => Connection::connect(&**addr).await,
-            None => shared.brokers.connect().await,
-        }
-    };
-    tokio::time::timeout(CONNECT_TIMEOUT, connecting)
-        .await
-        .map_err(|_| timed_out("connecting"))?
+    crate::pool::connect(&shared.brokers, dest, CONNECT_TIMEOUT).await
 }
 
 /// Takes a producer id for an idempotent producer that has none (or must

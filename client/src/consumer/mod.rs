@@ -13,16 +13,21 @@
 //! fetched buffer (no copy per record). While the application works on them,
 //! the next fetch is already on the wire, so the pipe stays full. Batch
 //! CRCs are verified by default.
+//!
+//! Each partition is fetched from its leader, named by a
+//! [`MetadataCache`]: one connection per leader, one fetch in flight on
+//! each, all leaders long-polled at once (`fetch.rs`). Commits and group
+//! calls go to the bootstrap list's broker (the group's coordinator), on a
+//! connection of their own.
 
-use std::collections::VecDeque;
+mod fetch;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use sluice_protocol::batch::{Record, RecordBatch};
-use sluice_protocol::wire::ApiKey;
+use sluice_protocol::batch::Record;
 use sluice_protocol::wire::ErrorCode;
-use sluice_protocol::wire::fetch::{FetchPartition, FetchRequest, FetchResponse};
 use sluice_protocol::wire::list_offsets::{ListOffsetsPartition, OffsetSpec};
 use sluice_protocol::wire::offset_commit::{CommitPartition, OffsetCommitRequestV1};
 use sluice_protocol::wire::offset_fetch::TopicPartitionRef;
@@ -30,6 +35,18 @@ use sluice_protocol::wire::offset_fetch::TopicPartitionRef;
 use crate::bootstrap::Bootstrap;
 use crate::connection::Connection;
 use crate::error::ClientError;
+use crate::metadata::MetadataCache;
+use crate::pool::{self, Dest};
+
+/// How long a connect (to a leader or the bootstrap list) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// First wait after a failed Metadata refresh (doubling up to 5 s).
+const METADATA_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How long an offset look-up keeps retrying while its partition's leader
+/// moves.
+const LOOKUP_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Where a partition without a committed offset starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,8 +95,12 @@ pub struct ConsumerConfig {
     /// than its `max_partitions_per_request`, 1000 by default). A consumer
     /// assigned more partitions fetches them in turns of this many, so a
     /// partition outside the current turn waits up to one fetch's
-    /// `max_wait` longer.
+    /// `max_wait` longer. The limit applies per leader.
     pub max_partitions_per_fetch: usize,
+    /// Longest time partition leaders from Metadata are kept before asking
+    /// again (Kafka's `metadata.max.age.ms`, default 5 minutes); an error
+    /// that says a leader moved, or a lost connection, asks at once.
+    pub metadata_max_age: Duration,
 }
 
 impl ConsumerConfig {
@@ -97,6 +118,7 @@ impl ConsumerConfig {
             auto_commit: None,
             verify_crc: true,
             max_partitions_per_fetch: 1000,
+            metadata_max_age: crate::metadata::DEFAULT_METADATA_MAX_AGE,
         }
     }
 
@@ -142,37 +164,58 @@ struct Assigned {
     topic: Arc<str>,
     partition: u32,
     position: u64,
+    /// Refusals in a row that said the leader moved, and when the
+    /// partition may be fetched again.
+    retry: Option<(u32, Instant)>,
 }
 
-/// Whether a partition's error means "ask Metadata who leads it".
-fn leader_moved(code: ErrorCode) -> bool {
+/// Runs `$call` with the control connection to `$dest` bound to `$c`; a
+/// connection that broke since its last use (a broker restart) is replaced
+/// and the call made once more (every control call can be repeated).
+macro_rules! control_call {
+    ($self:ident, $dest:expr, |$c:ident| $call:expr) => {{
+        let dest: &Dest = $dest;
+        let mut retried = false;
+        loop {
+            let asked = match $self.control_at(dest).await {
+                Ok($c) => $call.await,
+                Err(e) => Err(e),
+            };
+            match $self.check_control(dest, asked) {
+                Err(e) if !retried && is_connection_error(&e) => retried = true,
+                r => break r,
+            }
+        }
+    }};
+}
+
+/// Whether a connection broke (or answered bytes that do not decode as
+/// a response): reconnecting may help.
+pub(crate) fn is_connection_error(e: &ClientError) -> bool {
     matches!(
-        code,
-        ErrorCode::NotLeaderForPartition | ErrorCode::LeaderNotAvailable
+        e,
+        ClientError::Io(_) | ClientError::Closed | ClientError::OutOfOrder { .. }
     )
 }
 
-/// A consumer of assigned partitions over one connection.
+/// A consumer of assigned partitions, each fetched from its leader.
 #[derive(Debug)]
 pub struct Consumer {
     config: ConsumerConfig,
     /// The config's bootstrap list and the address that answered last.
     brokers: Bootstrap,
-    conn: Connection,
-    /// For commits and lookups, so they never queue behind a long poll.
-    control: Option<Connection>,
+    /// Partition leaders.
+    metadata: MetadataCache,
+    /// For commits, group calls (`None`: the bootstrap list's broker) and
+    /// offset look-ups (at each partition's leader), so they never queue
+    /// behind a long poll.
+    control: HashMap<Dest, Connection>,
+    /// One fetch session per leader.
+    fetch: fetch::Sessions,
     assigned: Vec<Assigned>,
-    /// A fetch is on the wire; `true` if a seek made its answer stale.
-    in_flight: Option<bool>,
     last_commit: Instant,
-    pending: VecDeque<ConsumerRecord>,
-    /// Index in `assigned` where the next fetch's turn of partitions starts.
-    fetch_from: usize,
     /// Set while the consumer is a member of its group: commits carry it.
     member: Option<MemberIdentity>,
-    /// A partition the connected broker said it does not lead: its leader
-    /// is looked up and followed before the next fetch.
-    moved: Option<(String, u32)>,
 }
 
 /// Who commits, when the consumer is a group member: the coordinator
@@ -186,39 +229,52 @@ pub(crate) struct MemberIdentity {
 
 impl Consumer {
     /// Connects to the first broker of the config's bootstrap list that
-    /// answers.
+    /// answers (the connection commits and group calls use); fetches
+    /// connect to each partition's leader as Metadata names it.
     pub async fn connect(config: ConsumerConfig) -> Result<Self, ClientError> {
         let brokers = Bootstrap::parse(&config.broker);
         let conn = brokers.connect().await?;
+        let metadata =
+            MetadataCache::new(brokers.clone(), config.metadata_max_age, METADATA_BACKOFF);
         Ok(Consumer {
             config,
             brokers,
-            conn,
-            control: None,
+            metadata,
+            control: HashMap::from([(None, conn)]),
+            fetch: fetch::Sessions::default(),
             assigned: Vec::new(),
-            in_flight: None,
             last_commit: Instant::now(),
-            pending: VecDeque::new(),
-            fetch_from: 0,
             member: None,
-            moved: None,
         })
     }
 
-    async fn control(&mut self) -> Result<&mut Connection, ClientError> {
-        if self.control.is_none() {
-            self.control = Some(self.brokers.connect().await?);
+    /// The control connection to `dest`, opened on first use.
+    async fn control_at(&mut self, dest: &Dest) -> Result<&mut Connection, ClientError> {
+        if !self.control.contains_key(dest) {
+            let conn = pool::connect(&self.brokers, dest, CONNECT_TIMEOUT).await?;
+            self.control.insert(dest.clone(), conn);
         }
-        self.control.as_mut().ok_or(ClientError::Closed)
+        self.control.get_mut(dest).ok_or(ClientError::Closed)
+    }
+
+    /// Forgets the control connection to `dest` after `result` said it
+    /// broke; returns `result`.
+    fn check_control<T>(
+        &mut self,
+        dest: &Dest,
+        result: Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        if let Err(e) = &result
+            && is_connection_error(e)
+        {
+            self.control.remove(dest);
+        }
+        result
     }
 
     /// Assigns every partition of `topic`.
     pub async fn subscribe(&mut self, topic: &str) -> Result<(), ClientError> {
-        let meta = self
-            .control()
-            .await?
-            .metadata(Some(vec![topic.to_owned()]))
-            .await?;
+        let meta = control_call!(self, &None, |c| c.metadata(Some(vec![topic.to_owned()])))?;
         let t = meta.topics.into_iter().next().ok_or(ClientError::Closed)?;
         if t.error_code != ErrorCode::None {
             return Err(ClientError::Broker {
@@ -238,18 +294,14 @@ impl Consumer {
         let mut assigned = Vec::with_capacity(partitions.len());
         let committed = match self.config.group.clone() {
             Some(group) => {
-                let refs = partitions
+                let refs: Vec<_> = partitions
                     .iter()
                     .map(|(t, p)| TopicPartitionRef {
                         topic: t.clone(),
                         partition: *p,
                     })
                     .collect();
-                let r = self
-                    .control()
-                    .await?
-                    .offset_fetch(&group, Some(refs))
-                    .await?;
+                let r = control_call!(self, &None, |c| c.offset_fetch(&group, Some(refs.clone())))?;
                 if r.error_code != ErrorCode::None {
                     return Err(ClientError::Broker {
                         code: r.error_code,
@@ -273,6 +325,7 @@ impl Consumer {
                 topic: topic.into(),
                 partition,
                 position,
+                retry: None,
             });
         }
         self.assigned = assigned;
@@ -280,6 +333,24 @@ impl Consumer {
         Ok(())
     }
 
+    /// Where a partition's requests go now, after a Metadata refresh if
+    /// one is due (the topic's first look-up waits for it).
+    async fn route(&mut self, topic: &str, partition: u32) -> Result<Dest, ClientError> {
+        loop {
+            if self.metadata.refresh_due(Instant::now()) {
+                self.metadata.refresh().await?;
+            }
+            if let Some(dest) = pool::dest_of(self.metadata.route(topic, partition)) {
+                return Ok(dest);
+            }
+            tokio::time::sleep(crate::metadata::QUICK_REFRESH_MIN).await;
+        }
+    }
+
+    /// Asks the partition's leader (ListOffsets) where `to` is. While the
+    /// leader moves (a refusal that says so, or a broken connection to
+    /// it), asks Metadata again and retries with the quick backoff, for
+    /// up to [`LOOKUP_PATIENCE`].
     async fn lookup(
         &mut self,
         topic: &str,
@@ -292,42 +363,48 @@ impl Consumer {
             SeekTo::Latest => OffsetSpec::Latest,
             SeekTo::Timestamp(t) => OffsetSpec::Timestamp(t),
         };
-        let mut p = None;
-        for _ in 0..2 {
-            let r = self
-                .control()
-                .await?
-                .list_offsets(vec![ListOffsetsPartition {
+        let give_up = Instant::now() + LOOKUP_PATIENCE;
+        let mut attempts = 0u32;
+        loop {
+            let dest = self.route(topic, partition).await?;
+            let asked = control_call!(self, &dest, |c| c.list_offsets(vec![
+                ListOffsetsPartition {
                     topic: topic.to_owned(),
                     partition,
                     spec,
-                }])
-                .await?;
-            let found = r.partitions.into_iter().next().ok_or(ClientError::Closed)?;
-            if !leader_moved(found.error_code) || p.is_some() {
-                p = Some(found);
-                break;
+                }
+            ]));
+            let refused = match asked {
+                Ok(r) => {
+                    let p = r.partitions.into_iter().next().ok_or(ClientError::Closed)?;
+                    let err = ClientError::Broker {
+                        code: p.error_code,
+                        message: format!("{topic}-{partition}"),
+                    };
+                    if p.error_code == ErrorCode::None {
+                        return Ok(p.offset);
+                    }
+                    if !fetch::leader_moved(p.error_code, &dest) {
+                        return Err(err);
+                    }
+                    err
+                }
+                Err(e) if is_connection_error(&e) && dest.is_some() => e,
+                Err(e) => return Err(e),
+            };
+            self.metadata.invalidate();
+            attempts += 1;
+            if Instant::now() >= give_up {
+                return Err(refused);
             }
-            // Once: follow the leader and ask it.
-            self.moved = Some((topic.to_owned(), partition));
-            self.follow_leader().await?;
-            p = Some(found);
+            tokio::time::sleep(pool::quick_backoff(attempts)).await;
         }
-        let p = p.ok_or(ClientError::Closed)?;
-        if p.error_code != ErrorCode::None {
-            return Err(ClientError::Broker {
-                code: p.error_code,
-                message: format!("{topic}-{partition}"),
-            });
-        }
-        Ok(p.offset)
     }
 
+    /// Fetches on the wire are answered for old positions: their answers
+    /// are dropped.
     fn invalidate(&mut self) {
-        self.pending.clear();
-        if let Some(stale) = self.in_flight.as_mut() {
-            *stale = true;
-        }
+        self.fetch.invalidate();
     }
 
     /// Moves a partition's position; records already fetched past it are
@@ -360,217 +437,22 @@ impl Consumer {
             .map(|a| a.position)
     }
 
-    /// The assigned partitions the next fetch lists: all of them, or the
-    /// next `max_partitions_per_fetch` in turn, wrapping around.
-    fn fetch_turn(&mut self) -> impl Iterator<Item = &Assigned> {
-        let n = self.assigned.len();
-        let take = n.min(self.config.max_partitions_per_fetch.max(1));
-        let start = if n == 0 { 0 } else { self.fetch_from % n };
-        self.fetch_from = if n == 0 { 0 } else { (start + take) % n };
-        let assigned = &self.assigned;
-        (0..take).filter_map(move |i| assigned.get((start + i) % n))
-    }
-
-    async fn send_fetch(&mut self) -> Result<(), ClientError> {
-        let max_wait_ms = self.config.max_wait.as_millis().min(u128::from(u32::MAX)) as u32;
-        let max_bytes = self.config.fetch_max_bytes;
-        let partition_max_bytes = self.config.partition_max_bytes;
-        let req = FetchRequest {
-            max_wait_ms,
-            min_bytes: 1,
-            max_bytes,
-            partitions: self
-                .fetch_turn()
-                .map(|a| FetchPartition {
-                    topic: a.topic.to_string(),
-                    partition: a.partition,
-                    offset: a.position,
-                    max_bytes: partition_max_bytes,
-                })
-                .collect(),
-        };
-        self.conn.send(ApiKey::Fetch, &req, &[]).await?;
-        self.in_flight = Some(false);
-        Ok(())
-    }
-
-    /// Waits up to `max_wait` for records and returns them (possibly none).
-    /// Positions advance past the returned records. If the connection
-    /// breaks (a broker restart), the consumer reconnects once and fetches
-    /// again from its positions; if that fails the error is returned and the
-    /// next call tries again.
+    /// Waits up to `max_wait` for records and returns them (possibly none),
+    /// in offset order per partition. Positions advance past the returned
+    /// records. Each partition is fetched from its leader; a partition
+    /// whose leader moved (a refusal saying so, or a broken connection to
+    /// it) is looked up again and fetched from the new leader at its
+    /// position, so nothing is skipped or returned twice. Errors: no broker
+    /// of the bootstrap list answers (Metadata, or the connection a
+    /// partition without a leader goes through breaks twice in one call),
+    /// a response that does not decode twice in one call, or a refusal
+    /// that is not about leadership; the next call tries again.
     pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>, ClientError> {
         if self.assigned.is_empty() {
             return Ok(Vec::new());
         }
         self.maybe_auto_commit().await?;
         self.poll_fetch().await
-    }
-
-    /// [`poll`](Self::poll) without the auto-commit. Cancel-safe while it
-    /// waits for a fetch response: dropping the future leaves the fetch in
-    /// flight and the next call takes its answer.
-    pub(crate) async fn poll_fetch(&mut self) -> Result<Vec<ConsumerRecord>, ClientError> {
-        if self.assigned.is_empty() {
-            return Ok(Vec::new());
-        }
-        if self.moved.is_some() {
-            self.follow_leader().await?;
-        }
-        match self.poll_once().await {
-            Err(ClientError::Broker { code, .. }) if leader_moved(code) && self.moved.is_some() => {
-                self.follow_leader().await?;
-                self.poll_once().await
-            }
-            Err(
-                ClientError::Io(_)
-                | ClientError::Closed
-                | ClientError::Wire(_)
-                | ClientError::OutOfOrder { .. },
-            ) => {
-                self.in_flight = None;
-                self.control = None;
-                self.brokers.failed();
-                self.conn = self.brokers.connect().await?;
-                self.poll_once().await
-            }
-            other => other,
-        }
-    }
-
-    /// Looks up the leader of the partition in `moved` on a broker of the
-    /// bootstrap list, follows it, and reconnects (both connections) there.
-    /// `moved` is cleared only once a leader was found and reached.
-    async fn follow_leader(&mut self) -> Result<(), ClientError> {
-        let Some((topic, partition)) = self.moved.clone() else {
-            return Ok(());
-        };
-        match self.brokers.find_leader(&topic, partition).await? {
-            Some(addr) => self.brokers.follow(addr),
-            None => {
-                return Err(ClientError::Broker {
-                    code: ErrorCode::LeaderNotAvailable,
-                    message: format!("{topic}-{partition} has no leader right now"),
-                });
-            }
-        }
-        self.in_flight = None;
-        self.control = None;
-        self.conn = self.brokers.connect().await?;
-        self.moved = None;
-        Ok(())
-    }
-
-    async fn poll_once(&mut self) -> Result<Vec<ConsumerRecord>, ClientError> {
-        loop {
-            if self.in_flight.is_none() {
-                self.send_fetch().await?;
-            }
-            let received: Result<(FetchResponse, Bytes), ClientError> = self.conn.recv().await;
-            let stale = self.in_flight.take().unwrap_or(false);
-            let (resp, tail) = received?;
-            if stale {
-                continue;
-            }
-            resp.check_tail(tail.len())?;
-            let records = self.take_records(&resp, &tail)?;
-            // Keep the pipe full while the application works. The records
-            // are returned even if this fails: the next poll resends.
-            if self.send_fetch().await.is_err() {
-                self.in_flight = None;
-            }
-            return Ok(records);
-        }
-    }
-
-    /// Decodes a fetch response. Positions move only if every partition
-    /// decoded: on an error nothing is returned and nothing is skipped.
-    fn take_records(
-        &mut self,
-        resp: &FetchResponse,
-        tail: &Bytes,
-    ) -> Result<Vec<ConsumerRecord>, ClientError> {
-        let before: Vec<u64> = self.assigned.iter().map(|a| a.position).collect();
-        let result = self.take_records_inner(resp, tail);
-        if result.is_err() {
-            for (a, p) in self.assigned.iter_mut().zip(before) {
-                a.position = p;
-            }
-        }
-        result
-    }
-
-    fn take_records_inner(
-        &mut self,
-        resp: &FetchResponse,
-        tail: &Bytes,
-    ) -> Result<Vec<ConsumerRecord>, ClientError> {
-        let mut out = Vec::new();
-        let mut at = 0usize;
-        for p in &resp.partitions {
-            let len = p.records_len as usize;
-            let mut bytes = tail.slice(at..at + len);
-            at += len;
-            let Some(a) = self
-                .assigned
-                .iter_mut()
-                .find(|a| *a.topic == *p.topic && a.partition == p.partition)
-            else {
-                continue;
-            };
-            match p.error_code {
-                ErrorCode::None => {}
-                ErrorCode::OffsetOutOfRange => {
-                    // Retention moved past us, or we are ahead: reset.
-                    a.position = match self.config.offset_reset {
-                        OffsetReset::Earliest => p.log_start_offset,
-                        OffsetReset::Latest => p.high_watermark,
-                    }
-                    .max(p.log_start_offset.min(a.position));
-                    if a.position < p.log_start_offset || a.position > p.high_watermark {
-                        a.position = p.log_start_offset;
-                    }
-                    continue;
-                }
-                code => {
-                    if leader_moved(code) {
-                        self.moved = Some((p.topic.clone(), p.partition));
-                    }
-                    return Err(ClientError::Broker {
-                        code,
-                        message: format!("fetch {}-{}", p.topic, p.partition),
-                    });
-                }
-            }
-            while !bytes.is_empty() {
-                let batch = if self.config.verify_crc {
-                    RecordBatch::split_first(&mut bytes)
-                } else {
-                    RecordBatch::split_first_unverified(&mut bytes)
-                }
-                .map_err(|e| {
-                    ClientError::Wire(sluice_protocol::wire::WireError::Body(format!(
-                        "record batch from {}-{}: {e}",
-                        p.topic, p.partition
-                    )))
-                })?;
-                for r in batch.records() {
-                    let record = r.map_err(|e| {
-                        ClientError::Wire(sluice_protocol::wire::WireError::Body(e.to_string()))
-                    })?;
-                    if (record.offset as u64) < a.position {
-                        continue;
-                    }
-                    out.push(ConsumerRecord {
-                        topic: Arc::clone(&a.topic),
-                        partition: a.partition,
-                        record,
-                    });
-                }
-                a.position = a.position.max(batch.header().next_offset() as u64);
-            }
-        }
-        Ok(out)
     }
 
     /// Commits the current positions of all assigned partitions for the
@@ -608,7 +490,7 @@ impl Consumer {
             return Ok(());
         }
         let r = match self.member.clone() {
-            None => self.control().await?.offset_commit(&group, parts).await?,
+            None => control_call!(self, &None, |c| c.offset_commit(&group, parts.clone()))?,
             Some(m) => {
                 let req = OffsetCommitRequestV1 {
                     group,
@@ -617,7 +499,7 @@ impl Consumer {
                     group_instance_id: m.group_instance_id,
                     partitions: parts,
                 };
-                self.control().await?.offset_commit_as(&req).await?
+                control_call!(self, &None, |c| c.offset_commit_as(&req))?
             }
         };
         if let Some(p) = r
@@ -682,8 +564,9 @@ impl Consumer {
         &self.config
     }
 
-    /// The bootstrap list this consumer connects through (shared by its
-    /// connections: they follow the broker together).
+    /// The bootstrap list this consumer connects through: commits and
+    /// group calls go to the broker of the list that answers, Metadata is
+    /// asked there first.
     pub fn brokers(&self) -> &Bootstrap {
         &self.brokers
     }
@@ -706,17 +589,13 @@ impl Consumer {
         let Some(group) = self.config.group.clone() else {
             return Ok(None);
         };
-        let r = self
-            .control()
-            .await?
-            .offset_fetch(
-                &group,
-                Some(vec![TopicPartitionRef {
-                    topic: topic.to_owned(),
-                    partition,
-                }]),
-            )
-            .await?;
+        let r = control_call!(self, &None, |c| c.offset_fetch(
+            &group,
+            Some(vec![TopicPartitionRef {
+                topic: topic.to_owned(),
+                partition,
+            }]),
+        ))?;
         Ok(r.partitions.first().and_then(|p| p.offset))
     }
 }

@@ -1,0 +1,570 @@
+//! The consumer's fetch path: one session per partition leader.
+//!
+//! Each assigned partition is routed through the
+//! [`MetadataCache`](crate::metadata::MetadataCache) to its leader's
+//! address (or the bootstrap list, without a known leader). A session is one connection to
+//! one destination with at most one Fetch on the wire, listing the
+//! partitions that destination leads; sessions to different leaders long
+//! poll at the same time, and [`Consumer::poll_fetch`] takes whichever
+//! answers first. A partition is on the wire in one session at most, and
+//! its position moves only forward with the records returned, so records
+//! come back in offset order per partition, once.
+//!
+//! A partition refused because its leader moved (`NotLeaderForPartition`,
+//! `LeaderNotAvailable`, or `UnknownTopicOrPartition` from a broker
+//! Metadata named as its leader, which may not have opened it yet) asks
+//! for a Metadata refresh and is fetched again after the quick backoff
+//! (10 ms doubling up to 100 ms), at its position, from the leader the
+//! refreshed cache names. A broken session does the same for all its
+//! partitions; a leader that does not accept a connection rests the quick
+//! backoff while Metadata is asked again.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sluice_protocol::batch::RecordBatch;
+use sluice_protocol::wire::fetch::{FetchPartition, FetchRequest, FetchResponse};
+use sluice_protocol::wire::{ApiKey, ErrorCode, WireError};
+
+use super::{CONNECT_TIMEOUT, Consumer, ConsumerRecord, OffsetReset, is_connection_error};
+use crate::connection::Connection;
+use crate::error::ClientError;
+use crate::pool::{self, Dest, Rests};
+
+/// Time allowed beyond `max_wait` for a fetch response before its
+/// connection counts as lost.
+const RESPONSE_GRACE: Duration = Duration::from_secs(10);
+
+/// Whether a partition's refusal by `dest` means "ask Metadata who leads
+/// it": the leader moved, or a broker named as the leader does not know
+/// the partition (yet).
+pub(super) fn leader_moved(code: ErrorCode, dest: &Dest) -> bool {
+    match code {
+        ErrorCode::NotLeaderForPartition | ErrorCode::LeaderNotAvailable => true,
+        ErrorCode::UnknownTopicOrPartition => dest.is_some(),
+        _ => false,
+    }
+}
+
+/// The consumer's fetch sessions, by destination.
+#[derive(Debug, Default)]
+pub(super) struct Sessions {
+    by_dest: HashMap<Dest, Session>,
+    /// Destinations that did not accept a connection.
+    rests: Rests,
+    /// Per destination, where its next turn of partitions starts (when it
+    /// leads more than `max_partitions_per_fetch`).
+    turns: HashMap<Dest, usize>,
+}
+
+#[derive(Debug)]
+struct Session {
+    conn: Connection,
+    state: State,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Nothing on the wire.
+    Idle,
+    /// A request is being written: a poll dropped here left a partial
+    /// frame, so the session is not used again.
+    Writing,
+    /// A fetch is on the wire for these partitions; `stale` if a seek or
+    /// an assignment change made its answer useless.
+    InFlight {
+        parts: Vec<(Arc<str>, u32)>,
+        sent: Instant,
+        stale: bool,
+    },
+}
+
+impl Sessions {
+    /// Marks every fetch on the wire stale: its answer will be dropped.
+    pub(super) fn invalidate(&mut self) {
+        for s in self.by_dest.values_mut() {
+            if let State::InFlight { stale, .. } = &mut s.state {
+                *stale = true;
+            }
+        }
+    }
+
+    /// Partitions on the wire in a fetch whose answer will be used.
+    fn busy(&self) -> HashSet<(&str, u32)> {
+        let mut busy = HashSet::new();
+        for s in self.by_dest.values() {
+            if let State::InFlight {
+                parts,
+                stale: false,
+                ..
+            } = &s.state
+            {
+                busy.extend(parts.iter().map(|(t, p)| (&**t, *p)));
+            }
+        }
+        busy
+    }
+
+    fn any_in_flight(&self) -> bool {
+        self.by_dest
+            .values()
+            .any(|s| matches!(s.state, State::InFlight { .. }))
+    }
+
+    /// Sessions on the wire since before `patience` ago.
+    fn overdue(&self, now: Instant, patience: Duration) -> Vec<Dest> {
+        self.by_dest
+            .iter()
+            .filter(|(_, s)| {
+                matches!(s.state, State::InFlight { sent, .. } if now.saturating_duration_since(sent) >= patience)
+            })
+            .map(|(d, _)| d.clone())
+            .collect()
+    }
+
+    /// The number of sessions (connections) open.
+    pub(super) fn len(&self) -> usize {
+        self.by_dest.len()
+    }
+}
+
+type Received = Result<(FetchResponse, Bytes), ClientError>;
+type Receiving<'a> = Pin<Box<dyn Future<Output = Received> + Send + 'a>>;
+
+/// Waits until at least one session's fetch is answered, or `until`;
+/// returns every answer ready then, each session set idle.
+async fn wait_any(
+    sessions: &mut HashMap<Dest, Session>,
+    until: Instant,
+) -> Vec<(Dest, Vec<(Arc<str>, u32)>, bool, Received)> {
+    let ready = {
+        let mut waiting: Vec<(Dest, Receiving<'_>)> = sessions
+            .iter_mut()
+            .filter(|(_, s)| matches!(s.state, State::InFlight { .. }))
+            .map(|(d, s)| {
+                let recv: Receiving<'_> = Box::pin(s.conn.recv::<FetchResponse>());
+                (d.clone(), recv)
+            })
+            .collect();
+        let sleep = tokio::time::sleep_until(until.into());
+        tokio::pin!(sleep);
+        // Each receive is cancel-safe: dropping the ones not ready keeps
+        // their bytes read so far in the connection's buffer.
+        std::future::poll_fn(|cx| {
+            let mut ready = Vec::new();
+            for (d, f) in &mut waiting {
+                if let Poll::Ready(r) = f.as_mut().poll(cx) {
+                    ready.push((d.clone(), r));
+                }
+            }
+            if !ready.is_empty() || sleep.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(ready);
+            }
+            Poll::Pending
+        })
+        .await
+    };
+    let mut out = Vec::with_capacity(ready.len());
+    for (dest, received) in ready {
+        if let Some(s) = sessions.get_mut(&dest)
+            && let State::InFlight { parts, stale, .. } =
+                std::mem::replace(&mut s.state, State::Idle)
+        {
+            out.push((dest, parts, stale, received));
+        }
+    }
+    out
+}
+
+impl Consumer {
+    /// [`poll`](Self::poll) without the auto-commit. Cancel-safe while it
+    /// waits for fetch responses: dropping the future leaves the fetches
+    /// in flight and the next call takes their answers.
+    pub(crate) async fn poll_fetch(&mut self) -> Result<Vec<ConsumerRecord>, ClientError> {
+        if self.assigned.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A call dropped while writing a request left a partial frame.
+        self.fetch
+            .by_dest
+            .retain(|_, s| !matches!(s.state, State::Writing));
+        let deadline = Instant::now() + self.config.max_wait;
+        // Broken connections through the bootstrap list (and responses
+        // that do not decode) taken in this call before one is returned.
+        let mut second_chances = 1u32;
+        loop {
+            if self.metadata.refresh_due(Instant::now())
+                && let Err(e) = self.metadata.refresh().await
+                && !self.fetch.any_in_flight()
+            {
+                return Err(e);
+            }
+            self.send_fetches().await?;
+            let records = self.receive(deadline, &mut second_chances).await?;
+            if !records.is_empty() {
+                // Keep the pipe full while the application works; a
+                // failure shows on the next call.
+                let _ = self.send_fetches().await;
+                return Ok(records);
+            }
+            if Instant::now() >= deadline {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    /// The partitions to fetch now, by destination: those not on the wire,
+    /// not backing off, whose destination has a route, does not rest and
+    /// has nothing on the wire.
+    fn plan(&mut self, now: Instant) -> Vec<(Dest, Vec<usize>)> {
+        let mut by_dest: HashMap<Dest, Vec<usize>> = HashMap::new();
+        {
+            let busy = self.fetch.busy();
+            for (i, a) in self.assigned.iter().enumerate() {
+                if busy.contains(&(&*a.topic, a.partition))
+                    || a.retry.is_some_and(|(_, until)| until > now)
+                {
+                    continue;
+                }
+                let Some(dest) = pool::dest_of(self.metadata.route(&a.topic, a.partition)) else {
+                    continue;
+                };
+                if self.fetch.rests.resting(&dest, now)
+                    || self
+                        .fetch
+                        .by_dest
+                        .get(&dest)
+                        .is_some_and(|s| !matches!(s.state, State::Idle))
+                {
+                    continue;
+                }
+                by_dest.entry(dest).or_default().push(i);
+            }
+        }
+        let max = self.config.max_partitions_per_fetch.max(1);
+        by_dest
+            .into_iter()
+            .map(|(dest, all)| {
+                let n = all.len();
+                let take = n.min(max);
+                let turn = self.fetch.turns.entry(dest.clone()).or_default();
+                let start = *turn % n;
+                *turn = (start + take) % n;
+                let idxs = (0..take).filter_map(|k| all.get((start + k) % n).copied());
+                (dest, idxs.collect())
+            })
+            .collect()
+    }
+
+    /// Sends a fetch to every destination [`plan`](Self::plan) names,
+    /// connecting first where needed. A leader that does not accept the
+    /// connection rests; the bootstrap list not answering is an error.
+    async fn send_fetches(&mut self) -> Result<(), ClientError> {
+        let plan = self.plan(Instant::now());
+        for (dest, idxs) in plan {
+            if !self.fetch.by_dest.contains_key(&dest) {
+                match pool::connect(&self.brokers, &dest, CONNECT_TIMEOUT).await {
+                    Ok(conn) => {
+                        self.fetch.rests.connected(&dest);
+                        self.fetch.by_dest.insert(
+                            dest.clone(),
+                            Session {
+                                conn,
+                                state: State::Idle,
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        self.metadata.invalidate();
+                        let leader = dest.is_some();
+                        self.fetch
+                            .rests
+                            .failed(dest, Instant::now(), pool::quick_backoff);
+                        if leader {
+                            continue;
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            let req = FetchRequest {
+                max_wait_ms: self.config.max_wait.as_millis().min(u128::from(u32::MAX)) as u32,
+                min_bytes: 1,
+                max_bytes: self.config.fetch_max_bytes,
+                partitions: idxs
+                    .iter()
+                    .filter_map(|&i| self.assigned.get(i))
+                    .map(|a| FetchPartition {
+                        topic: a.topic.to_string(),
+                        partition: a.partition,
+                        offset: a.position,
+                        max_bytes: self.config.partition_max_bytes,
+                    })
+                    .collect(),
+            };
+            let parts: Vec<(Arc<str>, u32)> = idxs
+                .iter()
+                .filter_map(|&i| self.assigned.get(i))
+                .map(|a| (Arc::clone(&a.topic), a.partition))
+                .collect();
+            let Some(session) = self.fetch.by_dest.get_mut(&dest) else {
+                continue;
+            };
+            session.state = State::Writing;
+            match session.conn.send(ApiKey::Fetch, &req, &[]).await {
+                Ok(_) => {
+                    session.state = State::InFlight {
+                        parts,
+                        sent: Instant::now(),
+                        stale: false,
+                    };
+                }
+                Err(_) => self.lost(&dest),
+            }
+        }
+        Ok(())
+    }
+
+    /// A session's connection broke: it is dropped and its partitions go
+    /// to whichever leader the next Metadata refresh names.
+    fn lost(&mut self, dest: &Dest) {
+        self.fetch.by_dest.remove(dest);
+        if dest.is_none() {
+            self.brokers.failed();
+        }
+        self.metadata.invalidate();
+    }
+
+    /// When something waits to be sent: a partition's backoff ends, a
+    /// resting destination may be tried again, a Metadata refresh held
+    /// back by its spacing is due.
+    fn next_wake(&self, now: Instant) -> Option<Instant> {
+        let mut wake = self.fetch.rests.next_end(now);
+        for a in &self.assigned {
+            if let Some((_, until)) = a.retry
+                && until > now
+            {
+                wake = Some(wake.map_or(until, |w| w.min(until)));
+            }
+        }
+        if self.metadata.is_stale() {
+            let soon = now + crate::metadata::QUICK_REFRESH_MIN;
+            wake = Some(wake.map_or(soon, |w| w.min(soon)));
+        }
+        wake
+    }
+
+    /// Waits for fetch answers until `deadline` (or earlier, when
+    /// something waits to be sent) and takes their records.
+    async fn receive(
+        &mut self,
+        deadline: Instant,
+        second_chances: &mut u32,
+    ) -> Result<Vec<ConsumerRecord>, ClientError> {
+        let now = Instant::now();
+        let patience = self.config.max_wait + RESPONSE_GRACE;
+        let until = self
+            .next_wake(now)
+            .map_or(deadline, |w| w.min(deadline))
+            .min(now + patience);
+        let ready = wait_any(&mut self.fetch.by_dest, until).await;
+        for dest in self.fetch.overdue(Instant::now(), patience) {
+            self.lost(&dest);
+        }
+        let mut out = Vec::new();
+        for (dest, parts, stale, received) in ready {
+            let (resp, tail) = match received {
+                Ok(r) => r,
+                Err(ClientError::Broker { code, message }) => {
+                    // The whole request was refused.
+                    if leader_moved(code, &dest) {
+                        self.back_off(&parts);
+                        continue;
+                    }
+                    return Err(ClientError::Broker { code, message });
+                }
+                Err(e) => {
+                    self.lost(&dest);
+                    if dest.is_none() || !is_connection_error(&e) {
+                        if *second_chances == 0 {
+                            return Err(e);
+                        }
+                        *second_chances -= 1;
+                    }
+                    continue;
+                }
+            };
+            if stale {
+                continue;
+            }
+            let taken = resp
+                .check_tail(tail.len())
+                .map_err(ClientError::from)
+                .and_then(|()| self.take_records(&resp, &tail, &dest, &mut out));
+            if let Err(e) = taken {
+                if !matches!(e, ClientError::Wire(_)) {
+                    return Err(e);
+                }
+                self.lost(&dest);
+                if *second_chances == 0 {
+                    return Err(e);
+                }
+                *second_chances -= 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// These partitions' leader moved: ask Metadata, and fetch them again
+    /// after the quick backoff.
+    fn back_off(&mut self, parts: &[(Arc<str>, u32)]) {
+        let now = Instant::now();
+        for a in &mut self.assigned {
+            if parts
+                .iter()
+                .any(|(t, p)| *t == a.topic && *p == a.partition)
+            {
+                let n = a.retry.map_or(0, |r| r.0) + 1;
+                a.retry = Some((n, now + pool::quick_backoff(n)));
+            }
+        }
+        self.metadata.invalidate();
+    }
+
+    /// Decodes a fetch response from `dest` into `out`. Positions move
+    /// (and `out` grows) only if every partition decoded: on an error
+    /// nothing is returned and nothing is skipped.
+    fn take_records(
+        &mut self,
+        resp: &FetchResponse,
+        tail: &Bytes,
+        dest: &Dest,
+        out: &mut Vec<ConsumerRecord>,
+    ) -> Result<(), ClientError> {
+        let before: Vec<(u64, Option<(u32, Instant)>)> = self
+            .assigned
+            .iter()
+            .map(|a| (a.position, a.retry))
+            .collect();
+        let len = out.len();
+        let result = self.take_records_inner(resp, tail, dest, out);
+        if result.is_err() {
+            out.truncate(len);
+            for (a, (position, retry)) in self.assigned.iter_mut().zip(before) {
+                a.position = position;
+                a.retry = retry;
+            }
+        }
+        result
+    }
+
+    fn take_records_inner(
+        &mut self,
+        resp: &FetchResponse,
+        tail: &Bytes,
+        dest: &Dest,
+        out: &mut Vec<ConsumerRecord>,
+    ) -> Result<(), ClientError> {
+        let mut at = 0usize;
+        let mut moved = Vec::new();
+        for p in &resp.partitions {
+            let len = p.records_len as usize;
+            let mut bytes = tail.slice(at..at + len);
+            at += len;
+            let Some(a) = self
+                .assigned
+                .iter_mut()
+                .find(|a| *a.topic == *p.topic && a.partition == p.partition)
+            else {
+                continue;
+            };
+            match p.error_code {
+                ErrorCode::None => a.retry = None,
+                ErrorCode::OffsetOutOfRange => {
+                    // Retention moved past us, or we are ahead: reset.
+                    a.position = match self.config.offset_reset {
+                        OffsetReset::Earliest => p.log_start_offset,
+                        OffsetReset::Latest => p.high_watermark,
+                    }
+                    .max(p.log_start_offset.min(a.position));
+                    if a.position < p.log_start_offset || a.position > p.high_watermark {
+                        a.position = p.log_start_offset;
+                    }
+                    continue;
+                }
+                code if leader_moved(code, dest) => {
+                    moved.push((Arc::clone(&a.topic), a.partition));
+                    continue;
+                }
+                code => {
+                    return Err(ClientError::Broker {
+                        code,
+                        message: format!("fetch {}-{}", p.topic, p.partition),
+                    });
+                }
+            }
+            while !bytes.is_empty() {
+                let batch = if self.config.verify_crc {
+                    RecordBatch::split_first(&mut bytes)
+                } else {
+                    RecordBatch::split_first_unverified(&mut bytes)
+                }
+                .map_err(|e| {
+                    ClientError::Wire(WireError::Body(format!(
+                        "record batch from {}-{}: {e}",
+                        p.topic, p.partition
+                    )))
+                })?;
+                for r in batch.records() {
+                    let record =
+                        r.map_err(|e| ClientError::Wire(WireError::Body(e.to_string())))?;
+                    if (record.offset as u64) < a.position {
+                        continue;
+                    }
+                    out.push(ConsumerRecord {
+                        topic: Arc::clone(&a.topic),
+                        partition: a.partition,
+                        record,
+                    });
+                }
+                a.position = a.position.max(batch.header().next_offset() as u64);
+            }
+        }
+        if !moved.is_empty() {
+            self.back_off(&moved);
+        }
+        Ok(())
+    }
+
+    /// Fetch connections open now (one per leader fetched from).
+    pub fn fetch_connections(&self) -> usize {
+        self.fetch.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_partitions_are_retried_only_at_a_leader_metadata_named() {
+        let leader: Dest = Some(Arc::from("127.0.0.1:1"));
+        for code in [
+            ErrorCode::NotLeaderForPartition,
+            ErrorCode::LeaderNotAvailable,
+        ] {
+            assert!(leader_moved(code, &leader));
+            assert!(leader_moved(code, &None));
+        }
+        assert!(leader_moved(ErrorCode::UnknownTopicOrPartition, &leader));
+        // Through the bootstrap list: the topic is unknown to the cluster.
+        assert!(!leader_moved(ErrorCode::UnknownTopicOrPartition, &None));
+        assert!(!leader_moved(ErrorCode::OffsetOutOfRange, &leader));
+        assert!(!leader_moved(ErrorCode::CorruptRecord, &leader));
+    }
+}
