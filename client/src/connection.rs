@@ -321,7 +321,9 @@ impl Connection {
     /// version 0, each topic's `config.compression` is `None` (unknown);
     /// against one older than version 2 (which runs alone), the brokers are
     /// that broker as node 0 at [`peer`](Self::peer), leader and only
-    /// replica of every partition.
+    /// replica of every partition. A broker bound to an unspecified address
+    /// (`0.0.0.0`, `::`) is listed at this connection's peer host with its
+    /// advertised port, so the address can be dialled.
     pub async fn metadata(
         &mut self,
         topics: Option<Vec<String>>,
@@ -338,7 +340,15 @@ impl Connection {
                 .await?
                 .0
                 .single_broker(&self.peer),
-            _ => self.recv::<MetadataResponse>().await?.0,
+            _ => {
+                let mut meta = self.recv::<MetadataResponse>().await?.0;
+                for b in &mut meta.brokers {
+                    if let Some(addr) = crate::metadata::reachable(&b.listen, &self.peer) {
+                        b.listen = addr;
+                    }
+                }
+                meta
+            }
         })
     }
 

@@ -310,10 +310,37 @@ fn quick_spacing(quick: u32) -> Duration {
     }
 }
 
+/// A broker bound to an unspecified address (`0.0.0.0:9292`, `[::]:9292`)
+/// advertises that address, which names no host a client can dial: the
+/// host of the connection that got the answer (`peer`, `ip:port`) with the
+/// advertised port stands for it. `None` keeps `listen` as it is.
+pub(crate) fn reachable(listen: &str, peer: &str) -> Option<String> {
+    let advertised: std::net::SocketAddr = listen.parse().ok()?;
+    if !advertised.ip().is_unspecified() {
+        return None;
+    }
+    let peer: std::net::SocketAddr = peer.parse().ok()?;
+    Some(std::net::SocketAddr::new(peer.ip(), advertised.port()).to_string())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unspecified_advertised_host_becomes_the_answering_host() {
+        assert_eq!(
+            reachable("0.0.0.0:9292", "10.1.2.3:9000").as_deref(),
+            Some("10.1.2.3:9292")
+        );
+        assert_eq!(
+            reachable("[::]:9292", "[fe80::1]:9000").as_deref(),
+            Some("[fe80::1]:9292")
+        );
+        assert_eq!(reachable("10.0.0.9:9292", "10.1.2.3:9000"), None);
+        assert_eq!(reachable("broker-1:9292", "10.1.2.3:9000"), None);
+    }
 
     /// A port nothing listens on.
     fn dead_addr() -> String {

@@ -247,3 +247,41 @@ async fn producer_follows_a_broker_restarted_on_another_address() {
         assert_eq!(acked.get(offset), Some(&n), "acked offset of {value}");
     }
 }
+
+/// A broker bound to the unspecified address advertises `0.0.0.0:PORT` in
+/// Metadata, which names no host another machine can dial: the client
+/// lists it at the host it reached it on, and produce and consume (which
+/// dial the advertised leader) work through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_bound_to_every_address_is_dialled_at_the_host_that_answered() {
+    let broker = TestBroker::try_start_at("0.0.0.0:0".parse().unwrap(), &[], &[]).unwrap();
+    assert!(broker.addr.ip().is_unspecified(), "{}", broker.addr);
+    let reached = format!("127.0.0.1:{}", broker.addr.port());
+    let mut conn = sluice_client::Connection::connect(&reached).await.unwrap();
+    let meta = conn.metadata(None).await.unwrap();
+    assert_eq!(meta.brokers.len(), 1, "{meta:?}");
+    assert_eq!(meta.brokers[0].listen, reached, "{meta:?}");
+
+    ok(
+        &reached,
+        &["topic", "create", "any", "--partitions", "1"],
+        b"",
+    );
+    ok(&reached, &["produce", "any"], b"one\ntwo\n");
+    let got = ok(
+        &reached,
+        &[
+            "consume",
+            "any",
+            "--from-beginning",
+            "--count",
+            "2",
+            "--timeout-ms",
+            "30000",
+            "--format",
+            "%v",
+        ],
+        b"",
+    );
+    assert_eq!(got.lines().collect::<Vec<_>>(), ["one", "two"]);
+}
