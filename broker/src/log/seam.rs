@@ -114,6 +114,22 @@ impl PartitionLog {
     /// boundaries of one segment, else [`LogError::OffsetOutOfRange`].
     /// Reads batch headers (blocking I/O); takes the lock only briefly.
     pub fn read_appended(&self, base: u64, next: u64) -> Result<super::LogSlice, LogError> {
+        let slice = self.read_appended_upto(base, next)?;
+        if slice.next_offset != next {
+            return Err(LogError::OffsetOutOfRange {
+                requested: base,
+                log_start: self.log_start_offset(),
+                high_watermark: self.high_watermark(),
+            });
+        }
+        Ok(slice)
+    }
+
+    /// As [`PartitionLog::read_appended`], for a range that may cross
+    /// segments: the batches from `base` up to `next` or to the end of the
+    /// segment holding `base`, whichever comes first (the slice's
+    /// `next_offset` says where it stopped; at least one batch).
+    pub fn read_appended_upto(&self, base: u64, next: u64) -> Result<super::LogSlice, LogError> {
         let out_of_range = || LogError::OffsetOutOfRange {
             requested: base,
             log_start: self.log_start_offset(),
@@ -140,13 +156,12 @@ impl PartitionLog {
             while offset < next {
                 let h = read_header(&*file, position, size)
                     .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
-                let Some(h) = h else {
-                    return Err(out_of_range());
-                };
+                // The segment ends here: the rest is in the next one.
+                let Some(h) = h else { break };
                 position += h.total_len() as u64;
                 offset = h.next_offset() as u64;
             }
-            if offset != next {
+            if offset > next || (offset == base && base < next) {
                 return Err(out_of_range());
             }
             return Ok(super::LogSlice {
@@ -154,7 +169,7 @@ impl PartitionLog {
                 position: point.position,
                 len: position - point.position,
                 first_offset: base,
-                next_offset: next,
+                next_offset: offset,
                 high_watermark: hw,
                 log_start_offset: self.log_start_offset(),
                 bytes_after: 0,

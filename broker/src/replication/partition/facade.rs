@@ -4,17 +4,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
-use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::error::{InitializeError, RaftError};
 use openraft::{BasicNode, Raft, RaftNetworkFactory, ServerState, SnapshotPolicy};
 use parking_lot::Mutex;
-use tokio::sync::oneshot;
 
 use super::PartitionRaft;
 use super::index::RaftIndex;
-use super::payload::{Origin, Records, Request, Response};
+use super::payload::Response;
+use super::proposer::Proposer;
 use super::state::StateMachine;
 use super::store::{LogStore, Shared};
 use crate::log::LogError;
@@ -104,7 +103,7 @@ pub struct ReplicatedPartition {
     shared: Arc<Shared>,
     node_id: u64,
     config: ReplicationConfig,
-    next_seq: AtomicU64,
+    proposer: Proposer,
     stopped: Mutex<bool>,
 }
 
@@ -153,13 +152,14 @@ impl ReplicatedPartition {
         let raft = Raft::new(node_id, raft_config, network, store, sm)
             .await
             .map_err(|e| ReplicationError::Raft(e.to_string()))?;
+        let proposer = Proposer::start(raft.clone(), Arc::clone(&shared), node_id);
         Ok((
             ReplicatedPartition {
                 raft,
                 shared,
                 node_id,
                 config,
-                next_seq: AtomicU64::new(0),
+                proposer,
                 stopped: Mutex::new(false),
             },
             report,
@@ -190,10 +190,16 @@ impl ReplicatedPartition {
     ///   append is done (page cache); the records become visible only once
     ///   committed, and a leader change may still take them back.
     ///
+    /// Appends queue up per partition and those waiting together share one
+    /// Raft entry (group commit, [`super::proposer`]), each as a part of
+    /// its own: its own offsets, its own answer. Waits while the queue is
+    /// full ([`super::proposer::QUEUE_REQUESTS`], `QUEUE_BYTES`).
+    ///
     /// On a follower: [`ReplicationError::NotLeader`] naming the leader.
     /// Records the log refuses (invalid batch, producer sequence error...)
-    /// take a Raft entry but no offsets, on every replica alike, and come
-    /// back as [`ReplicationError::Log`] with the log's reason.
+    /// take no offsets, on every replica alike, and come back as
+    /// [`ReplicationError::Log`] with the log's reason; the other parts of
+    /// the entry are not affected.
     pub async fn append(
         &self,
         records: BytesMut,
@@ -205,55 +211,7 @@ impl ReplicatedPartition {
         // Checked once, here, against the leader's clock: replicas store
         // without it, so a clock difference cannot make them disagree.
         self.shared.partition.log.check_timestamps(&records)?;
-        let records = Records::Inline(records.freeze());
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let (tx, mut local) = oneshot::channel();
-        self.shared.waiters.lock().insert(seq, tx);
-        let request = Request {
-            records,
-            origin: Some(Origin {
-                node: self.node_id,
-                seq,
-            }),
-        };
-        let result = if acks == Acks::All {
-            match self.raft.client_write(request).await {
-                // Refused by the log: the local append said why.
-                Ok(r) if r.data.rejected => Err(match local.try_recv() {
-                    Ok(Err(e)) => ReplicationError::Log(e),
-                    _ => ReplicationError::Raft("the log refused the records".to_owned()),
-                }),
-                // The local append's answer has the offsets also for a
-                // retried idempotent batch (stored once, earlier).
-                Ok(r) => match local.try_recv() {
-                    Ok(Ok(mine)) => Ok(mine),
-                    _ => Ok(r.data),
-                },
-                Err(e) => Err(write_error(e)),
-            }
-        } else {
-            async {
-                let committed = self
-                    .raft
-                    .client_write_ff(request)
-                    .await
-                    .map_err(|_| ReplicationError::Shutdown)?;
-                tokio::select! {
-                    Ok(r) = &mut local => r.map_err(ReplicationError::Log),
-                    r = committed => match r {
-                        Ok(Ok(r)) if r.data.rejected => {
-                            Err(ReplicationError::Raft("the log refused the records".to_owned()))
-                        }
-                        Ok(Ok(r)) => Ok(r.data),
-                        Ok(Err(e)) => Err(write_error(RaftError::APIError(e))),
-                        Err(_) => Err(ReplicationError::Shutdown),
-                    },
-                }
-            }
-            .await
-        };
-        self.shared.waiters.lock().remove(&seq);
-        result
+        self.proposer.append(records, acks).await
     }
 
     /// This replica's node id.
@@ -383,16 +341,6 @@ impl ReplicatedPartition {
             .shutdown()
             .await
             .map_err(|e| ReplicationError::Raft(e.to_string()))
-    }
-}
-
-fn write_error(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> ReplicationError {
-    match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ReplicationError::NotLeader {
-            leader: f.leader_id,
-        },
-        RaftError::Fatal(_) => ReplicationError::Shutdown,
-        other => ReplicationError::Raft(other.to_string()),
     }
 }
 

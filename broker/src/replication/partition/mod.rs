@@ -10,11 +10,13 @@
 //! - `store`: openraft's log storage over the segments and the index.
 //! - `state`: the state machine (applying moves the high watermark) and
 //!   snapshots (the partition's position, not its data).
+//! - `proposer`: group commit: a partition's queued appends merged into
+//!   one entry of several parts.
 //! - `facade`: [`ReplicatedPartition`], what the service layer calls.
 //! - [`memnet`]: an in-process network for tests.
 //!
-//! Raft log index ≠ Kafka offset: a data entry is one produce request's
-//! batches (a contiguous offset range); blank and membership entries take
+//! Raft log index ≠ Kafka offset: a data entry is the batches of one or
+//! more produce requests (a contiguous offset range); blank and membership entries take
 //! no offsets, so the offsets consumers see stay contiguous. The term is
 //! stamped in each batch's `partitionLeaderEpoch`.
 
@@ -23,6 +25,7 @@ pub mod format;
 mod index;
 pub mod memnet;
 mod payload;
+mod proposer;
 mod state;
 mod store;
 
@@ -32,7 +35,8 @@ mod tests;
 pub use facade::{
     OpenReport, PURGE_PATIENCE, ReplicatedPartition, ReplicationConfig, ReplicationError,
 };
-pub use payload::{FileRange, Origin, Records, Request, Response};
+pub use payload::{FileRange, Origin, Part, Records, Request, Response};
+pub use proposer::{MERGE_BYTES, QUEUE_BYTES, QUEUE_REQUESTS};
 pub use state::SnapshotRecord;
 pub use store::LogStore;
 

@@ -25,6 +25,36 @@ pub struct FileRange {
     pub len: u64,
 }
 
+impl FileRange {
+    /// Appends the range's bytes to `out` (blocking I/O). A range the file
+    /// no longer holds in full is an `UnexpectedEof` error.
+    fn read_into(&self, out: &mut Vec<u8>) -> io::Result<()> {
+        let len = usize::try_from(self.len).map_err(io::Error::other)?;
+        let at = out.len();
+        out.resize(at + len, 0);
+        let n = read_full_at(
+            &*self.file,
+            out.get_mut(at..).unwrap_or_default(),
+            self.position,
+        )?;
+        if n != len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "segment range shorter than its entry",
+            ));
+        }
+        Ok(())
+    }
+
+    fn raw(&self) -> RawRange {
+        RawRange {
+            file: Arc::clone(&self.file),
+            position: self.position,
+            len: self.len,
+        }
+    }
+}
+
 impl fmt::Debug for FileRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "FileRange({}+{})", self.position, self.len)
@@ -49,6 +79,10 @@ pub enum Records {
     Owned(BytesMut),
     /// A range of a segment file.
     File(FileRange),
+    /// Ranges of consecutive segment files, back to back: an entry whose
+    /// parts the leader's log rolled between. Serialized as one record
+    /// byte string, like [`Records::File`].
+    Files(Vec<FileRange>),
 }
 
 impl Records {
@@ -58,6 +92,7 @@ impl Records {
             Records::Inline(b) => b.len() as u64,
             Records::Owned(b) => b.len() as u64,
             Records::File(r) => r.len,
+            Records::Files(rs) => rs.iter().map(|r| r.len).sum(),
         }
     }
 
@@ -73,14 +108,15 @@ impl Records {
             Records::Inline(b) => Ok(b.clone()),
             Records::Owned(b) => Ok(Bytes::copy_from_slice(b)),
             Records::File(r) => {
-                let len = usize::try_from(r.len).map_err(io::Error::other)?;
-                let mut buf = vec![0u8; len];
-                let n = read_full_at(&*r.file, &mut buf, r.position)?;
-                if n != len {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "segment range shorter than its entry",
-                    ));
+                let mut buf = Vec::new();
+                r.read_into(&mut buf)?;
+                Ok(Bytes::from(buf))
+            }
+            Records::Files(rs) => {
+                let len = usize::try_from(self.len()).map_err(io::Error::other)?;
+                let mut buf = Vec::with_capacity(len);
+                for r in rs {
+                    r.read_into(&mut buf)?;
                 }
                 Ok(Bytes::from(buf))
             }
@@ -93,7 +129,9 @@ impl Records {
         match self {
             Records::Owned(b) => Ok(b),
             Records::Inline(b) => Ok(b.try_into_mut().unwrap_or_else(|b| BytesMut::from(&b[..]))),
-            file @ Records::File(_) => file.to_bytes().map(|b| BytesMut::from(&b[..])),
+            file @ (Records::File(_) | Records::Files(_)) => {
+                file.to_bytes().map(|b| BytesMut::from(&b[..]))
+            }
         }
     }
 
@@ -118,13 +156,17 @@ impl Serialize for Records {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Records::File(r) => {
-                let range = RawRange {
-                    file: Arc::clone(&r.file),
-                    position: r.position,
-                    len: r.len,
-                };
-                if raw::push(&range) {
+                if raw::push(&r.raw()) {
                     return s.serialize_newtype_variant("Records", 1, "Payload", &r.len);
+                }
+                let bytes = self.to_bytes().map_err(serde::ser::Error::custom)?;
+                s.serialize_newtype_variant("Records", 0, "Bytes", &ByteStr(&bytes))
+            }
+            Records::Files(rs) => {
+                // Inside a collector every push succeeds, outside none does.
+                let mut pushed = rs.iter().map(|r| raw::push(&r.raw()));
+                if pushed.next().unwrap_or(true) && pushed.all(|p| p) {
+                    return s.serialize_newtype_variant("Records", 1, "Payload", &self.len());
                 }
                 let bytes = self.to_bytes().map_err(serde::ser::Error::custom)?;
                 s.serialize_newtype_variant("Records", 0, "Bytes", &ByteStr(&bytes))
@@ -205,8 +247,8 @@ impl<'de> Deserialize<'de> for Records {
     }
 }
 
-/// Who waits for the leader's local append of an entry (an acks=leader
-/// producer): the node that proposed it and a number unique on that node.
+/// Who waits for the leader's local append of a part (its producer): the
+/// node that proposed it and a number unique on that node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
     /// The proposing node.
@@ -215,19 +257,97 @@ pub struct Origin {
     pub seq: u64,
 }
 
-/// The application data of a data entry.
+/// One append unit of a data entry: `len` bytes of the entry's records,
+/// following the previous part's. On the leader a part is one produce
+/// request (group commit merges several into one entry); in an entry read
+/// back from the segments, a part is what one segment file holds of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    /// Length in bytes.
+    pub len: u64,
+    /// Who waits for the leader's local append of this part (`None` in
+    /// entries read back).
+    pub origin: Option<Origin>,
+}
+
+/// The application data of a data entry: record batches and the parts
+/// they are appended in, each on its own (docs/replication.md, "Group
+/// commit"): a part the log refuses refuses only itself.
+///
+/// Serialized (postcard) as `records`, then `parts` as a sequence of
+/// `(len, origin)`. An empty `parts` means one part of every byte, with no
+/// origin: its encoding, a single `0x00`, is the one of the earlier
+/// single-part entry `(records, origin: None)`, so entries read back from
+/// the segments encode as before. Decoding refuses parts whose lengths do
+/// not add up to the records' length.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(try_from = "RequestFields")]
 pub struct Request {
     /// The record batches. The leader's storage stamps `baseOffset` and
     /// `partitionLeaderEpoch` (= the entry's term) into them at append.
     pub records: Records,
-    /// Set by an acks=leader proposal; `None` in entries read back.
-    pub origin: Option<Origin>,
+    /// The parts, in order; empty for one part without an origin.
+    pub parts: Vec<Part>,
+}
+
+/// [`Request`] as decoded, before its parts are checked.
+#[derive(Deserialize)]
+struct RequestFields {
+    records: Records,
+    parts: Vec<Part>,
+}
+
+impl TryFrom<RequestFields> for Request {
+    type Error = String;
+
+    fn try_from(r: RequestFields) -> Result<Request, String> {
+        let request = Request {
+            records: r.records,
+            parts: r.parts,
+        };
+        if request.parts_match() {
+            Ok(request)
+        } else {
+            Err(format!(
+                "parts of {} bytes in an entry of {}",
+                request
+                    .parts
+                    .iter()
+                    .fold(0u64, |a, p| a.saturating_add(p.len)),
+                request.records.len()
+            ))
+        }
+    }
+}
+
+impl Request {
+    /// A single-part entry without an origin.
+    pub fn whole(records: Records) -> Request {
+        Request {
+            records,
+            parts: Vec::new(),
+        }
+    }
+
+    /// Whether the parts cover the records exactly (or there are none).
+    pub fn parts_match(&self) -> bool {
+        self.parts.is_empty()
+            || self
+                .parts
+                .iter()
+                .try_fold(0u64, |a, p| a.checked_add(p.len))
+                == Some(self.records.len())
+    }
 }
 
 impl fmt::Display for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "records({} bytes)", self.records.len())
+        write!(
+            f,
+            "records({} bytes, {} parts)",
+            self.records.len(),
+            self.parts.len().max(1)
+        )
     }
 }
 
@@ -260,22 +380,41 @@ mod tests {
     }
 
     fn entries(file: &Arc<dyn LogFile>) -> Vec<Request> {
-        let range = |position, len| Request {
-            records: Records::File(FileRange {
-                file: Arc::clone(file),
-                position,
-                len,
-            }),
-            origin: None,
+        let range = |position, len| FileRange {
+            file: Arc::clone(file),
+            position,
+            len,
         };
         vec![
-            range(2, 5),
+            Request::whole(Records::File(range(2, 5))),
             Request {
                 records: Records::Inline(Bytes::from_static(b"inline")),
-                origin: Some(Origin { node: 3, seq: 9 }),
+                parts: vec![
+                    Part {
+                        len: 2,
+                        origin: Some(Origin { node: 3, seq: 9 }),
+                    },
+                    Part {
+                        len: 4,
+                        origin: Some(Origin { node: 3, seq: 10 }),
+                    },
+                ],
             },
-            range(7, 3),
-            range(0, 2),
+            Request::whole(Records::File(range(7, 3))),
+            // An entry across two segment files: one length in the body.
+            Request {
+                records: Records::Files(vec![range(0, 1), range(1, 1)]),
+                parts: vec![
+                    Part {
+                        len: 1,
+                        origin: None,
+                    },
+                    Part {
+                        len: 1,
+                        origin: None,
+                    },
+                ],
+            },
         ]
     }
 
@@ -303,7 +442,7 @@ mod tests {
         let (body, ranges) = raw::collect(|| postcard::to_allocvec(&sent).unwrap());
         // Only lengths in the body: no record byte of a file range in it.
         assert!(!body.windows(5).any(|w| w == b"23456"), "{body:?}");
-        assert_eq!(ranges.len(), 3);
+        assert_eq!(ranges.len(), 4);
         assert_eq!(raw::total_len(&ranges), 10);
         let payload = payload_of(&ranges);
         let got: Vec<Request> = raw::with_payload(payload, || {
@@ -313,7 +452,9 @@ mod tests {
         assert_eq!(contents(&got), contents(&sent));
         assert!(matches!(got[0].records, Records::Owned(_)));
         assert!(matches!(got[1].records, Records::Inline(_)));
-        assert_eq!(got[1].origin, Some(Origin { node: 3, seq: 9 }));
+        assert_eq!(got[1].parts, sent[1].parts);
+        assert_eq!(got[3].parts, sent[3].parts);
+        assert!(matches!(got[3].records, Records::Owned(_)));
         // Owned slices are appended in place: no copy to get them mutable.
         let first = got[0].records.clone();
         let ptr = match &first {
@@ -393,5 +534,96 @@ mod tests {
         let shape: Vec<(u64, u64)> = merged.iter().map(|m| (m.position, m.len)).collect();
         assert_eq!(shape, vec![(0, 7), (7, 1), (8, 2)]);
         assert_eq!(payload_of(&merged)[..], b"0123456789"[..]);
+    }
+    /// The former single-part entry: `(records, origin: Option<Origin>)`.
+    #[derive(Serialize)]
+    struct SinglePart<'a> {
+        records: &'a Records,
+        origin: Option<Origin>,
+    }
+
+    /// The layout of docs/replication.md ("Group commit"), byte for byte.
+    #[test]
+    fn the_documented_entry_bytes() {
+        let r = Request {
+            records: Records::Inline(Bytes::from_static(b"abc")),
+            parts: vec![
+                Part {
+                    len: 1,
+                    origin: Some(Origin { node: 2, seq: 300 }),
+                },
+                Part {
+                    len: 2,
+                    origin: None,
+                },
+            ],
+        };
+        let bytes = postcard::to_allocvec(&r).unwrap();
+        assert_eq!(
+            bytes,
+            [
+                0x00, 0x03, b'a', b'b', b'c', 0x02, 0x01, 0x01, 0x02, 0xac, 0x02, 0x02, 0x00
+            ]
+        );
+        let back: Request = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back.parts, r.parts);
+        assert_eq!(contents(&[back]), contents(&[r]));
+    }
+
+    #[test]
+    fn a_single_part_entry_encodes_as_before_parts_existed() {
+        let records = Records::Inline(Bytes::from_static(b"xyz"));
+        let old = postcard::to_allocvec(&SinglePart {
+            records: &records,
+            origin: None,
+        })
+        .unwrap();
+        let new = postcard::to_allocvec(&Request::whole(records)).unwrap();
+        assert_eq!(old, new);
+        let back: Request = postcard::from_bytes(&old).unwrap();
+        assert!(back.parts.is_empty());
+        assert_eq!(back.records.to_bytes().unwrap(), &b"xyz"[..]);
+    }
+
+    #[test]
+    fn parts_that_do_not_cover_the_records_are_refused() {
+        for lens in [vec![1u64], vec![2, 2], vec![u64::MAX, 4]] {
+            let r = Request {
+                records: Records::Inline(Bytes::from_static(b"abc")),
+                parts: lens.iter().map(|&len| Part { len, origin: None }).collect(),
+            };
+            assert!(!r.parts_match());
+            let bytes = postcard::to_allocvec(&r).unwrap();
+            assert!(postcard::from_bytes::<Request>(&bytes).is_err(), "{lens:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn entries_with_parts_round_trip(
+            lens in proptest::collection::vec(0u64..50, 0..6),
+            origins in proptest::collection::vec(proptest::option::of((0u64..1 << 40, proptest::prelude::any::<u64>())), 6),
+        ) {
+            let total: u64 = lens.iter().sum();
+            let records = Records::Inline(Bytes::from((0..total).map(|i| i as u8).collect::<Vec<u8>>()));
+            let parts: Vec<Part> = lens
+                .iter()
+                .zip(&origins)
+                .map(|(&len, o)| Part { len, origin: o.map(|(node, seq)| Origin { node, seq }) })
+                .collect();
+            let r = Request { records, parts };
+            let bytes = postcard::to_allocvec(&r).unwrap();
+            let back: Request = postcard::from_bytes(&bytes).unwrap();
+            proptest::prop_assert_eq!(&back.parts, &r.parts);
+            proptest::prop_assert_eq!(back.records.to_bytes().unwrap(), r.records.to_bytes().unwrap());
+            // And through a transport's payload section.
+            let (body, ranges) = raw::collect(|| postcard::to_allocvec(&r).unwrap());
+            proptest::prop_assert!(ranges.is_empty());
+            let back: Request = raw::with_payload(BytesMut::new(), || {
+                postcard::from_bytes(&body).map_err(|e| e.to_string())
+            })
+            .unwrap();
+            proptest::prop_assert_eq!(back.parts, r.parts);
+        }
     }
 }

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::PartitionRaft;
 use super::format::{EntryKind, IndexRecord};
 use super::index::RaftIndex;
-use super::payload::{FileRange, Records, Request, Response};
+use super::payload::{FileRange, Part, Records, Request, Response};
 use crate::log::LogError;
 use crate::partition::Partition;
 
@@ -102,32 +102,97 @@ impl Shared {
                     }
                 },
                 // What was refused is replayed as no records: refused again.
-                EntryKind::Rejected => EntryPayload::Normal(Request {
-                    records: Records::Inline(bytes::Bytes::new()),
-                    origin: None,
-                }),
-                EntryKind::Data => {
-                    let slice = self
-                        .partition
-                        .log
-                        .read_appended(r.base, r.next)
-                        .map_err(|e| store_err(ErrorVerb::Read, e))?;
-                    let file = slice
-                        .file
-                        .ok_or_else(|| store_err(ErrorVerb::Read, "empty entry"))?;
-                    EntryPayload::Normal(Request {
-                        records: Records::File(FileRange {
-                            file,
-                            position: slice.position,
-                            len: slice.len,
-                        }),
-                        origin: None,
-                    })
+                // So is an entry that stored nothing (retried duplicates).
+                EntryKind::Rejected => {
+                    EntryPayload::Normal(Request::whole(Records::Inline(bytes::Bytes::new())))
                 }
+                EntryKind::Data if r.next == r.base => {
+                    EntryPayload::Normal(Request::whole(Records::Inline(bytes::Bytes::new())))
+                }
+                EntryKind::Data => EntryPayload::Normal(self.read_entry(r.base, r.next)?),
             };
             out.push(Entry { log_id, payload });
         }
         Ok(out)
+    }
+
+    /// The stored records of offsets `base..next` as file ranges, one part
+    /// per segment file they are in (blocking: reads batch headers).
+    fn read_entry(&self, base: u64, next: u64) -> Result<Request, StorageError<u64>> {
+        let mut ranges = Vec::new();
+        let mut at = base;
+        while at < next {
+            let slice = self
+                .partition
+                .log
+                .read_appended_upto(at, next)
+                .map_err(|e| store_err(ErrorVerb::Read, e))?;
+            let file = slice
+                .file
+                .ok_or_else(|| store_err(ErrorVerb::Read, "empty entry"))?;
+            at = slice.next_offset;
+            ranges.push(FileRange {
+                file,
+                position: slice.position,
+                len: slice.len,
+            });
+        }
+        Ok(match ranges.len() {
+            1 => Request::whole(Records::File(ranges.remove(0))),
+            _ => Request {
+                parts: ranges
+                    .iter()
+                    .map(|r| Part {
+                        len: r.len,
+                        origin: None,
+                    })
+                    .collect(),
+                records: Records::Files(ranges),
+            },
+        })
+    }
+
+    /// Stamps and appends one part at the log end `end` (moved past it when
+    /// stored). `Ok(Err(_))`: the log refused the part on its content (the
+    /// same on every replica, nothing written); `Err(_)`: it failed to
+    /// store it (the log is offline).
+    fn append_part(
+        &self,
+        buf: &mut [u8],
+        end: &mut u64,
+        term: u64,
+    ) -> Result<Result<Response, LogError>, StorageError<u64>> {
+        let appended = stamp(buf, *end, term)
+            .map_err(|e| LogError::InvalidBatch {
+                position: 0,
+                source: e,
+            })
+            .and_then(|()| self.partition.log.append_replica(*end, buf));
+        match appended {
+            Ok(info) => {
+                if !info.duplicate {
+                    *end = info.next_offset;
+                    // The partition's traffic counters, as a single
+                    // broker's append keeps them.
+                    let c = &self.partition.counters;
+                    let n = (info.last_offset + 1).saturating_sub(info.base_offset);
+                    c.records_appended.fetch_add(n, AtomicOrdering::Relaxed);
+                    c.bytes_appended
+                        .fetch_add(buf.len() as u64, AtomicOrdering::Relaxed);
+                }
+                Ok(Ok(Response {
+                    base_offset: info.base_offset,
+                    last_offset: info.last_offset,
+                    rejected: false,
+                }))
+            }
+            Err(e) if is_refusal(&e) => Ok(Err(e)),
+            Err(e) => {
+                // A failed write takes the log offline: say so.
+                self.partition.refresh_offline();
+                Err(store_err(ErrorVerb::Write, e))
+            }
+        }
     }
 
     /// Writes `entries` to the segments and the index (page cache).
@@ -161,47 +226,43 @@ impl Shared {
                     EntryKind::Membership
                 }
                 EntryPayload::Normal(req) => {
-                    let mut buf = req
-                        .records
+                    let Request {
+                        records: bytes,
+                        parts,
+                    } = req;
+                    let mut buf = bytes
                         .into_mut()
                         .map_err(|e| store_err(ErrorVerb::Write, e))?;
-                    let base = end;
-                    let appended = stamp(&mut buf, end, term)
-                        .map_err(|e| LogError::InvalidBatch {
-                            position: 0,
-                            source: e,
-                        })
-                        .and_then(|()| self.partition.log.append_replica(end, &mut buf));
-                    let (kind, result) = match appended {
-                        Ok(info) => {
-                            if !info.duplicate {
-                                end = info.next_offset;
-                                // The partition's traffic counters, as a
-                                // single broker's append keeps them.
-                                let c = &self.partition.counters;
-                                let n = (info.last_offset + 1).saturating_sub(info.base_offset);
-                                c.records_appended.fetch_add(n, AtomicOrdering::Relaxed);
-                                c.bytes_appended
-                                    .fetch_add(buf.len() as u64, AtomicOrdering::Relaxed);
-                            }
-                            let r = Response {
-                                base_offset: info.base_offset,
-                                last_offset: info.last_offset,
-                                rejected: false,
-                            };
-                            (EntryKind::Data, Ok(r))
-                        }
-                        Err(e) if is_refusal(&e) => (EntryKind::Rejected, Err(e)),
-                        Err(e) => {
-                            // A failed write takes the log offline: say so.
-                            self.partition.refresh_offline();
-                            return Err(store_err(ErrorVerb::Write, e));
-                        }
+                    let whole = [Part {
+                        len: buf.len() as u64,
+                        origin: None,
+                    }];
+                    // Decoding and the proposer keep parts and bytes in
+                    // step; should they not be, the entry is one part.
+                    let parts = match parts.iter().try_fold(0u64, |a, p| a.checked_add(p.len)) {
+                        Some(n) if n == buf.len() as u64 && !parts.is_empty() => &parts[..],
+                        _ => &whole[..],
                     };
-                    let local = req.origin.filter(|o| o.node == self.node_id);
-                    if let Some(tx) = local.and_then(|o| self.waiters.lock().remove(&o.seq)) {
-                        let _ = tx.send(result);
+                    let base = end;
+                    let mut stored = false;
+                    let mut at = 0usize;
+                    for part in parts {
+                        let len = usize::try_from(part.len).unwrap_or(usize::MAX);
+                        let chunk = buf.get_mut(at..at.saturating_add(len)).unwrap_or_default();
+                        at = at.saturating_add(len);
+                        let result = self.append_part(chunk, &mut end, term)?;
+                        stored |= result.is_ok();
+                        let local = part.origin.filter(|o| o.node == self.node_id);
+                        if let Some(tx) = local.and_then(|o| self.waiters.lock().remove(&o.seq)) {
+                            let _ = tx.send(result);
+                        }
                     }
+                    // Refused as a whole only when no part was taken.
+                    let kind = if stored {
+                        EntryKind::Data
+                    } else {
+                        EntryKind::Rejected
+                    };
                     records.push(IndexRecord {
                         term,
                         leader,

@@ -657,3 +657,192 @@ async fn a_retried_idempotent_batch_is_stored_once_and_answered_with_its_offsets
         assert_eq!(segment_bytes(&c.dirs[&id]), reference, "node {id} differs");
     }
 }
+
+/// The Raft index of the last entry `id` holds (blank and membership
+/// entries included).
+fn last_index(c: &Cluster, id: u64) -> u64 {
+    c.node(id)
+        .raft()
+        .metrics()
+        .borrow()
+        .last_log_index
+        .unwrap_or(0)
+}
+
+/// An idempotent producer's batch: producer `pid`, epoch 0, first sequence
+/// `seq`, one record per value.
+fn idempotent_batch(pid: i64, seq: i32, values: &[&str]) -> BytesMut {
+    let mut b = BatchBuilder::new().producer(pid, 0, seq);
+    for v in values {
+        b.push(&NewRecord {
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(v.as_bytes()),
+            headers: &[],
+        });
+    }
+    b.finish()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_share_entries_and_keep_their_own_offsets() {
+    let c = Cluster::new(&[1, 2, 3]).await;
+    let all = [1, 2, 3];
+    let leader = c.leader(&all).await;
+    let before = last_index(&c, leader);
+    let requests = 80usize;
+    let sent: Vec<(Vec<String>, Acks)> = (0..requests)
+        .map(|i| {
+            let values = (0..1 + i % 3).map(|k| format!("r{i}-{k}")).collect();
+            let acks = if i % 4 == 0 { Acks::Leader } else { Acks::All };
+            (values, acks)
+        })
+        .collect();
+    let rp = c.node(leader);
+    let answers = futures::future::join_all(
+        sent.iter()
+            .map(|(values, acks)| rp.append(batch(values), *acks)),
+    )
+    .await;
+    let entries = last_index(&c, leader) - before;
+    assert!(
+        entries < requests as u64 / 4,
+        "{requests} requests took {entries} Raft entries"
+    );
+    let mut expected: Vec<(u64, Vec<u8>)> = Vec::new();
+    for ((values, _), answer) in sent.iter().zip(answers) {
+        let r = answer.expect("append");
+        assert_eq!(r.last_offset - r.base_offset + 1, values.len() as u64);
+        expected.extend(
+            values
+                .iter()
+                .enumerate()
+                .map(|(k, v)| (r.base_offset + k as u64, v.clone().into_bytes())),
+        );
+    }
+    expected.sort();
+    let total = expected.len() as u64;
+    // Every request's records at its own offsets, the offsets contiguous.
+    assert!(expected.iter().map(|(o, _)| *o).eq(0..total));
+    c.wait_hw(&all, total).await;
+    let reference = segment_bytes(&c.dirs[&leader]);
+    assert!(reference.len() > 1, "entries span segments");
+    for id in all {
+        assert_eq!(records_of(&c.dirs[&id]), expected, "node {id}");
+        assert_eq!(segment_bytes(&c.dirs[&id]), reference, "node {id} differs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_part_refuses_only_its_own_request() {
+    let c = Cluster::new(&[1, 2, 3]).await;
+    let all = [1, 2, 3];
+    let leader = c.leader(&all).await;
+    let rp = c.node(leader);
+    // Keeps the proposer busy so that the requests below queue up together.
+    let lead = (0..4).map(|i| rp.append(batch(&[format!("lead{i}")]), Acks::All));
+    let mut corrupt = batch(&["corrupt".to_owned()]);
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    let parts = vec![
+        idempotent_batch(7, 0, &["p0", "p1"]),
+        batch(&["plain-a".to_owned()]),
+        idempotent_batch(7, 5, &["gap"]), // out of sequence: refused
+        corrupt,                          // bad CRC: refused
+        idempotent_batch(7, 2, &["p2"]),
+        idempotent_batch(7, 0, &["p0", "p1"]), // a retry: its original offsets
+        batch(&["plain-b".to_owned()]),
+    ];
+    let before = last_index(&c, leader);
+    let (_, answers) = tokio::join!(
+        futures::future::join_all(lead),
+        futures::future::join_all(parts.into_iter().map(|b| rp.append(b, Acks::All))),
+    );
+    let entries = last_index(&c, leader) - before;
+    assert!(entries < 11, "11 requests took {entries} Raft entries");
+    let got: Vec<Option<(u64, u64)>> = answers
+        .iter()
+        .map(|a| a.as_ref().ok().map(|r| (r.base_offset, r.last_offset)))
+        .collect();
+    assert!(matches!(
+        answers[2],
+        Err(ReplicationError::Log(crate::log::LogError::Sequence { .. }))
+    ));
+    assert!(matches!(
+        answers[3],
+        Err(ReplicationError::Log(
+            crate::log::LogError::InvalidBatch { .. }
+        ))
+    ));
+    let p0 = got[0].expect("first idempotent batch");
+    assert_eq!(p0.1 - p0.0, 1);
+    assert_eq!(got[5], Some(p0), "the retry is answered with the original");
+    let stored: Vec<(u64, u64)> = [0, 1, 4, 6].iter().filter_map(|&i| got[i]).collect();
+    assert_eq!(stored.len(), 4, "{answers:?}");
+    let end = c.node(leader).partition().log.next_offset();
+    assert_eq!(end, 4 + 2 + 1 + 1 + 1, "refused parts took no offsets");
+    c.wait_hw(&all, end).await;
+    let records = records_of(&c.dirs[&leader]);
+    for (i, value) in [(1, "plain-a"), (4, "p2"), (6, "plain-b")] {
+        let (base, _) = got[i].expect("stored");
+        assert!(
+            records.contains(&(base, value.as_bytes().to_vec())),
+            "{value}"
+        );
+    }
+    let reference = segment_bytes(&c.dirs[&leader]);
+    for id in all {
+        assert_eq!(segment_bytes(&c.dirs[&id]), reference, "node {id} differs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_loss_answers_every_part_of_merged_entries() {
+    let c = Cluster::new(&[1, 2, 3]).await;
+    let all = [1, 2, 3];
+    let old = c.leader(&all).await;
+    produce(c.node(old), "first", 1, Acks::All)
+        .await
+        .expect("append");
+    c.net.isolate(&[old], &all);
+    let before = last_index(&c, old);
+    let rp = c.node(old);
+    let pending = futures::future::join_all(
+        (0..30).map(|i| rp.append(batch(&[format!("minority{i}")]), Acks::All)),
+    );
+    tokio::pin!(pending);
+    let rest: Vec<u64> = all.into_iter().filter(|&i| i != old).collect();
+    let majority = async {
+        let new = c.leader(&rest).await;
+        produce(c.node(new), "majority", 1, Acks::All)
+            .await
+            .expect("majority append");
+        new
+    };
+    let new = tokio::select! {
+        r = &mut pending => panic!("the minority leader answered: {r:?}"),
+        new = majority => new,
+    };
+    assert!(
+        last_index(&c, old) - before < 30,
+        "the minority leader merged its appends"
+    );
+    c.net.heal();
+    // The old leader's uncommitted entries are cut when it rejoins: every
+    // request gets an answer, none of them a success.
+    let answers = tokio::time::timeout(Duration::from_secs(10), pending)
+        .await
+        .expect("every part answered");
+    for a in answers {
+        assert!(
+            matches!(a, Err(ReplicationError::NotLeader { .. })),
+            "{a:?}"
+        );
+    }
+    let end = c.node(new).partition().log.next_offset();
+    c.wait_hw(&all, end).await;
+    assert_eq!(
+        values_of(&c.dirs[&old]),
+        vec![b"first-0".to_vec(), b"majority-0".to_vec()]
+    );
+}
