@@ -290,6 +290,58 @@ pub struct Request {
     pub parts: Vec<Part>,
 }
 
+impl Request {
+    /// Checks an entry of log term `term` that a follower received, before
+    /// it reaches the log. An entry without parts was read back from the
+    /// leader's segment files, where the leader stamped every batch with the
+    /// entry's term as `partitionLeaderEpoch` and with consecutive offsets.
+    /// The leader sends those file ranges some time after reading where they
+    /// are; had it stepped down and had its log truncated and rewritten
+    /// in between, the bytes would carry another term (or not be batches at
+    /// all), and are refused here instead of being stored under this
+    /// entry's log id. Entries with parts (a proposal, not yet stamped) and
+    /// records not held in memory pass.
+    pub fn check_received(&self, term: u64) -> Result<(), String> {
+        if !self.parts.is_empty() {
+            return Ok(());
+        }
+        let bytes: &[u8] = match &self.records {
+            Records::Inline(b) => b,
+            Records::Owned(b) => b,
+            Records::File(_) | Records::Files(_) => return Ok(()),
+        };
+        let epoch = i32::try_from(term).unwrap_or(i32::MAX);
+        let mut at = 0usize;
+        let mut next: Option<i64> = None;
+        while at < bytes.len() {
+            let rest = bytes.get(at..).unwrap_or_default();
+            let bad = |e: sluice_protocol::batch::BatchError| format!("batch at byte {at}: {e}");
+            let (_, len) = sluice_protocol::batch::peek_offset_and_len(rest).map_err(bad)?;
+            let h = sluice_protocol::batch::BatchHeader::parse(rest).map_err(bad)?;
+            if h.partition_leader_epoch != epoch {
+                return Err(format!(
+                    "batch at byte {at} has leader epoch {}, not the entry's term {term}: the leader's log changed under the range it sent",
+                    h.partition_leader_epoch
+                ));
+            }
+            if next.is_some_and(|n| n != h.base_offset) {
+                return Err(format!(
+                    "batch at byte {at} has base offset {}, not {} after the batch before it",
+                    h.base_offset,
+                    next.unwrap_or_default()
+                ));
+            }
+            next = Some(
+                h.base_offset
+                    .saturating_add(i64::from(h.last_offset_delta))
+                    .saturating_add(1),
+            );
+            at += len;
+        }
+        Ok(())
+    }
+}
+
 /// [`Request`] as decoded, before its parts are checked.
 #[derive(Deserialize)]
 struct RequestFields {
@@ -372,6 +424,65 @@ mod tests {
     use super::*;
     use crate::log::io::StdFile;
     use crate::replication::transport::raw;
+
+    /// Two batches of `n` records each, stamped as a leader's log holds
+    /// them: offsets from `base`, leader epoch `epoch`.
+    fn stamped(base: i64, epoch: i32, n: usize) -> BytesMut {
+        use sluice_protocol::batch::{BatchBuilder, NewRecord};
+        let mut out = BytesMut::new();
+        for k in 0..2 {
+            let mut b = BatchBuilder::new()
+                .base_offset(base + (k * n) as i64)
+                .partition_leader_epoch(epoch);
+            for _ in 0..n {
+                b.push(&NewRecord {
+                    timestamp: 1_700_000_000_000,
+                    key: None,
+                    value: Some(b"v"),
+                    headers: &[],
+                });
+            }
+            b.finish_into(&mut out);
+        }
+        out
+    }
+
+    fn read_back(records: BytesMut) -> Request {
+        Request {
+            records: Records::Owned(records),
+            parts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_received_entry_must_hold_batches_of_its_own_term() {
+        // As the leader stamped them: taken.
+        assert_eq!(read_back(stamped(40, 7, 3)).check_received(7), Ok(()));
+        // Rewritten by a later term under the range the leader sent.
+        let e = read_back(stamped(40, 8, 3)).check_received(7).unwrap_err();
+        assert!(e.contains("leader epoch 8"), "{e}");
+        // Batches that do not follow each other.
+        let mut gap = stamped(40, 7, 3);
+        gap.extend_from_slice(&stamped(100, 7, 1));
+        let e = read_back(gap).check_received(7).unwrap_err();
+        assert!(e.contains("base offset 100"), "{e}");
+        // Not batches at all.
+        let e = read_back(BytesMut::from(&[0xAB; 80][..]))
+            .check_received(7)
+            .unwrap_err();
+        assert!(e.contains("byte 0"), "{e}");
+        // A proposal (with parts) is not stamped yet: not checked.
+        let proposal = Request {
+            records: Records::Owned(stamped(0, -1, 1)),
+            parts: vec![Part {
+                len: stamped(0, -1, 1).len() as u64,
+                origin: None,
+            }],
+        };
+        assert_eq!(proposal.check_received(7), Ok(()));
+        // Empty records (an entry the log refused): nothing to check.
+        assert_eq!(read_back(BytesMut::new()).check_received(7), Ok(()));
+    }
 
     fn file_with(bytes: &[u8]) -> Arc<dyn LogFile> {
         let mut f = tempfile::tempfile().unwrap();

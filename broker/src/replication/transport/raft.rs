@@ -193,6 +193,27 @@ where
     }
 }
 
+/// What a follower checks in the application data of each entry it
+/// receives, before the entry reaches its log: an AppendEntries call with
+/// an entry that fails is answered with an error (the leader retries it,
+/// reading its log again) and nothing of it is stored.
+pub trait Received {
+    /// `Err` with the reason when this data, in an entry of log term
+    /// `term`, cannot be what the entry's leader appended.
+    fn check_received(&self, term: u64) -> Result<(), String> {
+        let _ = term;
+        Ok(())
+    }
+}
+
+impl Received for crate::replication::partition::Request {
+    fn check_received(&self, term: u64) -> Result<(), String> {
+        crate::replication::partition::Request::check_received(self, term)
+    }
+}
+
+impl Received for crate::replication::controller::Command {}
+
 /// Answers one group's Raft calls from its `Raft`. Other calls (see
 /// [`RaftHandler::with_extra`]) go to an extra handler.
 pub struct RaftHandler<C: RaftTypeConfig> {
@@ -235,13 +256,25 @@ fn encode<T: Serialize>(value: &T) -> Result<Bytes, String> {
 
 impl<C> GroupHandler for RaftHandler<C>
 where
-    C: RaftTypeConfig<NodeId = u64, Node = BasicNode, SnapshotData = std::io::Cursor<Vec<u8>>>,
+    C: RaftTypeConfig<
+            NodeId = u64,
+            Node = BasicNode,
+            SnapshotData = std::io::Cursor<Vec<u8>>,
+            Entry = openraft::Entry<C>,
+        >,
+    C::D: Received,
 {
     fn handle(&self, rpc: Rpc, body: Bytes, payload: BytesMut) -> HandlerFuture {
         let raft = self.raft.clone();
         match rpc {
             Rpc::AppendEntries => Box::pin(async move {
                 let req: AppendEntriesRequest<C> = decode_request(&body, payload)?;
+                for e in &req.entries {
+                    if let openraft::EntryPayload::Normal(data) = &e.payload {
+                        data.check_received(e.log_id.leader_id.term)
+                            .map_err(|m| format!("entry {}: {m}", e.log_id.index))?;
+                    }
+                }
                 encode(&raft.append_entries(req).await)
             }),
             Rpc::Vote => Box::pin(async move {
