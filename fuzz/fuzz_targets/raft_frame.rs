@@ -36,6 +36,13 @@ fuzz_target!(|data: &[u8]| {
                         })
                         .sum();
                     assert_eq!(claimed, payload_len);
+                    // What the follower checks before storing must not
+                    // panic on any bytes either.
+                    for e in &req.entries {
+                        if let openraft::EntryPayload::Normal(r) = &e.payload {
+                            let _ = r.check_received(e.log_id.leader_id.term);
+                        }
+                    }
                 }
             }
             Ok(None) | Err(_) => break,
