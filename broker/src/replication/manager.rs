@@ -47,7 +47,8 @@ pub struct ReplicaManager {
     /// This node's bound listener addresses (recorded by `main`).
     local_addrs: Arc<SingleNode>,
     cluster: OnceLock<Arc<Cluster>>,
-    hosted: RwLock<HashMap<(String, u32), Hosted>>,
+    /// By topic, then partition: looked up by `&str` without allocating.
+    hosted: RwLock<HashMap<String, HashMap<u32, Hosted>>>,
     /// Opening and closing are serialized: a partition's files are never
     /// opened by two groups at once.
     changing: tokio::sync::Mutex<()>,
@@ -59,7 +60,10 @@ impl std::fmt::Debug for ReplicaManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReplicaManager")
             .field("local", &self.local)
-            .field("hosted", &self.hosted.read().len())
+            .field(
+                "hosted",
+                &self.hosted.read().values().map(HashMap::len).sum::<usize>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -122,7 +126,7 @@ impl ReplicaManager {
         let missing: Vec<TopicMeta> = cluster.with_metadata(|m| {
             let hosted = self.hosted.read();
             topics_to_open(m, since, self.local, |name, p| {
-                hosted.get(&(name.to_owned(), p)).map(|h| h.topic_id)
+                hosted.get(name).and_then(|t| t.get(&p)).map(|h| h.topic_id)
             })
         });
         for t in missing {
@@ -134,7 +138,8 @@ impl ReplicaManager {
     pub fn replica(&self, topic: &str, partition: u32) -> Option<Arc<ReplicatedPartition>> {
         self.hosted
             .read()
-            .get(&(topic.to_owned(), partition))
+            .get(topic)
+            .and_then(|t| t.get(&partition))
             .map(|h| Arc::clone(&h.replica))
     }
 
@@ -143,6 +148,7 @@ impl ReplicaManager {
         self.hosted
             .read()
             .values()
+            .flat_map(HashMap::values)
             .map(|h| Arc::clone(&h.replica))
             .collect()
     }
@@ -170,7 +176,8 @@ impl ReplicaManager {
             if self
                 .hosted
                 .read()
-                .get(&key)
+                .get(&key.0)
+                .and_then(|p| p.get(&key.1))
                 .is_some_and(|h| h.topic_id == t.topic_id)
             {
                 continue;
@@ -266,8 +273,8 @@ impl ReplicaManager {
                 t.topic_id,
                 partition,
             ));
-            let old = self.hosted.write().insert(
-                key,
+            let old = self.hosted.write().entry(key.0).or_default().insert(
+                key.1,
                 Hosted {
                     topic_id: t.topic_id,
                     replica,
@@ -282,15 +289,8 @@ impl ReplicaManager {
     /// Stops the groups of topic `name` and stops serving their calls.
     async fn close_topic(&self, name: &str) {
         let _guard = self.changing.lock().await;
-        let gone: Vec<((String, u32), Hosted)> = {
-            let mut hosted = self.hosted.write();
-            let keys: Vec<(String, u32)> =
-                hosted.keys().filter(|(t, _)| t == name).cloned().collect();
-            keys.into_iter()
-                .filter_map(|k| hosted.remove(&k).map(|h| (k, h)))
-                .collect()
-        };
-        for ((_, partition), h) in gone {
+        let gone = self.hosted.write().remove(name).unwrap_or_default();
+        for (partition, h) in gone {
             if let Some(c) = self.cluster.get() {
                 c.transport.registry.unregister(GroupId::Partition {
                     topic_id: h.topic_id,
@@ -305,7 +305,7 @@ impl ReplicaManager {
 
     /// Stops every group (broker shutdown), before the logs are closed.
     pub async fn shutdown(&self) {
-        let names: Vec<String> = self.hosted.read().keys().map(|(t, _)| t.clone()).collect();
+        let names: Vec<String> = self.hosted.read().keys().cloned().collect();
         for n in names {
             self.close_topic(&n).await;
         }
