@@ -169,8 +169,7 @@ impl Bootstrap {
         if found.address.is_empty() || found.address == conn.peer() {
             return Ok(conn);
         }
-        let addr = crate::metadata::reachable(&found.address, conn.peer())
-            .unwrap_or(found.address);
+        let addr = crate::metadata::reachable(&found.address, conn.peer()).unwrap_or(found.address);
         drop(conn);
         tokio::time::timeout(self.inner.connect_timeout, Connection::connect(&addr))
             .await

@@ -22,9 +22,9 @@ use super::{Refused, Service};
 pub fn group_hash(group: &str) -> u64 {
     const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    group.bytes().fold(OFFSET_BASIS, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(PRIME)
-    })
+    group
+        .bytes()
+        .fold(OFFSET_BASIS, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
 }
 
 /// The coordinator of `group` among the node ids `nodes` (any order,

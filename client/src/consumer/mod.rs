@@ -283,7 +283,9 @@ impl Consumer {
                         .map_err(|_| {
                             ClientError::Io(std::io::Error::new(
                                 std::io::ErrorKind::TimedOut,
-                                format!("finding the coordinator took longer than {CONNECT_TIMEOUT:?}"),
+                                format!(
+                                    "finding the coordinator took longer than {CONNECT_TIMEOUT:?}"
+                                ),
                             ))
                         })??
                 }

@@ -28,9 +28,9 @@ use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::topic_config::TopicConfig;
 
 use super::{Advertised, configs, partition_index};
-use crate::service::coordinator::GroupCoordinator;
 use crate::server::native::connection::{Conn, Front};
 use crate::service::admin::{NewTopic, OffsetLookup, OffsetQuery};
+use crate::service::coordinator::GroupCoordinator;
 use crate::service::groups::CommitAs;
 use crate::service::offsets::Commit;
 

@@ -233,18 +233,20 @@ pub(super) fn describe(conn: &Conn, r: DescribeGroupsRequest) -> DescribeGroupsR
         .groups
         .into_iter()
         .zip(ours)
-        .map(|(group_id, ours)| match ours.then(|| described.next()).flatten() {
-            Some(d) => d,
-            None => DescribedGroup {
-                error_code: code::NOT_COORDINATOR,
-                group_id,
-                group_state: String::new(),
-                protocol_type: String::new(),
-                protocol_data: String::new(),
-                members: Vec::new(),
-                authorized_operations: OPERATIONS_UNKNOWN,
+        .map(
+            |(group_id, ours)| match ours.then(|| described.next()).flatten() {
+                Some(d) => d,
+                None => DescribedGroup {
+                    error_code: code::NOT_COORDINATOR,
+                    group_id,
+                    group_state: String::new(),
+                    protocol_type: String::new(),
+                    protocol_data: String::new(),
+                    members: Vec::new(),
+                    authorized_operations: OPERATIONS_UNKNOWN,
+                },
             },
-        })
+        )
         .collect();
     DescribeGroupsResponse {
         throttle_time_ms: 0,
@@ -300,16 +302,18 @@ pub(super) async fn delete(conn: &Conn, r: DeleteGroupsRequest) -> DeleteGroupsR
         .groups_names
         .into_iter()
         .zip(ours)
-        .map(|(group_id, ours)| match ours.then(|| deleted.next()).flatten() {
-            Some((group_id, e)) => DeletedGroup {
-                group_id,
-                error_code: to_kafka(e),
+        .map(
+            |(group_id, ours)| match ours.then(|| deleted.next()).flatten() {
+                Some((group_id, e)) => DeletedGroup {
+                    group_id,
+                    error_code: to_kafka(e),
+                },
+                None => DeletedGroup {
+                    group_id,
+                    error_code: code::NOT_COORDINATOR,
+                },
             },
-            None => DeletedGroup {
-                group_id,
-                error_code: code::NOT_COORDINATOR,
-            },
-        })
+        )
         .collect();
     DeleteGroupsResponse {
         throttle_time_ms: 0,

@@ -13,13 +13,13 @@ use std::time::Duration;
 use bytes::BytesMut;
 use sluice_protocol::wire::api_versions::{ApiVersionRange, ApiVersionsResponse};
 use sluice_protocol::wire::broker_status::{BrokerStatusRequest, BrokerStatusResponse};
-use sluice_protocol::wire::find_coordinator::{FindCoordinatorRequest, FindCoordinatorResponse};
 use sluice_protocol::wire::create_topics::{
     CreateTopicsRequest, CreateTopicsRequestV0, CreateTopicsRequestV1, CreateTopicsResponse,
     TopicResult,
 };
 use sluice_protocol::wire::delete_topics::{DeleteTopicsRequest, DeleteTopicsResponse};
 use sluice_protocol::wire::fetch::{FetchPartitionResponse, FetchRequest, FetchResponse};
+use sluice_protocol::wire::find_coordinator::{FindCoordinatorRequest, FindCoordinatorResponse};
 use sluice_protocol::wire::frame::{LEN_PREFIX, REQUEST_HEADER_LEN};
 use sluice_protocol::wire::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use sluice_protocol::wire::list_offsets::{
@@ -44,8 +44,8 @@ use sluice_protocol::wire::produce::{
 use sluice_protocol::wire::{ApiKey, ErrorCode, RequestHeader, decode_body};
 
 use crate::service::admin::{NewTopic, OffsetLookup, OffsetQuery, TopicOutcome};
-use crate::service::fetch as svc_fetch;
 use crate::service::coordinator::GroupCoordinator;
+use crate::service::fetch as svc_fetch;
 use crate::service::groups::CommitAs;
 use crate::service::offsets::Commit;
 use crate::service::produce::{self as svc_produce, Acks};
