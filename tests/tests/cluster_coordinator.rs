@@ -25,6 +25,9 @@ use sluice_tests::kafka::{python, run_clients};
 
 const P: u32 = 4;
 
+/// A member's assignment: `(topic, partition)`.
+type Owned = BTreeSet<(String, i32)>;
+
 /// Coordinated by node 1 (FNV-1a of the name modulo 3 nodes; pinned in
 /// the broker's `service::coordinator` tests).
 const NATIVE_GROUP: &str = "coord-native";
@@ -75,7 +78,7 @@ async fn native_members_at_different_nodes_share_one_group_at_its_coordinator() 
     // Member A bootstrapped at node 1, member B at node 2 only.
     let consumed = Arc::new(Mutex::new(Vec::<(u32, u64)>::new()));
     let stop = Arc::new(AtomicBool::new(false));
-    let owned: Arc<[Mutex<BTreeSet<(String, i32)>>; 2]> = Arc::default();
+    let owned: Arc<[Mutex<Owned>; 2]> = Arc::default();
     let polled = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
     let mut members = Vec::new();
     for (m, node) in [(0usize, 1u64), (1, 2)] {
