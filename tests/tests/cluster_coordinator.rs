@@ -19,9 +19,11 @@ use sluice_client::group::{GroupConfig, GroupConsumer};
 use sluice_client::{
     Acks, ClientError, ConsumerConfig, OffsetReset, Producer, ProducerConfig, ProducerRecord,
 };
+use sluice_protocol::kafka::groups::{HeartbeatRequest, HeartbeatResponse};
+use sluice_protocol::kafka::offsets::{FindCoordinatorRequest, FindCoordinatorResponse};
 use sluice_protocol::wire::ErrorCode;
 use sluice_tests::cluster::TestCluster;
-use sluice_tests::kafka::{python, run_clients};
+use sluice_tests::kafka::{call, python, run_clients};
 
 const P: u32 = 4;
 
@@ -213,8 +215,52 @@ async fn native_members_at_different_nodes_share_one_group_at_its_coordinator() 
 
 #[test]
 fn kafka_members_bootstrapped_at_different_nodes_consume_once_between_them() {
-    let Some(python) = python() else { return };
     let c = TestCluster::start_with_kafka(3);
+    let kafka = |id: u64| std::net::TcpStream::connect(c.node(id).kafka_addr.unwrap()).unwrap();
+    // FindCoordinator v4 (a batch of keys) at node 1, and v1 at node 3.
+    let mut at1 = kafka(1);
+    let r: FindCoordinatorResponse = call(
+        &mut at1,
+        4,
+        &mut FindCoordinatorRequest {
+            key: String::new(),
+            key_type: 0,
+            coordinator_keys: vec![KAFKA_GROUP.into(), NATIVE_GROUP.into()],
+        },
+    );
+    let named: Vec<(i32, i16)> = r
+        .coordinators
+        .iter()
+        .map(|c| (c.node_id, c.error_code))
+        .collect();
+    assert_eq!(named, [(2, 0), (1, 0)], "{r:?}");
+    let k2 = c.node(2).kafka_addr.unwrap();
+    assert_eq!(r.coordinators[0].host, k2.ip().to_string());
+    assert_eq!(r.coordinators[0].port, i32::from(k2.port()));
+    let r: FindCoordinatorResponse = call(
+        &mut kafka(3),
+        1,
+        &mut FindCoordinatorRequest {
+            key: KAFKA_GROUP.into(),
+            key_type: 0,
+            coordinator_keys: Vec::new(),
+        },
+    );
+    assert_eq!(r.coordinators[0].node_id, 2, "{r:?}");
+    // A group call at a non-coordinator: NOT_COORDINATOR (16); at the
+    // coordinator: served (an unknown member).
+    let mut heartbeat = HeartbeatRequest {
+        group_id: KAFKA_GROUP.into(),
+        generation_id: 1,
+        member_id: "m".into(),
+        group_instance_id: None,
+    };
+    let r: HeartbeatResponse = call(&mut at1, 1, &mut heartbeat);
+    assert_eq!(r.error_code, 16);
+    let r: HeartbeatResponse = call(&mut kafka(2), 1, &mut heartbeat);
+    assert_eq!(r.error_code, 25, "UNKNOWN_MEMBER_ID at the coordinator");
+
+    let Some(python) = python() else { return };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(c.create_replicated("kspread", P, 3, Default::default()));
     // Neither member reaches the coordinator (node 2) first.
