@@ -20,7 +20,10 @@ use sluice_client::{
     Acks, ClientError, ConsumerConfig, OffsetReset, Producer, ProducerConfig, ProducerRecord,
 };
 use sluice_protocol::kafka::groups::{HeartbeatRequest, HeartbeatResponse};
-use sluice_protocol::kafka::offsets::{FindCoordinatorRequest, FindCoordinatorResponse};
+use sluice_protocol::kafka::offsets::{
+    FindCoordinatorRequest, FindCoordinatorResponse, OffsetFetchGroup, OffsetFetchRequest,
+    OffsetFetchResponse, OffsetFetchTopic,
+};
 use sluice_protocol::wire::ErrorCode;
 use sluice_tests::cluster::TestCluster;
 use sluice_tests::kafka::{call, python, run_clients};
@@ -259,6 +262,28 @@ fn kafka_members_bootstrapped_at_different_nodes_consume_once_between_them() {
     assert_eq!(r.error_code, 16);
     let r: HeartbeatResponse = call(&mut kafka(2), 1, &mut heartbeat);
     assert_eq!(r.error_code, 25, "UNKNOWN_MEMBER_ID at the coordinator");
+    // OffsetFetch v1 carries errors per partition only: each asked for
+    // gets NOT_COORDINATOR.
+    let r: OffsetFetchResponse = call(
+        &mut at1,
+        1,
+        &mut OffsetFetchRequest {
+            groups: vec![OffsetFetchGroup {
+                group_id: KAFKA_GROUP.into(),
+                topics: Some(vec![OffsetFetchTopic {
+                    name: "kspread".into(),
+                    partition_indexes: vec![0, 1],
+                }]),
+            }],
+            require_stable: false,
+        },
+    );
+    let codes: Vec<i16> = r.groups[0].topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect();
+    assert_eq!(codes, [16, 16], "{r:?}");
 
     let Some(python) = python() else { return };
     let rt = tokio::runtime::Runtime::new().unwrap();
