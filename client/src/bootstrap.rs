@@ -151,6 +151,39 @@ impl Bootstrap {
         })
     }
 
+    /// Connects to the coordinator of `group`: asks a broker of the list
+    /// (FindCoordinator) which node coordinates it and connects there. A
+    /// broker without FindCoordinator (older, running alone) or one that
+    /// names no address: the connection to that broker, as before
+    /// coordinators existed.
+    pub async fn connect_coordinator(&self, group: &str) -> Result<Connection, ClientError> {
+        let mut conn = self.connect_list().await?;
+        let found = match conn.find_coordinator(group).await {
+            Ok(found) => found,
+            Err(ClientError::Unsupported(_)) => return Ok(conn),
+            Err(e) => {
+                self.failed();
+                return Err(e);
+            }
+        };
+        if found.address.is_empty() || found.address == conn.peer() {
+            return Ok(conn);
+        }
+        let addr = crate::metadata::reachable(&found.address, conn.peer()).unwrap_or(found.address);
+        drop(conn);
+        tokio::time::timeout(self.inner.connect_timeout, Connection::connect(&addr))
+            .await
+            .map_err(|_| {
+                ClientError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "the coordinator of group {group:?} ({addr}) did not answer within {:?}",
+                        self.inner.connect_timeout
+                    ),
+                ))
+            })?
+    }
+
     /// Connects to the followed leader's address if there is one (dropping
     /// it when it does not answer), else as [`connect_list`](Self::connect_list).
     pub async fn connect(&self) -> Result<Connection, ClientError> {

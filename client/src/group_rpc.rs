@@ -1,6 +1,10 @@
-//! Typed calls of the group APIs on a [`Connection`]: JoinGroup, SyncGroup,
-//! Heartbeat, LeaveGroup, DescribeGroups, ListGroups, DeleteGroups, and
-//! OffsetCommit as a member of a generation.
+//! Typed calls of the group APIs on a [`Connection`]: FindCoordinator,
+//! JoinGroup, SyncGroup, Heartbeat, LeaveGroup, DescribeGroups, ListGroups,
+//! DeleteGroups, and OffsetCommit as a member of a generation.
+//!
+//! In a cluster each group has one coordinator node; the others refuse the
+//! group's calls with `NotCoordinator`. [`Bootstrap::connect_coordinator`]
+//! (crate::bootstrap::Bootstrap::connect_coordinator) finds and connects to it.
 //!
 //! Each returns the broker's response, whose `error_code` fields carry the
 //! group-level outcome (`RebalanceInProgress`, `UnknownMemberId`, ...): an
@@ -14,6 +18,7 @@
 use sluice_protocol::wire::ApiKey;
 use sluice_protocol::wire::delete_groups::{DeleteGroupsRequest, DeleteGroupsResponse};
 use sluice_protocol::wire::describe_groups::{DescribeGroupsRequest, DescribeGroupsResponse};
+use sluice_protocol::wire::find_coordinator::{FindCoordinatorRequest, FindCoordinatorResponse};
 use sluice_protocol::wire::heartbeat::{HeartbeatRequest, HeartbeatResponse};
 use sluice_protocol::wire::join_group::{JoinGroupRequest, JoinGroupResponse};
 use sluice_protocol::wire::leave_group::{LeaveGroupRequest, LeaveGroupResponse, LeavingMember};
@@ -27,6 +32,21 @@ use crate::connection::Connection;
 use crate::error::ClientError;
 
 impl Connection {
+    /// FindCoordinator: the node that coordinates `group` and its native
+    /// address. Fails with [`ClientError::Unsupported`] against a broker
+    /// without the API (an older broker, which serves every group it is
+    /// asked about).
+    pub async fn find_coordinator(
+        &mut self,
+        group: &str,
+    ) -> Result<FindCoordinatorResponse, ClientError> {
+        self.negotiated_version(ApiKey::FindCoordinator).await?;
+        let req = FindCoordinatorRequest {
+            group: group.to_owned(),
+        };
+        Ok(self.call(ApiKey::FindCoordinator, &req, &[]).await?.0)
+    }
+
     /// JoinGroup: completes when the generation forms (up to the rebalance
     /// timeout) or at once with an error. A first join with an empty member
     /// id gets `MemberIdRequired` and the id to join again with.

@@ -23,6 +23,7 @@ use sluice_protocol::wire::list_offsets::ListOffsetsRequest;
 use sluice_protocol::wire::metadata::MetadataRequest;
 use sluice_protocol::wire::offset_commit::{OffsetCommitRequest, OffsetCommitRequestV1};
 use sluice_protocol::wire::delete_groups::DeleteGroupsRequest;
+use sluice_protocol::wire::find_coordinator::FindCoordinatorRequest;
 use sluice_protocol::wire::describe_groups::DescribeGroupsRequest;
 use sluice_protocol::wire::heartbeat::HeartbeatRequest;
 use sluice_protocol::wire::join_group::JoinGroupRequest;
@@ -147,6 +148,9 @@ fn decode_request(api: ApiKey, body: &[u8], tail_len: usize) {
         }
         ApiKey::DeleteGroups => {
             stable::<DeleteGroupsRequest>(body);
+        }
+        ApiKey::FindCoordinator => {
+            stable::<FindCoordinatorRequest>(body);
         }
     }
 }

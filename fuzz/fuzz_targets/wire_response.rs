@@ -21,6 +21,7 @@ use sluice_protocol::wire::list_offsets::ListOffsetsResponse;
 use sluice_protocol::wire::metadata::{MetadataResponse, MetadataResponseV0, MetadataResponseV1};
 use sluice_protocol::wire::offset_commit::OffsetCommitResponse;
 use sluice_protocol::wire::delete_groups::DeleteGroupsResponse;
+use sluice_protocol::wire::find_coordinator::FindCoordinatorResponse;
 use sluice_protocol::wire::describe_groups::DescribeGroupsResponse;
 use sluice_protocol::wire::heartbeat::HeartbeatResponse;
 use sluice_protocol::wire::join_group::JoinGroupResponse;
@@ -107,6 +108,7 @@ fn decode_responses(body: &[u8], tail_len: usize) {
     stable::<DescribeGroupsResponse>(body);
     stable::<ListGroupsResponse>(body);
     stable::<DeleteGroupsResponse>(body);
+    stable::<FindCoordinatorResponse>(body);
 }
 
 /// Decodes `body` as a `T`; when it decodes, its re-encoding decodes to the

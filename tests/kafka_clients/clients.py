@@ -42,6 +42,13 @@ stdout, exits non-zero on failure. Scenarios:
                                    read N records from every partition's start
                                    (confluent or kafka-python); prints
                                    [partition, offset, value] triples
+  group-spread BOOTSTRAP_A BOOTSTRAP_B TOPIC GROUP N
+                                   a confluent-kafka member bootstrapped at A
+                                   and a kafka-python member at B join GROUP;
+                                   once they split TOPIC's partitions, N
+                                   records are produced; prints each member's
+                                   final assignment and the [partition, offset,
+                                   value] it read
 """
 
 import asyncio
@@ -322,6 +329,93 @@ def coop_member(bootstrap, topic, group):
     c.close()
 
 
+def group_spread(bootstrap_a, bootstrap_b, topic, group, n):
+    """Two members of one group reaching different brokers: they must meet
+    at the group's coordinator and split the partitions."""
+    import threading
+
+    from confluent_kafka import Consumer, Producer
+    from kafka import KafkaConsumer
+
+    state = {"A": None, "B": None}
+    got = {"A": [], "B": []}
+    lock = threading.Lock()
+    stop = threading.Event()
+    errors = []
+
+    def confluent_member():
+        try:
+            c = Consumer({"bootstrap.servers": bootstrap_a, "group.id": group,
+                          "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                          "session.timeout.ms": 10000, "heartbeat.interval.ms": 250})
+            c.subscribe([topic])
+            while not stop.is_set():
+                m = c.poll(0.1)
+                state["A"] = sorted(tp.partition for tp in c.assignment())
+                if m is None:
+                    continue
+                if m.error():
+                    raise RuntimeError(str(m.error()))
+                with lock:
+                    got["A"].append([m.partition(), m.offset(), m.value().decode()])
+                c.commit(message=m, asynchronous=False)
+            c.close()
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"A: {e!r}")
+
+    def kp_member():
+        try:
+            c = KafkaConsumer(topic, bootstrap_servers=bootstrap_b, group_id=group,
+                              auto_offset_reset="earliest", session_timeout_ms=10000,
+                              heartbeat_interval_ms=250, enable_auto_commit=False)
+            while not stop.is_set():
+                batches = c.poll(timeout_ms=100)
+                state["B"] = sorted(tp.partition for tp in c.assignment())
+                for recs in batches.values():
+                    with lock:
+                        for r in recs:
+                            got["B"].append([r.partition, r.offset, r.value.decode()])
+                if batches:
+                    c.commit()
+            c.close()
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"B: {e!r}")
+
+    def wait_for(cond, what):
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            if errors:
+                stop.set()
+                raise SystemExit("; ".join(errors))
+            if cond():
+                return
+            time.sleep(0.05)
+        stop.set()
+        raise SystemExit(f"timed out waiting for {what}: {state} {len(got['A'])}+{len(got['B'])}")
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (confluent_member, kp_member)]
+    for t in threads:
+        t.start()
+
+    def split():
+        sa, sb = state["A"] or [], state["B"] or []
+        return bool(sa) and bool(sb) and not set(sa) & set(sb)
+
+    wait_for(split, "the two members to split the partitions")
+    p = Producer({"bootstrap.servers": bootstrap_a, "acks": "all"})
+    parts = len(state["A"]) + len(state["B"])
+    for i in range(n):
+        p.produce(topic, value=f"v-{i}".encode(), partition=i % parts)
+    if p.flush(60) != 0:
+        raise SystemExit("records left unacknowledged")
+    wait_for(lambda: len(got["A"]) + len(got["B"]) >= n, f"{n} records read")
+    out = {"assigned": [state["A"], state["B"]], "A": got["A"], "B": got["B"]}
+    stop.set()
+    for t in threads:
+        t.join(30)
+    return out
+
+
 def create(bootstrap, topic, partitions, rf):
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -465,6 +559,8 @@ def main(argv):
         return
     elif s == "consume-all":
         r = consume_all(argv[2], argv[3], argv[4], int(argv[5]))
+    elif s == "group-spread":
+        r = group_spread(argv[2], argv[3], argv[4], argv[5], int(argv[6]))
     elif s == "group-pair":
         r = group_pair(argv[2], argv[3], argv[4], argv[5])
     else:

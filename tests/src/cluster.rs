@@ -57,7 +57,14 @@ impl TestCluster {
         loop {
             match Self::try_start(n, config, kafka) {
                 Ok(c) => return c,
-                Err(e) if tries < 5 && e.contains("Address already in use") => tries += 1,
+                // Taken meanwhile, or picked twice by chance: new ports.
+                Err(e)
+                    if tries < 5
+                        && (e.contains("Address already in use")
+                            || e.contains("is used twice")) =>
+                {
+                    tries += 1
+                }
                 Err(e) => panic!("{e}"),
             }
         }

@@ -439,9 +439,20 @@ async fn two_group_members_read_a_multi_leader_topic_once_across_a_leader_kill()
         assert!(Instant::now() < deadline, "members did not start reading");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // A partition leader that is not the group's coordinator (the
-    // bootstrap list's first node).
-    let (p_killed, &killed) = ls.iter().enumerate().find(|(_, l)| **l != 1).unwrap();
+    // A partition leader that is not the group's coordinator.
+    let coordinator = c
+        .node(1)
+        .connect()
+        .await
+        .find_coordinator("readers")
+        .await
+        .unwrap()
+        .node_id;
+    let (p_killed, &killed) = ls
+        .iter()
+        .enumerate()
+        .find(|(_, l)| **l != coordinator)
+        .unwrap();
     c.kill(killed);
     let survivors: Vec<u64> = (1..=3).filter(|&id| id != killed).collect();
     agreed_leaders(&c, &survivors, "shared", false).await;

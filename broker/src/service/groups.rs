@@ -68,9 +68,14 @@ impl Service {
         self.groups.describe(groups)
     }
 
-    /// Lists groups in the given states (all if empty), sorted by name.
+    /// Lists groups in the given states (all if empty), sorted by name:
+    /// in a cluster, only the groups this node coordinates.
     pub fn list_groups(&self, states: &[GroupState]) -> Vec<GroupListing> {
-        self.groups.list(states)
+        let mut groups = self.groups.list(states);
+        if self.cluster.get().is_some() {
+            groups.retain(|g| self.check_coordinator(&g.group).is_ok());
+        }
+        groups
     }
 
     /// Deletes groups that have no members, with their committed offsets.

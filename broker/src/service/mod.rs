@@ -12,6 +12,7 @@
 //!   and file ranges.
 //! - [`admin`]: create, delete, list and describe topics; list offsets.
 //! - [`offsets`]: commit and fetch consumer-group offsets.
+//! - [`coordinator`]: which node coordinates each consumer group.
 //! - [`groups`]: consumer groups (join, sync, heartbeat, leave, describe,
 //!   list, delete) through the [`crate::group`] coordinator.
 //! - [`stats`](mod@stats): counters.
@@ -24,6 +25,7 @@
 //! pool (`tokio::task::spawn_blocking`), never on a reactor thread.
 
 pub mod admin;
+pub mod coordinator;
 pub mod fetch;
 pub mod groups;
 pub mod leadership;

@@ -17,8 +17,10 @@
 //! Each partition is fetched from its leader, named by a
 //! [`MetadataCache`]: one connection per leader, one fetch in flight on
 //! each, all leaders long-polled at once (`fetch.rs`). Commits and group
-//! calls go to the bootstrap list's broker (the group's coordinator), on a
-//! connection of their own.
+//! calls go to the group's coordinator (found through the bootstrap list
+//! with FindCoordinator; the bootstrap list's broker against a broker
+//! without it), on a connection of their own, found again after
+//! `NotCoordinator` or a broken connection.
 
 mod fetch;
 
@@ -183,10 +185,28 @@ macro_rules! control_call {
             };
             match $self.check_control(dest, asked) {
                 Err(e) if !retried && is_connection_error(&e) => retried = true,
+                Err(e) if !retried && is_not_coordinator(&e) => {
+                    // The group's coordinator is elsewhere (or moved): find
+                    // it again after a short pause.
+                    retried = true;
+                    tokio::time::sleep(pool::quick_backoff(1)).await;
+                }
                 r => break r,
             }
         }
     }};
+}
+
+/// Whether a broker refused a group's call as not its coordinator: find
+/// the coordinator again.
+pub(crate) fn is_not_coordinator(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::Broker {
+            code: ErrorCode::NotCoordinator,
+            ..
+        }
+    )
 }
 
 /// Whether a connection broke (or answered bytes that do not decode as
@@ -228,12 +248,16 @@ pub(crate) struct MemberIdentity {
 }
 
 impl Consumer {
-    /// Connects to the first broker of the config's bootstrap list that
-    /// answers (the connection commits and group calls use); fetches
+    /// Connects to the group's coordinator (the connection commits and
+    /// group calls use), found through the config's bootstrap list; without
+    /// a group, to the first broker of the list that answers. Fetches
     /// connect to each partition's leader as Metadata names it.
     pub async fn connect(config: ConsumerConfig) -> Result<Self, ClientError> {
         let brokers = Bootstrap::parse(&config.broker);
-        let conn = brokers.connect().await?;
+        let conn = match &config.group {
+            Some(group) => brokers.connect_coordinator(group).await?,
+            None => brokers.connect().await?,
+        };
         let metadata =
             MetadataCache::new(brokers.clone(), config.metadata_max_age, METADATA_BACKOFF);
         Ok(Consumer {
@@ -251,7 +275,22 @@ impl Consumer {
     /// The control connection to `dest`, opened on first use.
     async fn control_at(&mut self, dest: &Dest) -> Result<&mut Connection, ClientError> {
         if !self.control.contains_key(dest) {
-            let conn = pool::connect(&self.brokers, dest, CONNECT_TIMEOUT).await?;
+            let conn = match (dest, &self.config.group) {
+                // Commits and offset look-ups of a group: its coordinator.
+                (None, Some(group)) => {
+                    tokio::time::timeout(CONNECT_TIMEOUT, self.brokers.connect_coordinator(group))
+                        .await
+                        .map_err(|_| {
+                            ClientError::Io(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                format!(
+                                    "finding the coordinator took longer than {CONNECT_TIMEOUT:?}"
+                                ),
+                            ))
+                        })??
+                }
+                _ => pool::connect(&self.brokers, dest, CONNECT_TIMEOUT).await?,
+            };
             self.control.insert(dest.clone(), conn);
         }
         self.control.get_mut(dest).ok_or(ClientError::Closed)
@@ -265,7 +304,7 @@ impl Consumer {
         result: Result<T, ClientError>,
     ) -> Result<T, ClientError> {
         if let Err(e) = &result
-            && is_connection_error(e)
+            && (is_connection_error(e) || is_not_coordinator(e))
         {
             self.control.remove(dest);
         }

@@ -293,7 +293,8 @@ impl GroupConsumer {
 
     async fn coord(&mut self) -> Result<&mut Connection, ClientError> {
         if self.coord.is_none() {
-            self.coord = Some(self.consumer.brokers().connect().await?);
+            let group = self.group.clone();
+            self.coord = Some(self.consumer.brokers().connect_coordinator(&group).await?);
         }
         self.coord.as_mut().ok_or(ClientError::Closed)
     }

@@ -73,7 +73,7 @@ impl Heartbeat {
                 let Some(hb) = weak.upgrade() else { return };
                 let Some(target) = hb.target() else { continue };
                 if conn.is_none() {
-                    conn = brokers.connect().await.ok();
+                    conn = brokers.connect_coordinator(&target.group).await.ok();
                 }
                 let Some(c) = conn.as_mut() else { continue };
                 let sent = Instant::now();

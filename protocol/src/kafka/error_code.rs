@@ -21,6 +21,7 @@ pub mod code {
     pub const MESSAGE_TOO_LARGE: KafkaCode = 10;
     pub const OFFSET_METADATA_TOO_LARGE: KafkaCode = 12;
     pub const COORDINATOR_NOT_AVAILABLE: KafkaCode = 15;
+    pub const NOT_COORDINATOR: KafkaCode = 16;
     pub const INVALID_TOPIC_EXCEPTION: KafkaCode = 17;
     pub const INVALID_REQUIRED_ACKS: KafkaCode = 21;
     pub const ILLEGAL_GENERATION: KafkaCode = 22;
@@ -101,6 +102,8 @@ pub fn to_kafka(c: ErrorCode) -> KafkaCode {
         // Retriable on Kafka clients, like the controller moving.
         E::ControllerUnavailable => code::REQUEST_TIMED_OUT,
         E::NotEnoughReplicas => code::NOT_ENOUGH_REPLICAS,
+        E::NotCoordinator => code::NOT_COORDINATOR,
+        E::CoordinatorNotAvailable => code::COORDINATOR_NOT_AVAILABLE,
         // OffsetSpaceExhausted, Unknown, and codes added later.
         #[allow(unreachable_patterns)]
         _ => code::UNKNOWN_SERVER_ERROR,

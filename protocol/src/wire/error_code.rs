@@ -123,6 +123,13 @@ pub enum ErrorCode {
     ControllerUnavailable = 46,
     /// Too few live replicas or brokers for what was asked: a replication factor above the cluster's node count, or a leader without a majority.
     NotEnoughReplicas = 47,
+    /// This broker does not coordinate the consumer group (cluster mode):
+    /// the message names the coordinator's node id. Ask FindCoordinator and
+    /// send the group's requests there. Nothing was done.
+    NotCoordinator = 48,
+    /// The group's coordinator cannot be named right now (no cluster view
+    /// yet): retry after a backoff.
+    CoordinatorNotAvailable = 49,
 }
 
 impl ErrorCode {
@@ -175,6 +182,8 @@ impl ErrorCode {
             45 => LeaderNotAvailable,
             46 => ControllerUnavailable,
             47 => NotEnoughReplicas,
+            48 => NotCoordinator,
+            49 => CoordinatorNotAvailable,
             _ => Unknown,
         }
     }
@@ -190,6 +199,8 @@ impl ErrorCode {
                 | ErrorCode::NotLeaderForPartition
                 | ErrorCode::LeaderNotAvailable
                 | ErrorCode::ControllerUnavailable
+                | ErrorCode::NotCoordinator
+                | ErrorCode::CoordinatorNotAvailable
         )
     }
 
@@ -260,6 +271,8 @@ impl std::fmt::Display for ErrorCode {
             ErrorCode::LeaderNotAvailable => "partition leader not available",
             ErrorCode::ControllerUnavailable => "controller unavailable",
             ErrorCode::NotEnoughReplicas => "not enough replicas",
+            ErrorCode::NotCoordinator => "not the group's coordinator",
+            ErrorCode::CoordinatorNotAvailable => "group coordinator not available",
         };
         write!(f, "{text} ({})", *self as u16)
     }
@@ -273,7 +286,7 @@ mod tests {
 
     /// Every code with its number. Codes are stable: changing a number here
     /// breaks every client in the field.
-    const PINNED: [(ErrorCode, u16); 46] = [
+    const PINNED: [(ErrorCode, u16); 48] = [
         (ErrorCode::None, 0),
         (ErrorCode::Unknown, 1),
         (ErrorCode::CorruptRecord, 2),
@@ -320,6 +333,8 @@ mod tests {
         (ErrorCode::LeaderNotAvailable, 45),
         (ErrorCode::ControllerUnavailable, 46),
         (ErrorCode::NotEnoughReplicas, 47),
+        (ErrorCode::NotCoordinator, 48),
+        (ErrorCode::CoordinatorNotAvailable, 49),
     ];
 
     #[test]
@@ -381,14 +396,16 @@ mod tests {
                 | ErrorCode::InvalidReplicationFactor
                 | ErrorCode::LeaderNotAvailable
                 | ErrorCode::ControllerUnavailable
-                | ErrorCode::NotEnoughReplicas => {}
+                | ErrorCode::NotEnoughReplicas
+                | ErrorCode::NotCoordinator
+                | ErrorCode::CoordinatorNotAvailable => {}
             }
         }
         let mut numbers: Vec<u16> = PINNED.iter().map(|(_, n)| *n).collect();
         numbers.dedup();
         assert_eq!(
             numbers,
-            (0..28).chain(30..48).collect::<Vec<u16>>(),
+            (0..28).chain(30..50).collect::<Vec<u16>>(),
             "unique, in order, dense within each range"
         );
     }
@@ -403,7 +420,7 @@ mod tests {
 
     #[test]
     fn unknown_numbers_decode_as_unknown() {
-        for n in [28, 29, 48, 100, 127, 128, 1000, u16::MAX] {
+        for n in [28, 29, 50, 100, 127, 128, 1000, u16::MAX] {
             assert_eq!(ErrorCode::from_u16(n), ErrorCode::Unknown, "{n}");
         }
         // Through a body as well: 1000 = varint E8 07.
@@ -444,6 +461,8 @@ mod tests {
                 ErrorCode::NotLeaderForPartition,
                 ErrorCode::LeaderNotAvailable,
                 ErrorCode::ControllerUnavailable,
+                ErrorCode::NotCoordinator,
+                ErrorCode::CoordinatorNotAvailable,
             ]
         );
         assert!(ErrorCode::None.is_ok());

@@ -13,6 +13,7 @@ pub mod delete_topics;
 pub mod describe_groups;
 mod error_code;
 pub mod fetch;
+pub mod find_coordinator;
 pub mod frame;
 pub mod heartbeat;
 pub mod init_producer_id;
@@ -81,11 +82,13 @@ pub enum ApiKey {
     ListGroups = 18,
     /// [`delete_groups`]
     DeleteGroups = 19,
+    /// [`find_coordinator`]
+    FindCoordinator = 20,
 }
 
 impl ApiKey {
     /// Every API, in key order.
-    pub const ALL: [ApiKey; 20] = [
+    pub const ALL: [ApiKey; 21] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::CreateTopics,
@@ -106,6 +109,7 @@ impl ApiKey {
         ApiKey::DescribeGroups,
         ApiKey::ListGroups,
         ApiKey::DeleteGroups,
+        ApiKey::FindCoordinator,
     ];
 
     /// The API for a key number, if known.
@@ -256,7 +260,7 @@ mod tests {
     /// Key numbers are part of the protocol: a change must fail here.
     #[test]
     fn api_key_numbers_are_pinned() {
-        let pinned: [(ApiKey, u16); 20] = [
+        let pinned: [(ApiKey, u16); 21] = [
             (ApiKey::ApiVersions, 0),
             (ApiKey::Metadata, 1),
             (ApiKey::CreateTopics, 2),
@@ -277,6 +281,7 @@ mod tests {
             (ApiKey::DescribeGroups, 17),
             (ApiKey::ListGroups, 18),
             (ApiKey::DeleteGroups, 19),
+            (ApiKey::FindCoordinator, 20),
         ];
         assert_eq!(ApiKey::ALL.len(), pinned.len());
         for (i, (key, number)) in pinned.into_iter().enumerate() {
@@ -290,7 +295,7 @@ mod tests {
             };
             assert_eq!(key.versions(), (0, max));
         }
-        for unknown in [20, 100, u16::MAX] {
+        for unknown in [21, 100, u16::MAX] {
             assert_eq!(ApiKey::from_u16(unknown), None);
         }
     }
@@ -409,7 +414,7 @@ mod tests {
         let all = request_frame(ApiKey::Metadata, 8, &MetadataRequest { topics: None });
         assert_eq!(all, hex("0000000d 0001 0000 00000008 00000001 00"));
 
-        // ApiVersions response to correlation id 1: twenty APIs, versions
+        // ApiVersions response to correlation id 1: twenty-one APIs, versions
         // 0..=0 except Metadata and CreateTopics (0..=2) and OffsetCommit
         // (0..=1).
         let apis = ApiKey::ALL
@@ -430,9 +435,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             [&header[..], &body].concat(),
-            hex("00000047 00000001 0000 0000003d  14
+            hex("0000004a 00000001 0000 00000040  15
                  000000 010002 020002 030000 040000 050000 060000 070001 080000 090000
-                 0a0000 0b0000 0c0000 0d0000 0e0000 0f0000 100000 110000 120000 130000")
+                 0a0000 0b0000 0c0000 0d0000 0e0000 0f0000 100000 110000 120000 130000
+                 140000")
         );
 
         // Produce request body: acks=leader, timeout 5000 ms, one partition

@@ -30,6 +30,7 @@ use sluice_protocol::wire::topic_config::TopicConfig;
 use super::{Advertised, configs, partition_index};
 use crate::server::native::connection::{Conn, Front};
 use crate::service::admin::{NewTopic, OffsetLookup, OffsetQuery};
+use crate::service::coordinator::GroupCoordinator;
 use crate::service::groups::CommitAs;
 use crate::service::offsets::Commit;
 
@@ -204,8 +205,10 @@ pub(super) async fn list_offsets(conn: &Conn, r: ListOffsetsRequest) -> ListOffs
     resp
 }
 
-/// FindCoordinator: this broker coordinates every group; transactions are
-/// not served.
+/// FindCoordinator: the group's coordinator (`service::coordinator`: this
+/// broker without `--cluster`) with its Kafka address; all versions, v4+
+/// batches of keys. Transactions are not served. A coordinator without a
+/// Kafka listener, or not known yet, is `COORDINATOR_NOT_AVAILABLE`.
 pub(super) fn find_coordinator(
     conn: &Conn,
     r: FindCoordinatorRequest,
@@ -221,13 +224,42 @@ pub(super) fn find_coordinator(
         .into_iter()
         .map(|key| {
             if r.key_type == 0 {
-                Coordinator {
-                    key,
-                    node_id: me.node_id,
-                    host: me.host.clone(),
-                    port: me.port,
-                    error_code: code::NONE,
-                    error_message: None,
+                let unavailable = |why: String| Coordinator {
+                    key: key.clone(),
+                    node_id: -1,
+                    host: String::new(),
+                    port: -1,
+                    error_code: code::COORDINATOR_NOT_AVAILABLE,
+                    error_message: Some(why),
+                };
+                match conn.broker.service.group_coordinator(&key) {
+                    GroupCoordinator::Local => Coordinator {
+                        key,
+                        node_id: me.node_id,
+                        host: me.host.clone(),
+                        port: me.port,
+                        error_code: code::NONE,
+                        error_message: None,
+                    },
+                    GroupCoordinator::Remote(b) => {
+                        match b.kafka.as_deref().and_then(crate::config::split_host_port) {
+                            Some((host, port)) => Coordinator {
+                                node_id: i32::try_from(b.id).unwrap_or(i32::MAX),
+                                host: host.to_owned(),
+                                port: i32::from(port),
+                                error_code: code::NONE,
+                                error_message: None,
+                                key,
+                            },
+                            None => unavailable(format!(
+                                "the coordinator, node {}, has no Kafka listener",
+                                b.id
+                            )),
+                        }
+                    }
+                    GroupCoordinator::Unavailable => {
+                        unavailable("the cluster's nodes are not known yet".to_owned())
+                    }
                 }
             } else {
                 Coordinator {
@@ -274,7 +306,11 @@ pub(super) async fn offset_commit(conn: &Conn, r: OffsetCommitRequest) -> Offset
         }
     }
     let svc = Arc::clone(&conn.broker.service);
-    let done = if commits.is_empty() {
+    let done = if let Err(refused) = svc.check_coordinator(&r.group_id) {
+        // Another node coordinates the group: NOT_COORDINATOR everywhere.
+        local.iter_mut().for_each(|l| *l = None);
+        Err(refused)
+    } else if commits.is_empty() {
         Ok(Vec::new())
     } else {
         let member = CommitAs {
@@ -332,6 +368,29 @@ pub(super) fn offset_fetch(conn: &Conn, r: OffsetFetchRequest) -> OffsetFetchRes
                 topics: Vec::new(),
                 error_code: code::NONE,
             };
+            if let Err(refused) = conn.broker.service.check_coordinator(&g.group_id) {
+                // Before v2 only the partitions carry an error: each asked
+                // for gets it too.
+                let e = to_kafka(refused.code);
+                out.error_code = e;
+                for (topic, partition) in wanted.unwrap_or_default() {
+                    let part = OffsetFetchPartition {
+                        partition_index: i32::try_from(partition).unwrap_or(i32::MAX),
+                        committed_offset: -1,
+                        committed_leader_epoch: -1,
+                        metadata: None,
+                        error_code: e,
+                    };
+                    match out.topics.last_mut() {
+                        Some(t) if t.name == topic => t.partitions.push(part),
+                        _ => out.topics.push(OffsetFetchTopicResponse {
+                            name: topic,
+                            partitions: vec![part],
+                        }),
+                    }
+                }
+                return out;
+            }
             match conn.broker.service.fetch_offsets(&g.group_id, wanted) {
                 Err(c) => out.error_code = to_kafka(c),
                 Ok(list) => {

@@ -35,6 +35,18 @@ pub(super) async fn join(
     };
     conn.wait_allowance = millis(rebalance);
     let svc = Arc::clone(&conn.broker.service);
+    if let Err(refused) = svc.check_coordinator(&r.group_id) {
+        return JoinGroupResponse {
+            throttle_time_ms: 0,
+            error_code: to_kafka(refused.code),
+            generation_id: -1,
+            protocol_type: None,
+            protocol_name: (version < 7).then(String::new),
+            leader: String::new(),
+            member_id: r.member_id,
+            members: Vec::new(),
+        };
+    }
     let res = svc
         .join_group(JoinGroup {
             group: r.group_id,
@@ -79,6 +91,15 @@ pub(super) async fn join(
 /// SyncGroup: completes when the leader's assignments are stored.
 pub(super) async fn sync(conn: &mut Conn, r: SyncGroupRequest) -> SyncGroupResponse {
     let svc = Arc::clone(&conn.broker.service);
+    if let Err(refused) = svc.check_coordinator(&r.group_id) {
+        return SyncGroupResponse {
+            throttle_time_ms: 0,
+            error_code: to_kafka(refused.code),
+            protocol_type: None,
+            protocol_name: None,
+            assignment: Vec::new(),
+        };
+    }
     let res = svc
         .sync_group(SyncGroup {
             group: r.group_id,
@@ -106,6 +127,12 @@ pub(super) async fn sync(conn: &mut Conn, r: SyncGroupRequest) -> SyncGroupRespo
 /// Heartbeat: `REBALANCE_IN_PROGRESS` tells the member to rejoin.
 pub(super) async fn heartbeat(conn: &Conn, r: HeartbeatRequest) -> HeartbeatResponse {
     let svc = Arc::clone(&conn.broker.service);
+    if let Err(refused) = svc.check_coordinator(&r.group_id) {
+        return HeartbeatResponse {
+            throttle_time_ms: 0,
+            error_code: to_kafka(refused.code),
+        };
+    }
     let e = svc
         .heartbeat(Heartbeat {
             group: r.group_id,
@@ -123,6 +150,13 @@ pub(super) async fn heartbeat(conn: &Conn, r: HeartbeatRequest) -> HeartbeatResp
 /// LeaveGroup: one member (v0–2) or several (v3+).
 pub(super) async fn leave(conn: &Conn, r: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
     let svc = Arc::clone(&conn.broker.service);
+    if let Err(refused) = svc.check_coordinator(&r.group_id) {
+        return LeaveGroupResponse {
+            throttle_time_ms: 0,
+            error_code: to_kafka(refused.code),
+            members: Vec::new(),
+        };
+    }
     let members = r
         .members
         .into_iter()
@@ -157,10 +191,21 @@ pub(super) async fn leave(conn: &Conn, r: LeaveGroupRequest, version: i16) -> Le
 /// DescribeGroups: state, protocol and members of each group (`Dead` and
 /// no members for an unknown group, as Kafka).
 pub(super) fn describe(conn: &Conn, r: DescribeGroupsRequest) -> DescribeGroupsResponse {
-    let groups = conn
-        .broker
-        .service
-        .describe_groups(r.groups)
+    let svc = &conn.broker.service;
+    let ours: Vec<bool> = r
+        .groups
+        .iter()
+        .map(|g| svc.check_coordinator(g).is_ok())
+        .collect();
+    let asked: Vec<String> = r
+        .groups
+        .iter()
+        .zip(&ours)
+        .filter(|(_, o)| **o)
+        .map(|(g, _)| g.clone())
+        .collect();
+    let mut described = svc
+        .describe_groups(asked)
         .into_iter()
         .map(|g| DescribedGroup {
             error_code: to_kafka(g.error),
@@ -181,7 +226,27 @@ pub(super) fn describe(conn: &Conn, r: DescribeGroupsRequest) -> DescribeGroupsR
                 })
                 .collect(),
             authorized_operations: OPERATIONS_UNKNOWN,
-        })
+        });
+    // Groups another node coordinates: NOT_COORDINATOR, so the client asks
+    // FindCoordinator again. Request order is kept.
+    let groups = r
+        .groups
+        .into_iter()
+        .zip(ours)
+        .map(
+            |(group_id, ours)| match ours.then(|| described.next()).flatten() {
+                Some(d) => d,
+                None => DescribedGroup {
+                    error_code: code::NOT_COORDINATOR,
+                    group_id,
+                    group_state: String::new(),
+                    protocol_type: String::new(),
+                    protocol_data: String::new(),
+                    members: Vec::new(),
+                    authorized_operations: OPERATIONS_UNKNOWN,
+                },
+            },
+        )
         .collect();
     DescribeGroupsResponse {
         throttle_time_ms: 0,
@@ -219,16 +284,39 @@ pub(super) fn list(conn: &Conn, r: ListGroupsRequest) -> ListGroupsResponse {
 /// DeleteGroups: only groups without members (`NON_EMPTY_GROUP` otherwise).
 pub(super) async fn delete(conn: &Conn, r: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let svc = Arc::clone(&conn.broker.service);
+    let ours: Vec<bool> = r
+        .groups_names
+        .iter()
+        .map(|g| svc.check_coordinator(g).is_ok())
+        .collect();
+    let asked: Vec<String> = r
+        .groups_names
+        .iter()
+        .zip(&ours)
+        .filter(|(_, o)| **o)
+        .map(|(g, _)| g.clone())
+        .collect();
+    let mut deleted = svc.delete_groups(asked).await.into_iter();
+    // Request order is kept; groups of other nodes get NOT_COORDINATOR.
+    let results = r
+        .groups_names
+        .into_iter()
+        .zip(ours)
+        .map(
+            |(group_id, ours)| match ours.then(|| deleted.next()).flatten() {
+                Some((group_id, e)) => DeletedGroup {
+                    group_id,
+                    error_code: to_kafka(e),
+                },
+                None => DeletedGroup {
+                    group_id,
+                    error_code: code::NOT_COORDINATOR,
+                },
+            },
+        )
+        .collect();
     DeleteGroupsResponse {
         throttle_time_ms: 0,
-        results: svc
-            .delete_groups(r.groups_names)
-            .await
-            .into_iter()
-            .map(|(group_id, e)| DeletedGroup {
-                group_id,
-                error_code: to_kafka(e),
-            })
-            .collect(),
+        results,
     }
 }

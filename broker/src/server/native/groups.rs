@@ -1,5 +1,7 @@
 //! Native-protocol glue for the group APIs (keys 13-19): decode, call
-//! [`crate::service::groups`], encode. A join or sync that waits for the
+//! [`crate::service::groups`], encode. In a cluster, a group this node does
+//! not coordinate is refused with `NotCoordinator` (ListGroups lists only
+//! this node's groups). A join or sync that waits for the
 //! other members ends early with `BrokerShuttingDown` when the broker stops.
 
 use std::sync::Arc;
@@ -43,9 +45,19 @@ pub(super) async fn serve(
             }
         };
     }
+    // A group this node does not coordinate: `NotCoordinator`, naming the
+    // coordinator (cluster mode only).
+    macro_rules! coordinated {
+        ($check:expr) => {
+            if let Err(r) = $check {
+                return conn.write_error(id, r.code, &r.message).await;
+            }
+        };
+    }
     match api {
         ApiKey::JoinGroup => {
             let req = decode!(JoinGroupRequest);
+            coordinated!(svc.check_coordinator(&req.group));
             conn.wait_allowance = Duration::from_millis(u64::from(req.rebalance_timeout_ms));
             let join = JoinGroup {
                 group: req.group,
@@ -89,6 +101,7 @@ pub(super) async fn serve(
         }
         ApiKey::SyncGroup => {
             let req = decode!(SyncGroupRequest);
+            coordinated!(svc.check_coordinator(&req.group));
             let sync = SyncGroup {
                 group: req.group,
                 generation_id: req.generation_id,
@@ -117,6 +130,7 @@ pub(super) async fn serve(
         }
         ApiKey::Heartbeat => {
             let req = decode!(HeartbeatRequest);
+            coordinated!(svc.check_coordinator(&req.group));
             let error_code = svc
                 .heartbeat(Heartbeat {
                     group: req.group,
@@ -129,6 +143,7 @@ pub(super) async fn serve(
         }
         ApiKey::LeaveGroup => {
             let req = decode!(LeaveGroupRequest);
+            coordinated!(svc.check_coordinator(&req.group));
             let members = req
                 .members
                 .into_iter()
@@ -154,6 +169,7 @@ pub(super) async fn serve(
         }
         ApiKey::DescribeGroups => {
             let req = decode!(DescribeGroupsRequest);
+            coordinated!(svc.check_coordinator_all(&req.groups));
             let groups = svc
                 .describe_groups(req.groups)
                 .into_iter()
@@ -210,6 +226,7 @@ pub(super) async fn serve(
         }
         ApiKey::DeleteGroups => {
             let req = decode!(DeleteGroupsRequest);
+            coordinated!(svc.check_coordinator_all(&req.groups));
             let results = svc
                 .delete_groups(req.groups)
                 .await

@@ -19,6 +19,7 @@ use sluice_protocol::wire::create_topics::{
 };
 use sluice_protocol::wire::delete_topics::{DeleteTopicsRequest, DeleteTopicsResponse};
 use sluice_protocol::wire::fetch::{FetchPartitionResponse, FetchRequest, FetchResponse};
+use sluice_protocol::wire::find_coordinator::{FindCoordinatorRequest, FindCoordinatorResponse};
 use sluice_protocol::wire::frame::{LEN_PREFIX, REQUEST_HEADER_LEN};
 use sluice_protocol::wire::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use sluice_protocol::wire::list_offsets::{
@@ -43,6 +44,7 @@ use sluice_protocol::wire::produce::{
 use sluice_protocol::wire::{ApiKey, ErrorCode, RequestHeader, decode_body};
 
 use crate::service::admin::{NewTopic, OffsetLookup, OffsetQuery, TopicOutcome};
+use crate::service::coordinator::GroupCoordinator;
 use crate::service::fetch as svc_fetch;
 use crate::service::groups::CommitAs;
 use crate::service::offsets::Commit;
@@ -269,6 +271,9 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
             } else {
                 decode!(OffsetCommitRequestV1)
             };
+            if let Err(r) = svc.check_coordinator(&req.group) {
+                return conn.write_error(id, r.code, &r.message).await;
+            }
             let member = CommitAs {
                 generation_id: req.generation_id,
                 member_id: req.member_id,
@@ -297,6 +302,9 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
         }
         ApiKey::OffsetFetch => {
             let req = decode!(OffsetFetchRequest);
+            if let Err(r) = svc.check_coordinator(&req.group) {
+                return conn.write_error(id, r.code, &r.message).await;
+            }
             let wanted = req
                 .partitions
                 .map(|l| l.into_iter().map(|tp| (tp.topic, tp.partition)).collect());
@@ -385,6 +393,30 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
         | ApiKey::DescribeGroups
         | ApiKey::ListGroups
         | ApiKey::DeleteGroups => groups::serve(conn, id, api, body).await,
+        ApiKey::FindCoordinator => {
+            let req = decode!(FindCoordinatorRequest);
+            let resp = match svc.group_coordinator(&req.group) {
+                GroupCoordinator::Local => FindCoordinatorResponse {
+                    node_id: svc.leadership.local_node(),
+                    address: svc
+                        .bound_listen
+                        .get()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                },
+                GroupCoordinator::Remote(b) => FindCoordinatorResponse {
+                    node_id: b.id,
+                    address: b.listen,
+                },
+                GroupCoordinator::Unavailable => {
+                    let msg = format!("the coordinator of group {:?} is not known yet", req.group);
+                    return conn
+                        .write_error(id, ErrorCode::CoordinatorNotAvailable, &msg)
+                        .await;
+                }
+            };
+            respond(conn, id, &resp).await
+        }
         ApiKey::Stats => {
             let mut resp = broker.stats.snapshot();
             resp.counters.push(sluice_protocol::wire::stats::Counter {

@@ -68,10 +68,20 @@ pub(crate) enum GroupCommand {
 
 /// Runs one group command.
 pub(crate) async fn run(broker: &str, cmd: GroupCommand) -> anyhow::Result<Outcome> {
-    let mut conn = sluice_client::Bootstrap::parse(broker)
-        .connect()
-        .await
-        .map_err(|e| cannot_connect(broker, &e))?;
+    // A group's commands go to its coordinator (in a cluster, one node per
+    // group); listing asks the broker reached.
+    let brokers = sluice_client::Bootstrap::parse(broker);
+    let group = match &cmd {
+        GroupCommand::List { .. } => None,
+        GroupCommand::Describe { group, .. }
+        | GroupCommand::ResetOffsets { group, .. }
+        | GroupCommand::Delete { group } => Some(group.clone()),
+    };
+    let mut conn = match &group {
+        Some(g) => brokers.connect_coordinator(g).await,
+        None => brokers.connect().await,
+    }
+    .map_err(|e| cannot_connect(broker, &e))?;
     let mut out = std::io::stdout().lock();
     match cmd {
         GroupCommand::List { output } => {

@@ -1,0 +1,342 @@
+//! One coordinator per consumer group in a 3-node cluster: every node
+//! names the same coordinator (FindCoordinator, native and Kafka), the
+//! others refuse the group's calls with `NotCoordinator`, and members that
+//! reach different nodes meet in one group: they share the partitions,
+//! read each record once between them, and their commits are seen by a
+//! member started at the third node.
+//!
+//! The Kafka half needs the Python of `SLUICE_KAFKA_PYTHON` (see
+//! `kafka_clients.rs`).
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sluice_client::group::{GroupConfig, GroupConsumer};
+use sluice_client::{
+    Acks, ClientError, ConsumerConfig, OffsetReset, Producer, ProducerConfig, ProducerRecord,
+};
+use sluice_protocol::kafka::groups::{HeartbeatRequest, HeartbeatResponse};
+use sluice_protocol::kafka::offsets::{
+    FindCoordinatorRequest, FindCoordinatorResponse, OffsetFetchGroup, OffsetFetchRequest,
+    OffsetFetchResponse, OffsetFetchTopic,
+};
+use sluice_protocol::wire::ErrorCode;
+use sluice_tests::cluster::TestCluster;
+use sluice_tests::kafka::{call, python, run_clients};
+use sluice_tests::workspace_binary;
+
+const P: u32 = 4;
+
+/// A member's assignment: `(topic, partition)`.
+type Owned = BTreeSet<(String, i32)>;
+
+/// Coordinated by node 1 (FNV-1a of the name modulo 3 nodes; pinned in
+/// the broker's `service::coordinator` tests).
+const NATIVE_GROUP: &str = "coord-native";
+/// Coordinated by node 2.
+const KAFKA_GROUP: &str = "kafka-spread";
+
+fn member_config(c: &TestCluster, node: u64) -> ConsumerConfig {
+    ConsumerConfig {
+        group: Some(NATIVE_GROUP.into()),
+        offset_reset: OffsetReset::Earliest,
+        max_wait: Duration::from_millis(100),
+        auto_commit: Some(Duration::from_millis(100)),
+        ..ConsumerConfig::with_brokers([c.node(node).addr.to_string()])
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_members_at_different_nodes_share_one_group_at_its_coordinator() {
+    let c = TestCluster::start(3);
+    c.create_replicated("spread", P, 3, Default::default())
+        .await;
+
+    // Every node names node 1, at its native address.
+    for id in 1..=3 {
+        let mut conn = c.node(id).connect().await;
+        let found = conn.find_coordinator(NATIVE_GROUP).await.unwrap();
+        assert_eq!(found.node_id, 1, "asked node {id}");
+        assert_eq!(found.address, c.node(1).addr.to_string(), "asked node {id}");
+    }
+    // Node 2 refuses the group's calls, naming the coordinator.
+    let mut other = c.node(2).connect().await;
+    match other.heartbeat(NATIVE_GROUP, 0, "m", None).await {
+        Err(ClientError::Broker { code, message }) => {
+            assert_eq!(code, ErrorCode::NotCoordinator);
+            assert!(message.contains("node 1"), "{message}");
+        }
+        r => panic!("heartbeat at a non-coordinator: {r:?}"),
+    }
+    match other.offset_fetch(NATIVE_GROUP, None).await {
+        Err(ClientError::Broker { code, .. }) => assert_eq!(code, ErrorCode::NotCoordinator),
+        r => panic!("offset fetch at a non-coordinator: {r:?}"),
+    }
+    // The coordinator serves them (an unknown member, but served).
+    let mut coord = c.node(1).connect().await;
+    let hb = coord.heartbeat(NATIVE_GROUP, 0, "m", None).await.unwrap();
+    assert_eq!(hb.error_code, ErrorCode::UnknownMemberId);
+
+    // Member A bootstrapped at node 1, member B at node 2 only.
+    let consumed = Arc::new(Mutex::new(Vec::<(u32, u64)>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let owned: Arc<[Mutex<Owned>; 2]> = Arc::default();
+    let polled = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let mut members = Vec::new();
+    for (m, node) in [(0usize, 1u64), (1, 2)] {
+        let mut member = GroupConsumer::connect(
+            member_config(&c, node),
+            GroupConfig::new(vec!["spread".into()]),
+        )
+        .await
+        .unwrap();
+        let (consumed, stop, owned, polled) = (
+            Arc::clone(&consumed),
+            Arc::clone(&stop),
+            Arc::clone(&owned),
+            Arc::clone(&polled),
+        );
+        members.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Acquire) {
+                let records = member.poll().await.expect("member poll");
+                *owned[m].lock().unwrap() = member
+                    .assignment()
+                    .iter()
+                    .map(|tp| (tp.topic.clone(), tp.partition))
+                    .collect();
+                let mut c = consumed.lock().unwrap();
+                for r in records {
+                    c.push((r.partition, r.offset()));
+                }
+                polled[m].fetch_add(1, Ordering::AcqRel);
+            }
+            member.close().await.unwrap();
+        }));
+    }
+    // They meet in one group and split the partitions (two groups would
+    // each own all of them).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (a, b) = (
+            owned[0].lock().unwrap().clone(),
+            owned[1].lock().unwrap().clone(),
+        );
+        if !a.is_empty() && !b.is_empty() && a.is_disjoint(&b) && a.len() + b.len() == P as usize {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "members at nodes 1 and 2 split the partitions: {a:?} {b:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let producer = Producer::new(ProducerConfig {
+        acks: Acks::All,
+        linger: Duration::from_millis(1),
+        ..ProducerConfig::with_brokers((1..=3).map(|i| c.node(i).addr.to_string()))
+    });
+    const PER: u64 = 25;
+    let mut deliveries = Vec::new();
+    for i in 0..PER * u64::from(P) {
+        let v = format!("v-{i}");
+        deliveries.push(
+            producer
+                .send_record(ProducerRecord {
+                    topic: "spread",
+                    partition: Some((i % u64::from(P)) as u32),
+                    value: Some(v.as_bytes()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    for d in deliveries {
+        d.await.unwrap();
+    }
+    let want = (PER * u64::from(P)) as usize;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while consumed.lock().unwrap().len() < want {
+        assert!(Instant::now() < deadline, "members read every record");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let each member commit what it read (auto-commit every 100 ms, and
+    // on close): two more polls each.
+    let marks = [0, 1].map(|m| polled[m].load(Ordering::Acquire));
+    while (0..2).any(|m| polled[m].load(Ordering::Acquire) < marks[m] + 2) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Release);
+    for m in members {
+        m.await.unwrap();
+    }
+    let got = consumed.lock().unwrap().clone();
+    let mut by_partition: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for (p, o) in got {
+        by_partition.entry(p).or_default().push(o);
+    }
+    for p in 0..P {
+        let mut offsets = by_partition.remove(&p).unwrap_or_default();
+        offsets.sort_unstable();
+        assert_eq!(
+            offsets,
+            (0..PER).collect::<Vec<_>>(),
+            "partition {p}: each record once in total"
+        );
+    }
+
+    // A third member at node 3 starts where the group committed: the end.
+    let mut third = GroupConsumer::connect(
+        member_config(&c, 3),
+        GroupConfig::new(vec!["spread".into()]),
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while third.assignment().len() < P as usize {
+        let records = third.poll().await.unwrap();
+        assert!(
+            records.is_empty(),
+            "nothing left to read: {}",
+            records.len()
+        );
+        assert!(Instant::now() < deadline, "the third member joins");
+    }
+    for p in 0..P {
+        assert_eq!(
+            third.position("spread", p),
+            Some(PER),
+            "partition {p} starts at the committed offset"
+        );
+    }
+    third.close().await.unwrap();
+
+    // The CLI, given node 2 only, deletes the (now empty) group at its
+    // coordinator.
+    let out = std::process::Command::new(workspace_binary(
+        "sluice-client",
+        "sluice",
+        "SLUICE_CLI_BIN",
+    ))
+    .args(["--broker", &c.node(2).addr.to_string()])
+    .args(["group", "delete", NATIVE_GROUP])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("deleted group {NATIVE_GROUP}")
+    );
+}
+
+#[test]
+fn kafka_members_bootstrapped_at_different_nodes_consume_once_between_them() {
+    let c = TestCluster::start_with_kafka(3);
+    let kafka = |id: u64| std::net::TcpStream::connect(c.node(id).kafka_addr.unwrap()).unwrap();
+    // FindCoordinator v4 (a batch of keys) at node 1, and v1 at node 3.
+    let mut at1 = kafka(1);
+    let r: FindCoordinatorResponse = call(
+        &mut at1,
+        4,
+        &mut FindCoordinatorRequest {
+            key: String::new(),
+            key_type: 0,
+            coordinator_keys: vec![KAFKA_GROUP.into(), NATIVE_GROUP.into()],
+        },
+    );
+    let named: Vec<(i32, i16)> = r
+        .coordinators
+        .iter()
+        .map(|c| (c.node_id, c.error_code))
+        .collect();
+    assert_eq!(named, [(2, 0), (1, 0)], "{r:?}");
+    let k2 = c.node(2).kafka_addr.unwrap();
+    assert_eq!(r.coordinators[0].host, k2.ip().to_string());
+    assert_eq!(r.coordinators[0].port, i32::from(k2.port()));
+    let r: FindCoordinatorResponse = call(
+        &mut kafka(3),
+        1,
+        &mut FindCoordinatorRequest {
+            key: KAFKA_GROUP.into(),
+            key_type: 0,
+            coordinator_keys: Vec::new(),
+        },
+    );
+    assert_eq!(r.coordinators[0].node_id, 2, "{r:?}");
+    // A group call at a non-coordinator: NOT_COORDINATOR (16); at the
+    // coordinator: served (an unknown member).
+    let mut heartbeat = HeartbeatRequest {
+        group_id: KAFKA_GROUP.into(),
+        generation_id: 1,
+        member_id: "m".into(),
+        group_instance_id: None,
+    };
+    let r: HeartbeatResponse = call(&mut at1, 1, &mut heartbeat);
+    assert_eq!(r.error_code, 16);
+    let r: HeartbeatResponse = call(&mut kafka(2), 1, &mut heartbeat);
+    assert_eq!(r.error_code, 25, "UNKNOWN_MEMBER_ID at the coordinator");
+    // OffsetFetch v1 carries errors per partition only: each asked for
+    // gets NOT_COORDINATOR.
+    let r: OffsetFetchResponse = call(
+        &mut at1,
+        1,
+        &mut OffsetFetchRequest {
+            groups: vec![OffsetFetchGroup {
+                group_id: KAFKA_GROUP.into(),
+                topics: Some(vec![OffsetFetchTopic {
+                    name: "kspread".into(),
+                    partition_indexes: vec![0, 1],
+                }]),
+            }],
+            require_stable: false,
+        },
+    );
+    let codes: Vec<i16> = r.groups[0].topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect();
+    assert_eq!(codes, [16, 16], "{r:?}");
+
+    let Some(python) = python() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(c.create_replicated("kspread", P, 3, Default::default()));
+    // Neither member reaches the coordinator (node 2) first.
+    let a = c.node(1).kafka_addr.unwrap().to_string();
+    let b = c.node(3).kafka_addr.unwrap().to_string();
+    const N: usize = 200;
+    let out = run_clients(
+        &python,
+        &[
+            "group-spread",
+            &a,
+            &b,
+            "kspread",
+            KAFKA_GROUP,
+            &N.to_string(),
+        ],
+    );
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let assigned = doc["assigned"].as_array().unwrap();
+    assert_eq!(assigned.len(), 2);
+    let mut values = Vec::new();
+    for m in ["A", "B"] {
+        let read = doc[m].as_array().unwrap();
+        assert!(!read.is_empty(), "member {m} read records: {doc}");
+        values.extend(read.iter().map(|r| r[2].as_str().unwrap().to_owned()));
+    }
+    values.sort();
+    let len = values.len();
+    values.dedup();
+    assert_eq!(values.len(), len, "a record was read twice: {doc}");
+    assert_eq!(len, N);
+}
