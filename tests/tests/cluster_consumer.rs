@@ -109,6 +109,32 @@ fn total(consumed: &Consumed) -> usize {
     consumed.values().map(Vec::len).sum()
 }
 
+/// Waits until `partition` has `more` records beyond what it had when
+/// called (consumers that followed it to a new leader), panicking with
+/// `what` after 30 s.
+async fn wait_for_more(consumed: &Mutex<Consumed>, partition: u32, more: usize, what: &str) {
+    let count = || consumed.lock().unwrap().get(&partition).map_or(0, Vec::len);
+    let before = count();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count() < before + more {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until `want` records were consumed in all, for up to 60 s.
+async fn wait_for_total(consumed: &Mutex<Consumed>, want: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while total(&consumed.lock().unwrap()) < want {
+        assert!(
+            Instant::now() < deadline,
+            "consumed {} of {want} acknowledged records",
+            total(&consumed.lock().unwrap())
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Asserts each partition was consumed once, gap-free from offset 0, in
 /// order, and holds every acknowledged `(offset, value)` of `acked`.
 fn assert_exactly_once(consumed: &Consumed, acked: &Consumed) {
@@ -325,38 +351,18 @@ async fn a_tailing_consumer_follows_a_new_leader_after_a_sigkill_without_gaps_or
     let new = agreed_leaders(&c, &survivors, "tail", false).await;
     eprintln!("killed node {killed} (led partition {p_killed}); leaders now {new:?}");
     // Records acknowledged by the new leader too.
-    let before = consumed
-        .lock()
-        .unwrap()
-        .get(&(p_killed as u32))
-        .map_or(0, Vec::len);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while consumed
-        .lock()
-        .unwrap()
-        .get(&(p_killed as u32))
-        .map_or(0, Vec::len)
-        < before + 50
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the consumer did not follow partition {p_killed} to its new leader"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_more(
+        &consumed,
+        p_killed as u32,
+        50,
+        &format!("the consumer did not follow partition {p_killed} to its new leader"),
+    )
+    .await;
     stop_producer.store(true, Ordering::Release);
     let acked = sending.await.unwrap();
 
     let want = total(&acked);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while total(&consumed.lock().unwrap()) < want {
-        assert!(
-            Instant::now() < deadline,
-            "consumed {} of {want} acknowledged records",
-            total(&consumed.lock().unwrap())
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_total(&consumed, want).await;
     stop_consumer.store(true, Ordering::Release);
     tailing.await.unwrap();
     let consumed = consumed.lock().unwrap().clone();
@@ -456,38 +462,18 @@ async fn two_group_members_read_a_multi_leader_topic_once_across_a_leader_kill()
     c.kill(killed);
     let survivors: Vec<u64> = (1..=3).filter(|&id| id != killed).collect();
     agreed_leaders(&c, &survivors, "shared", false).await;
-    let before = consumed
-        .lock()
-        .unwrap()
-        .get(&(p_killed as u32))
-        .map_or(0, Vec::len);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while consumed
-        .lock()
-        .unwrap()
-        .get(&(p_killed as u32))
-        .map_or(0, Vec::len)
-        < before + 50
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no member followed partition {p_killed} to its new leader"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_more(
+        &consumed,
+        p_killed as u32,
+        50,
+        &format!("no member followed partition {p_killed} to its new leader"),
+    )
+    .await;
     stop_producer.store(true, Ordering::Release);
     let acked = sending.await.unwrap();
 
     let want = total(&acked);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while total(&consumed.lock().unwrap()) < want {
-        assert!(
-            Instant::now() < deadline,
-            "consumed {} of {want} acknowledged records",
-            total(&consumed.lock().unwrap())
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_total(&consumed, want).await;
     stop.store(true, Ordering::Release);
     for m in members {
         m.await.unwrap();
