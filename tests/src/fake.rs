@@ -5,6 +5,9 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sluice_protocol::wire::{ResponseHeader, decode_body, encode_body};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -16,6 +19,28 @@ pub async fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     frame.resize(4 + len, 0);
     s.read_exact(&mut frame[4..]).await?;
     Ok(frame)
+}
+
+/// `response` (one whole native response frame) with its body decoded as
+/// `T`, changed by `edit`, and encoded again under the same header (a tail
+/// after the body is dropped).
+pub fn edited_response<T: Serialize + DeserializeOwned>(
+    response: &[u8],
+    edit: impl FnOnce(&mut T),
+) -> Vec<u8> {
+    let (header, _tail) = ResponseHeader::decode(response).expect("a response header");
+    let body = &response[14..14 + header.body_len as usize];
+    let mut value: T = decode_body(body).expect("a response body");
+    edit(&mut value);
+    let mut out = Vec::new();
+    encode_body(&value, &mut out);
+    let header = ResponseHeader {
+        body_len: out.len() as u32,
+        ..header
+    }
+    .encode(0)
+    .expect("a response header");
+    [&header[..], &out].concat()
 }
 
 /// Listens on a free loopback port and runs `script(connection, own

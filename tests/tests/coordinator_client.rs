@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sluice_client::Bootstrap;
 use sluice_protocol::wire::api_versions::ApiVersionsResponse;
-use sluice_protocol::wire::{ApiKey, ErrorCode, RequestHeader, ResponseHeader, encode_body};
+use sluice_protocol::wire::{ApiKey, ErrorCode, RequestHeader};
 use sluice_tests::TestBroker;
 use sluice_tests::fake::{self, read_frame};
 use tokio::io::AsyncWriteExt;
@@ -37,22 +37,11 @@ async fn proxy(real: SocketAddr, old: bool) -> (SocketAddr, Arc<AtomicUsize>) {
                     client.write_all(&response).await?;
                     continue;
                 }
-                let (rh, _) = ResponseHeader::decode(&response).unwrap();
-                let mut versions: ApiVersionsResponse =
-                    sluice_protocol::wire::decode_body(&response[14..14 + rh.body_len as usize])
-                        .unwrap();
-                versions
-                    .apis
-                    .retain(|a| a.api_key != ApiKey::FindCoordinator as u16);
-                let mut out = Vec::new();
-                encode_body(&versions, &mut out);
-                let header = ResponseHeader {
-                    body_len: out.len() as u32,
-                    ..rh
-                }
-                .encode(0)
-                .unwrap();
-                client.write_all(&[&header[..], &out].concat()).await?;
+                let edited = fake::edited_response(&response, |v: &mut ApiVersionsResponse| {
+                    v.apis
+                        .retain(|a| a.api_key != ApiKey::FindCoordinator as u16);
+                });
+                client.write_all(&edited).await?;
             }
         }
     })

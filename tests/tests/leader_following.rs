@@ -85,22 +85,12 @@ async fn serve(
             // Still serving: the leader is this fake.
             upstream.write_all(&frame).await?;
             let response = read_frame(&mut upstream).await?;
-            let (rh, _) = ResponseHeader::decode(&response).unwrap();
-            let mut meta: MetadataResponse =
-                sluice_protocol::wire::decode_body(&response[14..14 + rh.body_len as usize])
-                    .unwrap();
-            for b in &mut meta.brokers {
-                b.listen = own.to_string();
-            }
-            let mut out = Vec::new();
-            encode_body(&meta, &mut out);
-            let header = ResponseHeader {
-                body_len: out.len() as u32,
-                ..rh
-            }
-            .encode(0)
-            .unwrap();
-            client.write_all(&[&header[..], &out].concat()).await?;
+            let edited = fake::edited_response(&response, |meta: &mut MetadataResponse| {
+                for b in &mut meta.brokers {
+                    b.listen = own.to_string();
+                }
+            });
+            client.write_all(&edited).await?;
             continue;
         }
         if !data || seen.served.fetch_add(1, Ordering::SeqCst) < serve_data {

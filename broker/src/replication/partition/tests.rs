@@ -26,12 +26,16 @@ fn log_config() -> LogConfig {
 
 /// One batch holding `values`.
 fn batch(values: &[String]) -> BytesMut {
-    let mut b = BatchBuilder::new();
+    filled(BatchBuilder::new(), values)
+}
+
+/// `b` with one record per value, finished.
+fn filled<S: AsRef<str>>(mut b: BatchBuilder, values: &[S]) -> BytesMut {
     for v in values {
         b.push(&NewRecord {
             timestamp: 1_700_000_000_000,
             key: None,
-            value: Some(v.as_bytes()),
+            value: Some(v.as_ref().as_bytes()),
             headers: &[],
         });
     }
@@ -672,16 +676,7 @@ fn last_index(c: &Cluster, id: u64) -> u64 {
 /// An idempotent producer's batch: producer `pid`, epoch 0, first sequence
 /// `seq`, one record per value.
 fn idempotent_batch(pid: i64, seq: i32, values: &[&str]) -> BytesMut {
-    let mut b = BatchBuilder::new().producer(pid, 0, seq);
-    for v in values {
-        b.push(&NewRecord {
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(v.as_bytes()),
-            headers: &[],
-        });
-    }
-    b.finish()
+    filled(BatchBuilder::new().producer(pid, 0, seq), values)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
