@@ -60,6 +60,26 @@ pub fn workspace_binary(package: &str, bin: &str, env: &str) -> PathBuf {
     path
 }
 
+/// Runs this build's `sluice` CLI with `--broker broker` and `args`
+/// (ignoring `SLUICE_BROKER` from the environment); asserts it succeeded
+/// and returns its standard output.
+pub fn sluice_ok(broker: &str, args: &[&str]) -> String {
+    let bin = workspace_binary("sluice-client", "sluice", "SLUICE_CLI_BIN");
+    let out = Command::new(bin)
+        .arg("--broker")
+        .arg(broker)
+        .args(args)
+        .env_remove("SLUICE_BROKER")
+        .output()
+        .expect("running sluice");
+    assert!(
+        out.status.success(),
+        "sluice {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
 /// The `sluice-broker` binary of this build (see [`workspace_binary`]).
 pub fn broker_binary() -> PathBuf {
     workspace_binary("sluice-broker", "sluice-broker", "SLUICE_BROKER_BIN")

@@ -17,7 +17,7 @@ use sluice_client::{
     Acks, Consumer, ConsumerConfig, OffsetReset, Producer, ProducerConfig, ProducerRecord,
 };
 use sluice_tests::cluster::TestCluster;
-use sluice_tests::{http_get, sample, workspace_binary};
+use sluice_tests::{http_get, sample, sluice_ok};
 
 /// Partition → leader, as node `id`'s Metadata names them (`None` for a
 /// partition without a leader), or `None` if it does not answer.
@@ -222,23 +222,22 @@ async fn a_consumer_fetches_each_partition_from_its_leader_over_one_connection_e
 
     // The CLI, given the bootstrap list, reads every record too.
     let want = total(&acked);
-    let out = std::process::Command::new(workspace_binary(
-        "sluice-client",
-        "sluice",
-        "SLUICE_CLI_BIN",
-    ))
-    .args(["--broker", &brokers(&c).join(","), "consume", "spread"])
-    .args(["--from-beginning", "--timeout-ms", "20000"])
-    .args(["--count", &want.to_string(), "--format", "%p %o %v"])
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = sluice_ok(
+        &brokers(&c).join(","),
+        &[
+            "consume",
+            "spread",
+            "--from-beginning",
+            "--timeout-ms",
+            "20000",
+            "--count",
+            &want.to_string(),
+            "--format",
+            "%p %o %v",
+        ],
     );
     let mut printed = Consumed::new();
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
+    for line in out.lines() {
         let mut f = line.splitn(3, ' ');
         let (p, o, v) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
         printed

@@ -27,7 +27,7 @@ use sluice_protocol::kafka::offsets::{
 use sluice_protocol::wire::ErrorCode;
 use sluice_tests::cluster::TestCluster;
 use sluice_tests::kafka::{call, python, run_clients};
-use sluice_tests::workspace_binary;
+use sluice_tests::sluice_ok;
 
 const P: u32 = 4;
 
@@ -218,24 +218,11 @@ async fn native_members_at_different_nodes_share_one_group_at_its_coordinator() 
 
     // The CLI, given node 2 only, deletes the (now empty) group at its
     // coordinator.
-    let out = std::process::Command::new(workspace_binary(
-        "sluice-client",
-        "sluice",
-        "SLUICE_CLI_BIN",
-    ))
-    .args(["--broker", &c.node(2).addr.to_string()])
-    .args(["group", "delete", NATIVE_GROUP])
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = sluice_ok(
+        &c.node(2).addr.to_string(),
+        &["group", "delete", NATIVE_GROUP],
     );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("deleted group {NATIVE_GROUP}")
-    );
+    assert_eq!(out.trim(), format!("deleted group {NATIVE_GROUP}"));
 }
 
 #[test]

@@ -162,20 +162,11 @@ async fn kafka_metadata_agrees(c: &TestCluster, id: u64, replicas: &[Vec<u64>]) 
 /// `sluice topic describe TOPIC --output json` against node `id`: its
 /// partition rows.
 fn described_on(c: &TestCluster, id: u64) -> Vec<Value> {
-    let bin = sluice_tests::workspace_binary("sluice-client", "sluice", "SLUICE_CLI_BIN");
-    let out = std::process::Command::new(bin)
-        .arg("--broker")
-        .arg(c.node(id).addr.to_string())
-        .args(["topic", "describe", TOPIC, "--output", "json"])
-        .env_remove("SLUICE_BROKER")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "sluice topic describe: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = sluice_tests::sluice_ok(
+        &c.node(id).addr.to_string(),
+        &["topic", "describe", TOPIC, "--output", "json"],
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: Value = serde_json::from_str(&out).unwrap();
     v["partitions"].as_array().unwrap().clone()
 }
 

@@ -9,7 +9,7 @@ use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::fetch::FetchPartition;
 use sluice_protocol::wire::produce::Acks;
 use sluice_protocol::wire::topic_config::TopicConfig;
-use sluice_tests::{TestBroker, batch_sized, create_topic, read_partition};
+use sluice_tests::{TestBroker, batch_sized, create_topic, read_partition, sluice_ok};
 
 const CODECS: [Compression; 4] = [
     Compression::Gzip,
@@ -238,25 +238,6 @@ async fn a_fixed_topic_codec_recompresses_on_produce() {
         assert!(records[0].1.starts_with(b"p:0-"));
         assert!(records[39].1.starts_with(b"l:19-"));
     }
-}
-
-/// Runs the `sluice` CLI of this build against `addr`; asserts success and
-/// returns stdout.
-fn sluice_ok(addr: &str, args: &[&str]) -> String {
-    let bin = sluice_tests::workspace_binary("sluice-client", "sluice", "SLUICE_CLI_BIN");
-    let out = std::process::Command::new(bin)
-        .arg("--broker")
-        .arg(addr)
-        .args(args)
-        .env_remove("SLUICE_BROKER")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "sluice {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Produces one uncompressed and one lz4 batch to `topic` and returns the
