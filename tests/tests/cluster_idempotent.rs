@@ -9,8 +9,6 @@
 use std::time::Duration;
 
 use sluice_client::{Acks, Producer, ProducerConfig, ProducerRecord};
-use sluice_protocol::wire::ErrorCode;
-use sluice_protocol::wire::create_topics::NewTopic;
 use sluice_tests::cluster::TestCluster;
 use sluice_tests::read_partition;
 
@@ -19,19 +17,7 @@ const RECORDS: usize = 4000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idempotent_producer_keeps_every_record_once_in_order_across_a_leader_kill() {
     let mut c = TestCluster::start(3);
-    let r = c
-        .node(1)
-        .connect()
-        .await
-        .create_topics(vec![NewTopic {
-            name: "idem".into(),
-            partitions: 1,
-            config: Default::default(),
-            replication_factor: Some(3),
-        }])
-        .await
-        .unwrap();
-    assert_eq!(r.results[0].error_code, ErrorCode::None, "{r:?}");
+    c.create_replicated("idem", 1, 3, Default::default()).await;
     c.wait_partition_leader(&[1, 2, 3], "idem", Duration::from_secs(30))
         .await;
 

@@ -8,8 +8,6 @@
 use std::time::{Duration, Instant};
 
 use sluice_client::Connection;
-use sluice_protocol::wire::ErrorCode;
-use sluice_protocol::wire::create_topics::NewTopic;
 use sluice_tests::cluster::TestCluster;
 
 async fn leader_seen_by(c: &TestCluster, id: u64) -> Option<u64> {
@@ -24,19 +22,7 @@ async fn partition_election_timeouts_are_taken_from_the_config() {
         3,
         "raft_election_timeout_min_ms = 3000\nraft_election_timeout_max_ms = 4000",
     );
-    let r = c
-        .node(1)
-        .connect()
-        .await
-        .create_topics(vec![NewTopic {
-            name: "slow".into(),
-            partitions: 1,
-            config: Default::default(),
-            replication_factor: Some(3),
-        }])
-        .await
-        .unwrap();
-    assert_eq!(r.results[0].error_code, ErrorCode::None, "{r:?}");
+    c.create_replicated("slow", 1, 3, Default::default()).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let leader = loop {
         let mut seen = Vec::new();

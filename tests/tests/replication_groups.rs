@@ -7,8 +7,6 @@
 
 use std::time::{Duration, Instant};
 
-use sluice_protocol::wire::ErrorCode;
-use sluice_protocol::wire::create_topics::NewTopic;
 use sluice_tests::cluster::TestCluster;
 
 const PARTITIONS: u32 = 6;
@@ -36,19 +34,8 @@ async fn leaders(c: &TestCluster, id: u64) -> Vec<(Option<u64>, u64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_groups_leader_and_epoch_hold_still_without_faults() {
     let c = TestCluster::start(3);
-    let r = c
-        .node(1)
-        .connect()
-        .await
-        .create_topics(vec![NewTopic {
-            name: "g".into(),
-            partitions: PARTITIONS,
-            config: Default::default(),
-            replication_factor: Some(3),
-        }])
-        .await
-        .unwrap();
-    assert_eq!(r.results[0].error_code, ErrorCode::None, "{r:?}");
+    c.create_replicated("g", PARTITIONS, 3, Default::default())
+        .await;
     // Every node names the same leader of every partition.
     let deadline = Instant::now() + Duration::from_secs(60);
     let first = loop {

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sluice_protocol::batch::RecordBatch;
 use sluice_protocol::wire::ErrorCode;
-use sluice_protocol::wire::create_topics::NewTopic;
 use sluice_protocol::wire::produce::Acks;
 use sluice_tests::batch_of;
 use sluice_tests::cluster::TestCluster;
@@ -46,19 +45,7 @@ fn segment_batches(data_dir: &Path, dir_name: &str) -> Vec<(i64, Bytes)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigtermed_replica_restarts_clean_and_loses_nothing_acknowledged() {
     let mut c = TestCluster::start(3);
-    let r = c
-        .node(1)
-        .connect()
-        .await
-        .create_topics(vec![NewTopic {
-            name: "s".into(),
-            partitions: 1,
-            config: Default::default(),
-            replication_factor: Some(3),
-        }])
-        .await
-        .unwrap();
-    assert_eq!(r.results[0].error_code, ErrorCode::None, "{r:?}");
+    c.create_replicated("s", 1, 3, Default::default()).await;
     let leader = c.wait_partition_leader(&[1, 2, 3], "s", WAIT).await;
     let follower = (1..=3).find(|&i| i != leader).unwrap();
 

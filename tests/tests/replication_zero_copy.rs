@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sluice_protocol::batch::RecordBatch;
 use sluice_protocol::wire::ErrorCode;
-use sluice_protocol::wire::create_topics::NewTopic;
 use sluice_protocol::wire::produce::Acks;
 use sluice_tests::batch_sized;
 use sluice_tests::cluster::TestCluster;
@@ -134,19 +133,7 @@ async fn leader_sends_follower_records_with_sendfile() {
         return;
     }
     let c = TestCluster::start(3);
-    let r = c
-        .node(1)
-        .connect()
-        .await
-        .create_topics(vec![NewTopic {
-            name: "zc".into(),
-            partitions: 1,
-            config: Default::default(),
-            replication_factor: Some(3),
-        }])
-        .await
-        .unwrap();
-    assert_eq!(r.results[0].error_code, ErrorCode::None, "{r:?}");
+    c.create_replicated("zc", 1, 3, Default::default()).await;
     let leader = c.wait_partition_leader(&[1, 2, 3], "zc", WAIT).await;
     let ports = raft_ports(&c.file);
     let follower_ports: Vec<u16> = (1..=3u64)
