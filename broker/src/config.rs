@@ -454,6 +454,11 @@ pub struct BrokerConfig {
     pub raft_election_timeout_min_ms: u64,
     /// Upper end of the partition groups' election timeout (ms).
     pub raft_election_timeout_max_ms: u64,
+    /// Cluster mode: partitions of the internal replicated topic that holds
+    /// consumer groups' committed offsets and metadata (at least 1). Read
+    /// when the controller creates the topic, once; later changes have no
+    /// effect on an existing cluster.
+    pub offsets_topic_partitions: u32,
 }
 
 impl Default for BrokerConfig {
@@ -496,6 +501,7 @@ impl Default for BrokerConfig {
             raft_heartbeat_ms: 50,
             raft_election_timeout_min_ms: 150,
             raft_election_timeout_max_ms: 300,
+            offsets_topic_partitions: 8,
         }
     }
 }
@@ -584,6 +590,12 @@ impl BrokerConfig {
             || self.raft_election_timeout_max_ms > 600_000
         {
             return Err("raft timing must satisfy 0 < raft_heartbeat_ms < raft_election_timeout_min_ms < raft_election_timeout_max_ms <= 600000".into());
+        }
+        if !(1..=crate::topics::MAX_PARTITIONS).contains(&self.offsets_topic_partitions) {
+            return Err(format!(
+                "offsets_topic_partitions must be between 1 and {}",
+                crate::topics::MAX_PARTITIONS
+            ));
         }
         if self.group_max_size == 0 || self.group_max_size > 1_000_000 {
             return Err("group_max_size must be between 1 and 1000000".into());

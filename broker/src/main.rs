@@ -220,7 +220,20 @@ fn main() -> anyhow::Result<()> {
                 // before any client is served.
                 let _ = broker.replicas.set(Arc::clone(&manager));
                 broker.leadership_slot.install(Arc::clone(&manager) as _);
+                // Group state goes through the replicated group-state
+                // topic from now on (the local offsets log is not used).
+                broker.service.offsets.use_replicated(Arc::new(
+                    sluice_broker::replication::group_state::ReplicatedGroupLog::new(
+                        &manager,
+                        Arc::clone(&cluster),
+                    ),
+                ));
                 manager.attach(Arc::clone(&cluster)).await;
+                tokio::spawn(sluice_broker::replication::group_state::run(
+                    Arc::downgrade(&broker.service),
+                    Arc::clone(&manager),
+                    Arc::clone(&cluster),
+                ));
                 Some((cluster, manager))
             }
         };

@@ -39,7 +39,7 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
@@ -337,6 +337,98 @@ pub struct OffsetStore {
     snapshot_len: AtomicU64,
     /// Records replayed from the log at open (after the snapshot).
     replayed: u64,
+    /// Cluster mode: where records go instead of the local log.
+    replicated: OnceLock<Arc<dyn GroupLog>>,
+}
+
+/// Where a cluster writes group state instead of the local offsets log:
+/// the partition of the replicated group-state topic that holds the group.
+pub trait GroupLog: std::fmt::Debug + Send + Sync {
+    /// Appends `group`'s `(key, value)` records as one batch and returns
+    /// once a majority of the partition's replicas hold them durably.
+    /// Blocking (called on the blocking pool). Fails, with nothing made
+    /// visible, when this node does not lead (or has not loaded) the
+    /// group's partition or the write is not committed in time.
+    fn append(
+        &self,
+        group: &str,
+        records: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) -> Result<(), BrokerError>;
+}
+
+/// Group state rebuilt from offsets-log records: the latest value of each
+/// key, tombstones applied.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    /// Committed `(group, topic, partition) -> (offset, metadata)`.
+    pub offsets: HashMap<(String, String, u32), (u64, String)>,
+    /// Each group's metadata value (key type 2).
+    pub groups: HashMap<String, Vec<u8>>,
+    /// Records read.
+    pub records: u64,
+}
+
+impl Replayed {
+    /// Applies one record (the latest record of a key wins; a record
+    /// without a value removes the key); undecodable records and unknown
+    /// key types are skipped with a warning.
+    pub fn apply(&mut self, offset: i64, key: &[u8], value: Option<&[u8]>) {
+        self.records += 1;
+        match decode_record(key, value) {
+            Ok(OffsetRecord::Commit(key, Some(value))) => {
+                self.offsets.insert(key, value);
+            }
+            Ok(OffsetRecord::Commit(key, None)) => {
+                self.offsets.remove(&key);
+            }
+            Ok(OffsetRecord::Group(group, Some(value))) => {
+                self.groups.insert(group, value);
+            }
+            Ok(OffsetRecord::Group(group, None)) => {
+                self.groups.remove(&group);
+            }
+            Ok(OffsetRecord::Unknown(kind)) => {
+                tracing::warn!(offset, kind, "skipping offsets record of an unknown type")
+            }
+            Err(reason) => tracing::warn!(offset, reason, "skipping undecodable offsets record"),
+        }
+    }
+
+    /// Applies every record of `log` from offset `from` up to its high
+    /// watermark. Blocking (reads files).
+    pub fn replay(&mut self, log: &PartitionLog, from: u64) -> Result<(), BrokerError> {
+        let mut offset = from;
+        while offset < log.high_watermark() {
+            let slice = log.read(offset, 8 << 20)?;
+            let Some(file) = slice.file.as_ref().filter(|_| slice.len > 0) else {
+                break;
+            };
+            let mut buf = vec![0u8; slice.len as usize];
+            let n = read_full_at(&**file, &mut buf, slice.position)
+                .map_err(|e| LogError::io("read", log.dir(), e))?;
+            buf.truncate(n);
+            let mut bytes = Bytes::from(buf);
+            while !bytes.is_empty() {
+                let Ok(batch) = RecordBatch::split_first(&mut bytes) else {
+                    break;
+                };
+                for record in batch.records().flatten() {
+                    if (record.offset as u64) < offset {
+                        continue;
+                    }
+                    match record.key {
+                        Some(k) => self.apply(record.offset, &k, record.value.as_deref()),
+                        None => self.records += 1,
+                    }
+                }
+            }
+            if slice.next_offset <= offset {
+                break;
+            }
+            offset = slice.next_offset;
+        }
+        Ok(())
+    }
 }
 
 fn store_error(code: ErrorCode, message: String) -> BrokerError {
@@ -375,8 +467,11 @@ impl OffsetStore {
         };
         let (log, _) =
             PartitionLog::open_with(Arc::clone(&fs), data_dir.join(OFFSETS_DIR), log_config)?;
-        let mut map: HashMap<Key, Value> = snapshot.entries.into_iter().collect();
-        let mut groups: HashMap<String, Vec<u8>> = snapshot.groups.into_iter().collect();
+        let mut state = Replayed {
+            offsets: snapshot.entries.into_iter().collect(),
+            groups: snapshot.groups.into_iter().collect(),
+            records: 0,
+        };
         if log.log_start_offset() > snapshot.covers_to {
             tracing::error!(
                 log_start = log.log_start_offset(),
@@ -384,56 +479,13 @@ impl OffsetStore {
                 "offsets log starts after the snapshot ends: commits in between are lost"
             );
         }
-        let mut offset = log.log_start_offset().max(snapshot.covers_to);
-        let mut replayed = 0;
-        while offset < log.high_watermark() {
-            let slice = log.read(offset, 8 << 20)?;
-            let Some(file) = slice.file.as_ref().filter(|_| slice.len > 0) else {
-                break;
-            };
-            let mut buf = vec![0u8; slice.len as usize];
-            let n = read_full_at(&**file, &mut buf, slice.position)
-                .map_err(|e| LogError::io("read", log.dir(), e))?;
-            buf.truncate(n);
-            let mut bytes = Bytes::from(buf);
-            while !bytes.is_empty() {
-                let Ok(batch) = RecordBatch::split_first(&mut bytes) else {
-                    break;
-                };
-                for record in batch.records().flatten() {
-                    if (record.offset as u64) < offset {
-                        continue;
-                    }
-                    replayed += 1;
-                    let Some(k) = record.key else { continue };
-                    match decode_record(&k, record.value.as_deref()) {
-                        Ok(OffsetRecord::Commit(key, Some(value))) => {
-                            map.insert(key, value);
-                        }
-                        Ok(OffsetRecord::Commit(key, None)) => {
-                            map.remove(&key);
-                        }
-                        Ok(OffsetRecord::Group(group, Some(value))) => {
-                            groups.insert(group, value);
-                        }
-                        Ok(OffsetRecord::Group(group, None)) => {
-                            groups.remove(&group);
-                        }
-                        Ok(OffsetRecord::Unknown(kind)) => tracing::warn!(
-                            offset = record.offset,
-                            kind,
-                            "skipping offsets record of an unknown type"
-                        ),
-                        Err(reason) => tracing::warn!(
-                            offset = record.offset,
-                            reason,
-                            "skipping undecodable offsets record"
-                        ),
-                    }
-                }
-            }
-            offset = slice.next_offset;
-        }
+        let from = log.log_start_offset().max(snapshot.covers_to);
+        state.replay(&log, from)?;
+        let Replayed {
+            offsets: map,
+            groups,
+            records: replayed,
+        } = state;
         let store = OffsetStore {
             fs,
             data_dir: data_dir.to_owned(),
@@ -448,6 +500,7 @@ impl OffsetStore {
             snapshot_len: AtomicU64::new(snapshot_bytes.as_ref().map_or(0, |b| b.len() as u64)),
             replayed,
             log,
+            replicated: OnceLock::new(),
         };
         if store.log.next_offset() < snapshot.covers_to {
             // The log lost records the snapshot covers (its directory was
@@ -576,7 +629,7 @@ impl OffsetStore {
                     )
                 })
                 .collect();
-            let written = self.append_durably(&records);
+            let written = self.append_durably(group, &records);
             let mut c = self.committed.lock();
             c.reserved -= new_keys;
             written?;
@@ -591,8 +644,16 @@ impl OffsetStore {
         Ok(())
     }
 
-    /// Appends one batch of `(key, value)` records and flushes it.
-    fn append_durably(&self, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), BrokerError> {
+    /// Appends one batch of `group`'s `(key, value)` records and flushes
+    /// it; in cluster mode, through the [`GroupLog`] instead.
+    fn append_durably(
+        &self,
+        group: &str,
+        records: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) -> Result<(), BrokerError> {
+        if let Some(replicated) = self.replicated.get() {
+            return replicated.append(group, records);
+        }
         let mut builder = BatchBuilder::new();
         let now = SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -628,16 +689,34 @@ impl OffsetStore {
             if doomed.is_empty() {
                 return Ok(0);
             }
-            let records: Vec<_> = doomed
-                .iter()
-                .map(|(g, t, p)| (encode_key(g, t, *p), None))
-                .collect();
-            self.append_durably(&records)?;
-            let mut c = self.committed.lock();
+            // One batch per group: in cluster mode each group's records go
+            // to its own partition.
+            let mut by_group: HashMap<&str, Vec<&Key>> = HashMap::new();
             for k in &doomed {
-                c.map.remove(k);
+                by_group.entry(k.0.as_str()).or_default().push(k);
             }
-            doomed.len()
+            let mut removed = 0;
+            let mut failed = None;
+            for (group, keys) in by_group {
+                let records: Vec<_> = keys
+                    .iter()
+                    .map(|(g, t, p)| (encode_key(g, t, *p), None))
+                    .collect();
+                match self.append_durably(group, &records) {
+                    Ok(()) => {
+                        let mut c = self.committed.lock();
+                        for k in keys {
+                            c.map.remove(k);
+                        }
+                        removed += records.len();
+                    }
+                    Err(e) => failed = Some(e),
+                }
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            removed
         };
         tracing::info!(keys = removed, "forgot committed offsets of deleted topics");
         self.maybe_snapshot();
@@ -647,6 +726,9 @@ impl OffsetStore {
     /// Writes a snapshot if the log has grown enough since the last one.
     /// Failures are logged: the log still holds everything.
     fn maybe_snapshot(&self) {
+        if self.replicated.get().is_some() {
+            return;
+        }
         let due = || {
             let threshold = self
                 .config
@@ -778,7 +860,7 @@ impl OffsetStore {
                     ));
                 }
             }
-            self.append_durably(&[(encode_group_key(group), value.clone())])?;
+            self.append_durably(group, &[(encode_group_key(group), value.clone())])?;
             let mut c = self.committed.lock();
             match value {
                 Some(v) => c.groups.insert(group.to_owned(), v),
@@ -816,7 +898,7 @@ impl OffsetStore {
             if had_meta {
                 records.push((encode_group_key(group), None));
             }
-            self.append_durably(&records)?;
+            self.append_durably(group, &records)?;
             let mut c = self.committed.lock();
             for k in &keys {
                 c.map.remove(k);
@@ -858,6 +940,39 @@ impl OffsetStore {
         out.sort();
         out.dedup();
         out
+    }
+
+    /// Cluster mode, set once before any client is served: records go
+    /// through `log` from now on, and what the local offsets log held is
+    /// forgotten (not used in a cluster). Memory then holds only the groups
+    /// that [`OffsetStore::replace_groups`] loads.
+    pub fn use_replicated(&self, log: Arc<dyn GroupLog>) {
+        let _gate = self.gate.write();
+        if self.replicated.set(log).is_ok() {
+            let mut c = self.committed.lock();
+            c.map.clear();
+            c.groups.clear();
+        }
+    }
+
+    /// Replaces the offsets and metadata of every group `owned` selects
+    /// with `state` (a coordinator that loaded a group-state partition).
+    /// Memory only; waits for commits between append and update.
+    pub fn replace_groups(&self, owned: impl Fn(&str) -> bool, state: Replayed) {
+        let _gate = self.gate.write();
+        let mut c = self.committed.lock();
+        c.map.retain(|(g, _, _), _| !owned(g));
+        c.groups.retain(|g, _| !owned(g));
+        c.map
+            .extend(state.offsets.into_iter().filter(|((g, _, _), _)| owned(g)));
+        c.groups
+            .extend(state.groups.into_iter().filter(|(g, _)| owned(g)));
+    }
+
+    /// Forgets, in memory only, every group `owned` selects (a coordinator
+    /// that stopped leading their partition).
+    pub fn drop_groups(&self, owned: impl Fn(&str) -> bool) {
+        self.replace_groups(owned, Replayed::default());
     }
 
     /// Shuts the internal log down cleanly.

@@ -418,14 +418,24 @@ impl TopicStore {
         partitions: u32,
         config: &TopicConfig,
     ) -> Result<(), BrokerError> {
-        validate_topic_name(name)
-            .map_err(|e| admin_err(ErrorCode::InvalidTopicName, e.to_string()))?;
         if name.starts_with(INTERNAL_PREFIX) {
             return Err(admin_err(
                 ErrorCode::InvalidTopicName,
                 format!("topic names starting with {INTERNAL_PREFIX:?} are reserved"),
             ));
         }
+        self.check_shape(name, partitions, config)
+    }
+
+    /// [`TopicStore::check_new`] without refusing internal names.
+    fn check_shape(
+        &self,
+        name: &str,
+        partitions: u32,
+        config: &TopicConfig,
+    ) -> Result<(), BrokerError> {
+        validate_topic_name(name)
+            .map_err(|e| admin_err(ErrorCode::InvalidTopicName, e.to_string()))?;
         if partitions == 0 || partitions > MAX_PARTITIONS {
             return Err(admin_err(
                 ErrorCode::InvalidPartitions,
@@ -461,7 +471,9 @@ impl TopicStore {
         hosting: Hosting<'_>,
         config: &TopicConfig,
     ) -> Result<(), BrokerError> {
-        self.check_new(name, partitions, config)?;
+        // Internal topics (`__…`) are refused to clients by `check_new`;
+        // the controller creates the cluster's group-state topic.
+        self.check_shape(name, partitions, config)?;
         let _admin = self.admin.lock();
         if self.topics.read().contains_key(name) {
             return Err(admin_err(

@@ -54,6 +54,8 @@ pub struct ReplicaManager {
     changing: tokio::sync::Mutex<()>,
     runtime: tokio::runtime::Handle,
     config: ReplicationConfig,
+    /// The group-state partitions loaded here, with their terms.
+    pub(crate) group_loads: super::group_state::Loaded,
 }
 
 impl std::fmt::Debug for ReplicaManager {
@@ -88,6 +90,7 @@ impl ReplicaManager {
             changing: tokio::sync::Mutex::new(()),
             runtime,
             config,
+            group_loads: super::group_state::Loaded::default(),
         })
     }
 

@@ -16,6 +16,7 @@
 
 pub mod config;
 pub mod controller;
+pub mod group_state;
 pub mod manager;
 pub mod partition;
 pub mod transport;

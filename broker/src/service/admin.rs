@@ -119,11 +119,18 @@ fn outcome(name: &str, r: Result<(), BrokerError>) -> TopicOutcome {
 async fn delete_in_cluster(cluster: &Cluster, names: Vec<String>) -> Vec<TopicOutcome> {
     let mut out = Vec::with_capacity(names.len());
     for name in names {
-        let r = proposed(
-            cluster
-                .propose(Command::DeleteTopic { name: name.clone() })
-                .await,
-        );
+        let r = if name.starts_with(crate::topics::INTERNAL_PREFIX) {
+            Err((
+                ErrorCode::InvalidTopicName,
+                format!("topic {name:?} is internal to the cluster and cannot be deleted"),
+            ))
+        } else {
+            proposed(
+                cluster
+                    .propose(Command::DeleteTopic { name: name.clone() })
+                    .await,
+            )
+        };
         out.push(cluster_outcome(name, r));
     }
     out
@@ -274,7 +281,8 @@ impl Service {
     /// Describes the named topics, or every topic. Reads only in-memory
     /// state (atomics, the offline flag): no partition lock, no disk.
     ///
-    /// In cluster mode every topic of the cluster metadata is listed, also
+    /// In cluster mode every topic of the cluster metadata is listed (but
+    /// internal ones, named `__…`, only when named), also
     /// those with no replica here: their partitions show offsets 0 (this
     /// broker does not know them; their leaders do).
     pub fn describe_topics(&self, names: Option<&[String]>) -> Vec<TopicInfo> {
@@ -284,9 +292,12 @@ impl Service {
                 .iter()
                 .map(|n| self.describe(n, cluster.as_deref()))
                 .collect(),
+            // Internal topics (the cluster's group-state topic) are listed
+            // only when asked for by name.
             None => match &cluster {
                 Some(all) => all
                     .iter()
+                    .filter(|t| !t.name.starts_with(crate::topics::INTERNAL_PREFIX))
                     .map(|t| self.describe(&t.name, Some(all)))
                     .collect(),
                 None => self

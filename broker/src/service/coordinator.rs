@@ -1,16 +1,13 @@
 //! Which node coordinates each consumer group.
 //!
-//! Every node computes the same answer from the group id and the node ids
-//! of the cluster file, with no communication: the FNV-1a 64-bit hash of
-//! the group id's bytes, modulo the number of nodes, indexes the node ids
-//! sorted in ascending order ([`coordinator_of`]). A broker without
-//! `--cluster` coordinates every group. A group's calls (join, sync,
-//! heartbeat, leave, describe, delete, offset commit and fetch) sent to
-//! another node are refused with `NotCoordinator`, naming the coordinator,
-//! so two members reaching different nodes always meet in one group.
-//!
-//! The coordinator does not move: while its node is down, its groups wait
-//! for it (clients keep asking), as documented in `docs/replication.md`.
+//! A broker without `--cluster` coordinates every group. In a cluster, a
+//! group's coordinator is the Raft leader of partition
+//! `fnv1a_64(group id) % partitions` of the internal group-state topic
+//! ([`crate::replication::group_state`]), so it moves with that leader
+//! when a node fails. A group's calls (join, sync, heartbeat, leave,
+//! describe, delete, offset commit and fetch) sent to another node are
+//! refused with `NotCoordinator`, naming the coordinator, so two members
+//! reaching different nodes always meet in one group.
 
 use sluice_protocol::wire::ErrorCode;
 
@@ -52,36 +49,69 @@ pub enum GroupCoordinator {
 
 impl Service {
     /// The coordinator of `group`. Without `--cluster`: [`GroupCoordinator::Local`],
-    /// with no allocation.
+    /// with no allocation. In a cluster: the current leader of the
+    /// group's partition of the group-state topic
+    /// ([`crate::replication::group_state`]), `Unavailable` while the
+    /// topic does not exist or the partition has no leader. This node is
+    /// named also while it is still loading the partition (its group
+    /// calls are then refused with `CoordinatorNotAvailable`).
     pub fn group_coordinator(&self, group: &str) -> GroupCoordinator {
-        if self.cluster.get().is_none() {
-            return GroupCoordinator::Local;
-        }
-        let brokers = self.leadership.brokers();
-        let ids: Vec<u64> = brokers.iter().map(|b| b.id).collect();
-        match coordinator_of(group, &ids) {
-            None => GroupCoordinator::Unavailable,
-            Some(id) if id == self.leadership.local_node() => GroupCoordinator::Local,
-            Some(id) => brokers
-                .into_iter()
-                .find(|b| b.id == id)
-                .map_or(GroupCoordinator::Unavailable, GroupCoordinator::Remote),
+        self.coordinator_state(group).0
+    }
+
+    /// The coordinator, and whether this node has loaded the group's
+    /// state (always true when the coordinator is not this node).
+    fn coordinator_state(&self, group: &str) -> (GroupCoordinator, bool) {
+        use crate::replication::group_state::{GROUP_STATE_TOPIC, partition_of, partitions};
+        let Some(cluster) = self.cluster.get() else {
+            return (GroupCoordinator::Local, true);
+        };
+        let Some(n) = partitions(cluster) else {
+            return (GroupCoordinator::Unavailable, true);
+        };
+        let p = partition_of(group, n);
+        let Some(leadership) = self.leadership.partition(GROUP_STATE_TOPIC, p) else {
+            return (GroupCoordinator::Unavailable, true);
+        };
+        match leadership.leader {
+            None => (GroupCoordinator::Unavailable, true),
+            Some(id) if id == self.leadership.local_node() => {
+                let loaded = self
+                    .replicas
+                    .get()
+                    .is_some_and(|m| m.group_loads.is_loaded(p, leadership.leader_epoch));
+                (GroupCoordinator::Local, loaded)
+            }
+            Some(id) => (
+                self.leadership
+                    .brokers()
+                    .into_iter()
+                    .find(|b| b.id == id)
+                    .map_or(GroupCoordinator::Unavailable, GroupCoordinator::Remote),
+                true,
+            ),
         }
     }
 
-    /// `Ok` when this node coordinates `group`; otherwise `NotCoordinator`
-    /// naming the coordinator's node id (or `CoordinatorNotAvailable`).
+    /// `Ok` when this node coordinates `group` (and, in a cluster, has
+    /// loaded its state); otherwise `NotCoordinator` naming the
+    /// coordinator's node id, or `CoordinatorNotAvailable` (no coordinator
+    /// known, or this node is still loading the group's state).
     pub fn check_coordinator(&self, group: &str) -> Result<(), Refused> {
-        match self.group_coordinator(group) {
-            GroupCoordinator::Local => Ok(()),
-            GroupCoordinator::Remote(b) => Err(Refused {
+        match self.coordinator_state(group) {
+            (GroupCoordinator::Local, true) => Ok(()),
+            (GroupCoordinator::Local, false) => Err(Refused {
+                code: ErrorCode::CoordinatorNotAvailable,
+                message: format!("this broker is loading the state of group {group:?}"),
+            }),
+            (GroupCoordinator::Remote(b), _) => Err(Refused {
                 code: ErrorCode::NotCoordinator,
                 message: format!(
                     "group {group:?} is coordinated by node {} ({}), not this broker",
                     b.id, b.listen
                 ),
             }),
-            GroupCoordinator::Unavailable => Err(Refused {
+            (GroupCoordinator::Unavailable, _) => Err(Refused {
                 code: ErrorCode::CoordinatorNotAvailable,
                 message: format!("the coordinator of group {group:?} is not known yet"),
             }),

@@ -42,12 +42,19 @@ pub(super) async fn produce(
 ) -> Vec<Produced> {
     let appends = partitions.into_iter().map(|p| {
         // The refusal says what this one check found (leadership moves).
-        let replica = match check_leader(svc.leadership.as_ref(), &p.topic, p.partition) {
+        let replica = if p.topic.starts_with(crate::topics::INTERNAL_PREFIX) {
+            Err((
+                ErrorCode::InvalidTopicName,
+                format!("topic {:?} is internal: clients cannot produce to it", p.topic),
+            ))
+        } else {
+            match check_leader(svc.leadership.as_ref(), &p.topic, p.partition) {
             Err(n) => Err((n.code(), n.message(&p.topic, p.partition))),
             Ok(()) => manager.replica(&p.topic, p.partition).ok_or_else(|| {
                 let n = NotServed::NoLeader;
                 (n.code(), n.message(&p.topic, p.partition))
             }),
+            }
         };
         // One copy per partition and request (not per record): the group
         // owns the bytes until every replica has them.

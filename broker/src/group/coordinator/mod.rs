@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 mod admin;
+mod load;
 mod sync;
 mod timers;
 

@@ -96,7 +96,7 @@ pub(super) fn metadata(conn: &Conn, r: MetadataRequest) -> MetadataResponse {
         .map(|t| MetadataTopic {
             error_code: to_kafka(t.error_code),
             topic_id: [0; 16],
-            is_internal: false,
+            is_internal: t.name.starts_with(crate::topics::INTERNAL_PREFIX),
             partitions: t
                 .partitions
                 .into_iter()
