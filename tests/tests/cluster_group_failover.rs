@@ -1,0 +1,375 @@
+//! Consumer group state survives its coordinator in a 3-node cluster: the
+//! group's offsets live in the replicated group-state topic, and the
+//! coordinator moves with that topic's partition leader.
+//!
+//! - A native group member commits, its coordinator is SIGKILLed, a new
+//!   member bootstrapped at a surviving node joins at the new coordinator
+//!   and resumes at the committed offsets; its commits go on; the killed
+//!   node restarts and every node names the same coordinator.
+//! - Offsets committed through the Kafka listener (OffsetCommit) are read
+//!   back (OffsetFetch) at the new coordinator after the old one is killed.
+//! - Clients cannot produce to, delete or create the internal topic, and
+//!   it is not listed among the topics.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use sluice_client::group::{GroupConfig, GroupConsumer};
+use sluice_client::{
+    Acks, ConsumerConfig, OffsetReset, Producer, ProducerConfig, ProducerRecord,
+};
+use sluice_protocol::kafka::offsets::{
+    FindCoordinatorRequest, FindCoordinatorResponse, OffsetCommitPartition, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetCommitTopic, OffsetFetchGroup, OffsetFetchRequest,
+    OffsetFetchResponse, OffsetFetchTopic,
+};
+use sluice_protocol::wire::ErrorCode;
+use sluice_protocol::wire::create_topics::NewTopic;
+use sluice_protocol::wire::produce::Acks as WireAcks;
+use sluice_tests::cluster::TestCluster;
+use sluice_tests::kafka::call;
+
+const TOPIC: &str = "failover";
+const GROUP: &str = "failover-group";
+const P: u32 = 2;
+const INTERNAL: &str = "__sluice_group_state";
+
+/// The coordinator every node of `ids` names for `group` (native
+/// FindCoordinator), once they agree on one of `ids`.
+async fn agreed_coordinator(c: &TestCluster, ids: &[u64], group: &str) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut seen = Vec::new();
+        for &id in ids {
+            let mut conn = c.node(id).connect().await;
+            seen.push(conn.find_coordinator(group).await.ok().map(|f| f.node_id));
+        }
+        if let Some(Some(first)) = seen.first() {
+            if ids.contains(first) && seen.iter().all(|s| *s == Some(*first)) {
+                return *first;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nodes {ids:?} agree on the coordinator of {group}: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn produce(c: &TestCluster, nodes: &[u64], from: u64, per_partition: u64) {
+    let producer = Producer::new(ProducerConfig {
+        acks: Acks::All,
+        linger: Duration::from_millis(1),
+        ..ProducerConfig::with_brokers(nodes.iter().map(|&i| c.node(i).addr.to_string()))
+    });
+    let mut deliveries = Vec::new();
+    for i in from..from + per_partition * u64::from(P) {
+        let v = format!("v-{i}");
+        deliveries.push(
+            producer
+                .send_record(ProducerRecord {
+                    topic: TOPIC,
+                    partition: Some((i % u64::from(P)) as u32),
+                    value: Some(v.as_bytes()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    for d in deliveries {
+        d.await.unwrap();
+    }
+}
+
+fn member(c: &TestCluster, nodes: &[u64]) -> (ConsumerConfig, GroupConfig) {
+    let consumer = ConsumerConfig {
+        group: Some(GROUP.into()),
+        offset_reset: OffsetReset::Earliest,
+        max_wait: Duration::from_millis(100),
+        auto_commit: None,
+        ..ConsumerConfig::with_brokers(nodes.iter().map(|&i| c.node(i).addr.to_string()))
+    };
+    let group = GroupConfig {
+        session_timeout: Duration::from_secs(2),
+        heartbeat_interval: Duration::from_millis(300),
+        rebalance_timeout: Duration::from_secs(5),
+        ..GroupConfig::new(vec![TOPIC.into()])
+    };
+    (consumer, group)
+}
+
+/// Polls `m` until it has read `want` records per partition; returns the
+/// offsets read per partition.
+async fn read(m: &mut GroupConsumer, want: usize, within: Duration) -> BTreeMap<u32, Vec<u64>> {
+    let deadline = Instant::now() + within;
+    let mut got: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    while (0..P).any(|p| got.get(&p).map_or(0, Vec::len) < want) {
+        assert!(
+            Instant::now() < deadline,
+            "read {want} records per partition within {within:?}: {got:?}"
+        );
+        match m.poll().await {
+            Ok(records) => {
+                for r in records {
+                    got.entry(r.partition).or_default().push(r.offset());
+                }
+            }
+            // The coordinator or a leader moved: the member retries.
+            Err(e) => {
+                eprintln!("poll: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    got
+}
+
+/// The offsets `group` committed for the partitions of `TOPIC`, read at
+/// the coordinator the nodes of `ids` agree on, once one of them answers
+/// `want` (within 30 s); returns the last answer.
+async fn committed(c: &TestCluster, ids: &[u64], want: u64) -> Vec<Option<u64>> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let at = agreed_coordinator(c, ids, GROUP).await;
+        let mut conn = c.node(at).connect().await;
+        let mut out = vec![None; P as usize];
+        match conn.offset_fetch(GROUP, None).await {
+            Ok(r) => {
+                for p in r.partitions.iter().filter(|p| p.topic == TOPIC) {
+                    out[p.partition as usize] = p.offset;
+                }
+            }
+            Err(e) => eprintln!("offset fetch at node {at}: {e}"),
+        }
+        if out.iter().all(|o| *o == Some(want)) || Instant::now() > deadline {
+            return out;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_native_group_resumes_at_its_committed_offsets_after_its_coordinator_is_killed() {
+    let mut c = TestCluster::start(3);
+    c.create_replicated(TOPIC, P, 3, Default::default()).await;
+    const FIRST: u64 = 30;
+    produce(&c, &[1, 2, 3], 0, FIRST).await;
+
+    let old = agreed_coordinator(&c, &[1, 2, 3], GROUP).await;
+    let (consumer, group) = member(&c, &[old]);
+    let mut a = GroupConsumer::connect(consumer, group).await.unwrap();
+    let read_a = read(&mut a, FIRST as usize, Duration::from_secs(60)).await;
+    for p in 0..P {
+        assert_eq!(read_a[&p], (0..FIRST).collect::<Vec<_>>(), "partition {p}");
+    }
+    a.commit().await.unwrap();
+    assert_eq!(committed(&c, &[1, 2, 3], FIRST).await, [Some(FIRST); P as usize]);
+    // The coordinator now (leaders may have moved since the member joined).
+    let old = agreed_coordinator(&c, &[1, 2, 3], GROUP).await;
+    // The member goes away without leaving (its session ends on the new
+    // coordinator), then its coordinator dies.
+    drop(a);
+    c.kill(old);
+    let killed = Instant::now();
+    let live: Vec<u64> = (1..=3).filter(|&i| i != old).collect();
+
+    const SECOND: u64 = 20;
+    produce(&c, &live, FIRST * u64::from(P), SECOND).await;
+
+    // A new member, bootstrapped at a surviving node, joins at the new
+    // coordinator and resumes where the group committed: nothing read
+    // twice, nothing skipped.
+    let (consumer, group) = member(&c, &live[..1]);
+    let mut b = GroupConsumer::connect(consumer, group).await.unwrap();
+    let read_b = read(&mut b, SECOND as usize, Duration::from_secs(30)).await;
+    let took = killed.elapsed();
+    for p in 0..P {
+        assert_eq!(
+            read_b[&p],
+            (FIRST..FIRST + SECOND).collect::<Vec<_>>(),
+            "partition {p} resumes at the committed offset"
+        );
+    }
+    eprintln!("resumed {took:?} after the coordinator was killed");
+    let new = agreed_coordinator(&c, &live, GROUP).await;
+    assert_ne!(new, old);
+    // Commits go on at the new coordinator.
+    b.commit().await.unwrap();
+    assert_eq!(
+        committed(&c, &live, FIRST + SECOND).await,
+        [Some(FIRST + SECOND); P as usize]
+    );
+    b.close().await.unwrap();
+
+    // The killed node comes back; every node names one coordinator, which
+    // has the latest commits.
+    c.restart(old);
+    assert_eq!(
+        committed(&c, &[1, 2, 3], FIRST + SECOND).await,
+        [Some(FIRST + SECOND); P as usize]
+    );
+}
+
+fn kafka_coordinator(c: &TestCluster, at: u64, group: &str) -> Option<i32> {
+    let mut s = std::net::TcpStream::connect(c.node(at).kafka_addr.unwrap()).ok()?;
+    let r: FindCoordinatorResponse = call(
+        &mut s,
+        1,
+        &mut FindCoordinatorRequest {
+            key: group.into(),
+            key_type: 0,
+            coordinator_keys: Vec::new(),
+        },
+    );
+    let co = r.coordinators.first()?;
+    (co.error_code == 0).then_some(co.node_id)
+}
+
+#[test]
+fn offsets_committed_through_the_kafka_listener_survive_a_coordinator_kill() {
+    const KGROUP: &str = "kafka-failover";
+    let mut c = TestCluster::start_with_kafka(3);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(c.create_replicated(TOPIC, P, 3, Default::default()));
+    let wait_coordinator = |c: &TestCluster, at: u64| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(n) = kafka_coordinator(c, at, KGROUP) {
+                return n as u64;
+            }
+            assert!(Instant::now() < deadline, "a coordinator is named");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let old = wait_coordinator(&c, 1);
+    let mut s = std::net::TcpStream::connect(c.node(old).kafka_addr.unwrap()).unwrap();
+    // OffsetCommit v2 with generation -1: a tool's commit, no members.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r: OffsetCommitResponse = call(
+            &mut s,
+            2,
+            &mut OffsetCommitRequest {
+                group_id: KGROUP.into(),
+                generation_id: -1,
+                member_id: String::new(),
+                group_instance_id: None,
+                retention_time_ms: -1,
+                topics: vec![OffsetCommitTopic {
+                    name: TOPIC.into(),
+                    partitions: (0..P as i32)
+                        .map(|p| OffsetCommitPartition {
+                            partition_index: p,
+                            committed_offset: 7 + i64::from(p),
+                            committed_leader_epoch: -1,
+                            committed_metadata: Some("m".into()),
+                        })
+                        .collect(),
+                }],
+            },
+        );
+        let codes: Vec<i16> = r.topics[0].partitions.iter().map(|p| p.error_code).collect();
+        if codes.iter().all(|c| *c == 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "commit accepted: {codes:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    c.kill(old);
+    let live: Vec<u64> = (1..=3).filter(|&i| i != old).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let at = live[0];
+        let new = kafka_coordinator(&c, at, KGROUP);
+        if let Some(new) = new.map(|n| n as u64).filter(|n| live.contains(n)) {
+            let mut s = std::net::TcpStream::connect(c.node(new).kafka_addr.unwrap()).unwrap();
+            let r: OffsetFetchResponse = call(
+                &mut s,
+                1,
+                &mut OffsetFetchRequest {
+                    groups: vec![OffsetFetchGroup {
+                        group_id: KGROUP.into(),
+                        topics: Some(vec![OffsetFetchTopic {
+                            name: TOPIC.into(),
+                            partition_indexes: (0..P as i32).collect(),
+                        }]),
+                    }],
+                    require_stable: false,
+                },
+            );
+            let got: Vec<(i64, i16)> = r.groups[0].topics[0]
+                .partitions
+                .iter()
+                .map(|p| (p.committed_offset, p.error_code))
+                .collect();
+            if got.iter().all(|(_, e)| *e == 0) {
+                assert_eq!(got, [(7, 0), (8, 0)], "{r:?}");
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new coordinator answers OffsetFetch"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_cannot_produce_to_delete_or_create_the_group_state_topic() {
+    let c = TestCluster::start(3);
+    // It exists once the controller made it (an operator can describe it).
+    c.wait_until(Duration::from_secs(30), "group-state topic created", |c| {
+        (1..=3).all(|id| c.topic(id, INTERNAL).is_some())
+    });
+    let mut conn = c.node(1).connect().await;
+    let described = conn.metadata(Some(vec![INTERNAL.into()])).await.unwrap();
+    assert_eq!(described.topics[0].error_code, ErrorCode::None);
+    assert_eq!(described.topics[0].partitions.len(), 8);
+    // Not listed with the others.
+    let all = conn.metadata(None).await.unwrap();
+    assert!(
+        all.topics.iter().all(|t| t.name != INTERNAL),
+        "{:?}",
+        all.topics
+    );
+    // Produce: refused on every node, leader or not.
+    let mut b = sluice_protocol::batch::BatchBuilder::new();
+    b.push(&sluice_protocol::batch::NewRecord {
+        timestamp: 1,
+        key: Some(b"k"),
+        value: Some(b"v"),
+        headers: &[],
+    });
+    let batch = b.finish();
+    for id in 1..=3 {
+        let mut conn = c.node(id).connect().await;
+        let r = conn
+            .produce(WireAcks::All, 5000, &[(INTERNAL, 0, &batch[..])])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            r.partitions[0].error_code,
+            ErrorCode::InvalidTopicName,
+            "node {id}"
+        );
+    }
+    // Delete and create: refused.
+    let r = conn.delete_topics(vec![INTERNAL.into()]).await.unwrap();
+    assert_eq!(r.results[0].error_code, ErrorCode::InvalidTopicName);
+    let r = conn
+        .create_topics(vec![NewTopic {
+            name: INTERNAL.into(),
+            partitions: 1,
+            config: Default::default(),
+            replication_factor: Some(1),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(r.results[0].error_code, ErrorCode::InvalidTopicName);
+    assert!(c.topic(1, INTERNAL).is_some(), "still there");
+}
