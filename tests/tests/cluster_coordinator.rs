@@ -1,6 +1,6 @@
-//! One coordinator per consumer group in a 3-node cluster: every node
-//! names the same coordinator (FindCoordinator, native and Kafka), the
-//! others refuse the group's calls with `NotCoordinator`, and members that
+//! One coordinator per consumer group in a 3-node cluster (the leader of
+//! the group's partition of the group-state topic): every node names the
+//! same coordinator (FindCoordinator, native and Kafka), the others refuse the group's calls with `NotCoordinator`, and members that
 //! reach different nodes meet in one group: they share the partitions,
 //! read each record once between them, and their commits are seen by a
 //! member started at the third node.
@@ -34,11 +34,38 @@ const P: u32 = 4;
 /// A member's assignment: `(topic, partition)`.
 type Owned = BTreeSet<(String, i32)>;
 
-/// Coordinated by node 1 (FNV-1a of the name modulo 3 nodes; pinned in
-/// the broker's `service::coordinator` tests).
 const NATIVE_GROUP: &str = "coord-native";
-/// Coordinated by node 2.
 const KAFKA_GROUP: &str = "kafka-spread";
+
+/// The coordinator every node names for `group` (native FindCoordinator),
+/// once they agree (the group-state topic is created, and its leaders
+/// settle, as the cluster starts).
+async fn agreed_coordinator(c: &TestCluster, group: &str) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut seen = Vec::new();
+        for id in 1..=3 {
+            let mut conn = c.node(id).connect().await;
+            seen.push(
+                conn.find_coordinator(group)
+                    .await
+                    .ok()
+                    .map(|f| (f.node_id, f.address)),
+            );
+        }
+        if let Some(Some(first)) = seen.first() {
+            if seen.iter().all(|s| s.as_ref() == Some(first)) {
+                assert_eq!(first.1, c.node(first.0).addr.to_string());
+                return first.0;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the nodes agree on the coordinator of {group}: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 fn member_config(c: &TestCluster, node: u64) -> ConsumerConfig {
     ConsumerConfig {
@@ -56,19 +83,15 @@ async fn native_members_at_different_nodes_share_one_group_at_its_coordinator() 
     c.create_replicated("spread", P, 3, Default::default())
         .await;
 
-    // Every node names node 1, at its native address.
-    for id in 1..=3 {
-        let mut conn = c.node(id).connect().await;
-        let found = conn.find_coordinator(NATIVE_GROUP).await.unwrap();
-        assert_eq!(found.node_id, 1, "asked node {id}");
-        assert_eq!(found.address, c.node(1).addr.to_string(), "asked node {id}");
-    }
-    // Node 2 refuses the group's calls, naming the coordinator.
-    let mut other = c.node(2).connect().await;
+    // Every node names the same coordinator, at its native address.
+    let coord_id = agreed_coordinator(&c, NATIVE_GROUP).await;
+    let other_id = if coord_id == 1 { 2 } else { 1 };
+    // Another node refuses the group's calls, naming the coordinator.
+    let mut other = c.node(other_id).connect().await;
     match other.heartbeat(NATIVE_GROUP, 0, "m", None).await {
         Err(ClientError::Broker { code, message }) => {
             assert_eq!(code, ErrorCode::NotCoordinator);
-            assert!(message.contains("node 1"), "{message}");
+            assert!(message.contains(&format!("node {coord_id}")), "{message}");
         }
         r => panic!("heartbeat at a non-coordinator: {r:?}"),
     }
@@ -77,7 +100,7 @@ async fn native_members_at_different_nodes_share_one_group_at_its_coordinator() 
         r => panic!("offset fetch at a non-coordinator: {r:?}"),
     }
     // The coordinator serves them (an unknown member, but served).
-    let mut coord = c.node(1).connect().await;
+    let mut coord = c.node(coord_id).connect().await;
     let hb = coord.heartbeat(NATIVE_GROUP, 0, "m", None).await.unwrap();
     assert_eq!(hb.error_code, ErrorCode::UnknownMemberId);
 
@@ -229,36 +252,50 @@ async fn native_members_at_different_nodes_share_one_group_at_its_coordinator() 
 fn kafka_members_bootstrapped_at_different_nodes_consume_once_between_them() {
     let c = TestCluster::start_with_kafka(3);
     let kafka = |id: u64| std::net::TcpStream::connect(c.node(id).kafka_addr.unwrap()).unwrap();
-    // FindCoordinator v4 (a batch of keys) at node 1, and v1 at node 3.
-    let mut at1 = kafka(1);
-    let r: FindCoordinatorResponse = call(
-        &mut at1,
-        4,
-        &mut FindCoordinatorRequest {
-            key: String::new(),
-            key_type: 0,
-            coordinator_keys: vec![KAFKA_GROUP.into(), NATIVE_GROUP.into()],
-        },
-    );
-    let named: Vec<(i32, i16)> = r
-        .coordinators
-        .iter()
-        .map(|c| (c.node_id, c.error_code))
-        .collect();
-    assert_eq!(named, [(2, 0), (1, 0)], "{r:?}");
-    let k2 = c.node(2).kafka_addr.unwrap();
-    assert_eq!(r.coordinators[0].host, k2.ip().to_string());
-    assert_eq!(r.coordinators[0].port, i32::from(k2.port()));
-    let r: FindCoordinatorResponse = call(
-        &mut kafka(3),
-        1,
-        &mut FindCoordinatorRequest {
-            key: KAFKA_GROUP.into(),
-            key_type: 0,
-            coordinator_keys: Vec::new(),
-        },
-    );
-    assert_eq!(r.coordinators[0].node_id, 2, "{r:?}");
+    // FindCoordinator v4 (a batch of keys) at node 1, and v1 at nodes 2
+    // and 3, name the same coordinators (once the group-state topic's
+    // leaders have settled).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (kc, r) = loop {
+        let r: FindCoordinatorResponse = call(
+            &mut kafka(1),
+            4,
+            &mut FindCoordinatorRequest {
+                key: String::new(),
+                key_type: 0,
+                coordinator_keys: vec![KAFKA_GROUP.into(), NATIVE_GROUP.into()],
+            },
+        );
+        let v1: Vec<(i32, i16)> = [2, 3]
+            .map(|id| {
+                let r: FindCoordinatorResponse = call(
+                    &mut kafka(id),
+                    1,
+                    &mut FindCoordinatorRequest {
+                        key: KAFKA_GROUP.into(),
+                        key_type: 0,
+                        coordinator_keys: Vec::new(),
+                    },
+                );
+                (r.coordinators[0].node_id, r.coordinators[0].error_code)
+            })
+            .to_vec();
+        let named: Vec<(i32, i16)> = r
+            .coordinators
+            .iter()
+            .map(|c| (c.node_id, c.error_code))
+            .collect();
+        if named.iter().all(|(_, e)| *e == 0) && v1.iter().all(|n| *n == named[0]) {
+            break (named[0].0 as u64, r);
+        }
+        assert!(Instant::now() < deadline, "coordinators named: {named:?} {v1:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let kaddr = c.node(kc).kafka_addr.unwrap();
+    assert_eq!(r.coordinators[0].host, kaddr.ip().to_string());
+    assert_eq!(r.coordinators[0].port, i32::from(kaddr.port()));
+    let non = if kc == 1 { 2 } else { 1 };
+    let mut at1 = kafka(non);
     // A group call at a non-coordinator: NOT_COORDINATOR (16); at the
     // coordinator: served (an unknown member).
     let mut heartbeat = HeartbeatRequest {
@@ -269,7 +306,7 @@ fn kafka_members_bootstrapped_at_different_nodes_consume_once_between_them() {
     };
     let r: HeartbeatResponse = call(&mut at1, 1, &mut heartbeat);
     assert_eq!(r.error_code, 16);
-    let r: HeartbeatResponse = call(&mut kafka(2), 1, &mut heartbeat);
+    let r: HeartbeatResponse = call(&mut kafka(kc), 1, &mut heartbeat);
     assert_eq!(r.error_code, 25, "UNKNOWN_MEMBER_ID at the coordinator");
     // OffsetFetch v1 carries errors per partition only: each asked for
     // gets NOT_COORDINATOR.
@@ -297,9 +334,10 @@ fn kafka_members_bootstrapped_at_different_nodes_consume_once_between_them() {
     let Some(python) = python() else { return };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(c.create_replicated("kspread", P, 3, Default::default()));
-    // Neither member reaches the coordinator (node 2) first.
-    let a = c.node(1).kafka_addr.unwrap().to_string();
-    let b = c.node(3).kafka_addr.unwrap().to_string();
+    // Neither member reaches the coordinator first.
+    let others: Vec<u64> = (1..=3).filter(|&i| i != kc).collect();
+    let a = c.node(others[0]).kafka_addr.unwrap().to_string();
+    let b = c.node(others[1]).kafka_addr.unwrap().to_string();
     const N: usize = 200;
     let out = run_clients(
         &python,
