@@ -288,7 +288,10 @@ fn kafka_members_bootstrapped_at_different_nodes_consume_once_between_them() {
         if named.iter().all(|(_, e)| *e == 0) && v1.iter().all(|n| *n == named[0]) {
             break (named[0].0 as u64, r);
         }
-        assert!(Instant::now() < deadline, "coordinators named: {named:?} {v1:?}");
+        assert!(
+            Instant::now() < deadline,
+            "coordinators named: {named:?} {v1:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let kaddr = c.node(kc).kafka_addr.unwrap();

@@ -16,9 +16,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use sluice_client::group::{GroupConfig, GroupConsumer};
-use sluice_client::{
-    Acks, ConsumerConfig, OffsetReset, Producer, ProducerConfig, ProducerRecord,
-};
+use sluice_client::{Acks, ConsumerConfig, OffsetReset, Producer, ProducerConfig, ProducerRecord};
 use sluice_protocol::kafka::offsets::{
     FindCoordinatorRequest, FindCoordinatorResponse, OffsetCommitPartition, OffsetCommitRequest,
     OffsetCommitResponse, OffsetCommitTopic, OffsetFetchGroup, OffsetFetchRequest,
@@ -166,7 +164,10 @@ async fn a_native_group_resumes_at_its_committed_offsets_after_its_coordinator_i
         assert_eq!(read_a[&p], (0..FIRST).collect::<Vec<_>>(), "partition {p}");
     }
     a.commit().await.unwrap();
-    assert_eq!(committed(&c, &[1, 2, 3], FIRST).await, [Some(FIRST); P as usize]);
+    assert_eq!(
+        committed(&c, &[1, 2, 3], FIRST).await,
+        [Some(FIRST); P as usize]
+    );
     // The coordinator now (leaders may have moved since the member joined).
     let old = agreed_coordinator(&c, &[1, 2, 3], GROUP).await;
     // The member goes away without leaving (its session ends on the new
@@ -271,7 +272,11 @@ fn offsets_committed_through_the_kafka_listener_survive_a_coordinator_kill() {
                 }],
             },
         );
-        let codes: Vec<i16> = r.topics[0].partitions.iter().map(|p| p.error_code).collect();
+        let codes: Vec<i16> = r.topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.error_code)
+            .collect();
         if codes.iter().all(|c| *c == 0) {
             break;
         }

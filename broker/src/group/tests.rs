@@ -617,3 +617,100 @@ async fn a_leader_that_never_syncs_is_removed_at_the_rebalance_timeout() {
         (3, b.as_str(), 1)
     );
 }
+
+/// A replicated group log shared by two coordinators: what one writes,
+/// the other loads.
+type Record = (Vec<u8>, Option<Vec<u8>>);
+
+#[derive(Debug, Default)]
+struct SharedLog {
+    records: parking_lot::Mutex<Vec<Record>>,
+    refuse: std::sync::atomic::AtomicBool,
+}
+
+impl crate::offsets::GroupLog for SharedLog {
+    fn append(
+        &self,
+        _group: &str,
+        records: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) -> Result<(), crate::error::BrokerError> {
+        if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(crate::error::BrokerError::Request {
+                code: ErrorCode::NotCoordinator,
+                message: "not the leader".into(),
+            });
+        }
+        self.records.lock().extend_from_slice(records);
+        Ok(())
+    }
+}
+
+impl SharedLog {
+    fn replayed(&self) -> crate::offsets::Replayed {
+        let mut r = crate::offsets::Replayed::default();
+        for (i, (k, v)) in self.records.lock().iter().enumerate() {
+            r.apply(i as i64, k, v.as_deref());
+        }
+        r
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_moves_to_another_coordinator_through_the_replicated_log() {
+    let log = Arc::new(SharedLog::default());
+    let old = Fixture::new(Duration::ZERO);
+    old.store.use_replicated(Arc::clone(&log) as _);
+    // The first coordinator loads an empty partition, then serves.
+    old.store.replace_groups(|_| true, log.replayed());
+    old.c.load_groups(|_| true, Vec::new());
+    let a = lone_member(&old.c).await;
+    old.store
+        .commit(
+            "g",
+            &[sluice_protocol::wire::offset_commit::CommitPartition {
+                topic: "t".into(),
+                partition: 0,
+                offset: 42,
+                metadata: "m".into(),
+            }],
+        )
+        .unwrap();
+    // Nothing went to the local offsets log.
+    assert_eq!(old.store.log().next_offset(), 0);
+
+    // Another coordinator (empty memory, its local log not used) loads
+    // the partition: the offsets and the Stable generation with its member.
+    let new = Fixture::new(Duration::ZERO);
+    new.store.use_replicated(Arc::clone(&log) as _);
+    assert_eq!(new.store.get("g", "t", 0), None);
+    let replayed = log.replayed();
+    let groups: Vec<(String, Vec<u8>)> = replayed
+        .groups
+        .iter()
+        .map(|(g, v)| (g.clone(), v.clone()))
+        .collect();
+    new.store.replace_groups(|g| g == "g", replayed);
+    new.c.load_groups(|g| g == "g", groups);
+    assert_eq!(new.store.get("g", "t", 0), Some((42, "m".into())));
+    assert_eq!(state(&new.c), (GroupState::Stable, 1, 1));
+    assert_eq!(new.c.heartbeat(&hb(&a, 1)), ErrorCode::None);
+
+    // The old coordinator lets the group go: no state, and its writes
+    // are refused by the log.
+    old.c.drop_groups(|g| g == "g");
+    old.store.drop_groups(|g| g == "g");
+    assert_eq!(old.store.get("g", "t", 0), None);
+    assert_eq!(old.c.describe(vec!["g".into()])[0].state, GroupState::Dead);
+    log.refuse.store(true, std::sync::atomic::Ordering::SeqCst);
+    let refused = old.store.commit(
+        "g",
+        &[sluice_protocol::wire::offset_commit::CommitPartition {
+            topic: "t".into(),
+            partition: 0,
+            offset: 50,
+            metadata: String::new(),
+        }],
+    );
+    assert_eq!(refused.unwrap_err().code(), ErrorCode::NotCoordinator);
+    assert_eq!(new.store.get("g", "t", 0), Some((42, "m".into())));
+}

@@ -241,7 +241,9 @@ async fn step(svc: &Arc<Service>, manager: &ReplicaManager, n: u32, p: u32) {
         let m = r.raft().metrics();
         let m = m.borrow();
         let leads = m.state == openraft::ServerState::Leader;
-        let applied_own = m.last_applied.is_some_and(|l| l.leader_id.term == m.current_term);
+        let applied_own = m
+            .last_applied
+            .is_some_and(|l| l.leader_id.term == m.current_term);
         (leads && applied_own).then_some(m.current_term)
     });
     let leads_now = replica.as_ref().is_some_and(|r| r.is_leader());
@@ -252,7 +254,10 @@ async fn step(svc: &Arc<Service>, manager: &ReplicaManager, n: u32, p: u32) {
         manager.group_loads.terms.lock().remove(&p);
         svc.groups.drop_groups(owned);
         svc.offsets.drop_groups(owned);
-        tracing::info!(partition = p, "no longer coordinating the groups of this group-state partition");
+        tracing::info!(
+            partition = p,
+            "no longer coordinating the groups of this group-state partition"
+        );
     }
     let (Some(term), Some(replica)) = (ready_term, replica) else {
         return;
@@ -288,5 +293,53 @@ async fn step(svc: &Arc<Service>, manager: &ReplicaManager, n: u32, p: u32) {
     svc.offsets.replace_groups(owned, state);
     svc.groups.load_groups(owned, groups);
     manager.group_loads.terms.lock().insert(p, term);
-    tracing::info!(partition = p, term, records, "loaded a group-state partition; coordinating its groups");
+    tracing::info!(
+        partition = p,
+        term,
+        records,
+        "loaded a group-state partition; coordinating its groups"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pinned: a group must stay in its partition across releases (its
+    /// state is there).
+    #[test]
+    fn groups_map_to_pinned_partitions() {
+        let got: Vec<(&str, u32)> = ["orders", "billing", "g1", "g2", "g3", "analytics"]
+            .into_iter()
+            .map(|g| (g, partition_of(g, 8)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("orders", 4),
+                ("billing", 4),
+                ("g1", 5),
+                ("g2", 4),
+                ("g3", 7),
+                ("analytics", 3),
+            ]
+        );
+        assert_eq!(partition_of("anything", 1), 0);
+        assert_eq!(partition_of("anything", 0), 0, "no division by zero");
+    }
+
+    #[test]
+    fn groups_spread_over_the_partitions() {
+        let mut counts = [0u32; 8];
+        for i in 0..800 {
+            counts[partition_of(&format!("group-{i}"), 8) as usize] += 1;
+        }
+        assert!(counts.iter().all(|c| *c > 50), "{counts:?}");
+    }
+
+    #[test]
+    fn the_topic_keeps_its_records() {
+        let c = topic_config();
+        assert_eq!((c.retention_ms, c.retention_bytes), (Some(0), Some(0)));
+    }
 }

@@ -24,18 +24,6 @@ pub fn group_hash(group: &str) -> u64 {
         .fold(OFFSET_BASIS, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
 }
 
-/// The coordinator of `group` among the node ids `nodes` (any order,
-/// duplicates ignored): `sorted[group_hash(group) % len]`. `None` when
-/// `nodes` is empty.
-pub fn coordinator_of(group: &str, nodes: &[u64]) -> Option<u64> {
-    let mut ids = nodes.to_vec();
-    ids.sort_unstable();
-    ids.dedup();
-    let n = u64::try_from(ids.len()).ok().filter(|n| *n > 0)?;
-    let i = usize::try_from(group_hash(group) % n).ok()?;
-    ids.get(i).copied()
-}
-
 /// Where a group's calls must go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupCoordinator {
@@ -129,48 +117,11 @@ impl Service {
 mod tests {
     use super::*;
 
-    /// Pinned: changing the rule moves groups between nodes of a running
-    /// cluster during an upgrade.
+    /// Pinned: changing the hash moves groups between partitions of the
+    /// group-state topic of a running cluster during an upgrade.
     #[test]
-    fn group_to_node_mappings_are_pinned() {
+    fn group_hash_is_pinned() {
         assert_eq!(group_hash(""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(group_hash("a"), 0xaf63_dc4c_8601_ec8c);
-        let nodes = [3, 1, 2];
-        let got: Vec<(&str, u64)> = ["orders", "billing", "g1", "g2", "g3", "analytics"]
-            .into_iter()
-            .map(|g| (g, coordinator_of(g, &nodes).unwrap()))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                ("orders", 2),
-                ("billing", 2),
-                ("g1", 2),
-                ("g2", 2),
-                ("g3", 3),
-                ("analytics", 3),
-            ]
-        );
-    }
-
-    #[test]
-    fn order_and_duplicates_of_the_node_list_do_not_matter() {
-        for g in ["a", "b", "orders", "x-y.z"] {
-            let one = coordinator_of(g, &[1, 2, 3]);
-            assert_eq!(one, coordinator_of(g, &[3, 2, 1]));
-            assert_eq!(one, coordinator_of(g, &[2, 3, 1, 3]));
-        }
-        assert_eq!(coordinator_of("a", &[]), None);
-        assert_eq!(coordinator_of("a", &[7]), Some(7));
-    }
-
-    #[test]
-    fn groups_spread_over_the_nodes() {
-        let mut counts = [0u32; 3];
-        for i in 0..300 {
-            let c = coordinator_of(&format!("group-{i}"), &[1, 2, 3]).unwrap();
-            counts[(c - 1) as usize] += 1;
-        }
-        assert!(counts.iter().all(|c| *c > 60), "{counts:?}");
     }
 }

@@ -45,15 +45,18 @@ pub(super) async fn produce(
         let replica = if p.topic.starts_with(crate::topics::INTERNAL_PREFIX) {
             Err((
                 ErrorCode::InvalidTopicName,
-                format!("topic {:?} is internal: clients cannot produce to it", p.topic),
+                format!(
+                    "topic {:?} is internal: clients cannot produce to it",
+                    p.topic
+                ),
             ))
         } else {
             match check_leader(svc.leadership.as_ref(), &p.topic, p.partition) {
-            Err(n) => Err((n.code(), n.message(&p.topic, p.partition))),
-            Ok(()) => manager.replica(&p.topic, p.partition).ok_or_else(|| {
-                let n = NotServed::NoLeader;
-                (n.code(), n.message(&p.topic, p.partition))
-            }),
+                Err(n) => Err((n.code(), n.message(&p.topic, p.partition))),
+                Ok(()) => manager.replica(&p.topic, p.partition).ok_or_else(|| {
+                    let n = NotServed::NoLeader;
+                    (n.code(), n.message(&p.topic, p.partition))
+                }),
             }
         };
         // One copy per partition and request (not per record): the group
