@@ -228,6 +228,7 @@ fn main() -> anyhow::Result<()> {
                         Arc::clone(&cluster),
                     ),
                 ));
+                broker.service.groups.drop_groups(|_| true);
                 manager.attach(Arc::clone(&cluster)).await;
                 tokio::spawn(sluice_broker::replication::group_state::run(
                     Arc::downgrade(&broker.service),

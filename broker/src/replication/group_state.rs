@@ -337,9 +337,15 @@ mod tests {
         assert!(counts.iter().all(|c| *c > 50), "{counts:?}");
     }
 
+    /// Whatever the broker's topic defaults, no retention runs on it.
     #[test]
     fn the_topic_keeps_its_records() {
-        let c = topic_config();
-        assert_eq!((c.retention_ms, c.retention_bytes), (Some(0), Some(0)));
+        let defaults = crate::config::TopicDefaults {
+            retention_ms: 1000,
+            retention_bytes: 1 << 20,
+            ..Default::default()
+        };
+        let log = defaults.log_config(&topic_config());
+        assert_eq!((log.retention_age, log.retention_bytes), (None, None));
     }
 }
