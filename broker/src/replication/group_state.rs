@@ -253,7 +253,9 @@ async fn step(svc: &Arc<Service>, manager: &ReplicaManager, n: u32, p: u32) {
         }
         manager.group_loads.terms.lock().remove(&p);
         svc.groups.drop_groups(owned);
-        svc.offsets.drop_groups(owned);
+        // Waits for commits between append and update: blocking pool.
+        let store = Arc::clone(&svc.offsets);
+        let _ = crate::service::blocking(move || store.drop_groups(owned)).await;
         tracing::info!(
             partition = p,
             "no longer coordinating the groups of this group-state partition"
@@ -290,7 +292,13 @@ async fn step(svc: &Arc<Service>, manager: &ReplicaManager, n: u32, p: u32) {
         .iter()
         .map(|(g, v)| (g.clone(), v.clone()))
         .collect();
-    svc.offsets.replace_groups(owned, state);
+    let store = Arc::clone(&svc.offsets);
+    if crate::service::blocking(move || store.replace_groups(owned, state))
+        .await
+        .is_err()
+    {
+        return;
+    }
     svc.groups.load_groups(owned, groups);
     manager.group_loads.terms.lock().insert(p, term);
     tracing::info!(

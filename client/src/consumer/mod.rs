@@ -255,7 +255,14 @@ impl Consumer {
     pub async fn connect(config: ConsumerConfig) -> Result<Self, ClientError> {
         let brokers = Bootstrap::parse(&config.broker);
         let conn = match &config.group {
-            Some(group) => brokers.connect_coordinator(group).await?,
+            Some(group) => match brokers.connect_coordinator(group).await {
+                Ok(conn) => conn,
+                // The coordinator named is unreachable (a node that just
+                // failed, before its groups moved): start at a broker of
+                // the list; the group's calls find the coordinator again.
+                Err(e) if is_connection_error(&e) => brokers.connect().await?,
+                Err(e) => return Err(e),
+            },
             None => brokers.connect().await?,
         };
         let metadata =
