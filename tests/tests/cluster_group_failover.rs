@@ -26,7 +26,7 @@ use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::create_topics::NewTopic;
 use sluice_protocol::wire::produce::Acks as WireAcks;
 use sluice_tests::cluster::TestCluster;
-use sluice_tests::kafka::call;
+use sluice_tests::kafka::{call, run_clients};
 
 const TOPIC: &str = "failover";
 const GROUP: &str = "failover-group";
@@ -377,4 +377,70 @@ async fn clients_cannot_produce_to_delete_or_create_the_group_state_topic() {
         .unwrap();
     assert_eq!(r.results[0].error_code, ErrorCode::InvalidTopicName);
     assert!(c.topic(1, INTERNAL).is_some(), "still there");
+}
+
+/// A confluent-kafka group consumer commits, the group's coordinator is
+/// SIGKILLed, and the next member (bootstrapped at a surviving node)
+/// resumes at the committed offset. Needs `SLUICE_KAFKA_PYTHON`.
+#[test]
+fn a_kafka_client_group_resumes_after_its_coordinator_is_killed() {
+    let Some(py) = sluice_tests::kafka::python() else {
+        return;
+    };
+    const KGROUP: &str = "confluent-failover";
+    const KTOPIC: &str = "kfailover";
+    let mut c = TestCluster::start_with_kafka(3);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        c.create_replicated(KTOPIC, 1, 3, Default::default()).await;
+        let producer = Producer::new(ProducerConfig {
+            acks: Acks::All,
+            linger: Duration::from_millis(1),
+            ..ProducerConfig::with_brokers((1..=3).map(|i| c.node(i).addr.to_string()))
+        });
+        for i in 0..20 {
+            let v = format!("v-{i}");
+            producer
+                .send_record(ProducerRecord {
+                    topic: KTOPIC,
+                    partition: Some(0),
+                    value: Some(v.as_bytes()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    });
+    let all = (1..=3)
+        .map(|i| c.node(i).kafka_addr.unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let out = run_clients(&py, &["group-commit", &all, KTOPIC, KGROUP, "10"]);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["committed"]["0"], 10, "{doc}");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let old = loop {
+        if let Some(n) = kafka_coordinator(&c, 1, KGROUP) {
+            break n as u64;
+        }
+        assert!(Instant::now() < deadline, "a coordinator is named");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    c.kill(old);
+    let survivor = (1..=3).find(|&i| i != old).unwrap();
+    let at = c.node(survivor).kafka_addr.unwrap().to_string();
+    let out = run_clients(&py, &["group-commit", &at, KTOPIC, KGROUP, "10"]);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let values: Vec<&str> = doc["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let want: Vec<String> = (10..20).map(|i| format!("v-{i}")).collect();
+    assert_eq!(values, want, "resumes at the committed offset: {doc}");
+    assert_eq!(doc["committed"]["0"], 20, "{doc}");
 }
