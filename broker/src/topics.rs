@@ -458,12 +458,16 @@ impl TopicStore {
         partitions: u32,
         config: &TopicConfig,
     ) -> Result<(), BrokerError> {
+        self.check_new(name, partitions, config)?;
         self.create_hosting(name, partitions, Hosting::All, config)
     }
 
     /// Creates a topic whose `hosting` partitions get a directory and a
     /// log here; the others are listed (they count in
-    /// [`Topic::partition_count`]) but have no files. Blocking.
+    /// [`Topic::partition_count`]) but have no files. Blocking. Unlike
+    /// [`TopicStore::create`], names starting with `__` are accepted: this
+    /// is how the controller's topics, among them the cluster's internal
+    /// group-state topic, are created.
     pub fn create_hosting(
         &self,
         name: &str,
@@ -471,8 +475,9 @@ impl TopicStore {
         hosting: Hosting<'_>,
         config: &TopicConfig,
     ) -> Result<(), BrokerError> {
-        // Internal topics (`__…`) are refused to clients by `check_new`;
-        // the controller creates the cluster's group-state topic.
+        // Internal names (`__…`) are accepted here, where the controller's
+        // topics are created (the cluster's group-state topic); clients'
+        // creations are checked with `check_new` first.
         self.check_shape(name, partitions, config)?;
         let _admin = self.admin.lock();
         if self.topics.read().contains_key(name) {
