@@ -3,7 +3,6 @@
 use std::time::{Duration, Instant};
 
 use sluice_protocol::wire::list_offsets::{ListOffsetsPartition, OffsetSpec};
-use sluice_protocol::wire::produce::Acks;
 use sluice_tests::cluster::TestCluster;
 use sluice_tests::{batch_of, create_topic};
 
