@@ -90,6 +90,12 @@ impl Partition {
         self.watermark.subscribe()
     }
 
+    /// Whether a fetch holds a subscription (it is waiting in a long poll,
+    /// or was just woken and has not answered yet).
+    pub fn has_waiters(&self) -> bool {
+        self.watermark.receiver_count() > 0
+    }
+
     /// Whether the partition refuses writes after a failed flush, as of the
     /// last write, flush or maintenance pass. Lock-free: metadata requests
     /// read it on the reactor.

@@ -42,46 +42,14 @@ pub struct SegmentTrace {
 impl SegmentTrace {
     /// Attaches to `pid` and returns once strace reports it attached.
     pub async fn attach(pid: u32) -> Self {
-        let out = tempfile::NamedTempFile::new().expect("trace file");
-        let mut strace = Command::new("strace")
-            .args([
-                "-f",
-                "-y",
-                "-e",
-                "trace=read,pread64,readv,preadv,preadv2,sendfile",
-                "-o",
-            ])
-            .arg(out.path())
-            .args(["-p", &pid.to_string()])
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("strace");
-        // Wait until strace has attached to every thread.
-        let stderr = strace.stderr.take().expect("strace stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("attached") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(20))
-            .expect("strace attached");
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (strace, out) =
+            spawn_attached(pid, "trace=read,pread64,readv,preadv,preadv2,sendfile").await;
         SegmentTrace { strace, out }
     }
 
     /// Detaches (after a short grace for the last calls) and sums up.
-    pub async fn finish(mut self) -> Trace {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.strace.id() as i32),
-            nix::sys::signal::Signal::SIGINT,
-        )
-        .expect("SIGINT to strace");
-        self.strace.wait().expect("strace exit");
-        let text = std::fs::read_to_string(self.out.path()).expect("trace file");
+    pub async fn finish(self) -> Trace {
+        let text = stop(self.strace, &self.out).await;
         let mut trace = Trace::default();
         for line in text.lines() {
             let ret = line
@@ -101,4 +69,66 @@ impl SegmentTrace {
         }
         trace
     }
+}
+
+/// `strace` of chosen system calls of every thread of a process, in the
+/// order the kernel saw them (one line each, file descriptors decoded).
+#[derive(Debug)]
+pub struct CallTrace {
+    strace: Child,
+    out: tempfile::NamedTempFile,
+}
+
+impl CallTrace {
+    /// Attaches to `pid`, tracing the calls `filter` names (strace's `-e`
+    /// syntax, e.g. `trace=sendto,sendfile`); returns once attached.
+    pub async fn attach(pid: u32, filter: &str) -> Self {
+        let (strace, out) = spawn_attached(pid, filter).await;
+        CallTrace { strace, out }
+    }
+
+    /// Detaches (after a short grace for the last calls) and returns the
+    /// traced lines.
+    pub async fn finish(self) -> Vec<String> {
+        let text = stop(self.strace, &self.out).await;
+        text.lines().map(str::to_owned).collect()
+    }
+}
+
+async fn spawn_attached(pid: u32, filter: &str) -> (Child, tempfile::NamedTempFile) {
+    let out = tempfile::NamedTempFile::new().expect("trace file");
+    let mut strace = Command::new("strace")
+        .args(["-f", "-y", "-e", filter, "-o"])
+        .arg(out.path())
+        .args(["-p", &pid.to_string()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("strace");
+    // Wait until strace has attached to every thread.
+    let stderr = strace.stderr.take().expect("strace stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("attached") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("strace attached");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    (strace, out)
+}
+
+/// Stops strace (after a short grace for the last calls) and returns its
+/// output.
+async fn stop(mut strace: Child, out: &tempfile::NamedTempFile) -> String {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(strace.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT to strace");
+    strace.wait().expect("strace exit");
+    std::fs::read_to_string(out.path()).expect("trace file")
 }

@@ -131,7 +131,27 @@ impl Service {
     pub async fn fetch(
         self: &Arc<Self>,
         req: FetchRequest,
+        stop: watch::Receiver<bool>,
+    ) -> Result<FetchResult, Refused> {
+        let timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(timer);
+        self.fetch_timed(req, stop, timer).await
+    }
+
+    /// [`Service::fetch`] waiting on `timer` (reset to the fetch's deadline)
+    /// for `max_wait`. A connection that keeps one timer for all its fetches
+    /// and passes it here re-arms it without touching the runtime's timer
+    /// wheel when the new deadline is later than the one it is registered
+    /// at (tokio only moves the expiry forward): a long poll then costs no
+    /// timer registration, and no wake-up of the thread parked in the
+    /// reactor, per request. The timer may still be registered when this
+    /// returns; it wakes the task that last polled it at its deadline at
+    /// most once.
+    pub async fn fetch_timed(
+        self: &Arc<Self>,
+        req: FetchRequest,
         mut stop: watch::Receiver<bool>,
+        mut timer: std::pin::Pin<&mut tokio::time::Sleep>,
     ) -> Result<FetchResult, Refused> {
         let entries = req
             .partitions
@@ -150,6 +170,7 @@ impl Service {
             self.config.max_fetch_wait_ms,
         )));
         let deadline = Instant::now() + wait;
+        let mut armed = false;
         let shared = Arc::new((req, looked));
         loop {
             for w in &mut watchers {
@@ -176,9 +197,14 @@ impl Service {
                     }
                 }
             };
+            // Armed once, and only when the fetch has to wait.
+            if !armed {
+                timer.as_mut().reset(deadline);
+                armed = true;
+            }
             let gone = tokio::select! {
                 gone = changed => gone,
-                () = tokio::time::sleep_until(deadline) => false,
+                () = timer.as_mut() => false,
                 _ = stop.changed() => false,
             };
             if gone {

@@ -160,6 +160,17 @@ impl Service {
     }
 }
 
+impl Service {
+    /// Whether a fetch of `partition` of `topic` is waiting for (or was just
+    /// woken by) its records: the front-end then lets that fetch answer
+    /// before it writes the produce response.
+    pub fn fetch_waiting(&self, topic: &str, partition: u32) -> bool {
+        self.topics
+            .partition(topic, partition)
+            .is_ok_and(|p| p.has_waiters())
+    }
+}
+
 /// Appends each partition's records; returns the results and the partitions
 /// still to flush (result index, partition, offset). Blocking.
 fn append_all(

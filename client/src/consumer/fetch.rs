@@ -60,6 +60,10 @@ pub(super) struct Sessions {
     /// Per destination, where its next turn of partitions starts (when it
     /// leads more than `max_partitions_per_fetch`).
     turns: HashMap<Dest, usize>,
+    /// The timer of [`wait_any`], kept from one wait to the next: moved to a
+    /// later deadline it only updates the registered timer, so a poll
+    /// registers no timer (nor wakes the runtime's timer thread) each time.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 #[derive(Debug)]
@@ -140,6 +144,7 @@ type Receiving<'a> = Pin<Box<dyn Future<Output = Received> + Send + 'a>>;
 /// returns every answer ready then, each session set idle.
 async fn wait_any(
     sessions: &mut HashMap<Dest, Session>,
+    timer: &mut Option<Pin<Box<tokio::time::Sleep>>>,
     until: Instant,
 ) -> Vec<(Dest, Vec<(Arc<str>, u32)>, bool, Received)> {
     let ready = {
@@ -151,8 +156,8 @@ async fn wait_any(
                 (d.clone(), recv)
             })
             .collect();
-        let sleep = tokio::time::sleep_until(until.into());
-        tokio::pin!(sleep);
+        let sleep = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until.into())));
+        sleep.as_mut().reset(until.into());
         // Each receive is cancel-safe: dropping the ones not ready keeps
         // their bytes read so far in the connection's buffer.
         std::future::poll_fn(|cx| {
@@ -372,7 +377,7 @@ impl Consumer {
             .next_wake(now)
             .map_or(deadline, |w| w.min(deadline))
             .min(now + patience);
-        let ready = wait_any(&mut self.fetch.by_dest, until).await;
+        let ready = wait_any(&mut self.fetch.by_dest, &mut self.fetch.timer, until).await;
         for dest in self.fetch.overdue(Instant::now(), patience) {
             self.lost(&dest);
         }

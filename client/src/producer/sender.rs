@@ -237,11 +237,17 @@ async fn read_loop(
     // A response later than this means the connection is stuck (the broker
     // answers a slow flush with RequestTimedOut well before).
     let patience = shared.config.request_timeout + RESPONSE_GRACE;
+    // One timer for every response, moved forward per request: a later
+    // deadline only updates the registered timer, so waiting for a response
+    // registers no timer (nor wakes the runtime's timer thread) each time.
+    let timer = tokio::time::sleep(patience);
+    tokio::pin!(timer);
     while let Some((batches, permit)) = rx.recv().await {
-        let received = match tokio::time::timeout(patience, reader.recv::<ProduceResponse>()).await
-        {
-            Ok(r) => r,
-            Err(_) => Err(ClientError::Io(std::io::Error::new(
+        timer.as_mut().reset(tokio::time::Instant::now() + patience);
+        let received = tokio::select! {
+            biased;
+            r = reader.recv::<ProduceResponse>() => r,
+            () = timer.as_mut() => Err(ClientError::Io(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 format!("no produce response within {patience:?}"),
             ))),
@@ -464,6 +470,9 @@ pub(super) async fn run(shared: Arc<Shared>) {
     let mut refresh: Option<tokio::task::JoinHandle<()>> = None;
     let mut id_failures = 0u32;
     let limit = in_flight_limit(&shared);
+    // The idle wait's timer, kept across turns (see `read_loop`).
+    let idle = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(idle);
     loop {
         if shared.closing.load(Ordering::Acquire) && shared.pending.load(Ordering::Acquire) == 0 {
             return;
@@ -565,9 +574,11 @@ pub(super) async fn run(shared: Arc<Shared>) {
             if let Some(end) = resting.values().map(|r| r.1).filter(|t| *t > now).min() {
                 sleep = sleep.min(end - now);
             }
+            idle.as_mut()
+                .reset(tokio::time::Instant::now() + sleep.min(Duration::from_millis(100)));
             tokio::select! {
                 () = shared.wake.notified() => {}
-                () = tokio::time::sleep(sleep.min(Duration::from_millis(100))) => {}
+                () = idle.as_mut() => {}
             }
             continue;
         };

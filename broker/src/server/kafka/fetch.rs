@@ -62,7 +62,12 @@ pub(super) async fn fetch(conn: &mut Conn, req: Req, r: FetchRequest) -> Result<
         max_bytes: u64::try_from(r.max_bytes).unwrap_or(0),
         partitions,
     };
-    let result = match broker.service.fetch(svc_req, conn.stop.clone()).await {
+    let timer = conn.fetch_timer.as_mut();
+    let result = match broker
+        .service
+        .fetch_timed(svc_req, conn.stop.clone(), timer)
+        .await
+    {
         Ok(res) => res,
         Err(Refused { code: c, message }) => {
             if matches!(

@@ -145,6 +145,15 @@ pub(crate) struct Conn {
     /// Time the request being served may wait on purpose (a fetch's long
     /// poll), not counted against the slow-request threshold.
     pub(crate) wait_allowance: Duration,
+    /// The long-poll timer of this connection's fetches, kept from one fetch
+    /// to the next so that re-arming it for a later deadline does not
+    /// register a new timer (see [`Service::fetch_timed`]).
+    ///
+    /// [`Service::fetch_timed`]: crate::service::Service::fetch_timed
+    pub(crate) fetch_timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// The idle (or frame) timeout of reads, kept and re-armed the same way:
+    /// waiting for the next request registers no timer per request.
+    read_timer: std::pin::Pin<Box<tokio::time::Sleep>>,
 }
 
 /// Serves one connection until the client closes it, it misbehaves, or
@@ -172,6 +181,8 @@ pub(crate) async fn serve(
         peer,
         last_error: None,
         wait_allowance: Duration::ZERO,
+        fetch_timer: Box::pin(tokio::time::sleep_until(Instant::now())),
+        read_timer: Box::pin(tokio::time::sleep_until(Instant::now())),
     };
     let ran = conn.run().await;
     // Responses still pending (the connection stopped with more requests
@@ -322,13 +333,16 @@ impl Conn {
                 Some(d) => idle.min(d.saturating_duration_since(Instant::now())),
                 None => idle,
             };
-            let n = match tokio::time::timeout(wait, self.stream.read_buf(&mut self.read_buf)).await
-            {
-                Ok(r) => r?,
-                Err(_) if deadline.is_some() && wait < idle => {
-                    return Err(ConnError::SlowFrame(frame_time));
+            self.read_timer.as_mut().reset(Instant::now() + wait);
+            let n = tokio::select! {
+                biased;
+                r = self.stream.read_buf(&mut self.read_buf) => r?,
+                () = self.read_timer.as_mut() => {
+                    return Err(match deadline.is_some() && wait < idle {
+                        true => ConnError::SlowFrame(frame_time),
+                        false => ConnError::Idle(idle),
+                    });
                 }
-                Err(_) => return Err(ConnError::Idle(idle)),
             };
             if n == 0 {
                 return if self.read_buf.is_empty() {

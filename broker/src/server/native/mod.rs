@@ -517,6 +517,15 @@ async fn produce(
     if acks == Acks::None {
         return Ok(());
     }
+    // A long poll these records woke is what a tailing consumer waits for;
+    // this answer only frees the producer's slot. Woken on this thread, the
+    // fetch runs first if this task yields once (it resumes right after).
+    if results
+        .iter()
+        .any(|r| r.error_code.is_ok() && svc.fetch_waiting(&r.topic, r.partition))
+    {
+        tokio::task::yield_now().await;
+    }
     let partitions = results
         .into_iter()
         .map(|r| ProducePartitionResponse {
@@ -548,7 +557,12 @@ async fn fetch(conn: &mut Conn, id: u32, req: FetchRequest) -> Result<(), ConnEr
             })
             .collect(),
     };
-    let mut result = match broker.service.fetch(svc_req, conn.stop.clone()).await {
+    let timer = conn.fetch_timer.as_mut();
+    let mut result = match broker
+        .service
+        .fetch_timed(svc_req, conn.stop.clone(), timer)
+        .await
+    {
         Ok(r) => r,
         Err(Refused { code, message }) => {
             if matches!(
