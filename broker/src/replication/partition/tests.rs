@@ -841,3 +841,53 @@ async fn leader_loss_answers_every_part_of_merged_entries() {
         vec![b"first-0".to_vec(), b"majority-0".to_vec()]
     );
 }
+
+/// Polls `done` until it holds (at most 10 s).
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_arriving_during_a_flush_share_the_next_entry() {
+    use crate::log::fault::{Faults, FaultyFs};
+    let faults = Faults::new();
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("t-0");
+    let net = MemNetwork::new();
+    let (rp, _) = open_single(Arc::new(FaultyFs::new(Arc::clone(&faults))), &dir, &net).await;
+    let rp = Arc::new(rp);
+    // The flush of `a` stalls; `a` is answered at its local append.
+    faults.set_hold_syncs(true);
+    rp.append(batch(&["a".to_owned()]), Acks::Leader)
+        .await
+        .expect("a");
+    until("the flush of a", || faults.syncs_held() > 0).await;
+    let before = rp.shared().index.lock().end();
+    // Three requests arrive one after the other while it runs: each is
+    // queued, or taken into an entry on its own.
+    let mut sent = Vec::new();
+    for (n, v) in ["b", "c", "d"].into_iter().enumerate() {
+        let p = Arc::clone(&rp);
+        sent.push(tokio::spawn(async move {
+            p.append(batch(&[v.to_owned()]), Acks::Leader).await
+        }));
+        until("the request queued or proposed", || {
+            rp.queued_appends() == n + 1 || !rp.shared().waiters.lock().is_empty()
+        })
+        .await;
+    }
+    faults.set_hold_syncs(false);
+    let mut offsets = Vec::new();
+    for s in sent {
+        let r = s.await.expect("task").expect("append");
+        offsets.push(r.base_offset);
+    }
+    assert_eq!(offsets, [1, 2, 3]);
+    // One entry after the flush holds all three (proposing `b` alone at
+    // once would have taken two).
+    assert_eq!(rp.shared().index.lock().end() - before, 1);
+}
