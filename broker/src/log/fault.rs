@@ -26,8 +26,6 @@ pub struct Faults {
     hold_writes: AtomicBool,
     writes_held: AtomicU64,
     reads: AtomicU64,
-    hold_syncs: AtomicBool,
-    syncs_held: AtomicU64,
 }
 
 impl Faults {
@@ -72,18 +70,6 @@ impl Faults {
     /// disk) until it is switched off; see [`Faults::writes_held`].
     pub fn set_hold_writes(&self, on: bool) {
         self.hold_writes.store(on, Ordering::SeqCst);
-    }
-
-    /// While on, every file `sync_data` waits before syncing (a slow
-    /// flush) until it is switched off; see [`Faults::syncs_held`].
-    pub fn set_hold_syncs(&self, on: bool) {
-        self.hold_syncs.store(on, Ordering::SeqCst);
-    }
-
-    /// Number of file syncs waiting right now because of
-    /// [`Faults::set_hold_syncs`].
-    pub fn syncs_held(&self) -> u64 {
-        self.syncs_held.load(Ordering::SeqCst)
     }
 
     /// Number of writes waiting right now because of
@@ -176,13 +162,6 @@ impl LogFile for FaultyFile {
         self.inner.read_at(buf, position)
     }
     fn sync_data(&self) -> io::Result<()> {
-        if self.faults.hold_syncs.load(Ordering::SeqCst) {
-            self.faults.syncs_held.fetch_add(1, Ordering::SeqCst);
-            while self.faults.hold_syncs.load(Ordering::SeqCst) {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-            self.faults.syncs_held.fetch_sub(1, Ordering::SeqCst);
-        }
         if self.faults.fsync_fails.load(Ordering::SeqCst) {
             return Err(eio());
         }

@@ -145,8 +145,6 @@ impl ReplicatedPartition {
             partition,
             index: Mutex::new(index),
             waiters: Mutex::default(),
-            appends: std::sync::atomic::AtomicU64::new(0),
-            flushed: tokio::sync::watch::Sender::new(0),
         });
         let store = LogStore::new(Arc::clone(&shared));
         let sm = StateMachine::new(Arc::clone(&shared))
@@ -274,18 +272,6 @@ impl ReplicatedPartition {
     /// `install_snapshot` take the requests that arrive for this replica).
     pub fn raft(&self) -> &Raft<PartitionRaft> {
         &self.raft
-    }
-
-    /// What the storage shares (tests look at the index and waiters).
-    #[cfg(test)]
-    pub(super) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
-    }
-
-    /// Appends queued for the proposer and not yet in an entry.
-    #[cfg(test)]
-    pub(super) fn queued_appends(&self) -> usize {
-        self.proposer.queued()
     }
 
     /// Before retention deletes segments: builds a snapshot at the last

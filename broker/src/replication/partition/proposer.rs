@@ -5,9 +5,8 @@
 //! The proposer takes the first queued request and every other one already
 //! waiting, up to [`MERGE_BYTES`], proposes them as one entry of several
 //! [`Part`]s, and proposes the next entry only once the leader's local
-//! append of this one is flushed (openraft 0.9 appends nothing else before
-//! then): while one entry is appended, flushed and replicated, the next
-//! accumulates. A lone request is proposed at once (no timer).
+//! append of this one is done: while one entry is appended and replicated,
+//! the next accumulates. A lone request is proposed at once (no timer).
 
 use std::sync::Arc;
 
@@ -97,14 +96,6 @@ impl Proposer {
     }
 }
 
-#[cfg(test)]
-impl Proposer {
-    /// Requests queued and not yet taken into an entry.
-    pub(crate) fn queued(&self) -> usize {
-        QUEUE_REQUESTS - self.queue.capacity()
-    }
-}
-
 /// Why an entry did not commit, for every part of it.
 #[derive(Clone)]
 enum Failure {
@@ -184,9 +175,9 @@ impl Task {
     }
 
     /// Proposes `group` (`bytes` record bytes in all) as one entry and
-    /// returns once the leader's local append of it is flushed (or it
-    /// failed): acks=leader/none parts are answered at the local append,
-    /// acks=all parts at the commit, by a task of their own.
+    /// returns once the leader's local append of it is done (or it failed):
+    /// acks=leader/none parts are answered then, acks=all parts at the
+    /// commit, by a task of their own.
     async fn propose(&mut self, group: Vec<Queued>, bytes: usize) {
         let n = group.len();
         let mut parts = Vec::with_capacity(n);
@@ -284,22 +275,19 @@ impl Task {
                 let _ = reply.send(local_answer(local));
             }
         }
-        if !at_commit.is_empty() {
-            tokio::spawn(async move {
-                let r = commit.await;
-                let failure = commit_failure(&r);
-                for (local, reply) in at_commit {
-                    let answer = match &failure {
-                        None => local_answer(local),
-                        Some(f) => Err(f.error()),
-                    };
-                    let _ = reply.send(answer);
-                }
-            });
+        if at_commit.is_empty() {
+            return;
         }
-        // openraft 0.9 takes no other append until this one is flushed:
-        // the requests arriving meanwhile go into the next entry, proposed
-        // once the flush is done (one flush cycle per request, not two).
-        self.shared.wait_flushed().await;
+        tokio::spawn(async move {
+            let r = commit.await;
+            let failure = commit_failure(&r);
+            for (local, reply) in at_commit {
+                let answer = match &failure {
+                    None => local_answer(local),
+                    Some(f) => Err(f.error()),
+                };
+                let _ = reply.send(answer);
+            }
+        });
     }
 }

@@ -11,7 +11,7 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::RangeBounds;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::atomic::Ordering as AtomicOrdering;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{
@@ -22,7 +22,7 @@ use parking_lot::Mutex;
 use sluice_protocol::batch::{
     BatchError, BatchHeader, peek_offset_and_len, set_base_offset, set_partition_leader_epoch,
 };
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use super::PartitionRaft;
 use super::format::{EntryKind, IndexRecord};
@@ -66,13 +66,6 @@ pub(crate) struct Shared {
     pub(crate) partition: Arc<Partition>,
     pub(crate) index: Mutex<RaftIndex>,
     pub(crate) waiters: Waiters,
-    /// Storage appends begun (each numbered by this count when it starts,
-    /// before any of its parts is reported to a waiter).
-    pub(crate) appends: AtomicU64,
-    /// The number of the last storage append whose flush finished (or that
-    /// failed): the proposer proposes its next entry only then, see
-    /// [`Shared::wait_flushed`].
-    pub(crate) flushed: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -202,42 +195,9 @@ impl Shared {
         }
     }
 
-    /// Waits until every storage append begun so far is flushed (or failed,
-    /// or the store stopped). openraft 0.9 appends nothing more while the
-    /// last append's flush runs, so a proposal made before then only waits
-    /// in its queue, closed to the requests arriving meanwhile.
-    pub(crate) async fn wait_flushed(&self) {
-        let upto = self.appends.load(AtomicOrdering::Acquire);
-        let mut rx = self.flushed.subscribe();
-        // An error: the flush task ended (the store is gone).
-        let _ = rx.wait_for(|f| *f >= upto).await;
-    }
-
-    /// Marks storage append `seq` flushed (or failed).
-    fn mark_flushed(&self, seq: u64) {
-        self.flushed.send_if_modified(|f| {
-            let moved = seq > *f;
-            *f = (*f).max(seq);
-            moved
-        });
-    }
-
     /// Writes `entries` to the segments and the index (page cache).
-    /// Returns the Kafka log end after them and the append's number (see
-    /// [`Shared::appends`]). Blocking.
-    fn write(&self, entries: Vec<Entry<PartitionRaft>>) -> Result<(u64, u64), StorageError<u64>> {
-        let seq = self.appends.fetch_add(1, AtomicOrdering::AcqRel) + 1;
-        match self.write_entries(entries) {
-            Ok(end) => Ok((end, seq)),
-            Err(e) => {
-                // No flush follows a failed write: release the proposer.
-                self.mark_flushed(seq);
-                Err(e)
-            }
-        }
-    }
-
-    fn write_entries(&self, entries: Vec<Entry<PartitionRaft>>) -> Result<u64, StorageError<u64>> {
+    /// Returns the Kafka log end after them. Blocking.
+    fn write(&self, entries: Vec<Entry<PartitionRaft>>) -> Result<u64, StorageError<u64>> {
         // Only the storage task writes: read the ends, write the segments
         // without the lock, then add the index records under it.
         let (mut end, first_idx) = {
@@ -351,8 +311,6 @@ fn stamp(buf: &mut [u8], base: u64, term: u64) -> Result<(), BatchError> {
 /// One pending flush: the Kafka end to make durable and openraft's callback.
 struct FlushItem {
     kafka_end: u64,
-    /// The storage append's number (see [`Shared::appends`]).
-    seq: u64,
     callback: LogFlushed<PartitionRaft>,
 }
 
@@ -404,8 +362,6 @@ impl LogStore {
                     (_, Err(e)) => Err(e),
                     _ => Ok(()),
                 };
-                let seq = batch.iter().map(|b| b.seq).max().unwrap_or(0);
-                for_task.mark_flushed(seq);
                 for item in batch {
                     let r = result
                         .as_ref()
@@ -414,8 +370,6 @@ impl LogStore {
                     item.callback.log_io_completed(r);
                 }
             }
-            // Nothing more is flushed: release the proposer for good.
-            for_task.mark_flushed(u64::MAX);
         });
         LogStore {
             shared,
@@ -520,17 +474,13 @@ impl RaftLogStorage<PartitionRaft> for LogStore {
     {
         let entries: Vec<_> = entries.into_iter().collect();
         let shared = Arc::clone(&self.shared);
-        let (kafka_end, seq) = blocking(move || shared.write(entries)).await?;
+        let kafka_end = blocking(move || shared.write(entries)).await?;
         self.flushes
             .send(FlushItem {
                 kafka_end,
-                seq,
                 callback,
             })
-            .map_err(|_| {
-                self.shared.mark_flushed(seq);
-                store_err(ErrorVerb::Write, "flush task stopped")
-            })
+            .map_err(|_| store_err(ErrorVerb::Write, "flush task stopped"))
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
