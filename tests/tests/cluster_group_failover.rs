@@ -326,7 +326,24 @@ fn offsets_committed_through_the_kafka_listener_survive_a_coordinator_kill() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_cannot_produce_to_delete_or_create_the_group_state_topic() {
     let c = TestCluster::start(3);
-    // It exists once the controller made it (an operator can describe it).
+    // Not created while no client asked for a coordinator: a topic created
+    // after the cluster formed reaches every node, the group-state topic
+    // does not.
+    c.create_replicated("plain", 1, 3, Default::default()).await;
+    c.wait_until(Duration::from_secs(30), "plain topic on every node", |c| {
+        (1..=3).all(|id| c.topic(id, "plain").is_some())
+    });
+    assert!(
+        (1..=3).all(|id| c.topic(id, INTERNAL).is_none()),
+        "created before any coordinator was asked for"
+    );
+    // The first FindCoordinator creates it (an operator can describe it);
+    // it is answered CoordinatorNotAvailable meanwhile.
+    let found = c.node(2).connect().await.find_coordinator("g").await;
+    assert!(
+        format!("{found:?}").contains("CoordinatorNotAvailable"),
+        "{found:?}"
+    );
     c.wait_until(Duration::from_secs(30), "group-state topic created", |c| {
         (1..=3).all(|id| c.topic(id, INTERNAL).is_some())
     });

@@ -5,10 +5,14 @@
 //! `fnv1a_64(group) % partitions`, and the group's coordinator is that
 //! partition's Raft leader.
 //!
-//! - **Creation.** The controller leader creates the topic once
-//!   (`offsets_topic_partitions` partitions, replication factor
-//!   `min(3, nodes)`, no retention) through the normal replicated topic
-//!   creation ([`run`]).
+//! - **Creation.** The topic is created the first time any node is asked
+//!   for a group's coordinator (FindCoordinator or a group call) while it
+//!   does not exist, as Kafka creates `__consumer_offsets`: that node
+//!   proposes it to the controller (`offsets_topic_partitions`
+//!   partitions, replication factor `min(3, nodes)`, no retention) through
+//!   the normal replicated topic creation ([`run`]), and the call is
+//!   answered `CoordinatorNotAvailable` meanwhile. A cluster whose clients
+//!   use no consumer groups runs no group-state partitions.
 //! - **Writes.** [`ReplicatedGroupLog`] appends each commit and group
 //!   record through the partition's group with acks=all; the
 //!   [`OffsetStore`](crate::offsets::OffsetStore) makes it visible only
@@ -22,6 +26,7 @@
 //!   stops leading a partition forgets its groups in memory.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -73,12 +78,20 @@ pub fn topic_config() -> TopicConfig {
 #[derive(Debug, Default)]
 pub struct Loaded {
     terms: Mutex<HashMap<u32, u64>>,
+    /// A coordinator was asked for while the topic did not exist.
+    wanted: AtomicBool,
 }
 
 impl Loaded {
     /// Whether partition `p` was loaded in term `term`.
     pub fn is_loaded(&self, p: u32, term: u64) -> bool {
         self.terms.lock().get(&p) == Some(&term)
+    }
+
+    /// Records that a group's coordinator was asked for while the
+    /// group-state topic does not exist: [`run`] then creates it.
+    pub fn want_topic(&self) {
+        self.wanted.store(true, Ordering::Relaxed);
     }
 
     fn get(&self, p: u32) -> Option<u64> {
@@ -183,8 +196,8 @@ impl GroupLog for ReplicatedGroupLog {
 }
 
 /// Cluster mode, for as long as the broker runs: creates the group-state
-/// topic when this node leads the controller and the topic is missing,
-/// and loads or drops the groups of each group-state partition as this
+/// topic (through the controller leader, at most once a second) when it is
+/// missing and a group's coordinator was asked of this node, and loads or drops the groups of each group-state partition as this
 /// node's leadership of it changes.
 pub async fn run(service: Weak<Service>, manager: Arc<ReplicaManager>, cluster: Arc<Cluster>) {
     let mut last_create = None::<tokio::time::Instant>;
@@ -195,7 +208,7 @@ pub async fn run(service: Weak<Service>, manager: Arc<ReplicaManager>, cluster: 
         let Some(svc) = service.upgrade() else { return };
         let Some(n) = partitions(&cluster) else {
             let due = last_create.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
-            if cluster.is_leader() && due {
+            if manager.group_loads.wanted.load(Ordering::Relaxed) && due {
                 last_create = Some(tokio::time::Instant::now());
                 create_topic(&svc, &cluster).await;
             }

@@ -55,6 +55,9 @@ impl Service {
             return (GroupCoordinator::Local, true);
         };
         let Some(n) = partitions(cluster) else {
+            if let Some(m) = self.replicas.get() {
+                m.group_loads.want_topic();
+            }
             return (GroupCoordinator::Unavailable, true);
         };
         let p = partition_of(group, n);
