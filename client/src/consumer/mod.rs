@@ -258,9 +258,11 @@ impl Consumer {
             Some(group) => match brokers.connect_coordinator(group).await {
                 Ok(conn) => conn,
                 // The coordinator named is unreachable (a node that just
-                // failed, before its groups moved): start at a broker of
-                // the list; the group's calls find the coordinator again.
-                Err(e) if is_connection_error(&e) => brokers.connect().await?,
+                // failed, before its groups moved) or not known yet (no
+                // leader, or a cluster's group-state topic being created):
+                // start at a broker of the list; the group's calls find the
+                // coordinator again, retrying with backoff.
+                Err(e) if is_connection_error(&e) || e.is_retriable() => brokers.connect().await?,
                 Err(e) => return Err(e),
             },
             None => brokers.connect().await?,

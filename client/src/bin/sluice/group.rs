@@ -67,6 +67,26 @@ pub(crate) enum GroupCommand {
 }
 
 /// Runs one group command.
+/// The group's coordinator, asked again (100 ms apart, for up to 10 s)
+/// while the answer is retriable: no coordinator known yet (a cluster
+/// electing, or creating its group-state topic) or the named one moving.
+async fn connect_coordinator(
+    brokers: &sluice_client::Bootstrap,
+    group: &str,
+) -> Result<sluice_client::Connection, sluice_client::ClientError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match brokers.connect_coordinator(group).await {
+            Err(sluice_client::ClientError::Broker { code, .. })
+                if code.is_retriable() && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            r => return r,
+        }
+    }
+}
+
 pub(crate) async fn run(broker: &str, cmd: GroupCommand) -> anyhow::Result<Outcome> {
     // A group's commands go to its coordinator (in a cluster, one node per
     // group); listing asks the broker reached.
@@ -78,7 +98,7 @@ pub(crate) async fn run(broker: &str, cmd: GroupCommand) -> anyhow::Result<Outco
         | GroupCommand::Delete { group } => Some(group.clone()),
     };
     let mut conn = match &group {
-        Some(g) => brokers.connect_coordinator(g).await,
+        Some(g) => connect_coordinator(&brokers, g).await,
         None => brokers.connect().await,
     }
     .map_err(|e| cannot_connect(broker, &e))?;
