@@ -341,6 +341,25 @@ pub struct OffsetStore {
     replicated: OnceLock<Arc<dyn GroupLog>>,
 }
 
+/// One record batch of `(key, value)` records (a `None` value is a
+/// tombstone), stamped with the current wall-clock time: what the offsets
+/// log, local or replicated, appends per commit.
+pub(crate) fn encode_batch(records: &[(Vec<u8>, Option<Vec<u8>>)]) -> bytes::BytesMut {
+    let now = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut builder = BatchBuilder::new();
+    for (key, value) in records {
+        builder.push(&NewRecord {
+            timestamp: now,
+            key: Some(key),
+            value: value.as_deref(),
+            headers: &[],
+        });
+    }
+    builder.finish()
+}
+
 /// Where a cluster writes group state instead of the local offsets log:
 /// the partition of the replicated group-state topic that holds the group.
 pub trait GroupLog: std::fmt::Debug + Send + Sync {
@@ -654,19 +673,7 @@ impl OffsetStore {
         if let Some(replicated) = self.replicated.get() {
             return replicated.append(group, records);
         }
-        let mut builder = BatchBuilder::new();
-        let now = SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        for (key, value) in records {
-            builder.push(&NewRecord {
-                timestamp: now,
-                key: Some(key),
-                value: value.as_deref(),
-                headers: &[],
-            });
-        }
-        let mut batch = builder.finish();
+        let mut batch = encode_batch(records);
         let info = self.log.append(&mut batch)?;
         self.log.flush_to(info.next_offset)?;
         Ok(())

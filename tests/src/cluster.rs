@@ -365,6 +365,43 @@ impl TestCluster {
         }
     }
 
+    /// Produces the values `v-{i}` for `i` in `range`, each to partition
+    /// `i % partitions` of `topic`, with acks=all through the client's
+    /// producer bootstrapped at `nodes`, and waits for every delivery
+    /// (panicking on a failed one).
+    pub async fn produce_spread(
+        &self,
+        nodes: &[u64],
+        topic: &str,
+        partitions: u32,
+        range: std::ops::Range<u64>,
+    ) {
+        use sluice_client::{Acks as ClientAcks, Producer, ProducerConfig, ProducerRecord};
+        let producer = Producer::new(ProducerConfig {
+            acks: ClientAcks::All,
+            linger: Duration::from_millis(1),
+            ..ProducerConfig::with_brokers(nodes.iter().map(|&i| self.node(i).addr.to_string()))
+        });
+        let mut deliveries = Vec::new();
+        for i in range {
+            let v = format!("v-{i}");
+            deliveries.push(
+                producer
+                    .send_record(ProducerRecord {
+                        topic,
+                        partition: Some((i % u64::from(partitions)) as u32),
+                        value: Some(v.as_bytes()),
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("send_record"),
+            );
+        }
+        for d in deliveries {
+            d.await.expect("delivery");
+        }
+    }
+
     /// Produces `records` to partition 0 of `topic` with acks=all through
     /// the leader that the nodes of `live` name, until an answer other than
     /// a retriable refusal: returns the leader and the answer's code (`None`

@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sluice_client::group::{GroupConfig, GroupConsumer};
-use sluice_client::{
-    Acks, ClientError, ConsumerConfig, OffsetReset, Producer, ProducerConfig, ProducerRecord,
-};
+use sluice_client::{ClientError, ConsumerConfig, OffsetReset};
 use sluice_protocol::kafka::groups::{HeartbeatRequest, HeartbeatResponse};
 use sluice_protocol::kafka::offsets::{
     FindCoordinatorRequest, FindCoordinatorResponse, OffsetFetchGroup, OffsetFetchRequest,
@@ -174,30 +172,9 @@ async fn native_members_at_different_nodes_share_one_group_at_its_coordinator() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let producer = Producer::new(ProducerConfig {
-        acks: Acks::All,
-        linger: Duration::from_millis(1),
-        ..ProducerConfig::with_brokers((1..=3).map(|i| c.node(i).addr.to_string()))
-    });
     const PER: u64 = 25;
-    let mut deliveries = Vec::new();
-    for i in 0..PER * u64::from(P) {
-        let v = format!("v-{i}");
-        deliveries.push(
-            producer
-                .send_record(ProducerRecord {
-                    topic: "spread",
-                    partition: Some((i % u64::from(P)) as u32),
-                    value: Some(v.as_bytes()),
-                    ..Default::default()
-                })
-                .await
-                .unwrap(),
-        );
-    }
-    for d in deliveries {
-        d.await.unwrap();
-    }
+    c.produce_spread(&[1, 2, 3], "spread", P, 0..PER * u64::from(P))
+        .await;
     let want = (PER * u64::from(P)) as usize;
     let deadline = Instant::now() + Duration::from_secs(60);
     while consumed.lock().unwrap().len() < want {

@@ -57,29 +57,8 @@ async fn agreed_coordinator(c: &TestCluster, ids: &[u64], group: &str) -> u64 {
 }
 
 async fn produce(c: &TestCluster, nodes: &[u64], from: u64, per_partition: u64) {
-    let producer = Producer::new(ProducerConfig {
-        acks: Acks::All,
-        linger: Duration::from_millis(1),
-        ..ProducerConfig::with_brokers(nodes.iter().map(|&i| c.node(i).addr.to_string()))
-    });
-    let mut deliveries = Vec::new();
-    for i in from..from + per_partition * u64::from(P) {
-        let v = format!("v-{i}");
-        deliveries.push(
-            producer
-                .send_record(ProducerRecord {
-                    topic: TOPIC,
-                    partition: Some((i % u64::from(P)) as u32),
-                    value: Some(v.as_bytes()),
-                    ..Default::default()
-                })
-                .await
-                .unwrap(),
-        );
-    }
-    for d in deliveries {
-        d.await.unwrap();
-    }
+    c.produce_spread(nodes, TOPIC, P, from..from + per_partition * u64::from(P))
+        .await;
 }
 
 fn member(c: &TestCluster, nodes: &[u64]) -> (ConsumerConfig, GroupConfig) {

@@ -28,11 +28,9 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use bytes::BytesMut;
 use parking_lot::Mutex;
-use sluice_protocol::batch::{BatchBuilder, NewRecord};
 use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::topic_config::TopicConfig;
 
@@ -161,19 +159,7 @@ impl GroupLog for ReplicatedGroupLog {
         if !replica.is_leader() || !manager.group_loads.is_loaded(p, replica.leader_epoch()) {
             return Err(not_coordinator());
         }
-        let now = SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let mut builder = BatchBuilder::new();
-        for (key, value) in records {
-            builder.push(&NewRecord {
-                timestamp: now,
-                key: Some(key),
-                value: value.as_deref(),
-                headers: &[],
-            });
-        }
-        let batch: BytesMut = builder.finish();
+        let batch = crate::offsets::encode_batch(records);
         let appended = self.runtime.block_on(async {
             tokio::time::timeout(WRITE_TIMEOUT, replica.append(batch, Acks::All)).await
         });
