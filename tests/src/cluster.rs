@@ -365,6 +365,36 @@ impl TestCluster {
         }
     }
 
+    /// The coordinator every node of `ids` names for `group` (native
+    /// FindCoordinator) once they agree on one of `ids`, with the address
+    /// it advertises checked against that node's listener. Panics after 30 s.
+    pub async fn agreed_coordinator(&self, ids: &[u64], group: &str) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut seen = Vec::new();
+            for &id in ids {
+                let mut conn = self.node(id).connect().await;
+                seen.push(
+                    conn.find_coordinator(group)
+                        .await
+                        .ok()
+                        .map(|f| (f.node_id, f.address)),
+                );
+            }
+            if let Some(Some(first)) = seen.first() {
+                if ids.contains(&first.0) && seen.iter().all(|s| s.as_ref() == Some(first)) {
+                    assert_eq!(first.1, self.node(first.0).addr.to_string());
+                    return first.0;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nodes {ids:?} agree on the coordinator of {group}: {seen:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Produces the values `v-{i}` for `i` in `range`, each to partition
     /// `i % partitions` of `topic`, with acks=all through the client's
     /// producer bootstrapped at `nodes`, and waits for every delivery

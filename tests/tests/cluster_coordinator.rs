@@ -35,36 +35,6 @@ type Owned = BTreeSet<(String, i32)>;
 const NATIVE_GROUP: &str = "coord-native";
 const KAFKA_GROUP: &str = "kafka-spread";
 
-/// The coordinator every node names for `group` (native FindCoordinator),
-/// once they agree (the group-state topic is created, and its leaders
-/// settle, as the cluster starts).
-async fn agreed_coordinator(c: &TestCluster, group: &str) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut seen = Vec::new();
-        for id in 1..=3 {
-            let mut conn = c.node(id).connect().await;
-            seen.push(
-                conn.find_coordinator(group)
-                    .await
-                    .ok()
-                    .map(|f| (f.node_id, f.address)),
-            );
-        }
-        if let Some(Some(first)) = seen.first() {
-            if seen.iter().all(|s| s.as_ref() == Some(first)) {
-                assert_eq!(first.1, c.node(first.0).addr.to_string());
-                return first.0;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the nodes agree on the coordinator of {group}: {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn member_config(c: &TestCluster, node: u64) -> ConsumerConfig {
     ConsumerConfig {
         group: Some(NATIVE_GROUP.into()),
@@ -87,7 +57,7 @@ async fn native_members_at_different_nodes_share_one_group_at_its_coordinator() 
     // an election answers CoordinatorNotAvailable for a moment.)
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let coord_id = agreed_coordinator(&c, NATIVE_GROUP).await;
+        let coord_id = c.agreed_coordinator(&[1, 2, 3], NATIVE_GROUP).await;
         let other_id = if coord_id == 1 { 2 } else { 1 };
         let mut other = c.node(other_id).connect().await;
         let refused = match other.heartbeat(NATIVE_GROUP, 0, "m", None).await {

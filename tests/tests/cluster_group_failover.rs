@@ -24,6 +24,7 @@ use sluice_protocol::kafka::offsets::{
 };
 use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::create_topics::NewTopic;
+use sluice_protocol::wire::offset_commit::CommitPartition;
 use sluice_protocol::wire::produce::Acks as WireAcks;
 use sluice_tests::cluster::TestCluster;
 use sluice_tests::kafka::{call, run_clients};
@@ -32,29 +33,6 @@ const TOPIC: &str = "failover";
 const GROUP: &str = "failover-group";
 const P: u32 = 2;
 const INTERNAL: &str = "__sluice_group_state";
-
-/// The coordinator every node of `ids` names for `group` (native
-/// FindCoordinator), once they agree on one of `ids`.
-async fn agreed_coordinator(c: &TestCluster, ids: &[u64], group: &str) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut seen = Vec::new();
-        for &id in ids {
-            let mut conn = c.node(id).connect().await;
-            seen.push(conn.find_coordinator(group).await.ok().map(|f| f.node_id));
-        }
-        if let Some(Some(first)) = seen.first() {
-            if ids.contains(first) && seen.iter().all(|s| *s == Some(*first)) {
-                return *first;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nodes {ids:?} agree on the coordinator of {group}: {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 async fn produce(c: &TestCluster, nodes: &[u64], from: u64, per_partition: u64) {
     c.produce_spread(nodes, TOPIC, P, from..from + per_partition * u64::from(P))
@@ -110,7 +88,7 @@ async fn read(m: &mut GroupConsumer, want: usize, within: Duration) -> BTreeMap<
 async fn committed(c: &TestCluster, ids: &[u64], want: u64) -> Vec<Option<u64>> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let at = agreed_coordinator(c, ids, GROUP).await;
+        let at = c.agreed_coordinator(ids, GROUP).await;
         let mut conn = c.node(at).connect().await;
         let mut out = vec![None; P as usize];
         match conn.offset_fetch(GROUP, None).await {
@@ -135,7 +113,7 @@ async fn a_native_group_resumes_at_its_committed_offsets_after_its_coordinator_i
     const FIRST: u64 = 30;
     produce(&c, &[1, 2, 3], 0, FIRST).await;
 
-    let old = agreed_coordinator(&c, &[1, 2, 3], GROUP).await;
+    let old = c.agreed_coordinator(&[1, 2, 3], GROUP).await;
     let (consumer, group) = member(&c, &[old]);
     let mut a = GroupConsumer::connect(consumer, group).await.unwrap();
     let read_a = read(&mut a, FIRST as usize, Duration::from_secs(60)).await;
@@ -148,7 +126,7 @@ async fn a_native_group_resumes_at_its_committed_offsets_after_its_coordinator_i
         [Some(FIRST); P as usize]
     );
     // The coordinator now (leaders may have moved since the member joined).
-    let old = agreed_coordinator(&c, &[1, 2, 3], GROUP).await;
+    let old = c.agreed_coordinator(&[1, 2, 3], GROUP).await;
     // The member goes away without leaving (its session ends on the new
     // coordinator), then its coordinator dies.
     drop(a);
@@ -174,7 +152,7 @@ async fn a_native_group_resumes_at_its_committed_offsets_after_its_coordinator_i
         );
     }
     eprintln!("resumed {took:?} after the coordinator was killed");
-    let new = agreed_coordinator(&c, &live, GROUP).await;
+    let new = c.agreed_coordinator(&live, GROUP).await;
     assert_ne!(new, old);
     // Commits go on at the new coordinator.
     b.commit().await.unwrap();
@@ -439,4 +417,77 @@ fn a_kafka_client_group_resumes_after_its_coordinator_is_killed() {
     let want: Vec<String> = (10..20).map(|i| format!("v-{i}")).collect();
     assert_eq!(values, want, "resumes at the committed offset: {doc}");
     assert_eq!(doc["committed"]["0"], 20, "{doc}");
+}
+
+/// A group's coordinator is the leader of its group-state partition, which
+/// may be a node that hosts no replica of the topics the group consumes:
+/// it still accepts and serves their commits (the controller's metadata,
+/// not its own topics, says which partitions exist).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_without_a_replica_of_the_topic_accepts_its_commits() {
+    let c = TestCluster::start(3);
+    c.create_replicated("solo", 1, 1, Default::default()).await;
+    let holder = c
+        .wait_partition_leader(&[1, 2, 3], "solo", Duration::from_secs(30))
+        .await;
+    // A group coordinated by a node that does not hold "solo".
+    let mut chosen = None;
+    for i in 0..64 {
+        let group = format!("elsewhere-{i}");
+        let coord = c.agreed_coordinator(&[1, 2, 3], &group).await;
+        if coord != holder {
+            chosen = Some((group, coord));
+            break;
+        }
+    }
+    let (group, coord) = chosen.expect("a group coordinated away from the topic's only replica");
+    let mut conn = c.node(coord).connect().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let committed = loop {
+        let r = conn
+            .offset_commit(
+                &group,
+                vec![CommitPartition {
+                    topic: "solo".into(),
+                    partition: 0,
+                    offset: 7,
+                    metadata: "m".into(),
+                }],
+            )
+            .await;
+        match r {
+            // The coordinator may still be loading the partition.
+            Err(sluice_client::ClientError::Broker { code, .. })
+                if code.is_retriable() && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            r => break r.expect("offset commit"),
+        }
+    };
+    assert_eq!(
+        committed.partitions[0].error_code,
+        ErrorCode::None,
+        "{committed:?}"
+    );
+    // A partition the topic does not have is still refused.
+    let r = conn
+        .offset_commit(
+            &group,
+            vec![CommitPartition {
+                topic: "solo".into(),
+                partition: 1,
+                offset: 7,
+                metadata: String::new(),
+            }],
+        )
+        .await
+        .expect("offset commit");
+    assert_eq!(
+        r.partitions[0].error_code,
+        ErrorCode::UnknownTopicOrPartition
+    );
+    let fetched = conn.offset_fetch(&group, None).await.expect("offset fetch");
+    assert_eq!(fetched.partitions.len(), 1, "{fetched:?}");
+    assert_eq!(fetched.partitions[0].offset, Some(7), "{fetched:?}");
 }

@@ -63,6 +63,28 @@ impl Service {
             })
     }
 
+    /// Whether `partition` of `topic` exists. In a cluster the controller's
+    /// metadata says so: a group's coordinator may host no replica of the
+    /// topics its group consumes. Alone: the broker's own topics.
+    fn partition_exists(&self, topic: &str, partition: u32) -> bool {
+        match self.cluster.get() {
+            Some(c) => c.with_metadata(|m| {
+                m.topics
+                    .get(topic)
+                    .is_some_and(|t| (partition as usize) < t.replicas.len())
+            }),
+            None => self.topics.has_partition(topic, partition),
+        }
+    }
+
+    /// Whether `topic` exists (as [`Self::partition_exists`]).
+    fn topic_exists(&self, topic: &str) -> bool {
+        match self.cluster.get() {
+            Some(c) => c.with_metadata(|m| m.topics.contains_key(topic)),
+            None => self.topics.topic(topic).is_some(),
+        }
+    }
+
     fn commit_blocking(&self, group: &str, commits: Vec<Commit>) -> Vec<Committed> {
         let group_code = if validate_topic_name(group).is_ok() {
             ErrorCode::None
@@ -73,7 +95,7 @@ impl Service {
         let own_codes: Vec<ErrorCode> = commits
             .iter()
             .map(|p| {
-                if !self.topics.has_partition(&p.topic, p.partition) {
+                if !self.partition_exists(&p.topic, p.partition) {
                     ErrorCode::UnknownTopicOrPartition
                 } else if p.metadata.len() > max_metadata {
                     ErrorCode::OffsetMetadataTooLarge
@@ -95,7 +117,7 @@ impl Service {
             .collect();
         let stored = if group_code.is_ok() {
             self.offsets
-                .commit_if(group, &to_store, |t| self.topics.topic(t).is_some())
+                .commit_if(group, &to_store, |t| self.topic_exists(t))
                 .map_err(|e| e.code())
         } else {
             Err(group_code)
