@@ -424,7 +424,7 @@ fn a_kafka_client_group_resumes_after_its_coordinator_is_killed() {
 /// it still accepts and serves their commits (the controller's metadata,
 /// not its own topics, says which partitions exist).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_coordinator_without_a_replica_of_the_topic_accepts_its_commits() {
+async fn a_coordinator_without_a_replica_of_the_topic_serves_and_forgets_its_commits() {
     let c = TestCluster::start(3);
     c.create_replicated("solo", 1, 1, Default::default()).await;
     let holder = c
@@ -490,4 +490,20 @@ async fn a_coordinator_without_a_replica_of_the_topic_accepts_its_commits() {
     let fetched = conn.offset_fetch(&group, None).await.expect("offset fetch");
     assert_eq!(fetched.partitions.len(), 1, "{fetched:?}");
     assert_eq!(fetched.partitions[0].offset, Some(7), "{fetched:?}");
+    // Deleting the topic forgets its committed offsets at the coordinator,
+    // which hosts no replica of it.
+    let r = conn.delete_topics(vec!["solo".into()]).await.unwrap();
+    assert_eq!(r.results[0].error_code, ErrorCode::None, "{r:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let fetched = conn.offset_fetch(&group, None).await.expect("offset fetch");
+        if fetched.partitions.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "offsets of the deleted topic forgotten: {fetched:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -50,17 +50,29 @@ impl MetadataObserver for TopicStoreObserver {
                     }
                 }
             }
-            MetadataEvent::TopicDeleted(t) => match svc.topics.delete(&t.name) {
-                Ok(()) => {
-                    if let Err(e) = svc.offsets.forget_topics(|n| n != t.name.as_str()) {
-                        tracing::warn!(topic = %t.name, error = %e, "could not forget committed offsets of deleted topic");
+            MetadataEvent::TopicDeleted(t) => {
+                match svc.topics.delete(&t.name) {
+                    Ok(()) => {}
+                    Err(e) if e.code() == ErrorCode::UnknownTopicOrPartition => {}
+                    Err(e) => {
+                        tracing::error!(topic = %t.name, error = %e, "could not delete a topic")
                     }
                 }
-                Err(e) if e.code() == ErrorCode::UnknownTopicOrPartition => {}
-                Err(e) => {
-                    tracing::error!(topic = %t.name, error = %e, "could not delete a topic")
+                // Every node, hosting the topic or not: the groups it
+                // coordinates may hold offsets of it. Their tombstones are
+                // replicated writes that may wait for a commit, so they do
+                // not hold up the controller's apply.
+                let name = t.name.clone();
+                let forget = move || {
+                    if let Err(e) = svc.offsets.forget_topics(|n| n != name.as_str()) {
+                        tracing::warn!(topic = %name, error = %e, "could not forget committed offsets of deleted topic");
+                    }
+                };
+                match tokio::runtime::Handle::try_current() {
+                    Ok(rt) => drop(rt.spawn_blocking(forget)),
+                    Err(_) => forget(),
                 }
-            },
+            }
         }
     }
 }
