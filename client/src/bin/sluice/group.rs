@@ -10,6 +10,7 @@ use sluice_client::{ClientError, Connection};
 use sluice_protocol::group::consumer_protocol::{self, Assignment};
 use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::describe_groups::DescribedGroup;
+use sluice_protocol::wire::list_groups::ListedGroup;
 use sluice_protocol::wire::list_offsets::{ListOffsetsPartition, OffsetSpec};
 use sluice_protocol::wire::offset_commit::{CommitPartition, OffsetCommitRequestV1};
 
@@ -66,7 +67,53 @@ pub(crate) enum GroupCommand {
     },
 }
 
-/// Runs one group command.
+/// How long `group list` waits for each node of a cluster.
+const ASK_NODE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Every group of the cluster: each broker lists only the groups it
+/// coordinates, so, as Kafka's admin client does, every broker named in the
+/// metadata of the one reached (`conn`) is asked and the answers merged
+/// (a group listed by two nodes while its coordinator moves appears once).
+/// Returns the groups and the nodes that could not be asked, with why. A
+/// broker running alone is asked once, over `conn`.
+async fn list_everywhere(
+    conn: &mut Connection,
+) -> anyhow::Result<(Vec<ListedGroup>, Vec<(u64, String)>)> {
+    let brokers = match conn.metadata(Some(Vec::new())).await {
+        Ok(m) if m.brokers.len() > 1 => m.brokers,
+        // Alone (or a broker too old to name its peers): this one only.
+        _ => Vec::new(),
+    };
+    let mut lists = Vec::new();
+    let mut failed = Vec::new();
+    if brokers.is_empty() {
+        let r = conn
+            .list_groups(Vec::new())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot list groups: {}", describe(&e)))?;
+        check(r.error_code, "cannot list groups")?;
+        lists.push(r.groups);
+    }
+    for b in &brokers {
+        let answer = tokio::time::timeout(ASK_NODE, async {
+            let mut c = Connection::connect(b.listen.as_str()).await?;
+            c.list_groups(Vec::new()).await
+        })
+        .await;
+        match answer {
+            Ok(Ok(r)) if r.error_code == ErrorCode::None => lists.push(r.groups),
+            Ok(Ok(r)) => failed.push((b.id, format!("{:?}", r.error_code))),
+            Ok(Err(e)) => failed.push((b.id, describe(&e))),
+            Err(_) => failed.push((b.id, format!("no answer within {ASK_NODE:?}"))),
+        }
+    }
+    let mut merged: BTreeMap<String, ListedGroup> = BTreeMap::new();
+    for g in lists.into_iter().flatten() {
+        merged.entry(g.group.clone()).or_insert(g);
+    }
+    Ok((merged.into_values().collect(), failed))
+}
+
 /// The group's coordinator, asked again (100 ms apart, for up to 10 s)
 /// while the answer is retriable: no coordinator known yet (a cluster
 /// electing, or creating its group-state topic) or the named one moving.
@@ -87,9 +134,10 @@ async fn connect_coordinator(
     }
 }
 
+/// Runs one group command.
 pub(crate) async fn run(broker: &str, cmd: GroupCommand) -> anyhow::Result<Outcome> {
     // A group's commands go to its coordinator (in a cluster, one node per
-    // group); listing asks the broker reached.
+    // group); listing asks every broker of the cluster.
     let brokers = sluice_client::Bootstrap::parse(broker);
     let group = match &cmd {
         GroupCommand::List { .. } => None,
@@ -105,12 +153,8 @@ pub(crate) async fn run(broker: &str, cmd: GroupCommand) -> anyhow::Result<Outco
     let mut out = std::io::stdout().lock();
     match cmd {
         GroupCommand::List { output } => {
-            let r = conn
-                .list_groups(Vec::new())
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot list groups: {}", describe(&e)))?;
-            check(r.error_code, "cannot list groups")?;
-            let mut groups = r.groups;
+            let (listed, failed) = list_everywhere(&mut conn).await?;
+            let mut groups = listed;
             groups.sort_by(|a, b| a.group.cmp(&b.group));
             match output {
                 Output::Text => {
@@ -130,6 +174,13 @@ pub(crate) async fn run(broker: &str, cmd: GroupCommand) -> anyhow::Result<Outco
                         .collect();
                     writeln!(out, "{}", json!({ "groups": list }))?;
                 }
+            }
+            if !failed.is_empty() {
+                out.flush().context("writing to stdout")?;
+                for (node, e) in &failed {
+                    eprintln!("cannot list the groups of node {node}: {e}");
+                }
+                return Ok(Outcome::Failed);
             }
         }
         GroupCommand::Describe { group, output } => {
