@@ -494,3 +494,62 @@ async fn a_producer_and_a_consumer_that_fell_behind_catch_up_in_few_round_trips(
     );
     producer.close().await;
 }
+
+/// A poll that reaches the log end returns its records without sending the
+/// next fetch first (it would only wait at the broker); a poll that leaves
+/// the consumer behind keeps the next fetch on the wire while the
+/// application works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_fetch_is_sent_ahead_only_while_behind() {
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    Admin::connect(&addr)
+        .await
+        .unwrap()
+        .create_topic("ahead", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    let producer = Producer::new(ProducerConfig {
+        linger: Duration::ZERO,
+        batch_bytes: 1,
+        ..ProducerConfig::new(addr.clone())
+    });
+    let value = vec![1u8; 4096];
+    for _ in 0..2 {
+        producer
+            .send("ahead", None, &value)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    // One 4 KiB batch per fetch: the first poll leaves one behind.
+    let mut c = Consumer::connect(ConsumerConfig {
+        max_wait: Duration::from_millis(200),
+        partition_max_bytes: 4096,
+        ..ConsumerConfig::new(addr.clone())
+    })
+    .await
+    .unwrap();
+    c.assign(vec![("ahead".into(), 0)]).await.unwrap();
+    assert_eq!(c.poll().await.unwrap().len(), 1);
+    assert_eq!(c.fetches_in_flight(), 1, "behind: the next fetch is out");
+    assert_eq!(c.poll().await.unwrap().len(), 1);
+    assert_eq!(c.fetches_in_flight(), 0, "at the end: nothing sent ahead");
+    // The next poll sends it, and a record produced meanwhile comes back.
+    let a = addr.clone();
+    let late = tokio::spawn(async move {
+        let p = Producer::new(ProducerConfig::new(a));
+        p.send("ahead", None, b"late").await.unwrap().await.unwrap();
+        p.close().await;
+    });
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.is_empty() && Instant::now() < deadline {
+        got = c.poll().await.unwrap();
+    }
+    late.await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].value(), b"late");
+    producer.close().await;
+}
