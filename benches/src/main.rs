@@ -70,8 +70,10 @@ struct Args {
     /// Target bytes per record batch (throughput workloads)
     #[arg(long, default_value_t = 1 << 20)]
     batch_bytes: usize,
-    /// Producer batch size of W4/W7 (1: each record is its own batch)
-    #[arg(long, default_value_t = 1)]
+    /// Producer batch size of W4/W7 (1: each record is its own batch; with
+    /// linger 0 a batch holds only what queued while the one before it
+    /// waited to be sent)
+    #[arg(long, default_value_t = 256 * 1024)]
     latency_batch_bytes: usize,
     /// Producer linger of W4/W7, in milliseconds
     #[arg(long, default_value_t = 0)]

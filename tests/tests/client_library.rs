@@ -396,3 +396,160 @@ async fn a_consumer_with_more_partitions_than_one_fetch_takes_reads_them_all() {
     }
     assert_eq!(got, want);
 }
+
+/// Produce requests the broker has served so far (its metrics endpoint).
+fn produce_requests(broker: &TestBroker) -> f64 {
+    let (status, text) = sluice_tests::http_get(broker.metrics_addr.unwrap(), "/metrics");
+    assert_eq!(status, 200, "{text}");
+    sluice_tests::sample(&text, "sluice_requests_total{api=\"Produce\"}").unwrap_or(0.0)
+}
+
+/// A producer that falls behind catches up in a few requests: with linger
+/// 0 and its one request slot taken (the broker is stopped), records that
+/// keep coming join one open batch instead of each being sealed into a
+/// batch (and later a request) of its own. A consumer behind by many
+/// batches takes them in one fetch, not one round trip per batch. On a
+/// current-thread runtime, so the producer's sender takes a turn after
+/// every record (each `yield_now`), as a busy sender would.
+#[tokio::test(flavor = "current_thread")]
+async fn a_producer_and_a_consumer_that_fell_behind_catch_up_in_few_round_trips() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    Admin::connect(&addr)
+        .await
+        .unwrap()
+        .create_topic("behind", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    let producer = Producer::new(ProducerConfig {
+        linger: Duration::ZERO,
+        max_in_flight: 1,
+        batch_bytes: 4 << 20,
+        ..ProducerConfig::new(addr.clone())
+    });
+    // Connected, with a producer id.
+    producer
+        .send("behind", None, b"warm")
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let before = produce_requests(&broker);
+
+    let n = 1000usize;
+    let value = vec![7u8; 1024];
+    kill(Pid::from_raw(broker.pid() as i32), Signal::SIGSTOP).unwrap();
+    let mut deliveries = Vec::with_capacity(n);
+    for _ in 0..n {
+        deliveries.push(producer.send("behind", None, &value).await.unwrap());
+        tokio::task::yield_now().await;
+    }
+    kill(Pid::from_raw(broker.pid() as i32), Signal::SIGCONT).unwrap();
+    for d in deliveries {
+        d.await.unwrap();
+    }
+    let requests = produce_requests(&broker) - before;
+    // One request took the first record, one the second (sealed while
+    // the first waited), one all the rest.
+    assert!(
+        requests <= 4.0,
+        "{n} records behind took {requests} produce requests"
+    );
+
+    // Many batches: one record each.
+    let single = Producer::new(ProducerConfig {
+        linger: Duration::ZERO,
+        batch_bytes: 1,
+        ..ProducerConfig::new(addr.clone())
+    });
+    let mut deliveries = Vec::with_capacity(n);
+    for _ in 0..n {
+        deliveries.push(single.send("behind", None, &value).await.unwrap());
+    }
+    for d in deliveries {
+        d.await.unwrap();
+    }
+    single.close().await;
+    let mut c = Consumer::connect(ConsumerConfig {
+        max_wait: Duration::from_millis(100),
+        ..ConsumerConfig::new(addr.clone())
+    })
+    .await
+    .unwrap();
+    c.assign(vec![("behind".into(), 0)]).await.unwrap();
+    let (mut got, mut polls) = (0usize, 0u32);
+    while got < 2 * n + 1 {
+        let records = c.poll().await.unwrap();
+        assert!(!records.is_empty(), "a poll of a backlog came back empty");
+        got += records.len();
+        polls += 1;
+    }
+    assert_eq!(got, 2 * n + 1);
+    assert!(
+        polls <= 2,
+        "{} records behind took {polls} polls",
+        2 * n + 1
+    );
+    producer.close().await;
+}
+
+/// A poll that reaches the log end returns its records without sending the
+/// next fetch first (it would only wait at the broker); a poll that leaves
+/// the consumer behind keeps the next fetch on the wire while the
+/// application works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_fetch_is_sent_ahead_only_while_behind() {
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    Admin::connect(&addr)
+        .await
+        .unwrap()
+        .create_topic("ahead", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    let producer = Producer::new(ProducerConfig {
+        linger: Duration::ZERO,
+        batch_bytes: 1,
+        ..ProducerConfig::new(addr.clone())
+    });
+    let value = vec![1u8; 4096];
+    for _ in 0..2 {
+        producer
+            .send("ahead", None, &value)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    // One 4 KiB batch per fetch: the first poll leaves one behind.
+    let mut c = Consumer::connect(ConsumerConfig {
+        max_wait: Duration::from_millis(200),
+        partition_max_bytes: 4096,
+        ..ConsumerConfig::new(addr.clone())
+    })
+    .await
+    .unwrap();
+    c.assign(vec![("ahead".into(), 0)]).await.unwrap();
+    assert_eq!(c.poll().await.unwrap().len(), 1);
+    assert_eq!(c.fetches_in_flight(), 1, "behind: the next fetch is out");
+    assert_eq!(c.poll().await.unwrap().len(), 1);
+    assert_eq!(c.fetches_in_flight(), 0, "at the end: nothing sent ahead");
+    // The next poll sends it, and a record produced meanwhile comes back.
+    let a = addr.clone();
+    let late = tokio::spawn(async move {
+        let p = Producer::new(ProducerConfig::new(a));
+        p.send("ahead", None, b"late").await.unwrap().await.unwrap();
+        p.close().await;
+    });
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.is_empty() && Instant::now() < deadline {
+        got = c.poll().await.unwrap();
+    }
+    late.await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].value(), b"late");
+    producer.close().await;
+}

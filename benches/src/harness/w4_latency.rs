@@ -9,8 +9,10 @@
 //! from when they should have left, so a stall is not hidden (no coordinated
 //! omission). Latency = receipt time − intended send time, into an HDR
 //! histogram (nanoseconds, 3 significant digits). The first `warmup` of
-//! records is sent but not recorded. The producer lingers 0 and seals every
-//! record into its own batch by default, so batching delay is not measured.
+//! records is sent but not recorded. The producer lingers 0, so batching
+//! delay is not measured: a record waits in a batch only while the batch
+//! before it waits for a request slot (a sender that fell behind then
+//! catches up in large requests).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -64,6 +64,9 @@ pub(super) struct Sessions {
     /// later deadline it only updates the registered timer, so a poll
     /// registers no timer (nor wakes the runtime's timer thread) each time.
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Whether the answers taken last left some partition behind its high
+    /// watermark (more records are there to fetch at once).
+    behind: bool,
 }
 
 #[derive(Debug)]
@@ -212,9 +215,13 @@ impl Consumer {
             self.send_fetches().await?;
             let records = self.receive(deadline, &mut second_chances).await?;
             if !records.is_empty() {
-                // Keep the pipe full while the application works; a
-                // failure shows on the next call.
-                let _ = self.send_fetches().await;
+                // Behind the log end: keep the pipe full while the
+                // application works (a failure shows on the next call). At
+                // the end, the next fetch would only wait at the broker:
+                // the records go back first and the next call sends it.
+                if self.fetch.behind {
+                    let _ = self.send_fetches().await;
+                }
                 return Ok(records);
             }
             if Instant::now() >= deadline {
@@ -378,6 +385,7 @@ impl Consumer {
             .map_or(deadline, |w| w.min(deadline))
             .min(now + patience);
         let ready = wait_any(&mut self.fetch.by_dest, &mut self.fetch.timer, until).await;
+        self.fetch.behind = false;
         for dest in self.fetch.overdue(Instant::now(), patience) {
             self.lost(&dest);
         }
@@ -539,6 +547,9 @@ impl Consumer {
                 }
                 a.position = a.position.max(batch.header().next_offset() as u64);
             }
+            if a.position < p.high_watermark {
+                self.fetch.behind = true;
+            }
         }
         if !moved.is_empty() {
             self.back_off(&moved);
@@ -549,6 +560,15 @@ impl Consumer {
     /// Fetch connections open now (one per leader fetched from).
     pub fn fetch_connections(&self) -> usize {
         self.fetch.len()
+    }
+
+    /// Fetch requests on the wire now (at most one per fetch connection).
+    pub fn fetches_in_flight(&self) -> usize {
+        self.fetch
+            .by_dest
+            .values()
+            .filter(|s| matches!(s.state, State::InFlight { .. }))
+            .count()
     }
 }
 

@@ -10,8 +10,11 @@
 //! subscribed topics' partitions among the group's members.
 //!
 //! [`Consumer::poll`] yields records whose keys and values are slices of the
-//! fetched buffer (no copy per record). While the application works on them,
-//! the next fetch is already on the wire, so the pipe stays full. Batch
+//! fetched buffer (no copy per record). When the records returned leave the
+//! consumer behind the log end, the next fetch is already on the wire while
+//! the application works on them, so the pipe stays full; at the log end the
+//! records are returned first and the next call sends the fetch (it would
+//! only wait at the broker). Batch
 //! CRCs are verified by default.
 //!
 //! Each partition is fetched from its leader, named by a

@@ -157,20 +157,45 @@ impl Accumulator {
     }
 
     /// Seals batches that waited `linger`; returns when the next one will.
+    ///
+    /// A partition's open batch is not sealed while a sealed batch of the
+    /// same partition still waits in the ready queue (its broker has no
+    /// free request slot, or it backs off before a retry): it keeps taking
+    /// records, up to `batch_bytes`, and is sealed on the first call after
+    /// that batch has left. So a producer that falls behind sends what
+    /// queued meanwhile in one batch, not one request per record, even with
+    /// `linger` 0; a producer that keeps up seals each batch as soon as its
+    /// linger is over. Held batches are not in the returned deadline: the
+    /// sender looks again when a request completes (or a retry is due).
     pub(crate) fn seal_expired(
         &mut self,
         linger: std::time::Duration,
         now: Instant,
     ) -> Option<Instant> {
-        for (t, p) in self.open_keys(|b| now.duration_since(b.created) >= linger) {
+        let waiting: std::collections::HashSet<(&str, u32)> = self
+            .ready
+            .iter()
+            .map(|b| (b.topic.as_str(), b.partition))
+            .collect();
+        let mut expired = Vec::new();
+        let mut next_linger: Option<Instant> = None;
+        for (t, parts) in &self.open {
+            for (p, b) in parts {
+                if waiting.contains(&(t.as_str(), *p)) {
+                    continue;
+                }
+                let due = b.created + linger;
+                if due <= now {
+                    expired.push((t.clone(), *p));
+                } else {
+                    next_linger = Some(next_linger.map_or(due, |n| n.min(due)));
+                }
+            }
+        }
+        drop(waiting);
+        for (t, p) in expired {
             self.seal(&t, p);
         }
-        let next_linger = self
-            .open
-            .values()
-            .flat_map(HashMap::values)
-            .map(|b| b.created + linger)
-            .min();
         let next_retry = self.ready.front().and_then(|b| b.not_before);
         match (next_linger, next_retry) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -359,6 +384,55 @@ mod tests {
             acc.take_request_by(1 << 20, 1000, now, |b| route(b, b_free))
                 .is_none()
         );
+    }
+
+    /// Appends one record with value `v` to `t`-`p`.
+    fn add(acc: &mut Accumulator, config: &ProducerConfig, t: &str, p: u32, v: &[u8]) {
+        static MEMORY: std::sync::LazyLock<std::sync::Arc<tokio::sync::Semaphore>> =
+            std::sync::LazyLock::new(|| std::sync::Arc::new(tokio::sync::Semaphore::new(1 << 20)));
+        let permit = std::sync::Arc::clone(&MEMORY)
+            .try_acquire_many_owned(1)
+            .unwrap();
+        let (tx, _rx) = oneshot::channel();
+        let record = ProducerRecord {
+            topic: t,
+            partition: Some(p),
+            value: Some(v),
+            ..Default::default()
+        };
+        acc.append(config, t, p, &record, 0, tx, permit);
+    }
+
+    #[test]
+    fn with_a_batch_waiting_linger_zero_keeps_filling_the_next_one() {
+        let config = ProducerConfig {
+            linger: std::time::Duration::ZERO,
+            ..ProducerConfig::new("unused:1")
+        };
+        let mut acc = Accumulator::default();
+        let now = Instant::now() + std::time::Duration::from_secs(1);
+        add(&mut acc, &config, "t", 0, b"first");
+        assert_eq!(acc.seal_expired(config.linger, now), None);
+        add(&mut acc, &config, "u", 0, b"other");
+        assert_eq!(acc.seal_expired(config.linger, now), None);
+        assert_eq!(acc.ready.len(), 2);
+        // Nothing could be sent: these records join one open batch.
+        for _ in 0..100 {
+            add(&mut acc, &config, "t", 0, b"queued");
+        }
+        add(&mut acc, &config, "u", 1, b"free");
+        // Held back, so not due: no deadline for it.
+        assert_eq!(acc.seal_expired(config.linger, now), None);
+        assert_eq!(
+            keys(acc.ready.make_contiguous()),
+            [("t", 0), ("u", 0), ("u", 1)]
+        );
+        let first = acc.take_ready(1, now);
+        assert_eq!(first[0].waiters.len(), 1);
+        acc.seal_expired(config.linger, now);
+        let rest = acc.take_ready(usize::MAX, now);
+        assert_eq!(keys(&rest), [("u", 0), ("u", 1), ("t", 0)]);
+        assert_eq!(rest[2].waiters.len(), 100);
     }
 
     #[test]

@@ -60,6 +60,11 @@ pub struct ProducerConfig {
     /// A batch is sent once it holds this many bytes.
     pub batch_bytes: usize,
     /// A batch is sent at the latest this long after its first record.
+    /// While an earlier batch of the same partition still waits to be sent
+    /// (no free request slot, or a retry's backoff), the next one keeps
+    /// taking records, up to `batch_bytes`, until that one has left: a
+    /// producer that fell behind sends what queued meanwhile in one batch,
+    /// with linger 0 too.
     pub linger: Duration,
     /// Produce requests on the wire at once.
     pub max_in_flight: usize,
