@@ -841,3 +841,84 @@ async fn leader_loss_answers_every_part_of_merged_entries() {
         vec![b"first-0".to_vec(), b"majority-0".to_vec()]
     );
 }
+
+/// A group-state partition's compaction: the snapshot is capped at the
+/// checkpoint start `C` (its last entry is the one just before `C`, its
+/// Kafka end is `C`), the segments wholly below it go, and a replica that
+/// was down meanwhile installs it and restarts its log at `C`, so it holds
+/// every record from `C` on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capped_snapshot_ends_before_the_checkpoint_and_a_lagging_replica_restarts_there() {
+    let all = [1, 2, 3];
+    let mut c = Cluster::new(&all).await;
+    let leader = c.leader(&all).await;
+    for i in 0..5 {
+        produce(c.node(leader), &format!("early{i}"), 2, Acks::All)
+            .await
+            .expect("append");
+    }
+    let lagging = all.into_iter().find(|&i| i != leader).expect("follower");
+    c.wait_hw(&[lagging], 10).await;
+    c.stop(lagging).await;
+    let mut before_checkpoint = None;
+    for i in 0..30 {
+        produce(c.node(leader), &format!("mid{i}"), 3, Acks::All)
+            .await
+            .expect("append");
+        before_checkpoint = Some(c.node(leader).raft().metrics().borrow().last_applied);
+    }
+    let (r, _) = produce(c.node(leader), "checkpoint", 3, Acks::All)
+        .await
+        .expect("append");
+    let checkpoint = r.base_offset;
+    assert_eq!(checkpoint, 100);
+    for i in 0..10 {
+        produce(c.node(leader), &format!("late{i}"), 3, Acks::All)
+            .await
+            .expect("append");
+    }
+    let rest: Vec<u64> = all.into_iter().filter(|&i| i != lagging).collect();
+    let end = c.node(leader).partition().log.next_offset();
+    c.wait_hw(&rest, end).await;
+    for &id in &rest {
+        let below = c.node(id).compact_below(checkpoint).await.expect("compact");
+        assert_eq!(below, Some(checkpoint), "node {id}");
+        let snap: super::SnapshotRecord = super::index::read_json(
+            &StdFs,
+            &c.dirs[&id].join("raft"),
+            super::index::SNAPSHOT_FILE,
+        )
+        .expect("read")
+        .expect("a snapshot");
+        assert_eq!(snap.kafka_end, checkpoint, "node {id}");
+        assert_eq!(
+            Some(snap.meta.last_log_id),
+            before_checkpoint,
+            "node {id}: the entry just before the checkpoint"
+        );
+        let m = c.node(id).raft().metrics().borrow().clone();
+        assert_eq!(Some(m.snapshot), before_checkpoint);
+        assert!(m.last_applied > m.snapshot, "applied past the snapshot");
+        let log = &c.node(id).partition().log;
+        assert!(
+            log.log_start_offset() > 10 && log.log_start_offset() <= checkpoint,
+            "node {id}: segments below the checkpoint deleted (start {})",
+            log.log_start_offset()
+        );
+    }
+    c.start(lagging).await;
+    c.wait_hw(&all, end).await;
+    let log = &c.node(lagging).partition().log;
+    assert_eq!(
+        log.log_start_offset(),
+        checkpoint,
+        "the replica restarted at the checkpoint"
+    );
+    let records = records_of(&c.dirs[&lagging]);
+    assert_eq!(records.first().map(|r| r.0), Some(checkpoint));
+    assert_eq!(
+        records.first().map(|r| r.1.clone()),
+        Some(b"checkpoint-0".to_vec())
+    );
+    assert_eq!(records.len() as u64, end - checkpoint);
+}
