@@ -1221,8 +1221,8 @@ mod tests {
             Ok(OffsetRecord::Commit(("g".into(), "tp".into(), 7), None))
         );
         assert_eq!(
-            decode_record(&[0, 3, 9, 9], Some(b"whatever")),
-            Ok(OffsetRecord::Unknown(3))
+            decode_record(&[0, 9, 9, 9], Some(b"whatever")),
+            Ok(OffsetRecord::Unknown(9))
         );
         let group_key = encode_group_key("g");
         assert_eq!(group_key, [0, 2, 1, b'g']);
@@ -1240,6 +1240,60 @@ mod tests {
         assert!(decode_record(&[0, 2, 9, 9], None).is_err());
         assert!(decode_record(&[], None).is_err());
         assert!(decode_record(&key, Some(&[0, 9, 1, 1])).is_err());
+    }
+
+    /// The checkpoint marker layout of docs/storage-format.md.
+    #[test]
+    fn checkpoint_marker_layout_known_bytes_and_round_trip() {
+        let marker = CheckpointMarker {
+            term: 5,
+            started_at: 0x0102_0304_0506_0708,
+            part: 1,
+            parts: 3,
+        };
+        assert_eq!(CheckpointMarker::key(), [0, 3]);
+        let value = marker.encode();
+        assert_eq!(
+            value,
+            [
+                0, 1, // version
+                0, 0, 0, 0, 0, 0, 0, 5, // term
+                1, 2, 3, 4, 5, 6, 7, 8, // started_at
+                0, 0, 0, 1, // part
+                0, 0, 0, 3, // parts
+            ]
+        );
+        assert_eq!(value.len(), CHECKPOINT_VALUE_LEN);
+        assert_eq!(
+            decode_record(&CheckpointMarker::key(), Some(&value)),
+            Ok(OffsetRecord::Checkpoint(marker))
+        );
+        for len in 0..value.len() {
+            assert!(
+                decode_record(&[0, 3], Some(&value[..len])).is_err(),
+                "cut at {len}"
+            );
+        }
+        let mut longer = value.clone();
+        longer.push(0);
+        assert!(decode_record(&[0, 3], Some(&longer)).is_err());
+        assert!(
+            decode_record(&[0, 3], None).is_err(),
+            "a marker has a value"
+        );
+        assert!(decode_record(&[0, 3, 0], Some(&value)).is_err());
+        let mut version = value.clone();
+        version[1] = 2;
+        assert!(decode_record(&[0, 3], Some(&version)).is_err());
+        let mut past = value.clone();
+        past[21] = 3; // part 3 of 3
+        assert!(decode_record(&[0, 3], Some(&past)).is_err());
+        // Replaying a marker changes nothing.
+        let mut state = Replayed::default();
+        state.apply(0, &encode_key("g", "t", 0), Some(&encode_value(4, "")));
+        state.apply(1, &CheckpointMarker::key(), Some(&value));
+        assert_eq!(state.offsets.len(), 1);
+        assert_eq!(state.records, 2);
     }
 
     #[test]

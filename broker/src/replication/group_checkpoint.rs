@@ -168,7 +168,7 @@ impl Scan {
         }
         let mut read = 0u64;
         while self.next < log.high_watermark() && read < budget {
-            let slice = log.read(self.next, (1 << 20).min(budget - read).max(64 << 10))?;
+            let slice = log.read(self.next, (budget - read).clamp(1, 1 << 20))?;
             let Some(file) = slice.file.as_ref().filter(|_| slice.len > 0) else {
                 break;
             };
@@ -409,5 +409,322 @@ async fn step(
             scan.retry_at = Some(tokio::time::Instant::now() + PURGE_RETRY);
             tracing::warn!(partition = p, error = %e, "could not compact a group-state partition");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use parking_lot::Mutex;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::log::{FlushPolicy, LogConfig, StdFs};
+    use crate::offsets::{GroupLog, OffsetsConfig, Replayed};
+    use sluice_protocol::wire::offset_commit::CommitPartition;
+
+    /// A group log in memory: every record appended, in order.
+    #[derive(Debug, Default)]
+    struct VecLog(Mutex<Vec<Record>>);
+
+    impl GroupLog for VecLog {
+        fn append(&self, _group: &str, records: &[Record]) -> Result<(), BrokerError> {
+            self.0.lock().extend_from_slice(records);
+            Ok(())
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, Arc<OffsetStore>, Arc<VecLog>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            OffsetStore::open(Arc::new(StdFs), dir.path(), OffsetsConfig::default()).unwrap();
+        let log = Arc::new(VecLog::default());
+        store.use_replicated(Arc::clone(&log) as Arc<dyn GroupLog>);
+        (dir, Arc::new(store), log)
+    }
+
+    /// Writes a checkpoint of every group into `log` as the coordinator
+    /// does (parts of at most `part_bytes`); returns its start.
+    fn checkpoint(store: &OffsetStore, log: &VecLog, part_bytes: usize) -> usize {
+        store.with_live_state(
+            |_| true,
+            |records| {
+                let mut log = log.0.lock();
+                let start = log.len();
+                for part in checkpoint_parts(records, 7, start as u64, part_bytes) {
+                    log.extend(part);
+                }
+                start
+            },
+        )
+    }
+
+    type State = (
+        HashMap<(String, String, u32), (u64, String)>,
+        HashMap<String, Vec<u8>>,
+    );
+
+    fn replay(records: &[Record]) -> State {
+        let mut r = Replayed::default();
+        for (i, (k, v)) in records.iter().enumerate() {
+            r.apply(i as i64, k, v.as_deref());
+        }
+        (r.offsets, r.groups)
+    }
+
+    fn memory(store: &OffsetStore) -> State {
+        let mut offsets = HashMap::new();
+        for (g, _, _, _) in store.all() {
+            for (t, p, o, m) in store.group(&g) {
+                offsets.insert((g.clone(), t, p), (o, m));
+            }
+        }
+        (offsets, store.group_records().into_iter().collect())
+    }
+
+    fn commit(store: &OffsetStore, g: u8, t: u8, p: u32, offset: u64) {
+        let entry = CommitPartition {
+            topic: format!("t{t}"),
+            partition: p,
+            offset,
+            metadata: format!("m{offset}"),
+        };
+        store.commit(&format!("g{g}"), &[entry]).unwrap();
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Commit(u8, u8, u32, u64),
+        DeleteGroup(u8),
+        StoreGroup(u8, Option<u8>),
+        ForgetTopic(u8),
+        Checkpoint(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0..4u8, 0..3u8, 0..4u32, 0..1000u64).prop_map(|(g, t, p, o)| Op::Commit(g, t, p, o)),
+            1 => (0..4u8).prop_map(Op::DeleteGroup),
+            2 => (0..4u8, proptest::option::of(0..255u8)).prop_map(|(g, v)| Op::StoreGroup(g, v)),
+            1 => (0..3u8).prop_map(Op::ForgetTopic),
+            2 => (1..200usize).prop_map(Op::Checkpoint),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Whatever the commits, tombstones and group records before and
+        /// after them, replaying the log from any checkpoint start rebuilds
+        /// what replaying it from the start does, which is what the
+        /// coordinator holds in memory.
+        #[test]
+        fn replaying_from_a_checkpoint_equals_replaying_from_the_start(
+            ops in proptest::collection::vec(op(), 1..80)
+        ) {
+            let (_dir, store, log) = store();
+            let mut starts = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Commit(g, t, p, o) => commit(&store, g, t, p, o),
+                    Op::DeleteGroup(g) => {
+                        store.delete_group(&format!("g{g}")).unwrap();
+                    }
+                    Op::StoreGroup(g, v) => {
+                        store.store_group(&format!("g{g}"), v.map(|v| vec![0, 1, v])).unwrap()
+                    }
+                    Op::ForgetTopic(t) => {
+                        store.forget_topics(|n| n != format!("t{t}")).unwrap();
+                    }
+                    Op::Checkpoint(part_bytes) => starts.push(checkpoint(&store, &log, part_bytes)),
+                }
+            }
+            starts.push(checkpoint(&store, &log, 64));
+            let records = log.0.lock().clone();
+            let whole = replay(&records);
+            prop_assert_eq!(&whole, &memory(&store));
+            for start in starts {
+                prop_assert_eq!(&replay(&records[start..]), &whole, "from {}", start);
+            }
+        }
+    }
+
+    /// Commits racing checkpoints: each checkpoint holds the gate, so no
+    /// commit lands in the log before a checkpoint and in memory after it
+    /// (the checkpoint would restate the older value).
+    #[test]
+    fn commits_racing_checkpoints_replay_to_what_memory_holds() {
+        let (_dir, store, log) = store();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers: Vec<_> = (0..3u8)
+            .map(|w| {
+                let (store, stop) = (Arc::clone(&store), Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    let mut i = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        commit(&store, w, (i % 2) as u8, (i % 3) as u32, i);
+                        if i % 50 == 0 {
+                            store
+                                .store_group(&format!("g{w}"), Some(vec![0, 1, i as u8]))
+                                .unwrap();
+                        }
+                        i += 1;
+                    }
+                })
+            })
+            .collect();
+        let mut starts = Vec::new();
+        for _ in 0..300 {
+            starts.push(checkpoint(&store, &log, 40));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for w in writers {
+            w.join().unwrap();
+        }
+        let records = log.0.lock().clone();
+        let whole = replay(&records);
+        assert_eq!(whole, memory(&store));
+        for start in starts {
+            assert_eq!(replay(&records[start..]), whole, "from {start}");
+        }
+    }
+
+    fn marker(term: u64, started_at: u64, part: u32, parts: u32) -> Option<CheckpointMarker> {
+        Some(CheckpointMarker {
+            term,
+            started_at,
+            part,
+            parts,
+        })
+    }
+
+    #[test]
+    fn a_checkpoint_counts_once_all_its_parts_were_read_in_order() {
+        let mut s = Scan::default();
+        s.batch(0, 100, None);
+        s.batch(1, 50, marker(1, 1, 0, 3));
+        s.batch(5, 10, None); // a racing write between parts
+        s.batch(6, 50, marker(1, 1, 1, 3));
+        assert_eq!(s.latest(), None, "incomplete");
+        s.batch(9, 50, marker(1, 1, 2, 3));
+        assert_eq!(
+            s.latest(),
+            Some(Found {
+                start: 1,
+                start_bytes: 100,
+                size: 160
+            })
+        );
+        assert_eq!(s.bytes_since_checkpoint(), 160);
+        // Parts of another checkpoint, or out of order: not complete.
+        s.batch(12, 50, marker(2, 12, 0, 2));
+        s.batch(13, 50, marker(1, 1, 1, 2));
+        s.batch(14, 50, marker(2, 12, 1, 2));
+        assert_eq!(s.latest().map(|f| f.start), Some(1));
+        s.batch(15, 50, marker(3, 15, 0, 1));
+        assert_eq!(s.latest().map(|f| f.start), Some(15));
+        assert_eq!(s.bytes_since_checkpoint(), 50);
+        // Due once the log grew past max(threshold, 2 × the checkpoint).
+        assert!(!s.due(100));
+        s.batch(16, 60, None);
+        assert!(s.due(100) && !s.due(110));
+        assert!(s.due(0) && !Scan::default().due(0));
+    }
+
+    #[test]
+    fn parts_stay_within_their_size_and_each_starts_with_its_marker() {
+        let records: Vec<Record> = (0..10u8)
+            .map(|i| (vec![i; 10], Some(vec![i; 14])))
+            .collect();
+        let parts = checkpoint_parts(records.clone(), 4, 9, 100);
+        assert_eq!(parts.len(), 5, "40 bytes a record, two per part");
+        for (i, part) in parts.iter().enumerate() {
+            assert_eq!(
+                decode_record(&part[0].0, part[0].1.as_deref()),
+                Ok(OffsetRecord::Checkpoint(CheckpointMarker {
+                    term: 4,
+                    started_at: 9,
+                    part: i as u32,
+                    parts: 5
+                }))
+            );
+        }
+        let rest: Vec<Record> = parts
+            .into_iter()
+            .flat_map(|p| p.into_iter().skip(1))
+            .collect();
+        assert_eq!(rest, records);
+        let empty = checkpoint_parts(Vec::new(), 1, 0, 100);
+        assert_eq!(empty.len(), 1);
+        assert_eq!(empty[0].len(), 1, "the marker alone");
+    }
+
+    /// The scan of a real log, a little per call: finds the checkpoint's
+    /// start and size in bytes, and starts over when the log start passes
+    /// where it stopped.
+    #[test]
+    fn the_scan_finds_checkpoints_in_the_log_incrementally() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 4096,
+            flush: FlushPolicy::BeforeAck,
+            ..LogConfig::default()
+        };
+        let (log, _) = PartitionLog::open(dir.path().join("gs-0"), config).unwrap();
+        let append = |records: &[Record]| {
+            let mut b = encode_batch(records);
+            let len = b.len() as u64;
+            let info = log.append(&mut b).unwrap();
+            log.flush_to(info.next_offset).unwrap();
+            (info.base_offset, len)
+        };
+        let commit = |i: u64| {
+            let key = crate::offsets::encode_key("g", "t", (i % 5) as u32);
+            append(&[(key, Some(crate::offsets::encode_value(i, "")))])
+        };
+        for i in 0..100 {
+            commit(i);
+        }
+        let parts = checkpoint_parts(
+            (0..5u32)
+                .map(|p| {
+                    (
+                        crate::offsets::encode_key("g", "t", p),
+                        Some(vec![0, 1, 1, 0]),
+                    )
+                })
+                .collect(),
+            3,
+            100,
+            30,
+        );
+        assert!(parts.len() > 1);
+        let mut start = None;
+        let mut size = 0;
+        for part in &parts {
+            let (base, len) = append(part);
+            start.get_or_insert(base);
+            size += len;
+        }
+        for i in 0..20 {
+            commit(i);
+        }
+        let mut s = Scan::default();
+        let mut calls = 0;
+        while s.next < log.high_watermark() {
+            s.scan(&log, 1).unwrap();
+            calls += 1;
+            assert!(calls < 1000);
+        }
+        assert!(calls > 1, "read a little per call ({calls})");
+        let found = s.latest().expect("the checkpoint");
+        assert_eq!((Some(found.start), found.size), (start, size));
+        assert!(s.bytes_since_checkpoint() > size);
+        // The log restarts past the scan (a snapshot was installed).
+        let at = log.next_offset() + 10;
+        log.reset_to(at).unwrap();
+        s.scan(&log, 1 << 20).unwrap();
+        assert_eq!((s.next, s.latest()), (at, None));
     }
 }
