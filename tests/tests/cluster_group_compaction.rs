@@ -221,3 +221,62 @@ async fn a_replica_that_lost_its_group_state_while_down_coordinates_with_every_o
         "the replica that installed the snapshot holds every offset"
     );
 }
+
+/// A measurement, run by hand (`docs/replication.md`, "Growth"): the same
+/// commits (`SLUICE_GS_ROUNDS` rounds, default 2000, of 10 partitions with
+/// 200 bytes of metadata each) with checkpoints every 1 MiB and with none;
+/// then the coordinator is SIGKILLed and the new one's load (records read,
+/// milliseconds, from its log line) and the time from the kill to the first
+/// OffsetFetch answered with the latest offsets are printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run by hand"]
+async fn measure_the_load_after_a_failover() {
+    let rounds: u64 = std::env::var("SLUICE_GS_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    for (name, config) in [
+        (
+            "checkpoints every 1 MiB",
+            "offsets_snapshot_bytes = 1048576\noffsets_topic_partitions = 1\n",
+        ),
+        (
+            "no checkpoints",
+            "offsets_snapshot_bytes = 1099511627776\noffsets_topic_partitions = 1\n",
+        ),
+    ] {
+        let mut c = TestCluster::start_with(3, config);
+        c.create_replicated(TOPIC, P, 3, Default::default()).await;
+        let all = [1, 2, 3];
+        for round in 0..rounds {
+            let entries: Vec<(u32, u64)> =
+                (0..P).map(|p| (p, round * 100 + u64::from(p))).collect();
+            commit(&c, &all, &entries, 200).await;
+        }
+        // Let every replica scan and compact up to the end.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let want: Vec<Option<u64>> = (0..P)
+            .map(|p| Some((rounds - 1) * 100 + u64::from(p)))
+            .collect();
+        let old = c.agreed_coordinator(&all, GROUP).await;
+        let rest: Vec<u64> = all.into_iter().filter(|&i| i != old).collect();
+        let killed = Instant::now();
+        c.kill(old);
+        assert_eq!(committed(&c, &rest, &want).await, want);
+        let window = killed.elapsed();
+        let new = c.agreed_coordinator(&rest, GROUP).await;
+        let log = std::fs::read_to_string(c.node(new).data_dir.with_extension("log")).unwrap();
+        let line = log
+            .lines()
+            .rfind(|l| l.contains("loaded a group-state partition"))
+            .unwrap_or("");
+        let bytes: usize = segment_batches(&c.node(new).data_dir, GS)
+            .iter()
+            .map(|b| b.1)
+            .sum();
+        println!(
+            "{name}: {rounds} commits; group-state log on the new coordinator {bytes} bytes; \
+             kill to latest offsets {window:?}; load: {line}"
+        );
+    }
+}

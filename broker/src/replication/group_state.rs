@@ -9,7 +9,8 @@
 //!   for a group's coordinator (FindCoordinator or a group call) while it
 //!   does not exist, as Kafka creates `__consumer_offsets`: that node
 //!   proposes it to the controller (`offsets_topic_partitions`
-//!   partitions, replication factor `min(3, nodes)`, no retention) through
+//!   partitions, replication factor `min(3, nodes)`, no retention by age
+//!   or size: [`super::group_checkpoint`] compacts it) through
 //!   the normal replicated topic creation ([`run`]), and the call is
 //!   answered `CoordinatorNotAvailable` meanwhile. A cluster whose clients
 //!   use no consumer groups runs no group-state partitions.
@@ -275,6 +276,8 @@ async fn step(svc: &Arc<Service>, manager: &ReplicaManager, n: u32, p: u32) {
         return;
     };
     let part = Arc::clone(replica.partition());
+    let started = std::time::Instant::now();
+    let log_start = part.log.log_start_offset();
     let read = crate::service::blocking(move || {
         let mut state = Replayed::default();
         state
@@ -315,6 +318,8 @@ async fn step(svc: &Arc<Service>, manager: &ReplicaManager, n: u32, p: u32) {
         partition = p,
         term,
         records,
+        log_start,
+        load_ms = started.elapsed().as_millis() as u64,
         "loaded a group-state partition; coordinating its groups"
     );
 }
