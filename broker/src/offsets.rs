@@ -9,7 +9,9 @@
 //!   committed offset, [`KEY_GROUP_METADATA`] for a group's membership
 //!   (the value is a [`crate::group::record::GroupRecord`]); the latest
 //!   record for a key wins, and a record without a value (a tombstone)
-//!   removes the key.
+//!   removes the key. [`KEY_CHECKPOINT`] markers appear only in a
+//!   cluster's group-state topic (`replication::group_checkpoint`) and
+//!   change nothing when replayed.
 //! - the snapshot `__consumer_offsets.snapshot`: every live key with its
 //!   latest value, and the log offset it covers up to. It is rewritten
 //!   atomically (write, `fdatasync`, rename, directory sync) once the log has
