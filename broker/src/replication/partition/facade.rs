@@ -340,9 +340,10 @@ impl ReplicatedPartition {
     /// snapshot restarts its log at that end, so it still receives the
     /// whole checkpoint from the leader.
     ///
-    /// Returns the Kafka offset the log was purged below, or `None` when
-    /// nothing was done this time: no entry below `start` is held any
-    /// more, the membership in force was applied after that entry, or the
+    /// Returns the Kafka offset the log was purged below (also when no
+    /// entry wholly below `start` is held any more: done before), or `None`
+    /// when nothing was done this time: the entry is not applied yet, the
+    /// membership in force was applied after that entry, or the
     /// snapshot or the purge did not happen within [`PURGE_PATIENCE`] (a
     /// replication stream still reads the entries). Nothing is deleted
     /// then.
@@ -351,6 +352,24 @@ impl ReplicatedPartition {
             let mut cap = self.shared.snapshot_cap.lock();
             *cap = Some(cap.map_or(start, |c| c.max(start)));
         }
+        // No entry wholly below `start` held: purged before (the segments
+        // may still need deleting, after a crash say).
+        let purged_before = self.shared.index.lock().last_below(start).is_none();
+        if !purged_before && !self.snapshot_and_purge_below(start).await? {
+            return Ok(None);
+        }
+        let limit = self.shared.index.lock().meta.purged_kafka_end;
+        let log = Arc::clone(&self.shared.partition.log);
+        tokio::task::spawn_blocking(move || log.delete_below(limit))
+            .await
+            .map_err(|e| ReplicationError::Storage(e.to_string()))??;
+        Ok(Some(limit))
+    }
+
+    /// The capped snapshot and the purge of [`ReplicatedPartition::compact_below`];
+    /// whether the Raft log is purged up to the last entry wholly below
+    /// `start`.
+    async fn snapshot_and_purge_below(&self, start: u64) -> Result<bool, ReplicationError> {
         let mut rx = self.raft.metrics();
         let point = {
             let m = rx.borrow();
@@ -362,7 +381,7 @@ impl ReplicatedPartition {
             )
         };
         let Some((Some(target), _)) = point else {
-            return Ok(None);
+            return Ok(false);
         };
         if rx.borrow().snapshot < Some(target) {
             let deadline = tokio::time::Instant::now() + PURGE_PATIENCE;
@@ -374,19 +393,11 @@ impl ReplicatedPartition {
             while rx.borrow().snapshot < Some(target) {
                 match tokio::time::timeout_at(deadline, rx.changed()).await {
                     Ok(r) => r.map_err(|_| ReplicationError::Shutdown)?,
-                    Err(_) => return Ok(None),
+                    Err(_) => return Ok(false),
                 }
             }
         }
-        if self.purge_to(target).await? < Some(target) {
-            return Ok(None);
-        }
-        let limit = self.shared.index.lock().meta.purged_kafka_end;
-        let log = Arc::clone(&self.shared.partition.log);
-        tokio::task::spawn_blocking(move || log.delete_below(limit))
-            .await
-            .map_err(|e| ReplicationError::Storage(e.to_string()))??;
-        Ok(Some(limit))
+        Ok(self.purge_to(target).await? >= Some(target))
     }
 
     /// One retention pass of the partition log that keeps whatever the Raft

@@ -899,6 +899,9 @@ async fn a_capped_snapshot_ends_before_the_checkpoint_and_a_lagging_replica_rest
         let m = c.node(id).raft().metrics().borrow().clone();
         assert_eq!(Some(m.snapshot), before_checkpoint);
         assert!(m.last_applied > m.snapshot, "applied past the snapshot");
+        // Asked again (after a restart, say): nothing left to do.
+        let again = c.node(id).compact_below(checkpoint).await.expect("compact");
+        assert_eq!(again, Some(checkpoint), "node {id}");
         let log = &c.node(id).partition().log;
         assert!(
             log.log_start_offset() > 10 && log.log_start_offset() <= checkpoint,
