@@ -264,6 +264,12 @@ impl ReplicatedPartition {
             .collect()
     }
 
+    /// The shared state of the group's storage (tests).
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// The partition this group replicates.
     pub fn partition(&self) -> &Arc<Partition> {
         &self.shared.partition

@@ -842,6 +842,16 @@ async fn leader_loss_answers_every_part_of_merged_entries() {
     );
 }
 
+/// The log id of the leader's last entry (an acks=all append's answer
+/// comes once it is committed, maybe before the applied metric moves).
+fn last_log_id(rp: &ReplicatedPartition) -> openraft::LogId<u64> {
+    let m = rp.raft().metrics().borrow().clone();
+    openraft::LogId::new(
+        openraft::CommittedLeaderId::new(m.current_term, rp.node_id()),
+        m.last_log_index.expect("an entry"),
+    )
+}
+
 /// A group-state partition's compaction: the snapshot is capped at the
 /// checkpoint start `C` (its last entry is the one just before `C`, its
 /// Kafka end is `C`), the segments wholly below it go, and a replica that
@@ -865,7 +875,7 @@ async fn a_capped_snapshot_ends_before_the_checkpoint_and_a_lagging_replica_rest
         produce(c.node(leader), &format!("mid{i}"), 3, Acks::All)
             .await
             .expect("append");
-        before_checkpoint = Some(c.node(leader).raft().metrics().borrow().last_applied);
+        before_checkpoint = Some(Some(last_log_id(c.node(leader))));
     }
     let (r, _) = produce(c.node(leader), "checkpoint", 3, Acks::All)
         .await
@@ -924,4 +934,46 @@ async fn a_capped_snapshot_ends_before_the_checkpoint_and_a_lagging_replica_rest
         Some(b"checkpoint-0".to_vec())
     );
     assert_eq!(records.len() as u64, end - checkpoint);
+}
+
+/// A capped snapshot ends at the last applied entry wholly below the cap,
+/// and is skipped while the membership in force is newer than that entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capped_snapshot_point_is_skipped_under_a_newer_membership() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let net = MemNetwork::new();
+    let (rp, _) = open_single(Arc::new(StdFs), &root.path().join("t-0"), &net).await;
+    let mut last = Vec::new();
+    for i in 0..4 {
+        produce(&rp, &format!("b{i}"), 2, Acks::All)
+            .await
+            .expect("append");
+        last.push(last_log_id(&rp));
+    }
+    let mut rx = rp.raft().metrics();
+    while rx.borrow().last_applied < last.last().copied() {
+        rx.changed().await.expect("raft running");
+    }
+    let m = rx.borrow().clone();
+    let membership = (*m.membership_config).clone();
+    // Offsets 0..8 in four entries of two: the cap 5 ends after the second.
+    let point = super::state::snapshot_point(rp.shared(), m.last_applied, &membership, Some(5));
+    assert_eq!(point, Some((Some(last[1]), 4)));
+    assert_eq!(
+        super::state::snapshot_point(rp.shared(), m.last_applied, &membership, None),
+        Some((m.last_applied, 8)),
+        "uncapped: the last applied entry"
+    );
+    let newer = openraft::StoredMembership::new(Some(last[2]), membership.membership().clone());
+    assert_eq!(
+        super::state::snapshot_point(rp.shared(), m.last_applied, &newer, Some(5)),
+        None,
+        "a membership applied after the point"
+    );
+    assert_eq!(
+        super::state::snapshot_point(rp.shared(), Some(last[0]), &membership, Some(5)),
+        None,
+        "the point is not applied yet"
+    );
+    rp.shutdown().await.expect("shutdown");
 }
