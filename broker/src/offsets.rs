@@ -9,7 +9,9 @@
 //!   committed offset, [`KEY_GROUP_METADATA`] for a group's membership
 //!   (the value is a [`crate::group::record::GroupRecord`]); the latest
 //!   record for a key wins, and a record without a value (a tombstone)
-//!   removes the key.
+//!   removes the key. [`KEY_CHECKPOINT`] markers appear only in a
+//!   cluster's group-state topic (`replication::group_checkpoint`) and
+//!   change nothing when replayed.
 //! - the snapshot `__consumer_offsets.snapshot`: every live key with its
 //!   latest value, and the log offset it covers up to. It is rewritten
 //!   atomically (write, `fdatasync`, rename, directory sync) once the log has
@@ -65,6 +67,11 @@ pub const KEY_OFFSET_COMMIT: u16 = 1;
 /// postcard group name; the value is opaque here (the group coordinator's
 /// versioned [`crate::group::record::GroupRecord`]).
 pub const KEY_GROUP_METADATA: u16 = 2;
+/// Key type of a checkpoint marker (group-state topic of a cluster only):
+/// the key is this `u16` BE alone; the value is a [`CheckpointMarker`]. It
+/// starts each batch of a checkpoint, which restates the live state of a
+/// group-state partition (`replication::group_checkpoint`).
+pub const KEY_CHECKPOINT: u16 = 3;
 /// Version of the offset commit value layout (big-endian `u16` at the start
 /// of the value).
 pub const VALUE_VERSION: u16 = 1;
@@ -125,6 +132,73 @@ pub fn encode_group_key(group: &str) -> Vec<u8> {
     postcard::to_extend(&group, out).unwrap_or_default()
 }
 
+/// The value of a checkpoint marker record (key type [`KEY_CHECKPOINT`]):
+/// which checkpoint its batch belongs to, and which part of it the batch
+/// is. A checkpoint is complete once parts `0..parts` of one `(term,
+/// started_at)` were all read, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointMarker {
+    /// Raft term (leader epoch) of the coordinator that wrote it.
+    pub term: u64,
+    /// The partition's high watermark when the checkpoint was started.
+    pub started_at: u64,
+    /// This batch's part number, from 0.
+    pub part: u32,
+    /// Number of parts (batches) of the checkpoint, at least 1.
+    pub parts: u32,
+}
+
+/// Length of an encoded [`CheckpointMarker`] value.
+pub const CHECKPOINT_VALUE_LEN: usize = 26;
+
+impl CheckpointMarker {
+    /// The record key: `u16` BE [`KEY_CHECKPOINT`].
+    pub fn key() -> Vec<u8> {
+        KEY_CHECKPOINT.to_be_bytes().to_vec()
+    }
+
+    /// The record value, [`CHECKPOINT_VALUE_LEN`] bytes, big-endian: `u16`
+    /// version 1, `u64` term, `u64` started_at, `u32` part, `u32` parts.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(CHECKPOINT_VALUE_LEN);
+        out.extend_from_slice(&VALUE_VERSION.to_be_bytes());
+        out.extend_from_slice(&self.term.to_be_bytes());
+        out.extend_from_slice(&self.started_at.to_be_bytes());
+        out.extend_from_slice(&self.part.to_be_bytes());
+        out.extend_from_slice(&self.parts.to_be_bytes());
+        out
+    }
+
+    /// Decodes a value written by [`CheckpointMarker::encode`].
+    pub fn decode(value: &[u8]) -> Result<CheckpointMarker, String> {
+        let v: &[u8; CHECKPOINT_VALUE_LEN] = value
+            .try_into()
+            .map_err(|_| format!("checkpoint marker value of {} bytes", value.len()))?;
+        let (version, rest) = v.split_at(2);
+        if version != VALUE_VERSION.to_be_bytes() {
+            return Err(format!("checkpoint marker version {version:?}"));
+        }
+        let (term, rest) = rest.split_at(8);
+        let (started_at, rest) = rest.split_at(8);
+        let (part, parts) = rest.split_at(4);
+        let be64 = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or_default());
+        let be32 = |b: &[u8]| u32::from_be_bytes(b.try_into().unwrap_or_default());
+        let marker = CheckpointMarker {
+            term: be64(term),
+            started_at: be64(started_at),
+            part: be32(part),
+            parts: be32(parts),
+        };
+        if marker.parts == 0 || marker.part >= marker.parts {
+            return Err(format!(
+                "checkpoint marker part {} of {}",
+                marker.part, marker.parts
+            ));
+        }
+        Ok(marker)
+    }
+}
+
 /// What one offsets-log record means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OffsetRecord {
@@ -133,6 +207,9 @@ pub enum OffsetRecord {
     /// A group's metadata value (opaque here), or `None`: the group was
     /// deleted.
     Group(String, Option<Vec<u8>>),
+    /// A checkpoint marker: the records after it in its batch restate the
+    /// live state (replaying changes nothing).
+    Checkpoint(CheckpointMarker),
     /// A key type this build does not know (written by a newer broker):
     /// skipped.
     Unknown(u16),
@@ -144,6 +221,13 @@ pub fn decode_record(key: &[u8], value: Option<&[u8]>) -> Result<OffsetRecord, S
     let (key, value) = match key {
         [0, t0, rest @ ..] => {
             let kind = u16::from_be_bytes([0, *t0]);
+            if kind == KEY_CHECKPOINT {
+                if !rest.is_empty() {
+                    return Err(format!("checkpoint key of {} bytes", key.len()));
+                }
+                let value = value.ok_or("checkpoint marker without a value")?;
+                return CheckpointMarker::decode(value).map(OffsetRecord::Checkpoint);
+            }
             if kind == KEY_GROUP_METADATA {
                 let group: String =
                     postcard::from_bytes(rest).map_err(|e| format!("group metadata key: {e}"))?;
@@ -295,7 +379,10 @@ impl Snapshot {
             match decode_record(key, Some(value))? {
                 OffsetRecord::Commit(k, Some(v)) if groups.is_empty() => entries.push((k, v)),
                 OffsetRecord::Group(g, Some(v)) if version >= 2 => groups.push((g, v)),
-                OffsetRecord::Commit(..) | OffsetRecord::Group(..) | OffsetRecord::Unknown(_) => {
+                OffsetRecord::Commit(..)
+                | OffsetRecord::Group(..)
+                | OffsetRecord::Checkpoint(_)
+                | OffsetRecord::Unknown(_) => {
                     return Err("snapshot entry of an unexpected type".into());
                 }
             }
@@ -406,6 +493,8 @@ impl Replayed {
             Ok(OffsetRecord::Group(group, None)) => {
                 self.groups.remove(&group);
             }
+            // Restates what the records before it left: nothing to do.
+            Ok(OffsetRecord::Checkpoint(_)) => {}
             Ok(OffsetRecord::Unknown(kind)) => {
                 tracing::warn!(offset, kind, "skipping offsets record of an unknown type")
             }
@@ -976,6 +1065,42 @@ impl OffsetStore {
             .extend(state.groups.into_iter().filter(|(g, _)| owned(g)));
     }
 
+    /// Cluster mode, for a checkpoint of a group-state partition: calls
+    /// `write` with the live state of every group `owned` selects, as
+    /// offsets-log records (offsets sorted by key, then group records
+    /// sorted by group; no tombstones), while holding the gate exclusively.
+    /// No commit, group record, group deletion or topic forgetting is
+    /// between its log append and its update of memory meanwhile, so the
+    /// records are exactly the latest value of every live key in the log
+    /// as far as this node wrote it, and nothing is written while `write`
+    /// runs. Blocking.
+    pub fn with_live_state<T>(
+        &self,
+        owned: impl Fn(&str) -> bool,
+        write: impl FnOnce(Vec<(Vec<u8>, Option<Vec<u8>>)>) -> T,
+    ) -> T {
+        let _gate = self.gate.write();
+        let records = {
+            let c = self.committed.lock();
+            let mut offsets: Vec<(&Key, &Value)> =
+                c.map.iter().filter(|((g, _, _), _)| owned(g)).collect();
+            offsets.sort();
+            let mut groups: Vec<(&String, &Vec<u8>)> =
+                c.groups.iter().filter(|(g, _)| owned(g)).collect();
+            groups.sort();
+            offsets
+                .into_iter()
+                .map(|((g, t, p), (o, m))| (encode_key(g, t, *p), Some(encode_value(*o, m))))
+                .chain(
+                    groups
+                        .into_iter()
+                        .map(|(g, v)| (encode_group_key(g), Some(v.clone()))),
+                )
+                .collect()
+        };
+        write(records)
+    }
+
     /// Forgets, in memory only, every group `owned` selects (a coordinator
     /// that stopped leading their partition).
     pub fn drop_groups(&self, owned: impl Fn(&str) -> bool) {
@@ -1098,8 +1223,8 @@ mod tests {
             Ok(OffsetRecord::Commit(("g".into(), "tp".into(), 7), None))
         );
         assert_eq!(
-            decode_record(&[0, 3, 9, 9], Some(b"whatever")),
-            Ok(OffsetRecord::Unknown(3))
+            decode_record(&[0, 9, 9, 9], Some(b"whatever")),
+            Ok(OffsetRecord::Unknown(9))
         );
         let group_key = encode_group_key("g");
         assert_eq!(group_key, [0, 2, 1, b'g']);
@@ -1117,6 +1242,60 @@ mod tests {
         assert!(decode_record(&[0, 2, 9, 9], None).is_err());
         assert!(decode_record(&[], None).is_err());
         assert!(decode_record(&key, Some(&[0, 9, 1, 1])).is_err());
+    }
+
+    /// The checkpoint marker layout of docs/storage-format.md.
+    #[test]
+    fn checkpoint_marker_layout_known_bytes_and_round_trip() {
+        let marker = CheckpointMarker {
+            term: 5,
+            started_at: 0x0102_0304_0506_0708,
+            part: 1,
+            parts: 3,
+        };
+        assert_eq!(CheckpointMarker::key(), [0, 3]);
+        let value = marker.encode();
+        assert_eq!(
+            value,
+            [
+                0, 1, // version
+                0, 0, 0, 0, 0, 0, 0, 5, // term
+                1, 2, 3, 4, 5, 6, 7, 8, // started_at
+                0, 0, 0, 1, // part
+                0, 0, 0, 3, // parts
+            ]
+        );
+        assert_eq!(value.len(), CHECKPOINT_VALUE_LEN);
+        assert_eq!(
+            decode_record(&CheckpointMarker::key(), Some(&value)),
+            Ok(OffsetRecord::Checkpoint(marker))
+        );
+        for len in 0..value.len() {
+            assert!(
+                decode_record(&[0, 3], Some(&value[..len])).is_err(),
+                "cut at {len}"
+            );
+        }
+        let mut longer = value.clone();
+        longer.push(0);
+        assert!(decode_record(&[0, 3], Some(&longer)).is_err());
+        assert!(
+            decode_record(&[0, 3], None).is_err(),
+            "a marker has a value"
+        );
+        assert!(decode_record(&[0, 3, 0], Some(&value)).is_err());
+        let mut version = value.clone();
+        version[1] = 2;
+        assert!(decode_record(&[0, 3], Some(&version)).is_err());
+        let mut past = value.clone();
+        past[21] = 3; // part 3 of 3
+        assert!(decode_record(&[0, 3], Some(&past)).is_err());
+        // Replaying a marker changes nothing.
+        let mut state = Replayed::default();
+        state.apply(0, &encode_key("g", "t", 0), Some(&encode_value(4, "")));
+        state.apply(1, &CheckpointMarker::key(), Some(&value));
+        assert_eq!(state.offsets.len(), 1);
+        assert_eq!(state.records, 2);
     }
 
     #[test]

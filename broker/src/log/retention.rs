@@ -63,6 +63,24 @@ impl PartitionLog {
     /// offsets at or above `limit` (a replicated log keeps what its Raft
     /// log still refers to).
     pub fn retain_below(&self, now: SystemTime, limit: u64) -> Result<RetainOutcome, LogError> {
+        self.delete_oldest(now, limit, false)
+    }
+
+    /// Deletes every sealed segment wholly below `limit` and the high
+    /// watermark, whatever the retention settings (the active segment is
+    /// never deleted): a group-state partition drops what its latest
+    /// checkpoint restates. The log start offset moves to the first
+    /// remaining segment.
+    pub fn delete_below(&self, limit: u64) -> Result<RetainOutcome, LogError> {
+        self.delete_oldest(SystemTime::now(), limit, true)
+    }
+
+    fn delete_oldest(
+        &self,
+        now: SystemTime,
+        limit: u64,
+        all: bool,
+    ) -> Result<RetainOutcome, LogError> {
         let mut outcome = RetainOutcome::default();
         self.write_pending_producer_snapshot();
         let deleted = {
@@ -93,7 +111,7 @@ impl PartitionLog {
                     .config
                     .retention_bytes
                     .is_some_and(|limit| total - oldest.size() >= limit);
-                if !(expired || oversized) {
+                if !(all || expired || oversized) {
                     break;
                 }
                 let Some(seg) = state.segments.pop_front() else {

@@ -9,7 +9,8 @@
 //!   for a group's coordinator (FindCoordinator or a group call) while it
 //!   does not exist, as Kafka creates `__consumer_offsets`: that node
 //!   proposes it to the controller (`offsets_topic_partitions`
-//!   partitions, replication factor `min(3, nodes)`, no retention) through
+//!   partitions, replication factor `min(3, nodes)`, no retention by age
+//!   or size: [`super::group_checkpoint`] compacts it) through
 //!   the normal replicated topic creation ([`run`]), and the call is
 //!   answered `CoordinatorNotAvailable` meanwhile. A cluster whose clients
 //!   use no consumer groups runs no group-state partitions.
@@ -42,6 +43,7 @@ use crate::offsets::{GroupLog, Replayed};
 use crate::partition::Acks;
 use crate::service::Service;
 use crate::service::coordinator::group_hash;
+use crate::topics::MIN_SEGMENT_BYTES;
 
 /// Name of the internal topic holding consumer group state in a cluster.
 /// Its partition directories (`__sluice_group_state-<p>`) cannot collide
@@ -51,7 +53,7 @@ use crate::service::coordinator::group_hash;
 pub const GROUP_STATE_TOPIC: &str = "__sluice_group_state";
 
 /// How long one group-state write waits for its commit.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often leadership of the group-state partitions is looked at.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -62,11 +64,16 @@ pub fn partition_of(group: &str, partitions: u32) -> u32 {
 }
 
 /// The settings of the group-state topic: no retention (a Raft snapshot
-/// holds no records, so deleting any would lose group state).
-pub fn topic_config() -> TopicConfig {
+/// holds no records, so deleting by age or size would lose group state;
+/// [`super::group_checkpoint`] deletes only what a checkpoint restates),
+/// and segments of a quarter of `checkpoint_bytes` (the broker's
+/// `offsets_snapshot_bytes`), between [`MIN_SEGMENT_BYTES`] and 64 MiB, so
+/// that whole segments fall below a checkpoint.
+pub fn topic_config(checkpoint_bytes: u64) -> TopicConfig {
     TopicConfig {
         retention_ms: Some(0),
         retention_bytes: Some(0),
+        segment_bytes: Some((checkpoint_bytes / 4).clamp(MIN_SEGMENT_BYTES, 64 << 20)),
         ..TopicConfig::default()
     }
 }
@@ -186,6 +193,11 @@ impl GroupLog for ReplicatedGroupLog {
 /// missing and a group's coordinator was asked of this node, and loads or drops the groups of each group-state partition as this
 /// node's leadership of it changes.
 pub async fn run(service: Weak<Service>, manager: Arc<ReplicaManager>, cluster: Arc<Cluster>) {
+    tokio::spawn(super::group_checkpoint::run(
+        service.clone(),
+        Arc::clone(&manager),
+        Arc::clone(&cluster),
+    ));
     let mut last_create = None::<tokio::time::Instant>;
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -214,7 +226,7 @@ async fn create_topic(svc: &Service, cluster: &Cluster) {
         name: GROUP_STATE_TOPIC.to_owned(),
         partitions: svc.config.offsets_topic_partitions,
         replication_factor: nodes.clamp(1, 3),
-        config: topic_config(),
+        config: topic_config(svc.config.offsets_snapshot_bytes),
     };
     match cluster.propose(cmd).await {
         Ok(o) if o.code.is_ok() => {
@@ -264,6 +276,8 @@ async fn step(svc: &Arc<Service>, manager: &ReplicaManager, n: u32, p: u32) {
         return;
     };
     let part = Arc::clone(replica.partition());
+    let started = std::time::Instant::now();
+    let log_start = part.log.log_start_offset();
     let read = crate::service::blocking(move || {
         let mut state = Replayed::default();
         state
@@ -304,6 +318,8 @@ async fn step(svc: &Arc<Service>, manager: &ReplicaManager, n: u32, p: u32) {
         partition = p,
         term,
         records,
+        log_start,
+        load_ms = started.elapsed().as_millis() as u64,
         "loaded a group-state partition; coordinating its groups"
     );
 }
@@ -352,7 +368,10 @@ mod tests {
             retention_bytes: 1 << 20,
             ..Default::default()
         };
-        let log = defaults.log_config(&topic_config());
+        let log = defaults.log_config(&topic_config(16 << 20));
         assert_eq!((log.retention_age, log.retention_bytes), (None, None));
+        assert_eq!(log.segment_bytes, 4 << 20);
+        let small = defaults.log_config(&topic_config(4096));
+        assert_eq!(small.segment_bytes, MIN_SEGMENT_BYTES);
     }
 }

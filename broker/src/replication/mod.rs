@@ -11,11 +11,15 @@
 //! - [`partition`]: one Raft group per partition whose Raft log is the
 //!   partition's segment files, and the [`partition::ReplicatedPartition`]
 //!   facade the service layer calls.
+//! - [`group_state`]: consumer group state in the replicated topic
+//!   `__sluice_group_state`; [`group_checkpoint`]: its compaction by
+//!   checkpoint, with Raft snapshots capped at the checkpoint.
 //! - [`manager`]: opens this node's partition groups as the controller's
 //!   metadata says, and is the cluster's [`crate::service::leadership::Leadership`].
 
 pub mod config;
 pub mod controller;
+pub mod group_checkpoint;
 pub mod group_state;
 pub mod manager;
 pub mod partition;

@@ -145,6 +145,7 @@ impl ReplicatedPartition {
             partition,
             index: Mutex::new(index),
             waiters: Mutex::default(),
+            snapshot_cap: Mutex::new(None),
         });
         let store = LogStore::new(Arc::clone(&shared));
         let sm = StateMachine::new(Arc::clone(&shared))
@@ -263,6 +264,12 @@ impl ReplicatedPartition {
             .collect()
     }
 
+    /// The shared state of the group's storage (tests).
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// The partition this group replicates.
     pub fn partition(&self) -> &Arc<Partition> {
         &self.shared.partition
@@ -302,6 +309,17 @@ impl ReplicatedPartition {
                 rx.changed().await.map_err(|_| ReplicationError::Shutdown)?;
             }
         }
+        self.purge_to(target).await
+    }
+
+    /// Asks openraft to purge up to `target` (already in a snapshot), once
+    /// per heartbeat for at most [`PURGE_PATIENCE`]; returns the log id
+    /// purged up to.
+    async fn purge_to(
+        &self,
+        target: openraft::LogId<u64>,
+    ) -> Result<Option<openraft::LogId<u64>>, ReplicationError> {
+        let mut rx = self.raft.metrics();
         let deadline = tokio::time::Instant::now() + PURGE_PATIENCE;
         let tick = std::time::Duration::from_millis(self.config.heartbeat_ms.max(1));
         while rx.borrow().purged < Some(target) && tokio::time::Instant::now() < deadline {
@@ -314,6 +332,78 @@ impl ReplicatedPartition {
         }
         let purged = rx.borrow().purged;
         Ok(purged)
+    }
+
+    /// Compaction of a group-state partition whose latest committed
+    /// checkpoint starts at Kafka offset `start` (replaying the log from
+    /// `start` rebuilds everything replaying it from its start would).
+    /// From now on this group's snapshots are *capped*: they include no
+    /// entry holding an offset at or above `start` (the highest `start`
+    /// asked for). Builds such a snapshot (last included entry: the last
+    /// applied entry wholly below `start`; Kafka end: that entry's end,
+    /// at most `start`), purges the Raft log up to it and deletes the
+    /// segments wholly below that end. A follower that installs the
+    /// snapshot restarts its log at that end, so it still receives the
+    /// whole checkpoint from the leader.
+    ///
+    /// Returns the Kafka offset the log was purged below (also when no
+    /// entry wholly below `start` is held any more: done before), or `None`
+    /// when nothing was done this time: the entry is not applied yet, the
+    /// membership in force was applied after that entry, or the
+    /// snapshot or the purge did not happen within [`PURGE_PATIENCE`] (a
+    /// replication stream still reads the entries). Nothing is deleted
+    /// then.
+    pub async fn compact_below(&self, start: u64) -> Result<Option<u64>, ReplicationError> {
+        {
+            let mut cap = self.shared.snapshot_cap.lock();
+            *cap = Some(cap.map_or(start, |c| c.max(start)));
+        }
+        // No entry wholly below `start` held: purged before (the segments
+        // may still need deleting, after a crash say).
+        let purged_before = self.shared.index.lock().last_below(start).is_none();
+        if !purged_before && !self.snapshot_and_purge_below(start).await? {
+            return Ok(None);
+        }
+        let limit = self.shared.index.lock().meta.purged_kafka_end;
+        let log = Arc::clone(&self.shared.partition.log);
+        tokio::task::spawn_blocking(move || log.delete_below(limit))
+            .await
+            .map_err(|e| ReplicationError::Storage(e.to_string()))??;
+        Ok(Some(limit))
+    }
+
+    /// The capped snapshot and the purge of [`ReplicatedPartition::compact_below`];
+    /// whether the Raft log is purged up to the last entry wholly below
+    /// `start`.
+    async fn snapshot_and_purge_below(&self, start: u64) -> Result<bool, ReplicationError> {
+        let mut rx = self.raft.metrics();
+        let point = {
+            let m = rx.borrow();
+            super::state::snapshot_point(
+                &self.shared,
+                m.last_applied,
+                &m.membership_config,
+                Some(start),
+            )
+        };
+        let Some((Some(target), _)) = point else {
+            return Ok(false);
+        };
+        if rx.borrow().snapshot < Some(target) {
+            let deadline = tokio::time::Instant::now() + PURGE_PATIENCE;
+            self.raft
+                .trigger()
+                .snapshot()
+                .await
+                .map_err(|_| ReplicationError::Shutdown)?;
+            while rx.borrow().snapshot < Some(target) {
+                match tokio::time::timeout_at(deadline, rx.changed()).await {
+                    Ok(r) => r.map_err(|_| ReplicationError::Shutdown)?,
+                    Err(_) => return Ok(false),
+                }
+            }
+        }
+        Ok(self.purge_to(target).await? >= Some(target))
     }
 
     /// One retention pass of the partition log that keeps whatever the Raft

@@ -196,6 +196,14 @@ impl RaftIndex {
         self.records.last().map(|r| (self.end() - 1, *r))
     }
 
+    /// The last entry held whose Kafka range ends at or before `kafka`
+    /// (every offset it holds is below `kafka`), with its Raft index.
+    pub(crate) fn last_below(&self, kafka: u64) -> Option<(u64, IndexRecord)> {
+        let n = self.records.partition_point(|r| r.next <= kafka);
+        let at = n.checked_sub(1)?;
+        self.records.get(at).map(|r| (self.first + at as u64, *r))
+    }
+
     /// The Kafka log end the index describes: the `next` of the last
     /// record, or the purge point's.
     pub(crate) fn kafka_end(&self) -> u64 {

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
-    BasicNode, Entry, EntryPayload, ErrorVerb, LogId, RaftSnapshotBuilder, StorageError,
-    StoredMembership,
+    BasicNode, CommittedLeaderId, Entry, EntryPayload, ErrorVerb, LogId, RaftSnapshotBuilder,
+    StorageError, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
 
@@ -99,11 +99,16 @@ impl RaftSnapshotBuilder<PartitionRaft> for SnapshotBuilder {
         let last = self.last_applied;
         let membership = self.membership.clone();
         tokio::task::spawn_blocking(move || {
-            let index = shared.index.lock();
-            let kafka_end = last
-                .and_then(|l| index.get(l.index))
-                .map_or(index.meta.purged_kafka_end, |r| r.next);
-            drop(index);
+            let cap = *shared.snapshot_cap.lock();
+            let Some((last, kafka_end)) = snapshot_point(&shared, last, &membership, cap) else {
+                // No capped snapshot newer than the saved one: openraft
+                // ignores a snapshot that is not newer than its own.
+                return current_or_empty(&shared);
+            };
+            if cap.is_some() && load_snapshot(&shared)?.is_some_and(|s| s.meta.last_log_id >= last)
+            {
+                return current_or_empty(&shared);
+            }
             let rec = SnapshotRecord {
                 meta: SnapshotMeta {
                     last_log_id: last,
@@ -127,6 +132,47 @@ impl RaftSnapshotBuilder<PartitionRaft> for SnapshotBuilder {
         })
         .await
         .unwrap_or_else(|e| Err(store_err(ErrorVerb::Write, e)))
+    }
+}
+
+/// Where a snapshot of a state machine that applied up to `last` with
+/// `membership` ends: its last included log id and the Kafka log end just
+/// after it. Without a cap, the last applied entry. With a cap (a
+/// group-state partition's checkpoint start), the last applied entry whose
+/// offsets are all below the cap, provided the membership in force is not
+/// newer than that entry (else `None`: no snapshot this time).
+pub(crate) fn snapshot_point(
+    shared: &Shared,
+    last: Option<LogId<u64>>,
+    membership: &StoredMembership<u64, BasicNode>,
+    cap: Option<u64>,
+) -> Option<(Option<LogId<u64>>, u64)> {
+    let index = shared.index.lock();
+    let Some(cap) = cap else {
+        let kafka_end = last
+            .and_then(|l| index.get(l.index))
+            .map_or(index.meta.purged_kafka_end, |r| r.next);
+        return Some((last, kafka_end));
+    };
+    let (i, r) = index.last_below(cap)?;
+    let applied = last.is_some_and(|l| i <= l.index);
+    let membership_older = membership.log_id().is_none_or(|m| m.index <= i);
+    (applied && membership_older).then(|| {
+        (
+            Some(LogId::new(CommittedLeaderId::new(r.term, r.leader), i)),
+            r.next,
+        )
+    })
+}
+
+/// The saved snapshot, or an empty one (no last log id) if none is saved.
+fn current_or_empty(shared: &Shared) -> Result<Snapshot<PartitionRaft>, StorageError<u64>> {
+    match load_snapshot(shared)? {
+        Some(rec) => snapshot_of(&rec),
+        None => Ok(Snapshot {
+            meta: SnapshotMeta::default(),
+            snapshot: Box::new(Cursor::new(Vec::new())),
+        }),
     }
 }
 

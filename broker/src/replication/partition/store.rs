@@ -66,6 +66,10 @@ pub(crate) struct Shared {
     pub(crate) partition: Arc<Partition>,
     pub(crate) index: Mutex<RaftIndex>,
     pub(crate) waiters: Waiters,
+    /// Snapshots include no entry holding an offset at or above this Kafka
+    /// offset (a group-state partition's latest checkpoint start); `None`:
+    /// snapshots are built at the last applied entry.
+    pub(crate) snapshot_cap: Mutex<Option<u64>>,
 }
 
 impl Shared {

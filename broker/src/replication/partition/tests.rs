@@ -841,3 +841,139 @@ async fn leader_loss_answers_every_part_of_merged_entries() {
         vec![b"first-0".to_vec(), b"majority-0".to_vec()]
     );
 }
+
+/// The log id of the leader's last entry (an acks=all append's answer
+/// comes once it is committed, maybe before the applied metric moves).
+fn last_log_id(rp: &ReplicatedPartition) -> openraft::LogId<u64> {
+    let m = rp.raft().metrics().borrow().clone();
+    openraft::LogId::new(
+        openraft::CommittedLeaderId::new(m.current_term, rp.node_id()),
+        m.last_log_index.expect("an entry"),
+    )
+}
+
+/// A group-state partition's compaction: the snapshot is capped at the
+/// checkpoint start `C` (its last entry is the one just before `C`, its
+/// Kafka end is `C`), the segments wholly below it go, and a replica that
+/// was down meanwhile installs it and restarts its log at `C`, so it holds
+/// every record from `C` on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capped_snapshot_ends_before_the_checkpoint_and_a_lagging_replica_restarts_there() {
+    let all = [1, 2, 3];
+    let mut c = Cluster::new(&all).await;
+    let leader = c.leader(&all).await;
+    for i in 0..5 {
+        produce(c.node(leader), &format!("early{i}"), 2, Acks::All)
+            .await
+            .expect("append");
+    }
+    let lagging = all.into_iter().find(|&i| i != leader).expect("follower");
+    c.wait_hw(&[lagging], 10).await;
+    c.stop(lagging).await;
+    let mut before_checkpoint = None;
+    for i in 0..30 {
+        produce(c.node(leader), &format!("mid{i}"), 3, Acks::All)
+            .await
+            .expect("append");
+        before_checkpoint = Some(Some(last_log_id(c.node(leader))));
+    }
+    let (r, _) = produce(c.node(leader), "checkpoint", 3, Acks::All)
+        .await
+        .expect("append");
+    let checkpoint = r.base_offset;
+    assert_eq!(checkpoint, 100);
+    for i in 0..10 {
+        produce(c.node(leader), &format!("late{i}"), 3, Acks::All)
+            .await
+            .expect("append");
+    }
+    let rest: Vec<u64> = all.into_iter().filter(|&i| i != lagging).collect();
+    let end = c.node(leader).partition().log.next_offset();
+    c.wait_hw(&rest, end).await;
+    for &id in &rest {
+        let below = c.node(id).compact_below(checkpoint).await.expect("compact");
+        assert_eq!(below, Some(checkpoint), "node {id}");
+        let snap: super::SnapshotRecord = super::index::read_json(
+            &StdFs,
+            &c.dirs[&id].join("raft"),
+            super::index::SNAPSHOT_FILE,
+        )
+        .expect("read")
+        .expect("a snapshot");
+        assert_eq!(snap.kafka_end, checkpoint, "node {id}");
+        assert_eq!(
+            Some(snap.meta.last_log_id),
+            before_checkpoint,
+            "node {id}: the entry just before the checkpoint"
+        );
+        let m = c.node(id).raft().metrics().borrow().clone();
+        assert_eq!(Some(m.snapshot), before_checkpoint);
+        assert!(m.last_applied > m.snapshot, "applied past the snapshot");
+        // Asked again (after a restart, say): nothing left to do.
+        let again = c.node(id).compact_below(checkpoint).await.expect("compact");
+        assert_eq!(again, Some(checkpoint), "node {id}");
+        let log = &c.node(id).partition().log;
+        assert!(
+            log.log_start_offset() > 10 && log.log_start_offset() <= checkpoint,
+            "node {id}: segments below the checkpoint deleted (start {})",
+            log.log_start_offset()
+        );
+    }
+    c.start(lagging).await;
+    c.wait_hw(&all, end).await;
+    let log = &c.node(lagging).partition().log;
+    assert_eq!(
+        log.log_start_offset(),
+        checkpoint,
+        "the replica restarted at the checkpoint"
+    );
+    let records = records_of(&c.dirs[&lagging]);
+    assert_eq!(records.first().map(|r| r.0), Some(checkpoint));
+    assert_eq!(
+        records.first().map(|r| r.1.clone()),
+        Some(b"checkpoint-0".to_vec())
+    );
+    assert_eq!(records.len() as u64, end - checkpoint);
+}
+
+/// A capped snapshot ends at the last applied entry wholly below the cap,
+/// and is skipped while the membership in force is newer than that entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capped_snapshot_point_is_skipped_under_a_newer_membership() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let net = MemNetwork::new();
+    let (rp, _) = open_single(Arc::new(StdFs), &root.path().join("t-0"), &net).await;
+    let mut last = Vec::new();
+    for i in 0..4 {
+        produce(&rp, &format!("b{i}"), 2, Acks::All)
+            .await
+            .expect("append");
+        last.push(last_log_id(&rp));
+    }
+    let mut rx = rp.raft().metrics();
+    while rx.borrow().last_applied < last.last().copied() {
+        rx.changed().await.expect("raft running");
+    }
+    let m = rx.borrow().clone();
+    let membership = (*m.membership_config).clone();
+    // Offsets 0..8 in four entries of two: the cap 5 ends after the second.
+    let point = super::state::snapshot_point(rp.shared(), m.last_applied, &membership, Some(5));
+    assert_eq!(point, Some((Some(last[1]), 4)));
+    assert_eq!(
+        super::state::snapshot_point(rp.shared(), m.last_applied, &membership, None),
+        Some((m.last_applied, 8)),
+        "uncapped: the last applied entry"
+    );
+    let newer = openraft::StoredMembership::new(Some(last[2]), membership.membership().clone());
+    assert_eq!(
+        super::state::snapshot_point(rp.shared(), m.last_applied, &newer, Some(5)),
+        None,
+        "a membership applied after the point"
+    );
+    assert_eq!(
+        super::state::snapshot_point(rp.shared(), Some(last[0]), &membership, Some(5)),
+        None,
+        "the point is not applied yet"
+    );
+    rp.shutdown().await.expect("shutdown");
+}
