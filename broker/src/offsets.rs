@@ -45,14 +45,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use sluice_protocol::batch::{BatchBuilder, NewRecord, RecordBatch};
 use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::offset_commit::CommitPartition;
 
 use crate::error::BrokerError;
-use crate::log::io::{read_file, read_full_at, write_file_atomically};
+use crate::log::io::{read_file, write_file_atomically};
 use crate::log::{FileSystem, FlushPolicy, LogConfig, LogError, PartitionLog};
 
 /// Directory of the internal offsets log.
@@ -508,14 +507,12 @@ impl Replayed {
         let mut offset = from;
         while offset < log.high_watermark() {
             let slice = log.read(offset, 8 << 20)?;
-            let Some(file) = slice.file.as_ref().filter(|_| slice.len > 0) else {
+            if slice.len == 0 {
                 break;
-            };
-            let mut buf = vec![0u8; slice.len as usize];
-            let n = read_full_at(&**file, &mut buf, slice.position)
+            }
+            let mut bytes = slice
+                .read_bytes()
                 .map_err(|e| LogError::io("read", log.dir(), e))?;
-            buf.truncate(n);
-            let mut bytes = Bytes::from(buf);
             while !bytes.is_empty() {
                 let Ok(batch) = RecordBatch::split_first(&mut bytes) else {
                     break;

@@ -395,6 +395,41 @@ impl TestCluster {
         }
     }
 
+    /// The offsets `group` committed for partitions `0..partitions` of
+    /// `topic` (`None`: no commit), read with OffsetFetch at the coordinator
+    /// the nodes of `ids` agree on, once `done` accepts them (retried every
+    /// 50 ms for up to 30 s, the coordinator found again each time);
+    /// returns the last answer.
+    pub async fn committed_offsets(
+        &self,
+        ids: &[u64],
+        group: &str,
+        topic: &str,
+        partitions: u32,
+        done: impl Fn(&[Option<u64>]) -> bool,
+    ) -> Vec<Option<u64>> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let at = self.agreed_coordinator(ids, group).await;
+            let mut conn = self.node(at).connect().await;
+            let mut out = vec![None; partitions as usize];
+            match conn.offset_fetch(group, None).await {
+                Ok(r) => {
+                    for p in r.partitions.iter().filter(|p| p.topic == topic) {
+                        if let Some(slot) = out.get_mut(p.partition as usize) {
+                            *slot = p.offset;
+                        }
+                    }
+                }
+                Err(e) => eprintln!("offset fetch at node {at}: {e}"),
+            }
+            if done(&out) || Instant::now() > deadline {
+                return out;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Produces the values `v-{i}` for `i` in `range`, each to partition
     /// `i % partitions` of `topic`, with acks=all through the client's
     /// producer bootstrapped at `nodes`, and waits for every delivery

@@ -60,24 +60,8 @@ async fn commit(c: &TestCluster, ids: &[u64], entries: &[(u32, u64)], pad: usize
 /// The offsets `GROUP` committed, read at the coordinator `ids` agree on,
 /// once they equal `want` (within 30 s); returns the last answer.
 async fn committed(c: &TestCluster, ids: &[u64], want: &[Option<u64>]) -> Vec<Option<u64>> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let at = c.agreed_coordinator(ids, GROUP).await;
-        let mut conn = c.node(at).connect().await;
-        let mut out = vec![None; P as usize];
-        match conn.offset_fetch(GROUP, None).await {
-            Ok(r) => {
-                for p in r.partitions.iter().filter(|p| p.topic == TOPIC) {
-                    out[p.partition as usize] = p.offset;
-                }
-            }
-            Err(e) => eprintln!("offset fetch at node {at}: {e}"),
-        }
-        if out == want || Instant::now() > deadline {
-            return out;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    c.committed_offsets(ids, GROUP, TOPIC, P, |got| got == want)
+        .await
 }
 
 /// Base offset of the first segment of node `id`'s group-state partition

@@ -82,28 +82,14 @@ async fn read(m: &mut GroupConsumer, want: usize, within: Duration) -> BTreeMap<
     got
 }
 
-/// The offsets `group` committed for the partitions of `TOPIC`, read at
-/// the coordinator the nodes of `ids` agree on, once one of them answers
-/// `want` (within 30 s); returns the last answer.
+/// The offsets `GROUP` committed for the partitions of `TOPIC`, read at
+/// the coordinator the nodes of `ids` agree on, once every one is `want`
+/// (within 30 s); returns the last answer.
 async fn committed(c: &TestCluster, ids: &[u64], want: u64) -> Vec<Option<u64>> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let at = c.agreed_coordinator(ids, GROUP).await;
-        let mut conn = c.node(at).connect().await;
-        let mut out = vec![None; P as usize];
-        match conn.offset_fetch(GROUP, None).await {
-            Ok(r) => {
-                for p in r.partitions.iter().filter(|p| p.topic == TOPIC) {
-                    out[p.partition as usize] = p.offset;
-                }
-            }
-            Err(e) => eprintln!("offset fetch at node {at}: {e}"),
-        }
-        if out.iter().all(|o| *o == Some(want)) || Instant::now() > deadline {
-            return out;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    c.committed_offsets(ids, GROUP, TOPIC, P, |got| {
+        got.iter().all(|o| *o == Some(want))
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -303,6 +303,22 @@ pub struct LogSlice {
     pub bytes_after: u64,
 }
 
+impl LogSlice {
+    /// The slice's bytes, copied into memory: for the broker's own readers
+    /// of a log (offsets replay, checkpoint scans), never the fetch path,
+    /// which sends the range with `sendfile(2)`. Empty for an empty slice;
+    /// shorter than `len` if the file ends first. Blocking.
+    pub fn read_bytes(&self) -> std::io::Result<bytes::Bytes> {
+        let Some(file) = self.file.as_ref().filter(|_| self.len > 0) else {
+            return Ok(bytes::Bytes::new());
+        };
+        let mut buf = vec![0u8; self.len as usize];
+        let n = super::io::read_full_at(&**file, &mut buf, self.position)?;
+        buf.truncate(n);
+        Ok(bytes::Bytes::from(buf))
+    }
+}
+
 impl PartitionLog {
     /// The most offsets (records) one [`PartitionLog::append`] may take. Below
     /// `u32::MAX`, so an append always fits the 32-bit relative offsets of

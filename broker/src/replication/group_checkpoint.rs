@@ -32,7 +32,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use bytes::Bytes;
 use sluice_protocol::batch::RecordBatch;
 use sluice_protocol::wire::ErrorCode;
 
@@ -41,7 +40,6 @@ use super::group_state::{GROUP_STATE_TOPIC, WRITE_TIMEOUT, partition_of, partiti
 use super::manager::ReplicaManager;
 use super::partition::ReplicatedPartition;
 use crate::error::BrokerError;
-use crate::log::io::read_full_at;
 use crate::log::{LogError, PartitionLog};
 use crate::offsets::{CheckpointMarker, OffsetRecord, OffsetStore, decode_record, encode_batch};
 use crate::partition::Acks;
@@ -169,15 +167,13 @@ impl Scan {
         let mut read = 0u64;
         while self.next < log.high_watermark() && read < budget {
             let slice = log.read(self.next, (budget - read).clamp(1, 1 << 20))?;
-            let Some(file) = slice.file.as_ref().filter(|_| slice.len > 0) else {
+            if slice.len == 0 {
                 break;
-            };
-            let mut buf = vec![0u8; slice.len as usize];
-            let n = read_full_at(&**file, &mut buf, slice.position)
+            }
+            let mut bytes = slice
+                .read_bytes()
                 .map_err(|e| LogError::io("read", log.dir(), e))?;
-            buf.truncate(n);
-            read += n as u64;
-            let mut bytes = Bytes::from(buf);
+            read += bytes.len() as u64;
             let before = self.next;
             while !bytes.is_empty() {
                 let Ok(batch) = RecordBatch::split_first(&mut bytes) else {
