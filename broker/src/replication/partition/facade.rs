@@ -294,22 +294,41 @@ impl ReplicatedPartition {
     pub async fn snapshot_and_purge(
         &self,
     ) -> Result<Option<openraft::LogId<u64>>, ReplicationError> {
-        let mut rx = self.raft.metrics();
+        let rx = self.raft.metrics();
         let target = rx.borrow().last_applied;
         let Some(target) = target else {
             return Ok(None);
         };
-        if rx.borrow().snapshot < Some(target) {
-            self.raft
-                .trigger()
-                .snapshot()
-                .await
-                .map_err(|_| ReplicationError::Shutdown)?;
-            while rx.borrow().snapshot < Some(target) {
-                rx.changed().await.map_err(|_| ReplicationError::Shutdown)?;
-            }
+        if !self.snapshot_covering(target).await? {
+            return Ok(rx.borrow().purged);
         }
         self.purge_to(target).await
+    }
+
+    /// Has openraft build a snapshot unless one already covers `target`,
+    /// and waits, for at most [`PURGE_PATIENCE`], until one does; returns
+    /// whether one does.
+    async fn snapshot_covering(
+        &self,
+        target: openraft::LogId<u64>,
+    ) -> Result<bool, ReplicationError> {
+        let mut rx = self.raft.metrics();
+        if rx.borrow().snapshot >= Some(target) {
+            return Ok(true);
+        }
+        let deadline = tokio::time::Instant::now() + PURGE_PATIENCE;
+        self.raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|_| ReplicationError::Shutdown)?;
+        while rx.borrow().snapshot < Some(target) {
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(r) => r.map_err(|_| ReplicationError::Shutdown)?,
+                Err(_) => return Ok(false),
+            }
+        }
+        Ok(true)
     }
 
     /// Asks openraft to purge up to `target` (already in a snapshot), once
@@ -376,7 +395,7 @@ impl ReplicatedPartition {
     /// whether the Raft log is purged up to the last entry wholly below
     /// `start`.
     async fn snapshot_and_purge_below(&self, start: u64) -> Result<bool, ReplicationError> {
-        let mut rx = self.raft.metrics();
+        let rx = self.raft.metrics();
         let point = {
             let m = rx.borrow();
             super::state::snapshot_point(
@@ -389,19 +408,8 @@ impl ReplicatedPartition {
         let Some((Some(target), _)) = point else {
             return Ok(false);
         };
-        if rx.borrow().snapshot < Some(target) {
-            let deadline = tokio::time::Instant::now() + PURGE_PATIENCE;
-            self.raft
-                .trigger()
-                .snapshot()
-                .await
-                .map_err(|_| ReplicationError::Shutdown)?;
-            while rx.borrow().snapshot < Some(target) {
-                match tokio::time::timeout_at(deadline, rx.changed()).await {
-                    Ok(r) => r.map_err(|_| ReplicationError::Shutdown)?,
-                    Err(_) => return Ok(false),
-                }
-            }
+        if !self.snapshot_covering(target).await? {
+            return Ok(false);
         }
         Ok(self.purge_to(target).await? >= Some(target))
     }
