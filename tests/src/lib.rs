@@ -348,8 +348,16 @@ pub fn sample(exposition: &str, series: &str) -> Option<f64> {
 }
 
 impl Drop for TestBroker {
+    /// Kills the broker and removes its directory, unless the test is
+    /// failing and `SLUICE_KEEP_FAILED` is set: then the directory (data and
+    /// `data.log`) is kept and its path printed, for a post-mortem.
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() && std::env::var_os("SLUICE_KEEP_FAILED").is_some() {
+            if let Some(tmp) = self._tmp.take() {
+                eprintln!("kept broker directory {}", tmp.keep().display());
+            }
+        }
     }
 }
 

@@ -124,14 +124,14 @@ async fn commits_are_compacted_on_every_replica_and_survive_the_coordinator() {
     );
 }
 
-/// Run by hand (`-- --ignored`): making the replica coordinator restarts
-/// nodes that led the partition, and a restarted former leader can keep
-/// naming itself leader (openraft restores a leader from its own committed
-/// vote at startup) while the others follow a newer one, for over 30 s in
-/// about 1 run in 3 on a 2-core machine. The capped snapshot itself is
-/// covered in CI by `replication::partition::tests::a_capped_snapshot_ends_before_the_checkpoint_and_a_lagging_replica_restarts_there`.
+/// The replica comes back with no group-state log at all (its directory
+/// removed while it was down), installs the snapshot capped below the
+/// checkpoint and, made coordinator, returns every offset. Fails without
+/// the cap; and, before the partition's leader tolerated a follower log
+/// that went back (openraft's `loosen-follower-log-revert`), the leader's
+/// Raft core panicked on the wiped replica's first answer and its node
+/// named itself coordinator for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky on a restarted former leader's stale view; run by hand"]
 async fn a_replica_that_lost_its_group_state_while_down_coordinates_with_every_offset() {
     let mut c = setup().await;
     let all = [1, 2, 3];

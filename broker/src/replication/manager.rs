@@ -34,6 +34,10 @@ use crate::service::leadership::{
 /// be contacted by the group before it forms the group itself.
 const INITIALIZE_FALLBACK: Duration = Duration::from_secs(2);
 
+/// How long a replica whose Raft core stopped on its own stays closed
+/// before it is opened again.
+const REOPEN_DELAY: Duration = Duration::from_secs(1);
+
 /// One hosted replica.
 struct Hosted {
     topic_id: u64,
@@ -272,6 +276,8 @@ impl ReplicaManager {
             }
             self.runtime.spawn(report_leadership(
                 Arc::clone(cluster),
+                Arc::downgrade(self),
+                t.name.clone(),
                 Arc::downgrade(&replica),
                 t.topic_id,
                 partition,
@@ -286,6 +292,69 @@ impl ReplicaManager {
             if let Some(old) = old {
                 let _ = old.replica.shutdown().await;
             }
+        }
+    }
+
+    /// Opens again, after [`REOPEN_DELAY`], the replica `dead` of
+    /// (`topic`, `partition`) whose Raft core stopped on its own (a fatal
+    /// storage error such as a full disk, or a panic): the group is shut
+    /// down and opened afresh from its files, as after a restart of the
+    /// node, while the other replicas carry on without it. Nothing happens
+    /// if the partition was closed or opened anew meanwhile. Should the new
+    /// core stop too, its own leadership task calls this again: one attempt
+    /// per delay, never a busy loop.
+    ///
+    /// Boxed: it opens the replica, which spawns the leadership task that
+    /// calls it (a future cannot contain itself).
+    fn reopen_stopped(
+        self: Arc<Self>,
+        topic: String,
+        partition: u32,
+        dead: Weak<ReplicatedPartition>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(self.reopen_stopped_inner(topic, partition, dead))
+    }
+
+    async fn reopen_stopped_inner(
+        self: Arc<Self>,
+        topic: String,
+        partition: u32,
+        dead: Weak<ReplicatedPartition>,
+    ) {
+        tracing::error!(%topic, partition, "the partition's Raft core stopped; opening the replica again");
+        tokio::time::sleep(REOPEN_DELAY).await;
+        let Some(cluster) = self.cluster.get() else {
+            return;
+        };
+        let old = {
+            let _guard = self.changing.lock().await;
+            let Some(dead) = dead.upgrade() else { return };
+            let old = {
+                let mut hosted = self.hosted.write();
+                let Some(t) = hosted.get_mut(&topic) else {
+                    return;
+                };
+                if !t
+                    .get(&partition)
+                    .is_some_and(|h| Arc::ptr_eq(&h.replica, &dead))
+                {
+                    return;
+                }
+                t.remove(&partition)
+            };
+            if let Some(h) = &old {
+                cluster.transport.registry.unregister(GroupId::Partition {
+                    topic_id: h.topic_id,
+                    partition,
+                });
+                let _ = h.replica.shutdown().await;
+            }
+            old
+        };
+        drop(old);
+        let meta = cluster.with_metadata(|m| m.topics.get(&topic).cloned());
+        if let Some(meta) = meta {
+            self.open_topic(meta).await;
         }
     }
 
@@ -349,7 +418,10 @@ impl Leadership for ReplicaManager {
     /// does not know the others' progress); the controller's view (what the
     /// group's leader last reported, which may lag) when this node does not
     /// host it or its group is not open yet; no leader when none was
-    /// reported. `None` for a topic the metadata does not list.
+    /// reported. A replica here whose Raft core stopped counts as not
+    /// open, and this node is never named from the controller's view: a
+    /// report of its own leadership is stale. `None` for a topic the
+    /// metadata does not list.
     fn partition(&self, topic: &str, partition: u32) -> Option<PartitionLeadership> {
         let c = self.cluster.get()?;
         let (replicas, reported) = c.with_metadata(|m| {
@@ -357,7 +429,8 @@ impl Leadership for ReplicaManager {
             let replicas = t.replicas.get(partition as usize)?.clone();
             Some((replicas, m.reported_leader(t, partition).cloned()))
         })?;
-        let Some(r) = self.replica(topic, partition) else {
+        let reported = reported.filter(|r| r.leader != self.local);
+        let Some(r) = self.replica(topic, partition).filter(|r| !r.core_stopped()) else {
             return Some(match reported {
                 Some(rep) => PartitionLeadership {
                     leader: Some(rep.leader),
@@ -397,8 +470,8 @@ impl Leadership for ReplicaManager {
             Some(m.reported_leader(t, partition).map(|r| r.leader))
         })?;
         Some(match self.replica(topic, partition) {
-            Some(r) => r.leader(),
-            None => reported,
+            Some(r) if !r.core_stopped() => r.leader(),
+            _ => reported.filter(|&l| l != self.local),
         })
     }
 
@@ -484,10 +557,14 @@ async fn take_preferred_leadership(replica: Weak<ReplicatedPartition>) {
 /// Reports `replica`'s leadership to the controller whenever this node
 /// leads the group in a new term (at once), or the replicas in sync with it
 /// change (at most once a second): so that nodes without a replica can
-/// name the leader. Ends when the group stops. A failed report is tried
-/// again a second later.
+/// name the leader. Ends when the group stops; when its Raft core stopped
+/// on its own, has `manager` open the replica again
+/// ([`ReplicaManager::reopen_stopped`]). A failed report is tried again a
+/// second later.
 async fn report_leadership(
     cluster: Arc<Cluster>,
+    manager: Weak<ReplicaManager>,
+    topic: String,
     replica: Weak<ReplicatedPartition>,
     topic_id: u64,
     partition: u32,
@@ -536,7 +613,14 @@ async fn report_leadership(
         // Woken by a change of the group's metrics, or each second.
         let woken = tokio::time::timeout(Duration::from_secs(1), metrics.changed()).await;
         if let Ok(Err(_)) = woken {
-            return; // the group stopped
+            // The group stopped: shut down, or its core ended on its own.
+            if let (Some(m), Some(r)) = (manager.upgrade(), replica.upgrade()) {
+                if r.core_stopped() {
+                    drop(r);
+                    m.reopen_stopped(topic, partition, replica).await;
+                }
+            }
+            return;
         }
     }
 }

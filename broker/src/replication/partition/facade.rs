@@ -220,14 +220,31 @@ impl ReplicatedPartition {
         self.node_id
     }
 
-    /// The group's leader as this replica knows it.
+    /// The group's leader as this replica knows it; `None` once this
+    /// replica's Raft core has stopped ([`ReplicatedPartition::core_stopped`]),
+    /// whose last metrics would name a leader forever.
     pub fn leader(&self) -> Option<u64> {
-        self.raft.metrics().borrow().current_leader
+        let m = self.raft.metrics();
+        if core_stopped(&m) {
+            return None;
+        }
+        m.borrow().current_leader
     }
 
-    /// Whether this replica leads the group now.
+    /// Whether this replica leads the group now (never once its Raft core
+    /// has stopped).
     pub fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow().state == ServerState::Leader
+        let m = self.raft.metrics();
+        !core_stopped(&m) && m.borrow().state == ServerState::Leader
+    }
+
+    /// Whether this replica's Raft core has stopped without being shut
+    /// down: on a fatal storage error (openraft's `running_state`), or
+    /// after a panic (the metrics' sender is gone). Such a replica takes no
+    /// part in the group until it is opened again
+    /// ([`crate::replication::manager`] does so).
+    pub fn core_stopped(&self) -> bool {
+        !*self.stopped.lock() && core_stopped(&self.raft.metrics())
     }
 
     /// The current term, which is the leader epoch stamped in batches.
@@ -440,6 +457,15 @@ impl ReplicatedPartition {
             .await
             .map_err(|e| ReplicationError::Raft(e.to_string()))
     }
+}
+
+/// Whether the Raft core behind `metrics` has ended: a fatal error it
+/// reported, or its metrics' sender dropped (the core's task ended, e.g.
+/// on a panic).
+fn core_stopped(
+    metrics: &tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, BasicNode>>,
+) -> bool {
+    metrics.has_changed().is_err() || metrics.borrow().running_state.is_err()
 }
 
 /// The recovery rule: opens the Raft index and cuts the index and the log

@@ -977,3 +977,75 @@ async fn a_capped_snapshot_point_is_skipped_under_a_newer_membership() {
     );
     rp.shutdown().await.expect("shutdown");
 }
+
+/// A follower whose whole partition directory was lost (a replaced disk)
+/// restarts empty: the leader, which had it matching far ahead, starts its
+/// search again and brings it back with every record, instead of stopping
+/// its own Raft core on the "reverted" log (openraft panics there unless
+/// built with `loosen-follower-log-revert`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_that_lost_its_whole_log_is_brought_back_by_the_leader() {
+    let all = [1, 2, 3];
+    let mut c = Cluster::new(&all).await;
+    let leader = c.leader(&all).await;
+    let mut end = 0;
+    for i in 0..20 {
+        let (r, _) = produce(c.node(leader), &format!("a{i}"), 2, Acks::All)
+            .await
+            .expect("append");
+        end = r.last_offset + 1;
+    }
+    c.wait_hw(&all, end).await;
+    let wiped = all.into_iter().find(|&i| i != leader).expect("follower");
+    c.stop(wiped).await;
+    std::fs::remove_dir_all(&c.dirs[&wiped]).expect("wipe");
+    c.start(wiped).await;
+    for i in 0..5 {
+        let (r, _) = produce(c.node(leader), &format!("b{i}"), 2, Acks::All)
+            .await
+            .expect("append after the wipe");
+        end = r.last_offset + 1;
+    }
+    c.wait_hw(&all, end).await;
+    assert!(!c.node(leader).core_stopped(), "the leader's core runs");
+    assert!(c.node(leader).is_leader());
+    assert_eq!(
+        values_of(&c.dirs[&wiped]),
+        values_of(&c.dirs[&leader]),
+        "the wiped follower holds every record again"
+    );
+}
+
+/// A replica whose Raft core stopped on a fatal storage error names no
+/// leader and does not claim to lead, where its last metrics would name
+/// itself forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_raft_core_stopped_names_no_leader() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("t-0");
+    let net = MemNetwork::new();
+    let faults = crate::log::fault::Faults::new();
+    let fs: Arc<dyn FileSystem> = Arc::new(crate::log::fault::FaultyFs::new(faults.clone()));
+    let (rp, _) = open_single(fs, &dir, &net).await;
+    produce(&rp, "ok", 1, Acks::All).await.expect("append");
+    assert_eq!(rp.leader(), Some(1));
+    assert!(!rp.core_stopped());
+    faults.set_write_eio(true);
+    faults.set_fsync_fails(true);
+    let _ = produce(&rp, "eio", 1, Acks::All).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !rp.core_stopped() {
+        assert!(
+            Instant::now() < deadline,
+            "the core stops on the storage error"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(rp.leader(), None);
+    assert!(!rp.is_leader());
+    let _ = rp.shutdown().await;
+    assert!(
+        !rp.core_stopped(),
+        "a replica shut down on purpose is not 'stopped'"
+    );
+}
