@@ -296,10 +296,12 @@ impl ReplicaManager {
     }
 
     /// Opens again, after [`REOPEN_DELAY`], the replica `dead` of
-    /// (`topic`, `partition`) whose Raft core stopped on its own (a fatal
-    /// storage error such as a full disk, or a panic): the group is shut
+    /// (`topic`, `partition`) whose Raft core stopped on its own (a panic,
+    /// a storage error that left the log writable): the group is shut
     /// down and opened afresh from its files, as after a restart of the
-    /// node, while the other replicas carry on without it. Nothing happens
+    /// node, while the other replicas carry on without it. A log taken
+    /// offline by a failed write or fsync refuses writes until the broker
+    /// restarts: that replica stays stopped, said at `error`. Nothing happens
     /// if the partition was closed or opened anew meanwhile. Should the new
     /// core stop too, its own leadership task calls this again: one attempt
     /// per delay, never a busy loop.
@@ -321,6 +323,15 @@ impl ReplicaManager {
         partition: u32,
         dead: Weak<ReplicatedPartition>,
     ) {
+        let offline = dead
+            .upgrade()
+            .is_some_and(|r| r.partition().log.is_offline());
+        if offline {
+            // A failed write or fsync: the log refuses writes until it is
+            // opened again from its files, at the broker's next start.
+            tracing::error!(%topic, partition, "the partition's Raft core stopped and its log is offline after a failed write; the replica stays stopped until the broker restarts");
+            return;
+        }
         tracing::error!(%topic, partition, "the partition's Raft core stopped; opening the replica again");
         tokio::time::sleep(REOPEN_DELAY).await;
         let Some(cluster) = self.cluster.get() else {
