@@ -347,16 +347,41 @@ pub fn sample(exposition: &str, series: &str) -> Option<f64> {
     })
 }
 
+impl TestBroker {
+    /// Keeps the broker's directory when `SLUICE_KEEP_FAILED` is set.
+    fn keep_if_asked(&mut self) {
+        if std::env::var_os("SLUICE_KEEP_FAILED").is_some() {
+            if let Some(tmp) = self._tmp.take() {
+                eprintln!("kept broker directory {}", tmp.keep().display());
+            }
+        }
+    }
+}
+
 impl Drop for TestBroker {
     /// Kills the broker and removes its directory, unless the test is
     /// failing and `SLUICE_KEEP_FAILED` is set: then the directory (data and
     /// `data.log`) is kept and its path printed, for a post-mortem.
+    ///
+    /// A broker thread that panicked at any time of the test (the log holds
+    /// Rust's panic message) fails the test here, even when the broker
+    /// carried on: a panic is a defect whatever input caused it.
     fn drop(&mut self) {
         self.kill();
-        if std::thread::panicking() && std::env::var_os("SLUICE_KEEP_FAILED").is_some() {
-            if let Some(tmp) = self._tmp.take() {
-                eprintln!("kept broker directory {}", tmp.keep().display());
+        if !std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            if let Some(at) = lines
+                .iter()
+                .position(|l| l.starts_with("thread '") && l.contains(" panicked at "))
+            {
+                let excerpt = lines[at..lines.len().min(at + 4)].join("\n");
+                let dir = self.data_dir.display().to_string();
+                self.keep_if_asked();
+                panic!("the broker at {dir} panicked during the test:\n{excerpt}");
             }
+        } else {
+            self.keep_if_asked();
         }
     }
 }

@@ -403,3 +403,24 @@ async fn batch_headers_that_lie_are_refused_and_take_no_offsets() {
         ]
     );
 }
+
+/// Every test here relies on the harness failing a test whose broker
+/// panicked, even when the broker carried on serving (a panicking task of
+/// a multi-threaded runtime does not end the process): a panic message in
+/// the broker's log fails the test when the broker is dropped.
+#[test]
+#[should_panic(expected = "panicked during the test")]
+fn a_panic_in_the_broker_log_fails_the_test() {
+    use std::io::Write;
+    let b = TestBroker::start();
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(b.data_dir.with_extension("log"))
+        .unwrap();
+    writeln!(
+        log,
+        "thread 'tokio-rt-worker' (1) panicked at broker/src/example.rs:1:1:"
+    )
+    .unwrap();
+    drop(b);
+}
