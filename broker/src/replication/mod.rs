@@ -24,3 +24,14 @@ pub mod group_state;
 pub mod manager;
 pub mod partition;
 pub mod transport;
+
+/// Whether the Raft core behind `metrics` has ended without a shutdown
+/// being asked for: a fatal error it reported (`running_state`), or its
+/// metrics' sender gone (its task ended, e.g. on a panic). Its last
+/// metrics then keep naming the leader of that moment, itself included,
+/// so callers must not read leadership from them.
+pub(crate) fn raft_core_ended<NID: openraft::NodeId, N: openraft::Node>(
+    metrics: &tokio::sync::watch::Receiver<openraft::RaftMetrics<NID, N>>,
+) -> bool {
+    metrics.has_changed().is_err() || metrics.borrow().running_state.is_err()
+}

@@ -233,14 +233,24 @@ impl Cluster {
         self.config.local
     }
 
-    /// The controller leader this node knows of.
+    /// The controller leader this node knows of; `None` once this node's
+    /// controller core has ended on its own (its last metrics would name a
+    /// leader forever).
     pub fn leader(&self) -> Option<u64> {
-        self.raft.metrics().borrow().current_leader
+        let m = self.raft.metrics();
+        if super::raft_core_ended(&m) {
+            return None;
+        }
+        m.borrow().current_leader
     }
 
-    /// Whether this node leads the controller group.
+    /// Whether this node leads the controller group (never once its core
+    /// has ended).
     pub fn is_leader(&self) -> bool {
         let m = self.raft.metrics();
+        if super::raft_core_ended(&m) {
+            return false;
+        }
         let m = m.borrow();
         m.state == ServerState::Leader && m.current_leader == Some(self.local())
     }

@@ -225,7 +225,7 @@ impl ReplicatedPartition {
     /// whose last metrics would name a leader forever.
     pub fn leader(&self) -> Option<u64> {
         let m = self.raft.metrics();
-        if core_stopped(&m) {
+        if crate::replication::raft_core_ended(&m) {
             return None;
         }
         m.borrow().current_leader
@@ -235,7 +235,7 @@ impl ReplicatedPartition {
     /// has stopped).
     pub fn is_leader(&self) -> bool {
         let m = self.raft.metrics();
-        !core_stopped(&m) && m.borrow().state == ServerState::Leader
+        !crate::replication::raft_core_ended(&m) && m.borrow().state == ServerState::Leader
     }
 
     /// Whether this replica's Raft core has stopped without being shut
@@ -244,7 +244,7 @@ impl ReplicatedPartition {
     /// part in the group until it is opened again
     /// ([`crate::replication::manager`] does so).
     pub fn core_stopped(&self) -> bool {
-        !*self.stopped.lock() && core_stopped(&self.raft.metrics())
+        !*self.stopped.lock() && crate::replication::raft_core_ended(&self.raft.metrics())
     }
 
     /// The current term, which is the leader epoch stamped in batches.
@@ -457,15 +457,6 @@ impl ReplicatedPartition {
             .await
             .map_err(|e| ReplicationError::Raft(e.to_string()))
     }
-}
-
-/// Whether the Raft core behind `metrics` has ended: a fatal error it
-/// reported, or its metrics' sender dropped (the core's task ended, e.g.
-/// on a panic).
-fn core_stopped(
-    metrics: &tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, BasicNode>>,
-) -> bool {
-    metrics.has_changed().is_err() || metrics.borrow().running_state.is_err()
 }
 
 /// The recovery rule: opens the Raft index and cuts the index and the log
