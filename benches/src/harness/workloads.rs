@@ -30,6 +30,51 @@ use crate::XorShift;
 /// A consumer that sees no new record for this long gives up.
 const STALL_LIMIT: Duration = Duration::from_secs(60);
 
+/// How long a producer or consumer whose partition's leader moved (on a
+/// cluster) waits for the brokers to name a new one.
+const LEADER_WAIT: Duration = Duration::from_secs(60);
+
+/// Whether a partition's error means that its leader moved or is not
+/// elected yet: nothing was stored or read, and the same request may go
+/// to the new leader.
+fn leader_moved(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::NotLeaderForPartition | ErrorCode::LeaderNotAvailable
+    )
+}
+
+/// Replaces `conn` with a connection to the leader of `topic`'s
+/// `partition`, as the broker `conn` reaches names it in Metadata, asking
+/// again every 100 ms while it names none (an election under way), for at
+/// most [`LEADER_WAIT`].
+async fn reconnect_to_leader(
+    conn: &mut Connection,
+    topic: &str,
+    partition: u32,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + LEADER_WAIT;
+    loop {
+        let meta = conn.metadata(Some(vec![topic.to_owned()])).await?;
+        let leader = meta
+            .topics
+            .first()
+            .and_then(|t| t.partitions.iter().find(|p| p.partition == partition))
+            .and_then(|p| p.leader);
+        if let Some(addr) = leader.and_then(|id| meta.broker_address(id)) {
+            let addr: SocketAddr = addr
+                .parse()
+                .with_context(|| format!("leader address {addr:?}"))?;
+            *conn = Connection::connect(addr).await?;
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("no leader of {topic}-{partition} named within {LEADER_WAIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Creates a topic (ignoring "already exists").
 pub async fn create_topic(
     addr: SocketAddr,
@@ -75,7 +120,11 @@ pub fn split(records: u64, parts: usize) -> Vec<u64> {
 
 /// Produces to `job`'s partitions (partition, records) over one connection,
 /// round-robin one batch per partition, pipelining `p.in_flight` requests.
-/// Acknowledged value bytes are counted on `meter`.
+/// Acknowledged value bytes are counted on `meter`. On a cluster, a request
+/// refused because the partition's leader moved is sent again to the new
+/// leader once the requests in flight are answered (not with idempotence,
+/// whose sequence numbers were spent; nor with acks=none, which gets no
+/// answer).
 pub async fn produce(
     addr: SocketAddr,
     topic: &str,
@@ -101,12 +150,15 @@ pub async fn produce(
     };
     let mut sequences: std::collections::HashMap<u32, i32> = Default::default();
     let mut left: Vec<(u32, u64)> = job.iter().copied().filter(|&(_, n)| n > 0).collect();
-    let mut outstanding: VecDeque<u64> = VecDeque::new();
+    // (partition, records) of each request in flight.
+    let mut outstanding: VecDeque<(u32, u64)> = VecDeque::new();
+    // The partition whose leader moved, once a request was refused so.
+    let mut moved_away: Option<u32> = None;
     let mut moved = Moved::default();
     let (mut next_value, mut turn) = (0usize, 0usize);
     let mut buf = BytesMut::new();
     while !left.is_empty() || !outstanding.is_empty() {
-        while !left.is_empty() && outstanding.len() < p.in_flight.max(1) {
+        while moved_away.is_none() && !left.is_empty() && outstanding.len() < p.in_flight.max(1) {
             turn %= left.len();
             let Some(slot) = left.get_mut(turn) else {
                 break;
@@ -156,17 +208,30 @@ pub async fn produce(
                 meter.add(n * p.value_len as u64);
                 moved.records += n;
             } else {
-                outstanding.push_back(n);
+                outstanding.push_back((partition, n));
             }
         }
-        if let Some(n) = outstanding.pop_front() {
+        if let Some((partition, n)) = outstanding.pop_front() {
             let (resp, _): (ProduceResponse, _) = conn.recv().await?;
             let r = resp.partitions.first().context("empty produce response")?;
-            if r.error_code != ErrorCode::None {
+            if leader_moved(r.error_code) && producer_id.is_none() {
+                // Nothing was stored: these records go again.
+                match left.iter_mut().find(|s| s.0 == partition) {
+                    Some(slot) => slot.1 += n,
+                    None => left.push((partition, n)),
+                }
+                moved_away.get_or_insert(partition);
+            } else if r.error_code != ErrorCode::None {
                 bail!("produce failed: {} {:?}", r.error_code, r.message);
+            } else {
+                meter.add(n * p.value_len as u64);
+                moved.records += n;
             }
-            meter.add(n * p.value_len as u64);
-            moved.records += n;
+        }
+        if outstanding.is_empty() {
+            if let Some(partition) = moved_away.take() {
+                reconnect_to_leader(&mut conn, topic, partition).await?;
+            }
         }
     }
     moved.value_bytes = moved.records * p.value_len as u64;
@@ -198,7 +263,8 @@ pub async fn produce_parallel(
 
 /// Reads `job`'s partitions (partition, records) from offset 0 over one
 /// connection until each has yielded its records. Value bytes are counted
-/// on `meter`.
+/// on `meter`. On a cluster, a fetch refused because the partition's
+/// leader moved is asked again of the new leader.
 pub async fn consume(
     addr: SocketAddr,
     topic: &str,
@@ -227,6 +293,10 @@ pub async fn consume(
             })
             .collect();
         let resp = conn.fetch(500, 1, p.fetch_bytes, request).await?;
+        if let Some(part) = resp.iter().find(|part| leader_moved(part.error_code)) {
+            reconnect_to_leader(&mut conn, topic, part.partition).await?;
+            continue;
+        }
         for part in &resp {
             if part.error_code != ErrorCode::None {
                 bail!(
