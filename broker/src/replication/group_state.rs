@@ -248,15 +248,18 @@ async fn step(svc: &Arc<Service>, manager: &ReplicaManager, n: u32, p: u32) {
     let owned = move |g: &str| partition_of(g, n) == p;
     let loaded = manager.group_loads.get(p);
     let replica = manager.replica(GROUP_STATE_TOPIC, p);
-    let ready_term = replica.as_ref().and_then(|r| {
-        let m = r.raft().metrics();
-        let m = m.borrow();
-        let leads = m.state == openraft::ServerState::Leader;
-        let applied_own = m
-            .last_applied
-            .is_some_and(|l| l.leader_id.term == m.current_term);
-        (leads && applied_own).then_some(m.current_term)
-    });
+    let ready_term = replica
+        .as_ref()
+        .filter(|r| !r.core_stopped())
+        .and_then(|r| {
+            let m = r.raft().metrics();
+            let m = m.borrow();
+            let leads = m.state == openraft::ServerState::Leader;
+            let applied_own = m
+                .last_applied
+                .is_some_and(|l| l.leader_id.term == m.current_term);
+            (leads && applied_own).then_some(m.current_term)
+        });
     let leads_now = replica.as_ref().is_some_and(|r| r.is_leader());
     if let Some(term) = loaded {
         if leads_now && replica.as_ref().map(|r| r.leader_epoch()) == Some(term) {
