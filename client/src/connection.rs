@@ -124,6 +124,81 @@ impl RequestWriter {
     pub async fn write_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
         Ok(self.half.write_all(bytes).await?)
     }
+
+    /// [`send`](Self::send) without waiting: encodes the request and writes
+    /// as much of it as the socket takes now, in one non-blocking system
+    /// call. If that was not all of it ([`TrySend::Partial`]), the rest must
+    /// be written with [`finish`](Self::finish) (with the same `tail`)
+    /// before anything else is sent on this connection.
+    pub fn try_send<T: Serialize>(
+        &mut self,
+        api: ApiKey,
+        body: &T,
+        tail: &[u8],
+    ) -> Result<TrySend, ClientError> {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        self.buf.clear();
+        self.buf.resize(16, 0);
+        let body_len = encode_body(body, &mut self.buf);
+        let header = RequestHeader {
+            api_key: api as u16,
+            api_version: api.versions().1,
+            correlation_id: id,
+            body_len: body_len as u32,
+        }
+        .encode(tail.len())?;
+        self.buf[..16].copy_from_slice(&header);
+        let bufs = [
+            std::io::IoSlice::new(&self.buf),
+            std::io::IoSlice::new(tail),
+        ];
+        let written = match self.half.try_write_vectored(&bufs) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(e.into()),
+        };
+        if written == self.buf.len() + tail.len() {
+            Ok(TrySend::Done(id))
+        } else {
+            Ok(TrySend::Partial { id, written })
+        }
+    }
+
+    /// Writes the rest of a request [`try_send`](Self::try_send) left
+    /// [`TrySend::Partial`] after `written` bytes; `tail` is the one given
+    /// to `try_send`.
+    pub async fn finish(&mut self, written: usize, tail: &[u8]) -> Result<(), ClientError> {
+        let head = self.buf.get(written..).unwrap_or_default();
+        let tail = tail
+            .get(written.saturating_sub(self.buf.len())..)
+            .unwrap_or_default();
+        let mut bufs = [std::io::IoSlice::new(head), std::io::IoSlice::new(tail)];
+        let mut slices: &mut [std::io::IoSlice<'_>] = &mut bufs;
+        while !slices.is_empty() {
+            let n = self.half.write_vectored(slices).await?;
+            if n == 0 {
+                return Err(ClientError::Closed);
+            }
+            std::io::IoSlice::advance_slices(&mut slices, n);
+        }
+        Ok(())
+    }
+}
+
+/// What [`RequestWriter::try_send`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrySend {
+    /// The whole request, with this correlation id.
+    Done(u32),
+    /// The first `written` bytes of request `id` (possibly none): the rest
+    /// is for [`RequestWriter::finish`].
+    Partial {
+        /// Correlation id.
+        id: u32,
+        /// Bytes already on the socket.
+        written: usize,
+    },
 }
 
 /// The receiving half of a connection: reads and splits response frames.

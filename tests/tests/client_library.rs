@@ -555,3 +555,142 @@ async fn the_next_fetch_is_sent_ahead_only_while_behind() {
     assert_eq!(got[0].value(), b"late");
     producer.close().await;
 }
+
+/// With linger 0 and an idle connection, `send` seals its record's batch
+/// and writes the request itself: N sequential sends, each awaited, are N
+/// produce requests, none handed to the producer's background sender. On
+/// a current-thread runtime, so each acknowledgement frees its request
+/// slot before the next `send` runs.
+#[tokio::test(flavor = "current_thread")]
+async fn a_linger_zero_send_on_an_idle_connection_writes_its_own_request() {
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    Admin::connect(&addr)
+        .await
+        .unwrap()
+        .create_topic("direct", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    let producer = Producer::new(ProducerConfig {
+        linger: Duration::ZERO,
+        ..ProducerConfig::new(addr.clone())
+    });
+    // The first send opens the connection (through the background sender).
+    producer
+        .send("direct", None, b"warm")
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let (direct, requests) = (producer.direct_writes(), produce_requests(&broker));
+    let n = 20u64;
+    for i in 0..n {
+        let meta = producer
+            .send("direct", None, format!("r{i}").as_bytes())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert_eq!(meta.offset, Some(i + 1));
+    }
+    assert_eq!(producer.direct_writes() - direct, n);
+    assert_eq!(produce_requests(&broker) - requests, n as f64);
+    producer.close().await;
+}
+
+/// Several tasks sending to one partition at once with linger 0, some
+/// writing their own requests and some handing them to the background
+/// sender: every record is stored once, each task's records in the order
+/// it sent them (the idempotent broker refuses a batch whose sequence is
+/// out of order, so a batch stamped before another but written after it
+/// would show up as a failed or retried send).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_linger_zero_sends_to_one_partition_land_once_in_order() {
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    Admin::connect(&addr)
+        .await
+        .unwrap()
+        .create_topic("mixed", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    let producer = std::sync::Arc::new(Producer::new(ProducerConfig {
+        linger: Duration::ZERO,
+        ..ProducerConfig::new(addr.clone())
+    }));
+    producer
+        .send("mixed", None, b"warm")
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let (tasks, per_task) = (4usize, 500usize);
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let producer = std::sync::Arc::clone(&producer);
+        handles.push(tokio::spawn(async move {
+            let mut deliveries = Vec::new();
+            let mut offsets = Vec::new();
+            for j in 0..per_task {
+                let d = producer
+                    .send("mixed", None, format!("{t}-{j:05}").as_bytes())
+                    .await
+                    .unwrap();
+                if j % 7 == 0 {
+                    // Sometimes wait, so the connection goes idle.
+                    offsets.push(d.await.unwrap().offset.unwrap());
+                } else {
+                    deliveries.push(d);
+                }
+                if j % 3 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            for d in deliveries {
+                offsets.push(d.await.unwrap().offset.unwrap());
+            }
+            offsets
+        }));
+    }
+    let mut acked = Vec::new();
+    for h in handles {
+        acked.extend(h.await.unwrap());
+    }
+    acked.sort_unstable();
+    acked.dedup();
+    assert_eq!(
+        acked.len(),
+        tasks * per_task,
+        "an offset acknowledged twice"
+    );
+    assert!(
+        producer.direct_writes() > 0,
+        "no send wrote its own request"
+    );
+
+    let mut c = Consumer::connect(ConsumerConfig {
+        max_wait: Duration::from_millis(100),
+        ..ConsumerConfig::new(addr.clone())
+    })
+    .await
+    .unwrap();
+    c.assign(vec![("mixed".into(), 0)]).await.unwrap();
+    let mut seen: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < tasks * per_task + 1 && Instant::now() < deadline {
+        for r in c.poll().await.unwrap() {
+            assert_eq!(r.offset(), seen.len() as u64);
+            seen.push(String::from_utf8(r.value().to_vec()).unwrap());
+        }
+    }
+    assert_eq!(seen.len(), tasks * per_task + 1);
+    let mut next = vec![0usize; tasks];
+    for v in &seen[1..] {
+        let (t, j) = v.split_once('-').unwrap();
+        let (t, j): (usize, usize) = (t.parse().unwrap(), j.parse().unwrap());
+        assert_eq!(j, next[t], "task {t}: record {j} after {}", next[t]);
+        next[t] += 1;
+    }
+    assert_eq!(next, vec![per_task; tasks]);
+    producer.close().await;
+}

@@ -6,6 +6,15 @@
 //! `max_in_flight` on the wire, settles each record when its response
 //! arrives, and retries or fails what a broken connection or a retriable
 //! error left unsettled. Several brokers have requests in flight at once.
+//!
+//! With `linger` 0, [`try_direct`] lets `send` itself seal its record's
+//! batch and write the request when the partition's link is connected,
+//! idle and has a free request slot, so a producer that keeps up hands
+//! nothing to another task. The link's write half sits behind an async
+//! mutex that both take; whoever holds it stamps nothing out of order,
+//! because a batch is stamped under the accumulator's mutex only when no
+//! request taken by the dispatcher is still unwritten, and written before
+//! the write half is released.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +32,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use super::accumulator::ReadyBatch;
 use super::idempotence::OnRefusal;
 use super::{RecordMetadata, Shared};
-use crate::connection::{Connection, ResponseReader};
+use crate::connection::{Connection, RequestWriter, ResponseReader, TrySend};
 use crate::error::ClientError;
 use crate::metadata::Route;
 use crate::pool::Dest;
@@ -43,6 +52,41 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_IDEMPOTENT_IN_FLIGHT: usize = 5;
 
 type InFlight = (Vec<ReadyBatch>, OwnedSemaphorePermit);
+
+/// A request the dispatcher took from the accumulator that its link has not
+/// written yet (counted in [`Shared::unwritten`]). While one exists, `send`
+/// does not write on its own: a partition's next batch must not overtake it.
+pub(crate) struct Unwritten(Arc<Shared>);
+
+impl Unwritten {
+    /// Counts one; call under the accumulator's mutex, where the request
+    /// is taken.
+    fn new(shared: &Arc<Shared>) -> Self {
+        shared.unwritten.fetch_add(1, Ordering::AcqRel);
+        Unwritten(Arc::clone(shared))
+    }
+}
+
+impl Drop for Unwritten {
+    fn drop(&mut self) {
+        self.0.unwritten.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A connected link's write side, shared by its task and by `send` calls
+/// that write directly ([`try_direct`]).
+pub(crate) struct LinkWriter {
+    writer: RequestWriter,
+    to_reader: mpsc::UnboundedSender<InFlight>,
+    broken: Arc<AtomicBool>,
+}
+
+/// What `send` sees of one broker's link: its request slots, and its write
+/// side once connected (`None` before and after).
+pub(crate) struct DirectLink {
+    slots: Arc<Semaphore>,
+    writer: Arc<tokio::sync::Mutex<Option<LinkWriter>>>,
+}
 
 /// Whether a partition's error means "ask Metadata who leads it".
 fn leader_moved(code: ErrorCode) -> bool {
@@ -295,9 +339,162 @@ async fn read_loop(
 
 /// One broker's connection, as the dispatcher sees it.
 struct Link {
-    tx: mpsc::UnboundedSender<InFlight>,
+    tx: mpsc::UnboundedSender<(Vec<ReadyBatch>, OwnedSemaphorePermit, Unwritten)>,
     slots: Arc<Semaphore>,
     task: tokio::task::JoinHandle<bool>,
+}
+
+/// The Produce request for `batches` (their bytes follow it on the wire).
+fn produce_request(shared: &Shared, batches: &[ReadyBatch]) -> ProduceRequest {
+    ProduceRequest {
+        acks: shared.config.acks,
+        timeout_ms: shared
+            .config
+            .request_timeout
+            .as_millis()
+            .min(u128::from(u32::MAX)) as u32,
+        partitions: batches
+            .iter()
+            .map(|b| ProducePartition {
+                topic: b.topic.clone(),
+                partition: b.partition,
+                records_len: b.bytes.len() as u32,
+            })
+            .collect(),
+    }
+}
+
+/// After a request was written: settles its records at once with
+/// `acks=none`, or hands it to the reader. Returns false if the reader had
+/// given up on the connection (the batches are put back for a retry).
+fn written(
+    shared: &Shared,
+    w: &LinkWriter,
+    batches: Vec<ReadyBatch>,
+    permit: OwnedSemaphorePermit,
+) -> bool {
+    if shared.config.acks == Acks::None {
+        for b in batches {
+            let n = b.waiters.len() as u64;
+            for w in b.waiters {
+                let _ = w.send(Ok(RecordMetadata {
+                    partition: b.partition,
+                    offset: None,
+                }));
+            }
+            settle(shared, n);
+        }
+        drop(permit);
+        shared.wake.notify_one();
+        true
+    } else if let Err(mpsc::error::SendError((batches, _permit))) =
+        w.to_reader.send((batches, permit))
+    {
+        // The reader already gave up on this connection: these were
+        // written but will get no answer here; send them again.
+        retry_or_fail(shared, batches, None, "connection lost");
+        false
+    } else {
+        true
+    }
+}
+
+/// Seals `topic`/`partition`'s open batch and writes it as a request on the
+/// calling task, if its leader's link is connected, not writing, has a free
+/// request slot, and nothing of the partition (nor any request the
+/// dispatcher took) waits to be written before it. Returns false when it
+/// did not: the dispatcher must be woken to send the batch. The write is one
+/// non-blocking system call; if the socket does not take all of it, a task
+/// finishes it (holding the write half meanwhile).
+pub(super) fn try_direct(shared: &Arc<Shared>, topic: &str, partition: u32) -> bool {
+    if shared.config.compression != Compression::None {
+        return false;
+    }
+    let dest = match shared.metadata.route(topic, partition) {
+        Route::Wait => return false,
+        Route::Bootstrap => None,
+        Route::Leader(l) => Some(l.addr),
+    };
+    let Some(link) = shared
+        .links
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&dest)
+        .cloned()
+    else {
+        return false;
+    };
+    let Ok(mut guard) = Arc::clone(&link.writer).try_lock_owned() else {
+        return false;
+    };
+    let Some(w) = guard.as_mut() else {
+        return false;
+    };
+    if w.broken.load(Ordering::Acquire) {
+        return false;
+    }
+    let Ok(permit) = Arc::clone(&link.slots).try_acquire_owned() else {
+        return false;
+    };
+    let batch = {
+        let mut acc = shared.accumulator.lock().unwrap_or_else(|e| e.into_inner());
+        if shared.unwritten.load(Ordering::Acquire) > 0 {
+            return false;
+        }
+        let mut idem = match shared.config.idempotence {
+            true => Some(shared.idempotence.lock().unwrap_or_else(|e| e.into_inner())),
+            false => None,
+        };
+        if idem.as_ref().is_some_and(|i| i.needs_id()) {
+            return false;
+        }
+        match acc.take_open(topic, partition) {
+            // Sealed already and waiting: it goes first, by the dispatcher.
+            Err(()) => return false,
+            // Taken by another `send` (or the dispatcher) with this record.
+            Ok(None) => return true,
+            Ok(Some(mut batch)) => {
+                if let Some(idem) = idem.as_mut() {
+                    idem.stamp(&mut batch);
+                }
+                batch
+            }
+        }
+    };
+    shared.direct_writes.fetch_add(1, Ordering::Relaxed);
+    let batches = vec![batch];
+    let req = produce_request(shared, &batches);
+    match w.writer.try_send(ApiKey::Produce, &req, &batches[0].bytes) {
+        Ok(TrySend::Done(_)) => {
+            written(shared, w, batches, permit);
+        }
+        Ok(TrySend::Partial { written: n, .. }) => {
+            let shared = Arc::clone(shared);
+            tokio::spawn(async move {
+                let Some(w) = guard.as_mut() else {
+                    return;
+                };
+                match w.writer.finish(n, &batches[0].bytes).await {
+                    Ok(()) => {
+                        written(&shared, w, batches, permit);
+                    }
+                    Err(e) => {
+                        w.broken.store(true, Ordering::Release);
+                        drop(permit);
+                        retry_or_fail(&shared, batches, None, &e.to_string());
+                        shared.wake.notify_one();
+                    }
+                }
+            });
+        }
+        Err(e) => {
+            w.broken.store(true, Ordering::Release);
+            drop(permit);
+            retry_or_fail(shared, batches, None, &e.to_string());
+            shared.wake.notify_one();
+        }
+    }
+    true
 }
 
 /// Requests one connection may have on the wire.
@@ -353,13 +550,18 @@ async fn init_id(shared: &Shared) -> Result<(), ClientError> {
 /// dispatcher drops it or the connection breaks; whatever it was handed
 /// and did not settle goes back to the accumulator. Returns whether it
 /// connected.
-async fn link(shared: Arc<Shared>, dest: Dest, mut rx: mpsc::UnboundedReceiver<InFlight>) -> bool {
+async fn link(
+    shared: Arc<Shared>,
+    dest: Dest,
+    slot: Arc<tokio::sync::Mutex<Option<LinkWriter>>>,
+    mut rx: mpsc::UnboundedReceiver<(Vec<ReadyBatch>, OwnedSemaphorePermit, Unwritten)>,
+) -> bool {
     let conn = match connect_to(&shared, &dest).await {
         Ok(c) => c,
         Err(e) => {
             rx.close();
             let mut all = Vec::new();
-            while let Ok((more, _)) = rx.try_recv() {
+            while let Ok((more, _, _)) = rx.try_recv() {
                 all.extend(more);
             }
             if dest.is_none() {
@@ -370,7 +572,7 @@ async fn link(shared: Arc<Shared>, dest: Dest, mut rx: mpsc::UnboundedReceiver<I
             return false;
         }
     };
-    let (mut writer, reader) = conn.into_split();
+    let (writer, reader) = conn.into_split();
     let (to_reader, from_writer) = mpsc::unbounded_channel::<InFlight>();
     let broken = Arc::new(AtomicBool::new(false));
     let reader_task = tokio::spawn(read_loop(
@@ -379,74 +581,52 @@ async fn link(shared: Arc<Shared>, dest: Dest, mut rx: mpsc::UnboundedReceiver<I
         from_writer,
         Arc::clone(&broken),
     ));
-    while let Some((batches, permit)) = rx.recv().await {
-        if broken.load(Ordering::Acquire) {
+    *slot.lock().await = Some(LinkWriter {
+        writer,
+        to_reader,
+        broken: Arc::clone(&broken),
+    });
+    while let Some((batches, permit, unwritten)) = rx.recv().await {
+        let mut guard = slot.lock().await;
+        let Some(w) = guard.as_mut().filter(|_| !broken.load(Ordering::Acquire)) else {
             retry_or_fail(&shared, batches, None, "connection lost");
             break;
-        }
-        let req = ProduceRequest {
-            acks: shared.config.acks,
-            timeout_ms: shared
-                .config
-                .request_timeout
-                .as_millis()
-                .min(u128::from(u32::MAX)) as u32,
-            partitions: batches
-                .iter()
-                .map(|b| ProducePartition {
-                    topic: b.topic.clone(),
-                    partition: b.partition,
-                    records_len: b.bytes.len() as u32,
-                })
-                .collect(),
         };
+        let req = produce_request(&shared, &batches);
         let sent = if batches.len() == 1 {
-            writer.send(ApiKey::Produce, &req, &batches[0].bytes).await
+            w.writer
+                .send(ApiKey::Produce, &req, &batches[0].bytes)
+                .await
         } else {
             let mut tail = Vec::with_capacity(batches.iter().map(|b| b.bytes.len()).sum());
             for b in &batches {
                 tail.extend_from_slice(&b.bytes);
             }
-            writer.send(ApiKey::Produce, &req, &tail).await
+            w.writer.send(ApiKey::Produce, &req, &tail).await
         };
         if let Err(e) = sent {
             broken.store(true, Ordering::Release);
             retry_or_fail(&shared, batches, None, &e.to_string());
             break;
         }
-        if shared.config.acks == Acks::None {
-            for b in batches {
-                let n = b.waiters.len() as u64;
-                for w in b.waiters {
-                    let _ = w.send(Ok(RecordMetadata {
-                        partition: b.partition,
-                        offset: None,
-                    }));
-                }
-                settle(&shared, n);
-            }
-            drop(permit);
-            shared.wake.notify_one();
-        } else if let Err(mpsc::error::SendError((batches, _permit))) =
-            to_reader.send((batches, permit))
-        {
-            // The reader already gave up on this connection: these were
-            // written but will get no answer here; send them again.
-            retry_or_fail(&shared, batches, None, "connection lost");
+        let handed = written(&shared, w, batches, permit);
+        drop(unwritten);
+        if !handed {
             break;
         }
     }
     // Handed over but never written: back to the accumulator.
     rx.close();
     let mut left = Vec::new();
-    while let Ok((more, _)) = rx.try_recv() {
+    while let Ok((more, _, _)) = rx.try_recv() {
         left.extend(more);
     }
     if !left.is_empty() {
         retry_or_fail(&shared, left, None, "connection lost");
     }
-    drop(writer);
-    drop(to_reader);
+    // Drops the write half and the reader's queue: the reader ends once
+    // it has settled what it was handed.
+    drop(slot.lock().await.take());
     let _ = reader_task.await;
     if broken.load(Ordering::Acquire) {
         // Start the next bootstrap connect at the following address, and
@@ -486,6 +666,11 @@ pub(super) async fn run(shared: Arc<Shared>) {
             .collect();
         for d in ended {
             if let Some(l) = links.remove(&d) {
+                shared
+                    .links
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&d);
                 let connected = l.task.await.unwrap_or(false);
                 if connected {
                     resting.remove(&d);
@@ -558,9 +743,12 @@ pub(super) async fn run(shared: Arc<Shared>) {
                     }
                 },
             );
+            // Counted before the accumulator's mutex is let go, so a `send`
+            // writing on its own sees it (see `try_direct`).
+            let taken = taken.map(|(dest, batches)| (dest, batches, Unwritten::new(&shared)));
             (taken, deadline)
         };
-        let Some((dest, batches)) = taken else {
+        let Some((dest, batches, unwritten)) = taken else {
             let mut sleep = deadline.map_or(Duration::from_millis(100), |d| {
                 d.saturating_duration_since(Instant::now())
             });
@@ -588,10 +776,24 @@ pub(super) async fn run(shared: Arc<Shared>) {
         }
         let link = links.entry(dest.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
+            let direct = Arc::new(DirectLink {
+                slots: Arc::new(Semaphore::new(limit)),
+                writer: Arc::new(tokio::sync::Mutex::new(None)),
+            });
+            shared
+                .links
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(dest.clone(), Arc::clone(&direct));
             Link {
                 tx,
-                slots: Arc::new(Semaphore::new(limit)),
-                task: tokio::spawn(link(Arc::clone(&shared), dest, rx)),
+                slots: Arc::clone(&direct.slots),
+                task: tokio::spawn(link(
+                    Arc::clone(&shared),
+                    dest,
+                    Arc::clone(&direct.writer),
+                    rx,
+                )),
             }
         });
         let Ok(permit) = Arc::clone(&link.slots).try_acquire_owned() else {
@@ -618,7 +820,9 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 idem.stamp(b);
             }
         }
-        if let Err(mpsc::error::SendError((batches, _permit))) = link.tx.send((batches, permit)) {
+        if let Err(mpsc::error::SendError((batches, _permit, _unwritten))) =
+            link.tx.send((batches, permit, unwritten))
+        {
             retry_or_fail(&shared, batches, None, "connection lost");
         }
     }
