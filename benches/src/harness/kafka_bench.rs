@@ -638,5 +638,6 @@ async fn run_latency(
         received,
         records_over_stall,
         stalls,
+        direct_writes: None,
     })
 }
