@@ -167,6 +167,11 @@ impl Accumulator {
         Ok(Some(sealed(topic, partition, open)))
     }
 
+    /// Whether sealed batches wait to be sent.
+    pub(crate) fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
     /// The (topic, partition) of every open batch that `pick` selects.
     fn open_keys(&self, pick: impl Fn(&OpenBatch) -> bool) -> Vec<(String, u32)> {
         self.open

@@ -73,11 +73,65 @@ impl Drop for Unwritten {
     }
 }
 
+/// A link's requests written and not answered yet, oldest first, with when
+/// each was written. The writer adds one after writing it (under the write
+/// half's lock, so in wire order); the reader takes one per response. The
+/// reader waits on the socket, not on this queue, so writing a request wakes
+/// no task: only its response does.
+#[derive(Default)]
+struct Pending {
+    state: std::sync::Mutex<PendingState>,
+    /// Signalled on each push, for a reader that got a response before its
+    /// request was added (the writer was between its write and the push).
+    pushed: tokio::sync::Notify,
+    /// Signalled when `closed` is set.
+    closed: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct PendingState {
+    queue: std::collections::VecDeque<(InFlight, Instant)>,
+    /// No more requests: the link ended, or the reader gave up.
+    closed: bool,
+}
+
+impl Pending {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PendingState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a written request; gives it back if the reader gave up.
+    fn push(&self, entry: InFlight) -> Result<(), InFlight> {
+        {
+            let mut st = self.lock();
+            if st.closed {
+                return Err(entry);
+            }
+            st.queue.push_back((entry, Instant::now()));
+        }
+        self.pushed.notify_one();
+        Ok(())
+    }
+
+    /// No more requests; the reader ends once it has settled those it has.
+    fn close(&self) {
+        self.lock().closed = true;
+        self.closed.notify_one();
+    }
+
+    /// Closes and takes every request left.
+    fn drain(&self) -> Vec<ReadyBatch> {
+        let mut st = self.lock();
+        st.closed = true;
+        st.queue.drain(..).flat_map(|((b, _), _)| b).collect()
+    }
+}
+
 /// A connected link's write side, shared by its task and by `send` calls
 /// that write directly ([`try_direct`]).
 pub(crate) struct LinkWriter {
     writer: RequestWriter,
-    to_reader: mpsc::UnboundedSender<InFlight>,
+    pending: Arc<Pending>,
     broken: Arc<AtomicBool>,
 }
 
@@ -275,26 +329,73 @@ fn complete(
 async fn read_loop(
     shared: Arc<Shared>,
     mut reader: ResponseReader,
-    mut rx: mpsc::UnboundedReceiver<InFlight>,
+    pending: Arc<Pending>,
     broken: Arc<AtomicBool>,
 ) {
     // A response later than this means the connection is stuck (the broker
     // answers a slow flush with RequestTimedOut well before).
     let patience = shared.config.request_timeout + RESPONSE_GRACE;
-    // One timer for every response, moved forward per request: a later
-    // deadline only updates the registered timer, so waiting for a response
-    // registers no timer (nor wakes the runtime's timer thread) each time.
+    // One timer, moved per response: a later deadline only updates the
+    // registered timer, so waiting registers no timer (nor wakes the
+    // runtime's timer thread) each time.
     let timer = tokio::time::sleep(patience);
     tokio::pin!(timer);
-    while let Some((batches, permit)) = rx.recv().await {
-        timer.as_mut().reset(tokio::time::Instant::now() + patience);
+    let timed_out = || {
+        ClientError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no produce response within {patience:?}"),
+        ))
+    };
+    loop {
+        let oldest = {
+            let st = pending.lock();
+            if st.closed && st.queue.is_empty() {
+                return;
+            }
+            st.queue.front().map(|(_, at)| *at)
+        };
+        // Nothing in flight: look again after `patience` (a request
+        // written meanwhile is timed from then on).
+        let deadline = oldest.unwrap_or_else(Instant::now) + patience;
+        timer.as_mut().reset(deadline.into());
+        // `recv` keeps a partly read frame in its buffer, so leaving it
+        // for the timer or the close loses nothing.
         let received = tokio::select! {
             biased;
             r = reader.recv::<ProduceResponse>() => r,
-            () = timer.as_mut() => Err(ClientError::Io(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no produce response within {patience:?}"),
-            ))),
+            () = timer.as_mut() => match oldest {
+                Some(_) => Err(timed_out()),
+                None => continue,
+            },
+            () = pending.closed.notified() => continue,
+        };
+        let entry = match received {
+            Err(ClientError::Io(_) | ClientError::Closed) => None,
+            _ => loop {
+                // The request may have been written but not yet added.
+                let pushed = pending.pushed.notified();
+                let (front, closed) = {
+                    let mut st = pending.lock();
+                    (st.queue.pop_front(), st.closed)
+                };
+                if front.is_some() || closed {
+                    break front.map(|(e, _)| e);
+                }
+                if tokio::time::timeout(patience, pushed).await.is_err() {
+                    break None;
+                }
+            },
+        };
+        let Some((batches, permit)) = entry else {
+            // The connection failed, or a response came with no request.
+            broken.store(true, Ordering::Release);
+            let msg = match received {
+                Err(e) => e.to_string(),
+                Ok(_) => "produce response without a request".to_owned(),
+            };
+            retry_or_fail(&shared, pending.drain(), None, &msg);
+            shared.wake.notify_one();
+            return;
         };
         match received {
             Ok((_, resp, _)) if resp.partitions.len() == batches.len() => {
@@ -319,21 +420,27 @@ async fn read_loop(
             }
             Err(e) => {
                 broken.store(true, Ordering::Release);
-                let msg = e.to_string();
                 let mut all = batches;
-                rx.close();
-                while let Ok((more, _)) = rx.try_recv() {
-                    all.extend(more);
-                }
-                retry_or_fail(&shared, all, None, &msg);
+                all.extend(pending.drain());
+                retry_or_fail(&shared, all, None, &e.to_string());
                 drop(permit);
                 shared.wake.notify_one();
                 return;
             }
         }
         drop(permit);
-        // A request slot is free: the dispatcher may have batches for it.
-        shared.wake.notify_one();
+        // A request slot is free: wake the dispatcher if batches wait for
+        // one (whatever queues later wakes it itself). Not waking it for
+        // nothing saves a task wake-up, often on another thread, per
+        // response.
+        let waiting = shared
+            .accumulator
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .has_ready();
+        if waiting {
+            shared.wake.notify_one();
+        }
     }
 }
 
@@ -387,9 +494,7 @@ fn written(
         drop(permit);
         shared.wake.notify_one();
         true
-    } else if let Err(mpsc::error::SendError((batches, _permit))) =
-        w.to_reader.send((batches, permit))
-    {
+    } else if let Err((batches, _permit)) = w.pending.push((batches, permit)) {
         // The reader already gave up on this connection: these were
         // written but will get no answer here; send them again.
         retry_or_fail(shared, batches, None, "connection lost");
@@ -573,17 +678,17 @@ async fn link(
         }
     };
     let (writer, reader) = conn.into_split();
-    let (to_reader, from_writer) = mpsc::unbounded_channel::<InFlight>();
+    let pending = Arc::new(Pending::default());
     let broken = Arc::new(AtomicBool::new(false));
     let reader_task = tokio::spawn(read_loop(
         Arc::clone(&shared),
         reader,
-        from_writer,
+        Arc::clone(&pending),
         Arc::clone(&broken),
     ));
     *slot.lock().await = Some(LinkWriter {
         writer,
-        to_reader,
+        pending: Arc::clone(&pending),
         broken: Arc::clone(&broken),
     });
     while let Some((batches, permit, unwritten)) = rx.recv().await {
@@ -624,9 +729,10 @@ async fn link(
     if !left.is_empty() {
         retry_or_fail(&shared, left, None, "connection lost");
     }
-    // Drops the write half and the reader's queue: the reader ends once
-    // it has settled what it was handed.
+    // Drops the write half; the reader ends once it has settled what was
+    // written.
     drop(slot.lock().await.take());
+    pending.close();
     let _ = reader_task.await;
     if broken.load(Ordering::Acquire) {
         // Start the next bootstrap connect at the following address, and
