@@ -638,6 +638,5 @@ async fn run_latency(
         received,
         records_over_stall,
         stalls,
-        direct_writes: None,
     })
 }

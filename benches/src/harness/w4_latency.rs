@@ -102,9 +102,6 @@ pub struct LatencyRun {
     /// later than [`STALL_NS`] (one stall of the broker delays many
     /// records; it counts once).
     pub stalls: u64,
-    /// Produce requests the producer's `send` wrote itself
-    /// (`Producer::direct_writes`); `None` for a producer without it.
-    pub direct_writes: Option<u64>,
 }
 
 fn histogram() -> anyhow::Result<Histogram<u64>> {
@@ -255,7 +252,6 @@ pub async fn run_latency(
         tokio::time::timeout(DRAIN_LIMIT + DRAIN_LIMIT, receiver)
             .await
             .context("consumer did not finish")???;
-    let direct_writes = producer.direct_writes();
     producer.close().await;
     if acked != total {
         bail!("{acked} of {total} records acknowledged");
@@ -267,7 +263,6 @@ pub async fn run_latency(
         received,
         records_over_stall,
         stalls,
-        direct_writes: Some(direct_writes),
     })
 }
 
@@ -317,9 +312,6 @@ pub fn latency_result(
     r.detail("send_lag_max_us", lag.max_us);
     r.detail("stalls_over_10ms", run.stalls);
     r.detail("records_over_10ms", run.records_over_stall);
-    if let Some(n) = run.direct_writes {
-        r.detail("direct_writes", n);
-    }
     if run.received > 0 {
         r.detail(
             "broker_cpu_us_per_record",

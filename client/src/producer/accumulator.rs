@@ -42,22 +42,6 @@ pub(crate) struct ReadyBatch {
     pub(crate) stamp: Option<super::idempotence::Stamp>,
 }
 
-/// `open`, finished.
-fn sealed(topic: &str, partition: u32, open: OpenBatch) -> ReadyBatch {
-    ReadyBatch {
-        topic: topic.to_owned(),
-        partition,
-        bytes: open.builder.finish(),
-        waiters: open.waiters,
-        _permit: open.permit,
-        attempts: 0,
-        not_before: None,
-        compressed: false,
-        created: open.created,
-        stamp: None,
-    }
-}
-
 /// Batches of the producer, guarded by its mutex.
 #[derive(Default)]
 pub(crate) struct Accumulator {
@@ -138,38 +122,18 @@ impl Accumulator {
         else {
             return;
         };
-        self.ready.push_back(sealed(topic, partition, open));
-    }
-
-    /// Seals `topic`/`partition`'s open batch and returns it, to be sent
-    /// at once, not queued: `Err` if a sealed batch of the partition waits
-    /// in the ready queue (it must leave first), `Ok(None)` if the
-    /// partition has no open batch.
-    pub(crate) fn take_open(
-        &mut self,
-        topic: &str,
-        partition: u32,
-    ) -> Result<Option<ReadyBatch>, ()> {
-        if self
-            .ready
-            .iter()
-            .any(|b| b.partition == partition && b.topic == topic)
-        {
-            return Err(());
-        }
-        let Some(open) = self
-            .open
-            .get_mut(topic)
-            .and_then(|partitions| partitions.remove(&partition))
-        else {
-            return Ok(None);
-        };
-        Ok(Some(sealed(topic, partition, open)))
-    }
-
-    /// Whether sealed batches wait to be sent.
-    pub(crate) fn has_ready(&self) -> bool {
-        !self.ready.is_empty()
+        self.ready.push_back(ReadyBatch {
+            topic: topic.to_owned(),
+            partition,
+            bytes: open.builder.finish(),
+            waiters: open.waiters,
+            _permit: open.permit,
+            attempts: 0,
+            not_before: None,
+            compressed: false,
+            created: open.created,
+            stamp: None,
+        });
     }
 
     /// The (topic, partition) of every open batch that `pick` selects.

@@ -9,11 +9,6 @@
 //! [`MetadataCache`](crate::MetadataCache)) over one connection per broker,
 //! each with up to `max_in_flight` produce requests on the wire, retry
 //! retriable failures with backoff, and reconnect after a broker restart.
-//! With `linger` 0, a `send` whose partition's connection is idle (open,
-//! nothing being written, a request slot free, no earlier batch of the
-//! partition waiting) seals the batch and writes the request itself, so
-//! the record is on the socket when `send` returns; otherwise the
-//! background sender sends it, batching what queued meanwhile.
 //!
 //! **Idempotence (the default).** The producer gets a producer id from the
 //! broker and numbers its batches per partition; a retry keeps its numbers,
@@ -204,13 +199,6 @@ pub(crate) struct Shared {
     pub(crate) brokers: crate::bootstrap::Bootstrap,
     /// Partition leaders, refreshed by the sender.
     pub(crate) metadata: crate::metadata::MetadataCache,
-    /// Each broker's link, for `send` to write on directly.
-    pub(crate) links:
-        std::sync::Mutex<std::collections::HashMap<crate::pool::Dest, Arc<sender::DirectLink>>>,
-    /// Requests the dispatcher took that their link has not written yet.
-    pub(crate) unwritten: AtomicU64,
-    /// Requests `send` wrote itself.
-    pub(crate) direct_writes: AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -252,9 +240,6 @@ impl Producer {
             brokers,
             metadata,
             config,
-            links: Default::default(),
-            unwritten: AtomicU64::new(0),
-            direct_writes: AtomicU64::new(0),
         });
         let sender = tokio::spawn(sender::run(Arc::clone(&shared)));
         Producer {
@@ -361,24 +346,10 @@ impl Producer {
                 permit,
             )
         };
-        // With linger 0, the record's batch goes out now: written here if
-        // its connection is free, else by the background sender.
-        if ready
-            && !(self.shared.config.linger.is_zero()
-                && sender::try_direct(&self.shared, record.topic, partition))
-        {
+        if ready {
             self.shared.wake.notify_one();
         }
         Ok(DeliveryFuture { rx })
-    }
-
-    /// Produce requests that [`send`](Self::send) wrote on the calling task
-    /// itself, without handing the batch to the background sender: with
-    /// `linger` 0 (and no compression), when the partition leader's
-    /// connection is open, no other request is being written on it, a
-    /// request slot is free and no earlier batch of the partition waits.
-    pub fn direct_writes(&self) -> u64 {
-        self.shared.direct_writes.load(Ordering::Relaxed)
     }
 
     /// Partitions of `topic`, from the broker on first use. A lost or

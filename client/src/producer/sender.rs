@@ -6,15 +6,6 @@
 //! `max_in_flight` on the wire, settles each record when its response
 //! arrives, and retries or fails what a broken connection or a retriable
 //! error left unsettled. Several brokers have requests in flight at once.
-//!
-//! With `linger` 0, [`try_direct`] lets `send` itself seal its record's
-//! batch and write the request when the partition's link is connected,
-//! idle and has a free request slot, so a producer that keeps up hands
-//! nothing to another task. The link's write half sits behind an async
-//! mutex that both take; whoever holds it stamps nothing out of order,
-//! because a batch is stamped under the accumulator's mutex only when no
-//! request taken by the dispatcher is still unwritten, and written before
-//! the write half is released.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +23,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use super::accumulator::ReadyBatch;
 use super::idempotence::OnRefusal;
 use super::{RecordMetadata, Shared};
-use crate::connection::{Connection, RequestWriter, ResponseReader, TrySend};
+use crate::connection::{Connection, ResponseReader};
 use crate::error::ClientError;
 use crate::metadata::Route;
 use crate::pool::Dest;
@@ -52,95 +43,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_IDEMPOTENT_IN_FLIGHT: usize = 5;
 
 type InFlight = (Vec<ReadyBatch>, OwnedSemaphorePermit);
-
-/// A request the dispatcher took from the accumulator that its link has not
-/// written yet (counted in [`Shared::unwritten`]). While one exists, `send`
-/// does not write on its own: a partition's next batch must not overtake it.
-pub(crate) struct Unwritten(Arc<Shared>);
-
-impl Unwritten {
-    /// Counts one; call under the accumulator's mutex, where the request
-    /// is taken.
-    fn new(shared: &Arc<Shared>) -> Self {
-        shared.unwritten.fetch_add(1, Ordering::AcqRel);
-        Unwritten(Arc::clone(shared))
-    }
-}
-
-impl Drop for Unwritten {
-    fn drop(&mut self) {
-        self.0.unwritten.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// A link's requests written and not answered yet, oldest first, with when
-/// each was written. The writer adds one after writing it (under the write
-/// half's lock, so in wire order); the reader takes one per response. The
-/// reader waits on the socket, not on this queue, so writing a request wakes
-/// no task: only its response does.
-#[derive(Default)]
-struct Pending {
-    state: std::sync::Mutex<PendingState>,
-    /// Signalled on each push, for a reader that got a response before its
-    /// request was added (the writer was between its write and the push).
-    pushed: tokio::sync::Notify,
-    /// Signalled when `closed` is set.
-    closed: tokio::sync::Notify,
-}
-
-#[derive(Default)]
-struct PendingState {
-    queue: std::collections::VecDeque<(InFlight, Instant)>,
-    /// No more requests: the link ended, or the reader gave up.
-    closed: bool,
-}
-
-impl Pending {
-    fn lock(&self) -> std::sync::MutexGuard<'_, PendingState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Adds a written request; gives it back if the reader gave up.
-    fn push(&self, entry: InFlight) -> Result<(), InFlight> {
-        {
-            let mut st = self.lock();
-            if st.closed {
-                return Err(entry);
-            }
-            st.queue.push_back((entry, Instant::now()));
-        }
-        self.pushed.notify_one();
-        Ok(())
-    }
-
-    /// No more requests; the reader ends once it has settled those it has.
-    fn close(&self) {
-        self.lock().closed = true;
-        self.closed.notify_one();
-    }
-
-    /// Closes and takes every request left.
-    fn drain(&self) -> Vec<ReadyBatch> {
-        let mut st = self.lock();
-        st.closed = true;
-        st.queue.drain(..).flat_map(|((b, _), _)| b).collect()
-    }
-}
-
-/// A connected link's write side, shared by its task and by `send` calls
-/// that write directly ([`try_direct`]).
-pub(crate) struct LinkWriter {
-    writer: RequestWriter,
-    pending: Arc<Pending>,
-    broken: Arc<AtomicBool>,
-}
-
-/// What `send` sees of one broker's link: its request slots, and its write
-/// side once connected (`None` before and after).
-pub(crate) struct DirectLink {
-    slots: Arc<Semaphore>,
-    writer: Arc<tokio::sync::Mutex<Option<LinkWriter>>>,
-}
 
 /// Whether a partition's error means "ask Metadata who leads it".
 fn leader_moved(code: ErrorCode) -> bool {
@@ -329,73 +231,26 @@ fn complete(
 async fn read_loop(
     shared: Arc<Shared>,
     mut reader: ResponseReader,
-    pending: Arc<Pending>,
+    mut rx: mpsc::UnboundedReceiver<InFlight>,
     broken: Arc<AtomicBool>,
 ) {
     // A response later than this means the connection is stuck (the broker
     // answers a slow flush with RequestTimedOut well before).
     let patience = shared.config.request_timeout + RESPONSE_GRACE;
-    // One timer, moved per response: a later deadline only updates the
-    // registered timer, so waiting registers no timer (nor wakes the
-    // runtime's timer thread) each time.
+    // One timer for every response, moved forward per request: a later
+    // deadline only updates the registered timer, so waiting for a response
+    // registers no timer (nor wakes the runtime's timer thread) each time.
     let timer = tokio::time::sleep(patience);
     tokio::pin!(timer);
-    let timed_out = || {
-        ClientError::Io(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("no produce response within {patience:?}"),
-        ))
-    };
-    loop {
-        let oldest = {
-            let st = pending.lock();
-            if st.closed && st.queue.is_empty() {
-                return;
-            }
-            st.queue.front().map(|(_, at)| *at)
-        };
-        // Nothing in flight: look again after `patience` (a request
-        // written meanwhile is timed from then on).
-        let deadline = oldest.unwrap_or_else(Instant::now) + patience;
-        timer.as_mut().reset(deadline.into());
-        // `recv` keeps a partly read frame in its buffer, so leaving it
-        // for the timer or the close loses nothing.
+    while let Some((batches, permit)) = rx.recv().await {
+        timer.as_mut().reset(tokio::time::Instant::now() + patience);
         let received = tokio::select! {
             biased;
             r = reader.recv::<ProduceResponse>() => r,
-            () = timer.as_mut() => match oldest {
-                Some(_) => Err(timed_out()),
-                None => continue,
-            },
-            () = pending.closed.notified() => continue,
-        };
-        let entry = match received {
-            Err(ClientError::Io(_) | ClientError::Closed) => None,
-            _ => loop {
-                // The request may have been written but not yet added.
-                let pushed = pending.pushed.notified();
-                let (front, closed) = {
-                    let mut st = pending.lock();
-                    (st.queue.pop_front(), st.closed)
-                };
-                if front.is_some() || closed {
-                    break front.map(|(e, _)| e);
-                }
-                if tokio::time::timeout(patience, pushed).await.is_err() {
-                    break None;
-                }
-            },
-        };
-        let Some((batches, permit)) = entry else {
-            // The connection failed, or a response came with no request.
-            broken.store(true, Ordering::Release);
-            let msg = match received {
-                Err(e) => e.to_string(),
-                Ok(_) => "produce response without a request".to_owned(),
-            };
-            retry_or_fail(&shared, pending.drain(), None, &msg);
-            shared.wake.notify_one();
-            return;
+            () = timer.as_mut() => Err(ClientError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no produce response within {patience:?}"),
+            ))),
         };
         match received {
             Ok((_, resp, _)) if resp.partitions.len() == batches.len() => {
@@ -420,186 +275,29 @@ async fn read_loop(
             }
             Err(e) => {
                 broken.store(true, Ordering::Release);
+                let msg = e.to_string();
                 let mut all = batches;
-                all.extend(pending.drain());
-                retry_or_fail(&shared, all, None, &e.to_string());
+                rx.close();
+                while let Ok((more, _)) = rx.try_recv() {
+                    all.extend(more);
+                }
+                retry_or_fail(&shared, all, None, &msg);
                 drop(permit);
                 shared.wake.notify_one();
                 return;
             }
         }
         drop(permit);
-        // A request slot is free: wake the dispatcher if batches wait for
-        // one (whatever queues later wakes it itself). Not waking it for
-        // nothing saves a task wake-up, often on another thread, per
-        // response.
-        let waiting = shared
-            .accumulator
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .has_ready();
-        if waiting {
-            shared.wake.notify_one();
-        }
+        // A request slot is free: the dispatcher may have batches for it.
+        shared.wake.notify_one();
     }
 }
 
 /// One broker's connection, as the dispatcher sees it.
 struct Link {
-    tx: mpsc::UnboundedSender<(Vec<ReadyBatch>, OwnedSemaphorePermit, Unwritten)>,
+    tx: mpsc::UnboundedSender<InFlight>,
     slots: Arc<Semaphore>,
     task: tokio::task::JoinHandle<bool>,
-}
-
-/// The Produce request for `batches` (their bytes follow it on the wire).
-fn produce_request(shared: &Shared, batches: &[ReadyBatch]) -> ProduceRequest {
-    ProduceRequest {
-        acks: shared.config.acks,
-        timeout_ms: shared
-            .config
-            .request_timeout
-            .as_millis()
-            .min(u128::from(u32::MAX)) as u32,
-        partitions: batches
-            .iter()
-            .map(|b| ProducePartition {
-                topic: b.topic.clone(),
-                partition: b.partition,
-                records_len: b.bytes.len() as u32,
-            })
-            .collect(),
-    }
-}
-
-/// After a request was written: settles its records at once with
-/// `acks=none`, or hands it to the reader. Returns false if the reader had
-/// given up on the connection (the batches are put back for a retry).
-fn written(
-    shared: &Shared,
-    w: &LinkWriter,
-    batches: Vec<ReadyBatch>,
-    permit: OwnedSemaphorePermit,
-) -> bool {
-    if shared.config.acks == Acks::None {
-        for b in batches {
-            let n = b.waiters.len() as u64;
-            for w in b.waiters {
-                let _ = w.send(Ok(RecordMetadata {
-                    partition: b.partition,
-                    offset: None,
-                }));
-            }
-            settle(shared, n);
-        }
-        drop(permit);
-        shared.wake.notify_one();
-        true
-    } else if let Err((batches, _permit)) = w.pending.push((batches, permit)) {
-        // The reader already gave up on this connection: these were
-        // written but will get no answer here; send them again.
-        retry_or_fail(shared, batches, None, "connection lost");
-        false
-    } else {
-        true
-    }
-}
-
-/// Seals `topic`/`partition`'s open batch and writes it as a request on the
-/// calling task, if its leader's link is connected, not writing, has a free
-/// request slot, and nothing of the partition (nor any request the
-/// dispatcher took) waits to be written before it. Returns false when it
-/// did not: the dispatcher must be woken to send the batch. The write is one
-/// non-blocking system call; if the socket does not take all of it, a task
-/// finishes it (holding the write half meanwhile).
-pub(super) fn try_direct(shared: &Arc<Shared>, topic: &str, partition: u32) -> bool {
-    if shared.config.compression != Compression::None {
-        return false;
-    }
-    let dest = match shared.metadata.route(topic, partition) {
-        Route::Wait => return false,
-        Route::Bootstrap => None,
-        Route::Leader(l) => Some(l.addr),
-    };
-    let Some(link) = shared
-        .links
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&dest)
-        .cloned()
-    else {
-        return false;
-    };
-    let Ok(mut guard) = Arc::clone(&link.writer).try_lock_owned() else {
-        return false;
-    };
-    let Some(w) = guard.as_mut() else {
-        return false;
-    };
-    if w.broken.load(Ordering::Acquire) {
-        return false;
-    }
-    let Ok(permit) = Arc::clone(&link.slots).try_acquire_owned() else {
-        return false;
-    };
-    let batch = {
-        let mut acc = shared.accumulator.lock().unwrap_or_else(|e| e.into_inner());
-        if shared.unwritten.load(Ordering::Acquire) > 0 {
-            return false;
-        }
-        let mut idem = match shared.config.idempotence {
-            true => Some(shared.idempotence.lock().unwrap_or_else(|e| e.into_inner())),
-            false => None,
-        };
-        if idem.as_ref().is_some_and(|i| i.needs_id()) {
-            return false;
-        }
-        match acc.take_open(topic, partition) {
-            // Sealed already and waiting: it goes first, by the dispatcher.
-            Err(()) => return false,
-            // Taken by another `send` (or the dispatcher) with this record.
-            Ok(None) => return true,
-            Ok(Some(mut batch)) => {
-                if let Some(idem) = idem.as_mut() {
-                    idem.stamp(&mut batch);
-                }
-                batch
-            }
-        }
-    };
-    shared.direct_writes.fetch_add(1, Ordering::Relaxed);
-    let batches = vec![batch];
-    let req = produce_request(shared, &batches);
-    match w.writer.try_send(ApiKey::Produce, &req, &batches[0].bytes) {
-        Ok(TrySend::Done(_)) => {
-            written(shared, w, batches, permit);
-        }
-        Ok(TrySend::Partial { written: n, .. }) => {
-            let shared = Arc::clone(shared);
-            tokio::spawn(async move {
-                let Some(w) = guard.as_mut() else {
-                    return;
-                };
-                match w.writer.finish(n, &batches[0].bytes).await {
-                    Ok(()) => {
-                        written(&shared, w, batches, permit);
-                    }
-                    Err(e) => {
-                        w.broken.store(true, Ordering::Release);
-                        drop(permit);
-                        retry_or_fail(&shared, batches, None, &e.to_string());
-                        shared.wake.notify_one();
-                    }
-                }
-            });
-        }
-        Err(e) => {
-            w.broken.store(true, Ordering::Release);
-            drop(permit);
-            retry_or_fail(shared, batches, None, &e.to_string());
-            shared.wake.notify_one();
-        }
-    }
-    true
 }
 
 /// Requests one connection may have on the wire.
@@ -655,18 +353,13 @@ async fn init_id(shared: &Shared) -> Result<(), ClientError> {
 /// dispatcher drops it or the connection breaks; whatever it was handed
 /// and did not settle goes back to the accumulator. Returns whether it
 /// connected.
-async fn link(
-    shared: Arc<Shared>,
-    dest: Dest,
-    slot: Arc<tokio::sync::Mutex<Option<LinkWriter>>>,
-    mut rx: mpsc::UnboundedReceiver<(Vec<ReadyBatch>, OwnedSemaphorePermit, Unwritten)>,
-) -> bool {
+async fn link(shared: Arc<Shared>, dest: Dest, mut rx: mpsc::UnboundedReceiver<InFlight>) -> bool {
     let conn = match connect_to(&shared, &dest).await {
         Ok(c) => c,
         Err(e) => {
             rx.close();
             let mut all = Vec::new();
-            while let Ok((more, _, _)) = rx.try_recv() {
+            while let Ok((more, _)) = rx.try_recv() {
                 all.extend(more);
             }
             if dest.is_none() {
@@ -677,62 +370,83 @@ async fn link(
             return false;
         }
     };
-    let (writer, reader) = conn.into_split();
-    let pending = Arc::new(Pending::default());
+    let (mut writer, reader) = conn.into_split();
+    let (to_reader, from_writer) = mpsc::unbounded_channel::<InFlight>();
     let broken = Arc::new(AtomicBool::new(false));
     let reader_task = tokio::spawn(read_loop(
         Arc::clone(&shared),
         reader,
-        Arc::clone(&pending),
+        from_writer,
         Arc::clone(&broken),
     ));
-    *slot.lock().await = Some(LinkWriter {
-        writer,
-        pending: Arc::clone(&pending),
-        broken: Arc::clone(&broken),
-    });
-    while let Some((batches, permit, unwritten)) = rx.recv().await {
-        let mut guard = slot.lock().await;
-        let Some(w) = guard.as_mut().filter(|_| !broken.load(Ordering::Acquire)) else {
+    while let Some((batches, permit)) = rx.recv().await {
+        if broken.load(Ordering::Acquire) {
             retry_or_fail(&shared, batches, None, "connection lost");
             break;
+        }
+        let req = ProduceRequest {
+            acks: shared.config.acks,
+            timeout_ms: shared
+                .config
+                .request_timeout
+                .as_millis()
+                .min(u128::from(u32::MAX)) as u32,
+            partitions: batches
+                .iter()
+                .map(|b| ProducePartition {
+                    topic: b.topic.clone(),
+                    partition: b.partition,
+                    records_len: b.bytes.len() as u32,
+                })
+                .collect(),
         };
-        let req = produce_request(&shared, &batches);
         let sent = if batches.len() == 1 {
-            w.writer
-                .send(ApiKey::Produce, &req, &batches[0].bytes)
-                .await
+            writer.send(ApiKey::Produce, &req, &batches[0].bytes).await
         } else {
             let mut tail = Vec::with_capacity(batches.iter().map(|b| b.bytes.len()).sum());
             for b in &batches {
                 tail.extend_from_slice(&b.bytes);
             }
-            w.writer.send(ApiKey::Produce, &req, &tail).await
+            writer.send(ApiKey::Produce, &req, &tail).await
         };
         if let Err(e) = sent {
             broken.store(true, Ordering::Release);
             retry_or_fail(&shared, batches, None, &e.to_string());
             break;
         }
-        let handed = written(&shared, w, batches, permit);
-        drop(unwritten);
-        if !handed {
+        if shared.config.acks == Acks::None {
+            for b in batches {
+                let n = b.waiters.len() as u64;
+                for w in b.waiters {
+                    let _ = w.send(Ok(RecordMetadata {
+                        partition: b.partition,
+                        offset: None,
+                    }));
+                }
+                settle(&shared, n);
+            }
+            drop(permit);
+            shared.wake.notify_one();
+        } else if let Err(mpsc::error::SendError((batches, _permit))) =
+            to_reader.send((batches, permit))
+        {
+            // The reader already gave up on this connection: these were
+            // written but will get no answer here; send them again.
+            retry_or_fail(&shared, batches, None, "connection lost");
             break;
         }
     }
     // Handed over but never written: back to the accumulator.
     rx.close();
     let mut left = Vec::new();
-    while let Ok((more, _, _)) = rx.try_recv() {
+    while let Ok((more, _)) = rx.try_recv() {
         left.extend(more);
     }
     if !left.is_empty() {
         retry_or_fail(&shared, left, None, "connection lost");
     }
-    // Drops the write half; the reader ends once it has settled what was
-    // written.
-    drop(slot.lock().await.take());
-    pending.close();
+    drop(writer);
+    drop(to_reader);
     let _ = reader_task.await;
     if broken.load(Ordering::Acquire) {
         // Start the next bootstrap connect at the following address, and
@@ -772,11 +486,6 @@ pub(super) async fn run(shared: Arc<Shared>) {
             .collect();
         for d in ended {
             if let Some(l) = links.remove(&d) {
-                shared
-                    .links
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&d);
                 let connected = l.task.await.unwrap_or(false);
                 if connected {
                     resting.remove(&d);
@@ -849,12 +558,9 @@ pub(super) async fn run(shared: Arc<Shared>) {
                     }
                 },
             );
-            // Counted before the accumulator's mutex is let go, so a `send`
-            // writing on its own sees it (see `try_direct`).
-            let taken = taken.map(|(dest, batches)| (dest, batches, Unwritten::new(&shared)));
             (taken, deadline)
         };
-        let Some((dest, batches, unwritten)) = taken else {
+        let Some((dest, batches)) = taken else {
             let mut sleep = deadline.map_or(Duration::from_millis(100), |d| {
                 d.saturating_duration_since(Instant::now())
             });
@@ -882,24 +588,10 @@ pub(super) async fn run(shared: Arc<Shared>) {
         }
         let link = links.entry(dest.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            let direct = Arc::new(DirectLink {
-                slots: Arc::new(Semaphore::new(limit)),
-                writer: Arc::new(tokio::sync::Mutex::new(None)),
-            });
-            shared
-                .links
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(dest.clone(), Arc::clone(&direct));
             Link {
                 tx,
-                slots: Arc::clone(&direct.slots),
-                task: tokio::spawn(link(
-                    Arc::clone(&shared),
-                    dest,
-                    Arc::clone(&direct.writer),
-                    rx,
-                )),
+                slots: Arc::new(Semaphore::new(limit)),
+                task: tokio::spawn(link(Arc::clone(&shared), dest, rx)),
             }
         });
         let Ok(permit) = Arc::clone(&link.slots).try_acquire_owned() else {
@@ -926,9 +618,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 idem.stamp(b);
             }
         }
-        if let Err(mpsc::error::SendError((batches, _permit, _unwritten))) =
-            link.tx.send((batches, permit, unwritten))
-        {
+        if let Err(mpsc::error::SendError((batches, _permit))) = link.tx.send((batches, permit)) {
             retry_or_fail(&shared, batches, None, "connection lost");
         }
     }
