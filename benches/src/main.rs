@@ -78,6 +78,10 @@ struct Args {
     /// Producer linger of W4/W7, in milliseconds
     #[arg(long, default_value_t = 0)]
     linger_ms: u64,
+    /// Worker threads of the harness's own tokio runtime (its producers and
+    /// consumers; the broker is another process)
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    client_threads: u16,
     /// Acknowledgement level for every workload: none, leader or all
     /// [default: leader; W5 all]
     #[arg(long, value_parser = parse_acks)]
@@ -210,7 +214,7 @@ fn main() -> anyhow::Result<()> {
         bail!("--fetch-path must be sendfile or copy");
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(usize::from(args.client_threads))
         .enable_all()
         .build()?;
     let source = match args.broker {
@@ -414,4 +418,24 @@ async fn run_reads_again(bench: &mut Bench, args: &Args, workloads: &[&str]) -> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_harness_runtime_has_two_threads_unless_told_and_never_none() {
+        let parse = |extra: &[&str]| {
+            Args::try_parse_from(std::iter::once("sluice-bench").chain(extra.iter().copied()))
+        };
+        assert_eq!(parse(&[]).map(|a| a.client_threads).ok(), Some(2));
+        assert_eq!(
+            parse(&["--client-threads", "1"])
+                .map(|a| a.client_threads)
+                .ok(),
+            Some(1)
+        );
+        assert!(parse(&["--client-threads", "0"]).is_err());
+    }
 }
