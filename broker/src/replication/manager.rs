@@ -481,8 +481,13 @@ impl Leadership for ReplicaManager {
             Some(m.reported_leader(t, partition).map(|r| r.leader))
         })?;
         Some(match self.replica(topic, partition) {
-            Some(r) if !r.core_stopped() => r.leader(),
-            _ => reported.filter(|&l| l != self.local),
+            // One metrics read on the hot path; the stop is looked at only
+            // when the replica names no leader.
+            Some(r) => match r.leader() {
+                None if r.core_stopped() => reported.filter(|&l| l != self.local),
+                leader => leader,
+            },
+            None => reported.filter(|&l| l != self.local),
         })
     }
 
