@@ -25,13 +25,25 @@ pub mod manager;
 pub mod partition;
 pub mod transport;
 
-/// Whether the Raft core behind `metrics` has ended without a shutdown
-/// being asked for: a fatal error it reported (`running_state`), or its
-/// metrics' sender gone (its task ended, e.g. on a panic). Its last
-/// metrics then keep naming the leader of that moment, itself included,
-/// so callers must not read leadership from them.
+/// `f` of the metrics behind `metrics` under one borrow, or `None` when
+/// their Raft core has ended without a shutdown being asked for: a fatal
+/// error it reported (`running_state`), or its metrics' sender gone (its
+/// task ended, e.g. on a panic). Its last metrics then keep naming the
+/// leader of that moment, itself included, so leadership must not be read
+/// from them.
+pub(crate) fn with_live_metrics<NID: openraft::NodeId, N: openraft::Node, R>(
+    metrics: &tokio::sync::watch::Receiver<openraft::RaftMetrics<NID, N>>,
+    f: impl FnOnce(&openraft::RaftMetrics<NID, N>) -> R,
+) -> Option<R> {
+    let closed = metrics.has_changed().is_err();
+    let m = metrics.borrow();
+    (!closed && m.running_state.is_ok()).then(|| f(&m))
+}
+
+/// Whether the Raft core behind `metrics` has ended on its own (see
+/// [`with_live_metrics`]).
 pub(crate) fn raft_core_ended<NID: openraft::NodeId, N: openraft::Node>(
     metrics: &tokio::sync::watch::Receiver<openraft::RaftMetrics<NID, N>>,
 ) -> bool {
-    metrics.has_changed().is_err() || metrics.borrow().running_state.is_err()
+    with_live_metrics(metrics, |_| ()).is_none()
 }

@@ -237,22 +237,16 @@ impl Cluster {
     /// controller core has ended on its own (its last metrics would name a
     /// leader forever).
     pub fn leader(&self) -> Option<u64> {
-        let m = self.raft.metrics();
-        if super::raft_core_ended(&m) {
-            return None;
-        }
-        m.borrow().current_leader
+        super::with_live_metrics(&self.raft.metrics(), |m| m.current_leader).flatten()
     }
 
     /// Whether this node leads the controller group (never once its core
     /// has ended).
     pub fn is_leader(&self) -> bool {
-        let m = self.raft.metrics();
-        if super::raft_core_ended(&m) {
-            return false;
-        }
-        let m = m.borrow();
-        m.state == ServerState::Leader && m.current_leader == Some(self.local())
+        super::with_live_metrics(&self.raft.metrics(), |m| {
+            m.state == ServerState::Leader && m.current_leader == Some(self.local())
+        })
+        .unwrap_or(false)
     }
 
     /// The metadata as applied on this node.

@@ -224,18 +224,16 @@ impl ReplicatedPartition {
     /// replica's Raft core has stopped ([`ReplicatedPartition::core_stopped`]),
     /// whose last metrics would name a leader forever.
     pub fn leader(&self) -> Option<u64> {
-        let m = self.raft.metrics();
-        if crate::replication::raft_core_ended(&m) {
-            return None;
-        }
-        m.borrow().current_leader
+        crate::replication::with_live_metrics(&self.raft.metrics(), |m| m.current_leader).flatten()
     }
 
     /// Whether this replica leads the group now (never once its Raft core
     /// has stopped).
     pub fn is_leader(&self) -> bool {
-        let m = self.raft.metrics();
-        !crate::replication::raft_core_ended(&m) && m.borrow().state == ServerState::Leader
+        crate::replication::with_live_metrics(&self.raft.metrics(), |m| {
+            m.state == ServerState::Leader
+        })
+        .unwrap_or(false)
     }
 
     /// Whether this replica's Raft core has stopped without being shut
