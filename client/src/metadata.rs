@@ -193,15 +193,19 @@ impl MetadataCache {
     /// known brokers. Concurrent calls run one refresh.
     pub async fn refresh(&self) -> Result<(), ClientError> {
         let _running = self.refreshing.lock().await;
-        let (topics, known) = {
+        let (topics, known, looked_up) = {
             let st = self.state();
+            // Topics asked about from here on, while this refresh is in
+            // flight, are not in its question: they stay wanted (and the
+            // cache stale) for the next one, not taken for missing.
+            let looked_up = st.wanted.clone();
             let mut topics: Vec<String> = st.topics.keys().cloned().collect();
-            topics.extend(st.wanted.iter().cloned());
+            topics.extend(looked_up.iter().cloned());
             topics.extend(st.missing.iter().cloned());
             topics.sort();
             topics.dedup();
             let known: Vec<Arc<str>> = st.brokers.values().cloned().collect();
-            (topics, known)
+            (topics, known, looked_up)
         };
         let asked = Some(topics.clone());
         let mut result = self.ask(self.bootstrap.connect_list(), asked.clone()).await;
@@ -242,7 +246,7 @@ impl MetadataCache {
                     }
                     fresh.insert(t.name.clone(), parts);
                 }
-                let mut missing: Vec<String> = std::mem::take(&mut st.wanted);
+                let mut missing = settle_wanted(&mut st.wanted, &looked_up);
                 missing.append(&mut st.missing);
                 missing.retain(|t| !fresh.contains_key(t));
                 missing.sort();
@@ -258,14 +262,14 @@ impl MetadataCache {
                     _ => 0,
                 };
                 st.refreshed = Some(now);
-                st.stale = false;
+                st.stale = !st.wanted.is_empty();
                 st.failures = 0;
                 st.last_failure = None;
                 Ok(())
             }
             Err(e) => {
-                let mut wanted = std::mem::take(&mut st.wanted);
-                st.missing.append(&mut wanted);
+                let mut looked = settle_wanted(&mut st.wanted, &looked_up);
+                st.missing.append(&mut looked);
                 st.failures = st.failures.saturating_add(1);
                 st.last_failure = Some(Instant::now());
                 Err(e)
@@ -296,6 +300,16 @@ impl MetadataCache {
                 )))
             })
     }
+}
+
+/// Takes out of `wanted` the topics a refresh looked up (`looked_up`, the
+/// wanted list when it started) and returns them; topics wanted since stay.
+fn settle_wanted(wanted: &mut Vec<String>, looked_up: &[String]) -> Vec<String> {
+    let (settled, later): (Vec<String>, Vec<String>) = std::mem::take(wanted)
+        .into_iter()
+        .partition(|t| looked_up.contains(t));
+    *wanted = later;
+    settled
 }
 
 /// How long after a refresh the next asked-for one waits, `quick` refreshes
@@ -366,6 +380,34 @@ mod tests {
         let failed = Instant::now();
         assert!(!cache.refresh_due(failed), "within the backoff");
         assert!(cache.refresh_due(failed + Duration::from_secs(5)));
+    }
+
+    /// A topic first asked about while a refresh is in flight was not in
+    /// that refresh's question: it stays wanted, and the cache stale, for
+    /// the next one, instead of being taken for missing (which would send
+    /// its records to the bootstrap list until the max age).
+    #[tokio::test]
+    async fn a_topic_asked_about_during_a_refresh_waits_for_the_next() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let cache = MetadataCache::new(
+            Bootstrap::new([addr]),
+            Duration::from_secs(300),
+            Duration::from_millis(200),
+        );
+        assert_eq!(cache.route("early", 0), Route::Wait);
+        let refreshing = {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.refresh().await })
+        };
+        // The refresh has connected: it is in flight.
+        let (held, _) = listener.accept().await.unwrap();
+        assert_eq!(cache.route("late", 0), Route::Wait);
+        drop(held);
+        assert!(refreshing.await.unwrap().is_err(), "no answer");
+        assert_eq!(cache.route("early", 0), Route::Bootstrap, "looked up");
+        assert_eq!(cache.route("late", 0), Route::Wait, "still wanted");
+        assert!(cache.is_stale(), "the next refresh asks for it");
     }
 
     #[test]
