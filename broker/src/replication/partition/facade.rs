@@ -49,6 +49,16 @@ impl Default for ReplicationConfig {
     }
 }
 
+/// The most entries one AppendEntries call carries (openraft's default is
+/// 300). openraft 0.9 keeps one call in flight per follower and a follower
+/// answers after its flush, so a follower takes at most this many entries
+/// per round trip: with acks=leader every small produce request is its own
+/// entry, and at 300 a round trip of a few milliseconds capped what a
+/// follower could take near the rate W4 offers, so the commit (and what
+/// consumers see) fell hundreds of milliseconds behind. The bytes of one
+/// call stay bounded by [`crate::replication::transport::raft::APPEND_BUDGET_BYTES`].
+pub(crate) const MAX_PAYLOAD_ENTRIES: u64 = 4096;
+
 impl ReplicationConfig {
     fn raft_config(&self) -> Result<Arc<openraft::Config>, ReplicationError> {
         let c = openraft::Config {
@@ -61,6 +71,7 @@ impl ReplicationConfig {
             // installing one discards a follower's whole log.
             snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: 0,
+            max_payload_entries: MAX_PAYLOAD_ENTRIES,
             ..Default::default()
         };
         c.validate()

@@ -5,8 +5,9 @@
 //! The proposer takes the first queued request and every other one already
 //! waiting, up to [`MERGE_BYTES`], proposes them as one entry of several
 //! [`Part`]s, and proposes the next entry only once the leader's local
-//! append of this one is done: while one entry is appended and replicated,
-//! the next accumulates. A lone request is proposed at once (no timer).
+//! append of this one is done and fewer than [`MAX_UNCOMMITTED`] entries
+//! wait for their commit: while entries are appended and replicated, the
+//! next accumulates. A lone request is proposed at once (no timer).
 
 use std::sync::Arc;
 
@@ -25,6 +26,22 @@ use crate::partition::Acks;
 /// The most record bytes merged into one entry. A request larger than this
 /// is proposed alone.
 pub const MERGE_BYTES: usize = 1 << 20;
+
+/// The most entries of one partition proposed and not yet committed: the
+/// next waits for the oldest to commit.
+///
+/// openraft 0.9's core appends each proposed entry to the leader's log and
+/// waits for its flush before it reads its next message, and it reads
+/// proposals in runs of many before it looks at its followers' answers. A
+/// proposer that proposed again as soon as the local write was done kept a
+/// proposal waiting at every turn: with acks=leader (answered at that
+/// write) the core went from flush to flush for hundreds of milliseconds at
+/// a time while the followers' answers, and with them the commit and what
+/// consumers see, waited (docs/replication.md, "Uncommitted entries in
+/// flight"). With this bound the core finds no proposal waiting after at
+/// most this many flushes. Entries still merge every request that queued
+/// meanwhile, up to [`MERGE_BYTES`] each.
+pub(crate) const MAX_UNCOMMITTED: usize = 4;
 
 /// The most requests queued per partition (then appenders wait).
 pub const QUEUE_REQUESTS: usize = 4096;
@@ -62,6 +79,7 @@ impl Proposer {
             shared,
             node_id,
             next_seq: 0,
+            uncommitted: Arc::new(Semaphore::new(MAX_UNCOMMITTED)),
         };
         tokio::spawn(task.run(rx));
         Proposer {
@@ -142,6 +160,8 @@ struct Task {
     shared: Arc<Shared>,
     node_id: u64,
     next_seq: u64,
+    /// [`MAX_UNCOMMITTED`] slots, each held from a proposal to its commit.
+    uncommitted: Arc<Semaphore>,
 }
 
 impl Task {
@@ -174,11 +194,14 @@ impl Task {
         }
     }
 
-    /// Proposes `group` (`bytes` record bytes in all) as one entry and
+    /// Proposes `group` (`bytes` record bytes in all) as one entry, once
+    /// fewer than [`MAX_UNCOMMITTED`] entries wait for their commit, and
     /// returns once the leader's local append of it is done (or it failed):
     /// acks=leader/none parts are answered then, acks=all parts at the
-    /// commit, by a task of their own.
+    /// commit, by a task of their own that also frees the entry's slot.
     async fn propose(&mut self, group: Vec<Queued>, bytes: usize) {
+        // Never closed; a closed semaphore would only lift the bound.
+        let slot = Arc::clone(&self.uncommitted).acquire_owned().await.ok();
         let n = group.len();
         let mut parts = Vec::with_capacity(n);
         let mut locals = Vec::with_capacity(n);
@@ -275,11 +298,12 @@ impl Task {
                 let _ = reply.send(local_answer(local));
             }
         }
-        if at_commit.is_empty() {
-            return;
-        }
         tokio::spawn(async move {
+            // Awaited even with nothing to answer: the slot is freed at the
+            // commit (or its failure), and openraft warns of every answer
+            // whose receiver is gone.
             let r = commit.await;
+            drop(slot);
             let failure = commit_failure(&r);
             for (local, reply) in at_commit {
                 let answer = match &failure {

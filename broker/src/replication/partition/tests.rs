@@ -244,6 +244,46 @@ async fn acks_all_appends_are_byte_identical_on_every_replica() {
     assert_eq!(c.node(leader).in_sync().len(), 3);
 }
 
+/// A leader whose entries cannot commit (cut off from both followers)
+/// appends at most `MAX_UNCOMMITTED` entries of acks=leader requests; the
+/// next request waits for a commit, and once the leader is reachable again
+/// it is appended after all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_max_uncommitted_entries_wait_for_their_commit() {
+    use super::proposer::MAX_UNCOMMITTED;
+    let c = Cluster::new(&[1, 2, 3]).await;
+    let all = [1, 2, 3];
+    let leader = c.leader(&all).await;
+    produce(c.node(leader), "first", 1, Acks::All)
+        .await
+        .expect("append");
+    let start = c.node(leader).partition().log.next_offset();
+    c.net.isolate(&[leader], &all);
+    for i in 0..MAX_UNCOMMITTED {
+        produce(c.node(leader), &format!("cut{i}"), 2, Acks::Leader)
+            .await
+            .expect("a local append within the bound");
+    }
+    let end = c.node(leader).partition().log.next_offset();
+    assert_eq!(end, start + 2 * MAX_UNCOMMITTED as u64);
+    // One more waits for a commit that cannot come.
+    let late = produce(c.node(leader), "late", 2, Acks::Leader);
+    tokio::pin!(late);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut late)
+            .await
+            .is_err(),
+        "answered with {MAX_UNCOMMITTED} entries uncommitted"
+    );
+    assert_eq!(c.node(leader).partition().log.next_offset(), end);
+    // Healed before anyone else took over (the others may have elected a
+    // leader meanwhile, then the entries go and the request fails with
+    // that): the request is answered either way, not left waiting.
+    c.net.heal();
+    let answered = tokio::time::timeout(Duration::from_secs(10), late).await;
+    assert!(answered.is_ok(), "never answered after the heal");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_keeps_acknowledged_appends_and_the_old_leader_converges() {
     let mut c = Cluster::new(&[1, 2, 3]).await;

@@ -80,6 +80,13 @@ struct Message(String);
 /// `PayloadTooLarge` hint that makes openraft send fewer entries.
 pub const APPEND_BUDGET_BYTES: usize = 4 << 20;
 
+/// How long a call answered with an error waits before it returns it.
+/// openraft's replication retries a network error at once, and a follower
+/// that has not opened a new partition's group yet answers every call with
+/// an error at once: without the pause a leader called it tens of thousands
+/// of times a second (and logged each) until the group was open.
+pub const REMOTE_ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// How many of `entries` entries, `bytes` bytes in all, to send instead
 /// when that is over [`APPEND_BUDGET_BYTES`]; `None` when the call may go
 /// as it is (within the budget, or a single entry).
@@ -137,6 +144,10 @@ where
                 return Err(RPCError::Unreachable(Unreachable::new(&e)));
             }
             Err(e @ CallError::Remote(..)) => {
+                // openraft retries a network error at once: pause first, so a
+                // peer that answers with an error (it has not opened the
+                // group yet) is not called in a tight loop.
+                tokio::time::sleep(REMOTE_ERROR_PAUSE.min(timeout)).await;
                 return Err(RPCError::Network(NetworkError::new(&e)));
             }
         };
@@ -294,8 +305,50 @@ where
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::{APPEND_BUDGET_BYTES, entries_hint};
+    use std::collections::HashMap;
+    use std::time::{Duration, Instant};
+
+    use openraft::Vote;
+    use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+    use openraft::raft::VoteRequest;
+
+    use super::{APPEND_BUDGET_BYTES, Network, REMOTE_ERROR_PAUSE, entries_hint};
+    use crate::replication::partition::PartitionRaft;
+    use crate::replication::transport::{GroupId, Transport, serve};
+
+    /// Calls to a peer that answers with an error (it holds no such group)
+    /// are spaced by the pause: a leader cannot spin on them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_answered_with_an_error_are_spaced_by_a_pause() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = Transport::new(2, HashMap::new());
+        let _task = serve(listener, server);
+        let client = Transport::new(1, HashMap::from([(2, addr)]));
+        let group = GroupId::Partition {
+            topic_id: 3,
+            partition: 0,
+        };
+        let mut peer = Network::<PartitionRaft>::new(client, group)
+            .new_client(2, &openraft::BasicNode::default())
+            .await;
+        let option = RPCOption::new(Duration::from_secs(5));
+        let vote = VoteRequest::new(Vote::new(1, 1), None);
+        // The first call also connects.
+        assert!(peer.vote(vote.clone(), option.clone()).await.is_err());
+        let started = Instant::now();
+        for _ in 0..5 {
+            let e = peer.vote(vote.clone(), option.clone()).await.unwrap_err();
+            assert!(e.to_string().contains("holds no"), "{e}");
+        }
+        assert!(
+            started.elapsed() >= REMOTE_ERROR_PAUSE * 5,
+            "5 errors in {:?}",
+            started.elapsed()
+        );
+    }
 
     #[test]
     fn calls_within_the_budget_or_of_one_entry_go_as_they_are() {
