@@ -30,8 +30,10 @@ pub(crate) const MAX_ENTRY_BYTES: usize = MAX_FRAME - (1 << 20);
 /// `acks` asks: `All` once committed (a majority has them fsynced),
 /// `Leader`/`None` once the leader's local append is done. A partition
 /// not led here is refused with `NotLeaderForPartition` (naming the
-/// leader) or `LeaderNotAvailable`; no commit within `timeout` is
-/// `RequestTimedOut` (the records may still commit later).
+/// leader) or `LeaderNotAvailable`; no answer within `timeout` (no commit
+/// for acks=all; for the others no local append, which waits while the
+/// partition's last few entries are uncommitted) is `RequestTimedOut` (the
+/// records may still be appended and commit later).
 pub(super) async fn produce(
     svc: &Arc<Service>,
     manager: &ReplicaManager,
@@ -127,9 +129,16 @@ async fn append_one(
         }
         Err(_) => {
             result.error_code = ErrorCode::RequestTimedOut;
-            result.message = Some(format!(
-                "not committed by a majority of the replicas within {timeout:?}"
-            ));
+            result.message = Some(match acks {
+                Acks::All => {
+                    format!("not committed by a majority of the replicas within {timeout:?}")
+                }
+                // The leader appends only a few entries beyond its commit
+                // point (replication::partition::proposer::MAX_UNCOMMITTED).
+                _ => format!(
+                    "not appended within {timeout:?}: the partition's earlier entries are not committed"
+                ),
+            });
         }
     }
     result
