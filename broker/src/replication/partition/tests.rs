@@ -246,8 +246,8 @@ async fn acks_all_appends_are_byte_identical_on_every_replica() {
 
 /// A leader whose entries cannot commit (cut off from both followers)
 /// appends at most `MAX_UNCOMMITTED` entries of acks=leader requests; the
-/// next request waits for a commit, and once the leader is reachable again
-/// it is appended after all.
+/// next request waits for a commit, and once the network heals it is
+/// answered (appended, or refused if another leader took over meanwhile).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_most_max_uncommitted_entries_wait_for_their_commit() {
     use super::proposer::MAX_UNCOMMITTED;
