@@ -405,12 +405,21 @@ pub async fn create_topic(conn: &mut Connection, name: &str, partitions: u32, co
     );
 }
 
-/// A batch of records whose values are the given strings.
+/// A batch of records whose values are the given strings, stamped now.
+///
+/// Not a fixed old time: a replica that restarts seals its active segment
+/// at its next append when the records' timestamps are older than the
+/// segment age, and the default 7-day retention then deletes it, so a
+/// test would see acknowledged records vanish for a reason it did not
+/// mean to test.
 pub fn batch_of(values: &[&str]) -> BytesMut {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     let mut b = BatchBuilder::new();
     for v in values {
         b.push(&NewRecord {
-            timestamp: 1_700_000_000_000,
+            timestamp: now,
             key: None,
             value: Some(v.as_bytes()),
             headers: &[],

@@ -271,24 +271,6 @@ struct Acked {
     records: Vec<(String, u64, Instant)>,
 }
 
-/// A one-record batch stamped now (old timestamps would expire under
-/// time retention).
-fn batch_now(value: &str) -> bytes::BytesMut {
-    use sluice_protocol::batch::{BatchBuilder, NewRecord};
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let mut b = BatchBuilder::new();
-    b.push(&NewRecord {
-        timestamp: now,
-        key: None,
-        value: Some(value.as_bytes()),
-        headers: &[],
-    });
-    b.finish()
-}
-
 /// The leader named by the first node of `addrs` that answers Metadata
 /// with one.
 async fn find_leader(addrs: &[std::net::SocketAddr], topic: &str) -> Option<u64> {
@@ -352,7 +334,7 @@ async fn produce_until(
         let c = conn.as_mut().unwrap();
         let sent = tokio::time::timeout(
             Duration::from_secs(3),
-            c.produce(Acks::All, 2000, &[(topic, 0, &batch_now(&value))]),
+            c.produce(Acks::All, 2000, &[(topic, 0, &batch_of(&[&value]))]),
         )
         .await;
         match sent {
@@ -481,7 +463,7 @@ async fn an_isolated_leader_never_acknowledges_acks_all_and_truncates_after_the_
     let others: Vec<u64> = (1..=3).filter(|&i| i != old).collect();
     let mut l = c.node(old).connect().await;
     let r = l
-        .produce(Acks::All, 10_000, &[("m", 0, &batch_now("before"))])
+        .produce(Acks::All, 10_000, &[("m", 0, &batch_of(&["before"]))])
         .await
         .unwrap()
         .unwrap();
@@ -496,7 +478,7 @@ async fn an_isolated_leader_never_acknowledges_acks_all_and_truncates_after_the_
     // The isolated leader may still believe it leads: whatever it is
     // asked, it does not acknowledge.
     let r = l
-        .produce(Acks::All, 1500, &[("m", 0, &batch_now("isolated"))])
+        .produce(Acks::All, 1500, &[("m", 0, &batch_of(&["isolated"]))])
         .await
         .unwrap()
         .unwrap();
@@ -508,7 +490,7 @@ async fn an_isolated_leader_never_acknowledges_acks_all_and_truncates_after_the_
     );
     let mut n = c.node(new).connect().await;
     let r = n
-        .produce(Acks::All, 10_000, &[("m", 0, &batch_now("majority"))])
+        .produce(Acks::All, 10_000, &[("m", 0, &batch_of(&["majority"]))])
         .await
         .unwrap()
         .unwrap();
@@ -544,7 +526,7 @@ async fn produce_acked(c: &TestCluster, topic: &str, tag: &str, n: usize) {
             .produce(
                 Acks::All,
                 10_000,
-                &[(topic, 0, &batch_now(&format!("{tag}-{i}")))],
+                &[(topic, 0, &batch_of(&[&format!("{tag}-{i}")]))],
             )
             .await
             .unwrap()

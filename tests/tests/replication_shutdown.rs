@@ -137,12 +137,22 @@ async fn a_sigtermed_replica_restarts_clean_and_loses_nothing_acknowledged() {
             assert!(all[0].starts_with(&before_restart));
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "replicas differ or lack acknowledged batches: {:?} batches, {} acknowledged",
-            all.iter().map(Vec::len).collect::<Vec<_>>(),
-            acked.len()
-        );
+        if Instant::now() >= deadline {
+            let logs: Vec<String> = (1..=3)
+                .map(|id| {
+                    let log = c.node(id).log();
+                    let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                    let tail: Vec<&str> = tail.into_iter().rev().collect();
+                    format!("--- node {id} (the leader was {leader}, the restarted follower {follower})\n{}", tail.join("\n"))
+                })
+                .collect();
+            panic!(
+                "replicas differ or lack acknowledged batches: {:?} batches, {} acknowledged\n{}",
+                all.iter().map(Vec::len).collect::<Vec<_>>(),
+                acked.len(),
+                logs.join("\n")
+            );
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
