@@ -110,6 +110,22 @@ def produce(bootstrap, topic, codec, n):
     return out
 
 
+def txn(bootstrap):
+    """A transactional producer's init_transactions: how it failed, and
+    after how long (the broker serves no transactions)."""
+    from confluent_kafka import KafkaException, Producer
+
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": "sluice-txn"})
+    start = time.time()
+    try:
+        p.init_transactions(20)
+        err = None
+    except KafkaException as e:
+        e = e.args[0]
+        err = {"name": e.name(), "fatal": e.fatal(), "retriable": e.retriable(), "text": e.str()}
+    return {"error": err, "seconds": time.time() - start}
+
+
 def kp_produce(bootstrap, topic, n):
     from kafka import KafkaProducer
 
@@ -539,6 +555,8 @@ def main(argv):
         r = admin(argv[2], argv[3])
     elif s == "produce":
         r = produce(argv[2], argv[3], argv[4], int(argv[5]))
+    elif s == "txn":
+        r = txn(argv[2])
     elif s == "kp-produce":
         r = kp_produce(argv[2], argv[3], int(argv[4]))
     elif s == "aio-produce":

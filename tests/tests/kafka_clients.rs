@@ -92,6 +92,26 @@ async fn confluent_admin_client_creates_and_deletes_topics() {
     assert!(topics.topics.iter().all(|t| t.name != "made-by-admin"));
 }
 
+/// Transactions are not served: a transactional producer learns so at once
+/// from FindCoordinator, with a fatal error carrying the broker's message,
+/// instead of retrying until its own timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactional_producer_fails_at_once_with_a_fatal_error() {
+    let Some(py) = python() else { return };
+    let b = TestBroker::start();
+    let out = run_clients(&py, &["txn", &kafka_addr(&b)]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let err = &v["error"];
+    assert_eq!(err["fatal"], true, "{out}");
+    assert!(
+        err["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("transactions are not supported")),
+        "{out}"
+    );
+    assert!(v["seconds"].as_f64().unwrap() < 10.0, "{out}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotent_producer_with_every_codec_gets_its_offsets_and_every_client_reads_them() {
     let Some(py) = python() else { return };

@@ -207,8 +207,11 @@ pub(super) async fn list_offsets(conn: &Conn, r: ListOffsetsRequest) -> ListOffs
 
 /// FindCoordinator: the group's coordinator (`service::coordinator`: this
 /// broker without `--cluster`) with its Kafka address; all versions, v4+
-/// batches of keys. Transactions are not served. A coordinator without a
-/// Kafka listener, or not known yet, is `COORDINATOR_NOT_AVAILABLE`.
+/// batches of keys. A coordinator without a Kafka listener, or not known
+/// yet, is `COORDINATOR_NOT_AVAILABLE`. Transactions are not served: a
+/// transaction coordinator is refused with
+/// `TRANSACTIONAL_ID_AUTHORIZATION_FAILED` (final for clients), any other
+/// key type with `INVALID_REQUEST`.
 pub(super) fn find_coordinator(
     conn: &Conn,
     r: FindCoordinatorRequest,
@@ -262,13 +265,30 @@ pub(super) fn find_coordinator(
                     }
                 }
             } else {
+                // Not COORDINATOR_NOT_AVAILABLE, which clients retry until
+                // their own timeout: a transactional producer (librdkafka,
+                // the Java client) takes this code from FindCoordinator as
+                // fatal and reports the message at once.
+                let (error_code, why) = if r.key_type == 1 {
+                    (
+                        code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                        "transactions are not supported by this broker (Sluice); \
+                         produce without a transactional.id"
+                            .to_owned(),
+                    )
+                } else {
+                    (
+                        code::INVALID_REQUEST,
+                        format!("unknown coordinator type {}", r.key_type),
+                    )
+                };
                 Coordinator {
                     key,
                     node_id: -1,
                     host: String::new(),
                     port: -1,
-                    error_code: code::COORDINATOR_NOT_AVAILABLE,
-                    error_message: Some("transactions are not supported".to_owned()),
+                    error_code,
+                    error_message: Some(why),
                 }
             }
         })
