@@ -1,12 +1,14 @@
 //! ListOffsets through the Kafka listener: earliest, latest and by
-//! timestamp; a timestamp later than every record answers offset -1 and
-//! timestamp -1, as Kafka does (the native protocol answers the high
-//! watermark there instead).
+//! timestamp (the first record at or after it, inside its batch, with that
+//! record's timestamp); a timestamp later than every record answers offset
+//! -1 and timestamp -1, as Kafka does (the native protocol answers the
+//! high watermark there instead).
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use std::net::TcpStream;
 use std::time::Duration;
 
+use sluice_protocol::batch::{BatchBuilder, NewRecord};
 use sluice_protocol::kafka::list_offsets::{
     EARLIEST, LATEST, ListOffsetsPartition, ListOffsetsRequest, ListOffsetsResponse,
     ListOffsetsTopic,
@@ -15,7 +17,7 @@ use sluice_protocol::wire::list_offsets::{self as native, OffsetSpec};
 use sluice_protocol::wire::produce::Acks;
 use sluice_protocol::wire::topic_config::TopicConfig;
 use sluice_tests::kafka::call;
-use sluice_tests::{TestBroker, batch_of, create_topic};
+use sluice_tests::{TestBroker, create_topic};
 
 /// 2100-01-01: later than any record written by this test.
 const FUTURE: i64 = 4_102_444_800_000;
@@ -25,14 +27,25 @@ async fn a_timestamp_after_every_record_answers_minus_one_on_the_kafka_port() {
     let b = TestBroker::start();
     let mut c = b.connect().await;
     create_topic(&mut c, "lo", 1, TopicConfig::default()).await;
-    c.produce(
-        Acks::Leader,
-        5000,
-        &[("lo", 0, &batch_of(&["a", "b", "c"]))],
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    // One batch, as a producer's linger makes them: records at T, T + 5
+    // and T + 10 ms.
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut batch = BatchBuilder::new();
+    for (i, v) in ["a", "b", "c"].iter().enumerate() {
+        batch.push(&NewRecord {
+            timestamp: t + 5 * i as i64,
+            key: None,
+            value: Some(v.as_bytes()),
+            headers: &[],
+        });
+    }
+    c.produce(Acks::Leader, 5000, &[("lo", 0, &batch.finish())])
+        .await
+        .unwrap()
+        .unwrap();
 
     let mut s = TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -42,7 +55,7 @@ async fn a_timestamp_after_every_record_answers_minus_one_on_the_kafka_port() {
             isolation_level: 0,
             topics: vec![ListOffsetsTopic {
                 name: "lo".to_owned(),
-                partitions: [EARLIEST, LATEST, 0, FUTURE]
+                partitions: [EARLIEST, LATEST, 0, t + 3, t + 10, FUTURE]
                     .into_iter()
                     .map(|timestamp| ListOffsetsPartition {
                         partition_index: 0,
@@ -60,7 +73,14 @@ async fn a_timestamp_after_every_record_answers_minus_one_on_the_kafka_port() {
             .collect();
         assert_eq!(
             got,
-            vec![(0, 0, -1), (0, 3, -1), (0, 0, -1), (0, -1, -1)],
+            vec![
+                (0, 0, -1),
+                (0, 3, -1),
+                (0, 0, t),
+                (0, 1, t + 5),
+                (0, 2, t + 10),
+                (0, -1, -1)
+            ],
             "v{version}"
         );
     }

@@ -35,6 +35,7 @@ mod retention;
 mod seam;
 mod segment;
 mod time_index;
+mod time_lookup;
 
 pub use config::{DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES, FlushPolicy, LogConfig};
 pub use error::LogError;
@@ -46,6 +47,7 @@ pub use partition::{AppendInfo, LogSlice, PartitionLog};
 pub use recovery::RecoveryReport;
 pub use retention::RetainOutcome;
 pub use time_index::{TIME_ENTRY_LEN, TimeEntry};
+pub use time_lookup::TimestampMatch;
 
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,7 @@ use super::config::{FlushPolicy, LogConfig};
 use super::io::{FileSystem, LogFile, write_all_at};
 use super::producers::IdempotentBatch;
 use super::segment::{IDLE_SEALED_PASSES, MAX_OPEN_SEALED_SEGMENTS, Segment};
+use super::time_lookup::{TimestampMatch, first_record_at_or_after};
 use crate::producer::state::{BatchIdentity, ProducerStates};
 
 /// A place in the log: an offset and the byte where its batch starts (or
@@ -997,12 +998,12 @@ impl PartitionLog {
         }
     }
 
-    /// The first offset whose record timestamp is `>= timestamp`, or `None`
-    /// when every visible record is older. Uses the time index to skip, then
-    /// scans batch headers; the answer is the base offset of the first batch
-    /// whose largest timestamp reaches `timestamp` (a consumer skips older
-    /// records inside that batch).
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<u64>, LogError> {
+    /// The first visible record whose timestamp is `>= timestamp`, or
+    /// `None` when every visible record is older. Uses the time index to
+    /// skip, scans batch headers to the first batch whose largest timestamp
+    /// reaches `timestamp`, then reads that batch's records (see
+    /// [`super::time_lookup::first_record_at_or_after`]).
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampMatch>, LogError> {
         // Under the lock: the candidate segments' files and ranges (no I/O);
         // the headers are read without it.
         let (hw, candidates) = {
@@ -1045,8 +1046,17 @@ impl PartitionLog {
                     break;
                 };
                 if h.max_timestamp >= timestamp {
-                    let offset = h.base_offset as u64;
-                    return Ok((offset < hw.offset).then_some(offset));
+                    if h.base_offset as u64 >= hw.offset {
+                        return Ok(None);
+                    }
+                    let found = first_record_at_or_after(
+                        &*file,
+                        position,
+                        &h,
+                        timestamp,
+                        self.config.max_decompressed_batch_bytes,
+                    );
+                    return Ok((found.offset < hw.offset).then_some(found));
                 }
                 position += h.total_len() as u64;
             }

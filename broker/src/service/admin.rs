@@ -98,6 +98,9 @@ pub struct OffsetFound {
     /// True when a [`OffsetQuery::Timestamp`] look-up found no record at or
     /// after the timestamp (`offset` is then the high watermark).
     pub past_end: bool,
+    /// The record a [`OffsetQuery::Timestamp`] look-up found: its timestamp
+    /// and its batch's partition leader epoch (`None` for other queries).
+    pub found: Option<(i64, i32)>,
 }
 
 fn outcome(name: &str, r: Result<(), BrokerError>) -> TopicOutcome {
@@ -383,6 +386,7 @@ impl Service {
                 .into_iter()
                 .map(|l| {
                     let mut past_end = false;
+                    let mut found = None;
                     let result = svc.led_partition(&l.topic, l.partition).and_then(|part| {
                         let log = &part.log;
                         match l.query {
@@ -390,9 +394,15 @@ impl Service {
                             OffsetQuery::Latest => Ok(log.high_watermark()),
                             OffsetQuery::Timestamp(ts) => log
                                 .offset_for_timestamp(ts)
-                                .map(|o| {
-                                    past_end = o.is_none();
-                                    o.unwrap_or_else(|| log.high_watermark())
+                                .map(|m| match m {
+                                    Some(m) => {
+                                        found = Some((m.timestamp, m.leader_epoch));
+                                        m.offset
+                                    }
+                                    None => {
+                                        past_end = true;
+                                        log.high_watermark()
+                                    }
                                 })
                                 .map_err(|e| log_error_code(&e)),
                         }
@@ -407,6 +417,7 @@ impl Service {
                         error_code,
                         offset,
                         past_end,
+                        found,
                     }
                 })
                 .collect()

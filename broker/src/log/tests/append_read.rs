@@ -111,19 +111,58 @@ fn reads_inside_a_batch_and_at_the_edges() {
 }
 
 #[test]
-fn offset_for_timestamp_finds_first_batch_reaching_it() {
+fn offset_for_timestamp_finds_the_first_record_reaching_it() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    // Batch i: offsets 2i and 2i + 1, timestamps 1000 + 10i and 1001 + 10i.
     for i in 0..100i64 {
         log.append(&mut batch("t", 2, 200, 1_000 + 10 * i)).unwrap();
     }
     assert!(log.segment_count() > 1);
-    assert_eq!(log.offset_for_timestamp(0).unwrap(), Some(0));
-    assert_eq!(log.offset_for_timestamp(1_001).unwrap(), Some(0));
-    assert_eq!(log.offset_for_timestamp(1_002).unwrap(), Some(2));
-    assert_eq!(log.offset_for_timestamp(1_500).unwrap(), Some(100));
-    assert_eq!(log.offset_for_timestamp(1_991).unwrap(), Some(198));
-    assert_eq!(log.offset_for_timestamp(1_992).unwrap(), None);
+    let at = |ts| {
+        log.offset_for_timestamp(ts)
+            .unwrap()
+            .map(|m| (m.offset, m.timestamp))
+    };
+    assert_eq!(at(0), Some((0, 1_000)));
+    // Inside a batch: the record, not the batch's first record.
+    assert_eq!(at(1_001), Some((1, 1_001)));
+    assert_eq!(at(1_002), Some((2, 1_010)));
+    assert_eq!(at(1_500), Some((100, 1_500)));
+    assert_eq!(at(1_991), Some((199, 1_991)));
+    assert_eq!(at(1_992), None);
+}
+
+#[test]
+fn offset_for_timestamp_reads_inside_compressed_batches() {
+    use sluice_protocol::batch::Compression;
+    use sluice_protocol::batch::compression::{Codec, compress_batch};
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    // Offsets 0..10, timestamps 5000, 5002, …, 5018, one zstd batch.
+    let mut plain = batch("z", 10, 50, 0);
+    let mut b = sluice_protocol::batch::BatchBuilder::new();
+    let values: Vec<String> = (0..10).map(|i| format!("z-{i}")).collect();
+    for (i, v) in values.iter().enumerate() {
+        b.push(&sluice_protocol::batch::NewRecord {
+            timestamp: 5_000 + 2 * i as i64,
+            key: None,
+            value: Some(v.as_bytes()),
+            headers: &[],
+        });
+    }
+    let mut zstd = compress_batch(&b.finish(), Codec::new(Compression::Zstd)).unwrap();
+    log.append(&mut plain).unwrap();
+    log.append(&mut zstd).unwrap();
+    let at = |ts| {
+        log.offset_for_timestamp(ts)
+            .unwrap()
+            .map(|m| (m.offset, m.timestamp))
+    };
+    assert_eq!(at(5_000), Some((10, 5_000)));
+    assert_eq!(at(5_007), Some((14, 5_008)));
+    assert_eq!(at(5_018), Some((19, 5_018)));
+    assert_eq!(at(5_019), None);
 }
 
 #[test]

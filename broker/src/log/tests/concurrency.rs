@@ -64,9 +64,9 @@ fn readers_do_not_wait_for_a_stalled_pwrite() {
     assert_eq!(records, before, "readers see only published data");
     assert_eq!(mid_first, 30);
     assert_eq!(
-        ts,
-        Some(24),
-        "batch 8 is the first whose newest record is at 1010"
+        ts.map(|m| (m.offset, m.timestamp)),
+        Some((26, 1010)),
+        "batch 8 (offsets 24..27, times 1008..1011) is the first reaching 1010"
     );
     assert_eq!(hw, 60);
     let info = writer.join().unwrap().unwrap();

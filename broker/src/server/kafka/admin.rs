@@ -137,8 +137,10 @@ pub(super) fn metadata(conn: &Conn, r: MetadataRequest) -> MetadataResponse {
     }
 }
 
-/// ListOffsets: earliest (-2), latest (-1) or by timestamp; as in Kafka, a
-/// timestamp later than every record answers offset -1 and timestamp -1.
+/// ListOffsets: earliest (-2), latest (-1) or by timestamp (the first
+/// record at or after it, with its timestamp and its batch's leader
+/// epoch); as in Kafka, a timestamp later than every record answers offset
+/// -1 and timestamp -1.
 /// The largest timestamp (-3) is not served (`UNSUPPORTED_VERSION` for the
 /// partition).
 pub(super) async fn list_offsets(conn: &Conn, r: ListOffsetsRequest) -> ListOffsetsResponse {
@@ -192,6 +194,10 @@ pub(super) async fn list_offsets(conn: &Conn, r: ListOffsetsRequest) -> ListOffs
                         pr.error_code = to_kafka(f.error_code);
                         if f.error_code.is_ok() && !f.past_end {
                             pr.offset = i64::try_from(f.offset).unwrap_or(-1);
+                            if let Some((timestamp, epoch)) = f.found {
+                                pr.timestamp = timestamp;
+                                pr.leader_epoch = epoch.max(0);
+                            }
                         }
                     }
                     None => pr.error_code = code::UNKNOWN_SERVER_ERROR,

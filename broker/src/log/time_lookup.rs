@@ -1,0 +1,70 @@
+//! The record a timestamp look-up answers with, found inside the first
+//! batch whose largest timestamp reaches the asked time.
+//!
+//! Kafka answers ListOffsets by timestamp with the first *record* whose
+//! timestamp is at or after the asked time, and that record's timestamp;
+//! a batch holds records of many times (a producer's linger), so the
+//! batch's base offset alone would hand a consumer that seeks there records
+//! older than it asked for.
+
+use bytes::Bytes;
+use sluice_protocol::batch::{BatchHeader, RecordBatch};
+
+use super::io::{LogFile, read_full_at};
+
+/// A record found by its timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampMatch {
+    /// The record's offset.
+    pub offset: u64,
+    /// The record's timestamp (the batch's log append time for a
+    /// `LogAppendTime` batch).
+    pub timestamp: i64,
+    /// The partition leader epoch stamped in the record's batch.
+    pub leader_epoch: i32,
+}
+
+/// The first record of the batch at `position` of `file` (header `h`,
+/// whose `max_timestamp` is at least `timestamp`) whose timestamp is at
+/// least `timestamp`.
+///
+/// Reads and checks the whole batch (a compressed batch is decompressed,
+/// to at most `max_decompressed` bytes). A batch that does not read back,
+/// does not check, or holds no such record although its header says so
+/// answers with its base offset and its largest timestamp: the look-up then
+/// errs on the early side, as it did before records were read, and never
+/// fails a ListOffsets for it.
+pub(crate) fn first_record_at_or_after(
+    file: &dyn LogFile,
+    position: u64,
+    h: &BatchHeader,
+    timestamp: i64,
+    max_decompressed: usize,
+) -> TimestampMatch {
+    let fallback = TimestampMatch {
+        offset: u64::try_from(h.base_offset).unwrap_or(0),
+        timestamp: h.max_timestamp,
+        leader_epoch: h.partition_leader_epoch,
+    };
+    let mut buf = vec![0u8; h.total_len()];
+    match read_full_at(file, &mut buf, position) {
+        Ok(n) if n == buf.len() => {}
+        _ => return fallback,
+    }
+    let Ok(batch) = RecordBatch::new(Bytes::from(buf)) else {
+        return fallback;
+    };
+    for record in batch.records_limited(max_decompressed) {
+        let Ok(record) = record else {
+            return fallback;
+        };
+        if record.timestamp >= timestamp {
+            return TimestampMatch {
+                offset: u64::try_from(record.offset).unwrap_or(fallback.offset),
+                timestamp: record.timestamp,
+                leader_epoch: h.partition_leader_epoch,
+            };
+        }
+    }
+    fallback
+}
