@@ -9,9 +9,12 @@
 //!
 //! - [`frame`]: the byte layout.
 //! - [`raft`]: the generic openraft network adapter over [`Transport::call`].
+//! - [`budget`]: the bytes of a peer's AppendEntries calls, adapted to how
+//!   fast it answers.
 //! - `faults` (feature `raft-faults`): per-peer drop, delay and partition
 //!   rules read from the file named by `SLUICE_RAFT_FAULTS`.
 
+pub mod budget;
 #[cfg(feature = "raft-faults")]
 pub mod faults;
 pub mod frame;

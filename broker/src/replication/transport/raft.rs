@@ -22,6 +22,7 @@ use openraft::{BasicNode, Raft, RaftTypeConfig};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::budget::AppendBudget;
 use super::{CallError, GroupHandler, GroupId, HandlerFuture, MALFORMED, Rpc, Transport, raw};
 
 /// Creates the per-peer clients of one group.
@@ -47,6 +48,8 @@ pub struct Peer<C> {
     transport: Arc<Transport>,
     group: GroupId,
     target: u64,
+    /// The bytes of this peer's AppendEntries calls of several entries.
+    budget: AppendBudget,
     _config: PhantomData<fn() -> C>,
 }
 
@@ -61,6 +64,7 @@ where
             transport: Arc::clone(&self.transport),
             group: self.group,
             target,
+            budget: AppendBudget::default(),
             _config: PhantomData,
         }
     }
@@ -77,7 +81,9 @@ struct Message(String);
 /// entries would otherwise get calls that time out (or exceed
 /// [`super::frame::MAX_FRAME`]) every time and never catch up. Above the
 /// budget the call is refused before anything is sent, with a
-/// `PayloadTooLarge` hint that makes openraft send fewer entries.
+/// `PayloadTooLarge` hint that makes openraft send fewer entries. Each
+/// peer's budget starts here and shrinks while its calls go unanswered
+/// ([`AppendBudget`]).
 pub const APPEND_BUDGET_BYTES: usize = 4 << 20;
 
 /// How long a call answered with an error waits before it returns it.
@@ -88,13 +94,13 @@ pub const APPEND_BUDGET_BYTES: usize = 4 << 20;
 pub const REMOTE_ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// How many of `entries` entries, `bytes` bytes in all, to send instead
-/// when that is over [`APPEND_BUDGET_BYTES`]; `None` when the call may go
-/// as it is (within the budget, or a single entry).
-pub fn entries_hint(entries: usize, bytes: usize) -> Option<u64> {
-    if entries <= 1 || bytes <= APPEND_BUDGET_BYTES {
+/// when that is over `budget`; `None` when the call may go as it is
+/// (within the budget, or a single entry).
+pub fn entries_hint(entries: usize, bytes: usize, budget: usize) -> Option<u64> {
+    if entries <= 1 || bytes <= budget {
         return None;
     }
-    let fit = (entries as u128 * APPEND_BUDGET_BYTES as u128 / bytes as u128) as u64;
+    let fit = (entries as u128 * budget as u128 / bytes as u128) as u64;
     Some(fit.clamp(1, entries as u64 - 1))
 }
 
@@ -108,6 +114,7 @@ where
         action: RPCTypes,
         req: &Req,
         entries: usize,
+        budget: usize,
         option: &RPCOption,
     ) -> Result<Resp, RPCError<u64, BasicNode, RaftError<u64, E>>>
     where
@@ -120,7 +127,7 @@ where
         let body =
             body.map_err(|e| RPCError::Network(NetworkError::new(&Message(e.to_string()))))?;
         let bytes = body.len() + usize::try_from(raw::total_len(&files)).unwrap_or(usize::MAX);
-        if let Some(hint) = entries_hint(entries, bytes) {
+        if let Some(hint) = entries_hint(entries, bytes, budget) {
             return Err(RPCError::PayloadTooLarge(
                 PayloadTooLarge::new_entries_hint(hint),
             ));
@@ -167,14 +174,39 @@ where
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
         let entries = rpc.entries.len();
-        self.call(
-            Rpc::AppendEntries,
-            RPCTypes::AppendEntries,
-            &rpc,
-            entries,
-            &option,
-        )
-        .await
+        if entries <= 1 {
+            return self
+                .call(
+                    Rpc::AppendEntries,
+                    RPCTypes::AppendEntries,
+                    &rpc,
+                    entries,
+                    usize::MAX,
+                    &option,
+                )
+                .await;
+        }
+        // Outcomes are recorded after the call; a call that openraft drops
+        // at its own timeout records none, which the next start counts as
+        // unanswered.
+        let budget = self.budget.start();
+        let started = std::time::Instant::now();
+        let r = self
+            .call(
+                Rpc::AppendEntries,
+                RPCTypes::AppendEntries,
+                &rpc,
+                entries,
+                budget,
+                &option,
+            )
+            .await;
+        match &r {
+            Err(RPCError::Timeout(_)) => {}
+            Err(RPCError::PayloadTooLarge(_)) => self.budget.not_sent(),
+            _ => self.budget.answered(started.elapsed(), option.hard_ttl()),
+        }
+        r
     }
 
     async fn install_snapshot(
@@ -190,6 +222,7 @@ where
             RPCTypes::InstallSnapshot,
             &rpc,
             0,
+            usize::MAX,
             &option,
         )
         .await
@@ -200,7 +233,8 @@ where
         rpc: VoteRequest<u64>,
         option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        self.call(Rpc::Vote, RPCTypes::Vote, &rpc, 0, &option).await
+        self.call(Rpc::Vote, RPCTypes::Vote, &rpc, 0, usize::MAX, &option)
+            .await
     }
 }
 
@@ -312,7 +346,7 @@ mod tests {
 
     use openraft::Vote;
     use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-    use openraft::raft::VoteRequest;
+    use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest};
 
     use super::{APPEND_BUDGET_BYTES, Network, REMOTE_ERROR_PAUSE, entries_hint};
     use crate::replication::partition::PartitionRaft;
@@ -350,19 +384,110 @@ mod tests {
         );
     }
 
+    /// A follower that answers calls over 1 MiB after the timeout (a slow
+    /// flush) and smaller ones at once.
+    struct SlowOnLargeCalls;
+
+    impl crate::replication::transport::GroupHandler for SlowOnLargeCalls {
+        fn handle(
+            &self,
+            _rpc: crate::replication::transport::Rpc,
+            body: bytes::Bytes,
+            payload: bytes::BytesMut,
+        ) -> crate::replication::transport::HandlerFuture {
+            Box::pin(async move {
+                if body.len() + payload.len() > 1 << 20 {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                let answer: Result<AppendEntriesResponse<u64>, openraft::error::RaftError<u64>> =
+                    Ok(AppendEntriesResponse::Success);
+                Ok(bytes::Bytes::from(postcard::to_allocvec(&answer).unwrap()))
+            })
+        }
+    }
+
+    /// Calls that go unanswered within the timeout make the next ones
+    /// smaller until they are answered: a follower whose flush of a full
+    /// call outlasts the heartbeat interval still catches up.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unanswered_calls_shrink_the_next_until_they_are_answered() {
+        use crate::replication::controller::{Command, TypeConfig};
+        use openraft::error::RPCError;
+        use openraft::{Entry, EntryPayload, LogId};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = Transport::new(2, HashMap::new());
+        server
+            .registry
+            .register(GroupId::Controller, std::sync::Arc::new(SlowOnLargeCalls));
+        let _task = serve(listener, server);
+        let client = Transport::new(1, HashMap::from([(2, addr)]));
+        let mut peer = Network::<TypeConfig>::new(client, GroupId::Controller)
+            .new_client(2, &openraft::BasicNode::default())
+            .await;
+        // 40 entries of 100 KB: 4 MB, within the starting budget.
+        let entry = |i: u64| Entry::<TypeConfig> {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), i),
+            payload: EntryPayload::Normal(Command::DeleteTopic {
+                name: "x".repeat(100_000),
+            }),
+        };
+        let option = RPCOption::new(Duration::from_millis(100));
+        let mut count = 40u64;
+        let mut outcomes = Vec::new();
+        for _ in 0..12 {
+            let req = AppendEntriesRequest {
+                vote: Vote::new_committed(1, 1),
+                prev_log_id: None,
+                entries: (1..=count).map(entry).collect(),
+                leader_commit: None,
+            };
+            match peer.append_entries(req, option.clone()).await {
+                Ok(_) => {
+                    outcomes.push(format!("{count} answered"));
+                    break;
+                }
+                Err(RPCError::PayloadTooLarge(h)) => {
+                    outcomes.push(format!("{count} too large"));
+                    count = h.entries_hint();
+                }
+                Err(e) => outcomes.push(format!("{count}: {e}")),
+            }
+        }
+        assert!(
+            outcomes.last().is_some_and(|o| o.ends_with("answered")),
+            "{outcomes:#?}"
+        );
+        assert!(count <= 10, "{outcomes:#?}");
+        assert!(outcomes[0].contains("timeout"), "{outcomes:#?}");
+    }
+
     #[test]
     fn calls_within_the_budget_or_of_one_entry_go_as_they_are() {
-        assert_eq!(entries_hint(0, 0), None);
-        assert_eq!(entries_hint(300, APPEND_BUDGET_BYTES), None);
-        assert_eq!(entries_hint(1, 100 * APPEND_BUDGET_BYTES), None);
+        assert_eq!(entries_hint(0, 0, APPEND_BUDGET_BYTES), None);
+        assert_eq!(
+            entries_hint(300, APPEND_BUDGET_BYTES, APPEND_BUDGET_BYTES),
+            None
+        );
+        assert_eq!(
+            entries_hint(1, 100 * APPEND_BUDGET_BYTES, APPEND_BUDGET_BYTES),
+            None
+        );
     }
 
     #[test]
     fn larger_calls_get_a_hint_that_fits_and_always_shrinks() {
         // 300 entries of 1 MiB: as many as fit in the budget.
-        assert_eq!(entries_hint(300, 300 << 20), Some(4));
+        assert_eq!(entries_hint(300, 300 << 20, APPEND_BUDGET_BYTES), Some(4));
+        // A smaller budget: fewer.
+        assert_eq!(entries_hint(300, 300 << 20, 1 << 20), Some(1));
+        assert_eq!(entries_hint(300, 300 << 19, 1 << 20), Some(2));
         // Two entries over the budget: one.
-        assert_eq!(entries_hint(2, APPEND_BUDGET_BYTES + 1), Some(1));
+        assert_eq!(
+            entries_hint(2, APPEND_BUDGET_BYTES + 1, APPEND_BUDGET_BYTES),
+            Some(1)
+        );
         // Never zero, never the same count again.
         for n in 2..50usize {
             for bytes in [
@@ -370,7 +495,7 @@ mod tests {
                 10 * APPEND_BUDGET_BYTES,
                 usize::MAX,
             ] {
-                let h = entries_hint(n, bytes).unwrap();
+                let h = entries_hint(n, bytes, APPEND_BUDGET_BYTES).unwrap();
                 assert!(h >= 1 && h < n as u64, "{n} entries, {bytes} bytes: {h}");
             }
         }
