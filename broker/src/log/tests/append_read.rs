@@ -139,7 +139,8 @@ fn offset_for_timestamp_reads_inside_compressed_batches() {
     use sluice_protocol::batch::compression::{Codec, compress_batch};
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
-    // Offsets 0..10, timestamps 5000, 5002, …, 5018, one zstd batch.
+    // A plain batch (offsets 0..10, times 0..9), then one zstd batch:
+    // offsets 10..20 at times 5000, 5002, …, 5018.
     let mut plain = batch("z", 10, 50, 0);
     let mut b = sluice_protocol::batch::BatchBuilder::new();
     let values: Vec<String> = (0..10).map(|i| format!("z-{i}")).collect();
