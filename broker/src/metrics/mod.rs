@@ -76,14 +76,20 @@ impl Health {
     }
 
     /// `Ok` when the broker is ready for traffic: recovery done, listeners
-    /// up, no partition offline; otherwise why not. Lock-free (reads each
-    /// partition's offline flag).
+    /// up, in a cluster the controller core running, no partition offline;
+    /// otherwise why not. Lock-free (reads each partition's offline flag).
     pub fn ready(&self) -> Result<(), String> {
         let Some(broker) = self.broker.get() else {
             return Err("recovering the data directory".to_owned());
         };
         if !self.listeners_up.load(Ordering::Acquire) {
             return Err("listeners not up yet".to_owned());
+        }
+        if let Some(why) = broker.cluster.get().and_then(|c| c.core_stopped()) {
+            return Err(format!(
+                "the controller's Raft core is not running ({why}): this node applies no \
+                 metadata change; restart it"
+            ));
         }
         let mut offline = Vec::new();
         for t in broker.topics.list() {
@@ -125,6 +131,63 @@ mod tests {
         assert!(why.contains("listeners"), "{why}");
         health.set_listeners_up();
         assert_eq!(health.ready(), Ok(()));
+        broker.shutdown();
+    }
+
+    struct NoObserver;
+
+    impl crate::replication::controller::MetadataObserver for NoObserver {
+        fn changed(&self, _: u64, _: &crate::replication::controller::MetadataEvent) {}
+    }
+
+    /// A cluster node whose controller core stopped says it is not ready.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn not_ready_once_the_controller_core_stopped() {
+        use crate::replication::config::ClusterConfig;
+        use crate::replication::controller::Cluster;
+
+        let dir = tempfile::tempdir().unwrap();
+        let port = |_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let [listen, raft] = [0, 1].map(port);
+        let config = ClusterConfig::parse(
+            &format!(
+                "[[node]]\nid = 1\nlisten = \"127.0.0.1:{listen}\"\nraft = \"127.0.0.1:{raft}\"\n"
+            ),
+            1,
+        )
+        .unwrap();
+        let data_dir = dir.path().join("data");
+        let broker = Broker::open(BrokerConfig {
+            data_dir: data_dir.clone(),
+            ..BrokerConfig::default()
+        })
+        .unwrap();
+        let cluster = Cluster::start(
+            config,
+            &data_dir,
+            Arc::new(NoObserver),
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        let _ = broker.cluster.set(Arc::clone(&cluster));
+        let health = Health::default();
+        health.set_broker(Arc::clone(&broker));
+        health.set_listeners_up();
+        assert_eq!(health.ready(), Ok(()));
+        assert_eq!(cluster.core_stopped(), None);
+        cluster.raft.shutdown().await.unwrap();
+        let why = health.ready().unwrap_err();
+        assert!(
+            why.contains("controller's Raft core is not running"),
+            "{why}"
+        );
         broker.shutdown();
     }
 }

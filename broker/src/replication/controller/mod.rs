@@ -233,6 +233,18 @@ impl Cluster {
         self.config.local
     }
 
+    /// Why this node's controller core is not running, if it is not: it
+    /// stopped on a fatal error (a storage failure, say), or was shut down.
+    /// While it is stopped the node applies no metadata change.
+    pub fn core_stopped(&self) -> Option<String> {
+        let metrics = self.raft.metrics();
+        if metrics.has_changed().is_err() {
+            return Some("its task has ended".to_owned());
+        }
+        let m = metrics.borrow();
+        m.running_state.as_ref().err().map(ToString::to_string)
+    }
+
     /// The controller leader this node knows of; `None` once this node's
     /// controller core has ended on its own (its last metrics would name a
     /// leader forever).
