@@ -55,4 +55,5 @@ fuzz_target!(|data: &[u8]| {
         offset = slice.next_offset;
     }
     let _ = log.offset_for_timestamp(0);
+    let _ = log.max_timestamp_record();
 });

@@ -1,8 +1,8 @@
-//! ListOffsets through the Kafka listener: earliest, latest and by
-//! timestamp (the first record at or after it, inside its batch, with that
-//! record's timestamp); a timestamp later than every record answers offset
-//! -1 and timestamp -1, as Kafka does (the native protocol answers the
-//! high watermark there instead).
+//! ListOffsets through the Kafka listener: earliest, latest, by timestamp
+//! (the first record at or after it, inside its batch, with that record's
+//! timestamp) and the largest timestamp (v7); a timestamp later than every
+//! record answers offset -1 and timestamp -1, as Kafka does (the native
+//! protocol answers the high watermark there instead).
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use std::net::TcpStream;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use sluice_protocol::batch::{BatchBuilder, NewRecord};
 use sluice_protocol::kafka::list_offsets::{
     EARLIEST, LATEST, ListOffsetsPartition, ListOffsetsRequest, ListOffsetsResponse,
-    ListOffsetsTopic,
+    ListOffsetsTopic, MAX_TIMESTAMP,
 };
 use sluice_protocol::wire::list_offsets::{self as native, OffsetSpec};
 use sluice_protocol::wire::produce::Acks;
@@ -55,7 +55,7 @@ async fn a_timestamp_after_every_record_answers_minus_one_on_the_kafka_port() {
             isolation_level: 0,
             topics: vec![ListOffsetsTopic {
                 name: "lo".to_owned(),
-                partitions: [EARLIEST, LATEST, 0, t + 3, t + 10, FUTURE]
+                partitions: [EARLIEST, LATEST, 0, t + 3, t + 10, FUTURE, MAX_TIMESTAMP]
                     .into_iter()
                     .map(|timestamp| ListOffsetsPartition {
                         partition_index: 0,
@@ -79,11 +79,34 @@ async fn a_timestamp_after_every_record_answers_minus_one_on_the_kafka_port() {
                 (0, 0, t),
                 (0, 1, t + 5),
                 (0, 2, t + 10),
-                (0, -1, -1)
+                (0, -1, -1),
+                // The largest timestamp (KIP-734) is a v7 query.
+                if version >= 7 {
+                    (0, 2, t + 10)
+                } else {
+                    (35, -1, -1)
+                }
             ],
             "v{version}"
         );
     }
+    // The largest timestamp of a partition with no records: -1, as in Kafka.
+    create_topic(&mut c, "lo-empty", 1, TopicConfig::default()).await;
+    let mut req = ListOffsetsRequest {
+        replica_id: -1,
+        isolation_level: 0,
+        topics: vec![ListOffsetsTopic {
+            name: "lo-empty".to_owned(),
+            partitions: vec![ListOffsetsPartition {
+                partition_index: 0,
+                current_leader_epoch: -1,
+                timestamp: MAX_TIMESTAMP,
+            }],
+        }],
+    };
+    let r: ListOffsetsResponse = call(&mut s, 7, &mut req);
+    let p = &r.topics[0].partitions[0];
+    assert_eq!((p.error_code, p.offset, p.timestamp), (0, -1, -1));
 
     // The native protocol answers the high watermark for the same query.
     let r = c

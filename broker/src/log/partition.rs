@@ -998,6 +998,59 @@ impl PartitionLog {
         }
     }
 
+    /// The first visible record with the largest timestamp of the visible
+    /// records (Kafka's ListOffsets `-3`), or `None` when no record is
+    /// visible. Sealed segments and a wholly visible active segment know
+    /// their largest timestamp; a segment the high watermark cuts takes it
+    /// from its time index up to the last offset index point below the
+    /// high watermark and scans the batch headers from there (at most about
+    /// one index interval). The record is then found as
+    /// [`PartitionLog::offset_for_timestamp`] finds one.
+    pub fn max_timestamp_record(&self) -> Result<Option<TimestampMatch>, LogError> {
+        let (mut best, partial) = {
+            let state = self.state.lock();
+            let hw = self.visible_end(&state);
+            let mut best: Option<i64> = None;
+            let mut partial = None;
+            for seg in &state.segments {
+                if seg.base_offset() > hw.segment_base {
+                    break;
+                }
+                let whole = seg.base_offset() < hw.segment_base || hw.position >= seg.size();
+                if whole {
+                    best = best.max(seg.max_timestamp());
+                } else {
+                    let entry = seg.offset_index().lookup(hw.offset);
+                    let prefix = seg
+                        .time_index()
+                        .last_at_or_before(entry.offset)
+                        .map(|e| e.timestamp);
+                    best = best.max(prefix);
+                    partial = Some((seg.file()?, u64::from(entry.position), hw.position));
+                }
+                if seg.base_offset() >= hw.segment_base {
+                    break;
+                }
+            }
+            (best, partial)
+        };
+        if let Some((file, mut position, limit)) = partial {
+            while position < limit {
+                let h = super::segment::read_header(&*file, position, limit)
+                    .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
+                let Some(h) = h else {
+                    break;
+                };
+                best = best.max(Some(h.max_timestamp));
+                position += h.total_len() as u64;
+            }
+        }
+        match best {
+            Some(t) => self.offset_for_timestamp(t),
+            None => Ok(None),
+        }
+    }
+
     /// The first visible record whose timestamp is `>= timestamp`, or
     /// `None` when every visible record is older. Uses the time index to
     /// skip, scans batch headers to the first batch whose largest timestamp

@@ -141,6 +141,16 @@ impl TimeIndex {
             .map_or(self.base_offset, |e| e.offset)
     }
 
+    /// The last entry whose offset is at most `offset`: its timestamp is
+    /// the largest of the records below its offset (entries are written at
+    /// offset index points whenever that largest timestamp grew).
+    pub(crate) fn last_at_or_before(&self, offset: u64) -> Option<TimeEntry> {
+        let n = partition_point(self.file.len(), |i| {
+            self.get(i).is_some_and(|e| e.offset <= offset)
+        });
+        n.checked_sub(1).and_then(|i| self.get(i))
+    }
+
     /// Drops the entries for offsets at or after `offset` (a truncation of
     /// the log to `offset`).
     pub(crate) fn truncate_to(&mut self, offset: u64) {

@@ -68,9 +68,12 @@ pub enum OffsetQuery {
     Earliest,
     /// The high watermark.
     Latest,
-    /// The first offset whose batch holds a record at or after this
-    /// timestamp (ms since the epoch); the high watermark if none.
+    /// The first record at or after this timestamp (ms since the epoch);
+    /// the high watermark if none.
     Timestamp(i64),
+    /// The first record with the largest timestamp; the high watermark
+    /// (with `past_end`) when the partition holds no visible record.
+    MaxTimestamp,
 }
 
 /// One offset look-up.
@@ -96,10 +99,12 @@ pub struct OffsetFound {
     /// The offset (0 on error).
     pub offset: u64,
     /// True when a [`OffsetQuery::Timestamp`] look-up found no record at or
-    /// after the timestamp (`offset` is then the high watermark).
+    /// after the timestamp, or a [`OffsetQuery::MaxTimestamp`] one no
+    /// record at all (`offset` is then the high watermark).
     pub past_end: bool,
-    /// The record a [`OffsetQuery::Timestamp`] look-up found: its timestamp
-    /// and its batch's partition leader epoch (`None` for other queries).
+    /// The record a [`OffsetQuery::Timestamp`] or
+    /// [`OffsetQuery::MaxTimestamp`] look-up found: its timestamp and its
+    /// batch's partition leader epoch (`None` for other queries).
     pub found: Option<(i64, i32)>,
 }
 
@@ -389,23 +394,24 @@ impl Service {
                     let mut found = None;
                     let result = svc.led_partition(&l.topic, l.partition).and_then(|part| {
                         let log = &part.log;
-                        match l.query {
-                            OffsetQuery::Earliest => Ok(log.log_start_offset()),
-                            OffsetQuery::Latest => Ok(log.high_watermark()),
-                            OffsetQuery::Timestamp(ts) => log
-                                .offset_for_timestamp(ts)
-                                .map(|m| match m {
-                                    Some(m) => {
-                                        found = Some((m.timestamp, m.leader_epoch));
-                                        m.offset
-                                    }
-                                    None => {
-                                        past_end = true;
-                                        log.high_watermark()
-                                    }
-                                })
-                                .map_err(|e| log_error_code(&e)),
-                        }
+                        let record = match l.query {
+                            OffsetQuery::Earliest => return Ok(log.log_start_offset()),
+                            OffsetQuery::Latest => return Ok(log.high_watermark()),
+                            OffsetQuery::Timestamp(ts) => log.offset_for_timestamp(ts),
+                            OffsetQuery::MaxTimestamp => log.max_timestamp_record(),
+                        };
+                        record
+                            .map(|m| match m {
+                                Some(m) => {
+                                    found = Some((m.timestamp, m.leader_epoch));
+                                    m.offset
+                                }
+                                None => {
+                                    past_end = true;
+                                    log.high_watermark()
+                                }
+                            })
+                            .map_err(|e| log_error_code(&e))
                     });
                     let (error_code, offset) = match result {
                         Ok(o) => (ErrorCode::None, o),

@@ -134,6 +134,56 @@ fn offset_for_timestamp_finds_the_first_record_reaching_it() {
 }
 
 #[test]
+fn max_timestamp_record_is_the_first_visible_record_with_the_largest_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let max = |log: &PartitionLog| {
+        log.max_timestamp_record()
+            .unwrap()
+            .map(|m| (m.offset, m.timestamp))
+    };
+    assert_eq!(max(&log), None);
+    // Batch i: offsets 2i and 2i + 1 at times t and t + 1, t = 1000 + 10i,
+    // except batches 30 and 80 at 8999 and 9000 (a tie: the first wins).
+    for i in 0..100i64 {
+        let t = if i == 30 || i == 80 {
+            8_999
+        } else {
+            1_000 + 10 * i
+        };
+        log.append(&mut batch("m", 2, 200, t)).unwrap();
+    }
+    assert!(
+        log.segment_count() > 2,
+        "the maximum sits in a sealed segment"
+    );
+    assert_eq!(max(&log), Some((61, 9_000)));
+
+    // A high watermark that cuts the active segment: only what it covers
+    // counts, even where the time index knows of later, larger times.
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    // The high watermark is set from outside from now on (a replica's).
+    log.set_high_watermark(0).unwrap();
+    for i in 0..60i64 {
+        log.append(&mut batch("h", 2, 200, 1_000 + 10 * i)).unwrap();
+    }
+    assert_eq!(max(&log), None);
+    let active_base = log.state.lock().active().base_offset();
+    assert!(log.next_offset() - active_base >= 20, "{active_base}");
+    // Rounded down to the batch boundary: offsets below active_base + 16
+    // are visible, the last in batch (active_base + 14) / 2.
+    assert_eq!(
+        log.set_high_watermark(active_base + 17).unwrap(),
+        active_base + 16
+    );
+    let t = 1_000 + 10 * ((active_base + 14) / 2) as i64 + 1;
+    assert_eq!(max(&log), Some((active_base + 15, t)));
+    log.set_high_watermark(log.next_offset()).unwrap();
+    assert_eq!(max(&log), Some((119, 1_591)));
+}
+
+#[test]
 fn offset_for_timestamp_reads_inside_compressed_batches() {
     use sluice_protocol::batch::Compression;
     use sluice_protocol::batch::compression::{Codec, compress_batch};

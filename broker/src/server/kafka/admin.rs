@@ -13,7 +13,7 @@ use sluice_protocol::kafka::admin::{
 use sluice_protocol::kafka::error_code::{KafkaCode, code, to_kafka};
 use sluice_protocol::kafka::list_offsets::{
     EARLIEST, LATEST, ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse,
-    ListOffsetsTopicResponse,
+    ListOffsetsTopicResponse, MAX_TIMESTAMP,
 };
 use sluice_protocol::kafka::metadata::{
     MetadataBroker, MetadataPartition, MetadataRequest, MetadataResponse, MetadataTopic,
@@ -137,13 +137,18 @@ pub(super) fn metadata(conn: &Conn, r: MetadataRequest) -> MetadataResponse {
     }
 }
 
-/// ListOffsets: earliest (-2), latest (-1) or by timestamp (the first
+/// ListOffsets: earliest (-2), latest (-1), by timestamp (the first
 /// record at or after it, with its timestamp and its batch's leader
-/// epoch); as in Kafka, a timestamp later than every record answers offset
-/// -1 and timestamp -1.
-/// The largest timestamp (-3) is not served (`UNSUPPORTED_VERSION` for the
-/// partition).
-pub(super) async fn list_offsets(conn: &Conn, r: ListOffsetsRequest) -> ListOffsetsResponse {
+/// epoch) or, from v7, the largest timestamp (-3: the first record with
+/// it); as in Kafka, a timestamp later than every record, or -3 on an
+/// empty partition, answers offset -1 and timestamp -1. Other negative
+/// timestamps, and -3 before v7, get `UNSUPPORTED_VERSION` for the
+/// partition.
+pub(super) async fn list_offsets(
+    conn: &Conn,
+    r: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
     let mut lookups = Vec::new();
     let mut local: Vec<Option<KafkaCode>> = Vec::new();
     for t in &r.topics {
@@ -151,6 +156,7 @@ pub(super) async fn list_offsets(conn: &Conn, r: ListOffsetsRequest) -> ListOffs
             let query = match p.timestamp {
                 EARLIEST => Some(OffsetQuery::Earliest),
                 LATEST => Some(OffsetQuery::Latest),
+                MAX_TIMESTAMP if version >= 7 => Some(OffsetQuery::MaxTimestamp),
                 ts if ts >= 0 => Some(OffsetQuery::Timestamp(ts)),
                 _ => None,
             };

@@ -102,7 +102,7 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
         }
         ApiKey::ListOffsets => {
             let r = decode_or_close(conn, req, body)?;
-            let resp = admin::list_offsets(conn, r).await;
+            let resp = admin::list_offsets(conn, r, req.version).await;
             respond(conn, req, resp).await
         }
         ApiKey::OffsetCommit => {
