@@ -126,6 +126,33 @@ def txn(bootstrap):
     return {"error": err, "seconds": time.time() - start}
 
 
+def list_offsets(bootstrap, topic):
+    """Five records in one lingered batch at +0, +50, +20, +90 and +10 ms,
+    then the AdminClient's offsets: earliest, latest, the largest timestamp,
+    and by timestamp (+30 ms). Timestamps are answered relative to +0."""
+    from confluent_kafka import Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, OffsetSpec
+
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 200})
+    now = int(time.time() * 1000)
+    for i, d in enumerate([0, 50, 20, 90, 10]):
+        p.produce(topic, value=f"v{i}".encode(), partition=0, timestamp=now + d)
+    if p.flush(20):
+        raise SystemExit("records not delivered")
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    tp = TopicPartition(topic, 0)
+    out = {}
+    for name, spec in [
+        ("earliest", OffsetSpec.earliest()),
+        ("latest", OffsetSpec.latest()),
+        ("max_timestamp", OffsetSpec.max_timestamp()),
+        ("at_plus_30", OffsetSpec.for_timestamp(now + 30)),
+    ]:
+        r = a.list_offsets({tp: spec})[tp].result(timeout=20)
+        out[name] = [r.offset, r.timestamp - now if r.timestamp >= 0 else r.timestamp]
+    return out
+
+
 def kp_produce(bootstrap, topic, n):
     from kafka import KafkaProducer
 
@@ -555,6 +582,8 @@ def main(argv):
         r = admin(argv[2], argv[3])
     elif s == "produce":
         r = produce(argv[2], argv[3], argv[4], int(argv[5]))
+    elif s == "list-offsets":
+        r = list_offsets(argv[2], argv[3])
     elif s == "txn":
         r = txn(argv[2])
     elif s == "kp-produce":

@@ -92,6 +92,23 @@ async fn confluent_admin_client_creates_and_deletes_topics() {
     assert!(topics.topics.iter().all(|t| t.name != "made-by-admin"));
 }
 
+/// confluent-kafka's AdminClient `list_offsets`: by timestamp it gets the
+/// record inside a lingered batch, with its timestamp, and the largest
+/// timestamp (-3) the record that holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_client_finds_records_by_time_inside_a_batch() {
+    let Some(py) = python() else { return };
+    let b = TestBroker::start();
+    let mut c = b.connect().await;
+    create_topic(&mut c, "by-time", 1, TopicConfig::default()).await;
+    let out = run_clients(&py, &["list-offsets", &kafka_addr(&b), "by-time"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["earliest"], serde_json::json!([0, -1]), "{out}");
+    assert_eq!(v["latest"], serde_json::json!([5, -1]), "{out}");
+    assert_eq!(v["max_timestamp"], serde_json::json!([3, 90]), "{out}");
+    assert_eq!(v["at_plus_30"], serde_json::json!([1, 50]), "{out}");
+}
+
 /// Transactions are not served: a transactional producer learns so at once
 /// from FindCoordinator, with a fatal error carrying the broker's message,
 /// instead of retrying until its own timeout.
