@@ -220,12 +220,10 @@ impl TestCluster {
     fn no_leader(&self, ids: &[u64], timeout: Duration, seen: &[Option<u64>]) -> String {
         let mut out = format!("{NO_LEADER} among {ids:?} within {timeout:?}: {seen:?}");
         for &id in ids {
-            let log = self.node(id).log();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
             out.push_str(&format!(
                 "\n--- node {id}: /cluster {:?}\n{}",
                 self.status(id),
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                self.node(id).log_tail(40)
             ));
         }
         out

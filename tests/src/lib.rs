@@ -255,6 +255,13 @@ impl TestBroker {
         std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
     }
 
+    /// The last `n` lines of the log (for failure messages).
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
     /// Process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)

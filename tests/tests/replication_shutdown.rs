@@ -140,10 +140,10 @@ async fn a_sigtermed_replica_restarts_clean_and_loses_nothing_acknowledged() {
         if Instant::now() >= deadline {
             let logs: Vec<String> = (1..=3)
                 .map(|id| {
-                    let log = c.node(id).log();
-                    let tail: Vec<&str> = log.lines().rev().take(60).collect();
-                    let tail: Vec<&str> = tail.into_iter().rev().collect();
-                    format!("--- node {id} (the leader was {leader}, the restarted follower {follower})\n{}", tail.join("\n"))
+                    format!(
+                        "--- node {id} (the leader was {leader}, the restarted follower {follower})\n{}",
+                        c.node(id).log_tail(60)
+                    )
                 })
                 .collect();
             panic!(
