@@ -15,6 +15,17 @@
 //!   appending to a new file — the disk's own synchronous write rate, like
 //!   `dd oflag=dsync`. It stops after [`DSYNC_LIMIT`] if the W5 amount takes
 //!   longer.
+//! - **round trip** (W4): the least a request/response server costs on this
+//!   machine. A client thread sends a request of `--value-len` +
+//!   [`ROUND_TRIP_OVERHEAD`] bytes at W4's `--rate` (blocking socket, paced
+//!   like W4's sender) to a bare echo server — one thread running a tokio
+//!   current-thread runtime, which reads each request whole and writes it
+//!   back — for [`ROUND_TRIP_TIME`]. Reported: the round trips' latency and
+//!   the server thread's CPU per exchange. A W4 record costs the broker two
+//!   such exchanges (the produce request and its answer, the consumer's
+//!   fetch and its response) plus the append, so twice that CPU is a floor
+//!   under W4's broker CPU per record that no broker on this machine goes
+//!   below without fewer requests per record.
 //!
 //! The files go in the directory the broker's data directory is in (the
 //! same file system), and are removed afterwards (unlinking a file also
@@ -35,7 +46,7 @@ use serde_json::json;
 
 use super::bench::Bench;
 use super::broker_proc::CpuTimes;
-use super::report::{Moved, WorkloadResult, params};
+use super::report::{Latency, Moved, WorkloadResult, params};
 
 /// Longest the synchronous-write measurement runs.
 pub const DSYNC_LIMIT: Duration = Duration::from_secs(15);
@@ -66,6 +77,17 @@ pub const SENDFILE: &str = "sendfile";
 pub const RECV_PWRITE: &str = "recv+pwrite";
 /// Variant of the synchronous write row.
 pub const DSYNC: &str = "dsync write";
+/// Variant of the request/response row.
+pub const ROUND_TRIP: &str = "round trip";
+
+/// How long the request/response measurement runs (after its warm-up).
+pub const ROUND_TRIP_TIME: Duration = Duration::from_secs(3);
+/// Exchanges sent before the request/response measurement starts recording.
+const ROUND_TRIP_WARMUP: u64 = 1_000;
+/// Bytes a round-trip request carries beyond one record value: about what
+/// a W4 produce request adds around its record (frame, request and batch
+/// headers).
+pub const ROUND_TRIP_OVERHEAD: usize = 128;
 
 /// One measured limit.
 #[derive(Debug, Clone, Copy)]
@@ -103,6 +125,13 @@ fn thread_cpu() -> CpuTimes {
             })
         })
         .unwrap_or_default()
+}
+
+/// CPU seconds of the calling thread, to the nanosecond.
+fn thread_cpu_precise() -> anyhow::Result<f64> {
+    use nix::time::{ClockId, clock_gettime};
+    let t = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).context("thread CPU clock")?;
+    Ok(t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
 }
 
 /// A file of `total` bytes of pattern in `dir`, written in 1 MiB pieces
@@ -280,6 +309,143 @@ pub fn dsync_limit(dir: &Path, total: u64, chunk: usize) -> anyhow::Result<Limit
     })
 }
 
+/// What the request/response measurement saw.
+#[derive(Debug, Clone)]
+pub struct RoundTrip {
+    /// Exchanges recorded (after the warm-up).
+    pub exchanges: u64,
+    /// Bytes of each request (and of each response).
+    pub size: usize,
+    /// Seconds the recorded exchanges took.
+    pub seconds: f64,
+    /// Round-trip times, from each request's write to its whole response.
+    pub latency: Latency,
+    /// CPU seconds of the echo server's thread over the recorded
+    /// exchanges (`CLOCK_THREAD_CPUTIME_ID`, not 10 ms ticks).
+    pub server_cpu_s: f64,
+}
+
+impl RoundTrip {
+    /// The echo server's CPU per exchange, in µs.
+    pub fn server_cpu_us_per_exchange(&self) -> f64 {
+        if self.exchanges == 0 {
+            return 0.0;
+        }
+        self.server_cpu_s * 1e6 / self.exchanges as f64
+    }
+}
+
+/// Request/response round trips of `size` bytes each way over loopback, at
+/// `rate` per second for `time` (after [`ROUND_TRIP_WARMUP`] unrecorded
+/// ones), against an echo server on a tokio current-thread runtime of its
+/// own thread.
+pub fn round_trip_limit(size: usize, rate: u64, time: Duration) -> anyhow::Result<RoundTrip> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let size = size.max(1);
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+    let recorded = ((time.as_secs_f64() * rate.max(1) as f64) as u64).max(1);
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    listener.set_nonblocking(true)?;
+    // The server's thread CPU is read when the client says the recorded
+    // part starts (one byte on a channel) and when the connection ends.
+    let (start_tx, start_rx) = std::sync::mpsc::channel::<()>();
+    let server = std::thread::spawn(move || -> anyhow::Result<f64> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let (mut conn, _) = listener.accept().await?;
+            conn.set_nodelay(true)?;
+            let mut buf = vec![0u8; size];
+            let mut cpu = None;
+            loop {
+                match conn.read_exact(&mut buf).await {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                    Err(e) => return Err(e.into()),
+                }
+                if cpu.is_none() && start_rx.try_recv().is_ok() {
+                    cpu = Some(thread_cpu_precise()?);
+                }
+                conn.write_all(&buf).await?;
+            }
+            let end = thread_cpu_precise()?;
+            Ok(end - cpu.unwrap_or(end))
+        })
+    });
+    let mut sock = TcpStream::connect(addr)?;
+    sock.set_nodelay(true)?;
+    let mut request = vec![0u8; size];
+    crate::XorShift::new(13).fill(&mut request);
+    let mut response = vec![0u8; size];
+    let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+    let mut started = Instant::now();
+    let mut next = Instant::now();
+    for i in 0..ROUND_TRIP_WARMUP + recorded {
+        if i == ROUND_TRIP_WARMUP {
+            // Before this request is written: the server reads the signal
+            // after reading it, so its CPU counts exactly the recorded ones.
+            let _ = start_tx.send(());
+            started = Instant::now();
+        }
+        next += interval;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let sent = Instant::now();
+        sock.write_all(&request)?;
+        sock.read_exact(&mut response)?;
+        if i >= ROUND_TRIP_WARMUP {
+            hist.saturating_record(sent.elapsed().as_nanos().max(1) as u64);
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    drop(sock);
+    let server_cpu_s = server
+        .join()
+        .map_err(|_| anyhow::anyhow!("echo server panicked"))??;
+    if response != request {
+        bail!("the echo server answered other bytes than were sent");
+    }
+    Ok(RoundTrip {
+        exchanges: recorded,
+        size,
+        seconds,
+        latency: Latency::from_histogram(&hist),
+        server_cpu_s,
+    })
+}
+
+fn round_trip_row(rt: &RoundTrip, rate: u64) -> WorkloadResult {
+    let moved = Moved {
+        records: rt.exchanges,
+        value_bytes: rt.exchanges * rt.size as u64,
+        batch_bytes: rt.exchanges * rt.size as u64,
+    };
+    let mut r = WorkloadResult::new(
+        ID,
+        ROUND_TRIP,
+        params(&[
+            ("request_bytes", json!(rt.size)),
+            ("response_bytes", json!(rt.size)),
+            ("rate", json!(rate)),
+            ("server", json!("echo, tokio current-thread runtime")),
+        ]),
+        moved,
+        rt.seconds,
+        CpuTimes::default(),
+    );
+    r.latency = Some(rt.latency.clone());
+    r.detail(
+        "server_cpu_us_per_exchange",
+        rt.server_cpu_us_per_exchange(),
+    );
+    r
+}
+
 fn row(variant: &str, limit: &Limit, chunk: usize, total: u64, dir: &Path) -> WorkloadResult {
     let moved = Moved {
         records: 0,
@@ -325,9 +491,14 @@ pub fn run(bench: &mut Bench) -> anyhow::Result<()> {
     let w = best_of(|| recv_pwrite_limit(&dir, total, batch))?;
     eprintln!("baseline: O_DSYNC writes");
     let d = dsync_limit(&dir, total, batch)?;
+    eprintln!("baseline: request/response round trips");
+    let rate = o.rate;
+    let size = o.value_len.unwrap_or(1024) + ROUND_TRIP_OVERHEAD;
+    let rt = round_trip_limit(size, rate, ROUND_TRIP_TIME)?;
     bench.results.push(row(SENDFILE, &s, fetch, total, &dir));
     bench.results.push(row(RECV_PWRITE, &w, batch, total, &dir));
     bench.results.push(row(DSYNC, &d, batch, total, &dir));
+    bench.results.push(round_trip_row(&rt, rate));
     Ok(())
 }
 
@@ -354,7 +525,9 @@ pub fn batch_mb_per_sec(r: &WorkloadResult) -> f64 {
 }
 
 /// Records on every W1/W2/W5/W6 row its ratio to its limit (details
-/// `baseline`, `baseline_mb_per_sec`, `of_baseline`), when the run measured
+/// `baseline`, `baseline_mb_per_sec`, `of_baseline`), and on every W4 row
+/// the CPU floor of its two exchanges per record (`round_trip_floor_cpu_us`,
+/// twice the bare echo server's CPU per exchange), when the run measured
 /// baselines.
 pub fn attach_ratios(results: &mut [WorkloadResult]) {
     let limits: Vec<(String, f64)> = results
@@ -362,7 +535,16 @@ pub fn attach_ratios(results: &mut [WorkloadResult]) {
         .filter(|r| r.workload == ID)
         .map(|r| (r.variant.clone(), r.mb_per_sec))
         .collect();
+    let round_trip_cpu = results
+        .iter()
+        .find(|r| r.workload == ID && r.variant == ROUND_TRIP)
+        .and_then(|r| r.details.get("server_cpu_us_per_exchange"))
+        .and_then(serde_json::Value::as_f64);
     for r in results.iter_mut() {
+        if let (Some(us), true) = (round_trip_cpu, r.workload == "W4") {
+            // A W4 record: the produce exchange and the fetch exchange.
+            r.detail("round_trip_floor_cpu_us", 2.0 * us);
+        }
         let Some(name) = limit_for(&r.workload) else {
             continue;
         };
@@ -396,5 +578,17 @@ mod tests {
         assert_eq!(d.bytes, 2 << 20);
         // Every file is gone afterwards.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn round_trips_are_paced_and_counted() {
+        let rt = round_trip_limit(1_000, 2_000, Duration::from_millis(250)).unwrap();
+        assert_eq!(rt.exchanges, 500);
+        assert_eq!(rt.size, 1_000);
+        assert_eq!(rt.latency.count, 500);
+        // Paced at 2,000 a second: 500 take about a quarter of a second.
+        assert!(rt.seconds >= 0.24, "{} s", rt.seconds);
+        assert!(rt.latency.p50_us > 0.0 && rt.latency.p50_us <= rt.latency.max_us);
+        assert!(rt.server_cpu_us_per_exchange() >= 0.0);
     }
 }

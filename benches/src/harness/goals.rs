@@ -166,9 +166,14 @@ fn judge(r: &WorkloadResult, results: &[WorkloadResult]) -> Vec<Goal> {
                 judged(l.p999_us <= 1000.0),
             ));
             if let Some(us) = detail(r, "broker_cpu_us_per_record") {
+                // With --baseline: the floor of two bare request/response
+                // exchanges on this machine, beside the figure.
+                let floor = detail(r, "round_trip_floor_cpu_us")
+                    .map(|f| format!("; floor {f:.1} µs = 2 bare round trips (--baseline)"))
+                    .unwrap_or_default();
                 goals.push(goal(
                     "alone: broker CPU ≤ 15 µs per record",
-                    format!("{us:.1} µs per record{why}"),
+                    format!("{us:.1} µs per record{why}{floor}"),
                     judged(us <= 15.0),
                 ));
             }
@@ -358,6 +363,34 @@ mod tests {
             verdict(after, "after W1/W3 (--workload all): no stall"),
             Some(false)
         );
+    }
+
+    #[test]
+    fn w4_cpu_is_shown_beside_the_round_trip_floor() {
+        let mut base = row(baseline::ID, baseline::ROUND_TRIP, 1 << 20, 1.0);
+        base.detail("server_cpu_us_per_exchange", 9.5);
+        let mut w4 = row("W4", "tail", 1 << 20, 1.0);
+        w4.latency = Some(Latency::default());
+        w4.detail("broker_cpu_us_per_record", 40.0);
+        let mut without = vec![w4.clone()];
+        let mut results = vec![base, w4];
+        judge_all(&mut results);
+        judge_all(&mut without);
+        let cpu = |r: &WorkloadResult| {
+            r.goals
+                .iter()
+                .find(|g| g.goal.starts_with("alone: broker CPU"))
+                .map(|g| (g.measured.clone(), g.met))
+                .unwrap()
+        };
+        assert_eq!(
+            cpu(&results[1]),
+            (
+                "40.0 µs per record; floor 19.0 µs = 2 bare round trips (--baseline)".into(),
+                Some(false)
+            )
+        );
+        assert_eq!(cpu(&without[0]), ("40.0 µs per record".into(), Some(false)));
     }
 
     #[test]
