@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use nix::sys::signal::{Signal, kill};
@@ -265,6 +265,27 @@ impl TestBroker {
     /// Process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends SIGSTOP and returns once every thread of the broker is
+    /// stopped (`kill` only queues the signal: a busy thread may serve a
+    /// few more requests before it stops). Panics after 10 s.
+    pub fn pause(&self) {
+        let pid = self.pid();
+        kill(Pid::from_raw(pid as i32), Signal::SIGSTOP).expect("SIGSTOP");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if all_threads_stopped(pid) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "broker {pid} did not stop");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Sends SIGCONT (after [`TestBroker::pause`]).
+    pub fn resume(&self) {
+        kill(Pid::from_raw(self.pid() as i32), Signal::SIGCONT).expect("SIGCONT");
     }
 
     /// Sends SIGTERM and waits for a clean exit; panics if it fails.
@@ -522,4 +543,27 @@ pub async fn read_partition(
         }
         out.extend(got);
     }
+}
+
+/// Whether every thread of process `pid` is stopped (state `T` in
+/// `/proc/<pid>/task/*/stat`).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    let mut any = false;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue; // a thread that just exited
+        };
+        // The state follows the command name's closing parenthesis.
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        if state != Some("T") {
+            return false;
+        }
+        any = true;
+    }
+    any
 }
