@@ -4,8 +4,9 @@
 //! the page cache with `posix_fadvise(DONTNEED)`. Then W4 runs twice: alone
 //! (the baseline) and while a lagging consumer reads the cold topic from
 //! offset 0 as fast as it can (dropping it from the cache again after each
-//! pass, so that it stays cold for the whole run). The result is the second run, with the
-//! baseline's percentiles and the p99 ratio beside it.
+//! pass, so that it stays cold for the whole run), on a thread and runtime
+//! of its own like another client process. The result is the second run,
+//! with the baseline's percentiles and the p99 ratio beside it.
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -112,6 +113,48 @@ async fn cold_reader(
     }
 }
 
+/// The lagging reader, on a thread and tokio runtime of its own, as another
+/// client process would be: sharing the harness's runtime, its turns
+/// (walking an 8 MiB fetch response) would hold up the W4 producer's and
+/// consumer's tasks on the same worker, and W7 would measure the harness
+/// rather than the broker.
+struct ColdReader {
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<anyhow::Result<()>>,
+}
+
+impl ColdReader {
+    fn start(
+        reader: impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    ) -> anyhow::Result<Self> {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let thread = std::thread::Builder::new()
+            .name("w7-cold-reader".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    tokio::select! {
+                        r = reader => r,
+                        _ = stopped => Ok(()),
+                    }
+                })
+            })?;
+        Ok(Self { stop, thread })
+    }
+
+    /// Stops the reader (if it is still reading) and returns its error, if
+    /// it failed.
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        let thread = self.thread;
+        tokio::task::spawn_blocking(move || thread.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the cold reader's thread panicked"))?
+    }
+}
+
 /// W7.
 pub async fn w7(bench: &mut Bench) -> anyhow::Result<()> {
     let spec = spec(bench);
@@ -162,24 +205,20 @@ pub async fn w7(bench: &mut Bench) -> anyhow::Result<()> {
     let produced = bench.counter("produce_bytes").await;
     let cold_meter = Meter::new();
     let passes = Arc::new(AtomicU32::new(0));
-    let reader = tokio::spawn(cold_reader(
+    let reader = ColdReader::start(cold_reader(
         addr,
         cold_topic.clone(),
         p.clone(),
         cold_meter.clone(),
         partition_dir.clone(),
         Arc::clone(&passes),
-    ));
+    ))?;
     let started = Instant::now();
     let (run, secs, cpu) =
         measured(bench, run_latency(addr, &tail_topic, &spec, "W7 cold")).await?;
     let read_for = started.elapsed();
     let cold_read = cold_meter.get();
-    if reader.is_finished() {
-        reader.await??;
-    } else {
-        reader.abort();
-    }
+    reader.stop().await?;
     let passes = f64::from(passes.load(Ordering::Relaxed)) + {
         let whole = p.value_bytes().max(1) as f64;
         (cold_read as f64 % whole) / whole
