@@ -16,12 +16,19 @@
 //!   (`MADV_POPULATE_READ`, or `pread` where that is missing) before the
 //!   `sendfile`. A page evicted between the read-in and the send is still
 //!   read on the reactor; hot ranges are not probed.
+//! - A response with at least [`offload::MIN_COLD_BYTES`] of records outside
+//!   the hot tail, while another client connection is open, is sent from a
+//!   blocking-pool thread instead ([`offload`]): a catch-up reader then
+//!   shares the CPUs with the tailing connections by the kernel's
+//!   scheduler, not by taking turns on their reactor.
 
 use std::io;
 use std::os::fd::AsRawFd;
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
+
+mod offload;
 
 use crate::config::FetchPath;
 use crate::service::fetch::{Chunk, FileRange};
@@ -44,6 +51,9 @@ pub async fn send(
     path: FetchPath,
     stats: &Stats,
 ) -> io::Result<()> {
+    if matches!(path, FetchPath::Sendfile) && offload::worth_it(chunks, stats) {
+        return offload::send(stream, chunks, stats).await;
+    }
     let mut since_yield = 0u64;
     let mut copy_buf = Vec::new();
     for (i, chunk) in chunks.iter().enumerate() {
