@@ -14,7 +14,8 @@
 //! to 64 MiB/s, so that a reactor waiting for them shows whatever the
 //! machine's disk. The test asserts the
 //! largest round trip seen while the cold reader ran stays below
-//! [`MAX_PING`], and that the reader got every record.
+//! [`MAX_PING`], that the reader got every record, and that the cold
+//! responses were sent off the reactor (`offloaded_sends`).
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
@@ -211,6 +212,19 @@ async fn a_cold_read_does_not_stall_other_clients() {
     let rtts = ping.join().unwrap();
     drop(slow);
     assert_eq!(next, records);
+    // With the pinger's and the producer's connections open, the cold
+    // responses were sent from a blocking thread, not the reactor.
+    let stats = conn.stats().await.unwrap();
+    let offloaded = stats
+        .counters
+        .iter()
+        .find(|c| c.name == "offloaded_sends")
+        .map_or(0, |c| c.value);
+    assert!(
+        offloaded >= 4,
+        "{offloaded} offloaded sends for {} MiB",
+        dropped >> 20
+    );
 
     let max = rtts.iter().max().copied().unwrap_or_default();
     let mut sorted = rtts.clone();

@@ -304,6 +304,11 @@ fn encode_broker(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std
         load(&s.cold_bytes),
     )?;
     f.counter(
+        "sluice_offloaded_sends",
+        "Fetch responses sent from a blocking thread instead of the reactor (catch-up reads while other connections are open).",
+        load(&s.offloaded_sends),
+    )?;
+    f.counter(
         "sluice_bad_requests",
         "Requests answered with a frame-level error or dropped as malformed.",
         load(&s.bad_requests),

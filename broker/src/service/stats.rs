@@ -89,6 +89,9 @@ pub struct Stats {
     pub response_sends: AtomicU64,
     /// Bytes of the cold ranges counted in `cold_reads`.
     pub cold_bytes: AtomicU64,
+    /// Fetch responses sent from a blocking-pool thread instead of the
+    /// reactor (catch-up reads while other connections are open).
+    pub offloaded_sends: AtomicU64,
     /// Per API (slot [`ApiStats::slot`]): requests, errors, latency.
     pub apis: [ApiStats; API_SLOTS],
     /// Microseconds the broker took to open its data directory (recovery
@@ -142,6 +145,7 @@ impl Stats {
                 ),
                 c("cold_bytes", &self.cold_bytes),
                 c("response_sends", &self.response_sends),
+                c("offloaded_sends", &self.offloaded_sends),
             ],
         }
     }

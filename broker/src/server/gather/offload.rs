@@ -106,6 +106,7 @@ pub(super) async fn send(
     let sent = tokio::task::spawn_blocking(move || send_pieces(&fd, &pieces, &abandoned))
         .await
         .map_err(io::Error::other)??;
+    Stats::add(&stats.offloaded_sends, 1);
     Stats::add(&stats.fetch_bytes_sendfile, sent.sendfile_bytes);
     Stats::add(&stats.cold_reads, sent.cold_reads);
     Stats::add(&stats.cold_bytes, sent.cold_bytes);
@@ -306,6 +307,7 @@ mod tests {
             stats.fetch_bytes_sendfile.load(Ordering::Relaxed),
             300_000 + 299_993
         );
+        assert_eq!(stats.offloaded_sends.load(Ordering::Relaxed), 1);
     }
 
     /// A send abandoned while the peer reads nothing (the caller's write
