@@ -18,7 +18,8 @@
 //!   read on the reactor; hot ranges are not probed.
 //! - A response with at least [`offload::MIN_COLD_BYTES`] of records outside
 //!   the hot tail, while another client connection is open, is sent from a
-//!   blocking-pool thread instead ([`offload`]): a catch-up reader then
+//!   blocking-pool thread instead ([`offload`], at most
+//!   [`offload::MAX_IN_FLIGHT`] at once): a catch-up reader then
 //!   shares the CPUs with the tailing connections by the kernel's
 //!   scheduler, not by taking turns on their reactor.
 
@@ -51,8 +52,10 @@ pub async fn send(
     path: FetchPath,
     stats: &Stats,
 ) -> io::Result<()> {
-    if matches!(path, FetchPath::Sendfile) && offload::worth_it(chunks, stats) {
-        return offload::send(stream, chunks, stats).await;
+    if matches!(path, FetchPath::Sendfile) {
+        if let Some(slot) = offload::slot_for(chunks, stats) {
+            return offload::send(stream, chunks, stats, slot).await;
+        }
     }
     let mut since_yield = 0u64;
     let mut copy_buf = Vec::new();

@@ -21,7 +21,7 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -40,15 +40,49 @@ pub(super) const MIN_COLD_BYTES: u64 = 256 << 10;
 /// abandoned.
 const POLL_SLICE_MS: u16 = 50;
 
+/// Most responses sent from blocking threads at once (in this process).
+/// Each holds a blocking-pool thread until its last byte is in the socket,
+/// however slowly the client reads; the cap keeps slow catch-up readers
+/// from taking the pool's threads (512 by default) from appends and
+/// flushes. Over it, responses are sent on the reactor as before.
+pub(super) const MAX_IN_FLIGHT: usize = 64;
+
+/// Responses being sent from blocking threads now.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// One of the [`MAX_IN_FLIGHT`] places, held until the thread is done.
+#[derive(Debug)]
+pub(super) struct Slot(&'static AtomicUsize);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Slot {
+    /// A place counted in `in_flight`, if fewer than `max` are taken.
+    fn take(in_flight: &'static AtomicUsize, max: usize) -> Option<Slot> {
+        in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(in_flight))
+    }
+}
+
 /// Whether `chunks` should be sent with [`send`]: enough record bytes
 /// outside the hot tail, and another client connection open that the
 /// reactor serves. With a single connection there is nothing to keep the
 /// reactor free for, and the hand-off cost a lone catch-up reader (W2)
 /// about a sixth of its throughput on the 2-vCPU machine measured
 /// (`docs/benchmarks.md`).
-pub(super) fn worth_it(chunks: &[Chunk<'_>], stats: &Stats) -> bool {
+/// Returns the place to send it with, if one of the [`MAX_IN_FLIGHT`] is
+/// free.
+pub(super) fn slot_for(chunks: &[Chunk<'_>], stats: &Stats) -> Option<Slot> {
     if stats.connections_open.load(Ordering::Relaxed) < 2 {
-        return false;
+        return None;
     }
     let cold: u64 = chunks
         .iter()
@@ -57,7 +91,10 @@ pub(super) fn worth_it(chunks: &[Chunk<'_>], stats: &Stats) -> bool {
             _ => 0,
         })
         .sum();
-    cold >= MIN_COLD_BYTES
+    if cold < MIN_COLD_BYTES {
+        return None;
+    }
+    Slot::take(&IN_FLIGHT, MAX_IN_FLIGHT)
 }
 
 /// One piece the thread sends.
@@ -90,6 +127,7 @@ pub(super) async fn send(
     stream: &TcpStream,
     chunks: &[Chunk<'_>],
     stats: &Stats,
+    slot: Slot,
 ) -> io::Result<()> {
     let fd = stream.as_fd().try_clone_to_owned()?;
     let pieces: Vec<Piece> = chunks
@@ -103,9 +141,12 @@ pub(super) async fn send(
         .collect();
     let abandoned = Arc::new(AtomicBool::new(false));
     let _abandon = AbandonOnDrop(Arc::clone(&abandoned));
-    let sent = tokio::task::spawn_blocking(move || send_pieces(&fd, &pieces, &abandoned))
-        .await
-        .map_err(io::Error::other)??;
+    let sent = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        send_pieces(&fd, &pieces, &abandoned)
+    })
+    .await
+    .map_err(io::Error::other)??;
     Stats::add(&stats.offloaded_sends, 1);
     Stats::add(&stats.fetch_bytes_sendfile, sent.sendfile_bytes);
     Stats::add(&stats.cold_reads, sent.cold_reads);
@@ -235,6 +276,12 @@ mod tests {
         }
     }
 
+    /// A place of a counter of the test's own.
+    fn test_slot() -> Slot {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        Slot::take(&COUNT, usize::MAX).unwrap()
+    }
+
     async fn pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -254,14 +301,28 @@ mod tests {
             Chunk::File(range(&f, 0, MIN_COLD_BYTES / 2, false)),
         ];
         let small = [Chunk::File(range(&f, 0, MIN_COLD_BYTES - 1, false))];
+        let worth_it = |chunks: &[Chunk<'_>]| slot_for(chunks, &stats).is_some();
         // One connection: nothing to keep the reactor free for.
         Stats::add(&stats.connections_open, 1);
-        assert!(!worth_it(&big_cold, &stats));
+        assert!(!worth_it(&big_cold));
         Stats::add(&stats.connections_open, 1);
-        assert!(worth_it(&big_cold, &stats));
-        assert!(worth_it(&split, &stats));
-        assert!(!worth_it(&big_hot, &stats));
-        assert!(!worth_it(&small, &stats));
+        assert!(worth_it(&big_cold));
+        assert!(worth_it(&split));
+        assert!(!worth_it(&big_hot));
+        assert!(!worth_it(&small));
+    }
+
+    #[test]
+    fn places_are_capped_and_given_back() {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let mut held: Vec<Slot> = (0..3).map_while(|_| Slot::take(&COUNT, 3)).collect();
+        assert_eq!(held.len(), 3);
+        assert!(Slot::take(&COUNT, 3).is_none(), "a fourth place");
+        held.pop();
+        assert_eq!(COUNT.load(Ordering::Acquire), 2);
+        held.push(Slot::take(&COUNT, 3).expect("a place given back"));
+        drop(held);
+        assert_eq!(COUNT.load(Ordering::Acquire), 0);
     }
 
     /// Bytes and ranges arrive whole and in order through a tiny send
@@ -299,7 +360,7 @@ mod tests {
             }
         });
         let stats = Stats::default();
-        send(&sender, &chunks, &stats).await.unwrap();
+        send(&sender, &chunks, &stats, test_slot()).await.unwrap();
         drop(sender);
         let got = reader.await.unwrap();
         assert!(got == want, "{} bytes vs {}", got.len(), want.len());
@@ -320,8 +381,11 @@ mod tests {
         let (sender, mut receiver) = pair().await;
         let chunks = [Chunk::File(range(&f, 0, 8 << 20, false))];
         let stats = Stats::default();
-        let timed_out =
-            tokio::time::timeout(Duration::from_millis(200), send(&sender, &chunks, &stats)).await;
+        let timed_out = tokio::time::timeout(
+            Duration::from_millis(200),
+            send(&sender, &chunks, &stats, test_slot()),
+        )
+        .await;
         assert!(timed_out.is_err(), "8 MiB fit in the socket buffers unread");
         drop(sender);
         let drained = tokio::time::timeout(Duration::from_secs(10), async {
