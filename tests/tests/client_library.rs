@@ -439,7 +439,8 @@ async fn a_producer_and_a_consumer_that_fell_behind_catch_up_in_few_round_trips(
     let n = 1000usize;
     let value = vec![7u8; 1024];
     // Stopped for sure before the first record: a broker still running
-    // answers the first few records one request each (one CI run saw 12).
+    // answers the first few records one request each (a full-suite run
+    // under load saw 12 requests).
     broker.pause();
     let mut deliveries = Vec::with_capacity(n);
     for _ in 0..n {
