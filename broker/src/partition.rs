@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::log::{AppendInfo, FlushPolicy, LogError, PartitionLog};
 
@@ -56,6 +56,12 @@ pub struct Partition {
     /// commit for it is pending).
     pub log: Arc<PartitionLog>,
     watermark: watch::Sender<u64>,
+    /// The highest high-watermark value a fetch has resolved its ranges
+    /// against (see [`Partition::fetch_resolved`]).
+    resolved: AtomicU64,
+    /// Wakes [`Partition::fetch_turn`] waiters when `resolved` moves or a
+    /// fetch stops watching.
+    resolved_signal: Notify,
     offline: AtomicBool,
     /// Traffic counters.
     pub counters: PartitionCounters,
@@ -70,6 +76,8 @@ impl Partition {
         Partition {
             log: Arc::new(log),
             watermark,
+            resolved: AtomicU64::new(0),
+            resolved_signal: Notify::new(),
             offline,
             counters: PartitionCounters::default(),
         }
@@ -94,6 +102,51 @@ impl Partition {
     /// or was just woken and has not answered yet).
     pub fn has_waiters(&self) -> bool {
         self.watermark.receiver_count() > 0
+    }
+
+    /// Fetches holding a subscription.
+    pub fn waiters(&self) -> usize {
+        self.watermark.receiver_count()
+    }
+
+    /// Called by a fetch after it resolved its ranges against the high
+    /// watermark `seen` (the value it took from its subscription): wakes
+    /// [`Partition::fetch_turn`] waiters that wait for it.
+    pub fn fetch_resolved(&self, seen: u64) {
+        self.resolved.fetch_max(seen, Ordering::AcqRel);
+        self.resolved_signal.notify_waiters();
+    }
+
+    /// Called after a fetch dropped its subscription (answered, timed out
+    /// or abandoned): wakes [`Partition::fetch_turn`] waiters, which stop
+    /// waiting once no fetch watches.
+    pub fn fetch_unsubscribed(&self) {
+        self.resolved_signal.notify_waiters();
+    }
+
+    /// Waits until a fetch has resolved against the current high watermark,
+    /// or no fetch watches this partition: an append that woke a long poll
+    /// awaits this before answering its producer, so the consumer's records
+    /// leave first (see `Service::let_woken_fetches_answer`, which uses it
+    /// when one fetch watches). Unlike a yield, the waiting task is woken
+    /// by the fetch itself, on the fetch's thread, so no idle runtime
+    /// thread is woken for it.
+    ///
+    /// It never outlives the watching fetches: a fetch resolves again after
+    /// every change of the watermark it is woken by, and signals when it
+    /// drops its subscription (answered, failed or abandoned).
+    pub async fn fetch_turn(&self) {
+        let target = *self.watermark.borrow();
+        loop {
+            // Registered before the check, so a signal in between is kept.
+            let signalled = self.resolved_signal.notified();
+            if self.watermark.receiver_count() == 0
+                || self.resolved.load(Ordering::Acquire) >= target
+            {
+                return;
+            }
+            signalled.await;
+        }
     }
 
     /// Whether the partition refuses writes after a failed flush, as of the

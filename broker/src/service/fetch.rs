@@ -164,8 +164,7 @@ impl Service {
             .map(|p| self.led_partition(&p.topic, p.partition))
             .collect();
         // Subscribe before resolving, so an append in between is not missed.
-        let mut watchers: Vec<watch::Receiver<u64>> =
-            looked.iter().flatten().map(|p| p.subscribe()).collect();
+        let mut watching = Watching::new(looked.iter().flatten());
         let wait = req.max_wait.min(Duration::from_millis(u64::from(
             self.config.max_fetch_wait_ms,
         )));
@@ -173,14 +172,13 @@ impl Service {
         let mut armed = false;
         let shared = Arc::new((req, looked));
         loop {
-            for w in &mut watchers {
-                w.borrow_and_update();
-            }
+            watching.take_seen();
             let r = self.resolve(&shared).await?;
+            watching.resolved();
             let any_error = r.partitions.iter().any(|p| !p.error_code.is_ok());
             if r.total >= shared.0.min_bytes
                 || any_error
-                || watchers.is_empty()
+                || watching.watchers.is_empty()
                 || Instant::now() >= deadline
                 || *stop.borrow()
             {
@@ -189,7 +187,7 @@ impl Service {
             // One partition (the tailing consumer): wait on its signal
             // directly, without boxing a future per partition.
             let changed = async {
-                match watchers.as_mut_slice() {
+                match watching.watchers.as_mut_slice() {
                     [only] => only.changed().await.is_err(),
                     many => {
                         let all = many.iter_mut().map(|w| Box::pin(w.changed()));
@@ -236,6 +234,52 @@ impl Service {
                         message: format!("fetch task failed: {e}"),
                     })
             }
+        }
+    }
+}
+
+/// A fetch's subscriptions to its partitions' high-watermark signals, and
+/// the value of each it last resolved against. Appends that woke the fetch
+/// wait for it ([`Partition::fetch_turn`]): it reports every resolution,
+/// and when dropped (the fetch answered, failed or was abandoned) it drops
+/// the subscriptions first and then signals, so such a wait never outlives
+/// the fetch.
+struct Watching {
+    watchers: Vec<watch::Receiver<u64>>,
+    partitions: Vec<Arc<Partition>>,
+    seen: Vec<u64>,
+}
+
+impl Watching {
+    fn new<'a>(partitions: impl Iterator<Item = &'a Arc<Partition>>) -> Watching {
+        let partitions: Vec<Arc<Partition>> = partitions.cloned().collect();
+        Watching {
+            watchers: partitions.iter().map(|p| p.subscribe()).collect(),
+            seen: vec![0; partitions.len()],
+            partitions,
+        }
+    }
+
+    /// Marks every signal seen, keeping the values, before a resolution.
+    fn take_seen(&mut self) {
+        for (w, seen) in self.watchers.iter_mut().zip(&mut self.seen) {
+            *seen = *w.borrow_and_update();
+        }
+    }
+
+    /// Reports the resolution that followed [`Watching::take_seen`].
+    fn resolved(&self) {
+        for (p, seen) in self.partitions.iter().zip(&self.seen) {
+            p.fetch_resolved(*seen);
+        }
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.watchers.clear();
+        for p in &self.partitions {
+            p.fetch_unsubscribed();
         }
     }
 }

@@ -271,6 +271,108 @@ pub(crate) mod tests {
         assert_eq!(chunks.len(), 2);
     }
 
+    fn tail_fetch(max_wait: Duration) -> FetchRequest {
+        FetchRequest {
+            max_wait,
+            min_bytes: 1,
+            max_bytes: 1 << 20,
+            partitions: vec![FetchPartition {
+                topic: "t".into(),
+                partition: 0,
+                offset: 0,
+                max_bytes: 1 << 20,
+            }],
+        }
+    }
+
+    /// The producer's task waits for the long poll its append woke: when
+    /// `let_woken_fetches_answer` returns, the fetch has its records. With
+    /// no fetch watching it returns at once. (One runtime thread: the
+    /// producer is resumed only after the fetch's task has finished its
+    /// turn; on several threads it may resume while that turn ends.)
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_append_lets_the_fetch_it_woke_resolve_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        let appended = || std::iter::once(("t", 0u32));
+        // Nobody watches: no wait.
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            svc.let_woken_fetches_answer(appended()),
+        )
+        .await
+        .expect("waited with no fetch watching");
+        for round in 0..20u64 {
+            let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            let fetch = tokio::spawn({
+                let svc = Arc::clone(&svc);
+                let mut req = tail_fetch(Duration::from_secs(20));
+                req.partitions[0].offset = round;
+                async move {
+                    let r = svc.fetch(req, stop).await;
+                    let _ = done_tx.send(());
+                    r
+                }
+            });
+            let part = svc.topics.partition("t", 0).unwrap();
+            while !part.has_waiters() {
+                tokio::task::yield_now().await;
+            }
+            let mut done_rx = done_rx;
+            // Give the fetch time to park in its long poll.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            assert!(
+                done_rx.try_recv().is_err(),
+                "the fetch answered with nothing to read"
+            );
+            let batch = records(1);
+            let len = batch.len();
+            let produced = svc.produce(produce_req(batch, 0..len)).await.unwrap();
+            assert_eq!(produced[0].error_code, ErrorCode::None);
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                svc.let_woken_fetches_answer(appended()),
+            )
+            .await
+            .expect("the producer kept waiting after the fetch resolved");
+            assert_eq!(
+                done_rx.try_recv(),
+                Ok(()),
+                "round {round}: the producer went on before the woken fetch resolved"
+            );
+            let fetched = fetch.await.unwrap().unwrap();
+            assert_eq!(fetched.total, len as u64);
+        }
+    }
+
+    /// A fetch that is dropped while an append waits for it (its connection
+    /// closed) ends the wait: the producer is never held by a fetch that
+    /// will not run again.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_dropped_fetch_ends_the_appends_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        let mut fetch = Box::pin(svc.fetch(tail_fetch(Duration::from_secs(20)), stop));
+        // Polled once: subscribed and parked in its long poll.
+        assert!(futures::poll!(fetch.as_mut()).is_pending());
+        let part = svc.topics.partition("t", 0).unwrap();
+        assert_eq!(part.waiters(), 1);
+        let batch = records(1);
+        let len = batch.len();
+        svc.produce(produce_req(batch, 0..len)).await.unwrap();
+        let wait = svc.let_woken_fetches_answer(std::iter::once(("t", 0u32)));
+        tokio::pin!(wait);
+        // The fetch has not run since the append: the producer waits.
+        assert!(futures::poll!(wait.as_mut()).is_pending());
+        drop(fetch);
+        assert_eq!(part.waiters(), 0);
+        tokio::time::timeout(Duration::from_secs(5), wait)
+            .await
+            .expect("the producer kept waiting for a dropped fetch");
+    }
+
     #[tokio::test]
     async fn a_produce_range_outside_the_records_is_refused() {
         let dir = tempfile::tempdir().unwrap();

@@ -161,13 +161,38 @@ impl Service {
 }
 
 impl Service {
-    /// Whether a fetch of `partition` of `topic` is waiting for (or was just
-    /// woken by) its records: the front-end then lets that fetch answer
-    /// before it writes the produce response.
-    pub fn fetch_waiting(&self, topic: &str, partition: u32) -> bool {
-        self.topics
-            .partition(topic, partition)
-            .is_ok_and(|p| p.has_waiters())
+    /// Lets the fetches that the appends to `appended` (topic, partition)
+    /// woke answer before the producer is: a tailing consumer waits for
+    /// these records, while the produce answer only frees a producer's slot.
+    ///
+    /// One partition watched by one fetch (the tailing consumer): waits for
+    /// that fetch to resolve against the new high watermark
+    /// ([`Partition::fetch_turn`]). The append woke the fetch on this
+    /// thread, so it runs here next, wakes this task once it has resolved,
+    /// and sends its response in the same turn, before this task resumes;
+    /// no other runtime thread is woken. Otherwise (several fetches or
+    /// partitions, or fetch resolution on the blocking pool) yields once,
+    /// which lets fetches woken on this thread run first but may wake an
+    /// idle runtime thread for this task. Returns at once when no fetch
+    /// watches.
+    pub async fn let_woken_fetches_answer<'a>(
+        &self,
+        appended: impl Iterator<Item = (&'a str, u32)>,
+    ) {
+        let mut watched = appended
+            .filter_map(|(topic, partition)| self.topics.partition(topic, partition).ok())
+            .filter(|p| p.has_waiters());
+        let Some(first) = watched.next() else {
+            return;
+        };
+        if watched.next().is_none()
+            && first.waiters() == 1
+            && self.config.disk_io != DiskIo::BlockingPool
+        {
+            first.fetch_turn().await;
+        } else {
+            tokio::task::yield_now().await;
+        }
     }
 }
 

@@ -111,6 +111,17 @@ pub(super) async fn produce(
         }
         return Ok(());
     }
+    if let Ok(done) = &results {
+        // A tailing consumer's long poll these records woke answers first.
+        conn.broker
+            .service
+            .let_woken_fetches_answer(
+                done.iter()
+                    .filter(|d| d.error_code.is_ok())
+                    .map(|d| (d.topic.as_str(), d.partition)),
+            )
+            .await;
+    }
     let mut early = early.into_iter();
     let mut resp = ProduceResponse::default();
     for t in r.topics {

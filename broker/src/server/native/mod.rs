@@ -518,14 +518,14 @@ async fn produce(
         return Ok(());
     }
     // A long poll these records woke is what a tailing consumer waits for;
-    // this answer only frees the producer's slot. Woken on this thread, the
-    // fetch runs first if this task yields once (it resumes right after).
-    if results
-        .iter()
-        .any(|r| r.error_code.is_ok() && svc.fetch_waiting(&r.topic, r.partition))
-    {
-        tokio::task::yield_now().await;
-    }
+    // this answer only frees the producer's slot.
+    svc.let_woken_fetches_answer(
+        results
+            .iter()
+            .filter(|r| r.error_code.is_ok())
+            .map(|r| (r.topic.as_str(), r.partition)),
+    )
+    .await;
     let partitions = results
         .into_iter()
         .map(|r| ProducePartitionResponse {
