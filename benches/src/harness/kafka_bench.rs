@@ -498,9 +498,10 @@ async fn run_latency(
                         Ok(u64::from_le_bytes(b.try_into()?))
                     };
                     if field(8)? >= warm {
-                        let ns = now.saturating_sub(field(0)?).max(1);
+                        let sent = field(0)?;
+                        let ns = now.saturating_sub(sent).max(1);
                         hist.record(ns)?;
-                        stalls.record(ns);
+                        stalls.record(ns, sent);
                     }
                     last = Instant::now();
                 }
@@ -509,7 +510,7 @@ async fn run_latency(
                 bail!("Kafka W4 consumer saw nothing for {STALL_LIMIT:?}");
             }
         }
-        anyhow::Ok((hist, received, stalls.over, stalls.stalls))
+        anyhow::Ok((hist, received, stalls))
     });
 
     // The producer: one task sends, one reads the answers.
@@ -624,10 +625,9 @@ async fn run_latency(
         .map_err(|_| anyhow::anyhow!("sender thread panicked"))??;
     writer.await??;
     let acked = checker.await??;
-    let (latency, received, records_over_stall, stalls) =
-        tokio::time::timeout(STALL_LIMIT, receiver)
-            .await
-            .context("Kafka W4 consumer did not finish")???;
+    let (latency, received, stalls) = tokio::time::timeout(STALL_LIMIT, receiver)
+        .await
+        .context("Kafka W4 consumer did not finish")???;
     if acked != total {
         bail!("{acked} of {total} records acknowledged");
     }
@@ -636,7 +636,8 @@ async fn run_latency(
         send_lag,
         sent: total,
         received,
-        records_over_stall,
-        stalls,
+        records_over_stall: stalls.over,
+        stalls: stalls.stalls,
+        stall_starts_ms: stalls.starts_ms,
     })
 }

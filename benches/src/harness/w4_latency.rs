@@ -38,24 +38,37 @@ const MAX_NS: u64 = 3_600_000_000_000;
 /// A record later than this is part of a stall.
 pub const STALL_NS: u64 = 10_000_000;
 
+/// Stall starts kept per run (the count goes on past them).
+const MAX_STALL_STARTS: usize = 16;
+
 /// Counts stalls in a stream of latencies taken in receipt order: a stall
 /// is a maximal run of consecutive latencies each above [`STALL_NS`].
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct StallCounter {
     /// Latencies above [`STALL_NS`].
     pub over: u64,
     /// Stalls.
     pub stalls: u64,
+    /// When the first record of each stall was due to be sent, in
+    /// milliseconds from the run's start (warm-up included); the first
+    /// [`MAX_STALL_STARTS`] stalls only.
+    pub starts_ms: Vec<u64>,
     in_stall: bool,
 }
 
 impl StallCounter {
-    /// Takes the next latency, in nanoseconds.
-    pub fn record(&mut self, ns: u64) {
+    /// Takes the next latency, in nanoseconds, of a record due to be sent
+    /// `sent_ns` after the run's start.
+    pub fn record(&mut self, ns: u64, sent_ns: u64) {
         let late = ns > STALL_NS;
         if late {
             self.over += 1;
-            self.stalls += u64::from(!self.in_stall);
+            if !self.in_stall {
+                self.stalls += 1;
+                if self.starts_ms.len() < MAX_STALL_STARTS {
+                    self.starts_ms.push(sent_ns / 1_000_000);
+                }
+            }
         }
         self.in_stall = late;
     }
@@ -102,6 +115,9 @@ pub struct LatencyRun {
     /// later than [`STALL_NS`] (one stall of the broker delays many
     /// records; it counts once).
     pub stalls: u64,
+    /// When each stall's first record was due, ms from the run's start
+    /// ([`StallCounter::starts_ms`]).
+    pub stall_starts_ms: Vec<u64>,
 }
 
 fn histogram() -> anyhow::Result<Histogram<u64>> {
@@ -158,14 +174,15 @@ pub async fn run_latency(
                     Ok(u64::from_le_bytes(bytes.try_into()?))
                 };
                 if field(8)? >= warm {
-                    let ns = now.saturating_sub(field(0)?).max(1);
+                    let sent = field(0)?;
+                    let ns = now.saturating_sub(sent).max(1);
                     hist.record(ns)?;
-                    stalls.record(ns);
+                    stalls.record(ns, sent);
                 }
             }
             received += records.len() as u64;
         }
-        anyhow::Ok((hist, received, stalls.over, stalls.stalls))
+        anyhow::Ok((hist, received, stalls))
     });
 
     let producer = Arc::new(Producer::new(ProducerConfig {
@@ -248,10 +265,9 @@ pub async fn run_latency(
         .map_err(|_| anyhow::anyhow!("sender thread panicked"))??;
     producer.flush().await;
     let acked = checker.await??;
-    let (latency, received, records_over_stall, stalls) =
-        tokio::time::timeout(DRAIN_LIMIT + DRAIN_LIMIT, receiver)
-            .await
-            .context("consumer did not finish")???;
+    let (latency, received, stalls) = tokio::time::timeout(DRAIN_LIMIT + DRAIN_LIMIT, receiver)
+        .await
+        .context("consumer did not finish")???;
     producer.close().await;
     if acked != total {
         bail!("{acked} of {total} records acknowledged");
@@ -261,8 +277,9 @@ pub async fn run_latency(
         send_lag,
         sent: total,
         received,
-        records_over_stall,
-        stalls,
+        records_over_stall: stalls.over,
+        stalls: stalls.stalls,
+        stall_starts_ms: stalls.starts_ms,
     })
 }
 
@@ -312,6 +329,10 @@ pub fn latency_result(
     r.detail("send_lag_max_us", lag.max_us);
     r.detail("stalls_over_10ms", run.stalls);
     r.detail("records_over_10ms", run.records_over_stall);
+    if !run.stall_starts_ms.is_empty() {
+        // Where in the run they were: at its start, or spread through it.
+        r.detail("stall_starts_ms", run.stall_starts_ms.clone());
+    }
     if run.received > 0 {
         r.detail(
             "broker_cpu_us_per_record",
@@ -366,7 +387,7 @@ mod tests {
     fn a_run_of_late_records_is_one_stall() {
         let mut c = StallCounter::default();
         let ms = 1_000_000;
-        for ns in [
+        for (i, ns) in [
             ms,
             11 * ms,
             40 * ms,
@@ -376,10 +397,15 @@ mod tests {
             15 * ms,
             ms,
             20 * ms,
-        ] {
-            c.record(ns);
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            c.record(ns, i as u64 * ms);
         }
         // 10 ms exactly is not a stall.
         assert_eq!((c.stalls, c.over), (3, 5));
+        // Each stall's first record, by when it was due.
+        assert_eq!(c.starts_ms, [1, 6, 8]);
     }
 }
