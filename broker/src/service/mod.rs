@@ -346,6 +346,84 @@ pub(crate) mod tests {
         }
     }
 
+    /// A produce to two partitions waits for the fetches it woke: one fetch
+    /// watching both, or one fetch per partition.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_produce_to_several_partitions_waits_for_each_woken_fetch() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        svc.topics.create("m", 2, &Default::default()).unwrap();
+        let at = |partition: u32, offset: u64| FetchPartition {
+            topic: "m".into(),
+            partition,
+            offset,
+            max_bytes: 1 << 20,
+        };
+        for (round, fetches) in [vec![vec![0, 1]], vec![vec![0], vec![1]]]
+            .into_iter()
+            .enumerate()
+        {
+            let offset = round as u64;
+            let mut done = Vec::new();
+            for parts in &fetches {
+                let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+                let req = FetchRequest {
+                    partitions: parts.iter().map(|&p| at(p, offset)).collect(),
+                    ..tail_fetch(Duration::from_secs(20))
+                };
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let svc = Arc::clone(&svc);
+                tokio::spawn(async move {
+                    let r = svc.fetch(req, stop).await.unwrap();
+                    let _ = tx.send(r.total);
+                    drop(_stop_tx);
+                });
+                done.push(rx);
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            for p in 0..2 {
+                assert_eq!(svc.topics.partition("m", p).unwrap().waiters(), 1);
+            }
+            let (a, b) = (records(1), records(1));
+            let (la, lb) = (a.len(), b.len());
+            let mut both = a;
+            both.extend_from_slice(&b);
+            let produced = svc
+                .produce(ProduceRequest {
+                    acks: Acks::Leader,
+                    timeout: Duration::from_secs(5),
+                    partitions: vec![
+                        ProducePartition {
+                            topic: "m".into(),
+                            partition: 0,
+                            records: 0..la,
+                        },
+                        ProducePartition {
+                            topic: "m".into(),
+                            partition: 1,
+                            records: la..la + lb,
+                        },
+                    ],
+                    records: both,
+                })
+                .await
+                .unwrap();
+            assert!(produced.iter().all(|p| p.error_code.is_ok()));
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                svc.let_woken_fetches_answer([("m", 0u32), ("m", 1)].into_iter()),
+            )
+            .await
+            .expect("the producer kept waiting after the fetches resolved");
+            for rx in &mut done {
+                assert!(
+                    rx.try_recv().is_ok_and(|total| total > 0),
+                    "round {round}: the producer went on before a woken fetch answered"
+                );
+            }
+        }
+    }
+
     /// A fetch that is dropped while an append waits for it (its connection
     /// closed) ends the wait: the producer is never held by a fetch that
     /// will not run again.

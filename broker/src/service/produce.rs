@@ -165,16 +165,17 @@ impl Service {
     /// woke answer before the producer is: a tailing consumer waits for
     /// these records, while the produce answer only frees a producer's slot.
     ///
-    /// One partition watched by one fetch (the tailing consumer): waits for
-    /// that fetch to resolve against the new high watermark
-    /// ([`Partition::fetch_turn`]). The append woke the fetch on this
-    /// thread, so it runs here next, wakes this task once it has resolved,
-    /// and sends its response in the same turn, before this task resumes;
-    /// no other runtime thread is woken. Otherwise (several fetches or
-    /// partitions, or fetch resolution on the blocking pool) yields once,
-    /// which lets fetches woken on this thread run first but may wake an
-    /// idle runtime thread for this task. Returns at once when no fetch
-    /// watches.
+    /// Each watched partition watched by one fetch (tailing consumers, one
+    /// per partition, or one consumer over several partitions): waits for
+    /// those fetches to resolve against the new high watermarks
+    /// ([`Partition::fetch_turn`]). The append woke the first of them on
+    /// this thread, so it runs here next, wakes this task once it has
+    /// resolved, and sends its response in the same turn, before this task
+    /// resumes; no other runtime thread is woken for the wait. Otherwise (a
+    /// partition watched by several fetches, or fetch resolution on the
+    /// blocking pool) yields once, which lets fetches woken on this thread
+    /// run first but may wake an idle runtime thread for this task. Returns
+    /// at once when no fetch watches.
     pub async fn let_woken_fetches_answer<'a>(
         &self,
         appended: impl Iterator<Item = (&'a str, u32)>,
@@ -185,13 +186,22 @@ impl Service {
         let Some(first) = watched.next() else {
             return;
         };
-        if watched.next().is_none()
-            && first.waiters() == 1
-            && self.config.disk_io != DiskIo::BlockingPool
-        {
-            first.fetch_turn().await;
-        } else {
+        if self.config.disk_io == DiskIo::BlockingPool {
             tokio::task::yield_now().await;
+            return;
+        }
+        match watched.next() {
+            None if first.waiters() == 1 => first.fetch_turn().await,
+            None => tokio::task::yield_now().await,
+            Some(second) => {
+                // Several partitions (no allocation for the common single one).
+                let all: Vec<Arc<Partition>> = [first, second].into_iter().chain(watched).collect();
+                if all.iter().all(|p| p.waiters() == 1) {
+                    futures::future::join_all(all.iter().map(|p| p.fetch_turn())).await;
+                } else {
+                    tokio::task::yield_now().await;
+                }
+            }
         }
     }
 }
