@@ -178,7 +178,7 @@ impl Service {
             let any_error = r.partitions.iter().any(|p| !p.error_code.is_ok());
             if r.total >= shared.0.min_bytes
                 || any_error
-                || watching.watchers.is_empty()
+                || watching.watched.is_empty()
                 || Instant::now() >= deadline
                 || *stop.borrow()
             {
@@ -187,10 +187,10 @@ impl Service {
             // One partition (the tailing consumer): wait on its signal
             // directly, without boxing a future per partition.
             let changed = async {
-                match watching.watchers.as_mut_slice() {
-                    [only] => only.changed().await.is_err(),
+                match watching.watched.as_mut_slice() {
+                    [only] => only.signal.changed().await.is_err(),
                     many => {
-                        let all = many.iter_mut().map(|w| Box::pin(w.changed()));
+                        let all = many.iter_mut().map(|w| Box::pin(w.signal.changed()));
                         futures::future::select_all(all).await.0.is_err()
                     }
                 }
@@ -242,44 +242,55 @@ impl Service {
 /// the value of each it last resolved against. Appends that woke the fetch
 /// wait for it ([`Partition::fetch_turn`]): it reports every resolution,
 /// and when dropped (the fetch answered, failed or was abandoned) it drops
-/// the subscriptions first and then signals, so such a wait never outlives
-/// the fetch.
+/// each subscription and then signals its partition, so such a wait never
+/// outlives the fetch. One allocation per fetch, as the bare receivers took.
 struct Watching {
-    watchers: Vec<watch::Receiver<u64>>,
-    partitions: Vec<Arc<Partition>>,
-    seen: Vec<u64>,
+    watched: Vec<Watched>,
+}
+
+struct Watched {
+    signal: watch::Receiver<u64>,
+    partition: Arc<Partition>,
+    /// The watermark value taken before the last resolution.
+    seen: u64,
 }
 
 impl Watching {
     fn new<'a>(partitions: impl Iterator<Item = &'a Arc<Partition>>) -> Watching {
-        let partitions: Vec<Arc<Partition>> = partitions.cloned().collect();
         Watching {
-            watchers: partitions.iter().map(|p| p.subscribe()).collect(),
-            seen: vec![0; partitions.len()],
-            partitions,
+            watched: partitions
+                .map(|p| Watched {
+                    signal: p.subscribe(),
+                    partition: Arc::clone(p),
+                    seen: 0,
+                })
+                .collect(),
         }
     }
 
     /// Marks every signal seen, keeping the values, before a resolution.
     fn take_seen(&mut self) {
-        for (w, seen) in self.watchers.iter_mut().zip(&mut self.seen) {
-            *seen = *w.borrow_and_update();
+        for w in &mut self.watched {
+            w.seen = *w.signal.borrow_and_update();
         }
     }
 
     /// Reports the resolution that followed [`Watching::take_seen`].
     fn resolved(&self) {
-        for (p, seen) in self.partitions.iter().zip(&self.seen) {
-            p.fetch_resolved(*seen);
+        for w in &self.watched {
+            w.partition.fetch_resolved(w.seen);
         }
     }
 }
 
 impl Drop for Watching {
     fn drop(&mut self) {
-        self.watchers.clear();
-        for p in &self.partitions {
-            p.fetch_unsubscribed();
+        for Watched {
+            signal, partition, ..
+        } in std::mem::take(&mut self.watched)
+        {
+            drop(signal);
+            partition.fetch_unsubscribed();
         }
     }
 }
