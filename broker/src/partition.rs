@@ -128,7 +128,8 @@ impl Partition {
     /// or no fetch watches this partition: an append that woke a long poll
     /// awaits this before answering its producer, so the consumer's records
     /// leave first (see `Service::let_woken_fetches_answer`, which uses it
-    /// when one fetch watches). Unlike a yield, the waiting task is woken
+    /// when one fetch watches the partition; with more, `resolved` is the
+    /// furthest any of them got). Unlike a yield, the waiting task is woken
     /// by the fetch itself, on the fetch's thread, so no idle runtime
     /// thread is woken for it.
     ///
