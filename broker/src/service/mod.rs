@@ -241,17 +241,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let svc = service(dir.path());
         let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-        let req = FetchRequest {
-            max_wait: Duration::from_secs(20),
-            min_bytes: 1,
-            max_bytes: 1 << 20,
-            partitions: vec![FetchPartition {
-                topic: "t".into(),
-                partition: 0,
-                offset: 0,
-                max_bytes: 1 << 20,
-            }],
-        };
+        let req = tail_fetch(Duration::from_secs(20));
         let fetch = tokio::spawn({
             let svc = Arc::clone(&svc);
             async move { svc.fetch(req, stop).await }
@@ -271,6 +261,7 @@ pub(crate) mod tests {
         assert_eq!(chunks.len(), 2);
     }
 
+    /// A long poll of partition 0 of "t" from offset 0 for `max_wait`.
     fn tail_fetch(max_wait: Duration) -> FetchRequest {
         FetchRequest {
             max_wait,
