@@ -6,7 +6,7 @@
 //! Dependencies point one way: front-end → service → partition → log.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 
 use tokio::sync::{Notify, watch};
 
@@ -62,9 +62,22 @@ pub struct Partition {
     /// Wakes [`Partition::fetch_turn`] waiters when `resolved` moves or a
     /// fetch stops watching.
     resolved_signal: Notify,
+    /// [`Partition::fetch_turn`] calls under way: fetches signal only when
+    /// one is, so a fetch that nobody waits for takes no lock.
+    turn_waiters: AtomicUsize,
     offline: AtomicBool,
     /// Traffic counters.
     pub counters: PartitionCounters,
+}
+
+/// Counts a [`Partition::fetch_turn`] call while it is under way (also
+/// when its future is dropped mid-wait).
+struct TurnWaiter<'a>(&'a AtomicUsize);
+
+impl Drop for TurnWaiter<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Partition {
@@ -78,6 +91,7 @@ impl Partition {
             watermark,
             resolved: AtomicU64::new(0),
             resolved_signal: Notify::new(),
+            turn_waiters: AtomicUsize::new(0),
             offline,
             counters: PartitionCounters::default(),
         }
@@ -113,15 +127,26 @@ impl Partition {
     /// watermark `seen` (the value it took from its subscription): wakes
     /// [`Partition::fetch_turn`] waiters that wait for it.
     pub fn fetch_resolved(&self, seen: u64) {
-        self.resolved.fetch_max(seen, Ordering::AcqRel);
-        self.resolved_signal.notify_waiters();
+        self.resolved.fetch_max(seen, Ordering::SeqCst);
+        self.signal_turn_waiters();
     }
 
     /// Called after a fetch dropped its subscription (answered, timed out
     /// or abandoned): wakes [`Partition::fetch_turn`] waiters, which stop
     /// waiting once no fetch watches.
     pub fn fetch_unsubscribed(&self) {
-        self.resolved_signal.notify_waiters();
+        self.signal_turn_waiters();
+    }
+
+    /// Signals [`Partition::fetch_turn`] waiters, if there are any. The
+    /// fence pairs with the one in `fetch_turn`: either this sees the
+    /// waiter's count, or the waiter sees the change made before this
+    /// call (a new `resolved`, a dropped subscription) and does not wait.
+    fn signal_turn_waiters(&self) {
+        fence(Ordering::SeqCst);
+        if self.turn_waiters.load(Ordering::SeqCst) > 0 {
+            self.resolved_signal.notify_waiters();
+        }
     }
 
     /// Waits until a fetch has resolved against the current high watermark,
@@ -138,11 +163,14 @@ impl Partition {
     /// drops its subscription (answered, failed or abandoned).
     pub async fn fetch_turn(&self) {
         let target = *self.watermark.borrow();
+        self.turn_waiters.fetch_add(1, Ordering::SeqCst);
+        let _counted = TurnWaiter(&self.turn_waiters);
         loop {
             // Registered before the check, so a signal in between is kept.
             let signalled = self.resolved_signal.notified();
+            fence(Ordering::SeqCst);
             if self.watermark.receiver_count() == 0
-                || self.resolved.load(Ordering::Acquire) >= target
+                || self.resolved.load(Ordering::SeqCst) >= target
             {
                 return;
             }
