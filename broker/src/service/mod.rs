@@ -357,7 +357,7 @@ pub(crate) mod tests {
             let offset = round as u64;
             let mut done = Vec::new();
             for parts in &fetches {
-                let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+                let (stop_tx, stop) = tokio::sync::watch::channel(false);
                 let req = FetchRequest {
                     partitions: parts.iter().map(|&p| at(p, offset)).collect(),
                     ..tail_fetch(Duration::from_secs(20))
@@ -367,7 +367,7 @@ pub(crate) mod tests {
                 tokio::spawn(async move {
                     let r = svc.fetch(req, stop).await.unwrap();
                     let _ = tx.send(r.total);
-                    drop(_stop_tx);
+                    drop(stop_tx);
                 });
                 done.push(rx);
             }
@@ -473,23 +473,7 @@ pub(crate) mod tests {
             assert_eq!(message.contains("node 3"), leader.is_some(), "{message}");
             assert_eq!(svc.topics.partition("t", 0).unwrap().log.next_offset(), 0);
             let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-            let fetched = svc
-                .fetch(
-                    FetchRequest {
-                        max_wait: Duration::ZERO,
-                        min_bytes: 1,
-                        max_bytes: 1 << 20,
-                        partitions: vec![FetchPartition {
-                            topic: "t".into(),
-                            partition: 0,
-                            offset: 0,
-                            max_bytes: 1 << 20,
-                        }],
-                    },
-                    stop,
-                )
-                .await
-                .unwrap();
+            let fetched = svc.fetch(tail_fetch(Duration::ZERO), stop).await.unwrap();
             assert_eq!(fetched.partitions[0].error_code, code);
             let found = svc
                 .list_offsets(vec![OffsetLookup {
