@@ -66,6 +66,8 @@ pub struct Partition {
     /// one is, so a fetch that nobody waits for takes no lock.
     turn_waiters: AtomicUsize,
     offline: AtomicBool,
+    /// Set once the partition's topic is deleted.
+    retired: AtomicBool,
     /// Traffic counters.
     pub counters: PartitionCounters,
 }
@@ -93,6 +95,7 @@ impl Partition {
             resolved_signal: Notify::new(),
             turn_waiters: AtomicUsize::new(0),
             offline,
+            retired: AtomicBool::new(false),
             counters: PartitionCounters::default(),
         }
     }
@@ -105,6 +108,19 @@ impl Partition {
             *v = hw;
             changed
         });
+    }
+
+    /// Marks the partition deleted (its log was shut down) and wakes every
+    /// waiting fetch, which then answers `UnknownTopicOrPartition` for it
+    /// rather than waiting out its deadline.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+        self.watermark.send_modify(|_| {});
+    }
+
+    /// Whether [`Partition::retire`] was called.
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::SeqCst)
     }
 
     /// A receiver that sees every later high-watermark change.

@@ -567,6 +567,8 @@ impl TopicStore {
             if let Err(e) = p.log.shutdown() {
                 tracing::warn!(topic = name, partition = i, error = %e, "closing deleted partition");
             }
+            // Long polls on it answer now, not at their deadline.
+            p.retire();
         }
         for (p, _) in topic.hosted() {
             let tp = TopicPartition::new(name, p)

@@ -58,6 +58,31 @@ pub struct FetchedPartition {
     pub records: Bytes,
 }
 
+/// Each partition of a fetch answer with its records: consecutive slices
+/// of `tail` (no copy), whose lengths the caller checked add up.
+pub(crate) fn split_records(
+    partitions: Vec<sluice_protocol::wire::fetch::FetchPartitionResponse>,
+    tail: &Bytes,
+) -> Vec<FetchedPartition> {
+    let mut at = 0usize;
+    partitions
+        .into_iter()
+        .map(|p| {
+            let len = p.records_len as usize;
+            let records = tail.slice(at..at + len);
+            at += len;
+            FetchedPartition {
+                topic: p.topic,
+                partition: p.partition,
+                error_code: p.error_code,
+                high_watermark: p.high_watermark,
+                log_start_offset: p.log_start_offset,
+                records,
+            }
+        })
+        .collect()
+}
+
 /// The sending half of a connection: encodes and writes request frames.
 #[derive(Debug)]
 pub struct RequestWriter {
@@ -180,12 +205,12 @@ impl ResponseReader {
 /// A connection to a broker.
 #[derive(Debug)]
 pub struct Connection {
-    writer: RequestWriter,
-    reader: ResponseReader,
-    in_flight: std::collections::VecDeque<u32>,
+    pub(crate) writer: RequestWriter,
+    pub(crate) reader: ResponseReader,
+    pub(crate) in_flight: std::collections::VecDeque<u32>,
     /// The broker's ApiVersions answer, asked once when a versioned API is
     /// first used.
-    broker_versions: Option<ApiVersionsResponse>,
+    pub(crate) broker_versions: Option<ApiVersionsResponse>,
     /// The broker's address as connected to (`ip:port`).
     peer: String,
 }
@@ -447,24 +472,7 @@ impl Connection {
         };
         let (resp, tail): (FetchResponse, Bytes) = self.call(ApiKey::Fetch, &req, &[]).await?;
         resp.check_tail(tail.len())?;
-        let mut at = 0usize;
-        Ok(resp
-            .partitions
-            .into_iter()
-            .map(|p| {
-                let len = p.records_len as usize;
-                let records = tail.slice(at..at + len);
-                at += len;
-                FetchedPartition {
-                    topic: p.topic,
-                    partition: p.partition,
-                    error_code: p.error_code,
-                    high_watermark: p.high_watermark,
-                    log_start_offset: p.log_start_offset,
-                    records,
-                }
-            })
-            .collect())
+        Ok(split_records(resp.partitions, &tail))
     }
 
     /// Looks up offsets.

@@ -13,6 +13,8 @@
 //! - [`metadata`]: [`MetadataCache`] — partition leaders and broker
 //!   addresses from Metadata, refreshed on errors and by age.
 //! - [`connection`]: one TCP connection with typed calls for every API.
+//! - [`fetch_stream`]: [`FetchStream`] — one request, then a frame each
+//!   time records arrive (the FetchStream API).
 //! - [`group_rpc`]: the group APIs' calls on a [`Connection`] (join, sync,
 //!   heartbeat, leave, describe, list, delete, commit in a generation).
 //! - `pool`: where a partition's requests go (leader or bootstrap list),
@@ -26,6 +28,7 @@ pub mod bootstrap;
 pub mod connection;
 pub mod consumer;
 pub mod error;
+pub mod fetch_stream;
 pub mod group;
 pub mod group_rpc;
 pub mod metadata;
@@ -38,6 +41,7 @@ pub use bootstrap::Bootstrap;
 pub use connection::{Connection, FetchedPartition};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo};
 pub use error::ClientError;
+pub use fetch_stream::{FetchStream, StreamFrame};
 pub use metadata::MetadataCache;
 pub use producer::{
     Acks, Compression, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,

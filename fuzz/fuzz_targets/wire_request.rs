@@ -103,7 +103,7 @@ fn decode_request(api: ApiKey, body: &[u8], tail_len: usize) {
                 assert_eq!(req.check_tail(tail_len).is_ok(), listed == tail_len as u64);
             }
         }
-        ApiKey::Fetch => {
+        ApiKey::Fetch | ApiKey::FetchStream => {
             stable::<FetchRequest>(body);
         }
         ApiKey::ListOffsets => {

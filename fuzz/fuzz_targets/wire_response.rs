@@ -1,8 +1,8 @@
 //! Fuzz target: the response side of the wire protocol over arbitrary bytes
 //! — `check_frame`, `ResponseHeader::decode`, `decode_body` of every
-//! response type and of `ErrorBody`, and `FetchResponse::check_tail`. None
-//! may panic, and what they accept must be self-consistent (see
-//! `wire_request.rs`).
+//! response type and of `ErrorBody`, and the `check_tail` of Fetch and
+//! FetchStream responses. None may panic, and what they accept must be
+//! self-consistent (see `wire_request.rs`).
 //!
 //! Run: `./run-bounded.sh wire_response 60` from `fuzz/` (see `fuzz/README.md`).
 #![no_main]
@@ -16,6 +16,7 @@ use sluice_protocol::wire::api_versions::ApiVersionsResponse;
 use sluice_protocol::wire::create_topics::CreateTopicsResponse;
 use sluice_protocol::wire::delete_topics::DeleteTopicsResponse;
 use sluice_protocol::wire::fetch::FetchResponse;
+use sluice_protocol::wire::fetch_stream::FetchStreamResponse;
 use sluice_protocol::wire::frame::{LEN_PREFIX, RESPONSE_HEADER_LEN};
 use sluice_protocol::wire::list_offsets::ListOffsetsResponse;
 use sluice_protocol::wire::metadata::{MetadataResponse, MetadataResponseV0, MetadataResponseV1};
@@ -87,6 +88,14 @@ fn decode_responses(body: &[u8], tail_len: usize) {
     stable::<DeleteTopicsResponse>(body);
     stable::<ProduceResponse>(body);
     if let Some(resp) = stable::<FetchResponse>(body) {
+        let listed: u64 = resp
+            .partitions
+            .iter()
+            .map(|p| u64::from(p.records_len))
+            .sum();
+        assert_eq!(resp.check_tail(tail_len).is_ok(), listed == tail_len as u64);
+    }
+    if let Some(resp) = stable::<FetchStreamResponse>(body) {
         let listed: u64 = resp
             .partitions
             .iter()

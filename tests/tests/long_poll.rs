@@ -90,3 +90,27 @@ async fn fsync_topic_wakes_fetch_after_the_flush() {
     assert_eq!(decode_records(&r[0].records, 0).len(), 2);
     assert_eq!(r[0].high_watermark, 2);
 }
+
+#[tokio::test]
+async fn deleting_the_topic_answers_a_waiting_fetch() {
+    let broker = TestBroker::start();
+    let mut admin = broker.connect().await;
+    create_topic(&mut admin, "gone", 1, TopicConfig::default()).await;
+    let mut consumer = broker.connect().await;
+    let deleter = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        admin.delete_topics(vec!["gone".into()]).await.unwrap();
+    });
+    let t = Instant::now();
+    let r = consumer
+        .fetch(20_000, 1, 1 << 20, at("gone", 0))
+        .await
+        .unwrap();
+    let waited = t.elapsed();
+    deleter.await.unwrap();
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+    assert_eq!(
+        r[0].error_code,
+        sluice_protocol::wire::ErrorCode::UnknownTopicOrPartition
+    );
+}

@@ -82,6 +82,9 @@ pub struct Fetched {
     pub log_start_offset: u64,
     /// The records, if any.
     pub records: Option<FileRange>,
+    /// Where the next read of the partition continues: just past the last
+    /// batch of `records`, or the offset asked for when there are none.
+    pub next_offset: u64,
 }
 
 impl Fetched {
@@ -311,9 +314,11 @@ fn resolve(req: &FetchRequest, parts: &[Looked], max_response: u32, hot_tail: u6
             high_watermark: 0,
             log_start_offset: 0,
             records: None,
+            next_offset: p.offset,
         };
         match part {
             Err(code) => f.error_code = *code,
+            Ok(part) if part.is_retired() => f.error_code = ErrorCode::UnknownTopicOrPartition,
             Ok(part) => {
                 f.high_watermark = part.log.high_watermark();
                 f.log_start_offset = part.log.log_start_offset();
@@ -341,6 +346,7 @@ fn resolve(req: &FetchRequest, parts: &[Looked], max_response: u32, hot_tail: u6
                                 .bytes_fetched
                                 .fetch_add(slice.len, std::sync::atomic::Ordering::Relaxed);
                             if let Some(file) = slice.file.filter(|_| slice.len > 0) {
+                                f.next_offset = slice.next_offset;
                                 f.records = Some(FileRange {
                                     file,
                                     position: slice.position,

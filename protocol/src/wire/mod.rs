@@ -13,6 +13,7 @@ pub mod delete_topics;
 pub mod describe_groups;
 mod error_code;
 pub mod fetch;
+pub mod fetch_stream;
 pub mod find_coordinator;
 pub mod frame;
 pub mod heartbeat;
@@ -84,11 +85,13 @@ pub enum ApiKey {
     DeleteGroups = 19,
     /// [`find_coordinator`]
     FindCoordinator = 20,
+    /// [`fetch_stream`]
+    FetchStream = 21,
 }
 
 impl ApiKey {
     /// Every API, in key order.
-    pub const ALL: [ApiKey; 21] = [
+    pub const ALL: [ApiKey; 22] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::CreateTopics,
@@ -110,6 +113,7 @@ impl ApiKey {
         ApiKey::ListGroups,
         ApiKey::DeleteGroups,
         ApiKey::FindCoordinator,
+        ApiKey::FetchStream,
     ];
 
     /// The API for a key number, if known.
@@ -260,7 +264,7 @@ mod tests {
     /// Key numbers are part of the protocol: a change must fail here.
     #[test]
     fn api_key_numbers_are_pinned() {
-        let pinned: [(ApiKey, u16); 21] = [
+        let pinned: [(ApiKey, u16); 22] = [
             (ApiKey::ApiVersions, 0),
             (ApiKey::Metadata, 1),
             (ApiKey::CreateTopics, 2),
@@ -282,6 +286,7 @@ mod tests {
             (ApiKey::ListGroups, 18),
             (ApiKey::DeleteGroups, 19),
             (ApiKey::FindCoordinator, 20),
+            (ApiKey::FetchStream, 21),
         ];
         assert_eq!(ApiKey::ALL.len(), pinned.len());
         for (i, (key, number)) in pinned.into_iter().enumerate() {
@@ -295,7 +300,7 @@ mod tests {
             };
             assert_eq!(key.versions(), (0, max));
         }
-        for unknown in [21, 100, u16::MAX] {
+        for unknown in [22, 100, u16::MAX] {
             assert_eq!(ApiKey::from_u16(unknown), None);
         }
     }
@@ -414,7 +419,7 @@ mod tests {
         let all = request_frame(ApiKey::Metadata, 8, &MetadataRequest { topics: None });
         assert_eq!(all, hex("0000000d 0001 0000 00000008 00000001 00"));
 
-        // ApiVersions response to correlation id 1: twenty-one APIs, versions
+        // ApiVersions response to correlation id 1: twenty-two APIs, versions
         // 0..=0 except Metadata and CreateTopics (0..=2) and OffsetCommit
         // (0..=1).
         let apis = ApiKey::ALL
@@ -435,10 +440,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             [&header[..], &body].concat(),
-            hex("0000004a 00000001 0000 00000040  15
+            hex("0000004d 00000001 0000 00000043  16
                  000000 010002 020002 030000 040000 050000 060000 070001 080000 090000
                  0a0000 0b0000 0c0000 0d0000 0e0000 0f0000 100000 110000 120000 130000
-                 140000")
+                 140000 150000")
         );
 
         // Produce request body: acks=leader, timeout 5000 ms, one partition

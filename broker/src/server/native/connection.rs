@@ -448,6 +448,11 @@ impl Conn {
         r
     }
 
+    /// Whether any byte of a next request is already in the read buffer.
+    pub(crate) fn request_started(&self) -> bool {
+        !self.read_buf.is_empty()
+    }
+
     /// Whether a whole request frame is already in the read buffer.
     fn frame_buffered(&self) -> bool {
         matches!(

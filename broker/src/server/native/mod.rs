@@ -6,6 +6,7 @@
 
 pub(crate) mod connection;
 mod groups;
+mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -236,6 +237,11 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
             let req = decode!(FetchRequest);
             drop(frame);
             fetch(conn, id, req).await
+        }
+        ApiKey::FetchStream => {
+            let req = decode!(FetchRequest);
+            drop(frame);
+            stream::fetch_stream(conn, id, req).await
         }
         ApiKey::ListOffsets => {
             let req = decode!(ListOffsetsRequest);
@@ -542,7 +548,23 @@ async fn produce(
 async fn fetch(conn: &mut Conn, id: u32, req: FetchRequest) -> Result<(), ConnError> {
     let broker = Arc::clone(&conn.broker);
     conn.wait_allowance = Duration::from_millis(u64::from(req.max_wait_ms));
-    let svc_req = svc_fetch::FetchRequest {
+    let svc_req = service_fetch(req);
+    let timer = conn.fetch_timer.as_mut();
+    let mut result = match broker
+        .service
+        .fetch_timed(svc_req, conn.stop.clone(), timer)
+        .await
+    {
+        Ok(r) => r,
+        Err(refused) => return refuse_fetch(conn, id, refused).await,
+    };
+    let partitions = partition_responses(&mut result);
+    send_records(conn, id, &FetchResponse { partitions }, &result).await
+}
+
+/// The service's form of a fetch request.
+fn service_fetch(req: FetchRequest) -> svc_fetch::FetchRequest {
+    svc_fetch::FetchRequest {
         max_wait: Duration::from_millis(u64::from(req.max_wait_ms)),
         min_bytes: u64::from(req.min_bytes),
         max_bytes: u64::from(req.max_bytes),
@@ -556,29 +578,28 @@ async fn fetch(conn: &mut Conn, id: u32, req: FetchRequest) -> Result<(), ConnEr
                 max_bytes: u64::from(p.max_bytes),
             })
             .collect(),
-    };
-    let timer = conn.fetch_timer.as_mut();
-    let mut result = match broker
-        .service
-        .fetch_timed(svc_req, conn.stop.clone(), timer)
-        .await
-    {
-        Ok(r) => r,
-        Err(Refused { code, message }) => {
-            if matches!(
-                code,
-                ErrorCode::TooManyPartitions | ErrorCode::DuplicatePartition
-            ) {
-                Stats::add(&broker.stats.bad_requests, 1);
-            }
-            return conn.write_error(id, code, &message).await;
-        }
-    };
-    let responses: Vec<FetchPartitionResponse> = result
+    }
+}
+
+/// Answers a fetch (or a stream) the service refused as a whole.
+async fn refuse_fetch(conn: &mut Conn, id: u32, refused: Refused) -> Result<(), ConnError> {
+    let Refused { code, message } = refused;
+    if matches!(
+        code,
+        ErrorCode::TooManyPartitions | ErrorCode::DuplicatePartition
+    ) {
+        Stats::add(&conn.broker.stats.bad_requests, 1);
+    }
+    conn.write_error(id, code, &message).await
+}
+
+/// Each partition's part of a fetch answer's body. The topic names move
+/// out of `result` (sending needs only its ranges), not copied.
+fn partition_responses(result: &mut svc_fetch::FetchResult) -> Vec<FetchPartitionResponse> {
+    result
         .partitions
         .iter_mut()
         .map(|p| FetchPartitionResponse {
-            // The plan needs only the ranges: the name moves, not copied.
             topic: std::mem::take(&mut p.topic),
             partition: p.partition,
             error_code: p.error_code,
@@ -587,16 +608,19 @@ async fn fetch(conn: &mut Conn, id: u32, req: FetchRequest) -> Result<(), ConnEr
             // `resolve` refuses ranges that do not fit a u32.
             records_len: p.records_len() as u32,
         })
-        .collect();
-    let encoded = conn.encode_response(
-        id,
-        ErrorCode::None,
-        &FetchResponse {
-            partitions: responses,
-        },
-        result.total as usize,
-    );
-    if let Err(e) = encoded {
+        .collect()
+}
+
+/// Sends a response frame: `body`, then the records of `result` straight
+/// from their files (the gather writer), within the write timeout.
+async fn send_records<B: serde::Serialize>(
+    conn: &mut Conn,
+    id: u32,
+    body: &B,
+    result: &svc_fetch::FetchResult,
+) -> Result<(), ConnError> {
+    let broker = Arc::clone(&conn.broker);
+    if let Err(e) = conn.encode_response(id, ErrorCode::None, body, result.total as usize) {
         let msg = format!("fetch response too large: {e}");
         return conn.write_error(id, ErrorCode::MessageTooLarge, &msg).await;
     }

@@ -1,0 +1,270 @@
+//! FetchStream against a real broker: one request, then a frame per
+//! append; heartbeats; the ways a stream ends (the client's next request,
+//! a partition's error, the client closing), each leaving the broker and,
+//! where it stays open, the connection serving.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::time::{Duration, Instant};
+
+use sluice_client::{ClientError, StreamFrame};
+use sluice_protocol::wire::ErrorCode;
+use sluice_protocol::wire::fetch::FetchPartition;
+use sluice_protocol::wire::produce::Acks;
+use sluice_protocol::wire::topic_config::TopicConfig;
+use sluice_tests::{TestBroker, batch_of, create_topic, decode_records};
+
+fn at(topic: &str, partition: u32, offset: u64) -> FetchPartition {
+    FetchPartition {
+        topic: topic.into(),
+        partition,
+        offset,
+        max_bytes: 1 << 20,
+    }
+}
+
+/// The values of a frame's partition `i`, records below `from` skipped.
+fn values(frame: &StreamFrame, i: usize, from: u64) -> Vec<(u64, String)> {
+    decode_records(&frame.partitions[i].records, from)
+        .into_iter()
+        .map(|(o, v)| (o, String::from_utf8(v.to_vec()).unwrap()))
+        .collect()
+}
+
+const FRAME_LIMIT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn each_append_arrives_without_another_request() {
+    let broker = TestBroker::start();
+    let mut admin = broker.connect().await;
+    create_topic(&mut admin, "s", 2, TopicConfig::default()).await;
+    let mut producer = broker.connect().await;
+    producer
+        .produce(Acks::Leader, 1000, &[("s", 0, &batch_of(&["a", "b"]))])
+        .await
+        .unwrap();
+
+    let mut conn = broker.connect().await;
+    let mut stream = conn
+        .fetch_stream(10_000, 1, 1 << 20, vec![at("s", 0, 1), at("s", 1, 0)])
+        .await
+        .unwrap();
+    // What is there already comes at once, from the offset asked for.
+    let first = tokio::time::timeout(FRAME_LIMIT, stream.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!first.last);
+    assert_eq!(first.partitions.len(), 2);
+    assert_eq!(values(&first, 0, 1), [(1, "b".to_owned())]);
+    assert_eq!(first.partitions[0].high_watermark, 2);
+    assert!(first.partitions[1].records.is_empty());
+
+    // Each later append, to either partition, arrives as its own frame,
+    // and nothing is sent twice.
+    let mut seen: Vec<(u32, u64, String)> = Vec::new();
+    for (i, partition) in [0u32, 1, 0, 1, 1].into_iter().enumerate() {
+        let value = format!("v{i}");
+        producer
+            .produce(
+                Acks::Leader,
+                1000,
+                &[("s", partition, &batch_of(&[value.as_str()]))],
+            )
+            .await
+            .unwrap();
+        let frame = tokio::time::timeout(FRAME_LIMIT, stream.next())
+            .await
+            .expect("the append reaches the stream")
+            .unwrap();
+        assert!(!frame.last);
+        for (idx, p) in frame.partitions.iter().enumerate() {
+            for (o, v) in values(&frame, idx, 0) {
+                seen.push((p.partition, o, v));
+            }
+        }
+        assert_eq!(
+            seen.last(),
+            Some(&(partition, seen.last().unwrap().1, value))
+        );
+    }
+    let on = |part: u32| -> Vec<u64> {
+        seen.iter()
+            .filter(|(p, ..)| *p == part)
+            .map(|(_, o, _)| *o)
+            .collect()
+    };
+    assert_eq!(on(0), [2, 3]);
+    assert_eq!(on(1), [0, 1, 2]);
+
+    // Ending it gives the connection back.
+    stream.end().await.unwrap();
+    let r = conn
+        .fetch(0, 0, 1 << 20, vec![at("s", 1, 2)])
+        .await
+        .unwrap();
+    assert_eq!(decode_records(&r[0].records, 2).len(), 1);
+}
+
+#[tokio::test]
+async fn a_quiet_stream_sends_heartbeats_with_the_watermark() {
+    let broker = TestBroker::start();
+    let mut admin = broker.connect().await;
+    create_topic(&mut admin, "quiet", 1, TopicConfig::default()).await;
+    let mut conn = broker.connect().await;
+    // A max_wait of 0 is raised to the broker's floor (100 ms): no spinning.
+    let mut stream = conn
+        .fetch_stream(0, 1, 1 << 20, vec![at("quiet", 0, 0)])
+        .await
+        .unwrap();
+    let t = Instant::now();
+    for _ in 0..3 {
+        let frame = tokio::time::timeout(FRAME_LIMIT, stream.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!frame.last);
+        assert!(frame.partitions[0].records.is_empty());
+        assert_eq!(frame.partitions[0].error_code, ErrorCode::None);
+        assert_eq!(frame.partitions[0].high_watermark, 0);
+    }
+    let took = t.elapsed();
+    assert!(took >= Duration::from_millis(280), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_partition_error_ends_the_stream_and_the_connection_goes_on() {
+    let broker = TestBroker::start();
+    let mut admin = broker.connect().await;
+    create_topic(&mut admin, "known", 1, TopicConfig::default()).await;
+    let mut conn = broker.connect().await;
+    let mut stream = conn
+        .fetch_stream(
+            10_000,
+            1,
+            1 << 20,
+            vec![at("known", 0, 0), at("unknown", 0, 0)],
+        )
+        .await
+        .unwrap();
+    let frame = tokio::time::timeout(FRAME_LIMIT, stream.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(frame.last);
+    assert_eq!(frame.partitions[0].error_code, ErrorCode::None);
+    assert_eq!(
+        frame.partitions[1].error_code,
+        ErrorCode::UnknownTopicOrPartition
+    );
+    assert!(stream.is_ended());
+    assert!(matches!(stream.next().await, Err(ClientError::Closed)));
+    stream.end().await.unwrap();
+    let md = conn.metadata(Some(vec!["known".into()])).await.unwrap();
+    assert_eq!(md.topics.len(), 1);
+
+    // No partitions at all: one last frame at once.
+    let mut stream = conn.fetch_stream(10_000, 1, 1 << 20, vec![]).await.unwrap();
+    let frame = tokio::time::timeout(FRAME_LIMIT, stream.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(frame.last && frame.partitions.is_empty());
+
+    // A request refused as a whole is an error answer, which ends it too.
+    let twice = vec![at("known", 0, 0), at("known", 0, 5)];
+    let mut stream = conn.fetch_stream(10_000, 1, 1 << 20, twice).await.unwrap();
+    match stream.next().await {
+        Err(ClientError::Broker { code, .. }) => assert_eq!(code, ErrorCode::DuplicatePartition),
+        other => panic!("{other:?}"),
+    }
+    assert!(stream.is_ended());
+    let md = conn.metadata(None).await.unwrap();
+    assert_eq!(md.topics.len(), 1);
+}
+
+#[tokio::test]
+async fn deleting_the_topic_ends_a_waiting_stream() {
+    let broker = TestBroker::start();
+    let mut admin = broker.connect().await;
+    create_topic(&mut admin, "doomed", 1, TopicConfig::default()).await;
+    let mut conn = broker.connect().await;
+    let mut stream = conn
+        .fetch_stream(30_000, 1, 1 << 20, vec![at("doomed", 0, 0)])
+        .await
+        .unwrap();
+    let deleter = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        admin.delete_topics(vec!["doomed".into()]).await.unwrap();
+    });
+    let frame = tokio::time::timeout(FRAME_LIMIT, stream.next())
+        .await
+        .expect("the deletion ends the wait well before max_wait")
+        .unwrap();
+    deleter.await.unwrap();
+    assert!(frame.last, "{frame:?}");
+    assert_eq!(
+        frame.partitions[0].error_code,
+        ErrorCode::UnknownTopicOrPartition
+    );
+}
+
+#[tokio::test]
+async fn a_stream_ended_by_the_client_stops_at_once_and_closing_frees_it() {
+    let broker = TestBroker::start();
+    let mut admin = broker.connect().await;
+    create_topic(&mut admin, "e", 1, TopicConfig::default()).await;
+    let mut conn = broker.connect().await;
+    let stream = conn
+        .fetch_stream(30_000, 1, 1 << 20, vec![at("e", 0, 0)])
+        .await
+        .unwrap();
+    // Ended while it waits: the broker answers the next request at once,
+    // not after the 30 s wait.
+    let t = Instant::now();
+    tokio::time::timeout(FRAME_LIMIT, stream.end())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+
+    // A client that closes its streaming connection leaves nothing behind.
+    let open_before = admin
+        .stats()
+        .await
+        .unwrap()
+        .get("connections_open")
+        .unwrap();
+    let mut other = broker.connect().await;
+    let stream = other
+        .fetch_stream(30_000, 1, 1 << 20, vec![at("e", 0, 0)])
+        .await
+        .unwrap();
+    assert!(!stream.is_ended());
+    drop(other);
+    let deadline = Instant::now() + FRAME_LIMIT;
+    loop {
+        let open = admin
+            .stats()
+            .await
+            .unwrap()
+            .get("connections_open")
+            .unwrap();
+        if open == open_before {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{open} open, {open_before} before"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    admin
+        .produce(Acks::Leader, 1000, &[("e", 0, &batch_of(&["after"]))])
+        .await
+        .unwrap();
+    let r = conn
+        .fetch(0, 0, 1 << 20, vec![at("e", 0, 0)])
+        .await
+        .unwrap();
+    assert_eq!(decode_records(&r[0].records, 0).len(), 1);
+}
