@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use sluice_bench::harness::bench::{Bench, BrokerSource};
 use sluice_bench::harness::options::{
-    Options, ValueKind, parse_acks, parse_codecs, parse_value_kind,
+    Options, TailFetch, ValueKind, parse_acks, parse_codecs, parse_value_kind,
 };
 use sluice_bench::harness::report::{
     WorkloadResult, print_compression, print_details, print_goals, print_table,
@@ -95,6 +95,11 @@ struct Args {
     /// Skip consumer CRC checks
     #[arg(long)]
     no_verify_crc: bool,
+    /// How the W4/W7 tailing consumer reads: `stream` (one FetchStream
+    /// request, each append sent as it comes) or `poll` (the client
+    /// library's consumer, a long-poll Fetch per read)
+    #[arg(long, default_value = "stream", value_parser = ["stream", "poll"])]
+    tail_fetch: String,
     /// Records per second of W4 and W7
     #[arg(long, default_value_t = 10_000)]
     rate: u64,
@@ -170,6 +175,10 @@ impl Args {
             in_flight: self.in_flight,
             fetch_bytes: self.fetch_bytes,
             verify_crc: !self.no_verify_crc,
+            tail_fetch: match self.tail_fetch.as_str() {
+                "poll" => TailFetch::Poll,
+                _ => TailFetch::Stream,
+            },
             rate: self.rate,
             duration: Duration::from_secs_f64(self.duration.max(0.0)),
             warmup: Duration::from_secs_f64(self.warmup.max(0.0)),

@@ -26,6 +26,26 @@ impl ValueKind {
     }
 }
 
+/// How the W4/W7 tailing consumer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TailFetch {
+    /// One FetchStream request; the broker sends each append as it comes.
+    #[default]
+    Stream,
+    /// The client library's consumer: a long-poll Fetch per read.
+    Poll,
+}
+
+impl TailFetch {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            TailFetch::Stream => "stream",
+            TailFetch::Poll => "poll",
+        }
+    }
+}
+
 /// What the command line set. `None` means "the workload's own default".
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -54,6 +74,8 @@ pub struct Options {
     pub fetch_bytes: u32,
     /// Whether consumers verify batch CRCs.
     pub verify_crc: bool,
+    /// How the W4/W7 tailing consumer reads.
+    pub tail_fetch: TailFetch,
     /// Records per second of W4 and W7.
     pub rate: u64,
     /// Measured duration of W4 and W7.

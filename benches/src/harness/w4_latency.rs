@@ -1,6 +1,8 @@
 //! W4: end-to-end latency at a fixed rate — 1 KiB records at 10,000
 //! records/s for 30 s through the client library's `Producer`, one
-//! `Consumer` tailing the partition.
+//! consumer tailing the partition: by default with one FetchStream request
+//! (`--tail-fetch stream`), or through the library's `Consumer`, a
+//! long-poll Fetch per read (`--tail-fetch poll`).
 //!
 //! Each value starts with the nanoseconds from a shared [`Instant`] to the
 //! record's *intended* send time, then its sequence number. The sender runs
@@ -22,13 +24,16 @@ use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
 use serde_json::json;
 use sluice_client::{
-    Consumer, ConsumerConfig, DeliveryFuture, Producer, ProducerConfig, ProducerRecord,
+    Connection, Consumer, ConsumerConfig, DeliveryFuture, Producer, ProducerConfig, ProducerRecord,
 };
+use sluice_protocol::batch::RecordBatch;
+use sluice_protocol::wire::ErrorCode;
+use sluice_protocol::wire::fetch::FetchPartition;
 use sluice_protocol::wire::produce::Acks;
 
 use super::bench::{Bench, PlotData, measured};
 use super::meter::progress_bar;
-use super::options::acks_name;
+use super::options::{TailFetch, acks_name};
 use super::report::{Latency, Moved, WorkloadResult};
 use super::workloads::create_topic;
 
@@ -96,6 +101,8 @@ pub struct LatencySpec {
     pub acks: Acks,
     /// Whether the consumer verifies CRCs.
     pub verify_crc: bool,
+    /// How the tailing consumer reads.
+    pub tail_fetch: TailFetch,
 }
 
 /// What a latency run saw.
@@ -136,6 +143,7 @@ pub fn spec(bench: &Bench) -> LatencySpec {
         batch_bytes: o.latency_batch_bytes,
         acks: o.acks.unwrap_or(Acks::Leader),
         verify_crc: o.verify_crc,
+        tail_fetch: o.tail_fetch,
     }
 }
 
@@ -151,39 +159,30 @@ pub async fn run_latency(
     let warm = (spec.rate as f64 * spec.warmup.as_secs_f64()) as u64;
     let base = Instant::now();
 
-    let mut consumer = Consumer::connect(ConsumerConfig {
-        max_wait: Duration::from_millis(500),
-        verify_crc: spec.verify_crc,
-        ..ConsumerConfig::new(addr.to_string())
-    })
-    .await?;
-    consumer.assign(vec![(topic.to_owned(), 0)]).await?;
-    let receiver = tokio::spawn(async move {
-        let mut hist = histogram()?;
-        let mut received = 0u64;
-        let mut stalls = StallCounter::default();
-        while received < total {
-            let records = tokio::time::timeout(DRAIN_LIMIT, consumer.poll())
-                .await
-                .context("consumer saw nothing for 30 s")??;
-            let now = base.elapsed().as_nanos() as u64;
-            for r in &records {
-                let v = r.value();
-                let field = |at: usize| -> anyhow::Result<u64> {
-                    let bytes = v.get(at..at + 8).context("value shorter than 16 bytes")?;
-                    Ok(u64::from_le_bytes(bytes.try_into()?))
-                };
-                if field(8)? >= warm {
-                    let sent = field(0)?;
-                    let ns = now.saturating_sub(sent).max(1);
-                    hist.record(ns)?;
-                    stalls.record(ns, sent);
-                }
-            }
-            received += records.len() as u64;
+    let receipts = Receipts {
+        hist: histogram()?,
+        received: 0,
+        stalls: StallCounter::default(),
+        warm,
+        base,
+    };
+    let receiver = match spec.tail_fetch {
+        TailFetch::Poll => {
+            let mut consumer = Consumer::connect(ConsumerConfig {
+                max_wait: Duration::from_millis(500),
+                verify_crc: spec.verify_crc,
+                ..ConsumerConfig::new(addr.to_string())
+            })
+            .await?;
+            consumer.assign(vec![(topic.to_owned(), 0)]).await?;
+            tokio::spawn(poll_tail(consumer, receipts, total))
         }
-        anyhow::Ok((hist, received, stalls))
-    });
+        TailFetch::Stream => {
+            let conn = Connection::connect(addr).await?;
+            let verify = spec.verify_crc;
+            tokio::spawn(stream_tail(conn, topic.to_owned(), verify, receipts, total))
+        }
+    };
 
     let producer = Arc::new(Producer::new(ProducerConfig {
         acks: spec.acks,
@@ -265,7 +264,12 @@ pub async fn run_latency(
         .map_err(|_| anyhow::anyhow!("sender thread panicked"))??;
     producer.flush().await;
     let acked = checker.await??;
-    let (latency, received, stalls) = tokio::time::timeout(DRAIN_LIMIT + DRAIN_LIMIT, receiver)
+    let Receipts {
+        hist: latency,
+        received,
+        stalls,
+        ..
+    } = tokio::time::timeout(DRAIN_LIMIT + DRAIN_LIMIT, receiver)
         .await
         .context("consumer did not finish")???;
     producer.close().await;
@@ -281,6 +285,105 @@ pub async fn run_latency(
         stalls: stalls.stalls,
         stall_starts_ms: stalls.starts_ms,
     })
+}
+
+/// What the tailing consumer has received so far.
+struct Receipts {
+    hist: Histogram<u64>,
+    received: u64,
+    stalls: StallCounter,
+    /// Records with a sequence number below this are not recorded.
+    warm: u64,
+    /// The instant the values' timestamps count from.
+    base: Instant,
+}
+
+impl Receipts {
+    /// Records the latency of a record with `value`, received at `now_ns`.
+    fn record(&mut self, value: &[u8], now_ns: u64) -> anyhow::Result<()> {
+        let field = |at: usize| -> anyhow::Result<u64> {
+            let bytes = value
+                .get(at..at + 8)
+                .context("value shorter than 16 bytes")?;
+            Ok(u64::from_le_bytes(bytes.try_into()?))
+        };
+        if field(8)? >= self.warm {
+            let sent = field(0)?;
+            let ns = now_ns.saturating_sub(sent).max(1);
+            self.hist.record(ns)?;
+            self.stalls.record(ns, sent);
+        }
+        self.received += 1;
+        Ok(())
+    }
+}
+
+/// Tails through the client library's consumer (a Fetch per read) until
+/// `total` records arrived.
+async fn poll_tail(
+    mut consumer: Consumer,
+    mut receipts: Receipts,
+    total: u64,
+) -> anyhow::Result<Receipts> {
+    while receipts.received < total {
+        let records = tokio::time::timeout(DRAIN_LIMIT, consumer.poll())
+            .await
+            .context("consumer saw nothing for 30 s")??;
+        let now = receipts.base.elapsed().as_nanos() as u64;
+        for r in &records {
+            receipts.record(r.value(), now)?;
+        }
+    }
+    Ok(receipts)
+}
+
+/// Tails partition 0 of `topic` with one FetchStream request until `total`
+/// records arrived.
+async fn stream_tail(
+    mut conn: Connection,
+    topic: String,
+    verify_crc: bool,
+    mut receipts: Receipts,
+    total: u64,
+) -> anyhow::Result<Receipts> {
+    let mut position = 0u64;
+    let from = FetchPartition {
+        topic,
+        partition: 0,
+        offset: 0,
+        max_bytes: 1 << 20,
+    };
+    let mut stream = conn.fetch_stream(500, 1, 1 << 20, vec![from]).await?;
+    while receipts.received < total {
+        let frame = tokio::time::timeout(DRAIN_LIMIT, stream.next())
+            .await
+            .context("consumer saw nothing for 30 s")??;
+        let now = receipts.base.elapsed().as_nanos() as u64;
+        let Some(p) = frame.partitions.first() else {
+            bail!("the stream ended without its partition");
+        };
+        if p.error_code != ErrorCode::None || frame.last {
+            bail!("the stream ended: {:?}", p.error_code);
+        }
+        let mut bytes = p.records.clone();
+        while !bytes.is_empty() {
+            let batch = match verify_crc {
+                true => RecordBatch::split_first(&mut bytes),
+                false => RecordBatch::split_first_unverified(&mut bytes),
+            }
+            .map_err(|e| anyhow::anyhow!("record batch: {e}"))?;
+            for r in batch.records() {
+                let r = r.map_err(|e| anyhow::anyhow!("record: {e}"))?;
+                if (r.offset as u64) < position {
+                    continue;
+                }
+                receipts.record(r.value.as_deref().unwrap_or_default(), now)?;
+            }
+            position = position.max(batch.header().next_offset() as u64);
+        }
+    }
+    stream.end().await?;
+    Ok(receipts)
 }
 
 /// A result row for a latency run that took `seconds` and `cpu`.
@@ -321,6 +424,8 @@ pub fn latency_result(
         .insert("acks".into(), json!(acks_name(spec.acks)));
     r.parameters
         .insert("verify_crc".into(), json!(spec.verify_crc));
+    r.parameters
+        .insert("tail_fetch".into(), json!(spec.tail_fetch.name()));
     r.parameters
         .insert("fetch_path".into(), json!(bench.fetch_path()));
     r.latency = Some(Latency::from_histogram(&run.latency));
