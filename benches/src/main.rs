@@ -96,8 +96,8 @@ struct Args {
     #[arg(long)]
     no_verify_crc: bool,
     /// How the W4/W7 tailing consumer reads: `stream` (one FetchStream
-    /// request, each append sent as it comes) or `poll` (the client
-    /// library's consumer, a long-poll Fetch per read)
+    /// request, each append sent as it comes) or `poll` (a long-poll Fetch
+    /// per read)
     #[arg(long, default_value = "stream", value_parser = ["stream", "poll"])]
     tail_fetch: String,
     /// Records per second of W4 and W7

@@ -10,6 +10,7 @@ use sluice_protocol::wire::broker_status::{BrokerStatusRequest, BrokerStatusResp
 use sluice_protocol::wire::create_topics::{CreateTopicsRequest, CreateTopicsResponse, NewTopic};
 use sluice_protocol::wire::delete_topics::{DeleteTopicsRequest, DeleteTopicsResponse};
 use sluice_protocol::wire::fetch::{FetchPartition, FetchRequest, FetchResponse};
+use sluice_protocol::wire::fetch_stream::FetchStreamResponse;
 use sluice_protocol::wire::frame::{LEN_PREFIX, RESPONSE_HEADER_LEN};
 use sluice_protocol::wire::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use sluice_protocol::wire::list_offsets::{
@@ -299,6 +300,38 @@ impl Connection {
             });
         }
         Ok((decode_body(&body)?, tail))
+    }
+
+    /// Reads the next frame of a FetchStream sent on this connection (see
+    /// [`fetch_stream`](crate::fetch_stream)); the stream counts as
+    /// answered once its `last` frame (or an error answer) is read.
+    pub(crate) async fn recv_stream_frame(
+        &mut self,
+    ) -> Result<(FetchStreamResponse, Bytes), ClientError> {
+        let (header, body, tail) = self.reader.recv_raw().await?;
+        if let Some(&expected) = self.in_flight.front()
+            && expected != header.correlation_id
+        {
+            return Err(ClientError::OutOfOrder {
+                expected,
+                got: header.correlation_id,
+            });
+        }
+        if header.error_code != ErrorCode::None {
+            self.in_flight.pop_front();
+            let message = decode_body::<ErrorBody>(&body)
+                .map(|b| b.message)
+                .unwrap_or_default();
+            return Err(ClientError::Broker {
+                code: header.error_code,
+                message,
+            });
+        }
+        let resp: FetchStreamResponse = decode_body(&body)?;
+        if resp.last {
+            self.in_flight.pop_front();
+        }
+        Ok((resp, tail))
     }
 
     /// Sends a request and waits for its response.

@@ -268,3 +268,96 @@ async fn a_stream_ended_by_the_client_stops_at_once_and_closing_frees_it() {
         .unwrap();
     assert_eq!(decode_records(&r[0].records, 0).len(), 1);
 }
+
+/// The broker's request count (the Stats call itself included).
+async fn requests(conn: &mut sluice_client::Connection) -> u64 {
+    conn.stats().await.unwrap().get("requests").unwrap()
+}
+
+#[tokio::test]
+async fn a_consumer_with_fetch_stream_tails_without_a_request_per_read() {
+    let broker = TestBroker::start();
+    let mut admin = broker.connect().await;
+    create_topic(&mut admin, "cs", 2, TopicConfig::default()).await;
+    let mut producer = broker.connect().await;
+    let mut consumer = sluice_client::Consumer::connect(sluice_client::ConsumerConfig {
+        fetch_stream: true,
+        max_wait: Duration::from_millis(200),
+        ..sluice_client::ConsumerConfig::new(broker.addr.to_string())
+    })
+    .await
+    .unwrap();
+    consumer.assign(vec![("cs".to_owned(), 0)]).await.unwrap();
+
+    // Warm up: the stream is open once the first record came through it.
+    let mut got: Vec<(u32, u64, String)> = Vec::new();
+    let poll_until = async |consumer: &mut sluice_client::Consumer,
+                            got: &mut Vec<(u32, u64, String)>,
+                            n: usize| {
+        let deadline = Instant::now() + FRAME_LIMIT;
+        while got.len() < n {
+            assert!(Instant::now() < deadline, "only {got:?}");
+            for r in consumer.poll().await.unwrap() {
+                let v = String::from_utf8(r.value().to_vec()).unwrap();
+                got.push((r.partition, r.offset(), v));
+            }
+        }
+    };
+    producer
+        .produce(Acks::Leader, 1000, &[("cs", 0, &batch_of(&["w"]))])
+        .await
+        .unwrap();
+    poll_until(&mut consumer, &mut got, 1).await;
+
+    // Twenty appends, each polled: the broker serves the produces, its
+    // Stats and the consumer's stream — not a Fetch per record.
+    let before = requests(&mut admin).await;
+    for i in 0..20 {
+        let v = format!("r{i}");
+        producer
+            .produce(Acks::Leader, 1000, &[("cs", 0, &batch_of(&[v.as_str()]))])
+            .await
+            .unwrap();
+        poll_until(&mut consumer, &mut got, 2 + i).await;
+    }
+    let served = requests(&mut admin).await - before;
+    assert!(served <= 20 + 1 + 3, "{served} requests for 20 records");
+    let offsets: Vec<u64> = got.iter().map(|g| g.1).collect();
+    assert_eq!(offsets, (0..21).collect::<Vec<u64>>());
+
+    // A seek reads again from there (on a new stream).
+    consumer
+        .seek("cs", 0, sluice_client::SeekTo::Offset(18))
+        .await
+        .unwrap();
+    got.clear();
+    poll_until(&mut consumer, &mut got, 3).await;
+    assert_eq!(
+        got.iter().map(|g| g.1).collect::<Vec<_>>(),
+        [18, 19, 20],
+        "{got:?}"
+    );
+
+    // A partition added to the assignment joins (the stream is reopened
+    // with both), and records of both arrive.
+    consumer
+        .assign(vec![("cs".to_owned(), 0), ("cs".to_owned(), 1)])
+        .await
+        .unwrap();
+    producer
+        .produce(Acks::Leader, 1000, &[("cs", 1, &batch_of(&["p1"]))])
+        .await
+        .unwrap();
+    producer
+        .produce(Acks::Leader, 1000, &[("cs", 0, &batch_of(&["p0"]))])
+        .await
+        .unwrap();
+    // (An assignment starts each partition afresh: partition 0 is read
+    // from its start again.)
+    got.clear();
+    poll_until(&mut consumer, &mut got, 23).await;
+    assert_eq!(got.len(), 23, "{got:?}");
+    assert!(got.contains(&(1, 0, "p1".to_owned())), "{got:?}");
+    assert!(got.contains(&(0, 21, "p0".to_owned())), "{got:?}");
+    assert_eq!(consumer.fetch_connections(), 1);
+}

@@ -32,7 +32,7 @@ pub enum TailFetch {
     /// One FetchStream request; the broker sends each append as it comes.
     #[default]
     Stream,
-    /// The client library's consumer: a long-poll Fetch per read.
+    /// A long-poll Fetch per read.
     Poll,
 }
 

@@ -1,8 +1,8 @@
 //! W4: end-to-end latency at a fixed rate — 1 KiB records at 10,000
 //! records/s for 30 s through the client library's `Producer`, one
-//! consumer tailing the partition: by default with one FetchStream request
-//! (`--tail-fetch stream`), or through the library's `Consumer`, a
-//! long-poll Fetch per read (`--tail-fetch poll`).
+//! `Consumer` tailing the partition: by default with one FetchStream
+//! request (`--tail-fetch stream`, `ConsumerConfig::fetch_stream`), or with
+//! a long-poll Fetch per read (`--tail-fetch poll`).
 //!
 //! Each value starts with the nanoseconds from a shared [`Instant`] to the
 //! record's *intended* send time, then its sequence number. The sender runs
@@ -24,11 +24,8 @@ use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
 use serde_json::json;
 use sluice_client::{
-    Connection, Consumer, ConsumerConfig, DeliveryFuture, Producer, ProducerConfig, ProducerRecord,
+    Consumer, ConsumerConfig, DeliveryFuture, Producer, ProducerConfig, ProducerRecord,
 };
-use sluice_protocol::batch::RecordBatch;
-use sluice_protocol::wire::ErrorCode;
-use sluice_protocol::wire::fetch::FetchPartition;
 use sluice_protocol::wire::produce::Acks;
 
 use super::bench::{Bench, PlotData, measured};
@@ -166,23 +163,15 @@ pub async fn run_latency(
         warm,
         base,
     };
-    let receiver = match spec.tail_fetch {
-        TailFetch::Poll => {
-            let mut consumer = Consumer::connect(ConsumerConfig {
-                max_wait: Duration::from_millis(500),
-                verify_crc: spec.verify_crc,
-                ..ConsumerConfig::new(addr.to_string())
-            })
-            .await?;
-            consumer.assign(vec![(topic.to_owned(), 0)]).await?;
-            tokio::spawn(poll_tail(consumer, receipts, total))
-        }
-        TailFetch::Stream => {
-            let conn = Connection::connect(addr).await?;
-            let verify = spec.verify_crc;
-            tokio::spawn(stream_tail(conn, topic.to_owned(), verify, receipts, total))
-        }
-    };
+    let mut consumer = Consumer::connect(ConsumerConfig {
+        max_wait: Duration::from_millis(500),
+        verify_crc: spec.verify_crc,
+        fetch_stream: spec.tail_fetch == TailFetch::Stream,
+        ..ConsumerConfig::new(addr.to_string())
+    })
+    .await?;
+    consumer.assign(vec![(topic.to_owned(), 0)]).await?;
+    let receiver = tokio::spawn(tail(consumer, receipts, total));
 
     let producer = Arc::new(Producer::new(ProducerConfig {
         acks: spec.acks,
@@ -318,9 +307,9 @@ impl Receipts {
     }
 }
 
-/// Tails through the client library's consumer (a Fetch per read) until
-/// `total` records arrived.
-async fn poll_tail(
+/// Tails through the client library's consumer until `total` records
+/// arrived.
+async fn tail(
     mut consumer: Consumer,
     mut receipts: Receipts,
     total: u64,
@@ -334,55 +323,6 @@ async fn poll_tail(
             receipts.record(r.value(), now)?;
         }
     }
-    Ok(receipts)
-}
-
-/// Tails partition 0 of `topic` with one FetchStream request until `total`
-/// records arrived.
-async fn stream_tail(
-    mut conn: Connection,
-    topic: String,
-    verify_crc: bool,
-    mut receipts: Receipts,
-    total: u64,
-) -> anyhow::Result<Receipts> {
-    let mut position = 0u64;
-    let from = FetchPartition {
-        topic,
-        partition: 0,
-        offset: 0,
-        max_bytes: 1 << 20,
-    };
-    let mut stream = conn.fetch_stream(500, 1, 1 << 20, vec![from]).await?;
-    while receipts.received < total {
-        let frame = tokio::time::timeout(DRAIN_LIMIT, stream.next())
-            .await
-            .context("consumer saw nothing for 30 s")??;
-        let now = receipts.base.elapsed().as_nanos() as u64;
-        let Some(p) = frame.partitions.first() else {
-            bail!("the stream ended without its partition");
-        };
-        if p.error_code != ErrorCode::None || frame.last {
-            bail!("the stream ended: {:?}", p.error_code);
-        }
-        let mut bytes = p.records.clone();
-        while !bytes.is_empty() {
-            let batch = match verify_crc {
-                true => RecordBatch::split_first(&mut bytes),
-                false => RecordBatch::split_first_unverified(&mut bytes),
-            }
-            .map_err(|e| anyhow::anyhow!("record batch: {e}"))?;
-            for r in batch.records() {
-                let r = r.map_err(|e| anyhow::anyhow!("record: {e}"))?;
-                if (r.offset as u64) < position {
-                    continue;
-                }
-                receipts.record(r.value.as_deref().unwrap_or_default(), now)?;
-            }
-            position = position.max(batch.header().next_offset() as u64);
-        }
-    }
-    stream.end().await?;
     Ok(receipts)
 }
 

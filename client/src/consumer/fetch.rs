@@ -83,17 +83,24 @@ enum State {
     /// frame, so the session is not used again.
     Writing,
     /// A fetch is on the wire for these partitions; `stale` if a seek or
-    /// an assignment change made its answer useless.
+    /// an assignment change made its answer useless. `stream`: a
+    /// FetchStream, which stays on the wire after each frame but its last
+    /// (`sent` is then when the last frame came).
     InFlight {
         parts: Vec<(Arc<str>, u32)>,
         sent: Instant,
         stale: bool,
+        stream: bool,
     },
 }
 
 impl Sessions {
-    /// Marks every fetch on the wire stale: its answer will be dropped.
+    /// Marks every fetch on the wire stale: its answer will be dropped. A
+    /// stream's connection is closed instead (the broker would go on
+    /// sending from the old positions), and the next poll opens another.
     pub(super) fn invalidate(&mut self) {
+        self.by_dest
+            .retain(|_, s| !matches!(s.state, State::InFlight { stream: true, .. }));
         for s in self.by_dest.values_mut() {
             if let State::InFlight { stale, .. } = &mut s.state {
                 *stale = true;
@@ -140,8 +147,31 @@ impl Sessions {
     }
 }
 
-type Received = Result<(FetchResponse, Bytes), ClientError>;
+/// A fetch's answer, or a stream's frame, with whether it was the last.
+type Received = Result<(FetchResponse, bool, Bytes), ClientError>;
 type Receiving<'a> = Pin<Box<dyn Future<Output = Received> + Send + 'a>>;
+
+/// What [`wait_any`] took from one session (now idle).
+struct Answered {
+    parts: Vec<(Arc<str>, u32)>,
+    stale: bool,
+    stream: bool,
+    received: Received,
+}
+
+/// The next answer on a session: a Fetch response, or a stream's frame
+/// (read as the Fetch response it is laid out like).
+async fn recv_answer(conn: &mut Connection, stream: bool) -> Received {
+    if !stream {
+        let (resp, tail) = conn.recv::<FetchResponse>().await?;
+        return Ok((resp, true, tail));
+    }
+    let (frame, tail) = conn.recv_stream_frame().await?;
+    let resp = FetchResponse {
+        partitions: frame.partitions,
+    };
+    Ok((resp, frame.last, tail))
+}
 
 /// Waits until at least one session's fetch is answered, or `until`;
 /// returns every answer ready then, each session set idle.
@@ -149,13 +179,14 @@ async fn wait_any(
     sessions: &mut HashMap<Dest, Session>,
     timer: &mut Option<Pin<Box<tokio::time::Sleep>>>,
     until: Instant,
-) -> Vec<(Dest, Vec<(Arc<str>, u32)>, bool, Received)> {
+) -> Vec<(Dest, Answered)> {
     let ready = {
         let mut waiting: Vec<(Dest, Receiving<'_>)> = sessions
             .iter_mut()
             .filter(|(_, s)| matches!(s.state, State::InFlight { .. }))
             .map(|(d, s)| {
-                let recv: Receiving<'_> = Box::pin(s.conn.recv::<FetchResponse>());
+                let stream = matches!(s.state, State::InFlight { stream: true, .. });
+                let recv: Receiving<'_> = Box::pin(recv_answer(&mut s.conn, stream));
                 (d.clone(), recv)
             })
             .collect();
@@ -180,10 +211,20 @@ async fn wait_any(
     let mut out = Vec::with_capacity(ready.len());
     for (dest, received) in ready {
         if let Some(s) = sessions.get_mut(&dest)
-            && let State::InFlight { parts, stale, .. } =
-                std::mem::replace(&mut s.state, State::Idle)
+            && let State::InFlight {
+                parts,
+                stale,
+                stream,
+                ..
+            } = std::mem::replace(&mut s.state, State::Idle)
         {
-            out.push((dest, parts, stale, received));
+            let answered = Answered {
+                parts,
+                stale,
+                stream,
+                received,
+            };
+            out.push((dest, answered));
         }
     }
     out
@@ -233,8 +274,10 @@ impl Consumer {
     /// The partitions to fetch now, by destination: those not on the wire,
     /// not backing off, whose destination has a route, does not rest and
     /// has nothing on the wire.
-    fn plan(&mut self, now: Instant) -> Vec<(Dest, Vec<usize>)> {
+    fn plan(&mut self, now: Instant) -> Vec<(Dest, Vec<usize>, bool)> {
         let mut by_dest: HashMap<Dest, Vec<usize>> = HashMap::new();
+        // Streams that leave out a partition now wanting their leader.
+        let mut restart: HashSet<Dest> = HashSet::new();
         {
             let busy = self.fetch.busy();
             for (i, a) in self.assigned.iter().enumerate() {
@@ -246,17 +289,23 @@ impl Consumer {
                 let Some(dest) = pool::dest_of(self.metadata.route(&a.topic, a.partition)) else {
                     continue;
                 };
+                let session = self.fetch.by_dest.get(&dest).map(|s| &s.state);
+                if matches!(session, Some(State::InFlight { stream: true, .. })) {
+                    restart.insert(dest);
+                    continue;
+                }
                 if self.fetch.rests.resting(&dest, now)
-                    || self
-                        .fetch
-                        .by_dest
-                        .get(&dest)
-                        .is_some_and(|s| !matches!(s.state, State::Idle))
+                    || session.is_some_and(|s| !matches!(s, State::Idle))
                 {
                     continue;
                 }
                 by_dest.entry(dest).or_default().push(i);
             }
+        }
+        if !restart.is_empty() {
+            // Closed: the next plan lists every partition of that leader.
+            self.fetch.by_dest.retain(|d, _| !restart.contains(d));
+            return self.plan(now);
         }
         let max = self.config.max_partitions_per_fetch.max(1);
         by_dest
@@ -268,7 +317,7 @@ impl Consumer {
                 let start = *turn % n;
                 *turn = (start + take) % n;
                 let idxs = (0..take).filter_map(|k| all.get((start + k) % n).copied());
-                (dest, idxs.collect())
+                (dest, idxs.collect(), take == n)
             })
             .collect()
     }
@@ -278,7 +327,7 @@ impl Consumer {
     /// connection rests; the bootstrap list not answering is an error.
     async fn send_fetches(&mut self) -> Result<(), ClientError> {
         let plan = self.plan(Instant::now());
-        for (dest, idxs) in plan {
+        for (dest, idxs, whole) in plan {
             if !self.fetch.by_dest.contains_key(&dest) {
                 match pool::connect(&self.brokers, &dest, CONNECT_TIMEOUT).await {
                     Ok(conn) => {
@@ -327,13 +376,28 @@ impl Consumer {
             let Some(session) = self.fetch.by_dest.get_mut(&dest) else {
                 continue;
             };
+            // A stream only where it covers every partition of the leader
+            // (no turns) and the broker speaks it (asked once per
+            // connection; a failed ask shows again on the send).
+            let stream = self.config.fetch_stream
+                && whole
+                && session
+                    .conn
+                    .negotiated_version(ApiKey::FetchStream)
+                    .await
+                    .is_ok();
+            let api = match stream {
+                true => ApiKey::FetchStream,
+                false => ApiKey::Fetch,
+            };
             session.state = State::Writing;
-            match session.conn.send(ApiKey::Fetch, &req, &[]).await {
+            match session.conn.send(api, &req, &[]).await {
                 Ok(_) => {
                     session.state = State::InFlight {
                         parts,
                         sent: Instant::now(),
                         stale: false,
+                        stream,
                     };
                 }
                 Err(_) => self.lost(&dest),
@@ -390,8 +454,14 @@ impl Consumer {
             self.lost(&dest);
         }
         let mut out = Vec::new();
-        for (dest, parts, stale, received) in ready {
-            let (resp, tail) = match received {
+        for (dest, answered) in ready {
+            let Answered {
+                parts,
+                stale,
+                stream,
+                received,
+            } = answered;
+            let (resp, last, tail) = match received {
                 Ok(r) => r,
                 Err(ClientError::Broker { code, message }) => {
                     // The whole request was refused.
@@ -414,6 +484,17 @@ impl Consumer {
             };
             if stale {
                 continue;
+            }
+            if stream && !last {
+                // The stream goes on: its next frame is awaited as before.
+                if let Some(s) = self.fetch.by_dest.get_mut(&dest) {
+                    s.state = State::InFlight {
+                        parts: parts.clone(),
+                        sent: Instant::now(),
+                        stale: false,
+                        stream: true,
+                    };
+                }
             }
             let taken = resp
                 .check_tail(tail.len())

@@ -106,6 +106,13 @@ pub struct ConsumerConfig {
     /// again (Kafka's `metadata.max.age.ms`, default 5 minutes); an error
     /// that says a leader moved, or a lost connection, asks at once.
     pub metadata_max_age: Duration,
+    /// Read each leader's partitions with one FetchStream request, which
+    /// the broker answers with a frame per append, instead of a Fetch per
+    /// read: a tailing consumer then costs the broker one wake-up per
+    /// append instead of two. Used where all of a leader's partitions fit
+    /// one request and the broker speaks the API; a seek, an assignment
+    /// change or a partition joining that leader's set reconnects.
+    pub fetch_stream: bool,
 }
 
 impl ConsumerConfig {
@@ -124,6 +131,7 @@ impl ConsumerConfig {
             verify_crc: true,
             max_partitions_per_fetch: 1000,
             metadata_max_age: crate::metadata::DEFAULT_METADATA_MAX_AGE,
+            fetch_stream: false,
         }
     }
 
