@@ -103,21 +103,40 @@ fn hundred_thousand_lines_come_back_once_in_order_per_partition() {
         .collect();
     assert_eq!(acked.len(), n, "one line per input line");
 
-    let consumed = ok(
-        &addr,
-        &[
+    let consume = |extra: &[&str]| {
+        let count = n.to_string();
+        let mut args = vec![
             "consume",
             "lines",
             "--from-beginning",
             "--count",
-            &n.to_string(),
+            &count,
             "--timeout-ms",
             "30000",
             "--format",
             "%p %o %k %v",
-        ],
-        b"",
-    );
+        ];
+        args.extend_from_slice(extra);
+        ok(&addr, &args, b"")
+    };
+    let consumed = consume(&[]);
+    // A stream reads the same records, in the same order per partition.
+    let streamed = consume(&["--fetch-stream"]);
+    let sorted = |s: &str| {
+        let mut l: Vec<String> = s.lines().map(str::to_owned).collect();
+        l.sort_unstable();
+        l
+    };
+    assert_eq!(sorted(&consumed), sorted(&streamed));
+    let per_partition = |s: &str| {
+        let mut by: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for l in s.lines() {
+            let (p, rest) = l.split_once(' ').unwrap();
+            by.entry(p.to_owned()).or_default().push(rest.to_owned());
+        }
+        by
+    };
+    assert_eq!(per_partition(&consumed), per_partition(&streamed));
     let mut stored: HashMap<(u32, u64), (String, String)> = HashMap::new();
     let mut last_offset: HashMap<u32, u64> = HashMap::new();
     for line in consumed.lines() {
@@ -370,9 +389,10 @@ fn a_group_continues_where_its_last_run_committed() {
             .collect()
     };
     // One fetch brings all 100 records; the first runs print (and commit)
-    // only 30 each.
+    // only 30 each. The second reads with a stream: same positions, same
+    // commits.
     let first = run(&["--from-beginning", "--count", "30"]);
-    let second = run(&["--count", "30"]);
+    let second = run(&["--count", "30", "--fetch-stream"]);
     let rest = run(&["--timeout-ms", "1000"]);
     assert_eq!((first.len(), second.len(), rest.len()), (30, 30, 40));
     let mut per_partition: BTreeMap<u32, Vec<u64>> = BTreeMap::new();

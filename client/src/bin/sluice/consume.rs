@@ -59,6 +59,10 @@ pub(crate) struct ConsumeArgs {
     /// Exit when no record arrived for this many milliseconds
     #[arg(long, value_name = "MS")]
     pub(crate) timeout_ms: Option<u64>,
+    /// Read with one FetchStream request per leader (the broker sends
+    /// records as they are appended) instead of a Fetch per read
+    #[arg(long)]
+    pub(crate) fetch_stream: bool,
 }
 
 impl ConsumeArgs {
@@ -108,6 +112,7 @@ pub(crate) async fn run(broker: &str, args: ConsumeArgs) -> anyhow::Result<Outco
         .map_or(MAX_WAIT, |t| Duration::from_millis(t).min(MAX_WAIT));
     // Committed here, after the output is flushed.
     config.auto_commit = None;
+    config.fetch_stream = args.fetch_stream;
     let mut consumer = Consumer::connect(config)
         .await
         .map_err(|e| cannot_connect(broker, &e))?;

@@ -106,6 +106,7 @@ pub(crate) async fn run(broker: &str, args: ConsumeArgs) -> anyhow::Result<Outco
         .map_or(MAX_WAIT, |t| Duration::from_millis(t).min(MAX_WAIT));
     // Committed inside poll, after the previous records were flushed.
     config.auto_commit = Some(Duration::from_millis(m.commit_interval_ms.unwrap_or(5000)));
+    config.fetch_stream = args.fetch_stream;
     let mut membership = GroupConfig::new(vec![topic.to_owned()]);
     membership.group_instance_id = m.group_instance_id.clone();
     membership.client_id = "sluice-cli".into();
