@@ -111,7 +111,12 @@ pub struct ConsumerConfig {
     /// read: a tailing consumer then costs the broker one wake-up per
     /// append instead of two. Used where all of a leader's partitions fit
     /// one request and the broker speaks the API; a seek, an assignment
-    /// change or a partition joining that leader's set reconnects.
+    /// change or a partition joining that leader's set reconnects. Off by
+    /// default: the broker keeps sending while the socket takes it, so an
+    /// application that stops polling for longer than the broker's write
+    /// timeout (30 s by default) with records waiting is disconnected (the
+    /// next poll reconnects from its positions); a Fetch per read never
+    /// sends ahead of the application.
     pub fetch_stream: bool,
 }
 
