@@ -84,6 +84,18 @@ pub(crate) fn split_records(
         .collect()
 }
 
+/// The error a response with a frame-level error code stands for: the
+/// code, and the message of its `ErrorBody` (empty if that does not decode).
+fn refusal(header: &ResponseHeader, body: &[u8]) -> ClientError {
+    let message = decode_body::<ErrorBody>(body)
+        .map(|b| b.message)
+        .unwrap_or_default();
+    ClientError::Broker {
+        code: header.error_code,
+        message,
+    }
+}
+
 /// The sending half of a connection: encodes and writes request frames.
 #[derive(Debug)]
 pub struct RequestWriter {
@@ -191,13 +203,7 @@ impl ResponseReader {
     pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<(u32, T, Bytes), ClientError> {
         let (header, body, tail) = self.recv_raw().await?;
         if header.error_code != ErrorCode::None {
-            let message = decode_body::<ErrorBody>(&body)
-                .map(|b| b.message)
-                .unwrap_or_default();
-            return Err(ClientError::Broker {
-                code: header.error_code,
-                message,
-            });
+            return Err(refusal(&header, &body));
         }
         Ok((header.correlation_id, decode_body(&body)?, tail))
     }
@@ -291,20 +297,15 @@ impl Connection {
     pub async fn recv<T: DeserializeOwned>(&mut self) -> Result<(T, Bytes), ClientError> {
         let (header, body, tail) = self.recv_raw().await?;
         if header.error_code != ErrorCode::None {
-            let message = decode_body::<ErrorBody>(&body)
-                .map(|b| b.message)
-                .unwrap_or_default();
-            return Err(ClientError::Broker {
-                code: header.error_code,
-                message,
-            });
+            return Err(refusal(&header, &body));
         }
         Ok((decode_body(&body)?, tail))
     }
 
     /// Reads the next frame of a FetchStream sent on this connection (see
     /// [`fetch_stream`](crate::fetch_stream)); the stream counts as
-    /// answered once its `last` frame (or an error answer) is read.
+    /// answered once its `last` frame (or an error answer) is read. The
+    /// frame's tail is not checked against its body here.
     pub(crate) async fn recv_stream_frame(
         &mut self,
     ) -> Result<(FetchStreamResponse, Bytes), ClientError> {
@@ -319,13 +320,7 @@ impl Connection {
         }
         if header.error_code != ErrorCode::None {
             self.in_flight.pop_front();
-            let message = decode_body::<ErrorBody>(&body)
-                .map(|b| b.message)
-                .unwrap_or_default();
-            return Err(ClientError::Broker {
-                code: header.error_code,
-                message,
-            });
+            return Err(refusal(&header, &body));
         }
         let resp: FetchStreamResponse = decode_body(&body)?;
         if resp.last {

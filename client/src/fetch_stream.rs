@@ -17,10 +17,9 @@
 //! ```
 
 use bytes::Bytes;
+use sluice_protocol::wire::ApiKey;
 use sluice_protocol::wire::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
 use sluice_protocol::wire::fetch::{FetchPartition, FetchRequest};
-use sluice_protocol::wire::fetch_stream::FetchStreamResponse;
-use sluice_protocol::wire::{ApiKey, ErrorBody, ErrorCode, decode_body};
 
 use crate::connection::{Connection, FetchedPartition, split_records};
 use crate::error::ClientError;
@@ -37,11 +36,12 @@ pub struct StreamFrame {
     pub partitions: Vec<FetchedPartition>,
 }
 
-/// A FetchStream in progress; it holds its connection until it ends.
+/// A FetchStream in progress; it holds its connection until it ends. A
+/// stream dropped before its last frame leaves frames on the way: close
+/// that connection, or call [`FetchStream::end`] to use it again.
 #[derive(Debug)]
 pub struct FetchStream<'a> {
     conn: &'a mut Connection,
-    id: u32,
     ended: bool,
 }
 
@@ -71,10 +71,9 @@ impl Connection {
             max_bytes,
             partitions,
         };
-        let id = self.writer.send(ApiKey::FetchStream, &req, &[]).await?;
+        self.send(ApiKey::FetchStream, &req, &[]).await?;
         Ok(FetchStream {
             conn: self,
-            id,
             ended: false,
         })
     }
@@ -88,24 +87,14 @@ impl FetchStream<'_> {
         if self.ended {
             return Err(ClientError::Closed);
         }
-        let (header, body, tail) = self.conn.reader.recv_raw().await?;
-        if header.correlation_id != self.id {
-            return Err(ClientError::OutOfOrder {
-                expected: self.id,
-                got: header.correlation_id,
-            });
-        }
-        if header.error_code != ErrorCode::None {
-            self.ended = true;
-            let message = decode_body::<ErrorBody>(&body)
-                .map(|b| b.message)
-                .unwrap_or_default();
-            return Err(ClientError::Broker {
-                code: header.error_code,
-                message,
-            });
-        }
-        let resp: FetchStreamResponse = decode_body(&body)?;
+        let (resp, tail) = match self.conn.recv_stream_frame().await {
+            Ok(frame) => frame,
+            Err(e) => {
+                // A refusal ends the stream; so does a broken connection.
+                self.ended = true;
+                return Err(e);
+            }
+        };
         resp.check_tail(tail.len())?;
         self.ended = resp.last;
         Ok(StreamFrame {
@@ -127,11 +116,10 @@ impl FetchStream<'_> {
             return Ok(());
         }
         self.conn
-            .writer
             .send(ApiKey::ApiVersions, &ApiVersionsRequest {}, &[])
             .await?;
         while !self.next().await?.last {}
-        let (_, versions, _): (u32, ApiVersionsResponse, Bytes) = self.conn.reader.recv().await?;
+        let (versions, _): (ApiVersionsResponse, Bytes) = self.conn.recv().await?;
         self.conn.broker_versions = Some(versions);
         Ok(())
     }

@@ -12,10 +12,14 @@ fuzz_target!(|data: &[u8]| {
     std::fs::write(dir.path().join("controller.log"), &bytes).expect("write");
     if LogStore::open(dir.path().to_owned()).is_ok() {
         // A second open finds the file already cut to whole records.
-        let len = std::fs::metadata(dir.path().join("controller.log")).expect("len").len();
+        let len = std::fs::metadata(dir.path().join("controller.log"))
+            .expect("len")
+            .len();
         assert!(LogStore::open(dir.path().to_owned()).is_ok());
         assert_eq!(
-            std::fs::metadata(dir.path().join("controller.log")).expect("len").len(),
+            std::fs::metadata(dir.path().join("controller.log"))
+                .expect("len")
+                .len(),
             len
         );
     }

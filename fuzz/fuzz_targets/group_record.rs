@@ -11,7 +11,10 @@ use sluice_broker::offsets::{OffsetRecord, decode_record, encode_group_key};
 fuzz_target!(|data: &[u8]| {
     if let Ok(record) = GroupRecord::decode(data) {
         let again = record.encode();
-        assert!(again.len() <= data.len(), "canonical encoding is never longer");
+        assert!(
+            again.len() <= data.len(),
+            "canonical encoding is never longer"
+        );
         assert_eq!(GroupRecord::decode(&again).as_ref(), Ok(&record));
     }
     match decode_record(&encode_group_key("g"), Some(data)) {

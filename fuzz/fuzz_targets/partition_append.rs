@@ -246,8 +246,8 @@ fuzz_target!(|data: &[u8]| {
                 // An honest append fails only for its timestamp or the ceiling.
                 if all_honest {
                     let msg = e.to_string();
-                    let producer_check = idempotent
-                        && (msg.contains("producer") || msg.contains("retried batches"));
+                    let producer_check =
+                        idempotent && (msg.contains("producer") || msg.contains("retried batches"));
                     assert!(
                         msg.contains("ahead of the broker's clock")
                             || msg.contains("offset ceiling")

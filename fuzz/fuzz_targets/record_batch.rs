@@ -6,8 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use sluice_protocol::batch::{
-    BatchHeader, BatchIter, Compression, RecordBatch, peek_offset_and_len, validate,
-    verify_crc,
+    BatchHeader, BatchIter, Compression, RecordBatch, peek_offset_and_len, validate, verify_crc,
 };
 
 fuzz_target!(|data: &[u8]| {

@@ -10,7 +10,9 @@ use sluice_broker::log::{LogConfig, PartitionLog};
 use sluice_protocol::batch::BatchIter;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, rest)) = data.split_first() else { return };
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
     let split = |b: &[u8], n: usize| -> (Vec<u8>, Vec<u8>) {
         let n = n.min(b.len());
         (b[..n].to_vec(), b[n..].to_vec())
@@ -34,20 +36,27 @@ fuzz_target!(|data: &[u8]| {
         index_interval_bytes: 64,
         ..LogConfig::default()
     };
-    let Ok((log, _)) = PartitionLog::open(&p, config) else { return };
+    let Ok((log, _)) = PartitionLog::open(&p, config) else {
+        return;
+    };
     let mut offset = log.log_start_offset();
     while let Ok(slice) = log.read(offset, 1 << 16) {
         if slice.len == 0 {
             break;
         }
-        let Some(file) = slice.file.as_ref() else { break };
+        let Some(file) = slice.file.as_ref() else {
+            break;
+        };
         let mut buf = vec![0u8; slice.len as usize];
-        let Ok(n) = sluice_broker::log::io::read_full_at(&**file, &mut buf, slice.position) else { break };
+        let Ok(n) = sluice_broker::log::io::read_full_at(&**file, &mut buf, slice.position) else {
+            break;
+        };
         buf.truncate(n);
         let mut whole = 0;
         for b in BatchIter::new(&buf) {
             let (_, bytes) = b.expect("recovered log serves only whole batches");
-            sluice_protocol::batch::verify_crc(bytes).expect("recovered log serves only valid batches");
+            sluice_protocol::batch::verify_crc(bytes)
+                .expect("recovered log serves only valid batches");
             whole += bytes.len();
         }
         assert_eq!(whole, buf.len(), "slice ends at a batch boundary");

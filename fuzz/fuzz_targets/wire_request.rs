@@ -13,29 +13,29 @@ use libfuzzer_sys::fuzz_target;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sluice_protocol::wire::api_versions::ApiVersionsRequest;
+use sluice_protocol::wire::broker_status::BrokerStatusRequest;
 use sluice_protocol::wire::create_topics::{
     CreateTopicsRequest, CreateTopicsRequestV0, CreateTopicsRequestV1,
 };
-use sluice_protocol::wire::delete_topics::DeleteTopicsRequest;
-use sluice_protocol::wire::fetch::FetchRequest;
-use sluice_protocol::wire::frame::{LEN_PREFIX, REQUEST_HEADER_LEN};
-use sluice_protocol::wire::list_offsets::ListOffsetsRequest;
-use sluice_protocol::wire::metadata::MetadataRequest;
-use sluice_protocol::wire::offset_commit::{OffsetCommitRequest, OffsetCommitRequestV1};
 use sluice_protocol::wire::delete_groups::DeleteGroupsRequest;
-use sluice_protocol::wire::find_coordinator::FindCoordinatorRequest;
+use sluice_protocol::wire::delete_topics::DeleteTopicsRequest;
 use sluice_protocol::wire::describe_groups::DescribeGroupsRequest;
+use sluice_protocol::wire::fetch::FetchRequest;
+use sluice_protocol::wire::find_coordinator::FindCoordinatorRequest;
+use sluice_protocol::wire::frame::{LEN_PREFIX, REQUEST_HEADER_LEN};
 use sluice_protocol::wire::heartbeat::HeartbeatRequest;
+use sluice_protocol::wire::init_producer_id::InitProducerIdRequest;
 use sluice_protocol::wire::join_group::JoinGroupRequest;
 use sluice_protocol::wire::leave_group::LeaveGroupRequest;
 use sluice_protocol::wire::list_groups::ListGroupsRequest;
-use sluice_protocol::wire::sync_group::SyncGroupRequest;
+use sluice_protocol::wire::list_offsets::ListOffsetsRequest;
+use sluice_protocol::wire::metadata::MetadataRequest;
+use sluice_protocol::wire::offset_commit::{OffsetCommitRequest, OffsetCommitRequestV1};
 use sluice_protocol::wire::offset_fetch::OffsetFetchRequest;
-use sluice_protocol::wire::produce::ProduceRequest;
-use sluice_protocol::wire::broker_status::BrokerStatusRequest;
-use sluice_protocol::wire::init_producer_id::InitProducerIdRequest;
 use sluice_protocol::wire::partition_status::PartitionStatusRequest;
+use sluice_protocol::wire::produce::ProduceRequest;
 use sluice_protocol::wire::stats::StatsRequest;
+use sluice_protocol::wire::sync_group::SyncGroupRequest;
 use sluice_protocol::wire::{
     ApiKey, RequestHeader, WireError, check_frame, decode_body, encode_body,
 };

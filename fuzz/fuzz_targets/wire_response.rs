@@ -13,28 +13,28 @@ use libfuzzer_sys::fuzz_target;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sluice_protocol::wire::api_versions::ApiVersionsResponse;
+use sluice_protocol::wire::broker_status::BrokerStatusResponse;
 use sluice_protocol::wire::create_topics::CreateTopicsResponse;
-use sluice_protocol::wire::delete_topics::DeleteTopicsResponse;
-use sluice_protocol::wire::fetch::FetchResponse;
-use sluice_protocol::wire::fetch_stream::FetchStreamResponse;
-use sluice_protocol::wire::frame::{LEN_PREFIX, RESPONSE_HEADER_LEN};
-use sluice_protocol::wire::list_offsets::ListOffsetsResponse;
-use sluice_protocol::wire::metadata::{MetadataResponse, MetadataResponseV0, MetadataResponseV1};
-use sluice_protocol::wire::offset_commit::OffsetCommitResponse;
 use sluice_protocol::wire::delete_groups::DeleteGroupsResponse;
-use sluice_protocol::wire::find_coordinator::FindCoordinatorResponse;
+use sluice_protocol::wire::delete_topics::DeleteTopicsResponse;
 use sluice_protocol::wire::describe_groups::DescribeGroupsResponse;
+use sluice_protocol::wire::fetch::{FetchPartitionResponse, FetchResponse};
+use sluice_protocol::wire::fetch_stream::FetchStreamResponse;
+use sluice_protocol::wire::find_coordinator::FindCoordinatorResponse;
+use sluice_protocol::wire::frame::{LEN_PREFIX, RESPONSE_HEADER_LEN};
 use sluice_protocol::wire::heartbeat::HeartbeatResponse;
+use sluice_protocol::wire::init_producer_id::InitProducerIdResponse;
 use sluice_protocol::wire::join_group::JoinGroupResponse;
 use sluice_protocol::wire::leave_group::LeaveGroupResponse;
 use sluice_protocol::wire::list_groups::ListGroupsResponse;
-use sluice_protocol::wire::sync_group::SyncGroupResponse;
+use sluice_protocol::wire::list_offsets::ListOffsetsResponse;
+use sluice_protocol::wire::metadata::{MetadataResponse, MetadataResponseV0, MetadataResponseV1};
+use sluice_protocol::wire::offset_commit::OffsetCommitResponse;
 use sluice_protocol::wire::offset_fetch::OffsetFetchResponse;
-use sluice_protocol::wire::produce::ProduceResponse;
-use sluice_protocol::wire::broker_status::BrokerStatusResponse;
-use sluice_protocol::wire::init_producer_id::InitProducerIdResponse;
 use sluice_protocol::wire::partition_status::PartitionStatusResponse;
+use sluice_protocol::wire::produce::ProduceResponse;
 use sluice_protocol::wire::stats::StatsResponse;
+use sluice_protocol::wire::sync_group::SyncGroupResponse;
 use sluice_protocol::wire::{
     ErrorBody, ErrorCode, ResponseHeader, WireError, check_frame, decode_body, encode_body,
 };
@@ -77,6 +77,11 @@ fuzz_target!(|data: &[u8]| {
     stable::<ErrorBody>(data);
 });
 
+/// Record bytes a Fetch or FetchStream body says its tail holds.
+fn listed(partitions: &[FetchPartitionResponse]) -> u64 {
+    partitions.iter().map(|p| u64::from(p.records_len)).sum()
+}
+
 /// Decodes `body` as every response type (a response does not name its
 /// API; the client knows it from the request).
 fn decode_responses(body: &[u8], tail_len: usize) {
@@ -88,20 +93,12 @@ fn decode_responses(body: &[u8], tail_len: usize) {
     stable::<DeleteTopicsResponse>(body);
     stable::<ProduceResponse>(body);
     if let Some(resp) = stable::<FetchResponse>(body) {
-        let listed: u64 = resp
-            .partitions
-            .iter()
-            .map(|p| u64::from(p.records_len))
-            .sum();
-        assert_eq!(resp.check_tail(tail_len).is_ok(), listed == tail_len as u64);
+        let checked = resp.check_tail(tail_len).is_ok();
+        assert_eq!(checked, listed(&resp.partitions) == tail_len as u64);
     }
     if let Some(resp) = stable::<FetchStreamResponse>(body) {
-        let listed: u64 = resp
-            .partitions
-            .iter()
-            .map(|p| u64::from(p.records_len))
-            .sum();
-        assert_eq!(resp.check_tail(tail_len).is_ok(), listed == tail_len as u64);
+        let checked = resp.check_tail(tail_len).is_ok();
+        assert_eq!(checked, listed(&resp.partitions) == tail_len as u64);
     }
     stable::<ListOffsetsResponse>(body);
     stable::<OffsetCommitResponse>(body);
