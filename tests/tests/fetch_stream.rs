@@ -361,3 +361,93 @@ async fn a_consumer_with_fetch_stream_tails_without_a_request_per_read() {
     assert!(got.contains(&(0, 21, "p0".to_owned())), "{got:?}");
     assert_eq!(consumer.fetch_connections(), 1);
 }
+
+#[tokio::test]
+async fn a_catching_up_stream_crosses_segments_and_a_bad_frame_after_it_is_refused() {
+    let broker = TestBroker::start();
+    let mut admin = broker.connect().await;
+    // Small segments: the stream's positions cross many of them.
+    let config = TopicConfig {
+        segment_bytes: Some(65536),
+        ..TopicConfig::default()
+    };
+    create_topic(&mut admin, "roll", 1, config).await;
+    let value = "x".repeat(1000);
+    for i in 0..300 {
+        let v = format!("{i}:{value}");
+        admin
+            .produce(Acks::Leader, 1000, &[("roll", 0, &batch_of(&[v.as_str()]))])
+            .await
+            .unwrap();
+    }
+    let mut conn = broker.connect().await;
+    let mut stream = conn
+        .fetch_stream(10_000, 1, 1 << 20, vec![at("roll", 0, 0)])
+        .await
+        .unwrap();
+    let mut offsets = Vec::new();
+    while offsets.len() < 300 {
+        let frame = tokio::time::timeout(FRAME_LIMIT, stream.next())
+            .await
+            .expect("the stream keeps up until the log end")
+            .unwrap();
+        assert!(!frame.last);
+        for (o, v) in values(&frame, 0, offsets.len() as u64) {
+            assert!(v.starts_with(&format!("{o}:")), "{o}: {v}");
+            offsets.push(o);
+        }
+    }
+    assert_eq!(offsets, (0..300).collect::<Vec<u64>>());
+
+    // Garbage after the stream: the stream ends, the garbage is refused
+    // and the connection closed; the broker serves others.
+    let (mut reader, mut writer) = {
+        let raw = tokio::net::TcpStream::connect(broker.addr).await.unwrap();
+        raw.into_split()
+    };
+    let req = sluice_protocol::wire::fetch::FetchRequest {
+        max_wait_ms: 10_000,
+        min_bytes: 1,
+        max_bytes: 1 << 20,
+        partitions: vec![at("roll", 0, 300)],
+    };
+    let mut body = Vec::new();
+    let body_len = sluice_protocol::wire::encode_body(&req, &mut body);
+    let header = sluice_protocol::wire::RequestHeader {
+        api_key: sluice_protocol::wire::ApiKey::FetchStream as u16,
+        api_version: 0,
+        correlation_id: 9,
+        body_len: body_len as u32,
+    }
+    .encode(0)
+    .unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    writer
+        .write_all(&[&header[..], &body].concat())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A frame shorter than any request header: it cannot be framed.
+    writer.write_all(&[0, 0, 0, 2, 1, 2]).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(FRAME_LIMIT, reader.read_to_end(&mut answer))
+        .await
+        .expect("the broker answers and closes")
+        .unwrap();
+    // The stream's last frame (correlation id 9), then the refusal.
+    let be32 = |b: &[u8]| u32::from_be_bytes(b.try_into().unwrap()) as usize;
+    let len = be32(&answer[0..4]);
+    assert_eq!(be32(&answer[4..8]), 9);
+    let body_len = be32(&answer[10..14]);
+    let last: sluice_protocol::wire::fetch_stream::FetchStreamResponse =
+        sluice_protocol::wire::decode_body(&answer[14..14 + body_len]).unwrap();
+    assert!(last.last && last.partitions.is_empty(), "{last:?}");
+    let refusal = &answer[4 + len..];
+    let code = u16::from_be_bytes(refusal[8..10].try_into().unwrap());
+    assert_eq!(
+        sluice_protocol::wire::ErrorCode::from_u16(code),
+        ErrorCode::InvalidRequest
+    );
+    let md = admin.metadata(Some(vec!["roll".into()])).await.unwrap();
+    assert_eq!(md.topics[0].partitions[0].high_watermark, 300);
+}
