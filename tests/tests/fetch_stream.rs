@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use sluice_client::{ClientError, StreamFrame};
+use sluice_client::{ClientError, FetchStream, StreamFrame};
 use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::fetch::FetchPartition;
 use sluice_protocol::wire::produce::Acks;
@@ -32,6 +32,14 @@ fn values(frame: &StreamFrame, i: usize, from: u64) -> Vec<(u64, String)> {
 
 const FRAME_LIMIT: Duration = Duration::from_secs(10);
 
+/// The stream's next frame, within [`FRAME_LIMIT`].
+async fn next_frame(stream: &mut FetchStream<'_>, why: &str) -> StreamFrame {
+    tokio::time::timeout(FRAME_LIMIT, stream.next())
+        .await
+        .expect(why)
+        .unwrap()
+}
+
 #[tokio::test]
 async fn each_append_arrives_without_another_request() {
     let broker = TestBroker::start();
@@ -49,10 +57,7 @@ async fn each_append_arrives_without_another_request() {
         .await
         .unwrap();
     // What is there already comes at once, from the offset asked for.
-    let first = tokio::time::timeout(FRAME_LIMIT, stream.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let first = next_frame(&mut stream, "a frame in time").await;
     assert!(!first.last);
     assert_eq!(first.partitions.len(), 2);
     assert_eq!(values(&first, 0, 1), [(1, "b".to_owned())]);
@@ -72,10 +77,7 @@ async fn each_append_arrives_without_another_request() {
             )
             .await
             .unwrap();
-        let frame = tokio::time::timeout(FRAME_LIMIT, stream.next())
-            .await
-            .expect("the append reaches the stream")
-            .unwrap();
+        let frame = next_frame(&mut stream, "the append reaches the stream").await;
         assert!(!frame.last);
         for (idx, p) in frame.partitions.iter().enumerate() {
             for (o, v) in values(&frame, idx, 0) {
@@ -118,10 +120,7 @@ async fn a_quiet_stream_sends_heartbeats_with_the_watermark() {
         .unwrap();
     let t = Instant::now();
     for _ in 0..3 {
-        let frame = tokio::time::timeout(FRAME_LIMIT, stream.next())
-            .await
-            .unwrap()
-            .unwrap();
+        let frame = next_frame(&mut stream, "a frame in time").await;
         assert!(!frame.last);
         assert!(frame.partitions[0].records.is_empty());
         assert_eq!(frame.partitions[0].error_code, ErrorCode::None);
@@ -146,10 +145,7 @@ async fn a_partition_error_ends_the_stream_and_the_connection_goes_on() {
         )
         .await
         .unwrap();
-    let frame = tokio::time::timeout(FRAME_LIMIT, stream.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let frame = next_frame(&mut stream, "a frame in time").await;
     assert!(frame.last);
     assert_eq!(frame.partitions[0].error_code, ErrorCode::None);
     assert_eq!(
@@ -164,10 +160,7 @@ async fn a_partition_error_ends_the_stream_and_the_connection_goes_on() {
 
     // No partitions at all: one last frame at once.
     let mut stream = conn.fetch_stream(10_000, 1, 1 << 20, vec![]).await.unwrap();
-    let frame = tokio::time::timeout(FRAME_LIMIT, stream.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let frame = next_frame(&mut stream, "a frame in time").await;
     assert!(frame.last && frame.partitions.is_empty());
 
     // A request refused as a whole is an error answer, which ends it too.
@@ -196,10 +189,11 @@ async fn deleting_the_topic_ends_a_waiting_stream() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         admin.delete_topics(vec!["doomed".into()]).await.unwrap();
     });
-    let frame = tokio::time::timeout(FRAME_LIMIT, stream.next())
-        .await
-        .expect("the deletion ends the wait well before max_wait")
-        .unwrap();
+    let frame = next_frame(
+        &mut stream,
+        "the deletion ends the wait well before max_wait",
+    )
+    .await;
     deleter.await.unwrap();
     assert!(frame.last, "{frame:?}");
     assert_eq!(
@@ -387,10 +381,7 @@ async fn a_catching_up_stream_crosses_segments_and_a_bad_frame_after_it_is_refus
         .unwrap();
     let mut offsets = Vec::new();
     while offsets.len() < 300 {
-        let frame = tokio::time::timeout(FRAME_LIMIT, stream.next())
-            .await
-            .expect("the stream keeps up until the log end")
-            .unwrap();
+        let frame = next_frame(&mut stream, "the stream keeps up until the log end").await;
         assert!(!frame.last);
         for (o, v) in values(&frame, 0, offsets.len() as u64) {
             assert!(v.starts_with(&format!("{o}:")), "{o}: {v}");
