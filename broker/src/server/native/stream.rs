@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_protocol::wire::ErrorCode;
-
 use sluice_protocol::wire::fetch::FetchRequest;
 use sluice_protocol::wire::fetch_stream::FetchStreamResponse;
 use tokio::time::Instant;
@@ -22,7 +21,7 @@ use super::{partition_responses, refuse_fetch, send_records, service_fetch};
 
 /// The shortest silence after which a stream sends a frame without
 /// records: a `max_wait_ms` below it would spin on empty frames.
-pub(crate) const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
+const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
 
 /// Serves a FetchStream request until it ends (see the module docs).
 pub(super) async fn fetch_stream(
