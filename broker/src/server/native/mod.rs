@@ -546,11 +546,11 @@ async fn produce(
 }
 
 async fn fetch(conn: &mut Conn, id: u32, req: FetchRequest) -> Result<(), ConnError> {
-    let broker = Arc::clone(&conn.broker);
     conn.wait_allowance = Duration::from_millis(u64::from(req.max_wait_ms));
     let svc_req = service_fetch(req);
     let timer = conn.fetch_timer.as_mut();
-    let mut result = match broker
+    let mut result = match conn
+        .broker
         .service
         .fetch_timed(svc_req, conn.stop.clone(), timer)
         .await
@@ -619,11 +619,11 @@ async fn send_records<B: serde::Serialize>(
     body: &B,
     result: &svc_fetch::FetchResult,
 ) -> Result<(), ConnError> {
-    let broker = Arc::clone(&conn.broker);
     if let Err(e) = conn.encode_response(id, ErrorCode::None, body, result.total as usize) {
         let msg = format!("fetch response too large: {e}");
         return conn.write_error(id, ErrorCode::MessageTooLarge, &msg).await;
     }
+    let broker = &conn.broker;
     let timeout = Duration::from_millis(broker.config.write_timeout_ms);
     let chunks = result.plan_after(&conn.out);
     Stats::add(&broker.stats.response_sends, 1);
