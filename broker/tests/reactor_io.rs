@@ -84,6 +84,9 @@ impl LogFile for GatedFile {
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)
     }
+    fn preallocate(&self, position: u64, len: u64) -> io::Result<()> {
+        self.inner.preallocate(position, len)
+    }
     fn len(&self) -> io::Result<u64> {
         self.inner.len()
     }

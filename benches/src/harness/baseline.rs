@@ -10,7 +10,8 @@
 //!   discards. Also the sending thread's CPU seconds per GiB.
 //! - **recv+pwrite** (W1): a sender writes `--batch-bytes` chunks to a
 //!   loopback TCP socket; the receiver reads each chunk whole and `pwrite`s
-//!   it at the end of a file (page cache, no sync).
+//!   it at the end of a file (page cache, no sync), reserving the file's
+//!   blocks [`PREALLOCATE_BYTES`] ahead as the broker does.
 //! - **dsync write** (W5): sequential `O_DSYNC` writes of `--batch-bytes`
 //!   appending to a new file — the disk's own synchronous write rate, like
 //!   `dd oflag=dsync`. It stops after [`DSYNC_LIMIT`] if the W5 amount takes
@@ -37,6 +38,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -67,6 +69,10 @@ fn best_of(mut f: impl FnMut() -> anyhow::Result<Limit>) -> anyhow::Result<Limit
     }
     best.context("no pass")
 }
+
+/// How far ahead of its writes the recv+pwrite receiver reserves blocks
+/// (`fallocate` keeping the size), like a broker's active segment.
+pub const PREALLOCATE_BYTES: u64 = 4 << 20;
 
 /// The workload id of baseline rows.
 pub const ID: &str = "base";
@@ -229,6 +235,7 @@ pub fn recv_pwrite_limit(dir: &Path, total: u64, chunk: usize) -> anyhow::Result
         let cpu = thread_cpu();
         let mut buf = vec![0u8; chunk];
         let mut at = 0u64;
+        let mut reserved = 0u64;
         loop {
             // One whole chunk (or what is left before EOF), then one pwrite.
             let mut filled = 0;
@@ -243,8 +250,21 @@ pub fn recv_pwrite_limit(dir: &Path, total: u64, chunk: usize) -> anyhow::Result
             if filled == 0 {
                 return Ok((at, Instant::now(), thread_cpu().since(cpu)));
             }
+            let end = at + filled as u64;
+            if end > reserved {
+                // As the broker's active segment does: blocks reserved ahead,
+                // so the writes skip the file system's block allocation.
+                let ahead = end.div_ceil(PREALLOCATE_BYTES) * PREALLOCATE_BYTES;
+                let _ = nix::fcntl::fallocate(
+                    out.as_raw_fd(),
+                    nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE,
+                    i64::try_from(reserved).unwrap_or(i64::MAX),
+                    i64::try_from(ahead - reserved).unwrap_or(i64::MAX),
+                );
+                reserved = ahead;
+            }
             out.write_all_at(buf.get(..filled).unwrap_or_default(), at)?;
-            at += filled as u64;
+            at = end;
         }
     });
     let mut data = vec![0u8; chunk];

@@ -176,6 +176,14 @@ impl LogFile for FaultyFile {
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)
     }
+    fn preallocate(&self, position: u64, len: u64) -> io::Result<()> {
+        // Advisory and never data: it takes none of the simulated free
+        // space, but fails like writes do.
+        if self.faults.write_eio.load(Ordering::SeqCst) {
+            return Err(eio());
+        }
+        self.inner.preallocate(position, len)
+    }
     fn len(&self) -> io::Result<u64> {
         self.inner.len()
     }

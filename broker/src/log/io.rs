@@ -36,8 +36,15 @@ pub trait LogFile: Send + Sync + fmt::Debug {
     fn read_at(&self, buf: &mut [u8], position: u64) -> io::Result<usize>;
     /// `fdatasync(2)`: on success every byte written before the call is durable.
     fn sync_data(&self) -> io::Result<()>;
-    /// Truncates or extends the file to `len` bytes.
+    /// Truncates or extends the file to `len` bytes. Truncating also
+    /// releases blocks reserved past the end by [`LogFile::preallocate`].
     fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Reserves disk blocks for `position..position + len` without changing
+    /// the file's length or contents (`fallocate(2)` with
+    /// `FALLOC_FL_KEEP_SIZE`), so later writes there skip the file system's
+    /// block allocation. Advisory: a file system without it answers
+    /// `Unsupported` (or another error), and nothing changes.
+    fn preallocate(&self, position: u64, len: u64) -> io::Result<()>;
     /// The current length of the file in bytes.
     fn len(&self) -> io::Result<u64>;
     /// The operating-system file, for memory-mapping indexes and for
@@ -162,6 +169,19 @@ impl LogFile for StdFile {
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.file.set_len(len)
+    }
+    fn preallocate(&self, position: u64, len: u64) -> io::Result<()> {
+        use nix::fcntl::{FallocateFlags, fallocate};
+        use std::os::fd::AsRawFd;
+        let offset = i64::try_from(position).map_err(io::Error::other)?;
+        let len = i64::try_from(len).map_err(io::Error::other)?;
+        fallocate(
+            self.file.as_raw_fd(),
+            FallocateFlags::FALLOC_FL_KEEP_SIZE,
+            offset,
+            len,
+        )
+        .map_err(io::Error::from)
     }
     fn len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())

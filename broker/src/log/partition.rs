@@ -666,6 +666,11 @@ impl PartitionLog {
         let ticket = state.pending.next_ticket;
         state.pending.next_ticket += 1;
         let position = state.active().size() + state.pending.bytes;
+        let reserve = state.active_mut().reserve_blocks(
+            position,
+            position + bytes,
+            self.config.segment_bytes,
+        );
         state.pending.offsets += offsets;
         state.pending.bytes += bytes;
         drop(state);
@@ -692,6 +697,13 @@ impl PartitionLog {
             "second pass assigns what the first counted"
         );
 
+        if let Some((at, len)) = reserve {
+            // Advisory: where it fails (no such call, no space) the write
+            // below allocates as usual, and reports a full disk itself.
+            if let Err(e) = file.preallocate(at, len) {
+                tracing::trace!(dir = %self.dir.display(), error = %e, "preallocate failed");
+            }
+        }
         let written = write_all_at(&*file, batches, position);
         drop(file);
 
@@ -768,7 +780,7 @@ impl PartitionLog {
             state.pending.failed = None;
             let end = state.end.offset;
             state.producers.truncate_to(end);
-            if let Err(rollback) = state.active().roll_back() {
+            if let Err(rollback) = state.active_mut().roll_back() {
                 let reason = format!(
                     "append failed ({error}) and truncating back failed ({rollback}); the segment tail is unknown"
                 );
@@ -807,6 +819,11 @@ impl PartitionLog {
     pub(crate) fn roll(&self, state: &mut LogState) -> Result<(), LogError> {
         let base = state.end.offset;
         let new = Segment::create(&self.fs, &self.dir, base, &self.config)?;
+        // Nothing is in flight (the caller waited), so the file ends at the
+        // segment's size. Releasing is a saving of disk space only.
+        if let Err(e) = state.active_mut().release_reserved() {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "could not release reserved disk blocks");
+        }
         if let Err(e) = state.active_mut().seal() {
             let _ = new.delete(&*self.fs);
             return Err(e);

@@ -58,7 +58,18 @@ pub(crate) struct Segment {
     /// a tailing reader finds where to resume here without reading batch
     /// headers from disk. Emptied when the segment is sealed.
     tail: VecDeque<(u64, u64)>,
+    /// Where the disk blocks reserved ahead of the appends end (see
+    /// [`Segment::reserve_blocks`]); 0 until the first reservation.
+    preallocated: u64,
 }
+
+/// How far ahead of the appends an active segment reserves disk blocks, at
+/// most: appends into reserved blocks skip the file system's block
+/// allocation on the write path (on ext4 it takes about 40 % off the system
+/// time of a buffered `pwrite`). A roll releases what the sealed segment
+/// did not use; a crash can leave up to this much reserved past the end of
+/// a segment, released when the segment is deleted.
+pub(crate) const PREALLOCATE_BYTES: u64 = 4 << 20;
 
 /// Batch boundaries an active segment keeps in memory (see `Segment::tail`).
 pub(crate) const TAIL_BATCHES: usize = 1024;
@@ -150,6 +161,7 @@ impl Segment {
             first_append: None,
             sealed: !active,
             tail: VecDeque::new(),
+            preallocated: 0,
         })
     }
 
@@ -392,9 +404,48 @@ impl Segment {
         self.next_offset = header.next_offset() as u64;
     }
 
-    /// Truncates the file back to the last whole batch after a failed write.
-    pub(crate) fn roll_back(&self) -> std::io::Result<()> {
-        self.log_handle()?.set_len(self.size)
+    /// Truncates the file back to the last whole batch after a failed write
+    /// (which also releases the blocks reserved past it).
+    pub(crate) fn roll_back(&mut self) -> std::io::Result<()> {
+        self.log_handle()?.set_len(self.size)?;
+        self.preallocated = self.size;
+        Ok(())
+    }
+
+    /// The range of disk blocks to reserve, if any, before an append writes
+    /// `position..end`: when `end` passes what is reserved, from there (or
+    /// `position`) up to the next multiple of [`PREALLOCATE_BYTES`] past
+    /// `end`, but not past `limit` (the segment size) unless `end` is. The
+    /// caller reserves it ([`LogFile::preallocate`]) outside the log's lock;
+    /// until it has, appends there only miss the saving.
+    pub(crate) fn reserve_blocks(
+        &mut self,
+        position: u64,
+        end: u64,
+        limit: u64,
+    ) -> Option<(u64, u64)> {
+        if end <= self.preallocated {
+            return None;
+        }
+        let start = self.preallocated.max(position);
+        let target = end
+            .div_ceil(PREALLOCATE_BYTES)
+            .saturating_mul(PREALLOCATE_BYTES)
+            .min(limit)
+            .max(end);
+        self.preallocated = target;
+        Some((start, target - start))
+    }
+
+    /// Releases the disk blocks reserved past the segment's end, before it
+    /// is sealed by a roll. Only for a writable active segment with no
+    /// write in flight, whose file therefore ends at `size`.
+    pub(crate) fn release_reserved(&mut self) -> Result<(), LogError> {
+        self.log_file()?
+            .set_len(self.size)
+            .map_err(|e| self.io_err("release reserved blocks of", e))?;
+        self.preallocated = self.size;
+        Ok(())
     }
 
     /// Accounts for batches that [`Segment::write`] stored: walks `buf`
@@ -455,6 +506,7 @@ impl Segment {
         let log = self.log_file()?;
         log.set_len(position)
             .map_err(|e| self.io_err("truncate", e))?;
+        self.preallocated = position;
         self.offset_index.truncate_to(offset);
         self.time_index.truncate_to(offset);
         self.tail.retain(|&(o, _)| o < offset);

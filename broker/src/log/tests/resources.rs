@@ -97,3 +97,90 @@ fn sealed_segments_hold_no_descriptors_or_maps_while_unread() {
         drop(log); // a crash for the second round
     }
 }
+
+/// Bytes the file system has allocated to `path` (`st_blocks` × 512).
+fn allocated(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).unwrap().blocks() * 512
+}
+
+/// Whether the file system under `dir` reserves blocks past a file's end.
+fn reserves_blocks(dir: &Path) -> bool {
+    use crate::log::io::{FileSystem, OpenMode, StdFs};
+    let probe = dir.join("probe");
+    let file = StdFs.open(&probe, OpenMode::CreateNew).unwrap();
+    let ok = file.preallocate(0, 1 << 20).is_ok() && allocated(&probe) >= 1 << 20;
+    fs::remove_file(&probe).unwrap();
+    ok
+}
+
+#[test]
+fn the_active_segment_reserves_blocks_ahead_and_a_roll_gives_back_the_rest() {
+    use crate::log::format::{LOG_SUFFIX, segment_path};
+    use crate::log::segment::PREALLOCATE_BYTES;
+    let dir = tempfile::tempdir().unwrap();
+    if !reserves_blocks(dir.path()) {
+        eprintln!("skipped: the file system here does not reserve blocks past a file's end");
+        return;
+    }
+    let segment_bytes = 3 * PREALLOCATE_BYTES / 2;
+    let config = LogConfig {
+        segment_bytes,
+        index_max_bytes: 1 << 20,
+        ..small_config()
+    };
+    let (log, _) = PartitionLog::open(dir.path(), config.clone()).unwrap();
+    let first = segment_path(dir.path(), 0, LOG_SUFFIX);
+    log.append(&mut batch("a", 4, 1000, 0)).unwrap();
+    let len = fs::metadata(&first).unwrap().len();
+    assert!(
+        len > 4000 && len < 8192,
+        "the file is as long as its data: {len}"
+    );
+    assert!(
+        allocated(&first) >= PREALLOCATE_BYTES,
+        "{} bytes allocated ahead of the appends",
+        allocated(&first)
+    );
+
+    // Past the first reservation: the next one reaches the segment size,
+    // not beyond it.
+    let mut i = 1;
+    while fs::metadata(&first).unwrap().len() < PREALLOCATE_BYTES + 4096 {
+        log.append(&mut batch("b", 16, 1000, i)).unwrap();
+        i += 1;
+    }
+    let held = allocated(&first);
+    assert!(
+        (segment_bytes..segment_bytes + 64 * 1024).contains(&held),
+        "{held} bytes allocated for a segment of {segment_bytes}"
+    );
+
+    // A roll (here for an append that does not fit the 2 MiB left) seals
+    // the segment with only what its data needs.
+    log.append(&mut batch("c", 2, 1 << 20, i)).unwrap();
+    i += 2;
+    assert_eq!(log.segment_count(), 2);
+    let len = fs::metadata(&first).unwrap().len();
+    let held = allocated(&first);
+    assert!(
+        held < len + 64 * 1024,
+        "sealed: {held} bytes allocated for {len} bytes of data"
+    );
+    let records = read_all(&log, 1 << 20);
+    assert_contiguous(&records, 0);
+    assert_eq!(records.len() as u64, log.next_offset());
+
+    // A reopened log keeps reserving ahead of its appends.
+    log.close().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), config).unwrap();
+    let newest = fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| crate::log::format::parse_log_file_name(e.ok()?.file_name().to_str()?))
+        .max()
+        .unwrap();
+    let active = segment_path(dir.path(), newest, LOG_SUFFIX);
+    log.append(&mut batch("d", 4, 1000, i)).unwrap();
+    assert!(allocated(&active) >= PREALLOCATE_BYTES);
+    assert_eq!(read_all(&log, 1 << 20).len() as u64, log.next_offset());
+}
