@@ -157,6 +157,29 @@ impl TestBroker {
         env: &[(&str, &str)],
     ) -> Result<Self, String> {
         let tmp = tempfile::tempdir().expect("tempdir");
+        let data_dir = tmp.path().join("data");
+        Self::try_start_with_dir(addr, data_dir, Some(tmp), extra, env)
+    }
+
+    /// [`TestBroker::try_start_with_env`] on the data directory `data_dir`
+    /// (say, a small file system the test mounted there); the broker's log
+    /// goes beside it, to `data_dir` with the extension `log`.
+    pub fn try_start_in(
+        data_dir: PathBuf,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self, String> {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::try_start_with_dir(any, data_dir, None, extra, env)
+    }
+
+    fn try_start_with_dir(
+        addr: SocketAddr,
+        data_dir: PathBuf,
+        tmp: Option<tempfile::TempDir>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self, String> {
         let mut extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
         // Brokers of parallel tests must not share the default metrics port.
         let metrics_arg = if extra.iter().any(|a| a == "--metrics-listen") {
@@ -173,13 +196,13 @@ impl TestBroker {
         let mut b = TestBroker {
             child: None,
             addr,
-            data_dir: tmp.path().join("data"),
+            data_dir,
             metrics_addr: None,
             kafka_addr: None,
             own_kafka_port,
             metrics_arg,
             extra,
-            _tmp: Some(tmp),
+            _tmp: tmp,
             env: env
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
