@@ -45,6 +45,9 @@ pub const INTERNAL_PREFIX: &str = "__";
 
 pub use crate::partition::Partition;
 
+pub mod space_reserve;
+use space_reserve::SpaceReserve;
+
 /// A topic: settings as requested and the partitions this broker hosts.
 #[derive(Debug)]
 pub struct Topic {
@@ -155,6 +158,25 @@ pub struct TopicStore {
     max_partitions: u32,
     /// Partitions that recovery opened offline (damaged flushed data).
     offline_at_open: u64,
+    /// Disk space kept back for metadata writes on a full disk.
+    reserve: SpaceReserve,
+}
+
+/// Writes `topics.meta` atomically; on a full disk releases the space
+/// reserve (if held) and tries once more.
+fn write_meta_file(
+    fs: &dyn FileSystem,
+    data_dir: &Path,
+    reserve: &SpaceReserve,
+    records: &[TopicRecord],
+) -> Result<(), BrokerError> {
+    let bytes = encode_meta(records);
+    let write = || write_file_atomically(fs, data_dir, TOPICS_FILE, &bytes);
+    let written = match write() {
+        Err(e) if space_reserve::is_disk_full(&e) && reserve.release(fs) => write(),
+        r => r,
+    };
+    written.map_err(|e| LogError::io("write", data_dir.join(TOPICS_FILE), e).into())
 }
 
 fn admin_err(code: ErrorCode, message: impl Into<String>) -> BrokerError {
@@ -195,6 +217,7 @@ impl TopicStore {
     ) -> Result<Self, BrokerError> {
         fs.create_dir_all(data_dir)
             .map_err(|e| LogError::io("create directory", data_dir, e))?;
+        let reserve = SpaceReserve::new(data_dir);
         let meta_path = data_dir.join(TOPICS_FILE);
         let names = fs
             .list_dir(data_dir)
@@ -241,8 +264,7 @@ impl TopicStore {
             Ok(None) if partition_dirs.is_empty() => {
                 // A first start: record that there are no topics, so a later
                 // missing file is known to be a loss.
-                write_file_atomically(&*fs, data_dir, TOPICS_FILE, &encode_meta(&[]))
-                    .map_err(|e| LogError::io("write", &meta_path, e))?;
+                write_meta_file(&*fs, data_dir, &reserve, &[])?;
                 Vec::new()
             }
             Ok(None) => return Err(refuse(format!("{TOPICS_FILE} is missing"))),
@@ -287,8 +309,7 @@ impl TopicStore {
             fs.sync_dir(data_dir)
                 .map_err(|e| LogError::io("fsync", data_dir, e))?;
             records.retain(|r| !unfinished.contains(&r.name));
-            write_file_atomically(&*fs, data_dir, TOPICS_FILE, &encode_meta(&records))
-                .map_err(|e| LogError::io("write", &meta_path, e))?;
+            write_meta_file(&*fs, data_dir, &reserve, &records)?;
         }
         if let Err(e) = remove_marked_dirs(&*fs, data_dir) {
             // They are unlisted and renamed; removing them can wait for the
@@ -336,6 +357,7 @@ impl TopicStore {
             fs.sync_dir(data_dir)
                 .map_err(|e| LogError::io("fsync", data_dir, e))?;
         }
+        reserve.take(&*fs);
         Ok(TopicStore {
             data_dir: data_dir.to_owned(),
             defaults,
@@ -343,6 +365,7 @@ impl TopicStore {
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
             max_partitions: DEFAULT_MAX_PARTITIONS,
+            reserve,
             offline_at_open,
         })
     }
@@ -523,7 +546,7 @@ impl TopicStore {
                 .sync_dir(&self.data_dir)
                 .map_err(|e| LogError::io("fsync", &self.data_dir, e))?;
         }
-        let topic = open_topic(
+        let created = open_topic(
             &self.fs,
             &self.data_dir,
             &self.defaults,
@@ -531,15 +554,28 @@ impl TopicStore {
             partitions,
             hosting,
             config,
-        )?;
-        let mut records = self.records();
-        records.push(TopicRecord {
-            name: name.to_owned(),
-            partitions,
-            config: config.clone(),
-            hosted: topic.hosted_set(),
+        )
+        .and_then(|topic| {
+            let mut records = self.records();
+            records.push(TopicRecord {
+                name: name.to_owned(),
+                partitions,
+                config: config.clone(),
+                hosted: topic.hosted_set(),
+            });
+            self.write_meta(&records)?;
+            Ok(topic)
         });
-        self.write_meta(&records)?;
+        let topic = match created {
+            Ok(topic) => topic,
+            Err(e) => {
+                // Nothing was stored in the new partitions: remove them,
+                // rather than leave directories for the next start to set
+                // aside (a full disk is the usual cause).
+                self.remove_new_partitions(name, partitions);
+                return Err(e);
+            }
+        };
         self.topics.write().insert(name.to_owned(), Arc::new(topic));
         tracing::info!(topic = name, partitions, "created topic");
         Ok(())
@@ -591,6 +627,8 @@ impl TopicStore {
         if let Err(e) = remove_marked_dirs(&*self.fs, &self.data_dir) {
             tracing::warn!(topic = name, error = %e, "cannot remove directories marked for deletion");
         }
+        // Space was freed: hold the reserve again if it was used.
+        self.reserve.take(&*self.fs);
         tracing::info!(topic = name, "deleted topic");
         Ok(())
     }
@@ -617,10 +655,24 @@ impl TopicStore {
             .collect()
     }
 
+    /// Removes the directories a failed create made (directories that
+    /// existed before it were set aside first, so every one is new).
+    fn remove_new_partitions(&self, name: &str, partitions: u32) {
+        for p in 0..partitions {
+            let Ok(tp) = TopicPartition::new(name, p) else {
+                continue;
+            };
+            let dir = self.data_dir.join(tp.dir_name());
+            if self.fs.exists(&dir) {
+                if let Err(e) = self.fs.remove_dir_all(&dir) {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a partition directory of a failed create");
+                }
+            }
+        }
+    }
+
     fn write_meta(&self, records: &[TopicRecord]) -> Result<(), BrokerError> {
-        let bytes = encode_meta(records);
-        write_file_atomically(&*self.fs, &self.data_dir, TOPICS_FILE, &bytes)
-            .map_err(|e| LogError::io("write", self.data_dir.join(TOPICS_FILE), e).into())
+        write_meta_file(&*self.fs, &self.data_dir, &self.reserve, records)
     }
 }
 
@@ -928,10 +980,13 @@ mod tests {
         );
     }
 
+    /// The entries of `dir`, sorted, without the space reserve (which the
+    /// store keeps there whenever it can).
     pub(super) fn dir_names(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n != super::space_reserve::RESERVE_FILE)
             .collect();
         names.sort();
         names

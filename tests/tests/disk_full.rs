@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use sluice_protocol::wire::ErrorCode;
+use sluice_protocol::wire::create_topics::NewTopic;
 use sluice_protocol::wire::produce::Acks;
 use sluice_protocol::wire::topic_config::TopicConfig;
 use sluice_tests::{TestBroker, batch_sized_now, create_topic, read_partition};
@@ -63,18 +64,40 @@ fn small_disk(dir: &Path, bytes: u64) -> Option<Tmpfs> {
 }
 
 const DISK: u64 = 32 << 20;
-/// One produce: 16 records of 4,000 bytes.
-const RECORDS: usize = 16;
-const VALUE: usize = 4000;
+/// A large produce: 16 records of 4,000 bytes.
+const LARGE: Shape = Shape {
+    records: 16,
+    value: 4000,
+};
+/// A small one, to fill what the large ones leave.
+const SMALL: Shape = Shape {
+    records: 1,
+    value: 100,
+};
 
-/// Produces one batch tagged `tag` to `topic`; `Ok(base offset)` or the
-/// error code and message. Never waits long: a full disk must not hang it.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    records: usize,
+    value: usize,
+}
+
+/// An acknowledged batch.
+struct Sent {
+    base: u64,
+    tag: String,
+    shape: Shape,
+}
+
+/// Produces one batch of `shape` tagged `tag` to partition 0 of `topic`;
+/// `Ok(base offset)` or the error code and message. Never waits long: a
+/// full disk must not hang it.
 async fn produce(
     conn: &mut sluice_client::Connection,
     topic: &str,
     tag: &str,
+    shape: Shape,
 ) -> Result<u64, (ErrorCode, String)> {
-    let batch = batch_sized_now(tag, RECORDS, VALUE);
+    let batch = batch_sized_now(tag, shape.records, shape.value);
     let resp = tokio::time::timeout(
         Duration::from_secs(20),
         conn.produce(Acks::Leader, 10_000, &[(topic, 0, &batch)]),
@@ -90,15 +113,37 @@ async fn produce(
     }
 }
 
+/// Produces batches of `shape` to `topic` until the disk is full, adding
+/// each acknowledged one to `sent`; returns the refusal's message.
+async fn fill(
+    conn: &mut sluice_client::Connection,
+    topic: &str,
+    prefix: &str,
+    shape: Shape,
+    sent: &mut Vec<Sent>,
+) -> String {
+    let most = 2 * DISK as usize / (shape.records * (shape.value + 20));
+    for i in 0..most {
+        let tag = format!("{prefix}-{i}");
+        match produce(conn, topic, &tag, shape).await {
+            Ok(base) => sent.push(Sent { base, tag, shape }),
+            Err((code, message)) => {
+                assert_eq!(code, ErrorCode::DiskFull, "{message}");
+                return message;
+            }
+        }
+    }
+    panic!("{most} batches of {shape:?} never filled the disk");
+}
+
 /// Each acknowledged record as (offset, value).
-fn expected(acked: &[(u64, String)]) -> Vec<(u64, Bytes)> {
+fn expected(sent: &[Sent]) -> Vec<(u64, Bytes)> {
     let mut out = Vec::new();
-    for (base, tag) in acked {
-        let batch = batch_sized_now(tag, RECORDS, VALUE);
-        let mut bytes = batch.freeze();
+    for s in sent {
+        let mut bytes = batch_sized_now(&s.tag, s.shape.records, s.shape.value).freeze();
         let b = sluice_protocol::batch::RecordBatch::split_first(&mut bytes).unwrap();
         for (i, r) in b.records().enumerate() {
-            out.push((base + i as u64, r.unwrap().value.unwrap()));
+            out.push((s.base + i as u64, r.unwrap().value.unwrap()));
         }
     }
     out
@@ -118,45 +163,67 @@ async fn a_full_disk_refuses_appends_keeps_what_was_acknowledged_and_recovers() 
         ..TopicConfig::default()
     };
     create_topic(&mut conn, "ballast", 1, small_segments.clone()).await;
-    create_topic(&mut conn, "fill", 1, small_segments).await;
+    create_topic(&mut conn, "fill", 1, small_segments.clone()).await;
+    let mut ballast = Vec::new();
     for i in 0..128 {
-        produce(&mut conn, "ballast", &format!("ballast-{i}"))
-            .await
-            .unwrap();
+        let tag = format!("ballast-{i}");
+        let base = produce(&mut conn, "ballast", &tag, LARGE).await.unwrap();
+        ballast.push(Sent {
+            base,
+            tag,
+            shape: LARGE,
+        });
     }
 
-    // Fill the disk: the first refusal says why, and so does the next.
-    let mut acked: Vec<(u64, String)> = Vec::new();
-    let mut refused = None;
-    for i in 0..(2 * DISK as usize / (RECORDS * VALUE)) {
-        let tag = format!("fill-{i}");
-        match produce(&mut conn, "fill", &tag).await {
-            Ok(base) => acked.push((base, tag)),
-            Err(e) => {
-                refused = Some(e);
-                break;
-            }
-        }
-    }
-    let (code, message) = refused.expect("the disk fills up");
-    assert_eq!(code, ErrorCode::DiskFull, "{message}");
+    // Fill the disk, to the last few bytes: every refusal says why.
+    let mut sent: Vec<Sent> = Vec::new();
+    let message = fill(&mut conn, "fill", "large", LARGE, &mut sent).await;
     assert!(
         message.contains("No space left"),
         "the message names the cause: {message}"
     );
-    assert!(
-        acked.len() > 100,
-        "{} batches fitted before the disk was full",
-        acked.len()
-    );
-    let (code, _) = produce(&mut conn, "fill", "refused-again")
+    assert!(sent.len() > 100, "{} batches fitted", sent.len());
+    fill(&mut conn, "fill", "small", SMALL, &mut sent).await;
+    let (code, _) = produce(&mut conn, "fill", "again", SMALL)
         .await
         .unwrap_err();
     assert_eq!(code, ErrorCode::DiskFull);
 
+    // New partitions on the full disk (new segment and index files): made
+    // or refused with a clear error, and the broker stays up either way.
+    let created = conn
+        .create_topics(vec![NewTopic {
+            name: "late".into(),
+            partitions: 4,
+            config: small_segments,
+            replication_factor: None,
+        }])
+        .await
+        .expect("the broker answers a topic creation on a full disk");
+    let late = &created.results[0];
+    assert!(
+        matches!(
+            late.error_code,
+            ErrorCode::None | ErrorCode::DiskFull | ErrorCode::StorageError
+        ),
+        "{late:?}"
+    );
+    if late.error_code == ErrorCode::None {
+        match produce(&mut conn, "late", "late", SMALL).await {
+            Ok(_) | Err((ErrorCode::DiskFull, _)) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
     // What was acknowledged is served, unchanged, while the disk is full.
-    let want = expected(&acked);
-    assert_eq!(read_partition(&mut conn, "fill", 0, 0).await, want);
+    assert_eq!(
+        read_partition(&mut conn, "fill", 0, 0).await,
+        expected(&sent)
+    );
+    assert_eq!(
+        read_partition(&mut conn, "ballast", 0, 0).await,
+        expected(&ballast)
+    );
 
     // Deleting a topic frees space: appends resume, after the last
     // acknowledged offset.
@@ -167,33 +234,35 @@ async fn a_full_disk_refuses_appends_keeps_what_was_acknowledged_and_recovers() 
         "{:?}",
         resp.results[0].message
     );
-    let next = acked.last().unwrap().0 + RECORDS as u64;
+    let last = sent.last().unwrap();
+    let mut next = last.base + last.shape.records as u64;
     for i in 0..16 {
         let tag = format!("after-{i}");
-        let base = produce(&mut conn, "fill", &tag).await.unwrap();
-        assert_eq!(base, next + (i * RECORDS) as u64);
-        acked.push((base, tag));
+        let base = produce(&mut conn, "fill", &tag, LARGE).await.unwrap();
+        assert_eq!(base, next);
+        next += LARGE.records as u64;
+        sent.push(Sent {
+            base,
+            tag,
+            shape: LARGE,
+        });
     }
+
     // Fill it again, then crash the broker on the full disk.
-    for i in 0.. {
-        let tag = format!("again-{i}");
-        match produce(&mut conn, "fill", &tag).await {
-            Ok(base) => acked.push((base, tag)),
-            Err((code, message)) => {
-                assert_eq!(code, ErrorCode::DiskFull, "{message}");
-                break;
-            }
-        }
-    }
+    fill(&mut conn, "fill", "again", LARGE, &mut sent).await;
+    fill(&mut conn, "fill", "squeeze", SMALL, &mut sent).await;
     drop(conn);
     broker.kill();
     broker.restart();
     let mut conn = broker.connect().await;
     assert_eq!(
         read_partition(&mut conn, "fill", 0, 0).await,
-        expected(&acked),
+        expected(&sent),
         "after a crash on the full disk; log: {}",
         broker.log_tail(30)
     );
-    assert!(!broker.log().contains("panicked"), "{}", broker.log());
+    let log = broker.log();
+    assert!(!log.contains("panicked"), "{log}");
+    // A create that failed on the full disk left no directory behind.
+    assert!(!log.contains("set aside"), "{log}");
 }

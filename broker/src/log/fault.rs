@@ -177,10 +177,13 @@ impl LogFile for FaultyFile {
         self.inner.set_len(len)
     }
     fn preallocate(&self, position: u64, len: u64) -> io::Result<()> {
-        // Advisory and never data: it takes none of the simulated free
-        // space, but fails like writes do.
+        // Never data: it takes none of the simulated free space, but fails
+        // like writes do, and with no space left at all.
         if self.faults.write_eio.load(Ordering::SeqCst) {
             return Err(eio());
+        }
+        if self.faults.space_left.load(Ordering::SeqCst) == 0 {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
         }
         self.inner.preallocate(position, len)
     }

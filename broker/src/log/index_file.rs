@@ -5,6 +5,13 @@
 //! so its unused tail reads as zeros; the typed indexes recognise their first
 //! all-zero entry as the end. Sealing trims the file to the entries in use.
 //! The content is derived data: recovery rebuilds it from the segment.
+//!
+//! A store into a mapped page that has no disk block yet makes the kernel
+//! allocate one, and on a full disk that fails as `SIGBUS`, which would end
+//! the process. So disk blocks are reserved ([`LogFile::preallocate`])
+//! before an entry is written into a part of the file not reserved yet; an
+//! entry whose blocks cannot be reserved is not written (the index is
+//! sparse: lookups scan a little further).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -13,7 +20,7 @@ use std::sync::Arc;
 use memmap2::MmapMut;
 use parking_lot::Mutex;
 
-use super::io::{FileSystem, LogFile, OpenMode};
+use super::io::{FileSystem, LogFile, OpenMode, read_full_at};
 
 /// An open index file and its mapping.
 #[derive(Debug)]
@@ -39,7 +46,16 @@ pub(crate) struct IndexFile<const N: usize> {
     capacity: usize,
     /// Opened at its own length (a sealed, trimmed file), not preallocated.
     trimmed: bool,
+    /// Bytes from the start of the file whose disk blocks are reserved (or
+    /// the whole mapping, where the file system cannot reserve).
+    reserved: usize,
 }
+
+/// Bytes of an index file reserved at a time ahead of its entries.
+const RESERVE_BYTES: usize = 64 << 10;
+
+/// Bytes read at a time by [`IndexFile::scan`].
+const SCAN_BYTES: usize = 64 << 10;
 
 #[cfg(test)]
 thread_local! {
@@ -89,6 +105,7 @@ impl<const N: usize> IndexFile<N> {
             entries: 0,
             capacity: 0,
             trimmed: !preallocate,
+            reserved: 0,
         };
         index.remap(len)?;
         Ok(index)
@@ -120,6 +137,8 @@ impl<const N: usize> IndexFile<N> {
         mapped.mmap = map(&mapped.file)?;
         self.capacity = (actual as usize) / N;
         self.entries = self.entries.min(self.capacity);
+        // Whatever was reserved past a shrunk end is gone with it.
+        self.reserved = self.reserved.min(actual as usize);
         resized
     }
 
@@ -181,6 +200,52 @@ impl<const N: usize> IndexFile<N> {
         bytes.try_into().ok()
     }
 
+    /// Reads the entries from the first, in order, while `accept` takes
+    /// them. Returns how many it took and the entry it refused (`None` at
+    /// the end of the file, or if reading failed there).
+    ///
+    /// Reads with `pread`, not through the mapping: a mapped read of a page
+    /// never written makes tmpfs allocate it, which on a full tmpfs is
+    /// `SIGBUS`; `pread` reads such a page as zeros.
+    pub(crate) fn scan(
+        &mut self,
+        mut accept: impl FnMut([u8; N]) -> bool,
+    ) -> (usize, Option<[u8; N]>) {
+        let path = self.path.clone();
+        let Ok(mapped) = self.mapped_mut() else {
+            return (0, None);
+        };
+        let len = mapped.mmap.as_ref().map_or(0, |m| m.len());
+        let file = Arc::clone(&mapped.file);
+        let mut buf = vec![0u8; (SCAN_BYTES / N).max(1) * N];
+        let (mut n, mut at) = (0usize, 0usize);
+        while at < len {
+            let want = buf.len().min(len - at);
+            let chunk = buf.get_mut(..want).unwrap_or_default();
+            let got = match read_full_at(&*file, chunk, at as u64) {
+                Ok(got) => got / N * N,
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "index read failed; entries end here");
+                    return (n, None);
+                }
+            };
+            for raw in chunk.get(..got).unwrap_or_default().chunks_exact(N) {
+                let Ok(entry) = <[u8; N]>::try_from(raw) else {
+                    return (n, None);
+                };
+                if !accept(entry) {
+                    return (n, Some(entry));
+                }
+                n += 1;
+            }
+            if got < want {
+                break;
+            }
+            at += got;
+        }
+        (n, None)
+    }
+
     /// Whether any byte from entry `i` to the end of the file is non-zero.
     /// Only meaningful for trimmed files: the preallocated tail of an active
     /// index is not scanned (it is rebuilt by recovery when in doubt).
@@ -201,16 +266,43 @@ impl<const N: usize> IndexFile<N> {
         self.entries = n.min(self.capacity);
     }
 
-    /// Appends an entry; `false` if the file is full.
+    /// Appends an entry; `false` if the file is full, or if the disk
+    /// blocks under it cannot be reserved (a full disk).
     pub(crate) fn push(&mut self, entry: [u8; N]) -> bool {
         let at = self.entries * N;
+        let end = at + N;
+        let reserved = self.reserved;
+        let path = self.path.clone();
         let Ok(mapped) = self.mapped_mut() else {
             return false;
         };
-        let Some(slot) = mapped.mmap.as_mut().and_then(|m| m.get_mut(at..at + N)) else {
+        let Some(len) = mapped.mmap.as_ref().map(|m| m.len()) else {
+            return false;
+        };
+        if end > len {
+            return false;
+        }
+        let mut now_reserved = reserved;
+        if end > reserved {
+            let upto = end.next_multiple_of(RESERVE_BYTES).min(len);
+            now_reserved = match mapped
+                .file
+                .preallocate(reserved as u64, (upto - reserved) as u64)
+            {
+                Ok(()) => upto,
+                // Nothing to reserve with: stores allocate as they must.
+                Err(e) if e.kind() == io::ErrorKind::Unsupported => len,
+                Err(e) => {
+                    tracing::debug!(file = %path.display(), error = %e, "index entry not written: its blocks cannot be reserved");
+                    return false;
+                }
+            };
+        }
+        let Some(slot) = mapped.mmap.as_mut().and_then(|m| m.get_mut(at..end)) else {
             return false;
         };
         slot.copy_from_slice(&entry);
+        self.reserved = now_reserved;
         self.entries += 1;
         true
     }

@@ -70,15 +70,18 @@ impl OffsetIndex {
     }
 
     fn count_valid(&mut self) {
-        let (mut prev_rel, mut prev_pos, mut n) = (0u32, 0u32, 0usize);
-        while let Some(bytes) = self.file.entry(n) {
+        let (mut prev_rel, mut prev_pos) = (0u32, 0u32);
+        let (n, refused) = self.file.scan(|bytes| {
             let (rel, pos) = decode(bytes);
-            if rel <= prev_rel || pos <= prev_pos {
-                self.garbage_after_valid =
-                    bytes != [0; OFFSET_ENTRY_LEN] || self.file.any_nonzero_after(n + 1);
-                break;
+            let ok = rel > prev_rel && pos > prev_pos;
+            if ok {
+                (prev_rel, prev_pos) = (rel, pos);
             }
-            (prev_rel, prev_pos, n) = (rel, pos, n + 1);
+            ok
+        });
+        if let Some(bytes) = refused {
+            self.garbage_after_valid =
+                bytes != [0; OFFSET_ENTRY_LEN] || self.file.any_nonzero_after(n + 1);
         }
         self.file.set_entries(n);
     }

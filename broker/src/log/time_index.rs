@@ -61,17 +61,18 @@ impl TimeIndex {
             base_offset,
             garbage_after_valid: false,
         };
-        let (mut prev, mut n) = (None::<(i64, u32)>, 0usize);
-        while let Some(bytes) = index.file.entry(n) {
+        let mut prev = None::<(i64, u32)>;
+        let (n, refused) = index.file.scan(|bytes| {
             let (ts, rel) = decode(bytes);
             let ok = rel > 0 && prev.is_none_or(|(pt, pr)| ts > pt && rel > pr);
-            if !ok {
-                index.garbage_after_valid =
-                    bytes != [0; TIME_ENTRY_LEN] || index.file.any_nonzero_after(n + 1);
-                break;
+            if ok {
+                prev = Some((ts, rel));
             }
-            prev = Some((ts, rel));
-            n += 1;
+            ok
+        });
+        if let Some(bytes) = refused {
+            index.garbage_after_valid =
+                bytes != [0; TIME_ENTRY_LEN] || index.file.any_nonzero_after(n + 1);
         }
         index.file.set_entries(n);
         Ok(index)

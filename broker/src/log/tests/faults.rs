@@ -134,3 +134,45 @@ fn read_errors_are_errors_not_panics() {
     let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
     assert_eq!(read_all(&log, 1 << 20).len(), 120);
 }
+
+/// The index is memory-mapped: a store into a page without a disk block
+/// would be `SIGBUS` on a full disk. Its blocks are reserved first, and an
+/// entry whose blocks cannot be reserved is left out.
+#[test]
+fn an_index_entry_whose_blocks_cannot_be_reserved_is_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, faults) = faulty(dir.path(), FlushPolicy::Never);
+    let index = dir.path().join(format!("{:020}.index", 0));
+    let first_entry = || -> [u8; 8] {
+        let bytes = std::fs::read(&index).unwrap();
+        bytes[..8].try_into().unwrap()
+    };
+    // The first batch is at position 0, which is never indexed.
+    log.append(&mut batch("first", 2, 300, 0)).unwrap();
+    // The second is due an entry (512 bytes since the last), but its write
+    // takes the last free byte.
+    let mut second = batch("second", 2, 300, 0);
+    faults.set_space_left(second.len() as u64);
+    let at = log.size_in_bytes();
+    assert_eq!(log.append(&mut second).unwrap().base_offset, 2);
+    assert_eq!(first_entry(), [0; 8], "no entry without reserved blocks");
+    faults.clear_disk_full();
+    let third_at = log.size_in_bytes();
+    assert_eq!(
+        log.append(&mut batch("third", 2, 300, 0))
+            .unwrap()
+            .base_offset,
+        4
+    );
+    assert!(third_at > at);
+    let mut want = [0u8; 8];
+    want[..4].copy_from_slice(&4u32.to_be_bytes());
+    want[4..].copy_from_slice(&(third_at as u32).to_be_bytes());
+    assert_eq!(first_entry(), want, "the next batch is indexed");
+    let all = read_all(&log, 1 << 20);
+    assert_contiguous(&all, 0);
+    assert_eq!(all.len(), 6);
+    drop(log);
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!(read_all(&log, 1 << 20), all);
+}
