@@ -442,3 +442,32 @@ async fn a_catching_up_stream_crosses_segments_and_a_bad_frame_after_it_is_refus
     let md = admin.metadata(Some(vec!["roll".into()])).await.unwrap();
     assert_eq!(md.topics[0].partitions[0].high_watermark, 300);
 }
+
+#[tokio::test]
+async fn a_broker_shutting_down_ends_its_streams_with_a_last_frame() {
+    let mut broker = TestBroker::start();
+    let mut admin = broker.connect().await;
+    create_topic(&mut admin, "bye", 1, TopicConfig::default()).await;
+    let mut conn = broker.connect().await;
+    let mut stream = conn
+        .fetch_stream(30_000, 1, 1 << 20, vec![at("bye", 0, 0)])
+        .await
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(broker.pid() as i32);
+    let stopper = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    });
+    let t = Instant::now();
+    let frame = next_frame(&mut stream, "shutting down ends the wait at once").await;
+    stopper.await.unwrap();
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(frame.last, "{frame:?}");
+    assert_eq!(frame.partitions.len(), 1);
+    assert!(frame.partitions[0].records.is_empty());
+    assert!(stream.is_ended());
+    drop(conn);
+    drop(admin);
+    // And the broker exits cleanly with the stream gone.
+    broker.stop();
+}
