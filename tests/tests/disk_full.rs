@@ -2,7 +2,9 @@
 //! tmpfs. Produce until the disk is full; every refused append is answered
 //! `DiskFull` at once, nothing acknowledged is lost or changed (served while
 //! full, after space comes back, and after a crash on the full disk), and
-//! appends resume once space is freed.
+//! appends resume once space is freed. A topic creation and an offset commit
+//! on the full disk are answered (made or refused), never a crash, and
+//! deleting a topic works there.
 //!
 //! Needs to mount a tmpfs (root, or a user that may mount): skipped with a
 //! note otherwise, unless `SLUICE_REQUIRE_TMPFS` is set (`.ci/run` sets it
@@ -16,6 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::create_topics::NewTopic;
+use sluice_protocol::wire::offset_commit::CommitPartition;
 use sluice_protocol::wire::produce::Acks;
 use sluice_protocol::wire::topic_config::TopicConfig;
 use sluice_tests::{TestBroker, batch_sized_now, create_topic, read_partition};
@@ -189,6 +192,24 @@ async fn a_full_disk_refuses_appends_keeps_what_was_acknowledged_and_recovers() 
         .unwrap_err();
     assert_eq!(code, ErrorCode::DiskFull);
 
+    // A committed offset on the full disk: stored, or refused clearly.
+    let commit = |offset| {
+        vec![CommitPartition {
+            topic: "fill".into(),
+            partition: 0,
+            offset,
+            metadata: String::new(),
+        }]
+    };
+    let committed = conn.offset_commit("g", commit(5)).await.unwrap();
+    assert!(
+        matches!(
+            committed.partitions[0].error_code,
+            ErrorCode::None | ErrorCode::DiskFull | ErrorCode::StorageError
+        ),
+        "{committed:?}"
+    );
+
     // New partitions on the full disk (new segment and index files): made
     // or refused with a clear error, and the broker stays up either way.
     let created = conn
@@ -248,6 +269,9 @@ async fn a_full_disk_refuses_appends_keeps_what_was_acknowledged_and_recovers() 
         });
     }
 
+    let committed = conn.offset_commit("g", commit(7)).await.unwrap();
+    assert_eq!(committed.partitions[0].error_code, ErrorCode::None);
+
     // Fill it again, then crash the broker on the full disk.
     fill(&mut conn, "fill", "again", LARGE, &mut sent).await;
     fill(&mut conn, "fill", "squeeze", SMALL, &mut sent).await;
@@ -261,6 +285,9 @@ async fn a_full_disk_refuses_appends_keeps_what_was_acknowledged_and_recovers() 
         "after a crash on the full disk; log: {}",
         broker.log_tail(30)
     );
+    let fetched = conn.offset_fetch("g", None).await.unwrap();
+    assert_eq!(fetched.partitions.len(), 1, "{fetched:?}");
+    assert_eq!(fetched.partitions[0].offset, Some(7), "{fetched:?}");
     let log = broker.log();
     assert!(!log.contains("panicked"), "{log}");
     // A create that failed on the full disk left no directory behind.
