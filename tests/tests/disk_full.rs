@@ -285,6 +285,18 @@ async fn a_full_disk_refuses_appends_keeps_what_was_acknowledged_and_recovers() 
         "after a crash on the full disk; log: {}",
         broker.log_tail(30)
     );
+    // A clean shutdown on the full disk, and a start after it.
+    fill(&mut conn, "fill", "last", SMALL, &mut sent).await;
+    drop(conn);
+    broker.stop();
+    broker.restart();
+    let mut conn = broker.connect().await;
+    assert_eq!(
+        read_partition(&mut conn, "fill", 0, 0).await,
+        expected(&sent),
+        "after a clean stop on the full disk; log: {}",
+        broker.log_tail(30)
+    );
     let fetched = conn.offset_fetch("g", None).await.unwrap();
     assert_eq!(fetched.partitions.len(), 1, "{fetched:?}");
     assert_eq!(fetched.partitions[0].offset, Some(7), "{fetched:?}");
