@@ -272,31 +272,30 @@ async fn a_full_disk_refuses_appends_keeps_what_was_acknowledged_and_recovers() 
     let committed = conn.offset_commit("g", commit(7)).await.unwrap();
     assert_eq!(committed.partitions[0].error_code, ErrorCode::None);
 
-    // Fill it again, then crash the broker on the full disk.
+    // Fill it again; then a crash on the full disk, a clean stop on it, and
+    // a start after each.
     fill(&mut conn, "fill", "again", LARGE, &mut sent).await;
     fill(&mut conn, "fill", "squeeze", SMALL, &mut sent).await;
     drop(conn);
-    broker.kill();
-    broker.restart();
+    for (clean, when) in [(false, "a crash"), (true, "a clean stop")] {
+        if clean {
+            let mut conn = broker.connect().await;
+            fill(&mut conn, "fill", "last", SMALL, &mut sent).await;
+            drop(conn);
+            broker.stop();
+        } else {
+            broker.kill();
+        }
+        broker.restart();
+        let mut conn = broker.connect().await;
+        assert_eq!(
+            read_partition(&mut conn, "fill", 0, 0).await,
+            expected(&sent),
+            "after {when} on the full disk; log: {}",
+            broker.log_tail(30)
+        );
+    }
     let mut conn = broker.connect().await;
-    assert_eq!(
-        read_partition(&mut conn, "fill", 0, 0).await,
-        expected(&sent),
-        "after a crash on the full disk; log: {}",
-        broker.log_tail(30)
-    );
-    // A clean shutdown on the full disk, and a start after it.
-    fill(&mut conn, "fill", "last", SMALL, &mut sent).await;
-    drop(conn);
-    broker.stop();
-    broker.restart();
-    let mut conn = broker.connect().await;
-    assert_eq!(
-        read_partition(&mut conn, "fill", 0, 0).await,
-        expected(&sent),
-        "after a clean stop on the full disk; log: {}",
-        broker.log_tail(30)
-    );
     let fetched = conn.offset_fetch("g", None).await.unwrap();
     assert_eq!(fetched.partitions.len(), 1, "{fetched:?}");
     assert_eq!(fetched.partitions[0].offset, Some(7), "{fetched:?}");
