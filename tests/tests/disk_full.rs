@@ -8,7 +8,7 @@
 //!
 //! Needs to mount a tmpfs (root, or a user that may mount): skipped with a
 //! note otherwise, unless `SLUICE_REQUIRE_TMPFS` is set (`.ci/run` sets it
-//! when it runs as root).
+//! where a probe mount succeeds).
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use std::path::{Path, PathBuf};
