@@ -18,7 +18,7 @@
 //!   read on the reactor; hot ranges are not probed.
 //! - A response with at least [`offload::MIN_COLD_BYTES`] of records outside
 //!   the hot tail, while another client connection is open, is sent from a
-//!   blocking-pool thread instead ([`offload`], at most
+//!   thread of its own instead ([`offload`], at most
 //!   [`offload::MAX_IN_FLIGHT`] at once): a catch-up reader then
 //!   shares the CPUs with the tailing connections by the kernel's
 //!   scheduler, not by taking turns on their reactor.
@@ -203,7 +203,8 @@ async fn copy_range(
     Ok(())
 }
 
-/// Page-cache residency: the only raw system calls of the fetch path.
+/// Page-cache residency, and the priority of the thread that reads cold
+/// ranges in: the only raw system calls of the fetch path.
 #[allow(unsafe_code)]
 pub(crate) mod page_cache {
     use std::fs::File;
@@ -233,6 +234,23 @@ pub(crate) mod page_cache {
         nr_writeback: u64,
         nr_evicted: u64,
         nr_recently_evicted: u64,
+    }
+
+    /// Sets the calling thread's nice value to `nice` (Linux keeps one per
+    /// thread). An unprivileged thread cannot lower it again, so only a
+    /// thread that ends with its task may call this. Best effort.
+    pub(crate) fn lower_thread_priority(nice: libc::c_int) {
+        let tid = nix::unistd::gettid().as_raw();
+        let Ok(who) = libc::id_t::try_from(tid) else {
+            return;
+        };
+        // SAFETY: setpriority(2) takes plain integers and changes only the
+        // scheduling weight of the thread `who` (this one); no memory is
+        // passed.
+        let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, who, nice) };
+        if r != 0 {
+            tracing::debug!(error = %io::Error::last_os_error(), "could not lower a catch-up sender's priority");
+        }
     }
 
     fn page_size() -> u64 {
@@ -377,6 +395,27 @@ mod tests {
     use super::*;
     use crate::log::LogFile;
     use crate::log::io::StdFile;
+
+    /// The calling thread's nice value, from `/proc/thread-self/stat`.
+    fn thread_nice() -> i64 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let rest = stat.rsplit_once(')').unwrap().1;
+        // Field 19 of the file; field 3 (the state) comes first after `)`.
+        rest.split_whitespace().nth(16).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn a_catch_up_sender_lowers_its_own_priority_only() {
+        let before = thread_nice();
+        let lowered = std::thread::spawn(|| {
+            page_cache::lower_thread_priority(10);
+            thread_nice()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(lowered, 10);
+        assert_eq!(thread_nice(), before, "the calling thread keeps its own");
+    }
 
     /// A file of `len` distinct bytes, synced.
     fn file_of(len: usize, seed: u8) -> (tempfile::NamedTempFile, Arc<dyn LogFile>, Vec<u8>) {

@@ -1,5 +1,5 @@
-//! Responses whose records lie outside the hot tail are sent from a
-//! blocking-pool thread, off the reactor.
+//! Responses whose records lie outside the hot tail are sent from a thread
+//! of their own, off the reactor.
 //!
 //! A lagging consumer's fetch moves megabytes per response, and on loopback
 //! each `sendfile` call also runs the receiver's TCP input: measured during
@@ -17,6 +17,12 @@
 //! a write timeout): the socket then closes when the thread lets go of it.
 //! Byte chunks (response and partition headers, a few hundred bytes) are
 //! copied for the thread; record bytes still go by `sendfile` only.
+//!
+//! Each send has a thread of its own (at most [`MAX_IN_FLIGHT`] at once).
+//! Once it has to read a range in from the disk, the thread lowers its own
+//! CPU priority ([`COLD_NICE`]) for the rest of its life: a reader that far
+//! behind then gets the CPU the tailing connections and producers leave,
+//! instead of taking half of it from them on a small machine.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -40,14 +46,17 @@ pub(super) const MIN_COLD_BYTES: u64 = 256 << 10;
 /// abandoned.
 const POLL_SLICE_MS: u16 = 50;
 
-/// Most responses sent from blocking threads at once (in this process).
-/// Each holds a blocking-pool thread until its last byte is in the socket,
-/// however slowly the client reads; the cap keeps slow catch-up readers
-/// from taking the pool's threads (512 by default) from appends and
-/// flushes. Over it, responses are sent on the reactor as before.
+/// Most responses sent from their own threads at once (in this process).
+/// Each holds a thread until its last byte is in the socket, however slowly
+/// the client reads; the cap bounds the threads slow catch-up readers can
+/// hold. Over it, responses are sent on the reactor as before.
 pub(super) const MAX_IN_FLIGHT: usize = 64;
 
-/// Responses being sent from blocking threads now.
+/// The nice value a send thread takes once it reads a range in from disk
+/// (see the module docs). It never goes back: the thread ends with its send.
+const COLD_NICE: libc::c_int = 10;
+
+/// Responses being sent from their own threads now.
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 /// One of the [`MAX_IN_FLIGHT`] places, held until the thread is done.
@@ -120,7 +129,7 @@ impl Drop for AbandonOnDrop {
     }
 }
 
-/// Sends every chunk in order from a blocking-pool thread; returns when it
+/// Sends every chunk in order from a thread of its own; returns when it
 /// is all written (to the socket buffer). On error the connection must be
 /// closed, as with [`super::send`].
 pub(super) async fn send(
@@ -141,12 +150,16 @@ pub(super) async fn send(
         .collect();
     let abandoned = Arc::new(AtomicBool::new(false));
     let _abandon = AbandonOnDrop(Arc::clone(&abandoned));
-    let sent = tokio::task::spawn_blocking(move || {
-        let _slot = slot;
-        send_pieces(&fd, &pieces, &abandoned)
-    })
-    .await
-    .map_err(io::Error::other)??;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("sluice-catch-up".into())
+        .spawn(move || {
+            let _slot = slot;
+            let _ = tx.send(send_pieces(&fd, &pieces, &abandoned));
+        })?;
+    let sent = rx
+        .await
+        .map_err(|_| io::Error::other("the send thread ended without an answer"))??;
     Stats::add(&stats.offloaded_sends, 1);
     Stats::add(&stats.fetch_bytes_sendfile, sent.sendfile_bytes);
     Stats::add(&stats.cold_reads, sent.cold_reads);
@@ -163,6 +176,9 @@ fn send_pieces(fd: &OwnedFd, pieces: &[Piece], abandoned: &AtomicBool) -> io::Re
             Piece::Bytes(b) => send_bytes(fd, b, more, abandoned)?,
             Piece::File(r) => {
                 if !r.hot && !page_cache::is_resident(r.file.os_file(), r.position, r.len) {
+                    if sent.cold_reads == 0 {
+                        page_cache::lower_thread_priority(COLD_NICE);
+                    }
                     sent.cold_reads += 1;
                     sent.cold_bytes += r.len;
                     page_cache::read_in(r.file.os_file(), r.position, r.len)?;
