@@ -54,7 +54,9 @@ pub async fn send(
 ) -> io::Result<()> {
     if matches!(path, FetchPath::Sendfile) {
         if let Some(slot) = offload::slot_for(chunks, stats) {
-            return offload::send(stream, chunks, stats, slot).await;
+            if let Some(sent) = offload::send(stream, chunks, stats, slot).await {
+                return sent;
+            }
         }
     }
     let mut since_yield = 0u64;

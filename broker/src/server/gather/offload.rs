@@ -131,14 +131,18 @@ impl Drop for AbandonOnDrop {
 
 /// Sends every chunk in order from a thread of its own; returns when it
 /// is all written (to the socket buffer). On error the connection must be
-/// closed, as with [`super::send`].
+/// closed, as with [`super::send`]. `None`, with nothing sent, when no
+/// thread could be started: the caller sends on the reactor instead.
 pub(super) async fn send(
     stream: &TcpStream,
     chunks: &[Chunk<'_>],
     stats: &Stats,
     slot: Slot,
-) -> io::Result<()> {
-    let fd = stream.as_fd().try_clone_to_owned()?;
+) -> Option<io::Result<()>> {
+    let fd = match stream.as_fd().try_clone_to_owned() {
+        Ok(fd) => fd,
+        Err(e) => return Some(Err(e)),
+    };
     let pieces: Vec<Piece> = chunks
         .iter()
         .filter_map(|c| match c {
@@ -151,20 +155,30 @@ pub(super) async fn send(
     let abandoned = Arc::new(AtomicBool::new(false));
     let _abandon = AbandonOnDrop(Arc::clone(&abandoned));
     let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
+    let started = std::thread::Builder::new()
         .name("sluice-catch-up".into())
         .spawn(move || {
             let _slot = slot;
             let _ = tx.send(send_pieces(&fd, &pieces, &abandoned));
-        })?;
-    let sent = rx
-        .await
-        .map_err(|_| io::Error::other("the send thread ended without an answer"))??;
+        });
+    if let Err(e) = started {
+        tracing::debug!(error = %e, "no thread for a catch-up send; sending on the reactor");
+        return None;
+    }
+    let sent = match rx.await {
+        Ok(Ok(sent)) => sent,
+        Ok(Err(e)) => return Some(Err(e)),
+        Err(_) => {
+            return Some(Err(io::Error::other(
+                "the send thread ended without an answer",
+            )));
+        }
+    };
     Stats::add(&stats.offloaded_sends, 1);
     Stats::add(&stats.fetch_bytes_sendfile, sent.sendfile_bytes);
     Stats::add(&stats.cold_reads, sent.cold_reads);
     Stats::add(&stats.cold_bytes, sent.cold_bytes);
-    Ok(())
+    Some(Ok(()))
 }
 
 /// The thread's part. Blocking.
@@ -376,7 +390,10 @@ mod tests {
             }
         });
         let stats = Stats::default();
-        send(&sender, &chunks, &stats, test_slot()).await.unwrap();
+        send(&sender, &chunks, &stats, test_slot())
+            .await
+            .expect("a thread for the send")
+            .unwrap();
         drop(sender);
         let got = reader.await.unwrap();
         assert!(got == want, "{} bytes vs {}", got.len(), want.len());
