@@ -211,7 +211,6 @@ impl<const N: usize> IndexFile<N> {
         &mut self,
         mut accept: impl FnMut([u8; N]) -> bool,
     ) -> (usize, Option<[u8; N]>) {
-        let path = self.path.clone();
         let Ok(mapped) = self.mapped_mut() else {
             return (0, None);
         };
@@ -225,7 +224,7 @@ impl<const N: usize> IndexFile<N> {
             let got = match read_full_at(&*file, chunk, at as u64) {
                 Ok(got) => got / N * N,
                 Err(e) => {
-                    tracing::warn!(file = %path.display(), error = %e, "index read failed; entries end here");
+                    tracing::warn!(file = %self.path.display(), error = %e, "index read failed; entries end here");
                     return (n, None);
                 }
             };
@@ -272,7 +271,6 @@ impl<const N: usize> IndexFile<N> {
         let at = self.entries * N;
         let end = at + N;
         let reserved = self.reserved;
-        let path = self.path.clone();
         let Ok(mapped) = self.mapped_mut() else {
             return false;
         };
@@ -282,10 +280,11 @@ impl<const N: usize> IndexFile<N> {
         if end > len {
             return false;
         }
-        let mut now_reserved = reserved;
-        if end > reserved {
+        let now_reserved = if end <= reserved {
+            reserved
+        } else {
             let upto = end.next_multiple_of(RESERVE_BYTES).min(len);
-            now_reserved = match mapped
+            match mapped
                 .file
                 .preallocate(reserved as u64, (upto - reserved) as u64)
             {
@@ -293,11 +292,11 @@ impl<const N: usize> IndexFile<N> {
                 // Nothing to reserve with: stores allocate as they must.
                 Err(e) if e.kind() == io::ErrorKind::Unsupported => len,
                 Err(e) => {
-                    tracing::debug!(file = %path.display(), error = %e, "index entry not written: its blocks cannot be reserved");
+                    tracing::debug!(file = %self.path.display(), error = %e, "index entry not written: its blocks cannot be reserved");
                     return false;
                 }
-            };
-        }
+            }
+        };
         let Some(slot) = mapped.mmap.as_mut().and_then(|m| m.get_mut(at..end)) else {
             return false;
         };
