@@ -843,9 +843,10 @@ impl PartitionLog {
     /// and holds whole batches only. It stops at the segment's end, so a
     /// reader continues from [`LogSlice::next_offset`]. When even the first
     /// batch is larger than `max_bytes`, the range still holds at least that
-    /// batch, so a reader always makes progress. Reading at the high watermark
-    /// gives an empty slice; outside `[log_start_offset, high_watermark]` an
-    /// [`LogError::OffsetOutOfRange`].
+    /// batch, so a reader always makes progress. Reading at the high
+    /// watermark, or past it up to the end of the log (records not yet
+    /// committed), gives an empty slice; below `log_start_offset` or past the
+    /// end of the log an [`LogError::OffsetOutOfRange`].
     pub fn read(&self, offset: u64, max_bytes: u64) -> Result<LogSlice, LogError> {
         loop {
             if let Some(slice) = self.try_read(offset, max_bytes)? {
@@ -874,15 +875,19 @@ impl PartitionLog {
                 log_start_offset: log_start,
                 bytes_after: 0,
             };
-            if offset == hw.offset && offset >= log_start {
-                return Ok(Some(slice));
-            }
-            if offset < log_start || offset > hw.offset {
+            if offset < log_start || offset > hw.offset.max(state.end.offset) {
                 return Err(LogError::OffsetOutOfRange {
                     requested: offset,
                     log_start,
                     high_watermark: hw.offset,
                 });
+            }
+            if offset >= hw.offset {
+                // At the high watermark, or past it but within the log: a
+                // new leader's watermark may trail what its predecessor had
+                // already shown, so a reader there waits, as it would at
+                // the end of the log.
+                return Ok(Some(slice));
             }
             let at = state.segment_index(offset);
             // Count the read before the segment's files are (re)opened below.

@@ -164,3 +164,34 @@ fn a_crash_in_the_middle_of_reset_to_reopens_consistent() {
         assert!(read_all(&log, 1 << 20).is_empty(), "{torn}");
     }
 }
+
+#[test]
+fn a_read_past_the_high_watermark_but_within_the_log_is_empty_not_out_of_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), config()).unwrap();
+    log.set_high_watermark(0).unwrap();
+    for i in 0..6 {
+        log.append(&mut batch(&format!("r{i}"), 2, 100, 1000))
+            .unwrap();
+    }
+    // A new leader: its log holds offsets 0..12, its watermark is still 4.
+    assert_eq!(log.set_high_watermark(4).unwrap(), 4);
+    assert_eq!(log.next_offset(), 12);
+    for offset in [4, 5, 11, 12] {
+        let slice = log.read(offset, 1 << 20).unwrap();
+        assert_eq!(slice.len, 0, "offset {offset}");
+        assert_eq!(
+            (slice.first_offset, slice.next_offset, slice.high_watermark),
+            (offset, offset, 4)
+        );
+    }
+    assert!(matches!(
+        log.read(13, 1 << 20),
+        Err(LogError::OffsetOutOfRange {
+            requested: 13,
+            high_watermark: 4,
+            ..
+        })
+    ));
+    assert!(log.read(2, 1 << 20).unwrap().len > 0);
+}
