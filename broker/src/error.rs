@@ -29,6 +29,15 @@ pub enum BrokerError {
 }
 
 impl BrokerError {
+    /// The text sent to a client with this error (see
+    /// [`LogError::client_message`]: no file paths of the broker).
+    pub fn client_message(&self) -> String {
+        match self {
+            BrokerError::Log(e) => e.client_message(),
+            other => other.to_string(),
+        }
+    }
+
     /// The wire error code for this error.
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -67,4 +76,36 @@ pub fn log_error_code(e: &LogError) -> ErrorCode {
             SeqError::UnknownProducer { .. } => ErrorCode::UnknownProducerId,
         },
     }
+}
+
+/// The message a client gets for `e`, a failure serving `what` (a
+/// partition, a topic). A storage failure is logged here with its file
+/// path, since the client's message leaves it out: at most one warning a
+/// second, the next one counting those skipped, so a full disk under a busy
+/// producer does not flood the log (which may share the disk).
+pub fn client_message_logged(e: &LogError, what: std::fmt::Arguments<'_>) -> String {
+    if e.is_storage_failure() {
+        warn_storage_failure(e, what);
+    }
+    e.client_message()
+}
+
+fn warn_storage_failure(e: &LogError, what: std::fmt::Arguments<'_>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_MS: AtomicU64 = AtomicU64::new(0);
+    static SKIPPED: AtomicU64 = AtomicU64::new(0);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let last = LAST_MS.load(Ordering::Relaxed);
+    if now_ms < last.saturating_add(1000)
+        || LAST_MS
+            .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        SKIPPED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let skipped = SKIPPED.swap(0, Ordering::Relaxed);
+    tracing::warn!(error = %e, skipped, "storage failure serving {what}");
 }

@@ -185,6 +185,22 @@ async fn a_full_disk_refuses_appends_keeps_what_was_acknowledged_and_recovers() 
         message.contains("No space left"),
         "the message names the cause: {message}"
     );
+    // The broker's paths are for its operator: they go to its log, once a
+    // second at most, not to the client.
+    assert!(
+        !message.contains(data.to_str().unwrap()),
+        "no broker path in the message: {message}"
+    );
+    let log = broker.log();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("storage failure serving a produce to fill-0"))
+        .collect();
+    assert!(
+        warnings.iter().any(|l| l.contains(data.to_str().unwrap())),
+        "the broker logs the failure with its path:\n{}",
+        broker.log_tail(20)
+    );
     assert!(sent.len() > 100, "{} batches fitted", sent.len());
     fill(&mut conn, "fill", "small", SMALL, &mut sent).await;
     let (code, _) = produce(&mut conn, "fill", "again", SMALL)

@@ -160,6 +160,33 @@ impl LogError {
         }
     }
 
+    /// The text sent to a client with this error: the `Display` text, except
+    /// that the storage failures (`Io`, `Offline`, `Corrupt`) leave out the
+    /// broker's file paths, which are the operator's business, not the
+    /// client's. [`LogError::is_storage_failure`] says which those are.
+    pub fn client_message(&self) -> String {
+        match self {
+            LogError::Io { op, source, .. } => format!("storage failure ({op}): {source}"),
+            LogError::Offline { .. } => {
+                "the partition is offline after a failed write or flush; see the broker's log"
+                    .into()
+            }
+            LogError::Corrupt { .. } => {
+                "the partition's files are damaged; see the broker's log".into()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// Whether this is a failure of the broker's storage (the disk, the
+    /// files) rather than of the request: worth the operator's attention.
+    pub fn is_storage_failure(&self) -> bool {
+        matches!(
+            self,
+            LogError::Io { .. } | LogError::Offline { .. } | LogError::Corrupt { .. }
+        )
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         LogError::Io {
             op,

@@ -7,7 +7,7 @@ use sluice_protocol::wire::topic_config::TopicConfig;
 
 use super::leadership::ClusterTopic;
 use super::{Refused, Service, blocking};
-use crate::error::{BrokerError, log_error_code};
+use crate::error::{BrokerError, client_message_logged, log_error_code};
 use crate::log::validate_topic_name;
 use crate::replication::controller::{AdminError, Cluster, Command, Outcome};
 
@@ -118,7 +118,10 @@ fn outcome(name: &str, r: Result<(), BrokerError>) -> TopicOutcome {
         Err(e) => TopicOutcome {
             name: name.to_owned(),
             error_code: e.code(),
-            message: Some(e.to_string()),
+            message: Some(match &e {
+                BrokerError::Log(l) => client_message_logged(l, format_args!("topic {name:?}")),
+                other => other.client_message(),
+            }),
         },
     }
 }
@@ -269,7 +272,7 @@ impl Service {
                 self.topics.check_new(&t.name, t.partitions, &t.config)
             };
             let r = match checked {
-                Err(e) => Err((e.code(), e.to_string())),
+                Err(e) => Err((e.code(), e.client_message())),
                 Ok(()) => proposed(
                     cluster
                         .propose(Command::CreateTopic {

@@ -15,7 +15,7 @@ use sluice_protocol::wire::ErrorCode;
 use super::stats::Stats;
 use super::{Refused, Service, blocking, check_partition_list};
 use crate::config::DiskIo;
-use crate::error::log_error_code;
+use crate::error::{client_message_logged, log_error_code};
 use crate::log::LogError;
 pub use crate::partition::Acks;
 use crate::partition::Partition;
@@ -244,7 +244,10 @@ fn append_all(
                 }
                 Err(e) => {
                     result.error_code = log_error_code(&e);
-                    result.message = Some(e.to_string());
+                    result.message = Some(client_message_logged(
+                        &e,
+                        format_args!("a produce to {}-{}", result.topic, result.partition),
+                    ));
                 }
             },
         }
@@ -296,7 +299,10 @@ async fn flush_all(results: &mut [Produced], to_flush: ToFlush, timeout: Duratio
             for (i, outcome) in indexes.iter().zip(outcomes) {
                 if let (Err(e), Some(r)) = (outcome, results.get_mut(*i)) {
                     r.error_code = log_error_code(&e);
-                    r.message = Some(e.to_string());
+                    r.message = Some(client_message_logged(
+                        &e,
+                        format_args!("a flush of {}-{}", r.topic, r.partition),
+                    ));
                 }
             }
         }

@@ -12,7 +12,7 @@ use super::Service;
 use super::leadership::{NotServed, check_leader};
 use super::produce::{ProducePartition, Produced};
 use super::stats::Stats;
-use crate::error::log_error_code;
+use crate::error::{client_message_logged, log_error_code};
 use crate::log::LogError;
 use crate::partition::Acks;
 use crate::replication::manager::ReplicaManager;
@@ -101,7 +101,10 @@ async fn append_one(
         Ok(b) => b,
         Err(e) => {
             result.error_code = log_error_code(&e);
-            result.message = Some(e.to_string());
+            result.message = Some(client_message_logged(
+                &e,
+                format_args!("a produce to {}-{}", result.topic, result.partition),
+            ));
             return result;
         }
     };
@@ -179,7 +182,10 @@ pub(crate) fn refusal(e: &ReplicationError, topic: &str, partition: u32) -> (Err
             ErrorCode::LeaderNotAvailable,
             format!("partition {partition} of topic {topic:?} has no leader right now"),
         ),
-        ReplicationError::Log(e) => (log_error_code(e), e.to_string()),
+        ReplicationError::Log(e) => (
+            log_error_code(e),
+            client_message_logged(e, format_args!("a produce to {topic}-{partition}")),
+        ),
         other => (ErrorCode::Unknown, other.to_string()),
     }
 }
