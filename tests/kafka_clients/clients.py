@@ -573,6 +573,41 @@ def consume_all(client, bootstrap, topic, n):
     return out
 
 
+def tail(bootstrap, topic, tag, n):
+    """A confluent-kafka consumer on every partition from the start, reading
+    while records are produced (and a leader is killed) until it saw `n`
+    distinct values starting with `tag-`, then 1 s more so that any
+    repeat shows; returns every record read, as [partition, offset, value].
+    Prints {"reading": true} once the first record arrived."""
+    from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "tail",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                  "fetch.wait.max.ms": 100, "topic.metadata.refresh.interval.ms": 1000})
+    parts = c.list_topics(topic, timeout=20).topics[topic].partitions
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+    deadline = time.time() + 90
+    out, seen, linger = [], set(), None
+    while time.time() < deadline and (linger is None or time.time() < linger):
+        m = c.poll(0.2)
+        if m is None:
+            continue
+        if m.error():
+            # Transport and leader errors while a broker is down are
+            # retried by the client itself; they are not the test's.
+            continue
+        v = m.value().decode()
+        if not out:
+            emit_line({"reading": True})
+        out.append([m.partition(), m.offset(), v])
+        if v.startswith(tag + "-"):
+            seen.add(v)
+            if len(seen) >= n and linger is None:
+                linger = time.time() + 1.0
+    c.close()
+    return out
+
+
 def main(argv):
     s = argv[1]
     if s == "coop-member":
@@ -604,6 +639,8 @@ def main(argv):
                   sys.stdout)
         print()
         return
+    elif s == "tail":
+        r = tail(argv[2], argv[3], argv[4], int(argv[5]))
     elif s == "consume-all":
         r = consume_all(argv[2], argv[3], argv[4], int(argv[5]))
     elif s == "group-spread":

@@ -6,7 +6,8 @@
 //! another node, and read everything back
 //! exactly once; then the leader of a partition is SIGKILLed while
 //! confluent-kafka produces, and every record it acknowledged is there
-//! afterwards, once. kcat lists the brokers if it is installed.
+//! afterwards, once, and a confluent-kafka consumer tailing meanwhile read
+//! each once. kcat lists the brokers if it is installed.
 //!
 //! Needs the Python of `SLUICE_KAFKA_PYTHON` (see `kafka_clients.rs`).
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
@@ -143,8 +144,21 @@ async fn kafka_clients_produce_and_consume_through_a_cluster_and_a_leader_kill()
     }
 
     // confluent-kafka produces while the leader of partition 0 is killed;
-    // every record it acknowledged is there once afterwards.
+    // every record it acknowledged is there once afterwards. A
+    // confluent-kafka consumer tails all partitions meanwhile, follows
+    // partition 0 to its new leader, and reads each acknowledged record
+    // once, at the offset its producer was given.
     let victim = led[0];
+    let mut tailer = Command::new(&python)
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kafka_clients/clients.py"))
+        .args(["tail", &all, "kc", "kill", "300"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut tail_lines = std::io::BufReader::new(tailer.stdout.take().unwrap()).lines();
+    let first = tail_lines.next().unwrap().unwrap();
+    assert_eq!(first, "{\"reading\": true}");
     let mut child = Command::new(&python)
         .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kafka_clients/clients.py"))
         .args([
@@ -208,6 +222,26 @@ async fn kafka_clients_produce_and_consume_through_a_cluster_and_a_leader_kill()
         .filter(|(v, _)| v["kill-".len()..].parse::<usize>().unwrap() >= 60)
         .count();
     assert!(after_kill >= 240, "{after_kill}");
+    let tailed: Vec<Value> = serde_json::from_str(&tail_lines.next().unwrap().unwrap()).unwrap();
+    assert!(tailer.wait().unwrap().success());
+    let mut at: Vec<(u64, u64)> = tailed
+        .iter()
+        .map(|r| (r[0].as_u64().unwrap(), r[1].as_u64().unwrap()))
+        .collect();
+    at.sort_unstable();
+    let len = at.len();
+    at.dedup();
+    assert_eq!(at.len(), len, "the tailing consumer read a record twice");
+    let tailed: HashMap<String, (u64, u64)> = tailed
+        .iter()
+        .map(|r| {
+            let v = r[2].as_str().unwrap().to_owned();
+            (v, (r[0].as_u64().unwrap(), r[1].as_u64().unwrap()))
+        })
+        .collect();
+    for (v, at) in &acked {
+        assert_eq!(tailed.get(v), Some(at), "the tailing consumer and {v}");
+    }
     let survivors: Vec<u64> = [1, 2, 3].into_iter().filter(|&id| id != victim).collect();
     let got = read_back(&python, "confluent", &bootstrap(&c, &survivors), 480);
     for v in acked.keys() {
