@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Like benches/ab.sh, but each side brings its own harness as well as its own
 # broker (for a change to the client library, which the harness uses):
-# alternates A, B, A, B... running `<dir>/sluice-bench` with
-# SLUICE_BROKER_BIN=<dir>/sluice-broker (the harness starts that broker on a
-# fresh data directory and a free port). Rows are prefixed with A or B.
+# alternates A and B (A first in odd rounds, B first in even ones), running
+# `<dir>/sluice-bench` with SLUICE_BROKER_BIN=<dir>/sluice-broker (the harness
+# starts that broker on a fresh data directory and a free port). Rows are prefixed with A or B.
 #
 #   benches/ab-pairs.sh A_DIR B_DIR ROUNDS [sluice-bench options...]
 #
@@ -22,7 +22,12 @@ shift 3
 
 for round in $(seq "$rounds"); do
     echo "# round $round"
-    for side in A B; do
+    # A first in odd rounds, B first in even ones: whichever side runs
+    # second finds the page cache and the disk's write-back where the
+    # first left them.
+    order="A B"
+    [ $((round % 2)) -eq 0 ] && order="B A"
+    for side in $order; do
         dir=$a
         [ "$side" = B ] && dir=$b
         SLUICE_BROKER_BIN="$dir/sluice-broker" "$dir/sluice-bench" "$@" 2>/dev/null |

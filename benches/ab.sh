@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the same sluice-bench workloads against two broker binaries, A and B,
-# alternating A, B, A, B... on this machine, so a change is measured side by
+# alternating them (A first in odd rounds, B first in even ones) on this machine, so a change is measured side by
 # side in one run (machines here are shared and noisy: compare within a run).
 #
 #   benches/ab.sh A_BROKER B_BROKER ROUNDS [sluice-bench options...]
@@ -54,6 +54,12 @@ run_one() {
 
 for round in $(seq "$rounds"); do
     echo "# round $round"
-    run_one A "$a" "$@"
-    run_one B "$b" "$@"
+    # A first in odd rounds, B first in even ones (see ab-pairs.sh).
+    if [ $((round % 2)) -eq 1 ]; then
+        run_one A "$a" "$@"
+        run_one B "$b" "$@"
+    else
+        run_one B "$b" "$@"
+        run_one A "$a" "$@"
+    fi
 done
