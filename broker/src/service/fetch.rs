@@ -150,12 +150,17 @@ impl Service {
     /// reactor, per request. The timer may still be registered when this
     /// returns; it wakes the task that last polled it at its deadline at
     /// most once.
+    ///
+    /// `req` may come shared: a caller that fetches the same partitions
+    /// again (a fetch stream) keeps its `Arc` and moves the offsets with
+    /// `Arc::make_mut`, which does not copy once this returned.
     pub async fn fetch_timed(
         self: &Arc<Self>,
-        req: FetchRequest,
+        req: impl Into<Arc<FetchRequest>>,
         mut stop: watch::Receiver<bool>,
         mut timer: std::pin::Pin<&mut tokio::time::Sleep>,
     ) -> Result<FetchResult, Refused> {
+        let req: Arc<FetchRequest> = req.into();
         let entries = req
             .partitions
             .iter()
@@ -173,7 +178,7 @@ impl Service {
         )));
         let deadline = Instant::now() + wait;
         let mut armed = false;
-        let shared = Arc::new((req, looked));
+        let shared = (req, Arc::new(looked));
         loop {
             watching.take_seen();
             let r = self.resolve(&shared).await?;
@@ -220,7 +225,7 @@ impl Service {
     /// it may read batch headers and fault in index pages.
     async fn resolve(
         self: &Arc<Self>,
-        shared: &Arc<(FetchRequest, Vec<Looked>)>,
+        shared: &(Arc<FetchRequest>, Arc<Vec<Looked>>),
     ) -> Result<FetchResult, Refused> {
         let max_response = self.config.max_fetch_response_bytes;
         let hot_tail = self.config.hot_tail_bytes;
@@ -229,7 +234,7 @@ impl Service {
                 Ok(resolve(&shared.0, &shared.1, max_response, hot_tail))
             }
             DiskIo::BlockingPool => {
-                let shared = Arc::clone(shared);
+                let shared = shared.clone();
                 blocking(move || resolve(&shared.0, &shared.1, max_response, hot_tail))
                     .await
                     .map_err(|e| Refused {

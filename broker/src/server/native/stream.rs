@@ -36,6 +36,9 @@ pub(super) async fn fetch_stream(
     // Every frame waits for at least one byte of records, or its heartbeat.
     req.min_bytes = req.min_bytes.max(1);
     req.max_wait = req.max_wait.max(MIN_HEARTBEAT);
+    // Shared with each round's fetch, which lets go of it when it returns:
+    // the offsets move in place, without a copy of the request per frame.
+    let mut req = Arc::new(req);
     let mut probe = [0u8; 1];
     loop {
         if conn.request_started() {
@@ -45,7 +48,7 @@ pub(super) async fn fetch_stream(
         let started = Instant::now();
         let round = {
             let fetch = broker.service.fetch_timed(
-                req.clone(),
+                Arc::clone(&req),
                 conn.stop.clone(),
                 conn.fetch_timer.as_mut(),
             );
@@ -83,7 +86,11 @@ pub(super) async fn fetch_stream(
             }
             continue;
         }
-        for (p, got) in req.partitions.iter_mut().zip(&result.partitions) {
+        for (p, got) in Arc::make_mut(&mut req)
+            .partitions
+            .iter_mut()
+            .zip(&result.partitions)
+        {
             p.offset = got.next_offset;
         }
         let partitions = partition_responses(&mut result);
