@@ -85,12 +85,17 @@ pub enum LogError {
         ceiling: u64,
     },
     /// A fetch or lookup asked for an offset the log does not hold.
-    #[error("offset {requested} is out of range: the log holds [{log_start}, {high_watermark})")]
+    #[error(
+        "offset {requested} is out of range: the log holds [{log_start}, {log_end}), readers see up to {high_watermark}"
+    )]
     OffsetOutOfRange {
         /// The offset asked for.
         requested: u64,
         /// The first offset held.
         log_start: u64,
+        /// One past the last offset held (appended, not necessarily
+        /// visible yet).
+        log_end: u64,
         /// One past the last offset visible to readers.
         high_watermark: u64,
     },

@@ -879,6 +879,7 @@ impl PartitionLog {
                 return Err(LogError::OffsetOutOfRange {
                     requested: offset,
                     log_start,
+                    log_end: state.end.offset,
                     high_watermark: hw.offset,
                 });
             }

@@ -119,6 +119,7 @@ impl PartitionLog {
             return Err(LogError::OffsetOutOfRange {
                 requested: base,
                 log_start: self.log_start_offset(),
+                log_end: self.next_offset(),
                 high_watermark: self.high_watermark(),
             });
         }
@@ -133,6 +134,7 @@ impl PartitionLog {
         let out_of_range = || LogError::OffsetOutOfRange {
             requested: base,
             log_start: self.log_start_offset(),
+            log_end: self.next_offset(),
             high_watermark: self.high_watermark(),
         };
         loop {
@@ -273,6 +275,7 @@ impl PartitionLog {
                     return Err(LogError::OffsetOutOfRange {
                         requested: offset,
                         log_start,
+                        log_end: state.end.offset,
                         high_watermark: self.high_watermark(),
                     });
                 }

@@ -105,6 +105,7 @@ fn reads_inside_a_batch_and_at_the_edges() {
         Err(LogError::OffsetOutOfRange {
             requested: 501,
             log_start: 0,
+            log_end: 500,
             high_watermark: 500
         })
     ));

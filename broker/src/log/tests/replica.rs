@@ -189,8 +189,9 @@ fn a_read_past_the_high_watermark_but_within_the_log_is_empty_not_out_of_range()
         log.read(13, 1 << 20),
         Err(LogError::OffsetOutOfRange {
             requested: 13,
+            log_start: 0,
+            log_end: 12,
             high_watermark: 4,
-            ..
         })
     ));
     assert!(log.read(2, 1 << 20).unwrap().len > 0);
