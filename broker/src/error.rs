@@ -81,8 +81,9 @@ pub fn log_error_code(e: &LogError) -> ErrorCode {
 /// The message a client gets for `e`, a failure serving `what` (a
 /// partition, a topic). A storage failure is logged here with its file
 /// path, since the client's message leaves it out: at most one warning a
-/// second, the next one counting those skipped, so a full disk under a busy
-/// producer does not flood the log (which may share the disk).
+/// second for the whole broker (whichever failure comes first), the next
+/// one counting those skipped, so a full disk under a busy producer does
+/// not flood the log (which may share the disk).
 pub fn client_message_logged(e: &LogError, what: std::fmt::Arguments<'_>) -> String {
     if e.is_storage_failure() {
         warn_storage_failure(e, what);
@@ -91,21 +92,64 @@ pub fn client_message_logged(e: &LogError, what: std::fmt::Arguments<'_>) -> Str
 }
 
 fn warn_storage_failure(e: &LogError, what: std::fmt::Arguments<'_>) {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static LAST_MS: AtomicU64 = AtomicU64::new(0);
-    static SKIPPED: AtomicU64 = AtomicU64::new(0);
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let last = LAST_MS.load(Ordering::Relaxed);
-    if now_ms < last.saturating_add(1000)
-        || LAST_MS
-            .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-    {
-        SKIPPED.fetch_add(1, Ordering::Relaxed);
-        return;
+    use std::sync::OnceLock;
+    use std::time::Instant;
+    // The monotonic clock, so a wall clock stepped back never mutes it.
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    static LIMIT: OncePerSecond = OncePerSecond::new();
+    let now_ms = EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64;
+    if let Some(skipped) = LIMIT.pass(now_ms) {
+        tracing::warn!(error = %e, skipped, "storage failure serving {what}");
     }
-    let skipped = SKIPPED.swap(0, Ordering::Relaxed);
-    tracing::warn!(error = %e, skipped, "storage failure serving {what}");
+}
+
+/// Lets one event a second through, counting the ones it holds back.
+struct OncePerSecond {
+    /// When the last event passed, in milliseconds plus one (0: never).
+    last: std::sync::atomic::AtomicU64,
+    skipped: std::sync::atomic::AtomicU64,
+}
+
+impl OncePerSecond {
+    const fn new() -> Self {
+        OncePerSecond {
+            last: std::sync::atomic::AtomicU64::new(0),
+            skipped: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(events held back since the last one that passed)` if an event
+    /// at `now_ms` (a monotonic clock) passes, `None` if it is held back.
+    fn pass(&self, now_ms: u64) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = now_ms.saturating_add(1);
+        let last = self.last.load(Relaxed);
+        if (last != 0 && now < last.saturating_add(1000))
+            || self
+                .last
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_err()
+        {
+            self.skipped.fetch_add(1, Relaxed);
+            return None;
+        }
+        Some(self.skipped.swap(0, Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OncePerSecond;
+
+    #[test]
+    fn one_event_a_second_passes_and_the_next_counts_the_rest() {
+        let limit = OncePerSecond::new();
+        assert_eq!(limit.pass(0), Some(0));
+        assert_eq!(limit.pass(1), None);
+        assert_eq!(limit.pass(999), None);
+        assert_eq!(limit.pass(1000), Some(2));
+        assert_eq!(limit.pass(1500), None);
+        assert_eq!(limit.pass(5000), Some(1));
+        assert_eq!(limit.pass(5001), None);
+    }
 }
