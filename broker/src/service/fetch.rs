@@ -138,7 +138,7 @@ impl Service {
     ) -> Result<FetchResult, Refused> {
         let timer = tokio::time::sleep_until(Instant::now());
         tokio::pin!(timer);
-        self.fetch_timed(req, stop, timer).await
+        self.fetch_timed(Arc::new(req), stop, timer).await
     }
 
     /// [`Service::fetch`] waiting on `timer` (reset to the fetch's deadline)
@@ -156,11 +156,10 @@ impl Service {
     /// `Arc::make_mut`, which does not copy once this returned.
     pub async fn fetch_timed(
         self: &Arc<Self>,
-        req: impl Into<Arc<FetchRequest>>,
+        req: Arc<FetchRequest>,
         mut stop: watch::Receiver<bool>,
         mut timer: std::pin::Pin<&mut tokio::time::Sleep>,
     ) -> Result<FetchResult, Refused> {
-        let req: Arc<FetchRequest> = req.into();
         let entries = req
             .partitions
             .iter()
@@ -178,7 +177,7 @@ impl Service {
         )));
         let deadline = Instant::now() + wait;
         let mut armed = false;
-        let shared = (req, Arc::new(looked));
+        let shared = (req, looked);
         loop {
             watching.take_seen();
             let r = self.resolve(&shared).await?;
@@ -225,7 +224,7 @@ impl Service {
     /// it may read batch headers and fault in index pages.
     async fn resolve(
         self: &Arc<Self>,
-        shared: &(Arc<FetchRequest>, Arc<Vec<Looked>>),
+        shared: &(Arc<FetchRequest>, Vec<Looked>),
     ) -> Result<FetchResult, Refused> {
         let max_response = self.config.max_fetch_response_bytes;
         let hot_tail = self.config.hot_tail_bytes;
@@ -234,8 +233,10 @@ impl Service {
                 Ok(resolve(&shared.0, &shared.1, max_response, hot_tail))
             }
             DiskIo::BlockingPool => {
-                let shared = shared.clone();
-                blocking(move || resolve(&shared.0, &shared.1, max_response, hot_tail))
+                // The pool needs its own: the request shared, the
+                // partitions' handles copied (a hop to the pool costs more).
+                let (req, looked) = (Arc::clone(&shared.0), shared.1.clone());
+                blocking(move || resolve(&req, &looked, max_response, hot_tail))
                     .await
                     .map_err(|e| Refused {
                         code: ErrorCode::Unknown,

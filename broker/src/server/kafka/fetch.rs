@@ -65,7 +65,7 @@ pub(super) async fn fetch(conn: &mut Conn, req: Req, r: FetchRequest) -> Result<
     let timer = conn.fetch_timer.as_mut();
     let result = match broker
         .service
-        .fetch_timed(svc_req, conn.stop.clone(), timer)
+        .fetch_timed(Arc::new(svc_req), conn.stop.clone(), timer)
         .await
     {
         Ok(res) => res,

@@ -552,7 +552,7 @@ async fn fetch(conn: &mut Conn, id: u32, req: FetchRequest) -> Result<(), ConnEr
     let mut result = match conn
         .broker
         .service
-        .fetch_timed(svc_req, conn.stop.clone(), timer)
+        .fetch_timed(Arc::new(svc_req), conn.stop.clone(), timer)
         .await
     {
         Ok(r) => r,
