@@ -24,7 +24,7 @@ for round in $(seq "$rounds"); do
     echo "# round $round"
     # A first in odd rounds, B first in even ones: whichever side runs
     # second finds the page cache and the disk's write-back where the
-    # first left them.
+    # first left them (an even ROUNDS gives both sides equal turns).
     order="A B"
     [ $((round % 2)) -eq 0 ] && order="B A"
     for side in $order; do

@@ -54,7 +54,8 @@ run_one() {
 
 for round in $(seq "$rounds"); do
     echo "# round $round"
-    # A first in odd rounds, B first in even ones (see ab-pairs.sh).
+    # A first in odd rounds, B first in even ones (see ab-pairs.sh; an
+    # even ROUNDS gives both sides equal turns).
     if [ $((round % 2)) -eq 1 ]; then
         run_one A "$a" "$@"
         run_one B "$b" "$@"

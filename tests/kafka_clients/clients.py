@@ -586,7 +586,7 @@ def tail(bootstrap, topic, tag, n):
                   "fetch.wait.max.ms": 100, "topic.metadata.refresh.interval.ms": 1000})
     parts = c.list_topics(topic, timeout=20).topics[topic].partitions
     c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
-    deadline = time.time() + 90
+    deadline = time.time() + 150
     out, seen, linger = [], set(), None
     while time.time() < deadline and (linger is None or time.time() < linger):
         m = c.poll(0.2)

@@ -43,6 +43,17 @@ async fn leaders(c: &TestCluster, id: u64, topic: &str) -> Option<Vec<u64>> {
         .collect()
 }
 
+/// A child process killed when dropped, so that a failed assertion does not
+/// leave it running.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Values read back by `client`: each must appear exactly once.
 fn read_back(python: &std::path::Path, client: &str, bootstrap: &str, n: usize) -> Vec<String> {
     let out = run_clients(
@@ -149,16 +160,24 @@ async fn kafka_clients_produce_and_consume_through_a_cluster_and_a_leader_kill()
     // partition 0 to its new leader, and reads each acknowledged record
     // once, at the offset its producer was given.
     let victim = led[0];
-    let mut tailer = Command::new(&python)
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kafka_clients/clients.py"))
-        .args(["tail", &all, "kc", "kill", "300"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut tail_lines = std::io::BufReader::new(tailer.stdout.take().unwrap()).lines();
-    let first = tail_lines.next().unwrap().unwrap();
-    assert_eq!(first, "{\"reading\": true}");
+    let tail_err = tempfile::NamedTempFile::new().unwrap();
+    let mut tailer = KillOnDrop(
+        Command::new(&python)
+            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kafka_clients/clients.py"))
+            .args(["tail", &all, "kc", "kill", "300"])
+            .stdout(Stdio::piped())
+            .stderr(tail_err.reopen().unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let mut tail_lines = std::io::BufReader::new(tailer.0.stdout.take().unwrap()).lines();
+    let mut tail_line = || {
+        tail_lines.next().and_then(Result::ok).unwrap_or_else(|| {
+            let err = std::fs::read_to_string(tail_err.path()).unwrap_or_default();
+            panic!("the tailing consumer ended early: {err}")
+        })
+    };
+    assert_eq!(tail_line(), "{\"reading\": true}");
     let mut child = Command::new(&python)
         .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kafka_clients/clients.py"))
         .args([
@@ -222,8 +241,8 @@ async fn kafka_clients_produce_and_consume_through_a_cluster_and_a_leader_kill()
         .filter(|(v, _)| v["kill-".len()..].parse::<usize>().unwrap() >= 60)
         .count();
     assert!(after_kill >= 240, "{after_kill}");
-    let tailed: Vec<Value> = serde_json::from_str(&tail_lines.next().unwrap().unwrap()).unwrap();
-    assert!(tailer.wait().unwrap().success());
+    let tailed: Vec<Value> = serde_json::from_str(&tail_line()).unwrap();
+    assert!(tailer.0.wait().unwrap().success());
     let mut at: Vec<(u64, u64)> = tailed
         .iter()
         .map(|r| (r[0].as_u64().unwrap(), r[1].as_u64().unwrap()))
