@@ -110,6 +110,15 @@ impl Partition {
         });
     }
 
+    /// Publishes the high watermark and wakes every waiting fetch even if it
+    /// did not move: after the log was cut (a replica's truncation), a
+    /// fetch parked past the high watermark may now be past the log's end,
+    /// and answers `OffsetOutOfRange` at once instead of at its deadline.
+    pub fn wake_all(&self) {
+        let hw = self.log.high_watermark();
+        self.watermark.send_modify(|v| *v = hw);
+    }
+
     /// Marks the partition deleted (its log was shut down) and wakes every
     /// waiting fetch, which then answers `UnknownTopicOrPartition` for it
     /// rather than waiting out its deadline.

@@ -415,6 +415,40 @@ pub(crate) mod tests {
         }
     }
 
+    /// A fetch parked past the high watermark (a new leader's trailing
+    /// watermark) waits there; when the log is then cut below its offset
+    /// and the partition woken, it answers `OffsetOutOfRange` at once, not
+    /// at its deadline.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_fetch_past_the_high_watermark_waits_then_learns_of_a_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        let part = svc.topics.partition("t", 0).unwrap();
+        part.log.set_high_watermark(0).unwrap();
+        for _ in 0..3 {
+            let batch = records(1);
+            let len = batch.len();
+            let produced = svc.produce(produce_req(batch, 0..len)).await.unwrap();
+            assert!(produced[0].error_code.is_ok());
+        }
+        assert_eq!((part.log.high_watermark(), part.log.next_offset()), (0, 3));
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        let mut req = tail_fetch(Duration::from_secs(20));
+        req.partitions[0].offset = 2;
+        let mut fetch = Box::pin(svc.fetch(req, stop));
+        assert!(futures::poll!(fetch.as_mut()).is_pending());
+        part.log.truncate_to(1).unwrap();
+        part.wake_all();
+        let fetched = tokio::time::timeout(Duration::from_secs(5), fetch)
+            .await
+            .expect("the fetch waited out its deadline after the cut")
+            .unwrap();
+        assert_eq!(
+            fetched.partitions[0].error_code,
+            ErrorCode::OffsetOutOfRange
+        );
+    }
+
     /// A fetch that is dropped while an append waits for it (its connection
     /// closed) ends the wait: the producer is never held by a fetch that
     /// will not run again.

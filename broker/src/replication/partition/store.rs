@@ -501,7 +501,7 @@ impl RaftLogStorage<PartitionRaft> for LogStore {
                     .log
                     .truncate_to(cut)
                     .map_err(|e| store_err(ErrorVerb::Delete, e))?;
-                shared.partition.notify();
+                shared.partition.wake_all();
             }
             Ok(())
         })
