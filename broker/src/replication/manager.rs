@@ -576,7 +576,9 @@ async fn take_preferred_leadership(replica: Weak<ReplicatedPartition>) {
 /// name the leader. Ends when the group stops; when its Raft core stopped
 /// on its own, has `manager` open the replica again
 /// ([`ReplicaManager::reopen_stopped`]). A failed report is tried again a
-/// second later.
+/// second later. When this node stops leading the group, it wakes the
+/// fetches parked on the partition, which then answer that another node
+/// leads it.
 async fn report_leadership(
     cluster: Arc<Cluster>,
     manager: Weak<ReplicaManager>,
@@ -590,6 +592,7 @@ async fn report_leadership(
     drop(r);
     let mut reported: Option<ReportedLeader> = None;
     let mut last = Instant::now();
+    let mut led = false;
     loop {
         let Some(r) = replica.upgrade() else { return };
         let current = r.is_leader().then(|| ReportedLeader {
@@ -597,6 +600,12 @@ async fn report_leadership(
             epoch: r.leader_epoch(),
             isr: r.in_sync().into_iter().collect(),
         });
+        if led && current.is_none() {
+            // No longer the leader: the fetches parked here answer now
+            // (with the new leader's whereabouts), not at their deadlines.
+            r.partition().wake_all();
+        }
+        led = current.is_some();
         drop(r);
         let due = current
             .filter(|c| reported.as_ref() != Some(c))

@@ -10,6 +10,7 @@ use sluice_protocol::wire::ErrorCode;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::leadership::check_leader;
 use super::{Refused, Service, blocking, check_partition_list};
 use crate::config::DiskIo;
 use crate::error::log_error_code;
@@ -177,7 +178,7 @@ impl Service {
         )));
         let deadline = Instant::now() + wait;
         let mut armed = false;
-        let shared = (req, looked);
+        let mut shared = (req, looked);
         loop {
             watching.take_seen();
             let r = self.resolve(&shared).await?;
@@ -215,6 +216,22 @@ impl Service {
             if gone {
                 // A partition was deleted meanwhile: answer with what there is.
                 return self.resolve(&shared).await;
+            }
+            // Woken: a partition whose leadership moved to another node
+            // meanwhile answers with why, not from this replica's log.
+            self.recheck_leaders(&shared.0, &mut shared.1);
+        }
+    }
+
+    /// Marks the partitions of `req` this broker no longer leads with the
+    /// refusal a new fetch would get (replicated partitions only; a
+    /// partition not replicated is led here for as long as it exists).
+    fn recheck_leaders(&self, req: &FetchRequest, looked: &mut [Looked]) {
+        for (p, l) in req.partitions.iter().zip(looked.iter_mut()) {
+            if l.is_ok() {
+                if let Err(n) = check_leader(self.leadership.as_ref(), &p.topic, p.partition) {
+                    *l = Err(n.code());
+                }
             }
         }
     }

@@ -449,6 +449,53 @@ pub(crate) mod tests {
         );
     }
 
+    /// Node 1 of a cluster whose partitions' leader the test moves.
+    #[derive(Debug)]
+    struct Moving(std::sync::atomic::AtomicU64);
+
+    impl leadership::Leadership for Moving {
+        fn local_node(&self) -> u64 {
+            1
+        }
+        fn brokers(&self) -> Vec<leadership::BrokerInfo> {
+            Vec::new()
+        }
+        fn partition(&self, _: &str, _: u32) -> Option<leadership::PartitionLeadership> {
+            Some(leadership::PartitionLeadership {
+                leader: Some(self.0.load(std::sync::atomic::Ordering::SeqCst)),
+                leader_epoch: 1,
+                replicas: vec![1, 2, 3],
+                isr: vec![1, 2, 3],
+            })
+        }
+    }
+
+    /// A fetch parked on a partition this node then stops leading answers
+    /// `NotLeaderForPartition` once the partition is woken, not at its
+    /// deadline and not from this replica's log.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_parked_fetch_answers_when_its_partition_is_led_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let moving = Arc::new(Moving(std::sync::atomic::AtomicU64::new(1)));
+        let svc = service_led_by(
+            dir.path(),
+            Arc::clone(&moving) as Arc<dyn leadership::Leadership>,
+        );
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        let mut fetch = Box::pin(svc.fetch(tail_fetch(Duration::from_secs(20)), stop));
+        assert!(futures::poll!(fetch.as_mut()).is_pending());
+        moving.0.store(3, std::sync::atomic::Ordering::SeqCst);
+        svc.topics.partition("t", 0).unwrap().wake_all();
+        let fetched = tokio::time::timeout(Duration::from_secs(5), fetch)
+            .await
+            .expect("the fetch waited out its deadline after the leader moved")
+            .unwrap();
+        assert_eq!(
+            fetched.partitions[0].error_code,
+            ErrorCode::NotLeaderForPartition
+        );
+    }
+
     /// A fetch that is dropped while an append waits for it (its connection
     /// closed) ends the wait: the producer is never held by a fetch that
     /// will not run again.
