@@ -173,7 +173,7 @@ fn write_meta_file(
     let bytes = encode_meta(records);
     let write = || write_file_atomically(fs, data_dir, TOPICS_FILE, &bytes);
     let written = match write() {
-        Err(e) if space_reserve::is_disk_full(&e) && reserve.release(fs) => write(),
+        Err(e) if crate::log::io::is_disk_full(&e) && reserve.release(fs) => write(),
         r => r,
     };
     written.map_err(|e| LogError::io("write", data_dir.join(TOPICS_FILE), e).into())

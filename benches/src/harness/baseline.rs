@@ -71,8 +71,8 @@ fn best_of(mut f: impl FnMut() -> anyhow::Result<Limit>) -> anyhow::Result<Limit
 }
 
 /// How far ahead of its writes the recv+pwrite receiver reserves blocks
-/// (`fallocate` keeping the size), like a broker's active segment.
-pub const PREALLOCATE_BYTES: u64 = 4 << 20;
+/// (`fallocate` keeping the size): the broker's active segment's step.
+pub use sluice_broker::log::PREALLOCATE_BYTES;
 
 /// The workload id of baseline rows.
 pub const ID: &str = "base";

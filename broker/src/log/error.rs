@@ -157,10 +157,7 @@ impl LogError {
     /// Whether this is the disk being full (`ENOSPC` or `EDQUOT`).
     pub fn is_disk_full(&self) -> bool {
         match self {
-            LogError::Io { source, .. } => matches!(
-                source.raw_os_error(),
-                Some(libc::ENOSPC) | Some(libc::EDQUOT)
-            ),
+            LogError::Io { source, .. } => super::io::is_disk_full(source),
             _ => false,
         }
     }

@@ -25,6 +25,12 @@ pub enum OpenMode {
     Existing,
 }
 
+/// Whether `e` says the disk (or the user's quota) is full: `ENOSPC` or
+/// `EDQUOT`.
+pub fn is_disk_full(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
 /// An open file of the log. Positional I/O only, so one handle can be shared
 /// by a writer and many readers (`&self` everywhere).
 #[allow(clippy::len_without_is_empty)] // a file length, not a collection

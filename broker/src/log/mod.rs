@@ -46,6 +46,7 @@ pub use offset_index::{IndexEntry, OFFSET_ENTRY_LEN};
 pub use partition::{AppendInfo, LogSlice, PartitionLog};
 pub use recovery::RecoveryReport;
 pub use retention::RetainOutcome;
+pub use segment::PREALLOCATE_BYTES;
 pub use time_index::{TIME_ENTRY_LEN, TimeEntry};
 pub use time_lookup::TimestampMatch;
 

@@ -69,7 +69,7 @@ pub(crate) struct Segment {
 /// time of a buffered `pwrite`). A roll releases what the sealed segment
 /// did not use; a crash can leave up to this much reserved past the end of
 /// a segment, released when the segment is deleted.
-pub(crate) const PREALLOCATE_BYTES: u64 = 4 << 20;
+pub const PREALLOCATE_BYTES: u64 = 4 << 20;
 
 /// Batch boundaries an active segment keeps in memory (see `Segment::tail`).
 pub(crate) const TAIL_BATCHES: usize = 1024;

@@ -439,14 +439,23 @@ pub(crate) mod tests {
         assert!(futures::poll!(fetch.as_mut()).is_pending());
         part.log.truncate_to(1).unwrap();
         part.wake_all();
-        let fetched = tokio::time::timeout(Duration::from_secs(5), fetch)
-            .await
-            .expect("the fetch waited out its deadline after the cut")
-            .unwrap();
         assert_eq!(
-            fetched.partitions[0].error_code,
+            first_code_soon(fetch, "the cut").await,
             ErrorCode::OffsetOutOfRange
         );
+    }
+
+    /// The first partition's code of a fetch that must answer well before
+    /// its 20 s deadline once woken after `what`.
+    async fn first_code_soon(
+        fetch: impl std::future::Future<Output = Result<fetch::FetchResult, Refused>>,
+        what: &str,
+    ) -> ErrorCode {
+        let fetched = tokio::time::timeout(Duration::from_secs(5), fetch)
+            .await
+            .unwrap_or_else(|_| panic!("the fetch waited out its deadline after {what}"))
+            .unwrap();
+        fetched.partitions[0].error_code
     }
 
     /// Node 1 of a cluster whose partitions' leader the test moves.
@@ -486,12 +495,8 @@ pub(crate) mod tests {
         assert!(futures::poll!(fetch.as_mut()).is_pending());
         moving.0.store(3, std::sync::atomic::Ordering::SeqCst);
         svc.topics.partition("t", 0).unwrap().wake_all();
-        let fetched = tokio::time::timeout(Duration::from_secs(5), fetch)
-            .await
-            .expect("the fetch waited out its deadline after the leader moved")
-            .unwrap();
         assert_eq!(
-            fetched.partitions[0].error_code,
+            first_code_soon(fetch, "the leader moved").await,
             ErrorCode::NotLeaderForPartition
         );
     }

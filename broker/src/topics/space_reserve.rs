@@ -8,7 +8,6 @@
 //! the write tried once more. Once a deletion has freed space, the reserve
 //! is taken again.
 
-use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::log::io::{FileSystem, OpenMode};
@@ -19,11 +18,6 @@ pub const RESERVE_FILE: &str = ".space-reserve";
 /// Bytes the reserve holds: enough for a metadata file of some ten thousand
 /// topics.
 pub const RESERVE_BYTES: u64 = 1 << 20;
-
-/// Whether `e` says the disk (or the user's quota) is full.
-pub(crate) fn is_disk_full(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
-}
 
 /// The reserve of one data directory.
 #[derive(Debug)]
