@@ -441,10 +441,17 @@ async fn a_replica_behind_the_retained_log_installs_a_snapshot() {
         .filter(|(base, _, _)| *base >= log.log_start_offset())
         .collect();
     assert_eq!(read_dir(&c.dirs[&lagging]), theirs);
-    // And it keeps following.
-    produce(c.node(leader), "after", 1, Acks::All)
-        .await
-        .expect("append");
+    // And it keeps following, whoever leads now: the restarted replica may
+    // have called an election while it caught up, on a busy machine.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = c.leader(&all).await;
+        match produce(c.node(now), "after", 1, Acks::All).await {
+            Ok(_) => break,
+            Err(ReplicationError::NotLeader { .. }) if Instant::now() < deadline => {}
+            Err(e) => panic!("append: {e:?}"),
+        }
+    }
     c.wait_hw(&all, end + 1).await;
     assert_eq!(
         values_of(&c.dirs[&lagging]).last(),
