@@ -244,6 +244,7 @@ fn main() -> anyhow::Result<()> {
     let mut bench = Bench::new(args.options(), source, first_path)?;
     bench.kafka = args.protocol == "kafka";
     bench.kafka_broker = args.kafka_broker;
+    bench.baseline = args.baseline;
     if args.baseline {
         // Before the broker starts, so that nothing else runs meanwhile.
         baseline::run(&mut bench)?;

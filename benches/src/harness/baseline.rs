@@ -40,7 +40,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -81,6 +81,11 @@ pub const ID: &str = "base";
 pub const SENDFILE: &str = "sendfile";
 /// Variant of the socket-to-pwrite row.
 pub const RECV_PWRITE: &str = "recv+pwrite";
+/// Variant of the socket-to-pwrite row measured in turns with W1's paired
+/// passes (each pass into a new file, all kept until the passes end), so
+/// that the broker and the limit write into the same kind of page-cache
+/// pages at the same moments.
+pub const RECV_PWRITE_PAIRED: &str = "recv+pwrite paired";
 /// Variant of the synchronous write row.
 pub const DSYNC: &str = "dsync write";
 /// Variant of the request/response row.
@@ -107,6 +112,18 @@ pub struct Limit {
 }
 
 impl Limit {
+    /// The bytes, seconds and CPU of `self` and `other` together.
+    pub fn plus(&self, other: &Limit) -> Limit {
+        Limit {
+            bytes: self.bytes + other.bytes,
+            seconds: self.seconds + other.seconds,
+            cpu: CpuTimes {
+                user: self.cpu.user + other.cpu.user,
+                sys: self.cpu.sys + other.cpu.sys,
+            },
+        }
+    }
+
     /// MB (10^6 bytes) per second.
     pub fn mb_per_sec(&self) -> f64 {
         if self.seconds > 0.0 {
@@ -221,12 +238,33 @@ pub fn sendfile_limit(dir: &Path, total: u64, chunk: usize) -> anyhow::Result<Li
 }
 
 /// Loopback receive of `total` bytes in `chunk`-byte pieces, each
-/// `pwrite`n at the end of a file as soon as it is whole.
+/// `pwrite`n at the end of a new file in `dir` as soon as it is whole. The
+/// file is removed when the pass ends, so the next pass's writes land in
+/// page-cache pages this one just gave back (see [`recv_pwrite_into`]).
 pub fn recv_pwrite_limit(dir: &Path, total: u64, chunk: usize) -> anyhow::Result<Limit> {
-    let chunk = chunk.max(1);
-    let file = tempfile::Builder::new()
+    let file = new_pwrite_file(dir)?;
+    recv_pwrite_into(&file, total, chunk)
+}
+
+/// A new, empty file in `dir` for [`recv_pwrite_into`], removed when dropped.
+pub fn new_pwrite_file(dir: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
+    Ok(tempfile::Builder::new()
         .prefix("baseline-pwrite-")
-        .tempfile_in(dir)?;
+        .tempfile_in(dir)?)
+}
+
+/// The receive-and-write pass of [`recv_pwrite_limit`] into `file` (from
+/// offset 0; the caller decides when the file goes). Kept files make every
+/// pass write into page-cache pages the kernel has to hand out anew, as a
+/// log that keeps what it stores does; on a virtual machine whose free
+/// memory goes back to the host, those can cost many times more to fill
+/// than pages just freed by removing a file (see docs/benchmarks.md).
+pub fn recv_pwrite_into(
+    file: &tempfile::NamedTempFile,
+    total: u64,
+    chunk: usize,
+) -> anyhow::Result<Limit> {
+    let chunk = chunk.max(1);
     let out = file.reopen()?;
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
@@ -285,7 +323,6 @@ pub fn recv_pwrite_limit(dir: &Path, total: u64, chunk: usize) -> anyhow::Result
     if written != total {
         bail!("receiver wrote {written} of {total} bytes");
     }
-    drop(file);
     Ok(Limit {
         bytes: total,
         seconds: done.duration_since(started).as_secs_f64(),
@@ -496,11 +533,7 @@ fn row(variant: &str, limit: &Limit, chunk: usize, total: u64, dir: &Path) -> Wo
 /// options) in the directory holding the broker's data, and adds them as
 /// `base` rows to the results.
 pub fn run(bench: &mut Bench) -> anyhow::Result<()> {
-    let dir = bench
-        .data_dir()
-        .and_then(Path::parent)
-        .map_or_else(std::env::temp_dir, Path::to_path_buf);
-    std::fs::create_dir_all(&dir)?;
+    let dir = dir(bench)?;
     let o = &bench.opts;
     let total = o.records.unwrap_or(1_000_000) * o.value_len.unwrap_or(1024) as u64;
     let (batch, fetch) = (o.batch_bytes.max(1), o.fetch_bytes.max(1) as usize);
@@ -522,16 +555,44 @@ pub fn run(bench: &mut Bench) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The baseline a workload row is compared with, if any: W1 against
-/// receive-and-write, W2 and W6 against sendfile (on either fetch path: the
-/// copy path is judged against the same limit), W5 against synchronous
-/// writes.
-pub fn limit_for(workload: &str) -> Option<&'static str> {
+/// Where the baseline's files go: the directory holding the broker's data
+/// directory (the same file system), else the temporary directory.
+pub fn dir(bench: &Bench) -> anyhow::Result<PathBuf> {
+    let dir = bench
+        .data_dir()
+        .and_then(Path::parent)
+        .map_or_else(std::env::temp_dir, Path::to_path_buf);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// The row of the receive-and-write passes run in turns with W1's paired
+/// passes (their sum).
+pub fn paired_row(limit: &Limit, chunk: usize, passes: u64, dir: &Path) -> WorkloadResult {
+    let mut r = row(RECV_PWRITE_PAIRED, limit, chunk, limit.bytes, dir);
+    r.parameters.insert("passes".into(), json!(passes));
+    r.parameters.insert(
+        "files".into(),
+        json!("new per pass, kept until W1's paired passes end"),
+    );
+    r
+}
+
+/// The baselines a workload row is compared with, in order of preference
+/// (the first one the run measured is used): W1's paired passes against
+/// the receive-and-write passes run in turns with them, other W1 rows
+/// against the best receive-and-write pass; W2 and W6 against sendfile (on
+/// either fetch path: the copy path is judged against the same limit), W5
+/// against synchronous writes.
+pub fn limits_for(workload: &str, variant: &str) -> &'static [&'static str] {
     match workload {
-        "W1" => Some(RECV_PWRITE),
-        "W2" | "W6" => Some(SENDFILE),
-        "W5" => Some(DSYNC),
-        _ => None,
+        "W1" if variant == "plain (paired)" || variant == "idempotent produce" => {
+            &[RECV_PWRITE_PAIRED, RECV_PWRITE]
+        }
+        "W1" => &[RECV_PWRITE],
+        "W2" | "W6" => &[SENDFILE],
+        "W5" => &[DSYNC],
+        _ => &[],
     }
 }
 
@@ -565,17 +626,17 @@ pub fn attach_ratios(results: &mut [WorkloadResult]) {
             // A W4 record: the produce exchange and the fetch exchange.
             r.detail("round_trip_floor_cpu_us", 2.0 * us);
         }
-        let Some(name) = limit_for(&r.workload) else {
-            continue;
-        };
-        let Some((_, limit)) = limits.iter().find(|(v, _)| v == name) else {
+        let Some((name, limit)) = limits_for(&r.workload, &r.variant)
+            .iter()
+            .find_map(|name| limits.iter().find(|(v, _)| v == name))
+        else {
             continue;
         };
         if *limit <= 0.0 {
             continue;
         }
         let ratio = batch_mb_per_sec(r) / limit;
-        r.detail("baseline", name);
+        r.detail("baseline", name.as_str());
         r.detail("baseline_mb_per_sec", *limit);
         r.detail("of_baseline", ratio);
     }
@@ -597,6 +658,32 @@ mod tests {
         let d = dsync_limit(dir.path(), 2 << 20, 1 << 20).unwrap();
         assert_eq!(d.bytes, 2 << 20);
         // Every file is gone afterwards.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_paired_pass_keeps_its_file_until_the_caller_drops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = new_pwrite_file(dir.path()).unwrap();
+        let w = recv_pwrite_into(&file, 2 << 20 | 5, 1 << 20).unwrap();
+        assert_eq!(w.bytes, 2 << 20 | 5);
+        assert_eq!(file.as_file().metadata().unwrap().len(), 2 << 20 | 5);
+        let again = recv_pwrite_into(&new_pwrite_file(dir.path()).unwrap(), 1 << 20, 1 << 20);
+        assert_eq!(again.unwrap().bytes, 1 << 20);
+        // The second file went with its handle; the first stays.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let sum = w.plus(&Limit {
+            bytes: 1,
+            seconds: 1.0,
+            cpu: CpuTimes {
+                user: 0.5,
+                sys: 0.25,
+            },
+        });
+        assert_eq!(sum.bytes, (2 << 20 | 5) + 1);
+        assert!((sum.seconds - w.seconds - 1.0).abs() < 1e-9);
+        assert!((sum.cpu.total() - w.cpu.total() - 0.75).abs() < 1e-9);
+        drop(file);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 

@@ -99,6 +99,8 @@ pub struct Bench {
     pub kafka: bool,
     /// The Kafka listener of an external broker (`--kafka-broker`).
     pub kafka_broker: Option<SocketAddr>,
+    /// The run measures the machine's limits (`--baseline`).
+    pub baseline: bool,
 }
 
 impl Bench {
@@ -130,6 +132,7 @@ impl Bench {
             plots: Vec::new(),
             kafka: false,
             kafka_broker: None,
+            baseline: false,
         })
     }
 

@@ -5,6 +5,9 @@ use serde_json::json;
 use sluice_protocol::wire::produce::Acks;
 use sluice_protocol::wire::topic_config::FlushMode;
 
+use std::path::Path;
+
+use super::baseline;
 use super::bench::{Bench, Log, PlotData, measured};
 use super::broker_proc::CpuTimes;
 use super::meter::{Meter, Sampler};
@@ -58,12 +61,27 @@ const IDEMPOTENCE_ROUNDS: u64 = 4;
 /// a topic of its own; which one goes first alternates), so both see the
 /// same page-cache and writeback state. Reported as W1 `plain (paired)` and
 /// W1 `idempotent produce`, each the sum of its passes.
+///
+/// With `--baseline`, each round ends with a raw receive-and-write pass of
+/// the same bytes into a new file kept until the rounds end: the `base` row
+/// `recv+pwrite paired`, the limit the paired rows are judged against. It
+/// goes after the round's two passes, not between them, so that the plain
+/// and idempotent passes stay back to back as without `--baseline` (a raw
+/// pass between them made the idempotent passes 10–30% slower than the
+/// plain ones in every run tried, against 0–10% without it).
 async fn w1_idempotent(bench: &mut Bench) -> anyhow::Result<()> {
     let base = bench.opts.params(1_000_000, 1024, Acks::Leader);
     let mut per = base.clone();
     per.records = (base.records / IDEMPOTENCE_ROUNDS).max(1);
     let addr = bench.addr()?;
     let mut sums = [(Moved::default(), 0.0, CpuTimes::default()); 2];
+    let raw_dir = match bench.baseline {
+        true => Some(baseline::dir(bench)?),
+        false => None,
+    };
+    let raw_bytes = per.records * per.value_len as u64;
+    let chunk = bench.opts.batch_bytes.max(1);
+    let mut raw = RawPasses::default();
     for round in 0..IDEMPOTENCE_ROUNDS {
         for k in 0..2 {
             let idempotent = (k + round) % 2 == 1;
@@ -85,7 +103,19 @@ async fn w1_idempotent(bench: &mut Bench) -> anyhow::Result<()> {
                 sys: sum.2.sys + cpu.sys,
             };
         }
+        if let Some(dir) = &raw_dir {
+            raw.pass(dir, raw_bytes, chunk).await?;
+        }
     }
+    if let (Some(dir), Some(sum)) = (&raw_dir, &raw.sum) {
+        let passes = raw.files.len() as u64;
+        bench
+            .results
+            .push(baseline::paired_row(sum, chunk, passes, dir));
+    }
+    // The raw passes' files go only now, so that no pass wrote into pages
+    // another one gave back.
+    drop(raw);
     for (idempotent, (moved, secs, cpu)) in [false, true].into_iter().zip(sums) {
         let mut p = per.clone();
         p.records = per.records * IDEMPOTENCE_ROUNDS;
@@ -101,6 +131,44 @@ async fn w1_idempotent(bench: &mut Bench) -> anyhow::Result<()> {
         bench.results.push(r);
     }
     Ok(())
+}
+
+/// The raw receive-and-write passes run in turns with W1's paired passes.
+/// Each writes a new file, as the broker's passes write new segments, so
+/// both fill page-cache pages the kernel hands out anew; each file is
+/// written back after its pass and all are removed when the passes end.
+#[derive(Default)]
+struct RawPasses {
+    /// Each pass's file, kept until the passes end.
+    files: Vec<tempfile::NamedTempFile>,
+    /// The passes so far, summed.
+    sum: Option<baseline::Limit>,
+}
+
+impl RawPasses {
+    /// One pass of `bytes` into a new file in `dir`, off the runtime.
+    async fn pass(&mut self, dir: &Path, bytes: u64, chunk: usize) -> anyhow::Result<()> {
+        let file = baseline::new_pwrite_file(dir)?;
+        let (file, limit) = tokio::task::spawn_blocking(move || {
+            let limit = baseline::recv_pwrite_into(&file, bytes, chunk).and_then(|limit| {
+                // Untimed: written back now, the kept file adds nothing to
+                // the dirty pages the later passes are throttled by (the
+                // broker's passes keep only theirs), and gives back no pages
+                // for them to reuse.
+                file.as_file().sync_data()?;
+                Ok(limit)
+            });
+            (file, limit)
+        })
+        .await?;
+        let limit = limit?;
+        self.files.push(file);
+        self.sum = Some(match &self.sum {
+            Some(sum) => sum.plus(&limit),
+            None => limit,
+        });
+        Ok(())
+    }
 }
 
 /// Produces the W1 log without reporting it, if no W1 ran yet, so that the
