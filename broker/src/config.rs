@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sluice_protocol::wire::topic_config::{FlushMode, TopicCompression, TopicConfig};
 
 use crate::log::{FlushPolicy, LogConfig};
+pub use crate::tcp::TcpCongestion;
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9292";
@@ -454,6 +455,10 @@ pub struct BrokerConfig {
     pub raft_election_timeout_min_ms: u64,
     /// Upper end of the partition groups' election timeout (ms).
     pub raft_election_timeout_max_ms: u64,
+    /// TCP congestion control of client connections (`auto`: `cubic` for
+    /// loopback peers, the system default for others; `system`; or an
+    /// algorithm name for all). See [`crate::tcp`].
+    pub tcp_congestion: TcpCongestion,
     /// Cluster mode: partitions of the internal replicated topic that holds
     /// consumer groups' committed offsets and metadata (at least 1). Read
     /// when the controller creates the topic, once; later changes have no
@@ -502,6 +507,7 @@ impl Default for BrokerConfig {
             raft_election_timeout_min_ms: 150,
             raft_election_timeout_max_ms: 300,
             offsets_topic_partitions: 8,
+            tcp_congestion: TcpCongestion::Auto,
         }
     }
 }

@@ -34,4 +34,5 @@ pub mod producer;
 pub mod replication;
 pub mod server;
 pub mod service;
+pub mod tcp;
 pub mod topics;

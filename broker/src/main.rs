@@ -211,9 +211,15 @@ fn main() -> anyhow::Result<()> {
                     Arc::clone(&manager),
                 ));
                 let timeout = std::time::Duration::from_millis(broker.config.controller_timeout_ms);
-                let cluster = Cluster::start(c, &broker.config.data_dir, observer, timeout)
-                    .await
-                    .context("starting the cluster")?;
+                let cluster = Cluster::start(
+                    c,
+                    &broker.config.data_dir,
+                    observer,
+                    timeout,
+                    broker.config.tcp_congestion.clone(),
+                )
+                .await
+                .context("starting the cluster")?;
                 println!("sluice-broker raft listening on {}", cluster.raft_addr());
                 let _ = broker.cluster.set(Arc::clone(&cluster));
                 // Produce and leadership go through the partition groups
@@ -242,6 +248,8 @@ fn main() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
+        sluice_broker::tcp::check(&listener, &broker.config.tcp_congestion)
+            .map_err(anyhow::Error::msg)?;
         let addr = listener.local_addr()?;
         let _ = broker.bound_listen.set(addr);
         broker.single_node.set_listen(addr.to_string());
@@ -251,6 +259,8 @@ fn main() -> anyhow::Result<()> {
                 let l = tokio::net::TcpListener::bind(kafka_addr)
                     .await
                     .with_context(|| format!("binding the Kafka listener {kafka_addr}"))?;
+                sluice_broker::tcp::check(&l, &broker.config.tcp_congestion)
+                    .map_err(anyhow::Error::msg)?;
                 let bound = l.local_addr()?;
                 let advertised = match sluice_broker::config::split_host_port(
                     &broker.config.kafka_advertised,

@@ -173,6 +173,7 @@ mod tests {
             &data_dir,
             Arc::new(NoObserver),
             std::time::Duration::from_secs(5),
+            Default::default(),
         )
         .await
         .unwrap();

@@ -141,12 +141,14 @@ impl Cluster {
     /// binds the raft address, opens the controller's files, starts the
     /// controller group and initializes it with every node of the file
     /// (the same on every node, as openraft allows). `timeout` bounds each
-    /// admin command.
+    /// admin command; `tcp` is the congestion control of node-to-node
+    /// connections.
     pub async fn start(
         config: ClusterConfig,
         data_dir: &Path,
         observer: Arc<dyn MetadataObserver>,
         timeout: Duration,
+        tcp: crate::config::TcpCongestion,
     ) -> Result<Arc<Cluster>, ClusterError> {
         let local = config.local;
         let dir = cluster_dir(data_dir);
@@ -173,7 +175,7 @@ impl Cluster {
             .filter(|n| n.id != local)
             .map(|n| (n.id, n.raft))
             .collect();
-        let transport = Transport::new(local, peers);
+        let transport = Transport::with_tcp_congestion(local, peers, tcp);
         let raft_config = Arc::new(
             raft_config()
                 .validate()

@@ -40,7 +40,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use frame::{Frame, GroupId, Kind, Rpc};
 
-use crate::config::FetchPath;
+use crate::config::{FetchPath, TcpCongestion};
 use crate::server::gather;
 use crate::service::fetch::{Chunk, FileRange as FetchRange};
 use crate::service::stats::Stats;
@@ -196,6 +196,8 @@ pub struct Transport {
     /// Payload bytes sent with `sendfile` count into its
     /// `fetch_bytes_sendfile` (cold reads into `cold_reads`).
     pub sendfile_stats: Arc<Stats>,
+    /// Congestion control of node-to-node connections, both ways.
+    tcp_congestion: TcpCongestion,
     #[cfg(feature = "raft-faults")]
     faults: faults::Faults,
 }
@@ -214,7 +216,19 @@ impl Transport {
     /// A transport for node `local` whose peers listen at `peers` (node id
     /// → raft address; the local entry is ignored).
     pub fn new(local: u64, peers: HashMap<u64, SocketAddr>) -> Arc<Self> {
+        Self::with_tcp_congestion(local, peers, TcpCongestion::default())
+    }
+
+    /// [`Transport::new`] whose connections, outbound and accepted, get
+    /// the congestion control `tcp` asks for (`auto`: loopback peers use
+    /// [`crate::tcp::LOOPBACK_ALGORITHM`]).
+    pub fn with_tcp_congestion(
+        local: u64,
+        peers: HashMap<u64, SocketAddr>,
+        tcp: TcpCongestion,
+    ) -> Arc<Self> {
         Arc::new(Transport {
+            tcp_congestion: tcp,
             local,
             peers,
             state: Mutex::new(HashMap::new()),
@@ -230,6 +244,11 @@ impl Transport {
     /// This node's id.
     pub fn local(&self) -> u64 {
         self.local
+    }
+
+    /// Congestion control of this node's node-to-node connections.
+    pub fn tcp_congestion(&self) -> &TcpCongestion {
+        &self.tcp_congestion
     }
 
     /// Calls `rpc` of `group` on node `target` and waits up to `timeout`
@@ -347,6 +366,7 @@ impl Transport {
         match connected {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
+                crate::tcp::apply(&stream, addr.ip(), &self.tcp_congestion);
                 let conn = spawn_client(stream, Arc::clone(&self.sendfile_stats));
                 s.conn = Some(Arc::clone(&conn));
                 s.backoff = Duration::ZERO;

@@ -32,6 +32,7 @@ pub fn serve(listener: TcpListener, transport: Arc<Transport>) -> tokio::task::J
             match listener.accept().await {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
+                    crate::tcp::apply(&stream, peer.ip(), transport.tcp_congestion());
                     let transport = Arc::clone(&transport);
                     connections.spawn(async move {
                         if let Err(e) = connection(stream, transport).await {

@@ -168,6 +168,7 @@ pub(crate) async fn serve(
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "set_nodelay failed");
     }
+    crate::tcp::apply(&stream, peer.ip(), &broker.config.tcp_congestion);
     Stats::add(&broker.stats.connections_open, 1);
     let mut conn = Conn {
         stream,

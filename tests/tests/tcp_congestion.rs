@@ -1,0 +1,125 @@
+//! The TCP congestion control a broker process gives its client
+//! connections (`tcp_congestion`), read from the kernel's view of the
+//! broker's own end of each connection with `ss` (iproute2).
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sluice_tests::TestBroker;
+
+/// The congestion control of the broker's end of the established
+/// connection from `client` to `server`, as `ss -ti` shows it.
+fn broker_side_algorithm(server: SocketAddr, client: SocketAddr) -> Option<String> {
+    algorithm_of(&format!(
+        "( sport = :{} and dport = :{} )",
+        server.port(),
+        client.port()
+    ))
+}
+
+/// The congestion control of the one established socket `filter` (an `ss`
+/// filter) matches.
+fn algorithm_of(filter: &str) -> Option<String> {
+    let out = Command::new("ss")
+        .args(["-tinH", "state", "established", filter])
+        .output()
+        .expect("running ss (iproute2), which these tests need");
+    assert!(out.status.success(), "ss failed: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The info line names the algorithm just before `wscale:`.
+    let tokens: Vec<&str> = text.split_whitespace().collect();
+    tokens
+        .windows(2)
+        .find(|w| w[1].starts_with("wscale:"))
+        .map(|w| w[0].to_owned())
+}
+
+/// Connects to `server` and waits (up to 5 s) until the broker's end of
+/// the connection uses `want`; returns what it used last.
+fn connect_and_read(server: SocketAddr, want: &str) -> String {
+    let client = TcpStream::connect(server).unwrap();
+    let local = client.local_addr().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let seen = broker_side_algorithm(server, local);
+        if seen.as_deref() == Some(want) || Instant::now() > deadline {
+            return seen.unwrap_or_else(|| "(connection not found)".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn system_default() -> String {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control")
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+fn broker_with(setting: &str) -> (tempfile::TempDir, Result<TestBroker, String>) {
+    let cfg = tempfile::tempdir().unwrap();
+    let path = cfg.path().join("broker.toml");
+    std::fs::write(&path, format!("tcp_congestion = \"{setting}\"\n")).unwrap();
+    let broker = TestBroker::try_start_with_env(&["--config", path.to_str().unwrap()], &[]);
+    (cfg, broker)
+}
+
+#[test]
+fn by_default_loopback_clients_get_cubic_on_both_listeners() {
+    let broker = TestBroker::start();
+    assert_eq!(connect_and_read(broker.addr, "cubic"), "cubic");
+    let kafka = broker.kafka_addr.expect("kafka listener");
+    assert_eq!(connect_and_read(kafka, "cubic"), "cubic");
+}
+
+#[test]
+fn a_named_algorithm_applies_to_both_listeners() {
+    let (_cfg, broker) = broker_with("reno");
+    let broker = broker.unwrap();
+    assert_eq!(connect_and_read(broker.addr, "reno"), "reno");
+    let kafka = broker.kafka_addr.expect("kafka listener");
+    assert_eq!(connect_and_read(kafka, "reno"), "reno");
+}
+
+#[test]
+fn system_keeps_the_kernel_default() {
+    let (_cfg, broker) = broker_with("system");
+    let broker = broker.unwrap();
+    let default = system_default();
+    assert_eq!(connect_and_read(broker.addr, &default), default);
+}
+
+#[test]
+fn an_unknown_algorithm_stops_the_broker_at_start_with_a_clear_error() {
+    let (_cfg, broker) = broker_with("nosuchalgo");
+    let Err(err) = broker else {
+        panic!("the broker must not start")
+    };
+    assert!(
+        err.contains("tcp_congestion") && err.contains("nosuchalgo"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_malformed_name_is_a_config_error() {
+    let (_cfg, broker) = broker_with("../cubic");
+    let Err(err) = broker else {
+        panic!("the broker must not start")
+    };
+    assert!(err.contains("tcp_congestion must be"), "{err}");
+}
+
+#[tokio::test]
+async fn the_client_library_uses_cubic_to_a_broker_on_this_host() {
+    // The broker keeps the kernel's default on its end; the client's end
+    // (the socket whose destination is the broker's port) is the client
+    // library's choice.
+    let (_cfg, broker) = broker_with("system");
+    let broker = broker.unwrap();
+    let _conn = broker.connect().await;
+    let filter = format!("( dport = :{} )", broker.addr.port());
+    assert_eq!(algorithm_of(&filter).as_deref(), Some("cubic"));
+}
