@@ -511,13 +511,36 @@ impl Connection {
         max_bytes: u32,
         partitions: Vec<FetchPartition>,
     ) -> Result<Vec<FetchedPartition>, ClientError> {
+        self.send_fetch(max_wait_ms, min_bytes, max_bytes, partitions)
+            .await?;
+        self.recv_fetch().await
+    }
+
+    /// Sends a Fetch without waiting for its answer, so that a consumer can
+    /// ask for the next records while it still works on the last ones (a
+    /// prefetch); [`recv_fetch`](Connection::recv_fetch) reads the answers
+    /// in the order the requests went out.
+    pub async fn send_fetch(
+        &mut self,
+        max_wait_ms: u32,
+        min_bytes: u32,
+        max_bytes: u32,
+        partitions: Vec<FetchPartition>,
+    ) -> Result<u32, ClientError> {
         let req = FetchRequest {
             max_wait_ms,
             min_bytes,
             max_bytes,
             partitions,
         };
-        let (resp, tail): (FetchResponse, Bytes) = self.call(ApiKey::Fetch, &req, &[]).await?;
+        self.send(ApiKey::Fetch, &req, &[]).await
+    }
+
+    /// Reads the answer of the oldest Fetch sent with
+    /// [`send_fetch`](Connection::send_fetch); each result's records share
+    /// one buffer.
+    pub async fn recv_fetch(&mut self) -> Result<Vec<FetchedPartition>, ClientError> {
+        let (resp, tail): (FetchResponse, Bytes) = self.recv().await?;
         resp.check_tail(tail.len())?;
         Ok(split_records(resp.partitions, &tail))
     }

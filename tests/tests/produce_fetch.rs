@@ -158,3 +158,49 @@ async fn pipelined_produces_come_back_in_order() {
     assert!(all.iter().enumerate().all(|(i, (o, _))| *o == i as u64));
     assert!(all[499].1.starts_with(b"p49:9"));
 }
+
+#[tokio::test]
+async fn prefetched_fetches_are_answered_in_order() {
+    let broker = TestBroker::start();
+    let mut conn = broker.connect().await;
+    create_topic(&mut conn, "pre", 2, TopicConfig::default()).await;
+    conn.produce(
+        Acks::Leader,
+        5000,
+        &[
+            ("pre", 0, &batch_of(&["a0", "a1", "a2"])),
+            ("pre", 1, &batch_of(&["b0"])),
+        ],
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let ask = |partition: u32, offset: u64| {
+        vec![FetchPartition {
+            topic: "pre".into(),
+            partition,
+            offset,
+            max_bytes: 1 << 20,
+        }]
+    };
+    // Three fetches on the wire before any answer is read: the second
+    // asks for partition 1, the third for what follows partition 0's end
+    // (it waits out its 200 ms and comes back empty).
+    conn.send_fetch(0, 1, 1 << 20, ask(0, 1)).await.unwrap();
+    conn.send_fetch(0, 1, 1 << 20, ask(1, 0)).await.unwrap();
+    conn.send_fetch(200, 1, 1 << 20, ask(0, 3)).await.unwrap();
+    let first = conn.recv_fetch().await.unwrap();
+    assert_eq!(first[0].partition, 0);
+    let values: Vec<_> = sluice_tests::decode_records(&first[0].records, 1)
+        .into_iter()
+        .map(|(o, v)| (o, v.to_vec()))
+        .collect();
+    assert_eq!(values, [(1, b"a1".to_vec()), (2, b"a2".to_vec())]);
+    let second = conn.recv_fetch().await.unwrap();
+    assert_eq!(second[0].partition, 1);
+    assert_eq!(sluice_tests::decode_records(&second[0].records, 0).len(), 1);
+    let third = conn.recv_fetch().await.unwrap();
+    assert_eq!(third[0].partition, 0);
+    assert!(third[0].records.is_empty());
+    assert_eq!(third[0].high_watermark, 3);
+}

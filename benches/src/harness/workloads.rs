@@ -265,6 +265,12 @@ pub async fn produce_parallel(
 /// connection until each has yielded its records. Value bytes are counted
 /// on `meter`. On a cluster, a fetch refused because the partition's
 /// leader moved is asked again of the new leader.
+///
+/// Like a consumer that prefetches, it asks for the next records as soon as
+/// an answer has told it where they start (a walk over the batch headers),
+/// and checks the answer's CRCs while the broker works on that next fetch:
+/// one fetch is in flight at a time, and the broker's connection is not
+/// left idle while the consumer checks what it got.
 pub async fn consume(
     addr: SocketAddr,
     topic: &str,
@@ -279,20 +285,28 @@ pub async fn consume(
         .filter(|&&(_, n)| n > 0)
         .map(|&(part, n)| (part, 0, n))
         .collect();
-    let mut moved = Moved::default();
-    let mut progress = Instant::now();
-    while !left.is_empty() {
-        let share = (p.fetch_bytes / left.len() as u32).max(64 * 1024);
-        let request = left
-            .iter()
+    let request = |left: &[(u32, u64, u64)]| -> Vec<FetchPartition> {
+        let share = (p.fetch_bytes / left.len().max(1) as u32).max(64 * 1024);
+        left.iter()
             .map(|&(partition, offset, _)| FetchPartition {
                 topic: topic.to_owned(),
                 partition,
                 offset,
                 max_bytes: share,
             })
-            .collect();
-        let resp = conn.fetch(500, 1, p.fetch_bytes, request).await?;
+            .collect()
+    };
+    let mut moved = Moved::default();
+    let mut progress = Instant::now();
+    // Whether a fetch is on the wire (sent, its answer not read yet).
+    let mut in_flight = false;
+    while !left.is_empty() {
+        if !in_flight {
+            conn.send_fetch(500, 1, p.fetch_bytes, request(&left))
+                .await?;
+        }
+        let resp = conn.recv_fetch().await?;
+        in_flight = false;
         if let Some(part) = resp.iter().find(|part| leader_moved(part.error_code)) {
             reconnect_to_leader(&mut conn, topic, part.partition).await?;
             continue;
@@ -311,10 +325,7 @@ pub async fn consume(
             moved.batch_bytes += part.records.len() as u64;
             let mut seen = 0u64;
             for b in BatchIter::new(&part.records) {
-                let (header, raw) = b.context("malformed batch")?;
-                if p.verify_crc {
-                    verify_crc(raw).context("CRC check")?;
-                }
+                let (header, _) = b.context("malformed batch")?;
                 let next = header.next_offset() as u64;
                 seen += next.saturating_sub(slot.1.max(header.base_offset as u64));
                 slot.1 = slot.1.max(next);
@@ -327,6 +338,21 @@ pub async fn consume(
             meter.add(seen * p.value_len as u64);
         }
         left.retain(|s| s.2 > 0);
+        if !left.is_empty() {
+            // The prefetch: the next records are asked for before these are
+            // checked.
+            conn.send_fetch(500, 1, p.fetch_bytes, request(&left))
+                .await?;
+            in_flight = true;
+        }
+        if p.verify_crc {
+            for part in &resp {
+                for b in BatchIter::new(&part.records) {
+                    let (_, raw) = b.context("malformed batch")?;
+                    verify_crc(raw).context("CRC check")?;
+                }
+            }
+        }
         if progress.elapsed() > STALL_LIMIT {
             bail!("consumer of {topic} saw nothing new for {STALL_LIMIT:?}");
         }
