@@ -169,6 +169,7 @@ impl Cluster {
         let listener = tokio::net::TcpListener::bind(raft_addr)
             .await
             .map_err(|e| ClusterError::Io(format!("binding the raft address {raft_addr}: {e}")))?;
+        crate::tcp::check(&listener, &tcp).map_err(ClusterError::Io)?;
         let peers: HashMap<u64, SocketAddr> = config
             .nodes
             .iter()
