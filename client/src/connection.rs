@@ -222,30 +222,13 @@ pub struct Connection {
     peer: String,
 }
 
-/// The TCP congestion control of a connection to a broker on this host:
-/// `cubic`, as the broker gives its end of loopback connections (its
-/// `tcp_congestion = "auto"`). A pacing system default such as `bbr` paces
-/// loopback sends from TCP's own timers and held produce and fetch
-/// throughput well below the machine's rate (docs/benchmarks.md). Other
-/// peers, other systems, and a kernel that refuses keep the default.
-fn loopback_congestion_control(stream: &TcpStream, peer: std::net::SocketAddr) {
-    #[cfg(target_os = "linux")]
-    if peer.ip().to_canonical().is_loopback() {
-        let cubic = std::ffi::OsString::from("cubic");
-        let _ =
-            nix::sys::socket::setsockopt(stream, nix::sys::socket::sockopt::TcpCongestion, &cubic);
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (stream, peer);
-}
-
 impl Connection {
     /// Connects to a broker.
     pub async fn connect(addr: impl ToSocketAddrs) -> Result<Self, ClientError> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let peer = stream.peer_addr()?;
-        loopback_congestion_control(&stream, peer);
+        crate::tcp::apply(&stream, peer);
         let peer = peer.to_string();
         let (read, write) = stream.into_split();
         Ok(Connection {

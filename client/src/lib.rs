@@ -20,6 +20,9 @@
 //! - `pool`: where a partition's requests go (leader or bootstrap list),
 //!   connecting there, the quick backoff while a leader moves.
 //! - [`partitioner`]: key hashing (Kafka's murmur2).
+//! - [`tcp`]: the TCP congestion control of connections to a broker on
+//!   this host (`cubic` unless [`tcp::set_loopback_tcp_congestion`] or
+//!   `SLUICE_LOOPBACK_TCP_CONGESTION` say otherwise).
 //! - [`error`]: [`ClientError`], which says what failed and whether a retry
 //!   can help.
 
@@ -35,6 +38,7 @@ pub mod metadata;
 pub mod partitioner;
 mod pool;
 pub mod producer;
+pub mod tcp;
 
 pub use admin::{Admin, FlushMode, TopicCompression, TopicConfig};
 pub use bootstrap::Bootstrap;

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sluice_tests::TestBroker;
+use sluice_tests::{TestBroker, sluice_ok, workspace_binary};
 
 /// The congestion control of the broker's end of the established
 /// connection from `client` to `server`, as `ss -ti` shows it.
@@ -143,4 +143,49 @@ async fn the_client_library_uses_cubic_to_a_broker_on_this_host() {
     let _conn = broker.connect().await;
     let filter = format!("( dport = :{} )", broker.addr.port());
     assert_eq!(algorithm_of(&filter), Some(loopback_expected()));
+}
+
+/// Runs `sluice consume` (which stays connected, waiting for records)
+/// against `broker` with `SLUICE_LOOPBACK_TCP_CONGESTION=value`, and
+/// returns the algorithm of the CLI's end of its connection once it is
+/// `want` (or what it was after 10 s).
+fn cli_algorithm_with(broker: &TestBroker, value: &str, want: &str) -> String {
+    let addr = broker.addr.to_string();
+    if !sluice_ok(&addr, &["topic", "list"]).contains("cc") {
+        sluice_ok(&addr, &["topic", "create", "cc", "--partitions", "1"]);
+    }
+    let mut child = Command::new(workspace_binary(
+        "sluice-client",
+        "sluice",
+        "SLUICE_CLI_BIN",
+    ))
+    .args(["--broker", &addr, "consume", "cc"])
+    .env("SLUICE_LOOPBACK_TCP_CONGESTION", value)
+    .env_remove("SLUICE_BROKER")
+    .stdout(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let filter = format!("( dport = :{} )", broker.addr.port());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let seen = loop {
+        let seen = algorithm_of(&filter);
+        if seen.as_deref() == Some(want) || Instant::now() > deadline {
+            break seen.unwrap_or_else(|| "(connection not found)".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    seen
+}
+
+#[test]
+fn the_client_library_takes_its_loopback_algorithm_from_the_environment() {
+    let (_cfg, broker) = broker_with("system");
+    let broker = broker.unwrap();
+    // `reno` is always allowed, so this tells the setting apart from both
+    // `cubic` and any system default other than `reno`.
+    assert_eq!(cli_algorithm_with(&broker, "reno", "reno"), "reno");
+    let default = system_default();
+    assert_eq!(cli_algorithm_with(&broker, "system", &default), default);
 }
