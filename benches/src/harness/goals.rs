@@ -157,19 +157,31 @@ fn judge(r: &WorkloadResult, results: &[WorkloadResult]) -> Vec<Goal> {
             let alone = variant == "tail";
             let why = if alone { "" } else { " (ran after writes)" };
             let judged = |met: bool| alone.then_some(met);
+            // With --baseline: a bare exchange's latency from its scheduled
+            // send time in the same run, beside the figure.
+            let floor = |p: &str| {
+                detail(r, &format!("round_trip_floor_{p}_us"))
+                    .map(|f| format!("; floor {f:.0} µs = 1 bare round trip (--baseline)"))
+                    .unwrap_or_default()
+            };
             goals.push(goal(
                 "alone: p50 ≤ 80 µs",
-                format!("p50 {:.0} µs{why}", l.p50_us),
+                format!("p50 {:.0} µs{why}{}", l.p50_us, floor("p50")),
                 judged(l.p50_us <= 80.0),
             ));
             goals.push(goal(
                 "alone: p99 ≤ 250 µs",
-                format!("p99 {:.0} µs{why}", l.p99_us),
+                format!("p99 {:.0} µs{why}{}", l.p99_us, floor("p99")),
                 judged(l.p99_us <= 250.0),
             ));
+            // With --baseline: the longest the machine stopped running a
+            // thread that never blocked.
+            let gap = detail(r, "cpu_longest_gap_us")
+                .map(|g| format!("; a CPU lost up to {g:.0} µs at a time (--baseline)"))
+                .unwrap_or_default();
             goals.push(goal(
                 "alone: p99.9 ≤ 1,000 µs",
-                format!("p99.9 {:.0} µs{why}", l.p999_us),
+                format!("p99.9 {:.0} µs{why}{}{gap}", l.p999_us, floor("p999")),
                 judged(l.p999_us <= 1000.0),
             ));
             if let Some(us) = detail(r, "broker_cpu_us_per_record") {
@@ -437,6 +449,49 @@ mod tests {
             )
         );
         assert_eq!(cpu(&without[0]), ("40.0 µs per record".into(), Some(false)));
+    }
+
+    #[test]
+    fn w4_percentiles_are_shown_beside_the_round_trip_from_its_schedule() {
+        let mut base = row(baseline::ID, baseline::ROUND_TRIP, 1 << 20, 1.0);
+        base.detail("from_schedule_p50_us", 30.0);
+        base.detail("from_schedule_p99_us", 90.0);
+        base.detail("from_schedule_p999_us", 2_500.0);
+        let mut gaps = row(baseline::ID, baseline::CPU_GAPS, 1 << 20, 1.0);
+        gaps.detail("longest_gap_us", 4_000.0);
+        let mut w4 = row("W4", "tail", 1 << 20, 1.0);
+        w4.latency = Some(Latency {
+            p50_us: 100.0,
+            p99_us: 300.0,
+            p999_us: 3_000.0,
+            ..Latency::default()
+        });
+        let mut results = vec![base, gaps, w4];
+        judge_all(&mut results);
+        let line = |name: &str| {
+            results[2]
+                .goals
+                .iter()
+                .find(|g| g.goal.starts_with(name))
+                .map(|g| (g.measured.clone(), g.met))
+                .unwrap()
+        };
+        assert_eq!(
+            line("alone: p50"),
+            (
+                "p50 100 µs; floor 30 µs = 1 bare round trip (--baseline)".into(),
+                Some(false)
+            )
+        );
+        assert_eq!(
+            line("alone: p99.9"),
+            (
+                "p99.9 3000 µs; floor 2500 µs = 1 bare round trip (--baseline); \
+                 a CPU lost up to 4000 µs at a time (--baseline)"
+                    .into(),
+                Some(false)
+            )
+        );
     }
 
     #[test]
