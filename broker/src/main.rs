@@ -302,10 +302,25 @@ fn main() -> anyhow::Result<()> {
         println!("sluice-broker listening on {addr}");
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
+        // A controller core that stops on its own (a fatal storage error)
+        // never applies a metadata change again: shut down as on a signal,
+        // then exit with that error, for a supervisor to restart the node.
+        let controller = cluster.as_ref().map(|(c, _)| Arc::clone(c));
+        let (ended_tx, ended_rx) = tokio::sync::oneshot::channel::<String>();
         let shutdown = async move {
+            let core_ended = async {
+                match &controller {
+                    Some(c) => c.core_ended().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = term.recv() => {}
                 _ = int.recv() => {}
+                why = core_ended => {
+                    tracing::error!(reason = %why, "the controller's Raft core stopped; shutting down");
+                    let _ = ended_tx.send(why);
+                }
             }
         };
         // The partition groups and the controller stop before the logs
@@ -318,6 +333,9 @@ fn main() -> anyhow::Result<()> {
         };
         run_then_close(listener, kafka, broker, shutdown, stop_groups).await?;
         let _ = stop_metrics.send(true);
+        if let Ok(why) = ended_rx.await {
+            anyhow::bail!("the controller's Raft core stopped ({why}); the broker shut down");
+        }
         anyhow::Ok(())
     })
 }

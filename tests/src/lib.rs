@@ -173,6 +173,17 @@ impl TestBroker {
         Self::try_start_with_dir(any, data_dir, None, extra, env)
     }
 
+    /// [`TestBroker::try_start_in`] with the native listener on `addr` (a
+    /// cluster node on a data directory the test chose).
+    pub fn try_start_at_in(
+        addr: SocketAddr,
+        data_dir: PathBuf,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self, String> {
+        Self::try_start_with_dir(addr, data_dir, None, extra, env)
+    }
+
     fn try_start_with_dir(
         addr: SocketAddr,
         data_dir: PathBuf,
@@ -321,6 +332,23 @@ impl TestBroker {
                 "broker exited with {status}; log: {}",
                 self.log()
             );
+        }
+    }
+
+    /// Waits up to `timeout` for the broker to exit on its own; its exit
+    /// status, or `None` if it is still running (or was stopped already).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.child.as_mut()?.try_wait().expect("try_wait");
+            if let Some(status) = status {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

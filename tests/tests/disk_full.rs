@@ -320,3 +320,114 @@ async fn a_full_disk_refuses_appends_keeps_what_was_acknowledged_and_recovers() 
     // A create that failed on the full disk left no directory behind.
     assert!(!log.contains("set aside"), "{log}");
 }
+
+/// Writes a file of zeros into `dir` until the file system is full.
+fn fill_with_a_file(dir: &Path) -> std::fs::File {
+    use std::io::Write;
+    let mut f = std::fs::File::create(dir.join("filler")).unwrap();
+    let chunk = vec![0u8; 64 << 10];
+    loop {
+        match f.write(&chunk) {
+            Ok(0) => return f,
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(28) => return f,
+            Err(e) => panic!("filling the disk: {e}"),
+        }
+    }
+}
+
+/// A cluster node whose controller log cannot grow (its disk is full)
+/// loses its controller core for good: it shuts down cleanly and exits
+/// with an error naming why, for its supervisor to restart it, rather than
+/// staying up unable to apply any metadata change. Started again once
+/// space is back, it has what was acknowledged before and takes changes.
+#[tokio::test]
+async fn a_cluster_node_whose_controller_log_hits_a_full_disk_exits_with_the_reason() {
+    let base = tempfile::tempdir().unwrap();
+    let data = base.path().join("data");
+    let Some(_disk) = small_disk(&data, 16 << 20) else {
+        return;
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], sluice_tests::free_port()));
+    let cluster = base.path().join("cluster.toml");
+    std::fs::write(
+        &cluster,
+        format!(
+            "[[node]]\nid = 1\nlisten = \"{addr}\"\nraft = \"127.0.0.1:{}\"\n",
+            sluice_tests::free_port()
+        ),
+    )
+    .unwrap();
+    let args = ["--node-id", "1", "--cluster", cluster.to_str().unwrap()];
+    let mut broker = TestBroker::try_start_at_in(addr, data.clone(), &args, &[]).unwrap();
+    let mut conn = broker.connect().await;
+    create_topic(&mut conn, "kept", 1, TopicConfig::default()).await;
+    // The new partition's group elects its leader first.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let base_offset = loop {
+        match produce(&mut conn, "kept", "before", SMALL).await {
+            Ok(offset) => break offset,
+            Err((ErrorCode::LeaderNotAvailable | ErrorCode::NotLeaderForPartition, _))
+                if std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("produce: {e:?}"),
+        }
+    };
+    let filler = fill_with_a_file(&data);
+
+    // Each creation adds an entry to the controller's log; once one needs
+    // a page the full disk cannot give, the core stops.
+    let long = "x".repeat(200);
+    let mut exited = None;
+    for i in 0..200 {
+        let topic = NewTopic {
+            name: format!("{long}{i}"),
+            partitions: 1,
+            config: TopicConfig::default(),
+            replication_factor: None,
+        };
+        let answered =
+            tokio::time::timeout(Duration::from_secs(20), conn.create_topics(vec![topic]))
+                .await
+                .expect("a create on a full disk is answered");
+        let failed = !matches!(&answered, Ok(r) if r.results[0].error_code == ErrorCode::None);
+        // A refused creation means the core is down: the node must go.
+        let wait = if failed { 30 } else { 0 };
+        exited = broker.wait_exit(Duration::from_secs(wait));
+        if exited.is_some() || failed {
+            break;
+        }
+        if answered.is_err() {
+            conn = broker.connect().await;
+        }
+    }
+    let status = exited.unwrap_or_else(|| {
+        panic!(
+            "the node kept running with its disk full; log: {}",
+            broker.log_tail(30)
+        )
+    });
+    assert!(!status.success(), "exit status {status}");
+    let log = broker.log();
+    assert!(
+        log.contains("the controller's Raft core stopped") && log.contains("No space left"),
+        "{}",
+        broker.log_tail(30)
+    );
+    assert!(!log.contains("panicked"), "{log}");
+
+    drop(filler);
+    std::fs::remove_file(data.join("filler")).unwrap();
+    broker.restart();
+    let mut conn = broker.connect().await;
+    let records = read_partition(&mut conn, "kept", 0, 0).await;
+    assert_eq!(
+        records.first().map(|r| r.0),
+        Some(base_offset),
+        "{records:?}"
+    );
+    assert_eq!(records.len(), SMALL.records);
+    create_topic(&mut conn, "after", 1, TopicConfig::default()).await;
+}

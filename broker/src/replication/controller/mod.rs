@@ -248,6 +248,23 @@ impl Cluster {
         m.running_state.as_ref().err().map(ToString::to_string)
     }
 
+    /// Resolves once this node's controller core has stopped without
+    /// [`Cluster::shutdown`] being asked for, with the reason (see
+    /// [`Cluster::core_stopped`]); never while it runs. A node in that state
+    /// applies no metadata change again, so the broker shuts down on it and
+    /// exits with an error for its supervisor to restart it.
+    pub async fn core_ended(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Some(why) = self.core_stopped() {
+                return why;
+            }
+            if metrics.changed().await.is_err() {
+                return "its task has ended".to_owned();
+            }
+        }
+    }
+
     /// The controller leader this node knows of; `None` once this node's
     /// controller core has ended on its own (its last metrics would name a
     /// leader forever).
