@@ -120,8 +120,9 @@ struct Args {
     #[arg(long, default_value = "sendfile")]
     fetch_path: String,
     /// Also measure the machine's own limits first (loopback sendfile,
-    /// socket -> pwrite, O_DSYNC writes, with the workloads' sizes) and set
-    /// W1/W2/W5/W6 against them
+    /// socket -> pwrite, O_DSYNC writes, with the workloads' sizes; bare
+    /// request/response round trips at W4's rate; the CPUs' own gaps) and
+    /// set W1/W2/W5/W6 against them and W4 beside them
     #[arg(long)]
     baseline: bool,
     /// Use a running broker instead of starting one
