@@ -139,26 +139,18 @@ mod tests {
 
     use super::*;
 
-    fn sysctl(name: &str) -> String {
-        std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))
+    fn system_default() -> String {
+        std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control")
             .unwrap()
             .trim()
             .to_owned()
     }
 
-    fn system_default() -> String {
-        sysctl("tcp_congestion_control")
-    }
-
-    /// What `auto` gives a loopback connection here: `cubic` where this
-    /// process may set it (allowed to all, or root and offered), the
-    /// system default where the kernel refuses (`apply` keeps it then).
+    /// What `auto` gives a loopback connection here: the loopback
+    /// algorithm where this process may set it, the system default where
+    /// the kernel refuses (`apply` keeps it then).
     fn auto_loopback_expected() -> String {
-        let listed = |list: &str| list.split_whitespace().any(|a| a == LOOPBACK_ALGORITHM);
-        let settable = listed(&sysctl("tcp_allowed_congestion_control"))
-            || (nix::unistd::geteuid().is_root()
-                && listed(&sysctl("tcp_available_congestion_control")));
-        match settable {
+        match sluice_client::tcp::may_set(LOOPBACK_ALGORITHM) {
             true => LOOPBACK_ALGORITHM.to_owned(),
             false => system_default(),
         }

@@ -58,9 +58,32 @@ fn from_env(value: Option<&str>) -> Option<String> {
     }
 }
 
+/// Whether this process may give its sockets `algorithm`: the kernel
+/// lists it in `net.ipv4.tcp_allowed_congestion_control`, or this process
+/// runs as root (`CAP_NET_ADMIN`) and the kernel offers it
+/// (`tcp_available_congestion_control`). Where it may not, setting it
+/// fails and the system default stays. `false` off Linux.
+pub fn may_set(algorithm: &str) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let listed = |sysctl: &str| {
+            std::fs::read_to_string(format!("/proc/sys/net/ipv4/{sysctl}"))
+                .is_ok_and(|list| list.split_whitespace().any(|a| a == algorithm))
+        };
+        listed("tcp_allowed_congestion_control")
+            || (nix::unistd::geteuid().is_root() && listed("tcp_available_congestion_control"))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = algorithm;
+        false
+    }
+}
+
 /// Gives `stream`, connected to `peer`, the loopback algorithm if `peer` is
-/// on this host. Best effort (see the module docs).
-pub(crate) fn apply(stream: &tokio::net::TcpStream, peer: SocketAddr) {
+/// on this host: what every connection of the client library gets. Best
+/// effort (see the module docs).
+pub fn apply(stream: &tokio::net::TcpStream, peer: SocketAddr) {
     #[cfg(target_os = "linux")]
     if peer.ip().to_canonical().is_loopback() {
         if let Some(name) = loopback_tcp_congestion() {

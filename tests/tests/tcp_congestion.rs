@@ -51,28 +51,18 @@ fn connect_and_read(server: SocketAddr, want: &str) -> String {
     }
 }
 
-fn sysctl(name: &str) -> String {
-    std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))
+fn system_default() -> String {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control")
         .unwrap()
         .trim()
         .to_owned()
 }
 
-fn system_default() -> String {
-    sysctl("tcp_congestion_control")
-}
-
 /// What a loopback connection ends up with when `cubic` is asked for (the
 /// broker's `auto`, the client library): `cubic` where this process may set
-/// it (listed in `tcp_allowed_congestion_control`, or with root's
-/// `CAP_NET_ADMIN` and offered by the kernel), the system default where the
-/// kernel refuses.
+/// it, the system default where the kernel refuses.
 fn loopback_expected() -> String {
-    let listed = |list: &str| list.split_whitespace().any(|a| a == "cubic");
-    let settable = listed(&sysctl("tcp_allowed_congestion_control"))
-        || (nix::unistd::geteuid().is_root()
-            && listed(&sysctl("tcp_available_congestion_control")));
-    match settable {
+    match sluice_client::tcp::may_set("cubic") {
         true => "cubic".to_owned(),
         false => system_default(),
     }

@@ -48,20 +48,13 @@ struct KafkaConn {
     out: Vec<u8>,
 }
 
-/// The harness's Kafka-protocol connections to a broker on this host use
-/// the congestion control the native client library picks there (see
-/// `sluice_broker::tcp`), so the two protocols are compared alike.
-fn loopback_congestion_control(stream: &TcpStream, addr: SocketAddr) {
-    if let Some(name) = sluice_broker::tcp::TcpCongestion::Auto.algorithm_for(addr.ip()) {
-        let _ = sluice_broker::tcp::set_algorithm(stream, name);
-    }
-}
-
 impl KafkaConn {
     async fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        loopback_congestion_control(&stream, addr);
+        // The congestion control the native client library gives its
+        // connections, so that the two protocols are compared alike.
+        sluice_client::tcp::apply(&stream, addr);
         Ok(KafkaConn {
             stream,
             next_id: 0,
@@ -541,7 +534,7 @@ async fn run_latency(
     // The producer: one task sends, one reads the answers.
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    loopback_congestion_control(&stream, addr);
+    sluice_client::tcp::apply(&stream, addr);
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
     let acks = kafka_acks(spec.acks);
