@@ -3,6 +3,7 @@
 
 use proptest::prelude::*;
 
+use super::meta::{TopicRecord, encode_meta};
 use super::tests::{append_some, dir_names, unhex};
 use super::*;
 

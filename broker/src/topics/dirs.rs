@@ -1,0 +1,64 @@
+//! Housekeeping of partition directories in the data directory: setting
+//! one aside under a marked name, and removing those marked for deletion.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::BrokerError;
+use crate::log::io::FileSystem;
+use crate::log::names::{DELETE_SUFFIX, parse_set_aside_dir_name, set_aside_dir_name};
+use crate::log::{LogError, TopicPartition};
+
+/// Renames the directory of `tp` to a fresh set-aside name with `suffix`
+/// and returns the new path. The caller syncs the data directory.
+pub(super) fn set_aside(
+    fs: &dyn FileSystem,
+    data_dir: &Path,
+    tp: &TopicPartition,
+    suffix: &str,
+) -> Result<PathBuf, BrokerError> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let from = data_dir.join(tp.dir_name());
+    loop {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let id = nanos
+            .rotate_left(17)
+            .wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed))
+            ^ u64::from(std::process::id());
+        let to = data_dir.join(set_aside_dir_name(&tp.dir_name(), id, suffix));
+        if fs.exists(&to) {
+            continue;
+        }
+        fs.rename(&from, &to)
+            .map_err(|e| LogError::io("rename", &from, e))?;
+        return Ok(to);
+    }
+}
+
+pub(super) fn mark_for_deletion(
+    fs: &dyn FileSystem,
+    data_dir: &Path,
+    tp: &TopicPartition,
+) -> Result<(), BrokerError> {
+    set_aside(fs, data_dir, tp, DELETE_SUFFIX).map(|_| ())
+}
+
+/// Removes every directory of `data_dir` that carries the delete marker,
+/// and nothing else.
+pub(super) fn remove_marked_dirs(fs: &dyn FileSystem, data_dir: &Path) -> Result<(), BrokerError> {
+    let names = fs
+        .list_dir(data_dir)
+        .map_err(|e| LogError::io("list", data_dir, e))?;
+    for name in names {
+        if parse_set_aside_dir_name(&name, DELETE_SUFFIX).is_some() {
+            let path = data_dir.join(&name);
+            tracing::info!(dir = %path.display(), "removing directory marked for deletion");
+            fs.remove_dir_all(&path)
+                .map_err(|e| LogError::io("remove", &path, e))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,383 @@
+use super::meta::{TopicRecord, encode_meta};
+use super::*;
+use sluice_protocol::wire::topic_config::TopicCompression;
+
+#[test]
+fn meta_round_trips_and_detects_damage() {
+    let records = vec![
+        TopicRecord {
+            name: "a".into(),
+            partitions: 3,
+            config: TopicConfig::default(),
+            hosted: Some(vec![0, 2]),
+        },
+        TopicRecord {
+            name: "b.c".into(),
+            partitions: 1,
+            config: TopicConfig {
+                retention_ms: Some(5),
+                compression: Some(TopicCompression::Zstd),
+                ..TopicConfig::default()
+            },
+            hosted: None,
+        },
+    ];
+    let bytes = encode_meta(&records);
+    assert_eq!(&bytes[..4], b"SLTM");
+    assert_eq!(&bytes[4..6], [0, 3], "version 3");
+    let back = decode_meta(&bytes).unwrap();
+    assert_eq!(back.len(), 2);
+    assert_eq!(back[0].hosted, Some(vec![0, 2]));
+    assert_eq!(back[1].hosted, None);
+    assert_eq!(back[1].config.retention_ms, Some(5));
+    assert_eq!(back[1].config.compression, Some(TopicCompression::Zstd));
+    assert_eq!(back[0].config, TopicConfig::default());
+    for i in 0..bytes.len() {
+        let mut bad = bytes.clone();
+        bad[i] ^= 1;
+        assert!(decode_meta(&bad).is_err(), "flip at {i}");
+    }
+    for n in 0..bytes.len() {
+        assert!(decode_meta(&bytes[..n]).is_err());
+    }
+}
+
+#[test]
+fn create_delete_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    store.create("orders", 3, &TopicConfig::default()).unwrap();
+    store.create("gone", 1, &TopicConfig::default()).unwrap();
+    assert!(matches!(
+        store.create("orders", 1, &TopicConfig::default()),
+        Err(BrokerError::Request {
+            code: ErrorCode::TopicAlreadyExists,
+            ..
+        })
+    ));
+    for (bad, code) in [
+        ("../x", ErrorCode::InvalidTopicName),
+        ("", ErrorCode::InvalidTopicName),
+        ("__internal", ErrorCode::InvalidTopicName),
+    ] {
+        assert!(matches!(
+            store.create(bad, 1, &TopicConfig::default()),
+            Err(BrokerError::Request { code: c, .. }) if c == code
+        ));
+    }
+    assert!(matches!(
+        store.create("zero", 0, &TopicConfig::default()),
+        Err(BrokerError::Request {
+            code: ErrorCode::InvalidPartitions,
+            ..
+        })
+    ));
+    store.delete("gone").unwrap();
+    assert!(!dir.path().join("gone-0").exists());
+    store.shutdown();
+    drop(store);
+    // A leftover directory of an interrupted create is set aside, not
+    // removed.
+    std::fs::create_dir(dir.path().join("stray-0")).unwrap();
+    std::fs::write(dir.path().join("stray-0/keep"), b"x").unwrap();
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    assert_eq!(store.list().len(), 1);
+    assert_eq!(store.topic("orders").unwrap().partitions.len(), 3);
+    assert!(store.partition("orders", 3).is_err());
+    assert!(!dir.path().join("stray-0").exists());
+    let kept = dir_names(dir.path())
+        .into_iter()
+        .find(|n| n.starts_with("stray-0.") && n.ends_with("-stray"))
+        .expect("stray directory kept");
+    assert_eq!(
+        std::fs::read(dir.path().join(kept).join("keep")).unwrap(),
+        b"x"
+    );
+}
+
+/// The entries of `dir`, sorted, without the space reserve (which the
+/// store keeps there whenever it can).
+pub(super) fn dir_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != super::space_reserve::RESERVE_FILE)
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every file under `dir` with its length, sorted.
+fn tree(dir: &Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        if e.file_type().unwrap().is_dir() {
+            for (n, len) in tree(&e.path()) {
+                out.push((format!("{name}/{n}"), len));
+            }
+        } else {
+            out.push((name, e.metadata().unwrap().len()));
+        }
+    }
+    out.sort();
+    out
+}
+
+pub(super) fn append_some(store: &TopicStore, topic: &str, partition: u32) {
+    let log = &store.partition(topic, partition).unwrap().log;
+    let mut b = sluice_protocol::batch::BatchBuilder::new();
+    for v in [&b"one"[..], b"two", b"three"] {
+        b.push(&sluice_protocol::batch::NewRecord {
+            timestamp: 1,
+            key: None,
+            value: Some(v),
+            headers: &[],
+        });
+    }
+    log.append(&mut b.finish()).unwrap();
+}
+
+/// A version 1 file (one topic "a", 3 partitions, retention_ms 5),
+/// as brokers before per-topic compression wrote it.
+const V1_FILE: &str = "534c544d000100000000000a01016103000001050000de9c5aeb";
+
+pub(super) fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn version_1_file_loads_and_is_migrated_on_the_next_write() {
+    let v1 = unhex(V1_FILE);
+    let records = decode_meta(&v1).unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].name, "a");
+    assert_eq!(records[0].partitions, 3);
+    assert_eq!(
+        records[0].config,
+        TopicConfig {
+            retention_ms: Some(5),
+            ..TopicConfig::default()
+        }
+    );
+    // A version 2 body under a version 1 header is refused (and the
+    // reverse), whatever the CRC says.
+    let mut v2 = encode_meta(&records);
+    v2[5] = 1;
+    let n = v2.len() - 4;
+    let crc = crc32fast::hash(&v2[..n]);
+    v2[n..].copy_from_slice(&crc.to_be_bytes());
+    assert!(decode_meta(&v2).is_err());
+
+    // A broker opening it keeps the topic; the next create rewrites
+    // the file as version 2 with both topics.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(TOPICS_FILE), &v1).unwrap();
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    let a = store.topic("a").unwrap();
+    assert_eq!(a.partitions.len(), 3);
+    assert_eq!(a.config.retention_ms, Some(5));
+    let zstd = TopicConfig {
+        compression: Some(TopicCompression::Zstd),
+        ..TopicConfig::default()
+    };
+    store.create("z", 1, &zstd).unwrap();
+    store.shutdown();
+    drop(store);
+    let now = std::fs::read(dir.path().join(TOPICS_FILE)).unwrap();
+    assert_eq!(&now[4..6], [0, 3]);
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    assert_eq!(store.topic("a").unwrap().config.retention_ms, Some(5));
+    assert_eq!(store.topic("z").unwrap().config, zstd);
+    assert_eq!(
+        store.partition("z", 0).unwrap().log.config().compression,
+        Some(sluice_protocol::batch::Compression::Zstd)
+    );
+}
+
+#[test]
+fn missing_or_damaged_metadata_refuses_to_start_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // A fresh, empty data directory starts and records that it has no topics.
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    assert!(dir.path().join(TOPICS_FILE).exists());
+    store.create("orders", 2, &TopicConfig::default()).unwrap();
+    append_some(&store, "orders", 1);
+    store.shutdown();
+    drop(store);
+    let meta = std::fs::read(dir.path().join(TOPICS_FILE)).unwrap();
+
+    std::fs::remove_file(dir.path().join(TOPICS_FILE)).unwrap();
+    let before = tree(dir.path());
+    let err = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("topics.meta is missing"), "{msg}");
+    assert!(msg.contains("refusing to start"), "{msg}");
+    assert!(msg.contains("restore"), "{msg}");
+    assert_eq!(tree(dir.path()), before, "nothing may change");
+
+    let mut bad = meta.clone();
+    bad[10] ^= 0xff;
+    std::fs::write(dir.path().join(TOPICS_FILE), &bad).unwrap();
+    let before = tree(dir.path());
+    let msg = TopicStore::open(dir.path(), TopicDefaults::default())
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("damaged"), "{msg}");
+    assert!(msg.contains("refusing to start"), "{msg}");
+    assert_eq!(tree(dir.path()), before, "nothing may change");
+
+    // Restored, the broker opens with the data in place.
+    std::fs::write(dir.path().join(TOPICS_FILE), &meta).unwrap();
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    assert_eq!(store.partition("orders", 1).unwrap().log.next_offset(), 3);
+}
+
+#[test]
+fn interrupted_deletions_are_finished_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    for t in ["half", "marked", "kept"] {
+        store.create(t, 2, &TopicConfig::default()).unwrap();
+        append_some(&store, t, 0);
+    }
+    store.shutdown();
+    drop(store);
+    // "half": the deletion crashed after renaming partition 0, before
+    // the metadata file was updated.
+    std::fs::rename(
+        dir.path().join("half-0"),
+        dir.path().join("half-0.00000000000000aa-delete"),
+    )
+    .unwrap();
+    // A marked directory of a topic already unlisted (the crash came
+    // after the metadata update), with a recreated topic of that name
+    // that must not be touched.
+    std::fs::rename(
+        dir.path().join("marked-1"),
+        dir.path().join("marked-1.00000000000000bb-delete"),
+    )
+    .unwrap();
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    assert!(store.topic("half").is_none(), "deletion finished");
+    let names = dir_names(dir.path());
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("half-") || n.ends_with("-delete")),
+        "{names:?}"
+    );
+    // "marked" is still listed (its marker was left by an earlier
+    // deletion): finished too, as the marker says it was being deleted.
+    assert!(store.topic("marked").is_none());
+    assert_eq!(store.partition("kept", 0).unwrap().log.next_offset(), 3);
+    assert!(names.contains(&"kept-0".to_owned()) && names.contains(&"kept-1".to_owned()));
+    store.shutdown();
+    drop(store);
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    assert_eq!(store.list().len(), 1);
+}
+
+#[test]
+fn a_cut_short_delete_marker_finishes_no_other_topics_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    // `long-10` partition 0's marker, cut to 255 bytes, reads as `long`
+    // partition 1.
+    let long = "a".repeat(229);
+    let longer = format!("{long}-10");
+    store.create(&long, 4, &TopicConfig::default()).unwrap();
+    store.create(&longer, 1, &TopicConfig::default()).unwrap();
+    append_some(&store, &long, 1);
+    store.shutdown();
+    drop(store);
+    // The deletion of `longer` crashed after its rename.
+    let tp = TopicPartition::new(&longer, 0).unwrap();
+    std::fs::rename(
+        dir.path().join(tp.dir_name()),
+        dir.path().join(crate::log::names::set_aside_dir_name(
+            &tp.dir_name(),
+            0xcc,
+            DELETE_SUFFIX,
+        )),
+    )
+    .unwrap();
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    assert!(store.topic(&long).is_some(), "the other topic is kept");
+    assert_eq!(store.partition(&long, 1).unwrap().log.next_offset(), 3);
+    assert!(!dir_names(dir.path()).iter().any(|n| n.ends_with("-delete")));
+    store.shutdown();
+}
+
+#[test]
+fn delete_marks_directories_before_removing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    store.create("gone", 3, &TopicConfig::default()).unwrap();
+    store.create("kept", 1, &TopicConfig::default()).unwrap();
+    append_some(&store, "gone", 2);
+    store.delete("gone").unwrap();
+    assert_eq!(dir_names(dir.path()), vec!["kept-0", TOPICS_FILE]);
+    assert!(store.topic("gone").is_none());
+    // The name is free again, and the new topic starts empty.
+    store.create("gone", 3, &TopicConfig::default()).unwrap();
+    assert_eq!(store.partition("gone", 2).unwrap().log.next_offset(), 0);
+}
+
+#[test]
+fn a_recreated_topic_is_not_taken_for_an_interrupted_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    // An earlier deletion of "x" renamed its directory but could not
+    // remove it.
+    std::fs::create_dir(dir.path().join("x-0.00000000000000cc-delete")).unwrap();
+    store.create("x", 1, &TopicConfig::default()).unwrap();
+    append_some(&store, "x", 0);
+    store.shutdown();
+    drop(store);
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    assert_eq!(store.partition("x", 0).unwrap().log.next_offset(), 3);
+}
+
+#[test]
+fn partition_limit_and_segment_floors_are_enforced_at_creation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TopicStore::open(dir.path(), TopicDefaults::default())
+        .unwrap()
+        .with_max_partitions(5);
+    store.create("a", 3, &TopicConfig::default()).unwrap();
+    let err = store.create("b", 3, &TopicConfig::default()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidPartitions);
+    assert!(err.to_string().contains("max_partitions"), "{err}");
+    assert!(!dir.path().join("b-0").exists());
+    store.create("b", 2, &TopicConfig::default()).unwrap();
+    for (config, needle) in [
+        (
+            TopicConfig {
+                segment_bytes: Some(MIN_SEGMENT_BYTES - 1),
+                ..TopicConfig::default()
+            },
+            "segment_bytes",
+        ),
+        (
+            TopicConfig {
+                segment_ms: Some(1),
+                ..TopicConfig::default()
+            },
+            "segment_ms",
+        ),
+    ] {
+        let store = TopicStore::open(
+            tempfile::tempdir().unwrap().path(),
+            TopicDefaults::default(),
+        )
+        .unwrap();
+        let err = store.create("c", 1, &config).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidConfig);
+        assert!(err.to_string().contains(needle), "{err}");
+    }
+}
