@@ -16,6 +16,7 @@
 //! Byte layouts are specified in `docs/storage-format.md`; what each flush
 //! policy guarantees, in `docs/durability.md`.
 
+mod append;
 mod config;
 #[cfg(any(test, feature = "fault-injection"))]
 pub mod crash;
@@ -30,6 +31,7 @@ pub mod names;
 mod offset_index;
 pub(crate) mod partition;
 mod producers;
+mod read;
 mod recovery;
 mod retention;
 mod seam;
@@ -37,13 +39,15 @@ mod segment;
 mod time_index;
 mod time_lookup;
 
+pub use append::AppendInfo;
 pub use config::{DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES, FlushPolicy, LogConfig};
 pub use error::LogError;
 pub use flush::{FlushWaiters, MaintainOutcome};
 pub use io::{FileSystem, LogFile, OpenMode, StdFs};
 pub use names::{NameError, TopicPartition, validate_topic_name};
 pub use offset_index::{IndexEntry, OFFSET_ENTRY_LEN};
-pub use partition::{AppendInfo, LogSlice, PartitionLog};
+pub use partition::PartitionLog;
+pub use read::LogSlice;
 pub use recovery::RecoveryReport;
 pub use retention::RetainOutcome;
 pub use segment::PREALLOCATE_BYTES;

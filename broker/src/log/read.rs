@@ -1,0 +1,374 @@
+//! Reading a [`PartitionLog`]: an offset resolved to a segment file range
+//! from memory under the state lock, batch headers read without it, and
+//! the look-ups by timestamp.
+
+use std::sync::Arc;
+
+use super::LogError;
+use super::config::FlushPolicy;
+use super::io::LogFile;
+use super::partition::{LogPoint, LogState, PartitionLog};
+use super::segment::Segment;
+use super::time_lookup::{TimestampMatch, first_record_at_or_after};
+
+/// What the locked first step of a read resolved.
+#[derive(Debug, Clone, Copy)]
+struct ReadPlan {
+    segment_base: u64,
+    /// [`LogState::epoch`] when resolved.
+    epoch: u64,
+    hw: LogPoint,
+    limit: u64,
+    limit_offset: u64,
+    /// A batch boundary at or before the offset read, and its offset.
+    start: u64,
+    first: u64,
+}
+
+/// A byte range of one segment file holding whole record batches, ready to
+/// be sent with `sendfile(2)`. Holding it keeps the file open, even if
+/// retention deletes the segment meanwhile.
+#[derive(Debug, Clone)]
+pub struct LogSlice {
+    /// The segment file, `None` when the slice is empty.
+    pub file: Option<Arc<dyn LogFile>>,
+    /// First byte of the range in the file.
+    pub position: u64,
+    /// Length of the range in bytes (0 when nothing is available yet).
+    pub len: u64,
+    /// Base offset of the first batch in the range; it can be below the
+    /// offset asked for, which lies inside that batch.
+    pub first_offset: u64,
+    /// The offset just after the last batch in the range: the next read
+    /// continues from here.
+    pub next_offset: u64,
+    /// The high watermark when the read was resolved.
+    pub high_watermark: u64,
+    /// The log start offset when the read was resolved.
+    pub log_start_offset: u64,
+    /// Bytes of the log after the end of this range, up to the high
+    /// watermark: small values mean recently written (likely cached) data.
+    pub bytes_after: u64,
+}
+
+impl LogSlice {
+    /// The slice's bytes, copied into memory: for the broker's own readers
+    /// of a log (offsets replay, checkpoint scans), never the fetch path,
+    /// which sends the range with `sendfile(2)`. Empty for an empty slice;
+    /// shorter than `len` if the file ends first. Blocking.
+    pub fn read_bytes(&self) -> std::io::Result<bytes::Bytes> {
+        let Some(file) = self.file.as_ref().filter(|_| self.len > 0) else {
+            return Ok(bytes::Bytes::new());
+        };
+        let mut buf = vec![0u8; self.len as usize];
+        let n = super::io::read_full_at(&**file, &mut buf, self.position)?;
+        buf.truncate(n);
+        Ok(bytes::Bytes::from(buf))
+    }
+}
+
+impl PartitionLog {
+    /// Resolves a read of the batches holding `offset` onwards, up to about
+    /// `max_bytes`, as a range of one segment file.
+    ///
+    /// The range ends at a batch boundary no further than the high watermark
+    /// and holds whole batches only. It stops at the segment's end, so a
+    /// reader continues from [`LogSlice::next_offset`]. When even the first
+    /// batch is larger than `max_bytes`, the range still holds at least that
+    /// batch, so a reader always makes progress. Reading at the high
+    /// watermark, or past it up to the end of the log (records not yet
+    /// committed), gives an empty slice; below `log_start_offset` or past the
+    /// end of the log an [`LogError::OffsetOutOfRange`].
+    pub fn read(&self, offset: u64, max_bytes: u64) -> Result<LogSlice, LogError> {
+        loop {
+            if let Some(slice) = self.try_read(offset, max_bytes)? {
+                return Ok(slice);
+            }
+        }
+    }
+
+    /// One attempt of [`PartitionLog::read`]: `None` when the segment went
+    /// away (retention, truncation) while batch headers were read without
+    /// the lock, and the read must be resolved again.
+    fn try_read(&self, offset: u64, max_bytes: u64) -> Result<Option<LogSlice>, LogError> {
+        // Under the lock: the segment, the range limit and a starting point
+        // (no disk I/O).
+        let (mut slice, plan, file) = {
+            let mut state = self.state.lock();
+            let hw = self.visible_end(&state);
+            let log_start = self.log_start_offset();
+            let slice = LogSlice {
+                file: None,
+                position: 0,
+                len: 0,
+                first_offset: offset,
+                next_offset: offset,
+                high_watermark: hw.offset,
+                log_start_offset: log_start,
+                bytes_after: 0,
+            };
+            if offset < log_start || offset > hw.offset.max(state.end.offset) {
+                return Err(LogError::OffsetOutOfRange {
+                    requested: offset,
+                    log_start,
+                    log_end: state.end.offset,
+                    high_watermark: hw.offset,
+                });
+            }
+            if offset >= hw.offset {
+                // At the high watermark, or past it but within the log: a
+                // new leader's watermark may trail what its predecessor had
+                // already shown, so a reader there waits, as it would at
+                // the end of the log.
+                return Ok(Some(slice));
+            }
+            let at = state.segment_index(offset);
+            // Count the read before the segment's files are (re)opened below.
+            if let Some(base) = state
+                .segments
+                .get(at)
+                .filter(|s| s.is_sealed())
+                .map(Segment::base_offset)
+            {
+                state.touch_sealed(base);
+            }
+            let seg = state
+                .segments
+                .get(at)
+                .ok_or_else(|| self.offline_error("no segment"))?;
+            let (limit, limit_offset) = if seg.base_offset() == hw.segment_base {
+                (hw.position, hw.offset)
+            } else {
+                (seg.size(), seg.next_offset())
+            };
+            // Start: the nearest known batch start at or before `offset`.
+            let (start, first, holds) = seg.batch_start_at_or_before(offset);
+            let plan = ReadPlan {
+                segment_base: seg.base_offset(),
+                epoch: state.epoch,
+                hw,
+                limit,
+                limit_offset,
+                start,
+                first,
+            };
+            if holds {
+                // A reader continuing from a previous slice, or tailing the
+                // active segment: no header walk.
+                let s = Self::finish_read(&state, at, &plan, max_bytes, slice)?;
+                return Ok(Some(s));
+            }
+            (slice, plan, seg.file()?)
+        };
+        // Without the lock: walk batch headers forward to the batch that
+        // holds `offset`.
+        let (mut start, mut first) = (plan.start, plan.first);
+        while first < offset {
+            let h = super::segment::read_header(&*file, start, plan.limit)
+                .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
+            let Some(h) = h else {
+                break;
+            };
+            if h.last_offset() as u64 >= offset || start + h.total_len() as u64 >= plan.limit {
+                break;
+            }
+            start += h.total_len() as u64;
+            first = h.next_offset() as u64;
+        }
+        let state = self.state.lock();
+        let at = state.segment_index(plan.segment_base);
+        let same = state
+            .segments
+            .get(at)
+            .is_some_and(|s| s.base_offset() == plan.segment_base);
+        if !same || state.epoch != plan.epoch {
+            return Ok(None);
+        }
+        slice.first_offset = first;
+        let plan = ReadPlan {
+            start,
+            first,
+            ..plan
+        };
+        Self::finish_read(&state, at, &plan, max_bytes, slice).map(Some)
+    }
+
+    /// The end of a read that starts at the batch boundary `plan.start`:
+    /// everything up to the limit if it fits, else the last indexed batch
+    /// boundary within the budget, else the first one after it.
+    fn finish_read(
+        state: &LogState,
+        at: usize,
+        plan: &ReadPlan,
+        max_bytes: u64,
+        mut slice: LogSlice,
+    ) -> Result<LogSlice, LogError> {
+        let seg = state
+            .segments
+            .get(at)
+            .unwrap_or_else(|| unreachable!("the caller found the segment"));
+        let (start, limit, hw) = (plan.start, plan.limit, plan.hw);
+        let (end, end_offset) = if limit - start <= max_bytes {
+            (limit, plan.limit_offset)
+        } else {
+            let idx = seg.offset_index();
+            match idx.floor_by_position(start.saturating_add(max_bytes)) {
+                Some(e) if u64::from(e.position) > start => (e.position.into(), e.offset),
+                _ => match idx.ceil_after_position(start) {
+                    Some(e) if u64::from(e.position) <= limit => (e.position.into(), e.offset),
+                    _ => (limit, plan.limit_offset),
+                },
+            }
+        };
+        let later: u64 = state
+            .segments
+            .iter()
+            .filter(|s| s.base_offset() > seg.base_offset() && s.base_offset() <= hw.segment_base)
+            .map(|s| {
+                if s.base_offset() == hw.segment_base {
+                    hw.position
+                } else {
+                    s.size()
+                }
+            })
+            .sum();
+        slice.bytes_after = (limit - end) + later;
+        slice.file = Some(seg.file()?);
+        slice.position = start;
+        slice.len = end - start;
+        slice.first_offset = plan.first;
+        slice.next_offset = end_offset;
+        Ok(slice)
+    }
+
+    /// The end readers may see.
+    pub(crate) fn visible_end(&self, state: &LogState) -> LogPoint {
+        if let Some(hw) = state.external_hw {
+            return hw;
+        }
+        if self.config.flush == FlushPolicy::BeforeAck {
+            state.durable
+        } else {
+            state.end
+        }
+    }
+
+    /// The first visible record with the largest timestamp of the visible
+    /// records (Kafka's ListOffsets `-3`), or `None` when no record is
+    /// visible. Sealed segments and a wholly visible active segment know
+    /// their largest timestamp; a segment the high watermark cuts takes it
+    /// from its time index up to the last offset index point below the
+    /// high watermark and scans the batch headers from there (at most about
+    /// one index interval). The record is then found as
+    /// [`PartitionLog::offset_for_timestamp`] finds one.
+    pub fn max_timestamp_record(&self) -> Result<Option<TimestampMatch>, LogError> {
+        let (mut best, partial) = {
+            let state = self.state.lock();
+            let hw = self.visible_end(&state);
+            let mut best: Option<i64> = None;
+            let mut partial = None;
+            for seg in &state.segments {
+                if seg.base_offset() > hw.segment_base {
+                    break;
+                }
+                let whole = seg.base_offset() < hw.segment_base || hw.position >= seg.size();
+                if whole {
+                    best = best.max(seg.max_timestamp());
+                } else {
+                    let entry = seg.offset_index().lookup(hw.offset);
+                    let prefix = seg
+                        .time_index()
+                        .last_at_or_before(entry.offset)
+                        .map(|e| e.timestamp);
+                    best = best.max(prefix);
+                    partial = Some((seg.file()?, u64::from(entry.position), hw.position));
+                }
+                if seg.base_offset() >= hw.segment_base {
+                    break;
+                }
+            }
+            (best, partial)
+        };
+        if let Some((file, mut position, limit)) = partial {
+            while position < limit {
+                let h = super::segment::read_header(&*file, position, limit)
+                    .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
+                let Some(h) = h else {
+                    break;
+                };
+                best = best.max(Some(h.max_timestamp));
+                position += h.total_len() as u64;
+            }
+        }
+        match best {
+            Some(t) => self.offset_for_timestamp(t),
+            None => Ok(None),
+        }
+    }
+
+    /// The first visible record whose timestamp is `>= timestamp`, or
+    /// `None` when every visible record is older. Uses the time index to
+    /// skip, scans batch headers to the first batch whose largest timestamp
+    /// reaches `timestamp`, then reads that batch's records (see
+    /// [`super::time_lookup::first_record_at_or_after`]).
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampMatch>, LogError> {
+        // Under the lock: the candidate segments' files and ranges (no I/O);
+        // the headers are read without it.
+        let (hw, candidates) = {
+            let mut state = self.state.lock();
+            let hw = self.visible_end(&state);
+            let mut candidates = Vec::new();
+            let mut touched = Vec::new();
+            for seg in &state.segments {
+                if seg.base_offset() > hw.segment_base {
+                    break;
+                }
+                if seg.max_timestamp().is_none_or(|m| m < timestamp) {
+                    continue;
+                }
+                if seg.is_sealed() {
+                    touched.push(seg.base_offset());
+                }
+                let from = seg.time_index().lookup(timestamp);
+                let entry = seg.offset_index().lookup(from);
+                let limit = if seg.base_offset() == hw.segment_base {
+                    hw.position
+                } else {
+                    seg.size()
+                };
+                candidates.push((seg.file()?, u64::from(entry.position), limit));
+                if seg.base_offset() >= hw.segment_base {
+                    break;
+                }
+            }
+            for base in touched {
+                state.touch_sealed(base);
+            }
+            (hw, candidates)
+        };
+        for (file, mut position, limit) in candidates {
+            while position < limit {
+                let h = super::segment::read_header(&*file, position, limit)
+                    .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
+                let Some(h) = h else {
+                    break;
+                };
+                if h.max_timestamp >= timestamp {
+                    if h.base_offset as u64 >= hw.offset {
+                        return Ok(None);
+                    }
+                    let found = first_record_at_or_after(
+                        &*file,
+                        position,
+                        &h,
+                        timestamp,
+                        self.config.max_decompressed_batch_bytes,
+                    );
+                    return Ok((found.offset < hw.offset).then_some(found));
+                }
+                position += h.total_len() as u64;
+            }
+        }
+        Ok(None)
+    }
+}
