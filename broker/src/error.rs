@@ -63,6 +63,7 @@ pub fn log_error_code(e: &LogError) -> ErrorCode {
         | LogError::EmptyBatch { .. }
         | LogError::BaseOffsetMismatch { .. } => ErrorCode::InvalidRequest,
         LogError::TimestampTooFarAhead { .. } => ErrorCode::InvalidTimestamp,
+        LogError::TransactionBatch { .. } => ErrorCode::InvalidRecord,
         LogError::AppendTooLarge { .. } => ErrorCode::MessageTooLarge,
         LogError::OffsetSpaceExhausted { .. } => ErrorCode::OffsetSpaceExhausted,
         LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,

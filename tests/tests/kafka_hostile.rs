@@ -2,8 +2,9 @@
 //! cut short, counts larger than the bytes that follow, an unknown API key
 //! and version, records in an old message format. Each gets an error answer
 //! or a closed connection, never a crash or a hang; the broker keeps
-//! serving. Also: pipelined requests are answered in order, and acks=0
-//! produces get no answer at all.
+//! serving. Also: pipelined requests are answered in order, acks=0
+//! produces get no answer at all, and control or transactional batches are
+//! refused.
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use std::io::{ErrorKind, Read, Write};
@@ -18,6 +19,8 @@ use sluice_protocol::kafka::metadata::MetadataRequest;
 use sluice_protocol::kafka::produce::{
     ProducePartitionData, ProduceRequest, ProduceResponse, ProduceTopicData,
 };
+use sluice_protocol::wire::ErrorCode;
+use sluice_protocol::wire::produce::Acks;
 use sluice_protocol::wire::topic_config::TopicConfig;
 use sluice_tests::kafka::{read_response, request_frame};
 use sluice_tests::{TestBroker, batch_of, create_topic};
@@ -301,4 +304,77 @@ fn kafka_connections_count_against_the_connection_cap_and_idle_ones_close() {
     let started = std::time::Instant::now();
     assert_closed(&mut first);
     assert!(started.elapsed() >= Duration::from_millis(1000));
+}
+
+/// `batch_of(values)` with attribute `bits` set and its CRC recomputed, so
+/// that only its kind is wrong.
+fn batch_with_attributes(values: &[&str], bits: i16) -> Vec<u8> {
+    let mut b = batch_of(values).to_vec();
+    let attributes = i16::from_be_bytes([b[21], b[22]]) | bits;
+    b[21..23].copy_from_slice(&attributes.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// Control batches (transaction markers) are a broker's to write, and this
+/// broker has no transactions: a client's control or transactional batch is
+/// refused whole, on either listener, and takes no offset. (Stored, a control
+/// batch stops librdkafka consumers at its offset for good.)
+#[test]
+fn control_and_transactional_batches_from_clients_are_refused() {
+    let b = TestBroker::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut native = rt.block_on(async {
+        let mut c = b.connect().await;
+        create_topic(&mut c, "ctl", 1, TopicConfig::default()).await;
+        c
+    });
+    let mut s = connect(&b);
+    for (id, (bits, what)) in [
+        (0x20, "control"),
+        (0x10, "transactional"),
+        (0x30, "control"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let batch = batch_with_attributes(&["m"], bits);
+        s.write_all(&request_frame(
+            8,
+            id as i32,
+            &mut produce_request(-1, "ctl", batch.len()),
+            &batch,
+        ))
+        .unwrap();
+        let (_, body) = read_response(&mut s, 0);
+        let r: ProduceResponse = decode(&body, 8).unwrap();
+        let p = &r.topics[0].partitions[0];
+        assert_eq!(p.error_code, code::INVALID_RECORD, "{what}: {p:?}");
+        let message = p.error_message.as_deref().unwrap_or_default();
+        assert!(message.contains(what), "{what}: {message}");
+        let r = rt
+            .block_on(native.produce(Acks::All, 5000, &[("ctl", 0, &batch)]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            r.partitions[0].error_code,
+            ErrorCode::InvalidRecord,
+            "{r:?}"
+        );
+    }
+    // Nothing was stored: the next plain batch takes offset 0.
+    let batch = batch_of(&["plain"]);
+    s.write_all(&request_frame(
+        8,
+        9,
+        &mut produce_request(-1, "ctl", batch.len()),
+        &batch,
+    ))
+    .unwrap();
+    let (_, body) = read_response(&mut s, 0);
+    let r: ProduceResponse = decode(&body, 8).unwrap();
+    let p = &r.topics[0].partitions[0];
+    assert_eq!((p.error_code, p.base_offset), (code::NONE, 0));
+    assert_serving(&b);
 }

@@ -64,6 +64,9 @@ impl PartitionLog {
     ///   else [`LogError::InvalidBatch`]. The stored bytes are the bytes given,
     ///   compressed or not;
     /// - it holds at least one record, else [`LogError::EmptyBatch`];
+    /// - it is neither a control batch nor transactional, else
+    ///   [`LogError::TransactionBatch`] (this broker has no transactions, and
+    ///   control records are a broker's to write);
     /// - its `maxTimestamp` is at most [`LogConfig::max_timestamp_ahead`]
     ///   ahead of the system clock, else [`LogError::TimestampTooFarAhead`].
     ///
@@ -189,6 +192,14 @@ impl PartitionLog {
             let records = u64::try_from(header.record_count).unwrap_or(0);
             if records == 0 {
                 return Err(LogError::EmptyBatch { position: at });
+            }
+            // Client data (a leader's append, or a replica applying what a
+            // leader proposed); a follower copies what a leader stored.
+            if mode != AppendMode::Follower && (header.is_control() || header.is_transactional()) {
+                return Err(LogError::TransactionBatch {
+                    position: at,
+                    control: header.is_control(),
+                });
             }
             if let Some(expected) = expected_base.map(|b| b.saturating_add(offsets)) {
                 let found = u64::try_from(header.base_offset).unwrap_or(u64::MAX);

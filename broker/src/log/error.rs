@@ -37,6 +37,19 @@ pub enum LogError {
         /// Where the empty batch starts in the appended buffer.
         position: usize,
     },
+    /// A record batch of a kind clients may not write: a control batch
+    /// (transaction markers, written only by a broker) or a transactional
+    /// batch (this broker has no transactions). Nothing was written.
+    #[error(
+        "record batch at byte {position} of the append is {}",
+        if *control { "a control batch (transaction markers are written by brokers only)" } else { "transactional, and this broker has no transactions" }
+    )]
+    TransactionBatch {
+        /// Where the batch starts in the appended buffer.
+        position: usize,
+        /// A control batch (attributes bit 5); otherwise transactional (bit 4).
+        control: bool,
+    },
     /// An append held no record batch.
     #[error("append holds no record batch")]
     EmptyAppend,

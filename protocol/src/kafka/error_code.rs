@@ -52,6 +52,7 @@ pub mod code {
     pub const MEMBER_ID_REQUIRED: KafkaCode = 79;
     pub const GROUP_MAX_SIZE_REACHED: KafkaCode = 81;
     pub const FENCED_INSTANCE_ID: KafkaCode = 82;
+    pub const INVALID_RECORD: KafkaCode = 87;
     pub const UNKNOWN_TOPIC_ID: KafkaCode = 100;
     pub const UNSUPPORTED_COMPRESSION_TYPE: KafkaCode = 76;
 }
@@ -104,6 +105,7 @@ pub fn to_kafka(c: ErrorCode) -> KafkaCode {
         E::NotEnoughReplicas => code::NOT_ENOUGH_REPLICAS,
         E::NotCoordinator => code::NOT_COORDINATOR,
         E::CoordinatorNotAvailable => code::COORDINATOR_NOT_AVAILABLE,
+        E::InvalidRecord => code::INVALID_RECORD,
         // OffsetSpaceExhausted, Unknown, and codes added later.
         #[allow(unreachable_patterns)]
         _ => code::UNKNOWN_SERVER_ERROR,

@@ -130,6 +130,11 @@ pub enum ErrorCode {
     /// The group's coordinator cannot be named right now (no cluster view
     /// yet): retry after a backoff.
     CoordinatorNotAvailable = 49,
+    /// A record batch of a kind clients may not write: a control batch
+    /// (attributes bit 5: transaction markers, which only a broker writes) or
+    /// a transactional batch (bit 4: this broker has no transactions).
+    /// Nothing of the append was written.
+    InvalidRecord = 50,
 }
 
 impl ErrorCode {
@@ -184,6 +189,7 @@ impl ErrorCode {
             47 => NotEnoughReplicas,
             48 => NotCoordinator,
             49 => CoordinatorNotAvailable,
+            50 => InvalidRecord,
             _ => Unknown,
         }
     }
@@ -273,6 +279,7 @@ impl std::fmt::Display for ErrorCode {
             ErrorCode::NotEnoughReplicas => "not enough replicas",
             ErrorCode::NotCoordinator => "not the group's coordinator",
             ErrorCode::CoordinatorNotAvailable => "group coordinator not available",
+            ErrorCode::InvalidRecord => "record batch of a kind clients may not write",
         };
         write!(f, "{text} ({})", *self as u16)
     }
@@ -286,7 +293,7 @@ mod tests {
 
     /// Every code with its number. Codes are stable: changing a number here
     /// breaks every client in the field.
-    const PINNED: [(ErrorCode, u16); 48] = [
+    const PINNED: [(ErrorCode, u16); 49] = [
         (ErrorCode::None, 0),
         (ErrorCode::Unknown, 1),
         (ErrorCode::CorruptRecord, 2),
@@ -335,6 +342,7 @@ mod tests {
         (ErrorCode::NotEnoughReplicas, 47),
         (ErrorCode::NotCoordinator, 48),
         (ErrorCode::CoordinatorNotAvailable, 49),
+        (ErrorCode::InvalidRecord, 50),
     ];
 
     #[test]
@@ -398,14 +406,15 @@ mod tests {
                 | ErrorCode::ControllerUnavailable
                 | ErrorCode::NotEnoughReplicas
                 | ErrorCode::NotCoordinator
-                | ErrorCode::CoordinatorNotAvailable => {}
+                | ErrorCode::CoordinatorNotAvailable
+                | ErrorCode::InvalidRecord => {}
             }
         }
         let mut numbers: Vec<u16> = PINNED.iter().map(|(_, n)| *n).collect();
         numbers.dedup();
         assert_eq!(
             numbers,
-            (0..28).chain(30..50).collect::<Vec<u16>>(),
+            (0..28).chain(30..51).collect::<Vec<u16>>(),
             "unique, in order, dense within each range"
         );
     }
@@ -420,7 +429,7 @@ mod tests {
 
     #[test]
     fn unknown_numbers_decode_as_unknown() {
-        for n in [28, 29, 50, 100, 127, 128, 1000, u16::MAX] {
+        for n in [28, 29, 51, 100, 127, 128, 1000, u16::MAX] {
             assert_eq!(ErrorCode::from_u16(n), ErrorCode::Unknown, "{n}");
         }
         // Through a body as well: 1000 = varint E8 07.

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sluice_protocol::batch::compression::{Codec, compress_batch};
 use sluice_protocol::batch::{BatchError, Compression};
+use sluice_protocol::wire::ErrorCode;
 
 use super::util::{assert_contiguous, batch, read_all, small_config};
 use crate::log::format::{LOG_SUFFIX, segment_path};
@@ -123,6 +124,34 @@ fn uncompressed_header_claims_must_match_the_records() {
         Err(LogError::EmptyBatch { position: 0 })
     ));
     assert_eq!(log.next_offset(), 0);
+}
+
+#[test]
+fn control_and_transactional_batches_from_clients_are_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    // (attributes bits set, whether the refusal names a control batch)
+    for (bits, control) in [(0x20i16, true), (0x10, false), (0x30, true)] {
+        let mut b = batch("t", 2, 10, 1000).to_vec();
+        let attributes = i16::from_be_bytes([b[ATTRIBUTES], b[ATTRIBUTES + 1]]);
+        set_i16(&mut b, ATTRIBUTES, attributes | bits);
+        resign(&mut b);
+        // Behind a good batch: the whole append is refused, at its position.
+        let mut both = batch("ok", 1, 10, 1000).to_vec();
+        let at = both.len();
+        both.extend_from_slice(&b);
+        let err = log.append(&mut both).unwrap_err();
+        assert!(
+            matches!(err, LogError::TransactionBatch { position, control: c } if position == at && c == control),
+            "bits {bits:#x}: {err}"
+        );
+        assert_eq!(crate::error::log_error_code(&err), ErrorCode::InvalidRecord);
+        // A replica applying a leader's proposal decides the same.
+        let err = log.append_replica(0, &mut b.clone()).unwrap_err();
+        assert!(matches!(err, LogError::TransactionBatch { .. }), "{err}");
+    }
+    assert_eq!(log.next_offset(), 0);
+    assert!(read_all(&log, 1 << 20).is_empty());
 }
 
 #[test]

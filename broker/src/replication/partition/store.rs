@@ -52,6 +52,7 @@ fn is_refusal(e: &LogError) -> bool {
         e,
         LogError::InvalidBatch { .. }
             | LogError::EmptyBatch { .. }
+            | LogError::TransactionBatch { .. }
             | LogError::EmptyAppend
             | LogError::AppendTooLarge { .. }
             | LogError::OffsetSpaceExhausted { .. }
