@@ -74,7 +74,6 @@ pub fn log_error_code(e: &LogError) -> ErrorCode {
         LogError::Sequence { source, .. } => match source {
             SeqError::OutOfOrder { .. } | SeqError::MixedRetry => ErrorCode::OutOfOrderSequence,
             SeqError::Fenced { .. } => ErrorCode::ProducerFenced,
-            SeqError::UnknownProducer { .. } => ErrorCode::UnknownProducerId,
         },
     }
 }

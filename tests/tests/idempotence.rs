@@ -75,14 +75,11 @@ async fn the_same_request_sent_twice_gets_the_same_offsets_and_one_copy() {
 }
 
 #[tokio::test]
-async fn gaps_stale_epochs_and_unknown_producer_ids_get_their_codes() {
+async fn gaps_and_stale_epochs_get_their_codes_and_unknown_producer_ids_start_anywhere() {
     let broker = TestBroker::start();
     let mut conn = setup(&broker).await;
     let pid = conn.init_producer_id().await.unwrap().producer_id;
-    assert_eq!(
-        send(&mut conn, &batch(pid, 0, 4, 1)).await.0,
-        ErrorCode::UnknownProducerId
-    );
+    let other = conn.init_producer_id().await.unwrap().producer_id;
     assert_eq!(
         send(&mut conn, &batch(pid, 1, 0, 2)).await.0,
         ErrorCode::None
@@ -103,6 +100,17 @@ async fn gaps_stale_epochs_and_unknown_producer_ids_get_their_codes() {
         2,
         "refusals store nothing"
     );
+    // A producer id the partition holds nothing for (its batches gone with
+    // retention, or forgotten when idle) starts at any sequence, as Kafka
+    // 2.5+ accepts, and is checked from there; a retry is stored once.
+    let resumed = batch(other, 0, 40, 2);
+    assert_eq!(send(&mut conn, &resumed).await, (ErrorCode::None, 2));
+    assert_eq!(send(&mut conn, &resumed).await, (ErrorCode::None, 2));
+    assert_eq!(
+        send(&mut conn, &batch(other, 0, 43, 1)).await.0,
+        ErrorCode::OutOfOrderSequence
+    );
+    assert_eq!(read_partition(&mut conn, "t", 0, 0).await.len(), 4);
 }
 
 #[tokio::test]

@@ -80,7 +80,9 @@ impl PartitionLog {
     /// one segment whose range holds it.
     ///
     /// Offsets are then assigned by rewriting each batch's `baseOffset` in
-    /// `batches` in place (no re-encoding, the CRC does not cover it), and
+    /// `batches` in place, and its `partitionLeaderEpoch` set to
+    /// [`PartitionLog::LEADER_EPOCH`] (no re-encoding: the CRC covers
+    /// neither), and
     /// the bytes are written with one positional write.
     /// On return the data is in the page cache: it survives a crash of this
     /// process. Make it durable with [`PartitionLog::flush_to`].
@@ -337,8 +339,8 @@ impl PartitionLog {
         state.pending.bytes += bytes;
         drop(state);
 
-        // Offsets are assigned in the caller's buffer: no lock needed (a
-        // follower's append keeps the offsets it carries).
+        // Offsets and the leader epoch are assigned in the caller's buffer:
+        // no lock needed (a follower's append keeps what it carries).
         let mut next = base_offset;
         let mut at = 0usize;
         while let Some(rest) = batches
@@ -351,6 +353,9 @@ impl PartitionLog {
             };
             // `next` stays at most `end_offset <= OFFSET_CEILING < i64::MAX`.
             let _ = batch::set_base_offset(rest, next as i64);
+            // As Kafka stamps the leader's epoch: what a client put there is
+            // not the log's (a replica's append is stamped by its group).
+            let _ = batch::set_partition_leader_epoch(rest, Self::LEADER_EPOCH);
             next += u64::try_from(header.record_count).unwrap_or(0);
             at += header.total_len();
         }

@@ -245,6 +245,12 @@ impl PartitionLog {
     /// non-negative `i64`.
     pub const OFFSET_CEILING: u64 = i64::MAX as u64 - (1 << 32);
 
+    /// The `partitionLeaderEpoch` a leader's append stamps on every batch (a
+    /// single broker leads each partition for good, and Metadata answers
+    /// this epoch); a replicated partition's appends carry their group's term
+    /// instead.
+    pub const LEADER_EPOCH: i32 = 0;
+
     /// The partition directory.
     pub fn dir(&self) -> &Path {
         &self.dir

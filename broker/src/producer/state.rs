@@ -109,14 +109,6 @@ pub enum SeqError {
     /// with batches of no producer; a producer never sends that.
     #[error("an append mixes retried batches with new or non-idempotent ones")]
     MixedRetry,
-    /// No state for this producer id and the batch does not start at 0.
-    #[error("unknown producer id {producer_id} with sequence {sequence} (expired or never seen)")]
-    UnknownProducer {
-        /// Producer id.
-        producer_id: i64,
-        /// The batch's first sequence.
-        sequence: i32,
-    },
 }
 
 /// Bounds of a [`ProducerStates`] table.
@@ -170,19 +162,15 @@ impl ProducerStates {
     /// Decides what to do with a batch, changing nothing: a duplicate of
     /// one of the producer's last [`WINDOW`] batches (same epoch, first and
     /// last sequence), the next batch (its first sequence follows the
-    /// newest batch's last one, or is 0 for a new epoch or a producer not
-    /// held), or an error.
+    /// newest batch's last one, or is 0 for a new epoch), or an error. A
+    /// producer the table does not hold (never seen here, or forgotten when
+    /// idle or evicted) may start at any sequence, as Kafka (2.5 and later)
+    /// allows: its earlier batches may have left with retention, and a
+    /// producer refused here would lose the batch it is sending.
     pub fn check(&self, id: &BatchIdentity) -> Result<SeqCheck, SeqError> {
         let pid = id.producer_id;
         let Some(entry) = self.map.get(&pid).filter(|e| !e.batches.is_empty()) else {
-            return if id.first_seq == 0 {
-                Ok(SeqCheck::Append)
-            } else {
-                Err(SeqError::UnknownProducer {
-                    producer_id: pid,
-                    sequence: id.first_seq,
-                })
-            };
+            return Ok(SeqCheck::Append);
         };
         if id.epoch < entry.epoch {
             return Err(SeqError::Fenced {
@@ -349,15 +337,10 @@ mod tests {
     }
 
     #[test]
-    fn gaps_stale_epochs_and_unknown_producers_are_refused() {
+    fn gaps_and_stale_epochs_are_refused_and_unknown_producers_start_anywhere() {
         let mut t = ProducerStates::new();
-        assert!(matches!(
-            t.check(&id(7, 0, 3, 1)),
-            Err(SeqError::UnknownProducer {
-                producer_id: 7,
-                sequence: 3
-            })
-        ));
+        // A producer not held may start anywhere (as in Kafka 2.5+).
+        assert!(matches!(t.check(&id(7, 0, 3, 1)), Ok(SeqCheck::Append)));
         append(&mut t, id(7, 2, 0, 1), 0, 0);
         assert!(matches!(
             t.check(&id(7, 2, 2, 1)),
@@ -419,9 +402,8 @@ mod tests {
         assert_eq!(t.len(), 2);
         assert!(matches!(t.check(&id(2, 0, 1, 1)), Ok(SeqCheck::Append)));
         assert_eq!(t.expire(10_000, &LIMITS), 2);
-        assert!(matches!(
-            t.check(&id(2, 0, 1, 1)),
-            Err(SeqError::UnknownProducer { .. })
-        ));
+        // Forgotten: its next batch starts it afresh.
+        assert!(matches!(t.check(&id(2, 0, 1, 1)), Ok(SeqCheck::Append)));
+        assert!(t.get(2).is_none());
     }
 }

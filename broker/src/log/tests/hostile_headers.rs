@@ -334,7 +334,7 @@ fn compressed_batches_are_stored_as_sent() {
     assert_eq!(all.len(), 2 + 4 * 5);
     assert!(all[2].1.starts_with(b"gzip-0"));
     assert!(all[21].1.starts_with(b"zstd-4"));
-    // The file holds the bytes as sent, base offset aside.
+    // The file holds the bytes as sent, base offset and leader epoch aside.
     let slice = log.read(2, 1 << 20).unwrap();
     let mut file = vec![0u8; slice.len as usize];
     crate::log::io::read_full_at(&**slice.file.as_ref().unwrap(), &mut file, slice.position)
@@ -343,7 +343,9 @@ fn compressed_batches_are_stored_as_sent() {
     for (base, packed) in sent {
         let stored = &file[at..at + packed.len()];
         assert_eq!(&stored[..8], &(base as i64).to_be_bytes());
-        assert_eq!(&stored[8..], &packed[8..]);
+        assert_eq!(&stored[8..12], &packed[8..12]);
+        assert_eq!(&stored[12..16], &PartitionLog::LEADER_EPOCH.to_be_bytes());
+        assert_eq!(&stored[16..], &packed[16..]);
         at += packed.len();
     }
 }
