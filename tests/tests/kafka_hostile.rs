@@ -12,13 +12,14 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use sluice_protocol::kafka::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
-use sluice_protocol::kafka::decode;
 use sluice_protocol::kafka::error_code::code;
+use sluice_protocol::kafka::fetch::{FetchPartition, FetchRequest, FetchResponse, FetchTopic};
 use sluice_protocol::kafka::io::Records;
 use sluice_protocol::kafka::metadata::MetadataRequest;
 use sluice_protocol::kafka::produce::{
     ProducePartitionData, ProduceRequest, ProduceResponse, ProduceTopicData,
 };
+use sluice_protocol::kafka::{ApiKey, decode};
 use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::produce::Acks;
 use sluice_protocol::wire::topic_config::TopicConfig;
@@ -376,5 +377,109 @@ fn control_and_transactional_batches_from_clients_are_refused() {
     let r: ProduceResponse = decode(&body, 8).unwrap();
     let p = &r.topics[0].partitions[0];
     assert_eq!((p.error_code, p.base_offset), (code::NONE, 0));
+    assert_serving(&b);
+}
+
+fn fetch_request(entries: &[(&str, i32, i64)]) -> FetchRequest {
+    FetchRequest {
+        replica_id: -1,
+        max_bytes: 1 << 20,
+        topics: entries
+            .iter()
+            .map(|&(topic, partition, fetch_offset)| FetchTopic {
+                topic: topic.to_owned(),
+                partitions: vec![FetchPartition {
+                    partition,
+                    current_leader_epoch: -1,
+                    fetch_offset,
+                    last_fetched_epoch: -1,
+                    log_start_offset: -1,
+                    partition_max_bytes: 1 << 20,
+                }],
+            })
+            .collect(),
+        ..FetchRequest::default()
+    }
+}
+
+/// Partitions the Kafka listener refuses itself (a negative index, a
+/// negative offset) next to one it serves: each gets its error and no
+/// records, and the answer is exactly as long as its frame says, so the
+/// request pipelined behind it is answered next. (Such entries once carried
+/// the served partition's file range again, unbounded by the response cap.)
+/// A fetch over the partition limit, refused whole, names the error on every
+/// partition, also in versions without a top-level error.
+#[test]
+fn a_fetch_with_partitions_refused_by_the_listener_sends_exactly_its_frame() {
+    let (b, _config) = broker_with("max_partitions_per_request = 4\n");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = b.connect().await;
+        create_topic(&mut c, "f", 1, TopicConfig::default()).await;
+        c.produce(Acks::Leader, 5000, &[("f", 0, &batch_of(&["x", "y"]))])
+            .await
+            .unwrap();
+    });
+    for version in [4, 11, 12] {
+        let mut s = connect(&b);
+        let mut req = fetch_request(&[("f", 0, 0), ("f", -1, 0), ("f", -1, 0), ("g", 0, -5)]);
+        let mut frames = request_frame(version, 1, &mut req, &[]);
+        frames.extend(request_frame(3, 2, &mut ApiVersionsRequest::default(), &[]));
+        s.write_all(&frames).unwrap();
+        let header_version = ApiKey::Fetch.response_header_version(version);
+        let (id, body) = read_response(&mut s, header_version);
+        assert_eq!(id, 1);
+        let r: FetchResponse = decode(&body, version).unwrap();
+        let parts: Vec<_> = r.topics.iter().flat_map(|t| &t.partitions).collect();
+        let codes: Vec<_> = parts.iter().map(|p| p.error_code).collect();
+        assert_eq!(
+            codes,
+            [
+                code::NONE,
+                code::UNKNOWN_TOPIC_OR_PARTITION,
+                code::UNKNOWN_TOPIC_OR_PARTITION,
+                code::OFFSET_OUT_OF_RANGE
+            ],
+            "v{version}"
+        );
+        let lens: Vec<_> = parts
+            .iter()
+            .map(|p| p.records.map_or(0, |r| r.len))
+            .collect();
+        assert!(
+            lens[0] > 0 && lens[1..] == [0, 0, 0],
+            "v{version}: {lens:?}"
+        );
+        let first = parts[0].records.unwrap();
+        let batch = &body[first.start..first.start + first.len];
+        assert!(batch.windows(1).any(|w| w == b"x"), "v{version}");
+        // The next frame is the pipelined ApiVersions answer.
+        let (id, _) = read_response(&mut s, 0);
+        assert_eq!(id, 2, "v{version}");
+
+        // Five entries, over the limit of four: refused whole.
+        let mut req = fetch_request(&[
+            ("f", 0, 0),
+            ("f", -1, 0),
+            ("f", -2, 0),
+            ("f", -3, 0),
+            ("f", -4, 0),
+        ]);
+        s.write_all(&request_frame(version, 3, &mut req, &[]))
+            .unwrap();
+        let (id, body) = read_response(&mut s, header_version);
+        assert_eq!(id, 3);
+        let r: FetchResponse = decode(&body, version).unwrap();
+        let codes: Vec<_> = r
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .map(|p| p.error_code)
+            .collect();
+        assert_eq!(codes, [code::INVALID_REQUEST; 5], "v{version}");
+        if version >= 7 {
+            assert_eq!(r.error_code, code::INVALID_REQUEST);
+        }
+    }
     assert_serving(&b);
 }

@@ -25,7 +25,7 @@ pub struct Records {
 impl Records {
     /// The byte range.
     pub fn range(&self) -> Range<usize> {
-        self.start..self.start + self.len
+        self.start..self.start.saturating_add(self.len)
     }
 }
 
@@ -434,6 +434,8 @@ impl Io for Writer<'_> {
         };
         self.length(Some(r.len), false)?;
         match &mut self.records {
+            // An empty record set copies nothing, wherever it points.
+            RecordsOut::Copy(_) if r.len == 0 => {}
             RecordsOut::Copy(src) => {
                 let bytes = src.get(r.range()).ok_or(KafkaError::Invalid {
                     offset: self.out.len(),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_protocol::kafka::encode_cut;
-use sluice_protocol::kafka::error_code::{code, to_kafka};
+use sluice_protocol::kafka::error_code::{KafkaCode, code, to_kafka};
 use sluice_protocol::kafka::fetch::{
     FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopicResponse,
 };
@@ -23,9 +23,26 @@ use crate::service::Refused;
 use crate::service::fetch::{self as svc, Chunk};
 use crate::service::stats::Stats;
 
+/// The record set of a partition answered without the service (refused
+/// here, or absent from its result): empty, and its index names no
+/// partition of the result, so no file range is cut in for it.
+const NO_RECORDS: Records = Records {
+    start: usize::MAX,
+    len: 0,
+};
+
 /// Serves a Fetch.
 pub(super) async fn fetch(conn: &mut Conn, req: Req, r: FetchRequest) -> Result<(), ConnError> {
     let broker = Arc::clone(&conn.broker);
+    // Every entry counts against the limit, also those refused here.
+    let entries = r.topics.iter().map(|t| t.partitions.len()).sum();
+    if let Err(Refused { code: c, message }) =
+        crate::service::check_partition_count(entries, broker.config.max_partitions_per_request)
+    {
+        Stats::add(&broker.stats.bad_requests, 1);
+        tracing::debug!(error = %message, "Kafka fetch refused");
+        return respond(conn, req, refused_whole(r, to_kafka(c))).await;
+    }
     if r.session_id != 0 {
         // No session was ever handed out: the client must start afresh.
         let resp = FetchResponse {
@@ -77,11 +94,7 @@ pub(super) async fn fetch(conn: &mut Conn, req: Req, r: FetchRequest) -> Result<
                 Stats::add(&broker.stats.bad_requests, 1);
             }
             tracing::debug!(error = %message, "Kafka fetch refused");
-            let resp = FetchResponse {
-                error_code: to_kafka(c),
-                ..FetchResponse::default()
-            };
-            return respond(conn, req, resp).await;
+            return respond(conn, req, refused_whole(r, to_kafka(c))).await;
         }
     };
     // The answer, partition by partition in request order; a record set's
@@ -95,16 +108,7 @@ pub(super) async fn fetch(conn: &mut Conn, req: Req, r: FetchRequest) -> Result<
             partitions: Vec::with_capacity(t.partitions.len()),
         };
         for p in t.partitions {
-            let mut pr = FetchPartitionResponse {
-                partition: p.partition,
-                error_code: code::NONE,
-                high_watermark: -1,
-                last_stable_offset: -1,
-                log_start_offset: -1,
-                aborted_transactions: None,
-                preferred_read_replica: -1,
-                records: Some(Records::default()),
-            };
+            let mut pr = no_records(p.partition, code::NONE);
             match local.next().flatten() {
                 Some(c) => pr.error_code = c,
                 None => {
@@ -145,6 +149,7 @@ pub(super) async fn fetch(conn: &mut Conn, req: Req, r: FetchRequest) -> Result<
     let mut chunks = Vec::with_capacity(2 * cuts.len() + 1);
     let mut from = 0;
     for (at, i) in cuts {
+        // `NO_RECORDS` (and an empty record set) sends nothing.
         let Some(range) = result.partitions.get(i).and_then(|f| f.records.clone()) else {
             continue;
         };
@@ -167,4 +172,40 @@ pub(super) async fn fetch(conn: &mut Conn, req: Req, r: FetchRequest) -> Result<
     };
     conn.out.clear();
     sent
+}
+
+/// A partition's answer without records.
+fn no_records(partition: i32, error_code: KafkaCode) -> FetchPartitionResponse {
+    FetchPartitionResponse {
+        partition,
+        error_code,
+        high_watermark: -1,
+        last_stable_offset: -1,
+        log_start_offset: -1,
+        aborted_transactions: None,
+        preferred_read_replica: -1,
+        records: Some(NO_RECORDS),
+    }
+}
+
+/// The answer to a Fetch refused as a whole: the error at the top (v7+)
+/// and on every partition asked for, since versions before 7 have no
+/// top-level error and an answer without the partitions would say nothing.
+fn refused_whole(r: FetchRequest, error_code: KafkaCode) -> FetchResponse {
+    FetchResponse {
+        error_code,
+        topics: r
+            .topics
+            .into_iter()
+            .map(|t| FetchTopicResponse {
+                topic: t.topic,
+                partitions: t
+                    .partitions
+                    .iter()
+                    .map(|p| no_records(p.partition, error_code))
+                    .collect(),
+            })
+            .collect(),
+        ..FetchResponse::default()
+    }
 }
