@@ -474,7 +474,7 @@ fn encode_kafka_apis(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(),
     {
         let mut m = enc.encode_descriptor(
             "sluice_kafka_request_errors",
-            "Kafka requests not served: API or version not served (35), or the connection closed instead of an answer (42), by Kafka API and error code.",
+            "Kafka requests not served: API or version not served (35; the connection is closed, except for ApiVersions), or the connection closed instead of an answer (42), by Kafka API and error code.",
             None,
             MetricType::Counter,
         )?;

@@ -181,8 +181,9 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
 /// Counts a served Kafka request in `stats.kafka_apis`: its API's slot
 /// (the last for keys not served), its latency (frame read whole to answer
 /// written or queued, a fetch's long-poll wait included), and as errors an
-/// API or version not served (35) or a request that closed the connection
-/// (42). No lock, no allocation.
+/// API or version not served (35; it closes the connection unless it is
+/// ApiVersions) or another request that closed the connection (42). No
+/// lock, no allocation.
 pub(crate) fn account(
     stats: &Stats,
     api_key: Option<u16>,
@@ -200,10 +201,10 @@ pub(crate) fn account(
     Stats::add(&s.requests, 1);
     s.latency.observe(elapsed);
     let served = api.zip(version).is_some_and(|(a, v)| a.supports(v));
-    let error = if closed {
-        Some(code::INVALID_REQUEST)
-    } else if !served {
+    let error = if !served {
         Some(code::UNSUPPORTED_VERSION)
+    } else if closed {
+        Some(code::INVALID_REQUEST)
     } else {
         None
     };
@@ -224,15 +225,17 @@ fn decode_or_close<M: Message>(conn: &Conn, req: Req, body: &[u8]) -> Result<M, 
 }
 
 /// Answers an API or version not served: ApiVersions with its v0 answer
-/// and error 35 (KIP-511), anything else with error 35 alone.
+/// and error 35 (KIP-511). Anything else closes the connection after the
+/// answers before it, as Kafka does: no answer would be in the layout the
+/// client expects at that version, and clients that do not ask ApiVersions
+/// first misread a bare error code (one looped forever on it).
 async fn unsupported(conn: &mut Conn, h: &RequestHeader) -> Result<(), ConnError> {
     Stats::add(&conn.broker.stats.bad_requests, 1);
-    tracing::debug!(
-        api_key = h.api_key,
-        api_version = h.api_version,
-        "Kafka API or version not served"
-    );
     if h.api_key == ApiKey::ApiVersions as i16 {
+        tracing::debug!(
+            api_version = h.api_version,
+            "Kafka ApiVersions version not served; answered with v0"
+        );
         let req = Req {
             api: ApiKey::ApiVersions,
             version: 0,
@@ -245,11 +248,16 @@ async fn unsupported(conn: &mut Conn, h: &RequestHeader) -> Result<(), ConnError
         )
         .await;
     }
-    let start = header::start_response(&mut conn.out, h.correlation_id, 0);
-    conn.out
-        .extend_from_slice(&code::UNSUPPORTED_VERSION.to_be_bytes());
-    finish(conn, start, 0)?;
-    conn.write_out().await
+    conn.write_out().await?;
+    let served = ApiKey::from_i16(h.api_key).map(ApiKey::versions);
+    let message = match served {
+        Some((min, max)) => format!(
+            "Kafka API {} version {} is not served (versions {min}-{max} are)",
+            h.api_key, h.api_version
+        ),
+        None => format!("Kafka API {} is not served", h.api_key),
+    };
+    Err(ConnError::Refused(ErrorCode::UnsupportedVersion, message))
 }
 
 /// Fills in the frame length of the response started at `start` (followed
