@@ -208,6 +208,7 @@ fn offsets_committed_through_the_kafka_listener_survive_a_coordinator_kill() {
                         .map(|p| OffsetCommitPartition {
                             partition_index: p,
                             committed_offset: 7 + i64::from(p),
+                            commit_timestamp_ms: -1,
                             committed_leader_epoch: -1,
                             committed_metadata: Some("m".into()),
                         })

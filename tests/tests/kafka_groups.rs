@@ -145,25 +145,30 @@ async fn offset_commits_are_fenced_by_generation_and_member() {
                 metadata: Vec::new(),
             }],
         };
-        let commit = |s: &mut std::net::TcpStream, generation_id: i32, member_id: &str| {
-            let mut req = OffsetCommitRequest {
-                group_id: "fg".into(),
-                generation_id,
-                member_id: member_id.into(),
-                group_instance_id: None,
-                retention_time_ms: 0,
-                topics: vec![OffsetCommitTopic {
-                    name: "fenced".into(),
-                    partitions: vec![OffsetCommitPartition {
-                        partition_index: 0,
-                        committed_offset: 5,
-                        committed_leader_epoch: -1,
-                        committed_metadata: None,
+        let commit_at =
+            |s: &mut std::net::TcpStream, version: i16, generation_id: i32, member_id: &str| {
+                let mut req = OffsetCommitRequest {
+                    group_id: "fg".into(),
+                    generation_id,
+                    member_id: member_id.into(),
+                    group_instance_id: None,
+                    retention_time_ms: 0,
+                    topics: vec![OffsetCommitTopic {
+                        name: "fenced".into(),
+                        partitions: vec![OffsetCommitPartition {
+                            partition_index: 0,
+                            committed_offset: 5,
+                            commit_timestamp_ms: 1_700_000_000_000,
+                            committed_leader_epoch: -1,
+                            committed_metadata: None,
+                        }],
                     }],
-                }],
+                };
+                let r: OffsetCommitResponse = call(s, version, &mut req);
+                r.topics[0].partitions[0].error_code
             };
-            let r: OffsetCommitResponse = call(s, 8, &mut req);
-            r.topics[0].partitions[0].error_code
+        let commit = |s: &mut std::net::TcpStream, generation_id: i32, member_id: &str| {
+            commit_at(s, 8, generation_id, member_id)
         };
         // v4+: the first join asks for a member id.
         let first: JoinGroupResponse = call(&mut s, 7, &mut join.clone());
@@ -190,6 +195,21 @@ async fn offset_commits_are_fenced_by_generation_and_member() {
         assert_eq!(synced.error_code, 0);
         assert_eq!(synced.assignment, vec![1, 2, 3]);
         assert_eq!(commit(&mut s, joined.generation_id, &joined.member_id), 0);
+        // The oldest versions, as older clients (sarama) still send them:
+        // v1 commits as the member (with a per-partition timestamp, ignored),
+        // v0 outside any generation, refused while the group has members.
+        assert_eq!(
+            commit_at(&mut s, 1, joined.generation_id, &joined.member_id),
+            0
+        );
+        assert_eq!(
+            commit_at(&mut s, 1, joined.generation_id + 1, &joined.member_id),
+            code::ILLEGAL_GENERATION
+        );
+        assert_ne!(
+            commit_at(&mut s, 0, joined.generation_id, &joined.member_id),
+            0
+        );
         (
             commit(&mut s, joined.generation_id + 1, &joined.member_id),
             commit(&mut s, joined.generation_id, "someone-else"),

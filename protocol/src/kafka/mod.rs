@@ -149,7 +149,7 @@ impl ApiKey {
             ApiKey::Fetch => (4, 12),
             ApiKey::ListOffsets => (1, 7),
             ApiKey::Metadata => (0, 12),
-            ApiKey::OffsetCommit => (2, 8),
+            ApiKey::OffsetCommit => (0, 8),
             ApiKey::OffsetFetch => (1, 8),
             ApiKey::FindCoordinator => (0, 4),
             ApiKey::ApiVersions => (0, 3),

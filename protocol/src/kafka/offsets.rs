@@ -1,5 +1,5 @@
 //! Group offsets: FindCoordinator (key 10, versions 0–4), OffsetCommit
-//! (key 8, versions 2–8), OffsetFetch (key 9, versions 1–8).
+//! (key 8, versions 0–8), OffsetFetch (key 9, versions 1–8).
 
 use super::io::Io;
 use super::{ApiKey, KafkaError, Message, i32s};
@@ -98,6 +98,8 @@ pub struct OffsetCommitPartition {
     pub partition_index: i32,
     /// The offset.
     pub committed_offset: i64,
+    /// Commit time in milliseconds (v1 only; ignored).
+    pub commit_timestamp_ms: i64,
     /// Leader epoch (v6+).
     pub committed_leader_epoch: i32,
     /// Metadata.
@@ -134,8 +136,14 @@ impl Message for OffsetCommitRequest {
     const API: ApiKey = ApiKey::OffsetCommit;
     fn io<S: Io>(&mut self, s: &mut S, v: i16) -> Result<(), KafkaError> {
         s.string(&mut self.group_id)?;
-        s.i32(&mut self.generation_id)?;
-        s.string(&mut self.member_id)?;
+        if v >= 1 {
+            s.i32(&mut self.generation_id)?;
+            s.string(&mut self.member_id)?;
+        } else {
+            // v0 commits outside any generation: a simple commit.
+            self.generation_id = -1;
+            self.member_id.clear();
+        }
         if v >= 7 {
             s.nullable_string(&mut self.group_instance_id)?;
         }
@@ -147,6 +155,9 @@ impl Message for OffsetCommitRequest {
             s.array(&mut t.partitions, |s, p| {
                 s.i32(&mut p.partition_index)?;
                 s.i64(&mut p.committed_offset)?;
+                if v == 1 {
+                    s.i64(&mut p.commit_timestamp_ms)?;
+                }
                 if v >= 6 {
                     s.i32(&mut p.committed_leader_epoch)?;
                 }

@@ -140,12 +140,13 @@ fn requests_round_trip_at_every_version() {
             generation_id: -1,
             member_id: String::new(),
             group_instance_id: None,
-            retention_time_ms: if v <= 4 { -1 } else { 0 },
+            retention_time_ms: if (2..=4).contains(&v) { -1 } else { 0 },
             topics: vec![OffsetCommitTopic {
                 name: s("t"),
                 partitions: vec![OffsetCommitPartition {
                     partition_index: 1,
                     committed_offset: 7,
+                    commit_timestamp_ms: if v == 1 { 1_700_000_000_000 } else { 0 },
                     committed_leader_epoch: if v >= 6 { -1 } else { 0 },
                     committed_metadata: Some(s("m")),
                 }],
