@@ -15,7 +15,7 @@ use sluice_protocol::kafka::api_versions::{ApiVersionsRequest, ApiVersionsRespon
 use sluice_protocol::kafka::error_code::code;
 use sluice_protocol::kafka::fetch::{FetchPartition, FetchRequest, FetchResponse, FetchTopic};
 use sluice_protocol::kafka::io::Records;
-use sluice_protocol::kafka::metadata::MetadataRequest;
+use sluice_protocol::kafka::metadata::{MetadataRequest, MetadataRequestTopic, MetadataResponse};
 use sluice_protocol::kafka::produce::{
     ProducePartitionData, ProduceRequest, ProduceResponse, ProduceTopicData,
 };
@@ -491,4 +491,56 @@ fn a_fetch_with_partitions_refused_by_the_listener_sends_exactly_its_frame() {
         }
     }
     assert_serving(&b);
+}
+
+/// A topic named many times in one Metadata request is answered once, on
+/// both listeners, as Kafka does: a small request cannot ask for an answer
+/// many times its size.
+#[test]
+fn a_topic_named_many_times_in_metadata_is_answered_once() {
+    let b = TestBroker::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let native = rt.block_on(async {
+        let mut c = b.connect().await;
+        create_topic(&mut c, "m", 8, TopicConfig::default()).await;
+        let names: Vec<String> = ["m", "nope", "m"]
+            .repeat(500)
+            .into_iter()
+            .map(String::from)
+            .collect();
+        c.call::<_, sluice_protocol::wire::metadata::MetadataResponse>(
+            sluice_protocol::wire::ApiKey::Metadata,
+            &sluice_protocol::wire::metadata::MetadataRequest {
+                topics: Some(names),
+            },
+            &[],
+        )
+        .await
+        .unwrap()
+        .0
+    });
+    let names: Vec<_> = native.topics.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["m", "nope"]);
+    let mut s = connect(&b);
+    let mut req = MetadataRequest {
+        topics: Some(
+            ["m", "nope", "m"]
+                .repeat(500)
+                .into_iter()
+                .map(|n| MetadataRequestTopic {
+                    topic_id: [0; 16],
+                    name: Some(n.to_owned()),
+                })
+                .collect(),
+        ),
+        ..MetadataRequest::default()
+    };
+    let r: MetadataResponse = sluice_tests::kafka::call(&mut s, 9, &mut req);
+    let names: Vec<_> = r
+        .topics
+        .iter()
+        .map(|t| t.name.as_deref().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["m", "nope"]);
+    assert_eq!(r.topics[0].partitions.len(), 8);
 }

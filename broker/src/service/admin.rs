@@ -289,8 +289,9 @@ impl Service {
         out
     }
 
-    /// Describes the named topics, or every topic. Reads only in-memory
-    /// state (atomics, the offline flag): no partition lock, no disk.
+    /// Describes the named topics (each once, in the order first named), or
+    /// every topic. Reads only in-memory state (atomics, the offline flag):
+    /// no partition lock, no disk.
     ///
     /// In cluster mode every topic of the cluster metadata is listed (but
     /// internal ones, named `__…`, only when named), also
@@ -299,10 +300,16 @@ impl Service {
     pub fn describe_topics(&self, names: Option<&[String]>) -> Vec<TopicInfo> {
         let cluster = self.leadership.topics();
         match names {
-            Some(names) => names
-                .iter()
-                .map(|n| self.describe(n, cluster.as_deref()))
-                .collect(),
+            // A name asked for twice is answered once, as Kafka does: the
+            // answer stays in proportion to the topics, not to the request.
+            Some(names) => {
+                let mut seen = std::collections::HashSet::with_capacity(names.len());
+                names
+                    .iter()
+                    .filter(|n| seen.insert(n.as_str()))
+                    .map(|n| self.describe(n, cluster.as_deref()))
+                    .collect()
+            }
             // Internal topics (the cluster's group-state topic) are listed
             // only when asked for by name.
             None => match &cluster {
