@@ -46,7 +46,8 @@ async fn compressed_batches_round_trip_byte_for_byte() {
         );
         sent.push((r.partitions[0].base_offset, packed));
     }
-    // The fetched bytes are the produced bytes, base offset aside.
+    // The fetched bytes are the produced bytes, base offset and leader
+    // epoch aside.
     let resp = c
         .fetch(
             0,
@@ -66,7 +67,10 @@ async fn compressed_batches_round_trip_byte_for_byte() {
     for (base, packed) in &sent {
         let got = &fetched[at..at + packed.len()];
         assert_eq!(&got[..8], &(*base as i64).to_be_bytes());
-        assert_eq!(&got[8..], &packed[8..]);
+        assert_eq!(&got[8..12], &packed[8..12]);
+        // The leader's epoch is stamped, as Kafka does; the CRC covers neither.
+        assert_eq!(&got[12..16], &0i32.to_be_bytes());
+        assert_eq!(&got[16..], &packed[16..]);
         at += packed.len();
     }
     assert_eq!(at, fetched.len());

@@ -46,6 +46,9 @@ pub struct TopicInfo {
     pub partitions: Vec<PartitionInfo>,
     /// Its settings with the defaults filled in.
     pub config: TopicConfig,
+    /// The settings it was created with (unset: it follows the broker's
+    /// defaults).
+    pub explicit: TopicConfig,
 }
 
 /// What a partition looks like now.
@@ -343,6 +346,7 @@ impl Service {
                     })
                     .collect(),
                 config: self.topics.defaults().resolve(&t.config),
+                explicit: t.config.clone(),
             },
             (Some(t), _) => TopicInfo {
                 name: t.name.clone(),
@@ -375,6 +379,7 @@ impl Service {
                     })
                     .collect(),
                 config: self.topics.defaults().resolve(&t.config),
+                explicit: t.config.clone(),
             },
             (None, None) => TopicInfo {
                 name: name.to_owned(),
@@ -385,6 +390,7 @@ impl Service {
                 },
                 partitions: Vec::new(),
                 config: TopicConfig::default(),
+                explicit: TopicConfig::default(),
             },
         }
     }

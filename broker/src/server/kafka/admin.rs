@@ -614,8 +614,9 @@ pub(super) async fn delete_topics(conn: &Conn, r: DeleteTopicsRequest) -> Delete
     }
 }
 
-/// DescribeConfigs: a topic's settings under Kafka's names; a broker has
-/// none listed.
+/// DescribeConfigs: a topic's settings under Kafka's names, those it was
+/// created with as topic configs (`DYNAMIC_TOPIC_CONFIG`), the rest as
+/// defaults; a broker has none listed.
 pub(super) fn describe_configs(conn: &Conn, r: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let results = r
         .resources
@@ -635,21 +636,32 @@ pub(super) fn describe_configs(conn: &Conn, r: DescribeConfigsRequest) -> Descri
                     match info.into_iter().next() {
                         Some(t) if t.error_code == ErrorCode::None => {
                             let wanted = res.configuration_keys;
+                            let set: Vec<_> = configs::describe(&t.explicit)
+                                .into_iter()
+                                .map(|(n, _)| n)
+                                .collect();
                             out.configs = configs::describe(&t.config)
                                 .into_iter()
                                 .filter(|(n, _)| {
                                     wanted.as_ref().is_none_or(|w| w.iter().any(|k| k == n))
                                 })
-                                .map(|(name, value)| DescribedConfig {
-                                    name: name.to_owned(),
-                                    value: Some(value),
-                                    read_only: false,
-                                    is_default: false,
-                                    config_source: 5,
-                                    is_sensitive: false,
-                                    synonyms: Vec::new(),
-                                    config_type: 0,
-                                    documentation: None,
+                                .map(|(name, value)| {
+                                    let default = !set.contains(&name);
+                                    DescribedConfig {
+                                        name: name.to_owned(),
+                                        value: Some(value),
+                                        read_only: false,
+                                        is_default: default,
+                                        config_source: if default {
+                                            configs::SOURCE_DEFAULT
+                                        } else {
+                                            configs::SOURCE_TOPIC
+                                        },
+                                        is_sensitive: false,
+                                        synonyms: Vec::new(),
+                                        config_type: configs::config_type(name),
+                                        documentation: None,
+                                    }
                                 })
                                 .collect();
                         }

@@ -50,7 +50,26 @@ pub(super) fn apply(config: &mut TopicConfig, name: &str, value: &str) -> Result
     Ok(())
 }
 
-/// The Kafka name and value of every setting of a resolved `config`.
+/// Kafka's `config_source` of a setting a topic was created with
+/// (`DYNAMIC_TOPIC_CONFIG`).
+pub(super) const SOURCE_TOPIC: i8 = 1;
+/// Kafka's `config_source` of a setting that follows the broker's defaults
+/// (`DEFAULT_CONFIG`).
+pub(super) const SOURCE_DEFAULT: i8 = 5;
+
+/// Kafka's `config_type` (DescribeConfigs v3+) of a setting `describe`
+/// names: `INT` (3) for `segment.bytes`, `STRING` (2) for
+/// `compression.type`, `LONG` (5) for the others, as Kafka declares them.
+pub(super) fn config_type(name: &str) -> i8 {
+    match name {
+        "segment.bytes" => 3,
+        "compression.type" => 2,
+        _ => 5,
+    }
+}
+
+/// The Kafka name and value of every setting set in `config` (a topic's
+/// resolved settings, or only those it was created with).
 pub(super) fn describe(config: &TopicConfig) -> Vec<(&'static str, String)> {
     let unlimited = |v: u64| {
         if v == 0 {
