@@ -17,7 +17,8 @@ use sluice_protocol::kafka::fetch::{FetchPartition, FetchRequest, FetchResponse,
 use sluice_protocol::kafka::io::Records;
 use sluice_protocol::kafka::metadata::{MetadataRequest, MetadataRequestTopic, MetadataResponse};
 use sluice_protocol::kafka::produce::{
-    ProducePartitionData, ProduceRequest, ProduceResponse, ProduceTopicData,
+    ProducePartitionData, ProducePartitionResponse, ProduceRequest, ProduceResponse,
+    ProduceTopicData,
 };
 use sluice_protocol::kafka::{ApiKey, decode};
 use sluice_protocol::wire::ErrorCode;
@@ -316,6 +317,21 @@ fn kafka_connections_count_against_the_connection_cap_and_idle_ones_close() {
     assert!(started.elapsed() >= Duration::from_millis(1000));
 }
 
+/// Produces `batch` to partition 0 of `topic` with acks=all (Produce v8)
+/// and returns the partition's answer.
+fn produce_v8(s: &mut TcpStream, id: i32, topic: &str, batch: &[u8]) -> ProducePartitionResponse {
+    s.write_all(&request_frame(
+        8,
+        id,
+        &mut produce_request(-1, topic, batch.len()),
+        batch,
+    ))
+    .unwrap();
+    let (_, body) = read_response(s, 0);
+    let mut r: ProduceResponse = decode(&body, 8).unwrap();
+    r.topics.remove(0).partitions.remove(0)
+}
+
 /// `batch_of(values)` with attribute `bits` set and its CRC recomputed, so
 /// that only its kind is wrong.
 fn batch_with_attributes(values: &[&str], bits: i16) -> Vec<u8> {
@@ -350,16 +366,7 @@ fn control_and_transactional_batches_from_clients_are_refused() {
     .enumerate()
     {
         let batch = batch_with_attributes(&["m"], bits);
-        s.write_all(&request_frame(
-            8,
-            id as i32,
-            &mut produce_request(-1, "ctl", batch.len()),
-            &batch,
-        ))
-        .unwrap();
-        let (_, body) = read_response(&mut s, 0);
-        let r: ProduceResponse = decode(&body, 8).unwrap();
-        let p = &r.topics[0].partitions[0];
+        let p = produce_v8(&mut s, id as i32, "ctl", &batch);
         assert_eq!(p.error_code, code::INVALID_RECORD, "{what}: {p:?}");
         let message = p.error_message.as_deref().unwrap_or_default();
         assert!(message.contains(what), "{what}: {message}");
@@ -374,17 +381,7 @@ fn control_and_transactional_batches_from_clients_are_refused() {
         );
     }
     // Nothing was stored: the next plain batch takes offset 0.
-    let batch = batch_of(&["plain"]);
-    s.write_all(&request_frame(
-        8,
-        9,
-        &mut produce_request(-1, "ctl", batch.len()),
-        &batch,
-    ))
-    .unwrap();
-    let (_, body) = read_response(&mut s, 0);
-    let r: ProduceResponse = decode(&body, 8).unwrap();
-    let p = &r.topics[0].partitions[0];
+    let p = produce_v8(&mut s, 9, "ctl", &batch_of(&["plain"]));
     assert_eq!((p.error_code, p.base_offset), (code::NONE, 0));
     assert_serving(&b);
 }
