@@ -91,7 +91,8 @@ fn hostile_batch(input: &mut Input, tag: u32) -> (Vec<u8>, bool, Vec<Vec<u8>>) {
     if edits & 2 != 0 {
         let a = input.i16();
         bytes[21..23].copy_from_slice(&a.to_be_bytes());
-        honest &= a & 0x07 == 0;
+        // A codec, or the transactional or control bit, is refused.
+        honest &= a & 0x07 == 0 && a & 0x30 == 0;
     }
     if edits & 4 != 0 {
         let d = input.i32();
