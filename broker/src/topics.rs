@@ -37,9 +37,11 @@ pub const INTERNAL_PREFIX: &str = "__";
 pub use crate::partition::Partition;
 
 mod dirs;
+mod id;
 mod meta;
 pub mod space_reserve;
 use dirs::{mark_for_deletion, remove_marked_dirs, set_aside};
+pub use id::TopicId;
 pub use meta::check_topics_file;
 use meta::{TopicRecord, decode_meta, write_meta_file};
 use space_reserve::SpaceReserve;
@@ -49,6 +51,10 @@ use space_reserve::SpaceReserve;
 pub struct Topic {
     /// Name.
     pub name: String,
+    /// Id, unique to this incarnation of the name (kept in `topics.meta`;
+    /// in a cluster the Kafka listener answers with the controller's, see
+    /// [`crate::service::leadership::ClusterTopic`]).
+    pub id: TopicId,
     /// Settings as given at creation (unset fields follow the defaults).
     pub config: TopicConfig,
     /// Every partition of the topic in number order: `Some` for one this
@@ -264,15 +270,20 @@ impl TopicStore {
         let mut topics = BTreeMap::new();
         let mut offline_at_open = 0;
         for r in records {
-            let topic = open_topic(
-                &fs,
-                data_dir,
-                &defaults,
-                &r.name,
-                r.partitions,
-                r.hosting(),
-                &r.config,
-            )?;
+            let topic = Topic {
+                name: r.name.clone(),
+                id: TopicId(r.id),
+                config: r.config.clone(),
+                partitions: open_partitions(
+                    &fs,
+                    data_dir,
+                    &defaults,
+                    &r.name,
+                    r.partitions,
+                    r.hosting(),
+                    &r.config,
+                )?,
+            };
             offline_at_open += topic.hosted().filter(|(_, p)| p.log.is_offline()).count() as u64;
             topics.insert(r.name.clone(), Arc::new(topic));
         }
@@ -362,6 +373,15 @@ impl TopicStore {
             .is_some_and(|t| partition < t.partition_count())
     }
 
+    /// The name of the topic with id `id`, if any.
+    pub fn name_of(&self, id: &TopicId) -> Option<String> {
+        self.topics
+            .read()
+            .values()
+            .find(|t| t.id == *id)
+            .map(|t| t.name.clone())
+    }
+
     /// Every topic, in name order.
     pub fn list(&self) -> Vec<Arc<Topic>> {
         self.topics.read().values().cloned().collect()
@@ -426,11 +446,17 @@ impl TopicStore {
         config: &TopicConfig,
     ) -> Result<(), BrokerError> {
         self.check_new(name, partitions, config)?;
-        self.create_hosting(name, partitions, Hosting::All, config)
+        self.create_hosting(
+            name,
+            TopicId::random(name),
+            partitions,
+            Hosting::All,
+            config,
+        )
     }
 
-    /// Creates a topic whose `hosting` partitions get a directory and a
-    /// log here; the others are listed (they count in
+    /// Creates a topic with id `id` whose `hosting` partitions get a
+    /// directory and a log here; the others are listed (they count in
     /// [`Topic::partition_count`]) but have no files. Blocking. Unlike
     /// [`TopicStore::create`], names starting with `__` are accepted: this
     /// is how the controller's topics, among them the cluster's internal
@@ -438,6 +464,7 @@ impl TopicStore {
     pub fn create_hosting(
         &self,
         name: &str,
+        id: TopicId,
         partitions: u32,
         hosting: Hosting<'_>,
         config: &TopicConfig,
@@ -490,7 +517,7 @@ impl TopicStore {
                 .sync_dir(&self.data_dir)
                 .map_err(|e| LogError::io("fsync", &self.data_dir, e))?;
         }
-        let created = open_topic(
+        let created = open_partitions(
             &self.fs,
             &self.data_dir,
             &self.defaults,
@@ -499,13 +526,20 @@ impl TopicStore {
             hosting,
             config,
         )
-        .and_then(|topic| {
+        .and_then(|partitions| {
+            let topic = Topic {
+                name: name.to_owned(),
+                id,
+                config: config.clone(),
+                partitions,
+            };
             let mut records = self.records();
             records.push(TopicRecord {
                 name: name.to_owned(),
-                partitions,
+                partitions: topic.partition_count(),
                 config: config.clone(),
                 hosted: topic.hosted_set(),
+                id: id.0,
             });
             self.write_meta(&records)?;
             Ok(topic)
@@ -595,6 +629,7 @@ impl TopicStore {
                 partitions: t.partition_count(),
                 config: t.config.clone(),
                 hosted: t.hosted_set(),
+                id: t.id.0,
             })
             .collect()
     }
@@ -642,7 +677,7 @@ pub fn check_topic_limits(config: &TopicConfig) -> Result<(), String> {
     Ok(())
 }
 
-fn open_topic(
+fn open_partitions(
     fs: &Arc<dyn FileSystem>,
     data_dir: &Path,
     defaults: &TopicDefaults,
@@ -650,7 +685,7 @@ fn open_topic(
     partitions: u32,
     hosting: Hosting<'_>,
     config: &TopicConfig,
-) -> Result<Topic, BrokerError> {
+) -> Result<Vec<Option<Arc<Partition>>>, BrokerError> {
     let log_config = defaults.log_config(config);
     let mut parts = Vec::with_capacity(partitions as usize);
     for p in 0..partitions {
@@ -667,11 +702,7 @@ fn open_topic(
         )?;
         parts.push(Some(Arc::new(Partition::new(log))));
     }
-    Ok(Topic {
-        name: name.to_owned(),
-        config: config.clone(),
-        partitions: parts,
-    })
+    Ok(parts)
 }
 
 #[cfg(test)]

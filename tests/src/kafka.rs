@@ -174,15 +174,65 @@ pub fn kafkajs() -> bool {
 /// returns its standard output (one JSON document). Panics with its
 /// standard error if it fails.
 pub fn run_js(args: &[&str]) -> String {
+    run_js_script("clients.js", args)
+}
+
+/// Whether `node` can run `@platformatic/kafka` (installed with KafkaJS by
+/// `npm ci`); else the test skips, or fails when required. The client
+/// needs Node.js 20.19 or later: with an older `node` it skips even when
+/// required.
+pub fn platformatic_kafka() -> bool {
+    let version = Command::new("node")
+        .args(["-p", "process.versions.node"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .unwrap_or_default();
+    let parts: Vec<u32> = version
+        .trim()
+        .split('.')
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    if parts.len() == 3 && (parts[0], parts[1]) < (20, 19) {
+        eprintln!("SKIPPED: @platformatic/kafka needs Node.js 20.19 or later, not {version}");
+        return false;
+    }
+    let ok = Command::new("node")
+        .args([
+            "--input-type=module",
+            "-e",
+            "await import('@platformatic/kafka')",
+        ])
+        .current_dir(js_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok || !required(),
+        "SLUICE_REQUIRE_KAFKA_CLIENTS=1 but node or @platformatic/kafka (npm ci in tests/kafka_clients/js) is missing"
+    );
+    if !ok {
+        eprintln!(
+            "SKIPPED: node or @platformatic/kafka (npm ci in tests/kafka_clients/js) is missing"
+        );
+    }
+    ok
+}
+
+/// Runs `script` of `kafka_clients/js` with `args` (at most 120 s) and
+/// returns its standard output (one JSON document). Panics with its
+/// standard error if it fails.
+pub fn run_js_script(script: &str, args: &[&str]) -> String {
     let out = Command::new("timeout")
-        .args(["120", "node", "clients.js"])
+        .args(["120", "node", script])
         .args(args)
         .current_dir(js_dir())
         .output()
-        .expect("running clients.js");
+        .expect("running a kafka_clients/js script");
     assert!(
         out.status.success(),
-        "clients.js {args:?} failed: {}\n{}",
+        "{script} {args:?} failed: {}\n{}",
         String::from_utf8_lossy(&out.stderr),
         String::from_utf8_lossy(&out.stdout)
     );

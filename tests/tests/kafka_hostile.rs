@@ -394,6 +394,7 @@ fn fetch_request(entries: &[(&str, i32, i64)]) -> FetchRequest {
             .iter()
             .map(|&(topic, partition, fetch_offset)| FetchTopic {
                 topic: topic.to_owned(),
+                topic_id: [0; 16],
                 partitions: vec![FetchPartition {
                     partition,
                     current_leader_epoch: -1,

@@ -35,7 +35,9 @@ use super::w1_produce::ensure_w1_log;
 use super::workloads::{self, create_topic, now_ms};
 use crate::XorShift;
 
-/// Produce and Fetch versions used (the highest the listener serves).
+/// Produce and Fetch versions used: the highest the listener serves, and
+/// the last Fetch version that names topics (later ones take ids, which
+/// would cost a Metadata lookup without changing what is measured).
 const PRODUCE_VERSION: i16 = 9;
 const FETCH_VERSION: i16 = 12;
 /// A consumer that sees no new record for this long gives up.
@@ -229,6 +231,7 @@ async fn consume(
             session_epoch: -1,
             topics: vec![FetchTopic {
                 topic: topic.to_owned(),
+                topic_id: [0; 16],
                 partitions: vec![FetchPartition {
                     partition: 0,
                     current_leader_epoch: -1,
@@ -474,6 +477,7 @@ async fn run_latency(
                 session_epoch: -1,
                 topics: vec![FetchTopic {
                     topic: consumer_topic.clone(),
+                    topic_id: [0; 16],
                     partitions: vec![FetchPartition {
                         partition: 0,
                         current_leader_epoch: -1,

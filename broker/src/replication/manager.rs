@@ -499,6 +499,7 @@ impl Leadership for ReplicaManager {
                 .values()
                 .map(|t| ClusterTopic {
                     name: t.name.clone(),
+                    id: t.kafka_id(),
                     partitions: t.replicas.len() as u32,
                     config: t.config.clone(),
                 })

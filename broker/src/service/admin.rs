@@ -1,5 +1,6 @@
 //! Topics (create, delete, describe) and offset look-ups.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use sluice_protocol::wire::ErrorCode;
@@ -10,6 +11,7 @@ use super::{Refused, Service, blocking};
 use crate::error::{BrokerError, client_message_logged, log_error_code};
 use crate::log::validate_topic_name;
 use crate::replication::controller::{AdminError, Cluster, Command, Outcome};
+use crate::topics::TopicId;
 
 /// A topic to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +42,8 @@ pub struct TopicOutcome {
 pub struct TopicInfo {
     /// Name.
     pub name: String,
+    /// Id (all zero when there is no such topic).
+    pub id: TopicId,
     /// `UnknownTopicOrPartition` or `InvalidTopicName` if there is no such topic.
     pub error_code: ErrorCode,
     /// Its partitions, by index.
@@ -331,11 +335,33 @@ impl Service {
         }
     }
 
+    /// The names of the topics with ids `ids`, in order (`None` for an id
+    /// no topic has). In a cluster, the controller's topics and ids.
+    pub fn topic_names(&self, ids: &[TopicId]) -> Vec<Option<String>> {
+        match self.leadership.topics() {
+            Some(all) => {
+                let by_id: HashMap<TopicId, String> =
+                    all.into_iter().map(|t| (t.id, t.name)).collect();
+                ids.iter().map(|id| by_id.get(id).cloned()).collect()
+            }
+            None => ids.iter().map(|id| self.topics.name_of(id)).collect(),
+        }
+    }
+
+    /// The id of topic `name`, if there is one (as Metadata tells it).
+    pub fn topic_id(&self, name: &str) -> Option<TopicId> {
+        match self.leadership.topics() {
+            Some(all) => all.into_iter().find(|t| t.name == name).map(|t| t.id),
+            None => self.topics.topic(name).map(|t| t.id),
+        }
+    }
+
     fn describe(&self, name: &str, cluster: Option<&[ClusterTopic]>) -> TopicInfo {
         let remote = cluster.and_then(|c| c.iter().find(|t| t.name == name));
         match (self.topics.topic(name), remote) {
             (None, Some(t)) => TopicInfo {
                 name: t.name.clone(),
+                id: t.id,
                 error_code: ErrorCode::None,
                 partitions: (0..t.partitions)
                     .map(|partition| PartitionInfo {
@@ -348,8 +374,11 @@ impl Service {
                 config: self.topics.defaults().resolve(&t.config),
                 explicit: t.config.clone(),
             },
-            (Some(t), _) => TopicInfo {
+            (Some(t), remote) => TopicInfo {
                 name: t.name.clone(),
+                // In a cluster, the controller's id: every node answers
+                // with the same one.
+                id: remote.map_or(t.id, |r| r.id),
                 error_code: ErrorCode::None,
                 partitions: t
                     .partitions
@@ -383,6 +412,7 @@ impl Service {
             },
             (None, None) => TopicInfo {
                 name: name.to_owned(),
+                id: TopicId([0; 16]),
                 error_code: if validate_topic_name(name).is_ok() {
                     ErrorCode::UnknownTopicOrPartition
                 } else {

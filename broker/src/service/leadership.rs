@@ -64,6 +64,9 @@ pub trait Leadership: std::fmt::Debug + Send + Sync {
 pub struct ClusterTopic {
     /// Name.
     pub name: String,
+    /// Id, the same on every node ([`crate::topics::TopicId::derived`]
+    /// from the name and the controller's topic number).
+    pub id: crate::topics::TopicId,
     /// Partition count.
     pub partitions: u32,
     /// Settings (as given at creation; defaults not filled in).

@@ -1,5 +1,6 @@
 //! Per-partition hosting: a topic listed with only some of its partitions
-//! on disk, and version 3 of `topics.meta` that records them.
+//! on disk, and versions 3 and 4 of `topics.meta` that record them (and,
+//! from version 4, each topic's id).
 
 use proptest::prelude::*;
 
@@ -15,9 +16,12 @@ const V2_FILE: &str = "534c544d000200000000000b01016103000001050000009427d92a";
 /// partitions 1 and 3 (the example of `docs/storage-format.md`).
 const V3_FILE: &str = "534c544d000300000000000f010161040000010500000001020103cd9f69f9";
 
-#[test]
-fn version_3_layout_is_pinned() {
-    let record = TopicRecord {
+/// A version 4 file: version 3's topic with id `00…0f` (the example of
+/// `docs/storage-format.md`).
+const V4_FILE: &str = "534c544d000400000000001f010161040000010500000001020103000102030405060708090a0b0c0d0e0f46fdc048";
+
+fn v4_record() -> TopicRecord {
+    TopicRecord {
         name: "a".into(),
         partitions: 4,
         config: TopicConfig {
@@ -25,13 +29,47 @@ fn version_3_layout_is_pinned() {
             ..TopicConfig::default()
         },
         hosted: Some(vec![1, 3]),
-    };
-    assert_eq!(encode_meta(std::slice::from_ref(&record)), unhex(V3_FILE));
-    let back = decode_meta(&unhex(V3_FILE)).unwrap();
+        id: std::array::from_fn(|i| i as u8),
+    }
+}
+
+#[test]
+fn version_4_layout_is_pinned() {
+    let record = v4_record();
+    assert_eq!(encode_meta(std::slice::from_ref(&record)), unhex(V4_FILE));
+    let back = decode_meta(&unhex(V4_FILE)).unwrap();
     assert_eq!(back.len(), 1);
     assert_eq!(back[0].hosted, Some(vec![1, 3]));
     assert_eq!(back[0].partitions, 4);
     assert_eq!(back[0].config, record.config);
+    assert_eq!(back[0].id, record.id);
+}
+
+/// A version 3 file lists no ids: each topic gets the id derived from its
+/// name, the same at every start, and the next rewrite keeps it.
+#[test]
+fn version_3_file_loads_with_ids_derived_from_the_names() {
+    let back = decode_meta(&unhex(V3_FILE)).unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].hosted, Some(vec![1, 3]));
+    assert_eq!(back[0].config.retention_ms, Some(5));
+    let derived = TopicId::derived("a", 0);
+    assert_eq!(back[0].id, derived.0);
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(TOPICS_FILE), unhex(V3_FILE)).unwrap();
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    assert_eq!(store.topic("a").unwrap().id, derived);
+    store.create("b", 1, &TopicConfig::default()).unwrap();
+    let b = store.topic("b").unwrap().id;
+    store.shutdown();
+    drop(store);
+    let bytes = std::fs::read(dir.path().join(TOPICS_FILE)).unwrap();
+    assert_eq!(&bytes[4..6], [0, 4], "rewritten as version 4");
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    assert_eq!(store.topic("a").unwrap().id, derived);
+    assert_eq!(store.topic("b").unwrap().id, b);
+    store.shutdown();
 }
 
 #[test]
@@ -54,10 +92,8 @@ fn version_2_file_loads_with_every_partition_hosted() {
 fn hosted_sets_out_of_order_or_out_of_range_are_refused() {
     for hosted in [vec![2, 1], vec![1, 1], vec![4]] {
         let bytes = encode_meta(&[TopicRecord {
-            name: "a".into(),
-            partitions: 4,
-            config: TopicConfig::default(),
             hosted: Some(hosted.clone()),
+            ..v4_record()
         }]);
         let err = decode_meta(&bytes).unwrap_err();
         assert!(err.contains("hosted partitions"), "{hosted:?}: {err}");
@@ -71,7 +107,13 @@ fn only_hosted_partitions_get_directories_and_logs() {
         .unwrap()
         .with_max_partitions(3);
     store
-        .create_hosting("t", 5, Hosting::Only(&[1, 3]), &TopicConfig::default())
+        .create_hosting(
+            "t",
+            TopicId::derived("t", 1),
+            5,
+            Hosting::Only(&[1, 3]),
+            &TopicConfig::default(),
+        )
         .unwrap();
     assert_eq!(dir_names(dir.path()), ["t-1", "t-3", TOPICS_FILE]);
     let t = store.topic("t").unwrap();
@@ -89,10 +131,22 @@ fn only_hosted_partitions_get_directories_and_logs() {
     assert_eq!(store.all_partitions().len(), 2);
     // The limit counts hosted partitions only: 2 used, 1 more fits.
     store
-        .create_hosting("u", 4, Hosting::Only(&[2]), &TopicConfig::default())
+        .create_hosting(
+            "u",
+            TopicId::derived("u", 1),
+            4,
+            Hosting::Only(&[2]),
+            &TopicConfig::default(),
+        )
         .unwrap();
     let err = store
-        .create_hosting("v", 9, Hosting::Only(&[0, 1]), &TopicConfig::default())
+        .create_hosting(
+            "v",
+            TopicId::derived("v", 1),
+            9,
+            Hosting::Only(&[0, 1]),
+            &TopicConfig::default(),
+        )
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidPartitions);
     append_some(&store, "t", 3);
@@ -122,7 +176,13 @@ fn a_directory_of_an_unhosted_partition_is_set_aside_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
     store
-        .create_hosting("t", 3, Hosting::Only(&[1]), &TopicConfig::default())
+        .create_hosting(
+            "t",
+            TopicId::derived("t", 1),
+            3,
+            Hosting::Only(&[1]),
+            &TopicConfig::default(),
+        )
         .unwrap();
     store.shutdown();
     drop(store);
@@ -149,8 +209,9 @@ fn arb_record() -> impl Strategy<Value = TopicRecord> {
         1u32..64,
         proptest::option::of(any::<u64>()),
         proptest::option::of(proptest::collection::btree_set(0u32..64, 0..16)),
+        any::<[u8; 16]>(),
     )
-        .prop_map(|(name, partitions, retention_ms, hosted)| TopicRecord {
+        .prop_map(|(name, partitions, retention_ms, hosted, id)| TopicRecord {
             name,
             partitions,
             config: TopicConfig {
@@ -158,6 +219,7 @@ fn arb_record() -> impl Strategy<Value = TopicRecord> {
                 ..TopicConfig::default()
             },
             hosted: hosted.map(|h| h.into_iter().filter(|&p| p < partitions).collect()),
+            id,
         })
 }
 
@@ -172,6 +234,7 @@ proptest! {
             prop_assert_eq!(a.partitions, b.partitions);
             prop_assert_eq!(&a.config, &b.config);
             prop_assert_eq!(&a.hosted, &b.hosted);
+            prop_assert_eq!(a.id, b.id);
         }
     }
 

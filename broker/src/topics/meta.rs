@@ -8,18 +8,18 @@ use serde::{Deserialize, Serialize};
 use sluice_protocol::wire::topic_config::{TopicConfig, TopicConfigV0};
 
 use super::space_reserve::SpaceReserve;
-use super::{Hosting, TOPICS_FILE};
+use super::{Hosting, TOPICS_FILE, TopicId};
 use crate::error::BrokerError;
 use crate::log::LogError;
 use crate::log::io::{FileSystem, write_file_atomically};
 
 const MAGIC: [u8; 4] = *b"SLTM";
-/// Version 3 adds each topic's hosted partitions; version 2 added its
-/// `compression`. Versions 1 and 2 are still read (and rewritten as version
-/// 3 by the next create or delete).
-const VERSION: u16 = 3;
+/// Version 4 adds each topic's id; version 3 added its hosted partitions,
+/// version 2 its `compression`. Versions 1 to 3 are still read (and
+/// rewritten as version 4 by the next create or delete).
+const VERSION: u16 = 4;
 
-/// A topic as version 3 of `topics.meta` records it.
+/// A topic as version 4 of `topics.meta` records it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct TopicRecord {
     pub(super) name: String,
@@ -27,9 +27,39 @@ pub(super) struct TopicRecord {
     pub(super) config: TopicConfig,
     /// The hosted partitions, ascending; `None` for all of them.
     pub(super) hosted: Option<Vec<u32>>,
+    /// The topic's id ([`TopicId`]).
+    pub(super) id: [u8; 16],
+}
+
+/// A topic as version 3 of `topics.meta` records it (no id).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct TopicRecordV3 {
+    pub(super) name: String,
+    pub(super) partitions: u32,
+    pub(super) config: TopicConfig,
+    pub(super) hosted: Option<Vec<u32>>,
 }
 
 impl TopicRecord {
+    /// The record of a topic listed by a file older than version 4: its id
+    /// is derived from its name, so it stays the same at every start until
+    /// the next rewrite keeps it.
+    fn without_id(
+        name: String,
+        partitions: u32,
+        config: TopicConfig,
+        hosted: Option<Vec<u32>>,
+    ) -> TopicRecord {
+        let id = TopicId::derived(&name, 0).0;
+        TopicRecord {
+            name,
+            partitions,
+            config,
+            hosted,
+            id,
+        }
+    }
+
     pub(super) fn hosting(&self) -> Hosting<'_> {
         match &self.hosted {
             None => Hosting::All,
@@ -122,27 +152,24 @@ pub(super) fn decode_meta(buf: &[u8]) -> Result<Vec<TopicRecord>, String> {
         let old: Vec<TopicRecordV1> = decode_whole(body)?;
         return Ok(old
             .into_iter()
-            .map(|r| TopicRecord {
-                name: r.name,
-                partitions: r.partitions,
-                config: r.config.into(),
-                hosted: None,
-            })
+            .map(|r| TopicRecord::without_id(r.name, r.partitions, r.config.into(), None))
             .collect());
     }
     if version == 2 {
         let old: Vec<TopicRecordV2> = decode_whole(body)?;
         return Ok(old
             .into_iter()
-            .map(|r| TopicRecord {
-                name: r.name,
-                partitions: r.partitions,
-                config: r.config,
-                hosted: None,
-            })
+            .map(|r| TopicRecord::without_id(r.name, r.partitions, r.config, None))
             .collect());
     }
-    let records: Vec<TopicRecord> = decode_whole(body)?;
+    let records: Vec<TopicRecord> = if version == 3 {
+        let old: Vec<TopicRecordV3> = decode_whole(body)?;
+        old.into_iter()
+            .map(|r| TopicRecord::without_id(r.name, r.partitions, r.config, r.hosted))
+            .collect()
+    } else {
+        decode_whole(body)?
+    };
     for r in &records {
         if let Some(set) = &r.hosted {
             if set.windows(2).any(|w| w[0] >= w[1])

@@ -10,6 +10,7 @@ fn meta_round_trips_and_detects_damage() {
             partitions: 3,
             config: TopicConfig::default(),
             hosted: Some(vec![0, 2]),
+            id: [1; 16],
         },
         TopicRecord {
             name: "b.c".into(),
@@ -20,11 +21,12 @@ fn meta_round_trips_and_detects_damage() {
                 ..TopicConfig::default()
             },
             hosted: None,
+            id: [2; 16],
         },
     ];
     let bytes = encode_meta(&records);
     assert_eq!(&bytes[..4], b"SLTM");
-    assert_eq!(&bytes[4..6], [0, 3], "version 3");
+    assert_eq!(&bytes[4..6], [0, 4], "version 4");
     let back = decode_meta(&bytes).unwrap();
     assert_eq!(back.len(), 2);
     assert_eq!(back[0].hosted, Some(vec![0, 2]));
@@ -174,7 +176,7 @@ fn version_1_file_loads_and_is_migrated_on_the_next_write() {
     assert!(decode_meta(&v2).is_err());
 
     // A broker opening it keeps the topic; the next create rewrites
-    // the file as version 2 with both topics.
+    // the file in today's version with both topics.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(TOPICS_FILE), &v1).unwrap();
     let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
@@ -189,7 +191,7 @@ fn version_1_file_loads_and_is_migrated_on_the_next_write() {
     store.shutdown();
     drop(store);
     let now = std::fs::read(dir.path().join(TOPICS_FILE)).unwrap();
-    assert_eq!(&now[4..6], [0, 3]);
+    assert_eq!(&now[4..6], [0, 4]);
     let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
     assert_eq!(store.topic("a").unwrap().config.retention_ms, Some(5));
     assert_eq!(store.topic("z").unwrap().config, zstd);

@@ -146,7 +146,7 @@ impl Message for CreateTopicsResponse {
     }
 }
 
-/// A topic to delete (v6+ by name or id; Sluice has no ids).
+/// A topic to delete (v6+ by name or by id).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeleteTopicState {
     /// Name.

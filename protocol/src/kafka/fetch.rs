@@ -1,4 +1,4 @@
-//! Fetch (key 1), versions 4–12. In a response each partition's record set
+//! Fetch (key 1), versions 4–17 (topics named by id from version 13). In a response each partition's record set
 //! is a position: the broker encodes the response around them with
 //! [`encode_cut`](super::encode_cut) and sends the record bytes from the
 //! segment files; a client decoding a response gets positions in its buffer.
@@ -26,8 +26,10 @@ pub struct FetchPartition {
 /// One topic to fetch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchTopic {
-    /// Topic name.
+    /// Topic name (v4–12).
     pub topic: String,
+    /// Topic id (v13+).
+    pub topic_id: [u8; 16],
     /// Partitions.
     pub partitions: Vec<FetchPartition>,
 }
@@ -35,8 +37,10 @@ pub struct FetchTopic {
 /// Partitions an incremental fetch forgets (v7+).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ForgottenTopic {
-    /// Topic name.
+    /// Topic name (v7–12).
     pub topic: String,
+    /// Topic id (v13+).
+    pub topic_id: [u8; 16],
     /// Partitions.
     pub partitions: Vec<i32>,
 }
@@ -44,7 +48,7 @@ pub struct ForgottenTopic {
 /// Fetch request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchRequest {
-    /// -1 from consumers.
+    /// -1 from consumers (v4–14; from v15 a tagged field, skipped).
     pub replica_id: i32,
     /// Longest wait for `min_bytes`.
     pub max_wait_ms: i32,
@@ -69,7 +73,9 @@ pub struct FetchRequest {
 impl Message for FetchRequest {
     const API: ApiKey = ApiKey::Fetch;
     fn io<S: Io>(&mut self, s: &mut S, v: i16) -> Result<(), KafkaError> {
-        s.i32(&mut self.replica_id)?;
+        if v <= 14 {
+            s.i32(&mut self.replica_id)?;
+        }
         s.i32(&mut self.max_wait_ms)?;
         s.i32(&mut self.min_bytes)?;
         s.i32(&mut self.max_bytes)?;
@@ -79,7 +85,7 @@ impl Message for FetchRequest {
             s.i32(&mut self.session_epoch)?;
         }
         s.array(&mut self.topics, |s, t| {
-            s.string(&mut t.topic)?;
+            topic_key(s, v, &mut t.topic, &mut t.topic_id)?;
             s.array(&mut t.partitions, |s, p| {
                 s.i32(&mut p.partition)?;
                 if v >= 9 {
@@ -99,7 +105,7 @@ impl Message for FetchRequest {
         })?;
         if v >= 7 {
             s.array(&mut self.forgotten, |s, t| {
-                s.string(&mut t.topic)?;
+                topic_key(s, v, &mut t.topic, &mut t.topic_id)?;
                 i32s(s, &mut t.partitions)?;
                 s.tags()
             })?;
@@ -144,8 +150,10 @@ pub struct FetchPartitionResponse {
 /// One topic's answers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchTopicResponse {
-    /// Topic name.
+    /// Topic name (v4–12).
     pub topic: String,
+    /// Topic id (v13+).
+    pub topic_id: [u8; 16],
     /// Partitions.
     pub partitions: Vec<FetchPartitionResponse>,
 }
@@ -172,7 +180,7 @@ impl Message for FetchResponse {
             s.i32(&mut self.session_id)?;
         }
         s.array(&mut self.topics, |s, t| {
-            s.string(&mut t.topic)?;
+            topic_key(s, v, &mut t.topic, &mut t.topic_id)?;
             s.array(&mut t.partitions, |s, p| {
                 s.i32(&mut p.partition)?;
                 s.i16(&mut p.error_code)?;
@@ -196,4 +204,14 @@ impl Message for FetchResponse {
         })?;
         s.tags()
     }
+}
+
+/// A topic's key in a Fetch: its name up to version 12, its id from 13.
+fn topic_key<S: Io>(
+    s: &mut S,
+    v: i16,
+    name: &mut String,
+    id: &mut [u8; 16],
+) -> Result<(), KafkaError> {
+    if v >= 13 { s.uuid(id) } else { s.string(name) }
 }

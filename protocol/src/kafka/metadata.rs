@@ -6,7 +6,7 @@ use super::{ApiKey, KafkaError, Message, i32s};
 /// One topic asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetadataRequestTopic {
-    /// Topic id (v10+; Sluice has none: all zero).
+    /// Topic id (v10+; all zero when asked for by name).
     pub topic_id: [u8; 16],
     /// Name (nullable from v10).
     pub name: Option<String>,

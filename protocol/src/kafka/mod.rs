@@ -146,7 +146,7 @@ impl ApiKey {
     pub fn versions(self) -> (i16, i16) {
         match self {
             ApiKey::Produce => (3, 9),
-            ApiKey::Fetch => (4, 12),
+            ApiKey::Fetch => (4, 17),
             ApiKey::ListOffsets => (1, 7),
             ApiKey::Metadata => (0, 12),
             ApiKey::OffsetCommit => (0, 8),

@@ -74,8 +74,14 @@ fn requests_round_trip_at_every_version() {
         assert_eq!(r.len, 10);
     }
     for v in versions(ApiKey::Fetch) {
+        // Up to version 12 topics go by name, from 13 by id.
+        let (topic, topic_id) = if v >= 13 {
+            (String::new(), [7; 16])
+        } else {
+            (s("t"), [0; 16])
+        };
         let req = FetchRequest {
-            replica_id: -1,
+            replica_id: if v <= 14 { -1 } else { 0 },
             max_wait_ms: 500,
             min_bytes: 1,
             max_bytes: 1 << 20,
@@ -83,7 +89,8 @@ fn requests_round_trip_at_every_version() {
             session_id: 0,
             session_epoch: if v >= 7 { -1 } else { 0 },
             topics: vec![FetchTopic {
-                topic: s("t"),
+                topic: topic.clone(),
+                topic_id,
                 partitions: vec![FetchPartition {
                     partition: 3,
                     current_leader_epoch: if v >= 9 { -1 } else { 0 },
@@ -93,7 +100,15 @@ fn requests_round_trip_at_every_version() {
                     partition_max_bytes: 1 << 20,
                 }],
             }],
-            forgotten: Vec::new(),
+            forgotten: if v >= 7 {
+                vec![ForgottenTopic {
+                    topic,
+                    topic_id,
+                    partitions: vec![1, 2],
+                }]
+            } else {
+                Vec::new()
+            },
             rack_id: String::new(),
         };
         assert_eq!(round_trip(&req, v, &[]), req);
@@ -281,7 +296,8 @@ fn responses_round_trip_at_every_version() {
             error_code: 0,
             session_id: 0,
             topics: vec![FetchTopicResponse {
-                topic: s("t"),
+                topic: if v >= 13 { String::new() } else { s("t") },
+                topic_id: if v >= 13 { [9; 16] } else { [0; 16] },
                 partitions: vec![FetchPartitionResponse {
                     partition: 0,
                     error_code: 0,
@@ -299,6 +315,8 @@ fn responses_round_trip_at_every_version() {
             back.topics[0].partitions[0].records.map(|r| r.len),
             Some(32)
         );
+        assert_eq!(back.topics[0].topic, resp.topics[0].topic, "v{v}");
+        assert_eq!(back.topics[0].topic_id, resp.topics[0].topic_id, "v{v}");
         // Cut: the same bytes without the records, which belong at the cut.
         let mut cut = Vec::new();
         let cuts = encode_cut(&mut resp.clone(), v, &mut cut).expect("cut");

@@ -37,6 +37,7 @@ impl MetadataObserver for TopicStoreObserver {
                 let hosted = t.partitions_on(local);
                 match svc.topics.create_hosting(
                     &t.name,
+                    t.kafka_id(),
                     t.replicas.len() as u32,
                     Hosting::Only(&hosted),
                     &t.config,

@@ -93,6 +93,13 @@ pub struct TopicMeta {
 }
 
 impl TopicMeta {
+    /// The id Kafka clients see, derived from the name and `topic_id`, so
+    /// every node computes the same one and a topic created again gets a
+    /// new one.
+    pub fn kafka_id(&self) -> crate::topics::TopicId {
+        crate::topics::TopicId::derived(&self.name, self.topic_id)
+    }
+
     /// Whether node `id` holds at least one replica of this topic.
     pub fn hosted_on(&self, id: u64) -> bool {
         self.replicas.iter().any(|r| r.contains(&id))

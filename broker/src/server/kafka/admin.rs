@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use sluice_protocol::kafka::admin::{
-    CreateTopicsRequest, CreateTopicsResponse, CreatedTopic, DeleteTopicsRequest,
+    CreateTopicsRequest, CreateTopicsResponse, CreatedTopic, DeleteTopicState, DeleteTopicsRequest,
     DeleteTopicsResponse, DeletedTopic, DescribeConfigsRequest, DescribeConfigsResponse,
     DescribeConfigsResult, DescribedConfig, InitProducerIdRequest, InitProducerIdResponse,
     RESOURCE_BROKER, RESOURCE_TOPIC,
@@ -33,6 +33,7 @@ use crate::service::admin::{NewTopic, OffsetLookup, OffsetQuery};
 use crate::service::coordinator::GroupCoordinator;
 use crate::service::groups::CommitAs;
 use crate::service::offsets::Commit;
+use crate::topics::TopicId;
 
 /// The cluster id in Metadata answers.
 const CLUSTER_ID: &str = "sluice";
@@ -87,15 +88,36 @@ pub(super) fn metadata(conn: &Conn, r: MetadataRequest) -> MetadataResponse {
         }
     }
     let listed = |id: i32| brokers.iter().any(|b| b.node_id == id);
-    let names: Option<Vec<String>> = r
-        .topics
-        .map(|ts| ts.into_iter().map(|t| t.name.unwrap_or_default()).collect());
-    let topics = svc
+    // A topic asked for by id alone (version 12) is looked up by it; an id
+    // no topic has is answered with UNKNOWN_TOPIC_ID.
+    let mut unknown_ids = Vec::new();
+    let names: Option<Vec<String>> = r.topics.map(|ts| {
+        let ids: Vec<TopicId> = ts
+            .iter()
+            .filter(|t| t.name.is_none())
+            .map(|t| TopicId(t.topic_id))
+            .collect();
+        let mut found = svc.topic_names(&ids).into_iter().zip(ids);
+        ts.into_iter()
+            .filter_map(|t| match t.name {
+                Some(name) => Some(name),
+                None => match found.next() {
+                    Some((Some(name), _)) => Some(name),
+                    Some((None, id)) => {
+                        unknown_ids.push(id);
+                        None
+                    }
+                    None => None,
+                },
+            })
+            .collect()
+    });
+    let mut topics: Vec<MetadataTopic> = svc
         .describe_topics(names.as_deref())
         .into_iter()
         .map(|t| MetadataTopic {
             error_code: to_kafka(t.error_code),
-            topic_id: [0; 16],
+            topic_id: t.id.0,
             is_internal: t.name.starts_with(crate::topics::INTERNAL_PREFIX),
             partitions: t
                 .partitions
@@ -127,6 +149,14 @@ pub(super) fn metadata(conn: &Conn, r: MetadataRequest) -> MetadataResponse {
             topic_authorized_operations: OPERATIONS_UNKNOWN,
         })
         .collect();
+    topics.extend(unknown_ids.into_iter().map(|id| MetadataTopic {
+        error_code: code::UNKNOWN_TOPIC_ID,
+        topic_id: id.0,
+        name: None,
+        is_internal: false,
+        partitions: Vec::new(),
+        topic_authorized_operations: OPERATIONS_UNKNOWN,
+    }));
     MetadataResponse {
         throttle_time_ms: 0,
         brokers,
@@ -556,6 +586,7 @@ pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> Create
                     out.error_code = to_kafka(o.error_code);
                     out.error_message = o.message.clone();
                     if o.error_code.is_ok() {
+                        out.topic_id = svc.topic_id(&out.name).map_or([0; 16], |id| id.0);
                         out.num_partitions = i32::try_from(n).unwrap_or(i32::MAX);
                         out.replication_factor = i16::try_from(factor).unwrap_or(i16::MAX);
                     }
@@ -569,29 +600,56 @@ pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> Create
     resp
 }
 
-/// DeleteTopics, by name (Sluice topics have no ids).
+/// DeleteTopics, by name or (version 6) by id; an id no topic has is
+/// answered with UNKNOWN_TOPIC_ID.
 pub(super) async fn delete_topics(conn: &Conn, r: DeleteTopicsRequest) -> DeleteTopicsResponse {
-    let names: Vec<String> = r.topics.iter().filter_map(|t| t.name.clone()).collect();
     let svc = Arc::clone(&conn.broker.service);
+    let ids: Vec<TopicId> = r
+        .topics
+        .iter()
+        .filter(|t| t.name.is_none())
+        .map(|t| TopicId(t.topic_id))
+        .collect();
+    let mut by_id = svc.topic_names(&ids).into_iter();
+    // Each entry's name, looked up by id where none was given.
+    let named: Vec<(DeleteTopicState, Option<String>)> = r
+        .topics
+        .into_iter()
+        .map(|mut t| {
+            let name = match &t.name {
+                Some(n) => {
+                    // The answer tells the id of a topic deleted by name.
+                    if let Some(id) = svc.topic_id(n) {
+                        t.topic_id = id.0;
+                    }
+                    Some(n.clone())
+                }
+                None => by_id.next().flatten(),
+            };
+            (t, name)
+        })
+        .collect();
+    let names: Vec<String> = named.iter().filter_map(|(_, n)| n.clone()).collect();
     let done = if names.is_empty() {
         Ok(Vec::new())
     } else {
         svc.delete_topics(names).await
     };
     let mut it = done.as_ref().ok().map(|v| v.iter());
-    let responses = r
-        .topics
+    let responses = named
         .into_iter()
-        .map(|t| {
+        .map(|(t, name)| {
             let mut out = DeletedTopic {
-                name: t.name.clone(),
-                topic_id: [0; 16],
+                name: name.clone(),
+                topic_id: t.topic_id,
                 error_code: code::NONE,
                 error_message: None,
             };
-            match (&t.name, &done, it.as_mut()) {
-                // Sluice topics have no ids.
-                (None, _, _) => out.error_code = code::UNKNOWN_TOPIC_ID,
+            match (&name, &done, it.as_mut()) {
+                (None, _, _) => {
+                    out.error_code = code::UNKNOWN_TOPIC_ID;
+                    out.error_message = Some("no topic has this id".to_owned());
+                }
                 (Some(_), Err(refused), _) => {
                     out.error_code = to_kafka(refused.code);
                     out.error_message = Some(refused.message.clone());

@@ -1,4 +1,4 @@
-//! Kafka Fetch: a long poll through the service, answered as encoded bytes
+//! Kafka Fetch (versions 4–17; from 13 topics go by id): a long poll through the service, answered as encoded bytes
 //! interleaved with each partition's records sent from its segment file by
 //! the gather writer (`sendfile`). The response's size is known before the
 //! first byte leaves. Fetch sessions are declined (`session_id` 0 in every
@@ -22,6 +22,7 @@ use crate::server::native::connection::{Conn, ConnError};
 use crate::service::Refused;
 use crate::service::fetch::{self as svc, Chunk};
 use crate::service::stats::Stats;
+use crate::topics::TopicId;
 
 /// The record set of a partition answered without the service (refused
 /// here, or absent from its result): empty, and its index names no
@@ -32,7 +33,7 @@ const NO_RECORDS: Records = Records {
 };
 
 /// Serves a Fetch.
-pub(super) async fn fetch(conn: &mut Conn, req: Req, r: FetchRequest) -> Result<(), ConnError> {
+pub(super) async fn fetch(conn: &mut Conn, req: Req, mut r: FetchRequest) -> Result<(), ConnError> {
     let broker = Arc::clone(&conn.broker);
     // Every entry counts against the limit, also those refused here.
     let entries = r.topics.iter().map(|t| t.partitions.len()).sum();
@@ -51,14 +52,32 @@ pub(super) async fn fetch(conn: &mut Conn, req: Req, r: FetchRequest) -> Result<
         };
         return respond(conn, req, resp).await;
     }
+    // From version 13 topics go by id: an id no topic has is answered
+    // here with UNKNOWN_TOPIC_ID.
+    let mut unknown_id = vec![false; r.topics.len()];
+    if req.version >= 13 {
+        let ids: Vec<TopicId> = r.topics.iter().map(|t| TopicId(t.topic_id)).collect();
+        for ((t, name), unknown) in r
+            .topics
+            .iter_mut()
+            .zip(broker.service.topic_names(&ids))
+            .zip(&mut unknown_id)
+        {
+            match name {
+                Some(name) => t.topic = name,
+                None => *unknown = true,
+            }
+        }
+    }
     let wait = Duration::from_millis(u64::try_from(r.max_wait_ms).unwrap_or(0));
     conn.wait_allowance = wait;
     // Partitions the service can look up, and those answered here.
     let mut local: Vec<Option<i16>> = Vec::new();
     let mut partitions = Vec::new();
-    for t in &r.topics {
+    for (t, &unknown) in r.topics.iter().zip(&unknown_id) {
         for p in &t.partitions {
             match (partition_index(p.partition), u64::try_from(p.fetch_offset)) {
+                _ if unknown => local.push(Some(code::UNKNOWN_TOPIC_ID)),
                 (Some(partition), Ok(offset)) => {
                     local.push(None);
                     partitions.push(svc::FetchPartition {
@@ -105,6 +124,7 @@ pub(super) async fn fetch(conn: &mut Conn, req: Req, r: FetchRequest) -> Result<
     for t in r.topics {
         let mut out = FetchTopicResponse {
             topic: t.topic,
+            topic_id: t.topic_id,
             partitions: Vec::with_capacity(t.partitions.len()),
         };
         for p in t.partitions {
@@ -199,6 +219,7 @@ fn refused_whole(r: FetchRequest, error_code: KafkaCode) -> FetchResponse {
             .into_iter()
             .map(|t| FetchTopicResponse {
                 topic: t.topic,
+                topic_id: t.topic_id,
                 partitions: t
                     .partitions
                     .iter()
