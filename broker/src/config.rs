@@ -168,6 +168,15 @@ pub struct BrokerConfig {
     /// Most members (joined or holding a fresh member id) of one group;
     /// more: `GroupMaxSizeReached`.
     pub group_max_size: u32,
+    /// Most bytes of protocol names, metadata and assignments the
+    /// coordinator holds for one group's members (each member's own are
+    /// at most 1 MiB of each): a join or a leader's assignments past it get
+    /// `GroupMaxSizeReached`. It bounds the group's stored record and every
+    /// answer that lists its members (JoinGroup to the leader,
+    /// DescribeGroups).
+    pub group_max_bytes: u64,
+    /// The same over all groups together.
+    pub groups_max_bytes: u64,
     /// How long the first rebalance of an Empty group waits for more
     /// members to join, in ms, extended by as much for each member that
     /// joins meanwhile, up to the rebalance timeout (Kafka's
@@ -237,6 +246,8 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 1000,
             group_max_session_timeout_ms: 30 * 60 * 1000,
             group_max_size: 1000,
+            group_max_bytes: 16 << 20,
+            groups_max_bytes: 512 << 20,
             group_initial_rebalance_delay_ms: 500,
             kafka_listen: KafkaListen::default(),
             kafka_advertised: String::new(),
@@ -272,6 +283,8 @@ impl BrokerConfig {
                 self.group_initial_rebalance_delay_ms.into(),
             ),
             max_groups: usize::try_from(self.max_committed_offsets).unwrap_or(usize::MAX),
+            max_bytes: usize::try_from(self.group_max_bytes).unwrap_or(usize::MAX),
+            max_total_bytes: usize::try_from(self.groups_max_bytes).unwrap_or(usize::MAX),
         }
     }
 
@@ -344,6 +357,12 @@ impl BrokerConfig {
         }
         if self.group_max_size == 0 || self.group_max_size > 1_000_000 {
             return Err("group_max_size must be between 1 and 1000000".into());
+        }
+        if self.group_max_bytes < 4096 {
+            return Err("group_max_bytes must be at least 4096".into());
+        }
+        if self.groups_max_bytes < self.group_max_bytes {
+            return Err("groups_max_bytes must be at least group_max_bytes".into());
         }
         if self.group_initial_rebalance_delay_ms > 300_000 {
             return Err("group_initial_rebalance_delay_ms must be at most 300000".into());

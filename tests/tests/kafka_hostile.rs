@@ -547,3 +547,71 @@ fn a_topic_named_many_times_in_metadata_is_answered_once() {
     assert_eq!(names, ["m", "nope"]);
     assert_eq!(r.topics[0].partitions.len(), 8);
 }
+
+/// Members joining with heavy metadata fill a group only up to
+/// `group_max_bytes` (16 MiB by default): the member past it gets
+/// `GROUP_MAX_SIZE_REACHED` at once and is not kept. A DescribeGroups naming
+/// the full group a hundred times is answered once: its answer stays within
+/// the group's bytes. (Before, 1,000 members of 1 MiB each made one group's
+/// description 1 GB, and each repetition of its name another.)
+#[test]
+fn group_metadata_is_bounded_and_a_described_group_is_answered_once() {
+    use sluice_protocol::kafka::groups::{
+        DescribeGroupsRequest, DescribeGroupsResponse, JoinGroupRequest, JoinGroupResponse,
+        JoinProtocol,
+    };
+    let b = TestBroker::start();
+    let addr = b.kafka_addr.unwrap();
+    // 17 members of 1,000,005 bytes each: 16 fit in 16 MiB.
+    let joins: Vec<_> = (0..17)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                let mut req = JoinGroupRequest {
+                    group_id: "heavy".into(),
+                    session_timeout_ms: 30_000,
+                    rebalance_timeout_ms: 10_000,
+                    member_id: String::new(),
+                    group_instance_id: None,
+                    protocol_type: "consumer".into(),
+                    protocols: vec![JoinProtocol {
+                        name: "range".into(),
+                        metadata: vec![i as u8; 1_000_000],
+                    }],
+                };
+                // Version 3: no member-id round, the member is kept at once.
+                s.write_all(&request_frame(3, i, &mut req, &[])).unwrap();
+                let (_, body) = read_response(&mut s, 0);
+                let r: JoinGroupResponse = decode(&body, 3).unwrap();
+                (r.error_code, r.members.len())
+            })
+        })
+        .collect();
+    let mut codes: Vec<i16> = Vec::new();
+    let mut listed = 0;
+    for j in joins {
+        let (c, members) = j.join().unwrap();
+        codes.push(c);
+        listed = listed.max(members);
+    }
+    codes.sort_unstable();
+    let mut want = vec![code::NONE; 16];
+    want.push(code::GROUP_MAX_SIZE_REACHED);
+    assert_eq!(codes, want);
+    assert_eq!(listed, 16, "the leader's answer lists the 16 members kept");
+
+    let mut s = connect(&b);
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = DescribeGroupsRequest {
+        groups: vec!["heavy".into(); 100],
+        include_authorized_operations: false,
+    };
+    s.write_all(&request_frame(0, 9, &mut req, &[])).unwrap();
+    let (_, body) = read_response(&mut s, 0);
+    assert!(body.len() < 17_000_000, "{} bytes", body.len());
+    let r: DescribeGroupsResponse = decode(&body, 0).unwrap();
+    assert_eq!(r.groups.len(), 1);
+    assert_eq!(r.groups[0].members.len(), 16);
+    assert_serving(&b);
+}

@@ -120,6 +120,8 @@ fn group_settings_are_validated() {
         ),
         ("group_max_size = 0", "group_max_size"),
         ("group_max_size = 1000001", "group_max_size"),
+        ("group_max_bytes = 4095", "group_max_bytes"),
+        ("groups_max_bytes = 1048576", "groups_max_bytes"),
         (
             "group_initial_rebalance_delay_ms = 300001",
             "group_initial_rebalance_delay_ms",

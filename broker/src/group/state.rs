@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -51,7 +52,18 @@ impl Drop for Member {
     }
 }
 
+/// Bytes of protocol names and metadata, as the member budget counts them.
+pub(crate) fn protocols_bytes(protocols: &[(String, Vec<u8>)]) -> usize {
+    protocols.iter().map(|(n, m)| n.len() + m.len()).sum()
+}
+
 impl Member {
+    /// Bytes it holds from clients: protocol names and metadata, and its
+    /// assignment.
+    pub(crate) fn held_bytes(&self) -> usize {
+        protocols_bytes(&self.protocols) + self.assignment.len()
+    }
+
     /// Its metadata for `protocol` (empty if it has none).
     pub(crate) fn metadata(&self, protocol: &str) -> Vec<u8> {
         self.protocols
@@ -88,6 +100,44 @@ pub(crate) struct InitialDelay {
     pub(crate) joined: bool,
 }
 
+/// Bytes a group holds from clients, counted in the coordinator's total
+/// while the group exists: released when it is dropped, so the total never
+/// keeps a group that is gone.
+#[derive(Debug)]
+pub(crate) struct Charge {
+    total: Arc<AtomicUsize>,
+    bytes: usize,
+}
+
+impl Charge {
+    fn new(total: &Arc<AtomicUsize>) -> Charge {
+        Charge {
+            total: Arc::clone(total),
+            bytes: 0,
+        }
+    }
+
+    /// Bytes counted for the group now.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn set(&mut self, bytes: usize) {
+        if bytes >= self.bytes {
+            self.total.fetch_add(bytes - self.bytes, Ordering::Relaxed);
+        } else {
+            self.total.fetch_sub(self.bytes - bytes, Ordering::Relaxed);
+        }
+        self.bytes = bytes;
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
 /// A group.
 #[derive(Debug)]
 pub(crate) struct Group {
@@ -112,11 +162,33 @@ pub(crate) struct Group {
     /// The running rebalance's timer, stopped when another starts.
     pub(crate) rebalance_timer: Option<tokio::task::AbortHandle>,
     pub(crate) next_seq: u64,
+    /// Its [`Group::held_bytes`] as last counted ([`Group::recharge`]).
+    pub(crate) charge: Charge,
 }
 
 impl Group {
-    /// A new group: Empty, generation 0.
-    pub(crate) fn new() -> Group {
+    /// Bytes it holds from clients: its members' protocols and assignments,
+    /// and assignments waiting to be stored.
+    pub(crate) fn held_bytes(&self) -> usize {
+        let members: usize = self.members.values().map(Member::held_bytes).sum();
+        let pending: usize = self
+            .pending_assignments
+            .iter()
+            .flat_map(|p| p.values())
+            .map(Vec::len)
+            .sum();
+        members + pending
+    }
+
+    /// Counts [`Group::held_bytes`] in the coordinator's total again:
+    /// after every change of its members' protocols or assignments.
+    pub(crate) fn recharge(&mut self) {
+        let bytes = self.held_bytes();
+        self.charge.set(bytes);
+    }
+
+    /// A new group: Empty, generation 0, its bytes counted in `total`.
+    pub(crate) fn new(total: &Arc<AtomicUsize>) -> Group {
         Group {
             state: GroupState::Empty,
             generation: 0,
@@ -132,6 +204,7 @@ impl Group {
             persist: Arc::new(tokio::sync::Mutex::new(())),
             rebalance_timer: None,
             next_seq: 0,
+            charge: Charge::new(total),
         }
     }
 
@@ -282,9 +355,14 @@ impl Group {
     }
 
     /// A group restored from its record: Stable with the stored members
-    /// (their sessions start `now`), or Empty.
-    pub(crate) fn from_record(r: GroupRecord, now: Instant, next_incarnation: &mut u64) -> Group {
-        let mut g = Group::new();
+    /// (their sessions start `now`), or Empty; its bytes counted in `total`.
+    pub(crate) fn from_record(
+        r: GroupRecord,
+        now: Instant,
+        next_incarnation: &mut u64,
+        total: &Arc<AtomicUsize>,
+    ) -> Group {
+        let mut g = Group::new(total);
         g.generation = r.generation_id;
         g.protocol_type = Some(r.protocol_type).filter(|t| !t.is_empty());
         if r.members.is_empty() {
@@ -322,6 +400,7 @@ impl Group {
             .leader
             .filter(|l| g.members.contains_key(l))
             .or_else(|| g.members_in_order().first().map(|m| m.id.clone()));
+        g.recharge();
         g
     }
 

@@ -513,6 +513,97 @@ async fn group_size_is_capped_and_static_members_leave_by_instance_id() {
     assert!(!r.member_id.is_empty());
 }
 
+/// The bytes held for a group's members (protocols and assignments) are
+/// capped per group and over all groups: a join or a leader's assignments
+/// past either get `GroupMaxSizeReached` and keep nothing; a member
+/// rejoining with the same protocols, or with smaller ones, is not refused.
+#[tokio::test(start_paused = true)]
+async fn bytes_held_for_members_are_capped_per_group_and_over_all_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(OffsetStore::open(Arc::new(StdFs), dir.path(), OffsetsConfig::default()).unwrap());
+    let config = GroupConfig {
+        initial_rebalance_delay: Duration::ZERO,
+        max_bytes: 10_000,
+        max_total_bytes: 15_000,
+        ..GroupConfig::default()
+    };
+    let c = Coordinator::open(config, store);
+    let four_k = vec![7u8; 4000];
+    let big: &[(&str, &[u8])] = &[("range", &four_k)];
+    let join_in = |group: &str, id: &str, protocols: &[(&str, &[u8])]| JoinGroup {
+        group: group.into(),
+        require_known_member_id: false,
+        ..join_req(id, None, protocols)
+    };
+    // Two members of 4005 bytes each fit in 10,000; a third does not.
+    let a = c.join(join_in("g", "", big)).await;
+    assert_eq!((a.error, a.generation_id), (ErrorCode::None, 1));
+    let sync = c.sync(sync_req(&a.member_id, 1, &[(&a.member_id, b"x")]));
+    assert_eq!(sync.await.error, ErrorCode::None);
+    let b = spawn_join(&c, join_in("g", "", big));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let a2 = c.join(join_in("g", &a.member_id, big)).await;
+    let b = b.await.unwrap();
+    assert_eq!((a2.error, b.error), (ErrorCode::None, ErrorCode::None));
+    assert_eq!(
+        c.join(join_in("g", "", big)).await.error,
+        ErrorCode::GroupMaxSizeReached
+    );
+    assert_eq!(state(&c).2, 2, "the refused member was not kept");
+    // Rejoining with the same protocols (or lighter ones) is allowed.
+    let small: &[(&str, &[u8])] = &[("range", b"small")];
+    let b2 = spawn_join(&c, join_in("g", &b.member_id, small));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let a3 = c.join(join_in("g", &a.member_id, big)).await;
+    assert_eq!(
+        (a3.error, b2.await.unwrap().error),
+        (ErrorCode::None, ErrorCode::None)
+    );
+    let generation = a3.generation_id;
+    // Held now: 4005 + 10 (+ the old 1-byte assignment). The leader's
+    // assignments may not take the group past 10,000...
+    let heavy = vec![1u8; 6000];
+    let leader = if a3.leader == a.member_id {
+        &a.member_id
+    } else {
+        &b.member_id
+    };
+    let refused = c
+        .sync(sync_req(
+            leader,
+            generation,
+            &[(&a.member_id, &heavy), (&b.member_id, b"y")],
+        ))
+        .await;
+    assert_eq!(refused.error, ErrorCode::GroupMaxSizeReached);
+    // ...and another group may not take all groups past 15,000.
+    let other = c.join(join_in("h", "", big)).await;
+    assert_eq!(other.error, ErrorCode::None, "held: 4015 + 4005");
+    let sync = c.sync(SyncGroup {
+        group: "h".into(),
+        ..sync_req(&other.member_id, 1, &[])
+    });
+    assert_eq!(sync.await.error, ErrorCode::None);
+    let third = c.join(join_in("i", "", big)).await;
+    assert_eq!(third.error, ErrorCode::None, "held: 12,025");
+    assert_eq!(
+        c.join(join_in("j", "", big)).await.error,
+        ErrorCode::GroupMaxSizeReached,
+        "all groups would hold 16,030"
+    );
+    // A member leaving gives its bytes back.
+    let left = c.leave(
+        "h",
+        vec![MemberRef {
+            member_id: other.member_id.clone(),
+            group_instance_id: None,
+        }],
+    );
+    assert_eq!(left.members[0].1, ErrorCode::None);
+    assert_eq!(c.join(join_in("j", "", big)).await.error, ErrorCode::None);
+}
+
 /// A generation that cannot be stored is not acknowledged: every waiting
 /// sync gets the storage error and the group rebalances; once the disk
 /// recovers, the next generation is stored and Stable.

@@ -63,9 +63,12 @@ impl Service {
         self.groups.leave(&group, members)
     }
 
-    /// Describes groups, one answer per name in order.
+    /// Describes groups, one answer per name in order; a name asked for
+    /// twice is answered once, so the answer stays in proportion to the
+    /// groups, not to the request (a group's description may be as large
+    /// as `group_max_bytes`).
     pub fn describe_groups(&self, groups: Vec<String>) -> Vec<GroupDescription> {
-        self.groups.describe(groups)
+        self.groups.describe(first_of_each(groups))
     }
 
     /// Lists groups in the given states (all if empty), sorted by name:
@@ -108,4 +111,13 @@ impl Service {
         }
         self.commit_offsets(group, commits).await
     }
+}
+
+/// `names` without repeats, each where it first appears.
+pub fn first_of_each(names: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::with_capacity(names.len());
+    names
+        .into_iter()
+        .filter(|n| seen.insert(n.clone()))
+        .collect()
 }

@@ -24,7 +24,7 @@ impl Coordinator {
         for (name, bytes) in records.into_iter().filter(|(n, _)| owned(n)) {
             match GroupRecord::decode(&bytes) {
                 Ok(r) => {
-                    let mut g = Group::from_record(r, now, &mut incarnation);
+                    let mut g = Group::from_record(r, now, &mut incarnation, &self.held);
                     let ids: Vec<String> = g.members.keys().cloned().collect();
                     for id in ids {
                         self.arm_expiry(&name, &mut g, &id);

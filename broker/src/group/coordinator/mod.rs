@@ -12,7 +12,7 @@
 //! `timers`: session expiry, rebalance timeouts, stores of its own.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ mod sync;
 mod timers;
 
 use super::record::GroupRecord;
-use super::state::{Group, InitialDelay, Member};
+use super::state::{Group, InitialDelay, Member, protocols_bytes};
 use super::types::*;
 use crate::log::validate_topic_name;
 use crate::offsets::OffsetStore;
@@ -47,6 +47,13 @@ pub struct GroupConfig {
     /// refused with `TooManyCommittedOffsets` (groups count against
     /// `max_committed_offsets`, as their stored records do).
     pub max_groups: usize,
+    /// Most bytes of protocol names, metadata and assignments held for one
+    /// group's members: a join or a leader's assignments past it are
+    /// refused with `GroupMaxSizeReached` (it bounds the group's stored
+    /// record and every answer that carries its members).
+    pub max_bytes: usize,
+    /// The same over all groups.
+    pub max_total_bytes: usize,
 }
 
 impl Default for GroupConfig {
@@ -57,6 +64,8 @@ impl Default for GroupConfig {
             max_size: 1000,
             initial_rebalance_delay: Duration::from_millis(500),
             max_groups: 100_000,
+            max_bytes: 16 << 20,
+            max_total_bytes: 512 << 20,
         }
     }
 }
@@ -84,6 +93,9 @@ pub struct Coordinator {
     next_id: AtomicU64,
     next_incarnation: AtomicU64,
     rebalances: AtomicU64,
+    /// Bytes all groups hold from clients ([`Group::held_bytes`] as each
+    /// last counted them).
+    held: Arc<AtomicUsize>,
     /// Expiry timers of restored members, when opened outside a runtime.
     deferred: Mutex<Vec<(String, String)>>,
 }
@@ -105,10 +117,11 @@ impl Coordinator {
         let now = Instant::now();
         let mut incarnation = 0u64;
         let mut groups = HashMap::new();
+        let held = Arc::new(AtomicUsize::new(0));
         for (name, bytes) in store.group_records() {
             match GroupRecord::decode(&bytes) {
                 Ok(r) => {
-                    groups.insert(name, Group::from_record(r, now, &mut incarnation));
+                    groups.insert(name, Group::from_record(r, now, &mut incarnation, &held));
                 }
                 Err(reason) => {
                     tracing::warn!(group = %name, reason, "skipping undecodable group metadata")
@@ -128,6 +141,7 @@ impl Coordinator {
             next_id: AtomicU64::new(0),
             next_incarnation: AtomicU64::new(incarnation),
             rebalances: AtomicU64::new(0),
+            held,
             deferred: Mutex::new(deferred),
         });
         c.start_deferred();
@@ -189,7 +203,18 @@ impl Coordinator {
         }
     }
 
+    /// A join's locked step; the group's bytes are counted again after it.
     fn join_locked(&self, req: JoinGroup) -> Step<JoinResult> {
+        let name = req.group.clone();
+        let mut groups = self.groups.lock();
+        let step = self.join_step(&mut groups, req);
+        if let Some(g) = groups.get_mut(&name) {
+            g.recharge();
+        }
+        step
+    }
+
+    fn join_step(&self, groups: &mut HashMap<String, Group>, req: JoinGroup) -> Step<JoinResult> {
         let fail = |code, id: &str| Step::Done(JoinResult::error(code, id));
         if validate_topic_name(&req.group).is_err() {
             return fail(ErrorCode::InvalidGroupName, &req.member_id);
@@ -203,7 +228,7 @@ impl Coordinator {
             return fail(ErrorCode::InconsistentGroupProtocol, &req.member_id);
         }
         let name = req.group.clone();
-        let mut groups = self.groups.lock();
+
         if !groups.contains_key(&req.group) {
             if !req.member_id.is_empty() {
                 return fail(ErrorCode::UnknownMemberId, &req.member_id);
@@ -211,7 +236,17 @@ impl Coordinator {
             if groups.len() >= self.config.max_groups {
                 return fail(ErrorCode::TooManyCommittedOffsets, "");
             }
-            groups.insert(req.group.clone(), Group::new());
+            groups.insert(req.group.clone(), Group::new(&self.held));
+        }
+        // The member's protocols replace those it joined with before.
+        let before = groups
+            .get(&req.group)
+            .and_then(|g| g.members.get(&req.member_id))
+            .map_or(0, |m| protocols_bytes(&m.protocols));
+        if let Err(code) =
+            self.check_bytes(groups, &req.group, before, protocols_bytes(&req.protocols))
+        {
+            return fail(code, &req.member_id);
         }
         let Some(g) = groups.get_mut(&req.group) else {
             return fail(ErrorCode::UnknownMemberId, &req.member_id);
@@ -280,6 +315,48 @@ impl Coordinator {
                 Step::Wait(rx)
             }
             GroupState::Empty | GroupState::Dead => fail(ErrorCode::UnknownMemberId, &id),
+        }
+    }
+
+    /// Whether group `name` may hold `add` bytes in place of `release`
+    /// ([`GroupConfig::max_bytes`], [`GroupConfig::max_total_bytes`]): the
+    /// group's own are counted afresh, the others' as last counted.
+    pub(super) fn check_bytes(
+        &self,
+        groups: &HashMap<String, Group>,
+        name: &str,
+        release: usize,
+        add: usize,
+    ) -> Result<(), ErrorCode> {
+        if add <= release {
+            return Ok(());
+        }
+        let grow = add - release;
+        let (group, charged) = groups
+            .get(name)
+            .map_or((0, 0), |g| (g.held_bytes(), g.charge.bytes()));
+        let limit = if group + grow > self.config.max_bytes {
+            Some(("group_max_bytes", group, self.config.max_bytes))
+        } else {
+            let total = self.held.load(Ordering::Relaxed).saturating_sub(charged) + group;
+            (total + grow > self.config.max_total_bytes).then_some((
+                "groups_max_bytes",
+                total,
+                self.config.max_total_bytes,
+            ))
+        };
+        match limit {
+            None => Ok(()),
+            Some((setting, held, limit)) => {
+                tracing::warn!(
+                    group = name,
+                    held,
+                    more = grow,
+                    limit,
+                    "group refused: members' metadata and assignments would pass {setting}"
+                );
+                Err(ErrorCode::GroupMaxSizeReached)
+            }
         }
     }
 
@@ -389,6 +466,9 @@ impl Coordinator {
             g.pending_assignments = None;
             for m in g.members.values_mut() {
                 m.assignment.clear();
+            }
+            g.recharge();
+            for m in g.members.values_mut() {
                 if let Some(w) = m.sync_waiter.take() {
                     // Answered: its session starts again.
                     m.deadline = Instant::now() + m.session_timeout;
@@ -604,6 +684,7 @@ fn remove_member(g: &mut Group, id: &str, code: ErrorCode) {
     let Some(mut m) = g.members.remove(id) else {
         return;
     };
+    g.recharge();
     m.fail_waiters(code);
     if let Some(i) = &m.instance_id {
         if g.static_members.get(i).map(String::as_str) == Some(id) {

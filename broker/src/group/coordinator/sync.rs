@@ -76,6 +76,25 @@ impl Coordinator {
             return fail(ErrorCode::InconsistentGroupProtocol);
         }
         let is_leader = g.leader.as_deref() == Some(req.member_id.as_str());
+        if is_leader
+            && g.state == GroupState::CompletingRebalance
+            && g.pending_assignments.is_none()
+        {
+            // The new assignments take the place of the last generation's.
+            let before: usize = g.members.values().map(|m| m.assignment.len()).sum();
+            let after: usize = req
+                .assignments
+                .iter()
+                .filter(|(id, _)| g.members.contains_key(id))
+                .map(|(_, a)| a.len())
+                .sum();
+            if let Err(code) = self.check_bytes(&groups, &req.group, before, after) {
+                return fail(code);
+            }
+        }
+        let Some(g) = groups.get_mut(&req.group) else {
+            return fail(ErrorCode::UnknownMemberId);
+        };
         match g.state {
             GroupState::Empty | GroupState::Dead => fail(ErrorCode::UnknownMemberId),
             GroupState::PreparingRebalance => fail(ErrorCode::RebalanceInProgress),
@@ -104,6 +123,7 @@ impl Coordinator {
                         .filter(|(id, _)| g.members.contains_key(id))
                         .collect();
                     g.pending_assignments = Some(assignments);
+                    g.recharge();
                     return Ok((rx, Some((Arc::clone(&g.persist), g.generation))));
                 }
                 Ok((rx, None))
@@ -163,6 +183,7 @@ impl Coordinator {
                         });
                     }
                 }
+                g.recharge();
                 tracing::info!(group = name, generation, "generation is stable");
             }
             Err((code, message)) => {

@@ -189,9 +189,11 @@ pub(super) async fn leave(conn: &Conn, r: LeaveGroupRequest, version: i16) -> Le
 }
 
 /// DescribeGroups: state, protocol and members of each group (`Dead` and
-/// no members for an unknown group, as Kafka).
-pub(super) fn describe(conn: &Conn, r: DescribeGroupsRequest) -> DescribeGroupsResponse {
+/// no members for an unknown group, as Kafka), each group once.
+pub(super) fn describe(conn: &Conn, mut r: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let svc = &conn.broker.service;
+    // A group named twice is answered once (as the service does).
+    r.groups = crate::service::groups::first_of_each(r.groups);
     let ours: Vec<bool> = r
         .groups
         .iter()
