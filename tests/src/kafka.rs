@@ -153,19 +153,26 @@ fn js_dir() -> PathBuf {
 /// by `.ci/run`) are installed; else the test skips, or fails when
 /// required.
 pub fn kafkajs() -> bool {
+    node_loads("KafkaJS", &["-e", "require('kafkajs')"])
+}
+
+/// Whether `node args` (loading the package `what`) runs in
+/// `tests/kafka_clients/js`; else the test skips, or fails when required.
+fn node_loads(what: &str, args: &[&str]) -> bool {
     let ok = Command::new("node")
-        .args(["-e", "require('kafkajs')"])
+        .args(args)
         .current_dir(js_dir())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
+    let missing = format!("node or {what} (npm ci in tests/kafka_clients/js) is missing");
     assert!(
         ok || !required(),
-        "SLUICE_REQUIRE_KAFKA_CLIENTS=1 but node or KafkaJS (npm ci in tests/kafka_clients/js) is missing"
+        "SLUICE_REQUIRE_KAFKA_CLIENTS=1 but {missing}"
     );
     if !ok {
-        eprintln!("SKIPPED: node or KafkaJS (npm ci in tests/kafka_clients/js) is missing");
+        eprintln!("SKIPPED: {missing}");
     }
     ok
 }
@@ -197,27 +204,14 @@ pub fn platformatic_kafka() -> bool {
         eprintln!("SKIPPED: @platformatic/kafka needs Node.js 20.19 or later, not {version}");
         return false;
     }
-    let ok = Command::new("node")
-        .args([
+    node_loads(
+        "@platformatic/kafka",
+        &[
             "--input-type=module",
             "-e",
             "await import('@platformatic/kafka')",
-        ])
-        .current_dir(js_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok || !required(),
-        "SLUICE_REQUIRE_KAFKA_CLIENTS=1 but node or @platformatic/kafka (npm ci in tests/kafka_clients/js) is missing"
-    );
-    if !ok {
-        eprintln!(
-            "SKIPPED: node or @platformatic/kafka (npm ci in tests/kafka_clients/js) is missing"
-        );
-    }
-    ok
+        ],
+    )
 }
 
 /// Runs `script` of `kafka_clients/js` with `args` (at most 120 s) and
