@@ -27,7 +27,7 @@ use sluice_protocol::kafka::offsets::{
 use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::topic_config::TopicConfig;
 
-use super::{Advertised, configs, partition_index};
+use super::{Advertised, configs, operations, partition_index};
 use crate::server::native::connection::{Conn, Front};
 use crate::service::admin::{NewTopic, OffsetLookup, OffsetQuery};
 use crate::service::coordinator::GroupCoordinator;
@@ -37,8 +37,6 @@ use crate::topics::TopicId;
 
 /// The cluster id in Metadata answers.
 const CLUSTER_ID: &str = "sluice";
-/// "Authorized operations not asked for".
-const OPERATIONS_UNKNOWN: i32 = i32::MIN;
 
 fn advertised(conn: &Conn) -> Advertised {
     match &conn.front {
@@ -58,6 +56,9 @@ fn advertised(conn: &Conn) -> Advertised {
 /// partition led by a node left out shows leader -1 and
 /// `LEADER_NOT_AVAILABLE`. Topics are never created here.
 pub(super) fn metadata(conn: &Conn, r: MetadataRequest) -> MetadataResponse {
+    let topic_ops = operations::answer(r.include_topic_authorized_operations, operations::TOPIC);
+    let cluster_ops =
+        operations::answer(r.include_cluster_authorized_operations, operations::CLUSTER);
     let me = advertised(conn);
     let svc = &conn.broker.service;
     let leadership = svc.leadership.as_ref();
@@ -146,7 +147,7 @@ pub(super) fn metadata(conn: &Conn, r: MetadataRequest) -> MetadataResponse {
                 })
                 .collect(),
             name: Some(t.name),
-            topic_authorized_operations: OPERATIONS_UNKNOWN,
+            topic_authorized_operations: topic_ops,
         })
         .collect();
     topics.extend(unknown_ids.into_iter().map(|id| MetadataTopic {
@@ -155,7 +156,7 @@ pub(super) fn metadata(conn: &Conn, r: MetadataRequest) -> MetadataResponse {
         name: None,
         is_internal: false,
         partitions: Vec::new(),
-        topic_authorized_operations: OPERATIONS_UNKNOWN,
+        topic_authorized_operations: topic_ops,
     }));
     MetadataResponse {
         throttle_time_ms: 0,
@@ -163,7 +164,7 @@ pub(super) fn metadata(conn: &Conn, r: MetadataRequest) -> MetadataResponse {
         cluster_id: Some(CLUSTER_ID.to_owned()),
         controller_id: me.node_id,
         topics,
-        cluster_authorized_operations: OPERATIONS_UNKNOWN,
+        cluster_authorized_operations: cluster_ops,
     }
 }
 

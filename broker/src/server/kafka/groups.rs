@@ -13,9 +13,6 @@ use sluice_protocol::kafka::groups::*;
 use crate::server::native::connection::Conn;
 use crate::service::groups::{GroupState, Heartbeat, JoinGroup, MemberRef, SyncGroup};
 
-/// "Authorized operations not asked for".
-const OPERATIONS_UNKNOWN: i32 = i32::MIN;
-
 fn millis(ms: i32) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
@@ -192,6 +189,7 @@ pub(super) async fn leave(conn: &Conn, r: LeaveGroupRequest, version: i16) -> Le
 /// no members for an unknown group, as Kafka), each group once.
 pub(super) fn describe(conn: &Conn, mut r: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let svc = &conn.broker.service;
+    let ops = super::operations::answer(r.include_authorized_operations, super::operations::GROUP);
     // A group named twice is answered once (as the service does).
     r.groups = crate::service::groups::first_of_each(r.groups);
     let ours: Vec<bool> = r
@@ -227,7 +225,7 @@ pub(super) fn describe(conn: &Conn, mut r: DescribeGroupsRequest) -> DescribeGro
                     member_assignment: m.assignment,
                 })
                 .collect(),
-            authorized_operations: OPERATIONS_UNKNOWN,
+            authorized_operations: ops,
         });
     // Groups another node coordinates: NOT_COORDINATOR, so the client asks
     // FindCoordinator again. Request order is kept.
@@ -245,7 +243,7 @@ pub(super) fn describe(conn: &Conn, mut r: DescribeGroupsRequest) -> DescribeGro
                     protocol_type: String::new(),
                     protocol_data: String::new(),
                     members: Vec::new(),
-                    authorized_operations: OPERATIONS_UNKNOWN,
+                    authorized_operations: super::operations::NOT_ASKED,
                 },
             },
         )

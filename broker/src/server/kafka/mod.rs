@@ -19,6 +19,7 @@ mod admin;
 mod configs;
 mod fetch;
 mod groups;
+mod operations;
 mod produce;
 
 use bytes::BytesMut;
