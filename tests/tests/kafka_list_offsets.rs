@@ -119,3 +119,73 @@ async fn a_timestamp_after_every_record_answers_minus_one_on_the_kafka_port() {
         .unwrap();
     assert_eq!(r.partitions[0].offset, 3);
 }
+
+/// A batch whose `maxTimestamp` is -1 (what sarama before 1.45.1 sends) is
+/// found by time like any other: the broker stores its largest record
+/// timestamp, as Kafka does, and a consumer reads that value back in the
+/// batch header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_sent_without_its_max_timestamp_is_found_by_time() {
+    let b = TestBroker::start();
+    let mut c = b.connect().await;
+    create_topic(&mut c, "nomax", 1, TopicConfig::default()).await;
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut batch = BatchBuilder::new();
+    for i in 0..3 {
+        batch.push(&NewRecord {
+            timestamp: t + 5 * i,
+            key: None,
+            value: Some(b"v"),
+            headers: &[],
+        });
+    }
+    let mut bytes = batch.finish();
+    sluice_protocol::batch::set_max_timestamp(&mut bytes, -1).unwrap();
+    c.produce(Acks::Leader, 5000, &[("nomax", 0, &bytes)])
+        .await
+        .unwrap()
+        .unwrap();
+    let mut s = TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = ListOffsetsRequest {
+        replica_id: -1,
+        isolation_level: 0,
+        topics: vec![ListOffsetsTopic {
+            name: "nomax".to_owned(),
+            partitions: [0, t + 3, MAX_TIMESTAMP]
+                .into_iter()
+                .map(|timestamp| ListOffsetsPartition {
+                    partition_index: 0,
+                    current_leader_epoch: -1,
+                    timestamp,
+                })
+                .collect(),
+        }],
+    };
+    let r: ListOffsetsResponse = call(&mut s, 7, &mut req);
+    let got: Vec<(i16, i64, i64)> = r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.error_code, p.offset, p.timestamp))
+        .collect();
+    assert_eq!(got, vec![(0, 0, t), (0, 1, t + 5), (0, 2, t + 10)]);
+    let fetched = c
+        .fetch(
+            0,
+            0,
+            1 << 20,
+            vec![sluice_protocol::wire::fetch::FetchPartition {
+                topic: "nomax".to_owned(),
+                partition: 0,
+                offset: 0,
+                max_bytes: 1 << 20,
+            }],
+        )
+        .await
+        .unwrap();
+    let header = sluice_protocol::batch::verify_crc(&fetched[0].records).unwrap();
+    assert_eq!(header.max_timestamp, t + 10);
+}

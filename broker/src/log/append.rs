@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use parking_lot::MutexGuard;
-use sluice_protocol::batch;
+use sluice_protocol::batch::{self, TimestampType};
 
 use super::LogError;
 use super::config::FlushPolicy;
@@ -62,13 +62,19 @@ impl PartitionLog {
     ///   batch's records are decompressed into a buffer of at most
     ///   [`LogConfig::max_decompressed_batch_bytes`] and walked the same way),
     ///   else [`LogError::InvalidBatch`]. The stored bytes are the bytes given,
-    ///   compressed or not;
+    ///   compressed or not, but for the header fields below;
     /// - it holds at least one record, else [`LogError::EmptyBatch`];
     /// - it is neither a control batch nor transactional, else
     ///   [`LogError::TransactionBatch`] (this broker has no transactions, and
     ///   control records are a broker's to write);
-    /// - its `maxTimestamp` is at most [`LogConfig::max_timestamp_ahead`]
-    ///   ahead of the system clock, else [`LogError::TimestampTooFarAhead`].
+    /// - its largest record timestamp is at most
+    ///   [`LogConfig::max_timestamp_ahead`] ahead of the system clock, else
+    ///   [`LogError::TimestampTooFarAhead`].
+    ///
+    /// A batch with create-time timestamps is stored with its largest record
+    /// timestamp as `maxTimestamp` (and its CRC-32C recomputed) when the
+    /// client sent another value, as Kafka does (older clients send -1): the
+    /// time index, timestamp lookups and retention go by it.
     ///
     /// The append as a whole takes exactly the sum of its batches' record
     /// counts in offsets, at most [`PartitionLog::MAX_APPEND_OFFSETS`] of them
@@ -181,13 +187,14 @@ impl PartitionLog {
         while at < batches.len() {
             let rest = batches.get(at..).unwrap_or_default();
             let limit = self.config.max_decompressed_batch_bytes;
-            let header =
-                batch::validate_decompressing(rest, limit, &mut scratch).map_err(|source| {
+            let checked =
+                batch::validate_measuring(rest, limit, &mut scratch).map_err(|source| {
                     LogError::InvalidBatch {
                         position: at,
                         source,
                     }
                 })?;
+            let header = checked.header;
             // `validate_decompressing` walked exactly `record_count` records
             // (decompressed first if compressed), with offset deltas 0.. and
             // `last_offset_delta == record_count - 1`.
@@ -213,11 +220,27 @@ impl PartitionLog {
                     });
                 }
             }
+            // A create-time batch stores its largest record timestamp as
+            // `maxTimestamp`, whatever the client sent (older clients send
+            // -1), as Kafka does: the time index, timestamp lookups and
+            // retention go by it. A follower copies a leader's batch as is.
+            let mut batch_max = header.max_timestamp;
+            if mode != AppendMode::Follower && header.timestamp_type() == TimestampType::CreateTime
+            {
+                if let Some(m) = checked.max_record_timestamp.filter(|&m| m != batch_max) {
+                    let here = batches.get_mut(at..).unwrap_or_default();
+                    batch::set_max_timestamp(here, m).map_err(|source| LogError::InvalidBatch {
+                        position: at,
+                        source,
+                    })?;
+                    batch_max = m;
+                }
+            }
             if let Some(ahead_ms) = ahead_ms {
-                if header.max_timestamp > now_ms.saturating_add(ahead_ms) {
+                if batch_max > now_ms.saturating_add(ahead_ms) {
                     return Err(LogError::TimestampTooFarAhead {
                         position: at,
-                        max_timestamp: header.max_timestamp,
+                        max_timestamp: batch_max,
                         now_ms,
                         ahead_ms,
                     });
@@ -239,7 +262,7 @@ impl PartitionLog {
                     },
                 });
             }
-            max_timestamp = max_timestamp.max(header.max_timestamp);
+            max_timestamp = max_timestamp.max(batch_max);
             count += 1;
             at += header.total_len();
         }

@@ -221,10 +221,15 @@ impl PartitionLog {
             })
         {
             let Ok((h, _)) = batch else { break };
-            if h.max_timestamp > now_ms.saturating_add(ahead_ms) {
+            // The replicas store the largest record timestamp, which this
+            // does not walk the records for: the header's claim and the
+            // first record's time stand in for it (a client sending -1 is
+            // checked by its first record).
+            let claimed = h.max_timestamp.max(h.base_timestamp);
+            if claimed > now_ms.saturating_add(ahead_ms) {
                 return Err(LogError::TimestampTooFarAhead {
                     position,
-                    max_timestamp: h.max_timestamp,
+                    max_timestamp: claimed,
                     now_ms,
                     ahead_ms,
                 });

@@ -335,3 +335,41 @@ proptest! {
         prop_assert!(out.len() <= 1 << 16);
     }
 }
+
+/// `validate_measuring` finds the largest record timestamp (not the
+/// header's claim) in a plain and in every compressed batch, and
+/// `set_max_timestamp` rewrites the claim with a CRC that still holds.
+#[test]
+fn the_largest_record_timestamp_is_measured_and_can_be_stored() {
+    use crate::batch::{set_max_timestamp, validate_measuring, verify_crc};
+    let mut b = BatchBuilder::new();
+    for ts in [5_000i64, 9_000, 7_000] {
+        b.push(&NewRecord {
+            timestamp: ts,
+            key: None,
+            value: Some(b"v"),
+            headers: &[],
+        });
+    }
+    let plain = b.finish();
+    for codec in std::iter::once(Compression::None).chain(CODECS) {
+        let mut packed = if codec == Compression::None {
+            plain.clone()
+        } else {
+            compress_batch(&plain, Codec::new(codec)).unwrap()
+        };
+        set_max_timestamp(&mut packed, -1).unwrap();
+        assert_eq!(verify_crc(&packed).unwrap().max_timestamp, -1, "{codec:?}");
+        let mut scratch = Vec::new();
+        let v = validate_measuring(&packed, 1 << 20, &mut scratch).unwrap();
+        assert_eq!(v.header.max_timestamp, -1);
+        assert_eq!(v.max_record_timestamp, Some(9_000), "{codec:?}");
+        set_max_timestamp(&mut packed, 9_000).unwrap();
+        assert_eq!(verify_crc(&packed).unwrap().max_timestamp, 9_000);
+        // A buffer cut short is refused and left as it was.
+        let mut short = packed[..packed.len() - 1].to_vec();
+        let before = short.clone();
+        assert!(set_max_timestamp(&mut short, 1).is_err());
+        assert_eq!(short, before);
+    }
+}

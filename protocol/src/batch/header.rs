@@ -240,6 +240,21 @@ pub fn set_producer(
     write_field(batch, 17, &crc.to_be_bytes())
 }
 
+/// Overwrites `maxTimestamp` (bytes 35..43) of the batch at the start of
+/// `buf` and recomputes its CRC-32C (which covers it), so a valid batch
+/// stays valid. Never panics: [`BatchError::Truncated`] if `buf` is shorter
+/// than the batch, and then `buf` is unchanged.
+pub fn set_max_timestamp(buf: &mut [u8], max_timestamp: i64) -> Result<(), BatchError> {
+    let (_, total) = peek_offset_and_len(buf)?;
+    let have = buf.len();
+    let batch = buf
+        .get_mut(..total)
+        .ok_or(BatchError::Truncated { need: total, have })?;
+    write_field(batch, 35, &max_timestamp.to_be_bytes())?;
+    let crc = crc_of(batch);
+    write_field(batch, 17, &crc.to_be_bytes())
+}
+
 /// Copies `bytes` to `buf[at..]`, or reports how many bytes were missing.
 fn write_field(buf: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), BatchError> {
     let have = buf.len();

@@ -40,11 +40,13 @@ pub use builder::{BatchBuilder, NewRecord};
 pub use error::BatchError;
 pub use header::{
     BatchHeader, Compression, TimestampType, peek_offset_and_len, set_base_offset,
-    set_partition_leader_epoch, set_producer,
+    set_max_timestamp, set_partition_leader_epoch, set_producer,
 };
 pub use iter::BatchIter;
 pub use record::{Record, RecordHeaders};
-pub use validate::{validate, validate_decompressing, validate_structure, verify_crc};
+pub use validate::{
+    Validated, validate, validate_decompressing, validate_measuring, validate_structure, verify_crc,
+};
 pub use view::{RecordBatch, Records};
 
 /// The `magic` (format version) of every batch this module reads or writes.

@@ -104,26 +104,56 @@ pub fn validate_decompressing(
     limit: usize,
     scratch: &mut Vec<u8>,
 ) -> Result<BatchHeader, BatchError> {
+    validate_measuring(buf, limit, scratch).map(|v| v.header)
+}
+
+/// What [`validate_measuring`] found in a valid batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validated {
+    /// The batch's header, as stored.
+    pub header: BatchHeader,
+    /// The largest `baseTimestamp + timestampDelta` over its records
+    /// (saturating), or `None` when it has none: what `maxTimestamp` must
+    /// be for a batch with create-time timestamps. A client may send
+    /// another value (older clients send -1); Kafka stores this one.
+    pub max_record_timestamp: Option<i64>,
+}
+
+/// [`validate_decompressing`], also measuring the largest record timestamp
+/// during the same walk of the records.
+pub fn validate_measuring(
+    buf: &[u8],
+    limit: usize,
+    scratch: &mut Vec<u8>,
+) -> Result<Validated, BatchError> {
     let header = verify_crc(buf)?;
     let batch = whole_batch(buf, &header)?;
     let codec = header.compression();
-    if codec == Compression::None {
-        check_records(batch, HEADER_LEN, &header)?;
+    let max_delta = if codec == Compression::None {
+        check_records(batch, HEADER_LEN, &header)?
     } else {
         // The header's own claims first: no work for a batch that lies.
         check_last_offset_delta(&header)?;
         let section = batch.get(HEADER_LEN..).unwrap_or_default();
         decompress(codec, section, limit, scratch)?;
-        check_records(scratch, 0, &header)?;
-    }
-    Ok(header)
+        check_records(scratch, 0, &header)?
+    };
+    Ok(Validated {
+        header,
+        max_record_timestamp: max_delta.map(|d| header.base_timestamp.saturating_add(d)),
+    })
 }
 
 /// Walks the records of `buf[start..]` (an uncompressed batch from `HEADER_LEN`, or a
-/// decompressed records section from 0).
-fn check_records(buf: &[u8], start: usize, header: &BatchHeader) -> Result<(), BatchError> {
+/// decompressed records section from 0); returns the largest timestamp delta.
+fn check_records(
+    buf: &[u8],
+    start: usize,
+    header: &BatchHeader,
+) -> Result<Option<i64>, BatchError> {
     let batch = buf;
     let mut pos = start;
+    let mut max_delta: Option<i64> = None;
     for index in 0..header.record_count {
         if pos >= batch.len() {
             return Err(BatchError::RecordCountMismatch {
@@ -139,11 +169,13 @@ fn check_records(buf: &[u8], start: usize, header: &BatchHeader) -> Result<(), B
                 actual: record.offset_delta,
             });
         }
+        max_delta = max_delta.max(Some(record.timestamp_delta));
     }
     if pos < batch.len() {
         return Err(excess(batch, pos, header.record_count));
     }
-    check_last_offset_delta(header)
+    check_last_offset_delta(header)?;
+    Ok(max_delta)
 }
 
 /// Explains the bytes from `start` to the batch end left after `count` records: more

@@ -283,3 +283,70 @@ fn before_ack_policy_hides_unflushed_data_and_groups_fsyncs() {
     assert!(syncs < 150, "{syncs} fsyncs for 200 appends");
     assert_eq!(read_all(&log, 1 << 20).len() as u64, log.next_offset());
 }
+
+/// A create-time batch is stored with its largest record timestamp as
+/// `maxTimestamp` whatever the client put there (older Kafka clients send
+/// -1), with its CRC still valid: the time index, timestamp lookups and
+/// retention all go by it. Before, such a batch kept -1, its records were
+/// never found by time, and time-based retention took it for ancient.
+#[test]
+fn a_wrong_max_timestamp_is_stored_as_the_largest_record_timestamp() {
+    use sluice_protocol::batch::{BatchHeader, set_max_timestamp, verify_crc};
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_age: Some(Duration::from_secs(3600)),
+        ..small_config()
+    };
+    let (log, _) = PartitionLog::open(dir.path(), config).unwrap();
+    let now = crate::log::partition::unix_millis(std::time::SystemTime::now());
+    // Records at now, now+1, now+2, sent with maxTimestamp -1; then one
+    // that claims more than its records hold.
+    let mut sent = Vec::new();
+    for claimed in [-1, now + 50] {
+        let mut b = batch("m", 3, 10, now);
+        set_max_timestamp(&mut b, claimed).unwrap();
+        assert_eq!(BatchHeader::parse(&b).unwrap().max_timestamp, claimed);
+        let info = log.append(&mut b).unwrap();
+        assert_eq!(info.max_timestamp, now + 2);
+        sent.push(info.base_offset);
+    }
+    assert_eq!(sent, [0, 3]);
+    let slice = log.read(0, 1 << 20).unwrap();
+    let mut bytes = vec![0; slice.len as usize];
+    crate::log::io::read_full_at(&**slice.file.as_ref().unwrap(), &mut bytes, slice.position)
+        .unwrap();
+    let mut at = 0;
+    while at < bytes.len() {
+        let h = verify_crc(&bytes[at..]).unwrap();
+        assert_eq!(h.max_timestamp, now + 2, "batch at {at}");
+        at += h.total_len();
+    }
+    let found = log.offset_for_timestamp(now + 1).unwrap().unwrap();
+    assert_eq!((found.offset, found.timestamp), (1, now + 1));
+    // Retention by time keeps the fresh records once their segment is sealed.
+    while log.segment_count() < 2 {
+        let mut b = batch("fill", 10, 200, now);
+        set_max_timestamp(&mut b, -1).unwrap();
+        log.append(&mut b).unwrap();
+    }
+    let later = std::time::SystemTime::now();
+    assert!(!log.retention_due(later));
+    log.retain(later).unwrap();
+    assert_eq!(log.log_start_offset(), 0);
+
+    // A Raft replica applying a client's batch stores the same bytes as a
+    // leader would; a follower copying a leader's stored batch keeps it.
+    let dir = tempfile::tempdir().unwrap();
+    let (replica, _) = PartitionLog::open(dir.path().join("r"), small_config()).unwrap();
+    let (follower, _) = PartitionLog::open(dir.path().join("f"), small_config()).unwrap();
+    let mut b = batch("r", 3, 10, now);
+    set_max_timestamp(&mut b, -1).unwrap();
+    assert_eq!(
+        replica
+            .append_replica(0, &mut b.clone())
+            .unwrap()
+            .max_timestamp,
+        now + 2
+    );
+    assert_eq!(follower.append_at(0, &mut b).unwrap().max_timestamp, -1);
+}

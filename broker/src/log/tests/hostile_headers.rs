@@ -184,15 +184,22 @@ fn batches_stamped_too_far_ahead_are_refused() {
             other => panic!("{other:?}"),
         }
     }
-    // Only the header's max timestamp counts (what retention reads).
+    // The records' times count, not the header's claim (which is stored
+    // as the largest record time): a claim far ahead over old records is
+    // accepted, and stored as the records' time...
     let mut b = batch("lie", 1, 10, 1000).to_vec();
     set_i64(&mut b, MAX_TIMESTAMP, now + 48 * 3600 * 1000);
+    resign(&mut b);
+    assert_eq!(log.append(&mut b).unwrap().max_timestamp, 1000);
+    // ...and records far ahead under a claim of -1 are refused.
+    let mut b = batch("hidden", 1, 10, now + 48 * 3600 * 1000).to_vec();
+    set_i64(&mut b, MAX_TIMESTAMP, -1);
     resign(&mut b);
     assert!(matches!(
         log.append(&mut b),
         Err(LogError::TimestampTooFarAhead { .. })
     ));
-    assert_eq!(log.next_offset(), 2);
+    assert_eq!(log.next_offset(), 3);
 
     // With no bound, anything goes.
     let dir = tempfile::tempdir().unwrap();
