@@ -559,6 +559,82 @@ impl TopicStore {
         Ok(())
     }
 
+    /// Gives topic `name` the settings `config` (as given: unset fields
+    /// follow the defaults), with `validate_only` checking without
+    /// changing anything. Only the retention (`retention_ms`,
+    /// `retention_bytes`) may change: the other settings are fixed when the
+    /// topic is created, and a `config` whose other settings resolve to
+    /// other values is refused with [`ErrorCode::InvalidConfig`]. The new
+    /// settings are in `topics.meta` before the open partitions go by them
+    /// (their next retention pass). Blocking (rewrites `topics.meta`).
+    pub fn alter_config(
+        &self,
+        name: &str,
+        config: &TopicConfig,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
+        let _admin = self.admin.lock();
+        let Some(old) = self.topic(name) else {
+            return Err(admin_err(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("no topic {name:?}"),
+            ));
+        };
+        let (was, now) = (
+            self.defaults.resolve(&old.config),
+            self.defaults.resolve(config),
+        );
+        // Named as in the broker settings, then as Kafka names them.
+        let fixed = [
+            (
+                "segment_bytes (segment.bytes)",
+                was.segment_bytes != now.segment_bytes,
+            ),
+            ("segment_ms (segment.ms)", was.segment_ms != now.segment_ms),
+            ("flush (flush.ms)", was.flush != now.flush),
+            (
+                "compression (compression.type)",
+                was.compression != now.compression,
+            ),
+        ];
+        if let Some((setting, _)) = fixed.iter().find(|(_, changed)| *changed) {
+            return Err(admin_err(
+                ErrorCode::InvalidConfig,
+                format!(
+                    "{setting} of topic {name:?} is fixed when the topic is created; \
+                     only retention_ms (retention.ms) and retention_bytes \
+                     (retention.bytes) can change"
+                ),
+            ));
+        }
+        let log_config = self.defaults.log_config(config);
+        log_config
+            .validate()
+            .and_then(|()| check_topic_limits(&now))
+            .map_err(|e| admin_err(ErrorCode::InvalidConfig, e))?;
+        if validate_only {
+            return Ok(());
+        }
+        let topic = Topic {
+            name: old.name.clone(),
+            id: old.id,
+            config: config.clone(),
+            partitions: old.partitions.clone(),
+        };
+        let mut records = self.records();
+        for r in records.iter_mut().filter(|r| r.name == name) {
+            r.config = config.clone();
+        }
+        self.write_meta(&records)?;
+        for (_, p) in topic.hosted() {
+            p.log
+                .set_retention(log_config.retention_age, log_config.retention_bytes);
+        }
+        self.topics.write().insert(name.to_owned(), Arc::new(topic));
+        tracing::info!(topic = name, config = ?config, "changed topic settings");
+        Ok(())
+    }
+
     /// Deletes a topic and its data. Blocking (call it off the reactor).
     ///
     /// Each partition log is shut down and its directory renamed to a

@@ -12,6 +12,7 @@ use std::fmt::Debug;
 
 use libfuzzer_sys::fuzz_target;
 use sluice_protocol::kafka::admin::*;
+use sluice_protocol::kafka::alter_configs::{AlterConfigsRequest, IncrementalAlterConfigsRequest};
 use sluice_protocol::kafka::api_versions::ApiVersionsRequest;
 use sluice_protocol::kafka::fetch::FetchRequest;
 use sluice_protocol::kafka::groups::*;
@@ -50,6 +51,10 @@ fuzz_target!(|data: &[u8]| {
         ApiKey::DeleteTopics => stable::<DeleteTopicsRequest>(body, version),
         ApiKey::InitProducerId => stable::<InitProducerIdRequest>(body, version),
         ApiKey::DescribeConfigs => stable::<DescribeConfigsRequest>(body, version),
+        ApiKey::AlterConfigs => stable::<AlterConfigsRequest>(body, version),
+        ApiKey::IncrementalAlterConfigs => {
+            stable::<IncrementalAlterConfigsRequest>(body, version)
+        }
         ApiKey::JoinGroup => stable::<JoinGroupRequest>(body, version),
         ApiKey::Heartbeat => stable::<HeartbeatRequest>(body, version),
         ApiKey::LeaveGroup => stable::<LeaveGroupRequest>(body, version),

@@ -27,6 +27,12 @@ stdout, exits non-zero on failure. Scenarios:
                                    lines: {"assigned": [partitions]} after each
                                    rebalance, {"p", "o", "v"} per record
                                    (committed at once); exits when stdin closes
+  alter-configs BOOTSTRAP TOPIC    confluent-kafka incremental_alter_configs
+                                   (SET retention.ms, a refused
+                                   compression.type, DELETE retention.ms) and
+                                   kafka-python alter_configs (retention.bytes);
+                                   prints each outcome and the topic's
+                                   retention as DescribeConfigs tells it
   create BOOTSTRAP TOPIC PARTITIONS RF
                                    confluent-kafka AdminClient: create with a
                                    replication factor; prints the brokers and
@@ -459,6 +465,41 @@ def group_spread(bootstrap_a, bootstrap_b, topic, group, n):
     return out
 
 
+def alter_configs(bootstrap, topic):
+    from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry,
+                                       ConfigResource)
+    from kafka.admin import ConfigResource as KpResource
+    from kafka.admin import ConfigResourceType, KafkaAdminClient
+
+    a = AdminClient({"bootstrap.servers": bootstrap})
+
+    def incremental(name, value, op):
+        r = ConfigResource("topic", topic, incremental_configs=[
+            ConfigEntry(name, value, incremental_operation=op)])
+        try:
+            a.incremental_alter_configs([r])[r].result(timeout=20)
+            return "ok"
+        except Exception as e:  # noqa: BLE001 - the error is the outcome
+            return e.args[0].name()
+
+    def retention():
+        r = ConfigResource("topic", topic)
+        cfg = a.describe_configs([r])[r].result(timeout=20)
+        return {n: [cfg[n].value, cfg[n].source] for n in ("retention.ms", "retention.bytes")}
+
+    out = {"set": incremental("retention.ms", "60000", AlterConfigOpType.SET)}
+    out["after_set"] = retention()
+    out["fixed"] = incremental("compression.type", "zstd", AlterConfigOpType.SET)
+    out["delete"] = incremental("retention.ms", None, AlterConfigOpType.DELETE)
+    kp = KafkaAdminClient(bootstrap_servers=bootstrap)
+    resp = kp.alter_configs([KpResource(ConfigResourceType.TOPIC, topic,
+                                        configs={"retention.bytes": "1000000"})])
+    out["kafka_python"] = [r[0] for r in resp.resources]
+    kp.close()
+    out["after_all"] = retention()
+    return out
+
+
 def create(bootstrap, topic, partitions, rf):
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -629,6 +670,8 @@ def main(argv):
         r = consume(argv[2], argv[3], argv[4], int(argv[5]))
     elif s == "group-commit":
         r = group_commit(argv[2], argv[3], argv[4], int(argv[5]))
+    elif s == "alter-configs":
+        r = alter_configs(argv[2], argv[3])
     elif s == "create":
         r = create(argv[2], argv[3], int(argv[4]), int(argv[5]))
     elif s == "metadata":

@@ -60,3 +60,186 @@ fn topic_settings_are_told_apart_from_the_defaults() {
         }
     }
 }
+
+/// IncrementalAlterConfigs changes a topic's retention while it is open:
+/// the next retention pass goes by it, the setting survives a restart and
+/// DescribeConfigs tells it; a setting fixed at creation is refused
+/// (`INVALID_CONFIG`) and changes nothing, `validate_only` changes nothing,
+/// and a broker resource is refused (`INVALID_REQUEST`). AlterConfigs
+/// replaces the whole set. confluent-kafka and kafka-python go through it
+/// too.
+#[test]
+fn a_topics_retention_changes_while_it_is_open() {
+    use sluice_protocol::kafka::alter_configs::{
+        AlterConfigsOutcome, AlterConfigsRequest, AlterConfigsResource, AlterConfigsResponse,
+        AlterableConfig, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, OP_SET,
+    };
+    use sluice_protocol::kafka::error_code::code;
+
+    let mut b = TestBroker::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = TopicConfig {
+        segment_bytes: Some(64 << 10),
+        ..TopicConfig::default()
+    };
+    rt.block_on(async {
+        let mut c = b.connect().await;
+        create_topic(&mut c, "shrink", 1, config).await;
+        // About 1 MiB over some 16 segments.
+        for i in 0..64 {
+            let batch = sluice_tests::batch_sized_now(&format!("r{i}"), 16, 1000);
+            c.produce(
+                sluice_protocol::wire::produce::Acks::Leader,
+                5000,
+                &[("shrink", 0, &batch)],
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        }
+    });
+    let start_offset = |b: &TestBroker| {
+        rt.block_on(async {
+            let mut c = b.connect().await;
+            let r = c
+                .list_offsets(vec![
+                    sluice_protocol::wire::list_offsets::ListOffsetsPartition {
+                        topic: "shrink".to_owned(),
+                        partition: 0,
+                        spec: sluice_protocol::wire::list_offsets::OffsetSpec::Earliest,
+                    },
+                ])
+                .await
+                .unwrap();
+            r.partitions[0].offset
+        })
+    };
+    assert_eq!(start_offset(&b), 0);
+
+    let set = |name: &str, value: &str| AlterableConfig {
+        name: name.into(),
+        operation: OP_SET,
+        value: Some(value.into()),
+    };
+    let topic = |configs| AlterConfigsResource {
+        resource_type: RESOURCE_TOPIC,
+        resource_name: "shrink".into(),
+        configs,
+    };
+    let incremental = |s: &mut TcpStream, configs, validate_only, version| {
+        let mut req = IncrementalAlterConfigsRequest {
+            resources: vec![topic(configs)],
+            validate_only,
+        };
+        let r: IncrementalAlterConfigsResponse = call(s, version, &mut req);
+        let IncrementalAlterConfigsResponse(AlterConfigsOutcome { responses, .. }) = r;
+        (responses[0].error_code, responses[0].error_message.clone())
+    };
+    let mut s = TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // Fixed settings, a list operation and validate_only change nothing.
+    let (c, m) = incremental(&mut s, vec![set("compression.type", "zstd")], false, 1);
+    assert_eq!(c, code::INVALID_CONFIG);
+    assert!(m.unwrap().contains("compression.type"));
+    let append = AlterableConfig {
+        operation: 2,
+        ..set("retention.bytes", "1")
+    };
+    assert_eq!(
+        incremental(&mut s, vec![append], false, 0).0,
+        code::INVALID_REQUEST
+    );
+    let small = || vec![set("retention.bytes", "200000")];
+    assert_eq!(incremental(&mut s, small(), true, 1).0, code::NONE);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(start_offset(&b), 0, "validate_only changed the retention");
+    // Now for real: retention by size takes the old segments.
+    assert_eq!(incremental(&mut s, small(), false, 1), (code::NONE, None));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while start_offset(&b) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let after = start_offset(&b);
+    assert!(after > 0, "retention did not go by the new setting");
+    let described = |s: &mut TcpStream| {
+        let mut req = DescribeConfigsRequest {
+            resources: vec![DescribeConfigsResource {
+                resource_type: RESOURCE_TOPIC,
+                resource_name: "shrink".into(),
+                configuration_keys: None,
+            }],
+            include_synonyms: false,
+            include_documentation: false,
+        };
+        let r: DescribeConfigsResponse = call(s, 1, &mut req);
+        let get = |n: &str| {
+            let c = r.results[0].configs.iter().find(|c| c.name == n).unwrap();
+            (c.value.clone().unwrap(), c.config_source)
+        };
+        (get("retention.bytes"), get("segment.bytes"))
+    };
+    let want = (("200000".to_owned(), 1), ((64 << 10).to_string(), 1));
+    assert_eq!(described(&mut s), want);
+    // Kept across a restart.
+    b.stop();
+    b.restart();
+    let mut s = TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(described(&mut s), want);
+    assert!(start_offset(&b) >= after);
+    // AlterConfigs replaces the set: retention.bytes back to its default,
+    // segment.bytes restated (else it would go back to its default too).
+    let mut req = AlterConfigsRequest {
+        resources: vec![topic(vec![
+            set("segment.bytes", "65536"),
+            set("retention.ms", "-1"),
+        ])],
+        validate_only: false,
+    };
+    let r: AlterConfigsResponse = call(&mut s, 0, &mut req);
+    assert_eq!(r.0.responses[0].error_code, code::NONE);
+    let ((bytes, source), _) = described(&mut s);
+    assert_eq!((bytes.as_str(), source), ("-1", 5));
+    // A broker resource is refused.
+    let mut req = IncrementalAlterConfigsRequest {
+        resources: vec![AlterConfigsResource {
+            resource_type: 4,
+            resource_name: "0".into(),
+            configs: vec![set("log.retention.ms", "1")],
+        }],
+        validate_only: false,
+    };
+    let r: IncrementalAlterConfigsResponse = call(&mut s, 1, &mut req);
+    assert_eq!(r.0.responses[0].error_code, code::INVALID_REQUEST);
+
+    // Kafka's own clients.
+    let Some(python) = sluice_tests::kafka::python() else {
+        return;
+    };
+    rt.block_on(async {
+        let mut c = b.connect().await;
+        create_topic(&mut c, "by-clients", 1, TopicConfig::default()).await;
+    });
+    let out = sluice_tests::kafka::run_clients(
+        &python,
+        &[
+            "alter-configs",
+            &b.kafka_addr.unwrap().to_string(),
+            "by-clients",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["set"], "ok", "{out}");
+    assert_eq!(v["after_set"]["retention.ms"][0], "60000", "{out}");
+    assert_eq!(v["fixed"], "INVALID_CONFIG", "{out}");
+    assert_eq!(v["delete"], "ok", "{out}");
+    assert_eq!(v["kafka_python"], serde_json::json!([0]), "{out}");
+    assert_eq!(
+        v["after_all"],
+        serde_json::json!({
+            "retention.ms": ["604800000", 5],
+            "retention.bytes": ["1000000", 1],
+        }),
+        "{out}"
+    );
+}

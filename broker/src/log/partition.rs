@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -194,6 +194,20 @@ impl LogState {
     }
 }
 
+/// A retention limit that is not set.
+pub(crate) const NO_LIMIT: u64 = u64::MAX;
+
+/// The stored form of a retention by age and by size ([`NO_LIMIT`] where
+/// there is none; an age in whole ms, at most `NO_LIMIT - 1`).
+pub(crate) fn retention_limits(age: Option<Duration>, bytes: Option<u64>) -> (u64, u64) {
+    let ms = age.map_or(NO_LIMIT, |a| {
+        u64::try_from(a.as_millis())
+            .unwrap_or(NO_LIMIT)
+            .min(NO_LIMIT - 1)
+    });
+    (ms, bytes.map_or(NO_LIMIT, |b| b.min(NO_LIMIT - 1)))
+}
+
 /// The append-only log of one partition.
 ///
 /// Thread-safe. An append reserves its offsets and file range under a short
@@ -225,6 +239,12 @@ pub struct PartitionLog {
     pub(crate) recovery_point: AtomicU64,
     pub(crate) log_start: AtomicU64,
     pub(crate) next_offset: AtomicU64,
+    /// Retention by age in ms ([`NO_LIMIT`]: none), changed with
+    /// [`PartitionLog::set_retention`]; starts as `config.retention_age`.
+    pub(crate) retention_ms: AtomicU64,
+    /// Retention by size in bytes ([`NO_LIMIT`]: none); starts as
+    /// `config.retention_bytes`.
+    pub(crate) retention_bytes: AtomicU64,
 }
 
 impl PartitionLog {
@@ -256,9 +276,28 @@ impl PartitionLog {
         &self.dir
     }
 
-    /// The settings the log runs with.
+    /// The settings the log was opened with (its retention since then:
+    /// [`PartitionLog::retention`]).
     pub fn config(&self) -> &LogConfig {
         &self.config
+    }
+
+    /// The retention the log runs with now: by age and by size.
+    pub fn retention(&self) -> (Option<Duration>, Option<u64>) {
+        let ms = self.retention_ms.load(Ordering::Relaxed);
+        let bytes = self.retention_bytes.load(Ordering::Relaxed);
+        (
+            (ms != NO_LIMIT).then(|| Duration::from_millis(ms)),
+            (bytes != NO_LIMIT).then_some(bytes),
+        )
+    }
+
+    /// Changes the retention (a topic's settings changed while it is
+    /// open): the next retention pass goes by it.
+    pub fn set_retention(&self, age: Option<Duration>, bytes: Option<u64>) {
+        let (ms, bytes) = retention_limits(age, bytes);
+        self.retention_ms.store(ms, Ordering::Relaxed);
+        self.retention_bytes.store(bytes, Ordering::Relaxed);
     }
 
     /// First offset still held (retention moves it forward).

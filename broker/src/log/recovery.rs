@@ -287,10 +287,14 @@ impl PartitionLog {
     ) -> Self {
         let end = end_of(&segments);
         let log_start = segments.front().map_or(0, Segment::base_offset);
+        let (retention_ms, retention_bytes) =
+            super::partition::retention_limits(config.retention_age, config.retention_bytes);
         PartitionLog {
             dir,
             fs,
             config,
+            retention_ms: AtomicU64::new(retention_ms),
+            retention_bytes: AtomicU64::new(retention_bytes),
             state: Mutex::new(LogState {
                 segments,
                 end,

@@ -45,17 +45,15 @@ impl PartitionLog {
             return false;
         }
         let total: u64 = state.segments.iter().map(|s| s.size()).sum();
-        let expired = match (self.config.retention_age, oldest.max_timestamp()) {
+        let (retention_age, retention_bytes) = self.retention();
+        let expired = match (retention_age, oldest.max_timestamp()) {
             (Some(age), Some(ts)) => {
                 let newest = UNIX_EPOCH + Duration::from_millis(ts.max(0) as u64);
                 now.duration_since(newest).is_ok_and(|d| d > age)
             }
             _ => false,
         };
-        let oversized = self
-            .config
-            .retention_bytes
-            .is_some_and(|limit| total - oldest.size() >= limit);
+        let oversized = retention_bytes.is_some_and(|limit| total - oldest.size() >= limit);
         expired || oversized
     }
 
@@ -91,6 +89,7 @@ impl PartitionLog {
                 return Ok(outcome);
             }
             let hw = self.high_watermark().min(limit);
+            let (retention_age, retention_bytes) = self.retention();
             let mut total: u64 = state.segments.iter().map(|s| s.size()).sum();
             let mut deleted = Vec::new();
             while state.segments.len() > 1 {
@@ -100,17 +99,14 @@ impl PartitionLog {
                 if !oldest.is_sealed() || oldest.next_offset() > hw {
                     break;
                 }
-                let expired = match (self.config.retention_age, oldest.max_timestamp()) {
+                let expired = match (retention_age, oldest.max_timestamp()) {
                     (Some(age), Some(ts)) => {
                         let newest = UNIX_EPOCH + Duration::from_millis(ts.max(0) as u64);
                         now.duration_since(newest).is_ok_and(|d| d > age)
                     }
                     _ => false,
                 };
-                let oversized = self
-                    .config
-                    .retention_bytes
-                    .is_some_and(|limit| total - oldest.size() >= limit);
+                let oversized = retention_bytes.is_some_and(|limit| total - oldest.size() >= limit);
                 if !(all || expired || oversized) {
                     break;
                 }

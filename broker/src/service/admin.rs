@@ -258,6 +258,41 @@ impl Service {
         .map_err(task_failed)
     }
 
+    /// Gives topic `name` the settings `config` (see
+    /// [`crate::topics::TopicStore::alter_config`]: only its retention may
+    /// change), or with `validate_only` only checks them. Not served in a
+    /// cluster (`InvalidRequest`): there a topic's settings are the
+    /// controller's, fixed at creation.
+    pub async fn alter_topic_config(
+        self: &Arc<Self>,
+        name: String,
+        config: TopicConfig,
+        validate_only: bool,
+    ) -> TopicOutcome {
+        if self.cluster.get().is_some() {
+            return TopicOutcome {
+                name,
+                error_code: ErrorCode::InvalidRequest,
+                message: Some(
+                    "a topic's settings cannot change in a cluster: they are fixed at creation"
+                        .to_owned(),
+                ),
+            };
+        }
+        let svc = Arc::clone(self);
+        let n = name.clone();
+        blocking(move || outcome(&n, svc.topics.alter_config(&n, &config, validate_only)))
+            .await
+            .unwrap_or_else(|e| {
+                let r = task_failed(e);
+                TopicOutcome {
+                    name,
+                    error_code: r.code,
+                    message: Some(r.message),
+                }
+            })
+    }
+
     /// Cluster mode: each topic checked here, then committed through the
     /// controller (which creates it on the nodes holding its replicas).
     async fn create_in_cluster(

@@ -383,3 +383,50 @@ fn partition_limit_and_segment_floors_are_enforced_at_creation() {
         assert!(err.to_string().contains(needle), "{err}");
     }
 }
+
+/// A topic's retention changes in `topics.meta` and in its open logs; a
+/// setting fixed at creation, or an unknown topic, is refused and changes
+/// nothing; `validate_only` changes nothing.
+#[test]
+fn only_the_retention_of_a_topic_changes_after_creation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    let created = TopicConfig {
+        segment_bytes: Some(1 << 20),
+        ..TopicConfig::default()
+    };
+    store.create("r", 2, &created).unwrap();
+    let shorter = TopicConfig {
+        retention_ms: Some(60_000),
+        retention_bytes: Some(5 << 20),
+        ..created.clone()
+    };
+    store.alter_config("r", &shorter, true).unwrap();
+    assert_eq!(store.topic("r").unwrap().config, created);
+    store.alter_config("r", &shorter, false).unwrap();
+    let want = (Some(std::time::Duration::from_secs(60)), Some(5 << 20));
+    for (_, p) in store.topic("r").unwrap().hosted() {
+        assert_eq!(p.log.retention(), want);
+    }
+    let zstd = TopicConfig {
+        compression: Some(TopicCompression::Zstd),
+        ..shorter.clone()
+    };
+    let err = store.alter_config("r", &zstd, false).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidConfig, "{err}");
+    // Unset, segment_bytes follows the default (1 GiB): not the same.
+    let err = store
+        .alter_config("r", &TopicConfig::default(), false)
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidConfig, "{err}");
+    let err = store.alter_config("nope", &shorter, false).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::UnknownTopicOrPartition);
+    store.shutdown();
+    drop(store);
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    assert_eq!(store.topic("r").unwrap().config, shorter);
+    for (_, p) in store.topic("r").unwrap().hosted() {
+        assert_eq!(p.log.retention(), want);
+    }
+    store.shutdown();
+}

@@ -14,7 +14,8 @@
 //! - one file per API group: [`api_versions`], [`metadata`], [`produce`],
 //!   [`fetch`], [`list_offsets`], [`offsets`] (FindCoordinator,
 //!   OffsetCommit, OffsetFetch), [`admin`] (CreateTopics, DeleteTopics,
-//!   DescribeConfigs, InitProducerId), [`groups`] (JoinGroup, SyncGroup,
+//!   DescribeConfigs, InitProducerId), [`alter_configs`] (AlterConfigs,
+//!   IncrementalAlterConfigs), [`groups`] (JoinGroup, SyncGroup,
 //!   Heartbeat, LeaveGroup, DescribeGroups, ListGroups, DeleteGroups).
 //!
 //! Why not the `kafka-protocol` crate: its decoders size allocations from
@@ -24,6 +25,7 @@
 //! (fetch).
 
 pub mod admin;
+pub mod alter_configs;
 pub mod api_versions;
 pub mod error_code;
 pub mod fetch;
@@ -109,13 +111,17 @@ pub enum ApiKey {
     InitProducerId = 22,
     /// DescribeConfigs (32).
     DescribeConfigs = 32,
+    /// AlterConfigs (33).
+    AlterConfigs = 33,
     /// DeleteGroups (42).
     DeleteGroups = 42,
+    /// IncrementalAlterConfigs (44).
+    IncrementalAlterConfigs = 44,
 }
 
 impl ApiKey {
     /// Every API served, in key order.
-    pub const ALL: [ApiKey; 19] = [
+    pub const ALL: [ApiKey; 21] = [
         ApiKey::Produce,
         ApiKey::Fetch,
         ApiKey::ListOffsets,
@@ -134,7 +140,9 @@ impl ApiKey {
         ApiKey::DeleteTopics,
         ApiKey::InitProducerId,
         ApiKey::DescribeConfigs,
+        ApiKey::AlterConfigs,
         ApiKey::DeleteGroups,
+        ApiKey::IncrementalAlterConfigs,
     ];
 
     /// The API of a key, if served.
@@ -157,6 +165,8 @@ impl ApiKey {
             ApiKey::DeleteTopics => (1, 6),
             ApiKey::InitProducerId => (0, 4),
             ApiKey::DescribeConfigs => (0, 4),
+            ApiKey::AlterConfigs => (0, 2),
+            ApiKey::IncrementalAlterConfigs => (0, 1),
             ApiKey::JoinGroup => (0, 7),
             ApiKey::Heartbeat => (0, 4),
             ApiKey::LeaveGroup => (0, 4),
@@ -188,6 +198,8 @@ impl ApiKey {
             ApiKey::DeleteTopics => 4,
             ApiKey::InitProducerId => 2,
             ApiKey::DescribeConfigs => 4,
+            ApiKey::AlterConfigs => 2,
+            ApiKey::IncrementalAlterConfigs => 1,
             ApiKey::JoinGroup => 6,
             ApiKey::Heartbeat => 4,
             ApiKey::LeaveGroup => 4,

@@ -5,6 +5,7 @@
 use proptest::prelude::*;
 
 use super::admin::*;
+use super::alter_configs::*;
 use super::api_versions::*;
 use super::fetch::*;
 use super::groups::*;
@@ -228,6 +229,53 @@ fn requests_round_trip_at_every_version() {
             include_documentation: v >= 3,
         };
         assert_eq!(round_trip(&req, v, &[]), req);
+    }
+    let resource = |operation| AlterConfigsResource {
+        resource_type: RESOURCE_TOPIC,
+        resource_name: s("t"),
+        configs: vec![
+            AlterableConfig {
+                name: s("retention.ms"),
+                operation,
+                value: Some(s("1000")),
+            },
+            AlterableConfig {
+                name: s("retention.bytes"),
+                operation,
+                value: None,
+            },
+        ],
+    };
+    for v in versions(ApiKey::AlterConfigs) {
+        let req = AlterConfigsRequest {
+            resources: vec![resource(OP_SET)],
+            validate_only: true,
+        };
+        assert_eq!(round_trip(&req, v, &[]), req);
+    }
+    for v in versions(ApiKey::IncrementalAlterConfigs) {
+        let req = IncrementalAlterConfigsRequest {
+            resources: vec![resource(OP_DELETE)],
+            validate_only: false,
+        };
+        assert_eq!(round_trip(&req, v, &[]), req);
+    }
+    let outcome = AlterConfigsOutcome {
+        throttle_time_ms: 0,
+        responses: vec![AlterConfigsResult {
+            error_code: 40,
+            error_message: Some(s("no")),
+            resource_type: RESOURCE_TOPIC,
+            resource_name: s("t"),
+        }],
+    };
+    for v in versions(ApiKey::AlterConfigs) {
+        let resp = AlterConfigsResponse(outcome.clone());
+        assert_eq!(round_trip(&resp, v, &[]), resp);
+    }
+    for v in versions(ApiKey::IncrementalAlterConfigs) {
+        let resp = IncrementalAlterConfigsResponse(outcome.clone());
+        assert_eq!(round_trip(&resp, v, &[]), resp);
     }
     for v in versions(ApiKey::InitProducerId) {
         let req = InitProducerIdRequest {
@@ -625,6 +673,8 @@ pub(crate) fn check_request(api: ApiKey, version: i16, body: &[u8]) -> bool {
         ApiKey::DeleteTopics => stable::<DeleteTopicsRequest>(body, version),
         ApiKey::InitProducerId => stable::<InitProducerIdRequest>(body, version),
         ApiKey::DescribeConfigs => stable::<DescribeConfigsRequest>(body, version),
+        ApiKey::AlterConfigs => stable::<AlterConfigsRequest>(body, version),
+        ApiKey::IncrementalAlterConfigs => stable::<IncrementalAlterConfigsRequest>(body, version),
         ApiKey::JoinGroup => stable::<JoinGroupRequest>(body, version),
         ApiKey::Heartbeat => stable::<HeartbeatRequest>(body, version),
         ApiKey::LeaveGroup => stable::<LeaveGroupRequest>(body, version),

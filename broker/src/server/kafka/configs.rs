@@ -50,6 +50,21 @@ pub(super) fn apply(config: &mut TopicConfig, name: &str, value: &str) -> Result
     Ok(())
 }
 
+/// Unsets `name` on `config` (it follows the defaults again), or says why
+/// it cannot.
+pub(super) fn unset(config: &mut TopicConfig, name: &str) -> Result<(), String> {
+    match name {
+        "retention.ms" => config.retention_ms = None,
+        "retention.bytes" => config.retention_bytes = None,
+        "segment.bytes" => config.segment_bytes = None,
+        "segment.ms" => config.segment_ms = None,
+        "compression.type" => config.compression = None,
+        "flush.ms" => config.flush = None,
+        _ => return Err(format!("topic config {name:?} is not supported by Sluice")),
+    }
+    Ok(())
+}
+
 /// Kafka's `config_source` of a setting a topic was created with
 /// (`DYNAMIC_TOPIC_CONFIG`).
 pub(super) const SOURCE_TOPIC: i8 = 1;

@@ -16,6 +16,7 @@
 //! does not decode closes the connection.
 
 mod admin;
+mod alter_configs;
 mod configs;
 mod fetch;
 mod groups;
@@ -23,6 +24,10 @@ mod operations;
 mod produce;
 
 use bytes::BytesMut;
+use sluice_protocol::kafka::alter_configs::{
+    AlterConfigsRequest, AlterConfigsResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
+};
 use sluice_protocol::kafka::api_versions::ApiVersionsResponse;
 use sluice_protocol::kafka::error_code::code;
 use sluice_protocol::kafka::header::{self, LEN_PREFIX, RequestHeader};
@@ -140,6 +145,18 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
             let r = decode_or_close(conn, req, body)?;
             let resp = admin::describe_configs(conn, r);
             respond(conn, req, resp).await
+        }
+        ApiKey::AlterConfigs => {
+            let r: AlterConfigsRequest = decode_or_close(conn, req, body)?;
+            let mode = alter_configs::Mode::Replace;
+            let out = alter_configs::alter(conn, r.resources, r.validate_only, mode).await;
+            respond(conn, req, AlterConfigsResponse(out)).await
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let r: IncrementalAlterConfigsRequest = decode_or_close(conn, req, body)?;
+            let mode = alter_configs::Mode::Incremental;
+            let out = alter_configs::alter(conn, r.resources, r.validate_only, mode).await;
+            respond(conn, req, IncrementalAlterConfigsResponse(out)).await
         }
         ApiKey::JoinGroup => {
             let r = decode_or_close(conn, req, body)?;

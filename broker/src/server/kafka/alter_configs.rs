@@ -1,0 +1,113 @@
+//! AlterConfigs and IncrementalAlterConfigs: a topic's settings changed
+//! through the service (only its retention may change; the others are
+//! fixed at creation, and a change to them is refused with
+//! `INVALID_CONFIG`). Other resource types are refused with
+//! `INVALID_REQUEST`: Sluice has no dynamic broker settings.
+
+use std::sync::Arc;
+
+use sluice_protocol::kafka::admin::RESOURCE_TOPIC;
+use sluice_protocol::kafka::alter_configs::{
+    AlterConfigsOutcome, AlterConfigsResource, AlterConfigsResult, OP_DELETE, OP_SET,
+};
+use sluice_protocol::kafka::error_code::{KafkaCode, code, to_kafka};
+use sluice_protocol::wire::ErrorCode;
+use sluice_protocol::wire::topic_config::TopicConfig;
+
+use super::configs;
+use crate::server::native::connection::Conn;
+
+/// How a request's configs combine with a topic's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// AlterConfigs: the settings become exactly the ones given.
+    Replace,
+    /// IncrementalAlterConfigs: each one is set or removed on its own.
+    Incremental,
+}
+
+/// Answers either request: one result per resource, in request order.
+pub(super) async fn alter(
+    conn: &Conn,
+    resources: Vec<AlterConfigsResource>,
+    validate_only: bool,
+    mode: Mode,
+) -> AlterConfigsOutcome {
+    let mut responses = Vec::with_capacity(resources.len());
+    for r in resources {
+        let (error_code, error_message) = match alter_one(conn, &r, validate_only, mode).await {
+            Ok(()) => (code::NONE, None),
+            Err((c, m)) => (c, Some(m)),
+        };
+        responses.push(AlterConfigsResult {
+            error_code,
+            error_message,
+            resource_type: r.resource_type,
+            resource_name: r.resource_name,
+        });
+    }
+    AlterConfigsOutcome {
+        throttle_time_ms: 0,
+        responses,
+    }
+}
+
+async fn alter_one(
+    conn: &Conn,
+    r: &AlterConfigsResource,
+    validate_only: bool,
+    mode: Mode,
+) -> Result<(), (KafkaCode, String)> {
+    if r.resource_type != RESOURCE_TOPIC {
+        return Err((
+            code::INVALID_REQUEST,
+            "only topic configs can change: Sluice has no dynamic broker settings".to_owned(),
+        ));
+    }
+    let svc = Arc::clone(&conn.broker.service);
+    let name = r.resource_name.clone();
+    let info = svc
+        .describe_topics(Some(std::slice::from_ref(&name)))
+        .into_iter()
+        .next();
+    let current = match info {
+        Some(t) if t.error_code == ErrorCode::None => t.explicit,
+        Some(t) => return Err((to_kafka(t.error_code), format!("topic {name:?}"))),
+        None => return Err((code::UNKNOWN_TOPIC_OR_PARTITION, format!("topic {name:?}"))),
+    };
+    let mut config = match mode {
+        Mode::Replace => TopicConfig::default(),
+        Mode::Incremental => current,
+    };
+    for c in &r.configs {
+        let changed = match (mode, c.operation, c.value.as_deref()) {
+            (Mode::Replace, _, Some(v)) | (Mode::Incremental, OP_SET, Some(v)) => {
+                configs::apply(&mut config, &c.name, v)
+            }
+            (Mode::Replace, _, None) | (Mode::Incremental, OP_DELETE, _) => {
+                configs::unset(&mut config, &c.name)
+            }
+            (Mode::Incremental, OP_SET, None) => Err(format!("{} has no value to set", c.name)),
+            (Mode::Incremental, op, _) => {
+                return Err((
+                    code::INVALID_REQUEST,
+                    format!(
+                        "operation {op} on {}: only SET (0) and DELETE (1) apply, \
+                         Sluice's topic configs are not lists",
+                        c.name
+                    ),
+                ));
+            }
+        };
+        changed.map_err(|m| (code::INVALID_CONFIG, m))?;
+    }
+    let outcome = svc.alter_topic_config(name, config, validate_only).await;
+    if outcome.error_code.is_ok() {
+        Ok(())
+    } else {
+        Err((
+            to_kafka(outcome.error_code),
+            outcome.message.unwrap_or_default(),
+        ))
+    }
+}
