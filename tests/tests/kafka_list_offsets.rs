@@ -22,13 +22,40 @@ use sluice_tests::{TestBroker, create_topic};
 /// 2100-01-01: later than any record written by this test.
 const FUTURE: i64 = 4_102_444_800_000;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_timestamp_after_every_record_answers_minus_one_on_the_kafka_port() {
-    let b = TestBroker::start();
-    let mut c = b.connect().await;
-    create_topic(&mut c, "lo", 1, TopicConfig::default()).await;
-    // One batch, as a producer's linger makes them: records at T, T + 5
-    // and T + 10 ms.
+/// ListOffsets of partition 0 of `topic` at `version`, one query per
+/// timestamp: (error, offset, timestamp) each.
+fn lookup(
+    s: &mut TcpStream,
+    version: i16,
+    topic: &str,
+    timestamps: &[i64],
+) -> Vec<(i16, i64, i64)> {
+    let mut req = ListOffsetsRequest {
+        replica_id: -1,
+        isolation_level: 0,
+        topics: vec![ListOffsetsTopic {
+            name: topic.to_owned(),
+            partitions: timestamps
+                .iter()
+                .map(|&timestamp| ListOffsetsPartition {
+                    partition_index: 0,
+                    current_leader_epoch: -1,
+                    timestamp,
+                })
+                .collect(),
+        }],
+    };
+    let r: ListOffsetsResponse = call(s, version, &mut req);
+    r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.error_code, p.offset, p.timestamp))
+        .collect()
+}
+
+/// One batch, as a producer's linger makes them: records `a`, `b`, `c` at
+/// T, T + 5 and T + 10 ms, T being now; returns T and the batch.
+fn three_records_now() -> (i64, bytes::BytesMut) {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -42,7 +69,16 @@ async fn a_timestamp_after_every_record_answers_minus_one_on_the_kafka_port() {
             headers: &[],
         });
     }
-    c.produce(Acks::Leader, 5000, &[("lo", 0, &batch.finish())])
+    (t, batch.finish())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timestamp_after_every_record_answers_minus_one_on_the_kafka_port() {
+    let b = TestBroker::start();
+    let mut c = b.connect().await;
+    create_topic(&mut c, "lo", 1, TopicConfig::default()).await;
+    let (t, batch) = three_records_now();
+    c.produce(Acks::Leader, 5000, &[("lo", 0, &batch)])
         .await
         .unwrap()
         .unwrap();
@@ -50,27 +86,12 @@ async fn a_timestamp_after_every_record_answers_minus_one_on_the_kafka_port() {
     let mut s = TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     for version in [1, 4, 7] {
-        let mut req = ListOffsetsRequest {
-            replica_id: -1,
-            isolation_level: 0,
-            topics: vec![ListOffsetsTopic {
-                name: "lo".to_owned(),
-                partitions: [EARLIEST, LATEST, 0, t + 3, t + 10, FUTURE, MAX_TIMESTAMP]
-                    .into_iter()
-                    .map(|timestamp| ListOffsetsPartition {
-                        partition_index: 0,
-                        current_leader_epoch: -1,
-                        timestamp,
-                    })
-                    .collect(),
-            }],
-        };
-        let r: ListOffsetsResponse = call(&mut s, version, &mut req);
-        let got: Vec<(i16, i64, i64)> = r.topics[0]
-            .partitions
-            .iter()
-            .map(|p| (p.error_code, p.offset, p.timestamp))
-            .collect();
+        let got = lookup(
+            &mut s,
+            version,
+            "lo",
+            &[EARLIEST, LATEST, 0, t + 3, t + 10, FUTURE, MAX_TIMESTAMP],
+        );
         assert_eq!(
             got,
             vec![
@@ -92,21 +113,10 @@ async fn a_timestamp_after_every_record_answers_minus_one_on_the_kafka_port() {
     }
     // The largest timestamp of a partition with no records: -1, as in Kafka.
     create_topic(&mut c, "lo-empty", 1, TopicConfig::default()).await;
-    let mut req = ListOffsetsRequest {
-        replica_id: -1,
-        isolation_level: 0,
-        topics: vec![ListOffsetsTopic {
-            name: "lo-empty".to_owned(),
-            partitions: vec![ListOffsetsPartition {
-                partition_index: 0,
-                current_leader_epoch: -1,
-                timestamp: MAX_TIMESTAMP,
-            }],
-        }],
-    };
-    let r: ListOffsetsResponse = call(&mut s, 7, &mut req);
-    let p = &r.topics[0].partitions[0];
-    assert_eq!((p.error_code, p.offset, p.timestamp), (0, -1, -1));
+    assert_eq!(
+        lookup(&mut s, 7, "lo-empty", &[MAX_TIMESTAMP]),
+        vec![(0, -1, -1)]
+    );
 
     // The native protocol answers the high watermark for the same query.
     let r = c
@@ -129,20 +139,7 @@ async fn a_batch_sent_without_its_max_timestamp_is_found_by_time() {
     let b = TestBroker::start();
     let mut c = b.connect().await;
     create_topic(&mut c, "nomax", 1, TopicConfig::default()).await;
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let mut batch = BatchBuilder::new();
-    for i in 0..3 {
-        batch.push(&NewRecord {
-            timestamp: t + 5 * i,
-            key: None,
-            value: Some(b"v"),
-            headers: &[],
-        });
-    }
-    let mut bytes = batch.finish();
+    let (t, mut bytes) = three_records_now();
     sluice_protocol::batch::set_max_timestamp(&mut bytes, -1).unwrap();
     c.produce(Acks::Leader, 5000, &[("nomax", 0, &bytes)])
         .await
@@ -150,27 +147,7 @@ async fn a_batch_sent_without_its_max_timestamp_is_found_by_time() {
         .unwrap();
     let mut s = TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = ListOffsetsRequest {
-        replica_id: -1,
-        isolation_level: 0,
-        topics: vec![ListOffsetsTopic {
-            name: "nomax".to_owned(),
-            partitions: [0, t + 3, MAX_TIMESTAMP]
-                .into_iter()
-                .map(|timestamp| ListOffsetsPartition {
-                    partition_index: 0,
-                    current_leader_epoch: -1,
-                    timestamp,
-                })
-                .collect(),
-        }],
-    };
-    let r: ListOffsetsResponse = call(&mut s, 7, &mut req);
-    let got: Vec<(i16, i64, i64)> = r.topics[0]
-        .partitions
-        .iter()
-        .map(|p| (p.error_code, p.offset, p.timestamp))
-        .collect();
+    let got = lookup(&mut s, 7, "nomax", &[0, t + 3, MAX_TIMESTAMP]);
     assert_eq!(got, vec![(0, 0, t), (0, 1, t + 5), (0, 2, t + 10)]);
     let fetched = c
         .fetch(
