@@ -1,5 +1,6 @@
-//! Kafka Fetch (versions 4–17; from 13 topics go by id): a long poll through the service, answered as encoded bytes
-//! interleaved with each partition's records sent from its segment file by
+//! Kafka Fetch (versions 4–17; from 13 topics go by id): a long poll
+//! through the service, answered as encoded bytes interleaved with each
+//! partition's records sent from its segment file by
 //! the gather writer (`sendfile`). The response's size is known before the
 //! first byte leaves. Fetch sessions are declined (`session_id` 0 in every
 //! answer); the request's `max_bytes` and per-partition limits follow
