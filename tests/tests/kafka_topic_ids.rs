@@ -274,4 +274,32 @@ fn every_node_of_a_cluster_tells_the_same_topic_id() {
     let again = create(&mut s, "shared", 3, 3);
     assert_ne!(again, id);
     assert_agreed(&c, "shared", again);
+
+    // A topic with one replica: the node holding it serves a fetch by id,
+    // the two others know the id too and name the partition's leader as
+    // elsewhere (never UNKNOWN_TOPIC_ID).
+    let single = create(&mut s, "single", 1, 1);
+    assert_agreed(&c, "single", single);
+    let mut codes = Vec::new();
+    for n in 1..=3 {
+        for _ in 0..100 {
+            let got = fetch_by_id(addr(&c, n), 13, &[single]);
+            let code = got[0].1[0].0;
+            // Until the partition's group has elected its (only) leader.
+            if code != code::LEADER_NOT_AVAILABLE {
+                codes.push(code);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    codes.sort_unstable();
+    assert_eq!(
+        codes,
+        vec![
+            code::NONE,
+            code::NOT_LEADER_OR_FOLLOWER,
+            code::NOT_LEADER_OR_FOLLOWER
+        ]
+    );
 }

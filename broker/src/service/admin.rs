@@ -371,16 +371,23 @@ impl Service {
     }
 
     /// The names of the topics with ids `ids`, in order (`None` for an id
-    /// no topic has). In a cluster, the controller's topics and ids.
+    /// no topic has). The topics this broker hosts are looked up first,
+    /// without copying anything (a fetch by id names hosted topics); in a
+    /// cluster an id none of them has is looked up among the controller's
+    /// topics (a topic hosted elsewhere, or one listed here by a
+    /// `topics.meta` older than its controller id).
     pub fn topic_names(&self, ids: &[TopicId]) -> Vec<Option<String>> {
-        match self.leadership.topics() {
-            Some(all) => {
+        let mut names: Vec<Option<String>> = ids.iter().map(|id| self.topics.name_of(id)).collect();
+        if names.iter().any(Option::is_none) {
+            if let Some(all) = self.leadership.topics() {
                 let by_id: HashMap<TopicId, String> =
                     all.into_iter().map(|t| (t.id, t.name)).collect();
-                ids.iter().map(|id| by_id.get(id).cloned()).collect()
+                for (name, id) in names.iter_mut().zip(ids).filter(|(n, _)| n.is_none()) {
+                    *name = by_id.get(id).cloned();
+                }
             }
-            None => ids.iter().map(|id| self.topics.name_of(id)).collect(),
         }
+        names
     }
 
     /// The id of topic `name`, if there is one (as Metadata tells it).
