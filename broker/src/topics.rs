@@ -22,7 +22,7 @@ use crate::log::io::{FileSystem, StdFs, read_file};
 use crate::log::names::{
     DELETE_SUFFIX, STRAY_SUFFIX, parse_set_aside_dir_name, parse_whole_set_aside_dir_name,
 };
-use crate::log::{LogError, PartitionLog, TopicPartition, validate_topic_name};
+use crate::log::{LogError, PartitionLog, Retention, TopicPartition, validate_topic_name};
 
 /// Name of the topic metadata file in the data directory.
 pub const TOPICS_FILE: &str = "topics.meta";
@@ -559,18 +559,21 @@ impl TopicStore {
         Ok(())
     }
 
-    /// Gives topic `name` the settings `config` (as given: unset fields
-    /// follow the defaults), with `validate_only` checking without
-    /// changing anything. Only the retention (`retention_ms`,
-    /// `retention_bytes`) may change: the other settings are fixed when the
-    /// topic is created, and a `config` whose other settings resolve to
-    /// other values is refused with [`ErrorCode::InvalidConfig`]. The new
-    /// settings are in `topics.meta` before the open partitions go by them
-    /// (their next retention pass). Blocking (rewrites `topics.meta`).
+    /// Gives topic `name` the settings `edit` makes of its settings as
+    /// given (unset fields follow the defaults); with `validate_only` it
+    /// checks without changing anything. The edit runs under the lock that
+    /// serialises creates, deletes and changes, so concurrent changes of
+    /// one topic each see the other's result. Only the retention
+    /// (`retention_ms`, `retention_bytes`) may change: the other settings
+    /// are fixed when the topic is created, and new settings that resolve
+    /// to other values for them (or that `edit` refuses) are refused with
+    /// [`ErrorCode::InvalidConfig`]. The new settings are in `topics.meta`
+    /// before the open partitions go by them (their next retention pass).
+    /// Blocking (rewrites `topics.meta`).
     pub fn alter_config(
         &self,
         name: &str,
-        config: &TopicConfig,
+        edit: impl FnOnce(&TopicConfig) -> Result<TopicConfig, String>,
         validate_only: bool,
     ) -> Result<(), BrokerError> {
         let _admin = self.admin.lock();
@@ -580,6 +583,8 @@ impl TopicStore {
                 format!("no topic {name:?}"),
             ));
         };
+        let config = edit(&old.config).map_err(|e| admin_err(ErrorCode::InvalidConfig, e))?;
+        let config = &config;
         let (was, now) = (
             self.defaults.resolve(&old.config),
             self.defaults.resolve(config),
@@ -607,11 +612,7 @@ impl TopicStore {
                 ),
             ));
         }
-        let log_config = self.defaults.log_config(config);
-        log_config
-            .validate()
-            .and_then(|()| check_topic_limits(&now))
-            .map_err(|e| admin_err(ErrorCode::InvalidConfig, e))?;
+        self.check_shape(name, old.partition_count(), config)?;
         if validate_only {
             return Ok(());
         }
@@ -626,9 +627,12 @@ impl TopicStore {
             r.config = config.clone();
         }
         self.write_meta(&records)?;
+        let log_config = self.defaults.log_config(config);
         for (_, p) in topic.hosted() {
-            p.log
-                .set_retention(log_config.retention_age, log_config.retention_bytes);
+            p.log.set_retention(Retention {
+                age: log_config.retention_age,
+                bytes: log_config.retention_bytes,
+            });
         }
         self.topics.write().insert(name.to_owned(), Arc::new(topic));
         tracing::info!(topic = name, config = ?config, "changed topic settings");

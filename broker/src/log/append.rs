@@ -195,7 +195,7 @@ impl PartitionLog {
                     }
                 })?;
             let header = checked.header;
-            // `validate_decompressing` walked exactly `record_count` records
+            // `validate_measuring` walked exactly `record_count` records
             // (decompressed first if compressed), with offset deltas 0.. and
             // `last_offset_delta == record_count - 1`.
             let records = u64::try_from(header.record_count).unwrap_or(0);

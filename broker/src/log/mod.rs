@@ -49,7 +49,7 @@ pub use offset_index::{IndexEntry, OFFSET_ENTRY_LEN};
 pub use partition::PartitionLog;
 pub use read::LogSlice;
 pub use recovery::RecoveryReport;
-pub use retention::RetainOutcome;
+pub use retention::{RetainOutcome, Retention};
 pub use segment::PREALLOCATE_BYTES;
 pub use time_index::{TIME_ENTRY_LEN, TimeEntry};
 pub use time_lookup::TimestampMatch;

@@ -14,6 +14,7 @@ use parking_lot::{Condvar, Mutex};
 use super::LogError;
 use super::config::LogConfig;
 use super::io::FileSystem;
+use super::retention::Retention;
 use super::segment::{IDLE_SEALED_PASSES, MAX_OPEN_SEALED_SEGMENTS, Segment};
 use crate::producer::state::ProducerStates;
 
@@ -282,20 +283,20 @@ impl PartitionLog {
         &self.config
     }
 
-    /// The retention the log runs with now: by age and by size.
-    pub fn retention(&self) -> (Option<Duration>, Option<u64>) {
+    /// The retention the log runs with now.
+    pub fn retention(&self) -> Retention {
         let ms = self.retention_ms.load(Ordering::Relaxed);
         let bytes = self.retention_bytes.load(Ordering::Relaxed);
-        (
-            (ms != NO_LIMIT).then(|| Duration::from_millis(ms)),
-            (bytes != NO_LIMIT).then_some(bytes),
-        )
+        Retention {
+            age: (ms != NO_LIMIT).then(|| Duration::from_millis(ms)),
+            bytes: (bytes != NO_LIMIT).then_some(bytes),
+        }
     }
 
     /// Changes the retention (a topic's settings changed while it is
     /// open): the next retention pass goes by it.
-    pub fn set_retention(&self, age: Option<Duration>, bytes: Option<u64>) {
-        let (ms, bytes) = retention_limits(age, bytes);
+    pub fn set_retention(&self, retention: Retention) {
+        let (ms, bytes) = retention_limits(retention.age, retention.bytes);
         self.retention_ms.store(ms, Ordering::Relaxed);
         self.retention_bytes.store(bytes, Ordering::Relaxed);
     }

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::LogError;
 use super::partition::PartitionLog;
+use super::segment::Segment;
 
 /// What one retention pass deleted.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -45,16 +46,7 @@ impl PartitionLog {
             return false;
         }
         let total: u64 = state.segments.iter().map(|s| s.size()).sum();
-        let (retention_age, retention_bytes) = self.retention();
-        let expired = match (retention_age, oldest.max_timestamp()) {
-            (Some(age), Some(ts)) => {
-                let newest = UNIX_EPOCH + Duration::from_millis(ts.max(0) as u64);
-                now.duration_since(newest).is_ok_and(|d| d > age)
-            }
-            _ => false,
-        };
-        let oversized = retention_bytes.is_some_and(|limit| total - oldest.size() >= limit);
-        expired || oversized
+        self.retention().deletes(oldest, total, now)
     }
 
     /// [`PartitionLog::retain`] that also keeps every segment holding
@@ -89,7 +81,7 @@ impl PartitionLog {
                 return Ok(outcome);
             }
             let hw = self.high_watermark().min(limit);
-            let (retention_age, retention_bytes) = self.retention();
+            let retention = self.retention();
             let mut total: u64 = state.segments.iter().map(|s| s.size()).sum();
             let mut deleted = Vec::new();
             while state.segments.len() > 1 {
@@ -99,15 +91,7 @@ impl PartitionLog {
                 if !oldest.is_sealed() || oldest.next_offset() > hw {
                     break;
                 }
-                let expired = match (retention_age, oldest.max_timestamp()) {
-                    (Some(age), Some(ts)) => {
-                        let newest = UNIX_EPOCH + Duration::from_millis(ts.max(0) as u64);
-                        now.duration_since(newest).is_ok_and(|d| d > age)
-                    }
-                    _ => false,
-                };
-                let oversized = retention_bytes.is_some_and(|limit| total - oldest.size() >= limit);
-                if !(all || expired || oversized) {
+                if !(all || retention.deletes(oldest, total, now)) {
                     break;
                 }
                 let Some(seg) = state.segments.pop_front() else {
@@ -138,5 +122,34 @@ impl PartitionLog {
             Some(e) => Err(e),
             None => Ok(outcome),
         }
+    }
+}
+
+/// A log's retention: by age (of a segment's newest record) and by size
+/// (of the whole log), each if set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Delete a sealed segment whose newest record is older than this.
+    pub age: Option<Duration>,
+    /// Delete the oldest sealed segment while the log without it is still
+    /// at least this large.
+    pub bytes: Option<u64>,
+}
+
+impl Retention {
+    /// Whether `oldest` (sealed, below the high watermark) goes, in a log
+    /// of `total` bytes at `now`.
+    fn deletes(&self, oldest: &Segment, total: u64, now: SystemTime) -> bool {
+        let expired = match (self.age, oldest.max_timestamp()) {
+            (Some(age), Some(ts)) => {
+                let newest = UNIX_EPOCH + Duration::from_millis(ts.max(0) as u64);
+                now.duration_since(newest).is_ok_and(|d| d > age)
+            }
+            _ => false,
+        };
+        let oversized = self
+            .bytes
+            .is_some_and(|limit| total - oldest.size() >= limit);
+        expired || oversized
     }
 }

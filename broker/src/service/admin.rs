@@ -258,15 +258,15 @@ impl Service {
         .map_err(task_failed)
     }
 
-    /// Gives topic `name` the settings `config` (see
-    /// [`crate::topics::TopicStore::alter_config`]: only its retention may
-    /// change), or with `validate_only` only checks them. Not served in a
-    /// cluster (`InvalidRequest`): there a topic's settings are the
-    /// controller's, fixed at creation.
+    /// Gives topic `name` the settings `edit` makes of its settings as
+    /// given (see [`crate::topics::TopicStore::alter_config`]: only its
+    /// retention may change), or with `validate_only` only checks them. Not
+    /// served in a cluster (`InvalidRequest`): there a topic's settings are
+    /// the controller's, fixed at creation.
     pub async fn alter_topic_config(
         self: &Arc<Self>,
         name: String,
-        config: TopicConfig,
+        edit: impl FnOnce(&TopicConfig) -> Result<TopicConfig, String> + Send + 'static,
         validate_only: bool,
     ) -> TopicOutcome {
         if self.cluster.get().is_some() {
@@ -281,7 +281,7 @@ impl Service {
         }
         let svc = Arc::clone(self);
         let n = name.clone();
-        blocking(move || outcome(&n, svc.topics.alter_config(&n, &config, validate_only)))
+        blocking(move || outcome(&n, svc.topics.alter_config(&n, edit, validate_only)))
             .await
             .unwrap_or_else(|e| {
                 let r = task_failed(e);
@@ -344,14 +344,10 @@ impl Service {
         match names {
             // A name asked for twice is answered once, as Kafka does: the
             // answer stays in proportion to the topics, not to the request.
-            Some(names) => {
-                let mut seen = std::collections::HashSet::with_capacity(names.len());
-                names
-                    .iter()
-                    .filter(|n| seen.insert(n.as_str()))
-                    .map(|n| self.describe(n, cluster.as_deref()))
-                    .collect()
-            }
+            Some(names) => super::first_of_each(names)
+                .into_iter()
+                .map(|n| self.describe(n, cluster.as_deref()))
+                .collect(),
             // Internal topics (the cluster's group-state topic) are listed
             // only when asked for by name.
             None => match &cluster {
@@ -390,12 +386,21 @@ impl Service {
         names
     }
 
-    /// The id of topic `name`, if there is one (as Metadata tells it).
-    pub fn topic_id(&self, name: &str) -> Option<TopicId> {
-        match self.leadership.topics() {
-            Some(all) => all.into_iter().find(|t| t.name == name).map(|t| t.id),
-            None => self.topics.topic(name).map(|t| t.id),
-        }
+    /// The ids of the topics named `names`, in order (`None` for a name no
+    /// topic has), as Metadata tells them: in a cluster the controller's,
+    /// its topic list read once for all of them.
+    pub fn topic_ids<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Vec<Option<TopicId>> {
+        let cluster: Option<HashMap<String, TopicId>> = self
+            .leadership
+            .topics()
+            .map(|all| all.into_iter().map(|t| (t.name, t.id)).collect());
+        names
+            .into_iter()
+            .map(|n| match &cluster {
+                Some(by_name) => by_name.get(n).copied(),
+                None => self.topics.topic(n).map(|t| t.id),
+            })
+            .collect()
     }
 
     fn describe(&self, name: &str, cluster: Option<&[ClusterTopic]>) -> TopicInfo {

@@ -68,7 +68,11 @@ impl Service {
     /// groups, not to the request (a group's description may be as large
     /// as `group_max_bytes`).
     pub fn describe_groups(&self, groups: Vec<String>) -> Vec<GroupDescription> {
-        self.groups.describe(first_of_each(groups))
+        let once = super::first_of_each(&groups)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        self.groups.describe(once)
     }
 
     /// Lists groups in the given states (all if empty), sorted by name:
@@ -111,13 +115,4 @@ impl Service {
         }
         self.commit_offsets(group, commits).await
     }
-}
-
-/// `names` without repeats, each where it first appears.
-pub fn first_of_each(names: Vec<String>) -> Vec<String> {
-    let mut seen = std::collections::HashSet::with_capacity(names.len());
-    names
-        .into_iter()
-        .filter(|n| seen.insert(n.clone()))
-        .collect()
 }

@@ -112,6 +112,18 @@ impl Service {
     }
 }
 
+/// `names` without repeats, each where it first appears: a topic or group
+/// named twice in a request is answered once, as Kafka does, so an answer
+/// stays in proportion to what it describes, not to the request.
+pub fn first_of_each(names: &[String]) -> Vec<&str> {
+    let mut seen = std::collections::HashSet::with_capacity(names.len());
+    names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| seen.insert(*n))
+        .collect()
+}
+
 /// Refuses a request listing more than `max` partitions (ListOffsets and
 /// OffsetCommit, where one partition may appear more than once).
 pub fn check_partition_count(n: usize, max: u32) -> Result<(), Refused> {

@@ -148,27 +148,20 @@ pub(super) fn decode_meta(buf: &[u8]) -> Result<Vec<TopicRecord>, String> {
         .get(12..)
         .filter(|b| b.len() == len)
         .ok_or("body length mismatch")?;
-    if version == 1 {
-        let old: Vec<TopicRecordV1> = decode_whole(body)?;
-        return Ok(old
+    let records: Vec<TopicRecord> = match version {
+        1 => decode_whole::<Vec<TopicRecordV1>>(body)?
             .into_iter()
             .map(|r| TopicRecord::without_id(r.name, r.partitions, r.config.into(), None))
-            .collect());
-    }
-    if version == 2 {
-        let old: Vec<TopicRecordV2> = decode_whole(body)?;
-        return Ok(old
+            .collect(),
+        2 => decode_whole::<Vec<TopicRecordV2>>(body)?
             .into_iter()
             .map(|r| TopicRecord::without_id(r.name, r.partitions, r.config, None))
-            .collect());
-    }
-    let records: Vec<TopicRecord> = if version == 3 {
-        let old: Vec<TopicRecordV3> = decode_whole(body)?;
-        old.into_iter()
+            .collect(),
+        3 => decode_whole::<Vec<TopicRecordV3>>(body)?
+            .into_iter()
             .map(|r| TopicRecord::without_id(r.name, r.partitions, r.config, r.hosted))
-            .collect()
-    } else {
-        decode_whole(body)?
+            .collect(),
+        _ => decode_whole(body)?,
     };
     for r in &records {
         if let Some(set) = &r.hosted {

@@ -385,8 +385,8 @@ fn partition_limit_and_segment_floors_are_enforced_at_creation() {
 }
 
 /// A topic's retention changes in `topics.meta` and in its open logs; a
-/// setting fixed at creation, or an unknown topic, is refused and changes
-/// nothing; `validate_only` changes nothing.
+/// setting fixed at creation, an edit that fails, or an unknown topic, is
+/// refused and changes nothing; `validate_only` changes nothing.
 #[test]
 fn only_the_retention_of_a_topic_changes_after_creation() {
     let dir = tempfile::tempdir().unwrap();
@@ -401,10 +401,32 @@ fn only_the_retention_of_a_topic_changes_after_creation() {
         retention_bytes: Some(5 << 20),
         ..created.clone()
     };
-    store.alter_config("r", &shorter, true).unwrap();
+    // An edit that replaces the settings with `c`.
+    let to = |c: &TopicConfig| {
+        let c = c.clone();
+        move |_: &TopicConfig| Ok(c)
+    };
+    store.alter_config("r", to(&shorter), true).unwrap();
     assert_eq!(store.topic("r").unwrap().config, created);
-    store.alter_config("r", &shorter, false).unwrap();
-    let want = (Some(std::time::Duration::from_secs(60)), Some(5 << 20));
+    // The edit starts from the stored settings.
+    store
+        .alter_config(
+            "r",
+            |now: &TopicConfig| {
+                assert_eq!(now, &created);
+                Ok(TopicConfig {
+                    retention_ms: Some(60_000),
+                    retention_bytes: Some(5 << 20),
+                    ..now.clone()
+                })
+            },
+            false,
+        )
+        .unwrap();
+    let want = crate::log::Retention {
+        age: Some(std::time::Duration::from_secs(60)),
+        bytes: Some(5 << 20),
+    };
     for (_, p) in store.topic("r").unwrap().hosted() {
         assert_eq!(p.log.retention(), want);
     }
@@ -412,15 +434,19 @@ fn only_the_retention_of_a_topic_changes_after_creation() {
         compression: Some(TopicCompression::Zstd),
         ..shorter.clone()
     };
-    let err = store.alter_config("r", &zstd, false).unwrap_err();
+    let err = store.alter_config("r", to(&zstd), false).unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidConfig, "{err}");
     // Unset, segment_bytes follows the default (1 GiB): not the same.
     let err = store
-        .alter_config("r", &TopicConfig::default(), false)
+        .alter_config("r", to(&TopicConfig::default()), false)
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidConfig, "{err}");
-    let err = store.alter_config("nope", &shorter, false).unwrap_err();
+    let err = store.alter_config("nope", to(&shorter), false).unwrap_err();
     assert_eq!(err.code(), ErrorCode::UnknownTopicOrPartition);
+    let err = store
+        .alter_config("r", |_| Err("no".to_owned()), false)
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidConfig);
     store.shutdown();
     drop(store);
     let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();

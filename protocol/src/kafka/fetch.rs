@@ -1,7 +1,8 @@
-//! Fetch (key 1), versions 4–17 (topics named by id from version 13). In a response each partition's record set
-//! is a position: the broker encodes the response around them with
-//! [`encode_cut`](super::encode_cut) and sends the record bytes from the
-//! segment files; a client decoding a response gets positions in its buffer.
+//! Fetch (key 1), versions 4–17 (topics named by id from version 13). In a
+//! response each partition's record set is a position: the broker encodes
+//! the response around them with [`encode_cut`](super::encode_cut) and sends
+//! the record bytes from the segment files; a client decoding a response gets
+//! positions in its buffer.
 
 use super::io::{Io, Records};
 use super::{ApiKey, KafkaError, Message, i32s};

@@ -56,7 +56,7 @@ impl Coordinator {
                 let mut d = match groups.get(&name) {
                     Some(g) => g.describe(&name),
                     None => {
-                        let mut d = Group::new(&Arc::default()).describe(&name);
+                        let mut d = Group::new(&self.held).describe(&name);
                         if !self.store.has_group(&name) {
                             d.state = GroupState::Dead;
                         }

@@ -228,7 +228,6 @@ impl Coordinator {
             return fail(ErrorCode::InconsistentGroupProtocol, &req.member_id);
         }
         let name = req.group.clone();
-
         if !groups.contains_key(&req.group) {
             if !req.member_id.is_empty() {
                 return fail(ErrorCode::UnknownMemberId, &req.member_id);

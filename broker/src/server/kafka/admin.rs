@@ -587,7 +587,6 @@ pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> Create
                     out.error_code = to_kafka(o.error_code);
                     out.error_message = o.message.clone();
                     if o.error_code.is_ok() {
-                        out.topic_id = svc.topic_id(&out.name).map_or([0; 16], |id| id.0);
                         out.num_partitions = i32::try_from(n).unwrap_or(i32::MAX);
                         out.replication_factor = i16::try_from(factor).unwrap_or(i16::MAX);
                     }
@@ -597,6 +596,16 @@ pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> Create
             (None, Ok(_), None) => out.error_code = code::UNKNOWN_SERVER_ERROR,
         }
         resp.topics.push(out);
+    }
+    // The new topics' ids, looked up together.
+    let created: Vec<&mut CreatedTopic> = resp
+        .topics
+        .iter_mut()
+        .filter(|t| t.error_code == code::NONE)
+        .collect();
+    let ids = svc.topic_ids(created.iter().map(|t| t.name.as_str()));
+    for (t, id) in created.into_iter().zip(ids) {
+        t.topic_id = id.map_or([0; 16], |id| id.0);
     }
     resp
 }
@@ -612,6 +621,10 @@ pub(super) async fn delete_topics(conn: &Conn, r: DeleteTopicsRequest) -> Delete
         .map(|t| TopicId(t.topic_id))
         .collect();
     let mut by_id = svc.topic_names(&ids).into_iter();
+    // The answer tells the id of a topic deleted by name too.
+    let mut of_named = svc
+        .topic_ids(r.topics.iter().filter_map(|t| t.name.as_deref()))
+        .into_iter();
     // Each entry's name, looked up by id where none was given.
     let named: Vec<(DeleteTopicState, Option<String>)> = r
         .topics
@@ -619,8 +632,7 @@ pub(super) async fn delete_topics(conn: &Conn, r: DeleteTopicsRequest) -> Delete
         .map(|mut t| {
             let name = match &t.name {
                 Some(n) => {
-                    // The answer tells the id of a topic deleted by name.
-                    if let Some(id) = svc.topic_id(n) {
+                    if let Some(id) = of_named.next().flatten() {
                         t.topic_id = id.0;
                     }
                     Some(n.clone())

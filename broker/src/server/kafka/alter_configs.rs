@@ -11,7 +11,6 @@ use sluice_protocol::kafka::alter_configs::{
     AlterConfigsOutcome, AlterConfigsResource, AlterConfigsResult, OP_DELETE, OP_SET,
 };
 use sluice_protocol::kafka::error_code::{KafkaCode, code, to_kafka};
-use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::topic_config::TopicConfig;
 
 use super::configs;
@@ -64,44 +63,47 @@ async fn alter_one(
             "only topic configs can change: Sluice has no dynamic broker settings".to_owned(),
         ));
     }
-    let svc = Arc::clone(&conn.broker.service);
-    let name = r.resource_name.clone();
-    let info = svc
-        .describe_topics(Some(std::slice::from_ref(&name)))
-        .into_iter()
-        .next();
-    let current = match info {
-        Some(t) if t.error_code == ErrorCode::None => t.explicit,
-        Some(t) => return Err((to_kafka(t.error_code), format!("topic {name:?}"))),
-        None => return Err((code::UNKNOWN_TOPIC_OR_PARTITION, format!("topic {name:?}"))),
-    };
-    let mut config = match mode {
-        Mode::Replace => TopicConfig::default(),
-        Mode::Incremental => current,
-    };
-    for c in &r.configs {
-        let changed = match (mode, c.operation, c.value.as_deref()) {
-            (Mode::Replace, _, Some(v)) | (Mode::Incremental, OP_SET, Some(v)) => {
-                configs::apply(&mut config, &c.name, v)
-            }
-            (Mode::Replace, _, None) | (Mode::Incremental, OP_DELETE, _) => {
-                configs::unset(&mut config, &c.name)
-            }
-            (Mode::Incremental, OP_SET, None) => Err(format!("{} has no value to set", c.name)),
-            (Mode::Incremental, op, _) => {
-                return Err((
-                    code::INVALID_REQUEST,
-                    format!(
-                        "operation {op} on {}: only SET (0) and DELETE (1) apply, \
-                         Sluice's topic configs are not lists",
-                        c.name
-                    ),
-                ));
-            }
-        };
-        changed.map_err(|m| (code::INVALID_CONFIG, m))?;
+    // List operations are refused before the topic is looked at.
+    if let Some(c) = r
+        .configs
+        .iter()
+        .find(|c| mode == Mode::Incremental && !matches!(c.operation, OP_SET | OP_DELETE))
+    {
+        return Err((
+            code::INVALID_REQUEST,
+            format!(
+                "operation {} on {}: only SET (0) and DELETE (1) apply, \
+                 Sluice's topic configs are not lists",
+                c.operation, c.name
+            ),
+        ));
     }
-    let outcome = svc.alter_topic_config(name, config, validate_only).await;
+    // The changes apply to the topic's settings as the store holds them,
+    // under its lock: concurrent changes of one topic do not undo each
+    // other.
+    let changes = r.configs.clone();
+    let edit = move |current: &TopicConfig| {
+        let mut config = match mode {
+            Mode::Replace => TopicConfig::default(),
+            Mode::Incremental => current.clone(),
+        };
+        for c in &changes {
+            match (mode, c.operation, c.value.as_deref()) {
+                (Mode::Replace, _, Some(v)) | (Mode::Incremental, OP_SET, Some(v)) => {
+                    configs::apply(&mut config, &c.name, v)?;
+                }
+                (Mode::Incremental, OP_SET, None) => {
+                    return Err(format!("{} has no value to set", c.name));
+                }
+                _ => configs::unset(&mut config, &c.name)?,
+            }
+        }
+        Ok(config)
+    };
+    let svc = Arc::clone(&conn.broker.service);
+    let outcome = svc
+        .alter_topic_config(r.resource_name.clone(), edit, validate_only)
+        .await;
     if outcome.error_code.is_ok() {
         Ok(())
     } else {

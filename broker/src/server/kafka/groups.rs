@@ -191,7 +191,10 @@ pub(super) fn describe(conn: &Conn, mut r: DescribeGroupsRequest) -> DescribeGro
     let svc = &conn.broker.service;
     let ops = super::operations::answer(r.include_authorized_operations, super::operations::GROUP);
     // A group named twice is answered once (as the service does).
-    r.groups = crate::service::groups::first_of_each(r.groups);
+    r.groups = crate::service::first_of_each(&r.groups)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     let ours: Vec<bool> = r
         .groups
         .iter()
