@@ -422,6 +422,32 @@ async fn a_cluster_node_whose_controller_log_hits_a_full_disk_exits_with_the_rea
     std::fs::remove_file(data.join("filler")).unwrap();
     broker.restart();
     let mut conn = broker.connect().await;
+    // The partition's group elects its leader again after the restart.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let p = conn
+            .fetch(
+                0,
+                0,
+                1 << 20,
+                vec![sluice_protocol::wire::fetch::FetchPartition {
+                    topic: "kept".to_owned(),
+                    partition: 0,
+                    offset: base_offset,
+                    max_bytes: 1 << 10,
+                }],
+            )
+            .await
+            .expect("fetch");
+        let led = !matches!(
+            p[0].error_code,
+            ErrorCode::LeaderNotAvailable | ErrorCode::NotLeaderForPartition
+        );
+        if led || std::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let records = read_partition(&mut conn, "kept", 0, 0).await;
     assert_eq!(
         records.first().map(|r| r.0),
