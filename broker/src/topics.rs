@@ -9,6 +9,7 @@
 //! marker; see [`TopicStore::open`] for what startup does with leftovers.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -279,7 +280,7 @@ impl TopicStore {
                     data_dir,
                     &defaults,
                     &r.name,
-                    r.partitions,
+                    0..r.partitions,
                     r.hosting(),
                     &r.config,
                 )?,
@@ -480,49 +481,14 @@ impl TopicStore {
                 format!("topic {name:?} already exists"),
             ));
         }
-        let existing: u64 = self
-            .topics
-            .read()
-            .values()
-            .map(|t| t.hosted().count() as u64)
-            .sum();
-        let new = (0..partitions).filter(|&p| hosting.hosts(p)).count() as u64;
-        if existing + new > u64::from(self.max_partitions) {
-            return Err(admin_err(
-                ErrorCode::InvalidPartitions,
-                format!(
-                    "the broker serves {existing} partitions and its limit is {} \
-                     (max_partitions); {new} more do not fit",
-                    self.max_partitions
-                ),
-            ));
-        }
-        // Marked directories left by a deletion whose removal step failed go
-        // now: at the next start a marker of a listed topic would otherwise
-        // read as an interrupted deletion of this new topic.
-        remove_marked_dirs(&*self.fs, &self.data_dir)?;
-        // A directory left by an earlier failed create is set aside, not
-        // reused: a new topic starts empty.
-        let mut set_aside_any = false;
-        for p in 0..partitions {
-            if let Ok(tp) = TopicPartition::new(name, p) {
-                if self.fs.exists(&self.data_dir.join(tp.dir_name())) {
-                    set_aside(&*self.fs, &self.data_dir, &tp, STRAY_SUFFIX)?;
-                    set_aside_any = true;
-                }
-            }
-        }
-        if set_aside_any {
-            self.fs
-                .sync_dir(&self.data_dir)
-                .map_err(|e| LogError::io("fsync", &self.data_dir, e))?;
-        }
+        self.check_room(0..partitions, hosting)?;
+        self.clear_the_way(name, 0..partitions)?;
         let created = open_partitions(
             &self.fs,
             &self.data_dir,
             &self.defaults,
             name,
-            partitions,
+            0..partitions,
             hosting,
             config,
         )
@@ -550,12 +516,140 @@ impl TopicStore {
                 // Nothing was stored in the new partitions: remove them,
                 // rather than leave directories for the next start to set
                 // aside (a full disk is the usual cause).
-                self.remove_new_partitions(name, partitions);
+                self.remove_new_partitions(name, 0..partitions);
                 return Err(e);
             }
         };
         self.topics.write().insert(name.to_owned(), Arc::new(topic));
         tracing::info!(topic = name, partitions, "created topic");
+        Ok(())
+    }
+
+    /// Raises topic `name`'s partition count to `count`: the new
+    /// partitions (those of them `hosting` names) get an empty log here,
+    /// and the new count is in `topics.meta` before any client can see
+    /// them. The existing partitions and their data are untouched. With
+    /// `validate_only` it checks without changing anything.
+    ///
+    /// Refused: no such topic (`UnknownTopicOrPartition`); `count` not above
+    /// the current count, or past [`MAX_PARTITIONS`] or the broker's
+    /// `max_partitions` (`InvalidPartitions`). A crash before the metadata
+    /// write leaves the topic as it was (the new directories are set aside
+    /// at the next start, as after an interrupted create). Blocking.
+    pub fn add_partitions(
+        &self,
+        name: &str,
+        count: u32,
+        hosting: Hosting<'_>,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
+        let _admin = self.admin.lock();
+        let Some(old) = self.topic(name) else {
+            return Err(admin_err(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("no topic {name:?}"),
+            ));
+        };
+        let from = old.partition_count();
+        if count <= from {
+            return Err(admin_err(
+                ErrorCode::InvalidPartitions,
+                format!(
+                    "topic {name:?} has {from} partition{}; the count can only rise, \
+                     and {count} is not more",
+                    if from == 1 { "" } else { "s" }
+                ),
+            ));
+        }
+        self.check_shape(name, count, &old.config)?;
+        self.check_room(from..count, hosting)?;
+        if validate_only {
+            return Ok(());
+        }
+        self.clear_the_way(name, from..count)?;
+        let added = open_partitions(
+            &self.fs,
+            &self.data_dir,
+            &self.defaults,
+            name,
+            from..count,
+            hosting,
+            &old.config,
+        )
+        .and_then(|added| {
+            let mut partitions = old.partitions.clone();
+            partitions.extend(added);
+            let topic = Topic {
+                name: old.name.clone(),
+                id: old.id,
+                config: old.config.clone(),
+                partitions,
+            };
+            let mut records = self.records();
+            for r in records.iter_mut().filter(|r| r.name == name) {
+                r.partitions = topic.partition_count();
+                r.hosted = topic.hosted_set();
+            }
+            self.write_meta(&records)?;
+            Ok(topic)
+        });
+        let topic = match added {
+            Ok(topic) => topic,
+            Err(e) => {
+                self.remove_new_partitions(name, from..count);
+                return Err(e);
+            }
+        };
+        self.topics.write().insert(name.to_owned(), Arc::new(topic));
+        tracing::info!(topic = name, from, to = count, "added partitions");
+        Ok(())
+    }
+
+    /// Refuses new partitions `range` (those `hosting` names) past the
+    /// broker's `max_partitions` over all topics.
+    fn check_room(&self, range: Range<u32>, hosting: Hosting<'_>) -> Result<(), BrokerError> {
+        let existing: u64 = self
+            .topics
+            .read()
+            .values()
+            .map(|t| t.hosted().count() as u64)
+            .sum();
+        let new = range.filter(|&p| hosting.hosts(p)).count() as u64;
+        if existing + new > u64::from(self.max_partitions) {
+            return Err(admin_err(
+                ErrorCode::InvalidPartitions,
+                format!(
+                    "the broker serves {existing} partitions and its limit is {} \
+                     (max_partitions); {new} more do not fit",
+                    self.max_partitions
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Before partitions `range` of `name` are made: marked directories
+    /// left by a deletion whose removal step failed go (at the next start
+    /// a marker of a listed partition would otherwise read as an
+    /// interrupted deletion of it), and a directory left by an earlier
+    /// failed create is set aside, not reused: a new partition starts
+    /// empty.
+    fn clear_the_way(&self, name: &str, range: Range<u32>) -> Result<(), BrokerError> {
+        remove_marked_dirs(&*self.fs, &self.data_dir)?;
+        let mut set_aside_any = false;
+        for p in range {
+            if let Ok(tp) = TopicPartition::new(name, p) {
+                if self.fs.exists(&self.data_dir.join(tp.dir_name())) {
+                    set_aside(&*self.fs, &self.data_dir, &tp, STRAY_SUFFIX)?;
+                    set_aside_any = true;
+                }
+            }
+        }
+        if set_aside_any {
+            self.fs
+                .sync_dir(&self.data_dir)
+                .map_err(|e| LogError::io("fsync", &self.data_dir, e))?;
+        }
         Ok(())
     }
 
@@ -714,10 +808,11 @@ impl TopicStore {
             .collect()
     }
 
-    /// Removes the directories a failed create made (directories that
-    /// existed before it were set aside first, so every one is new).
-    fn remove_new_partitions(&self, name: &str, partitions: u32) {
-        for p in 0..partitions {
+    /// Removes the directories of partitions `range` that a failed create
+    /// or addition made (directories that existed before it were set aside
+    /// first, so every one is new).
+    fn remove_new_partitions(&self, name: &str, range: Range<u32>) {
+        for p in range {
             let Ok(tp) = TopicPartition::new(name, p) else {
                 continue;
             };
@@ -762,13 +857,13 @@ fn open_partitions(
     data_dir: &Path,
     defaults: &TopicDefaults,
     name: &str,
-    partitions: u32,
+    range: Range<u32>,
     hosting: Hosting<'_>,
     config: &TopicConfig,
 ) -> Result<Vec<Option<Arc<Partition>>>, BrokerError> {
     let log_config = defaults.log_config(config);
-    let mut parts = Vec::with_capacity(partitions as usize);
-    for p in 0..partitions {
+    let mut parts = Vec::with_capacity(range.len());
+    for p in range {
         if !hosting.hosts(p) {
             parts.push(None);
             continue;

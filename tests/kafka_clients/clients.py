@@ -33,6 +33,17 @@ stdout, exits non-zero on failure. Scenarios:
                                    kafka-python alter_configs (retention.bytes);
                                    prints each outcome and the topic's
                                    retention as DescribeConfigs tells it
+  create-partitions BOOTSTRAP TOPIC
+                                   TOPIC has 1 partition and a confluent-kafka
+                                   group member reading it: confluent-kafka
+                                   create_partitions to 3 (validate_only, then
+                                   for real; 2 again is refused), kafka-python
+                                   create_partitions to 4; one record produced
+                                   to each partition; prints the outcomes, the
+                                   partition count after each step, and what
+                                   the member read (it picks the new
+                                   partitions up with its next metadata
+                                   refresh)
   create BOOTSTRAP TOPIC PARTITIONS RF
                                    confluent-kafka AdminClient: create with a
                                    replication factor; prints the brokers and
@@ -500,6 +511,77 @@ def alter_configs(bootstrap, topic):
     return out
 
 
+def create_partitions(bootstrap, topic):
+    import threading
+
+    from confluent_kafka import Consumer, Producer
+    from confluent_kafka.admin import AdminClient, NewPartitions
+    from kafka.admin import KafkaAdminClient
+    from kafka.admin import NewPartitions as KpNewPartitions
+
+    a = AdminClient({"bootstrap.servers": bootstrap})
+
+    def count():
+        return len(a.list_topics(topic=topic, timeout=20).topics[topic].partitions)
+
+    def confluent(n, validate_only=False):
+        f = a.create_partitions([NewPartitions(topic, n)], validate_only=validate_only)
+        try:
+            f[topic].result(timeout=20)
+            return "ok"
+        except Exception as e:  # noqa: BLE001 - the error is the outcome
+            return e.args[0].name()
+
+    read = []
+    errors = []
+    stop = threading.Event()
+
+    def member():
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": topic + "-g",
+                      "auto.offset.reset": "earliest", "session.timeout.ms": 6000,
+                      "topic.metadata.refresh.interval.ms": 1000})
+        c.subscribe([topic])
+        while not stop.is_set():
+            m = c.poll(0.2)
+            if m is None:
+                continue
+            if m.error():
+                errors.append(str(m.error()))
+                continue
+            read.append([m.partition(), m.value().decode()])
+        c.close()
+
+    t = threading.Thread(target=member)
+    t.start()
+    out = {"before": count()}
+    out["validate_only"] = confluent(3, validate_only=True)
+    out["after_validate_only"] = count()
+    out["raise"] = confluent(3)
+    out["after_raise"] = count()
+    out["not_more"] = confluent(2)
+    kp = KafkaAdminClient(bootstrap_servers=bootstrap)
+    resp = kp.create_partitions({topic: KpNewPartitions(4)})
+    out["kafka_python"] = [r[1] for r in resp.topic_errors]
+    kp.close()
+    out["after_all"] = count()
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    delivered = []
+    for i in range(4):
+        p.produce(topic, value=f"v{i}".encode(), partition=i,
+                  on_delivery=lambda e, m: delivered.append(
+                      [m.partition(), m.offset()] if e is None else str(e)))
+    p.flush(20)
+    out["delivered"] = sorted(delivered, key=str)
+    deadline = time.time() + 40
+    while len(read) < 4 and time.time() < deadline:
+        time.sleep(0.2)
+    stop.set()
+    t.join()
+    out["read"] = sorted(read)
+    out["errors"] = errors
+    return out
+
+
 def create(bootstrap, topic, partitions, rf):
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -672,6 +754,8 @@ def main(argv):
         r = group_commit(argv[2], argv[3], argv[4], int(argv[5]))
     elif s == "alter-configs":
         r = alter_configs(argv[2], argv[3])
+    elif s == "create-partitions":
+        r = create_partitions(argv[2], argv[3])
     elif s == "create":
         r = create(argv[2], argv[3], int(argv[4]), int(argv[5]))
     elif s == "metadata":

@@ -653,7 +653,9 @@ async fn report_leadership(
 
 /// The metadata observer of cluster mode: the topic store follows the
 /// metadata ([`TopicStoreObserver`]), then the manager opens the hosted
-/// partitions' groups; a deleted topic's groups stop before its files go.
+/// partitions' groups (of a created topic, or the new ones of a topic
+/// whose partitions were added); a deleted topic's groups stop before its
+/// files go.
 pub struct ReplicaObserver {
     topics: TopicStoreObserver,
     manager: Arc<ReplicaManager>,
@@ -672,7 +674,7 @@ impl ReplicaObserver {
 impl MetadataObserver for ReplicaObserver {
     fn changed(&self, local: u64, event: &MetadataEvent) {
         match event {
-            MetadataEvent::TopicCreated(t) => {
+            MetadataEvent::TopicCreated(t) | MetadataEvent::PartitionsAdded(t, _) => {
                 self.topics.changed(local, event);
                 if t.hosted_on(local) {
                     let m = Arc::clone(&self.manager);

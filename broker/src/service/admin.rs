@@ -293,6 +293,101 @@ impl Service {
             })
     }
 
+    /// Raises topic `name`'s partition count to `count` (see
+    /// [`crate::topics::TopicStore::add_partitions`]), or with
+    /// `validate_only` only checks that it could. In a cluster the
+    /// controller places the new partitions' replicas as it places a
+    /// created topic's, with the topic's replication factor, and the nodes
+    /// holding them open them. The cluster's internal topics (`__…`) are
+    /// refused (`InvalidRequest`).
+    pub async fn create_partitions(
+        self: &Arc<Self>,
+        name: String,
+        count: u32,
+        validate_only: bool,
+    ) -> TopicOutcome {
+        if name.starts_with(crate::topics::INTERNAL_PREFIX) {
+            return TopicOutcome {
+                message: Some(format!(
+                    "topic {name:?} is internal: its partition count is fixed"
+                )),
+                name,
+                error_code: ErrorCode::InvalidRequest,
+            };
+        }
+        if let Some(cluster) = self.cluster.get() {
+            let r = self.check_new_count(cluster, &name, count);
+            let r = match r {
+                Err(e) => Err(e),
+                Ok(()) if validate_only => Ok(()),
+                Ok(()) => proposed(
+                    cluster
+                        .propose(Command::CreatePartitions {
+                            name: name.clone(),
+                            count,
+                        })
+                        .await,
+                ),
+            };
+            return cluster_outcome(name, r);
+        }
+        let svc = Arc::clone(self);
+        let n = name.clone();
+        blocking(move || {
+            outcome(
+                &n,
+                svc.topics
+                    .add_partitions(&n, count, crate::topics::Hosting::All, validate_only),
+            )
+        })
+        .await
+        .unwrap_or_else(|e| {
+            let r = task_failed(e);
+            TopicOutcome {
+                name,
+                error_code: r.code,
+                message: Some(r.message),
+            }
+        })
+    }
+
+    /// Cluster mode: what the controller would refuse of raising `name`'s
+    /// partition count to `count` (judged on the metadata this node has
+    /// applied), and a count past [`crate::topics::MAX_PARTITIONS`].
+    fn check_new_count(
+        &self,
+        cluster: &Cluster,
+        name: &str,
+        count: u32,
+    ) -> Result<(), (ErrorCode, String)> {
+        let from = cluster.with_metadata(|m| m.topics.get(name).map(|t| t.replicas.len() as u32));
+        let Some(from) = from else {
+            return Err((
+                ErrorCode::UnknownTopicOrPartition,
+                format!("no topic {name:?}"),
+            ));
+        };
+        if count <= from {
+            return Err((
+                ErrorCode::InvalidPartitions,
+                format!(
+                    "topic {name:?} has {from} partitions; the count can only rise, \
+                     and {count} is not more"
+                ),
+            ));
+        }
+        if count > crate::topics::MAX_PARTITIONS {
+            return Err((
+                ErrorCode::InvalidPartitions,
+                format!(
+                    "partitions must be in 1..={}, got {count}",
+                    crate::topics::MAX_PARTITIONS
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Cluster mode: each topic checked here, then committed through the
     /// controller (which creates it on the nodes holding its replicas).
     async fn create_in_cluster(

@@ -456,3 +456,91 @@ fn only_the_retention_of_a_topic_changes_after_creation() {
     }
     store.shutdown();
 }
+
+/// Partitions added to a topic get empty logs beside the untouched old
+/// ones, are in `topics.meta` (a restart keeps them), and count against
+/// `max_partitions`; a count that does not rise, an unknown topic or
+/// `validate_only` changes nothing; a stray directory of an earlier failed
+/// create is set aside, not taken over.
+#[test]
+fn partitions_are_added_beside_the_untouched_old_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TopicStore::open(dir.path(), TopicDefaults::default())
+        .unwrap()
+        .with_max_partitions(6);
+    store.create("a", 2, &TopicConfig::default()).unwrap();
+    append_some(&store, "a", 1);
+    let id = store.topic("a").unwrap().id;
+    for count in [2, 1, 0] {
+        let err = store
+            .add_partitions("a", count, Hosting::All, false)
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidPartitions, "{err}");
+    }
+    let err = store
+        .add_partitions("nope", 3, Hosting::All, false)
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::UnknownTopicOrPartition);
+    let err = store
+        .add_partitions("a", 7, Hosting::All, false)
+        .unwrap_err();
+    assert!(err.to_string().contains("max_partitions"), "{err}");
+    store.add_partitions("a", 4, Hosting::All, true).unwrap();
+    assert_eq!(store.topic("a").unwrap().partition_count(), 2);
+    assert!(!dir.path().join("a-2").exists());
+    // Left by a create that failed before its metadata write.
+    std::fs::create_dir(dir.path().join("a-3")).unwrap();
+    std::fs::write(dir.path().join("a-3").join("junk"), b"x").unwrap();
+    store.add_partitions("a", 4, Hosting::All, false).unwrap();
+    let a = store.topic("a").unwrap();
+    assert_eq!((a.partition_count(), a.id), (4, id));
+    assert_eq!(store.partition("a", 1).unwrap().log.next_offset(), 3);
+    for p in [2, 3] {
+        assert_eq!(store.partition("a", p).unwrap().log.next_offset(), 0);
+    }
+    assert!(!dir.path().join("a-3").join("junk").exists());
+    assert!(
+        dir_names(dir.path())
+            .iter()
+            .any(|n| n.starts_with("a-3.") && n.ends_with("-stray")),
+        "{:?}",
+        dir_names(dir.path())
+    );
+    append_some(&store, "a", 3);
+    store.shutdown();
+    drop(store);
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    let a = store.topic("a").unwrap();
+    assert_eq!((a.partition_count(), a.id), (4, id));
+    assert_eq!(store.partition("a", 1).unwrap().log.next_offset(), 3);
+    assert_eq!(store.partition("a", 3).unwrap().log.next_offset(), 3);
+    store.shutdown();
+}
+
+/// A node of a cluster adds only the new partitions it hosts; the others
+/// are listed without files.
+#[test]
+fn added_partitions_not_hosted_here_get_no_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    let id = TopicId::derived("h", 1);
+    store
+        .create_hosting("h", id, 2, Hosting::Only(&[0]), &TopicConfig::default())
+        .unwrap();
+    store
+        .add_partitions("h", 5, Hosting::Only(&[0, 3]), false)
+        .unwrap();
+    let h = store.topic("h").unwrap();
+    assert_eq!(h.partition_count(), 5);
+    let hosted: Vec<u32> = h.hosted().map(|(p, _)| p).collect();
+    assert_eq!(hosted, [0, 3]);
+    for p in [1, 2, 4] {
+        assert!(!dir.path().join(format!("h-{p}")).exists());
+    }
+    store.shutdown();
+    drop(store);
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    let hosted: Vec<u32> = store.topic("h").unwrap().hosted().map(|(p, _)| p).collect();
+    assert_eq!(hosted, [0, 3]);
+    assert_eq!(store.topic("h").unwrap().partition_count(), 5);
+}

@@ -15,7 +15,7 @@
 //!   [`fetch`], [`list_offsets`], [`offsets`] (FindCoordinator,
 //!   OffsetCommit, OffsetFetch), [`admin`] (CreateTopics, DeleteTopics,
 //!   DescribeConfigs, InitProducerId), [`alter_configs`] (AlterConfigs,
-//!   IncrementalAlterConfigs), [`groups`] (JoinGroup, SyncGroup,
+//!   IncrementalAlterConfigs), [`create_partitions`], [`groups`] (JoinGroup, SyncGroup,
 //!   Heartbeat, LeaveGroup, DescribeGroups, ListGroups, DeleteGroups).
 //!
 //! Why not the `kafka-protocol` crate: its decoders size allocations from
@@ -27,6 +27,7 @@
 pub mod admin;
 pub mod alter_configs;
 pub mod api_versions;
+pub mod create_partitions;
 pub mod error_code;
 pub mod fetch;
 pub mod groups;
@@ -113,6 +114,8 @@ pub enum ApiKey {
     DescribeConfigs = 32,
     /// AlterConfigs (33).
     AlterConfigs = 33,
+    /// CreatePartitions (37).
+    CreatePartitions = 37,
     /// DeleteGroups (42).
     DeleteGroups = 42,
     /// IncrementalAlterConfigs (44).
@@ -121,7 +124,7 @@ pub enum ApiKey {
 
 impl ApiKey {
     /// Every API served, in key order.
-    pub const ALL: [ApiKey; 21] = [
+    pub const ALL: [ApiKey; 22] = [
         ApiKey::Produce,
         ApiKey::Fetch,
         ApiKey::ListOffsets,
@@ -141,6 +144,7 @@ impl ApiKey {
         ApiKey::InitProducerId,
         ApiKey::DescribeConfigs,
         ApiKey::AlterConfigs,
+        ApiKey::CreatePartitions,
         ApiKey::DeleteGroups,
         ApiKey::IncrementalAlterConfigs,
     ];
@@ -167,6 +171,7 @@ impl ApiKey {
             ApiKey::DescribeConfigs => (0, 4),
             ApiKey::AlterConfigs => (0, 2),
             ApiKey::IncrementalAlterConfigs => (0, 1),
+            ApiKey::CreatePartitions => (0, 3),
             ApiKey::JoinGroup => (0, 7),
             ApiKey::Heartbeat => (0, 4),
             ApiKey::LeaveGroup => (0, 4),
@@ -200,6 +205,7 @@ impl ApiKey {
             ApiKey::DescribeConfigs => 4,
             ApiKey::AlterConfigs => 2,
             ApiKey::IncrementalAlterConfigs => 1,
+            ApiKey::CreatePartitions => 2,
             ApiKey::JoinGroup => 6,
             ApiKey::Heartbeat => 4,
             ApiKey::LeaveGroup => 4,

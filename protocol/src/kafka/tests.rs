@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use super::admin::*;
 use super::alter_configs::*;
 use super::api_versions::*;
+use super::create_partitions::*;
 use super::fetch::*;
 use super::groups::*;
 use super::header::RequestHeader;
@@ -275,6 +276,37 @@ fn requests_round_trip_at_every_version() {
     }
     for v in versions(ApiKey::IncrementalAlterConfigs) {
         let resp = IncrementalAlterConfigsResponse(outcome.clone());
+        assert_eq!(round_trip(&resp, v, &[]), resp);
+    }
+    for v in versions(ApiKey::CreatePartitions) {
+        for assignments in [
+            None,
+            Some(vec![
+                PartitionAssignment {
+                    broker_ids: vec![1, 2],
+                },
+                PartitionAssignment::default(),
+            ]),
+        ] {
+            let req = CreatePartitionsRequest {
+                topics: vec![CreatePartitionsTopic {
+                    name: s("t"),
+                    count: 4,
+                    assignments,
+                }],
+                timeout_ms: 30_000,
+                validate_only: true,
+            };
+            assert_eq!(round_trip(&req, v, &[]), req);
+        }
+        let resp = CreatePartitionsResponse {
+            throttle_time_ms: 0,
+            results: vec![CreatePartitionsResult {
+                name: s("t"),
+                error_code: 37,
+                error_message: Some(s("no")),
+            }],
+        };
         assert_eq!(round_trip(&resp, v, &[]), resp);
     }
     for v in versions(ApiKey::InitProducerId) {
@@ -675,6 +707,7 @@ pub(crate) fn check_request(api: ApiKey, version: i16, body: &[u8]) -> bool {
         ApiKey::DescribeConfigs => stable::<DescribeConfigsRequest>(body, version),
         ApiKey::AlterConfigs => stable::<AlterConfigsRequest>(body, version),
         ApiKey::IncrementalAlterConfigs => stable::<IncrementalAlterConfigsRequest>(body, version),
+        ApiKey::CreatePartitions => stable::<CreatePartitionsRequest>(body, version),
         ApiKey::JoinGroup => stable::<JoinGroupRequest>(body, version),
         ApiKey::Heartbeat => stable::<HeartbeatRequest>(body, version),
         ApiKey::LeaveGroup => stable::<LeaveGroupRequest>(body, version),

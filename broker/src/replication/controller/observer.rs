@@ -1,13 +1,13 @@
 //! The topic store follows the cluster metadata: a node lists a topic when
 //! it holds at least one replica of it, creates the directories of only
-//! the partitions it holds a replica of, and deletes them when the topic is
-//! deleted.
+//! the partitions it holds a replica of (also of partitions added later),
+//! and deletes them when the topic is deleted.
 
 use std::sync::Weak;
 
 use sluice_protocol::wire::ErrorCode;
 
-use super::{MetadataEvent, MetadataObserver};
+use super::{MetadataEvent, MetadataObserver, TopicMeta};
 use crate::service::Service;
 use crate::topics::Hosting;
 
@@ -30,26 +30,8 @@ impl MetadataObserver for TopicStoreObserver {
             return;
         };
         match event {
-            MetadataEvent::TopicCreated(t) => {
-                if !t.hosted_on(local) {
-                    return;
-                }
-                let hosted = t.partitions_on(local);
-                match svc.topics.create_hosting(
-                    &t.name,
-                    t.kafka_id(),
-                    t.replicas.len() as u32,
-                    Hosting::Only(&hosted),
-                    &t.config,
-                ) {
-                    Ok(()) => {
-                        tracing::info!(topic = %t.name, topic_id = t.topic_id, "created hosted topic")
-                    }
-                    Err(e) if e.code() == ErrorCode::TopicAlreadyExists => {}
-                    Err(e) => {
-                        tracing::error!(topic = %t.name, error = %e, "could not create a hosted topic")
-                    }
-                }
+            MetadataEvent::TopicCreated(t) | MetadataEvent::PartitionsAdded(t, _) => {
+                hold(&svc, local, t);
             }
             MetadataEvent::TopicDeleted(t) => {
                 match svc.topics.delete(&t.name) {
@@ -74,6 +56,43 @@ impl MetadataObserver for TopicStoreObserver {
                     Err(_) => forget(),
                 }
             }
+        }
+    }
+}
+
+/// Makes `svc`'s topic store hold `t` as the metadata has it, when this
+/// node holds a replica of it: created with the partitions hosted here, or,
+/// held with fewer partitions (partitions were added, maybe while this node
+/// was away), raised to its count. Held with as many: nothing to do.
+fn hold(svc: &Service, local: u64, t: &TopicMeta) {
+    if !t.hosted_on(local) {
+        return;
+    }
+    let hosted = t.partitions_on(local);
+    let count = t.replicas.len() as u32;
+    let (what, r) = match svc.topics.topic(&t.name) {
+        None => (
+            "created hosted topic",
+            svc.topics.create_hosting(
+                &t.name,
+                t.kafka_id(),
+                count,
+                Hosting::Only(&hosted),
+                &t.config,
+            ),
+        ),
+        Some(held) if held.partition_count() < count => (
+            "added hosted partitions",
+            svc.topics
+                .add_partitions(&t.name, count, Hosting::Only(&hosted), false),
+        ),
+        Some(_) => return,
+    };
+    match r {
+        Ok(()) => tracing::info!(topic = %t.name, topic_id = t.topic_id, count, "{what}"),
+        Err(e) if e.code() == ErrorCode::TopicAlreadyExists => {}
+        Err(e) => {
+            tracing::error!(topic = %t.name, error = %e, "could not follow the metadata of a hosted topic")
         }
     }
 }

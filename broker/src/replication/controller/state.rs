@@ -38,6 +38,17 @@ pub enum Command {
         /// What the leader says.
         leader: ReportedLeader,
     },
+    // New commands go last: entries are encoded by variant index, and
+    // logs written before a command existed must decode unchanged.
+    /// Raise a topic's partition count; the new partitions' replicas are
+    /// spread as [`assign`] spreads a created topic's, over the nodes of
+    /// now, with the topic's replication factor.
+    CreatePartitions {
+        /// Name.
+        name: String,
+        /// The partition count wanted (above the current one).
+        count: u32,
+    },
 }
 
 /// A partition's leadership as its leader last reported it to the
@@ -120,6 +131,9 @@ pub enum MetadataEvent {
     TopicCreated(TopicMeta),
     /// A topic was deleted.
     TopicDeleted(TopicMeta),
+    /// A topic's partition count rose: the topic as it is now, and its
+    /// partition count before.
+    PartitionsAdded(TopicMeta, u32),
 }
 
 /// The cluster metadata.
@@ -228,7 +242,53 @@ impl Metadata {
                 partition,
                 leader,
             } => (self.report_leader(*topic_id, *partition, leader), None),
+            Command::CreatePartitions { name, count } => self.create_partitions(name, *count),
         }
+    }
+
+    /// Raises `name`'s partition count to `count`, refused if there is no
+    /// such topic, if `count` is not above the current count, or if the
+    /// cluster has fewer nodes than the topic's replication factor.
+    fn create_partitions(&mut self, name: &str, count: u32) -> (Outcome, Option<MetadataEvent>) {
+        let n = self.nodes.len();
+        let Some(t) = self.topics.get_mut(name) else {
+            return (
+                Outcome::refused(
+                    ErrorCode::UnknownTopicOrPartition,
+                    format!("no topic {name:?}"),
+                ),
+                None,
+            );
+        };
+        let from = t.replicas.len() as u32;
+        if count <= from {
+            return (
+                Outcome::refused(
+                    ErrorCode::InvalidPartitions,
+                    format!(
+                        "topic {name:?} has {from} partitions; the count can only rise, \
+                         and {count} is not more"
+                    ),
+                ),
+                None,
+            );
+        }
+        let rf = t.replicas.first().map_or(1, Vec::len);
+        if rf == 0 || rf > n {
+            return (
+                Outcome::refused(
+                    ErrorCode::NotEnoughReplicas,
+                    format!("replication factor {rf} needs {rf} nodes; the cluster has {n}"),
+                ),
+                None,
+            );
+        }
+        let mut all = assign(&self.nodes, t.topic_id, count, rf);
+        t.replicas.extend(all.drain(from as usize..));
+        (
+            Outcome::ok(),
+            Some(MetadataEvent::PartitionsAdded(t.clone(), from)),
+        )
     }
 
     /// Records `report` unless its topic is gone or the partition or the
@@ -264,7 +324,8 @@ impl Metadata {
     }
 
     /// The events that turn `self` into `new` (after a snapshot install):
-    /// deletions first, then creations; a topic whose id changed is both.
+    /// deletions first, then creations and added partitions; a topic whose
+    /// id changed is both deleted and created.
     pub fn diff(&self, new: &Metadata) -> Vec<MetadataEvent> {
         let mut events = Vec::new();
         for (name, old) in &self.topics {
@@ -277,12 +338,16 @@ impl Metadata {
             }
         }
         for (name, t) in &new.topics {
-            if self
-                .topics
-                .get(name)
-                .is_none_or(|o| o.topic_id != t.topic_id)
-            {
-                events.push(MetadataEvent::TopicCreated(t.clone()));
+            match self.topics.get(name) {
+                Some(o) if o.topic_id == t.topic_id => {
+                    if t.replicas.len() > o.replicas.len() {
+                        events.push(MetadataEvent::PartitionsAdded(
+                            t.clone(),
+                            o.replicas.len() as u32,
+                        ));
+                    }
+                }
+                _ => events.push(MetadataEvent::TopicCreated(t.clone())),
             }
         }
         events
@@ -389,9 +454,86 @@ mod tests {
             .map(|e| match e {
                 MetadataEvent::TopicCreated(t) => format!("+{}", t.name),
                 MetadataEvent::TopicDeleted(t) => format!("-{}", t.name),
+                MetadataEvent::PartitionsAdded(t, from) => {
+                    format!("{}:{from}..{}", t.name, t.replicas.len())
+                }
             })
             .collect();
         assert_eq!(names, ["-again", "-gone", "+again", "+fresh"]);
+        // Partitions added to a kept topic; an added topic's are in its
+        // creation.
+        let mut more = new.clone();
+        more.apply(&Command::CreatePartitions {
+            name: "kept".into(),
+            count: 3,
+        });
+        more.apply(&Command::CreatePartitions {
+            name: "fresh".into(),
+            count: 2,
+        });
+        let events = old.diff(&more);
+        assert!(events.contains(&MetadataEvent::PartitionsAdded(
+            more.topics["kept"].clone(),
+            1
+        )));
+        assert!(events.contains(&MetadataEvent::TopicCreated(more.topics["fresh"].clone())));
+        assert_eq!(events.len(), 5);
+    }
+
+    #[test]
+    fn partitions_are_added_with_the_topics_replication_factor() {
+        let mut m = three();
+        m.apply(&create("a", 2, 2));
+        let before = m.topics["a"].clone();
+        let (o, e) = m.apply(&Command::CreatePartitions {
+            name: "a".into(),
+            count: 5,
+        });
+        assert_eq!(o.code, ErrorCode::None);
+        let a = m.topics["a"].clone();
+        assert_eq!(e, Some(MetadataEvent::PartitionsAdded(a.clone(), 2)));
+        // The old partitions keep their replicas; the new ones are placed
+        // as a topic created with five would have them.
+        assert_eq!(a.replicas[..2], before.replicas[..]);
+        assert_eq!(a.replicas, assign(&m.nodes, a.topic_id, 5, 2));
+        assert_eq!(a.topic_id, before.topic_id);
+        for count in [5, 4, 0] {
+            let (o, e) = m.apply(&Command::CreatePartitions {
+                name: "a".into(),
+                count,
+            });
+            assert_eq!((o.code, e), (ErrorCode::InvalidPartitions, None));
+        }
+        let (o, _) = m.apply(&Command::CreatePartitions {
+            name: "b".into(),
+            count: 5,
+        });
+        assert_eq!(o.code, ErrorCode::UnknownTopicOrPartition);
+        // A cluster smaller than the topic's replication factor.
+        m.apply(&create("c", 1, 3));
+        m.nodes = vec![1, 2];
+        let (o, _) = m.apply(&Command::CreatePartitions {
+            name: "c".into(),
+            count: 2,
+        });
+        assert_eq!(o.code, ErrorCode::NotEnoughReplicas);
+        assert_eq!(m.topics["c"].replicas.len(), 1);
+    }
+
+    #[test]
+    fn commands_keep_their_encoding() {
+        // Entries are encoded by variant index: a command added later must
+        // not renumber the ones logs already hold.
+        let delete = postcard::to_allocvec(&Command::DeleteTopic { name: "a".into() }).unwrap();
+        assert_eq!(delete, [1, 1, b'a']);
+        let report = postcard::to_allocvec(&report(1, 0, 2, 3)).unwrap();
+        assert_eq!(report[0], 2);
+        let add = postcard::to_allocvec(&Command::CreatePartitions {
+            name: "a".into(),
+            count: 4,
+        })
+        .unwrap();
+        assert_eq!(add, [3, 1, b'a', 4]);
     }
 
     fn report(topic_id: u64, partition: u32, leader: u64, epoch: u64) -> Command {

@@ -300,6 +300,7 @@ mod tests {
             self.0.lock().push(match event {
                 MetadataEvent::TopicCreated(t) => format!("+{}", t.name),
                 MetadataEvent::TopicDeleted(t) => format!("-{}", t.name),
+                MetadataEvent::PartitionsAdded(t, _) => format!("{}:{}", t.name, t.replicas.len()),
             });
         }
     }

@@ -18,6 +18,7 @@
 mod admin;
 mod alter_configs;
 mod configs;
+mod create_partitions;
 mod fetch;
 mod groups;
 mod operations;
@@ -157,6 +158,11 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
             let mode = alter_configs::Mode::Incremental;
             let out = alter_configs::alter(conn, r.resources, r.validate_only, mode).await;
             respond(conn, req, IncrementalAlterConfigsResponse(out)).await
+        }
+        ApiKey::CreatePartitions => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = create_partitions::create_partitions(conn, r).await;
+            respond(conn, req, resp).await
         }
         ApiKey::JoinGroup => {
             let r = decode_or_close(conn, req, body)?;
