@@ -430,12 +430,17 @@ impl TopicStore {
                 format!("partitions must be in 1..={MAX_PARTITIONS}, got {partitions}"),
             ));
         }
+        self.check_config(config)
+    }
+
+    /// Refuses (`InvalidConfig`) settings that are not valid, or below the
+    /// resource floors, as this broker's defaults resolve them.
+    fn check_config(&self, config: &TopicConfig) -> Result<(), BrokerError> {
         self.defaults
             .log_config(config)
             .validate()
             .and_then(|()| check_topic_limits(&self.defaults.resolve(config)))
-            .map_err(|e| admin_err(ErrorCode::InvalidConfig, e))?;
-        Ok(())
+            .map_err(|e| admin_err(ErrorCode::InvalidConfig, e))
     }
 
     /// Creates a topic hosting every partition. Blocking (creates files
@@ -679,34 +684,7 @@ impl TopicStore {
         };
         let config = edit(&old.config).map_err(|e| admin_err(ErrorCode::InvalidConfig, e))?;
         let config = &config;
-        let (was, now) = (
-            self.defaults.resolve(&old.config),
-            self.defaults.resolve(config),
-        );
-        // Named as in the broker settings, then as Kafka names them.
-        let fixed = [
-            (
-                "segment_bytes (segment.bytes)",
-                was.segment_bytes != now.segment_bytes,
-            ),
-            ("segment_ms (segment.ms)", was.segment_ms != now.segment_ms),
-            ("flush (flush.ms)", was.flush != now.flush),
-            (
-                "compression (compression.type)",
-                was.compression != now.compression,
-            ),
-        ];
-        if let Some((setting, _)) = fixed.iter().find(|(_, changed)| *changed) {
-            return Err(admin_err(
-                ErrorCode::InvalidConfig,
-                format!(
-                    "{setting} of topic {name:?} is fixed when the topic is created; \
-                     only retention_ms (retention.ms) and retention_bytes \
-                     (retention.bytes) can change"
-                ),
-            ));
-        }
-        self.check_shape(name, old.partition_count(), config)?;
+        self.check_change(name, &old.config, config)?;
         if validate_only {
             return Ok(());
         }
@@ -731,6 +709,43 @@ impl TopicStore {
         self.topics.write().insert(name.to_owned(), Arc::new(topic));
         tracing::info!(topic = name, config = ?config, "changed topic settings");
         Ok(())
+    }
+
+    /// Refuses (`InvalidConfig`) new settings `config` of topic `name`,
+    /// whose settings are `old`, that change more than its retention (the
+    /// other settings are fixed at creation, compared as this broker's
+    /// defaults resolve them), or that are not valid settings.
+    pub fn check_change(
+        &self,
+        name: &str,
+        old: &TopicConfig,
+        config: &TopicConfig,
+    ) -> Result<(), BrokerError> {
+        let (was, now) = (self.defaults.resolve(old), self.defaults.resolve(config));
+        // Named as in the broker settings, then as Kafka names them.
+        let fixed = [
+            (
+                "segment_bytes (segment.bytes)",
+                was.segment_bytes != now.segment_bytes,
+            ),
+            ("segment_ms (segment.ms)", was.segment_ms != now.segment_ms),
+            ("flush (flush.ms)", was.flush != now.flush),
+            (
+                "compression (compression.type)",
+                was.compression != now.compression,
+            ),
+        ];
+        if let Some((setting, _)) = fixed.iter().find(|(_, changed)| *changed) {
+            return Err(admin_err(
+                ErrorCode::InvalidConfig,
+                format!(
+                    "{setting} of topic {name:?} is fixed when the topic is created; \
+                     only retention_ms (retention.ms) and retention_bytes \
+                     (retention.bytes) can change"
+                ),
+            ));
+        }
+        self.check_config(config)
     }
 
     /// Deletes a topic and its data. Blocking (call it off the reactor).

@@ -243,3 +243,163 @@ fn a_topics_retention_changes_while_it_is_open() {
         "{out}"
     );
 }
+
+/// In a 3-node cluster a topic's retention changes through any node: the
+/// controller commits it, every node answers DescribeConfigs with it, a
+/// node that was down meanwhile takes it when it is back, and two changes
+/// of different settings sent to two nodes at once both hold afterwards
+/// (neither undoes the other). A fixed setting is still refused and
+/// `validate_only` still changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topics_retention_changes_across_a_cluster() {
+    use sluice_protocol::kafka::alter_configs::{
+        AlterConfigsResource, AlterableConfig, IncrementalAlterConfigsRequest,
+        IncrementalAlterConfigsResponse, OP_SET,
+    };
+    use sluice_protocol::kafka::error_code::code;
+    use sluice_tests::cluster::TestCluster;
+
+    let mut c = TestCluster::start_with_kafka(3);
+    {
+        let mut conn = c.node(1).connect().await;
+        let r = conn
+            .create_topics(vec![sluice_protocol::wire::create_topics::NewTopic {
+                name: "kept".into(),
+                partitions: 2,
+                config: TopicConfig {
+                    segment_bytes: Some(1 << 20),
+                    ..TopicConfig::default()
+                },
+                replication_factor: Some(3),
+            }])
+            .await
+            .unwrap();
+        assert_eq!(
+            r.results[0].error_code,
+            sluice_protocol::wire::ErrorCode::None
+        );
+    }
+    let stream = |c: &TestCluster, id: u64| {
+        let s = TcpStream::connect(c.node(id).kafka_addr.unwrap()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    };
+    let set = |name: &str, value: &str| AlterableConfig {
+        name: name.into(),
+        operation: OP_SET,
+        value: Some(value.into()),
+    };
+    let alter = |s: &mut TcpStream, configs: Vec<AlterableConfig>, validate_only: bool| {
+        let mut req = IncrementalAlterConfigsRequest {
+            resources: vec![AlterConfigsResource {
+                resource_type: RESOURCE_TOPIC,
+                resource_name: "kept".into(),
+                configs,
+            }],
+            validate_only,
+        };
+        let r: IncrementalAlterConfigsResponse = call(s, 1, &mut req);
+        (
+            r.0.responses[0].error_code,
+            r.0.responses[0].error_message.clone(),
+        )
+    };
+    // (value, source) of each of `names` as node `id` describes "kept".
+    let described = |c: &TestCluster, id: u64, names: &[&str]| {
+        let mut req = DescribeConfigsRequest {
+            resources: vec![DescribeConfigsResource {
+                resource_type: RESOURCE_TOPIC,
+                resource_name: "kept".into(),
+                configuration_keys: None,
+            }],
+            include_synonyms: false,
+            include_documentation: false,
+        };
+        let r: DescribeConfigsResponse = call(&mut stream(c, id), 1, &mut req);
+        names
+            .iter()
+            .map(|n| {
+                let c = r.results[0].configs.iter().find(|c| c.name == *n).unwrap();
+                (c.value.clone().unwrap(), c.config_source)
+            })
+            .collect::<Vec<_>>()
+    };
+    let until = |c: &TestCluster, id: u64, names: &[&str], want: &[(&str, i8)]| {
+        let want: Vec<(String, i8)> = want.iter().map(|(v, s)| ((*v).to_owned(), *s)).collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let got = described(c, id, names);
+            if got == want {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {id}: {got:?}, want {want:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    c.kill(3);
+    let mut s2 = stream(&c, 2);
+    let (code_, m) = alter(&mut s2, vec![set("compression.type", "zstd")], false);
+    assert_eq!(code_, code::INVALID_CONFIG, "{m:?}");
+    assert!(m.unwrap().contains("compression.type"));
+    assert_eq!(
+        alter(&mut s2, vec![set("retention.ms", "1")], true).0,
+        code::NONE
+    );
+    assert_eq!(
+        alter(&mut s2, vec![set("retention.ms", "60000")], false),
+        (code::NONE, None)
+    );
+    for id in [1, 2] {
+        until(
+            &c,
+            id,
+            &["retention.ms", "segment.bytes"],
+            &[("60000", 1), ("1048576", 1)],
+        );
+    }
+    // Node 3 was down: it takes the change when it is back.
+    c.restart(3);
+    until(&c, 3, &["retention.ms"], &[("60000", 1)]);
+    // Two changes at once through two nodes: both hold.
+    let (a, b) = (c.node(1).kafka_addr.unwrap(), c.node(2).kafka_addr.unwrap());
+    let one = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(a).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut out = Vec::new();
+        for i in 0..5 {
+            let cfg = vec![set("retention.ms", &(70_000 + i).to_string())];
+            let mut req = IncrementalAlterConfigsRequest {
+                resources: vec![AlterConfigsResource {
+                    resource_type: RESOURCE_TOPIC,
+                    resource_name: "kept".into(),
+                    configs: cfg,
+                }],
+                validate_only: false,
+            };
+            let r: IncrementalAlterConfigsResponse = call(&mut s, 1, &mut req);
+            out.push(r.0.responses[0].error_code);
+        }
+        out
+    });
+    let mut other = Vec::new();
+    for i in 0..5 {
+        let cfg = vec![set("retention.bytes", &(1_000_000 + i).to_string())];
+        let mut s = TcpStream::connect(b).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        other.push(alter(&mut s, cfg, false).0);
+    }
+    assert_eq!(one.join().unwrap(), [code::NONE; 5]);
+    assert_eq!(other, [code::NONE; 5]);
+    for id in 1..=3 {
+        until(
+            &c,
+            id,
+            &["retention.ms", "retention.bytes"],
+            &[("70004", 1), ("1000004", 1)],
+        );
+    }
+}

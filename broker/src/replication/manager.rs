@@ -674,6 +674,7 @@ impl ReplicaObserver {
 impl MetadataObserver for ReplicaObserver {
     fn changed(&self, local: u64, event: &MetadataEvent) {
         match event {
+            MetadataEvent::TopicConfigChanged(_) => self.topics.changed(local, event),
             MetadataEvent::TopicCreated(t) | MetadataEvent::PartitionsAdded(t, _) => {
                 self.topics.changed(local, event);
                 if t.hosted_on(local) {

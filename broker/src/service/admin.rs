@@ -260,24 +260,22 @@ impl Service {
 
     /// Gives topic `name` the settings `edit` makes of its settings as
     /// given (see [`crate::topics::TopicStore::alter_config`]: only its
-    /// retention may change), or with `validate_only` only checks them. Not
-    /// served in a cluster (`InvalidRequest`): there a topic's settings are
-    /// the controller's, fixed at creation.
+    /// retention may change), or with `validate_only` only checks them. In
+    /// a cluster the change is checked here against the controller's
+    /// settings of the topic and committed through the controller, which
+    /// has every node holding a replica apply it; a change committed by
+    /// another node meanwhile has this one made again on top of it.
     pub async fn alter_topic_config(
         self: &Arc<Self>,
         name: String,
-        edit: impl FnOnce(&TopicConfig) -> Result<TopicConfig, String> + Send + 'static,
+        edit: impl Fn(&TopicConfig) -> Result<TopicConfig, String> + Send + 'static,
         validate_only: bool,
     ) -> TopicOutcome {
-        if self.cluster.get().is_some() {
-            return TopicOutcome {
-                name,
-                error_code: ErrorCode::InvalidRequest,
-                message: Some(
-                    "a topic's settings cannot change in a cluster: they are fixed at creation"
-                        .to_owned(),
-                ),
-            };
+        if let Some(cluster) = self.cluster.get() {
+            let r = self
+                .alter_in_cluster(cluster, &name, edit, validate_only)
+                .await;
+            return cluster_outcome(name, r);
         }
         let svc = Arc::clone(self);
         let n = name.clone();
@@ -349,6 +347,55 @@ impl Service {
                 message: Some(r.message),
             }
         })
+    }
+
+    /// Cluster mode: [`Service::alter_topic_config`] through the
+    /// controller, tried again (up to 5 times) while other changes of the
+    /// topic's settings commit first.
+    async fn alter_in_cluster(
+        &self,
+        cluster: &Cluster,
+        name: &str,
+        edit: impl Fn(&TopicConfig) -> Result<TopicConfig, String>,
+        validate_only: bool,
+    ) -> Result<(), (ErrorCode, String)> {
+        if name.starts_with(crate::topics::INTERNAL_PREFIX) {
+            return Err((
+                ErrorCode::InvalidRequest,
+                format!("topic {name:?} is internal to the cluster: its settings are fixed"),
+            ));
+        }
+        let current = || cluster.with_metadata(|m| m.topics.get(name).map(|t| t.config.clone()));
+        let mut tries = 0;
+        loop {
+            let Some(expected) = current() else {
+                return Err((
+                    ErrorCode::UnknownTopicOrPartition,
+                    format!("no topic {name:?}"),
+                ));
+            };
+            let config = edit(&expected).map_err(|e| (ErrorCode::InvalidConfig, e))?;
+            self.topics
+                .check_change(name, &expected, &config)
+                .map_err(|e| (e.code(), e.client_message()))?;
+            if validate_only {
+                return Ok(());
+            }
+            let r = proposed(
+                cluster
+                    .propose(Command::AlterTopicConfig {
+                        name: name.to_owned(),
+                        expected: expected.clone(),
+                        config,
+                    })
+                    .await,
+            );
+            tries += 1;
+            match r {
+                Err(_) if tries < 5 && current().is_some_and(|now| now != expected) => {}
+                r => return r,
+            }
+        }
     }
 
     /// Cluster mode: what the controller would refuse of raising `name`'s

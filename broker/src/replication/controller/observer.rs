@@ -30,7 +30,9 @@ impl MetadataObserver for TopicStoreObserver {
             return;
         };
         match event {
-            MetadataEvent::TopicCreated(t) | MetadataEvent::PartitionsAdded(t, _) => {
+            MetadataEvent::TopicCreated(t)
+            | MetadataEvent::PartitionsAdded(t, _)
+            | MetadataEvent::TopicConfigChanged(t) => {
                 hold(&svc, local, t);
             }
             MetadataEvent::TopicDeleted(t) => {
@@ -61,35 +63,43 @@ impl MetadataObserver for TopicStoreObserver {
 }
 
 /// Makes `svc`'s topic store hold `t` as the metadata has it, when this
-/// node holds a replica of it: created with the partitions hosted here, or,
-/// held with fewer partitions (partitions were added, maybe while this node
-/// was away), raised to its count. Held with as many: nothing to do.
+/// node holds a replica of it: created with the partitions hosted here;
+/// or, held with fewer partitions (partitions were added, maybe while this
+/// node was away), raised to its count; and held with other settings, given
+/// its settings. Held as it is: nothing to do.
 fn hold(svc: &Service, local: u64, t: &TopicMeta) {
     if !t.hosted_on(local) {
         return;
     }
     let hosted = t.partitions_on(local);
     let count = t.replicas.len() as u32;
-    let (what, r) = match svc.topics.topic(&t.name) {
-        None => (
-            "created hosted topic",
-            svc.topics.create_hosting(
-                &t.name,
-                t.kafka_id(),
-                count,
-                Hosting::Only(&hosted),
-                &t.config,
-            ),
-        ),
-        Some(held) if held.partition_count() < count => (
-            "added hosted partitions",
-            svc.topics
-                .add_partitions(&t.name, count, Hosting::Only(&hosted), false),
-        ),
-        Some(_) => return,
+    let Some(held) = svc.topics.topic(&t.name) else {
+        let r = svc.topics.create_hosting(
+            &t.name,
+            t.kafka_id(),
+            count,
+            Hosting::Only(&hosted),
+            &t.config,
+        );
+        return followed(t, "created hosted topic", r);
     };
+    if held.partition_count() < count {
+        let r = svc
+            .topics
+            .add_partitions(&t.name, count, Hosting::Only(&hosted), false);
+        followed(t, "added hosted partitions", r);
+    }
+    if held.config != t.config {
+        let r = svc
+            .topics
+            .alter_config(&t.name, |_| Ok(t.config.clone()), false);
+        followed(t, "changed the settings of a hosted topic", r);
+    }
+}
+
+fn followed(t: &TopicMeta, what: &str, r: Result<(), crate::error::BrokerError>) {
     match r {
-        Ok(()) => tracing::info!(topic = %t.name, topic_id = t.topic_id, count, "{what}"),
+        Ok(()) => tracing::info!(topic = %t.name, topic_id = t.topic_id, "{what}"),
         Err(e) if e.code() == ErrorCode::TopicAlreadyExists => {}
         Err(e) => {
             tracing::error!(topic = %t.name, error = %e, "could not follow the metadata of a hosted topic")

@@ -49,6 +49,18 @@ pub enum Command {
         /// The partition count wanted (above the current one).
         count: u32,
     },
+    /// Give a topic new settings, if its settings are still `expected`
+    /// (the proposer checked the change against them: only the retention
+    /// changes; a concurrent change makes this one refused, to be proposed
+    /// again on top of it).
+    AlterTopicConfig {
+        /// Name.
+        name: String,
+        /// Its settings the change was made from.
+        expected: TopicConfig,
+        /// Its new settings.
+        config: TopicConfig,
+    },
 }
 
 /// A partition's leadership as its leader last reported it to the
@@ -134,6 +146,8 @@ pub enum MetadataEvent {
     /// A topic's partition count rose: the topic as it is now, and its
     /// partition count before.
     PartitionsAdded(TopicMeta, u32),
+    /// A topic's settings changed: the topic as it is now.
+    TopicConfigChanged(TopicMeta),
 }
 
 /// The cluster metadata.
@@ -243,6 +257,33 @@ impl Metadata {
                 leader,
             } => (self.report_leader(*topic_id, *partition, leader), None),
             Command::CreatePartitions { name, count } => self.create_partitions(name, *count),
+            Command::AlterTopicConfig {
+                name,
+                expected,
+                config,
+            } => match self.topics.get_mut(name) {
+                None => (
+                    Outcome::refused(
+                        ErrorCode::UnknownTopicOrPartition,
+                        format!("no topic {name:?}"),
+                    ),
+                    None,
+                ),
+                Some(t) if t.config != *expected => (
+                    Outcome::refused(
+                        ErrorCode::InvalidConfig,
+                        format!("the settings of topic {name:?} changed meanwhile"),
+                    ),
+                    None,
+                ),
+                Some(t) => {
+                    t.config = config.clone();
+                    (
+                        Outcome::ok(),
+                        Some(MetadataEvent::TopicConfigChanged(t.clone())),
+                    )
+                }
+            },
         }
     }
 
@@ -324,8 +365,8 @@ impl Metadata {
     }
 
     /// The events that turn `self` into `new` (after a snapshot install):
-    /// deletions first, then creations and added partitions; a topic whose
-    /// id changed is both deleted and created.
+    /// deletions first, then creations, added partitions and changed
+    /// settings; a topic whose id changed is both deleted and created.
     pub fn diff(&self, new: &Metadata) -> Vec<MetadataEvent> {
         let mut events = Vec::new();
         for (name, old) in &self.topics {
@@ -345,6 +386,9 @@ impl Metadata {
                             t.clone(),
                             o.replicas.len() as u32,
                         ));
+                    }
+                    if t.config != o.config {
+                        events.push(MetadataEvent::TopicConfigChanged(t.clone()));
                     }
                 }
                 _ => events.push(MetadataEvent::TopicCreated(t.clone())),
@@ -457,6 +501,7 @@ mod tests {
                 MetadataEvent::PartitionsAdded(t, from) => {
                     format!("{}:{from}..{}", t.name, t.replicas.len())
                 }
+                MetadataEvent::TopicConfigChanged(t) => format!("~{}", t.name),
             })
             .collect();
         assert_eq!(names, ["-again", "-gone", "+again", "+fresh"]);
@@ -471,13 +516,60 @@ mod tests {
             name: "fresh".into(),
             count: 2,
         });
+        let retained = TopicConfig {
+            retention_ms: Some(1000),
+            ..TopicConfig::default()
+        };
+        more.apply(&Command::AlterTopicConfig {
+            name: "kept".into(),
+            expected: TopicConfig::default(),
+            config: retained,
+        });
         let events = old.diff(&more);
-        assert!(events.contains(&MetadataEvent::PartitionsAdded(
-            more.topics["kept"].clone(),
-            1
-        )));
+        let kept = more.topics["kept"].clone();
+        assert!(events.contains(&MetadataEvent::PartitionsAdded(kept.clone(), 1)));
+        assert!(events.contains(&MetadataEvent::TopicConfigChanged(kept)));
         assert!(events.contains(&MetadataEvent::TopicCreated(more.topics["fresh"].clone())));
-        assert_eq!(events.len(), 5);
+        assert_eq!(events.len(), 6);
+    }
+
+    #[test]
+    fn settings_change_only_from_the_settings_the_change_was_made_from() {
+        let mut m = three();
+        m.apply(&create("a", 1, 1));
+        let day = TopicConfig {
+            retention_ms: Some(86_400_000),
+            ..TopicConfig::default()
+        };
+        let hour = TopicConfig {
+            retention_ms: Some(3_600_000),
+            ..TopicConfig::default()
+        };
+        let alter = |expected: &TopicConfig, config: &TopicConfig| Command::AlterTopicConfig {
+            name: "a".into(),
+            expected: expected.clone(),
+            config: config.clone(),
+        };
+        let (o, e) = m.apply(&alter(&TopicConfig::default(), &day));
+        assert_eq!(o.code, ErrorCode::None);
+        assert_eq!(
+            e,
+            Some(MetadataEvent::TopicConfigChanged(m.topics["a"].clone()))
+        );
+        assert_eq!(m.topics["a"].config, day);
+        // Made from the settings before: refused, nothing changes.
+        let (o, e) = m.apply(&alter(&TopicConfig::default(), &hour));
+        assert_eq!((o.code, e), (ErrorCode::InvalidConfig, None));
+        assert_eq!(m.topics["a"].config, day);
+        let (o, _) = m.apply(&alter(&day, &hour));
+        assert_eq!(o.code, ErrorCode::None);
+        assert_eq!(m.topics["a"].config, hour);
+        let (o, _) = m.apply(&Command::AlterTopicConfig {
+            name: "b".into(),
+            expected: TopicConfig::default(),
+            config: hour.clone(),
+        });
+        assert_eq!(o.code, ErrorCode::UnknownTopicOrPartition);
     }
 
     #[test]
@@ -534,6 +626,13 @@ mod tests {
         })
         .unwrap();
         assert_eq!(add, [3, 1, b'a', 4]);
+        let alter = postcard::to_allocvec(&Command::AlterTopicConfig {
+            name: "a".into(),
+            expected: TopicConfig::default(),
+            config: TopicConfig::default(),
+        })
+        .unwrap();
+        assert_eq!(alter[..3], [4, 1, b'a']);
     }
 
     fn report(topic_id: u64, partition: u32, leader: u64, epoch: u64) -> Command {

@@ -301,6 +301,7 @@ mod tests {
                 MetadataEvent::TopicCreated(t) => format!("+{}", t.name),
                 MetadataEvent::TopicDeleted(t) => format!("-{}", t.name),
                 MetadataEvent::PartitionsAdded(t, _) => format!("{}:{}", t.name, t.replicas.len()),
+                MetadataEvent::TopicConfigChanged(t) => format!("~{}", t.name),
             });
         }
     }
