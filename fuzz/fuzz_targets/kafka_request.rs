@@ -15,6 +15,7 @@ use sluice_protocol::kafka::admin::*;
 use sluice_protocol::kafka::alter_configs::{AlterConfigsRequest, IncrementalAlterConfigsRequest};
 use sluice_protocol::kafka::api_versions::ApiVersionsRequest;
 use sluice_protocol::kafka::create_partitions::CreatePartitionsRequest;
+use sluice_protocol::kafka::delete_records::DeleteRecordsRequest;
 use sluice_protocol::kafka::fetch::FetchRequest;
 use sluice_protocol::kafka::groups::*;
 use sluice_protocol::kafka::header::RequestHeader;
@@ -57,6 +58,7 @@ fuzz_target!(|data: &[u8]| {
             stable::<IncrementalAlterConfigsRequest>(body, version)
         }
         ApiKey::CreatePartitions => stable::<CreatePartitionsRequest>(body, version),
+        ApiKey::DeleteRecords => stable::<DeleteRecordsRequest>(body, version),
         ApiKey::JoinGroup => stable::<JoinGroupRequest>(body, version),
         ApiKey::Heartbeat => stable::<HeartbeatRequest>(body, version),
         ApiKey::LeaveGroup => stable::<LeaveGroupRequest>(body, version),

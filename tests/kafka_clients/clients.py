@@ -44,6 +44,15 @@ stdout, exits non-zero on failure. Scenarios:
                                    the member read (it picks the new
                                    partitions up with its next metadata
                                    refresh)
+  delete-records BOOTSTRAP TOPIC
+                                   TOPIC has 2 partitions of 10 records each:
+                                   confluent-kafka delete_records below offset
+                                   4 of partition 0, then past its end
+                                   (refused), aiokafka delete_records of all of
+                                   partition 1 (offset -1); prints each low
+                                   watermark or error, the earliest offsets
+                                   after, and what a consumer reads from the
+                                   start (auto.offset.reset earliest)
   create BOOTSTRAP TOPIC PARTITIONS RF
                                    confluent-kafka AdminClient: create with a
                                    replication factor; prints the brokers and
@@ -582,6 +591,51 @@ def create_partitions(bootstrap, topic):
     return out
 
 
+def delete_records(bootstrap, topic):
+    from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+    from aiokafka.structs import TopicPartition as AioTp
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    a = AdminClient({"bootstrap.servers": bootstrap})
+
+    def confluent(partition, offset):
+        tp = TopicPartition(topic, partition, offset)
+        try:
+            r = a.delete_records([tp])[tp].result(timeout=20)
+            return r.low_watermark
+        except Exception as e:  # noqa: BLE001 - the error is the outcome
+            return e.args[0].name()
+
+    out = {"below_4": confluent(0, 4), "past_end": confluent(0, 1000)}
+
+    async def aio():
+        c = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await c.start()
+        try:
+            r = await c.delete_records({AioTp(topic, 1): RecordsToDelete(before_offset=-1)})
+            return {f"{tp.partition}": low for tp, low in r.items()}
+        finally:
+            await c.close()
+
+    out["aiokafka_all_of_1"] = asyncio.run(aio())
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": topic + "-dr",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    out["earliest"] = [c.get_watermark_offsets(TopicPartition(topic, p), timeout=20)[0]
+                       for p in (0, 1)]
+    c.assign([TopicPartition(topic, 0, 0), TopicPartition(topic, 1, 0)])
+    read = []
+    deadline = time.time() + 20
+    while len(read) < 6 and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        read.append([m.partition(), m.offset(), m.value().decode()])
+    c.close()
+    out["read"] = read
+    return out
+
+
 def create(bootstrap, topic, partitions, rf):
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -754,6 +808,8 @@ def main(argv):
         r = group_commit(argv[2], argv[3], argv[4], int(argv[5]))
     elif s == "alter-configs":
         r = alter_configs(argv[2], argv[3])
+    elif s == "delete-records":
+        r = delete_records(argv[2], argv[3])
     elif s == "create-partitions":
         r = create_partitions(argv[2], argv[3])
     elif s == "create":

@@ -7,6 +7,7 @@
 //! | `{base_offset:020}.index` | offset index, 8-byte entries |
 //! | `{base_offset:020}.timeindex` | time index, 12-byte entries |
 //! | `recovery-point.checkpoint` | [`Checkpoint`], 24 bytes |
+//! | `log-start-offset.checkpoint` | [`LogStart`], 24 bytes |
 //! | `.clean-shutdown` | empty marker: the log was closed cleanly |
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,9 @@ pub const INDEX_SUFFIX: &str = ".index";
 pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
 /// Name of the recovery-point checkpoint file.
 pub const CHECKPOINT_FILE: &str = "recovery-point.checkpoint";
+/// Name of the log-start-offset file (present once records were deleted
+/// from the log's start, see [`LogStart`]).
+pub const LOG_START_FILE: &str = "log-start-offset.checkpoint";
 /// Name of the clean-shutdown marker file.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 /// Suffix of a file being written before it is renamed into place.
@@ -40,8 +44,9 @@ pub fn parse_log_file_name(name: &str) -> Option<u64> {
 }
 
 const CHECKPOINT_MAGIC: [u8; 4] = *b"SLRP";
+const LOG_START_MAGIC: [u8; 4] = *b"SLLS";
 const CHECKPOINT_VERSION: u16 = 1;
-/// Encoded size of a [`Checkpoint`].
+/// Encoded size of a [`Checkpoint`] (and of a [`LogStart`]).
 pub const CHECKPOINT_LEN: usize = 24;
 
 /// The recovery point of a partition log: every record with an offset below
@@ -53,15 +58,31 @@ pub struct Checkpoint {
     pub recovery_point: u64,
 }
 
-/// Why a checkpoint file could not be decoded.
+/// The log start offset of a partition log, once records were deleted from
+/// its start (Kafka's DeleteRecords) past the base of its first segment:
+/// offsets below it are gone for readers although the segment holding
+/// them may still be on disk. Same layout as [`Checkpoint`], magic `SLLS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogStart {
+    /// First offset readers may see.
+    pub offset: u64,
+}
+
+/// Why a checkpoint file (a [`Checkpoint`] or a [`LogStart`]) could not be
+/// decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CheckpointError {
     /// Not [`CHECKPOINT_LEN`] bytes long.
     #[error("checkpoint is {0} bytes long, expected {CHECKPOINT_LEN}")]
     BadLength(usize),
-    /// The magic bytes are not `SLRP`.
-    #[error("checkpoint magic is {0:02x?}, expected \"SLRP\"")]
-    BadMagic([u8; 4]),
+    /// The magic bytes are not the file's (`SLRP`, `SLLS`).
+    #[error("checkpoint magic is {found:02x?}, expected {expected:02x?}")]
+    BadMagic {
+        /// The bytes found.
+        found: [u8; 4],
+        /// The file's magic.
+        expected: [u8; 4],
+    },
     /// A version this build does not read.
     #[error(
         "checkpoint version {0} is not supported (this build reads version {CHECKPOINT_VERSION})"
@@ -84,58 +105,85 @@ impl Checkpoint {
     /// Encodes as: magic `SLRP`, u16 version, u16 zero, u64 recovery point,
     /// u32 zero, u32 CRC-32 (IEEE) of the preceding 20 bytes; big-endian.
     pub fn encode(&self) -> [u8; CHECKPOINT_LEN] {
-        let mut out = [0u8; CHECKPOINT_LEN];
-        out[0..4].copy_from_slice(&CHECKPOINT_MAGIC);
-        out[4..6].copy_from_slice(&CHECKPOINT_VERSION.to_be_bytes());
-        out[8..16].copy_from_slice(&self.recovery_point.to_be_bytes());
-        let crc = crc32fast::hash(&out[0..20]);
-        out[20..24].copy_from_slice(&crc.to_be_bytes());
-        out
+        encode_offset_file(CHECKPOINT_MAGIC, self.recovery_point)
     }
 
     /// Decodes and verifies bytes written by [`Checkpoint::encode`].
     pub fn decode(buf: &[u8]) -> Result<Checkpoint, CheckpointError> {
-        let buf: &[u8; CHECKPOINT_LEN] = buf
-            .try_into()
-            .map_err(|_| CheckpointError::BadLength(buf.len()))?;
-        let [m0, m1, m2, m3, v0, v1, z0, z1, rest @ ..] = *buf;
-        if [m0, m1, m2, m3] != CHECKPOINT_MAGIC {
-            return Err(CheckpointError::BadMagic([m0, m1, m2, m3]));
-        }
-        let version = u16::from_be_bytes([v0, v1]);
-        if version != CHECKPOINT_VERSION {
-            return Err(CheckpointError::UnsupportedVersion(version));
-        }
-        let [
-            r0,
-            r1,
-            r2,
-            r3,
-            r4,
-            r5,
-            r6,
-            r7,
-            z2,
-            z3,
-            z4,
-            z5,
-            c0,
-            c1,
-            c2,
-            c3,
-        ] = rest;
-        let stored = u32::from_be_bytes([c0, c1, c2, c3]);
-        let computed = crc32fast::hash(buf.get(0..20).unwrap_or_default());
-        if stored != computed {
-            return Err(CheckpointError::CrcMismatch { stored, computed });
-        }
-        if [z0, z1, z2, z3, z4, z5] != [0; 6] {
-            return Err(CheckpointError::ReservedNotZero);
-        }
-        Ok(Checkpoint {
-            recovery_point: u64::from_be_bytes([r0, r1, r2, r3, r4, r5, r6, r7]),
-        })
+        decode_offset_file(CHECKPOINT_MAGIC, buf)
+            .map(|recovery_point| Checkpoint { recovery_point })
     }
+}
+
+impl LogStart {
+    /// Encodes as [`Checkpoint::encode`] does, with magic `SLLS`.
+    pub fn encode(&self) -> [u8; CHECKPOINT_LEN] {
+        encode_offset_file(LOG_START_MAGIC, self.offset)
+    }
+
+    /// Decodes and verifies bytes written by [`LogStart::encode`].
+    pub fn decode(buf: &[u8]) -> Result<LogStart, CheckpointError> {
+        decode_offset_file(LOG_START_MAGIC, buf).map(|offset| LogStart { offset })
+    }
+}
+
+/// The 24 bytes of an offset file: `magic`, u16 version, u16 zero, u64
+/// `offset`, u32 zero, u32 CRC-32 (IEEE) of the preceding 20 bytes;
+/// big-endian.
+fn encode_offset_file(magic: [u8; 4], offset: u64) -> [u8; CHECKPOINT_LEN] {
+    let mut out = [0u8; CHECKPOINT_LEN];
+    out[0..4].copy_from_slice(&magic);
+    out[4..6].copy_from_slice(&CHECKPOINT_VERSION.to_be_bytes());
+    out[8..16].copy_from_slice(&offset.to_be_bytes());
+    let crc = crc32fast::hash(&out[0..20]);
+    out[20..24].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// The offset of bytes written by [`encode_offset_file`] with `magic`,
+/// verified.
+fn decode_offset_file(magic: [u8; 4], buf: &[u8]) -> Result<u64, CheckpointError> {
+    let buf: &[u8; CHECKPOINT_LEN] = buf
+        .try_into()
+        .map_err(|_| CheckpointError::BadLength(buf.len()))?;
+    let [m0, m1, m2, m3, v0, v1, z0, z1, rest @ ..] = *buf;
+    if [m0, m1, m2, m3] != magic {
+        return Err(CheckpointError::BadMagic {
+            found: [m0, m1, m2, m3],
+            expected: magic,
+        });
+    }
+    let version = u16::from_be_bytes([v0, v1]);
+    if version != CHECKPOINT_VERSION {
+        return Err(CheckpointError::UnsupportedVersion(version));
+    }
+    let [
+        r0,
+        r1,
+        r2,
+        r3,
+        r4,
+        r5,
+        r6,
+        r7,
+        z2,
+        z3,
+        z4,
+        z5,
+        c0,
+        c1,
+        c2,
+        c3,
+    ] = rest;
+    let stored = u32::from_be_bytes([c0, c1, c2, c3]);
+    let computed = crc32fast::hash(buf.get(0..20).unwrap_or_default());
+    if stored != computed {
+        return Err(CheckpointError::CrcMismatch { stored, computed });
+    }
+    if [z0, z1, z2, z3, z4, z5] != [0; 6] {
+        return Err(CheckpointError::ReservedNotZero);
+    }
+    Ok(u64::from_be_bytes([r0, r1, r2, r3, r4, r5, r6, r7]))
 }
 
 #[cfg(test)]
@@ -185,7 +233,12 @@ mod tests {
         bad[0] = b'X';
         assert!(matches!(
             Checkpoint::decode(&bad),
-            Err(CheckpointError::BadMagic(_))
+            Err(CheckpointError::BadMagic { .. })
+        ));
+        // Each file's magic is its own.
+        assert!(matches!(
+            LogStart::decode(&good),
+            Err(CheckpointError::BadMagic { .. })
         ));
         let mut bad = good;
         bad[5] = 9;
@@ -209,7 +262,29 @@ mod tests {
         );
     }
 
+    #[test]
+    fn log_start_known_bytes() {
+        let bytes = LogStart {
+            offset: 0x0102_0304_0506_0708,
+        }
+        .encode();
+        assert_eq!(&bytes[0..8], b"SLLS\x00\x01\x00\x00");
+        assert_eq!(&bytes[8..16], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(&bytes[16..20], &[0, 0, 0, 0]);
+    }
+
     proptest! {
+        #[test]
+        fn log_start_round_trips_and_detects_any_byte_flip(
+            offset in any::<u64>(), at in 0usize..24, x in 1u8..=255,
+        ) {
+            let good = LogStart { offset }.encode();
+            prop_assert_eq!(LogStart::decode(&good).unwrap(), LogStart { offset });
+            let mut b = good;
+            b[at] ^= x;
+            prop_assert!(LogStart::decode(&b).is_err());
+        }
+
         #[test]
         fn checkpoint_round_trips(rp in any::<u64>()) {
             let cp = Checkpoint { recovery_point: rp };

@@ -307,23 +307,25 @@ impl PartitionLog {
     }
 
     /// The first visible record whose timestamp is `>= timestamp`, or
-    /// `None` when every visible record is older. Uses the time index to
+    /// `None` when every visible record is older (records below the log
+    /// start offset are not visible). Uses the time index to
     /// skip, scans batch headers to the first batch whose largest timestamp
     /// reaches `timestamp`, then reads that batch's records (see
     /// [`super::time_lookup::first_record_at_or_after`]).
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampMatch>, LogError> {
         // Under the lock: the candidate segments' files and ranges (no I/O);
         // the headers are read without it.
-        let (hw, candidates) = {
+        let (hw, start, candidates) = {
             let mut state = self.state.lock();
             let hw = self.visible_end(&state);
+            let start = self.log_start_offset();
             let mut candidates = Vec::new();
             let mut touched = Vec::new();
             for seg in &state.segments {
                 if seg.base_offset() > hw.segment_base {
                     break;
                 }
-                if seg.max_timestamp().is_none_or(|m| m < timestamp) {
+                if seg.max_timestamp().is_none_or(|m| m < timestamp) || seg.next_offset() <= start {
                     continue;
                 }
                 if seg.is_sealed() {
@@ -344,7 +346,7 @@ impl PartitionLog {
             for base in touched {
                 state.touch_sealed(base);
             }
-            (hw, candidates)
+            (hw, start, candidates)
         };
         for (file, mut position, limit) in candidates {
             while position < limit {
@@ -353,7 +355,7 @@ impl PartitionLog {
                 let Some(h) = h else {
                     break;
                 };
-                if h.max_timestamp >= timestamp {
+                if h.max_timestamp >= timestamp && h.next_offset() as u64 > start {
                     if h.base_offset as u64 >= hw.offset {
                         return Ok(None);
                     }
@@ -362,9 +364,12 @@ impl PartitionLog {
                         position,
                         &h,
                         timestamp,
+                        start,
                         self.config.max_decompressed_batch_bytes,
                     );
-                    return Ok((found.offset < hw.offset).then_some(found));
+                    if let Some(found) = found {
+                        return Ok((found.offset < hw.offset).then_some(found));
+                    }
                 }
                 position += h.total_len() as u64;
             }

@@ -29,8 +29,8 @@ use parking_lot::{Condvar, Mutex};
 use super::LogError;
 use super::config::LogConfig;
 use super::format::{
-    CHECKPOINT_FILE, CHECKPOINT_LEN, CLEAN_SHUTDOWN_FILE, Checkpoint, INDEX_SUFFIX, LOG_SUFFIX,
-    TIME_INDEX_SUFFIX, TMP_SUFFIX, parse_log_file_name,
+    CHECKPOINT_FILE, CHECKPOINT_LEN, CLEAN_SHUTDOWN_FILE, Checkpoint, INDEX_SUFFIX, LOG_START_FILE,
+    LOG_SUFFIX, LogStart, TIME_INDEX_SUFFIX, TMP_SUFFIX, parse_log_file_name,
 };
 use super::io::{FileSystem, OpenMode, read_full_at};
 use super::partition::{LogPoint, LogState, PartitionLog};
@@ -286,7 +286,13 @@ impl PartitionLog {
         offline: Option<String>,
     ) -> Self {
         let end = end_of(&segments);
-        let log_start = segments.front().map_or(0, Segment::base_offset);
+        // Past the first segment's base when records were deleted from the
+        // start of the log; never past its end.
+        let log_start = segments
+            .front()
+            .map_or(0, Segment::base_offset)
+            .max(read_log_start(&*fs, &dir).unwrap_or(0))
+            .min(end.offset);
         let (retention_ms, retention_bytes) =
             super::partition::retention_limits(config.retention_age, config.retention_bytes);
         PartitionLog {
@@ -337,6 +343,26 @@ fn read_checkpoint(fs: &dyn FileSystem, dir: &std::path::Path) -> Option<u64> {
         Ok(cp) => Some(cp.recovery_point),
         Err(e) => {
             tracing::warn!(file = %path.display(), error = %e, "ignoring damaged checkpoint; rescanning every segment");
+            None
+        }
+    }
+}
+
+/// The offset in the log-start-offset file, or `None` when there is none
+/// (nothing was deleted from the log's start but whole segments) or it is
+/// damaged (then the log starts at its first segment).
+fn read_log_start(fs: &dyn FileSystem, dir: &std::path::Path) -> Option<u64> {
+    let path = dir.join(LOG_START_FILE);
+    if !fs.exists(&path) {
+        return None;
+    }
+    let file = fs.open(&path, OpenMode::Existing).ok()?;
+    let mut buf = [0u8; CHECKPOINT_LEN + 1];
+    let n = read_full_at(&*file, &mut buf, 0).ok()?;
+    match LogStart::decode(buf.get(..n).unwrap_or_default()) {
+        Ok(s) => Some(s.offset),
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "ignoring a damaged log start offset; the log starts at its first segment");
             None
         }
     }

@@ -1,10 +1,12 @@
 //! Retention: deleting whole sealed segments, oldest first, by age and by
-//! size.
+//! size; and deleting records from the log's start up to an offset.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::LogError;
+use super::format::{LOG_START_FILE, LogStart};
+use super::io::write_file_atomically;
 use super::partition::PartitionLog;
 use super::segment::Segment;
 
@@ -65,6 +67,46 @@ impl PartitionLog {
         self.delete_oldest(SystemTime::now(), limit, true)
     }
 
+    /// Deletes the records below `offset` (Kafka's DeleteRecords): the log
+    /// start offset moves up to it, so readers get
+    /// [`LogError::OffsetOutOfRange`] below it and the earliest offset is
+    /// `offset`; the sealed segments wholly below it are deleted, and a
+    /// segment it cuts stays on disk with its records below `offset`
+    /// unreadable. The new start is in the log-start-offset file (written
+    /// atomically, synced) before readers go by it, so it holds after a
+    /// crash. An `offset` at or below the log start changes nothing; one
+    /// past the high watermark is refused with `OffsetOutOfRange`. Returns
+    /// the log start offset afterwards. Blocking; serialised with flushes.
+    pub fn delete_records_before(&self, offset: u64) -> Result<u64, LogError> {
+        let _flush = self.flush_lock.lock();
+        if let Some(reason) = &self.state.lock().offline {
+            return Err(self.offline_error(reason));
+        }
+        let (start, hw) = (self.log_start_offset(), self.high_watermark());
+        if offset > hw {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                log_start: start,
+                log_end: self.next_offset(),
+                high_watermark: hw,
+            });
+        }
+        if offset <= start {
+            return Ok(start);
+        }
+        write_file_atomically(
+            &*self.fs,
+            &self.dir,
+            LOG_START_FILE,
+            &LogStart { offset }.encode(),
+        )
+        .map_err(|e| LogError::io("write log start offset in", &self.dir, e))?;
+        self.log_start.fetch_max(offset, Ordering::AcqRel);
+        tracing::info!(dir = %self.dir.display(), offset, "deleted records below offset");
+        self.delete_oldest(SystemTime::now(), offset, true)?;
+        Ok(self.log_start_offset())
+    }
+
     fn delete_oldest(
         &self,
         now: SystemTime,
@@ -103,7 +145,10 @@ impl PartitionLog {
                 deleted.push(seg);
             }
             if let Some(first) = state.segments.front() {
-                self.log_start.store(first.base_offset(), Ordering::Release);
+                // Never down: records may have been deleted past the first
+                // segment's base (`delete_records_before`).
+                self.log_start
+                    .fetch_max(first.base_offset(), Ordering::AcqRel);
             }
             deleted
         };

@@ -402,6 +402,14 @@ impl PartitionLog {
             // below the new start would be loaded at the next open.
             state.pending_snapshot = None;
             self.remove_producer_snapshots();
+            // The new log starts at `offset`, not at a start some earlier
+            // deletion of records recorded.
+            let start_file = self.dir.join(super::format::LOG_START_FILE);
+            if self.fs.exists(&start_file) {
+                self.fs
+                    .remove_file(&start_file)
+                    .map_err(|e| LogError::io("remove", start_file.clone(), e))?;
+            }
             for seg in state.segments.drain(..) {
                 seg.delete(&*self.fs)?;
             }

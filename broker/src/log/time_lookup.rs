@@ -26,45 +26,56 @@ pub struct TimestampMatch {
 
 /// The first record of the batch at `position` of `file` (header `h`,
 /// whose `max_timestamp` is at least `timestamp`) whose timestamp is at
-/// least `timestamp`.
+/// least `timestamp` and whose offset is at least `from` (the log start
+/// offset: records below it were deleted), or `None` when only records
+/// below `from` qualify.
 ///
 /// Reads and checks the whole batch (a compressed batch is decompressed,
 /// to at most `max_decompressed` bytes). A batch that does not read back,
 /// does not check, or holds no such record although its header says so
-/// answers with its base offset and its largest timestamp: the look-up then
-/// errs on the early side, as it did before records were read, and never
-/// fails a ListOffsets for it.
+/// answers with its base offset (at least `from`) and its largest
+/// timestamp: the look-up then errs on the early side, as it did before
+/// records were read, and never fails a ListOffsets for it.
 pub(crate) fn first_record_at_or_after(
     file: &dyn LogFile,
     position: u64,
     h: &BatchHeader,
     timestamp: i64,
+    from: u64,
     max_decompressed: usize,
-) -> TimestampMatch {
+) -> Option<TimestampMatch> {
+    let base = u64::try_from(h.base_offset).unwrap_or(0);
     let fallback = TimestampMatch {
-        offset: u64::try_from(h.base_offset).unwrap_or(0),
+        offset: base.max(from),
         timestamp: h.max_timestamp,
         leader_epoch: h.partition_leader_epoch,
     };
     let mut buf = vec![0u8; h.total_len()];
     match read_full_at(file, &mut buf, position) {
         Ok(n) if n == buf.len() => {}
-        _ => return fallback,
+        _ => return Some(fallback),
     }
     let Ok(batch) = RecordBatch::new(Bytes::from(buf)) else {
-        return fallback;
+        return Some(fallback);
     };
+    let mut cut = false;
     for record in batch.records_limited(max_decompressed) {
         let Ok(record) = record else {
-            return fallback;
+            return Some(fallback);
         };
         if record.timestamp >= timestamp {
-            return TimestampMatch {
-                offset: u64::try_from(record.offset).unwrap_or(fallback.offset),
+            let offset = u64::try_from(record.offset).unwrap_or(fallback.offset);
+            if offset < from {
+                cut = true;
+                continue;
+            }
+            return Some(TimestampMatch {
+                offset,
                 timestamp: record.timestamp,
                 leader_epoch: h.partition_leader_epoch,
-            };
+            });
         }
     }
-    fallback
+    // Only deleted records qualify: the look-up goes on past this batch.
+    (!cut).then_some(fallback)
 }

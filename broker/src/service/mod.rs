@@ -32,6 +32,7 @@ pub mod leadership;
 pub mod offsets;
 pub mod produce;
 pub mod producer_ids;
+pub mod records;
 mod replicated;
 pub mod stats;
 pub mod status;

@@ -15,7 +15,7 @@
 //!   [`fetch`], [`list_offsets`], [`offsets`] (FindCoordinator,
 //!   OffsetCommit, OffsetFetch), [`admin`] (CreateTopics, DeleteTopics,
 //!   DescribeConfigs, InitProducerId), [`alter_configs`] (AlterConfigs,
-//!   IncrementalAlterConfigs), [`create_partitions`], [`groups`] (JoinGroup, SyncGroup,
+//!   IncrementalAlterConfigs), [`create_partitions`], [`delete_records`], [`groups`] (JoinGroup, SyncGroup,
 //!   Heartbeat, LeaveGroup, DescribeGroups, ListGroups, DeleteGroups).
 //!
 //! Why not the `kafka-protocol` crate: its decoders size allocations from
@@ -28,6 +28,7 @@ pub mod admin;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
+pub mod delete_records;
 pub mod error_code;
 pub mod fetch;
 pub mod groups;
@@ -108,6 +109,8 @@ pub enum ApiKey {
     CreateTopics = 19,
     /// DeleteTopics (20).
     DeleteTopics = 20,
+    /// DeleteRecords (21).
+    DeleteRecords = 21,
     /// InitProducerId (22).
     InitProducerId = 22,
     /// DescribeConfigs (32).
@@ -124,7 +127,7 @@ pub enum ApiKey {
 
 impl ApiKey {
     /// Every API served, in key order.
-    pub const ALL: [ApiKey; 22] = [
+    pub const ALL: [ApiKey; 23] = [
         ApiKey::Produce,
         ApiKey::Fetch,
         ApiKey::ListOffsets,
@@ -141,6 +144,7 @@ impl ApiKey {
         ApiKey::ApiVersions,
         ApiKey::CreateTopics,
         ApiKey::DeleteTopics,
+        ApiKey::DeleteRecords,
         ApiKey::InitProducerId,
         ApiKey::DescribeConfigs,
         ApiKey::AlterConfigs,
@@ -172,6 +176,7 @@ impl ApiKey {
             ApiKey::AlterConfigs => (0, 2),
             ApiKey::IncrementalAlterConfigs => (0, 1),
             ApiKey::CreatePartitions => (0, 3),
+            ApiKey::DeleteRecords => (0, 2),
             ApiKey::JoinGroup => (0, 7),
             ApiKey::Heartbeat => (0, 4),
             ApiKey::LeaveGroup => (0, 4),
@@ -206,6 +211,7 @@ impl ApiKey {
             ApiKey::AlterConfigs => 2,
             ApiKey::IncrementalAlterConfigs => 1,
             ApiKey::CreatePartitions => 2,
+            ApiKey::DeleteRecords => 2,
             ApiKey::JoinGroup => 6,
             ApiKey::Heartbeat => 4,
             ApiKey::LeaveGroup => 4,

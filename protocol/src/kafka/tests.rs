@@ -8,6 +8,7 @@ use super::admin::*;
 use super::alter_configs::*;
 use super::api_versions::*;
 use super::create_partitions::*;
+use super::delete_records::*;
 use super::fetch::*;
 use super::groups::*;
 use super::header::RequestHeader;
@@ -305,6 +306,37 @@ fn requests_round_trip_at_every_version() {
                 name: s("t"),
                 error_code: 37,
                 error_message: Some(s("no")),
+            }],
+        };
+        assert_eq!(round_trip(&resp, v, &[]), resp);
+    }
+    for v in versions(ApiKey::DeleteRecords) {
+        let req = DeleteRecordsRequest {
+            topics: vec![DeleteRecordsTopic {
+                name: s("t"),
+                partitions: vec![
+                    DeleteRecordsPartition {
+                        partition_index: 0,
+                        offset: 42,
+                    },
+                    DeleteRecordsPartition {
+                        partition_index: 3,
+                        offset: HIGH_WATERMARK,
+                    },
+                ],
+            }],
+            timeout_ms: 30_000,
+        };
+        assert_eq!(round_trip(&req, v, &[]), req);
+        let resp = DeleteRecordsResponse {
+            throttle_time_ms: 0,
+            topics: vec![DeleteRecordsTopicResult {
+                name: s("t"),
+                partitions: vec![DeleteRecordsPartitionResult {
+                    partition_index: 3,
+                    low_watermark: 42,
+                    error_code: 1,
+                }],
             }],
         };
         assert_eq!(round_trip(&resp, v, &[]), resp);
@@ -708,6 +740,7 @@ pub(crate) fn check_request(api: ApiKey, version: i16, body: &[u8]) -> bool {
         ApiKey::AlterConfigs => stable::<AlterConfigsRequest>(body, version),
         ApiKey::IncrementalAlterConfigs => stable::<IncrementalAlterConfigsRequest>(body, version),
         ApiKey::CreatePartitions => stable::<CreatePartitionsRequest>(body, version),
+        ApiKey::DeleteRecords => stable::<DeleteRecordsRequest>(body, version),
         ApiKey::JoinGroup => stable::<JoinGroupRequest>(body, version),
         ApiKey::Heartbeat => stable::<HeartbeatRequest>(body, version),
         ApiKey::LeaveGroup => stable::<LeaveGroupRequest>(body, version),

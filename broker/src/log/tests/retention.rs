@@ -74,3 +74,62 @@ fn retention_by_age_uses_the_newest_record_timestamp() {
     assert!(rest.iter().any(|(_, v)| v.starts_with(b"old")));
     assert_eq!(log.retain(SystemTime::now()).unwrap().segments, 0);
 }
+
+/// Deleting records below an offset inside a batch: the log start moves
+/// there (reads below it are out of range, timestamp look-ups skip the
+/// deleted records), the segments wholly below it go, retention never moves
+/// it back, and a reopen keeps it (a damaged file is ignored).
+#[test]
+fn records_deleted_below_an_offset_stay_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    // Record k has timestamp 1000 + k.
+    for i in 0..100 {
+        log.append(&mut batch(&format!("d{i}"), 2, 300, 1000 + 2 * i))
+            .unwrap();
+    }
+    let segments = log.segment_count();
+    let hw = log.high_watermark();
+    assert!(matches!(
+        log.delete_records_before(hw + 1),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(log.log_start_offset(), 0);
+    // Inside the batch of offsets 150 and 151.
+    assert_eq!(log.delete_records_before(151).unwrap(), 151);
+    assert_eq!(log.log_start_offset(), 151);
+    assert!(log.segment_count() < segments);
+    assert!(!dir.path().join(format!("{:020}.log", 0)).exists());
+    assert!(matches!(
+        log.read(150, 10),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    let rest = read_all(&log, 1 << 20);
+    assert_contiguous(&rest, 151);
+    for (ts, want) in [(0, 151), (1150, 151), (1151, 151), (1152, 152)] {
+        let found = log.offset_for_timestamp(ts).unwrap().unwrap();
+        assert_eq!((found.offset, found.timestamp), (want, 1000 + want as i64));
+    }
+    // Lower offsets change nothing; neither does retention.
+    assert_eq!(log.delete_records_before(10).unwrap(), 151);
+    log.retain(SystemTime::now()).unwrap();
+    assert_eq!(log.log_start_offset(), 151);
+    drop(log);
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.log_start_offset(), 151);
+    assert_contiguous(&read_all(&log, 1 << 20), 151);
+    // Up to the high watermark: nothing readable, appends go on.
+    let hw = log.high_watermark();
+    assert_eq!(log.delete_records_before(hw).unwrap(), hw);
+    assert!(read_all(&log, 1 << 20).is_empty());
+    log.append(&mut batch("after", 1, 10, 5000)).unwrap();
+    assert_eq!(read_all(&log, 1 << 20).len(), 1);
+    drop(log);
+    // A damaged file: the log starts at its first segment again.
+    let file = dir.path().join(crate::log::format::LOG_START_FILE);
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&file, bytes).unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert!(log.log_start_offset() < hw);
+}

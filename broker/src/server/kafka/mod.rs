@@ -19,6 +19,7 @@ mod admin;
 mod alter_configs;
 mod configs;
 mod create_partitions;
+mod delete_records;
 mod fetch;
 mod groups;
 mod operations;
@@ -158,6 +159,11 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
             let mode = alter_configs::Mode::Incremental;
             let out = alter_configs::alter(conn, r.resources, r.validate_only, mode).await;
             respond(conn, req, IncrementalAlterConfigsResponse(out)).await
+        }
+        ApiKey::DeleteRecords => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = delete_records::delete_records(conn, r).await;
+            respond(conn, req, resp).await
         }
         ApiKey::CreatePartitions => {
             let r = decode_or_close(conn, req, body)?;

@@ -1,0 +1,90 @@
+//! DeleteRecords: the records below an offset of each named partition are
+//! deleted through the service (single broker; refused per partition with
+//! `INVALID_REQUEST` in a cluster). Answers each partition in request
+//! order, with its log start offset afterwards as the low watermark.
+
+use std::sync::Arc;
+
+use sluice_protocol::kafka::delete_records::{
+    DeleteRecordsPartitionResult, DeleteRecordsRequest, DeleteRecordsResponse,
+    DeleteRecordsTopicResult, HIGH_WATERMARK,
+};
+use sluice_protocol::kafka::error_code::{code, to_kafka};
+
+use crate::server::native::connection::Conn;
+use crate::service::records::RecordsDeletion;
+
+/// Answers a DeleteRecords request (a request over
+/// `max_partitions_per_request` entries gets its error at every partition).
+pub(super) async fn delete_records(conn: &Conn, r: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let mut deletions = Vec::new();
+    // Per partition of the request: its refusal, or its deletion's index.
+    let mut slots: Vec<Vec<Result<usize, i16>>> = Vec::with_capacity(r.topics.len());
+    for t in &r.topics {
+        let mut topic = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            let Ok(partition) = u32::try_from(p.partition_index) else {
+                topic.push(Err(code::UNKNOWN_TOPIC_OR_PARTITION));
+                continue;
+            };
+            let before = match p.offset {
+                HIGH_WATERMARK => None,
+                o => match u64::try_from(o) {
+                    Ok(o) => Some(o),
+                    Err(_) => {
+                        topic.push(Err(code::OFFSET_OUT_OF_RANGE));
+                        continue;
+                    }
+                },
+            };
+            topic.push(Ok(deletions.len()));
+            deletions.push(RecordsDeletion {
+                topic: t.name.clone(),
+                partition,
+                before,
+            });
+        }
+        slots.push(topic);
+    }
+    let svc = Arc::clone(&conn.broker.service);
+    let done = if deletions.is_empty() {
+        Ok(Vec::new())
+    } else {
+        svc.delete_records(deletions).await
+    };
+    let topics = r
+        .topics
+        .into_iter()
+        .zip(slots)
+        .map(|(t, slots)| DeleteRecordsTopicResult {
+            name: t.name,
+            partitions: t
+                .partitions
+                .iter()
+                .zip(slots)
+                .map(|(p, slot)| {
+                    let (error_code, low_watermark) = match (slot, &done) {
+                        (Err(c), _) => (c, -1),
+                        (Ok(_), Err(refused)) => (to_kafka(refused.code), -1),
+                        (Ok(i), Ok(done)) => match done.get(i) {
+                            Some(d) if d.error_code.is_ok() => {
+                                (code::NONE, d.log_start_offset as i64)
+                            }
+                            Some(d) => (to_kafka(d.error_code), -1),
+                            None => (code::UNKNOWN_SERVER_ERROR, -1),
+                        },
+                    };
+                    DeleteRecordsPartitionResult {
+                        partition_index: p.partition_index,
+                        low_watermark,
+                        error_code,
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    DeleteRecordsResponse {
+        throttle_time_ms: 0,
+        topics,
+    }
+}

@@ -1,0 +1,227 @@
+//! DeleteRecords through the Kafka listener: the records below an offset
+//! (one inside a batch, or the high watermark) are gone for readers —
+//! fetches below the new log start are `OFFSET_OUT_OF_RANGE`, the earliest
+//! offset is the new start, the segments wholly below it are removed — and
+//! stay gone after a restart. Offsets past the high watermark or negative,
+//! unknown partitions and topics are refused per partition and change
+//! nothing. confluent-kafka and aiokafka delete records too, and a
+//! confluent-kafka consumer starting below the new start is reset to it.
+//!
+//! The client part needs the Python of `SLUICE_KAFKA_PYTHON` (see
+//! `kafka_clients.rs`).
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sluice_protocol::kafka::delete_records::{
+    DeleteRecordsPartition, DeleteRecordsRequest, DeleteRecordsResponse, DeleteRecordsTopic,
+    HIGH_WATERMARK,
+};
+use sluice_protocol::kafka::error_code::code;
+use sluice_protocol::wire::ErrorCode;
+use sluice_protocol::wire::fetch::FetchPartition;
+use sluice_protocol::wire::list_offsets::{ListOffsetsPartition, OffsetSpec};
+use sluice_protocol::wire::produce::Acks;
+use sluice_protocol::wire::topic_config::TopicConfig;
+use sluice_tests::kafka::{call, python, run_clients};
+use sluice_tests::{TestBroker, batch_of, batch_sized_now, create_topic, decode_records};
+
+/// Sends one DeleteRecords request for `topic`; returns each partition's
+/// (index, low watermark, code).
+fn delete(
+    s: &mut TcpStream,
+    version: i16,
+    topic: &str,
+    partitions: &[(i32, i64)],
+) -> Vec<(i32, i64, i16)> {
+    let mut req = DeleteRecordsRequest {
+        topics: vec![DeleteRecordsTopic {
+            name: topic.into(),
+            partitions: partitions
+                .iter()
+                .map(|&(partition_index, offset)| DeleteRecordsPartition {
+                    partition_index,
+                    offset,
+                })
+                .collect(),
+        }],
+        timeout_ms: 10_000,
+    };
+    let r: DeleteRecordsResponse = call(s, version, &mut req);
+    assert_eq!(r.topics.len(), 1);
+    assert_eq!(r.topics[0].name, topic);
+    r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.low_watermark, p.error_code))
+        .collect()
+}
+
+async fn earliest(b: &TestBroker, topic: &str, partition: u32) -> u64 {
+    let mut c = b.connect().await;
+    let r = c
+        .list_offsets(vec![ListOffsetsPartition {
+            topic: topic.into(),
+            partition,
+            spec: OffsetSpec::Earliest,
+        }])
+        .await
+        .unwrap();
+    r.partitions[0].offset
+}
+
+/// Fetches `partition` of "trim" from `offset`: the error code and the
+/// offsets of the records at or after `offset`.
+async fn fetch_from(b: &TestBroker, partition: u32, offset: u64) -> (ErrorCode, Vec<u64>) {
+    let mut c = b.connect().await;
+    let f = c
+        .fetch(
+            0,
+            1,
+            1 << 20,
+            vec![FetchPartition {
+                topic: "trim".into(),
+                partition,
+                offset,
+                max_bytes: 64 << 10,
+            }],
+        )
+        .await
+        .unwrap();
+    let offsets = decode_records(&f[0].records, offset)
+        .into_iter()
+        .map(|(o, _)| o)
+        .collect();
+    (f[0].error_code, offsets)
+}
+
+fn segment_files(b: &TestBroker, partition: u32) -> usize {
+    std::fs::read_dir(b.data_dir.join(format!("trim-{partition}")))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".log")
+        })
+        .count()
+}
+
+#[test]
+fn records_below_an_offset_are_deleted_and_stay_deleted() {
+    let mut b = TestBroker::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = b.connect().await;
+        let config = TopicConfig {
+            segment_bytes: Some(64 << 10),
+            ..TopicConfig::default()
+        };
+        create_topic(&mut c, "trim", 2, config).await;
+        // 1,024 records of 1,000 bytes in batches of 16, over some 16
+        // segments; 3 records in partition 1.
+        for i in 0..64 {
+            let batch = batch_sized_now(&format!("r{i}"), 16, 1000);
+            let r = c
+                .produce(Acks::All, 5000, &[("trim", 0, &batch)])
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(r.partitions[0].error_code, ErrorCode::None);
+        }
+        let r = c
+            .produce(Acks::All, 5000, &[("trim", 1, &batch_of(&["a", "b", "c"]))])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.partitions[0].error_code, ErrorCode::None);
+    });
+    let segments = segment_files(&b, 0);
+    assert!(segments > 8, "{segments}");
+    let s = &mut TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // Refusals, at every version: nothing changes.
+    for v in 0..=2 {
+        let out = delete(s, v, "trim", &[(0, 1025), (0, -2), (9, 1), (-1, 1)]);
+        assert_eq!(
+            out,
+            [
+                (0, -1, code::OFFSET_OUT_OF_RANGE),
+                (0, -1, code::OFFSET_OUT_OF_RANGE),
+                (9, -1, code::UNKNOWN_TOPIC_OR_PARTITION),
+                (-1, -1, code::UNKNOWN_TOPIC_OR_PARTITION),
+            ],
+            "v{v}"
+        );
+        let out = delete(s, v, "nope", &[(0, 1)]);
+        assert_eq!(out, [(0, -1, code::UNKNOWN_TOPIC_OR_PARTITION)], "v{v}");
+    }
+    assert_eq!(rt.block_on(earliest(&b, "trim", 0)), 0);
+    assert_eq!(segment_files(&b, 0), segments);
+    // Below 500, inside the batch of offsets 496..512 (v0); all of
+    // partition 1 (up to its high watermark, v2); a lower offset after
+    // (v1) changes nothing.
+    assert_eq!(delete(s, 0, "trim", &[(0, 500)]), [(0, 500, code::NONE)]);
+    assert_eq!(
+        delete(s, 2, "trim", &[(1, HIGH_WATERMARK)]),
+        [(1, 3, code::NONE)]
+    );
+    assert_eq!(delete(s, 1, "trim", &[(0, 100)]), [(0, 500, code::NONE)]);
+    let check = |b: &TestBroker| {
+        rt.block_on(async {
+            assert_eq!(earliest(b, "trim", 0).await, 500);
+            assert_eq!(earliest(b, "trim", 1).await, 3);
+            assert_eq!(fetch_from(b, 0, 499).await.0, ErrorCode::OffsetOutOfRange);
+            assert_eq!(fetch_from(b, 0, 0).await.0, ErrorCode::OffsetOutOfRange);
+            let (code, offsets) = fetch_from(b, 0, 500).await;
+            assert_eq!(code, ErrorCode::None);
+            assert_eq!(offsets.first(), Some(&500));
+            assert_eq!(fetch_from(b, 1, 2).await.0, ErrorCode::OffsetOutOfRange);
+            assert_eq!(fetch_from(b, 1, 3).await, (ErrorCode::None, vec![]));
+        })
+    };
+    check(&b);
+    // The segments wholly below offset 500 are gone from the disk.
+    let left = segment_files(&b, 0);
+    assert!(
+        left < segments - 5,
+        "{left} of {segments} segment files left"
+    );
+    b.stop();
+    b.restart();
+    check(&b);
+
+    let Some(python) = python() else { return };
+    rt.block_on(async {
+        let mut c = b.connect().await;
+        create_topic(&mut c, "clients", 2, TopicConfig::default()).await;
+        for p in 0..2 {
+            let values: Vec<String> = (0..10).map(|i| format!("p{p}-{i}")).collect();
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            let r = c
+                .produce(Acks::All, 5000, &[("clients", p, &batch_of(&values))])
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(r.partitions[0].error_code, ErrorCode::None);
+        }
+    });
+    let out = run_clients(
+        &python,
+        &[
+            "delete-records",
+            &b.kafka_addr.unwrap().to_string(),
+            "clients",
+        ],
+    );
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["below_4"], 4, "{r}");
+    assert_eq!(r["past_end"], "OFFSET_OUT_OF_RANGE", "{r}");
+    assert_eq!(r["aiokafka_all_of_1"], json!({"1": 10}), "{r}");
+    assert_eq!(r["earliest"], json!([4, 10]), "{r}");
+    let want: Vec<Value> = (4..10).map(|i| json!([0, i, format!("p0-{i}")])).collect();
+    assert_eq!(r["read"], Value::Array(want), "{r}");
+}
