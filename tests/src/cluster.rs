@@ -55,6 +55,12 @@ impl TestCluster {
         Self::start_opts(n, "", true)
     }
 
+    /// [`TestCluster::start_with_kafka`] with extra broker config file
+    /// lines.
+    pub fn start_with_kafka_config(n: u64, config: &str) -> Self {
+        Self::start_opts(n, config, true)
+    }
+
     fn start_opts(n: u64, config: &str, kafka: bool) -> Self {
         let mut tries = 0;
         let mut retried_no_leader = false;

@@ -149,6 +149,16 @@ fn partitions_added_through_the_kafka_listener_take_records_and_survive_a_restar
         );
         assert_eq!(count(&b), 1, "v{v} changed the count");
     }
+    // More topics than max_partitions_per_request (1000): each refused
+    // without being looked at.
+    let many: Vec<_> = (0..1001).map(|i| raise(&format!("t{i}"), 2)).collect();
+    let out = create_partitions(&mut s, 3, many, false);
+    assert_eq!(out.len(), 1001);
+    assert!(
+        out.iter().all(|o| o.1 == code::INVALID_REQUEST),
+        "{:?}",
+        &out[..2]
+    );
     assert!(!b.data_dir.join("grow-1").exists());
     // For real, twice: 1 → 2 (v0), 2 → 4 (v3), beside a refused topic.
     let out = create_partitions(&mut s, 0, vec![raise("grow", 2)], false);
@@ -263,7 +273,7 @@ async fn agreed(c: &TestCluster, ids: &[u64], topic: &str, n: usize) -> Vec<u64>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_added_in_a_cluster_are_replicated_and_reach_a_node_that_was_down() {
-    let mut c = TestCluster::start_with_kafka(3);
+    let mut c = TestCluster::start_with_kafka_config(3, "max_partitions = 60");
     {
         let mut conn = c.node(1).connect().await;
         let r = conn
@@ -286,6 +296,16 @@ async fn partitions_added_in_a_cluster_are_replicated_and_reach_a_node_that_was_
     assert_eq!(out[0].1, code::NONE, "{out:?}");
     let out = create_partitions(&mut s, 3, vec![raise("wide", 5)], false);
     assert_eq!(out[0].1, code::INVALID_PARTITIONS, "{out:?}");
+    // Past the nodes' max_partitions: refused before the controller
+    // commits anything (validate_only too), so the count stays.
+    for validate_only in [true, false] {
+        let out = create_partitions(&mut s, 3, vec![raise("wide", 200)], validate_only);
+        assert_eq!(out[0].1, code::INVALID_PARTITIONS, "{out:?}");
+        assert!(
+            out[0].2.as_deref().unwrap().contains("max_partitions"),
+            "{out:?}"
+        );
+    }
     let led = agreed(&c, &[1, 2], "wide", 5).await;
     for p in 2..5u32 {
         let leader = led[p as usize];

@@ -174,6 +174,22 @@ impl ReplicaManager {
             return;
         };
         let _guard = self.changing.lock().await;
+        // The topic store may lag the metadata: a change this node could
+        // not make when it was committed (its files could not be created)
+        // is tried again here.
+        let lags = svc
+            .topics
+            .topic(&t.name)
+            .is_none_or(|held| held.partition_count() < t.replicas.len() as u32);
+        if lags {
+            let (svc, local, meta) = (Arc::clone(&svc), self.local, t.clone());
+            let held = tokio::task::spawn_blocking(move || {
+                crate::replication::controller::observer::hold(&svc, local, &meta)
+            });
+            if let Err(e) = held.await {
+                tracing::error!(topic = %t.name, error = %e, "could not follow the metadata of a hosted topic");
+            }
+        }
         for (index, replicas) in t.replicas.iter().enumerate() {
             let partition = index as u32;
             if !replicas.contains(&self.local) {

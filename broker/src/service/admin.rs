@@ -10,6 +10,7 @@ use super::leadership::ClusterTopic;
 use super::{Refused, Service, blocking};
 use crate::error::{BrokerError, client_message_logged, log_error_code};
 use crate::log::validate_topic_name;
+use crate::replication::controller::state::assign;
 use crate::replication::controller::{AdminError, Cluster, Command, Outcome};
 use crate::topics::TopicId;
 
@@ -277,6 +278,14 @@ impl Service {
                 .await;
             return cluster_outcome(name, r);
         }
+        if self.topics.topic(&name).is_none() {
+            // Answered without a trip to the blocking pool.
+            return TopicOutcome {
+                message: Some(format!("no topic {name:?}")),
+                name,
+                error_code: ErrorCode::UnknownTopicOrPartition,
+            };
+        }
         let svc = Arc::clone(self);
         let n = name.clone();
         blocking(move || outcome(&n, svc.topics.alter_config(&n, edit, validate_only)))
@@ -328,6 +337,14 @@ impl Service {
                 ),
             };
             return cluster_outcome(name, r);
+        }
+        if self.topics.topic(&name).is_none() {
+            // Answered without a trip to the blocking pool.
+            return TopicOutcome {
+                message: Some(format!("no topic {name:?}")),
+                name,
+                error_code: ErrorCode::UnknownTopicOrPartition,
+            };
         }
         let svc = Arc::clone(self);
         let n = name.clone();
@@ -407,14 +424,15 @@ impl Service {
         name: &str,
         count: u32,
     ) -> Result<(), (ErrorCode, String)> {
-        let from = cluster.with_metadata(|m| m.topics.get(name).map(|t| t.replicas.len() as u32));
-        let Some(from) = from else {
+        let topic = cluster.with_metadata(|m| m.topics.get(name).cloned());
+        let Some(topic) = topic else {
             return Err((
                 ErrorCode::UnknownTopicOrPartition,
                 format!("no topic {name:?}"),
             ));
         };
-        if count <= from {
+        let from = topic.replicas.len();
+        if count as usize <= from {
             return Err((
                 ErrorCode::InvalidPartitions,
                 format!(
@@ -432,7 +450,58 @@ impl Service {
                 ),
             ));
         }
-        Ok(())
+        self.check_cluster_room(cluster, |m| {
+            let rf = topic
+                .replicas
+                .first()
+                .map_or(1, Vec::len)
+                .min(m.nodes.len());
+            let mut all = assign(&m.nodes, topic.topic_id, count, rf);
+            all.split_off(from.min(all.len()))
+        })
+    }
+
+    /// Cluster mode: refuses (`InvalidPartitions`) new partitions whose
+    /// replicas (`new` of the metadata this node has applied: one list of
+    /// nodes per partition) would take a node past `max_partitions` (this
+    /// node's setting, taken as every node's), counting the replicas every
+    /// node holds now. Each node also checks its own limit when it creates
+    /// the files, but the controller has committed the change by then: the
+    /// check belongs before the proposal.
+    fn check_cluster_room(
+        &self,
+        cluster: &Cluster,
+        new: impl FnOnce(&crate::replication::controller::Metadata) -> Vec<Vec<u64>>,
+    ) -> Result<(), (ErrorCode, String)> {
+        let max = u64::from(self.config.max_partitions);
+        cluster.with_metadata(|m| {
+            let mut held: HashMap<u64, u64> = HashMap::new();
+            for r in m.topics.values().flat_map(|t| &t.replicas) {
+                for node in r {
+                    *held.entry(*node).or_default() += 1;
+                }
+            }
+            let mut added: HashMap<u64, u64> = HashMap::new();
+            for node in new(m).iter().flatten() {
+                *added.entry(*node).or_default() += 1;
+            }
+            let mut over: Vec<(u64, u64, u64)> = added
+                .into_iter()
+                .map(|(node, n)| (node, held.get(&node).copied().unwrap_or(0), n))
+                .filter(|&(_, now, n)| now + n > max)
+                .collect();
+            over.sort_unstable();
+            match over.first() {
+                None => Ok(()),
+                Some(&(node, now, n)) => Err((
+                    ErrorCode::InvalidPartitions,
+                    format!(
+                        "node {node} holds {now} partition replicas and the limit is {max} \
+                         (max_partitions); {n} more do not fit"
+                    ),
+                )),
+            }
+        })
     }
 
     /// Cluster mode: each topic checked here, then committed through the
@@ -455,8 +524,16 @@ impl Service {
             } else {
                 self.topics.check_new(&t.name, t.partitions, &t.config)
             };
+            let checked = checked
+                .map_err(|e| (e.code(), e.client_message()))
+                .and_then(|()| {
+                    self.check_cluster_room(cluster, |m| {
+                        let rf = usize::from(factor).min(m.nodes.len());
+                        assign(&m.nodes, m.next_topic_id.max(1), t.partitions, rf)
+                    })
+                });
             let r = match checked {
-                Err(e) => Err((e.code(), e.client_message())),
+                Err(e) => Err(e),
                 Ok(()) => proposed(
                     cluster
                         .propose(Command::CreateTopic {

@@ -66,8 +66,11 @@ impl MetadataObserver for TopicStoreObserver {
 /// node holds a replica of it: created with the partitions hosted here;
 /// or, held with fewer partitions (partitions were added, maybe while this
 /// node was away), raised to its count; and held with other settings, given
-/// its settings. Held as it is: nothing to do.
-fn hold(svc: &Service, local: u64, t: &TopicMeta) {
+/// its settings. Held as it is: nothing to do. A failure is logged; the
+/// replica manager calls this again when it opens the topic's groups (at
+/// each start), so a node that could not follow (full disk, a limit since
+/// raised) catches up then. Blocking.
+pub(crate) fn hold(svc: &Service, local: u64, t: &TopicMeta) {
     if !t.hosted_on(local) {
         return;
     }

@@ -33,6 +33,25 @@ pub(super) async fn alter(
     mode: Mode,
 ) -> AlterConfigsOutcome {
     let mut responses = Vec::with_capacity(resources.len());
+    // More resources than a request may name partitions: refused whole,
+    // each answered without being looked at.
+    let cap = conn.broker.config.max_partitions_per_request as usize;
+    if resources.len() > cap {
+        let message =
+            format!("more than {cap} resources in one request (max_partitions_per_request)");
+        for r in resources {
+            responses.push(AlterConfigsResult {
+                error_code: code::INVALID_REQUEST,
+                error_message: Some(message.clone()),
+                resource_type: r.resource_type,
+                resource_name: r.resource_name,
+            });
+        }
+        return AlterConfigsOutcome {
+            throttle_time_ms: 0,
+            responses,
+        };
+    }
     for r in resources {
         let (error_code, error_message) = match alter_one(conn, &r, validate_only, mode).await {
             Ok(()) => (code::NONE, None),

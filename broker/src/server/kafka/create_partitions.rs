@@ -2,7 +2,8 @@
 //! The broker places the new partitions (a manual assignment is refused
 //! with `INVALID_REPLICA_ASSIGNMENT`, as in CreateTopics); a topic named
 //! more than once in a request gets `INVALID_REQUEST` at each mention, as
-//! Kafka answers it.
+//! Kafka answers it, and so does every topic of a request naming more than
+//! `max_partitions_per_request` of them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +20,24 @@ pub(super) async fn create_partitions(
     conn: &Conn,
     r: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
+    // More topics than a request may name partitions: refused whole, each
+    // topic answered without being looked at.
+    let cap = conn.broker.config.max_partitions_per_request as usize;
+    if r.topics.len() > cap {
+        let message = format!("more than {cap} topics in one request (max_partitions_per_request)");
+        return CreatePartitionsResponse {
+            throttle_time_ms: 0,
+            results: r
+                .topics
+                .into_iter()
+                .map(|t| CreatePartitionsResult {
+                    name: t.name,
+                    error_code: code::INVALID_REQUEST,
+                    error_message: Some(message.clone()),
+                })
+                .collect(),
+        };
+    }
     let mut mentions: HashMap<&str, usize> = HashMap::new();
     for t in &r.topics {
         *mentions.entry(t.name.as_str()).or_default() += 1;
