@@ -21,6 +21,7 @@ use sluice_protocol::kafka::groups::*;
 use sluice_protocol::kafka::header::RequestHeader;
 use sluice_protocol::kafka::list_offsets::ListOffsetsRequest;
 use sluice_protocol::kafka::metadata::MetadataRequest;
+use sluice_protocol::kafka::offset_delete::OffsetDeleteRequest;
 use sluice_protocol::kafka::offsets::*;
 use sluice_protocol::kafka::produce::ProduceRequest;
 use sluice_protocol::kafka::{ApiKey, Message, decode, encode};
@@ -59,6 +60,7 @@ fuzz_target!(|data: &[u8]| {
         }
         ApiKey::CreatePartitions => stable::<CreatePartitionsRequest>(body, version),
         ApiKey::DeleteRecords => stable::<DeleteRecordsRequest>(body, version),
+        ApiKey::OffsetDelete => stable::<OffsetDeleteRequest>(body, version),
         ApiKey::JoinGroup => stable::<JoinGroupRequest>(body, version),
         ApiKey::Heartbeat => stable::<HeartbeatRequest>(body, version),
         ApiKey::LeaveGroup => stable::<LeaveGroupRequest>(body, version),

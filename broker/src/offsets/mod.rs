@@ -428,6 +428,45 @@ impl OffsetStore {
         Ok(removed)
     }
 
+    /// Deletes `group`'s committed offsets of `partitions` (those it has):
+    /// durably writes tombstones, then removes them from memory. Returns
+    /// how many there were. Blocking.
+    pub fn delete_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, u32)],
+    ) -> Result<usize, BrokerError> {
+        let deleted = {
+            let _group = self.group_lock(group).lock();
+            let _gate = self.gate.read();
+            let mut doomed: Vec<Key> = {
+                let c = self.committed.lock();
+                partitions
+                    .iter()
+                    .map(|(t, p)| (group.to_owned(), t.clone(), *p))
+                    .filter(|k| c.map.contains_key(k))
+                    .collect()
+            };
+            doomed.sort();
+            doomed.dedup();
+            if doomed.is_empty() {
+                return Ok(0);
+            }
+            let records: Vec<_> = doomed
+                .iter()
+                .map(|(g, t, p)| (encode_key(g, t, *p), None))
+                .collect();
+            self.append_durably(group, &records)?;
+            let mut c = self.committed.lock();
+            for k in &doomed {
+                c.map.remove(k);
+            }
+            doomed.len()
+        };
+        self.maybe_snapshot();
+        Ok(deleted)
+    }
+
     /// Writes a snapshot if the log has grown enough since the last one.
     /// Failures are logged: the log still holds everything.
     fn maybe_snapshot(&self) {

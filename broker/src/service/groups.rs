@@ -90,6 +90,28 @@ impl Service {
         self.groups.delete(groups).await
     }
 
+    /// Deletes `group`'s committed offsets of `partitions`, but those of
+    /// topics its members read (see
+    /// [`crate::group::Coordinator::delete_offsets`]): per partition,
+    /// whether it was kept for that reason. Refused whole when this broker
+    /// does not coordinate the group, or for more partitions than
+    /// `max_partitions_per_request`.
+    pub async fn delete_offsets(
+        self: &Arc<Self>,
+        group: String,
+        partitions: Vec<(String, u32)>,
+    ) -> Result<Vec<bool>, Refused> {
+        super::check_partition_count(partitions.len(), self.config.max_partitions_per_request)?;
+        self.check_coordinator(&group)?;
+        self.groups
+            .delete_offsets(&group, partitions)
+            .await
+            .map_err(|code| Refused {
+                code,
+                message: format!("group {group:?}: {code}"),
+            })
+    }
+
     /// Commits offsets as `member` (fencing as Kafka's coordinator): a
     /// commit the group refuses gives every partition the same code and
     /// stores nothing. A commit with generation -1 and no member is allowed

@@ -52,6 +52,7 @@ pub mod code {
     pub const MEMBER_ID_REQUIRED: KafkaCode = 79;
     pub const GROUP_MAX_SIZE_REACHED: KafkaCode = 81;
     pub const FENCED_INSTANCE_ID: KafkaCode = 82;
+    pub const GROUP_SUBSCRIBED_TO_TOPIC: KafkaCode = 86;
     pub const INVALID_RECORD: KafkaCode = 87;
     pub const UNKNOWN_TOPIC_ID: KafkaCode = 100;
     pub const UNSUPPORTED_COMPRESSION_TYPE: KafkaCode = 76;

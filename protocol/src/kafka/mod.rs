@@ -15,7 +15,7 @@
 //!   [`fetch`], [`list_offsets`], [`offsets`] (FindCoordinator,
 //!   OffsetCommit, OffsetFetch), [`admin`] (CreateTopics, DeleteTopics,
 //!   DescribeConfigs, InitProducerId), [`alter_configs`] (AlterConfigs,
-//!   IncrementalAlterConfigs), [`create_partitions`], [`delete_records`], [`groups`] (JoinGroup, SyncGroup,
+//!   IncrementalAlterConfigs), [`create_partitions`], [`delete_records`], [`offset_delete`], [`groups`] (JoinGroup, SyncGroup,
 //!   Heartbeat, LeaveGroup, DescribeGroups, ListGroups, DeleteGroups).
 //!
 //! Why not the `kafka-protocol` crate: its decoders size allocations from
@@ -36,6 +36,7 @@ pub mod header;
 pub mod io;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_delete;
 pub mod offsets;
 pub mod produce;
 
@@ -123,11 +124,13 @@ pub enum ApiKey {
     DeleteGroups = 42,
     /// IncrementalAlterConfigs (44).
     IncrementalAlterConfigs = 44,
+    /// OffsetDelete (47).
+    OffsetDelete = 47,
 }
 
 impl ApiKey {
     /// Every API served, in key order.
-    pub const ALL: [ApiKey; 23] = [
+    pub const ALL: [ApiKey; 24] = [
         ApiKey::Produce,
         ApiKey::Fetch,
         ApiKey::ListOffsets,
@@ -151,6 +154,7 @@ impl ApiKey {
         ApiKey::CreatePartitions,
         ApiKey::DeleteGroups,
         ApiKey::IncrementalAlterConfigs,
+        ApiKey::OffsetDelete,
     ];
 
     /// The API of a key, if served.
@@ -177,6 +181,7 @@ impl ApiKey {
             ApiKey::IncrementalAlterConfigs => (0, 1),
             ApiKey::CreatePartitions => (0, 3),
             ApiKey::DeleteRecords => (0, 2),
+            ApiKey::OffsetDelete => (0, 0),
             ApiKey::JoinGroup => (0, 7),
             ApiKey::Heartbeat => (0, 4),
             ApiKey::LeaveGroup => (0, 4),
@@ -212,6 +217,8 @@ impl ApiKey {
             ApiKey::IncrementalAlterConfigs => 1,
             ApiKey::CreatePartitions => 2,
             ApiKey::DeleteRecords => 2,
+            // Never flexible.
+            ApiKey::OffsetDelete => i16::MAX,
             ApiKey::JoinGroup => 6,
             ApiKey::Heartbeat => 4,
             ApiKey::LeaveGroup => 4,

@@ -15,6 +15,7 @@ use super::header::RequestHeader;
 use super::io::Records;
 use super::list_offsets::*;
 use super::metadata::*;
+use super::offset_delete::*;
 use super::offsets::*;
 use super::produce::*;
 use super::*;
@@ -337,6 +338,25 @@ fn requests_round_trip_at_every_version() {
                     low_watermark: 42,
                     error_code: 1,
                 }],
+            }],
+        };
+        assert_eq!(round_trip(&resp, v, &[]), resp);
+    }
+    for v in versions(ApiKey::OffsetDelete) {
+        let req = OffsetDeleteRequest {
+            group_id: s("g"),
+            topics: vec![OffsetDeleteTopic {
+                name: s("t"),
+                partitions: vec![0, 7],
+            }],
+        };
+        assert_eq!(round_trip(&req, v, &[]), req);
+        let resp = OffsetDeleteResponse {
+            error_code: 0,
+            throttle_time_ms: 0,
+            topics: vec![OffsetDeleteTopicResult {
+                name: s("t"),
+                partitions: vec![(0, 0), (7, 86)],
             }],
         };
         assert_eq!(round_trip(&resp, v, &[]), resp);
@@ -741,6 +761,7 @@ pub(crate) fn check_request(api: ApiKey, version: i16, body: &[u8]) -> bool {
         ApiKey::IncrementalAlterConfigs => stable::<IncrementalAlterConfigsRequest>(body, version),
         ApiKey::CreatePartitions => stable::<CreatePartitionsRequest>(body, version),
         ApiKey::DeleteRecords => stable::<DeleteRecordsRequest>(body, version),
+        ApiKey::OffsetDelete => stable::<OffsetDeleteRequest>(body, version),
         ApiKey::JoinGroup => stable::<JoinGroupRequest>(body, version),
         ApiKey::Heartbeat => stable::<HeartbeatRequest>(body, version),
         ApiKey::LeaveGroup => stable::<LeaveGroupRequest>(body, version),

@@ -1,4 +1,4 @@
-//! Commit fencing, describe, list and delete.
+//! Commit fencing, describe, list, delete, and deleting committed offsets.
 
 use std::sync::Arc;
 
@@ -153,5 +153,136 @@ impl Coordinator {
             }
         }
         code
+    }
+
+    /// Deletes `group`'s committed offsets of `partitions` (Kafka's
+    /// OffsetDelete), except those of topics its members read: for each
+    /// partition, whether it was kept for that reason. A group without
+    /// members loses every one named; one with members of the `consumer`
+    /// protocol type keeps those of the topics any member subscribes to (a
+    /// subscription that does not parse counts as every topic); one with
+    /// members of another protocol type is refused whole
+    /// ([`ErrorCode::NonEmptyGroup`]: its subscriptions are opaque). An
+    /// unknown group is [`ErrorCode::GroupIdNotFound`]. Partitions without
+    /// a committed offset are answered as deleted.
+    pub async fn delete_offsets(
+        &self,
+        name: &str,
+        partitions: Vec<(String, u32)>,
+    ) -> Result<Vec<bool>, ErrorCode> {
+        if validate_topic_name(name).is_err() {
+            return Err(ErrorCode::InvalidGroupName);
+        }
+        let read = {
+            let groups = self.groups.lock();
+            match groups.get(name) {
+                Some(g) if g.members.is_empty() && g.pending.is_empty() => Subscribed::Nothing,
+                Some(g) if g.protocol_type.as_deref() == Some("consumer") => {
+                    let mut topics = std::collections::HashSet::new();
+                    let mut opaque = false;
+                    for (_, metadata) in g.members.values().flat_map(|m| &m.protocols) {
+                        match subscribed_topics(metadata) {
+                            Some(t) => topics.extend(t),
+                            None => opaque = true,
+                        }
+                    }
+                    if opaque || !g.pending.is_empty() {
+                        // Members whose topics are not known: any topic.
+                        Subscribed::All
+                    } else {
+                        Subscribed::Topics(topics)
+                    }
+                }
+                Some(_) => return Err(ErrorCode::NonEmptyGroup),
+                None if !self.store.has_group(name) => return Err(ErrorCode::GroupIdNotFound),
+                None => Subscribed::Nothing,
+            }
+        };
+        let kept: Vec<bool> = partitions
+            .iter()
+            .map(|(t, _)| match &read {
+                Subscribed::Nothing => false,
+                Subscribed::All => true,
+                Subscribed::Topics(topics) => topics.contains(t),
+            })
+            .collect();
+        let doomed: Vec<(String, u32)> = partitions
+            .into_iter()
+            .zip(&kept)
+            .filter(|(_, k)| !**k)
+            .map(|(p, _)| p)
+            .collect();
+        if !doomed.is_empty() {
+            let store = Arc::clone(&self.store);
+            let key = name.to_owned();
+            match crate::service::blocking(move || store.delete_offsets(&key, &doomed)).await {
+                Ok(Ok(n)) => {
+                    tracing::info!(group = name, offsets = n, "deleted committed offsets");
+                }
+                Ok(Err(e)) => return Err(e.code()),
+                Err(_) => return Err(ErrorCode::Unknown),
+            }
+        }
+        Ok(kept)
+    }
+}
+
+/// The topics a group's members read, as far as an offset deletion is
+/// concerned.
+enum Subscribed {
+    Nothing,
+    All,
+    Topics(std::collections::HashSet<String>),
+}
+
+/// The topics of a member's `consumer` protocol metadata (Kafka's
+/// ConsumerProtocolSubscription, any version: i16 version, then an array
+/// of strings), or `None` if it does not parse.
+fn subscribed_topics(metadata: &[u8]) -> Option<Vec<String>> {
+    let mut at = 2usize;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let b = metadata.get(at..at.checked_add(n)?)?;
+        at += n;
+        Some(b)
+    };
+    take(0)?;
+    let count = i32::from_be_bytes(take(4)?.try_into().ok()?);
+    let count = usize::try_from(count).ok()?;
+    // Each topic takes at least two bytes: the count cannot pass the input.
+    if count > metadata.len() / 2 {
+        return None;
+    }
+    let mut topics = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = i16::from_be_bytes(take(2)?.try_into().ok()?);
+        let len = usize::try_from(len).ok()?;
+        topics.push(String::from_utf8(take(len)?.to_vec()).ok()?);
+    }
+    Some(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::subscribed_topics;
+
+    #[test]
+    fn consumer_subscriptions_parse_and_hostile_ones_do_not() {
+        // Version 1, topics "a" and "bc", then user data.
+        let m = [
+            0, 1, 0, 0, 0, 2, 0, 1, b'a', 0, 2, b'b', b'c', 0xff, 0xff, 0xff, 0xff,
+        ];
+        assert_eq!(subscribed_topics(&m), Some(vec!["a".into(), "bc".into()]));
+        assert_eq!(subscribed_topics(&[0, 0, 0, 0, 0, 0]), Some(vec![]));
+        for bad in [
+            &[][..],
+            &[0, 1],
+            &[0, 1, 0x7f, 0xff, 0xff, 0xff],
+            &[0, 1, 0xff, 0xff, 0xff, 0xff],
+            &[0, 1, 0, 0, 0, 1, 0, 5, b'a'],
+            &[0, 1, 0, 0, 0, 1, 0xff, 0xff],
+            &[0, 1, 0, 0, 0, 1, 0, 1, 0xff],
+        ] {
+            assert_eq!(subscribed_topics(bad), None, "{bad:?}");
+        }
     }
 }

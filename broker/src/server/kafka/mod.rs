@@ -22,6 +22,7 @@ mod create_partitions;
 mod delete_records;
 mod fetch;
 mod groups;
+mod offset_delete;
 mod operations;
 mod produce;
 
@@ -159,6 +160,11 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
             let mode = alter_configs::Mode::Incremental;
             let out = alter_configs::alter(conn, r.resources, r.validate_only, mode).await;
             respond(conn, req, IncrementalAlterConfigsResponse(out)).await
+        }
+        ApiKey::OffsetDelete => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = offset_delete::offset_delete(conn, r).await;
+            respond(conn, req, resp).await
         }
         ApiKey::DeleteRecords => {
             let r = decode_or_close(conn, req, body)?;
