@@ -2,7 +2,7 @@
 //! (one inside a batch, or the high watermark) are gone for readers —
 //! fetches below the new log start are `OFFSET_OUT_OF_RANGE`, the earliest
 //! offset is the new start, the segments wholly below it are removed — and
-//! stay gone after a restart. Offsets past the high watermark or negative,
+//! stay gone after a restart; DescribeLogDirs tells the smaller size. Offsets past the high watermark or negative,
 //! unknown partitions and topics are refused per partition and change
 //! nothing. confluent-kafka and aiokafka delete records too, and a
 //! confluent-kafka consumer starting below the new start is reset to it.
@@ -110,6 +110,50 @@ fn segment_files(b: &TestBroker, partition: u32) -> usize {
         .count()
 }
 
+/// The bytes of partitions 0 and 1 of "trim" as DescribeLogDirs tells
+/// them, asked for by name (v1) and for everything (v4, which also tells
+/// the file system's size); the one directory is the data directory.
+fn log_dir_sizes(s: &mut TcpStream, b: &TestBroker) -> Vec<i64> {
+    use sluice_protocol::kafka::describe_log_dirs::{
+        DescribableLogDirTopic, DescribeLogDirsRequest, DescribeLogDirsResponse,
+    };
+    let named = Some(vec![DescribableLogDirTopic {
+        topic: "trim".into(),
+        partitions: vec![0, 1, 7, -1],
+    }]);
+    let mut sizes = Vec::new();
+    for (version, topics) in [(1, named), (4, None)] {
+        let mut req = DescribeLogDirsRequest { topics };
+        let r: DescribeLogDirsResponse = call(s, version, &mut req);
+        assert_eq!(r.results.len(), 1, "{r:?}");
+        let dir = &r.results[0];
+        assert_eq!(
+            std::path::Path::new(&dir.log_dir),
+            std::path::absolute(&b.data_dir).unwrap()
+        );
+        if version >= 4 {
+            assert!(
+                dir.total_bytes >= dir.usable_bytes && dir.usable_bytes > 0,
+                "{dir:?}"
+            );
+        }
+        let trim = dir.topics.iter().find(|t| t.name == "trim").unwrap();
+        let got: Vec<(i32, i64)> = trim
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, p.partition_size))
+            .collect();
+        assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), [0, 1], "{r:?}");
+        let got: Vec<i64> = got.into_iter().map(|g| g.1).collect();
+        if sizes.is_empty() {
+            sizes = got;
+        } else {
+            assert_eq!(sizes, got);
+        }
+    }
+    sizes
+}
+
 #[test]
 fn records_below_an_offset_are_deleted_and_stay_deleted() {
     let mut b = TestBroker::start();
@@ -143,6 +187,8 @@ fn records_below_an_offset_are_deleted_and_stay_deleted() {
     assert!(segments > 8, "{segments}");
     let s = &mut TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let before = log_dir_sizes(s, &b);
+    assert!(before[0] > 1_000_000 && before[1] > 0, "{before:?}");
     // Refusals, at every version: nothing changes.
     for v in 0..=2 {
         let out = delete(s, v, "trim", &[(0, 1025), (0, -2), (9, 1), (-1, 1)]);
@@ -189,6 +235,12 @@ fn records_below_an_offset_are_deleted_and_stay_deleted() {
     assert!(
         left < segments - 5,
         "{left} of {segments} segment files left"
+    );
+    // And DescribeLogDirs tells the smaller size.
+    let after = log_dir_sizes(s, &b);
+    assert!(
+        after[0] > 0 && after[0] < before[0] * 3 / 4,
+        "{before:?} then {after:?}"
     );
     b.stop();
     b.restart();

@@ -120,4 +120,57 @@ impl Service {
             partitions_offline: parts.filter(|p| p.is_offline()).count() as u32,
         }
     }
+
+    /// The data directory (made absolute), its file
+    /// system's total and free bytes (as [`Service::broker_status`]), and
+    /// the bytes of each hosted partition `wanted` names (all when `None`;
+    /// names and numbers not hosted here are left out), by topic in name
+    /// order. Reads only in-memory sizes and one `statvfs(2)`.
+    pub fn log_dir(&self, wanted: Option<&[(String, Vec<u32>)]>) -> LogDirReport {
+        let status = self.broker_status();
+        // Made absolute without touching the disk (no symlinks resolved).
+        let dir = std::path::absolute(&self.config.data_dir)
+            .unwrap_or_else(|_| self.config.data_dir.clone());
+        let sizes = |t: &crate::topics::Topic, only: Option<&[u32]>| -> Vec<(u32, u64)> {
+            t.hosted()
+                .filter(|(p, _)| only.is_none_or(|o| o.contains(p)))
+                .map(|(p, part)| (p, part.log.size_in_bytes()))
+                .collect()
+        };
+        let topics = match wanted {
+            None => self
+                .topics
+                .list()
+                .iter()
+                .map(|t| (t.name.clone(), sizes(t, None)))
+                .collect(),
+            Some(wanted) => wanted
+                .iter()
+                .filter_map(|(name, partitions)| {
+                    let t = self.topics.topic(name)?;
+                    Some((t.name.clone(), sizes(&t, Some(partitions))))
+                })
+                .filter(|(_, p)| !p.is_empty())
+                .collect(),
+        };
+        LogDirReport {
+            dir,
+            total_bytes: status.disk_total_bytes,
+            free_bytes: status.disk_free_bytes,
+            topics,
+        }
+    }
+}
+
+/// What [`Service::log_dir`] tells of the data directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogDirReport {
+    /// The data directory.
+    pub dir: std::path::PathBuf,
+    /// Size of its file system (0 if unknown).
+    pub total_bytes: u64,
+    /// Bytes free there (0 if unknown).
+    pub free_bytes: u64,
+    /// Per topic, its hosted partitions' bytes.
+    pub topics: Vec<(String, Vec<(u32, u64)>)>,
 }

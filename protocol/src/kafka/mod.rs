@@ -15,7 +15,7 @@
 //!   [`fetch`], [`list_offsets`], [`offsets`] (FindCoordinator,
 //!   OffsetCommit, OffsetFetch), [`admin`] (CreateTopics, DeleteTopics,
 //!   DescribeConfigs, InitProducerId), [`alter_configs`] (AlterConfigs,
-//!   IncrementalAlterConfigs), [`create_partitions`], [`delete_records`], [`offset_delete`], [`groups`] (JoinGroup, SyncGroup,
+//!   IncrementalAlterConfigs), [`create_partitions`], [`delete_records`], [`describe_log_dirs`], [`offset_delete`], [`groups`] (JoinGroup, SyncGroup,
 //!   Heartbeat, LeaveGroup, DescribeGroups, ListGroups, DeleteGroups).
 //!
 //! Why not the `kafka-protocol` crate: its decoders size allocations from
@@ -29,6 +29,7 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod delete_records;
+pub mod describe_log_dirs;
 pub mod error_code;
 pub mod fetch;
 pub mod groups;
@@ -118,6 +119,8 @@ pub enum ApiKey {
     DescribeConfigs = 32,
     /// AlterConfigs (33).
     AlterConfigs = 33,
+    /// DescribeLogDirs (35).
+    DescribeLogDirs = 35,
     /// CreatePartitions (37).
     CreatePartitions = 37,
     /// DeleteGroups (42).
@@ -130,7 +133,7 @@ pub enum ApiKey {
 
 impl ApiKey {
     /// Every API served, in key order.
-    pub const ALL: [ApiKey; 24] = [
+    pub const ALL: [ApiKey; 25] = [
         ApiKey::Produce,
         ApiKey::Fetch,
         ApiKey::ListOffsets,
@@ -151,6 +154,7 @@ impl ApiKey {
         ApiKey::InitProducerId,
         ApiKey::DescribeConfigs,
         ApiKey::AlterConfigs,
+        ApiKey::DescribeLogDirs,
         ApiKey::CreatePartitions,
         ApiKey::DeleteGroups,
         ApiKey::IncrementalAlterConfigs,
@@ -182,6 +186,7 @@ impl ApiKey {
             ApiKey::CreatePartitions => (0, 3),
             ApiKey::DeleteRecords => (0, 2),
             ApiKey::OffsetDelete => (0, 0),
+            ApiKey::DescribeLogDirs => (0, 4),
             ApiKey::JoinGroup => (0, 7),
             ApiKey::Heartbeat => (0, 4),
             ApiKey::LeaveGroup => (0, 4),
@@ -217,6 +222,7 @@ impl ApiKey {
             ApiKey::IncrementalAlterConfigs => 1,
             ApiKey::CreatePartitions => 2,
             ApiKey::DeleteRecords => 2,
+            ApiKey::DescribeLogDirs => 2,
             // Never flexible.
             ApiKey::OffsetDelete => i16::MAX,
             ApiKey::JoinGroup => 6,

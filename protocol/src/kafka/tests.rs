@@ -9,6 +9,7 @@ use super::alter_configs::*;
 use super::api_versions::*;
 use super::create_partitions::*;
 use super::delete_records::*;
+use super::describe_log_dirs::*;
 use super::fetch::*;
 use super::groups::*;
 use super::header::RequestHeader;
@@ -357,6 +358,38 @@ fn requests_round_trip_at_every_version() {
             topics: vec![OffsetDeleteTopicResult {
                 name: s("t"),
                 partitions: vec![(0, 0), (7, 86)],
+            }],
+        };
+        assert_eq!(round_trip(&resp, v, &[]), resp);
+    }
+    for v in versions(ApiKey::DescribeLogDirs) {
+        for topics in [
+            None,
+            Some(vec![DescribableLogDirTopic {
+                topic: s("t"),
+                partitions: vec![0, 2],
+            }]),
+        ] {
+            let req = DescribeLogDirsRequest { topics };
+            assert_eq!(round_trip(&req, v, &[]), req);
+        }
+        let resp = DescribeLogDirsResponse {
+            throttle_time_ms: 0,
+            error_code: 0,
+            results: vec![LogDirResult {
+                error_code: 0,
+                log_dir: s("/data"),
+                topics: vec![LogDirTopic {
+                    name: s("t"),
+                    partitions: vec![LogDirPartition {
+                        partition_index: 2,
+                        partition_size: 1 << 40,
+                        offset_lag: 0,
+                        is_future_key: false,
+                    }],
+                }],
+                total_bytes: if v >= 4 { 1 << 41 } else { 0 },
+                usable_bytes: if v >= 4 { 1 << 30 } else { 0 },
             }],
         };
         assert_eq!(round_trip(&resp, v, &[]), resp);
@@ -762,6 +795,7 @@ pub(crate) fn check_request(api: ApiKey, version: i16, body: &[u8]) -> bool {
         ApiKey::CreatePartitions => stable::<CreatePartitionsRequest>(body, version),
         ApiKey::DeleteRecords => stable::<DeleteRecordsRequest>(body, version),
         ApiKey::OffsetDelete => stable::<OffsetDeleteRequest>(body, version),
+        ApiKey::DescribeLogDirs => stable::<DescribeLogDirsRequest>(body, version),
         ApiKey::JoinGroup => stable::<JoinGroupRequest>(body, version),
         ApiKey::Heartbeat => stable::<HeartbeatRequest>(body, version),
         ApiKey::LeaveGroup => stable::<LeaveGroupRequest>(body, version),

@@ -20,6 +20,7 @@ mod alter_configs;
 mod configs;
 mod create_partitions;
 mod delete_records;
+mod describe_log_dirs;
 mod fetch;
 mod groups;
 mod offset_delete;
@@ -160,6 +161,11 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
             let mode = alter_configs::Mode::Incremental;
             let out = alter_configs::alter(conn, r.resources, r.validate_only, mode).await;
             respond(conn, req, IncrementalAlterConfigsResponse(out)).await
+        }
+        ApiKey::DescribeLogDirs => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = describe_log_dirs::describe_log_dirs(conn, r, req.version);
+            respond(conn, req, resp).await
         }
         ApiKey::OffsetDelete => {
             let r = decode_or_close(conn, req, body)?;
