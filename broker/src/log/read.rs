@@ -259,44 +259,66 @@ impl PartitionLog {
     /// their largest timestamp; a segment the high watermark cuts takes it
     /// from its time index up to the last offset index point below the
     /// high watermark and scans the batch headers from there (at most about
-    /// one index interval). The record is then found as
+    /// one index interval); a segment the log start offset cuts (records
+    /// deleted inside it) scans its batch headers from the index point at
+    /// or before the start (its records below the start do not count). The record is then found as
     /// [`PartitionLog::offset_for_timestamp`] finds one.
     pub fn max_timestamp_record(&self) -> Result<Option<TimestampMatch>, LogError> {
-        let (mut best, partial) = {
+        // Under the lock: the largest timestamps segments know, and the
+        // byte ranges whose batch headers must be read instead (no I/O).
+        let (mut best, start, ranges) = {
             let state = self.state.lock();
             let hw = self.visible_end(&state);
+            let start = self.log_start_offset();
             let mut best: Option<i64> = None;
-            let mut partial = None;
+            let mut ranges = Vec::new();
             for seg in &state.segments {
                 if seg.base_offset() > hw.segment_base {
                     break;
                 }
-                let whole = seg.base_offset() < hw.segment_base || hw.position >= seg.size();
-                if whole {
+                if seg.next_offset() <= start {
+                    continue;
+                }
+                let last = seg.base_offset() >= hw.segment_base;
+                let cut_at_end = last && hw.position < seg.size();
+                let cut_at_start = seg.base_offset() < start;
+                if !cut_at_start && !cut_at_end {
                     best = best.max(seg.max_timestamp());
                 } else {
-                    let entry = seg.offset_index().lookup(hw.offset);
-                    let prefix = seg
-                        .time_index()
-                        .last_at_or_before(entry.offset)
-                        .map(|e| e.timestamp);
-                    best = best.max(prefix);
-                    partial = Some((seg.file()?, u64::from(entry.position), hw.position));
+                    // From the index point at or before the log start (or
+                    // the segment's start); up to the high watermark, whose
+                    // prefix the time index covers when the start does not
+                    // cut this segment.
+                    let from = if cut_at_start {
+                        u64::from(seg.offset_index().lookup(start).position)
+                    } else {
+                        let entry = seg.offset_index().lookup(hw.offset);
+                        best = best.max(
+                            seg.time_index()
+                                .last_at_or_before(entry.offset)
+                                .map(|e| e.timestamp),
+                        );
+                        u64::from(entry.position)
+                    };
+                    let to = if last { hw.position } else { seg.size() };
+                    ranges.push((seg.file()?, from, to));
                 }
-                if seg.base_offset() >= hw.segment_base {
+                if last {
                     break;
                 }
             }
-            (best, partial)
+            (best, start, ranges)
         };
-        if let Some((file, mut position, limit)) = partial {
+        for (file, mut position, limit) in ranges {
             while position < limit {
                 let h = super::segment::read_header(&*file, position, limit)
                     .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
                 let Some(h) = h else {
                     break;
                 };
-                best = best.max(Some(h.max_timestamp));
+                if h.next_offset() as u64 > start {
+                    best = best.max(Some(h.max_timestamp));
+                }
                 position += h.total_len() as u64;
             }
         }

@@ -110,6 +110,9 @@ fn records_deleted_below_an_offset_stay_deleted() {
         let found = log.offset_for_timestamp(ts).unwrap().unwrap();
         assert_eq!((found.offset, found.timestamp), (want, 1000 + want as i64));
     }
+    // The largest timestamp counts only records still readable.
+    let newest = log.max_timestamp_record().unwrap().unwrap();
+    assert_eq!(newest.offset, hw - 1);
     // Lower offsets change nothing; neither does retention.
     assert_eq!(log.delete_records_before(10).unwrap(), 151);
     log.retain(SystemTime::now()).unwrap();
@@ -132,4 +135,22 @@ fn records_deleted_below_an_offset_stay_deleted() {
     std::fs::write(&file, bytes).unwrap();
     let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
     assert!(log.log_start_offset() < hw);
+}
+
+/// Timestamps that only deleted records had are not the largest any more
+/// (a log whose newest timestamps are at its start).
+#[test]
+fn the_largest_timestamp_skips_deleted_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    // Timestamps fall: record k has 100_000 - k.
+    for i in 0..100 {
+        log.append(&mut batch(&format!("f{i}"), 1, 300, 100_000 - i))
+            .unwrap();
+    }
+    let first = log.max_timestamp_record().unwrap().unwrap();
+    assert_eq!((first.offset, first.timestamp), (0, 100_000));
+    log.delete_records_before(37).unwrap();
+    let after = log.max_timestamp_record().unwrap().unwrap();
+    assert_eq!((after.offset, after.timestamp), (37, 100_000 - 37));
 }
