@@ -3,7 +3,8 @@
 //! restart), those of a topic a member subscribes to are kept with
 //! `GROUP_SUBSCRIBED_TO_TOPIC` until the group is empty; unknown topics
 //! and partitions are answered per partition, an unknown group and a
-//! non-empty group of another protocol type at the top.
+//! non-empty group of another protocol type at the top. An OffsetCommit of
+//! a negative offset leaves none.
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use std::net::TcpStream;
@@ -194,7 +195,41 @@ fn offsets_are_deleted_unless_the_group_reads_their_topic() {
         (code::NONE, vec![expect("read", 0, code::NONE)])
     );
     assert!(rt.block_on(committed(&b, "g")).is_empty());
+    // A negative committed offset (how KafkaJS resets a group whose
+    // offset fell out of range) leaves none: read back as -1.
+    let commit = |s: &mut TcpStream, offset: i64| {
+        use sluice_protocol::kafka::offsets::{
+            OffsetCommitPartition, OffsetCommitRequest, OffsetCommitResponse, OffsetCommitTopic,
+        };
+        let mut req = OffsetCommitRequest {
+            group_id: "h".into(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+            retention_time_ms: -1,
+            topics: vec![OffsetCommitTopic {
+                name: "other".into(),
+                partitions: vec![OffsetCommitPartition {
+                    partition_index: 1,
+                    committed_offset: offset,
+                    commit_timestamp_ms: -1,
+                    committed_leader_epoch: -1,
+                    committed_metadata: None,
+                }],
+            }],
+        };
+        let r: OffsetCommitResponse = call(s, 8, &mut req);
+        r.topics[0].partitions[0].error_code
+    };
+    assert_eq!(commit(s, 3), code::NONE);
+    assert_eq!(
+        rt.block_on(committed(&b, "h")),
+        [("other".to_owned(), 1, 3)]
+    );
+    assert_eq!(commit(s, -2), code::NONE);
+    assert!(rt.block_on(committed(&b, "h")).is_empty());
     b.stop();
     b.restart();
     assert!(rt.block_on(committed(&b, "g")).is_empty());
+    assert!(rt.block_on(committed(&b, "h")).is_empty());
 }

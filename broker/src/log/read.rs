@@ -9,7 +9,7 @@ use super::config::FlushPolicy;
 use super::io::LogFile;
 use super::partition::{LogPoint, LogState, PartitionLog};
 use super::segment::Segment;
-use super::time_lookup::{TimestampMatch, first_record_at_or_after};
+use super::time_lookup::{TimestampMatch, first_record_at_or_after, max_timestamp_from};
 
 /// What the locked first step of a read resolved.
 #[derive(Debug, Clone, Copy)]
@@ -261,7 +261,8 @@ impl PartitionLog {
     /// high watermark and scans the batch headers from there (at most about
     /// one index interval); a segment the log start offset cuts (records
     /// deleted inside it) scans its batch headers from the index point at
-    /// or before the start (its records below the start do not count). The record is then found as
+    /// or before the start, and reads the records of the batch the start
+    /// cuts (its records below the start do not count). The record is then found as
     /// [`PartitionLog::offset_for_timestamp`] finds one.
     pub fn max_timestamp_record(&self) -> Result<Option<TimestampMatch>, LogError> {
         // Under the lock: the largest timestamps segments know, and the
@@ -316,8 +317,18 @@ impl PartitionLog {
                 let Some(h) = h else {
                     break;
                 };
-                if h.next_offset() as u64 > start {
+                if (h.base_offset as u64) >= start {
                     best = best.max(Some(h.max_timestamp));
+                } else if h.next_offset() as u64 > start {
+                    // The batch the start cuts: only its records at or past
+                    // the start count.
+                    best = best.max(max_timestamp_from(
+                        &*file,
+                        position,
+                        &h,
+                        start,
+                        self.config.max_decompressed_batch_bytes,
+                    ));
                 }
                 position += h.total_len() as u64;
             }

@@ -79,3 +79,35 @@ pub(crate) fn first_record_at_or_after(
     // Only deleted records qualify: the look-up goes on past this batch.
     (!cut).then_some(fallback)
 }
+
+/// The largest timestamp of the records of the batch at `position` of
+/// `file` (header `h`) whose offset is at least `from`, or `None` when it
+/// has none; a batch that does not read back or check answers its
+/// header's largest timestamp (a compressed batch is decompressed, to at
+/// most `max_decompressed` bytes).
+pub(crate) fn max_timestamp_from(
+    file: &dyn LogFile,
+    position: u64,
+    h: &BatchHeader,
+    from: u64,
+    max_decompressed: usize,
+) -> Option<i64> {
+    let mut buf = vec![0u8; h.total_len()];
+    match read_full_at(file, &mut buf, position) {
+        Ok(n) if n == buf.len() => {}
+        _ => return Some(h.max_timestamp),
+    }
+    let Ok(batch) = RecordBatch::new(Bytes::from(buf)) else {
+        return Some(h.max_timestamp);
+    };
+    let mut best = None;
+    for record in batch.records_limited(max_decompressed) {
+        let Ok(record) = record else {
+            return Some(h.max_timestamp);
+        };
+        if u64::try_from(record.offset).is_ok_and(|o| o >= from) {
+            best = best.max(Some(record.timestamp));
+        }
+    }
+    best
+}

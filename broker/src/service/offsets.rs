@@ -15,8 +15,10 @@ pub struct Commit {
     pub topic: String,
     /// Partition index.
     pub partition: u32,
-    /// The next offset the group will consume.
-    pub offset: u64,
+    /// The next offset the group will consume; `None` forgets the
+    /// committed offset (Kafka clients commit a negative offset to reset a
+    /// group's position: read back, the partition then has none).
+    pub offset: Option<u64>,
     /// Free-form metadata (at most `offset_metadata_max_bytes`).
     pub metadata: String,
 }
@@ -104,20 +106,30 @@ impl Service {
                 }
             })
             .collect();
-        let to_store: Vec<CommitPartition> = commits
-            .iter()
-            .zip(&own_codes)
-            .filter(|(_, c)| c.is_ok())
-            .map(|(p, _)| CommitPartition {
-                topic: p.topic.clone(),
-                partition: p.partition,
-                offset: p.offset,
-                metadata: p.metadata.clone(),
+        let accepted = commits.iter().zip(&own_codes).filter(|(_, c)| c.is_ok());
+        let to_store: Vec<CommitPartition> = accepted
+            .clone()
+            .filter_map(|(p, _)| {
+                Some(CommitPartition {
+                    topic: p.topic.clone(),
+                    partition: p.partition,
+                    offset: p.offset?,
+                    metadata: p.metadata.clone(),
+                })
             })
+            .collect();
+        let to_forget: Vec<(String, u32)> = accepted
+            .filter(|(p, _)| p.offset.is_none())
+            .map(|(p, _)| (p.topic.clone(), p.partition))
             .collect();
         let stored = if group_code.is_ok() {
             self.offsets
                 .commit_if(group, &to_store, |t| self.topic_exists(t))
+                .and_then(|()| match to_forget.is_empty() {
+                    true => Ok(0),
+                    false => self.offsets.delete_offsets(group, &to_forget),
+                })
+                .map(|_| ())
                 .map_err(|e| e.code())
         } else {
             Err(group_code)

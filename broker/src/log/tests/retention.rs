@@ -153,4 +153,22 @@ fn the_largest_timestamp_skips_deleted_records() {
     log.delete_records_before(37).unwrap();
     let after = log.max_timestamp_record().unwrap().unwrap();
     assert_eq!((after.offset, after.timestamp), (37, 100_000 - 37));
+    // One batch whose largest timestamp is at a deleted offset (record k
+    // of it has 50_000 - |k - 2| * 10: the largest at offset 102).
+    let mut b = sluice_protocol::batch::BatchBuilder::new();
+    for k in 0..10i64 {
+        b.push(&sluice_protocol::batch::NewRecord {
+            timestamp: 200_000 - (k - 2).abs() * 10,
+            key: None,
+            value: Some(b"x"),
+            headers: &[],
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    log.append(&mut b.finish()).unwrap();
+    assert_eq!(log.max_timestamp_record().unwrap().unwrap().offset, 2);
+    log.delete_records_before(5).unwrap();
+    let m = log.max_timestamp_record().unwrap().unwrap();
+    assert_eq!((m.offset, m.timestamp), (5, 200_000 - 30));
 }

@@ -350,21 +350,20 @@ pub(super) async fn offset_commit(conn: &Conn, r: OffsetCommitRequest) -> Offset
     let mut local: Vec<Option<KafkaCode>> = Vec::new();
     for t in &r.topics {
         for p in &t.partitions {
-            match (
-                partition_index(p.partition_index),
-                u64::try_from(p.committed_offset),
-            ) {
-                (Some(partition), Ok(offset)) => {
+            match partition_index(p.partition_index) {
+                Some(partition) => {
                     local.push(None);
                     commits.push(Commit {
                         topic: t.name.clone(),
                         partition,
-                        offset,
+                        // A negative offset (KafkaJS commits -1 or -2 to
+                        // reset a group's position) leaves no committed
+                        // offset, which OffsetFetch answers as -1.
+                        offset: u64::try_from(p.committed_offset).ok(),
                         metadata: p.committed_metadata.clone().unwrap_or_default(),
                     });
                 }
-                (None, _) => local.push(Some(code::UNKNOWN_TOPIC_OR_PARTITION)),
-                (_, Err(_)) => local.push(Some(code::INVALID_REQUEST)),
+                None => local.push(Some(code::UNKNOWN_TOPIC_OR_PARTITION)),
             }
         }
     }

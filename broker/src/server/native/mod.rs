@@ -291,7 +291,7 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
                 .map(|p| Commit {
                     topic: p.topic,
                     partition: p.partition,
-                    offset: p.offset,
+                    offset: Some(p.offset),
                     metadata: p.metadata,
                 })
                 .collect();
