@@ -1,7 +1,9 @@
 //! A node that was down while retention deleted, on the other replicas,
 //! the log it needs installs the partition's snapshot when it returns: it
 //! restarts its log at the snapshot's offset, then follows the leader, and
-//! holds the same batches as the leader from there.
+//! holds the same batches as the leader from there. A leader that was down
+//! while the others moved on without new records keeps its records when it
+//! installs their snapshot: they stay readable should it lead again.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
@@ -140,5 +142,102 @@ async fn a_node_down_while_its_log_was_retained_away_installs_a_snapshot() {
             "the node stopped following after the snapshot"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_was_away_keeps_its_records_when_it_installs_a_snapshot() {
+    use sluice_protocol::kafka::admin::RESOURCE_TOPIC;
+    use sluice_protocol::kafka::alter_configs::{
+        AlterConfigsResource, AlterableConfig, IncrementalAlterConfigsRequest,
+        IncrementalAlterConfigsResponse, OP_SET,
+    };
+
+    let mut c = TestCluster::start_with_kafka_config(3, "maintenance_interval_ms = 100\n");
+    let config = TopicConfig {
+        segment_bytes: Some(64 << 10),
+        ..TopicConfig::default()
+    };
+    c.create_replicated("away", 1, 3, config).await;
+    let all = [1, 2, 3];
+    let mut leader = 0;
+    for i in 0..40 {
+        leader = c
+            .produce_through_leader(&all, "away", &batch(&format!("r{i}"), 4, 2000), &[], WAIT)
+            .await
+            .0;
+    }
+    // Every replica holds every batch before the leader stops.
+    let deadline = Instant::now() + WAIT;
+    while all
+        .iter()
+        .any(|&n| batches(&c.node(n).data_dir, "away-0").len() < 40)
+    {
+        assert!(Instant::now() < deadline, "the replicas never caught up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let away = leader;
+    c.kill(away);
+    let live: Vec<u64> = all.into_iter().filter(|&n| n != away).collect();
+    // The others elect a leader (an entry without records in a new term)
+    // and, told a smaller retention, delete their oldest segments and
+    // snapshot past the away leader's last entry.
+    let mut s = std::net::TcpStream::connect(c.node(live[0]).kafka_addr.unwrap()).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut req = IncrementalAlterConfigsRequest {
+        resources: vec![AlterConfigsResource {
+            resource_type: RESOURCE_TOPIC,
+            resource_name: "away".into(),
+            configs: vec![AlterableConfig {
+                name: "retention.bytes".into(),
+                operation: OP_SET,
+                value: Some((128 << 10).to_string()),
+            }],
+        }],
+        validate_only: false,
+    };
+    let r: IncrementalAlterConfigsResponse = sluice_tests::kafka::call(&mut s, 1, &mut req);
+    assert_eq!(r.0.responses[0].error_code, 0, "{r:?}");
+    let deadline = Instant::now() + WAIT;
+    let end = batches(&c.node(live[0]).data_dir, "away-0")
+        .last()
+        .unwrap()
+        .2;
+    while live.iter().any(|&n| {
+        batches(&c.node(n).data_dir, "away-0")
+            .first()
+            .is_none_or(|b| b.0 < 16)
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "retention never ran on the live replicas"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.restart(away);
+    // It installs the snapshot, keeping the records it holds: the same
+    // batches up to the end as a live replica, not an empty log there.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let installed = c.node(away).log().contains("keeping its log");
+        let mine = batches(&c.node(away).data_dir, "away-0");
+        let theirs = batches(&c.node(live[0]).data_dir, "away-0");
+        let from = mine.first().map_or(end, |b| b.0);
+        let shared: Vec<_> = theirs.iter().copied().filter(|b| b.0 >= from).collect();
+        if installed && mine.last().is_some_and(|b| b.2 == end) && mine == shared {
+            assert!(from < end - 16, "only {mine:?} kept");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {away} did not keep its records: installed {installed}, \
+             its batches {mine:?}, the live ones' {theirs:?}; its log: {:?}",
+            c.node(away)
+                .log()
+                .lines()
+                .filter(|l| l.contains("installing a snapshot") || l.contains("reset the log"))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -34,6 +34,50 @@ pub struct SnapshotRecord {
     pub log_start: u64,
     /// The Kafka log end just after the last included entry.
     pub kafka_end: u64,
+    /// The last included entry that holds records, when no entry after it
+    /// up to the last included one does (its end is then `kafka_end`): a
+    /// follower holding that same entry (index, term and leader) holds the
+    /// same records up to `kafka_end` (Raft's log matching), so it keeps its
+    /// log on installing the snapshot instead of restarting it empty.
+    /// Absent in snapshots of older builds.
+    #[serde(default)]
+    pub last_records: Option<RecordsPoint>,
+}
+
+/// A Raft entry that holds records, as [`SnapshotRecord::last_records`]
+/// names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordsPoint {
+    /// Its Raft index.
+    pub index: u64,
+    /// Its term.
+    pub term: u64,
+    /// The node that led that term.
+    pub leader: u64,
+    /// The Kafka offset just after its records.
+    pub next: u64,
+}
+
+/// How far back from a snapshot's last entry its last entry with records
+/// is looked for (past it, the snapshot names none).
+const RECORDS_POINT_LOOKBACK: u64 = 1024;
+
+/// The last entry at or below Raft index `last` that holds records, if the
+/// entries after it up to `last` hold none and it is within
+/// [`RECORDS_POINT_LOOKBACK`] of `last`.
+fn records_point(shared: &Shared, last: Option<LogId<u64>>) -> Option<RecordsPoint> {
+    let last = last?.index;
+    let index = shared.index.lock();
+    (last.saturating_sub(RECORDS_POINT_LOOKBACK)..=last)
+        .rev()
+        .map_while(|i| index.get(i).map(|r| (i, r)))
+        .find(|(_, r)| r.next > r.base)
+        .map(|(index, r)| RecordsPoint {
+            index,
+            term: r.term,
+            leader: r.leader,
+            next: r.next,
+        })
 }
 
 /// The state machine of one partition group.
@@ -120,6 +164,7 @@ impl RaftSnapshotBuilder<PartitionRaft> for SnapshotBuilder {
                 },
                 log_start: shared.partition.log.log_start_offset(),
                 kafka_end,
+                last_records: records_point(&shared, last).filter(|p| p.next == kafka_end),
             };
             write_json(
                 &*shared.partition.log.fs,
@@ -256,6 +301,7 @@ impl RaftStateMachine<PartitionRaft> for StateMachine {
         };
         let shared = Arc::clone(&self.shared);
         let saved = rec.clone();
+        let applied = self.last_applied;
         tokio::task::spawn_blocking(move || {
             let log = &shared.partition.log;
             // openraft keeps the local entries after a snapshot whose last
@@ -263,7 +309,43 @@ impl RaftStateMachine<PartitionRaft> for StateMachine {
             let holds = shared.index.lock().get(last.index).is_some_and(|r| {
                 r.term == last.leader_id.term && r.leader == last.leader_id.node_id
             });
-            if !holds {
+            // A replica that holds the snapshot's last entry with records
+            // (a leader that was away while the others moved on) holds the
+            // same records up to its end: it keeps them, so they stay
+            // readable should it lead again. Only what it holds past that
+            // end (never committed) goes.
+            // It holds that entry when its index has it with the same id,
+            // or when it applied past it (its own snapshot, or entries
+            // since, cover it): every applied entry was committed, and
+            // committed entries are the same on every replica.
+            let same_records = !holds
+                && rec.last_records.is_some_and(|p| {
+                    let index = shared.index.lock();
+                    let same_entry = index.get(p.index).is_some_and(|r| {
+                        r.term == p.term && r.leader == p.leader && r.next == p.next
+                    });
+                    let committed_past = index.meta.purged.is_some_and(|l| l.index >= p.index)
+                        || applied.is_some_and(|l| l.index >= p.index);
+                    p.next == rec.kafka_end
+                        && (same_entry || committed_past)
+                        && log.log_start_offset() <= rec.kafka_end
+                        && log.next_offset() >= rec.kafka_end
+                });
+            if same_records {
+                tracing::info!(dir = %log.dir().display(), end = rec.kafka_end,
+                    "installing a snapshot whose records this replica holds: keeping its log");
+                log.truncate_to(rec.kafka_end)
+                    .map_err(|e| store_err(ErrorVerb::Write, e))?;
+                shared
+                    .index
+                    .lock()
+                    .reset(last, rec.kafka_end)
+                    .map_err(|e| store_err(ErrorVerb::Write, e))?;
+            } else if !holds {
+                tracing::info!(dir = %log.dir().display(), end = rec.kafka_end,
+                    last_records = ?rec.last_records,
+                    start = log.log_start_offset(), next = log.next_offset(),
+                    "installing a snapshot whose records this replica does not hold: restarting its log empty");
                 // The whole local log goes: it restarts empty at the
                 // snapshot's Kafka end, then catches up from the leader.
                 log.reset_to(rec.kafka_end)
