@@ -549,12 +549,7 @@ impl TopicStore {
         validate_only: bool,
     ) -> Result<(), BrokerError> {
         let _admin = self.admin.lock();
-        let Some(old) = self.topic(name) else {
-            return Err(admin_err(
-                ErrorCode::UnknownTopicOrPartition,
-                format!("no topic {name:?}"),
-            ));
-        };
+        let old = self.listed(name)?;
         let from = old.partition_count();
         if count <= from {
             return Err(admin_err(
@@ -608,6 +603,16 @@ impl TopicStore {
         self.topics.write().insert(name.to_owned(), Arc::new(topic));
         tracing::info!(topic = name, from, to = count, "added partitions");
         Ok(())
+    }
+
+    /// Topic `name`, or `UnknownTopicOrPartition`.
+    fn listed(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
+        self.topic(name).ok_or_else(|| {
+            admin_err(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("no topic {name:?}"),
+            )
+        })
     }
 
     /// Refuses new partitions `range` (those `hosting` names) past the
@@ -676,12 +681,7 @@ impl TopicStore {
         validate_only: bool,
     ) -> Result<(), BrokerError> {
         let _admin = self.admin.lock();
-        let Some(old) = self.topic(name) else {
-            return Err(admin_err(
-                ErrorCode::UnknownTopicOrPartition,
-                format!("no topic {name:?}"),
-            ));
-        };
+        let old = self.listed(name)?;
         let config = edit(&old.config).map_err(|e| admin_err(ErrorCode::InvalidConfig, e))?;
         let config = &config;
         self.check_change(name, &old.config, config)?;

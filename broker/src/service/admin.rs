@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::topic_config::TopicConfig;
@@ -278,8 +279,20 @@ impl Service {
                 .await;
             return cluster_outcome(name, r);
         }
+        self.change_topic(name, move |svc, n| {
+            svc.topics.alter_config(n, edit, validate_only)
+        })
+        .await
+    }
+
+    /// Runs `change` of topic `name` on the blocking pool, unless no such
+    /// topic is listed here (then answered at once, without a trip there).
+    async fn change_topic(
+        self: &Arc<Self>,
+        name: String,
+        change: impl FnOnce(&Service, &str) -> Result<(), BrokerError> + Send + 'static,
+    ) -> TopicOutcome {
         if self.topics.topic(&name).is_none() {
-            // Answered without a trip to the blocking pool.
             return TopicOutcome {
                 message: Some(format!("no topic {name:?}")),
                 name,
@@ -288,7 +301,7 @@ impl Service {
         }
         let svc = Arc::clone(self);
         let n = name.clone();
-        blocking(move || outcome(&n, svc.topics.alter_config(&n, edit, validate_only)))
+        blocking(move || outcome(&n, change(&svc, &n)))
             .await
             .unwrap_or_else(|e| {
                 let r = task_failed(e);
@@ -338,36 +351,15 @@ impl Service {
             };
             return cluster_outcome(name, r);
         }
-        if self.topics.topic(&name).is_none() {
-            // Answered without a trip to the blocking pool.
-            return TopicOutcome {
-                message: Some(format!("no topic {name:?}")),
-                name,
-                error_code: ErrorCode::UnknownTopicOrPartition,
-            };
-        }
-        let svc = Arc::clone(self);
-        let n = name.clone();
-        blocking(move || {
-            outcome(
-                &n,
-                svc.topics
-                    .add_partitions(&n, count, crate::topics::Hosting::All, validate_only),
-            )
+        self.change_topic(name, move |svc, n| {
+            svc.topics
+                .add_partitions(n, count, crate::topics::Hosting::All, validate_only)
         })
         .await
-        .unwrap_or_else(|e| {
-            let r = task_failed(e);
-            TopicOutcome {
-                name,
-                error_code: r.code,
-                message: Some(r.message),
-            }
-        })
     }
 
     /// Cluster mode: [`Service::alter_topic_config`] through the
-    /// controller, tried again (up to 5 times) while other changes of the
+    /// controller, tried again (up to 10 times) while other changes of the
     /// topic's settings commit first.
     async fn alter_in_cluster(
         &self,
@@ -409,7 +401,18 @@ impl Service {
             );
             tries += 1;
             match r {
-                Err(_) if tries < 5 && current().is_some_and(|now| now != expected) => {}
+                // The controller refuses a change only as made from
+                // settings that changed meanwhile (or of a topic that is
+                // gone): once this node has applied the newer settings,
+                // the change is made again on top of them.
+                Err((ErrorCode::InvalidConfig, _)) if tries < 10 => {
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+                    while current().is_some_and(|now| now == expected)
+                        && tokio::time::Instant::now() < deadline
+                    {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
                 r => return r,
             }
         }

@@ -331,25 +331,22 @@ impl RaftStateMachine<PartitionRaft> for StateMachine {
                         && log.log_start_offset() <= rec.kafka_end
                         && log.next_offset() >= rec.kafka_end
                 });
-            if same_records {
-                tracing::info!(dir = %log.dir().display(), end = rec.kafka_end,
-                    "installing a snapshot whose records this replica holds: keeping its log");
-                log.truncate_to(rec.kafka_end)
-                    .map_err(|e| store_err(ErrorVerb::Write, e))?;
-                shared
-                    .index
-                    .lock()
-                    .reset(last, rec.kafka_end)
-                    .map_err(|e| store_err(ErrorVerb::Write, e))?;
-            } else if !holds {
-                tracing::info!(dir = %log.dir().display(), end = rec.kafka_end,
-                    last_records = ?rec.last_records,
-                    start = log.log_start_offset(), next = log.next_offset(),
-                    "installing a snapshot whose records this replica does not hold: restarting its log empty");
-                // The whole local log goes: it restarts empty at the
-                // snapshot's Kafka end, then catches up from the leader.
-                log.reset_to(rec.kafka_end)
-                    .map_err(|e| store_err(ErrorVerb::Write, e))?;
+            if !holds {
+                if same_records {
+                    tracing::info!(dir = %log.dir().display(), end = rec.kafka_end,
+                        "installing a snapshot whose records this replica holds: keeping its log");
+                    log.truncate_to(rec.kafka_end)
+                        .map_err(|e| store_err(ErrorVerb::Write, e))?;
+                } else {
+                    tracing::info!(dir = %log.dir().display(), end = rec.kafka_end,
+                        last_records = ?rec.last_records,
+                        start = log.log_start_offset(), next = log.next_offset(),
+                        "installing a snapshot whose records this replica does not hold: restarting its log empty");
+                    // The whole local log goes: it restarts empty at the
+                    // snapshot's Kafka end, then catches up from the leader.
+                    log.reset_to(rec.kafka_end)
+                        .map_err(|e| store_err(ErrorVerb::Write, e))?;
+                }
                 shared
                     .index
                     .lock()
