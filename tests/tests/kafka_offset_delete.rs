@@ -197,7 +197,7 @@ fn offsets_are_deleted_unless_the_group_reads_their_topic() {
     assert!(rt.block_on(committed(&b, "g")).is_empty());
     // A negative committed offset (how KafkaJS resets a group whose
     // offset fell out of range) leaves none: read back as -1.
-    let commit = |s: &mut TcpStream, offset: i64| {
+    let commit = |s: &mut TcpStream, offsets: &[i64]| {
         use sluice_protocol::kafka::offsets::{
             OffsetCommitPartition, OffsetCommitRequest, OffsetCommitResponse, OffsetCommitTopic,
         };
@@ -209,24 +209,35 @@ fn offsets_are_deleted_unless_the_group_reads_their_topic() {
             retention_time_ms: -1,
             topics: vec![OffsetCommitTopic {
                 name: "other".into(),
-                partitions: vec![OffsetCommitPartition {
-                    partition_index: 1,
-                    committed_offset: offset,
-                    commit_timestamp_ms: -1,
-                    committed_leader_epoch: -1,
-                    committed_metadata: None,
-                }],
+                partitions: offsets
+                    .iter()
+                    .map(|&committed_offset| OffsetCommitPartition {
+                        partition_index: 1,
+                        committed_offset,
+                        commit_timestamp_ms: -1,
+                        committed_leader_epoch: -1,
+                        committed_metadata: None,
+                    })
+                    .collect(),
             }],
         };
         let r: OffsetCommitResponse = call(s, 8, &mut req);
         r.topics[0].partitions[0].error_code
     };
-    assert_eq!(commit(s, 3), code::NONE);
+    assert_eq!(commit(s, &[3]), code::NONE);
     assert_eq!(
         rt.block_on(committed(&b, "h")),
         [("other".to_owned(), 1, 3)]
     );
-    assert_eq!(commit(s, -2), code::NONE);
+    assert_eq!(commit(s, &[-2]), code::NONE);
+    assert!(rt.block_on(committed(&b, "h")).is_empty());
+    // Named twice in one request, the last entry wins, as in Kafka.
+    assert_eq!(commit(s, &[-1, 8]), code::NONE);
+    assert_eq!(
+        rt.block_on(committed(&b, "h")),
+        [("other".to_owned(), 1, 8)]
+    );
+    assert_eq!(commit(s, &[9, -1]), code::NONE);
     assert!(rt.block_on(committed(&b, "h")).is_empty());
     b.stop();
     b.restart();

@@ -106,7 +106,19 @@ impl Service {
                 }
             })
             .collect();
-        let accepted = commits.iter().zip(&own_codes).filter(|(_, c)| c.is_ok());
+        // A partition named more than once takes its last entry, as in
+        // Kafka (a clear, then an offset, leaves the offset).
+        let mut last: std::collections::HashMap<(&str, u32), usize> =
+            std::collections::HashMap::new();
+        for (i, p) in commits.iter().enumerate() {
+            last.insert((p.topic.as_str(), p.partition), i);
+        }
+        let accepted = commits
+            .iter()
+            .enumerate()
+            .zip(&own_codes)
+            .filter(|((i, p), c)| c.is_ok() && last[&(p.topic.as_str(), p.partition)] == *i)
+            .map(|((_, p), c)| (p, c));
         let to_store: Vec<CommitPartition> = accepted
             .clone()
             .filter_map(|(p, _)| {

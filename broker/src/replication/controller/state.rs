@@ -401,8 +401,13 @@ impl Metadata {
 /// Replica lists: partition `p` takes `rf` consecutive nodes (in id order)
 /// starting at `(topic_id + p) mod n`, so leaders rotate over the nodes
 /// within a topic and the starting node varies from topic to topic.
+///
+/// With no nodes (metadata not yet known) every list is empty.
 pub fn assign(nodes: &[u64], topic_id: u64, partitions: u32, rf: usize) -> Vec<Vec<u64>> {
     let n = nodes.len();
+    if n == 0 {
+        return vec![Vec::new(); partitions as usize];
+    }
     (0..partitions)
         .map(|p| {
             let start = ((topic_id + u64::from(p)) % n as u64) as usize;
@@ -438,6 +443,8 @@ mod tests {
             [vec![2, 3], vec![3, 1], vec![1, 2], vec![2, 3]]
         );
         assert_eq!(assign(&[1, 2, 3], 2, 1, 3), [vec![3, 1, 2]]);
+        // No nodes known yet (a node asked before its controller formed).
+        assert_eq!(assign(&[], 1, 2, 3), [Vec::<u64>::new(), Vec::new()]);
         // Every node leads a third of a topic's partitions.
         let leaders: Vec<u64> = assign(&[1, 2, 3], 7, 3, 1).iter().map(|r| r[0]).collect();
         assert_eq!(leaders, [2, 3, 1]);

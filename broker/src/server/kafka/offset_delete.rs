@@ -24,7 +24,9 @@ pub(super) async fn offset_delete(conn: &Conn, r: OffsetDeleteRequest) -> Offset
         throttle_time_ms: 0,
         topics: Vec::new(),
     };
-    let total: usize = r.topics.iter().map(|t| t.partitions.len()).sum();
+    // A topic entry counts as at least one: one with no partitions still
+    // costs a name and a look-up.
+    let total: usize = r.topics.iter().map(|t| t.partitions.len().max(1)).sum();
     if total > conn.broker.config.max_partitions_per_request as usize {
         return refused(code::INVALID_REQUEST);
     }
