@@ -149,6 +149,12 @@ fn a_topics_retention_changes_while_it_is_open() {
         incremental(&mut s, vec![append], false, 0).0,
         code::INVALID_REQUEST
     );
+    // A config named twice is refused whole.
+    let twice = vec![set("retention.bytes", "1"), set("retention.bytes", "2")];
+    assert_eq!(
+        incremental(&mut s, twice, false, 1).0,
+        code::INVALID_REQUEST
+    );
     let small = || vec![set("retention.bytes", "200000")];
     assert_eq!(incremental(&mut s, small(), true, 1).0, code::NONE);
     std::thread::sleep(Duration::from_millis(2500));

@@ -97,6 +97,17 @@ async fn alter_one(
             ),
         ));
     }
+    // A config named twice in one incremental change is refused, as Kafka
+    // refuses it (which of the two would hold is not said).
+    if mode == Mode::Incremental {
+        let mut seen = std::collections::HashSet::new();
+        if let Some(c) = r.configs.iter().find(|c| !seen.insert(c.name.as_str())) {
+            return Err((
+                code::INVALID_REQUEST,
+                format!("config {} is named more than once", c.name),
+            ));
+        }
+    }
     // The changes apply to the topic's settings as the store holds them,
     // under its lock: concurrent changes of one topic do not undo each
     // other.
