@@ -406,12 +406,15 @@ impl Service {
                 // gone): once this node has applied the newer settings,
                 // the change is made again on top of them.
                 Err((ErrorCode::InvalidConfig, _)) if tries < 10 => {
-                    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-                    while current().is_some_and(|now| now == expected)
-                        && tokio::time::Instant::now() < deadline
-                    {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
+                    let mut applied = cluster.applied();
+                    let caught_up = async {
+                        while current().is_some_and(|now| now == expected) {
+                            if applied.changed().await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    let _ = tokio::time::timeout(Duration::from_secs(2), caught_up).await;
                 }
                 r => return r,
             }

@@ -100,14 +100,19 @@ impl Service {
         })
     }
 
+    /// The data directory's file system: total and free bytes (0 and 0 if
+    /// `statvfs(2)` fails).
+    pub fn disk_space(&self) -> (u64, u64) {
+        nix::sys::statvfs::statvfs(&self.config.data_dir).map_or((0, 0), |v| {
+            let frag = v.fragment_size();
+            (v.blocks() * frag, v.blocks_available() * frag)
+        })
+    }
+
     /// Uptime, disk space, connections and partition counts. Lock-free
     /// apart from one `statvfs(2)` of the data directory.
     pub fn broker_status(&self) -> BrokerStatus {
-        let (disk_total_bytes, disk_free_bytes) = nix::sys::statvfs::statvfs(&self.config.data_dir)
-            .map_or((0, 0), |v| {
-                let frag = v.fragment_size();
-                (v.blocks() * frag, v.blocks_available() * frag)
-            });
+        let (disk_total_bytes, disk_free_bytes) = self.disk_space();
         let topics = self.topics.list();
         let parts = topics.iter().flat_map(|t| t.hosted().map(|(_, p)| p));
         BrokerStatus {
@@ -122,12 +127,12 @@ impl Service {
     }
 
     /// The data directory (made absolute), its file
-    /// system's total and free bytes (as [`Service::broker_status`]), and
+    /// system's total and free bytes ([`Service::disk_space`]), and
     /// the bytes of each hosted partition `wanted` names (all when `None`;
     /// names and numbers not hosted here are left out), by topic in name
     /// order. Reads only in-memory sizes and one `statvfs(2)`.
     pub fn log_dir(&self, wanted: Option<&[(String, Vec<u32>)]>) -> LogDirReport {
-        let status = self.broker_status();
+        let (total_bytes, free_bytes) = self.disk_space();
         // Made absolute without touching the disk (no symlinks resolved).
         let dir = std::path::absolute(&self.config.data_dir)
             .unwrap_or_else(|_| self.config.data_dir.clone());
@@ -155,8 +160,8 @@ impl Service {
         };
         LogDirReport {
             dir,
-            total_bytes: status.disk_total_bytes,
-            free_bytes: status.disk_free_bytes,
+            total_bytes,
+            free_bytes,
             topics,
         }
     }
