@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::LogError;
 use super::format::{LOG_START_FILE, LogStart};
 use super::io::write_file_atomically;
-use super::partition::PartitionLog;
+use super::partition::{LogState, PartitionLog};
 use super::segment::Segment;
 
 /// What one retention pass deleted.
@@ -34,21 +34,51 @@ impl PartitionLog {
 
     /// Whether [`PartitionLog::retain`] would delete a segment now (its
     /// oldest segment is sealed, below the high watermark, and expired or
-    /// beyond the size limit). A replicated partition asks before building
-    /// a snapshot for retention.
+    /// beyond the size limit).
     pub fn retention_due(&self, now: SystemTime) -> bool {
+        self.retention_point(now).is_some()
+    }
+
+    /// The offset [`PartitionLog::retain`] would delete the log below now:
+    /// the end of the last segment it would delete (the base offset of the
+    /// first one it would keep), or `None` when it would delete nothing. A
+    /// replicated partition keeps its Raft log from there on, so that a
+    /// replica that falls behind receives every record the others keep.
+    pub fn retention_point(&self, now: SystemTime) -> Option<u64> {
         let state = self.state.lock();
-        if state.offline.is_some() || state.segments.len() < 2 {
-            return false;
+        if state.offline.is_some() {
+            return None;
         }
-        let Some(oldest) = state.segments.front() else {
-            return false;
-        };
-        if !oldest.is_sealed() || oldest.next_offset() > self.high_watermark() {
-            return false;
+        let doomed = self.doomed(&state, now, u64::MAX, false);
+        doomed
+            .checked_sub(1)
+            .and_then(|last| state.segments.get(last))
+            .map(|s| s.next_offset())
+    }
+
+    /// How many segments, oldest first, retention deletes now: sealed,
+    /// wholly below `limit` and the high watermark, expired or beyond the
+    /// size limit (`all`: whatever the settings); never the active one.
+    fn doomed(&self, state: &LogState, now: SystemTime, limit: u64, all: bool) -> usize {
+        let hw = self.high_watermark().min(limit);
+        let retention = self.retention();
+        let mut total: u64 = state.segments.iter().map(|s| s.size()).sum();
+        let mut count = 0;
+        for seg in state
+            .segments
+            .iter()
+            .take(state.segments.len().saturating_sub(1))
+        {
+            if !seg.is_sealed() || seg.next_offset() > hw {
+                break;
+            }
+            if !(all || retention.deletes(seg, total, now)) {
+                break;
+            }
+            total -= seg.size();
+            count += 1;
         }
-        let total: u64 = state.segments.iter().map(|s| s.size()).sum();
-        self.retention().deletes(oldest, total, now)
+        count
     }
 
     /// [`PartitionLog::retain`] that also keeps every segment holding
@@ -122,27 +152,11 @@ impl PartitionLog {
                 // offline because its files are damaged).
                 return Ok(outcome);
             }
-            let hw = self.high_watermark().min(limit);
-            let retention = self.retention();
-            let mut total: u64 = state.segments.iter().map(|s| s.size()).sum();
-            let mut deleted = Vec::new();
-            while state.segments.len() > 1 {
-                let Some(oldest) = state.segments.front() else {
-                    break;
-                };
-                if !oldest.is_sealed() || oldest.next_offset() > hw {
-                    break;
-                }
-                if !(all || retention.deletes(oldest, total, now)) {
-                    break;
-                }
-                let Some(seg) = state.segments.pop_front() else {
-                    break;
-                };
-                total -= seg.size();
+            let doomed = self.doomed(&state, now, limit, all);
+            let deleted: Vec<Segment> = state.segments.drain(..doomed).collect();
+            for seg in &deleted {
                 outcome.segments += 1;
                 outcome.bytes += seg.size();
-                deleted.push(seg);
             }
             if let Some(first) = state.segments.front() {
                 // Never down: records may have been deleted past the first

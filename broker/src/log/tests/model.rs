@@ -262,8 +262,11 @@ fn run(ops: Vec<Op>) {
                     UNIX_EPOCH + Duration::from_secs(1)
                 };
                 let before = log.log_start_offset();
+                let point = log.retention_point(now);
                 log.retain(now).unwrap();
                 let start = log.log_start_offset();
+                // The retention point foretells the pass exactly.
+                assert_eq!(point.map_or(before, |p| p.max(before)), start);
                 assert!(start >= before && start <= model.next());
                 assert!(
                     start == model.next() || model.batch_starts.contains(&start),

@@ -18,8 +18,12 @@ fn retention_by_size_deletes_oldest_sealed_segments() {
     let segments = log.segment_count();
     // A reader holds the oldest segment's file across its deletion.
     let held = log.read(0, 1 << 20).unwrap();
+    // The retention point is where the pass below starts the log.
+    let point = log.retention_point(SystemTime::now()).unwrap();
     let outcome = log.retain(SystemTime::now()).unwrap();
     assert!(outcome.segments > 0);
+    assert_eq!(log.log_start_offset(), point);
+    assert_eq!(log.retention_point(SystemTime::now()), None);
     assert_eq!(log.segment_count(), segments - outcome.segments);
     assert!(log.size_in_bytes() >= 40 * 1024);
     assert!(log.size_in_bytes() < 40 * 1024 + 16 * 1024);

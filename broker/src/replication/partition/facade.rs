@@ -19,8 +19,10 @@ use super::store::{LogStore, Shared};
 use crate::log::LogError;
 use crate::partition::{Acks, Partition};
 
-/// How long [`ReplicatedPartition::snapshot_and_purge`] keeps asking
-/// openraft to purge.
+/// How long a snapshot and a purge before deleting segments are waited
+/// for ([`ReplicatedPartition::retain`], [`ReplicatedPartition::compact_below`]):
+/// openraft postpones a purge while a replication stream still reads the
+/// entries, so it is asked for again, once per heartbeat, until then.
 pub const PURGE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Settings of a partition group, with defaults tuned for sub-second
@@ -67,7 +69,8 @@ impl ReplicationConfig {
             election_timeout_min: self.election_timeout_min_ms,
             election_timeout_max: self.election_timeout_max_ms,
             // Snapshots are built when retention needs one
-            // ([`ReplicatedPartition::snapshot_and_purge`]), never by count:
+            // ([`ReplicatedPartition::retain`], [`ReplicatedPartition::compact_below`]),
+            // never by count:
             // installing one discards a follower's whole log.
             snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: 0,
@@ -307,30 +310,6 @@ impl ReplicatedPartition {
         &self.raft
     }
 
-    /// Before retention deletes segments: builds a snapshot at the last
-    /// applied entry and purges the Raft log up to it, so a follower that
-    /// needs the deleted records receives the snapshot instead.
-    ///
-    /// openraft postpones a purge while a replication stream reads the
-    /// entries (a follower that is down keeps retrying them), so the purge
-    /// is asked for again, once per heartbeat, for at most
-    /// [`PURGE_PATIENCE`]; if it still did not happen, the Raft log keeps
-    /// the entries and retention keeps their segments. Returns the log id
-    /// purged up to, if any.
-    pub async fn snapshot_and_purge(
-        &self,
-    ) -> Result<Option<openraft::LogId<u64>>, ReplicationError> {
-        let rx = self.raft.metrics();
-        let target = rx.borrow().last_applied;
-        let Some(target) = target else {
-            return Ok(None);
-        };
-        if !self.snapshot_covering(target).await? {
-            return Ok(rx.borrow().purged);
-        }
-        self.purge_to(target).await
-    }
-
     /// Has openraft build a snapshot unless one already covers `target`,
     /// and waits, for at most [`PURGE_PATIENCE`], until one does; returns
     /// whether one does.
@@ -399,6 +378,22 @@ impl ReplicatedPartition {
     /// replication stream still reads the entries). Nothing is deleted
     /// then.
     pub async fn compact_below(&self, start: u64) -> Result<Option<u64>, ReplicationError> {
+        let Some(limit) = self.purge_below(start).await? else {
+            return Ok(None);
+        };
+        let log = Arc::clone(&self.shared.partition.log);
+        tokio::task::spawn_blocking(move || log.delete_below(limit))
+            .await
+            .map_err(|e| ReplicationError::Storage(e.to_string()))??;
+        Ok(Some(limit))
+    }
+
+    /// Caps this group's snapshots below `start` from now on (the highest
+    /// `start` asked for), builds such a snapshot and purges the Raft log
+    /// up to it. Returns the Kafka offset the Raft log is purged below
+    /// (also when no entry wholly below `start` is held any more), or
+    /// `None` when the snapshot or the purge did not happen this time.
+    async fn purge_below(&self, start: u64) -> Result<Option<u64>, ReplicationError> {
         {
             let mut cap = self.shared.snapshot_cap.lock();
             *cap = Some(cap.map_or(start, |c| c.max(start)));
@@ -409,12 +404,7 @@ impl ReplicatedPartition {
         if !purged_before && !self.snapshot_and_purge_below(start).await? {
             return Ok(None);
         }
-        let limit = self.shared.index.lock().meta.purged_kafka_end;
-        let log = Arc::clone(&self.shared.partition.log);
-        tokio::task::spawn_blocking(move || log.delete_below(limit))
-            .await
-            .map_err(|e| ReplicationError::Storage(e.to_string()))??;
-        Ok(Some(limit))
+        Ok(Some(self.shared.index.lock().meta.purged_kafka_end))
     }
 
     /// The capped snapshot and the purge of [`ReplicatedPartition::compact_below`];
@@ -441,15 +431,25 @@ impl ReplicatedPartition {
     }
 
     /// One retention pass of the partition log that keeps whatever the Raft
-    /// log still refers to: builds a snapshot and purges the Raft log up
-    /// to it ([`ReplicatedPartition::snapshot_and_purge`]), then deletes
-    /// expired or surplus segments wholly below the purge point only.
+    /// log still refers to. The snapshot is capped at the retention point
+    /// ([`crate::log::PartitionLog::retention_point`]): it includes no
+    /// entry holding an offset retention keeps, and the Raft log is purged
+    /// only up to it. A replica that falls behind the leader's Raft log
+    /// therefore installs a snapshot ending at or below the leader's log
+    /// start and receives every record the leader still holds, as entries;
+    /// should it lead later, no record retention kept is missing from it.
+    /// Then deletes the segments retention deletes, wholly below the purge
+    /// point only. Does nothing when retention deletes nothing.
     pub async fn retain(
         &self,
         now: std::time::SystemTime,
     ) -> Result<crate::log::RetainOutcome, ReplicationError> {
-        self.snapshot_and_purge().await?;
-        let limit = self.shared.index.lock().meta.purged_kafka_end;
+        let Some(point) = self.shared.partition.log.retention_point(now) else {
+            return Ok(Default::default());
+        };
+        let Some(limit) = self.purge_below(point).await? else {
+            return Ok(Default::default());
+        };
         let log = Arc::clone(&self.shared.partition.log);
         let r = tokio::task::spawn_blocking(move || log.retain_below(now, limit))
             .await

@@ -183,7 +183,7 @@ impl RaftSnapshotBuilder<PartitionRaft> for SnapshotBuilder {
 /// Where a snapshot of a state machine that applied up to `last` with
 /// `membership` ends: its last included log id and the Kafka log end just
 /// after it. Without a cap, the last applied entry. With a cap (a
-/// group-state partition's checkpoint start), the last applied entry whose
+/// group-state partition's checkpoint start, or the retention point), the last applied entry whose
 /// offsets are all below the cap, provided the membership in force is not
 /// newer than that entry (else `None`: no snapshot this time).
 pub(crate) fn snapshot_point(

@@ -68,7 +68,8 @@ pub(crate) struct Shared {
     pub(crate) index: Mutex<RaftIndex>,
     pub(crate) waiters: Waiters,
     /// Snapshots include no entry holding an offset at or above this Kafka
-    /// offset (a group-state partition's latest checkpoint start); `None`:
+    /// offset (the retention point, or a group-state partition's latest
+    /// checkpoint start; the highest asked for); `None`:
     /// snapshots are built at the last applied entry.
     pub(crate) snapshot_cap: Mutex<Option<u64>>,
 }
