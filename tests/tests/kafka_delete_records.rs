@@ -6,6 +6,8 @@
 //! unknown partitions and topics are refused per partition and change
 //! nothing. confluent-kafka and aiokafka delete records too, and a
 //! confluent-kafka consumer starting below the new start is reset to it.
+//! On a 3-node cluster the deletion reaches every replica and outlives a
+//! leader kill.
 //!
 //! The client part needs the Python of `SLUICE_KAFKA_PYTHON` (see
 //! `kafka_clients.rs`).
@@ -276,4 +278,99 @@ fn records_below_an_offset_are_deleted_and_stay_deleted() {
     assert_eq!(r["earliest"], json!([4, 10]), "{r}");
     let want: Vec<Value> = (4..10).map(|i| json!([0, i, format!("p0-{i}")])).collect();
     assert_eq!(r["read"], Value::Array(want), "{r}");
+}
+
+/// On a 3-node cluster: the leader deletes records below an offset inside a
+/// batch and answers the new start; a follower refuses the request
+/// (`NOT_LEADER_OR_FOLLOWER`); every replica raises its log start and drops
+/// the segments wholly below it; after the leader is killed the new leader
+/// serves from the new start (fetches below it are out of range), and the
+/// old leader, restarted, still holds it.
+#[test]
+fn a_cluster_deletes_records_on_every_replica() {
+    use sluice_tests::cluster::{TestCluster, segment_batches};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut c = TestCluster::start_with_kafka_config(3, "maintenance_interval_ms = 100\n");
+    let wait = Duration::from_secs(60);
+    let all = [1, 2, 3];
+    let config = TopicConfig {
+        segment_bytes: Some(64 << 10),
+        ..TopicConfig::default()
+    };
+    let leader = rt.block_on(async {
+        c.create_replicated("trim", 1, 3, config).await;
+        let mut leader = 0;
+        // 40 batches of 4 records of 2,000 bytes: offsets 0..160 over
+        // some 5 segments.
+        for i in 0..40 {
+            let batch = batch_sized_now(&format!("r{i}"), 4, 2000);
+            leader = c
+                .produce_through_leader(&all, "trim", &batch, &[], wait)
+                .await
+                .0;
+        }
+        leader
+    });
+    let batches_on = |c: &TestCluster, n: u64| segment_batches(&c.node(n).data_dir, "trim-0");
+    c.wait_until(wait, "every replica holds every batch", |c| {
+        all.iter().all(|&n| batches_on(c, n).len() == 40)
+    });
+    let followers: Vec<u64> = all.into_iter().filter(|&n| n != leader).collect();
+    let kafka = |c: &TestCluster, n: u64| {
+        let s = TcpStream::connect(c.node(n).kafka_addr.unwrap()).unwrap();
+        s.set_read_timeout(Some(wait)).unwrap();
+        s
+    };
+    let s = &mut kafka(&c, followers[0]);
+    assert_eq!(
+        delete(s, 2, "trim", &[(0, 62)]),
+        [(0, -1, code::NOT_LEADER_OR_FOLLOWER)]
+    );
+    let s = &mut kafka(&c, leader);
+    assert_eq!(
+        delete(s, 2, "trim", &[(0, 161)]),
+        [(0, -1, code::OFFSET_OUT_OF_RANGE)]
+    );
+    assert_eq!(delete(s, 2, "trim", &[(0, 62)]), [(0, 62, code::NONE)]);
+    assert_eq!(delete(s, 1, "trim", &[(0, 10)]), [(0, 62, code::NONE)]);
+    assert_eq!(rt.block_on(earliest(c.node(leader), "trim", 0)), 62);
+    assert_eq!(
+        rt.block_on(fetch_from(c.node(leader), 0, 61)).0,
+        ErrorCode::OffsetOutOfRange
+    );
+    // Every replica drops its segments wholly below 62 (the first one at
+    // least), which it does only once its own log start is raised.
+    c.wait_until(wait, "every replica drops its first segment", |c| {
+        all.iter()
+            .all(|&n| batches_on(c, n).first().is_some_and(|b| b.0 > 0))
+    });
+    for &n in &all {
+        let first = batches_on(&c, n)[0].0;
+        assert!(
+            first <= 60,
+            "node {n} dropped records it must keep: first batch {first}"
+        );
+    }
+    c.kill(leader);
+    let next = rt.block_on(c.wait_partition_leader(&followers, "trim", wait));
+    let (code, offsets) = rt.block_on(fetch_from(c.node(next), 0, 62));
+    assert_eq!(code, ErrorCode::None);
+    assert_eq!(offsets.first(), Some(&62));
+    assert_eq!(
+        rt.block_on(fetch_from(c.node(next), 0, 61)).0,
+        ErrorCode::OffsetOutOfRange
+    );
+    assert_eq!(rt.block_on(earliest(c.node(next), "trim", 0)), 62);
+    // All of it, on the new leader (up to its high watermark).
+    let s = &mut kafka(&c, next);
+    assert_eq!(
+        delete(s, 2, "trim", &[(0, HIGH_WATERMARK)]),
+        [(0, 160, code::NONE)]
+    );
+    c.restart(leader);
+    c.wait_until(wait, "the restarted node holds the new start", |c| {
+        let dir = sluice_tests::cluster::partition_dir(&c.node(leader).data_dir, "trim-0");
+        dir.and_then(|d| std::fs::read(d.join("log-start-offset.checkpoint")).ok())
+            .is_some_and(|b| b.len() == 24 && b[8..16] == 160u64.to_be_bytes())
+    });
 }

@@ -22,7 +22,8 @@ pub struct RetainOutcome {
 impl PartitionLog {
     /// Deletes sealed segments, oldest first, while the oldest one is expired
     /// (its newest record timestamp is older than `retention_age` before
-    /// `now`) or the log without it is still at least `retention_bytes`.
+    /// `now`) or the log without it is still at least `retention_bytes`, or
+    /// it lies wholly below the log start ([`PartitionLog::raise_log_start`]).
     ///
     /// The active segment and segments holding offsets at or above the high
     /// watermark are never deleted. The log start offset moves to the first
@@ -57,8 +58,9 @@ impl PartitionLog {
     }
 
     /// How many segments, oldest first, retention deletes now: sealed,
-    /// wholly below `limit` and the high watermark, expired or beyond the
-    /// size limit (`all`: whatever the settings); never the active one.
+    /// wholly below `limit` and the high watermark, and expired, beyond the
+    /// size limit or wholly below the log start (`all`: whatever the
+    /// settings); never the active one.
     fn doomed(&self, state: &LogState, now: SystemTime, limit: u64, all: bool) -> usize {
         let hw = self.high_watermark().min(limit);
         let retention = self.retention();
@@ -72,7 +74,10 @@ impl PartitionLog {
             if !seg.is_sealed() || seg.next_offset() > hw {
                 break;
             }
-            if !(all || retention.deletes(seg, total, now)) {
+            // Records deleted past its end (`raise_log_start`): it goes
+            // whatever the settings.
+            let below_start = seg.next_offset() <= self.log_start_offset();
+            if !(all || below_start || retention.deletes(seg, total, now)) {
                 break;
             }
             total -= seg.size();
@@ -108,6 +113,19 @@ impl PartitionLog {
     /// past the high watermark is refused with `OffsetOutOfRange`. Returns
     /// the log start offset afterwards. Blocking; serialised with flushes.
     pub fn delete_records_before(&self, offset: u64) -> Result<u64, LogError> {
+        self.move_log_start(offset, true)
+    }
+
+    /// [`PartitionLog::delete_records_before`] that leaves the segments
+    /// wholly below the new start on disk, for a later retention pass
+    /// ([`PartitionLog::retention_point`] counts them): a replicated
+    /// partition deletes segments only once its Raft log no longer refers
+    /// to them.
+    pub fn raise_log_start(&self, offset: u64) -> Result<u64, LogError> {
+        self.move_log_start(offset, false)
+    }
+
+    fn move_log_start(&self, offset: u64, delete: bool) -> Result<u64, LogError> {
         let _flush = self.flush_lock.lock();
         if let Some(reason) = &self.state.lock().offline {
             return Err(self.offline_error(reason));
@@ -133,7 +151,9 @@ impl PartitionLog {
         .map_err(|e| LogError::io("write log start offset in", &self.dir, e))?;
         self.log_start.fetch_max(offset, Ordering::AcqRel);
         tracing::info!(dir = %self.dir.display(), offset, "deleted records below offset");
-        self.delete_oldest(SystemTime::now(), offset, true)?;
+        if delete {
+            self.delete_oldest(SystemTime::now(), offset, true)?;
+        }
         Ok(self.log_start_offset())
     }
 

@@ -160,6 +160,36 @@ impl ReplicaManager {
             .collect()
     }
 
+    /// The open replicas whose records the metadata says were deleted
+    /// past their log start ([`Command::DeleteRecords`]), each with the
+    /// offset to raise its log start to: the deletion's offset, or the
+    /// replica's high watermark while that is below it (raised further at
+    /// a later pass).
+    pub fn log_starts_to_raise(&self) -> Vec<(Arc<ReplicatedPartition>, u64)> {
+        let Some(cluster) = self.cluster.get() else {
+            return Vec::new();
+        };
+        let floors = cluster.with_metadata(|m| m.log_starts.clone());
+        if floors.is_empty() {
+            return Vec::new();
+        }
+        let hosted = self.hosted.read();
+        let mut out = Vec::new();
+        for topic in hosted.values() {
+            for (&partition, h) in topic {
+                let Some(&floor) = floors.get(&h.topic_id).and_then(|p| p.get(&partition)) else {
+                    continue;
+                };
+                let log = &h.replica.partition().log;
+                let to = floor.min(log.high_watermark());
+                if to > log.log_start_offset() {
+                    out.push((Arc::clone(&h.replica), to));
+                }
+            }
+        }
+        out
+    }
+
     /// Opens the groups of `t`'s partitions hosted here (those not open
     /// yet). Failures are logged: the partition stays without a leader
     /// here (`LeaderNotAvailable`). For a new group (no Raft log yet), the

@@ -323,6 +323,23 @@ async fn maintain(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
             tracing::error!(error = %e, "maintenance task failed");
         }
         if let Some(m) = replicas {
+            // Records deleted through the controller (DeleteRecords): this
+            // replica's log start follows, as far as its log reaches.
+            let raise = m.log_starts_to_raise();
+            if !raise.is_empty() {
+                let done = tokio::task::spawn_blocking(move || {
+                    for (r, to) in raise {
+                        let log = &r.partition().log;
+                        if let Err(e) = log.raise_log_start(to) {
+                            tracing::warn!(dir = %log.dir().display(), error = %e, "could not raise the log start to deleted records");
+                        }
+                    }
+                })
+                .await;
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "raising log starts failed");
+                }
+            }
             let now = SystemTime::now();
             for r in m.replicas() {
                 // A snapshot purges the Raft log: only when retention has

@@ -156,7 +156,7 @@ async fn delete_in_cluster(cluster: &Cluster, names: Vec<String>) -> Vec<TopicOu
     out
 }
 
-fn proposed(r: Result<Outcome, AdminError>) -> Result<(), (ErrorCode, String)> {
+pub(super) fn proposed(r: Result<Outcome, AdminError>) -> Result<(), (ErrorCode, String)> {
     match r {
         Ok(o) if o.code.is_ok() => Ok(()),
         Ok(o) => Err((o.code, o.message.unwrap_or_default())),

@@ -176,3 +176,40 @@ fn the_largest_timestamp_skips_deleted_records() {
     let m = log.max_timestamp_record().unwrap().unwrap();
     assert_eq!((m.offset, m.timestamp), (5, 200_000 - 30));
 }
+
+/// A raised log start (a replica following a deletion made through the
+/// controller) hides the records below it at once, keeps the segments
+/// until a retention pass, which deletes those wholly below it whatever
+/// the retention settings; it holds across a reopen.
+#[test]
+fn a_raised_log_start_leaves_its_segments_to_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    for i in 0..100 {
+        log.append(&mut batch(&format!("d{i}"), 2, 300, 0)).unwrap();
+    }
+    let segments = log.segment_count();
+    assert!(segments > 3, "{segments}");
+    assert_eq!(log.retention_point(SystemTime::now()), None);
+    assert!(matches!(
+        log.raise_log_start(log.high_watermark() + 1),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(log.raise_log_start(101).unwrap(), 101);
+    assert_eq!(log.raise_log_start(7).unwrap(), 101);
+    assert_eq!(log.segment_count(), segments);
+    assert!(matches!(
+        log.read(100, 10),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    let point = log.retention_point(SystemTime::now()).unwrap();
+    assert!(point > 0 && point <= 101, "{point}");
+    let outcome = log.retain(SystemTime::now()).unwrap();
+    assert!(outcome.segments > 0 && outcome.segments < segments);
+    assert_eq!(log.log_start_offset(), 101);
+    let rest = read_all(&log, 1 << 20);
+    assert_eq!(rest.first().unwrap().0, 101);
+    drop(log);
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.log_start_offset(), 101);
+}

@@ -61,6 +61,17 @@ pub enum Command {
         /// Its new settings.
         config: TopicConfig,
     },
+    /// Delete the records of a partition below an offset (Kafka's
+    /// DeleteRecords): every replica's log start is raised to it, as far as
+    /// its log reaches ([`Metadata::log_starts`]).
+    DeleteRecords {
+        /// The topic's id (a topic deleted meanwhile: refused).
+        topic_id: u64,
+        /// Partition index.
+        partition: u32,
+        /// Records below it go.
+        before: u64,
+    },
 }
 
 /// A partition's leadership as its leader last reported it to the
@@ -162,6 +173,20 @@ pub struct Metadata {
     /// Per topic id, per partition: the leadership last reported by the
     /// partition group's leader.
     pub leaders: BTreeMap<u64, BTreeMap<u32, ReportedLeader>>,
+    /// Per topic id, per partition: the offset records were deleted below
+    /// ([`Command::DeleteRecords`], the highest asked for). Each replica
+    /// raises its log start to it once its high watermark reaches it.
+    pub log_starts: BTreeMap<u64, BTreeMap<u32, u64>>,
+}
+
+/// [`Metadata`] as written before records could be deleted (snapshots of
+/// older brokers); read as metadata with no deletions.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct MetadataV2 {
+    nodes: Vec<u64>,
+    topics: BTreeMap<String, TopicMeta>,
+    next_topic_id: u64,
+    leaders: BTreeMap<u64, BTreeMap<u32, ReportedLeader>>,
 }
 
 /// [`Metadata`] as written before leaders were reported (snapshots of
@@ -174,21 +199,41 @@ struct MetadataV1 {
 }
 
 impl Metadata {
-    /// Decodes a snapshot's metadata, in the current layout or the one
-    /// before leader reports.
+    /// Decodes a snapshot's metadata, in the current layout or one of the
+    /// older ones (before record deletions, before leader reports).
     pub fn decode(bytes: &[u8]) -> Result<Metadata, postcard::Error> {
-        match postcard::from_bytes::<Metadata>(bytes) {
-            Ok(m) => Ok(m),
-            Err(e) => match postcard::from_bytes::<MetadataV1>(bytes) {
-                Ok(v1) => Ok(Metadata {
-                    nodes: v1.nodes,
-                    topics: v1.topics,
-                    next_topic_id: v1.next_topic_id,
-                    leaders: BTreeMap::new(),
-                }),
-                Err(_) => Err(e),
-            },
+        let e = match postcard::from_bytes::<Metadata>(bytes) {
+            Ok(m) => return Ok(m),
+            Err(e) => e,
+        };
+        if let Ok(v2) = postcard::from_bytes::<MetadataV2>(bytes) {
+            return Ok(Metadata {
+                nodes: v2.nodes,
+                topics: v2.topics,
+                next_topic_id: v2.next_topic_id,
+                leaders: v2.leaders,
+                log_starts: BTreeMap::new(),
+            });
         }
+        match postcard::from_bytes::<MetadataV1>(bytes) {
+            Ok(v1) => Ok(Metadata {
+                nodes: v1.nodes,
+                topics: v1.topics,
+                next_topic_id: v1.next_topic_id,
+                ..Metadata::default()
+            }),
+            Err(_) => Err(e),
+        }
+    }
+
+    /// The offset records of partition `partition` of the topic with id
+    /// `topic_id` were deleted below (0: none deleted).
+    pub fn log_start(&self, topic_id: u64, partition: u32) -> u64 {
+        self.log_starts
+            .get(&topic_id)
+            .and_then(|p| p.get(&partition))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The leadership last reported for partition `partition` of `topic`.
@@ -241,6 +286,7 @@ impl Metadata {
             Command::DeleteTopic { name } => match self.topics.remove(name) {
                 Some(meta) => {
                     self.leaders.remove(&meta.topic_id);
+                    self.log_starts.remove(&meta.topic_id);
                     (Outcome::ok(), Some(MetadataEvent::TopicDeleted(meta)))
                 }
                 None => (
@@ -284,7 +330,36 @@ impl Metadata {
                     )
                 }
             },
+            Command::DeleteRecords {
+                topic_id,
+                partition,
+                before,
+            } => (self.delete_records(*topic_id, *partition, *before), None),
         }
+    }
+
+    /// Records that the records of a partition below `before` are deleted
+    /// (never lowering what an earlier deletion recorded); refused for a
+    /// topic or partition that does not exist.
+    fn delete_records(&mut self, topic_id: u64, partition: u32, before: u64) -> Outcome {
+        let exists = self
+            .topics
+            .values()
+            .any(|t| t.topic_id == topic_id && (partition as usize) < t.replicas.len());
+        if !exists {
+            return Outcome::refused(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("no partition {partition} of topic id {topic_id}"),
+            );
+        }
+        let start = self
+            .log_starts
+            .entry(topic_id)
+            .or_default()
+            .entry(partition)
+            .or_default();
+        *start = (*start).max(before);
+        Outcome::ok()
     }
 
     /// Raises `name`'s partition count to `count`, refused if there is no
@@ -640,6 +715,46 @@ mod tests {
         })
         .unwrap();
         assert_eq!(alter[..3], [4, 1, b'a']);
+        let deletion = postcard::to_allocvec(&Command::DeleteRecords {
+            topic_id: 1,
+            partition: 2,
+            before: 3,
+        })
+        .unwrap();
+        assert_eq!(deletion, [5, 1, 2, 3]);
+    }
+
+    #[test]
+    fn record_deletions_only_rise_and_go_with_their_topic() {
+        let mut m = three();
+        m.apply(&create("a", 2, 3));
+        let id = m.topics["a"].topic_id;
+        let delete = |partition, before| Command::DeleteRecords {
+            topic_id: id,
+            partition,
+            before,
+        };
+        assert_eq!(m.log_start(id, 1), 0);
+        assert_eq!(m.apply(&delete(1, 10)).0.code, ErrorCode::None);
+        assert_eq!(m.apply(&delete(1, 4)).0.code, ErrorCode::None);
+        assert_eq!(m.log_start(id, 1), 10);
+        assert_eq!(m.log_start(id, 0), 0);
+        assert_eq!(
+            m.apply(&delete(2, 1)).0.code,
+            ErrorCode::UnknownTopicOrPartition
+        );
+        assert_eq!(
+            m.apply(&Command::DeleteRecords {
+                topic_id: id + 1,
+                partition: 0,
+                before: 1
+            })
+            .0
+            .code,
+            ErrorCode::UnknownTopicOrPartition
+        );
+        m.apply(&Command::DeleteTopic { name: "a".into() });
+        assert!(m.log_starts.is_empty());
     }
 
     fn report(topic_id: u64, partition: u32, leader: u64, epoch: u64) -> Command {
@@ -700,7 +815,7 @@ mod tests {
     }
 
     #[test]
-    fn snapshots_written_before_leader_reports_still_load() {
+    fn snapshots_written_before_leader_reports_or_record_deletions_still_load() {
         #[derive(Serialize)]
         struct Old {
             nodes: Vec<u64>,
@@ -717,6 +832,27 @@ mod tests {
         .unwrap();
         assert_eq!(Metadata::decode(&old).unwrap(), m);
         m.apply(&report(1, 1, 3, 2));
+        // Before record deletions: the layout without them.
+        #[derive(Serialize)]
+        struct V2<'a> {
+            nodes: &'a Vec<u64>,
+            topics: &'a BTreeMap<String, TopicMeta>,
+            next_topic_id: u64,
+            leaders: &'a BTreeMap<u64, BTreeMap<u32, ReportedLeader>>,
+        }
+        let v2 = postcard::to_allocvec(&V2 {
+            nodes: &m.nodes,
+            topics: &m.topics,
+            next_topic_id: m.next_topic_id,
+            leaders: &m.leaders,
+        })
+        .unwrap();
+        assert_eq!(Metadata::decode(&v2).unwrap(), m);
+        m.apply(&Command::DeleteRecords {
+            topic_id: 1,
+            partition: 1,
+            before: 7,
+        });
         let new = postcard::to_allocvec(&m).unwrap();
         assert_eq!(Metadata::decode(&new).unwrap(), m);
         assert!(Metadata::decode(&[0xff; 3]).is_err());

@@ -1,6 +1,6 @@
 //! DeleteRecords: the records below an offset of each named partition are
-//! deleted through the service (single broker; refused per partition with
-//! `INVALID_REQUEST` in a cluster). Answers each partition in request
+//! deleted through the service (in a cluster, at the partition's leader,
+//! through the controller). Answers each partition in request
 //! order, with its log start offset afterwards as the low watermark.
 
 use std::sync::Arc;
