@@ -1,10 +1,18 @@
-//! [`Admin`]: create, delete, list and describe topics; broker status.
+//! [`Admin`]: create, delete, list, describe and change topics (partition
+//! count, retention, records at the start); broker status.
 
 use std::collections::BTreeMap;
 
 use sluice_protocol::wire::ErrorCode;
+pub use sluice_protocol::wire::alter_topics::ConfigField;
+use sluice_protocol::wire::alter_topics::{
+    AlterTopicConfigRequest, CreatePartitionsRequest, PartitionCount, TopicConfigChange,
+};
 use sluice_protocol::wire::broker_status::BrokerStatusResponse;
 use sluice_protocol::wire::create_topics::NewTopic;
+use sluice_protocol::wire::delete_records::{
+    DeleteRecordsRequest, DeleteRecordsResponse, RecordsBelow,
+};
 use sluice_protocol::wire::metadata::TopicMetadata;
 use sluice_protocol::wire::partition_status::TopicState;
 pub use sluice_protocol::wire::topic_config::{FlushMode, TopicCompression, TopicConfig};
@@ -85,6 +93,81 @@ impl Admin {
         let r = self.conn.delete_topics(vec![name.to_owned()]).await?;
         let t = r.results.into_iter().next().ok_or(ClientError::Closed)?;
         check(t.error_code, t.message)
+    }
+
+    /// Raises a topic's partition count to `count`; the new partitions
+    /// start empty. A count not above the current one fails with
+    /// `InvalidPartitions`.
+    pub async fn add_partitions(&mut self, name: &str, count: u32) -> Result<(), ClientError> {
+        let req = CreatePartitionsRequest {
+            topics: vec![PartitionCount {
+                name: name.to_owned(),
+                count,
+            }],
+            validate_only: false,
+        };
+        let r = self.conn.create_partitions(&req).await?;
+        let t = r.results.into_iter().next().ok_or(ClientError::Closed)?;
+        check(t.error_code, t.message)
+    }
+
+    /// Changes a topic's settings: the fields `set` gives replace the
+    /// topic's, then the fields `reset` names return to the broker's
+    /// defaults. Only the retention may change (`InvalidConfig`
+    /// otherwise).
+    pub async fn alter_topic_config(
+        &mut self,
+        name: &str,
+        set: TopicConfig,
+        reset: Vec<ConfigField>,
+    ) -> Result<(), ClientError> {
+        let req = AlterTopicConfigRequest {
+            topics: vec![TopicConfigChange {
+                name: name.to_owned(),
+                set,
+                reset,
+            }],
+            validate_only: false,
+        };
+        let r = self.conn.alter_topic_config(&req).await?;
+        let t = r.results.into_iter().next().ok_or(ClientError::Closed)?;
+        check(t.error_code, t.message)
+    }
+
+    /// Deletes the records of partition `partition` of `topic` below
+    /// `before` (`None`: every record consumers may read); returns the
+    /// partition's log start offset afterwards. Asked of the connected
+    /// broker, then, if it does not lead the partition, of the leader the
+    /// cluster's metadata names.
+    pub async fn delete_records(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        before: Option<u64>,
+    ) -> Result<u64, ClientError> {
+        let req = DeleteRecordsRequest {
+            partitions: vec![RecordsBelow {
+                topic: topic.to_owned(),
+                partition,
+                before,
+            }],
+        };
+        let mut r = self.conn.delete_records(&req).await?;
+        let first = |r: &mut DeleteRecordsResponse| r.partitions.pop().ok_or(ClientError::Closed);
+        let mut p = first(&mut r)?;
+        if p.error_code == ErrorCode::NotLeaderForPartition {
+            let meta = self.conn.metadata(Some(vec![topic.to_owned()])).await?;
+            let leader = meta.leader(topic, partition).flatten();
+            if let Some(addr) = leader.and_then(|l| meta.broker_address(l)) {
+                let mut theirs = Admin::connect(addr).await?;
+                p = first(&mut theirs.conn.delete_records(&req).await?)?;
+            }
+        }
+        check(
+            p.error_code,
+            Some(format!("partition {partition} of topic {topic:?}")),
+        )?;
+        Ok(p.log_start_offset)
     }
 
     /// The cluster's brokers and the given topics (or all) with each

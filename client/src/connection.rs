@@ -5,9 +5,14 @@
 use bytes::{Buf, Bytes, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sluice_protocol::wire::alter_topics::{
+    AlterTopicConfigRequest, AlterTopicConfigResponse, CreatePartitionsRequest,
+    CreatePartitionsResponse,
+};
 use sluice_protocol::wire::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
 use sluice_protocol::wire::broker_status::{BrokerStatusRequest, BrokerStatusResponse};
 use sluice_protocol::wire::create_topics::{CreateTopicsRequest, CreateTopicsResponse, NewTopic};
+use sluice_protocol::wire::delete_records::{DeleteRecordsRequest, DeleteRecordsResponse};
 use sluice_protocol::wire::delete_topics::{DeleteTopicsRequest, DeleteTopicsResponse};
 use sluice_protocol::wire::fetch::{FetchPartition, FetchRequest, FetchResponse};
 use sluice_protocol::wire::fetch_stream::FetchStreamResponse;
@@ -577,6 +582,31 @@ impl Connection {
     /// The broker's counters.
     pub async fn stats(&mut self) -> Result<StatsResponse, ClientError> {
         Ok(self.call(ApiKey::Stats, &StatsRequest {}, &[]).await?.0)
+    }
+
+    /// Raises topics' partition counts (CreatePartitions).
+    pub async fn create_partitions(
+        &mut self,
+        req: &CreatePartitionsRequest,
+    ) -> Result<CreatePartitionsResponse, ClientError> {
+        Ok(self.call(ApiKey::CreatePartitions, req, &[]).await?.0)
+    }
+
+    /// Changes topics' settings (AlterTopicConfig).
+    pub async fn alter_topic_config(
+        &mut self,
+        req: &AlterTopicConfigRequest,
+    ) -> Result<AlterTopicConfigResponse, ClientError> {
+        Ok(self.call(ApiKey::AlterTopicConfig, req, &[]).await?.0)
+    }
+
+    /// Deletes the records at the start of partitions (DeleteRecords); in
+    /// a cluster each partition's leader must be asked.
+    pub async fn delete_records(
+        &mut self,
+        req: &DeleteRecordsRequest,
+    ) -> Result<DeleteRecordsResponse, ClientError> {
+        Ok(self.call(ApiKey::DeleteRecords, req, &[]).await?.0)
     }
 
     /// What each partition of `topics` holds on disk (PartitionStatus).

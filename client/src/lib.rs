@@ -40,7 +40,7 @@ mod pool;
 pub mod producer;
 pub mod tcp;
 
-pub use admin::{Admin, FlushMode, TopicCompression, TopicConfig};
+pub use admin::{Admin, ConfigField, FlushMode, TopicCompression, TopicConfig};
 pub use bootstrap::Bootstrap;
 pub use connection::{Connection, FetchedPartition};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo};

@@ -12,12 +12,14 @@ use std::fmt::Debug;
 use libfuzzer_sys::fuzz_target;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sluice_protocol::wire::alter_topics::{AlterTopicConfigRequest, CreatePartitionsRequest};
 use sluice_protocol::wire::api_versions::ApiVersionsRequest;
 use sluice_protocol::wire::broker_status::BrokerStatusRequest;
 use sluice_protocol::wire::create_topics::{
     CreateTopicsRequest, CreateTopicsRequestV0, CreateTopicsRequestV1,
 };
 use sluice_protocol::wire::delete_groups::DeleteGroupsRequest;
+use sluice_protocol::wire::delete_records::DeleteRecordsRequest;
 use sluice_protocol::wire::delete_topics::DeleteTopicsRequest;
 use sluice_protocol::wire::describe_groups::DescribeGroupsRequest;
 use sluice_protocol::wire::fetch::FetchRequest;
@@ -92,6 +94,15 @@ fn decode_request(api: ApiKey, body: &[u8], tail_len: usize) {
         }
         ApiKey::DeleteTopics => {
             stable::<DeleteTopicsRequest>(body);
+        }
+        ApiKey::CreatePartitions => {
+            stable::<CreatePartitionsRequest>(body);
+        }
+        ApiKey::AlterTopicConfig => {
+            stable::<AlterTopicConfigRequest>(body);
+        }
+        ApiKey::DeleteRecords => {
+            stable::<DeleteRecordsRequest>(body);
         }
         ApiKey::Produce => {
             if let Some(req) = stable::<ProduceRequest>(body) {

@@ -12,10 +12,12 @@ use std::fmt::Debug;
 use libfuzzer_sys::fuzz_target;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sluice_protocol::wire::alter_topics::{AlterTopicConfigResponse, CreatePartitionsResponse};
 use sluice_protocol::wire::api_versions::ApiVersionsResponse;
 use sluice_protocol::wire::broker_status::BrokerStatusResponse;
 use sluice_protocol::wire::create_topics::CreateTopicsResponse;
 use sluice_protocol::wire::delete_groups::DeleteGroupsResponse;
+use sluice_protocol::wire::delete_records::DeleteRecordsResponse;
 use sluice_protocol::wire::delete_topics::DeleteTopicsResponse;
 use sluice_protocol::wire::describe_groups::DescribeGroupsResponse;
 use sluice_protocol::wire::fetch::{FetchPartitionResponse, FetchResponse};
@@ -115,6 +117,9 @@ fn decode_responses(body: &[u8], tail_len: usize) {
     stable::<ListGroupsResponse>(body);
     stable::<DeleteGroupsResponse>(body);
     stable::<FindCoordinatorResponse>(body);
+    stable::<CreatePartitionsResponse>(body);
+    stable::<AlterTopicConfigResponse>(body);
+    stable::<DeleteRecordsResponse>(body);
 }
 
 /// Decodes `body` as a `T`; when it decodes, its re-encoding decodes to the

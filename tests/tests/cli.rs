@@ -278,6 +278,175 @@ fn topics_are_created_listed_described_and_deleted() {
     );
 }
 
+/// The settings line `key: value` of `sluice topic describe NAME`.
+fn setting(addr: &str, name: &str, key: &str) -> String {
+    let described = ok(addr, &["topic", "describe", name], b"");
+    let prefix = format!("{key}: ");
+    described
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {key} in {described}"))
+        .to_owned()
+}
+
+/// The log start of each partition, from `sluice topic describe`.
+fn log_starts(addr: &str, name: &str) -> Vec<u64> {
+    let json: serde_json::Value = serde_json::from_str(&ok(
+        addr,
+        &["topic", "describe", name, "--output", "json"],
+        b"",
+    ))
+    .unwrap();
+    json["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["log_start_offset"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn topics_are_altered_and_their_first_records_deleted() {
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    ok(&addr, &["topic", "create", "plain"], b"");
+    let default_retention = setting(&addr, "plain", "retention-ms");
+    ok(
+        &addr,
+        &[
+            "topic",
+            "create",
+            "t",
+            "--partitions",
+            "2",
+            "--retention-ms",
+            "60000",
+        ],
+        b"",
+    );
+    ok(
+        &addr,
+        &["produce", "t", "--partition", "1"],
+        b"a\nb\nc\nd\ne\n",
+    );
+
+    // More partitions and another retention, in one command.
+    let out = ok(
+        &addr,
+        &[
+            "topic",
+            "alter",
+            "t",
+            "--partitions",
+            "4",
+            "--retention-ms",
+            "120000",
+            "--retention-bytes",
+            "1000000",
+        ],
+        b"",
+    );
+    assert!(out.contains("t has 4 partitions"), "{out}");
+    assert_eq!(setting(&addr, "t", "partitions"), "4");
+    assert_eq!(setting(&addr, "t", "retention-ms"), "120000");
+    assert_eq!(setting(&addr, "t", "retention-bytes"), "1000000");
+    ok(&addr, &["produce", "t", "--partition", "3"], b"new\n");
+    let read = ok(
+        &addr,
+        &[
+            "consume",
+            "t",
+            "--partition",
+            "3",
+            "--from-beginning",
+            "--count",
+            "1",
+        ],
+        b"",
+    );
+    assert_eq!(read, "new\n");
+    // Back to the broker's default.
+    ok(
+        &addr,
+        &["topic", "alter", "t", "--retention-ms", "default"],
+        b"",
+    );
+    assert_eq!(setting(&addr, "t", "retention-ms"), default_retention);
+    assert_eq!(setting(&addr, "t", "retention-bytes"), "1000000");
+    // Refusals leave the topic as it was.
+    fails(
+        &addr,
+        &["topic", "alter", "t", "--partitions", "3"],
+        b"",
+        "cannot raise the partition count",
+    );
+    fails(&addr, &["topic", "alter", "t"], b"", "nothing to change");
+    fails(
+        &addr,
+        &["topic", "alter", "nope", "--retention-ms", "1"],
+        b"",
+        "cannot change topic \"nope\"",
+    );
+    assert_eq!(setting(&addr, "t", "partitions"), "4");
+
+    // The first three records of partition 1, then the rest.
+    let out = ok(
+        &addr,
+        &[
+            "topic",
+            "delete-records",
+            "t",
+            "--partition",
+            "1",
+            "--before",
+            "3",
+        ],
+        b"",
+    );
+    assert_eq!(out, "partition 1 of topic t starts at offset 3\n");
+    assert_eq!(log_starts(&addr, "t"), [0, 3, 0, 0]);
+    let read = ok(
+        &addr,
+        &[
+            "consume",
+            "t",
+            "--partition",
+            "1",
+            "--from-beginning",
+            "--count",
+            "2",
+        ],
+        b"",
+    );
+    assert_eq!(read, "d\ne\n");
+    fails(
+        &addr,
+        &[
+            "topic",
+            "delete-records",
+            "t",
+            "--partition",
+            "1",
+            "--before",
+            "99",
+        ],
+        b"",
+        "cannot delete records of partition 1",
+    );
+    ok(
+        &addr,
+        &["topic", "delete-records", "t", "--partition", "1"],
+        b"",
+    );
+    assert_eq!(log_starts(&addr, "t"), [0, 5, 0, 0]);
+    fails(
+        &addr,
+        &["topic", "delete-records", "t", "--partition", "9"],
+        b"",
+        "cannot delete records of partition 9",
+    );
+}
+
 #[test]
 fn broker_status_shows_version_uptime_listeners_disk_and_connections() {
     let broker = TestBroker::start();

@@ -556,3 +556,183 @@ async fn the_next_fetch_is_sent_ahead_only_while_behind() {
     assert_eq!(got[0].value(), b"late");
     producer.close().await;
 }
+
+/// The native topic-changing APIs refuse what Kafka refuses: a topic named
+/// twice (at each mention), more entries than `max_partitions_per_request`
+/// (the whole request), a setting other than the retention, a field both
+/// set and reset; and `validate_only` changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_changes_refuse_what_they_cannot_do() {
+    use sluice_protocol::wire::ErrorCode;
+    use sluice_protocol::wire::alter_topics::{
+        AlterTopicConfigRequest, ConfigField, CreatePartitionsRequest, PartitionCount,
+        TopicConfigChange,
+    };
+    use sluice_protocol::wire::delete_records::{DeleteRecordsRequest, RecordsBelow};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("broker.toml");
+    std::fs::write(&config, "max_partitions_per_request = 4\n").unwrap();
+    let broker = TestBroker::start_with_args(&["--config", config.to_str().unwrap()]);
+    let mut admin = Admin::connect(&broker.addr.to_string()).await.unwrap();
+    admin
+        .create_topic("a", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    admin
+        .create_topic("b", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    let mut c = broker.connect().await;
+    let count = |name: &str, count| PartitionCount {
+        name: name.into(),
+        count,
+    };
+    let codes = |r: Vec<sluice_protocol::wire::create_topics::TopicResult>| {
+        r.into_iter().map(|t| t.error_code).collect::<Vec<_>>()
+    };
+
+    let r = c
+        .create_partitions(&CreatePartitionsRequest {
+            topics: vec![
+                count("a", 3),
+                count("b", 2),
+                count("a", 4),
+                count("nope", 2),
+            ],
+            validate_only: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        codes(r.results),
+        [
+            ErrorCode::InvalidRequest,
+            ErrorCode::None,
+            ErrorCode::InvalidRequest,
+            ErrorCode::UnknownTopicOrPartition
+        ]
+    );
+    let r = c
+        .create_partitions(&CreatePartitionsRequest {
+            topics: vec![count("a", 5), count("b", 2)],
+            validate_only: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        codes(r.results),
+        [ErrorCode::None, ErrorCode::InvalidPartitions]
+    );
+    let sizes: Vec<usize> = admin
+        .list_topics()
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.partitions.len())
+        .collect();
+    assert_eq!(sizes, [1, 2], "only b was raised");
+    let five = (0..5).map(|i| count(&format!("t{i}"), 2)).collect();
+    let e = c
+        .create_partitions(&CreatePartitionsRequest {
+            topics: five,
+            validate_only: false,
+        })
+        .await
+        .unwrap_err();
+    assert!(format!("{e:?}").contains("TooManyPartitions"), "{e:?}");
+
+    let change = |set: TopicConfig, reset: Vec<ConfigField>| TopicConfigChange {
+        name: "a".into(),
+        set,
+        reset,
+    };
+    let r = c
+        .alter_topic_config(&AlterTopicConfigRequest {
+            topics: vec![change(
+                TopicConfig {
+                    segment_bytes: Some(1 << 20),
+                    ..TopicConfig::default()
+                },
+                vec![],
+            )],
+            validate_only: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(codes(r.results), [ErrorCode::InvalidConfig]);
+    let r = c
+        .alter_topic_config(&AlterTopicConfigRequest {
+            topics: vec![change(
+                TopicConfig {
+                    retention_ms: Some(5),
+                    ..TopicConfig::default()
+                },
+                vec![ConfigField::RetentionMs],
+            )],
+            validate_only: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(codes(r.results), [ErrorCode::InvalidConfig]);
+    let retention = TopicConfig {
+        retention_ms: Some(5000),
+        ..TopicConfig::default()
+    };
+    let r = c
+        .alter_topic_config(&AlterTopicConfigRequest {
+            topics: vec![change(retention.clone(), vec![])],
+            validate_only: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(codes(r.results), [ErrorCode::None]);
+    assert_ne!(
+        admin.describe_topic("a").await.unwrap().config.retention_ms,
+        Some(5000)
+    );
+    admin
+        .alter_topic_config("a", retention, vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        admin.describe_topic("a").await.unwrap().config.retention_ms,
+        Some(5000)
+    );
+
+    let below = |topic: &str, partition, before| RecordsBelow {
+        topic: topic.into(),
+        partition,
+        before,
+    };
+    let r = c
+        .delete_records(&DeleteRecordsRequest {
+            partitions: vec![
+                below("a", 0, Some(1)),
+                below("a", 7, None),
+                below("a", 0, None),
+            ],
+        })
+        .await
+        .unwrap();
+    let got: Vec<(ErrorCode, u64)> = r
+        .partitions
+        .iter()
+        .map(|p| (p.error_code, p.log_start_offset))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (ErrorCode::OffsetOutOfRange, 0),
+            (ErrorCode::UnknownTopicOrPartition, 0),
+            (ErrorCode::None, 0)
+        ]
+    );
+    let e = c
+        .delete_records(&DeleteRecordsRequest {
+            partitions: (0..5).map(|p| below("a", p, None)).collect(),
+        })
+        .await
+        .unwrap_err();
+    assert!(format!("{e:?}").contains("TooManyPartitions"), "{e:?}");
+}

@@ -282,7 +282,8 @@ fn records_below_an_offset_are_deleted_and_stay_deleted() {
 
 /// On a 3-node cluster: the leader deletes records below an offset inside a
 /// batch and answers the new start; a follower refuses the request
-/// (`NOT_LEADER_OR_FOLLOWER`); every replica raises its log start and drops
+/// (`NOT_LEADER_OR_FOLLOWER`), while `sluice topic delete-records` given a
+/// follower finds the leader; every replica raises its log start and drops
 /// the segments wholly below it; after the leader is killed the new leader
 /// serves from the new start (fetches below it are out of range), and the
 /// old leader, restarted, still holds it.
@@ -338,7 +339,20 @@ fn a_cluster_deletes_records_on_every_replica() {
         rt.block_on(fetch_from(c.node(leader), 0, 61)).0,
         ErrorCode::OffsetOutOfRange
     );
-    // Every replica drops its segments wholly below 62 (the first one at
+    // The CLI, given a follower, finds the leader.
+    let cli = sluice_tests::workspace_binary("sluice-client", "sluice", "SLUICE_CLI_BIN");
+    let out = std::process::Command::new(cli)
+        .arg("--broker")
+        .arg(c.node(followers[0]).addr.to_string())
+        .args(["topic", "delete-records", "trim", "--before", "64"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "partition 0 of topic trim starts at offset 64\n"
+    );
+    // Every replica drops its segments wholly below 64 (the first one at
     // least), which it does only once its own log start is raised.
     c.wait_until(wait, "every replica drops its first segment", |c| {
         all.iter()
@@ -347,20 +361,20 @@ fn a_cluster_deletes_records_on_every_replica() {
     for &n in &all {
         let first = batches_on(&c, n)[0].0;
         assert!(
-            first <= 60,
+            first <= 64,
             "node {n} dropped records it must keep: first batch {first}"
         );
     }
     c.kill(leader);
     let next = rt.block_on(c.wait_partition_leader(&followers, "trim", wait));
-    let (code, offsets) = rt.block_on(fetch_from(c.node(next), 0, 62));
+    let (code, offsets) = rt.block_on(fetch_from(c.node(next), 0, 64));
     assert_eq!(code, ErrorCode::None);
-    assert_eq!(offsets.first(), Some(&62));
+    assert_eq!(offsets.first(), Some(&64));
     assert_eq!(
-        rt.block_on(fetch_from(c.node(next), 0, 61)).0,
+        rt.block_on(fetch_from(c.node(next), 0, 63)).0,
         ErrorCode::OffsetOutOfRange
     );
-    assert_eq!(rt.block_on(earliest(c.node(next), "trim", 0)), 62);
+    assert_eq!(rt.block_on(earliest(c.node(next), "trim", 0)), 64);
     // All of it, on the new leader (up to its high watermark).
     let s = &mut kafka(&c, next);
     assert_eq!(

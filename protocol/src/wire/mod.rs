@@ -5,10 +5,12 @@
 //! batches never go through serde: they travel in a frame's raw tail, with
 //! their lengths given in the body ([`produce`], [`fetch`]).
 
+pub mod alter_topics;
 pub mod api_versions;
 pub mod broker_status;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_groups;
 mod error_code;
@@ -87,11 +89,17 @@ pub enum ApiKey {
     FindCoordinator = 20,
     /// [`fetch_stream`]
     FetchStream = 21,
+    /// [`alter_topics`]
+    CreatePartitions = 22,
+    /// [`alter_topics`]
+    AlterTopicConfig = 23,
+    /// [`delete_records`]
+    DeleteRecords = 24,
 }
 
 impl ApiKey {
     /// Every API, in key order.
-    pub const ALL: [ApiKey; 22] = [
+    pub const ALL: [ApiKey; 25] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::CreateTopics,
@@ -114,6 +122,9 @@ impl ApiKey {
         ApiKey::DeleteGroups,
         ApiKey::FindCoordinator,
         ApiKey::FetchStream,
+        ApiKey::CreatePartitions,
+        ApiKey::AlterTopicConfig,
+        ApiKey::DeleteRecords,
     ];
 
     /// The API for a key number, if known.
@@ -264,7 +275,7 @@ mod tests {
     /// Key numbers are part of the protocol: a change must fail here.
     #[test]
     fn api_key_numbers_are_pinned() {
-        let pinned: [(ApiKey, u16); 22] = [
+        let pinned: [(ApiKey, u16); 25] = [
             (ApiKey::ApiVersions, 0),
             (ApiKey::Metadata, 1),
             (ApiKey::CreateTopics, 2),
@@ -287,6 +298,9 @@ mod tests {
             (ApiKey::DeleteGroups, 19),
             (ApiKey::FindCoordinator, 20),
             (ApiKey::FetchStream, 21),
+            (ApiKey::CreatePartitions, 22),
+            (ApiKey::AlterTopicConfig, 23),
+            (ApiKey::DeleteRecords, 24),
         ];
         assert_eq!(ApiKey::ALL.len(), pinned.len());
         for (i, (key, number)) in pinned.into_iter().enumerate() {
@@ -300,7 +314,7 @@ mod tests {
             };
             assert_eq!(key.versions(), (0, max));
         }
-        for unknown in [22, 100, u16::MAX] {
+        for unknown in [25, 100, u16::MAX] {
             assert_eq!(ApiKey::from_u16(unknown), None);
         }
     }
@@ -419,7 +433,7 @@ mod tests {
         let all = request_frame(ApiKey::Metadata, 8, &MetadataRequest { topics: None });
         assert_eq!(all, hex("0000000d 0001 0000 00000008 00000001 00"));
 
-        // ApiVersions response to correlation id 1: twenty-two APIs, versions
+        // ApiVersions response to correlation id 1: twenty-five APIs, versions
         // 0..=0 except Metadata and CreateTopics (0..=2) and OffsetCommit
         // (0..=1).
         let apis = ApiKey::ALL
@@ -440,10 +454,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             [&header[..], &body].concat(),
-            hex("0000004d 00000001 0000 00000043  16
+            hex("00000056 00000001 0000 0000004c  19
                  000000 010002 020002 030000 040000 050000 060000 070001 080000 090000
                  0a0000 0b0000 0c0000 0d0000 0e0000 0f0000 100000 110000 120000 130000
-                 140000 150000")
+                 140000 150000 160000 170000 180000")
         );
 
         // Produce request body: acks=leader, timeout 5000 ms, one partition

@@ -7,6 +7,7 @@
 pub(crate) mod connection;
 mod groups;
 mod stream;
+mod topics;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -399,6 +400,9 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
         | ApiKey::DescribeGroups
         | ApiKey::ListGroups
         | ApiKey::DeleteGroups => groups::serve(conn, id, api, body).await,
+        ApiKey::CreatePartitions | ApiKey::AlterTopicConfig | ApiKey::DeleteRecords => {
+            topics::serve(conn, id, api, body).await
+        }
         ApiKey::FindCoordinator => {
             let req = decode!(FindCoordinatorRequest);
             let resp = match svc.group_coordinator(&req.group) {

@@ -48,7 +48,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create, list, describe or delete topics
+    /// Create, list, describe, change or delete topics, or delete their first records
     #[command(subcommand)]
     Topic(topic::TopicCommand),
     /// Send lines from stdin (or a file) to a topic, one record per line

@@ -1,11 +1,11 @@
-//! `sluice topic create|list|describe|delete`.
+//! `sluice topic create|list|describe|delete|alter|delete-records`.
 
 use std::io::Write;
 
 use anyhow::Context;
 use clap::Subcommand;
 use serde_json::json;
-use sluice_client::{FlushMode, TopicConfig};
+use sluice_client::{ConfigField, FlushMode, TopicConfig};
 use sluice_protocol::wire::metadata::{PartitionMetadata, TopicMetadata};
 use sluice_protocol::wire::partition_status::{PartitionState, TopicState};
 use sluice_protocol::wire::topic_config::TopicCompression;
@@ -67,6 +67,56 @@ pub(crate) enum TopicCommand {
         /// Topic name
         name: String,
     },
+    /// Change a topic: raise its partition count, or change its retention
+    Alter {
+        /// Topic name
+        name: String,
+        /// The new partition count (above the current one; the new
+        /// partitions start empty)
+        #[arg(long, value_name = "N")]
+        partitions: Option<u32>,
+        /// Delete data older than this many milliseconds (0 = keep
+        /// forever; default: back to the broker's default)
+        #[arg(long, value_name = "MS|default", value_parser = parse_setting)]
+        retention_ms: Option<Setting>,
+        /// Delete the oldest data while a partition is larger (0 = no
+        /// limit; default: back to the broker's default)
+        #[arg(long, value_name = "BYTES|default", value_parser = parse_setting)]
+        retention_bytes: Option<Setting>,
+    },
+    /// Delete the records of a partition below an offset; prints the
+    /// partition's first offset afterwards
+    DeleteRecords {
+        /// Topic name
+        name: String,
+        /// Partition number
+        #[arg(long, default_value_t = 0)]
+        partition: u32,
+        /// Records below this offset go (default: every record consumers
+        /// can read)
+        #[arg(long, value_name = "OFFSET")]
+        before: Option<u64>,
+    },
+}
+
+/// A setting given on the command line: a value, or back to the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Setting {
+    /// This value.
+    Value(u64),
+    /// The broker's default.
+    Default,
+}
+
+/// Parses a number or `default`.
+fn parse_setting(s: &str) -> Result<Setting, String> {
+    match s {
+        "default" => Ok(Setting::Default),
+        n => n
+            .parse()
+            .map(Setting::Value)
+            .map_err(|_| format!("{n:?} is not a number or default")),
+    }
 }
 
 /// Parses `never`, `before-ack` or a number of milliseconds.
@@ -167,6 +217,75 @@ pub(crate) async fn run(broker: &str, cmd: TopicCommand) -> anyhow::Result<Outco
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot delete topic {name:?}: {}", describe(&e)))?;
             writeln!(out, "deleted topic {name}")?;
+        }
+        TopicCommand::Alter {
+            name,
+            partitions,
+            retention_ms,
+            retention_bytes,
+        } => {
+            if partitions.is_none() && retention_ms.is_none() && retention_bytes.is_none() {
+                anyhow::bail!(
+                    "nothing to change: give --partitions, --retention-ms or --retention-bytes"
+                );
+            }
+            let mut set = TopicConfig::default();
+            let mut reset = Vec::new();
+            for (setting, value, field) in [
+                (
+                    retention_ms,
+                    &mut set.retention_ms,
+                    ConfigField::RetentionMs,
+                ),
+                (
+                    retention_bytes,
+                    &mut set.retention_bytes,
+                    ConfigField::RetentionBytes,
+                ),
+            ] {
+                match setting {
+                    Some(Setting::Value(v)) => *value = Some(v),
+                    Some(Setting::Default) => reset.push(field),
+                    None => {}
+                }
+            }
+            if !(set == TopicConfig::default() && reset.is_empty()) {
+                admin
+                    .alter_topic_config(&name, set, reset)
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot change topic {name:?}: {}", describe(&e))
+                    })?;
+                writeln!(out, "changed the retention of topic {name}")?;
+            }
+            if let Some(count) = partitions {
+                admin.add_partitions(&name, count).await.map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot raise the partition count of {name:?}: {}",
+                        describe(&e)
+                    )
+                })?;
+                writeln!(out, "topic {name} has {count} partitions")?;
+            }
+        }
+        TopicCommand::DeleteRecords {
+            name,
+            partition,
+            before,
+        } => {
+            let start = admin
+                .delete_records(&name, partition, before)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot delete records of partition {partition} of {name:?}: {}",
+                        describe(&e)
+                    )
+                })?;
+            writeln!(
+                out,
+                "partition {partition} of topic {name} starts at offset {start}"
+            )?;
         }
     }
     out.flush().context("writing to stdout")?;
