@@ -18,7 +18,7 @@ use sluice_protocol::wire::join_group::{JoinGroupMember, JoinGroupRequest, JoinG
 use sluice_protocol::wire::leave_group::{LeaveGroupRequest, LeaveGroupResponse, LeftMember};
 use sluice_protocol::wire::list_groups::{ListGroupsRequest, ListGroupsResponse, ListedGroup};
 use sluice_protocol::wire::sync_group::{SyncGroupRequest, SyncGroupResponse};
-use sluice_protocol::wire::{ApiKey, ErrorCode, decode_body};
+use sluice_protocol::wire::{ApiKey, ErrorCode};
 
 use super::connection::{Conn, ConnError};
 use super::respond;
@@ -35,14 +35,7 @@ pub(super) async fn serve(
     let svc = Arc::clone(&conn.broker.service);
     macro_rules! decode {
         ($t:ty) => {
-            match decode_body::<$t>(body) {
-                Ok(r) => r,
-                Err(e) => {
-                    Stats::add(&conn.broker.stats.bad_requests, 1);
-                    let msg = format!("{api:?} request: {e}");
-                    return conn.write_error(id, ErrorCode::InvalidRequest, &msg).await;
-                }
-            }
+            decode_or_answer!(conn, id, api, body, $t)
         };
     }
     // A group this node does not coordinate: `NotCoordinator`, naming the

@@ -4,6 +4,24 @@
 //! visibility; what it owns is framing and the limits on what a client may
 //! hold (see [`connection`]).
 
+/// Decodes `$body` as the request `$t` of `$api`, or answers the request
+/// `$id` on `$conn` with `InvalidRequest` (counted as a bad request) and
+/// returns from the calling handler.
+macro_rules! decode_or_answer {
+    ($conn:expr, $id:expr, $api:expr, $body:expr, $t:ty) => {
+        match sluice_protocol::wire::decode_body::<$t>($body) {
+            Ok(r) => r,
+            Err(e) => {
+                crate::service::stats::Stats::add(&$conn.broker.stats.bad_requests, 1);
+                let msg = format!("{:?} request: {e}", $api);
+                return $conn
+                    .write_error($id, sluice_protocol::wire::ErrorCode::InvalidRequest, &msg)
+                    .await;
+            }
+        }
+    };
+}
+
 pub(crate) mod connection;
 mod groups;
 mod stream;
@@ -43,7 +61,7 @@ use sluice_protocol::wire::partition_status::{
 use sluice_protocol::wire::produce::{
     Acks as WireAcks, ProducePartitionResponse, ProduceRequest, ProduceResponse,
 };
-use sluice_protocol::wire::{ApiKey, ErrorCode, RequestHeader, decode_body};
+use sluice_protocol::wire::{ApiKey, ErrorCode, RequestHeader};
 
 use crate::service::admin::{NewTopic, OffsetLookup, OffsetQuery, TopicOutcome};
 use crate::service::coordinator::GroupCoordinator;
@@ -157,14 +175,7 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
     let svc = Arc::clone(&broker.service);
     macro_rules! decode {
         ($t:ty) => {
-            match decode_body::<$t>(body) {
-                Ok(r) => r,
-                Err(e) => {
-                    Stats::add(&broker.stats.bad_requests, 1);
-                    let msg = format!("{api:?} request: {e}");
-                    return conn.write_error(id, ErrorCode::InvalidRequest, &msg).await;
-                }
-            }
+            decode_or_answer!(conn, id, api, body, $t)
         };
     }
     macro_rules! or_refuse {

@@ -16,13 +16,12 @@ use sluice_protocol::wire::create_topics::TopicResult;
 use sluice_protocol::wire::delete_records::{
     DeleteRecordsRequest, DeleteRecordsResponse, RecordsDeletedResult,
 };
-use sluice_protocol::wire::{ApiKey, ErrorCode, decode_body};
+use sluice_protocol::wire::{ApiKey, ErrorCode};
 
 use super::connection::{Conn, ConnError};
 use super::{respond, topic_result};
 use crate::service::check_partition_count;
 use crate::service::records::RecordsDeletion;
-use crate::service::stats::Stats;
 
 /// Serves one request of a topic-changing API.
 pub(super) async fn serve(
@@ -35,14 +34,7 @@ pub(super) async fn serve(
     let max = conn.broker.config.max_partitions_per_request;
     macro_rules! decode {
         ($t:ty) => {
-            match decode_body::<$t>(body) {
-                Ok(r) => r,
-                Err(e) => {
-                    Stats::add(&conn.broker.stats.bad_requests, 1);
-                    let msg = format!("{api:?} request: {e}");
-                    return conn.write_error(id, ErrorCode::InvalidRequest, &msg).await;
-                }
-            }
+            decode_or_answer!(conn, id, api, body, $t)
         };
     }
     macro_rules! at_most {
