@@ -4,7 +4,8 @@
 //! `GROUP_SUBSCRIBED_TO_TOPIC` until the group is empty; unknown topics
 //! and partitions are answered per partition, an unknown group and a
 //! non-empty group of another protocol type at the top. An OffsetCommit of
-//! a negative offset leaves none.
+//! a negative offset leaves none. On a 3-node cluster the deletion outlives
+//! the coordinator.
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use std::net::TcpStream;
@@ -243,4 +244,56 @@ fn offsets_are_deleted_unless_the_group_reads_their_topic() {
     b.restart();
     assert!(rt.block_on(committed(&b, "g")).is_empty());
     assert!(rt.block_on(committed(&b, "h")).is_empty());
+}
+
+/// On a 3-node cluster: OffsetDelete at a node that does not coordinate
+/// the group is `NOT_COORDINATOR`; at the coordinator the offsets go on
+/// every replica of the group state: the next coordinator, after the
+/// first is killed, has none of them, and keeps the one not deleted.
+#[test]
+fn a_cluster_deletes_offsets_past_a_coordinator_failover() {
+    use sluice_tests::cluster::TestCluster;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut c = TestCluster::start_with_kafka_config(3, "group_initial_rebalance_delay_ms = 0\n");
+    let all = [1, 2, 3];
+    let coordinator = rt.block_on(async {
+        c.create_replicated("other", 3, 3, TopicConfig::default())
+            .await;
+        let at = c.agreed_coordinator(&all, "g").await;
+        let commits = (0..3)
+            .map(|p| CommitPartition {
+                topic: "other".into(),
+                partition: p,
+                offset: 10 + u64::from(p),
+                metadata: String::new(),
+            })
+            .collect();
+        let r = c
+            .node(at)
+            .connect()
+            .await
+            .offset_commit("g", commits)
+            .await
+            .unwrap();
+        assert!(r.partitions.iter().all(|p| p.error_code.is_ok()), "{r:?}");
+        at
+    });
+    let kafka = |n: u64| {
+        let s = TcpStream::connect(c.node(n).kafka_addr.unwrap()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s
+    };
+    let other = all.into_iter().find(|&n| n != coordinator).unwrap();
+    assert_eq!(
+        delete(&mut kafka(other), "g", &[("other", &[0])]).0,
+        code::NOT_COORDINATOR
+    );
+    let (top, parts) = delete(&mut kafka(coordinator), "g", &[("other", &[0, 2])]);
+    assert_eq!(top, code::NONE);
+    assert!(parts.iter().all(|p| p.2 == code::NONE), "{parts:?}");
+    c.kill(coordinator);
+    let live: Vec<u64> = all.into_iter().filter(|&n| n != coordinator).collect();
+    let want = [None, Some(11), None];
+    let got = rt.block_on(c.committed_offsets(&live, "g", "other", 3, |o| o == want));
+    assert_eq!(got, want);
 }
