@@ -169,15 +169,6 @@ impl OffsetIndex {
         n.checked_sub(1).and_then(|i| self.get(i))
     }
 
-    /// The entry with the smallest position `> position`, if any.
-    pub(crate) fn ceil_after_position(&self, position: u64) -> Option<IndexEntry> {
-        let n = partition_point(self.len(), |i| {
-            self.get(i)
-                .is_some_and(|e| u64::from(e.position) <= position)
-        });
-        self.get(n)
-    }
-
     /// Drops the entries for offsets at or after `offset` (a truncation of
     /// the log to `offset`).
     pub(crate) fn truncate_to(&mut self, offset: u64) {
@@ -276,7 +267,6 @@ mod tests {
             }
         );
         assert_eq!(idx.floor_by_position(10), None);
-        assert_eq!(idx.ceil_after_position(0), None);
     }
 
     #[test]
@@ -365,9 +355,6 @@ mod tests {
                 let floor = model.iter().rfind(|&(_, &q)| u64::from(q) <= p)
                     .map(|(&o, &q)| IndexEntry { offset: o, position: q });
                 prop_assert_eq!(idx.floor_by_position(p), floor);
-                let ceil = model.iter().find(|&(_, &q)| u64::from(q) > p)
-                    .map(|(&o, &q)| IndexEntry { offset: o, position: q });
-                prop_assert_eq!(idx.ceil_after_position(p), ceil);
             }
             idx.flush().unwrap();
             drop(idx);

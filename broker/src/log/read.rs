@@ -155,8 +155,9 @@ impl PartitionLog {
             if holds {
                 // A reader continuing from a previous slice, or tailing the
                 // active segment: no header walk.
-                let s = Self::finish_read(&state, at, &plan, max_bytes, slice)?;
-                return Ok(Some(s));
+                if let Some(s) = Self::finish_read(&state, at, &plan, max_bytes, &slice, None)? {
+                    return Ok(Some(s));
+                }
             }
             (slice, plan, seg.file()?)
         };
@@ -175,48 +176,66 @@ impl PartitionLog {
             start += h.total_len() as u64;
             first = h.next_offset() as u64;
         }
-        let state = self.state.lock();
-        let at = state.segment_index(plan.segment_base);
-        let same = state
-            .segments
-            .get(at)
-            .is_some_and(|s| s.base_offset() == plan.segment_base);
-        if !same || state.epoch != plan.epoch {
-            return Ok(None);
-        }
         slice.first_offset = first;
         let plan = ReadPlan {
             start,
             first,
             ..plan
         };
-        Self::finish_read(&state, at, &plan, max_bytes, slice).map(Some)
+        let mut walked = None;
+        loop {
+            let state = self.state.lock();
+            let at = state.segment_index(plan.segment_base);
+            let same = state
+                .segments
+                .get(at)
+                .is_some_and(|s| s.base_offset() == plan.segment_base);
+            if !same || state.epoch != plan.epoch {
+                return Ok(None);
+            }
+            if let Some(s) = Self::finish_read(&state, at, &plan, max_bytes, &slice, walked)? {
+                return Ok(Some(s));
+            }
+            drop(state);
+            // The index cannot end the range within the budget: walk the
+            // headers from the start, without the lock.
+            walked = Some(
+                walk_to_budget(&*file, &plan, max_bytes)
+                    .map_err(|e| LogError::io("read", self.dir.clone(), e))?,
+            );
+        }
     }
 
     /// The end of a read that starts at the batch boundary `plan.start`:
-    /// everything up to the limit if it fits, else the last indexed batch
-    /// boundary within the budget, else the first one after it.
+    /// everything up to the limit if it fits, else the last batch boundary
+    /// within the budget that the in-memory tail knows, else the last
+    /// indexed one, else `walked` (the end found by [`walk_to_budget`]);
+    /// `None` when that is needed and not given. Past the first batch, the
+    /// range never passes the budget.
     fn finish_read(
         state: &LogState,
         at: usize,
         plan: &ReadPlan,
         max_bytes: u64,
-        mut slice: LogSlice,
-    ) -> Result<LogSlice, LogError> {
+        slice: &LogSlice,
+        walked: Option<(u64, u64)>,
+    ) -> Result<Option<LogSlice>, LogError> {
         let seg = state
             .segments
             .get(at)
             .unwrap_or_else(|| unreachable!("the caller found the segment"));
         let (start, limit, hw) = (plan.start, plan.limit, plan.hw);
+        let budget_end = start.saturating_add(max_bytes);
         let (end, end_offset) = if limit - start <= max_bytes {
             (limit, plan.limit_offset)
+        } else if let Some(end) = seg.tail_end_within(start, budget_end) {
+            end
         } else {
-            let idx = seg.offset_index();
-            match idx.floor_by_position(start.saturating_add(max_bytes)) {
+            match seg.offset_index().floor_by_position(budget_end) {
                 Some(e) if u64::from(e.position) > start => (e.position.into(), e.offset),
-                _ => match idx.ceil_after_position(start) {
-                    Some(e) if u64::from(e.position) <= limit => (e.position.into(), e.offset),
-                    _ => (limit, plan.limit_offset),
+                _ => match walked {
+                    Some(w) => w,
+                    None => return Ok(None),
                 },
             }
         };
@@ -232,13 +251,14 @@ impl PartitionLog {
                 }
             })
             .sum();
+        let mut slice = slice.clone();
         slice.bytes_after = (limit - end) + later;
         slice.file = Some(seg.file()?);
         slice.position = start;
         slice.len = end - start;
         slice.first_offset = plan.first;
         slice.next_offset = end_offset;
-        Ok(slice)
+        Ok(Some(slice))
     }
 
     /// The end readers may see.
@@ -409,4 +429,33 @@ impl PartitionLog {
         }
         Ok(None)
     }
+}
+
+/// The end of the batches from the boundary `plan.start` that fit in
+/// `max_bytes` (at least the first batch, whole: KIP-74), within
+/// `plan.limit`: its byte position and the offset after it. Reads batch
+/// headers only, at most until the budget is spent. A header that cannot
+/// be read ends the walk (at the limit if no batch was read).
+fn walk_to_budget(
+    file: &dyn LogFile,
+    plan: &ReadPlan,
+    max_bytes: u64,
+) -> std::io::Result<(u64, u64)> {
+    let budget_end = plan.start.saturating_add(max_bytes);
+    let (mut end, mut end_offset) = (plan.start, plan.first);
+    while end < plan.limit {
+        let Some(h) = super::segment::read_header(file, end, plan.limit)? else {
+            break;
+        };
+        let next = end + h.total_len() as u64;
+        if next > plan.limit || (end > plan.start && next > budget_end) {
+            break;
+        }
+        end = next;
+        end_offset = h.next_offset() as u64;
+    }
+    if end == plan.start {
+        return Ok((plan.limit, plan.limit_offset));
+    }
+    Ok((end, end_offset))
 }

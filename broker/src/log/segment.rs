@@ -640,6 +640,31 @@ impl Segment {
             entry.offset == offset,
         )
     }
+    /// From the in-memory tail of recent batch boundaries, where a read
+    /// starting at the boundary `start` ends within `budget_end`: the last
+    /// boundary in `(start, budget_end]`, or, when the batch at `start`
+    /// alone passes `budget_end`, that batch's end (KIP-74: the first batch
+    /// comes whole). As `(position, offset)`; `None` when the tail does not
+    /// reach back to `start`.
+    pub(crate) fn tail_end_within(&self, start: u64, budget_end: u64) -> Option<(u64, u64)> {
+        let &(_, front) = self.tail.front()?;
+        if front > start {
+            return None;
+        }
+        let end = (self.size, self.next_offset);
+        // The boundary `k` of the tail (its entries, then the segment end).
+        let at = |k: usize| self.tail.get(k).map_or(end, |&(base, p)| (p, base));
+        let first_end = at(self.tail.partition_point(|&(_, p)| p <= start));
+        if first_end.0 > budget_end {
+            return Some(first_end);
+        }
+        if end.0 <= budget_end {
+            return Some(end);
+        }
+        // Some entry after `start` is within the budget: the last one.
+        let within = self.tail.partition_point(|&(_, p)| p <= budget_end);
+        Some(at(within - 1))
+    }
     pub(crate) fn log_path(&self) -> &Path {
         &self.log_path
     }

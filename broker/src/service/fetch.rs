@@ -348,9 +348,14 @@ fn resolve(req: &FetchRequest, parts: &[Looked], max_response: u32, hot_tail: u6
                 let max = p.max_bytes.min(budget);
                 if max > 0 || out.total == 0 {
                     match part.log.read(p.offset, max.max(1)) {
-                        Ok(slice) if out.total > 0 && slice.len > clamp_left => {
-                            // Past the broker's response limit: the
-                            // partition's records come in a later fetch.
+                        Ok(slice)
+                            if out.total > 0 && (slice.len > clamp_left || slice.len > max) =>
+                        {
+                            // Past the broker's response limit, or a first
+                            // batch larger than what is left of the budget
+                            // (only the first partition with records gets
+                            // one whole, KIP-74): the partition's records
+                            // come in a later fetch.
                             f.high_watermark = slice.high_watermark;
                             f.log_start_offset = slice.log_start_offset;
                         }

@@ -247,6 +247,16 @@ fn run(ops: Vec<Op>) {
                     assert!(
                         slice.next_offset == end || model.batch_starts.contains(&slice.next_offset)
                     );
+                    // KIP-74: the first batch comes whole, and nothing
+                    // past the budget after it.
+                    let bytes = slice.read_bytes().unwrap();
+                    let first_len =
+                        12 + u64::from(u32::from_be_bytes(bytes[8..12].try_into().unwrap()));
+                    assert!(
+                        slice.len <= max.max(first_len),
+                        "{} bytes read for a budget of {max} (first batch {first_len})",
+                        slice.len
+                    );
                 }
             }
             Op::Roll => {
