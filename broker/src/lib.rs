@@ -35,4 +35,5 @@ pub mod replication;
 pub mod server;
 pub mod service;
 pub mod tcp;
+pub mod throttle;
 pub mod topics;

@@ -39,6 +39,7 @@ pub async fn serve(listener: TcpListener, health: Arc<Health>, mut stop: watch::
     let registry = Arc::new(super::collector::registry(Arc::clone(&health)));
     let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
+    let accept_failed = crate::throttle::Throttle::new(Duration::from_secs(10));
     loop {
         let permit = tokio::select! {
             p = Arc::clone(&limit).acquire_owned() => p,
@@ -52,7 +53,9 @@ pub async fn serve(listener: TcpListener, health: Arc<Health>, mut stop: watch::
         let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
-                tracing::warn!(error = %e, "metrics endpoint: accept failed");
+                if let Some(held_back) = accept_failed.allow() {
+                    tracing::warn!(error = %e, held_back, "metrics endpoint: accept failed");
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }

@@ -213,6 +213,7 @@ pub async fn run_then_close(
     shutdown: impl Future<Output = ()>,
     before_close: impl Future<Output = ()>,
 ) -> Result<(), BrokerError> {
+    use crate::throttle::Throttle;
     use native::connection::Front;
     let (kafka, advertised) = match kafka {
         Some((l, a)) => (Some(l), Some(Arc::new(a))),
@@ -224,6 +225,10 @@ pub async fn run_then_close(
     let maintenance = tokio::spawn(maintain(Arc::clone(&broker), stop_rx.clone()));
 
     let accept = async {
+        // Repeated warnings (out of file descriptors, a flood over the
+        // connection limit): at most one line every 10 s each.
+        let accept_failed = Throttle::new(Duration::from_secs(10));
+        let over_limit = Throttle::new(Duration::from_secs(10));
         loop {
             let kafka_accept = async {
                 match &kafka {
@@ -242,7 +247,9 @@ pub async fn run_then_close(
                 Ok(conn) => conn,
                 Err(e) => {
                     // Out of file descriptors and the like: back off a little.
-                    tracing::warn!(error = %e, "accept failed");
+                    if let Some(held_back) = accept_failed.allow() {
+                        tracing::warn!(error = %e, held_back, "accept failed");
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -251,7 +258,9 @@ pub async fn run_then_close(
                 // Over the cap: close at once, so a flood cannot hold the
                 // accept queue and the clients already served go on as before.
                 Stats::add(&broker.stats.connections_rejected, 1);
-                tracing::warn!(%peer, max = broker.config.max_connections, "connection limit reached; closing new connection");
+                if let Some(held_back) = over_limit.allow() {
+                    tracing::warn!(%peer, max = broker.config.max_connections, held_back, "connection limit reached; closing new connection");
+                }
                 drop(stream);
                 continue;
             };

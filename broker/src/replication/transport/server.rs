@@ -24,6 +24,7 @@ pub fn serve(listener: TcpListener, transport: Arc<Transport>) -> tokio::task::J
     tokio::spawn(async move {
         let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let mut connections = tokio::task::JoinSet::new();
+        let accept_failed = crate::throttle::Throttle::new(Duration::from_secs(10));
         loop {
             while connections.try_join_next().is_some() {}
             let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
@@ -42,7 +43,9 @@ pub fn serve(listener: TcpListener, transport: Arc<Transport>) -> tokio::task::J
                     });
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "raft listener: accept failed");
+                    if let Some(held_back) = accept_failed.allow() {
+                        tracing::warn!(error = %e, held_back, "raft listener: accept failed");
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
