@@ -25,6 +25,7 @@
 
 pub mod config;
 pub mod error;
+pub mod fd_limit;
 pub mod group;
 pub mod log;
 pub mod metrics;

@@ -104,6 +104,13 @@ fn init_logs(args: &Args) -> anyhow::Result<()> {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logs(&args)?;
+    match sluice_broker::fd_limit::raise_open_file_limit() {
+        Ok((before, after)) if after > before => {
+            tracing::info!(from = before, to = after, "raised the open-file limit");
+        }
+        Ok((_, limit)) => tracing::debug!(limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
     let mut config = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
