@@ -750,7 +750,8 @@ impl TopicStore {
 
     /// Deletes a topic and its data. Blocking (call it off the reactor).
     ///
-    /// Each partition log is shut down and its directory renamed to a
+    /// Each partition log is closed (appends refused, nothing flushed: see
+    /// [`PartitionLog::close_for_deletion`]) and its directory renamed to a
     /// pending-delete name (`<topic>-<partition>.<id>-delete`); the data
     /// directory is synced, the topic is removed from `topics.meta`, and
     /// only then are the marked directories removed. A crash at any point
@@ -766,10 +767,9 @@ impl TopicStore {
                 format!("no topic {name:?}"),
             ));
         };
-        for (i, p) in topic.hosted() {
-            if let Err(e) = p.log.shutdown() {
-                tracing::warn!(topic = name, partition = i, error = %e, "closing deleted partition");
-            }
+        for (_, p) in topic.hosted() {
+            // Its files are about to go: no flush, no clean-shutdown marker.
+            p.log.close_for_deletion();
             // Long polls on it answer now, not at their deadline.
             p.retire();
         }
@@ -877,11 +877,9 @@ fn open_partitions(
     config: &TopicConfig,
 ) -> Result<Vec<Option<Arc<Partition>>>, BrokerError> {
     let log_config = defaults.log_config(config);
-    let mut parts = Vec::with_capacity(range.len());
-    for p in range {
+    let open = |p: u32| -> Result<Option<Arc<Partition>>, BrokerError> {
         if !hosting.hosts(p) {
-            parts.push(None);
-            continue;
+            return Ok(None);
         }
         let tp = TopicPartition::new(name, p)
             .map_err(|e| admin_err(ErrorCode::InvalidTopicName, e.to_string()))?;
@@ -890,10 +888,47 @@ fn open_partitions(
             data_dir.join(tp.dir_name()),
             log_config.clone(),
         )?;
-        parts.push(Some(Arc::new(Partition::new(log))));
+        Ok(Some(Arc::new(Partition::new(log))))
+    };
+    // Creating a partition waits mostly on fsyncs of its new files and
+    // directory: a few threads overlap those waits for large topics.
+    let all: Vec<u32> = range.collect();
+    let threads = all
+        .len()
+        .div_ceil(PARTITIONS_PER_OPEN_THREAD)
+        .clamp(1, OPEN_THREADS);
+    if threads == 1 {
+        return all.into_iter().map(open).collect();
+    }
+    let chunk = all.len().div_ceil(threads);
+    let opened: Vec<Result<Vec<_>, BrokerError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = all
+            .chunks(chunk)
+            .map(|ps| scope.spawn(|| ps.iter().map(|&p| open(p)).collect()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(admin_err(
+                        ErrorCode::Unknown,
+                        "a thread opening partitions panicked".to_owned(),
+                    ))
+                })
+            })
+            .collect()
+    });
+    let mut parts = Vec::with_capacity(all.len());
+    for r in opened {
+        parts.extend(r?);
     }
     Ok(parts)
 }
+
+/// Partitions a topic needs before a second thread opens some of them.
+const PARTITIONS_PER_OPEN_THREAD: usize = 64;
+/// Most threads opening the partitions of one topic.
+const OPEN_THREADS: usize = 8;
 
 #[cfg(test)]
 mod hosting_tests;

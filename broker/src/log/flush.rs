@@ -174,6 +174,21 @@ impl PartitionLog {
         self.shutdown()
     }
 
+    /// Takes the log out of service because its topic is being deleted:
+    /// appends are refused from now on (the ones in flight finish first),
+    /// and nothing is flushed, trimmed or marked clean, since the files are
+    /// about to go. Readers holding a slice keep reading its file.
+    pub fn close_for_deletion(&self) {
+        let mut state = self.state.lock();
+        state.closing = true;
+        while !state.pending.is_idle() {
+            self.turn.wait(&mut state);
+        }
+        state
+            .offline
+            .get_or_insert_with(|| "the log's topic was deleted".to_owned());
+    }
+
     /// Shuts the log down cleanly: flushes, trims the active segment's
     /// indexes, writes the checkpoint and the clean-shutdown marker, so the
     /// next open skips recovery; afterwards the log refuses appends. An
