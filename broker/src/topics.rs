@@ -667,12 +667,15 @@ impl TopicStore {
     /// given (unset fields follow the defaults); with `validate_only` it
     /// checks without changing anything. The edit runs under the lock that
     /// serialises creates, deletes and changes, so concurrent changes of
-    /// one topic each see the other's result. Only the retention
-    /// (`retention_ms`, `retention_bytes`) may change: the other settings
-    /// are fixed when the topic is created, and new settings that resolve
-    /// to other values for them (or that `edit` refuses) are refused with
-    /// [`ErrorCode::InvalidConfig`]. The new settings are in `topics.meta`
-    /// before the open partitions go by them (their next retention pass).
+    /// one topic each see the other's result. The retention, the segment
+    /// size and age and the codec may change; the flush policy is fixed
+    /// when the topic is created, and new settings that resolve to another
+    /// one (or that `edit` refuses) are refused with
+    /// [`ErrorCode::InvalidConfig`] (see [`TopicStore::check_change`]). The
+    /// new settings are in `topics.meta` before the open partitions go by
+    /// them: the retention at their next retention pass, the segment size
+    /// and age at their next append (an active segment already past them
+    /// rolls then), the codec for batches produced from then on.
     /// Blocking (rewrites `topics.meta`).
     pub fn alter_config(
         &self,
@@ -705,6 +708,9 @@ impl TopicStore {
                 age: log_config.retention_age,
                 bytes: log_config.retention_bytes,
             });
+            p.log
+                .set_roll(log_config.segment_bytes, log_config.segment_age);
+            p.log.set_compression(log_config.compression);
         }
         self.topics.write().insert(name.to_owned(), Arc::new(topic));
         tracing::info!(topic = name, config = ?config, "changed topic settings");
@@ -712,9 +718,10 @@ impl TopicStore {
     }
 
     /// Refuses (`InvalidConfig`) new settings `config` of topic `name`,
-    /// whose settings are `old`, that change more than its retention (the
-    /// other settings are fixed at creation, compared as this broker's
-    /// defaults resolve them), or that are not valid settings.
+    /// whose settings are `old`, that change its flush policy (fixed at
+    /// creation: it decides what an acknowledgement promises, compared as
+    /// this broker's defaults resolve it), or that are not valid settings.
+    /// The retention, the segment size and age, and the codec may change.
     pub fn check_change(
         &self,
         name: &str,
@@ -722,26 +729,13 @@ impl TopicStore {
         config: &TopicConfig,
     ) -> Result<(), BrokerError> {
         let (was, now) = (self.defaults.resolve(old), self.defaults.resolve(config));
-        // Named as in the broker settings, then as Kafka names them.
-        let fixed = [
-            (
-                "segment_bytes (segment.bytes)",
-                was.segment_bytes != now.segment_bytes,
-            ),
-            ("segment_ms (segment.ms)", was.segment_ms != now.segment_ms),
-            ("flush (flush.ms)", was.flush != now.flush),
-            (
-                "compression (compression.type)",
-                was.compression != now.compression,
-            ),
-        ];
-        if let Some((setting, _)) = fixed.iter().find(|(_, changed)| *changed) {
+        if was.flush != now.flush {
             return Err(admin_err(
                 ErrorCode::InvalidConfig,
                 format!(
-                    "{setting} of topic {name:?} is fixed when the topic is created; \
-                     only retention_ms (retention.ms) and retention_bytes \
-                     (retention.bytes) can change"
+                    "flush (flush.ms) of topic {name:?} is fixed when the topic is created \
+                     (it decides what an acknowledgement promises); retention, segment \
+                     size and age, and compression can change"
                 ),
             ));
         }

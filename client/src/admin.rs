@@ -113,8 +113,8 @@ impl Admin {
 
     /// Changes a topic's settings: the fields `set` gives replace the
     /// topic's, then the fields `reset` names return to the broker's
-    /// defaults. Only the retention may change (`InvalidConfig`
-    /// otherwise).
+    /// defaults. All but the flush policy may change (`InvalidConfig`
+    /// for it).
     pub async fn alter_topic_config(
         &mut self,
         name: &str,

@@ -29,7 +29,7 @@ stdout, exits non-zero on failure. Scenarios:
                                    (committed at once); exits when stdin closes
   alter-configs BOOTSTRAP TOPIC    confluent-kafka incremental_alter_configs
                                    (SET retention.ms, a refused
-                                   compression.type, DELETE retention.ms) and
+                                   flush.ms, DELETE retention.ms) and
                                    kafka-python alter_configs (retention.bytes);
                                    prints each outcome and the topic's
                                    retention as DescribeConfigs tells it
@@ -509,7 +509,7 @@ def alter_configs(bootstrap, topic):
 
     out = {"set": incremental("retention.ms", "60000", AlterConfigOpType.SET)}
     out["after_set"] = retention()
-    out["fixed"] = incremental("compression.type", "zstd", AlterConfigOpType.SET)
+    out["fixed"] = incremental("flush.ms", "0", AlterConfigOpType.SET)
     out["delete"] = incremental("retention.ms", None, AlterConfigOpType.DELETE)
     kp = KafkaAdminClient(bootstrap_servers=bootstrap)
     resp = kp.alter_configs([KpResource(ConfigResourceType.TOPIC, topic,

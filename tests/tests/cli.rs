@@ -347,6 +347,7 @@ fn topics_are_altered_and_their_first_records_deleted() {
         b"",
     );
     assert!(out.contains("t has 4 partitions"), "{out}");
+    assert!(out.contains("changed the settings of topic t"), "{out}");
     assert_eq!(setting(&addr, "t", "partitions"), "4");
     assert_eq!(setting(&addr, "t", "retention-ms"), "120000");
     assert_eq!(setting(&addr, "t", "retention-bytes"), "1000000");
@@ -373,6 +374,31 @@ fn topics_are_altered_and_their_first_records_deleted() {
     );
     assert_eq!(setting(&addr, "t", "retention-ms"), default_retention);
     assert_eq!(setting(&addr, "t", "retention-bytes"), "1000000");
+    // The segment size and the codec too.
+    ok(
+        &addr,
+        &[
+            "topic",
+            "alter",
+            "t",
+            "--segment-bytes",
+            "2097152",
+            "--compression",
+            "zstd",
+        ],
+        b"",
+    );
+    assert_eq!(setting(&addr, "t", "segment-bytes"), "2097152");
+    assert_eq!(setting(&addr, "t", "compression"), "zstd");
+    ok(
+        &addr,
+        &["topic", "alter", "t", "--compression", "default"],
+        b"",
+    );
+    assert_eq!(
+        setting(&addr, "t", "compression"),
+        setting(&addr, "plain", "compression")
+    );
     // Refusals leave the topic as it was.
     fails(
         &addr,

@@ -559,8 +559,8 @@ async fn the_next_fetch_is_sent_ahead_only_while_behind() {
 
 /// The native topic-changing APIs refuse what Kafka refuses: a topic named
 /// twice (at each mention), more entries than `max_partitions_per_request`
-/// (the whole request), a setting other than the retention, a field both
-/// set and reset; and `validate_only` changes nothing.
+/// (the whole request), a change of the flush policy, a field both set
+/// and reset; and `validate_only` changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topic_changes_refuse_what_they_cannot_do() {
     use sluice_protocol::wire::ErrorCode;
@@ -651,7 +651,7 @@ async fn topic_changes_refuse_what_they_cannot_do() {
         .alter_topic_config(&AlterTopicConfigRequest {
             topics: vec![change(
                 TopicConfig {
-                    segment_bytes: Some(1 << 20),
+                    flush: Some(sluice_client::FlushMode::BeforeAck),
                     ..TopicConfig::default()
                 },
                 vec![],
@@ -660,7 +660,11 @@ async fn topic_changes_refuse_what_they_cannot_do() {
         })
         .await
         .unwrap();
-    assert_eq!(codes(r.results), [ErrorCode::InvalidConfig]);
+    assert_eq!(
+        codes(r.results),
+        [ErrorCode::InvalidConfig],
+        "the flush policy is fixed"
+    );
     let r = c
         .alter_topic_config(&AlterTopicConfigRequest {
             topics: vec![change(

@@ -353,11 +353,10 @@ impl PartitionLog {
         let ticket = state.pending.next_ticket;
         state.pending.next_ticket += 1;
         let position = state.active().size() + state.pending.bytes;
-        let reserve = state.active_mut().reserve_blocks(
-            position,
-            position + bytes,
-            self.config.segment_bytes,
-        );
+        let reserve =
+            state
+                .active_mut()
+                .reserve_blocks(position, position + bytes, self.roll_policy().0);
         state.pending.offsets += offsets;
         state.pending.bytes += bytes;
         drop(state);
@@ -491,8 +490,9 @@ impl PartitionLog {
         if size == 0 {
             return false;
         }
-        let by_size = size + bytes > self.config.segment_bytes;
-        let by_age = match (self.config.segment_age, active.first_append()) {
+        let (segment_bytes, segment_age) = self.roll_policy();
+        let by_size = size + bytes > segment_bytes;
+        let by_age = match (segment_age, active.first_append()) {
             (Some(age), Some(first)) => now.duration_since(first).is_ok_and(|d| d >= age),
             _ => false,
         };

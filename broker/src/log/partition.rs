@@ -6,10 +6,11 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex};
+use sluice_protocol::batch::Compression;
 
 use super::LogError;
 use super::config::LogConfig;
@@ -246,6 +247,21 @@ pub struct PartitionLog {
     /// Retention by size in bytes ([`NO_LIMIT`]: none); starts as
     /// `config.retention_bytes`.
     pub(crate) retention_bytes: AtomicU64,
+    /// Size at which the active segment rolls, changed with
+    /// [`PartitionLog::set_roll`]; starts as `config.segment_bytes`.
+    pub(crate) segment_bytes: AtomicU64,
+    /// Age in ms at which the active segment rolls ([`NO_LIMIT`]: none);
+    /// starts as `config.segment_age`.
+    pub(crate) segment_age_ms: AtomicU64,
+    /// The codec produced batches are stored in: 0 as produced, else the
+    /// codec's code + 1 ([`PartitionLog::set_compression`]); starts as
+    /// `config.compression`.
+    pub(crate) compression: AtomicU8,
+}
+
+/// The stored form of a topic's codec (see [`PartitionLog::compression`]).
+pub(crate) fn compression_code(c: Option<Compression>) -> u8 {
+    c.map_or(0, |c| c.code() + 1)
 }
 
 impl PartitionLog {
@@ -299,6 +315,42 @@ impl PartitionLog {
         let (ms, bytes) = retention_limits(retention.age, retention.bytes);
         self.retention_ms.store(ms, Ordering::Relaxed);
         self.retention_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// When the active segment rolls now: at this size, and at this age
+    /// of its first batch (`None`: never by age).
+    pub fn roll_policy(&self) -> (u64, Option<Duration>) {
+        let ms = self.segment_age_ms.load(Ordering::Relaxed);
+        (
+            self.segment_bytes.load(Ordering::Relaxed),
+            (ms != NO_LIMIT).then(|| Duration::from_millis(ms)),
+        )
+    }
+
+    /// Changes when segments roll (a topic's settings changed while it is
+    /// open): the next append goes by it, so an active segment already
+    /// larger or older than the new setting rolls at the next append.
+    /// `bytes` is clamped to the valid range of `segment_bytes`.
+    pub fn set_roll(&self, bytes: u64, age: Option<Duration>) {
+        let (ms, _) = retention_limits(age, None);
+        self.segment_bytes
+            .store(bytes.clamp(1, i32::MAX as u64), Ordering::Relaxed);
+        self.segment_age_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The codec produced batches are stored in (`None`: as produced; see
+    /// [`LogConfig::compression`]).
+    pub fn compression(&self) -> Option<Compression> {
+        match self.compression.load(Ordering::Relaxed) {
+            0 => None,
+            c => Compression::from_code(c - 1),
+        }
+    }
+
+    /// Changes the codec batches produced from now on are stored in.
+    pub fn set_compression(&self, compression: Option<Compression>) {
+        self.compression
+            .store(compression_code(compression), Ordering::Relaxed);
     }
 
     /// First offset still held (retention moves it forward).

@@ -21,7 +21,7 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU8, AtomicU64};
 use std::time::SystemTime;
 
 use parking_lot::{Condvar, Mutex};
@@ -295,12 +295,18 @@ impl PartitionLog {
             .min(end.offset);
         let (retention_ms, retention_bytes) =
             super::partition::retention_limits(config.retention_age, config.retention_bytes);
+        let (segment_age_ms, _) = super::partition::retention_limits(config.segment_age, None);
+        let compression = super::partition::compression_code(config.compression);
+        let segment_bytes = config.segment_bytes;
         PartitionLog {
             dir,
             fs,
             config,
             retention_ms: AtomicU64::new(retention_ms),
             retention_bytes: AtomicU64::new(retention_bytes),
+            segment_bytes: AtomicU64::new(segment_bytes),
+            segment_age_ms: AtomicU64::new(segment_age_ms),
+            compression: AtomicU8::new(compression),
             state: Mutex::new(LogState {
                 segments,
                 end,

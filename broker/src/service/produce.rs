@@ -124,7 +124,7 @@ impl Service {
                     && looked
                         .iter()
                         .flatten()
-                        .all(|part| part.log.config().compression.is_none())
+                        .all(|part| part.log.compression().is_none())
                     && partitions.iter().all(|p| {
                         let bytes = records.get(p.records.clone()).unwrap_or_default();
                         first_compressed(bytes).is_none()
@@ -260,14 +260,13 @@ fn append_all(
 /// some batch is not in it; `None` to append the bytes as they are.
 /// Blocking (decompression and compression).
 pub(super) fn recompressed(part: &Partition, bytes: &[u8]) -> Result<Option<Vec<u8>>, LogError> {
-    let config = part.log.config();
-    let Some(codec) = config.compression else {
+    let Some(codec) = part.log.compression() else {
         return Ok(None);
     };
     recompress(
         bytes,
         Codec::new(codec),
-        config.max_decompressed_batch_bytes,
+        part.log.config().max_decompressed_batch_bytes,
     )
     .map_err(|(position, source)| LogError::InvalidBatch { position, source })
 }

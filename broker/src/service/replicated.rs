@@ -153,7 +153,7 @@ async fn recompressed(
     replica: &ReplicatedPartition,
     bytes: BytesMut,
 ) -> Result<BytesMut, LogError> {
-    if replica.partition().log.config().compression.is_none() {
+    if replica.partition().log.compression().is_none() {
         return Ok(bytes);
     }
     let part = Arc::clone(replica.partition());

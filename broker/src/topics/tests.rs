@@ -384,11 +384,12 @@ fn partition_limit_and_segment_floors_are_enforced_at_creation() {
     }
 }
 
-/// A topic's retention changes in `topics.meta` and in its open logs; a
-/// setting fixed at creation, an edit that fails, or an unknown topic, is
-/// refused and changes nothing; `validate_only` changes nothing.
+/// A topic's retention, segment size and codec change in `topics.meta`
+/// and in its open logs; its flush policy (fixed at creation), a setting
+/// below its floor, an edit that fails, or an unknown topic, is refused and
+/// changes nothing; `validate_only` changes nothing.
 #[test]
-fn only_the_retention_of_a_topic_changes_after_creation() {
+fn a_topics_settings_but_its_flush_policy_change_after_creation() {
     let dir = tempfile::tempdir().unwrap();
     let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
     let created = TopicConfig {
@@ -430,17 +431,33 @@ fn only_the_retention_of_a_topic_changes_after_creation() {
     for (_, p) in store.topic("r").unwrap().hosted() {
         assert_eq!(p.log.retention(), want);
     }
-    let zstd = TopicConfig {
-        compression: Some(TopicCompression::Zstd),
+    let before_ack = TopicConfig {
+        flush: Some(sluice_protocol::wire::topic_config::FlushMode::BeforeAck),
         ..shorter.clone()
     };
-    let err = store.alter_config("r", to(&zstd), false).unwrap_err();
+    let err = store.alter_config("r", to(&before_ack), false).unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidConfig, "{err}");
-    // Unset, segment_bytes follows the default (1 GiB): not the same.
-    let err = store
-        .alter_config("r", to(&TopicConfig::default()), false)
-        .unwrap_err();
+    let tiny = TopicConfig {
+        segment_bytes: Some(1024),
+        ..shorter.clone()
+    };
+    let err = store.alter_config("r", to(&tiny), false).unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidConfig, "{err}");
+    // The segment size and the codec go to the open logs at once.
+    let zstd = TopicConfig {
+        compression: Some(TopicCompression::Zstd),
+        segment_bytes: Some(2 << 20),
+        ..shorter.clone()
+    };
+    store.alter_config("r", to(&zstd), false).unwrap();
+    for (_, p) in store.topic("r").unwrap().hosted() {
+        assert_eq!(p.log.roll_policy().0, 2 << 20);
+        assert_eq!(
+            p.log.compression(),
+            Some(sluice_protocol::batch::Compression::Zstd)
+        );
+    }
+    store.alter_config("r", to(&shorter), false).unwrap();
     let err = store.alter_config("nope", to(&shorter), false).unwrap_err();
     assert_eq!(err.code(), ErrorCode::UnknownTopicOrPartition);
     let err = store
@@ -453,6 +470,8 @@ fn only_the_retention_of_a_topic_changes_after_creation() {
     assert_eq!(store.topic("r").unwrap().config, shorter);
     for (_, p) in store.topic("r").unwrap().hosted() {
         assert_eq!(p.log.retention(), want);
+        assert_eq!(p.log.roll_policy().0, 1 << 20);
+        assert_eq!(p.log.compression(), None);
     }
     store.shutdown();
 }

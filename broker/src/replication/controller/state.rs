@@ -50,8 +50,8 @@ pub enum Command {
         count: u32,
     },
     /// Give a topic new settings, if its settings are still `expected`
-    /// (the proposer checked the change against them: only the retention
-    /// changes; a concurrent change makes this one refused, to be proposed
+    /// (the proposer checked the change against them: all but the flush
+    /// policy may change; a concurrent change makes this one refused, to be proposed
     /// again on top of it).
     AlterTopicConfig {
         /// Name.

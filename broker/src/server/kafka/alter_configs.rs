@@ -1,7 +1,6 @@
 //! AlterConfigs and IncrementalAlterConfigs: a topic's settings changed
-//! through the service (only its retention may change; the others are
-//! fixed at creation, and a change to them is refused with
-//! `INVALID_CONFIG`). Other resource types are refused with
+//! through the service (all but `flush.ms` may change, which is fixed at
+//! creation: a change to it is refused with `INVALID_CONFIG`). Other resource types are refused with
 //! `INVALID_REQUEST`: Sluice has no dynamic broker settings.
 
 use std::sync::Arc;

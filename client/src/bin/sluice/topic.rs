@@ -67,7 +67,8 @@ pub(crate) enum TopicCommand {
         /// Topic name
         name: String,
     },
-    /// Change a topic: raise its partition count, or change its retention
+    /// Change a topic: raise its partition count, or change its retention,
+    /// segment size or age, or codec
     Alter {
         /// Topic name
         name: String,
@@ -83,6 +84,18 @@ pub(crate) enum TopicCommand {
         /// limit; default: back to the broker's default)
         #[arg(long, value_name = "BYTES|default", value_parser = parse_setting)]
         retention_bytes: Option<Setting>,
+        /// Segment size before a new segment is started (default: back to
+        /// the broker's default)
+        #[arg(long, value_name = "BYTES|default", value_parser = parse_setting)]
+        segment_bytes: Option<Setting>,
+        /// Segment age before a new segment is started (default: back to
+        /// the broker's default)
+        #[arg(long, value_name = "MS|default", value_parser = parse_setting)]
+        segment_ms: Option<Setting>,
+        /// How the broker stores batches produced from now on: producer,
+        /// uncompressed, gzip, snappy, lz4, zstd, or default
+        #[arg(long, value_name = "CODEC|default", value_parser = parse_codec_setting)]
+        compression: Option<CodecSetting>,
     },
     /// Delete the records of a partition below an offset; prints the
     /// partition's first offset afterwards
@@ -106,6 +119,23 @@ pub(crate) enum Setting {
     Value(u64),
     /// The broker's default.
     Default,
+}
+
+/// A codec given on the command line, or back to the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CodecSetting {
+    /// This codec.
+    Codec(TopicCompression),
+    /// The broker's default.
+    Default,
+}
+
+/// Parses a `--compression` value or `default`.
+fn parse_codec_setting(s: &str) -> Result<CodecSetting, String> {
+    match s {
+        "default" => Ok(CodecSetting::Default),
+        codec => parse_compression(codec).map(CodecSetting::Codec),
+    }
 }
 
 /// Parses a number or `default`.
@@ -223,12 +253,10 @@ pub(crate) async fn run(broker: &str, cmd: TopicCommand) -> anyhow::Result<Outco
             partitions,
             retention_ms,
             retention_bytes,
+            segment_bytes,
+            segment_ms,
+            compression,
         } => {
-            if partitions.is_none() && retention_ms.is_none() && retention_bytes.is_none() {
-                anyhow::bail!(
-                    "nothing to change: give --partitions, --retention-ms or --retention-bytes"
-                );
-            }
             let mut set = TopicConfig::default();
             let mut reset = Vec::new();
             for (setting, value, field) in [
@@ -242,6 +270,12 @@ pub(crate) async fn run(broker: &str, cmd: TopicCommand) -> anyhow::Result<Outco
                     &mut set.retention_bytes,
                     ConfigField::RetentionBytes,
                 ),
+                (
+                    segment_bytes,
+                    &mut set.segment_bytes,
+                    ConfigField::SegmentBytes,
+                ),
+                (segment_ms, &mut set.segment_ms, ConfigField::SegmentMs),
             ] {
                 match setting {
                     Some(Setting::Value(v)) => *value = Some(v),
@@ -249,14 +283,26 @@ pub(crate) async fn run(broker: &str, cmd: TopicCommand) -> anyhow::Result<Outco
                     None => {}
                 }
             }
-            if !(set == TopicConfig::default() && reset.is_empty()) {
+            match compression {
+                Some(CodecSetting::Codec(codec)) => set.compression = Some(codec),
+                Some(CodecSetting::Default) => reset.push(ConfigField::Compression),
+                None => {}
+            }
+            let settings = !(set == TopicConfig::default() && reset.is_empty());
+            if partitions.is_none() && !settings {
+                anyhow::bail!(
+                    "nothing to change: give --partitions, --retention-ms, --retention-bytes, \
+                     --segment-bytes, --segment-ms or --compression"
+                );
+            }
+            if settings {
                 admin
                     .alter_topic_config(&name, set, reset)
                     .await
                     .map_err(|e| {
                         anyhow::anyhow!("cannot change topic {name:?}: {}", describe(&e))
                     })?;
-                writeln!(out, "changed the retention of topic {name}")?;
+                writeln!(out, "changed the settings of topic {name}")?;
             }
             if let Some(count) = partitions {
                 admin.add_partitions(&name, count).await.map_err(|e| {
