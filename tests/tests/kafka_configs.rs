@@ -45,6 +45,8 @@ fn topic_settings_are_told_apart_from_the_defaults() {
         assert_eq!(set.value.as_deref(), Some("3600000"), "v{version}");
         assert!(!set.is_default || version >= 1, "v{version}");
         let default = get("segment.bytes");
+        // Only the flush policy cannot change while the topic is open.
+        assert!(get("flush.ms").read_only && !default.read_only && !set.read_only);
         if version == 0 {
             assert!(default.is_default);
         } else {

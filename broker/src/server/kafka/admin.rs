@@ -720,7 +720,8 @@ pub(super) fn describe_configs(conn: &Conn, r: DescribeConfigsRequest) -> Descri
                                     DescribedConfig {
                                         name: name.to_owned(),
                                         value: Some(value),
-                                        read_only: false,
+                                        // Fixed when the topic is created.
+                                        read_only: name == "flush.ms",
                                         is_default: default,
                                         config_source: if default {
                                             configs::SOURCE_DEFAULT
