@@ -537,6 +537,18 @@ fn batch_sized_at(tag: &str, n: usize, len: usize, first: i64) -> BytesMut {
     b.finish()
 }
 
+/// The segment files (`*.log`) in the directory of a single broker's
+/// partition `name` (`<topic>-<partition>`) under `data_dir`.
+pub fn segment_file_count(data_dir: &std::path::Path, name: &str) -> usize {
+    std::fs::read_dir(data_dir.join(name))
+        .expect("partition directory")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        })
+        .count()
+}
+
 /// Decodes fetched records (verifying each batch's CRC) into
 /// `(offset, value)`, skipping records below `from`.
 pub fn decode_records(records: &Bytes, from: u64) -> Vec<(u64, Bytes)> {

@@ -442,18 +442,7 @@ fn segment_size_and_codec_change_while_a_topic_is_open() {
 
     let mut b = TestBroker::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let segments = |b: &TestBroker| {
-        std::fs::read_dir(b.data_dir.join("live-0"))
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .ends_with(".log")
-            })
-            .count()
-    };
+    let segments = |b: &TestBroker| sluice_tests::segment_file_count(&b.data_dir, "live-0");
     let produce = |b: &TestBroker, batches: usize| {
         rt.block_on(async {
             let mut c = b.connect().await;

@@ -100,16 +100,7 @@ async fn fetch_from(b: &TestBroker, partition: u32, offset: u64) -> (ErrorCode, 
 }
 
 fn segment_files(b: &TestBroker, partition: u32) -> usize {
-    std::fs::read_dir(b.data_dir.join(format!("trim-{partition}")))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".log")
-        })
-        .count()
+    sluice_tests::segment_file_count(&b.data_dir, &format!("trim-{partition}"))
 }
 
 /// The bytes of partitions 0 and 1 of "trim" as DescribeLogDirs tells
