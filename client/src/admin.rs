@@ -99,12 +99,40 @@ impl Admin {
     /// start empty. A count not above the current one fails with
     /// `InvalidPartitions`.
     pub async fn add_partitions(&mut self, name: &str, count: u32) -> Result<(), ClientError> {
+        self.partitions_request(name, count, false).await
+    }
+
+    /// Whether [`Admin::add_partitions`] and [`Admin::alter_topic_config`]
+    /// with these arguments would both succeed, asked of the broker with
+    /// `validate_only`: nothing changes. A caller making both changes asks
+    /// first, so that a refusal of one leaves the topic as it was.
+    pub async fn check_topic_changes(
+        &mut self,
+        name: &str,
+        count: Option<u32>,
+        settings: Option<(TopicConfig, Vec<ConfigField>)>,
+    ) -> Result<(), ClientError> {
+        if let Some((set, reset)) = settings {
+            self.config_request(name, set, reset, true).await?;
+        }
+        if let Some(count) = count {
+            self.partitions_request(name, count, true).await?;
+        }
+        Ok(())
+    }
+
+    async fn partitions_request(
+        &mut self,
+        name: &str,
+        count: u32,
+        validate_only: bool,
+    ) -> Result<(), ClientError> {
         let req = CreatePartitionsRequest {
             topics: vec![PartitionCount {
                 name: name.to_owned(),
                 count,
             }],
-            validate_only: false,
+            validate_only,
         };
         let r = self.conn.create_partitions(&req).await?;
         let t = r.results.into_iter().next().ok_or(ClientError::Closed)?;
@@ -121,13 +149,23 @@ impl Admin {
         set: TopicConfig,
         reset: Vec<ConfigField>,
     ) -> Result<(), ClientError> {
+        self.config_request(name, set, reset, false).await
+    }
+
+    async fn config_request(
+        &mut self,
+        name: &str,
+        set: TopicConfig,
+        reset: Vec<ConfigField>,
+        validate_only: bool,
+    ) -> Result<(), ClientError> {
         let req = AlterTopicConfigRequest {
             topics: vec![TopicConfigChange {
                 name: name.to_owned(),
                 set,
                 reset,
             }],
-            validate_only: false,
+            validate_only,
         };
         let r = self.conn.alter_topic_config(&req).await?;
         let t = r.results.into_iter().next().ok_or(ClientError::Closed)?;
@@ -163,10 +201,8 @@ impl Admin {
                 p = first(&mut theirs.conn.delete_records(&req).await?)?;
             }
         }
-        check(
-            p.error_code,
-            Some(format!("partition {partition} of topic {topic:?}")),
-        )?;
+        // The caller names the partition: the error names only the cause.
+        check(p.error_code, None)?;
         Ok(p.log_start_offset)
     }
 

@@ -407,6 +407,23 @@ fn topics_are_altered_and_their_first_records_deleted() {
         "cannot raise the partition count",
     );
     fails(&addr, &["topic", "alter", "t"], b"", "nothing to change");
+    // Both changes or neither.
+    fails(
+        &addr,
+        &[
+            "topic",
+            "alter",
+            "t",
+            "--partitions",
+            "2",
+            "--retention-ms",
+            "7",
+        ],
+        b"",
+        "cannot change topic \"t\"",
+    );
+    assert_eq!(setting(&addr, "t", "retention-bytes"), "1000000");
+    assert_ne!(setting(&addr, "t", "retention-ms"), "7");
     fails(
         &addr,
         &["topic", "alter", "nope", "--retention-ms", "1"],

@@ -104,24 +104,27 @@ impl ReplicaManager {
     ///
     /// A restarted node applies the controller log again without telling
     /// the observer what it already observed, so the manager also opens
-    /// what is missing each time an applied entry creates topics: only
-    /// those topics are looked at, and entries that create none (leader
-    /// reports, deletions, blanks) cost one comparison.
+    /// what is missing each time an applied entry changes which partitions
+    /// exist ([`hosting_shape`]: a topic created or deleted, partitions
+    /// added); entries that change none (leader reports, settings, record
+    /// deletions, blanks) cost one comparison of the shape.
     pub async fn attach(self: &Arc<Self>, cluster: Arc<Cluster>) {
         let _ = self.cluster.set(Arc::clone(&cluster));
         let mut applied = cluster.applied();
-        // Read before the scan: a topic created meanwhile is seen twice,
-        // never missed (opening is idempotent).
-        let mut seen = cluster.with_metadata(|m| m.next_topic_id);
+        // Read before the scan: a change made meanwhile is looked at
+        // twice, never missed (opening is idempotent).
+        let mut seen = cluster.with_metadata(hosting_shape);
         self.open_missing(&cluster, 0).await;
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
             while applied.changed().await.is_ok() {
                 let Some(m) = me.upgrade() else { return };
-                let next = cluster.with_metadata(|m| m.next_topic_id);
-                if next != seen {
-                    m.open_missing(&cluster, seen).await;
-                    seen = next;
+                let now = cluster.with_metadata(hosting_shape);
+                if now != seen {
+                    // Partitions added to an older topic are missing as
+                    // much as a new topic's: every topic is looked at.
+                    m.open_missing(&cluster, 0).await;
+                    seen = now;
                 }
             }
         });
@@ -559,6 +562,19 @@ impl Leadership for ReplicaManager {
 /// partition hosted on node `local` whose open group (`open(name,
 /// partition)` gives its topic id) is missing or belongs to an older topic
 /// of that name.
+/// What decides which partitions exist: the next topic id, the number of
+/// topics and their partitions in all. A creation raises the id, a
+/// deletion lowers the number of topics (which nothing but a creation
+/// raises again), an addition of partitions raises the total alone; so
+/// any of them, or any mix, changes the shape.
+fn hosting_shape(m: &Metadata) -> (u64, usize, usize) {
+    (
+        m.next_topic_id,
+        m.topics.len(),
+        m.topics.values().map(|t| t.replicas.len()).sum(),
+    )
+}
+
 fn topics_to_open(
     m: &Metadata,
     since: u64,
@@ -758,6 +774,47 @@ mod tests {
             replication_factor,
             config: TopicConfig::default(),
         });
+    }
+
+    #[test]
+    fn every_change_of_which_partitions_exist_changes_the_shape() {
+        let mut m = Metadata {
+            nodes: vec![1, 2, 3],
+            ..Metadata::default()
+        };
+        create(&mut m, "a", 2);
+        create(&mut m, "b", 2);
+        let mut seen = vec![hosting_shape(&m)];
+        let mut look = |m: &Metadata| {
+            let now = hosting_shape(m);
+            assert!(!seen.contains(&now), "{now:?} seen before: {seen:?}");
+            seen.push(now);
+        };
+        m.apply(&Command::CreatePartitions {
+            name: "a".into(),
+            count: 5,
+        });
+        look(&m);
+        // A deletion and an addition of as many partitions as it took.
+        m.apply(&Command::DeleteTopic { name: "b".into() });
+        m.apply(&Command::CreatePartitions {
+            name: "a".into(),
+            count: 8,
+        });
+        look(&m);
+        create(&mut m, "c", 1);
+        look(&m);
+        // Neither settings nor leader reports change it.
+        let before = hosting_shape(&m);
+        m.apply(&Command::AlterTopicConfig {
+            name: "a".into(),
+            expected: TopicConfig::default(),
+            config: TopicConfig {
+                retention_ms: Some(1),
+                ..TopicConfig::default()
+            },
+        });
+        assert_eq!(hosting_shape(&m), before);
     }
 
     #[test]

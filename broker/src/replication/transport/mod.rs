@@ -360,7 +360,9 @@ impl Transport {
                 }
             }
         }
-        let connected = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await;
+        let connected = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map(|r| r.and_then(refuse_self_connection));
         let mut state = self.state.lock();
         let s = state.entry(target).or_default();
         match connected {
@@ -385,6 +387,21 @@ impl Transport {
             }
         }
     }
+}
+
+/// A connection to a peer whose port is in the local ephemeral range, made
+/// while nothing listens there, can be given that same port as its source
+/// and connect to itself (a TCP simultaneous open): it would then hold the
+/// peer's port, and the peer could not bind it when it starts. Such a
+/// connection is dropped and counts as a failed connect.
+fn refuse_self_connection(stream: TcpStream) -> std::io::Result<TcpStream> {
+    if stream.local_addr()? == stream.peer_addr()? {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connected to itself: nothing listens at the peer's address",
+        ));
+    }
+    Ok(stream)
 }
 
 /// Starts the writer and reader tasks of an outbound connection.

@@ -265,3 +265,22 @@ async fn a_malformed_request_is_answered_then_its_connection_closed() {
     assert_eq!((answer.kind, answer.request_id), (Kind::Error, 5));
     assert!(got.is_empty());
 }
+
+/// A socket bound to a port and connected to that same port connects to
+/// itself (TCP simultaneous open): such a connection is refused, and one
+/// to a real listener is kept.
+#[tokio::test]
+async fn a_connection_to_itself_is_refused() {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    assert_eq!(stream.local_addr().unwrap(), stream.peer_addr().unwrap());
+    let err = refuse_self_connection(stream).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    assert!(refuse_self_connection(other).is_ok());
+}

@@ -295,6 +295,15 @@ pub(crate) async fn run(broker: &str, cmd: TopicCommand) -> anyhow::Result<Outco
                      --segment-bytes, --segment-ms or --compression"
                 );
             }
+            if settings && partitions.is_some() {
+                // Both or neither: a refusal of either changes nothing.
+                admin
+                    .check_topic_changes(&name, partitions, Some((set.clone(), reset.clone())))
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot change topic {name:?}: {}", describe(&e))
+                    })?;
+            }
             if settings {
                 admin
                     .alter_topic_config(&name, set, reset)
