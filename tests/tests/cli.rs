@@ -406,7 +406,9 @@ fn topics_are_altered_and_their_first_records_deleted() {
         b"",
         "cannot raise the partition count",
     );
-    fails(&addr, &["topic", "alter", "t"], b"", "nothing to change");
+    // Nothing to change is a usage error.
+    let out = sluice(&addr, &["topic", "alter", "t"], b"");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
     // Both changes or neither.
     fails(
         &addr,

@@ -69,32 +69,33 @@ pub(crate) enum TopicCommand {
     },
     /// Change a topic: raise its partition count, or change its retention,
     /// segment size or age, or codec
+    #[command(group = clap::ArgGroup::new("change").required(true).multiple(true))]
     Alter {
         /// Topic name
         name: String,
         /// The new partition count (above the current one; the new
         /// partitions start empty)
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", group = "change")]
         partitions: Option<u32>,
         /// Delete data older than this many milliseconds (0 = keep
         /// forever; default: back to the broker's default)
-        #[arg(long, value_name = "MS|default", value_parser = parse_setting)]
+        #[arg(long, value_name = "MS|default", value_parser = parse_setting, group = "change")]
         retention_ms: Option<Setting>,
         /// Delete the oldest data while a partition is larger (0 = no
         /// limit; default: back to the broker's default)
-        #[arg(long, value_name = "BYTES|default", value_parser = parse_setting)]
+        #[arg(long, value_name = "BYTES|default", value_parser = parse_setting, group = "change")]
         retention_bytes: Option<Setting>,
         /// Segment size before a new segment is started (default: back to
         /// the broker's default)
-        #[arg(long, value_name = "BYTES|default", value_parser = parse_setting)]
+        #[arg(long, value_name = "BYTES|default", value_parser = parse_setting, group = "change")]
         segment_bytes: Option<Setting>,
         /// Segment age before a new segment is started (default: back to
         /// the broker's default)
-        #[arg(long, value_name = "MS|default", value_parser = parse_setting)]
+        #[arg(long, value_name = "MS|default", value_parser = parse_setting, group = "change")]
         segment_ms: Option<Setting>,
         /// How the broker stores batches produced from now on: producer,
         /// uncompressed, gzip, snappy, lz4, zstd, or default
-        #[arg(long, value_name = "CODEC|default", value_parser = parse_codec_setting)]
+        #[arg(long, value_name = "CODEC|default", value_parser = parse_codec_setting, group = "change")]
         compression: Option<CodecSetting>,
     },
     /// Delete the records of a partition below an offset; prints the
@@ -289,12 +290,6 @@ pub(crate) async fn run(broker: &str, cmd: TopicCommand) -> anyhow::Result<Outco
                 None => {}
             }
             let settings = !(set == TopicConfig::default() && reset.is_empty());
-            if partitions.is_none() && !settings {
-                anyhow::bail!(
-                    "nothing to change: give --partitions, --retention-ms, --retention-bytes, \
-                     --segment-bytes, --segment-ms or --compression"
-                );
-            }
             if settings && partitions.is_some() {
                 // Both or neither: a refusal of either changes nothing.
                 admin
