@@ -34,8 +34,8 @@ impl PartitionLog {
     }
 
     /// Whether [`PartitionLog::retain`] would delete a segment now (its
-    /// oldest segment is sealed, below the high watermark, and expired or
-    /// beyond the size limit).
+    /// oldest segment is sealed, below the high watermark, and expired,
+    /// beyond the size limit, or wholly below a raised log start).
     pub fn retention_due(&self, now: SystemTime) -> bool {
         self.retention_point(now).is_some()
     }

@@ -557,11 +557,6 @@ impl Leadership for ReplicaManager {
     }
 }
 
-/// The topics of `m` created since `next_topic_id` was `since` (their id
-/// is at least `since`: ids are given in increasing order) with a
-/// partition hosted on node `local` whose open group (`open(name,
-/// partition)` gives its topic id) is missing or belongs to an older topic
-/// of that name.
 /// What decides which partitions exist: the next topic id, the number of
 /// topics and their partitions in all. A creation raises the id, a
 /// deletion lowers the number of topics (which nothing but a creation
@@ -575,6 +570,11 @@ fn hosting_shape(m: &Metadata) -> (u64, usize, usize) {
     )
 }
 
+/// The topics of `m` created since `next_topic_id` was `since` (their id
+/// is at least `since`: ids are given in increasing order) with a
+/// partition hosted on node `local` whose open group (`open(name,
+/// partition)` gives its topic id) is missing or belongs to an older topic
+/// of that name.
 fn topics_to_open(
     m: &Metadata,
     since: u64,
