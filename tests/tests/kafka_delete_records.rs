@@ -379,3 +379,41 @@ fn a_cluster_deletes_records_on_every_replica() {
             .is_some_and(|b| b.len() == 24 && b[8..16] == 160u64.to_be_bytes())
     });
 }
+
+/// A follower elected leader before any maintenance pass of its own raised
+/// its log start (the pass is a minute away here) hides the deleted
+/// records as soon as it leads: by the time the cluster names it leader,
+/// its earliest offset is the deleted one and fetches below it are out of
+/// range.
+#[test]
+fn a_new_leader_hides_deleted_records_before_its_maintenance_pass() {
+    use sluice_tests::cluster::TestCluster;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut c = TestCluster::start_with_kafka_config(3, "maintenance_interval_ms = 60000\n");
+    let wait = Duration::from_secs(60);
+    let all = [1, 2, 3];
+    let leader = rt.block_on(async {
+        c.create_replicated("trim", 1, 3, TopicConfig::default())
+            .await;
+        let mut leader = 0;
+        for i in 0..10 {
+            let batch = batch_sized_now(&format!("r{i}"), 4, 100);
+            leader = c
+                .produce_through_leader(&all, "trim", &batch, &[], wait)
+                .await
+                .0;
+        }
+        leader
+    });
+    let mut s = TcpStream::connect(c.node(leader).kafka_addr.unwrap()).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    assert_eq!(delete(&mut s, 2, "trim", &[(0, 22)]), [(0, 22, code::NONE)]);
+    c.kill(leader);
+    let followers: Vec<u64> = all.into_iter().filter(|&n| n != leader).collect();
+    let next = rt.block_on(c.wait_partition_leader(&followers, "trim", wait));
+    assert_eq!(rt.block_on(earliest(c.node(next), "trim", 0)), 22);
+    assert_eq!(
+        rt.block_on(fetch_from(c.node(next), 0, 21)).0,
+        ErrorCode::OffsetOutOfRange
+    );
+}

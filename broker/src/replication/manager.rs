@@ -668,6 +668,20 @@ async fn report_leadership(
             // (with the new leader's whereabouts), not at their deadlines.
             r.partition().wake_all();
         }
+        if !led && current.is_some() {
+            // Just elected: records deleted through the controller that
+            // this replica's maintenance pass has not caught up with yet
+            // are hidden now, not at that pass.
+            let floor = cluster.with_metadata(|m| m.log_start(topic_id, partition));
+            let log = Arc::clone(&r.partition().log);
+            let to = floor.min(log.high_watermark());
+            if to > log.log_start_offset() {
+                let raised = tokio::task::spawn_blocking(move || log.raise_log_start(to)).await;
+                if let Ok(Err(e)) = raised {
+                    tracing::warn!(topic_id, partition, error = %e, "could not raise the log start to deleted records");
+                }
+            }
+        }
         led = current.is_some();
         drop(r);
         let due = current
