@@ -183,6 +183,14 @@ pub struct BrokerConfig {
     /// `group.initial.rebalance.delay.ms`). Only a group with no members
     /// waits: a takeover after a member leaves or dies does not.
     pub group_initial_rebalance_delay_ms: u32,
+    /// Session timeout of members of Kafka's consumer group protocol
+    /// (KIP-848), in ms (Kafka's `group.consumer.session.timeout.ms`): the
+    /// broker, not the member, sets it.
+    pub group_consumer_session_timeout_ms: u32,
+    /// How often members of Kafka's consumer group protocol heartbeat, in
+    /// ms (Kafka's `group.consumer.heartbeat.interval.ms`); the lower, the
+    /// sooner a member learns of partitions to give up or take.
+    pub group_consumer_heartbeat_interval_ms: u32,
     /// Where the Kafka-protocol listener listens (`HOST:PORT`, or `"none"`).
     pub kafka_listen: KafkaListen,
     /// `HOST:PORT` Kafka clients are told to connect to (Metadata,
@@ -249,6 +257,8 @@ impl Default for BrokerConfig {
             group_max_bytes: 16 << 20,
             groups_max_bytes: 512 << 20,
             group_initial_rebalance_delay_ms: 500,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_heartbeat_interval_ms: 5_000,
             kafka_listen: KafkaListen::default(),
             kafka_advertised: String::new(),
             default_replication_factor: 1,
@@ -285,6 +295,12 @@ impl BrokerConfig {
             max_groups: usize::try_from(self.max_committed_offsets).unwrap_or(usize::MAX),
             max_bytes: usize::try_from(self.group_max_bytes).unwrap_or(usize::MAX),
             max_total_bytes: usize::try_from(self.groups_max_bytes).unwrap_or(usize::MAX),
+            consumer_session_timeout: Duration::from_millis(
+                self.group_consumer_session_timeout_ms.into(),
+            ),
+            consumer_heartbeat_interval: Duration::from_millis(
+                self.group_consumer_heartbeat_interval_ms.into(),
+            ),
         }
     }
 
@@ -366,6 +382,16 @@ impl BrokerConfig {
         }
         if self.group_initial_rebalance_delay_ms > 300_000 {
             return Err("group_initial_rebalance_delay_ms must be at most 300000".into());
+        }
+        if self.group_consumer_heartbeat_interval_ms == 0
+            || self.group_consumer_heartbeat_interval_ms >= self.group_consumer_session_timeout_ms
+            || self.group_consumer_session_timeout_ms > 30 * 60 * 1000
+        {
+            return Err(
+                "group_consumer_heartbeat_interval_ms must be positive and below \
+                 group_consumer_session_timeout_ms, itself at most 1800000"
+                    .into(),
+            );
         }
         if self.topic_defaults.producer_id_expiration_ms < 1000
             || self.topic_defaults.producer_id_expiration_ms > i64::MAX as u64

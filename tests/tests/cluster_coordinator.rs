@@ -303,6 +303,8 @@ fn kafka_members_bootstrapped_at_different_nodes_consume_once_between_them() {
             &mut OffsetFetchRequest {
                 groups: vec![OffsetFetchGroup {
                     group_id: KAFKA_GROUP.into(),
+                    member_id: None,
+                    member_epoch: -1,
                     topics: Some(vec![OffsetFetchTopic {
                         name: "kspread".into(),
                         partition_indexes: vec![0, 1],

@@ -241,6 +241,8 @@ fn offsets_committed_through_the_kafka_listener_survive_a_coordinator_kill() {
                 &mut OffsetFetchRequest {
                     groups: vec![OffsetFetchGroup {
                         group_id: KGROUP.into(),
+                        member_id: None,
+                        member_epoch: -1,
                         topics: Some(vec![OffsetFetchTopic {
                             name: TOPIC.into(),
                             partition_indexes: (0..P as i32).collect(),

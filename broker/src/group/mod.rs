@@ -7,6 +7,8 @@
 //! - [`types`]: the typed requests and answers.
 //! - [`record`]: the durable form of a group (offsets-log key type 2).
 //! - `state`: one group's members and the pure rules over them.
+//! - [`consumer`]: groups of Kafka's consumer group protocol (KIP-848),
+//!   whose assignments the broker computes.
 //! - [`coordinator`]: the [`Coordinator`] — one lock over all groups,
 //!   futures for joins and syncs that wait, tokio timers for sessions and
 //!   rebalances.
@@ -17,6 +19,7 @@
 //! sessions start at load (they continue without a rebalance if they
 //! heartbeat in time).
 
+pub mod consumer;
 pub mod coordinator;
 pub mod record;
 mod state;

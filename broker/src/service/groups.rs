@@ -15,6 +15,10 @@ pub use crate::group::{
     JoinedMember, LeaveResult, MemberDescription, MemberRef, SyncGroup, SyncResult,
 };
 
+use crate::group::consumer::TopicView;
+pub use crate::group::consumer::{Assignment, Beat, BeatAnswer, BeatError};
+use crate::topics::TopicId;
+
 use super::offsets::{Commit, Committed};
 use super::{Refused, Service};
 
@@ -136,5 +140,87 @@ impl Service {
             }
         }
         self.commit_offsets(group, commits).await
+    }
+}
+
+/// The topics as a consumer-protocol group sees them: in a cluster the
+/// controller's (read once per heartbeat, when first needed), else this
+/// broker's.
+struct Topics<'a> {
+    svc: &'a Service,
+    cluster: std::sync::OnceLock<Option<std::collections::HashMap<String, (TopicId, u32)>>>,
+}
+
+impl Topics<'_> {
+    fn cluster(&self) -> Option<&std::collections::HashMap<String, (TopicId, u32)>> {
+        self.cluster
+            .get_or_init(|| {
+                self.svc.leadership.topics().map(|all| {
+                    all.into_iter()
+                        .map(|t| (t.name, (t.id, t.partitions)))
+                        .collect()
+                })
+            })
+            .as_ref()
+    }
+}
+
+impl TopicView for Topics<'_> {
+    fn topic(&self, name: &str) -> Option<(TopicId, u32)> {
+        match self.cluster() {
+            Some(all) => all.get(name).copied(),
+            None => self
+                .svc
+                .topics
+                .topic(name)
+                .map(|t| (t.id, u32::try_from(t.partitions.len()).unwrap_or(u32::MAX))),
+        }
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = match self.cluster() {
+            Some(all) => all.keys().cloned().collect(),
+            None => self
+                .svc
+                .topics
+                .list()
+                .iter()
+                .map(|t| t.name.clone())
+                .collect(),
+        };
+        names.retain(|n| !n.starts_with(crate::topics::INTERNAL_PREFIX));
+        names
+    }
+}
+
+impl Service {
+    /// A heartbeat of Kafka's consumer group protocol (KIP-848) to `group`
+    /// (see [`crate::group::consumer`]); in memory only.
+    pub fn consumer_group_heartbeat(
+        &self,
+        group: &str,
+        beat: Beat,
+    ) -> Result<BeatAnswer, BeatError> {
+        let topics = Topics {
+            svc: self,
+            cluster: std::sync::OnceLock::new(),
+        };
+        self.groups.consumer_heartbeat(group, beat, &topics)
+    }
+
+    /// Checks an OffsetFetch that names a consumer-protocol member (see
+    /// [`crate::group::Coordinator::check_offset_fetch`]).
+    pub fn check_offset_fetch(
+        &self,
+        group: &str,
+        member_id: &str,
+        epoch: i32,
+    ) -> Result<(), ErrorCode> {
+        self.groups.check_offset_fetch(group, member_id, epoch)
+    }
+
+    /// How often consumer-protocol members are told to heartbeat.
+    pub fn consumer_heartbeat_interval(&self) -> std::time::Duration {
+        self.groups.consumer_heartbeat_interval()
     }
 }

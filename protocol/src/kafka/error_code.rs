@@ -55,6 +55,11 @@ pub mod code {
     pub const GROUP_SUBSCRIBED_TO_TOPIC: KafkaCode = 86;
     pub const INVALID_RECORD: KafkaCode = 87;
     pub const UNKNOWN_TOPIC_ID: KafkaCode = 100;
+    pub const FENCED_MEMBER_EPOCH: KafkaCode = 110;
+    pub const UNRELEASED_INSTANCE_ID: KafkaCode = 111;
+    pub const UNSUPPORTED_ASSIGNOR: KafkaCode = 112;
+    pub const STALE_MEMBER_EPOCH: KafkaCode = 113;
+    pub const INVALID_REGULAR_EXPRESSION: KafkaCode = 128;
     pub const UNSUPPORTED_COMPRESSION_TYPE: KafkaCode = 76;
 }
 
@@ -107,6 +112,7 @@ pub fn to_kafka(c: ErrorCode) -> KafkaCode {
         E::NotCoordinator => code::NOT_COORDINATOR,
         E::CoordinatorNotAvailable => code::COORDINATOR_NOT_AVAILABLE,
         E::InvalidRecord => code::INVALID_RECORD,
+        E::StaleMemberEpoch => code::STALE_MEMBER_EPOCH,
         // OffsetSpaceExhausted, Unknown, and codes added later.
         #[allow(unreachable_patterns)]
         _ => code::UNKNOWN_SERVER_ERROR,

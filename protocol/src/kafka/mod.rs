@@ -16,7 +16,8 @@
 //!   OffsetCommit, OffsetFetch), [`admin`] (CreateTopics, DeleteTopics,
 //!   DescribeConfigs, InitProducerId), [`alter_configs`] (AlterConfigs,
 //!   IncrementalAlterConfigs), [`create_partitions`], [`delete_records`], [`describe_log_dirs`], [`offset_delete`], [`groups`] (JoinGroup, SyncGroup,
-//!   Heartbeat, LeaveGroup, DescribeGroups, ListGroups, DeleteGroups).
+//!   Heartbeat, LeaveGroup, DescribeGroups, ListGroups, DeleteGroups),
+//!   [`consumer_group`] (ConsumerGroupHeartbeat).
 //!
 //! Why not the `kafka-protocol` crate: its decoders size allocations from
 //! wire counts before checking them against the input, and they copy a fetch
@@ -27,6 +28,7 @@
 pub mod admin;
 pub mod alter_configs;
 pub mod api_versions;
+pub mod consumer_group;
 pub mod create_partitions;
 pub mod delete_records;
 pub mod describe_log_dirs;
@@ -129,11 +131,13 @@ pub enum ApiKey {
     IncrementalAlterConfigs = 44,
     /// OffsetDelete (47).
     OffsetDelete = 47,
+    /// ConsumerGroupHeartbeat (68).
+    ConsumerGroupHeartbeat = 68,
 }
 
 impl ApiKey {
     /// Every API served, in key order.
-    pub const ALL: [ApiKey; 25] = [
+    pub const ALL: [ApiKey; 26] = [
         ApiKey::Produce,
         ApiKey::Fetch,
         ApiKey::ListOffsets,
@@ -159,6 +163,7 @@ impl ApiKey {
         ApiKey::DeleteGroups,
         ApiKey::IncrementalAlterConfigs,
         ApiKey::OffsetDelete,
+        ApiKey::ConsumerGroupHeartbeat,
     ];
 
     /// The API of a key, if served.
@@ -173,8 +178,8 @@ impl ApiKey {
             ApiKey::Fetch => (4, 17),
             ApiKey::ListOffsets => (1, 7),
             ApiKey::Metadata => (0, 12),
-            ApiKey::OffsetCommit => (0, 8),
-            ApiKey::OffsetFetch => (1, 8),
+            ApiKey::OffsetCommit => (0, 9),
+            ApiKey::OffsetFetch => (1, 9),
             ApiKey::FindCoordinator => (0, 4),
             ApiKey::ApiVersions => (0, 3),
             ApiKey::CreateTopics => (2, 7),
@@ -194,6 +199,7 @@ impl ApiKey {
             ApiKey::DescribeGroups => (0, 5),
             ApiKey::ListGroups => (0, 4),
             ApiKey::DeleteGroups => (0, 2),
+            ApiKey::ConsumerGroupHeartbeat => (0, 1),
         }
     }
 
@@ -232,6 +238,7 @@ impl ApiKey {
             ApiKey::DescribeGroups => 5,
             ApiKey::ListGroups => 3,
             ApiKey::DeleteGroups => 2,
+            ApiKey::ConsumerGroupHeartbeat => 0,
         }
     }
 

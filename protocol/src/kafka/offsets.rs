@@ -1,5 +1,8 @@
 //! Group offsets: FindCoordinator (key 10, versions 0–4), OffsetCommit
-//! (key 8, versions 0–8), OffsetFetch (key 9, versions 1–8).
+//! (key 8, versions 0–9), OffsetFetch (key 9, versions 1–9). Version 9 of
+//! both is the first a member of Kafka's consumer group protocol (KIP-848)
+//! uses: OffsetCommit's generation is then the member epoch, and
+//! OffsetFetch may name the member and its epoch.
 
 use super::io::Io;
 use super::{ApiKey, KafkaError, Message, i32s};
@@ -230,6 +233,10 @@ pub struct OffsetFetchTopic {
 pub struct OffsetFetchGroup {
     /// Group.
     pub group_id: String,
+    /// The asking member of a consumer-protocol group (v9+), or null.
+    pub member_id: Option<String>,
+    /// Its epoch (v9+), -1 when none.
+    pub member_epoch: i32,
     /// Topics, or null for all.
     pub topics: Option<Vec<OffsetFetchTopic>>,
 }
@@ -255,6 +262,12 @@ impl Message for OffsetFetchRequest {
         if v >= 8 {
             s.array(&mut self.groups, |s, g| {
                 s.string(&mut g.group_id)?;
+                if v >= 9 {
+                    s.nullable_string(&mut g.member_id)?;
+                    s.i32(&mut g.member_epoch)?;
+                } else {
+                    g.member_epoch = -1;
+                }
                 s.nullable_array(&mut g.topics, fetch_topics)?;
                 s.tags()
             })?;
@@ -263,6 +276,7 @@ impl Message for OffsetFetchRequest {
                 self.groups.push(OffsetFetchGroup::default());
             }
             if let Some(g) = self.groups.first_mut() {
+                g.member_epoch = -1;
                 s.string(&mut g.group_id)?;
                 if v >= 2 {
                     s.nullable_array(&mut g.topics, fetch_topics)?;

@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use super::admin::*;
 use super::alter_configs::*;
 use super::api_versions::*;
+use super::consumer_group::*;
 use super::create_partitions::*;
 use super::delete_records::*;
 use super::describe_log_dirs::*;
@@ -178,6 +179,8 @@ fn requests_round_trip_at_every_version() {
         let req = OffsetFetchRequest {
             groups: vec![OffsetFetchGroup {
                 group_id: s("g"),
+                member_id: None,
+                member_epoch: -1,
                 topics: Some(vec![OffsetFetchTopic {
                     name: s("t"),
                     partition_indexes: vec![0, 1],
@@ -730,6 +733,88 @@ fn group_messages_round_trip_at_every_version() {
 }
 
 #[test]
+fn consumer_group_heartbeats_round_trip_at_every_version() {
+    let id = [7u8; 16];
+    for v in versions(ApiKey::ConsumerGroupHeartbeat) {
+        let join = ConsumerGroupHeartbeatRequest {
+            group_id: s("g"),
+            member_id: s("m"),
+            member_epoch: 0,
+            instance_id: Some(s("i")),
+            rack_id: None,
+            rebalance_timeout_ms: 300_000,
+            subscribed_topic_names: Some(vec![s("a"), s("b")]),
+            subscribed_topic_regex: (v >= 1).then(String::new),
+            server_assignor: Some(s("uniform")),
+            topic_partitions: Some(vec![]),
+        };
+        assert_eq!(round_trip(&join, v, &[]), join);
+        let steady = ConsumerGroupHeartbeatRequest {
+            member_epoch: 3,
+            instance_id: None,
+            rebalance_timeout_ms: -1,
+            subscribed_topic_names: None,
+            subscribed_topic_regex: None,
+            server_assignor: None,
+            topic_partitions: None,
+            ..join.clone()
+        };
+        assert_eq!(round_trip(&steady, v, &[]), steady);
+        for assignment in [
+            None,
+            Some(vec![]),
+            Some(vec![TopicPartitions {
+                topic_id: id,
+                partitions: vec![0, 2],
+            }]),
+        ] {
+            let resp = ConsumerGroupHeartbeatResponse {
+                throttle_time_ms: 0,
+                error_code: 0,
+                error_message: None,
+                member_id: Some(s("m")),
+                member_epoch: 4,
+                heartbeat_interval_ms: 5000,
+                assignment,
+            };
+            assert_eq!(round_trip(&resp, v, &[]), resp);
+        }
+    }
+    // The regex is read from v1 only: a v0 body is a byte shorter.
+    let r = ConsumerGroupHeartbeatRequest::default();
+    let (mut v0, mut v1) = (Vec::new(), Vec::new());
+    encode(&mut r.clone(), 0, &mut v0, &[]).expect("v0");
+    encode(&mut r.clone(), 1, &mut v1, &[]).expect("v1");
+    assert_eq!(v1.len(), v0.len() + 1);
+    // A nullable struct marker other than -1 or 1 is refused.
+    let mut bad = Vec::new();
+    let mut resp = ConsumerGroupHeartbeatResponse::default();
+    encode(&mut resp, 1, &mut bad, &[]).expect("encode");
+    let marker = bad.len() - 2;
+    assert_eq!(bad[marker], 0xff);
+    bad[marker] = 2;
+    assert!(decode::<ConsumerGroupHeartbeatResponse>(&bad, 1).is_err());
+}
+
+#[test]
+fn offset_fetch_names_the_member_from_version_9() {
+    let req = OffsetFetchRequest {
+        groups: vec![OffsetFetchGroup {
+            group_id: s("g"),
+            member_id: Some(s("m")),
+            member_epoch: 5,
+            topics: None,
+        }],
+        require_stable: true,
+    };
+    let back = round_trip(&req, 9, &[]);
+    assert_eq!(back, req);
+    let back = round_trip(&req, 8, &[]);
+    assert_eq!(back.groups[0].member_id, None);
+    assert_eq!(back.groups[0].member_epoch, -1);
+}
+
+#[test]
 fn request_headers_follow_the_api_version() {
     // Metadata v12 is flexible: header v2 (tagged fields after the client id).
     let h = RequestHeader {
@@ -803,6 +888,7 @@ pub(crate) fn check_request(api: ApiKey, version: i16, body: &[u8]) -> bool {
         ApiKey::DescribeGroups => stable::<DescribeGroupsRequest>(body, version),
         ApiKey::ListGroups => stable::<ListGroupsRequest>(body, version),
         ApiKey::DeleteGroups => stable::<DeleteGroupsRequest>(body, version),
+        ApiKey::ConsumerGroupHeartbeat => stable::<ConsumerGroupHeartbeatRequest>(body, version),
     }
 }
 

@@ -135,6 +135,10 @@ pub enum ErrorCode {
     /// a transactional batch (bit 4: this broker has no transactions).
     /// Nothing of the append was written.
     InvalidRecord = 50,
+    /// An offset commit by a member of Kafka's consumer group protocol
+    /// (KIP-848) with an epoch other than its current one: retry with the
+    /// epoch of its latest heartbeat. Nothing was stored.
+    StaleMemberEpoch = 51,
 }
 
 impl ErrorCode {
@@ -190,6 +194,7 @@ impl ErrorCode {
             48 => NotCoordinator,
             49 => CoordinatorNotAvailable,
             50 => InvalidRecord,
+            51 => StaleMemberEpoch,
             _ => Unknown,
         }
     }
@@ -280,6 +285,7 @@ impl std::fmt::Display for ErrorCode {
             ErrorCode::NotCoordinator => "not the group's coordinator",
             ErrorCode::CoordinatorNotAvailable => "group coordinator not available",
             ErrorCode::InvalidRecord => "record batch of a kind clients may not write",
+            ErrorCode::StaleMemberEpoch => "stale member epoch",
         };
         write!(f, "{text} ({})", *self as u16)
     }
@@ -293,7 +299,7 @@ mod tests {
 
     /// Every code with its number. Codes are stable: changing a number here
     /// breaks every client in the field.
-    const PINNED: [(ErrorCode, u16); 49] = [
+    const PINNED: [(ErrorCode, u16); 50] = [
         (ErrorCode::None, 0),
         (ErrorCode::Unknown, 1),
         (ErrorCode::CorruptRecord, 2),
@@ -343,6 +349,7 @@ mod tests {
         (ErrorCode::NotCoordinator, 48),
         (ErrorCode::CoordinatorNotAvailable, 49),
         (ErrorCode::InvalidRecord, 50),
+        (ErrorCode::StaleMemberEpoch, 51),
     ];
 
     #[test]
@@ -407,14 +414,15 @@ mod tests {
                 | ErrorCode::NotEnoughReplicas
                 | ErrorCode::NotCoordinator
                 | ErrorCode::CoordinatorNotAvailable
-                | ErrorCode::InvalidRecord => {}
+                | ErrorCode::InvalidRecord
+                | ErrorCode::StaleMemberEpoch => {}
             }
         }
         let mut numbers: Vec<u16> = PINNED.iter().map(|(_, n)| *n).collect();
         numbers.dedup();
         assert_eq!(
             numbers,
-            (0..28).chain(30..51).collect::<Vec<u16>>(),
+            (0..28).chain(30..52).collect::<Vec<u16>>(),
             "unique, in order, dense within each range"
         );
     }
@@ -429,7 +437,7 @@ mod tests {
 
     #[test]
     fn unknown_numbers_decode_as_unknown() {
-        for n in [28, 29, 51, 100, 127, 128, 1000, u16::MAX] {
+        for n in [28, 29, 52, 100, 127, 128, 1000, u16::MAX] {
             assert_eq!(ErrorCode::from_u16(n), ErrorCode::Unknown, "{n}");
         }
         // Through a body as well: 1000 = varint E8 07.

@@ -14,6 +14,9 @@ impl Coordinator {
     /// Checks a commit against the group (Kafka's fencing): `Ok` lets it
     /// be stored, and refreshes the committing member's session.
     pub fn check_commit(&self, group: &str, who: &CommitAs) -> Result<(), ErrorCode> {
+        if let Some(checked) = self.check_consumer_commit(group, who) {
+            return checked;
+        }
         let mut groups = self.groups.lock();
         let Some(g) = groups.get_mut(group) else {
             // Offsets only, no membership: simple commits are allowed.
@@ -53,8 +56,11 @@ impl Coordinator {
         names
             .into_iter()
             .map(|name| {
-                let mut d = match groups.get(&name) {
-                    Some(g) => g.describe(&name),
+                let described = self
+                    .describe_consumer(&name)
+                    .or_else(|| groups.get(&name).map(|g| g.describe(&name)));
+                let mut d = match described {
+                    Some(d) => d,
                     None => {
                         let mut d = Group::new(&self.held).describe(&name);
                         if !self.store.has_group(&name) {
@@ -86,8 +92,13 @@ impl Coordinator {
                     state: g.state,
                 })
                 .collect();
+            let consumer = self.list_consumer();
+            out.retain(|g| !consumer.iter().any(|c| c.group == g.group));
+            for c in &consumer {
+                out.push(c.clone());
+            }
             for name in self.store.groups_with_offsets() {
-                if !groups.contains_key(&name) {
+                if !groups.contains_key(&name) && !consumer.iter().any(|c| c.group == name) {
                     out.push(GroupListing {
                         group: name,
                         protocol_type: String::new(),
@@ -116,6 +127,9 @@ impl Coordinator {
     async fn delete_one(&self, name: &str) -> ErrorCode {
         if validate_topic_name(name).is_err() {
             return ErrorCode::InvalidGroupName;
+        }
+        if self.is_consumer_group(name) {
+            return ErrorCode::NonEmptyGroup;
         }
         let persist = {
             let mut groups = self.groups.lock();
@@ -173,7 +187,9 @@ impl Coordinator {
         if validate_topic_name(name).is_err() {
             return Err(ErrorCode::InvalidGroupName);
         }
-        let read = {
+        let read = if let Some(topics) = self.consumer_topics(name) {
+            Subscribed::Topics(topics.into_iter().collect())
+        } else {
             let groups = self.groups.lock();
             match groups.get(name) {
                 Some(g) if g.members.is_empty() && g.pending.is_empty() => Subscribed::Nothing,

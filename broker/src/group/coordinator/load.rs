@@ -44,6 +44,7 @@ impl Coordinator {
     /// are answered `NotCoordinator`, their timers stop. Their state stays
     /// in the group-state topic for the next coordinator.
     pub fn drop_groups(&self, owned: impl Fn(&str) -> bool) {
+        self.drop_consumer_groups(&owned);
         let mut gone: Vec<Group> = Vec::new();
         {
             let mut groups = self.groups.lock();

@@ -22,10 +22,12 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 mod admin;
+mod consumer;
 mod load;
 mod sync;
 mod timers;
 
+use super::consumer::ConsumerGroup;
 use super::record::GroupRecord;
 use super::state::{Group, InitialDelay, Member, protocols_bytes};
 use super::types::*;
@@ -54,6 +56,10 @@ pub struct GroupConfig {
     pub max_bytes: usize,
     /// The same over all groups.
     pub max_total_bytes: usize,
+    /// Session timeout of consumer-protocol (KIP-848) members.
+    pub consumer_session_timeout: Duration,
+    /// Heartbeat interval of consumer-protocol members.
+    pub consumer_heartbeat_interval: Duration,
 }
 
 impl Default for GroupConfig {
@@ -66,6 +72,8 @@ impl Default for GroupConfig {
             max_groups: 100_000,
             max_bytes: 16 << 20,
             max_total_bytes: 512 << 20,
+            consumer_session_timeout: Duration::from_secs(45),
+            consumer_heartbeat_interval: Duration::from_secs(5),
         }
     }
 }
@@ -98,6 +106,12 @@ pub struct Coordinator {
     held: Arc<AtomicUsize>,
     /// Expiry timers of restored members, when opened outside a runtime.
     deferred: Mutex<Vec<(String, String)>>,
+    /// Groups of Kafka's consumer group protocol (KIP-848), with members
+    /// (one with none is dropped; its offsets stay). Locked after
+    /// `groups` when both are held.
+    consumer: Mutex<HashMap<String, ConsumerGroup>>,
+    /// Whether the consumer groups' expiry sweep runs.
+    sweeping: std::sync::atomic::AtomicBool,
 }
 
 /// What a locked step of an operation decided.
@@ -143,6 +157,8 @@ impl Coordinator {
             rebalances: AtomicU64::new(0),
             held,
             deferred: Mutex::new(deferred),
+            consumer: Mutex::new(HashMap::new()),
+            sweeping: std::sync::atomic::AtomicBool::new(false),
         });
         c.start_deferred();
         c
@@ -187,6 +203,13 @@ impl Coordinator {
             }
             s.members += g.members.len() as u64;
         }
+        drop(groups);
+        for (state, members) in self.consumer_stats() {
+            if let Some(i) = GroupState::ALL.iter().position(|x| *x == state) {
+                s.by_state[i] += 1;
+            }
+            s.members += members as u64;
+        }
         s
     }
 
@@ -225,6 +248,10 @@ impl Coordinator {
             return fail(ErrorCode::InvalidSessionTimeout, &req.member_id);
         }
         if req.protocol_type.is_empty() || req.protocols.is_empty() {
+            return fail(ErrorCode::InconsistentGroupProtocol, &req.member_id);
+        }
+        if self.is_consumer_group(&req.group) {
+            // Members of Kafka's consumer group protocol hold it.
             return fail(ErrorCode::InconsistentGroupProtocol, &req.member_id);
         }
         let name = req.group.clone();

@@ -453,6 +453,16 @@ pub(super) fn offset_fetch(conn: &Conn, r: OffsetFetchRequest) -> OffsetFetchRes
                 }
                 return out;
             }
+            if let Some(member) = g.member_id.as_deref().filter(|m| !m.is_empty()) {
+                let checked =
+                    conn.broker
+                        .service
+                        .check_offset_fetch(&g.group_id, member, g.member_epoch);
+                if let Err(c) = checked {
+                    out.error_code = to_kafka(c);
+                    return out;
+                }
+            }
             match conn.broker.service.fetch_offsets(&g.group_id, wanted) {
                 Err(c) => out.error_code = to_kafka(c),
                 Ok(list) => {

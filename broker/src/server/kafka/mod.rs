@@ -18,6 +18,7 @@
 mod admin;
 mod alter_configs;
 mod configs;
+mod consumer_group;
 mod create_partitions;
 mod delete_records;
 mod describe_log_dirs;
@@ -215,6 +216,11 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
         ApiKey::DeleteGroups => {
             let r = decode_or_close(conn, req, body)?;
             let resp = groups::delete(conn, r).await;
+            respond(conn, req, resp).await
+        }
+        ApiKey::ConsumerGroupHeartbeat => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = consumer_group::heartbeat(conn, r, req.version, h.client_id);
             respond(conn, req, resp).await
         }
     }

@@ -1,0 +1,1201 @@
+//! Groups of Kafka's consumer group protocol (KIP-848): the broker computes
+//! each member's target assignment and hands it over through heartbeats, a
+//! partition going to its new owner only after the old one has given it
+//! up. Pure state: no I/O, no clock of its own (every call is given `now`),
+//! no lock; [`super::Coordinator`] holds the groups behind its lock and runs
+//! the expiry sweep.
+//!
+//! Epochs, as in Kafka: the *group epoch* rises with every change of
+//! membership, subscriptions or the subscribed topics' partitions; the
+//! *assignment epoch* is the group epoch the target assignment was computed
+//! for; a member's *epoch* reaches the assignment epoch once it holds no
+//! partition the target takes away from it. Offsets committed with a member
+//! epoch other than the member's current one are refused
+//! ([`ConsumerGroup::check_commit`]).
+//!
+//! Guarantees:
+//! - A partition is never in two members' assignments at once: a member is
+//!   given a partition only while no other member holds it or is still
+//!   giving it up (the owner map is checked on every hand-out).
+//! - A member that does not give up its revoked partitions within its
+//!   rebalance timeout, or does not heartbeat within the session timeout,
+//!   is removed, and its partitions go to the others.
+//! - Membership is held in memory only: after a restart (or a move of the
+//!   coordinator) a member's heartbeat is answered `UNKNOWN_MEMBER_ID`, and
+//!   it joins again with epoch 0. Committed offsets are durable as for every
+//!   group.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use crate::topics::TopicId;
+
+/// Partitions by topic id.
+pub type Assignment = BTreeMap<TopicId, BTreeSet<u32>>;
+
+/// The server-side assignors, by the names clients ask for.
+pub const ASSIGNORS: [&str; 2] = ["uniform", "range"];
+
+/// Longest regular expression a member may subscribe with, in bytes.
+pub const MAX_REGEX_BYTES: usize = 4096;
+
+/// What the coordinator needs to know of the topics: each one's id and
+/// partition count.
+pub trait TopicView {
+    /// Topic `name`'s id and partition count, if it exists.
+    fn topic(&self, name: &str) -> Option<(TopicId, u32)>;
+    /// Every topic's name (for regular-expression subscriptions); internal
+    /// topics left out.
+    fn names(&self) -> Vec<String>;
+}
+
+/// Where a member is in taking its target assignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberState {
+    /// It holds its whole target at the assignment epoch.
+    Stable,
+    /// It must give up partitions first (its epoch is the old one).
+    UnrevokedPartitions,
+    /// Its epoch is current, but partitions of its target are still held
+    /// by members that have not given them up.
+    UnreleasedPartitions,
+}
+
+/// Why a heartbeat was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BeatError {
+    /// Not a well-formed heartbeat (the message says why).
+    InvalidRequest(String),
+    /// No such member (it left, expired, or the coordinator restarted).
+    UnknownMember,
+    /// The member's epoch is not the one the group has for it: it must
+    /// join again with epoch 0.
+    FencedEpoch,
+    /// A static member joined while another member holds its instance id.
+    UnreleasedInstanceId,
+    /// The instance id does not belong to the member.
+    FencedInstanceId,
+    /// An assignor the broker does not have.
+    UnsupportedAssignor(String),
+    /// A regular expression that does not compile.
+    InvalidRegex(String),
+    /// The group has `group_max_size` members, or would hold more than its
+    /// byte budget.
+    GroupMaxSize,
+    /// A group name that is not a valid name (the topic-name rules).
+    InvalidGroupId,
+    /// The group is a classic group with members.
+    NotConsumerGroup,
+}
+
+/// A heartbeat, as the coordinator reads it (wire quirks removed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Beat {
+    /// Member id (empty: the coordinator picks one).
+    pub member_id: String,
+    /// 0 join, -1 leave, -2 static leave, else the member's epoch.
+    pub member_epoch: i32,
+    /// Static id.
+    pub instance_id: Option<String>,
+    /// Rack.
+    pub rack_id: Option<String>,
+    /// Rebalance timeout; `None` when unchanged.
+    pub rebalance_timeout: Option<Duration>,
+    /// Subscribed topic names; `None` when unchanged.
+    pub topic_names: Option<Vec<String>>,
+    /// Subscribed regular expression; `None` when unchanged, `Some("")`
+    /// to drop it.
+    pub topic_regex: Option<String>,
+    /// Server assignor; `None`: the default.
+    pub assignor: Option<String>,
+    /// Partitions the member owns; `None` when unchanged.
+    pub owned: Option<Assignment>,
+    /// Client id (shown by describe).
+    pub client_id: String,
+    /// Client address (shown by describe).
+    pub client_host: String,
+}
+
+/// A heartbeat's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BeatAnswer {
+    /// The member's id.
+    pub member_id: String,
+    /// Its epoch now (-1 or -2 after a leave).
+    pub member_epoch: i32,
+    /// Its whole assignment, when it changed since last sent.
+    pub assignment: Option<Assignment>,
+}
+
+/// One member.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Static id.
+    pub instance_id: Option<String>,
+    /// Rack.
+    pub rack_id: Option<String>,
+    /// Client id.
+    pub client_id: String,
+    /// Client address.
+    pub client_host: String,
+    /// Its epoch.
+    pub epoch: i32,
+    previous_epoch: i32,
+    /// Where it is in taking its target.
+    pub state: MemberState,
+    /// What it holds.
+    pub assigned: Assignment,
+    /// What it is giving up (still its own until it says so).
+    pub revoking: Assignment,
+    /// Subscribed names.
+    pub topic_names: Vec<String>,
+    /// Subscribed regular expression.
+    pub topic_regex: Option<String>,
+    compiled: Option<regex::Regex>,
+    /// The topics its subscription resolves to now.
+    subscribed: BTreeSet<String>,
+    /// Assignor asked for.
+    pub assignor: Option<String>,
+    rebalance_timeout: Duration,
+    session_deadline: Instant,
+    revoke_deadline: Option<Instant>,
+    /// The assignment last sent to it, and at which epoch.
+    sent: Option<(i32, Assignment)>,
+}
+
+impl Member {
+    fn bytes(&self) -> usize {
+        self.topic_names.iter().map(|t| t.len() + 16).sum::<usize>()
+            + self.topic_regex.as_ref().map_or(0, String::len)
+            + self.client_id.len()
+            + self.client_host.len()
+            + self.instance_id.as_ref().map_or(0, String::len)
+            + self.rack_id.as_ref().map_or(0, String::len)
+            + 256
+    }
+}
+
+/// The group's settings for its members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A member not heard from for this long is removed.
+    pub session_timeout: Duration,
+    /// Most members.
+    pub max_size: usize,
+    /// Most bytes of member state.
+    pub max_bytes: usize,
+}
+
+/// A consumer-protocol group.
+#[derive(Debug, Default)]
+pub struct ConsumerGroup {
+    /// Group epoch.
+    pub epoch: i32,
+    /// The group epoch the target assignment was computed for.
+    pub assignment_epoch: i32,
+    /// Members by id.
+    pub members: BTreeMap<String, Member>,
+    target: HashMap<String, Assignment>,
+    /// The subscribed topics' ids and partition counts the target was
+    /// computed from.
+    topics: BTreeMap<String, (TopicId, u32)>,
+    topics_checked: Option<Instant>,
+    /// Who holds (or is giving up) each partition.
+    owners: HashMap<(TopicId, u32), String>,
+    /// Bytes of member state held.
+    pub held: usize,
+}
+
+/// How often a group looks again at its subscribed topics (partitions
+/// added, topics created or deleted) when nothing else changed.
+const TOPICS_RECHECK: Duration = Duration::from_secs(1);
+
+/// A member id for a v0 join that brought none: 32 random hex digits.
+pub fn new_member_id() -> String {
+    let mut b = [0u8; 16];
+    if getrandom::fill(&mut b).is_err() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        b = now.to_be_bytes();
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn compile(regex: &str) -> Result<regex::Regex, BeatError> {
+    if regex.len() > MAX_REGEX_BYTES {
+        return Err(BeatError::InvalidRegex(format!(
+            "regular expression of {} bytes (at most {MAX_REGEX_BYTES})",
+            regex.len()
+        )));
+    }
+    // Kafka matches the whole topic name.
+    regex::RegexBuilder::new(&format!("^(?:{regex})$"))
+        .size_limit(1 << 20)
+        .dfa_size_limit(1 << 20)
+        .build()
+        .map_err(|e| BeatError::InvalidRegex(format!("{regex:?}: {e}")))
+}
+
+fn contains(a: &Assignment, t: &TopicId, p: u32) -> bool {
+    a.get(t).is_some_and(|ps| ps.contains(&p))
+}
+
+fn pairs(a: &Assignment) -> impl Iterator<Item = (TopicId, u32)> + '_ {
+    a.iter()
+        .flat_map(|(t, ps)| ps.iter().map(move |p| (*t, *p)))
+}
+
+fn minus(a: &Assignment, b: &Assignment) -> Assignment {
+    let mut out = Assignment::new();
+    for (t, p) in pairs(a).filter(|(t, p)| !contains(b, t, *p)) {
+        out.entry(t).or_default().insert(p);
+    }
+    out
+}
+
+fn disjoint(a: &Assignment, b: &Assignment) -> bool {
+    pairs(a).all(|(t, p)| !contains(b, &t, p))
+}
+
+fn count(a: &Assignment) -> usize {
+    a.values().map(BTreeSet::len).sum()
+}
+
+impl ConsumerGroup {
+    /// A member's heartbeat (join, leave, or keep-alive with the partitions
+    /// it owns). `limits` bound the group; `topics` resolves
+    /// subscriptions.
+    pub fn heartbeat(
+        &mut self,
+        beat: Beat,
+        now: Instant,
+        limits: Limits,
+        topics: &dyn TopicView,
+    ) -> Result<BeatAnswer, BeatError> {
+        if let Some(a) = &beat.assignor {
+            if !ASSIGNORS.contains(&a.as_str()) {
+                return Err(BeatError::UnsupportedAssignor(format!(
+                    "assignor {a:?} (this broker has {ASSIGNORS:?})"
+                )));
+            }
+        }
+        match beat.member_epoch {
+            -1 | -2 => return self.leave(beat),
+            0 => self.join(&beat, now, limits)?,
+            e if e > 0 => self.check_epoch(&beat)?,
+            e => {
+                return Err(BeatError::InvalidRequest(format!("member epoch {e}")));
+            }
+        }
+        let id = beat.member_id.clone();
+        let mut resubscribed = false;
+        let before = self.members.get(&id).map_or(0, Member::bytes);
+        let Some(m) = self.members.get_mut(&id) else {
+            return Err(BeatError::UnknownMember);
+        };
+        if let Some(names) = beat.topic_names {
+            let mut names: Vec<String> = names;
+            names.sort();
+            names.dedup();
+            if names != m.topic_names {
+                m.topic_names = names;
+                resubscribed = true;
+            }
+        }
+        if let Some(regex) = beat.topic_regex {
+            let regex = Some(regex).filter(|r| !r.is_empty());
+            if regex != m.topic_regex {
+                m.compiled = match &regex {
+                    Some(r) => Some(compile(r)?),
+                    None => None,
+                };
+                m.topic_regex = regex;
+                resubscribed = true;
+            }
+        }
+        if let Some(t) = beat.rebalance_timeout {
+            m.rebalance_timeout = t;
+        }
+        if beat.assignor.is_some() && beat.assignor != m.assignor {
+            m.assignor = beat.assignor;
+            resubscribed = true;
+        }
+        if beat.rack_id.is_some() {
+            m.rack_id = beat.rack_id;
+        }
+        m.client_id = beat.client_id;
+        m.client_host = beat.client_host;
+        m.session_deadline = now + limits.session_timeout;
+        let after = m.bytes();
+        if after > before && self.held + after - before > limits.max_bytes {
+            // The subscription is kept as it was; a member that was joining
+            // is not kept at all.
+            if beat.member_epoch == 0 {
+                self.remove(&id);
+            }
+            return Err(BeatError::GroupMaxSize);
+        }
+        self.held = self.held + after - before;
+        if resubscribed {
+            self.epoch += 1;
+        }
+        self.refresh_topics(now, resubscribed, topics);
+        if self.epoch > self.assignment_epoch {
+            self.compute_target();
+        }
+        self.reconcile(&id, beat.owned.as_ref(), now);
+        let Some(m) = self.members.get_mut(&id) else {
+            return Err(BeatError::UnknownMember);
+        };
+        let changed = m.sent.as_ref() != Some(&(m.epoch, m.assigned.clone()));
+        let disagrees = beat.owned.as_ref().is_some_and(|o| *o != m.assigned);
+        let assignment = (changed || disagrees || beat.member_epoch == 0).then(|| {
+            m.sent = Some((m.epoch, m.assigned.clone()));
+            m.assigned.clone()
+        });
+        Ok(BeatAnswer {
+            member_id: id,
+            member_epoch: m.epoch,
+            assignment,
+        })
+    }
+
+    fn join(&mut self, beat: &Beat, now: Instant, limits: Limits) -> Result<(), BeatError> {
+        if beat.member_id.is_empty() {
+            return Err(BeatError::InvalidRequest("member id missing".into()));
+        }
+        if beat.rebalance_timeout.is_none() {
+            return Err(BeatError::InvalidRequest(
+                "a joining member must give its rebalance timeout".into(),
+            ));
+        }
+        if beat.topic_names.is_none() && beat.topic_regex.is_none() {
+            return Err(BeatError::InvalidRequest(
+                "a joining member must give its subscription".into(),
+            ));
+        }
+        if beat.owned.as_ref().is_some_and(|o| count(o) > 0) {
+            return Err(BeatError::InvalidRequest(
+                "a joining member cannot own partitions".into(),
+            ));
+        }
+        if let Some(instance) = &beat.instance_id {
+            if self
+                .members
+                .iter()
+                .any(|(id, m)| *id != beat.member_id && m.instance_id.as_ref() == Some(instance))
+            {
+                return Err(BeatError::UnreleasedInstanceId);
+            }
+        }
+        if self.members.contains_key(&beat.member_id) {
+            // Joining again: whatever it held is given up.
+            self.remove(&beat.member_id);
+        }
+        if self.members.len() >= limits.max_size {
+            return Err(BeatError::GroupMaxSize);
+        }
+        let m = Member {
+            instance_id: beat.instance_id.clone(),
+            rack_id: None,
+            client_id: String::new(),
+            client_host: String::new(),
+            epoch: 0,
+            previous_epoch: 0,
+            state: MemberState::Stable,
+            assigned: Assignment::new(),
+            revoking: Assignment::new(),
+            topic_names: Vec::new(),
+            topic_regex: None,
+            compiled: None,
+            subscribed: BTreeSet::new(),
+            assignor: None,
+            rebalance_timeout: Duration::ZERO,
+            session_deadline: now + limits.session_timeout,
+            revoke_deadline: None,
+            sent: None,
+        };
+        self.held += m.bytes();
+        self.members.insert(beat.member_id.clone(), m);
+        self.epoch += 1;
+        Ok(())
+    }
+
+    fn check_epoch(&self, beat: &Beat) -> Result<(), BeatError> {
+        let Some(m) = self.members.get(&beat.member_id) else {
+            return Err(BeatError::UnknownMember);
+        };
+        if beat.instance_id.is_some() && beat.instance_id != m.instance_id {
+            return Err(BeatError::FencedInstanceId);
+        }
+        let e = beat.member_epoch;
+        if e == m.epoch {
+            return Ok(());
+        }
+        // A member that missed the answer that raised its epoch may go on
+        // with the one before, if it owns nothing it was not given.
+        let missed_answer = e == m.previous_epoch
+            && beat
+                .owned
+                .as_ref()
+                .is_some_and(|o| pairs(o).all(|(t, p)| contains(&m.assigned, &t, p)));
+        if missed_answer {
+            Ok(())
+        } else {
+            Err(BeatError::FencedEpoch)
+        }
+    }
+
+    fn leave(&mut self, beat: Beat) -> Result<BeatAnswer, BeatError> {
+        let id = if beat.member_id.is_empty() {
+            // A static member may leave by its instance id.
+            beat.instance_id.as_ref().and_then(|i| {
+                self.members
+                    .iter()
+                    .find(|(_, m)| m.instance_id.as_ref() == Some(i))
+                    .map(|(id, _)| id.clone())
+            })
+        } else {
+            Some(beat.member_id.clone())
+        };
+        match id {
+            Some(id) if self.members.contains_key(&id) => {
+                self.remove(&id);
+                self.epoch += 1;
+                Ok(BeatAnswer {
+                    member_id: id,
+                    member_epoch: beat.member_epoch,
+                    assignment: None,
+                })
+            }
+            _ => Err(BeatError::UnknownMember),
+        }
+    }
+
+    /// Removes a member; its partitions are free at once.
+    fn remove(&mut self, id: &str) {
+        if let Some(m) = self.members.remove(id) {
+            self.held = self.held.saturating_sub(m.bytes());
+            for tp in pairs(&m.assigned).chain(pairs(&m.revoking)) {
+                if self.owners.get(&tp).is_some_and(|o| o == id) {
+                    self.owners.remove(&tp);
+                }
+            }
+        }
+        self.target.remove(id);
+    }
+
+    /// Removes the members whose session or rebalance timeout passed;
+    /// returns their ids.
+    pub fn expire(&mut self, now: Instant) -> Vec<String> {
+        let gone: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(_, m)| {
+                m.session_deadline <= now || m.revoke_deadline.is_some_and(|d| d <= now)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &gone {
+            self.remove(id);
+        }
+        if !gone.is_empty() {
+            self.epoch += 1;
+        }
+        gone
+    }
+
+    /// The earliest moment [`ConsumerGroup::expire`] may remove a member.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.members
+            .values()
+            .flat_map(|m| std::iter::once(m.session_deadline).chain(m.revoke_deadline))
+            .min()
+    }
+
+    /// Checks an offset commit (or a fetch of committed offsets) by
+    /// `member_id` at `epoch`: `Ok` if the member exists and `epoch` is its
+    /// current one.
+    pub fn check_commit(&self, member_id: &str, epoch: i32) -> Result<(), CommitRefusal> {
+        match self.members.get(member_id) {
+            None => Err(CommitRefusal::UnknownMember),
+            Some(m) if m.epoch == epoch => Ok(()),
+            Some(_) => Err(CommitRefusal::StaleEpoch),
+        }
+    }
+
+    /// Whether the group has members.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// The topic names any member's subscription resolves to now.
+    pub fn subscribed_topics(&self) -> BTreeSet<String> {
+        self.members
+            .values()
+            .flat_map(|m| m.subscribed.iter().cloned())
+            .collect()
+    }
+
+    /// Whether every member holds its target at the assignment epoch.
+    pub fn is_stable(&self) -> bool {
+        self.members
+            .values()
+            .all(|m| m.state == MemberState::Stable && m.epoch == self.assignment_epoch)
+    }
+
+    /// Partitions of `assignment` by topic name (for describing members),
+    /// topics the group no longer knows left out.
+    pub fn named(&self, assignment: &Assignment) -> Vec<(String, Vec<u32>)> {
+        self.topics
+            .iter()
+            .filter_map(|(name, (id, _))| {
+                assignment
+                    .get(id)
+                    .map(|ps| (name.clone(), ps.iter().copied().collect()))
+            })
+            .collect()
+    }
+
+    /// Looks at the subscribed topics again (when a subscription changed,
+    /// else at most once per [`TOPICS_RECHECK`]); a change raises the group
+    /// epoch.
+    fn refresh_topics(&mut self, now: Instant, force: bool, view: &dyn TopicView) {
+        if !force
+            && self
+                .topics_checked
+                .is_some_and(|t| now.duration_since(t) < TOPICS_RECHECK)
+        {
+            return;
+        }
+        self.topics_checked = Some(now);
+        let all_names = if self.members.values().any(|m| m.compiled.is_some()) {
+            view.names()
+        } else {
+            Vec::new()
+        };
+        let mut topics = BTreeMap::new();
+        for m in self.members.values_mut() {
+            let mut subscribed = BTreeSet::new();
+            for name in &m.topic_names {
+                if let Some(t) = view.topic(name) {
+                    topics.insert(name.clone(), t);
+                    subscribed.insert(name.clone());
+                }
+            }
+            if let Some(re) = &m.compiled {
+                for name in all_names.iter().filter(|n| re.is_match(n)) {
+                    if !subscribed.contains(name) {
+                        if let Some(t) = view.topic(name) {
+                            topics.insert(name.clone(), t);
+                            subscribed.insert(name.clone());
+                        }
+                    }
+                }
+            }
+            m.subscribed = subscribed;
+        }
+        if topics != self.topics {
+            self.topics = topics;
+            self.epoch += 1;
+        }
+    }
+
+    /// Computes every member's target for the current group epoch.
+    fn compute_target(&mut self) {
+        // `range` when every member asks for it, else `uniform`.
+        let range = self
+            .members
+            .values()
+            .all(|m| m.assignor.as_deref() == Some("range"));
+        self.target = if range {
+            range_assign(&self.members, &self.topics)
+        } else {
+            uniform_assign(&self.members, &self.topics, &self.target)
+        };
+        self.assignment_epoch = self.epoch;
+    }
+
+    /// Moves member `id` towards its target, given what it says it owns.
+    fn reconcile(&mut self, id: &str, owned: Option<&Assignment>, now: Instant) {
+        let target = self.target.get(id).cloned().unwrap_or_default();
+        let assignment_epoch = self.assignment_epoch;
+        let Some(m) = self.members.get_mut(id) else {
+            return;
+        };
+        if m.state == MemberState::UnrevokedPartitions {
+            match owned {
+                Some(o) if disjoint(o, &m.revoking) => {
+                    for tp in pairs(&m.revoking) {
+                        if self.owners.get(&tp).is_some_and(|x| x == id) {
+                            self.owners.remove(&tp);
+                        }
+                    }
+                    m.revoking.clear();
+                    m.revoke_deadline = None;
+                    m.state = MemberState::Stable;
+                }
+                _ => return,
+            }
+        }
+        if m.epoch == assignment_epoch && m.state == MemberState::Stable {
+            return;
+        }
+        if m.epoch < assignment_epoch {
+            let revoke = minus(&m.assigned, &target);
+            if count(&revoke) > 0 {
+                m.assigned = minus(&m.assigned, &revoke);
+                m.revoking = revoke;
+                m.state = MemberState::UnrevokedPartitions;
+                m.revoke_deadline = Some(now + m.rebalance_timeout);
+                return;
+            }
+            m.previous_epoch = m.epoch;
+            m.epoch = assignment_epoch;
+        }
+        // Take what of the target no one else holds.
+        for (t, p) in pairs(&target) {
+            if contains(&m.assigned, &t, p) {
+                continue;
+            }
+            match self.owners.get(&(t, p)) {
+                Some(o) if o != id => {}
+                _ => {
+                    self.owners.insert((t, p), id.to_owned());
+                    m.assigned.entry(t).or_default().insert(p);
+                }
+            }
+        }
+        m.state = if m.assigned == target {
+            MemberState::Stable
+        } else {
+            MemberState::UnreleasedPartitions
+        };
+    }
+}
+
+/// Why a commit by a consumer-protocol member was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitRefusal {
+    /// No such member.
+    UnknownMember,
+    /// Not the member's current epoch.
+    StaleEpoch,
+}
+
+/// Kafka's `uniform` assignor, sticky: every member keeps what its last
+/// target gave it (of topics it still subscribes to), the rest goes to the
+/// eligible member with the fewest partitions, then partitions move from
+/// the fullest members to eligible ones with at least two fewer until no
+/// such move is left.
+fn uniform_assign(
+    members: &BTreeMap<String, Member>,
+    topics: &BTreeMap<String, (TopicId, u32)>,
+    previous: &HashMap<String, Assignment>,
+) -> HashMap<String, Assignment> {
+    let by_id: HashMap<TopicId, (&String, u32)> =
+        topics.iter().map(|(n, (id, c))| (*id, (n, *c))).collect();
+    let eligible = |m: &Member, t: &TopicId| {
+        by_id
+            .get(t)
+            .is_some_and(|(name, _)| m.subscribed.contains(*name))
+    };
+    let mut out: HashMap<String, Assignment> = HashMap::new();
+    let mut taken: BTreeSet<(TopicId, u32)> = BTreeSet::new();
+    for (id, m) in members {
+        let mut kept = Assignment::new();
+        if let Some(prev) = previous.get(id) {
+            for (t, p) in pairs(prev) {
+                let exists = by_id.get(&t).is_some_and(|(_, c)| p < *c);
+                if exists && eligible(m, &t) && taken.insert((t, p)) {
+                    kept.entry(t).or_default().insert(p);
+                }
+            }
+        }
+        out.insert(id.clone(), kept);
+    }
+    let mut counts: HashMap<&String, usize> = members
+        .keys()
+        .map(|id| (id, out.get(id).map_or(0, count)))
+        .collect();
+    for (name, (t, partitions)) in topics {
+        for p in 0..*partitions {
+            if taken.contains(&(*t, p)) {
+                continue;
+            }
+            let Some(to) = members
+                .iter()
+                .filter(|(_, m)| m.subscribed.contains(name))
+                .map(|(id, _)| id)
+                .min_by_key(|id| (counts.get(id).copied().unwrap_or(0), *id))
+            else {
+                continue;
+            };
+            out.entry(to.clone())
+                .or_default()
+                .entry(*t)
+                .or_default()
+                .insert(p);
+            *counts.entry(to).or_default() += 1;
+        }
+    }
+    // Even out: each move lowers the sum of squared counts, so this ends.
+    loop {
+        let mut moved = false;
+        let mut donors: Vec<&String> = members.keys().collect();
+        donors.sort_by_key(|id| std::cmp::Reverse(counts.get(id).copied().unwrap_or(0)));
+        for donor in donors {
+            let held: Vec<(TopicId, u32)> = out
+                .get(donor)
+                .map(|a| pairs(a).collect())
+                .unwrap_or_default();
+            for (t, p) in held.into_iter().rev() {
+                let have = counts.get(donor).copied().unwrap_or(0);
+                let Some(to) = members
+                    .iter()
+                    .filter(|(id, m)| *id != donor && eligible(m, &t))
+                    .map(|(id, _)| id)
+                    .filter(|id| counts.get(id).copied().unwrap_or(0) + 2 <= have)
+                    .min_by_key(|id| (counts.get(id).copied().unwrap_or(0), *id))
+                else {
+                    continue;
+                };
+                if let Some(ps) = out.get_mut(donor).and_then(|a| a.get_mut(&t)) {
+                    ps.remove(&p);
+                    if ps.is_empty() {
+                        out.get_mut(donor).map(|a| a.remove(&t));
+                    }
+                }
+                out.entry(to.clone())
+                    .or_default()
+                    .entry(t)
+                    .or_default()
+                    .insert(p);
+                *counts.entry(donor).or_default() -= 1;
+                *counts.entry(to).or_default() += 1;
+                moved = true;
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    out
+}
+
+/// Kafka's `range` assignor: each topic's partitions in contiguous ranges
+/// over its subscribers in member-id order, the first ones one more when
+/// they do not divide evenly.
+fn range_assign(
+    members: &BTreeMap<String, Member>,
+    topics: &BTreeMap<String, (TopicId, u32)>,
+) -> HashMap<String, Assignment> {
+    let mut out: HashMap<String, Assignment> = members
+        .keys()
+        .map(|id| (id.clone(), Assignment::new()))
+        .collect();
+    for (name, (t, partitions)) in topics {
+        let subs: Vec<&String> = members
+            .iter()
+            .filter(|(_, m)| m.subscribed.contains(name))
+            .map(|(id, _)| id)
+            .collect();
+        if subs.is_empty() {
+            continue;
+        }
+        let n = subs.len() as u32;
+        let (each, extra) = (partitions / n, partitions % n);
+        let mut next = 0u32;
+        for (i, id) in subs.into_iter().enumerate() {
+            let take = each + u32::from((i as u32) < extra);
+            if take > 0 {
+                let ps = out.entry(id.clone()).or_default().entry(*t).or_default();
+                ps.extend(next..next + take);
+            }
+            next += take;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    struct View(BTreeMap<String, (TopicId, u32)>);
+
+    impl TopicView for View {
+        fn topic(&self, name: &str) -> Option<(TopicId, u32)> {
+            self.0.get(name).copied()
+        }
+        fn names(&self) -> Vec<String> {
+            self.0.keys().cloned().collect()
+        }
+    }
+
+    fn tid(n: u8) -> TopicId {
+        TopicId([n; 16])
+    }
+
+    fn view(topics: &[(&str, u8, u32)]) -> View {
+        View(
+            topics
+                .iter()
+                .map(|(n, id, c)| ((*n).to_owned(), (tid(*id), *c)))
+                .collect(),
+        )
+    }
+
+    const LIMITS: Limits = Limits {
+        session_timeout: Duration::from_secs(45),
+        max_size: 100,
+        max_bytes: 1 << 20,
+    };
+
+    fn join(id: &str, topics: &[&str]) -> Beat {
+        Beat {
+            member_id: id.into(),
+            member_epoch: 0,
+            rebalance_timeout: Some(Duration::from_secs(30)),
+            topic_names: Some(topics.iter().map(|t| (*t).to_owned()).collect()),
+            topic_regex: Some(String::new()),
+            owned: Some(Assignment::new()),
+            ..Beat::default()
+        }
+    }
+
+    fn beat(id: &str, epoch: i32, owned: Option<&Assignment>) -> Beat {
+        Beat {
+            member_id: id.into(),
+            member_epoch: epoch,
+            owned: owned.cloned(),
+            ..Beat::default()
+        }
+    }
+
+    fn parts(t: u8, ps: &[u32]) -> Assignment {
+        let mut a = Assignment::new();
+        if !ps.is_empty() {
+            a.insert(tid(t), ps.iter().copied().collect());
+        }
+        a
+    }
+
+    #[test]
+    fn a_partition_moves_only_after_its_owner_gives_it_up() {
+        let v = view(&[("t", 1, 4)]);
+        let now = Instant::now();
+        let mut g = ConsumerGroup::default();
+        let a = g
+            .heartbeat(join("a", &["t"]), now, LIMITS, &v)
+            .expect("a joins");
+        assert_eq!(a.assignment, Some(parts(1, &[0, 1, 2, 3])));
+        let ea = a.member_epoch;
+        assert!(ea > 0);
+        let b = g
+            .heartbeat(join("b", &["t"]), now, LIMITS, &v)
+            .expect("b joins");
+        // Everything is still a's: b gets nothing yet, at the new epoch.
+        assert_eq!(b.assignment, Some(Assignment::new()));
+        let eb = b.member_epoch;
+        assert!(eb > ea);
+        // a is told to keep two (its epoch unchanged while it revokes).
+        let all = parts(1, &[0, 1, 2, 3]);
+        let r = g
+            .heartbeat(beat("a", ea, Some(&all)), now, LIMITS, &v)
+            .expect("a");
+        assert_eq!(r.member_epoch, ea);
+        let kept = r.assignment.expect("a's smaller assignment");
+        assert_eq!(count(&kept), 2);
+        // b still waits: a has not said it gave them up.
+        let r = g
+            .heartbeat(beat("b", eb, None), now, LIMITS, &v)
+            .expect("b");
+        assert_eq!(r.assignment, None);
+        // a gives them up and reaches the new epoch.
+        let r = g
+            .heartbeat(beat("a", ea, Some(&kept)), now, LIMITS, &v)
+            .expect("a");
+        assert_eq!(r.member_epoch, eb);
+        // Now b takes the other two.
+        let r = g
+            .heartbeat(beat("b", eb, None), now, LIMITS, &v)
+            .expect("b");
+        let theirs = r.assignment.expect("b's assignment");
+        assert_eq!(theirs, minus(&all, &kept));
+        assert!(g.is_stable());
+        // Commits: only at the member's current epoch.
+        assert_eq!(g.check_commit("a", eb), Ok(()));
+        assert_eq!(g.check_commit("a", ea), Err(CommitRefusal::StaleEpoch));
+        assert_eq!(g.check_commit("c", eb), Err(CommitRefusal::UnknownMember));
+    }
+
+    #[test]
+    fn stale_epochs_are_fenced_but_a_lost_answer_is_forgiven() {
+        let v = view(&[("t", 1, 2)]);
+        let now = Instant::now();
+        let mut g = ConsumerGroup::default();
+        let a = g.heartbeat(join("a", &["t"]), now, LIMITS, &v).expect("a");
+        let e1 = a.member_epoch;
+        // A new subscription raises the epoch; the answer "is lost".
+        let mut resub = beat("a", e1, None);
+        resub.topic_names = Some(vec!["t".into(), "u".into()]);
+        let e2 = g.heartbeat(resub, now, LIMITS, &v).expect("a").member_epoch;
+        assert!(e2 > e1);
+        // The previous epoch with owned partitions it was given: allowed.
+        let owned = parts(1, &[0, 1]);
+        assert!(
+            g.heartbeat(beat("a", e1, Some(&owned)), now, LIMITS, &v)
+                .is_ok()
+        );
+        // Without its owned partitions, or any other epoch: fenced.
+        assert_eq!(
+            g.heartbeat(beat("a", e1, None), now, LIMITS, &v),
+            Err(BeatError::FencedEpoch)
+        );
+        assert_eq!(
+            g.heartbeat(beat("a", e2 + 5, None), now, LIMITS, &v),
+            Err(BeatError::FencedEpoch)
+        );
+        assert_eq!(
+            g.heartbeat(beat("zz", 3, None), now, LIMITS, &v),
+            Err(BeatError::UnknownMember)
+        );
+        // Joining again under the same id starts afresh.
+        let again = g
+            .heartbeat(join("a", &["t"]), now, LIMITS, &v)
+            .expect("rejoin");
+        assert_eq!(again.assignment, Some(owned));
+    }
+
+    #[test]
+    fn bad_heartbeats_are_refused_and_change_nothing() {
+        let v = view(&[("t", 1, 2)]);
+        let now = Instant::now();
+        let mut g = ConsumerGroup::default();
+        let mut no_timeout = join("a", &["t"]);
+        no_timeout.rebalance_timeout = None;
+        assert!(matches!(
+            g.heartbeat(no_timeout, now, LIMITS, &v),
+            Err(BeatError::InvalidRequest(_))
+        ));
+        let mut owning = join("a", &["t"]);
+        owning.owned = Some(parts(1, &[0]));
+        assert!(matches!(
+            g.heartbeat(owning, now, LIMITS, &v),
+            Err(BeatError::InvalidRequest(_))
+        ));
+        let mut assignor = join("a", &["t"]);
+        assignor.assignor = Some("sticky".into());
+        assert!(matches!(
+            g.heartbeat(assignor, now, LIMITS, &v),
+            Err(BeatError::UnsupportedAssignor(_))
+        ));
+        let mut regex = join("a", &[]);
+        regex.topic_regex = Some("(".into());
+        assert!(matches!(
+            g.heartbeat(regex, now, LIMITS, &v),
+            Err(BeatError::InvalidRegex(_))
+        ));
+        assert!(matches!(
+            g.heartbeat(beat("a", -3, None), now, LIMITS, &v),
+            Err(BeatError::InvalidRequest(_))
+        ));
+        // The refused regex left nobody behind.
+        assert!(g.members.is_empty() || g.members.values().all(|m| m.topic_regex.is_none()));
+        let full = Limits {
+            max_size: 1,
+            ..LIMITS
+        };
+        g = ConsumerGroup::default();
+        g.heartbeat(join("a", &["t"]), now, full, &v).expect("a");
+        assert_eq!(
+            g.heartbeat(join("b", &["t"]), now, full, &v),
+            Err(BeatError::GroupMaxSize)
+        );
+        let mut static_a = join("c", &["t"]);
+        static_a.instance_id = Some("i".into());
+        g.heartbeat(static_a, now, LIMITS, &v).expect("static");
+        let mut static_b = join("d", &["t"]);
+        static_b.instance_id = Some("i".into());
+        assert_eq!(
+            g.heartbeat(static_b, now, LIMITS, &v),
+            Err(BeatError::UnreleasedInstanceId)
+        );
+    }
+
+    #[test]
+    fn regex_subscriptions_follow_the_topics() {
+        let mut v = view(&[("orders-1", 1, 2), ("other", 2, 2)]);
+        let now = Instant::now();
+        let mut g = ConsumerGroup::default();
+        let mut j = join("a", &[]);
+        j.topic_regex = Some("orders-.*".into());
+        let r = g.heartbeat(j, now, LIMITS, &v).expect("a");
+        assert_eq!(r.assignment, Some(parts(1, &[0, 1])));
+        // A new matching topic is seen at a heartbeat a second later.
+        v.0.insert("orders-2".into(), (tid(3), 1));
+        let later = now + Duration::from_secs(2);
+        let r = g
+            .heartbeat(beat("a", r.member_epoch, None), later, LIMITS, &v)
+            .expect("a");
+        let mut both = parts(1, &[0, 1]);
+        both.insert(tid(3), [0].into_iter().collect());
+        assert_eq!(r.assignment, Some(both));
+    }
+
+    #[test]
+    fn silent_and_stuck_members_are_removed() {
+        let v = view(&[("t", 1, 2)]);
+        let now = Instant::now();
+        let mut g = ConsumerGroup::default();
+        let a = g.heartbeat(join("a", &["t"]), now, LIMITS, &v).expect("a");
+        g.heartbeat(join("b", &["t"]), now, LIMITS, &v).expect("b");
+        // a must give one up; it never says it did.
+        let all = parts(1, &[0, 1]);
+        g.heartbeat(beat("a", a.member_epoch, Some(&all)), now, LIMITS, &v)
+            .expect("a");
+        assert!(g.expire(now + Duration::from_secs(29)).is_empty());
+        assert_eq!(
+            g.expire(now + Duration::from_secs(31)),
+            vec!["a".to_owned()]
+        );
+        // b now takes both; then b falls silent.
+        let t = now + Duration::from_secs(32);
+        let e = g.members["b"].epoch;
+        let r = g.heartbeat(beat("b", e, None), t, LIMITS, &v).expect("b");
+        assert_eq!(r.assignment, Some(all));
+        assert_eq!(g.expire(t + LIMITS.session_timeout), vec!["b".to_owned()]);
+        assert!(g.is_empty());
+    }
+
+    #[test]
+    fn range_gives_contiguous_ranges() {
+        let v = view(&[("t", 1, 5)]);
+        let now = Instant::now();
+        let mut g = ConsumerGroup::default();
+        for id in ["a", "b"] {
+            let mut j = join(id, &["t"]);
+            j.assignor = Some("range".into());
+            g.heartbeat(j, now, LIMITS, &v).expect("join");
+        }
+        assert_eq!(g.target["a"], parts(1, &[0, 1, 2]));
+        assert_eq!(g.target["b"], parts(1, &[3, 4]));
+    }
+
+    /// What a well-behaved client does: it owns what it was last given,
+    /// and says so in every heartbeat.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Join(usize, Vec<usize>),
+        Beat(usize),
+        Leave(usize),
+        Grow(usize),
+        Time(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..4usize, proptest::collection::vec(0..3usize, 1..3))
+                .prop_map(|(m, t)| Op::Join(m, t)),
+            (0..4usize).prop_map(Op::Beat),
+            (0..4usize).prop_map(Op::Beat),
+            (0..4usize).prop_map(Op::Beat),
+            (0..4usize).prop_map(Op::Leave),
+            (0..3usize).prop_map(Op::Grow),
+            (1..40_000u64).prop_map(Op::Time),
+        ]
+    }
+
+    proptest! {
+        /// No partition is ever owned by two clients at once, and once
+        /// the changes stop, a few rounds of heartbeats leave every
+        /// subscribed partition with exactly one member, evenly.
+        #[test]
+        fn no_partition_has_two_owners_and_the_group_settles(ops in proptest::collection::vec(op(), 1..60)) {
+            let names = ["t0", "t1", "t2"];
+            let mut v = view(&[("t0", 1, 3), ("t1", 2, 2), ("t2", 3, 1)]);
+            let mut now = Instant::now();
+            let mut g = ConsumerGroup::default();
+            // Client side: epoch and owned partitions, per member.
+            let mut clients: Vec<Option<(i32, Assignment)>> = vec![None; 4];
+            let check = |clients: &[Option<(i32, Assignment)>]| {
+                let mut seen = BTreeSet::new();
+                for (_, owned) in clients.iter().flatten() {
+                    for tp in pairs(owned) {
+                        prop_assert!(seen.insert(tp), "{tp:?} owned twice: {clients:?}");
+                    }
+                }
+                Ok(())
+            };
+            let send = |g: &mut ConsumerGroup, v: &View, now, clients: &mut Vec<Option<(i32, Assignment)>>, i: usize| {
+                let id = format!("m{i}");
+                let Some((epoch, owned)) = clients[i].clone() else { return };
+                match g.heartbeat(beat(&id, epoch, Some(&owned)), now, LIMITS, v) {
+                    Ok(r) => {
+                        let owned = r.assignment.unwrap_or(owned);
+                        clients[i] = Some((r.member_epoch, owned));
+                    }
+                    // Fenced or gone: the client drops everything.
+                    Err(_) => clients[i] = None,
+                }
+            };
+            for op in ops {
+                match op {
+                    Op::Join(i, topics) => {
+                        if clients[i].is_none() {
+                            let t: Vec<&str> = topics.iter().map(|t| names[*t]).collect();
+                            let id = format!("m{i}");
+                            if let Ok(r) = g.heartbeat(join(&id, &t), now, LIMITS, &v) {
+                                clients[i] = Some((r.member_epoch, r.assignment.unwrap_or_default()));
+                            }
+                        }
+                    }
+                    Op::Beat(i) => send(&mut g, &v, now, &mut clients, i),
+                    Op::Leave(i) => {
+                        if clients[i].is_some() {
+                            let id = format!("m{i}");
+                            prop_assert!(g.heartbeat(beat(&id, -1, None), now, LIMITS, &v).is_ok());
+                            clients[i] = None;
+                        }
+                    }
+                    Op::Grow(t) => {
+                        if let Some(e) = v.0.get_mut(names[t]) {
+                            e.1 += 1;
+                        }
+                    }
+                    Op::Time(ms) => {
+                        now += Duration::from_millis(ms);
+                        for id in g.expire(now) {
+                            // The client learns at its next heartbeat; its
+                            // partitions may already be someone else's, so
+                            // a real client stops using them at once when
+                            // its session ends.
+                            let i: usize = id[1..].parse().unwrap_or(0);
+                            clients[i] = None;
+                        }
+                    }
+                }
+                check(&clients)?;
+            }
+            // Settle: everyone heartbeats until nothing changes.
+            now += Duration::from_secs(2);
+            for _ in 0..8 {
+                for i in 0..4 {
+                    send(&mut g, &v, now, &mut clients, i);
+                    check(&clients)?;
+                }
+            }
+            prop_assert!(g.is_stable(), "not stable: {g:?}");
+            let subscribed = g.subscribed_topics();
+            let mut owned_total = 0usize;
+            for (_, owned) in clients.iter().flatten() {
+                owned_total += count(owned);
+            }
+            let want: u32 = subscribed.iter().map(|t| v.0[t].1).sum();
+            prop_assert_eq!(owned_total, want as usize);
+        }
+    }
+}

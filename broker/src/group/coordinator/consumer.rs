@@ -1,0 +1,307 @@
+//! Groups of Kafka's consumer group protocol (KIP-848) in the coordinator:
+//! heartbeats, the expiry sweep, and what commits, DescribeGroups,
+//! ListGroups, DeleteGroups and OffsetDelete see of them. The state
+//! machine itself is [`crate::group::consumer`].
+//!
+//! A group name is either a classic group with members or a consumer group
+//! with members, never both: a classic join of a consumer group with
+//! members is `InconsistentGroupProtocol`, a heartbeat to a classic group
+//! with members [`BeatError::NotConsumerGroup`]. Either kind shares the
+//! committed offsets of its name.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use sluice_protocol::wire::ErrorCode;
+
+use super::Coordinator;
+use crate::group::consumer::{
+    Assignment, Beat, BeatAnswer, BeatError, CommitRefusal, ConsumerGroup, Limits, TopicView,
+};
+use crate::group::types::*;
+use crate::log::validate_topic_name;
+
+/// How often the sweep looks for members past their session or rebalance
+/// timeout.
+const SWEEP_EVERY: Duration = Duration::from_millis(250);
+
+impl Coordinator {
+    /// A consumer-protocol heartbeat to group `group` (see
+    /// [`ConsumerGroup::heartbeat`]). A group is created by its first
+    /// member's join and dropped when its last member goes.
+    pub fn consumer_heartbeat(
+        &self,
+        group: &str,
+        beat: Beat,
+        topics: &dyn TopicView,
+    ) -> Result<BeatAnswer, BeatError> {
+        if validate_topic_name(group).is_err() {
+            return Err(BeatError::InvalidGroupId);
+        }
+        self.start_sweep();
+        let classic = self.groups.lock();
+        if classic.get(group).is_some_and(|g| {
+            g.state != GroupState::Empty || !g.members.is_empty() || !g.pending.is_empty()
+        }) {
+            return Err(BeatError::NotConsumerGroup);
+        }
+        let mut consumer = self.consumer.lock();
+        if !consumer.contains_key(group) {
+            if beat.member_epoch != 0 {
+                return Err(BeatError::UnknownMember);
+            }
+            if classic.len() + consumer.len() >= self.config.max_groups {
+                return Err(BeatError::GroupMaxSize);
+            }
+            consumer.insert(group.to_owned(), ConsumerGroup::default());
+        }
+        drop(classic);
+        let Some(g) = consumer.get_mut(group) else {
+            return Err(BeatError::UnknownMember);
+        };
+        let before = g.held;
+        let total = self.held.load(Ordering::Relaxed);
+        let limits = Limits {
+            session_timeout: self.config.consumer_session_timeout,
+            max_size: self.config.max_size,
+            max_bytes: self.config.max_bytes.min(
+                self.config
+                    .max_total_bytes
+                    .saturating_sub(total.saturating_sub(before)),
+            ),
+        };
+        let epoch = g.epoch;
+        let r = g.heartbeat(beat, Instant::now(), limits, topics);
+        if g.epoch != epoch {
+            self.rebalances.fetch_add(1, Ordering::Relaxed);
+        }
+        self.recount(before, g.held);
+        if g.is_empty() {
+            consumer.remove(group);
+        }
+        r
+    }
+
+    fn recount(&self, before: usize, after: usize) {
+        if after >= before {
+            self.held.fetch_add(after - before, Ordering::Relaxed);
+        } else {
+            self.held.fetch_sub(before - after, Ordering::Relaxed);
+        }
+    }
+
+    /// Starts the sweep that removes consumer-protocol members past their
+    /// session or rebalance timeout (once, on the current runtime).
+    fn start_sweep(&self) {
+        if self.sweeping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = self.me.clone();
+        let started = self.spawn(async move {
+            loop {
+                tokio::time::sleep(SWEEP_EVERY).await;
+                let Some(c) = me.upgrade() else {
+                    break;
+                };
+                c.sweep(Instant::now());
+            }
+        });
+        if started.is_none() {
+            self.sweeping.store(false, Ordering::Release);
+        }
+    }
+
+    /// Removes expired consumer-protocol members; a group left without
+    /// members is dropped.
+    pub(super) fn sweep(&self, now: Instant) {
+        let mut consumer = self.consumer.lock();
+        for (name, g) in consumer.iter_mut() {
+            if g.next_deadline().is_none_or(|d| d > now) {
+                continue;
+            }
+            let before = g.held;
+            for member in g.expire(now) {
+                tracing::info!(group = %name, member, "consumer group member removed: session or rebalance timeout passed");
+                self.rebalances.fetch_add(1, Ordering::Relaxed);
+            }
+            self.recount(before, g.held);
+        }
+        consumer.retain(|_, g| !g.is_empty());
+    }
+
+    /// A commit's check against a consumer-protocol group with members:
+    /// `None` if there is no such group (the classic rules apply).
+    pub(super) fn check_consumer_commit(
+        &self,
+        group: &str,
+        who: &CommitAs,
+    ) -> Option<Result<(), ErrorCode>> {
+        let consumer = self.consumer.lock();
+        let g = consumer.get(group)?;
+        Some(match g.check_commit(&who.member_id, who.generation_id) {
+            Ok(()) => Ok(()),
+            Err(CommitRefusal::UnknownMember) => Err(ErrorCode::UnknownMemberId),
+            Err(CommitRefusal::StaleEpoch) => Err(ErrorCode::StaleMemberEpoch),
+        })
+    }
+
+    /// An OffsetFetch (v9+) naming `member_id` at `epoch`: for a
+    /// consumer-protocol group the member must exist at that epoch
+    /// (`UnknownMemberId`, `StaleMemberEpoch`); other groups are not
+    /// checked.
+    pub fn check_offset_fetch(
+        &self,
+        group: &str,
+        member_id: &str,
+        epoch: i32,
+    ) -> Result<(), ErrorCode> {
+        let who = CommitAs {
+            generation_id: epoch,
+            member_id: member_id.to_owned(),
+            group_instance_id: None,
+        };
+        self.check_consumer_commit(group, &who).unwrap_or(Ok(()))
+    }
+
+    /// Whether `group` is a consumer-protocol group with members.
+    pub(super) fn is_consumer_group(&self, group: &str) -> bool {
+        self.consumer.lock().contains_key(group)
+    }
+
+    /// The topics the members of consumer-protocol group `group` read, if
+    /// it is one.
+    pub(super) fn consumer_topics(&self, group: &str) -> Option<Vec<String>> {
+        let consumer = self.consumer.lock();
+        consumer
+            .get(group)
+            .map(|g| g.subscribed_topics().into_iter().collect())
+    }
+
+    /// Consumer-protocol group `group` described in the classic shape, if
+    /// it is one: protocol type `consumer`, its assignor as the protocol,
+    /// its epoch as the generation, each member's subscription and
+    /// assignment in Kafka's `ConsumerProtocolSubscription` and
+    /// `ConsumerProtocolAssignment` (version 0) layouts.
+    pub(super) fn describe_consumer(&self, group: &str) -> Option<GroupDescription> {
+        let consumer = self.consumer.lock();
+        let g = consumer.get(group)?;
+        let assignor = match g
+            .members
+            .values()
+            .all(|m| m.assignor.as_deref() == Some("range"))
+        {
+            true => "range",
+            false => "uniform",
+        };
+        Some(GroupDescription {
+            error: ErrorCode::None,
+            group: group.to_owned(),
+            state: consumer_state(g),
+            generation_id: g.epoch,
+            protocol_type: "consumer".into(),
+            protocol: assignor.into(),
+            members: g
+                .members
+                .iter()
+                .map(|(id, m)| MemberDescription {
+                    member_id: id.clone(),
+                    group_instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: subscription_bytes(&m.topic_names),
+                    assignment: assignment_bytes(g, &m.assigned),
+                })
+                .collect(),
+        })
+    }
+
+    /// Every consumer-protocol group, listed.
+    pub(super) fn list_consumer(&self) -> Vec<GroupListing> {
+        let consumer = self.consumer.lock();
+        consumer
+            .iter()
+            .map(|(name, g)| GroupListing {
+                group: name.clone(),
+                protocol_type: "consumer".into(),
+                state: consumer_state(g),
+            })
+            .collect()
+    }
+
+    /// Forgets the consumer-protocol groups `owned` selects (this node no
+    /// longer coordinates them): their members' next heartbeats here are
+    /// `NOT_COORDINATOR`, and they join again at the new coordinator.
+    pub(super) fn drop_consumer_groups(&self, owned: &dyn Fn(&str) -> bool) {
+        let mut consumer = self.consumer.lock();
+        let mut freed = 0;
+        consumer.retain(|name, g| {
+            let keep = !owned(name);
+            if !keep {
+                freed += g.held;
+            }
+            keep
+        });
+        self.recount(freed, 0);
+    }
+
+    /// Counts of consumer-protocol groups for metrics: (state, members).
+    pub(super) fn consumer_stats(&self) -> Vec<(GroupState, usize)> {
+        let consumer = self.consumer.lock();
+        consumer
+            .values()
+            .map(|g| (consumer_state(g), g.members.len()))
+            .collect()
+    }
+
+    /// The heartbeat interval consumer-protocol members are told.
+    pub fn consumer_heartbeat_interval(&self) -> Duration {
+        self.config.consumer_heartbeat_interval
+    }
+}
+
+/// A consumer group's state under the classic names: `Stable` when every
+/// member holds its target, else `CompletingRebalance` (assignments being
+/// handed over; Kafka's `Reconciling`).
+fn consumer_state(g: &ConsumerGroup) -> GroupState {
+    if g.is_empty() {
+        GroupState::Empty
+    } else if g.is_stable() {
+        GroupState::Stable
+    } else {
+        GroupState::CompletingRebalance
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    let len = i16::try_from(s.len()).unwrap_or(i16::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(s.as_bytes().get(..len as usize).unwrap_or_default());
+}
+
+/// Kafka's `ConsumerProtocolSubscription` v0: the topics, no user data.
+fn subscription_bytes(topics: &[String]) -> Vec<u8> {
+    let mut out = 0i16.to_be_bytes().to_vec();
+    out.extend_from_slice(&(topics.len() as i32).to_be_bytes());
+    for t in topics {
+        put_str(&mut out, t);
+    }
+    out.extend_from_slice(&(-1i32).to_be_bytes());
+    out
+}
+
+/// Kafka's `ConsumerProtocolAssignment` v0: partitions by topic name, no
+/// user data.
+fn assignment_bytes(g: &ConsumerGroup, a: &Assignment) -> Vec<u8> {
+    let named = g.named(a);
+    let mut out = 0i16.to_be_bytes().to_vec();
+    out.extend_from_slice(&(named.len() as i32).to_be_bytes());
+    for (topic, partitions) in named {
+        put_str(&mut out, &topic);
+        out.extend_from_slice(&(partitions.len() as i32).to_be_bytes());
+        for p in partitions {
+            out.extend_from_slice(&(p as i32).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&(-1i32).to_be_bytes());
+    out
+}
