@@ -668,6 +668,89 @@ def metadata(bootstrap, topic):
     }
 
 
+def kip848_pair(bootstrap, topic, group, n, total):
+    """Two confluent-kafka consumers of Kafka's consumer group protocol
+    (group.protocol=consumer, KIP-848): A alone, then A and B, then A after
+    B left, until `total` distinct records were read. Each commits every
+    record it reads. Returns the assignments at each step, every
+    (partition, offset) read, and whether two members ever held one
+    partition at once (as seen by their callbacks)."""
+    import threading
+    from confluent_kafka import Consumer
+
+    held = {"A": set(), "B": set()}
+    lock = threading.Lock()
+    overlaps = []
+    read = []
+    errors = []
+    stop = {"A": threading.Event(), "B": threading.Event()}
+
+    def member(name):
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                      "group.protocol": "consumer", "enable.auto.commit": False,
+                      "auto.offset.reset": "earliest", "client.id": f"kip848-{name}"})
+
+        def on_assign(c, parts):
+            with lock:
+                for p in parts:
+                    other = "B" if name == "A" else "A"
+                    if p.partition in held[other]:
+                        overlaps.append((name, p.partition))
+                    held[name].add(p.partition)
+
+        def on_revoke(c, parts):
+            with lock:
+                for p in parts:
+                    held[name].discard(p.partition)
+
+        c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_revoke)
+        while not stop[name].is_set():
+            m = c.poll(0.1)
+            if m is None:
+                continue
+            if m.error():
+                errors.append(f"{name}: {m.error()}")
+                continue
+            with lock:
+                read.append([name, m.partition(), m.offset()])
+            c.commit(m, asynchronous=False)
+        c.close()
+        with lock:
+            held[name] = set()
+
+    def wait_for(cond, what):
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            with lock:
+                if cond():
+                    return
+            time.sleep(0.1)
+        raise SystemExit(f"timed out waiting for {what}: held {held}, errors {errors}")
+
+    out = {}
+    a = threading.Thread(target=member, args=("A",))
+    a.start()
+    wait_for(lambda: len(held["A"]) == n, "A to hold every partition")
+    out["alone"] = sorted(held["A"])
+    b = threading.Thread(target=member, args=("B",))
+    b.start()
+    wait_for(lambda: held["A"] and held["B"] and len(held["A"]) + len(held["B"]) == n,
+             "A and B to split the partitions")
+    out["split"] = [sorted(held["A"]), sorted(held["B"])]
+    stop["B"].set()
+    b.join()
+    wait_for(lambda: len(held["A"]) == n, "A to take every partition back")
+    out["after"] = sorted(held["A"])
+    wait_for(lambda: len({(p, o) for _, p, o in read}) >= total, f"{total} records read")
+    time.sleep(0.5)
+    stop["A"].set()
+    a.join()
+    out["read"] = read
+    out["overlaps"] = overlaps
+    out["errors"] = errors
+    return out
+
+
 def emit_line(doc):
     sys.stdout.write(json.dumps(doc) + "\n")
     sys.stdout.flush()
@@ -828,6 +911,8 @@ def main(argv):
         r = consume_all(argv[2], argv[3], argv[4], int(argv[5]))
     elif s == "group-spread":
         r = group_spread(argv[2], argv[3], argv[4], argv[5], int(argv[6]))
+    elif s == "kip848-pair":
+        r = kip848_pair(argv[2], argv[3], argv[4], int(argv[5]), int(argv[6]))
     elif s == "group-pair":
         r = group_pair(argv[2], argv[3], argv[4], argv[5])
     else:

@@ -280,13 +280,21 @@ impl ConsumerGroup {
                 )));
             }
         }
+        if beat.member_epoch < 0 {
+            return match beat.member_epoch {
+                -1 | -2 => self.leave(beat),
+                e => Err(BeatError::InvalidRequest(format!("member epoch {e}"))),
+            };
+        }
+        // Checked before anything changes: a refused heartbeat leaves the
+        // group as it was.
+        let compiled = match beat.topic_regex.as_deref() {
+            Some(r) if !r.is_empty() => Some(compile(r)?),
+            _ => None,
+        };
         match beat.member_epoch {
-            -1 | -2 => return self.leave(beat),
             0 => self.join(&beat, now, limits)?,
-            e if e > 0 => self.check_epoch(&beat)?,
-            e => {
-                return Err(BeatError::InvalidRequest(format!("member epoch {e}")));
-            }
+            _ => self.check_epoch(&beat)?,
         }
         let id = beat.member_id.clone();
         let mut resubscribed = false;
@@ -306,10 +314,7 @@ impl ConsumerGroup {
         if let Some(regex) = beat.topic_regex {
             let regex = Some(regex).filter(|r| !r.is_empty());
             if regex != m.topic_regex {
-                m.compiled = match &regex {
-                    Some(r) => Some(compile(r)?),
-                    None => None,
-                };
+                m.compiled = compiled;
                 m.topic_regex = regex;
                 resubscribed = true;
             }
@@ -1003,8 +1008,9 @@ mod tests {
             g.heartbeat(beat("a", -3, None), now, LIMITS, &v),
             Err(BeatError::InvalidRequest(_))
         ));
-        // The refused regex left nobody behind.
-        assert!(g.members.is_empty() || g.members.values().all(|m| m.topic_regex.is_none()));
+        // The refused heartbeats left nobody behind.
+        assert!(g.members.is_empty(), "{g:?}");
+        assert_eq!(g.epoch, 0);
         let full = Limits {
             max_size: 1,
             ..LIMITS
