@@ -14,7 +14,9 @@ use libfuzzer_sys::fuzz_target;
 use sluice_protocol::kafka::admin::*;
 use sluice_protocol::kafka::alter_configs::{AlterConfigsRequest, IncrementalAlterConfigsRequest};
 use sluice_protocol::kafka::api_versions::ApiVersionsRequest;
-use sluice_protocol::kafka::consumer_group::ConsumerGroupHeartbeatRequest;
+use sluice_protocol::kafka::consumer_group::{
+    ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest,
+};
 use sluice_protocol::kafka::create_partitions::CreatePartitionsRequest;
 use sluice_protocol::kafka::delete_records::DeleteRecordsRequest;
 use sluice_protocol::kafka::describe_log_dirs::DescribeLogDirsRequest;
@@ -72,6 +74,7 @@ fuzz_target!(|data: &[u8]| {
         ApiKey::ListGroups => stable::<ListGroupsRequest>(body, version),
         ApiKey::DeleteGroups => stable::<DeleteGroupsRequest>(body, version),
         ApiKey::ConsumerGroupHeartbeat => stable::<ConsumerGroupHeartbeatRequest>(body, version),
+        ApiKey::ConsumerGroupDescribe => stable::<ConsumerGroupDescribeRequest>(body, version),
     }
 });
 

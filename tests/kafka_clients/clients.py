@@ -737,6 +737,15 @@ def kip848_pair(bootstrap, topic, group, n, total):
     wait_for(lambda: held["A"] and held["B"] and len(held["A"]) + len(held["B"]) == n,
              "A and B to split the partitions")
     out["split"] = [sorted(held["A"]), sorted(held["B"])]
+    # The admin client's view of the group (ConsumerGroupDescribe).
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    described = admin.describe_consumer_groups([group])[group].result(timeout=20)
+    out["described"] = {
+        "state": str(described.state),
+        "members": sorted([m.client_id, sorted(tp.partition for tp in m.assignment.topic_partitions)]
+                          for m in described.members),
+    }
     stop["B"].set()
     b.join()
     wait_for(lambda: len(held["A"]) == n, "A to take every partition back")

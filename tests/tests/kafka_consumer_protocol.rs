@@ -85,6 +85,11 @@ async fn confluent_consumers_share_a_topic_through_the_consumer_group_protocol()
     let b2 = v["split"][1].as_array().unwrap();
     assert_eq!(a.len(), 2, "the uniform assignor splits evenly: {out}");
     assert_eq!(b2.len(), 2, "{out}");
+    assert_eq!(
+        v["described"]["members"],
+        json!([["kip848-A", a], ["kip848-B", b2]]),
+        "the admin client's description: {out}"
+    );
     assert_eq!(v["after"], json!([0, 1, 2, 3]), "{out}");
     assert_eq!(
         v["overlaps"],
@@ -204,6 +209,34 @@ async fn consumer_group_heartbeats_are_checked_as_kafka_checks_them() {
         assert_eq!(assigned.len(), 1, "{r:?}");
         assert_eq!(assigned[0].partitions, vec![0, 1]);
         assert_eq!(r.heartbeat_interval_ms, 200);
+        // ConsumerGroupDescribe tells the member, its epoch and its
+        // partitions; a group of no such kind is GROUP_ID_NOT_FOUND.
+        {
+            use sluice_protocol::kafka::consumer_group::*;
+            let mut d = ConsumerGroupDescribeRequest {
+                group_ids: vec!["rg".into(), "nope".into(), "rg".into()],
+                include_authorized_operations: false,
+            };
+            let r: ConsumerGroupDescribeResponse = call(&mut s, 1, &mut d);
+            assert_eq!(r.groups.len(), 2, "{r:?}");
+            let g = &r.groups[0];
+            assert_eq!(
+                (g.error_code, g.group_state.as_str()),
+                (0, "Stable"),
+                "{r:?}"
+            );
+            assert_eq!((g.group_epoch, g.assignment_epoch), (epoch, epoch));
+            assert_eq!(g.assignor_name, "uniform");
+            let m = &g.members[0];
+            assert_eq!((m.member_id.as_str(), m.member_epoch), (me.as_str(), epoch));
+            assert_eq!(m.subscribed_topic_names, vec!["raw848".to_owned()]);
+            assert_eq!(m.assignment, m.target_assignment);
+            assert_eq!(m.assignment[0].topic_name, "raw848");
+            assert_eq!(m.assignment[0].topic_id, assigned[0].topic_id);
+            assert_eq!(m.assignment[0].partitions, vec![0, 1]);
+            assert_eq!(m.member_type, 1);
+            assert_eq!(r.groups[1].error_code, code::GROUP_ID_NOT_FOUND);
+        }
         // An unchanged member's heartbeat carries no assignment.
         let r = hb(&mut s, 1, beat("rg", &me, epoch));
         assert_eq!((r.error_code, r.assignment), (0, None));

@@ -609,12 +609,7 @@ impl ConsumerGroup {
 
     /// Computes every member's target for the current group epoch.
     fn compute_target(&mut self) {
-        // `range` when every member asks for it, else `uniform`.
-        let range = self
-            .members
-            .values()
-            .all(|m| m.assignor.as_deref() == Some("range"));
-        self.target = if range {
+        self.target = if self.assignor() == "range" {
             range_assign(&self.members, &self.topics)
         } else {
             uniform_assign(&self.members, &self.topics, &self.target)
@@ -677,6 +672,109 @@ impl ConsumerGroup {
         } else {
             MemberState::UnreleasedPartitions
         };
+    }
+}
+
+/// Partitions by topic, with each topic's id and name.
+pub type NamedAssignment = Vec<(TopicId, String, Vec<u32>)>;
+
+/// One member, described (ConsumerGroupDescribe).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberView {
+    /// Member id.
+    pub member_id: String,
+    /// Static id.
+    pub instance_id: Option<String>,
+    /// Rack.
+    pub rack_id: Option<String>,
+    /// Its epoch.
+    pub epoch: i32,
+    /// Client id.
+    pub client_id: String,
+    /// Client address.
+    pub client_host: String,
+    /// Subscribed names.
+    pub topic_names: Vec<String>,
+    /// Subscribed regular expression.
+    pub topic_regex: Option<String>,
+    /// What it holds.
+    pub assigned: NamedAssignment,
+    /// What the target gives it.
+    pub target: NamedAssignment,
+}
+
+/// A group, described (ConsumerGroupDescribe).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupView {
+    /// Kafka's name of its state: `Stable` when every member holds its
+    /// target, else `Reconciling`.
+    pub state: &'static str,
+    /// Group epoch.
+    pub epoch: i32,
+    /// Target assignment epoch.
+    pub assignment_epoch: i32,
+    /// The assignor in use.
+    pub assignor: &'static str,
+    /// Members, by id.
+    pub members: Vec<MemberView>,
+}
+
+impl ConsumerGroup {
+    /// The assignor the target is computed with: `range` when every member
+    /// asks for it, else `uniform`.
+    pub fn assignor(&self) -> &'static str {
+        if !self.members.is_empty()
+            && self
+                .members
+                .values()
+                .all(|m| m.assignor.as_deref() == Some("range"))
+        {
+            "range"
+        } else {
+            "uniform"
+        }
+    }
+
+    fn with_names(&self, a: &Assignment) -> NamedAssignment {
+        self.topics
+            .iter()
+            .filter_map(|(name, (id, _))| {
+                a.get(id)
+                    .map(|ps| (*id, name.clone(), ps.iter().copied().collect()))
+            })
+            .collect()
+    }
+
+    /// The whole group, described.
+    pub fn view(&self) -> GroupView {
+        GroupView {
+            state: if self.is_empty() {
+                "Empty"
+            } else if self.is_stable() {
+                "Stable"
+            } else {
+                "Reconciling"
+            },
+            epoch: self.epoch,
+            assignment_epoch: self.assignment_epoch,
+            assignor: self.assignor(),
+            members: self
+                .members
+                .iter()
+                .map(|(id, m)| MemberView {
+                    member_id: id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    rack_id: m.rack_id.clone(),
+                    epoch: m.epoch,
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    topic_names: m.topic_names.clone(),
+                    topic_regex: m.topic_regex.clone(),
+                    assigned: self.with_names(&m.assigned),
+                    target: self.with_names(self.target.get(id).unwrap_or(&Assignment::new())),
+                })
+                .collect(),
+        }
     }
 }
 

@@ -16,7 +16,7 @@ pub use crate::group::{
 };
 
 use crate::group::consumer::TopicView;
-pub use crate::group::consumer::{Assignment, Beat, BeatAnswer, BeatError};
+pub use crate::group::consumer::{Assignment, Beat, BeatAnswer, BeatError, GroupView};
 use crate::topics::TopicId;
 
 use super::offsets::{Commit, Committed};
@@ -217,6 +217,12 @@ impl Service {
         epoch: i32,
     ) -> Result<(), ErrorCode> {
         self.groups.check_offset_fetch(group, member_id, epoch)
+    }
+
+    /// Consumer-protocol group `group` described, if it is one with
+    /// members.
+    pub fn describe_consumer_group(&self, group: &str) -> Option<GroupView> {
+        self.groups.view_consumer(group)
     }
 
     /// How often consumer-protocol members are told to heartbeat.

@@ -1,7 +1,7 @@
 //! Kafka's consumer group protocol (KIP-848): ConsumerGroupHeartbeat (key
-//! 68, versions 0–1). The broker computes the assignment; a member learns
-//! it, and gives up partitions, through its heartbeats. Every version is
-//! flexible.
+//! 68, versions 0–1) and ConsumerGroupDescribe (key 69, versions 0–1). The
+//! broker computes the assignment; a member learns it, and gives up
+//! partitions, through its heartbeats. Every version is flexible.
 
 use super::io::Io;
 use super::{ApiKey, KafkaError, Message, i32s};
@@ -115,6 +115,144 @@ impl Message for ConsumerGroupHeartbeatResponse {
                 });
             }
         }
+        s.tags()
+    }
+}
+
+/// ConsumerGroupDescribe request (key 69, versions 0–1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsumerGroupDescribeRequest {
+    /// Groups.
+    pub group_ids: Vec<String>,
+    /// Whether to answer the authorized operations.
+    pub include_authorized_operations: bool,
+}
+
+impl Message for ConsumerGroupDescribeRequest {
+    const API: ApiKey = ApiKey::ConsumerGroupDescribe;
+    fn io<S: Io>(&mut self, s: &mut S, _v: i16) -> Result<(), KafkaError> {
+        s.array(&mut self.group_ids, |s, g| s.string(g))?;
+        s.bool(&mut self.include_authorized_operations)?;
+        s.tags()
+    }
+}
+
+/// Partitions of one topic, by id and name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DescribedTopicPartitions {
+    /// Topic id.
+    pub topic_id: [u8; 16],
+    /// Topic name.
+    pub topic_name: String,
+    /// Partition indexes.
+    pub partitions: Vec<i32>,
+}
+
+fn described_assignment<S: Io>(
+    s: &mut S,
+    a: &mut Vec<DescribedTopicPartitions>,
+) -> Result<(), KafkaError> {
+    s.array(a, |s, t| {
+        s.uuid(&mut t.topic_id)?;
+        s.string(&mut t.topic_name)?;
+        i32s(s, &mut t.partitions)?;
+        s.tags()
+    })?;
+    s.tags()
+}
+
+/// One member of a described group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsumerGroupMember {
+    /// Member id.
+    pub member_id: String,
+    /// Static id.
+    pub instance_id: Option<String>,
+    /// Rack.
+    pub rack_id: Option<String>,
+    /// Its epoch.
+    pub member_epoch: i32,
+    /// Client id.
+    pub client_id: String,
+    /// Client address.
+    pub client_host: String,
+    /// Subscribed topic names.
+    pub subscribed_topic_names: Vec<String>,
+    /// Subscribed regular expression.
+    pub subscribed_topic_regex: Option<String>,
+    /// What it holds.
+    pub assignment: Vec<DescribedTopicPartitions>,
+    /// What the group's target gives it.
+    pub target_assignment: Vec<DescribedTopicPartitions>,
+    /// 0 classic, 1 consumer, -1 unknown (v1+).
+    pub member_type: i8,
+}
+
+/// One described group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DescribedConsumerGroup {
+    /// Error code.
+    pub error_code: i16,
+    /// Error message.
+    pub error_message: Option<String>,
+    /// Group.
+    pub group_id: String,
+    /// "Empty", "Assigning", "Reconciling", "Stable" or "Dead".
+    pub group_state: String,
+    /// Group epoch.
+    pub group_epoch: i32,
+    /// Target assignment epoch.
+    pub assignment_epoch: i32,
+    /// Assignor.
+    pub assignor_name: String,
+    /// Members.
+    pub members: Vec<ConsumerGroupMember>,
+    /// Authorized operations, or `i32::MIN` when not asked for.
+    pub authorized_operations: i32,
+}
+
+/// ConsumerGroupDescribe response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsumerGroupDescribeResponse {
+    /// Throttle time.
+    pub throttle_time_ms: i32,
+    /// Groups, in the order asked.
+    pub groups: Vec<DescribedConsumerGroup>,
+}
+
+impl Message for ConsumerGroupDescribeResponse {
+    const API: ApiKey = ApiKey::ConsumerGroupDescribe;
+    fn io<S: Io>(&mut self, s: &mut S, v: i16) -> Result<(), KafkaError> {
+        s.i32(&mut self.throttle_time_ms)?;
+        s.array(&mut self.groups, |s, g| {
+            s.i16(&mut g.error_code)?;
+            s.nullable_string(&mut g.error_message)?;
+            s.string(&mut g.group_id)?;
+            s.string(&mut g.group_state)?;
+            s.i32(&mut g.group_epoch)?;
+            s.i32(&mut g.assignment_epoch)?;
+            s.string(&mut g.assignor_name)?;
+            s.array(&mut g.members, |s, m| {
+                s.string(&mut m.member_id)?;
+                s.nullable_string(&mut m.instance_id)?;
+                s.nullable_string(&mut m.rack_id)?;
+                s.i32(&mut m.member_epoch)?;
+                s.string(&mut m.client_id)?;
+                s.string(&mut m.client_host)?;
+                s.array(&mut m.subscribed_topic_names, |s, t| s.string(t))?;
+                s.nullable_string(&mut m.subscribed_topic_regex)?;
+                described_assignment(s, &mut m.assignment)?;
+                described_assignment(s, &mut m.target_assignment)?;
+                if v >= 1 {
+                    s.i8(&mut m.member_type)?;
+                } else {
+                    m.member_type = -1;
+                }
+                s.tags()
+            })?;
+            s.i32(&mut g.authorized_operations)?;
+            s.tags()
+        })?;
         s.tags()
     }
 }

@@ -17,7 +17,7 @@
 //!   DescribeConfigs, InitProducerId), [`alter_configs`] (AlterConfigs,
 //!   IncrementalAlterConfigs), [`create_partitions`], [`delete_records`], [`describe_log_dirs`], [`offset_delete`], [`groups`] (JoinGroup, SyncGroup,
 //!   Heartbeat, LeaveGroup, DescribeGroups, ListGroups, DeleteGroups),
-//!   [`consumer_group`] (ConsumerGroupHeartbeat).
+//!   [`consumer_group`] (ConsumerGroupHeartbeat, ConsumerGroupDescribe).
 //!
 //! Why not the `kafka-protocol` crate: its decoders size allocations from
 //! wire counts before checking them against the input, and they copy a fetch
@@ -133,11 +133,13 @@ pub enum ApiKey {
     OffsetDelete = 47,
     /// ConsumerGroupHeartbeat (68).
     ConsumerGroupHeartbeat = 68,
+    /// ConsumerGroupDescribe (69).
+    ConsumerGroupDescribe = 69,
 }
 
 impl ApiKey {
     /// Every API served, in key order.
-    pub const ALL: [ApiKey; 26] = [
+    pub const ALL: [ApiKey; 27] = [
         ApiKey::Produce,
         ApiKey::Fetch,
         ApiKey::ListOffsets,
@@ -164,6 +166,7 @@ impl ApiKey {
         ApiKey::IncrementalAlterConfigs,
         ApiKey::OffsetDelete,
         ApiKey::ConsumerGroupHeartbeat,
+        ApiKey::ConsumerGroupDescribe,
     ];
 
     /// The API of a key, if served.
@@ -200,6 +203,7 @@ impl ApiKey {
             ApiKey::ListGroups => (0, 4),
             ApiKey::DeleteGroups => (0, 2),
             ApiKey::ConsumerGroupHeartbeat => (0, 1),
+            ApiKey::ConsumerGroupDescribe => (0, 1),
         }
     }
 
@@ -238,7 +242,7 @@ impl ApiKey {
             ApiKey::DescribeGroups => 5,
             ApiKey::ListGroups => 3,
             ApiKey::DeleteGroups => 2,
-            ApiKey::ConsumerGroupHeartbeat => 0,
+            ApiKey::ConsumerGroupHeartbeat | ApiKey::ConsumerGroupDescribe => 0,
         }
     }
 

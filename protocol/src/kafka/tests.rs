@@ -797,6 +797,58 @@ fn consumer_group_heartbeats_round_trip_at_every_version() {
 }
 
 #[test]
+fn consumer_group_describes_round_trip_at_every_version() {
+    for v in versions(ApiKey::ConsumerGroupDescribe) {
+        let req = ConsumerGroupDescribeRequest {
+            group_ids: vec![s("a"), s("b")],
+            include_authorized_operations: true,
+        };
+        assert_eq!(round_trip(&req, v, &[]), req);
+        let part = |n: &str| DescribedTopicPartitions {
+            topic_id: [3; 16],
+            topic_name: s(n),
+            partitions: vec![1, 2],
+        };
+        let resp = ConsumerGroupDescribeResponse {
+            throttle_time_ms: 0,
+            groups: vec![
+                DescribedConsumerGroup {
+                    error_code: 0,
+                    error_message: None,
+                    group_id: s("a"),
+                    group_state: s("Reconciling"),
+                    group_epoch: 7,
+                    assignment_epoch: 7,
+                    assignor_name: s("uniform"),
+                    members: vec![ConsumerGroupMember {
+                        member_id: s("m"),
+                        instance_id: Some(s("i")),
+                        rack_id: None,
+                        member_epoch: 6,
+                        client_id: s("c"),
+                        client_host: s("/127.0.0.1"),
+                        subscribed_topic_names: vec![s("t")],
+                        subscribed_topic_regex: None,
+                        assignment: vec![part("t")],
+                        target_assignment: vec![part("t"), part("u")],
+                        member_type: if v >= 1 { 1 } else { -1 },
+                    }],
+                    authorized_operations: i32::MIN,
+                },
+                DescribedConsumerGroup {
+                    error_code: 69,
+                    error_message: Some(s("not a consumer group")),
+                    group_id: s("b"),
+                    group_state: s("Dead"),
+                    ..DescribedConsumerGroup::default()
+                },
+            ],
+        };
+        assert_eq!(round_trip(&resp, v, &[]), resp);
+    }
+}
+
+#[test]
 fn offset_fetch_names_the_member_from_version_9() {
     let req = OffsetFetchRequest {
         groups: vec![OffsetFetchGroup {
@@ -889,6 +941,7 @@ pub(crate) fn check_request(api: ApiKey, version: i16, body: &[u8]) -> bool {
         ApiKey::ListGroups => stable::<ListGroupsRequest>(body, version),
         ApiKey::DeleteGroups => stable::<DeleteGroupsRequest>(body, version),
         ApiKey::ConsumerGroupHeartbeat => stable::<ConsumerGroupHeartbeatRequest>(body, version),
+        ApiKey::ConsumerGroupDescribe => stable::<ConsumerGroupDescribeRequest>(body, version),
     }
 }
 

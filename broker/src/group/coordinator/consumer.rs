@@ -16,7 +16,8 @@ use sluice_protocol::wire::ErrorCode;
 
 use super::Coordinator;
 use crate::group::consumer::{
-    Assignment, Beat, BeatAnswer, BeatError, CommitRefusal, ConsumerGroup, Limits, TopicView,
+    Assignment, Beat, BeatAnswer, BeatError, CommitRefusal, ConsumerGroup, GroupView, Limits,
+    TopicView,
 };
 use crate::group::types::*;
 use crate::log::validate_topic_name;
@@ -213,6 +214,12 @@ impl Coordinator {
                 })
                 .collect(),
         })
+    }
+
+    /// Consumer-protocol group `group` described as ConsumerGroupDescribe
+    /// tells it, if it is one with members.
+    pub fn view_consumer(&self, group: &str) -> Option<GroupView> {
+        self.consumer.lock().get(group).map(ConsumerGroup::view)
     }
 
     /// Every consumer-protocol group, listed.

@@ -141,3 +141,81 @@ pub(super) fn heartbeat(
         }
     }
 }
+
+fn described(a: crate::group::consumer::NamedAssignment) -> Vec<DescribedTopicPartitions> {
+    a.into_iter()
+        .map(|(id, name, ps)| DescribedTopicPartitions {
+            topic_id: id.0,
+            topic_name: name,
+            partitions: ps.into_iter().map(|p| p as i32).collect(),
+        })
+        .collect()
+}
+
+/// ConsumerGroupDescribe: each group once, in the order first named. A
+/// group that is not a consumer-protocol group with members (a classic
+/// group, one with committed offsets only, or none) is
+/// `GROUP_ID_NOT_FOUND`, as Kafka answers for a group of another type (its
+/// admin client then describes it with DescribeGroups).
+pub(super) fn describe(
+    conn: &Conn,
+    r: ConsumerGroupDescribeRequest,
+    version: i16,
+) -> ConsumerGroupDescribeResponse {
+    let svc = &conn.broker.service;
+    let ops = super::operations::answer(r.include_authorized_operations, super::operations::GROUP);
+    let groups = crate::service::first_of_each(&r.group_ids)
+        .into_iter()
+        .map(|name| {
+            let mut g = DescribedConsumerGroup {
+                group_id: name.to_owned(),
+                group_state: "Dead".into(),
+                authorized_operations: ops,
+                ..DescribedConsumerGroup::default()
+            };
+            if let Err(refused) = svc.check_coordinator(name) {
+                g.error_code = to_kafka(refused.code);
+                g.error_message = Some(refused.message);
+                return g;
+            }
+            if crate::log::validate_topic_name(name).is_err() {
+                g.error_code = code::INVALID_GROUP_ID;
+                g.error_message = Some(format!("{name:?} is not a valid group name"));
+                return g;
+            }
+            let Some(v) = svc.describe_consumer_group(name) else {
+                g.error_code = code::GROUP_ID_NOT_FOUND;
+                g.error_message = Some(format!(
+                    "group {name:?} is not a consumer group of the consumer group protocol with members"
+                ));
+                return g;
+            };
+            g.group_state = v.state.into();
+            g.group_epoch = v.epoch;
+            g.assignment_epoch = v.assignment_epoch;
+            g.assignor_name = v.assignor.into();
+            g.members = v
+                .members
+                .into_iter()
+                .map(|m| ConsumerGroupMember {
+                    member_id: m.member_id,
+                    instance_id: m.instance_id,
+                    rack_id: m.rack_id,
+                    member_epoch: m.epoch,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    subscribed_topic_names: m.topic_names,
+                    subscribed_topic_regex: m.topic_regex,
+                    assignment: described(m.assigned),
+                    target_assignment: described(m.target),
+                    member_type: if version >= 1 { 1 } else { -1 },
+                })
+                .collect();
+            g
+        })
+        .collect();
+    ConsumerGroupDescribeResponse {
+        throttle_time_ms: 0,
+        groups,
+    }
+}

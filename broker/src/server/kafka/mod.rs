@@ -88,6 +88,8 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
             | ApiKey::FindCoordinator
             | ApiKey::DescribeGroups
             | ApiKey::ListGroups
+            | ApiKey::ConsumerGroupHeartbeat
+            | ApiKey::ConsumerGroupDescribe
     ) {
         conn.flush().await?;
     }
@@ -221,6 +223,11 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
         ApiKey::ConsumerGroupHeartbeat => {
             let r = decode_or_close(conn, req, body)?;
             let resp = consumer_group::heartbeat(conn, r, req.version, h.client_id);
+            respond(conn, req, resp).await
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = consumer_group::describe(conn, r, req.version);
             respond(conn, req, resp).await
         }
     }
