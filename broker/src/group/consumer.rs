@@ -161,6 +161,9 @@ pub struct Member {
     revoke_deadline: Option<Instant>,
     /// The assignment last sent to it, and at which epoch.
     sent: Option<(i32, Assignment)>,
+    /// A static member away after a temporary leave (epoch -2): its
+    /// partitions wait for it until its session timeout.
+    pub parked: bool,
 }
 
 impl Member {
@@ -282,7 +285,7 @@ impl ConsumerGroup {
         }
         if beat.member_epoch < 0 {
             return match beat.member_epoch {
-                -1 | -2 => self.leave(beat),
+                -1 | -2 => self.leave(beat, now, limits),
                 e => Err(BeatError::InvalidRequest(format!("member epoch {e}"))),
             };
         }
@@ -386,12 +389,22 @@ impl ConsumerGroup {
             ));
         }
         if let Some(instance) = &beat.instance_id {
-            if self
+            let holder = self
                 .members
                 .iter()
-                .any(|(id, m)| *id != beat.member_id && m.instance_id.as_ref() == Some(instance))
-            {
-                return Err(BeatError::UnreleasedInstanceId);
+                .find(|(_, m)| m.instance_id.as_ref() == Some(instance))
+                .map(|(id, m)| (id.clone(), m.parked));
+            match holder {
+                // A static member back after a temporary leave takes its
+                // place, partitions and epoch, without a rebalance.
+                Some((old, true)) => {
+                    self.unpark(&old, &beat.member_id, now, limits);
+                    return Ok(());
+                }
+                Some((old, false)) if old != beat.member_id => {
+                    return Err(BeatError::UnreleasedInstanceId);
+                }
+                _ => {}
             }
         }
         if self.members.contains_key(&beat.member_id) {
@@ -420,6 +433,7 @@ impl ConsumerGroup {
             session_deadline: now + limits.session_timeout,
             revoke_deadline: None,
             sent: None,
+            parked: false,
         };
         self.held += m.bytes();
         self.members.insert(beat.member_id.clone(), m);
@@ -427,8 +441,29 @@ impl ConsumerGroup {
         Ok(())
     }
 
+    /// Moves parked static member `old` to member id `new`.
+    fn unpark(&mut self, old: &str, new: &str, now: Instant, limits: Limits) {
+        let Some(mut m) = self.members.remove(old) else {
+            return;
+        };
+        for tp in pairs(&m.assigned).chain(pairs(&m.revoking)) {
+            if let Some(o) = self.owners.get_mut(&tp) {
+                if o == old {
+                    *o = new.to_owned();
+                }
+            }
+        }
+        if let Some(t) = self.target.remove(old) {
+            self.target.insert(new.to_owned(), t);
+        }
+        m.parked = false;
+        m.sent = None;
+        m.session_deadline = now + limits.session_timeout;
+        self.members.insert(new.to_owned(), m);
+    }
+
     fn check_epoch(&self, beat: &Beat) -> Result<(), BeatError> {
-        let Some(m) = self.members.get(&beat.member_id) else {
+        let Some(m) = self.members.get(&beat.member_id).filter(|m| !m.parked) else {
             return Err(BeatError::UnknownMember);
         };
         if beat.instance_id.is_some() && beat.instance_id != m.instance_id {
@@ -452,7 +487,34 @@ impl ConsumerGroup {
         }
     }
 
-    fn leave(&mut self, beat: Beat) -> Result<BeatAnswer, BeatError> {
+    fn leave(&mut self, beat: Beat, now: Instant, limits: Limits) -> Result<BeatAnswer, BeatError> {
+        if beat.member_epoch == -2 {
+            // A static member's temporary leave: it keeps its partitions
+            // (nobody else is given them) until it comes back under its
+            // instance id or its session timeout passes.
+            let Some(instance) = &beat.instance_id else {
+                return Err(BeatError::InvalidRequest(
+                    "a temporary leave (epoch -2) needs the instance id".into(),
+                ));
+            };
+            let found = self
+                .members
+                .iter_mut()
+                .find(|(_, m)| m.instance_id.as_ref() == Some(instance));
+            return match found {
+                Some((id, m)) if beat.member_id.is_empty() || *id == beat.member_id => {
+                    m.parked = true;
+                    m.session_deadline = now + limits.session_timeout;
+                    Ok(BeatAnswer {
+                        member_id: id.clone(),
+                        member_epoch: -2,
+                        assignment: None,
+                    })
+                }
+                Some(_) => Err(BeatError::FencedInstanceId),
+                None => Err(BeatError::UnknownMember),
+            };
+        }
         let id = if beat.member_id.is_empty() {
             // A static member may leave by its instance id.
             beat.instance_id.as_ref().and_then(|i| {
@@ -523,7 +585,7 @@ impl ConsumerGroup {
     /// `member_id` at `epoch`: `Ok` if the member exists and `epoch` is its
     /// current one.
     pub fn check_commit(&self, member_id: &str, epoch: i32) -> Result<(), CommitRefusal> {
-        match self.members.get(member_id) {
+        match self.members.get(member_id).filter(|m| !m.parked) {
             None => Err(CommitRefusal::UnknownMember),
             Some(m) if m.epoch == epoch => Ok(()),
             Some(_) => Err(CommitRefusal::StaleEpoch),
@@ -545,9 +607,9 @@ impl ConsumerGroup {
 
     /// Whether every member holds its target at the assignment epoch.
     pub fn is_stable(&self) -> bool {
-        self.members
-            .values()
-            .all(|m| m.state == MemberState::Stable && m.epoch == self.assignment_epoch)
+        self.members.values().all(|m| {
+            m.parked || (m.state == MemberState::Stable && m.epoch == self.assignment_epoch)
+        })
     }
 
     /// Partitions of `assignment` by topic name (for describing members),
@@ -1131,6 +1193,56 @@ mod tests {
     }
 
     #[test]
+    fn a_static_member_comes_back_to_its_partitions_without_a_rebalance() {
+        let v = view(&[("t", 1, 2)]);
+        let now = Instant::now();
+        let mut g = ConsumerGroup::default();
+        let mut j = join("a1", &["t"]);
+        j.instance_id = Some("i".into());
+        let r = g.heartbeat(j, now, LIMITS, &v).expect("a1");
+        let (epoch, mine) = (r.member_epoch, r.assignment.expect("assigned"));
+        assert_eq!(mine, parts(1, &[0, 1]));
+        // A temporary leave keeps its place; a second instance with the
+        // same id is refused while the first is there.
+        let mut bye = beat("a1", -2, None);
+        bye.instance_id = Some("i".into());
+        let r = g.heartbeat(bye, now, LIMITS, &v).expect("leave");
+        assert_eq!(r.member_epoch, -2);
+        assert_eq!(
+            g.check_commit("a1", epoch),
+            Err(CommitRefusal::UnknownMember)
+        );
+        let group_epoch = g.epoch;
+        // Back under a new member id: the same partitions and epoch.
+        let mut back = join("a2", &["t"]);
+        back.instance_id = Some("i".into());
+        let r = g.heartbeat(back, now, LIMITS, &v).expect("back");
+        assert_eq!((r.member_epoch, r.assignment), (epoch, Some(mine)));
+        assert_eq!(g.epoch, group_epoch, "no rebalance");
+        assert!(!g.members.contains_key("a1"));
+        let mut twin = join("a3", &["t"]);
+        twin.instance_id = Some("i".into());
+        assert_eq!(
+            g.heartbeat(twin, now, LIMITS, &v),
+            Err(BeatError::UnreleasedInstanceId)
+        );
+        // Parked past its session timeout, it is gone.
+        let mut bye = beat("a2", -2, None);
+        bye.instance_id = Some("i".into());
+        g.heartbeat(bye, now, LIMITS, &v).expect("leave");
+        assert_eq!(
+            g.expire(now + LIMITS.session_timeout),
+            vec!["a2".to_owned()]
+        );
+        let mut no_instance = beat("x", -2, None);
+        no_instance.instance_id = None;
+        assert!(matches!(
+            g.heartbeat(no_instance, now, LIMITS, &v),
+            Err(BeatError::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
     fn regex_subscriptions_follow_the_topics() {
         let mut v = view(&[("orders-1", 1, 2), ("other", 2, 2)]);
         let now = Instant::now();
@@ -1190,12 +1302,15 @@ mod tests {
     }
 
     /// What a well-behaved client does: it owns what it was last given,
-    /// and says so in every heartbeat.
+    /// and says so in every heartbeat. Clients 0 and 1 are static members
+    /// (instance ids `s0`, `s1`), which may leave temporarily and come
+    /// back under a new member id.
     #[derive(Debug, Clone)]
     enum Op {
         Join(usize, Vec<usize>),
         Beat(usize),
         Leave(usize),
+        Park(usize),
         Grow(usize),
         Time(u64),
     }
@@ -1208,61 +1323,97 @@ mod tests {
             (0..4usize).prop_map(Op::Beat),
             (0..4usize).prop_map(Op::Beat),
             (0..4usize).prop_map(Op::Leave),
+            (0..2usize).prop_map(Op::Park),
             (0..3usize).prop_map(Op::Grow),
             (1..40_000u64).prop_map(Op::Time),
         ]
     }
 
+    #[derive(Debug, Clone, Default)]
+    struct Client {
+        id: String,
+        incarnation: u32,
+        /// Its epoch and what it owns, while it is a member.
+        state: Option<(i32, Assignment)>,
+        /// Its topics, to come back with after a temporary leave.
+        topics: Vec<String>,
+        parked: bool,
+    }
+
+    fn instance(i: usize) -> Option<String> {
+        (i < 2).then(|| format!("s{i}"))
+    }
+
+    fn check(clients: &[Client]) -> Result<(), TestCaseError> {
+        let mut seen = BTreeSet::new();
+        for (_, owned) in clients.iter().filter_map(|c| c.state.as_ref()) {
+            for tp in pairs(owned) {
+                prop_assert!(seen.insert(tp), "{tp:?} owned twice: {clients:?}");
+            }
+        }
+        Ok(())
+    }
+
+    fn send(g: &mut ConsumerGroup, v: &View, now: Instant, c: &mut Client) {
+        let Some((epoch, owned)) = c.state.clone() else {
+            return;
+        };
+        match g.heartbeat(beat(&c.id, epoch, Some(&owned)), now, LIMITS, v) {
+            Ok(r) => c.state = Some((r.member_epoch, r.assignment.unwrap_or(owned))),
+            // Fenced or gone: the client drops everything.
+            Err(_) => c.state = None,
+        }
+    }
+
+    fn enter(g: &mut ConsumerGroup, v: &View, now: Instant, i: usize, c: &mut Client) {
+        c.incarnation += 1;
+        c.id = format!("m{i}-{}", c.incarnation);
+        let topics: Vec<&str> = c.topics.iter().map(String::as_str).collect();
+        let mut j = join(&c.id, &topics);
+        j.instance_id = instance(i);
+        if let Ok(r) = g.heartbeat(j, now, LIMITS, v) {
+            c.state = Some((r.member_epoch, r.assignment.unwrap_or_default()));
+            c.parked = false;
+        }
+    }
+
     proptest! {
         /// No partition is ever owned by two clients at once, and once
-        /// the changes stop, a few rounds of heartbeats leave every
-        /// subscribed partition with exactly one member, evenly.
+        /// the changes stop (and the static members that left for a while
+        /// are back), a few rounds of heartbeats leave every subscribed
+        /// partition with exactly one member.
         #[test]
         fn no_partition_has_two_owners_and_the_group_settles(ops in proptest::collection::vec(op(), 1..60)) {
             let names = ["t0", "t1", "t2"];
             let mut v = view(&[("t0", 1, 3), ("t1", 2, 2), ("t2", 3, 1)]);
             let mut now = Instant::now();
             let mut g = ConsumerGroup::default();
-            // Client side: epoch and owned partitions, per member.
-            let mut clients: Vec<Option<(i32, Assignment)>> = vec![None; 4];
-            let check = |clients: &[Option<(i32, Assignment)>]| {
-                let mut seen = BTreeSet::new();
-                for (_, owned) in clients.iter().flatten() {
-                    for tp in pairs(owned) {
-                        prop_assert!(seen.insert(tp), "{tp:?} owned twice: {clients:?}");
-                    }
-                }
-                Ok(())
-            };
-            let send = |g: &mut ConsumerGroup, v: &View, now, clients: &mut Vec<Option<(i32, Assignment)>>, i: usize| {
-                let id = format!("m{i}");
-                let Some((epoch, owned)) = clients[i].clone() else { return };
-                match g.heartbeat(beat(&id, epoch, Some(&owned)), now, LIMITS, v) {
-                    Ok(r) => {
-                        let owned = r.assignment.unwrap_or(owned);
-                        clients[i] = Some((r.member_epoch, owned));
-                    }
-                    // Fenced or gone: the client drops everything.
-                    Err(_) => clients[i] = None,
-                }
-            };
+            let mut clients: Vec<Client> = vec![Client::default(); 4];
             for op in ops {
                 match op {
                     Op::Join(i, topics) => {
-                        if clients[i].is_none() {
-                            let t: Vec<&str> = topics.iter().map(|t| names[*t]).collect();
-                            let id = format!("m{i}");
-                            if let Ok(r) = g.heartbeat(join(&id, &t), now, LIMITS, &v) {
-                                clients[i] = Some((r.member_epoch, r.assignment.unwrap_or_default()));
-                            }
+                        let c = &mut clients[i];
+                        if c.state.is_none() {
+                            c.topics = topics.iter().map(|t| names[*t].to_owned()).collect();
+                            enter(&mut g, &v, now, i, c);
                         }
                     }
-                    Op::Beat(i) => send(&mut g, &v, now, &mut clients, i),
+                    Op::Beat(i) => send(&mut g, &v, now, &mut clients[i]),
                     Op::Leave(i) => {
-                        if clients[i].is_some() {
-                            let id = format!("m{i}");
-                            prop_assert!(g.heartbeat(beat(&id, -1, None), now, LIMITS, &v).is_ok());
-                            clients[i] = None;
+                        let c = &mut clients[i];
+                        if c.state.is_some() {
+                            prop_assert!(g.heartbeat(beat(&c.id, -1, None), now, LIMITS, &v).is_ok());
+                            c.state = None;
+                        }
+                    }
+                    Op::Park(i) => {
+                        let c = &mut clients[i];
+                        if c.state.is_some() {
+                            let mut bye = beat(&c.id, -2, None);
+                            bye.instance_id = instance(i);
+                            prop_assert!(g.heartbeat(bye, now, LIMITS, &v).is_ok());
+                            c.state = None;
+                            c.parked = true;
                         }
                     }
                     Op::Grow(t) => {
@@ -1273,31 +1424,40 @@ mod tests {
                     Op::Time(ms) => {
                         now += Duration::from_millis(ms);
                         for id in g.expire(now) {
-                            // The client learns at its next heartbeat; its
-                            // partitions may already be someone else's, so
-                            // a real client stops using them at once when
-                            // its session ends.
-                            let i: usize = id[1..].parse().unwrap_or(0);
-                            clients[i] = None;
+                            // A real client stops using its partitions when
+                            // its session ends: they may be another's now.
+                            if let Some(c) = clients.iter_mut().find(|c| c.id == id) {
+                                c.state = None;
+                                c.parked = false;
+                            }
                         }
                     }
                 }
                 check(&clients)?;
             }
-            // Settle: everyone heartbeats until nothing changes.
+            // Settle: parked static members come back, then everyone
+            // heartbeats until nothing changes.
             now += Duration::from_secs(2);
-            for _ in 0..8 {
-                for i in 0..4 {
-                    send(&mut g, &v, now, &mut clients, i);
-                    check(&clients)?;
+            for (i, c) in clients.iter_mut().enumerate() {
+                if c.parked {
+                    enter(&mut g, &v, now, i, c);
+                    prop_assert!(c.state.is_some(), "{i} could not come back: {g:?}");
                 }
+            }
+            check(&clients)?;
+            for _ in 0..8 {
+                for c in clients.iter_mut() {
+                    send(&mut g, &v, now, c);
+                }
+                check(&clients)?;
             }
             prop_assert!(g.is_stable(), "not stable: {g:?}");
             let subscribed = g.subscribed_topics();
-            let mut owned_total = 0usize;
-            for (_, owned) in clients.iter().flatten() {
-                owned_total += count(owned);
-            }
+            let owned_total: usize = clients
+                .iter()
+                .filter_map(|c| c.state.as_ref())
+                .map(|(_, owned)| count(owned))
+                .sum();
             let want: u32 = subscribed.iter().map(|t| v.0[t].1).sum();
             prop_assert_eq!(owned_total, want as usize);
         }
