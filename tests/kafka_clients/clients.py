@@ -760,6 +760,54 @@ def kip848_pair(bootstrap, topic, group, n, total):
     return out
 
 
+def kip848_follow(bootstrap, topic, group, n):
+    """One confluent-kafka consumer of Kafka's consumer group protocol
+    (KIP-848) reading and committing until it saw `n` distinct values,
+    through a kill of its group's coordinator. Prints {"reading": true}
+    once the first record arrived; returns the values read and the
+    errors the client reported meanwhile."""
+    from confluent_kafka import Consumer, KafkaError, KafkaException
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "group.protocol": "consumer", "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "topic.metadata.refresh.interval.ms": 1000})
+    c.subscribe([topic])
+    deadline = time.time() + 60
+    seen, errors = set(), []
+    while len(seen) < n and time.time() < deadline:
+        m = c.poll(0.2)
+        if m is None:
+            continue
+        if m.error():
+            # Transport and coordinator errors while a node is down are
+            # retried by the client itself.
+            errors.append(str(m.error()))
+            continue
+        if not seen:
+            emit_line({"reading": True})
+        seen.add(m.value().decode())
+        try:
+            c.commit(m, asynchronous=False)
+        except KafkaException as e:
+            errors.append(f"commit: {e}")
+    # Commits refused while the group moved are made good: the positions
+    # are committed again until the (new) coordinator takes them.
+    committed = False
+    while not committed and time.time() < deadline:
+        try:
+            c.commit(asynchronous=False)
+            committed = True
+        except KafkaException as e:
+            if e.args[0].code() == KafkaError._NO_OFFSET:
+                # Every position is committed already.
+                committed = True
+            else:
+                errors.append(f"final commit: {e}")
+                c.poll(0.5)
+    c.close()
+    return {"values": sorted(seen), "errors": errors, "committed": committed}
+
+
 def emit_line(doc):
     sys.stdout.write(json.dumps(doc) + "\n")
     sys.stdout.flush()
@@ -920,6 +968,8 @@ def main(argv):
         r = consume_all(argv[2], argv[3], argv[4], int(argv[5]))
     elif s == "group-spread":
         r = group_spread(argv[2], argv[3], argv[4], argv[5], int(argv[6]))
+    elif s == "kip848-follow":
+        r = kip848_follow(argv[2], argv[3], argv[4], int(argv[5]))
     elif s == "kip848-pair":
         r = kip848_pair(argv[2], argv[3], argv[4], int(argv[5]), int(argv[6]))
     elif s == "group-pair":

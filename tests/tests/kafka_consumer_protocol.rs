@@ -387,3 +387,136 @@ async fn a_classic_group_with_members_is_not_a_consumer_group() {
         assert_eq!(r.error_code, code::GROUP_ID_NOT_FOUND, "{r:?}");
     });
 }
+
+/// A child process killed when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The node coordinating `group`, as node `ask`'s Kafka listener names it.
+fn coordinator(c: &sluice_tests::cluster::TestCluster, ask: u64, group: &str) -> Option<u64> {
+    use sluice_protocol::kafka::offsets::{FindCoordinatorRequest, FindCoordinatorResponse};
+    let mut s = TcpStream::connect(c.node(ask).kafka_addr?).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut req = FindCoordinatorRequest {
+        key: group.into(),
+        key_type: 0,
+        coordinator_keys: Vec::new(),
+    };
+    let r: FindCoordinatorResponse = call(&mut s, 3, &mut req);
+    let found = r.coordinators.first()?;
+    (found.error_code == 0).then(|| u64::try_from(found.node_id).ok())?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_follows_its_group_to_a_new_coordinator() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let Some(py) = python() else { return };
+    let mut c = sluice_tests::cluster::TestCluster::start_with_kafka_config(
+        3,
+        "group_consumer_heartbeat_interval_ms = 200\n",
+    );
+    let kafka: Vec<String> = (1..=3)
+        .map(|id| c.node(id).kafka_addr.unwrap().to_string())
+        .collect();
+    let addrs = |ids: &[u64]| {
+        ids.iter()
+            .map(|&id| kafka[id as usize - 1].clone())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let all = addrs(&[1, 2, 3]);
+    let out = run_clients(&py, &["create", &all, "kf", "2", "3"]);
+    assert!(out.contains("\"partitions\""), "{out}");
+    let out = run_clients(
+        &py,
+        &["cluster-produce", "confluent", &all, "kf", "40", "0", "pre"],
+    );
+    assert!(out.trim_end().ends_with("{\"done\": 40}"), "{out}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let victim = loop {
+        if let Some(id) = coordinator(&c, 1, "gf") {
+            break id;
+        }
+        assert!(std::time::Instant::now() < deadline, "no coordinator");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let err = tempfile::NamedTempFile::new().unwrap();
+    let mut follower = KillOnDrop(
+        Command::new(&py)
+            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kafka_clients/clients.py"))
+            .args(["kip848-follow", &all, "kf", "gf", "120"])
+            .stdout(Stdio::piped())
+            .stderr(err.reopen().unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = std::io::BufReader::new(follower.0.stdout.take().unwrap()).lines();
+    let mut line = || {
+        lines.next().and_then(Result::ok).unwrap_or_else(|| {
+            let e = std::fs::read_to_string(err.path()).unwrap_or_default();
+            panic!("the consumer ended early: {e}")
+        })
+    };
+    assert_eq!(line(), "{\"reading\": true}");
+    c.kill(victim);
+    let rest: Vec<u64> = (1..=3).filter(|id| *id != victim).collect();
+    let out = run_clients(
+        &py,
+        &[
+            "cluster-produce",
+            "confluent",
+            &addrs(&rest),
+            "kf",
+            "80",
+            "0",
+            "post",
+        ],
+    );
+    assert!(out.trim_end().ends_with("{\"done\": 80}"), "{out}");
+    let v: Value = serde_json::from_str(&line()).unwrap();
+    assert!(follower.0.wait().unwrap().success());
+    let mut want: Vec<String> = (0..40)
+        .map(|i| format!("pre-{i}"))
+        .chain((0..80).map(|i| format!("post-{i}")))
+        .collect();
+    want.sort();
+    let got: Vec<String> = v["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(got, want, "{v}");
+    assert_eq!(v["committed"], json!(true), "{v}");
+    // Another node coordinates the group now, and took the member's
+    // commits at its epoch there: it joined again at the new coordinator.
+    let now = coordinator(&c, rest[0], "gf").unwrap();
+    assert_ne!(now, victim);
+    use sluice_protocol::kafka::offsets::*;
+    let mut s = TcpStream::connect(c.node(now).kafka_addr.unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut fetch = OffsetFetchRequest {
+        groups: vec![OffsetFetchGroup {
+            group_id: "gf".into(),
+            member_id: None,
+            member_epoch: -1,
+            topics: None,
+        }],
+        require_stable: false,
+    };
+    let r: OffsetFetchResponse = call(&mut s, 9, &mut fetch);
+    let total: i64 = r.groups[0]
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.committed_offset)
+        .sum();
+    assert_eq!(total, 120, "{r:?}");
+}
