@@ -615,13 +615,9 @@ impl ConsumerGroup {
     /// Partitions of `assignment` by topic name (for describing members),
     /// topics the group no longer knows left out.
     pub fn named(&self, assignment: &Assignment) -> Vec<(String, Vec<u32>)> {
-        self.topics
-            .iter()
-            .filter_map(|(name, (id, _))| {
-                assignment
-                    .get(id)
-                    .map(|ps| (name.clone(), ps.iter().copied().collect()))
-            })
+        self.with_names(assignment)
+            .into_iter()
+            .map(|(_, name, partitions)| (name, partitions))
             .collect()
     }
 

@@ -186,14 +186,7 @@ impl Coordinator {
     pub(super) fn describe_consumer(&self, group: &str) -> Option<GroupDescription> {
         let consumer = self.consumer.lock();
         let g = consumer.get(group)?;
-        let assignor = match g
-            .members
-            .values()
-            .all(|m| m.assignor.as_deref() == Some("range"))
-        {
-            true => "range",
-            false => "uniform",
-        };
+        let assignor = g.assignor();
         Some(GroupDescription {
             error: ErrorCode::None,
             group: group.to_owned(),
