@@ -346,8 +346,31 @@ async fn consumer_group_heartbeats_are_checked_as_kafka_checks_them() {
         // It leaves; the group is empty and may be deleted.
         let r = hb(&mut s, 1, beat("rg", "again", -1));
         assert_eq!((r.error_code, r.member_epoch), (0, -1), "{r:?}");
-        let _ = epoch;
+        assert!(epoch > 0);
         use sluice_protocol::kafka::groups::*;
+        // Empty now, it is still a consumer-protocol group.
+        let mut l = ListGroupsRequest::default();
+        let r: ListGroupsResponse = call(&mut s, 4, &mut l);
+        let listed = r.groups.iter().find(|g| g.group_id == "rg").unwrap();
+        assert_eq!(
+            (listed.protocol_type.as_str(), listed.group_state.as_str()),
+            ("consumer", "Empty"),
+            "{r:?}"
+        );
+        {
+            use sluice_protocol::kafka::consumer_group::*;
+            let mut d = ConsumerGroupDescribeRequest {
+                group_ids: vec!["rg".into()],
+                include_authorized_operations: false,
+            };
+            let r: ConsumerGroupDescribeResponse = call(&mut s, 1, &mut d);
+            assert_eq!(
+                (r.groups[0].error_code, r.groups[0].group_state.as_str()),
+                (0, "Empty"),
+                "{r:?}"
+            );
+            assert!(r.groups[0].members.is_empty());
+        }
         let mut d = DeleteGroupsRequest {
             groups_names: vec!["rg".into()],
         };

@@ -128,9 +128,10 @@ impl Coordinator {
         if validate_topic_name(name).is_err() {
             return ErrorCode::InvalidGroupName;
         }
-        if self.is_consumer_group(name) {
+        if self.has_consumer_members(name) {
             return ErrorCode::NonEmptyGroup;
         }
+        let was_consumer_group = self.forget_empty_consumer_group(name);
         let persist = {
             let mut groups = self.groups.lock();
             match groups.get_mut(name) {
@@ -141,7 +142,9 @@ impl Coordinator {
                     g.state = GroupState::Dead;
                     Some(Arc::clone(&g.persist))
                 }
-                None if !self.store.has_group(name) => return ErrorCode::GroupIdNotFound,
+                None if !self.store.has_group(name) && !was_consumer_group => {
+                    return ErrorCode::GroupIdNotFound;
+                }
                 None => None,
             }
         };

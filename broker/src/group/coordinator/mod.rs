@@ -250,10 +250,12 @@ impl Coordinator {
         if req.protocol_type.is_empty() || req.protocols.is_empty() {
             return fail(ErrorCode::InconsistentGroupProtocol, &req.member_id);
         }
-        if self.is_consumer_group(&req.group) {
+        if self.has_consumer_members(&req.group) {
             // Members of Kafka's consumer group protocol hold it.
             return fail(ErrorCode::InconsistentGroupProtocol, &req.member_id);
         }
+        // An empty consumer-protocol group becomes a classic one.
+        self.forget_empty_consumer_group(&req.group);
         let name = req.group.clone();
         if !groups.contains_key(&req.group) {
             if !req.member_id.is_empty() {
