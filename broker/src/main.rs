@@ -82,13 +82,20 @@ struct Args {
     cluster: Option<PathBuf>,
 }
 
+/// The log filter without `--log`, `RUST_LOG` or `SLUICE_LOG`: `info`, but
+/// for openraft's per-replication-stream reports, which repeat for every
+/// partition's Raft group several times a second while a peer is down (the
+/// transport logs an unreachable peer itself, at most twice a minute).
+const DEFAULT_LOG_FILTER: &str =
+    "info,openraft::replication=off,openraft::engine::handler::replication_handler=off";
+
 fn init_logs(args: &Args) -> anyhow::Result<()> {
     use tracing_subscriber::EnvFilter;
     let filter = match &args.log {
         Some(f) => EnvFilter::try_new(f).with_context(|| format!("--log {f:?}"))?,
         None => EnvFilter::try_from_env("RUST_LOG")
             .or_else(|_| EnvFilter::try_from_env("SLUICE_LOG"))
-            .unwrap_or_else(|_| EnvFilter::new("info")),
+            .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER)),
     };
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)

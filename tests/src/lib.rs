@@ -236,7 +236,10 @@ impl TestBroker {
             .arg("--listen")
             .arg(self.addr.to_string())
             .args(&self.extra)
-            .env("SLUICE_LOG", "info")
+            // The broker's own default filter (info, but for openraft's
+            // per-stream reports), unless a test sets one.
+            .env_remove("RUST_LOG")
+            .env_remove("SLUICE_LOG")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(log)

@@ -150,3 +150,48 @@ async fn a_full_cluster_restart_keeps_the_metadata() {
     let after = c.topic(leader, "after").expect("after");
     assert_eq!(after["topic_id"], before["next_topic_id"]);
 }
+
+/// While a node is down, each partition's Raft group keeps calling it
+/// several times a second; the survivors' logs say so once, then at most
+/// twice a minute, whatever the partition count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_stays_down_does_not_flood_the_logs() {
+    let mut c = TestCluster::start(3);
+    c.wait_for_leader(WAIT);
+    c.create_replicated("many", 24, 3, Default::default()).await;
+    c.wait_partition_leader(&[1, 2, 3], "many", WAIT).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before: Vec<usize> = (1..=3).map(|id| c.node(id).log().lines().count()).collect();
+    c.kill(3);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    for id in [1u64, 2] {
+        let log = c.node(id).log();
+        let new: Vec<&str> = log.lines().skip(before[id as usize - 1]).collect();
+        let unreachable = new
+            .iter()
+            .filter(|l| l.contains("cannot reach a peer node"))
+            .count();
+        assert!(
+            (1..=2).contains(&unreachable),
+            "node {id}: {unreachable} unreachable lines in {} new lines",
+            new.len()
+        );
+        assert!(
+            new.len() < 150,
+            "node {id} logged {} lines in 6 s with a peer down: {}",
+            new.len(),
+            new.iter()
+                .rev()
+                .take(20)
+                .copied()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    c.restart(3);
+    c.wait_until(WAIT, "node 3 to be reached again", |c| {
+        [1u64, 2]
+            .iter()
+            .any(|&id| c.node(id).log().contains("peer node reachable again"))
+    });
+}

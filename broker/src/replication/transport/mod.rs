@@ -180,6 +180,58 @@ struct PeerState {
     conn: Option<Arc<Conn>>,
     backoff: Duration,
     retry_at: Option<Instant>,
+    /// Since when connecting to the peer has failed, and when that was
+    /// last logged with how many failures since.
+    down_since: Option<Instant>,
+    warned_at: Option<Instant>,
+    failures: u64,
+}
+
+/// How often a peer that stays unreachable is logged again.
+const UNREACHABLE_LOG_EVERY: Duration = Duration::from_secs(30);
+
+impl PeerState {
+    /// Counts a failed connect; logs the first one, then at most one per
+    /// [`UNREACHABLE_LOG_EVERY`] (every partition's Raft group calls the
+    /// peer, so failures come many times a second while it is down).
+    fn failed(&mut self, target: u64, addr: SocketAddr, error: &str) {
+        let now = Instant::now();
+        self.backoff = (self.backoff * 2).clamp(MIN_BACKOFF, MAX_BACKOFF);
+        self.retry_at = Some(now + self.backoff);
+        let since = *self.down_since.get_or_insert(now);
+        self.failures += 1;
+        if self
+            .warned_at
+            .is_none_or(|t| now.duration_since(t) >= UNREACHABLE_LOG_EVERY)
+        {
+            tracing::warn!(
+                node = target,
+                %addr,
+                error,
+                failed_connects = self.failures,
+                down_for_ms = now.duration_since(since).as_millis() as u64,
+                "cannot reach a peer node; retrying"
+            );
+            self.warned_at = Some(now);
+        }
+    }
+
+    /// A connect succeeded: logs the end of an outage.
+    fn connected(&mut self, target: u64, conn: Arc<Conn>) {
+        if let Some(since) = self.down_since.take() {
+            tracing::info!(
+                node = target,
+                failed_connects = self.failures,
+                down_for_ms = since.elapsed().as_millis() as u64,
+                "peer node reachable again"
+            );
+        }
+        self.conn = Some(conn);
+        self.backoff = Duration::ZERO;
+        self.retry_at = None;
+        self.warned_at = None;
+        self.failures = 0;
+    }
 }
 
 /// This node's end of the node-to-node RPC: outbound calls and the group
@@ -370,19 +422,16 @@ impl Transport {
                 let _ = stream.set_nodelay(true);
                 crate::tcp::apply(&stream, addr.ip(), &self.tcp_congestion);
                 let conn = spawn_client(stream, Arc::clone(&self.sendfile_stats));
-                s.conn = Some(Arc::clone(&conn));
-                s.backoff = Duration::ZERO;
-                s.retry_at = None;
+                s.connected(target, Arc::clone(&conn));
                 Ok(conn)
             }
             Ok(Err(e)) => {
-                s.backoff = (s.backoff * 2).clamp(MIN_BACKOFF, MAX_BACKOFF);
-                s.retry_at = Some(Instant::now() + s.backoff);
-                Err(CallError::Unreachable(target, e.to_string()))
+                let e = e.to_string();
+                s.failed(target, addr, &e);
+                Err(CallError::Unreachable(target, e))
             }
             Err(_) => {
-                s.backoff = (s.backoff * 2).clamp(MIN_BACKOFF, MAX_BACKOFF);
-                s.retry_at = Some(Instant::now() + s.backoff);
+                s.failed(target, addr, "connect timed out");
                 Err(CallError::Unreachable(target, "connect timed out".into()))
             }
         }
