@@ -518,6 +518,16 @@ async fn a_consumer_follows_its_group_to_a_new_coordinator() {
         .collect();
     assert_eq!(got, want, "{v}");
     assert_eq!(v["committed"], json!(true), "{v}");
+    // What the client reported meanwhile were retried errors (the node
+    // down, a commit at the new coordinator before the member joined
+    // again), nothing that ended its membership for good.
+    let errors = v["errors"].as_array().unwrap();
+    assert!(
+        errors
+            .iter()
+            .all(|e| !e.as_str().unwrap().to_lowercase().contains("fatal")),
+        "{v}"
+    );
     // Another node coordinates the group now, and took the member's
     // commits at its epoch there: it joined again at the new coordinator.
     let now = coordinator(&c, rest[0], "gf").unwrap();

@@ -164,19 +164,32 @@ pub struct Member {
     /// A static member away after a temporary leave (epoch -2): its
     /// partitions wait for it until its session timeout.
     pub parked: bool,
+    /// The bytes counted for it in [`ConsumerGroup::held`].
+    counted: usize,
 }
 
-impl Member {
-    fn bytes(&self) -> usize {
-        self.topic_names.iter().map(|t| t.len() + 16).sum::<usize>()
-            + self.topic_regex.as_ref().map_or(0, String::len)
-            + self.client_id.len()
-            + self.client_host.len()
-            + self.instance_id.as_ref().map_or(0, String::len)
-            + self.rack_id.as_ref().map_or(0, String::len)
-            + 256
-    }
+/// Bytes a member's own fields take, as counted against the group's
+/// budget.
+fn member_bytes(
+    names: &[String],
+    regex: Option<&String>,
+    client_id: &str,
+    client_host: &str,
+    instance_id: Option<&String>,
+    rack_id: Option<&String>,
+) -> usize {
+    names.iter().map(|t| t.len() + 16).sum::<usize>()
+        + regex.map_or(0, String::len)
+        + client_id.len()
+        + client_host.len()
+        + instance_id.map_or(0, String::len)
+        + rack_id.map_or(0, String::len)
+        + 256
 }
+
+/// Bytes counted per partition of the subscribed topics: the target,
+/// owner, held and last-sent entries the group keeps for it.
+const PARTITION_BYTES: usize = 128;
 
 /// The group's settings for its members.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,8 +218,10 @@ pub struct ConsumerGroup {
     topics_checked: Option<Instant>,
     /// Who holds (or is giving up) each partition.
     owners: HashMap<(TopicId, u32), String>,
-    /// Bytes of member state held.
-    pub held: usize,
+    /// Bytes counted for the members' own fields.
+    members_held: usize,
+    /// Bytes counted for the subscribed topics' partitions.
+    partitions_held: usize,
 }
 
 /// How often a group looks again at its subscribed topics (partitions
@@ -232,7 +247,13 @@ fn compile(regex: &str) -> Result<regex::Regex, BeatError> {
             regex.len()
         )));
     }
-    // Kafka matches the whole topic name.
+    // The pattern must stand on its own (so that it cannot close the
+    // anchoring group below); Kafka matches the whole topic name.
+    regex::RegexBuilder::new(regex)
+        .size_limit(1 << 20)
+        .dfa_size_limit(1 << 20)
+        .build()
+        .map_err(|e| BeatError::InvalidRegex(format!("{regex:?}: {e}")))?;
     regex::RegexBuilder::new(&format!("^(?:{regex})$"))
         .size_limit(1 << 20)
         .dfa_size_limit(1 << 20)
@@ -265,7 +286,46 @@ fn count(a: &Assignment) -> usize {
     a.values().map(BTreeSet::len).sum()
 }
 
+/// [`PARTITION_BYTES`] for every partition of `topics`.
+fn partition_bytes(topics: &BTreeMap<String, (TopicId, u32)>) -> usize {
+    topics
+        .values()
+        .map(|(_, n)| *n as usize)
+        .sum::<usize>()
+        .saturating_mul(PARTITION_BYTES)
+}
+
 impl ConsumerGroup {
+    /// Bytes of state counted for the group: its members' own fields and
+    /// its subscribed topics' partitions.
+    pub fn held(&self) -> usize {
+        self.members_held.saturating_add(self.partitions_held)
+    }
+
+    /// What [`ConsumerGroup::partitions_held`] would be with a member
+    /// subscribed to `names` and `regex` as well.
+    fn partitions_with(
+        &self,
+        names: &[String],
+        regex: Option<&regex::Regex>,
+        view: &dyn TopicView,
+    ) -> usize {
+        let mut topics = self.topics.clone();
+        for name in names {
+            if let Some(t) = view.topic(name) {
+                topics.insert(name.clone(), t);
+            }
+        }
+        if let Some(re) = regex {
+            for name in view.names().into_iter().filter(|n| re.is_match(n)) {
+                if let Some(t) = view.topic(&name) {
+                    topics.insert(name, t);
+                }
+            }
+        }
+        partition_bytes(&topics)
+    }
+
     /// A member's heartbeat (join, leave, or keep-alive with the partitions
     /// it owns). `limits` bound the group; `topics` resolves
     /// subscriptions.
@@ -300,53 +360,78 @@ impl ConsumerGroup {
             _ => self.check_epoch(&beat)?,
         }
         let id = beat.member_id.clone();
-        let mut resubscribed = false;
-        let before = self.members.get(&id).map_or(0, Member::bytes);
-        let Some(m) = self.members.get_mut(&id) else {
+        let Some(m) = self.members.get(&id) else {
             return Err(BeatError::UnknownMember);
         };
-        if let Some(names) = beat.topic_names {
-            let mut names: Vec<String> = names;
-            names.sort();
-            names.dedup();
-            if names != m.topic_names {
-                m.topic_names = names;
-                resubscribed = true;
+        // The member's new fields, applied only once they fit.
+        let mut resubscribed = false;
+        let names = match beat.topic_names {
+            Some(mut names) => {
+                names.sort();
+                names.dedup();
+                resubscribed |= names != m.topic_names;
+                names
             }
-        }
-        if let Some(regex) = beat.topic_regex {
-            let regex = Some(regex).filter(|r| !r.is_empty());
-            if regex != m.topic_regex {
-                m.compiled = compiled;
-                m.topic_regex = regex;
-                resubscribed = true;
+            None => m.topic_names.clone(),
+        };
+        let (regex, compiled) = match beat.topic_regex {
+            Some(r) => {
+                let r = Some(r).filter(|r| !r.is_empty());
+                resubscribed |= r != m.topic_regex;
+                (r, compiled)
             }
-        }
-        if let Some(t) = beat.rebalance_timeout {
-            m.rebalance_timeout = t;
-        }
-        if beat.assignor.is_some() && beat.assignor != m.assignor {
-            m.assignor = beat.assignor;
-            resubscribed = true;
-        }
-        if beat.rack_id.is_some() {
-            m.rack_id = beat.rack_id;
-        }
-        m.client_id = beat.client_id;
-        m.client_host = beat.client_host;
-        m.session_deadline = now + limits.session_timeout;
-        let after = m.bytes();
-        if after > before && self.held + after - before > limits.max_bytes {
-            // The subscription is kept as it was; a member that was joining
-            // is not kept at all.
+            None => (m.topic_regex.clone(), m.compiled.clone()),
+        };
+        let assignor = match beat.assignor {
+            Some(a) => {
+                resubscribed |= m.assignor.as_ref() != Some(&a);
+                Some(a)
+            }
+            None => m.assignor.clone(),
+        };
+        let rack_id = beat.rack_id.or_else(|| m.rack_id.clone());
+        let bytes = member_bytes(
+            &names,
+            regex.as_ref(),
+            &beat.client_id,
+            &beat.client_host,
+            m.instance_id.as_ref(),
+            rack_id.as_ref(),
+        );
+        let partitions = if resubscribed {
+            self.partitions_with(&names, compiled.as_ref(), topics)
+        } else {
+            self.partitions_held
+        };
+        let total = (self.members_held.saturating_sub(m.counted))
+            .saturating_add(bytes)
+            .saturating_add(partitions);
+        if total > limits.max_bytes {
+            // Nothing changes; a member that was joining is not kept.
             if beat.member_epoch == 0 {
                 self.remove(&id);
+                self.epoch = self.epoch.saturating_add(1);
             }
             return Err(BeatError::GroupMaxSize);
         }
-        self.held = self.held + after - before;
+        let Some(m) = self.members.get_mut(&id) else {
+            return Err(BeatError::UnknownMember);
+        };
+        m.topic_names = names;
+        m.topic_regex = regex;
+        m.compiled = compiled;
+        m.assignor = assignor;
+        m.rack_id = rack_id;
+        m.client_id = beat.client_id;
+        m.client_host = beat.client_host;
+        if let Some(t) = beat.rebalance_timeout {
+            m.rebalance_timeout = t;
+        }
+        m.session_deadline = now + limits.session_timeout;
+        self.members_held = self.members_held.saturating_sub(m.counted) + bytes;
+        m.counted = bytes;
         if resubscribed {
-            self.epoch += 1;
+            self.epoch = self.epoch.saturating_add(1);
         }
         self.refresh_topics(now, resubscribed, topics);
         if self.epoch > self.assignment_epoch {
@@ -434,15 +519,21 @@ impl ConsumerGroup {
             revoke_deadline: None,
             sent: None,
             parked: false,
+            counted: 0,
         };
-        self.held += m.bytes();
         self.members.insert(beat.member_id.clone(), m);
-        self.epoch += 1;
+        self.epoch = self.epoch.saturating_add(1);
         Ok(())
     }
 
     /// Moves parked static member `old` to member id `new`.
     fn unpark(&mut self, old: &str, new: &str, now: Instant, limits: Limits) {
+        if new != old && self.members.contains_key(new) {
+            // Another member under that id joins again: it gives up
+            // whatever it held.
+            self.remove(new);
+            self.epoch = self.epoch.saturating_add(1);
+        }
         let Some(mut m) = self.members.remove(old) else {
             return;
         };
@@ -529,7 +620,7 @@ impl ConsumerGroup {
         match id {
             Some(id) if self.members.contains_key(&id) => {
                 self.remove(&id);
-                self.epoch += 1;
+                self.epoch = self.epoch.saturating_add(1);
                 Ok(BeatAnswer {
                     member_id: id,
                     member_epoch: beat.member_epoch,
@@ -543,7 +634,7 @@ impl ConsumerGroup {
     /// Removes a member; its partitions are free at once.
     fn remove(&mut self, id: &str) {
         if let Some(m) = self.members.remove(id) {
-            self.held = self.held.saturating_sub(m.bytes());
+            self.members_held = self.members_held.saturating_sub(m.counted);
             for tp in pairs(&m.assigned).chain(pairs(&m.revoking)) {
                 if self.owners.get(&tp).is_some_and(|o| o == id) {
                     self.owners.remove(&tp);
@@ -568,7 +659,7 @@ impl ConsumerGroup {
             self.remove(id);
         }
         if !gone.is_empty() {
-            self.epoch += 1;
+            self.epoch = self.epoch.saturating_add(1);
         }
         gone
     }
@@ -659,9 +750,10 @@ impl ConsumerGroup {
             }
             m.subscribed = subscribed;
         }
+        self.partitions_held = partition_bytes(&topics);
         if topics != self.topics {
             self.topics = topics;
-            self.epoch += 1;
+            self.epoch = self.epoch.saturating_add(1);
         }
     }
 
@@ -1236,6 +1328,88 @@ mod tests {
             g.heartbeat(no_instance, now, LIMITS, &v),
             Err(BeatError::InvalidRequest(_))
         ));
+    }
+
+    #[test]
+    fn the_byte_budget_refuses_without_changing_anything() {
+        let v = view(&[("t", 1, 4)]);
+        let now = Instant::now();
+        let small = Limits {
+            max_bytes: 2000,
+            ..LIMITS
+        };
+        let mut g = ConsumerGroup::default();
+        let a = g.heartbeat(join("a", &["t"]), now, small, &v).expect("a");
+        let held = g.held();
+        assert!(held > 4 * PARTITION_BYTES, "{held}");
+        // A subscription past the budget is refused and not kept.
+        let long: Vec<String> = (0..100).map(|i| format!("topic-{i:04}")).collect();
+        let mut big = beat("a", a.member_epoch, None);
+        big.topic_names = Some(long);
+        assert_eq!(
+            g.heartbeat(big, now, small, &v),
+            Err(BeatError::GroupMaxSize)
+        );
+        assert_eq!(g.held(), held);
+        assert_eq!(g.members["a"].topic_names, vec!["t".to_owned()]);
+        // Two seconds on (the topics are looked at again), still as before.
+        let later = now + Duration::from_secs(2);
+        let r = g
+            .heartbeat(beat("a", a.member_epoch, None), later, small, &v)
+            .expect("a");
+        assert_eq!(r.member_epoch, a.member_epoch);
+        assert_eq!(g.held(), held);
+        // A member whose join does not fit is not kept, and the others'
+        // bytes stay counted.
+        let mut b = join("b", &["t"]);
+        b.client_id = "x".repeat(3000);
+        assert_eq!(g.heartbeat(b, now, small, &v), Err(BeatError::GroupMaxSize));
+        assert!(!g.members.contains_key("b"));
+        assert_eq!(g.held(), held);
+        // A regex subscription to many partitions counts them.
+        let many = view(&[("t", 1, 4), ("wide", 2, 100)]);
+        let mut wide = beat("a", a.member_epoch, None);
+        wide.topic_regex = Some("w.*".into());
+        assert_eq!(
+            g.heartbeat(wide, later, small, &many),
+            Err(BeatError::GroupMaxSize)
+        );
+        assert_eq!(g.members["a"].topic_regex, None);
+        // Leaving releases the member's bytes.
+        g.heartbeat(beat("a", -1, None), later, small, &v)
+            .expect("leave");
+        assert_eq!(g.members_held, 0);
+    }
+
+    #[test]
+    fn a_pattern_cannot_escape_its_anchors() {
+        assert!(matches!(compile("a)|(b"), Err(BeatError::InvalidRegex(_))));
+        let re = compile("orders|payments").expect("compiles");
+        assert!(re.is_match("orders") && re.is_match("payments"));
+        assert!(!re.is_match("orders-eu") && !re.is_match("x-payments"));
+    }
+
+    #[test]
+    fn a_static_member_back_under_a_taken_id_replaces_that_member() {
+        let v = view(&[("t", 1, 2)]);
+        let now = Instant::now();
+        let mut g = ConsumerGroup::default();
+        let mut s1 = join("s1", &["t"]);
+        s1.instance_id = Some("i".into());
+        g.heartbeat(s1, now, LIMITS, &v).expect("s1");
+        g.heartbeat(join("d", &["t"]), now, LIMITS, &v).expect("d");
+        let mut bye = beat("s1", -2, None);
+        bye.instance_id = Some("i".into());
+        g.heartbeat(bye, now, LIMITS, &v).expect("park");
+        // The static member comes back under the dynamic member's id.
+        let mut back = join("d", &["t"]);
+        back.instance_id = Some("i".into());
+        g.heartbeat(back, now, LIMITS, &v).expect("back");
+        assert_eq!(g.members.len(), 1);
+        assert_eq!(g.members["d"].instance_id.as_deref(), Some("i"));
+        let counted: usize = g.members.values().map(|m| m.counted).sum();
+        assert_eq!(g.members_held, counted);
+        assert!(g.owners.values().all(|o| o == "d"), "{:?}", g.owners);
     }
 
     #[test]

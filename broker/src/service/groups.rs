@@ -219,8 +219,7 @@ impl Service {
         self.groups.check_offset_fetch(group, member_id, epoch)
     }
 
-    /// Consumer-protocol group `group` described, if it is one with
-    /// members.
+    /// Consumer-protocol group `group` described, if it is one.
     pub fn describe_consumer_group(&self, group: &str) -> Option<GroupView> {
         self.groups.view_consumer(group)
     }

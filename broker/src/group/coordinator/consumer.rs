@@ -31,7 +31,8 @@ const SWEEP_EVERY: Duration = Duration::from_millis(250);
 impl Coordinator {
     /// A consumer-protocol heartbeat to group `group` (see
     /// [`ConsumerGroup::heartbeat`]). A group is created by its first
-    /// member's join and dropped when its last member goes.
+    /// member's join (not if that join is refused) and stays, Empty, when
+    /// its members go, until it is deleted or a classic member joins.
     pub fn consumer_heartbeat(
         &self,
         group: &str,
@@ -49,7 +50,8 @@ impl Coordinator {
             return Err(BeatError::NotConsumerGroup);
         }
         let mut consumer = self.consumer.lock();
-        if !consumer.contains_key(group) {
+        let created = !consumer.contains_key(group);
+        if created {
             if beat.member_epoch != 0 {
                 return Err(BeatError::UnknownMember);
             }
@@ -62,7 +64,7 @@ impl Coordinator {
         let Some(g) = consumer.get_mut(group) else {
             return Err(BeatError::UnknownMember);
         };
-        let before = g.held;
+        let before = g.held();
         let total = self.held.load(Ordering::Relaxed);
         let limits = Limits {
             session_timeout: self.config.consumer_session_timeout,
@@ -78,7 +80,13 @@ impl Coordinator {
         if g.epoch != epoch {
             self.rebalances.fetch_add(1, Ordering::Relaxed);
         }
-        self.recount(before, g.held);
+        self.recount(before, g.held());
+        if created && r.is_err() && g.is_empty() {
+            // A refused first join leaves no group behind.
+            let held = g.held();
+            consumer.remove(group);
+            self.recount(held, 0);
+        }
         r
     }
 
@@ -120,12 +128,12 @@ impl Coordinator {
             if g.next_deadline().is_none_or(|d| d > now) {
                 continue;
             }
-            let before = g.held;
+            let before = g.held();
             for member in g.expire(now) {
                 tracing::info!(group = %name, member, "consumer group member removed: session or rebalance timeout passed");
                 self.rebalances.fetch_add(1, Ordering::Relaxed);
             }
-            self.recount(before, g.held);
+            self.recount(before, g.held());
         }
     }
 
@@ -182,7 +190,7 @@ impl Coordinator {
         let mut consumer = self.consumer.lock();
         match consumer.get(group) {
             Some(g) if g.is_empty() => {
-                let held = g.held;
+                let held = g.held();
                 consumer.remove(group);
                 self.recount(held, 0);
                 true
@@ -259,7 +267,7 @@ impl Coordinator {
         consumer.retain(|name, g| {
             let keep = !owned(name);
             if !keep {
-                freed += g.held;
+                freed += g.held();
             }
             keep
         });

@@ -106,9 +106,9 @@ pub struct Coordinator {
     held: Arc<AtomicUsize>,
     /// Expiry timers of restored members, when opened outside a runtime.
     deferred: Mutex<Vec<(String, String)>>,
-    /// Groups of Kafka's consumer group protocol (KIP-848), with members
-    /// (one with none is dropped; its offsets stay). Locked after
-    /// `groups` when both are held.
+    /// Groups of Kafka's consumer group protocol (KIP-848), Empty ones
+    /// included until deleted or taken over by a classic member. Locked
+    /// after `groups` when both are held.
     consumer: Mutex<HashMap<String, ConsumerGroup>>,
     /// Whether the consumer groups' expiry sweep runs.
     sweeping: std::sync::atomic::AtomicBool,

@@ -378,6 +378,7 @@ impl Transport {
         match tokio::time::timeout(left, rx).await {
             Err(_) => {
                 conn.pending.lock().remove(&request_id);
+                self.call_failed(target, "no answer in time");
                 Err(CallError::Timeout(target, timeout))
             }
             Ok(Err(_)) => Err(CallError::Unreachable(target, "connection closed".into())),
@@ -389,6 +390,27 @@ impl Transport {
                         .unwrap_or_else(|_| "malformed error frame".into()),
                 )),
             },
+        }
+    }
+
+    /// Logs a call to `target` that failed on an open connection (the
+    /// peer hung, or its process stalls), at most once per
+    /// [`UNREACHABLE_LOG_EVERY`] per peer, as failed connects are.
+    fn call_failed(&self, target: u64, what: &str) {
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        let s = state.entry(target).or_default();
+        s.failures += 1;
+        if s.warned_at
+            .is_none_or(|t| now.duration_since(t) >= UNREACHABLE_LOG_EVERY)
+        {
+            tracing::warn!(
+                node = target,
+                error = what,
+                failed_calls = s.failures,
+                "a call to a peer node failed; retrying"
+            );
+            s.warned_at = Some(now);
         }
     }
 

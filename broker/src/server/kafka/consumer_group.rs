@@ -153,8 +153,8 @@ fn described(a: crate::group::consumer::NamedAssignment) -> Vec<DescribedTopicPa
 }
 
 /// ConsumerGroupDescribe: each group once, in the order first named. A
-/// group that is not a consumer-protocol group with members (a classic
-/// group, one with committed offsets only, or none) is
+/// group that is not a consumer-protocol group (a classic group, one with
+/// committed offsets only, or none) is
 /// `GROUP_ID_NOT_FOUND`, as Kafka answers for a group of another type (its
 /// admin client then describes it with DescribeGroups).
 pub(super) fn describe(
@@ -186,7 +186,7 @@ pub(super) fn describe(
             let Some(v) = svc.describe_consumer_group(name) else {
                 g.error_code = code::GROUP_ID_NOT_FOUND;
                 g.error_message = Some(format!(
-                    "group {name:?} is not a consumer group of the consumer group protocol with members"
+                    "group {name:?} is not a group of the consumer group protocol"
                 ));
                 return g;
             };
