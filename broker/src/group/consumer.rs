@@ -937,12 +937,77 @@ pub enum CommitRefusal {
     StaleEpoch,
 }
 
-/// Kafka's `uniform` assignor, sticky: every member keeps what its last
-/// target gave it (of topics it still subscribes to), the rest goes to the
-/// eligible member with the fewest partitions, then partitions move from
-/// the fullest members to eligible ones with at least two fewer until no
-/// such move is left.
+/// Kafka's `uniform` assignor, sticky. When every member subscribes to the
+/// same topics (the usual case), each gets ⌊P/N⌋ or ⌈P/N⌉ partitions,
+/// keeping what its last target gave it up to that: O(P log P + N).
+/// Otherwise see [`uniform_assign_mixed`].
 fn uniform_assign(
+    members: &BTreeMap<String, Member>,
+    topics: &BTreeMap<String, (TopicId, u32)>,
+    previous: &HashMap<String, Assignment>,
+) -> HashMap<String, Assignment> {
+    let mut subs = members.values().map(|m| &m.subscribed);
+    let same = subs.next().is_some_and(|first| subs.all(|s| s == first));
+    if !same {
+        return uniform_assign_mixed(members, topics, previous);
+    }
+    let Some(first) = members.values().next() else {
+        return HashMap::new();
+    };
+    let all: BTreeSet<(TopicId, u32)> = topics
+        .iter()
+        .filter(|(name, _)| first.subscribed.contains(*name))
+        .flat_map(|(_, (t, n))| (0..*n).map(move |p| (*t, p)))
+        .collect();
+    let n = members.len();
+    let (base, extra) = (all.len() / n, all.len() % n);
+    // Who keeps what: each member's previous partitions that still exist,
+    // at most ⌈P/N⌉ of them, and only `extra` members that many.
+    let mut kept: Vec<(&String, Vec<(TopicId, u32)>)> = members
+        .keys()
+        .map(|id| {
+            let prev: Vec<(TopicId, u32)> = previous
+                .get(id)
+                .map(|a| pairs(a).filter(|tp| all.contains(tp)).collect())
+                .unwrap_or_default();
+            (id, prev)
+        })
+        .collect();
+    // Those that held the most get the larger quotas, so that fewer move.
+    kept.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(b.0)));
+    let mut taken: BTreeSet<(TopicId, u32)> = BTreeSet::new();
+    let mut quotas = Vec::with_capacity(n);
+    for (i, (_, prev)) in kept.iter_mut().enumerate() {
+        let quota = base + usize::from(i < extra);
+        prev.retain(|tp| !taken.contains(tp));
+        prev.truncate(quota);
+        taken.extend(prev.iter().copied());
+        quotas.push(quota);
+    }
+    let mut free = all.iter().filter(|tp| !taken.contains(tp));
+    let mut out = HashMap::with_capacity(n);
+    for ((id, prev), quota) in kept.into_iter().zip(quotas) {
+        let mut a = Assignment::new();
+        for (t, p) in prev {
+            a.entry(t).or_default().insert(p);
+        }
+        while count(&a) < quota {
+            let Some((t, p)) = free.next() else {
+                break;
+            };
+            a.entry(*t).or_default().insert(*p);
+        }
+        out.insert(id.clone(), a);
+    }
+    out
+}
+
+/// The `uniform` assignor when members subscribe to different topics:
+/// every member keeps what its last target gave it (of topics it still
+/// subscribes to), the rest goes to the eligible member with the fewest
+/// partitions, then partitions move from the fullest members to eligible
+/// ones with at least two fewer until no such move is left.
+fn uniform_assign_mixed(
     members: &BTreeMap<String, Member>,
     topics: &BTreeMap<String, (TopicId, u32)>,
     previous: &HashMap<String, Assignment>,
@@ -972,43 +1037,70 @@ fn uniform_assign(
         .keys()
         .map(|id| (id, out.get(id).map_or(0, count)))
         .collect();
-    for (name, (t, partitions)) in topics {
+    // Each topic's subscribers, looked up once.
+    let subscribers: HashMap<TopicId, Vec<&String>> = topics
+        .iter()
+        .map(|(name, (t, _))| {
+            let ids = members
+                .iter()
+                .filter(|(_, m)| m.subscribed.contains(name))
+                .map(|(id, _)| id)
+                .collect();
+            (*t, ids)
+        })
+        .collect();
+    for (t, partitions) in topics.values() {
+        let Some(ids) = subscribers.get(t).filter(|ids| !ids.is_empty()) else {
+            continue;
+        };
+        // The subscriber with the fewest partitions takes the next one.
+        let mut heap: std::collections::BinaryHeap<std::cmp::Reverse<(usize, &String)>> = ids
+            .iter()
+            .map(|id| std::cmp::Reverse((counts.get(id).copied().unwrap_or(0), *id)))
+            .collect();
         for p in 0..*partitions {
             if taken.contains(&(*t, p)) {
                 continue;
             }
-            let Some(to) = members
-                .iter()
-                .filter(|(_, m)| m.subscribed.contains(name))
-                .map(|(id, _)| id)
-                .min_by_key(|id| (counts.get(id).copied().unwrap_or(0), *id))
-            else {
-                continue;
+            let Some(std::cmp::Reverse((n, to))) = heap.pop() else {
+                break;
             };
             out.entry(to.clone())
                 .or_default()
                 .entry(*t)
                 .or_default()
                 .insert(p);
-            *counts.entry(to).or_default() += 1;
+            counts.insert(to, n + 1);
+            heap.push(std::cmp::Reverse((n + 1, to)));
         }
     }
     // Even out: each move lowers the sum of squared counts, so this ends.
+    // A member holding fewer than two more than the emptiest can give
+    // nothing.
     loop {
         let mut moved = false;
         let mut donors: Vec<&String> = members.keys().collect();
         donors.sort_by_key(|id| std::cmp::Reverse(counts.get(id).copied().unwrap_or(0)));
         for donor in donors {
+            let least = counts.values().copied().min().unwrap_or(0);
+            if counts.get(donor).copied().unwrap_or(0) < least + 2 {
+                continue;
+            }
             let held: Vec<(TopicId, u32)> = out
                 .get(donor)
                 .map(|a| pairs(a).collect())
                 .unwrap_or_default();
             for (t, p) in held.into_iter().rev() {
                 let have = counts.get(donor).copied().unwrap_or(0);
-                let Some(to) = members
-                    .iter()
-                    .filter(|(id, m)| *id != donor && eligible(m, &t))
-                    .map(|(id, _)| id)
+                if have < least + 2 {
+                    break;
+                }
+                let Some(to) = subscribers
+                    .get(&t)
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .filter(|id| *id != donor)
                     .filter(|id| counts.get(id).copied().unwrap_or(0) + 2 <= have)
                     .min_by_key(|id| (counts.get(id).copied().unwrap_or(0), *id))
                 else {
@@ -1455,6 +1547,43 @@ mod tests {
         assert_eq!(r.assignment, Some(all));
         assert_eq!(g.expire(t + LIMITS.session_timeout), vec!["b".to_owned()]);
         assert!(g.is_empty());
+    }
+
+    #[test]
+    fn uniform_spreads_evenly_and_moves_as_little_as_it_can() {
+        let v = view(&[("t", 1, 10), ("u", 2, 1)]);
+        let now = Instant::now();
+        let mut g = ConsumerGroup::default();
+        for id in ["a", "b", "c"] {
+            g.heartbeat(join(id, &["t", "u"]), now, LIMITS, &v)
+                .expect("join");
+        }
+        let sizes = |g: &ConsumerGroup| {
+            let mut s: Vec<usize> = g.target.values().map(count).collect();
+            s.sort_unstable();
+            s
+        };
+        assert_eq!(sizes(&g), vec![3, 4, 4]);
+        let all: BTreeSet<(TopicId, u32)> = g.target.values().flat_map(pairs).collect();
+        assert_eq!(all.len(), 11);
+        let before = g.target.clone();
+        g.heartbeat(join("d", &["t", "u"]), now, LIMITS, &v)
+            .expect("d");
+        assert_eq!(sizes(&g), vec![2, 3, 3, 3]);
+        // Each earlier member keeps a subset of what it had.
+        for id in ["a", "b", "c"] {
+            assert!(
+                pairs(&g.target[id]).all(|(t, p)| contains(&before[id], &t, p)),
+                "{id}: {:?} then {:?}",
+                before[id],
+                g.target[id]
+            );
+        }
+        // Different subscriptions: each member only gets its own topics.
+        g.heartbeat(join("e", &["u"]), now, LIMITS, &v).expect("e");
+        assert!(g.target["e"].keys().all(|t| *t == tid(2)));
+        let all: BTreeSet<(TopicId, u32)> = g.target.values().flat_map(pairs).collect();
+        assert_eq!(all.len(), 11);
     }
 
     #[test]
