@@ -156,6 +156,23 @@ fn hb(
     call(s, v, &mut r)
 }
 
+/// A first JoinGroup of Kafka's classic protocol.
+fn classic_join(group: &str) -> sluice_protocol::kafka::groups::JoinGroupRequest {
+    use sluice_protocol::kafka::groups::*;
+    JoinGroupRequest {
+        group_id: group.into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 10_000,
+        member_id: String::new(),
+        group_instance_id: None,
+        protocol_type: "consumer".into(),
+        protocols: vec![JoinProtocol {
+            name: "range".into(),
+            metadata: Vec::new(),
+        }],
+    }
+}
+
 fn connect(b: &TestBroker) -> TcpStream {
     let s = TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -292,18 +309,7 @@ async fn consumer_group_heartbeats_are_checked_as_kafka_checks_them() {
         // A classic member cannot join the group, nor can it be deleted.
         {
             use sluice_protocol::kafka::groups::*;
-            let mut j = JoinGroupRequest {
-                group_id: "rg".into(),
-                session_timeout_ms: 10_000,
-                rebalance_timeout_ms: 10_000,
-                member_id: String::new(),
-                group_instance_id: None,
-                protocol_type: "consumer".into(),
-                protocols: vec![JoinProtocol {
-                    name: "range".into(),
-                    metadata: Vec::new(),
-                }],
-            };
+            let mut j = classic_join("rg");
             let r: JoinGroupResponse = call(&mut s, 7, &mut j);
             assert_eq!(r.error_code, code::INCONSISTENT_GROUP_PROTOCOL);
             let mut d = DeleteGroupsRequest {
@@ -390,18 +396,7 @@ async fn a_classic_group_with_members_is_not_a_consumer_group() {
     let bb = &b;
     tokio::task::block_in_place(|| {
         let mut s = connect(bb);
-        let mut j = JoinGroupRequest {
-            group_id: "classic".into(),
-            session_timeout_ms: 10_000,
-            rebalance_timeout_ms: 10_000,
-            member_id: String::new(),
-            group_instance_id: None,
-            protocol_type: "consumer".into(),
-            protocols: vec![JoinProtocol {
-                name: "range".into(),
-                metadata: Vec::new(),
-            }],
-        };
+        let mut j = classic_join("classic");
         let r: JoinGroupResponse = call(&mut s, 7, &mut j.clone());
         j.member_id = r.member_id;
         let r: JoinGroupResponse = call(&mut s, 7, &mut j);
