@@ -132,6 +132,26 @@ pub fn read_response(s: &mut std::net::TcpStream, header_version: i16) -> (i32, 
     (id, buf[at..].to_vec())
 }
 
+/// A first JoinGroup of Kafka's classic protocol to `group`: no member id
+/// yet, protocol type `consumer`, one `range` protocol without metadata,
+/// 30 s session and 10 s rebalance timeouts. Tests change what they need
+/// with struct update syntax.
+pub fn classic_join(group: &str) -> sluice_protocol::kafka::groups::JoinGroupRequest {
+    use sluice_protocol::kafka::groups::{JoinGroupRequest, JoinProtocol};
+    JoinGroupRequest {
+        group_id: group.into(),
+        session_timeout_ms: 30_000,
+        rebalance_timeout_ms: 10_000,
+        member_id: String::new(),
+        group_instance_id: None,
+        protocol_type: "consumer".into(),
+        protocols: vec![JoinProtocol {
+            name: "range".into(),
+            metadata: Vec::new(),
+        }],
+    }
+}
+
 /// Sends one request and decodes its answer (on a blocking connection).
 pub fn call<Req, Resp>(s: &mut std::net::TcpStream, version: i16, req: &mut Req) -> Resp
 where

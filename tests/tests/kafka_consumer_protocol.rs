@@ -21,7 +21,7 @@ use sluice_protocol::kafka::consumer_group::{
 use sluice_protocol::kafka::error_code::code;
 use sluice_protocol::wire::produce::Acks;
 use sluice_protocol::wire::topic_config::TopicConfig;
-use sluice_tests::kafka::{call, python, run_clients};
+use sluice_tests::kafka::{call, classic_join, python, run_clients};
 use sluice_tests::{TestBroker, batch_of, create_topic};
 
 /// A broker whose consumer-protocol members heartbeat every 200 ms and
@@ -154,23 +154,6 @@ fn hb(
     mut r: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
     call(s, v, &mut r)
-}
-
-/// A first JoinGroup of Kafka's classic protocol.
-fn classic_join(group: &str) -> sluice_protocol::kafka::groups::JoinGroupRequest {
-    use sluice_protocol::kafka::groups::*;
-    JoinGroupRequest {
-        group_id: group.into(),
-        session_timeout_ms: 10_000,
-        rebalance_timeout_ms: 10_000,
-        member_id: String::new(),
-        group_instance_id: None,
-        protocol_type: "consumer".into(),
-        protocols: vec![JoinProtocol {
-            name: "range".into(),
-            metadata: Vec::new(),
-        }],
-    }
 }
 
 fn connect(b: &TestBroker) -> TcpStream {
@@ -309,7 +292,10 @@ async fn consumer_group_heartbeats_are_checked_as_kafka_checks_them() {
         // A classic member cannot join the group, nor can it be deleted.
         {
             use sluice_protocol::kafka::groups::*;
-            let mut j = classic_join("rg");
+            let mut j = JoinGroupRequest {
+                session_timeout_ms: 10_000,
+                ..classic_join("rg")
+            };
             let r: JoinGroupResponse = call(&mut s, 7, &mut j);
             assert_eq!(r.error_code, code::INCONSISTENT_GROUP_PROTOCOL);
             let mut d = DeleteGroupsRequest {
@@ -396,7 +382,10 @@ async fn a_classic_group_with_members_is_not_a_consumer_group() {
     let bb = &b;
     tokio::task::block_in_place(|| {
         let mut s = connect(bb);
-        let mut j = classic_join("classic");
+        let mut j = JoinGroupRequest {
+            session_timeout_ms: 10_000,
+            ..classic_join("classic")
+        };
         let r: JoinGroupResponse = call(&mut s, 7, &mut j.clone());
         j.member_id = r.member_id;
         let r: JoinGroupResponse = call(&mut s, 7, &mut j);

@@ -113,8 +113,7 @@ async fn two_consumers_split_the_partitions_and_one_takes_over_when_the_other_le
 async fn offset_commits_are_fenced_by_generation_and_member() {
     use sluice_protocol::kafka::error_code::code;
     use sluice_protocol::kafka::groups::{
-        JoinGroupRequest, JoinGroupResponse, JoinProtocol, SyncAssignment, SyncGroupRequest,
-        SyncGroupResponse,
+        JoinGroupRequest, JoinGroupResponse, SyncAssignment, SyncGroupRequest, SyncGroupResponse,
     };
     use sluice_protocol::kafka::offsets::{
         OffsetCommitPartition, OffsetCommitRequest, OffsetCommitResponse, OffsetCommitTopic,
@@ -134,16 +133,8 @@ async fn offset_commits_are_fenced_by_generation_and_member() {
         s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
             .unwrap();
         let mut join = JoinGroupRequest {
-            group_id: "fg".into(),
             session_timeout_ms: 10_000,
-            rebalance_timeout_ms: 10_000,
-            member_id: String::new(),
-            group_instance_id: None,
-            protocol_type: "consumer".into(),
-            protocols: vec![JoinProtocol {
-                name: "range".into(),
-                metadata: Vec::new(),
-            }],
+            ..sluice_tests::kafka::classic_join("fg")
         };
         let commit_at =
             |s: &mut std::net::TcpStream, version: i16, generation_id: i32, member_id: &str| {

@@ -40,16 +40,12 @@ fn subscription(topics: &[&str]) -> Vec<u8> {
 /// and syncs; returns the member id.
 fn join(s: &mut TcpStream, group: &str, protocol_type: &str, metadata: Vec<u8>) -> String {
     let mut join = JoinGroupRequest {
-        group_id: group.into(),
-        session_timeout_ms: 30_000,
-        rebalance_timeout_ms: 10_000,
-        member_id: String::new(),
-        group_instance_id: None,
         protocol_type: protocol_type.into(),
         protocols: vec![JoinProtocol {
             name: "range".into(),
             metadata,
         }],
+        ..sluice_tests::kafka::classic_join(group)
     };
     let first: JoinGroupResponse = call(s, 7, &mut join.clone());
     assert_eq!(first.error_code, code::MEMBER_ID_REQUIRED);

@@ -185,6 +185,9 @@ struct PeerState {
     down_since: Option<Instant>,
     warned_at: Option<Instant>,
     failures: u64,
+    /// Calls on an open connection that got no answer in time, since the
+    /// last connect.
+    failed_calls: u64,
 }
 
 /// How often a peer that stays unreachable is logged again.
@@ -231,6 +234,7 @@ impl PeerState {
         self.retry_at = None;
         self.warned_at = None;
         self.failures = 0;
+        self.failed_calls = 0;
     }
 }
 
@@ -400,14 +404,14 @@ impl Transport {
         let now = Instant::now();
         let mut state = self.state.lock();
         let s = state.entry(target).or_default();
-        s.failures += 1;
+        s.failed_calls += 1;
         if s.warned_at
             .is_none_or(|t| now.duration_since(t) >= UNREACHABLE_LOG_EVERY)
         {
             tracing::warn!(
                 node = target,
                 error = what,
-                failed_calls = s.failures,
+                failed_calls = s.failed_calls,
                 "a call to a peer node failed; retrying"
             );
             s.warned_at = Some(now);
