@@ -410,8 +410,15 @@ impl TestCluster {
     }
 
     /// The coordinator every node of `ids` names for `group` (native
-    /// FindCoordinator) once they agree on one of `ids`, with the address
-    /// it advertises checked against that node's listener. Panics after 30 s.
+    /// FindCoordinator) once they agree on one of `ids` and that node has
+    /// loaded the group's state (an OffsetFetch there is answered, not
+    /// refused as still loading), with the address it advertises checked
+    /// against that node's listener. Panics after 30 s.
+    ///
+    /// A node named coordinator answers `CoordinatorNotAvailable` until it
+    /// has replayed the group-state partition, as Kafka's
+    /// `COORDINATOR_LOAD_IN_PROGRESS`; callers that go on to commit at the
+    /// coordinator need it loaded.
     pub async fn agreed_coordinator(&self, ids: &[u64], group: &str) -> u64 {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -428,7 +435,11 @@ impl TestCluster {
             if let Some(Some(first)) = seen.first() {
                 if ids.contains(&first.0) && seen.iter().all(|s| s.as_ref() == Some(first)) {
                     assert_eq!(first.1, self.node(first.0).addr.to_string());
-                    return first.0;
+                    let mut conn = self.node(first.0).connect().await;
+                    let fetched = conn.offset_fetch(group, None).await;
+                    if fetched.is_ok_and(|r| r.error_code == ErrorCode::None) {
+                        return first.0;
+                    }
                 }
             }
             assert!(
