@@ -163,6 +163,11 @@ fn connect(b: &TestBroker) -> TcpStream {
 }
 
 fn commit(s: &mut TcpStream, group: &str, epoch: i32, member: &str) -> i16 {
+    commit_at(s, 9, group, epoch, member)
+}
+
+/// An OffsetCommit of `version` (v9 carries the member epoch).
+fn commit_at(s: &mut TcpStream, version: i16, group: &str, epoch: i32, member: &str) -> i16 {
     use sluice_protocol::kafka::offsets::*;
     let mut req = OffsetCommitRequest {
         group_id: group.into(),
@@ -181,7 +186,7 @@ fn commit(s: &mut TcpStream, group: &str, epoch: i32, member: &str) -> i16 {
             }],
         }],
     };
-    let r: OffsetCommitResponse = call(s, 9, &mut req);
+    let r: OffsetCommitResponse = call(s, version, &mut req);
     r.topics[0].partitions[0].error_code
 }
 
@@ -271,6 +276,13 @@ async fn consumer_group_heartbeats_are_checked_as_kafka_checks_them() {
             code::STALE_MEMBER_EPOCH
         );
         assert_eq!(commit(&mut s, "rg", -1, ""), code::UNKNOWN_MEMBER_ID);
+        // A member of this protocol commits with v9 or later, as in Kafka;
+        // an older version from anyone else goes through the usual checks.
+        assert_eq!(
+            commit_at(&mut s, 8, "rg", epoch, &me),
+            code::UNSUPPORTED_VERSION
+        );
+        assert_eq!(commit_at(&mut s, 8, "rg", -1, ""), code::UNKNOWN_MEMBER_ID);
         {
             use sluice_protocol::kafka::offsets::*;
             let mut fetch = OffsetFetchRequest {

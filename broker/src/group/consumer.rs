@@ -683,6 +683,12 @@ impl ConsumerGroup {
         }
     }
 
+    /// Whether `member_id` is a member (not parked after a temporary
+    /// leave).
+    pub fn has_member(&self, member_id: &str) -> bool {
+        self.members.get(member_id).is_some_and(|m| !m.parked)
+    }
+
     /// Whether the group has members.
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()

@@ -219,6 +219,13 @@ impl Service {
         self.groups.check_offset_fetch(group, member_id, epoch)
     }
 
+    /// Whether `member_id` is a member of consumer-protocol group `group`
+    /// (whose commits must come as OffsetCommit v9 or later, as Kafka
+    /// requires).
+    pub fn is_consumer_member(&self, group: &str, member_id: &str) -> bool {
+        self.groups.is_consumer_member(group, member_id)
+    }
+
     /// Consumer-protocol group `group` described, if it is one.
     pub fn describe_consumer_group(&self, group: &str) -> Option<GroupView> {
         self.groups.view_consumer(group)

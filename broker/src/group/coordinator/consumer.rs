@@ -175,6 +175,15 @@ impl Coordinator {
         self.check_consumer_commit(group, &who).unwrap_or(Ok(()))
     }
 
+    /// Whether `member_id` is a member of consumer-protocol group `group`
+    /// (a static member parked after a temporary leave is not).
+    pub fn is_consumer_member(&self, group: &str, member_id: &str) -> bool {
+        self.consumer
+            .lock()
+            .get(group)
+            .is_some_and(|g| g.has_member(member_id))
+    }
+
     /// Whether `group` is a consumer-protocol group with members.
     pub(super) fn has_consumer_members(&self, group: &str) -> bool {
         self.consumer

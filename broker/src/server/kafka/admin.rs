@@ -29,6 +29,7 @@ use sluice_protocol::wire::topic_config::TopicConfig;
 
 use super::{Advertised, configs, operations, partition_index};
 use crate::server::native::connection::{Conn, Front};
+use crate::service::Refused;
 use crate::service::admin::{NewTopic, OffsetLookup, OffsetQuery};
 use crate::service::coordinator::GroupCoordinator;
 use crate::service::groups::CommitAs;
@@ -345,7 +346,11 @@ pub(super) fn find_coordinator(
 /// OffsetCommit, fenced as Kafka's coordinator does: a member commits in
 /// its generation; generation -1 with no member id is a simple commit,
 /// allowed only while the group has no members.
-pub(super) async fn offset_commit(conn: &Conn, r: OffsetCommitRequest) -> OffsetCommitResponse {
+pub(super) async fn offset_commit(
+    conn: &Conn,
+    r: OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
     let mut commits = Vec::new();
     let mut local: Vec<Option<KafkaCode>> = Vec::new();
     for t in &r.topics {
@@ -374,6 +379,13 @@ pub(super) async fn offset_commit(conn: &Conn, r: OffsetCommitRequest) -> Offset
         Err(refused)
     } else if commits.is_empty() {
         Ok(Vec::new())
+    } else if version < 9 && svc.is_consumer_member(&r.group_id, &r.member_id) {
+        // As Kafka: a member of the consumer group protocol (KIP-848)
+        // commits with v9 or later, which carries its member epoch.
+        Err(Refused {
+            code: ErrorCode::UnsupportedVersion,
+            message: String::new(),
+        })
     } else {
         let member = CommitAs {
             generation_id: r.generation_id,

@@ -120,7 +120,7 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
         }
         ApiKey::OffsetCommit => {
             let r = decode_or_close(conn, req, body)?;
-            let resp = admin::offset_commit(conn, r).await;
+            let resp = admin::offset_commit(conn, r, req.version).await;
             respond(conn, req, resp).await
         }
         ApiKey::OffsetFetch => {
