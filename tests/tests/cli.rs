@@ -464,6 +464,53 @@ fn topics_are_altered_and_their_first_records_deleted() {
         b"",
     );
     assert_eq!(read, "d\ne\n");
+    // An offset below the log start reads from the start, saying so; one
+    // past the end waits at the end.
+    let below = sluice(
+        &addr,
+        &[
+            "consume",
+            "t",
+            "--partition",
+            "1",
+            "--offset",
+            "1",
+            "--count",
+            "2",
+            "--timeout-ms",
+            "10000",
+        ],
+        b"",
+    );
+    assert!(below.status.success(), "{below:?}");
+    assert_eq!(String::from_utf8_lossy(&below.stdout), "d\ne\n");
+    assert!(
+        String::from_utf8_lossy(&below.stderr).contains(
+            "t-1: offset 1 is below the log start 3 (older records were deleted); reading from 3"
+        ),
+        "{below:?}"
+    );
+    let past = sluice(
+        &addr,
+        &[
+            "consume",
+            "t",
+            "--partition",
+            "1",
+            "--offset",
+            "50",
+            "--timeout-ms",
+            "300",
+        ],
+        b"",
+    );
+    assert!(past.status.success(), "{past:?}");
+    assert_eq!(String::from_utf8_lossy(&past.stdout), "");
+    assert!(
+        String::from_utf8_lossy(&past.stderr)
+            .contains("t-1: offset 50 is past the end 5; reading from 5"),
+        "{past:?}"
+    );
     fails(
         &addr,
         &[

@@ -122,6 +122,10 @@ pub(crate) async fn run(broker: &str, args: ConsumeArgs) -> anyhow::Result<Outco
         .map_err(|e| anyhow::anyhow!("cannot start consuming {topic:?}: {}", describe(&e)))?;
     if let Some(to) = args.start() {
         for (t, p) in &partitions {
+            let to = match to {
+                SeekTo::Offset(o) => SeekTo::Offset(within_log(&mut consumer, t, *p, o).await?),
+                other => other,
+            };
             consumer
                 .seek(t, *p, to)
                 .await
@@ -153,6 +157,40 @@ pub(crate) async fn run(broker: &str, args: ConsumeArgs) -> anyhow::Result<Outco
         Ending::OutputClosed => {}
     }
     Ok(Outcome::Success)
+}
+
+/// `offset` of `topic`-`partition` if the partition has it, else the
+/// nearest offset it has, with a note on stderr: below the log start
+/// (records deleted by retention or DeleteRecords) reading starts at the
+/// log start, past the end it starts at the end. Without this a fetch out
+/// of range would silently move to the end.
+async fn within_log(
+    consumer: &mut Consumer,
+    topic: &str,
+    partition: u32,
+    offset: u64,
+) -> anyhow::Result<u64> {
+    let mut bound = async |to| {
+        consumer
+            .seek(topic, partition, to)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot seek {topic}-{partition}: {}", describe(&e)))?;
+        Ok::<_, anyhow::Error>(consumer.position(topic, partition).unwrap_or(0))
+    };
+    let start = bound(SeekTo::Earliest).await?;
+    if offset < start {
+        eprintln!(
+            "{topic}-{partition}: offset {offset} is below the log start {start} \
+             (older records were deleted); reading from {start}"
+        );
+        return Ok(start);
+    }
+    let end = bound(SeekTo::Latest).await?;
+    if offset > end {
+        eprintln!("{topic}-{partition}: offset {offset} is past the end {end}; reading from {end}");
+        return Ok(end);
+    }
+    Ok(offset)
 }
 
 /// Why consuming stopped.
