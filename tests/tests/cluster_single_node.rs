@@ -150,7 +150,7 @@ async fn a_replication_factor_above_the_node_count_is_refused() {
         }])
         .await
         .expect("create_topics");
-    assert_eq!(r.results[0].error_code, ErrorCode::NotEnoughReplicas);
+    assert_eq!(r.results[0].error_code, ErrorCode::InvalidReplicationFactor);
     let message = r.results[0].message.clone().unwrap_or_default();
     assert!(message.contains("replication factor 3"), "{message}");
     assert!(c.topic(1, "too-wide").is_none());

@@ -129,6 +129,26 @@ async fn every_node_lists_every_topic_and_names_its_leader() {
     let hosts = replicas(&c, 1, "trio");
     let outsider = all.into_iter().find(|id| !hosts.contains(id)).unwrap();
     let (old, _) = wait_agreed(&c, &all, "trio", |l| hosts.contains(&l)).await;
+    // Every node, leader, followers and the outsider alike, names the same
+    // in-sync set: all three replicas once the followers caught up (a
+    // follower gives the set its leader reported).
+    let mut sorted = hosts.clone();
+    sorted.sort_unstable();
+    let start = Instant::now();
+    loop {
+        let mut seen = Vec::new();
+        for id in all {
+            seen.push(seen_by(&c, id, "trio").await.map(|p| p.isr));
+        }
+        if seen.iter().all(|s| s.as_ref() == Some(&sorted)) {
+            break;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "nodes {all:?} never all named {sorted:?} in sync: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     c.kill(old);
     let survivors: Vec<u64> = all.into_iter().filter(|&id| id != old).collect();
     let (new, took) = wait_agreed(&c, &survivors, "trio", |l| l != old).await;

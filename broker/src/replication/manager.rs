@@ -474,11 +474,12 @@ impl Leadership for ReplicaManager {
     }
 
     /// A partition of a topic in the metadata: its group's view when this
-    /// node hosts it (a follower reports only the leader as in sync: it
-    /// does not know the others' progress); the controller's view (what the
-    /// group's leader last reported, which may lag) when this node does not
-    /// host it or its group is not open yet; no leader when none was
-    /// reported. A replica here whose Raft core stopped counts as not
+    /// node hosts it (a follower, which does not know the others' progress,
+    /// gives the in-sync set the leader it follows last reported to the
+    /// controller for its current term, or the leader alone before that
+    /// report arrives); the controller's view (what the group's leader last
+    /// reported, which may lag) when this node does not host it or its
+    /// group is not open yet; no leader when none was reported. A replica here whose Raft core stopped counts as not
     /// open, and this node is never named from the controller's view: a
     /// report of its own leadership is stale. `None` for a topic the
     /// metadata does not list.
@@ -507,14 +508,18 @@ impl Leadership for ReplicaManager {
             });
         };
         let leader = r.leader();
+        let epoch = r.leader_epoch();
         let isr = if leader == Some(self.local) {
             r.in_sync().into_iter().collect()
         } else {
-            leader.into_iter().collect()
+            match reported {
+                Some(rep) if Some(rep.leader) == leader && rep.epoch == epoch => rep.isr,
+                _ => leader.into_iter().collect(),
+            }
         };
         Some(PartitionLeadership {
             leader,
-            leader_epoch: r.leader_epoch(),
+            leader_epoch: epoch,
             replicas,
             isr,
         })

@@ -264,7 +264,7 @@ impl Metadata {
                 if rf == 0 || rf > n {
                     return (
                         Outcome::refused(
-                            ErrorCode::NotEnoughReplicas,
+                            ErrorCode::InvalidReplicationFactor,
                             format!(
                                 "replication factor {rf} needs 1..={n} nodes; the cluster has {n}"
                             ),
@@ -393,7 +393,7 @@ impl Metadata {
         if rf == 0 || rf > n {
             return (
                 Outcome::refused(
-                    ErrorCode::NotEnoughReplicas,
+                    ErrorCode::InvalidReplicationFactor,
                     format!("replication factor {rf} needs {rf} nodes; the cluster has {n}"),
                 ),
                 None,
@@ -541,11 +541,11 @@ mod tests {
         );
         assert_eq!(
             m.apply(&create("b", 1, 4)).0.code,
-            ErrorCode::NotEnoughReplicas
+            ErrorCode::InvalidReplicationFactor
         );
         assert_eq!(
             m.apply(&create("b", 1, 0)).0.code,
-            ErrorCode::NotEnoughReplicas
+            ErrorCode::InvalidReplicationFactor
         );
         let (o, e) = m.apply(&Command::DeleteTopic { name: "a".into() });
         assert_eq!(o.code, ErrorCode::None);
@@ -690,7 +690,7 @@ mod tests {
             name: "c".into(),
             count: 2,
         });
-        assert_eq!(o.code, ErrorCode::NotEnoughReplicas);
+        assert_eq!(o.code, ErrorCode::InvalidReplicationFactor);
         assert_eq!(m.topics["c"].replicas.len(), 1);
     }
 
