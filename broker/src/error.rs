@@ -68,6 +68,7 @@ pub fn log_error_code(e: &LogError) -> ErrorCode {
         LogError::OffsetSpaceExhausted { .. } => ErrorCode::OffsetSpaceExhausted,
         LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         LogError::Offline { .. } => ErrorCode::PartitionOffline,
+        LogError::Deleted => ErrorCode::UnknownTopicOrPartition,
         LogError::Io { .. } if e.is_disk_full() => ErrorCode::DiskFull,
         LogError::Io { .. } | LogError::Corrupt { .. } => ErrorCode::StorageError,
         LogError::Config(_) => ErrorCode::InvalidConfig,

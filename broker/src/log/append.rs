@@ -273,6 +273,9 @@ impl PartitionLog {
         // Reserve offsets and the file range under the lock; write outside it.
         let mut state = self.state.lock();
         let (base_offset, end_offset, rolled) = loop {
+            if state.deleted {
+                return Err(LogError::Deleted);
+            }
             if let Some(reason) = &state.offline {
                 return Err(self.offline_error(reason));
             }

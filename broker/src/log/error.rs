@@ -122,6 +122,11 @@ pub enum LogError {
         /// The failure that took it offline.
         reason: String,
     },
+    /// The partition's topic was deleted (or is being deleted): the log
+    /// takes no more appends or flushes. A request's race with a deletion,
+    /// not a storage failure.
+    #[error("the partition's topic was deleted")]
+    Deleted,
     /// A file in the partition directory is damaged beyond what recovery
     /// repairs (for example a segment name that cannot be parsed).
     #[error("corrupt {}: {reason}", path.display())]

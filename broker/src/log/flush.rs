@@ -47,6 +47,9 @@ impl PartitionLog {
         }
         let (files, point, dir_changes) = {
             let state = self.state.lock();
+            if state.deleted {
+                return Err(LogError::Deleted);
+            }
             if let Some(reason) = &state.offline {
                 return Err(self.offline_error(reason));
             }
@@ -175,11 +178,13 @@ impl PartitionLog {
     }
 
     /// Takes the log out of service because its topic is being deleted:
-    /// appends are refused from now on (the ones in flight finish first),
-    /// and nothing is flushed, trimmed or marked clean, since the files are
+    /// appends and flushes are refused from now on with
+    /// [`LogError::Deleted`] (the appends in flight finish first), and
+    /// nothing is flushed, trimmed or marked clean, since the files are
     /// about to go. Readers holding a slice keep reading its file.
     pub fn close_for_deletion(&self) {
         let mut state = self.state.lock();
+        state.deleted = true;
         state.closing = true;
         while !state.pending.is_idle() {
             self.turn.wait(&mut state);

@@ -49,6 +49,9 @@ pub(crate) struct LogState {
     pub(crate) offline: Option<String>,
     /// A clean shutdown started: appends are refused.
     pub(crate) closing: bool,
+    /// The log's topic is being deleted: appends and flushes are refused
+    /// with [`LogError::Deleted`].
+    pub(crate) deleted: bool,
     /// Sealed segments whose handles may be open, least recently read
     /// first (at most [`MAX_OPEN_SEALED_SEGMENTS`]): base offset and the
     /// value of `maintain_passes` at the last read.

@@ -317,6 +317,7 @@ impl PartitionLog {
                 last_flush: SystemTime::now(),
                 offline,
                 closing: false,
+                deleted: false,
                 open_sealed: VecDeque::new(),
                 maintain_passes: 0,
                 pending: Default::default(),

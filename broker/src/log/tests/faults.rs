@@ -181,3 +181,22 @@ fn an_index_entry_whose_blocks_cannot_be_reserved_is_left_out() {
     let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
     assert_eq!(read_all(&log, 1 << 20), all);
 }
+
+#[test]
+fn a_log_closed_for_deletion_refuses_appends_and_flushes_as_deleted_not_as_a_storage_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _faults) = faulty(dir.path(), FlushPolicy::Never);
+    let info = log.append(&mut batch("before", 3, 10, 0)).unwrap();
+    log.close_for_deletion();
+    let err = log.append(&mut batch("after", 1, 10, 0)).unwrap_err();
+    assert!(matches!(err, LogError::Deleted), "{err}");
+    assert!(!err.is_storage_failure() && !err.is_retriable(), "{err}");
+    assert_eq!(
+        crate::error::log_error_code(&err),
+        sluice_protocol::wire::ErrorCode::UnknownTopicOrPartition
+    );
+    let err = log.flush_to(info.next_offset).unwrap_err();
+    assert!(matches!(err, LogError::Deleted), "{err}");
+    // Readers holding the log still read what it had.
+    assert_eq!(read_all(&log, 1 << 20).len(), 3);
+}
