@@ -481,10 +481,20 @@ impl Leadership for ReplicaManager {
     /// reported, which may lag) when this node does not host it or its
     /// group is not open yet; no leader when none was reported. A replica here whose Raft core stopped counts as not
     /// open, and this node is never named from the controller's view: a
-    /// report of its own leadership is stale. `None` for a topic the
-    /// metadata does not list.
+    /// report of its own leadership is stale. No leader (and no replicas)
+    /// before this node has joined the cluster (its listeners are up a
+    /// moment earlier, after a restart): it must not pass for the leader
+    /// of the partitions on its disk. `None` for a topic the metadata does
+    /// not list.
     fn partition(&self, topic: &str, partition: u32) -> Option<PartitionLeadership> {
-        let c = self.cluster.get()?;
+        let Some(c) = self.cluster.get() else {
+            return Some(PartitionLeadership {
+                leader: None,
+                leader_epoch: 0,
+                replicas: Vec::new(),
+                isr: Vec::new(),
+            });
+        };
         let (replicas, reported) = c.with_metadata(|m| {
             let t = m.topics.get(topic)?;
             let replicas = t.replicas.get(partition as usize)?.clone();
@@ -528,7 +538,10 @@ impl Leadership for ReplicaManager {
     /// [`Leadership::partition`]'s leader without cloning the replica and
     /// ISR lists: the produce and fetch check of every partition.
     fn leader(&self, topic: &str, partition: u32) -> Option<Option<u64>> {
-        let c = self.cluster.get()?;
+        // Not in the cluster yet (see `partition`): nothing served here.
+        let Some(c) = self.cluster.get() else {
+            return Some(None);
+        };
         let reported = c.with_metadata(|m| {
             let t = m.topics.get(topic)?;
             t.replicas.get(partition as usize)?;
@@ -793,6 +806,28 @@ mod tests {
             replication_factor,
             config: TopicConfig::default(),
         });
+    }
+
+    /// Between a restart and joining the cluster a node answers Metadata
+    /// already: it names no leader then, and serves nothing, rather than
+    /// passing for the leader of what is on its disk.
+    #[tokio::test]
+    async fn a_node_not_in_its_cluster_yet_leads_nothing() {
+        let m = ReplicaManager::new(
+            2,
+            Weak::new(),
+            Arc::new(SingleNode::default()),
+            tokio::runtime::Handle::current(),
+            ReplicationConfig::default(),
+        );
+        let p = m.partition("t", 0).unwrap();
+        assert_eq!(p.leader, None);
+        assert!(p.replicas.is_empty() && p.isr.is_empty(), "{p:?}");
+        assert_eq!(m.leader("t", 0), Some(None));
+        assert_eq!(
+            crate::service::leadership::check_leader(&*m, "t", 0),
+            Err(crate::service::leadership::NotServed::NoLeader)
+        );
     }
 
     #[test]
