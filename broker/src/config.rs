@@ -244,7 +244,10 @@ impl Default for BrokerConfig {
             offset_metadata_max_bytes: 4096,
             max_committed_offsets: 100_000,
             offsets_snapshot_bytes: 16 << 20,
-            max_partitions_per_request: 1000,
+            // As many as the broker may hold: Kafka has no such limit, and
+            // its clients put every partition they read or write through one
+            // broker in one request.
+            max_partitions_per_request: crate::topics::DEFAULT_MAX_PARTITIONS,
             max_fetch_response_bytes: 64 << 20,
             max_partitions: crate::topics::DEFAULT_MAX_PARTITIONS,
             disk_io: DiskIo::SmallInline,

@@ -348,8 +348,9 @@ async fn partition_lists_are_capped_and_duplicates_refused() {
     expect_refused(r.map(|_| ()), ErrorCode::DuplicatePartition);
     // Nothing was appended by the refused produce.
     assert_eq!(read_partition(&mut c, "t", 0, 0).await.len(), 0);
-    // More than the default cap of 1000 entries (distinct, mostly unknown).
-    let names: Vec<String> = (0..1001).map(|i| format!("n{i}")).collect();
+    // More than the default cap of 10,000 entries (distinct, mostly
+    // unknown).
+    let names: Vec<String> = (0..10_001).map(|i| format!("n{i}")).collect();
     let many: Vec<(&str, u32)> = names.iter().map(|n| (n.as_str(), 0)).collect();
     let r = c
         .call::<_, FetchResponse>(ApiKey::Fetch, &fetch_of(&many, 1024), &[])
@@ -358,9 +359,9 @@ async fn partition_lists_are_capped_and_duplicates_refused() {
     let sets: Vec<(&str, u32, &[u8])> = many.iter().map(|(t, p)| (*t, *p, &batch[..])).collect();
     let r = c.produce(Acks::Leader, 5000, &sets).await;
     expect_refused(r.map(|_| ()), ErrorCode::TooManyPartitions);
-    // 1000 is accepted.
+    // 10,000 is accepted.
     let r = c
-        .call::<_, FetchResponse>(ApiKey::Fetch, &fetch_of(&many[..1000], 1024), &[])
+        .call::<_, FetchResponse>(ApiKey::Fetch, &fetch_of(&many[..10_000], 1024), &[])
         .await;
     assert!(r.is_ok(), "{r:?}");
     // ListOffsets and OffsetCommit are capped too (each lookup may search

@@ -149,11 +149,11 @@ fn partitions_added_through_the_kafka_listener_take_records_and_survive_a_restar
         );
         assert_eq!(count(&b), 1, "v{v} changed the count");
     }
-    // More topics than max_partitions_per_request (1000): each refused
+    // More topics than max_partitions_per_request (10,000): each refused
     // without being looked at.
-    let many: Vec<_> = (0..1001).map(|i| raise(&format!("t{i}"), 2)).collect();
+    let many: Vec<_> = (0..10_001).map(|i| raise(&format!("t{i}"), 2)).collect();
     let out = create_partitions(&mut s, 3, many, false);
-    assert_eq!(out.len(), 1001);
+    assert_eq!(out.len(), 10_001);
     assert!(
         out.iter().all(|o| o.1 == code::INVALID_REQUEST),
         "{:?}",

@@ -14,6 +14,20 @@ fn empty_file_gives_defaults() {
     BrokerConfig::default().validate().unwrap();
 }
 
+/// Kafka clients put every partition they use through a broker in one
+/// request (a consumer's first ListOffsets names all it reads): by default
+/// a request may name every partition the broker may hold.
+#[test]
+fn by_default_one_request_may_name_every_partition_the_broker_holds() {
+    let c = BrokerConfig::default();
+    assert!(
+        c.max_partitions_per_request >= c.max_partitions,
+        "{} < {}",
+        c.max_partitions_per_request,
+        c.max_partitions
+    );
+}
+
 #[test]
 fn file_overrides_and_rejects_unknown_keys() {
     let c = BrokerConfig::from_toml(
