@@ -7,6 +7,11 @@
 //! - `validate/<codec>/<kind>`: `validate_decompressing` of the whole compressed batch
 //!   (CRC, decompression, record walk): what the broker does per produced batch.
 //!
+//! - `large/<codec>/zeros-64MiB`: `compression::decompress` of 64 MiB of zeros (a
+//!   records section that compresses to almost nothing, the largest kind of batch a
+//!   producer can send under the 128 MiB decompressed limit), fresh buffer and reused.
+//!   The cost must grow linearly with the size whatever the codec's block size.
+//!
 //! Throughput is in bytes of *uncompressed* records section. The compressed size of
 //! each codec and kind is printed once on standard error (`ratio` lines).
 
@@ -78,8 +83,41 @@ fn compression(c: &mut Criterion) {
     group.finish();
 }
 
+fn large(c: &mut Criterion) {
+    const SIZE: usize = 64 << 20;
+    const LIMIT: usize = 128 << 20;
+    let mut group = c.benchmark_group("large");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5))
+        .throughput(Throughput::Bytes(SIZE as u64));
+    let zeros = vec![0u8; SIZE];
+    for codec in CODECS {
+        let mut packed = Vec::new();
+        compress(Codec::new(codec), &zeros, &mut packed).expect("default level");
+        let id = format!("{codec}/zeros-64MiB");
+        group.bench_function(BenchmarkId::new("fresh", &id), |b| {
+            b.iter(|| {
+                let mut out = Vec::new();
+                decompress(codec, black_box(&packed), LIMIT, &mut out).expect("valid");
+                out.len()
+            })
+        });
+        group.bench_function(BenchmarkId::new("reused", &id), |b| {
+            let mut out = Vec::with_capacity(LIMIT);
+            b.iter(|| {
+                decompress(codec, black_box(&packed), LIMIT, &mut out).expect("valid");
+                out.len()
+            })
+        });
+    }
+    group.finish();
+}
+
 fn main() {
     let mut criterion = Criterion::default().configure_from_args();
     compression(&mut criterion);
+    large(&mut criterion);
     criterion.final_summary();
 }

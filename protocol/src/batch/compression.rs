@@ -108,6 +108,13 @@ pub fn decompress(
 }
 
 /// Reads `reader` to its end into `out`, growing `out` to at most `limit + 1` bytes.
+///
+/// Linear in what is read: `out` grows in doubling steps (from [`STEP`]), each new
+/// step zero-filled once, and `filled` counts the bytes read into it; it is cut to
+/// `filled` at the end. Zero-filling all the spare room before every `read` instead
+/// made a decoder that returns one block per call (lz4's frames give at most 64 KiB)
+/// quadratic in the decompressed size, and a reused buffer with a large capacity
+/// cost that capacity on every call.
 fn read_bounded(
     mut reader: impl Read,
     codec: Compression,
@@ -115,36 +122,38 @@ fn read_bounded(
     out: &mut Vec<u8>,
 ) -> Result<(), BatchError> {
     let cap = limit.saturating_add(1);
-    loop {
-        if out.len() == out.capacity() {
-            let want = out.capacity().saturating_mul(2).max(STEP).min(cap);
-            if want <= out.len() {
-                return Err(BatchError::DecompressedTooLarge { codec, limit });
+    let mut filled = out.len();
+    let result = loop {
+        if filled == out.len() {
+            let grow_to = out.len().saturating_mul(2).max(STEP).min(cap);
+            if grow_to <= filled {
+                break Err(BatchError::DecompressedTooLarge { codec, limit });
             }
-            out.reserve_exact(want - out.len());
+            // Exact: the buffer never holds more than `limit + 1` bytes.
+            out.reserve_exact(grow_to - out.len());
+            out.resize(grow_to, 0);
         }
-        let len = out.len();
-        let room = out.capacity().min(cap) - len;
-        out.resize(len + room, 0);
-        let got = match reader.read(out.get_mut(len..).unwrap_or_default()) {
+        let got = match reader.read(out.get_mut(filled..).unwrap_or_default()) {
             Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                out.truncate(len);
-                return Err(BatchError::BadCompressedData {
+                break Err(BatchError::BadCompressedData {
                     codec,
                     reason: e.to_string(),
                 });
             }
         };
-        out.truncate(len + got);
-        if out.len() > limit {
-            return Err(BatchError::DecompressedTooLarge { codec, limit });
+        filled += got;
+        if filled > limit {
+            break Err(BatchError::DecompressedTooLarge { codec, limit });
         }
-        if got == 0 && room > 0 {
-            return Ok(());
+        // The slice read into was not empty: 0 is the end.
+        if got == 0 {
+            break Ok(());
         }
-    }
+    };
+    out.truncate(filled);
+    result
 }
 
 /// The codec of the first compressed batch among the batches back to back in `buf`,
