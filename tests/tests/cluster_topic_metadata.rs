@@ -92,7 +92,13 @@ async fn every_node_lists_every_topic_and_names_its_leader() {
     let all = [1, 2, 3, 4];
 
     // One replica: only node `a` holds it; the others name it as leader.
+    // CreateTopics answers once the node asked knows the new leaders.
     create(&c, 1, "solo", 1).await;
+    let p = seen_by(&c, 1, "solo").await.unwrap();
+    assert!(
+        p.leader.is_some(),
+        "no leader right after CreateTopics: {p:?}"
+    );
     let a = replicas(&c, 1, "solo")[0];
     let (leader, _) = wait_agreed(&c, &all, "solo", |l| l == a).await;
     assert_eq!(leader, a);
@@ -126,6 +132,11 @@ async fn every_node_lists_every_topic_and_names_its_leader() {
     // Three replicas on four nodes: one node holds none and learns each
     // new leader from the controller.
     create(&c, 2, "trio", 3).await;
+    let p = seen_by(&c, 2, "trio").await.unwrap();
+    assert!(
+        p.leader.is_some(),
+        "no leader right after CreateTopics: {p:?}"
+    );
     let hosts = replicas(&c, 1, "trio");
     let outsider = all.into_iter().find(|id| !hosts.contains(id)).unwrap();
     let (old, _) = wait_agreed(&c, &all, "trio", |l| hosts.contains(&l)).await;

@@ -207,12 +207,32 @@ impl Service {
     /// Creates topics (file creation and fsyncs, on the blocking pool).
     /// A topic whose replication factor is 0 or above the number of
     /// brokers is refused with `InvalidReplicationFactor`.
+    ///
+    /// In a cluster the answer waits, up to `leaders_within`, until this
+    /// node knows a leader of every partition of the topics created (as
+    /// Kafka's CreateTopics waits for their metadata up to its
+    /// `timeout_ms`), so a client that asks this node's Metadata next finds
+    /// them led; past it the topics are created all the same, their leaders
+    /// elected later.
     pub async fn create_topics(
         self: &Arc<Self>,
         topics: Vec<NewTopic>,
+        leaders_within: Duration,
     ) -> Result<Vec<TopicOutcome>, Refused> {
         if let Some(cluster) = self.cluster.get() {
-            return Ok(self.create_in_cluster(cluster, topics).await);
+            let counts: Vec<(String, u32)> = topics
+                .iter()
+                .map(|t| (t.name.clone(), t.partitions))
+                .collect();
+            let out = self.create_in_cluster(cluster, topics).await;
+            let created: Vec<(String, u32)> = counts
+                .into_iter()
+                .zip(&out)
+                .filter(|(_, o)| o.error_code.is_ok())
+                .map(|(c, _)| c)
+                .collect();
+            self.wait_for_leaders(&created, leaders_within).await;
+            return Ok(out);
         }
         let svc = Arc::clone(self);
         blocking(move || {
@@ -508,6 +528,28 @@ impl Service {
                 )),
             }
         })
+    }
+
+    /// Waits, up to `within`, until every partition of `topics` (name,
+    /// partition count) has a leader this node knows.
+    async fn wait_for_leaders(&self, topics: &[(String, u32)], within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        let led = |name: &str, p: u32| matches!(self.leadership.leader(name, p), Some(Some(_)));
+        // Partitions are looked at in order; one found led stays counted.
+        let mut next = topics.iter().map(|_| 0u32).collect::<Vec<_>>();
+        loop {
+            let mut all = true;
+            for ((name, count), at) in topics.iter().zip(next.iter_mut()) {
+                while *at < *count && led(name, *at) {
+                    *at += 1;
+                }
+                all &= *at == *count;
+            }
+            if all || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Cluster mode: each topic checked here, then committed through the

@@ -613,12 +613,15 @@ pub(crate) mod tests {
             replication_factor,
         };
         let done = svc
-            .create_topics(vec![
-                topic("a", None),
-                topic("b", Some(1)),
-                topic("c", Some(2)),
-                topic("d", Some(0)),
-            ])
+            .create_topics(
+                vec![
+                    topic("a", None),
+                    topic("b", Some(1)),
+                    topic("c", Some(2)),
+                    topic("d", Some(0)),
+                ],
+                Duration::ZERO,
+            )
             .await
             .unwrap();
         let codes: Vec<ErrorCode> = done.iter().map(|o| o.error_code).collect();
@@ -644,7 +647,10 @@ pub(crate) mod tests {
             }),
         );
         let done = svc
-            .create_topics(vec![topic("e", Some(3)), topic("f", Some(4))])
+            .create_topics(
+                vec![topic("e", Some(3)), topic("f", Some(4))],
+                Duration::ZERO,
+            )
             .await
             .unwrap();
         assert_eq!(done[0].error_code, ErrorCode::None);

@@ -3,6 +3,7 @@
 //! DescribeConfigs, InitProducerId.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sluice_protocol::kafka::admin::{
     CreateTopicsRequest, CreateTopicsResponse, CreatedTopic, DeleteTopicState, DeleteTopicsRequest,
@@ -577,10 +578,17 @@ pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> Create
     }
     let counts: Vec<(u32, u16)> = topics.iter().map(|t| t.partitions).zip(factors).collect();
     let svc = Arc::clone(&conn.broker.service);
+    // In a cluster the answer waits for the new partitions' leaders, up to
+    // the request's timeout (0: not at all), at most the controller's.
+    let leaders_within = Duration::from_millis(
+        u64::try_from(r.timeout_ms)
+            .unwrap_or(0)
+            .min(conn.broker.config.controller_timeout_ms),
+    );
     let done = if topics.is_empty() {
         Ok(Vec::new())
     } else {
-        svc.create_topics(topics).await
+        svc.create_topics(topics, leaders_within).await
     };
     let mut it = done.as_ref().ok().map(|v| v.iter().zip(counts));
     let mut resp = CreateTopicsResponse::default();

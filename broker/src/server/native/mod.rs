@@ -230,7 +230,10 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
                     replication_factor: t.replication_factor,
                 })
                 .collect();
-            let results = or_refuse!(svc.create_topics(topics).await);
+            // In a cluster, answered once the new partitions have leaders
+            // (up to the controller timeout).
+            let within = Duration::from_millis(conn.broker.config.controller_timeout_ms);
+            let results = or_refuse!(svc.create_topics(topics, within).await);
             let results = results.into_iter().map(topic_result).collect();
             respond(conn, id, &CreateTopicsResponse { results }).await
         }
