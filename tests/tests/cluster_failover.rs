@@ -153,7 +153,9 @@ async fn a_full_cluster_restart_keeps_the_metadata() {
 
 /// While a node is down, each partition's Raft group keeps calling it
 /// several times a second; the survivors' logs say so once, then at most
-/// twice a minute, whatever the partition count.
+/// twice a minute, whatever the partition count. (A survivor that leads
+/// nothing has no call to make to the down node and says nothing; at least
+/// one survivor leads something, the controller group if nothing else.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_stays_down_does_not_flood_the_logs() {
     let mut c = TestCluster::start(3);
@@ -164,6 +166,7 @@ async fn a_node_that_stays_down_does_not_flood_the_logs() {
     let before: Vec<usize> = (1..=3).map(|id| c.node(id).log().lines().count()).collect();
     c.kill(3);
     tokio::time::sleep(Duration::from_secs(6)).await;
+    let mut reported = 0;
     for id in [1u64, 2] {
         let log = c.node(id).log();
         let new: Vec<&str> = log.lines().skip(before[id as usize - 1]).collect();
@@ -171,8 +174,15 @@ async fn a_node_that_stays_down_does_not_flood_the_logs() {
             .iter()
             .filter(|l| l.contains("cannot reach a peer node"))
             .count();
+        // A call that failed on a connection it already had is reported
+        // as such, at most as often.
+        reported += unreachable
+            + new
+                .iter()
+                .filter(|l| l.contains("a call to a peer node failed"))
+                .count();
         assert!(
-            (1..=2).contains(&unreachable),
+            unreachable <= 2,
             "node {id}: {unreachable} unreachable lines in {} new lines",
             new.len()
         );
@@ -188,6 +198,7 @@ async fn a_node_that_stays_down_does_not_flood_the_logs() {
                 .join("\n")
         );
     }
+    assert!(reported >= 1, "no survivor said node 3 is unreachable");
     c.restart(3);
     c.wait_until(WAIT, "node 3 to be reached again", |c| {
         [1u64, 2]
