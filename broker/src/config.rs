@@ -138,7 +138,9 @@ pub struct BrokerConfig {
     /// of the previous snapshot).
     pub offsets_snapshot_bytes: u64,
     /// Most (topic, partition) entries one Produce, Fetch, ListOffsets or OffsetCommit request may
-    /// list; a longer list is refused with `TooManyPartitions`.
+    /// list; a longer list is refused with `TooManyPartitions`. Unset, it is
+    /// `max_partitions` (at least 10,000): Kafka clients name every
+    /// partition they use through a broker in one request.
     pub max_partitions_per_request: u32,
     /// Most record bytes one fetch response carries, whatever the request
     /// asks for (the first record batch is sent whole even if larger, so a
@@ -309,7 +311,16 @@ impl BrokerConfig {
 
     /// Reads a TOML file; unknown keys are errors.
     pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
-        toml::from_str(text)
+        let mut config: BrokerConfig = toml::from_str(text)?;
+        // Unless set, a request may name every partition the broker may
+        // hold, also when `max_partitions` is raised (see the field).
+        let table: toml::Table = toml::from_str(text)?;
+        if !table.contains_key("max_partitions_per_request") {
+            config.max_partitions_per_request = config
+                .max_partitions
+                .clamp(crate::topics::DEFAULT_MAX_PARTITIONS, 1_000_000);
+        }
+        Ok(config)
     }
 
     /// Checks ranges; the error names the setting.

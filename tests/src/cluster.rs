@@ -421,6 +421,7 @@ impl TestCluster {
     /// coordinator need it loaded.
     pub async fn agreed_coordinator(&self, ids: &[u64], group: &str) -> u64 {
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut loading = String::new();
         loop {
             let mut seen = Vec::new();
             for &id in ids {
@@ -436,15 +437,15 @@ impl TestCluster {
                 if ids.contains(&first.0) && seen.iter().all(|s| s.as_ref() == Some(first)) {
                     assert_eq!(first.1, self.node(first.0).addr.to_string());
                     let mut conn = self.node(first.0).connect().await;
-                    let fetched = conn.offset_fetch(group, None).await;
-                    if fetched.is_ok_and(|r| r.error_code == ErrorCode::None) {
-                        return first.0;
+                    match conn.offset_fetch(group, None).await {
+                        Ok(r) if r.error_code == ErrorCode::None => return first.0,
+                        other => loading = format!("; OffsetFetch there: {other:?}"),
                     }
                 }
             }
             assert!(
                 Instant::now() < deadline,
-                "nodes {ids:?} agree on the coordinator of {group}: {seen:?}"
+                "nodes {ids:?} agree on a loaded coordinator of {group}: {seen:?}{loading}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

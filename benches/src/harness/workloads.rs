@@ -100,9 +100,7 @@ pub async fn create_topic(
         let res = r.results.first().context("empty CreateTopics response")?;
         match res.error_code {
             ErrorCode::None | ErrorCode::TopicAlreadyExists => return Ok(()),
-            ErrorCode::ControllerUnavailable | ErrorCode::NotEnoughReplicas
-                if std::time::Instant::now() < deadline =>
-            {
+            ErrorCode::ControllerUnavailable if std::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             code => bail!("creating {name}: {code} {:?}", res.message),

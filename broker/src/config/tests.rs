@@ -26,6 +26,14 @@ fn by_default_one_request_may_name_every_partition_the_broker_holds() {
         c.max_partitions_per_request,
         c.max_partitions
     );
+    // Also with more partitions allowed, unless set apart.
+    let c = BrokerConfig::from_toml("max_partitions = 50000\n").unwrap();
+    assert_eq!(c.max_partitions_per_request, 50_000);
+    let c = BrokerConfig::from_toml("max_partitions = 50000\nmax_partitions_per_request = 7\n")
+        .unwrap();
+    assert_eq!(c.max_partitions_per_request, 7);
+    let c = BrokerConfig::from_toml("max_partitions = 10\n").unwrap();
+    assert_eq!(c.max_partitions_per_request, 10_000);
 }
 
 #[test]

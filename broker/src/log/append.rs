@@ -273,11 +273,8 @@ impl PartitionLog {
         // Reserve offsets and the file range under the lock; write outside it.
         let mut state = self.state.lock();
         let (base_offset, end_offset, rolled) = loop {
-            if state.deleted {
-                return Err(LogError::Deleted);
-            }
-            if let Some(reason) = &state.offline {
-                return Err(self.offline_error(reason));
+            if let Some(refused) = self.refusal(&state) {
+                return Err(refused);
             }
             if state.closing {
                 return Err(self.offline_error("the log is shutting down"));

@@ -47,11 +47,8 @@ impl PartitionLog {
         }
         let (files, point, dir_changes) = {
             let state = self.state.lock();
-            if state.deleted {
-                return Err(LogError::Deleted);
-            }
-            if let Some(reason) = &state.offline {
-                return Err(self.offline_error(reason));
+            if let Some(refused) = self.refusal(&state) {
+                return Err(refused);
             }
             let from = state.segment_index(state.durable.offset);
             let to = state.segment_index(target.saturating_sub(1));

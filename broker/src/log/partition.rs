@@ -402,6 +402,16 @@ impl PartitionLog {
         !state.pending.is_idle() || state.pending.failed.is_some()
     }
 
+    /// Why the log refuses a write now (append, flush, log start move,
+    /// truncation), if it does: its topic is being deleted, or it went
+    /// offline.
+    pub(crate) fn refusal(&self, state: &LogState) -> Option<LogError> {
+        if state.deleted {
+            return Some(LogError::Deleted);
+        }
+        state.offline.as_deref().map(|r| self.offline_error(r))
+    }
+
     pub(crate) fn offline_error(&self, reason: &str) -> LogError {
         LogError::Offline {
             dir: self.dir.clone(),

@@ -127,8 +127,8 @@ impl PartitionLog {
 
     fn move_log_start(&self, offset: u64, delete: bool) -> Result<u64, LogError> {
         let _flush = self.flush_lock.lock();
-        if let Some(reason) = &self.state.lock().offline {
-            return Err(self.offline_error(reason));
+        if let Some(refused) = self.refusal(&self.state.lock()) {
+            return Err(refused);
         }
         let (start, hw) = (self.log_start_offset(), self.high_watermark());
         if offset > hw {

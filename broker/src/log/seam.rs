@@ -269,8 +269,8 @@ impl PartitionLog {
         loop {
             {
                 let mut state = self.state.lock();
-                if let Some(reason) = &state.offline {
-                    return Err(self.offline_error(reason));
+                if let Some(refused) = self.refusal(&state) {
+                    return Err(refused);
                 }
                 while !state.pending.is_idle() {
                     self.turn.wait(&mut state);
@@ -392,8 +392,8 @@ impl PartitionLog {
         let _flush = self.flush_lock.lock();
         {
             let mut state = self.state.lock();
-            if let Some(reason) = &state.offline {
-                return Err(self.offline_error(reason));
+            if let Some(refused) = self.refusal(&state) {
+                return Err(refused);
             }
             while !state.pending.is_idle() {
                 self.turn.wait(&mut state);

@@ -482,12 +482,22 @@ impl Leadership for ReplicaManager {
     /// group is not open yet; no leader when none was reported. A replica here whose Raft core stopped counts as not
     /// open, and this node is never named from the controller's view: a
     /// report of its own leadership is stale. No leader (and no replicas)
-    /// before this node has joined the cluster (its listeners are up a
-    /// moment earlier, after a restart): it must not pass for the leader
-    /// of the partitions on its disk. `None` for a topic the metadata does
-    /// not list.
+    /// for a partition the controller's metadata as applied here does not
+    /// list, or before this node has joined its cluster: a node restarted
+    /// replays its metadata from the controller's log only once the
+    /// controller leader tells it what is committed, and meanwhile it must
+    /// not pass for the leader of the partitions on its disk (Metadata by
+    /// topic name finds those). Never `None`: a cluster node never leads a
+    /// partition on its own authority.
     fn partition(&self, topic: &str, partition: u32) -> Option<PartitionLeadership> {
-        let Some(c) = self.cluster.get() else {
+        let placed = self.cluster.get().and_then(|c| {
+            c.with_metadata(|m| {
+                let t = m.topics.get(topic)?;
+                let replicas = t.replicas.get(partition as usize)?.clone();
+                Some((replicas, m.reported_leader(t, partition).cloned()))
+            })
+        });
+        let Some((replicas, reported)) = placed else {
             return Some(PartitionLeadership {
                 leader: None,
                 leader_epoch: 0,
@@ -495,11 +505,6 @@ impl Leadership for ReplicaManager {
                 isr: Vec::new(),
             });
         };
-        let (replicas, reported) = c.with_metadata(|m| {
-            let t = m.topics.get(topic)?;
-            let replicas = t.replicas.get(partition as usize)?.clone();
-            Some((replicas, m.reported_leader(t, partition).cloned()))
-        })?;
         let reported = reported.filter(|r| r.leader != self.local);
         let Some(r) = self.replica(topic, partition).filter(|r| !r.core_stopped()) else {
             return Some(match reported {
@@ -538,7 +543,9 @@ impl Leadership for ReplicaManager {
     /// [`Leadership::partition`]'s leader without cloning the replica and
     /// ISR lists: the produce and fetch check of every partition.
     fn leader(&self, topic: &str, partition: u32) -> Option<Option<u64>> {
-        // Not in the cluster yet (see `partition`): nothing served here.
+        // Not in the cluster yet (see `partition`): nothing served here. A
+        // topic the metadata does not list is answered by the topic store
+        // (unknown, or what is on disk).
         let Some(c) = self.cluster.get() else {
             return Some(None);
         };
@@ -808,9 +815,10 @@ mod tests {
         });
     }
 
-    /// Between a restart and joining the cluster a node answers Metadata
-    /// already: it names no leader then, and serves nothing, rather than
-    /// passing for the leader of what is on its disk.
+    /// A node that cannot place a partition in its cluster (not joined
+    /// yet, or its applied metadata does not list the topic) names no
+    /// leader for it, rather than passing for the leader of what is on its
+    /// disk.
     #[tokio::test]
     async fn a_node_not_in_its_cluster_yet_leads_nothing() {
         let m = ReplicaManager::new(

@@ -97,7 +97,7 @@ pub struct ConsumerConfig {
     /// Verify each batch's CRC-32C.
     pub verify_crc: bool,
     /// Most partitions one fetch request lists (the broker refuses more
-    /// than its `max_partitions_per_request`, 1000 by default). A consumer
+    /// than its `max_partitions_per_request`, 10,000 by default). A consumer
     /// assigned more partitions fetches them in turns of this many, so a
     /// partition outside the current turn waits up to one fetch's
     /// `max_wait` longer. The limit applies per leader.

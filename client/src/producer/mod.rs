@@ -77,7 +77,7 @@ pub struct ProducerConfig {
     /// How long the broker may take to make an `acks=all` write durable.
     pub request_timeout: Duration,
     /// Most partitions (record sets) one Produce request lists; keep it at
-    /// or below the broker's `max_partitions_per_request` (1000 by default).
+    /// or below the broker's `max_partitions_per_request` (10,000 by default).
     pub max_partitions_per_request: usize,
     /// Codec each batch's records are compressed with before it is sent
     /// (Kafka's formats: gzip stream, xerial-framed snappy, LZ4 frame, zstd

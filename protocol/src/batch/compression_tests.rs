@@ -373,3 +373,54 @@ fn the_largest_record_timestamp_is_measured_and_can_be_stored() {
         assert_eq!(short, before);
     }
 }
+
+/// A reader that hands out `data` 7 bytes at a time, failing with
+/// `Interrupted` before each read (which the old loop took for the end).
+struct Choppy<'a> {
+    data: &'a [u8],
+    interrupt: bool,
+}
+
+impl Read for Choppy<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.interrupt = !self.interrupt;
+        if self.interrupt {
+            return Err(std::io::ErrorKind::Interrupted.into());
+        }
+        let n = buf.len().min(self.data.len()).min(7);
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn interrupted_reads_are_retried_and_small_reads_fill_a_reused_buffer() {
+    let src = text(300_000);
+    // A buffer reused from a larger batch: its capacity stays, its length
+    // is what was read, and the limit still holds.
+    let mut out = Vec::with_capacity(1 << 20);
+    let reader = Choppy {
+        data: &src,
+        interrupt: false,
+    };
+    read_bounded(reader, Compression::Lz4, src.len(), &mut out).unwrap();
+    assert_eq!(out, src);
+    let mut out = Vec::new();
+    let reader = Choppy {
+        data: &src,
+        interrupt: false,
+    };
+    assert_eq!(
+        read_bounded(reader, Compression::Lz4, src.len() - 1, &mut out),
+        Err(BatchError::DecompressedTooLarge {
+            codec: Compression::Lz4,
+            limit: src.len() - 1
+        })
+    );
+    assert!(
+        out.len() <= src.len() && out.capacity() <= src.len(),
+        "{}",
+        out.capacity()
+    );
+}

@@ -121,7 +121,8 @@ pub enum ErrorCode {
     LeaderNotAvailable = 45,
     /// No controller leader could be reached within the admin timeout (cluster mode): the admin request was not applied; retry later.
     ControllerUnavailable = 46,
-    /// Too few live replicas or brokers for what was asked: a replication factor above the cluster's node count, or a leader without a majority.
+    /// Not sent (reserved): a replication factor above the cluster's node
+    /// count is `InvalidReplicationFactor`.
     NotEnoughReplicas = 47,
     /// This broker does not coordinate the consumer group (cluster mode):
     /// the message names the coordinator's node id. Ask FindCoordinator and

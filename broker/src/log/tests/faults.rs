@@ -197,6 +197,9 @@ fn a_log_closed_for_deletion_refuses_appends_and_flushes_as_deleted_not_as_a_sto
     );
     let err = log.flush_to(info.next_offset).unwrap_err();
     assert!(matches!(err, LogError::Deleted), "{err}");
+    // So is a move of the log start (DeleteRecords, retention).
+    let err = log.delete_records_before(1).unwrap_err();
+    assert!(matches!(err, LogError::Deleted), "{err}");
     // Readers holding the log still read what it had.
     assert_eq!(read_all(&log, 1 << 20).len(), 3);
 }

@@ -135,6 +135,9 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
         }
         ApiKey::CreateTopics => {
             let r = decode_or_close(conn, req, body)?;
+            // Waiting for the new partitions' leaders is not slowness.
+            conn.wait_allowance =
+                std::time::Duration::from_millis(conn.broker.config.controller_timeout_ms);
             let resp = admin::create_topics(conn, r).await;
             respond(conn, req, resp).await
         }

@@ -233,6 +233,7 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
             // In a cluster, answered once the new partitions have leaders
             // (up to the controller timeout).
             let within = Duration::from_millis(conn.broker.config.controller_timeout_ms);
+            conn.wait_allowance = within;
             let results = or_refuse!(svc.create_topics(topics, within).await);
             let results = results.into_iter().map(topic_result).collect();
             respond(conn, id, &CreateTopicsResponse { results }).await
