@@ -465,51 +465,41 @@ fn topics_are_altered_and_their_first_records_deleted() {
     );
     assert_eq!(read, "d\ne\n");
     // An offset below the log start reads from the start, saying so; one
-    // past the end waits at the end.
-    let below = sluice(
-        &addr,
-        &[
+    // past the end waits at the end. (stdout, stderr) of a read of up to
+    // `count` records of partition 1 from `offset`, for up to `ms`.
+    let from = |offset: &str, count: &str, ms: &str| {
+        let args = [
             "consume",
             "t",
             "--partition",
             "1",
             "--offset",
-            "1",
+            offset,
             "--count",
-            "2",
+            count,
             "--timeout-ms",
-            "10000",
-        ],
-        b"",
-    );
-    assert!(below.status.success(), "{below:?}");
-    assert_eq!(String::from_utf8_lossy(&below.stdout), "d\ne\n");
+            ms,
+        ];
+        let out = sluice(&addr, &args, b"");
+        assert!(out.status.success(), "{out:?}");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (read, said) = from("1", "2", "10000");
+    assert_eq!(read, "d\ne\n");
     assert!(
-        String::from_utf8_lossy(&below.stderr).contains(
+        said.contains(
             "t-1: offset 1 is below the log start 3 (older records were deleted); reading from 3"
         ),
-        "{below:?}"
+        "{said}"
     );
-    let past = sluice(
-        &addr,
-        &[
-            "consume",
-            "t",
-            "--partition",
-            "1",
-            "--offset",
-            "50",
-            "--timeout-ms",
-            "300",
-        ],
-        b"",
-    );
-    assert!(past.status.success(), "{past:?}");
-    assert_eq!(String::from_utf8_lossy(&past.stdout), "");
+    let (read, said) = from("50", "1", "300");
+    assert_eq!(read, "");
     assert!(
-        String::from_utf8_lossy(&past.stderr)
-            .contains("t-1: offset 50 is past the end 5; reading from 5"),
-        "{past:?}"
+        said.contains("t-1: offset 50 is past the end 5; reading from 5"),
+        "{said}"
     );
     fails(
         &addr,
