@@ -132,6 +132,39 @@ pub fn read_response(s: &mut std::net::TcpStream, header_version: i16) -> (i32, 
     (id, buf[at..].to_vec())
 }
 
+/// An OffsetCommit of `offset` for partition 0 of `topic` by `member_id`
+/// of generation (or member epoch) `generation_id` in `group`: no
+/// retention, commit time or leader epoch, no metadata. Tests change what
+/// they need on the returned request.
+pub fn commit_request(
+    group: &str,
+    generation_id: i32,
+    member_id: &str,
+    topic: &str,
+    offset: i64,
+) -> sluice_protocol::kafka::offsets::OffsetCommitRequest {
+    use sluice_protocol::kafka::offsets::{
+        OffsetCommitPartition, OffsetCommitRequest, OffsetCommitTopic,
+    };
+    OffsetCommitRequest {
+        group_id: group.into(),
+        generation_id,
+        member_id: member_id.into(),
+        group_instance_id: None,
+        retention_time_ms: 0,
+        topics: vec![OffsetCommitTopic {
+            name: topic.into(),
+            partitions: vec![OffsetCommitPartition {
+                partition_index: 0,
+                committed_offset: offset,
+                commit_timestamp_ms: 0,
+                committed_leader_epoch: -1,
+                committed_metadata: None,
+            }],
+        }],
+    }
+}
+
 /// A first JoinGroup of Kafka's classic protocol to `group`: no member id
 /// yet, protocol type `consumer`, one `range` protocol without metadata,
 /// 30 s session and 10 s rebalance timeouts. Tests change what they need

@@ -168,24 +168,8 @@ fn commit(s: &mut TcpStream, group: &str, epoch: i32, member: &str) -> i16 {
 
 /// An OffsetCommit of `version` (v9 carries the member epoch).
 fn commit_at(s: &mut TcpStream, version: i16, group: &str, epoch: i32, member: &str) -> i16 {
-    use sluice_protocol::kafka::offsets::*;
-    let mut req = OffsetCommitRequest {
-        group_id: group.into(),
-        generation_id: epoch,
-        member_id: member.into(),
-        group_instance_id: None,
-        retention_time_ms: 0,
-        topics: vec![OffsetCommitTopic {
-            name: "raw848".into(),
-            partitions: vec![OffsetCommitPartition {
-                partition_index: 0,
-                committed_offset: 1,
-                commit_timestamp_ms: 0,
-                committed_leader_epoch: -1,
-                committed_metadata: None,
-            }],
-        }],
-    };
+    use sluice_protocol::kafka::offsets::OffsetCommitResponse;
+    let mut req = sluice_tests::kafka::commit_request(group, epoch, member, "raw848", 1);
     let r: OffsetCommitResponse = call(s, version, &mut req);
     r.topics[0].partitions[0].error_code
 }

@@ -115,9 +115,7 @@ async fn offset_commits_are_fenced_by_generation_and_member() {
     use sluice_protocol::kafka::groups::{
         JoinGroupRequest, JoinGroupResponse, SyncAssignment, SyncGroupRequest, SyncGroupResponse,
     };
-    use sluice_protocol::kafka::offsets::{
-        OffsetCommitPartition, OffsetCommitRequest, OffsetCommitResponse, OffsetCommitTopic,
-    };
+    use sluice_protocol::kafka::offsets::OffsetCommitResponse;
     use sluice_tests::kafka::call;
 
     let b = TestBroker::start_with_args(&["--config", &{
@@ -136,28 +134,16 @@ async fn offset_commits_are_fenced_by_generation_and_member() {
             session_timeout_ms: 10_000,
             ..sluice_tests::kafka::classic_join("fg")
         };
-        let commit_at =
-            |s: &mut std::net::TcpStream, version: i16, generation_id: i32, member_id: &str| {
-                let mut req = OffsetCommitRequest {
-                    group_id: "fg".into(),
-                    generation_id,
-                    member_id: member_id.into(),
-                    group_instance_id: None,
-                    retention_time_ms: 0,
-                    topics: vec![OffsetCommitTopic {
-                        name: "fenced".into(),
-                        partitions: vec![OffsetCommitPartition {
-                            partition_index: 0,
-                            committed_offset: 5,
-                            commit_timestamp_ms: 1_700_000_000_000,
-                            committed_leader_epoch: -1,
-                            committed_metadata: None,
-                        }],
-                    }],
-                };
-                let r: OffsetCommitResponse = call(s, version, &mut req);
-                r.topics[0].partitions[0].error_code
-            };
+        let commit_at = |s: &mut std::net::TcpStream,
+                         version: i16,
+                         generation_id: i32,
+                         member_id: &str| {
+            let mut req =
+                sluice_tests::kafka::commit_request("fg", generation_id, member_id, "fenced", 5);
+            req.topics[0].partitions[0].commit_timestamp_ms = 1_700_000_000_000;
+            let r: OffsetCommitResponse = call(s, version, &mut req);
+            r.topics[0].partitions[0].error_code
+        };
         let commit = |s: &mut std::net::TcpStream, generation_id: i32, member_id: &str| {
             commit_at(s, 8, generation_id, member_id)
         };

@@ -569,16 +569,11 @@ fn group_metadata_is_bounded_and_a_described_group_is_answered_once() {
                 let mut s = TcpStream::connect(addr).unwrap();
                 s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
                 let mut req = JoinGroupRequest {
-                    group_id: "heavy".into(),
-                    session_timeout_ms: 30_000,
-                    rebalance_timeout_ms: 10_000,
-                    member_id: String::new(),
-                    group_instance_id: None,
-                    protocol_type: "consumer".into(),
                     protocols: vec![JoinProtocol {
                         name: "range".into(),
                         metadata: vec![i as u8; 1_000_000],
                     }],
+                    ..sluice_tests::kafka::classic_join("heavy")
                 };
                 // Version 3: no member-id round, the member is kept at once.
                 s.write_all(&request_frame(3, i, &mut req, &[])).unwrap();
