@@ -25,8 +25,21 @@ enum AppendMode {
     /// producer checks.
     Follower,
     /// Keeps the given offsets; checks idempotent producers (the same
-    /// decision on every replica) but not timestamps (clock-dependent).
+    /// decision on every replica) but not timestamps (clock-dependent), and
+    /// validates only headers and CRCs (the leader walked the records).
     Replica,
+}
+
+/// What [`PartitionLog::check_batches`] found in the batches of an append.
+struct Checked {
+    /// Number of batches.
+    count: u32,
+    /// Offsets they take.
+    offsets: u64,
+    /// Largest `maxTimestamp` (as it will be stored).
+    max_timestamp: i64,
+    /// Batches of idempotent producers.
+    idempotent: Vec<IdempotentBatch>,
 }
 
 /// Where an append landed.
@@ -133,11 +146,14 @@ impl PartitionLog {
 
     /// A Raft replica's append: [`PartitionLog::append_at`], but without the
     /// [`LogConfig::max_timestamp_ahead`] check, which depends on this
-    /// broker's clock (the leader checks the timestamps once, with
-    /// [`PartitionLog::check_timestamps`]), and with the idempotent
-    /// producer checks of [`PartitionLog::append`]: every replica holds
-    /// the same producer state, so all decide alike. A retried batch is
-    /// answered with its original offsets (`duplicate`) and not written.
+    /// broker's clock, and without walking the records: each batch's header
+    /// and CRC-32C are checked ([`batch::validate_shallow`]), its records
+    /// are not (nor decompressed), and its `maxTimestamp` is stored as it
+    /// is. The leader ran every other check once, before proposing, with
+    /// [`PartitionLog::check_proposal`]. With the idempotent producer
+    /// checks of [`PartitionLog::append`]: every replica holds the same
+    /// producer state, so all decide alike. A retried batch is answered
+    /// with its original offsets (`duplicate`) and not written.
     pub fn append_replica(
         &self,
         expected_base: u64,
@@ -151,6 +167,27 @@ impl PartitionLog {
         )
     }
 
+    /// The checks of [`PartitionLog::append`] that depend only on the
+    /// batches and this broker's clock, not on the log: what a replication
+    /// leader runs once, before proposing batches that every replica then
+    /// stores with [`PartitionLog::append_replica`]. Refuses what `append`
+    /// refuses for those reasons (invalid batch, records walked and
+    /// decompressed; empty; control or transactional; timestamp too far
+    /// ahead; too large), and sets each create-time batch's `maxTimestamp`
+    /// to its largest record timestamp as `append` does, so the replicas
+    /// store the same bytes without walking the records. CPU-bound: for a
+    /// large or compressed set, call it on a blocking thread.
+    pub fn check_proposal(&self, batches: &mut [u8]) -> Result<(), LogError> {
+        self.check_batches(
+            batches,
+            Self::MAX_APPEND_OFFSETS,
+            None,
+            AppendMode::Leader,
+            SystemTime::now(),
+        )
+        .map(drop)
+    }
+
     fn append_inner(
         &self,
         batches: &mut [u8],
@@ -159,116 +196,14 @@ impl PartitionLog {
         mode: AppendMode,
     ) -> Result<AppendInfo, LogError> {
         let now = SystemTime::now();
-        let now_ms = unix_millis(now);
-        let ahead_ms = self
-            .config
-            .max_timestamp_ahead
-            .filter(|_| mode != AppendMode::Replica)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        let bytes = batches.len() as u64;
-        let too_large = |offsets: u64| LogError::AppendTooLarge {
+        let Checked {
+            count,
             offsets,
-            bytes,
-            max_offsets,
-            max_bytes: Self::MAX_APPEND_BYTES,
-        };
-        if bytes > Self::MAX_APPEND_BYTES {
-            return Err(too_large(0));
-        }
-        let mut count = 0u32;
-        let mut offsets = 0u64;
-        // Decompressed records of the batch being checked; allocated only
-        // for a compressed batch.
-        let mut scratch = Vec::new();
-        let mut max_timestamp = i64::MIN;
-        let mut at = 0usize;
-        // Batches of idempotent producers; allocates only when there is one.
-        let mut idempotent: Vec<IdempotentBatch> = Vec::new();
-        while at < batches.len() {
-            let rest = batches.get(at..).unwrap_or_default();
-            let limit = self.config.max_decompressed_batch_bytes;
-            let checked =
-                batch::validate_measuring(rest, limit, &mut scratch).map_err(|source| {
-                    LogError::InvalidBatch {
-                        position: at,
-                        source,
-                    }
-                })?;
-            let header = checked.header;
-            // `validate_measuring` walked exactly `record_count` records
-            // (decompressed first if compressed), with offset deltas 0.. and
-            // `last_offset_delta == record_count - 1`.
-            let records = u64::try_from(header.record_count).unwrap_or(0);
-            if records == 0 {
-                return Err(LogError::EmptyBatch { position: at });
-            }
-            // Client data (a leader's append, or a replica applying what a
-            // leader proposed); a follower copies what a leader stored.
-            if mode != AppendMode::Follower && (header.is_control() || header.is_transactional()) {
-                return Err(LogError::TransactionBatch {
-                    position: at,
-                    control: header.is_control(),
-                });
-            }
-            if let Some(expected) = expected_base.map(|b| b.saturating_add(offsets)) {
-                let found = u64::try_from(header.base_offset).unwrap_or(u64::MAX);
-                if found != expected {
-                    return Err(LogError::BaseOffsetMismatch {
-                        position: at,
-                        expected,
-                        found,
-                    });
-                }
-            }
-            // A create-time batch stores its largest record timestamp as
-            // `maxTimestamp`, whatever the client sent (older clients send
-            // -1), as Kafka does: the time index, timestamp lookups and
-            // retention go by it. A follower copies a leader's batch as is.
-            let mut batch_max = header.max_timestamp;
-            if mode != AppendMode::Follower && header.timestamp_type() == TimestampType::CreateTime
-            {
-                if let Some(m) = checked.max_record_timestamp.filter(|&m| m != batch_max) {
-                    let here = batches.get_mut(at..).unwrap_or_default();
-                    batch::set_max_timestamp(here, m).map_err(|source| LogError::InvalidBatch {
-                        position: at,
-                        source,
-                    })?;
-                    batch_max = m;
-                }
-            }
-            if let Some(ahead_ms) = ahead_ms {
-                if batch_max > now_ms.saturating_add(ahead_ms) {
-                    return Err(LogError::TimestampTooFarAhead {
-                        position: at,
-                        max_timestamp: batch_max,
-                        now_ms,
-                        ahead_ms,
-                    });
-                }
-            }
-            offsets = offsets
-                .checked_add(records)
-                .filter(|&o| o <= max_offsets)
-                .ok_or_else(|| too_large(offsets.saturating_add(records)))?;
-            if header.producer_id >= 0 {
-                idempotent.push(IdempotentBatch {
-                    position: at,
-                    delta: offsets - records,
-                    id: BatchIdentity {
-                        producer_id: header.producer_id,
-                        epoch: header.producer_epoch,
-                        first_seq: header.base_sequence,
-                        records: u32::try_from(records).unwrap_or(u32::MAX),
-                    },
-                });
-            }
-            max_timestamp = max_timestamp.max(batch_max);
-            count += 1;
-            at += header.total_len();
-        }
-        if count == 0 {
-            return Err(LogError::EmptyAppend);
-        }
+            max_timestamp,
+            idempotent,
+        } = self.check_batches(batches, max_offsets, expected_base, mode, now)?;
+        let now_ms = unix_millis(now);
+        let bytes = batches.len() as u64;
 
         // Reserve offsets and the file range under the lock; write outside it.
         let mut state = self.state.lock();
@@ -413,6 +348,145 @@ impl PartitionLog {
             batches: count,
             rolled,
             duplicate: false,
+        })
+    }
+
+    /// The checks of an append that need no lock: every batch validated
+    /// (fully, or for [`AppendMode::Replica`] only its header and CRC), its
+    /// create-time `maxTimestamp` set, the timestamp, size and offset-count
+    /// limits. Changes only the `maxTimestamp` fields of `batches`.
+    fn check_batches(
+        &self,
+        batches: &mut [u8],
+        max_offsets: u64,
+        expected_base: Option<u64>,
+        mode: AppendMode,
+        now: SystemTime,
+    ) -> Result<Checked, LogError> {
+        let now_ms = unix_millis(now);
+        let ahead_ms = self
+            .config
+            .max_timestamp_ahead
+            .filter(|_| mode != AppendMode::Replica)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let bytes = batches.len() as u64;
+        let too_large = |offsets: u64| LogError::AppendTooLarge {
+            offsets,
+            bytes,
+            max_offsets,
+            max_bytes: Self::MAX_APPEND_BYTES,
+        };
+        if bytes > Self::MAX_APPEND_BYTES {
+            return Err(too_large(0));
+        }
+        let mut count = 0u32;
+        let mut offsets = 0u64;
+        // Decompressed records of the batch being checked; allocated only
+        // for a compressed batch.
+        let mut scratch = Vec::new();
+        let mut max_timestamp = i64::MIN;
+        let mut at = 0usize;
+        // Batches of idempotent producers; allocates only when there is one.
+        let mut idempotent: Vec<IdempotentBatch> = Vec::new();
+        while at < batches.len() {
+            let rest = batches.get(at..).unwrap_or_default();
+            let limit = self.config.max_decompressed_batch_bytes;
+            // A replica stores what its leader validated in full before
+            // proposing it ([`PartitionLog::check_proposal`]): the CRC
+            // proves these are those bytes, so no walk of the records (no
+            // decompression) holds up the Raft core on any replica.
+            let checked = if mode == AppendMode::Replica {
+                batch::validate_shallow(rest).map(|header| batch::Validated {
+                    header,
+                    max_record_timestamp: None,
+                })
+            } else {
+                batch::validate_measuring(rest, limit, &mut scratch)
+            }
+            .map_err(|source| LogError::InvalidBatch {
+                position: at,
+                source,
+            })?;
+            let header = checked.header;
+            // `last_offset_delta == record_count - 1`; and (walked here, or
+            // by the leader for a replica) exactly `record_count` records,
+            // decompressed first if compressed, with offset deltas 0...
+            let records = u64::try_from(header.record_count).unwrap_or(0);
+            if records == 0 {
+                return Err(LogError::EmptyBatch { position: at });
+            }
+            // Client data (a leader's append, or a replica applying what a
+            // leader proposed); a follower copies what a leader stored.
+            if mode != AppendMode::Follower && (header.is_control() || header.is_transactional()) {
+                return Err(LogError::TransactionBatch {
+                    position: at,
+                    control: header.is_control(),
+                });
+            }
+            if let Some(expected) = expected_base.map(|b| b.saturating_add(offsets)) {
+                let found = u64::try_from(header.base_offset).unwrap_or(u64::MAX);
+                if found != expected {
+                    return Err(LogError::BaseOffsetMismatch {
+                        position: at,
+                        expected,
+                        found,
+                    });
+                }
+            }
+            // A create-time batch stores its largest record timestamp as
+            // `maxTimestamp`, whatever the client sent (older clients send
+            // -1), as Kafka does: the time index, timestamp lookups and
+            // retention go by it. A follower copies a leader's batch as is.
+            let mut batch_max = header.max_timestamp;
+            if mode != AppendMode::Follower && header.timestamp_type() == TimestampType::CreateTime
+            {
+                if let Some(m) = checked.max_record_timestamp.filter(|&m| m != batch_max) {
+                    let here = batches.get_mut(at..).unwrap_or_default();
+                    batch::set_max_timestamp(here, m).map_err(|source| LogError::InvalidBatch {
+                        position: at,
+                        source,
+                    })?;
+                    batch_max = m;
+                }
+            }
+            if let Some(ahead_ms) = ahead_ms {
+                if batch_max > now_ms.saturating_add(ahead_ms) {
+                    return Err(LogError::TimestampTooFarAhead {
+                        position: at,
+                        max_timestamp: batch_max,
+                        now_ms,
+                        ahead_ms,
+                    });
+                }
+            }
+            offsets = offsets
+                .checked_add(records)
+                .filter(|&o| o <= max_offsets)
+                .ok_or_else(|| too_large(offsets.saturating_add(records)))?;
+            if header.producer_id >= 0 {
+                idempotent.push(IdempotentBatch {
+                    position: at,
+                    delta: offsets - records,
+                    id: BatchIdentity {
+                        producer_id: header.producer_id,
+                        epoch: header.producer_epoch,
+                        first_seq: header.base_sequence,
+                        records: u32::try_from(records).unwrap_or(u32::MAX),
+                    },
+                });
+            }
+            max_timestamp = max_timestamp.max(batch_max);
+            count += 1;
+            at += header.total_len();
+        }
+        if count == 0 {
+            return Err(LogError::EmptyAppend);
+        }
+        Ok(Checked {
+            count,
+            offsets,
+            max_timestamp,
+            idempotent,
         })
     }
 

@@ -200,44 +200,6 @@ impl PartitionLog {
         }
     }
 
-    /// The [`LogConfig::max_timestamp_ahead`](super::LogConfig) check of
-    /// [`PartitionLog::append`] alone, against this broker's clock: what a
-    /// replication leader does once before proposing batches that replicas
-    /// then store with [`PartitionLog::append_replica`]. Batches it cannot
-    /// parse are left to the append's validation.
-    pub fn check_timestamps(&self, batches: &[u8]) -> Result<(), LogError> {
-        let Some(ahead) = self.config.max_timestamp_ahead else {
-            return Ok(());
-        };
-        let ahead_ms = i64::try_from(ahead.as_millis()).unwrap_or(i64::MAX);
-        let now_ms = super::partition::unix_millis(std::time::SystemTime::now());
-        for (position, batch) in
-            sluice_protocol::batch::BatchIter::new(batches).scan(0usize, |at, b| {
-                let here = *at;
-                if let Ok((_, raw)) = &b {
-                    *at += raw.len();
-                }
-                Some((here, b))
-            })
-        {
-            let Ok((h, _)) = batch else { break };
-            // The replicas store the largest record timestamp, which this
-            // does not walk the records for: the header's claim and the
-            // first record's time stand in for it (a client sending -1 is
-            // checked by its first record).
-            let claimed = h.max_timestamp.max(h.base_timestamp);
-            if claimed > now_ms.saturating_add(ahead_ms) {
-                return Err(LogError::TimestampTooFarAhead {
-                    position,
-                    max_timestamp: claimed,
-                    now_ms,
-                    ahead_ms,
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// The end readers would see if the log set its high watermark itself.
     fn local_visible_end(&self, state: &super::partition::LogState) -> LogPoint {
         if self.config.flush == FlushPolicy::BeforeAck {

@@ -7,7 +7,8 @@
 //! records, each a varint-prefixed sequence of varint fields.
 //!
 //! - [`BatchHeader`] parses the header; [`peek_offset_and_len`] reads just 12 bytes.
-//! - [`verify_crc`] checks header and CRC; [`validate`] also walks every record.
+//! - [`verify_crc`] checks header and CRC; [`validate_shallow`] also the header's
+//!   record count; [`validate`] also walks every record.
 //! - [`BatchBuilder`] encodes [`NewRecord`]s into one uncompressed batch.
 //! - [`RecordBatch`] wraps a validated batch in a `Bytes`; [`RecordBatch::records`] yields
 //!   [`Record`]s whose fields are slices of it.
@@ -45,7 +46,8 @@ pub use header::{
 pub use iter::BatchIter;
 pub use record::{Record, RecordHeaders};
 pub use validate::{
-    Validated, validate, validate_decompressing, validate_measuring, validate_structure, verify_crc,
+    Validated, validate, validate_decompressing, validate_measuring, validate_shallow,
+    validate_structure, verify_crc,
 };
 pub use view::{RecordBatch, Records};
 

@@ -334,16 +334,33 @@ fn a_wrong_max_timestamp_is_stored_as_the_largest_record_timestamp() {
     log.retain(later).unwrap();
     assert_eq!(log.log_start_offset(), 0);
 
-    // A Raft replica applying a client's batch stores the same bytes as a
-    // leader would; a follower copying a leader's stored batch keeps it.
+    // A replication leader's check before proposing sets `maxTimestamp` as
+    // a leader's append does, so every Raft replica stores those bytes as
+    // they are (without walking the records); a follower copying a
+    // leader's stored batch keeps it too.
     let dir = tempfile::tempdir().unwrap();
     let (replica, _) = PartitionLog::open(dir.path().join("r"), small_config()).unwrap();
     let (follower, _) = PartitionLog::open(dir.path().join("f"), small_config()).unwrap();
     let mut b = batch("r", 3, 10, now);
     set_max_timestamp(&mut b, -1).unwrap();
+    let mut unchecked = b.clone();
     assert_eq!(
         replica
-            .append_replica(0, &mut b.clone())
+            .append_replica(0, &mut unchecked)
+            .unwrap()
+            .max_timestamp,
+        -1
+    );
+    let mut proposed = b.clone();
+    replica.check_proposal(&mut proposed).unwrap();
+    assert_eq!(
+        BatchHeader::parse(&proposed).unwrap().max_timestamp,
+        now + 2
+    );
+    sluice_protocol::batch::set_base_offset(&mut proposed, 3).unwrap();
+    assert_eq!(
+        replica
+            .append_replica(3, &mut proposed)
             .unwrap()
             .max_timestamp,
         now + 2

@@ -102,6 +102,69 @@ fn compressed_batches_that_do_not_decompress_are_refused_and_take_no_offsets() {
     assert_eq!(all.len(), 2);
 }
 
+/// A replication leader checks each record set in full once, before
+/// proposing ([`PartitionLog::check_proposal`]); its replicas then check
+/// only what the bytes could have lost on the way (header and CRC), so no
+/// batch makes a replica decompress or walk records inside its Raft core.
+#[test]
+fn the_leader_checks_records_once_and_replicas_check_headers_and_crcs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    // The leader's check refuses what a full append refuses, writing nothing.
+    let mut garbage = gzip_batch(1, 0);
+    assert!(matches!(
+        log.check_proposal(&mut garbage),
+        Err(LogError::InvalidBatch {
+            position: 0,
+            source: BatchError::BadCompressedData { .. }
+        })
+    ));
+    let mut wrong_count = batch("c", 3, 10, 1000).to_vec();
+    set_i32(&mut wrong_count, RECORD_COUNT, 4);
+    set_i32(&mut wrong_count, LAST_OFFSET_DELTA, 3);
+    resign(&mut wrong_count);
+    assert!(matches!(
+        log.check_proposal(&mut wrong_count.clone()),
+        Err(LogError::InvalidBatch { .. })
+    ));
+    assert!(matches!(
+        log.check_proposal(&mut batch("e", 0, 10, 1000)),
+        Err(LogError::EmptyBatch { position: 0 })
+    ));
+    let mut ok = batch("ok", 2, 10, 1000);
+    log.check_proposal(&mut ok).unwrap();
+    assert_eq!(log.next_offset(), 0);
+
+    // A replica stores without walking the records: a set whose records
+    // only the walk would fault (what a leader never proposes) is taken.
+    assert_eq!(log.append_replica(0, &mut garbage).unwrap().next_offset, 1);
+    // But a flipped bit is a CRC mismatch, and a header whose own claims
+    // disagree is refused, on every replica alike; nothing is written.
+    let mut flipped = batch("f", 2, 10, 1000).to_vec();
+    set_i64(&mut flipped, 0, 1);
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    assert!(matches!(
+        log.append_replica(1, &mut flipped),
+        Err(LogError::InvalidBatch {
+            source: BatchError::CrcMismatch { .. },
+            ..
+        })
+    ));
+    let mut liar = gzip_batch(1, i32::MAX);
+    set_i64(&mut liar, 0, 1);
+    assert!(matches!(
+        log.append_replica(1, &mut liar),
+        Err(LogError::InvalidBatch {
+            source: BatchError::LastOffsetDeltaMismatch { .. },
+            ..
+        })
+    ));
+    assert_eq!(log.next_offset(), 1);
+    set_i64(&mut ok, 0, 1);
+    assert_eq!(log.append_replica(1, &mut ok).unwrap().next_offset, 3);
+}
+
 #[test]
 fn uncompressed_header_claims_must_match_the_records() {
     let dir = tempfile::tempdir().unwrap();
@@ -146,7 +209,10 @@ fn control_and_transactional_batches_from_clients_are_refused_whole() {
             "bits {bits:#x}: {err}"
         );
         assert_eq!(crate::error::log_error_code(&err), ErrorCode::InvalidRecord);
-        // A replica applying a leader's proposal decides the same.
+        // So does a replication leader's check before proposing, and a
+        // replica applying a proposal decides the same.
+        let err = log.check_proposal(&mut b.clone()).unwrap_err();
+        assert!(matches!(err, LogError::TransactionBatch { .. }), "{err}");
         let err = log.append_replica(0, &mut b.clone()).unwrap_err();
         assert!(matches!(err, LogError::TransactionBatch { .. }), "{err}");
     }

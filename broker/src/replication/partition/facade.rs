@@ -61,6 +61,20 @@ impl Default for ReplicationConfig {
 /// call stay bounded by [`crate::replication::transport::raft::APPEND_BUDGET_BYTES`].
 pub(crate) const MAX_PAYLOAD_ENTRIES: u64 = 4096;
 
+/// The largest uncompressed record set a leader checks before proposing on
+/// the calling (reactor) thread: a walk of its records, no allocation, tens
+/// of microseconds. Larger or compressed sets are checked on the blocking
+/// pool.
+const INLINE_CHECK_BYTES: usize = 64 * 1024;
+
+/// Whether any batch of `records` is compressed (a set that does not parse
+/// is not: its check fails at once).
+fn any_compressed(records: &[u8]) -> bool {
+    sluice_protocol::batch::BatchIter::new(records)
+        .map_while(Result::ok)
+        .any(|(h, _)| h.compression() != sluice_protocol::batch::Compression::None)
+}
+
 impl ReplicationConfig {
     fn raft_config(&self) -> Result<Arc<openraft::Config>, ReplicationError> {
         let c = openraft::Config {
@@ -223,10 +237,28 @@ impl ReplicatedPartition {
         if *self.stopped.lock() {
             return Err(ReplicationError::Shutdown);
         }
-        // Checked once, here, against the leader's clock: replicas store
-        // without it, so a clock difference cannot make them disagree.
-        self.shared.partition.log.check_timestamps(&records)?;
+        // Checked in full once, here, against the leader's clock: replicas
+        // store with header and CRC checks only, so neither a clock
+        // difference nor a costly batch (a compressed one decompressed to
+        // be walked) can make them disagree or hold up their Raft cores.
+        let records = self.check_proposal(records).await?;
         self.proposer.append(records, acks).await
+    }
+
+    /// [`PartitionLog::check_proposal`] of `records`: on this thread when
+    /// the set is small and uncompressed (a walk of a few records), else on
+    /// the blocking pool (decompression may cost up to
+    /// `max_decompressed_batch_bytes` of output).
+    async fn check_proposal(&self, mut records: BytesMut) -> Result<BytesMut, ReplicationError> {
+        let log = Arc::clone(&self.shared.partition.log);
+        if records.len() <= INLINE_CHECK_BYTES && !any_compressed(&records) {
+            log.check_proposal(&mut records)?;
+            return Ok(records);
+        }
+        tokio::task::spawn_blocking(move || log.check_proposal(&mut records).map(|()| records))
+            .await
+            .map_err(|e| ReplicationError::Raft(format!("batch check failed: {e}")))?
+            .map_err(Into::into)
     }
 
     /// This replica's node id.
