@@ -97,15 +97,33 @@ def rec(offset, key, value, headers, timestamp):
 def admin(bootstrap, topic):
     from confluent_kafka.admin import AdminClient, NewTopic
 
+    from confluent_kafka.admin import ConfigResource
+
     a = AdminClient({"bootstrap.servers": bootstrap})
-    for _, f in a.create_topics([NewTopic(topic, num_partitions=3)]).items():
+    # As tools create topics: naming the configs whose value is Sluice's.
+    named = {"cleanup.policy": "delete", "message.timestamp.type": "CreateTime",
+             "retention.ms": "3600000"}
+    for _, f in a.create_topics([NewTopic(topic, num_partitions=3, config=named)]).items():
         f.result(timeout=20)
     md = a.list_topics(timeout=20)
     parts = len(md.topics[topic].partitions)
+    r = ConfigResource("topic", topic)
+    cfg = a.describe_configs([r])[r].result(timeout=20)
+    described = {n: [cfg[n].value, cfg[n].is_default]
+                 for n in ("cleanup.policy", "message.timestamp.type", "retention.ms")}
+    # A compacted topic is refused, saying why.
+    refused = None
+    compacted = NewTopic(topic + "-compacted", num_partitions=1,
+                         config={"cleanup.policy": "compact"})
+    try:
+        a.create_topics([compacted])[compacted.topic].result(timeout=20)
+    except Exception as e:  # noqa: BLE001 - the error is the outcome
+        refused = [e.args[0].name(), e.args[0].str()]
     for _, f in a.delete_topics([topic]).items():
         f.result(timeout=20)
     after = topic in a.list_topics(timeout=20).topics
-    return {"partitions": parts, "exists_after_delete": after}
+    return {"partitions": parts, "exists_after_delete": after, "described": described,
+            "compacted": refused}
 
 
 def produce(bootstrap, topic, codec, n):

@@ -78,6 +78,10 @@ async fn kcat_lists_metadata_produces_and_consumes_from_beginning_to_end() {
     assert_eq!(out, "");
 }
 
+/// confluent-kafka's AdminClient creates a topic naming configs whose one
+/// value is what Sluice does (`cleanup.policy=delete`,
+/// `message.timestamp.type=CreateTime`), reads them back, is told why a
+/// compacted topic is refused, and deletes the topic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confluent_admin_client_creates_and_deletes_topics() {
     let Some(py) = python() else { return };
@@ -86,6 +90,23 @@ async fn confluent_admin_client_creates_and_deletes_topics() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["partitions"], 3, "{out}");
     assert_eq!(v["exists_after_delete"], false, "{out}");
+    // Configs naming what Sluice does are taken; DescribeConfigs lists them.
+    assert_eq!(
+        v["described"],
+        serde_json::json!({
+            "cleanup.policy": ["delete", true],
+            "message.timestamp.type": ["CreateTime", true],
+            "retention.ms": ["3600000", false],
+        }),
+        "{out}"
+    );
+    assert_eq!(v["compacted"][0], "INVALID_CONFIG", "{out}");
+    assert!(
+        v["compacted"][1]
+            .as_str()
+            .is_some_and(|m| m.contains("does not compact")),
+        "{out}"
+    );
     // The native protocol sees the deletion too.
     let mut c = b.connect().await;
     let topics = c.metadata(None).await.unwrap();

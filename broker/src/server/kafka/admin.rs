@@ -740,8 +740,11 @@ pub(super) fn describe_configs(conn: &Conn, r: DescribeConfigsRequest) -> Descri
                                 .into_iter()
                                 .map(|(n, _)| n)
                                 .collect();
+                            let fixed =
+                                configs::FIXED.iter().map(|(n, v, _)| (*n, (*v).to_owned()));
                             out.configs = configs::describe(&t.config)
                                 .into_iter()
+                                .chain(fixed)
                                 .filter(|(n, _)| {
                                     wanted.as_ref().is_none_or(|w| w.iter().any(|k| k == n))
                                 })

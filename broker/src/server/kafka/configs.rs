@@ -8,14 +8,41 @@
 //! | `segment.ms` | `segment_ms` | |
 //! | `compression.type` | `compression` | producer, uncompressed, gzip, snappy, lz4, zstd |
 //! | `flush.ms` | `flush` | 0: fsync before ack; N: every N ms; `9223372036854775807`: never |
+//!
+//! And the [`FIXED`] configs, whose only value is what Sluice does.
 
 use sluice_protocol::wire::topic_config::{FlushMode, TopicCompression, TopicConfig};
 
 /// Kafka's `flush.ms` default, meaning "never".
 const NEVER: &str = "9223372036854775807";
 
+/// Kafka topic configs that have one value in Sluice, what it always does:
+/// (name, that value, why no other). Setting one to that value is accepted
+/// and changes nothing (tools name them when they create topics: Kafka
+/// Streams' repartition topics, Spring's topic builders); any other value
+/// is refused with the reason. DescribeConfigs lists them as defaults.
+pub(super) const FIXED: [(&str, &str, &str); 2] = [
+    (
+        "cleanup.policy",
+        "delete",
+        "Sluice deletes old segments by retention and does not compact logs",
+    ),
+    (
+        "message.timestamp.type",
+        "CreateTime",
+        "Sluice stores the producer's timestamps (LogAppendTime is not supported)",
+    ),
+];
+
 /// Sets `name = value` on `config`, or says why it cannot.
 pub(super) fn apply(config: &mut TopicConfig, name: &str, value: &str) -> Result<(), String> {
+    if let Some((_, only, why)) = FIXED.iter().find(|(n, ..)| *n == name) {
+        return if value == *only {
+            Ok(())
+        } else {
+            Err(format!("{name} must be {only:?}, not {value:?}: {why}"))
+        };
+    }
     let num = || -> Result<i64, String> {
         value
             .parse::<i64>()
@@ -54,6 +81,7 @@ pub(super) fn apply(config: &mut TopicConfig, name: &str, value: &str) -> Result
 /// it cannot.
 pub(super) fn unset(config: &mut TopicConfig, name: &str) -> Result<(), String> {
     match name {
+        n if FIXED.iter().any(|(f, ..)| *f == n) => {}
         "retention.ms" => config.retention_ms = None,
         "retention.bytes" => config.retention_bytes = None,
         "segment.bytes" => config.segment_bytes = None,
@@ -73,12 +101,14 @@ pub(super) const SOURCE_TOPIC: i8 = 1;
 pub(super) const SOURCE_DEFAULT: i8 = 5;
 
 /// Kafka's `config_type` (DescribeConfigs v3+) of a setting `describe`
-/// names: `INT` (3) for `segment.bytes`, `STRING` (2) for
-/// `compression.type`, `LONG` (5) for the others, as Kafka declares them.
+/// or [`FIXED`] names: `INT` (3) for `segment.bytes`, `STRING` (2) for
+/// `compression.type` and `message.timestamp.type`, `LIST` (7) for
+/// `cleanup.policy`, `LONG` (5) for the others, as Kafka declares them.
 pub(super) fn config_type(name: &str) -> i8 {
     match name {
         "segment.bytes" => 3,
-        "compression.type" => 2,
+        "compression.type" | "message.timestamp.type" => 2,
+        "cleanup.policy" => 7,
         _ => 5,
     }
 }
@@ -142,7 +172,22 @@ mod tests {
         let d = describe(&c);
         assert!(d.contains(&("retention.ms", "-1".to_owned())));
         assert!(d.contains(&("compression.type", "zstd".to_owned())));
-        assert!(apply(&mut c, "cleanup.policy", "compact").is_err());
+        // The fixed configs: their one value changes nothing, others are
+        // refused with the reason; unsetting them changes nothing.
+        let before = c.clone();
+        apply(&mut c, "cleanup.policy", "delete").unwrap();
+        apply(&mut c, "message.timestamp.type", "CreateTime").unwrap();
+        unset(&mut c, "cleanup.policy").unwrap();
+        assert_eq!(c, before);
+        for (n, v) in [
+            ("cleanup.policy", "compact"),
+            ("cleanup.policy", "delete,compact"),
+            ("message.timestamp.type", "LogAppendTime"),
+        ] {
+            let e = apply(&mut c, n, v).unwrap_err();
+            assert!(e.contains(n) && e.contains(v), "{e}");
+        }
+        assert!(apply(&mut c, "min.insync.replicas", "2").is_err());
         assert!(apply(&mut c, "segment.bytes", "-5").is_err());
         assert!(apply(&mut c, "compression.type", "brotli").is_err());
     }
