@@ -415,6 +415,27 @@ impl TopicStore {
         self.check_shape(name, partitions, config)
     }
 
+    /// Everything [`TopicStore::create`] would refuse a topic for, without
+    /// creating it: [`TopicStore::check_new`], a topic of that name
+    /// (`TopicAlreadyExists`), the broker's `max_partitions`
+    /// (`InvalidPartitions`). What it cannot foresee is a failure to write
+    /// the files (a full disk).
+    pub fn check_create(
+        &self,
+        name: &str,
+        partitions: u32,
+        config: &TopicConfig,
+    ) -> Result<(), BrokerError> {
+        self.check_new(name, partitions, config)?;
+        if self.topics.read().contains_key(name) {
+            return Err(admin_err(
+                ErrorCode::TopicAlreadyExists,
+                format!("topic {name:?} already exists"),
+            ));
+        }
+        self.check_room(0..partitions, Hosting::All)
+    }
+
     /// [`TopicStore::check_new`] without refusing internal names.
     fn check_shape(
         &self,

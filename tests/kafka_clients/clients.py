@@ -119,11 +119,15 @@ def admin(bootstrap, topic):
         a.create_topics([compacted])[compacted.topic].result(timeout=20)
     except Exception as e:  # noqa: BLE001 - the error is the outcome
         refused = [e.args[0].name(), e.args[0].str()]
+    # Validated only: answered, not created.
+    dry = NewTopic(topic + "-dry", num_partitions=2)
+    a.create_topics([dry], validate_only=True)[dry.topic].result(timeout=20)
+    dry_exists = dry.topic in a.list_topics(timeout=20).topics
     for _, f in a.delete_topics([topic]).items():
         f.result(timeout=20)
     after = topic in a.list_topics(timeout=20).topics
     return {"partitions": parts, "exists_after_delete": after, "described": described,
-            "compacted": refused}
+            "compacted": refused, "validated_only_exists": dry_exists}
 
 
 def produce(bootstrap, topic, codec, n):

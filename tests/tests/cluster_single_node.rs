@@ -137,9 +137,36 @@ async fn hostile_bytes_on_the_raft_port_close_the_connection() {
     assert!(c.topic(1, "still-here").is_some());
 }
 
+/// Also when CreateTopics only validates (Kafka's `validate_only`), which
+/// answers what the creation would and creates nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replication_factor_above_the_node_count_is_refused() {
-    let c = TestCluster::start_with(2, "default_replication_factor = 3");
+    use sluice_protocol::kafka::admin::{
+        CreatableTopic, CreateTopicsRequest, CreateTopicsResponse,
+    };
+    use sluice_protocol::kafka::error_code::code;
+
+    let c = TestCluster::start_with_kafka_config(2, "default_replication_factor = 3");
+    let validated = |factor: i16| {
+        let mut s = std::net::TcpStream::connect(c.node(1).kafka_addr.unwrap()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut req = CreateTopicsRequest {
+            topics: vec![CreatableTopic {
+                name: "dry".into(),
+                num_partitions: 2,
+                replication_factor: factor,
+                ..Default::default()
+            }],
+            timeout_ms: 5000,
+            validate_only: true,
+        };
+        let r: CreateTopicsResponse = sluice_tests::kafka::call(&mut s, 5, &mut req);
+        (r.topics[0].error_code, r.topics[0].replication_factor)
+    };
+    assert_eq!(validated(-1).0, code::INVALID_REPLICATION_FACTOR);
+    assert_eq!(validated(2), (code::NONE, 2));
+    assert!(c.topic(1, "dry").is_none() && c.topic(2, "dry").is_none());
+
     let mut conn = c.node(1).connect().await;
     let r = conn
         .create_topics(vec![NewTopic {

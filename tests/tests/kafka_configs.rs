@@ -549,3 +549,88 @@ fn segment_size_and_codec_change_while_a_topic_is_open() {
     let stored = codecs(&b);
     assert!(stored[16..].iter().all(|&c| c == 1), "{stored:?}");
 }
+
+/// CreateTopics with `validate_only` answers what a creation would (the
+/// count and factor, the configs, or the refusal with its reason) and
+/// creates nothing; from v5 a created topic's answer lists its configs as
+/// DescribeConfigs would (those asked for from the topic, the rest from
+/// the defaults, `cleanup.policy` among them).
+#[test]
+fn create_topics_validates_only_and_lists_the_new_topics_configs() {
+    use sluice_protocol::kafka::admin::{
+        ConfigEntry, CreatableTopic, CreateTopicsRequest, CreateTopicsResponse,
+    };
+    use sluice_protocol::kafka::error_code::code;
+
+    let b = TestBroker::start();
+    let mut s = TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let topic = |name: &str, partitions: i32, configs: &[(&str, &str)]| CreatableTopic {
+        name: name.into(),
+        num_partitions: partitions,
+        replication_factor: -1,
+        assignments: Vec::new(),
+        configs: configs
+            .iter()
+            .map(|(n, v)| ConfigEntry {
+                name: (*n).into(),
+                value: Some((*v).into()),
+            })
+            .collect(),
+    };
+    let create = |s: &mut TcpStream, topics: Vec<CreatableTopic>, validate_only: bool| {
+        let mut req = CreateTopicsRequest {
+            topics,
+            timeout_ms: 5000,
+            validate_only,
+        };
+        let r: CreateTopicsResponse = call(s, 5, &mut req);
+        r.topics
+    };
+    let exists = |name: &str| b.data_dir.join(format!("{name}-0")).exists();
+    let retention = [("retention.ms", "60000")];
+    create(&mut s, vec![topic("there", 1, &[])], false);
+
+    let answers = create(
+        &mut s,
+        vec![
+            topic("dry", 3, &retention),
+            topic("there", 1, &[]),
+            topic("bad/name", 1, &[]),
+            topic("compacted", 1, &[("cleanup.policy", "compact")]),
+            topic("huge", 1_000_000, &[]),
+        ],
+        true,
+    );
+    let codes: Vec<i16> = answers.iter().map(|t| t.error_code).collect();
+    assert_eq!(
+        codes,
+        [
+            code::NONE,
+            code::TOPIC_ALREADY_EXISTS,
+            code::INVALID_TOPIC_EXCEPTION,
+            code::INVALID_CONFIG,
+            code::INVALID_PARTITIONS,
+        ],
+        "{answers:?}"
+    );
+    assert!(answers[1..].iter().all(|t| t.error_message.is_some()));
+    assert_eq!(
+        (answers[0].num_partitions, answers[0].replication_factor),
+        (3, 1)
+    );
+    assert!(!exists("dry"), "validate_only created the topic");
+
+    // Created for real: the same answer, and the configs listed.
+    let answers = create(&mut s, vec![topic("dry", 3, &retention)], false);
+    assert_eq!(answers[0].error_code, code::NONE, "{answers:?}");
+    assert!(exists("dry"));
+    let configs = answers[0].configs.as_ref().unwrap();
+    let get = |name: &str| configs.iter().find(|c| c.name == name).unwrap();
+    let r = get("retention.ms");
+    assert_eq!((r.value.as_deref(), r.config_source), (Some("60000"), 1));
+    let d = get("segment.bytes");
+    assert_eq!(d.config_source, 5);
+    assert_eq!(get("cleanup.policy").value.as_deref(), Some("delete"));
+    assert!(get("flush.ms").read_only && !r.read_only);
+}

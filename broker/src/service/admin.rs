@@ -250,6 +250,41 @@ impl Service {
         .map_err(task_failed)
     }
 
+    /// The settings a topic created with `explicit` goes by: those, and the
+    /// broker's topic defaults for the others.
+    pub fn resolve_topic_config(&self, explicit: &TopicConfig) -> TopicConfig {
+        self.topics.defaults().resolve(explicit)
+    }
+
+    /// What [`Service::create_topics`] would answer for each of `topics`,
+    /// without creating any (CreateTopics' `validate_only`): the topic's
+    /// name, partition count, settings and replication factor, whether it
+    /// exists, and the partition limit (this broker's, or in a cluster
+    /// every node's, as the controller would place the replicas). In a
+    /// cluster the existing topics are those this node knows of.
+    pub fn check_new_topics(&self, topics: &[NewTopic]) -> Vec<TopicOutcome> {
+        topics
+            .iter()
+            .map(|t| {
+                let factor = t
+                    .replication_factor
+                    .unwrap_or(self.config.default_replication_factor);
+                let checked = self
+                    .check_replication_factor(Some(factor))
+                    .and_then(|()| self.topics.check_create(&t.name, t.partitions, &t.config))
+                    .map_err(|e| (e.code(), e.client_message()));
+                let checked = match (checked, self.cluster.get()) {
+                    (Ok(()), Some(cluster)) => self.check_cluster_room(cluster, |m| {
+                        let rf = usize::from(factor).min(m.nodes.len());
+                        assign(&m.nodes, m.next_topic_id.max(1), t.partitions, rf)
+                    }),
+                    (checked, _) => checked,
+                };
+                cluster_outcome(t.name.clone(), checked)
+            })
+            .collect()
+    }
+
     /// Deletes topics and forgets their committed offsets (on the blocking
     /// pool).
     pub async fn delete_topics(

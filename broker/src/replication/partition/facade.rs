@@ -9,6 +9,7 @@ use bytes::BytesMut;
 use openraft::error::{InitializeError, RaftError};
 use openraft::{BasicNode, Raft, RaftNetworkFactory, ServerState, SnapshotPolicy};
 use parking_lot::Mutex;
+use sluice_protocol::batch::compression::first_compressed;
 
 use super::PartitionRaft;
 use super::index::RaftIndex;
@@ -60,20 +61,6 @@ impl Default for ReplicationConfig {
 /// consumers see) fell hundreds of milliseconds behind. The bytes of one
 /// call stay bounded by [`crate::replication::transport::raft::APPEND_BUDGET_BYTES`].
 pub(crate) const MAX_PAYLOAD_ENTRIES: u64 = 4096;
-
-/// The largest uncompressed record set a leader checks before proposing on
-/// the calling (reactor) thread: a walk of its records, no allocation, tens
-/// of microseconds. Larger or compressed sets are checked on the blocking
-/// pool.
-const INLINE_CHECK_BYTES: usize = 64 * 1024;
-
-/// Whether any batch of `records` is compressed (a set that does not parse
-/// is not: its check fails at once).
-fn any_compressed(records: &[u8]) -> bool {
-    sluice_protocol::batch::BatchIter::new(records)
-        .map_while(Result::ok)
-        .any(|(h, _)| h.compression() != sluice_protocol::batch::Compression::None)
-}
 
 impl ReplicationConfig {
     fn raft_config(&self) -> Result<Arc<openraft::Config>, ReplicationError> {
@@ -246,12 +233,15 @@ impl ReplicatedPartition {
     }
 
     /// [`PartitionLog::check_proposal`] of `records`: on this thread when
-    /// the set is small and uncompressed (a walk of a few records), else on
-    /// the blocking pool (decompression may cost up to
+    /// the set is uncompressed and at most
+    /// [`DiskIo::SMALL_APPEND_BYTES`](crate::config::DiskIo::SMALL_APPEND_BYTES)
+    /// (a walk of a few records, as a single broker appends such a set
+    /// inline), else on the blocking pool (decompression may cost up to
     /// `max_decompressed_batch_bytes` of output).
     async fn check_proposal(&self, mut records: BytesMut) -> Result<BytesMut, ReplicationError> {
         let log = Arc::clone(&self.shared.partition.log);
-        if records.len() <= INLINE_CHECK_BYTES && !any_compressed(&records) {
+        let small = records.len() <= crate::config::DiskIo::SMALL_APPEND_BYTES;
+        if small && first_compressed(&records).is_none() {
             log.check_proposal(&mut records)?;
             return Ok(records);
         }

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_protocol::kafka::admin::{
-    CreateTopicsRequest, CreateTopicsResponse, CreatedTopic, DeleteTopicState, DeleteTopicsRequest,
-    DeleteTopicsResponse, DeletedTopic, DescribeConfigsRequest, DescribeConfigsResponse,
-    DescribeConfigsResult, DescribedConfig, InitProducerIdRequest, InitProducerIdResponse,
-    RESOURCE_BROKER, RESOURCE_TOPIC,
+    CreateTopicsRequest, CreateTopicsResponse, CreatedConfig, CreatedTopic, DeleteTopicState,
+    DeleteTopicsRequest, DeleteTopicsResponse, DeletedTopic, DescribeConfigsRequest,
+    DescribeConfigsResponse, DescribeConfigsResult, DescribedConfig, InitProducerIdRequest,
+    InitProducerIdResponse, RESOURCE_BROKER, RESOURCE_TOPIC,
 };
 use sluice_protocol::kafka::error_code::{KafkaCode, code, to_kafka};
 use sluice_protocol::kafka::list_offsets::{
@@ -522,12 +522,6 @@ pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> Create
     for t in &r.topics {
         let mut config = TopicConfig::default();
         let checked = (|| {
-            if r.validate_only {
-                return Err((
-                    code::INVALID_REQUEST,
-                    "validate_only is not supported".to_owned(),
-                ));
-            }
             // -1: the broker's default; the service checks the rest
             // against the number of brokers.
             let replication_factor = match t.replication_factor {
@@ -576,7 +570,12 @@ pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> Create
             Err(e) => local.push(Some(e)),
         }
     }
-    let counts: Vec<(u32, u16)> = topics.iter().map(|t| t.partitions).zip(factors).collect();
+    // Each topic's count, factor and settings as asked, for its answer.
+    let asked: Vec<(u32, u16, TopicConfig)> = topics
+        .iter()
+        .zip(factors)
+        .map(|(t, f)| (t.partitions, f, t.config.clone()))
+        .collect();
     let svc = Arc::clone(&conn.broker.service);
     // In a cluster the answer waits for the new partitions' leaders, up to
     // the request's timeout (0: not at all), at most the controller's.
@@ -587,10 +586,12 @@ pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> Create
     );
     let done = if topics.is_empty() {
         Ok(Vec::new())
+    } else if r.validate_only {
+        Ok(svc.check_new_topics(&topics))
     } else {
         svc.create_topics(topics, leaders_within).await
     };
-    let mut it = done.as_ref().ok().map(|v| v.iter().zip(counts));
+    let mut it = done.as_ref().ok().map(|v| v.iter().zip(asked));
     let mut resp = CreateTopicsResponse::default();
     for (t, l) in r.topics.into_iter().zip(local) {
         let mut out = CreatedTopic {
@@ -612,12 +613,26 @@ pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> Create
                 out.error_message = Some(refused.message.clone());
             }
             (None, Ok(_), Some(it)) => match it.next() {
-                Some((o, (n, factor))) => {
+                Some((o, (n, factor, explicit))) => {
                     out.error_code = to_kafka(o.error_code);
                     out.error_message = o.message.clone();
                     if o.error_code.is_ok() {
                         out.num_partitions = i32::try_from(n).unwrap_or(i32::MAX);
                         out.replication_factor = i16::try_from(factor).unwrap_or(i16::MAX);
+                        // As DescribeConfigs would list them (v5+).
+                        let resolved = svc.resolve_topic_config(&explicit);
+                        let listed = configs::listed(&resolved, &explicit).into_iter();
+                        out.configs = Some(
+                            listed
+                                .map(|(name, value, default)| CreatedConfig {
+                                    name: name.to_owned(),
+                                    value: Some(value),
+                                    read_only: configs::read_only(name),
+                                    config_source: configs::source(default),
+                                    is_sensitive: false,
+                                })
+                                .collect(),
+                        );
                     }
                 }
                 None => out.error_code = code::UNKNOWN_SERVER_ERROR,
@@ -736,36 +751,21 @@ pub(super) fn describe_configs(conn: &Conn, r: DescribeConfigsRequest) -> Descri
                     match info.into_iter().next() {
                         Some(t) if t.error_code == ErrorCode::None => {
                             let wanted = res.configuration_keys;
-                            let set: Vec<_> = configs::describe(&t.explicit)
+                            out.configs = configs::listed(&t.config, &t.explicit)
                                 .into_iter()
-                                .map(|(n, _)| n)
-                                .collect();
-                            let fixed =
-                                configs::FIXED.iter().map(|(n, v, _)| (*n, (*v).to_owned()));
-                            out.configs = configs::describe(&t.config)
-                                .into_iter()
-                                .chain(fixed)
-                                .filter(|(n, _)| {
+                                .filter(|(n, ..)| {
                                     wanted.as_ref().is_none_or(|w| w.iter().any(|k| k == n))
                                 })
-                                .map(|(name, value)| {
-                                    let default = !set.contains(&name);
-                                    DescribedConfig {
-                                        name: name.to_owned(),
-                                        value: Some(value),
-                                        // Fixed when the topic is created.
-                                        read_only: name == "flush.ms",
-                                        is_default: default,
-                                        config_source: if default {
-                                            configs::SOURCE_DEFAULT
-                                        } else {
-                                            configs::SOURCE_TOPIC
-                                        },
-                                        is_sensitive: false,
-                                        synonyms: Vec::new(),
-                                        config_type: configs::config_type(name),
-                                        documentation: None,
-                                    }
+                                .map(|(name, value, default)| DescribedConfig {
+                                    name: name.to_owned(),
+                                    value: Some(value),
+                                    read_only: configs::read_only(name),
+                                    is_default: default,
+                                    config_source: configs::source(default),
+                                    is_sensitive: false,
+                                    synonyms: Vec::new(),
+                                    config_type: configs::config_type(name),
+                                    documentation: None,
                                 })
                                 .collect();
                         }

@@ -95,10 +95,42 @@ pub(super) fn unset(config: &mut TopicConfig, name: &str) -> Result<(), String> 
 
 /// Kafka's `config_source` of a setting a topic was created with
 /// (`DYNAMIC_TOPIC_CONFIG`).
-pub(super) const SOURCE_TOPIC: i8 = 1;
+const SOURCE_TOPIC: i8 = 1;
 /// Kafka's `config_source` of a setting that follows the broker's defaults
 /// (`DEFAULT_CONFIG`).
-pub(super) const SOURCE_DEFAULT: i8 = 5;
+const SOURCE_DEFAULT: i8 = 5;
+
+/// Every config DescribeConfigs and CreateTopics list for a topic whose
+/// resolved settings are `resolved`, `explicit` those set on the topic
+/// itself: (name, value, whether it follows the broker's defaults), the
+/// [`FIXED`] ones last, as defaults.
+pub(super) fn listed(
+    resolved: &TopicConfig,
+    explicit: &TopicConfig,
+) -> Vec<(&'static str, String, bool)> {
+    let set: Vec<&str> = describe(explicit).into_iter().map(|(n, _)| n).collect();
+    let fixed = FIXED.iter().map(|(n, v, _)| (*n, (*v).to_owned()));
+    describe(resolved)
+        .into_iter()
+        .chain(fixed)
+        .map(|(name, value)| (name, value, !set.contains(&name)))
+        .collect()
+}
+
+/// Whether a listed config cannot change once its topic exists: `flush.ms`
+/// alone (it decides what an acknowledgement promises).
+pub(super) fn read_only(name: &str) -> bool {
+    name == "flush.ms"
+}
+
+/// Kafka's `config_source` of a listed config.
+pub(super) fn source(is_default: bool) -> i8 {
+    if is_default {
+        SOURCE_DEFAULT
+    } else {
+        SOURCE_TOPIC
+    }
+}
 
 /// Kafka's `config_type` (DescribeConfigs v3+) of a setting `describe`
 /// or [`FIXED`] names: `INT` (3) for `segment.bytes`, `STRING` (2) for
