@@ -111,6 +111,11 @@ def admin(bootstrap, topic):
     cfg = a.describe_configs([r])[r].result(timeout=20)
     described = {n: [cfg[n].value, cfg[n].is_default]
                  for n in ("cleanup.policy", "message.timestamp.type", "retention.ms")}
+    # The broker's own settings, under Kafka's names.
+    br = ConfigResource("broker", "0")
+    bcfg = a.describe_configs([br])[br].result(timeout=20)
+    broker = {n: [bcfg[n].value, bcfg[n].is_read_only]
+              for n in ("log.cleanup.policy", "auto.create.topics.enable")}
     # A compacted topic is refused, saying why.
     refused = None
     compacted = NewTopic(topic + "-compacted", num_partitions=1,
@@ -127,7 +132,7 @@ def admin(bootstrap, topic):
         f.result(timeout=20)
     after = topic in a.list_topics(timeout=20).topics
     return {"partitions": parts, "exists_after_delete": after, "described": described,
-            "compacted": refused, "validated_only_exists": dry_exists}
+            "compacted": refused, "validated_only_exists": dry_exists, "broker": broker}
 
 
 def produce(bootstrap, topic, codec, n):

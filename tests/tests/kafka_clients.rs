@@ -81,8 +81,8 @@ async fn kcat_lists_metadata_produces_and_consumes_from_beginning_to_end() {
 /// confluent-kafka's AdminClient creates a topic naming configs whose one
 /// value is what Sluice does (`cleanup.policy=delete`,
 /// `message.timestamp.type=CreateTime`), reads them back, is told why a
-/// compacted topic is refused, validates a creation without creating, and
-/// deletes the topic.
+/// compacted topic is refused, validates a creation without creating,
+/// reads the broker's settings, and deletes the topic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confluent_admin_client_creates_and_deletes_topics() {
     let Some(py) = python() else { return };
@@ -102,6 +102,14 @@ async fn confluent_admin_client_creates_and_deletes_topics() {
         "{out}"
     );
     assert_eq!(v["validated_only_exists"], false, "{out}");
+    assert_eq!(
+        v["broker"],
+        serde_json::json!({
+            "log.cleanup.policy": ["delete", true],
+            "auto.create.topics.enable": ["false", true],
+        }),
+        "{out}"
+    );
     assert_eq!(v["compacted"][0], "INVALID_CONFIG", "{out}");
     assert!(
         v["compacted"][1]

@@ -634,3 +634,68 @@ fn create_topics_validates_only_and_lists_the_new_topics_configs() {
     assert_eq!(get("cleanup.policy").value.as_deref(), Some("delete"));
     assert!(get("flush.ms").read_only && !r.read_only);
 }
+
+/// DescribeConfigs of a broker: this broker's settings under Kafka's
+/// names, read-only (the topic defaults as `log.*`, the fixed behaviours,
+/// the limits); the cluster-wide defaults (empty name) list nothing, and
+/// another broker's id is `INVALID_REQUEST`, as Kafka answers.
+#[test]
+fn a_broker_describes_its_own_settings_under_kafkas_names() {
+    use sluice_protocol::kafka::admin::RESOURCE_BROKER;
+    use sluice_protocol::kafka::error_code::code;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("broker.toml");
+    std::fs::write(
+        &config,
+        "[topic_defaults]\npartitions = 3\nretention_ms = 0\n",
+    )
+    .unwrap();
+    let b = TestBroker::start_with_args(&["--config", config.to_str().unwrap()]);
+    let mut s = TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let describe = |s: &mut TcpStream, name: &str, keys: Option<Vec<String>>| {
+        let mut req = DescribeConfigsRequest {
+            resources: vec![DescribeConfigsResource {
+                resource_type: RESOURCE_BROKER,
+                resource_name: name.into(),
+                configuration_keys: keys,
+            }],
+            include_synonyms: false,
+            include_documentation: false,
+        };
+        let r: DescribeConfigsResponse = call(s, 4, &mut req);
+        r.results.into_iter().next().unwrap()
+    };
+    let mine = describe(&mut s, "0", None);
+    assert_eq!(mine.error_code, code::NONE);
+    let get = |name: &str| {
+        let c = mine.configs.iter().find(|c| c.name == name);
+        c.unwrap_or_else(|| panic!("{name} not listed: {:?}", mine.configs))
+    };
+    assert_eq!(get("num.partitions").value.as_deref(), Some("3"));
+    assert_eq!(get("log.retention.ms").value.as_deref(), Some("-1"));
+    assert_eq!(get("log.cleanup.policy").value.as_deref(), Some("delete"));
+    assert_eq!(
+        get("auto.create.topics.enable").value.as_deref(),
+        Some("false")
+    );
+    assert_eq!(get("node.id").value.as_deref(), Some("0"));
+    assert!(get("log.segment.bytes").value.is_some());
+    assert!(
+        mine.configs
+            .iter()
+            .all(|c| c.read_only && c.config_source == 4)
+    );
+    // Only the keys asked for.
+    let some = describe(&mut s, "0", Some(vec!["num.partitions".into()]));
+    assert_eq!(some.configs.len(), 1);
+    let defaults = describe(&mut s, "", None);
+    assert_eq!(
+        (defaults.error_code, defaults.configs.len()),
+        (code::NONE, 0)
+    );
+    let other = describe(&mut s, "7", None);
+    assert_eq!(other.error_code, code::INVALID_REQUEST);
+    assert!(other.error_message.unwrap().contains("expected 0"));
+}

@@ -731,7 +731,10 @@ pub(super) async fn delete_topics(conn: &Conn, r: DeleteTopicsRequest) -> Delete
 
 /// DescribeConfigs: a topic's settings under Kafka's names, those it was
 /// created with as topic configs (`DYNAMIC_TOPIC_CONFIG`), the rest as
-/// defaults; a broker has none listed.
+/// defaults; this broker's settings that have a Kafka name, read-only
+/// (`configs::broker_settings`); none for the cluster-wide defaults (an
+/// empty name), `INVALID_REQUEST` for another broker's id, as Kafka
+/// answers.
 pub(super) fn describe_configs(conn: &Conn, r: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let results = r
         .resources
@@ -773,7 +776,42 @@ pub(super) fn describe_configs(conn: &Conn, r: DescribeConfigsRequest) -> Descri
                         None => out.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
                     }
                 }
-                RESOURCE_BROKER => {}
+                RESOURCE_BROKER => {
+                    let me = advertised(conn).node_id;
+                    let name = res.resource_name.as_str();
+                    if name.is_empty() {
+                        // The cluster-wide dynamic defaults: Sluice has none.
+                    } else if name.parse::<i32>().ok() == Some(me) {
+                        let resolved = conn
+                            .broker
+                            .service
+                            .resolve_topic_config(&TopicConfig::default());
+                        let wanted = res.configuration_keys;
+                        out.configs = configs::broker_settings(&conn.broker.config, me, &resolved)
+                            .into_iter()
+                            .filter(|c| {
+                                wanted.as_ref().is_none_or(|w| w.iter().any(|k| k == c.name))
+                            })
+                            .map(|c| DescribedConfig {
+                                name: c.name.to_owned(),
+                                value: Some(c.value),
+                                read_only: true,
+                                is_default: false,
+                                config_source: c.config_source,
+                                is_sensitive: false,
+                                synonyms: Vec::new(),
+                                config_type: c.config_type,
+                                documentation: None,
+                            })
+                            .collect();
+                    } else {
+                        // As Kafka answers a broker asked about another.
+                        out.error_code = code::INVALID_REQUEST;
+                        out.error_message = Some(format!(
+                            "unexpected broker id, expected {me} or empty string, but received {name}"
+                        ));
+                    }
+                }
                 _ => {
                     out.error_code = code::INVALID_REQUEST;
                     out.error_message = Some("only topic and broker resources".to_owned());

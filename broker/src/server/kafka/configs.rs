@@ -182,6 +182,159 @@ pub(super) fn describe(config: &TopicConfig) -> Vec<(&'static str, String)> {
     out
 }
 
+/// Kafka's `config_source` of a broker setting: `STATIC_BROKER_CONFIG`
+/// (the broker's config file, its flags, or Sluice's default for it).
+const SOURCE_STATIC_BROKER: i8 = 4;
+
+/// Kafka's `config_type`s.
+const TYPE_BOOLEAN: i8 = 1;
+const TYPE_STRING: i8 = 2;
+const TYPE_INT: i8 = 3;
+const TYPE_LONG: i8 = 5;
+const TYPE_LIST: i8 = 7;
+
+/// One broker setting as DescribeConfigs lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct BrokerSetting {
+    /// Kafka's name.
+    pub name: &'static str,
+    /// Its value.
+    pub value: String,
+    /// Kafka's `config_type`.
+    pub config_type: i8,
+    /// Kafka's `config_source` ([`SOURCE_STATIC_BROKER`] for all: Sluice
+    /// has no dynamic broker settings).
+    pub config_source: i8,
+}
+
+/// The settings of this broker (`node_id`) that have a Kafka name, under
+/// it, as DescribeConfigs lists them for a broker resource: its id, its
+/// topic defaults (`resolved`: [`TopicConfig::default`] resolved against
+/// them) under the broker names Kafka gives them (`log.retention.ms`...),
+/// and the limits, group settings and fixed behaviours Kafka clients and
+/// tools look for. All are read-only: Sluice's broker settings come from
+/// its config file and flags, and change only with a restart.
+pub(super) fn broker_settings(
+    config: &crate::config::BrokerConfig,
+    node_id: i32,
+    resolved: &TopicConfig,
+) -> Vec<BrokerSetting> {
+    let topic_names = [
+        ("retention.ms", "log.retention.ms"),
+        ("retention.bytes", "log.retention.bytes"),
+        ("segment.bytes", "log.segment.bytes"),
+        ("segment.ms", "log.roll.ms"),
+        ("compression.type", "compression.type"),
+        ("flush.ms", "log.flush.interval.ms"),
+    ];
+    let t = &config.topic_defaults;
+    // Kafka's "no limit" for the timestamp bound is Long.MAX_VALUE.
+    let after_max = match t.message_timestamp_after_max_ms {
+        0 => NEVER.to_owned(),
+        ms => ms.to_string(),
+    };
+    let mut out: Vec<(&'static str, String, i8)> = vec![
+        ("node.id", node_id.to_string(), TYPE_INT),
+        ("broker.id", node_id.to_string(), TYPE_INT),
+        (
+            "log.dirs",
+            config.data_dir.display().to_string(),
+            TYPE_STRING,
+        ),
+        ("num.partitions", t.partitions.to_string(), TYPE_INT),
+        (
+            "default.replication.factor",
+            config.default_replication_factor.to_string(),
+            TYPE_INT,
+        ),
+        (
+            "auto.create.topics.enable",
+            "false".to_owned(),
+            TYPE_BOOLEAN,
+        ),
+        ("log.cleanup.policy", "delete".to_owned(), TYPE_LIST),
+        (
+            "log.message.timestamp.type",
+            "CreateTime".to_owned(),
+            TYPE_STRING,
+        ),
+        ("log.message.timestamp.after.max.ms", after_max, TYPE_LONG),
+        (
+            "producer.id.expiration.ms",
+            t.producer_id_expiration_ms.to_string(),
+            TYPE_INT,
+        ),
+        (
+            "socket.request.max.bytes",
+            config.max_frame_bytes.to_string(),
+            TYPE_INT,
+        ),
+        (
+            "connections.max.idle.ms",
+            config.idle_timeout_ms.to_string(),
+            TYPE_LONG,
+        ),
+        (
+            "max.connections",
+            config.max_connections.to_string(),
+            TYPE_INT,
+        ),
+        (
+            "group.min.session.timeout.ms",
+            config.group_min_session_timeout_ms.to_string(),
+            TYPE_INT,
+        ),
+        (
+            "group.max.session.timeout.ms",
+            config.group_max_session_timeout_ms.to_string(),
+            TYPE_INT,
+        ),
+        (
+            "group.max.size",
+            config.group_max_size.to_string(),
+            TYPE_INT,
+        ),
+        (
+            "group.initial.rebalance.delay.ms",
+            config.group_initial_rebalance_delay_ms.to_string(),
+            TYPE_INT,
+        ),
+        (
+            "group.consumer.session.timeout.ms",
+            config.group_consumer_session_timeout_ms.to_string(),
+            TYPE_INT,
+        ),
+        (
+            "group.consumer.heartbeat.interval.ms",
+            config.group_consumer_heartbeat_interval_ms.to_string(),
+            TYPE_INT,
+        ),
+        (
+            "offsets.topic.num.partitions",
+            config.offsets_topic_partitions.to_string(),
+            TYPE_INT,
+        ),
+    ];
+    for (name, value) in describe(resolved) {
+        if let Some((_, broker_name)) = topic_names.iter().find(|(n, _)| *n == name) {
+            let kind = match name {
+                "compression.type" => TYPE_STRING,
+                "segment.bytes" => TYPE_INT,
+                _ => TYPE_LONG,
+            };
+            out.push((broker_name, value, kind));
+        }
+    }
+    out.into_iter()
+        .map(|(name, value, config_type)| BrokerSetting {
+            name,
+            value,
+            config_type,
+            config_source: SOURCE_STATIC_BROKER,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
