@@ -13,6 +13,7 @@ use sluice_protocol::batch::compression::first_compressed;
 
 use super::PartitionRaft;
 use super::index::RaftIndex;
+use super::liveness::{Answered, Noting};
 use super::payload::Response;
 use super::proposer::Proposer;
 use super::state::StateMachine;
@@ -37,8 +38,15 @@ pub struct ReplicationConfig {
     /// Largest election timeout, milliseconds (default 300).
     pub election_timeout_max_ms: u64,
     /// A replica is in sync while its matched Raft index is at most this
-    /// many entries behind the leader's last one (default 100).
+    /// many entries behind the leader's last one (default 100) and it has
+    /// answered one of the leader's calls within
+    /// [`ReplicationConfig::in_sync_max_silence_ms`].
     pub in_sync_max_lag: u64,
+    /// A replica that has answered none of the leader's calls (heartbeats
+    /// included, every `heartbeat_ms`) for this many milliseconds is out of
+    /// sync however close its matched index (default 5,000): a dead
+    /// follower of an idle partition matches the last entry forever.
+    pub in_sync_max_silence_ms: u64,
 }
 
 impl Default for ReplicationConfig {
@@ -48,6 +56,7 @@ impl Default for ReplicationConfig {
             election_timeout_min_ms: 150,
             election_timeout_max_ms: 300,
             in_sync_max_lag: 100,
+            in_sync_max_silence_ms: 5_000,
         }
     }
 }
@@ -120,6 +129,8 @@ pub struct ReplicatedPartition {
     config: ReplicationConfig,
     proposer: Proposer,
     stopped: Mutex<bool>,
+    /// When each peer last answered this replica's Raft calls.
+    answered: Arc<Answered>,
 }
 
 impl std::fmt::Debug for ReplicatedPartition {
@@ -165,6 +176,8 @@ impl ReplicatedPartition {
         let store = LogStore::new(Arc::clone(&shared));
         let sm = StateMachine::new(Arc::clone(&shared))
             .map_err(|e| ReplicationError::Storage(e.to_string()))?;
+        let answered = Arc::new(Answered::default());
+        let network = Noting::new(network, Arc::clone(&answered));
         let raft = Raft::new(node_id, raft_config, network, store, sm)
             .await
             .map_err(|e| ReplicationError::Raft(e.to_string()))?;
@@ -177,6 +190,7 @@ impl ReplicatedPartition {
                 config,
                 proposer,
                 stopped: Mutex::new(false),
+                answered,
             },
             report,
         ))
@@ -297,19 +311,24 @@ impl ReplicatedPartition {
             .collect()
     }
 
-    /// On the leader: the replicas (itself included) whose matched Raft
-    /// index is within [`ReplicationConfig::in_sync_max_lag`] of its last
-    /// one. Empty on a follower, which does not know.
+    /// On the leader: itself, and the replicas whose matched Raft index is
+    /// within [`ReplicationConfig::in_sync_max_lag`] of its last one and
+    /// that answered one of its calls within
+    /// [`ReplicationConfig::in_sync_max_silence_ms`]. Empty on a follower,
+    /// which does not know.
     pub fn in_sync(&self) -> BTreeSet<u64> {
         let m = self.raft.metrics().borrow().clone();
         let Some(progress) = m.replication.as_ref() else {
             return BTreeSet::new();
         };
         let last = m.last_log_index.unwrap_or(0);
+        let silence = std::time::Duration::from_millis(self.config.in_sync_max_silence_ms);
         progress
             .iter()
-            .filter(|(_, matched)| {
-                matched.is_some_and(|l| l.index + self.config.in_sync_max_lag >= last)
+            .filter(|(id, matched)| {
+                **id == self.node_id
+                    || (matched.is_some_and(|l| l.index + self.config.in_sync_max_lag >= last)
+                        && self.answered.recently(**id, silence))
             })
             .map(|(id, _)| *id)
             .collect()

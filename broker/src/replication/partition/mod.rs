@@ -13,6 +13,7 @@
 //! - `proposer`: group commit: a partition's queued appends merged into
 //!   one entry of several parts.
 //! - `facade`: [`ReplicatedPartition`], what the service layer calls.
+//! - `liveness`: when each peer last answered the group's Raft calls.
 //! - [`memnet`]: an in-process network for tests.
 //!
 //! Raft log index ≠ Kafka offset: a data entry is the batches of one or
@@ -23,6 +24,7 @@
 mod facade;
 pub mod format;
 mod index;
+mod liveness;
 pub mod memnet;
 mod payload;
 mod proposer;

@@ -1100,3 +1100,56 @@ async fn a_replica_whose_raft_core_stopped_names_no_leader() {
         "a replica shut down on purpose is not 'stopped'"
     );
 }
+
+/// A follower that stops answering leaves the in-sync set once it has been
+/// silent for `in_sync_max_silence_ms`, though no entry is appended after
+/// it stopped (its matched index stays the leader's last one), and comes
+/// back once it answers again and has caught up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_follower_leaves_the_in_sync_set_without_writes() {
+    let mut c = Cluster::new(&[1, 2, 3]).await;
+    let leader = c.leader(&[1, 2, 3]).await;
+    produce(c.node(leader), "a", 3, Acks::All)
+        .await
+        .expect("produce");
+    let wait_for = |c: &Cluster, want: usize| {
+        let isr = c.node(leader).in_sync();
+        (isr.len() == want).then_some(isr)
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while wait_for(&c, 3).is_none() {
+        assert!(Instant::now() < deadline, "{:?}", c.node(leader).in_sync());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let gone = [1, 2, 3]
+        .into_iter()
+        .find(|&i| i != leader)
+        .expect("follower");
+    c.stop(gone).await;
+    let stopped = Instant::now();
+    let silence = Duration::from_millis(ReplicationConfig::default().in_sync_max_silence_ms);
+    let isr = loop {
+        if let Some(isr) = wait_for(&c, 2) {
+            break isr;
+        }
+        assert!(
+            stopped.elapsed() < silence + Duration::from_secs(5),
+            "{:?}",
+            c.node(leader).in_sync()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!isr.contains(&gone) && isr.contains(&leader), "{isr:?}");
+    // Not before the silence bound: a heartbeat's delay is not an absence.
+    assert!(stopped.elapsed() >= silence - Duration::from_millis(100));
+    c.start(gone).await;
+    let back = Instant::now();
+    while wait_for(&c, 3).is_none() {
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            c.node(leader).in_sync()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
