@@ -142,12 +142,12 @@ async fn hostile_bytes_on_the_raft_port_close_the_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replication_factor_above_the_node_count_is_refused() {
     use sluice_protocol::kafka::admin::{
-        CreatableTopic, CreateTopicsRequest, CreateTopicsResponse,
+        ConfigEntry, CreatableTopic, CreateTopicsRequest, CreateTopicsResponse,
     };
     use sluice_protocol::kafka::error_code::code;
 
     let c = TestCluster::start_with_kafka_config(2, "default_replication_factor = 3");
-    let validated = |factor: i16| {
+    let validated = |factor: i16, insync: &str| {
         let mut s = std::net::TcpStream::connect(c.node(1).kafka_addr.unwrap()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut req = CreateTopicsRequest {
@@ -155,6 +155,10 @@ async fn a_replication_factor_above_the_node_count_is_refused() {
                 name: "dry".into(),
                 num_partitions: 2,
                 replication_factor: factor,
+                configs: vec![ConfigEntry {
+                    name: "min.insync.replicas".into(),
+                    value: Some(insync.into()),
+                }],
                 ..Default::default()
             }],
             timeout_ms: 5000,
@@ -163,8 +167,10 @@ async fn a_replication_factor_above_the_node_count_is_refused() {
         let r: CreateTopicsResponse = sluice_tests::kafka::call(&mut s, 5, &mut req);
         (r.topics[0].error_code, r.topics[0].replication_factor)
     };
-    assert_eq!(validated(-1).0, code::INVALID_REPLICATION_FACTOR);
-    assert_eq!(validated(2), (code::NONE, 2));
+    assert_eq!(validated(-1, "1").0, code::INVALID_REPLICATION_FACTOR);
+    assert_eq!(validated(2, "2"), (code::NONE, 2));
+    // Two replicas: an acks=all write is on both, three is more than there are.
+    assert_eq!(validated(2, "3").0, code::INVALID_CONFIG);
     assert!(c.topic(1, "dry").is_none() && c.topic(2, "dry").is_none());
 
     let mut conn = c.node(1).connect().await;

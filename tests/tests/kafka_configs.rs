@@ -554,7 +554,9 @@ fn segment_size_and_codec_change_while_a_topic_is_open() {
 /// count and factor, the configs, or the refusal with its reason) and
 /// creates nothing; from v5 a created topic's answer lists its configs as
 /// DescribeConfigs would (those asked for from the topic, the rest from
-/// the defaults, `cleanup.policy` among them).
+/// the defaults, `cleanup.policy` among them; `min.insync.replicas` as the
+/// majority of the replicas, what an acks=all write is on: asking for more
+/// is refused).
 #[test]
 fn create_topics_validates_only_and_lists_the_new_topics_configs() {
     use sluice_protocol::kafka::admin::{
@@ -588,7 +590,7 @@ fn create_topics_validates_only_and_lists_the_new_topics_configs() {
         r.topics
     };
     let exists = |name: &str| b.data_dir.join(format!("{name}-0")).exists();
-    let retention = [("retention.ms", "60000")];
+    let retention = [("retention.ms", "60000"), ("min.insync.replicas", "1")];
     create(&mut s, vec![topic("there", 1, &[])], false);
 
     let answers = create(
@@ -599,6 +601,8 @@ fn create_topics_validates_only_and_lists_the_new_topics_configs() {
             topic("bad/name", 1, &[]),
             topic("compacted", 1, &[("cleanup.policy", "compact")]),
             topic("huge", 1_000_000, &[]),
+            // One replica: every acks=all write is on one, not two.
+            topic("insync", 1, &[("min.insync.replicas", "2")]),
         ],
         true,
     );
@@ -611,6 +615,7 @@ fn create_topics_validates_only_and_lists_the_new_topics_configs() {
             code::INVALID_TOPIC_EXCEPTION,
             code::INVALID_CONFIG,
             code::INVALID_PARTITIONS,
+            code::INVALID_CONFIG,
         ],
         "{answers:?}"
     );
@@ -632,6 +637,7 @@ fn create_topics_validates_only_and_lists_the_new_topics_configs() {
     let d = get("segment.bytes");
     assert_eq!(d.config_source, 5);
     assert_eq!(get("cleanup.policy").value.as_deref(), Some("delete"));
+    assert_eq!(get("min.insync.replicas").value.as_deref(), Some("1"));
     assert!(get("flush.ms").read_only && !r.read_only);
 }
 

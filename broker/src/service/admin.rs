@@ -250,6 +250,20 @@ impl Service {
         .map_err(task_failed)
     }
 
+    /// The replication factor of topic `name`: its first partition's
+    /// replica count in the controller's metadata in a cluster, 1 on a
+    /// single broker; `None` for a topic this node does not know.
+    pub fn replication_factor(&self, name: &str) -> Option<u16> {
+        match self.cluster.get() {
+            Some(cluster) => cluster.with_metadata(|m| {
+                let t = m.topics.get(name)?;
+                let n = t.replicas.first().map_or(0, Vec::len);
+                u16::try_from(n).ok().filter(|&n| n > 0)
+            }),
+            None => self.topics.topic(name).map(|_| 1),
+        }
+    }
+
     /// The settings a topic created with `explicit` goes by: those, and the
     /// broker's topic defaults for the others.
     pub fn resolve_topic_config(&self, explicit: &TopicConfig) -> TopicConfig {

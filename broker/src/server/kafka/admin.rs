@@ -539,9 +539,10 @@ pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> Create
                     "manual replica assignment is not supported".to_owned(),
                 ));
             }
+            let factor = replication_factor.unwrap_or(default_factor);
             for c in &t.configs {
                 if let Some(v) = &c.value {
-                    configs::apply(&mut config, &c.name, v)
+                    configs::apply(&mut config, &c.name, v, factor)
                         .map_err(|m| (code::INVALID_CONFIG, m))?;
                 }
             }
@@ -621,7 +622,8 @@ pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> Create
                         out.replication_factor = i16::try_from(factor).unwrap_or(i16::MAX);
                         // As DescribeConfigs would list them (v5+).
                         let resolved = svc.resolve_topic_config(&explicit);
-                        let listed = configs::listed(&resolved, &explicit).into_iter();
+                        let listed = configs::listed(&resolved, &explicit, Some(factor));
+                        let listed = listed.into_iter();
                         out.configs = Some(
                             listed
                                 .map(|(name, value, default)| CreatedConfig {
@@ -754,7 +756,8 @@ pub(super) fn describe_configs(conn: &Conn, r: DescribeConfigsRequest) -> Descri
                     match info.into_iter().next() {
                         Some(t) if t.error_code == ErrorCode::None => {
                             let wanted = res.configuration_keys;
-                            out.configs = configs::listed(&t.config, &t.explicit)
+                            let factor = conn.broker.service.replication_factor(&t.name);
+                            out.configs = configs::listed(&t.config, &t.explicit, factor)
                                 .into_iter()
                                 .filter(|(n, ..)| {
                                     wanted.as_ref().is_none_or(|w| w.iter().any(|k| k == n))

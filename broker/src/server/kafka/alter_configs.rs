@@ -111,6 +111,13 @@ async fn alter_one(
     // under its lock: concurrent changes of one topic do not undo each
     // other.
     let changes = r.configs.clone();
+    // `min.insync.replicas` is checked against it (a topic this node does
+    // not know is refused by the change itself).
+    let factor = conn
+        .broker
+        .service
+        .replication_factor(&r.resource_name)
+        .unwrap_or(1);
     let edit = move |current: &TopicConfig| {
         let mut config = match mode {
             Mode::Replace => TopicConfig::default(),
@@ -119,7 +126,7 @@ async fn alter_one(
         for c in &changes {
             match (mode, c.operation, c.value.as_deref()) {
                 (Mode::Replace, _, Some(v)) | (Mode::Incremental, OP_SET, Some(v)) => {
-                    configs::apply(&mut config, &c.name, v)?;
+                    configs::apply(&mut config, &c.name, v, factor)?;
                 }
                 (Mode::Incremental, OP_SET, None) => {
                     return Err(format!("{} has no value to set", c.name));

@@ -34,8 +34,45 @@ pub(super) const FIXED: [(&str, &str, &str); 2] = [
     ),
 ];
 
-/// Sets `name = value` on `config`, or says why it cannot.
-pub(super) fn apply(config: &mut TopicConfig, name: &str, value: &str) -> Result<(), String> {
+/// The replicas an acks=all write of a topic of `replication_factor`
+/// replicas is on when it is acknowledged: a majority (the Raft commit),
+/// what Sluice lists as its `min.insync.replicas`.
+pub(super) fn majority(replication_factor: u16) -> u16 {
+    replication_factor / 2 + 1
+}
+
+/// Sets `name = value` on `config` of a topic of `replication_factor`
+/// replicas, or says why it cannot.
+///
+/// `min.insync.replicas` is accepted, and changes nothing, when it is at
+/// most what Sluice always guarantees ([`majority`]): an acks=all write is
+/// then on at least that many replicas when acknowledged, as asked. (Sluice
+/// may refuse writes Kafka would take: with fewer than a majority of
+/// replicas alive it takes none.) A larger value is refused: Sluice does
+/// not wait for more than a majority.
+pub(super) fn apply(
+    config: &mut TopicConfig,
+    name: &str,
+    value: &str,
+    replication_factor: u16,
+) -> Result<(), String> {
+    if name == "min.insync.replicas" {
+        let n: u16 = value
+            .parse()
+            .ok()
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| format!("{name} must be a positive number, not {value:?}"))?;
+        let most = majority(replication_factor);
+        return if n <= most {
+            Ok(())
+        } else {
+            Err(format!(
+                "{name} {n} is more than Sluice guarantees with {replication_factor} \
+                 replica(s): an acks=all write is acknowledged once a majority ({most}) \
+                 of the replicas have it"
+            ))
+        };
+    }
     if let Some((_, only, why)) = FIXED.iter().find(|(n, ..)| *n == name) {
         return if value == *only {
             Ok(())
@@ -81,7 +118,7 @@ pub(super) fn apply(config: &mut TopicConfig, name: &str, value: &str) -> Result
 /// it cannot.
 pub(super) fn unset(config: &mut TopicConfig, name: &str) -> Result<(), String> {
     match name {
-        n if FIXED.iter().any(|(f, ..)| *f == n) => {}
+        n if n == "min.insync.replicas" || FIXED.iter().any(|(f, ..)| *f == n) => {}
         "retention.ms" => config.retention_ms = None,
         "retention.bytes" => config.retention_bytes = None,
         "segment.bytes" => config.segment_bytes = None,
@@ -104,15 +141,21 @@ const SOURCE_DEFAULT: i8 = 5;
 /// resolved settings are `resolved`, `explicit` those set on the topic
 /// itself: (name, value, whether it follows the broker's defaults), the
 /// [`FIXED`] ones last, as defaults.
+///
+/// With the topic's `replication_factor`, `min.insync.replicas` is listed
+/// too, as a default: the [`majority`] every acks=all write is on.
 pub(super) fn listed(
     resolved: &TopicConfig,
     explicit: &TopicConfig,
+    replication_factor: Option<u16>,
 ) -> Vec<(&'static str, String, bool)> {
     let set: Vec<&str> = describe(explicit).into_iter().map(|(n, _)| n).collect();
     let fixed = FIXED.iter().map(|(n, v, _)| (*n, (*v).to_owned()));
+    let insync = replication_factor.map(|rf| ("min.insync.replicas", majority(rf).to_string()));
     describe(resolved)
         .into_iter()
         .chain(fixed)
+        .chain(insync)
         .map(|(name, value)| (name, value, !set.contains(&name)))
         .collect()
 }
@@ -133,12 +176,13 @@ pub(super) fn source(is_default: bool) -> i8 {
 }
 
 /// Kafka's `config_type` (DescribeConfigs v3+) of a setting `describe`
-/// or [`FIXED`] names: `INT` (3) for `segment.bytes`, `STRING` (2) for
+/// or [`FIXED`] names: `INT` (3) for `segment.bytes` and
+/// `min.insync.replicas`, `STRING` (2) for
 /// `compression.type` and `message.timestamp.type`, `LIST` (7) for
 /// `cleanup.policy`, `LONG` (5) for the others, as Kafka declares them.
 pub(super) fn config_type(name: &str) -> i8 {
     match name {
-        "segment.bytes" => 3,
+        "segment.bytes" | "min.insync.replicas" => 3,
         "compression.type" | "message.timestamp.type" => 2,
         "cleanup.policy" => 7,
         _ => 5,
@@ -350,7 +394,7 @@ mod tests {
             ("compression.type", "zstd"),
             ("flush.ms", "0"),
         ] {
-            apply(&mut c, n, v).expect(n);
+            apply(&mut c, n, v, 3).expect(n);
         }
         assert_eq!(c.retention_ms, Some(0));
         assert_eq!(c.flush, Some(FlushMode::BeforeAck));
@@ -360,8 +404,8 @@ mod tests {
         // The fixed configs: their one value changes nothing, others are
         // refused with the reason; unsetting them changes nothing.
         let before = c.clone();
-        apply(&mut c, "cleanup.policy", "delete").unwrap();
-        apply(&mut c, "message.timestamp.type", "CreateTime").unwrap();
+        apply(&mut c, "cleanup.policy", "delete", 3).unwrap();
+        apply(&mut c, "message.timestamp.type", "CreateTime", 3).unwrap();
         unset(&mut c, "cleanup.policy").unwrap();
         assert_eq!(c, before);
         for (n, v) in [
@@ -369,11 +413,20 @@ mod tests {
             ("cleanup.policy", "delete,compact"),
             ("message.timestamp.type", "LogAppendTime"),
         ] {
-            let e = apply(&mut c, n, v).unwrap_err();
+            let e = apply(&mut c, n, v, 3).unwrap_err();
             assert!(e.contains(n) && e.contains(v), "{e}");
         }
-        assert!(apply(&mut c, "min.insync.replicas", "2").is_err());
-        assert!(apply(&mut c, "segment.bytes", "-5").is_err());
-        assert!(apply(&mut c, "compression.type", "brotli").is_err());
+        // At most the majority of the replicas; unsetting changes nothing.
+        apply(&mut c, "min.insync.replicas", "2", 3).unwrap();
+        apply(&mut c, "min.insync.replicas", "1", 1).unwrap();
+        unset(&mut c, "min.insync.replicas").unwrap();
+        assert_eq!(c, before);
+        for (v, rf) in [("3", 3), ("2", 1), ("0", 3), ("x", 3)] {
+            let e = apply(&mut c, "min.insync.replicas", v, rf).unwrap_err();
+            assert!(e.contains("min.insync.replicas"), "{e}");
+        }
+        assert!(apply(&mut c, "max.message.bytes", "1000", 3).is_err());
+        assert!(apply(&mut c, "segment.bytes", "-5", 3).is_err());
+        assert!(apply(&mut c, "compression.type", "brotli", 3).is_err());
     }
 }
