@@ -147,12 +147,12 @@ async fn a_replication_factor_above_the_node_count_is_refused() {
     use sluice_protocol::kafka::error_code::code;
 
     let c = TestCluster::start_with_kafka_config(2, "default_replication_factor = 3");
-    let validated = |factor: i16, insync: &str| {
-        let mut s = std::net::TcpStream::connect(c.node(1).kafka_addr.unwrap()).unwrap();
+    let validated_at = |node: u64, name: &str, factor: i16, insync: &str| {
+        let mut s = std::net::TcpStream::connect(c.node(node).kafka_addr.unwrap()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut req = CreateTopicsRequest {
             topics: vec![CreatableTopic {
-                name: "dry".into(),
+                name: name.into(),
                 num_partitions: 2,
                 replication_factor: factor,
                 configs: vec![ConfigEntry {
@@ -167,6 +167,7 @@ async fn a_replication_factor_above_the_node_count_is_refused() {
         let r: CreateTopicsResponse = sluice_tests::kafka::call(&mut s, 5, &mut req);
         (r.topics[0].error_code, r.topics[0].replication_factor)
     };
+    let validated = |factor: i16, insync: &str| validated_at(1, "dry", factor, insync);
     assert_eq!(validated(-1, "1").0, code::INVALID_REPLICATION_FACTOR);
     assert_eq!(validated(2, "2"), (code::NONE, 2));
     // Two replicas: an acks=all write is on both, three is more than there are.
@@ -187,4 +188,30 @@ async fn a_replication_factor_above_the_node_count_is_refused() {
     let message = r.results[0].message.clone().unwrap_or_default();
     assert!(message.contains("replication factor 3"), "{message}");
     assert!(c.topic(1, "too-wide").is_none());
+
+    // A topic of one replica exists on one node only; validating its
+    // creation again is TOPIC_ALREADY_EXISTS on both nodes, as the
+    // creation itself would be.
+    let r = conn
+        .create_topics(vec![NewTopic {
+            name: "one".into(),
+            partitions: 1,
+            config: Default::default(),
+            replication_factor: Some(1),
+        }])
+        .await
+        .expect("create_topics");
+    assert_eq!(r.results[0].error_code, ErrorCode::None, "{r:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for node in [1, 2] {
+        loop {
+            let (code, _) = validated_at(node, "one", 1, "1");
+            if code == code::TOPIC_ALREADY_EXISTS {
+                break;
+            }
+            // A node applies the controller's metadata a moment later.
+            assert!(std::time::Instant::now() < deadline, "node {node}: {code}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }

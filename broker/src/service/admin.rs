@@ -273,27 +273,46 @@ impl Service {
     /// What [`Service::create_topics`] would answer for each of `topics`,
     /// without creating any (CreateTopics' `validate_only`): the topic's
     /// name, partition count, settings and replication factor, whether it
-    /// exists, and the partition limit (this broker's, or in a cluster
-    /// every node's, as the controller would place the replicas). In a
-    /// cluster the existing topics are those this node knows of.
+    /// exists (in a cluster, in the controller's metadata as this node has
+    /// applied it) or is named earlier in `topics`, and the partition limit
+    /// (this broker's, or in a cluster each node's, as the controller would
+    /// place the replicas). Each topic's limit is checked as if it were
+    /// the only one created.
     pub fn check_new_topics(&self, topics: &[NewTopic]) -> Vec<TopicOutcome> {
+        let mut seen = std::collections::HashSet::new();
         topics
             .iter()
             .map(|t| {
                 let factor = t
                     .replication_factor
                     .unwrap_or(self.config.default_replication_factor);
+                let exists = || {
+                    (
+                        ErrorCode::TopicAlreadyExists,
+                        format!("topic {:?} already exists", t.name),
+                    )
+                };
                 let checked = self
                     .check_replication_factor(Some(factor))
-                    .and_then(|()| self.topics.check_create(&t.name, t.partitions, &t.config))
-                    .map_err(|e| (e.code(), e.client_message()));
-                let checked = match (checked, self.cluster.get()) {
-                    (Ok(()), Some(cluster)) => self.check_cluster_room(cluster, |m| {
-                        let rf = usize::from(factor).min(m.nodes.len());
-                        assign(&m.nodes, m.next_topic_id.max(1), t.partitions, rf)
-                    }),
-                    (checked, _) => checked,
-                };
+                    .map_err(|e| (e.code(), e.client_message()))
+                    .and_then(|()| match self.cluster.get() {
+                        Some(cluster) => {
+                            self.check_in_cluster(cluster, t, factor)?;
+                            let known = cluster.with_metadata(|m| m.topics.contains_key(&t.name));
+                            if known { Err(exists()) } else { Ok(()) }
+                        }
+                        None => self
+                            .topics
+                            .check_create(&t.name, t.partitions, &t.config)
+                            .map_err(|e| (e.code(), e.client_message())),
+                    })
+                    .and_then(|()| {
+                        if seen.insert(t.name.as_str()) {
+                            Ok(())
+                        } else {
+                            Err(exists())
+                        }
+                    });
                 cluster_outcome(t.name.clone(), checked)
             })
             .collect()
@@ -603,6 +622,33 @@ impl Service {
 
     /// Cluster mode: each topic checked here, then committed through the
     /// controller (which creates it on the nodes holding its replicas).
+    /// What this node checks of topic `t` (of `factor` replicas) before it
+    /// proposes its creation to the controller: a factor of 0, the name,
+    /// count and settings, and every node's partition limit as the
+    /// controller would place the replicas. The controller checks the rest
+    /// when it applies the creation (the name taken, the factor against
+    /// the nodes).
+    fn check_in_cluster(
+        &self,
+        cluster: &Cluster,
+        t: &NewTopic,
+        factor: u16,
+    ) -> Result<(), (ErrorCode, String)> {
+        if factor == 0 {
+            return Err((
+                ErrorCode::InvalidReplicationFactor,
+                "replication factor 0 is not possible".into(),
+            ));
+        }
+        self.topics
+            .check_new(&t.name, t.partitions, &t.config)
+            .map_err(|e| (e.code(), e.client_message()))?;
+        self.check_cluster_room(cluster, |m| {
+            let rf = usize::from(factor).min(m.nodes.len());
+            assign(&m.nodes, m.next_topic_id.max(1), t.partitions, rf)
+        })
+    }
+
     async fn create_in_cluster(
         &self,
         cluster: &Cluster,
@@ -613,22 +659,7 @@ impl Service {
             let factor = t
                 .replication_factor
                 .unwrap_or(self.config.default_replication_factor);
-            let checked = if factor == 0 {
-                Err(BrokerError::Request {
-                    code: ErrorCode::InvalidReplicationFactor,
-                    message: "replication factor 0 is not possible".into(),
-                })
-            } else {
-                self.topics.check_new(&t.name, t.partitions, &t.config)
-            };
-            let checked = checked
-                .map_err(|e| (e.code(), e.client_message()))
-                .and_then(|()| {
-                    self.check_cluster_room(cluster, |m| {
-                        let rf = usize::from(factor).min(m.nodes.len());
-                        assign(&m.nodes, m.next_topic_id.max(1), t.partitions, rf)
-                    })
-                });
+            let checked = self.check_in_cluster(cluster, &t, factor);
             let r = match checked {
                 Err(e) => Err(e),
                 Ok(()) => proposed(

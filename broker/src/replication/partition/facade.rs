@@ -261,7 +261,14 @@ impl ReplicatedPartition {
         }
         tokio::task::spawn_blocking(move || log.check_proposal(&mut records).map(|()| records))
             .await
-            .map_err(|e| ReplicationError::Raft(format!("batch check failed: {e}")))?
+            .map_err(|e| {
+                if e.is_cancelled() {
+                    // The runtime is shutting down: retriable elsewhere.
+                    ReplicationError::Shutdown
+                } else {
+                    ReplicationError::Raft(format!("batch check failed: {e}"))
+                }
+            })?
             .map_err(Into::into)
     }
 

@@ -20,8 +20,9 @@ use parking_lot::Mutex;
 
 use super::PartitionRaft;
 
-/// The last time each peer answered a call of this replica (any answer
-/// of its Raft: accepted, refused, a higher vote; not a transport error).
+/// The last time each peer answered a call of this replica successfully
+/// (any reply its Raft sent: accepted, a conflict, a higher vote; not a
+/// transport error nor an error the remote Raft returned).
 #[derive(Debug, Default)]
 pub(crate) struct Answered(Mutex<HashMap<u64, Instant>>);
 
