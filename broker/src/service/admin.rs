@@ -620,8 +620,6 @@ impl Service {
         }
     }
 
-    /// Cluster mode: each topic checked here, then committed through the
-    /// controller (which creates it on the nodes holding its replicas).
     /// What this node checks of topic `t` (of `factor` replicas) before it
     /// proposes its creation to the controller: a factor of 0, the name,
     /// count and settings, and every node's partition limit as the
@@ -649,6 +647,8 @@ impl Service {
         })
     }
 
+    /// Cluster mode: each topic checked here, then committed through the
+    /// controller (which creates it on the nodes holding its replicas).
     async fn create_in_cluster(
         &self,
         cluster: &Cluster,
