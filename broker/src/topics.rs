@@ -427,13 +427,19 @@ impl TopicStore {
         config: &TopicConfig,
     ) -> Result<(), BrokerError> {
         self.check_new(name, partitions, config)?;
+        self.check_absent(name)?;
+        self.check_room(0..partitions, Hosting::All)
+    }
+
+    /// `TopicAlreadyExists` when a topic of that name is listed.
+    fn check_absent(&self, name: &str) -> Result<(), BrokerError> {
         if self.topics.read().contains_key(name) {
             return Err(admin_err(
                 ErrorCode::TopicAlreadyExists,
                 format!("topic {name:?} already exists"),
             ));
         }
-        self.check_room(0..partitions, Hosting::All)
+        Ok(())
     }
 
     /// [`TopicStore::check_new`] without refusing internal names.
@@ -501,12 +507,7 @@ impl TopicStore {
         // creations are checked with `check_new` first.
         self.check_shape(name, partitions, config)?;
         let _admin = self.admin.lock();
-        if self.topics.read().contains_key(name) {
-            return Err(admin_err(
-                ErrorCode::TopicAlreadyExists,
-                format!("topic {name:?} already exists"),
-            ));
-        }
+        self.check_absent(name)?;
         self.check_room(0..partitions, hosting)?;
         self.clear_the_way(name, 0..partitions)?;
         let created = open_partitions(
