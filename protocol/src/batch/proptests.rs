@@ -121,6 +121,10 @@ proptest! {
         let header = validate(&bytes).unwrap();
         prop_assert_eq!(header.record_count as usize, records.len());
         prop_assert_eq!(header.total_len(), bytes.len());
+        // The measured largest timestamp is the one readers see, even
+        // where a record's `baseTimestamp + timestampDelta` wraps.
+        let measured = validate_measuring(&bytes, 1 << 20, &mut Vec::new()).unwrap();
+        prop_assert_eq!(measured.max_record_timestamp, records.iter().map(|r| r.timestamp).max());
         let batch = RecordBatch::new(bytes).unwrap();
         prop_assert_eq!(read_back(&batch), records);
     }

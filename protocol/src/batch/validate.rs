@@ -123,8 +123,9 @@ pub fn validate_decompressing(
 pub struct Validated {
     /// The batch's header, as stored.
     pub header: BatchHeader,
-    /// The largest `baseTimestamp + timestampDelta` over its records
-    /// (saturating), or `None` when it has none: what `maxTimestamp` must
+    /// The largest record timestamp, `baseTimestamp + timestampDelta`
+    /// (wrapping, as every reader of the batch computes it: Kafka's, and
+    /// [`super::RecordBatch::records`]), or `None` when it has none: what `maxTimestamp` must
     /// be for a batch with create-time timestamps. A client may send
     /// another value (older clients send -1); Kafka stores this one.
     pub max_record_timestamp: Option<i64>,
@@ -140,7 +141,7 @@ pub fn validate_measuring(
     let header = verify_crc(buf)?;
     let batch = whole_batch(buf, &header)?;
     let codec = header.compression();
-    let max_delta = if codec == Compression::None {
+    let max_record_timestamp = if codec == Compression::None {
         check_records(batch, HEADER_LEN, &header)?
     } else {
         // The header's own claims first: no work for a batch that lies.
@@ -151,12 +152,12 @@ pub fn validate_measuring(
     };
     Ok(Validated {
         header,
-        max_record_timestamp: max_delta.map(|d| header.base_timestamp.saturating_add(d)),
+        max_record_timestamp,
     })
 }
 
 /// Walks the records of `buf[start..]` (an uncompressed batch from `HEADER_LEN`, or a
-/// decompressed records section from 0); returns the largest timestamp delta.
+/// decompressed records section from 0); returns the largest record timestamp.
 fn check_records(
     buf: &[u8],
     start: usize,
@@ -164,7 +165,7 @@ fn check_records(
 ) -> Result<Option<i64>, BatchError> {
     let batch = buf;
     let mut pos = start;
-    let mut max_delta: Option<i64> = None;
+    let mut max_timestamp: Option<i64> = None;
     for index in 0..header.record_count {
         if pos >= batch.len() {
             return Err(BatchError::RecordCountMismatch {
@@ -180,13 +181,16 @@ fn check_records(
                 actual: record.offset_delta,
             });
         }
-        max_delta = max_delta.max(Some(record.timestamp_delta));
+        // The largest sum, not the sum of the largest delta: the two differ
+        // when a sum wraps.
+        let timestamp = header.base_timestamp.wrapping_add(record.timestamp_delta);
+        max_timestamp = max_timestamp.max(Some(timestamp));
     }
     if pos < batch.len() {
         return Err(excess(batch, pos, header.record_count));
     }
     check_last_offset_delta(header)?;
-    Ok(max_delta)
+    Ok(max_timestamp)
 }
 
 /// Explains the bytes from `start` to the batch end left after `count` records: more
