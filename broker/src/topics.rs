@@ -23,7 +23,9 @@ use crate::log::io::{FileSystem, StdFs, read_file};
 use crate::log::names::{
     DELETE_SUFFIX, STRAY_SUFFIX, parse_set_aside_dir_name, parse_whole_set_aside_dir_name,
 };
-use crate::log::{LogError, PartitionLog, Retention, TopicPartition, validate_topic_name};
+use crate::log::{
+    LogConfig, LogError, PartitionLog, Retention, TopicPartition, validate_topic_name,
+};
 
 /// Name of the topic metadata file in the data directory.
 pub const TOPICS_FILE: &str = "topics.meta";
@@ -268,22 +270,41 @@ impl TopicStore {
             tracing::warn!(error = %e, "cannot remove directories marked for deletion");
         }
 
+        // Every hosted partition of every topic, opened on a few threads:
+        // after a crash each may rescan its unflushed segments and fsync
+        // them, and one topic's recovery does not wait for another's.
+        let jobs: Vec<(usize, u32)> = records
+            .iter()
+            .enumerate()
+            .flat_map(|(t, r)| {
+                let hosting = r.hosting();
+                (0..r.partitions)
+                    .filter(move |&p| hosting.hosts(p))
+                    .map(move |p| (t, p))
+            })
+            .collect();
+        let threads = jobs.len().clamp(1, OPEN_THREADS);
+        let opened = run_on_threads(&jobs, threads, |&(t, p)| {
+            let r = records
+                .get(t)
+                .ok_or_else(|| admin_err(ErrorCode::Unknown, "no such topic record".to_owned()))?;
+            open_partition(&fs, data_dir, &defaults.log_config(&r.config), &r.name, p)
+        })?;
+        let mut opened = jobs.iter().zip(opened).peekable();
         let mut topics = BTreeMap::new();
         let mut offline_at_open = 0;
-        for r in records {
+        for (t, r) in records.into_iter().enumerate() {
+            let mut partitions: Vec<Option<Arc<Partition>>> = vec![None; r.partitions as usize];
+            while let Some((&(_, p), partition)) = opened.next_if(|((job_t, _), _)| *job_t == t) {
+                if let Some(slot) = partitions.get_mut(p as usize) {
+                    *slot = Some(partition);
+                }
+            }
             let topic = Topic {
                 name: r.name.clone(),
                 id: TopicId(r.id),
                 config: r.config.clone(),
-                partitions: open_partitions(
-                    &fs,
-                    data_dir,
-                    &defaults,
-                    &r.name,
-                    0..r.partitions,
-                    r.hosting(),
-                    &r.config,
-                )?,
+                partitions,
             };
             offline_at_open += topic.hosted().filter(|(_, p)| p.log.is_offline()).count() as u64;
             topics.insert(r.name.clone(), Arc::new(topic));
@@ -893,19 +914,6 @@ fn open_partitions(
     config: &TopicConfig,
 ) -> Result<Vec<Option<Arc<Partition>>>, BrokerError> {
     let log_config = defaults.log_config(config);
-    let open = |p: u32| -> Result<Option<Arc<Partition>>, BrokerError> {
-        if !hosting.hosts(p) {
-            return Ok(None);
-        }
-        let tp = TopicPartition::new(name, p)
-            .map_err(|e| admin_err(ErrorCode::InvalidTopicName, e.to_string()))?;
-        let (log, _report) = PartitionLog::open_with(
-            Arc::clone(fs),
-            data_dir.join(tp.dir_name()),
-            log_config.clone(),
-        )?;
-        Ok(Some(Arc::new(Partition::new(log))))
-    };
     // Creating a partition waits mostly on fsyncs of its new files and
     // directory: a few threads overlap those waits for large topics.
     let all: Vec<u32> = range.collect();
@@ -913,37 +921,81 @@ fn open_partitions(
         .len()
         .div_ceil(PARTITIONS_PER_OPEN_THREAD)
         .clamp(1, OPEN_THREADS);
-    if threads == 1 {
-        return all.into_iter().map(open).collect();
+    run_on_threads(&all, threads, |&p| {
+        if !hosting.hosts(p) {
+            return Ok(None);
+        }
+        open_partition(fs, data_dir, &log_config, name, p).map(Some)
+    })
+}
+
+/// Opens (creating or recovering) partition `p` of topic `name`.
+fn open_partition(
+    fs: &Arc<dyn FileSystem>,
+    data_dir: &Path,
+    log_config: &LogConfig,
+    name: &str,
+    p: u32,
+) -> Result<Arc<Partition>, BrokerError> {
+    let tp = TopicPartition::new(name, p)
+        .map_err(|e| admin_err(ErrorCode::InvalidTopicName, e.to_string()))?;
+    let (log, _report) = PartitionLog::open_with(
+        Arc::clone(fs),
+        data_dir.join(tp.dir_name()),
+        log_config.clone(),
+    )?;
+    Ok(Arc::new(Partition::new(log)))
+}
+
+/// Runs `f` over every job on `threads` threads (one: on this thread), each
+/// taking the next job when it is done with one, so a slow job (a long
+/// recovery) holds up no fixed share of the others. Returns the results in
+/// job order, or the first error in job order.
+fn run_on_threads<J: Sync, T: Send>(
+    jobs: &[J],
+    threads: usize,
+    f: impl Fn(&J) -> Result<T, BrokerError> + Sync,
+) -> Result<Vec<T>, BrokerError> {
+    if threads <= 1 || jobs.len() <= 1 {
+        return jobs.iter().map(f).collect();
     }
-    let chunk = all.len().div_ceil(threads);
-    let opened: Vec<Result<Vec<_>, BrokerError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = all
-            .chunks(chunk)
-            .map(|ps| scope.spawn(|| ps.iter().map(|&p| open(p)).collect()))
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let worker = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(job) = jobs.get(i) else {
+                return done;
+            };
+            done.push((i, f(job)));
+        }
+    };
+    let mut results: Vec<(usize, Result<T, BrokerError>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads.min(jobs.len()))
+            .map(|_| scope.spawn(worker))
             .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
+        let mut all = Vec::with_capacity(jobs.len());
+        for h in handles {
+            match h.join() {
+                Ok(done) => all.extend(done),
+                Err(_) => all.push((
+                    usize::MAX,
                     Err(admin_err(
                         ErrorCode::Unknown,
                         "a thread opening partitions panicked".to_owned(),
-                    ))
-                })
-            })
-            .collect()
+                    )),
+                )),
+            }
+        }
+        all
     });
-    let mut parts = Vec::with_capacity(all.len());
-    for r in opened {
-        parts.extend(r?);
-    }
-    Ok(parts)
+    results.sort_unstable_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Partitions a topic needs before a second thread opens some of them.
 const PARTITIONS_PER_OPEN_THREAD: usize = 64;
-/// Most threads opening the partitions of one topic.
+/// Most threads opening partitions (of one new topic, or all at start).
 const OPEN_THREADS: usize = 8;
 
 #[cfg(test)]

@@ -563,3 +563,39 @@ fn added_partitions_not_hosted_here_get_no_directory() {
     assert_eq!(hosted, [0, 3]);
     assert_eq!(store.topic("h").unwrap().partition_count(), 5);
 }
+
+#[test]
+fn every_partition_of_every_topic_reopens_as_itself_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    let topics = [("a", 1), ("b", 5), ("c", 2), ("d", 3)];
+    for (name, count) in topics {
+        store.create(name, count, &TopicConfig::default()).unwrap();
+        for p in 0..count {
+            // A different length for each partition: 3 × (p + 1) records,
+            // plus 3 × the topic's letter index.
+            let extra = u32::from(name.as_bytes()[0] - b'a');
+            for _ in 0..=(p + extra) {
+                append_some(&store, name, p);
+            }
+        }
+    }
+    // No shutdown: every partition is recovered (rescanned) at the next
+    // open, on several threads.
+    drop(store);
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    assert_eq!(store.list().len(), topics.len());
+    for (name, count) in topics {
+        assert_eq!(store.topic(name).unwrap().partitions.len(), count as usize);
+        let extra = u64::from(name.as_bytes()[0] - b'a');
+        for p in 0..count {
+            let log = &store.partition(name, p).unwrap().log;
+            assert_eq!(
+                log.next_offset(),
+                3 * (u64::from(p) + extra + 1),
+                "{name}-{p}"
+            );
+        }
+    }
+    store.shutdown();
+}
