@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use sluice_protocol::wire::ErrorCode;
+use sluice_protocol::wire::produce::Acks as WireAcks;
 use sluice_tests::cluster::TestCluster;
 use sluice_tests::create_topic;
 
@@ -99,6 +100,32 @@ async fn topics_created_and_deleted_through_a_follower_reach_every_node() {
         .await
         .expect("delete_topics");
     assert_eq!(r.results[0].error_code, ErrorCode::UnknownTopicOrPartition);
+
+    // Producing to the deleted topic, to one that never existed, or past a
+    // topic's partitions is `UnknownTopicOrPartition` on every node (as on
+    // a single broker, and as fetch answers): clients refresh their
+    // metadata and give up, where the retriable `LeaderNotAvailable` kept
+    // them retrying.
+    for id in 1..=3 {
+        let mut conn = c.node(id).connect().await;
+        for (topic, partition) in [("solo", 0), ("never-was", 0), ("spread", 3)] {
+            let r = conn
+                .produce(
+                    WireAcks::All,
+                    2000,
+                    &[(topic, partition, &sluice_tests::batch_of(&["x"]))],
+                )
+                .await
+                .expect("produce")
+                .expect("an answer");
+            let p = &r.partitions[0];
+            assert_eq!(
+                p.error_code,
+                ErrorCode::UnknownTopicOrPartition,
+                "node {id}, {topic}-{partition}: {p:?}"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -55,10 +55,14 @@ pub(super) async fn produce(
         } else {
             match check_leader(svc.leadership.as_ref(), &p.topic, p.partition) {
                 Err(n) => Err((n.code(), n.message(&p.topic, p.partition))),
-                Ok(()) => manager.replica(&p.topic, p.partition).ok_or_else(|| {
-                    let n = NotServed::NoLeader;
-                    (n.code(), n.message(&p.topic, p.partition))
-                }),
+                // Not listed by the cluster's metadata (a leader check that
+                // passes without a replica here): the topic store answers,
+                // as for fetch — `UnknownTopicOrPartition` for a topic or
+                // partition that does not exist, which clients answer by
+                // refreshing their metadata.
+                Ok(()) => manager
+                    .replica(&p.topic, p.partition)
+                    .ok_or_else(|| unserved(svc, &p.topic, p.partition)),
             }
         };
         // One copy per partition and request (not per record): the group
@@ -70,6 +74,17 @@ pub(super) async fn produce(
         async move { append_one(svc, p, replica, bytes, acks, timeout).await }
     });
     futures::future::join_all(appends).await
+}
+
+/// Why a partition that passed the leader check has no replica here.
+fn unserved(svc: &Service, topic: &str, partition: u32) -> (ErrorCode, String) {
+    match svc.topics.partition(topic, partition) {
+        Err(code) => (code, svc.refusal_message(code, topic, partition)),
+        Ok(_) => {
+            let n = NotServed::NoLeader;
+            (n.code(), n.message(topic, partition))
+        }
+    }
 }
 
 async fn append_one(
