@@ -66,7 +66,18 @@ pub const MALFORMED: &str = "malformed request";
 #[derive(Default)]
 pub struct Registry {
     handlers: RwLock<HashMap<GroupId, Arc<dyn GroupHandler>>>,
+    /// Woken at every registration.
+    registered: tokio::sync::Notify,
 }
+
+/// How long a call for a group this node does not serve waits for it to be
+/// registered before it is answered with an error. Every node forms a new
+/// topic's groups when it applies the creation, a few milliseconds apart
+/// (more for a topic of many partitions); a peer that formed them first
+/// may already call for a vote. Shorter than the shortest vote timeout
+/// (`election_timeout_min_ms`, 150 by default), so the caller gets the
+/// answer, not a timeout.
+pub const GROUP_FORMING_WAIT: Duration = Duration::from_millis(100);
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -78,6 +89,7 @@ impl Registry {
     /// Serves `group` with `handler` (replacing any earlier one).
     pub fn register(&self, group: GroupId, handler: Arc<dyn GroupHandler>) {
         self.handlers.write().insert(group, handler);
+        self.registered.notify_waiters();
     }
 
     /// Stops serving `group`: its calls get error frames.
@@ -88,6 +100,29 @@ impl Registry {
     /// The handler of `group`.
     pub fn get(&self, group: GroupId) -> Option<Arc<dyn GroupHandler>> {
         self.handlers.read().get(&group).cloned()
+    }
+
+    /// The handler of `group`, waiting up to `wait` for it to be
+    /// registered (see [`GROUP_FORMING_WAIT`]).
+    pub async fn get_or_wait(
+        &self,
+        group: GroupId,
+        wait: Duration,
+    ) -> Option<Arc<dyn GroupHandler>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Listening before looking, so a registration in between is
+            // not missed.
+            let registered = self.registered.notified();
+            tokio::pin!(registered);
+            registered.as_mut().enable();
+            if let Some(h) = self.get(group) {
+                return Some(h);
+            }
+            if tokio::time::timeout_at(deadline, registered).await.is_err() {
+                return self.get(group);
+            }
+        }
     }
 }
 

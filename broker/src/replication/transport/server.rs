@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 
-use super::{Frame, Kind, MALFORMED, Transport};
+use super::{Frame, GROUP_FORMING_WAIT, Kind, MALFORMED, Transport};
 
 /// Most inbound connections served at once (peers hold one each).
 const MAX_CONNECTIONS: usize = 256;
@@ -77,11 +77,15 @@ async fn connection(stream: TcpStream, transport: Arc<Transport>) -> std::io::Re
                 let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
                     break Ok(());
                 };
-                let handler = transport.registry.get(frame.group);
+                let transport_for_call = Arc::clone(&transport);
                 let tx = tx.clone();
                 let local = transport.local();
                 let malformed = Arc::clone(&malformed);
                 tokio::spawn(async move {
+                    let handler = transport_for_call
+                        .registry
+                        .get_or_wait(frame.group, GROUP_FORMING_WAIT)
+                        .await;
                     let answer = match handler {
                         Some(h) => h.handle(frame.rpc, frame.body, frame.payload).await,
                         None => Err(format!("node {local} holds no {} group", frame.group)),

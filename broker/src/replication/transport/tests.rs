@@ -66,7 +66,7 @@ async fn pipelined_calls_get_their_own_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_group_the_peer_does_not_hold_is_an_error_at_once() {
+async fn a_group_the_peer_does_not_hold_is_an_error() {
     let (client, _server, _task, _) = pair().await;
     let group = GroupId::Partition {
         topic_id: 9,
@@ -283,4 +283,45 @@ async fn a_connection_to_itself_is_refused() {
         .await
         .unwrap();
     assert!(refuse_self_connection(other).is_ok());
+}
+
+/// A call for a group the peer forms a moment later is answered by it
+/// (the peer waits up to `GROUP_FORMING_WAIT`); one for a group it never
+/// forms is an error once that wait is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_for_a_group_being_formed_waits_for_it() {
+    let (client, server, _task, _) = pair().await;
+    let group = GroupId::Partition {
+        topic_id: 9,
+        partition: 4,
+    };
+    let late = {
+        let server = Arc::clone(&server);
+        tokio::spawn(async move {
+            tokio::time::sleep(GROUP_FORMING_WAIT / 4).await;
+            server.registry.register(group, Arc::new(Echo));
+        })
+    };
+    let answer = client.call(2, group, Rpc::Vote, vec![0, 1, 2], T).await;
+    assert_eq!(answer.unwrap(), Bytes::from_static(&[2, 1, 0]));
+    late.await.unwrap();
+
+    let started = std::time::Instant::now();
+    let never = GroupId::Partition {
+        topic_id: 9,
+        partition: 5,
+    };
+    let err = client
+        .call(2, never, Rpc::Vote, vec![0], T)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CallError::Remote(2, m) if m.contains("holds no")),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() >= GROUP_FORMING_WAIT,
+        "{:?}",
+        started.elapsed()
+    );
 }
