@@ -22,34 +22,34 @@ use sluice_tests::{TestBroker, create_topic};
 /// 2100-01-01: later than any record written by this test.
 const FUTURE: i64 = 4_102_444_800_000;
 
-/// ListOffsets of partition 0 of `topic` at `version`, one query per
-/// timestamp: (error, offset, timestamp) each.
+/// ListOffsets of partition 0 of `topic` at `version`, one request per
+/// timestamp (a partition named twice in one request is `INVALID_REQUEST`):
+/// (error, offset, timestamp) each.
 fn lookup(
     s: &mut TcpStream,
     version: i16,
     topic: &str,
     timestamps: &[i64],
 ) -> Vec<(i16, i64, i64)> {
-    let mut req = ListOffsetsRequest {
-        replica_id: -1,
-        isolation_level: 0,
-        topics: vec![ListOffsetsTopic {
-            name: topic.to_owned(),
-            partitions: timestamps
-                .iter()
-                .map(|&timestamp| ListOffsetsPartition {
-                    partition_index: 0,
-                    current_leader_epoch: -1,
-                    timestamp,
-                })
-                .collect(),
-        }],
-    };
-    let r: ListOffsetsResponse = call(s, version, &mut req);
-    r.topics[0]
-        .partitions
+    timestamps
         .iter()
-        .map(|p| (p.error_code, p.offset, p.timestamp))
+        .map(|&timestamp| {
+            let mut req = ListOffsetsRequest {
+                replica_id: -1,
+                isolation_level: 0,
+                topics: vec![ListOffsetsTopic {
+                    name: topic.to_owned(),
+                    partitions: vec![ListOffsetsPartition {
+                        partition_index: 0,
+                        current_leader_epoch: -1,
+                        timestamp,
+                    }],
+                }],
+            };
+            let r: ListOffsetsResponse = call(s, version, &mut req);
+            let p = &r.topics[0].partitions[0];
+            (p.error_code, p.offset, p.timestamp)
+        })
         .collect()
 }
 

@@ -71,7 +71,7 @@ pub struct PartitionInfo {
 }
 
 /// Which offset of a partition to look up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OffsetQuery {
     /// The log start offset.
     Earliest,
@@ -820,6 +820,9 @@ impl Service {
     }
 
     /// Looks up offsets (timestamps search the time index: blocking pool).
+    /// A look-up asked again in the same request is answered from the
+    /// first (a timestamp look-up may decompress a whole batch: repeats
+    /// must not multiply that work).
     pub async fn list_offsets(
         self: &Arc<Self>,
         lookups: Vec<OffsetLookup>,
@@ -827,9 +830,20 @@ impl Service {
         super::check_partition_count(lookups.len(), self.config.max_partitions_per_request)?;
         let svc = Arc::clone(self);
         blocking(move || {
+            let mut answered: HashMap<(String, u32, OffsetQuery), OffsetFound> = HashMap::new();
             lookups
                 .into_iter()
                 .map(|l| {
+                    let key = (l.topic, l.partition, l.query);
+                    if let Some(f) = answered.get(&key) {
+                        return f.clone();
+                    }
+                    let (topic, partition, query) = key;
+                    let l = OffsetLookup {
+                        topic,
+                        partition,
+                        query,
+                    };
                     let mut past_end = false;
                     let mut found = None;
                     let result = svc.led_partition(&l.topic, l.partition).and_then(|part| {
@@ -857,14 +871,16 @@ impl Service {
                         Ok(o) => (ErrorCode::None, o),
                         Err(code) => (code, 0),
                     };
-                    OffsetFound {
+                    let f = OffsetFound {
                         topic: l.topic,
                         partition: l.partition,
                         error_code,
                         offset,
                         past_end,
                         found,
-                    }
+                    };
+                    answered.insert((f.topic.clone(), f.partition, l.query), f.clone());
+                    f
                 })
                 .collect()
         })

@@ -249,6 +249,50 @@ pub(crate) mod tests {
         }
     }
 
+    /// Look-ups asked again in one request get the first one's answer,
+    /// each in its place; different queries of the same partition are
+    /// answered each on its own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn repeated_offset_lookups_are_answered_in_place() {
+        use crate::service::admin::{OffsetLookup, OffsetQuery};
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        let batch = records(3);
+        let len = batch.len();
+        svc.produce(produce_req(batch, 0..len)).await.unwrap();
+        let queries = [
+            OffsetQuery::Timestamp(0),
+            OffsetQuery::Latest,
+            OffsetQuery::Timestamp(0),
+            OffsetQuery::Timestamp(2),
+            OffsetQuery::Earliest,
+            OffsetQuery::Latest,
+        ];
+        let lookups = queries
+            .iter()
+            .map(|&query| OffsetLookup {
+                topic: "t".into(),
+                partition: 0,
+                query,
+            })
+            .collect();
+        let found = svc.list_offsets(lookups).await.unwrap();
+        let got: Vec<(u64, bool)> = found.iter().map(|f| (f.offset, f.past_end)).collect();
+        assert_eq!(
+            got,
+            [
+                (0, false),
+                (3, false),
+                (0, false),
+                (3, true),
+                (0, false),
+                (3, false)
+            ]
+        );
+        assert_eq!(found[0], found[2]);
+        assert_eq!(found[0].found, Some((1, 0)));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_long_poll_is_woken_by_a_produce() {
         let dir = tempfile::tempdir().unwrap();

@@ -176,16 +176,30 @@ pub(super) fn metadata(conn: &Conn, r: MetadataRequest) -> MetadataResponse {
 /// it); as in Kafka, a timestamp later than every record, or -3 on an
 /// empty partition, answers offset -1 and timestamp -1. Other negative
 /// timestamps, and -3 before v7, get `UNSUPPORTED_VERSION` for the
-/// partition.
+/// partition. A partition named more than once gets `INVALID_REQUEST` at
+/// each place, as Kafka answers: a timestamp look-up may decompress a whole
+/// batch, which a request must not be able to ask for again and again.
 pub(super) async fn list_offsets(
     conn: &Conn,
     r: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
+    let mut named: std::collections::HashMap<(&str, i32), u32> = std::collections::HashMap::new();
+    for t in &r.topics {
+        for p in &t.partitions {
+            *named
+                .entry((t.name.as_str(), p.partition_index))
+                .or_default() += 1;
+        }
+    }
     let mut lookups = Vec::new();
     let mut local: Vec<Option<KafkaCode>> = Vec::new();
     for t in &r.topics {
         for p in &t.partitions {
+            if named.get(&(t.name.as_str(), p.partition_index)) > Some(&1) {
+                local.push(Some(code::INVALID_REQUEST));
+                continue;
+            }
             let query = match p.timestamp {
                 EARLIEST => Some(OffsetQuery::Earliest),
                 LATEST => Some(OffsetQuery::Latest),
@@ -423,30 +437,60 @@ pub(super) async fn offset_commit(
 }
 
 /// OffsetFetch: committed offsets of each group (-1 where none).
+///
+/// A group named twice is answered once, and so is a partition named twice
+/// for one group (each answer carries the commit's metadata, up to 4 KiB,
+/// so repeats would let a small request ask for a huge answer). A request
+/// naming more groups, or more partitions in all, than
+/// `max_partitions_per_request` gets `INVALID_REQUEST` for every group and
+/// partition it names, with no offsets.
 pub(super) fn offset_fetch(conn: &Conn, r: OffsetFetchRequest) -> OffsetFetchResponse {
-    let groups = r
+    let mut seen_groups = std::collections::HashSet::with_capacity(r.groups.len());
+    let asked: Vec<_> = r
         .groups
         .into_iter()
+        .filter(|g| seen_groups.insert(g.group_id.clone()))
         .map(|g| {
-            let wanted = g.topics.map(|ts| {
-                ts.into_iter()
+            let wanted = g.topics.as_ref().map(|ts| {
+                let mut seen = std::collections::HashSet::new();
+                ts.iter()
                     .flat_map(|t| {
-                        let name = t.name;
                         t.partition_indexes
-                            .into_iter()
-                            .filter_map(move |p| Some((name.clone(), partition_index(p)?)))
+                            .iter()
+                            .filter_map(move |&p| Some((t.name.as_str(), partition_index(p)?)))
                     })
+                    .filter(|&(t, p)| seen.insert((t, p)))
+                    .map(|(t, p)| (t.to_owned(), p))
                     .collect::<Vec<_>>()
             });
+            (g, wanted)
+        })
+        .collect();
+    let cap = conn.broker.config.max_partitions_per_request as usize;
+    let named: usize = asked
+        .iter()
+        .map(|(_, w)| w.as_ref().map_or(0, Vec::len))
+        .sum();
+    let refuse_all = asked.len() > cap || named > cap;
+    let groups = asked
+        .into_iter()
+        .map(|(g, wanted)| {
             let mut out = OffsetFetchGroupResponse {
                 group_id: g.group_id.clone(),
                 topics: Vec::new(),
                 error_code: code::NONE,
             };
-            if let Err(refused) = conn.broker.service.check_coordinator(&g.group_id) {
+            let refused = if refuse_all {
+                Err(code::INVALID_REQUEST)
+            } else {
+                conn.broker
+                    .service
+                    .check_coordinator(&g.group_id)
+                    .map_err(|refused| to_kafka(refused.code))
+            };
+            if let Err(e) = refused {
                 // Before v2 only the partitions carry an error: each asked
                 // for gets it too.
-                let e = to_kafka(refused.code);
                 out.error_code = e;
                 for (topic, partition) in wanted.unwrap_or_default() {
                     let part = OffsetFetchPartition {
@@ -737,9 +781,43 @@ pub(super) async fn delete_topics(conn: &Conn, r: DeleteTopicsRequest) -> Delete
 /// (`configs::broker_settings`); none for the cluster-wide defaults (an
 /// empty name), `INVALID_REQUEST` for another broker's id, as Kafka
 /// answers.
+///
+/// A resource named twice is answered once (the first time), and a request
+/// naming more distinct resources than `max_partitions_per_request` gets
+/// `INVALID_REQUEST` for each, with no configs: each answer lists up to
+/// ~30 settings, so without both a small request could ask for an answer
+/// a hundred times its size.
 pub(super) fn describe_configs(conn: &Conn, r: DescribeConfigsRequest) -> DescribeConfigsResponse {
-    let results = r
+    let mut seen = std::collections::HashSet::with_capacity(r.resources.len());
+    let resources: Vec<_> = r
         .resources
+        .into_iter()
+        .filter(|res| seen.insert((res.resource_type, res.resource_name.clone())))
+        .collect();
+    let cap = conn.broker.config.max_partitions_per_request as usize;
+    if resources.len() > cap {
+        let message = format!(
+            "{} resources in one request, more than {cap} (max_partitions_per_request)",
+            resources.len()
+        );
+        let results = resources
+            .into_iter()
+            .enumerate()
+            .map(|(i, res)| DescribeConfigsResult {
+                error_code: code::INVALID_REQUEST,
+                // Said once: the answer stays the size of the request.
+                error_message: (i == 0).then(|| message.clone()),
+                resource_type: res.resource_type,
+                resource_name: res.resource_name,
+                configs: Vec::new(),
+            })
+            .collect();
+        return DescribeConfigsResponse {
+            throttle_time_ms: 0,
+            results,
+        };
+    }
+    let results = resources
         .into_iter()
         .map(|res| {
             let mut out = DescribeConfigsResult {

@@ -1,0 +1,226 @@
+//! Requests that name the same thing many times get answers in proportion
+//! to what they describe, not to the request: DescribeConfigs and
+//! OffsetFetch answer each resource, group and partition once, ListOffsets
+//! refuses a partition named twice (`INVALID_REQUEST`, as Kafka does), and
+//! more resources or groups than `max_partitions_per_request` are refused.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use sluice_protocol::kafka::admin::{
+    DescribeConfigsRequest, DescribeConfigsResource, DescribeConfigsResponse, RESOURCE_BROKER,
+    RESOURCE_TOPIC,
+};
+use sluice_protocol::kafka::error_code::code;
+use sluice_protocol::kafka::list_offsets::{
+    EARLIEST, LATEST, ListOffsetsPartition, ListOffsetsRequest, ListOffsetsResponse,
+    ListOffsetsTopic,
+};
+use sluice_protocol::kafka::offsets::{
+    OffsetFetchGroup, OffsetFetchRequest, OffsetFetchResponse, OffsetFetchTopic,
+};
+use sluice_protocol::wire::topic_config::TopicConfig;
+use sluice_tests::kafka::call;
+use sluice_tests::{TestBroker, create_topic};
+
+const CAP: usize = 50;
+
+fn broker() -> (TestBroker, tempfile::NamedTempFile) {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    writeln!(f, "max_partitions_per_request = {CAP}").unwrap();
+    let path = f.path().display().to_string();
+    let b = TestBroker::start_with_args(&["--config", &path]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = b.connect().await;
+        create_topic(&mut c, "rep", 3, TopicConfig::default()).await;
+    });
+    (b, f)
+}
+
+fn connect(b: &TestBroker) -> TcpStream {
+    let s = TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s
+}
+
+fn resource(resource_type: i8, name: &str) -> DescribeConfigsResource {
+    DescribeConfigsResource {
+        resource_type,
+        resource_name: name.to_owned(),
+        configuration_keys: None,
+    }
+}
+
+#[test]
+fn describe_configs_answers_each_resource_once_and_refuses_too_many() {
+    let (b, _config) = broker();
+    let mut s = connect(&b);
+    // 1000 × the topic and 1000 × this broker: two answers.
+    let mut resources = Vec::new();
+    for _ in 0..1000 {
+        resources.push(resource(RESOURCE_TOPIC, "rep"));
+        resources.push(resource(RESOURCE_BROKER, "0"));
+    }
+    let mut req = DescribeConfigsRequest {
+        resources,
+        include_synonyms: false,
+        include_documentation: false,
+    };
+    let r: DescribeConfigsResponse = call(&mut s, 4, &mut req);
+    assert_eq!(r.results.len(), 2, "{:?}", r.results.len());
+    assert_eq!(r.results[0].resource_name, "rep");
+    assert_eq!(r.results[1].resource_type, RESOURCE_BROKER);
+    assert!(
+        r.results
+            .iter()
+            .all(|x| x.error_code == 0 && !x.configs.is_empty())
+    );
+
+    // More distinct resources than the cap: each refused, none described,
+    // the reason said once.
+    let mut req = DescribeConfigsRequest {
+        resources: (0..=CAP)
+            .map(|i| resource(RESOURCE_TOPIC, &format!("t{i}")))
+            .collect(),
+        include_synonyms: false,
+        include_documentation: false,
+    };
+    let r: DescribeConfigsResponse = call(&mut s, 4, &mut req);
+    assert_eq!(r.results.len(), CAP + 1);
+    assert!(
+        r.results
+            .iter()
+            .all(|x| x.error_code == code::INVALID_REQUEST && x.configs.is_empty())
+    );
+    let said = r
+        .results
+        .iter()
+        .filter(|x| x.error_message.is_some())
+        .count();
+    assert_eq!(said, 1);
+    assert!(
+        r.results[0]
+            .error_message
+            .as_deref()
+            .unwrap()
+            .contains("max_partitions_per_request")
+    );
+}
+
+#[test]
+fn offset_fetch_answers_each_group_and_partition_once() {
+    let (b, _config) = broker();
+    let mut s = connect(&b);
+    let group = |id: &str, topics: Option<Vec<OffsetFetchTopic>>| OffsetFetchGroup {
+        group_id: id.to_owned(),
+        member_id: None,
+        member_epoch: -1,
+        topics,
+    };
+    let rep = |partitions: Vec<i32>| {
+        Some(vec![OffsetFetchTopic {
+            name: "rep".into(),
+            partition_indexes: partitions,
+        }])
+    };
+    // v8: one group named 500 times, each asking for partition 1 ten times.
+    let mut req = OffsetFetchRequest {
+        groups: (0..500).map(|_| group("g", rep(vec![1; 10]))).collect(),
+        require_stable: false,
+    };
+    let r: OffsetFetchResponse = call(&mut s, 8, &mut req);
+    assert_eq!(r.groups.len(), 1, "{r:?}");
+    let parts: Vec<_> = r.groups[0]
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .collect();
+    assert_eq!(parts.len(), 1, "{r:?}");
+    assert_eq!(
+        (parts[0].partition_index, parts[0].committed_offset),
+        (1, -1)
+    );
+    // v1: partitions 0 and 2 named 1000 times each.
+    let mut req = OffsetFetchRequest {
+        groups: vec![group("g", rep([0, 2].repeat(1000)))],
+        require_stable: false,
+    };
+    let r: OffsetFetchResponse = call(&mut s, 1, &mut req);
+    let parts: Vec<i32> = r.groups[0]
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.partition_index)
+        .collect();
+    assert_eq!(parts, [0, 2]);
+    // More distinct groups than the cap: every one refused.
+    let mut req = OffsetFetchRequest {
+        groups: (0..=CAP).map(|i| group(&format!("g{i}"), None)).collect(),
+        require_stable: false,
+    };
+    let r: OffsetFetchResponse = call(&mut s, 8, &mut req);
+    assert_eq!(r.groups.len(), CAP + 1);
+    assert!(
+        r.groups
+            .iter()
+            .all(|g| g.error_code == code::INVALID_REQUEST),
+        "{r:?}"
+    );
+    // More distinct partitions than the cap in all: each refused.
+    let mut req = OffsetFetchRequest {
+        groups: vec![group("g", rep((0..=CAP as i32).collect()))],
+        require_stable: false,
+    };
+    let r: OffsetFetchResponse = call(&mut s, 1, &mut req);
+    let parts: Vec<_> = r.groups[0]
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .collect();
+    assert_eq!(parts.len(), CAP + 1);
+    assert!(parts.iter().all(|p| p.error_code == code::INVALID_REQUEST));
+}
+
+#[test]
+fn list_offsets_refuses_a_partition_named_twice() {
+    let (b, _config) = broker();
+    let mut s = connect(&b);
+    let at = |partition_index, timestamp| ListOffsetsPartition {
+        partition_index,
+        current_leader_epoch: -1,
+        timestamp,
+    };
+    let mut req = ListOffsetsRequest {
+        replica_id: -1,
+        isolation_level: 0,
+        topics: vec![
+            ListOffsetsTopic {
+                name: "rep".into(),
+                partitions: vec![at(0, EARLIEST), at(1, LATEST), at(0, 0)],
+            },
+            ListOffsetsTopic {
+                name: "rep".into(),
+                partitions: vec![at(2, LATEST)],
+            },
+        ],
+    };
+    let r: ListOffsetsResponse = call(&mut s, 5, &mut req);
+    let codes: Vec<(i32, i16)> = r
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| (p.partition_index, p.error_code))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (0, code::INVALID_REQUEST),
+            (1, 0),
+            (0, code::INVALID_REQUEST),
+            (2, 0)
+        ]
+    );
+}
