@@ -38,10 +38,11 @@ pub(super) async fn alter(
     if resources.len() > cap {
         let message =
             format!("more than {cap} resources in one request (max_partitions_per_request)");
-        for r in resources {
+        for (i, r) in resources.into_iter().enumerate() {
             responses.push(AlterConfigsResult {
                 error_code: code::INVALID_REQUEST,
-                error_message: Some(message.clone()),
+                // Said once: the answer stays the size of the request.
+                error_message: (i == 0).then(|| message.clone()),
                 resource_type: r.resource_type,
                 resource_name: r.resource_name,
             });

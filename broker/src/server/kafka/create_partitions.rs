@@ -30,10 +30,12 @@ pub(super) async fn create_partitions(
             results: r
                 .topics
                 .into_iter()
-                .map(|t| CreatePartitionsResult {
+                .enumerate()
+                .map(|(i, t)| CreatePartitionsResult {
                     name: t.name,
                     error_code: code::INVALID_REQUEST,
-                    error_message: Some(message.clone()),
+                    // Said once: the answer stays the size of the request.
+                    error_message: (i == 0).then(|| message.clone()),
                 })
                 .collect(),
         };
