@@ -57,6 +57,11 @@ fuzz_target!(|data: &[u8]| {
         ApiKey::CreateTopics => stable::<CreateTopicsRequest>(body, version),
         ApiKey::DeleteTopics => stable::<DeleteTopicsRequest>(body, version),
         ApiKey::InitProducerId => stable::<InitProducerIdRequest>(body, version),
+        ApiKey::OffsetForLeaderEpoch => {
+            stable::<sluice_protocol::kafka::offset_for_leader_epoch::OffsetForLeaderEpochRequest>(
+                body, version,
+            )
+        }
         ApiKey::DescribeConfigs => stable::<DescribeConfigsRequest>(body, version),
         ApiKey::AlterConfigs => stable::<AlterConfigsRequest>(body, version),
         ApiKey::IncrementalAlterConfigs => {

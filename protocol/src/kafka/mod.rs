@@ -40,6 +40,7 @@ pub mod io;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_delete;
+pub mod offset_for_leader_epoch;
 pub mod offsets;
 pub mod produce;
 
@@ -117,6 +118,8 @@ pub enum ApiKey {
     DeleteRecords = 21,
     /// InitProducerId (22).
     InitProducerId = 22,
+    /// OffsetForLeaderEpoch (23).
+    OffsetForLeaderEpoch = 23,
     /// DescribeConfigs (32).
     DescribeConfigs = 32,
     /// AlterConfigs (33).
@@ -139,7 +142,7 @@ pub enum ApiKey {
 
 impl ApiKey {
     /// Every API served, in key order.
-    pub const ALL: [ApiKey; 27] = [
+    pub const ALL: [ApiKey; 28] = [
         ApiKey::Produce,
         ApiKey::Fetch,
         ApiKey::ListOffsets,
@@ -158,6 +161,7 @@ impl ApiKey {
         ApiKey::DeleteTopics,
         ApiKey::DeleteRecords,
         ApiKey::InitProducerId,
+        ApiKey::OffsetForLeaderEpoch,
         ApiKey::DescribeConfigs,
         ApiKey::AlterConfigs,
         ApiKey::DescribeLogDirs,
@@ -188,6 +192,7 @@ impl ApiKey {
             ApiKey::CreateTopics => (2, 7),
             ApiKey::DeleteTopics => (1, 6),
             ApiKey::InitProducerId => (0, 4),
+            ApiKey::OffsetForLeaderEpoch => (0, 4),
             ApiKey::DescribeConfigs => (0, 4),
             ApiKey::AlterConfigs => (0, 2),
             ApiKey::IncrementalAlterConfigs => (0, 1),
@@ -227,6 +232,7 @@ impl ApiKey {
             ApiKey::CreateTopics => 5,
             ApiKey::DeleteTopics => 4,
             ApiKey::InitProducerId => 2,
+            ApiKey::OffsetForLeaderEpoch => 4,
             ApiKey::DescribeConfigs => 4,
             ApiKey::AlterConfigs => 2,
             ApiKey::IncrementalAlterConfigs => 1,

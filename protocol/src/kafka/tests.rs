@@ -346,6 +346,41 @@ fn requests_round_trip_at_every_version() {
         };
         assert_eq!(round_trip(&resp, v, &[]), resp);
     }
+    for v in versions(ApiKey::OffsetForLeaderEpoch) {
+        use crate::kafka::offset_for_leader_epoch::*;
+        let req = OffsetForLeaderEpochRequest {
+            replica_id: if v >= 3 { -1 } else { -2 },
+            topics: vec![EpochQueryTopic {
+                topic: s("t"),
+                partitions: vec![
+                    EpochQuery {
+                        partition: 0,
+                        current_leader_epoch: if v >= 2 { 7 } else { UNDEFINED },
+                        leader_epoch: 5,
+                    },
+                    EpochQuery {
+                        partition: 2,
+                        current_leader_epoch: UNDEFINED,
+                        leader_epoch: 0,
+                    },
+                ],
+            }],
+        };
+        assert_eq!(round_trip(&req, v, &[]), req);
+        let resp = OffsetForLeaderEpochResponse {
+            throttle_time_ms: if v >= 2 { 3 } else { 0 },
+            topics: vec![EpochEndOffsetTopic {
+                topic: s("t"),
+                partitions: vec![EpochEndOffset {
+                    error_code: 6,
+                    partition: 2,
+                    leader_epoch: if v >= 1 { 5 } else { UNDEFINED },
+                    end_offset: 1234,
+                }],
+            }],
+        };
+        assert_eq!(round_trip(&resp, v, &[]), resp);
+    }
     for v in versions(ApiKey::OffsetDelete) {
         let req = OffsetDeleteRequest {
             group_id: s("g"),
@@ -926,6 +961,9 @@ pub(crate) fn check_request(api: ApiKey, version: i16, body: &[u8]) -> bool {
         ApiKey::CreateTopics => stable::<CreateTopicsRequest>(body, version),
         ApiKey::DeleteTopics => stable::<DeleteTopicsRequest>(body, version),
         ApiKey::InitProducerId => stable::<InitProducerIdRequest>(body, version),
+        ApiKey::OffsetForLeaderEpoch => stable::<
+            crate::kafka::offset_for_leader_epoch::OffsetForLeaderEpochRequest,
+        >(body, version),
         ApiKey::DescribeConfigs => stable::<DescribeConfigsRequest>(body, version),
         ApiKey::AlterConfigs => stable::<AlterConfigsRequest>(body, version),
         ApiKey::IncrementalAlterConfigs => stable::<IncrementalAlterConfigsRequest>(body, version),

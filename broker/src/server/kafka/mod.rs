@@ -22,6 +22,7 @@ mod consumer_group;
 mod create_partitions;
 mod delete_records;
 mod describe_log_dirs;
+mod epochs;
 mod fetch;
 mod groups;
 mod offset_delete;
@@ -149,6 +150,11 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
         ApiKey::InitProducerId => {
             let r = decode_or_close(conn, req, body)?;
             let resp = admin::init_producer_id(conn, r).await;
+            respond(conn, req, resp).await
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = epochs::offset_for_leader_epoch(conn, r);
             respond(conn, req, resp).await
         }
         ApiKey::DescribeConfigs => {
