@@ -108,23 +108,41 @@ impl ReplicaManager {
     /// exist ([`hosting_shape`]: a topic created or deleted, partitions
     /// added); entries that change none (leader reports, settings, record
     /// deletions, blanks) cost one comparison of the shape.
+    ///
+    /// Nothing is opened while the metadata is older than the topic store
+    /// ([`Cluster::caught_up`]: right after a restart, until the entries
+    /// after the last controller snapshot are applied again): that
+    /// metadata may list topics deleted since, which opening would create
+    /// again in the store. The first look follows as soon as it has caught
+    /// up.
     pub async fn attach(self: &Arc<Self>, cluster: Arc<Cluster>) {
         let _ = self.cluster.set(Arc::clone(&cluster));
         let mut applied = cluster.applied();
         // Read before the scan: a change made meanwhile is looked at
         // twice, never missed (opening is idempotent).
         let mut seen = cluster.with_metadata(hosting_shape);
-        self.open_missing(&cluster, 0).await;
+        let mut caught_up = cluster.caught_up();
+        if caught_up {
+            self.open_missing(&cluster, 0).await;
+        } else {
+            tracing::info!(
+                "the controller metadata is older than the topic store; opening partitions once it has caught up"
+            );
+        }
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
             while applied.changed().await.is_ok() {
                 let Some(m) = me.upgrade() else { return };
+                if !cluster.caught_up() {
+                    continue;
+                }
                 let now = cluster.with_metadata(hosting_shape);
-                if now != seen {
+                if now != seen || !caught_up {
                     // Partitions added to an older topic are missing as
                     // much as a new topic's: every topic is looked at.
                     m.open_missing(&cluster, 0).await;
                     seen = now;
+                    caught_up = true;
                 }
             }
         });

@@ -112,6 +112,9 @@ pub struct Cluster {
     pub raft: Raft<TypeConfig>,
     metadata: Arc<parking_lot::RwLock<Metadata>>,
     applied: watch::Receiver<u64>,
+    /// The state machine's observed index
+    /// ([`state_machine::StateMachine::observed_index`]).
+    observed: Arc<std::sync::atomic::AtomicU64>,
     timeout: Duration,
     raft_addr: SocketAddr,
 }
@@ -184,6 +187,7 @@ impl Cluster {
         );
         let metadata = Arc::clone(&state_machine.metadata);
         let applied = state_machine.applied_index();
+        let observed = state_machine.observed_index();
         let raft = Raft::new(
             local,
             raft_config,
@@ -221,6 +225,7 @@ impl Cluster {
             raft,
             metadata,
             applied,
+            observed,
             timeout,
             raft_addr,
         }))
@@ -295,6 +300,16 @@ impl Cluster {
     /// metadata changes are applied.
     pub fn applied(&self) -> watch::Receiver<u64> {
         self.applied.clone()
+    }
+
+    /// Whether the applied metadata is at least as new as the topic store:
+    /// the applied index has reached the last index whose changes the
+    /// store made. Right after a restart it is not: the metadata is the
+    /// last snapshot's, which may still list topics deleted since (and the
+    /// store no longer holds), until the entries after it are applied
+    /// again, which takes a controller leader.
+    pub fn caught_up(&self) -> bool {
+        *self.applied.borrow() >= self.observed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// What `/cluster` shows.

@@ -111,6 +111,13 @@ impl StateMachine {
         self.applied_index.subscribe()
     }
 
+    /// The last log index whose changes the topic store has made (see the
+    /// field): until the applied index reaches it again after a restart,
+    /// the metadata is older than the topic store.
+    pub fn observed_index(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        Arc::clone(&self.observed)
+    }
+
     /// Tells the observer, on the blocking pool, and waits for it; then
     /// records `up_to` as observed.
     async fn tell(&self, events: Vec<MetadataEvent>, up_to: Option<u64>) {
