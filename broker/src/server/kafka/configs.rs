@@ -282,7 +282,11 @@ pub(super) fn broker_settings(
         ("broker.id", node_id.to_string(), TYPE_INT),
         (
             "log.dirs",
-            config.data_dir.display().to_string(),
+            // Absolute, as DescribeLogDirs names it.
+            std::path::absolute(&config.data_dir)
+                .unwrap_or_else(|_| config.data_dir.clone())
+                .display()
+                .to_string(),
             TYPE_STRING,
         ),
         ("num.partitions", t.partitions.to_string(), TYPE_INT),
@@ -382,6 +386,20 @@ pub(super) fn broker_settings(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `log.dirs` is absolute, as DescribeLogDirs names the directory,
+    /// also when the broker was given a relative one.
+    #[test]
+    fn log_dirs_is_absolute() {
+        let config = crate::config::BrokerConfig {
+            data_dir: "rel/data".into(),
+            ..crate::config::BrokerConfig::default()
+        };
+        let listed = broker_settings(&config, 1, &TopicConfig::default());
+        let dirs = listed.iter().find(|s| s.name == "log.dirs").unwrap();
+        let path = std::path::Path::new(&dirs.value);
+        assert!(path.is_absolute() && path.ends_with("rel/data"), "{path:?}");
+    }
 
     #[test]
     fn kafka_names_round_trip_through_sluice_settings() {
