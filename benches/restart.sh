@@ -44,42 +44,43 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$(free_port)
-"${brokers[0]}" --data-dir "$dir/image" --listen "127.0.0.1:$port" --kafka-listen none \
-    --metrics-listen none >"$dir/make.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do
-    grep -q "broker ready" "$dir/make.log" && break
-    sleep 0.1
-done
+# launch BIN DATA_DIR LOG: starts a broker on a free port (in $port, its
+# pid in $pid) and waits for its "broker ready" line (up to 60 s).
+launch() {
+    port=$(free_port)
+    "$1" --data-dir "$2" --listen "127.0.0.1:$port" --kafka-listen none \
+        --metrics-listen none >"$3" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 6000); do
+        grep -q "broker ready" "$3" && break
+        sleep 0.01
+    done
+}
+
+# kill9: SIGKILL of the broker $pid.
+kill9() {
+    kill -9 "$pid"
+    wait "$pid" 2>/dev/null || true
+    pid=""
+}
+
+launch "${brokers[0]}" "$dir/image" "$dir/make.log"
 "$bench" --workload W1 --records "$records" --broker "127.0.0.1:$port" --broker-pid "$pid" \
     >"$dir/bench.log" 2>&1
-kill -9 "$pid"
-wait "$pid" 2>/dev/null || true
-pid=""
+kill9
 echo "crash image: $(du -sh "$dir/image" | cut -f1) in $(find "$dir/image" -name '*.log' | wc -l) segment files"
 
 start() { # BIN SYNC
     rm -rf "$dir/run"
     cp -a "$dir/image" "$dir/run"
     [ "$2" = sync ] && sync
-    local port
-    port=$(free_port)
     local t0 t1
     t0=$(date +%s.%N)
-    "$1" --data-dir "$dir/run" --listen "127.0.0.1:$port" --kafka-listen none \
-        --metrics-listen none >"$dir/start.log" 2>&1 &
-    pid=$!
-    for _ in $(seq 1 6000); do
-        grep -q "broker ready" "$dir/start.log" && break
-        sleep 0.01
-    done
+    launch "$1" "$dir/run" "$dir/start.log"
     t1=$(date +%s.%N)
     printf '%-40s %-6s ready after %.2f s, %s\n' "$1" "$2" "$(echo "$t1 - $t0" | bc)" \
         "$(grep -o 'recovery_ms=[0-9]*' "$dir/start.log" || echo 'not ready')"
-    kill -9 "$pid"
-    wait "$pid" 2>/dev/null || true
-    pid=""
+    kill9
 }
 
 for _ in 1 2 3; do
