@@ -70,14 +70,17 @@ pub struct Registry {
     registered: tokio::sync::Notify,
 }
 
-/// How long a call for a group this node does not serve waits for it to be
-/// registered before it is answered with an error. Every node forms a new
-/// topic's groups when it applies the creation, a few milliseconds apart
-/// (more for a topic of many partitions); a peer that formed them first
-/// may already call for a vote. Shorter than the shortest vote timeout
-/// (`election_timeout_min_ms`, 150 by default), so the caller gets the
-/// answer, not a timeout.
-pub const GROUP_FORMING_WAIT: Duration = Duration::from_millis(100);
+/// How long a vote request for a group this node does not serve waits for
+/// it to be registered before it is answered with an error. Every node
+/// forms a new topic's groups when it applies the creation, a few
+/// milliseconds apart (more for a topic of many partitions); a peer that
+/// formed them first may already call for a vote, and openraft logs the
+/// refusal at ERROR. A third of the default vote timeout
+/// (`election_timeout_min_ms`, 150), so the caller gets the answer, not a
+/// timeout (which it would log and count as a failed call). Other calls are
+/// answered at once: an AppendEntries times out after one heartbeat
+/// interval (50 ms by default), and its refusal is retried quietly.
+pub const GROUP_FORMING_WAIT: Duration = Duration::from_millis(50);
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

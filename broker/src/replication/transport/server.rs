@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 
-use super::{Frame, GROUP_FORMING_WAIT, Kind, MALFORMED, Transport};
+use super::{Frame, GROUP_FORMING_WAIT, Kind, MALFORMED, Rpc, Transport};
 
 /// Most inbound connections served at once (peers hold one each).
 const MAX_CONNECTIONS: usize = 256;
@@ -82,9 +82,14 @@ async fn connection(stream: TcpStream, transport: Arc<Transport>) -> std::io::Re
                 let local = transport.local();
                 let malformed = Arc::clone(&malformed);
                 tokio::spawn(async move {
+                    let wait = if frame.rpc == Rpc::Vote {
+                        GROUP_FORMING_WAIT
+                    } else {
+                        Duration::ZERO
+                    };
                     let handler = transport_for_call
                         .registry
-                        .get_or_wait(frame.group, GROUP_FORMING_WAIT)
+                        .get_or_wait(frame.group, wait)
                         .await;
                     let answer = match handler {
                         Some(h) => h.handle(frame.rpc, frame.body, frame.payload).await,
