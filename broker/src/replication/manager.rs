@@ -225,6 +225,21 @@ impl ReplicaManager {
             return;
         };
         let _guard = self.changing.lock().await;
+        // The caller's copy of the metadata may be older than what is
+        // applied now: a topic deleted since (or deleted and created again)
+        // is not opened, nor created again in the store. A deletion applied
+        // from here on closes the groups only after this lock is released,
+        // and removes the topic from the store after that.
+        let current = cluster.with_metadata(|m| {
+            m.topics
+                .get(&t.name)
+                .filter(|now| now.topic_id == t.topic_id)
+                .cloned()
+        });
+        let Some(t) = current else {
+            tracing::debug!(topic = %t.name, "not opening a topic the metadata no longer lists");
+            return;
+        };
         // The topic store may lag the metadata: a change this node could
         // not make when it was committed (its files could not be created)
         // is tried again here.
