@@ -48,16 +48,20 @@ fn assert_closed(s: &mut TcpStream) {
 
 /// A fresh connection still gets its ApiVersions answered.
 fn assert_serving(b: &TestBroker) {
-    let mut s = connect(b);
+    api_versions(&mut connect(b), 77);
+}
+
+/// Asks ApiVersions (v3) with correlation id `id` and checks the answer.
+fn api_versions(s: &mut TcpStream, id: i32) {
     s.write_all(&request_frame(
         3,
-        77,
+        id,
         &mut ApiVersionsRequest::default(),
         &[],
     ))
     .unwrap();
-    let (id, body) = read_response(&mut s, 0);
-    assert_eq!(id, 77);
+    let (got, body) = read_response(s, 0);
+    assert_eq!(got, id);
     let r: ApiVersionsResponse = decode(&body, 3).unwrap();
     assert_eq!(r.error_code, 0);
 }
@@ -315,6 +319,70 @@ fn kafka_connections_count_against_the_connection_cap_and_idle_ones_close() {
     let started = std::time::Instant::now();
     assert_closed(&mut first);
     assert!(started.elapsed() >= Duration::from_millis(1000));
+}
+
+/// Connections that send nothing cannot lock clients out by holding every
+/// seat: once silent past their grace (one second without a first request)
+/// each gives its seat to a newcomer, on either listener, while a client that
+/// has been served keeps its connection.
+#[test]
+fn silent_connections_give_way_to_new_clients_at_the_cap() {
+    let (b, _config) = broker_with("max_connections = 6\n");
+    let mut served = connect(&b);
+    api_versions(&mut served, 1);
+    // Five silent connections take the other seats, on both listeners.
+    let mut silent: Vec<TcpStream> = (0..5)
+        .map(|i| match i % 2 {
+            0 => connect(&b),
+            _ => {
+                let s = TcpStream::connect(b.addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                s
+            }
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // Within their grace they keep their seats: a newcomer is closed.
+    assert_closed(&mut connect(&b));
+    std::thread::sleep(Duration::from_millis(1100));
+    // Past it, five newcomers are served, each in a silent one's seat.
+    let mut newcomers: Vec<TcpStream> = (0..5)
+        .map(|i| {
+            let mut s = connect(&b);
+            api_versions(&mut s, 10 + i);
+            s
+        })
+        .collect();
+    for s in &mut silent {
+        assert_closed(s);
+    }
+    // Every seat is now held by a connection served moments ago: those keep
+    // them, and the next newcomer is closed.
+    api_versions(&mut served, 2);
+    assert_closed(&mut connect(&b));
+    for (i, s) in newcomers.iter_mut().enumerate() {
+        api_versions(s, 20 + i as i32);
+    }
+    // One leaves; its seat is free as soon as the broker sees it close.
+    drop(newcomers.pop());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let stats = rt.block_on(async {
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if let Ok(Ok(mut c)) = tokio::time::timeout(
+                Duration::from_secs(5),
+                sluice_client::Connection::connect(b.addr),
+            )
+            .await
+                && let Ok(stats) = c.stats().await
+            {
+                return stats;
+            }
+        }
+        panic!("no seat freed after a client left");
+    });
+    assert_eq!(stats.get("connections_displaced"), Some(5));
+    assert!(stats.get("connections_rejected").unwrap() >= 2);
 }
 
 /// Produces `batch` to partition 0 of `topic` with acks=all (Produce v8)

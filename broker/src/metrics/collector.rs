@@ -259,6 +259,11 @@ fn encode_broker(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std
         "Client connections closed at once because max_connections were open.",
         load(&s.connections_rejected),
     )?;
+    f.counter(
+        "sluice_connections_displaced",
+        "Client connections closed to seat a new one while max_connections were open, after staying silent past their grace.",
+        load(&s.connections_displaced),
+    )?;
     f.gauge(
         "sluice_connections_open",
         "Client connections open.",

@@ -19,6 +19,7 @@
 pub mod gather;
 pub mod kafka;
 mod native;
+mod seats;
 /// Counters (kept here under their old path; they live in the service).
 pub use crate::service::stats;
 
@@ -220,7 +221,7 @@ pub async fn run_then_close(
         None => (None, None),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
-    let limit = Arc::new(Semaphore::new(broker.config.max_connections));
+    let seats = seats::Seats::new(broker.config.max_connections);
     let mut connections = JoinSet::new();
     let maintenance = tokio::spawn(maintain(Arc::clone(&broker), stop_rx.clone()));
 
@@ -254,22 +255,30 @@ pub async fn run_then_close(
                     continue;
                 }
             };
-            let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
-                // Over the cap: close at once, so a flood cannot hold the
-                // accept queue and the clients already served go on as before.
-                Stats::add(&broker.stats.connections_rejected, 1);
-                if let Some(held_back) = over_limit.allow() {
-                    tracing::warn!(%peer, max = broker.config.max_connections, held_back, "connection limit reached; closing new connection");
+            let seat = match seats.admit() {
+                seats::Admission::Free(seat) => seat,
+                seats::Admission::TakenOver(seat) => {
+                    // A connection silent past its grace gave way.
+                    Stats::add(&broker.stats.connections_displaced, 1);
+                    seat
                 }
-                drop(stream);
-                continue;
+                seats::Admission::Full => {
+                    // Over the cap with nobody to give way: close at once,
+                    // so a flood cannot hold the accept queue and the
+                    // clients already served go on as before.
+                    Stats::add(&broker.stats.connections_rejected, 1);
+                    if let Some(held_back) = over_limit.allow() {
+                        tracing::warn!(%peer, max = broker.config.max_connections, held_back, "connection limit reached; closing new connection");
+                    }
+                    drop(stream);
+                    continue;
+                }
             };
             Stats::add(&broker.stats.connections_accepted, 1);
             let broker = Arc::clone(&broker);
             let stop = stop_rx.clone();
             connections.spawn(async move {
-                native::connection::serve(stream, peer, broker, stop, front).await;
-                drop(permit);
+                native::connection::serve(stream, peer, broker, stop, front, seat).await;
             });
             // Reap finished connections so the set does not grow.
             while connections.try_join_next().is_some() {}

@@ -66,6 +66,9 @@ pub struct Stats {
     pub connections_accepted: AtomicU64,
     /// Connections closed at once because `max_connections` were open.
     pub connections_rejected: AtomicU64,
+    /// Connections closed to seat a new one while `max_connections` were
+    /// open, because they had been silent past their grace.
+    pub connections_displaced: AtomicU64,
     /// Connections currently open.
     pub connections_open: AtomicU64,
     /// Requests served, all APIs.
@@ -146,6 +149,7 @@ impl Stats {
                 c("cold_bytes", &self.cold_bytes),
                 c("response_sends", &self.response_sends),
                 c("offloaded_sends", &self.offloaded_sends),
+                c("connections_displaced", &self.connections_displaced),
             ],
         }
     }

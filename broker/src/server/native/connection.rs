@@ -54,6 +54,7 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
 
 use crate::server::Broker;
+use crate::server::seats::Held;
 use crate::service::stats::{API_SLOTS, ApiStats, Stats};
 
 /// Read-buffer bytes every connection keeps outside the request budget.
@@ -154,6 +155,8 @@ pub(crate) struct Conn {
     /// The idle (or frame) timeout of reads, kept and re-armed the same way:
     /// waiting for the next request registers no timer per request.
     read_timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// This connection's seat among the `max_connections` served.
+    seat: Held,
 }
 
 /// Serves one connection until the client closes it, it misbehaves, or
@@ -164,6 +167,7 @@ pub(crate) async fn serve(
     broker: Arc<Broker>,
     stop: watch::Receiver<bool>,
     front: Front,
+    seat: Held,
 ) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "set_nodelay failed");
@@ -184,6 +188,7 @@ pub(crate) async fn serve(
         wait_allowance: Duration::ZERO,
         fetch_timer: Box::pin(tokio::time::sleep_until(Instant::now())),
         read_timer: Box::pin(tokio::time::sleep_until(Instant::now())),
+        seat,
     };
     let ran = conn.run().await;
     // Responses still pending (the connection stopped with more requests
@@ -194,6 +199,7 @@ pub(crate) async fn serve(
     };
     match ran {
         Ok(()) => tracing::debug!(%peer, "connection closed"),
+        Err(e @ ConnError::Displaced) => tracing::debug!(%peer, error = %e, "connection closed"),
         Err(e) => tracing::info!(%peer, error = %e, "connection closed"),
     }
     broker
@@ -221,6 +227,8 @@ pub(crate) enum ConnError {
     BudgetClosed,
     #[error("request refused ({0}): {1}")]
     Refused(ErrorCode, String),
+    #[error("silent while every connection seat was taken; seat given to a new connection")]
+    Displaced,
 }
 
 impl Conn {
@@ -276,6 +284,7 @@ impl Conn {
                 Front::Kafka(_) => crate::server::kafka::dispatch(self, frame).await,
             };
             drop(permit);
+            self.seat.served();
             if self.out.is_empty() {
                 release_out(&mut self.out);
             }
@@ -311,6 +320,9 @@ impl Conn {
                 config.max_frame_bytes,
                 self.front.min_frame(),
             )? {
+                if !self.seat.serving() {
+                    return Err(ConnError::Displaced);
+                }
                 let frame = self.read_buf.split_to(total);
                 let permits = std::mem::take(&mut self.read_permits);
                 if self.read_alloc > READ_BASELINE {
@@ -334,7 +346,11 @@ impl Conn {
                 Some(d) => idle.min(d.saturating_duration_since(Instant::now())),
                 None => idle,
             };
-            self.read_timer.as_mut().reset(Instant::now() + wait);
+            let now = Instant::now();
+            if !self.seat.waiting(now) {
+                return Err(ConnError::Displaced);
+            }
+            self.read_timer.as_mut().reset(now + wait);
             let n = tokio::select! {
                 biased;
                 r = self.stream.read_buf(&mut self.read_buf) => r?,
@@ -344,6 +360,7 @@ impl Conn {
                         false => ConnError::Idle(idle),
                     });
                 }
+                () = self.seat.given_up() => return Err(ConnError::Displaced),
             };
             if n == 0 {
                 return if self.read_buf.is_empty() {
