@@ -102,6 +102,13 @@ pub struct BrokerConfig {
     /// frames growing side by side always complete. At least
     /// `max_frame_bytes + 4`.
     pub max_request_bytes_in_flight: u64,
+    /// Bytes of decompressed records held at once across the broker: as
+    /// many compressed batches as this holds at
+    /// `topic_defaults.max_decompressed_batch_bytes` each (at least one) are
+    /// decompressed at a time, to be checked on produce, re-encoded for a
+    /// topic's codec or read for a timestamp look-up; others wait their
+    /// turn (see `log::decompression`).
+    pub max_decompressed_bytes_in_flight: u64,
     /// Close a connection that sends nothing for this many milliseconds.
     pub idle_timeout_ms: u64,
     /// Close a connection whose response cannot be written within this many
@@ -234,6 +241,7 @@ impl Default for BrokerConfig {
             max_connections: 1024,
             max_frame_bytes: 64 << 20,
             max_request_bytes_in_flight: 512 << 20,
+            max_decompressed_bytes_in_flight: 512 << 20,
             idle_timeout_ms: 10 * 60 * 1000,
             write_timeout_ms: 30 * 1000,
             frame_timeout_ms: 60 * 1000,

@@ -402,3 +402,85 @@ async fn version_0_requests_are_answered_in_version_0() {
     // The library negotiates the newest version, 2, with this broker.
     assert_eq!(c.negotiated_version(ApiKey::Metadata).await.unwrap(), 2);
 }
+
+/// Peak resident memory of a process (`VmHWM` in `/proc/<pid>/status`), in
+/// bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmHWM");
+    kib * 1024
+}
+
+/// Many clients sending decompression bombs at once: each bomb is refused
+/// with its code, and the broker holds at most
+/// `max_decompressed_bytes_in_flight` of decompressed records at a time (two
+/// 16 MiB batches here) instead of one buffer per bomb (48 × 16 MiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_bombs_are_decompressed_a_few_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = config_file(
+        dir.path(),
+        "max_decompressed_bytes_in_flight = 33554432\n\
+         [topic_defaults]\nmax_decompressed_batch_bytes = 16777216\n",
+    );
+    // glibc's allocator keeps freed buffers of up to 32 MiB in per-thread
+    // arenas for reuse; with a fixed mmap threshold every decompression
+    // buffer goes back to the system when freed, so the peak below is what
+    // was held at once, not what the arenas of many blocking threads kept.
+    let broker = TestBroker::start_with_env(
+        &["--config", &file],
+        &[("MALLOC_MMAP_THRESHOLD_", "131072")],
+    );
+    let mut c = broker.connect().await;
+    create_topic(&mut c, "b", 1, TopicConfig::default()).await;
+    // 24 MiB of padding: a few KiB of zstd, over the 16 MiB limit.
+    let bomb = compress_batch(
+        &batch_sized("x", 24, 1 << 20),
+        Codec::new(Compression::Zstd),
+    )
+    .unwrap()
+    .to_vec();
+    assert!(bomb.len() < 64 << 10, "{}", bomb.len());
+    let mut clients = Vec::new();
+    for _ in 0..48 {
+        clients.push(broker.connect().await);
+    }
+    let before = peak_rss(broker.pid());
+    let bomb = std::sync::Arc::new(bomb);
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| {
+            let bomb = std::sync::Arc::clone(&bomb);
+            tokio::spawn(async move {
+                let r = client
+                    .produce(Acks::Leader, 60_000, &[("b", 0, &bomb[..])])
+                    .await
+                    .unwrap()
+                    .unwrap();
+                r.partitions[0].error_code
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), ErrorCode::DecompressedBatchTooLarge);
+    }
+    let grew = peak_rss(broker.pid()).saturating_sub(before);
+    eprintln!("peak resident memory grew by {} MiB", grew >> 20);
+    assert!(
+        grew < 120 << 20,
+        "peak resident memory grew by {} MiB",
+        grew >> 20
+    );
+    let ok = compress_batch(&batch_sized("ok", 3, 10), Codec::new(Compression::Zstd)).unwrap();
+    let r = c
+        .produce(Acks::Leader, 5000, &[("b", 0, &ok)])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.partitions[0].error_code, ErrorCode::None);
+}

@@ -384,6 +384,9 @@ impl PartitionLog {
         // Decompressed records of the batch being checked; allocated only
         // for a compressed batch.
         let mut scratch = Vec::new();
+        // One of the broker's decompression slots, taken at the first
+        // compressed batch to check (see `decompression`).
+        let mut slot = None;
         let mut max_timestamp = i64::MIN;
         let mut at = 0usize;
         // Batches of idempotent producers; allocates only when there is one.
@@ -401,6 +404,12 @@ impl PartitionLog {
                     max_record_timestamp: None,
                 })
             } else {
+                if slot.is_none()
+                    && batch::BatchHeader::parse(rest)
+                        .is_ok_and(|h| h.compression() != batch::Compression::None)
+                {
+                    slot = Some(super::decompression::enter());
+                }
                 batch::validate_measuring(rest, limit, &mut scratch)
             }
             .map_err(|source| LogError::InvalidBatch {

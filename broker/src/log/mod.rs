@@ -20,6 +20,7 @@ mod append;
 mod config;
 #[cfg(any(test, feature = "fault-injection"))]
 pub mod crash;
+pub mod decompression;
 mod error;
 #[cfg(any(test, feature = "fault-injection"))]
 pub mod fault;

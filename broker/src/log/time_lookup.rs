@@ -35,6 +35,12 @@ pub struct TimestampMatch {
 /// does not check, or holds no such record although its header says so
 /// answers with its base offset (at least `from`) and its largest
 /// timestamp: the look-up then errs on the early side, as it did before
+/// Whether reading the records of the batch with header `h` decompresses
+/// them (and so takes a decompression slot first).
+fn needs_slot(h: &BatchHeader) -> bool {
+    h.compression() != sluice_protocol::batch::Compression::None
+}
+
 /// records were read, and never fails a ListOffsets for it.
 pub(crate) fn first_record_at_or_after(
     file: &dyn LogFile,
@@ -58,6 +64,7 @@ pub(crate) fn first_record_at_or_after(
     let Ok(batch) = RecordBatch::new(Bytes::from(buf)) else {
         return Some(fallback);
     };
+    let _slot = needs_slot(h).then(super::decompression::enter);
     let mut cut = false;
     for record in batch.records_limited(max_decompressed) {
         let Ok(record) = record else {
@@ -100,6 +107,7 @@ pub(crate) fn max_timestamp_from(
     let Ok(batch) = RecordBatch::new(Bytes::from(buf)) else {
         return Some(h.max_timestamp);
     };
+    let _slot = needs_slot(h).then(super::decompression::enter);
     let mut best = None;
     for record in batch.records_limited(max_decompressed) {
         let Ok(record) = record else {

@@ -132,6 +132,10 @@ impl Broker {
         // Offsets of topics deleted while the broker was down (or before a
         // crash let it write their tombstones) are forgotten.
         offsets.forget_topics(|t| topics.topic(t).is_some())?;
+        crate::log::decompression::set_slots(crate::log::decompression::slots_for(
+            config.max_decompressed_bytes_in_flight,
+            config.topic_defaults.max_decompressed_batch_bytes,
+        ));
         let budget = config.max_request_bytes_in_flight.min(u64::from(u32::MAX)) as usize;
         // `validate` checked that the budget holds at least one whole frame.
         let reserve = (config.max_frame_bytes as usize + LEN_PREFIX).min(budget);

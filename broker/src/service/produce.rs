@@ -263,6 +263,8 @@ pub(super) fn recompressed(part: &Partition, bytes: &[u8]) -> Result<Option<Vec<
     let Some(codec) = part.log.compression() else {
         return Ok(None);
     };
+    // Every batch not in the codec is decompressed (see `decompression`).
+    let _slot = crate::log::decompression::enter();
     recompress(
         bytes,
         Codec::new(codec),
