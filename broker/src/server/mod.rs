@@ -234,6 +234,7 @@ pub async fn run_then_close(
         // connection limit): at most one line every 10 s each.
         let accept_failed = Throttle::new(Duration::from_secs(10));
         let over_limit = Throttle::new(Duration::from_secs(10));
+        let displaced = Throttle::new(Duration::from_secs(10));
         loop {
             let kafka_accept = async {
                 match &kafka {
@@ -264,6 +265,9 @@ pub async fn run_then_close(
                 seats::Admission::TakenOver(seat) => {
                     // A connection silent past its grace gave way.
                     Stats::add(&broker.stats.connections_displaced, 1);
+                    if let Some(held_back) = displaced.allow() {
+                        tracing::warn!(%peer, max = broker.config.max_connections, held_back, "connection limit reached; closed a silent connection to seat a new one");
+                    }
                     seat
                 }
                 seats::Admission::Full => {
