@@ -145,7 +145,7 @@ fn read_all(log: &PartitionLog) -> Vec<(u64, Vec<u8>)> {
             let batch = sluice_protocol::batch::RecordBatch::new(bytes.to_vec().into())
                 .expect("stored batches are valid");
             assert_eq!(header.record_count, header.last_offset_delta + 1);
-            // A create-time batch is stored with its largest record
+            // Every batch is stored as create-time with its largest record
             // timestamp as `maxTimestamp`, whatever was sent.
             let mut largest = i64::MIN;
             for r in batch.records() {
@@ -155,9 +155,8 @@ fn read_all(log: &PartitionLog) -> Vec<(u64, Vec<u8>)> {
                     out.push((r.offset as u64, r.value.expect("value").to_vec()));
                 }
             }
-            if header.attributes & 0x08 == 0 {
-                assert_eq!(header.max_timestamp, largest, "stored maxTimestamp");
-            }
+            assert_eq!(header.attributes & 0x08, 0, "stored as create-time");
+            assert_eq!(header.max_timestamp, largest, "stored maxTimestamp");
             expect = header.next_offset() as u64;
         }
         assert_eq!(expect, slice.next_offset);

@@ -442,16 +442,24 @@ impl PartitionLog {
                     });
                 }
             }
-            // A create-time batch stores its largest record timestamp as
-            // `maxTimestamp`, whatever the client sent (older clients send
-            // -1), as Kafka does: the time index, timestamp lookups and
-            // retention go by it. A follower copies a leader's batch as is.
+            // Every batch a client sends is stored as create-time with its
+            // largest record timestamp as `maxTimestamp`, whatever the
+            // client sent (older clients send -1; a log-append-time bit
+            // would make readers give every record that one timestamp), as
+            // Kafka does for a topic of producers' timestamps: the time
+            // index, timestamp lookups and retention go by it. A replica
+            // stores what its leader so rewrote (`max_record_timestamp` is
+            // not measured for it); a follower copies a leader's batch as
+            // is.
             let mut batch_max = header.max_timestamp;
-            if mode != AppendMode::Follower && header.timestamp_type() == TimestampType::CreateTime
-            {
-                if let Some(m) = checked.max_record_timestamp.filter(|&m| m != batch_max) {
+            if mode != AppendMode::Follower {
+                let log_append = header.timestamp_type() == TimestampType::LogAppendTime;
+                if let Some(m) = checked
+                    .max_record_timestamp
+                    .filter(|&m| m != batch_max || log_append)
+                {
                     let here = batches.get_mut(at..).unwrap_or_default();
-                    batch::set_max_timestamp(here, m).map_err(|source| LogError::InvalidBatch {
+                    batch::set_create_time(here, m).map_err(|source| LogError::InvalidBatch {
                         position: at,
                         source,
                     })?;

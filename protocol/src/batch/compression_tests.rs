@@ -374,6 +374,71 @@ fn the_largest_record_timestamp_is_measured_and_can_be_stored() {
     }
 }
 
+/// `set_create_time` turns a log-append-time batch into a create-time one
+/// with the given `maxTimestamp`, its records and every other header field
+/// unchanged, its CRC valid; readers then see each record's own timestamp.
+#[test]
+fn a_log_append_time_batch_is_stored_as_create_time() {
+    use crate::batch::{RecordBatch, TimestampType, set_create_time, verify_crc};
+    let mut b = BatchBuilder::new();
+    for ts in [5_000i64, 9_000] {
+        b.push(&NewRecord {
+            timestamp: ts,
+            key: None,
+            value: Some(b"v"),
+            headers: &[],
+        });
+    }
+    let plain = b.finish();
+    for codec in std::iter::once(Compression::None).chain(CODECS) {
+        let mut packed = if codec == Compression::None {
+            plain.to_vec()
+        } else {
+            compress_batch(&plain, Codec::new(codec)).unwrap().to_vec()
+        };
+        // As a client would send it: bit 3 set, CRC matching.
+        packed[22] |= 0x08;
+        let crc = crc32c::crc32c(&packed[21..]);
+        packed[17..21].copy_from_slice(&crc.to_be_bytes());
+        let before = verify_crc(&packed).unwrap();
+        assert_eq!(before.timestamp_type(), TimestampType::LogAppendTime);
+        let read = |p: &[u8]| -> Vec<i64> {
+            RecordBatch::new(p.to_vec().into())
+                .unwrap()
+                .records()
+                .map(|r| r.unwrap().timestamp)
+                .collect()
+        };
+        assert_eq!(
+            read(&packed),
+            [9_000, 9_000],
+            "{codec:?}: read as the batch's"
+        );
+        set_create_time(&mut packed, 9_000).unwrap();
+        let after = verify_crc(&packed).unwrap();
+        assert_eq!(after.timestamp_type(), TimestampType::CreateTime);
+        assert_eq!(after.compression(), codec);
+        assert_eq!(after.max_timestamp, 9_000);
+        assert_eq!(
+            (
+                after.attributes | 0x08,
+                after.record_count,
+                after.base_timestamp
+            ),
+            (
+                before.attributes,
+                before.record_count,
+                before.base_timestamp
+            )
+        );
+        assert_eq!(read(&packed), [5_000, 9_000], "{codec:?}");
+        let mut short = packed[..packed.len() - 1].to_vec();
+        let kept = short.clone();
+        assert!(set_create_time(&mut short, 1).is_err());
+        assert_eq!(short, kept);
+    }
+}
+
 /// A reader that hands out `data` 7 bytes at a time, failing with
 /// `Interrupted` before each read (which the old loop took for the end).
 struct Choppy<'a> {

@@ -255,6 +255,31 @@ pub fn set_max_timestamp(buf: &mut [u8], max_timestamp: i64) -> Result<(), Batch
     write_field(batch, 17, &crc.to_be_bytes())
 }
 
+/// Marks the batch at the start of `buf` as create-time (clears the
+/// timestamp-type bit of `attributes`, bytes 21..23), overwrites its
+/// `maxTimestamp` (bytes 35..43) and recomputes its CRC-32C (which covers
+/// both), so a valid batch stays valid. A broker whose topic keeps the
+/// producers' timestamps stores every batch this way, as Kafka does: a
+/// client's log-append-time bit would make readers take `maxTimestamp` for
+/// every record's timestamp. Never panics: [`BatchError::Truncated`] if
+/// `buf` is shorter than the batch, and then `buf` is unchanged.
+pub fn set_create_time(buf: &mut [u8], max_timestamp: i64) -> Result<(), BatchError> {
+    let (_, total) = peek_offset_and_len(buf)?;
+    let have = buf.len();
+    let batch = buf
+        .get_mut(..total)
+        .ok_or(BatchError::Truncated { need: total, have })?;
+    let attributes = batch
+        .get(21..23)
+        .and_then(|a| <[u8; 2]>::try_from(a).ok())
+        .map(i16::from_be_bytes)
+        .ok_or(BatchError::Truncated { need: 23, have })?;
+    write_field(batch, 35, &max_timestamp.to_be_bytes())?;
+    write_field(batch, 21, &(attributes & !TIMESTAMP_TYPE_BIT).to_be_bytes())?;
+    let crc = crc_of(batch);
+    write_field(batch, 17, &crc.to_be_bytes())
+}
+
 /// Copies `bytes` to `buf[at..]`, or reports how many bytes were missing.
 fn write_field(buf: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), BatchError> {
     let have = buf.len();

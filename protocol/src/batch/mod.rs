@@ -40,7 +40,7 @@ mod testutil;
 pub use builder::{BatchBuilder, NewRecord};
 pub use error::BatchError;
 pub use header::{
-    BatchHeader, Compression, TimestampType, peek_offset_and_len, set_base_offset,
+    BatchHeader, Compression, TimestampType, peek_offset_and_len, set_base_offset, set_create_time,
     set_max_timestamp, set_partition_leader_epoch, set_producer,
 };
 pub use iter::BatchIter;

@@ -367,3 +367,50 @@ fn a_wrong_max_timestamp_is_stored_as_the_largest_record_timestamp() {
     );
     assert_eq!(follower.append_at(0, &mut b).unwrap().max_timestamp, -1);
 }
+
+/// A batch a client sends with the log-append-time bit is stored as
+/// create-time with its largest record timestamp (Kafka rewrites it the same
+/// way on a topic of producers' timestamps): readers then see each record's
+/// own timestamp, as the time index does. A replication leader's check
+/// rewrites it the same way before proposing.
+#[test]
+fn a_log_append_time_batch_from_a_client_is_stored_as_create_time() {
+    use sluice_protocol::batch::{BatchHeader, RecordBatch, TimestampType, verify_crc};
+    let now = crate::log::partition::unix_millis(std::time::SystemTime::now());
+    let log_append = |mut b: Vec<u8>| {
+        b[22] |= 0x08;
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(
+            BatchHeader::parse(&b).unwrap().timestamp_type(),
+            TimestampType::LogAppendTime
+        );
+        b
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path().join("l"), small_config()).unwrap();
+    let mut b = log_append(batch("t", 3, 10, now).to_vec());
+    assert_eq!(log.append(&mut b).unwrap().max_timestamp, now + 2);
+    let slice = log.read(0, 1 << 20).unwrap();
+    let mut bytes = vec![0; slice.len as usize];
+    crate::log::io::read_full_at(&**slice.file.as_ref().unwrap(), &mut bytes, slice.position)
+        .unwrap();
+    let h = verify_crc(&bytes).unwrap();
+    assert_eq!(h.timestamp_type(), TimestampType::CreateTime);
+    assert_eq!(h.max_timestamp, now + 2);
+    let timestamps: Vec<i64> = RecordBatch::new(bytes.into())
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap().timestamp)
+        .collect();
+    assert_eq!(timestamps, [now, now + 1, now + 2]);
+
+    let (replica, _) = PartitionLog::open(dir.path().join("r"), small_config()).unwrap();
+    let mut proposed = log_append(batch("r", 3, 10, now).to_vec());
+    replica.check_proposal(&mut proposed).unwrap();
+    let h = verify_crc(&proposed).unwrap();
+    assert_eq!(
+        (h.timestamp_type(), h.max_timestamp),
+        (TimestampType::CreateTime, now + 2)
+    );
+}
