@@ -213,6 +213,40 @@ async fn health_endpoints_answer_and_unknown_paths_do_not() {
     assert_eq!(http_get(addr, "/nope").0, 404);
 }
 
+/// Connections that hold every place of the endpoint — silent ones, and
+/// keep-alive ones between requests — do not keep a scraper out: the oldest
+/// gives way to a newcomer at once, instead of when the header timeout
+/// (10 s) closes it.
+#[test]
+fn a_scraper_is_answered_when_idle_connections_hold_every_place() {
+    use std::io::{Read, Write};
+    let broker = TestBroker::start();
+    let addr = broker.metrics_addr.unwrap();
+    let mut held = Vec::new();
+    for i in 0..64 {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        if i >= 32 {
+            // Served once, then kept open between requests.
+            write!(s, "GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let mut buf = [0u8; 256];
+            assert!(s.read(&mut buf).unwrap() > 0);
+        }
+        held.push(s);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        assert_eq!(http_get(addr, "/health/live").0, 200);
+        eprintln!("answered after {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "answered after {:?}",
+            started.elapsed()
+        );
+    }
+    drop(held);
+}
+
 #[tokio::test]
 async fn metrics_endpoint_can_be_turned_off() {
     let broker = TestBroker::start_with_args(&["--metrics-listen", "none"]);

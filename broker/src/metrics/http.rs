@@ -16,7 +16,7 @@ use hyper::{Method, Request, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use super::Health;
@@ -28,24 +28,35 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 /// The content type of the exposition for the others (Prometheus text 0.0.4).
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Most HTTP connections served at once; more wait in the accept queue.
+/// Most HTTP connections served at once. A connection arriving when that
+/// many are open asks the oldest of them to close (at once if it is between
+/// requests, else after its response) and waits up to [`SEAT_WAIT`] for its
+/// place: connections that send nothing, or keep their keep-alive
+/// connection open, cannot keep a scraper out until [`HEADER_TIMEOUT`]
+/// closes them.
 const MAX_CONNECTIONS: usize = 64;
+
+/// How long a new connection waits for the oldest one to give way before
+/// it is closed.
+const SEAT_WAIT: Duration = Duration::from_secs(1);
 
 /// A connection that sends no request headers within this long is closed.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The connections open, oldest first, each with the signal that asks it to
+/// close once it is between requests. A connection asked is taken out, so
+/// the next newcomer asks the next oldest.
+type Open = Arc<parking_lot::Mutex<std::collections::BTreeMap<u64, Arc<Notify>>>>;
 
 /// Serves the endpoint on `listener` until `stop` turns true.
 pub async fn serve(listener: TcpListener, health: Arc<Health>, mut stop: watch::Receiver<bool>) {
     let registry = Arc::new(super::collector::registry(Arc::clone(&health)));
     let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let open: Open = Arc::default();
+    let mut next_id = 0u64;
     let mut connections = JoinSet::new();
     let accept_failed = crate::throttle::Throttle::new(Duration::from_secs(10));
     loop {
-        let permit = tokio::select! {
-            p = Arc::clone(&limit).acquire_owned() => p,
-            _ = stop.changed() => break,
-        };
-        let Ok(permit) = permit else { break };
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = stop.changed() => break,
@@ -60,8 +71,33 @@ pub async fn serve(listener: TcpListener, health: Arc<Health>, mut stop: watch::
                 continue;
             }
         };
+        let permit = match Arc::clone(&limit).try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                let oldest = open.lock().pop_first();
+                if let Some((_, leave)) = oldest {
+                    leave.notify_one();
+                }
+                let waited = tokio::select! {
+                    p = tokio::time::timeout(SEAT_WAIT, Arc::clone(&limit).acquire_owned()) => p,
+                    _ = stop.changed() => break,
+                };
+                match waited {
+                    Ok(Ok(p)) => p,
+                    _ => {
+                        tracing::debug!(%peer, "metrics endpoint: every connection busy; closing a new one");
+                        continue;
+                    }
+                }
+            }
+        };
         let registry = Arc::clone(&registry);
         let health = Arc::clone(&health);
+        let id = next_id;
+        next_id += 1;
+        let leave = Arc::new(Notify::new());
+        open.lock().insert(id, Arc::clone(&leave));
+        let open = Arc::clone(&open);
         connections.spawn(async move {
             let service =
                 service_fn(move |req| handle(req, Arc::clone(&registry), Arc::clone(&health)));
@@ -69,9 +105,18 @@ pub async fn serve(listener: TcpListener, health: Arc<Health>, mut stop: watch::
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = conn.await {
+            let mut conn = std::pin::pin!(conn);
+            let ended = tokio::select! {
+                r = conn.as_mut() => r,
+                () = leave.notified() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(%peer, error = %e, "metrics connection ended");
             }
+            open.lock().remove(&id);
             drop(permit);
         });
         while connections.try_join_next().is_some() {}
