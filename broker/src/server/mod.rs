@@ -19,7 +19,7 @@
 pub mod gather;
 pub mod kafka;
 mod native;
-mod seats;
+pub(crate) mod seats;
 /// Counters (kept here under their old path; they live in the service).
 pub use crate::service::stats;
 

@@ -3,7 +3,9 @@
 //!
 //! Without this, clients that open connections and send nothing hold their
 //! seats until `idle_timeout_ms` (ten minutes by default): a thousand silent
-//! sockets locked every other client out for that long.
+//! sockets locked every other client out for that long. The client
+//! listeners (native and Kafka, one table for both) and the raft listener
+//! (a table of its own, where a request frame is a peer's call) use it.
 //!
 //! A seat is *waiting* while its connection waits for (the rest of) a request
 //! frame, and *serving* while a request is being served or its answer sent —

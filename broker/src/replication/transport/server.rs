@@ -9,10 +9,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::server::seats::{Admission, Held, Seats};
+
 use super::{Frame, GROUP_FORMING_WAIT, Kind, MALFORMED, Rpc, Transport};
 
-/// Most inbound connections served at once (peers hold one each).
-const MAX_CONNECTIONS: usize = 256;
+/// Most inbound connections served at once (peers hold one each). A
+/// connection arriving when that many are open takes the seat of one that
+/// has sent no frame for a second since it connected, or none for ten
+/// seconds since its last (see [`crate::server::seats`]), else it is closed:
+/// connections that are not peers' cannot keep a peer out. A peer whose
+/// idle connection gave way connects again at its next call.
+pub(super) const MAX_CONNECTIONS: usize = 256;
 /// Most calls of one connection being answered at once; the connection is
 /// not read further while they run.
 const MAX_IN_FLIGHT: usize = 256;
@@ -22,24 +29,30 @@ const MAX_IN_FLIGHT: usize = 256;
 /// frame or a frame that is not a request closes it.
 pub fn serve(listener: TcpListener, transport: Arc<Transport>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let seats = Seats::new(MAX_CONNECTIONS);
         let mut connections = tokio::task::JoinSet::new();
         let accept_failed = crate::throttle::Throttle::new(Duration::from_secs(10));
+        let full = crate::throttle::Throttle::new(Duration::from_secs(10));
         loop {
             while connections.try_join_next().is_some() {}
-            let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
-                return;
-            };
             match listener.accept().await {
                 Ok((stream, peer)) => {
+                    let seat = match seats.admit() {
+                        Admission::Free(seat) | Admission::TakenOver(seat) => seat,
+                        Admission::Full => {
+                            if let Some(held_back) = full.allow() {
+                                tracing::warn!(%peer, max = MAX_CONNECTIONS, held_back, "raft listener: every connection busy; closing a new one");
+                            }
+                            continue;
+                        }
+                    };
                     let _ = stream.set_nodelay(true);
                     crate::tcp::apply(&stream, peer.ip(), transport.tcp_congestion());
                     let transport = Arc::clone(&transport);
                     connections.spawn(async move {
-                        if let Err(e) = connection(stream, transport).await {
+                        if let Err(e) = connection(stream, transport, seat).await {
                             tracing::info!(%peer, error = %e, "raft connection closed");
                         }
-                        drop(permit);
                     });
                 }
                 Err(e) => {
@@ -53,7 +66,11 @@ pub fn serve(listener: TcpListener, transport: Arc<Transport>) -> tokio::task::J
     })
 }
 
-async fn connection(stream: TcpStream, transport: Arc<Transport>) -> std::io::Result<()> {
+async fn connection(
+    stream: TcpStream,
+    transport: Arc<Transport>,
+    seat: Held,
+) -> std::io::Result<()> {
     let (mut read, mut write) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
     let writer = tokio::spawn(async move {
@@ -74,6 +91,10 @@ async fn connection(stream: TcpStream, transport: Arc<Transport>) -> std::io::Re
                 if frame.kind != Kind::Request {
                     break Err(std::io::Error::other("a peer sent a non-request frame"));
                 }
+                if !seat.serving() {
+                    break Err(displaced());
+                }
+                seat.served();
                 let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
                     break Ok(());
                 };
@@ -125,12 +146,16 @@ async fn connection(stream: TcpStream, transport: Arc<Transport>) -> std::io::Re
             Err(e) => break Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
         }
         buf.reserve(64 << 10);
+        if !seat.waiting(tokio::time::Instant::now()) {
+            break Err(displaced());
+        }
         tokio::select! {
             r = read.read_buf(&mut buf) => match r {
                 Ok(0) => break Ok(()),
                 Ok(_) => {}
                 Err(e) => break Err(e),
             },
+            () = seat.given_up() => break Err(displaced()),
             () = malformed.notified() => {
                 answered_then_closed = true;
                 break Err(std::io::Error::new(
@@ -149,4 +174,9 @@ async fn connection(stream: TcpStream, transport: Arc<Transport>) -> std::io::Re
         let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
     }
     result
+}
+
+/// Why a connection that gave its seat to a newcomer was closed.
+fn displaced() -> std::io::Error {
+    std::io::Error::other("silent while every connection was taken; closed for a new one")
 }

@@ -325,3 +325,28 @@ async fn a_call_for_a_group_being_formed_waits_for_it() {
         started.elapsed()
     );
 }
+
+/// Connections that are not a peer's — opened and left silent — holding
+/// every seat of the raft listener do not keep a peer out: past their grace
+/// the peer's connection takes the seat of one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_do_not_keep_a_peer_out() {
+    let (client, _server, _task, addr) = pair().await;
+    let mut silent = Vec::new();
+    for _ in 0..server::MAX_CONNECTIONS {
+        silent.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(crate::server::seats::FIRST_REQUEST_GRACE + Duration::from_millis(200))
+        .await;
+    let r = client
+        .call(
+            2,
+            GroupId::Controller,
+            Rpc::Vote,
+            vec![0, 7],
+            Duration::from_secs(3),
+        )
+        .await;
+    assert_eq!(r.unwrap(), Bytes::from(vec![7, 0]));
+    drop(silent);
+}
