@@ -228,11 +228,7 @@ pub fn set_producer(
     producer_epoch: i16,
     base_sequence: i32,
 ) -> Result<(), BatchError> {
-    let (_, total) = peek_offset_and_len(buf)?;
-    let have = buf.len();
-    let batch = buf
-        .get_mut(..total)
-        .ok_or(BatchError::Truncated { need: total, have })?;
+    let batch = whole_batch_mut(buf)?;
     write_field(batch, 43, &producer_id.to_be_bytes())?;
     write_field(batch, 51, &producer_epoch.to_be_bytes())?;
     write_field(batch, 53, &base_sequence.to_be_bytes())?;
@@ -245,11 +241,7 @@ pub fn set_producer(
 /// stays valid. Never panics: [`BatchError::Truncated`] if `buf` is shorter
 /// than the batch, and then `buf` is unchanged.
 pub fn set_max_timestamp(buf: &mut [u8], max_timestamp: i64) -> Result<(), BatchError> {
-    let (_, total) = peek_offset_and_len(buf)?;
-    let have = buf.len();
-    let batch = buf
-        .get_mut(..total)
-        .ok_or(BatchError::Truncated { need: total, have })?;
+    let batch = whole_batch_mut(buf)?;
     write_field(batch, 35, &max_timestamp.to_be_bytes())?;
     let crc = crc_of(batch);
     write_field(batch, 17, &crc.to_be_bytes())
@@ -264,20 +256,27 @@ pub fn set_max_timestamp(buf: &mut [u8], max_timestamp: i64) -> Result<(), Batch
 /// every record's timestamp. Never panics: [`BatchError::Truncated`] if
 /// `buf` is shorter than the batch, and then `buf` is unchanged.
 pub fn set_create_time(buf: &mut [u8], max_timestamp: i64) -> Result<(), BatchError> {
-    let (_, total) = peek_offset_and_len(buf)?;
-    let have = buf.len();
-    let batch = buf
-        .get_mut(..total)
-        .ok_or(BatchError::Truncated { need: total, have })?;
+    let batch = whole_batch_mut(buf)?;
     let attributes = batch
         .get(21..23)
         .and_then(|a| <[u8; 2]>::try_from(a).ok())
         .map(i16::from_be_bytes)
-        .ok_or(BatchError::Truncated { need: 23, have })?;
+        .ok_or(BatchError::Truncated {
+            need: 23,
+            have: batch.len(),
+        })?;
     write_field(batch, 35, &max_timestamp.to_be_bytes())?;
     write_field(batch, 21, &(attributes & !TIMESTAMP_TYPE_BIT).to_be_bytes())?;
     let crc = crc_of(batch);
     write_field(batch, 17, &crc.to_be_bytes())
+}
+
+/// The batch at the start of `buf`, whole, or how many bytes are missing.
+fn whole_batch_mut(buf: &mut [u8]) -> Result<&mut [u8], BatchError> {
+    let (_, total) = peek_offset_and_len(buf)?;
+    let have = buf.len();
+    buf.get_mut(..total)
+        .ok_or(BatchError::Truncated { need: total, have })
 }
 
 /// Copies `bytes` to `buf[at..]`, or reports how many bytes were missing.
