@@ -280,18 +280,18 @@ fn every_node_of_a_cluster_tells_the_same_topic_id() {
     // elsewhere (never UNKNOWN_TOPIC_ID).
     let single = create(&mut s, "single", 1, 1);
     assert_agreed(&c, "single", single);
+    // Until the partition's group has elected its (only) leader, every node
+    // answers NOT_LEADER_OR_FOLLOWER (Kafka's answer on the data path when
+    // there is no leader); then the one holding it serves the fetch.
     let mut codes = Vec::new();
-    for n in 1..=3 {
-        for _ in 0..100 {
-            let got = fetch_by_id(addr(&c, n), 13, &[single]);
-            let code = got[0].1[0].0;
-            // Until the partition's group has elected its (only) leader.
-            if code != code::LEADER_NOT_AVAILABLE {
-                codes.push(code);
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+    for _ in 0..100 {
+        codes = (1..=3)
+            .map(|n| fetch_by_id(addr(&c, n), 13, &[single])[0].1[0].0)
+            .collect();
+        if codes.contains(&code::NONE) {
+            break;
         }
+        std::thread::sleep(Duration::from_millis(100));
     }
     codes.sort_unstable();
     assert_eq!(
@@ -301,5 +301,41 @@ fn every_node_of_a_cluster_tells_the_same_topic_id() {
             code::NOT_LEADER_OR_FOLLOWER,
             code::NOT_LEADER_OR_FOLLOWER
         ]
+    );
+}
+
+/// A replica that knows no leader (its leader and the other replica were
+/// killed) answers a Fetch with `NOT_LEADER_OR_FOLLOWER`, as Kafka does,
+/// never `LEADER_NOT_AVAILABLE`: kafka-python's consumer raises any code
+/// but the few Kafka sends there to the application.
+#[test]
+fn a_replica_that_knows_no_leader_answers_fetch_with_not_leader_or_follower() {
+    let mut c = TestCluster::start_with_kafka(3);
+    c.wait_for_leader(Duration::from_secs(20));
+    let addr = |c: &TestCluster, id: u64| c.node(id).kafka_addr.unwrap();
+    let id = create(&mut connect(addr(&c, 1)), "lost", 1, 3);
+    let mut leader = None;
+    for _ in 0..100 {
+        leader = (1..=3).find(|&n| fetch_by_id(addr(&c, n), 13, &[id])[0].1[0].0 == code::NONE);
+        if leader.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let leader = leader.expect("the partition's group elects a leader");
+    let others: Vec<u64> = (1..=3).filter(|&n| n != leader).collect();
+    c.kill(leader);
+    c.kill(others[0]);
+    let survivor = others[1];
+    // Through the election timeouts and after: never a leader, never 5.
+    let seen: Vec<i16> = (0..30)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            fetch_by_id(addr(&c, survivor), 13, &[id])[0].1[0].0
+        })
+        .collect();
+    assert!(
+        seen.iter().all(|&e| e == code::NOT_LEADER_OR_FOLLOWER),
+        "{seen:?}"
     );
 }

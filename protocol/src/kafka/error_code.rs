@@ -119,6 +119,19 @@ pub fn to_kafka(c: ErrorCode) -> KafkaCode {
     }
 }
 
+/// [`to_kafka`] for a partition's error on the data path — Produce, Fetch,
+/// ListOffsets, OffsetForLeaderEpoch, DeleteRecords: a partition with no
+/// leader is `NOT_LEADER_OR_FOLLOWER`, as Kafka answers there (it names
+/// `LEADER_NOT_AVAILABLE` only in Metadata). Clients refresh their metadata
+/// on either, but some (kafka-python's fetcher) take any code other than
+/// the few Kafka sends as fatal and raise it to the application.
+pub fn to_kafka_partition(e: ErrorCode) -> KafkaCode {
+    match e {
+        ErrorCode::LeaderNotAvailable => code::NOT_LEADER_OR_FOLLOWER,
+        e => to_kafka(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +149,9 @@ mod tests {
         assert_eq!(to_kafka(ErrorCode::MemberIdRequired), 79);
         assert_eq!(to_kafka(ErrorCode::NotLeaderForPartition), 6);
         assert_eq!(to_kafka(ErrorCode::LeaderNotAvailable), 5);
+        assert_eq!(to_kafka_partition(ErrorCode::LeaderNotAvailable), 6);
+        assert_eq!(to_kafka_partition(ErrorCode::NotLeaderForPartition), 6);
+        assert_eq!(to_kafka_partition(ErrorCode::UnknownTopicOrPartition), 3);
         assert_eq!(to_kafka(ErrorCode::InvalidReplicationFactor), 38);
     }
 }

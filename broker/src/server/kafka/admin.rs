@@ -11,7 +11,7 @@ use sluice_protocol::kafka::admin::{
     DescribeConfigsResponse, DescribeConfigsResult, DescribedConfig, InitProducerIdRequest,
     InitProducerIdResponse, RESOURCE_BROKER, RESOURCE_TOPIC,
 };
-use sluice_protocol::kafka::error_code::{KafkaCode, code, to_kafka};
+use sluice_protocol::kafka::error_code::{KafkaCode, code, to_kafka, to_kafka_partition};
 use sluice_protocol::kafka::list_offsets::{
     EARLIEST, LATEST, ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse,
     ListOffsetsTopicResponse, MAX_TIMESTAMP,
@@ -241,10 +241,10 @@ pub(super) async fn list_offsets(
             };
             match (local.next().flatten(), &found, found_iter.as_mut()) {
                 (Some(c), _, _) => pr.error_code = c,
-                (None, Err(refused), _) => pr.error_code = to_kafka(refused.code),
+                (None, Err(refused), _) => pr.error_code = to_kafka_partition(refused.code),
                 (None, Ok(_), Some(it)) => match it.next() {
                     Some(f) => {
-                        pr.error_code = to_kafka(f.error_code);
+                        pr.error_code = to_kafka_partition(f.error_code);
                         if f.error_code.is_ok() && !f.past_end {
                             pr.offset = i64::try_from(f.offset).unwrap_or(-1);
                             if let Some((timestamp, epoch)) = f.found {

@@ -9,7 +9,7 @@ use sluice_protocol::kafka::delete_records::{
     DeleteRecordsPartitionResult, DeleteRecordsRequest, DeleteRecordsResponse,
     DeleteRecordsTopicResult, HIGH_WATERMARK,
 };
-use sluice_protocol::kafka::error_code::{code, to_kafka};
+use sluice_protocol::kafka::error_code::{code, to_kafka_partition};
 
 use crate::server::native::connection::Conn;
 use crate::service::records::RecordsDeletion;
@@ -65,12 +65,12 @@ pub(super) async fn delete_records(conn: &Conn, r: DeleteRecordsRequest) -> Dele
                 .map(|(p, slot)| {
                     let (error_code, low_watermark) = match (slot, &done) {
                         (Err(c), _) => (c, -1),
-                        (Ok(_), Err(refused)) => (to_kafka(refused.code), -1),
+                        (Ok(_), Err(refused)) => (to_kafka_partition(refused.code), -1),
                         (Ok(i), Ok(done)) => match done.get(i) {
                             Some(d) if d.error_code.is_ok() => {
                                 (code::NONE, d.log_start_offset as i64)
                             }
-                            Some(d) => (to_kafka(d.error_code), -1),
+                            Some(d) => (to_kafka_partition(d.error_code), -1),
                             None => (code::UNKNOWN_SERVER_ERROR, -1),
                         },
                     };

@@ -14,7 +14,7 @@
 //! believes current (`current_leader_epoch`) is not checked, as Fetch does
 //! not check it: a partition led elsewhere is `NOT_LEADER_OR_FOLLOWER`.
 
-use sluice_protocol::kafka::error_code::{code, to_kafka};
+use sluice_protocol::kafka::error_code::{code, to_kafka_partition};
 use sluice_protocol::kafka::offset_for_leader_epoch::{
     EpochEndOffset, EpochEndOffsetTopic, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
     UNDEFINED,
@@ -57,7 +57,7 @@ pub(super) fn offset_for_leader_epoch(
                         return out;
                     };
                     match svc.led_partition(&t.topic, partition) {
-                        Err(c) => out.error_code = to_kafka(c),
+                        Err(c) => out.error_code = to_kafka_partition(c),
                         Ok(_) if p.leader_epoch < 0 => {}
                         Ok(part) => {
                             let current =

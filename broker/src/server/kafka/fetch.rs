@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_protocol::kafka::encode_cut;
-use sluice_protocol::kafka::error_code::{KafkaCode, code, to_kafka};
+use sluice_protocol::kafka::error_code::{KafkaCode, code, to_kafka, to_kafka_partition};
 use sluice_protocol::kafka::fetch::{
     FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopicResponse,
 };
@@ -134,7 +134,7 @@ pub(super) async fn fetch(conn: &mut Conn, req: Req, mut r: FetchRequest) -> Res
                 Some(c) => pr.error_code = c,
                 None => {
                     if let Some((i, f)) = found.next() {
-                        pr.error_code = to_kafka(f.error_code);
+                        pr.error_code = to_kafka_partition(f.error_code);
                         let hw = i64::try_from(f.high_watermark).unwrap_or(i64::MAX);
                         pr.high_watermark = hw;
                         pr.last_stable_offset = hw;

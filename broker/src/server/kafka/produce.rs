@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use sluice_protocol::kafka::error_code::{KafkaCode, code, to_kafka};
+use sluice_protocol::kafka::error_code::{KafkaCode, code, to_kafka_partition};
 use sluice_protocol::kafka::produce::{
     ProducePartitionResponse, ProduceRequest, ProduceResponse, ProduceTopicResponse,
 };
@@ -145,12 +145,12 @@ pub(super) async fn produce(
                     pr.error_message = Some(why.to_owned());
                 }
                 (_, Err(refused)) => {
-                    pr.error_code = to_kafka(refused.code);
+                    pr.error_code = to_kafka_partition(refused.code);
                     pr.error_message = Some(refused.message.clone());
                 }
                 (Some(Ok(i)), Ok(done)) => match done.get(i) {
                     Some(d) => {
-                        pr.error_code = to_kafka(d.error_code);
+                        pr.error_code = to_kafka_partition(d.error_code);
                         if d.error_code.is_ok() {
                             pr.base_offset = i64::try_from(d.base_offset).unwrap_or(-1);
                         }
