@@ -217,7 +217,7 @@ impl TopicStore {
             Ok(None) if partition_dirs.is_empty() => {
                 // A first start: record that there are no topics, so a later
                 // missing file is known to be a loss.
-                write_meta_file(&*fs, data_dir, &reserve, &[])?;
+                write_meta_file(&*fs, data_dir, None, &[])?;
                 Vec::new()
             }
             Ok(None) => return Err(refuse(format!("{TOPICS_FILE} is missing"))),
@@ -262,7 +262,7 @@ impl TopicStore {
             fs.sync_dir(data_dir)
                 .map_err(|e| LogError::io("fsync", data_dir, e))?;
             records.retain(|r| !unfinished.contains(&r.name));
-            write_meta_file(&*fs, data_dir, &reserve, &records)?;
+            write_meta_file(&*fs, data_dir, Some(&reserve), &records)?;
         }
         if let Err(e) = remove_marked_dirs(&*fs, data_dir) {
             // They are unlisted and renamed; removing them can wait for the
@@ -825,7 +825,7 @@ impl TopicStore {
             .into_iter()
             .filter(|r| r.name != name)
             .collect();
-        self.write_meta(&records)?;
+        write_meta_file(&*self.fs, &self.data_dir, Some(&self.reserve), &records)?;
         // The topic is deleted now; its marked directories are removed here,
         // or else at the next start or topic creation.
         if let Err(e) = remove_marked_dirs(&*self.fs, &self.data_dir) {
@@ -877,8 +877,10 @@ impl TopicStore {
         }
     }
 
+    /// Writes `topics.meta` for anything but a deletion (which may use the
+    /// space reserve: see [`write_meta_file`]).
     fn write_meta(&self, records: &[TopicRecord]) -> Result<(), BrokerError> {
-        write_meta_file(&*self.fs, &self.data_dir, &self.reserve, records)
+        write_meta_file(&*self.fs, &self.data_dir, None, records)
     }
 }
 

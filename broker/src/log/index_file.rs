@@ -20,7 +20,7 @@ use std::sync::Arc;
 use memmap2::MmapMut;
 use parking_lot::Mutex;
 
-use super::io::{FileSystem, LogFile, OpenMode, read_full_at};
+use super::io::{FileSystem, LogFile, OpenMode, read_full_at, write_all_at};
 
 /// An open index file and its mapping.
 #[derive(Debug)]
@@ -308,18 +308,46 @@ impl<const N: usize> IndexFile<N> {
 
     /// Forgets entries from `n` on and zeroes them, so a reopened
     /// preallocated file ends at entry `n`.
+    ///
+    /// The zeros are written with `pwrite`, not through the mapping: a store
+    /// into a mapped page can need a disk block (ext4 converting a reserved
+    /// extent, say), and on a full disk that is `SIGBUS`, which ended a
+    /// broker recovering a partition on a full disk at every start. A
+    /// `pwrite` that cannot get its block fails instead; the entries are
+    /// forgotten all the same, and a reopened index whose stale entries
+    /// point past its segment is rebuilt (see [`IndexFile::reset`]).
     pub(crate) fn truncate_entries(&mut self, n: usize) {
         if n >= self.entries {
             return;
         }
-        let end = self.entries * N;
-        if let Ok(Some(map)) = self.mapped_mut().map(|m| m.mmap.as_mut()) {
-            let end = end.min(map.len());
-            if let Some(tail) = map.get_mut(n * N..end) {
-                tail.fill(0);
-            }
-        }
+        let (start, end) = (n * N, self.entries * N);
         self.entries = n;
+        let Ok(mapped) = self.mapped_mut() else {
+            return;
+        };
+        let end = end.min(mapped.mmap.as_ref().map_or(0, |m| m.len()));
+        let zeros = vec![0u8; (end.saturating_sub(start)).min(SCAN_BYTES)];
+        let mut at = start;
+        while at < end {
+            let chunk = zeros.get(..(end - at).min(zeros.len())).unwrap_or_default();
+            if let Err(e) = write_all_at(&*mapped.file, chunk, at as u64) {
+                tracing::warn!(file = %self.path.display(), error = %e, "index entries past a truncation not zeroed");
+                return;
+            }
+            at += chunk.len();
+        }
+    }
+
+    /// Forgets every entry and gives back the file's disk blocks: the file
+    /// is cut to nothing and grown again to its length (sparse), so it reads
+    /// as zeros, without a store through the mapping (see
+    /// [`IndexFile::truncate_entries`]) and with space freed on a full disk.
+    /// For a rebuild, whatever the old content (a damaged index too).
+    pub(crate) fn reset(&mut self) -> io::Result<()> {
+        let len = (self.capacity * N) as u64;
+        self.entries = 0;
+        self.remap(0)?;
+        self.remap(len)
     }
 
     /// Shrinks the file to the entries in use (on seal and clean shutdown)

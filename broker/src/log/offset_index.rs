@@ -179,9 +179,9 @@ impl OffsetIndex {
     }
 
     /// Drops every entry (before a rebuild).
-    pub(crate) fn clear(&mut self) {
-        self.file.truncate_entries(0);
+    pub(crate) fn clear(&mut self) -> io::Result<()> {
         self.garbage_after_valid = false;
+        self.file.reset()
     }
 
     /// Shrinks the file to its entries (seal, clean shutdown).

@@ -252,7 +252,12 @@ impl PartitionLog {
             .map_err(|e| LogError::io("fsync", &log.dir, e))?;
         log.state.lock().dir_synced = dir_changes;
         if report.checkpoint != Some(end) {
-            log.write_checkpoint(end)?;
+            // Saves the next recovery a rescan; the old checkpoint stays
+            // valid (it is lower), so a full disk does not keep the
+            // partition from opening: the next flush writes it again.
+            if let Err(e) = log.write_checkpoint(end) {
+                tracing::warn!(dir = %log.dir.display(), error = %e, "recovery point not checkpointed after recovery; the next flush writes it");
+            }
         }
         Ok((log, report))
     }

@@ -115,7 +115,7 @@ impl Segment {
         let log = fs
             .open(&log_path, OpenMode::CreateNew)
             .map_err(|e| LogError::io("create", &log_path, e))?;
-        let mut segment =
+        let segment =
             match Self::with_indexes(fs, dir, base_offset, log_path.clone(), log, config, true) {
                 Ok(s) => s,
                 Err(e) => {
@@ -126,8 +126,6 @@ impl Segment {
                     return Err(e);
                 }
             };
-        segment.offset_index.clear();
-        segment.time_index.clear();
         Ok(segment)
     }
 
@@ -266,8 +264,10 @@ impl Segment {
         }
         let log = self.log_file()?;
         let file_len = log.len().map_err(|e| self.io_err("stat", e))?;
-        self.offset_index.clear();
-        self.time_index.clear();
+        self.offset_index
+            .clear()
+            .and_then(|()| self.time_index.clear())
+            .map_err(|e| self.io_err("reset the indexes of", e))?;
         self.tail.clear();
         self.size = 0;
         self.next_offset = self.base_offset;

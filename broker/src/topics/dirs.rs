@@ -48,6 +48,32 @@ pub(super) fn mark_for_deletion(
 
 /// Removes every directory of `data_dir` that carries the delete marker,
 /// and nothing else.
+/// Removes the files inside every directory marked for deletion, keeping
+/// the directories themselves (the markers that a deletion is under way):
+/// frees a deleted topic's space before `topics.meta` is rewritten without
+/// it, when that write found the disk full. Crash-safe: a start that finds
+/// the topic still listed and its marked directories (empty or not)
+/// finishes the deletion. Returns whether any file was removed.
+pub(super) fn empty_marked_dirs(fs: &dyn FileSystem, data_dir: &Path) -> bool {
+    let Ok(names) = fs.list_dir(data_dir) else {
+        return false;
+    };
+    let mut removed = false;
+    for name in names {
+        if parse_set_aside_dir_name(&name, DELETE_SUFFIX).is_none() {
+            continue;
+        }
+        let dir = data_dir.join(&name);
+        for file in fs.list_dir(&dir).unwrap_or_default() {
+            removed |= fs.remove_file(&dir.join(file)).is_ok();
+        }
+    }
+    if removed {
+        tracing::warn!(data_dir = %data_dir.display(), "disk full: removed the files of topics being deleted before recording the deletion");
+    }
+    removed
+}
+
 pub(super) fn remove_marked_dirs(fs: &dyn FileSystem, data_dir: &Path) -> Result<(), BrokerError> {
     let names = fs
         .list_dir(data_dir)

@@ -85,20 +85,31 @@ pub(super) struct TopicRecordV1 {
     pub(super) config: TopicConfigV0,
 }
 
-/// Writes `topics.meta` atomically; on a full disk releases the space
-/// reserve (if held) and tries once more.
+/// Writes `topics.meta` atomically. For a deletion (`deleting` is the
+/// reserve), a write that finds the disk full releases the space reserve
+/// (if held) and tries once more, then removes the files of the topics
+/// being deleted ([`super::dirs::empty_marked_dirs`]) and tries again: the
+/// way out of a full disk stays open. Any other write (a creation, a
+/// change) leaves the reserve alone, so it cannot use up the space a later
+/// deletion needs.
 pub(super) fn write_meta_file(
     fs: &dyn FileSystem,
     data_dir: &Path,
-    reserve: &SpaceReserve,
+    deleting: Option<&SpaceReserve>,
     records: &[TopicRecord],
 ) -> Result<(), BrokerError> {
     let bytes = encode_meta(records);
     let write = || write_file_atomically(fs, data_dir, TOPICS_FILE, &bytes);
-    let written = match write() {
-        Err(e) if crate::log::io::is_disk_full(&e) && reserve.release(fs) => write(),
-        r => r,
-    };
+    let full = |r: &std::io::Result<()>| r.as_ref().is_err_and(crate::log::io::is_disk_full);
+    let mut written = write();
+    if let Some(reserve) = deleting {
+        if full(&written) && reserve.release(fs) {
+            written = write();
+        }
+        if full(&written) && super::dirs::empty_marked_dirs(fs, data_dir) {
+            written = write();
+        }
+    }
     written.map_err(|e| LogError::io("write", data_dir.join(TOPICS_FILE), e).into())
 }
 
