@@ -171,18 +171,19 @@ impl Seats {
 
 impl Held {
     /// The connection waits for bytes of a request frame from `at` on.
-    /// Called before each wait: for a connection that has had a request
-    /// served, each call restarts the clock (a client sending a large frame
-    /// is not silent); for one that has not, only the first wait counts (its
-    /// first request must arrive whole within [`FIRST_REQUEST_GRACE`] to be
-    /// sure of its seat). Returns `false` if the seat has been given to
-    /// another connection: it must close.
+    /// Called before each wait; only the first wait after a request (or
+    /// after connecting) starts the clock: a frame's bytes arriving do not
+    /// restart it, so a connection trickling a frame it never completes is
+    /// as silent as one sending nothing (otherwise one byte every few
+    /// seconds kept a seat until the frame timeout, a minute). Returns
+    /// `false` if the seat has been given to another connection: it must
+    /// close.
     pub(crate) fn waiting(&self, at: Instant) -> bool {
         let state = self.seat.state.load(Ordering::Acquire);
         if state == GIVEN_UP {
             return false;
         }
-        if state == SERVING || self.seat.served.load(Ordering::Relaxed) {
+        if state == SERVING {
             let ms = at.saturating_duration_since(self.seats.epoch).as_millis() as u64;
             self.seat.since_ms.store(ms, Ordering::Release);
         }
@@ -284,23 +285,27 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_served_connection_receiving_a_frame_is_not_silent() {
+    async fn bytes_of_a_frame_that_never_completes_do_not_restart_the_clock() {
         let seats = Seats::new(2);
-        let sender = held(seats.admit());
+        let trickler = held(seats.admit());
         let silent = held(seats.admit());
-        sender.served();
-        assert!(sender.waiting(Instant::now()));
+        trickler.served();
         assert!(silent.waiting(Instant::now()));
-        for _ in 0..12 {
+        tokio::time::advance(Duration::from_secs(5)).await;
+        // The trickler's last request ended 5 s after the silent one's wait
+        // began; then a byte of its next frame every second.
+        assert!(trickler.waiting(Instant::now()));
+        for _ in 0..SERVED_GRACE.as_secs() {
             tokio::time::advance(Duration::from_secs(1)).await;
-            // Bytes of a large frame arrive every second.
-            assert!(sender.waiting(Instant::now()));
-            // The silent one's later waits do not restart its clock.
+            assert!(trickler.waiting(Instant::now()));
             assert!(silent.waiting(Instant::now()));
         }
-        let _new = held(seats.admit());
+        // The never-served one goes first; then the trickler, its frame
+        // still incomplete SERVED_GRACE after its last request.
+        let _a = held(seats.admit());
         assert!(!silent.serving());
-        assert!(sender.serving());
+        let _b = held(seats.admit());
+        assert!(!trickler.serving());
         assert!(matches!(seats.admit(), Admission::Full));
     }
 

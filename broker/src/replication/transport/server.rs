@@ -51,7 +51,14 @@ pub fn serve(listener: TcpListener, transport: Arc<Transport>) -> tokio::task::J
                     let transport = Arc::clone(&transport);
                     connections.spawn(async move {
                         if let Err(e) = connection(stream, transport, seat).await {
-                            tracing::info!(%peer, error = %e, "raft connection closed");
+                            // At most one line a second: stray connections
+                            // reset by the thousand must not fill the log.
+                            static CLOSED: crate::throttle::Throttle =
+                                crate::throttle::Throttle::new(Duration::from_secs(1));
+                            match CLOSED.allow() {
+                                Some(held_back) => tracing::info!(%peer, error = %e, held_back, "raft connection closed"),
+                                None => tracing::debug!(%peer, error = %e, "raft connection closed"),
+                            }
                         }
                     });
                 }

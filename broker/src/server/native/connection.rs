@@ -200,7 +200,19 @@ pub(crate) async fn serve(
     match ran {
         Ok(()) => tracing::debug!(%peer, "connection closed"),
         Err(e @ ConnError::Displaced) => tracing::debug!(%peer, error = %e, "connection closed"),
-        Err(e) => tracing::info!(%peer, error = %e, "connection closed"),
+        Err(e) => {
+            // One line a second at most for the whole broker: clients
+            // resetting thousands of connections a second must not fill the
+            // log's disk.
+            static CLOSED: crate::throttle::Throttle =
+                crate::throttle::Throttle::new(Duration::from_secs(1));
+            match CLOSED.allow() {
+                Some(held_back) => {
+                    tracing::info!(%peer, error = %e, held_back, "connection closed")
+                }
+                None => tracing::debug!(%peer, error = %e, "connection closed"),
+            }
+        }
     }
     broker
         .stats
