@@ -9,53 +9,63 @@
 //! it for a topic's codec, reading a stored one's records for a timestamp
 //! look-up — first takes one of a fixed number of slots
 //! ([`set_slots`]: `max_decompressed_bytes_in_flight /
-//! max_decompressed_batch_bytes`, at least one), waiting on its blocking
-//! thread while all are taken. Uncompressed batches take none.
+//! max_decompressed_batch_bytes`, at least one). The request paths wait for
+//! theirs before handing the work to the blocking pool ([`acquire`], then
+//! [`Slot::adopt`] on the blocking thread), so requests waiting for a slot
+//! hold no thread: with the waiting on the blocking threads themselves, a
+//! few hundred queued bombs took every one of the pool's 512 threads and
+//! uncompressed produces, which need no slot, waited behind them.
+//! Decompression reached otherwise takes one where it runs ([`enter`]).
+//! Uncompressed batches take none.
 //!
 //! Slots are re-entrant per thread: work that holds one and calls other
 //! work that asks for one (a re-encoding that checks the batches it
 //! re-encodes) does not wait for itself.
 
 use std::cell::Cell;
-use std::sync::{Condvar, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Slots when [`set_slots`] was never called: a 512 MiB bound with the
 /// default 128 MiB per batch.
 pub const DEFAULT_SLOTS: usize = 4;
 
-struct Slots {
-    /// (slots in all, slots taken)
-    state: Mutex<(usize, usize)>,
-    freed: Condvar,
-}
-
-static SLOTS: Slots = Slots {
-    state: Mutex::new((DEFAULT_SLOTS, 0)),
-    freed: Condvar::new(),
-};
+static SLOTS: Semaphore = Semaphore::const_new(DEFAULT_SLOTS);
+/// The number of slots [`SLOTS`] was set to.
+static TOTAL: AtomicUsize = AtomicUsize::new(DEFAULT_SLOTS);
 
 thread_local! {
     /// Whether this thread holds a slot.
     static HOLDING: Cell<bool> = const { Cell::new(false) };
 }
 
-/// A slot, held until dropped. Not `Send`: it is released by the thread that
-/// took it.
+/// A slot taken with [`acquire`] (on the async side, so that waiting for
+/// it holds no thread), to be [`Slot::adopt`]ed by the blocking thread
+/// that decompresses.
 #[derive(Debug)]
-pub struct Slot {
-    /// False for a nested slot of a thread that already held one.
-    owned: bool,
+pub struct Slot(SemaphorePermit<'static>);
+
+/// A slot held by the current thread: [`enter`] on this thread returns at
+/// once while it lives. Not `Send`: it is released by the thread that holds
+/// it.
+#[derive(Debug)]
+pub struct Held {
+    /// `None` for a nested hold of a thread that already held a slot.
+    permit: Option<SemaphorePermit<'static>>,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
-/// Sets how many batches may be decompressed at once (at least 1). Slots
-/// taken stay taken; if more are taken than the new number, new ones wait
-/// until enough are released.
+/// Sets how many batches may be decompressed at once (at least 1). Meant
+/// for start-up, before any is taken: slots taken then stay taken.
 pub fn set_slots(n: usize) {
-    let mut s = lock();
-    s.0 = n.max(1);
-    drop(s);
-    SLOTS.freed.notify_all();
+    let n = n.max(1);
+    let old = TOTAL.swap(n, Ordering::AcqRel);
+    if n > old {
+        SLOTS.add_permits(n - old);
+    } else {
+        SLOTS.forget_permits(old - n);
+    }
 }
 
 /// The slots for `in_flight` bytes of decompressed output when each batch
@@ -66,57 +76,62 @@ pub fn slots_for(in_flight: u64, per_batch: u64) -> usize {
         .max(1)
 }
 
-/// Takes a slot, blocking the calling thread while every slot is taken.
-/// Call only off the async reactor (the blocking pool, a thread of its
-/// own). Immediate if this thread already holds one.
-pub fn enter() -> Slot {
+/// Waits for a slot without holding a thread: for work that will
+/// decompress on the blocking pool, taken before it is handed there.
+pub async fn acquire() -> Slot {
+    match SLOTS.acquire().await {
+        Ok(p) => Slot(p),
+        // Never closed.
+        Err(_) => unreachable!("the decompression slots are never closed"),
+    }
+}
+
+impl Slot {
+    /// Makes this thread the holder: decompression on it takes no other
+    /// slot until the returned hold is dropped.
+    pub fn adopt(self) -> Held {
+        if HOLDING.with(Cell::get) {
+            // Already holding one: this one is not needed.
+            return Held {
+                permit: None,
+                _not_send: std::marker::PhantomData,
+            };
+        }
+        HOLDING.with(|h| h.set(true));
+        Held {
+            permit: Some(self.0),
+            _not_send: std::marker::PhantomData,
+        }
+    }
+}
+
+/// Takes a slot, blocking the calling thread while every slot is taken:
+/// for decompression whose caller did not [`acquire`] one first. Call only
+/// off the async reactor (the blocking pool, a thread of its own).
+/// Immediate if this thread already holds one.
+pub fn enter() -> Held {
     if HOLDING.with(Cell::get) {
-        return Slot {
-            owned: false,
+        return Held {
+            permit: None,
             _not_send: std::marker::PhantomData,
         };
     }
-    let mut s = lock();
-    while s.1 >= s.0 {
-        s = SLOTS
-            .freed
-            .wait(s)
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-    }
-    s.1 += 1;
-    drop(s);
-    HOLDING.with(|h| h.set(true));
-    Slot {
-        owned: true,
-        _not_send: std::marker::PhantomData,
-    }
+    futures::executor::block_on(acquire()).adopt()
 }
 
 /// Slots taken right now.
 pub fn taken() -> usize {
-    lock().1
+    TOTAL
+        .load(Ordering::Acquire)
+        .saturating_sub(SLOTS.available_permits())
 }
 
-impl Drop for Slot {
+impl Drop for Held {
     fn drop(&mut self) {
-        if !self.owned {
-            return;
+        if self.permit.take().is_some() {
+            HOLDING.with(|h| h.set(false));
         }
-        HOLDING.with(|h| h.set(false));
-        let mut s = lock();
-        s.1 = s.1.saturating_sub(1);
-        drop(s);
-        SLOTS.freed.notify_one();
     }
-}
-
-/// The counts are plain numbers updated in one step each: a poisoned lock
-/// still guards consistent data.
-fn lock() -> std::sync::MutexGuard<'static, (usize, usize)> {
-    SLOTS
-        .state
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -134,8 +149,8 @@ mod tests {
         assert_eq!(slots_for(1 << 30, 0), 1 << 30);
     }
 
-    /// The slots are process-wide, and other tests decompress: this test
-    /// alone changes their number, and measures only the threads it starts.
+    /// The slots are process-wide, and other tests may hold some: only the
+    /// threads this test starts are counted.
     #[test]
     fn no_more_than_the_slots_run_at_once_and_a_nested_slot_does_not_wait() {
         let slots = DEFAULT_SLOTS;
@@ -160,5 +175,24 @@ mod tests {
         }
         let most = most.load(Ordering::SeqCst);
         assert!(most >= 1 && most <= slots, "{most} at once");
+    }
+
+    /// A slot acquired on the async side and adopted by the blocking thread
+    /// covers the decompression there: a nested `enter` does not wait.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_adopted_slot_covers_the_decompression_under_it() {
+        let slot = acquire().await;
+        tokio::task::spawn_blocking(move || {
+            let held = slot.adopt();
+            let inner = enter();
+            assert!(inner.permit.is_none(), "nested: no second slot");
+            assert!(HOLDING.with(Cell::get));
+            drop(inner);
+            assert!(HOLDING.with(Cell::get), "still held by the adopted slot");
+            drop(held);
+            assert!(!HOLDING.with(Cell::get));
+        })
+        .await
+        .unwrap();
     }
 }

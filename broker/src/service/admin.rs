@@ -828,8 +828,22 @@ impl Service {
         lookups: Vec<OffsetLookup>,
     ) -> Result<Vec<OffsetFound>, Refused> {
         super::check_partition_count(lookups.len(), self.config.max_partitions_per_request)?;
+        // A look-up by timestamp may decompress a stored batch: its slot is
+        // waited for here, holding no blocking thread (see
+        // `log::decompression`).
+        let by_time = lookups.iter().any(|l| {
+            matches!(
+                l.query,
+                OffsetQuery::Timestamp(_) | OffsetQuery::MaxTimestamp
+            )
+        });
+        let slot = match by_time {
+            true => Some(crate::log::decompression::acquire().await),
+            false => None,
+        };
         let svc = Arc::clone(self);
         blocking(move || {
+            let _slot = slot.map(crate::log::decompression::Slot::adopt);
             let mut answered: HashMap<(String, u32, OffsetQuery), OffsetFound> = HashMap::new();
             lookups
                 .into_iter()

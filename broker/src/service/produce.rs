@@ -139,8 +139,24 @@ impl Service {
         let (mut results, to_flush) = match inline {
             true => append_all(self, &partitions, &looked, &mut records, acks),
             false => {
+                // A decompression slot, waited for here (no blocking thread
+                // is held meanwhile) when a batch will be decompressed to be
+                // checked or re-encoded (see `log::decompression`).
+                let decompresses = looked
+                    .iter()
+                    .flatten()
+                    .any(|part| part.log.compression().is_some())
+                    || partitions.iter().any(|p| {
+                        let bytes = records.get(p.records.clone()).unwrap_or_default();
+                        first_compressed(bytes).is_some()
+                    });
+                let slot = match decompresses {
+                    true => Some(crate::log::decompression::acquire().await),
+                    false => None,
+                };
                 let svc = Arc::clone(self);
                 let done = blocking(move || {
+                    let _slot = slot.map(crate::log::decompression::Slot::adopt);
                     let r = append_all(&svc, &partitions, &looked, &mut records, acks);
                     // The request's bytes are freed here, off the reactor.
                     drop(records);

@@ -172,7 +172,9 @@ async fn recompressed(
         return Ok(bytes);
     }
     let part = Arc::clone(replica.partition());
+    let slot = crate::log::decompression::acquire().await;
     super::blocking(move || {
+        let _slot = slot.adopt();
         Ok(match super::produce::recompressed(&part, &bytes)? {
             Some(new) => BytesMut::from(&new[..]),
             None => bytes,

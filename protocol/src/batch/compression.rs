@@ -92,6 +92,15 @@ pub fn decompress(
             read_bounded(lz4_flex::frame::FrameDecoder::new(src), codec, limit, out)
         }
         Compression::Zstd => {
+            // A first frame that declares more than the limit is refused
+            // before any work (a one-shot bomb of a few KiB says what it
+            // decompresses to); a frame that declares nothing, or less, is
+            // bounded as it is read.
+            if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(src) {
+                if size > limit as u64 {
+                    return Err(BatchError::DecompressedTooLarge { codec, limit });
+                }
+            }
             let mut decoder =
                 zstd::stream::read::Decoder::with_buffer(src).map_err(|e| bad(e.to_string()))?;
             // A frame may ask for a window of up to 2^31 bytes, which the decoder

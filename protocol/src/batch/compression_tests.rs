@@ -489,3 +489,43 @@ fn interrupted_reads_are_retried_and_small_reads_fill_a_reused_buffer() {
         out.capacity()
     );
 }
+
+/// A zstd frame that declares more than the limit is refused before anything
+/// is decompressed (no output buffer is even allocated); one that declares
+/// nothing is refused at the limit as it is read.
+#[test]
+fn a_zstd_frame_declaring_more_than_the_limit_is_refused_unread() {
+    let zeros = vec![0u8; 4 << 20];
+    let declared = zstd::bulk::compress(&zeros, 3).unwrap();
+    assert_eq!(
+        zstd::zstd_safe::get_frame_content_size(&declared).unwrap(),
+        Some(4 << 20)
+    );
+    let mut out = Vec::new();
+    let r = decompress(Compression::Zstd, &declared, 1 << 20, &mut out);
+    assert!(
+        matches!(r, Err(BatchError::DecompressedTooLarge { .. })),
+        "{r:?}"
+    );
+    assert_eq!(out.capacity(), 0, "nothing decompressed");
+    // Streamed without a declared size: bounded as read.
+    let mut undeclared = Vec::new();
+    {
+        let mut enc = zstd::stream::write::Encoder::new(&mut undeclared, 3).unwrap();
+        enc.include_contentsize(false).unwrap();
+        std::io::Write::write_all(&mut enc, &zeros).unwrap();
+        enc.finish().unwrap();
+    }
+    assert_eq!(
+        zstd::zstd_safe::get_frame_content_size(&undeclared).unwrap(),
+        None
+    );
+    let r = decompress(Compression::Zstd, &undeclared, 1 << 20, &mut out);
+    assert!(
+        matches!(r, Err(BatchError::DecompressedTooLarge { .. })),
+        "{r:?}"
+    );
+    // Within the limit, both read back.
+    decompress(Compression::Zstd, &declared, 8 << 20, &mut out).unwrap();
+    assert_eq!(out, zeros);
+}

@@ -255,21 +255,31 @@ impl ReplicatedPartition {
     async fn check_proposal(&self, mut records: BytesMut) -> Result<BytesMut, ReplicationError> {
         let log = Arc::clone(&self.shared.partition.log);
         let small = records.len() <= crate::config::DiskIo::SMALL_APPEND_BYTES;
-        if small && first_compressed(&records).is_none() {
+        let compressed = first_compressed(&records).is_some();
+        if small && !compressed {
             log.check_proposal(&mut records)?;
             return Ok(records);
         }
-        tokio::task::spawn_blocking(move || log.check_proposal(&mut records).map(|()| records))
-            .await
-            .map_err(|e| {
-                if e.is_cancelled() {
-                    // The runtime is shutting down: retriable elsewhere.
-                    ReplicationError::Shutdown
-                } else {
-                    ReplicationError::Raft(format!("batch check failed: {e}"))
-                }
-            })?
-            .map_err(Into::into)
+        // Waited for here, holding no blocking thread (see
+        // `log::decompression`).
+        let slot = match compressed {
+            true => Some(crate::log::decompression::acquire().await),
+            false => None,
+        };
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot.map(crate::log::decompression::Slot::adopt);
+            log.check_proposal(&mut records).map(|()| records)
+        })
+        .await
+        .map_err(|e| {
+            if e.is_cancelled() {
+                // The runtime is shutting down: retriable elsewhere.
+                ReplicationError::Shutdown
+            } else {
+                ReplicationError::Raft(format!("batch check failed: {e}"))
+            }
+        })?
+        .map_err(Into::into)
     }
 
     /// This replica's node id.
