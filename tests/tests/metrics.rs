@@ -374,6 +374,40 @@ async fn slow_requests_are_logged_but_long_polls_are_not() {
         .find(|l| l.contains("slow request") && l.contains("api=\"Produce\""))
         .unwrap_or_else(|| panic!("no slow Produce logged: {log}"));
     assert!(line.contains("elapsed_ms="), "{line}");
+
+    // The same on the Kafka listener: a Produce v8 of 8 MiB, acks=-1.
+    use sluice_protocol::kafka::io::Records;
+    use sluice_protocol::kafka::produce::{ProducePartitionData, ProduceRequest, ProduceTopicData};
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(broker.kafka_addr.unwrap()).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut req = ProduceRequest {
+        transactional_id: None,
+        acks: -1,
+        timeout_ms: 30_000,
+        topics: vec![ProduceTopicData {
+            name: "big".to_owned(),
+            partitions: vec![ProducePartitionData {
+                index: 0,
+                records: Some(Records {
+                    start: 0,
+                    len: batch.len(),
+                }),
+            }],
+        }],
+    };
+    s.write_all(&sluice_tests::kafka::request_frame(8, 5, &mut req, &batch))
+        .unwrap();
+    let (id, _) = sluice_tests::kafka::read_response(&mut s, 0);
+    assert_eq!(id, 5);
+    settle(&mut conn).await;
+    let log = broker.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("slow request") && l.contains("api=\"Kafka Produce\"")),
+        "no slow Kafka Produce logged: {log}"
+    );
 }
 
 /// `promtool check metrics` (Debian's `prometheus` package) accepts a real

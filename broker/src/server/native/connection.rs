@@ -302,13 +302,23 @@ impl Conn {
             }
             match self.front {
                 Front::Native => self.account(ApiStats::slot(api_key), started.elapsed()),
-                Front::Kafka(_) => crate::server::kafka::account(
-                    &self.broker.stats,
-                    api_key,
-                    kafka_version,
-                    started.elapsed(),
-                    served.is_err(),
-                ),
+                Front::Kafka(_) => {
+                    let elapsed = started.elapsed();
+                    crate::server::kafka::account(
+                        &self.broker.stats,
+                        api_key,
+                        kafka_version,
+                        elapsed,
+                        served.is_err(),
+                    );
+                    self.log_if_slow(elapsed, || {
+                        let key = api_key.map_or(-1, |k| k as i16);
+                        match sluice_protocol::kafka::ApiKey::from_i16(key) {
+                            Some(a) => format!("Kafka {a:?}"),
+                            None => format!("Kafka API {key}"),
+                        }
+                    });
+                }
             }
             served?;
         }
@@ -534,7 +544,6 @@ impl Conn {
         }
     }
 
-    /// Writes a frame-level error response.
     /// Counts a served request of API slot `slot` (requests, latency, the
     /// error it was answered with) and logs it if it was slow. No lock, no
     /// allocation unless it logs.
@@ -547,14 +556,22 @@ impl Conn {
         if let Some(code) = self.last_error.take() {
             api.error(code);
         }
+        self.log_if_slow(elapsed, || {
+            sluice_protocol::wire::ApiKey::ALL
+                .get(slot)
+                .map_or_else(|| "unknown".to_owned(), |k| format!("{k:?}"))
+        });
+    }
+
+    /// Logs a request that took longer than `slow_request_ms` beyond the
+    /// wait it was allowed (a long poll's, a join's), on either listener.
+    /// `api` names it (called only when it logs).
+    fn log_if_slow(&self, elapsed: Duration, api: impl FnOnce() -> String) {
         let slow = self.broker.config.slow_request_ms;
         if slow > 0 && elapsed > Duration::from_millis(slow) + self.wait_allowance {
-            let api = sluice_protocol::wire::ApiKey::ALL
-                .get(slot)
-                .map_or_else(|| "unknown".to_owned(), |k| format!("{k:?}"));
             tracing::warn!(
                 peer = %self.peer,
-                api,
+                api = api(),
                 elapsed_ms = elapsed.as_millis() as u64,
                 allowed_wait_ms = self.wait_allowance.as_millis() as u64,
                 "slow request"
@@ -562,6 +579,7 @@ impl Conn {
         }
     }
 
+    /// Writes a frame-level error response.
     pub(super) async fn write_error(
         &mut self,
         correlation_id: u32,
