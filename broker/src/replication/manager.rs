@@ -35,8 +35,21 @@ use crate::service::leadership::{
 const INITIALIZE_FALLBACK: Duration = Duration::from_secs(2);
 
 /// How long a replica whose Raft core stopped on its own stays closed
-/// before it is opened again.
+/// before it is opened again, the first time.
 const REOPEN_DELAY: Duration = Duration::from_secs(1);
+
+/// The longest a replica whose core keeps stopping (a full disk under it)
+/// waits before it is opened again: the delay doubles from
+/// [`REOPEN_DELAY`] at each stop within [`REOPEN_RESET`] of the previous
+/// reopen. Each reopened follower calls an election once its timeout
+/// passes without a leader, and one reopened every second kept raising
+/// the partition's term (and its leader epoch, which clients follow) while
+/// filling the log with errors.
+const REOPEN_DELAY_MAX: Duration = Duration::from_secs(30);
+
+/// A replica that ran this long since it was last reopened starts again
+/// from [`REOPEN_DELAY`].
+const REOPEN_RESET: Duration = Duration::from_secs(120);
 
 /// One hosted replica.
 struct Hosted {
@@ -60,6 +73,9 @@ pub struct ReplicaManager {
     config: ReplicationConfig,
     /// The group-state partitions loaded here, with their terms.
     pub(crate) group_loads: super::group_state::Loaded,
+    /// Replicas reopened after their core stopped: when last, and the
+    /// delay used then (see [`REOPEN_DELAY_MAX`]).
+    reopened: parking_lot::Mutex<HashMap<(String, u32), (tokio::time::Instant, Duration)>>,
 }
 
 impl std::fmt::Debug for ReplicaManager {
@@ -95,6 +111,7 @@ impl ReplicaManager {
             runtime,
             config,
             group_loads: super::group_state::Loaded::default(),
+            reopened: parking_lot::Mutex::new(HashMap::new()),
         })
     }
 
@@ -414,8 +431,9 @@ impl ReplicaManager {
             tracing::error!(%topic, partition, "the partition's Raft core stopped and its log is offline after a failed write; the replica stays stopped until the broker restarts");
             return;
         }
-        tracing::error!(%topic, partition, "the partition's Raft core stopped; opening the replica again");
-        tokio::time::sleep(REOPEN_DELAY).await;
+        let delay = self.reopen_delay(&topic, partition);
+        tracing::error!(%topic, partition, delay_ms = delay.as_millis() as u64, "the partition's Raft core stopped; opening the replica again");
+        tokio::time::sleep(delay).await;
         let Some(cluster) = self.cluster.get() else {
             return;
         };
@@ -449,6 +467,22 @@ impl ReplicaManager {
         if let Some(meta) = meta {
             self.open_topic(meta).await;
         }
+    }
+
+    /// The delay before (`topic`, `partition`) is opened again: doubled
+    /// from the last one if that reopen was less than [`REOPEN_RESET`] ago,
+    /// up to [`REOPEN_DELAY_MAX`]; else [`REOPEN_DELAY`].
+    fn reopen_delay(&self, topic: &str, partition: u32) -> Duration {
+        let now = tokio::time::Instant::now();
+        let mut reopened = self.reopened.lock();
+        reopened.retain(|_, (at, _)| now.saturating_duration_since(*at) < REOPEN_RESET);
+        let key = (topic.to_owned(), partition);
+        let delay = match reopened.get(&key) {
+            Some((_, last)) => (*last * 2).min(REOPEN_DELAY_MAX),
+            None => REOPEN_DELAY,
+        };
+        reopened.insert(key, (now + delay, delay));
+        delay
     }
 
     /// Stops the groups of topic `name` and stops serving their calls.
@@ -846,6 +880,30 @@ mod tests {
             replication_factor,
             config: TopicConfig::default(),
         });
+    }
+
+    /// A replica whose core keeps stopping is opened again after delays
+    /// that double up to REOPEN_DELAY_MAX; one that ran REOPEN_RESET since
+    /// starts from REOPEN_DELAY again. Each partition counts apart.
+    #[tokio::test(start_paused = true)]
+    async fn a_replica_that_keeps_stopping_is_reopened_less_and_less_often() {
+        let m = ReplicaManager::new(
+            2,
+            Weak::new(),
+            Arc::new(SingleNode::default()),
+            tokio::runtime::Handle::current(),
+            ReplicationConfig::default(),
+        );
+        let mut delays = Vec::new();
+        for _ in 0..8 {
+            let d = m.reopen_delay("t", 0);
+            delays.push(d.as_secs());
+            tokio::time::advance(d + Duration::from_millis(100)).await;
+        }
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(m.reopen_delay("t", 1), REOPEN_DELAY);
+        tokio::time::advance(REOPEN_DELAY_MAX + REOPEN_RESET).await;
+        assert_eq!(m.reopen_delay("t", 0), REOPEN_DELAY);
     }
 
     /// A node that cannot place a partition in its cluster (not joined
