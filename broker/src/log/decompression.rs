@@ -119,13 +119,6 @@ pub fn enter() -> Held {
     futures::executor::block_on(acquire()).adopt()
 }
 
-/// Slots taken right now.
-pub fn taken() -> usize {
-    TOTAL
-        .load(Ordering::Acquire)
-        .saturating_sub(SLOTS.available_permits())
-}
-
 impl Drop for Held {
     fn drop(&mut self) {
         if self.permit.take().is_some() {

@@ -112,6 +112,17 @@ impl Service {
         let timeout = req.timeout;
         let partitions = req.partitions;
         let mut records = req.records;
+        // Whether a batch will be decompressed, to be checked or re-encoded
+        // (a topic with a fixed codec): such an append never runs inline,
+        // and takes a decompression slot first (see `log::decompression`).
+        let decompresses = looked
+            .iter()
+            .flatten()
+            .any(|part| part.log.compression().is_some())
+            || partitions.iter().any(|p| {
+                let bytes = records.get(p.records.clone()).unwrap_or_default();
+                first_compressed(bytes).is_some()
+            });
         let inline = match self.config.disk_io {
             DiskIo::Reactor => true,
             // Small, and no earlier append of these partitions still in
@@ -121,14 +132,7 @@ impl Service {
             // take far longer than their size suggests: never inline.
             DiskIo::SmallInline => {
                 records.len() <= DiskIo::SMALL_APPEND_BYTES
-                    && looked
-                        .iter()
-                        .flatten()
-                        .all(|part| part.log.compression().is_none())
-                    && partitions.iter().all(|p| {
-                        let bytes = records.get(p.records.clone()).unwrap_or_default();
-                        first_compressed(bytes).is_none()
-                    })
+                    && !decompresses
                     && looked
                         .iter()
                         .flatten()
@@ -139,17 +143,8 @@ impl Service {
         let (mut results, to_flush) = match inline {
             true => append_all(self, &partitions, &looked, &mut records, acks),
             false => {
-                // A decompression slot, waited for here (no blocking thread
-                // is held meanwhile) when a batch will be decompressed to be
-                // checked or re-encoded (see `log::decompression`).
-                let decompresses = looked
-                    .iter()
-                    .flatten()
-                    .any(|part| part.log.compression().is_some())
-                    || partitions.iter().any(|p| {
-                        let bytes = records.get(p.records.clone()).unwrap_or_default();
-                        first_compressed(bytes).is_some()
-                    });
+                // The slot is waited for here: no blocking thread is held
+                // meanwhile.
                 let slot = match decompresses {
                     true => Some(crate::log::decompression::acquire().await),
                     false => None,
