@@ -140,6 +140,14 @@ pub struct BrokerConfig {
     /// commits adding more are refused with `TOO_MANY_COMMITTED_OFFSETS`.
     /// Offsets of deleted topics are forgotten.
     pub max_committed_offsets: u64,
+    /// How long the committed offsets of a group without members are kept
+    /// after its last member left or its last commit, whichever is later
+    /// (Kafka's `offsets.retention.minutes`, 7 days by default); a group
+    /// left with nothing is removed. 0 keeps them for good.
+    pub offsets_retention_ms: u64,
+    /// How often offsets past `offsets_retention_ms` are looked for
+    /// (Kafka's `offsets.retention.check.interval.ms`).
+    pub offsets_retention_check_interval_ms: u64,
     /// Bytes of offsets log after which the committed offsets are
     /// snapshotted and the log below the snapshot deleted (at least the size
     /// of the previous snapshot).
@@ -254,6 +262,8 @@ impl Default for BrokerConfig {
             offset_metadata_max_bytes: 4096,
             max_committed_offsets: 100_000,
             offsets_snapshot_bytes: 16 << 20,
+            offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
+            offsets_retention_check_interval_ms: 10 * 60 * 1000,
             // As many as the broker may hold: Kafka has no such limit, and
             // its clients put every partition they read or write through one
             // broker in one request.
@@ -350,6 +360,9 @@ impl BrokerConfig {
         }
         if self.max_committed_offsets == 0 {
             return Err("max_committed_offsets must be positive".into());
+        }
+        if self.offsets_retention_check_interval_ms == 0 {
+            return Err("offsets_retention_check_interval_ms must be positive".into());
         }
         if self.offsets_snapshot_bytes < 4096 {
             return Err("offsets_snapshot_bytes must be at least 4096".into());

@@ -11,9 +11,10 @@ use sluice_broker::offsets::{OffsetRecord, decode_record, encode_group_key};
 fuzz_target!(|data: &[u8]| {
     if let Ok(record) = GroupRecord::decode(data) {
         let again = record.encode();
+        // A version 1 value gains the 8 bytes of its (unknown) time.
         assert!(
-            again.len() <= data.len(),
-            "canonical encoding is never longer"
+            again.len() <= data.len() + 8,
+            "canonical encoding is never longer but for the time"
         );
         assert_eq!(GroupRecord::decode(&again).as_ref(), Ok(&record));
     }

@@ -5,8 +5,10 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the group metadata value layout (big-endian `u16` at the
-/// start of the value).
-pub const GROUP_VALUE_VERSION: u16 = 1;
+/// start of the value): 2, the postcard [`GroupRecord`] followed by its
+/// `written_ms` as `i64` BE. Version 1 (the postcard record alone) is still
+/// read, with `written_ms` 0.
+pub const GROUP_VALUE_VERSION: u16 = 2;
 
 /// One member of a stored generation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,14 +45,21 @@ pub struct GroupRecord {
     pub leader: Option<String>,
     /// Members, in join order.
     pub members: Vec<MemberRecord>,
+    /// When the record was written: milliseconds since the Unix epoch, 0
+    /// if not known (a version 1 value). Encoded after the postcard part.
+    #[serde(skip)]
+    pub written_ms: i64,
 }
 
 impl GroupRecord {
-    /// `u16` BE [`GROUP_VALUE_VERSION`], then the postcard encoding.
+    /// `u16` BE [`GROUP_VALUE_VERSION`], the postcard encoding, then
+    /// `written_ms` as `i64` BE.
     pub fn encode(&self) -> Vec<u8> {
         let out = GROUP_VALUE_VERSION.to_be_bytes().to_vec();
         // Encoding plain data into a Vec cannot fail.
-        postcard::to_extend(self, out).unwrap_or_default()
+        let mut out = postcard::to_extend(self, out).unwrap_or_default();
+        out.extend_from_slice(&self.written_ms.to_be_bytes());
+        out
     }
 
     /// Decodes bytes written by [`GroupRecord::encode`]; anything else is
@@ -60,16 +69,21 @@ impl GroupRecord {
             return Err(format!("group metadata value of {} bytes", buf.len()));
         };
         let version = u16::from_be_bytes([*v0, *v1]);
-        if version != GROUP_VALUE_VERSION {
-            return Err(format!("group metadata value version {version}"));
-        }
-        let (record, tail) = postcard::take_from_bytes::<GroupRecord>(rest)
+        let written_len = match version {
+            1 => 0,
+            GROUP_VALUE_VERSION => 8,
+            _ => return Err(format!("group metadata value version {version}")),
+        };
+        let (mut record, tail) = postcard::take_from_bytes::<GroupRecord>(rest)
             .map_err(|e| format!("group metadata value: {e}"))?;
-        if !tail.is_empty() {
+        if tail.len() != written_len {
             return Err(format!(
                 "{} bytes after the group metadata value",
                 tail.len()
             ));
+        }
+        if let Ok(at) = <[u8; 8]>::try_from(tail) {
+            record.written_ms = i64::from_be_bytes(at);
         }
         Ok(record)
     }
@@ -97,6 +111,7 @@ mod tests {
                 metadata: vec![1, 2],
                 assignment: vec![3],
             }],
+            written_ms: 1_700_000_000_123,
         }
     }
 
@@ -109,12 +124,19 @@ mod tests {
             protocol: None,
             leader: None,
             members: vec![],
+            written_ms: 0x0102_0304_0506_0708,
         };
-        // version 1, "" , zigzag(5)=10, None, None, 0 members
-        assert_eq!(empty.encode(), [0, 1, 0, 10, 0, 0, 0]);
+        // version 2, "" , zigzag(5)=10, None, None, 0 members, written_ms
+        assert_eq!(
+            empty.encode(),
+            [0, 2, 0, 10, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]
+        );
         let bytes = sample().encode();
-        assert_eq!(&bytes[..12], b"\x00\x01\x08consumer\x06");
+        assert_eq!(&bytes[..12], b"\x00\x02\x08consumer\x06");
         assert_eq!(GroupRecord::decode(&bytes), Ok(sample()));
+        // Version 1, without the time, is still read (time unknown: 0).
+        let v1 = GroupRecord::decode(&[0, 1, 0, 10, 0, 0, 0]).unwrap();
+        assert_eq!((v1.generation_id, v1.written_ms), (5, 0));
     }
 
     #[test]
@@ -126,12 +148,17 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(GroupRecord::decode(&longer).is_err());
-        let mut v2 = bytes;
-        v2[1] = 2;
+        let mut v3 = bytes.clone();
+        v3[1] = 3;
         assert_eq!(
-            GroupRecord::decode(&v2),
-            Err("group metadata value version 2".into())
+            GroupRecord::decode(&v3),
+            Err("group metadata value version 3".into())
         );
+        // A version 1 value is the postcard record alone: the time's 8
+        // bytes after it are too many.
+        let mut v1 = bytes;
+        v1[1] = 1;
+        assert!(GroupRecord::decode(&v1).is_err());
     }
 
     fn member() -> impl Strategy<Value = MemberRecord> {
@@ -168,8 +195,9 @@ mod tests {
             protocol in proptest::option::of(".{0,10}"),
             leader in proptest::option::of(".{0,10}"),
             members in proptest::collection::vec(member(), 0..5),
+            written_ms in any::<i64>(),
         ) {
-            let r = GroupRecord { protocol_type, generation_id, protocol, leader, members };
+            let r = GroupRecord { protocol_type, generation_id, protocol, leader, members, written_ms };
             prop_assert_eq!(GroupRecord::decode(&r.encode()), Ok(r));
         }
 

@@ -351,6 +351,7 @@ impl Group {
                     },
                 })
                 .collect(),
+            written_ms: crate::offsets::now_ms(),
         }
     }
 

@@ -93,6 +93,11 @@ impl OffsetStore {
         out
     }
 
+    /// `group`'s stored metadata value, if it has one.
+    pub fn group_record(&self, group: &str) -> Option<Vec<u8>> {
+        self.committed.lock().groups.get(group).cloned()
+    }
+
     /// Whether `group` has committed offsets or stored metadata.
     pub fn has_group(&self, group: &str) -> bool {
         let c = self.committed.lock();
@@ -131,6 +136,8 @@ impl OffsetStore {
     /// Memory only; waits for commits between append and update.
     pub fn replace_groups(&self, owned: impl Fn(&str) -> bool, state: Replayed) {
         let _gate = self.gate.write();
+        // Loaded groups whose times are not known count from now.
+        self.opened_ms.store(now_ms(), Ordering::Relaxed);
         let mut c = self.committed.lock();
         c.map.retain(|(g, _, _), _| !owned(g));
         c.groups.retain(|g, _| !owned(g));
@@ -165,7 +172,9 @@ impl OffsetStore {
             groups.sort();
             offsets
                 .into_iter()
-                .map(|((g, t, p), (o, m))| (encode_key(g, t, *p), Some(encode_value(*o, m))))
+                .map(|((g, t, p), (o, m, at))| {
+                    (encode_key(g, t, *p), Some(encode_value(*o, m, *at)))
+                })
                 .chain(
                     groups
                         .into_iter()

@@ -46,7 +46,7 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
@@ -58,6 +58,7 @@ use crate::error::BrokerError;
 use crate::log::io::{read_file, write_file_atomically};
 use crate::log::{FileSystem, FlushPolicy, LogConfig, LogError, PartitionLog};
 
+mod expiry;
 mod groups;
 mod record;
 mod replay;
@@ -65,9 +66,11 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 
+pub use expiry::Expired;
 pub use record::{
     CHECKPOINT_VALUE_LEN, CheckpointMarker, KEY_CHECKPOINT, KEY_GROUP_METADATA, KEY_OFFSET_COMMIT,
-    OffsetRecord, VALUE_VERSION, decode_record, encode_group_key, encode_key, encode_value,
+    OFFSET_VALUE_VERSION, OffsetRecord, VALUE_VERSION, decode_record, encode_group_key, encode_key,
+    encode_value,
 };
 use record::{Key, Value};
 pub use replay::Replayed;
@@ -131,6 +134,10 @@ pub struct OffsetStore {
     replayed: u64,
     /// Cluster mode: where records go instead of the local log.
     replicated: OnceLock<Arc<dyn GroupLog>>,
+    /// When the store was opened, or last loaded groups (cluster mode), in
+    /// milliseconds since the Unix epoch: the earliest a key whose commit
+    /// time is not known counts its age from (see `expiry`).
+    opened_ms: AtomicI64,
 }
 
 /// Where a cluster writes group state instead of the local offsets log:
@@ -146,6 +153,13 @@ pub trait GroupLog: std::fmt::Debug + Send + Sync {
         group: &str,
         records: &[(Vec<u8>, Option<Vec<u8>>)],
     ) -> Result<(), BrokerError>;
+}
+
+/// The wall-clock time in milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn store_error(code: ErrorCode, message: String) -> BrokerError {
@@ -218,6 +232,7 @@ impl OffsetStore {
             replayed,
             log,
             replicated: OnceLock::new(),
+            opened_ms: AtomicI64::new(now_ms()),
         };
         if store.log.next_offset() < snapshot.covers_to {
             // The log lost records the snapshot covers (its directory was
@@ -337,12 +352,13 @@ impl OffsetStore {
                 c.reserved += new_keys;
                 new_keys
             };
+            let now = now_ms();
             let records: Vec<_> = entries
                 .iter()
                 .map(|e| {
                     (
                         encode_key(group, &e.topic, e.partition),
-                        Some(encode_value(e.offset, &e.metadata)),
+                        Some(encode_value(e.offset, &e.metadata, now)),
                     )
                 })
                 .collect();
@@ -353,7 +369,7 @@ impl OffsetStore {
             for e in entries {
                 c.map.insert(
                     (group.to_owned(), e.topic.clone(), e.partition),
-                    (e.offset, e.metadata.clone()),
+                    (e.offset, e.metadata.clone(), now),
                 );
             }
         }
@@ -546,7 +562,7 @@ impl OffsetStore {
             .lock()
             .map
             .get(&(group.to_owned(), topic.to_owned(), partition))
-            .cloned()
+            .map(|(o, m, _)| (*o, m.clone()))
     }
 
     /// Every `(topic, partition, offset, metadata)` a group committed.
@@ -557,7 +573,7 @@ impl OffsetStore {
             .map
             .iter()
             .filter(|((g, _, _), _)| g == group)
-            .map(|((_, t, p), (o, m))| (t.clone(), *p, *o, m.clone()))
+            .map(|((_, t, p), (o, m, _))| (t.clone(), *p, *o, m.clone()))
             .collect();
         out.sort();
         out
@@ -571,7 +587,7 @@ impl OffsetStore {
             .lock()
             .map
             .iter()
-            .map(|((g, t, p), (o, _))| (g.clone(), t.clone(), *p, *o))
+            .map(|((g, t, p), (o, _, _))| (g.clone(), t.clone(), *p, *o))
             .collect();
         out.sort();
         out

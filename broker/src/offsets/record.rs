@@ -3,8 +3,11 @@
 
 /// A committed offset's key: `(group, topic, partition)`.
 pub(crate) type Key = (String, String, u32);
-/// A committed offset's value: `(offset, metadata)`.
-pub(crate) type Value = (u64, String);
+/// A committed offset's value: `(offset, metadata, committed_ms)`, the last
+/// the wall-clock time of the commit in milliseconds since the Unix epoch,
+/// or 0 where it is not known (a value written before commit times were
+/// stored).
+pub(crate) type Value = (u64, String, i64);
 
 /// Key type of an offset commit record (big-endian `u16` at the start of
 /// the key). Type 0 is never used: legacy keys are told apart by their
@@ -19,9 +22,14 @@ pub const KEY_GROUP_METADATA: u16 = 2;
 /// starts each batch of a checkpoint, which restates the live state of a
 /// group-state partition (`replication::group_checkpoint`).
 pub const KEY_CHECKPOINT: u16 = 3;
-/// Version of the offset commit value layout (big-endian `u16` at the start
-/// of the value).
+/// Version of the checkpoint marker value layout, and the first version of
+/// the offset commit value layout (big-endian `u16` at the start of the
+/// value): `(offset, metadata)` without the commit time, still read.
 pub const VALUE_VERSION: u16 = 1;
+/// Version of the offset commit value layout written now: version 1's
+/// postcard `(offset, metadata)`, then the commit time as an `i64` BE of
+/// milliseconds since the Unix epoch.
+pub const OFFSET_VALUE_VERSION: u16 = 2;
 
 /// Encodes the log record key of an offset commit: `u16` BE
 /// [`KEY_OFFSET_COMMIT`], then postcard `(group, topic, partition)`.
@@ -32,10 +40,33 @@ pub fn encode_key(group: &str, topic: &str, partition: u32) -> Vec<u8> {
 }
 
 /// Encodes the log record value of an offset commit: `u16` BE
-/// [`VALUE_VERSION`], then postcard `(offset, metadata)`.
-pub fn encode_value(offset: u64, metadata: &str) -> Vec<u8> {
-    let out = VALUE_VERSION.to_be_bytes().to_vec();
-    postcard::to_extend(&(offset, metadata), out).unwrap_or_default()
+/// [`OFFSET_VALUE_VERSION`], postcard `(offset, metadata)`, then
+/// `committed_ms` as `i64` BE.
+pub fn encode_value(offset: u64, metadata: &str, committed_ms: i64) -> Vec<u8> {
+    let out = OFFSET_VALUE_VERSION.to_be_bytes().to_vec();
+    let mut out = postcard::to_extend(&(offset, metadata), out).unwrap_or_default();
+    out.extend_from_slice(&committed_ms.to_be_bytes());
+    out
+}
+
+/// Decodes an offset commit value after its version bytes.
+fn decode_value(version: u16, rest: &[u8]) -> Result<Value, String> {
+    let ((offset, metadata), tail) = postcard::take_from_bytes::<(u64, String)>(rest)
+        .map_err(|e| format!("offset commit value: {e}"))?;
+    match (version, tail) {
+        // Version 1 was read with whatever followed ignored, and still is.
+        (VALUE_VERSION, _) => Ok((offset, metadata, 0)),
+        (OFFSET_VALUE_VERSION, tail) => {
+            let at: [u8; 8] = tail.try_into().map_err(|_| {
+                format!(
+                    "offset commit value: {} bytes after the metadata, not 8",
+                    tail.len()
+                )
+            })?;
+            Ok((offset, metadata, i64::from_be_bytes(at)))
+        }
+        (version, _) => Err(format!("offset commit value version {version}")),
+    }
 }
 
 /// Encodes the log record key of a group's metadata: `u16` BE
@@ -154,14 +185,7 @@ pub fn decode_record(key: &[u8], value: Option<&[u8]>) -> Result<OffsetRecord, S
             let value = match value {
                 None => None,
                 Some([v0, v1, rest @ ..]) => {
-                    let version = u16::from_be_bytes([*v0, *v1]);
-                    if version != VALUE_VERSION {
-                        return Err(format!("offset commit value version {version}"));
-                    }
-                    Some(
-                        postcard::from_bytes::<Value>(rest)
-                            .map_err(|e| format!("offset commit value: {e}"))?,
-                    )
+                    Some(decode_value(u16::from_be_bytes([*v0, *v1]), rest)?)
                 }
                 Some(v) => return Err(format!("offset commit value of {} bytes", v.len())),
             };
@@ -171,9 +195,10 @@ pub fn decode_record(key: &[u8], value: Option<&[u8]>) -> Result<OffsetRecord, S
         legacy => {
             let key: Key = postcard::from_bytes(legacy).map_err(|e| format!("legacy key: {e}"))?;
             let value = value
-                .map(postcard::from_bytes::<Value>)
+                .map(postcard::from_bytes::<(u64, String)>)
                 .transpose()
-                .map_err(|e| format!("legacy value: {e}"))?;
+                .map_err(|e| format!("legacy value: {e}"))?
+                .map(|(offset, metadata)| (offset, metadata, 0));
             (key, value)
         }
     };

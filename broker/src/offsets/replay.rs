@@ -33,8 +33,9 @@ pub(crate) fn encode_batch(records: &[(Vec<u8>, Option<Vec<u8>>)]) -> bytes::Byt
 /// key, tombstones applied.
 #[derive(Debug, Default)]
 pub struct Replayed {
-    /// Committed `(group, topic, partition) -> (offset, metadata)`.
-    pub offsets: HashMap<(String, String, u32), (u64, String)>,
+    /// Committed `(group, topic, partition) -> (offset, metadata,
+    /// committed_ms)`.
+    pub offsets: HashMap<(String, String, u32), (u64, String, i64)>,
     /// Each group's metadata value (key type 2).
     pub groups: HashMap<String, Vec<u8>>,
     /// Records read.

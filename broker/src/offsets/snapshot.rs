@@ -39,9 +39,9 @@ impl Snapshot {
             body.extend_from_slice(part);
             Ok(())
         };
-        for ((g, t, p), (o, m)) in &self.entries {
+        for ((g, t, p), (o, m, at)) in &self.entries {
             put(&encode_key(g, t, *p))?;
-            put(&encode_value(*o, m))?;
+            put(&encode_value(*o, m, *at))?;
         }
         for (g, value) in &self.groups {
             put(&encode_group_key(g))?;

@@ -91,15 +91,28 @@ fn unversioned_records_still_load() {
 fn record_layout_known_bytes_and_round_trip() {
     let key = encode_key("g", "tp", 7);
     assert_eq!(key, [0, 1, 1, b'g', 2, b't', b'p', 7]);
-    let value = encode_value(300, "m");
-    assert_eq!(value, [0, 1, 0xAC, 0x02, 1, b'm']);
+    let value = encode_value(300, "m", 0x0102_0304_0506_0708);
+    assert_eq!(value, [0, 2, 0xAC, 0x02, 1, b'm', 1, 2, 3, 4, 5, 6, 7, 8]);
     assert_eq!(
         decode_record(&key, Some(&value)),
         Ok(OffsetRecord::Commit(
             ("g".into(), "tp".into(), 7),
-            Some((300, "m".into()))
+            Some((300, "m".into(), 0x0102_0304_0506_0708))
         ))
     );
+    // Version 1, without the commit time, still reads (time unknown: 0).
+    assert_eq!(
+        decode_record(&key, Some(&[0, 1, 0xAC, 0x02, 1, b'm'])),
+        Ok(OffsetRecord::Commit(
+            ("g".into(), "tp".into(), 7),
+            Some((300, "m".into(), 0))
+        ))
+    );
+    // Version 2 with the time cut short, or a byte too many; version 3.
+    for bad in [&value[..13], &[&value[..], &[0]].concat()[..]] {
+        assert!(decode_record(&key, Some(bad)).is_err(), "{bad:?}");
+    }
+    assert!(decode_record(&key, Some(&[0, 3, 0xAC, 0x02, 1, b'm'])).is_err());
     assert_eq!(
         decode_record(&key, None),
         Ok(OffsetRecord::Commit(("g".into(), "tp".into(), 7), None))
@@ -174,7 +187,7 @@ fn checkpoint_marker_layout_known_bytes_and_round_trip() {
     assert!(decode_record(&[0, 3], Some(&past)).is_err());
     // Replaying a marker changes nothing.
     let mut state = Replayed::default();
-    state.apply(0, &encode_key("g", "t", 0), Some(&encode_value(4, "")));
+    state.apply(0, &encode_key("g", "t", 0), Some(&encode_value(4, "", 1)));
     state.apply(1, &CheckpointMarker::key(), Some(&value));
     assert_eq!(state.offsets.len(), 1);
     assert_eq!(state.records, 2);
@@ -185,8 +198,8 @@ fn snapshot_round_trips_and_rejects_damage() {
     let snap = Snapshot {
         covers_to: 0x0102_0304_0506_0708,
         entries: vec![
-            (("g".into(), "t".into(), 0), (5, String::new())),
-            (("g2".into(), "t".into(), 3), (9, "x".repeat(4096))),
+            (("g".into(), "t".into(), 0), (5, String::new(), 1)),
+            (("g2".into(), "t".into(), 3), (9, "x".repeat(4096), 0)),
         ],
         groups: vec![("g".into(), vec![0, 1, 7])],
     };
@@ -230,7 +243,7 @@ fn version_1_snapshots_still_load() {
     };
     let offsets_only = Snapshot {
         covers_to: 9,
-        entries: vec![(("g".into(), "t".into(), 0), (5, String::new()))],
+        entries: vec![(("g".into(), "t".into(), 0), (5, String::new(), 0))],
         groups: vec![],
     };
     let mut v1 = offsets_only.encode().unwrap();
@@ -417,4 +430,129 @@ fn a_commit_for_a_deleted_topic_is_refused_under_the_gate() {
         .commit_if("g", &[entry("kept", 0, 3)], |t| t != "gone")
         .unwrap();
     assert_eq!(store.get("g", "kept", 0), Some((3, "m3".into())));
+}
+
+/// Offsets of a group count their age from their commit, or from the
+/// group's stored metadata if later; what is older than the cutoff goes,
+/// durably, and the group with it once nothing is left.
+#[test]
+fn old_offsets_expire_and_newer_ones_and_their_group_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), OffsetsConfig::default());
+    let written =
+        |v: &[u8]| crate::group::record::GroupRecord::decode(v).map_or(0, |r| r.written_ms);
+    store
+        .commit("old", &[entry("t", 0, 1), entry("t", 1, 2)])
+        .unwrap();
+    store.commit("mixed", &[entry("t", 0, 3)]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let between = now_ms();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    store.commit("mixed", &[entry("t", 1, 4)]).unwrap();
+    // Committed long ago, but the group's record (its last member left)
+    // is newer than the cutoff: kept.
+    store.commit("left", &[entry("t", 0, 5)]).unwrap();
+    let record = crate::group::record::GroupRecord {
+        protocol_type: String::new(),
+        generation_id: 1,
+        protocol: None,
+        leader: None,
+        members: vec![],
+        written_ms: now_ms() + 60_000,
+    };
+    store.store_group("left", Some(record.encode())).unwrap();
+
+    // Nothing is older than an hour ago.
+    assert!(
+        store
+            .groups_to_expire(between - 3_600_000, written)
+            .is_empty()
+    );
+    assert_eq!(
+        store.groups_to_expire(between, written),
+        ["mixed".to_owned(), "old".to_owned()]
+    );
+    assert_eq!(
+        store.expire_group("old", between, written).unwrap(),
+        Expired {
+            offsets: 2,
+            group: true
+        }
+    );
+    assert_eq!(
+        store.expire_group("mixed", between, written).unwrap(),
+        Expired {
+            offsets: 1,
+            group: false
+        }
+    );
+    let later = now_ms() + 1_000;
+    assert_eq!(
+        store.expire_group("left", later, written).unwrap(),
+        Expired {
+            offsets: 0,
+            group: false
+        }
+    );
+    assert!(store.has_group("left"));
+    drop(store);
+    let store = open(dir.path(), OffsetsConfig::default());
+    assert!(!store.has_group("old"));
+    assert_eq!(store.group("mixed"), [("t".into(), 1, 4, "m4".into())]);
+    assert_eq!(store.get("left", "t", 0), Some((5, "m5".into())));
+    // Past the record's time too: the group goes whole, its record with it.
+    let much_later = now_ms() + 120_000;
+    assert_eq!(
+        store.expire_group("left", much_later, written).unwrap(),
+        Expired {
+            offsets: 1,
+            group: true
+        }
+    );
+    assert!(store.group_records().is_empty());
+    store.snapshot().unwrap();
+    drop(store);
+    let store = open(dir.path(), OffsetsConfig::default());
+    assert!(!store.has_group("left") && !store.has_group("old"));
+    assert_eq!(store.len(), 1);
+}
+
+/// A value that does not say when it was committed (written by an older
+/// broker) counts from when the store was opened: it never expires early.
+#[test]
+fn offsets_without_a_commit_time_count_from_the_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let config = LogConfig {
+            flush: FlushPolicy::BeforeAck,
+            ..LogConfig::default()
+        };
+        let (log, _) = PartitionLog::open(dir.path().join(OFFSETS_DIR), config).unwrap();
+        let key = encode_key("g", "t", 0);
+        let v1 = [0, 1, 7, 0];
+        let mut b = BatchBuilder::new();
+        b.push(&NewRecord {
+            timestamp: 1,
+            key: Some(&key),
+            value: Some(&v1),
+            headers: &[],
+        });
+        let mut batch = b.finish();
+        log.append(&mut batch).unwrap();
+        log.flush_to(log.next_offset()).unwrap();
+        log.shutdown().unwrap();
+    }
+    let before_open = now_ms();
+    let store = open(dir.path(), OffsetsConfig::default());
+    assert_eq!(store.get("g", "t", 0), Some((7, String::new())));
+    let none = |_: &[u8]| 0;
+    assert!(store.groups_to_expire(before_open - 1, none).is_empty());
+    assert_eq!(
+        store.expire_group("g", before_open - 1, none).unwrap(),
+        Expired {
+            offsets: 0,
+            group: false
+        }
+    );
+    assert_eq!(store.groups_to_expire(now_ms() + 1, none), ["g".to_owned()]);
 }

@@ -466,7 +466,8 @@ mod tests {
         for (i, (k, v)) in records.iter().enumerate() {
             r.apply(i as i64, k, v.as_deref());
         }
-        (r.offsets, r.groups)
+        let offsets = r.offsets.into_iter().map(|(k, (o, m, _))| (k, (o, m)));
+        (offsets.collect(), r.groups)
     }
 
     fn memory(store: &OffsetStore) -> State {
@@ -677,7 +678,7 @@ mod tests {
         };
         let commit = |i: u64| {
             let key = crate::offsets::encode_key("g", "t", (i % 5) as u32);
-            append(&[(key, Some(crate::offsets::encode_value(i, "")))])
+            append(&[(key, Some(crate::offsets::encode_value(i, "", 1)))])
         };
         for i in 0..100 {
             commit(i);

@@ -228,6 +228,7 @@ pub async fn run_then_close(
     let seats = seats::Seats::new(broker.config.max_connections);
     let mut connections = JoinSet::new();
     let maintenance = tokio::spawn(maintain(Arc::clone(&broker), stop_rx.clone()));
+    let offset_expiry = tokio::spawn(expire_offsets(Arc::clone(&broker), stop_rx.clone()));
 
     let accept = async {
         // Repeated warnings (out of file descriptors, a flood over the
@@ -308,6 +309,7 @@ pub async fn run_then_close(
         while connections.join_next().await.is_some() {}
     }
     let _ = maintenance.await;
+    let _ = offset_expiry.await;
     before_close.await;
     let b = Arc::clone(&broker);
     tokio::task::spawn_blocking(move || b.shutdown())
@@ -315,6 +317,27 @@ pub async fn run_then_close(
         .map_err(|e| BrokerError::Io(std::io::Error::other(e)))?;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// Every `offsets_retention_check_interval_ms`: removes the committed
+/// offsets of groups without members that are older than
+/// `offsets_retention_ms` (unless that is 0), and groups left with nothing.
+async fn expire_offsets(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let retention = broker.config.offsets_retention_ms;
+    if retention == 0 {
+        return;
+    }
+    let every = Duration::from_millis(broker.config.offsets_retention_check_interval_ms.max(10));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        broker
+            .groups
+            .expire_offsets(Duration::from_millis(retention))
+            .await;
+    }
 }
 
 /// Every `maintenance_interval_ms`: flushes due partitions, flushes sealed

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 mod admin;
 mod consumer;
+mod expiry;
 mod load;
 mod sync;
 mod timers;

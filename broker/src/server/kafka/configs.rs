@@ -362,6 +362,20 @@ pub(super) fn broker_settings(
             config.offsets_topic_partitions.to_string(),
             TYPE_INT,
         ),
+        (
+            // Kafka counts it in minutes; Sluice's 0 (kept for good) is -1.
+            "offsets.retention.minutes",
+            match config.offsets_retention_ms {
+                0 => "-1".to_owned(),
+                ms => ms.div_ceil(60_000).to_string(),
+            },
+            TYPE_INT,
+        ),
+        (
+            "offsets.retention.check.interval.ms",
+            config.offsets_retention_check_interval_ms.to_string(),
+            TYPE_LONG,
+        ),
     ];
     for (name, value) in describe(resolved) {
         if let Some((_, broker_name)) = topic_names.iter().find(|(n, _)| *n == name) {

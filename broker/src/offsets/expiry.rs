@@ -1,0 +1,145 @@
+//! Expiry of committed offsets (Kafka's `offsets.retention.minutes`): the
+//! offsets of a group that nobody has used for the retention period go,
+//! and the group with them once nothing of it is left.
+//!
+//! The store decides what is old; the group coordinator decides which
+//! groups are in use (it never asks about a group with members) and calls
+//! [`OffsetStore::expire_group`] for the others.
+//!
+//! A key's age counts from the latest of:
+//! - its commit (the time stored with it; a value written before commit
+//!   times were stored counts from when the store was opened);
+//! - the group's stored metadata record, which the coordinator writes when
+//!   a generation becomes Stable and when the group becomes Empty, so for a
+//!   group of Kafka's classic protocol this is when its last member left;
+//! - when the store was opened, for a group without such a record or whose
+//!   record does not say when it was written. When the members of such a
+//!   group (a consumer-protocol group, or a standalone consumer committing
+//!   offsets) last came is not stored, so a restart starts their clock
+//!   again rather than take offsets a group may still need.
+
+use super::*;
+
+/// What [`OffsetStore::expire_group`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Committed offsets removed.
+    pub offsets: usize,
+    /// Whether the whole group went: it has no committed offset and no
+    /// stored metadata left.
+    pub group: bool,
+}
+
+impl OffsetStore {
+    /// The groups (with committed offsets or stored metadata) of which
+    /// something is older than `cutoff_ms` (milliseconds since the Unix
+    /// epoch), as [`OffsetStore::expire_group`] would judge it now, sorted.
+    /// `written_ms` gives the time a group metadata value was written (0 if
+    /// unknown). Memory only.
+    pub fn groups_to_expire(
+        &self,
+        cutoff_ms: i64,
+        written_ms: impl Fn(&[u8]) -> i64,
+    ) -> Vec<String> {
+        let opened = self.opened_ms.load(Ordering::Relaxed);
+        let c = self.committed.lock();
+        let floors: HashMap<&str, i64> = c
+            .groups
+            .iter()
+            .map(|(g, v)| (g.as_str(), floor_of(written_ms(v), opened)))
+            .collect();
+        let floor = |g: &str| floors.get(g).copied().unwrap_or(opened);
+        let mut out: Vec<String> = c
+            .map
+            .iter()
+            .filter(|((g, _, _), (_, _, at))| age_from(*at, floor(g), opened) < cutoff_ms)
+            .map(|((g, _, _), _)| g.clone())
+            .chain(
+                floors
+                    .iter()
+                    .filter(|(_, f)| **f < cutoff_ms)
+                    .map(|(g, _)| (*g).to_owned()),
+            )
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Removes `group`'s committed offsets older than `cutoff_ms`
+    /// (milliseconds since the Unix epoch; see the module doc for how a
+    /// key's age is counted), and its stored metadata too if that is older
+    /// and no offset is left: durably writes their tombstones (one batch),
+    /// then forgets them. The caller makes sure the group has no members.
+    /// Serialised with the group's commits, so a commit made meanwhile is
+    /// never removed. `written_ms` as for [`OffsetStore::groups_to_expire`].
+    /// Blocking.
+    pub fn expire_group(
+        &self,
+        group: &str,
+        cutoff_ms: i64,
+        written_ms: impl Fn(&[u8]) -> i64,
+    ) -> Result<Expired, BrokerError> {
+        let expired = {
+            let _group = self.group_lock(group).lock();
+            let _gate = self.gate.read();
+            let (doomed, kept, meta) = {
+                let opened = self.opened_ms.load(Ordering::Relaxed);
+                let c = self.committed.lock();
+                let meta = c.groups.get(group).map(|v| floor_of(written_ms(v), opened));
+                let floor = meta.unwrap_or(opened);
+                let mut doomed = Vec::new();
+                let mut kept = 0usize;
+                for (k, (_, _, at)) in c.map.iter().filter(|((g, _, _), _)| g == group) {
+                    if age_from(*at, floor, opened) < cutoff_ms {
+                        doomed.push(k.clone());
+                    } else {
+                        kept += 1;
+                    }
+                }
+                (doomed, kept, meta)
+            };
+            let whole = kept == 0 && meta.is_none_or(|m| m < cutoff_ms);
+            let mut records: Vec<_> = doomed
+                .iter()
+                .map(|(g, t, p)| (encode_key(g, t, *p), None))
+                .collect();
+            let drop_meta = whole && meta.is_some();
+            if drop_meta {
+                records.push((encode_group_key(group), None));
+            }
+            if records.is_empty() {
+                return Ok(Expired {
+                    offsets: 0,
+                    group: whole,
+                });
+            }
+            self.append_durably(group, &records)?;
+            let mut c = self.committed.lock();
+            for k in &doomed {
+                c.map.remove(k);
+            }
+            if drop_meta {
+                c.groups.remove(group);
+            }
+            Expired {
+                offsets: doomed.len(),
+                group: whole,
+            }
+        };
+        self.maybe_snapshot();
+        Ok(expired)
+    }
+}
+
+/// The time a group's age counts from at the least: when its metadata
+/// record was `written` if known (nonzero), else `opened`.
+fn floor_of(written: i64, opened: i64) -> i64 {
+    if written > 0 { written } else { opened }
+}
+
+/// The time a key committed at `at` (0: unknown, then `opened`) counts its
+/// age from, in a group whose floor is `floor`.
+fn age_from(at: i64, floor: i64, opened: i64) -> i64 {
+    floor_of(at, opened).max(floor)
+}
