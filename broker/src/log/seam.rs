@@ -287,6 +287,15 @@ impl PartitionLog {
                 }
                 state.end = point;
                 state.producers.truncate_to(point.offset);
+                // The table a roll past the cut kept holds batches that are
+                // gone: written, it would be loaded at the next open.
+                if state
+                    .pending_snapshot
+                    .as_ref()
+                    .is_some_and(|(at, _)| *at > point.offset)
+                {
+                    state.pending_snapshot = None;
+                }
                 if state.durable.offset > point.offset {
                     state.durable = point;
                 }

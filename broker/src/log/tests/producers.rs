@@ -248,6 +248,48 @@ fn truncation_rolls_the_table_back() {
     assert_eq!(again.base_offset, 2);
 }
 
+/// A roll keeps the producer table as of the roll for the next
+/// maintenance pass to write. A truncation below the roll cuts batches
+/// that table holds: it must not be written, or a restart would load it
+/// and take the retry of a cut batch for a duplicate (acknowledged, never
+/// stored).
+#[test]
+fn a_truncation_below_a_roll_drops_the_table_the_roll_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    log.append(&mut idem(3, 0, 0, 1)).unwrap();
+    let fill = || super::util::batch("fill", 1, 1000, now_ms());
+    while log.segment_count() < 2 {
+        log.append(&mut fill()).unwrap();
+    }
+    let cut = log.append(&mut idem(3, 0, 1, 1)).unwrap().base_offset;
+    // Roll again: the table kept at that roll holds the batch at `cut`.
+    while log.segment_count() < 3 {
+        log.append(&mut fill()).unwrap();
+    }
+    let rolled_at = log.next_offset() - 1;
+    assert_eq!(log.truncate_to(cut).unwrap(), cut);
+    log.write_pending_producer_snapshot();
+    assert!(
+        snapshots(dir.path()).iter().all(|&o| o <= cut),
+        "a snapshot past the cut at {cut}: {:?}",
+        snapshots(dir.path())
+    );
+    // The log grows past the old roll again; then a crash.
+    while log.next_offset() <= rolled_at + 2 {
+        log.append(&mut fill()).unwrap();
+    }
+    log.write_pending_producer_snapshot();
+    drop(log);
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let retry = log.append(&mut idem(3, 0, 1, 1)).unwrap();
+    assert!(
+        !retry.duplicate,
+        "the cut batch's retry was taken for a duplicate"
+    );
+    assert_eq!(read_all(&log, u64::MAX).len() as u64, log.next_offset());
+}
+
 #[test]
 fn dedup_survives_retention_of_the_segments_that_held_the_batches() {
     let dir = tempfile::tempdir().unwrap();
