@@ -516,6 +516,13 @@ impl Leadership for ReplicaManager {
         self.local
     }
 
+    fn unreachable(&self) -> Vec<u64> {
+        self.cluster.get().map_or_else(Vec::new, |c| {
+            c.transport
+                .unreachable(super::controller::BROKER_SESSION_TIMEOUT)
+        })
+    }
+
     /// Every node of the cluster file; this node with its bound addresses.
     fn brokers(&self) -> Vec<BrokerInfo> {
         let Some(c) = self.cluster.get() else {

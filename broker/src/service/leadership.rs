@@ -40,6 +40,13 @@ pub trait Leadership: std::fmt::Debug + Send + Sync {
     /// Every broker of the cluster, for Metadata (just this one without
     /// `--cluster`).
     fn brokers(&self) -> Vec<BrokerInfo>;
+    /// The brokers of [`Leadership::brokers`] this one has not been able
+    /// to reach for a while (see
+    /// [`crate::replication::controller::BROKER_SESSION_TIMEOUT`]): Kafka
+    /// clients are not told of them. Never this broker.
+    fn unreachable(&self) -> Vec<u64> {
+        Vec::new()
+    }
     /// Leader, replicas, in-sync replicas and leader epoch of a partition;
     /// `None` means "not replicated: this broker holds it and leads it"
     /// (single-broker mode).
@@ -211,6 +218,9 @@ impl Leadership for Installable {
     }
     fn brokers(&self) -> Vec<BrokerInfo> {
         self.current().brokers()
+    }
+    fn unreachable(&self) -> Vec<u64> {
+        self.current().unreachable()
     }
     fn partition(&self, topic: &str, partition: u32) -> Option<PartitionLeadership> {
         self.current().partition(topic, partition)

@@ -69,6 +69,16 @@ pub fn raft_config() -> openraft::Config {
     }
 }
 
+/// How often this node makes sure it can reach every peer.
+const PEER_WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a peer must have been unreachable from this node to be left
+/// out of the brokers Kafka clients are told of (Kafka's
+/// `broker.session.timeout.ms`, 9 s by default): clients that go to every
+/// broker (listing groups, say) would otherwise wait on a dead one until
+/// their request timeout.
+pub const BROKER_SESSION_TIMEOUT: Duration = Duration::from_secs(9);
+
 /// Why the cluster could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -203,6 +213,7 @@ impl Cluster {
             Arc::new(RaftHandler::new(raft.clone()).with_extra(forward)),
         );
         super::transport::serve(listener, Arc::clone(&transport));
+        transport.watch_peers(PEER_WATCH_EVERY);
         let members: BTreeMap<u64, BasicNode> = config
             .nodes
             .iter()

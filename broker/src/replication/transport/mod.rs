@@ -345,6 +345,43 @@ impl Transport {
         &self.tcp_congestion
     }
 
+    /// The peers every connect to which has failed for at least `for_at_least`
+    /// (since the last successful one), sorted. A peer is only tried when
+    /// something calls it, or [`Transport::watch_peers`] does.
+    pub fn unreachable(&self, for_at_least: Duration) -> Vec<u64> {
+        let now = Instant::now();
+        let mut out: Vec<u64> = self
+            .state
+            .lock()
+            .iter()
+            .filter(|(_, s)| {
+                s.down_since
+                    .is_some_and(|since| now.duration_since(since) >= for_at_least)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Spawns a task that makes sure of a connection to every peer every
+    /// `every` (connecting where there is none, within the reconnect
+    /// backoff), so that [`Transport::unreachable`] also knows about peers
+    /// no Raft group of this node calls. It ends with the transport.
+    pub fn watch_peers(self: &Arc<Self>, every: Duration) {
+        let me = Arc::downgrade(self);
+        let peers: Vec<u64> = self.peers.keys().copied().collect();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(t) = me.upgrade() else { return };
+                for &peer in &peers {
+                    let _ = t.connection(peer).await;
+                }
+            }
+        });
+    }
+
     /// Calls `rpc` of `group` on node `target` and waits up to `timeout`
     /// for the answer body. A call that times out leaves the connection
     /// open (its late answer is discarded).

@@ -53,7 +53,9 @@ fn advertised(conn: &Conn) -> Advertised {
 
 /// Metadata: the cluster's brokers (this one as its own listener
 /// advertises it; the others by their Kafka addresses; a node without a
-/// Kafka address is left out), and the topics asked for (all when null)
+/// Kafka address is left out, and so is one this node has not reached for
+/// [`crate::replication::controller::BROKER_SESSION_TIMEOUT`], whose
+/// replicas are then listed as offline), and the topics asked for (all when null)
 /// with each partition's leader, epoch, replicas and in-sync replicas. A
 /// partition led by a node left out shows leader -1 and
 /// `LEADER_NOT_AVAILABLE`. Topics are never created here.
@@ -77,11 +79,12 @@ pub(super) fn metadata(conn: &Conn, r: MetadataRequest) -> MetadataResponse {
         port: me.port,
         rack: None,
     }];
+    let unreachable = leadership.unreachable();
     for b in leadership.brokers() {
         let Some((host, port)) = b.kafka.as_deref().and_then(crate::config::split_host_port) else {
             continue;
         };
-        if b.id != local {
+        if b.id != local && !unreachable.contains(&b.id) {
             brokers.push(MetadataBroker {
                 node_id: node(b.id),
                 host: host.to_owned(),
@@ -137,6 +140,12 @@ pub(super) fn metadata(conn: &Conn, r: MetadataRequest) -> MetadataResponse {
                     } else {
                         (to_kafka(p.error_code), leader_id)
                     };
+                    let offline = l
+                        .replicas
+                        .iter()
+                        .copied()
+                        .filter(|r| unreachable.contains(r))
+                        .collect();
                     MetadataPartition {
                         error_code,
                         partition_index: i32::try_from(p.partition).unwrap_or(i32::MAX),
@@ -144,7 +153,7 @@ pub(super) fn metadata(conn: &Conn, r: MetadataRequest) -> MetadataResponse {
                         leader_epoch: i32::try_from(l.leader_epoch).unwrap_or(i32::MAX),
                         replica_nodes: nodes(l.replicas),
                         isr_nodes: nodes(l.isr),
-                        offline_replicas: Vec::new(),
+                        offline_replicas: nodes(offline),
                     }
                 })
                 .collect(),

@@ -1,0 +1,107 @@
+//! The brokers Kafka clients are told of in a cluster: every node while it
+//! is up; a node its peers have not reached for the broker session timeout
+//! (9 s, Kafka's `broker.session.timeout.ms`) is left out of Metadata, as
+//! Kafka leaves out a broker whose session ended, and is listed again once
+//! it is back, and its replicas are listed as offline meanwhile. Clients that go to every broker (librdkafka's and Java's
+//! ListGroups, for one) would otherwise wait on the dead node until their
+//! request timeout.
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use sluice_protocol::kafka::admin::{CreatableTopic, CreateTopicsRequest, CreateTopicsResponse};
+use sluice_protocol::kafka::error_code::code;
+use sluice_protocol::kafka::metadata::{MetadataRequest, MetadataRequestTopic, MetadataResponse};
+use sluice_tests::cluster::TestCluster;
+use sluice_tests::kafka::call;
+
+fn connect(c: &TestCluster, id: u64) -> TcpStream {
+    let s = TcpStream::connect(c.node(id).kafka_addr.unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Metadata v12 from node `id`, with topic `t`.
+fn metadata(c: &TestCluster, id: u64) -> MetadataResponse {
+    let mut req = MetadataRequest {
+        topics: Some(vec![MetadataRequestTopic {
+            topic_id: [0; 16],
+            name: Some("t".into()),
+        }]),
+        ..MetadataRequest::default()
+    };
+    call(&mut connect(c, id), 12, &mut req)
+}
+
+/// The broker ids node `id`'s Kafka listener names in Metadata.
+fn brokers_seen_by(c: &TestCluster, id: u64) -> Vec<i32> {
+    let mut ids: Vec<i32> = metadata(c, id).brokers.iter().map(|b| b.node_id).collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// The offline replicas of topic `t`'s partition, as node `id` sees them.
+fn offline_seen_by(c: &TestCluster, id: u64) -> Vec<i32> {
+    metadata(c, id).topics[0].partitions[0]
+        .offline_replicas
+        .clone()
+}
+
+/// Polls until node `id` names `want`, for up to `limit`; the time it took.
+fn wait_for(c: &TestCluster, id: u64, want: &[i32], limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let seen = brokers_seen_by(c, id);
+        if seen == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "node {id} still names {seen:?}, not {want:?}, after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_node_down_past_the_session_timeout_is_left_out_of_metadata_until_it_is_back() {
+    let mut c = TestCluster::start_with_kafka(3);
+    c.wait_for_leader(Duration::from_secs(20));
+    let mut create = CreateTopicsRequest {
+        topics: vec![CreatableTopic {
+            name: "t".into(),
+            num_partitions: 1,
+            replication_factor: 3,
+            ..CreatableTopic::default()
+        }],
+        timeout_ms: 10_000,
+        validate_only: false,
+    };
+    let r: CreateTopicsResponse = call(&mut connect(&c, 1), 7, &mut create);
+    assert_eq!(r.topics[0].error_code, code::NONE, "{r:?}");
+    for id in 1..=3 {
+        wait_for(&c, id, &[1, 2, 3], Duration::from_secs(10));
+        assert_eq!(offline_seen_by(&c, id), [0i32; 0]);
+    }
+    // Node 3 dies. Node 2 leads no Raft group that calls it, perhaps: it
+    // still notices, as it keeps a connection to every peer.
+    c.kill(3);
+    let killed = Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        brokers_seen_by(&c, 1),
+        [1, 2, 3],
+        "left out before the session timeout"
+    );
+    for id in [1, 2] {
+        wait_for(&c, id, &[1, 2], Duration::from_secs(30));
+        assert_eq!(offline_seen_by(&c, id), [3]);
+    }
+    assert!(killed.elapsed() >= Duration::from_secs(9));
+    c.restart(3);
+    for id in 1..=3 {
+        wait_for(&c, id, &[1, 2, 3], Duration::from_secs(20));
+        assert_eq!(offline_seen_by(&c, id), [0i32; 0]);
+    }
+}
