@@ -2,7 +2,9 @@
 //! is up; a node its peers have not reached for the broker session timeout
 //! (9 s, Kafka's `broker.session.timeout.ms`) is left out of Metadata, as
 //! Kafka leaves out a broker whose session ended, and is listed again once
-//! it is back, and its replicas are listed as offline meanwhile. Clients that go to every broker (librdkafka's and Java's
+//! it is back, and its replicas are listed as offline meanwhile; the
+//! latest offset of ListOffsets carries the leader epoch Metadata names.
+//! Clients that go to every broker (librdkafka's and Java's
 //! ListGroups, for one) would otherwise wait on the dead node until their
 //! request timeout.
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
@@ -12,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use sluice_protocol::kafka::admin::{CreatableTopic, CreateTopicsRequest, CreateTopicsResponse};
 use sluice_protocol::kafka::error_code::code;
+use sluice_protocol::kafka::list_offsets::{
+    LATEST, ListOffsetsPartition, ListOffsetsRequest, ListOffsetsResponse, ListOffsetsTopic,
+};
 use sluice_protocol::kafka::metadata::{MetadataRequest, MetadataRequestTopic, MetadataResponse};
 use sluice_tests::cluster::TestCluster;
 use sluice_tests::kafka::call;
@@ -104,4 +109,25 @@ fn a_node_down_past_the_session_timeout_is_left_out_of_metadata_until_it_is_back
         wait_for(&c, id, &[1, 2, 3], Duration::from_secs(20));
         assert_eq!(offline_seen_by(&c, id), [0i32; 0]);
     }
+    // ListOffsets' latest offset carries the leader epoch Metadata names.
+    let p = metadata(&c, 1).topics[0].partitions[0].clone();
+    assert!(p.leader_id > 0 && p.leader_epoch > 0, "{p:?}");
+    let mut req = ListOffsetsRequest {
+        replica_id: -1,
+        isolation_level: 0,
+        topics: vec![ListOffsetsTopic {
+            name: "t".into(),
+            partitions: vec![ListOffsetsPartition {
+                partition_index: 0,
+                current_leader_epoch: -1,
+                timestamp: LATEST,
+            }],
+        }],
+    };
+    let r: ListOffsetsResponse = call(&mut connect(&c, p.leader_id as u64), 4, &mut req);
+    let answered = &r.topics[0].partitions[0];
+    assert_eq!(
+        (answered.error_code, answered.leader_epoch),
+        (code::NONE, p.leader_epoch)
+    );
 }

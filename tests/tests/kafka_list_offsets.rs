@@ -111,6 +111,30 @@ async fn a_timestamp_after_every_record_answers_minus_one_on_the_kafka_port() {
             "v{version}"
         );
     }
+    // Leader epochs (v4+): the partition's current one (0 on a single
+    // broker, as Metadata names it) for the latest offset and a found
+    // record's batch's; -1 for the earliest (no epoch history is kept)
+    // and where nothing was found.
+    let epochs: Vec<i32> = [EARLIEST, LATEST, t + 3, FUTURE]
+        .into_iter()
+        .map(|timestamp| {
+            let mut req = ListOffsetsRequest {
+                replica_id: -1,
+                isolation_level: 0,
+                topics: vec![ListOffsetsTopic {
+                    name: "lo".to_owned(),
+                    partitions: vec![ListOffsetsPartition {
+                        partition_index: 0,
+                        current_leader_epoch: -1,
+                        timestamp,
+                    }],
+                }],
+            };
+            let r: ListOffsetsResponse = call(&mut s, 4, &mut req);
+            r.topics[0].partitions[0].leader_epoch
+        })
+        .collect();
+    assert_eq!(epochs, [-1, 0, 0, -1]);
     // The largest timestamp of a partition with no records: -1, as in Kafka.
     create_topic(&mut c, "lo-empty", 1, TopicConfig::default()).await;
     assert_eq!(

@@ -115,6 +115,12 @@ pub struct OffsetFound {
     /// [`OffsetQuery::MaxTimestamp`] look-up found: its timestamp and its
     /// batch's partition leader epoch (`None` for other queries).
     pub found: Option<(i64, i32)>,
+    /// The leader epoch of the answer, -1 if not known: the found record's
+    /// batch's, or for [`OffsetQuery::Latest`] the partition's current
+    /// leader epoch (what Metadata names, 0 without `--cluster`); -1 for
+    /// [`OffsetQuery::Earliest`] (Sluice keeps no epoch history) and when
+    /// nothing was found.
+    pub leader_epoch: i32,
 }
 
 fn outcome(name: &str, r: Result<(), BrokerError>) -> TopicOutcome {
@@ -860,11 +866,21 @@ impl Service {
                     };
                     let mut past_end = false;
                     let mut found = None;
+                    let mut leader_epoch = -1;
                     let result = svc.led_partition(&l.topic, l.partition).and_then(|part| {
                         let log = &part.log;
                         let record = match l.query {
                             OffsetQuery::Earliest => return Ok(log.log_start_offset()),
-                            OffsetQuery::Latest => return Ok(log.high_watermark()),
+                            OffsetQuery::Latest => {
+                                let epoch = super::leadership::describe(
+                                    svc.leadership.as_ref(),
+                                    &l.topic,
+                                    l.partition,
+                                )
+                                .leader_epoch;
+                                leader_epoch = i32::try_from(epoch).unwrap_or(i32::MAX);
+                                return Ok(log.high_watermark());
+                            }
                             OffsetQuery::Timestamp(ts) => log.offset_for_timestamp(ts),
                             OffsetQuery::MaxTimestamp => log.max_timestamp_record(),
                         };
@@ -872,6 +888,7 @@ impl Service {
                             .map(|m| match m {
                                 Some(m) => {
                                     found = Some((m.timestamp, m.leader_epoch));
+                                    leader_epoch = m.leader_epoch.max(-1);
                                     m.offset
                                 }
                                 None => {
@@ -885,6 +902,9 @@ impl Service {
                         Ok(o) => (ErrorCode::None, o),
                         Err(code) => (code, 0),
                     };
+                    if !error_code.is_ok() {
+                        leader_epoch = -1;
+                    }
                     let f = OffsetFound {
                         topic: l.topic,
                         partition: l.partition,
@@ -892,6 +912,7 @@ impl Service {
                         offset,
                         past_end,
                         found,
+                        leader_epoch,
                     };
                     answered.insert((f.topic.clone(), f.partition, l.query), f.clone());
                     f

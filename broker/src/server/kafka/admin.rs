@@ -246,7 +246,7 @@ pub(super) async fn list_offsets(
                 error_code: code::NONE,
                 timestamp: -1,
                 offset: -1,
-                leader_epoch: 0,
+                leader_epoch: -1,
             };
             match (local.next().flatten(), &found, found_iter.as_mut()) {
                 (Some(c), _, _) => pr.error_code = c,
@@ -256,9 +256,9 @@ pub(super) async fn list_offsets(
                         pr.error_code = to_kafka_partition(f.error_code);
                         if f.error_code.is_ok() && !f.past_end {
                             pr.offset = i64::try_from(f.offset).unwrap_or(-1);
-                            if let Some((timestamp, epoch)) = f.found {
+                            pr.leader_epoch = f.leader_epoch;
+                            if let Some((timestamp, _)) = f.found {
                                 pr.timestamp = timestamp;
-                                pr.leader_epoch = epoch.max(0);
                             }
                         }
                     }
