@@ -785,6 +785,20 @@ impl TopicStore {
         self.check_config(config)
     }
 
+    /// Runs `free`, a change that frees disk space but must first write a
+    /// little (a deletion of records: the partition's new log start). Should
+    /// it find the disk full, the space reserve is released (if held) and
+    /// `free` runs once more; the reserve is taken again afterwards, as far
+    /// as the space freed allows. Blocking.
+    pub fn freeing_space<T>(&self, free: impl Fn() -> Result<T, LogError>) -> Result<T, LogError> {
+        let mut done = free();
+        if done.as_ref().is_err_and(LogError::is_disk_full) && self.reserve.release(&*self.fs) {
+            done = free();
+            self.reserve.take(&*self.fs);
+        }
+        done
+    }
+
     /// Deletes a topic and its data. Blocking (call it off the reactor).
     ///
     /// Each partition log is closed (appends refused, nothing flushed: see

@@ -18,6 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::create_topics::NewTopic;
+use sluice_protocol::wire::delete_records::{DeleteRecordsRequest, RecordsBelow};
 use sluice_protocol::wire::offset_commit::CommitPartition;
 use sluice_protocol::wire::produce::Acks;
 use sluice_protocol::wire::topic_config::TopicConfig;
@@ -261,6 +262,40 @@ async fn a_full_disk_refuses_appends_keeps_what_was_acknowledged_and_recovers() 
         read_partition(&mut conn, "ballast", 0, 0).await,
         expected(&ballast)
     );
+
+    // Deleting records frees space too, even on the full disk, where the
+    // file that records the new log start has no room but for the space
+    // reserve: the segments below the cut go, and appends resume.
+    let cut = ballast[ballast.len() / 2].base;
+    let r = conn
+        .delete_records(&DeleteRecordsRequest {
+            partitions: vec![RecordsBelow {
+                topic: "ballast".into(),
+                partition: 0,
+                before: Some(cut),
+            }],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.partitions[0].error_code, r.partitions[0].log_start_offset),
+        (ErrorCode::None, cut),
+        "log: {}",
+        broker.log_tail(20)
+    );
+    ballast.retain(|b| b.base >= cut);
+    let last = sent.last().unwrap();
+    let base = produce(&mut conn, "fill", "after-cut", SMALL)
+        .await
+        .expect("an append after the deletion of records");
+    assert_eq!(base, last.base + last.shape.records as u64);
+    sent.push(Sent {
+        base,
+        tag: "after-cut".into(),
+        shape: SMALL,
+    });
+    fill(&mut conn, "fill", "refill", LARGE, &mut sent).await;
+    fill(&mut conn, "fill", "refill-small", SMALL, &mut sent).await;
 
     // Deleting a topic frees space: appends resume, after the last
     // acknowledged offset.

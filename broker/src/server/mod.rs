@@ -376,10 +376,11 @@ async fn maintain(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
             // replica's log start follows, as far as its log reaches.
             let raise = m.log_starts_to_raise();
             if !raise.is_empty() {
+                let b = Arc::clone(&broker);
                 let done = tokio::task::spawn_blocking(move || {
                     for (r, to) in raise {
                         let log = &r.partition().log;
-                        if let Err(e) = log.raise_log_start(to) {
+                        if let Err(e) = b.topics.freeing_space(|| log.raise_log_start(to)) {
                             tracing::warn!(dir = %log.dir().display(), error = %e, "could not raise the log start to deleted records");
                         }
                     }

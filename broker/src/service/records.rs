@@ -74,7 +74,8 @@ impl Service {
                     let result = svc.led_partition(&d.topic, d.partition).and_then(|p| {
                         let log = &p.log;
                         let before = d.before.unwrap_or_else(|| log.high_watermark());
-                        log.delete_records_before(before)
+                        svc.topics
+                            .freeing_space(|| log.delete_records_before(before))
                             .map_err(|e| refusal(&d, &e))
                     });
                     deleted(d, result)
@@ -90,7 +91,7 @@ impl Service {
 
     /// One deletion in a cluster; the log start afterwards.
     async fn delete_in_cluster(
-        &self,
+        self: &Arc<Self>,
         cluster: &Cluster,
         d: &RecordsDeletion,
     ) -> Result<u64, ErrorCode> {
@@ -118,8 +119,8 @@ impl Service {
             tracing::warn!(topic = %d.topic, partition = d.partition, %code, %message, "could not delete records");
             code
         })?;
-        let log = Arc::clone(&p.log);
-        let raised = blocking(move || log.raise_log_start(before))
+        let (log, svc) = (Arc::clone(&p.log), Arc::clone(self));
+        let raised = blocking(move || svc.topics.freeing_space(|| log.raise_log_start(before)))
             .await
             .map_err(|_| ErrorCode::Unknown)?;
         raised.map_err(|e| refusal(d, &e))
