@@ -31,9 +31,10 @@ pub struct Expired {
 }
 
 impl OffsetStore {
-    /// The groups (with committed offsets or stored metadata) of which
-    /// something is older than `cutoff_ms` (milliseconds since the Unix
-    /// epoch), as [`OffsetStore::expire_group`] would judge it now, sorted.
+    /// The groups [`OffsetStore::expire_group`] would take something from
+    /// now, sorted: those with a committed offset older than `cutoff_ms`
+    /// (milliseconds since the Unix epoch), and those with stored metadata
+    /// but no committed offset.
     /// `written_ms` gives the time a group metadata value was written (0 if
     /// unknown). Memory only.
     pub fn groups_to_expire(
@@ -49,16 +50,20 @@ impl OffsetStore {
             .map(|(g, v)| (g.as_str(), floor_of(written_ms(v), opened)))
             .collect();
         let floor = |g: &str| floors.get(g).copied().unwrap_or(opened);
+        let with_offsets: std::collections::HashSet<&str> =
+            c.map.keys().map(|(g, _, _)| g.as_str()).collect();
         let mut out: Vec<String> = c
             .map
             .iter()
             .filter(|((g, _, _), (_, _, at))| age_from(*at, floor(g), opened) < cutoff_ms)
             .map(|((g, _, _), _)| g.clone())
+            // A group with stored metadata but no committed offset goes
+            // whatever its age, as in Kafka.
             .chain(
                 floors
-                    .iter()
-                    .filter(|(_, f)| **f < cutoff_ms)
-                    .map(|(g, _)| (*g).to_owned()),
+                    .keys()
+                    .filter(|g| !with_offsets.contains(*g))
+                    .map(|g| (*g).to_owned()),
             )
             .collect();
         out.sort();
@@ -68,9 +73,10 @@ impl OffsetStore {
 
     /// Removes `group`'s committed offsets older than `cutoff_ms`
     /// (milliseconds since the Unix epoch; see the module doc for how a
-    /// key's age is counted), and its stored metadata too if that is older
-    /// and no offset is left: durably writes their tombstones (one batch),
-    /// then forgets them. The caller makes sure the group has no members.
+    /// key's age is counted), and its stored metadata too once no offset is
+    /// left (a group without members and offsets is removed whatever its
+    /// age, as Kafka removes it): durably writes their tombstones (one
+    /// batch), then forgets them. The caller makes sure the group has no members.
     /// Serialised with the group's commits, so a commit made meanwhile is
     /// never removed. `written_ms` as for [`OffsetStore::groups_to_expire`].
     /// Blocking.
@@ -99,7 +105,10 @@ impl OffsetStore {
                 }
                 (doomed, kept, meta)
             };
-            let whole = kept == 0 && meta.is_none_or(|m| m < cutoff_ms);
+            // Its record is older than any expired offset counts from: a
+            // group whose offsets all expired goes, and so does one with
+            // none at all.
+            let whole = kept == 0;
             let mut records: Vec<_> = doomed
                 .iter()
                 .map(|(g, t, p)| (encode_key(g, t, *p), None))

@@ -462,7 +462,23 @@ fn old_offsets_expire_and_newer_ones_and_their_group_stay() {
     };
     store.store_group("left", Some(record.encode())).unwrap();
 
-    // Nothing is older than an hour ago.
+    // A group with metadata but no offset goes whatever its age.
+    store.store_group("bare", Some(record.encode())).unwrap();
+    // Nothing else is older than an hour ago.
+    assert_eq!(
+        store.groups_to_expire(between - 3_600_000, written),
+        ["bare".to_owned()]
+    );
+    assert_eq!(
+        store
+            .expire_group("bare", between - 3_600_000, written)
+            .unwrap(),
+        Expired {
+            offsets: 0,
+            group: true
+        }
+    );
+    assert!(!store.has_group("bare"));
     assert!(
         store
             .groups_to_expire(between - 3_600_000, written)

@@ -18,16 +18,21 @@ fn written_ms(value: &[u8]) -> i64 {
 
 impl Coordinator {
     /// Removes the committed offsets older than `retention` of every group
-    /// without members, and such a group itself once nothing of it is left
-    /// (it is then gone from ListGroups, and DescribeGroups calls it Dead).
+    /// without members, and such a group itself once no offset of it is
+    /// left, whatever its age (it is then gone from ListGroups, and
+    /// DescribeGroups calls it Dead), as Kafka does at each check.
     /// A group with members, or in a rebalance, is left alone. Returns the
     /// number of offsets removed. A failed write is logged and retried at
     /// the next pass.
     pub async fn expire_offsets(&self, retention: Duration) -> usize {
         let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
         let cutoff = crate::offsets::now_ms().saturating_sub(retention_ms);
+        let store = Arc::clone(&self.store);
+        let names = crate::service::blocking(move || store.groups_to_expire(cutoff, written_ms))
+            .await
+            .unwrap_or_default();
         let mut removed = 0;
-        for name in self.store.groups_to_expire(cutoff, written_ms) {
+        for name in names {
             removed += self.expire_one(&name, cutoff).await;
         }
         removed
