@@ -2,7 +2,9 @@
 //! deleted since does not bring the topic back: at a restart the metadata
 //! is the snapshot's until the entries after it are applied again, and
 //! the node opens no partition from it before then (it would create the
-//! deleted topic's directories again, and its store would keep them).
+//! deleted topic's directories again, and its store would keep them), nor
+//! serves a client (its first Metadata answer already lists the topics
+//! created after the snapshot and not the deleted one).
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
@@ -59,8 +61,22 @@ async fn a_topic_deleted_after_the_controller_snapshot_stays_deleted_after_a_res
         dirs(c, "victim").is_empty()
     });
 
+    // A topic created after the snapshot.
+    create_topic(&mut conn, "late", 1, Default::default()).await;
+    c.wait_until(WAIT, "late on the node", |c| dirs(c, "late").len() == 1);
+
     c.kill(NODE);
     c.restart(NODE);
+    // The first answer of the restarted node is already the caught-up
+    // metadata: it serves clients only once it has caught up, and says it
+    // is not ready until then.
+    let mut first = c.node(NODE).connect().await;
+    let listed = first.metadata(None).await.unwrap();
+    let names: Vec<&str> = listed.topics.iter().map(|t| t.name.as_str()).collect();
+    assert!(
+        names.contains(&"late") && !names.contains(&"victim"),
+        "{names:?}"
+    );
     c.wait_until(WAIT, "the metadata applied again, without victim", |c| {
         c.status(NODE).is_some() && c.topic(NODE, "victim").is_none()
     });

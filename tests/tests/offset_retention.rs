@@ -203,3 +203,73 @@ fn offsets_of_groups_nobody_uses_expire_and_the_groups_go() {
         assert_eq!(committed(&mut c, "active").await, [9]);
     });
 }
+
+/// A group whose member left, then committed to by a standalone tool
+/// (generation -1): each expiry check takes the partition nobody commits
+/// any more, and never refuses or loses a commit of the one still in use.
+#[test]
+fn expiry_never_disturbs_commits_to_the_partitions_still_in_use() {
+    let config =
+        std::env::temp_dir().join(format!("offset-retention-busy-{}.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        format!(
+            "group_initial_rebalance_delay_ms = 0\noffsets_retention_ms = {}\n\
+             offsets_retention_check_interval_ms = 20\n",
+            RETENTION.as_millis()
+        ),
+    )
+    .unwrap();
+    let b = TestBroker::start_with_args(&["--config", &config.display().to_string()]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = b.connect().await;
+        create_topic(&mut c, "t", 2, TopicConfig::default()).await;
+        let at = |partition, offset| CommitPartition {
+            topic: "t".into(),
+            partition,
+            offset,
+            metadata: String::new(),
+        };
+        let mut m = b.connect().await;
+        let (member, generation) = join(&mut m, "busy").await;
+        let r = m
+            .offset_commit_in_generation("busy", generation, &member, None, vec![at(0, 3)])
+            .await
+            .unwrap();
+        assert!(r.partitions[0].error_code.is_ok());
+        let r = m
+            .leave_group(
+                "busy",
+                vec![LeavingMember {
+                    member_id: member,
+                    group_instance_id: None,
+                }],
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.error_code, ErrorCode::None);
+        // Partition 1 is committed every 20 ms; partition 0 never again.
+        let start = Instant::now();
+        let mut offset = 0;
+        while start.elapsed() < RETENTION * 2 {
+            offset += 1;
+            let r = c.offset_commit("busy", vec![at(1, offset)]).await.unwrap();
+            assert_eq!(
+                r.partitions[0].error_code,
+                ErrorCode::None,
+                "commit {offset} refused after {:?}",
+                start.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let r = c.offset_fetch("busy", None).await.unwrap();
+        let left: Vec<_> = r
+            .partitions
+            .iter()
+            .filter_map(|p| p.offset.map(|o| (p.partition, o)))
+            .collect();
+        assert_eq!(left, [(1, offset)]);
+        assert_eq!(listed(&mut c).await, ["busy"]);
+    });
+}

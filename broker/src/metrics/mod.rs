@@ -76,7 +76,8 @@ impl Health {
     }
 
     /// `Ok` when the broker is ready for traffic: recovery done, listeners
-    /// up, in a cluster the controller core running, no partition offline;
+    /// up, in a cluster the controller core running and its metadata caught
+    /// up after a restart, no partition offline;
     /// otherwise why not. Lock-free (reads each partition's offline flag).
     pub fn ready(&self) -> Result<(), String> {
         let Some(broker) = self.broker.get() else {
@@ -90,6 +91,9 @@ impl Health {
                 "the controller's Raft core is not running ({why}): this node applies no \
                  metadata change; restart it"
             ));
+        }
+        if broker.cluster.get().is_some_and(|c| !c.has_caught_up()) {
+            return Err("catching up with the controller's metadata".to_owned());
         }
         let mut offline = Vec::new();
         for t in broker.topics.list() {

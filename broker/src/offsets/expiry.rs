@@ -76,23 +76,26 @@ impl OffsetStore {
     /// key's age is counted), and its stored metadata too once no offset is
     /// left (a group without members and offsets is removed whatever its
     /// age, as Kafka removes it): durably writes their tombstones (one
-    /// batch), then forgets them. The caller makes sure the group has no members.
-    /// Serialised with the group's commits, so a commit made meanwhile is
-    /// never removed. `written_ms` as for [`OffsetStore::groups_to_expire`].
-    /// Blocking.
+    /// batch), then forgets them. Nothing is removed unless `unused`, asked
+    /// with the group's stored metadata value under the group's lock (so
+    /// serialised with its commits and metadata writes), says the group has
+    /// no members; a commit made meanwhile is never removed. `written_ms` as
+    /// for [`OffsetStore::groups_to_expire`]. Blocking.
     pub fn expire_group(
         &self,
         group: &str,
         cutoff_ms: i64,
         written_ms: impl Fn(&[u8]) -> i64,
+        unused: impl FnOnce(Option<&[u8]>) -> bool,
     ) -> Result<Expired, BrokerError> {
         let expired = {
             let _group = self.group_lock(group).lock();
             let _gate = self.gate.read();
-            let (doomed, kept, meta) = {
+            let (doomed, kept, meta, record) = {
                 let opened = self.opened_ms.load(Ordering::Relaxed);
                 let c = self.committed.lock();
-                let meta = c.groups.get(group).map(|v| floor_of(written_ms(v), opened));
+                let record = c.groups.get(group).cloned();
+                let meta = record.as_deref().map(|v| floor_of(written_ms(v), opened));
                 let floor = meta.unwrap_or(opened);
                 let mut doomed = Vec::new();
                 let mut kept = 0usize;
@@ -103,12 +106,18 @@ impl OffsetStore {
                         kept += 1;
                     }
                 }
-                (doomed, kept, meta)
+                (doomed, kept, meta, record)
             };
             // Its record is older than any expired offset counts from: a
             // group whose offsets all expired goes, and so does one with
             // none at all.
             let whole = kept == 0;
+            // Asked here, under the group's lock: no commit and no record
+            // of the group is written meanwhile (a generation formed since
+            // the caller looked is seen).
+            if (!doomed.is_empty() || whole) && !unused(record.as_deref()) {
+                return Ok(Expired::default());
+            }
             let mut records: Vec<_> = doomed
                 .iter()
                 .map(|(g, t, p)| (encode_key(g, t, *p), None))

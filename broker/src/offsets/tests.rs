@@ -471,7 +471,7 @@ fn old_offsets_expire_and_newer_ones_and_their_group_stay() {
     );
     assert_eq!(
         store
-            .expire_group("bare", between - 3_600_000, written)
+            .expire_group("bare", between - 3_600_000, written, |_| true)
             .unwrap(),
         Expired {
             offsets: 0,
@@ -488,15 +488,27 @@ fn old_offsets_expire_and_newer_ones_and_their_group_stay() {
         store.groups_to_expire(between, written),
         ["mixed".to_owned(), "old".to_owned()]
     );
+    // A group its coordinator says is in use keeps everything.
     assert_eq!(
-        store.expire_group("old", between, written).unwrap(),
+        store
+            .expire_group("old", between, written, |_| false)
+            .unwrap(),
+        Expired::default()
+    );
+    assert_eq!(store.group("old").len(), 2);
+    assert_eq!(
+        store
+            .expire_group("old", between, written, |_| true)
+            .unwrap(),
         Expired {
             offsets: 2,
             group: true
         }
     );
     assert_eq!(
-        store.expire_group("mixed", between, written).unwrap(),
+        store
+            .expire_group("mixed", between, written, |_| true)
+            .unwrap(),
         Expired {
             offsets: 1,
             group: false
@@ -504,7 +516,9 @@ fn old_offsets_expire_and_newer_ones_and_their_group_stay() {
     );
     let later = now_ms() + 1_000;
     assert_eq!(
-        store.expire_group("left", later, written).unwrap(),
+        store
+            .expire_group("left", later, written, |_| true)
+            .unwrap(),
         Expired {
             offsets: 0,
             group: false
@@ -519,7 +533,9 @@ fn old_offsets_expire_and_newer_ones_and_their_group_stay() {
     // Past the record's time too: the group goes whole, its record with it.
     let much_later = now_ms() + 120_000;
     assert_eq!(
-        store.expire_group("left", much_later, written).unwrap(),
+        store
+            .expire_group("left", much_later, written, |_| true)
+            .unwrap(),
         Expired {
             offsets: 1,
             group: true
@@ -564,7 +580,9 @@ fn offsets_without_a_commit_time_count_from_the_open() {
     let none = |_: &[u8]| 0;
     assert!(store.groups_to_expire(before_open - 1, none).is_empty());
     assert_eq!(
-        store.expire_group("g", before_open - 1, none).unwrap(),
+        store
+            .expire_group("g", before_open - 1, none, |_| true)
+            .unwrap(),
         Expired {
             offsets: 0,
             group: false

@@ -287,6 +287,16 @@ pub async fn run_then_close(
             let broker = Arc::clone(&broker);
             let stop = stop_rx.clone();
             connections.spawn(async move {
+                // A restarted cluster node serves once its metadata has
+                // caught up with the controller's (see
+                // `Cluster::wait_caught_up`).
+                if let Some(cluster) = broker.cluster.get() {
+                    let mut stopping = stop.clone();
+                    tokio::select! {
+                        _ = cluster.wait_caught_up(CATCH_UP_WAIT) => {}
+                        _ = stopping.changed() => return,
+                    }
+                }
                 native::connection::serve(stream, peer, broker, stop, front, seat).await;
             });
             // Reap finished connections so the set does not grow.
@@ -318,6 +328,10 @@ pub async fn run_then_close(
     tracing::info!("shut down cleanly");
     Ok(())
 }
+
+/// How long a connection to a restarted cluster node waits for the node's
+/// metadata to catch up with the controller's before it is served anyway.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(10);
 
 /// Every `offsets_retention_check_interval_ms`: removes the committed
 /// offsets of groups without members that are older than

@@ -35,82 +35,99 @@ impl Coordinator {
         for name in names {
             removed += self.expire_one(&name, cutoff).await;
         }
+        self.forget_empty_consumer_groups();
         removed
     }
 
     async fn expire_one(&self, name: &str, cutoff: i64) -> usize {
-        if self.has_consumer_members(name) {
-            return 0;
-        }
-        // A classic group is Dead while its expiry is written (a join meanwhile
-        // is told to join again), and its metadata writes are held back.
-        let persist = {
-            let mut groups = self.groups.lock();
-            match groups.get_mut(name) {
-                Some(g) if g.state != GroupState::Empty || !g.pending.is_empty() => return 0,
-                Some(g) => {
-                    g.state = GroupState::Dead;
-                    Some(Arc::clone(&g.persist))
-                }
-                None => None,
-            }
-        };
-        let _persist = match &persist {
-            Some(p) => Some(p.lock().await),
-            None => None,
-        };
-        // A group that became Empty whose Empty record is not written yet
-        // (its stored record still lists members): its clock starts when
-        // that is written, so it waits for the next pass.
-        let stale = persist.is_some()
-            && self
-                .store
-                .group_record(name)
-                .and_then(|v| GroupRecord::decode(&v).ok())
-                .is_some_and(|r| !r.members.is_empty());
-        if stale {
-            self.revive(name);
+        if !self.unused(name, None) {
             return 0;
         }
         let store = Arc::clone(&self.store);
+        let me = self.me.clone();
         let key = name.to_owned();
-        let done =
-            crate::service::blocking(move || store.expire_group(&key, cutoff, written_ms)).await;
+        let done = crate::service::blocking(move || {
+            store.expire_group(&key, cutoff, written_ms, |record| {
+                me.upgrade().is_some_and(|c| c.unused(&key, record))
+            })
+        })
+        .await;
         let expired = match done {
-            Ok(Ok(e)) => Some(e),
+            Ok(Ok(e)) => e,
             Ok(Err(e)) => {
                 tracing::warn!(group = name, error = %e, "could not expire committed offsets");
-                None
+                return 0;
             }
             Err(e) => {
                 tracing::warn!(group = name, error = %e, "could not expire committed offsets");
-                None
+                return 0;
             }
         };
-        let whole = expired.is_some_and(|e| e.group);
-        if whole {
-            self.forget_empty_consumer_group(name);
-            self.groups.lock().remove(name);
-        } else {
-            self.revive(name);
+        if expired.group {
+            self.forget_unused(name);
         }
-        let offsets = expired.map_or(0, |e| e.offsets);
-        if offsets > 0 || whole {
+        if expired.offsets > 0 || expired.group {
             tracing::info!(
                 group = name,
-                offsets,
-                group_removed = whole,
+                offsets = expired.offsets,
+                group_removed = expired.group,
                 "expired committed offsets of a group unused for the retention period"
             );
         }
-        offsets
+        expired.offsets
     }
 
-    /// Makes classic group `name`, Dead while its expiry was looked at,
-    /// Empty again.
-    fn revive(&self, name: &str) {
-        if let Some(g) = self.groups.lock().get_mut(name) {
-            g.state = GroupState::Empty;
+    /// Whether group `name` has no members and no rebalance under way, and
+    /// `record` (its stored metadata, when given) names no members either:
+    /// a generation whose Empty record is not written yet, or a group the
+    /// coordinator has not loaded yet or no longer holds (a cluster
+    /// coordinator taking a group-state partition over or handing it on),
+    /// counts as used. Takes the group locks in the coordinator's order.
+    fn unused(&self, name: &str, record: Option<&[u8]>) -> bool {
+        if record
+            .and_then(|v| GroupRecord::decode(v).ok())
+            .is_some_and(|r| !r.members.is_empty())
+        {
+            return false;
         }
+        let groups = self.groups.lock();
+        let classic_unused = groups.get(name).is_none_or(|g| {
+            g.state == GroupState::Empty && g.pending.is_empty() && g.members.is_empty()
+        });
+        classic_unused && !self.has_consumer_members(name)
+    }
+
+    /// Forgets group `name` in memory after its whole expiry, if it is
+    /// still without members (one may have joined since).
+    fn forget_unused(&self, name: &str) {
+        let mut groups = self.groups.lock();
+        if groups.get(name).is_some_and(|g| {
+            g.state == GroupState::Empty && g.pending.is_empty() && g.members.is_empty()
+        }) {
+            groups.remove(name);
+        }
+        drop(groups);
+        self.forget_empty_consumer_group(name);
+    }
+
+    /// Forgets the consumer-protocol groups without members that have no
+    /// committed offset (Kafka removes such a group at each check): they
+    /// are held in memory only.
+    fn forget_empty_consumer_groups(&self) -> usize {
+        let names: Vec<String> = self
+            .consumer
+            .lock()
+            .iter()
+            .filter(|(_, g)| g.is_empty())
+            .map(|(n, _)| n.clone())
+            .collect();
+        let mut forgotten = 0;
+        for name in names {
+            if !self.store.has_group(&name) && self.forget_empty_consumer_group(&name) {
+                tracing::info!(group = %name, "removed a consumer group without members or committed offsets");
+                forgotten += 1;
+            }
+        }
+        forgotten
     }
 }

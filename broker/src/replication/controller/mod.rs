@@ -125,6 +125,9 @@ pub struct Cluster {
     /// The state machine's observed index
     /// ([`state_machine::StateMachine::observed_index`]).
     observed: Arc<std::sync::atomic::AtomicU64>,
+    /// Set once [`Cluster::caught_up`] has held (it then holds for good:
+    /// the store changes only as entries are applied).
+    caught_up_once: std::sync::atomic::AtomicBool,
     timeout: Duration,
     raft_addr: SocketAddr,
 }
@@ -237,6 +240,7 @@ impl Cluster {
             metadata,
             applied,
             observed,
+            caught_up_once: std::sync::atomic::AtomicBool::new(false),
             timeout,
             raft_addr,
         }))
@@ -321,6 +325,56 @@ impl Cluster {
     /// again, which takes a controller leader.
     pub fn caught_up(&self) -> bool {
         *self.applied.borrow() >= self.observed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether [`Cluster::caught_up`] has held since this node started
+    /// (latched: a change being applied makes the store's index run ahead
+    /// of the applied one for a moment, which is no reason to stop serving).
+    pub fn has_caught_up(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.caught_up_once.load(Ordering::Acquire) {
+            return true;
+        }
+        if self.caught_up() {
+            if !self.caught_up_once.swap(true, Ordering::AcqRel) {
+                tracing::info!("the controller metadata has caught up; serving clients");
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Waits until [`Cluster::caught_up`] holds, for at most `limit`;
+    /// whether it does. Clients are served only then: before it, a
+    /// restarted node's metadata lacks the topics created since its last
+    /// controller snapshot (and may list some deleted since), which Kafka
+    /// clients would take for the truth. A node that cannot catch up within
+    /// `limit` (no controller leader: most of the cluster is down) serves
+    /// with what it has, and says so once in its log.
+    pub async fn wait_caught_up(&self, limit: Duration) -> bool {
+        use std::sync::atomic::Ordering;
+        let mut applied = self.applied();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if self.has_caught_up() {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, applied.changed()).await {
+                Ok(Ok(())) => {}
+                _ => {
+                    static WARNED: std::sync::atomic::AtomicBool =
+                        std::sync::atomic::AtomicBool::new(false);
+                    let caught_up = self.caught_up();
+                    if !caught_up && !WARNED.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            waited_ms = limit.as_millis() as u64,
+                            "serving clients before the controller metadata has caught up (no controller leader?): topics created since the last controller snapshot may be missing"
+                        );
+                    }
+                    return caught_up;
+                }
+            }
+        }
     }
 
     /// What `/cluster` shows.
