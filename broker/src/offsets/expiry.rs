@@ -132,13 +132,31 @@ impl OffsetStore {
                     group: whole,
                 });
             }
-            self.append_durably(group, &records)?;
-            let mut c = self.committed.lock();
-            for k in &doomed {
-                c.map.remove(k);
-            }
-            if drop_meta {
-                c.groups.remove(group);
+            // Gone from memory before the tombstones are written, as Kafka
+            // does: a member joining meanwhile reads what the group will be,
+            // not offsets about to vanish under it. Put back should the
+            // write fail (no commit or snapshot of the group runs between:
+            // its lock and the gate are held).
+            let removed = {
+                let mut c = self.committed.lock();
+                let offsets: Vec<(Key, Value)> = doomed
+                    .iter()
+                    .filter_map(|k| c.map.remove_entry(k))
+                    .collect();
+                let meta = if drop_meta {
+                    c.groups.remove(group)
+                } else {
+                    None
+                };
+                (offsets, meta)
+            };
+            if let Err(e) = self.append_durably(group, &records) {
+                let mut c = self.committed.lock();
+                c.map.extend(removed.0);
+                if let Some(v) = removed.1 {
+                    c.groups.insert(group.to_owned(), v);
+                }
+                return Err(e);
             }
             Expired {
                 offsets: doomed.len(),

@@ -590,3 +590,42 @@ fn offsets_without_a_commit_time_count_from_the_open() {
     );
     assert_eq!(store.groups_to_expire(now_ms() + 1, none), ["g".to_owned()]);
 }
+
+/// An expiry whose tombstones cannot be written (a full disk) removes
+/// nothing: what it took from memory first is put back.
+#[test]
+fn a_failed_expiry_keeps_every_offset() {
+    use crate::log::fault::{Faults, FaultyFs};
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::new();
+    let store = OffsetStore::open(
+        Arc::new(FaultyFs::new(faults.clone())),
+        dir.path(),
+        OffsetsConfig::default(),
+    )
+    .unwrap();
+    store
+        .commit("g", &[entry("t", 0, 1), entry("t", 1, 2)])
+        .unwrap();
+    let none = |_: &[u8]| 0;
+    faults.set_space_left(0);
+    let failed = store.expire_group("g", now_ms() + 1_000, none, |_| true);
+    assert!(
+        failed
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("space")),
+        "{failed:?}"
+    );
+    assert_eq!(store.group("g").len(), 2);
+    faults.clear_disk_full();
+    assert_eq!(
+        store
+            .expire_group("g", now_ms() + 1_000, none, |_| true)
+            .unwrap(),
+        Expired {
+            offsets: 2,
+            group: true
+        }
+    );
+    assert!(store.group("g").is_empty());
+}
