@@ -90,7 +90,16 @@ pub(crate) fn hold(svc: &Service, local: u64, t: &TopicMeta) {
         let r = svc
             .topics
             .add_partitions(&t.name, count, Hosting::Only(&hosted), false);
-        followed(t, "added hosted partitions", r);
+        // The manager's catch-up and this observer may both follow one
+        // change: the one that comes second finds the partitions added.
+        let raced = r.is_err()
+            && svc
+                .topics
+                .topic(&t.name)
+                .is_some_and(|now| now.partition_count() >= count);
+        if !raced {
+            followed(t, "added hosted partitions", r);
+        }
     }
     if held.config != t.config {
         let r = svc
