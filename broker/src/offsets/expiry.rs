@@ -1,10 +1,10 @@
 //! Expiry of committed offsets (Kafka's `offsets.retention.minutes`): the
 //! offsets of a group that nobody has used for the retention period go,
-//! and the group with them once nothing of it is left.
+//! and the group with them once no offset of it is left.
 //!
-//! The store decides what is old; the group coordinator decides which
-//! groups are in use (it never asks about a group with members) and calls
-//! [`OffsetStore::expire_group`] for the others.
+//! The store decides what is old; the group coordinator, asked under the
+//! group's lock by [`OffsetStore::expire_group`], decides whether the group
+//! is in use (has members), and then nothing of it is removed.
 //!
 //! A key's age counts from the latest of:
 //! - its commit (the time stored with it; a value written before commit
@@ -108,9 +108,10 @@ impl OffsetStore {
                 }
                 (doomed, kept, meta, record)
             };
-            // Its record is older than any expired offset counts from: a
-            // group whose offsets all expired goes, and so does one with
-            // none at all.
+            // Once no offset is kept the group goes: its record's time is a
+            // floor of every offset's age, so a group whose offsets all
+            // expired has an expired record too, and one with a record but
+            // no offset goes whatever its age.
             let whole = kept == 0;
             // Asked here, under the group's lock: no commit and no record
             // of the group is written meanwhile (a generation formed since
