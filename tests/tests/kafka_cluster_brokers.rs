@@ -2,7 +2,8 @@
 //! is up; a node its peers have not reached for the broker session timeout
 //! (9 s, Kafka's `broker.session.timeout.ms`) is left out of Metadata, as
 //! Kafka leaves out a broker whose session ended, and is listed again once
-//! it is back, and its replicas are listed as offline meanwhile; the
+//! it is back, and its replicas are listed as offline meanwhile (a stopped
+//! node too, once it has answered nothing for as long); the
 //! latest offset of ListOffsets carries the leader epoch Metadata names.
 //! Clients that go to every broker (librdkafka's and Java's
 //! ListGroups, for one) would otherwise wait on the dead node until their
@@ -12,6 +13,8 @@
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use sluice_protocol::kafka::admin::{CreatableTopic, CreateTopicsRequest, CreateTopicsResponse};
 use sluice_protocol::kafka::error_code::code;
 use sluice_protocol::kafka::list_offsets::{
@@ -53,6 +56,22 @@ fn offline_seen_by(c: &TestCluster, id: u64) -> Vec<i32> {
         .clone()
 }
 
+/// Creates topic `t`, one partition on the three nodes.
+fn create_t(c: &TestCluster) {
+    let mut create = CreateTopicsRequest {
+        topics: vec![CreatableTopic {
+            name: "t".into(),
+            num_partitions: 1,
+            replication_factor: 3,
+            ..CreatableTopic::default()
+        }],
+        timeout_ms: 10_000,
+        validate_only: false,
+    };
+    let r: CreateTopicsResponse = call(&mut connect(c, 1), 7, &mut create);
+    assert_eq!(r.topics[0].error_code, code::NONE, "{r:?}");
+}
+
 /// Polls until node `id` names `want`, for up to `limit`; the time it took.
 fn wait_for(c: &TestCluster, id: u64, want: &[i32], limit: Duration) -> Duration {
     let start = Instant::now();
@@ -73,18 +92,7 @@ fn wait_for(c: &TestCluster, id: u64, want: &[i32], limit: Duration) -> Duration
 fn a_node_down_past_the_session_timeout_is_left_out_of_metadata_until_it_is_back() {
     let mut c = TestCluster::start_with_kafka(3);
     c.wait_for_leader(Duration::from_secs(20));
-    let mut create = CreateTopicsRequest {
-        topics: vec![CreatableTopic {
-            name: "t".into(),
-            num_partitions: 1,
-            replication_factor: 3,
-            ..CreatableTopic::default()
-        }],
-        timeout_ms: 10_000,
-        validate_only: false,
-    };
-    let r: CreateTopicsResponse = call(&mut connect(&c, 1), 7, &mut create);
-    assert_eq!(r.topics[0].error_code, code::NONE, "{r:?}");
+    create_t(&c);
     for id in 1..=3 {
         wait_for(&c, id, &[1, 2, 3], Duration::from_secs(10));
         assert_eq!(offline_seen_by(&c, id), [0i32; 0]);
@@ -104,6 +112,14 @@ fn a_node_down_past_the_session_timeout_is_left_out_of_metadata_until_it_is_back
         assert_eq!(offline_seen_by(&c, id), [3]);
     }
     assert!(killed.elapsed() >= Duration::from_secs(9));
+    // A stopped (hung) node keeps its connections open, and its kernel
+    // still accepts new ones: it is left out once it has answered nothing
+    // for as long.
+    let stopped = Pid::from_raw(c.node(2).pid() as i32);
+    kill(stopped, Signal::SIGSTOP).unwrap();
+    wait_for(&c, 1, &[1], Duration::from_secs(30));
+    kill(stopped, Signal::SIGCONT).unwrap();
+    wait_for(&c, 1, &[1, 2], Duration::from_secs(20));
     c.restart(3);
     for id in 1..=3 {
         wait_for(&c, id, &[1, 2, 3], Duration::from_secs(20));
@@ -130,4 +146,43 @@ fn a_node_down_past_the_session_timeout_is_left_out_of_metadata_until_it_is_back
         (answered.error_code, answered.leader_epoch),
         (code::NONE, p.leader_epoch)
     );
+}
+
+/// A node restarted while the two others are down cannot catch up with
+/// the controller's metadata: it holds the connections of the first 10 s,
+/// then serves every connection at once with what it has, and says it is
+/// not ready all along.
+#[test]
+fn a_node_restarted_without_a_quorum_serves_after_ten_seconds_and_then_at_once() {
+    let mut c = TestCluster::start_with_kafka(3);
+    c.wait_for_leader(Duration::from_secs(20));
+    // A change after the last controller snapshot (none was taken), which
+    // the restarted node cannot apply again without a leader.
+    create_t(&c);
+    c.wait_until(Duration::from_secs(20), "t on node 1", |c| {
+        c.topic(1, "t").is_some()
+    });
+    for id in 1..=3 {
+        c.kill(id);
+    }
+    c.restart(1);
+    let restarted = Instant::now();
+    // The first connection is held until 10 s after the start.
+    brokers_seen_by(&c, 1);
+    let first = restarted.elapsed();
+    assert!(
+        first >= Duration::from_secs(8) && first < Duration::from_secs(20),
+        "answered after {first:?}"
+    );
+    // Later ones are not held again.
+    let asked = Instant::now();
+    brokers_seen_by(&c, 1);
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
+    );
+    let (status, body) = sluice_tests::http_get(c.node(1).metrics_addr.unwrap(), "/health/ready");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("catching up"), "{body}");
 }

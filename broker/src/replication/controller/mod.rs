@@ -128,6 +128,9 @@ pub struct Cluster {
     /// Set once [`Cluster::caught_up`] has held (it then holds for good:
     /// the store changes only as entries are applied).
     caught_up_once: std::sync::atomic::AtomicBool,
+    /// When this node's controller started: [`Cluster::wait_caught_up`]
+    /// waits until `limit` after it, not after each call.
+    started: tokio::time::Instant,
     timeout: Duration,
     raft_addr: SocketAddr,
 }
@@ -241,6 +244,7 @@ impl Cluster {
             applied,
             observed,
             caught_up_once: std::sync::atomic::AtomicBool::new(false),
+            started: tokio::time::Instant::now(),
             timeout,
             raft_addr,
         }))
@@ -344,17 +348,18 @@ impl Cluster {
         false
     }
 
-    /// Waits until [`Cluster::caught_up`] holds, for at most `limit`;
-    /// whether it does. Clients are served only then: before it, a
-    /// restarted node's metadata lacks the topics created since its last
-    /// controller snapshot (and may list some deleted since), which Kafka
-    /// clients would take for the truth. A node that cannot catch up within
-    /// `limit` (no controller leader: most of the cluster is down) serves
-    /// with what it has, and says so once in its log.
+    /// Waits until [`Cluster::caught_up`] holds, until `limit` after this
+    /// node's controller started at the latest; whether it does. Clients
+    /// are served only then: before it, a restarted node's metadata lacks
+    /// the topics created since its last controller snapshot (and may list
+    /// some deleted since), which Kafka clients would take for the truth. A
+    /// node that cannot catch up by then (no controller leader: most of the
+    /// cluster is down) serves every connection at once with what it has,
+    /// and says so once in its log.
     pub async fn wait_caught_up(&self, limit: Duration) -> bool {
         use std::sync::atomic::Ordering;
         let mut applied = self.applied();
-        let deadline = tokio::time::Instant::now() + limit;
+        let deadline = self.started + limit;
         loop {
             if self.has_caught_up() {
                 return true;
@@ -364,11 +369,11 @@ impl Cluster {
                 _ => {
                     static WARNED: std::sync::atomic::AtomicBool =
                         std::sync::atomic::AtomicBool::new(false);
-                    let caught_up = self.caught_up();
+                    let caught_up = self.has_caught_up();
                     if !caught_up && !WARNED.swap(true, Ordering::Relaxed) {
                         tracing::warn!(
                             waited_ms = limit.as_millis() as u64,
-                            "serving clients before the controller metadata has caught up (no controller leader?): topics created since the last controller snapshot may be missing"
+                            "serving clients before the controller metadata has caught up (no controller leader?): topics created since the last controller snapshot (all of them if none was taken) are missing until it has"
                         );
                     }
                     return caught_up;

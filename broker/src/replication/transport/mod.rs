@@ -203,6 +203,24 @@ struct Conn {
     tx: mpsc::UnboundedSender<Outgoing>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Frame>>>,
     closed: AtomicBool,
+    /// When a call on it first went unanswered since its last answer, in
+    /// nanoseconds since [`clock_base`] (0: every call answered). A
+    /// stopped process keeps its connections open, and its kernel even
+    /// accepts new ones: only this tells it is not there.
+    unanswered_since: AtomicU64,
+}
+
+/// The instant [`Conn::unanswered_since`] counts from.
+fn clock_base() -> Instant {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+/// Nanoseconds since [`clock_base`], at least 1.
+fn clock_now() -> u64 {
+    u64::try_from(clock_base().elapsed().as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 impl Conn {
@@ -345,11 +363,18 @@ impl Transport {
         &self.tcp_congestion
     }
 
-    /// The peers every connect to which has failed for at least `for_at_least`
-    /// (since the last successful one), sorted. A peer is only tried when
-    /// something calls it, or [`Transport::watch_peers`] does.
+    /// The peers every connect to which has failed for at least
+    /// `for_at_least` (since the last successful one), or whose open
+    /// connection has answered no call for that long (a stopped or hung
+    /// process), sorted. A peer is only tried when something calls it (or,
+    /// for connects, [`Transport::watch_peers`] does).
     pub fn unreachable(&self, for_at_least: Duration) -> Vec<u64> {
         let now = Instant::now();
+        let limit = u64::try_from(for_at_least.as_nanos()).unwrap_or(u64::MAX);
+        let silent = |c: &Conn| {
+            let since = c.unanswered_since.load(Ordering::Relaxed);
+            since != 0 && clock_now().saturating_sub(since) >= limit
+        };
         let mut out: Vec<u64> = self
             .state
             .lock()
@@ -357,6 +382,9 @@ impl Transport {
             .filter(|(_, s)| {
                 s.down_since
                     .is_some_and(|since| now.duration_since(since) >= for_at_least)
+                    || s.conn
+                        .as_ref()
+                        .is_some_and(|c| !c.closed.load(Ordering::Acquire) && silent(c))
             })
             .map(|(id, _)| *id)
             .collect();
@@ -457,18 +485,30 @@ impl Transport {
         match tokio::time::timeout(left, rx).await {
             Err(_) => {
                 conn.pending.lock().remove(&request_id);
+                let _ = conn.unanswered_since.compare_exchange(
+                    0,
+                    clock_now(),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
                 self.call_failed(target, "no answer in time");
                 Err(CallError::Timeout(target, timeout))
             }
             Ok(Err(_)) => Err(CallError::Unreachable(target, "connection closed".into())),
-            Ok(Ok(frame)) => match frame.kind {
-                Kind::Response => Ok(frame.body),
-                _ => Err(CallError::Remote(
-                    target,
-                    postcard::from_bytes::<String>(&frame.body)
-                        .unwrap_or_else(|_| "malformed error frame".into()),
-                )),
-            },
+            Ok(Ok(frame)) => {
+                if conn.unanswered_since.load(Ordering::Relaxed) != 0 {
+                    // Answered (again): the peer is there.
+                    conn.unanswered_since.store(0, Ordering::Relaxed);
+                }
+                match frame.kind {
+                    Kind::Response => Ok(frame.body),
+                    _ => Err(CallError::Remote(
+                        target,
+                        postcard::from_bytes::<String>(&frame.body)
+                            .unwrap_or_else(|_| "malformed error frame".into()),
+                    )),
+                }
+            }
         }
     }
 
@@ -562,6 +602,7 @@ fn spawn_client(stream: TcpStream, stats: Arc<Stats>) -> Arc<Conn> {
         tx,
         pending: Mutex::new(HashMap::new()),
         closed: AtomicBool::new(false),
+        unanswered_since: AtomicU64::new(0),
     });
     // Weak: the writer ends when the connection is dropped (its sender
     // goes), and must not keep it alive itself.
