@@ -87,6 +87,26 @@ async fn join(c: &mut Connection, group: &str) -> (String, i32) {
     (req.member_id, joined.generation_id)
 }
 
+/// A broker whose offsets expire after [`RETENTION`], looked for every
+/// `check` (config file named after `name`).
+fn broker(name: &str, check: Duration) -> TestBroker {
+    let config = std::env::temp_dir().join(format!(
+        "offset-retention-{name}-{}.toml",
+        std::process::id()
+    ));
+    std::fs::write(
+        &config,
+        format!(
+            "group_initial_rebalance_delay_ms = 0\noffsets_retention_ms = {}\n\
+             offsets_retention_check_interval_ms = {}\n",
+            RETENTION.as_millis(),
+            check.as_millis()
+        ),
+    )
+    .unwrap();
+    TestBroker::start_with_args(&["--config", &config.display().to_string()])
+}
+
 /// Polls `check` every 50 ms until it holds or `limit` passes; whether it
 /// held.
 async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
@@ -104,17 +124,7 @@ async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bo
 
 #[test]
 fn offsets_of_groups_nobody_uses_expire_and_the_groups_go() {
-    let config = std::env::temp_dir().join(format!("offset-retention-{}.toml", std::process::id()));
-    std::fs::write(
-        &config,
-        format!(
-            "group_initial_rebalance_delay_ms = 0\noffsets_retention_ms = {}\n\
-             offsets_retention_check_interval_ms = 100\n",
-            RETENTION.as_millis()
-        ),
-    )
-    .unwrap();
-    let mut b = TestBroker::start_with_args(&["--config", &config.display().to_string()]);
+    let mut b = broker("expire", Duration::from_millis(100));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let left_at = rt.block_on(async {
         let mut c = b.connect().await;
@@ -209,18 +219,7 @@ fn offsets_of_groups_nobody_uses_expire_and_the_groups_go() {
 /// any more, and never refuses or loses a commit of the one still in use.
 #[test]
 fn expiry_never_disturbs_commits_to_the_partitions_still_in_use() {
-    let config =
-        std::env::temp_dir().join(format!("offset-retention-busy-{}.toml", std::process::id()));
-    std::fs::write(
-        &config,
-        format!(
-            "group_initial_rebalance_delay_ms = 0\noffsets_retention_ms = {}\n\
-             offsets_retention_check_interval_ms = 20\n",
-            RETENTION.as_millis()
-        ),
-    )
-    .unwrap();
-    let b = TestBroker::start_with_args(&["--config", &config.display().to_string()]);
+    let b = broker("busy", Duration::from_millis(20));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut c = b.connect().await;
