@@ -20,10 +20,11 @@ use sluice_tests::{TestBroker, create_topic};
 
 const RETENTION: Duration = Duration::from_millis(3_000);
 
-fn part(offset: u64) -> CommitPartition {
+/// A commit of `offset` to partition `partition` of topic `t`.
+fn part(partition: u32, offset: u64) -> CommitPartition {
     CommitPartition {
         topic: "t".into(),
-        partition: 0,
+        partition,
         offset,
         metadata: String::new(),
     }
@@ -107,6 +108,21 @@ fn broker(name: &str, check: Duration) -> TestBroker {
     TestBroker::start_with_args(&["--config", &config.display().to_string()])
 }
 
+/// `member` leaves `group`.
+async fn leave(c: &mut Connection, group: &str, member: String) {
+    let r = c
+        .leave_group(
+            group,
+            vec![LeavingMember {
+                member_id: member,
+                group_instance_id: None,
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.error_code, ErrorCode::None);
+}
+
 /// Polls `check` every 50 ms until it holds or `limit` passes; whether it
 /// held.
 async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
@@ -130,14 +146,17 @@ fn offsets_of_groups_nobody_uses_expire_and_the_groups_go() {
         let mut c = b.connect().await;
         create_topic(&mut c, "t", 1, TopicConfig::default()).await;
         // A standalone consumer's commit: no member, no stored generation.
-        let r = c.offset_commit("standalone", vec![part(5)]).await.unwrap();
+        let r = c
+            .offset_commit("standalone", vec![part(0, 5)])
+            .await
+            .unwrap();
         assert!(r.partitions[0].error_code.is_ok());
         // A member commits once, then only heartbeats, longer than the
         // retention.
         let mut m = b.connect().await;
         let (member, generation) = join(&mut m, "active").await;
         let r = m
-            .offset_commit_in_generation("active", generation, &member, None, vec![part(7)])
+            .offset_commit_in_generation("active", generation, &member, None, vec![part(0, 7)])
             .await
             .unwrap();
         assert!(r.partitions[0].error_code.is_ok());
@@ -166,17 +185,7 @@ fn offsets_of_groups_nobody_uses_expire_and_the_groups_go() {
         assert_eq!(committed(&mut c, "active").await, [7]);
 
         // The member leaves: the group's clock starts now.
-        let r = m
-            .leave_group(
-                "active",
-                vec![LeavingMember {
-                    member_id: member,
-                    group_instance_id: None,
-                }],
-            )
-            .await
-            .unwrap();
-        assert_eq!(r.error_code, ErrorCode::None);
+        leave(&mut m, "active", member).await;
         let left_at = Instant::now();
         assert_eq!(state(&mut c, "active").await, "Empty");
         assert_eq!(committed(&mut c, "active").await, [7]);
@@ -208,7 +217,7 @@ fn offsets_of_groups_nobody_uses_expire_and_the_groups_go() {
         assert!(listed(&mut c).await.is_empty());
         assert_eq!(state(&mut c, "active").await, "Dead");
         // A group used again afresh works as any new group.
-        let r = c.offset_commit("active", vec![part(9)]).await.unwrap();
+        let r = c.offset_commit("active", vec![part(0, 9)]).await.unwrap();
         assert!(r.partitions[0].error_code.is_ok());
         assert_eq!(committed(&mut c, "active").await, [9]);
     });
@@ -224,36 +233,23 @@ fn expiry_never_disturbs_commits_to_the_partitions_still_in_use() {
     rt.block_on(async {
         let mut c = b.connect().await;
         create_topic(&mut c, "t", 2, TopicConfig::default()).await;
-        let at = |partition, offset| CommitPartition {
-            topic: "t".into(),
-            partition,
-            offset,
-            metadata: String::new(),
-        };
         let mut m = b.connect().await;
         let (member, generation) = join(&mut m, "busy").await;
         let r = m
-            .offset_commit_in_generation("busy", generation, &member, None, vec![at(0, 3)])
+            .offset_commit_in_generation("busy", generation, &member, None, vec![part(0, 3)])
             .await
             .unwrap();
         assert!(r.partitions[0].error_code.is_ok());
-        let r = m
-            .leave_group(
-                "busy",
-                vec![LeavingMember {
-                    member_id: member,
-                    group_instance_id: None,
-                }],
-            )
-            .await
-            .unwrap();
-        assert_eq!(r.error_code, ErrorCode::None);
+        leave(&mut m, "busy", member).await;
         // Partition 1 is committed every 20 ms; partition 0 never again.
         let start = Instant::now();
         let mut offset = 0;
         while start.elapsed() < RETENTION * 2 {
             offset += 1;
-            let r = c.offset_commit("busy", vec![at(1, offset)]).await.unwrap();
+            let r = c
+                .offset_commit("busy", vec![part(1, offset)])
+                .await
+                .unwrap();
             assert_eq!(
                 r.partitions[0].error_code,
                 ErrorCode::None,

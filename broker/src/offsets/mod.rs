@@ -157,9 +157,7 @@ pub trait GroupLog: std::fmt::Debug + Send + Sync {
 
 /// The wall-clock time in milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    crate::log::partition::unix_millis(SystemTime::now())
 }
 
 fn store_error(code: ErrorCode, message: String) -> BrokerError {
