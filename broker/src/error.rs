@@ -64,7 +64,9 @@ pub fn log_error_code(e: &LogError) -> ErrorCode {
         | LogError::BaseOffsetMismatch { .. } => ErrorCode::InvalidRequest,
         LogError::TimestampTooFarAhead { .. } => ErrorCode::InvalidTimestamp,
         LogError::TransactionBatch { .. } => ErrorCode::InvalidRecord,
-        LogError::AppendTooLarge { .. } => ErrorCode::MessageTooLarge,
+        LogError::AppendTooLarge { .. } | LogError::BatchTooLarge { .. } => {
+            ErrorCode::MessageTooLarge
+        }
         LogError::OffsetSpaceExhausted { .. } => ErrorCode::OffsetSpaceExhausted,
         LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         LogError::Offline { .. } => ErrorCode::PartitionOffline,

@@ -754,6 +754,7 @@ impl TopicStore {
             p.log
                 .set_roll(log_config.segment_bytes, log_config.segment_age);
             p.log.set_compression(log_config.compression);
+            p.log.set_max_batch_bytes(log_config.max_batch_bytes);
         }
         self.topics.write().insert(name.to_owned(), Arc::new(topic));
         tracing::info!(topic = name, config = ?config, "changed topic settings");
@@ -915,6 +916,12 @@ pub fn check_topic_limits(config: &TopicConfig) -> Result<(), String> {
     if let Some(ms) = config.segment_ms.filter(|&m| m > 0 && m < MIN_SEGMENT_MS) {
         return Err(format!(
             "segment_ms must be 0 (never) or at least {MIN_SEGMENT_MS}, got {ms}"
+        ));
+    }
+    if let Some(bytes) = config.max_message_bytes.filter(|&b| b > i32::MAX as u32) {
+        return Err(format!(
+            "max_message_bytes must be at most {}, got {bytes}",
+            i32::MAX
         ));
     }
     Ok(())

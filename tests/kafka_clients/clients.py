@@ -547,6 +547,50 @@ def alter_configs(bootstrap, topic):
     return out
 
 
+def max_message_bytes(bootstrap, topic, phase):
+    """A topic's max.message.bytes through confluent-kafka: `create` makes
+    the topic with the configs kafka-ui's create form sends, `raise` lifts
+    the limit to 4 MiB, `check` only looks. Each phase reports the
+    described value and source and the outcome of producing records of
+    500 KB, 2 MB and 5 MB (the client's own limit is set above them, so the
+    broker decides)."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry,
+                                       ConfigResource, NewTopic)
+
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    out = {}
+    if phase == "create":
+        t = NewTopic(topic, 1, 1, config={
+            "cleanup.policy": "delete", "retention.ms": "604800000",
+            "retention.bytes": "-1", "max.message.bytes": "1048588",
+            "min.insync.replicas": "1"})
+        a.create_topics([t])[topic].result(timeout=20)
+    if phase == "raise":
+        r = ConfigResource("topic", topic, incremental_configs=[
+            ConfigEntry("max.message.bytes", "4194304",
+                        incremental_operation=AlterConfigOpType.SET)])
+        a.incremental_alter_configs([r])[r].result(timeout=20)
+    r = ConfigResource("topic", topic)
+    cfg = a.describe_configs([r])[r].result(timeout=20)["max.message.bytes"]
+    out["described"] = [cfg.value, cfg.source]
+    p = Producer({"bootstrap.servers": bootstrap, "message.max.bytes": 10_000_000,
+                  "linger.ms": 0, "compression.type": "none", "acks": "all",
+                  "message.send.max.retries": 0})
+    outcomes = {}
+
+    def report(size):
+        def cb(err, _msg):
+            outcomes[size] = "ok" if err is None else err.name()
+        return cb
+
+    for size in (500_000, 2_000_000, 5_000_000):
+        p.produce(topic, value=b"x" * size, on_delivery=report(size))
+        p.flush(30)
+    out["produced"] = {str(k): v for k, v in sorted(outcomes.items())}
+    return out
+
+
 def create_partitions(bootstrap, topic):
     import threading
 
@@ -975,6 +1019,8 @@ def main(argv):
         r = group_commit(argv[2], argv[3], argv[4], int(argv[5]))
     elif s == "alter-configs":
         r = alter_configs(argv[2], argv[3])
+    elif s == "max-message-bytes":
+        r = max_message_bytes(argv[2], argv[3], argv[4])
     elif s == "delete-records":
         r = delete_records(argv[2], argv[3])
     elif s == "create-partitions":

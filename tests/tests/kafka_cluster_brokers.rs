@@ -112,6 +112,37 @@ fn a_node_down_past_the_session_timeout_is_left_out_of_metadata_until_it_is_back
         assert_eq!(offline_seen_by(&c, id), [3]);
     }
     assert!(killed.elapsed() >= Duration::from_secs(9));
+    // Topics created meanwhile keep their replicas off node 3 when the
+    // others can hold them all, so that every partition gets a leader.
+    for (topic, rf) in [("one-copy", 1i16), ("two-copies", 2)] {
+        let mut create = CreateTopicsRequest {
+            topics: vec![CreatableTopic {
+                name: topic.into(),
+                num_partitions: 6,
+                replication_factor: rf,
+                ..CreatableTopic::default()
+            }],
+            timeout_ms: 10_000,
+            validate_only: false,
+        };
+        let r: CreateTopicsResponse = call(&mut connect(&c, 1), 7, &mut create);
+        assert_eq!(r.topics[0].error_code, code::NONE, "{r:?}");
+        let mut req = MetadataRequest {
+            topics: Some(vec![MetadataRequestTopic {
+                topic_id: [0; 16],
+                name: Some(topic.into()),
+            }]),
+            ..MetadataRequest::default()
+        };
+        let m: MetadataResponse = call(&mut connect(&c, 1), 12, &mut req);
+        let parts = &m.topics[0].partitions;
+        assert_eq!(parts.len(), 6, "{m:?}");
+        for p in parts {
+            assert_eq!(p.replica_nodes.len(), rf as usize, "{p:?}");
+            assert!(!p.replica_nodes.contains(&3), "{topic}: {p:?}");
+            assert!(p.leader_id > 0, "{topic}: no leader: {p:?}");
+        }
+    }
     // A stopped (hung) node keeps its connections open, and its kernel
     // still accepts new ones: it is left out once it has answered nothing
     // for as long.

@@ -209,6 +209,17 @@ fn a_topics_retention_changes_while_it_is_open() {
     assert_eq!(r.0.responses[0].error_code, code::NONE);
     let ((bytes, source), _) = described(&mut s);
     assert_eq!((bytes.as_str(), source), ("-1", 5));
+    // Kafka's retention.ms 0 deletes every segment but the active one (as
+    // Sluice's 1, which DescribeConfigs then lists), unlike -1.
+    let segments = || sluice_tests::segment_file_count(&b.data_dir, "shrink-0");
+    assert!(segments() > 1, "{} segments", segments());
+    let zero = vec![set("retention.ms", "0")];
+    assert_eq!(incremental(&mut s, zero, false, 1), (code::NONE, None));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while segments() > 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(segments(), 1, "retention.ms 0 kept sealed segments");
     // A broker resource is refused.
     let mut req = IncrementalAlterConfigsRequest {
         resources: vec![AlterConfigsResource {
@@ -707,4 +718,68 @@ fn a_broker_describes_its_own_settings_under_kafkas_names() {
     let other = describe(&mut s, "7", None);
     assert_eq!(other.error_code, code::INVALID_REQUEST);
     assert!(other.error_message.unwrap().contains("expected 0"));
+}
+
+/// A topic's `max.message.bytes`, as kafka-ui's create form sets it with
+/// confluent-kafka: a batch over it is refused with `MESSAGE_TOO_LARGE`
+/// (also through the native protocol), one under it stored; raising it
+/// lets the larger batch in, and the new limit holds across a restart.
+#[test]
+fn a_topics_max_message_bytes_limits_its_batches() {
+    use sluice_protocol::wire::ErrorCode;
+    use sluice_protocol::wire::produce::Acks;
+    use sluice_tests::kafka::{python, run_clients};
+
+    let Some(py) = python() else { return };
+    let mut b = TestBroker::start();
+    let addr = b.kafka_addr.unwrap().to_string();
+    let phase = |addr: &str, phase: &str| -> serde_json::Value {
+        let out = run_clients(&py, &["max-message-bytes", addr, "limited", phase]);
+        serde_json::from_str(&out).unwrap()
+    };
+    let created = phase(&addr, "create");
+    assert_eq!(
+        created["described"],
+        serde_json::json!(["1048588", 1]),
+        "{created}"
+    );
+    assert_eq!(
+        created["produced"],
+        serde_json::json!({"500000": "ok", "2000000": "MSG_SIZE_TOO_LARGE", "5000000": "MSG_SIZE_TOO_LARGE"}),
+        "{created}"
+    );
+    // The native protocol's produce meets the same limit.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let native = |b: &TestBroker, len: usize| {
+        rt.block_on(async {
+            let mut c = b.connect().await;
+            let batch = sluice_tests::batch_sized_now("n", 1, len);
+            let r = c
+                .produce(Acks::Leader, 5000, &[("limited", 0, &batch)])
+                .await
+                .unwrap()
+                .unwrap();
+            r.partitions[0].error_code
+        })
+    };
+    assert_eq!(native(&b, 1_100_000), ErrorCode::MessageTooLarge);
+    assert_eq!(native(&b, 900_000), ErrorCode::None);
+    let raised = phase(&addr, "raise");
+    assert_eq!(
+        raised["described"],
+        serde_json::json!(["4194304", 1]),
+        "{raised}"
+    );
+    assert_eq!(
+        raised["produced"],
+        serde_json::json!({"500000": "ok", "2000000": "ok", "5000000": "MSG_SIZE_TOO_LARGE"}),
+        "{raised}"
+    );
+    b.stop();
+    b.restart();
+    let addr = b.kafka_addr.unwrap().to_string();
+    let after = phase(&addr, "check");
+    assert_eq!(after["described"], raised["described"], "{after}");
+    assert_eq!(after["produced"], raised["produced"], "{after}");
+    assert_eq!(native(&b, 4_300_000), ErrorCode::MessageTooLarge);
 }

@@ -8,6 +8,11 @@ use sluice_protocol::wire::topic_config::{FlushMode, TopicCompression, TopicConf
 
 use crate::log::{FlushPolicy, LogConfig};
 
+/// The default of [`TopicDefaults::max_message_bytes`]: 64 MiB, the
+/// default request frame limit (`max_frame_bytes`), so that by default a
+/// batch is limited only by the request that carries it.
+pub(crate) const DEFAULT_MAX_MESSAGE_BYTES: u32 = 64 << 20;
+
 /// Defaults for new topics (each topic may override them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -44,6 +49,11 @@ pub struct TopicDefaults {
     /// The most idempotent producer ids remembered per partition; beyond it
     /// the least recently active is forgotten. Broker-wide.
     pub max_producer_ids: u32,
+    /// The largest record batch a produce may append, in bytes, as stored
+    /// (after the topic's codec re-encoded it); a larger one is refused
+    /// with `MessageTooLarge` (Kafka's `message.max.bytes`; a topic's
+    /// `max.message.bytes` overrides it). At most 2^31-1.
+    pub max_message_bytes: u32,
 }
 
 /// A topic's `compression` as written in the config file.
@@ -118,6 +128,7 @@ impl Default for TopicDefaults {
             compression: CompressionSetting::Producer,
             producer_id_expiration_ms: 24 * 3600 * 1000,
             max_producer_ids: 10_000,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
 }
@@ -136,6 +147,7 @@ impl TopicDefaults {
                 FlushSetting::Named(FlushName::BeforeAck) => FlushMode::BeforeAck,
             })),
             compression: Some(topic.compression.unwrap_or(self.compression.wire())),
+            max_message_bytes: Some(topic.max_message_bytes.unwrap_or(self.max_message_bytes)),
         }
     }
 
@@ -159,6 +171,7 @@ impl TopicDefaults {
             compression: t.compression.and_then(TopicCompression::codec),
             producer_id_expiration: Duration::from_millis(self.producer_id_expiration_ms),
             max_producer_ids: self.max_producer_ids.max(1) as usize,
+            max_batch_bytes: t.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
             ..LogConfig::default()
         }
     }

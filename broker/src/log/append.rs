@@ -80,6 +80,8 @@ impl PartitionLog {
     /// - it is neither a control batch nor transactional, else
     ///   [`LogError::TransactionBatch`] (this broker has no transactions, and
     ///   control records are a broker's to write);
+    /// - it is at most [`PartitionLog::max_batch_bytes`] long, else
+    ///   [`LogError::BatchTooLarge`];
     /// - its largest record timestamp is at most
     ///   [`LogConfig::max_timestamp_ahead`] ahead of the system clock, else
     ///   [`LogError::TimestampTooFarAhead`].
@@ -379,6 +381,7 @@ impl PartitionLog {
         if bytes > Self::MAX_APPEND_BYTES {
             return Err(too_large(0));
         }
+        let max_batch = self.max_batch_bytes();
         let mut count = 0u32;
         let mut offsets = 0u64;
         // Decompressed records of the batch being checked; allocated only
@@ -404,9 +407,21 @@ impl PartitionLog {
                     max_record_timestamp: None,
                 })
             } else {
+                let parsed = batch::BatchHeader::parse(rest);
+                if let Ok(h) = &parsed {
+                    // Before the records are walked (decompressed): a batch
+                    // over the limit is refused whatever it holds.
+                    let bytes = h.total_len() as u64;
+                    if mode == AppendMode::Leader && bytes > u64::from(max_batch) {
+                        return Err(LogError::BatchTooLarge {
+                            position: at,
+                            bytes,
+                            max: max_batch,
+                        });
+                    }
+                }
                 if slot.is_none()
-                    && batch::BatchHeader::parse(rest)
-                        .is_ok_and(|h| h.compression() != batch::Compression::None)
+                    && parsed.is_ok_and(|h| h.compression() != batch::Compression::None)
                 {
                     slot = Some(super::decompression::enter());
                 }

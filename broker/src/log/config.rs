@@ -74,6 +74,11 @@ pub struct LogConfig {
     /// The most idempotent producers remembered per partition; a new one
     /// beyond it makes the partition forget the least recently active.
     pub max_producer_ids: usize,
+    /// The largest batch a client's append may hold, in bytes (Kafka's
+    /// `max.message.bytes`); a larger one is refused
+    /// ([`super::LogError::BatchTooLarge`]). Replicas and followers store
+    /// what their leader took, whatever its size.
+    pub max_batch_bytes: u32,
 }
 
 impl Default for LogConfig {
@@ -91,6 +96,7 @@ impl Default for LogConfig {
             compression: None,
             producer_id_expiration: Duration::from_secs(24 * 3600),
             max_producer_ids: 10_000,
+            max_batch_bytes: u32::MAX,
         }
     }
 }

@@ -84,6 +84,20 @@ pub enum LogError {
         /// The most bytes one append may hold.
         max_bytes: u64,
     },
+    /// A batch is larger than the partition's batch limit (Kafka's
+    /// `max.message.bytes`, [`super::LogConfig::max_batch_bytes`]); nothing
+    /// was written.
+    #[error(
+        "the batch at byte {position} of the append is {bytes} bytes; this topic takes batches of at most {max} bytes (max.message.bytes)"
+    )]
+    BatchTooLarge {
+        /// Where the batch starts in the appended buffer.
+        position: usize,
+        /// Its size in bytes.
+        bytes: u64,
+        /// The most bytes one batch may hold.
+        max: u32,
+    },
     /// The append would take the log past [`super::PartitionLog::OFFSET_CEILING`];
     /// nothing was written.
     #[error(

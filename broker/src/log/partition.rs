@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex};
@@ -260,6 +260,10 @@ pub struct PartitionLog {
     /// codec's code + 1 ([`PartitionLog::set_compression`]); starts as
     /// `config.compression`.
     pub(crate) compression: AtomicU8,
+    /// The largest batch a client's append may hold
+    /// ([`PartitionLog::set_max_batch_bytes`]); starts as
+    /// `config.max_batch_bytes`.
+    pub(crate) max_batch_bytes: AtomicU32,
 }
 
 /// The stored form of a topic's codec (see [`PartitionLog::compression`]).
@@ -354,6 +358,18 @@ impl PartitionLog {
     pub fn set_compression(&self, compression: Option<Compression>) {
         self.compression
             .store(compression_code(compression), Ordering::Relaxed);
+    }
+
+    /// The largest batch a client's append may hold, in bytes (Kafka's
+    /// `max.message.bytes`; see [`LogConfig::max_batch_bytes`]).
+    pub fn max_batch_bytes(&self) -> u32 {
+        self.max_batch_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Changes the batch limit of appends from now on; batches stored
+    /// before stay as they are.
+    pub fn set_max_batch_bytes(&self, bytes: u32) {
+        self.max_batch_bytes.store(bytes, Ordering::Relaxed);
     }
 
     /// First offset still held (retention moves it forward).

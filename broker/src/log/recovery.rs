@@ -21,7 +21,7 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64};
 use std::time::SystemTime;
 
 use parking_lot::{Condvar, Mutex};
@@ -303,6 +303,7 @@ impl PartitionLog {
         let (segment_age_ms, _) = super::partition::retention_limits(config.segment_age, None);
         let compression = super::partition::compression_code(config.compression);
         let segment_bytes = config.segment_bytes;
+        let max_batch_bytes = config.max_batch_bytes;
         PartitionLog {
             dir,
             fs,
@@ -312,6 +313,7 @@ impl PartitionLog {
             segment_bytes: AtomicU64::new(segment_bytes),
             segment_age_ms: AtomicU64::new(segment_age_ms),
             compression: AtomicU8::new(compression),
+            max_batch_bytes: AtomicU32::new(max_batch_bytes),
             state: Mutex::new(LogState {
                 segments,
                 end,

@@ -11,7 +11,7 @@ use super::leadership::ClusterTopic;
 use super::{Refused, Service, blocking};
 use crate::error::{BrokerError, client_message_logged, log_error_code};
 use crate::log::validate_topic_name;
-use crate::replication::controller::state::assign;
+use crate::replication::controller::state::{assign, placement};
 use crate::replication::controller::{AdminError, Cluster, Command, Outcome};
 use crate::topics::TopicId;
 
@@ -436,9 +436,10 @@ impl Service {
                 Ok(()) if validate_only => Ok(()),
                 Ok(()) => proposed(
                     cluster
-                        .propose(Command::CreatePartitions {
+                        .propose(Command::CreatePartitionsV2 {
                             name: name.clone(),
                             count,
+                            avoid: self.leadership.unreachable(),
                         })
                         .await,
                 ),
@@ -486,7 +487,7 @@ impl Service {
             }
             let r = proposed(
                 cluster
-                    .propose(Command::AlterTopicConfig {
+                    .propose(Command::AlterTopicConfigV2 {
                         name: name.to_owned(),
                         expected: expected.clone(),
                         config,
@@ -550,13 +551,15 @@ impl Service {
                 ),
             ));
         }
+        let avoid = self.leadership.unreachable();
         self.check_cluster_room(cluster, |m| {
             let rf = topic
                 .replicas
                 .first()
                 .map_or(1, Vec::len)
                 .min(m.nodes.len());
-            let mut all = assign(&m.nodes, topic.topic_id, count, rf);
+            let nodes = placement(&m.nodes, &avoid, rf);
+            let mut all = assign(&nodes, topic.topic_id, count, rf);
             all.split_off(from.min(all.len()))
         })
     }
@@ -647,9 +650,11 @@ impl Service {
         self.topics
             .check_new(&t.name, t.partitions, &t.config)
             .map_err(|e| (e.code(), e.client_message()))?;
+        let avoid = self.leadership.unreachable();
         self.check_cluster_room(cluster, |m| {
             let rf = usize::from(factor).min(m.nodes.len());
-            assign(&m.nodes, m.next_topic_id.max(1), t.partitions, rf)
+            let nodes = placement(&m.nodes, &avoid, rf);
+            assign(&nodes, m.next_topic_id.max(1), t.partitions, rf)
         })
     }
 
@@ -670,11 +675,12 @@ impl Service {
                 Err(e) => Err(e),
                 Ok(()) => proposed(
                     cluster
-                        .propose(Command::CreateTopic {
+                        .propose(Command::CreateTopicV2 {
                             name: t.name.clone(),
                             partitions: t.partitions,
                             replication_factor: u32::from(factor),
                             config: t.config,
+                            avoid: self.leadership.unreachable(),
                         })
                         .await,
                 ),

@@ -33,16 +33,46 @@ fn v4_record() -> TopicRecord {
     }
 }
 
+/// A version 5 file: version 4's topic with `max_message_bytes` 300 (the
+/// example of `docs/storage-format.md`).
+const V5_FILE: &str = "534c544d0005000000000022010161040000010500000001ac0201020103000102030405060708090a0b0c0d0e0fb184d828";
+
 #[test]
-fn version_4_layout_is_pinned() {
-    let record = v4_record();
-    assert_eq!(encode_meta(std::slice::from_ref(&record)), unhex(V4_FILE));
-    let back = decode_meta(&unhex(V4_FILE)).unwrap();
+fn version_5_layout_is_pinned() {
+    let record = TopicRecord {
+        config: TopicConfig {
+            max_message_bytes: Some(300),
+            ..v4_record().config
+        },
+        ..v4_record()
+    };
+    assert_eq!(hex(&encode_meta(std::slice::from_ref(&record))), V5_FILE);
+    let back = decode_meta(&unhex(V5_FILE)).unwrap();
     assert_eq!(back.len(), 1);
     assert_eq!(back[0].hosted, Some(vec![1, 3]));
     assert_eq!(back[0].partitions, 4);
     assert_eq!(back[0].config, record.config);
     assert_eq!(back[0].id, record.id);
+}
+
+#[test]
+fn version_4_file_loads_without_a_batch_limit() {
+    let record = v4_record();
+    let back = decode_meta(&unhex(V4_FILE)).unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].hosted, Some(vec![1, 3]));
+    assert_eq!(back[0].partitions, 4);
+    assert_eq!(back[0].config, record.config);
+    assert_eq!(back[0].config.max_message_bytes, None);
+    assert_eq!(back[0].id, record.id);
+    // Rewritten as version 5: the same topic, one more (absent) setting.
+    let again = encode_meta(&back);
+    assert_eq!(&again[4..6], [0, 5]);
+    assert_eq!(again.len(), unhex(V4_FILE).len() + 1);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A version 3 file lists no ids: each topic gets the id derived from its
@@ -65,7 +95,7 @@ fn version_3_file_loads_with_ids_derived_from_the_names() {
     store.shutdown();
     drop(store);
     let bytes = std::fs::read(dir.path().join(TOPICS_FILE)).unwrap();
-    assert_eq!(&bytes[4..6], [0, 4], "rewritten as version 4");
+    assert_eq!(&bytes[4..6], [0, 5], "rewritten as version 5");
     let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
     assert_eq!(store.topic("a").unwrap().id, derived);
     assert_eq!(store.topic("b").unwrap().id, b);
@@ -207,20 +237,26 @@ fn arb_record() -> impl Strategy<Value = TopicRecord> {
     (
         "[a-z][a-z0-9._-]{0,20}",
         1u32..64,
-        proptest::option::of(any::<u64>()),
+        (
+            proptest::option::of(any::<u64>()),
+            proptest::option::of(any::<u32>()),
+        ),
         proptest::option::of(proptest::collection::btree_set(0u32..64, 0..16)),
         any::<[u8; 16]>(),
     )
-        .prop_map(|(name, partitions, retention_ms, hosted, id)| TopicRecord {
-            name,
-            partitions,
-            config: TopicConfig {
-                retention_ms,
-                ..TopicConfig::default()
+        .prop_map(
+            |(name, partitions, (retention_ms, max_message_bytes), hosted, id)| TopicRecord {
+                name,
+                partitions,
+                config: TopicConfig {
+                    retention_ms,
+                    max_message_bytes,
+                    ..TopicConfig::default()
+                },
+                hosted: hosted.map(|h| h.into_iter().filter(|&p| p < partitions).collect()),
+                id,
             },
-            hosted: hosted.map(|h| h.into_iter().filter(|&p| p < partitions).collect()),
-            id,
-        })
+        )
 }
 
 proptest! {

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sluice_protocol::wire::topic_config::{TopicConfig, TopicConfigV0};
+use sluice_protocol::wire::topic_config::{TopicConfig, TopicConfigV0, without_max_message_bytes};
 
 use super::space_reserve::SpaceReserve;
 use super::{Hosting, TOPICS_FILE, TopicId};
@@ -14,12 +14,13 @@ use crate::log::LogError;
 use crate::log::io::{FileSystem, write_file_atomically};
 
 const MAGIC: [u8; 4] = *b"SLTM";
-/// Version 4 adds each topic's id; version 3 added its hosted partitions,
-/// version 2 its `compression`. Versions 1 to 3 are still read (and
-/// rewritten as version 4 by the next create or delete).
-const VERSION: u16 = 4;
+/// Version 5 adds each topic's `max_message_bytes`; version 4 added its
+/// id, version 3 its hosted partitions, version 2 its `compression`.
+/// Versions 1 to 4 are still read (and rewritten as version 5 by the next
+/// create, change or delete).
+const VERSION: u16 = 5;
 
-/// A topic as version 4 of `topics.meta` records it.
+/// A topic as version 5 of `topics.meta` records it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct TopicRecord {
     pub(super) name: String,
@@ -31,11 +32,24 @@ pub(super) struct TopicRecord {
     pub(super) id: [u8; 16],
 }
 
+/// A topic as version 4 of `topics.meta` records it (settings without
+/// `max_message_bytes`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct TopicRecordV4 {
+    pub(super) name: String,
+    pub(super) partitions: u32,
+    #[serde(with = "without_max_message_bytes")]
+    pub(super) config: TopicConfig,
+    pub(super) hosted: Option<Vec<u32>>,
+    pub(super) id: [u8; 16],
+}
+
 /// A topic as version 3 of `topics.meta` records it (no id).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct TopicRecordV3 {
     pub(super) name: String,
     pub(super) partitions: u32,
+    #[serde(with = "without_max_message_bytes")]
     pub(super) config: TopicConfig,
     pub(super) hosted: Option<Vec<u32>>,
 }
@@ -74,6 +88,7 @@ impl TopicRecord {
 pub(super) struct TopicRecordV2 {
     pub(super) name: String,
     pub(super) partitions: u32,
+    #[serde(with = "without_max_message_bytes")]
     pub(super) config: TopicConfig,
 }
 
@@ -171,6 +186,16 @@ pub(super) fn decode_meta(buf: &[u8]) -> Result<Vec<TopicRecord>, String> {
         3 => decode_whole::<Vec<TopicRecordV3>>(body)?
             .into_iter()
             .map(|r| TopicRecord::without_id(r.name, r.partitions, r.config, r.hosted))
+            .collect(),
+        4 => decode_whole::<Vec<TopicRecordV4>>(body)?
+            .into_iter()
+            .map(|r| TopicRecord {
+                name: r.name,
+                partitions: r.partitions,
+                config: r.config,
+                hosted: r.hosted,
+                id: r.id,
+            })
             .collect(),
         _ => decode_whole(body)?,
     };

@@ -26,7 +26,7 @@ fn meta_round_trips_and_detects_damage() {
     ];
     let bytes = encode_meta(&records);
     assert_eq!(&bytes[..4], b"SLTM");
-    assert_eq!(&bytes[4..6], [0, 4], "version 4");
+    assert_eq!(&bytes[4..6], [0, 5], "version 5");
     let back = decode_meta(&bytes).unwrap();
     assert_eq!(back.len(), 2);
     assert_eq!(back[0].hosted, Some(vec![0, 2]));
@@ -191,7 +191,7 @@ fn version_1_file_loads_and_is_migrated_on_the_next_write() {
     store.shutdown();
     drop(store);
     let now = std::fs::read(dir.path().join(TOPICS_FILE)).unwrap();
-    assert_eq!(&now[4..6], [0, 4]);
+    assert_eq!(&now[4..6], [0, 5]);
     let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
     assert_eq!(store.topic("a").unwrap().config.retention_ms, Some(5));
     assert_eq!(store.topic("z").unwrap().config, zstd);

@@ -67,6 +67,7 @@ pub struct TopicConfigChange {
     /// Topic name.
     pub name: String,
     /// New values.
+    #[serde(with = "super::topic_config::without_max_message_bytes")]
     pub set: TopicConfig,
     /// Settings that return to the broker's defaults.
     pub reset: Vec<ConfigField>,

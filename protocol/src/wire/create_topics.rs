@@ -16,6 +16,7 @@ pub struct NewTopic {
     /// Number of partitions (at least 1).
     pub partitions: u32,
     /// Settings; unset fields take the broker's defaults.
+    #[serde(with = "super::topic_config::without_max_message_bytes")]
     pub config: TopicConfig,
     /// Copies of each partition, on distinct brokers; `None` takes the
     /// broker's `default_replication_factor`.
@@ -37,6 +38,7 @@ pub struct NewTopicV1 {
     /// Number of partitions (at least 1).
     pub partitions: u32,
     /// Settings; unset fields take the broker's defaults.
+    #[serde(with = "super::topic_config::without_max_message_bytes")]
     pub config: TopicConfig,
 }
 

@@ -60,6 +60,7 @@ pub struct TopicMetadata {
     /// Partitions in number order.
     pub partitions: Vec<PartitionMetadata>,
     /// The topic's settings, defaults filled in.
+    #[serde(with = "super::topic_config::without_max_message_bytes")]
     pub config: TopicConfig,
 }
 
@@ -118,6 +119,7 @@ pub struct TopicMetadataV1 {
     /// Partitions in number order.
     pub partitions: Vec<PartitionMetadataV1>,
     /// The topic's settings, defaults filled in.
+    #[serde(with = "super::topic_config::without_max_message_bytes")]
     pub config: TopicConfig,
 }
 

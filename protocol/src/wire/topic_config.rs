@@ -73,8 +73,13 @@ impl TopicCompression {
     }
 }
 
-/// Settings of a topic; `None` means the broker's default. This is the
-/// layout of version 1 of CreateTopics and Metadata; version 0 carries
+/// Settings of a topic; `None` means the broker's default.
+///
+/// Its serde layout is every field in order (the broker's stored metadata).
+/// The native protocol's messages carry it without
+/// [`max_message_bytes`](Self::max_message_bytes) (their fields are marked
+/// `#[serde(with = "without_max_message_bytes")]`): version 1 of
+/// CreateTopics and Metadata, and AlterTopicConfig. Version 0 carries
 /// [`TopicConfigV0`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicConfig {
@@ -90,6 +95,67 @@ pub struct TopicConfig {
     pub flush: Option<FlushMode>,
     /// How produced batches are stored (version 1 and later).
     pub compression: Option<TopicCompression>,
+    /// The largest record batch a produce may append, in bytes (Kafka's
+    /// `max.message.bytes`). Not carried by the native protocol: a native
+    /// message decodes it as `None`, and a native change leaves it as it is.
+    pub max_message_bytes: Option<u32>,
+}
+
+/// [`TopicConfig`] as the native protocol's messages carry it: every field
+/// but `max_message_bytes`. For `#[serde(with = ...)]` on a message's
+/// [`TopicConfig`] field.
+pub mod without_max_message_bytes {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{FlushMode, TopicCompression, TopicConfig};
+
+    /// The fields, in [`TopicConfig`]'s order.
+    #[derive(Serialize)]
+    struct Ref<'a> {
+        segment_bytes: &'a Option<u64>,
+        segment_ms: &'a Option<u64>,
+        retention_ms: &'a Option<u64>,
+        retention_bytes: &'a Option<u64>,
+        flush: &'a Option<FlushMode>,
+        compression: &'a Option<TopicCompression>,
+    }
+
+    #[derive(Deserialize)]
+    struct Owned {
+        segment_bytes: Option<u64>,
+        segment_ms: Option<u64>,
+        retention_ms: Option<u64>,
+        retention_bytes: Option<u64>,
+        flush: Option<FlushMode>,
+        compression: Option<TopicCompression>,
+    }
+
+    /// Writes `c` without `max_message_bytes`.
+    pub fn serialize<S: Serializer>(c: &TopicConfig, s: S) -> Result<S::Ok, S::Error> {
+        Ref {
+            segment_bytes: &c.segment_bytes,
+            segment_ms: &c.segment_ms,
+            retention_ms: &c.retention_ms,
+            retention_bytes: &c.retention_bytes,
+            flush: &c.flush,
+            compression: &c.compression,
+        }
+        .serialize(s)
+    }
+
+    /// Reads the fields but `max_message_bytes`, which is `None`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TopicConfig, D::Error> {
+        let o = Owned::deserialize(d)?;
+        Ok(TopicConfig {
+            segment_bytes: o.segment_bytes,
+            segment_ms: o.segment_ms,
+            retention_ms: o.retention_ms,
+            retention_bytes: o.retention_bytes,
+            flush: o.flush,
+            compression: o.compression,
+            max_message_bytes: None,
+        })
+    }
 }
 
 /// [`TopicConfig`] as version 0 of CreateTopics and Metadata carries it:
@@ -118,12 +184,14 @@ impl From<TopicConfigV0> for TopicConfig {
             retention_bytes: c.retention_bytes,
             flush: c.flush,
             compression: None,
+            max_message_bytes: None,
         }
     }
 }
 
 impl From<TopicConfig> for TopicConfigV0 {
-    /// Drops `compression`, which version 0 cannot carry.
+    /// Drops `compression` and `max_message_bytes`, which version 0 cannot
+    /// carry.
     fn from(c: TopicConfig) -> TopicConfigV0 {
         TopicConfigV0 {
             segment_bytes: c.segment_bytes,
@@ -149,6 +217,7 @@ mod tests {
             retention_bytes: Some(u64::MAX),
             flush: Some(flush),
             compression: Some(TopicCompression::Zstd),
+            max_message_bytes: Some(u32::MAX),
         };
         vec![
             TopicConfig::default(),
@@ -191,16 +260,49 @@ mod tests {
                 back,
                 TopicConfig {
                     compression: None,
+                    max_message_bytes: None,
                     ..c
                 }
             );
         }
     }
 
+    /// A message field of the native protocol's layout.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Native(#[serde(with = "without_max_message_bytes")] TopicConfig);
+
+    #[test]
+    fn the_native_layout_leaves_out_max_message_bytes() {
+        for c in configs() {
+            let bytes = encode(&Native(c.clone()));
+            let back: Native = postcard::from_bytes(&bytes).unwrap();
+            assert_eq!(
+                back.0,
+                TopicConfig {
+                    max_message_bytes: None,
+                    ..c.clone()
+                }
+            );
+            // The stored layout is the native one and one more option.
+            let mut stored = bytes.clone();
+            stored.push(0);
+            let c = TopicConfig {
+                max_message_bytes: None,
+                ..c
+            };
+            assert_eq!(encode(&c), stored);
+            for cut in 0..bytes.len() {
+                assert!(postcard::from_bytes::<Native>(&bytes[..cut]).is_err());
+            }
+        }
+    }
+
     #[test]
     fn layout() {
-        // Version 1: six absent options; version 0: five.
-        assert_eq!(encode(&TopicConfig::default()), [0, 0, 0, 0, 0, 0]);
+        // Stored: seven absent options; native version 1: six; version 0:
+        // five.
+        assert_eq!(encode(&TopicConfig::default()), [0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(encode(&Native(TopicConfig::default())), [0, 0, 0, 0, 0, 0]);
         assert_eq!(encode(&TopicConfigV0::default()), [0, 0, 0, 0, 0]);
         let codes: Vec<Vec<u8>> = TopicCompression::ALL.iter().map(encode).collect();
         assert_eq!(codes, [[0], [1], [2], [3], [4], [5]]);
@@ -213,7 +315,7 @@ mod tests {
             flush: Some(FlushMode::BeforeAck),
             ..TopicConfig::default()
         };
-        assert_eq!(encode(&config), [1, 1, 0, 0, 0, 1, 2, 0]);
+        assert_eq!(encode(&Native(config.clone())), [1, 1, 0, 0, 0, 1, 2, 0]);
         assert_eq!(
             encode(&TopicConfigV0::from(config.clone())),
             [1, 1, 0, 0, 0, 1, 2]
@@ -222,6 +324,12 @@ mod tests {
             compression: Some(TopicCompression::Zstd),
             ..config
         };
-        assert_eq!(encode(&config), [1, 1, 0, 0, 0, 1, 2, 1, 5]);
+        assert_eq!(encode(&Native(config.clone())), [1, 1, 0, 0, 0, 1, 2, 1, 5]);
+        let config = TopicConfig {
+            max_message_bytes: Some(300),
+            ..config
+        };
+        assert_eq!(encode(&config), [1, 1, 0, 0, 0, 1, 2, 1, 5, 1, 0xAC, 0x02]);
+        assert_eq!(encode(&Native(config)), [1, 1, 0, 0, 0, 1, 2, 1, 5]);
     }
 }

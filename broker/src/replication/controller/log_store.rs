@@ -24,6 +24,9 @@ use super::TypeConfig;
 use super::files::{self, LOG_MAGIC, VOTE_MAGIC};
 
 /// One record of `controller.log`.
+// Built one at a time, to be encoded or as it is decoded: the size of the
+// entry variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Serialize, Deserialize)]
 pub enum LogRecord {
     /// A Raft entry.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use sluice_protocol::wire::ErrorCode;
-use sluice_protocol::wire::topic_config::TopicConfig;
+use sluice_protocol::wire::topic_config::{TopicConfig, without_max_message_bytes};
 
 /// A command of the controller log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,7 +19,9 @@ pub enum Command {
         partitions: u32,
         /// Replicas per partition: 1..=node count.
         replication_factor: u32,
-        /// Settings.
+        /// Settings (without `max_message_bytes`, which logs of this
+        /// command never held: see [`Command::CreateTopicV2`]).
+        #[serde(with = "without_max_message_bytes")]
         config: TopicConfig,
     },
     /// Delete a topic.
@@ -56,9 +58,12 @@ pub enum Command {
     AlterTopicConfig {
         /// Name.
         name: String,
-        /// Its settings the change was made from.
+        /// Its settings the change was made from (without
+        /// `max_message_bytes`, as [`Command::CreateTopic`]).
+        #[serde(with = "without_max_message_bytes")]
         expected: TopicConfig,
-        /// Its new settings.
+        /// Its new settings (the same).
+        #[serde(with = "without_max_message_bytes")]
         config: TopicConfig,
     },
     /// Delete the records of a partition below an offset (Kafka's
@@ -71,6 +76,42 @@ pub enum Command {
         partition: u32,
         /// Records below it go.
         before: u64,
+    },
+    /// [`Command::CreateTopic`] with every setting of a topic,
+    /// `max_message_bytes` included, and the nodes to keep replicas off:
+    /// what a node proposes to create a topic.
+    CreateTopicV2 {
+        /// Name (validated by the proposing node).
+        name: String,
+        /// Partition count.
+        partitions: u32,
+        /// Replicas per partition: 1..=node count.
+        replication_factor: u32,
+        /// Settings.
+        config: TopicConfig,
+        /// Nodes the proposing node could not reach: the replicas are
+        /// placed on the others when enough remain ([`placement`]).
+        avoid: Vec<u64>,
+    },
+    /// [`Command::AlterTopicConfig`] with every setting of a topic: what a
+    /// node proposes to change a topic's settings.
+    AlterTopicConfigV2 {
+        /// Name.
+        name: String,
+        /// Its settings the change was made from.
+        expected: TopicConfig,
+        /// Its new settings.
+        config: TopicConfig,
+    },
+    /// [`Command::CreatePartitions`] with the nodes to keep the new
+    /// replicas off, as [`Command::CreateTopicV2`]: what a node proposes.
+    CreatePartitionsV2 {
+        /// Name.
+        name: String,
+        /// The partition count wanted (above the current one).
+        count: u32,
+        /// Nodes the proposing node could not reach.
+        avoid: Vec<u64>,
     },
 }
 
@@ -122,7 +163,10 @@ pub struct TopicMeta {
     /// Per partition (by index), its replicas' node ids; the first is the
     /// preferred leader.
     pub replicas: Vec<Vec<u64>>,
-    /// Settings.
+    /// Settings. Stored without `max_message_bytes`, which a snapshot
+    /// keeps apart ([`Metadata`]'s layout), so that snapshots written
+    /// before it existed decode unchanged.
+    #[serde(with = "without_max_message_bytes")]
     pub config: TopicConfig,
 }
 
@@ -161,8 +205,10 @@ pub enum MetadataEvent {
     TopicConfigChanged(TopicMeta),
 }
 
-/// The cluster metadata.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The cluster metadata. Its serde layout (a snapshot's) is its fields in
+/// order, then each topic's `max_message_bytes`, by name, for the topics
+/// that set one ([`Metadata::decode`] also reads the older layouts).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Metadata {
     /// The controller group's voters, ascending (from its membership).
     pub nodes: Vec<u64>,
@@ -177,6 +223,57 @@ pub struct Metadata {
     /// ([`Command::DeleteRecords`], the highest asked for). Each replica
     /// raises its log start to it once its high watermark reaches it.
     pub log_starts: BTreeMap<u64, BTreeMap<u32, u64>>,
+}
+
+/// [`Metadata`] as a snapshot holds it.
+#[derive(Serialize)]
+struct StoredRef<'a> {
+    nodes: &'a Vec<u64>,
+    topics: &'a BTreeMap<String, TopicMeta>,
+    next_topic_id: u64,
+    leaders: &'a BTreeMap<u64, BTreeMap<u32, ReportedLeader>>,
+    log_starts: &'a BTreeMap<u64, BTreeMap<u32, u64>>,
+    max_message_bytes: BTreeMap<&'a str, u32>,
+}
+
+/// [`StoredRef`], decoded.
+#[derive(Deserialize)]
+struct Stored {
+    nodes: Vec<u64>,
+    topics: BTreeMap<String, TopicMeta>,
+    next_topic_id: u64,
+    leaders: BTreeMap<u64, BTreeMap<u32, ReportedLeader>>,
+    log_starts: BTreeMap<u64, BTreeMap<u32, u64>>,
+    max_message_bytes: BTreeMap<String, u32>,
+}
+
+impl Serialize for Metadata {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        StoredRef {
+            nodes: &self.nodes,
+            topics: &self.topics,
+            next_topic_id: self.next_topic_id,
+            leaders: &self.leaders,
+            log_starts: &self.log_starts,
+            max_message_bytes: self
+                .topics
+                .iter()
+                .filter_map(|(name, t)| Some((name.as_str(), t.config.max_message_bytes?)))
+                .collect(),
+        }
+        .serialize(s)
+    }
+}
+
+/// [`Metadata`] as written before topics had `max_message_bytes`
+/// (snapshots of older brokers).
+#[derive(Debug, Clone, Default, Deserialize)]
+struct MetadataV3 {
+    nodes: Vec<u64>,
+    topics: BTreeMap<String, TopicMeta>,
+    next_topic_id: u64,
+    leaders: BTreeMap<u64, BTreeMap<u32, ReportedLeader>>,
+    log_starts: BTreeMap<u64, BTreeMap<u32, u64>>,
 }
 
 /// [`Metadata`] as written before records could be deleted (snapshots of
@@ -200,12 +297,38 @@ struct MetadataV1 {
 
 impl Metadata {
     /// Decodes a snapshot's metadata, in the current layout or one of the
-    /// older ones (before record deletions, before leader reports).
+    /// older ones (before `max_message_bytes`, before record deletions,
+    /// before leader reports).
     pub fn decode(bytes: &[u8]) -> Result<Metadata, postcard::Error> {
-        let e = match postcard::from_bytes::<Metadata>(bytes) {
-            Ok(m) => return Ok(m),
+        // Each layout extends the one before it at the end, so an older
+        // snapshot ends before a newer layout's last field: tried newest
+        // first.
+        let e = match postcard::from_bytes::<Stored>(bytes) {
+            Ok(mut m) => {
+                for (name, bytes) in m.max_message_bytes {
+                    if let Some(t) = m.topics.get_mut(&name) {
+                        t.config.max_message_bytes = Some(bytes);
+                    }
+                }
+                return Ok(Metadata {
+                    nodes: m.nodes,
+                    topics: m.topics,
+                    next_topic_id: m.next_topic_id,
+                    leaders: m.leaders,
+                    log_starts: m.log_starts,
+                });
+            }
             Err(e) => e,
         };
+        if let Ok(v3) = postcard::from_bytes::<MetadataV3>(bytes) {
+            return Ok(Metadata {
+                nodes: v3.nodes,
+                topics: v3.topics,
+                next_topic_id: v3.next_topic_id,
+                leaders: v3.leaders,
+                log_starts: v3.log_starts,
+            });
+        }
         if let Ok(v2) = postcard::from_bytes::<MetadataV2>(bytes) {
             return Ok(Metadata {
                 nodes: v2.nodes,
@@ -249,40 +372,14 @@ impl Metadata {
                 partitions,
                 replication_factor,
                 config,
-            } => {
-                if self.topics.contains_key(name) {
-                    return (
-                        Outcome::refused(
-                            ErrorCode::TopicAlreadyExists,
-                            format!("topic {name:?} already exists"),
-                        ),
-                        None,
-                    );
-                }
-                let n = self.nodes.len();
-                let rf = *replication_factor as usize;
-                if rf == 0 || rf > n {
-                    return (
-                        Outcome::refused(
-                            ErrorCode::InvalidReplicationFactor,
-                            format!(
-                                "replication factor {rf} needs 1..={n} nodes; the cluster has {n}"
-                            ),
-                        ),
-                        None,
-                    );
-                }
-                let topic_id = self.next_topic_id.max(1);
-                self.next_topic_id = topic_id + 1;
-                let meta = TopicMeta {
-                    name: name.clone(),
-                    topic_id,
-                    replicas: assign(&self.nodes, topic_id, *partitions, rf),
-                    config: config.clone(),
-                };
-                self.topics.insert(name.clone(), meta.clone());
-                (Outcome::ok(), Some(MetadataEvent::TopicCreated(meta)))
-            }
+            } => self.create_topic(name, *partitions, *replication_factor, config, &[]),
+            Command::CreateTopicV2 {
+                name,
+                partitions,
+                replication_factor,
+                config,
+                avoid,
+            } => self.create_topic(name, *partitions, *replication_factor, config, avoid),
             Command::DeleteTopic { name } => match self.topics.remove(name) {
                 Some(meta) => {
                     self.leaders.remove(&meta.topic_id);
@@ -302,8 +399,16 @@ impl Metadata {
                 partition,
                 leader,
             } => (self.report_leader(*topic_id, *partition, leader), None),
-            Command::CreatePartitions { name, count } => self.create_partitions(name, *count),
+            Command::CreatePartitions { name, count } => self.create_partitions(name, *count, &[]),
+            Command::CreatePartitionsV2 { name, count, avoid } => {
+                self.create_partitions(name, *count, avoid)
+            }
             Command::AlterTopicConfig {
+                name,
+                expected,
+                config,
+            }
+            | Command::AlterTopicConfigV2 {
                 name,
                 expected,
                 config,
@@ -338,6 +443,47 @@ impl Metadata {
         }
     }
 
+    /// Creates topic `name` ([`Command::CreateTopicV2`]).
+    fn create_topic(
+        &mut self,
+        name: &str,
+        partitions: u32,
+        replication_factor: u32,
+        config: &TopicConfig,
+        avoid: &[u64],
+    ) -> (Outcome, Option<MetadataEvent>) {
+        if self.topics.contains_key(name) {
+            return (
+                Outcome::refused(
+                    ErrorCode::TopicAlreadyExists,
+                    format!("topic {name:?} already exists"),
+                ),
+                None,
+            );
+        }
+        let n = self.nodes.len();
+        let rf = replication_factor as usize;
+        if rf == 0 || rf > n {
+            return (
+                Outcome::refused(
+                    ErrorCode::InvalidReplicationFactor,
+                    format!("replication factor {rf} needs 1..={n} nodes; the cluster has {n}"),
+                ),
+                None,
+            );
+        }
+        let topic_id = self.next_topic_id.max(1);
+        self.next_topic_id = topic_id + 1;
+        let meta = TopicMeta {
+            name: name.to_owned(),
+            topic_id,
+            replicas: assign(&placement(&self.nodes, avoid, rf), topic_id, partitions, rf),
+            config: config.clone(),
+        };
+        self.topics.insert(name.to_owned(), meta.clone());
+        (Outcome::ok(), Some(MetadataEvent::TopicCreated(meta)))
+    }
+
     /// Records that the records of a partition below `before` are deleted
     /// (never lowering what an earlier deletion recorded); refused for a
     /// topic or partition that does not exist.
@@ -365,7 +511,12 @@ impl Metadata {
     /// Raises `name`'s partition count to `count`, refused if there is no
     /// such topic, if `count` is not above the current count, or if the
     /// cluster has fewer nodes than the topic's replication factor.
-    fn create_partitions(&mut self, name: &str, count: u32) -> (Outcome, Option<MetadataEvent>) {
+    fn create_partitions(
+        &mut self,
+        name: &str,
+        count: u32,
+        avoid: &[u64],
+    ) -> (Outcome, Option<MetadataEvent>) {
         let n = self.nodes.len();
         let Some(t) = self.topics.get_mut(name) else {
             return (
@@ -399,7 +550,7 @@ impl Metadata {
                 None,
             );
         }
-        let mut all = assign(&self.nodes, t.topic_id, count, rf);
+        let mut all = assign(&placement(&self.nodes, avoid, rf), t.topic_id, count, rf);
         t.replicas.extend(all.drain(from as usize..));
         (
             Outcome::ok(),
@@ -470,6 +621,23 @@ impl Metadata {
             }
         }
         events
+    }
+}
+
+/// The nodes replicas of `rf` copies are placed on: `nodes` but those in
+/// `avoid` (nodes the proposer could not reach, which Kafka clients are
+/// not told of either), if at least `rf` remain; otherwise all of `nodes`
+/// (a partition whose majority is reachable still gets a leader).
+pub fn placement(nodes: &[u64], avoid: &[u64], rf: usize) -> Vec<u64> {
+    let reachable: Vec<u64> = nodes
+        .iter()
+        .copied()
+        .filter(|n| !avoid.contains(n))
+        .collect();
+    if reachable.len() >= rf {
+        reachable
+    } else {
+        nodes.to_vec()
     }
 }
 
@@ -714,7 +882,53 @@ mod tests {
             config: TopicConfig::default(),
         })
         .unwrap();
-        assert_eq!(alter[..3], [4, 1, b'a']);
+        // The settings without `max_message_bytes`: two six-option
+        // configs.
+        assert_eq!(alter, [4, 1, b'a', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let create = Command::CreateTopic {
+            name: "a".into(),
+            partitions: 2,
+            replication_factor: 3,
+            config: TopicConfig {
+                max_message_bytes: Some(9),
+                ..TopicConfig::default()
+            },
+        };
+        assert_eq!(
+            postcard::to_allocvec(&create).unwrap(),
+            [0, 1, b'a', 2, 3, 0, 0, 0, 0, 0, 0]
+        );
+        // The commands of every setting come after the others.
+        let limited = TopicConfig {
+            max_message_bytes: Some(9),
+            ..TopicConfig::default()
+        };
+        let create = postcard::to_allocvec(&Command::CreateTopicV2 {
+            name: "a".into(),
+            partitions: 2,
+            replication_factor: 3,
+            config: limited.clone(),
+            avoid: vec![4],
+        })
+        .unwrap();
+        assert_eq!(create, [6, 1, b'a', 2, 3, 0, 0, 0, 0, 0, 0, 1, 9, 1, 4]);
+        let alter = postcard::to_allocvec(&Command::AlterTopicConfigV2 {
+            name: "a".into(),
+            expected: TopicConfig::default(),
+            config: limited,
+        })
+        .unwrap();
+        assert_eq!(
+            alter,
+            [7, 1, b'a', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 9]
+        );
+        let add = postcard::to_allocvec(&Command::CreatePartitionsV2 {
+            name: "a".into(),
+            count: 4,
+            avoid: vec![],
+        })
+        .unwrap();
+        assert_eq!(add, [8, 1, b'a', 4, 0]);
         let deletion = postcard::to_allocvec(&Command::DeleteRecords {
             topic_id: 1,
             partition: 2,
@@ -722,6 +936,56 @@ mod tests {
         })
         .unwrap();
         assert_eq!(deletion, [5, 1, 2, 3]);
+    }
+
+    /// Replicas go on the nodes the proposer reached when there are enough
+    /// of them for the factor, else on every node; old commands avoid none.
+    #[test]
+    fn replicas_keep_off_the_nodes_the_proposer_could_not_reach() {
+        assert_eq!(placement(&[1, 2, 3], &[3], 2), [1, 2]);
+        assert_eq!(placement(&[1, 2, 3], &[3], 3), [1, 2, 3]);
+        assert_eq!(placement(&[1, 2, 3], &[], 1), [1, 2, 3]);
+        let mut m = three();
+        m.apply(&Command::CreateTopicV2 {
+            name: "a".into(),
+            partitions: 6,
+            replication_factor: 1,
+            config: TopicConfig::default(),
+            avoid: vec![3],
+        });
+        let a = &m.topics["a"].replicas;
+        assert!(a.iter().all(|r| r.len() == 1 && r[0] != 3), "{a:?}");
+        m.apply(&Command::CreateTopicV2 {
+            name: "b".into(),
+            partitions: 6,
+            replication_factor: 2,
+            config: TopicConfig::default(),
+            avoid: vec![3],
+        });
+        let b = &m.topics["b"].replicas;
+        assert!(b.iter().all(|r| r.len() == 2 && !r.contains(&3)), "{b:?}");
+        // Three copies cannot keep off node 3: every node, as before.
+        m.apply(&Command::CreateTopicV2 {
+            name: "c".into(),
+            partitions: 3,
+            replication_factor: 3,
+            config: TopicConfig::default(),
+            avoid: vec![3],
+        });
+        assert!(m.topics["c"].replicas.iter().all(|r| r.len() == 3));
+        m.apply(&Command::CreatePartitionsV2 {
+            name: "a".into(),
+            count: 12,
+            avoid: vec![1],
+        });
+        let a = &m.topics["a"].replicas;
+        assert!(a[..6].iter().all(|r| r[0] != 3), "{a:?}");
+        assert!(a[6..].iter().all(|r| r.len() == 1 && r[0] != 1), "{a:?}");
+        // A command from an older log places on every node.
+        m.apply(&create("d", 3, 1));
+        let d: std::collections::BTreeSet<u64> =
+            m.topics["d"].replicas.iter().flatten().copied().collect();
+        assert_eq!(d, std::collections::BTreeSet::from([1, 2, 3]));
     }
 
     #[test]
@@ -853,8 +1117,43 @@ mod tests {
             partition: 1,
             before: 7,
         });
+        // Before `max_message_bytes`.
+        #[derive(Serialize)]
+        struct V3<'a> {
+            nodes: &'a Vec<u64>,
+            topics: &'a BTreeMap<String, TopicMeta>,
+            next_topic_id: u64,
+            leaders: &'a BTreeMap<u64, BTreeMap<u32, ReportedLeader>>,
+            log_starts: &'a BTreeMap<u64, BTreeMap<u32, u64>>,
+        }
+        let v3 = postcard::to_allocvec(&V3 {
+            nodes: &m.nodes,
+            topics: &m.topics,
+            next_topic_id: m.next_topic_id,
+            leaders: &m.leaders,
+            log_starts: &m.log_starts,
+        })
+        .unwrap();
+        assert_eq!(Metadata::decode(&v3).unwrap(), m);
         let new = postcard::to_allocvec(&m).unwrap();
+        assert_eq!(new.len(), v3.len() + 1, "no topic with a batch limit");
         assert_eq!(Metadata::decode(&new).unwrap(), m);
+        m.apply(&create("b", 1, 1));
+        let limited = TopicConfig {
+            max_message_bytes: Some(300),
+            ..TopicConfig::default()
+        };
+        m.apply(&Command::AlterTopicConfigV2 {
+            name: "b".into(),
+            expected: TopicConfig::default(),
+            config: limited.clone(),
+        });
+        assert_eq!(m.topics["b"].config, limited);
+        let new = postcard::to_allocvec(&m).unwrap();
+        let back = Metadata::decode(&new).unwrap();
+        assert_eq!(back.topics["b"].config.max_message_bytes, Some(300));
+        assert_eq!(back.topics["a"].config.max_message_bytes, None);
+        assert_eq!(back, m);
         assert!(Metadata::decode(&[0xff; 3]).is_err());
     }
 }

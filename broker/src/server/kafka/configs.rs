@@ -8,6 +8,7 @@
 //! | `segment.ms` | `segment_ms` | |
 //! | `compression.type` | `compression` | producer, uncompressed, gzip, snappy, lz4, zstd |
 //! | `flush.ms` | `flush` | 0: fsync before ack; N: every N ms; `9223372036854775807`: never |
+//! | `max.message.bytes` | `max_message_bytes` | the largest batch a produce may append, 0..=2^31-1 |
 //!
 //! And the [`FIXED`] configs, whose only value is what Sluice does.
 
@@ -88,14 +89,29 @@ pub(super) fn apply(
     let non_negative = |v: i64| -> Result<u64, String> {
         u64::try_from(v).map_err(|_| format!("{name} must not be negative"))
     };
-    // Kafka's -1 (unlimited) is Sluice's 0.
-    let unlimited =
-        |v: i64| -> Result<u64, String> { if v == -1 { Ok(0) } else { non_negative(v) } };
+    // Kafka's -1 (unlimited) is Sluice's 0. Kafka's 0 deletes every
+    // segment but the active one, as Sluice's 1 does (nothing of a sealed
+    // segment is newer than 1 ms, or fits in 1 byte).
+    let retention = |v: i64| -> Result<u64, String> {
+        match v {
+            -1 => Ok(0),
+            0 => Ok(1),
+            v => non_negative(v),
+        }
+    };
     match name {
-        "retention.ms" => config.retention_ms = Some(unlimited(num()?)?),
-        "retention.bytes" => config.retention_bytes = Some(unlimited(num()?)?),
+        "retention.ms" => config.retention_ms = Some(retention(num()?)?),
+        "retention.bytes" => config.retention_bytes = Some(retention(num()?)?),
         "segment.bytes" => config.segment_bytes = Some(non_negative(num()?)?),
-        "segment.ms" => config.segment_ms = Some(non_negative(num()?)?),
+        // Kafka's segment.ms is at least 1; its largest long, as Kafka
+        // lists a segment that never rolls by age, is Sluice's 0 (never).
+        "segment.ms" => {
+            config.segment_ms = Some(match num()? {
+                i64::MAX => 0,
+                v if v >= 1 => non_negative(v)?,
+                _ => return Err(format!("{name} must be at least 1, not {value:?}")),
+            })
+        }
         "compression.type" => {
             config.compression = Some(
                 TopicCompression::from_name(value)
@@ -108,6 +124,18 @@ pub(super) fn apply(
                 "0" => FlushMode::BeforeAck,
                 _ => FlushMode::IntervalMs(non_negative(num()?)?),
             });
+        }
+        "max.message.bytes" => {
+            // Kafka's int, at least 0.
+            let bytes = num()?;
+            config.max_message_bytes = Some(
+                u32::try_from(bytes)
+                    .ok()
+                    .filter(|&b| b <= i32::MAX as u32)
+                    .ok_or_else(|| {
+                        format!("{name} must be between 0 and {}, not {value:?}", i32::MAX)
+                    })?,
+            );
         }
         _ => return Err(format!("topic config {name:?} is not supported by Sluice")),
     }
@@ -125,6 +153,7 @@ pub(super) fn unset(config: &mut TopicConfig, name: &str) -> Result<(), String> 
         "segment.ms" => config.segment_ms = None,
         "compression.type" => config.compression = None,
         "flush.ms" => config.flush = None,
+        "max.message.bytes" => config.max_message_bytes = None,
         _ => return Err(format!("topic config {name:?} is not supported by Sluice")),
     }
     Ok(())
@@ -176,13 +205,13 @@ pub(super) fn source(is_default: bool) -> i8 {
 }
 
 /// Kafka's `config_type` (DescribeConfigs v3+) of a setting `describe`
-/// or [`FIXED`] names: `INT` (3) for `segment.bytes` and
-/// `min.insync.replicas`, `STRING` (2) for
+/// or [`FIXED`] names: `INT` (3) for `segment.bytes`,
+/// `max.message.bytes` and `min.insync.replicas`, `STRING` (2) for
 /// `compression.type` and `message.timestamp.type`, `LIST` (7) for
 /// `cleanup.policy`, `LONG` (5) for the others, as Kafka declares them.
 pub(super) fn config_type(name: &str) -> i8 {
     match name {
-        "segment.bytes" | "min.insync.replicas" => 3,
+        "segment.bytes" | "max.message.bytes" | "min.insync.replicas" => 3,
         "compression.type" | "message.timestamp.type" => 2,
         "cleanup.policy" => 7,
         _ => 5,
@@ -210,7 +239,11 @@ pub(super) fn describe(config: &TopicConfig) -> Vec<(&'static str, String)> {
         out.push(("segment.bytes", v.to_string()));
     }
     if let Some(v) = config.segment_ms {
-        out.push(("segment.ms", v.to_string()));
+        let v = match v {
+            0 => NEVER.to_owned(),
+            v => v.to_string(),
+        };
+        out.push(("segment.ms", v));
     }
     if let Some(c) = config.compression {
         out.push(("compression.type", c.name().to_owned()));
@@ -222,6 +255,9 @@ pub(super) fn describe(config: &TopicConfig) -> Vec<(&'static str, String)> {
             FlushMode::IntervalMs(ms) => ms.to_string(),
         };
         out.push(("flush.ms", v));
+    }
+    if let Some(v) = config.max_message_bytes {
+        out.push(("max.message.bytes", v.to_string()));
     }
     out
 }
@@ -270,6 +306,7 @@ pub(super) fn broker_settings(
         ("segment.ms", "log.roll.ms"),
         ("compression.type", "compression.type"),
         ("flush.ms", "log.flush.interval.ms"),
+        ("max.message.bytes", "message.max.bytes"),
     ];
     let t = &config.topic_defaults;
     // Kafka's "no limit" for the timestamp bound is Long.MAX_VALUE.
@@ -381,7 +418,7 @@ pub(super) fn broker_settings(
         if let Some((_, broker_name)) = topic_names.iter().find(|(n, _)| *n == name) {
             let kind = match name {
                 "compression.type" => TYPE_STRING,
-                "segment.bytes" => TYPE_INT,
+                "segment.bytes" | "max.message.bytes" => TYPE_INT,
                 _ => TYPE_LONG,
             };
             out.push((broker_name, value, kind));
@@ -429,6 +466,21 @@ mod tests {
             apply(&mut c, n, v, 3).expect(n);
         }
         assert_eq!(c.retention_ms, Some(0));
+        // Kafka's 0 deletes every sealed segment: Sluice's 1.
+        apply(&mut c, "retention.ms", "0", 3).unwrap();
+        apply(&mut c, "retention.bytes", "0", 3).unwrap();
+        assert_eq!((c.retention_ms, c.retention_bytes), (Some(1), Some(1)));
+        apply(&mut c, "retention.ms", "-1", 3).unwrap();
+        apply(&mut c, "retention.bytes", "1000", 3).unwrap();
+        // A segment that never rolls by age is Kafka's largest long.
+        apply(&mut c, "segment.ms", NEVER, 3).unwrap();
+        assert_eq!(c.segment_ms, Some(0));
+        assert!(describe(&c).contains(&("segment.ms", NEVER.to_owned())));
+        for v in ["0", "-1"] {
+            let e = apply(&mut c, "segment.ms", v, 3).unwrap_err();
+            assert!(e.contains("segment.ms"), "{e}");
+        }
+        apply(&mut c, "segment.ms", "60000", 3).unwrap();
         assert_eq!(c.flush, Some(FlushMode::BeforeAck));
         let d = describe(&c);
         assert!(d.contains(&("retention.ms", "-1".to_owned())));
@@ -457,7 +509,17 @@ mod tests {
             let e = apply(&mut c, "min.insync.replicas", v, rf).unwrap_err();
             assert!(e.contains("min.insync.replicas"), "{e}");
         }
-        assert!(apply(&mut c, "max.message.bytes", "1000", 3).is_err());
+        apply(&mut c, "max.message.bytes", "1000", 3).unwrap();
+        assert_eq!(c.max_message_bytes, Some(1000));
+        assert!(describe(&c).contains(&("max.message.bytes", "1000".to_owned())));
+        assert_eq!(config_type("max.message.bytes"), 3);
+        unset(&mut c, "max.message.bytes").unwrap();
+        assert_eq!(c, before);
+        for v in ["-1", "2147483648", "1e6", ""] {
+            let e = apply(&mut c, "max.message.bytes", v, 3).unwrap_err();
+            assert!(e.contains("max.message.bytes"), "{e}");
+        }
+        assert!(apply(&mut c, "max.compaction.lag.ms", "1000", 3).is_err());
         assert!(apply(&mut c, "segment.bytes", "-5", 3).is_err());
         assert!(apply(&mut c, "compression.type", "brotli", 3).is_err());
     }

@@ -200,6 +200,9 @@ pub(crate) async fn run(broker: &str, cmd: TopicCommand) -> anyhow::Result<Outco
                 retention_bytes,
                 flush,
                 compression,
+                // The native protocol does not carry it (Kafka's
+                // `max.message.bytes`, set through the Kafka listener).
+                max_message_bytes: None,
             };
             admin
                 .create_replicated_topic(&name, partitions, replication_factor, config)
