@@ -82,6 +82,11 @@ impl DiskIo {
     pub const SMALL_APPEND_BYTES: usize = 64 << 10;
 }
 
+/// The most worker threads `runtime_threads` may ask for: far above what a
+/// reactor per core needs, and below the process limits a mistyped value
+/// would run into.
+pub const MAX_RUNTIME_THREADS: usize = 1024;
+
 /// Settings of the broker process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -124,7 +129,8 @@ pub struct BrokerConfig {
     /// How often partitions are flushed (per policy), checkpointed and
     /// retained, in milliseconds.
     pub maintenance_interval_ms: u64,
-    /// Worker threads of the async runtime (0: one per CPU).
+    /// Worker threads of the async runtime (0: one per CPU; at most
+    /// [`MAX_RUNTIME_THREADS`]).
     pub runtime_threads: usize,
     /// Fetch ranges within this many bytes of a partition's end are taken to
     /// be in the page cache (just written); older ranges are checked with
@@ -345,6 +351,11 @@ impl BrokerConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.max_connections == 0 {
             return Err("max_connections must be positive".into());
+        }
+        if self.runtime_threads > MAX_RUNTIME_THREADS {
+            return Err(format!(
+                "runtime_threads must be at most {MAX_RUNTIME_THREADS} (0: one per CPU)"
+            ));
         }
         if self.max_frame_bytes < 64 {
             return Err("max_frame_bytes must be at least 64".into());

@@ -71,6 +71,7 @@ struct Args {
     log_format: LogFormat,
     /// Log filter, RUST_LOG syntax (e.g. `info,sluice_broker::log=debug`);
     /// else the RUST_LOG (or SLUICE_LOG) environment variable, else `info`
+    /// with openraft's per-stream replication reports off
     #[arg(long, value_name = "FILTER")]
     log: Option<String>,
     /// This broker's id in the cluster file (with --cluster)
@@ -163,6 +164,12 @@ fn main() -> anyhow::Result<()> {
     if let Some(a) = args.kafka_advertised {
         config.kafka_advertised = a;
     }
+    // Checked here too (opening the broker checks again), so that a bad
+    // setting is reported as one, before any thread or listener starts.
+    config
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("invalid configuration")?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if config.runtime_threads > 0 {
         builder.worker_threads(config.runtime_threads);

@@ -910,17 +910,17 @@ pub const MIN_SEGMENT_MS: u64 = 1000;
 pub fn check_topic_limits(config: &TopicConfig) -> Result<(), String> {
     if let Some(bytes) = config.segment_bytes.filter(|&b| b < MIN_SEGMENT_BYTES) {
         return Err(format!(
-            "segment_bytes must be at least {MIN_SEGMENT_BYTES}, got {bytes}"
+            "segment_bytes (Kafka's segment.bytes) must be at least {MIN_SEGMENT_BYTES}, got {bytes}"
         ));
     }
     if let Some(ms) = config.segment_ms.filter(|&m| m > 0 && m < MIN_SEGMENT_MS) {
         return Err(format!(
-            "segment_ms must be 0 (never) or at least {MIN_SEGMENT_MS}, got {ms}"
+            "segment_ms (Kafka's segment.ms) must be 0 (never) or at least {MIN_SEGMENT_MS}, got {ms}"
         ));
     }
     if let Some(bytes) = config.max_message_bytes.filter(|&b| b > i32::MAX as u32) {
         return Err(format!(
-            "max_message_bytes must be at most {}, got {bytes}",
+            "max_message_bytes (Kafka's max.message.bytes) must be at most {}, got {bytes}",
             i32::MAX
         ));
     }

@@ -116,6 +116,8 @@ fn request_caps_are_validated() {
         "max_partitions_per_request = 1000001",
         "max_fetch_response_bytes = 0",
         "max_fetch_response_bytes = 1073741825",
+        "runtime_threads = 1025",
+        "[topic_defaults]\nmax_message_bytes = 2147483648",
     ] {
         let c = BrokerConfig::from_toml(bad).unwrap();
         assert!(c.validate().is_err(), "{bad}");

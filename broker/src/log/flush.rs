@@ -120,6 +120,12 @@ impl PartitionLog {
         self.offline_error(&reason)
     }
 
+    /// How often, at most, [`PartitionLog::maintain`] checkpoints a recovery
+    /// point that moved inside the active segment (a flush that leaves a
+    /// segment checkpoints at once). Kafka checkpoints every 60 s
+    /// (`log.flush.offset.checkpoint.interval.ms`).
+    pub const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
     /// Writes the recovery-point checkpoint durably: a temporary file,
     /// `fdatasync`, rename over the old one, directory sync.
     pub(crate) fn write_checkpoint(&self, recovery_point: u64) -> Result<(), LogError> {
@@ -128,6 +134,7 @@ impl PartitionLog {
             .map_err(|e| LogError::io("write checkpoint in", &self.dir, e))?;
         let mut state = self.state.lock();
         state.checkpointed = state.checkpointed.max(recovery_point);
+        state.last_checkpoint = SystemTime::now();
         Ok(())
     }
 
@@ -163,6 +170,22 @@ impl PartitionLog {
         } else if self.recovery_point() < active_base {
             self.flush_to(active_base)?;
             outcome.flushed = true;
+        }
+        // What was flushed inside the active segment is checkpointed too,
+        // at most every [`PartitionLog::CHECKPOINT_INTERVAL`]: recovery then treats damage
+        // below it as damage of flushed data (the partition goes offline,
+        // nothing is cut) rather than as an unflushed tail, and rescans
+        // only what lies past it.
+        let stale = {
+            let state = self.state.lock();
+            let since = now
+                .duration_since(state.last_checkpoint)
+                .unwrap_or_default();
+            (state.durable.offset > state.checkpointed && since >= Self::CHECKPOINT_INTERVAL)
+                .then_some(state.durable.offset)
+        };
+        if let Some(rp) = stale {
+            self.write_checkpoint(rp)?;
         }
         self.expire_producers(now);
         self.state.lock().release_idle_sealed();

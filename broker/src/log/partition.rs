@@ -39,6 +39,8 @@ pub(crate) struct LogState {
     pub(crate) durable: LogPoint,
     /// Recovery point last written to the checkpoint file.
     pub(crate) checkpointed: u64,
+    /// When the checkpoint file was last written (or the log opened).
+    pub(crate) last_checkpoint: SystemTime,
     /// Count of segment files created in the directory so far.
     pub(crate) dir_changes: u64,
     /// Value of `dir_changes` at the last directory sync.

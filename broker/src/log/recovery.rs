@@ -322,6 +322,7 @@ impl PartitionLog {
                 dir_changes,
                 dir_synced: 0,
                 last_flush: SystemTime::now(),
+                last_checkpoint: SystemTime::now(),
                 offline,
                 closing: false,
                 deleted: false,

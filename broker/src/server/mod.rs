@@ -73,13 +73,20 @@ pub const LOCK_FILE: &str = ".lock";
 /// Takes an exclusive `flock` on `<data_dir>/.lock`, so two brokers never
 /// share a data directory.
 fn lock_data_dir(dir: &std::path::Path) -> Result<nix::fcntl::Flock<std::fs::File>, BrokerError> {
-    std::fs::create_dir_all(dir)?;
+    let named = |what: &str, path: &std::path::Path, e: std::io::Error| {
+        BrokerError::Io(std::io::Error::new(
+            e.kind(),
+            format!("{what} {}: {e}", path.display()),
+        ))
+    };
+    std::fs::create_dir_all(dir).map_err(|e| named("cannot create", dir, e))?;
     let path = dir.join(LOCK_FILE);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&path)?;
+        .open(&path)
+        .map_err(|e| named("cannot open", &path, e))?;
     nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(
         |(_, errno)| {
             BrokerError::Io(std::io::Error::new(

@@ -143,10 +143,13 @@ impl Service {
                 .collect()
         };
         let topics = match wanted {
+            // Internal topics (the cluster's group-state topic) only when
+            // asked for by name, as Metadata lists them.
             None => self
                 .topics
                 .list()
                 .iter()
+                .filter(|t| !t.name.starts_with(crate::topics::INTERNAL_PREFIX))
                 .map(|t| (t.name.clone(), sizes(t, None)))
                 .collect(),
             Some(wanted) => wanted

@@ -66,7 +66,9 @@ impl Heartbeat {
         let weak = Arc::downgrade(&hb);
         let task = tokio::spawn(async move {
             let mut conn: Option<Connection> = None;
-            let mut tick = tokio::time::interval(interval);
+            // A zero period (a caller's setting) would make `interval`
+            // panic: at least a millisecond.
+            let mut tick = tokio::time::interval(interval.max(Duration::from_millis(1)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;

@@ -436,3 +436,45 @@ fn segment_age_survives_a_restart() {
         );
     }
 }
+
+/// Flushed data inside the active segment is checkpointed by the next
+/// maintenance pass once [`PartitionLog::CHECKPOINT_INTERVAL`] has passed:
+/// damage below that point, found after a crash, takes the log offline
+/// with nothing cut; before that pass it reads as an unflushed tail.
+#[test]
+fn damage_in_the_checkpointed_part_of_the_active_segment_takes_the_log_offline() {
+    let config = || LogConfig {
+        segment_bytes: 1 << 20,
+        ..small_config()
+    };
+    for checkpointed in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = PartitionLog::open(dir.path(), config()).unwrap();
+        fill(&log, 40);
+        log.flush().unwrap();
+        let now = std::time::SystemTime::now();
+        log.maintain(now).unwrap();
+        if checkpointed {
+            log.maintain(now + PartitionLog::CHECKPOINT_INTERVAL)
+                .unwrap();
+        }
+        let end = log.next_offset();
+        drop(log); // a crash
+        let segs = segment_files(dir.path());
+        assert_eq!(segs.len(), 1, "one active segment");
+        garble_middle_of(dir.path(), segs[0].0, segs[0].1);
+        let before = log_files(dir.path());
+        let (log, report) = PartitionLog::open(dir.path(), config()).unwrap();
+        if checkpointed {
+            let reason = report.offline.clone().expect("opened offline");
+            assert!(reason.contains("below the recovery point"), "{reason}");
+            assert_eq!(report.bytes_truncated, 0);
+            log.shutdown().unwrap();
+            assert_eq!(log_files(dir.path()), before, "nothing may change");
+        } else {
+            assert!(report.offline.is_none(), "{report:?}");
+            assert!(report.bytes_truncated > 0);
+            assert!(log.next_offset() < end);
+        }
+    }
+}

@@ -39,13 +39,13 @@ pub(crate) struct MembershipArgs {
     group_instance_id: Option<String>,
     /// The coordinator removes the member after this long without a
     /// heartbeat [default: 10000]
-    #[arg(long, value_name = "MS", requires = "group")]
+    #[arg(long, value_name = "MS", requires = "group", value_parser = clap::value_parser!(u64).range(1..))]
     session_timeout_ms: Option<u64>,
     /// Heartbeat period [default: 250]
-    #[arg(long, value_name = "MS", requires = "group")]
+    #[arg(long, value_name = "MS", requires = "group", value_parser = clap::value_parser!(u64).range(1..))]
     heartbeat_interval_ms: Option<u64>,
     /// Commit positions this often [default: 5000]
-    #[arg(long, value_name = "MS", requires = "group")]
+    #[arg(long, value_name = "MS", requires = "group", value_parser = clap::value_parser!(u64).range(1..))]
     commit_interval_ms: Option<u64>,
     /// Assignors offered, most preferred first: cooperative-sticky, range,
     /// roundrobin [default: cooperative-sticky]
