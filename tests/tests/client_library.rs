@@ -740,3 +740,43 @@ async fn topic_changes_refuse_what_they_cannot_do() {
         .unwrap_err();
     assert!(format!("{e:?}").contains("TooManyPartitions"), "{e:?}");
 }
+
+/// A record larger than the producer's `max_record_bytes` fails at once
+/// with `MessageTooLarge` (no request could carry it: the broker would
+/// close the connection on the oversized frame, and the producer retry it
+/// without end); the records around it are delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_over_max_record_bytes_fails_at_once() {
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    Admin::connect(&addr)
+        .await
+        .unwrap()
+        .create_topic("sized", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    let producer = Producer::new(ProducerConfig {
+        max_record_bytes: 10_000,
+        ..ProducerConfig::new(addr.clone())
+    });
+    let before = producer.send("sized", None, &[1; 9_000]).await.unwrap();
+    let started = Instant::now();
+    let Err(e) = producer.send("sized", None, &[2; 20_000]).await else {
+        panic!("a record over max_record_bytes was taken");
+    };
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(
+        matches!(
+            e,
+            sluice_client::ClientError::Broker {
+                code: sluice_protocol::wire::ErrorCode::MessageTooLarge,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let after = producer.send("sized", None, &[3; 100]).await.unwrap();
+    assert_eq!(before.await.unwrap().offset, Some(0));
+    assert_eq!(after.await.unwrap().offset, Some(1));
+    producer.close().await;
+}

@@ -47,6 +47,11 @@ use accumulator::Accumulator;
 /// retried.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The default [`ProducerConfig::max_record_bytes`]: the broker's default
+/// request limit (64 MiB) less room for the request's and the batch's own
+/// fields.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = (64 << 20) - (64 << 10);
+
 /// Producer settings.
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
@@ -70,6 +75,11 @@ pub struct ProducerConfig {
     pub max_in_flight: usize,
     /// Bytes of records buffered before `send` waits.
     pub buffer_bytes: usize,
+    /// The largest record `send` takes (key, value and headers); a larger
+    /// one fails at once with `MessageTooLarge`, as no request could carry
+    /// it: by default a little under 64 MiB, the broker's default
+    /// `max_frame_bytes`. Kafka's `max.request.size`.
+    pub max_record_bytes: usize,
     /// Attempts after the first for a retriable failure.
     pub retries: u32,
     /// First wait before a retry; doubles per attempt up to 5 s.
@@ -115,6 +125,7 @@ impl ProducerConfig {
             linger: Duration::from_millis(5),
             max_in_flight: 4,
             buffer_bytes: 64 << 20,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             retries: u32::MAX,
             retry_backoff: Duration::from_millis(100),
             request_timeout: Duration::from_secs(30),
@@ -266,7 +277,8 @@ impl Producer {
     }
 
     /// Buffers a record (waiting while the buffer is full) and returns a
-    /// future of its delivery. Fails at once for an unknown topic or
+    /// future of its delivery. Fails at once for a record larger than
+    /// [`ProducerConfig::max_record_bytes`], an unknown topic or
     /// partition, or after [`Producer::close`].
     pub async fn send_record(
         &self,
@@ -283,6 +295,16 @@ impl Producer {
                 .map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len) + 4)
                 .sum::<usize>()
             + 24;
+        let most = self.shared.config.max_record_bytes;
+        if size > most {
+            return Err(ClientError::Broker {
+                code: ErrorCode::MessageTooLarge,
+                message: format!(
+                    "a record of {size} bytes is larger than the producer's max_record_bytes \
+                     ({most}); no request to the broker could carry it"
+                ),
+            });
+        }
         let size = size.min(self.shared.config.buffer_bytes.max(1));
         let permit = Arc::clone(&self.shared.memory)
             .acquire_many_owned(size as u32)

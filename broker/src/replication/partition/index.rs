@@ -35,6 +35,13 @@ pub(crate) struct Meta {
     pub(crate) purged: Option<LogId<u64>>,
     /// The Kafka log end after the last purged entry.
     pub(crate) purged_kafka_end: u64,
+    /// Whether the index held the entry `purged` names (same index, term
+    /// and leader) when it was purged. openraft runs the purge of a
+    /// snapshot install without waiting for the state machine's
+    /// `install_snapshot`, which then finds the entry gone: this says
+    /// whether it was there. Absent (false) in older `meta` files.
+    #[serde(default)]
+    pub(crate) purged_held: bool,
 }
 
 /// The Raft index in memory and its files.
@@ -324,13 +331,26 @@ impl RaftIndex {
 
     /// Forgets every record up to and including `log_id` (saving the purge
     /// point first) and deletes index files wholly below it.
+    /// Whether this index holds entry `log_id` (its index with the same
+    /// term and leader), or held it when a purge up to it removed it.
+    /// openraft purges the log up to an installed snapshot's last entry
+    /// without waiting for the state machine's install, which may then find
+    /// the entry gone: the purge noted whether it was there.
+    pub(crate) fn holds(&self, log_id: LogId<u64>) -> bool {
+        self.get(log_id.index).is_some_and(|r| {
+            r.term == log_id.leader_id.term && r.leader == log_id.leader_id.node_id
+        }) || (self.meta.purged == Some(log_id) && self.meta.purged_held)
+    }
+
     pub(crate) fn purge(&mut self, log_id: LogId<u64>) -> io::Result<()> {
         let kafka_end = self
             .get(log_id.index)
             .map_or(self.meta.purged_kafka_end, |r| r.next);
+        let held = self.holds(log_id);
         let mut meta = self.meta.clone();
         meta.purged = Some(log_id);
         meta.purged_kafka_end = kafka_end;
+        meta.purged_held = held;
         self.save_meta(meta)?;
         let drop = (log_id.index + 1).saturating_sub(self.first) as usize;
         self.records.drain(..drop.min(self.records.len()));
@@ -354,6 +374,7 @@ impl RaftIndex {
         let mut meta = self.meta.clone();
         meta.purged = Some(last);
         meta.purged_kafka_end = kafka_end;
+        meta.purged_held = false;
         self.save_meta(meta)?;
         for (first, _) in self.files.drain(..) {
             self.fs
@@ -386,5 +407,62 @@ impl RaftIndex {
             self.truncate_from(self.first + keep as u64)?;
         }
         Ok(dropped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::StdFs;
+    use crate::replication::partition::format::EntryKind;
+    use openraft::CommittedLeaderId;
+
+    fn id(term: u64, index: u64) -> LogId<u64> {
+        LogId::new(CommittedLeaderId::new(term, 1), index)
+    }
+
+    /// An index of entries 1..=n of term 3, led by node 1, one offset each.
+    fn index_of(dir: &Path, n: u64) -> RaftIndex {
+        let mut index = RaftIndex::open(Arc::new(StdFs), dir.to_path_buf(), 0).unwrap();
+        index.purge(id(0, 0)).unwrap();
+        let records: Vec<IndexRecord> = (1..=n)
+            .map(|i| IndexRecord {
+                term: 3,
+                leader: 1,
+                kind: EntryKind::Data,
+                base: i - 1,
+                next: i,
+            })
+            .collect();
+        index.append(&records, Vec::new()).unwrap();
+        index
+    }
+
+    /// A purge up to an entry the index held keeps saying it held it (the
+    /// snapshot install that openraft runs alongside the purge decides by
+    /// it), also after a reopen; a purge past what it held, or of an entry
+    /// of another term, does not.
+    #[test]
+    fn a_purged_entry_is_still_known_as_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = index_of(dir.path(), 8);
+        assert!(index.holds(id(3, 5)));
+        index.purge(id(3, 5)).unwrap();
+        assert!(index.get(5).is_none());
+        assert!(index.holds(id(3, 5)), "the purge forgot it held entry 5");
+        assert!(!index.holds(id(2, 5)));
+        assert_eq!(index.get(6).map(|r| r.next), Some(6));
+        drop(index);
+        let index = RaftIndex::open(Arc::new(StdFs), dir.path().to_path_buf(), 0).unwrap();
+        assert!(index.holds(id(3, 5)));
+
+        let other = tempfile::tempdir().unwrap();
+        let mut index = index_of(other.path(), 3);
+        index.purge(id(3, 5)).unwrap();
+        assert!(!index.holds(id(3, 5)), "entry 5 was never held");
+        let third = tempfile::tempdir().unwrap();
+        let mut index = index_of(third.path(), 8);
+        index.purge(id(4, 5)).unwrap();
+        assert!(!index.holds(id(4, 5)), "entry 5 was of term 3");
     }
 }

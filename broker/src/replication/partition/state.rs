@@ -306,9 +306,11 @@ impl RaftStateMachine<PartitionRaft> for StateMachine {
             let log = &shared.partition.log;
             // openraft keeps the local entries after a snapshot whose last
             // entry this replica holds already; then so does the log.
-            let holds = shared.index.lock().get(last.index).is_some_and(|r| {
-                r.term == last.leader_id.term && r.leader == last.leader_id.node_id
-            });
+            // openraft hands this install to the state machine worker and
+            // then runs `purge(last)` on the log store without waiting for
+            // it: the entry may be purged already. The purge noted whether
+            // the index held it.
+            let holds = shared.index.lock().holds(last);
             // A replica that holds the snapshot's last entry with records
             // (a leader that was away while the others moved on) holds the
             // same records up to its end: it keeps them, so they stay
