@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use sluice_tests::{TestBroker, free_port};
 
@@ -856,4 +857,36 @@ fn replication_factor_leaders_and_brokers_are_shown() {
         json,
         serde_json::json!({"brokers": [{"id": 0, "listen": addr, "kafka": kafka}]})
     );
+}
+
+/// A plain `sluice consume` (no group) that is following a topic when the
+/// broker restarts reconnects and goes on from its position: every record
+/// once, the ones produced after the restart included.
+#[test]
+fn a_following_consumer_rides_out_a_broker_restart() {
+    let mut b = TestBroker::start();
+    let addr = b.addr.to_string();
+    ok(&addr, &["topic", "create", "follow"], b"");
+    ok(&addr, &["produce", "follow"], b"a\nb\nc\n");
+    let child = Command::new(sluice_binary())
+        .args(["--broker", &addr])
+        .args(["consume", "follow", "--from-beginning", "--count", "6"])
+        .env_remove("SLUICE_BROKER")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    b.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    b.restart();
+    ok(&addr, &["produce", "follow"], b"d\ne\nf\n");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a\nb\nc\nd\ne\nf\n");
 }

@@ -219,11 +219,28 @@ impl Session {
     async fn consume(&mut self, args: &ConsumeArgs, stop: &AtomicBool) -> anyhow::Result<Ending> {
         let timeout = args.timeout_ms.map(Duration::from_millis);
         let mut last_record = Instant::now();
+        let mut failing_since: Option<Instant> = None;
         while Some(self.printed) != args.count && !stop.load(Ordering::Acquire) {
-            let records =
-                self.consumer.poll().await.map_err(|e| {
-                    anyhow::anyhow!("fetching from {:?}: {}", args.topic, describe(&e))
-                })?;
+            let records = match self.consumer.poll().await {
+                Ok(r) => {
+                    failing_since = None;
+                    r
+                }
+                // The broker restarting, say: keep trying for a while (the
+                // consumer resumes at its positions).
+                Err(e)
+                    if e.is_retriable()
+                        && failing_since
+                            .is_none_or(|t| t.elapsed() < crate::consume_group::RETRY_FOR) =>
+                {
+                    failing_since.get_or_insert_with(Instant::now);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+                Err(e) => {
+                    anyhow::bail!("fetching from {:?}: {}", args.topic, describe(&e))
+                }
+            };
             if records.is_empty() {
                 if timeout.is_some_and(|t| last_record.elapsed() >= t) {
                     break;

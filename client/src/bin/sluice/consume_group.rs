@@ -27,8 +27,9 @@ use crate::consume::{
 use crate::format::Format;
 use crate::{Outcome, cannot_connect, connect_admin, describe, topic_error};
 
-/// How long `consume --group` keeps retrying a broker it cannot reach.
-const RETRY_FOR: Duration = Duration::from_secs(60);
+/// How long `consume` (with or without `--group`) keeps retrying a broker
+/// it cannot reach.
+pub(crate) const RETRY_FOR: Duration = Duration::from_secs(60);
 
 /// Group membership options of `sluice consume --group`.
 #[derive(Debug, Args)]
