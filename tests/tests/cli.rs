@@ -890,3 +890,46 @@ fn a_following_consumer_rides_out_a_broker_restart() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "a\nb\nc\nd\ne\nf\n");
 }
+
+/// `sluice consume ... | head -2` exits once `head` has its lines, also
+/// when the topic has no more records to write (the consumer notices the
+/// closed pipe while it waits), with and without a group.
+#[test]
+fn a_consumer_piped_into_head_exits_when_head_does() {
+    let b = TestBroker::start();
+    let addr = b.addr.to_string();
+    ok(&addr, &["topic", "create", "piped"], b"");
+    // A CRLF line ending is a line ending.
+    ok(&addr, &["produce", "piped"], b"a\r\nb\nc\n");
+    for group in [None, Some("readers")] {
+        let mut cmd = format!(
+            "'{}' --broker {addr} consume piped --from-beginning",
+            sluice_binary().display()
+        );
+        if let Some(g) = group {
+            cmd.push_str(&format!(" --group {g}"));
+        }
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{cmd} | head -2"))
+            .env_remove("SLUICE_BROKER")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the consumer went on after head exited ({group:?})");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success());
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+        assert_eq!(out, "a\nb\n");
+    }
+}

@@ -245,6 +245,9 @@ impl Session {
                 if timeout.is_some_and(|t| last_record.elapsed() >= t) {
                     break;
                 }
+                if output_gone() {
+                    return Ok(Ending::OutputClosed);
+                }
             } else {
                 last_record = Instant::now();
             }
@@ -293,6 +296,22 @@ impl Session {
         self.last_commit = Instant::now();
         Ok(())
     }
+}
+
+/// Whether standard output is a pipe whose reader has gone (`| head` that
+/// has printed its lines): checked while no record comes, so a caught-up
+/// consumer exits then instead of at the next record's write.
+pub(crate) fn output_gone() -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let stdout = std::io::stdout();
+    let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::empty())];
+    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| {
+        n > 0
+            && fds[0]
+                .revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP))
+    })
 }
 
 /// A write to stdout failed: quietly done if the reader left.

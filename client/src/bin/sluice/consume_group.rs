@@ -201,6 +201,9 @@ impl GroupSession {
                 if timeout.is_some_and(|t| last_record.elapsed() >= t) {
                     break;
                 }
+                if crate::consume::output_gone() {
+                    return Ok(Ending::OutputClosed);
+                }
             } else {
                 last_record = Instant::now();
             }

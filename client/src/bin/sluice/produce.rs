@@ -233,6 +233,11 @@ async fn send_lines(
                 }
                 if line.last() == Some(&b'\n') {
                     line.pop();
+                    // A CRLF line ending (a file written on Windows) ends
+                    // the line too, as for Kafka's console producer.
+                    if line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
                 }
                 let (key, value) = split(&line, separator);
                 let record = ProducerRecord {
