@@ -47,6 +47,10 @@ pub(crate) struct Idempotence {
     next_seq: HashMap<String, HashMap<u32, i32>>,
     /// Sequence after the last acknowledged batch, per topic and partition.
     acked_next: HashMap<String, HashMap<u32, i32>>,
+    /// Per topic and partition, the last refusal of one of its batches for
+    /// another reason than its sequence, since its last acknowledged batch:
+    /// what the later batches refused as out of order wait behind.
+    causes: HashMap<String, HashMap<u32, String>>,
     reset: bool,
 }
 
@@ -62,6 +66,7 @@ impl Idempotence {
         self.producer = Some((producer_id, epoch));
         self.next_seq.clear();
         self.acked_next.clear();
+        self.causes.clear();
         self.reset = false;
     }
 
@@ -93,6 +98,33 @@ impl Idempotence {
                 seq,
             });
         }
+    }
+
+    /// Notes that a batch of `batch`'s partition was refused for `why`
+    /// (not for its sequence), or, with `None`, acknowledged.
+    pub(crate) fn note_outcome(&mut self, batch: &ReadyBatch, why: Option<String>) {
+        match why {
+            Some(why) => {
+                self.causes
+                    .entry(batch.topic.clone())
+                    .or_default()
+                    .insert(batch.partition, why);
+            }
+            None => {
+                if let Some(p) = self.causes.get_mut(&batch.topic) {
+                    p.remove(&batch.partition);
+                }
+            }
+        }
+    }
+
+    /// The last refusal [`note_outcome`](Self::note_outcome) noted for
+    /// `batch`'s partition: why a batch refused as out of order waits.
+    pub(crate) fn cause(&self, batch: &ReadyBatch) -> Option<&str> {
+        self.causes
+            .get(&batch.topic)?
+            .get(&batch.partition)
+            .map(String::as_str)
     }
 
     /// Notes an acknowledged batch.
@@ -234,5 +266,27 @@ mod tests {
             OnRefusal::Reset
         );
         assert_eq!(idem.on_refusal(&b, ErrorCode::DiskFull), OnRefusal::NotMine);
+    }
+
+    /// The reason an earlier batch of a partition was refused is kept for
+    /// the later batches refused as out of order, until a batch of the
+    /// partition is acknowledged or a new producer id starts over.
+    #[test]
+    fn the_cause_of_a_gap_is_kept_until_an_acknowledgement() {
+        let mut idem = Idempotence::default();
+        let b = batch(1);
+        assert_eq!(idem.cause(&b), None);
+        idem.note_outcome(&b, Some("disk full (11): no space".into()));
+        assert_eq!(idem.cause(&b), Some("disk full (11): no space"));
+        let other = ReadyBatch {
+            partition: 1,
+            ..batch(1)
+        };
+        assert_eq!(idem.cause(&other), None);
+        idem.note_outcome(&b, None);
+        assert_eq!(idem.cause(&b), None);
+        idem.note_outcome(&b, Some("disk full".into()));
+        idem.set_producer(7, 0);
+        assert_eq!(idem.cause(&b), None);
     }
 }

@@ -190,22 +190,42 @@ fn complete(
         // names next (retried after a backoff, below).
         shared.metadata.invalidate();
     }
-    let refusal = {
+    let (refusal, cause) = {
         let mut idem = shared.idempotence.lock().unwrap_or_else(|e| e.into_inner());
-        if result.error_code == ErrorCode::None {
-            idem.acked(&batch);
+        match result.error_code {
+            ErrorCode::None => {
+                idem.acked(&batch);
+                idem.note_outcome(&batch, None);
+            }
+            ErrorCode::OutOfOrderSequence => {}
+            code => {
+                let why = match &result.message {
+                    Some(m) => format!("{code}: {m}"),
+                    None => code.to_string(),
+                };
+                idem.note_outcome(&batch, Some(why));
+            }
         }
-        idem.on_refusal(&batch, result.error_code)
+        let cause = idem.cause(&batch).map(str::to_owned);
+        (idem.on_refusal(&batch, result.error_code), cause)
     };
     if refusal != OnRefusal::NotMine {
         if refusal == OnRefusal::Reset {
             // Reconnect and take a new producer id before sending more.
             broken.store(true, Ordering::Release);
         }
-        let msg = result
+        let mut msg = result
             .message
             .clone()
             .unwrap_or_else(|| result.error_code.to_string());
+        // Refused as out of order while an earlier batch of the partition
+        // is refused for a reason of its own (a full disk, say): that
+        // reason is what the user needs to see.
+        if let (ErrorCode::OutOfOrderSequence, Some(cause)) = (result.error_code, cause) {
+            msg = format!(
+                "{msg} (waiting behind an earlier batch of this partition, refused with {cause})"
+            );
+        }
         retry_or_fail(shared, vec![batch], Some(result.error_code), &msg);
     } else if result.error_code == ErrorCode::None {
         let n = batch.waiters.len() as u64;
