@@ -14,7 +14,7 @@ pub use crate::tcp::TcpCongestion;
 mod listen;
 mod topic_defaults;
 
-pub use listen::{KafkaListen, MetricsListen, split_host_port};
+pub use listen::{KafkaListen, MetricsListen, listen_addr, split_host_port};
 pub use topic_defaults::{CompressionSetting, FlushName, FlushSetting, TopicDefaults};
 
 /// The default listen address.

@@ -42,8 +42,8 @@ struct Args {
     /// Data directory [default: ./sluice-data]
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Listen address [default: 127.0.0.1:9292]
-    #[arg(long)]
+    /// Listen address, HOST:PORT [default: 127.0.0.1:9292]
+    #[arg(long, value_name = "HOST:PORT", value_parser = sluice_broker::config::listen_addr)]
     listen: Option<SocketAddr>,
     /// TOML config file (see docs/operations.md)
     #[arg(long)]

@@ -33,9 +33,9 @@ impl std::str::FromStr for MetricsListen {
         if s == "none" {
             return Ok(MetricsListen::Off);
         }
-        s.parse()
+        listen_addr(s)
             .map(MetricsListen::On)
-            .map_err(|_| format!("metrics listen address must be HOST:PORT or none, not {s:?}"))
+            .map_err(|e| format!("metrics listen address must be HOST:PORT or none: {e}"))
     }
 }
 
@@ -81,9 +81,9 @@ impl std::str::FromStr for KafkaListen {
         if s == "none" {
             return Ok(KafkaListen::Off);
         }
-        s.parse()
+        listen_addr(s)
             .map(KafkaListen::On)
-            .map_err(|_| format!("Kafka listen address must be HOST:PORT or none, not {s:?}"))
+            .map_err(|e| format!("Kafka listen address must be HOST:PORT or none: {e}"))
     }
 }
 
@@ -100,6 +100,21 @@ impl From<KafkaListen> for String {
             KafkaListen::Off => "none".to_owned(),
             KafkaListen::On(addr) => addr.to_string(),
         }
+    }
+}
+
+/// A listen address: `IP:PORT`, or `NAME:PORT` resolved now (its first
+/// address; `localhost:9292`, say).
+pub fn listen_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    use std::net::ToSocketAddrs;
+    match s.to_socket_addrs() {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| format!("{s:?} resolves to no address")),
+        Err(e) => Err(format!("{s:?} is not HOST:PORT: {e}")),
     }
 }
 

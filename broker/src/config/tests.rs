@@ -281,3 +281,19 @@ fn raft_timing_keys_are_read_and_checked() {
         assert!(e.contains("raft_heartbeat_ms"), "{hb}/{min}/{max}: {e}");
     }
 }
+
+/// Listen addresses may name their host; it is resolved at once.
+#[test]
+fn listen_addresses_may_name_their_host() {
+    use super::listen_addr;
+    assert_eq!(
+        listen_addr("127.0.0.1:9292").unwrap(),
+        "127.0.0.1:9292".parse().unwrap()
+    );
+    let local = listen_addr("localhost:9292").unwrap();
+    assert!(local.ip().is_loopback() && local.port() == 9292, "{local}");
+    assert!(listen_addr("localhost").is_err());
+    assert!(listen_addr("no-such-host.invalid:1").is_err());
+    let k: KafkaListen = "localhost:9092".parse().unwrap();
+    assert!(matches!(k, KafkaListen::On(a) if a.ip().is_loopback()));
+}
