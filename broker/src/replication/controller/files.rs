@@ -8,6 +8,10 @@
 //! - `vote`, `snapshot`, `observed`: 8-byte header (`SLVOTE\0` /
 //!   `SLSNAP\0` / `SLOBSV\0` + version 1) and one record of the same framing; replaced whole (temp file, fsync,
 //!   rename, directory fsync), so a reader sees the old or the new one.
+//! - `committed`: the same layout (`SLCMTD\0` + version 1), payload the
+//!   postcard `LogId` of the last committed entry; replaced by a temp file
+//!   and a rename without fsync (a crash may lose the latest value or the
+//!   file: a reader takes a missing or damaged one as unknown).
 
 use std::io::Write;
 use std::path::Path;
@@ -20,6 +24,8 @@ pub const VOTE_MAGIC: [u8; 8] = *b"SLVOTE\0\x01";
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"SLSNAP\0\x01";
 /// Header of `observed` (payload: u64 big-endian log index).
 pub const OBSERVED_MAGIC: [u8; 8] = *b"SLOBSV\0\x01";
+/// Header of `committed`.
+pub const COMMITTED_MAGIC: [u8; 8] = *b"SLCMTD\0\x01";
 /// Bytes before a record's payload.
 pub const RECORD_HEADER: usize = 8;
 /// Largest record payload accepted when reading.
@@ -69,6 +75,18 @@ pub fn write_single(path: &Path, magic: [u8; 8], payload: &[u8]) -> std::io::Res
     bytes.extend_from_slice(&magic);
     put_record(&mut bytes, payload);
     write_atomically(path, &bytes)
+}
+
+/// Replaces a single-record file without waiting for the disk (a temp file
+/// renamed over it): after a crash it may hold an older value, or be
+/// missing or damaged.
+pub fn write_single_unsynced(path: &Path, magic: [u8; 8], payload: &[u8]) -> std::io::Result<()> {
+    let mut bytes = Vec::with_capacity(8 + RECORD_HEADER + payload.len());
+    bytes.extend_from_slice(&magic);
+    put_record(&mut bytes, payload);
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, &bytes)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Reads a single-record file: `None` if it does not exist, an error if

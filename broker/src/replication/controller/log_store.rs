@@ -21,7 +21,10 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::TypeConfig;
-use super::files::{self, LOG_MAGIC, VOTE_MAGIC};
+use super::files::{self, COMMITTED_MAGIC, LOG_MAGIC, VOTE_MAGIC};
+
+/// The file [`LogStore::save_committed`] keeps the committed log id in.
+const COMMITTED_FILE: &str = "committed";
 
 /// One record of `controller.log`.
 // Built one at a time, to be encoded or as it is decoded: the size of the
@@ -43,6 +46,8 @@ struct Inner {
     entries: BTreeMap<u64, (Entry<TypeConfig>, u64)>,
     purged: Option<LogId<u64>>,
     vote: Option<Vote<u64>>,
+    /// The last committed log id saved (see [`LogStore::read_committed`]).
+    committed: Option<LogId<u64>>,
     /// End of the last whole record.
     end: u64,
 }
@@ -109,6 +114,11 @@ impl LogStore {
         let vote = files::read_single(&dir.join("vote"), VOTE_MAGIC)?
             .map(|p| postcard::from_bytes(&p).map_err(io_err))
             .transpose()?;
+        // Written without fsync: a damaged or missing one is unknown.
+        let committed = files::read_single(&dir.join(COMMITTED_FILE), COMMITTED_MAGIC)
+            .ok()
+            .flatten()
+            .and_then(|p| postcard::from_bytes::<LogId<u64>>(&p).ok());
         Ok(LogStore {
             inner: Arc::new(Mutex::new(Inner {
                 dir,
@@ -116,6 +126,7 @@ impl LogStore {
                 entries,
                 purged,
                 vote,
+                committed,
                 end: pos as u64,
             })),
         })
@@ -244,6 +255,43 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.inner.lock().vote)
     }
 
+    /// Kept (without fsync), so that a restarted node applies the entries
+    /// it knows committed at once, before any leader is reachable: its
+    /// metadata is then that of its last commit, not of its last snapshot.
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<u64>>,
+    ) -> Result<(), StorageError<u64>> {
+        let Some(committed) = committed else {
+            return Ok(());
+        };
+        let payload = postcard::to_allocvec(&committed).map_err(|e| sto(io_err(e)))?;
+        self.blocking(move |inner| {
+            files::write_single_unsynced(
+                &inner.dir.join(COMMITTED_FILE),
+                COMMITTED_MAGIC,
+                &payload,
+            )?;
+            inner.committed = Some(committed);
+            Ok(())
+        })
+        .await
+    }
+
+    /// The committed log id saved last, if this log holds that entry (or
+    /// purged past it, into a snapshot): a value saved without fsync may
+    /// have outlived entries a crash took back, and then it is not given.
+    async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, StorageError<u64>> {
+        let inner = self.inner.lock();
+        Ok(inner.committed.filter(|c| {
+            inner
+                .entries
+                .get(&c.index)
+                .is_some_and(|(e, _)| e.log_id == *c)
+                || inner.purged.is_some_and(|p| p.index >= c.index)
+        }))
+    }
+
     async fn append<I>(
         &mut self,
         entries: I,
@@ -327,5 +375,52 @@ mod tests {
         let inner = store.inner.lock();
         assert_eq!(inner.purged, Some(entry(2).log_id));
         assert_eq!(inner.entries.keys().copied().collect::<Vec<_>>(), [3]);
+    }
+
+    /// The committed log id is kept across a reopen, and given back only
+    /// while the log holds that entry (or purged past it).
+    #[test]
+    fn the_committed_log_id_outlives_a_restart_while_the_log_holds_it() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(dir.path().to_owned()).unwrap();
+        let recs: Vec<_> = (1..=3)
+            .map(|i| {
+                let e = entry(i);
+                let p = postcard::to_allocvec(&LogRecord::Entry(e.clone())).unwrap();
+                (i, e, p)
+            })
+            .collect();
+        store.inner.lock().append(&recs).unwrap();
+        let mut s = store.clone();
+        rt.block_on(s.save_committed(Some(entry(2).log_id)))
+            .unwrap();
+        drop((s, store));
+        let mut store = LogStore::open(dir.path().to_owned()).unwrap();
+        assert_eq!(
+            rt.block_on(store.read_committed()).unwrap(),
+            Some(entry(2).log_id)
+        );
+        // Another term's entry 2: not the one committed.
+        let other = LogId::new(CommittedLeaderId::new(2, 1), 2);
+        rt.block_on(store.save_committed(Some(other))).unwrap();
+        assert_eq!(rt.block_on(store.read_committed()).unwrap(), None);
+        // Past the log's end (entries a crash took back): not given.
+        rt.block_on(store.save_committed(Some(entry(9).log_id)))
+            .unwrap();
+        assert_eq!(rt.block_on(store.read_committed()).unwrap(), None);
+        // Purged past it: given.
+        rt.block_on(store.save_committed(Some(entry(2).log_id)))
+            .unwrap();
+        store.inner.lock().purge(entry(3).log_id).unwrap();
+        assert_eq!(
+            rt.block_on(store.read_committed()).unwrap(),
+            Some(entry(2).log_id)
+        );
+        // A damaged file is no committed id, not an error.
+        drop(store);
+        std::fs::write(dir.path().join(COMMITTED_FILE), b"SLCMTD\0\x01junk").unwrap();
+        let mut store = LogStore::open(dir.path().to_owned()).unwrap();
+        assert_eq!(rt.block_on(store.read_committed()).unwrap(), None);
     }
 }

@@ -323,23 +323,41 @@ impl Cluster {
 
     /// Whether the applied metadata is at least as new as the topic store:
     /// the applied index has reached the last index whose changes the
-    /// store made. Right after a restart it is not: the metadata is the
-    /// last snapshot's, which may still list topics deleted since (and the
-    /// store no longer holds), until the entries after it are applied
-    /// again, which takes a controller leader.
+    /// store made. Right after a restart it is, unless the committed index
+    /// saved before the restart was lost or trails the store (the log store
+    /// saves it without fsync): the entries after the last snapshot up to
+    /// it are applied again at start. Otherwise the metadata is the last
+    /// snapshot's, which may still list topics deleted since (and the store
+    /// no longer holds), until a controller leader commits them again.
     pub fn caught_up(&self) -> bool {
         *self.applied.borrow() >= self.observed.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Whether [`Cluster::caught_up`] has held since this node started
-    /// (latched: a change being applied makes the store's index run ahead
-    /// of the applied one for a moment, which is no reason to stop serving).
+    /// Whether [`Cluster::caught_up`] has held, with a controller leader
+    /// known, since this node started (latched: a change being applied
+    /// makes the store's index run ahead of the applied one for a moment,
+    /// which is no reason to stop serving). Without a leader the node may
+    /// have missed what was committed while it was down.
     pub fn has_caught_up(&self) -> bool {
         use std::sync::atomic::Ordering;
         if self.caught_up_once.load(Ordering::Acquire) {
             return true;
         }
-        if self.caught_up() {
+        // A node in touch with no controller leader since it started may
+        // have missed changes committed while it was down (the leader its
+        // saved vote names may be gone).
+        let leader_reached = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            match m.current_leader {
+                Some(l) if l == self.local() => {
+                    m.state == ServerState::Leader && m.millis_since_quorum_ack.is_some()
+                }
+                Some(l) => self.transport.connected(l),
+                None => false,
+            }
+        };
+        if self.caught_up() && leader_reached {
             if !self.caught_up_once.swap(true, Ordering::AcqRel) {
                 tracing::info!("the controller metadata has caught up; serving clients");
             }
@@ -359,13 +377,23 @@ impl Cluster {
     pub async fn wait_caught_up(&self, limit: Duration) -> bool {
         use std::sync::atomic::Ordering;
         let mut applied = self.applied();
+        let mut metrics = self.raft.metrics();
         let deadline = self.started + limit;
         loop {
             if self.has_caught_up() {
                 return true;
             }
-            match tokio::time::timeout_at(deadline, applied.changed()).await {
-                Ok(Ok(())) => {}
+            let changed = async {
+                // The leader's connection coming up changes neither: a
+                // look every 100 ms too.
+                tokio::select! {
+                    r = applied.changed() => r.is_ok(),
+                    r = metrics.changed() => r.is_ok(),
+                    () = tokio::time::sleep(Duration::from_millis(100)) => true,
+                }
+            };
+            match tokio::time::timeout_at(deadline, changed).await {
+                Ok(true) => {}
                 _ => {
                     static WARNED: std::sync::atomic::AtomicBool =
                         std::sync::atomic::AtomicBool::new(false);
@@ -373,7 +401,7 @@ impl Cluster {
                     if !caught_up && !WARNED.swap(true, Ordering::Relaxed) {
                         tracing::warn!(
                             waited_ms = limit.as_millis() as u64,
-                            "serving clients before the controller metadata has caught up (no controller leader?): topics created since the last controller snapshot (all of them if none was taken) are missing until it has"
+                            "serving clients before the controller metadata has caught up (no controller leader?): changes committed while this node was down are missing until it has"
                         );
                     }
                     return caught_up;

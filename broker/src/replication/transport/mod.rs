@@ -392,6 +392,17 @@ impl Transport {
         out
     }
 
+    /// Whether this node holds an open connection to `peer` whose calls
+    /// are answered (every call so far, or it was answered since the last
+    /// one that was not).
+    pub fn connected(&self, peer: u64) -> bool {
+        self.state.lock().get(&peer).is_some_and(|s| {
+            s.conn.as_ref().is_some_and(|c| {
+                !c.closed.load(Ordering::Acquire) && c.unanswered_since.load(Ordering::Relaxed) == 0
+            })
+        })
+    }
+
     /// Spawns a task that makes sure of a connection to every peer every
     /// `every` (connecting where there is none, within the reconnect
     /// backoff), so that [`Transport::unreachable`] also knows about peers
