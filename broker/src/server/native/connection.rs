@@ -113,6 +113,14 @@ pub(crate) enum Front {
 }
 
 impl Front {
+    /// The listener's name in log lines.
+    fn listener(&self) -> &'static str {
+        match self {
+            Front::Native => "native",
+            Front::Kafka(_) => "kafka",
+        }
+    }
+
     /// The shortest request frame (without its length prefix).
     fn min_frame(&self) -> usize {
         match self {
@@ -197,9 +205,12 @@ pub(crate) async fn serve(
         Err(e) if ran.is_ok() => Err(e),
         _ => ran,
     };
+    let listener = conn.front.listener();
     match ran {
-        Ok(()) => tracing::debug!(%peer, "connection closed"),
-        Err(e @ ConnError::Displaced) => tracing::debug!(%peer, error = %e, "connection closed"),
+        Ok(()) => tracing::debug!(%peer, listener, "connection closed"),
+        Err(e @ ConnError::Displaced) => {
+            tracing::debug!(%peer, listener, error = %e, "connection closed")
+        }
         Err(e) => {
             // One line a second at most for the whole broker: clients
             // resetting thousands of connections a second must not fill the
@@ -208,9 +219,9 @@ pub(crate) async fn serve(
                 crate::throttle::Throttle::new(Duration::from_secs(1));
             match CLOSED.allow() {
                 Some(held_back) => {
-                    tracing::info!(%peer, error = %e, held_back, "connection closed")
+                    tracing::info!(%peer, listener, error = %e, held_back, "connection closed")
                 }
-                None => tracing::debug!(%peer, error = %e, "connection closed"),
+                None => tracing::debug!(%peer, listener, error = %e, "connection closed"),
             }
         }
     }
