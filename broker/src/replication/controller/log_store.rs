@@ -338,11 +338,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn reopen_keeps_whole_records_and_cuts_a_torn_tail() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::open(dir.path().to_owned()).unwrap();
-        let recs: Vec<_> = (1..=3)
+    /// A log in `dir` holding entries 1..=n.
+    fn store_of(dir: &std::path::Path, n: u64) -> LogStore {
+        let store = LogStore::open(dir.to_owned()).unwrap();
+        let recs: Vec<_> = (1..=n)
             .map(|i| {
                 let e = entry(i);
                 let p = postcard::to_allocvec(&LogRecord::Entry(e.clone())).unwrap();
@@ -350,6 +349,13 @@ mod tests {
             })
             .collect();
         store.inner.lock().append(&recs).unwrap();
+        store
+    }
+
+    #[test]
+    fn reopen_keeps_whole_records_and_cuts_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_of(dir.path(), 3);
         store.inner.lock().truncate(3).unwrap();
         drop(store);
         let path = dir.path().join("controller.log");
@@ -383,15 +389,7 @@ mod tests {
     fn the_committed_log_id_outlives_a_restart_while_the_log_holds_it() {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::open(dir.path().to_owned()).unwrap();
-        let recs: Vec<_> = (1..=3)
-            .map(|i| {
-                let e = entry(i);
-                let p = postcard::to_allocvec(&LogRecord::Entry(e.clone())).unwrap();
-                (i, e, p)
-            })
-            .collect();
-        store.inner.lock().append(&recs).unwrap();
+        let store = store_of(dir.path(), 3);
         let mut s = store.clone();
         rt.block_on(s.save_committed(Some(entry(2).log_id)))
             .unwrap();
