@@ -176,17 +176,25 @@ impl PartitionLog {
         // below it as damage of flushed data (the partition goes offline,
         // nothing is cut) rather than as an unflushed tail, and rescans
         // only what lies past it.
+        // Under the flush lock, as every checkpoint write: a truncation
+        // lowers the checkpoint before it cuts, and nothing may raise it
+        // again meanwhile. Not for an offline log, whose files stay as
+        // they are.
+        let flush_guard = self.flush_lock.lock();
         let stale = {
             let state = self.state.lock();
             let since = now
                 .duration_since(state.last_checkpoint)
                 .unwrap_or_default();
-            (state.durable.offset > state.checkpointed && since >= Self::CHECKPOINT_INTERVAL)
+            (self.refusal(&state).is_none()
+                && state.durable.offset > state.checkpointed
+                && since >= Self::CHECKPOINT_INTERVAL)
                 .then_some(state.durable.offset)
         };
         if let Some(rp) = stale {
             self.write_checkpoint(rp)?;
         }
+        drop(flush_guard);
         self.expire_producers(now);
         self.state.lock().release_idle_sealed();
         Ok(outcome)

@@ -198,6 +198,26 @@ impl PartitionLog {
             segments.push_back(seg);
             i += 1;
         }
+        // The log must reach the recovery point it checkpointed: a shorter
+        // one lost flushed data (a segment file cut short or removed, a
+        // disk that dropped writes), and appending there would give its
+        // offsets to new records.
+        if let (None, Some(point)) = (&report.offline, report.checkpoint) {
+            let end = segments.back().map_or(0, Segment::next_offset);
+            if end < point {
+                let reason = format!(
+                    "the log ends at offset {end}, below its checkpointed recovery point \
+                     {point}: flushed data is missing (a segment file cut short or removed). \
+                     Nothing was removed; the partition is offline until the missing files \
+                     are restored, or the partition's files are moved away by hand"
+                );
+                tracing::error!(dir = %dir.display(), %reason, "recovery refused; partition offline");
+                if let Some(last) = segments.back_mut().filter(|s| !s.is_sealed()) {
+                    last.seal()?;
+                }
+                report.offline = Some(reason);
+            }
+        }
         if let Some(reason) = report.offline.clone() {
             for seg in &segments {
                 seg.release();

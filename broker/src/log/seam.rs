@@ -361,6 +361,17 @@ impl PartitionLog {
     /// deletions.
     pub fn reset_to(&self, offset: u64) -> Result<(), LogError> {
         let _flush = self.flush_lock.lock();
+        // The checkpoint goes to 0 first: a crash before the new one is
+        // written leaves the old segments (rescanned whole), none (an empty
+        // log, which starts at 0), or the new one, never a log shorter than
+        // its checkpoint, which would read as flushed data gone missing.
+        let lower = {
+            let state = self.state.lock();
+            self.refusal(&state).is_none() && state.checkpointed > 0
+        };
+        if lower {
+            self.write_checkpoint_lowered(0)?;
+        }
         {
             let mut state = self.state.lock();
             if let Some(refused) = self.refusal(&state) {

@@ -185,6 +185,12 @@ mod tests {
         let health = Health::default();
         health.set_broker(Arc::clone(&broker));
         health.set_listeners_up();
+        // Ready once the node leads its controller group (a moment after
+        // the start).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while health.ready().is_err() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         assert_eq!(health.ready(), Ok(()));
         assert_eq!(cluster.core_stopped(), None);
         cluster.raft.shutdown().await.unwrap();

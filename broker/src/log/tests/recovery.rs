@@ -478,3 +478,66 @@ fn damage_in_the_checkpointed_part_of_the_active_segment_takes_the_log_offline()
         }
     }
 }
+
+/// A log that ends below its checkpointed recovery point lost flushed data
+/// (its active segment cut short or removed by hand, after a crash or a
+/// clean shutdown): it opens offline, nothing changes, and no offset is
+/// given out again; reads of what is left still work.
+#[test]
+fn a_log_shorter_than_its_recovery_point_opens_offline() {
+    let config = || LogConfig {
+        segment_bytes: 1 << 20,
+        ..small_config()
+    };
+    for (clean, damage) in [
+        (false, "boundary"),
+        (false, "empty"),
+        (true, "boundary"),
+        (false, "removed"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = PartitionLog::open(dir.path(), config()).unwrap();
+        fill(&log, 40);
+        log.flush().unwrap();
+        let now = std::time::SystemTime::now();
+        log.maintain(now + PartitionLog::CHECKPOINT_INTERVAL)
+            .unwrap();
+        if clean {
+            log.close().unwrap();
+        } else {
+            drop(log); // a crash
+        }
+        let segs = segment_files(dir.path());
+        let path = dir.path().join(format!("{:020}.log", segs[0].0));
+        match damage {
+            "boundary" => {
+                // Cut right after the first batch: every byte left is valid.
+                let bytes = fs::read(&path).unwrap();
+                let first = 12 + u32::from_be_bytes(bytes[8..12].try_into().unwrap()) as u64;
+                let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+                f.set_len(first).unwrap();
+            }
+            "empty" => {
+                let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+                f.set_len(0).unwrap();
+            }
+            _ => fs::remove_file(&path).unwrap(),
+        }
+        let before = log_files(dir.path());
+        let checkpoint = fs::read(dir.path().join(CHECKPOINT_FILE)).unwrap();
+        let (log, report) = PartitionLog::open(dir.path(), config()).unwrap();
+        let why = format!("clean {clean}, {damage}");
+        let reason = report.offline.clone().expect(&why);
+        assert!(reason.contains("recovery point"), "{why}: {reason}");
+        assert!(log.is_offline(), "{why}");
+        assert!(log.append(&mut batch("x", 1, 10, 0)).is_err(), "{why}");
+        let _ = read_all(&log, 1 << 20);
+        log.shutdown().unwrap();
+        assert_eq!(log_files(dir.path()), before, "{why}: a .log file changed");
+        assert_eq!(
+            fs::read(dir.path().join(CHECKPOINT_FILE)).unwrap(),
+            checkpoint,
+            "{why}: the checkpoint changed"
+        );
+    }
+}

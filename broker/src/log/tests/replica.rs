@@ -112,15 +112,15 @@ fn retain_below_keeps_segments_at_or_past_the_limit() {
 }
 
 /// A crash in the middle of `reset_to`, simulated by the two torn states
-/// its order of operations allows: the old segments deleted and nothing
-/// else done (no segment, the old checkpoint), and the new empty segment
-/// created but the checkpoint not yet rewritten. Either reopens to a
+/// its order of operations allows: the checkpoint lowered to 0 and the old
+/// segments deleted (no segment), and the new empty segment created but the
+/// checkpoint not yet rewritten (still 0). Either reopens to a
 /// consistent empty log that takes appends, and a repeated reset completes.
 #[test]
 fn a_crash_in_the_middle_of_reset_to_reopens_consistent() {
     use crate::log::format::{CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE};
 
-    for torn in ["segments deleted", "new segment, old checkpoint"] {
+    for torn in ["segments deleted", "new segment, checkpoint 0"] {
         let dir = tempfile::tempdir().unwrap();
         let (log, _) = PartitionLog::open(dir.path(), config()).unwrap();
         for i in 0..30 {
@@ -128,9 +128,11 @@ fn a_crash_in_the_middle_of_reset_to_reopens_consistent() {
                 .unwrap();
         }
         log.close().unwrap();
-        let old_checkpoint = std::fs::read(dir.path().join(CHECKPOINT_FILE)).unwrap();
+        // `reset_to` first lowers the checkpoint to 0.
+        let zero = crate::log::format::Checkpoint { recovery_point: 0 }.encode();
         match torn {
             "segments deleted" => {
+                std::fs::write(dir.path().join(CHECKPOINT_FILE), zero).unwrap();
                 for e in std::fs::read_dir(dir.path()).unwrap() {
                     let p = e.unwrap().path();
                     let name = p.file_name().unwrap().to_str().unwrap().to_owned();
@@ -143,7 +145,7 @@ fn a_crash_in_the_middle_of_reset_to_reopens_consistent() {
                 let (log, _) = PartitionLog::open(dir.path(), config()).unwrap();
                 log.reset_to(5000).unwrap();
                 drop(log);
-                std::fs::write(dir.path().join(CHECKPOINT_FILE), &old_checkpoint).unwrap();
+                std::fs::write(dir.path().join(CHECKPOINT_FILE), zero).unwrap();
                 let _ = std::fs::remove_file(dir.path().join(CLEAN_SHUTDOWN_FILE));
             }
         }
