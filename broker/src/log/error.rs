@@ -126,10 +126,11 @@ pub enum LogError {
         /// One past the last offset visible to readers.
         high_watermark: u64,
     },
-    /// A flush failed earlier; the log refuses writes until it is reopened
-    /// (the data written since the last good flush may not be on disk, and
-    /// fsync errors are not retryable). Reads keep working.
-    #[error("partition log {} is offline after a failed write or flush: {reason}", dir.display())]
+    /// A flush failed earlier (the data written since the last good flush
+    /// may not be on disk, and fsync errors are not retryable), or recovery
+    /// found damaged flushed data when the log was opened; the log refuses
+    /// writes until it is reopened. Reads keep working.
+    #[error("partition log {} is offline: {reason}", dir.display())]
     Offline {
         /// The partition directory.
         dir: PathBuf,
@@ -202,7 +203,8 @@ impl LogError {
         match self {
             LogError::Io { op, source, .. } => format!("storage failure ({op}): {source}"),
             LogError::Offline { .. } => {
-                "the partition is offline after a failed write or flush; see the broker's log"
+                "the partition is offline (a failed write or flush, or damaged data found \
+                 when it was opened); see the broker's log"
                     .into()
             }
             LogError::Corrupt { .. } => {

@@ -102,14 +102,30 @@ pub(super) fn apply(
     match name {
         "retention.ms" => config.retention_ms = Some(retention(num()?)?),
         "retention.bytes" => config.retention_bytes = Some(retention(num()?)?),
-        "segment.bytes" => config.segment_bytes = Some(non_negative(num()?)?),
-        // Kafka's segment.ms is at least 1; its largest long, as Kafka
-        // lists a segment that never rolls by age, is Sluice's 0 (never).
+        "segment.bytes" => {
+            let min = crate::topics::MIN_SEGMENT_BYTES;
+            let bytes = non_negative(num()?)?;
+            if bytes < min || bytes > i32::MAX as u64 {
+                return Err(format!(
+                    "{name} must be between {min} and {}, not {value:?}",
+                    i32::MAX
+                ));
+            }
+            config.segment_bytes = Some(bytes);
+        }
+        // Kafka's segment.ms is at least 1 (Sluice's at least 1000); its
+        // largest long, as Kafka lists a segment that never rolls by age,
+        // is Sluice's 0 (never).
         "segment.ms" => {
+            let min = crate::topics::MIN_SEGMENT_MS;
             config.segment_ms = Some(match num()? {
                 i64::MAX => 0,
-                v if v >= 1 => non_negative(v)?,
-                _ => return Err(format!("{name} must be at least 1, not {value:?}")),
+                v if v >= min as i64 => non_negative(v)?,
+                _ => {
+                    return Err(format!(
+                        "{name} must be at least {min}, or {NEVER} (never by age), not {value:?}"
+                    ));
+                }
             })
         }
         "compression.type" => {
@@ -476,9 +492,13 @@ mod tests {
         apply(&mut c, "segment.ms", NEVER, 3).unwrap();
         assert_eq!(c.segment_ms, Some(0));
         assert!(describe(&c).contains(&("segment.ms", NEVER.to_owned())));
-        for v in ["0", "-1"] {
+        for v in ["0", "-1", "1", "999"] {
             let e = apply(&mut c, "segment.ms", v, 3).unwrap_err();
-            assert!(e.contains("segment.ms"), "{e}");
+            assert!(e.contains("segment.ms must be at least 1000"), "{e}");
+        }
+        for v in ["0", "1", "65535", "2147483648"] {
+            let e = apply(&mut c, "segment.bytes", v, 3).unwrap_err();
+            assert!(e.contains("segment.bytes must be between 65536"), "{e}");
         }
         apply(&mut c, "segment.ms", "60000", 3).unwrap();
         assert_eq!(c.flush, Some(FlushMode::BeforeAck));
