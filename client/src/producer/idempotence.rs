@@ -110,9 +110,15 @@ impl Idempotence {
                     .or_default()
                     .insert(batch.partition, why);
             }
+            // Every acknowledgement comes here: no lookup while no partition
+            // has a cause.
+            None if self.causes.is_empty() => {}
             None => {
                 if let Some(p) = self.causes.get_mut(&batch.topic) {
                     p.remove(&batch.partition);
+                    if p.is_empty() {
+                        self.causes.remove(&batch.topic);
+                    }
                 }
             }
         }

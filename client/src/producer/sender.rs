@@ -206,7 +206,10 @@ fn complete(
                 idem.note_outcome(&batch, Some(why));
             }
         }
-        let cause = idem.cause(&batch).map(str::to_owned);
+        // Only an out-of-order refusal names the cause it waits behind.
+        let cause = (result.error_code == ErrorCode::OutOfOrderSequence)
+            .then(|| idem.cause(&batch).map(str::to_owned))
+            .flatten();
         (idem.on_refusal(&batch, result.error_code), cause)
     };
     if refusal != OnRefusal::NotMine {
