@@ -93,7 +93,9 @@ pub const MAX_RUNTIME_THREADS: usize = 1024;
 pub struct BrokerConfig {
     /// Where partitions, topic metadata and committed offsets live.
     pub data_dir: PathBuf,
-    /// Address to listen on.
+    /// Address to listen on (in the config file an IP address or a host
+    /// name, resolved when the file is read, as `--listen` is).
+    #[serde(deserialize_with = "listen::deserialize_listen_addr")]
     pub listen: SocketAddr,
     /// Connections served at once; more are accepted and closed at once.
     pub max_connections: usize,

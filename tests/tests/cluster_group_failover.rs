@@ -227,6 +227,30 @@ fn offsets_committed_through_the_kafka_listener_survive_a_coordinator_kill() {
         assert!(Instant::now() < deadline, "commit accepted: {codes:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // DescribeLogDirs leaves the internal topic out of "everything", as
+    // Metadata does, and tells it when it is asked for by name.
+    {
+        use sluice_protocol::kafka::describe_log_dirs::{
+            DescribableLogDirTopic, DescribeLogDirsRequest, DescribeLogDirsResponse,
+        };
+        let names = |r: &DescribeLogDirsResponse| -> Vec<String> {
+            r.results[0].topics.iter().map(|t| t.name.clone()).collect()
+        };
+        let r: DescribeLogDirsResponse =
+            call(&mut s, 4, &mut DescribeLogDirsRequest { topics: None });
+        assert_eq!(names(&r), [TOPIC], "{r:?}");
+        let r: DescribeLogDirsResponse = call(
+            &mut s,
+            4,
+            &mut DescribeLogDirsRequest {
+                topics: Some(vec![DescribableLogDirTopic {
+                    topic: INTERNAL.into(),
+                    partitions: (0..64).collect(),
+                }]),
+            },
+        );
+        assert_eq!(names(&r), [INTERNAL], "{r:?}");
+    }
     c.kill(old);
     let live: Vec<u64> = (1..=3).filter(|&i| i != old).collect();
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -129,3 +129,13 @@ pub fn split_host_port(s: &str) -> Option<(&str, u16)> {
     let port = port.parse().ok()?;
     (!host.is_empty()).then_some((host, port))
 }
+
+/// Reads a listen address from the config file with [`listen_addr`], so a
+/// host name is taken there as on the command line.
+pub(super) fn deserialize_listen_addr<'de, D>(d: D) -> Result<SocketAddr, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let s = String::deserialize(d)?;
+    listen_addr(&s).map_err(serde::de::Error::custom)
+}

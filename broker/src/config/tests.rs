@@ -296,4 +296,13 @@ fn listen_addresses_may_name_their_host() {
     assert!(listen_addr("no-such-host.invalid:1").is_err());
     let k: KafkaListen = "localhost:9092".parse().unwrap();
     assert!(matches!(k, KafkaListen::On(a) if a.ip().is_loopback()));
+    // The config file's `listen` as well.
+    let c = BrokerConfig::from_toml("listen = \"localhost:7001\"\n").expect("parse");
+    assert!(
+        c.listen.ip().is_loopback() && c.listen.port() == 7001,
+        "{}",
+        c.listen
+    );
+    let e = BrokerConfig::from_toml("listen = \"localhost\"\n").unwrap_err();
+    assert!(e.to_string().contains("not HOST:PORT"), "{e}");
 }
