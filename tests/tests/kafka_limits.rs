@@ -138,3 +138,61 @@ fn a_stalled_kafka_frame_is_closed_after_the_frame_timeout() {
     let r: ApiVersionsResponse = decode(&body, 3).unwrap();
     assert_eq!(r.error_code, 0);
 }
+
+/// A request naming more entries than a broker could ever need (4 ×
+/// `max_partitions_per_request` + 64 Ki array elements on the Kafka
+/// listener; more than `max_partitions_per_request` names on the native
+/// one) is refused before its names are looked at, and the broker goes on
+/// serving; one within the limits is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_naming_more_entries_than_the_limits_are_refused_up_front() {
+    use sluice_protocol::kafka::metadata::{
+        MetadataRequest, MetadataRequestTopic, MetadataResponse,
+    };
+    let (b, _config) = broker_with("max_partitions_per_request = 100\n");
+    let mut conn = b.connect().await;
+    create_topic(&mut conn, "real", 1, TopicConfig::default()).await;
+    let names = |n: usize| -> Vec<String> { (0..n).map(|i| format!("t{i:06}")).collect() };
+    let kafka_request = |n: usize| MetadataRequest {
+        topics: Some(
+            names(n)
+                .into_iter()
+                .map(|name| MetadataRequestTopic {
+                    topic_id: [0; 16],
+                    name: Some(name),
+                })
+                .collect(),
+        ),
+        ..MetadataRequest::default()
+    };
+    let cap = 4 * 100 + 65_536;
+    // At the cap: answered, each unknown name with its error.
+    let mut s = connect(&b);
+    let r: MetadataResponse = sluice_tests::kafka::call(&mut s, 1, &mut kafka_request(cap));
+    assert_eq!(r.topics.len(), cap);
+    // One past it: the connection is closed without an answer.
+    let mut s = connect(&b);
+    s.write_all(&request_frame(1, 7, &mut kafka_request(cap + 1), &[]))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert_eq!(s.read(&mut byte).unwrap(), 0, "closed without an answer");
+    // The native listener: at most max_partitions_per_request names.
+    let r = conn.metadata(Some(names(100))).await.unwrap();
+    assert_eq!(r.topics.len(), 100);
+    let e = conn.metadata(Some(names(101))).await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("101 topics in one request; at most 100"),
+        "{e}"
+    );
+    // Both still serve.
+    let mut s = connect(&b);
+    let r: MetadataResponse = sluice_tests::kafka::call(&mut s, 1, &mut MetadataRequest::default());
+    assert_eq!(r.topics.len(), 1);
+    assert_eq!(conn.metadata(None).await.unwrap().topics.len(), 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b.log().contains("more than 65936 array elements") {
+        assert!(Instant::now() < deadline, "{}", b.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

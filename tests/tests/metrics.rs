@@ -213,23 +213,40 @@ async fn health_endpoints_answer_and_unknown_paths_do_not() {
     assert_eq!(http_get(addr, "/nope").0, 404);
 }
 
-/// Connections that hold every place of the endpoint — silent ones, and
-/// keep-alive ones between requests — do not keep a scraper out: the oldest
-/// gives way to a newcomer at once, instead of when the header timeout
-/// (10 s) closes it.
+/// Connections that hold every place of the endpoint — silent ones,
+/// keep-alive ones between requests, and ones that asked for more scrapes
+/// than they read — do not keep a scraper out: the oldest gives way to a
+/// newcomer at once (one whose answer is unread, within half a second),
+/// instead of when the header timeout (10 s) closes it, or never.
 #[test]
 fn a_scraper_is_answered_when_idle_connections_hold_every_place() {
     use std::io::{Read, Write};
     let broker = TestBroker::start();
     let addr = broker.metrics_addr.unwrap();
+    // Enough partitions that one scrape's answer is far larger than what
+    // the socket buffers of a small-windowed reader take in.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut conn = broker.connect().await;
+        create_topic(&mut conn, "wide", 1000, TopicConfig::default()).await;
+    });
     let mut held = Vec::new();
     for i in 0..64 {
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        if i >= 32 {
+        let mut s = if i % 3 == 0 {
+            small_window_stream(addr)
+        } else {
+            std::net::TcpStream::connect(addr).unwrap()
+        };
+        if i % 3 == 2 {
             // Served once, then kept open between requests.
             write!(s, "GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
             let mut buf = [0u8; 256];
             assert!(s.read(&mut buf).unwrap() > 0);
+        } else if i % 3 == 0 {
+            // Scrapes asked for and none read, through a 4 KiB receive
+            // buffer: the connection stays in the middle of an answer. The
+            // oldest connection is one of these.
+            let ask = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(5);
+            s.write_all(ask.as_bytes()).unwrap();
         }
         held.push(s);
     }
@@ -245,6 +262,26 @@ fn a_scraper_is_answered_when_idle_connections_hold_every_place() {
         );
     }
     drop(held);
+}
+
+/// A connection to `addr` whose receive buffer is 4 KiB from the start (set
+/// before connecting, so the window it offers stays that small).
+fn small_window_stream(addr: std::net::SocketAddr) -> std::net::TcpStream {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrStorage, connect, setsockopt, socket, sockopt,
+    };
+    let family = match addr {
+        std::net::SocketAddr::V4(_) => AddressFamily::Inet,
+        std::net::SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
+    setsockopt(&fd, sockopt::RcvBuf, &4096).unwrap();
+    connect(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrStorage::from(addr),
+    )
+    .unwrap();
+    std::net::TcpStream::from(fd)
 }
 
 #[tokio::test]

@@ -513,6 +513,49 @@ async fn group_size_is_capped_and_static_members_leave_by_instance_id() {
     assert!(!r.member_id.is_empty());
 }
 
+/// Groups that only handed out member ids (`MemberIdRequired`, never
+/// joined) do not keep new groups out when `max_groups` are held: the
+/// oldest of them is forgotten, and its id is then unknown. Groups with
+/// members are never forgotten for room.
+#[tokio::test(start_paused = true)]
+async fn groups_that_only_handed_out_member_ids_make_room_for_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(OffsetStore::open(Arc::new(StdFs), dir.path(), OffsetsConfig::default()).unwrap());
+    let config = GroupConfig {
+        initial_rebalance_delay: Duration::ZERO,
+        max_groups: 2,
+        ..GroupConfig::default()
+    };
+    let c = Coordinator::open(config, store);
+    let in_group = |group: &str, member: &str| JoinGroup {
+        group: group.into(),
+        ..join_req(member, None, RANGE)
+    };
+    // "g" gets a member; "p1" and "p2" only hand out ids.
+    let first = c.join(in_group("g", "")).await;
+    assert_eq!(first.error, ErrorCode::MemberIdRequired);
+    let g = c.join(in_group("g", &first.member_id)).await;
+    assert_eq!((g.error, g.generation_id), (ErrorCode::None, 1));
+    let p1 = c.join(in_group("p1", "")).await;
+    assert_eq!(p1.error, ErrorCode::MemberIdRequired);
+    let p2 = c.join(in_group("p2", "")).await;
+    assert_eq!(p2.error, ErrorCode::MemberIdRequired, "p1 made room");
+    assert_eq!(
+        c.join(in_group("p1", &p1.member_id)).await.error,
+        ErrorCode::UnknownMemberId
+    );
+    // "p2" joins for real: nothing is left to forget.
+    let p2 = c.join(in_group("p2", &p2.member_id)).await;
+    assert_eq!((p2.error, p2.generation_id), (ErrorCode::None, 1));
+    assert_eq!(
+        c.join(in_group("h", "")).await.error,
+        ErrorCode::TooManyCommittedOffsets
+    );
+    // "g" keeps its member.
+    assert_eq!((state(&c).1, state(&c).2), (1, 1));
+}
+
 /// The bytes held for a group's members (protocols and assignments) are
 /// capped per group and over all groups: a join or a leader's assignments
 /// past either get `GroupMaxSizeReached` and keep nothing; a member

@@ -30,7 +30,8 @@ pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Most HTTP connections served at once. A connection arriving when that
 /// many are open asks the oldest of them to close (at once if it is between
-/// requests, else after its response) and waits up to [`SEAT_WAIT`] for its
+/// requests, else after its response, dropped if that takes longer than
+/// [`GIVE_WAY`]) and waits up to [`SEAT_WAIT`] for its
 /// place: connections that send nothing, or keep their keep-alive
 /// connection open, cannot keep a scraper out until [`HEADER_TIMEOUT`]
 /// closes them.
@@ -39,6 +40,10 @@ const MAX_CONNECTIONS: usize = 64;
 /// How long a new connection waits for the oldest one to give way before
 /// it is closed.
 const SEAT_WAIT: Duration = Duration::from_secs(1);
+
+/// How long a connection asked to give way may take to finish the response
+/// it is sending before it is dropped (well within [`SEAT_WAIT`]).
+const GIVE_WAY: Duration = Duration::from_millis(500);
 
 /// A connection that sends no request headers within this long is closed.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -109,8 +114,12 @@ pub async fn serve(listener: TcpListener, health: Arc<Health>, mut stop: watch::
             let ended = tokio::select! {
                 r = conn.as_mut() => r,
                 () = leave.notified() => {
+                    // Between requests it closes at once; a response the
+                    // client does not read gets `GIVE_WAY` to leave, then
+                    // the connection is dropped, so an unread answer
+                    // cannot keep its seat.
                     conn.as_mut().graceful_shutdown();
-                    conn.await
+                    tokio::time::timeout(GIVE_WAY, conn).await.unwrap_or(Ok(()))
                 }
             };
             if let Err(e) = ended {

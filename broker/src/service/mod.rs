@@ -137,6 +137,21 @@ pub fn check_partition_count(n: usize, max: u32) -> Result<(), Refused> {
     Ok(())
 }
 
+/// Checks that a request names at most `max` (`max_partitions_per_request`)
+/// `what`s (topics, groups): checked before any of them is looked at, so
+/// that a request naming millions of names costs no more than its bytes.
+pub fn check_entry_count(n: usize, max: u32, what: &str) -> Result<(), Refused> {
+    if n > max as usize {
+        return Err(Refused {
+            code: ErrorCode::InvalidRequest,
+            message: format!(
+                "{n} {what} in one request; at most {max} are accepted (max_partitions_per_request)"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Checks the partition list of a produce or fetch request: at most `max`
 /// entries, no (topic, partition) twice.
 pub fn check_partition_list<'a>(

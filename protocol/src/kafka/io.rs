@@ -7,6 +7,10 @@
 //! array count or a string length is compared with the bytes that remain
 //! first, and every decode holds an allocation budget (8 × the input plus
 //! 64 KiB) that the elements and strings it creates are charged against.
+//! A reader may also be given a cap on the array elements of the whole
+//! message ([`Reader::with_element_cap`]), which a server sets from its
+//! per-request limits so that a request naming millions of entries is
+//! refused before it is decoded into millions of values.
 
 use std::ops::Range;
 
@@ -78,6 +82,8 @@ pub struct Reader<'a> {
     pos: usize,
     flexible: bool,
     budget: usize,
+    elements_left: usize,
+    element_cap: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -88,7 +94,18 @@ impl<'a> Reader<'a> {
             pos: 0,
             flexible,
             budget: buf.len().saturating_mul(8).saturating_add(64 << 10),
+            elements_left: usize::MAX,
+            element_cap: usize::MAX,
         }
+    }
+
+    /// This reader, refusing with [`KafkaError::TooManyElements`] a message
+    /// whose arrays hold more than `cap` elements in all (nested arrays'
+    /// elements count too), before it decodes them.
+    pub fn with_element_cap(mut self, cap: usize) -> Self {
+        self.elements_left = cap;
+        self.element_cap = cap;
+        self
     }
 
     /// Bytes read so far.
@@ -201,6 +218,15 @@ impl<'a> Reader<'a> {
         n: usize,
         mut f: impl FnMut(&mut Self, &mut T) -> Result<(), KafkaError>,
     ) -> Result<Vec<T>, KafkaError> {
+        self.elements_left = match self.elements_left.checked_sub(n) {
+            Some(left) => left,
+            None => {
+                return Err(KafkaError::TooManyElements {
+                    offset: self.pos,
+                    cap: self.element_cap,
+                });
+            }
+        };
         self.charge(n.saturating_mul(std::mem::size_of::<T>().max(1)))?;
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
@@ -507,6 +533,29 @@ mod tests {
         let mut s = String::new();
         let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff, 0x0f], true);
         assert!(r.string(&mut s).is_err());
+    }
+
+    #[test]
+    fn the_element_cap_counts_nested_arrays_and_refuses_before_decoding() {
+        // Two arrays of 3 and 2 i8 elements: 5 in all.
+        let input = [0, 0, 0, 3, 1, 2, 3, 0, 0, 0, 2, 4, 5];
+        let read = |cap: usize| {
+            let mut r = Reader::new(&input, false).with_element_cap(cap);
+            let (mut a, mut b): (Vec<i8>, Vec<i8>) = (Vec::new(), Vec::new());
+            r.array(&mut a, |s, x| s.i8(x))?;
+            r.array(&mut b, |s, x| s.i8(x))?;
+            Ok::<_, KafkaError>((a, b, r.position()))
+        };
+        assert_eq!(read(5), Ok((vec![1, 2, 3], vec![4, 5], input.len())));
+        // One short: refused at the second array's count, nothing of it read.
+        assert_eq!(
+            read(4),
+            Err(KafkaError::TooManyElements { offset: 11, cap: 4 })
+        );
+        assert_eq!(
+            read(2),
+            Err(KafkaError::TooManyElements { offset: 4, cap: 2 })
+        );
     }
 
     #[test]

@@ -76,6 +76,15 @@ pub enum KafkaError {
         /// Where decoding stopped.
         offset: usize,
     },
+    /// The message's arrays hold more elements than the reader's cap
+    /// ([`io::Reader::with_element_cap`]).
+    #[error("message holds more than {cap} array elements in all (at byte {offset})")]
+    TooManyElements {
+        /// Where decoding stopped.
+        offset: usize,
+        /// The cap.
+        cap: usize,
+    },
 }
 
 /// The APIs this codec knows, by Kafka API key.
@@ -285,7 +294,13 @@ pub trait Message: Default {
 /// Decodes a body of `version`. Record sets are positions in `buf`.
 /// Bytes after the body are ignored, as Kafka does.
 pub fn decode<M: Message>(buf: &[u8], version: i16) -> Result<M, KafkaError> {
-    let mut r = Reader::new(buf, M::API.flexible(version));
+    decode_capped(buf, version, usize::MAX)
+}
+
+/// [`decode`], refusing a body whose arrays hold more than `cap` elements
+/// in all with [`KafkaError::TooManyElements`] before decoding them.
+pub fn decode_capped<M: Message>(buf: &[u8], version: i16, cap: usize) -> Result<M, KafkaError> {
+    let mut r = Reader::new(buf, M::API.flexible(version)).with_element_cap(cap);
     let mut m = M::default();
     m.io(&mut r, version)?;
     Ok(m)

@@ -43,7 +43,7 @@ impl Coordinator {
             return Err(BeatError::InvalidGroupId);
         }
         self.start_sweep();
-        let classic = self.groups.lock();
+        let mut classic = self.groups.lock();
         if classic.get(group).is_some_and(|g| {
             g.state != GroupState::Empty || !g.members.is_empty() || !g.pending.is_empty()
         }) {
@@ -55,7 +55,9 @@ impl Coordinator {
             if beat.member_epoch != 0 {
                 return Err(BeatError::UnknownMember);
             }
-            if classic.len() + consumer.len() >= self.config.max_groups {
+            if classic.len() + consumer.len() >= self.config.max_groups
+                && !self.make_room(&mut classic)
+            {
                 return Err(BeatError::GroupMaxSize);
             }
             consumer.insert(group.to_owned(), ConsumerGroup::default());

@@ -113,6 +113,11 @@ pub struct Coordinator {
     consumer: Mutex<HashMap<String, ConsumerGroup>>,
     /// Whether the consumer groups' expiry sweep runs.
     sweeping: std::sync::atomic::AtomicBool,
+    /// Groups created by a join, oldest first (some since removed or past
+    /// their first member): when `max_groups` are held, the oldest that
+    /// still holds only handed-out member ids makes room for a new one
+    /// (see [`Coordinator::make_room`]). Locked after `groups`.
+    created: Mutex<std::collections::VecDeque<String>>,
 }
 
 /// What a locked step of an operation decided.
@@ -160,6 +165,7 @@ impl Coordinator {
             deferred: Mutex::new(deferred),
             consumer: Mutex::new(HashMap::new()),
             sweeping: std::sync::atomic::AtomicBool::new(false),
+            created: Mutex::new(std::collections::VecDeque::new()),
         });
         c.start_deferred();
         c
@@ -238,6 +244,41 @@ impl Coordinator {
         step
     }
 
+    /// Removes the oldest group that holds nothing but member ids handed
+    /// out with `MemberIdRequired` (no member, no generation, nothing
+    /// stored), so that clients which ask for member ids and never join —
+    /// by mistake or to fill the table — cannot keep new groups out for
+    /// their session timeout. A client whose id goes with it rejoins
+    /// without one (`UnknownMemberId`). Whether room was made.
+    pub(super) fn make_room(&self, groups: &mut HashMap<String, Group>) -> bool {
+        let mut created = self.created.lock();
+        let only_handed_out = |g: &Group| {
+            g.state == GroupState::Empty
+                && g.generation == 0
+                && g.members.is_empty()
+                && !g.pending.is_empty()
+        };
+        // Names of groups gone or grown up are dropped on the way, and
+        // the list is compacted when it outgrows the table twice over.
+        if created.len() > 2 * self.config.max_groups.max(1) {
+            created.retain(|n| groups.get(n).is_some_and(only_handed_out));
+        }
+        while let Some(name) = created.pop_front() {
+            if groups.get(&name).is_some_and(only_handed_out) {
+                if let Some(mut g) = groups.remove(&name) {
+                    for (_, timer) in g.pending.drain() {
+                        if let Some(t) = timer {
+                            t.abort();
+                        }
+                    }
+                }
+                tracing::debug!(group = %name, "group table full: forgot a group that only handed out member ids");
+                return true;
+            }
+        }
+        false
+    }
+
     fn join_step(&self, groups: &mut HashMap<String, Group>, req: JoinGroup) -> Step<JoinResult> {
         let fail = |code, id: &str| Step::Done(JoinResult::error(code, id));
         if validate_topic_name(&req.group).is_err() {
@@ -262,10 +303,11 @@ impl Coordinator {
             if !req.member_id.is_empty() {
                 return fail(ErrorCode::UnknownMemberId, &req.member_id);
             }
-            if groups.len() >= self.config.max_groups {
+            if groups.len() >= self.config.max_groups && !self.make_room(groups) {
                 return fail(ErrorCode::TooManyCommittedOffsets, "");
             }
             groups.insert(req.group.clone(), Group::new(&self.held));
+            self.created.lock().push_back(req.group.clone());
         }
         // The member's protocols replace those it joined with before.
         let before = groups

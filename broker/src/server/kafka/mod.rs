@@ -37,7 +37,7 @@ use sluice_protocol::kafka::alter_configs::{
 use sluice_protocol::kafka::api_versions::ApiVersionsResponse;
 use sluice_protocol::kafka::error_code::code;
 use sluice_protocol::kafka::header::{self, LEN_PREFIX, RequestHeader};
-use sluice_protocol::kafka::{ApiKey, KafkaError, Message, decode, encode};
+use sluice_protocol::kafka::{ApiKey, KafkaError, Message, decode_capped, encode};
 use sluice_protocol::wire::ErrorCode;
 
 use super::native::connection::{Conn, ConnError};
@@ -283,8 +283,20 @@ fn bad(conn: &Conn, what: &str, e: &KafkaError) -> ConnError {
     ConnError::Refused(ErrorCode::InvalidRequest, format!("Kafka {what}: {e}"))
 }
 
+/// The array elements one request may hold in all: room for
+/// `max_partitions_per_request` partitions several times over (a partition
+/// list with its topics, replica lists, config names) and 64 Ki more. A
+/// request past it is refused before it is decoded, so that a frame naming
+/// millions of topics or groups never becomes millions of values (nor an
+/// answer with one entry each).
+pub(crate) fn element_cap(config: &crate::config::BrokerConfig) -> usize {
+    (config.max_partitions_per_request as usize)
+        .saturating_mul(4)
+        .saturating_add(1 << 16)
+}
+
 fn decode_or_close<M: Message>(conn: &Conn, req: Req, body: &[u8]) -> Result<M, ConnError> {
-    decode::<M>(body, req.version)
+    decode_capped::<M>(body, req.version, element_cap(&conn.broker.config))
         .map_err(|e| bad(conn, &format!("{:?} v{} request", req.api, req.version), &e))
 }
 

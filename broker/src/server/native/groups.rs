@@ -47,6 +47,19 @@ pub(super) async fn serve(
             }
         };
     }
+    // A request naming more groups than `max_partitions_per_request` is
+    // refused before any of them is looked at.
+    macro_rules! at_most {
+        ($n:expr, $what:expr) => {
+            if let Err(r) = crate::service::check_entry_count(
+                $n,
+                conn.broker.config.max_partitions_per_request,
+                $what,
+            ) {
+                return conn.write_error(id, r.code, &r.message).await;
+            }
+        };
+    }
     match api {
         ApiKey::JoinGroup => {
             let req = decode!(JoinGroupRequest);
@@ -162,6 +175,7 @@ pub(super) async fn serve(
         }
         ApiKey::DescribeGroups => {
             let req = decode!(DescribeGroupsRequest);
+            at_most!(req.groups.len(), "groups");
             coordinated!(svc.check_coordinator_all(&req.groups));
             let groups = svc
                 .describe_groups(req.groups)
@@ -219,6 +233,7 @@ pub(super) async fn serve(
         }
         ApiKey::DeleteGroups => {
             let req = decode!(DeleteGroupsRequest);
+            at_most!(req.groups.len(), "groups");
             coordinated!(svc.check_coordinator_all(&req.groups));
             let results = svc
                 .delete_groups(req.groups)

@@ -70,7 +70,7 @@ use crate::service::groups::CommitAs;
 use crate::service::offsets::Commit;
 use crate::service::produce::{self as svc_produce, Acks};
 use crate::service::stats::Stats;
-use crate::service::{Refused, check_partition_list};
+use crate::service::{Refused, check_entry_count, check_partition_list};
 use connection::{Conn, ConnError};
 
 /// The Metadata answer (newest version): the cluster's brokers, and each
@@ -188,6 +188,7 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
             }
         };
     }
+    let max_entries = conn.broker.config.max_partitions_per_request;
     match api {
         ApiKey::ApiVersions => {
             let apis = ApiKey::ALL
@@ -205,6 +206,8 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
         }
         ApiKey::Metadata => {
             let req = decode!(MetadataRequest);
+            let named = req.topics.as_ref().map_or(0, Vec::len);
+            or_refuse!(check_entry_count(named, max_entries, "topics"));
             let resp = metadata(&svc, req);
             // Answered in the version asked: v0 has no `compression`, v1
             // no brokers or leadership.
@@ -240,6 +243,7 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
         }
         ApiKey::DeleteTopics => {
             let req = decode!(DeleteTopicsRequest);
+            or_refuse!(check_entry_count(req.names.len(), max_entries, "topics"));
             let results = or_refuse!(svc.delete_topics(req.names).await);
             let results = results.into_iter().map(topic_result).collect();
             respond(conn, id, &DeleteTopicsResponse { results }).await
