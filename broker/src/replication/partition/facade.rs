@@ -172,15 +172,16 @@ impl ReplicatedPartition {
             index: Mutex::new(index),
             waiters: Mutex::default(),
             snapshot_cap: Mutex::new(None),
+            opening: std::sync::atomic::AtomicBool::new(true),
         });
         let store = LogStore::new(Arc::clone(&shared));
         let sm = StateMachine::new(Arc::clone(&shared))
             .map_err(|e| ReplicationError::Storage(e.to_string()))?;
         let answered = Arc::new(Answered::default());
         let network = Noting::new(network, Arc::clone(&answered));
-        let raft = Raft::new(node_id, raft_config, network, store, sm)
-            .await
-            .map_err(|e| ReplicationError::Raft(e.to_string()))?;
+        let raft = Raft::new(node_id, raft_config, network, store, sm).await;
+        shared.opened();
+        let raft = raft.map_err(|e| ReplicationError::Raft(e.to_string()))?;
         let proposer = Proposer::start(raft.clone(), Arc::clone(&shared), node_id);
         Ok((
             ReplicatedPartition {

@@ -369,6 +369,9 @@ impl RaftStateMachine<PartitionRaft> for StateMachine {
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<PartitionRaft>>, StorageError<u64>> {
+        // openraft asks for it last in reading its initial state, before
+        // its core starts (and again when it sends a snapshot).
+        self.shared.opened();
         load_snapshot(&self.shared)?
             .as_ref()
             .map(snapshot_of)

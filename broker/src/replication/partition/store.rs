@@ -72,11 +72,29 @@ pub(crate) struct Shared {
     /// checkpoint start; the highest asked for); `None`:
     /// snapshots are built at the last applied entry.
     pub(crate) snapshot_cap: Mutex<Option<u64>>,
+    /// True from opening until openraft has read its initial state (see
+    /// [`Shared::opened`]): meanwhile a data entry is read as no records.
+    /// openraft reads entries then only for their log ids and memberships
+    /// (its search for the last membership walks the whole log after the
+    /// last membership entry, 64 entries at a time) and to re-apply
+    /// committed ones, which the state machine does from the Raft index,
+    /// not from the payload. Reading each data entry's file ranges instead
+    /// (opening sealed segments, reading batch headers) made a restart take
+    /// seconds per partition with a long retained Raft log.
+    pub(crate) opening: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
+    /// openraft has read its initial state: entries are read whole from
+    /// now on. Called before the Raft core can replicate or serve anything.
+    pub(crate) fn opened(&self) {
+        self.opening
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+
     /// Entries `range` of the Raft log, data entries as file ranges of the
-    /// segments. Blocking (reads batch headers).
+    /// segments (while [`Shared::opening`], as no records). Blocking (reads
+    /// batch headers).
     fn entries(
         &self,
         start: u64,
@@ -93,6 +111,7 @@ impl Shared {
                 })
                 .collect()
         };
+        let opening = self.opening.load(std::sync::atomic::Ordering::Acquire);
         let mut out = Vec::with_capacity(recs.len());
         for (i, r, m) in recs {
             let log_id = LogId::new(openraft::CommittedLeaderId::new(r.term, r.leader), i);
@@ -112,7 +131,7 @@ impl Shared {
                 EntryKind::Rejected => {
                     EntryPayload::Normal(Request::whole(Records::Inline(bytes::Bytes::new())))
                 }
-                EntryKind::Data if r.next == r.base => {
+                EntryKind::Data if r.next == r.base || opening => {
                     EntryPayload::Normal(Request::whole(Records::Inline(bytes::Bytes::new())))
                 }
                 EntryKind::Data => EntryPayload::Normal(self.read_entry(r.base, r.next)?),
@@ -435,6 +454,9 @@ impl RaftLogStorage<PartitionRaft> for LogStore {
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
+        // Readers serve replication: never before the initial state is
+        // read, and whole entries always.
+        self.shared.opened();
         self.clone()
     }
 

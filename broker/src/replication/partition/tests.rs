@@ -1067,6 +1067,53 @@ async fn a_follower_that_lost_its_whole_log_is_brought_back_by_the_leader() {
     );
 }
 
+/// Every replica restarted: while a replica opens, openraft reads its log
+/// for memberships and log ids with data entries read as no records; once
+/// open they are read whole. A follower that then lost its whole log gets
+/// every record, byte for byte, from the restarted leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_restarted_together_serve_whole_entries_once_open() {
+    let all = [1, 2, 3];
+    let mut c = Cluster::new(&all).await;
+    let leader = c.leader(&all).await;
+    let mut end = 0;
+    for i in 0..200 {
+        let (r, _) = produce(c.node(leader), &format!("a{i}"), 2, Acks::All)
+            .await
+            .expect("append");
+        end = r.last_offset + 1;
+    }
+    c.wait_hw(&all, end).await;
+    for id in all {
+        c.stop(id).await;
+    }
+    for id in all {
+        c.start(id).await;
+        let opening = c
+            .node(id)
+            .shared()
+            .opening
+            .load(std::sync::atomic::Ordering::Acquire);
+        assert!(!opening, "node {id} reads whole entries once open");
+    }
+    let leader = c.leader(&all).await;
+    let wiped = all.into_iter().find(|&i| i != leader).expect("follower");
+    c.stop(wiped).await;
+    std::fs::remove_dir_all(&c.dirs[&wiped]).expect("wipe");
+    c.start(wiped).await;
+    let (r, _) = produce(c.node(leader), "b", 2, Acks::All)
+        .await
+        .expect("append after the restart");
+    end = r.last_offset + 1;
+    c.wait_hw(&all, end).await;
+    assert_eq!(values_of(&c.dirs[&wiped]).len(), 402);
+    assert_eq!(
+        segment_bytes(&c.dirs[&wiped]),
+        segment_bytes(&c.dirs[&leader]),
+        "the wiped follower holds the leader's bytes"
+    );
+}
+
 /// A replica whose Raft core stopped on a fatal storage error names no
 /// leader and does not claim to lead, where its last metrics would name
 /// itself forever.
