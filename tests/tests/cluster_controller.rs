@@ -130,7 +130,7 @@ async fn topics_created_and_deleted_through_a_follower_reach_every_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_leader_exposes_its_role_and_rpc_counts() {
-    let c = TestCluster::start(3);
+    let mut c = TestCluster::start(3);
     let leader = c.wait_for_leader(WAIT);
     for id in 1..=3 {
         let (code, body) =
@@ -138,6 +138,9 @@ async fn the_controller_leader_exposes_its_role_and_rpc_counts() {
         assert_eq!(code, 200);
         let is_leader = sluice_tests::sample(&body, "sluice_controller_leader").expect("gauge");
         assert_eq!(is_leader, if id == leader { 1.0 } else { 0.0 }, "node {id}");
+        let with_quorum =
+            sluice_tests::sample(&body, "sluice_controller_leader_with_quorum").expect("gauge");
+        assert_eq!(with_quorum, is_leader, "node {id}");
         promtool_check(&body);
         if id == leader {
             let ok = sluice_tests::sample(
@@ -147,6 +150,54 @@ async fn the_controller_leader_exposes_its_role_and_rpc_counts() {
             .expect("rpc counter");
             assert!(ok > 0.0, "a leader heartbeats its followers");
         }
+    }
+    // Partition leadership: every partition led once, none short of
+    // replicas; then the node leading some loses both others, and says
+    // that it leads them without a quorum (acks=all cannot commit).
+    c.create_replicated("q", 6, 3, Default::default()).await;
+    let gauge = |c: &TestCluster, id: u64, name: &str| {
+        let (_, body) =
+            sluice_tests::http_get(c.node(id).metrics_addr.expect("metrics"), "/metrics");
+        sluice_tests::sample(&body, name).unwrap_or_else(|| panic!("{name} on node {id}"))
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    let led = loop {
+        let led: Vec<f64> = (1..=3)
+            .map(|id| gauge(&c, id, "sluice_partitions_led"))
+            .collect();
+        let under: f64 = (1..=3)
+            .map(|id| gauge(&c, id, "sluice_partitions_under_replicated"))
+            .sum();
+        if led.iter().sum::<f64>() == 6.0 && under == 0.0 {
+            break led;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "led {led:?}, under-replicated {under}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let keeper = (1..=3u64)
+        .find(|&id| led[id as usize - 1] > 0.0)
+        .expect("a leader");
+    assert_eq!(gauge(&c, keeper, "sluice_partitions_without_quorum"), 0.0);
+    for id in (1..=3).filter(|&id| id != keeper) {
+        c.kill(id);
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let led = gauge(&c, keeper, "sluice_partitions_led");
+        let without = gauge(&c, keeper, "sluice_partitions_without_quorum");
+        let under = gauge(&c, keeper, "sluice_partitions_under_replicated");
+        let controller = gauge(&c, keeper, "sluice_controller_leader_with_quorum");
+        if led > 0.0 && without == led && under == led && controller == 0.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node {keeper}: led {led}, without quorum {without}, under-replicated {under}, controller with quorum {controller}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -403,7 +403,70 @@ fn encode_cluster(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), st
         "sluice_controller_leader",
         "1 on the controller group's leader, else 0.",
         u64::from(cluster.is_leader()),
+    )?;
+    f.gauge(
+        "sluice_controller_leader_with_quorum",
+        "1 on the controller group's leader while a quorum acknowledged it within the last second, else 0.",
+        u64::from(cluster.leads_with_quorum(QUORUM_ACK_WITHIN)),
+    )?;
+    let led = led_partitions(broker);
+    f.gauge(
+        "sluice_partitions_led",
+        "Partitions this node leads.",
+        led.led,
+    )?;
+    f.gauge(
+        "sluice_partitions_under_replicated",
+        "Partitions this node leads with fewer replicas in sync than the partition has.",
+        led.under_replicated,
+    )?;
+    f.gauge(
+        "sluice_partitions_without_quorum",
+        "Partitions this node leads with fewer replicas in sync than a majority: acks=all produces to them wait and time out.",
+        led.without_quorum,
     )
+}
+
+/// How recent the controller leader's last quorum acknowledgement must be
+/// for `sluice_controller_leader_with_quorum` (heartbeats come every few
+/// tens of milliseconds).
+const QUORUM_ACK_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What this node leads, and how much of it is short of replicas.
+#[derive(Debug, Default)]
+struct Led {
+    led: u64,
+    under_replicated: u64,
+    without_quorum: u64,
+}
+
+/// Counts the hosted partitions this node leads by their in-sync sets
+/// (the leader's own view: replicas that matched its log recently and
+/// answered within `in_sync_max_silence_ms`).
+fn led_partitions(broker: &Broker) -> Led {
+    let svc = &broker.service;
+    let leadership = svc.leadership.as_ref();
+    let local = leadership.local_node();
+    let mut out = Led::default();
+    for t in svc.topics.list() {
+        for (p, _) in t.hosted() {
+            let Some(l) = leadership.partition(&t.name, p) else {
+                continue;
+            };
+            if l.leader != Some(local) {
+                continue;
+            }
+            out.led += 1;
+            let (in_sync, replicas) = (l.isr.len(), l.replicas.len());
+            if in_sync < replicas {
+                out.under_replicated += 1;
+            }
+            if in_sync < replicas / 2 + 1 {
+                out.without_quorum += 1;
+            }
+        }
+    }
+    out
 }
 
 fn api_name(slot: usize) -> String {

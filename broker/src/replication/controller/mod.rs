@@ -305,6 +305,19 @@ impl Cluster {
         .unwrap_or(false)
     }
 
+    /// Whether this node leads the controller group and a quorum of the
+    /// group acknowledged it within the last `within`: a leader cut off
+    /// from the others goes on calling itself leader (openraft 0.9 has no
+    /// check-quorum step-down), and this tells it apart.
+    pub fn leads_with_quorum(&self, within: Duration) -> bool {
+        self.is_leader()
+            && super::with_live_metrics(&self.raft.metrics(), |m| {
+                m.millis_since_quorum_ack
+                    .is_some_and(|ms| u128::from(ms) <= within.as_millis())
+            })
+            .unwrap_or(false)
+    }
+
     /// The metadata as applied on this node.
     pub fn metadata(&self) -> Metadata {
         self.metadata.read().clone()
