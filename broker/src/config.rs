@@ -172,6 +172,11 @@ pub struct BrokerConfig {
     /// Most partitions, over all topics, the broker serves; a CreateTopics
     /// that would go beyond it is refused (`InvalidPartitions`).
     pub max_partitions: u32,
+    /// Most idempotent-producer entries (one per producer id and
+    /// partition, about 260 bytes each) held over all partitions; past it a
+    /// partition recording a new producer forgets its own least recently
+    /// active one ([`crate::producer::state::ProducerBudget`]).
+    pub max_producer_states: u64,
     /// Where the disk work of produce and fetch requests runs
     /// (`blocking-pool` or `reactor`).
     pub disk_io: DiskIo,
@@ -255,6 +260,7 @@ impl Default for BrokerConfig {
                 .parse()
                 .unwrap_or_else(|_| unreachable!("valid literal")),
             max_connections: 1024,
+            max_producer_states: 1_000_000,
             max_frame_bytes: 64 << 20,
             max_request_bytes_in_flight: 512 << 20,
             max_decompressed_bytes_in_flight: 512 << 20,
@@ -351,6 +357,9 @@ impl BrokerConfig {
 
     /// Checks ranges; the error names the setting.
     pub fn validate(&self) -> Result<(), String> {
+        if self.max_producer_states == 0 {
+            return Err("max_producer_states must be positive".into());
+        }
         if self.max_connections == 0 {
             return Err("max_connections must be positive".into());
         }

@@ -217,3 +217,56 @@ async fn sluice_produce_is_idempotent_unless_told_otherwise() {
     assert!(ids[0] >= 0, "the default run stamps a producer id: {ids:?}");
     assert_eq!(ids[1], -1, "--no-idempotence sends none: {ids:?}");
 }
+
+/// Producer ids made up by a client (never asked for with InitProducerId)
+/// are taken, as Kafka takes them, but the entries they leave over all
+/// partitions stay within `max_producer_states` (plus one per partition):
+/// past it, each new producer takes the place of its partition's least
+/// recently active one. A producer still held keeps its dedup window; the
+/// count holds across a restart.
+#[tokio::test]
+async fn made_up_producer_ids_stay_within_max_producer_states() {
+    use std::io::Write;
+    let mut config = tempfile::NamedTempFile::new().unwrap();
+    config.write_all(b"max_producer_states = 40\n").unwrap();
+    let path = config.path().display().to_string();
+    let mut broker = TestBroker::start_with_args(&["--config", &path]);
+    let mut conn = broker.connect().await;
+    create_topic(&mut conn, "t", 4, TopicConfig::default()).await;
+    let held = |b: &TestBroker| {
+        let (_, body) = sluice_tests::http_get(b.metrics_addr.unwrap(), "/metrics");
+        sluice_tests::sample(&body, "sluice_producer_states").expect("gauge")
+    };
+    for pid in 1_000..1_100i64 {
+        let p = (pid % 4) as u32;
+        let r = conn
+            .produce(Acks::All, 5000, &[("t", p, &batch(pid, 0, 0, 1))])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.partitions[0].error_code, ErrorCode::None, "{r:?}");
+    }
+    let n = held(&broker);
+    assert!((40.0..=44.0).contains(&n), "{n} entries held");
+    // The newest producer is still held: its retry is answered, not stored again.
+    let retry = batch(1_099, 0, 0, 1);
+    let r = conn
+        .produce(Acks::All, 5000, &[("t", 3, &retry)])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.partitions[0].base_offset, 24, "{r:?}");
+    assert_eq!(
+        read_partition(&mut conn, "t", 3, 0).await.len(),
+        25,
+        "stored once"
+    );
+    drop(conn);
+    broker.stop();
+    broker.restart();
+    let n = held(&broker);
+    assert!(
+        (40.0..=44.0).contains(&n),
+        "{n} entries held after a restart"
+    );
+}

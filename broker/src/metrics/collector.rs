@@ -343,6 +343,11 @@ fn encode_broker(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std
             .sum::<u64>(),
     )?;
     f.gauge("sluice_topics", "Topics.", topics.len() as u64)?;
+    f.gauge(
+        "sluice_producer_states",
+        "Idempotent-producer entries (producer id, partition) held over all partitions (at most max_producer_states, plus one per partition).",
+        crate::producer::state::ProducerBudget::global().held() as u64,
+    )?;
     encode_groups(f.enc, broker)?;
     encode_cluster(f.enc, broker)?;
     encode_apis(f.enc, broker)?;

@@ -7,6 +7,7 @@
 //! atomically with the offsets it is given.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Batches remembered per producer and partition (Kafka's 5: a producer
 /// keeps at most this many requests in flight per connection).
@@ -122,10 +123,101 @@ pub struct ProducerLimits {
     pub max_ids: usize,
 }
 
-/// The producer table of one partition.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Producer entries (one per producer id and partition) held by every
+/// table that charges it, and the most that may be held: past it, a table
+/// recording a new producer forgets its own least recently active one
+/// first, so the count stays put (a table holding none still takes its
+/// first, so the count exceeds the cap by at most one per partition).
+/// Bounds the memory that producer ids — which a client may make up, as
+/// Kafka's clients need not ask for them — can take across partitions,
+/// where `max_producer_ids` bounds one partition's.
+#[derive(Debug)]
+pub struct ProducerBudget {
+    held: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl ProducerBudget {
+    /// A budget of at most `max` entries.
+    pub const fn new(max: usize) -> Self {
+        ProducerBudget {
+            held: AtomicUsize::new(0),
+            max: AtomicUsize::new(max),
+        }
+    }
+
+    /// The budget every partition log of the process charges (unlimited
+    /// until [`ProducerBudget::set_max`]; the broker sets
+    /// `max_producer_states` at start).
+    pub fn global() -> &'static ProducerBudget {
+        static GLOBAL: ProducerBudget = ProducerBudget::new(usize::MAX);
+        &GLOBAL
+    }
+
+    /// Sets the cap.
+    pub fn set_max(&self, max: usize) {
+        self.max.store(max.max(1), Ordering::Relaxed);
+    }
+
+    /// Entries held.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    fn full(&self) -> bool {
+        self.held() >= self.max.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, n: usize) {
+        if n > 0 {
+            self.held.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    fn sub(&self, n: usize) {
+        if n > 0 {
+            self.held.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The producer table of one partition. Its entries are charged to a
+/// [`ProducerBudget`] (the process's unless made with
+/// [`ProducerStates::with_budget`]) while it holds them.
+#[derive(Debug)]
 pub struct ProducerStates {
     map: HashMap<i64, ProducerEntry>,
+    budget: &'static ProducerBudget,
+}
+
+impl Default for ProducerStates {
+    fn default() -> Self {
+        Self::with_budget(ProducerBudget::global())
+    }
+}
+
+impl Clone for ProducerStates {
+    fn clone(&self) -> Self {
+        self.budget.add(self.map.len());
+        ProducerStates {
+            map: self.map.clone(),
+            budget: self.budget,
+        }
+    }
+}
+
+impl PartialEq for ProducerStates {
+    fn eq(&self, other: &Self) -> bool {
+        self.map == other.map
+    }
+}
+
+impl Eq for ProducerStates {}
+
+impl Drop for ProducerStates {
+    fn drop(&mut self) {
+        self.budget.sub(self.map.len());
+    }
 }
 
 /// `n` reduced to the sequence space `0..=i32::MAX`.
@@ -137,6 +229,14 @@ impl ProducerStates {
     /// An empty table.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty table charging `budget`.
+    pub fn with_budget(budget: &'static ProducerBudget) -> Self {
+        ProducerStates {
+            map: HashMap::new(),
+            budget,
+        }
     }
 
     /// Number of producer ids held.
@@ -215,10 +315,11 @@ impl ProducerStates {
 
     /// Records an appended batch (after [`ProducerStates::check`] said
     /// [`SeqCheck::Append`], or while rebuilding from the log). Keeps the
-    /// last [`WINDOW`] batches; beyond `limits.max_ids` producers, forgets
-    /// the least recently active other one.
+    /// last [`WINDOW`] batches; beyond `limits.max_ids` producers, or with
+    /// its budget spent, forgets the least recently active other one.
     pub fn record(&mut self, producer_id: i64, meta: BatchMeta, limits: &ProducerLimits) {
-        if !self.map.contains_key(&producer_id) && self.map.len() >= limits.max_ids.max(1) {
+        let new = !self.map.contains_key(&producer_id);
+        if new && (self.map.len() >= limits.max_ids.max(1) || self.budget.full()) {
             let oldest = self
                 .map
                 .iter()
@@ -226,7 +327,11 @@ impl ProducerStates {
                 .map(|(pid, _)| *pid);
             if let Some(pid) = oldest {
                 self.map.remove(&pid);
+                self.budget.sub(1);
             }
+        }
+        if new {
+            self.budget.add(1);
         }
         let entry = self
             .map
@@ -247,6 +352,7 @@ impl ProducerStates {
     /// Forgets every batch at or after `offset` (a truncation, or appends
     /// whose write failed); a producer left with no batch is forgotten.
     pub fn truncate_to(&mut self, offset: u64) {
+        let before = self.map.len();
         self.map.retain(|_, e| {
             while e.batches.back().is_some_and(|b| b.last_offset >= offset) {
                 e.batches.pop_back();
@@ -256,6 +362,7 @@ impl ProducerStates {
             }
             !e.batches.is_empty()
         });
+        self.budget.sub(before - self.map.len());
     }
 
     /// Forgets producers whose newest batch's timestamp is more than
@@ -264,12 +371,16 @@ impl ProducerStates {
         let before = self.map.len();
         let cutoff = now_ms.saturating_sub(limits.expiration_ms);
         self.map.retain(|_, e| e.last_timestamp() >= cutoff);
-        before - self.map.len()
+        let gone = before - self.map.len();
+        self.budget.sub(gone);
+        gone
     }
 
     /// Inserts a whole entry (loading a snapshot).
     pub fn insert(&mut self, producer_id: i64, entry: ProducerEntry) {
-        self.map.insert(producer_id, entry);
+        if self.map.insert(producer_id, entry).is_none() {
+            self.budget.add(1);
+        }
     }
 }
 
@@ -405,5 +516,63 @@ mod tests {
         // Forgotten: its next batch starts it afresh.
         assert!(matches!(t.check(&id(2, 0, 1, 1)), Ok(SeqCheck::Append)));
         assert!(t.get(2).is_none());
+    }
+
+    /// Tables charging one budget hold at most its cap (plus one for a
+    /// table that holds none): past it a new producer takes the place of
+    /// its table's least recently active one. Forgetting, truncating,
+    /// dropping and cloning keep the count exact.
+    #[test]
+    fn tables_sharing_a_budget_stay_within_it() {
+        let budget: &'static ProducerBudget = Box::leak(Box::new(ProducerBudget::new(4)));
+        let limits = ProducerLimits {
+            expiration_ms: 1000,
+            max_ids: 100,
+        };
+        let mut a = ProducerStates::with_budget(budget);
+        let mut b = ProducerStates::with_budget(budget);
+        let mut next = 0u64;
+        let mut rec = |t: &mut ProducerStates, pid: i64, ts: i64| {
+            let meta = BatchMeta {
+                epoch: 0,
+                first_seq: 0,
+                last_seq: 0,
+                first_offset: next,
+                last_offset: next,
+                timestamp: ts,
+            };
+            next += 1;
+            t.record(pid, meta, &limits);
+        };
+        for pid in 1..=3 {
+            rec(&mut a, pid, pid);
+        }
+        rec(&mut b, 10, 10);
+        assert_eq!(budget.held(), 4);
+        // Full: each table gives up its own oldest for a new producer.
+        rec(&mut b, 11, 11);
+        assert_eq!((budget.held(), b.len()), (4, 1));
+        assert!(b.get(10).is_none() && b.get(11).is_some());
+        rec(&mut a, 4, 12);
+        assert_eq!((budget.held(), a.len()), (4, 3));
+        assert!(a.get(1).is_none() && a.get(4).is_some());
+        // A producer already held records more batches at no cost.
+        rec(&mut a, 4, 13);
+        assert_eq!(budget.held(), 4);
+        // An empty table still takes its first.
+        let mut c = ProducerStates::with_budget(budget);
+        rec(&mut c, 20, 14);
+        assert_eq!(budget.held(), 5);
+        let copy = c.clone();
+        assert_eq!(budget.held(), 6);
+        drop(copy);
+        assert_eq!(a.expire(1003, &limits), 1);
+        assert_eq!(budget.held(), 4);
+        c.truncate_to(0);
+        assert_eq!(budget.held(), 3);
+        drop(a);
+        assert_eq!(budget.held(), 1);
+        drop(b);
+        assert_eq!(budget.held(), 0);
     }
 }

@@ -120,6 +120,9 @@ impl Broker {
             message,
         })?;
         let lock = lock_data_dir(&config.data_dir)?;
+        // Before the partitions recover their producer tables.
+        crate::producer::state::ProducerBudget::global()
+            .set_max(usize::try_from(config.max_producer_states).unwrap_or(usize::MAX));
         let topics = TopicStore::open_with(
             Arc::clone(&fs),
             &config.data_dir,
