@@ -270,3 +270,30 @@ async fn made_up_producer_ids_stay_within_max_producer_states() {
         "{n} entries held after a restart"
     );
 }
+
+/// A data directory that lost its `producer_ids` file does not hand out
+/// again an id whose sequences a partition remembers: the next producer's
+/// first batch is stored, not taken for a retry of the old producer's.
+#[tokio::test]
+async fn a_lost_producer_id_file_does_not_hand_out_held_ids_again() {
+    let mut broker = TestBroker::start();
+    let mut conn = setup(&broker).await;
+    let old = conn.init_producer_id().await.unwrap().producer_id;
+    assert_eq!(
+        send(&mut conn, &batch(old, 0, 0, 1)).await,
+        (ErrorCode::None, 0)
+    );
+    drop(conn);
+    broker.stop();
+    std::fs::remove_file(broker.data_dir.join("producer_ids")).unwrap();
+    broker.restart();
+    let mut conn = broker.connect().await;
+    let new = conn.init_producer_id().await.unwrap().producer_id;
+    assert!(new > old, "{new} after {old}");
+    assert_eq!(
+        send(&mut conn, &batch(new, 0, 0, 1)).await,
+        (ErrorCode::None, 1)
+    );
+    assert_eq!(read_partition(&mut conn, "t", 0, 0).await.len(), 2);
+    assert!(broker.log().contains("the producer id file is missing"));
+}

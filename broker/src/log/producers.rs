@@ -153,6 +153,16 @@ impl PartitionLog {
         self.state.lock().producers.len()
     }
 
+    /// The highest `f(id)` over the producer ids this partition holds.
+    pub fn max_producer_id(&self, f: impl Fn(i64) -> Option<i64>) -> Option<i64> {
+        self.state
+            .lock()
+            .producers
+            .iter()
+            .filter_map(|(pid, _)| f(*pid))
+            .max()
+    }
+
     /// Forgets producers idle longer than the log's
     /// [`LogConfig::producer_id_expiration`] as of `now` (by their newest
     /// batch's timestamp); returns how many. Takes the lock briefly, no I/O.

@@ -67,15 +67,27 @@ pub struct ProducerIds {
     dir: PathBuf,
     /// Next id to hand out, and the end of the reserved block.
     range: Mutex<(i64, i64)>,
+    /// Whether the file was missing at open and the ids the partitions
+    /// still hold are yet to be looked at ([`ProducerIds::allocate_after`]).
+    unchecked: std::sync::atomic::AtomicBool,
 }
+
+/// Held ids at or above this are not taken as ever handed out here (a
+/// client may make ids up): a data directory handing out a thousand ids a
+/// second would take 35 years to reach it.
+pub const PLAUSIBLE_IDS: i64 = 1 << 40;
 
 impl ProducerIds {
     /// Opens the allocator of the data directory `dir`. Nothing is reserved
     /// yet. A damaged file is an error (ids could repeat): the operator
     /// must look.
     pub fn open(fs: Arc<dyn FileSystem>, dir: &Path) -> io::Result<Self> {
+        let mut missing = false;
         let next = match read_file(&*fs, &dir.join(FILE_NAME))? {
-            None => 0,
+            None => {
+                missing = true;
+                0
+            }
             Some(bytes) => decode(&bytes).map_err(|e| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -87,7 +99,33 @@ impl ProducerIds {
             fs,
             dir: dir.to_owned(),
             range: Mutex::new((next, next)),
+            unchecked: std::sync::atomic::AtomicBool::new(missing),
         })
+    }
+
+    /// [`ProducerIds::allocate`], but when the file was missing at open
+    /// (never written: no id was handed out yet; or lost), first moves past
+    /// the highest id `held` gives (the ids of this allocator the
+    /// partitions' producer tables still hold, below [`PLAUSIBLE_IDS`]),
+    /// once: a lost file must not hand out again an id whose sequences a
+    /// partition remembers, or that producer's new records would be taken
+    /// for retries of its old ones.
+    pub fn allocate_after(&self, held: impl FnOnce() -> Option<i64>) -> io::Result<i64> {
+        use std::sync::atomic::Ordering;
+        if self.unchecked.swap(false, Ordering::AcqRel)
+            && let Some(max) = held().filter(|&m| (0..PLAUSIBLE_IDS).contains(&m))
+        {
+            let mut range = self.range.lock();
+            if range.0 <= max {
+                tracing::warn!(
+                    file = %self.dir.join(FILE_NAME).display(),
+                    next = max + 1,
+                    "the producer id file is missing but partitions hold ids it handed out; going on past them"
+                );
+                *range = (max + 1, max + 1);
+            }
+        }
+        self.allocate()
     }
 
     /// A producer id never returned before by this data directory.
@@ -128,6 +166,30 @@ mod tests {
             bad[at] ^= 1;
             assert!(decode(&bad).is_err(), "flip at {at}");
         }
+    }
+
+    #[test]
+    fn a_missing_file_goes_on_past_the_ids_partitions_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs: Arc<dyn FileSystem> = Arc::new(StdFs);
+        let a = ProducerIds::open(Arc::clone(&fs), dir.path()).unwrap();
+        assert_eq!(a.allocate_after(|| Some(41)).unwrap(), 42);
+        // Looked at once only.
+        assert_eq!(a.allocate_after(|| Some(500)).unwrap(), 43);
+        drop(a);
+        // The file is there now: what partitions hold is not asked.
+        let b = ProducerIds::open(Arc::clone(&fs), dir.path()).unwrap();
+        assert_eq!(
+            b.allocate_after(|| panic!("not asked")).unwrap(),
+            42 + BLOCK
+        );
+        // Lost, with only an implausible id held: it is not followed.
+        std::fs::remove_file(dir.path().join(FILE_NAME)).unwrap();
+        let c = ProducerIds::open(Arc::clone(&fs), dir.path()).unwrap();
+        assert_eq!(c.allocate_after(|| Some(i64::MAX - 1)).unwrap(), 0);
+        std::fs::remove_file(dir.path().join(FILE_NAME)).unwrap();
+        let d = ProducerIds::open(fs, dir.path()).unwrap();
+        assert_eq!(d.allocate_after(|| None).unwrap(), 0);
     }
 
     #[test]

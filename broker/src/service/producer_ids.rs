@@ -13,9 +13,13 @@ impl Service {
     /// blocking pool).
     pub async fn init_producer_id(self: &Arc<Self>) -> Result<(i64, i16), Refused> {
         let svc = Arc::clone(self);
-        let allocated = blocking(move || svc.producer_ids.allocate())
-            .await
-            .and_then(|r| r);
+        let node = self.leadership.local_node();
+        let allocated = blocking(move || {
+            svc.producer_ids
+                .allocate_after(|| svc.highest_held_local_producer_id(node))
+        })
+        .await
+        .and_then(|r| r);
         match allocated {
             Ok(id) => match self.leadership.local_node() {
                 0 => Ok((id, 0)),
@@ -26,6 +30,29 @@ impl Service {
                 message: format!("could not allocate a producer id: {e}"),
             }),
         }
+    }
+}
+
+impl Service {
+    /// The highest allocator id (`local`, before [`cluster_producer_id`]
+    /// in a cluster) among the producer ids this broker's partitions hold
+    /// that node `node` (0: a broker alone) hands out. Walks every hosted
+    /// partition's producer table (blocking: takes their locks).
+    fn highest_held_local_producer_id(&self, node: u64) -> Option<i64> {
+        let plausible = 0..crate::producer::ids::PLAUSIBLE_IDS;
+        let local_of = |pid: i64| {
+            match node {
+                0 => Some(pid),
+                n => (pid & ((1 << 31) - 1) == n as i64).then_some(pid >> 31),
+            }
+            .filter(|l| plausible.contains(l))
+        };
+        self.topics
+            .list()
+            .iter()
+            .flat_map(|t| t.hosted().map(|(_, p)| p.log.max_producer_id(local_of)))
+            .flatten()
+            .max()
     }
 }
 
