@@ -202,11 +202,22 @@ impl OffsetStore {
             records: 0,
         };
         if log.log_start_offset() > snapshot.covers_to {
-            tracing::error!(
-                log_start = log.log_start_offset(),
-                snapshot = snapshot.covers_to,
-                "offsets log starts after the snapshot ends: commits in between are lost"
-            );
+            // The log below its start was deleted only once a snapshot
+            // covering it was in place: that snapshot is missing, or an
+            // older one was put back. Starting would lose the offsets it
+            // held without a word, as a damaged one would.
+            let found = match &snapshot_bytes {
+                Some(_) => format!("covers the log only up to offset {}", snapshot.covers_to),
+                None => "is missing".to_owned(),
+            };
+            return Err(BrokerError::Log(LogError::Corrupt {
+                path: snapshot_path,
+                reason: format!(
+                    "the offsets snapshot {found}, but the offsets log ({}) starts at offset {}:                      the committed offsets before it would be lost. Restore the snapshot, or                      remove both to start with no committed offsets",
+                    data_dir.join(OFFSETS_DIR).display(),
+                    log.log_start_offset()
+                ),
+            }));
         }
         let from = log.log_start_offset().max(snapshot.covers_to);
         state.replay(&log, from)?;

@@ -363,6 +363,16 @@ fn snapshots_bound_the_log_and_startup_replay() {
         assert_eq!(&store.group(&format!("g{g}")), want);
     }
     assert_eq!(store.get("g6", "t", 4), Some((2974, "m2974".into())));
+    // Without its snapshot the log after it would lose every offset the
+    // snapshot held: the store refuses to open, and says why.
+    drop(store);
+    let snapshot = std::fs::read(dir.path().join(SNAPSHOT_FILE)).unwrap();
+    std::fs::remove_file(dir.path().join(SNAPSHOT_FILE)).unwrap();
+    let e = OffsetStore::open(Arc::new(StdFs), dir.path(), config).unwrap_err();
+    assert!(e.to_string().contains("snapshot is missing"), "{e}");
+    std::fs::write(dir.path().join(SNAPSHOT_FILE), snapshot).unwrap();
+    let store = open(dir.path(), config);
+    assert_eq!(store.get("g6", "t", 4), Some((2974, "m2974".into())));
 }
 
 /// Concurrent commits to the same keys: what memory says is what the
