@@ -390,6 +390,12 @@ impl PartitionLog {
         self.high_watermark.load(Ordering::Acquire)
     }
 
+    /// The recovery point last checkpointed on disk (from the open, or a
+    /// later checkpoint): what recovery holds flushed for sure.
+    pub fn checkpointed(&self) -> u64 {
+        self.state.lock().checkpointed
+    }
+
     /// Every offset below this was durable on disk at the last flush.
     pub fn recovery_point(&self) -> u64 {
         self.recovery_point.load(Ordering::Acquire)
@@ -409,6 +415,31 @@ impl PartitionLog {
     /// [`LogError::Offline`]).
     pub fn is_offline(&self) -> bool {
         self.state.lock().offline.is_some()
+    }
+
+    /// Takes the log offline because the replica that serves it could not
+    /// be opened (a damaged Raft file, say): readiness and the offline
+    /// count then say so, where the partition would look healthy while no
+    /// replica serves it. Kept until [`PartitionLog::replica_opened`]; an
+    /// offline log keeps its own reason.
+    pub fn replica_unopened(&self, why: &str) {
+        let mut state = self.state.lock();
+        if state.offline.is_none() {
+            state.offline = Some(format!("{REPLICA_UNOPENED}: {why}"));
+        }
+    }
+
+    /// The replica that serves the log is opened (again): what
+    /// [`PartitionLog::replica_unopened`] set is taken back.
+    pub fn replica_opened(&self) {
+        let mut state = self.state.lock();
+        if state
+            .offline
+            .as_deref()
+            .is_some_and(|r| r.starts_with(REPLICA_UNOPENED))
+        {
+            state.offline = None;
+        }
     }
 
     /// Whether an append is between reservation and publication (or a failed
@@ -437,6 +468,9 @@ impl PartitionLog {
         }
     }
 }
+
+/// The start of the offline reason [`PartitionLog::replica_unopened`] sets.
+const REPLICA_UNOPENED: &str = "its replica could not be opened";
 
 /// Milliseconds since the Unix epoch of `t` (negative before it), saturating.
 pub(crate) fn unix_millis(t: SystemTime) -> i64 {

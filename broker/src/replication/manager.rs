@@ -300,8 +300,11 @@ impl ReplicaManager {
                 partition,
             };
             let network = Network::<PartitionRaft>::new(Arc::clone(&cluster.transport), group);
+            // A replica that failed to open before is tried again with its
+            // log back online (what took it offline was only that).
+            part.log.replica_opened();
             let replica = match ReplicatedPartition::open(
-                part,
+                Arc::clone(&part),
                 self.local,
                 self.config.clone(),
                 network,
@@ -314,6 +317,7 @@ impl ReplicaManager {
                 }
                 Err(e) => {
                     tracing::error!(topic = %t.name, partition, error = %e, "could not open partition replica");
+                    part.log.replica_unopened(&e.to_string());
                     continue;
                 }
             };

@@ -533,8 +533,13 @@ fn recover(partition: &Partition) -> Result<(RaftIndex, OpenReport), Replication
     let log = &partition.log;
     let dir: PathBuf = log.dir().join("raft");
     let storage = |e: std::io::Error| ReplicationError::Storage(e.to_string());
-    let mut index =
-        RaftIndex::open(Arc::clone(&log.fs), dir, log.next_offset()).map_err(storage)?;
+    let mut index = RaftIndex::open_keeping(
+        Arc::clone(&log.fs),
+        dir,
+        log.next_offset(),
+        log.checkpointed(),
+    )
+    .map_err(storage)?;
     let mut report = OpenReport::default();
     let expected = index.kafka_end();
     if log.next_offset() < expected

@@ -94,10 +94,27 @@ impl RaftIndex {
     /// longest valid dense prefix of records: a torn or corrupt record and
     /// everything after it is cut off the files. `log_end` is the Kafka
     /// log end when no record or purge point says otherwise.
+    #[cfg(test)]
     pub(crate) fn open(
         fs: Arc<dyn FileSystem>,
         dir: PathBuf,
         log_end: u64,
+    ) -> io::Result<RaftIndex> {
+        Self::open_keeping(fs, dir, log_end, 0)
+    }
+
+    /// [`RaftIndex::open`], refusing (with `InvalidData`, nothing changed)
+    /// to cut at a bad record that valid records follow when the records
+    /// before it end below `flushed` (the log's checkpointed recovery
+    /// point): that is damage to records synced long ago — a flipped bit —
+    /// not the torn tail of a crash, and cutting there would cut the log's
+    /// flushed records with it. A bad record with only bad or partial
+    /// records after it, or past `flushed`, is a torn tail and is cut.
+    pub(crate) fn open_keeping(
+        fs: Arc<dyn FileSystem>,
+        dir: PathBuf,
+        log_end: u64,
+        flushed: u64,
     ) -> io::Result<RaftIndex> {
         fs.create_dir_all(&dir)?;
         let fresh = !fs.exists(&dir.join(META_FILE));
@@ -122,6 +139,7 @@ impl RaftIndex {
             meta,
         };
         let mut broken = false;
+        let last_file = names.last().map(|(f, _)| *f);
         for (file_first, name) in names {
             let path = dir.join(&name);
             let next_expected = index.first + index.records.len() as u64;
@@ -140,6 +158,27 @@ impl RaftIndex {
             let mut valid = 0u64;
             for (i, chunk) in buf.chunks(RECORD_LEN).enumerate() {
                 let Some(rec) = IndexRecord::decode(chunk) else {
+                    let valid_after = Some(file_first) != last_file
+                        || buf
+                            .chunks_exact(RECORD_LEN)
+                            .skip(i + 1)
+                            .any(|c| IndexRecord::decode(c).is_some());
+                    let kept_end = index
+                        .records
+                        .last()
+                        .map_or(index.meta.purged_kafka_end, |r| r.next);
+                    if valid_after && kept_end < flushed {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!(
+                                "{}: Raft index record {} is damaged and valid records follow it, below the \
+                                 log's checkpointed recovery point {flushed}: not a torn tail; the files \
+                                 are left as they are",
+                                path.display(),
+                                file_first + i as u64
+                            ),
+                        ));
+                    }
                     broken = true;
                     break;
                 };
@@ -464,5 +503,43 @@ mod tests {
         let mut index = index_of(third.path(), 8);
         index.purge(id(4, 5)).unwrap();
         assert!(!index.holds(id(4, 5)), "entry 5 was of term 3");
+    }
+
+    /// A bad record with valid ones after it, below the log's flushed
+    /// point, is damage: the open refuses and leaves the file as it was. A
+    /// bad last record (a torn tail), or damage past the flushed point, is
+    /// cut as before.
+    #[test]
+    fn damage_below_the_flushed_point_is_refused_and_a_torn_tail_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(index_of(dir.path(), 8));
+        let file = std::fs::read_dir(dir.path().join(""))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "ridx"))
+            .expect("an index file");
+        let good = std::fs::read(&file).unwrap();
+        let open = |flushed: u64| {
+            RaftIndex::open_keeping(Arc::new(StdFs), dir.path().to_path_buf(), 0, flushed)
+        };
+        // Entry 1 (the first record) flipped: records 2..=8 follow it.
+        let mut bad = good.clone();
+        bad[5] ^= 1;
+        std::fs::write(&file, &bad).unwrap();
+        let e = open(8).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("not a torn tail"), "{e}");
+        assert_eq!(std::fs::read(&file).unwrap(), bad, "nothing changed");
+        // Past the flushed point (nothing was flushed): cut there.
+        let index = open(0).unwrap();
+        assert_eq!(index.kafka_end(), 0);
+        drop(index);
+        // The last record torn: cut, however far the flushed point is.
+        let mut torn = good.clone();
+        let at = torn.len() - 3;
+        torn[at] ^= 1;
+        std::fs::write(&file, &torn).unwrap();
+        let index = open(8).unwrap();
+        assert_eq!(index.kafka_end(), 7);
     }
 }
