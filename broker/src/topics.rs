@@ -270,6 +270,45 @@ impl TopicStore {
             tracing::warn!(error = %e, "cannot remove directories marked for deletion");
         }
 
+        // A broker alone creates a partition's directory before the topic
+        // is listed: a listed partition without one lost its records, and
+        // opening it would start it empty and hand its offsets out again.
+        // (A cluster node gets such a replica back from its peers; its data
+        // directory holds `cluster/`.)
+        // An interrupted deletion (delete markers at this start, some of
+        // whose names may be cut too short to tell their topic) may have
+        // taken a listed partition's directory: no check then.
+        if marked.is_empty() && !fs.exists(&crate::replication::config::cluster_dir(data_dir)) {
+            let missing: Vec<String> = names_of_listed(&records)
+                .into_iter()
+                .filter(|d| !fs.exists(&data_dir.join(d)))
+                .collect();
+            if let Some(first) = missing.first() {
+                let one = missing.len() == 1;
+                let (a, dirs, are, their, them) = if one {
+                    ("A partition directory", "directory", "is", "its", "it")
+                } else {
+                    (
+                        "Partition directories",
+                        "directories",
+                        "are",
+                        "their",
+                        "them",
+                    )
+                };
+                return Err(LogError::Corrupt {
+                    path: data_dir.join(first),
+                    reason: format!(
+                        "{a} listed in {TOPICS_FILE} {are} missing (e.g. {first:?}): {their} \
+                         records are gone. Refusing to start so that no offset is handed out \
+                         again unnoticed. Restore the {dirs} from a backup, or create {them} \
+                         empty (mkdir) to start {them} with no records, from offset 0"
+                    ),
+                }
+                .into());
+            }
+        }
+
         // Every hosted partition of every topic, opened on a few threads:
         // after a crash each may rescan its unflushed segments and fsync
         // them, and one topic's recovery does not wait for another's.
@@ -950,6 +989,20 @@ fn open_partitions(
         }
         open_partition(fs, data_dir, &log_config, name, p).map(Some)
     })
+}
+
+/// The directory names of every hosted partition `records` list.
+fn names_of_listed(records: &[TopicRecord]) -> Vec<String> {
+    records
+        .iter()
+        .flat_map(|r| {
+            let hosting = r.hosting();
+            (0..r.partitions)
+                .filter(move |&p| hosting.hosts(p))
+                .filter_map(move |p| TopicPartition::new(&r.name, p).ok())
+                .map(|tp| tp.dir_name())
+        })
+        .collect()
 }
 
 /// Opens (creating or recovering) partition `p` of topic `name`.

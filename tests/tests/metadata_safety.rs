@@ -96,6 +96,46 @@ async fn missing_topic_metadata_refuses_to_start_and_keeps_the_data() {
     );
 }
 
+/// A listed partition whose directory is gone refuses the start (its
+/// records are lost; starting it empty would hand its offsets out again
+/// unnoticed), and changes nothing; once the operator creates the
+/// directory empty, the broker starts and the partition begins at 0.
+#[tokio::test]
+async fn a_missing_partition_directory_refuses_to_start_until_it_is_created() {
+    let mut broker = TestBroker::start();
+    fill(&broker, "precious", 2).await;
+    broker.stop();
+    let data = broker.data_dir.clone();
+    std::fs::remove_dir_all(data.join("precious-1")).unwrap();
+    let before = tree(&data);
+    let out = Command::new(broker_binary())
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .args(["--metrics-listen", "none", "--kafka-listen", "none"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("A partition directory listed in topics.meta is missing"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("precious-1"), "{stderr}");
+    assert_eq!(tree(&data), before, "the refused start changed nothing");
+    std::fs::create_dir(data.join("precious-1")).unwrap();
+    broker.restart();
+    let mut conn = broker.connect().await;
+    let b = batch_sized("again", 1, 10);
+    let r = conn
+        .produce(Acks::All, 5000, &[("precious", 1, &b)])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.partitions[0].base_offset, 0, "{r:?}");
+}
+
 #[tokio::test]
 async fn interrupted_topic_deletion_is_finished_at_the_next_start() {
     let mut broker = TestBroker::start();

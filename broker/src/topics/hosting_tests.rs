@@ -88,6 +88,9 @@ fn version_3_file_loads_with_ids_derived_from_the_names() {
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(TOPICS_FILE), unhex(V3_FILE)).unwrap();
+    for p in [1, 3] {
+        std::fs::create_dir(dir.path().join(format!("a-{p}"))).unwrap();
+    }
     let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
     assert_eq!(store.topic("a").unwrap().id, derived);
     store.create("b", 1, &TopicConfig::default()).unwrap();
@@ -113,6 +116,9 @@ fn version_2_file_loads_with_every_partition_hosted() {
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(TOPICS_FILE), unhex(V2_FILE)).unwrap();
+    for p in 0..3 {
+        std::fs::create_dir(dir.path().join(format!("a-{p}"))).unwrap();
+    }
     let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
     assert_eq!(store.topic("a").unwrap().hosted().count(), 3);
     assert_eq!(dir_names(dir.path()), ["a-0", "a-1", "a-2", TOPICS_FILE]);

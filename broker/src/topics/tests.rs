@@ -179,6 +179,10 @@ fn version_1_file_loads_and_is_migrated_on_the_next_write() {
     // the file in today's version with both topics.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(TOPICS_FILE), &v1).unwrap();
+    // Its partitions' directories, as a broker of that version left them.
+    for p in 0..3 {
+        std::fs::create_dir(dir.path().join(format!("a-{p}"))).unwrap();
+    }
     let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
     let a = store.topic("a").unwrap();
     assert_eq!(a.partitions.len(), 3);
