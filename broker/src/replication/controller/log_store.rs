@@ -83,10 +83,22 @@ impl LogStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e),
         };
-        if bytes.len() < 8 || bytes[..8] != LOG_MAGIC {
+        if bytes.len() < 8 {
             // New (or cut inside its header before anything was in it).
             bytes = LOG_MAGIC.to_vec();
             files::write_atomically(&path, &bytes)?;
+        } else if bytes[..8] != LOG_MAGIC {
+            // Whatever follows is the node's metadata log: never start over
+            // on it.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{}: the header is damaged ({} bytes follow it); restore the file, or \
+                     empty this node's data directory to rejoin it as a new node",
+                    path.display(),
+                    bytes.len() - 8
+                ),
+            ));
         }
         let mut entries = BTreeMap::new();
         let mut purged = None;
@@ -111,9 +123,25 @@ impl LogStore {
             file.set_len(pos as u64)?;
             file.sync_all()?;
         }
-        let vote = files::read_single(&dir.join("vote"), VOTE_MAGIC)?
+        let vote: Option<Vote<u64>> = files::read_single(&dir.join("vote"), VOTE_MAGIC)?
             .map(|p| postcard::from_bytes(&p).map_err(io_err))
             .transpose()?;
+        // Entries of a term past 0 (a leader's) or a purge come only after
+        // a vote was saved (openraft saves it before it appends what a
+        // leader sends, or before it leads). Without it this node could
+        // vote twice in one term.
+        let led = purged.is_some() || entries.values().any(|(e, _)| e.log_id.leader_id.term > 0);
+        if vote.is_none() && led {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{}: the vote is missing but the controller log holds entries of an \
+                     elected leader (the node could vote twice in one term); restore the \
+                     file, or empty this node's data directory to rejoin it as a new node",
+                    dir.join("vote").display()
+                ),
+            ));
+        }
         // Written without fsync: a damaged or missing one is unknown.
         let committed = files::read_single(&dir.join(COMMITTED_FILE), COMMITTED_MAGIC)
             .ok()
@@ -130,6 +158,11 @@ impl LogStore {
                 end: pos as u64,
             })),
         })
+    }
+
+    /// The index of the last purged entry, if any.
+    pub fn purged_index(&self) -> Option<u64> {
+        self.inner.lock().purged.map(|p| p.index)
     }
 
     async fn blocking<T: Send + 'static>(
@@ -338,9 +371,12 @@ mod tests {
         }
     }
 
-    /// A log in `dir` holding entries 1..=n.
+    /// A log in `dir` holding entries 1..=n (of term 1, with the vote
+    /// that came before them).
     fn store_of(dir: &std::path::Path, n: u64) -> LogStore {
         let store = LogStore::open(dir.to_owned()).unwrap();
+        let vote = postcard::to_allocvec(&Vote::new_committed(1, 1)).unwrap();
+        files::write_single(&dir.join("vote"), VOTE_MAGIC, &vote).unwrap();
         let recs: Vec<_> = (1..=n)
             .map(|i| {
                 let e = entry(i);
@@ -381,6 +417,38 @@ mod tests {
         let inner = store.inner.lock();
         assert_eq!(inner.purged, Some(entry(2).log_id));
         assert_eq!(inner.entries.keys().copied().collect::<Vec<_>>(), [3]);
+    }
+
+    /// A damaged header, or a missing vote under a leader's entries, makes
+    /// the open fail and changes nothing; a node that crashed between its
+    /// first (term 0) entry and its first vote opens.
+    #[test]
+    fn a_damaged_header_or_a_lost_vote_refuses_the_open() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(store_of(dir.path(), 3));
+        let path = dir.path().join("controller.log");
+        let good = std::fs::read(&path).unwrap();
+        let mut bad = good.clone();
+        bad[2] ^= 1;
+        std::fs::write(&path, &bad).unwrap();
+        let e = LogStore::open(dir.path().to_owned()).unwrap_err();
+        assert!(e.to_string().contains("header is damaged"), "{e}");
+        assert_eq!(std::fs::read(&path).unwrap(), bad);
+        std::fs::write(&path, &good).unwrap();
+        std::fs::remove_file(dir.path().join("vote")).unwrap();
+        let e = LogStore::open(dir.path().to_owned()).unwrap_err();
+        assert!(e.to_string().contains("the vote is missing"), "{e}");
+        // Only an initial entry of term 0: no vote was due yet.
+        let fresh = tempfile::tempdir().unwrap();
+        let store = LogStore::open(fresh.path().to_owned()).unwrap();
+        let e = Entry::<TypeConfig> {
+            log_id: LogId::new(CommittedLeaderId::new(0, 0), 0),
+            payload: EntryPayload::Blank,
+        };
+        let p = postcard::to_allocvec(&LogRecord::Entry(e.clone())).unwrap();
+        store.inner.lock().append(&[(0, e, p)]).unwrap();
+        drop(store);
+        assert!(LogStore::open(fresh.path().to_owned()).is_ok());
     }
 
     /// The committed log id is kept across a reopen, and given back only

@@ -178,8 +178,21 @@ impl Cluster {
             claim_data_dir(&data_dir, local)?;
             let log = log_store::LogStore::open(dir)
                 .map_err(|e| ClusterError::Io(format!("opening the controller log: {e}")))?;
+            let snapshot_path = sm_dir.join("snapshot");
             let sm = state_machine::StateMachine::open(sm_dir, local, sm_observer)
                 .map_err(|e| ClusterError::Io(format!("opening the controller snapshot: {e}")))?;
+            // The log is purged only up to a snapshot that was written
+            // first: without it, what the purged entries said is gone.
+            if let Some(purged) = log.purged_index()
+                && sm.snapshot_index().is_none_or(|s| s < purged)
+            {
+                return Err(ClusterError::Io(format!(
+                    "{}: the controller snapshot is missing or older than the controller log's \
+                     purge point (entry {purged}), so the metadata before it is gone; restore \
+                     it, or empty this node's data directory to rejoin it as a new node",
+                    snapshot_path.display()
+                )));
+            }
             Ok::<_, ClusterError>((log, sm))
         })
         .await

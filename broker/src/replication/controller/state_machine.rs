@@ -106,6 +106,16 @@ impl StateMachine {
         })
     }
 
+    /// The index of the last entry the stored snapshot covers, if any.
+    pub fn snapshot_index(&self) -> Option<u64> {
+        self.applied
+            .lock()
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.meta.last_log_id)
+            .map(|l| l.index)
+    }
+
     /// Follows the index of the last applied entry.
     pub fn applied_index(&self) -> watch::Receiver<u64> {
         self.applied_index.subscribe()
