@@ -264,6 +264,30 @@ pub fn decode_body<'a, T: Deserialize<'a>>(buf: &'a [u8]) -> Result<T, WireError
     Ok(value)
 }
 
+/// The element count of the list a body starts with (a `Vec`, or with
+/// `optional` an `Option<Vec>`: `None` reads as 0), read without decoding
+/// the list, so that a server can refuse a request naming millions of
+/// entries before it builds them. `None` when the body does not start so.
+pub fn leading_list_len(buf: &[u8], optional: bool) -> Option<u64> {
+    let mut at = 0;
+    if optional {
+        match buf.first()? {
+            0 => return Some(0),
+            1 => at = 1,
+            _ => return None,
+        }
+    }
+    // postcard's varint: 7 bits a byte, low first, at most 10 bytes.
+    let mut n: u64 = 0;
+    for (i, &b) in buf.get(at..)?.iter().take(10).enumerate() {
+        n |= u64::from(b & 0x7f).checked_shl(7 * i as u32)?;
+        if b & 0x80 == 0 {
+            return Some(n);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::api_versions::{ApiVersionRange, ApiVersionsRequest, ApiVersionsResponse};
@@ -481,5 +505,36 @@ mod tests {
         .encode(70)
         .unwrap();
         assert_eq!(header, hex("00000059 0004 0000 00000002 00000007")[..]);
+    }
+
+    /// The leading list's count is read as postcard wrote it.
+    #[test]
+    fn the_leading_list_length_is_read_without_decoding() {
+        use super::delete_topics::DeleteTopicsRequest;
+        for n in [0usize, 1, 127, 128, 300, 20_000] {
+            let names: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
+            let mut out = Vec::new();
+            encode_body(
+                &DeleteTopicsRequest {
+                    names: names.clone(),
+                },
+                &mut out,
+            );
+            assert_eq!(leading_list_len(&out, false), Some(n as u64));
+            let mut out = Vec::new();
+            encode_body(
+                &MetadataRequest {
+                    topics: Some(names),
+                },
+                &mut out,
+            );
+            assert_eq!(leading_list_len(&out, true), Some(n as u64));
+        }
+        let mut out = Vec::new();
+        encode_body(&MetadataRequest { topics: None }, &mut out);
+        assert_eq!(leading_list_len(&out, true), Some(0));
+        assert_eq!(leading_list_len(&[], false), None);
+        assert_eq!(leading_list_len(&[2], true), None);
+        assert_eq!(leading_list_len(&[0x80; 11], false), None);
     }
 }

@@ -48,11 +48,12 @@ pub(super) async fn serve(
         };
     }
     // A request naming more groups than `max_partitions_per_request` is
-    // refused before any of them is looked at.
+    // refused before it is decoded.
     macro_rules! at_most {
-        ($n:expr, $what:expr) => {
-            if let Err(r) = crate::service::check_entry_count(
-                $n,
+        ($what:expr) => {
+            if let Err(r) = super::names_within(
+                body,
+                false,
                 conn.broker.config.max_partitions_per_request,
                 $what,
             ) {
@@ -174,8 +175,8 @@ pub(super) async fn serve(
             respond(conn, id, &resp).await
         }
         ApiKey::DescribeGroups => {
+            at_most!("groups");
             let req = decode!(DescribeGroupsRequest);
-            at_most!(req.groups.len(), "groups");
             coordinated!(svc.check_coordinator_all(&req.groups));
             let groups = svc
                 .describe_groups(req.groups)
@@ -232,8 +233,8 @@ pub(super) async fn serve(
             respond(conn, id, &resp).await
         }
         ApiKey::DeleteGroups => {
+            at_most!("groups");
             let req = decode!(DeleteGroupsRequest);
-            at_most!(req.groups.len(), "groups");
             coordinated!(svc.check_coordinator_all(&req.groups));
             let results = svc
                 .delete_groups(req.groups)

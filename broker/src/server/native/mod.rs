@@ -71,6 +71,19 @@ use crate::service::offsets::Commit;
 use crate::service::produce::{self as svc_produce, Acks};
 use crate::service::stats::Stats;
 use crate::service::{Refused, check_entry_count, check_partition_list};
+
+/// Refuses a body whose leading list (of names) holds more than `max`
+/// entries before it is decoded: a request naming millions of names costs
+/// no more than reading its count.
+pub(super) fn names_within(
+    body: &[u8],
+    optional: bool,
+    max: u32,
+    what: &str,
+) -> Result<(), Refused> {
+    let n = sluice_protocol::wire::leading_list_len(body, optional).unwrap_or(0);
+    check_entry_count(usize::try_from(n).unwrap_or(usize::MAX), max, what)
+}
 use connection::{Conn, ConnError};
 
 /// The Metadata answer (newest version): the cluster's brokers, and each
@@ -205,9 +218,8 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
             respond(conn, id, &ApiVersionsResponse { apis }).await
         }
         ApiKey::Metadata => {
+            or_refuse!(names_within(body, true, max_entries, "topics"));
             let req = decode!(MetadataRequest);
-            let named = req.topics.as_ref().map_or(0, Vec::len);
-            or_refuse!(check_entry_count(named, max_entries, "topics"));
             let resp = metadata(&svc, req);
             // Answered in the version asked: v0 has no `compression`, v1
             // no brokers or leadership.
@@ -242,8 +254,8 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
             respond(conn, id, &CreateTopicsResponse { results }).await
         }
         ApiKey::DeleteTopics => {
+            or_refuse!(names_within(body, false, max_entries, "topics"));
             let req = decode!(DeleteTopicsRequest);
-            or_refuse!(check_entry_count(req.names.len(), max_entries, "topics"));
             let results = or_refuse!(svc.delete_topics(req.names).await);
             let results = results.into_iter().map(topic_result).collect();
             respond(conn, id, &DeleteTopicsResponse { results }).await
