@@ -284,14 +284,15 @@ fn bad(conn: &Conn, what: &str, e: &KafkaError) -> ConnError {
 }
 
 /// The array elements one request may hold in all: room for
-/// `max_partitions_per_request` partitions several times over (a partition
-/// list with its topics, replica lists, config names) and 64 Ki more. A
+/// `max_partitions_per_request` partitions many times over (a partition
+/// list with its topics, replica lists, the config names of many topics)
+/// and 64 Ki more. A
 /// request past it is refused before it is decoded, so that a frame naming
 /// millions of topics or groups never becomes millions of values (nor an
 /// answer with one entry each).
 pub(crate) fn element_cap(config: &crate::config::BrokerConfig) -> usize {
     (config.max_partitions_per_request as usize)
-        .saturating_mul(4)
+        .saturating_mul(16)
         .saturating_add(1 << 16)
 }
 
