@@ -348,7 +348,13 @@ impl ReplicaManager {
                 // to initialize it again): it elects from what it holds.
             } else if replicas.first() == Some(&self.local) {
                 if let Err(e) = replica.initialize(members).await {
-                    tracing::error!(topic = %t.name, partition, error = %e, "could not form the partition group");
+                    // A group shut down meanwhile (its topic deleted while it
+                    // formed) is no fault.
+                    if replica.was_shut_down() {
+                        tracing::debug!(topic = %t.name, partition, error = %e, "partition group shut down while forming");
+                    } else {
+                        tracing::error!(topic = %t.name, partition, error = %e, "could not form the partition group");
+                    }
                 }
             } else {
                 // The first replica of the list forms the group; the others
@@ -368,7 +374,11 @@ impl ReplicaManager {
                     if untouched {
                         tracing::info!(%topic, partition, "the first replica did not form the partition group; forming it");
                         if let Err(e) = replica.initialize(members).await {
-                            tracing::error!(%topic, partition, error = %e, "could not form the partition group");
+                            if replica.was_shut_down() {
+                                tracing::debug!(%topic, partition, error = %e, "partition group shut down while forming");
+                            } else {
+                                tracing::error!(%topic, partition, error = %e, "could not form the partition group");
+                            }
                         }
                     }
                 });

@@ -313,6 +313,12 @@ impl ReplicatedPartition {
         !*self.stopped.lock() && crate::replication::raft_core_ended(&self.raft.metrics())
     }
 
+    /// Whether [`ReplicatedPartition::shutdown`] was called (its topic was
+    /// deleted, or the node is stopping).
+    pub fn was_shut_down(&self) -> bool {
+        *self.stopped.lock()
+    }
+
     /// The current term, which is the leader epoch stamped in batches.
     pub fn leader_epoch(&self) -> u64 {
         self.raft.metrics().borrow().current_term
