@@ -348,13 +348,7 @@ impl ReplicaManager {
                 // to initialize it again): it elects from what it holds.
             } else if replicas.first() == Some(&self.local) {
                 if let Err(e) = replica.initialize(members).await {
-                    // A group shut down meanwhile (its topic deleted while it
-                    // formed) is no fault.
-                    if replica.was_shut_down() {
-                        tracing::debug!(topic = %t.name, partition, error = %e, "partition group shut down while forming");
-                    } else {
-                        tracing::error!(topic = %t.name, partition, error = %e, "could not form the partition group");
-                    }
+                    form_failed(&replica, &t.name, partition, &e);
                 }
             } else {
                 // The first replica of the list forms the group; the others
@@ -374,11 +368,7 @@ impl ReplicaManager {
                     if untouched {
                         tracing::info!(%topic, partition, "the first replica did not form the partition group; forming it");
                         if let Err(e) = replica.initialize(members).await {
-                            if replica.was_shut_down() {
-                                tracing::debug!(%topic, partition, error = %e, "partition group shut down while forming");
-                            } else {
-                                tracing::error!(%topic, partition, error = %e, "could not form the partition group");
-                            }
+                            form_failed(&replica, &topic, partition, &e);
                         }
                     }
                 });
@@ -743,6 +733,21 @@ async fn take_preferred_leadership(replica: Weak<ReplicatedPartition>) {
         if raft.metrics().borrow().current_leader == Some(local) {
             return;
         }
+    }
+}
+
+/// Logs a failed formation of `replica`'s group: an error, unless the
+/// group was shut down meanwhile (its topic deleted while it formed).
+fn form_failed(
+    replica: &ReplicatedPartition,
+    topic: &str,
+    partition: u32,
+    e: &crate::replication::partition::ReplicationError,
+) {
+    if replica.was_shut_down() {
+        tracing::debug!(topic, partition, error = %e, "partition group shut down while forming");
+    } else {
+        tracing::error!(topic, partition, error = %e, "could not form the partition group");
     }
 }
 
