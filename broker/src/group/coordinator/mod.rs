@@ -114,7 +114,8 @@ pub struct Coordinator {
     /// Whether the consumer groups' expiry sweep runs.
     sweeping: std::sync::atomic::AtomicBool,
     /// Groups created by a join, oldest first (some since removed or past
-    /// their first member): when `max_groups` are held, the oldest that
+    /// their first member; at most twice the groups held, or 2048): when
+    /// `max_groups` are held, the oldest that
     /// still holds only handed-out member ids makes room for a new one
     /// (see [`Coordinator::make_room`]). Locked after `groups`.
     created: Mutex<std::collections::VecDeque<String>>,
@@ -307,7 +308,13 @@ impl Coordinator {
                 return fail(ErrorCode::TooManyCommittedOffsets, "");
             }
             groups.insert(req.group.clone(), Group::new(&self.held));
-            self.created.lock().push_back(req.group.clone());
+            let mut created = self.created.lock();
+            created.push_back(req.group.clone());
+            // Names of groups since removed are dropped now and then, so
+            // the list stays in proportion to the groups held.
+            if created.len() > 2 * groups.len().max(1024) {
+                created.retain(|n| groups.contains_key(n));
+            }
         }
         // The member's protocols replace those it joined with before.
         let before = groups
