@@ -100,7 +100,8 @@ impl PartitionLog {
             // left the segment of the last checkpoint.
             let moved = state.segment_index(state.durable.offset)
                 != state.segment_index(state.checkpointed);
-            moved.then_some(state.durable.offset)
+            let rp = self.checkpointable(state.durable.offset);
+            (moved && rp > state.checkpointed).then_some(rp)
         };
         if let Some(rp) = checkpoint {
             self.write_checkpoint(rp)?;
@@ -125,6 +126,22 @@ impl PartitionLog {
     /// segment checkpoints at once). Kafka checkpoints every 60 s
     /// (`log.flush.offset.checkpoint.interval.ms`).
     pub const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// The recovery point a checkpoint may record for the durable point
+    /// `durable`: at most what [`PartitionLog::cap_checkpoints`] allows.
+    fn checkpointable(&self, durable: u64) -> u64 {
+        durable.min(self.checkpoint_cap.load(Ordering::Acquire))
+    }
+
+    /// Keeps later checkpoints at or below `offset` (raised as the owner
+    /// learns more is durable). A replicated partition sets it to the end
+    /// of its synced Raft index, which it syncs alongside the segments: a
+    /// checkpoint must not vouch for offsets whose index records a power
+    /// cut could still take, or recovery would take the loss of those
+    /// records for damage. Unset, checkpoints follow the durable point.
+    pub fn cap_checkpoints(&self, offset: u64) {
+        self.checkpoint_cap.store(offset, Ordering::Release);
+    }
 
     /// Writes the recovery-point checkpoint durably: a temporary file,
     /// `fdatasync`, rename over the old one, directory sync.
@@ -186,10 +203,11 @@ impl PartitionLog {
             let since = now
                 .duration_since(state.last_checkpoint)
                 .unwrap_or_default();
+            let rp = self.checkpointable(state.durable.offset);
             (self.refusal(&state).is_none()
-                && state.durable.offset > state.checkpointed
+                && rp > state.checkpointed
                 && since >= Self::CHECKPOINT_INTERVAL)
-                .then_some(state.durable.offset)
+                .then_some(rp)
         };
         if let Some(rp) = stale {
             self.write_checkpoint(rp)?;

@@ -244,6 +244,9 @@ pub struct PartitionLog {
     pub(crate) flush_lock: Mutex<()>,
     pub(crate) high_watermark: AtomicU64,
     pub(crate) recovery_point: AtomicU64,
+    /// The highest recovery point a checkpoint may record
+    /// ([`PartitionLog::cap_checkpoints`]; `u64::MAX`: no cap).
+    pub(crate) checkpoint_cap: AtomicU64,
     pub(crate) log_start: AtomicU64,
     pub(crate) next_offset: AtomicU64,
     /// Retention by age in ms ([`NO_LIMIT`]: none), changed with

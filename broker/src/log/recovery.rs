@@ -358,6 +358,7 @@ impl PartitionLog {
             flush_lock: Mutex::new(()),
             high_watermark: AtomicU64::new(end.offset),
             recovery_point: AtomicU64::new(end.offset),
+            checkpoint_cap: AtomicU64::new(u64::MAX),
             log_start: AtomicU64::new(log_start),
             next_offset: AtomicU64::new(end.offset),
         }

@@ -541,3 +541,35 @@ fn a_log_shorter_than_its_recovery_point_opens_offline() {
         );
     }
 }
+
+/// Checkpoints never vouch past the bound the log's owner sets
+/// ([`PartitionLog::cap_checkpoints`]: a replicated partition's synced Raft
+/// index), neither at a segment roll nor at maintenance; raising the bound
+/// lets the next checkpoint catch up.
+#[test]
+fn checkpoints_stay_at_or_below_their_cap() {
+    use crate::log::format::Checkpoint;
+    let checkpoint = |dir: &Path| {
+        Checkpoint::decode(&fs::read(dir.join(CHECKPOINT_FILE)).unwrap())
+            .unwrap()
+            .recovery_point
+    };
+    let config = LogConfig {
+        segment_bytes: 4096,
+        ..small_config()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), config).unwrap();
+    log.cap_checkpoints(3);
+    fill(&log, 60);
+    log.flush().unwrap();
+    assert!(log.segment_count() > 1, "segments rolled");
+    let now = std::time::SystemTime::now();
+    log.maintain(now + PartitionLog::CHECKPOINT_INTERVAL)
+        .unwrap();
+    assert_eq!(checkpoint(dir.path()), 3);
+    log.cap_checkpoints(u64::MAX);
+    log.maintain(now + 2 * PartitionLog::CHECKPOINT_INTERVAL)
+        .unwrap();
+    assert_eq!(checkpoint(dir.path()), log.next_offset());
+}

@@ -561,6 +561,14 @@ fn recover(partition: &Partition) -> Result<(RaftIndex, OpenReport), Replication
         report.log_offsets_truncated = log.next_offset() - end;
         log.truncate_to(end)?;
     }
+    // The index as it now stands is made durable (after a SIGKILL its
+    // last records may be in the page cache only), and checkpoints may
+    // vouch for the log up to its end; the flush task raises that bound
+    // as it syncs more.
+    for f in index.sync_handles() {
+        f.sync_data().map_err(storage)?;
+    }
+    log.cap_checkpoints(index.kafka_end());
     // Readers see only what is known committed (the purge point); applying
     // the committed entries again moves the high watermark from there.
     log.restart_high_watermark(index.meta.purged_kafka_end)?;

@@ -387,6 +387,11 @@ impl LogStore {
                     (_, Err(e)) => Err(e),
                     _ => Ok(()),
                 };
+                if result.is_ok() {
+                    // The index records of every offset below `end` are
+                    // synced now: checkpoints may vouch for them.
+                    log.cap_checkpoints(end);
+                }
                 for item in batch {
                     let r = result
                         .as_ref()
