@@ -39,7 +39,13 @@ impl Service {
     /// that node `node` (0: a broker alone) hands out. Walks every hosted
     /// partition's producer table (blocking: takes their locks).
     fn highest_held_local_producer_id(&self, node: u64) -> Option<i64> {
-        let plausible = 0..crate::producer::ids::PLAUSIBLE_IDS;
+        // A cluster node's local ids end at 2^32 (`cluster_producer_id`):
+        // a made-up id past half of that is not followed, so it cannot use
+        // up the node's ids.
+        let plausible = match node {
+            0 => 0..crate::producer::ids::PLAUSIBLE_IDS,
+            _ => 0..1 << 31,
+        };
         let local_of = |pid: i64| {
             match node {
                 0 => Some(pid),

@@ -259,11 +259,8 @@ impl Coordinator {
                 && g.members.is_empty()
                 && !g.pending.is_empty()
         };
-        // Names of groups gone or grown up are dropped on the way, and
-        // the list is compacted when it outgrows the table twice over.
-        if created.len() > 2 * self.config.max_groups.max(1) {
-            created.retain(|n| groups.get(n).is_some_and(only_handed_out));
-        }
+        // Names of groups gone or grown up are dropped on the way (the
+        // list is kept in proportion to the groups as groups are created).
         while let Some(name) = created.pop_front() {
             if groups.get(&name).is_some_and(only_handed_out) {
                 if let Some(mut g) = groups.remove(&name) {
