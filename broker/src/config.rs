@@ -241,6 +241,17 @@ pub struct BrokerConfig {
     pub raft_election_timeout_min_ms: u64,
     /// Upper end of the partition groups' election timeout (ms).
     pub raft_election_timeout_max_ms: u64,
+    /// Cluster mode: how often each node looks at the partitions whose
+    /// preferred replica (the first of the replica list) it holds, and takes
+    /// back the leadership of those another node leads while it is in
+    /// sync, when more than `leader_imbalance_percent` of them are led
+    /// elsewhere (Kafka's `auto.leader.rebalance.enable` and
+    /// `leader.imbalance.check.interval.seconds`). 0: never.
+    pub leader_rebalance_interval_ms: u64,
+    /// The share (percent, 0..=100) of a node's preferred partitions that
+    /// may be led by other nodes before it takes them back (Kafka's
+    /// `leader.imbalance.per.broker.percentage`).
+    pub leader_imbalance_percent: u32,
     /// TCP congestion control of client connections (`auto`: `cubic` for
     /// loopback peers, the system default for others; `system`; or an
     /// algorithm name for all). See [`crate::tcp`].
@@ -303,6 +314,8 @@ impl Default for BrokerConfig {
             raft_heartbeat_ms: 50,
             raft_election_timeout_min_ms: 150,
             raft_election_timeout_max_ms: 300,
+            leader_rebalance_interval_ms: 300_000,
+            leader_imbalance_percent: 10,
             offsets_topic_partitions: 8,
             tcp_congestion: TcpCongestion::Auto,
         }
@@ -421,6 +434,17 @@ impl BrokerConfig {
             || self.raft_election_timeout_max_ms > 600_000
         {
             return Err("raft timing must satisfy 0 < raft_heartbeat_ms < raft_election_timeout_min_ms < raft_election_timeout_max_ms <= 600000".into());
+        }
+        if self.leader_rebalance_interval_ms != 0
+            && !(1000..=86_400_000).contains(&self.leader_rebalance_interval_ms)
+        {
+            return Err(
+                "leader_rebalance_interval_ms must be 0 (never) or between 1000 and 86400000"
+                    .into(),
+            );
+        }
+        if self.leader_imbalance_percent > 100 {
+            return Err("leader_imbalance_percent must be between 0 and 100".into());
         }
         if !(1..=crate::topics::MAX_PARTITIONS).contains(&self.offsets_topic_partitions) {
             return Err(format!(

@@ -224,6 +224,8 @@ fn main() -> anyhow::Result<()> {
                         heartbeat_ms: broker.config.raft_heartbeat_ms,
                         election_timeout_min_ms: broker.config.raft_election_timeout_min_ms,
                         election_timeout_max_ms: broker.config.raft_election_timeout_max_ms,
+                        leader_rebalance_interval_ms: broker.config.leader_rebalance_interval_ms,
+                        leader_imbalance_percent: broker.config.leader_imbalance_percent,
                         ..ReplicationConfig::default()
                     },
                 );

@@ -20,6 +20,7 @@ use sluice_protocol::kafka::consumer_group::{
 use sluice_protocol::kafka::create_partitions::CreatePartitionsRequest;
 use sluice_protocol::kafka::delete_records::DeleteRecordsRequest;
 use sluice_protocol::kafka::describe_log_dirs::DescribeLogDirsRequest;
+use sluice_protocol::kafka::elect_leaders::ElectLeadersRequest;
 use sluice_protocol::kafka::fetch::FetchRequest;
 use sluice_protocol::kafka::groups::*;
 use sluice_protocol::kafka::header::RequestHeader;
@@ -70,6 +71,7 @@ fuzz_target!(|data: &[u8]| {
         ApiKey::CreatePartitions => stable::<CreatePartitionsRequest>(body, version),
         ApiKey::DeleteRecords => stable::<DeleteRecordsRequest>(body, version),
         ApiKey::OffsetDelete => stable::<OffsetDeleteRequest>(body, version),
+        ApiKey::ElectLeaders => stable::<ElectLeadersRequest>(body, version),
         ApiKey::DescribeLogDirs => stable::<DescribeLogDirsRequest>(body, version),
         ApiKey::JoinGroup => stable::<JoinGroupRequest>(body, version),
         ApiKey::Heartbeat => stable::<HeartbeatRequest>(body, version),

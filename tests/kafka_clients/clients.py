@@ -739,6 +739,28 @@ def metadata(bootstrap, topic):
     }
 
 
+def elect_leaders(bootstrap, topic, partitions, kind):
+    """confluent-kafka's elect_leaders of `kind` (preferred or unclean) for
+    partitions 0..`partitions` of `topic` (-1: every partition of the
+    cluster, as null); returns each partition's outcome ("ok" or the
+    error's name), by "topic:partition"."""
+    from confluent_kafka import ElectionType, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    tps = None if partitions < 0 else [TopicPartition(topic, p) for p in range(partitions)]
+    election = ElectionType.PREFERRED if kind == "preferred" else ElectionType.UNCLEAN
+    # (confluent-kafka 2.16.1 fails on any keyword argument of elect_leaders)
+    r = a.elect_leaders(election, tps).result(timeout=70)
+    def name(e):
+        if e is None:
+            return "ok"
+        e = e.args[0] if hasattr(e, "args") else e
+        return e.name()
+
+    return {f"{tp.topic}:{tp.partition}": name(e) for tp, e in r.items()}
+
+
 def kip848_pair(bootstrap, topic, group, n, total):
     """Two confluent-kafka consumers of Kafka's consumer group protocol
     (group.protocol=consumer, KIP-848): A alone, then A and B, then A after
@@ -1029,6 +1051,8 @@ def main(argv):
         r = create(argv[2], argv[3], int(argv[4]), int(argv[5]))
     elif s == "metadata":
         r = metadata(argv[2], argv[3])
+    elif s == "elect-leaders":
+        r = elect_leaders(argv[2], argv[3], int(argv[4]), argv[5])
     elif s == "cluster-produce":
         tag = argv[7] if len(argv) > 7 else argv[2]
         json.dump(cluster_produce(argv[2], argv[3], argv[4], int(argv[5]), int(argv[6]), tag),

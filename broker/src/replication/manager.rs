@@ -6,6 +6,14 @@
 //! ([`GroupId::Partition`]) and forms the group with the partition's
 //! replicas; when the topic is deleted it stops the groups first.
 //!
+//! Leadership follows the replica lists: a new group's first replica (its
+//! preferred one) takes the leadership once the group formed, and every
+//! `leader_rebalance_interval_ms` each node takes back the leadership of
+//! its preferred partitions led elsewhere, when more than
+//! `leader_imbalance_percent` of them are (as Kafka's automatic preferred
+//! leader election): after a node restarted, its partitions' leaders stay
+//! on the nodes that took over only until the next look.
+//!
 //! It is also the cluster's [`Leadership`]: brokers from the cluster file,
 //! and per partition the leader and term from the partition group's Raft
 //! metrics, the replicas from the metadata, the in-sync replicas from the
@@ -51,6 +59,18 @@ const REOPEN_DELAY_MAX: Duration = Duration::from_secs(30);
 /// from [`REOPEN_DELAY`].
 const REOPEN_RESET: Duration = Duration::from_secs(120);
 
+/// How many preferred-replica elections a node runs at once when it takes
+/// its partitions' leadership back: each interrupts its partition's produce
+/// for about an election timeout.
+const REBALANCE_PARALLEL: usize = 4;
+
+/// How long a node tries to take one partition's leadership back.
+const TAKE_LEADERSHIP_PATIENCE: Duration = Duration::from_secs(10);
+
+/// A preferred election asked for ([`Command::ElectPreferred`]) longer ago
+/// than this when a node applies it is not acted on.
+const ELECTION_REQUEST_MAX_AGE: Duration = Duration::from_secs(60);
+
 /// One hosted replica.
 struct Hosted {
     topic_id: u64,
@@ -76,6 +96,9 @@ pub struct ReplicaManager {
     /// Replicas reopened after their core stopped: when last, and the
     /// delay used then (see [`REOPEN_DELAY_MAX`]).
     reopened: parking_lot::Mutex<HashMap<(String, u32), (tokio::time::Instant, Duration)>>,
+    /// Preferred-replica elections running here, at most
+    /// [`REBALANCE_PARALLEL`] at once.
+    elections: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for ReplicaManager {
@@ -112,6 +135,7 @@ impl ReplicaManager {
             config,
             group_loads: super::group_state::Loaded::default(),
             reopened: parking_lot::Mutex::new(HashMap::new()),
+            elections: Arc::new(tokio::sync::Semaphore::new(REBALANCE_PARALLEL)),
         })
     }
 
@@ -145,6 +169,12 @@ impl ReplicaManager {
             tracing::info!(
                 "the controller metadata is older than the topic store; opening partitions once it has caught up"
             );
+        }
+        if self.config.leader_rebalance_interval_ms > 0 {
+            self.runtime.spawn(rebalance_leaders(
+                Arc::downgrade(self),
+                Duration::from_millis(self.config.leader_rebalance_interval_ms),
+            ));
         }
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -226,6 +256,102 @@ impl ReplicaManager {
             }
         }
         out
+    }
+
+    /// The hosted replicas whose leadership this node should take back
+    /// now: none unless more than `leader_imbalance_percent` of the
+    /// partitions it is the preferred replica of (first of a replica list
+    /// of two or more) are led by other nodes; then those of them whose
+    /// leader last reported this node in sync (a replica out of sync would
+    /// lose the election, or win it without the latest records' majority).
+    fn leaders_to_take_back(&self) -> Vec<Arc<ReplicatedPartition>> {
+        let Some(cluster) = self.cluster.get() else {
+            return Vec::new();
+        };
+        let percent = u64::from(self.config.leader_imbalance_percent);
+        cluster.with_metadata(|m| {
+            let hosted = self.hosted.read();
+            let (mut preferred, mut elsewhere) = (0u64, 0u64);
+            let mut take = Vec::new();
+            for (name, parts) in hosted.iter() {
+                let Some(t) = m.topics.get(name) else {
+                    continue;
+                };
+                for (&partition, h) in parts {
+                    let Some(replicas) = t.replicas.get(partition as usize) else {
+                        continue;
+                    };
+                    if h.topic_id != t.topic_id
+                        || replicas.len() < 2
+                        || replicas.first() != Some(&self.local)
+                    {
+                        continue;
+                    }
+                    preferred += 1;
+                    if h.replica.is_leader() {
+                        continue;
+                    }
+                    elsewhere += 1;
+                    let in_sync = m
+                        .leaders
+                        .get(&t.topic_id)
+                        .and_then(|p| p.get(&partition))
+                        .is_some_and(|r| r.leader != self.local && r.isr.contains(&self.local));
+                    if in_sync {
+                        take.push(Arc::clone(&h.replica));
+                    }
+                }
+            }
+            if elsewhere * 100 <= percent * preferred {
+                take.clear();
+            }
+            take
+        })
+    }
+
+    /// Takes the leadership of the partitions of `partitions` (topic id,
+    /// partition) this node is the preferred replica of and does not lead
+    /// ([`Command::ElectPreferred`]), in the background; nothing when the
+    /// request is more than [`ELECTION_REQUEST_MAX_AGE`] old (this node
+    /// applied it late, after an absence).
+    fn elect_preferred(&self, partitions: &[(u64, u32)], asked_at_ms: u64) {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        if now_ms.saturating_sub(asked_at_ms) > ELECTION_REQUEST_MAX_AGE.as_millis() as u64 {
+            return;
+        }
+        let Some(cluster) = self.cluster.get() else {
+            return;
+        };
+        let mine: Vec<Arc<ReplicatedPartition>> = cluster.with_metadata(|m| {
+            let names: HashMap<u64, &TopicMeta> =
+                m.topics.values().map(|t| (t.topic_id, t)).collect();
+            let hosted = self.hosted.read();
+            partitions
+                .iter()
+                .filter_map(|&(topic_id, partition)| {
+                    let t = names.get(&topic_id)?;
+                    let replicas = t.replicas.get(partition as usize)?;
+                    if replicas.first() != Some(&self.local) {
+                        return None;
+                    }
+                    let h = hosted.get(&t.name)?.get(&partition)?;
+                    (h.topic_id == topic_id && !h.replica.is_leader())
+                        .then(|| Arc::clone(&h.replica))
+                })
+                .collect()
+        });
+        for replica in mine {
+            let raft = replica.raft().clone();
+            let (local, permits) = (self.local, Arc::clone(&self.elections));
+            self.runtime.spawn(async move {
+                let Ok(_permit) = permits.acquire_owned().await else {
+                    return;
+                };
+                take_leadership(&raft, local, TAKE_LEADERSHIP_PATIENCE).await;
+            });
+        }
     }
 
     /// Opens the groups of `t`'s partitions hosted here (those not open
@@ -709,30 +835,97 @@ async fn take_preferred_leadership(replica: Weak<ReplicatedPartition>) {
     let raft = r.raft().clone();
     let local = r.node_id();
     drop(r);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    take_leadership(&raft, local, TAKE_LEADERSHIP_PATIENCE).await;
+}
+
+/// Has node `local` take the leadership of `raft`'s group by calling an
+/// election once another node leads it and this replica has applied all it
+/// holds (past a heartbeat more: what the leader last sent), again after
+/// each lost one, for at most `patience`. Returns whether it leads at the
+/// end. An election with a lease of the old leader still running at the
+/// other replicas is refused, but its higher term makes the old leader step
+/// down at its next call here; the election after that is this replica's
+/// to win (it is as up to date as any) unless another times out first.
+async fn take_leadership(
+    raft: &openraft::Raft<PartitionRaft>,
+    local: u64,
+    patience: Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + patience;
     let mut metrics = raft.metrics();
     loop {
         let ready = metrics.wait_for(|m| {
-            m.current_leader.is_some_and(|l| l != local)
-                && m.last_log_index.is_some()
-                && m.last_applied.map(|l| l.index) == m.last_log_index
+            m.current_leader == Some(local)
+                || (m.current_leader.is_some()
+                    && m.last_log_index.is_some()
+                    && m.last_applied.map(|l| l.index) == m.last_log_index)
         });
         match tokio::time::timeout_at(deadline, ready).await {
+            Ok(Ok(m)) if m.current_leader == Some(local) => return true,
             Ok(Ok(_)) => {}
-            _ => return,
+            _ => return false,
         }
-        // Past a heartbeat: this node holds what the leader last sent.
         tokio::time::sleep(Duration::from_millis(100)).await;
         if let Err(e) = raft.trigger().elect().await {
             tracing::debug!(error = %e, "could not start the preferred replica's election");
-            return;
+            return false;
         }
         let led = metrics.wait_for(|m| m.current_leader.is_some());
         let _ = tokio::time::timeout(Duration::from_secs(1), led).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         if raft.metrics().borrow().current_leader == Some(local) {
-            return;
+            return true;
         }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+    }
+}
+
+/// Every `every`, takes back the leadership of the partitions `manager`'s
+/// node is the preferred replica of when too many are led elsewhere
+/// ([`ReplicaManager::leaders_to_take_back`]), [`REBALANCE_PARALLEL`] at a
+/// time (with the elections asked for meanwhile). Ends with the manager.
+async fn rebalance_leaders(manager: Weak<ReplicaManager>, every: Duration) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(m) = manager.upgrade() else { return };
+        let take = m.leaders_to_take_back();
+        let (local, permits) = (m.local, Arc::clone(&m.elections));
+        drop(m);
+        if take.is_empty() {
+            continue;
+        }
+        let wanted = take.len();
+        tracing::info!(
+            partitions = wanted,
+            "taking back the leadership of preferred partitions"
+        );
+        let mut running = tokio::task::JoinSet::new();
+        for replica in take {
+            let raft = replica.raft().clone();
+            drop(replica);
+            let permits = Arc::clone(&permits);
+            running.spawn(async move {
+                let Ok(_permit) = permits.acquire_owned().await else {
+                    return false;
+                };
+                take_leadership(&raft, local, TAKE_LEADERSHIP_PATIENCE).await
+            });
+        }
+        let mut taken = 0usize;
+        while let Some(done) = running.join_next().await {
+            if let Ok(true) = done {
+                taken += 1;
+            }
+        }
+        tracing::info!(
+            taken,
+            wanted,
+            "took back the leadership of preferred partitions"
+        );
     }
 }
 
@@ -879,6 +1072,10 @@ impl MetadataObserver for ReplicaObserver {
                         .spawn(async move { m.open_topic(t).await });
                 }
             }
+            MetadataEvent::PreferredElection {
+                partitions,
+                asked_at_ms,
+            } => self.manager.elect_preferred(partitions, *asked_at_ms),
             MetadataEvent::TopicDeleted(t) => {
                 // On the blocking pool: waiting here is allowed.
                 let m = Arc::clone(&self.manager);

@@ -26,6 +26,7 @@
 
 pub mod admin;
 pub mod coordinator;
+pub mod elections;
 pub mod fetch;
 pub mod groups;
 pub mod leadership;

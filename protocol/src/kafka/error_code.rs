@@ -50,8 +50,11 @@ pub mod code {
     pub const GROUP_ID_NOT_FOUND: KafkaCode = 69;
     pub const FETCH_SESSION_ID_NOT_FOUND: KafkaCode = 70;
     pub const MEMBER_ID_REQUIRED: KafkaCode = 79;
+    pub const PREFERRED_LEADER_NOT_AVAILABLE: KafkaCode = 80;
     pub const GROUP_MAX_SIZE_REACHED: KafkaCode = 81;
     pub const FENCED_INSTANCE_ID: KafkaCode = 82;
+    pub const ELIGIBLE_LEADERS_NOT_AVAILABLE: KafkaCode = 83;
+    pub const ELECTION_NOT_NEEDED: KafkaCode = 84;
     pub const GROUP_SUBSCRIBED_TO_TOPIC: KafkaCode = 86;
     pub const INVALID_RECORD: KafkaCode = 87;
     pub const UNKNOWN_TOPIC_ID: KafkaCode = 100;

@@ -32,6 +32,7 @@ pub mod consumer_group;
 pub mod create_partitions;
 pub mod delete_records;
 pub mod describe_log_dirs;
+pub mod elect_leaders;
 pub mod error_code;
 pub mod fetch;
 pub mod groups;
@@ -139,6 +140,8 @@ pub enum ApiKey {
     CreatePartitions = 37,
     /// DeleteGroups (42).
     DeleteGroups = 42,
+    /// ElectLeaders (43).
+    ElectLeaders = 43,
     /// IncrementalAlterConfigs (44).
     IncrementalAlterConfigs = 44,
     /// OffsetDelete (47).
@@ -151,7 +154,7 @@ pub enum ApiKey {
 
 impl ApiKey {
     /// Every API served, in key order.
-    pub const ALL: [ApiKey; 28] = [
+    pub const ALL: [ApiKey; 29] = [
         ApiKey::Produce,
         ApiKey::Fetch,
         ApiKey::ListOffsets,
@@ -176,6 +179,7 @@ impl ApiKey {
         ApiKey::DescribeLogDirs,
         ApiKey::CreatePartitions,
         ApiKey::DeleteGroups,
+        ApiKey::ElectLeaders,
         ApiKey::IncrementalAlterConfigs,
         ApiKey::OffsetDelete,
         ApiKey::ConsumerGroupHeartbeat,
@@ -216,6 +220,7 @@ impl ApiKey {
             ApiKey::DescribeGroups => (0, 5),
             ApiKey::ListGroups => (0, 4),
             ApiKey::DeleteGroups => (0, 2),
+            ApiKey::ElectLeaders => (0, 2),
             ApiKey::ConsumerGroupHeartbeat => (0, 1),
             ApiKey::ConsumerGroupDescribe => (0, 1),
         }
@@ -257,6 +262,7 @@ impl ApiKey {
             ApiKey::DescribeGroups => 5,
             ApiKey::ListGroups => 3,
             ApiKey::DeleteGroups => 2,
+            ApiKey::ElectLeaders => 2,
             ApiKey::ConsumerGroupHeartbeat | ApiKey::ConsumerGroupDescribe => 0,
         }
     }

@@ -11,6 +11,7 @@ use super::consumer_group::*;
 use super::create_partitions::*;
 use super::delete_records::*;
 use super::describe_log_dirs::*;
+use super::elect_leaders::*;
 use super::fetch::*;
 use super::groups::*;
 use super::header::RequestHeader;
@@ -396,6 +397,51 @@ fn requests_round_trip_at_every_version() {
             topics: vec![OffsetDeleteTopicResult {
                 name: s("t"),
                 partitions: vec![(0, 0), (7, 86)],
+            }],
+        };
+        assert_eq!(round_trip(&resp, v, &[]), resp);
+    }
+    for v in versions(ApiKey::ElectLeaders) {
+        for topic_partitions in [
+            None,
+            Some(vec![ElectLeadersTopic {
+                topic: s("t"),
+                partitions: vec![0, 3],
+            }]),
+        ] {
+            let req = ElectLeadersRequest {
+                // v0 carries no election type: preferred.
+                election_type: if v >= 1 {
+                    ELECTION_UNCLEAN
+                } else {
+                    ELECTION_PREFERRED
+                },
+                topic_partitions,
+                timeout_ms: 5000,
+            };
+            assert_eq!(round_trip(&req, v, &[]), req);
+        }
+        let resp = ElectLeadersResponse {
+            throttle_time_ms: 0,
+            error_code: if v >= 1 {
+                super::error_code::code::INVALID_REQUEST
+            } else {
+                0
+            },
+            replica_election_results: vec![ElectLeadersTopicResult {
+                topic: s("t"),
+                partition_result: vec![
+                    ElectLeadersPartitionResult {
+                        partition_id: 0,
+                        error_code: super::error_code::code::ELECTION_NOT_NEEDED,
+                        error_message: None,
+                    },
+                    ElectLeadersPartitionResult {
+                        partition_id: 3,
+                        error_code: super::error_code::code::PREFERRED_LEADER_NOT_AVAILABLE,
+                        error_message: Some(s("not in sync")),
+                    },
+                ],
             }],
         };
         assert_eq!(round_trip(&resp, v, &[]), resp);
@@ -970,6 +1016,7 @@ pub(crate) fn check_request(api: ApiKey, version: i16, body: &[u8]) -> bool {
         ApiKey::CreatePartitions => stable::<CreatePartitionsRequest>(body, version),
         ApiKey::DeleteRecords => stable::<DeleteRecordsRequest>(body, version),
         ApiKey::OffsetDelete => stable::<OffsetDeleteRequest>(body, version),
+        ApiKey::ElectLeaders => stable::<ElectLeadersRequest>(body, version),
         ApiKey::DescribeLogDirs => stable::<DescribeLogDirsRequest>(body, version),
         ApiKey::JoinGroup => stable::<JoinGroupRequest>(body, version),
         ApiKey::Heartbeat => stable::<HeartbeatRequest>(body, version),

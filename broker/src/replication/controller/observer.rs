@@ -35,6 +35,8 @@ impl MetadataObserver for TopicStoreObserver {
             | MetadataEvent::TopicConfigChanged(t) => {
                 hold(&svc, local, t);
             }
+            // Leadership only: nothing for the topic store.
+            MetadataEvent::PreferredElection { .. } => {}
             MetadataEvent::TopicDeleted(t) => {
                 match svc.topics.delete(&t.name) {
                     Ok(()) => {}

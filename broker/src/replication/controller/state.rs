@@ -113,6 +113,18 @@ pub enum Command {
         /// Nodes the proposing node could not reach.
         avoid: Vec<u64>,
     },
+    /// Have the preferred replica (the first listed) of each partition take
+    /// its leadership (Kafka's ElectLeaders, preferred election). Changes
+    /// no metadata: every node is told
+    /// ([`MetadataEvent::PreferredElection`]) and calls the elections of
+    /// the partitions it is the preferred replica of.
+    ElectPreferred {
+        /// (topic id, partition) pairs.
+        partitions: Vec<(u64, u32)>,
+        /// When it was asked, Unix milliseconds: a node that applies it
+        /// much later (back from a long absence) does not act on it.
+        asked_at_ms: u64,
+    },
 }
 
 /// A partition's leadership as its leader last reported it to the
@@ -203,6 +215,14 @@ pub enum MetadataEvent {
     PartitionsAdded(TopicMeta, u32),
     /// A topic's settings changed: the topic as it is now.
     TopicConfigChanged(TopicMeta),
+    /// The preferred replicas of these (topic id, partition) pairs are to
+    /// take their leadership ([`Command::ElectPreferred`]).
+    PreferredElection {
+        /// (topic id, partition) pairs.
+        partitions: Vec<(u64, u32)>,
+        /// When it was asked, Unix milliseconds.
+        asked_at_ms: u64,
+    },
 }
 
 /// The cluster metadata. Its serde layout (a snapshot's) is its fields in
@@ -440,6 +460,16 @@ impl Metadata {
                 partition,
                 before,
             } => (self.delete_records(*topic_id, *partition, *before), None),
+            Command::ElectPreferred {
+                partitions,
+                asked_at_ms,
+            } => (
+                Outcome::ok(),
+                Some(MetadataEvent::PreferredElection {
+                    partitions: partitions.clone(),
+                    asked_at_ms: *asked_at_ms,
+                }),
+            ),
         }
     }
 
@@ -752,6 +782,7 @@ mod tests {
                     format!("{}:{from}..{}", t.name, t.replicas.len())
                 }
                 MetadataEvent::TopicConfigChanged(t) => format!("~{}", t.name),
+                MetadataEvent::PreferredElection { .. } => "elect".to_owned(),
             })
             .collect();
         assert_eq!(names, ["-again", "-gone", "+again", "+fresh"]);

@@ -319,6 +319,9 @@ mod tests {
                 MetadataEvent::TopicDeleted(t) => format!("-{}", t.name),
                 MetadataEvent::PartitionsAdded(t, _) => format!("{}:{}", t.name, t.replicas.len()),
                 MetadataEvent::TopicConfigChanged(t) => format!("~{}", t.name),
+                MetadataEvent::PreferredElection { partitions, .. } => {
+                    format!("elect {partitions:?}")
+                }
             });
         }
     }

@@ -47,6 +47,13 @@ pub struct ReplicationConfig {
     /// sync however close its matched index (default 5,000): a dead
     /// follower of an idle partition matches the last entry forever.
     pub in_sync_max_silence_ms: u64,
+    /// How often a node takes back the leadership of the partitions it is
+    /// the preferred replica of, milliseconds (default 300,000; 0: never).
+    /// See [`crate::replication::manager`].
+    pub leader_rebalance_interval_ms: u64,
+    /// The share of a node's preferred partitions, percent, that may be
+    /// led elsewhere before it takes them back (default 10).
+    pub leader_imbalance_percent: u32,
 }
 
 impl Default for ReplicationConfig {
@@ -57,6 +64,8 @@ impl Default for ReplicationConfig {
             election_timeout_max_ms: 300,
             in_sync_max_lag: 100,
             in_sync_max_silence_ms: 5_000,
+            leader_rebalance_interval_ms: 300_000,
+            leader_imbalance_percent: 10,
         }
     }
 }

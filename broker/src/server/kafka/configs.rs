@@ -411,6 +411,25 @@ pub(super) fn broker_settings(
             TYPE_INT,
         ),
         (
+            "auto.leader.rebalance.enable",
+            (config.leader_rebalance_interval_ms != 0).to_string(),
+            TYPE_BOOLEAN,
+        ),
+        (
+            // Kafka counts it in seconds.
+            "leader.imbalance.check.interval.seconds",
+            config
+                .leader_rebalance_interval_ms
+                .div_ceil(1000)
+                .to_string(),
+            TYPE_LONG,
+        ),
+        (
+            "leader.imbalance.per.broker.percentage",
+            config.leader_imbalance_percent.to_string(),
+            TYPE_INT,
+        ),
+        (
             "offsets.topic.num.partitions",
             config.offsets_topic_partitions.to_string(),
             TYPE_INT,

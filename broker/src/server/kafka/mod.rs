@@ -22,6 +22,7 @@ mod consumer_group;
 mod create_partitions;
 mod delete_records;
 mod describe_log_dirs;
+mod elect_leaders;
 mod epochs;
 mod fetch;
 mod groups;
@@ -187,6 +188,13 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
         ApiKey::DeleteRecords => {
             let r = decode_or_close(conn, req, body)?;
             let resp = delete_records::delete_records(conn, r).await;
+            respond(conn, req, resp).await
+        }
+        ApiKey::ElectLeaders => {
+            let r = decode_or_close(conn, req, body)?;
+            // Waiting for the elections is not slowness.
+            conn.wait_allowance = std::time::Duration::from_secs(15);
+            let resp = elect_leaders::elect_leaders(conn, r, req.version).await;
             respond(conn, req, resp).await
         }
         ApiKey::CreatePartitions => {
