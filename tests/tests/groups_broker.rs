@@ -466,7 +466,7 @@ async fn bad_group_requests_get_error_codes_and_the_connection_goes_on() {
     assert_eq!(r.error_code, ErrorCode::InvalidSessionTimeout);
     let mut req = m.join_request();
     req.session_timeout_ms = 10_000;
-    req.group = "no spaces".into();
+    req.group = "line\nbreak".into();
     let r = m.conn.join_group(&req).await.unwrap();
     assert_eq!(r.error_code, ErrorCode::InvalidGroupName);
     req.group = GROUP.into();

@@ -388,6 +388,37 @@ async fn a_classic_group_with_members_is_not_a_consumer_group() {
         assert_eq!(r.error_code, 0, "{r:?}");
         let r = hb(&mut s, 1, join("classic", "m", &["cl848"]));
         assert_eq!(r.error_code, code::GROUP_ID_NOT_FOUND, "{r:?}");
+        // A consumer-protocol group next to it: ListGroups v5 tells their
+        // types and filters by them (any case; an unknown type matches
+        // nothing); v4 lists both without a type.
+        let r = hb(&mut s, 0, join("kip848", "", &["cl848"]));
+        assert_eq!(r.error_code, 0, "{r:?}");
+        let list = |s: &mut TcpStream, v: i16, types: &[&str]| -> Vec<(String, String)> {
+            let mut req = ListGroupsRequest {
+                states_filter: Vec::new(),
+                types_filter: types.iter().map(|t| (*t).to_owned()).collect(),
+            };
+            let r: ListGroupsResponse = call(s, v, &mut req);
+            assert_eq!(r.error_code, 0);
+            let mut g: Vec<(String, String)> = r
+                .groups
+                .into_iter()
+                .map(|g| (g.group_id, g.group_type))
+                .collect();
+            g.sort();
+            g
+        };
+        let both = [
+            ("classic".to_owned(), "classic".to_owned()),
+            ("kip848".to_owned(), "consumer".to_owned()),
+        ];
+        assert_eq!(list(&mut s, 5, &[]), both);
+        assert_eq!(list(&mut s, 5, &["Consumer"]), both[1..]);
+        assert_eq!(list(&mut s, 5, &["classic"]), both[..1]);
+        assert_eq!(list(&mut s, 5, &["consumer", "CLASSIC"]), both);
+        assert_eq!(list(&mut s, 5, &["share"]), []);
+        let untyped: Vec<String> = list(&mut s, 4, &[]).into_iter().map(|g| g.1).collect();
+        assert_eq!(untyped, ["", ""]);
     });
 }
 

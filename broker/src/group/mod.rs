@@ -36,4 +36,17 @@ pub use coordinator::{Coordinator, GroupConfig, GroupStats};
 /// must not make it hold a frame's worth per member. 1 MiB, Kafka's default
 /// largest message, holds subscriptions to tens of thousands of topics.
 pub const MAX_MEMBER_METADATA_BYTES: usize = 1 << 20;
+
+/// The longest group name accepted, in bytes.
+pub const MAX_GROUP_NAME_LEN: usize = 1024;
+
+/// Whether `name` can name a consumer group: 1 to [`MAX_GROUP_NAME_LEN`]
+/// bytes without control characters. Kafka takes any string (clients name
+/// groups `service:orders`, `team/app`, `my group`); a group name never
+/// reaches a file name (it is a key in the offsets log and hashed to pick
+/// a group-state partition), so only what would garble logs and listings,
+/// and unbounded length, is refused.
+pub fn valid_group_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_GROUP_NAME_LEN && !name.chars().any(char::is_control)
+}
 pub use types::*;

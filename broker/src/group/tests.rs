@@ -380,7 +380,7 @@ async fn joins_are_checked() {
         ErrorCode::InvalidSessionTimeout
     );
     let bad_name = JoinGroup {
-        group: "bad/name".into(),
+        group: "bad\u{0}name".into(),
         ..join_req("", None, RANGE)
     };
     assert_eq!(f.c.join(bad_name).await.error, ErrorCode::InvalidGroupName);

@@ -265,4 +265,7 @@ pub struct GroupListing {
     pub protocol_type: String,
     /// State.
     pub state: GroupState,
+    /// Whether it is a group of Kafka's consumer group protocol (KIP-848);
+    /// otherwise a classic one (or one with only committed offsets).
+    pub consumer_protocol: bool,
 }

@@ -127,7 +127,7 @@ impl Service {
         commits: Vec<Commit>,
     ) -> Result<Vec<Committed>, Refused> {
         super::check_partition_count(commits.len(), self.config.max_partitions_per_request)?;
-        if crate::log::validate_topic_name(&group).is_ok() {
+        if crate::group::valid_group_name(&group) {
             if let Err(code) = self.groups.check_commit(&group, &member) {
                 return Ok(commits
                     .into_iter()

@@ -6,7 +6,6 @@ use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::offset_commit::CommitPartition;
 
 use super::{Refused, Service, blocking};
-use crate::log::validate_topic_name;
 
 /// One offset to commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +87,7 @@ impl Service {
     }
 
     fn commit_blocking(&self, group: &str, commits: Vec<Commit>) -> Vec<Committed> {
-        let group_code = if validate_topic_name(group).is_ok() {
+        let group_code = if crate::group::valid_group_name(group) {
             ErrorCode::None
         } else {
             ErrorCode::InvalidGroupName
@@ -167,7 +166,7 @@ impl Service {
         group: &str,
         partitions: Option<Vec<(String, u32)>>,
     ) -> Result<Vec<CommittedOffset>, ErrorCode> {
-        if validate_topic_name(group).is_err() {
+        if !crate::group::valid_group_name(group) {
             return Err(ErrorCode::InvalidGroupName);
         }
         Ok(match partitions {

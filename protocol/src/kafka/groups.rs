@@ -1,6 +1,6 @@
 //! Consumer groups (Kafka's classic protocol): JoinGroup (key 11, versions
 //! 0–7), Heartbeat (12, 0–4), LeaveGroup (13, 0–4), SyncGroup (14, 0–5),
-//! DescribeGroups (15, 0–5), ListGroups (16, 0–4), DeleteGroups (42, 0–2).
+//! DescribeGroups (15, 0–5), ListGroups (16, 0–5), DeleteGroups (42, 0–2).
 //! Member metadata and assignments are opaque bytes.
 
 use super::io::Io;
@@ -428,6 +428,8 @@ impl Message for DescribeGroupsResponse {
 pub struct ListGroupsRequest {
     /// States to list (v4+; empty: all).
     pub states_filter: Vec<String>,
+    /// Group types to list, `classic` or `consumer` (v5+; empty: all).
+    pub types_filter: Vec<String>,
 }
 
 impl Message for ListGroupsRequest {
@@ -435,6 +437,9 @@ impl Message for ListGroupsRequest {
     fn io<S: Io>(&mut self, s: &mut S, v: i16) -> Result<(), KafkaError> {
         if v >= 4 {
             s.array(&mut self.states_filter, |s, x| s.string(x))?;
+        }
+        if v >= 5 {
+            s.array(&mut self.types_filter, |s, x| s.string(x))?;
         }
         s.tags()
     }
@@ -449,6 +454,8 @@ pub struct ListedGroup {
     pub protocol_type: String,
     /// State (v4+).
     pub group_state: String,
+    /// Type, `classic` or `consumer` (v5+).
+    pub group_type: String,
 }
 
 /// ListGroups response.
@@ -474,6 +481,9 @@ impl Message for ListGroupsResponse {
             s.string(&mut g.protocol_type)?;
             if v >= 4 {
                 s.string(&mut g.group_state)?;
+            }
+            if v >= 5 {
+                s.string(&mut g.group_type)?;
             }
             s.tags()
         })?;

@@ -218,7 +218,7 @@ impl ApiKey {
             ApiKey::LeaveGroup => (0, 4),
             ApiKey::SyncGroup => (0, 5),
             ApiKey::DescribeGroups => (0, 5),
-            ApiKey::ListGroups => (0, 4),
+            ApiKey::ListGroups => (0, 5),
             ApiKey::DeleteGroups => (0, 2),
             ApiKey::ElectLeaders => (0, 2),
             ApiKey::ConsumerGroupHeartbeat => (0, 1),

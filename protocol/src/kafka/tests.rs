@@ -782,6 +782,11 @@ fn group_messages_round_trip_at_every_version() {
             } else {
                 Vec::new()
             },
+            types_filter: if v >= 5 {
+                vec![s("consumer"), s("classic")]
+            } else {
+                Vec::new()
+            },
         };
         let mut bytes = Vec::new();
         encode(&mut req.clone(), v, &mut bytes, &[]).expect("encode");
@@ -793,6 +798,7 @@ fn group_messages_round_trip_at_every_version() {
                 group_id: s("g"),
                 protocol_type: s("consumer"),
                 group_state: if v >= 4 { s("Empty") } else { String::new() },
+                group_type: if v >= 5 { s("classic") } else { String::new() },
             }],
         };
         assert_eq!(round_trip(&resp, v, &[]), resp);

@@ -8,7 +8,6 @@ use tokio::time::Instant;
 use super::{Coordinator, fenced};
 use crate::group::state::Group;
 use crate::group::types::*;
-use crate::log::validate_topic_name;
 
 impl Coordinator {
     /// Checks a commit against the group (Kafka's fencing): `Ok` lets it
@@ -69,7 +68,7 @@ impl Coordinator {
                         d
                     }
                 };
-                if validate_topic_name(&name).is_err() {
+                if !crate::group::valid_group_name(&name) {
                     d.error = ErrorCode::InvalidGroupName;
                     d.state = GroupState::Dead;
                 }
@@ -90,6 +89,7 @@ impl Coordinator {
                     group: name.clone(),
                     protocol_type: g.protocol_type.clone().unwrap_or_default(),
                     state: g.state,
+                    consumer_protocol: false,
                 })
                 .collect();
             let consumer = self.list_consumer();
@@ -103,6 +103,7 @@ impl Coordinator {
                         group: name,
                         protocol_type: String::new(),
                         state: GroupState::Empty,
+                        consumer_protocol: false,
                     });
                 }
             }
@@ -125,7 +126,7 @@ impl Coordinator {
     }
 
     async fn delete_one(&self, name: &str) -> ErrorCode {
-        if validate_topic_name(name).is_err() {
+        if !crate::group::valid_group_name(name) {
             return ErrorCode::InvalidGroupName;
         }
         if self.has_consumer_members(name) {
@@ -187,7 +188,7 @@ impl Coordinator {
         name: &str,
         partitions: Vec<(String, u32)>,
     ) -> Result<Vec<bool>, ErrorCode> {
-        if validate_topic_name(name).is_err() {
+        if !crate::group::valid_group_name(name) {
             return Err(ErrorCode::InvalidGroupName);
         }
         let read = if let Some(topics) = self.consumer_topics(name) {

@@ -22,7 +22,6 @@ use crate::group::consumer::{
     TopicView,
 };
 use crate::group::types::*;
-use crate::log::validate_topic_name;
 
 /// How often the sweep looks for members past their session or rebalance
 /// timeout.
@@ -39,7 +38,7 @@ impl Coordinator {
         beat: Beat,
         topics: &dyn TopicView,
     ) -> Result<BeatAnswer, BeatError> {
-        if validate_topic_name(group).is_err() {
+        if !crate::group::valid_group_name(group) {
             return Err(BeatError::InvalidGroupId);
         }
         self.start_sweep();
@@ -265,6 +264,7 @@ impl Coordinator {
                 group: name.clone(),
                 protocol_type: "consumer".into(),
                 state: consumer_state(g),
+                consumer_protocol: true,
             })
             .collect()
     }

@@ -32,7 +32,6 @@ use super::consumer::ConsumerGroup;
 use super::record::GroupRecord;
 use super::state::{Group, InitialDelay, Member, protocols_bytes};
 use super::types::*;
-use crate::log::validate_topic_name;
 use crate::offsets::OffsetStore;
 
 /// The coordinator's settings (from the broker settings).
@@ -279,7 +278,7 @@ impl Coordinator {
 
     fn join_step(&self, groups: &mut HashMap<String, Group>, req: JoinGroup) -> Step<JoinResult> {
         let fail = |code, id: &str| Step::Done(JoinResult::error(code, id));
-        if validate_topic_name(&req.group).is_err() {
+        if !crate::group::valid_group_name(&req.group) {
             return fail(ErrorCode::InvalidGroupName, &req.member_id);
         }
         if req.session_timeout < self.config.min_session_timeout
@@ -644,7 +643,7 @@ impl Coordinator {
     /// Heartbeat: `None`, or why the member must rejoin.
     pub fn heartbeat(&self, req: &Heartbeat) -> ErrorCode {
         self.start_deferred();
-        if validate_topic_name(&req.group).is_err() {
+        if !crate::group::valid_group_name(&req.group) {
             return ErrorCode::InvalidGroupName;
         }
         let mut groups = self.groups.lock();
@@ -678,7 +677,7 @@ impl Coordinator {
     /// LeaveGroup.
     pub fn leave(&self, group: &str, members: Vec<MemberRef>) -> LeaveResult {
         self.start_deferred();
-        if validate_topic_name(group).is_err() {
+        if !crate::group::valid_group_name(group) {
             return LeaveResult {
                 error: ErrorCode::InvalidGroupName,
                 members: members

@@ -10,7 +10,6 @@ use tokio::time::Instant;
 
 use super::{Coordinator, WithMessage, fenced};
 use crate::group::types::*;
-use crate::log::validate_topic_name;
 
 impl Coordinator {
     /// SyncGroup: completes when the leader's assignments are stored, or at
@@ -48,7 +47,7 @@ impl Coordinator {
         SyncResult,
     > {
         let fail = |code| Err(SyncResult::error(code));
-        if validate_topic_name(&req.group).is_err() {
+        if !crate::group::valid_group_name(&req.group) {
             return fail(ErrorCode::InvalidGroupName);
         }
         let mut groups = self.groups.lock();

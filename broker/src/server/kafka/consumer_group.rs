@@ -178,7 +178,7 @@ pub(super) fn describe(
                 g.error_message = Some(refused.message);
                 return g;
             }
-            if crate::log::validate_topic_name(name).is_err() {
+            if !crate::group::valid_group_name(name) {
                 g.error_code = code::INVALID_GROUP_ID;
                 g.error_message = Some(format!("{name:?} is not a valid group name"));
                 return g;

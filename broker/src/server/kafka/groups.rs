@@ -265,6 +265,21 @@ pub(super) fn list(conn: &Conn, r: ListGroupsRequest) -> ListGroupsResponse {
         .iter()
         .filter_map(|s| GroupState::parse(s))
         .collect();
+    // Types as Kafka names them, case aside; an unknown one matches no
+    // group.
+    let types: Vec<&str> = r
+        .types_filter
+        .iter()
+        .map(|t| {
+            if t.eq_ignore_ascii_case(CLASSIC) {
+                CLASSIC
+            } else if t.eq_ignore_ascii_case(CONSUMER) {
+                CONSUMER
+            } else {
+                ""
+            }
+        })
+        .collect();
     let groups = if !r.states_filter.is_empty() && states.is_empty() {
         Vec::new()
     } else {
@@ -279,10 +294,23 @@ pub(super) fn list(conn: &Conn, r: ListGroupsRequest) -> ListGroupsResponse {
                 group_id: g.group,
                 protocol_type: g.protocol_type,
                 group_state: g.state.as_str().to_owned(),
+                group_type: if g.consumer_protocol {
+                    CONSUMER
+                } else {
+                    CLASSIC
+                }
+                .to_owned(),
             })
+            .filter(|g| types.is_empty() || types.contains(&g.group_type.as_str()))
             .collect(),
     }
 }
+
+/// Kafka's group type of a classic-protocol group (and of a group with only
+/// committed offsets).
+const CLASSIC: &str = "classic";
+/// Kafka's group type of a consumer-group-protocol (KIP-848) group.
+const CONSUMER: &str = "consumer";
 
 /// DeleteGroups: only groups without members (`NON_EMPTY_GROUP` otherwise).
 pub(super) async fn delete(conn: &Conn, r: DeleteGroupsRequest) -> DeleteGroupsResponse {
