@@ -853,6 +853,11 @@ impl Service {
             true => Some(crate::log::decompression::acquire().await),
             false => None,
         };
+        // In a cluster, each leader confirms it still leads with all that is
+        // committed applied, so the offsets never go back in time.
+        let unconfirmed = self
+            .unconfirmed_leadership(lookups.iter().map(|l| (l.topic.clone(), l.partition)))
+            .await;
         let svc = Arc::clone(self);
         blocking(move || {
             let _slot = slot.map(crate::log::decompression::Slot::adopt);
@@ -873,37 +878,43 @@ impl Service {
                     let mut past_end = false;
                     let mut found = None;
                     let mut leader_epoch = -1;
-                    let result = svc.led_partition(&l.topic, l.partition).and_then(|part| {
-                        let log = &part.log;
-                        let record = match l.query {
-                            OffsetQuery::Earliest => return Ok(log.log_start_offset()),
-                            OffsetQuery::Latest => {
-                                let epoch = super::leadership::describe(
-                                    svc.leadership.as_ref(),
-                                    &l.topic,
-                                    l.partition,
-                                )
-                                .leader_epoch;
-                                leader_epoch = i32::try_from(epoch).unwrap_or(i32::MAX);
-                                return Ok(log.high_watermark());
-                            }
-                            OffsetQuery::Timestamp(ts) => log.offset_for_timestamp(ts),
-                            OffsetQuery::MaxTimestamp => log.max_timestamp_record(),
-                        };
-                        record
-                            .map(|m| match m {
-                                Some(m) => {
-                                    found = Some((m.timestamp, m.leader_epoch));
-                                    leader_epoch = m.leader_epoch.max(-1);
-                                    m.offset
+                    let confirmed = match unconfirmed.contains(&(l.topic.clone(), l.partition)) {
+                        true => Err(ErrorCode::NotLeaderForPartition),
+                        false => Ok(()),
+                    };
+                    let result = confirmed
+                        .and_then(|()| svc.led_partition(&l.topic, l.partition))
+                        .and_then(|part| {
+                            let log = &part.log;
+                            let record = match l.query {
+                                OffsetQuery::Earliest => return Ok(log.log_start_offset()),
+                                OffsetQuery::Latest => {
+                                    let epoch = super::leadership::describe(
+                                        svc.leadership.as_ref(),
+                                        &l.topic,
+                                        l.partition,
+                                    )
+                                    .leader_epoch;
+                                    leader_epoch = i32::try_from(epoch).unwrap_or(i32::MAX);
+                                    return Ok(log.high_watermark());
                                 }
-                                None => {
-                                    past_end = true;
-                                    log.high_watermark()
-                                }
-                            })
-                            .map_err(|e| log_error_code(&e))
-                    });
+                                OffsetQuery::Timestamp(ts) => log.offset_for_timestamp(ts),
+                                OffsetQuery::MaxTimestamp => log.max_timestamp_record(),
+                            };
+                            record
+                                .map(|m| match m {
+                                    Some(m) => {
+                                        found = Some((m.timestamp, m.leader_epoch));
+                                        leader_epoch = m.leader_epoch.max(-1);
+                                        m.offset
+                                    }
+                                    None => {
+                                        past_end = true;
+                                        log.high_watermark()
+                                    }
+                                })
+                                .map_err(|e| log_error_code(&e))
+                        });
                     let (error_code, offset) = match result {
                         Ok(o) => (ErrorCode::None, o),
                         Err(code) => (code, 0),

@@ -109,6 +109,45 @@ impl Service {
         }
     }
 
+    /// [`Service::check_coordinator`], then, in a cluster, a confirmation
+    /// that this node still leads the group's partition of the group-state
+    /// topic with everything committed applied
+    /// ([`crate::replication::partition::ReplicatedPartition::confirm_leadership`]):
+    /// for a read of the group's committed offsets, which a coordinator
+    /// paused while another took over would answer from older state.
+    /// Refused with `NotCoordinator` when it cannot confirm it.
+    pub async fn check_coordinator_for_read(&self, group: &str) -> Result<(), Refused> {
+        self.check_coordinators_for_read(&[group])
+            .await
+            .pop()
+            .unwrap_or(Ok(()))
+    }
+
+    /// [`Service::check_coordinator_for_read`] for each group of `groups`,
+    /// in order, each group-state partition confirmed once, all at once.
+    pub async fn check_coordinators_for_read(&self, groups: &[&str]) -> Vec<Result<(), Refused>> {
+        use crate::replication::group_state::{GROUP_STATE_TOPIC, partition_of, partitions};
+        let mut out: Vec<Result<(), Refused>> =
+            groups.iter().map(|g| self.check_coordinator(g)).collect();
+        let Some(n) = self.cluster.get().and_then(|c| partitions(c)) else {
+            return out;
+        };
+        let key = |g: &str| (GROUP_STATE_TOPIC.to_owned(), partition_of(g, n));
+        let ours = groups.iter().zip(&out).filter(|(_, r)| r.is_ok());
+        let unconfirmed = self.unconfirmed_leadership(ours.map(|(g, _)| key(g))).await;
+        for (g, r) in groups.iter().zip(out.iter_mut()) {
+            if r.is_ok() && unconfirmed.contains(&key(g)) {
+                *r = Err(Refused {
+                    code: ErrorCode::NotCoordinator,
+                    message: format!(
+                        "this broker could not confirm it still coordinates group {g:?}; find its coordinator again"
+                    ),
+                });
+            }
+        }
+        out
+    }
+
     /// Like [`Service::check_coordinator`] for every group of a list: the
     /// first refusal.
     pub fn check_coordinator_all(&self, groups: &[String]) -> Result<(), Refused> {

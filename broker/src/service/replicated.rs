@@ -206,3 +206,39 @@ pub(crate) fn refusal(e: &ReplicationError, topic: &str, partition: u32) -> (Err
         other => (ErrorCode::Unknown, other.to_string()),
     }
 }
+
+impl Service {
+    /// The partitions of `partitions` whose replica here leads but cannot
+    /// confirm now that it leads with everything committed applied
+    /// ([`ReplicatedPartition::confirm_leadership`], all at once): a read
+    /// of their leader state here could go back in time. Empty without
+    /// `--cluster` and for partitions not led here (refused as usual).
+    pub(crate) async fn unconfirmed_leadership(
+        &self,
+        partitions: impl IntoIterator<Item = (String, u32)>,
+    ) -> std::collections::HashSet<(String, u32)> {
+        let Some(manager) = self.replicas.get() else {
+            return std::collections::HashSet::new();
+        };
+        let mut distinct = std::collections::HashSet::new();
+        let checks: Vec<_> = partitions
+            .into_iter()
+            .filter(|k| distinct.insert(k.clone()))
+            .filter_map(|(topic, partition)| {
+                let r = manager.replica(&topic, partition)?;
+                r.is_leader().then_some((topic, partition, r))
+            })
+            .map(|(topic, partition, r)| async move {
+                r.confirm_leadership()
+                    .await
+                    .err()
+                    .map(|_| (topic, partition))
+            })
+            .collect();
+        futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+}

@@ -344,6 +344,33 @@ impl ReplicatedPartition {
             .collect()
     }
 
+    /// Confirms, before a read of this replica's state as the partition's
+    /// leader (its high watermark, log start, the committed group offsets
+    /// it holds), that it still leads and holds everything committed: a
+    /// quorum answers a round of heartbeats, and the entries up to the
+    /// commit point, at least up to the first of its own term, are applied
+    /// (openraft's `ensure_linearizable`). A leader that was paused while
+    /// another was elected would otherwise answer from older state until it
+    /// heard of the new term, and a new leader from its predecessor's
+    /// applied point (0 right after every replica restarted) until its
+    /// first entry commits. Gives up after twice the longest election
+    /// timeout, at least a second (no quorum answering).
+    pub async fn confirm_leadership(&self) -> Result<(), ReplicationError> {
+        let within = std::time::Duration::from_millis(
+            self.config
+                .election_timeout_max_ms
+                .saturating_mul(2)
+                .max(1000),
+        );
+        match tokio::time::timeout(within, self.raft.ensure_linearizable()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(RaftError::Fatal(_))) => Err(ReplicationError::Shutdown),
+            Ok(Err(_)) | Err(_) => Err(ReplicationError::NotLeader {
+                leader: self.leader().filter(|&l| l != self.node_id),
+            }),
+        }
+    }
+
     /// On the leader: itself, and the replicas whose matched Raft index is
     /// within [`ReplicationConfig::in_sync_max_lag`] of its last one and
     /// that answered one of its calls within

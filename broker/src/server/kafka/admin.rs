@@ -453,7 +453,7 @@ pub(super) async fn offset_commit(
 /// naming more groups, or more partitions in all, than
 /// `max_partitions_per_request` gets `INVALID_REQUEST` for every group and
 /// partition it names, with no offsets.
-pub(super) fn offset_fetch(conn: &Conn, r: OffsetFetchRequest) -> OffsetFetchResponse {
+pub(super) async fn offset_fetch(conn: &Conn, r: OffsetFetchRequest) -> OffsetFetchResponse {
     let mut seen_groups = std::collections::HashSet::with_capacity(r.groups.len());
     let asked: Vec<_> = r
         .groups
@@ -481,21 +481,28 @@ pub(super) fn offset_fetch(conn: &Conn, r: OffsetFetchRequest) -> OffsetFetchRes
         .map(|(_, w)| w.as_ref().map_or(0, Vec::len))
         .sum();
     let refuse_all = asked.len() > cap || named > cap;
+    // Each group's coordination confirmed first (in a cluster), so the
+    // offsets answered are never older than ones committed meanwhile.
+    let checked: Vec<Result<(), i16>> = if refuse_all {
+        asked.iter().map(|_| Err(code::INVALID_REQUEST)).collect()
+    } else {
+        let names: Vec<&str> = asked.iter().map(|(g, _)| g.group_id.as_str()).collect();
+        conn.broker
+            .service
+            .check_coordinators_for_read(&names)
+            .await
+            .into_iter()
+            .map(|r| r.map_err(|refused| to_kafka(refused.code)))
+            .collect()
+    };
     let groups = asked
         .into_iter()
-        .map(|(g, wanted)| {
+        .zip(checked)
+        .map(|((g, wanted), refused)| {
             let mut out = OffsetFetchGroupResponse {
                 group_id: g.group_id.clone(),
                 topics: Vec::new(),
                 error_code: code::NONE,
-            };
-            let refused = if refuse_all {
-                Err(code::INVALID_REQUEST)
-            } else {
-                conn.broker
-                    .service
-                    .check_coordinator(&g.group_id)
-                    .map_err(|refused| to_kafka(refused.code))
             };
             if let Err(e) = refused {
                 // Before v2 only the partitions carry an error: each asked

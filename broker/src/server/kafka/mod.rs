@@ -127,7 +127,7 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
         }
         ApiKey::OffsetFetch => {
             let r = decode_or_close(conn, req, body)?;
-            let resp = admin::offset_fetch(conn, r);
+            let resp = admin::offset_fetch(conn, r).await;
             respond(conn, req, resp).await
         }
         ApiKey::FindCoordinator => {

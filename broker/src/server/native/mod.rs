@@ -340,7 +340,7 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
         }
         ApiKey::OffsetFetch => {
             let req = decode!(OffsetFetchRequest);
-            if let Err(r) = svc.check_coordinator(&req.group) {
+            if let Err(r) = svc.check_coordinator_for_read(&req.group).await {
                 return conn.write_error(id, r.code, &r.message).await;
             }
             let wanted = req
