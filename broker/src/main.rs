@@ -86,9 +86,13 @@ struct Args {
 /// The log filter without `--log`, `RUST_LOG` or `SLUICE_LOG`: `info`, but
 /// for openraft's per-replication-stream reports, which repeat for every
 /// partition's Raft group several times a second while a peer is down (the
-/// transport logs an unreachable peer itself, at most twice a minute).
-const DEFAULT_LOG_FILTER: &str =
-    "info,openraft::replication=off,openraft::engine::handler::replication_handler=off";
+/// transport logs an unreachable peer itself, at most twice a minute), and
+/// for its Raft core's, which report each failed call to a peer at `error`
+/// (a vote request, a leadership confirmation for a read), once per call
+/// and partition group while a peer is down, paused or slow, besides its
+/// elections step by step. A core that stops is reported by the broker
+/// (the replica is opened again, or its log taken offline).
+const DEFAULT_LOG_FILTER: &str = "info,openraft::replication=off,openraft::engine::handler::replication_handler=off,openraft::core::raft_core=off";
 
 fn init_logs(args: &Args) -> anyhow::Result<()> {
     use tracing_subscriber::EnvFilter;

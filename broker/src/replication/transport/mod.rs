@@ -257,11 +257,16 @@ impl PeerState {
         let now = Instant::now();
         self.backoff = (self.backoff * 2).clamp(MIN_BACKOFF, MAX_BACKOFF);
         self.retry_at = Some(now + self.backoff);
+        // The first failed connect of an outage is always said (a call that
+        // failed on an open connection just before may have used up the
+        // allowance), then at most once per UNREACHABLE_LOG_EVERY.
+        let first = self.down_since.is_none();
         let since = *self.down_since.get_or_insert(now);
         self.failures += 1;
-        if self
-            .warned_at
-            .is_none_or(|t| now.duration_since(t) >= UNREACHABLE_LOG_EVERY)
+        if first
+            || self
+                .warned_at
+                .is_none_or(|t| now.duration_since(t) >= UNREACHABLE_LOG_EVERY)
         {
             tracing::warn!(
                 node = target,
