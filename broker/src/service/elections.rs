@@ -24,6 +24,10 @@ pub enum Election {
     PreferredNotInSync,
     /// No such topic or partition.
     Unknown,
+    /// An unclean election was asked for a partition without a leader: a
+    /// partition group elects only a replica that holds every committed
+    /// record, so none is eligible beyond those Raft would elect anyway.
+    NoEligibleLeader,
     /// The election was called but its result was not seen within the
     /// time allowed (it may still come).
     TimedOut,
@@ -141,6 +145,30 @@ impl Service {
 
     /// [`Service::elect_preferred_leaders`] on a broker alone.
     fn elect_alone(&self, asked: Option<Vec<(String, u32)>>) -> Vec<ElectionOutcome> {
+        self.each_partition(asked, |_, _| Election::NotNeeded)
+    }
+
+    /// Unclean elections (Kafka's ElectLeaders, type 1) are never run: a
+    /// partition group elects only a replica that holds every committed
+    /// record. Each partition of `asked` (`None`: every partition) with a
+    /// leader is [`Election::NotNeeded`], one without is
+    /// [`Election::NoEligibleLeader`].
+    pub fn elect_unclean_leaders(&self, asked: Option<Vec<(String, u32)>>) -> Vec<ElectionOutcome> {
+        self.each_partition(asked, |topic, partition| {
+            match self.leadership.leader(topic, partition) {
+                None | Some(Some(_)) => Election::NotNeeded,
+                Some(None) => Election::NoEligibleLeader,
+            }
+        })
+    }
+
+    /// `outcome` of each partition of `asked` (`None`: every partition the
+    /// topic store lists) that exists, [`Election::Unknown`] for the others.
+    fn each_partition(
+        &self,
+        asked: Option<Vec<(String, u32)>>,
+        outcome: impl Fn(&str, u32) -> Election,
+    ) -> Vec<ElectionOutcome> {
         let asked = asked.unwrap_or_else(|| {
             self.topics
                 .list()
@@ -151,10 +179,9 @@ impl Service {
         asked
             .into_iter()
             .map(|(topic, partition)| {
-                let outcome = if self.topics.has_partition(&topic, partition) {
-                    Election::NotNeeded
-                } else {
-                    Election::Unknown
+                let outcome = match self.topics.has_partition(&topic, partition) {
+                    true => outcome(&topic, partition),
+                    false => Election::Unknown,
                 };
                 ElectionOutcome {
                     topic,

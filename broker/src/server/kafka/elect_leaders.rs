@@ -1,5 +1,5 @@
 //! ElectLeaders: preferred elections through the service
-//! ([`Service::elect_preferred_leaders`]). Unclean elections are never run:
+//! ([`crate::service::Service::elect_preferred_leaders`]). Unclean elections are never run:
 //! a partition group elects only a replica holding every committed record,
 //! so an unclean election asked for is `ELECTION_NOT_NEEDED` for a
 //! partition with a leader and `ELIGIBLE_LEADERS_NOT_AVAILABLE` for one
@@ -16,7 +16,6 @@ use sluice_protocol::kafka::elect_leaders::{
 use sluice_protocol::kafka::error_code::{code, to_kafka};
 
 use crate::server::native::connection::Conn;
-use crate::service::Service;
 use crate::service::elections::Election;
 
 /// Partitions as named: (topic, index).
@@ -82,66 +81,39 @@ pub(super) async fn elect_leaders(
     let asked: Option<Vec<(String, u32)>> = named
         .is_some()
         .then(|| valid.iter().map(|(t, p)| (t.clone(), *p as u32)).collect());
-    let mut results: Vec<Row> = if r.election_type == ELECTION_UNCLEAN {
-        unclean(&svc, asked)
+    let outcomes = if r.election_type == ELECTION_UNCLEAN {
+        svc.elect_unclean_leaders(asked)
     } else {
         let wait = Duration::from_millis(r.timeout_ms.max(0) as u64);
-        svc.elect_preferred_leaders(asked, wait)
-            .await
-            .into_iter()
-            .map(|e| {
-                let (code, message) = match e.outcome {
-                    Election::Elected => (code::NONE, None),
-                    Election::NotNeeded => (code::ELECTION_NOT_NEEDED, None),
-                    Election::PreferredNotInSync => (
-                        code::PREFERRED_LEADER_NOT_AVAILABLE,
-                        Some("the preferred replica is not in sync with the leader".to_owned()),
-                    ),
-                    Election::Unknown => (code::UNKNOWN_TOPIC_OR_PARTITION, None),
-                    Election::TimedOut => (
-                        code::REQUEST_TIMED_OUT,
-                        Some(
-                            "the preferred replica did not take the leadership in time".to_owned(),
-                        ),
-                    ),
-                    Election::Failed(code, why) => (to_kafka(code), Some(why)),
-                };
-                (e.topic, e.partition as i32, code, message)
-            })
-            .collect()
+        svc.elect_preferred_leaders(asked, wait).await
     };
+    let mut results: Vec<Row> = outcomes
+        .into_iter()
+        .map(|e| {
+            let (code, message) = match e.outcome {
+                Election::Elected => (code::NONE, None),
+                Election::NotNeeded => (code::ELECTION_NOT_NEEDED, None),
+                Election::PreferredNotInSync => (
+                    code::PREFERRED_LEADER_NOT_AVAILABLE,
+                    Some("the preferred replica is not in sync with the leader".to_owned()),
+                ),
+                Election::Unknown => (code::UNKNOWN_TOPIC_OR_PARTITION, None),
+                Election::NoEligibleLeader => (code::ELIGIBLE_LEADERS_NOT_AVAILABLE, None),
+                Election::TimedOut => (
+                    code::REQUEST_TIMED_OUT,
+                    Some("the preferred replica did not take the leadership in time".to_owned()),
+                ),
+                Election::Failed(code, why) => (to_kafka(code), Some(why)),
+            };
+            (e.topic, e.partition as i32, code, message)
+        })
+        .collect();
     results.extend(
         invalid
             .into_iter()
             .map(|(t, p)| (t, p, code::UNKNOWN_TOPIC_OR_PARTITION, None)),
     );
     answer(version, code::NONE, results)
-}
-
-/// Unclean elections: never needed where a leader is, never possible
-/// where none is.
-fn unclean(svc: &Service, asked: Option<Vec<(String, u32)>>) -> Vec<Row> {
-    let asked = asked.unwrap_or_else(|| {
-        svc.topics
-            .list()
-            .iter()
-            .flat_map(|t| (0..t.partition_count()).map(|p| (t.name.clone(), p)))
-            .collect()
-    });
-    asked
-        .into_iter()
-        .map(|(topic, p)| {
-            let code = if !svc.topics.has_partition(&topic, p) {
-                code::UNKNOWN_TOPIC_OR_PARTITION
-            } else {
-                match svc.leadership.leader(&topic, p) {
-                    None | Some(Some(_)) => code::ELECTION_NOT_NEEDED,
-                    Some(None) => code::ELIGIBLE_LEADERS_NOT_AVAILABLE,
-                }
-            };
-            (topic, p as i32, code, None)
-        })
-        .collect()
 }
 
 /// The response: `results` grouped by topic, topics in first-seen order.
