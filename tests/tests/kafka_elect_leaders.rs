@@ -103,3 +103,30 @@ fn a_broker_alone_needs_no_election_and_refuses_what_does_not_exist() {
     let (top, _) = elect(s, 2, ELECTION_PREFERRED, None);
     assert_eq!(top, code::NONE);
 }
+
+/// Entries are counted as sent, before any is looked at: more than
+/// `max_partitions_per_request` (repeats included) is refused at the top,
+/// nothing elected; as many is answered.
+#[test]
+fn more_entries_than_the_request_limit_are_refused_before_they_are_read() {
+    let config = std::env::temp_dir().join(format!("elect-limit-{}.toml", std::process::id()));
+    std::fs::write(&config, "max_partitions_per_request = 10\n").unwrap();
+    let b = TestBroker::start_with_args(&["--config", &config.display().to_string()]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = b.connect().await;
+        create_topic(&mut c, "a", 1, TopicConfig::default()).await;
+    });
+    let s = &mut TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let ten = [0; 10];
+    let (top, answered) = elect(s, 2, ELECTION_PREFERRED, Some(&[("a", &ten)]));
+    assert_eq!(top, code::NONE);
+    assert_eq!(answered, [("a".to_owned(), 0, code::ELECTION_NOT_NEEDED)]);
+    let eleven = [0; 11];
+    let (top, none) = elect(s, 2, ELECTION_PREFERRED, Some(&[("a", &eleven)]));
+    assert_eq!((top, none.len()), (code::INVALID_REQUEST, 0));
+    // A topic named with no partitions counts as one.
+    let (top, _) = elect(s, 1, ELECTION_PREFERRED, Some(&[("a", &ten), ("b", &[])]));
+    assert_eq!(top, code::INVALID_REQUEST);
+}

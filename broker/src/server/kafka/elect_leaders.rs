@@ -6,6 +6,7 @@
 //! without. Results come per topic, in the order the topics were first
 //! named; a partition named twice is answered once.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,23 +32,21 @@ pub(super) async fn elect_leaders(
     version: i16,
 ) -> ElectLeadersResponse {
     let svc = Arc::clone(&conn.broker.service);
-    let named = r.topic_partitions.as_ref().map(|topics| {
-        let mut named: Named = Vec::new();
-        for t in topics {
-            for &p in &t.partitions {
-                if !named.iter().any(|(n, q)| *n == t.topic && *q == p) {
-                    named.push((t.topic.clone(), p));
-                }
-            }
-        }
-        named
-    });
-    let too_many = named.as_ref().is_some_and(|n| {
-        n.len()
-            + r.topic_partitions
-                .as_ref()
-                .map_or(0, |t| t.iter().filter(|t| t.partitions.is_empty()).count())
-            > conn.broker.config.max_partitions_per_request as usize
+    // Counted as sent (a topic with no partitions as one), before anything
+    // is built from the request.
+    let entries: usize = r
+        .topic_partitions
+        .as_ref()
+        .map_or(0, |t| t.iter().map(|t| t.partitions.len().max(1)).sum());
+    let too_many = entries > conn.broker.config.max_partitions_per_request as usize;
+    let named: Option<Named> = r.topic_partitions.as_ref().map(|topics| {
+        let mut seen = HashSet::with_capacity(entries);
+        topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(move |&p| (t.topic.as_str(), p)))
+            .filter(|&key| seen.insert(key))
+            .map(|(t, p)| (t.to_owned(), p))
+            .collect()
     });
     let bad_type = !matches!(r.election_type, ELECTION_PREFERRED | ELECTION_UNCLEAN);
     if too_many || bad_type {
@@ -73,14 +72,13 @@ pub(super) async fn elect_leaders(
         );
     }
     // Negative indexes name no partition.
+    let asked_all = named.is_none();
     let (valid, invalid): (Named, Named) = named
-        .clone()
         .unwrap_or_default()
         .into_iter()
         .partition(|(_, p)| *p >= 0);
-    let asked: Option<Vec<(String, u32)>> = named
-        .is_some()
-        .then(|| valid.iter().map(|(t, p)| (t.clone(), *p as u32)).collect());
+    let asked: Option<Vec<(String, u32)>> =
+        (!asked_all).then(|| valid.into_iter().map(|(t, p)| (t, p as u32)).collect());
     let outcomes = if r.election_type == ELECTION_UNCLEAN {
         svc.elect_unclean_leaders(asked)
     } else {
@@ -119,18 +117,22 @@ pub(super) async fn elect_leaders(
 /// The response: `results` grouped by topic, topics in first-seen order.
 fn answer(version: i16, error_code: i16, results: Vec<Row>) -> ElectLeadersResponse {
     let mut topics: Vec<ElectLeadersTopicResult> = Vec::new();
+    let mut at: HashMap<String, usize> = HashMap::new();
     for (topic, partition_id, error_code, error_message) in results {
         let result = ElectLeadersPartitionResult {
             partition_id,
             error_code,
             error_message,
         };
-        match topics.iter_mut().find(|t| t.topic == topic) {
-            Some(t) => t.partition_result.push(result),
-            None => topics.push(ElectLeadersTopicResult {
-                topic,
-                partition_result: vec![result],
-            }),
+        match at.get(&topic) {
+            Some(&i) => topics[i].partition_result.push(result),
+            None => {
+                at.insert(topic.clone(), topics.len());
+                topics.push(ElectLeadersTopicResult {
+                    topic,
+                    partition_result: vec![result],
+                });
+            }
         }
     }
     ElectLeadersResponse {
