@@ -90,9 +90,12 @@ struct Args {
 /// for its Raft core's, which report each failed call to a peer at `error`
 /// (a vote request, a leadership confirmation for a read), once per call
 /// and partition group while a peer is down, paused or slow, besides its
-/// elections step by step. A core that stops is reported by the broker
+/// elections step by step; and for its reports of a call into a core that
+/// has stopped (`raft_inner`), one per call, which a clean shutdown of a
+/// node with many partitions made by the dozen as peers' calls met groups
+/// stopping. A core that stops is reported by the broker with its cause
 /// (the replica is opened again, or its log taken offline).
-const DEFAULT_LOG_FILTER: &str = "info,openraft::replication=off,openraft::engine::handler::replication_handler=off,openraft::core::raft_core=off";
+const DEFAULT_LOG_FILTER: &str = "info,openraft::replication=off,openraft::engine::handler::replication_handler=off,openraft::core::raft_core=off,openraft::raft::raft_inner=off";
 
 fn init_logs(args: &Args) -> anyhow::Result<()> {
     use tracing_subscriber::EnvFilter;

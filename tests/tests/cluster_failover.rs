@@ -215,3 +215,33 @@ async fn a_node_that_stays_down_does_not_flood_the_logs() {
             .any(|&id| c.node(id).log().contains("peer node reachable again"))
     });
 }
+
+/// A clean shutdown (SIGTERM) of every node of a cluster with many
+/// partitions logs no error: peers' calls that meet a partition group as it
+/// stops are answered with an error and retried elsewhere, not reported
+/// one by one (openraft reported each such call at `error`: dozens per node
+/// with a few hundred partitions), and forming the partitions' groups
+/// logs none either (openraft refused each replica after the first with
+/// an error line when asked to form the group again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_shutdown_logs_no_errors() {
+    let mut c = TestCluster::start(3);
+    c.wait_for_leader(WAIT);
+    c.create_replicated("many", 96, 3, Default::default()).await;
+    c.wait_partition_leader(&[1, 2, 3], "many", WAIT).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for id in 1..=3u64 {
+        c.node_mut(id).stop();
+    }
+    for id in 1..=3u64 {
+        let log = c.node(id).log();
+        let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+        assert!(
+            errors.is_empty(),
+            "node {id} logged {} errors, the first: {:?}",
+            errors.len(),
+            errors.iter().take(3).collect::<Vec<_>>()
+        );
+        assert!(log.contains("shut down cleanly"), "node {id}: {log}");
+    }
+}

@@ -552,17 +552,17 @@ impl ReplicaManager {
         partition: u32,
         dead: Weak<ReplicatedPartition>,
     ) {
-        let offline = dead
-            .upgrade()
-            .is_some_and(|r| r.partition().log.is_offline());
+        let (offline, cause) = dead.upgrade().map_or((false, String::new()), |r| {
+            (r.partition().log.is_offline(), r.stop_cause())
+        });
         if offline {
             // A failed write or fsync: the log refuses writes until it is
             // opened again from its files, at the broker's next start.
-            tracing::error!(%topic, partition, "the partition's Raft core stopped and its log is offline after a failed write; the replica stays stopped until the broker restarts");
+            tracing::error!(%topic, partition, %cause, "the partition's Raft core stopped and its log is offline after a failed write; the replica stays stopped until the broker restarts");
             return;
         }
         let delay = self.reopen_delay(&topic, partition);
-        tracing::error!(%topic, partition, delay_ms = delay.as_millis() as u64, "the partition's Raft core stopped; opening the replica again");
+        tracing::error!(%topic, partition, %cause, delay_ms = delay.as_millis() as u64, "the partition's Raft core stopped; opening the replica again");
         tokio::time::sleep(delay).await;
         let Some(cluster) = self.cluster.get() else {
             return;
@@ -962,16 +962,29 @@ async fn report_leadership(
     partition: u32,
 ) {
     let Some(r) = replica.upgrade() else { return };
-    let mut metrics = r.raft().metrics();
+    // The server metrics (leader, state, vote) change only with the
+    // leadership; the full metrics change at every answered heartbeat, and
+    // waking on those cost each idle partition's leader a wake-up and a
+    // copy of its metrics per heartbeat.
+    let mut server = r.raft().server_metrics();
     drop(r);
     let mut reported: Option<ReportedLeader> = None;
     let mut last = Instant::now();
     let mut led = false;
     loop {
         let Some(r) = replica.upgrade() else { return };
-        let current = r.is_leader().then(|| ReportedLeader {
+        // From the server metrics that woke this task: the full metrics
+        // are published just after them and may not show the change yet.
+        let (leads, term) = {
+            let s = server.borrow_and_update();
+            (
+                s.state == openraft::ServerState::Leader,
+                s.vote.leader_id().get_term(),
+            )
+        };
+        let current = (leads && !r.was_shut_down() && !r.core_stopped()).then(|| ReportedLeader {
             leader: r.node_id(),
-            epoch: r.leader_epoch(),
+            epoch: term,
             isr: r.in_sync().into_iter().collect(),
         });
         if led && current.is_none() {
@@ -1023,8 +1036,10 @@ async fn report_leadership(
                 }
             }
         }
-        // Woken by a change of the group's metrics, or each second.
-        let woken = tokio::time::timeout(Duration::from_secs(1), metrics.changed()).await;
+        // Woken by a change of the group's leader, state or vote, or each
+        // second (a change of the in-sync set alone is reported at most
+        // once a second anyway).
+        let woken = tokio::time::timeout(Duration::from_secs(1), server.changed()).await;
         if let Ok(Err(_)) = woken {
             // The group stopped: shut down, or its core ended on its own.
             if let (Some(m), Some(r)) = (manager.upgrade(), replica.upgrade()) {

@@ -213,6 +213,16 @@ impl ReplicatedPartition {
         &self,
         members: BTreeMap<u64, BasicNode>,
     ) -> Result<(), ReplicationError> {
+        // A replica that already holds entries or heard a peer's vote is
+        // formed: openraft would refuse, logging an error for each.
+        if self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| ReplicationError::Raft(e.to_string()))?
+        {
+            return Ok(());
+        }
         match self.raft.initialize(members).await {
             Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
             Err(e) => Err(ReplicationError::Raft(e.to_string())),
@@ -320,6 +330,19 @@ impl ReplicatedPartition {
     /// ([`crate::replication::manager`] does so).
     pub fn core_stopped(&self) -> bool {
         !*self.stopped.lock() && crate::replication::raft_core_ended(&self.raft.metrics())
+    }
+
+    /// Why the Raft core stopped, for the broker's own report of it
+    /// (openraft's reports of calls into a stopped core are not logged):
+    /// the fatal error it ended with, or that its task ended without one.
+    pub fn stop_cause(&self) -> String {
+        let metrics = self.raft.metrics();
+        let closed = metrics.has_changed().is_err();
+        match &metrics.borrow().running_state {
+            Err(fatal) => fatal.to_string(),
+            Ok(()) if closed => "its task ended (a panic)".to_owned(),
+            Ok(()) => "it is running".to_owned(),
+        }
     }
 
     /// Whether [`ReplicatedPartition::shutdown`] was called (its topic was

@@ -1101,9 +1101,21 @@ async fn replicas_restarted_together_serve_whole_entries_once_open() {
     c.stop(wiped).await;
     std::fs::remove_dir_all(&c.dirs[&wiped]).expect("wipe");
     c.start(wiped).await;
-    let (r, _) = produce(c.node(leader), "b", 2, Acks::All)
-        .await
-        .expect("append after the restart");
+    // A loaded machine may move the leadership meanwhile: append where it
+    // is now (a refused append stores nothing).
+    let mut tries = 0;
+    let (r, leader) = loop {
+        let leader = c.leader(&all).await;
+        match produce(c.node(leader), "b", 2, Acks::All).await {
+            Ok((r, _)) => break (r, leader),
+            Err(e) if tries < 20 => {
+                tries += 1;
+                tracing::info!(error = %e, "append after the restart refused; again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("append after the restart: {e}"),
+        }
+    };
     end = r.last_offset + 1;
     c.wait_hw(&all, end).await;
     assert_eq!(values_of(&c.dirs[&wiped]).len(), 402);

@@ -15,6 +15,7 @@
 //!   rules read from the file named by `SLUICE_RAFT_FAULTS`.
 
 pub mod budget;
+mod coalesce;
 #[cfg(feature = "raft-faults")]
 pub mod faults;
 pub mod frame;
@@ -34,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::{Mutex, RwLock};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
@@ -624,13 +625,24 @@ fn spawn_client(stream: TcpStream, stats: Arc<Stats>) -> Arc<Conn> {
     // goes), and must not keep it alive itself.
     let writer = Arc::downgrade(&conn);
     tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
-            let sent = if frame.files.is_empty() {
-                write.write_all(&frame.head).await
-            } else {
-                send_with_files(&write, frame, &stats).await
-            };
-            if sent.is_err() {
+        'write: while let Some(first) = rx.recv().await {
+            // Every frame already queued goes out together, the small ones
+            // in one send ([`coalesce`]); file ranges keep their place.
+            let mut plain = Vec::new();
+            for frame in coalesce::drain(first, &mut rx) {
+                if frame.files.is_empty() {
+                    plain.push(frame.head);
+                    continue;
+                }
+                if coalesce::write_all(&mut write, std::mem::take(&mut plain))
+                    .await
+                    .is_err()
+                    || send_with_files(&write, frame, &stats).await.is_err()
+                {
+                    break 'write;
+                }
+            }
+            if coalesce::write_all(&mut write, plain).await.is_err() {
                 break;
             }
         }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 
@@ -81,8 +81,13 @@ async fn connection(
     let (mut read, mut write) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
     let writer = tokio::spawn(async move {
-        while let Some(b) = rx.recv().await {
-            if write.write_all(&b).await.is_err() {
+        // Answers already queued go out together ([`super::coalesce`]).
+        while let Some(first) = rx.recv().await {
+            let answers = super::coalesce::drain(first, &mut rx);
+            if super::coalesce::write_all(&mut write, answers)
+                .await
+                .is_err()
+            {
                 break;
             }
         }
