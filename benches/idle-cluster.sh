@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# What an idle 3-node cluster costs per partition: starts three brokers of
+# one binary on loopback, creates one topic of PARTITIONS partitions
+# (RF=3, confluent-kafka's AdminClient), waits SETTLE seconds, then for
+# SECONDS seconds counts the CPU of the three brokers together (user+system,
+# /proc/PID/stat) and node 1's sendto(2) calls (perf's syscall
+# tracepoints, if perf can read them). Nothing is produced: what it
+# measures is the partition groups' heartbeats and timers. CONFIG (an
+# environment variable) holds extra broker config lines for every node,
+# e.g. CONFIG=$'raft_heartbeat_ms = 100\nraft_election_timeout_min_ms = 300'.
+#
+#   benches/idle-cluster.sh BROKER_BIN [PARTITIONS] [PYTHON] [SECONDS] [SETTLE]
+#
+# PYTHON must have confluent-kafka (.ci/run's .ci-venv/bin/python has).
+# Example (docs/benchmarks.md):
+#   cargo build --release -p sluice-broker --bins
+#   benches/idle-cluster.sh target/release/sluice-broker 300 .ci-venv/bin/python
+set -euo pipefail
+
+if [ "$#" -lt 1 ]; then
+    echo "usage: $0 BROKER_BIN [PARTITIONS] [PYTHON] [SECONDS] [SETTLE]" >&2
+    exit 2
+fi
+broker=$1
+partitions=${2:-300}
+python=${3:-python3}
+seconds=${4:-20}
+settle=${5:-10}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+dir=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+kafka=()
+for id in 1 2 3; do
+    l=$(free_port)
+    r=$(free_port)
+    k=$(free_port)
+    kafka+=("127.0.0.1:$k")
+    printf '[[node]]\nid = %s\nlisten = "127.0.0.1:%s"\nraft = "127.0.0.1:%s"\nkafka = "127.0.0.1:%s"\n\n' \
+        "$id" "$l" "$r" "$k" >>"$dir/cluster.toml"
+done
+printf '%s\n' "${CONFIG:-}" >"$dir/node.toml"
+for id in 1 2 3; do
+    mkdir -p "$dir/n$id"
+    "$broker" --config "$dir/node.toml" --node-id "$id" --cluster "$dir/cluster.toml" \
+        --data-dir "$dir/n$id" --metrics-listen none --log warn >"$dir/n$id.log" 2>&1 &
+    pids+=($!)
+done
+bootstrap=$(IFS=,; echo "${kafka[*]}")
+
+"$python" - "$bootstrap" "$partitions" <<'PY'
+import sys, time
+from confluent_kafka.admin import AdminClient, NewTopic
+
+boot, n = sys.argv[1], int(sys.argv[2])
+admin = AdminClient({"bootstrap.servers": boot})
+for _ in range(100):  # until the controller has a leader
+    try:
+        admin.create_topics([NewTopic("idle", n, 3)], operation_timeout=60)["idle"].result(timeout=90)
+        break
+    except Exception as e:  # noqa: BLE001 - retried
+        if "already exists" in str(e):
+            break
+        time.sleep(0.5)
+else:
+    sys.exit("could not create the topic")
+PY
+sleep "$settle"
+
+cpu_ticks() {
+    local sum=0
+    for p in "${pids[@]}"; do
+        sum=$((sum + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    done
+    echo "$sum"
+}
+tick=$(getconf CLK_TCK)
+before=$(cpu_ticks)
+sends=$(perf stat -x, -e syscalls:sys_enter_sendto -p "${pids[0]}" -- sleep "$seconds" 2>&1 |
+    awk -F, '/sys_enter_sendto/ {print $1}') || true
+if [ -z "${sends:-}" ]; then
+    sleep "$seconds"
+    sends="n/a"
+fi
+after=$(cpu_ticks)
+awk -v b="$before" -v a="$after" -v t="$tick" -v s="$seconds" -v n="$partitions" -v sends="$sends" 'BEGIN {
+    cpu = (a - b) / t / s * 100
+    printf "%d partitions, RF=3, idle: %.1f %% of a CPU (3 nodes together), %.3f %% per partition replica", n, cpu, cpu / (3 * n)
+    if (sends != "n/a") printf "; node 1: %.0f sendto/s", sends / s
+    printf "\n"
+}'
