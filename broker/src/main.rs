@@ -84,7 +84,11 @@ struct Args {
 }
 
 /// The log filter without `--log`, `RUST_LOG` or `SLUICE_LOG`: `info`, but
-/// for openraft's per-replication-stream reports, which repeat for every
+/// openraft at `warn`: its info lines (a dozen per partition group as it
+/// forms or elects, naming no topic or partition) made thousands of lines
+/// for a topic of a few hundred partitions; the broker logs each change of
+/// a partition's or the controller's leader itself. Also without openraft's
+/// per-replication-stream reports, which repeat for every
 /// partition's Raft group several times a second while a peer is down (the
 /// transport logs an unreachable peer itself, at most twice a minute), and
 /// for its Raft core's, which report each failed call to a peer at `error`
@@ -95,7 +99,7 @@ struct Args {
 /// node with many partitions made by the dozen as peers' calls met groups
 /// stopping. A core that stops is reported by the broker with its cause
 /// (the replica is opened again, or its log taken offline).
-const DEFAULT_LOG_FILTER: &str = "info,openraft::replication=off,openraft::engine::handler::replication_handler=off,openraft::core::raft_core=off,openraft::raft::raft_inner=off";
+const DEFAULT_LOG_FILTER: &str = "info,openraft=warn,openraft::replication=off,openraft::engine::handler::replication_handler=off,openraft::core::raft_core=off,openraft::raft::raft_inner=off";
 
 fn init_logs(args: &Args) -> anyhow::Result<()> {
     use tracing_subscriber::EnvFilter;

@@ -991,8 +991,10 @@ async fn report_leadership(
             // No longer the leader: the fetches parked here answer now
             // (with the new leader's whereabouts), not at their deadlines.
             r.partition().wake_all();
+            tracing::info!(%topic, partition, term, "no longer leading the partition");
         }
         if !led && current.is_some() {
+            tracing::info!(%topic, partition, epoch = term, "leading the partition");
             // Just elected: records deleted through the controller that
             // this replica's maintenance pass has not caught up with yet
             // are hidden now, not at that pass.

@@ -44,6 +44,13 @@ impl SpaceReserve {
         }
     }
 
+    /// Whether the reserve holds its blocks (a take on a full disk leaves
+    /// the file without them).
+    pub(crate) fn held(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&self.path).is_ok_and(|m| m.blocks() * 512 >= RESERVE_BYTES)
+    }
+
     /// Releases the reserve, so a write that found the disk full can try
     /// again. Returns whether there was one to release.
     pub(crate) fn release(&self, fs: &dyn FileSystem) -> bool {

@@ -22,6 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use super::TypeConfig;
 use super::files::{self, COMMITTED_MAGIC, LOG_MAGIC, VOTE_MAGIC};
+use crate::log::io::{StdFs, is_disk_full};
+use crate::topics::space_reserve::SpaceReserve;
 
 /// The file [`LogStore::save_committed`] keeps the committed log id in.
 const COMMITTED_FILE: &str = "committed";
@@ -50,7 +52,17 @@ struct Inner {
     committed: Option<LogId<u64>>,
     /// End of the last whole record.
     end: u64,
+    /// Disk blocks kept back for the controller's own writes
+    /// ([`LogStore::blocking`]).
+    reserve: SpaceReserve,
+    /// When the reserve was last found released and taken again (at most
+    /// every [`RETAKE_EVERY`]).
+    retaken: Option<std::time::Instant>,
 }
+
+/// How often a released reserve is taken again (best effort: on a disk
+/// still full it stays released).
+const RETAKE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The controller's log storage; clones share it.
 #[derive(Clone)]
@@ -147,6 +159,8 @@ impl LogStore {
             .ok()
             .flatten()
             .and_then(|p| postcard::from_bytes::<LogId<u64>>(&p).ok());
+        let reserve = SpaceReserve::new(&dir);
+        reserve.take(&StdFs);
         Ok(LogStore {
             inner: Arc::new(Mutex::new(Inner {
                 dir,
@@ -156,6 +170,8 @@ impl LogStore {
                 vote,
                 committed,
                 end: pos as u64,
+                reserve,
+                retaken: None,
             })),
         })
     }
@@ -165,19 +181,54 @@ impl LogStore {
         self.inner.lock().purged.map(|p| p.index)
     }
 
+    /// Runs a write of the controller's state on the blocking pool. On a
+    /// full disk the controller's reserve ([`SpaceReserve`], 1 MiB in the
+    /// controller directory) is released and the write tried once more: a
+    /// failed write stops the controller's Raft core, and with it the node,
+    /// which on a restart with the disk still full stopped again — so a
+    /// cluster whose disks filled up went down and could not come back to
+    /// delete what filled them. Its records are small: the reserve lasts
+    /// for thousands of commands. Taken again once the disk has room.
     async fn blocking<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Inner) -> std::io::Result<T> + Send + 'static,
+        mut f: impl FnMut(&mut Inner) -> std::io::Result<T> + Send + 'static,
     ) -> Result<T, StorageError<u64>> {
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || f(&mut inner.lock()))
-            .await
-            .map_err(|e| sto(io_err(e)))?
-            .map_err(sto)
+        tokio::task::spawn_blocking(move || {
+            let mut inner = inner.lock();
+            let r = match f(&mut inner) {
+                Err(e) if is_disk_full(&e) && inner.reserve.release(&StdFs) => f(&mut inner),
+                r => r,
+            };
+            if r.is_ok() {
+                inner.retake_reserve();
+            }
+            r
+        })
+        .await
+        .map_err(|e| sto(io_err(e)))?
+        .map_err(sto)
     }
 }
 
 impl Inner {
+    /// Takes the reserve again if it was released, at most every
+    /// [`RETAKE_EVERY`].
+    fn retake_reserve(&mut self) {
+        if self.reserve.held() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        if self
+            .retaken
+            .is_some_and(|t| now.duration_since(t) < RETAKE_EVERY)
+        {
+            return;
+        }
+        self.retaken = Some(now);
+        self.reserve.take(&StdFs);
+    }
+
     fn append(&mut self, records: &[(u64, Entry<TypeConfig>, Vec<u8>)]) -> std::io::Result<()> {
         let mut bytes = Vec::new();
         let mut positions = Vec::with_capacity(records.len());

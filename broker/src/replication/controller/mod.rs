@@ -238,6 +238,25 @@ impl Cluster {
             .iter()
             .map(|n| (n.id, BasicNode::new(n.raft.to_string())))
             .collect();
+        // Each change of the controller's leader, in the broker's words
+        // (openraft's own reports are below the default log level).
+        let mut server = raft.server_metrics();
+        tokio::spawn(async move {
+            let mut logged = None;
+            loop {
+                let now = {
+                    let s = server.borrow_and_update();
+                    (s.current_leader, s.vote.leader_id().get_term())
+                };
+                if now.0.is_some() && logged != Some(now) {
+                    tracing::info!(leader = now.0, term = now.1, "controller leader");
+                    logged = Some(now);
+                }
+                if server.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
         // Only a node with no controller state forms the group: a restart
         // keeps its state (openraft would refuse, logging an error).
         let initialized = raft
