@@ -476,6 +476,9 @@ impl Cluster {
     pub async fn propose(&self, cmd: Command) -> Result<Outcome, AdminError> {
         let deadline = Instant::now() + self.timeout;
         let mut last_error = String::from("no controller leader is known");
+        // Whether an attempt failed in a way that may have left the command
+        // committed (the leader died or moved before answering).
+        let mut retried = false;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -495,9 +498,17 @@ impl Cluster {
             match attempt {
                 Ok((outcome, index)) => {
                     self.wait_applied(index, deadline).await;
+                    if retried && self.with_metadata(|m| done_by_earlier_attempt(&cmd, &outcome, m))
+                    {
+                        return Ok(Outcome {
+                            code: ErrorCode::None,
+                            message: None,
+                        });
+                    }
                     return Ok(outcome);
                 }
                 Err(Retry::After(why)) => {
+                    retried = true;
                     last_error = why;
                     let mut m = self.raft.metrics();
                     let pause = Duration::from_millis(50).min(left);
@@ -614,5 +625,113 @@ impl GroupHandler for ForwardHandler {
                 .map(Bytes::from)
                 .map_err(|e| e.to_string())
         })
+    }
+}
+
+/// Whether `outcome`, the answer to `cmd` proposed again after an attempt
+/// whose answer was lost (its leader died or moved), is only the trace of
+/// that earlier attempt having taken effect: a creation refused because the
+/// topic exists with the partitions and replication factor asked, a
+/// deletion refused because the topic is gone, partitions refused because
+/// the topic has the count asked. The request then did what it asked, and
+/// is answered so: without this, one CreateTopics whose controller leader
+/// was killed as it committed answered `TOPIC_ALREADY_EXISTS` for a name
+/// that did not exist before it. (A concurrent request asking the very
+/// same thing is answered alike.)
+fn done_by_earlier_attempt(cmd: &Command, outcome: &Outcome, m: &Metadata) -> bool {
+    match cmd {
+        Command::CreateTopic {
+            name,
+            partitions,
+            replication_factor,
+            ..
+        }
+        | Command::CreateTopicV2 {
+            name,
+            partitions,
+            replication_factor,
+            ..
+        } => {
+            outcome.code == ErrorCode::TopicAlreadyExists
+                && m.topics.get(name).is_some_and(|t| {
+                    t.replicas.len() == *partitions as usize
+                        && t.replicas
+                            .iter()
+                            .all(|r| r.len() == *replication_factor as usize)
+                })
+        }
+        Command::DeleteTopic { name } => {
+            outcome.code == ErrorCode::UnknownTopicOrPartition && !m.topics.contains_key(name)
+        }
+        Command::CreatePartitions { name, count }
+        | Command::CreatePartitionsV2 { name, count, .. } => {
+            outcome.code == ErrorCode::InvalidPartitions
+                && m.topics
+                    .get(name)
+                    .is_some_and(|t| t.replicas.len() == *count as usize)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_protocol::wire::topic_config::TopicConfig;
+
+    fn create(name: &str, partitions: u32, rf: u32) -> Command {
+        Command::CreateTopicV2 {
+            name: name.into(),
+            partitions,
+            replication_factor: rf,
+            config: TopicConfig::default(),
+            avoid: Vec::new(),
+        }
+    }
+
+    /// A retried command whose refusal only says the lost first attempt
+    /// took effect is answered as done; any other refusal stands.
+    #[test]
+    fn a_refusal_left_by_the_earlier_attempt_is_taken_for_success() {
+        let mut m = Metadata {
+            nodes: vec![1, 2, 3],
+            ..Metadata::default()
+        };
+        assert!(m.apply(&create("a", 4, 3)).0.code.is_ok());
+        let again = m.apply(&create("a", 4, 3)).0;
+        assert_eq!(again.code, ErrorCode::TopicAlreadyExists);
+        assert!(done_by_earlier_attempt(&create("a", 4, 3), &again, &m));
+        // Another partition count or factor: someone else's topic.
+        assert!(!done_by_earlier_attempt(&create("a", 5, 3), &again, &m));
+        assert!(!done_by_earlier_attempt(&create("a", 4, 2), &again, &m));
+
+        let grow = Command::CreatePartitionsV2 {
+            name: "a".into(),
+            count: 6,
+            avoid: Vec::new(),
+        };
+        assert!(m.apply(&grow).0.code.is_ok());
+        let again = m.apply(&grow).0;
+        assert_eq!(again.code, ErrorCode::InvalidPartitions);
+        assert!(done_by_earlier_attempt(&grow, &again, &m));
+        let shrink = Command::CreatePartitionsV2 {
+            name: "a".into(),
+            count: 5,
+            avoid: Vec::new(),
+        };
+        let refused = m.apply(&shrink).0;
+        assert!(!done_by_earlier_attempt(&shrink, &refused, &m));
+
+        let delete = Command::DeleteTopic { name: "a".into() };
+        assert!(m.apply(&delete).0.code.is_ok());
+        let again = m.apply(&delete).0;
+        assert_eq!(again.code, ErrorCode::UnknownTopicOrPartition);
+        assert!(done_by_earlier_attempt(&delete, &again, &m));
+        // Success stays success; other commands are never rewritten.
+        let ok = Outcome {
+            code: ErrorCode::None,
+            message: None,
+        };
+        assert!(!done_by_earlier_attempt(&delete, &ok, &m));
     }
 }
