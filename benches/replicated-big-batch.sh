@@ -23,34 +23,9 @@ broker=$1
 mib=${2:-126}
 python=${3:-python3}
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-
-kafka=()
-for id in 1 2 3; do
-    l=$(free_port)
-    r=$(free_port)
-    k=$(free_port)
-    kafka+=("127.0.0.1:$k")
-    printf '[[node]]\nid = %s\nlisten = "127.0.0.1:%s"\nraft = "127.0.0.1:%s"\nkafka = "127.0.0.1:%s"\n\n' \
-        "$id" "$l" "$r" "$k" >>"$dir/cluster.toml"
-done
-for id in 1 2 3; do
-    mkdir -p "$dir/n$id"
-    "$broker" --node-id "$id" --cluster "$dir/cluster.toml" --data-dir "$dir/n$id" \
-        --metrics-listen none --log warn >"$dir/n$id.log" 2>&1 &
-    pids+=($!)
-done
+# shellcheck source=benches/loopback-cluster.sh
+source "$(dirname "$0")/loopback-cluster.sh"
+start_cluster "$broker"
 bootstrap=$(IFS=,; echo "${kafka[*]}")
 
 "$python" - "$bootstrap" "$mib" <<'PY'

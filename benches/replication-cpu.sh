@@ -21,32 +21,9 @@ cli=$2
 records=${3:-1000000}
 value=${4:-1000}
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-
-listen=()
-for id in 1 2 3; do
-    l=$(free_port)
-    r=$(free_port)
-    listen+=("127.0.0.1:$l")
-    printf '[[node]]\nid = %s\nlisten = "127.0.0.1:%s"\nraft = "127.0.0.1:%s"\n\n' "$id" "$l" "$r" >>"$dir/cluster.toml"
-done
-for id in 1 2 3; do
-    mkdir -p "$dir/n$id"
-    "$broker" --node-id "$id" --cluster "$dir/cluster.toml" --data-dir "$dir/n$id" \
-        --metrics-listen none --kafka-listen none --log warn >"$dir/n$id.log" 2>&1 &
-    pids+=($!)
-done
+# shellcheck source=benches/loopback-cluster.sh
+source "$(dirname "$0")/loopback-cluster.sh"
+start_cluster "$broker" --kafka-listen none
 bootstrap=$(IFS=,; echo "${listen[*]}")
 
 # The controller elects a leader; then the topic.
