@@ -41,6 +41,11 @@ impl SpaceReserve {
             .and_then(|f| f.preallocate(0, RESERVE_BYTES));
         if let Err(e) = reserved {
             tracing::debug!(file = %self.path.display(), error = %e, "no disk space reserved");
+            // No file without its blocks on a full disk: releasing it would
+            // free nothing and the write that asked would fail again.
+            if crate::log::io::is_disk_full(&e) {
+                let _ = fs.remove_file(&self.path);
+            }
         }
     }
 

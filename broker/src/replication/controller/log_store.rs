@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::TypeConfig;
 use super::files::{self, COMMITTED_MAGIC, LOG_MAGIC, VOTE_MAGIC};
 use crate::log::io::{StdFs, is_disk_full};
-use crate::topics::space_reserve::SpaceReserve;
+use crate::topics::space_reserve::{RESERVE_BYTES, SpaceReserve};
 
 /// The file [`LogStore::save_committed`] keeps the committed log id in.
 const COMMITTED_FILE: &str = "committed";
@@ -213,7 +213,9 @@ impl LogStore {
 
 impl Inner {
     /// Takes the reserve again if it was released, at most every
-    /// [`RETAKE_EVERY`].
+    /// [`RETAKE_EVERY`], and only when the disk has room for it twice over:
+    /// taken back from the last free blocks, it would leave the next write
+    /// to fail with nothing left to release.
     fn retake_reserve(&mut self) {
         if self.reserve.held() {
             return;
@@ -226,7 +228,11 @@ impl Inner {
             return;
         }
         self.retaken = Some(now);
-        self.reserve.take(&StdFs);
+        let free = nix::sys::statvfs::statvfs(&self.dir)
+            .map_or(0, |v| v.blocks_available() * v.fragment_size());
+        if free >= 2 * RESERVE_BYTES {
+            self.reserve.take(&StdFs);
+        }
     }
 
     fn append(&mut self, records: &[(u64, Entry<TypeConfig>, Vec<u8>)]) -> std::io::Result<()> {
