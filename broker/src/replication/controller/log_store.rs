@@ -187,8 +187,8 @@ impl LogStore {
     /// failed write stops the controller's Raft core, and with it the node,
     /// which on a restart with the disk still full stopped again — so a
     /// cluster whose disks filled up went down and could not come back to
-    /// delete what filled them. Its records are small: the reserve lasts
-    /// for thousands of commands. Taken again once the disk has room.
+    /// delete what filled them. Its records are small next to the
+    /// reserve. Taken again once the disk has room.
     async fn blocking<T: Send + 'static>(
         &self,
         mut f: impl FnMut(&mut Inner) -> std::io::Result<T> + Send + 'static,
