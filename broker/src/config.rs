@@ -261,6 +261,14 @@ pub struct BrokerConfig {
     /// when the controller creates the topic, once; later changes have no
     /// effect on an existing cluster.
     pub offsets_topic_partitions: u32,
+    /// Cluster mode: free bytes a node keeps on its data directory's file
+    /// system. Below it, the partitions it leads refuse produce requests
+    /// with `DiskFull`; below half of it, it refuses to store more entries
+    /// of the partitions it follows, which then wait for space as lagging
+    /// followers. 0: no floor (a full disk then stops the replicas that
+    /// hit it until they are reopened). See
+    /// [`crate::replication::free_space`].
+    pub min_free_bytes: u64,
 }
 
 impl Default for BrokerConfig {
@@ -317,6 +325,7 @@ impl Default for BrokerConfig {
             leader_rebalance_interval_ms: 300_000,
             leader_imbalance_percent: 10,
             offsets_topic_partitions: 8,
+            min_free_bytes: 256 << 20,
             tcp_congestion: TcpCongestion::Auto,
         }
     }

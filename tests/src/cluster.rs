@@ -61,11 +61,28 @@ impl TestCluster {
         Self::start_opts(n, config, true)
     }
 
+    /// [`TestCluster::start_with`] with more config lines for some nodes
+    /// (`(id, lines)`), written to that node's own config file
+    /// ([`TestCluster::config_file`]).
+    pub fn start_with_node_configs(n: u64, config: &str, nodes: &[(u64, &str)]) -> Self {
+        Self::start_nodes(n, config, nodes, false)
+    }
+
+    /// Node `id`'s broker config file: a test may rewrite it before
+    /// [`TestCluster::restart`].
+    pub fn config_file(&self, id: u64) -> PathBuf {
+        self.dir.path().join(format!("broker-{id}.toml"))
+    }
+
     fn start_opts(n: u64, config: &str, kafka: bool) -> Self {
+        Self::start_nodes(n, config, &[], kafka)
+    }
+
+    fn start_nodes(n: u64, config: &str, node_configs: &[(u64, &str)], kafka: bool) -> Self {
         let mut tries = 0;
         let mut retried_no_leader = false;
         loop {
-            match Self::try_start(n, config, kafka) {
+            match Self::try_start(n, config, node_configs, kafka) {
                 Ok(c) => return c,
                 // Taken meanwhile, or picked twice by chance: new ports.
                 Err(e)
@@ -89,7 +106,12 @@ impl TestCluster {
         }
     }
 
-    fn try_start(n: u64, config: &str, kafka: bool) -> Result<Self, String> {
+    fn try_start(
+        n: u64,
+        config: &str,
+        node_configs: &[(u64, &str)],
+        kafka: bool,
+    ) -> Result<Self, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut text = String::new();
         // Fixed client ports too: every node advertises the others'
@@ -113,14 +135,20 @@ impl TestCluster {
         }
         let file = dir.path().join("cluster.toml");
         std::fs::write(&file, text).expect("cluster file");
-        let config_file = dir.path().join("broker.toml");
-        std::fs::write(
-            &config_file,
-            format!("controller_timeout_ms = {CONTROLLER_TIMEOUT_MS}\n{config}\n"),
-        )
-        .expect("config file");
         let mut nodes = Vec::new();
         for id in 1..=n {
+            let own = node_configs
+                .iter()
+                .filter(|(node, _)| *node == id)
+                .map(|(_, lines)| *lines)
+                .collect::<Vec<_>>()
+                .join("\n");
+            let config_file = dir.path().join(format!("broker-{id}.toml"));
+            std::fs::write(
+                &config_file,
+                format!("controller_timeout_ms = {CONTROLLER_TIMEOUT_MS}\n{config}\n{own}\n"),
+            )
+            .expect("config file");
             let faults = dir.path().join(format!("faults-{id}"));
             let id_s = id.to_string();
             let mut args = vec![

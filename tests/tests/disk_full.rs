@@ -371,7 +371,8 @@ fn fill_with_a_file(dir: &Path) -> std::fs::File {
     }
 }
 
-/// A cluster node whose disk is full keeps its controller: the
+/// A cluster node whose disk is full keeps its controller and its
+/// partitions' Raft cores: produce is refused below `min_free_bytes`; the
 /// controller's writes take the blocks it keeps back (`.space-reserve` in
 /// its directory) when the disk refuses them, so metadata changes go on —
 /// a topic deleted to free space above all — where the node used to lose
@@ -395,7 +396,18 @@ async fn a_cluster_node_on_a_full_disk_keeps_its_controller_and_recovers() {
         ),
     )
     .unwrap();
-    let args = ["--node-id", "1", "--cluster", cluster.to_str().unwrap()];
+    // A floor well below the disk's size: produce is refused once the
+    // disk is full (the controller's own writes are not).
+    let config = base.path().join("broker.toml");
+    std::fs::write(&config, "min_free_bytes = 1048576\n").unwrap();
+    let args = [
+        "--node-id",
+        "1",
+        "--cluster",
+        cluster.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ];
     let mut broker = TestBroker::try_start_at_in(addr, data.clone(), &args, &[]).unwrap();
     let mut conn = broker.connect().await;
     create_topic(&mut conn, "kept", 1, TopicConfig::default()).await;
@@ -414,6 +426,13 @@ async fn a_cluster_node_on_a_full_disk_keeps_its_controller_and_recovers() {
         }
     };
     let filler = fill_with_a_file(&data);
+    // The partition's leader refuses records below the floor (measured at
+    // most every 100 ms), before its group orders an entry every replica
+    // would fail to store.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (code, message) = produce(&mut conn, "kept", "full", SMALL).await.unwrap_err();
+    assert_eq!(code, ErrorCode::DiskFull, "{message}");
+    assert!(message.contains("min_free_bytes"), "{message}");
 
     // Each creation adds an entry to the controller's log (its partition's
     // files may not fit: refused then, with an answer).

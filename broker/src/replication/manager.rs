@@ -458,10 +458,16 @@ impl ReplicaManager {
                     continue;
                 }
             };
+            // Entries are refused while the disk is nearly full
+            // (`free_space`): a write that fails would stop the core.
+            let mut handler = RaftHandler::new(replica.raft().clone());
+            if let Some(svc) = self.service.upgrade() {
+                handler = handler.with_free_space(Arc::clone(&svc.free_space));
+            }
             cluster
                 .transport
                 .registry
-                .register(group, Arc::new(RaftHandler::new(replica.raft().clone())));
+                .register(group, Arc::new(handler));
             let members: BTreeMap<u64, BasicNode> = cluster
                 .config
                 .nodes

@@ -19,6 +19,7 @@
 
 pub mod config;
 pub mod controller;
+pub mod free_space;
 pub mod group_checkpoint;
 pub mod group_state;
 pub mod manager;

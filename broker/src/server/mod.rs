@@ -152,8 +152,13 @@ impl Broker {
         let groups = crate::group::Coordinator::open(config.group_config(), Arc::clone(&offsets));
         let single_node = Arc::new(SingleNode::default());
         let leadership_slot = Arc::new(Installable::new(Arc::clone(&single_node)));
+        let free_space = Arc::new(crate::replication::free_space::FreeSpace::new(
+            &config.data_dir,
+            config.min_free_bytes,
+        ));
         Ok(Arc::new(Broker {
             service: Arc::new(Service {
+                free_space,
                 config,
                 topics,
                 offsets,

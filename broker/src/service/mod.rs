@@ -72,6 +72,9 @@ pub struct Service {
     /// Cluster mode: this node's partition replicas; produce to them goes
     /// through their Raft groups.
     pub replicas: std::sync::OnceLock<std::sync::Arc<crate::replication::manager::ReplicaManager>>,
+    /// Cluster mode: the free space kept on the data directory
+    /// (`min_free_bytes`; see [`crate::replication::free_space`]).
+    pub free_space: std::sync::Arc<crate::replication::free_space::FreeSpace>,
 }
 
 /// A whole request refused: the error code and a message for the client.
@@ -234,6 +237,7 @@ pub(crate) mod tests {
             leadership,
             cluster: Default::default(),
             replicas: Default::default(),
+            free_space: Arc::new(crate::replication::free_space::FreeSpace::new(dir, 0)),
         });
         svc.topics.create("t", 1, &Default::default()).unwrap();
         svc

@@ -110,6 +110,22 @@ async fn append_one(
             return result;
         }
     };
+    // Below the node's free-space floor the leader takes no more records:
+    // an entry every replica must store cannot be refused later
+    // (`replication::free_space`). A replica that does not lead answers
+    // as it would anyway (NotLeader), so the client finds the leader.
+    if replica.is_leader() {
+        if let Some(why) = svc.free_space.produce_refusal() {
+            static LOGGED: crate::throttle::Throttle =
+                crate::throttle::Throttle::new(Duration::from_secs(10));
+            if let Some(held_back) = LOGGED.allow() {
+                tracing::warn!(reason = %why, held_back, "refusing produce requests: disk space low");
+            }
+            result.error_code = ErrorCode::DiskFull;
+            result.message = Some(why);
+            return result;
+        }
+    }
     // A topic with a fixed codec stores every batch in it, as on a single
     // broker: re-encoded once, on the leader, before it enters the group.
     let bytes = match recompressed(&replica, bytes).await {

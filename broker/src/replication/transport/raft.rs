@@ -24,6 +24,7 @@ use serde::de::DeserializeOwned;
 
 use super::budget::AppendBudget;
 use super::{CallError, GroupHandler, GroupId, HandlerFuture, MALFORMED, Rpc, Transport, raw};
+use crate::replication::free_space::{FreeSpace, LOW_ON_SPACE};
 
 /// Creates the per-peer clients of one group.
 pub struct Network<C> {
@@ -50,6 +51,9 @@ pub struct Peer<C> {
     target: u64,
     /// The bytes of this peer's AppendEntries calls of several entries.
     budget: AppendBudget,
+    /// Until when this peer is sent no entries: it refused them for want
+    /// of disk space ([`LOW_ON_SPACE`]).
+    low_on_space_until: Option<std::time::Instant>,
     _config: PhantomData<fn() -> C>,
 }
 
@@ -65,6 +69,7 @@ where
             group: self.group,
             target,
             budget: AppendBudget::default(),
+            low_on_space_until: None,
             _config: PhantomData,
         }
     }
@@ -92,6 +97,16 @@ pub const APPEND_BUDGET_BYTES: usize = 4 << 20;
 /// an error at once: without the pause a leader called it tens of thousands
 /// of times a second (and logged each) until the group was open.
 pub const REMOTE_ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// How long a peer that refused entries for want of disk space is sent
+/// none (only their log position, see `Peer::probe_low_on_space`): at most
+/// one call's worth of entries a second goes to a node that would refuse
+/// it.
+pub const LOW_ON_SPACE_HOLD: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The pause after each such position-only call (bounded by the call's
+/// soft TTL): about as often as heartbeats.
+const LOW_ON_SPACE_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How many of `entries` entries, `bytes` bytes in all, to send instead
 /// when that is over `budget`; `None` when the call may go as it is
@@ -173,38 +188,18 @@ where
         rpc: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        let entries = rpc.entries.len();
-        if entries <= 1 {
-            return self
-                .call(
-                    Rpc::AppendEntries,
-                    RPCTypes::AppendEntries,
-                    &rpc,
-                    entries,
-                    usize::MAX,
-                    &option,
-                )
-                .await;
+        if !rpc.entries.is_empty()
+            && self
+                .low_on_space_until
+                .is_some_and(|t| std::time::Instant::now() < t)
+        {
+            return self.probe_low_on_space(rpc, option).await;
         }
-        // Outcomes are recorded after the call; a call that openraft drops
-        // at its own timeout records none, which the next start counts as
-        // unanswered.
-        let budget = self.budget.start();
-        let started = std::time::Instant::now();
-        let r = self
-            .call(
-                Rpc::AppendEntries,
-                RPCTypes::AppendEntries,
-                &rpc,
-                entries,
-                budget,
-                &option,
-            )
-            .await;
-        match &r {
-            Err(RPCError::Timeout(_)) => {}
-            Err(RPCError::PayloadTooLarge(_)) => self.budget.not_sent(),
-            _ => self.budget.answered(started.elapsed(), option.hard_ttl()),
+        let r = self.send_entries(rpc, &option).await;
+        if let Err(RPCError::Network(e)) = &r {
+            if e.to_string().contains(LOW_ON_SPACE) {
+                self.low_on_space_until = Some(std::time::Instant::now() + LOW_ON_SPACE_HOLD);
+            }
         }
         r
     }
@@ -238,6 +233,99 @@ where
     }
 }
 
+impl<C> Peer<C>
+where
+    C: RaftTypeConfig<NodeId = u64, Node = BasicNode>,
+{
+    /// Sends `rpc` as it is (a call of several entries within this peer's
+    /// byte budget).
+    async fn send_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<C>,
+        option: &RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        let entries = rpc.entries.len();
+        if entries <= 1 {
+            return self
+                .call(
+                    Rpc::AppendEntries,
+                    RPCTypes::AppendEntries,
+                    &rpc,
+                    entries,
+                    usize::MAX,
+                    option,
+                )
+                .await;
+        }
+        // Outcomes are recorded after the call; a call that openraft drops
+        // at its own timeout records none, which the next start counts as
+        // unanswered.
+        let budget = self.budget.start();
+        let started = std::time::Instant::now();
+        let r = self
+            .call(
+                Rpc::AppendEntries,
+                RPCTypes::AppendEntries,
+                &rpc,
+                entries,
+                budget,
+                option,
+            )
+            .await;
+        match &r {
+            Err(RPCError::Timeout(_)) => {}
+            Err(RPCError::PayloadTooLarge(_)) => self.budget.not_sent(),
+            _ => self.budget.answered(started.elapsed(), option.hard_ttl()),
+        }
+        r
+    }
+
+    /// While this peer is low on disk space: sends `rpc` without its
+    /// entries, so the follower still hears its leader (no election) and
+    /// the leader learns whether its log matches, and answers the match as
+    /// a partial success of nothing (openraft sends the entries again
+    /// later; with no previous entry, a failed call instead) after a
+    /// pause, so the leader does not spin on the peer.
+    async fn probe_low_on_space(
+        &mut self,
+        rpc: AppendEntriesRequest<C>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        let prev = rpc.prev_log_id;
+        let probe = AppendEntriesRequest::<C> {
+            vote: rpc.vote,
+            prev_log_id: prev,
+            leader_commit: rpc.leader_commit,
+            entries: Vec::new(),
+        };
+        let r = self
+            .call(
+                Rpc::AppendEntries,
+                RPCTypes::AppendEntries,
+                &probe,
+                0,
+                usize::MAX,
+                &option,
+            )
+            .await;
+        match r {
+            Ok(AppendEntriesResponse::Success | AppendEntriesResponse::PartialSuccess(_)) => {
+                tokio::time::sleep(LOW_ON_SPACE_PAUSE.min(option.soft_ttl())).await;
+                match prev {
+                    Some(prev) => Ok(AppendEntriesResponse::PartialSuccess(Some(prev))),
+                    // Nothing to match yet (openraft takes no partial
+                    // success of nothing): a failed call, retried.
+                    None => Err(RPCError::Network(NetworkError::new(&Message(format!(
+                        "node {} is {LOW_ON_SPACE}: entries held back",
+                        self.target
+                    ))))),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
 /// What a follower checks in the application data of each entry it
 /// receives, before the entry reaches its log: an AppendEntries call with
 /// an entry that fails is answered with an error (the leader retries it,
@@ -264,6 +352,7 @@ impl Received for crate::replication::controller::Command {}
 pub struct RaftHandler<C: RaftTypeConfig> {
     raft: Raft<C>,
     extra: Option<Arc<dyn GroupHandler>>,
+    space: Option<Arc<FreeSpace>>,
 }
 
 impl<C> RaftHandler<C>
@@ -272,7 +361,19 @@ where
 {
     /// A handler of `raft`'s calls.
     pub fn new(raft: Raft<C>) -> Self {
-        RaftHandler { raft, extra: None }
+        RaftHandler {
+            raft,
+            extra: None,
+            space: None,
+        }
+    }
+
+    /// Refuses AppendEntries calls that carry entries while `space` is
+    /// below its followers' floor ([`FreeSpace::entries_refusal`]); calls
+    /// without entries (heartbeats) are always answered.
+    pub fn with_free_space(mut self, space: Arc<FreeSpace>) -> Self {
+        self.space = Some(space);
+        self
     }
 
     /// Sends calls other than the Raft ones (a controller's forwarded admin
@@ -312,16 +413,29 @@ where
     fn handle(&self, rpc: Rpc, body: Bytes, payload: BytesMut) -> HandlerFuture {
         let raft = self.raft.clone();
         match rpc {
-            Rpc::AppendEntries => Box::pin(async move {
-                let req: AppendEntriesRequest<C> = decode_request(&body, payload)?;
-                for e in &req.entries {
-                    if let openraft::EntryPayload::Normal(data) = &e.payload {
-                        data.check_received(e.log_id.leader_id.term)
-                            .map_err(|m| format!("entry {}: {m}", e.log_id.index))?;
+            Rpc::AppendEntries => {
+                let space = self.space.clone();
+                Box::pin(async move {
+                    let req: AppendEntriesRequest<C> = decode_request(&body, payload)?;
+                    if !req.entries.is_empty() {
+                        if let Some(why) = space.as_deref().and_then(FreeSpace::entries_refusal) {
+                            static LOGGED: crate::throttle::Throttle =
+                                crate::throttle::Throttle::new(std::time::Duration::from_secs(10));
+                            if let Some(held_back) = LOGGED.allow() {
+                                tracing::warn!(reason = %why, held_back, "refusing partition entries from leaders: disk space low");
+                            }
+                            return Err(why);
+                        }
                     }
-                }
-                encode(&raft.append_entries(req).await)
-            }),
+                    for e in &req.entries {
+                        if let openraft::EntryPayload::Normal(data) = &e.payload {
+                            data.check_received(e.log_id.leader_id.term)
+                                .map_err(|m| format!("entry {}: {m}", e.log_id.index))?;
+                        }
+                    }
+                    encode(&raft.append_entries(req).await)
+                })
+            }
             Rpc::Vote => Box::pin(async move {
                 let req: VoteRequest<u64> = decode_request(&body, payload)?;
                 encode(&raft.vote(req).await)
