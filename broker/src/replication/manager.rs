@@ -64,6 +64,10 @@ const REOPEN_RESET: Duration = Duration::from_secs(120);
 /// for about an election timeout.
 const REBALANCE_PARALLEL: usize = 4;
 
+/// How long the broker's shutdown waits for each partition group to stop
+/// (they stop together).
+const GROUP_SHUTDOWN_PATIENCE: Duration = Duration::from_secs(10);
+
 /// How long a node tries to take one partition's leadership back.
 const TAKE_LEADERSHIP_PATIENCE: Duration = Duration::from_secs(10);
 
@@ -99,6 +103,9 @@ pub struct ReplicaManager {
     /// Preferred-replica elections running here, at most
     /// [`REBALANCE_PARALLEL`] at once.
     elections: Arc<tokio::sync::Semaphore>,
+    /// Set when the broker shuts down: nothing is opened, reopened or
+    /// rebalanced any more.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for ReplicaManager {
@@ -136,6 +143,7 @@ impl ReplicaManager {
             group_loads: super::group_state::Loaded::default(),
             reopened: parking_lot::Mutex::new(HashMap::new()),
             elections: Arc::new(tokio::sync::Semaphore::new(REBALANCE_PARALLEL)),
+            closing: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -368,6 +376,9 @@ impl ReplicaManager {
             return;
         };
         let _guard = self.changing.lock().await;
+        if self.is_closing() {
+            return;
+        }
         // The caller's copy of the metadata may be older than what is
         // applied now: a topic deleted since (or deleted and created again)
         // is not opened, nor created again in the store. A deletion applied
@@ -429,7 +440,7 @@ impl ReplicaManager {
             // A replica that failed to open before is tried again with its
             // log back online (what took it offline was only that).
             part.log.replica_opened();
-            let replica = match ReplicatedPartition::open(
+            let (replica, report) = match ReplicatedPartition::open(
                 Arc::clone(&part),
                 self.local,
                 self.config.clone(),
@@ -437,10 +448,7 @@ impl ReplicaManager {
             )
             .await
             {
-                Ok((r, report)) => {
-                    tracing::info!(topic = %t.name, partition, ?report, "opened partition replica");
-                    Arc::new(r)
-                }
+                Ok((r, report)) => (Arc::new(r), report),
                 Err(e) => {
                     tracing::error!(topic = %t.name, partition, error = %e, "could not open partition replica");
                     part.log.replica_unopened(&e.to_string());
@@ -458,6 +466,9 @@ impl ReplicaManager {
                     continue;
                 }
             };
+            // `fresh`: formed from nothing here (a new partition), else
+            // going on from what its files hold.
+            tracing::info!(topic = %t.name, partition, fresh, ?report, "opened partition replica");
             // Entries are refused while the disk is nearly full
             // (`free_space`): a write that fails would stop the core.
             let mut handler = RaftHandler::new(replica.raft().clone());
@@ -575,6 +586,9 @@ impl ReplicaManager {
         };
         let old = {
             let _guard = self.changing.lock().await;
+            if self.is_closing() {
+                return;
+            }
             let Some(dead) = dead.upgrade() else { return };
             let old = {
                 let mut hosted = self.hosted.write();
@@ -638,12 +652,47 @@ impl ReplicaManager {
         }
     }
 
-    /// Stops every group (broker shutdown), before the logs are closed.
+    /// Whether the broker is shutting down ([`ReplicaManager::shutdown`]).
+    fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Stops every group (broker shutdown), before the logs are closed:
+    /// nothing is opened, reopened or rebalanced from then on, and the
+    /// groups stop all at once, each given [`GROUP_SHUTDOWN_PATIENCE`]. One
+    /// after another, a node of a few hundred partitions in an election
+    /// storm on a saturated machine took minutes. A group that does not
+    /// stop in time is left running: its log refuses writes once it is
+    /// closed, and a log that still has a write in flight is closed only
+    /// after it.
     pub async fn shutdown(&self) {
-        let names: Vec<String> = self.hosted.read().keys().cloned().collect();
-        for n in names {
-            self.close_topic(&n).await;
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Release);
+        let _guard = self.changing.lock().await;
+        let gone: Vec<(String, u32, Hosted)> = std::mem::take(&mut *self.hosted.write())
+            .into_iter()
+            .flat_map(|(name, t)| t.into_iter().map(move |(p, h)| (name.clone(), p, h)))
+            .collect();
+        if let Some(c) = self.cluster.get() {
+            for (_, partition, h) in &gone {
+                c.transport.registry.unregister(GroupId::Partition {
+                    topic_id: h.topic_id,
+                    partition: *partition,
+                });
+            }
         }
+        let stops = gone.iter().map(|(name, partition, h)| async move {
+            match tokio::time::timeout(GROUP_SHUTDOWN_PATIENCE, h.replica.shutdown()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(topic = %name, partition, error = %e, "stopping a partition group");
+                }
+                Err(_) => {
+                    tracing::warn!(topic = %name, partition, patience_ms = GROUP_SHUTDOWN_PATIENCE.as_millis() as u64, "a partition group did not stop in time; closing its log anyway");
+                }
+            }
+        });
+        futures::future::join_all(stops).await;
     }
 }
 
@@ -898,6 +947,9 @@ async fn rebalance_leaders(manager: Weak<ReplicaManager>, every: Duration) {
     loop {
         tick.tick().await;
         let Some(m) = manager.upgrade() else { return };
+        if m.is_closing() {
+            return;
+        }
         let take = m.leaders_to_take_back();
         let (local, permits) = (m.local, Arc::clone(&m.elections));
         drop(m);
