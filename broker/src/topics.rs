@@ -891,13 +891,22 @@ impl TopicStore {
         Ok(())
     }
 
-    /// Shuts every partition down cleanly (see [`PartitionLog::shutdown`]).
+    /// Shuts every partition down cleanly (see [`PartitionLog::shutdown`]),
+    /// on up to [`OPEN_THREADS`] threads: each waits for a few `fsync`s
+    /// (segment, checkpoint, marker, directory), and one after another a
+    /// broker of 600 empty partitions took about 5 s to stop.
     pub fn shutdown(&self) {
-        for p in self.all_partitions() {
+        let all = self.all_partitions();
+        let threads = all
+            .len()
+            .div_ceil(PARTITIONS_PER_CLOSE_THREAD)
+            .clamp(1, OPEN_THREADS);
+        let _ = run_on_threads(&all, threads, |p| {
             if let Err(e) = p.log.shutdown() {
                 tracing::error!(dir = %p.log.dir().display(), error = %e, "unclean partition shutdown");
             }
-        }
+            Ok(())
+        });
     }
 
     fn records(&self) -> Vec<TopicRecord> {
@@ -1071,8 +1080,11 @@ fn run_on_threads<J: Sync, T: Send>(
 
 /// Partitions a topic needs before a second thread opens some of them.
 const PARTITIONS_PER_OPEN_THREAD: usize = 64;
-/// Most threads opening partitions (of one new topic, or all at start).
+/// Most threads opening partitions (of one new topic, or all at start), or
+/// closing them at shutdown.
 const OPEN_THREADS: usize = 8;
+/// Partitions the broker's shutdown closes before a second thread helps.
+const PARTITIONS_PER_CLOSE_THREAD: usize = 16;
 
 #[cfg(test)]
 mod hosting_tests;
