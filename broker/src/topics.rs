@@ -43,7 +43,7 @@ mod dirs;
 mod id;
 mod meta;
 pub mod space_reserve;
-use dirs::{mark_for_deletion, remove_marked_dirs, set_aside};
+use dirs::{holds_no_records, mark_for_deletion, remove_marked_dirs, set_aside};
 pub use id::TopicId;
 pub use meta::check_topics_file;
 use meta::{TopicRecord, decode_meta, write_meta_file};
@@ -155,7 +155,8 @@ impl TopicStore {
     ///   metadata file; it is finished (its other partition directories are
     ///   marked, the topic is unlisted).
     /// - A partition directory that no topic lists (an interrupted create)
-    ///   is renamed to `<topic>-<partition>.<id>-stray` and kept.
+    ///   is removed when it holds no records, else renamed to
+    ///   `<topic>-<partition>.<id>-stray` and kept.
     pub fn open(data_dir: &Path, defaults: TopicDefaults) -> Result<Self, BrokerError> {
         Self::open_with(Arc::new(StdFs), data_dir, defaults)
     }
@@ -362,12 +363,25 @@ impl TopicStore {
             let hosted = topics
                 .get(tp.topic())
                 .is_some_and(|t| t.hosted_partition(tp.partition()).is_some());
-            if !hosted {
+            if hosted {
+                continue;
+            }
+            let dir = data_dir.join(name);
+            if holds_no_records(&*fs, &dir) {
+                // Nothing to keep (a create interrupted before its metadata
+                // write, most often): removed, where it used to be set
+                // aside, one more at every such crash. A removal cut short
+                // leaves a directory that still holds no records, removed
+                // at the next start.
+                fs.remove_dir_all(&dir)
+                    .map_err(|e| LogError::io("remove", &dir, e))?;
+                tracing::info!(dir = %name, "removed the empty partition directory of no listed topic or of a partition not hosted here (an interrupted create)");
+            } else {
                 let to = set_aside(&*fs, data_dir, &tp, STRAY_SUFFIX)?;
                 tracing::warn!(dir = %name, kept_as = %to.display(),
-                    "partition directory of no listed topic or of a partition not hosted here (an interrupted create?) set aside; remove it by hand if it is not needed");
-                strays += 1;
+                    "partition directory of no listed topic or of a partition not hosted here, with records (an interrupted create?) set aside; remove it by hand if it is not needed");
             }
+            strays += 1;
         }
         if strays > 0 {
             fs.sync_dir(data_dir)
@@ -724,17 +738,25 @@ impl TopicStore {
     /// left by a deletion whose removal step failed go (at the next start
     /// a marker of a listed partition would otherwise read as an
     /// interrupted deletion of it), and a directory left by an earlier
-    /// failed create is set aside, not reused: a new partition starts
-    /// empty.
+    /// failed create is not reused: a new partition starts empty. It is
+    /// removed if it holds no records, else set aside.
     fn clear_the_way(&self, name: &str, range: Range<u32>) -> Result<(), BrokerError> {
         remove_marked_dirs(&*self.fs, &self.data_dir)?;
         let mut set_aside_any = false;
         for p in range {
             if let Ok(tp) = TopicPartition::new(name, p) {
-                if self.fs.exists(&self.data_dir.join(tp.dir_name())) {
-                    set_aside(&*self.fs, &self.data_dir, &tp, STRAY_SUFFIX)?;
-                    set_aside_any = true;
+                let dir = self.data_dir.join(tp.dir_name());
+                if !self.fs.exists(&dir) {
+                    continue;
                 }
+                if holds_no_records(&*self.fs, &dir) {
+                    self.fs
+                        .remove_dir_all(&dir)
+                        .map_err(|e| LogError::io("remove", &dir, e))?;
+                } else {
+                    set_aside(&*self.fs, &self.data_dir, &tp, STRAY_SUFFIX)?;
+                }
+                set_aside_any = true;
             }
         }
         if set_aside_any {

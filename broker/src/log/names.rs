@@ -6,9 +6,11 @@
 //! data directory. A partition lives in the directory `<topic>-<partition>`.
 //!
 //! A partition directory set aside is renamed to
-//! `<topic>-<partition>.<id>-delete` (a deletion in progress: the only
-//! directories the broker ever removes) or `<topic>-<partition>.<id>-stray`
-//! (a directory no topic lists; kept for the operator). `<id>` is 16
+//! `<topic>-<partition>.<id>-delete` (a deletion in progress) or
+//! `<topic>-<partition>.<id>-stray` (a directory with records that no
+//! topic lists; kept for the operator). Besides those marked for deletion,
+//! the broker removes only partition directories that no topic lists and
+//! that hold no records (see `topics::dirs::holds_no_records`). `<id>` is 16
 //! lowercase hex digits, unique per rename. Both names end in a letter, so
 //! neither parses as a partition directory (which ends in a digit), and
 //! neither can collide with one. When `<topic>-<partition>` is too long for

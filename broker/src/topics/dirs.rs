@@ -38,6 +38,38 @@ pub(super) fn set_aside(
     }
 }
 
+/// Whether the partition directory `dir` holds no records: every segment
+/// file (`*.log`) in it is empty, and everything else is what a partition
+/// keeps beside its segments (indexes, producer snapshots, checkpoints,
+/// the clean-shutdown marker, files being written, its Raft directory). A
+/// directory with anything else in it, or that cannot be read, counts as
+/// holding records.
+pub(super) fn holds_no_records(fs: &dyn FileSystem, dir: &Path) -> bool {
+    use crate::log::format::{
+        CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE, INDEX_SUFFIX, LOG_START_FILE, LOG_SUFFIX,
+        TIME_INDEX_SUFFIX, TMP_SUFFIX,
+    };
+    let Ok(names) = fs.list_dir(dir) else {
+        return false;
+    };
+    names.iter().all(|name| {
+        if name.ends_with(LOG_SUFFIX) {
+            return fs
+                .open(&dir.join(name), crate::log::io::OpenMode::Existing)
+                .and_then(|f| f.len())
+                .is_ok_and(|len| len == 0);
+        }
+        name == "raft"
+            || name == CHECKPOINT_FILE
+            || name == LOG_START_FILE
+            || name == CLEAN_SHUTDOWN_FILE
+            || name.ends_with(INDEX_SUFFIX)
+            || name.ends_with(TIME_INDEX_SUFFIX)
+            || name.ends_with(".snapshot")
+            || name.ends_with(TMP_SUFFIX)
+    })
+}
+
 pub(super) fn mark_for_deletion(
     fs: &dyn FileSystem,
     data_dir: &Path,

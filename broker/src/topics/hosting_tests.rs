@@ -208,7 +208,7 @@ fn only_hosted_partitions_get_directories_and_logs() {
 }
 
 #[test]
-fn a_directory_of_an_unhosted_partition_is_set_aside_at_open() {
+fn a_directory_of_an_unhosted_partition_is_removed_or_set_aside_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
     store
@@ -222,14 +222,19 @@ fn a_directory_of_an_unhosted_partition_is_set_aside_at_open() {
         .unwrap();
     store.shutdown();
     drop(store);
+    // An empty directory of a partition not hosted here goes; one with
+    // records is set aside.
     std::fs::create_dir(dir.path().join("t-2")).unwrap();
+    std::fs::create_dir(dir.path().join("t-0")).unwrap();
+    std::fs::write(dir.path().join("t-0/00000000000000000000.log"), b"records").unwrap();
     let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
     let names = dir_names(dir.path());
-    assert!(!names.contains(&"t-2".to_owned()), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("t-2")), "{names:?}");
+    assert!(!names.contains(&"t-0".to_owned()), "{names:?}");
     assert!(
         names
             .iter()
-            .any(|n| n.starts_with("t-2.") && n.ends_with("-stray")),
+            .any(|n| n.starts_with("t-0.") && n.ends_with("-stray")),
         "{names:?}"
     );
     assert_eq!(

@@ -603,3 +603,39 @@ fn every_partition_of_every_topic_reopens_as_itself_after_a_crash() {
     }
     store.shutdown();
 }
+
+/// A partition directory no topic lists is removed at open when it holds
+/// no records (an interrupted create leaves such directories, one per
+/// crash), and set aside when it holds some, or anything unknown.
+#[test]
+fn unlisted_partition_directories_without_records_are_removed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    store.create("empty", 1, &TopicConfig::default()).unwrap();
+    store.create("full", 1, &TopicConfig::default()).unwrap();
+    append_some(&store, "full", 0);
+    store.shutdown();
+    drop(store);
+    let copy = |from: &str, to: &str| {
+        std::fs::create_dir(dir.path().join(to)).unwrap();
+        for e in std::fs::read_dir(dir.path().join(from)).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dir.path().join(to).join(e.file_name())).unwrap();
+        }
+    };
+    // Directories as a create interrupted before its metadata write
+    // leaves them: one fresh, one (as if) written to.
+    copy("empty-0", "lost-0");
+    copy("full-0", "kept-0");
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    let names = dir_names(dir.path());
+    assert!(!names.iter().any(|n| n.starts_with("lost-0")), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("kept-0.") && n.ends_with("-stray")),
+        "{names:?}"
+    );
+    assert!(names.contains(&"empty-0".to_owned()) && names.contains(&"full-0".to_owned()));
+    store.shutdown();
+}
