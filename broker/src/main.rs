@@ -95,7 +95,7 @@ struct Args {
 /// (a vote request, a leadership confirmation for a read), once per call
 /// and partition group while a peer is down, paused or slow, besides its
 /// elections step by step; and for its reports of a call into a core that
-/// has stopped (`raft_inner`), one per call, which a clean shutdown of a
+/// has stopped (`raft`, `raft_inner`), one per call, which a clean shutdown of a
 /// node with many partitions made by the dozen as peers' calls met groups
 /// stopping. A core that stops is reported by the broker with its cause
 /// (the replica is opened again, or its log taken offline). And without
@@ -103,7 +103,7 @@ struct Args {
 /// a group formed by its first replica logs when a peer's vote reaches it
 /// between the broker's check that it is not formed yet and the forming
 /// itself: the broker takes that refusal as the group being formed.
-const DEFAULT_LOG_FILTER: &str = "info,openraft=warn,openraft::replication=off,openraft::engine::handler::replication_handler=off,openraft::core::raft_core=off,openraft::raft::raft_inner=off,openraft::engine::engine_impl=off";
+const DEFAULT_LOG_FILTER: &str = "info,openraft=warn,openraft::replication=off,openraft::engine::handler::replication_handler=off,openraft::core::raft_core=off,openraft::raft=off,openraft::engine::engine_impl=off";
 
 fn init_logs(args: &Args) -> anyhow::Result<()> {
     use tracing_subscriber::EnvFilter;

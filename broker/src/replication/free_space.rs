@@ -49,6 +49,11 @@ pub struct FreeSpace {
     /// Free bytes (for an unprivileged user) at the last measurement;
     /// `u64::MAX` when `statvfs(2)` failed (nothing is refused then).
     free: AtomicU64,
+    /// Bytes let in since the last measurement: counted against it until
+    /// the next one sees them written. Without them, a follower that
+    /// caught up on many partitions at once (a call of up to 4 MiB each)
+    /// went from above its floor to a full disk between two measurements.
+    claimed: AtomicU64,
 }
 
 impl FreeSpace {
@@ -61,6 +66,7 @@ impl FreeSpace {
             since: Instant::now(),
             measured_at: AtomicU64::new(u64::MAX),
             free: AtomicU64::new(u64::MAX),
+            claimed: AtomicU64::new(0),
         }
     }
 
@@ -80,37 +86,53 @@ impl FreeSpace {
         let free = nix::sys::statvfs::statvfs(&self.dir)
             .map_or(u64::MAX, |v| v.blocks_available() * v.fragment_size());
         self.free.store(free, Ordering::Release);
+        self.claimed.store(0, Ordering::Release);
         self.measured_at.store(now, Ordering::Release);
         free
     }
 
-    /// Why a client's produce is refused now, if it is: the free space is
-    /// below `min_free_bytes`.
-    pub fn produce_refusal(&self) -> Option<String> {
+    /// Lets `bytes` in if at least `floor` bytes stay free after them (and
+    /// after what was let in since the last measurement), counting them;
+    /// else the free bytes left.
+    fn claim(&self, bytes: u64, floor: u64) -> Result<(), u64> {
+        let free = self.free();
+        let left = free.saturating_sub(self.claimed.load(Ordering::Acquire));
+        if left.saturating_sub(bytes) < floor {
+            return Err(left);
+        }
+        self.claimed.fetch_add(bytes, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Why a client's produce of `bytes` is refused now, if it is: the
+    /// free space would fall below `min_free_bytes`. Else the bytes are
+    /// counted as taken until the next measurement.
+    pub fn produce_refusal(&self, bytes: u64) -> Option<String> {
         if self.min_free == 0 {
             return None;
         }
-        let free = self.free();
-        (free < self.min_free).then(|| {
+        self.claim(bytes, self.min_free).err().map(|free| {
             format!(
-                "the broker's data directory has {free} bytes free, below its floor of {} (min_free_bytes); \
-                 delete records or topics, or add space",
+                "the broker's data directory has {free} bytes free; {bytes} more would leave less than its floor of {} \
+                 (min_free_bytes); delete records or topics, or add space",
                 self.min_free
             )
         })
     }
 
-    /// Why this node refuses entries from a partition leader now, if it
-    /// does: the free space is below half of `min_free_bytes`. Begins with
-    /// [`LOW_ON_SPACE`].
-    pub fn entries_refusal(&self) -> Option<String> {
+    /// Why this node refuses a call of `bytes` bytes carrying entries of a
+    /// partition leader now, if it does: the free space would fall below
+    /// half of `min_free_bytes`. Begins with [`LOW_ON_SPACE`]. Else the
+    /// bytes are counted as taken until the next measurement.
+    pub fn entries_refusal(&self, bytes: u64) -> Option<String> {
         let floor = self.min_free / 2;
         if floor == 0 {
             return None;
         }
-        let free = self.free();
-        (free < floor).then(|| {
-            format!("{LOW_ON_SPACE}: {free} bytes free, below half of min_free_bytes ({floor})")
+        self.claim(bytes, floor).err().map(|free| {
+            format!(
+                "{LOW_ON_SPACE}: {free} bytes free; {bytes} more would leave less than half of min_free_bytes ({floor})"
+            )
         })
     }
 }
@@ -127,19 +149,36 @@ mod tests {
         assert!(free > 0 && free < u64::MAX, "{free}");
         // No floor: nothing refused.
         let none = FreeSpace::new(dir.path(), 0);
-        assert!(none.produce_refusal().is_none() && none.entries_refusal().is_none());
+        assert!(none.produce_refusal(1 << 20).is_none() && none.entries_refusal(1 << 20).is_none());
         // A floor far above what any disk has: both refuse.
         let high = FreeSpace::new(dir.path(), u64::MAX / 2);
-        assert!(high.produce_refusal().unwrap().contains("min_free_bytes"));
-        assert!(high.entries_refusal().unwrap().starts_with(LOW_ON_SPACE));
+        assert!(high.produce_refusal(0).unwrap().contains("min_free_bytes"));
+        assert!(high.entries_refusal(0).unwrap().starts_with(LOW_ON_SPACE));
         // A floor between the free space and twice it: produce refused,
         // entries taken.
         let between = FreeSpace::new(dir.path(), free + free / 2);
-        assert!(between.produce_refusal().is_some());
-        assert!(between.entries_refusal().is_none());
+        assert!(between.produce_refusal(0).is_some());
+        assert!(between.entries_refusal(0).is_none());
         // A directory that does not exist: nothing known, nothing refused.
         let gone = FreeSpace::new(dir.path().join("missing"), u64::MAX / 2);
         assert_eq!(gone.free(), u64::MAX);
-        assert!(gone.produce_refusal().is_none());
+        assert!(gone.produce_refusal(0).is_none());
+    }
+
+    /// What was let in counts against the free space until the next
+    /// measurement: many calls at once cannot each take the last room.
+    #[test]
+    fn bytes_let_in_count_until_the_next_measurement() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = FreeSpace::new(dir.path(), 0).free();
+        // Followers' floor: half of the free space. A call of three
+        // tenths of it fits; a second one would go below the floor.
+        let space = FreeSpace::new(dir.path(), free);
+        let call = free / 10 * 3;
+        assert!(space.entries_refusal(call).is_none());
+        assert!(space.entries_refusal(call).is_some());
+        // A measurement forgets them (they were never written).
+        std::thread::sleep(FRESH_FOR + Duration::from_millis(20));
+        assert!(space.entries_refusal(call).is_none());
     }
 }

@@ -115,7 +115,7 @@ async fn append_one(
     // (`replication::free_space`). A replica that does not lead answers
     // as it would anyway (NotLeader), so the client finds the leader.
     if replica.is_leader() {
-        if let Some(why) = svc.free_space.produce_refusal() {
+        if let Some(why) = svc.free_space.produce_refusal(bytes.len() as u64) {
             static LOGGED: crate::throttle::Throttle =
                 crate::throttle::Throttle::new(Duration::from_secs(10));
             if let Some(held_back) = LOGGED.allow() {

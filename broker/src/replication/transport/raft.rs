@@ -416,9 +416,11 @@ where
             Rpc::AppendEntries => {
                 let space = self.space.clone();
                 Box::pin(async move {
+                    // What storing the call takes, about: its records.
+                    let bytes = (body.len() + payload.len()) as u64;
                     let req: AppendEntriesRequest<C> = decode_request(&body, payload)?;
                     if !req.entries.is_empty() {
-                        if let Some(why) = space.as_deref().and_then(FreeSpace::entries_refusal) {
+                        if let Some(why) = space.as_deref().and_then(|s| s.entries_refusal(bytes)) {
                             static LOGGED: crate::throttle::Throttle =
                                 crate::throttle::Throttle::new(std::time::Duration::from_secs(10));
                             if let Some(held_back) = LOGGED.allow() {
