@@ -28,27 +28,7 @@ settle=${4:-10}
 source "$(dirname "$0")/loopback-cluster.sh"
 printf '%s\n' "${CONFIG:-}" >"$dir/node.toml"
 start_cluster "$broker" --config "$dir/node.toml"
-bootstrap=$(IFS=,; echo "${kafka[*]}")
-
-"$python" - "$bootstrap" "$partitions" <<'PY'
-import sys, time
-from confluent_kafka.admin import AdminClient, NewTopic
-
-boot, n = sys.argv[1], int(sys.argv[2])
-admin = AdminClient({'bootstrap.servers': boot})
-deadline = time.time() + 60
-while True:
-    try:
-        admin.create_topics([NewTopic('shutdown', n, 3)])['shutdown'].result(60)
-        break
-    except Exception as e:
-        # A retry after a timeout may find the first attempt's topic.
-        if 'TOPIC_ALREADY_EXISTS' in str(e):
-            break
-        if time.time() > deadline:
-            raise
-        time.sleep(0.5)
-PY
+create_topic "$python" shutdown "$partitions"
 sleep "$settle"
 
 for id in 1 2 3; do

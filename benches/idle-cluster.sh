@@ -31,25 +31,7 @@ settle=${5:-10}
 source "$(dirname "$0")/loopback-cluster.sh"
 printf '%s\n' "${CONFIG:-}" >"$dir/node.toml"
 start_cluster "$broker" --config "$dir/node.toml"
-bootstrap=$(IFS=,; echo "${kafka[*]}")
-
-"$python" - "$bootstrap" "$partitions" <<'PY'
-import sys, time
-from confluent_kafka.admin import AdminClient, NewTopic
-
-boot, n = sys.argv[1], int(sys.argv[2])
-admin = AdminClient({"bootstrap.servers": boot})
-for _ in range(100):  # until the controller has a leader
-    try:
-        admin.create_topics([NewTopic("idle", n, 3)], operation_timeout=60)["idle"].result(timeout=90)
-        break
-    except Exception as e:  # noqa: BLE001 - retried
-        if "already exists" in str(e):
-            break
-        time.sleep(0.5)
-else:
-    sys.exit("could not create the topic")
-PY
+create_topic "$python" idle "$partitions"
 sleep "$settle"
 
 cpu_ticks() {

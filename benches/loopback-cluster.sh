@@ -5,6 +5,9 @@
 # logs to `$dir/nN.log` at `warn`. Sets `pids` (node N at index N-1),
 # `listen` (native addresses) and `kafka` (Kafka addresses). Everything it
 # started is stopped, and the directory removed, when the script exits.
+# `create_topic PYTHON NAME PARTITIONS` then creates a topic of RF=3
+# through the Kafka listeners (PYTHON needs confluent-kafka), retrying
+# until the controller has a leader.
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -40,4 +43,27 @@ start_cluster() {
             --metrics-listen none --log warn >"$dir/n$id.log" 2>&1 &
         pids+=($!)
     done
+}
+
+create_topic() {
+    local bootstrap
+    bootstrap=$(IFS=,; echo "${kafka[*]}")
+    "$1" - "$bootstrap" "$2" "$3" <<'PY'
+import sys, time
+from confluent_kafka.admin import AdminClient, NewTopic
+
+boot, name, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+admin = AdminClient({"bootstrap.servers": boot})
+for _ in range(100):  # until the controller has a leader
+    try:
+        admin.create_topics([NewTopic(name, n, 3)], operation_timeout=60)[name].result(timeout=90)
+        break
+    except Exception as e:  # noqa: BLE001 - retried
+        # A retry after a timeout may find the first attempt's topic.
+        if "already exists" in str(e):
+            break
+        time.sleep(0.5)
+else:
+    sys.exit("could not create the topic")
+PY
 }
