@@ -9,19 +9,21 @@
 //! full:
 //!
 //! - as a partition leader, it refuses a client's produce with `DiskFull`
-//!   while the free space is below `min_free_bytes` (the group's own
-//!   entries, consumer group state and checkpoints, still go in: they are
-//!   small, and refusing them would stop offset commits and leadership
-//!   changes that do not fill a disk);
-//! - as a follower, it refuses AppendEntries calls that carry entries while
-//!   the free space is below half of it ([`LOW_ON_SPACE`]); the leader then
-//!   sends it only heartbeats for a while
+//!   when its records would leave less than `min_free_bytes` free (the
+//!   group's own entries, consumer group state and checkpoints, still go
+//!   in: they are small, and refusing them would stop offset commits and
+//!   leadership changes that do not fill a disk);
+//! - as a follower, it refuses AppendEntries calls that carry entries when
+//!   they would leave less than half of it ([`LOW_ON_SPACE`]); the leader
+//!   then sends it only its log position for a while
 //!   ([`crate::replication::transport::raft`]), so it stays a quiet,
 //!   lagging follower instead of a stopped one, and catches up once space
 //!   is freed.
 //!
 //! The two floors differ so that a follower about as full as its leader
-//! still takes what the leader took.
+//! still takes what the leader took. Both count what they let in since the
+//! last measurement, so calls that arrive together cannot each take the
+//! last room.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
