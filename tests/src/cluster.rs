@@ -326,9 +326,17 @@ fn try_get(addr: std::net::SocketAddr, path: &str) -> Option<String> {
 
 /// A loopback port that binds now, from 20000..32000: below Linux's
 /// ephemeral range, so outgoing connections do not take it meanwhile.
+/// Never the same port twice in one test process: two clusters started
+/// at once by parallel tests once drew the same port before either bound
+/// it; the one that lost the bind was started again, but meanwhile its
+/// other nodes had reached the winner's node through it, and a controller
+/// leader that received the other cluster's AppendEntries carrying a vote
+/// equal to its own (same term, same node id) failed openraft's check
+/// that only a follower appends them.
 fn raft_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let seed = std::process::id().wrapping_mul(7919)
         ^ std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -336,7 +344,14 @@ fn raft_port() -> u16 {
     loop {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let port = 20000 + (seed.wrapping_add(n.wrapping_mul(104_729)) % 12000) as u16;
+        let mut given = GIVEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if given.contains(&port) {
+            continue;
+        }
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
             return port;
         }
     }
