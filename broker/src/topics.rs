@@ -742,7 +742,7 @@ impl TopicStore {
     /// removed if it holds no records, else set aside.
     fn clear_the_way(&self, name: &str, range: Range<u32>) -> Result<(), BrokerError> {
         remove_marked_dirs(&*self.fs, &self.data_dir)?;
-        let mut set_aside_any = false;
+        let mut cleared_any = false;
         for p in range {
             if let Ok(tp) = TopicPartition::new(name, p) {
                 let dir = self.data_dir.join(tp.dir_name());
@@ -756,10 +756,10 @@ impl TopicStore {
                 } else {
                     set_aside(&*self.fs, &self.data_dir, &tp, STRAY_SUFFIX)?;
                 }
-                set_aside_any = true;
+                cleared_any = true;
             }
         }
-        if set_aside_any {
+        if cleared_any {
             self.fs
                 .sync_dir(&self.data_dir)
                 .map_err(|e| LogError::io("fsync", &self.data_dir, e))?;

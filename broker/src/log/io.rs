@@ -31,6 +31,15 @@ pub fn is_disk_full(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
+/// The file system of `path`: total bytes and bytes free to an
+/// unprivileged user (`statvfs(2)`); `None` when it cannot say.
+pub fn disk_space(path: &Path) -> Option<(u64, u64)> {
+    nix::sys::statvfs::statvfs(path).ok().map(|v| {
+        let frag = v.fragment_size();
+        (v.blocks() * frag, v.blocks_available() * frag)
+    })
+}
+
 /// An open file of the log. Positional I/O only, so one handle can be shared
 /// by a writer and many readers (`&self` everywhere).
 #[allow(clippy::len_without_is_empty)] // a file length, not a collection

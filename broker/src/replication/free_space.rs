@@ -72,11 +72,6 @@ impl FreeSpace {
         }
     }
 
-    /// The configured floor (`min_free_bytes`).
-    pub fn min_free(&self) -> u64 {
-        self.min_free
-    }
-
     /// Free bytes now (a measurement at most [`FRESH_FOR`] old);
     /// `u64::MAX` when the file system cannot say.
     pub fn free(&self) -> u64 {
@@ -85,8 +80,7 @@ impl FreeSpace {
         if at != u64::MAX && now.saturating_sub(at) < FRESH_FOR.as_nanos() as u64 {
             return self.free.load(Ordering::Acquire);
         }
-        let free = nix::sys::statvfs::statvfs(&self.dir)
-            .map_or(u64::MAX, |v| v.blocks_available() * v.fragment_size());
+        let free = crate::log::io::disk_space(&self.dir).map_or(u64::MAX, |(_, free)| free);
         self.free.store(free, Ordering::Release);
         self.claimed.store(0, Ordering::Release);
         self.measured_at.store(now, Ordering::Release);

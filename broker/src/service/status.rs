@@ -103,10 +103,7 @@ impl Service {
     /// The data directory's file system: total and free bytes (0 and 0 if
     /// `statvfs(2)` fails).
     pub fn disk_space(&self) -> (u64, u64) {
-        nix::sys::statvfs::statvfs(&self.config.data_dir).map_or((0, 0), |v| {
-            let frag = v.fragment_size();
-            (v.blocks() * frag, v.blocks_available() * frag)
-        })
+        crate::log::io::disk_space(&self.config.data_dir).unwrap_or((0, 0))
     }
 
     /// Uptime, disk space, connections and partition counts. Lock-free

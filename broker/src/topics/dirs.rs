@@ -59,13 +59,13 @@ pub(super) fn holds_no_records(fs: &dyn FileSystem, dir: &Path) -> bool {
                 .and_then(|f| f.len())
                 .is_ok_and(|len| len == 0);
         }
-        name == "raft"
+        name == crate::replication::partition::RAFT_DIR
             || name == CHECKPOINT_FILE
             || name == LOG_START_FILE
             || name == CLEAN_SHUTDOWN_FILE
             || name.ends_with(INDEX_SUFFIX)
             || name.ends_with(TIME_INDEX_SUFFIX)
-            || name.ends_with(".snapshot")
+            || name.ends_with(crate::producer::snapshot::SNAPSHOT_SUFFIX)
             || name.ends_with(TMP_SUFFIX)
     })
 }

@@ -228,8 +228,7 @@ impl Inner {
             return;
         }
         self.retaken = Some(now);
-        let free = nix::sys::statvfs::statvfs(&self.dir)
-            .map_or(0, |v| v.blocks_available() * v.fragment_size());
+        let free = crate::log::io::disk_space(&self.dir).map_or(0, |(_, free)| free);
         if free >= 2 * RESERVE_BYTES {
             self.reserve.take(&StdFs);
         }

@@ -596,7 +596,7 @@ impl ReplicatedPartition {
 /// to the shorter of the two. Blocking.
 fn recover(partition: &Partition) -> Result<(RaftIndex, OpenReport), ReplicationError> {
     let log = &partition.log;
-    let dir: PathBuf = log.dir().join("raft");
+    let dir: PathBuf = log.dir().join(super::RAFT_DIR);
     let storage = |e: std::io::Error| ReplicationError::Storage(e.to_string());
     let mut index = RaftIndex::open_keeping(
         Arc::clone(&log.fs),

@@ -42,6 +42,10 @@ pub use proposer::{MERGE_BYTES, QUEUE_BYTES, QUEUE_REQUESTS};
 pub use state::SnapshotRecord;
 pub use store::LogStore;
 
+/// The directory of a partition's Raft index and side files, inside the
+/// partition's directory.
+pub const RAFT_DIR: &str = "raft";
+
 /// A partition group's AppendEntries request (what
 /// [`transport::raft::decode_request`](crate::replication::transport::raft::decode_request)
 /// decodes on a follower).

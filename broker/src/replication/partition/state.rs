@@ -102,7 +102,7 @@ impl StateMachine {
 }
 
 fn raft_dir(shared: &Shared) -> std::path::PathBuf {
-    shared.partition.log.dir().join("raft")
+    shared.partition.log.dir().join(super::RAFT_DIR)
 }
 
 fn load_snapshot(shared: &Shared) -> Result<Option<SnapshotRecord>, StorageError<u64>> {

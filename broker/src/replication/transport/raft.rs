@@ -102,7 +102,7 @@ pub const REMOTE_ERROR_PAUSE: std::time::Duration = std::time::Duration::from_mi
 /// none (only their log position, see `Peer::probe_low_on_space`): at most
 /// one call's worth of entries a second goes to a node that would refuse
 /// it.
-pub const LOW_ON_SPACE_HOLD: std::time::Duration = std::time::Duration::from_secs(1);
+const LOW_ON_SPACE_HOLD: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The pause after each such position-only call (bounded by the call's
 /// soft TTL): about as often as heartbeats.
