@@ -2,13 +2,15 @@
 //! frame it accepts must re-encode to the bytes it consumed. Each frame's
 //! body is also decoded as a partition group's AppendEntries whose entries
 //! take their records from the frame's raw payload section: never a panic,
-//! and a decoded request claims every payload byte.
+//! and a decoded request claims every payload byte. Each frame is also
+//! judged as a connection's first frame (the hello): never a panic.
 #![no_main]
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use sluice_broker::replication::partition::{AppendEntries, Records};
 use sluice_broker::replication::transport::Frame;
+use sluice_broker::replication::transport::hello::Hello;
 use sluice_broker::replication::transport::raft::decode_request;
 
 fuzz_target!(|data: &[u8]| {
@@ -22,6 +24,7 @@ fuzz_target!(|data: &[u8]| {
                 let mut out = BytesMut::new();
                 frame.encode(&mut out);
                 assert_eq!(&out[..], &data[start..start + used]);
+                let _ = Hello::refusal(&frame, "fuzz", 2, |id| id == 1);
                 let payload_len = frame.payload.len() as u64;
                 if let Ok(req) = decode_request::<AppendEntries>(&frame.body, frame.payload) {
                     let claimed: u64 = req

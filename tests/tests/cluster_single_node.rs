@@ -64,6 +64,11 @@ fn bad_cluster_files_and_flags_are_refused_with_the_reason() {
             vec!["--node-id", "1", "--cluster", path],
             "cluster file",
         ),
+        (
+            format!("cluster_id = \"a/b\"\n{good}"),
+            vec!["--node-id", "1", "--cluster", path],
+            "cluster_id \"a/b\" must be 1 to 64 letters",
+        ),
     ];
     for (text, args, expected) in cases {
         std::fs::write(&file, &text).expect("cluster file");
@@ -91,6 +96,18 @@ fn bad_cluster_files_and_flags_are_refused_with_the_reason() {
     std::fs::write(data.join("cluster").join("node_id"), "2\n").expect("node id");
     let err = refused(&data, &["--node-id", "1", "--cluster", path]);
     assert!(err.contains("belongs to node 2, not --node-id 1"), "{err}");
+
+    // And the cluster id: a cluster file naming another is refused.
+    std::fs::write(data.join("cluster").join("node_id"), "1\n").expect("node id");
+    std::fs::write(data.join("cluster").join("cluster_id"), "orders-eu\n").expect("cluster id");
+    std::fs::write(&file, format!("cluster_id = \"orders-us\"\n{good}")).expect("cluster file");
+    let err = refused(&data, &["--node-id", "1", "--cluster", path]);
+    assert!(
+        err.contains(
+            "belongs to cluster \"orders-eu\", but the cluster file says cluster_id = \"orders-us\""
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,8 +133,9 @@ async fn hostile_bytes_on_the_raft_port_close_the_connection() {
             Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{bytes:?}"),
         }
     }
-    // A well-framed call the node cannot serve (a Vote with an empty body,
-    // a group it does not hold): an error frame at once, not a hang.
+    // A well-framed call on a connection that did not begin with a hello
+    // (a Vote with an empty body, for the controller or a group it does not
+    // hold): an error frame at once, not a hang.
     for group in [[0u8; 12], [0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0]] {
         let tag = u8::from(group != [0; 12]);
         let mut s = std::net::TcpStream::connect(raft).expect("connect");

@@ -93,9 +93,18 @@ fn a_node_down_past_the_session_timeout_is_left_out_of_metadata_until_it_is_back
     let mut c = TestCluster::start_with_kafka(3);
     c.wait_for_leader(Duration::from_secs(20));
     create_t(&c);
+    let cluster_id = c.status(1).unwrap()["cluster_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     for id in 1..=3 {
         wait_for(&c, id, &[1, 2, 3], Duration::from_secs(10));
         assert_eq!(offline_seen_by(&c, id), [0i32; 0]);
+        // Every node names the cluster by its id.
+        assert_eq!(
+            metadata(&c, id).cluster_id.as_deref(),
+            Some(cluster_id.as_str())
+        );
     }
     // Node 3 dies. Node 2 leads no Raft group that calls it, perhaps: it
     // still notices, as it keeps a connection to every peer.

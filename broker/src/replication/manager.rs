@@ -717,6 +717,12 @@ impl Leadership for ReplicaManager {
         })
     }
 
+    fn cluster_id(&self) -> Option<String> {
+        self.cluster
+            .get()
+            .map(|c| c.transport.cluster_id().to_owned())
+    }
+
     /// Every node of the cluster file; this node with its bound addresses.
     fn brokers(&self) -> Vec<BrokerInfo> {
         let Some(c) = self.cluster.get() else {

@@ -47,6 +47,11 @@ pub trait Leadership: std::fmt::Debug + Send + Sync {
     fn unreachable(&self) -> Vec<u64> {
         Vec::new()
     }
+    /// The cluster's id, for Kafka's Metadata answers; `None`
+    /// without `--cluster`.
+    fn cluster_id(&self) -> Option<String> {
+        None
+    }
     /// Leader, replicas, in-sync replicas and leader epoch of a partition;
     /// `None` means "not replicated: this broker holds it and leads it"
     /// (single-broker mode).
@@ -221,6 +226,9 @@ impl Leadership for Installable {
     }
     fn unreachable(&self) -> Vec<u64> {
         self.current().unreachable()
+    }
+    fn cluster_id(&self) -> Option<String> {
+        self.current().cluster_id()
     }
     fn partition(&self, topic: &str, partition: u32) -> Option<PartitionLeadership> {
         self.current().partition(topic, partition)

@@ -147,6 +147,9 @@ impl std::fmt::Debug for Cluster {
 /// What `/cluster` shows of a node.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClusterStatus {
+    /// The cluster this node belongs to (see
+    /// [`ClusterConfig::cluster_id`]).
+    pub cluster_id: String,
     /// This node.
     pub node_id: u64,
     /// The controller leader this node knows of.
@@ -174,8 +177,9 @@ impl Cluster {
         let data_dir = data_dir.to_owned();
         let sm_dir = dir.clone();
         let sm_observer = Arc::clone(&observer);
-        let (log_store, state_machine) = tokio::task::spawn_blocking(move || {
-            claim_data_dir(&data_dir, local)?;
+        let claimed = config.clone();
+        let (log_store, state_machine, cluster_id) = tokio::task::spawn_blocking(move || {
+            let cluster_id = claim_data_dir(&data_dir, &claimed)?;
             let log = log_store::LogStore::open(dir)
                 .map_err(|e| ClusterError::Io(format!("opening the controller log: {e}")))?;
             let snapshot_path = sm_dir.join("snapshot");
@@ -193,7 +197,7 @@ impl Cluster {
                     snapshot_path.display()
                 )));
             }
-            Ok::<_, ClusterError>((log, sm))
+            Ok::<_, ClusterError>((log, sm, cluster_id))
         })
         .await
         .map_err(|e| ClusterError::Io(e.to_string()))??;
@@ -208,7 +212,7 @@ impl Cluster {
             .filter(|n| n.id != local)
             .map(|n| (n.id, n.raft))
             .collect();
-        let transport = Transport::with_tcp_congestion(local, peers, tcp);
+        let transport = Transport::with_tcp_congestion(&cluster_id, local, peers, tcp);
         let raft_config = Arc::new(
             raft_config()
                 .validate()
@@ -458,6 +462,7 @@ impl Cluster {
     /// What `/cluster` shows.
     pub fn status(&self) -> ClusterStatus {
         ClusterStatus {
+            cluster_id: self.transport.cluster_id().to_owned(),
             node_id: self.local(),
             leader: self.leader(),
             metadata: self.metadata(),

@@ -78,6 +78,9 @@ pub enum Rpc {
     InstallSnapshot = 3,
     /// An admin command forwarded to the controller leader.
     Forward = 4,
+    /// The first frame of every connection: who calls, for which cluster
+    /// (see [`super::hello`]).
+    Hello = 5,
 }
 
 impl Rpc {
@@ -88,6 +91,7 @@ impl Rpc {
             Rpc::Vote => "vote",
             Rpc::InstallSnapshot => "install_snapshot",
             Rpc::Forward => "forward",
+            Rpc::Hello => "hello",
         }
     }
 
@@ -97,6 +101,7 @@ impl Rpc {
             2 => Rpc::Vote,
             3 => Rpc::InstallSnapshot,
             4 => Rpc::Forward,
+            5 => Rpc::Hello,
             _ => return None,
         })
     }
@@ -362,7 +367,7 @@ mod tests {
     proptest! {
         #[test]
         fn round_trip(
-            kind in 0u8..3, rpc in 1u8..5, controller: bool, topic_id: u64, partition: u32,
+            kind in 0u8..3, rpc in 1u8..6, controller: bool, topic_id: u64, partition: u32,
             request_id: u64, body in proptest::collection::vec(any::<u8>(), 0..64),
             payload in proptest::collection::vec(any::<u8>(), 0..64),
         ) {

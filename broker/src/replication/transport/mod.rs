@@ -8,6 +8,8 @@
 //! does not hold is answered with an error frame, at once.
 //!
 //! - [`frame`]: the byte layout.
+//! - [`hello`]: the first frame of every connection, which names the
+//!   caller's cluster and node; the listener refuses strangers.
 //! - [`raft`]: the generic openraft network adapter over [`Transport::call`].
 //! - [`budget`]: the bytes of a peer's AppendEntries calls, adapted to how
 //!   fast it answers.
@@ -19,6 +21,7 @@ mod coalesce;
 #[cfg(feature = "raft-faults")]
 pub mod faults;
 pub mod frame;
+pub mod hello;
 pub mod raft;
 pub mod raw;
 mod server;
@@ -162,7 +165,10 @@ impl RpcCounters {
             Err(CallError::Timeout(..)) => 2,
             Err(CallError::Unreachable(..)) => 3,
         };
-        self.counts[rpc as usize - 1][result].fetch_add(1, Ordering::Relaxed);
+        // Hellos are not calls.
+        if let Some(row) = self.counts.get(rpc as usize - 1) {
+            row[result].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Every (rpc name, result, count), zero counts included.
@@ -204,6 +210,12 @@ struct Conn {
     tx: mpsc::UnboundedSender<Outgoing>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Frame>>>,
     closed: AtomicBool,
+    /// The peer answered this node's [`hello`] with a response. Calls go
+    /// out right behind the hello, without waiting for it; the peer reads
+    /// none of them if it refuses.
+    accepted: AtomicBool,
+    /// The reason of the peer's error answer to the hello.
+    refused: Mutex<Option<String>>,
     /// When a call on it first went unanswered since its last answer, in
     /// nanoseconds since [`clock_base`] (0: every call answered). A
     /// stopped process keeps its connections open, and its kernel even
@@ -235,12 +247,17 @@ impl Conn {
 #[derive(Default)]
 struct PeerState {
     conn: Option<Arc<Conn>>,
+    /// Whether `conn`'s acceptance has been taken into account (the end
+    /// of an outage logged, the backoff reset).
+    settled: bool,
     backoff: Duration,
     retry_at: Option<Instant>,
     /// Since when connecting to the peer has failed, and when that was
     /// last logged with how many failures since.
     down_since: Option<Instant>,
     warned_at: Option<Instant>,
+    /// The error of the last failed connect logged.
+    warned_error: String,
     failures: u64,
     /// Calls on an open connection that got no answer in time, since the
     /// last connect.
@@ -249,11 +266,15 @@ struct PeerState {
 
 /// How often a peer that stays unreachable is logged again.
 const UNREACHABLE_LOG_EVERY: Duration = Duration::from_secs(30);
+/// How often, at most, a peer that stays unreachable for a new reason (it
+/// was down, now it refuses this node) is logged again.
+const NEW_REASON_LOG_EVERY: Duration = Duration::from_secs(1);
 
 impl PeerState {
     /// Counts a failed connect; logs the first one, then at most one per
     /// [`UNREACHABLE_LOG_EVERY`] (every partition's Raft group calls the
-    /// peer, so failures come many times a second while it is down).
+    /// peer, so failures come many times a second while it is down), or
+    /// per [`NEW_REASON_LOG_EVERY`] when the reason changed.
     fn failed(&mut self, target: u64, addr: SocketAddr, error: &str) {
         let now = Instant::now();
         self.backoff = (self.backoff * 2).clamp(MIN_BACKOFF, MAX_BACKOFF);
@@ -264,10 +285,11 @@ impl PeerState {
         let first = self.down_since.is_none();
         let since = *self.down_since.get_or_insert(now);
         self.failures += 1;
+        let since_warned = self.warned_at.map(|t| now.duration_since(t));
         if first
-            || self
-                .warned_at
-                .is_none_or(|t| now.duration_since(t) >= UNREACHABLE_LOG_EVERY)
+            || since_warned.is_none_or(|d| d >= UNREACHABLE_LOG_EVERY)
+            || (self.warned_error != error
+                && since_warned.is_none_or(|d| d >= NEW_REASON_LOG_EVERY))
         {
             tracing::warn!(
                 node = target,
@@ -278,31 +300,55 @@ impl PeerState {
                 "cannot reach a peer node; retrying"
             );
             self.warned_at = Some(now);
+            error.clone_into(&mut self.warned_error);
         }
     }
 
-    /// A connect succeeded: logs the end of an outage.
-    fn connected(&mut self, target: u64, conn: Arc<Conn>) {
-        if let Some(since) = self.down_since.take() {
-            tracing::info!(
-                node = target,
-                failed_connects = self.failures,
-                down_for_ms = since.elapsed().as_millis() as u64,
-                "peer node reachable again"
-            );
+    /// Takes the current connection's hello answer into account: once
+    /// accepted, the outage (if any) ends and is logged; a connection that
+    /// closed before it was accepted (refused, or not a Sluice node) counts
+    /// as a failed connect, and its reason is returned. A connection is
+    /// only taken as the peer's when it has been accepted, so a peer that
+    /// refuses this node stays down and is retried with the backoff.
+    fn settle(&mut self, target: u64, addr: SocketAddr) -> Option<String> {
+        let conn = self.conn.as_ref()?;
+        if conn.accepted.load(Ordering::Acquire) {
+            if !self.settled {
+                self.settled = true;
+                if let Some(since) = self.down_since.take() {
+                    tracing::info!(
+                        node = target,
+                        failed_connects = self.failures,
+                        down_for_ms = since.elapsed().as_millis() as u64,
+                        "peer node reachable again"
+                    );
+                }
+                self.backoff = Duration::ZERO;
+                self.retry_at = None;
+                self.warned_at = None;
+                self.failures = 0;
+                self.failed_calls = 0;
+            }
+            return None;
         }
-        self.conn = Some(conn);
-        self.backoff = Duration::ZERO;
-        self.retry_at = None;
-        self.warned_at = None;
-        self.failures = 0;
-        self.failed_calls = 0;
+        if !conn.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        let why = match conn.refused.lock().take() {
+            Some(reason) => format!("it refused this node: {reason}"),
+            None => "the connection closed before the peer answered this node's hello".to_owned(),
+        };
+        self.conn = None;
+        self.failed(target, addr, &why);
+        Some(why)
     }
 }
 
 /// This node's end of the node-to-node RPC: outbound calls and the group
 /// registry its listener serves.
 pub struct Transport {
+    /// The cluster this node belongs to, said in every [`hello`].
+    cluster_id: String,
     local: u64,
     peers: HashMap<u64, SocketAddr>,
     state: Mutex<HashMap<u64, PeerState>>,
@@ -323,6 +369,7 @@ pub struct Transport {
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transport")
+            .field("cluster_id", &self.cluster_id)
             .field("local", &self.local)
             .field("peers", &self.peers)
             .field("registry", &self.registry)
@@ -331,22 +378,26 @@ impl std::fmt::Debug for Transport {
 }
 
 impl Transport {
-    /// A transport for node `local` whose peers listen at `peers` (node id
-    /// → raft address; the local entry is ignored).
-    pub fn new(local: u64, peers: HashMap<u64, SocketAddr>) -> Arc<Self> {
-        Self::with_tcp_congestion(local, peers, TcpCongestion::default())
+    /// A transport for node `local` of cluster `cluster_id` whose peers
+    /// listen at `peers` (node id → raft address; the local entry is
+    /// ignored). Its listener serves only connections whose hello names
+    /// `cluster_id`, this node and one of `peers`.
+    pub fn new(cluster_id: &str, local: u64, peers: HashMap<u64, SocketAddr>) -> Arc<Self> {
+        Self::with_tcp_congestion(cluster_id, local, peers, TcpCongestion::default())
     }
 
     /// [`Transport::new`] whose connections, outbound and accepted, get
     /// the congestion control `tcp` asks for (`auto`: loopback peers use
     /// [`crate::tcp::LOOPBACK_ALGORITHM`]).
     pub fn with_tcp_congestion(
+        cluster_id: &str,
         local: u64,
         peers: HashMap<u64, SocketAddr>,
         tcp: TcpCongestion,
     ) -> Arc<Self> {
         Arc::new(Transport {
             tcp_congestion: tcp,
+            cluster_id: cluster_id.to_owned(),
             local,
             peers,
             state: Mutex::new(HashMap::new()),
@@ -362,6 +413,19 @@ impl Transport {
     /// This node's id.
     pub fn local(&self) -> u64 {
         self.local
+    }
+
+    /// The cluster this node belongs to.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// Why this node refuses a connection whose first frame is `first`
+    /// (see [`hello`]); `None` to serve it.
+    pub(crate) fn hello_refusal(&self, first: &Frame) -> Option<String> {
+        hello::Hello::refusal(first, &self.cluster_id, self.local, |id| {
+            self.peers.contains_key(&id)
+        })
     }
 
     /// Congestion control of this node's node-to-node connections.
@@ -398,13 +462,15 @@ impl Transport {
         out
     }
 
-    /// Whether this node holds an open connection to `peer` whose calls
-    /// are answered (every call so far, or it was answered since the last
-    /// one that was not).
+    /// Whether this node holds an open connection to `peer` that accepted
+    /// its hello and whose calls are answered (every call so far, or it
+    /// was answered since the last one that was not).
     pub fn connected(&self, peer: u64) -> bool {
         self.state.lock().get(&peer).is_some_and(|s| {
             s.conn.as_ref().is_some_and(|c| {
-                !c.closed.load(Ordering::Acquire) && c.unanswered_since.load(Ordering::Relaxed) == 0
+                c.accepted.load(Ordering::Acquire)
+                    && !c.closed.load(Ordering::Acquire)
+                    && c.unanswered_since.load(Ordering::Relaxed) == 0
             })
         })
     }
@@ -558,8 +624,11 @@ impl Transport {
             .get(&target)
             .ok_or_else(|| CallError::Unreachable(target, "not in the cluster file".into()))?;
         {
-            let state = self.state.lock();
-            if let Some(s) = state.get(&target) {
+            let mut state = self.state.lock();
+            if let Some(s) = state.get_mut(&target) {
+                if let Some(why) = s.settle(target, addr) {
+                    return Err(CallError::Unreachable(target, why));
+                }
                 if let Some(c) = &s.conn {
                     if !c.closed.load(Ordering::Acquire) {
                         return Ok(Arc::clone(c));
@@ -579,8 +648,14 @@ impl Transport {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
                 crate::tcp::apply(&stream, addr.ip(), &self.tcp_congestion);
-                let conn = spawn_client(stream, Arc::clone(&self.sendfile_stats));
-                s.connected(target, Arc::clone(&conn));
+                let hello = hello::Hello {
+                    cluster_id: self.cluster_id.clone(),
+                    from: self.local,
+                    to: target,
+                };
+                let conn = spawn_client(stream, hello.encode(), Arc::clone(&self.sendfile_stats));
+                s.conn = Some(Arc::clone(&conn));
+                s.settled = false;
                 Ok(conn)
             }
             Ok(Err(e)) => {
@@ -611,14 +686,21 @@ fn refuse_self_connection(stream: TcpStream) -> std::io::Result<TcpStream> {
     Ok(stream)
 }
 
-/// Starts the writer and reader tasks of an outbound connection.
-fn spawn_client(stream: TcpStream, stats: Arc<Stats>) -> Arc<Conn> {
+/// Starts the writer and reader tasks of an outbound connection, whose
+/// first frame is `hello` (encoded).
+fn spawn_client(stream: TcpStream, hello: Bytes, stats: Arc<Stats>) -> Arc<Conn> {
     let (mut read, mut write) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
+    let _ = tx.send(Outgoing {
+        head: hello,
+        files: Vec::new(),
+    });
     let conn = Arc::new(Conn {
         tx,
         pending: Mutex::new(HashMap::new()),
         closed: AtomicBool::new(false),
+        accepted: AtomicBool::new(false),
+        refused: Mutex::new(None),
         unanswered_since: AtomicU64::new(0),
     });
     // Weak: the writer ends when the connection is dropped (its sender
@@ -656,6 +738,16 @@ fn spawn_client(stream: TcpStream, stats: Arc<Stats>) -> Arc<Conn> {
         'read: loop {
             loop {
                 match Frame::decode(&mut buf) {
+                    Ok(Some(frame)) if frame.request_id == hello::HELLO_REQUEST_ID => {
+                        if frame.kind == Kind::Response {
+                            reader.accepted.store(true, Ordering::Release);
+                        } else {
+                            let reason = postcard::from_bytes::<String>(&frame.body)
+                                .unwrap_or_else(|_| "malformed error frame".into());
+                            *reader.refused.lock() = Some(reason);
+                            break 'read;
+                        }
+                    }
                     Ok(Some(frame)) => {
                         let waiter = reader.pending.lock().remove(&frame.request_id);
                         if let Some(w) = waiter {

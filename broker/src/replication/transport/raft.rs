@@ -474,9 +474,9 @@ mod tests {
     async fn calls_answered_with_an_error_are_spaced_by_a_pause() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = Transport::new(2, HashMap::new());
+        let server = Transport::new("test", 2, HashMap::from([(1, ([127, 0, 0, 1], 9).into())]));
         let _task = serve(listener, server);
-        let client = Transport::new(1, HashMap::from([(2, addr)]));
+        let client = Transport::new("test", 1, HashMap::from([(2, addr)]));
         let group = GroupId::Partition {
             topic_id: 3,
             partition: 0,
@@ -533,12 +533,12 @@ mod tests {
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = Transport::new(2, HashMap::new());
+        let server = Transport::new("test", 2, HashMap::from([(1, ([127, 0, 0, 1], 9).into())]));
         server
             .registry
             .register(GroupId::Controller, std::sync::Arc::new(SlowOnLargeCalls));
         let _task = serve(listener, server);
-        let client = Transport::new(1, HashMap::from([(2, addr)]));
+        let client = Transport::new("test", 1, HashMap::from([(2, addr)]));
         let mut peer = Network::<TypeConfig>::new(client, GroupId::Controller)
             .new_client(2, &openraft::BasicNode::default())
             .await;

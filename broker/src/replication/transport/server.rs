@@ -11,7 +11,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::server::seats::{Admission, Held, Seats};
 
-use super::{Frame, GROUP_FORMING_WAIT, Kind, MALFORMED, Rpc, Transport};
+use super::{Frame, GROUP_FORMING_WAIT, GroupId, Kind, MALFORMED, Rpc, Transport};
 
 /// Most inbound connections served at once (peers hold one each). A
 /// connection arriving when that many are open takes the seat of one that
@@ -25,8 +25,10 @@ pub(super) const MAX_CONNECTIONS: usize = 256;
 const MAX_IN_FLIGHT: usize = 256;
 
 /// Serves `listener` until the returned task is aborted (which closes its
-/// connections too): every connection is read frame by frame; a malformed
-/// frame or a frame that is not a request closes it.
+/// connections too): every connection is read frame by frame. Its first
+/// frame must be a [`hello`](super::hello) this node accepts; a refused
+/// hello is answered with the reason, then the connection is closed. A
+/// malformed frame or a frame that is not a request closes it.
 pub fn serve(listener: TcpListener, transport: Arc<Transport>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let seats = Seats::new(MAX_CONNECTIONS);
@@ -96,6 +98,7 @@ async fn connection(
     // Set by a call whose request broke the layout: read no further.
     let malformed = Arc::new(tokio::sync::Notify::new());
     let mut answered_then_closed = false;
+    let mut greeted = false;
     let mut buf = BytesMut::with_capacity(64 << 10);
     let result = loop {
         match Frame::decode(&mut buf) {
@@ -107,6 +110,37 @@ async fn connection(
                     break Err(displaced());
                 }
                 seat.served();
+                if !greeted || frame.rpc == Rpc::Hello {
+                    // A second hello is refused like a missing one.
+                    let refusal = if greeted {
+                        Some("a second hello on one connection".to_owned())
+                    } else {
+                        transport.hello_refusal(&frame)
+                    };
+                    let (kind, body) = match &refusal {
+                        None => (Kind::Response, Bytes::new()),
+                        Some(why) => (
+                            Kind::Error,
+                            Bytes::from(postcard::to_allocvec(why).unwrap_or_default()),
+                        ),
+                    };
+                    let _ = tx.send(encode_answer(
+                        kind,
+                        (frame.rpc, frame.group, frame.request_id),
+                        body,
+                    ));
+                    if let Some(why) = refusal {
+                        static REFUSED: crate::throttle::Throttle =
+                            crate::throttle::Throttle::new(Duration::from_secs(10));
+                        if let Some(held_back) = REFUSED.allow() {
+                            tracing::warn!(reason = %why, held_back, "raft listener: refused a connection");
+                        }
+                        // Said above: closed without another line.
+                        break Ok(());
+                    }
+                    greeted = true;
+                    continue;
+                }
                 let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
                     break Ok(());
                 };
@@ -120,6 +154,7 @@ async fn connection(
                     } else {
                         Duration::ZERO
                     };
+                    let request = (frame.rpc, frame.group, frame.request_id);
                     let handler = transport_for_call
                         .registry
                         .get_or_wait(frame.group, wait)
@@ -136,17 +171,7 @@ async fn connection(
                             Bytes::from(postcard::to_allocvec(&message).unwrap_or_default()),
                         ),
                     };
-                    let mut out = BytesMut::new();
-                    Frame {
-                        kind,
-                        rpc: frame.rpc,
-                        group: frame.group,
-                        request_id: frame.request_id,
-                        body,
-                        payload: BytesMut::new(),
-                    }
-                    .encode(&mut out);
-                    let _ = tx.send(out.freeze());
+                    let _ = tx.send(encode_answer(kind, request, body));
                     if broken {
                         malformed.notify_one();
                     }
@@ -186,6 +211,23 @@ async fn connection(
         let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
     }
     result
+}
+
+/// The encoded answer of `kind` with `body` to the request `(rpc, group,
+/// request_id)`.
+fn encode_answer(kind: Kind, request: (Rpc, GroupId, u64), body: Bytes) -> Bytes {
+    let (rpc, group, request_id) = request;
+    let mut out = BytesMut::new();
+    Frame {
+        kind,
+        rpc,
+        group,
+        request_id,
+        body,
+        payload: BytesMut::new(),
+    }
+    .encode(&mut out);
+    out.freeze()
 }
 
 /// Why a connection that gave its seat to a newcomer was closed.

@@ -34,12 +34,12 @@ async fn pair() -> (
 ) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = Transport::new(2, HashMap::new());
+    let server = Transport::new("test", 2, HashMap::from([(1, ([127, 0, 0, 1], 9).into())]));
     server
         .registry
         .register(GroupId::Controller, Arc::new(Echo));
     let task = serve(listener, Arc::clone(&server));
-    let client = Transport::new(1, HashMap::from([(2, addr)]));
+    let client = Transport::new("test", 1, HashMap::from([(2, addr)]));
     (client, server, task, addr)
 }
 
@@ -120,7 +120,7 @@ async fn a_call_times_out_and_the_connection_reconnects_after_a_restart() {
     // It comes back on the same address: calls succeed again once the
     // backoff has passed.
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let server = Transport::new(2, HashMap::new());
+    let server = Transport::new("test", 2, HashMap::from([(1, ([127, 0, 0, 1], 9).into())]));
     server
         .registry
         .register(GroupId::Controller, Arc::new(Echo));
@@ -244,7 +244,7 @@ async fn a_malformed_request_is_answered_then_its_connection_closed() {
     };
     server.registry.register(group, Arc::new(Broken));
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut out = BytesMut::new();
+    let mut out = BytesMut::from(&greeting("test", 1, 2)[..]);
     Frame {
         kind: Kind::Request,
         rpc: Rpc::AppendEntries,
@@ -261,9 +261,148 @@ async fn a_malformed_request_is_answered_then_its_connection_closed() {
         .expect("closed, not left open")
         .unwrap();
     let mut got = BytesMut::from(&got[..]);
+    let welcome = Frame::decode(&mut got).unwrap().unwrap();
+    assert_eq!((welcome.kind, welcome.request_id), (Kind::Response, 0));
     let answer = Frame::decode(&mut got).unwrap().unwrap();
     assert_eq!((answer.kind, answer.request_id), (Kind::Error, 5));
     assert!(got.is_empty());
+}
+
+/// The encoded hello of node `from` of `cluster` to node `to`.
+fn greeting(cluster: &str, from: u64, to: u64) -> Bytes {
+    hello::Hello {
+        cluster_id: cluster.into(),
+        from,
+        to,
+    }
+    .encode()
+}
+
+/// What the listener at `addr` sends back, up to its close, to `bytes`.
+async fn answers_to(addr: SocketAddr, bytes: &[u8]) -> Vec<Frame> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(T, s.read_to_end(&mut got))
+        .await
+        .expect("closed, not left open")
+        .unwrap();
+    let mut got = BytesMut::from(&got[..]);
+    let mut frames = Vec::new();
+    while let Some(f) = Frame::decode(&mut got).unwrap() {
+        frames.push(f);
+    }
+    assert!(got.is_empty());
+    frames
+}
+
+/// A node of another cluster, a caller that means another node, and a
+/// connection that does not begin with a hello are refused with the
+/// reason, and nothing sent after the refused first frame is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_are_refused_and_not_served() {
+    let (client, _server, _task, addr) = pair().await;
+    let vote = {
+        let mut out = BytesMut::new();
+        Frame {
+            kind: Kind::Request,
+            rpc: Rpc::Vote,
+            group: GroupId::Controller,
+            request_id: 9,
+            body: Bytes::from_static(&[0, 1]),
+            payload: BytesMut::new(),
+        }
+        .encode(&mut out);
+        out.freeze()
+    };
+    let cases: [(Bytes, &str); 5] = [
+        (greeting("other", 1, 2), "belongs to cluster \"test\""),
+        (greeting("test", 1, 3), "this is node 2, not node 3"),
+        (greeting("test", 4, 2), "node 4 is not a peer"),
+        (Bytes::new(), "must be a hello"),
+        (
+            [&greeting("test", 1, 2)[..], &greeting("test", 1, 2)[..]]
+                .concat()
+                .into(),
+            "a second hello",
+        ),
+    ];
+    for (first, why) in cases {
+        let frames = answers_to(addr, &[&first[..], &vote[..]].concat()).await;
+        let refusal = frames.last().expect("an answer");
+        assert_eq!(refusal.kind, Kind::Error, "{why}");
+        let message: String = postcard::from_bytes(&refusal.body).unwrap();
+        assert!(message.contains(why), "{message}");
+        // The vote was not served (only refused, when it came first).
+        assert!(
+            !frames
+                .iter()
+                .any(|f| f.kind == Kind::Response && f.request_id == 9),
+            "{why}: {frames:?}"
+        );
+    }
+    // The right hello is welcomed and the vote behind it answered.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(&[&greeting("test", 1, 2)[..], &vote[..]].concat())
+            .await
+            .unwrap();
+        let mut got = BytesMut::new();
+        let mut frames = Vec::new();
+        while frames.len() < 2 {
+            match Frame::decode(&mut got).unwrap() {
+                Some(f) => frames.push((f.kind, f.request_id, f.body)),
+                None => {
+                    let n = tokio::time::timeout(T, s.read_buf(&mut got))
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    assert!(n > 0, "closed after {frames:?}");
+                }
+            }
+        }
+        assert_eq!(frames[0], (Kind::Response, 0, Bytes::new()));
+        assert_eq!(frames[1], (Kind::Response, 9, Bytes::from_static(&[1, 0])));
+    }
+    let r = client
+        .call(2, GroupId::Controller, Rpc::Vote, vec![0, 1], T)
+        .await;
+    assert_eq!(r.unwrap(), Bytes::from_static(&[1, 0]));
+    assert!(client.connected(2));
+}
+
+/// A node's calls to a peer of another cluster fail as unreachable, with
+/// the peer's reason, and are retried with the reconnect backoff; the
+/// peer is reported unreachable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_to_a_node_of_another_cluster_fail_with_its_reason() {
+    let (_client, _server, _task, addr) = pair().await;
+    let stranger = Transport::new("other", 1, HashMap::from([(2, addr)]));
+    let mut reasons = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        match stranger
+            .call(2, GroupId::Controller, Rpc::Vote, vec![0, 1], T)
+            .await
+        {
+            Ok(b) => panic!("a stranger was answered: {b:?}"),
+            Err(CallError::Unreachable(2, why)) => reasons.push(why),
+            Err(e) => panic!("{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        reasons.iter().any(|r| r.contains("it refused this node")
+            && r.contains("belongs to cluster \"test\", the caller (node 1) to cluster \"other\"")),
+        "{reasons:?}"
+    );
+    // Between refusals the backoff holds: far fewer connects than calls.
+    let refusals = reasons.iter().filter(|r| r.contains("refused")).count();
+    assert!(refusals <= 12, "{refusals} connects in 3 s: {reasons:?}");
+    assert_eq!(stranger.unreachable(Duration::from_secs(1)), [2]);
+    assert!(!stranger.connected(2));
 }
 
 /// A socket bound to a port and connected to that same port connects to

@@ -37,7 +37,8 @@ use crate::service::groups::CommitAs;
 use crate::service::offsets::Commit;
 use crate::topics::TopicId;
 
-/// The cluster id in Metadata answers.
+/// The cluster id in Metadata answers of a broker without `--cluster` (a
+/// cluster's nodes answer with its id, `ClusterConfig::cluster_id`).
 const CLUSTER_ID: &str = "sluice";
 
 fn advertised(conn: &Conn) -> Advertised {
@@ -172,7 +173,11 @@ pub(super) fn metadata(conn: &Conn, r: MetadataRequest) -> MetadataResponse {
     MetadataResponse {
         throttle_time_ms: 0,
         brokers,
-        cluster_id: Some(CLUSTER_ID.to_owned()),
+        cluster_id: Some(
+            leadership
+                .cluster_id()
+                .unwrap_or_else(|| CLUSTER_ID.to_owned()),
+        ),
         controller_id: me.node_id,
         topics,
         cluster_authorized_operations: cluster_ops,
