@@ -28,6 +28,7 @@ pub mod error;
 pub mod fd_limit;
 pub mod group;
 pub mod log;
+pub mod log_filter;
 pub mod metrics;
 pub mod offsets;
 pub mod partition;

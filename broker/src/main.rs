@@ -70,8 +70,9 @@ struct Args {
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
     /// Log filter, RUST_LOG syntax (e.g. `info,sluice_broker::log=debug`);
-    /// else the RUST_LOG (or SLUICE_LOG) environment variable, else `info`
-    /// with openraft's per-stream replication reports off
+    /// else the RUST_LOG (or SLUICE_LOG) environment variable, else `info`.
+    /// openraft's own reports stay off (and its other lines below `warn`)
+    /// unless the filter names openraft (`info,openraft=info`)
     #[arg(long, value_name = "FILTER")]
     log: Option<String>,
     /// This broker's id in the cluster file (with --cluster)
@@ -103,16 +104,19 @@ struct Args {
 /// a group formed by its first replica logs when a peer's vote reaches it
 /// between the broker's check that it is not formed yet and the forming
 /// itself: the broker takes that refusal as the group being formed.
-const DEFAULT_LOG_FILTER: &str = "info,openraft=warn,openraft::replication=off,openraft::engine::handler::replication_handler=off,openraft::core::raft_core=off,openraft::raft=off,openraft::engine::engine_impl=off";
-
 fn init_logs(args: &Args) -> anyhow::Result<()> {
+    use sluice_broker::log_filter::{default_filter, with_openraft_quiet};
     use tracing_subscriber::EnvFilter;
-    let filter = match &args.log {
-        Some(f) => EnvFilter::try_new(f).with_context(|| format!("--log {f:?}"))?,
-        None => EnvFilter::try_from_env("RUST_LOG")
-            .or_else(|_| EnvFilter::try_from_env("SLUICE_LOG"))
-            .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER)),
+    // A bad --log is refused; a bad environment variable is passed over,
+    // as before.
+    let text = match &args.log {
+        Some(f) => with_openraft_quiet(f).map_err(|e| anyhow::anyhow!("--log {f:?}: {e}"))?,
+        None => ["RUST_LOG", "SLUICE_LOG"]
+            .into_iter()
+            .find_map(|var| with_openraft_quiet(&std::env::var(var).ok()?).ok())
+            .unwrap_or_else(default_filter),
     };
+    let filter = EnvFilter::try_new(&text).with_context(|| format!("log filter {text:?}"))?;
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
