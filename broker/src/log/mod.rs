@@ -51,7 +51,7 @@ pub use partition::PartitionLog;
 pub use read::LogSlice;
 pub use recovery::RecoveryReport;
 pub use retention::{RetainOutcome, Retention};
-pub use segment::PREALLOCATE_BYTES;
+pub use segment::{PREALLOCATE_BYTES, PREALLOCATE_MIN_BYTES};
 pub use time_index::{TIME_ENTRY_LEN, TimeEntry};
 pub use time_lookup::TimestampMatch;
 

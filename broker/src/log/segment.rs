@@ -71,6 +71,14 @@ pub(crate) struct Segment {
 /// a segment, released when the segment is deleted.
 pub const PREALLOCATE_BYTES: u64 = 4 << 20;
 
+/// How far ahead of the appends an active segment reserves at least, and
+/// the alignment of its reservations. A segment reserves as far ahead as
+/// it already holds, between this and [`PREALLOCATE_BYTES`]: a partition
+/// that takes a few records holds about this much for them, not 4 MiB (a
+/// thousand quiet partitions would otherwise hold 4 GiB of a disk), and
+/// a busy one reaches the full step after its first 4 MiB.
+pub const PREALLOCATE_MIN_BYTES: u64 = 64 << 10;
+
 /// Batch boundaries an active segment keeps in memory (see `Segment::tail`).
 pub(crate) const TAIL_BATCHES: usize = 1024;
 
@@ -414,10 +422,13 @@ impl Segment {
 
     /// The range of disk blocks to reserve, if any, before an append writes
     /// `position..end`: when `end` passes what is reserved, from there (or
-    /// `position`) up to the next multiple of [`PREALLOCATE_BYTES`] past
-    /// `end`, but not past `limit` (the segment size) unless `end` is. The
-    /// caller reserves it ([`LogFile::preallocate`]) outside the log's lock;
-    /// until it has, appends there only miss the saving.
+    /// `position`) up to `end` plus `end` itself, at least
+    /// [`PREALLOCATE_MIN_BYTES`] and at most [`PREALLOCATE_BYTES`] (so the
+    /// step doubles as the segment grows), rounded up to a multiple of
+    /// [`PREALLOCATE_MIN_BYTES`], but not past `limit` (the segment size)
+    /// unless `end` is. The caller reserves it ([`LogFile::preallocate`])
+    /// outside the log's lock; until it has, appends there only miss the
+    /// saving.
     pub(crate) fn reserve_blocks(
         &mut self,
         position: u64,
@@ -428,11 +439,7 @@ impl Segment {
             return None;
         }
         let start = self.preallocated.max(position);
-        let target = end
-            .div_ceil(PREALLOCATE_BYTES)
-            .saturating_mul(PREALLOCATE_BYTES)
-            .min(limit)
-            .max(end);
+        let target = reservation_end(end, limit);
         self.preallocated = target;
         Some((start, target - start))
     }
@@ -703,5 +710,50 @@ impl Segment {
             .map_err(|e| LogError::io("grow time index", p, e))?;
         self.sealed = false;
         Ok(())
+    }
+}
+
+/// Where a reservation made for an append ending at `end` ends (see
+/// [`Segment::reserve_blocks`]).
+fn reservation_end(end: u64, limit: u64) -> u64 {
+    let ahead = end.clamp(PREALLOCATE_MIN_BYTES, PREALLOCATE_BYTES);
+    end.saturating_add(ahead)
+        .div_ceil(PREALLOCATE_MIN_BYTES)
+        .saturating_mul(PREALLOCATE_MIN_BYTES)
+        .min(limit)
+        .max(end)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn reservations_grow_with_the_segment() {
+        let gib = 1 << 30;
+        // A few records hold 128 KiB, not 4 MiB.
+        assert_eq!(reservation_end(1000, gib), 128 << 10);
+        assert_eq!(reservation_end(MIB, gib), 2 * MIB);
+        assert_eq!(reservation_end(3 * MIB, gib), 6 * MIB);
+        assert_eq!(reservation_end(7 * MIB, gib), 11 * MIB);
+        assert_eq!(reservation_end(100 * MIB, gib), 104 * MIB);
+        // Not past the segment size, unless the append is.
+        assert_eq!(reservation_end(5 * MIB, 6 * MIB), 6 * MIB);
+        assert_eq!(reservation_end(7 * MIB, 6 * MIB), 7 * MIB);
+    }
+
+    proptest! {
+        #[test]
+        fn a_reservation_covers_the_append_and_stays_bounded(end in 0u64..1 << 40, limit in 0u64..1 << 40) {
+            let r = reservation_end(end, limit);
+            prop_assert!(r >= end);
+            prop_assert!(r <= limit.max(end));
+            prop_assert!(r - end <= PREALLOCATE_BYTES + PREALLOCATE_MIN_BYTES);
+            prop_assert!(r - end <= end.max(PREALLOCATE_MIN_BYTES) + PREALLOCATE_MIN_BYTES);
+        }
     }
 }

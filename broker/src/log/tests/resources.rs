@@ -117,7 +117,7 @@ fn reserves_blocks(dir: &Path) -> bool {
 #[test]
 fn the_active_segment_reserves_blocks_ahead_and_a_roll_gives_back_the_rest() {
     use crate::log::format::{LOG_SUFFIX, segment_path};
-    use crate::log::segment::PREALLOCATE_BYTES;
+    use crate::log::segment::{PREALLOCATE_BYTES, PREALLOCATE_MIN_BYTES};
     let dir = tempfile::tempdir().unwrap();
     if !reserves_blocks(dir.path()) {
         eprintln!("skipped: the file system here does not reserve blocks past a file's end");
@@ -137,23 +137,26 @@ fn the_active_segment_reserves_blocks_ahead_and_a_roll_gives_back_the_rest() {
         len > 4000 && len < 8192,
         "the file is as long as its data: {len}"
     );
+    // A few records reserve a little ahead, not the whole 4 MiB step.
     assert!(
-        allocated(&first) >= PREALLOCATE_BYTES,
+        (PREALLOCATE_MIN_BYTES..PREALLOCATE_BYTES / 8).contains(&allocated(&first)),
         "{} bytes allocated ahead of the appends",
         allocated(&first)
     );
 
-    // Past the first reservation: the next one reaches the segment size,
-    // not beyond it.
+    // The step doubles as the segment grows: past 3 MiB the reservation
+    // reaches about twice the data, but not past the segment size
+    // (reservations are 64 KiB-aligned).
     let mut i = 1;
     while fs::metadata(&first).unwrap().len() < PREALLOCATE_BYTES + 4096 {
         log.append(&mut batch("b", 16, 1000, i)).unwrap();
         i += 1;
     }
+    let len = fs::metadata(&first).unwrap().len();
     let held = allocated(&first);
     assert!(
-        (segment_bytes..segment_bytes + 64 * 1024).contains(&held),
-        "{held} bytes allocated for a segment of {segment_bytes}"
+        held >= len + PREALLOCATE_BYTES / 4 && held <= segment_bytes + PREALLOCATE_MIN_BYTES,
+        "{held} bytes allocated for {len} bytes of data in a segment of {segment_bytes}"
     );
 
     // A roll (here for an append that does not fit the 2 MiB left) seals
@@ -181,6 +184,6 @@ fn the_active_segment_reserves_blocks_ahead_and_a_roll_gives_back_the_rest() {
         .unwrap();
     let active = segment_path(dir.path(), newest, LOG_SUFFIX);
     log.append(&mut batch("d", 4, 1000, i)).unwrap();
-    assert!(allocated(&active) >= PREALLOCATE_BYTES);
+    assert!(allocated(&active) >= PREALLOCATE_MIN_BYTES);
     assert_eq!(read_all(&log, 1 << 20).len() as u64, log.next_offset());
 }
