@@ -245,3 +245,43 @@ async fn a_clean_shutdown_logs_no_errors() {
         assert!(log.contains("shut down cleanly"), "node {id}: {log}");
     }
 }
+
+/// A partition leader killed and restarted after another replica took over
+/// never names itself leader again on its own: openraft restores a replica
+/// that led as leader at once, in its old term, until it hears of the new
+/// one. Until a quorum answers it in its term, Metadata from it names no
+/// leader (clients ask again), not itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_former_leader_does_not_name_itself_leader() {
+    let mut c = TestCluster::start(3);
+    c.create_replicated("stale", 1, 3, Default::default()).await;
+    let old = c.wait_partition_leader(&[1, 2, 3], "stale", WAIT).await;
+    let batch = batch_of(&["first"]);
+    c.produce_through_leader(&[1, 2, 3], "stale", &batch, &[], WAIT)
+        .await;
+    c.kill(old);
+    let survivors: Vec<u64> = (1..=3).filter(|&i| i != old).collect();
+    let new = c.wait_partition_leader(&survivors, "stale", WAIT).await;
+    assert_ne!(new, old);
+    c.restart(old);
+    // From its first answer on, for two seconds: never itself.
+    let until = Instant::now() + Duration::from_secs(2);
+    let mut seen = Vec::new();
+    while Instant::now() < until {
+        let named = c.partition_leader(old, "stale").await;
+        if seen.last() != Some(&named) {
+            seen.push(named);
+        }
+        assert_ne!(
+            named,
+            Some(old),
+            "the restarted node named itself: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        c.wait_partition_leader(&[1, 2, 3], "stale", WAIT).await,
+        new,
+        "{seen:?}"
+    );
+}

@@ -310,8 +310,21 @@ impl ReplicatedPartition {
     /// The group's leader as this replica knows it; `None` once this
     /// replica's Raft core has stopped ([`ReplicatedPartition::core_stopped`]),
     /// whose last metrics would name a leader forever.
+    ///
+    /// This replica names itself only once a quorum of the group has
+    /// answered it in its term. openraft restores a replica that led before
+    /// a restart as leader at once, in its old term, and it stays so until
+    /// it hears of the term the others elected meanwhile (up to the others'
+    /// reconnect backoff, half a second): named, it would draw produce
+    /// requests that cannot commit, and Metadata would contradict the
+    /// other nodes'. A new leader waits one round of heartbeats; a group of
+    /// one replica is its own quorum.
     pub fn leader(&self) -> Option<u64> {
-        crate::replication::with_live_metrics(&self.raft.metrics(), |m| m.current_leader).flatten()
+        crate::replication::with_live_metrics(&self.raft.metrics(), |m| match m.current_leader {
+            Some(l) if l == self.node_id && m.millis_since_quorum_ack.is_none() => None,
+            other => other,
+        })
+        .flatten()
     }
 
     /// Whether this replica leads the group now (never once its Raft core
