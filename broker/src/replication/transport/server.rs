@@ -136,6 +136,7 @@ async fn connection(
                             tracing::warn!(reason = %why, held_back, "raft listener: refused a connection");
                         }
                         // Said above: closed without another line.
+                        answered_then_closed = true;
                         break Ok(());
                     }
                     greeted = true;

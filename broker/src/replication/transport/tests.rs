@@ -373,6 +373,43 @@ async fn strangers_are_refused_and_not_served() {
     assert!(client.connected(2));
 }
 
+/// A refused caller that goes on sending, and reads only after the
+/// listener has closed, still reads the refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_reaches_a_caller_that_goes_on_sending() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_client, _server, _task, addr) = pair().await;
+    let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut read, mut write) = s.into_split();
+    write.write_all(&greeting("other", 1, 2)).await.unwrap();
+    let sender = tokio::spawn(async move {
+        let filler = vec![0u8; 64 << 10];
+        for _ in 0..32 {
+            if write.write_all(&filler).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    // Read only once the listener has had time to close.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut got = BytesMut::new();
+    let frame = loop {
+        if let Some(f) = Frame::decode(&mut got).unwrap() {
+            break f;
+        }
+        let n = tokio::time::timeout(T, read.read_buf(&mut got))
+            .await
+            .unwrap()
+            .expect("the refusal, not a reset");
+        assert!(n > 0, "closed without an answer");
+    };
+    assert_eq!((frame.kind, frame.request_id), (Kind::Error, 0));
+    let message: String = postcard::from_bytes(&frame.body).unwrap();
+    assert!(message.contains("belongs to cluster"), "{message}");
+    sender.abort();
+}
+
 /// A node's calls to a peer of another cluster fail as unreachable, with
 /// the peer's reason, and are retried with the reconnect backoff; the
 /// peer is reported unreachable.
