@@ -80,6 +80,7 @@ async fn connection(
     transport: Arc<Transport>,
     seat: Held,
 ) -> std::io::Result<()> {
+    let peer = stream.peer_addr().ok();
     let (mut read, mut write) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
     let writer = tokio::spawn(async move {
@@ -133,7 +134,7 @@ async fn connection(
                         static REFUSED: crate::throttle::Throttle =
                             crate::throttle::Throttle::new(Duration::from_secs(10));
                         if let Some(held_back) = REFUSED.allow() {
-                            tracing::warn!(reason = %why, held_back, "raft listener: refused a connection");
+                            tracing::warn!(?peer, reason = %why, held_back, "raft listener: refused a connection");
                         }
                         // Said above: closed without another line.
                         answered_then_closed = true;
