@@ -235,15 +235,12 @@ async fn file_ranges_arrive_as_the_payload_section() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_request_is_answered_then_its_connection_closed() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
     let (_client, server, _task, addr) = pair().await;
     let group = GroupId::Partition {
         topic_id: 3,
         partition: 0,
     };
     server.registry.register(group, Arc::new(Broken));
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut out = BytesMut::from(&greeting("test", 1, 2)[..]);
     Frame {
         kind: Kind::Request,
@@ -254,18 +251,12 @@ async fn a_malformed_request_is_answered_then_its_connection_closed() {
         payload: BytesMut::from(&b"yz"[..]),
     }
     .encode(&mut out);
-    s.write_all(&out).await.unwrap();
-    let mut got = Vec::new();
-    tokio::time::timeout(T, s.read_to_end(&mut got))
+    let answers: Vec<(Kind, u64)> = answers_to(addr, &out)
         .await
-        .expect("closed, not left open")
-        .unwrap();
-    let mut got = BytesMut::from(&got[..]);
-    let welcome = Frame::decode(&mut got).unwrap().unwrap();
-    assert_eq!((welcome.kind, welcome.request_id), (Kind::Response, 0));
-    let answer = Frame::decode(&mut got).unwrap().unwrap();
-    assert_eq!((answer.kind, answer.request_id), (Kind::Error, 5));
-    assert!(got.is_empty());
+        .iter()
+        .map(|f| (f.kind, f.request_id))
+        .collect();
+    assert_eq!(answers, [(Kind::Response, 0), (Kind::Error, 5)]);
 }
 
 /// The encoded hello of node `from` of `cluster` to node `to`.
