@@ -201,8 +201,19 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A string of `n` bytes. Longer than `i16::MAX` is refused in every
+    /// version, compact ones included, as Kafka's own decoders do: such a
+    /// string could not be written back in a non-flexible version (an
+    /// `i16` length), so storing it (a group's protocol type, a member's
+    /// instance id) would break the answers other clients read.
     fn str_of(&mut self, n: usize) -> Result<String, KafkaError> {
         let at = self.pos;
+        if n > i16::MAX as usize {
+            return Err(KafkaError::Invalid {
+                offset: at,
+                what: "string longer than 32767 bytes",
+            });
+        }
         self.charge(n)?;
         let s = self.take(n)?;
         std::str::from_utf8(s)
@@ -443,9 +454,23 @@ impl Io for Writer<'_> {
         self.out.extend_from_slice(v.as_bytes());
         Ok(())
     }
+    /// Text longer than a string may be (`i16::MAX` bytes) is cut at the
+    /// last character boundary within it. Decoded strings are never that
+    /// long ([`Reader`] refuses them), so only text the broker composed
+    /// (an error message quoting a client's value) is ever cut, rather
+    /// than fail the whole answer.
     fn nullable_string(&mut self, v: &mut Option<String>) -> Result<(), KafkaError> {
         match v {
-            Some(s) => self.string(s),
+            Some(s) => {
+                let mut end = s.len().min(i16::MAX as usize);
+                while !s.is_char_boundary(end) {
+                    end -= 1;
+                }
+                let cut = &s[..end];
+                self.length(Some(cut.len()), true)?;
+                self.out.extend_from_slice(cut.as_bytes());
+                Ok(())
+            }
             None => self.length(None, true),
         }
     }
@@ -533,6 +558,55 @@ mod tests {
         let mut s = String::new();
         let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff, 0x0f], true);
         assert!(r.string(&mut s).is_err());
+    }
+
+    #[test]
+    fn strings_longer_than_kafka_allows_are_refused_in_every_version() {
+        for flexible in [false, true] {
+            for n in [32_767usize, 32_768, 40_000] {
+                let mut out = Vec::new();
+                let mut w = Writer::new(&mut out, true, RecordsOut::Copy(&[]));
+                w.uvarint(u32::try_from(n + 1).unwrap());
+                if !flexible {
+                    out.clear();
+                    // An i16 length cannot say more than 32767: a longer
+                    // one reads as negative, refused on its own.
+                    let Ok(len) = i16::try_from(n) else { continue };
+                    out.extend_from_slice(&len.to_be_bytes());
+                }
+                out.resize(out.len() + n, b'x');
+                let (mut a, mut b) = (String::new(), None);
+                let got = Reader::new(&out, flexible).string(&mut a);
+                let got_nullable = Reader::new(&out, flexible).nullable_string(&mut b);
+                if n <= 32_767 {
+                    assert_eq!(got, Ok(()));
+                    assert_eq!(a.len(), n);
+                    assert_eq!(got_nullable, Ok(()));
+                } else {
+                    assert!(matches!(got, Err(KafkaError::Invalid { .. })), "{got:?}");
+                    assert!(matches!(got_nullable, Err(KafkaError::Invalid { .. })));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn broker_text_longer_than_a_string_is_cut_at_a_character_boundary() {
+        // 'é' is two bytes: 16,384 of them end past 32,767 mid-character.
+        let long = "é".repeat(16_384);
+        for flexible in [false, true] {
+            let mut out = Vec::new();
+            Writer::new(&mut out, flexible, RecordsOut::Copy(&[]))
+                .nullable_string(&mut Some(long.clone()))
+                .expect("written");
+            let mut back = None;
+            Reader::new(&out, flexible)
+                .nullable_string(&mut back)
+                .expect("read back");
+            let back = back.expect("not null");
+            assert_eq!(back.len(), 32_766);
+            assert!(long.starts_with(&back));
+        }
     }
 
     #[test]
