@@ -425,6 +425,77 @@ def coop_member(bootstrap, topic, group):
     c.close()
 
 
+def static_restart(bootstrap, topic, group, strategy):
+    """Static members A and B (A first, so that A rejoins once it owns
+    partitions); A's process restarts (a new consumer with its
+    group.instance.id): what B and each A saw, and what each owned."""
+    import threading
+
+    from confluent_kafka import Consumer
+
+    cooperative = strategy == "cooperative-sticky"
+    events = {"a": [], "b": [], "a2": []}
+    owned = {k: set() for k in events}
+    stop = {k: threading.Event() for k in events}
+    errors = []
+
+    def member(key, instance):
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                      "group.instance.id": instance, "session.timeout.ms": 30000,
+                      "heartbeat.interval.ms": 500, "auto.offset.reset": "earliest",
+                      "partition.assignment.strategy": strategy})
+
+        def on_assign(_c, parts):
+            got = {p.partition for p in parts}
+            events[key].append(["assigned", sorted(got)])
+            owned[key] = (owned[key] | got) if cooperative else got
+
+        def on_revoke(_c, parts):
+            gone = {p.partition for p in parts}
+            events[key].append(["revoked", sorted(gone)])
+            owned[key] = owned[key] - gone
+
+        c.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke)
+        try:
+            while not stop[key].is_set():
+                m = c.poll(0.2)
+                if m is not None and m.error():
+                    errors.append(f"{key}: {m.error()}")
+        finally:
+            # A static member does not leave the group when it closes.
+            c.close()
+
+    def wait_for(cond, what):
+        deadline = time.time() + 60
+        while not cond():
+            if time.time() > deadline:
+                raise SystemExit(f"timed out waiting for {what}: {events} {errors}")
+            time.sleep(0.1)
+
+    threads = {k: threading.Thread(target=member, args=(k, "a" if k == "a2" else k))
+               for k in events}
+    threads["a"].start()
+    wait_for(lambda: len(owned["a"]) == 4, "A to own every partition")
+    threads["b"].start()
+    wait_for(lambda: owned["a"] and owned["b"] and len(owned["a"] | owned["b"]) == 4,
+             "A and B to share the partitions")
+    time.sleep(1)
+    before = {"a": list(events["a"]), "b": list(events["b"]),
+              "a_owned": sorted(owned["a"]), "b_owned": sorted(owned["b"])}
+    stop["a"].set()
+    threads["a"].join()
+    threads["a2"].start()
+    wait_for(lambda: owned["a2"], "the restarted A to be assigned")
+    time.sleep(3)
+    # What they saw as members (closing revokes their partitions locally).
+    after = {"a2": list(events["a2"]), "b": list(events["b"]),
+             "a2_owned": sorted(owned["a2"]), "b_owned": sorted(owned["b"])}
+    for k in ("a2", "b"):
+        stop[k].set()
+        threads[k].join()
+    return {"before": before, "after": after, "errors": errors}
+
+
 def group_spread(bootstrap_a, bootstrap_b, topic, group, n):
     """Two members of one group reaching different brokers: they must meet
     at the group's coordinator and split the partitions."""
@@ -1071,6 +1142,8 @@ def main(argv):
         r = kip848_pair(argv[2], argv[3], argv[4], int(argv[5]), int(argv[6]))
     elif s == "group-pair":
         r = group_pair(argv[2], argv[3], argv[4], argv[5])
+    elif s == "static-restart":
+        r = static_restart(argv[2], argv[3], argv[4], argv[5])
     else:
         raise SystemExit(f"unknown scenario {s}")
     json.dump(r, sys.stdout)

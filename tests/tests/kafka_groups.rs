@@ -107,6 +107,38 @@ async fn two_consumers_split_the_partitions_and_one_takes_over_when_the_other_le
     }
 }
 
+/// A static member's process restarts (librdkafka, `group.instance.id`): the
+/// restarted consumer gets its partitions back and the other member sees no
+/// rebalance. With cooperative-sticky the restarted one's subscription bytes
+/// differ from those it last joined with (they no longer name the partitions
+/// it owned); before that was told apart from a change of protocol, the
+/// other member saw a rebalance there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_static_member_takes_its_partitions_back_without_a_rebalance() {
+    let Some(py) = python() else { return };
+    let b = TestBroker::start();
+    let mut c = b.connect().await;
+    create_topic(&mut c, "static", 4, TopicConfig::default()).await;
+    let addr = b.kafka_addr.unwrap().to_string();
+    for strategy in ["range", "cooperative-sticky"] {
+        let group = format!("static-{strategy}");
+        let out = run_clients(&py, &["static-restart", &addr, "static", &group, strategy]);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["errors"], json!([]), "{strategy}: {out}");
+        assert_eq!(
+            v["after"]["a2_owned"], v["before"]["a_owned"],
+            "{strategy}: the restarted member's partitions: {out}"
+        );
+        assert_eq!(
+            v["after"]["b"], v["before"]["b"],
+            "{strategy}: the other member saw a rebalance: {out}"
+        );
+        assert_eq!(v["after"]["b_owned"], v["before"]["b_owned"], "{out}");
+        let d = c.describe_groups(vec![group]).await.unwrap();
+        assert_eq!(d.groups[0].state, "Stable", "{d:?}");
+    }
+}
+
 /// OffsetCommit on the Kafka port is fenced by the group's generation and
 /// membership, as Kafka's coordinator does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -161,6 +161,10 @@ pub(crate) struct Group {
     pub(crate) persist: Arc<tokio::sync::Mutex<()>>,
     /// The running rebalance's timer, stopped when another starts.
     pub(crate) rebalance_timer: Option<tokio::task::AbortHandle>,
+    /// Counts the rebalance timers armed (and disarmed): a timer acts only
+    /// while it is the latest. Aborting one does not stop it once it has
+    /// woken and waits for the groups' lock.
+    pub(crate) rebalance_arm: u64,
     pub(crate) next_seq: u64,
     /// Its [`Group::held_bytes`] as last counted ([`Group::recharge`]).
     pub(crate) charge: Charge,
@@ -203,6 +207,7 @@ impl Group {
             pending_assignments: None,
             persist: Arc::new(tokio::sync::Mutex::new(())),
             rebalance_timer: None,
+            rebalance_arm: 0,
             next_seq: 0,
             charge: Charge::new(total),
         }

@@ -228,11 +228,19 @@ async fn a_static_member_restarts_without_a_rebalance_and_fences_its_old_id() {
         })
         .await;
     assert_eq!(s.assignment, b"mine");
-    // The process restarts: no member id, same instance id.
-    let r = f.c.join(join_req("", Some("host-1"), RANGE)).await;
+    // The process restarts: no member id, same instance id, and metadata
+    // that no longer names its generation (as Kafka's clients send).
+    let r =
+        f.c.join(join_req("", Some("host-1"), &[("range", b"restarted")]))
+            .await;
     assert_eq!((r.error, r.generation_id), (ErrorCode::None, 1));
     let new = r.member_id;
     assert_ne!(new, old);
+    assert_eq!(
+        r.leader, old,
+        "the leader as it was: the restarted one follows"
+    );
+    assert!(r.members.is_empty());
     assert_eq!(state(&f.c), (GroupState::Stable, 1, 1), "no rebalance");
     let s =
         f.c.sync(SyncGroup {
@@ -256,6 +264,75 @@ async fn a_static_member_restarts_without_a_rebalance_and_fences_its_old_id() {
         Err(ErrorCode::FencedInstanceId)
     );
     assert_eq!(f.c.stats().rebalances, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_static_member_that_changes_the_groups_protocol_rebalances_it() {
+    let f = Fixture::new(Duration::ZERO);
+    let both: &[(&str, &[u8])] = &[("range", b"r"), ("roundrobin", b"r")];
+    let r = f.c.join(join_req("", Some("host-1"), both)).await;
+    assert_eq!(r.protocol_name.as_deref(), Some("range"));
+    let old = r.member_id;
+    let s =
+        f.c.sync(SyncGroup {
+            group_instance_id: Some("host-1".into()),
+            ..sync_req(&old, 1, &[(&old, b"mine")])
+        })
+        .await;
+    assert_eq!(s.error, ErrorCode::None);
+    // Restarted preferring the other protocol: the group's would change.
+    let flipped: &[(&str, &[u8])] = &[("roundrobin", b"r"), ("range", b"r")];
+    let r = f.c.join(join_req("", Some("host-1"), flipped)).await;
+    assert_eq!(r.error, ErrorCode::None);
+    assert_eq!(r.generation_id, 2, "a new generation");
+    assert_eq!(r.protocol_name.as_deref(), Some("roundrobin"));
+    assert_eq!(r.leader, r.member_id);
+    assert_eq!(f.c.stats().rebalances, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_static_leader_that_does_not_rejoin_hands_the_lead_to_a_member_that_did() {
+    let f = Fixture::new(Duration::ZERO);
+    // The leader's session outlasts the rebalance timeout, as static
+    // members' usually do.
+    let r =
+        f.c.join(JoinGroup {
+            session_timeout: REBALANCE * 2,
+            ..join_req("", Some("l"), RANGE)
+        })
+        .await;
+    let leader = r.member_id;
+    assert_eq!((r.generation_id, r.leader.as_str()), (1, leader.as_str()));
+    let s =
+        f.c.sync(SyncGroup {
+            group_instance_id: Some("l".into()),
+            ..sync_req(&leader, 1, &[(&leader, b"all")])
+        })
+        .await;
+    assert_eq!(s.error, ErrorCode::None);
+    // Another static member joins while the leader is restarting: the
+    // leader does not rejoin within the rebalance timeout.
+    let started = tokio::time::Instant::now();
+    let r = f.c.join(join_req("", Some("f"), RANGE)).await;
+    assert!(started.elapsed() >= REBALANCE);
+    assert_eq!((r.error, r.generation_id), (ErrorCode::None, 2));
+    assert_eq!(r.leader, r.member_id, "the member that rejoined leads");
+    let mut named: Vec<&str> = r.members.iter().map(|m| m.member_id.as_str()).collect();
+    named.sort_unstable();
+    let mut want = vec![leader.as_str(), r.member_id.as_str()];
+    want.sort_unstable();
+    assert_eq!(named, want, "the absent static member is assigned too");
+    let s =
+        f.c.sync(SyncGroup {
+            group_instance_id: Some("f".into()),
+            ..sync_req(&r.member_id, 2, &[(&r.member_id, b"f"), (&leader, b"l")])
+        })
+        .await;
+    assert_eq!(
+        (s.error, s.assignment.as_slice()),
+        (ErrorCode::None, &b"f"[..])
+    );
+    assert_eq!(state(&f.c), (GroupState::Stable, 2, 2));
 }
 
 #[tokio::test(start_paused = true)]
@@ -294,6 +371,20 @@ async fn commits_are_fenced_by_generation_and_membership() {
         f.c.check_commit("g", &as_member(&a, r.generation_id)),
         Err(ErrorCode::RebalanceInProgress)
     );
+    // Who commits is checked before the state, as Kafka does: a tool's
+    // simple commit fails at once, a stale member learns it is stale.
+    assert_eq!(
+        f.c.check_commit("g", &CommitAs::simple()),
+        Err(ErrorCode::UnknownMemberId)
+    );
+    assert_eq!(
+        f.c.check_commit("g", &as_member(&a, r.generation_id - 1)),
+        Err(ErrorCode::IllegalGeneration)
+    );
+    assert_eq!(
+        f.c.check_commit("g", &as_member("zombie", r.generation_id)),
+        Err(ErrorCode::UnknownMemberId)
+    );
     // Once everyone left, a tool may commit (offset reset).
     let everyone = [a, b].map(|id| MemberRef {
         member_id: id,
@@ -302,6 +393,11 @@ async fn commits_are_fenced_by_generation_and_membership() {
     f.c.leave("g", everyone.to_vec());
     assert_eq!(state(&f.c).0, GroupState::Empty);
     assert_eq!(f.c.check_commit("g", &CommitAs::simple()), Ok(()));
+    // Naming a member makes it a member's commit, even at generation -1.
+    assert_eq!(
+        f.c.check_commit("g", &as_member("gone", -1)),
+        Err(ErrorCode::UnknownMemberId)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -634,6 +730,10 @@ async fn bytes_held_for_members_are_capped_per_group_and_over_all_groups() {
         c.join(join_in("j", "", big)).await.error,
         ErrorCode::GroupMaxSizeReached,
         "all groups would hold 16,030"
+    );
+    assert!(
+        c.list(&[]).iter().all(|g| g.group != "j"),
+        "a group made for a refused join is not kept"
     );
     // A member leaving gives its bytes back.
     let left = c.leave(

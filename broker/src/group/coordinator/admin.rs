@@ -25,24 +25,36 @@ impl Coordinator {
                 Err(ErrorCode::IllegalGeneration)
             };
         };
+        // In Kafka's order: who is committing first, then the state, so
+        // that a tool's simple commit to a group with members fails at
+        // once (not retriable) and a stale member learns it is stale.
         if g.state == GroupState::Dead {
-            return Err(ErrorCode::UnknownMemberId);
+            return Err(ErrorCode::CoordinatorNotAvailable);
+        }
+        let as_member =
+            who.generation_id >= 0 || !who.member_id.is_empty() || who.group_instance_id.is_some();
+        if !as_member {
+            // Offsets only: allowed while nobody is a member.
+            return if g.state == GroupState::Empty {
+                Ok(())
+            } else {
+                Err(ErrorCode::UnknownMemberId)
+            };
         }
         if let Some(code) = fenced(g, &who.member_id, who.group_instance_id.as_deref()) {
             return Err(code);
         }
-        if who.generation_id < 0 && g.state == GroupState::Empty {
-            return Ok(());
-        }
-        if g.state == GroupState::CompletingRebalance {
-            return Err(ErrorCode::RebalanceInProgress);
-        }
-        let generation = g.generation;
+        let (generation, state) = (g.generation, g.state);
         let Some(m) = g.members.get_mut(&who.member_id) else {
             return Err(ErrorCode::UnknownMemberId);
         };
         if who.generation_id != generation {
             return Err(ErrorCode::IllegalGeneration);
+        }
+        if state == GroupState::CompletingRebalance {
+            // A member of the new generation that has not its assignment
+            // yet: it commits again once it has.
+            return Err(ErrorCode::RebalanceInProgress);
         }
         m.deadline = Instant::now() + m.session_timeout;
         Ok(())

@@ -289,6 +289,16 @@ impl Coordinator {
         if req.protocol_type.is_empty() || req.protocols.is_empty() {
             return fail(ErrorCode::InconsistentGroupProtocol, &req.member_id);
         }
+        // What the group keeps and lists must fit a Kafka string (the
+        // native protocol could carry longer ones): otherwise every Kafka
+        // client's listing or description of the group would fail.
+        let too_long = |s: &str| s.len() > MAX_KEPT_STRING;
+        if too_long(&req.protocol_type)
+            || req.group_instance_id.as_deref().is_some_and(too_long)
+            || req.protocols.iter().any(|(p, _)| too_long(p))
+        {
+            return fail(ErrorCode::InvalidRequest, &req.member_id);
+        }
         if self.has_consumer_members(&req.group) {
             // Members of Kafka's consumer group protocol hold it.
             return fail(ErrorCode::InconsistentGroupProtocol, &req.member_id);
@@ -296,7 +306,8 @@ impl Coordinator {
         // An empty consumer-protocol group becomes a classic one.
         self.forget_empty_consumer_group(&req.group);
         let name = req.group.clone();
-        if !groups.contains_key(&req.group) {
+        let created_now = !groups.contains_key(&req.group);
+        if created_now {
             if !req.member_id.is_empty() {
                 return fail(ErrorCode::UnknownMemberId, &req.member_id);
             }
@@ -320,6 +331,11 @@ impl Coordinator {
         if let Err(code) =
             self.check_bytes(groups, &req.group, before, protocols_bytes(&req.protocols))
         {
+            if created_now {
+                // Nothing holds the group made for this join: it goes
+                // again rather than stay listed (and counted) forever.
+                groups.remove(&req.group);
+            }
             return fail(code, &req.member_id);
         }
         let Some(g) = groups.get_mut(&req.group) else {
@@ -487,8 +503,13 @@ impl Coordinator {
     }
 
     /// A static member rejoins without its member id (it restarted): it
-    /// takes a new id and the old one is fenced. In a Stable group with
-    /// unchanged protocols it keeps its assignment and no rebalance starts.
+    /// takes a new id and the old one is fenced. In a Stable group whose
+    /// protocol the rejoined member's protocols would not change, it keeps
+    /// its assignment and no rebalance starts, as in Kafka: the metadata
+    /// bytes themselves may differ (a restarted client no longer names its
+    /// generation or owned partitions in them). The answer names the
+    /// leader as it was before the member's id changed, so a restarted
+    /// leader acts as a follower and reads its kept assignment.
     fn replace_static_member(
         &self,
         name: &str,
@@ -501,33 +522,40 @@ impl Coordinator {
             return self.add_member(name, g, new_id, req);
         };
         m.fail_waiters(ErrorCode::FencedInstanceId);
-        let same = m.protocols == req.protocols;
         let incarnation = self.next_incarnation.fetch_add(1, Ordering::Relaxed) + 1;
         m.id = new_id.clone();
         m.incarnation = incarnation;
         if let Some(i) = &req.group_instance_id {
             g.static_members.insert(i.clone(), new_id.clone());
         }
+        let leader_before = g.leader.clone();
         if g.leader.as_deref() == Some(old_id) {
             g.leader = Some(new_id.clone());
         }
         tracing::info!(group = name, old = old_id, new = %new_id, "static member rejoined");
-        if g.state == GroupState::Stable && same {
-            update_member(&mut m, &req, None);
-            g.members.insert(new_id.clone(), m);
-            self.arm_expiry(name, g, &new_id);
+        update_member(&mut m, &req, None);
+        g.members.insert(new_id.clone(), m);
+        g.recharge();
+        self.arm_expiry(name, g, &new_id);
+        if g.state == GroupState::Stable
+            && g.protocol.is_some()
+            && g.select_protocol() == g.protocol
+        {
             let mut r = g.join_result(&new_id);
             r.members.clear();
+            r.leader = leader_before.unwrap_or_default();
             self.spawn_persist(name.to_owned());
             return Step::Done(r);
         }
         let (tx, rx) = oneshot::channel();
-        update_member(&mut m, &req, Some(tx));
-        g.members.insert(new_id.clone(), m);
-        self.arm_expiry(name, g, &new_id);
+        if let Some(m) = g.members.get_mut(&new_id) {
+            m.join_waiter = Some(tx);
+        }
         if g.state == GroupState::PreparingRebalance {
             self.maybe_complete_join(name, g);
         } else {
+            // Stable with a protocol change, or CompletingRebalance: the
+            // leader may be assigning to the old id, so assign again.
             self.prepare_rebalance(name, g);
         }
         Step::Wait(rx)
@@ -584,6 +612,7 @@ impl Coordinator {
         if let Some(t) = g.rebalance_timer.take() {
             t.abort();
         }
+        g.rebalance_arm += 1;
         let gone: Vec<String> = g
             .members
             .values()
@@ -593,6 +622,38 @@ impl Coordinator {
         for id in gone {
             tracing::info!(group = name, member = %id, "member did not rejoin in time; removed");
             remove_member(g, &id, ErrorCode::UnknownMemberId);
+        }
+        // The leader must be a member that rejoined: only it gets the
+        // members' metadata to assign. A static leader that has not
+        // rejoined (it is restarting) hands over to one that has; when no
+        // member rejoined, there is no one to assign, so the join phase
+        // waits another rebalance timeout (their sessions run meanwhile)
+        // instead of forming a generation no one can complete, as Kafka's
+        // coordinator does.
+        if !g.members.is_empty() {
+            let joined =
+                |g: &Group, id: &str| g.members.get(id).is_some_and(|m| m.join_waiter.is_some());
+            if !g.leader.as_deref().is_some_and(|l| joined(g, l)) {
+                let first_joined = g
+                    .members_in_order()
+                    .into_iter()
+                    .find(|m| m.join_waiter.is_some())
+                    .map(|m| m.id.clone());
+                match first_joined {
+                    Some(id) => g.leader = Some(id),
+                    None => {
+                        tracing::warn!(
+                            group = name,
+                            members = g.members.len(),
+                            "no member rejoined in time; the join phase goes on"
+                        );
+                        g.initial_delay = None;
+                        let timeout = g.rebalance_timeout();
+                        self.arm_rebalance_timer(name, g, timeout);
+                        return;
+                    }
+                }
+            }
         }
         g.generation = g.generation.wrapping_add(1).max(1);
         g.initial_delay = None;
@@ -688,8 +749,10 @@ impl Coordinator {
         }
         let mut groups = self.groups.lock();
         let Some(g) = groups.get_mut(group) else {
+            // As Kafka: each member is unknown, the request itself is
+            // fine (an admin removing members learns it per member).
             return LeaveResult {
-                error: ErrorCode::UnknownMemberId,
+                error: ErrorCode::None,
                 members: members
                     .into_iter()
                     .map(|m| (m, ErrorCode::UnknownMemberId))
@@ -731,6 +794,10 @@ impl Coordinator {
 
 /// The code a request of `member_id` with `instance` gets if the static id
 /// is held by another member id.
+/// The longest protocol type, protocol name or static member id a group
+/// keeps: Kafka's longest string.
+const MAX_KEPT_STRING: usize = i16::MAX as usize;
+
 fn fenced(g: &Group, member_id: &str, instance: Option<&str>) -> Option<ErrorCode> {
     let instance = instance?;
     match g.static_members.get(instance) {

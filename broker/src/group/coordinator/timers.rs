@@ -104,7 +104,8 @@ impl Coordinator {
     pub(super) fn arm_rebalance_timer(&self, name: &str, g: &mut Group, after: Duration) {
         let me = self.me.clone();
         let delay = self.config.initial_rebalance_delay;
-        let (group, epoch) = (name.to_owned(), g.epoch);
+        g.rebalance_arm += 1;
+        let (group, epoch, arm) = (name.to_owned(), g.epoch, g.rebalance_arm);
         let timer = self.spawn(async move {
             tokio::time::sleep(after).await;
             let Some(c) = me.upgrade() else { return };
@@ -112,7 +113,9 @@ impl Coordinator {
             let Some(g) = groups.get_mut(&group) else {
                 return;
             };
-            if g.epoch != epoch {
+            // Re-armed or disarmed since (say by the join phase ending
+            // while this timer waited for the lock): not this timer's turn.
+            if g.epoch != epoch || g.rebalance_arm != arm {
                 return;
             }
             if g.state == GroupState::CompletingRebalance && g.pending_assignments.is_none() {
