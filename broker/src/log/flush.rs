@@ -104,9 +104,38 @@ impl PartitionLog {
             (moved && rp > state.checkpointed).then_some(rp)
         };
         if let Some(rp) = checkpoint {
-            self.write_checkpoint(rp)?;
+            self.checkpoint_or_report(rp);
         }
         Ok(())
+    }
+
+    /// Writes a checkpoint that only keeps recovery short: the data it
+    /// vouches for is durable already, so a failure (a full disk) fails
+    /// neither the flush nor the upkeep after it (retention above all,
+    /// which frees the space). It is reported once, and tried again at
+    /// the next flush or upkeep; recovery meanwhile rescans from the last
+    /// checkpoint written.
+    fn checkpoint_or_report(&self, recovery_point: u64) {
+        match self.write_checkpoint(recovery_point) {
+            Ok(()) => {
+                let mut state = self.state.lock();
+                if std::mem::take(&mut state.checkpoint_failing) {
+                    tracing::info!(dir = %self.dir.display(), "recovery-point checkpoint written again");
+                }
+            }
+            Err(e) => {
+                let mut state = self.state.lock();
+                if !std::mem::replace(&mut state.checkpoint_failing, true) {
+                    tracing::warn!(
+                        dir = %self.dir.display(),
+                        error = %e,
+                        "could not write the recovery-point checkpoint (the data is durable; a restart rescans more of the log)"
+                    );
+                }
+                // Tried again at the next upkeep, not at once.
+                state.last_checkpoint = SystemTime::now();
+            }
+        }
     }
 
     /// Flushes everything appended so far; see [`PartitionLog::flush_to`].
@@ -210,7 +239,7 @@ impl PartitionLog {
                 .then_some(rp)
         };
         if let Some(rp) = stale {
-            self.write_checkpoint(rp)?;
+            self.checkpoint_or_report(rp);
         }
         drop(flush_guard);
         self.expire_producers(now);

@@ -41,6 +41,9 @@ pub(crate) struct LogState {
     pub(crate) checkpointed: u64,
     /// When the checkpoint file was last written (or the log opened).
     pub(crate) last_checkpoint: SystemTime,
+    /// Whether the last checkpoint write failed (reported once until one
+    /// succeeds again; see `PartitionLog::checkpoint_or_report`).
+    pub(crate) checkpoint_failing: bool,
     /// Count of segment files created in the directory so far.
     pub(crate) dir_changes: u64,
     /// Value of `dir_changes` at the last directory sync.

@@ -343,6 +343,7 @@ impl PartitionLog {
                 dir_synced: 0,
                 last_flush: SystemTime::now(),
                 last_checkpoint: SystemTime::now(),
+                checkpoint_failing: false,
                 offline,
                 closing: false,
                 deleted: false,

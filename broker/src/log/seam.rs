@@ -270,12 +270,18 @@ impl PartitionLog {
                 let removed: Vec<Segment> = state.segments.drain(at + 1..).collect();
                 let config = self.config.clone();
                 let seg = state.active_mut();
-                if seg.is_sealed() {
-                    seg.reactivate(&config)?;
-                }
-                if let Err(e) = seg.truncate_to(point.position, point.offset) {
-                    // Segments are gone from memory but the cut failed: the
-                    // files no longer match what the log serves.
+                let reopened = if seg.is_sealed() {
+                    seg.reactivate(&config)
+                } else {
+                    Ok(())
+                };
+                if let Err(e) =
+                    reopened.and_then(|()| seg.truncate_to(point.position, point.offset))
+                {
+                    // Segments are gone from memory but the cut failed (or
+                    // the segment it ends in could not be reopened for
+                    // appends): the files no longer match what the log
+                    // serves.
                     let reason = format!("truncation failed: {e}");
                     state.offline = Some(reason.clone());
                     state.epoch += 1;
@@ -392,13 +398,37 @@ impl PartitionLog {
                     .remove_file(&start_file)
                     .map_err(|e| LogError::io("remove", start_file.clone(), e))?;
             }
-            for seg in state.segments.drain(..) {
-                seg.delete(&*self.fs)?;
-            }
-            self.fs
-                .sync_dir(&self.dir)
-                .map_err(|e| LogError::io("fsync", self.dir.clone(), e))?;
-            let new = Segment::create(&self.fs, &self.dir, offset, &self.config)?;
+            let old: Vec<Segment> = state.segments.drain(..).collect();
+            let fresh = old
+                .iter()
+                .try_for_each(|seg| Segment::delete_files(&*self.fs, &self.dir, seg.base_offset()))
+                .and_then(|()| {
+                    self.fs
+                        .sync_dir(&self.dir)
+                        .map_err(|e| LogError::io("fsync", self.dir.clone(), e))
+                })
+                .and_then(|()| Segment::create(&self.fs, &self.dir, offset, &self.config));
+            let new = match fresh {
+                Ok(new) => new,
+                Err(e) => {
+                    // Some old files may be gone and the new segment is
+                    // not there: the log can serve neither. It goes
+                    // offline, keeping its old segments in memory only so
+                    // that it always holds one (nothing appends to an
+                    // offline log); the next open finds the directory as
+                    // the failure left it and recovers from that.
+                    state.segments.extend(old);
+                    let reason = format!("resetting the log failed: {e}");
+                    tracing::error!(dir = %self.dir.display(), %reason, "taking partition log offline");
+                    state.offline = Some(reason.clone());
+                    state.epoch += 1;
+                    return Err(self.offline_error(&reason));
+                }
+            };
+            // Their files are unlinked; what is left in memory goes (the
+            // new segment may have the same base, so nothing more is
+            // removed by name).
+            drop(old);
             state.segments.push_back(new);
             let point = LogPoint {
                 offset,

@@ -24,6 +24,20 @@ pub struct TimestampMatch {
     pub leader_epoch: i32,
 }
 
+/// Whether reading the records of the batch with header `h` decompresses
+/// them (and so takes a decompression slot first).
+fn needs_slot(h: &BatchHeader) -> bool {
+    h.compression() != sluice_protocol::batch::Compression::None
+}
+
+/// Whether the batch of header `h` at `position` ends within `file`: a
+/// damaged header (its length is read, not checked) never sizes a buffer
+/// past the file's own bytes.
+fn within_file(file: &dyn LogFile, position: u64, h: &BatchHeader) -> bool {
+    file.len()
+        .is_ok_and(|len| position.saturating_add(h.total_len() as u64) <= len)
+}
+
 /// The first record of the batch at `position` of `file` (header `h`,
 /// whose `max_timestamp` is at least `timestamp`) whose timestamp is at
 /// least `timestamp` and whose offset is at least `from` (the log start
@@ -35,12 +49,6 @@ pub struct TimestampMatch {
 /// does not check, or holds no such record although its header says so
 /// answers with its base offset (at least `from`) and its largest
 /// timestamp: the look-up then errs on the early side, as it did before
-/// Whether reading the records of the batch with header `h` decompresses
-/// them (and so takes a decompression slot first).
-fn needs_slot(h: &BatchHeader) -> bool {
-    h.compression() != sluice_protocol::batch::Compression::None
-}
-
 /// records were read, and never fails a ListOffsets for it.
 pub(crate) fn first_record_at_or_after(
     file: &dyn LogFile,
@@ -56,6 +64,9 @@ pub(crate) fn first_record_at_or_after(
         timestamp: h.max_timestamp,
         leader_epoch: h.partition_leader_epoch,
     };
+    if !within_file(file, position, h) {
+        return Some(fallback);
+    }
     let mut buf = vec![0u8; h.total_len()];
     match read_full_at(file, &mut buf, position) {
         Ok(n) if n == buf.len() => {}
@@ -99,6 +110,9 @@ pub(crate) fn max_timestamp_from(
     from: u64,
     max_decompressed: usize,
 ) -> Option<i64> {
+    if !within_file(file, position, h) {
+        return Some(h.max_timestamp);
+    }
     let mut buf = vec![0u8; h.total_len()];
     match read_full_at(file, &mut buf, position) {
         Ok(n) if n == buf.len() => {}

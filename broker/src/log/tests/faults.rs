@@ -203,3 +203,78 @@ fn a_log_closed_for_deletion_refuses_appends_and_flushes_as_deleted_not_as_a_sto
     // Readers holding the log still read what it had.
     assert_eq!(read_all(&log, 1 << 20).len(), 3);
 }
+
+#[test]
+fn a_checkpoint_that_cannot_be_written_stops_neither_flushes_nor_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::new();
+    let config = crate::log::LogConfig {
+        retention_bytes: Some(40 * 1024),
+        flush: FlushPolicy::Never,
+        ..small_config()
+    };
+    let (log, _) =
+        PartitionLog::open_with(Arc::new(FaultyFs::new(faults.clone())), dir.path(), config)
+            .unwrap();
+    for i in 0..300 {
+        log.append(&mut batch(&format!("s{i}"), 2, 300, 0)).unwrap();
+    }
+    let segments = log.segment_count();
+    assert!(segments > 4, "{segments}");
+    // The disk is full: the sealed segments' fsync needs no space, the
+    // checkpoint file does.
+    faults.set_space_left(0);
+    let outcome = log
+        .maintain(std::time::SystemTime::now())
+        .expect("upkeep goes on without its checkpoint");
+    assert!(outcome.flushed);
+    assert!(outcome.retained.segments > 0, "retention frees space");
+    assert!(log.segment_count() < segments);
+    // Data flushed is durable whatever became of the checkpoint.
+    log.append(&mut batch("more", 1, 10, 0)).unwrap_err();
+    log.flush().expect("a flush with nothing new");
+    let again = log
+        .maintain(std::time::SystemTime::now())
+        .expect("and again");
+    assert_eq!(again.retained.segments, 0);
+    faults.clear_disk_full();
+    let start = log.log_start_offset();
+    let all = read_all(&log, 1 << 20);
+    assert_contiguous(&all, start);
+    drop(log);
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.log_start_offset(), start);
+    assert_eq!(read_all(&log, 1 << 20), all);
+}
+
+#[test]
+fn a_reset_that_fails_midway_takes_the_log_offline_and_every_call_still_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, faults) = faulty(dir.path(), FlushPolicy::Never);
+    for i in 0..300 {
+        log.append(&mut batch(&format!("r{i}"), 2, 300, 0)).unwrap();
+    }
+    assert!(log.segment_count() > 1);
+    // The old files are unlinked, then the directory sync fails.
+    faults.set_fsync_fails(true);
+    let err = log.reset_to(1_000).unwrap_err();
+    assert!(matches!(err, LogError::Offline { .. }), "{err}");
+    assert!(
+        err.to_string().contains("resetting the log failed"),
+        "{err}"
+    );
+    faults.set_fsync_fails(false);
+    // Refused, not a panic: appends, flushes, upkeep, another reset.
+    assert!(matches!(
+        log.append(&mut batch("after", 1, 10, 0)),
+        Err(LogError::Offline { .. })
+    ));
+    assert!(log.flush().is_err());
+    let _ = log.maintain(std::time::SystemTime::now());
+    let _ = log.read(0, 1 << 20);
+    assert!(log.reset_to(1_000).is_err());
+    drop(log);
+    // The next open finds what the failure left: no segment file.
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.next_offset(), 0);
+}
