@@ -285,3 +285,43 @@ async fn a_restarted_former_leader_does_not_name_itself_leader() {
         "{seen:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_former_controller_leader_does_not_name_itself() {
+    let mut c = TestCluster::start(3);
+    let old = c.wait_for_leader(WAIT);
+    c.kill(old);
+    let survivors: Vec<u64> = (1..=3).filter(|&i| i != old).collect();
+    let new = c.wait_for_leader_among(&survivors, WAIT);
+    assert_ne!(new, old);
+    c.restart(old);
+    // From its first answer on, for two seconds: never itself.
+    let until = Instant::now() + Duration::from_secs(2);
+    let mut seen = Vec::new();
+    while Instant::now() < until {
+        if let Some(status) = c.status(old) {
+            let named = status["leader"].as_u64();
+            if seen.last() != Some(&named) {
+                seen.push(named);
+            }
+            assert_ne!(
+                named,
+                Some(old),
+                "the restarted node named itself: {seen:?}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(c.wait_for_leader(WAIT), new, "{seen:?}");
+    // Admin through the restarted node reaches the leader.
+    create_topic(
+        &mut c.node(old).connect().await,
+        "after-restart",
+        1,
+        Default::default(),
+    )
+    .await;
+    c.wait_until(WAIT, "every node to see the topic", |c| {
+        (1..=3).all(|id| c.topic(id, "after-restart").is_some())
+    });
+}

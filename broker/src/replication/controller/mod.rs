@@ -328,8 +328,20 @@ impl Cluster {
     /// The controller leader this node knows of; `None` once this node's
     /// controller core has ended on its own (its last metrics would name a
     /// leader forever).
+    ///
+    /// This node names itself only once a quorum of the controller group
+    /// has answered it in its term: openraft restores a node that led
+    /// before a restart as leader at once, in its old term, until it hears
+    /// of the term elected while it was down. Named meanwhile, it would
+    /// take metadata changes it cannot commit, and `/cluster` would
+    /// contradict the other nodes'. A group of one is its own quorum.
     pub fn leader(&self) -> Option<u64> {
-        super::with_live_metrics(&self.raft.metrics(), |m| m.current_leader).flatten()
+        let local = self.local();
+        super::with_live_metrics(&self.raft.metrics(), |m| match m.current_leader {
+            Some(l) if l == local && m.millis_since_quorum_ack.is_none() => None,
+            other => other,
+        })
+        .flatten()
     }
 
     /// Whether this node leads the controller group (never once its core
