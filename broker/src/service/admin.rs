@@ -700,12 +700,16 @@ impl Service {
     /// broker does not know them; their leaders do).
     pub fn describe_topics(&self, names: Option<&[String]>) -> Vec<TopicInfo> {
         let cluster = self.leadership.topics();
+        // Looked up by name once per request, not by a scan per topic.
+        let by_name: Option<HashMap<&str, &ClusterTopic>> = cluster
+            .as_deref()
+            .map(|all| all.iter().map(|t| (t.name.as_str(), t)).collect());
         match names {
             // A name asked for twice is answered once, as Kafka does: the
             // answer stays in proportion to the topics, not to the request.
             Some(names) => super::first_of_each(names)
                 .into_iter()
-                .map(|n| self.describe(n, cluster.as_deref()))
+                .map(|n| self.describe(n, by_name.as_ref()))
                 .collect(),
             // Internal topics (the cluster's group-state topic) are listed
             // only when asked for by name.
@@ -713,7 +717,7 @@ impl Service {
                 Some(all) => all
                     .iter()
                     .filter(|t| !t.name.starts_with(crate::topics::INTERNAL_PREFIX))
-                    .map(|t| self.describe(&t.name, Some(all)))
+                    .map(|t| self.describe(&t.name, by_name.as_ref()))
                     .collect(),
                 None => self
                     .topics
@@ -762,8 +766,8 @@ impl Service {
             .collect()
     }
 
-    fn describe(&self, name: &str, cluster: Option<&[ClusterTopic]>) -> TopicInfo {
-        let remote = cluster.and_then(|c| c.iter().find(|t| t.name == name));
+    fn describe(&self, name: &str, cluster: Option<&HashMap<&str, &ClusterTopic>>) -> TopicInfo {
+        let remote = cluster.and_then(|c| c.get(name).copied());
         match (self.topics.topic(name), remote) {
             (None, Some(t)) => TopicInfo {
                 name: t.name.clone(),

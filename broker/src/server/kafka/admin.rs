@@ -838,6 +838,22 @@ pub(super) fn describe_configs(conn: &Conn, r: DescribeConfigsRequest) -> Descri
             results,
         };
     }
+    // Every topic named, described in one pass over the topics.
+    let topic_names: Vec<String> = resources
+        .iter()
+        .filter(|r| r.resource_type == RESOURCE_TOPIC)
+        .map(|r| r.resource_name.clone())
+        .collect();
+    let mut described: std::collections::HashMap<String, _> = if topic_names.is_empty() {
+        Default::default()
+    } else {
+        conn.broker
+            .service
+            .describe_topics(Some(&topic_names))
+            .into_iter()
+            .map(|t| (t.name.clone(), t))
+            .collect()
+    };
     let results = resources
         .into_iter()
         .map(|res| {
@@ -850,9 +866,7 @@ pub(super) fn describe_configs(conn: &Conn, r: DescribeConfigsRequest) -> Descri
             };
             match res.resource_type {
                 RESOURCE_TOPIC => {
-                    let names = [res.resource_name];
-                    let info = conn.broker.service.describe_topics(Some(&names));
-                    match info.into_iter().next() {
+                    match described.remove(&res.resource_name) {
                         Some(t) if t.error_code == ErrorCode::None => {
                             let wanted = res.configuration_keys;
                             let factor = conn.broker.service.replication_factor(&t.name);
