@@ -1,7 +1,8 @@
 //! Requests that name the same thing many times get answers in proportion
 //! to what they describe, not to the request: DescribeConfigs and
 //! OffsetFetch answer each resource, group and partition once, ListOffsets
-//! refuses a partition named twice (`INVALID_REQUEST`, as Kafka does), and
+//! refuses a partition named twice (`INVALID_REQUEST`, as Kafka does),
+//! CreateTopics refuses a topic named twice (neither entry is created), and
 //! more resources or groups than `max_partitions_per_request` are refused.
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
@@ -10,8 +11,8 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use sluice_protocol::kafka::admin::{
-    DescribeConfigsRequest, DescribeConfigsResource, DescribeConfigsResponse, RESOURCE_BROKER,
-    RESOURCE_TOPIC,
+    CreatableTopic, CreateTopicsRequest, CreateTopicsResponse, DescribeConfigsRequest,
+    DescribeConfigsResource, DescribeConfigsResponse, RESOURCE_BROKER, RESOURCE_TOPIC,
 };
 use sluice_protocol::kafka::error_code::code;
 use sluice_protocol::kafka::list_offsets::{
@@ -223,4 +224,49 @@ fn list_offsets_refuses_a_partition_named_twice() {
             (2, 0)
         ]
     );
+}
+
+#[test]
+fn create_topics_refuses_a_topic_named_twice_and_creates_neither() {
+    let (b, _config) = broker();
+    let mut s = connect(&b);
+    let topic = |name: &str, partitions| CreatableTopic {
+        name: name.into(),
+        num_partitions: partitions,
+        replication_factor: -1,
+        assignments: Vec::new(),
+        configs: Vec::new(),
+    };
+    let mut req = CreateTopicsRequest {
+        topics: vec![topic("twice", 1), topic("once", 1), topic("twice", 2)],
+        timeout_ms: 10_000,
+        validate_only: false,
+    };
+    let r: CreateTopicsResponse = call(&mut s, 5, &mut req);
+    let codes: Vec<(&str, i16)> = r
+        .topics
+        .iter()
+        .map(|t| (t.name.as_str(), t.error_code))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("twice", code::INVALID_REQUEST),
+            ("once", 0),
+            ("twice", code::INVALID_REQUEST)
+        ]
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let names: Vec<String> = rt.block_on(async {
+        let mut c = b.connect().await;
+        c.metadata(None)
+            .await
+            .unwrap()
+            .topics
+            .into_iter()
+            .map(|t| t.name)
+            .collect()
+    });
+    assert!(names.iter().any(|n| n == "once"), "{names:?}");
+    assert!(!names.iter().any(|n| n == "twice"), "{names:?}");
 }

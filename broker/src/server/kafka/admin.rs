@@ -584,9 +584,23 @@ pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> Create
     let mut factors: Vec<u16> = Vec::new();
     let mut topics = Vec::new();
     let mut local: Vec<Option<(KafkaCode, String)>> = Vec::new();
+    // A name given twice: neither entry is created, as Kafka answers.
+    let mut seen = std::collections::HashSet::new();
+    let twice: std::collections::HashSet<&str> = r
+        .topics
+        .iter()
+        .filter(|t| !seen.insert(t.name.as_str()))
+        .map(|t| t.name.as_str())
+        .collect();
     for t in &r.topics {
         let mut config = TopicConfig::default();
         let checked = (|| {
+            if twice.contains(t.name.as_str()) {
+                return Err((
+                    code::INVALID_REQUEST,
+                    "the request names this topic more than once".to_owned(),
+                ));
+            }
             // -1: the broker's default; the service checks the rest
             // against the number of brokers.
             let replication_factor = match t.replication_factor {
