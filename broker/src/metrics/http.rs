@@ -55,7 +55,9 @@ type Open = Arc<parking_lot::Mutex<std::collections::BTreeMap<u64, Arc<Notify>>>
 
 /// Serves the endpoint on `listener` until `stop` turns true.
 pub async fn serve(listener: TcpListener, health: Arc<Health>, mut stop: watch::Receiver<bool>) {
-    let registry = Arc::new(super::collector::registry(Arc::clone(&health)));
+    let registry = Arc::new(Exposition::new(super::collector::registry(Arc::clone(
+        &health,
+    ))));
     let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let open: Open = Arc::default();
     let mut next_id = 0u64;
@@ -143,9 +145,85 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     r
 }
 
+/// The metrics registry and its last rendering. Renders one at a time, and
+/// a scrape that arrived before the last render started gets that one's
+/// bytes: what it answers is never older than the scrape. So clients that
+/// ask and hang up at once cannot start render after render on the
+/// blocking pool the broker's flushes and cold reads use (a render reads
+/// every partition's state): one runs at a time, and the scrapes that came
+/// meanwhile share the next.
+pub(crate) struct Exposition {
+    registry: Registry,
+    last: Arc<tokio::sync::Mutex<Rendered>>,
+}
+
+/// One rendering, in both formats, and when it started.
+#[derive(Default)]
+struct Rendered {
+    started: Option<tokio::time::Instant>,
+    openmetrics: Bytes,
+    text: Bytes,
+}
+
+impl Exposition {
+    fn new(registry: Registry) -> Self {
+        Exposition {
+            registry,
+            last: Arc::default(),
+        }
+    }
+
+    /// The exposition in OpenMetrics or Prometheus text.
+    async fn body(self: &Arc<Self>, openmetrics: bool) -> Bytes {
+        let me = Arc::clone(self);
+        Self::shared(&self.last, openmetrics, move || {
+            let om = super::collector::render(&me.registry);
+            let text = super::collector::to_prometheus_text(&om);
+            (Bytes::from(om), Bytes::from(text))
+        })
+        .await
+    }
+
+    /// What `render` makes (OpenMetrics, text), or what a render that
+    /// started after this call made; never two renders at once. The lock
+    /// goes with the render onto the blocking pool: a client gone
+    /// meanwhile leaves it running and holding the lock, and the scrapes
+    /// after it wait for its bytes rather than start their own.
+    async fn shared(
+        last: &Arc<tokio::sync::Mutex<Rendered>>,
+        openmetrics: bool,
+        render: impl FnOnce() -> (Bytes, Bytes) + Send + 'static,
+    ) -> Bytes {
+        let pick = move |r: &Rendered| {
+            if openmetrics {
+                r.openmetrics.clone()
+            } else {
+                r.text.clone()
+            }
+        };
+        let asked = tokio::time::Instant::now();
+        let mut guard = Arc::clone(last).lock_owned().await;
+        if guard.started.is_some_and(|at| at >= asked) {
+            return pick(&guard);
+        }
+        tokio::task::spawn_blocking(move || {
+            let started = tokio::time::Instant::now();
+            let (om, text) = render();
+            *guard = Rendered {
+                started: Some(started),
+                openmetrics: om,
+                text,
+            };
+            pick(&guard)
+        })
+        .await
+        .unwrap_or_default()
+    }
+}
+
 async fn handle(
     req: Request<Incoming>,
-    registry: Arc<Registry>,
+    registry: Arc<Exposition>,
     health: Arc<Health>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -173,18 +251,10 @@ async fn handle(
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .any(|v| v.contains("application/openmetrics-text"));
-            // Reading sizes and segment counts takes partition locks.
-            let body = tokio::task::spawn_blocking(move || {
-                let om = super::collector::render(&registry);
-                if openmetrics {
-                    om
-                } else {
-                    super::collector::to_prometheus_text(&om)
-                }
-            })
-            .await
-            .unwrap_or_default();
-            let mut r = Response::new(Full::new(Bytes::from(body)));
+            // Reading sizes and segment counts takes partition locks: off
+            // the runtime, one render at a time.
+            let body = registry.body(openmetrics).await;
+            let mut r = Response::new(Full::new(body));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 header::HeaderValue::from_static(if openmetrics {
@@ -208,4 +278,58 @@ async fn handle(
             "not found; try /metrics, /health/live or /health/ready\n",
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scrapes_share_a_render_that_started_after_they_came_and_never_run_two_at_once() {
+        let last: Arc<tokio::sync::Mutex<Rendered>> = Arc::default();
+        let renders = Arc::new(AtomicUsize::new(0));
+        let running = Arc::new(AtomicUsize::new(0));
+        let scrape = |openmetrics| {
+            let (last, renders, running) = (
+                Arc::clone(&last),
+                Arc::clone(&renders),
+                Arc::clone(&running),
+            );
+            tokio::spawn(async move {
+                Exposition::shared(&last, openmetrics, move || {
+                    assert_eq!(running.fetch_add(1, Ordering::SeqCst), 0, "two at once");
+                    let n = renders.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(100));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    (
+                        Bytes::from(format!("om {n}")),
+                        Bytes::from(format!("text {n}")),
+                    )
+                })
+                .await
+            })
+        };
+        // A first render runs; thirty scrapes come meanwhile, ten of
+        // whose clients hang up at once.
+        let first = scrape(true);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for g in (0..10).map(|_| scrape(true)).collect::<Vec<_>>() {
+            g.abort();
+        }
+        let waiting: Vec<_> = (0..20).map(|i| scrape(i % 2 == 0)).collect();
+        assert_eq!(first.await.unwrap(), "om 0");
+        for (i, s) in waiting.into_iter().enumerate() {
+            let want = if i % 2 == 0 { "om 1" } else { "text 1" };
+            assert_eq!(
+                s.await.unwrap(),
+                want,
+                "they share the render after the first"
+            );
+        }
+        assert_eq!(renders.load(Ordering::SeqCst), 2);
+        // A scrape after that renders again: never an answer older than it.
+        assert_eq!(scrape(false).await.unwrap(), "text 2");
+    }
 }
