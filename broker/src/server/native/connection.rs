@@ -462,6 +462,9 @@ impl Conn {
                     () = tokio::time::sleep_until(deadline) => {
                         return Err(ConnError::SlowFrame(frame_time));
                     }
+                    // Its seat was given to a newcomer meanwhile: waiting
+                    // on, it would stay open past the connection limit.
+                    () = self.seat.given_up() => return Err(ConnError::Displaced),
                 }
             }
         };
