@@ -270,3 +270,43 @@ async fn answers_held_back_still_leave_when_a_later_request_closes_the_connectio
     assert!(end.is_err(), "the connection is closed after the answers");
     assert_eq!(read_partition(&mut admin, "c", 0, 0).await.len(), 1);
 }
+
+/// Only a produce carries bytes after its body: any other request with a
+/// tail is refused (`InvalidRequest`, saying so) rather than kept in memory
+/// for as long as it lasts, and the connection goes on.
+#[tokio::test]
+async fn a_request_other_than_produce_with_bytes_after_its_body_is_refused() {
+    let broker = TestBroker::start();
+    let mut bytes = frame(
+        ApiKey::ApiVersions as u16,
+        0,
+        1,
+        &body!(ApiVersionsRequest {}),
+        &vec![7u8; 1 << 20],
+    );
+    bytes.extend(frame(
+        ApiKey::ApiVersions as u16,
+        0,
+        2,
+        &body!(ApiVersionsRequest {}),
+        &[],
+    ));
+    let mut c = broker.connect().await;
+    c.write_raw(&bytes).await.unwrap();
+    let mut codes = Vec::new();
+    for _ in 0..2 {
+        let (header, body, _) = tokio::time::timeout(Duration::from_secs(10), c.recv_raw())
+            .await
+            .expect("answer in time")
+            .unwrap();
+        codes.push((header.correlation_id, header.error_code));
+        if header.correlation_id == 1 {
+            let text = String::from_utf8_lossy(&body).into_owned();
+            assert!(text.contains("carries no bytes after its body"), "{text}");
+        }
+    }
+    assert_eq!(
+        codes,
+        [(1, ErrorCode::InvalidRequest), (2, ErrorCode::None)]
+    );
+}

@@ -163,6 +163,14 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
             .write_error(id, ErrorCode::UnsupportedVersion, &msg)
             .await;
     }
+    if tail_len > 0 && api != ApiKey::Produce {
+        // Only a produce carries bytes after its body. Taken, they would
+        // stay in memory (and the frame's request budget held) as long as
+        // the request lasts: a fetch stream, for hours.
+        Stats::add(&conn.broker.stats.bad_requests, 1);
+        let msg = format!("{api:?} carries no bytes after its body, this one has {tail_len}");
+        return conn.write_error(id, ErrorCode::InvalidRequest, &msg).await;
+    }
     let body_start = LEN_PREFIX + REQUEST_HEADER_LEN;
     let body_end = body_start + header.body_len as usize;
     // The records (produce) stay in the frame's buffer: split, not copied.
