@@ -792,12 +792,12 @@ impl Coordinator {
     }
 }
 
-/// The code a request of `member_id` with `instance` gets if the static id
-/// is held by another member id.
 /// The longest protocol type, protocol name or static member id a group
 /// keeps: Kafka's longest string.
 const MAX_KEPT_STRING: usize = i16::MAX as usize;
 
+/// The code a request of `member_id` with `instance` gets if the static id
+/// is held by another member id.
 fn fenced(g: &Group, member_id: &str, instance: Option<&str>) -> Option<ErrorCode> {
     let instance = instance?;
     match g.static_members.get(instance) {
