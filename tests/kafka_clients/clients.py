@@ -78,9 +78,26 @@ stdout, exits non-zero on failure. Scenarios:
 """
 
 import asyncio
+import faulthandler
 import json
+import os
+import signal
 import sys
 import time
+
+
+def trace(what):
+    """A progress line on standard error (shown when a test fails)."""
+    t = time.time()
+    print(f"{time.strftime('%H:%M:%S', time.localtime(t))}.{int(t * 1000) % 1000:03d} {what}",
+          file=sys.stderr, flush=True)
+
+
+def client_debug():
+    """librdkafka debug contexts for confluent-kafka clients, from
+    SLUICE_CLIENT_DEBUG (e.g. "cgrp,protocol"), as config entries."""
+    d = os.environ.get("SLUICE_CLIENT_DEBUG")
+    return {"debug": d} if d else {}
 
 
 def rec(offset, key, value, headers, timestamp):
@@ -472,7 +489,7 @@ def static_restart(bootstrap, topic, group, strategy):
                 raise SystemExit(f"timed out waiting for {what}: {events} {errors}")
             time.sleep(0.1)
 
-    threads = {k: threading.Thread(target=member, args=(k, "a" if k == "a2" else k))
+    threads = {k: threading.Thread(target=member, args=(k, "a" if k == "a2" else k), daemon=True)
                for k in events}
     threads["a"].start()
     wait_for(lambda: len(owned["a"]) == 4, "A to own every partition")
@@ -702,7 +719,7 @@ def create_partitions(bootstrap, topic):
             read.append([m.partition(), m.value().decode()])
         c.close()
 
-    t = threading.Thread(target=member)
+    t = threading.Thread(target=member, daemon=True)
     t.start()
     out = {"before": count()}
     out["validate_only"] = confluent(3, validate_only=True)
@@ -840,7 +857,7 @@ def kip848_pair(bootstrap, topic, group, n, total):
     (partition, offset) read, and whether two members ever held one
     partition at once (as seen by their callbacks)."""
     import threading
-    from confluent_kafka import Consumer
+    from confluent_kafka import Consumer, KafkaException
 
     held = {"A": set(), "B": set()}
     lock = threading.Lock()
@@ -852,9 +869,11 @@ def kip848_pair(bootstrap, topic, group, n, total):
     def member(name):
         c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
                       "group.protocol": "consumer", "enable.auto.commit": False,
-                      "auto.offset.reset": "earliest", "client.id": f"kip848-{name}"})
+                      "auto.offset.reset": "earliest", "client.id": f"kip848-{name}",
+                      **client_debug()})
 
         def on_assign(c, parts):
+            trace(f"{name} assigned {[p.partition for p in parts]}")
             with lock:
                 for p in parts:
                     other = "B" if name == "A" else "A"
@@ -863,6 +882,7 @@ def kip848_pair(bootstrap, topic, group, n, total):
                     held[name].add(p.partition)
 
         def on_revoke(c, parts):
+            trace(f"{name} revoked {[p.partition for p in parts]}")
             with lock:
                 for p in parts:
                     held[name].discard(p.partition)
@@ -877,12 +897,20 @@ def kip848_pair(bootstrap, topic, group, n, total):
                 continue
             with lock:
                 read.append([name, m.partition(), m.offset()])
-            c.commit(m, asynchronous=False)
+            try:
+                c.commit(m, asynchronous=False)
+            except KafkaException as e:
+                # Reported (the test expects none); the member goes on.
+                trace(f"{name} commit of {m.partition()}@{m.offset()}: {e}")
+                errors.append(f"{name} commit: {e}")
+        trace(f"{name} closing")
         c.close()
+        trace(f"{name} closed")
         with lock:
             held[name] = set()
 
     def wait_for(cond, what):
+        trace(f"waiting for {what}")
         deadline = time.time() + 60
         while time.time() < deadline:
             with lock:
@@ -891,12 +919,17 @@ def kip848_pair(bootstrap, topic, group, n, total):
             time.sleep(0.1)
         raise SystemExit(f"timed out waiting for {what}: held {held}, errors {errors}")
 
+    def join(t, name):
+        t.join(60)
+        if t.is_alive():
+            raise SystemExit(f"{name} did not close within 60 s: held {held}, errors {errors}")
+
     out = {}
-    a = threading.Thread(target=member, args=("A",))
+    a = threading.Thread(target=member, args=("A",), daemon=True)
     a.start()
     wait_for(lambda: len(held["A"]) == n, "A to hold every partition")
     out["alone"] = sorted(held["A"])
-    b = threading.Thread(target=member, args=("B",))
+    b = threading.Thread(target=member, args=("B",), daemon=True)
     b.start()
     wait_for(lambda: held["A"] and held["B"] and len(held["A"]) + len(held["B"]) == n,
              "A and B to split the partitions")
@@ -911,13 +944,13 @@ def kip848_pair(bootstrap, topic, group, n, total):
                           for m in described.members),
     }
     stop["B"].set()
-    b.join()
+    join(b, "B")
     wait_for(lambda: len(held["A"]) == n, "A to take every partition back")
     out["after"] = sorted(held["A"])
     wait_for(lambda: len({(p, o) for _, p, o in read}) >= total, f"{total} records read")
     time.sleep(0.5)
     stop["A"].set()
-    a.join()
+    join(a, "A")
     out["read"] = read
     out["overlaps"] = overlaps
     out["errors"] = errors
@@ -1151,4 +1184,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # The test's deadline sends SIGTERM first: every thread's stack goes to
+    # standard error, so a stuck client shows where it waits.
+    faulthandler.register(signal.SIGTERM, all_threads=True)
     main(sys.argv)

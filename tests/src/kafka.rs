@@ -57,20 +57,32 @@ fn script() -> PathBuf {
 
 /// Runs a scenario of `clients.py` and returns its standard output (one
 /// JSON document). Panics with its standard error if it fails.
+///
+/// A run is given [`CLIENTS_DEADLINE_SECS`]: past it, the script is sent
+/// SIGTERM (it prints every thread's stack on standard error, shown in the
+/// failure) and killed 10 s later, so a stuck client fails its test
+/// instead of hanging the suite.
 pub fn run_clients(python: &Path, args: &[&str]) -> String {
-    let out = Command::new(python)
+    let out = Command::new("timeout")
+        .args(["-k", "10", &CLIENTS_DEADLINE_SECS.to_string()])
+        .arg(python)
         .arg(script())
         .args(args)
         .output()
         .expect("running clients.py");
     assert!(
         out.status.success(),
-        "clients.py {args:?} failed: {}\n{}",
+        "clients.py {args:?} failed ({}): {}\n{}",
+        out.status,
         String::from_utf8_lossy(&out.stderr),
         String::from_utf8_lossy(&out.stdout)
     );
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
+
+/// How long one run of clients.py may take (the longest scenario takes a
+/// few seconds to a minute).
+pub const CLIENTS_DEADLINE_SECS: u32 = 300;
 
 /// Runs kcat with `args` (and `stdin`), returns its standard output;
 /// panics if it fails.

@@ -10,8 +10,9 @@
 //! *assignment epoch* is the group epoch the target assignment was computed
 //! for; a member's *epoch* reaches the assignment epoch once it holds no
 //! partition the target takes away from it. Offsets committed with a member
-//! epoch other than the member's current one are refused
-//! ([`ConsumerGroup::check_commit`]).
+//! epoch other than the member's current one are refused, unless the member
+//! held every committed partition at that epoch and still does (Kafka's
+//! KIP-1251, [`ConsumerGroup::check_commit`]).
 //!
 //! Guarantees:
 //! - A partition is never in two members' assignments at once: a member is
@@ -147,6 +148,10 @@ pub struct Member {
     pub assigned: Assignment,
     /// What it is giving up (still its own until it says so).
     pub revoking: Assignment,
+    /// The member epoch at which it was given each partition it holds or
+    /// is giving up (KIP-1251's assignment epochs): a commit at an older
+    /// member epoch is taken for partitions it was given by then.
+    held_since: HashMap<(TopicId, u32), i32>,
     /// Subscribed names.
     pub topic_names: Vec<String>,
     /// Subscribed regular expression.
@@ -509,6 +514,7 @@ impl ConsumerGroup {
             state: MemberState::Stable,
             assigned: Assignment::new(),
             revoking: Assignment::new(),
+            held_since: HashMap::new(),
             topic_names: Vec::new(),
             topic_regex: None,
             compiled: None,
@@ -672,14 +678,49 @@ impl ConsumerGroup {
             .min()
     }
 
-    /// Checks an offset commit (or a fetch of committed offsets) by
-    /// `member_id` at `epoch`: `Ok` if the member exists and `epoch` is its
-    /// current one.
-    pub fn check_commit(&self, member_id: &str, epoch: i32) -> Result<(), CommitRefusal> {
+    /// Checks a fetch of committed offsets by `member_id` at `epoch`: `Ok`
+    /// if the member exists and `epoch` is its current one.
+    pub fn check_fetch(&self, member_id: &str, epoch: i32) -> Result<(), CommitRefusal> {
         match self.members.get(member_id).filter(|m| !m.parked) {
             None => Err(CommitRefusal::UnknownMember),
             Some(m) if m.epoch == epoch => Ok(()),
             Some(_) => Err(CommitRefusal::StaleEpoch),
+        }
+    }
+
+    /// Checks an offset commit by `member_id` at `epoch` of `partitions`
+    /// (topic name, partition), with KIP-1251's rule: `Ok` at the member's
+    /// current epoch; at an older epoch only if the member still holds (or
+    /// is giving up) every one of them and was given each at that epoch or
+    /// before. A member commits as it reads while a heartbeat answer raises
+    /// its epoch (any reconciliation does): such a commit is taken, where a
+    /// check of the epoch alone refused it; a commit of a partition the
+    /// member no longer holds, or got only after that epoch, is refused.
+    pub fn check_commit(
+        &self,
+        member_id: &str,
+        epoch: i32,
+        partitions: &[(&str, u32)],
+    ) -> Result<(), CommitRefusal> {
+        let Some(m) = self.members.get(member_id).filter(|m| !m.parked) else {
+            return Err(CommitRefusal::UnknownMember);
+        };
+        if epoch == m.epoch {
+            return Ok(());
+        }
+        if epoch > m.epoch || epoch <= 0 {
+            return Err(CommitRefusal::StaleEpoch);
+        }
+        let held_by_then = |(name, p): &(&str, u32)| {
+            self.topics.get(*name).is_some_and(|(t, _)| {
+                (contains(&m.assigned, t, *p) || contains(&m.revoking, t, *p))
+                    && m.held_since.get(&(*t, *p)).is_some_and(|e| *e <= epoch)
+            })
+        };
+        if partitions.iter().all(held_by_then) {
+            Ok(())
+        } else {
+            Err(CommitRefusal::StaleEpoch)
         }
     }
 
@@ -784,6 +825,7 @@ impl ConsumerGroup {
             match owned {
                 Some(o) if disjoint(o, &m.revoking) => {
                     for tp in pairs(&m.revoking) {
+                        m.held_since.remove(&tp);
                         if self.owners.get(&tp).is_some_and(|x| x == id) {
                             self.owners.remove(&tp);
                         }
@@ -820,6 +862,7 @@ impl ConsumerGroup {
                 _ => {
                     self.owners.insert((t, p), id.to_owned());
                     m.assigned.entry(t).or_default().insert(p);
+                    m.held_since.insert((t, p), m.epoch);
                 }
             }
         }
@@ -939,7 +982,8 @@ impl ConsumerGroup {
 pub enum CommitRefusal {
     /// No such member.
     UnknownMember,
-    /// Not the member's current epoch.
+    /// Not the member's current epoch (nor, for a commit, an older one it
+    /// held every committed partition at).
     StaleEpoch,
 }
 
@@ -1277,10 +1321,66 @@ mod tests {
         let theirs = r.assignment.expect("b's assignment");
         assert_eq!(theirs, minus(&all, &kept));
         assert!(g.is_stable());
-        // Commits: only at the member's current epoch.
-        assert_eq!(g.check_commit("a", eb), Ok(()));
-        assert_eq!(g.check_commit("a", ea), Err(CommitRefusal::StaleEpoch));
-        assert_eq!(g.check_commit("c", eb), Err(CommitRefusal::UnknownMember));
+        // Commits: at the member's current epoch, or at an older one for
+        // partitions it held then and still holds (KIP-1251).
+        let names = |a: &Assignment| pairs(a).map(|(_, p)| ("t", p)).collect::<Vec<_>>();
+        assert_eq!(g.check_commit("a", eb, &names(&all)), Ok(()));
+        assert_eq!(g.check_commit("a", ea, &names(&kept)), Ok(()));
+        assert_eq!(g.check_commit("a", ea, &[]), Ok(()));
+        // Not what went to b, not at an epoch it never had, not a topic
+        // the group does not know.
+        let stale = Err(CommitRefusal::StaleEpoch);
+        assert_eq!(g.check_commit("a", ea, &names(&theirs)), stale);
+        assert_eq!(g.check_commit("a", ea, &names(&all)), stale);
+        assert_eq!(g.check_commit("a", eb + 1, &[]), stale);
+        assert_eq!(g.check_commit("a", ea, &[("other", 0)]), stale);
+        // b was given its partitions at eb: not earlier.
+        assert_eq!(g.check_commit("b", ea, &names(&theirs)), stale);
+        assert_eq!(g.check_commit("b", eb, &names(&theirs)), Ok(()));
+        // Fetches of committed offsets: the current epoch only.
+        assert_eq!(g.check_fetch("a", eb), Ok(()));
+        assert_eq!(g.check_fetch("a", ea), stale);
+        assert_eq!(
+            g.check_commit("c", eb, &[]),
+            Err(CommitRefusal::UnknownMember)
+        );
+    }
+
+    #[test]
+    fn a_commit_while_giving_up_partitions_is_taken_at_either_epoch() {
+        let v = view(&[("t", 1, 4)]);
+        let now = Instant::now();
+        let mut g = ConsumerGroup::default();
+        let ea = g
+            .heartbeat(join("a", &["t"]), now, LIMITS, &v)
+            .expect("a")
+            .member_epoch;
+        let eb = g
+            .heartbeat(join("b", &["t"]), now, LIMITS, &v)
+            .expect("b")
+            .member_epoch;
+        let all = parts(1, &[0, 1, 2, 3]);
+        let kept = g
+            .heartbeat(beat("a", ea, Some(&all)), now, LIMITS, &v)
+            .expect("a")
+            .assignment
+            .expect("kept");
+        let given_up = minus(&all, &kept);
+        let names = |a: &Assignment| pairs(a).map(|(_, p)| ("t", p)).collect::<Vec<_>>();
+        // While it gives them up (its epoch still ea), its commits of all
+        // four are taken: what a rebalance callback commits.
+        assert_eq!(g.check_commit("a", ea, &names(&all)), Ok(()));
+        // Once it said it gave them up (its epoch now eb), a commit sent
+        // before it learnt that is taken for what it kept only.
+        let r = g
+            .heartbeat(beat("a", ea, Some(&kept)), now, LIMITS, &v)
+            .expect("a");
+        assert_eq!(r.member_epoch, eb);
+        assert_eq!(g.check_commit("a", ea, &names(&kept)), Ok(()));
+        assert_eq!(
+            g.check_commit("a", ea, &names(&given_up)),
+            Err(CommitRefusal::StaleEpoch)
+        );
     }
 
     #[test]
@@ -1395,7 +1495,7 @@ mod tests {
         let r = g.heartbeat(bye, now, LIMITS, &v).expect("leave");
         assert_eq!(r.member_epoch, -2);
         assert_eq!(
-            g.check_commit("a1", epoch),
+            g.check_commit("a1", epoch, &[]),
             Err(CommitRefusal::UnknownMember)
         );
         let group_epoch = g.epoch;
@@ -1739,6 +1839,7 @@ mod tests {
                     }
                 }
                 check(&clients)?;
+                prop_assert!(epochs_follow_holdings(&g), "{g:?}");
             }
             // Settle: parked static members come back, then everyone
             // heartbeats until nothing changes.
@@ -1765,6 +1866,18 @@ mod tests {
                 .sum();
             let want: u32 = subscribed.iter().map(|t| v.0[t].1).sum();
             prop_assert_eq!(owned_total, want as usize);
+            prop_assert!(epochs_follow_holdings(&g), "{g:?}");
         }
+    }
+
+    /// Every member has an assignment epoch for exactly the partitions it
+    /// holds or is giving up, none past its own epoch.
+    fn epochs_follow_holdings(g: &ConsumerGroup) -> bool {
+        g.members.values().all(|m| {
+            let held: BTreeSet<(TopicId, u32)> =
+                pairs(&m.assigned).chain(pairs(&m.revoking)).collect();
+            let recorded: BTreeSet<(TopicId, u32)> = m.held_since.keys().copied().collect();
+            held == recorded && m.held_since.values().all(|e| *e <= m.epoch)
+        })
     }
 }

@@ -260,7 +260,7 @@ async fn a_static_member_restarts_without_a_rebalance_and_fences_its_old_id() {
         group_instance_id: Some("host-1".into()),
     };
     assert_eq!(
-        f.c.check_commit("g", &zombie_commit),
+        f.c.check_commit("g", &zombie_commit, &[]),
         Err(ErrorCode::FencedInstanceId)
     );
     assert_eq!(f.c.stats().rebalances, 1);
@@ -344,23 +344,23 @@ async fn commits_are_fenced_by_generation_and_membership() {
         group_instance_id: None,
     };
     // No group yet: a simple commit is allowed, a generation is not.
-    assert_eq!(f.c.check_commit("g", &CommitAs::simple()), Ok(()));
+    assert_eq!(f.c.check_commit("g", &CommitAs::simple(), &[]), Ok(()));
     assert_eq!(
-        f.c.check_commit("g", &as_member("x", 1)),
+        f.c.check_commit("g", &as_member("x", 1), &[]),
         Err(ErrorCode::IllegalGeneration)
     );
     let (a, b) = two_members(&f.c).await;
-    assert_eq!(f.c.check_commit("g", &as_member(&a, 2)), Ok(()));
+    assert_eq!(f.c.check_commit("g", &as_member(&a, 2), &[]), Ok(()));
     assert_eq!(
-        f.c.check_commit("g", &as_member(&a, 1)),
+        f.c.check_commit("g", &as_member(&a, 1), &[]),
         Err(ErrorCode::IllegalGeneration)
     );
     assert_eq!(
-        f.c.check_commit("g", &as_member("zombie", 2)),
+        f.c.check_commit("g", &as_member("zombie", 2), &[]),
         Err(ErrorCode::UnknownMemberId)
     );
     assert_eq!(
-        f.c.check_commit("g", &CommitAs::simple()),
+        f.c.check_commit("g", &CommitAs::simple(), &[]),
         Err(ErrorCode::UnknownMemberId)
     );
     // While the generation awaits its assignment, commits wait too.
@@ -368,21 +368,21 @@ async fn commits_are_fenced_by_generation_and_membership() {
     let r = f.c.join(join_req(&a, None, RANGE)).await;
     assert_eq!(jb.await.unwrap().generation_id, 3);
     assert_eq!(
-        f.c.check_commit("g", &as_member(&a, r.generation_id)),
+        f.c.check_commit("g", &as_member(&a, r.generation_id), &[]),
         Err(ErrorCode::RebalanceInProgress)
     );
     // Who commits is checked before the state, as Kafka does: a tool's
     // simple commit fails at once, a stale member learns it is stale.
     assert_eq!(
-        f.c.check_commit("g", &CommitAs::simple()),
+        f.c.check_commit("g", &CommitAs::simple(), &[]),
         Err(ErrorCode::UnknownMemberId)
     );
     assert_eq!(
-        f.c.check_commit("g", &as_member(&a, r.generation_id - 1)),
+        f.c.check_commit("g", &as_member(&a, r.generation_id - 1), &[]),
         Err(ErrorCode::IllegalGeneration)
     );
     assert_eq!(
-        f.c.check_commit("g", &as_member("zombie", r.generation_id)),
+        f.c.check_commit("g", &as_member("zombie", r.generation_id), &[]),
         Err(ErrorCode::UnknownMemberId)
     );
     // Once everyone left, a tool may commit (offset reset).
@@ -392,10 +392,10 @@ async fn commits_are_fenced_by_generation_and_membership() {
     });
     f.c.leave("g", everyone.to_vec());
     assert_eq!(state(&f.c).0, GroupState::Empty);
-    assert_eq!(f.c.check_commit("g", &CommitAs::simple()), Ok(()));
+    assert_eq!(f.c.check_commit("g", &CommitAs::simple(), &[]), Ok(()));
     // Naming a member makes it a member's commit, even at generation -1.
     assert_eq!(
-        f.c.check_commit("g", &as_member("gone", -1)),
+        f.c.check_commit("g", &as_member("gone", -1), &[]),
         Err(ErrorCode::UnknownMemberId)
     );
 }

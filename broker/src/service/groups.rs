@@ -128,7 +128,11 @@ impl Service {
     ) -> Result<Vec<Committed>, Refused> {
         super::check_partition_count(commits.len(), self.config.max_partitions_per_request)?;
         if crate::group::valid_group_name(&group) {
-            if let Err(code) = self.groups.check_commit(&group, &member) {
+            let partitions: Vec<(&str, u32)> = commits
+                .iter()
+                .map(|c| (c.topic.as_str(), c.partition))
+                .collect();
+            if let Err(code) = self.groups.check_commit(&group, &member, &partitions) {
                 return Ok(commits
                     .into_iter()
                     .map(|c| Committed {

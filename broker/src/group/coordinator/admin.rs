@@ -10,10 +10,16 @@ use crate::group::state::Group;
 use crate::group::types::*;
 
 impl Coordinator {
-    /// Checks a commit against the group (Kafka's fencing): `Ok` lets it
-    /// be stored, and refreshes the committing member's session.
-    pub fn check_commit(&self, group: &str, who: &CommitAs) -> Result<(), ErrorCode> {
-        if let Some(checked) = self.check_consumer_commit(group, who) {
+    /// Checks a commit of `partitions` (topic name, partition) against the
+    /// group (Kafka's fencing): `Ok` lets it be stored, and refreshes the
+    /// committing member's session.
+    pub fn check_commit(
+        &self,
+        group: &str,
+        who: &CommitAs,
+        partitions: &[(&str, u32)],
+    ) -> Result<(), ErrorCode> {
+        if let Some(checked) = self.check_consumer_commit(group, who, Some(partitions)) {
             return checked;
         }
         let mut groups = self.groups.lock();

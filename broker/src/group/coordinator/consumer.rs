@@ -138,12 +138,15 @@ impl Coordinator {
         }
     }
 
-    /// A commit's check against a consumer-protocol group with members:
-    /// `None` if there is no such group (the classic rules apply).
+    /// A commit's check against a consumer-protocol group with members
+    /// (of `partitions`; `None` for a fetch of committed offsets, which
+    /// must name the member's current epoch): `None` if there is no such
+    /// group (the classic rules apply).
     pub(super) fn check_consumer_commit(
         &self,
         group: &str,
         who: &CommitAs,
+        partitions: Option<&[(&str, u32)]>,
     ) -> Option<Result<(), ErrorCode>> {
         let consumer = self.consumer.lock();
         let g = consumer.get(group)?;
@@ -151,7 +154,11 @@ impl Coordinator {
             // A commit from outside the group (a tool) while it is empty.
             return Some(Ok(()));
         }
-        Some(match g.check_commit(&who.member_id, who.generation_id) {
+        let checked = match partitions {
+            Some(partitions) => g.check_commit(&who.member_id, who.generation_id, partitions),
+            None => g.check_fetch(&who.member_id, who.generation_id),
+        };
+        Some(match checked {
             Ok(()) => Ok(()),
             Err(CommitRefusal::UnknownMember) => Err(ErrorCode::UnknownMemberId),
             Err(CommitRefusal::StaleEpoch) => Err(ErrorCode::StaleMemberEpoch),
@@ -173,7 +180,8 @@ impl Coordinator {
             member_id: member_id.to_owned(),
             group_instance_id: None,
         };
-        self.check_consumer_commit(group, &who).unwrap_or(Ok(()))
+        self.check_consumer_commit(group, &who, None)
+            .unwrap_or(Ok(()))
     }
 
     /// Whether `member_id` is a member of consumer-protocol group `group`
