@@ -24,10 +24,28 @@ enum AppendMode {
     /// Keeps the given offsets; checks timestamps, trusts the leader's
     /// producer checks.
     Follower,
-    /// Keeps the given offsets; checks idempotent producers (the same
-    /// decision on every replica) but not timestamps (clock-dependent), and
-    /// validates only headers and CRCs (the leader walked the records).
+    /// Keeps the given offsets; checks idempotent producers (the replica
+    /// that first stores a proposal decides) but not timestamps
+    /// (clock-dependent), and validates only headers and CRCs (the leader
+    /// walked the records).
     Replica,
+    /// [`AppendMode::Replica`], trusting the producer checks of the replica
+    /// that first stored these batches (the leader that proposed them).
+    ReplicaCopy,
+}
+
+impl AppendMode {
+    /// Whether the leader already walked the records and rewrote the
+    /// timestamps (only headers and CRCs are checked).
+    fn is_replica(self) -> bool {
+        matches!(self, AppendMode::Replica | AppendMode::ReplicaCopy)
+    }
+
+    /// Whether idempotent producers' sequences are checked (else only
+    /// recorded).
+    fn checks_producers(self) -> bool {
+        matches!(self, AppendMode::Leader | AppendMode::Replica)
+    }
 }
 
 /// What [`PartitionLog::check_batches`] found in the batches of an append.
@@ -153,9 +171,11 @@ impl PartitionLog {
     /// are not (nor decompressed), and its `maxTimestamp` is stored as it
     /// is. The leader ran every other check once, before proposing, with
     /// [`PartitionLog::check_proposal`]. With the idempotent producer
-    /// checks of [`PartitionLog::append`]: every replica holds the same
-    /// producer state, so all decide alike. A retried batch is answered
-    /// with its original offsets (`duplicate`) and not written.
+    /// checks of [`PartitionLog::append`], for the replica that first
+    /// stores a proposal (its leader): a retried batch is answered with its
+    /// original offsets (`duplicate`) and not written, an out-of-sequence
+    /// one refused. The other replicas store what that one stored, with
+    /// [`PartitionLog::append_replica_copy`].
     pub fn append_replica(
         &self,
         expected_base: u64,
@@ -166,6 +186,26 @@ impl PartitionLog {
             Self::MAX_APPEND_OFFSETS,
             Some(expected_base),
             AppendMode::Replica,
+        )
+    }
+
+    /// [`PartitionLog::append_replica`] of batches another replica (the
+    /// leader that proposed them) stored after its producer checks: they
+    /// are not checked again, only recorded in this log's producer table.
+    /// Producer tables are not the same on every replica (the table's
+    /// eviction goes by this broker's clock and by the producer ids all of
+    /// its partitions hold), so a check here could decide otherwise and
+    /// leave this log with other offsets than the leader's.
+    pub fn append_replica_copy(
+        &self,
+        expected_base: u64,
+        batches: &mut [u8],
+    ) -> Result<AppendInfo, LogError> {
+        self.append_inner(
+            batches,
+            Self::MAX_APPEND_OFFSETS,
+            Some(expected_base),
+            AppendMode::ReplicaCopy,
         )
     }
 
@@ -238,7 +278,7 @@ impl PartitionLog {
                     found,
                 });
             }
-            if !idempotent.is_empty() && mode != AppendMode::Follower {
+            if !idempotent.is_empty() && mode.checks_producers() {
                 match super::producers::check_append(&state.producers, &idempotent, count)? {
                     None => {}
                     // The original is still in flight: answer only once it
@@ -354,7 +394,7 @@ impl PartitionLog {
     }
 
     /// The checks of an append that need no lock: every batch validated
-    /// (fully, or for [`AppendMode::Replica`] only its header and CRC), its
+    /// (fully, or for a replica's append only its header and CRC), its
     /// create-time `maxTimestamp` set, the timestamp, size and offset-count
     /// limits. Changes only the `maxTimestamp` fields of `batches`.
     fn check_batches(
@@ -369,7 +409,7 @@ impl PartitionLog {
         let ahead_ms = self
             .config
             .max_timestamp_ahead
-            .filter(|_| mode != AppendMode::Replica)
+            .filter(|_| !mode.is_replica())
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         let bytes = batches.len() as u64;
         let too_large = |offsets: u64| LogError::AppendTooLarge {
@@ -401,7 +441,7 @@ impl PartitionLog {
             // proposing it ([`PartitionLog::check_proposal`]): the CRC
             // proves these are those bytes, so no walk of the records (no
             // decompression) holds up the Raft core on any replica.
-            let checked = if mode == AppendMode::Replica {
+            let checked = if mode.is_replica() {
                 batch::validate_shallow(rest).map(|header| batch::Validated {
                     header,
                     max_record_timestamp: None,

@@ -178,21 +178,34 @@ impl Shared {
     }
 
     /// Stamps and appends one part at the log end `end` (moved past it when
-    /// stored). `Ok(Err(_))`: the log refused the part on its content (the
-    /// same on every replica, nothing written); `Err(_)`: it failed to
-    /// store it (the log is offline).
+    /// stored). `proposed_here`: this node proposed the part (it is its
+    /// leader's first store of it), so this append runs the idempotent
+    /// producer checks and decides what every replica stores; any other
+    /// replica stores what it is given, as the proposer stored it (entries
+    /// are replicated from the proposer's segments: a duplicate it did not
+    /// write, or a part it refused, reaches them as no records).
+    /// `Ok(Err(_))`: the log refused the part on its content (nothing
+    /// written); `Err(_)`: it failed to store it (the log is offline).
     fn append_part(
         &self,
         buf: &mut [u8],
         end: &mut u64,
         term: u64,
+        proposed_here: bool,
     ) -> Result<Result<Response, LogError>, StorageError<u64>> {
+        let log = &self.partition.log;
         let appended = stamp(buf, *end, term)
             .map_err(|e| LogError::InvalidBatch {
                 position: 0,
                 source: e,
             })
-            .and_then(|()| self.partition.log.append_replica(*end, buf));
+            .and_then(|()| {
+                if proposed_here {
+                    log.append_replica(*end, buf)
+                } else {
+                    log.append_replica_copy(*end, buf)
+                }
+            });
         match appended {
             Ok(info) => {
                 if !info.duplicate {
@@ -275,9 +288,9 @@ impl Shared {
                         let len = usize::try_from(part.len).unwrap_or(usize::MAX);
                         let chunk = buf.get_mut(at..at.saturating_add(len)).unwrap_or_default();
                         at = at.saturating_add(len);
-                        let result = self.append_part(chunk, &mut end, term)?;
-                        stored |= result.is_ok();
                         let local = part.origin.filter(|o| o.node == self.node_id);
+                        let result = self.append_part(chunk, &mut end, term, local.is_some())?;
+                        stored |= result.is_ok();
                         if let Some(tx) = local.and_then(|o| self.waiters.lock().remove(&o.seq)) {
                             let _ = tx.send(result);
                         }

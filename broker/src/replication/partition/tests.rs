@@ -94,6 +94,9 @@ struct Cluster {
     members: BTreeMap<u64, BasicNode>,
     fs: Arc<dyn FileSystem>,
     log_config: LogConfig,
+    /// A node's own log settings, where not `log_config` (at its next
+    /// start).
+    node_configs: HashMap<u64, LogConfig>,
 }
 
 impl Cluster {
@@ -117,6 +120,7 @@ impl Cluster {
                 .collect(),
             fs,
             log_config,
+            node_configs: HashMap::new(),
         };
         for &id in ids {
             c.start(id).await;
@@ -132,8 +136,13 @@ impl Cluster {
 
     async fn start(&mut self, id: u64) {
         let dir = self.dirs[&id].clone();
-        let (log, _) = PartitionLog::open_with(Arc::clone(&self.fs), &dir, self.log_config.clone())
-            .expect("open log");
+        let config = self
+            .node_configs
+            .get(&id)
+            .unwrap_or(&self.log_config)
+            .clone();
+        let (log, _) =
+            PartitionLog::open_with(Arc::clone(&self.fs), &dir, config).expect("open log");
         let partition = Arc::new(Partition::new(log));
         let (rp, _) = ReplicatedPartition::open(
             partition,
@@ -711,6 +720,60 @@ async fn a_retried_idempotent_batch_is_stored_once_and_answered_with_its_offsets
     for id in all {
         assert_eq!(segment_bytes(&c.dirs[&id]), reference, "node {id} differs");
     }
+}
+
+/// Only the leader that proposed an entry judges its producer sequences;
+/// the other replicas store what it stored. Here the leader keeps one
+/// producer id and its followers many: the leader forgets producer 7 once
+/// producer 8 appends, so it takes 7's next batch at any sequence, where
+/// the followers, which remember 7, would have refused it as out of
+/// sequence and held other offsets than the leader from there on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_store_what_the_leader_stored_whatever_their_producer_tables() {
+    let one_producer = LogConfig {
+        max_producer_ids: 1,
+        ..log_config()
+    };
+    let mut c = Cluster::with(&[1, 2, 3], Arc::new(StdFs), one_producer).await;
+    let all = [1, 2, 3];
+    let leader = c.leader(&all).await;
+    for id in all.into_iter().filter(|&i| i != leader) {
+        c.stop(id).await;
+        c.node_configs.insert(id, log_config());
+        c.start(id).await;
+    }
+    let append = |b: BytesMut| c.node(leader).append(b, Acks::All);
+    let mut got = Vec::new();
+    got.push(append(idempotent_batch(7, 0, &["a"])).await.expect("7"));
+    got.push(append(idempotent_batch(8, 0, &["b"])).await.expect("8"));
+    got.push(
+        append(idempotent_batch(7, 5, &["c"]))
+            .await
+            .expect("7 again, forgotten by the leader"),
+    );
+    got.push(append(batch(&["d".to_owned()])).await.expect("plain"));
+    let offsets: Vec<(u64, u64)> = got.iter().map(|r| (r.base_offset, r.last_offset)).collect();
+    assert_eq!(offsets, [(0, 0), (1, 1), (2, 2), (3, 3)]);
+    c.wait_hw(&all, 4).await;
+    let reference = segment_bytes(&c.dirs[&leader]);
+    for id in all {
+        assert_eq!(segment_bytes(&c.dirs[&id]), reference, "node {id} differs");
+        assert_eq!(
+            values_of(&c.dirs[&id]),
+            [b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), b"d".to_vec()],
+            "node {id}"
+        );
+    }
+    // A follower remembers producer 7's latest batch as the leader stored
+    // it (it takes over the checks should it lead).
+    let follower = all.into_iter().find(|&i| i != leader).expect("follower");
+    let seven = c
+        .node(follower)
+        .partition()
+        .log
+        .producer_state(7)
+        .expect("producer 7");
+    assert_eq!(seven.batches.back().map(|b| b.first_seq), Some(5));
 }
 
 /// The Raft index of the last entry `id` holds (blank and membership
