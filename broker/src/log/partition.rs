@@ -245,6 +245,11 @@ pub struct PartitionLog {
     /// Held by the one caller doing an `fdatasync`; others wait and usually
     /// find their data covered (group commit).
     pub(crate) flush_lock: Mutex<()>,
+    /// Held while a producer state snapshot is taken from the pending one
+    /// and written, and across a truncation or reset (after `flush_lock`):
+    /// a snapshot of batches a truncation cuts is never written after the
+    /// truncation pruned the snapshots past its cut.
+    pub(crate) snapshot_lock: Mutex<()>,
     pub(crate) high_watermark: AtomicU64,
     pub(crate) recovery_point: AtomicU64,
     /// The highest recovery point a checkpoint may record

@@ -194,6 +194,7 @@ impl PartitionLog {
     /// yet. Runs on maintenance threads (before retention, so the batches a
     /// deleted segment held are covered by a snapshot first).
     pub(crate) fn write_pending_producer_snapshot(&self) {
+        let _snapshot = self.snapshot_lock.lock();
         let pending = self.state.lock().pending_snapshot.take();
         if let Some((offset, bytes)) = pending {
             self.write_producer_snapshot(offset, &bytes);
@@ -203,6 +204,7 @@ impl PartitionLog {
     /// Saves the producer table as of the log end (clean shutdown, with no
     /// append in flight).
     pub(crate) fn snapshot_producers_now(&self) {
+        let _snapshot = self.snapshot_lock.lock();
         let (offset, bytes) = {
             let mut state = self.state.lock();
             // The newer snapshot below covers the one the last roll took.

@@ -226,8 +226,10 @@ impl PartitionLog {
     /// [`LogError::OffsetOutOfRange`].
     pub fn truncate_to(&self, offset: u64) -> Result<u64, LogError> {
         // No flush runs meanwhile: a flush's snapshot could reach past the
-        // new end.
+        // new end; nor does a snapshot write (its table may hold batches
+        // this cuts, and it could land after the prune below).
         let _flush = self.flush_lock.lock();
+        let _snapshot = self.snapshot_lock.lock();
         loop {
             {
                 let mut state = self.state.lock();
@@ -367,6 +369,7 @@ impl PartitionLog {
     /// deletions.
     pub fn reset_to(&self, offset: u64) -> Result<(), LogError> {
         let _flush = self.flush_lock.lock();
+        let _snapshot = self.snapshot_lock.lock();
         // The checkpoint goes to 0 first: a crash before the new one is
         // written leaves the old segments (rescanned whole), none (an empty
         // log, which starts at 0), or the new one, never a log shorter than

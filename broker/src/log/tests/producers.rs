@@ -290,6 +290,66 @@ fn a_truncation_below_a_roll_drops_the_table_the_roll_kept() {
     assert_eq!(read_all(&log, u64::MAX).len() as u64, log.next_offset());
 }
 
+/// The same, with the roll's table being written while the truncation
+/// comes: the write finishes before the truncation goes on, which then
+/// removes it, rather than landing after the truncation removed the
+/// snapshots past its cut.
+#[test]
+fn a_truncation_during_the_write_of_a_rolls_table_removes_it() {
+    use crate::log::fault::{Faults, FaultyFs};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::new();
+    let fs = Arc::new(FaultyFs::new(faults.clone()));
+    let (log, _) = PartitionLog::open_with(fs.clone(), dir.path(), small_config()).unwrap();
+    let log = Arc::new(log);
+    log.append(&mut idem(3, 0, 0, 1)).unwrap();
+    let fill = || super::util::batch("fill", 1, 1000, now_ms());
+    while log.segment_count() < 2 {
+        log.append(&mut fill()).unwrap();
+    }
+    let cut = log.append(&mut idem(3, 0, 1, 1)).unwrap().base_offset;
+    while log.segment_count() < 3 {
+        log.append(&mut fill()).unwrap();
+    }
+    let rolled_at = log.next_offset() - 1;
+    // The write of the table the last roll kept stalls at its first byte.
+    faults.set_hold_writes(true);
+    let writer = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || log.write_pending_producer_snapshot())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while faults.writes_held() == 0 {
+        assert!(std::time::Instant::now() < deadline, "the write never came");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let truncation = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || log.truncate_to(cut))
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    faults.set_hold_writes(false);
+    writer.join().unwrap();
+    assert_eq!(truncation.join().unwrap().unwrap(), cut);
+    assert!(
+        snapshots(dir.path()).iter().all(|&o| o <= cut),
+        "a snapshot past the cut at {cut}: {:?}",
+        snapshots(dir.path())
+    );
+    // The log grows past the old roll again; then a crash.
+    while log.next_offset() <= rolled_at + 2 {
+        log.append(&mut fill()).unwrap();
+    }
+    drop(log);
+    let (log, _) = PartitionLog::open_with(fs, dir.path(), small_config()).unwrap();
+    let retry = log.append(&mut idem(3, 0, 1, 1)).unwrap();
+    assert!(
+        !retry.duplicate,
+        "the cut batch's retry was taken for a duplicate"
+    );
+}
+
 #[test]
 fn dedup_survives_retention_of_the_segments_that_held_the_batches() {
     let dir = tempfile::tempdir().unwrap();
