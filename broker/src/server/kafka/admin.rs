@@ -28,7 +28,7 @@ use sluice_protocol::kafka::offsets::{
 use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::topic_config::TopicConfig;
 
-use super::{Advertised, configs, operations, partition_index};
+use super::{Advertised, configs, may_name_topic, operations, partition_index};
 use crate::server::native::connection::{Conn, Front};
 use crate::service::Refused;
 use crate::service::admin::{NewTopic, OffsetLookup, OffsetQuery};
@@ -222,6 +222,9 @@ pub(super) async fn list_offsets(
                 _ => None,
             };
             match (partition_index(p.partition_index), query) {
+                _ if !may_name_topic(&t.name) => {
+                    local.push(Some(code::UNKNOWN_TOPIC_OR_PARTITION));
+                }
                 (Some(partition), Some(query)) => {
                     local.push(None);
                     lookups.push(OffsetLookup {
@@ -384,7 +387,7 @@ pub(super) async fn offset_commit(
     let mut local: Vec<Option<KafkaCode>> = Vec::new();
     for t in &r.topics {
         for p in &t.partitions {
-            match partition_index(p.partition_index) {
+            match partition_index(p.partition_index).filter(|_| may_name_topic(&t.name)) {
                 Some(partition) => {
                     local.push(None);
                     commits.push(Commit {

@@ -23,7 +23,9 @@ pub(super) async fn delete_records(conn: &Conn, r: DeleteRecordsRequest) -> Dele
     for t in &r.topics {
         let mut topic = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
-            let Ok(partition) = u32::try_from(p.partition_index) else {
+            let Some(partition) = super::partition_index(p.partition_index)
+                .filter(|_| super::may_name_topic(&t.name))
+            else {
                 topic.push(Err(code::UNKNOWN_TOPIC_OR_PARTITION));
                 continue;
             };

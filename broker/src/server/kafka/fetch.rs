@@ -18,7 +18,7 @@ use sluice_protocol::kafka::header;
 use sluice_protocol::kafka::io::Records;
 use sluice_protocol::wire::ErrorCode;
 
-use super::{Req, finish, partition_index, respond};
+use super::{Req, finish, may_name_topic, partition_index, respond};
 use crate::server::native::connection::{Conn, ConnError};
 use crate::service::Refused;
 use crate::service::fetch::{self as svc, Chunk};
@@ -79,6 +79,9 @@ pub(super) async fn fetch(conn: &mut Conn, req: Req, mut r: FetchRequest) -> Res
         for p in &t.partitions {
             match (partition_index(p.partition), u64::try_from(p.fetch_offset)) {
                 _ if unknown => local.push(Some(code::UNKNOWN_TOPIC_ID)),
+                _ if !may_name_topic(&t.topic) => {
+                    local.push(Some(code::UNKNOWN_TOPIC_OR_PARTITION));
+                }
                 (Some(partition), Ok(offset)) => {
                     local.push(None);
                     partitions.push(svc::FetchPartition {
@@ -135,10 +138,17 @@ pub(super) async fn fetch(conn: &mut Conn, req: Req, mut r: FetchRequest) -> Res
                 None => {
                     if let Some((i, f)) = found.next() {
                         pr.error_code = to_kafka_partition(f.error_code);
-                        let hw = i64::try_from(f.high_watermark).unwrap_or(i64::MAX);
-                        pr.high_watermark = hw;
-                        pr.last_stable_offset = hw;
-                        pr.log_start_offset = i64::try_from(f.log_start_offset).unwrap_or(-1);
+                        // An errored partition keeps -1 for its offsets, as
+                        // Kafka answers: librdkafka compares the high
+                        // watermark with its position before it looks at
+                        // the error, and would take a 0 for the end of a
+                        // partition read from 0.
+                        if f.error_code.is_ok() {
+                            let hw = i64::try_from(f.high_watermark).unwrap_or(i64::MAX);
+                            pr.high_watermark = hw;
+                            pr.last_stable_offset = hw;
+                            pr.log_start_offset = i64::try_from(f.log_start_offset).unwrap_or(-1);
+                        }
                         pr.records = Some(Records {
                             start: i,
                             len: f.records_len() as usize,

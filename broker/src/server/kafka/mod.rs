@@ -376,3 +376,14 @@ async fn respond<M: Message>(conn: &mut Conn, req: Req, mut body: M) -> Result<(
 fn partition_index(p: i32) -> Option<u32> {
     u32::try_from(p).ok()
 }
+
+/// Whether `name` may name a topic: one longer than any topic name
+/// ([`MAX_TOPIC_NAME_LEN`](crate::log::names::MAX_TOPIC_NAME_LEN)) names
+/// none. Requests that list partitions under a topic answer such a
+/// topic's partitions `UNKNOWN_TOPIC_OR_PARTITION` at once, without the
+/// name being copied for each of them: a name of 32 KiB over thousands of
+/// partition entries of a few bytes each would otherwise take a thousand
+/// times the request's size in memory.
+fn may_name_topic(name: &str) -> bool {
+    name.len() <= crate::log::names::MAX_TOPIC_NAME_LEN
+}

@@ -12,7 +12,7 @@ use sluice_protocol::kafka::produce::{
     ProducePartitionResponse, ProduceRequest, ProduceResponse, ProduceTopicResponse,
 };
 
-use super::{Req, partition_index, respond};
+use super::{Req, may_name_topic, partition_index, respond};
 use crate::server::native::connection::{Conn, ConnError};
 use crate::service::Refused;
 use crate::service::produce::{Acks, ProducePartition, ProduceRequest as SvcRequest};
@@ -50,6 +50,10 @@ pub(super) async fn produce(
                 ))
             } else {
                 match (partition_index(p.index), p.records) {
+                    _ if !may_name_topic(&t.name) => Err((
+                        code::UNKNOWN_TOPIC_OR_PARTITION,
+                        "no topic has so long a name",
+                    )),
                     (None, _) => Err((code::UNKNOWN_TOPIC_OR_PARTITION, "negative partition")),
                     (_, None) => Err((code::CORRUPT_MESSAGE, "null record set")),
                     (Some(partition), Some(rec)) => {
