@@ -662,6 +662,71 @@ fn a_group_continues_where_its_last_run_committed() {
     assert!(run(&["--timeout-ms", "300"]).is_empty());
 }
 
+/// A group consumer whose output closes (`| head -n 1`) commits nothing it
+/// did not print: its positions are past the whole batch it polled, most
+/// of which never reached the closed pipe, so it leaves without a commit
+/// and the group's next run starts where its last commit was (here, none:
+/// from the beginning).
+#[test]
+fn a_group_consumer_whose_output_closes_commits_nothing_unprinted() {
+    use std::io::BufRead;
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    ok(&addr, &["topic", "create", "piped"], b"");
+    // Far more than a pipe holds (64 KiB), fetched in a few polls.
+    let input: String = (0..20_000).map(|i| format!("line {i:05}\n")).collect();
+    ok(&addr, &["produce", "piped"], input.as_bytes());
+    let mut child = Command::new(sluice_binary())
+        .args(["--broker", &addr, "consume", "piped", "--group", "g"])
+        .args(["--from-beginning", "--format", "%o"])
+        .env_remove("SLUICE_BROKER")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert_eq!(first, "0\n");
+    drop(out);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("sluice consume did not end when its output closed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{status}: {err}");
+    // The group's next run: nothing was committed, so it starts at the
+    // beginning again (`--from-beginning` is for partitions without a
+    // commit).
+    let next = ok(
+        &addr,
+        &[
+            "consume",
+            "piped",
+            "--group",
+            "g",
+            "--from-beginning",
+            "--count",
+            "1",
+            "--timeout-ms",
+            "5000",
+            "--format",
+            "%o",
+        ],
+        b"",
+    );
+    assert_eq!(next, "0\n", "the first run committed what it never printed");
+}
+
 /// Every Rust block in `docs/client.md` is copied from an example under
 /// `client/examples/` (which `cargo build --examples` compiles), so the
 /// guide cannot drift from the API.

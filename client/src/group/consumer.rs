@@ -254,6 +254,15 @@ impl GroupConsumer {
         r
     }
 
+    /// Leaves the group as [`GroupConsumer::close`] does, but commits
+    /// nothing: for an application that could not finish with the records
+    /// it was given (its output went away), whose positions are past them.
+    /// The group keeps its last commit, so the next member starts there.
+    pub async fn close_without_commit(mut self) -> Result<(), ClientError> {
+        self.config.commit_on_revoke = false;
+        self.close().await
+    }
+
     /// Leaves the group: revokes and commits the owned partitions (as
     /// `commit_on_revoke` says), then sends LeaveGroup so the others take
     /// them over at once. A static member does not leave (as in Kafka): its

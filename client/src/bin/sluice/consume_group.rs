@@ -145,13 +145,16 @@ pub(crate) async fn run(broker: &str, args: ConsumeArgs) -> anyhow::Result<Outco
     if let Ending::Done = ending {
         session.out.flush().or_else(quiet_if_broken_pipe)?;
     }
-    // Commit (only output that was written: a broken pipe came after the
-    // last flush) and leave.
+    // Leave. Commit only when every record polled was written: after a
+    // broken pipe the positions are past records never printed (those
+    // after it in the batch, and those the buffer held), and the group
+    // keeps its last commit, made inside `poll` after a flush.
     let GroupSession { consumer, .. } = session;
-    consumer
-        .close()
-        .await
-        .map_err(|e| anyhow::anyhow!("leaving group {group:?}: {}", describe(&e)))?;
+    let left = match ending {
+        Ending::Done => consumer.close().await,
+        Ending::OutputClosed => consumer.close_without_commit().await,
+    };
+    left.map_err(|e| anyhow::anyhow!("leaving group {group:?}: {}", describe(&e)))?;
     Ok(Outcome::Success)
 }
 
