@@ -453,6 +453,15 @@ impl Consumer {
         for dest in self.fetch.overdue(Instant::now(), patience) {
             self.lost(&dest);
         }
+        // What this call takes is given back whole or not at all: an error
+        // from one leader's answer after another's records were taken puts
+        // every position back, so those records are fetched again rather
+        // than skipped with the answer that is not returned.
+        let before: Vec<u64> = self.assigned.iter().map(|a| a.position).collect();
+        // Streams whose frames were taken: given back, they would go on
+        // past the positions put back, so they are dropped and fetched
+        // again from those.
+        let mut streams_taken = Vec::new();
         let mut out = Vec::new();
         for (dest, answered) in ready {
             let Answered {
@@ -469,12 +478,14 @@ impl Consumer {
                         self.back_off(&parts);
                         continue;
                     }
+                    self.untake(&before, &streams_taken);
                     return Err(ClientError::Broker { code, message });
                 }
                 Err(e) => {
                     self.lost(&dest);
                     if dest.is_none() || !is_connection_error(&e) {
                         if *second_chances == 0 {
+                            self.untake(&before, &streams_taken);
                             return Err(e);
                         }
                         *second_chances -= 1;
@@ -500,18 +511,35 @@ impl Consumer {
                 .check_tail(tail.len())
                 .map_err(ClientError::from)
                 .and_then(|()| self.take_records(&resp, &tail, &dest, &mut out));
+            if stream && taken.is_ok() {
+                streams_taken.push(dest.clone());
+            }
             if let Err(e) = taken {
                 if !matches!(e, ClientError::Wire(_)) {
+                    self.untake(&before, &streams_taken);
                     return Err(e);
                 }
                 self.lost(&dest);
                 if *second_chances == 0 {
+                    self.untake(&before, &streams_taken);
                     return Err(e);
                 }
                 *second_chances -= 1;
             }
         }
         Ok(out)
+    }
+
+    /// Puts every position back to `before` (taken at the start of
+    /// [`Consumer::receive`], with the same assignment), and drops the
+    /// streams whose frames were taken since.
+    fn untake(&mut self, before: &[u64], streams: &[Dest]) {
+        for (a, position) in self.assigned.iter_mut().zip(before) {
+            a.position = *position;
+        }
+        for d in streams {
+            self.fetch.by_dest.remove(d);
+        }
     }
 
     /// These partitions' leader moved: ask Metadata, and fetch them again
