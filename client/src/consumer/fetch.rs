@@ -233,10 +233,25 @@ async fn wait_any(
 impl Consumer {
     /// [`poll`](Self::poll) without the auto-commit. Cancel-safe while it
     /// waits for fetch responses: dropping the future leaves the fetches
-    /// in flight and the next call takes their answers.
+    /// in flight and the next call takes their answers. (Not once it took
+    /// records: it may still send the next fetches before returning them.
+    /// To stop waiting on another event, use [`Consumer::poll_fetch_until`].)
     pub(crate) async fn poll_fetch(&mut self) -> Result<Vec<ConsumerRecord>, ClientError> {
+        let never = std::future::pending::<()>();
+        Ok(self.poll_fetch_until(never).await?.unwrap_or_default())
+    }
+
+    /// [`Consumer::poll_fetch`] that gives up waiting for fetch answers
+    /// when `interrupt` completes first (`None`), fetches left in flight
+    /// for the next call. Only the wait is interrupted: records taken are
+    /// always returned, so none is lost with a dropped future.
+    pub(crate) async fn poll_fetch_until(
+        &mut self,
+        interrupt: impl std::future::Future<Output = ()>,
+    ) -> Result<Option<Vec<ConsumerRecord>>, ClientError> {
+        let mut interrupt = std::pin::pin!(interrupt);
         if self.assigned.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Some(Vec::new()));
         }
         // A call dropped while writing a request left a partial frame.
         self.fetch
@@ -254,7 +269,12 @@ impl Consumer {
                 return Err(e);
             }
             self.send_fetches().await?;
-            let records = self.receive(deadline, &mut second_chances).await?;
+            let Some(records) = self
+                .receive(deadline, &mut second_chances, interrupt.as_mut())
+                .await?
+            else {
+                return Ok(None);
+            };
             if !records.is_empty() {
                 // Behind the log end: keep the pipe full while the
                 // application works (a failure shows on the next call). At
@@ -263,10 +283,10 @@ impl Consumer {
                 if self.fetch.behind {
                     let _ = self.send_fetches().await;
                 }
-                return Ok(records);
+                return Ok(Some(records));
             }
             if Instant::now() >= deadline {
-                return Ok(Vec::new());
+                return Ok(Some(Vec::new()));
             }
         }
     }
@@ -436,19 +456,25 @@ impl Consumer {
     }
 
     /// Waits for fetch answers until `deadline` (or earlier, when
-    /// something waits to be sent) and takes their records.
+    /// something waits to be sent) and takes their records; `None` when
+    /// `interrupt` completed first (nothing taken).
     async fn receive(
         &mut self,
         deadline: Instant,
         second_chances: &mut u32,
-    ) -> Result<Vec<ConsumerRecord>, ClientError> {
+        interrupt: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<Option<Vec<ConsumerRecord>>, ClientError> {
         let now = Instant::now();
         let patience = self.config.max_wait + RESPONSE_GRACE;
         let until = self
             .next_wake(now)
             .map_or(deadline, |w| w.min(deadline))
             .min(now + patience);
-        let ready = wait_any(&mut self.fetch.by_dest, &mut self.fetch.timer, until).await;
+        let ready = tokio::select! {
+            biased;
+            ready = wait_any(&mut self.fetch.by_dest, &mut self.fetch.timer, until) => ready,
+            () = interrupt => return Ok(None),
+        };
         self.fetch.behind = false;
         for dest in self.fetch.overdue(Instant::now(), patience) {
             self.lost(&dest);
@@ -527,7 +553,7 @@ impl Consumer {
                 *second_chances -= 1;
             }
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// Puts every position back to `before` (taken at the start of

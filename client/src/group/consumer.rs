@@ -204,9 +204,13 @@ impl GroupConsumer {
                 }
                 Vec::new()
             } else {
-                tokio::select! {
-                    r = self.consumer.poll_fetch() => r?,
-                    _ = self.hb.notify.notified() => continue,
+                // A heartbeat event interrupts only the wait for fetch
+                // answers: records the fetch took are returned, never
+                // dropped with the future.
+                let event = self.hb.notify.notified();
+                match self.consumer.poll_fetch_until(event).await? {
+                    Some(records) => records,
+                    None => continue,
                 }
             };
             // The fetch may have outlived the membership (a long pause, a
