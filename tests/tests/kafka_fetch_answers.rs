@@ -101,6 +101,41 @@ async fn errored_partitions_answer_minus_one_for_their_offsets() {
     );
 }
 
+/// A long poll ends once the partitions hold `min_bytes` past their
+/// offsets (each counted up to its `partition_max_bytes`), as Kafka's does,
+/// even when a partition's next batch does not fit in this answer: here
+/// partition 1's 200 KB batch comes after partition 0's records, so only
+/// partition 0's 1 KB is answered, at once rather than after `max_wait_ms`.
+#[tokio::test]
+async fn a_long_poll_ends_when_the_bytes_are_there_even_if_they_do_not_fit() {
+    let b = TestBroker::start();
+    let mut c = b.connect().await;
+    create_topic(&mut c, "lp", 2, TopicConfig::default()).await;
+    let small = "s".repeat(1000);
+    let big = "b".repeat(200_000);
+    for (p, v) in [(0, &small), (1, &big)] {
+        c.produce(Acks::Leader, 5000, &[("lp", p, &batch_of(&[v]))])
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let mut s = connect(&b);
+    let mut req = fetch_request(vec![("lp".into(), vec![0, 1])]);
+    req.max_wait_ms = 10_000;
+    req.min_bytes = 50_000;
+    for p in &mut req.topics[0].partitions {
+        p.partition_max_bytes = 100_000;
+    }
+    let started = std::time::Instant::now();
+    let r: FetchResponse = call(&mut s, 11, &mut req);
+    let took = started.elapsed();
+    let parts = &r.topics[0].partitions;
+    assert_eq!(parts[0].error_code, code::NONE);
+    assert!(parts[0].records.is_some_and(|r| r.len > 1000), "{parts:?}");
+    assert_eq!(parts[1].records.map_or(0, |r| r.len), 0, "{parts:?}");
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+}
+
 /// Peak resident memory of a process (`VmHWM`), in bytes.
 fn peak_rss(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

@@ -102,6 +102,12 @@ pub struct FetchResult {
     pub partitions: Vec<Fetched>,
     /// Record bytes over all partitions.
     pub total: u64,
+    /// Record bytes the partitions have past their fetch offsets, each
+    /// counted up to its `max_bytes`, as far as this answer looked: more
+    /// than `total` when a partition's next batch did not fit in it. A
+    /// long poll ends once this reaches `min_bytes`, as Kafka's does, not
+    /// only once the answer itself holds that much.
+    pub available: u64,
 }
 
 impl FetchResult {
@@ -184,7 +190,7 @@ impl Service {
             let r = self.resolve(&shared).await?;
             watching.resolved();
             let any_error = r.partitions.iter().any(|p| !p.error_code.is_ok());
-            if r.total >= shared.0.min_bytes
+            if r.total.max(r.available) >= shared.0.min_bytes
                 || any_error
                 || watching.watched.is_empty()
                 || Instant::now() >= deadline
@@ -326,6 +332,7 @@ fn resolve(req: &FetchRequest, parts: &[Looked], max_response: u32, hot_tail: u6
     let mut out = FetchResult {
         partitions: Vec::with_capacity(parts.len()),
         total: 0,
+        available: 0,
     };
     let mut budget = req.max_bytes.min(u64::from(max_response));
     let mut clamp_left = u64::from(max_response);
@@ -358,6 +365,7 @@ fn resolve(req: &FetchRequest, parts: &[Looked], max_response: u32, hot_tail: u6
                             // come in a later fetch.
                             f.high_watermark = slice.high_watermark;
                             f.log_start_offset = slice.log_start_offset;
+                            out.available += slice.len.min(p.max_bytes);
                         }
                         Ok(slice) if u32::try_from(slice.len).is_err() => {
                             // Cannot be described in a response; never
@@ -368,6 +376,7 @@ fn resolve(req: &FetchRequest, parts: &[Looked], max_response: u32, hot_tail: u6
                             f.high_watermark = slice.high_watermark;
                             f.log_start_offset = slice.log_start_offset;
                             out.total += slice.len;
+                            out.available += slice.len;
                             budget = budget.saturating_sub(slice.len);
                             clamp_left = clamp_left.saturating_sub(slice.len);
                             part.counters
