@@ -293,7 +293,7 @@ impl OffsetStore {
     /// [`ErrorCode::TooManyCommittedOffsets`] if the new keys would exceed
     /// the key limit; nothing is stored then.
     pub fn commit(&self, group: &str, entries: &[CommitPartition]) -> Result<(), BrokerError> {
-        self.commit_if(group, entries, |_| true)
+        self.commit_if(group, entries, |_| true, || Ok(()))
     }
 
     /// [`OffsetStore::commit`], if every entry's topic still exists by
@@ -302,12 +302,17 @@ impl OffsetStore {
     /// before the deletion forgets the topic's offsets (and is forgotten
     /// with them) or is refused with [`ErrorCode::UnknownTopicOrPartition`],
     /// so a re-created topic never inherits a stale offset. (Deletion
-    /// unlists the topic before it forgets its offsets.)
+    /// unlists the topic before it forgets its offsets.) `allowed` is
+    /// asked under the group's lock, which deleting the group takes too:
+    /// a commit the group's coordinator fenced or whose group was deleted
+    /// after an earlier check is refused with its code, never stored after
+    /// a later commit or the deletion.
     pub fn commit_if(
         &self,
         group: &str,
         entries: &[CommitPartition],
         exists: impl Fn(&str) -> bool,
+        allowed: impl FnOnce() -> Result<(), ErrorCode>,
     ) -> Result<(), BrokerError> {
         if entries.is_empty() {
             return Ok(());
@@ -329,6 +334,12 @@ impl OffsetStore {
         }
         {
             let _group = self.group_lock(group).lock();
+            if let Err(code) = allowed() {
+                return Err(store_error(
+                    code,
+                    format!("the commit to group {group:?} is no longer allowed: {code}"),
+                ));
+            }
             let _gate = self.gate.read();
             if let Some(e) = entries.iter().find(|e| !exists(&e.topic)) {
                 return Err(store_error(

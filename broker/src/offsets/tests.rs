@@ -430,15 +430,30 @@ fn a_commit_for_a_deleted_topic_is_refused_under_the_gate() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), OffsetsConfig::default());
     let err = store
-        .commit_if("g", &[entry("kept", 0, 1), entry("gone", 0, 2)], |t| {
-            t != "gone"
-        })
+        .commit_if(
+            "g",
+            &[entry("kept", 0, 1), entry("gone", 0, 2)],
+            |t| t != "gone",
+            || Ok(()),
+        )
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::UnknownTopicOrPartition);
     assert!(store.is_empty(), "nothing of a refused commit is stored");
     store
-        .commit_if("g", &[entry("kept", 0, 3)], |t| t != "gone")
+        .commit_if("g", &[entry("kept", 0, 3)], |t| t != "gone", || Ok(()))
         .unwrap();
+    assert_eq!(store.get("g", "kept", 0), Some((3, "m3".into())));
+    // A commit its group no longer allows (asked under the group's lock)
+    // stores nothing and gets the group's code.
+    let err = store
+        .commit_if(
+            "g",
+            &[entry("kept", 0, 4)],
+            |_| true,
+            || Err(ErrorCode::IllegalGeneration),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::IllegalGeneration);
     assert_eq!(store.get("g", "kept", 0), Some((3, "m3".into())));
 }
 

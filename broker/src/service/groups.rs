@@ -143,7 +143,8 @@ impl Service {
                     .collect());
             }
         }
-        self.commit_offsets(group, commits).await
+        self.commit_offsets_checked(group, commits, Some(member))
+            .await
     }
 }
 

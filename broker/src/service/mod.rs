@@ -663,6 +663,76 @@ pub(crate) mod tests {
         assert_eq!(produced[0].error_code, ErrorCode::None);
     }
 
+    /// A member's commit checked, then held up (as on the blocking pool)
+    /// while the member leaves and its group is deleted, is checked again
+    /// where it is stored and refused: the deleted group's offsets do not
+    /// come back.
+    #[tokio::test]
+    async fn a_commit_checked_before_its_group_was_deleted_is_refused_where_it_is_stored() {
+        use crate::group::{CommitAs, JoinGroup, MemberRef, SyncGroup};
+        use crate::service::offsets::Commit;
+        let dir = tempfile::tempdir().unwrap();
+        let svc = service(dir.path());
+        let join = |member_id: &str| JoinGroup {
+            group: "g".into(),
+            member_id: member_id.into(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "h".into(),
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(10),
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Vec::new())],
+            require_known_member_id: true,
+        };
+        let id = svc.groups.join(join("")).await.member_id;
+        let joined = svc.groups.join(join(&id)).await;
+        assert_eq!(joined.error, ErrorCode::None);
+        let synced = svc
+            .groups
+            .sync(SyncGroup {
+                group: "g".into(),
+                generation_id: joined.generation_id,
+                member_id: id.clone(),
+                group_instance_id: None,
+                protocol_type: None,
+                protocol_name: None,
+                assignments: vec![(id.clone(), Vec::new())],
+            })
+            .await;
+        assert_eq!(synced.error, ErrorCode::None);
+        let who = CommitAs {
+            generation_id: joined.generation_id,
+            member_id: id.clone(),
+            group_instance_id: None,
+        };
+        let commit = || {
+            vec![Commit {
+                topic: "t".into(),
+                partition: 0,
+                offset: Some(5),
+                metadata: String::new(),
+            }]
+        };
+        // The first check passes; then the member leaves and the group is
+        // deleted before the commit reaches the store.
+        assert_eq!(svc.groups.check_commit("g", &who, &[("t", 0)]), Ok(()));
+        let member = MemberRef {
+            member_id: id.clone(),
+            group_instance_id: None,
+        };
+        assert_eq!(svc.groups.leave("g", vec![member]).error, ErrorCode::None);
+        svc.commit_offsets("g".into(), commit()).await.unwrap();
+        let deleted = svc.groups.delete(vec!["g".into()]).await;
+        assert_eq!(deleted[0].1, ErrorCode::None);
+        let r = svc
+            .commit_offsets_checked("g".into(), commit(), Some(who))
+            .await
+            .unwrap();
+        assert_ne!(r[0].error_code, ErrorCode::None, "{r:?}");
+        assert_eq!(svc.offsets.get("g", "t", 0), None);
+    }
+
     /// A single broker takes replication factor 1 (or none: the default)
     /// and refuses more, saying how many brokers there are.
     #[tokio::test]

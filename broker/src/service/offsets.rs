@@ -6,6 +6,7 @@ use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::offset_commit::CommitPartition;
 
 use super::{Refused, Service, blocking};
+use crate::group::types::CommitAs;
 
 /// One offset to commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,9 +55,21 @@ impl Service {
         group: String,
         commits: Vec<Commit>,
     ) -> Result<Vec<Committed>, Refused> {
+        self.commit_offsets_checked(group, commits, None).await
+    }
+
+    /// [`Service::commit_offsets`], checked as `member` against the group
+    /// again under the offset store's lock of the group (see
+    /// [`crate::offsets::OffsetStore::commit_if`]).
+    pub(super) async fn commit_offsets_checked(
+        self: &Arc<Self>,
+        group: String,
+        commits: Vec<Commit>,
+        member: Option<CommitAs>,
+    ) -> Result<Vec<Committed>, Refused> {
         super::check_partition_count(commits.len(), self.config.max_partitions_per_request)?;
         let svc = Arc::clone(self);
-        blocking(move || svc.commit_blocking(&group, commits))
+        blocking(move || svc.commit_blocking(&group, commits, member.as_ref()))
             .await
             .map_err(|e| Refused {
                 code: ErrorCode::Unknown,
@@ -86,7 +99,12 @@ impl Service {
         }
     }
 
-    fn commit_blocking(&self, group: &str, commits: Vec<Commit>) -> Vec<Committed> {
+    fn commit_blocking(
+        &self,
+        group: &str,
+        commits: Vec<Commit>,
+        member: Option<&CommitAs>,
+    ) -> Vec<Committed> {
         let group_code = if crate::group::valid_group_name(group) {
             ErrorCode::None
         } else {
@@ -133,9 +151,20 @@ impl Service {
             .filter(|(p, _)| p.offset.is_none())
             .map(|(p, _)| (p.topic.clone(), p.partition))
             .collect();
+        // Checked again where the commit is stored, under the lock that a
+        // group's deletion takes too: the member may have been fenced, or
+        // have left and the group been deleted, since the first check.
+        let partitions: Vec<(&str, u32)> = commits
+            .iter()
+            .map(|c| (c.topic.as_str(), c.partition))
+            .collect();
+        let allowed = || match member {
+            Some(m) => self.groups.check_commit(group, m, &partitions),
+            None => Ok(()),
+        };
         let stored = if group_code.is_ok() {
             self.offsets
-                .commit_if(group, &to_store, |t| self.topic_exists(t))
+                .commit_if(group, &to_store, |t| self.topic_exists(t), allowed)
                 .and_then(|()| match to_forget.is_empty() {
                     true => Ok(0),
                     false => self.offsets.delete_offsets(group, &to_forget),
