@@ -304,6 +304,20 @@ impl TestBroker {
         self.child.as_ref().map_or(0, Child::id)
     }
 
+    /// Peak resident memory of the broker process so far (`VmHWM` in
+    /// `/proc/<pid>/status`), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the broker's /proc status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmHWM");
+        kib * 1024
+    }
+
     /// Sends SIGSTOP and returns once every thread of the broker is
     /// stopped (`kill` only queues the signal: a busy thread may serve a
     /// few more requests before it stops). Panics after 10 s.

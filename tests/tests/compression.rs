@@ -403,19 +403,6 @@ async fn version_0_requests_are_answered_in_version_0() {
     assert_eq!(c.negotiated_version(ApiKey::Metadata).await.unwrap(), 2);
 }
 
-/// Peak resident memory of a process (`VmHWM` in `/proc/<pid>/status`), in
-/// bytes.
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmHWM");
-    kib * 1024
-}
-
 /// Many clients sending decompression bombs at once: each bomb is refused
 /// with its code, and the broker holds at most
 /// `max_decompressed_bytes_in_flight` of decompressed records at a time (two
@@ -450,7 +437,7 @@ async fn concurrent_bombs_are_decompressed_a_few_at_a_time() {
     for _ in 0..48 {
         clients.push(broker.connect().await);
     }
-    let before = peak_rss(broker.pid());
+    let before = broker.peak_rss();
     let bomb = std::sync::Arc::new(bomb);
     let tasks: Vec<_> = clients
         .into_iter()
@@ -469,7 +456,7 @@ async fn concurrent_bombs_are_decompressed_a_few_at_a_time() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), ErrorCode::DecompressedBatchTooLarge);
     }
-    let grew = peak_rss(broker.pid()).saturating_sub(before);
+    let grew = broker.peak_rss().saturating_sub(before);
     eprintln!("peak resident memory grew by {} MiB", grew >> 20);
     assert!(
         grew < 120 << 20,

@@ -136,24 +136,12 @@ async fn a_long_poll_ends_when_the_bytes_are_there_even_if_they_do_not_fit() {
     assert!(took < Duration::from_secs(5), "answered after {took:?}");
 }
 
-/// Peak resident memory of a process (`VmHWM`), in bytes.
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmHWM");
-    kib * 1024
-}
-
 #[tokio::test]
 async fn a_topic_name_longer_than_any_costs_no_memory_per_partition() {
     let b = TestBroker::start();
     let long = "x".repeat(32_767);
     let partitions: Vec<i32> = (0..10_000).collect();
-    let before = peak_rss(b.pid());
+    let before = b.peak_rss();
     let mut s = connect(&b);
     let unknown = |codes: Vec<i16>| {
         assert_eq!(codes.len(), partitions.len());
@@ -227,6 +215,6 @@ async fn a_topic_name_longer_than_any_costs_no_memory_per_partition() {
     }
     // Each request is ~150–320 KB; copying the name per partition took
     // 0.3 to 1 GB for one of them.
-    let grew = peak_rss(b.pid()).saturating_sub(before);
+    let grew = b.peak_rss().saturating_sub(before);
     assert!(grew < 150 << 20, "peak memory grew by {} MiB", grew >> 20);
 }
