@@ -556,6 +556,18 @@ impl Transport {
         .map_err(|e| CallError::Unreachable(target, e.to_string()))?;
         let (tx, rx) = oneshot::channel();
         conn.pending.lock().insert(request_id, tx);
+        // A connection that closed (a refused hello, say) before this call
+        // was registered has already failed its waiters: this one would
+        // wait out its whole timeout. (`close` marks the connection closed
+        // before it clears the waiters, under the same lock.)
+        if conn.closed.load(Ordering::Acquire) {
+            conn.pending.lock().remove(&request_id);
+            let why = match conn.refused.lock().clone() {
+                Some(reason) => format!("it refused this node: {reason}"),
+                None => "connection closed".to_owned(),
+            };
+            return Err(CallError::Unreachable(target, why));
+        }
         let frame = Outgoing {
             head: out.freeze(),
             files,
