@@ -101,6 +101,50 @@ async fn errored_partitions_answer_minus_one_for_their_offsets() {
     );
 }
 
+/// No fetch session is ever handed out. An incremental fetch (epoch above
+/// 0) is refused with `FETCH_SESSION_ID_NOT_FOUND`; a full fetch naming a
+/// session (epoch -1 or 0: a client closing a session another broker gave
+/// it) is served, as Kafka serves one that closes its session.
+#[tokio::test]
+async fn fetch_sessions_are_declined_as_kafka_declines_an_unknown_one() {
+    let b = TestBroker::start();
+    let mut c = b.connect().await;
+    create_topic(&mut c, "fs", 1, TopicConfig::default()).await;
+    c.produce(Acks::Leader, 5000, &[("fs", 0, &batch_of(&["a"]))])
+        .await
+        .unwrap()
+        .unwrap();
+    let mut s = connect(&b);
+    for (session_id, epoch, served) in [
+        (5, -1, true),
+        (5, 0, true),
+        (0, -1, true),
+        (5, 3, false),
+        (0, 3, false),
+    ] {
+        let mut req = fetch_request(vec![("fs".into(), vec![0])]);
+        req.session_id = session_id;
+        req.session_epoch = epoch;
+        let r: FetchResponse = call(&mut s, 12, &mut req);
+        assert_eq!(r.session_id, 0);
+        if served {
+            assert_eq!(
+                r.error_code,
+                code::NONE,
+                "session {session_id} epoch {epoch}"
+            );
+            let p = &r.topics[0].partitions[0];
+            assert!(p.records.is_some_and(|r| r.len > 0), "{r:?}");
+        } else {
+            assert_eq!(
+                r.error_code,
+                code::FETCH_SESSION_ID_NOT_FOUND,
+                "session {session_id} epoch {epoch}"
+            );
+        }
+    }
+}
+
 /// A long poll ends once the partitions hold `min_bytes` past their
 /// offsets (each counted up to its `partition_max_bytes`), as Kafka's does,
 /// even when a partition's next batch does not fit in this answer: here

@@ -296,6 +296,19 @@ impl OffsetStore {
         self.commit_if(group, entries, |_| true, || Ok(()))
     }
 
+    /// Asks `allowed` under `group`'s lock (see [`OffsetStore::commit_if`]).
+    fn check_allowed(
+        group: &str,
+        allowed: impl Fn() -> Result<(), ErrorCode>,
+    ) -> Result<(), BrokerError> {
+        allowed().map_err(|code| {
+            store_error(
+                code,
+                format!("the commit to group {group:?} is no longer allowed: {code}"),
+            )
+        })
+    }
+
     /// [`OffsetStore::commit`], if every entry's topic still exists by
     /// `exists`, checked under the gate that [`OffsetStore::forget_topics`]
     /// takes exclusively: a commit racing a topic deletion either lands
@@ -312,10 +325,11 @@ impl OffsetStore {
         group: &str,
         entries: &[CommitPartition],
         exists: impl Fn(&str) -> bool,
-        allowed: impl FnOnce() -> Result<(), ErrorCode>,
+        allowed: impl Fn() -> Result<(), ErrorCode>,
     ) -> Result<(), BrokerError> {
         if entries.is_empty() {
-            return Ok(());
+            let _group = self.group_lock(group).lock();
+            return Self::check_allowed(group, allowed);
         }
         if let Some(e) = entries
             .iter()
@@ -334,12 +348,7 @@ impl OffsetStore {
         }
         {
             let _group = self.group_lock(group).lock();
-            if let Err(code) = allowed() {
-                return Err(store_error(
-                    code,
-                    format!("the commit to group {group:?} is no longer allowed: {code}"),
-                ));
-            }
+            Self::check_allowed(group, &allowed)?;
             let _gate = self.gate.read();
             if let Some(e) = entries.iter().find(|e| !exists(&e.topic)) {
                 return Err(store_error(
@@ -472,8 +481,21 @@ impl OffsetStore {
         group: &str,
         partitions: &[(String, u32)],
     ) -> Result<usize, BrokerError> {
+        self.delete_offsets_if(group, partitions, || Ok(()))
+    }
+
+    /// [`OffsetStore::delete_offsets`] if `allowed`, asked under the
+    /// group's lock (a commit clearing offsets, checked as
+    /// [`OffsetStore::commit_if`] checks one storing them).
+    pub fn delete_offsets_if(
+        &self,
+        group: &str,
+        partitions: &[(String, u32)],
+        allowed: impl Fn() -> Result<(), ErrorCode>,
+    ) -> Result<usize, BrokerError> {
         let deleted = {
             let _group = self.group_lock(group).lock();
+            Self::check_allowed(group, allowed)?;
             let _gate = self.gate.read();
             let mut doomed: Vec<Key> = {
                 let c = self.committed.lock();

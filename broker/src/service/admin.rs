@@ -844,18 +844,29 @@ impl Service {
         lookups: Vec<OffsetLookup>,
     ) -> Result<Vec<OffsetFound>, Refused> {
         super::check_partition_count(lookups.len(), self.config.max_partitions_per_request)?;
-        // A look-up by timestamp that reads inside a compressed batch takes
-        // a decompression slot for that batch alone (`log::time_lookup`):
-        // not for the whole request, nor while leadership is confirmed, so
-        // that look-ups over uncompressed partitions never hold up the
-        // produce requests that need a slot.
         // In a cluster, each leader confirms it still leads with all that is
         // committed applied, so the offsets never go back in time.
         let unconfirmed = self
             .unconfirmed_leadership(lookups.iter().map(|l| (l.topic.clone(), l.partition)))
             .await;
+        // A look-up by timestamp may decompress a stored batch: its slot is
+        // waited for here, holding no blocking thread (see
+        // `log::decompression`: waiting on the blocking pool could take
+        // every thread while the slots' holders wait for one), and only
+        // once leadership is confirmed, which may take a Raft round.
+        let by_time = lookups.iter().any(|l| {
+            matches!(
+                l.query,
+                OffsetQuery::Timestamp(_) | OffsetQuery::MaxTimestamp
+            )
+        });
+        let slot = match by_time {
+            true => Some(crate::log::decompression::acquire().await),
+            false => None,
+        };
         let svc = Arc::clone(self);
         blocking(move || {
+            let _slot = slot.map(crate::log::decompression::Slot::adopt);
             let mut answered: HashMap<(String, u32, OffsetQuery), OffsetFound> = HashMap::new();
             lookups
                 .into_iter()

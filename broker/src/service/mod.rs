@@ -726,11 +726,22 @@ pub(crate) mod tests {
         let deleted = svc.groups.delete(vec!["g".into()]).await;
         assert_eq!(deleted[0].1, ErrorCode::None);
         let r = svc
-            .commit_offsets_checked("g".into(), commit(), Some(who))
+            .commit_offsets_checked("g".into(), commit(), Some(who.clone()))
             .await
             .unwrap();
         assert_ne!(r[0].error_code, ErrorCode::None, "{r:?}");
         assert_eq!(svc.offsets.get("g", "t", 0), None);
+        // Nor does its commit clearing the offset (a negative one) remove
+        // what was committed since.
+        svc.commit_offsets("g".into(), commit()).await.unwrap();
+        let mut clear = commit();
+        clear[0].offset = None;
+        let r = svc
+            .commit_offsets_checked("g".into(), clear, Some(who))
+            .await
+            .unwrap();
+        assert_ne!(r[0].error_code, ErrorCode::None, "{r:?}");
+        assert_eq!(svc.offsets.get("g", "t", 0), Some((5, String::new())));
     }
 
     /// A single broker takes replication factor 1 (or none: the default)

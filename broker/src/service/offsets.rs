@@ -167,7 +167,7 @@ impl Service {
                 .commit_if(group, &to_store, |t| self.topic_exists(t), allowed)
                 .and_then(|()| match to_forget.is_empty() {
                     true => Ok(0),
-                    false => self.offsets.delete_offsets(group, &to_forget),
+                    false => self.offsets.delete_offsets_if(group, &to_forget, allowed),
                 })
                 .map(|_| ())
                 .map_err(|e| e.code())

@@ -241,10 +241,11 @@ impl Consumer {
         Ok(self.poll_fetch_until(never).await?.unwrap_or_default())
     }
 
-    /// [`Consumer::poll_fetch`] that gives up waiting for fetch answers
-    /// when `interrupt` completes first (`None`), fetches left in flight
-    /// for the next call. Only the wait is interrupted: records taken are
-    /// always returned, so none is lost with a dropped future.
+    /// [`Consumer::poll_fetch`] that gives up when `interrupt` completes
+    /// first (`None`) while it refreshes metadata, sends fetches or waits
+    /// for their answers, fetches left in flight for the next call; never
+    /// once it took records, which are always returned, so none is lost
+    /// with a dropped future.
     pub(crate) async fn poll_fetch_until(
         &mut self,
         interrupt: impl std::future::Future<Output = ()>,
@@ -262,13 +263,27 @@ impl Consumer {
         // that do not decode) taken in this call before one is returned.
         let mut second_chances = 1u32;
         loop {
-            if self.metadata.refresh_due(Instant::now())
-                && let Err(e) = self.metadata.refresh().await
-                && !self.fetch.any_in_flight()
-            {
-                return Err(e);
+            // Nothing is taken before the answers come: a refresh or a send
+            // (a connect to a new leader may take seconds) is interrupted
+            // too. A send cut short leaves its session `Writing`, dropped
+            // at the next call.
+            if self.metadata.refresh_due(Instant::now()) {
+                let refreshed = tokio::select! {
+                    biased;
+                    r = self.metadata.refresh() => r,
+                    () = interrupt.as_mut() => return Ok(None),
+                };
+                if let Err(e) = refreshed
+                    && !self.fetch.any_in_flight()
+                {
+                    return Err(e);
+                }
             }
-            self.send_fetches().await?;
+            tokio::select! {
+                biased;
+                r = self.send_fetches() => r?,
+                () = interrupt.as_mut() => return Ok(None),
+            }
             let Some(records) = self
                 .receive(deadline, &mut second_chances, interrupt.as_mut())
                 .await?

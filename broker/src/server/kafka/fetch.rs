@@ -45,8 +45,10 @@ pub(super) async fn fetch(conn: &mut Conn, req: Req, mut r: FetchRequest) -> Res
         tracing::debug!(error = %message, "Kafka fetch refused");
         return respond(conn, req, refused_whole(r, to_kafka(c))).await;
     }
-    if r.session_id != 0 {
-        // No session was ever handed out: the client must start afresh.
+    if r.session_epoch > 0 {
+        // An incremental fetch of a session: none was ever handed out, the
+        // client must start afresh. (A full fetch, epoch 0 or -1, naming a
+        // session closes it in Kafka and is served: there is none to close.)
         let resp = FetchResponse {
             error_code: code::FETCH_SESSION_ID_NOT_FOUND,
             ..FetchResponse::default()
