@@ -2,6 +2,7 @@
 //! count, retention, records at the start); broker status.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use sluice_protocol::wire::ErrorCode;
 pub use sluice_protocol::wire::alter_topics::ConfigField;
@@ -13,6 +14,7 @@ use sluice_protocol::wire::create_topics::NewTopic;
 use sluice_protocol::wire::delete_records::{
     DeleteRecordsRequest, DeleteRecordsResponse, RecordsBelow,
 };
+use sluice_protocol::wire::list_offsets::{ListOffsetsPartition, ListOffsetsPartitionResponse};
 use sluice_protocol::wire::metadata::TopicMetadata;
 use sluice_protocol::wire::partition_status::TopicState;
 pub use sluice_protocol::wire::topic_config::{FlushMode, TopicCompression, TopicConfig};
@@ -206,6 +208,15 @@ impl Admin {
         Ok(p.log_start_offset)
     }
 
+    /// Where each of `partitions` is (ListOffsets), one answer per
+    /// partition in the order asked; see [`list_offsets_at_leaders`].
+    pub async fn list_offsets(
+        &mut self,
+        partitions: Vec<ListOffsetsPartition>,
+    ) -> Result<Vec<ListOffsetsPartitionResponse>, ClientError> {
+        list_offsets_at_leaders(&mut self.conn, partitions).await
+    }
+
     /// The cluster's brokers and the given topics (or all) with each
     /// partition's leader, epoch, replicas and in-sync replicas.
     pub async fn metadata(
@@ -290,5 +301,115 @@ impl Admin {
     /// The broker's version, uptime, addresses, disk space and connections.
     pub async fn broker_status(&mut self) -> Result<BrokerStatusResponse, ClientError> {
         self.conn.broker_status().await
+    }
+}
+
+/// How long [`list_offsets_at_leaders`] keeps asking again for partitions
+/// whose leader is moving or not yet known.
+const LEADER_WAIT: Duration = Duration::from_secs(10);
+
+/// How long [`list_offsets_at_leaders`] waits for one leader's answer,
+/// connection included.
+const ASK_LEADER: Duration = Duration::from_secs(10);
+
+/// Where each of `partitions` is (ListOffsets), one answer per partition in
+/// the order asked. Only a partition's leader answers ListOffsets, and in a
+/// cluster a node leads only some partitions: the connected broker (`conn`)
+/// is asked first, then every partition it refused as not its own (or as
+/// without a leader) is asked of the leader the cluster's metadata names,
+/// grouped by leader, again every 100 ms while a leader is moving or
+/// unknown, for up to 10 s. A partition still refused after that keeps
+/// its last answer's error code; a broker that answers nothing is an
+/// error.
+pub async fn list_offsets_at_leaders(
+    conn: &mut Connection,
+    partitions: Vec<ListOffsetsPartition>,
+) -> Result<Vec<ListOffsetsPartitionResponse>, ClientError> {
+    let first = conn.list_offsets(partitions.clone()).await?.partitions;
+    let mut answers: Vec<ListOffsetsPartitionResponse> =
+        partitions.iter().map(unanswered).collect();
+    fill(&mut answers, &partitions, first);
+    let elsewhere = |a: &ListOffsetsPartitionResponse| {
+        matches!(
+            a.error_code,
+            ErrorCode::NotLeaderForPartition | ErrorCode::LeaderNotAvailable
+        )
+    };
+    let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+    loop {
+        let pending: Vec<usize> = (0..answers.len())
+            .filter(|&i| elsewhere(&answers[i]))
+            .collect();
+        if pending.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(answers);
+        }
+        let mut topics: Vec<String> = pending
+            .iter()
+            .map(|&i| partitions[i].topic.clone())
+            .collect();
+        topics.sort();
+        topics.dedup();
+        let meta = conn.metadata(Some(topics)).await?;
+        let mut by_leader: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        for &i in &pending {
+            let p = &partitions[i];
+            if let Some(Some(leader)) = meta.leader(&p.topic, p.partition) {
+                by_leader.entry(leader).or_default().push(i);
+            }
+        }
+        for (leader, asked) in by_leader {
+            let Some(addr) = meta.broker_address(leader) else {
+                continue;
+            };
+            let request: Vec<ListOffsetsPartition> =
+                asked.iter().map(|&i| partitions[i].clone()).collect();
+            let answer = tokio::time::timeout(ASK_LEADER, async {
+                let mut theirs = Connection::connect(addr).await?;
+                theirs.list_offsets(request.clone()).await
+            })
+            .await;
+            // A leader that cannot be reached leaves its partitions as they
+            // were: asked again after the next metadata.
+            if let Ok(Ok(r)) = answer {
+                let mut theirs: Vec<ListOffsetsPartitionResponse> =
+                    asked.iter().map(|&i| answers[i].clone()).collect();
+                fill(&mut theirs, &request, r.partitions);
+                for (i, a) in asked.into_iter().zip(theirs) {
+                    answers[i] = a;
+                }
+            }
+        }
+        if answers.iter().any(elsewhere) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The answer of a partition the broker left out: `Unknown`.
+fn unanswered(p: &ListOffsetsPartition) -> ListOffsetsPartitionResponse {
+    ListOffsetsPartitionResponse {
+        topic: p.topic.clone(),
+        partition: p.partition,
+        error_code: ErrorCode::Unknown,
+        offset: 0,
+    }
+}
+
+/// Puts each answer of `got` in the slot of `answers` whose request in
+/// `asked` names the same partition (the first such slot not yet filled by
+/// this call); an answer for a partition not asked is dropped.
+fn fill(
+    answers: &mut [ListOffsetsPartitionResponse],
+    asked: &[ListOffsetsPartition],
+    got: Vec<ListOffsetsPartitionResponse>,
+) {
+    let mut taken = vec![false; asked.len()];
+    for a in got {
+        let slot = (0..asked.len())
+            .find(|&i| !taken[i] && asked[i].topic == a.topic && asked[i].partition == a.partition);
+        if let Some(i) = slot {
+            taken[i] = true;
+            answers[i] = a;
+        }
     }
 }

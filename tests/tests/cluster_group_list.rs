@@ -2,7 +2,8 @@
 //! the groups (the leaders of their group-state partitions), and the list
 //! asked at any node names every group of the cluster; with a node down it
 //! still prints the others' groups but fails, naming the node it could not
-//! ask.
+//! ask. `group describe` and `group reset-offsets` read each partition's
+//! offsets at its leader, which need not be the group's coordinator.
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -93,4 +94,105 @@ async fn group_list_names_the_groups_of_every_coordinator() {
     {
         assert!(stdout.contains(g.as_str()), "{g} missing: {stdout}");
     }
+}
+
+/// The leader of each of `partitions` partitions of `topic`, once node 1's
+/// Metadata names one for every partition (30 s at most).
+async fn partition_leaders(c: &TestCluster, topic: &str, partitions: u32) -> Vec<u64> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut conn = c.node(1).connect().await;
+        let m = conn.metadata(Some(vec![topic.into()])).await.unwrap();
+        let leaders: Vec<Option<u64>> = (0..partitions)
+            .map(|p| m.leader(topic, p).flatten())
+            .collect();
+        if leaders.iter().all(Option::is_some) {
+            return leaders.into_iter().flatten().collect();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "partitions of {topic} without a leader: {leaders:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_describe_and_reset_read_offsets_at_each_partitions_leader() {
+    let c = TestCluster::start(3);
+    c.wait_for_leader(Duration::from_secs(30));
+    // One replica each: the partitions are spread over the nodes, so
+    // whichever node coordinates the group, some partition is led elsewhere.
+    c.create_replicated("spread", 3, 1, TopicConfig::default())
+        .await;
+    let leaders = partition_leaders(&c, "spread", 3).await;
+    c.produce_spread(&[1, 2, 3], "spread", 3, 0..30).await;
+    let coordinator = c.agreed_coordinator(&[1, 2, 3], "described").await;
+    assert!(
+        leaders.iter().any(|&l| l != coordinator),
+        "every partition led by the coordinator {coordinator}: {leaders:?}"
+    );
+    let boot = c.node(1).addr.to_string();
+    let out = sluice_ok(
+        &boot,
+        &[
+            "consume",
+            "spread",
+            "--group",
+            "described",
+            "--from-beginning",
+            "--timeout-ms",
+            "1500",
+        ],
+    );
+    assert_eq!(out.lines().count(), 30, "{out}");
+
+    let described: serde_json::Value = serde_json::from_str(&sluice_ok(
+        &boot,
+        &["group", "describe", "described", "--output", "json"],
+    ))
+    .unwrap();
+    let rows = described["partitions"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{described}");
+    for row in rows {
+        assert_eq!(row["committed_offset"], 10, "{row}");
+        assert_eq!(row["log_end_offset"], 10, "{row}");
+        assert_eq!(row["lag"], 0, "{row}");
+    }
+
+    sluice_ok(
+        &boot,
+        &[
+            "group",
+            "reset-offsets",
+            "described",
+            "--topic",
+            "spread",
+            "--to-earliest",
+        ],
+    );
+    let at = c
+        .committed_offsets(&[1, 2, 3], "described", "spread", 3, |o| {
+            o.iter().all(|o| *o == Some(0))
+        })
+        .await;
+    assert_eq!(at, vec![Some(0); 3]);
+    sluice_ok(
+        &boot,
+        &[
+            "group",
+            "reset-offsets",
+            "described",
+            "--topic",
+            "spread",
+            "--to-offset",
+            "4",
+        ],
+    );
+    let at = c
+        .committed_offsets(&[1, 2, 3], "described", "spread", 3, |o| {
+            o.iter().all(|o| *o == Some(4))
+        })
+        .await;
+    assert_eq!(at, vec![Some(4); 3]);
 }

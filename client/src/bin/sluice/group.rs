@@ -6,6 +6,7 @@ use std::io::Write;
 use anyhow::Context;
 use clap::{ArgGroup, Subcommand};
 use serde_json::json;
+use sluice_client::admin::list_offsets_at_leaders;
 use sluice_client::{ClientError, Connection};
 use sluice_protocol::group::consumer_protocol::{self, Assignment};
 use sluice_protocol::wire::ErrorCode;
@@ -323,20 +324,22 @@ async fn partition_lines(
             l.committed = offset;
         }
     }
-    let ends = conn
-        .list_offsets(
-            lines
-                .keys()
-                .map(|(topic, partition)| ListOffsetsPartition {
-                    topic: topic.clone(),
-                    partition: *partition,
-                    spec: OffsetSpec::Latest,
-                })
-                .collect(),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot read log ends: {}", describe(&e)))?;
-    for p in ends.partitions {
+    // Each partition's end from its leader (in a cluster, the coordinator
+    // leads only some of them).
+    let ends = list_offsets_at_leaders(
+        conn,
+        lines
+            .keys()
+            .map(|(topic, partition)| ListOffsetsPartition {
+                topic: topic.clone(),
+                partition: *partition,
+                spec: OffsetSpec::Latest,
+            })
+            .collect(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot read log ends: {}", describe(&e)))?;
+    for p in ends {
         if p.error_code == ErrorCode::None {
             if let Some(l) = lines.get_mut(&(p.topic, p.partition)) {
                 l.log_end = Some(p.offset);
@@ -425,20 +428,19 @@ async fn list_offsets(
     count: u32,
     spec: OffsetSpec,
 ) -> anyhow::Result<Vec<u64>> {
-    let r = conn
-        .list_offsets(
-            (0..count)
-                .map(|partition| ListOffsetsPartition {
-                    topic: topic.to_owned(),
-                    partition,
-                    spec,
-                })
-                .collect(),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot look up offsets of {topic:?}: {}", describe(&e)))?;
-    r.partitions
-        .into_iter()
+    let r = list_offsets_at_leaders(
+        conn,
+        (0..count)
+            .map(|partition| ListOffsetsPartition {
+                topic: topic.to_owned(),
+                partition,
+                spec,
+            })
+            .collect(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot look up offsets of {topic:?}: {}", describe(&e)))?;
+    r.into_iter()
         .map(|p| {
             if p.error_code == ErrorCode::None {
                 Ok(p.offset)
