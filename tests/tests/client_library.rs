@@ -1,6 +1,6 @@
 //! The client library against a real broker: producer and consumer round
 //! trip, consumer groups across a restart, acks=all through a broker
-//! restart, and a poll that waits for data.
+//! restart, a poll that waits for data, and polls cut short.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
@@ -779,4 +779,109 @@ async fn a_record_over_max_record_bytes_fails_at_once() {
     assert_eq!(before.await.unwrap().offset, Some(0));
     assert_eq!(after.await.unwrap().offset, Some(1));
     producer.close().await;
+}
+
+/// A poll dropped at any point (here by a timeout around it, from 0 to
+/// 2 ms) loses and repeats nothing: a consumer tailing a topic that a
+/// producer writes to meanwhile, in small batches read in small fetches,
+/// gets every record once and in order across hundreds of polls cut short
+/// (while they wait for answers, send fetches or take records), its
+/// positions always just past the records returned, and the commit
+/// afterwards stores the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polls_cut_short_lose_and_repeat_nothing() {
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    const PARTITIONS: u32 = 3;
+    const EACH: u64 = 1_000;
+    Admin::connect(&addr)
+        .await
+        .unwrap()
+        .create_topic("cut", PARTITIONS, TopicConfig::default())
+        .await
+        .unwrap();
+    let writer = {
+        let addr = addr.clone();
+        tokio::spawn(async move {
+            let producer = Producer::new(ProducerConfig {
+                batch_bytes: 1024,
+                linger: Duration::from_millis(1),
+                ..ProducerConfig::new(addr)
+            });
+            let value = vec![b'x'; 200];
+            for chunk in 0..100u64 {
+                let mut deliveries = Vec::new();
+                for i in chunk * 30..(chunk + 1) * 30 {
+                    deliveries.push(
+                        producer
+                            .send_record(sluice_client::ProducerRecord {
+                                topic: "cut",
+                                partition: Some((i % u64::from(PARTITIONS)) as u32),
+                                value: Some(&value),
+                                ..Default::default()
+                            })
+                            .await
+                            .unwrap(),
+                    );
+                }
+                for d in deliveries {
+                    d.await.unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+            producer.close().await;
+        })
+    };
+
+    let mut c = Consumer::connect(ConsumerConfig {
+        group: Some("cut-g".into()),
+        offset_reset: OffsetReset::Earliest,
+        partition_max_bytes: 2048,
+        max_wait: Duration::from_millis(50),
+        ..ConsumerConfig::new(addr.clone())
+    })
+    .await
+    .unwrap();
+    c.subscribe("cut").await.unwrap();
+    let mut next = [0u64; PARTITIONS as usize];
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut cut = 0u32;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while next.iter().any(|&n| n < EACH) {
+        assert!(Instant::now() < deadline, "read only {next:?}");
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let limit = Duration::from_micros(seed % 2_000);
+        match tokio::time::timeout(limit, c.poll()).await {
+            Err(_) => cut += 1,
+            Ok(records) => {
+                for r in records.unwrap() {
+                    let n = &mut next[r.partition as usize];
+                    assert_eq!(r.offset(), *n, "partition {}", r.partition);
+                    *n += 1;
+                }
+            }
+        }
+        for p in 0..PARTITIONS {
+            assert_eq!(
+                c.position("cut", p),
+                Some(next[p as usize]),
+                "position of {p}"
+            );
+        }
+    }
+    writer.await.unwrap();
+    assert!(cut > 100, "only {cut} polls cut short");
+    c.commit().await.unwrap();
+    let mut check = Consumer::connect(ConsumerConfig {
+        group: Some("cut-g".into()),
+        ..ConsumerConfig::new(addr.clone())
+    })
+    .await
+    .unwrap();
+    check.subscribe("cut").await.unwrap();
+    for p in 0..PARTITIONS {
+        assert_eq!(check.position("cut", p), Some(EACH), "committed of {p}");
+    }
 }

@@ -231,11 +231,10 @@ async fn wait_any(
 }
 
 impl Consumer {
-    /// [`poll`](Self::poll) without the auto-commit. Cancel-safe while it
-    /// waits for fetch responses: dropping the future leaves the fetches
-    /// in flight and the next call takes their answers. (Not once it took
-    /// records: it may still send the next fetches before returning them.
-    /// To stop waiting on another event, use [`Consumer::poll_fetch_until`].)
+    /// [`poll`](Self::poll) without the auto-commit. Cancel-safe: dropping
+    /// the future leaves the fetches in flight and the next call takes
+    /// their answers, and records it took (it may send the next fetches
+    /// before returning them) are returned by the next call.
     pub(crate) async fn poll_fetch(&mut self) -> Result<Vec<ConsumerRecord>, ClientError> {
         let never = std::future::pending::<()>();
         Ok(self.poll_fetch_until(never).await?.unwrap_or_default())
@@ -244,8 +243,8 @@ impl Consumer {
     /// [`Consumer::poll_fetch`] that gives up when `interrupt` completes
     /// first (`None`) while it refreshes metadata, sends fetches or waits
     /// for their answers, fetches left in flight for the next call; never
-    /// once it took records, which are always returned, so none is lost
-    /// with a dropped future.
+    /// once it took records, which are returned (by the next call if this
+    /// one is dropped).
     pub(crate) async fn poll_fetch_until(
         &mut self,
         interrupt: impl std::future::Future<Output = ()>,
@@ -253,6 +252,10 @@ impl Consumer {
         let mut interrupt = std::pin::pin!(interrupt);
         if self.assigned.is_empty() {
             return Ok(Some(Vec::new()));
+        }
+        // Records a dropped call took go first.
+        if !self.unreturned.is_empty() {
+            return Ok(Some(std::mem::take(&mut self.unreturned)));
         }
         // A call dropped while writing a request left a partial frame.
         self.fetch
@@ -295,8 +298,12 @@ impl Consumer {
                 // application works (a failure shows on the next call). At
                 // the end, the next fetch would only wait at the broker:
                 // the records go back first and the next call sends it.
+                // Kept aside meanwhile: a call dropped in the send leaves
+                // them for the next one.
                 if self.fetch.behind {
+                    self.unreturned = records;
                     let _ = self.send_fetches().await;
+                    return Ok(Some(std::mem::take(&mut self.unreturned)));
                 }
                 return Ok(Some(records));
             }
@@ -725,6 +732,78 @@ impl Consumer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consumer::{Assigned, ConsumerConfig};
+    use sluice_protocol::batch::{BatchBuilder, NewRecord};
+
+    /// Records `from..from + n` of `topic`-0, as a fetch would take them.
+    fn records(topic: &str, from: i64, n: usize) -> Vec<ConsumerRecord> {
+        let mut b = BatchBuilder::new().base_offset(from);
+        for i in 0..n {
+            let v = format!("v{i}");
+            b.push(&NewRecord {
+                timestamp: 0,
+                key: None,
+                value: Some(v.as_bytes()),
+                headers: &[],
+            });
+        }
+        let mut bytes = b.finish().freeze();
+        let batch = RecordBatch::split_first(&mut bytes).unwrap();
+        batch
+            .records()
+            .map(|r| ConsumerRecord {
+                topic: Arc::from(topic),
+                partition: 0,
+                record: r.unwrap(),
+            })
+            .collect()
+    }
+
+    /// What a poll dropped after taking records leaves (they wait in the
+    /// consumer, the fetch position past them) is returned by the next
+    /// poll, before any fetch, and until then positions and commits count
+    /// only records returned; a partition given up drops its records.
+    #[tokio::test]
+    async fn records_a_dropped_poll_took_are_returned_by_the_next() {
+        // A broker that never answers: nothing here may need one.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap().to_string();
+        let mut c = Consumer::connect(ConsumerConfig::new(addr)).await.unwrap();
+        for topic in ["a", "b"] {
+            c.assigned.push(Assigned {
+                topic: Arc::from(topic),
+                partition: 0,
+                position: 8,
+                retry: None,
+            });
+        }
+        c.put_back(records("a", 5, 3));
+        assert_eq!(c.position("a", 0), Some(5));
+        assert_eq!(c.position("b", 0), Some(8));
+        let at: Vec<_> = c.positions().map(|(t, _, o)| (t.to_owned(), o)).collect();
+        assert_eq!(at, [("a".to_owned(), 5), ("b".to_owned(), 8)]);
+
+        let got = tokio::time::timeout(Duration::from_secs(5), c.poll_fetch())
+            .await
+            .expect("returned without a fetch")
+            .unwrap();
+        let offsets: Vec<_> = got.iter().map(|r| (&*r.topic, r.offset())).collect();
+        assert_eq!(offsets, [("a", 5), ("a", 6), ("a", 7)]);
+        assert_eq!(c.position("a", 0), Some(8));
+
+        // Put back in order, and dropped with their partition.
+        c.put_back(records("b", 8, 2));
+        c.put_back(records("a", 8, 1));
+        let order: Vec<_> = c
+            .unreturned
+            .iter()
+            .map(|r| (&*r.topic, r.offset()))
+            .collect();
+        assert_eq!(order, [("a", 8), ("b", 8), ("b", 9)]);
+        c.remove_partitions(|t, _| t == "b");
+        assert_eq!(c.take_unreturned().len(), 1);
+        assert!(c.unreturned.is_empty());
+    }
 
     #[test]
     fn unknown_partitions_are_retried_only_at_a_leader_metadata_named() {

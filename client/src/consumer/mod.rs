@@ -249,6 +249,13 @@ pub struct Consumer {
     /// One fetch session per leader.
     fetch: fetch::Sessions,
     assigned: Vec<Assigned>,
+    /// Records taken from fetch answers (their partitions' positions moved
+    /// past them) that no poll has returned yet: a poll dropped after it
+    /// took them (while it sent the next fetches, or while a group member
+    /// checked its membership) leaves them here, and the next poll returns
+    /// them first. Positions read or committed are those of the records
+    /// returned: a partition's first record here, not its fetch position.
+    unreturned: Vec<ConsumerRecord>,
     last_commit: Instant,
     /// Set while the consumer is a member of its group: commits carry it.
     member: Option<MemberIdentity>,
@@ -292,6 +299,7 @@ impl Consumer {
             control: HashMap::from([(None, conn)]),
             fetch: fetch::Sessions::default(),
             assigned: Vec::new(),
+            unreturned: Vec::new(),
             last_commit: Instant::now(),
             member: None,
         })
@@ -393,6 +401,7 @@ impl Consumer {
             });
         }
         self.assigned = assigned;
+        self.unreturned.clear();
         self.invalidate();
         Ok(())
     }
@@ -489,6 +498,8 @@ impl Consumer {
                 message: format!("{topic}-{partition} is not assigned"),
             })?;
         a.position = offset;
+        self.unreturned
+            .retain(|r| !(&*r.topic == topic && r.partition == partition));
         self.invalidate();
         Ok(())
     }
@@ -498,7 +509,7 @@ impl Consumer {
         self.assigned
             .iter()
             .find(|a| &*a.topic == topic && a.partition == partition)
-            .map(|a| a.position)
+            .map(|a| self.returned_position(a))
     }
 
     /// Waits up to `max_wait` for records and returns them (possibly none),
@@ -511,6 +522,11 @@ impl Consumer {
     /// partition without a leader goes through breaks twice in one call),
     /// a response that does not decode twice in one call, or a refusal
     /// that is not about leadership; the next call tries again.
+    ///
+    /// Cancel-safe: a poll dropped before it returns (a `select!` or a
+    /// timeout around it) loses nothing; records it had taken are returned
+    /// by the next poll, and positions and commits count only records
+    /// returned.
     pub async fn poll(&mut self) -> Result<Vec<ConsumerRecord>, ClientError> {
         if self.assigned.is_empty() {
             return Ok(Vec::new());
@@ -546,7 +562,7 @@ impl Consumer {
             .map(|a| CommitPartition {
                 topic: a.topic.to_string(),
                 partition: a.partition,
-                offset: a.position,
+                offset: self.returned_position(a),
                 metadata: String::new(),
             })
             .collect();
@@ -608,6 +624,7 @@ impl Consumer {
     /// already fetched are never returned.
     pub(crate) fn remove_partitions(&mut self, drop: impl Fn(&str, u32) -> bool) {
         self.assigned.retain(|a| !drop(&a.topic, a.partition));
+        self.unreturned.retain(|r| !drop(&r.topic, r.partition));
         self.invalidate();
     }
 
@@ -615,7 +632,31 @@ impl Consumer {
     pub(crate) fn positions(&self) -> impl Iterator<Item = (&str, u32, u64)> {
         self.assigned
             .iter()
-            .map(|a| (&*a.topic, a.partition, a.position))
+            .map(|a| (&*a.topic, a.partition, self.returned_position(a)))
+    }
+
+    /// The next offset of `a` the application gets: its first record not
+    /// returned yet, else its fetch position.
+    fn returned_position(&self, a: &Assigned) -> u64 {
+        self.unreturned
+            .iter()
+            .find(|r| r.topic == a.topic && r.partition == a.partition)
+            .map_or(a.position, ConsumerRecord::offset)
+    }
+
+    /// The records kept for the next poll (see [`Consumer::put_back`]).
+    pub(crate) fn take_unreturned(&mut self) -> Vec<ConsumerRecord> {
+        std::mem::take(&mut self.unreturned)
+    }
+
+    /// Keeps `records` (taken from this consumer's poll, in order) for the
+    /// next poll to return first, before any taken since.
+    pub(crate) fn put_back(&mut self, mut records: Vec<ConsumerRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        records.append(&mut self.unreturned);
+        self.unreturned = records;
     }
 
     /// Whether the periodic auto-commit is due.

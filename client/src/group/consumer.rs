@@ -215,6 +215,10 @@ impl GroupConsumer {
             };
             // The fetch may have outlived the membership (a long pause, a
             // stopped process): never hand out records of lost partitions.
+            // The records wait in the consumer meanwhile: a poll dropped
+            // or failed here returns them next time, unless their
+            // partitions were lost (or sought) since.
+            self.consumer.put_back(records);
             if self.hb.maybe_expired(self.config.session_timeout) {
                 self.verify_session().await?;
             }
@@ -222,7 +226,7 @@ impl GroupConsumer {
             if self.generation_id < 0 {
                 continue;
             }
-            return Ok(records);
+            return Ok(self.consumer.take_unreturned());
         }
     }
 
