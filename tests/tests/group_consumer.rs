@@ -279,3 +279,46 @@ async fn a_topic_created_after_joining_gets_assigned() {
         consumer.poll().await.unwrap();
     }
 }
+
+/// A coordinator that stops answering without closing its connections
+/// (here SIGSTOPped) cannot hang a member: its commit fails as timed out
+/// within the consumer's `request_timeout` (plus one retry on a new
+/// connection), and once the broker answers again the member commits.
+#[tokio::test]
+async fn a_commit_to_a_silent_coordinator_times_out() {
+    let (broker, addr) = setup();
+    produce(&addr, 5);
+    let (mut config, membership) = member_config(&addr, TOPIC);
+    config.request_timeout = Duration::from_millis(500);
+    let mut consumer = GroupConsumer::connect(config, membership).await.unwrap();
+    let mut read = 0;
+    while read < 30 {
+        read += consumer.poll().await.unwrap().len();
+    }
+    consumer.commit().await.unwrap();
+
+    broker.pause();
+    let started = Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(30), consumer.commit())
+        .await
+        .expect("the commit hung");
+    let took = started.elapsed();
+    broker.resume();
+    match r {
+        Err(ClientError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}"),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match consumer.commit().await {
+            Ok(()) => break,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "no commit after the resume: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let _ = consumer.poll().await;
+            }
+        }
+    }
+}

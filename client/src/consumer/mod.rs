@@ -46,6 +46,24 @@ use crate::pool::{self, Dest};
 /// How long a connect (to a leader or the bootstrap list) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// [`ConsumerConfig::request_timeout`] by default.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `call`, or a timed-out [`ClientError::Io`] naming `what` if it takes
+/// longer than `limit`.
+pub(crate) async fn within<T>(
+    limit: Duration,
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+        Err(ClientError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("{what}: no answer within {limit:?}"),
+        )))
+    })
+}
+
 /// First wait after a failed Metadata refresh (doubling up to 5 s).
 const METADATA_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -118,6 +136,16 @@ pub struct ConsumerConfig {
     /// next poll reconnects from its positions); a Fetch per read never
     /// sends ahead of the application.
     pub fetch_stream: bool,
+    /// Longest wait for the answer to a call other than a fetch: Metadata,
+    /// offset look-ups, OffsetFetch and commits, and a group member's
+    /// heartbeats, SyncGroup and LeaveGroup (a JoinGroup may take the
+    /// rebalance timeout more). A call not answered in time fails with a
+    /// timed-out [`ClientError::Io`] and its connection is dropped (a
+    /// consumer's own calls are made once more on a new connection first),
+    /// so a broker that stopped answering without closing its connections
+    /// cannot hang the consumer. Kafka's `request.timeout.ms`, 30 s by
+    /// default.
+    pub request_timeout: Duration,
 }
 
 impl ConsumerConfig {
@@ -137,6 +165,7 @@ impl ConsumerConfig {
             max_partitions_per_fetch: 1000,
             metadata_max_age: crate::metadata::DEFAULT_METADATA_MAX_AGE,
             fetch_stream: false,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
 
@@ -193,10 +222,14 @@ struct Assigned {
 macro_rules! control_call {
     ($self:ident, $dest:expr, |$c:ident| $call:expr) => {{
         let dest: &Dest = $dest;
+        let limit = $self.config.request_timeout;
         let mut retried = false;
         loop {
+            // A call not answered in time fails as a broken connection
+            // would: the connection is dropped (its answer would come out
+            // of order) and the call made once more on a new one.
             let asked = match $self.control_at(dest).await {
-                Ok($c) => $call.await,
+                Ok($c) => within(limit, "a call to the broker", $call).await,
                 Err(e) => Err(e),
             };
             match $self.check_control(dest, asked) {
@@ -278,7 +311,13 @@ impl Consumer {
     pub async fn connect(config: ConsumerConfig) -> Result<Self, ClientError> {
         let brokers = Bootstrap::parse(&config.broker);
         let conn = match &config.group {
-            Some(group) => match brokers.connect_coordinator(group).await {
+            Some(group) => match within(
+                CONNECT_TIMEOUT.min(config.request_timeout),
+                "FindCoordinator",
+                brokers.connect_coordinator(group),
+            )
+            .await
+            {
                 Ok(conn) => conn,
                 // The coordinator named is unreachable (a node that just
                 // failed, before its groups moved) or not known yet (no
@@ -311,14 +350,13 @@ impl Consumer {
             let conn = match (dest, &self.config.group) {
                 // Commits and offset look-ups of a group: its coordinator.
                 (None, Some(group)) => {
-                    tokio::time::timeout(CONNECT_TIMEOUT, self.brokers.connect_coordinator(group))
+                    let limit = CONNECT_TIMEOUT.min(self.config.request_timeout);
+                    tokio::time::timeout(limit, self.brokers.connect_coordinator(group))
                         .await
                         .map_err(|_| {
                             ClientError::Io(std::io::Error::new(
                                 std::io::ErrorKind::TimedOut,
-                                format!(
-                                    "finding the coordinator took longer than {CONNECT_TIMEOUT:?}"
-                                ),
+                                format!("finding the coordinator took longer than {limit:?}"),
                             ))
                         })??
                 }

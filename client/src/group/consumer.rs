@@ -26,6 +26,28 @@ use crate::connection::Connection;
 use crate::consumer::{Consumer, ConsumerConfig, ConsumerRecord};
 use crate::error::ClientError;
 
+/// Runs `$call` on the coordinator connection (bound to `$c`), failing
+/// with a timed-out [`ClientError::Io`] after `$limit`; the connection is
+/// dropped after any error but a refusal (it broke, timed out or answered
+/// bytes that do not decode), so the next call finds the coordinator
+/// again.
+macro_rules! coord_call {
+    ($self:ident, $limit:expr, $what:expr, |$c:ident| $call:expr) => {{
+        let limit: std::time::Duration = $limit;
+        let r = match $self.coord().await {
+            Ok($c) => crate::consumer::within(limit, $what, $call).await,
+            Err(e) => Err(e),
+        };
+        // Anything but a refusal leaves the connection in doubt.
+        if let Err(e) = &r
+            && !matches!(e, ClientError::Broker { .. })
+        {
+            $self.coord = None;
+        }
+        r
+    }};
+}
+
 /// A member of a consumer group (see the module doc).
 pub struct GroupConsumer {
     consumer: Consumer,
@@ -105,7 +127,11 @@ impl GroupConsumer {
             ));
         }
         let consumer = Consumer::connect(consumer).await?;
-        let hb = Heartbeat::start(consumer.brokers().clone(), config.heartbeat_interval);
+        let hb = Heartbeat::start(
+            consumer.brokers().clone(),
+            config.heartbeat_interval,
+            consumer.config().request_timeout,
+        );
         Ok(GroupConsumer {
             consumer,
             config,
@@ -292,7 +318,9 @@ impl GroupConsumer {
                 group_instance_id: None,
             }];
             let group = self.group.clone();
-            let left = self.coord().await?.leave_group(&group, members).await?;
+            let limit = self.request_timeout();
+            let left = coord_call!(self, limit, "LeaveGroup", |c| c
+                .leave_group(&group, members))?;
             if left.error_code != ErrorCode::None {
                 result = result.and(Err(broker_error(left.error_code, "leave group")));
             }
@@ -311,9 +339,16 @@ impl GroupConsumer {
     async fn coord(&mut self) -> Result<&mut Connection, ClientError> {
         if self.coord.is_none() {
             let group = self.group.clone();
-            self.coord = Some(self.consumer.brokers().connect_coordinator(&group).await?);
+            let found = self.consumer.brokers().connect_coordinator(&group);
+            let limit = self.request_timeout();
+            self.coord = Some(crate::consumer::within(limit, "FindCoordinator", found).await?);
         }
         self.coord.as_mut().ok_or(ClientError::Closed)
+    }
+
+    /// How long a call to the coordinator may wait for its answer.
+    fn request_timeout(&self) -> std::time::Duration {
+        self.consumer.config().request_timeout
     }
 
     fn target(&self) -> Target {
@@ -372,14 +407,8 @@ impl GroupConsumer {
         }
         let target = self.target();
         let sent = Instant::now();
-        let conn = self.coord().await?;
-        let code = match heartbeat::send(conn, &target).await {
-            Ok(code) => code,
-            Err(e) => {
-                self.coord = None;
-                return Err(e);
-            }
-        };
+        let limit = self.request_timeout();
+        let code = coord_call!(self, limit, "Heartbeat", |c| heartbeat::send(c, &target))?;
         self.hb.record(&target, sent, code);
         self.handle_event()?;
         if code != ErrorCode::None && self.generation_id >= 0 {
@@ -416,18 +445,9 @@ impl GroupConsumer {
         &mut self,
         topics: &BTreeSet<String>,
     ) -> Result<BTreeMap<String, u32>, ClientError> {
-        let meta = self
-            .coord()
-            .await?
-            .metadata(Some(topics.iter().cloned().collect()))
-            .await;
-        let meta = match meta {
-            Ok(m) => m,
-            Err(e) => {
-                self.coord = None;
-                return Err(e);
-            }
-        };
+        let limit = self.request_timeout();
+        let meta = coord_call!(self, limit, "Metadata", |c| c
+            .metadata(Some(topics.iter().cloned().collect())))?;
         Ok(meta
             .topics
             .into_iter()

@@ -52,8 +52,14 @@ pub(crate) struct Heartbeat {
 
 impl Heartbeat {
     /// Starts the task, heartbeating every `interval` to a broker of
-    /// `brokers` while a target is set.
-    pub(crate) fn start(brokers: Bootstrap, interval: Duration) -> Arc<Heartbeat> {
+    /// `brokers` while a target is set. Finding the coordinator, or a
+    /// heartbeat, not answered within `timeout` counts as a broken
+    /// connection: the next heartbeat goes on a new one.
+    pub(crate) fn start(
+        brokers: Bootstrap,
+        interval: Duration,
+        timeout: Duration,
+    ) -> Arc<Heartbeat> {
         let hb = Arc::new(Heartbeat {
             state: Mutex::new(State {
                 target: None,
@@ -75,11 +81,14 @@ impl Heartbeat {
                 let Some(hb) = weak.upgrade() else { return };
                 let Some(target) = hb.target() else { continue };
                 if conn.is_none() {
-                    conn = brokers.connect_coordinator(&target.group).await.ok();
+                    let found = brokers.connect_coordinator(&target.group);
+                    conn = crate::consumer::within(timeout, "FindCoordinator", found)
+                        .await
+                        .ok();
                 }
                 let Some(c) = conn.as_mut() else { continue };
                 let sent = Instant::now();
-                match send(c, &target).await {
+                match crate::consumer::within(timeout, "Heartbeat", send(c, &target)).await {
                     Ok(code) => hb.record(&target, sent, code),
                     Err(_) => {
                         brokers.failed();

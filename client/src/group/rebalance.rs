@@ -68,7 +68,10 @@ impl GroupConsumer {
     /// One JoinGroup and SyncGroup exchange.
     async fn round(&mut self) -> Result<Round, ClientError> {
         let join = self.join_request();
-        let resp = self.coord().await?.join_group(&join).await?;
+        // The coordinator answers a JoinGroup when the generation forms:
+        // up to the rebalance timeout.
+        let limit = self.request_timeout() + self.config.rebalance_timeout;
+        let resp = coord_call!(self, limit, "JoinGroup", |c| c.join_group(&join))?;
         match resp.error_code {
             ErrorCode::None => {}
             ErrorCode::MemberIdRequired => {
@@ -113,7 +116,8 @@ impl GroupConsumer {
             protocol_name: Some(protocol.name().into()),
             assignments,
         };
-        let resp = self.coord().await?.sync_group(&sync).await?;
+        let limit = self.request_timeout();
+        let resp = coord_call!(self, limit, "SyncGroup", |c| c.sync_group(&sync))?;
         match resp.error_code {
             ErrorCode::None => {}
             ErrorCode::RebalanceInProgress => return Ok(Round::Retry { pause: false }),
