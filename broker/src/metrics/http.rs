@@ -3,8 +3,10 @@
 //! tokio runtime: a small, well-kept implementation, so the broker parses no
 //! HTTP itself.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,7 +18,7 @@ use hyper::{Method, Request, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::Health;
@@ -29,36 +31,62 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Most HTTP connections served at once. A connection arriving when that
-/// many are open asks the oldest of them to close (at once if it is between
-/// requests, else after its response, dropped if that takes longer than
-/// [`GIVE_WAY`]) and waits up to [`SEAT_WAIT`] for its
-/// place: connections that send nothing, or keep their keep-alive
-/// connection open, cannot keep a scraper out until [`HEADER_TIMEOUT`]
-/// closes them.
+/// many are open takes the place of one of them, closed at once: the
+/// oldest that is not in the middle of answering a request (it is between
+/// requests, has sent only part of one, or nothing, or its answer is being
+/// written), else the oldest. The accept loop never waits for a place, so
+/// connections that send nothing or a byte at a time, or keep their
+/// keep-alive connection open, cannot keep a scraper (or a health probe)
+/// out, however fast they come.
 const MAX_CONNECTIONS: usize = 64;
-
-/// How long a new connection waits for the oldest one to give way before
-/// it is closed.
-const SEAT_WAIT: Duration = Duration::from_secs(1);
-
-/// How long a connection asked to give way may take to finish the response
-/// it is sending before it is dropped (well within [`SEAT_WAIT`]).
-const GIVE_WAY: Duration = Duration::from_millis(500);
 
 /// A connection that sends no request headers within this long is closed.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The connections open, oldest first, each with the signal that asks it to
-/// close once it is between requests. A connection asked is taken out, so
-/// the next newcomer asks the next oldest.
-type Open = Arc<parking_lot::Mutex<std::collections::BTreeMap<u64, Arc<Notify>>>>;
+/// One open connection: its task, and whether it is answering a request
+/// (from its head until the handler's response).
+struct Seat {
+    task: tokio::task::AbortHandle,
+    answering: Arc<AtomicBool>,
+}
+
+/// The connections open, by id (oldest first).
+type Open = Arc<parking_lot::Mutex<BTreeMap<u64, Seat>>>;
+
+/// Takes connection `id` out of the open ones when its task ends, however
+/// it ends (aborted included).
+struct Leave {
+    open: Open,
+    id: u64,
+}
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        self.open.lock().remove(&self.id);
+    }
+}
+
+/// Makes room for one more connection in `open`: closes the oldest
+/// connection not answering a request, else the oldest.
+fn make_room(open: &mut BTreeMap<u64, Seat>) {
+    if open.len() < MAX_CONNECTIONS {
+        return;
+    }
+    let victim = open
+        .iter()
+        .find(|(_, s)| !s.answering.load(Ordering::Acquire))
+        .or_else(|| open.iter().next())
+        .map(|(id, _)| *id);
+    if let Some(seat) = victim.and_then(|id| open.remove(&id)) {
+        seat.task.abort();
+    }
+}
 
 /// Serves the endpoint on `listener` until `stop` turns true.
 pub async fn serve(listener: TcpListener, health: Arc<Health>, mut stop: watch::Receiver<bool>) {
     let registry = Arc::new(Exposition::new(super::collector::registry(Arc::clone(
         &health,
     ))));
-    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let open: Open = Arc::default();
     let mut next_id = 0u64;
     let mut connections = JoinSet::new();
@@ -78,58 +106,45 @@ pub async fn serve(listener: TcpListener, health: Arc<Health>, mut stop: watch::
                 continue;
             }
         };
-        let permit = match Arc::clone(&limit).try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                let oldest = open.lock().pop_first();
-                if let Some((_, leave)) = oldest {
-                    leave.notify_one();
-                }
-                let waited = tokio::select! {
-                    p = tokio::time::timeout(SEAT_WAIT, Arc::clone(&limit).acquire_owned()) => p,
-                    _ = stop.changed() => break,
-                };
-                match waited {
-                    Ok(Ok(p)) => p,
-                    _ => {
-                        tracing::debug!(%peer, "metrics endpoint: every connection busy; closing a new one");
-                        continue;
-                    }
-                }
-            }
-        };
         let registry = Arc::clone(&registry);
         let health = Arc::clone(&health);
         let id = next_id;
         next_id += 1;
-        let leave = Arc::new(Notify::new());
-        open.lock().insert(id, Arc::clone(&leave));
-        let open = Arc::clone(&open);
-        connections.spawn(async move {
-            let service =
-                service_fn(move |req| handle(req, Arc::clone(&registry), Arc::clone(&health)));
+        let answering = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&answering);
+        let leave = Leave {
+            open: Arc::clone(&open),
+            id,
+        };
+        // Under the lock until the seat is recorded: a task that ends at
+        // once takes its seat out only after it was put in.
+        let mut seats = open.lock();
+        make_room(&mut seats);
+        let task = connections.spawn(async move {
+            let _leave = leave;
+            let service = service_fn(move |req| {
+                let (registry, health, flag) = (
+                    Arc::clone(&registry),
+                    Arc::clone(&health),
+                    Arc::clone(&flag),
+                );
+                async move {
+                    flag.store(true, Ordering::Release);
+                    let r = handle(req, registry, health).await;
+                    flag.store(false, Ordering::Release);
+                    r
+                }
+            });
             let conn = http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
-            let mut conn = std::pin::pin!(conn);
-            let ended = tokio::select! {
-                r = conn.as_mut() => r,
-                () = leave.notified() => {
-                    // Between requests it closes at once; a response the
-                    // client does not read gets `GIVE_WAY` to leave, then
-                    // the connection is dropped, so an unread answer
-                    // cannot keep its seat.
-                    conn.as_mut().graceful_shutdown();
-                    tokio::time::timeout(GIVE_WAY, conn).await.unwrap_or(Ok(()))
-                }
-            };
-            if let Err(e) = ended {
+            if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "metrics connection ended");
             }
-            open.lock().remove(&id);
-            drop(permit);
         });
+        seats.insert(id, Seat { task, answering });
+        drop(seats);
         while connections.try_join_next().is_some() {}
     }
     connections.abort_all();
