@@ -247,11 +247,12 @@ impl PartitionLog {
         for seg in &segments {
             seg.release();
         }
-        if report.segments_rescanned > 0
-            || report.bytes_truncated > 0
-            || report.segments_deleted > 0
-        {
+        if report.bytes_truncated > 0 || report.segments_deleted > 0 {
             tracing::warn!(dir = %dir.display(), ?report, "recovered partition log");
+        } else if report.segments_rescanned > 0 {
+            // Rescanned after a crash and found whole: routine, one line
+            // per partition.
+            tracing::info!(dir = %dir.display(), ?report, "recovered partition log");
         }
         let log = Self::assemble(
             fs,
