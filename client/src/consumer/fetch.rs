@@ -250,12 +250,12 @@ impl Consumer {
         interrupt: impl std::future::Future<Output = ()>,
     ) -> Result<Option<Vec<ConsumerRecord>>, ClientError> {
         let mut interrupt = std::pin::pin!(interrupt);
-        if self.assigned.is_empty() {
-            return Ok(Some(Vec::new()));
-        }
         // Records a dropped call took go first.
         if !self.unreturned.is_empty() {
             return Ok(Some(std::mem::take(&mut self.unreturned)));
+        }
+        if self.assigned.is_empty() {
+            return Ok(Some(Vec::new()));
         }
         // A call dropped while writing a request left a partial frame.
         self.fetch
@@ -762,7 +762,8 @@ mod tests {
     /// What a poll dropped after taking records leaves (they wait in the
     /// consumer, the fetch position past them) is returned by the next
     /// poll, before any fetch, and until then positions and commits count
-    /// only records returned; a partition given up drops its records.
+    /// only records returned; a rebalance that keeps their partition keeps
+    /// them, and a partition given up drops its records.
     #[tokio::test]
     async fn records_a_dropped_poll_took_are_returned_by_the_next() {
         // A broker that never answers: nothing here may need one.
@@ -782,6 +783,10 @@ mod tests {
         assert_eq!(c.position("b", 0), Some(8));
         let at: Vec<_> = c.positions().map(|(t, _, o)| (t.to_owned(), o)).collect();
         assert_eq!(at, [("a".to_owned(), 5), ("b".to_owned(), 8)]);
+
+        // A rebalance that keeps the partition keeps its records.
+        c.add_partitions(vec![("a".to_owned(), 0)]).await.unwrap();
+        assert_eq!(c.position("a", 0), Some(5));
 
         let got = tokio::time::timeout(Duration::from_secs(5), c.poll_fetch())
             .await

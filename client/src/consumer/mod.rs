@@ -401,6 +401,20 @@ impl Consumer {
     /// Consumes exactly these partitions from now on. Each starts at the
     /// group's committed offset, or as `offset_reset` says.
     pub async fn assign(&mut self, partitions: Vec<(String, u32)>) -> Result<(), ClientError> {
+        let assigned = self.starting_positions(partitions).await?;
+        self.assigned = assigned;
+        self.unreturned.clear();
+        self.invalidate();
+        Ok(())
+    }
+
+    /// Where each of `partitions` starts: the group's committed offset, or
+    /// as `offset_reset` says. Changes nothing of the assignment, so a
+    /// call dropped at any await leaves the consumer as it was.
+    async fn starting_positions(
+        &mut self,
+        partitions: Vec<(String, u32)>,
+    ) -> Result<Vec<Assigned>, ClientError> {
         let mut assigned = Vec::with_capacity(partitions.len());
         let committed = match self.config.group.clone() {
             Some(group) => {
@@ -438,10 +452,7 @@ impl Consumer {
                 retry: None,
             });
         }
-        self.assigned = assigned;
-        self.unreturned.clear();
-        self.invalidate();
-        Ok(())
+        Ok(assigned)
     }
 
     /// Where a partition's requests go now, after a Metadata refresh if
@@ -646,16 +657,21 @@ impl Consumer {
         &mut self,
         partitions: Vec<(String, u32)>,
     ) -> Result<(), ClientError> {
-        let mut keep = std::mem::take(&mut self.assigned);
         let fresh: Vec<(String, u32)> = partitions
             .into_iter()
-            .filter(|(t, p)| !keep.iter().any(|a| &*a.topic == t && a.partition == *p))
+            .filter(|(t, p)| {
+                !self
+                    .assigned
+                    .iter()
+                    .any(|a| &*a.topic == t && a.partition == *p)
+            })
             .collect();
-        let result = self.assign(fresh).await;
-        keep.append(&mut self.assigned);
-        self.assigned = keep;
+        // The partitions kept (and their records not returned yet) are
+        // untouched until the new ones' positions are known.
+        let mut added = self.starting_positions(fresh).await?;
+        self.assigned.append(&mut added);
         self.invalidate();
-        result
+        Ok(())
     }
 
     /// Stops consuming the partitions `drop` selects: records of them

@@ -16,6 +16,12 @@ use super::{GroupConsumer, broker_error, fenced, is_connection_error};
 use crate::consumer::MemberIdentity;
 use crate::error::ClientError;
 
+/// How long a JoinGroup may be held by the coordinator at least, whatever
+/// this member's rebalance timeout: the coordinator waits for the longest
+/// rebalance timeout of the group's members, and Kafka's consumers
+/// default to 5 minutes (`max.poll.interval.ms`).
+const JOIN_HOLD: Duration = Duration::from_secs(300);
+
 /// What one join-and-sync round ended with.
 enum Round {
     /// The member's assignment in this generation.
@@ -69,8 +75,10 @@ impl GroupConsumer {
     async fn round(&mut self) -> Result<Round, ClientError> {
         let join = self.join_request();
         // The coordinator answers a JoinGroup when the generation forms:
-        // up to the rebalance timeout.
-        let limit = self.request_timeout() + self.config.rebalance_timeout;
+        // up to the longest rebalance timeout among the group's members,
+        // which may be another client's (Kafka's consumers default to
+        // 5 minutes).
+        let limit = self.request_timeout() + self.config.rebalance_timeout.max(JOIN_HOLD);
         let resp = coord_call!(self, limit, "JoinGroup", |c| c.join_group(&join))?;
         match resp.error_code {
             ErrorCode::None => {}
@@ -227,7 +235,10 @@ impl GroupConsumer {
     /// ours (and, cooperatively, rejoins so it can move), then adds what is
     /// new at its committed offsets.
     async fn apply(&mut self, assigned: BTreeSet<TopicPartition>) -> Result<(), ClientError> {
-        self.needs_join = false;
+        // Until the assignment is taken on, a poll dropped (or failed) on
+        // the way joins again, so nothing assigned is left unread.
+        self.needs_join = true;
+        let mut rejoin = false;
         self.consumer.set_member(Some(MemberIdentity {
             generation_id: self.generation_id,
             member_id: self.member_id.clone(),
@@ -238,7 +249,7 @@ impl GroupConsumer {
         if !revoked.is_empty() {
             self.revoke(&revoked).await;
             // Someone else waits for these: rejoin so they can be assigned.
-            self.needs_join = true;
+            rejoin = true;
             if self.generation_id < 0 {
                 return Ok(());
             }
@@ -249,16 +260,14 @@ impl GroupConsumer {
                 .iter()
                 .map(|tp| (tp.topic.clone(), tp.partition.max(0) as u32))
                 .collect();
-            if let Err(e) = self.consumer.add_partitions(parts).await {
-                // Not taken on (their offsets could not be read): rejoin, so
-                // they are assigned again rather than left unread.
-                self.needs_join = true;
-                return Err(e);
-            }
+            // Not taken on (their offsets could not be read): the member
+            // rejoins, so they are assigned again rather than left unread.
+            self.consumer.add_partitions(parts).await?;
             self.owned.extend(added.iter().cloned());
             let positions = self.positions_of(&added);
             self.listener.on_partitions_assigned(&positions);
         }
+        self.needs_join = rejoin;
         Ok(())
     }
 
