@@ -421,6 +421,7 @@ impl Group {
             error: ErrorCode::None,
             group: name.to_owned(),
             state: self.state,
+            consumer_protocol: false,
             generation_id: self.generation,
             protocol_type: self.protocol_type.clone().unwrap_or_default(),
             protocol: if settled {

@@ -42,6 +42,30 @@ impl GroupState {
         }
     }
 
+    /// Kafka's name of this state for a group of the consumer group
+    /// protocol (KIP-848) or not: such a group handing partitions over
+    /// between members is `Reconciling` (held as `CompletingRebalance`);
+    /// otherwise [`GroupState::as_str`].
+    pub fn kafka_name(self, consumer_protocol: bool) -> &'static str {
+        match (self, consumer_protocol) {
+            (GroupState::CompletingRebalance, true) => "Reconciling",
+            _ => self.as_str(),
+        }
+    }
+
+    /// Whether a state filter's `name` (any case) is a state some group can
+    /// be in: a [`GroupState`] name or `Reconciling`.
+    pub fn is_state_name(name: &str) -> bool {
+        GroupState::parse(name).is_some() || name.eq_ignore_ascii_case("Reconciling")
+    }
+
+    /// Whether a group in this state, of the consumer group protocol or
+    /// not, is one a state filter naming `names` (any case) asks for.
+    pub fn matches_any(self, consumer_protocol: bool, names: &[impl AsRef<str>]) -> bool {
+        let mine = self.kafka_name(consumer_protocol);
+        names.iter().any(|n| n.as_ref().eq_ignore_ascii_case(mine))
+    }
+
     /// The state a name denotes (exact, case-insensitive), if any.
     pub fn parse(name: &str) -> Option<GroupState> {
         GroupState::ALL
@@ -246,6 +270,8 @@ pub struct GroupDescription {
     pub group: String,
     /// State (`Dead` for an unknown group).
     pub state: GroupState,
+    /// Whether it is a group of Kafka's consumer group protocol (KIP-848).
+    pub consumer_protocol: bool,
     /// Generation.
     pub generation_id: i32,
     /// Protocol type.
@@ -268,4 +294,24 @@ pub struct GroupListing {
     /// Whether it is a group of Kafka's consumer group protocol (KIP-848);
     /// otherwise a classic one (or one with only committed offsets).
     pub consumer_protocol: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GroupState;
+
+    #[test]
+    fn consumer_protocol_groups_handing_partitions_over_are_reconciling() {
+        let s = GroupState::CompletingRebalance;
+        assert_eq!(s.kafka_name(true), "Reconciling");
+        assert_eq!(s.kafka_name(false), "CompletingRebalance");
+        assert_eq!(GroupState::Stable.kafka_name(true), "Stable");
+        assert!(s.matches_any(true, &["reconciling"]));
+        assert!(!s.matches_any(true, &["CompletingRebalance"]));
+        assert!(s.matches_any(false, &["completingrebalance", "x"]));
+        assert!(!s.matches_any(false, &["Reconciling"]));
+        assert!(GroupState::is_state_name("RECONCILING"));
+        assert!(GroupState::is_state_name("empty"));
+        assert!(!GroupState::is_state_name("Assigned"));
+    }
 }

@@ -239,6 +239,7 @@ impl Coordinator {
             error: ErrorCode::None,
             group: group.to_owned(),
             state: consumer_state(g),
+            consumer_protocol: true,
             generation_id: g.epoch,
             protocol_type: "consumer".into(),
             protocol: assignor.into(),
@@ -310,7 +311,8 @@ impl Coordinator {
 
 /// A consumer group's state under the classic names: `Stable` when every
 /// member holds its target, else `CompletingRebalance` (assignments being
-/// handed over; Kafka's `Reconciling`).
+/// handed over; Kafka's `Reconciling`, the name it is shown with:
+/// [`GroupState::kafka_name`]).
 fn consumer_state(g: &ConsumerGroup) -> GroupState {
     if g.is_empty() {
         GroupState::Empty

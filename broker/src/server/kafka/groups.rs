@@ -11,7 +11,7 @@ use sluice_protocol::kafka::error_code::{code, to_kafka};
 use sluice_protocol::kafka::groups::*;
 
 use crate::server::native::connection::Conn;
-use crate::service::groups::{GroupState, Heartbeat, JoinGroup, MemberRef, SyncGroup};
+use crate::service::groups::{Heartbeat, JoinGroup, MemberRef, SyncGroup};
 
 fn millis(ms: i32) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
@@ -213,7 +213,7 @@ pub(super) fn describe(conn: &Conn, mut r: DescribeGroupsRequest) -> DescribeGro
         .map(|g| DescribedGroup {
             error_code: to_kafka(g.error),
             group_id: g.group,
-            group_state: g.state.as_str().to_owned(),
+            group_state: g.state.kafka_name(g.consumer_protocol).to_owned(),
             protocol_type: g.protocol_type,
             protocol_data: g.protocol,
             members: g
@@ -257,14 +257,10 @@ pub(super) fn describe(conn: &Conn, mut r: DescribeGroupsRequest) -> DescribeGro
     }
 }
 
-/// ListGroups: every group, or those in the states asked for (v4+);
-/// unknown state names match nothing.
+/// ListGroups: every group, or those in the states asked for (v4+, Kafka's
+/// names in any case: `Reconciling` for a consumer-protocol group handing
+/// partitions over); unknown state names match nothing.
 pub(super) fn list(conn: &Conn, r: ListGroupsRequest) -> ListGroupsResponse {
-    let states: Vec<GroupState> = r
-        .states_filter
-        .iter()
-        .filter_map(|s| GroupState::parse(s))
-        .collect();
     // Types as Kafka names them, case aside; an unknown one matches no
     // group.
     let types: Vec<&str> = r
@@ -280,11 +276,10 @@ pub(super) fn list(conn: &Conn, r: ListGroupsRequest) -> ListGroupsResponse {
             }
         })
         .collect();
-    let groups = if !r.states_filter.is_empty() && states.is_empty() {
-        Vec::new()
-    } else {
-        conn.broker.service.list_groups(&states)
-    };
+    let mut groups = conn.broker.service.list_groups(&[]);
+    if !r.states_filter.is_empty() {
+        groups.retain(|g| g.state.matches_any(g.consumer_protocol, &r.states_filter));
+    }
     ListGroupsResponse {
         throttle_time_ms: 0,
         error_code: code::NONE,
@@ -293,7 +288,7 @@ pub(super) fn list(conn: &Conn, r: ListGroupsRequest) -> ListGroupsResponse {
             .map(|g| ListedGroup {
                 group_id: g.group,
                 protocol_type: g.protocol_type,
-                group_state: g.state.as_str().to_owned(),
+                group_state: g.state.kafka_name(g.consumer_protocol).to_owned(),
                 group_type: if g.consumer_protocol {
                     CONSUMER
                 } else {

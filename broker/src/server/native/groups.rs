@@ -184,7 +184,7 @@ pub(super) async fn serve(
                 .map(|g| DescribedGroup {
                     error_code: g.error,
                     group: g.group,
-                    state: g.state.as_str().to_owned(),
+                    state: g.state.kafka_name(g.consumer_protocol).to_owned(),
                     generation_id: g.generation_id,
                     protocol_type: g.protocol_type,
                     protocol: g.protocol,
@@ -206,24 +206,21 @@ pub(super) async fn serve(
         }
         ApiKey::ListGroups => {
             let req = decode!(ListGroupsRequest);
-            let mut states = Vec::with_capacity(req.states.len());
-            for name in &req.states {
-                match GroupState::parse(name) {
-                    Some(s) => states.push(s),
-                    None => {
-                        Stats::add(&conn.broker.stats.bad_requests, 1);
-                        let msg = format!("unknown group state {name:?}");
-                        return conn.write_error(id, ErrorCode::InvalidRequest, &msg).await;
-                    }
-                }
+            if let Some(name) = req.states.iter().find(|n| !GroupState::is_state_name(n)) {
+                Stats::add(&conn.broker.stats.bad_requests, 1);
+                let msg = format!("unknown group state {name:?}");
+                return conn.write_error(id, ErrorCode::InvalidRequest, &msg).await;
             }
             let groups = svc
-                .list_groups(&states)
+                .list_groups(&[])
                 .into_iter()
+                .filter(|g| {
+                    req.states.is_empty() || g.state.matches_any(g.consumer_protocol, &req.states)
+                })
                 .map(|g| ListedGroup {
                     group: g.group,
                     protocol_type: g.protocol_type,
-                    state: g.state.as_str().to_owned(),
+                    state: g.state.kafka_name(g.consumer_protocol).to_owned(),
                 })
                 .collect();
             let resp = ListGroupsResponse {
