@@ -998,3 +998,29 @@ fn a_consumer_piped_into_head_exits_when_head_does() {
         assert_eq!(out, "a\nb\n");
     }
 }
+
+/// A broker that stops answering without closing its connections (here
+/// SIGSTOPped) cannot hang an admin or group command: it fails once
+/// `--command-timeout-ms` has passed, saying so, and works again once the
+/// broker answers.
+#[test]
+fn admin_commands_give_up_on_a_silent_broker() {
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    ok(&addr, &["topic", "create", "quiet"], b"");
+    broker.pause();
+    for args in [
+        &["topic", "list", "--command-timeout-ms", "1000"][..],
+        &["group", "describe", "g", "--command-timeout-ms", "1000"][..],
+    ] {
+        let started = std::time::Instant::now();
+        fails(&addr, args, b"", "did not answer within 1000 ms");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{args:?} took {:?}",
+            started.elapsed()
+        );
+    }
+    broker.resume();
+    assert!(ok(&addr, &["topic", "list"], b"").contains("quiet"));
+}

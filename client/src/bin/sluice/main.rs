@@ -42,6 +42,12 @@ struct Cli {
         default_value = "127.0.0.1:9292"
     )]
     broker: String,
+    /// Give up a topic, group, broker or cluster command that has not
+    /// finished after this many milliseconds (a broker that stops
+    /// answering without closing its connections would otherwise hang it);
+    /// 0: never. Produce and consume have their own limits.
+    #[arg(long, global = true, value_name = "MS", default_value_t = 60_000)]
+    command_timeout_ms: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -111,14 +117,34 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let limit = std::time::Duration::from_millis(cli.command_timeout_ms);
+    let broker = cli.broker.as_str();
     match cli.command {
-        Command::Topic(cmd) => topic::run(&cli.broker, cmd).await,
-        Command::Produce(args) => produce::run(&cli.broker, args).await,
-        Command::Consume(args) => consume::run(&cli.broker, args).await,
-        Command::Broker(cmd) => broker::run(&cli.broker, cmd).await,
-        Command::Group(cmd) => group::run(&cli.broker, cmd).await,
-        Command::Cluster(cmd) => cluster::run(&cli.broker, cmd).await,
+        Command::Produce(args) => produce::run(broker, args).await,
+        Command::Consume(args) => consume::run(broker, args).await,
+        Command::Topic(cmd) => within(limit, topic::run(broker, cmd)).await,
+        Command::Broker(cmd) => within(limit, broker::run(broker, cmd)).await,
+        Command::Group(cmd) => within(limit, group::run(broker, cmd)).await,
+        Command::Cluster(cmd) => within(limit, cluster::run(broker, cmd)).await,
     }
+}
+
+/// `command`, or an error once `limit` (zero: none) has passed.
+async fn within(
+    limit: std::time::Duration,
+    command: impl std::future::Future<Output = anyhow::Result<Outcome>>,
+) -> anyhow::Result<Outcome> {
+    if limit.is_zero() {
+        return command.await;
+    }
+    tokio::time::timeout(limit, command)
+        .await
+        .unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "the broker did not answer within {} ms (--command-timeout-ms)",
+                limit.as_millis()
+            ))
+        })
 }
 
 /// Connects an [`Admin`], saying which address failed.
