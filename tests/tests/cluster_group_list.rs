@@ -160,39 +160,15 @@ async fn group_describe_and_reset_read_offsets_at_each_partitions_leader() {
         assert_eq!(row["lag"], 0, "{row}");
     }
 
-    sluice_ok(
-        &boot,
-        &[
-            "group",
-            "reset-offsets",
-            "described",
-            "--topic",
-            "spread",
-            "--to-earliest",
-        ],
-    );
-    let at = c
-        .committed_offsets(&[1, 2, 3], "described", "spread", 3, |o| {
-            o.iter().all(|o| *o == Some(0))
-        })
-        .await;
-    assert_eq!(at, vec![Some(0); 3]);
-    sluice_ok(
-        &boot,
-        &[
-            "group",
-            "reset-offsets",
-            "described",
-            "--topic",
-            "spread",
-            "--to-offset",
-            "4",
-        ],
-    );
-    let at = c
-        .committed_offsets(&[1, 2, 3], "described", "spread", 3, |o| {
-            o.iter().all(|o| *o == Some(4))
-        })
-        .await;
-    assert_eq!(at, vec![Some(4); 3]);
+    for (to, want) in [(&["--to-earliest"][..], 0), (&["--to-offset", "4"][..], 4)] {
+        let mut args = vec!["group", "reset-offsets", "described", "--topic", "spread"];
+        args.extend(to);
+        sluice_ok(&boot, &args);
+        let at = c
+            .committed_offsets(&[1, 2, 3], "described", "spread", 3, |o| {
+                o.iter().all(|o| *o == Some(want))
+            })
+            .await;
+        assert_eq!(at, vec![Some(want); 3], "{to:?}");
+    }
 }
