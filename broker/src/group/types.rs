@@ -53,10 +53,15 @@ impl GroupState {
         }
     }
 
-    /// Whether a state filter's `name` (any case) is a state some group can
-    /// be in: a [`GroupState`] name or `Reconciling`.
+    /// Whether a state filter's `name` (any case) is one of Kafka's group
+    /// states: a [`GroupState`] name, `Reconciling`, or `Assigning` (a
+    /// consumer-protocol group whose target assignment is not computed yet,
+    /// which a group here never is: it computes it at once).
     pub fn is_state_name(name: &str) -> bool {
-        GroupState::parse(name).is_some() || name.eq_ignore_ascii_case("Reconciling")
+        GroupState::parse(name).is_some()
+            || ["Reconciling", "Assigning"]
+                .iter()
+                .any(|n| name.eq_ignore_ascii_case(n))
     }
 
     /// Whether a group in this state, of the consumer group protocol or
@@ -312,6 +317,7 @@ mod tests {
         assert!(!s.matches_any(false, &["Reconciling"]));
         assert!(GroupState::is_state_name("RECONCILING"));
         assert!(GroupState::is_state_name("empty"));
+        assert!(GroupState::is_state_name("assigning"));
         assert!(!GroupState::is_state_name("Assigned"));
     }
 }

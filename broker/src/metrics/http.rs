@@ -50,11 +50,21 @@ struct Seat {
     answering: Arc<AtomicBool>,
 }
 
-/// The connections open, by id (oldest first).
-type Open = Arc<parking_lot::Mutex<BTreeMap<u64, Seat>>>;
+/// The connections open, by id (oldest first), and the ids of tasks that
+/// ended before their seat was recorded.
+#[derive(Default)]
+struct Seats {
+    open: BTreeMap<u64, Seat>,
+    ended: std::collections::HashSet<u64>,
+}
+
+type Open = Arc<parking_lot::Mutex<Seats>>;
 
 /// Takes connection `id` out of the open ones when its task ends, however
-/// it ends (aborted included).
+/// it ends (aborted included); a task that ends before its seat was
+/// recorded leaves word, so the seat is never recorded. The lock is never
+/// held while a task is spawned (a runtime shutting down drops a new task
+/// on the spawning thread).
 struct Leave {
     open: Open,
     id: u64,
@@ -62,23 +72,36 @@ struct Leave {
 
 impl Drop for Leave {
     fn drop(&mut self) {
-        self.open.lock().remove(&self.id);
+        let mut seats = self.open.lock();
+        if seats.open.remove(&self.id).is_none() {
+            seats.ended.insert(self.id);
+        }
     }
 }
 
-/// Makes room for one more connection in `open`: closes the oldest
-/// connection not answering a request, else the oldest.
-fn make_room(open: &mut BTreeMap<u64, Seat>) {
-    if open.len() < MAX_CONNECTIONS {
-        return;
+impl Seats {
+    /// Makes room for one more connection: closes the oldest connection
+    /// not answering a request, else the oldest.
+    fn make_room(&mut self) {
+        if self.open.len() < MAX_CONNECTIONS {
+            return;
+        }
+        let victim = self
+            .open
+            .iter()
+            .find(|(_, s)| !s.answering.load(Ordering::Acquire))
+            .or_else(|| self.open.iter().next())
+            .map(|(id, _)| *id);
+        if let Some(seat) = victim.and_then(|id| self.open.remove(&id)) {
+            seat.task.abort();
+        }
     }
-    let victim = open
-        .iter()
-        .find(|(_, s)| !s.answering.load(Ordering::Acquire))
-        .or_else(|| open.iter().next())
-        .map(|(id, _)| *id);
-    if let Some(seat) = victim.and_then(|id| open.remove(&id)) {
-        seat.task.abort();
+
+    /// Records connection `id`'s seat, unless its task already ended.
+    fn seat(&mut self, id: u64, seat: Seat) {
+        if !self.ended.remove(&id) {
+            self.open.insert(id, seat);
+        }
     }
 }
 
@@ -116,10 +139,7 @@ pub async fn serve(listener: TcpListener, health: Arc<Health>, mut stop: watch::
             open: Arc::clone(&open),
             id,
         };
-        // Under the lock until the seat is recorded: a task that ends at
-        // once takes its seat out only after it was put in.
-        let mut seats = open.lock();
-        make_room(&mut seats);
+        open.lock().make_room();
         let task = connections.spawn(async move {
             let _leave = leave;
             let service = service_fn(move |req| {
@@ -143,8 +163,7 @@ pub async fn serve(listener: TcpListener, health: Arc<Health>, mut stop: watch::
                 tracing::debug!(%peer, error = %e, "metrics connection ended");
             }
         });
-        seats.insert(id, Seat { task, answering });
-        drop(seats);
+        open.lock().seat(id, Seat { task, answering });
         while connections.try_join_next().is_some() {}
     }
     connections.abort_all();

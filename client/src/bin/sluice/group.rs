@@ -75,7 +75,7 @@ const ASK_NODE: std::time::Duration = std::time::Duration::from_secs(10);
 /// coordinates, so, as Kafka's admin client does, every broker named in the
 /// metadata of the one reached (`conn`) is asked and the answers merged
 /// (a group listed by two nodes while its coordinator moves appears once).
-/// Returns the groups and the nodes that could not be asked, with why. A
+/// The nodes are asked at once, each for up to [`ASK_NODE`]. Returns the groups and the nodes that could not be asked, with why. A
 /// broker running alone is asked once, over `conn`.
 async fn list_everywhere(
     conn: &mut Connection,
@@ -95,12 +95,16 @@ async fn list_everywhere(
         check(r.error_code, "cannot list groups")?;
         lists.push(r.groups);
     }
-    for b in &brokers {
-        let answer = tokio::time::timeout(ASK_NODE, async {
+    // Every node at once: a cluster with nodes down answers within one
+    // node's wait, not one per node down.
+    let answers = futures::future::join_all(brokers.iter().map(|b| {
+        tokio::time::timeout(ASK_NODE, async {
             let mut c = Connection::connect(b.listen.as_str()).await?;
             c.list_groups(Vec::new()).await
         })
-        .await;
+    }))
+    .await;
+    for (b, answer) in brokers.iter().zip(answers) {
         match answer {
             Ok(Ok(r)) if r.error_code == ErrorCode::None => lists.push(r.groups),
             Ok(Ok(r)) => failed.push((b.id, format!("{:?}", r.error_code))),

@@ -141,7 +141,8 @@ async fn within(
         .await
         .unwrap_or_else(|_| {
             Err(anyhow::anyhow!(
-                "the broker did not answer within {} ms (--command-timeout-ms)",
+                "the broker did not answer within {} ms (--command-timeout-ms); \
+                 a change asked for may still be made",
                 limit.as_millis()
             ))
         })
