@@ -3,8 +3,9 @@
 //! DeleteGroups, and OffsetCommit as a member of a generation.
 //!
 //! In a cluster each group has one coordinator node; the others refuse the
-//! group's calls with `NotCoordinator`. [`Bootstrap::connect_coordinator`]
-//! (crate::bootstrap::Bootstrap::connect_coordinator) finds and connects to it.
+//! group's calls with `NotCoordinator`.
+//! [`Bootstrap::connect_coordinator`](crate::Bootstrap::connect_coordinator)
+//! finds and connects to it.
 //!
 //! Each returns the broker's response, whose `error_code` fields carry the
 //! group-level outcome (`RebalanceInProgress`, `UnknownMemberId`, ...): an

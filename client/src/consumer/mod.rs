@@ -139,8 +139,9 @@ pub struct ConsumerConfig {
     /// Longest wait for the answer to a call other than a fetch: Metadata,
     /// offset look-ups, OffsetFetch and commits, and a group member's
     /// heartbeats, SyncGroup and LeaveGroup (a JoinGroup may take 5
-    /// minutes more, or the member's rebalance timeout if longer). A call not answered in time fails with a
-    /// timed-out [`ClientError::Io`] and its connection is dropped (a
+    /// minutes more, or the member's rebalance timeout if longer). A call
+    /// not answered in time fails with a timed-out [`ClientError::Io`] and
+    /// its connection is dropped (a
     /// consumer's own calls are made once more on a new connection first),
     /// so a broker that stopped answering without closing its connections
     /// cannot hang the consumer. Kafka's `request.timeout.ms`, 30 s by
