@@ -291,14 +291,7 @@ impl MetadataCache {
             let mut conn = connect.await?;
             conn.metadata(topics).await
         };
-        tokio::time::timeout(REFRESH_TIMEOUT, attempt)
-            .await
-            .unwrap_or_else(|_| {
-                Err(ClientError::Io(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no Metadata answer within {REFRESH_TIMEOUT:?}"),
-                )))
-            })
+        crate::consumer::within(REFRESH_TIMEOUT, "Metadata", attempt).await
     }
 }
 

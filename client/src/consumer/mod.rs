@@ -352,14 +352,8 @@ impl Consumer {
                 // Commits and offset look-ups of a group: its coordinator.
                 (None, Some(group)) => {
                     let limit = CONNECT_TIMEOUT.min(self.config.request_timeout);
-                    tokio::time::timeout(limit, self.brokers.connect_coordinator(group))
-                        .await
-                        .map_err(|_| {
-                            ClientError::Io(std::io::Error::new(
-                                std::io::ErrorKind::TimedOut,
-                                format!("finding the coordinator took longer than {limit:?}"),
-                            ))
-                        })??
+                    let found = self.brokers.connect_coordinator(group);
+                    within(limit, "finding the coordinator", found).await?
                 }
                 _ => pool::connect(&self.brokers, dest, CONNECT_TIMEOUT).await?,
             };
