@@ -312,25 +312,44 @@ async fn consumer_group_heartbeats_are_checked_as_kafka_checks_them() {
     // Silent past the session timeout: removed.
     tokio::time::sleep(Duration::from_millis(2600)).await;
     let bb = &b;
-    tokio::task::block_in_place(|| {
+    let again = tokio::task::block_in_place(|| {
         let mut s = connect(bb);
         let r = hb(&mut s, 1, beat("rg", &id, 1));
         assert_eq!(r.error_code, code::UNKNOWN_MEMBER_ID, "{r:?}");
-        // A new member, then a restart: membership is not kept, the member
-        // joins again, and the committed offset is.
+        // A new member, then a restart and a crash: membership is kept
+        // (the member goes on at its epoch, with its partitions, and may
+        // commit at it), and so is the committed offset.
         let r = hb(&mut s, 1, join("rg", "again", &["raw848"]));
         assert_eq!(r.error_code, 0, "{r:?}");
+        (r.member_epoch, r.assignment.unwrap())
     });
-    b.stop();
-    b.restart();
+    let (epoch, assigned) = again;
+    // Sessions of 30 s from here on: a slow restart must not end one.
+    std::fs::write(
+        std::env::temp_dir().join(format!("kip848-raw-{}.toml", std::process::id())),
+        "group_consumer_heartbeat_interval_ms = 200\ngroup_consumer_session_timeout_ms = 30000\n",
+    )
+    .unwrap();
+    for crash in [false, true] {
+        if crash {
+            b.kill();
+        } else {
+            b.stop();
+        }
+        b.restart();
+        let bb = &b;
+        tokio::task::block_in_place(|| {
+            let mut s = connect(bb);
+            let r = hb(&mut s, 1, beat("rg", "again", epoch));
+            assert_eq!((r.error_code, r.member_epoch), (0, epoch), "{r:?}");
+            // Its whole assignment, sent again: the same partitions.
+            assert_eq!(r.assignment.as_ref(), Some(&assigned), "{r:?}");
+            assert_eq!(commit(&mut s, "rg", epoch, "again"), 0);
+        });
+    }
     let bb = &b;
     tokio::task::block_in_place(|| {
         let mut s = connect(bb);
-        let r = hb(&mut s, 1, beat("rg", "again", 2));
-        assert_eq!(r.error_code, code::UNKNOWN_MEMBER_ID, "{r:?}");
-        let r = hb(&mut s, 1, join("rg", "again", &["raw848"]));
-        assert_eq!(r.error_code, 0, "{r:?}");
-        let epoch = r.member_epoch;
         // It leaves; the group is empty and may be deleted.
         let r = hb(&mut s, 1, beat("rg", "again", -1));
         assert_eq!((r.error_code, r.member_epoch), (0, -1), "{r:?}");
@@ -530,8 +549,9 @@ async fn a_consumer_follows_its_group_to_a_new_coordinator() {
     assert_eq!(got, want, "{v}");
     assert_eq!(v["committed"], json!(true), "{v}");
     // What the client reported meanwhile were retried errors (the node
-    // down, a commit at the new coordinator before the member joined
-    // again), nothing that ended its membership for good.
+    // down), nothing that ended its membership for good, and no commit
+    // refused for its member id or epoch: the new coordinator restored the
+    // group with the member at its epoch.
     let errors = v["errors"].as_array().unwrap();
     assert!(
         errors
@@ -539,8 +559,19 @@ async fn a_consumer_follows_its_group_to_a_new_coordinator() {
             .all(|e| !e.as_str().unwrap().to_lowercase().contains("fatal")),
         "{v}"
     );
+    for fenced in [
+        "ILLEGAL_GENERATION",
+        "UNKNOWN_MEMBER_ID",
+        "STALE_MEMBER_EPOCH",
+        "FENCED_MEMBER_EPOCH",
+    ] {
+        assert!(
+            errors.iter().all(|e| !e.as_str().unwrap().contains(fenced)),
+            "{fenced}: {v}"
+        );
+    }
     // Another node coordinates the group now, and took the member's
-    // commits at its epoch there: it joined again at the new coordinator.
+    // commits at its epoch there.
     let now = coordinator(&c, rest[0], "gf").unwrap();
     assert_ne!(now, victim);
     use sluice_protocol::kafka::offsets::*;

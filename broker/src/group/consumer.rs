@@ -21,15 +21,21 @@
 //! - A member that does not give up its revoked partitions within its
 //!   rebalance timeout, or does not heartbeat within the session timeout,
 //!   is removed, and its partitions go to the others.
-//! - Membership is held in memory only: after a restart (or a move of the
-//!   coordinator) a member's heartbeat is answered `UNKNOWN_MEMBER_ID`, and
-//!   it joins again with epoch 0. Committed offsets are durable as for every
-//!   group.
+//! - Each change to the group's epochs, members, their holdings and
+//!   subscriptions, or its target raises the group's revision; the
+//!   coordinator stores the group ([`ConsumerGroup::to_record`]) before it
+//!   answers a heartbeat while a change is unstored, so a member is never
+//!   told of a partition, an epoch or a membership that a restart (or a move
+//!   of the coordinator) would forget. A restored group
+//!   ([`ConsumerGroup::from_record`]) takes its members' heartbeats at the
+//!   epochs they hold, without a rebalance.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use crate::topics::TopicId;
+
+mod stored;
 
 /// Partitions by topic id.
 pub type Assignment = BTreeMap<TopicId, BTreeSet<u32>>;
@@ -87,6 +93,9 @@ pub enum BeatError {
     InvalidGroupId,
     /// The group is a classic group with members.
     NotConsumerGroup,
+    /// The group's state could not be stored (the error of the write, or
+    /// `NotCoordinator` if the group is no longer coordinated here).
+    NotStored(sluice_protocol::wire::ErrorCode, String),
 }
 
 /// A heartbeat, as the coordinator reads it (wire quirks removed).
@@ -227,6 +236,13 @@ pub struct ConsumerGroup {
     members_held: usize,
     /// Bytes counted for the subscribed topics' partitions.
     partitions_held: usize,
+    /// Raised by every change to what [`ConsumerGroup::to_record`] stores.
+    revision: u64,
+    /// The revision last stored durably (the coordinator's to set).
+    pub stored_revision: u64,
+    /// Serialises the group's writes to the offsets log (the
+    /// coordinator's to hold).
+    pub persist: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// How often a group looks again at its subscribed topics (partitions
@@ -333,8 +349,25 @@ impl ConsumerGroup {
 
     /// A member's heartbeat (join, leave, or keep-alive with the partitions
     /// it owns). `limits` bound the group; `topics` resolves
-    /// subscriptions.
+    /// subscriptions. A change to what the group stores raises
+    /// [`ConsumerGroup::revision`].
     pub fn heartbeat(
+        &mut self,
+        beat: Beat,
+        now: Instant,
+        limits: Limits,
+        topics: &dyn TopicView,
+    ) -> Result<BeatAnswer, BeatError> {
+        let id = beat.member_id.clone();
+        let before = self.fingerprint(&id);
+        let r = self.beat(beat, now, limits, topics);
+        if self.fingerprint(&id) != before {
+            self.revision += 1;
+        }
+        r
+    }
+
+    fn beat(
         &mut self,
         beat: Beat,
         now: Instant,
@@ -601,6 +634,7 @@ impl ConsumerGroup {
             return match found {
                 Some((id, m)) if beat.member_id.is_empty() || *id == beat.member_id => {
                     m.parked = true;
+                    self.revision += 1;
                     m.session_deadline = now + limits.session_timeout;
                     Ok(BeatAnswer {
                         member_id: id.clone(),
@@ -666,6 +700,7 @@ impl ConsumerGroup {
         }
         if !gone.is_empty() {
             self.epoch = self.epoch.saturating_add(1);
+            self.revision += 1;
         }
         gone
     }
@@ -1217,6 +1252,7 @@ fn range_assign(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::group::record::ConsumerGroupRecord;
     use proptest::prelude::*;
 
     struct View(BTreeMap<String, (TopicId, u32)>);
@@ -1276,6 +1312,85 @@ mod tests {
             a.insert(tid(t), ps.iter().copied().collect());
         }
         a
+    }
+
+    /// The group through its record, as a restart (or a new coordinator)
+    /// restores it.
+    fn restored(g: &ConsumerGroup, now: Instant) -> ConsumerGroup {
+        let r = ConsumerGroupRecord::decode(&g.to_record().encode()).expect("decodes");
+        ConsumerGroup::from_record(r, now, LIMITS.session_timeout)
+    }
+
+    #[test]
+    fn a_restored_group_goes_on_where_it_was() {
+        let v = view(&[("t", 1, 4)]);
+        let now = Instant::now();
+        let mut g = ConsumerGroup::default();
+        let ea = g
+            .heartbeat(join("a", &["t"]), now, LIMITS, &v)
+            .expect("a")
+            .member_epoch;
+        let mut s = join("s", &["t"]);
+        s.instance_id = Some("static".into());
+        let es = g.heartbeat(s, now, LIMITS, &v).expect("s").member_epoch;
+        let all = parts(1, &[0, 1, 2, 3]);
+        // a is told to give two up, and has not yet.
+        let kept = g
+            .heartbeat(beat("a", ea, Some(&all)), now, LIMITS, &v)
+            .expect("a")
+            .assignment
+            .expect("smaller");
+        assert_eq!(count(&kept), 2);
+        assert!(g.unstored());
+        let before = g.view();
+        let mut g = restored(&g, now);
+        assert_eq!(g.view(), before);
+        assert!(!g.unstored());
+        // The static member is not given a's partitions while a holds them.
+        let r = g
+            .heartbeat(beat("s", es, None), now, LIMITS, &v)
+            .expect("s after the restart");
+        assert_eq!(r.assignment, Some(Assignment::new()), "sent whole again");
+        // a goes on at its epoch, gives them up, and s takes them.
+        let r = g
+            .heartbeat(beat("a", ea, Some(&kept)), now, LIMITS, &v)
+            .expect("a after the restart");
+        assert_eq!(r.member_epoch, es);
+        assert!(g.unstored(), "a's new epoch must be stored");
+        let theirs = g
+            .heartbeat(beat("s", es, None), now, LIMITS, &v)
+            .expect("s")
+            .assignment
+            .expect("s's partitions");
+        assert_eq!(theirs, minus(&all, &kept));
+        assert!(g.is_stable());
+        // Commits at a's old epoch of what it kept still count (KIP-1251).
+        let names = |a: &Assignment| pairs(a).map(|(_, p)| ("t", p)).collect::<Vec<_>>();
+        let mut g = restored(&g, now);
+        assert_eq!(g.check_commit("a", ea, &names(&kept)), Ok(()));
+        assert_eq!(
+            g.check_commit("a", ea, &names(&theirs)),
+            Err(CommitRefusal::StaleEpoch)
+        );
+        // The static member leaves for a while; restored, it is still
+        // away, and comes back to its partitions under a new id.
+        // (By its instance id alone.)
+        let mut bye = beat("", -2, None);
+        bye.instance_id = Some("static".into());
+        g.heartbeat(bye, now, LIMITS, &v).expect("temporary leave");
+        assert!(g.unstored());
+        let mut g = restored(&g, now);
+        assert!(!g.has_member("s"));
+        let mut back = join("s2", &["t"]);
+        back.instance_id = Some("static".into());
+        let r = g.heartbeat(back, now, LIMITS, &v).expect("back");
+        assert_eq!(r.assignment, Some(theirs));
+        // Sessions start again at the restore.
+        let later = now + LIMITS.session_timeout + Duration::from_secs(1);
+        let mut g = restored(&g, later);
+        assert!(g.expire(later).is_empty());
+        assert_eq!(g.expire(later + LIMITS.session_timeout).len(), 2);
+        assert!(g.unstored());
     }
 
     #[test]
@@ -1718,6 +1833,9 @@ mod tests {
         Park(usize),
         Grow(usize),
         Time(u64),
+        /// The coordinator restarts (or moves): the group is what was last
+        /// stored.
+        Restart,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -1731,7 +1849,17 @@ mod tests {
             (0..2usize).prop_map(Op::Park),
             (0..3usize).prop_map(Op::Grow),
             (1..40_000u64).prop_map(Op::Time),
+            Just(Op::Restart),
         ]
+    }
+
+    /// What the coordinator does after each heartbeat or sweep: the group
+    /// is stored if it has an unstored change.
+    fn store(g: &mut ConsumerGroup, stored: &mut Option<Vec<u8>>) {
+        if g.unstored() {
+            *stored = Some(g.to_record().encode());
+            g.stored_revision = g.revision();
+        }
     }
 
     #[derive(Debug, Clone, Default)]
@@ -1794,6 +1922,7 @@ mod tests {
             let mut now = Instant::now();
             let mut g = ConsumerGroup::default();
             let mut clients: Vec<Client> = vec![Client::default(); 4];
+            let mut stored: Option<Vec<u8>> = None;
             for op in ops {
                 match op {
                     Op::Join(i, topics) => {
@@ -1837,7 +1966,37 @@ mod tests {
                             }
                         }
                     }
+                    Op::Restart => {
+                        g = match &stored {
+                            Some(bytes) => {
+                                let r = ConsumerGroupRecord::decode(bytes).expect("decodes");
+                                let again = ConsumerGroup::from_record(r.clone(), now, LIMITS.session_timeout);
+                                // Restored whole: stored again, it is the same record.
+                                let mut r2 = again.to_record();
+                                r2.written_ms = r.written_ms;
+                                prop_assert_eq!(&r2, &r);
+                                again
+                            }
+                            None => ConsumerGroup::default(),
+                        };
+                        // Every member goes on at the epoch it holds, and
+                        // keeps what it owns: nothing a client was told
+                        // was lost.
+                        for i in 0..clients.len() {
+                            let c = &mut clients[i];
+                            if let Some((epoch, owned)) = c.state.clone() {
+                                let r = g.heartbeat(beat(&c.id, epoch, Some(&owned)), now, LIMITS, &v);
+                                prop_assert!(r.is_ok(), "{c:?} refused after a restart: {r:?}");
+                                if let Ok(a) = r {
+                                    c.state = Some((a.member_epoch, a.assignment.unwrap_or(owned)));
+                                }
+                                store(&mut g, &mut stored);
+                                check(&clients)?;
+                            }
+                        }
+                    }
                 }
+                store(&mut g, &mut stored);
                 check(&clients)?;
                 prop_assert!(epochs_follow_holdings(&g), "{g:?}");
             }

@@ -948,3 +948,132 @@ async fn a_group_moves_to_another_coordinator_through_the_replicated_log() {
     assert_eq!(refused.unwrap_err().code(), ErrorCode::NotCoordinator);
     assert_eq!(new.store.get("g", "t", 0), Some((42, "m".into())));
 }
+
+/// Topics for consumer-protocol groups: `t` with 4 partitions.
+struct OneTopic;
+
+impl consumer::TopicView for OneTopic {
+    fn topic(&self, name: &str) -> Option<(crate::topics::TopicId, u32)> {
+        (name == "t").then_some((crate::topics::TopicId([7; 16]), 4))
+    }
+    fn names(&self) -> Vec<String> {
+        vec!["t".into()]
+    }
+}
+
+/// A consumer-protocol heartbeat as the service answers it: stored first
+/// when the group has an unstored change.
+async fn consumer_beat(c: &Coordinator, b: consumer::Beat) -> Result<i32, consumer::BeatError> {
+    let (answer, unstored) = c.consumer_heartbeat("kg", b, &OneTopic);
+    if let Some(u) = unstored {
+        c.store_consumer_group("kg", u)
+            .await
+            .map_err(|(code, m)| consumer::BeatError::NotStored(code, m))?;
+    }
+    answer.map(|a| a.member_epoch)
+}
+
+fn consumer_join(id: &str) -> consumer::Beat {
+    consumer::Beat {
+        member_id: id.into(),
+        member_epoch: 0,
+        rebalance_timeout: Some(REBALANCE),
+        topic_names: Some(vec!["t".into()]),
+        owned: Some(consumer::Assignment::new()),
+        ..consumer::Beat::default()
+    }
+}
+
+fn consumer_keepalive(id: &str, epoch: i32) -> consumer::Beat {
+    consumer::Beat {
+        member_id: id.into(),
+        member_epoch: epoch,
+        ..consumer::Beat::default()
+    }
+}
+
+/// A consumer-protocol group is stored before a heartbeat that changed it
+/// is answered: a coordinator opened again on the offsets log (a restart)
+/// takes its members at their epochs. A change that cannot be stored is
+/// not answered (the write's error), stays in memory, and is stored by the
+/// next heartbeat once the disk recovers; a group whose members all left
+/// is stored Empty and removed with its record by offset expiry.
+#[tokio::test(start_paused = true)]
+async fn consumer_groups_are_stored_before_they_are_answered() {
+    use crate::log::fault::{Faults, FaultyFs};
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::new();
+    let fs = Arc::new(FaultyFs::new(Arc::clone(&faults)));
+    let store = Arc::new(OffsetStore::open(fs, dir.path(), OffsetsConfig::default()).unwrap());
+    let config = GroupConfig::default();
+    let c = Coordinator::open(config, Arc::clone(&store));
+    let ea = consumer_beat(&c, consumer_join("a")).await.unwrap();
+    assert!(ea > 0);
+    let stored = |store: &OffsetStore| match record::StoredGroup::decode(
+        &store.group_record("kg").expect("a record"),
+    ) {
+        Ok(record::StoredGroup::Consumer(r)) => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(stored(&store).members.len(), 1);
+    // A steady heartbeat changes nothing and writes nothing.
+    let (_, unstored) = c.consumer_heartbeat("kg", consumer_keepalive("a", ea), &OneTopic);
+    assert!(unstored.is_none());
+    // Restarted: a goes on at its epoch, no rebalance.
+    let c = Coordinator::open(config, Arc::clone(&store));
+    assert_eq!(consumer_beat(&c, consumer_keepalive("a", ea)).await, Ok(ea));
+    // b's join cannot be stored: not answered, not forgotten.
+    faults.set_space_left(0);
+    let r = consumer_beat(&c, consumer_join("b")).await;
+    assert!(
+        matches!(
+            r,
+            Err(consumer::BeatError::NotStored(ErrorCode::DiskFull, _))
+        ),
+        "{r:?}"
+    );
+    assert_eq!(stored(&store).members.len(), 1);
+    assert!(c.is_consumer_member("kg", "b"));
+    // Once the disk recovers, the next heartbeat (any member's) stores it.
+    faults.clear_disk_full();
+    assert_eq!(consumer_beat(&c, consumer_keepalive("a", ea)).await, Ok(ea));
+    assert_eq!(stored(&store).members.len(), 2);
+    // Both leave: stored Empty, kept over a restart, then expired with
+    // its record (it has no committed offsets).
+    for id in ["a", "b"] {
+        assert_eq!(consumer_beat(&c, consumer_keepalive(id, -1)).await, Ok(-1));
+    }
+    assert!(stored(&store).members.is_empty());
+    let c = Coordinator::open(config, Arc::clone(&store));
+    assert!(c.view_consumer("kg").is_some_and(|g| g.members.is_empty()));
+    c.expire_offsets(Duration::from_secs(3600)).await;
+    assert!(store.group_record("kg").is_none());
+    assert!(c.view_consumer("kg").is_none());
+}
+
+/// A consumer-protocol member removed by the sweep (session over) is
+/// removed from the stored group too, without a heartbeat. (Real time: the
+/// consumer groups' clock is the system's.)
+#[tokio::test]
+async fn a_consumer_member_the_sweep_removes_is_removed_from_the_record() {
+    let f = Fixture::new(Duration::ZERO);
+    let session = Duration::from_millis(300);
+    let config = GroupConfig {
+        consumer_session_timeout: session,
+        ..f.config
+    };
+    let c = Coordinator::open(config, Arc::clone(&f.store));
+    consumer_beat(&c, consumer_join("a")).await.unwrap();
+    let members = || match record::StoredGroup::decode(&f.store.group_record("kg").unwrap()) {
+        Ok(record::StoredGroup::Consumer(r)) => r.members.len(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(members(), 1);
+    // a is silent: the sweep removes it, and stores the group Empty.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while members() != 0 {
+        assert!(std::time::Instant::now() < deadline, "still stored");
+        tokio::time::sleep(session / 4).await;
+    }
+    assert!(!c.is_consumer_member("kg", "a"));
+}

@@ -200,17 +200,29 @@ impl TopicView for Topics<'_> {
 
 impl Service {
     /// A heartbeat of Kafka's consumer group protocol (KIP-848) to `group`
-    /// (see [`crate::group::consumer`]); in memory only.
-    pub fn consumer_group_heartbeat(
+    /// (see [`crate::group::consumer`]), answered once the group's state it
+    /// reflects is durable in the offsets log ([`BeatError::NotStored`] if
+    /// that write failed).
+    pub async fn consumer_group_heartbeat(
         &self,
         group: &str,
         beat: Beat,
     ) -> Result<BeatAnswer, BeatError> {
-        let topics = Topics {
-            svc: self,
-            cluster: std::sync::OnceLock::new(),
+        let (answer, unstored) = {
+            let topics = Topics {
+                svc: self,
+                cluster: std::sync::OnceLock::new(),
+            };
+            self.groups.consumer_heartbeat(group, beat, &topics)
         };
-        self.groups.consumer_heartbeat(group, beat, &topics)
+        if let Some(u) = unstored {
+            if let Err((code, message)) = self.groups.store_consumer_group(group, u).await {
+                // The answer's news is not durable: not given. Whatever
+                // the member did stays done; it asks again.
+                return Err(BeatError::NotStored(code, message));
+            }
+        }
+        answer
     }
 
     /// Checks an OffsetFetch that names a consumer-protocol member (see

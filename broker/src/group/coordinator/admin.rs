@@ -150,7 +150,8 @@ impl Coordinator {
         if self.has_consumer_members(name) {
             return ErrorCode::NonEmptyGroup;
         }
-        let was_consumer_group = self.forget_empty_consumer_group(name);
+        let consumer_persist = self.take_empty_consumer_group(name);
+        let was_consumer_group = consumer_persist.is_some();
         let persist = {
             let mut groups = self.groups.lock();
             match groups.get_mut(name) {
@@ -168,6 +169,10 @@ impl Coordinator {
             }
         };
         let _persist = match &persist {
+            Some(p) => Some(p.lock().await),
+            None => None,
+        };
+        let _consumer_persist = match &consumer_persist {
             Some(p) => Some(p.lock().await),
             None => None,
         };

@@ -11,6 +11,7 @@
 //! stays, Empty, listed with protocol type `consumer`, until it is deleted
 //! or a classic member joins under its name.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -29,10 +30,85 @@ const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
 impl Coordinator {
     /// A consumer-protocol heartbeat to group `group` (see
-    /// [`ConsumerGroup::heartbeat`]). A group is created by its first
-    /// member's join (not if that join is refused) and stays, Empty, when
-    /// its members go, until it is deleted or a classic member joins.
+    /// [`ConsumerGroup::heartbeat`]), without its store: the answer, and
+    /// what [`Coordinator::store_consumer_group`] must store before the
+    /// answer is given, if the group has a change not stored yet. A group
+    /// is created by its first member's join (not if that join is refused)
+    /// and stays, Empty, when its members go, until it is deleted, expires,
+    /// or a classic member joins.
     pub fn consumer_heartbeat(
+        &self,
+        group: &str,
+        beat: Beat,
+        topics: &dyn TopicView,
+    ) -> (Result<BeatAnswer, BeatError>, Option<Unstored>) {
+        let r = self.consumer_beat(group, beat, topics);
+        let unstored = self.consumer.lock().get(group).and_then(unstored_of);
+        (r, unstored)
+    }
+
+    /// Stores consumer-protocol group `group` if the change `unstored`
+    /// names is not stored yet (one write at a time per group, each of the
+    /// group's latest state). A group no longer held here (its coordinator
+    /// moved, or it was deleted) is `NotCoordinator`; a failed write is its
+    /// error, and the change stays unstored (the next heartbeat tries
+    /// again).
+    pub async fn store_consumer_group(
+        &self,
+        group: &str,
+        unstored: Unstored,
+    ) -> Result<(), (ErrorCode, String)> {
+        let _persist = unstored.persist.lock().await;
+        let (value, revision) = {
+            let consumer = self.consumer.lock();
+            match consumer.get(group) {
+                Some(g) if Arc::ptr_eq(&g.persist, &unstored.persist) => {
+                    if g.stored_revision >= unstored.revision {
+                        return Ok(());
+                    }
+                    (g.to_record().encode(), g.revision())
+                }
+                _ => {
+                    return Err((
+                        ErrorCode::NotCoordinator,
+                        format!("group {group:?} is no longer coordinated here"),
+                    ));
+                }
+            }
+        };
+        let store = Arc::clone(&self.store);
+        let key = group.to_owned();
+        let written = crate::service::blocking(move || store.store_group(&key, Some(value)))
+            .await
+            .map_err(|e| (ErrorCode::StorageError, e.to_string()))
+            .and_then(|r| r.map_err(|e| (e.code(), e.to_string())));
+        if let Err((code, message)) = &written {
+            tracing::warn!(group, ?code, %message, "could not store the consumer group");
+            return written;
+        }
+        let mut consumer = self.consumer.lock();
+        if let Some(g) = consumer
+            .get_mut(group)
+            .filter(|g| Arc::ptr_eq(&g.persist, &unstored.persist))
+        {
+            g.stored_revision = g.stored_revision.max(revision);
+        }
+        Ok(())
+    }
+
+    /// Stores `group` on a task of its own, if it has an unstored change
+    /// (after the sweep removed members; a failure is logged, and the next
+    /// heartbeat tries again).
+    fn spawn_store_consumer(&self, group: String, unstored: Unstored) {
+        let me = self.me.clone();
+        self.spawn(async move {
+            if let Some(c) = me.upgrade() {
+                let _ = c.store_consumer_group(&group, unstored).await;
+            }
+        });
+    }
+
+    fn consumer_beat(
         &self,
         group: &str,
         beat: Beat,
@@ -101,7 +177,7 @@ impl Coordinator {
 
     /// Starts the sweep that removes consumer-protocol members past their
     /// session or rebalance timeout (once, on the current runtime).
-    fn start_sweep(&self) {
+    pub(super) fn start_sweep(&self) {
         if self.sweeping.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -124,6 +200,7 @@ impl Coordinator {
     /// members stays, Empty, until it is deleted or a classic member joins
     /// it).
     pub(super) fn sweep(&self, now: Instant) {
+        let mut to_store = Vec::new();
         let mut consumer = self.consumer.lock();
         for (name, g) in consumer.iter_mut() {
             if g.next_deadline().is_none_or(|d| d > now) {
@@ -135,6 +212,13 @@ impl Coordinator {
                 self.rebalances.fetch_add(1, Ordering::Relaxed);
             }
             self.recount(before, g.held());
+            if let Some(u) = unstored_of(g) {
+                to_store.push((name.clone(), u));
+            }
+        }
+        drop(consumer);
+        for (name, u) in to_store {
+            self.spawn_store_consumer(name, u);
         }
     }
 
@@ -205,15 +289,47 @@ impl Coordinator {
     /// being deleted, or a classic member takes the name over); whether
     /// there was one.
     pub(super) fn forget_empty_consumer_group(&self, group: &str) -> bool {
+        self.take_empty_consumer_group(group).is_some()
+    }
+
+    /// [`Coordinator::forget_empty_consumer_group`], giving back the lock
+    /// that serialises the group's writes (a delete holds it, so that no
+    /// write of the group's record started before lands after the
+    /// tombstone).
+    pub(super) fn take_empty_consumer_group(
+        &self,
+        group: &str,
+    ) -> Option<Arc<tokio::sync::Mutex<()>>> {
         let mut consumer = self.consumer.lock();
         match consumer.get(group) {
             Some(g) if g.is_empty() => {
                 let held = g.held();
-                consumer.remove(group);
+                let g = consumer.remove(group)?;
                 self.recount(held, 0);
-                true
+                Some(g.persist)
             }
-            _ => false,
+            _ => None,
+        }
+    }
+
+    /// Puts consumer-protocol groups restored from their records (name,
+    /// record) in place; each member's session starts now.
+    pub(super) fn restore_consumer_groups(
+        &self,
+        records: Vec<(String, crate::group::record::ConsumerGroupRecord)>,
+    ) {
+        let now = Instant::now();
+        let mut consumer = self.consumer.lock();
+        for (name, r) in records {
+            let g = ConsumerGroup::from_record(r, now, self.config.consumer_session_timeout);
+            self.recount(0, g.held());
+            if let Some(old) = consumer.insert(name, g) {
+                self.recount(old.held(), 0);
+            }
+        }
+        drop(consumer);
+        if !self.consumer.lock().is_empty() {
+            self.start_sweep();
         }
     }
 
@@ -307,6 +423,22 @@ impl Coordinator {
     pub fn consumer_heartbeat_interval(&self) -> Duration {
         self.config.consumer_heartbeat_interval
     }
+}
+
+/// A change of a consumer-protocol group not stored yet: the group's
+/// write lock (which also tells whether the group held now is the same
+/// one) and the revision to store.
+#[derive(Debug, Clone)]
+pub struct Unstored {
+    persist: Arc<tokio::sync::Mutex<()>>,
+    revision: u64,
+}
+
+fn unstored_of(g: &ConsumerGroup) -> Option<Unstored> {
+    g.unstored().then(|| Unstored {
+        persist: Arc::clone(&g.persist),
+        revision: g.revision(),
+    })
 }
 
 /// A consumer group's state under the classic names: `Stable` when every

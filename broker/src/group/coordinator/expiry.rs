@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Coordinator;
-use crate::group::record::GroupRecord;
+use crate::group::record::StoredGroup;
 use crate::group::types::GroupState;
 
 /// When a group metadata value was written (0 if it does not say).
 fn written_ms(value: &[u8]) -> i64 {
-    GroupRecord::decode(value).map_or(0, |r| r.written_ms)
+    StoredGroup::decode(value).map_or(0, |r| r.written_ms())
 }
 
 impl Coordinator {
@@ -85,8 +85,8 @@ impl Coordinator {
     /// counts as used. Takes the group locks in the coordinator's order.
     fn unused(&self, name: &str, record: Option<&[u8]>) -> bool {
         if record
-            .and_then(|v| GroupRecord::decode(v).ok())
-            .is_some_and(|r| !r.members.is_empty())
+            .and_then(|v| StoredGroup::decode(v).ok())
+            .is_some_and(|r| r.has_members())
         {
             return false;
         }

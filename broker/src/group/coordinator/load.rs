@@ -8,22 +8,25 @@ use sluice_protocol::wire::ErrorCode;
 use tokio::time::Instant;
 
 use super::Coordinator;
-use crate::group::record::GroupRecord;
+use crate::group::record::StoredGroup;
 use crate::group::state::Group;
 
 impl Coordinator {
     /// Replaces every group `owned` selects with the groups of `records`
-    /// (name, stored [`GroupRecord`]): a stored generation is Stable again
-    /// with its members, whose sessions start now, as at a restart. The
+    /// (name, stored value): a stored generation is Stable again with its
+    /// members, a consumer-protocol group has its members back at their
+    /// epochs, and every session starts now, as at a restart. The
     /// groups it replaces are dropped as by [`Coordinator::drop_groups`].
     pub fn load_groups(&self, owned: impl Fn(&str) -> bool, records: Vec<(String, Vec<u8>)>) {
         self.drop_groups(&owned);
         let now = Instant::now();
         let mut incarnation = self.next_incarnation.load(Ordering::Relaxed);
         let mut groups = self.groups.lock();
+        let mut consumer_groups = Vec::new();
         for (name, bytes) in records.into_iter().filter(|(n, _)| owned(n)) {
-            match GroupRecord::decode(&bytes) {
-                Ok(r) => {
+            match StoredGroup::decode(&bytes) {
+                Ok(StoredGroup::Consumer(r)) => consumer_groups.push((name, r)),
+                Ok(StoredGroup::Classic(r)) => {
                     let mut g = Group::from_record(r, now, &mut incarnation, &self.held);
                     let ids: Vec<String> = g.members.keys().cloned().collect();
                     for id in ids {
@@ -38,6 +41,8 @@ impl Coordinator {
         }
         self.next_incarnation
             .fetch_max(incarnation, Ordering::Relaxed);
+        drop(groups);
+        self.restore_consumer_groups(consumer_groups);
     }
 
     /// Forgets every group `owned` selects: their waiting joins and syncs

@@ -29,7 +29,7 @@ mod sync;
 mod timers;
 
 use super::consumer::ConsumerGroup;
-use super::record::GroupRecord;
+use super::record::StoredGroup;
 use super::state::{Group, InitialDelay, Member, protocols_bytes};
 use super::types::*;
 use crate::offsets::OffsetStore;
@@ -137,12 +137,14 @@ impl Coordinator {
         let now = Instant::now();
         let mut incarnation = 0u64;
         let mut groups = HashMap::new();
+        let mut consumer_groups = Vec::new();
         let held = Arc::new(AtomicUsize::new(0));
         for (name, bytes) in store.group_records() {
-            match GroupRecord::decode(&bytes) {
-                Ok(r) => {
+            match StoredGroup::decode(&bytes) {
+                Ok(StoredGroup::Classic(r)) => {
                     groups.insert(name, Group::from_record(r, now, &mut incarnation, &held));
                 }
+                Ok(StoredGroup::Consumer(r)) => consumer_groups.push((name, r)),
                 Err(reason) => {
                     tracing::warn!(group = %name, reason, "skipping undecodable group metadata")
                 }
@@ -167,6 +169,7 @@ impl Coordinator {
             sweeping: std::sync::atomic::AtomicBool::new(false),
             created: Mutex::new(std::collections::VecDeque::new()),
         });
+        c.restore_consumer_groups(consumer_groups);
         c.start_deferred();
         c
     }
@@ -177,6 +180,9 @@ impl Coordinator {
     pub(super) fn start_deferred(&self) {
         if tokio::runtime::Handle::try_current().is_err() {
             return;
+        }
+        if !self.consumer.lock().is_empty() {
+            self.start_sweep();
         }
         let deferred = std::mem::take(&mut *self.deferred.lock());
         if deferred.is_empty() {

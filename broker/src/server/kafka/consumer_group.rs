@@ -10,6 +10,7 @@ use sluice_protocol::kafka::error_code::{code, to_kafka};
 use crate::server::native::connection::Conn;
 use crate::service::groups::{Assignment, Beat, BeatError};
 use crate::topics::TopicId;
+use sluice_protocol::wire::ErrorCode;
 
 fn to_assignment(parts: Vec<TopicPartitions>) -> Assignment {
     let mut a = Assignment::new();
@@ -35,7 +36,7 @@ fn from_assignment(a: Assignment) -> Vec<TopicPartitions> {
 }
 
 /// ConsumerGroupHeartbeat: join, leave, or keep-alive and reconciliation.
-pub(super) fn heartbeat(
+pub(super) async fn heartbeat(
     conn: &Conn,
     r: ConsumerGroupHeartbeatRequest,
     version: i16,
@@ -83,7 +84,7 @@ pub(super) fn heartbeat(
         client_id: client_id.unwrap_or_default(),
         client_host: format!("/{}", conn.peer.ip()),
     };
-    match svc.consumer_group_heartbeat(&r.group_id, beat) {
+    match svc.consumer_group_heartbeat(&r.group_id, beat).await {
         Ok(a) => ConsumerGroupHeartbeatResponse {
             throttle_time_ms: 0,
             error_code: code::NONE,
@@ -128,6 +129,14 @@ pub(super) fn heartbeat(
                 BeatError::InvalidGroupId => (
                     code::INVALID_GROUP_ID,
                     format!("{:?} is not a valid group name", r.group_id),
+                ),
+                BeatError::NotStored(c, m) => (
+                    if c == ErrorCode::NotCoordinator {
+                        code::NOT_COORDINATOR
+                    } else {
+                        code::COORDINATOR_NOT_AVAILABLE
+                    },
+                    format!("the group's state could not be stored: {m}"),
                 ),
                 BeatError::NotConsumerGroup => (
                     code::GROUP_ID_NOT_FOUND,

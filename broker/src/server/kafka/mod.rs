@@ -239,7 +239,7 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
         }
         ApiKey::ConsumerGroupHeartbeat => {
             let r = decode_or_close(conn, req, body)?;
-            let resp = consumer_group::heartbeat(conn, r, req.version, h.client_id);
+            let resp = consumer_group::heartbeat(conn, r, req.version, h.client_id).await;
             respond(conn, req, resp).await
         }
         ApiKey::ConsumerGroupDescribe => {
