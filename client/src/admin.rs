@@ -23,10 +23,43 @@ use crate::bootstrap::Bootstrap;
 use crate::connection::Connection;
 use crate::error::ClientError;
 
-/// Topic administration over one connection.
+/// Topic administration over one connection, made again after a call
+/// that left it in doubt. Every call is bounded by the request timeout
+/// ([`DEFAULT_REQUEST_TIMEOUT`], [`Admin::with_request_timeout`]): a broker
+/// that does not answer in time fails the call with a timed-out
+/// [`ClientError::Io`], and the next call connects anew (an answer that
+/// came late would be out of order). A timed-out change may still be made.
 #[derive(Debug)]
 pub struct Admin {
-    conn: Connection,
+    conn: Option<Connection>,
+    brokers: Bootstrap,
+    request_timeout: Duration,
+}
+
+/// How long an [`Admin`] call waits for its answer unless told otherwise.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs `$call` on the admin's connection (made anew if the last call left
+/// it in doubt) bound to `$c`, within the request timeout. The connection
+/// is put back only after an answer (a broker's refusal included): one
+/// that failed, timed out, or whose call was dropped half-way is not.
+macro_rules! admin_call {
+    ($self:ident, $what:expr, |$c:ident| $call:expr) => {{
+        let limit = $self.request_timeout;
+        match $self.take_conn().await {
+            Ok(mut conn) => {
+                let r = {
+                    let $c = &mut conn;
+                    crate::consumer::within(limit, $what, $call).await
+                };
+                if r.is_ok() || matches!(r, Err(ClientError::Broker { .. })) {
+                    $self.conn = Some(conn);
+                }
+                r
+            }
+            Err(e) => Err(e),
+        }
+    }};
 }
 
 fn check(code: ErrorCode, message: Option<String>) -> Result<(), ClientError> {
@@ -51,7 +84,39 @@ impl Admin {
     /// Connects to the first broker of `brokers` that answers.
     pub async fn connect_to(brokers: &Bootstrap) -> Result<Self, ClientError> {
         Ok(Admin {
-            conn: brokers.connect().await?,
+            conn: Some(brokers.connect().await?),
+            brokers: brokers.clone(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        })
+    }
+
+    /// The same admin, its calls bounded by `timeout` instead.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// The connection, taken for a call (made anew, to the first of the
+    /// brokers that answers, if the last call left none).
+    async fn take_conn(&mut self) -> Result<Connection, ClientError> {
+        match self.conn.take() {
+            Some(c) => Ok(c),
+            None => {
+                crate::consumer::within(self.request_timeout, "connecting", self.brokers.connect())
+                    .await
+            }
+        }
+    }
+
+    /// An admin of broker `addr`, with this one's request timeout.
+    async fn at(&self, addr: &str) -> Result<Admin, ClientError> {
+        let brokers = Bootstrap::parse(addr);
+        let conn =
+            crate::consumer::within(self.request_timeout, "connecting", brokers.connect()).await?;
+        Ok(Admin {
+            conn: Some(conn),
+            brokers,
+            request_timeout: self.request_timeout,
         })
     }
 
@@ -77,22 +142,22 @@ impl Admin {
         replication_factor: Option<u16>,
         config: TopicConfig,
     ) -> Result<(), ClientError> {
-        let r = self
-            .conn
-            .create_topics(vec![NewTopic {
-                name: name.to_owned(),
-                partitions,
-                config,
-                replication_factor,
-            }])
-            .await?;
+        let topic = NewTopic {
+            name: name.to_owned(),
+            partitions,
+            config,
+            replication_factor,
+        };
+        let r = admin_call!(self, "CreateTopics", |c| c
+            .create_topics(vec![topic.clone()]))?;
         let t = r.results.into_iter().next().ok_or(ClientError::Closed)?;
         check(t.error_code, t.message)
     }
 
     /// Deletes a topic and its data.
     pub async fn delete_topic(&mut self, name: &str) -> Result<(), ClientError> {
-        let r = self.conn.delete_topics(vec![name.to_owned()]).await?;
+        let r = admin_call!(self, "DeleteTopics", |c| c
+            .delete_topics(vec![name.to_owned()]))?;
         let t = r.results.into_iter().next().ok_or(ClientError::Closed)?;
         check(t.error_code, t.message)
     }
@@ -136,7 +201,7 @@ impl Admin {
             }],
             validate_only,
         };
-        let r = self.conn.create_partitions(&req).await?;
+        let r = admin_call!(self, "CreatePartitions", |c| c.create_partitions(&req))?;
         let t = r.results.into_iter().next().ok_or(ClientError::Closed)?;
         check(t.error_code, t.message)
     }
@@ -169,7 +234,7 @@ impl Admin {
             }],
             validate_only,
         };
-        let r = self.conn.alter_topic_config(&req).await?;
+        let r = admin_call!(self, "AlterTopicConfig", |c| c.alter_topic_config(&req))?;
         let t = r.results.into_iter().next().ok_or(ClientError::Closed)?;
         check(t.error_code, t.message)
     }
@@ -192,15 +257,16 @@ impl Admin {
                 before,
             }],
         };
-        let mut r = self.conn.delete_records(&req).await?;
+        let mut r = admin_call!(self, "DeleteRecords", |c| c.delete_records(&req))?;
         let first = |r: &mut DeleteRecordsResponse| r.partitions.pop().ok_or(ClientError::Closed);
         let mut p = first(&mut r)?;
         if p.error_code == ErrorCode::NotLeaderForPartition {
-            let meta = self.conn.metadata(Some(vec![topic.to_owned()])).await?;
+            let meta = self.metadata(Some(vec![topic.to_owned()])).await?;
             let leader = meta.leader(topic, partition).flatten();
             if let Some(addr) = leader.and_then(|l| meta.broker_address(l)) {
-                let mut theirs = Admin::connect(addr).await?;
-                p = first(&mut theirs.conn.delete_records(&req).await?)?;
+                let mut theirs = self.at(addr).await?;
+                let mut r = admin_call!(theirs, "DeleteRecords", |c| c.delete_records(&req))?;
+                p = first(&mut r)?;
             }
         }
         // The caller names the partition: the error names only the cause.
@@ -214,7 +280,10 @@ impl Admin {
         &mut self,
         partitions: Vec<ListOffsetsPartition>,
     ) -> Result<Vec<ListOffsetsPartitionResponse>, ClientError> {
-        list_offsets_at_leaders(&mut self.conn, partitions).await
+        admin_call!(self, "ListOffsets", |c| list_offsets_at_leaders(
+            c,
+            partitions.clone()
+        ))
     }
 
     /// The cluster's brokers and the given topics (or all) with each
@@ -223,18 +292,17 @@ impl Admin {
         &mut self,
         topics: Option<Vec<String>>,
     ) -> Result<sluice_protocol::wire::metadata::MetadataResponse, ClientError> {
-        self.conn.metadata(topics).await
+        admin_call!(self, "Metadata", |c| c.metadata(topics.clone()))
     }
 
     /// Every topic with its partitions and settings.
     pub async fn list_topics(&mut self) -> Result<Vec<TopicMetadata>, ClientError> {
-        Ok(self.conn.metadata(None).await?.topics)
+        Ok(self.metadata(None).await?.topics)
     }
 
     /// One topic, or [`ErrorCode::UnknownTopicOrPartition`].
     pub async fn describe_topic(&mut self, name: &str) -> Result<TopicMetadata, ClientError> {
         let t = self
-            .conn
             .metadata(Some(vec![name.to_owned()]))
             .await?
             .topics
@@ -255,7 +323,7 @@ impl Admin {
         &mut self,
         name: &str,
     ) -> Result<TopicState, ClientError> {
-        let meta = self.conn.metadata(Some(vec![name.to_owned()])).await?;
+        let meta = self.metadata(Some(vec![name.to_owned()])).await?;
         let mut state = self.topic_status(name).await?;
         let mut by_leader: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
         for p in meta.topics.iter().flat_map(|t| &t.partitions) {
@@ -268,7 +336,7 @@ impl Admin {
             let Some(addr) = meta.broker_address(leader) else {
                 continue;
             };
-            let Ok(mut theirs) = Admin::connect(addr).await else {
+            let Ok(mut theirs) = self.at(addr).await else {
                 continue;
             };
             if let Ok(t) = theirs.topic_status(name).await {
@@ -286,21 +354,19 @@ impl Admin {
     /// What each partition of a topic holds on disk (offsets, size,
     /// segments, offline), or [`ErrorCode::UnknownTopicOrPartition`].
     pub async fn topic_status(&mut self, name: &str) -> Result<TopicState, ClientError> {
-        let t = self
-            .conn
-            .partition_status(vec![name.to_owned()])
-            .await?
-            .topics
-            .into_iter()
-            .next()
-            .ok_or(ClientError::Closed)?;
+        let t = admin_call!(self, "PartitionStatus", |c| c
+            .partition_status(vec![name.to_owned()]))?
+        .topics
+        .into_iter()
+        .next()
+        .ok_or(ClientError::Closed)?;
         check(t.error_code, Some(format!("topic {name:?}")))?;
         Ok(t)
     }
 
     /// The broker's version, uptime, addresses, disk space and connections.
     pub async fn broker_status(&mut self) -> Result<BrokerStatusResponse, ClientError> {
-        self.conn.broker_status().await
+        admin_call!(self, "BrokerStatus", |c| c.broker_status())
     }
 }
 

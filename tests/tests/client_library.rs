@@ -885,3 +885,46 @@ async fn polls_cut_short_lose_and_repeat_nothing() {
         assert_eq!(check.position("cut", p), Some(EACH), "committed of {p}");
     }
 }
+
+/// An admin call to a broker that stopped answering fails within the
+/// admin's request timeout, and so does a call cut short by the caller;
+/// once the broker answers again the next call works (on a new
+/// connection: a late answer to the old one would be out of order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_calls_to_a_silent_broker_time_out_and_recover() {
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    let mut admin = Admin::connect(&addr)
+        .await
+        .unwrap()
+        .with_request_timeout(Duration::from_millis(500));
+    admin
+        .create_topic("quiet", 1, TopicConfig::default())
+        .await
+        .unwrap();
+
+    broker.pause();
+    let started = Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(30), admin.describe_topic("quiet"))
+        .await
+        .expect("the call hung");
+    let took = started.elapsed();
+    match r {
+        Err(sluice_client::ClientError::Io(e)) => {
+            assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}")
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    // A call the caller gives up on half-way leaves no answer behind.
+    let cut = tokio::time::timeout(Duration::from_millis(100), admin.list_topics()).await;
+    assert!(cut.is_err());
+    broker.resume();
+
+    let t = admin.describe_topic("quiet").await.unwrap();
+    assert_eq!(t.name, "quiet");
+    assert_eq!(t.partitions.len(), 1);
+    assert_eq!(admin.list_topics().await.unwrap().len(), 1);
+    admin.delete_topic("quiet").await.unwrap();
+    assert!(admin.list_topics().await.unwrap().is_empty());
+}
