@@ -243,6 +243,9 @@ pub struct ConsumerGroup {
     /// Serialises the group's writes to the offsets log (the
     /// coordinator's to hold).
     pub persist: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// DeleteGroups is writing the group's tombstone (the coordinator's to
+    /// set): heartbeats are refused meanwhile.
+    pub deleting: bool,
 }
 
 /// How often a group looks again at its subscribed topics (partitions
@@ -1319,6 +1322,73 @@ mod tests {
     fn restored(g: &ConsumerGroup, now: Instant) -> ConsumerGroup {
         let r = ConsumerGroupRecord::decode(&g.to_record().encode()).expect("decodes");
         ConsumerGroup::from_record(r, now, LIMITS.session_timeout)
+    }
+
+    /// A record no broker writes (a partition held and given up at once,
+    /// by two members, a member twice, a state that does not fit) is
+    /// restored without a partition having two owners.
+    #[test]
+    fn an_inconsistent_record_is_restored_consistent() {
+        use crate::group::record::ConsumerMemberRecord;
+        let v = view(&[("t", 1, 4)]);
+        let now = Instant::now();
+        let member =
+            |id: &str, assigned: &[u32], revoking: &[u32], state: u8| ConsumerMemberRecord {
+                member_id: id.into(),
+                instance_id: None,
+                rack_id: None,
+                client_id: String::new(),
+                client_host: String::new(),
+                epoch: 3,
+                previous_epoch: 2,
+                state,
+                assigned: vec![([1; 16], assigned.to_vec())],
+                revoking: vec![([1; 16], revoking.to_vec())],
+                held_since: vec![],
+                topic_names: vec!["t".into()],
+                topic_regex: None,
+                assignor: None,
+                rebalance_timeout_ms: 1000,
+                parked: false,
+            };
+        let r = ConsumerGroupRecord {
+            epoch: 3,
+            assignment_epoch: 3,
+            topics: vec![("t".into(), [1; 16], 4)],
+            targets: vec![],
+            members: vec![
+                member("a", &[0, 1], &[1], 0),
+                member("a", &[2], &[], 0),
+                member("b", &[1, 2], &[3], 9),
+            ],
+            written_ms: 0,
+        };
+        let mut g = ConsumerGroup::from_record(r, now, LIMITS.session_timeout);
+        assert_eq!(g.members.len(), 2);
+        let a = &g.members["a"];
+        assert_eq!(
+            (a.assigned.clone(), a.revoking.clone()),
+            (parts(1, &[0, 1]), Assignment::new())
+        );
+        assert_eq!(a.state, MemberState::Stable);
+        let b = &g.members["b"];
+        assert_eq!(
+            (b.assigned.clone(), b.revoking.clone()),
+            (parts(1, &[2]), parts(1, &[3]))
+        );
+        assert_eq!(b.state, MemberState::UnrevokedPartitions);
+        // Once b gives 3 up, whoever takes what is free, nobody holds one
+        // partition twice.
+        g.heartbeat(beat("b", 3, Some(&parts(1, &[2]))), now, LIMITS, &v)
+            .expect("b");
+        g.heartbeat(beat("a", 3, Some(&parts(1, &[0, 1]))), now, LIMITS, &v)
+            .expect("a");
+        let mut seen = BTreeSet::new();
+        for m in g.members.values() {
+            for tp in pairs(&m.assigned).chain(pairs(&m.revoking)) {
+                assert!(seen.insert(tp), "{tp:?} twice: {g:?}");
+            }
+        }
     }
 
     #[test]

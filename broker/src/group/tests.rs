@@ -1034,10 +1034,24 @@ async fn consumer_groups_are_stored_before_they_are_answered() {
     );
     assert_eq!(stored(&store).members.len(), 1);
     assert!(c.is_consumer_member("kg", "b"));
-    // Once the disk recovers, the next heartbeat (any member's) stores it.
+    // Once the disk recovers, the next heartbeat (any member's) stores it,
+    // and, the last answers not given, tells its member its whole
+    // assignment again.
     faults.clear_disk_full();
-    assert_eq!(consumer_beat(&c, consumer_keepalive("a", ea)).await, Ok(ea));
+    let (answer, unstored) = c.consumer_heartbeat("kg", consumer_keepalive("a", ea), &OneTopic);
+    c.store_consumer_group("kg", unstored.expect("b's join"))
+        .await
+        .unwrap();
+    assert_eq!(answer.unwrap().member_epoch, ea);
     assert_eq!(stored(&store).members.len(), 2);
+    let eb = c.view_consumer("kg").unwrap().members[1].epoch;
+    let (answer, _) = c.consumer_heartbeat("kg", consumer_keepalive("b", eb), &OneTopic);
+    let answer = answer.unwrap();
+    assert_eq!(
+        answer.assignment,
+        Some(consumer::Assignment::new()),
+        "{answer:?}"
+    );
     // Both leave: stored Empty, kept over a restart, then expired with
     // its record (it has no committed offsets).
     for id in ["a", "b"] {
@@ -1076,4 +1090,56 @@ async fn a_consumer_member_the_sweep_removes_is_removed_from_the_record() {
         tokio::time::sleep(session / 4).await;
     }
     assert!(!c.is_consumer_member("kg", "a"));
+}
+
+/// DeleteGroups of an empty consumer-protocol group refuses its heartbeats
+/// (retriably) while the tombstone is written, so that no join stored
+/// meanwhile is deleted by it; afterwards a join makes a new group, stored.
+#[tokio::test]
+async fn a_consumer_group_being_deleted_takes_no_joins() {
+    use crate::log::fault::{Faults, FaultyFs};
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::new();
+    let fs = Arc::new(FaultyFs::new(Arc::clone(&faults)));
+    let store = Arc::new(OffsetStore::open(fs, dir.path(), OffsetsConfig::default()).unwrap());
+    let c = Coordinator::open(GroupConfig::default(), Arc::clone(&store));
+    consumer_beat(&c, consumer_join("a")).await.unwrap();
+    // Not while it has a member.
+    assert_eq!(
+        c.delete(vec!["kg".into()]).await,
+        [("kg".to_owned(), ErrorCode::NonEmptyGroup)]
+    );
+    assert_eq!(consumer_beat(&c, consumer_keepalive("a", -1)).await, Ok(-1));
+    faults.set_hold_writes(true);
+    let deleting = {
+        let c = Arc::clone(&c);
+        tokio::spawn(async move { c.delete(vec!["kg".into()]).await })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while faults.writes_held() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no tombstone written");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (r, unstored) = c.consumer_heartbeat("kg", consumer_join("b"), &OneTopic);
+    assert!(
+        matches!(
+            r,
+            Err(consumer::BeatError::NotStored(
+                ErrorCode::CoordinatorNotAvailable,
+                _
+            ))
+        ),
+        "{r:?}"
+    );
+    assert!(unstored.is_none());
+    faults.set_hold_writes(false);
+    assert_eq!(
+        deleting.await.unwrap(),
+        [("kg".to_owned(), ErrorCode::None)]
+    );
+    assert!(store.group_record("kg").is_none());
+    assert!(c.view_consumer("kg").is_none());
+    // Now b's join makes a new group, stored.
+    assert!(consumer_beat(&c, consumer_join("b")).await.unwrap() > 0);
+    assert!(store.group_record("kg").is_some());
 }

@@ -121,6 +121,15 @@ impl ConsumerGroup {
         self.revision > self.stored_revision
     }
 
+    /// Forgets what each member was last sent: the answers that would
+    /// have carried the last change were not given (its store failed), so
+    /// each member's next heartbeat is answered with its whole assignment.
+    pub fn forget_sent(&mut self) {
+        for m in self.members.values_mut() {
+            m.sent = None;
+        }
+    }
+
     /// The current revision (see [`ConsumerGroup::stored_revision`]).
     pub fn revision(&self) -> u64 {
         self.revision
@@ -149,6 +158,11 @@ impl ConsumerGroup {
             ..ConsumerGroup::default()
         };
         for mr in r.members {
+            if g.members.contains_key(&mr.member_id) {
+                // A member stored twice (no broker writes that): the first
+                // stays.
+                continue;
+            }
             let compiled = mr.topic_regex.as_deref().and_then(|re| compile(re).ok());
             let subscribed: BTreeSet<String> = topics
                 .keys()
@@ -159,7 +173,8 @@ impl ConsumerGroup {
                 .cloned()
                 .collect();
             let mut assigned = from_partitions(mr.assigned);
-            let mut revoking = from_partitions(mr.revoking);
+            // A partition is held or being given up, not both.
+            let mut revoking = super::minus(&from_partitions(mr.revoking), &assigned);
             for a in [&mut assigned, &mut revoking] {
                 for (t, ps) in a.iter_mut() {
                     ps.retain(|p| match g.owners.get(&(*t, *p)) {
@@ -179,7 +194,12 @@ impl ConsumerGroup {
                 .filter(|((t, p), _)| contains(&assigned, t, *p) || contains(&revoking, t, *p))
                 .collect();
             let rebalance_timeout = Duration::from_millis(mr.rebalance_timeout_ms.into());
-            let state = state_of(mr.state);
+            // Giving partitions up exactly while it has some to give up.
+            let state = match state_of(mr.state) {
+                _ if !revoking.is_empty() => MemberState::UnrevokedPartitions,
+                MemberState::UnrevokedPartitions => MemberState::Stable,
+                s => s,
+            };
             let counted = member_bytes(
                 &mr.topic_names,
                 mr.topic_regex.as_ref(),

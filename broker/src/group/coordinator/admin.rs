@@ -147,11 +147,19 @@ impl Coordinator {
         if !crate::group::valid_group_name(name) {
             return ErrorCode::InvalidGroupName;
         }
-        if self.has_consumer_members(name) {
-            return ErrorCode::NonEmptyGroup;
-        }
-        let consumer_persist = self.take_empty_consumer_group(name);
+        let consumer_persist = match self.start_consumer_delete(name) {
+            Some(Err(code)) => return code,
+            Some(Ok(persist)) => Some(persist),
+            None => None,
+        };
         let was_consumer_group = consumer_persist.is_some();
+        // However this ends (an error, or the call dropped), the consumer
+        // group is no longer being deleted: forgotten if it was deleted.
+        let mut ending = was_consumer_group.then_some(EndConsumerDelete {
+            c: self,
+            name,
+            deleted: false,
+        });
         let persist = {
             let mut groups = self.groups.lock();
             match groups.get_mut(name) {
@@ -184,6 +192,10 @@ impl Coordinator {
             Ok(Err(e)) => e.code(),
             Err(_) => ErrorCode::Unknown,
         };
+        if let Some(e) = ending.as_mut() {
+            e.deleted = code.is_ok();
+        }
+        drop(ending);
         let mut groups = self.groups.lock();
         if let Some(g) = groups.get_mut(name) {
             if code.is_ok() {
@@ -302,6 +314,20 @@ fn subscribed_topics(metadata: &[u8]) -> Option<Vec<String>> {
         topics.push(String::from_utf8(take(len)?.to_vec()).ok()?);
     }
     Some(topics)
+}
+
+/// Ends a consumer-protocol group's delete when dropped
+/// ([`Coordinator::end_consumer_delete`]).
+struct EndConsumerDelete<'a> {
+    c: &'a Coordinator,
+    name: &'a str,
+    deleted: bool,
+}
+
+impl Drop for EndConsumerDelete<'_> {
+    fn drop(&mut self) {
+        self.c.end_consumer_delete(self.name, self.deleted);
+    }
 }
 
 #[cfg(test)]

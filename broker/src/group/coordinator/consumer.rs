@@ -8,8 +8,12 @@
 //! members is `InconsistentGroupProtocol`, a heartbeat to a classic group
 //! with members [`BeatError::NotConsumerGroup`]. Either kind shares the
 //! committed offsets of its name. A consumer group whose members all left
-//! stays, Empty, listed with protocol type `consumer`, until it is deleted
-//! or a classic member joins under its name.
+//! stays, Empty, listed with protocol type `consumer`, until it is deleted,
+//! a classic member joins under its name, or offset expiry removes it.
+//!
+//! Every change of a group is stored (its record in the offsets log)
+//! before a heartbeat that reflects it is answered; the sweep stores what
+//! it changes, and stores again what a failed write left unstored.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -42,9 +46,7 @@ impl Coordinator {
         beat: Beat,
         topics: &dyn TopicView,
     ) -> (Result<BeatAnswer, BeatError>, Option<Unstored>) {
-        let r = self.consumer_beat(group, beat, topics);
-        let unstored = self.consumer.lock().get(group).and_then(unstored_of);
-        (r, unstored)
+        self.consumer_beat(group, beat, topics)
     }
 
     /// Stores consumer-protocol group `group` if the change `unstored`
@@ -84,6 +86,16 @@ impl Coordinator {
             .and_then(|r| r.map_err(|e| (e.code(), e.to_string())));
         if let Err((code, message)) = &written {
             tracing::warn!(group, ?code, %message, "could not store the consumer group");
+            // The answers that carried the change are not given: each
+            // member is sent its whole assignment at its next heartbeat.
+            if let Some(g) = self
+                .consumer
+                .lock()
+                .get_mut(group)
+                .filter(|g| Arc::ptr_eq(&g.persist, &unstored.persist))
+            {
+                g.forget_sent();
+            }
             return written;
         }
         let mut consumer = self.consumer.lock();
@@ -108,39 +120,53 @@ impl Coordinator {
         });
     }
 
+    /// The heartbeat under the coordinator's locks, with what must be
+    /// stored before its answer is given, read under the same lock (so no
+    /// answer escapes a group dropped or replaced meanwhile).
     fn consumer_beat(
         &self,
         group: &str,
         beat: Beat,
         topics: &dyn TopicView,
-    ) -> Result<BeatAnswer, BeatError> {
+    ) -> (Result<BeatAnswer, BeatError>, Option<Unstored>) {
         if !crate::group::valid_group_name(group) {
-            return Err(BeatError::InvalidGroupId);
+            return (Err(BeatError::InvalidGroupId), None);
         }
         self.start_sweep();
         let mut classic = self.groups.lock();
         if classic.get(group).is_some_and(|g| {
             g.state != GroupState::Empty || !g.members.is_empty() || !g.pending.is_empty()
         }) {
-            return Err(BeatError::NotConsumerGroup);
+            return (Err(BeatError::NotConsumerGroup), None);
         }
         let mut consumer = self.consumer.lock();
         let created = !consumer.contains_key(group);
         if created {
             if beat.member_epoch != 0 {
-                return Err(BeatError::UnknownMember);
+                return (Err(BeatError::UnknownMember), None);
             }
             if classic.len() + consumer.len() >= self.config.max_groups
                 && !self.make_room(&mut classic)
             {
-                return Err(BeatError::GroupMaxSize);
+                return (Err(BeatError::GroupMaxSize), None);
             }
             consumer.insert(group.to_owned(), ConsumerGroup::default());
         }
         drop(classic);
         let Some(g) = consumer.get_mut(group) else {
-            return Err(BeatError::UnknownMember);
+            return (Err(BeatError::UnknownMember), None);
         };
+        if g.deleting {
+            // DeleteGroups is writing its tombstone: a member joining now
+            // asks again once the group is gone.
+            return (
+                Err(BeatError::NotStored(
+                    ErrorCode::CoordinatorNotAvailable,
+                    format!("group {group:?} is being deleted"),
+                )),
+                None,
+            );
+        }
         let before = g.held();
         let total = self.held.load(Ordering::Relaxed);
         let limits = Limits {
@@ -163,8 +189,10 @@ impl Coordinator {
             let held = g.held();
             consumer.remove(group);
             self.recount(held, 0);
+            return (r, None);
         }
-        r
+        let unstored = unstored_of(g);
+        (r, unstored)
     }
 
     fn recount(&self, before: usize, after: usize) {
@@ -197,22 +225,24 @@ impl Coordinator {
     }
 
     /// Removes expired consumer-protocol members (a group left without
-    /// members stays, Empty, until it is deleted or a classic member joins
-    /// it).
+    /// members stays, Empty, until it is deleted, a classic member joins
+    /// it, or it expires), and starts a store of every group with an
+    /// unstored change that no write is storing already.
     pub(super) fn sweep(&self, now: Instant) {
         let mut to_store = Vec::new();
         let mut consumer = self.consumer.lock();
         for (name, g) in consumer.iter_mut() {
-            if g.next_deadline().is_none_or(|d| d > now) {
-                continue;
+            if g.next_deadline().is_some_and(|d| d <= now) {
+                let before = g.held();
+                for member in g.expire(now) {
+                    tracing::info!(group = %name, member, "consumer group member removed: session or rebalance timeout passed");
+                    self.rebalances.fetch_add(1, Ordering::Relaxed);
+                }
+                self.recount(before, g.held());
             }
-            let before = g.held();
-            for member in g.expire(now) {
-                tracing::info!(group = %name, member, "consumer group member removed: session or rebalance timeout passed");
-                self.rebalances.fetch_add(1, Ordering::Relaxed);
-            }
-            self.recount(before, g.held());
-            if let Some(u) = unstored_of(g) {
+            // Stored now, or again after a failed write (no member may be
+            // left to heartbeat), unless a write of it is under way.
+            if let Some(u) = unstored_of(g).filter(|u| u.persist.try_lock().is_ok()) {
                 to_store.push((name.clone(), u));
             }
         }
@@ -285,30 +315,53 @@ impl Coordinator {
             .is_some_and(|g| !g.is_empty())
     }
 
-    /// Forgets consumer-protocol group `group` if it has no members (it is
-    /// being deleted, or a classic member takes the name over); whether
-    /// there was one.
+    /// Forgets consumer-protocol group `group` if it has no members (a
+    /// classic member takes the name over, or it expired); whether there
+    /// was one.
     pub(super) fn forget_empty_consumer_group(&self, group: &str) -> bool {
-        self.take_empty_consumer_group(group).is_some()
-    }
-
-    /// [`Coordinator::forget_empty_consumer_group`], giving back the lock
-    /// that serialises the group's writes (a delete holds it, so that no
-    /// write of the group's record started before lands after the
-    /// tombstone).
-    pub(super) fn take_empty_consumer_group(
-        &self,
-        group: &str,
-    ) -> Option<Arc<tokio::sync::Mutex<()>>> {
         let mut consumer = self.consumer.lock();
         match consumer.get(group) {
             Some(g) if g.is_empty() => {
                 let held = g.held();
-                let g = consumer.remove(group)?;
+                consumer.remove(group);
                 self.recount(held, 0);
-                Some(g.persist)
+                true
             }
-            _ => None,
+            _ => false,
+        }
+    }
+
+    /// DeleteGroups of consumer-protocol group `group`: `None` if there is
+    /// no such group, `Some(Err(NonEmptyGroup))` if it has members, else
+    /// the group's write lock, the group marked as being deleted (its
+    /// heartbeats are refused, retriably, until
+    /// [`Coordinator::end_consumer_delete`]) so that nothing of it is
+    /// stored after the tombstone.
+    pub(super) fn start_consumer_delete(
+        &self,
+        group: &str,
+    ) -> Option<Result<Arc<tokio::sync::Mutex<()>>, ErrorCode>> {
+        let mut consumer = self.consumer.lock();
+        let g = consumer.get_mut(group)?;
+        if !g.is_empty() {
+            return Some(Err(ErrorCode::NonEmptyGroup));
+        }
+        g.deleting = true;
+        Some(Ok(Arc::clone(&g.persist)))
+    }
+
+    /// Ends what [`Coordinator::start_consumer_delete`] began: the group
+    /// is forgotten if the tombstone was written, else kept as it was.
+    pub(super) fn end_consumer_delete(&self, group: &str, deleted: bool) {
+        let mut consumer = self.consumer.lock();
+        let Some(g) = consumer.get_mut(group) else {
+            return;
+        };
+        g.deleting = false;
+        if deleted {
+            let held = g.held();
+            consumer.remove(group);
+            self.recount(held, 0);
         }
     }
 

@@ -111,8 +111,9 @@ impl Coordinator {
     }
 
     /// Forgets the consumer-protocol groups without members that have no
-    /// committed offset (Kafka removes such a group at each check): they
-    /// are held in memory only.
+    /// committed offset and no stored record (Kafka removes such a group at
+    /// each check; one with a record goes with it through
+    /// [`OffsetStore::expire_group`](crate::offsets::OffsetStore::expire_group)).
     fn forget_empty_consumer_groups(&self) -> usize {
         let names: Vec<String> = self
             .consumer
