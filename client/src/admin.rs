@@ -24,10 +24,11 @@ use crate::connection::Connection;
 use crate::error::ClientError;
 
 /// Topic administration over one connection, made again after a call
-/// that left it in doubt. Every call is bounded by the request timeout
-/// ([`DEFAULT_REQUEST_TIMEOUT`], [`Admin::with_request_timeout`]): a broker
-/// that does not answer in time fails the call with a timed-out
-/// [`ClientError::Io`], and the next call connects anew (an answer that
+/// that left it in doubt. Each request, and each connect made again, is
+/// bounded by the request timeout ([`DEFAULT_REQUEST_TIMEOUT`],
+/// [`Admin::with_request_timeout`]): a broker that does not answer in time
+/// fails the call with a timed-out [`ClientError::Io`], and the next call
+/// connects anew, from the bootstrap list's next address (an answer that
 /// came late would be out of order). A timed-out change may still be made.
 #[derive(Debug)]
 pub struct Admin {
@@ -54,6 +55,9 @@ macro_rules! admin_call {
                 };
                 if r.is_ok() || matches!(r, Err(ClientError::Broker { .. })) {
                     $self.conn = Some(conn);
+                } else {
+                    // The next connect starts at the list's next address.
+                    $self.brokers.failed();
                 }
                 r
             }
@@ -102,8 +106,16 @@ impl Admin {
         match self.conn.take() {
             Some(c) => Ok(c),
             None => {
-                crate::consumer::within(self.request_timeout, "connecting", self.brokers.connect())
-                    .await
+                let made = crate::consumer::within(
+                    self.request_timeout,
+                    "connecting",
+                    self.brokers.connect(),
+                )
+                .await;
+                if made.is_err() {
+                    self.brokers.failed();
+                }
+                made
             }
         }
     }

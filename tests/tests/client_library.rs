@@ -928,3 +928,31 @@ async fn admin_calls_to_a_silent_broker_time_out_and_recover() {
     admin.delete_topic("quiet").await.unwrap();
     assert!(admin.list_topics().await.unwrap().is_empty());
 }
+
+/// With a bootstrap list, an admin whose broker stopped answering moves on
+/// to the list's next broker at its next call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_moves_on_from_a_silent_broker_of_its_list() {
+    let silent = TestBroker::start();
+    let live = TestBroker::start();
+    Admin::connect(&live.addr.to_string())
+        .await
+        .unwrap()
+        .create_topic("on-live", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    let mut admin = Admin::connect(&format!("{},{}", silent.addr, live.addr))
+        .await
+        .unwrap()
+        .with_request_timeout(Duration::from_millis(500));
+    assert!(
+        admin.list_topics().await.unwrap().is_empty(),
+        "the first answers"
+    );
+    silent.pause();
+    assert!(admin.list_topics().await.is_err());
+    let topics = admin.list_topics().await.unwrap();
+    silent.resume();
+    assert_eq!(topics.len(), 1);
+    assert_eq!(topics[0].name, "on-live");
+}
