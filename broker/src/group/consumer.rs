@@ -246,6 +246,9 @@ pub struct ConsumerGroup {
     /// DeleteGroups is writing the group's tombstone (the coordinator's to
     /// set): heartbeats are refused meanwhile.
     pub deleting: bool,
+    /// When the last store of the group failed, if the last one did (the
+    /// coordinator's to set: its sweep tries again a second later).
+    pub store_failed_at: Option<Instant>,
 }
 
 /// How often a group looks again at its subscribed topics (partitions

@@ -1066,30 +1066,44 @@ async fn consumer_groups_are_stored_before_they_are_answered() {
 }
 
 /// A consumer-protocol member removed by the sweep (session over) is
-/// removed from the stored group too, without a heartbeat. (Real time: the
-/// consumer groups' clock is the system's.)
+/// removed from the stored group too, without a heartbeat; a store that
+/// failed (the disk full) is made again by the sweep once it can be, with
+/// no member left to heartbeat. (Real time: the consumer groups' clock is
+/// the system's.)
 #[tokio::test]
 async fn a_consumer_member_the_sweep_removes_is_removed_from_the_record() {
-    let f = Fixture::new(Duration::ZERO);
+    use crate::log::fault::{Faults, FaultyFs};
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::new();
+    let fs = Arc::new(FaultyFs::new(Arc::clone(&faults)));
+    let store = Arc::new(OffsetStore::open(fs, dir.path(), OffsetsConfig::default()).unwrap());
     let session = Duration::from_millis(300);
     let config = GroupConfig {
         consumer_session_timeout: session,
-        ..f.config
+        ..GroupConfig::default()
     };
-    let c = Coordinator::open(config, Arc::clone(&f.store));
+    let c = Coordinator::open(config, Arc::clone(&store));
     consumer_beat(&c, consumer_join("a")).await.unwrap();
-    let members = || match record::StoredGroup::decode(&f.store.group_record("kg").unwrap()) {
+    let members = || match record::StoredGroup::decode(&store.group_record("kg").unwrap()) {
         Ok(record::StoredGroup::Consumer(r)) => r.members.len(),
         other => panic!("{other:?}"),
     };
     assert_eq!(members(), 1);
-    // a is silent: the sweep removes it, and stores the group Empty.
+    // a is silent: the sweep removes it, but cannot store that.
+    faults.set_space_left(0);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while c.is_consumer_member("kg", "a") {
+        assert!(std::time::Instant::now() < deadline, "not removed");
+        tokio::time::sleep(session / 4).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(members(), 1);
+    // The disk recovers: the sweep stores the group Empty.
+    faults.clear_disk_full();
     while members() != 0 {
         assert!(std::time::Instant::now() < deadline, "still stored");
         tokio::time::sleep(session / 4).await;
     }
-    assert!(!c.is_consumer_member("kg", "a"));
 }
 
 /// DeleteGroups of an empty consumer-protocol group refuses its heartbeats

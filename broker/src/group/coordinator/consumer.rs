@@ -32,6 +32,9 @@ use crate::group::types::*;
 /// timeout.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
+/// How long after a failed store of a group the sweep tries again.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
 impl Coordinator {
     /// A consumer-protocol heartbeat to group `group` (see
     /// [`ConsumerGroup::heartbeat`]), without its store: the answer, and
@@ -95,6 +98,7 @@ impl Coordinator {
                 .filter(|g| Arc::ptr_eq(&g.persist, &unstored.persist))
             {
                 g.forget_sent();
+                g.store_failed_at = Some(Instant::now());
             }
             return written;
         }
@@ -104,6 +108,7 @@ impl Coordinator {
             .filter(|g| Arc::ptr_eq(&g.persist, &unstored.persist))
         {
             g.stored_revision = g.stored_revision.max(revision);
+            g.store_failed_at = None;
         }
         Ok(())
     }
@@ -240,9 +245,12 @@ impl Coordinator {
                 }
                 self.recount(before, g.held());
             }
-            // Stored now, or again after a failed write (no member may be
-            // left to heartbeat), unless a write of it is under way.
-            if let Some(u) = unstored_of(g).filter(|u| u.persist.try_lock().is_ok()) {
+            // Stored now, or again a second after a failed write (no member
+            // may be left to heartbeat), unless a write of it is under way.
+            let retry = g
+                .store_failed_at
+                .is_none_or(|t| now.saturating_duration_since(t) >= STORE_RETRY);
+            if let Some(u) = unstored_of(g).filter(|u| retry && u.persist.try_lock().is_ok()) {
                 to_store.push((name.clone(), u));
             }
         }
