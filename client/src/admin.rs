@@ -395,8 +395,8 @@ const ASK_LEADER: Duration = Duration::from_secs(10);
 /// cluster a node leads only some partitions: the connected broker (`conn`)
 /// is asked first, then every partition it refused as not its own (or as
 /// without a leader) is asked of the leader the cluster's metadata names,
-/// grouped by leader, again every 100 ms while a leader is moving or
-/// unknown, for up to 10 s. A partition still refused after that keeps
+/// grouped by leader, the leaders at once, again every 100 ms while a
+/// leader is moving or unknown, for up to 10 s in all. A partition still refused after that keeps
 /// its last answer's error code; a broker that answers nothing is an
 /// error.
 pub async fn list_offsets_at_leaders(
@@ -435,20 +435,30 @@ pub async fn list_offsets_at_leaders(
                 by_leader.entry(leader).or_default().push(i);
             }
         }
+        // The leaders are asked at once, each for at most ASK_LEADER and
+        // not past the deadline (the tasks end with the set if this call is
+        // dropped).
+        let limit = ASK_LEADER.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        let mut asks = tokio::task::JoinSet::new();
         for (leader, asked) in by_leader {
-            let Some(addr) = meta.broker_address(leader) else {
+            let Some(addr) = meta.broker_address(leader).map(str::to_owned) else {
                 continue;
             };
             let request: Vec<ListOffsetsPartition> =
                 asked.iter().map(|&i| partitions[i].clone()).collect();
-            let answer = tokio::time::timeout(ASK_LEADER, async {
-                let mut theirs = Connection::connect(addr).await?;
-                theirs.list_offsets(request.clone()).await
-            })
-            .await;
+            asks.spawn(async move {
+                let answer = tokio::time::timeout(limit, async {
+                    let mut theirs = Connection::connect(addr).await?;
+                    theirs.list_offsets(request.clone()).await
+                })
+                .await;
+                (asked, request, answer)
+            });
+        }
+        while let Some(done) = asks.join_next().await {
             // A leader that cannot be reached leaves its partitions as they
             // were: asked again after the next metadata.
-            if let Ok(Ok(r)) = answer {
+            if let Ok((asked, request, Ok(Ok(r)))) = done {
                 let mut theirs: Vec<ListOffsetsPartitionResponse> =
                     asked.iter().map(|&i| answers[i].clone()).collect();
                 fill(&mut theirs, &request, r.partitions);
@@ -481,13 +491,71 @@ fn fill(
     asked: &[ListOffsetsPartition],
     got: Vec<ListOffsetsPartitionResponse>,
 ) {
-    let mut taken = vec![false; asked.len()];
+    // Each partition's slots, last first (so `pop` takes the first).
+    let mut slots: std::collections::HashMap<(String, u32), Vec<usize>> =
+        std::collections::HashMap::new();
+    for (i, p) in asked.iter().enumerate().rev() {
+        slots
+            .entry((p.topic.clone(), p.partition))
+            .or_default()
+            .push(i);
+    }
     for a in got {
-        let slot = (0..asked.len())
-            .find(|&i| !taken[i] && asked[i].topic == a.topic && asked[i].partition == a.partition);
+        let slot = slots
+            .get_mut(&(a.topic.clone(), a.partition))
+            .and_then(Vec::pop);
         if let Some(i) = slot {
-            taken[i] = true;
             answers[i] = a;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_protocol::wire::list_offsets::OffsetSpec;
+
+    fn ask(topic: &str, partition: u32) -> ListOffsetsPartition {
+        ListOffsetsPartition {
+            topic: topic.into(),
+            partition,
+            spec: OffsetSpec::Latest,
+        }
+    }
+
+    fn answer(topic: &str, partition: u32, offset: u64) -> ListOffsetsPartitionResponse {
+        ListOffsetsPartitionResponse {
+            topic: topic.into(),
+            partition,
+            error_code: ErrorCode::None,
+            offset,
+        }
+    }
+
+    #[test]
+    fn answers_fill_the_slots_of_their_partitions_in_order() {
+        let asked = [ask("a", 0), ask("b", 1), ask("a", 0), ask("a", 1)];
+        let mut answers: Vec<_> = asked.iter().map(unanswered).collect();
+        fill(
+            &mut answers,
+            &asked,
+            vec![
+                answer("a", 1, 7),
+                answer("a", 0, 1),
+                answer("x", 0, 9),
+                answer("a", 0, 2),
+                answer("a", 0, 3),
+            ],
+        );
+        let got: Vec<(ErrorCode, u64)> = answers.iter().map(|a| (a.error_code, a.offset)).collect();
+        assert_eq!(
+            got,
+            [
+                (ErrorCode::None, 1),
+                (ErrorCode::Unknown, 0),
+                (ErrorCode::None, 2),
+                (ErrorCode::None, 7)
+            ]
+        );
     }
 }
