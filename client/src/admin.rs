@@ -100,8 +100,8 @@ impl Admin {
         self
     }
 
-    /// The connection, taken for a call (made anew, to the first of the
-    /// brokers that answers, if the last call left none).
+    /// The connection, taken for a call (made anew through the bootstrap
+    /// list if the last call left none).
     async fn take_conn(&mut self) -> Result<Connection, ClientError> {
         match self.conn.take() {
             Some(c) => Ok(c),
@@ -122,14 +122,9 @@ impl Admin {
 
     /// An admin of broker `addr`, with this one's request timeout.
     async fn at(&self, addr: &str) -> Result<Admin, ClientError> {
-        let brokers = Bootstrap::parse(addr);
-        let conn =
-            crate::consumer::within(self.request_timeout, "connecting", brokers.connect()).await?;
-        Ok(Admin {
-            conn: Some(conn),
-            brokers,
-            request_timeout: self.request_timeout,
-        })
+        let limit = self.request_timeout;
+        let theirs = crate::consumer::within(limit, "connecting", Admin::connect(addr)).await?;
+        Ok(theirs.with_request_timeout(limit))
     }
 
     /// Creates a topic with the broker's default replication factor.

@@ -55,11 +55,7 @@ impl GroupRecord {
     /// `u16` BE [`GROUP_VALUE_VERSION`], the postcard encoding, then
     /// `written_ms` as `i64` BE.
     pub fn encode(&self) -> Vec<u8> {
-        let out = GROUP_VALUE_VERSION.to_be_bytes().to_vec();
-        // Encoding plain data into a Vec cannot fail.
-        let mut out = postcard::to_extend(self, out).unwrap_or_default();
-        out.extend_from_slice(&self.written_ms.to_be_bytes());
-        out
+        encode_value(GROUP_VALUE_VERSION, self, self.written_ms)
     }
 
     /// Decodes bytes written by [`GroupRecord::encode`]; anything else is
@@ -87,6 +83,16 @@ impl GroupRecord {
         }
         Ok(record)
     }
+}
+
+/// A group metadata value: `version` as `u16` BE, the postcard encoding
+/// of `record`, then `written_ms` as `i64` BE.
+fn encode_value<T: Serialize>(version: u16, record: &T, written_ms: i64) -> Vec<u8> {
+    let out = version.to_be_bytes().to_vec();
+    // Encoding plain data into a Vec cannot fail.
+    let mut out = postcard::to_extend(record, out).unwrap_or_default();
+    out.extend_from_slice(&written_ms.to_be_bytes());
+    out
 }
 
 /// Version of a consumer-protocol (KIP-848) group's value: 3, the postcard
@@ -163,11 +169,7 @@ impl ConsumerGroupRecord {
     /// `u16` BE [`CONSUMER_GROUP_VALUE_VERSION`], the postcard encoding,
     /// then `written_ms` as `i64` BE.
     pub fn encode(&self) -> Vec<u8> {
-        let out = CONSUMER_GROUP_VALUE_VERSION.to_be_bytes().to_vec();
-        // Encoding plain data into a Vec cannot fail.
-        let mut out = postcard::to_extend(self, out).unwrap_or_default();
-        out.extend_from_slice(&self.written_ms.to_be_bytes());
-        out
+        encode_value(CONSUMER_GROUP_VALUE_VERSION, self, self.written_ms)
     }
 
     /// Decodes bytes written by [`ConsumerGroupRecord::encode`]; anything

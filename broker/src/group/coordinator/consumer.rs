@@ -36,28 +36,12 @@ const SWEEP_EVERY: Duration = Duration::from_millis(250);
 const STORE_RETRY: Duration = Duration::from_secs(1);
 
 impl Coordinator {
-    /// A consumer-protocol heartbeat to group `group` (see
-    /// [`ConsumerGroup::heartbeat`]), without its store: the answer, and
-    /// what [`Coordinator::store_consumer_group`] must store before the
-    /// answer is given, if the group has a change not stored yet. A group
-    /// is created by its first member's join (not if that join is refused)
-    /// and stays, Empty, when its members go, until it is deleted, expires,
-    /// or a classic member joins.
-    pub fn consumer_heartbeat(
-        &self,
-        group: &str,
-        beat: Beat,
-        topics: &dyn TopicView,
-    ) -> (Result<BeatAnswer, BeatError>, Option<Unstored>) {
-        self.consumer_beat(group, beat, topics)
-    }
-
     /// Stores consumer-protocol group `group` if the change `unstored`
     /// names is not stored yet (one write at a time per group, each of the
     /// group's latest state). A group no longer held here (its coordinator
     /// moved, or it was deleted) is `NotCoordinator`; a failed write is its
-    /// error, and the change stays unstored (the next heartbeat tries
-    /// again).
+    /// error, and the change stays unstored (the next heartbeat, or the
+    /// sweep a second later, tries again).
     pub async fn store_consumer_group(
         &self,
         group: &str,
@@ -87,35 +71,31 @@ impl Coordinator {
             .await
             .map_err(|e| (ErrorCode::StorageError, e.to_string()))
             .and_then(|r| r.map_err(|e| (e.code(), e.to_string())));
-        if let Err((code, message)) = &written {
-            tracing::warn!(group, ?code, %message, "could not store the consumer group");
-            // The answers that carried the change are not given: each
-            // member is sent its whole assignment at its next heartbeat.
-            if let Some(g) = self
-                .consumer
-                .lock()
-                .get_mut(group)
-                .filter(|g| Arc::ptr_eq(&g.persist, &unstored.persist))
-            {
-                g.forget_sent();
-                g.store_failed_at = Some(Instant::now());
-            }
-            return written;
-        }
-        let mut consumer = self.consumer.lock();
-        if let Some(g) = consumer
+        if let Some(g) = self
+            .consumer
+            .lock()
             .get_mut(group)
             .filter(|g| Arc::ptr_eq(&g.persist, &unstored.persist))
         {
-            g.stored_revision = g.stored_revision.max(revision);
-            g.store_failed_at = None;
+            if written.is_ok() {
+                g.stored_revision = g.stored_revision.max(revision);
+                g.store_failed_at = None;
+            } else {
+                // The answers that carried the change are not given: each
+                // member is sent its whole assignment at its next heartbeat.
+                g.forget_sent();
+                g.store_failed_at = Some(Instant::now());
+            }
         }
-        Ok(())
+        if let Err((code, message)) = &written {
+            tracing::warn!(group, ?code, %message, "could not store the consumer group");
+        }
+        written
     }
 
-    /// Stores `group` on a task of its own, if it has an unstored change
-    /// (after the sweep removed members; a failure is logged, and the next
-    /// heartbeat tries again).
+    /// Stores `group` on a task of its own (for the sweep; a failure is
+    /// logged, and tried again as [`Coordinator::store_consumer_group`]
+    /// says).
     fn spawn_store_consumer(&self, group: String, unstored: Unstored) {
         let me = self.me.clone();
         self.spawn(async move {
@@ -125,10 +105,15 @@ impl Coordinator {
         });
     }
 
-    /// The heartbeat under the coordinator's locks, with what must be
-    /// stored before its answer is given, read under the same lock (so no
-    /// answer escapes a group dropped or replaced meanwhile).
-    fn consumer_beat(
+    /// A consumer-protocol heartbeat to group `group` (see
+    /// [`ConsumerGroup::heartbeat`]), without its store: the answer, and
+    /// what [`Coordinator::store_consumer_group`] must store before the
+    /// answer is given if the group has a change not stored yet, read under
+    /// the same lock as the heartbeat (so no answer escapes a group dropped
+    /// or replaced meanwhile). A group is created by its first member's join
+    /// (not if that join is refused) and stays, Empty, when its members go,
+    /// until it is deleted, expires, or a classic member joins.
+    pub fn consumer_heartbeat(
         &self,
         group: &str,
         beat: Beat,
@@ -388,8 +373,9 @@ impl Coordinator {
                 self.recount(old.held(), 0);
             }
         }
+        let any = !consumer.is_empty();
         drop(consumer);
-        if !self.consumer.lock().is_empty() {
+        if any {
             self.start_sweep();
         }
     }
