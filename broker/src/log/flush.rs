@@ -187,8 +187,9 @@ impl PartitionLog {
     /// Periodic upkeep, to be called every few seconds by the log's owner:
     /// flushes when the [`FlushPolicy::Interval`] is due, flushes sealed
     /// segments that are not yet durable (so recovery stays short under
-    /// every policy), applies retention, and closes the files of sealed
-    /// segments nobody read for a while.
+    /// every policy), writes the producer table the last roll took,
+    /// applies retention, and closes the files of sealed segments nobody
+    /// read for a while.
     pub fn maintain(&self, now: SystemTime) -> Result<MaintainOutcome, LogError> {
         let mut outcome = self.maintain_except_retention(now)?;
         outcome.retained = self.retain(now)?;
@@ -242,6 +243,11 @@ impl PartitionLog {
             self.checkpoint_or_report(rp);
         }
         drop(flush_guard);
+        // The producer table as of the last roll, in every mode: retention
+        // writes it too before it deletes a segment, but a replicated log's
+        // retention runs only when it deletes, and recovery after a crash
+        // rescans the log from the newest snapshot on.
+        self.write_pending_producer_snapshot();
         self.expire_producers(now);
         self.state.lock().release_idle_sealed();
         Ok(outcome)

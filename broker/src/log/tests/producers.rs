@@ -211,6 +211,44 @@ fn after_a_crash_the_table_is_rebuilt_from_the_batches_after_the_last_snapshot()
     assert_eq!(log.next_offset(), 40);
 }
 
+/// A replicated log's upkeep (`maintain_except_retention`) writes the
+/// roll's table too, though its retention runs elsewhere and only when it
+/// deletes: recovery after a crash scans the batches after the last roll,
+/// not the whole log.
+#[test]
+fn upkeep_without_retention_writes_the_rolls_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    for seq in 0..40 {
+        let mut b = BatchBuilder::new().producer(5, 0, seq);
+        b.push(&NewRecord {
+            timestamp: now_ms(),
+            key: None,
+            value: Some(&[7u8; 1000]),
+            headers: &[],
+        });
+        log.append(&mut b.finish()).unwrap();
+    }
+    assert!(log.segment_count() > 2);
+    assert!(snapshots(dir.path()).is_empty());
+    log.maintain_except_retention(std::time::SystemTime::now())
+        .unwrap();
+    let snaps = snapshots(dir.path());
+    let newest = *snaps.last().expect("the roll's table was not written");
+    assert!(newest > 0 && newest < 40, "{snaps:?}");
+    drop(log); // a crash
+    let (log, report) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!(report.producer_batches_scanned as u64, 40 - newest);
+    let mut retry = BatchBuilder::new().producer(5, 0, 39);
+    retry.push(&NewRecord {
+        timestamp: now_ms(),
+        key: None,
+        value: Some(&[7u8; 1000]),
+        headers: &[],
+    });
+    assert!(log.append(&mut retry.finish()).unwrap().duplicate);
+}
+
 #[test]
 fn a_damaged_snapshot_is_ignored_and_the_table_rebuilt_from_the_log() {
     let dir = tempfile::tempdir().unwrap();
