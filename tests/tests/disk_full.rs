@@ -22,7 +22,7 @@ use sluice_protocol::wire::delete_records::{DeleteRecordsRequest, RecordsBelow};
 use sluice_protocol::wire::offset_commit::CommitPartition;
 use sluice_protocol::wire::produce::Acks;
 use sluice_protocol::wire::topic_config::TopicConfig;
-use sluice_tests::{TestBroker, batch_sized_now, create_topic, read_partition};
+use sluice_tests::{TestBroker, batch_sized_now, create_topic, read_partition, sample};
 
 /// A tmpfs of a fixed size mounted for the test's life.
 struct Tmpfs {
@@ -208,6 +208,24 @@ async fn a_full_disk_refuses_appends_keeps_what_was_acknowledged_and_recovers() 
         .await
         .unwrap_err();
     assert_eq!(code, ErrorCode::DiskFull);
+    // An operator sees it: three refused partitions, and the disk's size
+    // and what is left of it.
+    let (status, metrics) = sluice_tests::http_get(broker.metrics_addr.unwrap(), "/metrics");
+    assert_eq!(status, 200);
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"sluice_produce_partition_errors_total{code="11",error="DiskFull"}"#
+        ),
+        Some(3.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "sluice_disk_size_bytes"),
+        Some(DISK as f64)
+    );
+    let free = sample(&metrics, "sluice_disk_free_bytes").unwrap();
+    assert!(free < (1 << 20) as f64, "{free} bytes free on a full disk");
 
     // A committed offset on the full disk: stored, or refused clearly.
     let commit = |offset| {

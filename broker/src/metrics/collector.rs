@@ -286,6 +286,36 @@ fn encode_broker(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std
     )?;
     {
         let mut m = f.enc.encode_descriptor(
+            "sluice_produce_partition_errors",
+            "Partitions of produce requests (native and Kafka) not appended, or not made as durable as asked, by error code (a full disk counts here as DiskFull).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (code, c) in s.produce_partition_errors.iter().enumerate() {
+            let n = load(c);
+            if n == 0 {
+                continue;
+            }
+            let code = ErrorCode::from_u16(code as u16);
+            let number = u16::from(code).to_string();
+            let error = format!("{code:?}");
+            let labels = [("code", number.as_str()), ("error", error.as_str())];
+            ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
+        }
+    }
+    let (disk_size, disk_free) = broker.service.disk_space();
+    f.gauge(
+        "sluice_disk_size_bytes",
+        "Size of the file system holding the data directory (0 if statvfs fails).",
+        disk_size,
+    )?;
+    f.gauge(
+        "sluice_disk_free_bytes",
+        "Bytes free to the broker on the file system holding the data directory (0 if statvfs fails).",
+        disk_free,
+    )?;
+    {
+        let mut m = f.enc.encode_descriptor(
             "sluice_fetch_bytes",
             "Bytes of records sent by fetches, by fetch path (sendfile or copy).",
             None,

@@ -72,7 +72,21 @@ impl Service {
     /// durable as `acks` and the topic require. The whole request is refused
     /// (nothing appended) if it lists too many partitions, a partition twice,
     /// or a range outside `records`.
+    /// Each partition's failure is counted in
+    /// [`Stats::produce_partition_errors`](super::stats::Stats).
     pub async fn produce(self: &Arc<Self>, req: ProduceRequest) -> Result<Vec<Produced>, Refused> {
+        let results = self.append_and_wait(req).await?;
+        for p in results.iter().filter(|p| p.error_code != ErrorCode::None) {
+            self.stats.produce_partition_errors.count(p.error_code);
+        }
+        Ok(results)
+    }
+
+    /// [`Service::produce`] without the counting.
+    async fn append_and_wait(
+        self: &Arc<Self>,
+        req: ProduceRequest,
+    ) -> Result<Vec<Produced>, Refused> {
         let entries = req
             .partitions
             .iter()

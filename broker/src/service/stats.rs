@@ -24,7 +24,7 @@ pub struct ApiStats {
     /// Requests received (decoded or not).
     pub requests: AtomicU64,
     /// Requests answered with a whole-request error, by error code number.
-    pub errors: [AtomicU64; ERROR_SLOTS],
+    pub errors: ErrorCounts,
     /// Time from a whole frame read to its response written (a fetch's
     /// long-poll wait included).
     pub latency: Histogram,
@@ -34,7 +34,7 @@ impl Default for ApiStats {
     fn default() -> Self {
         ApiStats {
             requests: AtomicU64::new(0),
-            errors: [const { AtomicU64::new(0) }; ERROR_SLOTS],
+            errors: ErrorCounts::default(),
             latency: Histogram::new(),
         }
     }
@@ -51,8 +51,34 @@ impl ApiStats {
 
     /// Counts a whole-request error.
     pub fn error(&self, code: ErrorCode) {
+        self.errors.count(code);
+    }
+}
+
+/// Counters by error code number: one per number below [`ERROR_SLOTS`];
+/// larger numbers share the last.
+#[derive(Debug)]
+pub struct ErrorCounts([AtomicU64; ERROR_SLOTS]);
+
+impl Default for ErrorCounts {
+    fn default() -> Self {
+        ErrorCounts([const { AtomicU64::new(0) }; ERROR_SLOTS])
+    }
+}
+
+impl std::ops::Deref for ErrorCounts {
+    type Target = [AtomicU64; ERROR_SLOTS];
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl ErrorCounts {
+    /// Adds one to the counter of `code`.
+    pub fn count(&self, code: ErrorCode) {
         let i = usize::from(u16::from(code)).min(ERROR_SLOTS - 1);
-        if let Some(c) = self.errors.get(i) {
+        if let Some(c) = self.0.get(i) {
             c.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -107,6 +133,11 @@ pub struct Stats {
     /// version not served; 42 INVALID_REQUEST: the connection was closed
     /// instead of an answer).
     pub kafka_apis: [ApiStats; KAFKA_API_SLOTS],
+    /// Partitions of produce requests (either protocol) whose records the
+    /// service did not append, or appended but could not make as durable
+    /// as asked, by error code number: a full disk shows here while whole
+    /// requests still succeed.
+    pub produce_partition_errors: ErrorCounts,
 }
 
 /// An instant that defaults to the moment it is created.
