@@ -28,12 +28,14 @@ fn topic_settings_are_told_apart_from_the_defaults() {
     });
     let mut s = TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    for version in 0..=4 {
+    // No keys asked for, null or empty (as some clients send it): every
+    // config, as Kafka answers.
+    for (version, keys) in (0..=4).flat_map(|v| [(v, None), (v, Some(Vec::new()))]) {
         let mut req = DescribeConfigsRequest {
             resources: vec![DescribeConfigsResource {
                 resource_type: RESOURCE_TOPIC,
                 resource_name: "conf".into(),
-                configuration_keys: None,
+                configuration_keys: keys,
             }],
             include_synonyms: false,
             include_documentation: false,
@@ -704,6 +706,9 @@ fn a_broker_describes_its_own_settings_under_kafkas_names() {
             .iter()
             .all(|c| c.read_only && c.config_source == 4)
     );
+    // No keys asked for, null or empty: all of them.
+    let empty = describe(&mut s, "0", Some(Vec::new()));
+    assert_eq!(empty.configs.len(), mine.configs.len());
     // Only the keys asked for.
     let some = describe(&mut s, "0", Some(vec!["num.partitions".into()]));
     assert_eq!(some.configs.len(), 1);

@@ -885,7 +885,8 @@ pub(super) fn describe_configs(conn: &Conn, r: DescribeConfigsRequest) -> Descri
                 RESOURCE_TOPIC => {
                     match described.remove(&res.resource_name) {
                         Some(t) if t.error_code == ErrorCode::None => {
-                            let wanted = res.configuration_keys;
+                            // Null or empty: every config (as Kafka).
+                            let wanted = res.configuration_keys.filter(|w| !w.is_empty());
                             let factor = conn.broker.service.replication_factor(&t.name);
                             out.configs = configs::listed(&t.config, &t.explicit, factor)
                                 .into_iter()
@@ -919,7 +920,7 @@ pub(super) fn describe_configs(conn: &Conn, r: DescribeConfigsRequest) -> Descri
                             .broker
                             .service
                             .resolve_topic_config(&TopicConfig::default());
-                        let wanted = res.configuration_keys;
+                        let wanted = res.configuration_keys.filter(|w| !w.is_empty());
                         out.configs = configs::broker_settings(&conn.broker.config, me, &resolved)
                             .into_iter()
                             .filter(|c| {
