@@ -211,8 +211,9 @@ fn a_topics_retention_changes_while_it_is_open() {
     assert_eq!(r.0.responses[0].error_code, code::NONE);
     let ((bytes, source), _) = described(&mut s);
     assert_eq!((bytes.as_str(), source), ("-1", 5));
-    // Kafka's retention.ms 0 deletes every segment but the active one (as
-    // Sluice's 1, which DescribeConfigs then lists), unlike -1.
+    // Kafka's retention.ms 0 (Sluice's 1, which DescribeConfigs then
+    // lists; unlike -1) deletes every segment, the active one too: it is
+    // sealed and a new empty one takes its place, so every record goes.
     let segments = || sluice_tests::segment_file_count(&b.data_dir, "shrink-0");
     assert!(segments() > 1, "{} segments", segments());
     let zero = vec![set("retention.ms", "0")];
@@ -222,6 +223,7 @@ fn a_topics_retention_changes_while_it_is_open() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(segments(), 1, "retention.ms 0 kept sealed segments");
+    assert_eq!(start_offset(&b), 64 * 16, "retention.ms 0 kept records");
     // A broker resource is refused.
     let mut req = IncrementalAlterConfigsRequest {
         resources: vec![AlterConfigsResource {

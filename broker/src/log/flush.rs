@@ -187,7 +187,9 @@ impl PartitionLog {
     /// Periodic upkeep, to be called every few seconds by the log's owner:
     /// flushes when the [`FlushPolicy::Interval`] is due, flushes sealed
     /// segments that are not yet durable (so recovery stays short under
-    /// every policy), writes the producer table the last roll took,
+    /// every policy), seals an active segment past its retention age
+    /// ([`PartitionLog::roll_expired_active`]), writes the producer table
+    /// the last roll took,
     /// applies retention, and closes the files of sealed segments nobody
     /// read for a while.
     pub fn maintain(&self, now: SystemTime) -> Result<MaintainOutcome, LogError> {
@@ -243,6 +245,9 @@ impl PartitionLog {
             self.checkpoint_or_report(rp);
         }
         drop(flush_guard);
+        if let Err(e) = self.roll_expired_active(now) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "could not roll an expired active segment");
+        }
         // The producer table as of the last roll, in every mode: retention
         // writes it too before it deletes a segment, but a replicated log's
         // retention runs only when it deletes, and recovery after a crash

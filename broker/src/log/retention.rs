@@ -157,6 +157,37 @@ impl PartitionLog {
         Ok(self.log_start_offset())
     }
 
+    /// Seals the active segment when retention deletes it by age: it holds
+    /// records, all below the high watermark, the newest older than the
+    /// retention age. Retention then deletes it as any sealed segment (a
+    /// replicated log's, once its Raft log lets it go). Kafka deletes such a
+    /// segment too, after rolling a new empty one; without this, a
+    /// partition that gets no more appends would keep its last records past
+    /// their retention for good. The roll's producer table is kept for the
+    /// upkeep to write, as an append's roll keeps it. Skipped (returns
+    /// false) while appends are in flight or the log is closing, deleted or
+    /// offline: the next pass tries again.
+    pub(crate) fn roll_expired_active(&self, now: SystemTime) -> Result<bool, LogError> {
+        let retention = self.retention();
+        let mut state = self.state.lock();
+        if state.offline.is_some() || state.closing || state.deleted || !state.pending.is_idle() {
+            return Ok(false);
+        }
+        let active = state.active();
+        if active.size() == 0
+            || state.end.offset > self.high_watermark()
+            || !retention.expired(active, now)
+        {
+            return Ok(false);
+        }
+        let base = state.end.offset;
+        self.roll(&mut state)?;
+        let bytes = crate::producer::snapshot::encode(base, &state.producers);
+        state.pending_snapshot = Some((base, bytes));
+        tracing::debug!(dir = %self.dir.display(), base_offset = base, "rolled the active segment: its records are past their retention");
+        Ok(true)
+    }
+
     fn delete_oldest(
         &self,
         now: SystemTime,
@@ -204,6 +235,20 @@ impl PartitionLog {
     }
 }
 
+impl Retention {
+    /// Whether `segment`'s newest record is older than the retention age
+    /// at `now`.
+    fn expired(&self, segment: &Segment, now: SystemTime) -> bool {
+        match (self.age, segment.max_timestamp()) {
+            (Some(age), Some(ts)) => {
+                let newest = UNIX_EPOCH + Duration::from_millis(ts.max(0) as u64);
+                now.duration_since(newest).is_ok_and(|d| d > age)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// A log's retention: by age (of a segment's newest record) and by size
 /// (of the whole log), each if set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,13 +264,7 @@ impl Retention {
     /// Whether `oldest` (sealed, below the high watermark) goes, in a log
     /// of `total` bytes at `now`.
     fn deletes(&self, oldest: &Segment, total: u64, now: SystemTime) -> bool {
-        let expired = match (self.age, oldest.max_timestamp()) {
-            (Some(age), Some(ts)) => {
-                let newest = UNIX_EPOCH + Duration::from_millis(ts.max(0) as u64);
-                now.duration_since(newest).is_ok_and(|d| d > age)
-            }
-            _ => false,
-        };
+        let expired = self.expired(oldest, now);
         let oversized = self
             .bytes
             .is_some_and(|limit| total - oldest.size() >= limit);

@@ -213,3 +213,52 @@ fn a_raised_log_start_leaves_its_segments_to_retention() {
     let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
     assert_eq!(log.log_start_offset(), 101);
 }
+
+/// A partition that gets no more appends: its active segment, once its
+/// newest record is past the retention age, is sealed by the upkeep and
+/// deleted, as Kafka deletes it; the log starts at its end, and the next
+/// append takes the next offset. An active segment with a recent record,
+/// or records above the high watermark, stays.
+#[test]
+fn an_idle_partitions_expired_active_segment_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_age: Some(Duration::from_secs(3600)),
+        ..small_config()
+    };
+    let (log, _) = PartitionLog::open(dir.path(), config).unwrap();
+    // The high watermark set from outside, as a replica's.
+    log.set_high_watermark(0).unwrap();
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // Two hours old, in one segment.
+    for i in 0..3 {
+        log.append(&mut batch("old", 2, 100, now_ms - 2 * 3600 * 1000 + i))
+            .unwrap();
+    }
+    assert_eq!(log.segment_count(), 1);
+    // Below the high watermark only: a replica's records not yet committed
+    // stay whatever their age.
+    log.set_high_watermark(2).unwrap();
+    log.maintain(SystemTime::now()).unwrap();
+    assert_eq!((log.segment_count(), log.log_start_offset()), (1, 0));
+    log.set_high_watermark(6).unwrap();
+    log.maintain(SystemTime::now()).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    assert_eq!(log.log_start_offset(), 6);
+    assert!(read_all(&log, 1 << 20).is_empty());
+    assert!(!dir.path().join(format!("{:020}.log", 0)).exists());
+    // A recent record keeps its segment.
+    let next = log.append(&mut batch("new", 1, 100, now_ms)).unwrap();
+    assert_eq!(next.base_offset, 6);
+    log.set_high_watermark(7).unwrap();
+    log.maintain(SystemTime::now()).unwrap();
+    assert_eq!(log.log_start_offset(), 6);
+    assert_eq!(read_all(&log, 1 << 20).len(), 1);
+    // So does a reopen.
+    drop(log);
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!((log.log_start_offset(), log.next_offset()), (6, 7));
+}
