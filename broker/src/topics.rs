@@ -132,6 +132,16 @@ pub struct TopicStore {
     reserve: SpaceReserve,
 }
 
+/// The refusal of topic `name`, which collides with topic `other`.
+pub(crate) fn collision(name: &str, other: &str) -> BrokerError {
+    admin_err(
+        ErrorCode::InvalidTopicName,
+        format!(
+            "topic {name:?} collides with topic {other:?}: names that differ only in '.' and '_' are refused, as in Kafka"
+        ),
+    )
+}
+
 fn admin_err(code: ErrorCode, message: impl Into<String>) -> BrokerError {
     BrokerError::Request {
         code,
@@ -502,6 +512,7 @@ impl TopicStore {
     ) -> Result<(), BrokerError> {
         self.check_new(name, partitions, config)?;
         self.check_absent(name)?;
+        self.check_no_collision(name)?;
         self.check_room(0..partitions, Hosting::All)
     }
 
@@ -514,6 +525,17 @@ impl TopicStore {
             ));
         }
         Ok(())
+    }
+
+    /// `InvalidTopicName` when a listed topic collides with `name`
+    /// ([`crate::log::colliding_topic`]). Checked for clients' creations
+    /// only: a controller's topic is created as the controller decided.
+    fn check_no_collision(&self, name: &str) -> Result<(), BrokerError> {
+        let topics = self.topics.read();
+        match crate::log::colliding_topic(name, topics.keys().map(String::as_str)) {
+            Some(other) => Err(collision(name, other)),
+            None => Ok(()),
+        }
     }
 
     /// [`TopicStore::check_new`] without refusing internal names.
@@ -553,12 +575,13 @@ impl TopicStore {
         config: &TopicConfig,
     ) -> Result<(), BrokerError> {
         self.check_new(name, partitions, config)?;
-        self.create_hosting(
+        self.create_checked(
             name,
             TopicId::random(name),
             partitions,
             Hosting::All,
             config,
+            true,
         )
     }
 
@@ -576,12 +599,30 @@ impl TopicStore {
         hosting: Hosting<'_>,
         config: &TopicConfig,
     ) -> Result<(), BrokerError> {
+        self.create_checked(name, id, partitions, hosting, config, false)
+    }
+
+    /// [`TopicStore::create_hosting`], refusing a name that collides with a
+    /// listed topic's if `refuse_collisions` (under the admin lock, so two
+    /// colliding creations at once cannot both be made).
+    fn create_checked(
+        &self,
+        name: &str,
+        id: TopicId,
+        partitions: u32,
+        hosting: Hosting<'_>,
+        config: &TopicConfig,
+        refuse_collisions: bool,
+    ) -> Result<(), BrokerError> {
         // Internal names (`__…`) are accepted here, where the controller's
         // topics are created (the cluster's group-state topic); clients'
         // creations are checked with `check_new` first.
         self.check_shape(name, partitions, config)?;
         let _admin = self.admin.lock();
         self.check_absent(name)?;
+        if refuse_collisions {
+            self.check_no_collision(name)?;
+        }
         self.check_room(0..partitions, hosting)?;
         self.clear_the_way(name, 0..partitions)?;
         let created = open_partitions(

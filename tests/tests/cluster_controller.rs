@@ -75,6 +75,21 @@ async fn topics_created_and_deleted_through_a_follower_reach_every_node() {
         .await
         .expect("create_topics");
     assert_eq!(again.results[0].error_code, ErrorCode::TopicAlreadyExists);
+    // So is a name that differs from a topic's only in '.' and '_', as in
+    // Kafka.
+    create_topic(&mut conn, "solo.eu", 1, Default::default()).await;
+    let colliding = conn
+        .create_topics(vec![sluice_protocol::wire::create_topics::NewTopic {
+            name: "solo_eu".into(),
+            partitions: 1,
+            config: Default::default(),
+            replication_factor: None,
+        }])
+        .await
+        .expect("create_topics");
+    let r = &colliding.results[0];
+    assert_eq!(r.error_code, ErrorCode::InvalidTopicName, "{r:?}");
+    assert!(c.topic(follower, "solo_eu").is_none());
 
     // Delete through another node: gone from every node's metadata and disk.
     let other = (1..=3).find(|&i| i != follower).expect("another node");

@@ -76,6 +76,27 @@ pub fn validate_topic_name(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// The first of `existing` that `name` collides with: a different name
+/// that reads the same once every '.' is taken for '_' (`a.b` and `a_b`).
+/// Kafka refuses such a topic, since metric names cannot tell the two
+/// apart; so does Sluice, so that a topic created here can be moved to
+/// Kafka and back.
+pub fn colliding_topic<'a>(
+    name: &str,
+    existing: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    if !name.contains(['.', '_']) {
+        return None;
+    }
+    let same = |a: &str, b: &str| {
+        a.len() == b.len()
+            && a.bytes()
+                .zip(b.bytes())
+                .all(|(x, y)| x == y || (matches!(x, b'.' | b'_') && matches!(y, b'.' | b'_')))
+    };
+    existing.into_iter().find(|e| *e != name && same(name, e))
+}
+
 /// A topic and partition number, naming one partition log.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicPartition {
@@ -181,6 +202,21 @@ mod tests {
             validate_topic_name(ok).unwrap();
         }
         validate_topic_name(&"x".repeat(MAX_TOPIC_NAME_LEN)).unwrap();
+    }
+
+    #[test]
+    fn names_differing_only_in_dots_and_underscores_collide() {
+        let existing = ["a.b", "a-b", "ab", "x_y.z", "plain"];
+        assert_eq!(colliding_topic("a_b", existing), Some("a.b"));
+        assert_eq!(colliding_topic("x.y_z", existing), Some("x_y.z"));
+        assert_eq!(colliding_topic("x.y.z", existing), Some("x_y.z"));
+        // The same name is not a collision (it exists: another error).
+        assert_eq!(colliding_topic("a.b", existing), None);
+        // '-' is not '.' nor '_'; lengths differ; no '.' or '_' at all.
+        for free in ["a-c", "a__b", "a.b.", "plain", "a", "ab"] {
+            assert_eq!(colliding_topic(free, existing), None, "{free}");
+        }
+        assert_eq!(colliding_topic("a_b", ["a-b"]), None);
     }
 
     #[test]

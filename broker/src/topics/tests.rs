@@ -57,6 +57,27 @@ fn create_delete_and_reopen() {
             ..
         })
     ));
+    // As in Kafka, a name that differs from a topic's only in '.' and '_'.
+    store
+        .create("orders.eu", 1, &TopicConfig::default())
+        .unwrap();
+    for check in [
+        store.check_create("orders_eu", 1, &TopicConfig::default()),
+        store.create("orders_eu", 1, &TopicConfig::default()),
+    ] {
+        match check {
+            Err(BrokerError::Request {
+                code: ErrorCode::InvalidTopicName,
+                message,
+            }) => assert!(
+                message.contains("collides with topic \"orders.eu\""),
+                "{message}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(!dir.path().join("orders_eu-0").exists());
+    store.delete("orders.eu").unwrap();
     for (bad, code) in [
         ("../x", ErrorCode::InvalidTopicName),
         ("", ErrorCode::InvalidTopicName),
