@@ -2,6 +2,7 @@
 //! from memory under the state lock, batch headers read without it, and
 //! the look-ups by timestamp.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use super::LogError;
@@ -170,6 +171,7 @@ impl PartitionLog {
             let Some(h) = h else {
                 break;
             };
+            check_base(&self.dir, plan.segment_base, start, first, &h)?;
             if h.last_offset() as u64 >= offset || start + h.total_len() as u64 >= plan.limit {
                 break;
             }
@@ -199,10 +201,7 @@ impl PartitionLog {
             drop(state);
             // The index cannot end the range within the budget: walk the
             // headers from the start, without the lock.
-            walked = Some(
-                walk_to_budget(&*file, &plan, max_bytes)
-                    .map_err(|e| LogError::io("read", self.dir.clone(), e))?,
-            );
+            walked = Some(walk_to_budget(&*file, &plan, max_bytes, &self.dir)?);
         }
     }
 
@@ -440,13 +439,17 @@ fn walk_to_budget(
     file: &dyn LogFile,
     plan: &ReadPlan,
     max_bytes: u64,
-) -> std::io::Result<(u64, u64)> {
+    dir: &Path,
+) -> Result<(u64, u64), LogError> {
     let budget_end = plan.start.saturating_add(max_bytes);
     let (mut end, mut end_offset) = (plan.start, plan.first);
     while end < plan.limit {
-        let Some(h) = super::segment::read_header(file, end, plan.limit)? else {
+        let Some(h) = super::segment::read_header(file, end, plan.limit)
+            .map_err(|e| LogError::io("read", dir, e))?
+        else {
             break;
         };
+        check_base(dir, plan.segment_base, end, end_offset, &h)?;
         let next = end + h.total_len() as u64;
         if next > plan.limit || (end > plan.start && next > budget_end) {
             break;
@@ -458,4 +461,28 @@ fn walk_to_budget(
         return Ok((plan.limit, plan.limit_offset));
     }
     Ok((end, end_offset))
+}
+
+/// A batch header read at byte `position` of segment `segment_base` where
+/// the batch starting at offset `expected` lies (a partition's offsets run
+/// on from batch to batch): anything else is damage that no CRC covers
+/// (the base offset lies outside it), refused rather than served, since a
+/// consumer would take its records for offsets the log never had.
+fn check_base(
+    dir: &Path,
+    segment_base: u64,
+    position: u64,
+    expected: u64,
+    header: &sluice_protocol::batch::BatchHeader,
+) -> Result<(), LogError> {
+    if header.base_offset as u64 == expected {
+        return Ok(());
+    }
+    let path = super::format::segment_path(dir, segment_base, super::format::LOG_SUFFIX);
+    let reason = format!(
+        "the batch at byte {position} starts at offset {}, where offset {expected} was expected",
+        header.base_offset
+    );
+    tracing::error!(segment = %path.display(), %reason, "damaged batch header; the read is refused");
+    Err(LogError::Corrupt { path, reason })
 }

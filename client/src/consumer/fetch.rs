@@ -690,6 +690,21 @@ impl Consumer {
                         p.topic, p.partition
                     )))
                 })?;
+                // A broker serves only records below the high watermark it
+                // answers with. A batch past it has a damaged offset (the
+                // base offset lies outside the batch's CRC): taking it
+                // would move the position past the log's end, and the
+                // reset that follows would read the partition again.
+                let end = batch.header().next_offset();
+                if end < 0 || end as u64 > p.high_watermark {
+                    return Err(ClientError::Wire(WireError::Body(format!(
+                        "record batch from {}-{} holds offsets {}..{end}, past the partition's high watermark {}: the broker's copy is damaged",
+                        p.topic,
+                        p.partition,
+                        batch.header().base_offset,
+                        p.high_watermark
+                    ))));
+                }
                 for r in batch.records() {
                     let record =
                         r.map_err(|e| ClientError::Wire(WireError::Body(e.to_string())))?;
@@ -808,6 +823,60 @@ mod tests {
         c.remove_partitions(|t, _| t == "b");
         assert_eq!(c.take_unreturned().len(), 1);
         assert!(c.unreturned.is_empty());
+    }
+
+    /// A batch past the high watermark its response gives (an offset
+    /// damaged on the broker's disk, outside the batch's CRC) is an error:
+    /// nothing is taken and the position stays, instead of jumping past
+    /// the log's end; the same batch at its right offsets is taken.
+    #[tokio::test]
+    async fn a_batch_past_the_high_watermark_is_refused() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap().to_string();
+        let mut c = Consumer::connect(ConsumerConfig::new(addr)).await.unwrap();
+        c.assigned.push(Assigned {
+            topic: Arc::from("a"),
+            partition: 0,
+            position: 3000,
+            retry: None,
+        });
+        let fetched = |base: i64| {
+            let mut b = BatchBuilder::new().base_offset(base);
+            for v in [b"x", b"y"] {
+                b.push(&NewRecord {
+                    timestamp: 0,
+                    key: None,
+                    value: Some(v),
+                    headers: &[],
+                });
+            }
+            let tail = b.finish().freeze();
+            let resp = FetchResponse {
+                partitions: vec![sluice_protocol::wire::fetch::FetchPartitionResponse {
+                    topic: "a".into(),
+                    partition: 0,
+                    error_code: ErrorCode::None,
+                    high_watermark: 3002,
+                    log_start_offset: 0,
+                    records_len: tail.len() as u32,
+                }],
+            };
+            (resp, tail)
+        };
+        let mut out = Vec::new();
+        let (resp, tail) = fetched(999_999);
+        let e = c.take_records(&resp, &tail, &None, &mut out).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("offsets 999999..1000001, past the partition's high watermark 3002"),
+            "{e}"
+        );
+        assert!(out.is_empty());
+        assert_eq!(c.position("a", 0), Some(3000));
+        let (resp, tail) = fetched(3000);
+        c.take_records(&resp, &tail, &None, &mut out).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(c.position("a", 0), Some(3002));
     }
 
     #[test]
