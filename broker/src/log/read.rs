@@ -2,7 +2,6 @@
 //! from memory under the state lock, batch headers read without it, and
 //! the look-ups by timestamp.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use super::LogError;
@@ -171,7 +170,9 @@ impl PartitionLog {
             let Some(h) = h else {
                 break;
             };
-            check_base(&self.dir, plan.segment_base, start, first, &h)?;
+            if let Err(reason) = check_base(start, first, &h) {
+                return self.damaged_unless_changed(&plan, reason);
+            }
             if h.last_offset() as u64 >= offset || start + h.total_len() as u64 >= plan.limit {
                 break;
             }
@@ -201,8 +202,39 @@ impl PartitionLog {
             drop(state);
             // The index cannot end the range within the budget: walk the
             // headers from the start, without the lock.
-            walked = Some(walk_to_budget(&*file, &plan, max_bytes, &self.dir)?);
+            let w = walk_to_budget(&*file, &plan, max_bytes)
+                .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
+            match w {
+                Ok(end) => walked = Some(end),
+                Err(reason) => return self.damaged_unless_changed(&plan, reason),
+            }
         }
+    }
+
+    /// A header walk of `plan` found a batch that does not start where it
+    /// should ([`check_base`]): `None` (resolve the read again) if the
+    /// segment went or the log was cut meanwhile, since the walk may have
+    /// read bytes written after a truncation; else the damage, logged with
+    /// the segment.
+    fn damaged_unless_changed(
+        &self,
+        plan: &ReadPlan,
+        reason: String,
+    ) -> Result<Option<LogSlice>, LogError> {
+        {
+            let state = self.state.lock();
+            let same = state
+                .segments
+                .get(state.segment_index(plan.segment_base))
+                .is_some_and(|s| s.base_offset() == plan.segment_base);
+            if !same || state.epoch != plan.epoch {
+                return Ok(None);
+            }
+        }
+        let path =
+            super::format::segment_path(&self.dir, plan.segment_base, super::format::LOG_SUFFIX);
+        tracing::error!(segment = %path.display(), %reason, "damaged batch header; the read is refused");
+        Err(LogError::Corrupt { path, reason })
     }
 
     /// The end of a read that starts at the batch boundary `plan.start`:
@@ -434,22 +466,23 @@ impl PartitionLog {
 /// `max_bytes` (at least the first batch, whole: KIP-74), within
 /// `plan.limit`: its byte position and the offset after it. Reads batch
 /// headers only, at most until the budget is spent. A header that cannot
-/// be read ends the walk (at the limit if no batch was read).
+/// be read ends the walk (at the limit if no batch was read); one that does
+/// not start where the batch before it ended is the inner `Err`
+/// ([`check_base`]).
 fn walk_to_budget(
     file: &dyn LogFile,
     plan: &ReadPlan,
     max_bytes: u64,
-    dir: &Path,
-) -> Result<(u64, u64), LogError> {
+) -> std::io::Result<Result<(u64, u64), String>> {
     let budget_end = plan.start.saturating_add(max_bytes);
     let (mut end, mut end_offset) = (plan.start, plan.first);
     while end < plan.limit {
-        let Some(h) = super::segment::read_header(file, end, plan.limit)
-            .map_err(|e| LogError::io("read", dir, e))?
-        else {
+        let Some(h) = super::segment::read_header(file, end, plan.limit)? else {
             break;
         };
-        check_base(dir, plan.segment_base, end, end_offset, &h)?;
+        if let Err(reason) = check_base(end, end_offset, &h) {
+            return Ok(Err(reason));
+        }
         let next = end + h.total_len() as u64;
         if next > plan.limit || (end > plan.start && next > budget_end) {
             break;
@@ -458,31 +491,27 @@ fn walk_to_budget(
         end_offset = h.next_offset() as u64;
     }
     if end == plan.start {
-        return Ok((plan.limit, plan.limit_offset));
+        return Ok(Ok((plan.limit, plan.limit_offset)));
     }
-    Ok((end, end_offset))
+    Ok(Ok((end, end_offset)))
 }
 
-/// A batch header read at byte `position` of segment `segment_base` where
-/// the batch starting at offset `expected` lies (a partition's offsets run
-/// on from batch to batch): anything else is damage that no CRC covers
-/// (the base offset lies outside it), refused rather than served, since a
-/// consumer would take its records for offsets the log never had.
+/// A batch header read at byte `position` where the batch starting at
+/// offset `expected` lies (a partition's offsets run on from batch to
+/// batch): anything else is damage that no CRC covers (the base offset
+/// lies outside it), to be refused rather than served, since a consumer
+/// would take its records for offsets the log never had. The reason, if
+/// so.
 fn check_base(
-    dir: &Path,
-    segment_base: u64,
     position: u64,
     expected: u64,
     header: &sluice_protocol::batch::BatchHeader,
-) -> Result<(), LogError> {
+) -> Result<(), String> {
     if header.base_offset as u64 == expected {
         return Ok(());
     }
-    let path = super::format::segment_path(dir, segment_base, super::format::LOG_SUFFIX);
-    let reason = format!(
+    Err(format!(
         "the batch at byte {position} starts at offset {}, where offset {expected} was expected",
         header.base_offset
-    );
-    tracing::error!(segment = %path.display(), %reason, "damaged batch header; the read is refused");
-    Err(LogError::Corrupt { path, reason })
+    ))
 }

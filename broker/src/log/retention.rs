@@ -157,9 +157,12 @@ impl PartitionLog {
         Ok(self.log_start_offset())
     }
 
-    /// Seals the active segment when retention deletes it by age: it holds
-    /// records, all below the high watermark, the newest older than the
-    /// retention age. Retention then deletes it as any sealed segment (a
+    /// Seals the active segment when retention deletes it by age: it is the
+    /// only segment left (so after a pass that deleted the sealed segments,
+    /// the next seals the active one), nothing was appended to it for the
+    /// retention age, and it holds records, all below the high watermark,
+    /// the newest older than the retention age.
+    /// Retention then deletes it as any sealed segment (a
     /// replicated log's, once its Raft log lets it go). Kafka deletes such a
     /// segment too, after rolling a new empty one; without this, a
     /// partition that gets no more appends would keep its last records past
@@ -173,8 +176,25 @@ impl PartitionLog {
         if state.offline.is_some() || state.closing || state.deleted || !state.pending.is_idle() {
             return Ok(false);
         }
+        // Only the last segment left: retention deletes oldest first, so
+        // while an older one stays (not expired, a replica's Raft log still
+        // holding it) the active one would not go, and sealing it would
+        // only make another segment each pass. Records without a timestamp
+        // (-1) are not taken as expired here. And only a segment nothing
+        // was appended to for the retention age (since the broker started):
+        // records stamped long ago (a backfill) are not deleted as they
+        // arrive.
+        let Some(age) = retention.age else {
+            return Ok(false);
+        };
         let active = state.active();
-        if active.size() == 0
+        let idle = now
+            .duration_since(active.last_append())
+            .is_ok_and(|d| d > age);
+        if state.segments.len() > 1
+            || active.size() == 0
+            || !idle
+            || active.max_timestamp().is_none_or(|ts| ts < 0)
             || state.end.offset > self.high_watermark()
             || !retention.expired(active, now)
         {

@@ -52,6 +52,9 @@ pub(crate) struct Segment {
     /// append in this process, or after a restart the first batch's
     /// timestamp (see [`Segment::restore_first_append`]).
     first_append: Option<SystemTime>,
+    /// When the last batch was written to it, or it was opened: wall
+    /// clock, in memory only.
+    last_append: SystemTime,
     sealed: bool,
     /// The most recent batch starts of an active segment, `(base offset,
     /// position)`, contiguous and oldest first, at most [`TAIL_BATCHES`]:
@@ -165,6 +168,7 @@ impl Segment {
             max_timestamp: None,
             bytes_since_index: 0,
             first_append: None,
+            last_append: SystemTime::now(),
             sealed: !active,
             tail: VecDeque::new(),
             preallocated: 0,
@@ -465,6 +469,7 @@ impl Segment {
         }
         self.size += buf.len() as u64;
         self.first_append.get_or_insert(now);
+        self.last_append = now;
     }
 
     /// Seals the segment: final time index entry, indexes trimmed to their
@@ -585,6 +590,11 @@ impl Segment {
     }
     pub(crate) fn first_append(&self) -> Option<SystemTime> {
         self.first_append
+    }
+    /// When the last batch was written to the segment, or (none since) it
+    /// was opened.
+    pub(crate) fn last_append(&self) -> SystemTime {
+        self.last_append
     }
     pub(crate) fn is_sealed(&self) -> bool {
         self.sealed

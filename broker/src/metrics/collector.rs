@@ -287,7 +287,7 @@ fn encode_broker(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std
     {
         let mut m = f.enc.encode_descriptor(
             "sluice_produce_partition_errors",
-            "Partitions of produce requests (native and Kafka) not appended, or not made as durable as asked, by error code (a full disk counts here as DiskFull).",
+            "Partitions of produce requests (native and Kafka) that reached the partitions and were not appended, or not made as durable as asked, by error code (a full disk counts here as DiskFull); the Kafka listener's own checks of a request's form are not counted here.",
             None,
             MetricType::Counter,
         )?;

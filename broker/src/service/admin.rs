@@ -654,7 +654,12 @@ impl Service {
         // controller's state machine (whose log, written by older
         // versions, must replay as it was): two colliding creations sent to
         // two nodes at once may both be made.
+        // A topic of this very name is answered as existing (elsewhere),
+        // even when one colliding with it was made by an older version.
         let other = cluster.with_metadata(|m| {
+            if m.topics.contains_key(&t.name) {
+                return None;
+            }
             crate::log::colliding_topic(&t.name, m.topics.keys().map(String::as_str))
                 .map(str::to_owned)
         });

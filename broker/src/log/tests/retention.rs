@@ -215,10 +215,11 @@ fn a_raised_log_start_leaves_its_segments_to_retention() {
 }
 
 /// A partition that gets no more appends: its active segment, once its
-/// newest record is past the retention age, is sealed by the upkeep and
-/// deleted, as Kafka deletes it; the log starts at its end, and the next
-/// append takes the next offset. An active segment with a recent record,
-/// or records above the high watermark, stays.
+/// newest record is past the retention age and nothing was appended for
+/// that long, is sealed by the upkeep and deleted, as Kafka deletes it;
+/// the log starts at its end, and the next append takes the next offset.
+/// An active segment appended to within the retention age, with a recent
+/// record, or with records above the high watermark, stays.
 #[test]
 fn an_idle_partitions_expired_active_segment_goes() {
     let dir = tempfile::tempdir().unwrap();
@@ -239,26 +240,72 @@ fn an_idle_partitions_expired_active_segment_goes() {
             .unwrap();
     }
     assert_eq!(log.segment_count(), 1);
-    // Below the high watermark only: a replica's records not yet committed
-    // stay whatever their age.
-    log.set_high_watermark(2).unwrap();
+    log.set_high_watermark(6).unwrap();
+    // Appended to within the retention age: kept.
     log.maintain(SystemTime::now()).unwrap();
     assert_eq!((log.segment_count(), log.log_start_offset()), (1, 0));
-    log.set_high_watermark(6).unwrap();
-    log.maintain(SystemTime::now()).unwrap();
+    // An hour and a minute from now, nothing appended since; but records
+    // above the high watermark (a replica's, not yet committed) keep it.
+    let later = SystemTime::now() + Duration::from_secs(3660);
+    log.append(&mut batch("old", 2, 100, now_ms - 2 * 3600 * 1000))
+        .unwrap();
+    log.maintain(later).unwrap();
+    assert_eq!((log.segment_count(), log.log_start_offset()), (1, 0));
+    log.set_high_watermark(8).unwrap();
+    log.maintain(later).unwrap();
     assert_eq!(log.segment_count(), 1);
-    assert_eq!(log.log_start_offset(), 6);
+    assert_eq!(log.log_start_offset(), 8);
     assert!(read_all(&log, 1 << 20).is_empty());
     assert!(!dir.path().join(format!("{:020}.log", 0)).exists());
     // A recent record keeps its segment.
     let next = log.append(&mut batch("new", 1, 100, now_ms)).unwrap();
-    assert_eq!(next.base_offset, 6);
-    log.set_high_watermark(7).unwrap();
+    assert_eq!(next.base_offset, 8);
+    log.set_high_watermark(9).unwrap();
     log.maintain(SystemTime::now()).unwrap();
-    assert_eq!(log.log_start_offset(), 6);
+    assert_eq!(log.log_start_offset(), 8);
     assert_eq!(read_all(&log, 1 << 20).len(), 1);
     // So does a reopen.
     drop(log);
     let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
-    assert_eq!((log.log_start_offset(), log.next_offset()), (6, 7));
+    assert_eq!((log.log_start_offset(), log.next_offset()), (8, 9));
+}
+
+/// The active segment is not sealed while an older segment stays
+/// (retention deletes oldest first: it would not go, and each pass would
+/// make another segment), nor when its records carry no timestamp (-1).
+#[test]
+fn an_expired_active_segment_stays_behind_a_kept_one_or_without_timestamps() {
+    let config = LogConfig {
+        retention_age: Some(Duration::from_secs(3600)),
+        ..small_config()
+    };
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), config.clone()).unwrap();
+    // Records half an hour ahead, then an old batch too large for what is
+    // left of the segment: it starts the active segment alone.
+    while log.size_in_bytes() < 10 * 1024 {
+        log.append(&mut batch("new", 2, 1000, now_ms + 1_800_000))
+            .unwrap();
+    }
+    log.append(&mut batch("old", 2, 4000, now_ms - 2 * 3600 * 1000))
+        .unwrap();
+    assert_eq!(log.segment_count(), 2);
+    let later = SystemTime::now() + Duration::from_secs(3660);
+    for _ in 0..3 {
+        log.maintain(later).unwrap();
+    }
+    assert_eq!((log.segment_count(), log.log_start_offset()), (2, 0));
+
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), config).unwrap();
+    for _ in 0..2 {
+        log.append(&mut batch("none", 1, 100, -1)).unwrap();
+    }
+    log.maintain(later).unwrap();
+    assert_eq!((log.segment_count(), log.log_start_offset()), (1, 0));
+    assert_eq!(read_all(&log, 1 << 20).len(), 2);
 }
