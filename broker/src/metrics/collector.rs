@@ -241,6 +241,11 @@ impl Collector for BrokerCollector {
     }
 }
 
+/// The `code` (number) and `error` (name) labels of a broker error code.
+fn error_labels(code: ErrorCode) -> (String, String) {
+    (u16::from(code).to_string(), format!("{code:?}"))
+}
+
 fn encode_broker(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std::fmt::Error> {
     let s = &broker.stats;
     let mut f = Family { enc };
@@ -291,14 +296,8 @@ fn encode_broker(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std
             None,
             MetricType::Counter,
         )?;
-        for (code, c) in s.produce_partition_errors.iter().enumerate() {
-            let n = load(c);
-            if n == 0 {
-                continue;
-            }
-            let code = ErrorCode::from_u16(code as u16);
-            let number = u16::from(code).to_string();
-            let error = format!("{code:?}");
+        for (code, n) in s.produce_partition_errors.counted() {
+            let (number, error) = error_labels(code);
             let labels = [("code", number.as_str()), ("error", error.as_str())];
             ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
         }
@@ -528,14 +527,8 @@ fn encode_apis(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std::
             MetricType::Counter,
         )?;
         for (a, name) in apis.iter().zip(&names) {
-            for (code, c) in a.errors.iter().enumerate() {
-                let n = load(c);
-                if n == 0 {
-                    continue;
-                }
-                let code = ErrorCode::from_u16(code as u16);
-                let number = u16::from(code).to_string();
-                let error = format!("{code:?}");
+            for (code, n) in a.errors.counted() {
+                let (number, error) = error_labels(code);
                 let labels = [
                     ("api", name.as_str()),
                     ("code", number.as_str()),

@@ -75,6 +75,15 @@ impl std::ops::Deref for ErrorCounts {
 }
 
 impl ErrorCounts {
+    /// Each error code counted at least once, with its count (the last
+    /// slot under the code of its number).
+    pub fn counted(&self) -> impl Iterator<Item = (ErrorCode, u64)> + '_ {
+        self.0.iter().enumerate().filter_map(|(i, c)| {
+            let n = c.load(Ordering::Relaxed);
+            (n > 0).then(|| (ErrorCode::from_u16(i as u16), n))
+        })
+    }
+
     /// Adds one to the counter of `code`.
     pub fn count(&self, code: ErrorCode) {
         let i = usize::from(u16::from(code)).min(ERROR_SLOTS - 1);

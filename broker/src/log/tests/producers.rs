@@ -172,20 +172,25 @@ fn the_table_survives_a_clean_restart_from_its_snapshot_without_a_scan() {
     assert_eq!(log.append(&mut idem(9, 0, 4, 1)).unwrap().base_offset, 4);
 }
 
+/// One record of 1 KiB from producer 5 (epoch 0) with sequence `seq`.
+fn kilobyte_batch(seq: i32) -> bytes::BytesMut {
+    let mut b = BatchBuilder::new().producer(5, 0, seq);
+    b.push(&NewRecord {
+        timestamp: now_ms(),
+        key: None,
+        value: Some(&[7u8; 1000]),
+        headers: &[],
+    });
+    b.finish()
+}
+
 #[test]
 fn after_a_crash_the_table_is_rebuilt_from_the_batches_after_the_last_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
     // 1 KiB records, 16 KiB segments: rolls (and snapshots) every ~15 batches.
     for seq in 0..40 {
-        let mut b = BatchBuilder::new().producer(5, 0, seq);
-        b.push(&NewRecord {
-            timestamp: now_ms(),
-            key: None,
-            value: Some(&[7u8; 1000]),
-            headers: &[],
-        });
-        log.append(&mut b.finish()).unwrap();
+        log.append(&mut kilobyte_batch(seq)).unwrap();
     }
     assert!(log.segment_count() > 2);
     // The appends that rolled wrote no file; the maintenance pass does.
@@ -198,14 +203,7 @@ fn after_a_crash_the_table_is_rebuilt_from_the_batches_after_the_last_snapshot()
     assert!(!report.clean_shutdown);
     let newest = *snaps.last().unwrap();
     assert_eq!(report.producer_batches_scanned as u64, 40 - newest);
-    let mut retry = BatchBuilder::new().producer(5, 0, 39);
-    retry.push(&NewRecord {
-        timestamp: now_ms(),
-        key: None,
-        value: Some(&[7u8; 1000]),
-        headers: &[],
-    });
-    let dup = log.append(&mut retry.finish()).unwrap();
+    let dup = log.append(&mut kilobyte_batch(39)).unwrap();
     assert!(dup.duplicate);
     assert_eq!(dup.base_offset, 39);
     assert_eq!(log.next_offset(), 40);
@@ -220,14 +218,7 @@ fn upkeep_without_retention_writes_the_rolls_table() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
     for seq in 0..40 {
-        let mut b = BatchBuilder::new().producer(5, 0, seq);
-        b.push(&NewRecord {
-            timestamp: now_ms(),
-            key: None,
-            value: Some(&[7u8; 1000]),
-            headers: &[],
-        });
-        log.append(&mut b.finish()).unwrap();
+        log.append(&mut kilobyte_batch(seq)).unwrap();
     }
     assert!(log.segment_count() > 2);
     assert!(snapshots(dir.path()).is_empty());
@@ -239,14 +230,7 @@ fn upkeep_without_retention_writes_the_rolls_table() {
     drop(log); // a crash
     let (log, report) = PartitionLog::open(dir.path(), small_config()).unwrap();
     assert_eq!(report.producer_batches_scanned as u64, 40 - newest);
-    let mut retry = BatchBuilder::new().producer(5, 0, 39);
-    retry.push(&NewRecord {
-        timestamp: now_ms(),
-        key: None,
-        value: Some(&[7u8; 1000]),
-        headers: &[],
-    });
-    assert!(log.append(&mut retry.finish()).unwrap().duplicate);
+    assert!(log.append(&mut kilobyte_batch(39)).unwrap().duplicate);
 }
 
 #[test]
