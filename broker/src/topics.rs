@@ -132,14 +132,21 @@ pub struct TopicStore {
     reserve: SpaceReserve,
 }
 
-/// The refusal of topic `name`, which collides with topic `other`.
-pub(crate) fn collision(name: &str, other: &str) -> BrokerError {
-    admin_err(
-        ErrorCode::InvalidTopicName,
-        format!(
-            "topic {name:?} collides with topic {other:?}: names that differ only in '.' and '_' are refused, as in Kafka"
-        ),
-    )
+/// `InvalidTopicName` when one of `existing` collides with a new topic
+/// `name` ([`crate::log::colliding_topic`]).
+pub(crate) fn refuse_collision<'a>(
+    name: &str,
+    existing: impl IntoIterator<Item = &'a str>,
+) -> Result<(), BrokerError> {
+    match crate::log::colliding_topic(name, existing) {
+        Some(other) => Err(admin_err(
+            ErrorCode::InvalidTopicName,
+            format!(
+                "topic {name:?} collides with topic {other:?}: names that differ only in '.' and '_' are refused, as in Kafka"
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn admin_err(code: ErrorCode, message: impl Into<String>) -> BrokerError {
@@ -531,11 +538,7 @@ impl TopicStore {
     /// ([`crate::log::colliding_topic`]). Checked for clients' creations
     /// only: a controller's topic is created as the controller decided.
     fn check_no_collision(&self, name: &str) -> Result<(), BrokerError> {
-        let topics = self.topics.read();
-        match crate::log::colliding_topic(name, topics.keys().map(String::as_str)) {
-            Some(other) => Err(collision(name, other)),
-            None => Ok(()),
-        }
+        refuse_collision(name, self.topics.read().keys().map(String::as_str))
     }
 
     /// [`TopicStore::check_new`] without refusing internal names.

@@ -189,9 +189,8 @@ impl PartitionLog {
     /// segments that are not yet durable (so recovery stays short under
     /// every policy), seals an active segment past its retention age
     /// ([`PartitionLog::roll_expired_active`]), writes the producer table
-    /// the last roll took,
-    /// applies retention, and closes the files of sealed segments nobody
-    /// read for a while.
+    /// the last roll took, applies retention, and closes the files of
+    /// sealed segments nobody read for a while.
     pub fn maintain(&self, now: SystemTime) -> Result<MaintainOutcome, LogError> {
         let mut outcome = self.maintain_except_retention(now)?;
         outcome.retained = self.retain(now)?;

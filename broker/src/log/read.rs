@@ -188,14 +188,9 @@ impl PartitionLog {
         let mut walked = None;
         loop {
             let state = self.state.lock();
-            let at = state.segment_index(plan.segment_base);
-            let same = state
-                .segments
-                .get(at)
-                .is_some_and(|s| s.base_offset() == plan.segment_base);
-            if !same || state.epoch != plan.epoch {
+            let Some(at) = planned_segment(&state, &plan) else {
                 return Ok(None);
-            }
+            };
             if let Some(s) = Self::finish_read(&state, at, &plan, max_bytes, &slice, walked)? {
                 return Ok(Some(s));
             }
@@ -221,15 +216,8 @@ impl PartitionLog {
         plan: &ReadPlan,
         reason: String,
     ) -> Result<Option<LogSlice>, LogError> {
-        {
-            let state = self.state.lock();
-            let same = state
-                .segments
-                .get(state.segment_index(plan.segment_base))
-                .is_some_and(|s| s.base_offset() == plan.segment_base);
-            if !same || state.epoch != plan.epoch {
-                return Ok(None);
-            }
+        if planned_segment(&self.state.lock(), plan).is_none() {
+            return Ok(None);
         }
         let path =
             super::format::segment_path(&self.dir, plan.segment_base, super::format::LOG_SUFFIX);
@@ -460,6 +448,18 @@ impl PartitionLog {
         }
         Ok(None)
     }
+}
+
+/// The index of `plan`'s segment in `state`, if it is still there and the
+/// log was not cut since the plan was made; else the read must be resolved
+/// again.
+fn planned_segment(state: &LogState, plan: &ReadPlan) -> Option<usize> {
+    let at = state.segment_index(plan.segment_base);
+    let same = state
+        .segments
+        .get(at)
+        .is_some_and(|s| s.base_offset() == plan.segment_base);
+    (same && state.epoch == plan.epoch).then_some(at)
 }
 
 /// The end of the batches from the boundary `plan.start` that fit in

@@ -161,12 +161,11 @@ impl PartitionLog {
     /// only segment left (so after a pass that deleted the sealed segments,
     /// the next seals the active one), nothing was appended to it for the
     /// retention age, and it holds records, all below the high watermark,
-    /// the newest older than the retention age.
-    /// Retention then deletes it as any sealed segment (a
-    /// replicated log's, once its Raft log lets it go). Kafka deletes such a
-    /// segment too, after rolling a new empty one; without this, a
-    /// partition that gets no more appends would keep its last records past
-    /// their retention for good. The roll's producer table is kept for the
+    /// the newest older than the retention age. Retention then deletes it
+    /// as any sealed segment (a replicated log's, once its Raft log lets it
+    /// go). Kafka deletes such a segment too, after rolling a new empty
+    /// one; without this, a partition that gets no more appends would keep
+    /// its last records past their retention for good. The roll's producer table is kept for the
     /// upkeep to write, as an append's roll keeps it. Skipped (returns
     /// false) while appends are in flight or the log is closing, deleted or
     /// offline: the next pass tries again.
@@ -255,20 +254,6 @@ impl PartitionLog {
     }
 }
 
-impl Retention {
-    /// Whether `segment`'s newest record is older than the retention age
-    /// at `now`.
-    fn expired(&self, segment: &Segment, now: SystemTime) -> bool {
-        match (self.age, segment.max_timestamp()) {
-            (Some(age), Some(ts)) => {
-                let newest = UNIX_EPOCH + Duration::from_millis(ts.max(0) as u64);
-                now.duration_since(newest).is_ok_and(|d| d > age)
-            }
-            _ => false,
-        }
-    }
-}
-
 /// A log's retention: by age (of a segment's newest record) and by size
 /// (of the whole log), each if set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,5 +274,17 @@ impl Retention {
             .bytes
             .is_some_and(|limit| total - oldest.size() >= limit);
         expired || oversized
+    }
+
+    /// Whether `segment`'s newest record is older than the retention age
+    /// at `now`.
+    fn expired(&self, segment: &Segment, now: SystemTime) -> bool {
+        match (self.age, segment.max_timestamp()) {
+            (Some(age), Some(ts)) => {
+                let newest = UNIX_EPOCH + Duration::from_millis(ts.max(0) as u64);
+                now.duration_since(newest).is_ok_and(|d| d > age)
+            }
+            _ => false,
+        }
     }
 }

@@ -650,23 +650,20 @@ impl Service {
         self.topics
             .check_new(&t.name, t.partitions, &t.config)
             .map_err(|e| (e.code(), e.client_message()))?;
-        // Checked against the metadata this node has applied, not by the
-        // controller's state machine (whose log, written by older
-        // versions, must replay as it was): two colliding creations sent to
-        // two nodes at once may both be made.
-        // A topic of this very name is answered as existing (elsewhere),
-        // even when one colliding with it was made by an older version.
-        let other = cluster.with_metadata(|m| {
-            if m.topics.contains_key(&t.name) {
-                return None;
-            }
-            crate::log::colliding_topic(&t.name, m.topics.keys().map(String::as_str))
-                .map(str::to_owned)
-        });
-        if let Some(other) = other {
-            let e = crate::topics::collision(&t.name, &other);
-            return Err((e.code(), e.client_message()));
-        }
+        // A name colliding with a topic's, checked against the metadata
+        // this node has applied, not by the controller's state machine
+        // (whose log, written by older versions, must replay as it was):
+        // two colliding creations sent to two nodes at once may both be
+        // made. A topic of this very name is answered as existing
+        // (elsewhere), even when one colliding with it exists too.
+        cluster
+            .with_metadata(|m| match m.topics.contains_key(&t.name) {
+                true => Ok(()),
+                false => {
+                    crate::topics::refuse_collision(&t.name, m.topics.keys().map(String::as_str))
+                }
+            })
+            .map_err(|e| (e.code(), e.client_message()))?;
         let avoid = self.leadership.unreachable();
         self.check_cluster_room(cluster, |m| {
             let rf = usize::from(factor).min(m.nodes.len());
