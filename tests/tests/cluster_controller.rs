@@ -90,6 +90,28 @@ async fn topics_created_and_deleted_through_a_follower_reach_every_node() {
     let r = &colliding.results[0];
     assert_eq!(r.error_code, ErrorCode::InvalidTopicName, "{r:?}");
     assert!(c.topic(follower, "solo_eu").is_none());
+    // Also when the two names come in one request (the second is checked
+    // before this node may have applied the first).
+    let new = |name: &str| sluice_protocol::wire::create_topics::NewTopic {
+        name: name.into(),
+        partitions: 1,
+        config: Default::default(),
+        replication_factor: None,
+    };
+    let pair = conn
+        .create_topics(vec![new("pair.eu"), new("pair_eu")])
+        .await
+        .expect("create_topics");
+    let codes: Vec<ErrorCode> = pair.results.iter().map(|r| r.error_code).collect();
+    assert_eq!(
+        codes,
+        [ErrorCode::None, ErrorCode::InvalidTopicName],
+        "{pair:?}"
+    );
+    c.wait_until(WAIT, "pair.eu everywhere", |c| {
+        (1..=3).all(|id| c.topic(id, "pair.eu").is_some())
+    });
+    assert!((1..=3).all(|id| c.topic(id, "pair_eu").is_none()));
 
     // Delete through another node: gone from every node's metadata and disk.
     let other = (1..=3).find(|&i| i != follower).expect("another node");

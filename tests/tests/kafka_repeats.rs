@@ -2,7 +2,8 @@
 //! to what they describe, not to the request: DescribeConfigs and
 //! OffsetFetch answer each resource, group and partition once, ListOffsets
 //! refuses a partition named twice (`INVALID_REQUEST`, as Kafka does),
-//! CreateTopics refuses a topic named twice (neither entry is created), and
+//! CreateTopics refuses a topic named twice (neither entry is created) and,
+//! validating only as creating, a name colliding with one before it, and
 //! more resources or groups than `max_partitions_per_request` are refused.
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
@@ -269,4 +270,73 @@ fn create_topics_refuses_a_topic_named_twice_and_creates_neither() {
     });
     assert!(names.iter().any(|n| n == "once"), "{names:?}");
     assert!(!names.iter().any(|n| n == "twice"), "{names:?}");
+}
+
+/// Two names of one request that differ only in '.' and '_': the second is
+/// refused (`INVALID_TOPIC_EXCEPTION`), and `validate_only` answers what the
+/// creation then does, creating nothing.
+#[test]
+fn create_topics_validates_colliding_names_as_it_creates_them() {
+    let (b, _config) = broker();
+    let mut s = connect(&b);
+    let topic = |name: &str| CreatableTopic {
+        name: name.into(),
+        num_partitions: 1,
+        replication_factor: -1,
+        assignments: Vec::new(),
+        configs: Vec::new(),
+    };
+    let names = |b: &TestBroker| -> Vec<String> {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let mut c = b.connect().await;
+            let mut names: Vec<String> = c
+                .metadata(None)
+                .await
+                .unwrap()
+                .topics
+                .into_iter()
+                .map(|t| t.name)
+                .filter(|n| n != "rep")
+                .collect();
+            names.sort();
+            names
+        })
+    };
+    let mut answers = Vec::new();
+    for validate_only in [true, false] {
+        let mut req = CreateTopicsRequest {
+            topics: vec![topic("eu.orders"), topic("eu_orders"), topic("eu-orders")],
+            timeout_ms: 10_000,
+            validate_only,
+        };
+        let r: CreateTopicsResponse = call(&mut s, 5, &mut req);
+        let codes: Vec<(String, i16)> = r
+            .topics
+            .iter()
+            .map(|t| (t.name.clone(), t.error_code))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                ("eu.orders".to_owned(), 0),
+                ("eu_orders".to_owned(), code::INVALID_TOPIC_EXCEPTION),
+                ("eu-orders".to_owned(), 0)
+            ],
+            "validate_only {validate_only}: {r:?}"
+        );
+        let message = r.topics[1].error_message.as_deref().unwrap_or_default();
+        assert!(
+            message.contains("collides with topic \"eu.orders\""),
+            "{message}"
+        );
+        answers.push(names(&b));
+    }
+    assert_eq!(
+        answers,
+        [
+            Vec::new(),
+            vec!["eu-orders".to_owned(), "eu.orders".to_owned()]
+        ]
+    );
 }

@@ -180,9 +180,9 @@ impl PartitionLog {
         // holding it) the active one would not go, and sealing it would
         // only make another segment each pass. Records without a timestamp
         // (-1) are not taken as expired here. And only a segment nothing
-        // was appended to for the retention age (since the broker started):
-        // records stamped long ago (a backfill) are not deleted as they
-        // arrive.
+        // was appended to for the retention age (across restarts: its
+        // file's modification time): records stamped long ago (a backfill)
+        // are not deleted as they arrive.
         let Some(age) = retention.age else {
             return Ok(false);
         };

@@ -52,8 +52,9 @@ pub(crate) struct Segment {
     /// append in this process, or after a restart the first batch's
     /// timestamp (see [`Segment::restore_first_append`]).
     first_append: Option<SystemTime>,
-    /// When the last batch was written to it, or it was opened: wall
-    /// clock, in memory only.
+    /// When the last batch was written to it: wall clock, kept in memory;
+    /// at open, the `.log` file's modification time (no later than the
+    /// open), so a restart does not start the idle time again.
     last_append: SystemTime,
     sealed: bool,
     /// The most recent batch starts of an active segment, `(base offset,
@@ -156,6 +157,12 @@ impl Segment {
         let tpath = segment_path(dir, base_offset, TIME_INDEX_SUFFIX);
         let time_index = TimeIndex::open(fs, &tpath, base_offset, max, active)
             .map_err(|e| LogError::io("open time index", &tpath, e))?;
+        let now = SystemTime::now();
+        let last_append = log
+            .os_file()
+            .metadata()
+            .and_then(|m| m.modified())
+            .map_or(now, |modified| modified.min(now));
         Ok(Segment {
             base_offset,
             log_path,
@@ -168,7 +175,7 @@ impl Segment {
             max_timestamp: None,
             bytes_since_index: 0,
             first_append: None,
-            last_append: SystemTime::now(),
+            last_append,
             sealed: !active,
             tail: VecDeque::new(),
             preallocated: 0,
@@ -591,8 +598,8 @@ impl Segment {
     pub(crate) fn first_append(&self) -> Option<SystemTime> {
         self.first_append
     }
-    /// When the last batch was written to the segment, or (none since) it
-    /// was opened.
+    /// When the last batch was written to the segment: in this process, or
+    /// before it as the `.log` file's modification time says.
     pub(crate) fn last_append(&self) -> SystemTime {
         self.last_append
     }

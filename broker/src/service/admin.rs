@@ -313,6 +313,10 @@ impl Service {
                             .map_err(|e| (e.code(), e.client_message())),
                     })
                     .and_then(|()| {
+                        // As the creation would: a name colliding with one
+                        // created before it in this request is refused.
+                        crate::topics::refuse_collision(&t.name, seen.iter().copied())
+                            .map_err(|e| (e.code(), e.client_message()))?;
                         if seen.insert(t.name.as_str()) {
                             Ok(())
                         } else {
@@ -680,11 +684,17 @@ impl Service {
         topics: Vec<NewTopic>,
     ) -> Vec<TopicOutcome> {
         let mut out = Vec::with_capacity(topics.len());
+        // The names this request created: this node may not have applied
+        // them yet, and one colliding with them is refused all the same.
+        let mut created: Vec<String> = Vec::new();
         for t in topics {
             let factor = t
                 .replication_factor
                 .unwrap_or(self.config.default_replication_factor);
-            let checked = self.check_in_cluster(cluster, &t, factor);
+            let checked = self.check_in_cluster(cluster, &t, factor).and_then(|()| {
+                crate::topics::refuse_collision(&t.name, created.iter().map(String::as_str))
+                    .map_err(|e| (e.code(), e.client_message()))
+            });
             let r = match checked {
                 Err(e) => Err(e),
                 Ok(()) => proposed(
@@ -699,6 +709,9 @@ impl Service {
                         .await,
                 ),
             };
+            if r.is_ok() {
+                created.push(t.name.clone());
+            }
             out.push(cluster_outcome(t.name, r));
         }
         out

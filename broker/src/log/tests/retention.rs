@@ -309,3 +309,44 @@ fn an_expired_active_segment_stays_behind_a_kept_one_or_without_timestamps() {
     assert_eq!((log.segment_count(), log.log_start_offset()), (1, 0));
     assert_eq!(read_all(&log, 1 << 20).len(), 2);
 }
+
+/// The idle time of the active segment goes on across a restart: it is
+/// counted from the `.log` file's modification time, not from the open.
+#[test]
+fn an_idle_segment_stays_idle_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_age: Some(Duration::from_secs(3600)),
+        ..small_config()
+    };
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (log, _) = PartitionLog::open(dir.path(), config.clone()).unwrap();
+    for i in 0..3 {
+        log.append(&mut batch("old", 2, 100, now_ms - 2 * 3600 * 1000 + i))
+            .unwrap();
+    }
+    drop(log);
+    // Reopened at once: appended to within the retention age, kept.
+    let (log, _) = PartitionLog::open(dir.path(), config.clone()).unwrap();
+    log.maintain(SystemTime::now()).unwrap();
+    assert_eq!((log.segment_count(), log.log_start_offset()), (1, 0));
+    drop(log);
+    // The last write two hours back, as after a broker down (or restarted
+    // over and over) for that long: expired at the first pass.
+    let path = dir.path().join(format!("{:020}.log", 0));
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(2 * 3600))
+        .unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), config).unwrap();
+    assert_eq!(log.next_offset(), 6);
+    log.maintain(SystemTime::now()).unwrap();
+    assert_eq!((log.segment_count(), log.log_start_offset()), (1, 6));
+    assert!(read_all(&log, 1 << 20).is_empty());
+    assert!(!path.exists());
+}
