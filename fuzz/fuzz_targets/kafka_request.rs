@@ -11,6 +11,7 @@
 use std::fmt::Debug;
 
 use libfuzzer_sys::fuzz_target;
+use sluice_protocol::kafka::acls::{CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest};
 use sluice_protocol::kafka::admin::*;
 use sluice_protocol::kafka::alter_configs::{AlterConfigsRequest, IncrementalAlterConfigsRequest};
 use sluice_protocol::kafka::api_versions::ApiVersionsRequest;
@@ -63,6 +64,9 @@ fuzz_target!(|data: &[u8]| {
                 body, version,
             )
         }
+        ApiKey::DescribeAcls => stable::<DescribeAclsRequest>(body, version),
+        ApiKey::CreateAcls => stable::<CreateAclsRequest>(body, version),
+        ApiKey::DeleteAcls => stable::<DeleteAclsRequest>(body, version),
         ApiKey::DescribeConfigs => stable::<DescribeConfigsRequest>(body, version),
         ApiKey::AlterConfigs => stable::<AlterConfigsRequest>(body, version),
         ApiKey::IncrementalAlterConfigs => {

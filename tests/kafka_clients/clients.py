@@ -849,6 +849,62 @@ def elect_leaders(bootstrap, topic, partitions, kind):
     return {f"{tp.topic}:{tp.partition}": name(e) for tp, e in r.items()}
 
 
+def acls(bootstrap, topic):
+    """ACLs through confluent-kafka's and kafka-python's admin clients:
+    each call's error (its name, or "ok"), and the topic still usable."""
+    from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation,
+                                       AclPermissionType, AdminClient, ResourcePatternType,
+                                       ResourceType)
+
+    def err_name(e):
+        if isinstance(e, type):  # kafka-python lists error classes
+            return e.__name__
+        inner = e.args[0] if getattr(e, "args", None) else None
+        if hasattr(inner, "name"):  # confluent-kafka's KafkaError
+            return inner.name()
+        return type(e).__name__
+
+    def name(call):
+        try:
+            r = call()
+            return ["ok", repr(r)]
+        except Exception as e:  # the error's name is the result
+            return err_name(e)
+
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    binding = AclBinding(ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:alice",
+                         "*", AclOperation.READ, AclPermissionType.ALLOW)
+    flt = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                           AclOperation.ANY, AclPermissionType.ANY)
+    out = {
+        "confluent_describe": name(lambda: a.describe_acls(flt).result(timeout=20)),
+        "confluent_create": name(
+            lambda: [f.result(timeout=20) for f in a.create_acls([binding]).values()]),
+        "confluent_delete": name(
+            lambda: [f.result(timeout=20) for f in a.delete_acls([flt]).values()]),
+    }
+    from kafka.admin import (ACL, ACLFilter, ACLOperation, ACLPermissionType,
+                             ACLResourcePatternType, KafkaAdminClient, ResourcePattern,
+                             ResourcePatternFilter)
+    from kafka.admin import ResourceType as KpResourceType
+    kp = KafkaAdminClient(bootstrap_servers=bootstrap)
+    pattern = ResourcePatternFilter(KpResourceType.TOPIC, topic, ACLResourcePatternType.LITERAL)
+    kp_filter = ACLFilter(principal=None, host="*", operation=ACLOperation.ANY,
+                          permission_type=ACLPermissionType.ANY, resource_pattern=pattern)
+    kp_acl = ACL(principal="User:alice", host="*", operation=ACLOperation.READ,
+                 permission_type=ACLPermissionType.ALLOW,
+                 resource_pattern=ResourcePattern(KpResourceType.TOPIC, topic))
+    out["kafka_python_describe"] = name(lambda: kp.describe_acls(kp_filter))
+    created = kp.create_acls([kp_acl])
+    out["kafka_python_create_failed"] = [err_name(e) for _, e in created["failed"]]
+    out["kafka_python_create_succeeded"] = len(created["succeeded"])
+    deleted = kp.delete_acls([kp_filter])
+    out["kafka_python_delete"] = [err_name(e) if e else "ok" for _, _, e in deleted]
+    kp.close()
+    out["topic_listed"] = topic in a.list_topics(timeout=20).topics
+    return out
+
+
 def kip848_pair(bootstrap, topic, group, n, total):
     """Two confluent-kafka consumers of Kafka's consumer group protocol
     (group.protocol=consumer, KIP-848): A alone, then A and B, then A after
@@ -1155,6 +1211,8 @@ def main(argv):
         r = create(argv[2], argv[3], int(argv[4]), int(argv[5]))
     elif s == "metadata":
         r = metadata(argv[2], argv[3])
+    elif s == "acls":
+        r = acls(argv[2], argv[3])
     elif s == "elect-leaders":
         r = elect_leaders(argv[2], argv[3], int(argv[4]), argv[5])
     elif s == "cluster-produce":

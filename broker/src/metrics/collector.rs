@@ -552,7 +552,7 @@ fn encode_apis(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std::
 fn encode_kafka_apis(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std::fmt::Error> {
     use sluice_protocol::kafka::ApiKey as KafkaApi;
     use sluice_protocol::kafka::error_code::code;
-    let apis = &broker.stats.kafka_apis;
+    let apis: &[_] = &broker.stats.kafka_apis.0;
     let names: Vec<String> = (0..apis.len())
         .map(|slot| {
             KafkaApi::ALL

@@ -30,6 +30,24 @@ pub struct ApiStats {
     pub latency: Histogram,
 }
 
+/// One [`ApiStats`] per API slot (an array longer than the standard
+/// library's `Default` covers).
+#[derive(Debug)]
+pub struct PerApi<const N: usize>(pub [ApiStats; N]);
+
+impl<const N: usize> Default for PerApi<N> {
+    fn default() -> Self {
+        PerApi(std::array::from_fn(|_| ApiStats::default()))
+    }
+}
+
+impl<const N: usize> std::ops::Deref for PerApi<N> {
+    type Target = [ApiStats; N];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
 impl Default for ApiStats {
     fn default() -> Self {
         ApiStats {
@@ -141,7 +159,7 @@ pub struct Stats {
     /// errors by Kafka error code number (35 UNSUPPORTED_VERSION: API or
     /// version not served; 42 INVALID_REQUEST: the connection was closed
     /// instead of an answer).
-    pub kafka_apis: [ApiStats; KAFKA_API_SLOTS],
+    pub kafka_apis: PerApi<KAFKA_API_SLOTS>,
     /// Partitions of produce requests (either protocol) whose records the
     /// service did not append, or appended but could not make as durable
     /// as asked, by error code number: a full disk shows here while whole

@@ -44,6 +44,7 @@ pub mod code {
     pub const OUT_OF_ORDER_SEQUENCE_NUMBER: KafkaCode = 45;
     pub const INVALID_PRODUCER_EPOCH: KafkaCode = 47;
     pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: KafkaCode = 53;
+    pub const SECURITY_DISABLED: KafkaCode = 54;
     pub const KAFKA_STORAGE_ERROR: KafkaCode = 56;
     pub const UNKNOWN_PRODUCER_ID: KafkaCode = 59;
     pub const NON_EMPTY_GROUP: KafkaCode = 68;

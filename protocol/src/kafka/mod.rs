@@ -25,6 +25,7 @@
 //! positions in the frame (produce) or file ranges sent by `sendfile`
 //! (fetch).
 
+pub mod acls;
 pub mod admin;
 pub mod alter_configs;
 pub mod api_versions;
@@ -130,6 +131,12 @@ pub enum ApiKey {
     InitProducerId = 22,
     /// OffsetForLeaderEpoch (23).
     OffsetForLeaderEpoch = 23,
+    /// DescribeAcls (29).
+    DescribeAcls = 29,
+    /// CreateAcls (30).
+    CreateAcls = 30,
+    /// DeleteAcls (31).
+    DeleteAcls = 31,
     /// DescribeConfigs (32).
     DescribeConfigs = 32,
     /// AlterConfigs (33).
@@ -154,7 +161,7 @@ pub enum ApiKey {
 
 impl ApiKey {
     /// Every API served, in key order.
-    pub const ALL: [ApiKey; 29] = [
+    pub const ALL: [ApiKey; 32] = [
         ApiKey::Produce,
         ApiKey::Fetch,
         ApiKey::ListOffsets,
@@ -174,6 +181,9 @@ impl ApiKey {
         ApiKey::DeleteRecords,
         ApiKey::InitProducerId,
         ApiKey::OffsetForLeaderEpoch,
+        ApiKey::DescribeAcls,
+        ApiKey::CreateAcls,
+        ApiKey::DeleteAcls,
         ApiKey::DescribeConfigs,
         ApiKey::AlterConfigs,
         ApiKey::DescribeLogDirs,
@@ -206,6 +216,7 @@ impl ApiKey {
             ApiKey::DeleteTopics => (1, 6),
             ApiKey::InitProducerId => (0, 4),
             ApiKey::OffsetForLeaderEpoch => (0, 4),
+            ApiKey::DescribeAcls | ApiKey::CreateAcls | ApiKey::DeleteAcls => (0, 3),
             ApiKey::DescribeConfigs => (0, 4),
             ApiKey::AlterConfigs => (0, 2),
             ApiKey::IncrementalAlterConfigs => (0, 1),
@@ -247,6 +258,7 @@ impl ApiKey {
             ApiKey::DeleteTopics => 4,
             ApiKey::InitProducerId => 2,
             ApiKey::OffsetForLeaderEpoch => 4,
+            ApiKey::DescribeAcls | ApiKey::CreateAcls | ApiKey::DeleteAcls => 2,
             ApiKey::DescribeConfigs => 4,
             ApiKey::AlterConfigs => 2,
             ApiKey::IncrementalAlterConfigs => 1,

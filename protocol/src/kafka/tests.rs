@@ -4,6 +4,7 @@
 
 use proptest::prelude::*;
 
+use super::acls::*;
 use super::admin::*;
 use super::alter_configs::*;
 use super::api_versions::*;
@@ -398,6 +399,94 @@ fn requests_round_trip_at_every_version() {
                 name: s("t"),
                 partitions: vec![(0, 0), (7, 86)],
             }],
+        };
+        assert_eq!(round_trip(&resp, v, &[]), resp);
+    }
+    for v in versions(ApiKey::DescribeAcls) {
+        // v0 carries no pattern type: literal.
+        let pattern_type = if v >= 1 { 1 } else { PATTERN_LITERAL };
+        let filter = AclFilter {
+            resource_type: 2,
+            resource_name: Some(s("t")),
+            pattern_type,
+            principal: None,
+            host: Some(s("*")),
+            operation: 1,
+            permission_type: 3,
+        };
+        let req = DescribeAclsRequest {
+            filter: filter.clone(),
+        };
+        assert_eq!(round_trip(&req, v, &[]), req);
+        let resp = DescribeAclsResponse {
+            throttle_time_ms: 0,
+            error_code: super::error_code::code::SECURITY_DISABLED,
+            error_message: Some(s("No Authorizer is configured.")),
+            resources: vec![DescribeAclsResource {
+                resource_type: 2,
+                resource_name: s("t"),
+                pattern_type: if v >= 1 { 3 } else { 0 },
+                acls: vec![AclDescription {
+                    principal: s("User:a"),
+                    host: s("*"),
+                    operation: 3,
+                    permission_type: 3,
+                }],
+            }],
+        };
+        assert_eq!(round_trip(&resp, v, &[]), resp);
+        let req = CreateAclsRequest {
+            creations: vec![AclCreation {
+                resource_type: 2,
+                resource_name: s("t"),
+                pattern_type,
+                principal: s("User:a"),
+                host: s("*"),
+                operation: 3,
+                permission_type: 3,
+            }],
+        };
+        assert_eq!(round_trip(&req, v, &[]), req);
+        let outcome = AclOutcome {
+            error_code: super::error_code::code::SECURITY_DISABLED,
+            error_message: Some(s("No Authorizer is configured.")),
+        };
+        let resp = CreateAclsResponse {
+            throttle_time_ms: 0,
+            results: vec![outcome.clone(), AclOutcome::default()],
+        };
+        assert_eq!(round_trip(&resp, v, &[]), resp);
+        let req = DeleteAclsRequest {
+            filters: vec![
+                filter.clone(),
+                AclFilter {
+                    pattern_type,
+                    ..AclFilter::default()
+                },
+            ],
+        };
+        assert_eq!(round_trip(&req, v, &[]), req);
+        let resp = DeleteAclsResponse {
+            throttle_time_ms: 0,
+            filter_results: vec![
+                DeleteAclsFilterResult {
+                    outcome: outcome.clone(),
+                    matching_acls: Vec::new(),
+                },
+                DeleteAclsFilterResult {
+                    outcome: AclOutcome::default(),
+                    matching_acls: vec![AclMatch {
+                        outcome: AclOutcome::default(),
+                        resource_type: 2,
+                        resource_name: s("t"),
+                        pattern_type: if v >= 1 { 3 } else { 0 },
+                        principal: s("User:a"),
+                        host: s("*"),
+                        operation: 3,
+                        permission_type: 3,
+                    }],
+                },
+            ],
         };
         assert_eq!(round_trip(&resp, v, &[]), resp);
     }
@@ -1016,6 +1105,9 @@ pub(crate) fn check_request(api: ApiKey, version: i16, body: &[u8]) -> bool {
         ApiKey::OffsetForLeaderEpoch => stable::<
             crate::kafka::offset_for_leader_epoch::OffsetForLeaderEpochRequest,
         >(body, version),
+        ApiKey::DescribeAcls => stable::<DescribeAclsRequest>(body, version),
+        ApiKey::CreateAcls => stable::<CreateAclsRequest>(body, version),
+        ApiKey::DeleteAcls => stable::<DeleteAclsRequest>(body, version),
         ApiKey::DescribeConfigs => stable::<DescribeConfigsRequest>(body, version),
         ApiKey::AlterConfigs => stable::<AlterConfigsRequest>(body, version),
         ApiKey::IncrementalAlterConfigs => stable::<IncrementalAlterConfigsRequest>(body, version),

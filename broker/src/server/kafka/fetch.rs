@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sluice_protocol::batch::Compression;
 use sluice_protocol::kafka::encode_cut;
 use sluice_protocol::kafka::error_code::{KafkaCode, code, to_kafka, to_kafka_partition};
 use sluice_protocol::kafka::fetch::{
@@ -32,6 +33,10 @@ const NO_RECORDS: Records = Records {
     start: usize::MAX,
     len: 0,
 };
+
+/// The first Fetch version that may be served zstd-compressed batches
+/// (KIP-110).
+const ZSTD_FROM: i16 = 10;
 
 /// Serves a Fetch.
 pub(super) async fn fetch(conn: &mut Conn, req: Req, mut r: FetchRequest) -> Result<(), ConnError> {
@@ -78,11 +83,23 @@ pub(super) async fn fetch(conn: &mut Conn, req: Req, mut r: FetchRequest) -> Res
     let mut local: Vec<Option<i16>> = Vec::new();
     let mut partitions = Vec::new();
     for (t, &unknown) in r.topics.iter().zip(&unknown_id) {
+        // A topic that compresses with zstd is not served to a version
+        // that may not read it, as Kafka answers (KIP-110).
+        let zstd_topic = |partition: u32| {
+            broker
+                .service
+                .topics
+                .partition(&t.topic, partition)
+                .is_ok_and(|p| p.log.compression() == Some(Compression::Zstd))
+        };
         for p in &t.partitions {
             match (partition_index(p.partition), u64::try_from(p.fetch_offset)) {
                 _ if unknown => local.push(Some(code::UNKNOWN_TOPIC_ID)),
                 _ if !may_name_topic(&t.topic) => {
                     local.push(Some(code::UNKNOWN_TOPIC_OR_PARTITION));
+                }
+                (Some(partition), Ok(_)) if req.version < ZSTD_FROM && zstd_topic(partition) => {
+                    local.push(Some(code::UNSUPPORTED_COMPRESSION_TYPE));
                 }
                 (Some(partition), Ok(offset)) => {
                     local.push(None);

@@ -15,6 +15,7 @@
 //! `UNSUPPORTED_VERSION` (ApiVersions: its v0 answer, KIP-511); a body that
 //! does not decode closes the connection.
 
+mod acls;
 mod admin;
 mod alter_configs;
 mod configs;
@@ -157,6 +158,19 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
             let r = decode_or_close(conn, req, body)?;
             let resp = epochs::offset_for_leader_epoch(conn, r);
             respond(conn, req, resp).await
+        }
+        ApiKey::DescribeAcls => {
+            let _: sluice_protocol::kafka::acls::DescribeAclsRequest =
+                decode_or_close(conn, req, body)?;
+            respond(conn, req, acls::describe()).await
+        }
+        ApiKey::CreateAcls => {
+            let r = decode_or_close(conn, req, body)?;
+            respond(conn, req, acls::create(&r)).await
+        }
+        ApiKey::DeleteAcls => {
+            let r = decode_or_close(conn, req, body)?;
+            respond(conn, req, acls::delete(&r)).await
         }
         ApiKey::DescribeConfigs => {
             let r = decode_or_close(conn, req, body)?;
