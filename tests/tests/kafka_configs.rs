@@ -729,6 +729,81 @@ fn a_broker_describes_its_own_settings_under_kafkas_names() {
     assert!(other.error_message.unwrap().contains("expected 0"));
 }
 
+/// A consumer group's configs (Kafka 4's group resource): the consumer
+/// protocol's session timeout and heartbeat interval the broker gives every
+/// group, for any group name, as defaults; an empty name and the resource
+/// types Sluice has none of are `INVALID_REQUEST` with a message.
+#[test]
+fn a_group_describes_the_settings_it_goes_by() {
+    use sluice_protocol::kafka::admin::RESOURCE_GROUP;
+    use sluice_protocol::kafka::error_code::code;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("broker.toml");
+    std::fs::write(
+        &config,
+        "group_consumer_session_timeout_ms = 40000\ngroup_consumer_heartbeat_interval_ms = 4000\n",
+    )
+    .unwrap();
+    let b = TestBroker::start_with_args(&["--config", config.to_str().unwrap()]);
+    let mut s = TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let resource = |kind: i8, name: &str, keys: Option<Vec<String>>| DescribeConfigsResource {
+        resource_type: kind,
+        resource_name: name.into(),
+        configuration_keys: keys,
+    };
+    let mut req = DescribeConfigsRequest {
+        resources: vec![
+            resource(RESOURCE_GROUP, "never-joined", None),
+            resource(
+                RESOURCE_GROUP,
+                "other",
+                Some(vec!["consumer.heartbeat.interval.ms".into()]),
+            ),
+            resource(RESOURCE_GROUP, "", None),
+            // A broker logger.
+            resource(8, "0", None),
+        ],
+        include_synonyms: false,
+        include_documentation: false,
+    };
+    let r: DescribeConfigsResponse = call(&mut s, 4, &mut req);
+    // (v4 tells a default by its source, 5: DEFAULT_CONFIG; 3: INT.)
+    let listed = |i: usize| -> Vec<(String, Option<String>, i8, i8)> {
+        r.results[i]
+            .configs
+            .iter()
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    c.value.clone(),
+                    c.config_source,
+                    c.config_type,
+                )
+            })
+            .collect()
+    };
+    let entry = |name: &str, value: &str| (name.to_owned(), Some(value.to_owned()), 5, 3);
+    assert_eq!(r.results[0].error_code, code::NONE);
+    assert_eq!(
+        listed(0),
+        [
+            entry("consumer.session.timeout.ms", "40000"),
+            entry("consumer.heartbeat.interval.ms", "4000")
+        ]
+    );
+    assert_eq!(listed(1), [entry("consumer.heartbeat.interval.ms", "4000")]);
+    for i in [2, 3] {
+        let res = &r.results[i];
+        assert_eq!(res.error_code, code::INVALID_REQUEST, "{res:?}");
+        assert!(
+            res.error_message.is_some() && res.configs.is_empty(),
+            "{res:?}"
+        );
+    }
+}
+
 /// A topic's `max.message.bytes`, as kafka-ui's create form sets it with
 /// confluent-kafka: a batch over it is refused with `MESSAGE_TOO_LARGE`
 /// (also through the native protocol), one under it stored; raising it

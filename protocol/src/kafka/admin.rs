@@ -233,6 +233,8 @@ impl Message for DeleteTopicsResponse {
 pub const RESOURCE_TOPIC: i8 = 2;
 /// Resource type of a broker.
 pub const RESOURCE_BROKER: i8 = 4;
+/// Resource type of a consumer group (KIP-848's group configs).
+pub const RESOURCE_GROUP: i8 = 32;
 
 /// One resource whose configs are wanted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use sluice_protocol::kafka::admin::{
     CreateTopicsRequest, CreateTopicsResponse, CreatedConfig, CreatedTopic, DeleteTopicState,
     DeleteTopicsRequest, DeleteTopicsResponse, DeletedTopic, DescribeConfigsRequest,
     DescribeConfigsResponse, DescribeConfigsResult, DescribedConfig, InitProducerIdRequest,
-    InitProducerIdResponse, RESOURCE_BROKER, RESOURCE_TOPIC,
+    InitProducerIdResponse, RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC,
 };
 use sluice_protocol::kafka::error_code::{KafkaCode, code, to_kafka, to_kafka_partition};
 use sluice_protocol::kafka::list_offsets::{
@@ -946,9 +946,36 @@ pub(super) fn describe_configs(conn: &Conn, r: DescribeConfigsRequest) -> Descri
                         ));
                     }
                 }
+                RESOURCE_GROUP if res.resource_name.is_empty() => {
+                    out.error_code = code::INVALID_REQUEST;
+                    out.error_message = Some("Group name must not be empty".to_owned());
+                }
+                RESOURCE_GROUP => {
+                    // Any group name, as Kafka answers: the settings every
+                    // group goes by, none set for it alone.
+                    let wanted = res.configuration_keys.filter(|w| !w.is_empty());
+                    out.configs = configs::group_settings(&conn.broker.config)
+                        .into_iter()
+                        .filter(|(n, _)| wanted.as_ref().is_none_or(|w| w.iter().any(|k| k == n)))
+                        .map(|(name, value)| DescribedConfig {
+                            name: name.to_owned(),
+                            value: Some(value),
+                            read_only: true,
+                            is_default: true,
+                            config_source: configs::source(true),
+                            is_sensitive: false,
+                            synonyms: Vec::new(),
+                            config_type: configs::GROUP_SETTING_TYPE,
+                            documentation: None,
+                        })
+                        .collect();
+                }
                 _ => {
                     out.error_code = code::INVALID_REQUEST;
-                    out.error_message = Some("only topic and broker resources".to_owned());
+                    out.error_message = Some(
+                        "only topic, broker and group resources (Sluice has no broker loggers or client metrics subscriptions)"
+                            .to_owned(),
+                    );
                 }
             }
             out

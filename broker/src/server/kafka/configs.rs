@@ -303,6 +303,27 @@ pub(super) struct BrokerSetting {
     pub config_source: i8,
 }
 
+/// A consumer group's configs (DescribeConfigs of a group resource, as
+/// Kafka 4 lists them for any group name): the consumer protocol's session
+/// timeout and heartbeat interval, which Sluice takes from the broker's
+/// settings for every group (none can be set per group). Kafka's share
+/// group configs are not listed: Sluice has no share groups.
+pub(super) fn group_settings(config: &crate::config::BrokerConfig) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "consumer.session.timeout.ms",
+            config.group_consumer_session_timeout_ms.to_string(),
+        ),
+        (
+            "consumer.heartbeat.interval.ms",
+            config.group_consumer_heartbeat_interval_ms.to_string(),
+        ),
+    ]
+}
+
+/// Kafka's `config_type` of a group setting: both are INT.
+pub(super) const GROUP_SETTING_TYPE: i8 = TYPE_INT;
+
 /// The settings of this broker (`node_id`) that have a Kafka name, under
 /// it, as DescribeConfigs lists them for a broker resource: its id, its
 /// topic defaults (`resolved`: [`TopicConfig::default`] resolved against
