@@ -21,6 +21,7 @@ use sluice_protocol::kafka::consumer_group::{
 use sluice_protocol::kafka::create_partitions::CreatePartitionsRequest;
 use sluice_protocol::kafka::delete_records::DeleteRecordsRequest;
 use sluice_protocol::kafka::describe_log_dirs::DescribeLogDirsRequest;
+use sluice_protocol::kafka::describe_producers::DescribeProducersRequest;
 use sluice_protocol::kafka::elect_leaders::ElectLeadersRequest;
 use sluice_protocol::kafka::fetch::FetchRequest;
 use sluice_protocol::kafka::groups::*;
@@ -84,6 +85,7 @@ fuzz_target!(|data: &[u8]| {
         ApiKey::DescribeGroups => stable::<DescribeGroupsRequest>(body, version),
         ApiKey::ListGroups => stable::<ListGroupsRequest>(body, version),
         ApiKey::DeleteGroups => stable::<DeleteGroupsRequest>(body, version),
+        ApiKey::DescribeProducers => stable::<DescribeProducersRequest>(body, version),
         ApiKey::ConsumerGroupHeartbeat => stable::<ConsumerGroupHeartbeatRequest>(body, version),
         ApiKey::ConsumerGroupDescribe => stable::<ConsumerGroupDescribeRequest>(body, version),
     }

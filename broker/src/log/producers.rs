@@ -148,6 +148,19 @@ impl PartitionLog {
         self.state.lock().producers.get(producer_id).cloned()
     }
 
+    /// Every producer id this partition holds, with its entry, by id.
+    pub fn producer_states(&self) -> Vec<(i64, ProducerEntry)> {
+        let mut all: Vec<(i64, ProducerEntry)> = self
+            .state
+            .lock()
+            .producers
+            .iter()
+            .map(|(id, e)| (*id, e.clone()))
+            .collect();
+        all.sort_unstable_by_key(|(id, _)| *id);
+        all
+    }
+
     /// Number of producer ids this partition holds.
     pub fn producer_count(&self) -> usize {
         self.state.lock().producers.len()

@@ -12,3 +12,18 @@
 pub mod ids;
 pub mod snapshot;
 pub mod state;
+
+/// What a partition holds for one producer id, as tools are told it
+/// (Kafka's DescribeProducers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    /// Producer id.
+    pub producer_id: i64,
+    /// Its newest epoch.
+    pub epoch: i16,
+    /// Sequence of its last record appended (-1: none kept).
+    pub last_sequence: i32,
+    /// When it last appended, by the broker's clock (milliseconds since the
+    /// Unix epoch; -1: none kept).
+    pub last_timestamp: i64,
+}

@@ -108,6 +108,29 @@ impl Service {
         self.topics.partition(topic, partition)
     }
 
+    /// The idempotent producers a partition this broker leads holds state
+    /// for, by id: each one's newest epoch, last sequence and when it last
+    /// appended (the broker's clock). Errors as [`Service::led_partition`].
+    /// Takes the partition's lock briefly, no I/O.
+    pub fn producers_of(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<Vec<crate::producer::ActiveProducer>, ErrorCode> {
+        let part = self.led_partition(topic, partition)?;
+        Ok(part
+            .log
+            .producer_states()
+            .into_iter()
+            .map(|(producer_id, e)| crate::producer::ActiveProducer {
+                producer_id,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: e.batches.back().map_or(-1, |b| b.timestamp),
+            })
+            .collect())
+    }
+
     /// Why a partition's request failed with `code`, for the client.
     pub(crate) fn refusal_message(&self, code: ErrorCode, topic: &str, partition: u32) -> String {
         match leadership::check_leader(self.leadership.as_ref(), topic, partition) {

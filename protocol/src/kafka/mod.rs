@@ -33,6 +33,7 @@ pub mod consumer_group;
 pub mod create_partitions;
 pub mod delete_records;
 pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod elect_leaders;
 pub mod error_code;
 pub mod fetch;
@@ -153,6 +154,8 @@ pub enum ApiKey {
     IncrementalAlterConfigs = 44,
     /// OffsetDelete (47).
     OffsetDelete = 47,
+    /// DescribeProducers (61).
+    DescribeProducers = 61,
     /// ConsumerGroupHeartbeat (68).
     ConsumerGroupHeartbeat = 68,
     /// ConsumerGroupDescribe (69).
@@ -161,7 +164,7 @@ pub enum ApiKey {
 
 impl ApiKey {
     /// Every API served, in key order.
-    pub const ALL: [ApiKey; 32] = [
+    pub const ALL: [ApiKey; 33] = [
         ApiKey::Produce,
         ApiKey::Fetch,
         ApiKey::ListOffsets,
@@ -192,6 +195,7 @@ impl ApiKey {
         ApiKey::ElectLeaders,
         ApiKey::IncrementalAlterConfigs,
         ApiKey::OffsetDelete,
+        ApiKey::DescribeProducers,
         ApiKey::ConsumerGroupHeartbeat,
         ApiKey::ConsumerGroupDescribe,
     ];
@@ -232,6 +236,7 @@ impl ApiKey {
             ApiKey::ListGroups => (0, 5),
             ApiKey::DeleteGroups => (0, 2),
             ApiKey::ElectLeaders => (0, 2),
+            ApiKey::DescribeProducers => (0, 0),
             ApiKey::ConsumerGroupHeartbeat => (0, 1),
             ApiKey::ConsumerGroupDescribe => (0, 1),
         }
@@ -275,7 +280,9 @@ impl ApiKey {
             ApiKey::ListGroups => 3,
             ApiKey::DeleteGroups => 2,
             ApiKey::ElectLeaders => 2,
-            ApiKey::ConsumerGroupHeartbeat | ApiKey::ConsumerGroupDescribe => 0,
+            ApiKey::DescribeProducers
+            | ApiKey::ConsumerGroupHeartbeat
+            | ApiKey::ConsumerGroupDescribe => 0,
         }
     }
 

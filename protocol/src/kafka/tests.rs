@@ -12,6 +12,7 @@ use super::consumer_group::*;
 use super::create_partitions::*;
 use super::delete_records::*;
 use super::describe_log_dirs::*;
+use super::describe_producers::*;
 use super::elect_leaders::*;
 use super::fetch::*;
 use super::groups::*;
@@ -487,6 +488,43 @@ fn requests_round_trip_at_every_version() {
                     }],
                 },
             ],
+        };
+        assert_eq!(round_trip(&resp, v, &[]), resp);
+    }
+    for v in versions(ApiKey::DescribeProducers) {
+        let req = DescribeProducersRequest {
+            topics: vec![DescribeProducersTopic {
+                name: s("t"),
+                partition_indexes: vec![0, 4],
+            }],
+        };
+        assert_eq!(round_trip(&req, v, &[]), req);
+        let resp = DescribeProducersResponse {
+            throttle_time_ms: 0,
+            topics: vec![DescribeProducersTopicResponse {
+                name: s("t"),
+                partitions: vec![
+                    DescribeProducersPartition {
+                        partition_index: 0,
+                        error_code: 0,
+                        error_message: None,
+                        active_producers: vec![ProducerState {
+                            producer_id: 7,
+                            producer_epoch: 1,
+                            last_sequence: 41,
+                            last_timestamp: 1_700_000_000_000,
+                            coordinator_epoch: -1,
+                            current_txn_start_offset: -1,
+                        }],
+                    },
+                    DescribeProducersPartition {
+                        partition_index: 4,
+                        error_code: super::error_code::code::UNKNOWN_TOPIC_OR_PARTITION,
+                        error_message: Some(s("no partition 4")),
+                        active_producers: Vec::new(),
+                    },
+                ],
+            }],
         };
         assert_eq!(round_trip(&resp, v, &[]), resp);
     }
@@ -1123,6 +1161,7 @@ pub(crate) fn check_request(api: ApiKey, version: i16, body: &[u8]) -> bool {
         ApiKey::DescribeGroups => stable::<DescribeGroupsRequest>(body, version),
         ApiKey::ListGroups => stable::<ListGroupsRequest>(body, version),
         ApiKey::DeleteGroups => stable::<DeleteGroupsRequest>(body, version),
+        ApiKey::DescribeProducers => stable::<DescribeProducersRequest>(body, version),
         ApiKey::ConsumerGroupHeartbeat => stable::<ConsumerGroupHeartbeatRequest>(body, version),
         ApiKey::ConsumerGroupDescribe => stable::<ConsumerGroupDescribeRequest>(body, version),
     }

@@ -23,6 +23,7 @@ mod consumer_group;
 mod create_partitions;
 mod delete_records;
 mod describe_log_dirs;
+mod describe_producers;
 mod elect_leaders;
 mod epochs;
 mod fetch;
@@ -249,6 +250,11 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
         ApiKey::DeleteGroups => {
             let r = decode_or_close(conn, req, body)?;
             let resp = groups::delete(conn, r).await;
+            respond(conn, req, resp).await
+        }
+        ApiKey::DescribeProducers => {
+            let r = decode_or_close(conn, req, body)?;
+            let resp = describe_producers::describe_producers(conn, r);
             respond(conn, req, resp).await
         }
         ApiKey::ConsumerGroupHeartbeat => {
