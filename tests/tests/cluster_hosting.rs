@@ -9,7 +9,9 @@
 //! each replica it opened was not fresh).
 //!
 //! `sluice topic describe` on one node shows every partition, the state
-//! of those it does not host asked of their leaders.
+//! of those it does not host asked of their leaders, all at once: with
+//! those leaders hung, the client library's description still ends within
+//! one request timeout.
 //!
 //! The Kafka Metadata part needs the Python of `SLUICE_KAFKA_PYTHON` (see
 //! `kafka_clients.rs`) and is skipped without it.
@@ -274,5 +276,48 @@ async fn each_node_hosts_only_its_partitions_across_a_restart() {
     assert!(
         !reopened.is_empty() && reopened.iter().all(|l| l.contains("fresh=false")),
         "a restarted node must not form its partition groups again:\n{after}"
+    );
+
+    // The leaders that hold what node 1 does not host stop answering (a
+    // hung process): describing the topic on node 1 still ends within one
+    // request timeout, the leaders asked at once, with the rows node 1
+    // has.
+    let others: BTreeSet<u64> = unhosted
+        .iter()
+        .map(|&p| leaders[p as usize])
+        .filter(|&l| l != 1)
+        .collect();
+    assert!(!others.is_empty(), "{leaders:?}");
+    for &id in &others {
+        c.node(id).pause();
+    }
+    let limit = Duration::from_secs(2);
+    let started = Instant::now();
+    let state = sluice_client::Admin::connect(&c.node(1).addr.to_string())
+        .await
+        .unwrap()
+        .with_request_timeout(limit)
+        .topic_status_from_leaders(TOPIC)
+        .await;
+    let took = started.elapsed();
+    for &id in &others {
+        c.node(id).resume();
+    }
+    let rows: BTreeSet<u32> = state
+        .unwrap()
+        .partitions
+        .iter()
+        .map(|p| p.partition)
+        .collect();
+    assert!(rows.is_superset(&hosted(1)), "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|p| !unhosted.contains(p) || leaders[*p as usize] == 1),
+        "{rows:?}"
+    );
+    assert!(
+        took < limit + Duration::from_millis(1500),
+        "{} paused leaders took {took:?}",
+        others.len()
     );
 }
