@@ -584,6 +584,9 @@ impl Consumer {
     /// carries its generation and member id; the coordinator refuses it
     /// (`UnknownMemberId`, `IllegalGeneration`, `RebalanceInProgress`,
     /// `FencedInstanceId`) if the member no longer owns its partitions.
+    /// While the group's coordinator is moving or loading the group
+    /// (`NotCoordinator`, `CoordinatorNotAvailable`) the same offsets are
+    /// committed again, until the request timeout.
     pub async fn commit(&mut self) -> Result<(), ClientError> {
         self.commit_where(|_, _| true).await
     }
@@ -613,31 +616,50 @@ impl Consumer {
         if parts.is_empty() {
             return Ok(());
         }
-        let r = match self.member.clone() {
-            None => control_call!(self, &None, |c| c.offset_commit(&group, parts.clone()))?,
-            Some(m) => {
-                let req = OffsetCommitRequestV1 {
-                    group,
-                    generation_id: m.generation_id,
-                    member_id: m.member_id,
-                    group_instance_id: m.group_instance_id,
-                    partitions: parts,
-                };
-                control_call!(self, &None, |c| c.offset_commit_as(&req))?
+        // While the group's coordinator moves (or loads the group), the
+        // same offsets are committed again, until the request timeout: a
+        // commit of the same offsets twice changes nothing.
+        let deadline = Instant::now() + self.config.request_timeout;
+        let mut attempts = 0;
+        loop {
+            let r = match self.member.clone() {
+                None => control_call!(self, &None, |c| c.offset_commit(&group, parts.clone())),
+                Some(m) => {
+                    let req = OffsetCommitRequestV1 {
+                        group: group.clone(),
+                        generation_id: m.generation_id,
+                        member_id: m.member_id,
+                        group_instance_id: m.group_instance_id,
+                        partitions: parts.clone(),
+                    };
+                    control_call!(self, &None, |c| c.offset_commit_as(&req))
+                }
+            };
+            let outcome =
+                r.and_then(
+                    |r| match r.partitions.iter().find(|p| !p.error_code.is_ok()) {
+                        Some(p) => Err(ClientError::Broker {
+                            code: p.error_code,
+                            message: format!("commit {}-{}", p.topic, p.partition),
+                        }),
+                        None => Ok(()),
+                    },
+                );
+            match outcome {
+                Err(ClientError::Broker {
+                    code: ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable,
+                    ..
+                }) if Instant::now() < deadline => {
+                    attempts += 1;
+                    tokio::time::sleep(pool::quick_backoff(attempts)).await;
+                }
+                Ok(()) => {
+                    self.last_commit = Instant::now();
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
             }
-        };
-        if let Some(p) = r
-            .partitions
-            .iter()
-            .find(|p| p.error_code != ErrorCode::None)
-        {
-            return Err(ClientError::Broker {
-                code: p.error_code,
-                message: format!("commit {}-{}", p.topic, p.partition),
-            });
         }
-        self.last_commit = Instant::now();
-        Ok(())
     }
 
     /// Sets (or clears) the group member identity commits carry.
