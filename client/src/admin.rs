@@ -120,13 +120,11 @@ impl Admin {
         }
     }
 
-    /// An admin of broker `addr` whose connect and calls end by
-    /// `deadline` (what is left of a call's request timeout).
-    async fn at(&self, addr: &str, deadline: tokio::time::Instant) -> Result<Admin, ClientError> {
-        let limit = deadline.saturating_duration_since(tokio::time::Instant::now());
+    /// An admin of broker `addr`, with this one's request timeout.
+    async fn at(&self, addr: &str) -> Result<Admin, ClientError> {
+        let limit = self.request_timeout;
         let theirs = crate::consumer::within(limit, "connecting", Admin::connect(addr)).await?;
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        Ok(theirs.with_request_timeout(left))
+        Ok(theirs.with_request_timeout(limit))
     }
 
     /// Creates a topic with the broker's default replication factor.
@@ -252,15 +250,13 @@ impl Admin {
     /// `before` (`None`: every record consumers may read); returns the
     /// partition's log start offset afterwards. Asked of the connected
     /// broker, then, if it does not lead the partition, of the leader the
-    /// cluster's metadata names: the whole call within one request timeout
-    /// (the leader is given what is left of it).
+    /// cluster's metadata names (each step within the request timeout).
     pub async fn delete_records(
         &mut self,
         topic: &str,
         partition: u32,
         before: Option<u64>,
     ) -> Result<u64, ClientError> {
-        let deadline = tokio::time::Instant::now() + self.request_timeout;
         let req = DeleteRecordsRequest {
             partitions: vec![RecordsBelow {
                 topic: topic.to_owned(),
@@ -275,7 +271,7 @@ impl Admin {
             let meta = self.metadata(Some(vec![topic.to_owned()])).await?;
             let leader = meta.leader(topic, partition).flatten();
             if let Some(addr) = leader.and_then(|l| meta.broker_address(l)) {
-                let mut theirs = self.at(addr, deadline).await?;
+                let mut theirs = self.at(addr).await?;
                 let mut r = admin_call!(theirs, "DeleteRecords", |c| c.delete_records(&req))?;
                 p = first(&mut r)?;
             }
@@ -328,14 +324,14 @@ impl Admin {
     /// that hosts it: in a cluster a node keeps the state of only the
     /// partitions it holds a replica of, so the partitions the connected
     /// broker does not host are asked of their leaders (one connection per
-    /// leader, the leaders at once, within what is left of the request
-    /// timeout). A partition whose leader is unknown or does not answer in
-    /// that time has no row. Rows are in partition order.
+    /// leader, the leaders at once: connect and answer within one request
+    /// timeout, however many leaders there are). A partition whose leader
+    /// is unknown or does not answer in that time has no row. Rows are in
+    /// partition order.
     pub async fn topic_status_from_leaders(
         &mut self,
         name: &str,
     ) -> Result<TopicState, ClientError> {
-        let deadline = tokio::time::Instant::now() + self.request_timeout;
         let meta = self.metadata(Some(vec![name.to_owned()])).await?;
         let mut state = self.topic_status(name).await?;
         let mut by_leader: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
@@ -346,13 +342,13 @@ impl Admin {
             }
         }
         // The tasks end with the set if this call is dropped.
+        let limit = self.request_timeout;
         let mut asks = tokio::task::JoinSet::new();
         for (leader, wanted) in by_leader {
             let Some(addr) = meta.broker_address(leader).map(str::to_owned) else {
                 continue;
             };
             let name = name.to_owned();
-            let limit = deadline.saturating_duration_since(tokio::time::Instant::now());
             asks.spawn(async move {
                 let asked = async {
                     let theirs = Admin::connect(&addr).await?;

@@ -24,6 +24,7 @@ pub struct ActiveProducer {
     /// Sequence of its last record appended (-1: none kept).
     pub last_sequence: i32,
     /// When it last appended, by the broker's clock (milliseconds since the
-    /// Unix epoch; -1: none kept).
+    /// Unix epoch; -1: none kept); for a producer whose table was rebuilt
+    /// from the log at a start, when the broker recovered it.
     pub last_timestamp: i64,
 }

@@ -684,7 +684,7 @@ impl Service {
         topics: Vec<NewTopic>,
     ) -> Vec<TopicOutcome> {
         let mut out = Vec::with_capacity(topics.len());
-        // The names this request created: this node may not have applied
+        // The names this request proposed: this node may not have applied
         // them yet, and one colliding with them is refused all the same.
         let mut created: Vec<String> = Vec::new();
         for t in topics {
@@ -695,6 +695,12 @@ impl Service {
                 crate::topics::refuse_collision(&t.name, created.iter().map(String::as_str))
                     .map_err(|e| (e.code(), e.client_message()))
             });
+            // A name proposed counts as created for the rest of the
+            // request even if the answer is an error: one that timed out
+            // may still be committed.
+            if checked.is_ok() {
+                created.push(t.name.clone());
+            }
             let r = match checked {
                 Err(e) => Err(e),
                 Ok(()) => proposed(
@@ -709,9 +715,6 @@ impl Service {
                         .await,
                 ),
             };
-            if r.is_ok() {
-                created.push(t.name.clone());
-            }
             out.push(cluster_outcome(t.name, r));
         }
         out

@@ -586,15 +586,19 @@ impl Consumer {
     /// `FencedInstanceId`) if the member no longer owns its partitions.
     /// While the group's coordinator is moving or loading the group
     /// (`NotCoordinator`, `CoordinatorNotAvailable`) the same offsets are
-    /// committed again, until the request timeout.
+    /// committed again, for about the request timeout.
     pub async fn commit(&mut self) -> Result<(), ClientError> {
-        self.commit_where(|_, _| true).await
+        let patience = self.config.request_timeout;
+        self.commit_where(|_, _| true, patience).await
     }
 
-    /// Commits the positions of the assigned partitions `keep` selects.
+    /// Commits the positions of the assigned partitions `keep` selects;
+    /// while the coordinator is moving or loading the group, again until
+    /// `patience` has passed (zero: once).
     pub(crate) async fn commit_where(
         &mut self,
         keep: impl Fn(&str, u32) -> bool,
+        patience: Duration,
     ) -> Result<(), ClientError> {
         let Some(group) = self.config.group.clone() else {
             return Err(ClientError::Broker {
@@ -619,7 +623,7 @@ impl Consumer {
         // While the group's coordinator moves (or loads the group), the
         // same offsets are committed again, until the request timeout: a
         // commit of the same offsets twice changes nothing.
-        let deadline = Instant::now() + self.config.request_timeout;
+        let deadline = Instant::now() + patience;
         let mut attempts = 0;
         loop {
             let r = match self.member.clone() {
@@ -647,9 +651,13 @@ impl Consumer {
                 );
             match outcome {
                 Err(ClientError::Broker {
-                    code: ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable,
+                    code: code @ (ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable),
                     ..
                 }) if Instant::now() < deadline => {
+                    if code == ErrorCode::NotCoordinator {
+                        // Found again: the next call connects anew.
+                        self.control.remove(&None);
+                    }
                     attempts += 1;
                     tokio::time::sleep(pool::quick_backoff(attempts)).await;
                 }
@@ -750,7 +758,8 @@ impl Consumer {
     async fn maybe_auto_commit(&mut self) -> Result<(), ClientError> {
         if let (Some(every), Some(_)) = (self.config.auto_commit, &self.config.group) {
             if self.last_commit.elapsed() >= every {
-                self.commit().await?;
+                // Once: a poll is not held up by a coordinator moving.
+                self.commit_where(|_, _| true, Duration::ZERO).await?;
             }
         }
         Ok(())

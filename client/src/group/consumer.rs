@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::leave_group::LeavingMember;
@@ -211,8 +211,15 @@ impl GroupConsumer {
                 continue;
             }
             if self.consumer.auto_commit_due() {
-                match self.commit().await {
+                // Once: a poll is not held up by a coordinator moving (the
+                // next poll commits again).
+                let owned = self.owned.clone();
+                match self.commit_these(&owned, Duration::ZERO).await {
                     Err(ClientError::Broker { code, .. }) if is_membership_error(code) => continue,
+                    Err(ClientError::Broker {
+                        code: ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable,
+                        ..
+                    }) => {}
                     Err(e) if is_connection_error(&e) => {}
                     Err(e) => return Err(e),
                     Ok(()) => {}
@@ -263,10 +270,17 @@ impl GroupConsumer {
     /// are dropped.
     pub async fn commit(&mut self) -> Result<(), ClientError> {
         let owned = self.owned.clone();
-        self.commit_these(&owned).await
+        let patience = self.consumer.config().request_timeout;
+        self.commit_these(&owned, patience).await
     }
 
-    async fn commit_these(&mut self, which: &BTreeSet<TopicPartition>) -> Result<(), ClientError> {
+    /// Commits the positions of `which`; while the coordinator is moving
+    /// or loading the group, again until `patience` has passed.
+    async fn commit_these(
+        &mut self,
+        which: &BTreeSet<TopicPartition>,
+        patience: Duration,
+    ) -> Result<(), ClientError> {
         if self.fenced {
             return Err(fenced());
         }
@@ -275,7 +289,10 @@ impl GroupConsumer {
         }
         let r = self
             .consumer
-            .commit_where(|t, p| which.contains(&TopicPartition::new(t, p as i32)))
+            .commit_where(
+                |t, p| which.contains(&TopicPartition::new(t, p as i32)),
+                patience,
+            )
             .await;
         if let Err(ClientError::Broker { code, .. }) = &r {
             match *code {
@@ -308,7 +325,8 @@ impl GroupConsumer {
             self.listener
                 .on_partitions_revoked(&self.positions_of(&owned));
             if self.config.commit_on_revoke {
-                result = self.commit_these(&owned).await;
+                let patience = self.consumer.config().request_timeout;
+                result = self.commit_these(&owned, patience).await;
             }
         }
         self.hb.set_target(None);

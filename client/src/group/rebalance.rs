@@ -277,7 +277,8 @@ impl GroupConsumer {
         if self.config.commit_on_revoke {
             // A refused commit changes the member's standing; that is
             // handled by rejoining, and the partitions go either way.
-            let _ = self.commit_these(set).await;
+            let patience = self.consumer.config().request_timeout;
+            let _ = self.commit_these(set, patience).await;
         }
         self.consumer
             .remove_partitions(|t, p| set.contains(&TopicPartition::new(t, p as i32)));
