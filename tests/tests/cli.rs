@@ -1024,3 +1024,72 @@ fn admin_commands_give_up_on_a_silent_broker() {
     broker.resume();
     assert!(ok(&addr, &["topic", "list"], b"").contains("quiet"));
 }
+
+/// A broker that stops answering without closing its connections (a
+/// paused process): `consume --timeout-ms` still ends on time, and a
+/// consume without one gives up 60 s after the broker's last answer with
+/// one clear error, instead of waiting for good.
+#[test]
+fn a_consumer_gives_up_on_a_silent_broker() {
+    use std::time::Instant;
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    ok(
+        &addr,
+        &["topic", "create", "quiet", "--partitions", "2"],
+        b"",
+    );
+    ok(&addr, &["produce", "quiet"], b"a\nb\n");
+    let spawn = |extra: &[&str]| {
+        Command::new(sluice_binary())
+            .args(["--broker", &addr, "consume", "quiet", "--from-beginning"])
+            .args(extra)
+            .env_remove("SLUICE_BROKER")
+            .env("RUST_BACKTRACE", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut timed = spawn(&["--timeout-ms", "3000"]);
+    let mut silent = spawn(&[]);
+    // Both have read the two records (and heard the broker) before it
+    // stops.
+    std::thread::sleep(Duration::from_secs(2));
+    broker.pause();
+    let paused = Instant::now();
+    let wait = |child: &mut std::process::Child, limit: Duration| loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break (status, paused.elapsed());
+        }
+        if paused.elapsed() > limit {
+            let _ = child.kill();
+            broker.resume();
+            panic!("sluice consume still running {limit:?} after the broker stopped answering");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (status, took) = wait(&mut timed, Duration::from_secs(20));
+    let out = timed.wait_with_output().unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    assert!(
+        took < Duration::from_secs(8),
+        "--timeout-ms 3000 took {took:?}"
+    );
+
+    let (status, took) = wait(&mut silent, Duration::from_secs(120));
+    broker.resume();
+    let out = silent.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: fetching from \"quiet\": no answer from the broker"),
+        "{stderr}"
+    );
+    assert!(
+        (Duration::from_secs(55)..Duration::from_secs(90)).contains(&took),
+        "gave up after {took:?}"
+    );
+}

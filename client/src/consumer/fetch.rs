@@ -67,6 +67,15 @@ pub(super) struct Sessions {
     /// Whether the answers taken last left some partition behind its high
     /// watermark (more records are there to fetch at once).
     behind: bool,
+    /// When a fetch answer last came from any broker (`None`: none yet).
+    last_answer: Option<Instant>,
+}
+
+impl Sessions {
+    /// When a fetch answer last came from any broker, if one has.
+    pub(super) fn last_answer(&self) -> Option<Instant> {
+        self.last_answer
+    }
 }
 
 #[derive(Debug)]
@@ -255,6 +264,8 @@ impl Consumer {
             return Ok(Some(std::mem::take(&mut self.unreturned)));
         }
         if self.assigned.is_empty() {
+            // Nothing to wait for: no broker is silent.
+            self.fetch.last_answer = Some(Instant::now());
             return Ok(Some(Vec::new()));
         }
         // A call dropped while writing a request left a partial frame.
@@ -518,6 +529,9 @@ impl Consumer {
                 stream,
                 received,
             } = answered;
+            if !matches!(received, Err(ref e) if is_connection_error(e)) {
+                self.fetch.last_answer = Some(Instant::now());
+            }
             let (resp, last, tail) = match received {
                 Ok(r) => r,
                 Err(ClientError::Broker { code, message }) => {

@@ -291,6 +291,8 @@ pub struct Consumer {
     /// returned: a partition's first record here, not its fetch position.
     unreturned: Vec<ConsumerRecord>,
     last_commit: Instant,
+    /// When the consumer was made.
+    created: Instant,
     /// Set while the consumer is a member of its group: commits carry it.
     member: Option<MemberIdentity>,
 }
@@ -341,6 +343,7 @@ impl Consumer {
             assigned: Vec::new(),
             unreturned: Vec::new(),
             last_commit: Instant::now(),
+            created: Instant::now(),
             member: None,
         })
     }
@@ -763,6 +766,17 @@ impl Consumer {
             }
         }
         Ok(())
+    }
+
+    /// When a fetch answer (with records or without: a long poll that
+    /// ended empty, a stream's heartbeat frame) last came from any broker,
+    /// or when the consumer was made if none has; a poll with no partition
+    /// assigned counts as an answer (nothing is waited for). A consumer whose brokers
+    /// stopped answering without closing their connections (a paused
+    /// process) polls no records and retries quietly, as Kafka's consumer
+    /// does; this tells an application how long that has lasted.
+    pub fn last_fetch_answer(&self) -> Instant {
+        self.fetch.last_answer().unwrap_or(self.created)
     }
 
     /// The group's committed offset of a partition.

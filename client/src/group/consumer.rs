@@ -165,6 +165,12 @@ impl GroupConsumer {
         &self.member_id
     }
 
+    /// When a fetch answer last came from any broker (see
+    /// [`Consumer::last_fetch_answer`]).
+    pub fn last_fetch_answer(&self) -> Instant {
+        self.consumer.last_fetch_answer()
+    }
+
     /// The generation the member belongs to (-1 when not a member).
     pub fn generation_id(&self) -> i32 {
         self.generation_id

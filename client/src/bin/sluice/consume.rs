@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use sluice_client::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo};
 
+use crate::consume_group::RETRY_FOR;
 use crate::format::Format;
 use crate::{Outcome, cannot_connect, connect_admin, describe, is_broken_pipe, topic_error};
 
@@ -221,19 +222,31 @@ impl Session {
         let mut last_record = Instant::now();
         let mut failing_since: Option<Instant> = None;
         while Some(self.printed) != args.count && !stop.load(Ordering::Acquire) {
-            let records = match self.consumer.poll().await {
+            // A poll waits no longer than what is left of the idle timeout,
+            // nor past RETRY_FOR of silence from the brokers (a paused
+            // broker answers nothing yet closes nothing). Cut short, it
+            // loses nothing: records it took come with the next poll.
+            let silent = self.consumer.last_fetch_answer().elapsed();
+            let mut limit = RETRY_FOR.saturating_sub(silent);
+            if let Some(t) = timeout {
+                limit = limit.min(t.saturating_sub(last_record.elapsed()));
+            }
+            let polled = tokio::time::timeout(limit, self.consumer.poll())
+                .await
+                .unwrap_or(Ok(Vec::new()));
+            let records = match polled {
                 Ok(r) => {
                     failing_since = None;
                     r
                 }
                 // The broker restarting, say: keep trying for a while (the
-                // consumer resumes at its positions).
+                // consumer resumes at its positions), counted from the
+                // last answer.
                 Err(e)
                     if e.is_retriable()
-                        && failing_since
-                            .is_none_or(|t| t.elapsed() < crate::consume_group::RETRY_FOR) =>
+                        && failing_since.is_none_or(|t| t.elapsed() < RETRY_FOR) =>
                 {
-                    failing_since.get_or_insert_with(Instant::now);
+                    failing_since.get_or_insert(self.consumer.last_fetch_answer());
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
@@ -244,6 +257,14 @@ impl Session {
             if records.is_empty() {
                 if timeout.is_some_and(|t| last_record.elapsed() >= t) {
                     break;
+                }
+                let silent = self.consumer.last_fetch_answer().elapsed();
+                if silent >= RETRY_FOR {
+                    anyhow::bail!(
+                        "fetching from {:?}: no answer from the broker for {} s",
+                        args.topic,
+                        silent.as_secs()
+                    );
                 }
                 if output_gone() {
                     return Ok(Ending::OutputClosed);

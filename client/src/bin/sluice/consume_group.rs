@@ -178,12 +178,13 @@ impl GroupSession {
                     failing_since = None;
                     r
                 }
-                // The broker restarting, say: keep trying for a while.
+                // The broker restarting, say: keep trying for a while,
+                // counted from the last fetch answer.
                 Err(e)
                     if e.is_retriable()
                         && failing_since.is_none_or(|t| t.elapsed() < RETRY_FOR) =>
                 {
-                    failing_since.get_or_insert_with(Instant::now);
+                    failing_since.get_or_insert(self.consumer.last_fetch_answer());
                     if self.verbose {
                         eprintln!("group: {}; retrying", describe(&e));
                     }
@@ -203,6 +204,15 @@ impl GroupSession {
             if records.is_empty() {
                 if timeout.is_some_and(|t| last_record.elapsed() >= t) {
                     break;
+                }
+                // A paused broker answers nothing yet closes nothing.
+                let silent = self.consumer.last_fetch_answer().elapsed();
+                if silent >= RETRY_FOR {
+                    anyhow::bail!(
+                        "consuming {:?} in a group: no answer from the broker for {} s",
+                        args.topic,
+                        silent.as_secs()
+                    );
                 }
                 if crate::consume::output_gone() {
                     return Ok(Ending::OutputClosed);
