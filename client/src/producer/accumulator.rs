@@ -43,14 +43,33 @@ pub(crate) struct ReadyBatch {
 }
 
 /// Batches of the producer, guarded by its mutex.
-#[derive(Default)]
 pub(crate) struct Accumulator {
     /// Open batches by topic, then partition: looked up by `&str`, so
     /// appending a record allocates nothing for the key.
     open: HashMap<String, HashMap<u32, OpenBatch>>,
     ready: VecDeque<ReadyBatch>,
     sticky: HashMap<String, u32>,
+    /// Counts up from a random start: a topic's first sticky partition is
+    /// random, so short runs of many producers (each a process of the CLI,
+    /// say) do not all fill the same partition.
     next_sticky: u32,
+}
+
+impl Default for Accumulator {
+    fn default() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        // The standard library's randomly keyed hasher: a random start
+        // without another dependency.
+        let start = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish() as u32;
+        Accumulator {
+            open: HashMap::new(),
+            ready: VecDeque::new(),
+            sticky: HashMap::new(),
+            next_sticky: start,
+        }
+    }
 }
 
 impl Accumulator {
@@ -316,6 +335,24 @@ mod tests {
             created: Instant::now(),
             stamp: None,
         }
+    }
+
+    /// Producers start their sticky partitions at random places: twenty
+    /// of them over 64 partitions do not all start on one (by chance, one
+    /// time in 64^19), and each moves on to the next partition.
+    #[test]
+    fn the_first_sticky_partition_is_random() {
+        let firsts: std::collections::HashSet<u32> = (0..20)
+            .map(|_| {
+                let mut a = Accumulator::default();
+                let first = a.sticky_partition("t", 64);
+                assert_eq!(a.sticky_partition("t", 64), first);
+                a.sticky.remove("t");
+                assert_eq!(a.sticky_partition("t", 64), (first + 1) % 64);
+                first
+            })
+            .collect();
+        assert!(firsts.len() > 1, "{firsts:?}");
     }
 
     fn keys(batches: &[ReadyBatch]) -> Vec<(&str, u32)> {
