@@ -562,10 +562,10 @@ impl TopicStore {
     /// Refuses (`InvalidConfig`) settings that are not valid, or below the
     /// resource floors, as this broker's defaults resolve them.
     fn check_config(&self, config: &TopicConfig) -> Result<(), BrokerError> {
-        self.defaults
-            .log_config(config)
-            .validate()
-            .and_then(|()| check_topic_limits(&self.defaults.resolve(config)))
+        // The floors first: their messages give the smallest value a
+        // topic may have.
+        check_topic_limits(&self.defaults.resolve(config))
+            .and_then(|()| self.defaults.log_config(config).validate())
             .map_err(|e| admin_err(ErrorCode::InvalidConfig, e))
     }
 

@@ -596,6 +596,15 @@ fn bad_input_fails_with_one_clear_line() {
         b"x\n",
         "no partition 1",
     );
+    // The smallest segment a topic may have, whatever is asked.
+    for bytes in ["0", "1"] {
+        fails(
+            &addr,
+            &["topic", "create", "tiny", "--segment-bytes", bytes],
+            b"",
+            &format!("must be at least 65536, got {bytes}"),
+        );
+    }
     let down = format!("127.0.0.1:{}", free_port());
     fails(
         &down,
@@ -796,7 +805,7 @@ fn compressed_topics_produce_and_consume_like_any_other() {
             "12",
         ],
         b"x\n",
-        "--compression-level 12",
+        "--compression-level 12: gzip has no compression level 12: 0 to 9",
     );
     let consumed = ok(
         &addr,

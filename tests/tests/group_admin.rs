@@ -135,5 +135,12 @@ fn offsets_are_reset_only_without_members_and_groups_deleted() {
             .lines()
             .any(|l| l.starts_with("g "))
     );
-    assert!(committed(&describe(&addr, "g")).is_empty());
+    // Gone, commits and all: described as unknown, as deleting it again
+    // says.
+    for command in ["describe", "delete"] {
+        let out = sluice(&addr, &["group", command, "g"], b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command}: {err}");
+        assert!(err.contains("unknown group \"g\""), "{command}: {err}");
+    }
 }

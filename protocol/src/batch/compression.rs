@@ -356,7 +356,13 @@ pub fn compress(codec: Codec, src: &[u8], out: &mut Vec<u8>) -> Result<(), Batch
             let level = match codec.level {
                 None => flate2::Compression::default(),
                 Some(l @ 0..=9) => flate2::Compression::new(l.unsigned_abs()),
-                Some(l) => return Err(bad(format!("gzip level {l} is not in 0..=9"))),
+                Some(l) => {
+                    return Err(BatchError::BadCompressionLevel {
+                        codec: Compression::Gzip,
+                        level: l,
+                        range: "0 to 9".into(),
+                    });
+                }
             };
             let mut enc = flate2::write::GzEncoder::new(out, level);
             enc.write_all(src).map_err(|e| bad(e.to_string()))?;
@@ -392,8 +398,13 @@ pub fn compress(codec: Codec, src: &[u8], out: &mut Vec<u8>) -> Result<(), Batch
         }
         Compression::Zstd => {
             let level = codec.level.unwrap_or(zstd::DEFAULT_COMPRESSION_LEVEL);
-            if !zstd::compression_level_range().contains(&level) {
-                return Err(bad(format!("zstd level {level} is out of range")));
+            let range = zstd::compression_level_range();
+            if !range.contains(&level) {
+                return Err(BatchError::BadCompressionLevel {
+                    codec: Compression::Zstd,
+                    level,
+                    range: format!("{} to {}", range.start(), range.end()),
+                });
             }
             let mut enc =
                 zstd::stream::write::Encoder::new(out, level).map_err(|e| bad(e.to_string()))?;

@@ -93,6 +93,17 @@ pub enum BatchError {
         /// Length of the buffer.
         buf_len: usize,
     },
+    /// A compression level the codec does not have (gzip 0–9, zstd its
+    /// library's range, negative levels included).
+    #[error("{codec} has no compression level {level}: {range}")]
+    BadCompressionLevel {
+        /// The codec.
+        codec: Compression,
+        /// The level asked for.
+        level: i32,
+        /// The levels it has.
+        range: String,
+    },
     /// The compressed records section of a batch is not a valid stream of its codec:
     /// truncated, corrupt, or followed by bytes that are not part of the stream.
     #[error("record batch compressed with {codec} does not decompress: {reason}")]

@@ -191,6 +191,11 @@ pub(crate) async fn run(broker: &str, cmd: GroupCommand) -> anyhow::Result<Outco
         GroupCommand::Describe { group, output } => {
             let d = describe_group(&mut conn, &group).await?;
             let lines = partition_lines(&mut conn, &d).await?;
+            // No members, no commits: no such group (as `group delete`
+            // says), not a description of an empty one.
+            if d.state == "Dead" && d.members.is_empty() && lines.is_empty() {
+                anyhow::bail!("unknown group {group:?}");
+            }
             match output {
                 Output::Text => print_description(&mut out, &d, &lines)?,
                 Output::Json => writeln!(out, "{}", description_json(&d, &lines))?,
