@@ -203,6 +203,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 struct Outgoing {
     head: Bytes,
     files: Vec<raw::RawRange>,
+    /// The call it asks (`None`: the hello): a call whose caller stopped
+    /// waiting (timed out) before the frame was written is not written.
+    request_id: Option<u64>,
 }
 
 /// One open connection to a peer.
@@ -571,6 +574,7 @@ impl Transport {
         let frame = Outgoing {
             head: out.freeze(),
             files,
+            request_id: Some(request_id),
         };
         if conn.tx.send(frame).is_err() {
             conn.close();
@@ -706,6 +710,7 @@ fn spawn_client(stream: TcpStream, hello: Bytes, stats: Arc<Stats>) -> Arc<Conn>
     let _ = tx.send(Outgoing {
         head: hello,
         files: Vec::new(),
+        request_id: None,
     });
     let conn = Arc::new(Conn {
         tx,
@@ -723,7 +728,22 @@ fn spawn_client(stream: TcpStream, hello: Bytes, stats: Arc<Stats>) -> Arc<Conn>
             // Every frame already queued goes out together, the small ones
             // in one send ([`coalesce`]); file ranges keep their place.
             let mut plain = Vec::new();
-            for frame in coalesce::drain(first, &mut rx) {
+            let frames = coalesce::drain(first, &mut rx);
+            // Calls whose callers gave up while their frames waited (behind
+            // a peer that reads slowly, a full socket) are not sent: a
+            // stalled follower would spend itself on requests nobody waits
+            // for, and their retries would pile up here meanwhile.
+            let frames: Vec<Outgoing> = match writer.upgrade() {
+                Some(c) => {
+                    let pending = c.pending.lock();
+                    frames
+                        .into_iter()
+                        .filter(|f| f.request_id.is_none_or(|id| pending.contains_key(&id)))
+                        .collect()
+                }
+                None => frames,
+            };
+            for frame in frames {
                 if frame.files.is_empty() {
                     plain.push(frame.head);
                     continue;

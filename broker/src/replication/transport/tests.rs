@@ -517,3 +517,68 @@ async fn silent_connections_do_not_keep_a_peer_out() {
     assert_eq!(r.unwrap(), Bytes::from(vec![7, 0]));
     drop(silent);
 }
+
+/// A peer that stops reading (a stalled process, its socket full): calls
+/// to it time out, and their frames still queued behind the full socket
+/// are never sent, so when it reads again it gets only the few that were
+/// already on their way, not every request nobody waits for any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_of_calls_given_up_are_not_sent() {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = Transport::new("test", 1, HashMap::from([(2, addr)]));
+    const CALLS: usize = 48;
+    const BODY: usize = 1 << 20;
+    let calls = (0..CALLS).map(|_| {
+        let client = Arc::clone(&client);
+        async move {
+            client
+                .call(
+                    2,
+                    GroupId::Controller,
+                    Rpc::AppendEntries,
+                    vec![7; BODY],
+                    Duration::from_millis(300),
+                )
+                .await
+        }
+    });
+    // The peer accepts but reads nothing until every call has timed out.
+    let accepted = tokio::spawn(async move {
+        let stream = listener.accept().await.unwrap().0;
+        (stream, listener)
+    });
+    // One call first opens the connection the others then share.
+    let first = client
+        .call(
+            2,
+            GroupId::Controller,
+            Rpc::Vote,
+            vec![0],
+            Duration::from_millis(100),
+        )
+        .await;
+    assert!(matches!(first, Err(CallError::Timeout(2, _))), "{first:?}");
+    for r in futures::future::join_all(calls).await {
+        assert!(matches!(r, Err(CallError::Timeout(2, _))), "{r:?}");
+    }
+    let (mut peer, _listener) = accepted.await.unwrap();
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    while let Ok(Ok(n)) =
+        tokio::time::timeout(Duration::from_millis(500), peer.read(&mut buf)).await
+    {
+        if n == 0 {
+            break;
+        }
+        received += n;
+    }
+    // What the sockets held when the calls gave up, at most: far less
+    // than the 48 MiB asked.
+    assert!(
+        received < CALLS * BODY / 3,
+        "{received} bytes of {} sent to a peer after its callers gave up",
+        CALLS * BODY
+    );
+}
