@@ -121,7 +121,7 @@ impl Message for DescribeAclsResponse {
     }
 }
 
-/// One ACL to create.
+/// One ACL: to create (CreateAcls), or one a DeleteAcls filter matched.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AclCreation {
     /// Resource type.
@@ -140,6 +140,20 @@ pub struct AclCreation {
     pub permission_type: i8,
 }
 
+fn acl_io<S: Io>(s: &mut S, a: &mut AclCreation, v: i16) -> Result<(), KafkaError> {
+    s.i8(&mut a.resource_type)?;
+    s.string(&mut a.resource_name)?;
+    if v >= 1 {
+        s.i8(&mut a.pattern_type)?;
+    } else {
+        a.pattern_type = PATTERN_LITERAL;
+    }
+    s.string(&mut a.principal)?;
+    s.string(&mut a.host)?;
+    s.i8(&mut a.operation)?;
+    s.i8(&mut a.permission_type)
+}
+
 /// CreateAcls request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CreateAclsRequest {
@@ -151,17 +165,7 @@ impl Message for CreateAclsRequest {
     const API: ApiKey = ApiKey::CreateAcls;
     fn io<S: Io>(&mut self, s: &mut S, v: i16) -> Result<(), KafkaError> {
         s.array(&mut self.creations, |s, c| {
-            s.i8(&mut c.resource_type)?;
-            s.string(&mut c.resource_name)?;
-            if v >= 1 {
-                s.i8(&mut c.pattern_type)?;
-            } else {
-                c.pattern_type = PATTERN_LITERAL;
-            }
-            s.string(&mut c.principal)?;
-            s.string(&mut c.host)?;
-            s.i8(&mut c.operation)?;
-            s.i8(&mut c.permission_type)?;
+            acl_io(s, c, v)?;
             s.tags()
         })?;
         s.tags()
@@ -223,20 +227,8 @@ impl Message for DeleteAclsRequest {
 pub struct AclMatch {
     /// This ACL's error code and message.
     pub outcome: AclOutcome,
-    /// Resource type.
-    pub resource_type: i8,
-    /// Resource name.
-    pub resource_name: String,
-    /// Pattern type (v1+).
-    pub pattern_type: i8,
-    /// Principal.
-    pub principal: String,
-    /// Host.
-    pub host: String,
-    /// Operation.
-    pub operation: i8,
-    /// Permission type.
-    pub permission_type: i8,
+    /// The ACL.
+    pub acl: AclCreation,
 }
 
 /// One filter's outcome.
@@ -267,15 +259,7 @@ impl Message for DeleteAclsResponse {
             s.array(&mut r.matching_acls, |s, m| {
                 s.i16(&mut m.outcome.error_code)?;
                 s.nullable_string(&mut m.outcome.error_message)?;
-                s.i8(&mut m.resource_type)?;
-                s.string(&mut m.resource_name)?;
-                if v >= 1 {
-                    s.i8(&mut m.pattern_type)?;
-                }
-                s.string(&mut m.principal)?;
-                s.string(&mut m.host)?;
-                s.i8(&mut m.operation)?;
-                s.i8(&mut m.permission_type)?;
+                acl_io(s, &mut m.acl, v)?;
                 s.tags()
             })?;
             s.tags()
