@@ -191,10 +191,11 @@ pub(crate) async fn run(broker: &str, cmd: GroupCommand) -> anyhow::Result<Outco
         GroupCommand::Describe { group, output } => {
             let d = describe_group(&mut conn, &group).await?;
             let lines = partition_lines(&mut conn, &d).await?;
-            // No members, no commits: no such group (as `group delete`
-            // says), not a description of an empty one.
+            // No members, no commits: described (a group about to form is
+            // so too, and scripts wait for it), with a note on standard
+            // error, so a mistyped name does not pass for an empty group.
             if d.state == "Dead" && d.members.is_empty() && lines.is_empty() {
-                anyhow::bail!("unknown group {group:?}");
+                eprintln!("note: group {group:?} has no members and no committed offsets");
             }
             match output {
                 Output::Text => print_description(&mut out, &d, &lines)?,
