@@ -45,7 +45,7 @@ pub use config::{DEFAULT_MAX_DECOMPRESSED_BATCH_BYTES, FlushPolicy, LogConfig};
 pub use error::LogError;
 pub use flush::{FlushWaiters, MaintainOutcome};
 pub use io::{FileSystem, LogFile, OpenMode, StdFs};
-pub use names::{NameError, TopicPartition, colliding_topic, validate_topic_name};
+pub use names::{CollisionIndex, NameError, TopicPartition, colliding_topic, validate_topic_name};
 pub use offset_index::{IndexEntry, OFFSET_ENTRY_LEN};
 pub use partition::PartitionLog;
 pub use read::LogSlice;

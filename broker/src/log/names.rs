@@ -97,6 +97,37 @@ pub fn colliding_topic<'a>(
     existing.into_iter().find(|e| *e != name && same(name, e))
 }
 
+/// Names gathered one by one (a request's topics), each found again by
+/// its collision key (every '.' read as '_'), so a new name is checked
+/// against all of them with one lookup, not a comparison each.
+#[derive(Debug, Default)]
+pub struct CollisionIndex {
+    by_key: std::collections::HashMap<String, String>,
+}
+
+impl CollisionIndex {
+    /// The name held that collides with `name` ([`colliding_topic`]): a
+    /// different name with the same key.
+    pub fn colliding(&self, name: &str) -> Option<&str> {
+        self.by_key
+            .get(&name.replace('.', "_"))
+            .map(String::as_str)
+            .filter(|held| *held != name)
+    }
+
+    /// Holds `name`; false (nothing changed) if its key is held already,
+    /// by this very name or one colliding with it.
+    pub fn insert(&mut self, name: &str) -> bool {
+        match self.by_key.entry(name.replace('.', "_")) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(name.to_owned());
+                true
+            }
+        }
+    }
+}
+
 /// A topic and partition number, naming one partition log.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicPartition {
@@ -217,6 +248,21 @@ mod tests {
             assert_eq!(colliding_topic(free, existing), None, "{free}");
         }
         assert_eq!(colliding_topic("a_b", ["a-b"]), None);
+        // The index answers as the scan does.
+        let mut index = CollisionIndex::default();
+        for name in existing {
+            assert!(index.insert(name), "{name}");
+        }
+        for name in [
+            "a_b", "x.y_z", "x.y.z", "a.b", "a-c", "a__b", "a.b.", "plain", "a", "ab",
+        ] {
+            assert_eq!(
+                index.colliding(name),
+                colliding_topic(name, existing),
+                "{name}"
+            );
+        }
+        assert!(!index.insert("a.b") && !index.insert("a_b"));
     }
 
     #[test]

@@ -285,7 +285,7 @@ impl Service {
     /// place the replicas). Each topic's limit is checked as if it were
     /// the only one created.
     pub fn check_new_topics(&self, topics: &[NewTopic]) -> Vec<TopicOutcome> {
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = crate::log::CollisionIndex::default();
         topics
             .iter()
             .map(|t| {
@@ -315,9 +315,9 @@ impl Service {
                     .and_then(|()| {
                         // As the creation would: a name colliding with one
                         // created before it in this request is refused.
-                        crate::topics::refuse_collision(&t.name, seen.iter().copied())
+                        crate::topics::refuse_collision(&t.name, seen.colliding(&t.name))
                             .map_err(|e| (e.code(), e.client_message()))?;
-                        if seen.insert(t.name.as_str()) {
+                        if seen.insert(&t.name) {
                             Ok(())
                         } else {
                             Err(exists())
@@ -686,20 +686,20 @@ impl Service {
         let mut out = Vec::with_capacity(topics.len());
         // The names this request proposed: this node may not have applied
         // them yet, and one colliding with them is refused all the same.
-        let mut created: Vec<String> = Vec::new();
+        let mut created = crate::log::CollisionIndex::default();
         for t in topics {
             let factor = t
                 .replication_factor
                 .unwrap_or(self.config.default_replication_factor);
             let checked = self.check_in_cluster(cluster, &t, factor).and_then(|()| {
-                crate::topics::refuse_collision(&t.name, created.iter().map(String::as_str))
+                crate::topics::refuse_collision(&t.name, created.colliding(&t.name))
                     .map_err(|e| (e.code(), e.client_message()))
             });
             // A name proposed counts as created for the rest of the
             // request even if the answer is an error: one that timed out
             // may still be committed.
             if checked.is_ok() {
-                created.push(t.name.clone());
+                created.insert(&t.name);
             }
             let r = match checked {
                 Err(e) => Err(e),

@@ -170,16 +170,20 @@ fn read_bounded(
 /// uncompressed. Stops, answering `None`, at the first bytes that are not a batch
 /// header (validation reports those).
 pub fn first_compressed(buf: &[u8]) -> Option<Compression> {
+    codecs(buf).find(|&c| c != Compression::None)
+}
+
+/// The codec of each batch back to back in `buf`, in order, reading only their
+/// framing (length and attributes); ends at the first bytes that are not a batch
+/// header (validation reports those).
+pub fn codecs(buf: &[u8]) -> impl Iterator<Item = Compression> + '_ {
     let mut at = 0usize;
-    while let Some(rest) = buf.get(at..).filter(|r| r.len() >= HEADER_LEN) {
+    std::iter::from_fn(move || {
+        let rest = buf.get(at..).filter(|r| r.len() >= HEADER_LEN)?;
         let header = BatchHeader::parse_framing(rest).ok()?;
-        let codec = header.compression();
-        if codec != Compression::None {
-            return Some(codec);
-        }
         at = at.checked_add(header.total_len())?;
-    }
-    None
+        Some(header.compression())
+    })
 }
 
 /// Re-encodes the batches back to back in `batches` so that each is compressed with

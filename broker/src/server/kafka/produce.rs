@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use sluice_protocol::batch::{BatchHeader, Compression};
+use sluice_protocol::batch::Compression;
+use sluice_protocol::batch::compression::codecs;
 use sluice_protocol::kafka::error_code::{KafkaCode, code, to_kafka_partition};
 use sluice_protocol::kafka::produce::{
     ProducePartitionResponse, ProduceRequest, ProduceResponse, ProduceTopicResponse,
@@ -23,20 +24,6 @@ const MAGIC_AT: usize = 16;
 /// The first Produce version that may carry zstd-compressed batches
 /// (KIP-110); Kafka refuses them in older ones.
 const ZSTD_FROM: i16 = 7;
-
-/// Whether a batch of `records` is zstd-compressed. Walks the batch
-/// headers up to the first that does not parse (the service refuses the
-/// records then).
-fn holds_zstd(records: &[u8]) -> bool {
-    let mut at = 0;
-    while let Some(Ok(h)) = records.get(at..).map(BatchHeader::parse) {
-        if h.compression() == Compression::Zstd {
-            return true;
-        }
-        at += h.total_len();
-    }
-    false
-}
 
 /// Serves a Produce whose record sets lie at `base +` their positions in
 /// `frame`.
@@ -86,7 +73,9 @@ pub(super) async fn produce(
                                 "records must be RecordBatch v2 (magic 2)",
                             ))
                         } else if req.version < ZSTD_FROM
-                            && frame.get(range.clone()).is_some_and(holds_zstd)
+                            && frame
+                                .get(range.clone())
+                                .is_some_and(|r| codecs(r).any(|c| c == Compression::Zstd))
                         {
                             Err((
                                 code::UNSUPPORTED_COMPRESSION_TYPE,
