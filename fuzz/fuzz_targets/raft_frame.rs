@@ -3,11 +3,14 @@
 //! body is also decoded as a partition group's AppendEntries whose entries
 //! take their records from the frame's raw payload section: never a panic,
 //! and a decoded request claims every payload byte. Each frame is also
-//! judged as a connection's first frame (the hello): never a panic.
+//! judged as a connection's first frame (the hello): never a panic. The
+//! body is also decoded as a pre-vote request and answer: never a panic,
+//! and one that decodes re-encodes to a body that decodes the same.
 #![no_main]
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
+use sluice_broker::replication::election::{PreVoteRequest, PreVoteResponse};
 use sluice_broker::replication::partition::{AppendEntries, Records};
 use sluice_broker::replication::transport::Frame;
 use sluice_broker::replication::transport::hello::Hello;
@@ -25,6 +28,15 @@ fuzz_target!(|data: &[u8]| {
                 frame.encode(&mut out);
                 assert_eq!(&out[..], &data[start..start + used]);
                 let _ = Hello::refusal(&frame, "fuzz", 2, |id| id == 1);
+                if let Ok(req) = decode_request::<PreVoteRequest>(&frame.body, frame.payload.clone())
+                {
+                    let again = postcard::to_allocvec(&req).unwrap();
+                    assert_eq!(postcard::from_bytes::<PreVoteRequest>(&again).unwrap(), req);
+                }
+                if let Ok(resp) = postcard::from_bytes::<PreVoteResponse>(&frame.body) {
+                    let again = postcard::to_allocvec(&resp).unwrap();
+                    assert_eq!(postcard::from_bytes::<PreVoteResponse>(&again).unwrap(), resp);
+                }
                 let payload_len = frame.payload.len() as u64;
                 if let Ok(req) = decode_request::<AppendEntries>(&frame.body, frame.payload) {
                     let claimed: u64 = req

@@ -480,7 +480,8 @@ impl ReplicaManager {
             tracing::info!(topic = %t.name, partition, fresh, ?report, "opened partition replica");
             // Entries are refused while the disk is nearly full
             // (`free_space`): a write that fails would stop the core.
-            let mut handler = RaftHandler::new(replica.raft().clone());
+            let mut handler =
+                RaftHandler::new(replica.raft().clone()).with_pre_vote(Arc::clone(replica.heard()));
             if let Some(svc) = self.service.upgrade() {
                 handler = handler.with_free_space(Arc::clone(&svc.free_space));
             }

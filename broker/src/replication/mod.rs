@@ -11,6 +11,7 @@
 //! - [`partition`]: one Raft group per partition whose Raft log is the
 //!   partition's segment files, and the [`partition::ReplicatedPartition`]
 //!   facade the service layer calls.
+//! - [`election`]: the pre-vote before each partition group's election.
 //! - [`group_state`]: consumer group state in the replicated topic
 //!   `__sluice_group_state`; [`group_checkpoint`]: its compaction by
 //!   checkpoint, with Raft snapshots capped at the checkpoint.
@@ -19,6 +20,7 @@
 
 pub mod config;
 pub mod controller;
+pub mod election;
 pub mod free_space;
 pub mod group_checkpoint;
 pub mod group_state;

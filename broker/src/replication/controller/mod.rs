@@ -33,6 +33,7 @@ use sluice_protocol::wire::ErrorCode;
 use tokio::sync::watch;
 
 use super::config::{ClusterConfig, ClusterConfigError, claim_data_dir, cluster_dir};
+use super::election::{Heard, PreVoteNetwork};
 use super::transport::raft::{Network, RaftHandler};
 use super::transport::{CallError, GroupHandler, GroupId, HandlerFuture, Rpc, Transport};
 pub use state::{Command, Metadata, MetadataEvent, Outcome, TopicMeta};
@@ -56,7 +57,9 @@ pub trait MetadataObserver: Send + Sync + 'static {
 }
 
 /// Controller Raft timing: a leader heartbeats every 50 ms; a follower
-/// that hears nothing for 250–500 ms starts an election.
+/// that hears nothing for 250–500 ms (after the 500 ms leader lease while
+/// it knew a leader) starts an election once a pre-vote of the others
+/// says it would win ([`super::election`]).
 pub fn raft_config() -> openraft::Config {
     openraft::Config {
         cluster_name: "sluice-controller".into(),
@@ -65,6 +68,7 @@ pub fn raft_config() -> openraft::Config {
         election_timeout_max: 500,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),
         max_in_snapshot_log_to_keep: 100,
+        enable_elect: false,
         ..openraft::Config::default()
     }
 }
@@ -133,6 +137,15 @@ pub struct Cluster {
     started: tokio::time::Instant,
     timeout: Duration,
     raft_addr: SocketAddr,
+    /// The task calling the controller's elections
+    /// ([`super::election::campaign`]).
+    campaign: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.campaign.abort();
+    }
 }
 
 impl std::fmt::Debug for Cluster {
@@ -231,10 +244,18 @@ impl Cluster {
         .await
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
         let forward: Arc<dyn GroupHandler> = Arc::new(ForwardHandler { raft: raft.clone() });
+        let heard = Arc::new(Heard::default());
         transport.registry.register(
             GroupId::Controller,
-            Arc::new(RaftHandler::new(raft.clone()).with_extra(forward)),
+            Arc::new(
+                RaftHandler::new(raft.clone())
+                    .with_extra(forward)
+                    .with_pre_vote(Arc::clone(&heard)),
+            ),
         );
+        let pre_votes = Network::<TypeConfig>::new(Arc::clone(&transport), GroupId::Controller)
+            .pre_vote_peers();
+        let campaign = tokio::spawn(super::election::campaign(raft.clone(), heard, pre_votes));
         super::transport::serve(listener, Arc::clone(&transport));
         transport.watch_peers(PEER_WATCH_EVERY);
         let members: BTreeMap<u64, BasicNode> = config
@@ -283,6 +304,7 @@ impl Cluster {
             started: tokio::time::Instant::now(),
             timeout,
             raft_addr,
+            campaign,
         }))
     }
 
@@ -483,6 +505,7 @@ impl Cluster {
 
     /// Stops the controller group.
     pub async fn shutdown(&self) {
+        self.campaign.abort();
         let _ = self.raft.shutdown().await;
     }
 

@@ -20,6 +20,7 @@ use super::state::StateMachine;
 use super::store::{LogStore, Shared};
 use crate::log::LogError;
 use crate::partition::{Acks, Partition};
+use crate::replication::election::{self, Heard, PreVoteNetwork};
 
 /// How long a snapshot and a purge before deleting segments are waited
 /// for ([`ReplicatedPartition::retain`], [`ReplicatedPartition::compact_below`]):
@@ -94,6 +95,9 @@ impl ReplicationConfig {
             snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: 0,
             max_payload_entries: MAX_PAYLOAD_ENTRIES,
+            // Elections are called by `election::campaign`, after a
+            // pre-vote a majority granted.
+            enable_elect: false,
             ..Default::default()
         };
         c.validate()
@@ -140,6 +144,17 @@ pub struct ReplicatedPartition {
     stopped: Mutex<bool>,
     /// When each peer last answered this replica's Raft calls.
     answered: Arc<Answered>,
+    /// What this replica heard from leaders and candidates, for its
+    /// pre-votes ([`election`]).
+    heard: Arc<Heard>,
+    /// The task calling this replica's elections ([`election::campaign`]).
+    campaign: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ReplicatedPartition {
+    fn drop(&mut self) {
+        self.campaign.abort();
+    }
 }
 
 impl std::fmt::Debug for ReplicatedPartition {
@@ -164,7 +179,7 @@ impl ReplicatedPartition {
     /// Opens the group's storage in `<partition dir>/raft/`, reconciling it
     /// with the log (see `docs/storage-format.md`, "Raft index": both are
     /// cut to the shorter), and starts the Raft node `node_id`.
-    pub async fn open<N: RaftNetworkFactory<PartitionRaft>>(
+    pub async fn open<N: RaftNetworkFactory<PartitionRaft> + PreVoteNetwork>(
         partition: Arc<Partition>,
         node_id: u64,
         config: ReplicationConfig,
@@ -187,11 +202,18 @@ impl ReplicatedPartition {
         let sm = StateMachine::new(Arc::clone(&shared))
             .map_err(|e| ReplicationError::Storage(e.to_string()))?;
         let answered = Arc::new(Answered::default());
+        let pre_votes = network.pre_vote_peers();
         let network = Noting::new(network, Arc::clone(&answered));
         let raft = Raft::new(node_id, raft_config, network, store, sm).await;
         shared.opened();
         let raft = raft.map_err(|e| ReplicationError::Raft(e.to_string()))?;
         let proposer = Proposer::start(raft.clone(), Arc::clone(&shared), node_id);
+        let heard = Arc::new(Heard::default());
+        let campaign = tokio::spawn(election::campaign(
+            raft.clone(),
+            Arc::clone(&heard),
+            pre_votes,
+        ));
         Ok((
             ReplicatedPartition {
                 raft,
@@ -201,6 +223,8 @@ impl ReplicatedPartition {
                 proposer,
                 stopped: Mutex::new(false),
                 answered,
+                heard,
+                campaign,
             },
             report,
         ))
@@ -447,6 +471,13 @@ impl ReplicatedPartition {
         &self.raft
     }
 
+    /// What this replica heard from leaders and candidates: whoever hands
+    /// the group its calls notes them here, and answers pre-votes from it
+    /// ([`election::answer`]).
+    pub fn heard(&self) -> &Arc<Heard> {
+        &self.heard
+    }
+
     /// Has openraft build a snapshot unless one already covers `target`,
     /// and waits, for at most [`PURGE_PATIENCE`], until one does; returns
     /// whether one does.
@@ -598,6 +629,7 @@ impl ReplicatedPartition {
     /// The files stay as they are: opening the partition again resumes.
     pub async fn shutdown(&self) -> Result<(), ReplicationError> {
         *self.stopped.lock() = true;
+        self.campaign.abort();
         self.raft
             .shutdown()
             .await

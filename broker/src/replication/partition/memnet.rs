@@ -6,6 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::RPCOption;
@@ -17,10 +18,13 @@ use openraft::{BasicNode, EntryPayload, Raft, RaftNetwork, RaftNetworkFactory};
 use parking_lot::Mutex;
 
 use super::PartitionRaft;
+use crate::replication::election::{
+    self, Heard, PreVoteFuture, PreVoteNetwork, PreVotePeers, PreVoteRequest,
+};
 
 #[derive(Default)]
 struct NetState {
-    nodes: HashMap<u64, Raft<PartitionRaft>>,
+    nodes: HashMap<u64, (Raft<PartitionRaft>, Arc<Heard>)>,
     /// Directed links that drop every message.
     cut: BTreeSet<(u64, u64)>,
 }
@@ -47,9 +51,10 @@ impl MemNetwork {
         MemNetwork::default()
     }
 
-    /// Makes `raft` reachable as node `id` (replacing a stopped one).
-    pub fn register(&self, id: u64, raft: Raft<PartitionRaft>) {
-        self.state.lock().nodes.insert(id, raft);
+    /// Makes `raft` reachable as node `id` (replacing a stopped one), with
+    /// `heard` noting its calls and answering its pre-votes.
+    pub fn register(&self, id: u64, raft: Raft<PartitionRaft>, heard: Arc<Heard>) {
+        self.state.lock().nodes.insert(id, (raft, heard));
     }
 
     /// Makes node `id` unreachable (stopped).
@@ -82,7 +87,7 @@ impl MemNetwork {
         }
     }
 
-    fn target(&self, from: u64, to: u64) -> Result<Raft<PartitionRaft>, Unreachable> {
+    fn target(&self, from: u64, to: u64) -> Result<(Raft<PartitionRaft>, Arc<Heard>), Unreachable> {
         let s = self.state.lock();
         let unreachable = || Unreachable::new(&io::Error::other(format!("{from} -> {to} cut")));
         if s.cut.contains(&(from, to)) || !s.nodes.contains_key(&from) {
@@ -97,6 +102,22 @@ impl MemNetwork {
 pub struct MemFactory {
     net: MemNetwork,
     from: u64,
+}
+
+impl PreVoteNetwork for MemFactory {
+    fn pre_vote_peers(&self) -> Arc<dyn PreVotePeers> {
+        Arc::new(self.clone())
+    }
+}
+
+impl PreVotePeers for MemFactory {
+    fn pre_vote(&self, target: u64, request: PreVoteRequest, _timeout: Duration) -> PreVoteFuture {
+        let to = self.net.target(self.from, target);
+        Box::pin(async move {
+            let (raft, heard) = to.map_err(|e| e.to_string())?;
+            Ok(election::answer(&raft, &heard, &request))
+        })
+    }
 }
 
 impl RaftNetworkFactory<PartitionRaft> for MemFactory {
@@ -128,7 +149,7 @@ impl RaftNetwork<PartitionRaft> for MemConnection {
         mut rpc: AppendEntriesRequest<PartitionRaft>,
         _option: RPCOption,
     ) -> Rpc<AppendEntriesResponse<u64>> {
-        let raft = self
+        let (raft, heard) = self
             .net
             .target(self.from, self.to)
             .map_err(RPCError::Unreachable)?;
@@ -143,9 +164,12 @@ impl RaftNetwork<PartitionRaft> for MemConnection {
                 req.records = inline;
             }
         }
-        raft.append_entries(rpc)
+        let answer = raft
+            .append_entries(rpc)
             .await
-            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
+            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))?;
+        heard.note_append(&answer);
+        Ok(answer)
     }
 
     async fn install_snapshot(
@@ -153,22 +177,31 @@ impl RaftNetwork<PartitionRaft> for MemConnection {
         rpc: InstallSnapshotRequest<PartitionRaft>,
         _option: RPCOption,
     ) -> Rpc<InstallSnapshotResponse<u64>, InstallSnapshotError> {
-        let raft = self
+        let (raft, heard) = self
             .net
             .target(self.from, self.to)
             .map_err(RPCError::Unreachable)?;
-        raft.install_snapshot(rpc)
+        let vote = rpc.vote;
+        let answer = raft
+            .install_snapshot(rpc)
             .await
-            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
+            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))?;
+        if answer.vote == vote {
+            heard.leader_called();
+        }
+        Ok(answer)
     }
 
     async fn vote(&mut self, rpc: VoteRequest<u64>, _option: RPCOption) -> Rpc<VoteResponse<u64>> {
-        let raft = self
+        let (raft, heard) = self
             .net
             .target(self.from, self.to)
             .map_err(RPCError::Unreachable)?;
-        raft.vote(rpc)
+        let answer = raft
+            .vote(rpc)
             .await
-            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))
+            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))?;
+        heard.note_vote(&answer);
+        Ok(answer)
     }
 }

@@ -152,7 +152,8 @@ impl Cluster {
         )
         .await
         .expect("open replica");
-        self.net.register(id, rp.raft().clone());
+        self.net
+            .register(id, rp.raft().clone(), Arc::clone(rp.heard()));
         self.nodes.insert(id, rp);
     }
 
@@ -491,7 +492,7 @@ async fn open_single(
     )
     .await
     .expect("open replica");
-    net.register(1, rp.raft().clone());
+    net.register(1, rp.raft().clone(), Arc::clone(rp.heard()));
     rp.initialize(single_member()).await.expect("initialize");
     let mut rx = rp.raft().metrics();
     tokio::time::timeout(Duration::from_secs(10), async {
@@ -1275,5 +1276,47 @@ async fn a_silent_follower_leaves_the_in_sync_set_without_writes() {
             c.node(leader).in_sync()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A follower cut off from the others for many election timeouts, then
+/// let back, does not depose the leader the others kept following: while
+/// cut off it cannot reach a majority for its pre-vote, so it never raises
+/// its term, and the leader's first call after the cut heals finds it
+/// willing to follow. (Without the pre-vote it answered that call with the
+/// higher term of its lost elections, and the leader stepped down.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_cut_off_and_let_back_leaves_the_leader_in_place() {
+    let c = Cluster::new(&[1, 2, 3]).await;
+    let all = [1, 2, 3];
+    let leader = c.leader(&all).await;
+    produce(c.node(leader), "a", 3, Acks::All)
+        .await
+        .expect("produce");
+    let term = c.node(leader).leader_epoch();
+    let cut = all.into_iter().find(|&i| i != leader).expect("follower");
+    c.net.isolate(&[cut], &all);
+    // Several of its election timeouts (150-300 ms, after the leader's
+    // lease of 300 ms).
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    assert_eq!(
+        c.node(cut).leader_epoch(),
+        term,
+        "the cut-off replica raised its term"
+    );
+    c.net.heal();
+    let (r, _) = produce(c.node(leader), "b", 3, Acks::All)
+        .await
+        .expect("produce after the heal");
+    let end = r.last_offset + 1;
+    c.wait_hw(&all, end).await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    for id in all {
+        assert_eq!(c.node(id).leader_epoch(), term, "node {id}: the term moved");
+        assert_eq!(
+            c.node(id).leader(),
+            Some(leader),
+            "node {id}: the leader moved"
+        );
     }
 }

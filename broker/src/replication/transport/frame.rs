@@ -81,6 +81,9 @@ pub enum Rpc {
     /// The first frame of every connection: who calls, for which cluster
     /// (see [`super::hello`]).
     Hello = 5,
+    /// Would the callee vote for the caller (see
+    /// [`crate::replication::election`])?
+    PreVote = 6,
 }
 
 impl Rpc {
@@ -92,6 +95,7 @@ impl Rpc {
             Rpc::InstallSnapshot => "install_snapshot",
             Rpc::Forward => "forward",
             Rpc::Hello => "hello",
+            Rpc::PreVote => "pre_vote",
         }
     }
 
@@ -102,6 +106,7 @@ impl Rpc {
             3 => Rpc::InstallSnapshot,
             4 => Rpc::Forward,
             5 => Rpc::Hello,
+            6 => Rpc::PreVote,
             _ => return None,
         })
     }

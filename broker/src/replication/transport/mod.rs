@@ -74,7 +74,7 @@ pub struct Registry {
     registered: tokio::sync::Notify,
 }
 
-/// How long a vote request for a group this node does not serve waits for
+/// How long a vote or pre-vote request for a group this node does not serve waits for
 /// it to be registered before it is answered with an error. Every node
 /// forms a new topic's groups when it applies the creation, a few
 /// milliseconds apart (more for a topic of many partitions); a peer that
@@ -154,7 +154,8 @@ pub const RESULTS: [&str; 4] = ["ok", "remote_error", "timeout", "unreachable"];
 /// Calls per (rpc, result), for `sluice_raft_rpc_total{kind,result}`.
 #[derive(Debug, Default)]
 pub struct RpcCounters {
-    counts: [[AtomicU64; 4]; 4],
+    /// Indexed by the rpc's number less one (hellos stay zero).
+    counts: [[AtomicU64; 4]; 6],
 }
 
 impl RpcCounters {
@@ -166,6 +167,9 @@ impl RpcCounters {
             Err(CallError::Unreachable(..)) => 3,
         };
         // Hellos are not calls.
+        if rpc == Rpc::Hello {
+            return;
+        }
         if let Some(row) = self.counts.get(rpc as usize - 1) {
             row[result].fetch_add(1, Ordering::Relaxed);
         }
@@ -178,6 +182,7 @@ impl RpcCounters {
             Rpc::Vote,
             Rpc::InstallSnapshot,
             Rpc::Forward,
+            Rpc::PreVote,
         ];
         let mut out = Vec::new();
         for rpc in rpcs {
@@ -358,6 +363,8 @@ pub struct Transport {
     next_id: AtomicU64,
     /// The groups this node serves.
     pub registry: Registry,
+    /// When each peer last called this node ([`clock_now`]), by peer id.
+    called_us: Mutex<HashMap<u64, Arc<AtomicU64>>>,
     /// Outbound calls by kind and result.
     pub counters: RpcCounters,
     /// Payload bytes sent with `sendfile` count into its
@@ -406,6 +413,7 @@ impl Transport {
             state: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             registry: Registry::default(),
+            called_us: Mutex::default(),
             counters: RpcCounters::default(),
             sendfile_stats: Arc::new(Stats::default()),
             #[cfg(feature = "raft-faults")]
@@ -425,6 +433,17 @@ impl Transport {
 
     /// Why this node refuses a connection whose first frame is `first`
     /// (see [`hello`]); `None` to serve it.
+    /// Where the server notes the calls of peer `from` (see
+    /// [`Transport::unreachable`]).
+    pub(crate) fn calls_of(&self, from: u64) -> Arc<AtomicU64> {
+        Arc::clone(self.called_us.lock().entry(from).or_default())
+    }
+
+    /// Notes a call from a peer in its slot ([`Transport::calls_of`]).
+    pub(crate) fn note_call(slot: &AtomicU64) {
+        slot.store(clock_now(), Ordering::Relaxed);
+    }
+
     pub(crate) fn hello_refusal(&self, first: &Frame) -> Option<String> {
         hello::Hello::refusal(first, &self.cluster_id, self.local, |id| {
             self.peers.contains_key(&id)
@@ -439,7 +458,10 @@ impl Transport {
     /// The peers every connect to which has failed for at least
     /// `for_at_least` (since the last successful one), or whose open
     /// connection has answered no call for that long (a stopped or hung
-    /// process), sorted. A peer is only tried when something calls it (or,
+    /// process) and that has not called this node within that time either,
+    /// sorted: a follower whose every group follows leaders on the peer
+    /// calls it for nothing after a timed-out call, and the peer's calls
+    /// show it is back. A peer is only tried when something calls it (or,
     /// for connects, [`Transport::watch_peers`] does).
     pub fn unreachable(&self, for_at_least: Duration) -> Vec<u64> {
         let now = Instant::now();
@@ -448,16 +470,23 @@ impl Transport {
             let since = c.unanswered_since.load(Ordering::Relaxed);
             since != 0 && clock_now().saturating_sub(since) >= limit
         };
+        let called_us = self.called_us.lock();
+        let calls = |peer: &u64| {
+            called_us.get(peer).is_some_and(|at| {
+                let at = at.load(Ordering::Relaxed);
+                at != 0 && clock_now().saturating_sub(at) < limit
+            })
+        };
         let mut out: Vec<u64> = self
             .state
             .lock()
             .iter()
-            .filter(|(_, s)| {
+            .filter(|(id, s)| {
                 s.down_since
                     .is_some_and(|since| now.duration_since(since) >= for_at_least)
-                    || s.conn
-                        .as_ref()
-                        .is_some_and(|c| !c.closed.load(Ordering::Acquire) && silent(c))
+                    || s.conn.as_ref().is_some_and(|c| {
+                        !c.closed.load(Ordering::Acquire) && silent(c) && !calls(id)
+                    })
             })
             .map(|(id, _)| *id)
             .collect();

@@ -24,6 +24,9 @@ use serde::de::DeserializeOwned;
 
 use super::budget::AppendBudget;
 use super::{CallError, GroupHandler, GroupId, HandlerFuture, MALFORMED, Rpc, Transport, raw};
+use crate::replication::election::{
+    self, Heard, PreVoteFuture, PreVoteNetwork, PreVotePeers, PreVoteRequest, PreVoteResponse,
+};
 use crate::replication::free_space::{FreeSpace, LOW_ON_SPACE};
 
 /// Creates the per-peer clients of one group.
@@ -72,6 +75,40 @@ where
             low_on_space_until: None,
             _config: PhantomData,
         }
+    }
+}
+
+impl<C> PreVoteNetwork for Network<C> {
+    fn pre_vote_peers(&self) -> Arc<dyn PreVotePeers> {
+        Arc::new(PreVoteCalls {
+            transport: Arc::clone(&self.transport),
+            group: self.group,
+        })
+    }
+}
+
+/// One group's pre-vote calls ([`Rpc::PreVote`]) over the transport.
+struct PreVoteCalls {
+    transport: Arc<Transport>,
+    group: GroupId,
+}
+
+impl PreVotePeers for PreVoteCalls {
+    fn pre_vote(
+        &self,
+        target: u64,
+        request: PreVoteRequest,
+        timeout: std::time::Duration,
+    ) -> PreVoteFuture {
+        let (transport, group) = (Arc::clone(&self.transport), self.group);
+        Box::pin(async move {
+            let body = postcard::to_allocvec(&request).map_err(|e| e.to_string())?;
+            let answer = transport
+                .call(target, group, Rpc::PreVote, body, timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            postcard::from_bytes::<PreVoteResponse>(&answer).map_err(|e| e.to_string())
+        })
     }
 }
 
@@ -353,6 +390,7 @@ pub struct RaftHandler<C: RaftTypeConfig> {
     raft: Raft<C>,
     extra: Option<Arc<dyn GroupHandler>>,
     space: Option<Arc<FreeSpace>>,
+    heard: Option<Arc<Heard>>,
 }
 
 impl<C> RaftHandler<C>
@@ -365,7 +403,17 @@ where
             raft,
             extra: None,
             space: None,
+            heard: None,
         }
+    }
+
+    /// Notes in `heard` the calls of leaders this replica took and the
+    /// votes it granted, and answers pre-votes from it
+    /// ([`election::answer`]); without it a pre-vote is answered with an
+    /// error (the group elects with openraft's own timer).
+    pub fn with_pre_vote(mut self, heard: Arc<Heard>) -> Self {
+        self.heard = Some(heard);
+        self
     }
 
     /// Refuses AppendEntries calls that carry entries while `space` is
@@ -412,6 +460,7 @@ where
 {
     fn handle(&self, rpc: Rpc, body: Bytes, payload: BytesMut) -> HandlerFuture {
         let raft = self.raft.clone();
+        let heard = self.heard.clone();
         match rpc {
             Rpc::AppendEntries => {
                 let space = self.space.clone();
@@ -435,16 +484,36 @@ where
                                 .map_err(|m| format!("entry {}: {m}", e.log_id.index))?;
                         }
                     }
-                    encode(&raft.append_entries(req).await)
+                    let answer = raft.append_entries(req).await;
+                    if let (Some(heard), Ok(a)) = (&heard, &answer) {
+                        heard.note_append(a);
+                    }
+                    encode(&answer)
                 })
             }
             Rpc::Vote => Box::pin(async move {
                 let req: VoteRequest<u64> = decode_request(&body, payload)?;
-                encode(&raft.vote(req).await)
+                let answer = raft.vote(req).await;
+                if let (Some(heard), Ok(a)) = (&heard, &answer) {
+                    heard.note_vote(a);
+                }
+                encode(&answer)
             }),
             Rpc::InstallSnapshot => Box::pin(async move {
                 let req: InstallSnapshotRequest<C> = decode_request(&body, payload)?;
-                encode(&raft.install_snapshot(req).await)
+                let vote = req.vote;
+                let answer = raft.install_snapshot(req).await;
+                if let (Some(heard), Ok(a)) = (&heard, &answer) {
+                    if a.vote == vote {
+                        heard.leader_called();
+                    }
+                }
+                encode(&answer)
+            }),
+            Rpc::PreVote if heard.is_some() => Box::pin(async move {
+                let req: PreVoteRequest = decode_request(&body, payload)?;
+                let heard = heard.as_deref().ok_or("no pre-votes here")?;
+                encode(&election::answer(&raft, heard, &req))
             }),
             other => match &self.extra {
                 Some(h) => h.handle(other, body, payload),

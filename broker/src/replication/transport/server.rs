@@ -100,6 +100,8 @@ async fn connection(
     let malformed = Arc::new(tokio::sync::Notify::new());
     let mut answered_then_closed = false;
     let mut greeted = false;
+    // Where this connection's calls are noted (the hello's caller).
+    let mut caller: Option<Arc<std::sync::atomic::AtomicU64>> = None;
     let mut buf = BytesMut::with_capacity(64 << 10);
     let result = loop {
         match Frame::decode(&mut buf) {
@@ -141,7 +143,13 @@ async fn connection(
                         break Ok(());
                     }
                     greeted = true;
+                    caller = postcard::from_bytes::<super::hello::Hello>(&frame.body)
+                        .ok()
+                        .map(|h| transport.calls_of(h.from));
                     continue;
+                }
+                if let Some(slot) = &caller {
+                    Transport::note_call(slot);
                 }
                 let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
                     break Ok(());
@@ -151,7 +159,7 @@ async fn connection(
                 let local = transport.local();
                 let malformed = Arc::clone(&malformed);
                 tokio::spawn(async move {
-                    let wait = if frame.rpc == Rpc::Vote {
+                    let wait = if matches!(frame.rpc, Rpc::Vote | Rpc::PreVote) {
                         GROUP_FORMING_WAIT
                     } else {
                         Duration::ZERO

@@ -582,3 +582,52 @@ async fn frames_of_calls_given_up_are_not_sent() {
         CALLS * BODY
     );
 }
+
+/// A peer whose answer to one of this node's calls came too late is
+/// unreachable once that lasts, until it answers a call again or calls
+/// this node: a node whose groups all follow leaders on that peer may
+/// have nothing to call it for, and the peer's own calls show it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_calls_this_node_is_not_unreachable() {
+    let a_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let b_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (a_addr, b_addr) = (
+        a_listener.local_addr().unwrap(),
+        b_listener.local_addr().unwrap(),
+    );
+    let a = Transport::new("test", 1, HashMap::from([(2, b_addr)]));
+    let b = Transport::new("test", 2, HashMap::from([(1, a_addr)]));
+    for t in [&a, &b] {
+        t.registry.register(GroupId::Controller, Arc::new(Echo));
+    }
+    let _a_task = serve(a_listener, Arc::clone(&a));
+    let _b_task = serve(b_listener, Arc::clone(&b));
+    let limit = Duration::from_millis(300);
+    // Answered after 200 ms, given up after 50.
+    let late = a
+        .call(
+            2,
+            GroupId::Controller,
+            Rpc::Vote,
+            vec![200, 1],
+            Duration::from_millis(50),
+        )
+        .await;
+    assert!(matches!(late, Err(CallError::Timeout(..))), "{late:?}");
+    tokio::time::sleep(limit + Duration::from_millis(50)).await;
+    assert_eq!(a.unreachable(limit), [2]);
+    b.call(1, GroupId::Controller, Rpc::Vote, vec![0, 1], T)
+        .await
+        .unwrap();
+    assert_eq!(
+        a.unreachable(limit),
+        Vec::<u64>::new(),
+        "node 2 called node 1"
+    );
+    tokio::time::sleep(limit + Duration::from_millis(50)).await;
+    assert_eq!(a.unreachable(limit), [2], "no call either way since");
+    a.call(2, GroupId::Controller, Rpc::Vote, vec![0, 1], T)
+        .await
+        .unwrap();
+    assert_eq!(a.unreachable(limit), Vec::<u64>::new());
+}

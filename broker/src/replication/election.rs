@@ -1,0 +1,355 @@
+//! Elections only a majority would hold: the pre-vote (Raft thesis, 9.6).
+//!
+//! openraft 0.9 has none. A replica that hears from no leader for its
+//! election timeout raises its term and asks for votes, and does so again
+//! after every timeout while it cannot win. One cut off from the others (a
+//! network partition, a paused or CPU-starved process) comes back with a
+//! term above its leader's, answers the leader's next call with it, and
+//! the leader steps down: the group goes without a leader for an election
+//! although the leader and a majority never lost contact, and a node that
+//! keeps falling behind (a slow one) keeps deposing leaders.
+//!
+//! So a group that runs [`campaign`] has openraft's own election timer off
+//! (`enable_elect: false`) and this in its place: once the replica has
+//! heard no leader for its election timeout (the leader lease more while
+//! it knew a leader, as openraft waits), it first asks the other voters
+//! whether they would vote for it, without raising its term, and calls an
+//! election (`Raft::trigger().elect()`) only when a majority of every
+//! voter set of the membership, itself included, would. A voter would
+//! ([`answer`]) when it has heard from no leader for the leader lease
+//! (openraft's own: the longest election timeout, the time within which
+//! its real vote check refuses any candidate) and does not lead with a
+//! quorum answering itself, and the asking replica's log is at least as
+//! up to date as its own (the real vote's check). What it heard is kept
+//! in [`Heard`], noted by whoever hands the group its calls
+//! ([`Heard::note_append`], [`Heard::note_vote`]).
+//!
+//! Calls that need an election now (a preferred replica taking back its
+//! leadership) call `trigger().elect()` themselves, without a pre-vote.
+//!
+//! The pre-vote is advisory: a refusal changes nothing on the callee, so a
+//! lost or late answer costs only another timeout, and Raft's own votes
+//! still decide who leads.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use openraft::raft::{AppendEntriesResponse, VoteResponse};
+use openraft::{BasicNode, LogId, Raft, RaftTypeConfig, ServerState};
+use serde::{Deserialize, Serialize};
+
+/// Would the callee vote for the caller, were it to call an election now?
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreVoteRequest {
+    /// The term the caller would stand in (its own plus one).
+    pub term: u64,
+    /// The caller's last log id.
+    pub last_log_id: Option<LogId<u64>>,
+}
+
+/// The answer to a [`PreVoteRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreVoteResponse {
+    /// Whether the callee would vote for the caller.
+    pub granted: bool,
+    /// The callee's current term.
+    pub term: u64,
+}
+
+/// What a replica heard from others, for its pre-vote decisions: when a
+/// leader last called it, and when its own election timer last restarted.
+#[derive(Debug)]
+pub struct Heard {
+    base: Instant,
+    /// Milliseconds after `base`, plus one, of the last call this replica
+    /// took from a leader (0: none yet).
+    leader_at: AtomicU64,
+    /// Milliseconds after `base` of the last restart of the election timer:
+    /// a leader's call, a vote granted, this replica's own pre-vote.
+    restarted_at: AtomicU64,
+}
+
+impl Default for Heard {
+    fn default() -> Self {
+        Heard {
+            base: Instant::now(),
+            leader_at: AtomicU64::new(0),
+            restarted_at: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Heard {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// A call from a leader this replica follows (an AppendEntries or
+    /// InstallSnapshot it did not refuse for its term).
+    pub fn leader_called(&self) {
+        let now = self.now_ms();
+        self.leader_at.store(now + 1, Ordering::Relaxed);
+        self.restarted_at.store(now, Ordering::Relaxed);
+    }
+
+    /// Notes `response`, this replica's answer to an AppendEntries call: any
+    /// answer but a higher vote is a leader's call taken.
+    pub fn note_append(&self, response: &AppendEntriesResponse<u64>) {
+        if !matches!(response, AppendEntriesResponse::HigherVote(_)) {
+            self.leader_called();
+        }
+    }
+
+    /// Notes `response`, this replica's answer to a vote request: a vote
+    /// granted restarts its own timer (it waits for that candidate).
+    pub fn note_vote(&self, response: &VoteResponse<u64>) {
+        if response.vote_granted {
+            self.restart();
+        }
+    }
+
+    /// Restarts the election timer.
+    fn restart(&self) {
+        self.restarted_at.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// How long ago a leader last called; `None` if none has.
+    pub fn since_leader(&self) -> Option<Duration> {
+        match self.leader_at.load(Ordering::Relaxed) {
+            0 => None,
+            at => Some(Duration::from_millis(self.now_ms().saturating_sub(at - 1))),
+        }
+    }
+
+    /// How long ago the election timer last restarted.
+    fn since_restart(&self) -> Duration {
+        Duration::from_millis(
+            self.now_ms()
+                .saturating_sub(self.restarted_at.load(Ordering::Relaxed)),
+        )
+    }
+}
+
+/// What a pre-vote call returns: the answer, or why there is none.
+pub type PreVoteFuture = Pin<Box<dyn Future<Output = Result<PreVoteResponse, String>> + Send>>;
+
+/// Sends one group's pre-vote requests to its peers.
+pub trait PreVotePeers: Send + Sync + 'static {
+    /// Asks node `target`, giving up after `timeout`.
+    fn pre_vote(&self, target: u64, request: PreVoteRequest, timeout: Duration) -> PreVoteFuture;
+}
+
+/// A group's network that can also carry its pre-votes.
+pub trait PreVoteNetwork {
+    /// The group's pre-vote sender.
+    fn pre_vote_peers(&self) -> Arc<dyn PreVotePeers>;
+}
+
+/// The leader lease of `raft`'s group: its longest election timeout.
+fn lease<C: RaftTypeConfig>(raft: &Raft<C>) -> Duration {
+    Duration::from_millis(raft.config().election_timeout_max)
+}
+
+/// `raft`'s answer to `request`, with `heard` what its replica heard (see
+/// the module doc).
+pub fn answer<C>(raft: &Raft<C>, heard: &Heard, request: &PreVoteRequest) -> PreVoteResponse
+where
+    C: RaftTypeConfig<NodeId = u64, Node = BasicNode>,
+{
+    let lease = lease(raft);
+    let mine = raft.data_metrics().borrow().last_log;
+    let metrics = raft.metrics();
+    let m = metrics.borrow();
+    let leads = m.state == ServerState::Leader
+        && m.millis_since_quorum_ack
+            .is_some_and(|ms| Duration::from_millis(ms) < lease);
+    let follows = heard.since_leader().is_some_and(|d| d < lease);
+    let up_to_date = request.last_log_id >= mine;
+    PreVoteResponse {
+        granted: !leads && !follows && up_to_date,
+        term: m.current_term,
+    }
+}
+
+/// Whether `granted` holds a majority of every voter set of `joint`.
+fn majority_of_each(joint: &[BTreeSet<u64>], granted: &BTreeSet<u64>) -> bool {
+    joint
+        .iter()
+        .all(|set| set.iter().filter(|v| granted.contains(v)).count() * 2 > set.len())
+}
+
+/// Runs `raft`'s elections for as long as its core runs (see the module
+/// doc): `heard` is what its replica heard, `peers` carries the
+/// pre-votes. The group's Raft config must have `enable_elect: false`.
+pub async fn campaign<C>(raft: Raft<C>, heard: Arc<Heard>, peers: Arc<dyn PreVotePeers>)
+where
+    C: RaftTypeConfig<NodeId = u64, Node = BasicNode>,
+{
+    let config = Arc::clone(raft.config());
+    let lease = lease(&raft);
+    let ask_within = Duration::from_millis(config.election_timeout_min);
+    let metrics = raft.metrics();
+    loop {
+        let timeout =
+            Duration::from_millis(config.new_rand_election_timeout::<openraft::TokioRuntime>());
+        // Wait out the timer: until nothing restarted it for `timeout`
+        // (the lease more while this replica knew a leader).
+        let (me, term, joint) = loop {
+            let state = super::with_live_metrics(&metrics, |m| {
+                let membership = m.membership_config.membership();
+                let voter = membership.voter_ids().any(|v| v == m.id);
+                let idle = m.state == ServerState::Leader || !voter;
+                // The only voter elects itself at once, unless its
+                // election is under way (as openraft's own timer does).
+                let alone =
+                    membership.voter_ids().all(|v| v == m.id) && m.state != ServerState::Candidate;
+                let wait = match m.vote.is_committed() {
+                    true => lease + timeout,
+                    false => timeout,
+                };
+                (
+                    idle,
+                    alone,
+                    wait,
+                    m.id,
+                    m.current_term,
+                    membership.get_joint_config().clone(),
+                )
+            });
+            let Some((idle, alone, wait, me, term, joint)) = state else {
+                return;
+            };
+            let since = heard.since_restart();
+            if idle {
+                tokio::time::sleep(wait).await;
+            } else if alone || since >= wait {
+                break (me, term, joint);
+            } else {
+                tokio::time::sleep(wait - since).await;
+            }
+        };
+        heard.restart();
+        let request = PreVoteRequest {
+            term: term + 1,
+            last_log_id: raft.data_metrics().borrow().last_log,
+        };
+        let others: BTreeSet<u64> = joint
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|&v| v != me)
+            .collect();
+        let asks = others.into_iter().map(|target| {
+            let call = peers.pre_vote(target, request.clone(), ask_within);
+            async move {
+                match tokio::time::timeout(ask_within, call).await {
+                    Ok(Ok(r)) if r.granted => Some(target),
+                    _ => None,
+                }
+            }
+        });
+        let mut granted: BTreeSet<u64> = futures::future::join_all(asks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        granted.insert(me);
+        if !majority_of_each(&joint, &granted) {
+            tracing::debug!(term, granted = ?granted, "pre-vote lost; no election");
+            continue;
+        }
+        if let Err(e) = raft.trigger().elect().await {
+            tracing::debug!(error = %e, "the Raft core stopped; elections end");
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_majority_is_needed_in_every_voter_set() {
+        let set = |v: &[u64]| v.iter().copied().collect::<BTreeSet<u64>>();
+        let one = vec![set(&[1, 2, 3])];
+        assert!(majority_of_each(&one, &set(&[1, 2])));
+        assert!(!majority_of_each(&one, &set(&[1])));
+        assert!(!majority_of_each(&one, &set(&[1, 4, 5])));
+        let joint = vec![set(&[1, 2, 3]), set(&[3, 4, 5])];
+        assert!(!majority_of_each(&joint, &set(&[1, 2, 3])));
+        assert!(majority_of_each(&joint, &set(&[1, 3, 4])));
+        assert!(majority_of_each(&[set(&[7])], &set(&[7])));
+    }
+
+    #[test]
+    fn pre_votes_round_trip() {
+        let request = PreVoteRequest {
+            term: 9,
+            last_log_id: Some(LogId::new(openraft::CommittedLeaderId::new(8, 2), 41)),
+        };
+        let bytes = postcard::to_allocvec(&request).unwrap();
+        assert_eq!(
+            postcard::from_bytes::<PreVoteRequest>(&bytes).unwrap(),
+            request
+        );
+        let response = PreVoteResponse {
+            granted: true,
+            term: 8,
+        };
+        let bytes = postcard::to_allocvec(&response).unwrap();
+        assert_eq!(
+            postcard::from_bytes::<PreVoteResponse>(&bytes).unwrap(),
+            response
+        );
+    }
+
+    /// The bytes docs/replication.md ("The pre-vote") gives.
+    #[test]
+    fn the_documented_bytes() {
+        let request = PreVoteRequest {
+            term: 9,
+            last_log_id: Some(LogId::new(openraft::CommittedLeaderId::new(8, 2), 41)),
+        };
+        assert_eq!(
+            postcard::to_allocvec(&request).unwrap(),
+            [0x09, 0x01, 0x08, 0x02, 0x29]
+        );
+        let empty = PreVoteRequest {
+            term: 1,
+            last_log_id: None,
+        };
+        assert_eq!(postcard::to_allocvec(&empty).unwrap(), [0x01, 0x00]);
+        let response = PreVoteResponse {
+            granted: false,
+            term: 300,
+        };
+        assert_eq!(
+            postcard::to_allocvec(&response).unwrap(),
+            [0x00, 0xac, 0x02]
+        );
+    }
+
+    #[test]
+    fn the_timer_restarts_on_a_leader_call_and_a_granted_vote_only() {
+        let heard = Heard::default();
+        assert_eq!(heard.since_leader(), None);
+        heard.note_append(&AppendEntriesResponse::HigherVote(openraft::Vote::new(
+            3, 2,
+        )));
+        assert_eq!(heard.since_leader(), None, "a refused call is no leader's");
+        heard.note_append(&AppendEntriesResponse::Success);
+        assert!(heard.since_leader().unwrap() < Duration::from_secs(1));
+        heard.restarted_at.store(0, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(5));
+        heard.note_vote(&VoteResponse::new(openraft::Vote::new(3, 2), None, false));
+        assert!(heard.since_restart() >= Duration::from_millis(5));
+        heard.note_vote(&VoteResponse::new(openraft::Vote::new(3, 2), None, true));
+        assert!(heard.since_restart() < Duration::from_millis(5));
+    }
+}
