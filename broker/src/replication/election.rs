@@ -38,8 +38,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use openraft::raft::{AppendEntriesResponse, VoteResponse};
-use openraft::{BasicNode, LogId, Raft, RaftTypeConfig, ServerState};
+use openraft::{BasicNode, LogId, Raft, RaftTypeConfig, ServerState, Vote};
 use serde::{Deserialize, Serialize};
 
 /// Would the callee vote for the caller, were it to call an election now?
@@ -71,6 +73,8 @@ pub struct Heard {
     /// Milliseconds after `base` of the last restart of the election timer:
     /// a leader's call, a vote granted, this replica's own pre-vote.
     restarted_at: AtomicU64,
+    /// How many times the election timer has restarted.
+    restarts: AtomicU64,
 }
 
 impl Default for Heard {
@@ -79,11 +83,26 @@ impl Default for Heard {
             base: Instant::now(),
             leader_at: AtomicU64::new(0),
             restarted_at: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
         }
     }
 }
 
 impl Heard {
+    /// What a replica that has just opened its group has heard, `stored`
+    /// the vote its storage held. A committed vote (it followed or led a
+    /// leader before it stopped) counts as a leader's call at opening, as
+    /// openraft counts it for its own vote check: the replica refuses
+    /// pre-votes, and asks for none, for the leader lease, which gives that
+    /// leader the time to call it.
+    pub fn opened(stored: Option<&Vote<u64>>) -> Heard {
+        let heard = Heard::default();
+        if stored.is_some_and(|vote| vote.is_committed()) {
+            heard.leader_called();
+        }
+        heard
+    }
+
     fn now_ms(&self) -> u64 {
         u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
     }
@@ -94,6 +113,7 @@ impl Heard {
         let now = self.now_ms();
         self.leader_at.store(now + 1, Ordering::Relaxed);
         self.restarted_at.store(now, Ordering::Relaxed);
+        self.restarts.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Notes `response`, this replica's answer to an AppendEntries call: any
@@ -112,9 +132,17 @@ impl Heard {
         }
     }
 
-    /// Restarts the election timer.
-    fn restart(&self) {
+    /// Restarts the election timer; returns the restart's number, for
+    /// [`Heard::restarted_since`].
+    fn restart(&self) -> u64 {
         self.restarted_at.store(self.now_ms(), Ordering::Relaxed);
+        self.restarts.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Whether the election timer restarted (a leader called, a vote was
+    /// granted) after restart number `number`.
+    fn restarted_since(&self, number: u64) -> bool {
+        self.restarts.load(Ordering::Acquire) != number
     }
 
     /// How long ago a leader last called; `None` if none has.
@@ -162,17 +190,22 @@ where
 {
     let lease = lease(raft);
     let mine = raft.data_metrics().borrow().last_log;
-    let metrics = raft.metrics();
-    let m = metrics.borrow();
-    let leads = m.state == ServerState::Leader
-        && m.millis_since_quorum_ack
-            .is_some_and(|ms| Duration::from_millis(ms) < lease);
     let follows = heard.since_leader().is_some_and(|d| d < lease);
     let up_to_date = request.last_log_id >= mine;
-    PreVoteResponse {
-        granted: !leads && !follows && up_to_date,
-        term: m.current_term,
-    }
+    // A replica whose Raft core has stopped votes for no one.
+    super::with_live_metrics(&raft.metrics(), |m| {
+        let leads = m.state == ServerState::Leader
+            && m.millis_since_quorum_ack
+                .is_some_and(|ms| Duration::from_millis(ms) < lease);
+        PreVoteResponse {
+            granted: !leads && !follows && up_to_date,
+            term: m.current_term,
+        }
+    })
+    .unwrap_or(PreVoteResponse {
+        granted: false,
+        term: 0,
+    })
 }
 
 /// Whether `granted` holds a majority of every voter set of `joint`.
@@ -180,6 +213,63 @@ fn majority_of_each(joint: &[BTreeSet<u64>], granted: &BTreeSet<u64>) -> bool {
     joint
         .iter()
         .all(|set| set.iter().filter(|v| granted.contains(v)).count() * 2 > set.len())
+}
+
+/// Asks every voter of `joint` but `me` whether it would vote for
+/// `request`, each for at most `ask_within`, and tells whether a majority
+/// of every voter set, `me` included, would. Returns as soon as that is
+/// known either way: a peer that does not answer holds up only a round
+/// whose outcome turns on its answer.
+async fn pre_vote_round(
+    peers: &dyn PreVotePeers,
+    joint: &[BTreeSet<u64>],
+    me: u64,
+    request: &PreVoteRequest,
+    ask_within: Duration,
+) -> bool {
+    let mut pending: BTreeSet<u64> = joint
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|&v| v != me)
+        .collect();
+    let mut asks: FuturesUnordered<_> = pending
+        .iter()
+        .map(|&target| {
+            let call = peers.pre_vote(target, request.clone(), ask_within);
+            async move {
+                let granted = matches!(
+                    tokio::time::timeout(ask_within, call).await,
+                    Ok(Ok(PreVoteResponse { granted: true, .. }))
+                );
+                (target, granted)
+            }
+        })
+        .collect();
+    let mut granted = BTreeSet::from([me]);
+    let won = loop {
+        if majority_of_each(joint, &granted) {
+            break true;
+        }
+        let could: BTreeSet<u64> = granted.union(&pending).copied().collect();
+        if !majority_of_each(joint, &could) {
+            tracing::debug!(term = request.term, granted = ?granted, "pre-vote lost");
+            break false;
+        }
+        let Some((target, yes)) = asks.next().await else {
+            break false;
+        };
+        pending.remove(&target);
+        if yes {
+            granted.insert(target);
+        }
+    };
+    // The calls still out end on their own (answered, or timed out within
+    // `ask_within`), so that the transport forgets them as it does any call.
+    if !asks.is_empty() {
+        tokio::spawn(async move { while asks.next().await.is_some() {} });
+    }
+    won
 }
 
 /// Runs `raft`'s elections for as long as its core runs (see the module
@@ -232,40 +322,39 @@ where
                 tokio::time::sleep(wait - since).await;
             }
         };
-        heard.restart();
+        let attempt = heard.restart();
         let request = PreVoteRequest {
             term: term + 1,
             last_log_id: raft.data_metrics().borrow().last_log,
         };
-        let others: BTreeSet<u64> = joint
-            .iter()
-            .flatten()
-            .copied()
-            .filter(|&v| v != me)
-            .collect();
-        let asks = others.into_iter().map(|target| {
-            let call = peers.pre_vote(target, request.clone(), ask_within);
-            async move {
-                match tokio::time::timeout(ask_within, call).await {
-                    Ok(Ok(r)) if r.granted => Some(target),
-                    _ => None,
-                }
-            }
-        });
-        let mut granted: BTreeSet<u64> = futures::future::join_all(asks)
-            .await
-            .into_iter()
-            .flatten()
-            .collect();
-        granted.insert(me);
-        if !majority_of_each(&joint, &granted) {
-            tracing::debug!(term, granted = ?granted, "pre-vote lost; no election");
+        if !pre_vote_round(peers.as_ref(), &joint, me, &request, ask_within).await {
+            continue;
+        }
+        // The round took up to `ask_within`: call the election only if
+        // nothing this replica heard meanwhile (a leader's call, a vote it
+        // granted, a term raised) made it stale.
+        let stale = heard.restarted_since(attempt)
+            || super::with_live_metrics(&metrics, |m| {
+                m.current_term != term || m.state == ServerState::Leader
+            })
+            .unwrap_or(true);
+        if stale {
+            tracing::debug!(term, "pre-vote won but overtaken; no election");
             continue;
         }
         if let Err(e) = raft.trigger().elect().await {
             tracing::debug!(error = %e, "the Raft core stopped; elections end");
             return;
         }
+        // The core takes the election up on its own time: wait until it has
+        // (a new term, or leadership) before looking at its state again, so
+        // that a lone voter does not call elections in a loop meanwhile.
+        let mut changed = metrics.clone();
+        let _ = tokio::time::timeout(
+            ask_within,
+            changed.wait_for(|m| m.current_term != term || m.state == ServerState::Leader),
+        )
+        .await;
     }
 }
 
@@ -351,5 +440,103 @@ mod tests {
         assert!(heard.since_restart() >= Duration::from_millis(5));
         heard.note_vote(&VoteResponse::new(openraft::Vote::new(3, 2), None, true));
         assert!(heard.since_restart() < Duration::from_millis(5));
+    }
+
+    /// Peers that grant, refuse or never answer, by node id.
+    struct Scripted {
+        grant: BTreeSet<u64>,
+        silent: BTreeSet<u64>,
+    }
+
+    impl PreVotePeers for Scripted {
+        fn pre_vote(&self, target: u64, request: PreVoteRequest, _: Duration) -> PreVoteFuture {
+            let granted = self.grant.contains(&target);
+            if self.silent.contains(&target) {
+                return Box::pin(std::future::pending());
+            }
+            Box::pin(async move {
+                Ok(PreVoteResponse {
+                    granted,
+                    term: request.term - 1,
+                })
+            })
+        }
+    }
+
+    fn round_within(peers: Scripted, joint: &[BTreeSet<u64>]) -> Option<bool> {
+        let request = PreVoteRequest {
+            term: 4,
+            last_log_id: None,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        // Each peer may take up to a minute; the round must not wait for
+        // one whose answer changes nothing.
+        runtime.block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                pre_vote_round(&peers, joint, 1, &request, Duration::from_secs(60)),
+            )
+            .await
+            .ok()
+        })
+    }
+
+    #[test]
+    fn a_round_ends_once_its_outcome_is_known() {
+        let set = |v: &[u64]| v.iter().copied().collect::<BTreeSet<u64>>();
+        let three = [set(&[1, 2, 3])];
+        let won = Scripted {
+            grant: set(&[2]),
+            silent: set(&[3]),
+        };
+        assert_eq!(round_within(won, &three), Some(true), "2 of 3 would vote");
+        let five = [set(&[1, 2, 3, 4, 5])];
+        let lost = Scripted {
+            grant: set(&[]),
+            silent: set(&[5]),
+        };
+        assert_eq!(round_within(lost, &five), Some(false), "3 of 5 refused");
+        let alone = Scripted {
+            grant: set(&[]),
+            silent: set(&[]),
+        };
+        assert_eq!(round_within(alone, &[set(&[1])]), Some(true));
+        // A joint membership needs both majorities: 4 and 5 refuse.
+        let joint = [set(&[1, 2, 3]), set(&[3, 4, 5])];
+        let split = Scripted {
+            grant: set(&[2, 3]),
+            silent: set(&[]),
+        };
+        assert_eq!(round_within(split, &joint), Some(false));
+    }
+
+    #[test]
+    fn a_committed_vote_stored_counts_as_a_leader_call_at_opening() {
+        assert_eq!(Heard::opened(None).since_leader(), None);
+        let mut vote = Vote::new(4, 2);
+        assert_eq!(Heard::opened(Some(&vote)).since_leader(), None);
+        vote.commit();
+        let heard = Heard::opened(Some(&vote));
+        assert!(heard.since_leader().unwrap() < Duration::from_secs(1));
+        assert!(heard.since_restart() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_leader_call_or_a_granted_vote_during_a_round_makes_it_stale() {
+        let heard = Heard::default();
+        let attempt = heard.restart();
+        assert!(!heard.restarted_since(attempt));
+        heard.note_append(&AppendEntriesResponse::HigherVote(openraft::Vote::new(
+            3, 2,
+        )));
+        assert!(!heard.restarted_since(attempt), "a refused call");
+        heard.note_append(&AppendEntriesResponse::Success);
+        assert!(heard.restarted_since(attempt));
+        let attempt = heard.restart();
+        heard.note_vote(&VoteResponse::new(openraft::Vote::new(3, 2), None, true));
+        assert!(heard.restarted_since(attempt));
     }
 }

@@ -234,6 +234,11 @@ impl Cluster {
         let metadata = Arc::clone(&state_machine.metadata);
         let applied = state_machine.applied_index();
         let observed = state_machine.observed_index();
+        let mut log_store = log_store;
+        let stored_vote = openraft::storage::RaftLogStorage::read_vote(&mut log_store)
+            .await
+            .ok()
+            .flatten();
         let raft = Raft::new(
             local,
             raft_config,
@@ -244,7 +249,7 @@ impl Cluster {
         .await
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
         let forward: Arc<dyn GroupHandler> = Arc::new(ForwardHandler { raft: raft.clone() });
-        let heard = Arc::new(Heard::default());
+        let heard = Arc::new(Heard::opened(stored_vote.as_ref()));
         transport.registry.register(
             GroupId::Controller,
             Arc::new(

@@ -204,11 +204,12 @@ impl ReplicatedPartition {
         let answered = Arc::new(Answered::default());
         let pre_votes = network.pre_vote_peers();
         let network = Noting::new(network, Arc::clone(&answered));
+        let stored_vote = shared.index.lock().meta.vote;
         let raft = Raft::new(node_id, raft_config, network, store, sm).await;
         shared.opened();
         let raft = raft.map_err(|e| ReplicationError::Raft(e.to_string()))?;
         let proposer = Proposer::start(raft.clone(), Arc::clone(&shared), node_id);
-        let heard = Arc::new(Heard::default());
+        let heard = Arc::new(Heard::opened(stored_vote.as_ref()));
         let campaign = tokio::spawn(election::campaign(
             raft.clone(),
             Arc::clone(&heard),

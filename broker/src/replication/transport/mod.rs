@@ -431,8 +431,6 @@ impl Transport {
         &self.cluster_id
     }
 
-    /// Why this node refuses a connection whose first frame is `first`
-    /// (see [`hello`]); `None` to serve it.
     /// Where the server notes the calls of peer `from` (see
     /// [`Transport::unreachable`]).
     pub(crate) fn calls_of(&self, from: u64) -> Arc<AtomicU64> {
@@ -444,6 +442,8 @@ impl Transport {
         slot.store(clock_now(), Ordering::Relaxed);
     }
 
+    /// Why this node refuses a connection whose first frame is `first`
+    /// (see [`hello`]); `None` to serve it.
     pub(crate) fn hello_refusal(&self, first: &Frame) -> Option<String> {
         hello::Hello::refusal(first, &self.cluster_id, self.local, |id| {
             self.peers.contains_key(&id)
