@@ -360,6 +360,9 @@ pub struct Transport {
     local: u64,
     peers: HashMap<u64, SocketAddr>,
     state: Mutex<HashMap<u64, PeerState>>,
+    /// One connect at a time per peer: callers that find no connection
+    /// while another connects wait for it and share what it opened.
+    dialing: HashMap<u64, tokio::sync::Mutex<()>>,
     next_id: AtomicU64,
     /// The groups this node serves.
     pub registry: Registry,
@@ -405,11 +408,16 @@ impl Transport {
         peers: HashMap<u64, SocketAddr>,
         tcp: TcpCongestion,
     ) -> Arc<Self> {
+        let dialing = peers
+            .keys()
+            .map(|&id| (id, tokio::sync::Mutex::new(())))
+            .collect();
         Arc::new(Transport {
             tcp_congestion: tcp,
             cluster_id: cluster_id.to_owned(),
             local,
             peers,
+            dialing,
             state: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             registry: Registry::default(),
@@ -640,6 +648,32 @@ impl Transport {
         }
     }
 
+    /// The open connection to `target` (at `addr`), or why none may be
+    /// opened now; `None` to open one.
+    fn open_connection(
+        &self,
+        target: u64,
+        addr: SocketAddr,
+    ) -> Option<Result<Arc<Conn>, CallError>> {
+        let mut state = self.state.lock();
+        let s = state.get_mut(&target)?;
+        if let Some(why) = s.settle(target, addr) {
+            return Some(Err(CallError::Unreachable(target, why)));
+        }
+        if let Some(c) = &s.conn
+            && !c.closed.load(Ordering::Acquire)
+        {
+            return Some(Ok(Arc::clone(c)));
+        }
+        if s.retry_at.is_some_and(|t| Instant::now() < t) {
+            return Some(Err(CallError::Unreachable(
+                target,
+                "reconnect backoff".into(),
+            )));
+        }
+        None
+    }
+
     /// Logs a call to `target` that failed on an open connection (the
     /// peer hung, or its process stalls), at most once per
     /// [`UNREACHABLE_LOG_EVERY`] per peer, as failed connects are.
@@ -668,21 +702,18 @@ impl Transport {
             .peers
             .get(&target)
             .ok_or_else(|| CallError::Unreachable(target, "not in the cluster file".into()))?;
-        {
-            let mut state = self.state.lock();
-            if let Some(s) = state.get_mut(&target) {
-                if let Some(why) = s.settle(target, addr) {
-                    return Err(CallError::Unreachable(target, why));
-                }
-                if let Some(c) = &s.conn {
-                    if !c.closed.load(Ordering::Acquire) {
-                        return Ok(Arc::clone(c));
-                    }
-                }
-                if s.retry_at.is_some_and(|t| Instant::now() < t) {
-                    return Err(CallError::Unreachable(target, "reconnect backoff".into()));
-                }
-            }
+        if let Some(ready) = self.open_connection(target, addr) {
+            return ready;
+        }
+        // Every Raft group calls the peer: at a reconnect, many callers
+        // find no connection at once. One connects; the others wait for it
+        // and take its connection (or its failure's backoff).
+        let _dialing = match self.dialing.get(&target) {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        if let Some(ready) = self.open_connection(target, addr) {
+            return ready;
         }
         let connected = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await

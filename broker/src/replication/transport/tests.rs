@@ -631,3 +631,42 @@ async fn a_peer_that_calls_this_node_is_not_unreachable() {
         .unwrap();
     assert_eq!(a.unreachable(limit), Vec::<u64>::new());
 }
+
+/// Many callers that find no connection to a peer at once (every Raft
+/// group calls it, at a reconnect) share one connect: the peer sees one
+/// connection, not one per caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_that_find_no_connection_share_one_connect() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = Transport::new("test", 1, HashMap::from([(2, addr)]));
+    // The peer accepts and keeps every connection, answering nothing.
+    let accepted = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&accepted);
+    let _peer = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    let calls = (0..32u8).map(|i| {
+        let client = Arc::clone(&client);
+        async move {
+            client
+                .call(
+                    2,
+                    GroupId::Controller,
+                    Rpc::Vote,
+                    vec![i],
+                    Duration::from_millis(300),
+                )
+                .await
+        }
+    });
+    for r in futures::future::join_all(calls).await {
+        assert!(matches!(r, Err(CallError::Timeout(2, _))), "{r:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "connections accepted");
+}
