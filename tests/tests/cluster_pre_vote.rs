@@ -54,6 +54,16 @@ async fn agreed(c: &TestCluster, ids: &[u64]) -> BTreeMap<u32, (Option<u64>, u64
     }
 }
 
+/// Node `id`'s `sluice_raft_pre_votes_total` of its partition groups with
+/// result `result`.
+fn pre_votes(c: &TestCluster, id: u64, result: &str) -> f64 {
+    let (code, body) =
+        sluice_tests::http_get(c.node(id).metrics_addr.expect("metrics"), "/metrics");
+    assert_eq!(code, 200);
+    let name = format!("sluice_raft_pre_votes_total{{group=\"partition\",result=\"{result}\"}}");
+    sluice_tests::sample(&body, &name).unwrap_or_else(|| panic!("no {name} on node {id}"))
+}
+
 /// The partitions of `before` not led by `away` kept their leader and
 /// epoch in `after`.
 fn kept(
@@ -94,12 +104,23 @@ async fn a_node_cut_off_or_paused_and_back_deposes_no_leader() {
     );
 
     // Cut off for ten of its election timeouts and more, then back.
+    let (won, lost) = (pre_votes(&c, away, "won"), pre_votes(&c, away, "lost"));
     c.isolate(away);
     tokio::time::sleep(Duration::from_secs(3)).await;
     c.heal();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = agreed(&c, &all).await;
     kept(&before, &after, away, "cut off");
+    // Its metrics say so: pre-votes lost while it was cut off, none won.
+    assert!(
+        pre_votes(&c, away, "lost") > lost,
+        "node {away} lost no pre-vote while cut off"
+    );
+    assert_eq!(
+        pre_votes(&c, away, "won"),
+        won,
+        "node {away} won a pre-vote"
+    );
 
     // Paused as long, then resumed: its timers all fire at once, before it
     // has read what the leaders sent meanwhile.

@@ -415,8 +415,9 @@ fn encode_groups(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std
     )
 }
 
-/// Cluster mode only: the controller role and the node-to-node calls (a
-/// fixed number of series: 4 kinds × 4 results).
+/// Cluster mode only: the controller role, the node-to-node calls (a
+/// fixed number of series: 5 kinds × 4 results) and the pre-vote rounds (2
+/// group kinds × 3 results).
 fn encode_cluster(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std::fmt::Error> {
     let Some(cluster) = broker.cluster.get() else {
         return Ok(());
@@ -430,6 +431,18 @@ fn encode_cluster(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), st
         )?;
         for (kind, result, n) in cluster.transport.counters.snapshot() {
             ConstCounter::new(n).encode(m.encode_family(&[("kind", kind), ("result", result)])?)?;
+        }
+    }
+    {
+        let mut m = enc.encode_descriptor(
+            "sluice_raft_pre_votes",
+            "Pre-vote rounds this node's Raft groups held, by group kind (controller, partition) and result (won: an election called; lost; stale: won but overtaken).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (group, result, n) in cluster.transport.pre_votes.snapshot() {
+            ConstCounter::new(n)
+                .encode(m.encode_family(&[("group", group), ("result", result)])?)?;
         }
     }
     let mut f = Family { enc };

@@ -169,6 +169,38 @@ pub type PreVoteFuture = Pin<Box<dyn Future<Output = Result<PreVoteResponse, Str
 pub trait PreVotePeers: Send + Sync + 'static {
     /// Asks node `target`, giving up after `timeout`.
     fn pre_vote(&self, target: u64, request: PreVoteRequest, timeout: Duration) -> PreVoteFuture;
+
+    /// Counts a round of this group's pre-vote that ended with `outcome`.
+    fn note_round(&self, outcome: RoundOutcome) {
+        let _ = outcome;
+    }
+}
+
+/// How a pre-vote round ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoundOutcome {
+    /// A majority would vote: the replica called an election.
+    Won,
+    /// No majority would vote (or answered in time): no election.
+    Lost,
+    /// A majority would vote, but something the replica heard during the
+    /// round (a leader's call, a vote it granted, a higher term) made the
+    /// round stale: no election.
+    Stale,
+}
+
+impl RoundOutcome {
+    /// Every outcome, in the order of [`RoundOutcome::name`]'s labels.
+    pub const ALL: [RoundOutcome; 3] = [RoundOutcome::Won, RoundOutcome::Lost, RoundOutcome::Stale];
+
+    /// Its label in `sluice_raft_pre_votes_total{result}`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RoundOutcome::Won => "won",
+            RoundOutcome::Lost => "lost",
+            RoundOutcome::Stale => "stale",
+        }
+    }
 }
 
 /// A group's network that can also carry its pre-votes.
@@ -328,6 +360,7 @@ where
             last_log_id: raft.data_metrics().borrow().last_log,
         };
         if !pre_vote_round(peers.as_ref(), &joint, me, &request, ask_within).await {
+            peers.note_round(RoundOutcome::Lost);
             continue;
         }
         // The round took up to `ask_within`: call the election only if
@@ -340,8 +373,10 @@ where
             .unwrap_or(true);
         if stale {
             tracing::debug!(term, "pre-vote won but overtaken; no election");
+            peers.note_round(RoundOutcome::Stale);
             continue;
         }
+        peers.note_round(RoundOutcome::Won);
         if let Err(e) = raft.trigger().elect().await {
             tracing::debug!(error = %e, "the Raft core stopped; elections end");
             return;

@@ -45,6 +45,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use frame::{Frame, GroupId, Kind, Rpc};
 
 use crate::config::{FetchPath, TcpCongestion};
+use crate::replication::election::RoundOutcome;
 use crate::server::gather;
 use crate::service::fetch::{Chunk, FileRange as FetchRange};
 use crate::service::stats::Stats;
@@ -189,6 +190,40 @@ impl RpcCounters {
             for (i, result) in RESULTS.iter().enumerate() {
                 let n = self.counts[rpc as usize - 1][i].load(Ordering::Relaxed);
                 out.push((rpc.name(), *result, n));
+            }
+        }
+        out
+    }
+}
+
+/// Pre-vote rounds per (group kind, outcome), for
+/// `sluice_raft_pre_votes_total{group,result}`.
+#[derive(Debug, Default)]
+pub struct PreVoteCounters {
+    /// Indexed by group kind (controller, partition), then by the
+    /// outcome's place in [`RoundOutcome::ALL`].
+    counts: [[AtomicU64; 3]; 2],
+}
+
+impl PreVoteCounters {
+    fn count(&self, group: GroupId, outcome: RoundOutcome) {
+        let kind = match group {
+            GroupId::Controller => 0,
+            GroupId::Partition { .. } => 1,
+        };
+        let at = RoundOutcome::ALL
+            .iter()
+            .position(|o| *o == outcome)
+            .unwrap_or(0);
+        self.counts[kind][at].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every (group kind, outcome, count), zero counts included.
+    pub fn snapshot(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut out = Vec::new();
+        for (kind, row) in ["controller", "partition"].into_iter().zip(&self.counts) {
+            for (outcome, n) in RoundOutcome::ALL.iter().zip(row) {
+                out.push((kind, outcome.name(), n.load(Ordering::Relaxed)));
             }
         }
         out
@@ -370,6 +405,8 @@ pub struct Transport {
     called_us: Mutex<HashMap<u64, Arc<AtomicU64>>>,
     /// Outbound calls by kind and result.
     pub counters: RpcCounters,
+    /// Pre-vote rounds by group kind and outcome.
+    pub pre_votes: PreVoteCounters,
     /// Payload bytes sent with `sendfile` count into its
     /// `fetch_bytes_sendfile` (cold reads into `cold_reads`).
     pub sendfile_stats: Arc<Stats>,
@@ -423,6 +460,7 @@ impl Transport {
             registry: Registry::default(),
             called_us: Mutex::default(),
             counters: RpcCounters::default(),
+            pre_votes: PreVoteCounters::default(),
             sendfile_stats: Arc::new(Stats::default()),
             #[cfg(feature = "raft-faults")]
             faults: faults::Faults::from_env(),
@@ -804,15 +842,29 @@ fn spawn_client(stream: TcpStream, hello: Bytes, stats: Arc<Stats>) -> Arc<Conn>
                 None => frames,
             };
             for frame in frames {
-                if frame.files.is_empty() {
+                if frame.files.is_empty() && frame.head.len() <= coalesce::COPY_AT_MOST {
                     plain.push(frame.head);
                     continue;
                 }
+                // A large frame goes after the small ones before it, which
+                // may wait for the socket: its caller may give up meanwhile,
+                // so it is looked up again just before it is written.
                 if coalesce::write_all(&mut write, std::mem::take(&mut plain))
                     .await
                     .is_err()
-                    || send_with_files(&write, frame, &stats).await.is_err()
                 {
+                    break 'write;
+                }
+                if let (Some(id), Some(c)) = (frame.request_id, writer.upgrade())
+                    && !c.pending.lock().contains_key(&id)
+                {
+                    continue;
+                }
+                let sent = match frame.files.is_empty() {
+                    true => coalesce::write_all(&mut write, vec![frame.head]).await,
+                    false => send_with_files(&write, frame, &stats).await,
+                };
+                if sent.is_err() {
                     break 'write;
                 }
             }

@@ -26,6 +26,7 @@ use super::budget::AppendBudget;
 use super::{CallError, GroupHandler, GroupId, HandlerFuture, MALFORMED, Rpc, Transport, raw};
 use crate::replication::election::{
     self, Heard, PreVoteFuture, PreVoteNetwork, PreVotePeers, PreVoteRequest, PreVoteResponse,
+    RoundOutcome,
 };
 use crate::replication::free_space::{FreeSpace, LOW_ON_SPACE};
 
@@ -109,6 +110,10 @@ impl PreVotePeers for PreVoteCalls {
                 .map_err(|e| e.to_string())?;
             postcard::from_bytes::<PreVoteResponse>(&answer).map_err(|e| e.to_string())
         })
+    }
+
+    fn note_round(&self, outcome: RoundOutcome) {
+        self.transport.pre_votes.count(self.group, outcome);
     }
 }
 
