@@ -169,6 +169,10 @@ impl RequestWriter {
     }
 }
 
+/// What a server that answers in HTTP is told.
+const HTTP_ANSWER: &str = "the server answered in HTTP, not in Sluice's native protocol: \
+     is this a broker's metrics port? Give its native listener (`listen`, 127.0.0.1:9292 by default)";
+
 /// The receiving half of a connection: reads and splits response frames.
 #[derive(Debug)]
 pub struct ResponseReader {
@@ -181,7 +185,16 @@ impl ResponseReader {
     /// shares the frame's buffer (no copy).
     pub async fn recv_raw(&mut self) -> Result<(ResponseHeader, Bytes, Bytes), ClientError> {
         let total = loop {
-            if let Some(total) = check_frame(&self.buf, MAX_RESPONSE_BYTES, RESPONSE_HEADER_LEN)? {
+            let checked = match check_frame(&self.buf, MAX_RESPONSE_BYTES, RESPONSE_HEADER_LEN) {
+                Ok(checked) => checked,
+                // "HTTP" read as a length is over the maximum: a client
+                // pointed at a broker's metrics port.
+                Err(_) if self.buf.starts_with(b"HTTP/") => {
+                    return Err(ClientError::NotNative(HTTP_ANSWER));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(total) = checked {
                 break total;
             }
             if self.buf.len() >= LEN_PREFIX {

@@ -32,6 +32,10 @@ pub enum ClientError {
     /// The broker closed the connection.
     #[error("the broker closed the connection")]
     Closed,
+    /// The server does not speak Sluice's native protocol (it answered in
+    /// HTTP: a broker's metrics port, say); the message says which.
+    #[error("{0}")]
+    NotNative(&'static str),
     /// The request needs an API version the broker does not speak (an
     /// older broker, for example a topic setting it does not know).
     #[error("the broker does not support {0}")]
@@ -50,9 +54,10 @@ impl ClientError {
         match self {
             ClientError::Io(_) | ClientError::Closed => true,
             ClientError::Broker { code, .. } => code.is_retriable(),
-            ClientError::Wire(_) | ClientError::OutOfOrder { .. } | ClientError::Unsupported(_) => {
-                false
-            }
+            ClientError::Wire(_)
+            | ClientError::OutOfOrder { .. }
+            | ClientError::Unsupported(_)
+            | ClientError::NotNative(_) => false,
         }
     }
 }

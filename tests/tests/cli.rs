@@ -1102,3 +1102,18 @@ fn a_consumer_gives_up_on_a_silent_broker() {
         "gave up after {took:?}"
     );
 }
+
+/// Pointed at a broker's metrics port (HTTP), the CLI says so instead of
+/// reporting a frame of 1,213,486,160 bytes ("HTTP" read as a length).
+#[test]
+fn pointed_at_the_metrics_port_it_says_so() {
+    let broker = TestBroker::start();
+    let metrics = broker.metrics_addr.expect("metrics address").to_string();
+    fails(
+        &metrics,
+        &["topic", "list"],
+        b"",
+        "the server answered in HTTP, not in Sluice's native protocol",
+    );
+    fails(&metrics, &["topic", "list"], b"", "metrics port");
+}
