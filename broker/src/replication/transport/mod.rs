@@ -266,6 +266,45 @@ struct Conn {
     unanswered_since: AtomicU64,
 }
 
+/// A call waiting for its answer on `conn`. Dropped before the answer came
+/// (its caller gave up: openraft's own timeout, a replication stream that
+/// ended), it takes its waiter out of the connection's pending map, so that
+/// its frame is not sent if still queued and the map does not keep it until
+/// the peer answers or the connection closes.
+struct Waiting<'a> {
+    conn: &'a Conn,
+    request_id: u64,
+    done: bool,
+}
+
+impl Waiting<'_> {
+    /// The answer came (or the connection closed): the reader has taken
+    /// the waiter out already.
+    fn answered(mut self) {
+        self.done = true;
+    }
+
+    /// No answer in time: takes the waiter out and marks the peer as not
+    /// answering since now. (A call dropped by its caller does not mark
+    /// it: the caller may have given up for reasons of its own.)
+    fn unanswered(self) {
+        let _ = self.conn.unanswered_since.compare_exchange(
+            0,
+            clock_now(),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.conn.pending.lock().remove(&self.request_id);
+        }
+    }
+}
+
 /// The instant [`Conn::unanswered_since`] counts from.
 fn clock_base() -> Instant {
     static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -634,12 +673,20 @@ impl Transport {
         .map_err(|e| CallError::Unreachable(target, e.to_string()))?;
         let (tx, rx) = oneshot::channel();
         conn.pending.lock().insert(request_id, tx);
+        // openraft wraps each call in a timeout of its own, as long as
+        // ours but started earlier, and drops the call when it fires: the
+        // waiter goes with it (see `Waiting`).
+        let waiting = Waiting {
+            conn: &conn,
+            request_id,
+            done: false,
+        };
         // A connection that closed (a refused hello, say) before this call
         // was registered has already failed its waiters: this one would
         // wait out its whole timeout. (`close` marks the connection closed
         // before it clears the waiters, under the same lock.)
         if conn.closed.load(Ordering::Acquire) {
-            conn.pending.lock().remove(&request_id);
+            drop(waiting);
             let why = match conn.refused.lock().clone() {
                 Some(reason) => format!("it refused this node: {reason}"),
                 None => "connection closed".to_owned(),
@@ -652,24 +699,24 @@ impl Transport {
             request_id: Some(request_id),
         };
         if conn.tx.send(frame).is_err() {
+            drop(waiting);
             conn.close();
             return Err(CallError::Unreachable(target, "connection closed".into()));
         }
         let left = timeout.saturating_sub(started.elapsed());
-        match tokio::time::timeout(left, rx).await {
+        let answer = tokio::time::timeout(left, rx).await;
+        match answer {
             Err(_) => {
-                conn.pending.lock().remove(&request_id);
-                let _ = conn.unanswered_since.compare_exchange(
-                    0,
-                    clock_now(),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                );
+                waiting.unanswered();
                 self.call_failed(target, "no answer in time");
                 Err(CallError::Timeout(target, timeout))
             }
-            Ok(Err(_)) => Err(CallError::Unreachable(target, "connection closed".into())),
+            Ok(Err(_)) => {
+                waiting.answered();
+                Err(CallError::Unreachable(target, "connection closed".into()))
+            }
             Ok(Ok(frame)) => {
+                waiting.answered();
                 if conn.unanswered_since.load(Ordering::Relaxed) != 0 {
                     // Answered (again): the peer is there.
                     conn.unanswered_since.store(0, Ordering::Relaxed);

@@ -670,3 +670,31 @@ async fn callers_that_find_no_connection_share_one_connect() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "connections accepted");
 }
+
+/// A call its caller drops before the answer (openraft's own timeout fires
+/// first: it wraps each call in one as long as the call's, started
+/// earlier) leaves no waiter behind, so that its frame is not sent later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_dropped_by_its_caller_leaves_no_waiter() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = Transport::new("test", 1, HashMap::from([(2, addr)]));
+    // The peer accepts and answers nothing.
+    let _peer = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    for i in 0..5u8 {
+        let call = client.call(2, GroupId::Controller, Rpc::Vote, vec![i], T);
+        let given_up = tokio::time::timeout(Duration::from_millis(50), call).await;
+        assert!(given_up.is_err(), "the peer answered nothing");
+    }
+    let waiters = {
+        let state = client.state.lock();
+        let conn = state[&2].conn.as_ref().expect("the connection");
+        conn.pending.lock().len()
+    };
+    assert_eq!(waiters, 0, "waiters of calls dropped by their callers");
+}
