@@ -180,17 +180,17 @@ pub trait PreVotePeers: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoundOutcome {
     /// A majority would vote: the replica called an election.
-    Won,
+    Won = 0,
     /// No majority would vote (or answered in time): no election.
-    Lost,
+    Lost = 1,
     /// A majority would vote, but something the replica heard during the
     /// round (a leader's call, a vote it granted, a higher term) made the
     /// round stale: no election.
-    Stale,
+    Stale = 2,
 }
 
 impl RoundOutcome {
-    /// Every outcome, in the order of [`RoundOutcome::name`]'s labels.
+    /// Every outcome, in the order of their discriminants.
     pub const ALL: [RoundOutcome; 3] = [RoundOutcome::Won, RoundOutcome::Lost, RoundOutcome::Stale];
 
     /// Its label in `sluice_raft_pre_votes_total{result}`.
@@ -546,6 +546,14 @@ mod tests {
             silent: set(&[]),
         };
         assert_eq!(round_within(split, &joint), Some(false));
+    }
+
+    /// `sluice_raft_pre_votes_total` indexes its counters by discriminant.
+    #[test]
+    fn every_outcome_sits_at_its_discriminant() {
+        for (i, outcome) in RoundOutcome::ALL.iter().enumerate() {
+            assert_eq!(*outcome as usize, i, "{outcome:?}");
+        }
     }
 
     #[test]

@@ -200,8 +200,8 @@ impl RpcCounters {
 /// `sluice_raft_pre_votes_total{group,result}`.
 #[derive(Debug, Default)]
 pub struct PreVoteCounters {
-    /// Indexed by group kind (controller, partition), then by the
-    /// outcome's place in [`RoundOutcome::ALL`].
+    /// Indexed by group kind (controller, partition), then by outcome
+    /// (its discriminant, its place in [`RoundOutcome::ALL`]).
     counts: [[AtomicU64; 3]; 2],
 }
 
@@ -211,11 +211,7 @@ impl PreVoteCounters {
             GroupId::Controller => 0,
             GroupId::Partition { .. } => 1,
         };
-        let at = RoundOutcome::ALL
-            .iter()
-            .position(|o| *o == outcome)
-            .unwrap_or(0);
-        self.counts[kind][at].fetch_add(1, Ordering::Relaxed);
+        self.counts[kind][outcome as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Every (group kind, outcome, count), zero counts included.

@@ -632,24 +632,30 @@ async fn a_peer_that_calls_this_node_is_not_unreachable() {
     assert_eq!(a.unreachable(limit), Vec::<u64>::new());
 }
 
-/// Many callers that find no connection to a peer at once (every Raft
-/// group calls it, at a reconnect) share one connect: the peer sees one
-/// connection, not one per caller.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn callers_that_find_no_connection_share_one_connect() {
+/// A peer that accepts and keeps every connection, reading and answering
+/// nothing: its address, and how many connections it accepted.
+async fn silent_peer() -> (SocketAddr, Arc<AtomicU64>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let client = Transport::new("test", 1, HashMap::from([(2, addr)]));
-    // The peer accepts and keeps every connection, answering nothing.
     let accepted = Arc::new(AtomicU64::new(0));
     let counted = Arc::clone(&accepted);
-    let _peer = tokio::spawn(async move {
+    tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((stream, _)) = listener.accept().await {
             counted.fetch_add(1, Ordering::SeqCst);
             held.push(stream);
         }
     });
+    (addr, accepted)
+}
+
+/// Many callers that find no connection to a peer at once (every Raft
+/// group calls it, at a reconnect) share one connect: the peer sees one
+/// connection, not one per caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_that_find_no_connection_share_one_connect() {
+    let (addr, accepted) = silent_peer().await;
+    let client = Transport::new("test", 1, HashMap::from([(2, addr)]));
     let calls = (0..32u8).map(|i| {
         let client = Arc::clone(&client);
         async move {
@@ -676,16 +682,8 @@ async fn callers_that_find_no_connection_share_one_connect() {
 /// earlier) leaves no waiter behind, so that its frame is not sent later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_dropped_by_its_caller_leaves_no_waiter() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (addr, _) = silent_peer().await;
     let client = Transport::new("test", 1, HashMap::from([(2, addr)]));
-    // The peer accepts and answers nothing.
-    let _peer = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = listener.accept().await {
-            held.push(stream);
-        }
-    });
     for i in 0..5u8 {
         let call = client.call(2, GroupId::Controller, Rpc::Vote, vec![i], T);
         let given_up = tokio::time::timeout(Duration::from_millis(50), call).await;
