@@ -178,6 +178,8 @@ const HTTP_ANSWER: &str = "the server answered in HTTP, not in Sluice's native p
 pub struct ResponseReader {
     half: OwnedReadHalf,
     buf: BytesMut,
+    /// Whether a response frame has arrived on this connection yet.
+    answered: bool,
 }
 
 impl ResponseReader {
@@ -204,9 +206,14 @@ impl ResponseReader {
                 self.buf.reserve(64 * 1024);
             }
             if self.half.read_buf(&mut self.buf).await? == 0 {
-                return Err(ClientError::Closed);
+                return Err(if self.answered || !self.buf.is_empty() {
+                    ClientError::Closed
+                } else {
+                    ClientError::ClosedUnanswered
+                });
             }
         };
+        self.answered = true;
         let frame = self.buf.split_to(total).freeze();
         let (header, tail_len) = ResponseHeader::decode(&frame)?;
         let body_start = LEN_PREFIX + RESPONSE_HEADER_LEN;
@@ -258,6 +265,7 @@ impl Connection {
             reader: ResponseReader {
                 half: read,
                 buf: BytesMut::with_capacity(256 * 1024),
+                answered: false,
             },
             in_flight: Default::default(),
             broker_versions: None,

@@ -32,6 +32,15 @@ pub enum ClientError {
     /// The broker closed the connection.
     #[error("the broker closed the connection")]
     Closed,
+    /// The server closed a new connection without answering its first
+    /// request: a broker shutting down, or an address that is not a Sluice
+    /// native listener (a broker's Kafka or Raft port, which close on bytes
+    /// of another protocol). Retriable, as [`Closed`](Self::Closed) is.
+    #[error(
+        "the server closed the connection without answering: if this address is a broker's \
+         Kafka or Raft port, give its native listener (`listen`, 127.0.0.1:9292 by default)"
+    )]
+    ClosedUnanswered,
     /// The server does not speak Sluice's native protocol (it answered in
     /// HTTP: a broker's metrics port, say); the message says which.
     #[error("{0}")]
@@ -52,7 +61,7 @@ impl ClientError {
     /// Whether retrying (after reconnecting for connection errors) may help.
     pub fn is_retriable(&self) -> bool {
         match self {
-            ClientError::Io(_) | ClientError::Closed => true,
+            ClientError::Io(_) | ClientError::Closed | ClientError::ClosedUnanswered => true,
             ClientError::Broker { code, .. } => code.is_retriable(),
             ClientError::Wire(_)
             | ClientError::OutOfOrder { .. }

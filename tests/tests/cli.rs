@@ -1117,3 +1117,21 @@ fn pointed_at_the_metrics_port_it_says_so() {
     );
     fails(&metrics, &["topic", "list"], b"", "metrics port");
 }
+
+#[test]
+fn pointed_at_the_kafka_port_it_says_so() {
+    let broker = TestBroker::start();
+    let kafka = broker.kafka_addr.expect("kafka address").to_string();
+    // The Kafka listener closes a connection whose bytes are not a Kafka
+    // request; the CLI names the likely mix-up instead of a bare "closed".
+    fails(
+        &kafka,
+        &["topic", "list"],
+        b"",
+        "closed the connection without answering",
+    );
+    fails(&kafka, &["produce", "t"], b"x\n", "Kafka or Raft port");
+    // The native listener itself still works.
+    let native = broker.addr.to_string();
+    ok(&native, &["topic", "create", "t", "--partitions", "1"], b"");
+}

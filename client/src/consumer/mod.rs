@@ -264,7 +264,10 @@ pub(crate) fn is_not_coordinator(e: &ClientError) -> bool {
 pub(crate) fn is_connection_error(e: &ClientError) -> bool {
     matches!(
         e,
-        ClientError::Io(_) | ClientError::Closed | ClientError::OutOfOrder { .. }
+        ClientError::Io(_)
+            | ClientError::Closed
+            | ClientError::ClosedUnanswered
+            | ClientError::OutOfOrder { .. }
     )
 }
 

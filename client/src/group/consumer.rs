@@ -102,6 +102,7 @@ fn is_connection_error(e: &ClientError) -> bool {
         e,
         ClientError::Io(_)
             | ClientError::Closed
+            | ClientError::ClosedUnanswered
             | ClientError::Wire(_)
             | ClientError::OutOfOrder { .. }
     )
