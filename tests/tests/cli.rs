@@ -514,7 +514,8 @@ fn topics_are_altered_and_their_first_records_deleted() {
             "99",
         ],
         b"",
-        "cannot delete records of partition 1",
+        "cannot delete records of partition 1 of \"t\": offset 99 is past the partition's \
+         readable records, which end at offset 5",
     );
     ok(
         &addr,
@@ -526,7 +527,13 @@ fn topics_are_altered_and_their_first_records_deleted() {
         &addr,
         &["topic", "delete-records", "t", "--partition", "9"],
         b"",
-        "cannot delete records of partition 9",
+        "cannot delete records of partition 9 of \"t\": the topic has no partition 9 (it has 4",
+    );
+    fails(
+        &addr,
+        &["topic", "delete-records", "nope", "--partition", "0"],
+        b"",
+        "cannot delete records of partition 0 of \"nope\": no such topic",
     );
 }
 

@@ -5,7 +5,8 @@ use std::io::Write;
 use anyhow::Context;
 use clap::Subcommand;
 use serde_json::json;
-use sluice_client::{ConfigField, FlushMode, TopicConfig};
+use sluice_client::{Admin, ClientError, ConfigField, FlushMode, TopicConfig};
+use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::metadata::{PartitionMetadata, TopicMetadata};
 use sluice_protocol::wire::partition_status::{PartitionState, TopicState};
 use sluice_protocol::wire::topic_config::TopicCompression;
@@ -326,15 +327,17 @@ pub(crate) async fn run(broker: &str, cmd: TopicCommand) -> anyhow::Result<Outco
             partition,
             before,
         } => {
-            let start = admin
-                .delete_records(&name, partition, before)
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "cannot delete records of partition {partition} of {name:?}: {}",
-                        describe(&e)
+            let start = match admin.delete_records(&name, partition, before).await {
+                Ok(start) => start,
+                Err(e) => {
+                    let why = delete_records_refusal(&mut admin, &name, partition, before, &e)
+                        .await
+                        .unwrap_or_else(|| describe(&e));
+                    anyhow::bail!(
+                        "cannot delete records of partition {partition} of {name:?}: {why}"
                     )
-                })?;
+                }
+            };
             writeln!(
                 out,
                 "partition {partition} of topic {name} starts at offset {start}"
@@ -343,6 +346,49 @@ pub(crate) async fn run(broker: &str, cmd: TopicCommand) -> anyhow::Result<Outco
     }
     out.flush().context("writing to stdout")?;
     Ok(Outcome::Success)
+}
+
+/// Why a DeleteRecords was refused, in the partition's own terms: which
+/// partitions the topic has, or where its readable records end. `None`
+/// when the refusal is of another kind or the look-up fails (the caller
+/// then prints the bare error).
+async fn delete_records_refusal(
+    admin: &mut Admin,
+    name: &str,
+    partition: u32,
+    before: Option<u64>,
+    e: &ClientError,
+) -> Option<String> {
+    let ClientError::Broker { code, .. } = e else {
+        return None;
+    };
+    match code {
+        ErrorCode::UnknownTopicOrPartition => {
+            let t = admin.describe_topic(name).await;
+            Some(match t {
+                Err(ClientError::Broker {
+                    code: ErrorCode::UnknownTopicOrPartition,
+                    ..
+                }) => "no such topic".to_owned(),
+                Ok(t) => format!(
+                    "the topic has no partition {partition} (it has {}, numbered from 0)",
+                    t.partitions.len()
+                ),
+                Err(_) => return None,
+            })
+        }
+        ErrorCode::OffsetOutOfRange => {
+            let before = before?;
+            let state = admin.topic_status_from_leaders(name).await.ok()?;
+            let p = state.partitions.iter().find(|p| p.partition == partition)?;
+            Some(format!(
+                "offset {before} is past the partition's readable records, which end at offset {} \
+                 (omit --before to delete them all)",
+                p.high_watermark
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// Prints a topic's settings, then one line per partition.
