@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
                 let mut out = BytesMut::new();
                 frame.encode(&mut out);
                 assert_eq!(&out[..], &data[start..start + used]);
-                let _ = Hello::refusal(&frame, "fuzz", 2, |id| id == 1);
+                let _ = Hello::check(&frame, "fuzz", 2, |id| id == 1);
                 if let Ok(req) = decode_request::<PreVoteRequest>(&frame.body, frame.payload.clone())
                 {
                     let again = postcard::to_allocvec(&req).unwrap();

@@ -170,6 +170,15 @@ pub trait PreVotePeers: Send + Sync + 'static {
     /// Asks node `target`, giving up after `timeout`.
     fn pre_vote(&self, target: u64, request: PreVoteRequest, timeout: Duration) -> PreVoteFuture;
 
+    /// Whether node `target` is known to run a build without the pre-vote
+    /// (its hello said protocol version 0): it is not asked, and counts as
+    /// granting, so that the round decides as that node's own elections,
+    /// which hold no pre-vote, do.
+    fn lacks_pre_vote(&self, target: u64) -> bool {
+        let _ = target;
+        false
+    }
+
     /// Counts a round of this group's pre-vote that ended with `outcome`.
     fn note_round(&self, outcome: RoundOutcome) {
         let _ = outcome;
@@ -251,7 +260,10 @@ fn majority_of_each(joint: &[BTreeSet<u64>], granted: &BTreeSet<u64>) -> bool {
 /// `request`, each for at most `ask_within`, and tells whether a majority
 /// of every voter set, `me` included, would. Returns as soon as that is
 /// known either way: a peer that does not answer holds up only a round
-/// whose outcome turns on its answer.
+/// whose outcome turns on its answer. A voter known to lack the pre-vote
+/// ([`PreVotePeers::lacks_pre_vote`]) is not asked and counts as granting:
+/// during a rolling upgrade, a replica whose log only it can lead from
+/// still gets elected, as it was before the pre-vote.
 async fn pre_vote_round(
     peers: &dyn PreVotePeers,
     joint: &[BTreeSet<u64>],
@@ -259,12 +271,12 @@ async fn pre_vote_round(
     request: &PreVoteRequest,
     ask_within: Duration,
 ) -> bool {
-    let mut pending: BTreeSet<u64> = joint
+    let (older, mut pending): (BTreeSet<u64>, BTreeSet<u64>) = joint
         .iter()
         .flatten()
         .copied()
         .filter(|&v| v != me)
-        .collect();
+        .partition(|&v| peers.lacks_pre_vote(v));
     let mut asks: FuturesUnordered<_> = pending
         .iter()
         .map(|&target| {
@@ -279,6 +291,7 @@ async fn pre_vote_round(
         })
         .collect();
     let mut granted = BTreeSet::from([me]);
+    granted.extend(older);
     let won = loop {
         if majority_of_each(joint, &granted) {
             break true;
@@ -477,14 +490,22 @@ mod tests {
         assert!(heard.since_restart() < Duration::from_millis(5));
     }
 
-    /// Peers that grant, refuse or never answer, by node id.
+    /// Peers that grant, refuse or never answer, by node id; those in
+    /// `older` run a build without the pre-vote and fail the test if asked.
+    #[derive(Default)]
     struct Scripted {
         grant: BTreeSet<u64>,
         silent: BTreeSet<u64>,
+        older: BTreeSet<u64>,
     }
 
     impl PreVotePeers for Scripted {
+        fn lacks_pre_vote(&self, target: u64) -> bool {
+            self.older.contains(&target)
+        }
+
         fn pre_vote(&self, target: u64, request: PreVoteRequest, _: Duration) -> PreVoteFuture {
+            assert!(!self.older.contains(&target), "node {target} was asked");
             let granted = self.grant.contains(&target);
             if self.silent.contains(&target) {
                 return Box::pin(std::future::pending());
@@ -520,23 +541,52 @@ mod tests {
     }
 
     #[test]
+    fn a_voter_without_the_pre_vote_is_not_asked_and_counts_as_granting() {
+        let set = |v: &[u64]| v.iter().copied().collect::<BTreeSet<u64>>();
+        let three = [set(&[1, 2, 3])];
+        // Node 3 is of an earlier build, node 2 refuses: 1 and 3 make a
+        // majority, as when node 1 called elections without a pre-vote.
+        let mixed = Scripted {
+            older: set(&[3]),
+            ..Default::default()
+        };
+        assert_eq!(round_within(mixed, &three), Some(true));
+        // One of five older and the others refusing: no majority; two
+        // older make one.
+        let five = [set(&[1, 2, 3, 4, 5])];
+        let short = Scripted {
+            older: set(&[5]),
+            ..Default::default()
+        };
+        assert_eq!(round_within(short, &five), Some(false));
+        let enough = Scripted {
+            older: set(&[4, 5]),
+            ..Default::default()
+        };
+        assert_eq!(round_within(enough, &five), Some(true));
+    }
+
+    #[test]
     fn a_round_ends_once_its_outcome_is_known() {
         let set = |v: &[u64]| v.iter().copied().collect::<BTreeSet<u64>>();
         let three = [set(&[1, 2, 3])];
         let won = Scripted {
             grant: set(&[2]),
             silent: set(&[3]),
+            ..Default::default()
         };
         assert_eq!(round_within(won, &three), Some(true), "2 of 3 would vote");
         let five = [set(&[1, 2, 3, 4, 5])];
         let lost = Scripted {
             grant: set(&[]),
             silent: set(&[5]),
+            ..Default::default()
         };
         assert_eq!(round_within(lost, &five), Some(false), "3 of 5 refused");
         let alone = Scripted {
             grant: set(&[]),
             silent: set(&[]),
+            ..Default::default()
         };
         assert_eq!(round_within(alone, &[set(&[1])]), Some(true));
         // A joint membership needs both majorities: 4 and 5 refuse.
@@ -544,6 +594,7 @@ mod tests {
         let split = Scripted {
             grant: set(&[2, 3]),
             silent: set(&[]),
+            ..Default::default()
         };
         assert_eq!(round_within(split, &joint), Some(false));
     }

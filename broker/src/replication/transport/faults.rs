@@ -8,6 +8,11 @@
 //! partition PEER       every call to PEER fails at once, as if the link were cut
 //! drop PEER PERCENT    that share of calls to PEER is lost (the caller times out)
 //! delay PEER MS        calls to PEER wait MS milliseconds before they are sent
+//! version N            speak node-to-node protocol version N, as an earlier
+//!                      build would: hellos and their answers say N (0: say
+//!                      none), and at 0 a pre-vote request (rpc 6) closes the
+//!                      connection (this node's own elections are unchanged);
+//!                      read at start and for each new connection
 //! ```
 //!
 //! Writing rules on every side of a cut (each node dropping its calls to
@@ -39,9 +44,18 @@ pub struct PeerRules {
     pub delay: Duration,
 }
 
+/// Every rule of a file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rules {
+    /// By peer id.
+    pub peers: HashMap<u64, PeerRules>,
+    /// The protocol version to speak (`None`: this build's).
+    pub version: Option<u32>,
+}
+
 /// Parses a rules file; bad lines are skipped with a warning.
-pub fn parse(text: &str) -> HashMap<u64, PeerRules> {
-    let mut rules: HashMap<u64, PeerRules> = HashMap::new();
+pub fn parse(text: &str) -> Rules {
+    let mut rules = Rules::default();
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
@@ -50,12 +64,15 @@ pub fn parse(text: &str) -> HashMap<u64, PeerRules> {
         let words: Vec<&str> = line.split_whitespace().collect();
         let num = |i: usize| words.get(i).and_then(|w| w.parse::<u64>().ok());
         match (words.first().copied(), num(1), num(2)) {
-            (Some("partition"), Some(peer), _) => rules.entry(peer).or_default().partition = true,
-            (Some("drop"), Some(peer), Some(p)) => {
-                rules.entry(peer).or_default().drop_percent = p.min(100) as u8
+            (Some("partition"), Some(id), _) => rules.peers.entry(id).or_default().partition = true,
+            (Some("drop"), Some(id), Some(p)) => {
+                rules.peers.entry(id).or_default().drop_percent = p.min(100) as u8
             }
-            (Some("delay"), Some(peer), Some(ms)) => {
-                rules.entry(peer).or_default().delay = Duration::from_millis(ms)
+            (Some("delay"), Some(id), Some(ms)) => {
+                rules.peers.entry(id).or_default().delay = Duration::from_millis(ms)
+            }
+            (Some("version"), Some(v), _) if v <= u64::from(u32::MAX) => {
+                rules.version = Some(v as u32)
             }
             _ => tracing::warn!(line, "{ENV}: ignoring a malformed rule"),
         }
@@ -66,7 +83,7 @@ pub fn parse(text: &str) -> HashMap<u64, PeerRules> {
 /// The rules in force, refreshed from the file in the background.
 #[derive(Debug, Default)]
 pub struct Faults {
-    rules: Arc<RwLock<HashMap<u64, PeerRules>>>,
+    rules: Arc<RwLock<Rules>>,
     calls: AtomicU64,
 }
 
@@ -77,6 +94,8 @@ impl Faults {
         let faults = Faults::default();
         if let Some(path) = std::env::var_os(ENV).map(PathBuf::from) {
             tracing::warn!(path = %path.display(), "raft fault injection is on");
+            // Read once now: the first hellos go out before the task runs.
+            *faults.rules.write() = parse(&std::fs::read_to_string(&path).unwrap_or_default());
             let rules = Arc::clone(&faults.rules);
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
                 handle.spawn(async move {
@@ -91,10 +110,15 @@ impl Faults {
         faults
     }
 
+    /// The protocol version a rule has this node speak, if one does.
+    pub fn version(&self) -> Option<u32> {
+        self.rules.read().version
+    }
+
     /// Applies the rules to one call to `target`: waits out a delay, fails
     /// a cut link at once, and loses a dropped call after `timeout`.
     pub async fn before_call(&self, target: u64, timeout: Duration) -> Result<(), CallError> {
-        let Some(r) = self.rules.read().get(&target).copied() else {
+        let Some(r) = self.rules.read().peers.get(&target).copied() else {
             return Ok(());
         };
         if r.partition {
@@ -121,11 +145,13 @@ mod tests {
 
     #[test]
     fn rules_parse() {
-        let r = parse("partition 2\ndrop 3 50 # half\ndelay 3 20\nbogus\ndrop x 1\n");
-        assert!(r[&2].partition);
-        assert_eq!(r[&3].drop_percent, 50);
-        assert_eq!(r[&3].delay, Duration::from_millis(20));
-        assert_eq!(r.len(), 2);
+        let r = parse("partition 2\ndrop 3 50 # half\ndelay 3 20\nbogus\ndrop x 1\nversion 0\n");
+        assert!(r.peers[&2].partition);
+        assert_eq!(r.peers[&3].drop_percent, 50);
+        assert_eq!(r.peers[&3].delay, Duration::from_millis(20));
+        assert_eq!(r.peers.len(), 2);
+        assert_eq!(r.version, Some(0));
+        assert_eq!(parse("version 99999999999").version, None);
     }
 
     #[tokio::test]

@@ -33,7 +33,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -233,6 +233,8 @@ const MIN_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// A peer's version before its hello or answer said one.
+const UNKNOWN_VERSION: u32 = u32::MAX;
 
 /// One frame to write: its header and body, then its payload's file
 /// ranges (sent with `sendfile`).
@@ -438,6 +440,10 @@ pub struct Transport {
     pub registry: Registry,
     /// When each peer last called this node ([`clock_now`]), by peer id.
     called_us: Mutex<HashMap<u64, Arc<AtomicU64>>>,
+    /// Each peer's protocol version ([`hello::PROTOCOL_VERSION`]) as its
+    /// last hello, or its last answer to this node's, said it
+    /// ([`UNKNOWN_VERSION`] until one did).
+    versions: HashMap<u64, Arc<AtomicU32>>,
     /// Outbound calls by kind and result.
     pub counters: RpcCounters,
     /// Pre-vote rounds by group kind and outcome.
@@ -484,6 +490,10 @@ impl Transport {
             .keys()
             .map(|&id| (id, tokio::sync::Mutex::new(())))
             .collect();
+        let versions = peers
+            .keys()
+            .map(|&id| (id, Arc::new(AtomicU32::new(UNKNOWN_VERSION))))
+            .collect();
         Arc::new(Transport {
             tcp_congestion: tcp,
             cluster_id: cluster_id.to_owned(),
@@ -494,6 +504,7 @@ impl Transport {
             next_id: AtomicU64::new(1),
             registry: Registry::default(),
             called_us: Mutex::default(),
+            versions,
             counters: RpcCounters::default(),
             pre_votes: PreVoteCounters::default(),
             sendfile_stats: Arc::new(Stats::default()),
@@ -523,12 +534,35 @@ impl Transport {
         slot.store(clock_now(), Ordering::Relaxed);
     }
 
-    /// Why this node refuses a connection whose first frame is `first`
-    /// (see [`hello`]); `None` to serve it.
-    pub(crate) fn hello_refusal(&self, first: &Frame) -> Option<String> {
-        hello::Hello::refusal(first, &self.cluster_id, self.local, |id| {
+    /// The peer that calls and its protocol version, when this node
+    /// serves the connection whose first frame is `first` (see
+    /// [`hello`]); else why it does not. The version is noted
+    /// ([`Transport::peer_version`]).
+    pub(crate) fn hello_check(&self, first: &Frame) -> Result<u64, String> {
+        let (hello, version) = hello::Hello::check(first, &self.cluster_id, self.local, |id| {
             self.peers.contains_key(&id)
-        })
+        })?;
+        if let Some(v) = self.versions.get(&hello.from) {
+            v.store(version, Ordering::Relaxed);
+        }
+        Ok(hello.from)
+    }
+
+    /// The protocol version this node speaks: [`hello::PROTOCOL_VERSION`],
+    /// unless a fault rule has it speak as an earlier build.
+    pub(crate) fn spoken_version(&self) -> u32 {
+        #[cfg(feature = "raft-faults")]
+        if let Some(v) = self.faults.version() {
+            return v;
+        }
+        hello::PROTOCOL_VERSION
+    }
+
+    /// Peer `peer`'s protocol version, as its last hello or answer to one
+    /// said it; `None` until one did (or for a node that is not a peer).
+    pub fn peer_version(&self, peer: u64) -> Option<u32> {
+        let v = self.versions.get(&peer)?.load(Ordering::Relaxed);
+        (v != UNKNOWN_VERSION).then_some(v)
     }
 
     /// Congestion control of this node's node-to-node connections.
@@ -810,7 +844,12 @@ impl Transport {
                     from: self.local,
                     to: target,
                 };
-                let conn = spawn_client(stream, hello.encode(), Arc::clone(&self.sendfile_stats));
+                let conn = spawn_client(
+                    stream,
+                    hello.encode(self.spoken_version()),
+                    self.versions.get(&target).cloned(),
+                    Arc::clone(&self.sendfile_stats),
+                );
                 s.conn = Some(Arc::clone(&conn));
                 s.settled = false;
                 Ok(conn)
@@ -844,8 +883,14 @@ fn refuse_self_connection(stream: TcpStream) -> std::io::Result<TcpStream> {
 }
 
 /// Starts the writer and reader tasks of an outbound connection, whose
-/// first frame is `hello` (encoded).
-fn spawn_client(stream: TcpStream, hello: Bytes, stats: Arc<Stats>) -> Arc<Conn> {
+/// first frame is `hello` (encoded); the version the peer's answer says is
+/// stored in `version`.
+fn spawn_client(
+    stream: TcpStream,
+    hello: Bytes,
+    version: Option<Arc<AtomicU32>>,
+    stats: Arc<Stats>,
+) -> Arc<Conn> {
     let (mut read, mut write) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
     let _ = tx.send(Outgoing {
@@ -927,6 +972,9 @@ fn spawn_client(stream: TcpStream, hello: Bytes, stats: Arc<Stats>) -> Arc<Conn>
                 match Frame::decode(&mut buf) {
                     Ok(Some(frame)) if frame.request_id == hello::HELLO_REQUEST_ID => {
                         if frame.kind == Kind::Response {
+                            if let Some(v) = &version {
+                                v.store(hello::answered_version(&frame.body), Ordering::Relaxed);
+                            }
                             reader.accepted.store(true, Ordering::Release);
                         } else {
                             let reason = postcard::from_bytes::<String>(&frame.body)

@@ -112,6 +112,10 @@ impl PreVotePeers for PreVoteCalls {
         })
     }
 
+    fn lacks_pre_vote(&self, target: u64) -> bool {
+        self.transport.peer_version(target) == Some(0)
+    }
+
     fn note_round(&self, outcome: RoundOutcome) {
         self.transport.pre_votes.count(self.group, outcome);
     }

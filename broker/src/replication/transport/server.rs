@@ -115,14 +115,17 @@ async fn connection(
                 seat.served();
                 if !greeted || frame.rpc == Rpc::Hello {
                     // A second hello is refused like a missing one.
-                    let refusal = if greeted {
-                        Some("a second hello on one connection".to_owned())
+                    let checked = if greeted {
+                        Err("a second hello on one connection".to_owned())
                     } else {
-                        transport.hello_refusal(&frame)
+                        transport.hello_check(&frame)
                     };
-                    let (kind, body) = match &refusal {
-                        None => (Kind::Response, Bytes::new()),
-                        Some(why) => (
+                    let (kind, body) = match &checked {
+                        Ok(_) => (
+                            Kind::Response,
+                            super::hello::answer_body(transport.spoken_version()),
+                        ),
+                        Err(why) => (
                             Kind::Error,
                             Bytes::from(postcard::to_allocvec(why).unwrap_or_default()),
                         ),
@@ -132,21 +135,30 @@ async fn connection(
                         (frame.rpc, frame.group, frame.request_id),
                         body,
                     ));
-                    if let Some(why) = refusal {
-                        static REFUSED: crate::throttle::Throttle =
-                            crate::throttle::Throttle::new(Duration::from_secs(10));
-                        if let Some(held_back) = REFUSED.allow() {
-                            tracing::warn!(?peer, reason = %why, held_back, "raft listener: refused a connection");
+                    let from = match checked {
+                        Ok(from) => from,
+                        Err(why) => {
+                            static REFUSED: crate::throttle::Throttle =
+                                crate::throttle::Throttle::new(Duration::from_secs(10));
+                            if let Some(held_back) = REFUSED.allow() {
+                                tracing::warn!(?peer, reason = %why, held_back, "raft listener: refused a connection");
+                            }
+                            // Said above: closed without another line.
+                            answered_then_closed = true;
+                            break Ok(());
                         }
-                        // Said above: closed without another line.
-                        answered_then_closed = true;
-                        break Ok(());
-                    }
+                    };
                     greeted = true;
-                    caller = postcard::from_bytes::<super::hello::Hello>(&frame.body)
-                        .ok()
-                        .map(|h| transport.calls_of(h.from));
+                    caller = Some(transport.calls_of(from));
                     continue;
+                }
+                // A build before the pre-vote knows no rpc 6 and closes the
+                // connection on it; a node speaking as one does the same.
+                if frame.rpc == Rpc::PreVote && transport.spoken_version() == 0 {
+                    break Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "rpc 6 from a peer while speaking protocol version 0",
+                    ));
                 }
                 if let Some(slot) = &caller {
                     Transport::note_call(slot);

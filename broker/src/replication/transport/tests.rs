@@ -266,7 +266,7 @@ fn greeting(cluster: &str, from: u64, to: u64) -> Bytes {
         from,
         to,
     }
-    .encode()
+    .encode(hello::PROTOCOL_VERSION)
 }
 
 /// What the listener at `addr` sends back, up to its close, to `bytes`.
@@ -354,7 +354,14 @@ async fn strangers_are_refused_and_not_served() {
                 }
             }
         }
-        assert_eq!(frames[0], (Kind::Response, 0, Bytes::new()));
+        assert_eq!(
+            frames[0],
+            (
+                Kind::Response,
+                0,
+                hello::answer_body(hello::PROTOCOL_VERSION)
+            )
+        );
         assert_eq!(frames[1], (Kind::Response, 9, Bytes::from_static(&[1, 0])));
     }
     let r = client
@@ -695,4 +702,49 @@ async fn a_call_dropped_by_its_caller_leaves_no_waiter() {
         conn.pending.lock().len()
     };
     assert_eq!(waiters, 0, "waiters of calls dropped by their callers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_side_learns_the_others_protocol_version_from_the_hello() {
+    let (client, server, _task, addr) = pair().await;
+    assert_eq!(client.peer_version(2), None, "nothing said yet");
+    assert_eq!(client.peer_version(7), None, "not a peer");
+    client
+        .call(2, GroupId::Controller, Rpc::Vote, vec![1], T)
+        .await
+        .unwrap();
+    // The caller from the answer to its hello, the listener from the hello.
+    assert_eq!(client.peer_version(2), Some(hello::PROTOCOL_VERSION));
+    assert_eq!(server.peer_version(1), Some(hello::PROTOCOL_VERSION));
+
+    // A hello of a build before the version (it ends at the node ids): the
+    // listener takes the caller for version 0, and answers with its own.
+    let old = hello::Hello {
+        cluster_id: "test".into(),
+        from: 1,
+        to: 2,
+    }
+    .encode(0);
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(&old).await.unwrap();
+    let mut got = BytesMut::new();
+    let answer = loop {
+        if let Some(f) = Frame::decode(&mut got).unwrap() {
+            break f;
+        }
+        assert!(
+            tokio::time::timeout(T, s.read_buf(&mut got))
+                .await
+                .unwrap()
+                .unwrap()
+                > 0
+        );
+    };
+    assert_eq!(answer.kind, Kind::Response);
+    assert_eq!(
+        hello::answered_version(&answer.body),
+        hello::PROTOCOL_VERSION
+    );
+    assert_eq!(server.peer_version(1), Some(0));
 }
