@@ -1142,3 +1142,27 @@ fn pointed_at_the_kafka_port_it_says_so() {
     let native = broker.addr.to_string();
     ok(&native, &["topic", "create", "t", "--partitions", "1"], b"");
 }
+
+#[test]
+fn a_refused_group_member_says_what_to_change() {
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    ok(&addr, &["topic", "create", "g", "--partitions", "1"], b"");
+    let consume = |extra: &[&str]| {
+        let mut args = vec!["consume", "g", "--timeout-ms", "2000"];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let args = consume(&["--group", "grp", "--session-timeout-ms", "10"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    fails(
+        &addr,
+        &args,
+        b"",
+        "invalid session timeout (42): join group \"grp\" (--session-timeout-ms must lie within \
+         the broker's group_min_session_timeout_ms and group_max_session_timeout_ms",
+    );
+    let args = consume(&["--group", "bell\u{7}"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    fails(&addr, &args, b"", "without control characters");
+}

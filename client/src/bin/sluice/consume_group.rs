@@ -19,7 +19,8 @@ use clap::Args;
 use sluice_client::group::{
     AssignorKind, GroupConfig, GroupConsumer, Positions, RebalanceListener,
 };
-use sluice_client::{ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo};
+use sluice_client::{ClientError, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo};
+use sluice_protocol::wire::ErrorCode;
 
 use crate::consume::{
     ConsumeArgs, Ending, MAX_WAIT, output_error, quiet_if_broken_pipe, stop_on_signal,
@@ -191,7 +192,12 @@ impl GroupSession {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
-                Err(e) => anyhow::bail!("consuming {:?} in a group: {}", args.topic, describe(&e)),
+                Err(e) => anyhow::bail!(
+                    "consuming {:?} in a group: {}{}",
+                    args.topic,
+                    describe(&e),
+                    refusal_hint(&e)
+                ),
             };
             if self.verbose && self.consumer.generation_id() != self.generation {
                 self.generation = self.consumer.generation_id();
@@ -250,5 +256,25 @@ impl GroupSession {
             }
         }
         Ok(())
+    }
+}
+
+/// What to change after the coordinator refused the member's settings or
+/// name (empty for other errors).
+fn refusal_hint(e: &ClientError) -> &'static str {
+    match e {
+        ClientError::Broker {
+            code: ErrorCode::InvalidSessionTimeout,
+            ..
+        } => {
+            " (--session-timeout-ms must lie within the broker's \
+             group_min_session_timeout_ms and group_max_session_timeout_ms, 1000 and 1800000 \
+             by default)"
+        }
+        ClientError::Broker {
+            code: ErrorCode::InvalidGroupName,
+            ..
+        } => " (a group name is 1 to 1024 bytes without control characters)",
+        _ => "",
     }
 }
