@@ -1166,3 +1166,66 @@ fn a_refused_group_member_says_what_to_change() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     fails(&addr, &args, b"", "without control characters");
 }
+
+#[test]
+fn a_plain_consumer_reads_the_partitions_added_while_it_runs() {
+    use std::io::BufRead;
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    ok(
+        &addr,
+        &["topic", "create", "grows", "--partitions", "1"],
+        b"",
+    );
+    // Without --from-beginning: only records produced from now on, but
+    // every record of a partition added meanwhile.
+    let mut child = Command::new(sluice_binary())
+        .args(["--broker", &addr, "consume", "grows"])
+        .args(["--timeout-ms", "20000", "--format", "%p %v"])
+        .env_remove("SLUICE_BROKER")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    // Produced until the consumer prints it: then it is reading.
+    let mut first = String::new();
+    let reader = std::thread::spawn(move || {
+        out.read_line(&mut first).unwrap();
+        (out, first)
+    });
+    while !reader.is_finished() {
+        ok(&addr, &["produce", "grows", "--partition", "0"], b"first\n");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (mut out, first) = reader.join().unwrap();
+    assert_eq!(first, "0 first\n");
+    ok(
+        &addr,
+        &["topic", "alter", "grows", "--partitions", "3"],
+        b"",
+    );
+    ok(&addr, &["produce", "grows", "--partition", "2"], b"new-2\n");
+    ok(&addr, &["produce", "grows", "--partition", "1"], b"new-1\n");
+    // Read until both new records came (or the consumer gave up after
+    // 20 s without records and closed its output).
+    let mut seen = Vec::new();
+    let mut line = String::new();
+    while seen.len() < 2 && out.read_line(&mut line).unwrap() > 0 {
+        if !line.starts_with("0 ") {
+            seen.push(line.trim_end().to_owned());
+        }
+        line.clear();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    seen.sort_unstable();
+    assert_eq!(seen, ["1 new-1", "2 new-2"], "{err}");
+    assert!(
+        err.contains("grows: 3 partitions now; reading partitions 1 to 2 from their first record"),
+        "{err}"
+    );
+}

@@ -409,6 +409,50 @@ impl Consumer {
         Ok(())
     }
 
+    /// Adds `partitions` to the assignment, each starting where `from`
+    /// says; those already assigned keep their positions, and a partition
+    /// named that is already assigned is left as it is. For partitions a
+    /// topic gained while it was consumed (`SeekTo::Earliest`: none of
+    /// their records is missed). A call dropped at any await changes
+    /// nothing.
+    pub async fn assign_more(
+        &mut self,
+        partitions: Vec<(String, u32)>,
+        from: SeekTo,
+    ) -> Result<(), ClientError> {
+        let mut added = Vec::new();
+        for (topic, partition) in partitions {
+            let known = self
+                .assigned
+                .iter()
+                .chain(&added)
+                .any(|a: &Assigned| *a.topic == *topic && a.partition == partition);
+            if known {
+                continue;
+            }
+            // A partition this new may not be in the cached metadata yet.
+            if matches!(
+                self.metadata.route(&topic, partition),
+                crate::metadata::Route::Bootstrap
+            ) {
+                self.metadata.invalidate();
+            }
+            let position = self.lookup(&topic, partition, from).await?;
+            added.push(Assigned {
+                topic: topic.into(),
+                partition,
+                position,
+                retry: None,
+            });
+        }
+        if !added.is_empty() {
+            self.assigned.extend(added);
+            // A fetch stream carries the partitions it opened with.
+            self.invalidate();
+        }
+        Ok(())
+    }
+
     /// Where each of `partitions` starts: the group's committed offset, or
     /// as `offset_reset` says. Changes nothing of the assignment, so a
     /// call dropped at any await leaves the consumer as it was.

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use sluice_client::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo};
+use sluice_client::{Admin, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo};
 
 use crate::consume_group::RETRY_FOR;
 use crate::format::Format;
@@ -20,6 +20,10 @@ use crate::{Outcome, cannot_connect, connect_admin, describe, is_broken_pipe, to
 
 /// How often a group's positions are committed while consuming.
 const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How often a consumer of every partition of a topic looks for
+/// partitions added to it meanwhile.
+const PARTITION_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Longest a single fetch waits for records (bounds Ctrl-C latency).
 pub(crate) const MAX_WAIT: Duration = Duration::from_millis(500);
@@ -49,7 +53,8 @@ pub(crate) struct ConsumeArgs {
     /// Exit after N records
     #[arg(long, value_name = "N")]
     pub(crate) count: Option<u64>,
-    /// Read only this partition
+    /// Read only this partition (default: every partition, and those
+    /// added to the topic while it runs, from their first record)
     #[arg(long, value_name = "P")]
     partition: Option<u32>,
     /// Output per record: %k key, %v value, %o offset, %p partition,
@@ -147,6 +152,12 @@ pub(crate) async fn run(broker: &str, args: ConsumeArgs) -> anyhow::Result<Outco
         group: args.group.clone(),
         printed: 0,
         last_commit: Instant::now(),
+        added: args.partition.is_none().then(|| AddedPartitions {
+            broker: broker.to_owned(),
+            admin: None,
+            count,
+            next_check: Instant::now() + PARTITION_CHECK_INTERVAL,
+        }),
     };
     match session.consume(&args, &stop).await? {
         Ending::Done => {
@@ -214,6 +225,42 @@ struct Session {
     group: Option<String>,
     printed: u64,
     last_commit: Instant,
+    /// Without `--partition`: the partitions the topic gains are read too.
+    added: Option<AddedPartitions>,
+}
+
+/// Watches a topic's partition count while every partition is consumed.
+struct AddedPartitions {
+    broker: String,
+    /// Kept between checks; dropped after a failure, to reconnect.
+    admin: Option<Admin>,
+    /// Partitions consumed so far (0 to `count - 1`).
+    count: u32,
+    next_check: Instant,
+}
+
+impl AddedPartitions {
+    /// The topic's partition count now, if it is due to be checked and the
+    /// check succeeds (a failure waits for the next one).
+    async fn check(&mut self, topic: &str) -> Option<u32> {
+        if Instant::now() < self.next_check {
+            return None;
+        }
+        self.next_check = Instant::now() + PARTITION_CHECK_INTERVAL;
+        let asked = async {
+            if self.admin.is_none() {
+                self.admin = Admin::connect(&self.broker).await.ok();
+            }
+            self.admin.as_mut()?.describe_topic(topic).await.ok()
+        };
+        match tokio::time::timeout(MAX_WAIT, asked).await {
+            Ok(Some(t)) => Some(t.partitions.len() as u32),
+            _ => {
+                self.admin = None;
+                None
+            }
+        }
+    }
 }
 
 impl Session {
@@ -288,8 +335,40 @@ impl Session {
             if self.last_commit.elapsed() >= COMMIT_INTERVAL {
                 self.commit().await?;
             }
+            self.read_added_partitions(&args.topic).await;
         }
         Ok(Ending::Done)
+    }
+
+    /// Adds the partitions the topic gained since the last check, each
+    /// read from its first record (all of them came after this consumer
+    /// started), with a note on stderr.
+    async fn read_added_partitions(&mut self, topic: &str) {
+        let Some(added) = self.added.as_mut() else {
+            return;
+        };
+        let Some(now) = added.check(topic).await else {
+            return;
+        };
+        if now <= added.count {
+            return;
+        }
+        let from = added.count;
+        let new: Vec<(String, u32)> = (from..now).map(|p| (topic.to_owned(), p)).collect();
+        // A partition just added may have no leader yet: tried again at
+        // the next check.
+        if let Err(e) = self.consumer.assign_more(new, SeekTo::Earliest).await {
+            eprintln!(
+                "{topic}: {now} partitions now; cannot read the new ones yet ({}); trying again",
+                describe(&e)
+            );
+            return;
+        }
+        added.count = now;
+        eprintln!(
+            "{topic}: {now} partitions now; reading partitions {from} to {} from their first record",
+            now - 1
+        );
     }
 
     /// Moves each partition back to its first record in `unprinted`.
