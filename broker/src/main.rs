@@ -66,6 +66,10 @@ struct Args {
     /// HOST:PORT Kafka clients are told to connect to [default: the bound address]
     #[arg(long, value_name = "HOST:PORT")]
     kafka_advertised: Option<String>,
+    /// Create a topic a Kafka client's Metadata request names and allows to
+    /// be created (Kafka's auto.create.topics.enable) [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    auto_create_topics: Option<bool>,
     /// Log line format
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -182,6 +186,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(a) = args.kafka_advertised {
         config.kafka_advertised = a;
+    }
+    if let Some(a) = args.auto_create_topics {
+        config.auto_create_topics = a;
     }
     // Checked here too (opening the broker checks again), so that a bad
     // setting is reported as one, before any thread or listener starts.

@@ -2,6 +2,7 @@
 //! FindCoordinator, OffsetCommit, OffsetFetch, CreateTopics, DeleteTopics,
 //! DescribeConfigs, InitProducerId.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,8 +60,9 @@ fn advertised(conn: &Conn) -> Advertised {
 /// replicas are then listed as offline), and the topics asked for (all when null)
 /// with each partition's leader, epoch, replicas and in-sync replicas. A
 /// partition led by a node left out shows leader -1 and
-/// `LEADER_NOT_AVAILABLE`. Topics are never created here.
-pub(super) fn metadata(conn: &Conn, r: MetadataRequest) -> MetadataResponse {
+/// `LEADER_NOT_AVAILABLE`. With `auto_create_topics`, topics named that
+/// do not exist are created first ([`auto_create`]).
+pub(super) async fn metadata(conn: &Conn, r: MetadataRequest, version: i16) -> MetadataResponse {
     let topic_ops = operations::answer(r.include_topic_authorized_operations, operations::TOPIC);
     let cluster_ops =
         operations::answer(r.include_cluster_authorized_operations, operations::CLUSTER);
@@ -119,11 +121,24 @@ pub(super) fn metadata(conn: &Conn, r: MetadataRequest) -> MetadataResponse {
             })
             .collect()
     });
+    // Before version 4 a request cannot say, and allows it (as in Kafka).
+    let refused = match &names {
+        Some(names)
+            if conn.broker.config.auto_create_topics
+                && (version < 4 || r.allow_auto_topic_creation) =>
+        {
+            auto_create(conn, names).await
+        }
+        _ => HashMap::new(),
+    };
     let mut topics: Vec<MetadataTopic> = svc
         .describe_topics(names.as_deref())
         .into_iter()
         .map(|t| MetadataTopic {
-            error_code: to_kafka(t.error_code),
+            error_code: refused
+                .get(t.name.as_str())
+                .copied()
+                .unwrap_or_else(|| to_kafka(t.error_code)),
             topic_id: t.id.0,
             is_internal: t.name.starts_with(crate::topics::INTERNAL_PREFIX),
             partitions: t
@@ -182,6 +197,65 @@ pub(super) fn metadata(conn: &Conn, r: MetadataRequest) -> MetadataResponse {
         topics,
         cluster_authorized_operations: cluster_ops,
     }
+}
+
+/// Creates the topics of `names` that do not exist, as a CreateTopics
+/// request without settings would (`topic_defaults.partitions` partitions,
+/// `default_replication_factor` replicas, the broker's topic defaults;
+/// in a cluster through the controller, waiting up to
+/// `controller_timeout_ms` for the new partitions' leaders, so that the
+/// answer names them). Returns the Kafka error of each name that could
+/// not be created, to be answered in its place: `INVALID_TOPIC_EXCEPTION`
+/// for an invalid or reserved (`__`) name, `INVALID_REPLICATION_FACTOR`
+/// for more replicas than brokers, and the broker's partition limits as
+/// CreateTopics answers them. A name created meanwhile by another request
+/// is not an error: it is described as it is.
+async fn auto_create(conn: &Conn, names: &[String]) -> HashMap<String, KafkaCode> {
+    let svc = Arc::clone(&conn.broker.service);
+    let config = &conn.broker.config;
+    let missing: Vec<NewTopic> = svc
+        .describe_topics(Some(names))
+        .into_iter()
+        .filter(|t| t.error_code == ErrorCode::UnknownTopicOrPartition)
+        .map(|t| NewTopic {
+            name: t.name,
+            partitions: config.topic_defaults.partitions,
+            config: TopicConfig::default(),
+            replication_factor: None,
+        })
+        .collect();
+    if missing.is_empty() {
+        return HashMap::new();
+    }
+    let counts: Vec<(String, u32)> = missing
+        .iter()
+        .map(|t| (t.name.clone(), t.partitions))
+        .collect();
+    let within = Duration::from_millis(config.controller_timeout_ms);
+    let outcomes = match svc.create_topics(missing, within).await {
+        Ok(o) => o,
+        Err(refused) => {
+            let c = to_kafka(refused.code);
+            return counts.into_iter().map(|(name, _)| (name, c)).collect();
+        }
+    };
+    let mut refused = HashMap::new();
+    for ((name, partitions), o) in counts.into_iter().zip(outcomes) {
+        match o.error_code {
+            ErrorCode::None => tracing::info!(
+                topic = %name,
+                partitions,
+                peer = %conn.peer,
+                "created topic on first use (auto_create_topics)"
+            ),
+            ErrorCode::TopicAlreadyExists => {}
+            e => {
+                tracing::debug!(topic = %name, error = ?o.message, "topic not created on first use");
+                refused.insert(name, to_kafka(e));
+            }
+        }
+    }
+    refused
 }
 
 /// ListOffsets: earliest (-2), latest (-1), by timestamp (the first

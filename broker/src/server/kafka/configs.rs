@@ -371,7 +371,7 @@ pub(super) fn broker_settings(
         ),
         (
             "auto.create.topics.enable",
-            "false".to_owned(),
+            config.auto_create_topics.to_string(),
             TYPE_BOOLEAN,
         ),
         ("log.cleanup.policy", "delete".to_owned(), TYPE_LIST),

@@ -114,7 +114,12 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
         }
         ApiKey::Metadata => {
             let r = decode_or_close(conn, req, body)?;
-            let resp = admin::metadata(conn, r);
+            if conn.broker.config.auto_create_topics {
+                // Waiting for a created topic's leaders is not slowness.
+                conn.wait_allowance =
+                    std::time::Duration::from_millis(conn.broker.config.controller_timeout_ms);
+            }
+            let resp = admin::metadata(conn, r, req.version).await;
             respond(conn, req, resp).await
         }
         ApiKey::ListOffsets => {
