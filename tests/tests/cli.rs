@@ -588,7 +588,7 @@ fn bad_input_fails_with_one_clear_line() {
         &addr,
         &["produce", "nowhere"],
         b"lost\n",
-        "unknown topic \"nowhere\"",
+        "unknown topic \"nowhere\": create it first (`sluice topic create nowhere --partitions N`)",
     );
     fails(
         &addr,

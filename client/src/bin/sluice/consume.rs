@@ -16,7 +16,9 @@ use sluice_client::{Admin, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset
 
 use crate::consume_group::RETRY_FOR;
 use crate::format::Format;
-use crate::{Outcome, cannot_connect, connect_admin, describe, is_broken_pipe, topic_error};
+use crate::{
+    Outcome, cannot_connect, connect_admin, describe, is_broken_pipe, missing_topic_error,
+};
 
 /// How often a group's positions are committed while consuming.
 const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
@@ -94,7 +96,7 @@ pub(crate) async fn run(broker: &str, args: ConsumeArgs) -> anyhow::Result<Outco
         .await?
         .describe_topic(topic)
         .await
-        .map_err(|e| topic_error(topic, e))?;
+        .map_err(|e| missing_topic_error(topic, e))?;
     let count = meta.partitions.len() as u32;
     let partitions: Vec<(String, u32)> = match args.partition {
         Some(p) if p >= count => {

@@ -26,7 +26,7 @@ use crate::consume::{
     ConsumeArgs, Ending, MAX_WAIT, output_error, quiet_if_broken_pipe, stop_on_signal,
 };
 use crate::format::Format;
-use crate::{Outcome, cannot_connect, connect_admin, describe, topic_error};
+use crate::{Outcome, cannot_connect, connect_admin, describe, missing_topic_error};
 
 /// How long `consume` (with or without `--group`) keeps retrying a broker
 /// it cannot reach.
@@ -94,7 +94,7 @@ pub(crate) async fn run(broker: &str, args: ConsumeArgs) -> anyhow::Result<Outco
         .await?
         .describe_topic(topic)
         .await
-        .map_err(|e| topic_error(topic, e))?;
+        .map_err(|e| missing_topic_error(topic, e))?;
     let m = &args.membership;
     let mut config = ConsumerConfig::new(broker);
     config.group = Some(group.clone());

@@ -173,16 +173,42 @@ fn describe(e: &ClientError) -> String {
     }
 }
 
-/// The error for a topic the broker does not know, or any other failure to
-/// look it up.
+/// The error for a topic the broker does not know (saying how to see the
+/// topics there are), or any other failure to look it up.
 fn topic_error(name: &str, e: ClientError) -> anyhow::Error {
     match e {
         ClientError::Broker {
             code: ErrorCode::UnknownTopicOrPartition,
             ..
-        } => anyhow::anyhow!("unknown topic {name:?}"),
+        } => anyhow::anyhow!(
+            "unknown topic {name:?} (`sluice topic list` names the topics there are)"
+        ),
         other => anyhow::anyhow!("topic {name:?}: {}", describe(&other)),
     }
+}
+
+/// [`topic_error`] for a command that reads or writes the topic: an
+/// unknown one is to be created first, and the error says how.
+fn missing_topic_error(name: &str, e: ClientError) -> anyhow::Error {
+    match e {
+        ClientError::Broker {
+            code: ErrorCode::UnknownTopicOrPartition,
+            ..
+        } if is_plain_name(name) => anyhow::anyhow!(
+            "unknown topic {name:?}: create it first (`sluice topic create {name} --partitions N`), \
+             or see `sluice topic list` for the topics there are"
+        ),
+        other => topic_error(name, other),
+    }
+}
+
+/// Whether `name` is made only of the characters a topic name may hold
+/// (so it can be shown in a command line as it is).
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// Whether an I/O error means the reader of our output went away.

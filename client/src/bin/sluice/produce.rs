@@ -18,7 +18,7 @@ use sluice_client::{
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
-use crate::{Outcome, connect_admin, describe, is_broken_pipe, topic_error};
+use crate::{Outcome, connect_admin, describe, is_broken_pipe, missing_topic_error};
 
 /// Arguments of `sluice produce`.
 #[derive(Debug, Args)]
@@ -112,7 +112,7 @@ pub(crate) async fn run(broker: &str, args: ProduceArgs) -> anyhow::Result<Outco
         .await?
         .describe_topic(&args.topic)
         .await
-        .map_err(|e| topic_error(&args.topic, e))?;
+        .map_err(|e| missing_topic_error(&args.topic, e))?;
     if let Some(p) = args.partition {
         let count = meta.partitions.len();
         anyhow::ensure!(
