@@ -596,6 +596,20 @@ fn bad_input_fails_with_one_clear_line() {
         b"",
         "unknown topic \"nowhere\"",
     );
+    // A name that could not be created gets no advice to create it.
+    for (name, says) in [
+        ("__consumer_offsets", "unknown topic"),
+        (
+            "a/b",
+            "\"a/b\" is not a topic name: a topic name is 1 to 249",
+        ),
+    ] {
+        let out = sluice(&addr, &["produce", name], b"lost\n");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(!stderr.contains("create it first"), "{stderr}");
+    }
     ok(&addr, &["topic", "create", "one"], b"");
     fails(
         &addr,
@@ -813,6 +827,19 @@ fn compressed_topics_produce_and_consume_like_any_other() {
         ],
         b"x\n",
         "--compression-level 12: gzip has no compression level 12: 0 to 9",
+    );
+    fails(
+        &addr,
+        &[
+            "produce",
+            "zipped",
+            "--compression",
+            "lz4",
+            "--compression-level",
+            "5",
+        ],
+        b"x\n",
+        "--compression-level 5: only gzip (0-9) and zstd (1-22) take a level, and --compression is lz4",
     );
     let consumed = ok(
         &addr,

@@ -183,6 +183,13 @@ fn topic_error(name: &str, e: ClientError) -> anyhow::Error {
         } => anyhow::anyhow!(
             "unknown topic {name:?} (`sluice topic list` names the topics there are)"
         ),
+        ClientError::Broker {
+            code: ErrorCode::InvalidTopicName,
+            ..
+        } => anyhow::anyhow!(
+            "{name:?} is not a topic name: a topic name is 1 to 249 ASCII letters, digits, \
+             '.', '_' and '-' (not `.` or `..`)"
+        ),
         other => anyhow::anyhow!("topic {name:?}: {}", describe(&other)),
     }
 }
@@ -194,7 +201,7 @@ fn missing_topic_error(name: &str, e: ClientError) -> anyhow::Error {
         ClientError::Broker {
             code: ErrorCode::UnknownTopicOrPartition,
             ..
-        } if is_plain_name(name) => anyhow::anyhow!(
+        } if could_be_created(name) => anyhow::anyhow!(
             "unknown topic {name:?}: create it first (`sluice topic create {name} --partitions N`), \
              or see `sluice topic list` for the topics there are"
         ),
@@ -202,10 +209,14 @@ fn missing_topic_error(name: &str, e: ClientError) -> anyhow::Error {
     }
 }
 
-/// Whether `name` is made only of the characters a topic name may hold
-/// (so it can be shown in a command line as it is).
-fn is_plain_name(name: &str) -> bool {
-    !name.is_empty()
+/// Whether `sluice topic create` would take `name`: 1 to 249 of the
+/// characters a topic name may hold (so it can be shown in a command line as
+/// it is), not `.` or `..`, and not starting with the reserved `__`.
+fn could_be_created(name: &str) -> bool {
+    (1..=249).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && !name.starts_with("__")
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))

@@ -45,7 +45,8 @@ pub(crate) struct ProduceArgs {
     /// Compress each batch with this codec
     #[arg(long, value_enum, default_value_t = CompressionArg::None)]
     compression: CompressionArg,
-    /// Compression level (gzip 0-9, zstd 1-22; default: the codec's)
+    /// Compression level (gzip 0-9, zstd 1-22; default: the codec's);
+    /// lz4 and snappy have none
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     compression_level: Option<i32>,
     /// Turn idempotence off: a retry after a lost acknowledgement may then
@@ -102,11 +103,40 @@ impl From<AcksArg> for Acks {
     }
 }
 
+/// Refuses a `--compression-level` the codec does not take (lz4, snappy
+/// and none have no level) or refuses, before anything is sent.
+fn check_compression_level(args: &ProduceArgs) -> anyhow::Result<()> {
+    let Some(level) = args.compression_level else {
+        return Ok(());
+    };
+    if !matches!(
+        args.compression,
+        CompressionArg::Gzip | CompressionArg::Zstd
+    ) {
+        let name = args
+            .compression
+            .to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_owned());
+        anyhow::bail!(
+            "--compression-level {level}: only gzip (0-9) and zstd (1-22) take a level, \
+             and --compression is {name}"
+        );
+    }
+    let codec = sluice_protocol::batch::compression::Codec {
+        compression: Compression::from(args.compression),
+        level: Some(level),
+    };
+    sluice_protocol::batch::compression::compress(codec, b"", &mut Vec::new())
+        .map_err(|e| anyhow::anyhow!("--compression-level {level}: {e}"))?;
+    Ok(())
+}
+
 /// A delivery, or a record that failed before it was buffered.
 type Delivery = Either<DeliveryFuture, Ready<Result<RecordMetadata, ClientError>>>;
 
 /// Runs `sluice produce`.
 pub(crate) async fn run(broker: &str, args: ProduceArgs) -> anyhow::Result<Outcome> {
+    check_compression_level(&args)?;
     // Check the topic (and the broker) before reading any input.
     let meta = connect_admin(broker)
         .await?
@@ -134,14 +164,6 @@ pub(crate) async fn run(broker: &str, args: ProduceArgs) -> anyhow::Result<Outco
     config.acks = args.acks.into();
     config.compression = args.compression.into();
     config.compression_level = args.compression_level;
-    if let Some(level) = args.compression_level {
-        let codec = sluice_protocol::batch::compression::Codec {
-            compression: config.compression,
-            level: Some(level),
-        };
-        sluice_protocol::batch::compression::compress(codec, b"", &mut Vec::new())
-            .map_err(|e| anyhow::anyhow!("--compression-level {level}: {e}"))?;
-    }
     config.idempotence = !args.no_idempotence;
     let producer = Producer::new(config);
     let result = send_lines(&producer, &args, input).await;
