@@ -100,7 +100,10 @@ pub(crate) async fn run(broker: &str, args: ConsumeArgs) -> anyhow::Result<Outco
     let count = meta.partitions.len() as u32;
     let partitions: Vec<(String, u32)> = match args.partition {
         Some(p) if p >= count => {
-            anyhow::bail!("topic {topic:?} has {count} partitions; there is no partition {p}")
+            anyhow::bail!(
+                "topic {topic:?} has {}; there is no partition {p}",
+                crate::partitions(count)
+            )
         }
         Some(p) => vec![(topic.to_owned(), p)],
         None => (0..count).map(|p| (topic.to_owned(), p)).collect(),

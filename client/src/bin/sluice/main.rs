@@ -222,6 +222,13 @@ fn could_be_created(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// `n` partitions, in words: "1 partition", "3 partitions".
+fn partitions(n: impl std::fmt::Display) -> String {
+    let n = n.to_string();
+    let s = if n == "1" { "" } else { "s" };
+    format!("{n} partition{s}")
+}
+
 /// Whether an I/O error means the reader of our output went away.
 fn is_broken_pipe(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::BrokenPipe

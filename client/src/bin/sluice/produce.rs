@@ -147,8 +147,9 @@ pub(crate) async fn run(broker: &str, args: ProduceArgs) -> anyhow::Result<Outco
         let count = meta.partitions.len();
         anyhow::ensure!(
             (p as usize) < count,
-            "topic {:?} has {count} partitions; there is no partition {p}",
-            args.topic
+            "topic {:?} has {}; there is no partition {p}",
+            args.topic,
+            crate::partitions(count)
         );
     }
     let source: Box<dyn AsyncRead + Unpin> = match &args.file {

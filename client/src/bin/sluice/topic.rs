@@ -209,7 +209,11 @@ pub(crate) async fn run(broker: &str, cmd: TopicCommand) -> anyhow::Result<Outco
                 .create_replicated_topic(&name, partitions, replication_factor, config)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot create topic {name:?}: {}", describe(&e)))?;
-            writeln!(out, "created topic {name} with {partitions} partitions")?;
+            writeln!(
+                out,
+                "created topic {name} with {}",
+                crate::partitions(partitions)
+            )?;
         }
         TopicCommand::List { output } => {
             let mut topics = admin
@@ -319,7 +323,7 @@ pub(crate) async fn run(broker: &str, cmd: TopicCommand) -> anyhow::Result<Outco
                         describe(&e)
                     )
                 })?;
-                writeln!(out, "topic {name} has {count} partitions")?;
+                writeln!(out, "topic {name} has {}", crate::partitions(count))?;
             }
         }
         TopicCommand::DeleteRecords {
