@@ -126,7 +126,18 @@ fn a_metadata_request_creates_the_topics_it_names_when_it_allows_it() {
             row("fresh", code::NONE, 3),
         ]
     );
-    assert_eq!(all_topics(&mut s), vec!["fresh", "old-client", "orders"]);
+    // Two names that collide in metric names: the first is created.
+    assert_eq!(
+        metadata(&mut s, 12, &["dot.ted", "dot_ted"], true),
+        vec![
+            row("dot.ted", code::NONE, 3),
+            row("dot_ted", code::INVALID_TOPIC_EXCEPTION, 0),
+        ]
+    );
+    assert_eq!(
+        all_topics(&mut s),
+        vec!["dot.ted", "fresh", "old-client", "orders"]
+    );
     // Asking again changes nothing: the topics are described as they are.
     assert_eq!(
         metadata(&mut s, 12, &["orders"], true),
@@ -138,7 +149,10 @@ fn a_metadata_request_creates_the_topics_it_names_when_it_allows_it() {
     b.stop();
     b.restart();
     let mut s = connect(&b);
-    assert_eq!(all_topics(&mut s), vec!["fresh", "old-client", "orders"]);
+    assert_eq!(
+        all_topics(&mut s),
+        vec!["dot.ted", "fresh", "old-client", "orders"]
+    );
     // The broker says it creates topics.
     let mut req = DescribeConfigsRequest {
         resources: vec![DescribeConfigsResource {

@@ -213,10 +213,13 @@ pub(super) async fn metadata(conn: &Conn, r: MetadataRequest, version: i16) -> M
 async fn auto_create(conn: &Conn, names: &[String]) -> HashMap<String, KafkaCode> {
     let svc = Arc::clone(&conn.broker.service);
     let config = &conn.broker.config;
+    // A name the request repeats is created once.
+    let mut seen = std::collections::HashSet::new();
     let missing: Vec<NewTopic> = svc
         .describe_topics(Some(names))
         .into_iter()
         .filter(|t| t.error_code == ErrorCode::UnknownTopicOrPartition)
+        .filter(|t| seen.insert(t.name.clone()))
         .map(|t| NewTopic {
             name: t.name,
             partitions: config.topic_defaults.partitions,
