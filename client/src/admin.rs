@@ -320,6 +320,25 @@ impl Admin {
         Ok(t)
     }
 
+    /// [`describe_topic`](Self::describe_topic), the topic created first
+    /// with the broker's defaults if it does not exist and the broker
+    /// creates topics on first use (see
+    /// [`Connection::metadata_creating`](crate::Connection::metadata_creating)),
+    /// as a producer's first send to it would.
+    pub async fn describe_topic_creating(
+        &mut self,
+        name: &str,
+    ) -> Result<TopicMetadata, ClientError> {
+        let topics = vec![name.to_owned()];
+        let t = admin_call!(self, "Metadata", |c| c.metadata_creating(topics.clone()))?
+            .topics
+            .into_iter()
+            .next()
+            .ok_or(ClientError::Closed)?;
+        check(t.error_code, Some(format!("topic {name:?}")))?;
+        Ok(t)
+    }
+
     /// What each partition of a topic holds on disk, each row from a node
     /// that hosts it: in a cluster a node keeps the state of only the
     /// partitions it holds a replica of, so the partitions the connected

@@ -22,7 +22,7 @@ use sluice_protocol::wire::list_offsets::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsResponse,
 };
 use sluice_protocol::wire::metadata::{
-    MetadataRequest, MetadataResponse, MetadataResponseV0, MetadataResponseV1,
+    MetadataRequest, MetadataRequestV3, MetadataResponse, MetadataResponseV0, MetadataResponseV1,
 };
 use sluice_protocol::wire::offset_commit::{
     CommitPartition, OffsetCommitRequest, OffsetCommitResponse,
@@ -409,10 +409,43 @@ impl Connection {
         &mut self,
         topics: Option<Vec<String>>,
     ) -> Result<MetadataResponse, ClientError> {
+        self.metadata_asking(topics, false).await
+    }
+
+    /// [`metadata`](Self::metadata) of `topics`, asking the broker to
+    /// create those that do not exist first, with its defaults, if it
+    /// creates topics on first use (its `auto_create_topics`; Kafka's
+    /// `allow_auto_topic_creation`). A topic the broker did not create is
+    /// answered as by `metadata`: `UnknownTopicOrPartition` when the broker
+    /// does not create topics (or speaks Metadata only up to version 2),
+    /// the reason it refused otherwise (`InvalidTopicName`, ...).
+    pub async fn metadata_creating(
+        &mut self,
+        topics: Vec<String>,
+    ) -> Result<MetadataResponse, ClientError> {
+        self.metadata_asking(Some(topics), true).await
+    }
+
+    /// [`metadata`](Self::metadata), or with `allow_auto_create`
+    /// [`metadata_creating`](Self::metadata_creating).
+    pub(crate) async fn metadata_asking(
+        &mut self,
+        topics: Option<Vec<String>>,
+        allow_auto_create: bool,
+    ) -> Result<MetadataResponse, ClientError> {
         let version = self.negotiated_version(ApiKey::Metadata).await?;
-        let req = MetadataRequest { topics };
-        self.send_version(ApiKey::Metadata, version, &req, &[])
-            .await?;
+        if version >= 3 {
+            let req = MetadataRequestV3 {
+                topics,
+                allow_auto_create,
+            };
+            self.send_version(ApiKey::Metadata, version, &req, &[])
+                .await?;
+        } else {
+            let req = MetadataRequest { topics };
+            self.send_version(ApiKey::Metadata, version, &req, &[])
+                .await?;
+        }
         Ok(match version {
             0 => MetadataResponseV1::from(self.recv::<MetadataResponseV0>().await?.0)
                 .single_broker(&self.peer),

@@ -31,7 +31,7 @@ use sluice_protocol::wire::join_group::JoinGroupRequest;
 use sluice_protocol::wire::leave_group::LeaveGroupRequest;
 use sluice_protocol::wire::list_groups::ListGroupsRequest;
 use sluice_protocol::wire::list_offsets::ListOffsetsRequest;
-use sluice_protocol::wire::metadata::MetadataRequest;
+use sluice_protocol::wire::metadata::{MetadataRequest, MetadataRequestV3};
 use sluice_protocol::wire::offset_commit::{OffsetCommitRequest, OffsetCommitRequestV1};
 use sluice_protocol::wire::offset_fetch::OffsetFetchRequest;
 use sluice_protocol::wire::partition_status::PartitionStatusRequest;
@@ -86,6 +86,7 @@ fn decode_request(api: ApiKey, body: &[u8], tail_len: usize) {
         }
         ApiKey::Metadata => {
             stable::<MetadataRequest>(body);
+            stable::<MetadataRequestV3>(body);
         }
         ApiKey::CreateTopics => {
             stable::<CreateTopicsRequest>(body);

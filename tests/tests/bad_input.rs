@@ -10,7 +10,6 @@ use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::RequestHeader;
 use sluice_protocol::wire::create_topics::NewTopic;
 use sluice_protocol::wire::fetch::FetchPartition;
-use sluice_protocol::wire::metadata::MetadataRequest;
 use sluice_protocol::wire::produce::Acks;
 use sluice_protocol::wire::topic_config::TopicConfig;
 use sluice_tests::{TestBroker, batch_of, create_topic, read_partition};
@@ -105,13 +104,7 @@ async fn bad_input_gets_errors_and_others_keep_working() {
     c.write_raw(&frame).await.unwrap();
     expect_frame_error(&mut c, ErrorCode::InvalidRequest).await;
     // Still usable for a good request.
-    let meta = c
-        .call::<_, sluice_protocol::wire::metadata::MetadataResponse>(
-            ApiKey::Metadata,
-            &MetadataRequest { topics: None },
-            &[],
-        )
-        .await;
+    let meta = c.metadata(None).await;
     assert!(meta.is_ok(), "{meta:?}");
 
     // A batch with a wrong CRC, an unknown topic and partition, an empty

@@ -37,7 +37,7 @@ async fn native_metadata_names_this_broker_as_node_0_leading_every_partition() {
     let mut c = broker.connect().await;
     create_topic(&mut c, "m", 2, TopicConfig::default()).await;
 
-    assert_eq!(c.negotiated_version(ApiKey::Metadata).await.unwrap(), 2);
+    assert_eq!(c.negotiated_version(ApiKey::Metadata).await.unwrap(), 3);
     let meta = c.metadata(Some(vec!["m".into()])).await.unwrap();
     assert_eq!(
         meta.brokers,

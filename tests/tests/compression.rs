@@ -399,8 +399,8 @@ async fn version_0_requests_are_answered_in_version_0() {
     };
     assert_eq!(compression("old"), Some(TopicCompression::Producer));
     assert_eq!(compression("new"), Some(TopicCompression::Gzip));
-    // The library negotiates the newest version, 2, with this broker.
-    assert_eq!(c.negotiated_version(ApiKey::Metadata).await.unwrap(), 2);
+    // The library negotiates the newest version, 3, with this broker.
+    assert_eq!(c.negotiated_version(ApiKey::Metadata).await.unwrap(), 3);
 }
 
 /// Many clients sending decompression bombs at once: each bomb is refused

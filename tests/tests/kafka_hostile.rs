@@ -579,16 +579,7 @@ fn a_topic_named_many_times_in_metadata_is_answered_once() {
             .into_iter()
             .map(String::from)
             .collect();
-        c.call::<_, sluice_protocol::wire::metadata::MetadataResponse>(
-            sluice_protocol::wire::ApiKey::Metadata,
-            &sluice_protocol::wire::metadata::MetadataRequest {
-                topics: Some(names),
-            },
-            &[],
-        )
-        .await
-        .unwrap()
-        .0
+        c.metadata(Some(names)).await.unwrap()
     });
     let names: Vec<_> = native.topics.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["m", "nope"]);

@@ -256,6 +256,64 @@ impl Service {
         .map_err(task_failed)
     }
 
+    /// Creates the topics of `names` that do not exist (topics created on
+    /// first use, `auto_create_topics`), as a CreateTopics request without
+    /// settings would: `partitions` partitions, `default_replication_factor`
+    /// replicas, the broker's topic defaults; in a cluster through the
+    /// controller, waiting up to `leaders_within` for the new partitions'
+    /// leaders, so that a Metadata answer right after names them. A name
+    /// repeated is created once. Returns the error of each name that could
+    /// not be created, to be answered in its place (an invalid or reserved
+    /// name, more replicas than nodes, the partition limits); a name created
+    /// meanwhile by another request is not an error. `requested_by` (the
+    /// client's address) is logged with each topic created.
+    pub async fn create_on_first_use(
+        self: &Arc<Self>,
+        names: &[String],
+        partitions: u32,
+        leaders_within: Duration,
+        requested_by: std::net::SocketAddr,
+    ) -> HashMap<String, ErrorCode> {
+        let mut seen = std::collections::HashSet::new();
+        let missing: Vec<NewTopic> = self
+            .describe_topics(Some(names))
+            .into_iter()
+            .filter(|t| t.error_code == ErrorCode::UnknownTopicOrPartition)
+            .filter(|t| seen.insert(t.name.clone()))
+            .map(|t| NewTopic {
+                name: t.name,
+                partitions,
+                config: TopicConfig::default(),
+                replication_factor: None,
+            })
+            .collect();
+        if missing.is_empty() {
+            return HashMap::new();
+        }
+        let asked: Vec<String> = missing.iter().map(|t| t.name.clone()).collect();
+        let outcomes = match self.create_topics(missing, leaders_within).await {
+            Ok(o) => o,
+            Err(refused) => return asked.into_iter().map(|n| (n, refused.code)).collect(),
+        };
+        let mut refused = HashMap::new();
+        for (name, o) in asked.into_iter().zip(outcomes) {
+            match o.error_code {
+                ErrorCode::None => tracing::info!(
+                    topic = %name,
+                    partitions,
+                    peer = %requested_by,
+                    "created topic on first use (auto_create_topics)"
+                ),
+                ErrorCode::TopicAlreadyExists => {}
+                e => {
+                    tracing::debug!(topic = %name, error = ?o.message, "topic not created on first use");
+                    refused.insert(name, e);
+                }
+            }
+        }
+        refused
+    }
+
     /// The replication factor of topic `name`: its first partition's
     /// replica count in the controller's metadata in a cluster, 1 on a
     /// single broker; `None` for a topic this node does not know.

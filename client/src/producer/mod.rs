@@ -110,6 +110,13 @@ pub struct ProducerConfig {
     /// minutes); an error that says a leader moved, or a lost connection,
     /// asks at once.
     pub metadata_max_age: Duration,
+    /// Ask the broker to create a topic sent to that does not exist, with
+    /// its defaults, if the broker creates topics on first use (its
+    /// `auto_create_topics`, off by default; Kafka's producer setting
+    /// `allow.auto.create.topics`). On by default, as in Kafka's producers;
+    /// a broker that does not create topics answers an unknown topic either
+    /// way.
+    pub allow_auto_create_topics: bool,
 }
 
 impl ProducerConfig {
@@ -135,6 +142,7 @@ impl ProducerConfig {
             idempotence: true,
             delivery_timeout: Duration::from_secs(120),
             metadata_max_age: crate::metadata::DEFAULT_METADATA_MAX_AGE,
+            allow_auto_create_topics: true,
         }
     }
 
@@ -416,13 +424,14 @@ impl Producer {
             guard.0 = Some(conn);
         }
         let conn = guard.0.as_mut().ok_or(ClientError::Closed)?;
-        let asked = tokio::time::timeout(
-            METADATA_TIMEOUT,
-            conn.metadata(Some(vec![topic.to_owned()])),
-        )
-        .await
-        .map_err(|_| timed_out())
-        .and_then(|r| r);
+        let ask = conn.metadata_asking(
+            Some(vec![topic.to_owned()]),
+            self.shared.config.allow_auto_create_topics,
+        );
+        let asked = tokio::time::timeout(METADATA_TIMEOUT, ask)
+            .await
+            .map_err(|_| timed_out())
+            .and_then(|r| r);
         let meta = match asked {
             Ok(m) => m,
             Err(e) => {

@@ -1,9 +1,11 @@
 //! Metadata (key 1): brokers, topics, their partitions, offsets and
 //! leaders.
 //!
+//! Version 3 adds to the request whether topics named that do not exist
+//! may be created ([`MetadataRequestV3`]; the response is version 2's).
 //! Version 2 adds the cluster's brokers and, per partition, its leader,
 //! leader epoch, replicas and in-sync replicas; version 1 adds a topic's
-//! `compression` setting. The request is the same in every version.
+//! `compression` setting. The request is the same in versions 0 to 2.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +17,18 @@ use super::topic_config::{TopicConfig, TopicConfigV0};
 pub struct MetadataRequest {
     /// Topic names, or `None` for every topic.
     pub topics: Option<Vec<String>>,
+}
+
+/// [`MetadataRequest`] in version 3: and whether the broker may create
+/// the topics named that do not exist (when its `auto_create_topics` is
+/// on; Kafka's `allow_auto_topic_creation`). The response is version 2's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataRequestV3 {
+    /// Topic names, or `None` for every topic.
+    pub topics: Option<Vec<String>>,
+    /// Create the topics of `topics` that do not exist, with the broker's
+    /// defaults, if the broker creates topics on first use.
+    pub allow_auto_create: bool,
 }
 
 /// One broker of the cluster (version 2).
@@ -278,6 +292,42 @@ mod tests {
                 topics: Some(vec!["orders".into(), String::new(), "é".repeat(100)]),
             },
         ]);
+        check_all(&[
+            MetadataRequestV3 {
+                topics: None,
+                allow_auto_create: true,
+            },
+            MetadataRequestV3 {
+                topics: Some(vec!["orders".into(), "é".repeat(100)]),
+                allow_auto_create: false,
+            },
+        ]);
+    }
+
+    /// The request's bytes, pinned (`docs/protocol.md`): version 3 is
+    /// version 0 to 2's and one more byte.
+    #[test]
+    fn request_layout_of_every_version() {
+        let names = Some(vec!["ab".to_owned()]);
+        let v0 = [1, 1, 2, b'a', b'b'];
+        assert_eq!(
+            encode(&MetadataRequest {
+                topics: names.clone()
+            }),
+            v0
+        );
+        let v3 = MetadataRequestV3 {
+            topics: names,
+            allow_auto_create: true,
+        };
+        assert_eq!(encode(&v3), [1, 1, 2, b'a', b'b', 1]);
+        assert_eq!(
+            encode(&MetadataRequestV3 {
+                topics: None,
+                allow_auto_create: false
+            }),
+            [0, 0]
+        );
     }
 
     fn partition(n: u32, leader: Option<u64>) -> PartitionMetadata {

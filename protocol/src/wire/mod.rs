@@ -136,12 +136,14 @@ impl ApiKey {
     /// Metadata and CreateTopics adds a topic's `compression` setting
     /// (see [`topic_config`]); version 2 of Metadata adds the brokers and
     /// each partition's leader, epoch, replicas and in-sync replicas, and
-    /// version 2 of CreateTopics a replication factor; version 1 of
-    /// OffsetCommit adds the member's generation and ids (see
+    /// version 2 of CreateTopics a replication factor; version 3 of Metadata
+    /// adds to the request whether topics may be created on first use
+    /// ([`metadata::MetadataRequestV3`]); version 1 of OffsetCommit adds the member's generation and ids (see
     /// [`offset_commit`]); every other API has version 0 only.
     pub fn versions(self) -> (u16, u16) {
         match self {
-            ApiKey::Metadata | ApiKey::CreateTopics => (0, 2),
+            ApiKey::Metadata => (0, 3),
+            ApiKey::CreateTopics => (0, 2),
             ApiKey::OffsetCommit => (0, 1),
             _ => (0, 0),
         }
@@ -332,7 +334,8 @@ mod tests {
             assert_eq!(key as u16, number);
             assert_eq!(ApiKey::from_u16(number), Some(key));
             let max = match key {
-                ApiKey::Metadata | ApiKey::CreateTopics => 2,
+                ApiKey::Metadata => 3,
+                ApiKey::CreateTopics => 2,
                 ApiKey::OffsetCommit => 1,
                 _ => 0,
             };
@@ -458,8 +461,8 @@ mod tests {
         assert_eq!(all, hex("0000000d 0001 0000 00000008 00000001 00"));
 
         // ApiVersions response to correlation id 1: twenty-five APIs, versions
-        // 0..=0 except Metadata and CreateTopics (0..=2) and OffsetCommit
-        // (0..=1).
+        // 0..=0 except Metadata (0..=3), CreateTopics (0..=2) and
+        // OffsetCommit (0..=1).
         let apis = ApiKey::ALL
             .iter()
             .map(|k| ApiVersionRange {
@@ -479,7 +482,7 @@ mod tests {
         assert_eq!(
             [&header[..], &body].concat(),
             hex("00000056 00000001 0000 0000004c  19
-                 000000 010002 020002 030000 040000 050000 060000 070001 080000 090000
+                 000000 010003 020002 030000 040000 050000 060000 070001 080000 090000
                  0a0000 0b0000 0c0000 0d0000 0e0000 0f0000 100000 110000 120000 130000
                  140000 150000 160000 170000 180000")
         );

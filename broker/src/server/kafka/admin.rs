@@ -61,7 +61,8 @@ fn advertised(conn: &Conn) -> Advertised {
 /// with each partition's leader, epoch, replicas and in-sync replicas. A
 /// partition led by a node left out shows leader -1 and
 /// `LEADER_NOT_AVAILABLE`. With `auto_create_topics`, topics named that
-/// do not exist are created first ([`auto_create`]).
+/// do not exist are created first
+/// ([`Service::create_on_first_use`](crate::service::Service::create_on_first_use)).
 pub(super) async fn metadata(conn: &Conn, r: MetadataRequest, version: i16) -> MetadataResponse {
     let topic_ops = operations::answer(r.include_topic_authorized_operations, operations::TOPIC);
     let cluster_ops =
@@ -127,7 +128,14 @@ pub(super) async fn metadata(conn: &Conn, r: MetadataRequest, version: i16) -> M
             if conn.broker.config.auto_create_topics
                 && (version < 4 || r.allow_auto_topic_creation) =>
         {
-            auto_create(conn, names).await
+            let config = &conn.broker.config;
+            svc.create_on_first_use(
+                names,
+                config.topic_defaults.partitions,
+                Duration::from_millis(config.controller_timeout_ms),
+                conn.peer,
+            )
+            .await
         }
         _ => HashMap::new(),
     };
@@ -137,8 +145,7 @@ pub(super) async fn metadata(conn: &Conn, r: MetadataRequest, version: i16) -> M
         .map(|t| MetadataTopic {
             error_code: refused
                 .get(t.name.as_str())
-                .copied()
-                .unwrap_or_else(|| to_kafka(t.error_code)),
+                .map_or_else(|| to_kafka(t.error_code), |&e| to_kafka(e)),
             topic_id: t.id.0,
             is_internal: t.name.starts_with(crate::topics::INTERNAL_PREFIX),
             partitions: t
@@ -197,68 +204,6 @@ pub(super) async fn metadata(conn: &Conn, r: MetadataRequest, version: i16) -> M
         topics,
         cluster_authorized_operations: cluster_ops,
     }
-}
-
-/// Creates the topics of `names` that do not exist, as a CreateTopics
-/// request without settings would (`topic_defaults.partitions` partitions,
-/// `default_replication_factor` replicas, the broker's topic defaults;
-/// in a cluster through the controller, waiting up to
-/// `controller_timeout_ms` for the new partitions' leaders, so that the
-/// answer names them). Returns the Kafka error of each name that could
-/// not be created, to be answered in its place: `INVALID_TOPIC_EXCEPTION`
-/// for an invalid or reserved (`__`) name, `INVALID_REPLICATION_FACTOR`
-/// for more replicas than brokers, and the broker's partition limits as
-/// CreateTopics answers them. A name created meanwhile by another request
-/// is not an error: it is described as it is.
-async fn auto_create(conn: &Conn, names: &[String]) -> HashMap<String, KafkaCode> {
-    let svc = Arc::clone(&conn.broker.service);
-    let config = &conn.broker.config;
-    // A name the request repeats is created once.
-    let mut seen = std::collections::HashSet::new();
-    let missing: Vec<NewTopic> = svc
-        .describe_topics(Some(names))
-        .into_iter()
-        .filter(|t| t.error_code == ErrorCode::UnknownTopicOrPartition)
-        .filter(|t| seen.insert(t.name.clone()))
-        .map(|t| NewTopic {
-            name: t.name,
-            partitions: config.topic_defaults.partitions,
-            config: TopicConfig::default(),
-            replication_factor: None,
-        })
-        .collect();
-    if missing.is_empty() {
-        return HashMap::new();
-    }
-    let counts: Vec<(String, u32)> = missing
-        .iter()
-        .map(|t| (t.name.clone(), t.partitions))
-        .collect();
-    let within = Duration::from_millis(config.controller_timeout_ms);
-    let outcomes = match svc.create_topics(missing, within).await {
-        Ok(o) => o,
-        Err(refused) => {
-            let c = to_kafka(refused.code);
-            return counts.into_iter().map(|(name, _)| (name, c)).collect();
-        }
-    };
-    let mut refused = HashMap::new();
-    for ((name, partitions), o) in counts.into_iter().zip(outcomes) {
-        match o.error_code {
-            ErrorCode::None => tracing::info!(
-                topic = %name,
-                partitions,
-                peer = %conn.peer,
-                "created topic on first use (auto_create_topics)"
-            ),
-            ErrorCode::TopicAlreadyExists => {}
-            e => {
-                tracing::debug!(topic = %name, error = ?o.message, "topic not created on first use");
-                refused.insert(name, to_kafka(e));
-            }
-        }
-    }
-    refused
 }
 
 /// ListOffsets: earliest (-2), latest (-1), by timestamp (the first

@@ -46,8 +46,8 @@ use sluice_protocol::wire::list_offsets::{
     ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse, OffsetSpec,
 };
 use sluice_protocol::wire::metadata::{
-    BrokerMetadata, MetadataRequest, MetadataResponse, MetadataResponseV0, MetadataResponseV1,
-    PartitionMetadata, TopicMetadata,
+    BrokerMetadata, MetadataRequest, MetadataRequestV3, MetadataResponse, MetadataResponseV0,
+    MetadataResponseV1, PartitionMetadata, TopicMetadata,
 };
 use sluice_protocol::wire::offset_commit::{
     CommitPartitionResponse, OffsetCommitRequest, OffsetCommitRequestV1, OffsetCommitResponse,
@@ -87,8 +87,13 @@ pub(super) fn names_within(
 use connection::{Conn, ConnError};
 
 /// The Metadata answer (newest version): the cluster's brokers, and each
-/// topic's partitions with their offsets and leadership.
-fn metadata(svc: &crate::service::Service, req: MetadataRequest) -> MetadataResponse {
+/// topic's partitions with their offsets and leadership; a name in
+/// `refused` (not created on first use) is answered with its error.
+fn metadata(
+    svc: &crate::service::Service,
+    req: MetadataRequest,
+    refused: &std::collections::HashMap<String, ErrorCode>,
+) -> MetadataResponse {
     let leadership = svc.leadership.as_ref();
     let brokers = leadership
         .brokers()
@@ -120,8 +125,8 @@ fn metadata(svc: &crate::service::Service, req: MetadataRequest) -> MetadataResp
                     }
                 })
                 .collect(),
+            error_code: refused.get(&t.name).copied().unwrap_or(t.error_code),
             name: t.name,
-            error_code: t.error_code,
             config: t.config,
         })
         .collect();
@@ -227,8 +232,27 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
         }
         ApiKey::Metadata => {
             or_refuse!(names_within(body, true, max_entries, "topics"));
-            let req = decode!(MetadataRequest);
-            let resp = metadata(&svc, req);
+            let (req, allow_auto_create) = if header.api_version >= 3 {
+                let r = decode!(MetadataRequestV3);
+                let topics = r.topics;
+                (MetadataRequest { topics }, r.allow_auto_create)
+            } else {
+                (decode!(MetadataRequest), false)
+            };
+            let config = &conn.broker.config;
+            let refused = match &req.topics {
+                Some(names) if allow_auto_create && config.auto_create_topics => {
+                    svc.create_on_first_use(
+                        names,
+                        config.topic_defaults.partitions,
+                        Duration::from_millis(config.controller_timeout_ms),
+                        conn.peer,
+                    )
+                    .await
+                }
+                _ => std::collections::HashMap::new(),
+            };
+            let resp = metadata(&svc, req, &refused);
             // Answered in the version asked: v0 has no `compression`, v1
             // no brokers or leadership.
             match header.api_version {
@@ -704,6 +728,7 @@ mod tests {
                 MetadataRequest {
                     topics: Some(vec!["t".into()]),
                 },
+                &std::collections::HashMap::new(),
             );
             let ids: Vec<u64> = m.brokers.iter().map(|b| b.id).collect();
             assert_eq!(ids, [1, 2, 3]);

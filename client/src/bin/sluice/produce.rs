@@ -137,10 +137,11 @@ type Delivery = Either<DeliveryFuture, Ready<Result<RecordMetadata, ClientError>
 /// Runs `sluice produce`.
 pub(crate) async fn run(broker: &str, args: ProduceArgs) -> anyhow::Result<Outcome> {
     check_compression_level(&args)?;
-    // Check the topic (and the broker) before reading any input.
+    // Check the topic (and the broker) before reading any input; a broker
+    // that creates topics on first use creates it, as the producer would.
     let meta = connect_admin(broker)
         .await?
-        .describe_topic(&args.topic)
+        .describe_topic_creating(&args.topic)
         .await
         .map_err(|e| missing_topic_error(&args.topic, e))?;
     if let Some(p) = args.partition {
