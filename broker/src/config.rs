@@ -229,12 +229,14 @@ pub struct BrokerConfig {
     /// Replicas of each partition of a topic created without a replication
     /// factor of its own (1..=the number of brokers; 1 without a cluster).
     pub default_replication_factor: u16,
-    /// Kafka's `auto.create.topics.enable`: a Kafka client's Metadata
-    /// request that names a topic which does not exist, and allows its
-    /// creation (every request before version 4; later ones say so), creates
-    /// it with `topic_defaults.partitions` partitions and
-    /// `default_replication_factor` replicas. Off by default: a misspelt
-    /// name then gets `UNKNOWN_TOPIC_OR_PARTITION` instead of a new topic.
+    /// Kafka's `auto.create.topics.enable`: a Metadata request that names
+    /// a topic which does not exist, and allows its creation, creates it
+    /// with `topic_defaults.partitions` partitions and
+    /// `default_replication_factor` replicas: a Kafka client's (every
+    /// request before version 4; later ones say so) or a native client's
+    /// (version 3, `allow_auto_create`; the library's producer asks for it).
+    /// Off by default: a misspelt name then gets `UNKNOWN_TOPIC_OR_PARTITION`
+    /// instead of a new topic.
     pub auto_create_topics: bool,
     /// Cluster mode: how long an admin request waits for the controller
     /// leader to commit and apply it before `ControllerUnavailable`.

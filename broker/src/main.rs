@@ -66,8 +66,9 @@ struct Args {
     /// HOST:PORT Kafka clients are told to connect to [default: the bound address]
     #[arg(long, value_name = "HOST:PORT")]
     kafka_advertised: Option<String>,
-    /// Create a topic a Kafka client's Metadata request names and allows to
-    /// be created (Kafka's auto.create.topics.enable) [default: false]
+    /// Create a topic that does not exist when a producer asks for it (a
+    /// Kafka client's or the native client's Metadata request that names it
+    /// and allows it; Kafka's auto.create.topics.enable) [default: false]
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     auto_create_topics: Option<bool>,
     /// Log line format
