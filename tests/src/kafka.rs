@@ -1,6 +1,8 @@
 //! Helpers for the Kafka-listener tests: the Kafka clients they drive
 //! (kcat, and confluent-kafka, kafka-python and aiokafka through
-//! `tests/kafka_clients/clients.py` in the Python of `SLUICE_KAFKA_PYTHON`).
+//! `tests/kafka_clients/clients.py` in the Python of `SLUICE_KAFKA_PYTHON`;
+//! kafka-python 3 through `tests/kafka_clients/kafka_python3.py` in the
+//! Python of `SLUICE_KAFKA_PYTHON3`).
 //! A missing client skips a test, unless `SLUICE_REQUIRE_KAFKA_CLIENTS=1`
 //! (set by `.ci/run`), which makes it a failure.
 
@@ -51,8 +53,36 @@ pub fn kcat() -> bool {
     ok
 }
 
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("kafka_clients/clients.py")
+/// The Python with kafka-python 3 (`SLUICE_KAFKA_PYTHON3`, a second
+/// environment: kafka-python 2 and 3 cannot be installed side by side), or
+/// `None` (the test skips, or fails when required).
+pub fn python3_kafka() -> Option<PathBuf> {
+    let python = std::env::var_os("SLUICE_KAFKA_PYTHON3").map(PathBuf::from);
+    let usable = python.as_ref().is_some_and(|p| {
+        Command::new(p)
+            .args([
+                "-c",
+                "import kafka, snappy, lz4, zstandard; assert kafka.__version__.startswith('3.')",
+            ])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if usable {
+        return python;
+    }
+    assert!(
+        !required(),
+        "SLUICE_REQUIRE_KAFKA_CLIENTS=1 but SLUICE_KAFKA_PYTHON3 ({python:?}) lacks kafka-python 3 or its codecs"
+    );
+    eprintln!("SKIPPED: set SLUICE_KAFKA_PYTHON3 to a Python with kafka-python 3");
+    None
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("kafka_clients")
+        .join(name)
 }
 
 /// Runs a scenario of `clients.py` and returns its standard output (one
@@ -63,16 +93,21 @@ fn script() -> PathBuf {
 /// failure) and killed 10 s later, so a stuck client fails its test
 /// instead of hanging the suite.
 pub fn run_clients(python: &Path, args: &[&str]) -> String {
+    run_script(python, "clients.py", args)
+}
+
+/// Runs `tests/kafka_clients/NAME` as [`run_clients`] runs `clients.py`.
+pub fn run_script(python: &Path, name: &str, args: &[&str]) -> String {
     let out = Command::new("timeout")
         .args(["-k", "10", &CLIENTS_DEADLINE_SECS.to_string()])
         .arg(python)
-        .arg(script())
+        .arg(script(name))
         .args(args)
         .output()
-        .expect("running clients.py");
+        .unwrap_or_else(|e| panic!("running {name}: {e}"));
     assert!(
         out.status.success(),
-        "clients.py {args:?} failed ({}): {}\n{}",
+        "{name} {args:?} failed ({}): {}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr),
         String::from_utf8_lossy(&out.stdout)
