@@ -15,10 +15,21 @@ fn required() -> bool {
 
 /// The Python with the Kafka client libraries, or `None` (the test skips).
 pub fn python() -> Option<PathBuf> {
-    let python = std::env::var_os("SLUICE_KAFKA_PYTHON").map(PathBuf::from);
+    python_in(
+        "SLUICE_KAFKA_PYTHON",
+        "import kafka, confluent_kafka, aiokafka",
+        "kafka-python, confluent-kafka or aiokafka",
+    )
+}
+
+/// The Python named by the environment variable `var` if it runs `check`,
+/// else `None` (the test skips), or a failure when the clients are
+/// required; `lacks` names what a failed check means.
+fn python_in(var: &str, check: &str, lacks: &str) -> Option<PathBuf> {
+    let python = std::env::var_os(var).map(PathBuf::from);
     let usable = python.as_ref().is_some_and(|p| {
         Command::new(p)
-            .args(["-c", "import kafka, confluent_kafka, aiokafka"])
+            .args(["-c", check])
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
@@ -28,9 +39,9 @@ pub fn python() -> Option<PathBuf> {
     }
     assert!(
         !required(),
-        "SLUICE_REQUIRE_KAFKA_CLIENTS=1 but SLUICE_KAFKA_PYTHON ({python:?}) lacks kafka-python, confluent-kafka or aiokafka"
+        "SLUICE_REQUIRE_KAFKA_CLIENTS=1 but {var} ({python:?}) lacks {lacks}"
     );
-    eprintln!("SKIPPED: set SLUICE_KAFKA_PYTHON to a Python with the Kafka clients");
+    eprintln!("SKIPPED: set {var} to a Python with {lacks}");
     None
 }
 
@@ -57,26 +68,11 @@ pub fn kcat() -> bool {
 /// environment: kafka-python 2 and 3 cannot be installed side by side), or
 /// `None` (the test skips, or fails when required).
 pub fn python3_kafka() -> Option<PathBuf> {
-    let python = std::env::var_os("SLUICE_KAFKA_PYTHON3").map(PathBuf::from);
-    let usable = python.as_ref().is_some_and(|p| {
-        Command::new(p)
-            .args([
-                "-c",
-                "import kafka, snappy, lz4, zstandard; assert kafka.__version__.startswith('3.')",
-            ])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    });
-    if usable {
-        return python;
-    }
-    assert!(
-        !required(),
-        "SLUICE_REQUIRE_KAFKA_CLIENTS=1 but SLUICE_KAFKA_PYTHON3 ({python:?}) lacks kafka-python 3 or its codecs"
-    );
-    eprintln!("SKIPPED: set SLUICE_KAFKA_PYTHON3 to a Python with kafka-python 3");
-    None
+    python_in(
+        "SLUICE_KAFKA_PYTHON3",
+        "import kafka, snappy, lz4, zstandard; assert kafka.__version__.startswith('3.')",
+        "kafka-python 3 and its codecs",
+    )
 }
 
 fn script(name: &str) -> PathBuf {
