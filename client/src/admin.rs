@@ -309,15 +309,7 @@ impl Admin {
 
     /// One topic, or [`ErrorCode::UnknownTopicOrPartition`].
     pub async fn describe_topic(&mut self, name: &str) -> Result<TopicMetadata, ClientError> {
-        let t = self
-            .metadata(Some(vec![name.to_owned()]))
-            .await?
-            .topics
-            .into_iter()
-            .next()
-            .ok_or(ClientError::Closed)?;
-        check(t.error_code, Some(format!("topic {name:?}")))?;
-        Ok(t)
+        self.describe_one(name, false).await
     }
 
     /// [`describe_topic`](Self::describe_topic), the topic created first
@@ -329,12 +321,22 @@ impl Admin {
         &mut self,
         name: &str,
     ) -> Result<TopicMetadata, ClientError> {
-        let topics = vec![name.to_owned()];
-        let t = admin_call!(self, "Metadata", |c| c.metadata_creating(topics.clone()))?
-            .topics
-            .into_iter()
-            .next()
-            .ok_or(ClientError::Closed)?;
+        self.describe_one(name, true).await
+    }
+
+    /// One topic's Metadata, asking for it to be created first or not.
+    async fn describe_one(
+        &mut self,
+        name: &str,
+        create: bool,
+    ) -> Result<TopicMetadata, ClientError> {
+        let topics = Some(vec![name.to_owned()]);
+        let t = admin_call!(self, "Metadata", |c| c
+            .metadata_asking(topics.clone(), create))?
+        .topics
+        .into_iter()
+        .next()
+        .ok_or(ClientError::Closed)?;
         check(t.error_code, Some(format!("topic {name:?}")))?;
         Ok(t)
     }

@@ -10,9 +10,11 @@
 //! - [`kafka`] — Kafka's wire protocol for the Kafka listener: headers, flexible versions and
 //!   the messages of the supported API set, bounds-checked before any allocation
 //!   (`docs/kafka.md`).
+//! - [`topic_name`] — what a topic name may be, checked by the broker and by clients.
 #![deny(unsafe_code)]
 
 pub mod batch;
 pub mod group;
 pub mod kafka;
+pub mod topic_name;
 pub mod wire;

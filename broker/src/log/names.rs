@@ -19,9 +19,7 @@
 
 use std::fmt;
 
-/// The longest topic name accepted, as in Kafka (keeps `<topic>-<partition>`
-/// and the file names inside it under the usual 255-byte name limit).
-pub const MAX_TOPIC_NAME_LEN: usize = 249;
+pub use sluice_protocol::topic_name::MAX_TOPIC_NAME_LEN;
 
 /// Why a topic name or partition directory name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,27 +51,20 @@ pub enum NameError {
     NotPartitionDir(String),
 }
 
-/// Checks that `name` is a valid topic name (see the module documentation).
+/// Checks that `name` is a valid topic name (see the module documentation;
+/// the rules are [`sluice_protocol::topic_name::check_topic_name`]'s, which
+/// clients check too).
 pub fn validate_topic_name(name: &str) -> Result<(), NameError> {
-    if name.is_empty() {
-        return Err(NameError::Empty);
-    }
-    if name.len() > MAX_TOPIC_NAME_LEN {
-        return Err(NameError::TooLong { len: name.len() });
-    }
-    if name == "." || name == ".." {
-        return Err(NameError::Reserved(name.to_owned()));
-    }
-    if let Some(ch) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(NameError::BadCharacter {
+    use sluice_protocol::topic_name::{TopicNameProblem, check_topic_name};
+    check_topic_name(name).map_err(|p| match p {
+        TopicNameProblem::Empty => NameError::Empty,
+        TopicNameProblem::TooLong => NameError::TooLong { len: name.len() },
+        TopicNameProblem::Reserved => NameError::Reserved(name.to_owned()),
+        TopicNameProblem::BadCharacter(ch) => NameError::BadCharacter {
             name: name.to_owned(),
             ch,
-        });
-    }
-    Ok(())
+        },
+    })
 }
 
 /// The first of `existing` that `name` collides with: a different name

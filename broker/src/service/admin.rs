@@ -256,24 +256,29 @@ impl Service {
         .map_err(task_failed)
     }
 
-    /// Creates the topics of `names` that do not exist (topics created on
-    /// first use, `auto_create_topics`), as a CreateTopics request without
-    /// settings would: `partitions` partitions, `default_replication_factor`
+    /// Creates the topics of `names` that do not exist, when the broker
+    /// creates topics on first use (`auto_create_topics`; otherwise nothing
+    /// happens), as a CreateTopics request without settings would:
+    /// `topic_defaults.partitions` partitions, `default_replication_factor`
     /// replicas, the broker's topic defaults; in a cluster through the
-    /// controller, waiting up to `leaders_within` for the new partitions'
-    /// leaders, so that a Metadata answer right after names them. A name
-    /// repeated is created once. Returns the error of each name that could
-    /// not be created, to be answered in its place (an invalid or reserved
-    /// name, more replicas than nodes, the partition limits); a name created
-    /// meanwhile by another request is not an error. `requested_by` (the
-    /// client's address) is logged with each topic created.
+    /// controller, waiting up to `controller_timeout_ms` for the new
+    /// partitions' leaders, so that a Metadata answer right after names
+    /// them. A name repeated is created once. Returns the error of each name
+    /// that could not be created, to be answered in its place (an invalid or
+    /// reserved name, more replicas than nodes, the partition limits); a
+    /// name created meanwhile by another request is not an error.
+    /// `requested_by` (the client's address) is logged with each topic
+    /// created. The front-ends call it for a Metadata request that allows it.
     pub async fn create_on_first_use(
         self: &Arc<Self>,
         names: &[String],
-        partitions: u32,
-        leaders_within: Duration,
         requested_by: std::net::SocketAddr,
     ) -> HashMap<String, ErrorCode> {
+        if !self.config.auto_create_topics {
+            return HashMap::new();
+        }
+        let partitions = self.config.topic_defaults.partitions;
+        let leaders_within = Duration::from_millis(self.config.controller_timeout_ms);
         let mut seen = std::collections::HashSet::new();
         let missing: Vec<NewTopic> = self
             .describe_topics(Some(names))

@@ -124,18 +124,8 @@ pub(super) async fn metadata(conn: &Conn, r: MetadataRequest, version: i16) -> M
     });
     // Before version 4 a request cannot say, and allows it (as in Kafka).
     let refused = match &names {
-        Some(names)
-            if conn.broker.config.auto_create_topics
-                && (version < 4 || r.allow_auto_topic_creation) =>
-        {
-            let config = &conn.broker.config;
-            svc.create_on_first_use(
-                names,
-                config.topic_defaults.partitions,
-                Duration::from_millis(config.controller_timeout_ms),
-                conn.peer,
-            )
-            .await
+        Some(names) if version < 4 || r.allow_auto_topic_creation => {
+            svc.create_on_first_use(names, conn.peer).await
         }
         _ => HashMap::new(),
     };

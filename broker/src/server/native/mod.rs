@@ -239,17 +239,8 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
             } else {
                 (decode!(MetadataRequest), false)
             };
-            let config = &conn.broker.config;
             let refused = match &req.topics {
-                Some(names) if allow_auto_create && config.auto_create_topics => {
-                    svc.create_on_first_use(
-                        names,
-                        config.topic_defaults.partitions,
-                        Duration::from_millis(config.controller_timeout_ms),
-                        conn.peer,
-                    )
-                    .await
-                }
+                Some(names) if allow_auto_create => svc.create_on_first_use(names, conn.peer).await,
                 _ => std::collections::HashMap::new(),
             };
             let resp = metadata(&svc, req, &refused);

@@ -187,8 +187,9 @@ fn topic_error(name: &str, e: ClientError) -> anyhow::Error {
             code: ErrorCode::InvalidTopicName,
             ..
         } => anyhow::anyhow!(
-            "{name:?} is not a topic name: a topic name is 1 to 249 ASCII letters, digits, \
-             '.', '_' and '-' (not `.` or `..`)"
+            "{name:?} is not a topic name: a topic name is 1 to {} ASCII letters, digits, \
+             '.', '_' and '-' (not `.` or `..`)",
+            sluice_protocol::topic_name::MAX_TOPIC_NAME_LEN
         ),
         other => anyhow::anyhow!("topic {name:?}: {}", describe(&other)),
     }
@@ -209,17 +210,11 @@ fn missing_topic_error(name: &str, e: ClientError) -> anyhow::Error {
     }
 }
 
-/// Whether `sluice topic create` would take `name`: 1 to 249 of the
-/// characters a topic name may hold (so it can be shown in a command line as
-/// it is), not `.` or `..`, and not starting with the reserved `__`.
+/// Whether `sluice topic create` would take `name`: a topic name (so it
+/// can be shown in a command line as it is) not starting with the reserved
+/// `__`.
 fn could_be_created(name: &str) -> bool {
-    (1..=249).contains(&name.len())
-        && name != "."
-        && name != ".."
-        && !name.starts_with("__")
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    sluice_protocol::topic_name::check_topic_name(name).is_ok() && !name.starts_with("__")
 }
 
 /// `n` partitions, in words: "1 partition", "3 partitions".

@@ -103,8 +103,8 @@ impl From<AcksArg> for Acks {
     }
 }
 
-/// Refuses a `--compression-level` the codec does not take (lz4, snappy
-/// and none have no level) or refuses, before anything is sent.
+/// Refuses, before anything is sent, a `--compression-level` with a codec
+/// that has no levels (lz4, snappy, none) or that the codec does not take.
 fn check_compression_level(args: &ProduceArgs) -> anyhow::Result<()> {
     let Some(level) = args.compression_level else {
         return Ok(());
