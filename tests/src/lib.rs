@@ -80,6 +80,51 @@ pub fn sluice_ok(broker: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
+/// Runs this build's `sluice` CLI with `--broker broker`, `args` and
+/// `stdin` as its input (ignoring `SLUICE_BROKER` from the environment);
+/// returns what it did, whether it succeeded or not.
+pub fn sluice_with_input(broker: &str, args: &[&str], stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(workspace_binary(
+        "sluice-client",
+        "sluice",
+        "SLUICE_CLI_BIN",
+    ))
+    .arg("--broker")
+    .arg(broker)
+    .args(args)
+    .env_remove("SLUICE_BROKER")
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("starting sluice");
+    let mut input = child.stdin.take().expect("sluice's stdin");
+    let stdin = stdin.to_vec();
+    // Write from another thread: the child's output fills its pipe meanwhile.
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let out = child.wait_with_output().expect("waiting for sluice");
+    writer.join().expect("the stdin writer");
+    out
+}
+
+/// A broker with `auto_create_topics` as given and 3 partitions for a
+/// topic created without a count; keep the config file as long as the
+/// broker (a restart reads it again).
+pub fn broker_creating_topics(on: bool) -> (TestBroker, tempfile::NamedTempFile) {
+    use std::io::Write;
+    let mut f = tempfile::NamedTempFile::new().expect("config file");
+    writeln!(
+        f,
+        "auto_create_topics = {on}\n[topic_defaults]\npartitions = 3"
+    )
+    .expect("config");
+    let path = f.path().display().to_string();
+    (TestBroker::start_with_args(&["--config", &path]), f)
+}
+
 /// The `sluice-broker` binary of this build (see [`workspace_binary`]).
 pub fn broker_binary() -> PathBuf {
     workspace_binary("sluice-broker", "sluice-broker", "SLUICE_BROKER_BIN")

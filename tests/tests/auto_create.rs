@@ -3,21 +3,10 @@
 //! produce`, with the broker's `auto_create_topics` on and off.
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
 use sluice_client::{ClientError, Connection, Producer, ProducerConfig};
 use sluice_protocol::wire::metadata::{MetadataRequest, MetadataRequestV3, MetadataResponse};
 use sluice_protocol::wire::{ApiKey, ErrorCode};
-use sluice_tests::TestBroker;
-
-fn broker(auto_create: bool) -> (TestBroker, tempfile::NamedTempFile) {
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    writeln!(f, "auto_create_topics = {auto_create}").unwrap();
-    writeln!(f, "[topic_defaults]\npartitions = 3").unwrap();
-    let path = f.path().display().to_string();
-    (TestBroker::start_with_args(&["--config", &path]), f)
-}
+use sluice_tests::{broker_creating_topics as broker, sluice_with_input as sluice};
 
 /// Each topic's name, error and partition count, in the answer's order.
 fn rows(m: MetadataResponse) -> Vec<(String, ErrorCode, usize)> {
@@ -60,21 +49,21 @@ async fn topic_names(c: &mut Connection) -> Vec<String> {
     names
 }
 
-/// Runs `sluice --broker ADDR ARGS...` with `stdin` as its input.
-fn sluice(broker: &str, args: &[&str], stdin: &[u8]) -> Output {
-    let bin = sluice_tests::workspace_binary("sluice-client", "sluice", "SLUICE_CLI_BIN");
-    let mut child = Command::new(bin)
-        .arg("--broker")
-        .arg(broker)
-        .args(args)
-        .env_remove("SLUICE_BROKER")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+/// A producer of `config` sending to `topic` gets `UnknownTopicOrPartition`.
+async fn send_fails_on_an_unknown_topic(config: ProducerConfig, topic: &str) {
+    let producer = Producer::new(config);
+    let sent = producer.send(topic, None, b"v").await;
+    assert!(
+        matches!(
+            sent,
+            Err(ClientError::Broker {
+                code: ErrorCode::UnknownTopicOrPartition,
+                ..
+            })
+        ),
+        "{sent:?}"
+    );
+    producer.close().await;
 }
 
 #[tokio::test]
@@ -144,19 +133,7 @@ async fn without_auto_create_topics_nothing_is_created() {
         vec![row("orders", ErrorCode::UnknownTopicOrPartition, 0)]
     );
     // The producer's first send fails on the unknown topic.
-    let producer = Producer::new(ProducerConfig::new(b.addr.to_string()));
-    let sent = producer.send("orders", None, b"v").await;
-    assert!(
-        matches!(
-            sent,
-            Err(ClientError::Broker {
-                code: ErrorCode::UnknownTopicOrPartition,
-                ..
-            })
-        ),
-        "{sent:?}"
-    );
-    producer.close().await;
+    send_fails_on_an_unknown_topic(ProducerConfig::new(b.addr.to_string()), "orders").await;
     let out = sluice(&b.addr.to_string(), &["produce", "orders"], b"v\n");
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -187,19 +164,7 @@ async fn producers_create_the_topics_they_send_to() {
     // ... but not when told not to.
     let mut config = ProducerConfig::new(addr.clone());
     config.allow_auto_create_topics = false;
-    let producer = Producer::new(config);
-    let sent = producer.send("not-made", None, b"v").await;
-    assert!(
-        matches!(
-            sent,
-            Err(ClientError::Broker {
-                code: ErrorCode::UnknownTopicOrPartition,
-                ..
-            })
-        ),
-        "{sent:?}"
-    );
-    producer.close().await;
+    send_fails_on_an_unknown_topic(config, "not-made").await;
     // `sluice produce`; its records read back.
     let out = sluice(&addr, &["produce", "cli-made"], b"one\ntwo\nthree\n");
     assert!(

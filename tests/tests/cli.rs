@@ -7,40 +7,16 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use sluice_tests::{TestBroker, free_port};
+use sluice_tests::{TestBroker, free_port, sluice_with_input as sluice};
 
 /// The `sluice` binary of this build (see
 /// [`sluice_tests::workspace_binary`]).
 fn sluice_binary() -> PathBuf {
     sluice_tests::workspace_binary("sluice-client", "sluice", "SLUICE_CLI_BIN")
-}
-
-/// Runs `sluice --broker ADDR ARGS...` with `stdin` as its input.
-fn sluice(broker: &str, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(sluice_binary())
-        .arg("--broker")
-        .arg(broker)
-        .args(args)
-        .env_remove("SLUICE_BROKER")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting sluice");
-    let mut input = child.stdin.take().unwrap();
-    let stdin = stdin.to_vec();
-    // Write from another thread: the child's output fills its pipe meanwhile.
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&stdin);
-    });
-    let out = child.wait_with_output().expect("waiting for sluice");
-    writer.join().unwrap();
-    out
 }
 
 /// Runs `sluice` and asserts success; returns stdout.

@@ -12,7 +12,6 @@
 //! producers create the topics they produce to.
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
-use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -21,17 +20,9 @@ use sluice_protocol::kafka::admin::{
 };
 use sluice_protocol::kafka::error_code::code;
 use sluice_protocol::kafka::metadata::{MetadataRequest, MetadataRequestTopic, MetadataResponse};
-use sluice_tests::TestBroker;
 use sluice_tests::cluster::TestCluster;
 use sluice_tests::kafka::{call, kcat, python, run_clients, run_kcat};
-
-fn broker(auto_create: bool) -> (TestBroker, tempfile::NamedTempFile) {
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    writeln!(f, "auto_create_topics = {auto_create}").unwrap();
-    writeln!(f, "[topic_defaults]\npartitions = 3").unwrap();
-    let path = f.path().display().to_string();
-    (TestBroker::start_with_args(&["--config", &path]), f)
-}
+use sluice_tests::{TestBroker, broker_creating_topics as broker};
 
 fn connect(b: &TestBroker) -> TcpStream {
     let s = TcpStream::connect(b.kafka_addr.unwrap()).unwrap();

@@ -5,9 +5,9 @@
 #![allow(dead_code)] // each test file uses some of them
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,20 +23,7 @@ pub(crate) fn sluice_binary() -> PathBuf {
     sluice_tests::workspace_binary("sluice-client", "sluice", "SLUICE_CLI_BIN")
 }
 
-pub(crate) fn sluice(addr: &str, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(sluice_binary())
-        .arg("--broker")
-        .arg(addr)
-        .args(args)
-        .env_remove("SLUICE_BROKER")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting sluice");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().expect("waiting for sluice")
-}
+pub(crate) use sluice_tests::sluice_with_input as sluice;
 
 pub(crate) fn ok(addr: &str, args: &[&str]) -> String {
     let out = sluice(addr, args, b"");
