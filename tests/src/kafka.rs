@@ -2,7 +2,8 @@
 //! (kcat, and confluent-kafka, kafka-python and aiokafka through
 //! `tests/kafka_clients/clients.py` in the Python of `SLUICE_KAFKA_PYTHON`;
 //! kafka-python 3 through `tests/kafka_clients/kafka_python3.py` in the
-//! Python of `SLUICE_KAFKA_PYTHON3`).
+//! Python of `SLUICE_KAFKA_PYTHON3`; sarama through the Go programs of
+//! `tests/kafka_clients/go`).
 //! A missing client skips a test, unless `SLUICE_REQUIRE_KAFKA_CLIENTS=1`
 //! (set by `.ci/run`), which makes it a failure.
 
@@ -73,6 +74,75 @@ pub fn python3_kafka() -> Option<PathBuf> {
         "import kafka, snappy, lz4, zstandard; assert kafka.__version__.startswith('3.')",
         "kafka-python 3 and its codecs",
     )
+}
+
+/// The Go program `tests/kafka_clients/go/NAME`, built against sarama
+/// (Debian's `golang-github-shopify-sarama-dev`, in the GOPATH
+/// `SLUICE_GOPATH`, by default `/usr/share/gocode`) into `dir`, or `None`
+/// when `go` or sarama is missing (the test skips, or fails when required).
+/// A build that fails is a failure.
+pub fn sarama_program(name: &str, dir: &Path) -> Option<PathBuf> {
+    let gopath = std::env::var_os("SLUICE_GOPATH").unwrap_or_else(|| "/usr/share/gocode".into());
+    let has_go = Command::new("go")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let has_sarama = Path::new(&gopath)
+        .join("src/github.com/Shopify/sarama")
+        .is_dir();
+    if !(has_go && has_sarama) {
+        let missing = format!(
+            "go ({has_go}) or sarama in the GOPATH {gopath:?} ({has_sarama}) is missing \
+             (Debian: golang-go golang-github-shopify-sarama-dev)"
+        );
+        assert!(!required(), "SLUICE_REQUIRE_KAFKA_CLIENTS=1 but {missing}");
+        eprintln!("SKIPPED: {missing}");
+        return None;
+    }
+    let bin = dir.join(name);
+    let out = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("kafka_clients/go")
+                .join(name),
+        )
+        .env("GOPATH", &gopath)
+        .env("GO111MODULE", "off")
+        .env("GOFLAGS", "")
+        .env("GOCACHE", dir.join("go-cache"))
+        .output()
+        .unwrap_or_else(|e| panic!("running go build: {e}"));
+    assert!(
+        out.status.success(),
+        "go build of {name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(bin)
+}
+
+/// Runs a program built by [`sarama_program`] with `args` (at most
+/// [`CLIENTS_DEADLINE_SECS`]) and returns its standard output (one JSON
+/// document). Panics with its standard error and output if it fails.
+pub fn run_program(bin: &Path, args: &[&str]) -> String {
+    let out = Command::new("timeout")
+        .args(["-k", "10", &CLIENTS_DEADLINE_SECS.to_string()])
+        .arg(bin)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {bin:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{bin:?} {args:?} failed ({}): {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
 fn script(name: &str) -> PathBuf {
