@@ -1232,3 +1232,62 @@ fn a_plain_consumer_reads_the_partitions_added_while_it_runs() {
         "{err}"
     );
 }
+
+#[test]
+fn consume_prints_headers_and_tells_null_from_empty() {
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    ok(&addr, &["topic", "create", "h", "--partitions", "1"], b"");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let producer = sluice_client::Producer::new(sluice_client::ProducerConfig::new(&addr));
+        let headers: &[(&str, Option<&[u8]>)] = &[
+            ("trace", Some(b"a=1")),
+            ("flag", None),
+            ("empty", Some(b"")),
+        ];
+        for (key, value, headers) in [
+            (Some(&b"k1"[..]), None, headers),
+            (None, Some(&b""[..]), &[][..]),
+            (
+                Some(&b""[..]),
+                Some(&b"v3"[..]),
+                &[("only", Some(&b"x"[..]))][..],
+            ),
+        ] {
+            producer
+                .send_record(sluice_client::ProducerRecord {
+                    topic: "h",
+                    partition: Some(0),
+                    key,
+                    value,
+                    headers,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+        producer.close().await;
+    });
+    let out = ok(
+        &addr,
+        &[
+            "consume",
+            "h",
+            "--from-beginning",
+            "--count",
+            "3",
+            "--format",
+            "%o [%k|%K] [%v|%V] [%h]",
+        ],
+        b"",
+    );
+    assert_eq!(
+        out,
+        "0 [k1|2] [|-1] [trace=a=1,flag,empty=]\n\
+         1 [|-1] [|0] []\n\
+         2 [|0] [v3|2] [only=x]\n"
+    );
+}

@@ -59,9 +59,10 @@ pub(crate) struct ConsumeArgs {
     /// added to the topic while it runs, from their first record)
     #[arg(long, value_name = "P")]
     partition: Option<u32>,
-    /// Output per record: %k key, %v value, %o offset, %p partition,
-    /// %T timestamp, %t topic, %% percent, \n \t \\ escapes; a newline is
-    /// added unless FMT ends with one [default: %v]
+    /// Output per record: %k key, %v value, %K %V their lengths (-1: null),
+    /// %h headers (name=value,...), %o offset, %p partition, %T timestamp,
+    /// %t topic, %% percent, \n \t \\ escapes; a newline is added unless FMT
+    /// ends with one [default: %v]
     #[arg(long, value_name = "FMT", value_parser = Format::parse)]
     pub(crate) format: Option<Format>,
     /// Exit when no record arrived for this many milliseconds

@@ -1,9 +1,12 @@
 //! The `--format` template of `sluice consume`.
 //!
-//! `%k` key, `%v` value, `%o` offset, `%p` partition, `%T` timestamp (ms
-//! since the epoch), `%t` topic, `%%` a percent sign; `\n`, `\t` and `\\`
-//! escapes. A newline ends each record unless the template already ends
-//! with one. A missing key or value prints as nothing.
+//! `%k` key, `%v` value, `%K` and `%V` their lengths in bytes (-1 for a
+//! null key or value, which `%k` and `%v` print as nothing, like an empty
+//! one), `%h` headers (`name=value` pairs joined by `,`; a header with a
+//! null value prints as its name alone), `%o` offset, `%p` partition, `%T`
+//! timestamp (ms since the epoch), `%t` topic, `%%` a percent sign; `\n`,
+//! `\t` and `\\` escapes. A newline ends each record unless the template
+//! already ends with one.
 
 use std::io::Write;
 
@@ -15,6 +18,9 @@ enum Piece {
     Literal(Vec<u8>),
     Key,
     Value,
+    KeyLength,
+    ValueLength,
+    Headers,
     Offset,
     Partition,
     Timestamp,
@@ -38,6 +44,9 @@ impl Format {
                 '%' => match chars.next() {
                     Some('k') => Piece::Key,
                     Some('v') => Piece::Value,
+                    Some('K') => Piece::KeyLength,
+                    Some('V') => Piece::ValueLength,
+                    Some('h') => Piece::Headers,
                     Some('o') => Piece::Offset,
                     Some('p') => Piece::Partition,
                     Some('T') => Piece::Timestamp,
@@ -85,6 +94,22 @@ impl Format {
                 Piece::Literal(bytes) => out.write_all(bytes)?,
                 Piece::Key => out.write_all(r.key().unwrap_or_default())?,
                 Piece::Value => out.write_all(r.value())?,
+                Piece::KeyLength => write!(out, "{}", length(r.record.key.as_deref()))?,
+                Piece::ValueLength => write!(out, "{}", length(r.record.value.as_deref()))?,
+                Piece::Headers => {
+                    // The record comes from a validated batch: its headers
+                    // decode; should one not, the rest are left out.
+                    for (i, (name, value)) in r.record.headers().map_while(Result::ok).enumerate() {
+                        if i > 0 {
+                            out.write_all(b",")?;
+                        }
+                        out.write_all(name.as_bytes())?;
+                        if let Some(value) = value {
+                            out.write_all(b"=")?;
+                            out.write_all(&value)?;
+                        }
+                    }
+                }
                 Piece::Offset => write!(out, "{}", r.offset())?,
                 Piece::Partition => write!(out, "{}", r.partition)?,
                 Piece::Timestamp => write!(out, "{}", r.record.timestamp)?,
@@ -93,6 +118,11 @@ impl Format {
         }
         Ok(())
     }
+}
+
+/// A key's or value's length in bytes, -1 for null.
+fn length(bytes: Option<&[u8]>) -> i64 {
+    bytes.map_or(-1, |b| b.len() as i64)
 }
 
 #[cfg(test)]
@@ -117,6 +147,18 @@ mod tests {
         );
         let f = Format::parse("%v\\n").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(f.pieces, vec![Piece::Value, Piece::Literal(b"\n".to_vec())]);
+        let f = Format::parse("%K %V %h").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            f.pieces,
+            vec![
+                Piece::KeyLength,
+                Piece::Literal(b" ".to_vec()),
+                Piece::ValueLength,
+                Piece::Literal(b" ".to_vec()),
+                Piece::Headers,
+                Piece::Literal(b"\n".to_vec()),
+            ]
+        );
         let f = Format::parse("%T %t é").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(f.pieces.last(), Some(&Piece::Literal(" é\n".into())));
     }
