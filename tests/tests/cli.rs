@@ -1234,7 +1234,7 @@ fn a_plain_consumer_reads_the_partitions_added_while_it_runs() {
 }
 
 #[test]
-fn consume_prints_headers_and_tells_null_from_empty() {
+fn headers_are_produced_and_printed_and_null_is_told_from_empty() {
     let broker = TestBroker::start();
     let addr = broker.addr.to_string();
     ok(&addr, &["topic", "create", "h", "--partitions", "1"], b"");
@@ -1289,5 +1289,41 @@ fn consume_prints_headers_and_tells_null_from_empty() {
         "0 [k1|2] [|-1] [trace=a=1,flag,empty=]\n\
          1 [|-1] [|0] []\n\
          2 [|0] [v3|2] [only=x]\n"
+    );
+    // Headers given to produce go on every record, in order.
+    ok(
+        &addr,
+        &[
+            "produce",
+            "h",
+            "--key-separator",
+            ":",
+            "--header",
+            "trace=b=2",
+            "--header",
+            "flag",
+            "--header",
+            "trace=again",
+        ],
+        b"k4:v4\nv5\n",
+    );
+    let out = ok(
+        &addr,
+        &[
+            "consume",
+            "h",
+            "--offset",
+            "3",
+            "--count",
+            "2",
+            "--format",
+            "%o %K %k %v [%h]",
+        ],
+        b"",
+    );
+    assert_eq!(
+        out,
+        "3 2 k4 v4 [trace=b=2,flag,trace=again]\n\
+         4 -1  v5 [trace=b=2,flag,trace=again]\n"
     );
 }

@@ -36,6 +36,10 @@ pub(crate) struct ProduceArgs {
     /// sticky for records without a key)
     #[arg(long, value_name = "P")]
     partition: Option<u32>,
+    /// Add this header to every record: NAME=VALUE, or NAME alone for a
+    /// null value; repeat for more (kept in the order given)
+    #[arg(long = "header", value_name = "NAME[=VALUE]")]
+    headers: Vec<String>,
     /// Print `PARTITION OFFSET` (or `error REASON`) per line, in input order
     #[arg(long)]
     print_offsets: bool,
@@ -229,6 +233,14 @@ async fn send_lines(
     mut input: BufReader<Box<dyn AsyncRead + Unpin>>,
 ) -> anyhow::Result<Outcome> {
     let separator = args.key_separator.as_deref().map(str::as_bytes);
+    let headers: Vec<(&str, Option<&[u8]>)> = args
+        .headers
+        .iter()
+        .map(|h| match h.split_once('=') {
+            Some((name, value)) => (name, Some(value.as_bytes())),
+            None => (h.as_str(), None),
+        })
+        .collect();
     let mut pending: FuturesOrdered<Delivery> = FuturesOrdered::new();
     let mut report = Report {
         out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock()),
@@ -269,6 +281,7 @@ async fn send_lines(
                     partition: args.partition,
                     key,
                     value: Some(value),
+                    headers: &headers,
                     ..Default::default()
                 };
                 let delivery = match producer.send_record(record).await {
