@@ -125,19 +125,26 @@ pub fn sarama_program(name: &str, dir: &Path) -> Option<PathBuf> {
     Some(bin)
 }
 
-/// Runs a program built by [`sarama_program`] with `args` (at most
-/// [`CLIENTS_DEADLINE_SECS`]) and returns its standard output (one JSON
-/// document). Panics with its standard error and output if it fails.
+/// Runs a program built by [`sarama_program`] with `args` as
+/// [`run_script`] runs a script, and returns its standard output.
 pub fn run_program(bin: &Path, args: &[&str]) -> String {
+    run_bounded(&bin.display().to_string(), &[bin.as_os_str()], args)
+}
+
+/// Runs `command` then `args` under [`CLIENTS_DEADLINE_SECS`] (SIGTERM,
+/// then SIGKILL 10 s later) and returns its standard output (one JSON
+/// document); panics with its standard error and output, naming `name`, if
+/// it fails.
+fn run_bounded(name: &str, command: &[&std::ffi::OsStr], args: &[&str]) -> String {
     let out = Command::new("timeout")
         .args(["-k", "10", &CLIENTS_DEADLINE_SECS.to_string()])
-        .arg(bin)
+        .args(command)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("running {bin:?}: {e}"));
+        .unwrap_or_else(|e| panic!("running {name}: {e}"));
     assert!(
         out.status.success(),
-        "{bin:?} {args:?} failed ({}): {}\n{}",
+        "{name} {args:?} failed ({}): {}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr),
         String::from_utf8_lossy(&out.stdout)
@@ -164,21 +171,34 @@ pub fn run_clients(python: &Path, args: &[&str]) -> String {
 
 /// Runs `tests/kafka_clients/NAME` as [`run_clients`] runs `clients.py`.
 pub fn run_script(python: &Path, name: &str, args: &[&str]) -> String {
-    let out = Command::new("timeout")
-        .args(["-k", "10", &CLIENTS_DEADLINE_SECS.to_string()])
-        .arg(python)
-        .arg(script(name))
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {name}: {e}"));
-    assert!(
-        out.status.success(),
-        "{name} {args:?} failed ({}): {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
+    run_bounded(name, &[python.as_os_str(), script(name).as_os_str()], args)
+}
+
+/// Checks a client's report of the offsets its producer was acknowledged
+/// (`{"PARTITION": [OFFSET, ...], ...}`): each partition's must be dense
+/// from 0, every record its own offset. Returns each partition's end
+/// (`{"PARTITION": END}`) and the number of records.
+pub fn dense_acknowledged_offsets(
+    sent: &serde_json::Value,
+) -> (serde_json::Map<String, serde_json::Value>, usize) {
+    let mut ends = serde_json::Map::new();
+    let mut total = 0;
+    for (p, offsets) in sent.as_object().expect("offsets by partition") {
+        let offsets: Vec<u64> = offsets
+            .as_array()
+            .expect("a partition's offsets")
+            .iter()
+            .map(|o| o.as_u64().expect("an offset"))
+            .collect();
+        assert_eq!(
+            offsets,
+            (0..offsets.len() as u64).collect::<Vec<_>>(),
+            "partition {p}: {sent}"
+        );
+        total += offsets.len();
+        ends.insert(p.clone(), serde_json::json!(offsets.len()));
+    }
+    (ends, total)
 }
 
 /// How long one run of clients.py may take (the longest scenario takes a

@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sluice_tests::TestBroker;
 use sluice_tests::cluster::TestCluster;
-use sluice_tests::kafka::{run_program, sarama_program};
+use sluice_tests::kafka::{dense_acknowledged_offsets, run_program, sarama_program};
 
 /// Records the program sends with each of none, gzip, snappy and lz4.
 const PER_CODEC: usize = 20;
@@ -63,23 +63,7 @@ fn check_life(r: &Value, topic: &str, brokers: usize) {
     // Every acknowledged record has its own offset, dense from 0 in each
     // partition; the partitions end there, and the partition consumers
     // read exactly those records, with keys, values and headers as sent.
-    let mut ends = serde_json::Map::new();
-    let mut total = 0;
-    for (p, offsets) in r["sent"].as_object().unwrap() {
-        let offsets: Vec<u64> = offsets
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| o.as_u64().unwrap())
-            .collect();
-        assert_eq!(
-            offsets,
-            (0..offsets.len() as u64).collect::<Vec<_>>(),
-            "{r}"
-        );
-        total += offsets.len();
-        ends.insert(p.clone(), json!(offsets.len()));
-    }
+    let (mut ends, total) = dense_acknowledged_offsets(&r["sent"]);
     assert_eq!(total, CODECS.len() * PER_CODEC, "{r}");
     for p in ["0", "1", "2"] {
         ends.entry(p).or_insert(json!(0));
