@@ -46,15 +46,20 @@ fn python_in(var: &str, check: &str, lacks: &str) -> Option<PathBuf> {
     None
 }
 
-/// Whether `kcat` is installed (else the test skips, or fails when
-/// required).
-pub fn kcat() -> bool {
-    let ok = Command::new("kcat")
-        .arg("-V")
+/// Whether `program arg` runs and succeeds (its output dropped).
+fn runs(program: &str, arg: &str) -> bool {
+    Command::new(program)
+        .arg(arg)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok_and(|s| s.success());
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether `kcat` is installed (else the test skips, or fails when
+/// required).
+pub fn kcat() -> bool {
+    let ok = runs("kcat", "-V");
     assert!(
         ok || !required(),
         "SLUICE_REQUIRE_KAFKA_CLIENTS=1 but kcat is not installed"
@@ -83,12 +88,7 @@ pub fn python3_kafka() -> Option<PathBuf> {
 /// A build that fails is a failure.
 pub fn sarama_program(name: &str, dir: &Path) -> Option<PathBuf> {
     let gopath = std::env::var_os("SLUICE_GOPATH").unwrap_or_else(|| "/usr/share/gocode".into());
-    let has_go = Command::new("go")
-        .arg("version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let has_go = runs("go", "version");
     let has_sarama = Path::new(&gopath)
         .join("src/github.com/Shopify/sarama")
         .is_dir();
