@@ -9,6 +9,8 @@
 //! refused with `NotCoordinator`, naming the coordinator, so two members
 //! reaching different nodes always meet in one group.
 
+use std::time::{Duration, Instant};
+
 use sluice_protocol::wire::ErrorCode;
 
 use super::leadership::BrokerInfo;
@@ -23,6 +25,17 @@ pub fn group_hash(group: &str) -> u64 {
         .bytes()
         .fold(OFFSET_BASIS, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
 }
+
+/// How long a FindCoordinator waits for a coordinator that is not known
+/// yet ([`Service::group_coordinator_by`]) before it answers
+/// `CoordinatorNotAvailable`: longer than creating the group-state topic at
+/// a cluster's first group call takes, about an election after a
+/// coordinator failed, and far below clients' request timeouts (30 s and
+/// more).
+pub const COORDINATOR_WAIT: Duration = Duration::from_secs(3);
+
+/// How often [`Service::group_coordinator_by`] looks again.
+const COORDINATOR_POLL: Duration = Duration::from_millis(20);
 
 /// Where a group's calls must go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +58,34 @@ impl Service {
     /// calls are then refused with `CoordinatorNotAvailable`).
     pub fn group_coordinator(&self, group: &str) -> GroupCoordinator {
         self.coordinator_state(group).0
+    }
+
+    /// [`Service::group_coordinator`], waiting until `deadline` while it is
+    /// `Unavailable` (the group-state topic being created, which this call
+    /// sets off at a cluster's first group call, or its partition without
+    /// a leader for an election) or is this node still loading the group's
+    /// state. Clients retry `CoordinatorNotAvailable` after a backoff of
+    /// their own (sarama first waits for a `__consumer_offsets` leader,
+    /// which Sluice's Metadata never lists: seconds), and some take it from
+    /// a JoinGroup as final (sarama 1.22 ends its `Consume`), so an answer
+    /// as soon as the coordinator is known and ready saves them that.
+    pub async fn group_coordinator_by(&self, group: &str, deadline: Instant) -> GroupCoordinator {
+        loop {
+            let (found, loaded) = self.coordinator_state(group);
+            if (found != GroupCoordinator::Unavailable && loaded) || Instant::now() >= deadline {
+                return found;
+            }
+            tokio::time::sleep(COORDINATOR_POLL).await;
+        }
+    }
+
+    /// Waits, up to [`COORDINATOR_WAIT`], while `group`'s coordinator is not
+    /// known or is this node still loading the group's state: for a call
+    /// that joins a group, so that a member sent here by FindCoordinator a
+    /// moment before the load ended is served rather than refused.
+    pub async fn settle_coordinator(&self, group: &str) {
+        self.group_coordinator_by(group, Instant::now() + COORDINATOR_WAIT)
+            .await;
     }
 
     /// The coordinator, and whether this node has loaded the group's

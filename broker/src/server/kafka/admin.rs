@@ -295,12 +295,14 @@ pub(super) async fn list_offsets(
 
 /// FindCoordinator: the group's coordinator (`service::coordinator`: this
 /// broker without `--cluster`) with its Kafka address; all versions, v4+
-/// batches of keys. A coordinator without a Kafka listener, or not known
-/// yet, is `COORDINATOR_NOT_AVAILABLE`. Transactions are not served: a
+/// batches of keys. A coordinator not known yet is waited for, up to
+/// [`COORDINATOR_WAIT`](crate::service::coordinator::COORDINATOR_WAIT) for
+/// the whole request; one still unknown then, or without a Kafka listener,
+/// is `COORDINATOR_NOT_AVAILABLE`. Transactions are not served: a
 /// transaction coordinator is refused with
 /// `TRANSACTIONAL_ID_AUTHORIZATION_FAILED` (final for clients), any other
 /// key type with `INVALID_REQUEST`.
-pub(super) fn find_coordinator(
+pub(super) async fn find_coordinator(
     conn: &Conn,
     r: FindCoordinatorRequest,
     version: i16,
@@ -311,79 +313,101 @@ pub(super) fn find_coordinator(
     } else {
         vec![r.key]
     };
-    let coordinators = keys
-        .into_iter()
-        .map(|key| {
-            if r.key_type == 0 {
-                let unavailable = |why: String| Coordinator {
-                    key: key.clone(),
-                    node_id: -1,
-                    host: String::new(),
-                    port: -1,
-                    error_code: code::COORDINATOR_NOT_AVAILABLE,
-                    error_message: Some(why),
-                };
-                match conn.broker.service.group_coordinator(&key) {
-                    GroupCoordinator::Local => Coordinator {
-                        key,
-                        node_id: me.node_id,
-                        host: me.host.clone(),
-                        port: me.port,
-                        error_code: code::NONE,
-                        error_message: None,
-                    },
-                    GroupCoordinator::Remote(b) => {
-                        match b.kafka.as_deref().and_then(crate::config::split_host_port) {
-                            Some((host, port)) => Coordinator {
-                                node_id: i32::try_from(b.id).unwrap_or(i32::MAX),
-                                host: host.to_owned(),
-                                port: i32::from(port),
-                                error_code: code::NONE,
-                                error_message: None,
-                                key,
-                            },
-                            None => unavailable(format!(
-                                "the coordinator, node {}, has no Kafka listener",
-                                b.id
-                            )),
-                        }
-                    }
-                    GroupCoordinator::Unavailable => {
-                        unavailable("the cluster's nodes are not known yet".to_owned())
-                    }
-                }
-            } else {
-                // Not COORDINATOR_NOT_AVAILABLE, which clients retry until
-                // their own timeout: a transactional producer (librdkafka,
-                // the Java client) takes this code from FindCoordinator as
-                // fatal and reports the message at once.
-                let (error_code, why) = if r.key_type == 1 {
-                    (
-                        code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                        "transactions are not supported by this broker (Sluice); \
-                         produce without a transactional.id"
-                            .to_owned(),
-                    )
-                } else {
-                    (
-                        code::INVALID_REQUEST,
-                        format!("unknown coordinator type {}", r.key_type),
-                    )
-                };
-                Coordinator {
-                    key,
-                    node_id: -1,
-                    host: String::new(),
-                    port: -1,
-                    error_code,
-                    error_message: Some(why),
-                }
-            }
-        })
-        .collect();
+    let deadline = std::time::Instant::now() + crate::service::coordinator::COORDINATOR_WAIT;
+    let mut coordinators = Vec::with_capacity(keys.len());
+    for key in keys {
+        let found = if r.key_type == 0 {
+            Some(
+                conn.broker
+                    .service
+                    .group_coordinator_by(&key, deadline)
+                    .await,
+            )
+        } else {
+            None
+        };
+        coordinators.push(coordinator_answer(&me, key, r.key_type, found));
+    }
     FindCoordinatorResponse {
         throttle_time_ms: 0,
         coordinators,
+    }
+}
+
+/// One key's answer to FindCoordinator: `found` is its group's
+/// coordinator (`None` for another key type).
+fn coordinator_answer(
+    me: &Advertised,
+    key: String,
+    key_type: i8,
+    found: Option<GroupCoordinator>,
+) -> Coordinator {
+    if let Some(found) = found {
+        let unavailable = |why: String| Coordinator {
+            key: key.clone(),
+            node_id: -1,
+            host: String::new(),
+            port: -1,
+            error_code: code::COORDINATOR_NOT_AVAILABLE,
+            error_message: Some(why),
+        };
+        match found {
+            GroupCoordinator::Local => Coordinator {
+                key,
+                node_id: me.node_id,
+                host: me.host.clone(),
+                port: me.port,
+                error_code: code::NONE,
+                error_message: None,
+            },
+            GroupCoordinator::Remote(b) => {
+                match b.kafka.as_deref().and_then(crate::config::split_host_port) {
+                    Some((host, port)) => Coordinator {
+                        node_id: i32::try_from(b.id).unwrap_or(i32::MAX),
+                        host: host.to_owned(),
+                        port: i32::from(port),
+                        error_code: code::NONE,
+                        error_message: None,
+                        key,
+                    },
+                    None => unavailable(format!(
+                        "the coordinator, node {}, has no Kafka listener",
+                        b.id
+                    )),
+                }
+            }
+            GroupCoordinator::Unavailable => unavailable(
+                "no node coordinates the group yet (the group-state topic is being created, \
+                 or its partition is electing a leader)"
+                    .to_owned(),
+            ),
+        }
+    } else {
+        // Not COORDINATOR_NOT_AVAILABLE, which clients retry until
+        // their own timeout: a transactional producer (librdkafka,
+        // the Java client) takes this code from FindCoordinator as
+        // fatal and reports the message at once.
+        let (error_code, why) = if key_type == 1 {
+            (
+                code::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                "transactions are not supported by this broker (Sluice); \
+                 produce without a transactional.id"
+                    .to_owned(),
+            )
+        } else {
+            (
+                code::INVALID_REQUEST,
+                format!("unknown coordinator type {key_type}"),
+            )
+        };
+        Coordinator {
+            key,
+            node_id: -1,
+            host: String::new(),
+            port: -1,
+            error_code,
+            error_message: Some(why),
+        }
     }
 }
 

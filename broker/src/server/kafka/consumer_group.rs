@@ -53,6 +53,7 @@ pub(super) async fn heartbeat(
         heartbeat_interval_ms: interval,
         assignment: None,
     };
+    svc.settle_coordinator(&r.group_id).await;
     if let Err(refused) = svc.check_coordinator(&r.group_id) {
         return refuse(to_kafka(refused.code), refused.message, &r.member_id);
     }

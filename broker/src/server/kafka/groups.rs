@@ -32,6 +32,7 @@ pub(super) async fn join(
     };
     conn.wait_allowance = millis(rebalance);
     let svc = Arc::clone(&conn.broker.service);
+    svc.settle_coordinator(&r.group_id).await;
     if let Err(refused) = svc.check_coordinator(&r.group_id) {
         return JoinGroupResponse {
             throttle_time_ms: 0,

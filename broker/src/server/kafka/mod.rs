@@ -139,7 +139,9 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
         }
         ApiKey::FindCoordinator => {
             let r = decode_or_close(conn, req, body)?;
-            let resp = admin::find_coordinator(conn, r, req.version);
+            // Waiting for a coordinator to be known is not slowness.
+            conn.wait_allowance = crate::service::coordinator::COORDINATOR_WAIT;
+            let resp = admin::find_coordinator(conn, r, req.version).await;
             respond(conn, req, resp).await
         }
         ApiKey::CreateTopics => {
@@ -264,6 +266,8 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
         }
         ApiKey::ConsumerGroupHeartbeat => {
             let r = decode_or_close(conn, req, body)?;
+            // Waiting for a coordinator to be known and loaded is not slowness.
+            conn.wait_allowance = crate::service::coordinator::COORDINATOR_WAIT;
             let resp = consumer_group::heartbeat(conn, r, req.version, h.client_id).await;
             respond(conn, req, resp).await
         }

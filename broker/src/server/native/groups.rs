@@ -64,8 +64,9 @@ pub(super) async fn serve(
     match api {
         ApiKey::JoinGroup => {
             let req = decode!(JoinGroupRequest);
-            coordinated!(svc.check_coordinator(&req.group));
             conn.wait_allowance = Duration::from_millis(u64::from(req.rebalance_timeout_ms));
+            svc.settle_coordinator(&req.group).await;
+            coordinated!(svc.check_coordinator(&req.group));
             let join = JoinGroup {
                 group: req.group,
                 member_id: req.member_id,

@@ -459,7 +459,11 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
         }
         ApiKey::FindCoordinator => {
             let req = decode!(FindCoordinatorRequest);
-            let resp = match svc.group_coordinator(&req.group) {
+            // Waiting for a coordinator to be known is not slowness.
+            conn.wait_allowance = crate::service::coordinator::COORDINATOR_WAIT;
+            let deadline =
+                std::time::Instant::now() + crate::service::coordinator::COORDINATOR_WAIT;
+            let resp = match svc.group_coordinator_by(&req.group, deadline).await {
                 GroupCoordinator::Local => FindCoordinatorResponse {
                     node_id: svc.leadership.local_node(),
                     address: svc

@@ -309,6 +309,8 @@ func main() {
 	go member(addrs, group, topic, h, ctx, stopped)
 	select {
 	case <-all.done:
+	case err := <-stopped:
+		fail("group member", fmt.Errorf("stopped before reading every record: %v", err))
 	case <-time.After(30 * time.Second):
 		fail("group", fmt.Errorf("read %d of %d records in 30 s", len(all.seen), all.want))
 	}
@@ -365,7 +367,11 @@ func main() {
 		if time.Now().After(deadline) {
 			fail("first member", fmt.Errorf("holds %d partitions after 60 s", alone))
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case err := <-stopped1:
+			fail("first member", fmt.Errorf("stopped: %v", err))
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	go member(addrs, group+"2", topic, h2, ctx, stopped2)
 	for {
@@ -384,7 +390,13 @@ func main() {
 		if time.Now().After(deadline) {
 			fail("two members", fmt.Errorf("claims %v and %v, %d of %d records read in 60 s", c1, c2, n, both.want))
 		}
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case err := <-stopped1:
+			fail("two members", fmt.Errorf("the first stopped: %v", err))
+		case err := <-stopped2:
+			fail("two members", fmt.Errorf("the second stopped: %v", err))
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	groups, err = admin.DescribeConsumerGroups([]string{group + "2"})
 	if err != nil {
