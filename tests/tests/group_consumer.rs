@@ -6,8 +6,6 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,22 +19,7 @@ const PARTITIONS: u32 = 6;
 
 /// Runs the `sluice` CLI of this build and asserts success.
 fn sluice(addr: &str, args: &[&str], stdin: &[u8]) {
-    let mut child = Command::new(sluice_tests::workspace_binary(
-        "sluice-client",
-        "sluice",
-        "SLUICE_CLI_BIN",
-    ))
-    .arg("--broker")
-    .arg(addr)
-    .args(args)
-    .env_remove("SLUICE_BROKER")
-    .stdin(Stdio::piped())
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("starting sluice");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = sluice_tests::sluice_with_input(addr, args, stdin);
     assert!(
         out.status.success(),
         "sluice {args:?}: {}",
