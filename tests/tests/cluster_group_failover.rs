@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use sluice_client::group::{GroupConfig, GroupConsumer};
-use sluice_client::{Acks, ConsumerConfig, OffsetReset, Producer, ProducerConfig, ProducerRecord};
+use sluice_client::{
+    Acks, ClientError, ConsumerConfig, OffsetReset, Producer, ProducerConfig, ProducerRecord,
+};
 use sluice_protocol::kafka::offsets::{
     FindCoordinatorRequest, FindCoordinatorResponse, OffsetCommitPartition, OffsetCommitRequest,
     OffsetCommitResponse, OffsetCommitTopic, OffsetFetchGroup, OffsetFetchRequest,
@@ -291,6 +293,51 @@ fn offsets_committed_through_the_kafka_listener_survive_a_coordinator_kill() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A cluster's first group calls, none of them a FindCoordinator: each waits
+/// for what the first one sets off (the group-state topic's creation, its
+/// partitions' elections, the new coordinator's load) and is answered,
+/// served or `NotCoordinator` naming the coordinator, never
+/// `CoordinatorNotAvailable` for a client to retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clusters_first_group_calls_are_answered_not_refused() {
+    let c = TestCluster::start(3);
+    c.create_replicated("plain", 1, 3, Default::default()).await;
+    c.wait_until(Duration::from_secs(30), "plain topic on every node", |c| {
+        (1..=3).all(|id| c.topic(id, "plain").is_some())
+    });
+    assert!((1..=3).all(|id| c.topic(id, INTERNAL).is_none()));
+    let mut at1 = c.node(1).connect().await;
+    let mut at2 = c.node(2).connect().await;
+    let mut at3 = c.node(3).connect().await;
+    let asked = Instant::now();
+    let (beat, fetched, described) = tokio::join!(
+        at1.heartbeat("first-a", 0, "m", None),
+        at2.offset_fetch("first-b", None),
+        at3.describe_groups(vec!["first-c".into(), "first-d".into()]),
+    );
+    // Within the broker's wait (3 s): answered, not refused at its end.
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
+    );
+    let answered = |what: &str, r: Result<Option<ErrorCode>, ClientError>| match r {
+        Ok(code) => {
+            if let Some(code) = code {
+                assert_eq!(code, ErrorCode::UnknownMemberId, "{what}");
+            }
+        }
+        Err(ClientError::Broker { code, message }) => {
+            assert_eq!(code, ErrorCode::NotCoordinator, "{what}: {message}");
+            assert!(message.contains("coordinated by node"), "{what}: {message}");
+        }
+        Err(e) => panic!("{what}: {e:?}"),
+    };
+    answered("heartbeat", beat.map(|b| Some(b.error_code)));
+    answered("offset fetch", fetched.map(|_| None));
+    answered("describe groups", described.map(|_| None));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

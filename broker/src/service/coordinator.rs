@@ -79,15 +79,6 @@ impl Service {
         }
     }
 
-    /// Waits, up to [`COORDINATOR_WAIT`], while `group`'s coordinator is not
-    /// known or is this node still loading the group's state: for a call
-    /// that joins a group, so that a member sent here by FindCoordinator a
-    /// moment before the load ended is served rather than refused.
-    pub async fn settle_coordinator(&self, group: &str) {
-        self.group_coordinator_by(group, Instant::now() + COORDINATOR_WAIT)
-            .await;
-    }
-
     /// The coordinator, and whether this node has loaded the group's
     /// state (always true when the coordinator is not this node).
     fn coordinator_state(&self, group: &str) -> (GroupCoordinator, bool) {
@@ -128,8 +119,38 @@ impl Service {
     /// `Ok` when this node coordinates `group` (and, in a cluster, has
     /// loaded its state); otherwise `NotCoordinator` naming the
     /// coordinator's node id, or `CoordinatorNotAvailable` (no coordinator
-    /// known, or this node is still loading the group's state).
-    pub fn check_coordinator(&self, group: &str) -> Result<(), Refused> {
+    /// known, or this node is still loading the group's state). Every
+    /// group call checks here first. In a cluster, while the coordinator is
+    /// not known (the group-state topic being created, which this sets off
+    /// at a cluster's first group call, or its partition between leaders)
+    /// or is this node still loading the group's state, it waits for that
+    /// to end, up to [`COORDINATOR_WAIT`], and refuses only then: a member
+    /// sent here by FindCoordinator a moment before the load ended, or
+    /// heartbeating through a coordinator's failover, is served rather than
+    /// refused (some clients take a refused JoinGroup as final). Without
+    /// `--cluster` it never waits.
+    pub async fn check_coordinator(&self, group: &str) -> Result<(), Refused> {
+        self.group_coordinator_by(group, Instant::now() + COORDINATOR_WAIT)
+            .await;
+        self.check_coordinator_now(group)
+    }
+
+    /// [`Service::check_coordinator`] for each group of `groups`, in order,
+    /// all within one [`COORDINATOR_WAIT`].
+    pub async fn check_coordinators(&self, groups: &[&str]) -> Vec<Result<(), Refused>> {
+        let deadline = Instant::now() + COORDINATOR_WAIT;
+        for g in groups {
+            self.group_coordinator_by(g, deadline).await;
+        }
+        groups
+            .iter()
+            .map(|g| self.check_coordinator_now(g))
+            .collect()
+    }
+
+    /// [`Service::check_coordinator`] without the wait: as things stand
+    /// now (for listing the groups this node coordinates).
+    pub fn check_coordinator_now(&self, group: &str) -> Result<(), Refused> {
         match self.coordinator_state(group) {
             (GroupCoordinator::Local, true) => Ok(()),
             (GroupCoordinator::Local, false) => Err(Refused {
@@ -168,8 +189,7 @@ impl Service {
     /// in order, each group-state partition confirmed once, all at once.
     pub async fn check_coordinators_for_read(&self, groups: &[&str]) -> Vec<Result<(), Refused>> {
         use crate::replication::group_state::{GROUP_STATE_TOPIC, partition_of, partitions};
-        let mut out: Vec<Result<(), Refused>> =
-            groups.iter().map(|g| self.check_coordinator(g)).collect();
+        let mut out = self.check_coordinators(groups).await;
         let Some(n) = self.cluster.get().and_then(|c| partitions(c)) else {
             return out;
         };
@@ -189,10 +209,15 @@ impl Service {
         out
     }
 
-    /// Like [`Service::check_coordinator`] for every group of a list: the
+    /// [`Service::check_coordinators`] for every group of a list: the
     /// first refusal.
-    pub fn check_coordinator_all(&self, groups: &[String]) -> Result<(), Refused> {
-        groups.iter().try_for_each(|g| self.check_coordinator(g))
+    pub async fn check_coordinator_all(&self, groups: &[String]) -> Result<(), Refused> {
+        let names: Vec<&str> = groups.iter().map(String::as_str).collect();
+        self.check_coordinators(&names)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>, Refused>>()
+            .map(drop)
     }
 }
 

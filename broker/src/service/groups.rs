@@ -84,7 +84,7 @@ impl Service {
     pub fn list_groups(&self, states: &[GroupState]) -> Vec<GroupListing> {
         let mut groups = self.groups.list(states);
         if self.cluster.get().is_some() {
-            groups.retain(|g| self.check_coordinator(&g.group).is_ok());
+            groups.retain(|g| self.check_coordinator_now(&g.group).is_ok());
         }
         groups
     }
@@ -106,7 +106,7 @@ impl Service {
         partitions: Vec<(String, u32)>,
     ) -> Result<Vec<bool>, Refused> {
         super::check_partition_count(partitions.len(), self.config.max_partitions_per_request)?;
-        self.check_coordinator(&group)?;
+        self.check_coordinator(&group).await?;
         self.groups
             .delete_offsets(&group, partitions)
             .await

@@ -441,7 +441,7 @@ pub(super) async fn offset_commit(
         }
     }
     let svc = Arc::clone(&conn.broker.service);
-    let done = if let Err(refused) = svc.check_coordinator(&r.group_id) {
+    let done = if let Err(refused) = svc.check_coordinator(&r.group_id).await {
         // Another node coordinates the group: NOT_COORDINATOR everywhere.
         local.iter_mut().for_each(|l| *l = None);
         Err(refused)

@@ -2,6 +2,7 @@
 //! (`crate::service::groups`, state machine in `crate::group::consumer`).
 //! Topic ids on the wire, [`TopicId`]s and durations inside.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_protocol::kafka::consumer_group::*;
@@ -53,8 +54,7 @@ pub(super) async fn heartbeat(
         heartbeat_interval_ms: interval,
         assignment: None,
     };
-    svc.settle_coordinator(&r.group_id).await;
-    if let Err(refused) = svc.check_coordinator(&r.group_id) {
+    if let Err(refused) = svc.check_coordinator(&r.group_id).await {
         return refuse(to_kafka(refused.code), refused.message, &r.member_id);
     }
     let mut member_id = r.member_id;
@@ -167,23 +167,26 @@ fn described(a: crate::group::consumer::NamedAssignment) -> Vec<DescribedTopicPa
 /// committed offsets only, or none) is
 /// `GROUP_ID_NOT_FOUND`, as Kafka answers for a group of another type (its
 /// admin client then describes it with DescribeGroups).
-pub(super) fn describe(
+pub(super) async fn describe(
     conn: &Conn,
     r: ConsumerGroupDescribeRequest,
     version: i16,
 ) -> ConsumerGroupDescribeResponse {
-    let svc = &conn.broker.service;
+    let svc = Arc::clone(&conn.broker.service);
     let ops = super::operations::answer(r.include_authorized_operations, super::operations::GROUP);
-    let groups = crate::service::first_of_each(&r.group_ids)
+    let names = crate::service::first_of_each(&r.group_ids);
+    let checks = svc.check_coordinators(&names).await;
+    let groups = names
         .into_iter()
-        .map(|name| {
+        .zip(checks)
+        .map(|(name, check)| {
             let mut g = DescribedConsumerGroup {
                 group_id: name.to_owned(),
                 group_state: "Dead".into(),
                 authorized_operations: ops,
                 ..DescribedConsumerGroup::default()
             };
-            if let Err(refused) = svc.check_coordinator(name) {
+            if let Err(refused) = check {
                 g.error_code = to_kafka(refused.code);
                 g.error_message = Some(refused.message);
                 return g;

@@ -32,8 +32,7 @@ pub(super) async fn join(
     };
     conn.wait_allowance = millis(rebalance);
     let svc = Arc::clone(&conn.broker.service);
-    svc.settle_coordinator(&r.group_id).await;
-    if let Err(refused) = svc.check_coordinator(&r.group_id) {
+    if let Err(refused) = svc.check_coordinator(&r.group_id).await {
         return JoinGroupResponse {
             throttle_time_ms: 0,
             error_code: to_kafka(refused.code),
@@ -89,7 +88,7 @@ pub(super) async fn join(
 /// SyncGroup: completes when the leader's assignments are stored.
 pub(super) async fn sync(conn: &mut Conn, r: SyncGroupRequest) -> SyncGroupResponse {
     let svc = Arc::clone(&conn.broker.service);
-    if let Err(refused) = svc.check_coordinator(&r.group_id) {
+    if let Err(refused) = svc.check_coordinator(&r.group_id).await {
         return SyncGroupResponse {
             throttle_time_ms: 0,
             error_code: to_kafka(refused.code),
@@ -125,7 +124,7 @@ pub(super) async fn sync(conn: &mut Conn, r: SyncGroupRequest) -> SyncGroupRespo
 /// Heartbeat: `REBALANCE_IN_PROGRESS` tells the member to rejoin.
 pub(super) async fn heartbeat(conn: &Conn, r: HeartbeatRequest) -> HeartbeatResponse {
     let svc = Arc::clone(&conn.broker.service);
-    if let Err(refused) = svc.check_coordinator(&r.group_id) {
+    if let Err(refused) = svc.check_coordinator(&r.group_id).await {
         return HeartbeatResponse {
             throttle_time_ms: 0,
             error_code: to_kafka(refused.code),
@@ -148,7 +147,7 @@ pub(super) async fn heartbeat(conn: &Conn, r: HeartbeatRequest) -> HeartbeatResp
 /// LeaveGroup: one member (v0–2) or several (v3+).
 pub(super) async fn leave(conn: &Conn, r: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
     let svc = Arc::clone(&conn.broker.service);
-    if let Err(refused) = svc.check_coordinator(&r.group_id) {
+    if let Err(refused) = svc.check_coordinator(&r.group_id).await {
         return LeaveGroupResponse {
             throttle_time_ms: 0,
             error_code: to_kafka(refused.code),
@@ -188,19 +187,22 @@ pub(super) async fn leave(conn: &Conn, r: LeaveGroupRequest, version: i16) -> Le
 
 /// DescribeGroups: state, protocol and members of each group (`Dead` and
 /// no members for an unknown group, as Kafka), each group once.
-pub(super) fn describe(conn: &Conn, mut r: DescribeGroupsRequest) -> DescribeGroupsResponse {
-    let svc = &conn.broker.service;
+pub(super) async fn describe(conn: &Conn, mut r: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let svc = Arc::clone(&conn.broker.service);
     let ops = super::operations::answer(r.include_authorized_operations, super::operations::GROUP);
     // A group named twice is answered once (as the service does).
     r.groups = crate::service::first_of_each(&r.groups)
         .into_iter()
         .map(str::to_owned)
         .collect();
-    let ours: Vec<bool> = r
-        .groups
-        .iter()
-        .map(|g| svc.check_coordinator(g).is_ok())
+    let names: Vec<&str> = r.groups.iter().map(String::as_str).collect();
+    let refused: Vec<Option<i16>> = svc
+        .check_coordinators(&names)
+        .await
+        .into_iter()
+        .map(|c| c.err().map(|refused| to_kafka(refused.code)))
         .collect();
+    let ours: Vec<bool> = refused.iter().map(Option::is_none).collect();
     let asked: Vec<String> = r
         .groups
         .iter()
@@ -232,16 +234,17 @@ pub(super) fn describe(conn: &Conn, mut r: DescribeGroupsRequest) -> DescribeGro
             authorized_operations: ops,
         });
     // Groups another node coordinates: NOT_COORDINATOR, so the client asks
-    // FindCoordinator again. Request order is kept.
+    // FindCoordinator again (COORDINATOR_NOT_AVAILABLE while none is known).
+    // Request order is kept.
     let groups = r
         .groups
         .into_iter()
-        .zip(ours)
+        .zip(refused)
         .map(
-            |(group_id, ours)| match ours.then(|| described.next()).flatten() {
+            |(group_id, refused)| match refused.is_none().then(|| described.next()).flatten() {
                 Some(d) => d,
                 None => DescribedGroup {
-                    error_code: code::NOT_COORDINATOR,
+                    error_code: refused.unwrap_or(code::NOT_COORDINATOR),
                     group_id,
                     group_state: String::new(),
                     protocol_type: String::new(),
@@ -311,11 +314,14 @@ const CONSUMER: &str = "consumer";
 /// DeleteGroups: only groups without members (`NON_EMPTY_GROUP` otherwise).
 pub(super) async fn delete(conn: &Conn, r: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let svc = Arc::clone(&conn.broker.service);
-    let ours: Vec<bool> = r
-        .groups_names
-        .iter()
-        .map(|g| svc.check_coordinator(g).is_ok())
+    let names: Vec<&str> = r.groups_names.iter().map(String::as_str).collect();
+    let refused: Vec<Option<i16>> = svc
+        .check_coordinators(&names)
+        .await
+        .into_iter()
+        .map(|c| c.err().map(|refused| to_kafka(refused.code)))
         .collect();
+    let ours: Vec<bool> = refused.iter().map(Option::is_none).collect();
     let asked: Vec<String> = r
         .groups_names
         .iter()
@@ -324,20 +330,21 @@ pub(super) async fn delete(conn: &Conn, r: DeleteGroupsRequest) -> DeleteGroupsR
         .map(|(g, _)| g.clone())
         .collect();
     let mut deleted = svc.delete_groups(asked).await.into_iter();
-    // Request order is kept; groups of other nodes get NOT_COORDINATOR.
+    // Request order is kept; groups of other nodes get NOT_COORDINATOR
+    // (COORDINATOR_NOT_AVAILABLE while none is known).
     let results = r
         .groups_names
         .into_iter()
-        .zip(ours)
+        .zip(refused)
         .map(
-            |(group_id, ours)| match ours.then(|| deleted.next()).flatten() {
+            |(group_id, refused)| match refused.is_none().then(|| deleted.next()).flatten() {
                 Some((group_id, e)) => DeletedGroup {
                     group_id,
                     error_code: to_kafka(e),
                 },
                 None => DeletedGroup {
                     group_id,
-                    error_code: code::NOT_COORDINATOR,
+                    error_code: refused.unwrap_or(code::NOT_COORDINATOR),
                 },
             },
         )

@@ -246,7 +246,7 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
         }
         ApiKey::DescribeGroups => {
             let r = decode_or_close(conn, req, body)?;
-            let resp = groups::describe(conn, r);
+            let resp = groups::describe(conn, r).await;
             respond(conn, req, resp).await
         }
         ApiKey::ListGroups => {
@@ -273,7 +273,7 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
         }
         ApiKey::ConsumerGroupDescribe => {
             let r = decode_or_close(conn, req, body)?;
-            let resp = consumer_group::describe(conn, r, req.version);
+            let resp = consumer_group::describe(conn, r, req.version).await;
             respond(conn, req, resp).await
         }
     }

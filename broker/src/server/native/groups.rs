@@ -42,7 +42,7 @@ pub(super) async fn serve(
     // coordinator (cluster mode only).
     macro_rules! coordinated {
         ($check:expr) => {
-            if let Err(r) = $check {
+            if let Err(r) = $check.await {
                 return conn.write_error(id, r.code, &r.message).await;
             }
         };
@@ -65,7 +65,6 @@ pub(super) async fn serve(
         ApiKey::JoinGroup => {
             let req = decode!(JoinGroupRequest);
             conn.wait_allowance = Duration::from_millis(u64::from(req.rebalance_timeout_ms));
-            svc.settle_coordinator(&req.group).await;
             coordinated!(svc.check_coordinator(&req.group));
             let join = JoinGroup {
                 group: req.group,

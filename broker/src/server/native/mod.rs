@@ -332,7 +332,7 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
             } else {
                 decode!(OffsetCommitRequestV1)
             };
-            if let Err(r) = svc.check_coordinator(&req.group) {
+            if let Err(r) = svc.check_coordinator(&req.group).await {
                 return conn.write_error(id, r.code, &r.message).await;
             }
             let member = CommitAs {
