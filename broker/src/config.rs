@@ -98,6 +98,8 @@ pub struct BrokerConfig {
     #[serde(deserialize_with = "listen::deserialize_listen_addr")]
     pub listen: SocketAddr,
     /// Connections served at once; more are accepted and closed at once.
+    /// Lowered at start when the open-file limit cannot hold it beside
+    /// `max_partitions` ([`BrokerConfig::fit_open_files`]).
     pub max_connections: usize,
     /// Largest request frame accepted, in bytes.
     pub max_frame_bytes: u32,
@@ -170,8 +172,15 @@ pub struct BrokerConfig {
     /// consumer always makes progress).
     pub max_fetch_response_bytes: u32,
     /// Most partitions, over all topics, the broker serves; a CreateTopics
-    /// that would go beyond it is refused (`InvalidPartitions`).
+    /// that would go beyond it is refused (`InvalidPartitions`). Lowered at
+    /// start when the open-file limit cannot hold it
+    /// ([`BrokerConfig::fit_open_files`]).
     pub max_partitions: u32,
+    /// The open-file limit under which the broker lowered `max_partitions`
+    /// or `max_connections` at start ([`crate::fd_limit::fit`]); `None`
+    /// when it lowered neither. Not a setting: refusals at the limit name it.
+    #[serde(skip)]
+    pub lowered_for_open_files: Option<u64>,
     /// Most idempotent-producer entries (one per producer id and
     /// partition, about 260 bytes each) held over all partitions; past it a
     /// partition recording a new producer forgets its own least recently
@@ -312,6 +321,7 @@ impl Default for BrokerConfig {
             max_partitions_per_request: crate::topics::DEFAULT_MAX_PARTITIONS,
             max_fetch_response_bytes: 64 << 20,
             max_partitions: crate::topics::DEFAULT_MAX_PARTITIONS,
+            lowered_for_open_files: None,
             disk_io: DiskIo::SmallInline,
             metrics_listen: MetricsListen::default(),
             metrics_per_partition: true,
@@ -342,6 +352,34 @@ impl Default for BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// How a refusal at the partition limit names it: `max_partitions`, and
+    /// the open-file limit when that lowered it.
+    pub fn max_partitions_name(&self) -> String {
+        match self.lowered_for_open_files {
+            None => "max_partitions".to_owned(),
+            Some(limit) => format!(
+                "max_partitions, lowered to fit the broker's open-file limit of {limit}: \
+                 raise the hard limit (ulimit -Hn, systemd LimitNOFILE=) for more"
+            ),
+        }
+    }
+
+    /// Lowers `max_partitions` and `max_connections` to what an open-file
+    /// limit of `limit` descriptors holds ([`crate::fd_limit::fit`], with
+    /// `clustered` for the Raft log's descriptor per partition). Returns
+    /// the values asked for when it lowered either.
+    pub fn fit_open_files(&mut self, limit: u64, clustered: bool) -> Option<(u32, usize)> {
+        let fit = crate::fd_limit::fit(limit, clustered, self.max_partitions, self.max_connections);
+        if (fit.partitions, fit.connections) == (self.max_partitions, self.max_connections) {
+            return None;
+        }
+        let asked = (self.max_partitions, self.max_connections);
+        self.max_partitions = fit.partitions;
+        self.max_connections = fit.connections;
+        self.lowered_for_open_files = Some(limit);
+        Some(asked)
+    }
+
     /// The limits of the committed-offsets store.
     pub fn offsets_config(&self) -> crate::offsets::OffsetsConfig {
         crate::offsets::OffsetsConfig {

@@ -191,6 +191,33 @@ fn main() -> anyhow::Result<()> {
     if let Some(a) = args.auto_create_topics {
         config.auto_create_topics = a;
     }
+    // What the open-file limit cannot hold is not promised: a client could
+    // otherwise take the broker past it with partitions or connections it
+    // is allowed.
+    match sluice_broker::fd_limit::open_file_limit() {
+        Ok(limit) => {
+            let clustered = cluster.is_some();
+            let needed = sluice_broker::fd_limit::needed(
+                clustered,
+                config.max_partitions,
+                config.max_connections,
+            );
+            if let Some((partitions, connections)) = config.fit_open_files(limit, clustered) {
+                tracing::warn!(
+                    open_file_limit = limit,
+                    max_partitions = config.max_partitions,
+                    configured_max_partitions = partitions,
+                    max_connections = config.max_connections,
+                    configured_max_connections = connections,
+                    needed,
+                    "the open-file limit holds fewer partitions or connections than configured; \
+                     lowered to fit (raise the hard limit to `needed`, with ulimit -Hn or \
+                     systemd's LimitNOFILE=, to keep the configured values)"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read the open-file limit"),
+    }
     // Checked here too (opening the broker checks again), so that a bad
     // setting is reported as one, before any thread or listener starts.
     config

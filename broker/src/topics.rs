@@ -126,6 +126,8 @@ pub struct TopicStore {
     admin: Mutex<()>,
     /// Most partitions over all topics; creates beyond it are refused.
     max_partitions: u32,
+    /// How refusals at `max_partitions` name it.
+    max_partitions_name: String,
     /// Partitions that recovery opened offline (damaged flushed data).
     offline_at_open: u64,
     /// Disk space kept back for metadata writes on a full disk.
@@ -412,6 +414,7 @@ impl TopicStore {
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
             max_partitions: DEFAULT_MAX_PARTITIONS,
+            max_partitions_name: "max_partitions".to_owned(),
             reserve,
             offline_at_open,
         })
@@ -421,6 +424,13 @@ impl TopicStore {
     /// creates beyond it are refused. Existing topics are kept either way.
     pub fn with_max_partitions(mut self, max_partitions: u32) -> Self {
         self.max_partitions = max_partitions;
+        self
+    }
+
+    /// How refusals at `max_partitions` name the limit
+    /// ([`crate::config::BrokerConfig::max_partitions_name`]).
+    pub fn with_max_partitions_name(mut self, name: String) -> Self {
+        self.max_partitions_name = name;
         self
     }
 
@@ -770,8 +780,8 @@ impl TopicStore {
                 ErrorCode::InvalidPartitions,
                 format!(
                     "the broker serves {existing} partitions and its limit is {} \
-                     (max_partitions); {new} more do not fit",
-                    self.max_partitions
+                     ({}); {new} more do not fit",
+                    self.max_partitions, self.max_partitions_name
                 ),
             ));
         }

@@ -163,6 +163,9 @@ pub struct TestBroker {
     /// Where its node-to-node Raft listener listens (cluster mode), from
     /// its startup line.
     pub raft_addr: Option<SocketAddr>,
+    /// The open-file limit (soft and hard) the process starts under, when
+    /// the test sets one (kept for restarts).
+    open_files: Option<u64>,
 }
 
 impl TestBroker {
@@ -203,7 +206,7 @@ impl TestBroker {
     ) -> Result<Self, String> {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
-        Self::try_start_with_dir(addr, data_dir, Some(tmp), extra, env)
+        Self::try_start_with_dir(addr, data_dir, Some(tmp), extra, env, None)
     }
 
     /// [`TestBroker::try_start_with_env`] on the data directory `data_dir`
@@ -215,7 +218,7 @@ impl TestBroker {
         env: &[(&str, &str)],
     ) -> Result<Self, String> {
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
-        Self::try_start_with_dir(any, data_dir, None, extra, env)
+        Self::try_start_with_dir(any, data_dir, None, extra, env, None)
     }
 
     /// [`TestBroker::try_start_in`] with the native listener on `addr` (a
@@ -226,7 +229,7 @@ impl TestBroker {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Self, String> {
-        Self::try_start_with_dir(addr, data_dir, None, extra, env)
+        Self::try_start_with_dir(addr, data_dir, None, extra, env, None)
     }
 
     fn try_start_with_dir(
@@ -235,6 +238,7 @@ impl TestBroker {
         tmp: Option<tempfile::TempDir>,
         extra: &[&str],
         env: &[(&str, &str)],
+        open_files: Option<u64>,
     ) -> Result<Self, String> {
         let mut extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
         // Brokers of parallel tests must not share the default metrics port.
@@ -264,9 +268,21 @@ impl TestBroker {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             raft_addr: None,
+            open_files,
         };
         b.spawn()?;
         Ok(b)
+    }
+
+    /// [`TestBroker::start_with_args`] under an open-file limit of `limit`
+    /// descriptors, soft and hard (set with util-linux's `prlimit`, which
+    /// then runs the broker in its own place: the pid is the broker's).
+    pub fn start_with_open_file_limit(limit: u64, extra: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data_dir = tmp.path().join("data");
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::try_start_with_dir(any, data_dir, Some(tmp), extra, &[], Some(limit))
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn spawn(&mut self) -> Result<(), String> {
@@ -275,7 +291,17 @@ impl TestBroker {
             .append(true)
             .open(self.data_dir.with_extension("log"))
             .expect("broker log file");
-        let mut child = Command::new(broker_binary())
+        let mut command = match self.open_files {
+            None => Command::new(broker_binary()),
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(broker_binary());
+                c
+            }
+        };
+        let mut child = command
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--listen")

@@ -306,3 +306,18 @@ fn listen_addresses_may_name_their_host() {
     let e = BrokerConfig::from_toml("listen = \"localhost\"\n").unwrap_err();
     assert!(e.to_string().contains("not HOST:PORT"), "{e}");
 }
+
+#[test]
+fn the_open_file_limit_lowers_partitions_and_connections_and_is_named() {
+    let mut c = BrokerConfig::default();
+    assert_eq!(c.fit_open_files(1 << 20, true), None);
+    assert_eq!(c.max_partitions_name(), "max_partitions");
+    assert_eq!(c.fit_open_files(600, false), Some((10_000, 1024)));
+    assert_eq!((c.max_partitions, c.max_connections), (86, 86));
+    assert!(c.validate().is_ok());
+    assert!(
+        c.max_partitions_name().contains("open-file limit of 600"),
+        "{}",
+        c.max_partitions_name()
+    );
+}

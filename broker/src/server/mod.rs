@@ -128,7 +128,8 @@ impl Broker {
             &config.data_dir,
             config.topic_defaults.clone(),
         )?
-        .with_max_partitions(config.max_partitions);
+        .with_max_partitions(config.max_partitions)
+        .with_max_partitions_name(config.max_partitions_name());
         let stats = Stats {
             partitions_offline_at_open: topics.partitions_offline_at_open().into(),
             ..Stats::default()

@@ -667,7 +667,8 @@ impl Service {
                     ErrorCode::InvalidPartitions,
                     format!(
                         "node {node} holds {now} partition replicas and the limit is {max} \
-                         (max_partitions); {n} more do not fit"
+                         ({}); {n} more do not fit",
+                        self.config.max_partitions_name()
                     ),
                 )),
             }
