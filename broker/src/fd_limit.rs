@@ -59,23 +59,37 @@ pub fn reserved_fds(clustered: bool) -> u64 {
     }
 }
 
-/// Partitions and client connections that fit under an open-file limit.
+/// Descriptors a sealed segment holds while open: its `.log` file and both
+/// index files (mapped).
+pub const FDS_PER_SEALED_SEGMENT: u64 = 3;
+
+/// Partitions, client connections and open sealed segments that fit under
+/// an open-file limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fit {
     /// Most partitions (replicas, in a cluster) the broker holds.
     pub partitions: u32,
     /// Most client connections served at once.
     pub connections: usize,
+    /// Most sealed segments of all partitions held open together
+    /// ([`crate::log::open_sealed`]).
+    pub sealed_segments: usize,
 }
 
 /// The most of `max_partitions` partitions ([`fds_per_partition`]
 /// descriptors each) and `max_connections` connections (one each) that
-/// `limit` descriptors hold beside [`reserved_fds`]. Both as asked when
-/// they fit. Otherwise connections keep at most a quarter of what is left
-/// after the reserve, partitions take what they can of the rest, and
-/// connections then what the partitions leave; never below 1 each.
+/// `limit` descriptors hold beside [`reserved_fds`] and the share of sealed
+/// segments in use (an eighth of what is left after the reserve,
+/// [`FDS_PER_SEALED_SEGMENT`] each). Both as asked when they fit.
+/// Otherwise connections keep at most a quarter of what is left, partitions
+/// take what they can of the rest, and connections then what the
+/// partitions leave; never below 1 each.
 pub fn fit(limit: u64, clustered: bool, max_partitions: u32, max_connections: usize) -> Fit {
     let avail = limit.saturating_sub(reserved_fds(clustered));
+    let sealed = avail / 8;
+    let sealed_segments =
+        usize::try_from((sealed / FDS_PER_SEALED_SEGMENT).max(1)).unwrap_or(usize::MAX);
+    let avail = avail - sealed;
     let want_partitions = u64::from(max_partitions);
     let want_connections = max_connections as u64;
     let per_partition = fds_per_partition(clustered);
@@ -87,6 +101,7 @@ pub fn fit(limit: u64, clustered: bool, max_partitions: u32, max_connections: us
         return Fit {
             partitions: max_partitions,
             connections: max_connections,
+            sealed_segments,
         };
     }
     let connections = want_connections.min(avail / 4);
@@ -95,6 +110,7 @@ pub fn fit(limit: u64, clustered: bool, max_partitions: u32, max_connections: us
     Fit {
         partitions: u32::try_from(partitions.max(1)).unwrap_or(u32::MAX),
         connections: usize::try_from(connections.max(1)).unwrap_or(usize::MAX),
+        sealed_segments,
     }
 }
 
@@ -105,7 +121,8 @@ pub fn needed(clustered: bool, max_partitions: u32, max_connections: usize) -> u
     let both = u64::from(max_partitions)
         .saturating_mul(fds_per_partition(clustered))
         .saturating_add(connections);
-    reserved_fds(clustered).saturating_add(both)
+    // Seven eighths of what is left after the reserve must hold both.
+    reserved_fds(clustered).saturating_add(both.saturating_mul(8).div_ceil(7))
 }
 
 #[cfg(test)]
@@ -115,66 +132,34 @@ mod tests {
     #[test]
     fn what_fits_is_kept() {
         let f = fit(1 << 20, false, 10_000, 1024);
-        assert_eq!(
-            f,
-            Fit {
-                partitions: 10_000,
-                connections: 1024
-            }
-        );
-        assert_eq!(needed(false, 10_000, 1024), 31_280);
-        assert_eq!(fit(31_280, false, 10_000, 1024).partitions, 10_000);
-        assert_eq!(fit(31_279, false, 10_000, 1024).partitions, 9_999);
-        assert_eq!(needed(true, 10_000, 1024), 41_600);
-        assert_eq!(fit(41_600, true, 10_000, 1024).partitions, 10_000);
+        assert_eq!((f.partitions, f.connections), (10_000, 1024));
+        assert_eq!(needed(false, 10_000, 1024), 35_712);
+        assert_eq!(needed(true, 10_000, 1024), 47_461);
+        for clustered in [false, true] {
+            let n = needed(clustered, 10_000, 1024);
+            let f = fit(n, clustered, 10_000, 1024);
+            assert_eq!((f.partitions, f.connections), (10_000, 1024));
+            assert!(fit(n - 8, clustered, 10_000, 1024).partitions < 10_000);
+        }
     }
 
     #[test]
     fn partitions_give_way_to_connections_up_to_a_quarter() {
+        let f = |limit, clustered, p, c| {
+            let f = fit(limit, clustered, p, c);
+            (f.partitions, f.connections, f.sealed_segments)
+        };
         // This machine's hard limit: connections as configured, partitions
-        // what is left.
-        assert_eq!(
-            fit(20_000, false, 10_000, 1024),
-            Fit {
-                partitions: 6_240,
-                connections: 1024
-            }
-        );
-        assert_eq!(
-            fit(20_000, true, 10_000, 1024),
-            Fit {
-                partitions: 4_600,
-                connections: 1024
-            }
-        );
+        // what is left beside an eighth for sealed segments.
+        assert_eq!(f(20_000, false, 10_000, 1024), (5_417, 1024, 822));
+        assert_eq!(f(20_000, true, 10_000, 1024), (3_993, 1024, 809));
         // A common hard limit of 1024: a quarter each way.
-        assert_eq!(
-            fit(1024, false, 10_000, 1024),
-            Fit {
-                partitions: 192,
-                connections: 192
-            }
-        );
+        assert_eq!(f(1024, false, 10_000, 1024), (168, 168, 32));
         // Few partitions asked for: connections take the rest.
-        assert_eq!(
-            fit(1024, false, 10, 1024),
-            Fit {
-                partitions: 10,
-                connections: 738
-            }
-        );
+        assert_eq!(f(1024, false, 10, 1024), (10, 642, 32));
         // Nothing left beyond the reserve: one of each, no panic.
-        assert_eq!(
-            fit(10, true, 10_000, 1024),
-            Fit {
-                partitions: 1,
-                connections: 1
-            }
-        );
-        assert_eq!(
-            fit(u64::MAX, true, u32::MAX, usize::MAX).partitions,
-            u32::MAX
-        );
+        assert_eq!(f(10, true, 10_000, 1024), (1, 1, 1));
+        assert_eq!(f(u64::MAX, true, u32::MAX, usize::MAX).0, u32::MAX);
     }
 
     #[test]
@@ -185,8 +170,10 @@ mod tests {
                 for (p, c) in [(10_000, 1024), (1, 1), (5, 100_000), (100_000, 5)] {
                     let f = fit(limit, clustered, p, c);
                     assert!(f.partitions <= p.max(1) && f.connections <= c.max(1));
-                    if limit > reserved + per + 1 {
-                        let used = u64::from(f.partitions) * per + f.connections as u64;
+                    if limit > reserved + 8 * (per + 1) {
+                        let used = u64::from(f.partitions) * per
+                            + f.connections as u64
+                            + f.sealed_segments as u64 * FDS_PER_SEALED_SEGMENT;
                         assert!(
                             used <= limit - reserved,
                             "{limit} {clustered} {p} {c}: {f:?}"

@@ -197,6 +197,13 @@ fn main() -> anyhow::Result<()> {
     match sluice_broker::fd_limit::open_file_limit() {
         Ok(limit) => {
             let clustered = cluster.is_some();
+            let fit = sluice_broker::fd_limit::fit(
+                limit,
+                clustered,
+                config.max_partitions,
+                config.max_connections,
+            );
+            sluice_broker::log::open_sealed::set_limit(fit.sealed_segments);
             let needed = sluice_broker::fd_limit::needed(
                 clustered,
                 config.max_partitions,

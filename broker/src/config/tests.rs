@@ -313,7 +313,7 @@ fn the_open_file_limit_lowers_partitions_and_connections_and_is_named() {
     assert_eq!(c.fit_open_files(1 << 20, true), None);
     assert_eq!(c.max_partitions_name(), "max_partitions");
     assert_eq!(c.fit_open_files(600, false), Some((10_000, 1024)));
-    assert_eq!((c.max_partitions, c.max_connections), (86, 86));
+    assert_eq!((c.max_partitions, c.max_connections), (75, 76));
     assert!(c.validate().is_ok());
     assert!(
         c.max_partitions_name().contains("open-file limit of 600"),

@@ -30,6 +30,7 @@ mod index_file;
 pub mod io;
 pub mod names;
 mod offset_index;
+pub mod open_sealed;
 pub(crate) mod partition;
 mod producers;
 mod read;

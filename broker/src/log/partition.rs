@@ -15,6 +15,7 @@ use sluice_protocol::batch::Compression;
 use super::LogError;
 use super::config::LogConfig;
 use super::io::FileSystem;
+use super::open_sealed::{self, Held};
 use super::retention::Retention;
 use super::segment::{IDLE_SEALED_PASSES, MAX_OPEN_SEALED_SEGMENTS, Segment};
 use crate::producer::state::ProducerStates;
@@ -58,9 +59,9 @@ pub(crate) struct LogState {
     /// with [`LogError::Deleted`].
     pub(crate) deleted: bool,
     /// Sealed segments whose handles may be open, least recently read
-    /// first (at most [`MAX_OPEN_SEALED_SEGMENTS`]): base offset and the
-    /// value of `maintain_passes` at the last read.
-    pub(crate) open_sealed: VecDeque<(u64, u64)>,
+    /// first (at most [`MAX_OPEN_SEALED_SEGMENTS`], fewer while the
+    /// process-wide cap is passed: [`super::open_sealed`]).
+    pub(crate) open_sealed: VecDeque<OpenSealed>,
     /// Count of `maintain` passes so far (the clock of idle release).
     pub(crate) maintain_passes: u64,
     /// Appends that reserved their offsets and bytes but have not published
@@ -108,6 +109,27 @@ impl Pending {
     }
 }
 
+/// A sealed segment whose handles may be open, counted in
+/// [`super::open_sealed`] while listed.
+#[derive(Debug)]
+pub(crate) struct OpenSealed {
+    /// Its base offset.
+    pub(crate) base: u64,
+    /// The value of `maintain_passes` at its last read.
+    pub(crate) read: u64,
+    _held: Held,
+}
+
+impl OpenSealed {
+    fn new(base: u64, read: u64) -> Self {
+        OpenSealed {
+            base,
+            read,
+            _held: Held::new(),
+        }
+    }
+}
+
 impl LogState {
     /// Index of the segment holding `offset`: the last one whose base offset
     /// is `<= offset`.
@@ -122,25 +144,33 @@ impl LogState {
     /// descriptors and index mappings do not grow with retained history.
     pub(crate) fn touch_sealed(&mut self, base: u64) {
         let now = self.maintain_passes;
-        if let Some(last) = self.open_sealed.back_mut().filter(|(b, _)| *b == base) {
-            last.1 = now;
+        if let Some(last) = self.open_sealed.back_mut().filter(|e| e.base == base) {
+            last.read = now;
             return;
         }
-        self.open_sealed.retain(|&(b, _)| b != base);
-        self.open_sealed.push_back((base, now));
+        self.open_sealed.retain(|e| e.base != base);
+        self.open_sealed.push_back(OpenSealed::new(base, now));
         self.trim_open_sealed();
     }
 
     /// Counts a `maintain` pass and releases the sealed segments not read
     /// for [`IDLE_SEALED_PASSES`] passes (once durable), so idle history
-    /// holds no descriptors or maps at all.
+    /// holds no descriptors or maps at all; while the process-wide cap is
+    /// passed ([`super::open_sealed`]), those not read since the pass
+    /// before.
     pub(crate) fn release_idle_sealed(&mut self) {
         self.maintain_passes += 1;
         let now = self.maintain_passes;
+        let idle = if open_sealed::over() {
+            1
+        } else {
+            IDLE_SEALED_PASSES
+        };
         let durable = self.durable.offset;
         let segments = &self.segments;
-        self.open_sealed.retain(|&(base, read)| {
-            if read + IDLE_SEALED_PASSES > now {
+        self.open_sealed.retain(|e| {
+            let (base, read) = (e.base, e.read);
+            if read + idle > now {
                 return true;
             }
             let i = segments
@@ -159,18 +189,24 @@ impl LogState {
 
     /// Releases the least recently read sealed segments beyond
     /// [`MAX_OPEN_SEALED_SEGMENTS`] (after a read, and after a flush made
-    /// more of them durable).
+    /// more of them durable), or beyond the most recent one while the
+    /// process-wide cap is passed ([`super::open_sealed`]).
     pub(crate) fn trim_open_sealed(&mut self) {
+        let keep = if open_sealed::over() {
+            1
+        } else {
+            MAX_OPEN_SEALED_SEGMENTS
+        };
         // Oldest first; a segment not yet durable keeps its `.log` handle
         // until a flush covered it (so a writeback error reaches the
         // `fdatasync` on the descriptor that wrote), and is released later.
         let mut i = 0;
         // The most recently read one (last) is never released here.
-        while self.open_sealed.len() > MAX_OPEN_SEALED_SEGMENTS {
+        while self.open_sealed.len() > keep {
             if i + 1 >= self.open_sealed.len() {
                 break;
             }
-            let Some(&(old, _)) = self.open_sealed.get(i) else {
+            let Some(old) = self.open_sealed.get(i).map(|e| e.base) else {
                 break;
             };
             let seg = self

@@ -311,7 +311,7 @@ impl PartitionLog {
                     state.external_hw = Some(point);
                 }
                 state.checkpointed = state.checkpointed.min(point.offset);
-                state.open_sealed.retain(|&(b, _)| b < point.segment_base);
+                state.open_sealed.retain(|e| e.base < point.segment_base);
                 if !removed.is_empty() {
                     state.dir_changes += 1;
                 }

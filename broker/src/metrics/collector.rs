@@ -348,6 +348,16 @@ fn encode_broker(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std
         load(&s.bad_requests),
     )?;
     f.gauge(
+        "sluice_open_sealed_segments",
+        "Sealed segments of all partitions holding their files open (read lately, or written and not yet flushed).",
+        crate::log::open_sealed::open() as u64,
+    )?;
+    f.gauge(
+        "sluice_open_sealed_segments_limit",
+        "The most sealed segments kept open together, from the open-file limit; past it each partition keeps only the one it reads and idle ones go at the next maintenance pass.",
+        crate::log::open_sealed::limit() as u64,
+    )?;
+    f.gauge(
         "sluice_partitions_offline_at_startup",
         "Partitions that recovery opened offline because flushed data is damaged.",
         load(&s.partitions_offline_at_open),
