@@ -33,11 +33,11 @@ pub fn open_file_limit() -> nix::Result<u64> {
     Ok(getrlimit(Resource::RLIMIT_NOFILE)?.0)
 }
 
-/// Descriptors kept out of the partitions' and connections' shares: the
-/// standard streams and log, the listeners, the runtime's event
-/// descriptors, the metrics endpoint's connections (at most 64), sealed
-/// segments held open while read, and files open for a moment (metadata,
-/// checkpoints, snapshots, directories to sync).
+/// Descriptors kept out of the partitions', connections' and sealed
+/// segments' shares: the standard streams and log, the listeners, the
+/// runtime's event descriptors, the metrics endpoint's connections (at most
+/// 64), and files open for a moment (metadata, checkpoints, snapshots,
+/// directories to sync).
 pub const RESERVED_FDS: u64 = 256;
 
 /// Descriptors a cluster node keeps beyond [`RESERVED_FDS`]: the Raft

@@ -10,13 +10,16 @@
 //! is not, and descriptors are a process's resource. So the count is the
 //! process's too: when it passes the limit [`set_limit`] gave (the broker
 //! derives it from its open-file limit, [`crate::fd_limit::fit`]), a
-//! partition that opens one more keeps only that one of its own, and the
-//! next maintenance pass releases every sealed segment not read since the
-//! pass before, in every partition. A segment not yet durable stays open
-//! until a flush covers it, as always (so a writeback error reaches the
-//! `fdatasync` on the descriptor that wrote), and each partition keeps the
-//! one it reads now, so the cap can be passed by at most one segment per
-//! partition being read.
+//! partition that opens one more keeps only its two most recently read, and
+//! each maintenance pass, while the count stays past the cap, releases in
+//! each partition the sealed segments not read during it or the pass
+//! before. A segment not yet durable stays open until a flush covers it, as
+//! always (so a writeback error reaches the `fdatasync` on the descriptor
+//! that wrote), and each partition keeps the two it reads now, so the
+//! count can pass the cap by those: two per partition being read, and the
+//! segments written and not yet flushed. Every path that opens a sealed
+//! segment's files (reads, time lookups, a follower's catch-up, the
+//! largest-timestamp lookup) lists it first, so no open goes uncounted.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -130,6 +130,10 @@ impl OpenSealed {
     }
 }
 
+/// Sealed segments a partition keeps open while the process-wide cap is
+/// passed.
+const MAX_OPEN_SEALED_WHILE_OVER: usize = 2;
+
 impl LogState {
     /// Index of the segment holding `offset`: the last one whose base offset
     /// is `<= offset`.
@@ -153,16 +157,31 @@ impl LogState {
         self.trim_open_sealed();
     }
 
+    /// [`LogState::touch_sealed`] for the segment at index `at`, if it
+    /// exists and is sealed.
+    pub(crate) fn touch_sealed_at(&mut self, at: usize) {
+        if let Some(base) = self
+            .segments
+            .get(at)
+            .filter(|s| s.is_sealed())
+            .map(Segment::base_offset)
+        {
+            self.touch_sealed(base);
+        }
+    }
+
     /// Counts a `maintain` pass and releases the sealed segments not read
     /// for [`IDLE_SEALED_PASSES`] passes (once durable), so idle history
     /// holds no descriptors or maps at all; while the process-wide cap is
-    /// passed ([`super::open_sealed`]), those not read since the pass
-    /// before.
+    /// passed ([`super::open_sealed`]), those not read during this pass or
+    /// the one before.
     pub(crate) fn release_idle_sealed(&mut self) {
         self.maintain_passes += 1;
         let now = self.maintain_passes;
+        // `read` is the pass count at the read, `now` one more than that
+        // for a read during the last interval.
         let idle = if open_sealed::over() {
-            1
+            2
         } else {
             IDLE_SEALED_PASSES
         };
@@ -189,11 +208,13 @@ impl LogState {
 
     /// Releases the least recently read sealed segments beyond
     /// [`MAX_OPEN_SEALED_SEGMENTS`] (after a read, and after a flush made
-    /// more of them durable), or beyond the most recent one while the
-    /// process-wide cap is passed ([`super::open_sealed`]).
+    /// more of them durable), or beyond the two most recent while the
+    /// process-wide cap is passed ([`super::open_sealed`]: two, so that two
+    /// readers at different places of one partition do not take turns
+    /// reopening their segments at every read).
     pub(crate) fn trim_open_sealed(&mut self) {
         let keep = if open_sealed::over() {
-            1
+            MAX_OPEN_SEALED_WHILE_OVER
         } else {
             MAX_OPEN_SEALED_SEGMENTS
         };

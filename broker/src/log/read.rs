@@ -187,10 +187,13 @@ impl PartitionLog {
         };
         let mut walked = None;
         loop {
-            let state = self.state.lock();
+            let mut state = self.state.lock();
             let Some(at) = planned_segment(&state, &plan) else {
                 return Ok(None);
             };
+            // Listed again: another reader's trim may have released it
+            // since, and the index and file are opened again below.
+            state.touch_sealed_at(at);
             if let Some(s) = Self::finish_read(&state, at, &plan, max_bytes, &slice, walked)? {
                 return Ok(Some(s));
             }
@@ -307,11 +310,12 @@ impl PartitionLog {
         // Under the lock: the largest timestamps segments know, and the
         // byte ranges whose batch headers must be read instead (no I/O).
         let (mut best, start, ranges) = {
-            let state = self.state.lock();
+            let mut state = self.state.lock();
             let hw = self.visible_end(&state);
             let start = self.log_start_offset();
             let mut best: Option<i64> = None;
             let mut ranges = Vec::new();
+            let mut touched = Vec::new();
             for seg in &state.segments {
                 if seg.base_offset() > hw.segment_base {
                     break;
@@ -342,10 +346,17 @@ impl PartitionLog {
                     };
                     let to = if last { hw.position } else { seg.size() };
                     ranges.push((seg.file()?, from, to));
+                    if seg.is_sealed() {
+                        touched.push(seg.base_offset());
+                    }
                 }
                 if last {
                     break;
                 }
+            }
+            // Listed, so that their opened files are released in turn.
+            for base in touched {
+                state.touch_sealed(base);
             }
             (best, start, ranges)
         };

@@ -224,6 +224,10 @@ impl PartitionLog {
             }
             let doomed = self.doomed(&state, now, limit, all);
             let deleted: Vec<Segment> = state.segments.drain(..doomed).collect();
+            // Their entries go with them (uncounting them at once).
+            if let Some(first) = state.segments.front().map(Segment::base_offset) {
+                state.open_sealed.retain(|e| e.base >= first);
+            }
             for seg in &deleted {
                 outcome.segments += 1;
                 outcome.bytes += seg.size();

@@ -16,8 +16,12 @@ impl PartitionLog {
     /// read without the lock.
     fn locate(&self, offset: u64) -> Result<(LogPoint, u64), LogError> {
         let (file, base, size, epoch, mut start, mut first) = {
-            let state = self.state.lock();
+            let mut state = self.state.lock();
             let offset = offset.min(state.end.offset);
+            // Listed before its index or file is opened below (a follower's
+            // catch-up reads history as a consumer does).
+            let at = state.segment_index(offset);
+            state.touch_sealed_at(at);
             let seg = state
                 .segments
                 .get(state.segment_index(offset))
@@ -143,10 +147,12 @@ impl PartitionLog {
                 return Err(out_of_range());
             }
             let (file, size, hw) = {
-                let state = self.state.lock();
+                let mut state = self.state.lock();
                 if state.epoch != epoch {
                     continue;
                 }
+                let at = state.segment_index(point.segment_base);
+                state.touch_sealed_at(at);
                 let seg = state
                     .segments
                     .get(state.segment_index(point.segment_base))

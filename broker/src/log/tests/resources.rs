@@ -187,3 +187,35 @@ fn the_active_segment_reserves_blocks_ahead_and_a_roll_gives_back_the_rest() {
     assert!(allocated(&active) >= PREALLOCATE_MIN_BYTES);
     assert_eq!(read_all(&log, 1 << 20).len() as u64, log.next_offset());
 }
+
+/// A leader's reads for a follower catching up (`read_appended_upto`, which
+/// finds batch boundaries without a consumer's read) list the sealed
+/// segments they open, as a consumer's reads do: the same bound, and idle
+/// upkeep closes them.
+#[test]
+fn a_followers_catch_up_reads_hold_no_more_than_a_consumers() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 1024,
+        ..small_config()
+    };
+    let (log, _) = PartitionLog::open(dir.path(), config).unwrap();
+    let mut i = 0;
+    while log.segment_count() < 100 {
+        log.append(&mut batch(&format!("r{i}"), 2, 150, i)).unwrap();
+        i += 1;
+    }
+    log.maintain(std::time::SystemTime::now()).unwrap();
+    assert_bounded(dir.path(), "after appending 100 segments");
+    // Batch j holds offsets 2j and 2j + 1.
+    for j in 0..i {
+        let base = 2 * j as u64;
+        let slice = log.read_appended_upto(base, base + 2).unwrap();
+        assert_eq!(slice.first_offset, base);
+    }
+    assert_bounded(dir.path(), "after a follower's catch-up");
+    for _ in 0..crate::log::segment::IDLE_SEALED_PASSES {
+        log.maintain(std::time::SystemTime::now()).unwrap();
+    }
+    assert_eq!(open_fds(dir.path()), 3, "after idle upkeep");
+}

@@ -83,19 +83,27 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
     };
     let body = body.get(body_at..).unwrap_or_default();
     // Answers held back (see `Conn::write_out`) leave now if this request
-    // may wait: an answer never waits for a later request that blocks.
-    if !matches!(
-        api,
-        ApiKey::ApiVersions
-            | ApiKey::Metadata
-            | ApiKey::OffsetFetch
-            | ApiKey::FindCoordinator
-            | ApiKey::DescribeGroups
-            | ApiKey::ListGroups
-            | ApiKey::ConsumerGroupHeartbeat
-            | ApiKey::ConsumerGroupDescribe
-    ) {
+    // may wait: an answer never waits for a later request that blocks. In a
+    // cluster the group calls below may wait for their coordinator (up to
+    // `COORDINATOR_WAIT`), and Metadata creating topics on first use for
+    // their leaders.
+    let clustered = conn.broker.service.cluster.get().is_some();
+    let never_waits = match api {
+        ApiKey::ApiVersions | ApiKey::ListGroups => true,
+        ApiKey::Metadata => !conn.broker.config.auto_create_topics,
+        ApiKey::OffsetFetch
+        | ApiKey::FindCoordinator
+        | ApiKey::DescribeGroups
+        | ApiKey::ConsumerGroupHeartbeat
+        | ApiKey::ConsumerGroupDescribe => !clustered,
+        _ => false,
+    };
+    if !never_waits {
         conn.flush().await?;
+    }
+    if clustered && is_group_call(api) {
+        // Waiting for a coordinator to be known and loaded is not slowness.
+        conn.wait_allowance = crate::service::coordinator::COORDINATOR_WAIT;
     }
     match api {
         ApiKey::Produce => {
@@ -139,8 +147,6 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
         }
         ApiKey::FindCoordinator => {
             let r = decode_or_close(conn, req, body)?;
-            // Waiting for a coordinator to be known is not slowness.
-            conn.wait_allowance = crate::service::coordinator::COORDINATOR_WAIT;
             let resp = admin::find_coordinator(conn, r, req.version).await;
             respond(conn, req, resp).await
         }
@@ -266,8 +272,6 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
         }
         ApiKey::ConsumerGroupHeartbeat => {
             let r = decode_or_close(conn, req, body)?;
-            // Waiting for a coordinator to be known and loaded is not slowness.
-            conn.wait_allowance = crate::service::coordinator::COORDINATOR_WAIT;
             let resp = consumer_group::heartbeat(conn, r, req.version, h.client_id).await;
             respond(conn, req, resp).await
         }
@@ -415,4 +419,24 @@ fn partition_index(p: i32) -> Option<u32> {
 /// times the request's size in memory.
 fn may_name_topic(name: &str) -> bool {
     name.len() <= crate::log::names::MAX_TOPIC_NAME_LEN
+}
+
+/// The calls that name a group and check its coordinator first
+/// ([`crate::service::Service::check_coordinator`]).
+fn is_group_call(api: ApiKey) -> bool {
+    matches!(
+        api,
+        ApiKey::FindCoordinator
+            | ApiKey::JoinGroup
+            | ApiKey::SyncGroup
+            | ApiKey::Heartbeat
+            | ApiKey::LeaveGroup
+            | ApiKey::DescribeGroups
+            | ApiKey::DeleteGroups
+            | ApiKey::OffsetCommit
+            | ApiKey::OffsetFetch
+            | ApiKey::OffsetDelete
+            | ApiKey::ConsumerGroupHeartbeat
+            | ApiKey::ConsumerGroupDescribe
+    )
 }

@@ -185,17 +185,36 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
     // Responses held back for one send (see `Conn::write_out`) go out now
     // if this request may wait (long poll, fsync, file-system work): a
     // request's answer never waits for a later request that blocks.
+    // In a cluster an offset fetch may wait for its group's coordinator
+    // (up to `COORDINATOR_WAIT`); Metadata creating topics on first use
+    // waits for their leaders.
+    let clustered = conn.broker.service.cluster.get().is_some();
     let may_wait = match api {
         // A produce waits only with acks=all (see `produce`).
-        ApiKey::ApiVersions
-        | ApiKey::Metadata
-        | ApiKey::OffsetFetch
-        | ApiKey::Stats
-        | ApiKey::Produce => false,
+        ApiKey::ApiVersions | ApiKey::Stats | ApiKey::Produce => false,
+        ApiKey::Metadata => conn.broker.config.auto_create_topics,
+        ApiKey::OffsetFetch => clustered,
         _ => true,
     };
     if may_wait {
         conn.flush().await?;
+    }
+    if clustered
+        && matches!(
+            api,
+            ApiKey::FindCoordinator
+                | ApiKey::SyncGroup
+                | ApiKey::Heartbeat
+                | ApiKey::LeaveGroup
+                | ApiKey::DescribeGroups
+                | ApiKey::DeleteGroups
+                | ApiKey::OffsetCommit
+                | ApiKey::OffsetFetch
+        )
+    {
+        // Waiting for a coordinator to be known and loaded is not slowness
+        // (JoinGroup allows its rebalance timeout).
+        conn.wait_allowance = crate::service::coordinator::COORDINATOR_WAIT;
     }
     let broker = Arc::clone(&conn.broker);
     let svc = Arc::clone(&broker.service);
