@@ -396,14 +396,14 @@ impl PartitionLog {
     /// reaches `timestamp`, then reads that batch's records (see
     /// [`super::time_lookup::first_record_at_or_after`]).
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampMatch>, LogError> {
-        // Under the lock: the candidate segments' files and ranges (no I/O);
-        // the headers are read without it.
+        // Under the lock: the candidate segments, from their in-memory
+        // largest timestamps (no I/O, no file opened: for an old timestamp
+        // that is every segment, and the first almost always answers).
         let (hw, start, candidates) = {
-            let mut state = self.state.lock();
+            let state = self.state.lock();
             let hw = self.visible_end(&state);
             let start = self.log_start_offset();
             let mut candidates = Vec::new();
-            let mut touched = Vec::new();
             for seg in &state.segments {
                 if seg.base_offset() > hw.segment_base {
                     break;
@@ -411,27 +411,39 @@ impl PartitionLog {
                 if seg.max_timestamp().is_none_or(|m| m < timestamp) || seg.next_offset() <= start {
                     continue;
                 }
-                if seg.is_sealed() {
-                    touched.push(seg.base_offset());
-                }
-                let from = seg.time_index().lookup(timestamp);
-                let entry = seg.offset_index().lookup(from);
-                let limit = if seg.base_offset() == hw.segment_base {
-                    hw.position
-                } else {
-                    seg.size()
-                };
-                candidates.push((seg.file()?, u64::from(entry.position), limit));
+                candidates.push(seg.base_offset());
                 if seg.base_offset() >= hw.segment_base {
                     break;
                 }
             }
-            for base in touched {
-                state.touch_sealed(base);
-            }
             (hw, start, candidates)
         };
-        for (file, mut position, limit) in candidates {
+        for base in candidates {
+            // Under the lock, one candidate at a time: listed, then its
+            // indexes and file opened; its headers are read without it.
+            let (file, mut position, limit) = {
+                let mut state = self.state.lock();
+                let at = state.segment_index(base);
+                if state
+                    .segments
+                    .get(at)
+                    .is_none_or(|s| s.base_offset() != base)
+                {
+                    continue; // deleted by retention meanwhile
+                }
+                state.touch_sealed_at(at);
+                let Some(seg) = state.segments.get(at) else {
+                    continue;
+                };
+                let from = seg.time_index().lookup(timestamp);
+                let entry = seg.offset_index().lookup(from);
+                let limit = if base == hw.segment_base {
+                    hw.position
+                } else {
+                    seg.size()
+                };
+                (seg.file()?, u64::from(entry.position), limit)
+            };
             while position < limit {
                 let h = super::segment::read_header(&*file, position, limit)
                     .map_err(|e| LogError::io("read", self.dir.clone(), e))?;

@@ -91,10 +91,10 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
     let never_waits = match api {
         ApiKey::ApiVersions | ApiKey::ListGroups => true,
         ApiKey::Metadata => !conn.broker.config.auto_create_topics,
+        // (ConsumerGroupHeartbeat may store the group durably: it waits.)
         ApiKey::OffsetFetch
         | ApiKey::FindCoordinator
         | ApiKey::DescribeGroups
-        | ApiKey::ConsumerGroupHeartbeat
         | ApiKey::ConsumerGroupDescribe => !clustered,
         _ => false,
     };

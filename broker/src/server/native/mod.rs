@@ -190,7 +190,7 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
     // waits for their leaders.
     let clustered = conn.broker.service.cluster.get().is_some();
     let may_wait = match api {
-        // A produce waits only with acks=all (see `produce`).
+        // A produce that may wait flushes itself (see `produce`).
         ApiKey::ApiVersions | ApiKey::Stats | ApiKey::Produce => false,
         ApiKey::Metadata => conn.broker.config.auto_create_topics,
         ApiKey::OffsetFetch => clustered,
@@ -562,7 +562,12 @@ async fn produce(
         }
         return conn.write_error(id, code, &message).await;
     }
-    if req.acks == WireAcks::All {
+    // acks=all waits for the flush or the replicas, and in a cluster
+    // acks=leader for the leader's Raft append: answers held back leave
+    // first.
+    if req.acks == WireAcks::All
+        || (req.acks == WireAcks::Leader && conn.broker.service.cluster.get().is_some())
+    {
         conn.flush().await?;
     }
     let acks = match req.acks {
