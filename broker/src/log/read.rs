@@ -8,7 +8,6 @@ use super::LogError;
 use super::config::FlushPolicy;
 use super::io::LogFile;
 use super::partition::{LogPoint, LogState, PartitionLog};
-use super::segment::Segment;
 use super::time_lookup::{TimestampMatch, first_record_at_or_after, max_timestamp_from};
 
 /// What the locked first step of a read resolved.
@@ -124,14 +123,7 @@ impl PartitionLog {
             }
             let at = state.segment_index(offset);
             // Count the read before the segment's files are (re)opened below.
-            if let Some(base) = state
-                .segments
-                .get(at)
-                .filter(|s| s.is_sealed())
-                .map(Segment::base_offset)
-            {
-                state.touch_sealed(base);
-            }
+            state.touch_sealed_at(at);
             let seg = state
                 .segments
                 .get(at)

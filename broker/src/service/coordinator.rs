@@ -213,11 +213,7 @@ impl Service {
     /// first refusal.
     pub async fn check_coordinator_all(&self, groups: &[String]) -> Result<(), Refused> {
         let names: Vec<&str> = groups.iter().map(String::as_str).collect();
-        self.check_coordinators(&names)
-            .await
-            .into_iter()
-            .collect::<Result<Vec<()>, Refused>>()
-            .map(drop)
+        self.check_coordinators(&names).await.into_iter().collect()
     }
 }
 

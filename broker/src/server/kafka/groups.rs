@@ -195,21 +195,8 @@ pub(super) async fn describe(conn: &Conn, mut r: DescribeGroupsRequest) -> Descr
         .into_iter()
         .map(str::to_owned)
         .collect();
-    let names: Vec<&str> = r.groups.iter().map(String::as_str).collect();
-    let refused: Vec<Option<i16>> = svc
-        .check_coordinators(&names)
-        .await
-        .into_iter()
-        .map(|c| c.err().map(|refused| to_kafka(refused.code)))
-        .collect();
-    let ours: Vec<bool> = refused.iter().map(Option::is_none).collect();
-    let asked: Vec<String> = r
-        .groups
-        .iter()
-        .zip(&ours)
-        .filter(|(_, o)| **o)
-        .map(|(g, _)| g.clone())
-        .collect();
+    let refused = refusals(&svc, &r.groups).await;
+    let asked = ours(&r.groups, &refused);
     let mut described = svc
         .describe_groups(asked)
         .into_iter()
@@ -314,21 +301,8 @@ const CONSUMER: &str = "consumer";
 /// DeleteGroups: only groups without members (`NON_EMPTY_GROUP` otherwise).
 pub(super) async fn delete(conn: &Conn, r: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let svc = Arc::clone(&conn.broker.service);
-    let names: Vec<&str> = r.groups_names.iter().map(String::as_str).collect();
-    let refused: Vec<Option<i16>> = svc
-        .check_coordinators(&names)
-        .await
-        .into_iter()
-        .map(|c| c.err().map(|refused| to_kafka(refused.code)))
-        .collect();
-    let ours: Vec<bool> = refused.iter().map(Option::is_none).collect();
-    let asked: Vec<String> = r
-        .groups_names
-        .iter()
-        .zip(&ours)
-        .filter(|(_, o)| **o)
-        .map(|(g, _)| g.clone())
-        .collect();
+    let refused = refusals(&svc, &r.groups_names).await;
+    let asked = ours(&r.groups_names, &refused);
     let mut deleted = svc.delete_groups(asked).await.into_iter();
     // Request order is kept; groups of other nodes get NOT_COORDINATOR
     // (COORDINATOR_NOT_AVAILABLE while none is known).
@@ -353,4 +327,25 @@ pub(super) async fn delete(conn: &Conn, r: DeleteGroupsRequest) -> DeleteGroupsR
         throttle_time_ms: 0,
         results,
     }
+}
+
+/// Each group's coordinator check ([`crate::service::Service::check_coordinators`]):
+/// `None` where this node serves the group, else the refusal's Kafka code.
+async fn refusals(svc: &crate::service::Service, groups: &[String]) -> Vec<Option<i16>> {
+    let names: Vec<&str> = groups.iter().map(String::as_str).collect();
+    svc.check_coordinators(&names)
+        .await
+        .into_iter()
+        .map(|c| c.err().map(|refused| to_kafka(refused.code)))
+        .collect()
+}
+
+/// The groups of `groups` this node serves, in order.
+fn ours(groups: &[String], refused: &[Option<i16>]) -> Vec<String> {
+    groups
+        .iter()
+        .zip(refused)
+        .filter(|(_, r)| r.is_none())
+        .map(|(g, _)| g.clone())
+        .collect()
 }
