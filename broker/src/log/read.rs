@@ -145,8 +145,7 @@ impl PartitionLog {
                 first,
             };
             if holds {
-                // A reader continuing from a previous slice, or tailing the
-                // active segment: no header walk.
+                // A reader tailing the active segment: no header walk.
                 if let Some(s) = Self::finish_read(&state, at, &plan, max_bytes, &slice, None)? {
                     return Ok(Some(s));
                 }
@@ -154,23 +153,14 @@ impl PartitionLog {
             (slice, plan, seg.file()?)
         };
         // Without the lock: walk batch headers forward to the batch that
-        // holds `offset`.
-        let (mut start, mut first) = (plan.start, plan.first);
-        while first < offset {
-            let h = super::segment::read_header(&*file, start, plan.limit)
-                .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
-            let Some(h) = h else {
-                break;
-            };
-            if let Err(reason) = check_base(start, first, &h) {
-                return self.damaged_unless_changed(&plan, reason);
-            }
-            if h.last_offset() as u64 >= offset || start + h.total_len() as u64 >= plan.limit {
-                break;
-            }
-            start += h.total_len() as u64;
-            first = h.next_offset() as u64;
-        }
+        // holds `offset`, checking each (the first too: the batch a read
+        // starts at is never sent unread).
+        let walk = walk_to_offset(&*file, (plan.start, plan.first), offset, plan.limit)
+            .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
+        let (start, first) = match walk {
+            Ok(at) => at,
+            Err(reason) => return self.damaged_unless_changed(&plan, reason),
+        };
         slice.first_offset = first;
         let plan = ReadPlan {
             start,
@@ -477,13 +467,46 @@ fn planned_segment(state: &LogState, plan: &ReadPlan) -> Option<usize> {
     (same && state.epoch == plan.epoch).then_some(at)
 }
 
+/// From the batch boundary `(position, base offset)` `from` of `file`, the
+/// boundary of the batch that holds `offset` (or of the last batch that
+/// starts before `limit`), reading every header on the way, the first
+/// included, and checking that each is a batch header starting where the
+/// one before it ended ([`check_base`]): the inner `Err` is the damage
+/// found. `from` may come from an index file, which is not trusted to
+/// point at a batch.
+pub(super) fn walk_to_offset(
+    file: &dyn LogFile,
+    from: (u64, u64),
+    offset: u64,
+    limit: u64,
+) -> std::io::Result<Result<(u64, u64), String>> {
+    let (mut start, mut first) = from;
+    loop {
+        let h = match super::segment::read_batch_header(file, start, limit)? {
+            Ok(Some(h)) => h,
+            Ok(None) => break,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        if let Err(reason) = check_base(start, first, &h) {
+            return Ok(Err(reason));
+        }
+        let next = start + h.total_len() as u64;
+        if h.last_offset() as u64 >= offset || next >= limit {
+            break;
+        }
+        start = next;
+        first = h.next_offset() as u64;
+    }
+    Ok(Ok((start, first)))
+}
+
 /// The end of the batches from the boundary `plan.start` that fit in
 /// `max_bytes` (at least the first batch, whole: KIP-74), within
 /// `plan.limit`: its byte position and the offset after it. Reads batch
-/// headers only, at most until the budget is spent. A header that cannot
-/// be read ends the walk (at the limit if no batch was read); one that does
-/// not start where the batch before it ended is the inner `Err`
-/// ([`check_base`]).
+/// headers only, at most until the budget is spent. The data's end ends
+/// the walk (at the limit if no batch was read); bytes that are no batch
+/// header, or a batch that does not start where the one before it ended
+/// ([`check_base`]), are the inner `Err`.
 fn walk_to_budget(
     file: &dyn LogFile,
     plan: &ReadPlan,
@@ -492,8 +515,10 @@ fn walk_to_budget(
     let budget_end = plan.start.saturating_add(max_bytes);
     let (mut end, mut end_offset) = (plan.start, plan.first);
     while end < plan.limit {
-        let Some(h) = super::segment::read_header(file, end, plan.limit)? else {
-            break;
+        let h = match super::segment::read_batch_header(file, end, plan.limit)? {
+            Ok(Some(h)) => h,
+            Ok(None) => break,
+            Err(reason) => return Ok(Err(reason)),
         };
         if let Err(reason) = check_base(end, end_offset, &h) {
             return Ok(Err(reason));

@@ -372,16 +372,37 @@ impl PartitionLog {
 /// or damaged (then everything is rescanned).
 fn read_checkpoint(fs: &dyn FileSystem, dir: &std::path::Path) -> Option<u64> {
     let path = dir.join(CHECKPOINT_FILE);
-    if !fs.exists(&path) {
-        return None;
-    }
-    let file = fs.open(&path, OpenMode::Existing).ok()?;
-    let mut buf = [0u8; CHECKPOINT_LEN + 1];
-    let n = read_full_at(&*file, &mut buf, 0).ok()?;
+    let (buf, n) = read_small_file(fs, &path, "rescanning every segment")?;
     match Checkpoint::decode(buf.get(..n).unwrap_or_default()) {
         Ok(cp) => Some(cp.recovery_point),
         Err(e) => {
             tracing::warn!(file = %path.display(), error = %e, "ignoring damaged checkpoint; rescanning every segment");
+            None
+        }
+    }
+}
+
+/// The first `CHECKPOINT_LEN + 1` bytes of the small file `path` and how
+/// many there were; `None` when it does not exist, or, with a warning
+/// naming `consequence`, when it cannot be opened or read (the same as a
+/// damaged one: a file that exists and cannot be read is not taken as
+/// missing without a word).
+fn read_small_file(
+    fs: &dyn FileSystem,
+    path: &std::path::Path,
+    consequence: &str,
+) -> Option<([u8; CHECKPOINT_LEN + 1], usize)> {
+    if !fs.exists(path) {
+        return None;
+    }
+    let mut buf = [0u8; CHECKPOINT_LEN + 1];
+    let read = fs
+        .open(path, OpenMode::Existing)
+        .and_then(|file| read_full_at(&*file, &mut buf, 0));
+    match read {
+        Ok(n) => Some((buf, n)),
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "ignoring a file that cannot be read; {consequence}");
             None
         }
     }
@@ -392,12 +413,7 @@ fn read_checkpoint(fs: &dyn FileSystem, dir: &std::path::Path) -> Option<u64> {
 /// damaged (then the log starts at its first segment).
 fn read_log_start(fs: &dyn FileSystem, dir: &std::path::Path) -> Option<u64> {
     let path = dir.join(LOG_START_FILE);
-    if !fs.exists(&path) {
-        return None;
-    }
-    let file = fs.open(&path, OpenMode::Existing).ok()?;
-    let mut buf = [0u8; CHECKPOINT_LEN + 1];
-    let n = read_full_at(&*file, &mut buf, 0).ok()?;
+    let (buf, n) = read_small_file(fs, &path, "the log starts at its first segment")?;
     match LogStart::decode(buf.get(..n).unwrap_or_default()) {
         Ok(s) => Some(s.offset),
         Err(e) => {

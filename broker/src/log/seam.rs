@@ -13,56 +13,63 @@ impl PartitionLog {
     /// The batch boundary at or before `offset` (the start of the batch
     /// holding it, or `offset` itself at a boundary or the log end), and the
     /// truncation epoch it was resolved in. Batch headers, when needed, are
-    /// read without the lock.
+    /// read without the lock, and checked ([`super::read::walk_to_offset`]):
+    /// damage found is [`LogError::Corrupt`], logged with the segment,
+    /// unless the log was cut meanwhile (then it is resolved again).
     fn locate(&self, offset: u64) -> Result<(LogPoint, u64), LogError> {
-        let (file, base, size, epoch, mut start, mut first) = {
-            let mut state = self.state.lock();
-            let offset = offset.min(state.end.offset);
-            // Listed before its index or file is opened below (a follower's
-            // catch-up reads history as a consumer does).
-            let at = state.segment_index(offset);
-            state.touch_sealed_at(at);
-            let seg = state
-                .segments
-                .get(state.segment_index(offset))
-                .ok_or_else(|| self.offline_error("no segment"))?;
-            let point = |offset, position| LogPoint {
-                offset,
-                segment_base: seg.base_offset(),
-                position,
+        loop {
+            let (file, base, size, epoch, start, first) = {
+                let mut state = self.state.lock();
+                let offset = offset.min(state.end.offset);
+                // Listed before its index or file is opened below (a follower's
+                // catch-up reads history as a consumer does).
+                let at = state.segment_index(offset);
+                state.touch_sealed_at(at);
+                let seg = state
+                    .segments
+                    .get(state.segment_index(offset))
+                    .ok_or_else(|| self.offline_error("no segment"))?;
+                let point = |offset, position| LogPoint {
+                    offset,
+                    segment_base: seg.base_offset(),
+                    position,
+                };
+                if offset >= seg.next_offset() {
+                    return Ok((point(seg.next_offset(), seg.size()), state.epoch));
+                }
+                let (start, first, holds) = seg.batch_start_at_or_before(offset);
+                if holds {
+                    return Ok((point(first, start), state.epoch));
+                }
+                (
+                    seg.file()?,
+                    seg.base_offset(),
+                    seg.size(),
+                    state.epoch,
+                    start,
+                    first,
+                )
             };
-            if offset >= seg.next_offset() {
-                return Ok((point(seg.next_offset(), seg.size()), state.epoch));
-            }
-            let (start, first, holds) = seg.batch_start_at_or_before(offset);
-            if holds {
-                return Ok((point(first, start), state.epoch));
-            }
-            (
-                seg.file()?,
-                seg.base_offset(),
-                seg.size(),
-                state.epoch,
-                start,
-                first,
-            )
-        };
-        while first < offset {
-            let h = read_header(&*file, start, size)
+            let walk = super::read::walk_to_offset(&*file, (start, first), offset, size)
                 .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
-            let Some(h) = h else { break };
-            if h.last_offset() as u64 >= offset {
-                break;
+            match walk {
+                Ok((position, first)) => {
+                    let point = LogPoint {
+                        offset: first,
+                        segment_base: base,
+                        position,
+                    };
+                    return Ok((point, epoch));
+                }
+                Err(_) if self.state.lock().epoch != epoch => continue,
+                Err(reason) => {
+                    let path =
+                        super::format::segment_path(&self.dir, base, super::format::LOG_SUFFIX);
+                    tracing::error!(segment = %path.display(), %reason, "damaged batch header; the read is refused");
+                    return Err(LogError::Corrupt { path, reason });
+                }
             }
-            start += h.total_len() as u64;
-            first = h.next_offset() as u64;
         }
-        let point = LogPoint {
-            offset: first,
-            segment_base: base,
-            position: start,
-        };
-        Ok((point, epoch))
     }
 
     /// Sets the high watermark from outside the log (a leader that knows

@@ -105,6 +105,28 @@ pub(crate) fn read_header(
     Ok(BatchHeader::parse(&buf).ok())
 }
 
+/// The header of the batch that should start at `position` of `file`,
+/// whose data ends at `size`: `Ok(None)` when no whole header fits before
+/// `size` (or the file is shorter), `Err(reason)` when the bytes there are
+/// no batch header (damage, or a position that is no batch boundary).
+pub(crate) fn read_batch_header(
+    file: &dyn LogFile,
+    position: u64,
+    size: u64,
+) -> std::io::Result<Result<Option<BatchHeader>, String>> {
+    if position + HEADER_LEN as u64 > size {
+        return Ok(Ok(None));
+    }
+    let mut buf = [0u8; HEADER_LEN];
+    let n = read_full_at(file, &mut buf, position)?;
+    if n < HEADER_LEN {
+        return Ok(Ok(None));
+    }
+    Ok(BatchHeader::parse(&buf)
+        .map(Some)
+        .map_err(|e| format!("the bytes at byte {position} are no batch header: {e}")))
+}
+
 /// What a scan of batches found.
 #[derive(Debug, Default, Clone, Copy)]
 struct Scan {
@@ -644,8 +666,10 @@ impl Segment {
     ///
     /// Returns `(position, base offset, holds)`, `holds` telling whether
     /// that batch is known to hold `offset` (no header walk needed). The
-    /// in-memory tail of recent batch boundaries answers first, then the
-    /// offset index.
+    /// in-memory tail of recent batch boundaries answers first (`holds`
+    /// when it covers `offset`), then the offset index: its entries are
+    /// read from a file that may be damaged, so an entry is never taken to
+    /// hold `offset` without its batch's header read and checked.
     pub(crate) fn batch_start_at_or_before(&self, offset: u64) -> (u64, u64, bool) {
         if let Some(&(front, _)) = self.tail.front() {
             if front <= offset && offset < self.next_offset {
@@ -658,11 +682,7 @@ impl Segment {
             }
         }
         let entry = self.offset_index.lookup(offset);
-        (
-            u64::from(entry.position),
-            entry.offset,
-            entry.offset == offset,
-        )
+        (u64::from(entry.position), entry.offset, false)
     }
     /// From the in-memory tail of recent batch boundaries, where a read
     /// starting at the boundary `start` ends within `budget_end`: the last

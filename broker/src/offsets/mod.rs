@@ -74,7 +74,7 @@ pub use record::{
 };
 use record::{Key, Value};
 pub use replay::Replayed;
-pub(crate) use replay::encode_batch;
+pub(crate) use replay::{encode_batch, next_batch};
 pub use snapshot::{SNAPSHOT_HEADER_LEN, Snapshot};
 
 /// Directory of the internal offsets log.
@@ -194,8 +194,23 @@ impl OffsetStore {
             })?,
             None => Snapshot::default(),
         };
-        let (log, _) =
-            PartitionLog::open_with(Arc::clone(&fs), data_dir.join(OFFSETS_DIR), log_config)?;
+        let log_dir = data_dir.join(OFFSETS_DIR);
+        let (log, report) = PartitionLog::open_with(Arc::clone(&fs), log_dir.clone(), log_config)?;
+        if let Some(reason) = report.offline {
+            // An offline log would serve the committed offsets before the
+            // damage as the latest and refuse every commit: consumers would
+            // go back without a word. Like a damaged snapshot, the operator
+            // must look.
+            return Err(BrokerError::Log(LogError::Corrupt {
+                path: log_dir,
+                reason: format!(
+                    "the offsets log is damaged ({reason}): starting would serve committed \
+                     offsets older than those acknowledged. Repair or move away the damaged \
+                     segment files (docs/durability.md, Recovery), or remove the directory \
+                     and {SNAPSHOT_FILE} to start with no committed offsets"
+                ),
+            }));
+        }
         let mut state = Replayed {
             offsets: snapshot.entries.into_iter().collect(),
             groups: snapshot.groups.into_iter().collect(),
@@ -213,7 +228,7 @@ impl OffsetStore {
             return Err(BrokerError::Log(LogError::Corrupt {
                 path: snapshot_path,
                 reason: format!(
-                    "the offsets snapshot {found}, but the offsets log ({}) starts at offset {}:                      the committed offsets before it would be lost. Restore the snapshot, or                      remove both to start with no committed offsets",
+                    "the offsets snapshot {found}, but the offsets log ({}) starts at offset {}: the committed offsets before it would be lost. Restore the snapshot, or remove both to start with no committed offsets",
                     data_dir.join(OFFSETS_DIR).display(),
                     log.log_start_offset()
                 ),

@@ -654,3 +654,68 @@ fn a_failed_expiry_keeps_every_offset() {
     );
     assert!(store.group("g").is_empty());
 }
+
+/// Twenty commits of one group, one batch each, then a clean shutdown:
+/// every segment of the offsets log is trusted at the next open.
+fn twenty_commits(dir: &Path) -> std::path::PathBuf {
+    let store = open(dir, OffsetsConfig::default());
+    for o in 1..=20 {
+        store.commit("g", &[entry("t", 0, o)]).unwrap();
+    }
+    store.shutdown();
+    drop(store);
+    let segment =
+        crate::log::format::segment_path(&dir.join(OFFSETS_DIR), 0, crate::log::format::LOG_SUFFIX);
+    assert!(segment.exists());
+    segment
+}
+
+/// The byte position of batch `n` (from 0) in the log file's `bytes`.
+fn batch_position(bytes: &[u8], n: usize) -> usize {
+    let mut at = 0;
+    for _ in 0..n {
+        at += 12 + i32::from_be_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+    }
+    at
+}
+
+#[test]
+fn a_damaged_commit_batch_costs_its_own_commits_not_the_later_ones() {
+    // A flipped byte in a record of the fifth batch: its CRC fails (a
+    // trusted segment's CRCs are not checked at open), the batches after it
+    // are applied.
+    let dir = tempfile::tempdir().unwrap();
+    let segment = twenty_commits(dir.path());
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let at = batch_position(&bytes, 4) + 70;
+    bytes[at] ^= 0x55;
+    std::fs::write(&segment, &bytes).unwrap();
+    let store = open(dir.path(), OffsetsConfig::default());
+    assert_eq!(store.get("g", "t", 0), Some((20, "m20".into())));
+    // The last batch damaged: the commit before it is the latest.
+    let dir = tempfile::tempdir().unwrap();
+    let segment = twenty_commits(dir.path());
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let at = batch_position(&bytes, 19) + 70;
+    bytes[at] ^= 0x55;
+    std::fs::write(&segment, &bytes).unwrap();
+    let store = open(dir.path(), OffsetsConfig::default());
+    assert_eq!(store.get("g", "t", 0), Some((19, "m19".into())));
+}
+
+#[test]
+fn an_offsets_log_that_opens_offline_stops_the_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment = twenty_commits(dir.path());
+    // Flushed commits missing: the log ends below its recovery point.
+    let bytes = std::fs::read(&segment).unwrap();
+    std::fs::write(&segment, &bytes[..batch_position(&bytes, 10)]).unwrap();
+    match OffsetStore::open(Arc::new(StdFs), dir.path(), OffsetsConfig::default()) {
+        Err(BrokerError::Log(LogError::Corrupt { path, reason })) => {
+            assert_eq!(path, dir.path().join(OFFSETS_DIR));
+            assert!(reason.contains("offsets log is damaged"), "{reason}");
+        }
+        Err(other) => panic!("{other}"),
+        Ok(store) => panic!("opened, serving {:?}", store.get("g", "t", 0)),
+    }
+}

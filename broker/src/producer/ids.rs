@@ -83,7 +83,10 @@ impl ProducerIds {
     /// must look.
     pub fn open(fs: Arc<dyn FileSystem>, dir: &Path) -> io::Result<Self> {
         let mut missing = false;
-        let next = match read_file(&*fs, &dir.join(FILE_NAME))? {
+        let path = dir.join(FILE_NAME);
+        let read = read_file(&*fs, &path)
+            .map_err(|e| io::Error::new(e.kind(), format!("reading {}: {e}", path.display())))?;
+        let next = match read {
             None => {
                 missing = true;
                 0
@@ -91,7 +94,7 @@ impl ProducerIds {
             Some(bytes) => decode(&bytes).map_err(|e| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("{}: {e}", dir.join(FILE_NAME).display()),
+                    format!("{}: {e}", path.display()),
                 )
             })?,
         };

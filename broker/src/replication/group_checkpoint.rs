@@ -32,7 +32,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use sluice_protocol::batch::RecordBatch;
 use sluice_protocol::wire::ErrorCode;
 
 use super::controller::Cluster;
@@ -41,7 +40,9 @@ use super::manager::ReplicaManager;
 use super::partition::ReplicatedPartition;
 use crate::error::BrokerError;
 use crate::log::{LogError, PartitionLog};
-use crate::offsets::{CheckpointMarker, OffsetRecord, OffsetStore, decode_record, encode_batch};
+use crate::offsets::{
+    CheckpointMarker, OffsetRecord, OffsetStore, decode_record, encode_batch, next_batch,
+};
 use crate::partition::Acks;
 use crate::service::Service;
 
@@ -175,11 +176,10 @@ impl Scan {
                 .map_err(|e| LogError::io("read", log.dir(), e))?;
             read += bytes.len() as u64;
             let before = self.next;
-            while !bytes.is_empty() {
-                let Ok(batch) = RecordBatch::split_first(&mut bytes) else {
-                    break;
-                };
+            let mut expected = slice.first_offset;
+            while let Some(batch) = next_batch(&mut bytes, expected, log.dir()) {
                 let h = batch.header();
+                expected = h.next_offset() as u64;
                 let (base, next) = (h.base_offset as u64, h.next_offset() as u64);
                 if next <= self.next {
                     continue;

@@ -493,3 +493,75 @@ fn a_damaged_base_offset_met_by_a_read_is_refused() {
     let first = log.read(0, len).unwrap();
     assert_eq!((first.first_offset, first.next_offset), (0, 2));
 }
+
+/// A clean-shut log of two segments of 2-record batches, the first sealed
+/// with several offset index entries; returns the batch length.
+fn two_segments(dir: &std::path::Path) -> u64 {
+    let (log, _) = PartitionLog::open(dir, small_config()).unwrap();
+    let len = batch("b", 2, 100, 1000).len() as u64;
+    while log.segment_count() < 2 {
+        log.append(&mut batch("b", 2, 100, 1000)).unwrap();
+    }
+    log.close().unwrap();
+    len
+}
+
+#[test]
+fn an_index_entry_pointing_into_a_batch_is_refused_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let len = two_segments(dir.path());
+    // The second entry of the sealed segment's index moved 4 bytes into
+    // its batch: still increasing, so its checks at open pass.
+    let path = segment_path(dir.path(), 0, crate::log::format::INDEX_SUFFIX);
+    let mut index = std::fs::read(&path).unwrap();
+    assert!(index.len() >= 3 * 8, "{} bytes of index", index.len());
+    let offset = u64::from(u32::from_be_bytes(index[8..12].try_into().unwrap()));
+    let position = u32::from_be_bytes(index[12..16].try_into().unwrap());
+    assert_eq!(u64::from(position), offset / 2 * len);
+    index[12..16].copy_from_slice(&(position + 4).to_be_bytes());
+    std::fs::write(&path, &index).unwrap();
+
+    let (log, report) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert!(report.clean_shutdown);
+    for at in [offset, offset + 1] {
+        match log.read(at, 1 << 20) {
+            Err(LogError::Corrupt { reason, .. }) => {
+                assert!(reason.contains("no batch header"), "{reason}")
+            }
+            other => panic!("a read at {at}: {other:?}"),
+        }
+    }
+    // Reads that start elsewhere are served, CRCs intact.
+    let first = log.read(0, len).unwrap();
+    assert_eq!((first.first_offset, first.next_offset), (0, 2));
+}
+
+#[test]
+fn a_zeroed_batch_header_a_read_starts_at_or_walks_over_is_refused() {
+    for zeroed in [0u64, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let len = two_segments(dir.path());
+        // One batch of the sealed segment zeroed whole, in a segment
+        // trusted after a clean shutdown: the first, or the third.
+        let path = segment_path(dir.path(), 0, LOG_SUFFIX);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = (zeroed * len) as usize;
+        bytes[at..at + len as usize].fill(0);
+        std::fs::write(&path, &bytes).unwrap();
+
+        let (log, report) = PartitionLog::open(dir.path(), small_config()).unwrap();
+        assert!(report.clean_shutdown);
+        for offset in [2 * zeroed, 2 * zeroed + 1] {
+            match log.read(offset, 1 << 20) {
+                Err(LogError::Corrupt { reason, .. }) => {
+                    assert!(reason.contains("no batch header"), "{reason}")
+                }
+                other => panic!("batch {zeroed} zeroed, a read at {offset}: {other:?}"),
+            }
+        }
+        if zeroed > 0 {
+            let first = log.read(0, len).unwrap();
+            assert_eq!((first.first_offset, first.next_offset), (0, 2));
+        }
+    }
+}
