@@ -311,7 +311,7 @@ impl Default for BrokerConfig {
             runtime_threads: 0,
             topic_defaults: TopicDefaults::default(),
             offset_metadata_max_bytes: 4096,
-            max_committed_offsets: 100_000,
+            max_committed_offsets: 1_000_000,
             offsets_snapshot_bytes: 16 << 20,
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
             offsets_retention_check_interval_ms: 10 * 60 * 1000,

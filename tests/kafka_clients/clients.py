@@ -331,6 +331,31 @@ def group_commit(bootstrap, topic, group, n):
     return {"values": values, "committed": committed}
 
 
+def group_refused(bootstrap, topic, group, protocol, seconds):
+    """A confluent-kafka consumer of `group` (protocol `classic` or
+    `consumer`) polling `topic` for `seconds`: the records it read and the
+    errors its application saw (poll errors and error_cb)."""
+    from confluent_kafka import Consumer
+
+    errors = []
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "group.protocol": protocol, "auto.offset.reset": "earliest",
+                  "error_cb": lambda e: errors.append(e.str())})
+    c.subscribe([topic])
+    read = 0
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        m = c.poll(0.2)
+        if m is None:
+            continue
+        if m.error():
+            errors.append(m.error().str())
+        else:
+            read += 1
+    c.close()
+    return {"read": read, "errors": errors}
+
+
 def group_pair(client, bootstrap, topic, group):
     """Consumer A alone, then A and B, then A after B left: assignments."""
     import threading
@@ -1231,6 +1256,8 @@ def main(argv):
         r = kip848_follow(argv[2], argv[3], argv[4], int(argv[5]))
     elif s == "kip848-pair":
         r = kip848_pair(argv[2], argv[3], argv[4], int(argv[5]), int(argv[6]))
+    elif s == "group-refused":
+        r = group_refused(argv[2], argv[3], argv[4], argv[5], float(argv[6]))
     elif s == "group-pair":
         r = group_pair(argv[2], argv[3], argv[4], argv[5])
     elif s == "static-restart":

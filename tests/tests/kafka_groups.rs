@@ -234,3 +234,68 @@ async fn offset_commits_are_fenced_by_generation_and_member() {
     // A simple commit while the group has a member is refused too.
     assert_ne!(simple, 0);
 }
+
+/// With the broker's committed offsets at `max_committed_offsets`, a new
+/// group's consumer, of either group protocol, is told at once: librdkafka
+/// hands the application an error instead of rejoining in a loop (a join
+/// that succeeded and a SyncGroup refused every time: thousands of
+/// rebalances a second, three log lines each, and nothing the application
+/// could see). The refusal is logged once, naming the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_group_past_the_committed_offsets_limit_is_told_not_looped() {
+    use std::io::Write;
+    let Some(py) = python() else { return };
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    writeln!(f, "max_committed_offsets = 4").unwrap();
+    let path = f.path().display().to_string();
+    let b = TestBroker::start_with_args(&["--config", &path]);
+    let mut c = b.connect().await;
+    create_topic(&mut c, "full", 4, TopicConfig::default()).await;
+    produce_values(&b, "full", 0, &["x".to_owned()]).await;
+    let commit = |partition| sluice_protocol::wire::offset_commit::CommitPartition {
+        topic: "full".into(),
+        partition,
+        offset: 1,
+        metadata: String::new(),
+    };
+    let r = c
+        .offset_commit("filler", (0..4).map(commit).collect())
+        .await
+        .unwrap();
+    assert!(r.partitions.iter().all(|p| p.error_code.is_ok()), "{r:?}");
+    let addr = b.kafka_addr.unwrap().to_string();
+    for protocol in ["classic", "consumer"] {
+        let out = run_clients(
+            &py,
+            &[
+                "group-refused",
+                &addr,
+                "full",
+                &format!("new-{protocol}"),
+                protocol,
+                "6",
+            ],
+        );
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["read"], json!(0), "{protocol}: {v}");
+        let errors = v["errors"].as_array().unwrap();
+        assert!(
+            !errors.is_empty(),
+            "{protocol}: the application saw no error"
+        );
+        let told = |s: &str| errors.iter().any(|e| e.as_str().unwrap().contains(s));
+        match protocol {
+            "classic" => assert!(told("Policy violation"), "{v}"),
+            _ => assert!(told("maximum size"), "{v}"),
+        }
+    }
+    let log = b.log();
+    let formed = log.matches("generation formed").count();
+    assert_eq!(formed, 0, "no generation of a group that cannot be stored");
+    assert_eq!(
+        log.matches("raise max_committed_offsets").count(),
+        1,
+        "one warning a minute:\n{}",
+        b.log_tail(40)
+    );
+}

@@ -1157,3 +1157,56 @@ async fn a_consumer_group_being_deleted_takes_no_joins() {
     assert!(consumer_beat(&c, consumer_join("b")).await.unwrap() > 0);
     assert!(store.group_record("kg").is_some());
 }
+
+/// A new group is refused at its first join when the store has no room
+/// for its metadata (`max_committed_offsets` reached by committed offsets):
+/// before, the join succeeded and every SyncGroup after it was refused, so
+/// a client rejoined in a loop without seeing an error. A group that has
+/// stored metadata goes on.
+#[tokio::test(start_paused = true)]
+async fn a_new_group_is_refused_at_its_join_when_the_store_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let offsets = OffsetsConfig {
+        max_keys: 3,
+        ..OffsetsConfig::default()
+    };
+    let store = Arc::new(OffsetStore::open(Arc::new(StdFs), dir.path(), offsets).unwrap());
+    let config = GroupConfig {
+        initial_rebalance_delay: Duration::ZERO,
+        ..GroupConfig::default()
+    };
+    let c = Coordinator::open(config, Arc::clone(&store));
+    // Group `g` forms a generation: its metadata is one key.
+    let id = lone_member(&c).await;
+    assert!(store.has_group("g"));
+    let commit = |group: &str, partition| {
+        store.commit(
+            group,
+            &[sluice_protocol::wire::offset_commit::CommitPartition {
+                topic: "t".into(),
+                partition,
+                offset: 1,
+                metadata: String::new(),
+            }],
+        )
+    };
+    commit("other", 0).unwrap();
+    commit("other", 1).unwrap();
+    assert_eq!(
+        commit("other", 2).unwrap_err().code(),
+        ErrorCode::TooManyCommittedOffsets
+    );
+    let new_group = JoinGroup {
+        group: "h".into(),
+        ..join_req("", None, RANGE)
+    };
+    assert_eq!(
+        c.join(new_group).await.error,
+        ErrorCode::TooManyCommittedOffsets
+    );
+    let (answer, _) = c.consumer_heartbeat("kg", consumer_join("a"), &OneTopic);
+    assert!(matches!(answer, Err(consumer::BeatError::GroupMaxSize)));
+    // The group that holds its key still rebalances and stores.
+    let r = c.join(join_req(&id, None, RANGE)).await;
+    assert_eq!(r.error, ErrorCode::None);
+}

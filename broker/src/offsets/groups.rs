@@ -22,13 +22,7 @@ impl OffsetStore {
                     && !known
                     && c.map.len() + c.groups.len() + c.reserved >= self.config.max_keys
                 {
-                    return Err(store_error(
-                        ErrorCode::TooManyCommittedOffsets,
-                        format!(
-                            "the broker holds the most committed offsets and groups it may ({})",
-                            self.config.max_keys
-                        ),
-                    ));
+                    return Err(full_error(self.config.max_keys));
                 }
             }
             self.append_durably(group, &[(encode_group_key(group), value.clone())])?;
@@ -91,6 +85,23 @@ impl OffsetStore {
             .collect();
         out.sort();
         out
+    }
+
+    /// Whether [`OffsetStore::store_group`] could store `group`'s metadata
+    /// now: it has some stored, or one more key fits
+    /// `max_committed_offsets`. A coordinator asks before it creates a
+    /// group, so that a group whose generation could never be stored is
+    /// refused at its first join, not at every SyncGroup after it.
+    pub fn has_room_for_group(&self, group: &str) -> bool {
+        let room = {
+            let c = self.committed.lock();
+            c.groups.contains_key(group)
+                || c.map.len() + c.groups.len() + c.reserved < self.config.max_keys
+        };
+        if !room {
+            full_error(self.config.max_keys);
+        }
+        room
     }
 
     /// `group`'s stored metadata value, if it has one.

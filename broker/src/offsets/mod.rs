@@ -164,6 +164,26 @@ fn store_error(code: ErrorCode, message: String) -> BrokerError {
     BrokerError::Request { code, message }
 }
 
+/// The refusal of a commit or a group past `max_keys` keys
+/// (`max_committed_offsets`), logged as a warning at most once a minute
+/// (with the count held back): the Kafka answers carry only the code, so
+/// the log is where an operator learns why commits and new groups fail.
+fn full_error(max_keys: usize) -> BrokerError {
+    static FULL: crate::throttle::Throttle =
+        crate::throttle::Throttle::new(std::time::Duration::from_secs(60));
+    let message = format!(
+        "the broker holds the most committed offsets and groups it may ({max_keys}); \
+         delete groups or topics, or raise max_committed_offsets"
+    );
+    if let Some(held_back) = FULL.allow() {
+        tracing::warn!(
+            held_back,
+            "{message}: commits adding offsets and new groups are refused"
+        );
+    }
+    store_error(ErrorCode::TooManyCommittedOffsets, message)
+}
+
 impl OffsetStore {
     /// Opens the store in `data_dir` through `fs`: reads the snapshot, opens
     /// (recovering) the offsets log and replays it from the snapshot on.
@@ -384,14 +404,7 @@ impl OffsetStore {
                     })
                     .count();
                 if c.map.len() + c.groups.len() + c.reserved + new_keys > self.config.max_keys {
-                    return Err(store_error(
-                        ErrorCode::TooManyCommittedOffsets,
-                        format!(
-                            "the broker holds the most committed offsets it may ({}); \
-                             delete topics or raise max_committed_offsets",
-                            self.config.max_keys
-                        ),
-                    ));
+                    return Err(full_error(self.config.max_keys));
                 }
                 c.reserved += new_keys;
                 new_keys

@@ -135,8 +135,9 @@ impl Coordinator {
             if beat.member_epoch != 0 {
                 return (Err(BeatError::UnknownMember), None);
             }
-            if classic.len() + consumer.len() >= self.config.max_groups
-                && !self.make_room(&mut classic)
+            if (classic.len() + consumer.len() >= self.config.max_groups
+                && !self.make_room(&mut classic))
+                || !self.store.has_room_for_group(group)
             {
                 return (Err(BeatError::GroupMaxSize), None);
             }

@@ -317,7 +317,9 @@ impl Coordinator {
             if !req.member_id.is_empty() {
                 return fail(ErrorCode::UnknownMemberId, &req.member_id);
             }
-            if groups.len() >= self.config.max_groups && !self.make_room(groups) {
+            if (groups.len() >= self.config.max_groups && !self.make_room(groups))
+                || !self.store.has_room_for_group(&req.group)
+            {
                 return fail(ErrorCode::TooManyCommittedOffsets, "");
             }
             groups.insert(req.group.clone(), Group::new(&self.held));
