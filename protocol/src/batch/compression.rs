@@ -326,10 +326,22 @@ fn snappy_decompress(src: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), 
     }
 }
 
-/// Appends one raw snappy block to `out`; its declared length is checked against the
-/// room left under `limit` before anything is allocated.
+/// Most bytes one byte of a snappy block can stand for: its densest element, a 3-byte
+/// copy, stands for 64 bytes (literals stand for fewer than they take).
+const SNAPPY_MAX_EXPANSION: usize = 22;
+
+/// Appends one raw snappy block to `out`; its declared length is checked against what a
+/// block of its size can hold and against the room left under `limit` before anything
+/// is allocated (the length is the sender's claim: a few bytes claiming 100 MiB would
+/// otherwise cost 100 MiB zeroed before the decoder finds nothing behind it).
 fn snappy_block(block: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), SnappyError> {
     let n = snap::raw::decompress_len(block).map_err(|e| SnappyError::Bad(e.to_string()))?;
+    if n > block.len().saturating_mul(SNAPPY_MAX_EXPANSION) {
+        return Err(SnappyError::Bad(format!(
+            "snappy block of {} bytes declares {n} bytes, more than it can hold",
+            block.len()
+        )));
+    }
     if n > limit.saturating_sub(out.len()) {
         return Err(SnappyError::TooLarge);
     }

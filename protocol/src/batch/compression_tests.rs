@@ -81,17 +81,34 @@ fn zip_bombs_stop_at_the_limit() {
 
 #[test]
 fn raw_snappy_declaring_a_huge_length_is_refused_before_allocating() {
-    // Varint 0xffffffff (4 GiB - 1) then a literal: nothing of that size is allocated.
-    let raw = [0xff, 0xff, 0xff, 0xff, 0x0f, 0x00, b'a'];
+    // Varint 0xffffffff (4 GiB - 1) then a literal; and 127 MiB, within the limit but
+    // far more than 7 bytes can stand for: nothing of either size is allocated.
+    for (raw, limit) in [
+        ([0xff, 0xff, 0xff, 0xff, 0x0f, 0x00, b'a'], 1 << 20),
+        ([0x80, 0x80, 0x80, 0x3f, 0x00, b'a', b'b'], 128 << 20),
+    ] {
+        let mut out = Vec::new();
+        match decompress(Compression::Snappy, &raw, limit, &mut out) {
+            Err(BatchError::BadCompressedData {
+                codec: Compression::Snappy,
+                reason,
+            }) => assert!(reason.contains("more than it can hold"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(out.capacity() < 1 << 20);
+    }
+}
+
+#[test]
+fn raw_snappy_at_its_densest_is_read() {
+    // Zeros compress to runs of 3-byte copies of 64 bytes: the most a block can
+    // stand for per byte.
+    let zeros = vec![0u8; 4 << 20];
+    let raw = snap::raw::Encoder::new().compress_vec(&zeros).unwrap();
+    assert!(raw.len() * 21 < zeros.len(), "{} bytes", raw.len());
     let mut out = Vec::new();
-    assert_eq!(
-        decompress(Compression::Snappy, &raw, 1 << 20, &mut out),
-        Err(BatchError::DecompressedTooLarge {
-            codec: Compression::Snappy,
-            limit: 1 << 20
-        })
-    );
-    assert!(out.capacity() < 1 << 20);
+    decompress(Compression::Snappy, &raw, zeros.len(), &mut out).unwrap();
+    assert_eq!(out, zeros);
 }
 
 #[test]
