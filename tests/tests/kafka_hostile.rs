@@ -669,3 +669,63 @@ fn group_metadata_is_bounded_and_a_described_group_is_answered_once() {
     assert_eq!(r.groups[0].members.len(), 16);
     assert_serving(&b);
 }
+
+/// A long-poll fetch of a client that closes its connection ends at once:
+/// before, it held its seat (a connection being served never gives way)
+/// for all of its `max_wait_ms`, so clients that sent a long poll and left
+/// kept everyone else out that long. A client that only shuts down its
+/// writing side gets its answer then, not at the end of the wait.
+#[test]
+fn a_long_poll_of_a_client_that_left_gives_its_seat_back_at_once() {
+    let (b, _config) = broker_with("max_connections = 2\nmax_fetch_wait_ms = 60000\n");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = b.connect().await;
+        create_topic(&mut c, "lp", 1, TopicConfig::default()).await;
+    });
+    let long_poll = |id| {
+        let mut req = fetch_request(&[("lp", 0, 0)]);
+        req.max_wait_ms = 30_000;
+        req.min_bytes = 1;
+        request_frame(12, id, &mut req, &[])
+    };
+    let mut waiting: Vec<TcpStream> = (0..2)
+        .map(|i| {
+            let mut s = connect(&b);
+            s.write_all(&long_poll(i)).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    // Both seats are serving long polls: a newcomer is closed.
+    let mut newcomer = connect(&b);
+    newcomer
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    assert_closed(&mut newcomer);
+    // One client shuts down its writing side: answered now, empty.
+    let started = std::time::Instant::now();
+    let mut half = waiting.pop().unwrap();
+    half.shutdown(std::net::Shutdown::Write).unwrap();
+    let (id, body) = read_response(&mut half, ApiKey::Fetch.response_header_version(12));
+    assert_eq!(id, 1);
+    let r: FetchResponse = decode(&body, 12).unwrap();
+    assert_eq!(r.topics[0].partitions[0].error_code, code::NONE);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_closed(&mut half);
+    // The other closes outright; a new client is served in its seat.
+    drop(waiting);
+    std::thread::sleep(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    assert_serving(&b);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!b.log().contains("panicked"), "{}", b.log());
+}

@@ -121,12 +121,7 @@ pub(super) async fn fetch(conn: &mut Conn, req: Req, mut r: FetchRequest) -> Res
         max_bytes: u64::try_from(r.max_bytes).unwrap_or(0),
         partitions,
     };
-    let timer = conn.fetch_timer.as_mut();
-    let result = match broker
-        .service
-        .fetch_timed(Arc::new(svc_req), conn.stop.clone(), timer)
-        .await
-    {
+    let result = match conn.fetch_until_closed(svc_req).await {
         Ok(res) => res,
         Err(Refused { code: c, message }) => {
             if matches!(

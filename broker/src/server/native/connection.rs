@@ -55,6 +55,8 @@ use tokio::time::Instant;
 
 use crate::server::Broker;
 use crate::server::seats::Held;
+use crate::service::Refused;
+use crate::service::fetch::{FetchRequest, FetchResult};
 use crate::service::stats::{API_SLOTS, ApiStats, Stats};
 
 /// Read-buffer bytes every connection keeps outside the request budget.
@@ -255,6 +257,51 @@ pub(crate) enum ConnError {
 }
 
 impl Conn {
+    /// The service's fetch of `req` for this connection, cut short when the
+    /// client closes its end while the fetch waits: it is then answered at
+    /// once with what there is, as at the end of its wait. Without this a
+    /// long poll of a client that went away held its waiter, and its
+    /// connection's seat (a serving seat never gives way), for all of
+    /// `max_wait`. A client that only shut down its writing side gets that
+    /// early answer; one that sent more bytes behind the fetch is not
+    /// watched (the bytes are left for the next frame).
+    pub(crate) async fn fetch_until_closed(
+        &mut self,
+        req: FetchRequest,
+    ) -> Result<FetchResult, Refused> {
+        let service = Arc::clone(&self.broker.service);
+        let req = Arc::new(req);
+        if req.max_wait.is_zero() {
+            return service
+                .fetch_timed(req, self.stop.clone(), self.fetch_timer.as_mut())
+                .await;
+        }
+        let answered = {
+            let fetch = service.fetch_timed(
+                Arc::clone(&req),
+                self.stop.clone(),
+                self.fetch_timer.as_mut(),
+            );
+            tokio::select! {
+                r = fetch => Some(r),
+                () = peer_closed(&self.stream) => None,
+            }
+        };
+        match answered {
+            Some(r) => r,
+            None => {
+                tracing::debug!(peer = %self.peer, "client closed its end during a long poll; answered now");
+                let now = FetchRequest {
+                    max_wait: Duration::ZERO,
+                    ..(*req).clone()
+                };
+                service
+                    .fetch_timed(Arc::new(now), self.stop.clone(), self.fetch_timer.as_mut())
+                    .await
+            }
+        }
+    }
+
     async fn run(&mut self) -> Result<(), ConnError> {
         loop {
             if *self.stop.borrow() {
@@ -627,6 +674,17 @@ fn peek_correlation_id(buf: &[u8]) -> u32 {
     buf.get(8..12)
         .and_then(|b| b.try_into().ok())
         .map_or(0, u32::from_be_bytes)
+}
+
+/// Resolves when the client has closed its end of `stream` (a read would
+/// see its end) or the socket failed; never while nothing arrived, nor once
+/// bytes arrived (they are the client's next request, left unread).
+async fn peer_closed(stream: &TcpStream) {
+    let mut byte = [0u8; 1];
+    match stream.peek(&mut byte).await {
+        Ok(0) | Err(_) => {}
+        Ok(_) => std::future::pending().await,
+    }
 }
 
 #[cfg(test)]

@@ -634,13 +634,7 @@ async fn produce(
 async fn fetch(conn: &mut Conn, id: u32, req: FetchRequest) -> Result<(), ConnError> {
     conn.wait_allowance = Duration::from_millis(u64::from(req.max_wait_ms));
     let svc_req = service_fetch(req);
-    let timer = conn.fetch_timer.as_mut();
-    let mut result = match conn
-        .broker
-        .service
-        .fetch_timed(Arc::new(svc_req), conn.stop.clone(), timer)
-        .await
-    {
+    let mut result = match conn.fetch_until_closed(svc_req).await {
         Ok(r) => r,
         Err(refused) => return refuse_fetch(conn, id, refused).await,
     };
