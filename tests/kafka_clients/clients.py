@@ -837,6 +837,38 @@ def create(bootstrap, topic, partitions, rf):
     }
 
 
+def create_assigned(bootstrap, topic):
+    """confluent-kafka's create_topics with a replica assignment: every
+    partition on node 0 (created), and one naming node 1 (refused)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    out = {}
+    for name, assignment in [(topic, [[0], [0], [0]]), (topic + "-elsewhere", [[0], [1]])]:
+        # librdkafka wants the count given with the assignment.
+        f = a.create_topics([NewTopic(name, num_partitions=len(assignment),
+                                      replica_assignment=assignment)])[name]
+        try:
+            f.result(timeout=20)
+            out[name] = "created"
+        except Exception as e:  # noqa: BLE001 - the error is the answer
+            out[name] = e.args[0].name()
+    from confluent_kafka.admin import NewPartitions
+
+    # Partitions added with an assignment: one per partition added, on node 0.
+    for total, assignment in [(5, [[0], [0]]), (7, [[0]])]:
+        f = a.create_partitions([NewPartitions(topic, total, replica_assignment=assignment)])
+        try:
+            f[topic].result(timeout=20)
+            out[f"to {total}"] = "created"
+        except Exception as e:  # noqa: BLE001 - the error is the answer
+            out[f"to {total}"] = e.args[0].name()
+    md = a.list_topics(timeout=20)
+    out["partitions"] = sorted(md.topics[topic].partitions)
+    out["listed"] = sorted(t for t in md.topics if t.startswith(topic))
+    return out
+
+
 def metadata(bootstrap, topic):
     from confluent_kafka.admin import AdminClient
 
@@ -1234,6 +1266,8 @@ def main(argv):
         r = create_partitions(argv[2], argv[3])
     elif s == "create":
         r = create(argv[2], argv[3], int(argv[4]), int(argv[5]))
+    elif s == "create-assigned":
+        r = create_assigned(argv[2], argv[3])
     elif s == "metadata":
         r = metadata(argv[2], argv[3])
     elif s == "acls":

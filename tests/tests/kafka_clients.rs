@@ -123,6 +123,28 @@ async fn confluent_admin_client_creates_and_deletes_topics() {
     assert!(topics.topics.iter().all(|t| t.name != "made-by-admin"));
 }
 
+/// A topic created with a manual replica assignment (what some provisioning
+/// tools always send): on a single broker, every partition on node 0 is
+/// taken as the count it gives, and so are partitions added with one each;
+/// an assignment naming another broker, or not one per partition added, is
+/// refused with Kafka's `INVALID_REPLICA_ASSIGNMENT`, nothing created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_replica_assignment_onto_the_single_broker_is_taken() {
+    let Some(py) = python() else { return };
+    let b = TestBroker::start();
+    let out = run_clients(&py, &["create-assigned", &kafka_addr(&b), "assigned"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["assigned"], "created", "{out}");
+    assert_eq!(
+        v["assigned-elsewhere"], "INVALID_REPLICA_ASSIGNMENT",
+        "{out}"
+    );
+    assert_eq!(v["to 5"], "created", "{out}");
+    assert_eq!(v["to 7"], "INVALID_REPLICA_ASSIGNMENT", "{out}");
+    assert_eq!(v["partitions"], serde_json::json!([0, 1, 2, 3, 4]), "{out}");
+    assert_eq!(v["listed"], serde_json::json!(["assigned"]), "{out}");
+}
+
 /// confluent-kafka's AdminClient `list_offsets`: by timestamp it gets the
 /// record inside a lingered batch, with its timestamp, and the largest
 /// timestamp (-3) the record that holds it.

@@ -123,8 +123,10 @@ fn partitions_added_through_the_kafka_listener_take_records_and_survive_a_restar
             (vec![raise("__internal", 3)], code::INVALID_REQUEST),
             (
                 vec![CreatePartitionsTopic {
+                    // Node 1: a single broker is node 0 (an assignment
+                    // onto it is taken).
                     assignments: Some(vec![PartitionAssignment {
-                        broker_ids: vec![0],
+                        broker_ids: vec![1],
                     }]),
                     ..raise("grow", 2)
                 }],

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_protocol::kafka::admin::{
-    CreateTopicsRequest, CreateTopicsResponse, CreatedConfig, CreatedTopic, DeleteTopicState,
-    DeleteTopicsRequest, DeleteTopicsResponse, DeletedTopic, DescribeConfigsRequest,
-    DescribeConfigsResponse, DescribeConfigsResult, DescribedConfig, InitProducerIdRequest,
-    InitProducerIdResponse, RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC,
+    CreatableTopic, CreateTopicsRequest, CreateTopicsResponse, CreatedConfig, CreatedTopic,
+    DeleteTopicState, DeleteTopicsRequest, DeleteTopicsResponse, DeletedTopic,
+    DescribeConfigsRequest, DescribeConfigsResponse, DescribeConfigsResult, DescribedConfig,
+    InitProducerIdRequest, InitProducerIdResponse, RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC,
 };
 use sluice_protocol::kafka::error_code::{KafkaCode, code, to_kafka, to_kafka_partition};
 use sluice_protocol::kafka::list_offsets::{
@@ -613,6 +613,50 @@ pub(super) async fn offset_fetch(conn: &Conn, r: OffsetFetchRequest) -> OffsetFe
     }
 }
 
+/// The partition count a CreateTopics entry's manual assignment gives, as
+/// Kafka checks one (the count and factor left at -1 or matching it, partitions numbered
+/// from 0 without gaps, each with its brokers listed once), on a single
+/// broker, where the only assignment that can be kept is every partition on
+/// node 0; a cluster refuses manual assignments.
+fn single_broker_assignment(
+    t: &CreatableTopic,
+    clustered: bool,
+) -> Result<u32, (KafkaCode, String)> {
+    let refuse = |m: String| Err((code::INVALID_REPLICA_ASSIGNMENT, m));
+    if clustered {
+        return refuse("manual replica assignment is not supported in a cluster".to_owned());
+    }
+    // Kafka wants both at -1; librdkafka's client wants the count given
+    // too (it sends -1): either is taken, a count or factor that differs
+    // from the assignment's is not.
+    let count = t.assignments.len();
+    if !(t.num_partitions == -1 || usize::try_from(t.num_partitions).is_ok_and(|n| n == count))
+        || !matches!(t.replication_factor, -1 | 1)
+    {
+        return Err((
+            code::INVALID_REQUEST,
+            "a manual replica assignment leaves the partition count and replication factor at -1"
+                .to_owned(),
+        ));
+    }
+    let mut indexes: Vec<i32> = t.assignments.iter().map(|a| a.partition_index).collect();
+    indexes.sort_unstable();
+    if indexes.iter().zip(0..).any(|(&i, n)| i != n) {
+        return refuse("the assigned partitions must be numbered 0, 1, 2, ... without gaps".into());
+    }
+    for a in &t.assignments {
+        if a.broker_ids != [0] {
+            return refuse(format!(
+                "partition {} is assigned to brokers {:?}: this single broker is node 0, \
+                 and each partition has one replica, on it",
+                a.partition_index, a.broker_ids
+            ));
+        }
+    }
+    u32::try_from(t.assignments.len())
+        .map_err(|_| (code::INVALID_PARTITIONS, "too many partitions".to_owned()))
+}
+
 /// CreateTopics: replication factor -1 is the broker's
 /// `default_replication_factor`, others are checked by the service against
 /// the number of brokers; Kafka config names mapped onto Sluice's settings
@@ -651,12 +695,17 @@ pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> Create
                     )
                 })?),
             };
-            if !t.assignments.is_empty() {
-                return Err((
-                    code::INVALID_REPLICA_ASSIGNMENT,
-                    "manual replica assignment is not supported".to_owned(),
-                ));
-            }
+            let assigned = if t.assignments.is_empty() {
+                None
+            } else {
+                let clustered = conn.broker.service.cluster.get().is_some();
+                Some(single_broker_assignment(t, clustered)?)
+            };
+            let replication_factor = if assigned.is_some() {
+                Some(1)
+            } else {
+                replication_factor
+            };
             let factor = replication_factor.unwrap_or(default_factor);
             for c in &t.configs {
                 if let Some(v) = &c.value {
@@ -664,9 +713,10 @@ pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> Create
                         .map_err(|m| (code::INVALID_CONFIG, m))?;
                 }
             }
-            let partitions = match t.num_partitions {
-                -1 => Ok(default_partitions),
-                n => u32::try_from(n).map_err(|_| {
+            let partitions = match (assigned, t.num_partitions) {
+                (Some(n), _) => Ok(n),
+                (None, -1) => Ok(default_partitions),
+                (None, n) => u32::try_from(n).map_err(|_| {
                     (
                         code::INVALID_PARTITIONS,
                         "partitions must be positive".to_owned(),

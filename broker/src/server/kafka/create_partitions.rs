@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sluice_protocol::kafka::create_partitions::{
-    CreatePartitionsRequest, CreatePartitionsResponse, CreatePartitionsResult,
+    CreatePartitionsRequest, CreatePartitionsResponse, CreatePartitionsResult, PartitionAssignment,
 };
 use sluice_protocol::kafka::error_code::{code, to_kafka};
 
@@ -52,11 +52,13 @@ pub(super) async fn create_partitions(
                 code::INVALID_REQUEST,
                 format!("topic {:?} is named more than once", t.name),
             ))
-        } else if t.assignments.is_some() {
-            Some((
-                code::INVALID_REPLICA_ASSIGNMENT,
-                "manual replica assignment is not supported".to_owned(),
-            ))
+        } else if let Some(refused) = t.assignments.as_ref().and_then(|a| {
+            let clustered = conn.broker.service.cluster.get().is_some();
+            let current = conn.broker.service.topics.topic(&t.name);
+            let adding = current.map(|c| i64::from(t.count) - i64::from(c.partition_count()));
+            single_broker_assignment(a, adding, clustered)
+        }) {
+            Some((code::INVALID_REPLICA_ASSIGNMENT, refused))
         } else if t.count <= 0 {
             Some((
                 code::INVALID_PARTITIONS,
@@ -84,4 +86,32 @@ pub(super) async fn create_partitions(
         throttle_time_ms: 0,
         results,
     }
+}
+
+/// Why a CreatePartitions manual assignment cannot be kept, if it cannot:
+/// on a single broker, every new partition on node 0 is what the broker
+/// does anyway, given one per partition added (a count that adds none is
+/// refused by the count's own check, an unknown topic by its own); a
+/// cluster refuses manual assignments.
+fn single_broker_assignment(
+    assignments: &[PartitionAssignment],
+    adding: Option<i64>,
+    clustered: bool,
+) -> Option<String> {
+    if clustered {
+        return Some("manual replica assignment is not supported in a cluster".to_owned());
+    }
+    if let Some(n) = adding.filter(|&n| n > 0 && n != assignments.len() as i64) {
+        return Some(format!(
+            "{n} partitions are added, but {} are assigned",
+            assignments.len()
+        ));
+    }
+    assignments.iter().find(|a| a.broker_ids != [0]).map(|a| {
+        format!(
+            "a new partition is assigned to brokers {:?}: this single broker is node 0, \
+                 and each partition has one replica, on it",
+            a.broker_ids
+        )
+    })
 }
