@@ -536,7 +536,27 @@ async fn promtool_accepts_a_real_scrape() {
     )
     .await
     .unwrap();
+    // A group name a client chose to break the exposition format: its
+    // quote and backslash are escaped, no label forged.
+    let hostile = r#"x",topic="forged\"#;
+    let r = conn
+        .offset_commit(
+            hostile,
+            vec![CommitPartition {
+                topic: "p".into(),
+                partition: 1,
+                offset: 2,
+                metadata: String::new(),
+            }],
+        )
+        .await
+        .unwrap();
+    assert!(r.partitions[0].error_code.is_ok(), "{r:?}");
     let text = scrape(&broker);
+    assert!(
+        text.contains(r#"sluice_group_committed_offset{group="x\",topic=\"forged\\",topic="p",partition="1"} 2"#),
+        "{text}"
+    );
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

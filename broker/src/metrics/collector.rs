@@ -85,6 +85,26 @@ pub fn to_prometheus_text(openmetrics: &str) -> String {
     out
 }
 
+/// `value` as a label value of the text exposition format: `\`, `"` and
+/// line feeds escaped. The encoder writes label values as given, and a
+/// group name may hold `"` and `\` (a client chooses it): unescaped, one
+/// commit could forge labels and make the whole scrape unreadable.
+fn label_value(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.contains(['\\', '"', '\n']) {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn load(v: &AtomicU64) -> u64 {
     v.load(Ordering::Relaxed)
 }
@@ -715,9 +735,10 @@ fn encode_partitions(
     )?;
     for (group, topic, partition, offset) in &committed {
         let partition = partition.to_string();
+        let (group, topic) = (label_value(group), label_value(topic));
         let labels = [
-            ("group", group.as_str()),
-            ("topic", topic.as_str()),
+            ("group", &*group),
+            ("topic", &*topic),
             ("partition", partition.as_str()),
         ];
         ConstGauge::new(*offset).encode(committed_m.encode_family(&labels)?)?;
@@ -734,9 +755,10 @@ fn encode_partitions(
         };
         let lag = part.log.high_watermark().saturating_sub(*offset);
         let partition = partition.to_string();
+        let (group, topic) = (label_value(group), label_value(topic));
         let labels = [
-            ("group", group.as_str()),
-            ("topic", topic.as_str()),
+            ("group", &*group),
+            ("topic", &*topic),
             ("partition", partition.as_str()),
         ];
         ConstGauge::new(lag).encode(lag_m.encode_family(&labels)?)?;
@@ -747,6 +769,12 @@ fn encode_partitions(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label_value("plain-group.1"), "plain-group.1");
+        assert_eq!(label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
 
     #[test]
     fn prometheus_text_names_counter_families_by_their_samples() {
