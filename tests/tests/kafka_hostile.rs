@@ -729,3 +729,53 @@ fn a_long_poll_of_a_client_that_left_gives_its_seat_back_at_once() {
     );
     assert!(!b.log().contains("panicked"), "{}", b.log());
 }
+
+/// A JoinGroup waiting for the rest of its group, of a client that closes
+/// its connection, gives its seat back at once: before, it held it for up
+/// to the member's rebalance timeout (which the client chooses).
+#[test]
+fn a_join_of_a_client_that_left_gives_its_seat_back_at_once() {
+    use sluice_protocol::kafka::groups::{JoinGroupRequest, JoinGroupResponse, JoinProtocol};
+    let (b, _config) = broker_with("max_connections = 2\ngroup_initial_rebalance_delay_ms = 0\n");
+    let join = |id| {
+        let mut req = JoinGroupRequest {
+            group_id: "seat".into(),
+            session_timeout_ms: 30_000,
+            rebalance_timeout_ms: 60_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![JoinProtocol {
+                name: "range".into(),
+                metadata: Vec::new(),
+            }],
+            ..JoinGroupRequest::default()
+        };
+        request_frame(3, id, &mut req, &[])
+    };
+    // A joins alone (v3: no member id round) and is answered.
+    let mut a = connect(&b);
+    a.write_all(&join(1)).unwrap();
+    let (id, body) = read_response(&mut a, ApiKey::JoinGroup.response_header_version(3));
+    assert_eq!(id, 1);
+    let r: JoinGroupResponse = decode(&body, 3).unwrap();
+    assert_eq!(r.error_code, code::NONE, "{r:?}");
+    // B's join waits for A to join again: both seats are taken.
+    let mut joining = connect(&b);
+    joining.write_all(&join(2)).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut newcomer = connect(&b);
+    newcomer
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    assert_closed(&mut newcomer);
+    // B's client leaves: a new client is served in its seat.
+    drop(joining);
+    std::thread::sleep(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    assert_serving(&b);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!b.log().contains("panicked"), "{}", b.log());
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 use sluice_protocol::kafka::error_code::{code, to_kafka};
 use sluice_protocol::kafka::groups::*;
 
-use crate::server::native::connection::Conn;
+use crate::server::native::connection::{Conn, peer_closed};
 use crate::service::groups::{Heartbeat, JoinGroup, MemberRef, SyncGroup};
 
 fn millis(ms: i32) -> Duration {
@@ -44,24 +44,30 @@ pub(super) async fn join(
             members: Vec::new(),
         };
     }
-    let res = svc
-        .join_group(JoinGroup {
-            group: r.group_id,
-            member_id: r.member_id,
-            group_instance_id: r.group_instance_id,
-            client_id: client_id.unwrap_or_default(),
-            client_host: format!("/{}", conn.peer.ip()),
-            session_timeout: millis(r.session_timeout_ms),
-            rebalance_timeout: millis(rebalance),
-            protocol_type: r.protocol_type,
-            protocols: r
-                .protocols
-                .into_iter()
-                .map(|p| (p.name, p.metadata))
-                .collect(),
-            require_known_member_id: version >= 4,
-        })
-        .await;
+    let join = svc.join_group(JoinGroup {
+        group: r.group_id,
+        member_id: r.member_id,
+        group_instance_id: r.group_instance_id,
+        client_id: client_id.unwrap_or_default(),
+        client_host: format!("/{}", conn.peer.ip()),
+        session_timeout: millis(r.session_timeout_ms),
+        rebalance_timeout: millis(rebalance),
+        protocol_type: r.protocol_type,
+        protocols: r
+            .protocols
+            .into_iter()
+            .map(|p| (p.name, p.metadata))
+            .collect(),
+        require_known_member_id: version >= 4,
+    });
+    // A client that closes its end while the join waits for the group
+    // gives its seat back at once (see `native::groups::left_while_waiting`):
+    // the answer, a rejoin, goes to a closed socket, or to a client that only
+    // shut down its writing side.
+    let res = tokio::select! {
+        res = join => res,
+        () = peer_closed(&conn.stream) => return rejoin_join(version),
+    };
     JoinGroupResponse {
         throttle_time_ms: 0,
         error_code: to_kafka(res.error),
@@ -85,6 +91,21 @@ pub(super) async fn join(
     }
 }
 
+/// The JoinGroup answer of a member whose client closed its end while the
+/// join waited: rejoin.
+fn rejoin_join(version: i16) -> JoinGroupResponse {
+    JoinGroupResponse {
+        throttle_time_ms: 0,
+        error_code: code::REBALANCE_IN_PROGRESS,
+        generation_id: -1,
+        protocol_type: None,
+        protocol_name: (version < 7).then(String::new),
+        leader: String::new(),
+        member_id: String::new(),
+        members: Vec::new(),
+    }
+}
+
 /// SyncGroup: completes when the leader's assignments are stored.
 pub(super) async fn sync(conn: &mut Conn, r: SyncGroupRequest) -> SyncGroupResponse {
     let svc = Arc::clone(&conn.broker.service);
@@ -97,21 +118,31 @@ pub(super) async fn sync(conn: &mut Conn, r: SyncGroupRequest) -> SyncGroupRespo
             assignment: Vec::new(),
         };
     }
-    let res = svc
-        .sync_group(SyncGroup {
-            group: r.group_id,
-            generation_id: r.generation_id,
-            member_id: r.member_id,
-            group_instance_id: r.group_instance_id,
-            protocol_type: r.protocol_type,
-            protocol_name: r.protocol_name,
-            assignments: r
-                .assignments
-                .into_iter()
-                .map(|a| (a.member_id, a.assignment))
-                .collect(),
-        })
-        .await;
+    let sync = svc.sync_group(SyncGroup {
+        group: r.group_id,
+        generation_id: r.generation_id,
+        member_id: r.member_id,
+        group_instance_id: r.group_instance_id,
+        protocol_type: r.protocol_type,
+        protocol_name: r.protocol_name,
+        assignments: r
+            .assignments
+            .into_iter()
+            .map(|a| (a.member_id, a.assignment))
+            .collect(),
+    });
+    let res = tokio::select! {
+        res = sync => res,
+        () = peer_closed(&conn.stream) => {
+            return SyncGroupResponse {
+                throttle_time_ms: 0,
+                error_code: code::REBALANCE_IN_PROGRESS,
+                protocol_type: None,
+                protocol_name: None,
+                assignment: Vec::new(),
+            };
+        }
+    };
     SyncGroupResponse {
         throttle_time_ms: 0,
         error_code: to_kafka(res.error),

@@ -679,7 +679,7 @@ fn peek_correlation_id(buf: &[u8]) -> u32 {
 /// Resolves when the client has closed its end of `stream` (a read would
 /// see its end) or the socket failed; never while nothing arrived, nor once
 /// bytes arrived (they are the client's next request, left unread).
-async fn peer_closed(stream: &TcpStream) {
+pub(crate) async fn peer_closed(stream: &TcpStream) {
     let mut byte = [0u8; 1];
     match stream.peek(&mut byte).await {
         Ok(0) | Err(_) => {}

@@ -20,7 +20,7 @@ use sluice_protocol::wire::list_groups::{ListGroupsRequest, ListGroupsResponse, 
 use sluice_protocol::wire::sync_group::{SyncGroupRequest, SyncGroupResponse};
 use sluice_protocol::wire::{ApiKey, ErrorCode};
 
-use super::connection::{Conn, ConnError};
+use super::connection::{Conn, ConnError, peer_closed};
 use super::respond;
 use crate::service::groups::{GroupState, Heartbeat, JoinGroup, MemberRef, SyncGroup};
 use crate::service::stats::Stats;
@@ -86,6 +86,7 @@ pub(super) async fn serve(
             let r = tokio::select! {
                 r = svc.join_group(join) => r,
                 () = stopping(&mut stop) => return shutting_down(conn, id).await,
+                () = peer_closed(&conn.stream) => return Err(left_while_waiting()),
             };
             let resp = JoinGroupResponse {
                 error_code: r.error,
@@ -126,6 +127,7 @@ pub(super) async fn serve(
             let r = tokio::select! {
                 r = svc.sync_group(sync) => r,
                 () = stopping(&mut stop) => return shutting_down(conn, id).await,
+                () = peer_closed(&conn.stream) => return Err(left_while_waiting()),
             };
             let resp = SyncGroupResponse {
                 error_code: r.error,
@@ -260,4 +262,16 @@ async fn shutting_down(conn: &mut Conn, id: u32) -> Result<(), ConnError> {
         "the broker is shutting down",
     )
     .await
+}
+
+/// The end of a connection whose client closed its end while its JoinGroup
+/// or SyncGroup waited for the rest of the group: the wait is dropped (the
+/// member stays in the group until its timeouts, as a client that vanished
+/// does), so the connection's seat, which never gives way while serving,
+/// is not held for up to the member's rebalance timeout.
+fn left_while_waiting() -> ConnError {
+    ConnError::Io(std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "the client closed its connection while its group call waited",
+    ))
 }
