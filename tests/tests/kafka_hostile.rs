@@ -220,6 +220,31 @@ async fn pipelined_requests_are_answered_in_order_and_acks_0_gets_no_answer() {
     assert_eq!(id, 13);
     let r: ProduceResponse = decode(&body, 9).unwrap();
     assert_eq!(r.topics[0].partitions[0].base_offset, 4);
+    // The answer carries the partition's log start offset (v5+), as Kafka's
+    // does: 0, then where DeleteRecords moved it.
+    assert_eq!(r.topics[0].partitions[0].log_start_offset, 0);
+    use sluice_protocol::wire::delete_records::{DeleteRecordsRequest, RecordsBelow};
+    c.delete_records(&DeleteRecordsRequest {
+        partitions: vec![RecordsBelow {
+            topic: "pipe".into(),
+            partition: 0,
+            before: Some(3),
+        }],
+    })
+    .await
+    .unwrap();
+    s.write_all(&request_frame(
+        9,
+        14,
+        &mut produce_request(-1, "pipe", batch.len()),
+        &batch,
+    ))
+    .unwrap();
+    let (id, body) = read_response(&mut s, 1);
+    assert_eq!(id, 14);
+    let r: ProduceResponse = decode(&body, 9).unwrap();
+    let p = &r.topics[0].partitions[0];
+    assert_eq!((p.base_offset, p.log_start_offset), (6, 3), "{p:?}");
 }
 
 #[test]

@@ -59,6 +59,9 @@ pub struct Produced {
     pub error_code: ErrorCode,
     /// Offset of the first record appended.
     pub base_offset: u64,
+    /// The partition's log start offset after the append (Kafka's produce
+    /// answer carries it); 0 when it failed.
+    pub log_start_offset: u64,
     /// Why it failed.
     pub message: Option<String>,
 }
@@ -248,6 +251,7 @@ fn append_all(
             partition: p.partition,
             error_code: ErrorCode::None,
             base_offset: 0,
+            log_start_offset: 0,
             message: None,
         };
         let bytes = records.get_mut(p.records.clone()).unwrap_or_default();
@@ -263,6 +267,7 @@ fn append_all(
                 Ok(appended) => {
                     Stats::add(&svc.stats.produce_bytes, bytes.len() as u64);
                     result.base_offset = appended.info.base_offset;
+                    result.log_start_offset = part.log.log_start_offset();
                     if let Some(offset) = appended.flush_to {
                         to_flush.push((i, Arc::clone(part), offset));
                     }

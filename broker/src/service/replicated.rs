@@ -100,6 +100,7 @@ async fn append_one(
         partition: p.partition,
         error_code: ErrorCode::None,
         base_offset: 0,
+        log_start_offset: 0,
         message: None,
     };
     let replica = match replica {
@@ -155,6 +156,7 @@ async fn append_one(
         Ok(Ok(r)) => {
             Stats::add(&svc.stats.produce_bytes, len);
             result.base_offset = r.base_offset;
+            result.log_start_offset = replica.partition().log.log_start_offset();
         }
         Ok(Err(e)) => {
             let (code, message) = refusal(&e, &result.topic, result.partition);

@@ -171,6 +171,7 @@ pub(super) async fn produce(
                         pr.error_code = to_kafka_partition(d.error_code);
                         if d.error_code.is_ok() {
                             pr.base_offset = i64::try_from(d.base_offset).unwrap_or(-1);
+                            pr.log_start_offset = i64::try_from(d.log_start_offset).unwrap_or(-1);
                         }
                         pr.error_message = d.message.clone();
                     }
