@@ -695,6 +695,29 @@ fn group_metadata_is_bounded_and_a_described_group_is_answered_once() {
     assert_serving(&b);
 }
 
+/// A newcomer is closed at once: every seat is taken by a connection being
+/// served (or just served).
+fn assert_every_seat_taken(b: &TestBroker) {
+    let mut newcomer = connect(b);
+    newcomer
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    assert_closed(&mut newcomer);
+}
+
+/// Moments after a client left, a newcomer is served in its seat.
+fn assert_a_seat_comes_free(b: &TestBroker) {
+    std::thread::sleep(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    assert_serving(b);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!b.log().contains("panicked"), "{}", b.log());
+}
+
 /// A long-poll fetch of a client that closes its connection ends at once:
 /// before, it held its seat (a connection being served never gives way)
 /// for all of its `max_wait_ms`, so clients that sent a long poll and left
@@ -723,11 +746,7 @@ fn a_long_poll_of_a_client_that_left_gives_its_seat_back_at_once() {
         .collect();
     std::thread::sleep(Duration::from_millis(500));
     // Both seats are serving long polls: a newcomer is closed.
-    let mut newcomer = connect(&b);
-    newcomer
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
-    assert_closed(&mut newcomer);
+    assert_every_seat_taken(&b);
     // One client shuts down its writing side: answered now, empty.
     let started = std::time::Instant::now();
     let mut half = waiting.pop().unwrap();
@@ -744,15 +763,7 @@ fn a_long_poll_of_a_client_that_left_gives_its_seat_back_at_once() {
     assert_closed(&mut half);
     // The other closes outright; a new client is served in its seat.
     drop(waiting);
-    std::thread::sleep(Duration::from_millis(300));
-    let started = std::time::Instant::now();
-    assert_serving(&b);
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
-    assert!(!b.log().contains("panicked"), "{}", b.log());
+    assert_a_seat_comes_free(&b);
 }
 
 /// A JoinGroup waiting for the rest of its group, of a client that closes
@@ -787,20 +798,8 @@ fn a_join_of_a_client_that_left_gives_its_seat_back_at_once() {
     let mut joining = connect(&b);
     joining.write_all(&join(2)).unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let mut newcomer = connect(&b);
-    newcomer
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
-    assert_closed(&mut newcomer);
+    assert_every_seat_taken(&b);
     // B's client leaves: a new client is served in its seat.
     drop(joining);
-    std::thread::sleep(Duration::from_millis(300));
-    let started = std::time::Instant::now();
-    assert_serving(&b);
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
-    assert!(!b.log().contains("panicked"), "{}", b.log());
+    assert_a_seat_comes_free(&b);
 }
