@@ -204,10 +204,15 @@ impl PartitionLog {
         if planned_segment(&self.state.lock(), plan).is_none() {
             return Ok(None);
         }
-        let path =
-            super::format::segment_path(&self.dir, plan.segment_base, super::format::LOG_SUFFIX);
+        Err(self.damaged_segment(plan.segment_base, reason))
+    }
+
+    /// The refusal of a read that met damage (`reason`) in the segment
+    /// based at `base`, logged with the segment.
+    pub(super) fn damaged_segment(&self, base: u64, reason: String) -> LogError {
+        let path = super::format::segment_path(&self.dir, base, super::format::LOG_SUFFIX);
         tracing::error!(segment = %path.display(), %reason, "damaged batch header; the read is refused");
-        Err(LogError::Corrupt { path, reason })
+        LogError::Corrupt { path, reason }
     }
 
     /// The end of a read that starts at the batch boundary `plan.start`:
@@ -467,6 +472,24 @@ fn planned_segment(state: &LogState, plan: &ReadPlan) -> Option<usize> {
     (same && state.epoch == plan.epoch).then_some(at)
 }
 
+/// The header of the batch that should start at byte `position` of `file`
+/// (data up to `limit`) with offset `expected`: `Ok(None)` at the data's
+/// end, the inner `Err` when the bytes there are no batch header or one
+/// that starts elsewhere ([`check_base`]).
+fn checked_header(
+    file: &dyn LogFile,
+    position: u64,
+    expected: u64,
+    limit: u64,
+) -> std::io::Result<Result<Option<sluice_protocol::batch::BatchHeader>, String>> {
+    Ok(
+        super::segment::read_batch_header(file, position, limit)?.and_then(|h| match h {
+            Some(h) => check_base(position, expected, &h).map(|()| Some(h)),
+            None => Ok(None),
+        }),
+    )
+}
+
 /// From the batch boundary `(position, base offset)` `from` of `file`, the
 /// boundary of the batch that holds `offset` (or of the last batch that
 /// starts before `limit`), reading every header on the way, the first
@@ -482,14 +505,11 @@ pub(super) fn walk_to_offset(
 ) -> std::io::Result<Result<(u64, u64), String>> {
     let (mut start, mut first) = from;
     loop {
-        let h = match super::segment::read_batch_header(file, start, limit)? {
+        let h = match checked_header(file, start, first, limit)? {
             Ok(Some(h)) => h,
             Ok(None) => break,
             Err(reason) => return Ok(Err(reason)),
         };
-        if let Err(reason) = check_base(start, first, &h) {
-            return Ok(Err(reason));
-        }
         let next = start + h.total_len() as u64;
         if h.last_offset() as u64 >= offset || next >= limit {
             break;
@@ -515,14 +535,11 @@ fn walk_to_budget(
     let budget_end = plan.start.saturating_add(max_bytes);
     let (mut end, mut end_offset) = (plan.start, plan.first);
     while end < plan.limit {
-        let h = match super::segment::read_batch_header(file, end, plan.limit)? {
+        let h = match checked_header(file, end, end_offset, plan.limit)? {
             Ok(Some(h)) => h,
             Ok(None) => break,
             Err(reason) => return Ok(Err(reason)),
         };
-        if let Err(reason) = check_base(end, end_offset, &h) {
-            return Ok(Err(reason));
-        }
         let next = end + h.total_len() as u64;
         if next > plan.limit || (end > plan.start && next > budget_end) {
             break;

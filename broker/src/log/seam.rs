@@ -62,12 +62,7 @@ impl PartitionLog {
                     return Ok((point, epoch));
                 }
                 Err(_) if self.state.lock().epoch != epoch => continue,
-                Err(reason) => {
-                    let path =
-                        super::format::segment_path(&self.dir, base, super::format::LOG_SUFFIX);
-                    tracing::error!(segment = %path.display(), %reason, "damaged batch header; the read is refused");
-                    return Err(LogError::Corrupt { path, reason });
-                }
+                Err(reason) => return Err(self.damaged_segment(base, reason)),
             }
         }
     }

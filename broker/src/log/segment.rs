@@ -94,15 +94,7 @@ pub(crate) fn read_header(
     position: u64,
     size: u64,
 ) -> std::io::Result<Option<BatchHeader>> {
-    if position + HEADER_LEN as u64 > size {
-        return Ok(None);
-    }
-    let mut buf = [0u8; HEADER_LEN];
-    let n = read_full_at(file, &mut buf, position)?;
-    if n < HEADER_LEN {
-        return Ok(None);
-    }
-    Ok(BatchHeader::parse(&buf).ok())
+    Ok(read_batch_header(file, position, size)?.ok().flatten())
 }
 
 /// The header of the batch that should start at `position` of `file`,

@@ -99,7 +99,7 @@ impl OffsetStore {
                 || c.map.len() + c.groups.len() + c.reserved < self.config.max_keys
         };
         if !room {
-            full_error(self.config.max_keys);
+            warn_full(self.config.max_keys);
         }
         room
     }

@@ -169,6 +169,11 @@ fn store_error(code: ErrorCode, message: String) -> BrokerError {
 /// (with the count held back): the Kafka answers carry only the code, so
 /// the log is where an operator learns why commits and new groups fail.
 fn full_error(max_keys: usize) -> BrokerError {
+    store_error(ErrorCode::TooManyCommittedOffsets, warn_full(max_keys))
+}
+
+/// The message of [`full_error`], logged as it says.
+fn warn_full(max_keys: usize) -> String {
     static FULL: crate::throttle::Throttle =
         crate::throttle::Throttle::new(std::time::Duration::from_secs(60));
     let message = format!(
@@ -181,7 +186,7 @@ fn full_error(max_keys: usize) -> BrokerError {
             "{message}: commits adding offsets and new groups are refused"
         );
     }
-    store_error(ErrorCode::TooManyCommittedOffsets, message)
+    message
 }
 
 impl OffsetStore {
