@@ -152,6 +152,18 @@ pub fn first_of_each(names: &[String]) -> Vec<&str> {
         .collect()
 }
 
+/// The list elements one request may hold in all, on either listener:
+/// room for `max_partitions_per_request` partitions many times over (a
+/// partition list with its topics, replica lists, the config names of many
+/// topics) and 64 Ki more. A request past it is refused before it is
+/// decoded, so that a frame naming millions of topics, groups or members
+/// never becomes millions of values (nor an answer with one entry each).
+pub fn element_cap(config: &crate::config::BrokerConfig) -> usize {
+    (config.max_partitions_per_request as usize)
+        .saturating_mul(16)
+        .saturating_add(1 << 16)
+}
+
 /// Refuses a request listing more than `max` partitions (ListOffsets and
 /// OffsetCommit, where one partition may appear more than once).
 pub fn check_partition_count(n: usize, max: u32) -> Result<(), Refused> {

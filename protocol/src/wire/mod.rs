@@ -8,6 +8,7 @@
 pub mod alter_topics;
 pub mod api_versions;
 pub mod broker_status;
+pub mod budget;
 pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_records;
@@ -199,6 +200,10 @@ pub enum WireError {
     /// The postcard body is malformed.
     #[error("malformed body: {0}")]
     Body(String),
+    /// The body would decode to more values than its size allows (see
+    /// [`budget`]).
+    #[error("body too large to decode: {0}")]
+    TooLarge(String),
     /// Bytes left over after a body.
     #[error("{0} unexpected bytes after the body")]
     TrailingBytes(usize),
@@ -256,14 +261,21 @@ impl Extend<u8> for Append<'_> {
     }
 }
 
-/// Decodes a body that must span all of `buf`.
+/// Decodes a body that must span all of `buf`, its values taking at most
+/// [`budget::Meter::memory_for`] its size.
 pub fn decode_body<'a, T: Deserialize<'a>>(buf: &'a [u8]) -> Result<T, WireError> {
-    let (value, rest) =
-        postcard::take_from_bytes(buf).map_err(|e| WireError::Body(e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(WireError::TrailingBytes(rest.len()));
-    }
-    Ok(value)
+    decode_body_capped(buf, usize::MAX)
+}
+
+/// [`decode_body`], refusing with [`WireError::TooLarge`] a body whose
+/// lists hold more than `elements` elements in all (bytes of a byte list
+/// aside), before it builds them.
+pub fn decode_body_capped<'a, T: Deserialize<'a>>(
+    buf: &'a [u8],
+    elements: usize,
+) -> Result<T, WireError> {
+    let meter = budget::Meter::new(budget::Meter::memory_for(buf.len()), elements);
+    budget::decode_metered(buf, &meter)
 }
 
 /// The element count of the list a body starts with (a `Vec`, or with

@@ -44,6 +44,7 @@ use sluice_protocol::kafka::{ApiKey, KafkaError, Message, decode_capped, encode}
 use sluice_protocol::wire::ErrorCode;
 
 use super::native::connection::{Conn, ConnError};
+use crate::service::element_cap;
 use crate::service::stats::Stats;
 
 /// What Kafka clients are told about this broker (Metadata,
@@ -322,19 +323,6 @@ pub(crate) fn account(
 fn bad(conn: &Conn, what: &str, e: &KafkaError) -> ConnError {
     Stats::add(&conn.broker.stats.bad_requests, 1);
     ConnError::Refused(ErrorCode::InvalidRequest, format!("Kafka {what}: {e}"))
-}
-
-/// The array elements one request may hold in all: room for
-/// `max_partitions_per_request` partitions many times over (a partition
-/// list with its topics, replica lists, the config names of many topics)
-/// and 64 Ki more. A
-/// request past it is refused before it is decoded, so that a frame naming
-/// millions of topics or groups never becomes millions of values (nor an
-/// answer with one entry each).
-pub(crate) fn element_cap(config: &crate::config::BrokerConfig) -> usize {
-    (config.max_partitions_per_request as usize)
-        .saturating_mul(16)
-        .saturating_add(1 << 16)
 }
 
 fn decode_or_close<M: Message>(conn: &Conn, req: Req, body: &[u8]) -> Result<M, ConnError> {

@@ -4,12 +4,17 @@
 //! visibility; what it owns is framing and the limits on what a client may
 //! hold (see [`connection`]).
 
-/// Decodes `$body` as the request `$t` of `$api`, or answers the request
+/// Decodes `$body` as the request `$t` of `$api` (its values bounded by
+/// the body's size and its lists by [`element_cap`](crate::service::element_cap)),
+/// or answers the request
 /// `$id` on `$conn` with `InvalidRequest` (counted as a bad request) and
 /// returns from the calling handler.
 macro_rules! decode_or_answer {
     ($conn:expr, $id:expr, $api:expr, $body:expr, $t:ty) => {
-        match sluice_protocol::wire::decode_body::<$t>($body) {
+        match sluice_protocol::wire::decode_body_capped::<$t>(
+            $body,
+            crate::service::element_cap(&$conn.broker.config),
+        ) {
             Ok(r) => r,
             Err(e) => {
                 crate::service::stats::Stats::add(&$conn.broker.stats.bad_requests, 1);
