@@ -230,6 +230,15 @@ pub fn run_kcat(args: &[&str], stdin: &[u8]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
+/// An ApiVersions request naming this test client ("sluice-tests" 1.0),
+/// valid at every version (from v3 Kafka refuses an empty name).
+pub fn api_versions_request() -> sluice_protocol::kafka::api_versions::ApiVersionsRequest {
+    sluice_protocol::kafka::api_versions::ApiVersionsRequest {
+        client_software_name: "sluice-tests".to_owned(),
+        client_software_version: "1.0".to_owned(),
+    }
+}
+
 /// A Kafka request frame: length, header (client id "sluice-tests"), body
 /// (record sets copied from `records`).
 pub fn request_frame<M: sluice_protocol::kafka::Message>(

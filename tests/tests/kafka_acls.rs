@@ -16,9 +16,10 @@ use sluice_protocol::kafka::acls::{
     AclCreation, AclFilter, CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest,
     DeleteAclsResponse, DescribeAclsRequest, DescribeAclsResponse,
 };
-use sluice_protocol::kafka::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
+use sluice_protocol::kafka::api_versions::ApiVersionsResponse;
 use sluice_protocol::kafka::error_code::code;
 use sluice_protocol::wire::topic_config::TopicConfig;
+use sluice_tests::kafka::api_versions_request;
 use sluice_tests::kafka::{call, python, run_clients};
 use sluice_tests::{TestBroker, create_topic};
 
@@ -37,7 +38,7 @@ fn acl_requests_are_answered_security_disabled_at_every_version() {
     let b = TestBroker::start();
     let mut s = TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let versions: ApiVersionsResponse = call(&mut s, 3, &mut ApiVersionsRequest::default());
+    let versions: ApiVersionsResponse = call(&mut s, 3, &mut api_versions_request());
     for key in [29, 30, 31] {
         let range = versions.api_keys.iter().find(|a| a.api_key == key);
         let range = range.map(|a| (a.min_version, a.max_version));
@@ -75,7 +76,7 @@ fn acl_requests_are_answered_security_disabled_at_every_version() {
         assert_eq!(outcomes, [(code::SECURITY_DISABLED, 0); 3], "v{v}");
     }
     // The connection is still served.
-    let again: ApiVersionsResponse = call(&mut s, 3, &mut ApiVersionsRequest::default());
+    let again: ApiVersionsResponse = call(&mut s, 3, &mut api_versions_request());
     assert_eq!(again.error_code, code::NONE);
     assert!(
         again

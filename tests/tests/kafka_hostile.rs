@@ -24,6 +24,7 @@ use sluice_protocol::kafka::{ApiKey, decode};
 use sluice_protocol::wire::ErrorCode;
 use sluice_protocol::wire::produce::Acks;
 use sluice_protocol::wire::topic_config::TopicConfig;
+use sluice_tests::kafka::api_versions_request;
 use sluice_tests::kafka::{read_response, request_frame};
 use sluice_tests::{TestBroker, batch_of, create_topic};
 
@@ -53,13 +54,8 @@ fn assert_serving(b: &TestBroker) {
 
 /// Asks ApiVersions (v3) with correlation id `id` and checks the answer.
 fn api_versions(s: &mut TcpStream, id: i32) {
-    s.write_all(&request_frame(
-        3,
-        id,
-        &mut ApiVersionsRequest::default(),
-        &[],
-    ))
-    .unwrap();
+    s.write_all(&request_frame(3, id, &mut api_versions_request(), &[]))
+        .unwrap();
     let (got, body) = read_response(s, 0);
     assert_eq!(got, id);
     let r: ApiVersionsResponse = decode(&body, 3).unwrap();
@@ -128,7 +124,7 @@ fn unknown_apis_and_versions_close_the_connection_after_earlier_answers() {
     ] {
         let mut s = connect(&b);
         let mut frames = metadata(1);
-        let mut f = request_frame(0, 2, &mut ApiVersionsRequest::default(), &[]);
+        let mut f = request_frame(0, 2, &mut api_versions_request(), &[]);
         f[4..8].copy_from_slice(&key_and_version);
         frames.extend(f);
         s.write_all(&frames).unwrap();
@@ -139,7 +135,7 @@ fn unknown_apis_and_versions_close_the_connection_after_earlier_answers() {
     // ApiVersions v99 (KIP-511; flexible, so header v2): a v0 answer with
     // error 35 and the ranges, and the connection goes on.
     let mut s = connect(&b);
-    let mut f = request_frame(3, 3, &mut ApiVersionsRequest::default(), &[]);
+    let mut f = request_frame(3, 3, &mut api_versions_request(), &[]);
     f[6..8].copy_from_slice(&99i16.to_be_bytes());
     s.write_all(&f).unwrap();
     let (id, body) = read_response(&mut s, 0);
@@ -153,6 +149,35 @@ fn unknown_apis_and_versions_close_the_connection_after_earlier_answers() {
     );
     s.write_all(&metadata(4)).unwrap();
     assert_eq!(read_response(&mut s, 0).0, 4);
+    // ApiVersions v3 naming the client's software with characters Kafka
+    // does not take (KIP-511), or not at all: INVALID_REQUEST and no APIs,
+    // and the connection goes on.
+    for (id, name, version) in [(5, "", "1.0"), (6, "my client", "1.0"), (7, "x", "1+local")] {
+        let mut req = ApiVersionsRequest {
+            client_software_name: name.to_owned(),
+            client_software_version: version.to_owned(),
+        };
+        s.write_all(&request_frame(3, id, &mut req, &[])).unwrap();
+        let (got, body) = read_response(&mut s, 0);
+        assert_eq!(got, id);
+        let r: ApiVersionsResponse = decode(&body, 3).unwrap();
+        assert_eq!(r.error_code, code::INVALID_REQUEST, "{name:?} {version:?}");
+        assert!(r.api_keys.is_empty());
+    }
+    // v2 has no names: the same connection is answered.
+    s.write_all(&request_frame(
+        2,
+        8,
+        &mut ApiVersionsRequest::default(),
+        &[],
+    ))
+    .unwrap();
+    let (got, body) = read_response(&mut s, 0);
+    assert_eq!(got, 8);
+    assert_eq!(
+        decode::<ApiVersionsResponse>(&body, 2).unwrap().error_code,
+        0
+    );
     assert_serving(&b);
 }
 
@@ -193,12 +218,7 @@ async fn pipelined_requests_are_answered_in_order_and_acks_0_gets_no_answer() {
         &mut produce_request(1, "pipe", batch.len()),
         &batch,
     ));
-    bytes.extend(request_frame(
-        2,
-        12,
-        &mut ApiVersionsRequest::default(),
-        &[],
-    ));
+    bytes.extend(request_frame(2, 12, &mut api_versions_request(), &[]));
     bytes.extend(request_frame(
         9,
         13,
@@ -524,7 +544,7 @@ fn a_fetch_with_partitions_refused_by_the_listener_sends_exactly_its_frame() {
         let mut s = connect(&b);
         let mut req = fetch_request(&[("f", 0, 0), ("f", -1, 0), ("f", -1, 0), ("g", 0, -5)]);
         let mut frames = request_frame(version, 1, &mut req, &[]);
-        frames.extend(request_frame(3, 2, &mut ApiVersionsRequest::default(), &[]));
+        frames.extend(request_frame(3, 2, &mut api_versions_request(), &[]));
         s.write_all(&frames).unwrap();
         let header_version = ApiKey::Fetch.response_header_version(version);
         let (id, body) = read_response(&mut s, header_version);

@@ -10,7 +10,7 @@
 use std::net::TcpStream;
 use std::time::Duration;
 
-use sluice_protocol::kafka::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
+use sluice_protocol::kafka::api_versions::ApiVersionsResponse;
 use sluice_protocol::kafka::error_code::code;
 use sluice_protocol::kafka::offset_for_leader_epoch::{
     EpochQuery, EpochQueryTopic, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
@@ -18,6 +18,7 @@ use sluice_protocol::kafka::offset_for_leader_epoch::{
 };
 use sluice_protocol::wire::produce::Acks;
 use sluice_protocol::wire::topic_config::TopicConfig;
+use sluice_tests::kafka::api_versions_request;
 use sluice_tests::kafka::call;
 use sluice_tests::{TestBroker, batch_of, create_topic};
 
@@ -44,7 +45,7 @@ fn epochs_end_at_the_log_end() {
     });
     let mut s = TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let r: ApiVersionsResponse = call(&mut s, 3, &mut ApiVersionsRequest::default());
+    let r: ApiVersionsResponse = call(&mut s, 3, &mut api_versions_request());
     let listed = r
         .api_keys
         .iter()

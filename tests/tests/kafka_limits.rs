@@ -9,13 +9,14 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use sluice_protocol::kafka::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
+use sluice_protocol::kafka::api_versions::ApiVersionsResponse;
 use sluice_protocol::kafka::decode;
 use sluice_protocol::kafka::io::Records;
 use sluice_protocol::kafka::produce::{
     ProducePartitionData, ProduceRequest, ProduceResponse, ProduceTopicData,
 };
 use sluice_protocol::wire::topic_config::TopicConfig;
+use sluice_tests::kafka::api_versions_request;
 use sluice_tests::kafka::{read_response, request_frame};
 use sluice_tests::{TestBroker, batch_sized, create_topic, read_partition};
 
@@ -126,13 +127,8 @@ fn a_stalled_kafka_frame_is_closed_after_the_frame_timeout() {
     assert!(started.elapsed() >= Duration::from_millis(1000));
     // Others are served.
     let mut s = connect(&b);
-    s.write_all(&request_frame(
-        3,
-        77,
-        &mut ApiVersionsRequest::default(),
-        &[],
-    ))
-    .unwrap();
+    s.write_all(&request_frame(3, 77, &mut api_versions_request(), &[]))
+        .unwrap();
     let (id, body) = read_response(&mut s, 0);
     assert_eq!(id, 77);
     let r: ApiVersionsResponse = decode(&body, 3).unwrap();

@@ -9,8 +9,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use sluice_protocol::kafka::api_versions::ApiVersionsRequest;
 use sluice_protocol::kafka::metadata::MetadataRequest;
+use sluice_tests::kafka::api_versions_request;
 use sluice_tests::kafka::{read_response, request_frame};
 use sluice_tests::{TestBroker, http_get, sample};
 
@@ -26,8 +26,8 @@ fn kafka_requests_are_counted_timed_and_their_errors_labelled_by_kafka_api() {
     let mut s = TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut frames = Vec::new();
-    frames.extend(request_frame(3, 1, &mut ApiVersionsRequest::default(), &[]));
-    frames.extend(request_frame(3, 2, &mut ApiVersionsRequest::default(), &[]));
+    frames.extend(request_frame(3, 1, &mut api_versions_request(), &[]));
+    frames.extend(request_frame(3, 2, &mut api_versions_request(), &[]));
     frames.extend(request_frame(1, 3, &mut MetadataRequest::default(), &[]));
     s.write_all(&frames).unwrap();
     for (id, header_version) in [(1, 0), (2, 0), (3, 0)] {

@@ -117,8 +117,12 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
             fetch::fetch(conn, req, r).await
         }
         ApiKey::ApiVersions => {
-            let _: sluice_protocol::kafka::api_versions::ApiVersionsRequest =
+            let r: sluice_protocol::kafka::api_versions::ApiVersionsRequest =
                 decode_or_close(conn, req, body)?;
+            if !r.is_valid(req.version) {
+                Stats::add(&conn.broker.stats.bad_requests, 1);
+                return respond(conn, req, ApiVersionsResponse::invalid()).await;
+            }
             respond(conn, req, ApiVersionsResponse::served(code::NONE)).await
         }
         ApiKey::Metadata => {
