@@ -164,6 +164,18 @@ fn unknown_apis_and_versions_close_the_connection_after_earlier_answers() {
         assert_eq!(r.error_code, code::INVALID_REQUEST, "{name:?} {version:?}");
         assert!(r.api_keys.is_empty());
     }
+    // A client id that is not UTF-8 is taken, as Kafka takes it (read with
+    // replacement characters).
+    let mut f = request_frame(3, 9, &mut api_versions_request(), &[]);
+    assert_eq!(&f[14..26], b"sluice-tests");
+    f[14] = 0xff;
+    s.write_all(&f).unwrap();
+    let (got, body) = read_response(&mut s, 0);
+    assert_eq!(got, 9);
+    assert_eq!(
+        decode::<ApiVersionsResponse>(&body, 3).unwrap().error_code,
+        0
+    );
     // v2 has no names: the same connection is answered.
     s.write_all(&request_frame(
         2,

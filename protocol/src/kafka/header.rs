@@ -41,7 +41,7 @@ impl RequestHeader {
         r.i16(&mut h.api_key)?;
         r.i16(&mut h.api_version)?;
         r.i32(&mut h.correlation_id)?;
-        r.nullable_string(&mut h.client_id)?;
+        h.client_id = r.nullable_string_lossy()?;
         let api = ApiKey::from_i16(h.api_key);
         if api.is_some_and(|k| k.request_header_version(h.api_version) == 2) {
             let mut tags = Reader::new(buf.get(r.position()..).unwrap_or_default(), true);

@@ -224,6 +224,18 @@ impl<'a> Reader<'a> {
             })
     }
 
+    /// A nullable (non-compact) string whose bytes that are not UTF-8 are
+    /// replaced with U+FFFD, as Kafka reads a request header's client id: a
+    /// client id is only logged and reported, so Kafka takes any bytes.
+    pub fn nullable_string_lossy(&mut self) -> Result<Option<String>, KafkaError> {
+        let Some(n) = self.length(true)? else {
+            return Ok(None);
+        };
+        self.charge(n.saturating_mul(3))?;
+        let s = self.take(n)?;
+        Ok(Some(String::from_utf8_lossy(s).into_owned()))
+    }
+
     fn elements<T: Default>(
         &mut self,
         n: usize,

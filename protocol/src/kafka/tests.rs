@@ -1116,6 +1116,14 @@ fn request_headers_follow_the_api_version() {
     for cut in 0..10 {
         assert!(RequestHeader::decode(&out[..cut]).is_err());
     }
+    // A client id that is not UTF-8 is read with replacement characters, as
+    // Kafka reads it, not refused.
+    let mut out = vec![0, 3, 0, 4, 0, 0, 0, 5, 0, 3, b'a', 0xff, 0xfe];
+    let (h, n) = RequestHeader::decode(&out).unwrap();
+    assert_eq!(n, 13);
+    assert_eq!(h.client_id.as_deref(), Some("a\u{fffd}\u{fffd}"));
+    out.truncate(12);
+    assert!(RequestHeader::decode(&out).is_err());
 }
 
 /// Decodes `body` as the request of `api` at `version`; if it decodes, it
