@@ -226,6 +226,43 @@ async fn two_members_join_and_sync_and_a_leave_gives_the_other_a_new_generation(
     assert_eq!(sample("sluice_groups{state=\"Empty\"}"), Some(0.0));
     assert_eq!(sample("sluice_group_members"), Some(2.0));
     assert_eq!(sample("sluice_group_rebalances_total"), Some(2.0));
+    // A group with only committed offsets (a tool's commit) is listed as
+    // Empty, and counted so.
+    let r = admin
+        .offset_commit(
+            "offsets-only",
+            vec![CommitPartition {
+                topic: "t".into(),
+                partition: 0,
+                offset: 1,
+                metadata: String::new(),
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.partitions[0].error_code, ErrorCode::None);
+    let listed = admin.list_groups(Vec::new()).await.unwrap();
+    assert!(
+        listed
+            .groups
+            .iter()
+            .any(|g| g.group == "offsets-only" && g.state == "Empty"),
+        "{listed:?}"
+    );
+    let (_, metrics) = sluice_tests::http_get(broker.metrics_addr.unwrap(), "/metrics");
+    let sample = |series| sluice_tests::sample(&metrics, series);
+    assert_eq!(sample("sluice_groups{state=\"Empty\"}"), Some(1.0));
+    assert_eq!(sample("sluice_groups{state=\"Stable\"}"), Some(1.0));
+    let r = admin
+        .delete_groups(vec!["offsets-only".into()])
+        .await
+        .unwrap();
+    assert_eq!(r.results[0].error_code, ErrorCode::None);
+    let (_, metrics) = sluice_tests::http_get(broker.metrics_addr.unwrap(), "/metrics");
+    assert_eq!(
+        sluice_tests::sample(&metrics, "sluice_groups{state=\"Empty\"}"),
+        Some(0.0)
+    );
 
     let left_at = Instant::now();
     let r = b

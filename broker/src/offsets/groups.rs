@@ -115,6 +115,15 @@ impl OffsetStore {
         c.groups.contains_key(group) || c.map.keys().any(|(g, _, _)| g == group)
     }
 
+    /// How many groups have committed offsets, but those `except` names:
+    /// counted without copying a name.
+    pub fn count_groups_with_offsets(&self, except: impl Fn(&str) -> bool) -> usize {
+        let c = self.committed.lock();
+        let names: std::collections::HashSet<&str> =
+            c.map.keys().map(|(g, _, _)| g.as_str()).collect();
+        names.into_iter().filter(|n| !except(n)).count()
+    }
+
     /// Names of the groups that have committed offsets, sorted.
     pub fn groups_with_offsets(&self) -> Vec<String> {
         let mut out: Vec<String> = self

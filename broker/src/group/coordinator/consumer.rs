@@ -459,11 +459,11 @@ impl Coordinator {
     }
 
     /// Counts of consumer-protocol groups for metrics: (state, members).
-    pub(super) fn consumer_stats(&self) -> Vec<(GroupState, usize)> {
+    pub(super) fn consumer_stats(&self) -> Vec<(String, GroupState, usize)> {
         let consumer = self.consumer.lock();
         consumer
-            .values()
-            .map(|g| (consumer_state(g), g.members.len()))
+            .iter()
+            .map(|(name, g)| (name.clone(), consumer_state(g), g.members.len()))
             .collect()
     }
 

@@ -203,26 +203,40 @@ impl Coordinator {
         format!("{prefix}-{:x}-{n}", self.boot)
     }
 
-    /// Counts for metrics.
+    /// Counts for metrics: the groups [`Coordinator::list`] lists (a group
+    /// of the consumer protocol in place of a classic one of its name, a
+    /// group with only committed offsets as `Empty`) and the dead ones.
     pub fn stats(&self) -> GroupStats {
         let groups = self.groups.lock();
         let mut s = GroupStats {
             rebalances: self.rebalances.load(Ordering::Relaxed),
             ..GroupStats::default()
         };
-        for g in groups.values() {
-            if let Some(i) = GroupState::ALL.iter().position(|x| *x == g.state) {
-                s.by_state[i] += 1;
-            }
-            s.members += g.members.len() as u64;
-        }
-        drop(groups);
-        for (state, members) in self.consumer_stats() {
+        let mut count = |state: GroupState, n: u64| {
             if let Some(i) = GroupState::ALL.iter().position(|x| *x == state) {
-                s.by_state[i] += 1;
+                s.by_state[i] += n;
             }
-            s.members += members as u64;
+        };
+        let consumer = self.consumer_stats();
+        let consumer_names: std::collections::HashSet<&str> =
+            consumer.iter().map(|(name, _, _)| name.as_str()).collect();
+        let mut members = 0;
+        for (name, g) in groups.iter() {
+            if !consumer_names.contains(name.as_str()) {
+                count(g.state, 1);
+                members += g.members.len() as u64;
+            }
         }
+        for (_, state, n) in &consumer {
+            count(*state, 1);
+            members += *n as u64;
+        }
+        let offsets_only = self.store.count_groups_with_offsets(|name| {
+            groups.contains_key(name) || consumer_names.contains(name)
+        });
+        drop(groups);
+        count(GroupState::Empty, offsets_only as u64);
+        s.members = members;
         s
     }
 
