@@ -144,11 +144,14 @@ impl TestCluster {
                 .collect::<Vec<_>>()
                 .join("\n");
             let config_file = dir.path().join(format!("broker-{id}.toml"));
-            std::fs::write(
-                &config_file,
-                format!("controller_timeout_ms = {CONTROLLER_TIMEOUT_MS}\n{config}\n{own}\n"),
-            )
-            .expect("config file");
+            // The short controller timeout unless the test sets its own.
+            let timeout = if config.contains("controller_timeout_ms") {
+                String::new()
+            } else {
+                format!("controller_timeout_ms = {CONTROLLER_TIMEOUT_MS}\n")
+            };
+            std::fs::write(&config_file, format!("{timeout}{config}\n{own}\n"))
+                .expect("config file");
             let faults = dir.path().join(format!("faults-{id}"));
             let id_s = id.to_string();
             let mut args = vec![

@@ -275,3 +275,47 @@ fn promtool_check(text: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A controller leader that hangs (SIGSTOP: no crash, no reset, its
+/// connections stay open) is replaced within an election, and a topic
+/// created through another node meanwhile is committed by the new leader:
+/// the forward to the hung one is given up when the follower sees the new
+/// leader. It waited out the whole controller timeout on the hung node and
+/// answered `ControllerUnavailable` (with `REQUEST_TIMED_OUT` for Kafka
+/// clients, which do not retry it). (The answer may still take up to the
+/// timeout when a new partition is placed on the hung node: it waits for
+/// that partition's leader.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_created_while_the_controller_leader_hangs_goes_to_the_next_leader() {
+    let timeout = 20_000;
+    let c = TestCluster::start_with(3, &format!("controller_timeout_ms = {timeout}"));
+    let leader = c.wait_for_leader(WAIT);
+    let follower = (1..=3).find(|&i| i != leader).expect("a follower");
+    let mut conn = c.node(follower).connect().await;
+    create_topic(&mut conn, "before", 1, Default::default()).await;
+    c.node(leader).pause();
+    let started = std::time::Instant::now();
+    let r = conn
+        .create_topics(vec![sluice_protocol::wire::create_topics::NewTopic {
+            name: "during".into(),
+            partitions: 2,
+            config: Default::default(),
+            replication_factor: None,
+        }])
+        .await
+        .expect("create_topics");
+    let took = started.elapsed();
+    let live: Vec<u64> = (1..=3).filter(|&i| i != leader).collect();
+    let new_leader = c.wait_for_leader_among(&live, WAIT);
+    c.node(leader).resume();
+    assert_eq!(
+        r.results[0].error_code,
+        ErrorCode::None,
+        "{r:?} after {took:?}"
+    );
+    assert_ne!(new_leader, leader);
+    println!("created with the controller leader hung in {took:?}");
+    c.wait_until(WAIT, "the topic on every node, the resumed one too", |c| {
+        (1..=3).all(|id| c.topic(id, "during").is_some())
+    });
+}

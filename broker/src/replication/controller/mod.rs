@@ -596,11 +596,26 @@ impl Cluster {
                 message: e.to_string(),
             })
         })?;
-        match self
+        let call = self
             .transport
-            .call(leader, GroupId::Controller, Rpc::Forward, body, left)
-            .await
-        {
+            .call(leader, GroupId::Controller, Rpc::Forward, body, left);
+        // A leader that hangs (stopped, or cut off without a reset) never
+        // answers, and the others elect a new one within an election
+        // timeout: the call is given up as soon as this node sees another
+        // leader (or none), and the command sent again to whoever leads
+        // then. Waiting out the whole deadline on the hung one failed the
+        // request though the cluster could commit it within a second. The
+        // command may have been committed before the hang: the retry's
+        // answer is read with that in mind (`done_by_earlier_attempt`).
+        let answer = tokio::select! {
+            answer = call => answer,
+            () = self.leadership_leaves(leader) => {
+                return Err(Retry::After(format!(
+                    "node {leader} stopped leading while it was asked (no answer)"
+                )));
+            }
+        };
+        match answer {
             Ok(bytes) => match postcard::from_bytes::<ForwardAnswer>(&bytes) {
                 Ok(ForwardAnswer::Applied { outcome, index }) => Ok((outcome, index)),
                 Ok(ForwardAnswer::NotLeader) => Err(Retry::After(format!(
@@ -616,6 +631,18 @@ impl Cluster {
                 code: ErrorCode::ControllerUnavailable,
                 message: format!("forwarding to the controller leader: {e}"),
             })),
+        }
+    }
+
+    /// Returns once this node no longer takes `leader` for the controller
+    /// leader (another node leads, or none is known); never if it stays.
+    async fn leadership_leaves(&self, leader: u64) {
+        let mut metrics = self.raft.metrics();
+        while self.leader() == Some(leader) {
+            if metrics.changed().await.is_err() {
+                // The group stopped: the call ends with it.
+                std::future::pending::<()>().await;
+            }
         }
     }
 
