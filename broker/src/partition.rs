@@ -237,6 +237,19 @@ impl Partition {
                 if flush_to.is_none() {
                     self.notify();
                 }
+                if info.rolled && flush_to.is_none() && crate::log::open_sealed::over() {
+                    // The segment just sealed keeps its descriptors until a
+                    // flush covers it. Past the broker's cap on open sealed
+                    // segments, waiting for the once-a-second maintenance
+                    // let fast-rolling partitions take every descriptor the
+                    // process had (95 sealed segments open against a cap
+                    // of 10): flush it now, on the log flusher, without
+                    // waiting for it.
+                    drop(PartitionLog::flush_all_async([(
+                        Arc::clone(&self.log),
+                        info.base_offset,
+                    )]));
+                }
                 Ok(Appended { info, flush_to })
             }
             Err(e) => {

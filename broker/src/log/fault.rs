@@ -20,6 +20,7 @@ pub struct Faults {
     write_eio: AtomicBool,
     read_eio: AtomicBool,
     fsync_fails: AtomicBool,
+    dir_open_emfile: AtomicBool,
     short_writes: AtomicBool,
     syncs: AtomicU64,
     sync_delay_us: AtomicU64,
@@ -54,6 +55,11 @@ impl Faults {
     /// Makes every `sync_data` and directory sync fail with `EIO`.
     pub fn set_fsync_fails(&self, on: bool) {
         self.fsync_fails.store(on, Ordering::SeqCst);
+    }
+    /// Makes every directory sync fail before it runs, as the open of the
+    /// directory fails with `EMFILE` when the process is out of descriptors.
+    pub fn set_dir_open_emfile(&self, on: bool) {
+        self.dir_open_emfile.store(on, Ordering::SeqCst);
     }
     /// Makes every write store at most half its bytes (at least one).
     pub fn set_short_writes(&self, on: bool) {
@@ -215,6 +221,9 @@ impl FileSystem for FaultyFs {
         StdFs.rename(from, to)
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        if self.faults.dir_open_emfile.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(libc::EMFILE));
+        }
         if self.faults.fsync_fails.load(Ordering::SeqCst) {
             return Err(eio());
         }

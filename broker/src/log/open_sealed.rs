@@ -17,7 +17,9 @@
 //! always (so a writeback error reaches the `fdatasync` on the descriptor
 //! that wrote), and each partition keeps the two it reads now, so the
 //! count can pass the cap by those: two per partition being read, and the
-//! segments written and not yet flushed. Every path that opens a sealed
+//! segments written and not yet flushed (a produce that seals one while
+//! the count is past the cap has it flushed at once: see
+//! `Partition::append`). Every path that opens a sealed
 //! segment's files (reads, time lookups, a follower's catch-up, the
 //! largest-timestamp lookup) lists it first, so no open goes uncounted.
 

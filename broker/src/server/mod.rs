@@ -386,6 +386,8 @@ async fn maintain(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
         let replicated = replicas.is_some();
         let done = tokio::task::spawn_blocking(move || {
             let now = SystemTime::now();
+            let mut failed = 0usize;
+            let mut first = None;
             for p in b.topics.all_partitions() {
                 let r = match replicated {
                     true => p.maintain_replicated(now),
@@ -393,8 +395,17 @@ async fn maintain(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
                 };
                 match r {
                     Ok(()) => {}
-                    Err(e) => tracing::warn!(dir = %p.log.dir().display(), error = %e, "maintenance failed"),
+                    // Said (as an error) when it was taken offline; its
+                    // state is in Metadata and the metrics.
+                    Err(crate::log::LogError::Offline { .. }) => {}
+                    Err(e) => {
+                        failed += 1;
+                        first.get_or_insert_with(|| (p.log.dir().to_path_buf(), e));
+                    }
                 }
+            }
+            if let Some((dir, e)) = first {
+                maintenance_failed(&dir, &e, failed);
             }
         })
         .await;
@@ -433,4 +444,23 @@ async fn maintain(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
             }
         }
     }
+}
+
+/// Warns of failed maintenance passes: the first at once, then at most one
+/// line a minute (a shortage of descriptors or space fails every partition's
+/// pass every second), each with the number of partitions the pass failed.
+fn maintenance_failed(dir: &std::path::Path, e: &crate::log::LogError, partitions: usize) {
+    static LAST: parking_lot::Mutex<Option<std::time::Instant>> = parking_lot::Mutex::new(None);
+    let mut last = LAST.lock();
+    if last.is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
+        return;
+    }
+    *last = Some(std::time::Instant::now());
+    drop(last);
+    tracing::warn!(
+        dir = %dir.display(),
+        error = %e,
+        partitions,
+        "maintenance failed (of this pass's failed partitions, the first; said at most once a minute)"
+    );
 }

@@ -102,6 +102,42 @@ fn failed_fsync_takes_the_log_offline_but_reads_go_on() {
     assert!(log.append(&mut batch("back", 1, 10, 0)).is_ok());
 }
 
+/// A directory sync whose open fails for want of descriptors did not run:
+/// nothing written back failed, so the flush fails and the next one (with
+/// descriptors again) succeeds; the log stays online. It went offline for
+/// good, and with it most partitions of a broker at its open-file limit.
+#[test]
+fn a_directory_that_cannot_be_opened_for_its_sync_fails_the_flush_not_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, faults) = faulty(dir.path(), FlushPolicy::BeforeAck);
+    let info = log.append(&mut batch("first", 3, 10, 0)).unwrap();
+    log.flush_to(info.next_offset).unwrap();
+    // Append until a segment rolls: the next flush syncs the directory.
+    let mut records = 3;
+    let info = loop {
+        let info = log.append(&mut batch("roll", 3, 100, 0)).unwrap();
+        records += 3;
+        if info.rolled {
+            break info;
+        }
+    };
+    faults.set_dir_open_emfile(true);
+    let err = log.flush_to(info.next_offset).unwrap_err();
+    assert!(!matches!(err, LogError::Offline { .. }), "{err}");
+    assert!(err.to_string().contains("open for fsync"), "{err}");
+    assert!(!log.is_offline());
+    assert!(
+        log.high_watermark() < info.next_offset,
+        "not durable, not visible"
+    );
+    faults.set_dir_open_emfile(false);
+    log.flush_to(info.next_offset).unwrap();
+    assert_eq!(log.high_watermark(), info.next_offset);
+    let info = log.append(&mut batch("more", 2, 10, 0)).unwrap();
+    log.flush_to(info.next_offset).unwrap();
+    assert_eq!(read_all(&log, 1 << 20).len(), records + 2);
+}
+
 #[test]
 fn read_errors_are_errors_not_panics() {
     let dir = tempfile::tempdir().unwrap();
