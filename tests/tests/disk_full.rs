@@ -226,6 +226,38 @@ async fn a_full_disk_refuses_appends_keeps_what_was_acknowledged_and_recovers() 
     );
     let free = sample(&metrics, "sluice_disk_free_bytes").unwrap();
     assert!(free < (1 << 20) as f64, "{free} bytes free on a full disk");
+    // The CLI producer retries a full disk until its delivery timeout (2
+    // minutes by default), which `--delivery-timeout-ms` shortens; then it
+    // fails with one clear line.
+    let started = std::time::Instant::now();
+    let mut child = std::process::Command::new(sluice_tests::workspace_binary(
+        "sluice-client",
+        "sluice",
+        "SLUICE_CLI_BIN",
+    ))
+    .args(["--broker", &broker.addr.to_string(), "produce", "fill"])
+    .args(["--delivery-timeout-ms", "2000"])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&vec![b'x'; 4096]).unwrap();
+        stdin.write_all(b"\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(
+        took < Duration::from_secs(30),
+        "gave up after {took:?}: {stderr}"
+    );
+    println!("CLI produce on the full disk gave up after {took:?}: {stderr}");
 
     // A committed offset on the full disk: stored, or refused clearly.
     let commit = |offset| {

@@ -57,6 +57,12 @@ pub(crate) struct ProduceArgs {
     /// store a record twice (by default each record is stored once)
     #[arg(long)]
     no_idempotence: bool,
+    /// Fail a record not acknowledged this many milliseconds after it was
+    /// read, retries included (Kafka's `delivery.timeout.ms`; a broker
+    /// refusing every append, on a full disk, is retried until then)
+    #[arg(long, value_name = "MS", default_value_t = 120_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    delivery_timeout_ms: u64,
 }
 
 /// `--compression`.
@@ -171,6 +177,7 @@ pub(crate) async fn run(broker: &str, args: ProduceArgs) -> anyhow::Result<Outco
     config.compression = args.compression.into();
     config.compression_level = args.compression_level;
     config.idempotence = !args.no_idempotence;
+    config.delivery_timeout = std::time::Duration::from_millis(args.delivery_timeout_ms);
     let producer = Producer::new(config);
     let result = send_lines(&producer, &args, input).await;
     producer.close().await;
