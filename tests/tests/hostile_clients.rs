@@ -524,16 +524,8 @@ async fn budget_released(c: &mut Connection) {
 /// by a list of `n` copies of `element`.
 fn listing_frame(api: ApiKey, prefix: &[u8], element: &[u8], n: usize) -> Vec<u8> {
     let mut body = prefix[..prefix.len() - 1].to_vec();
-    let mut count = n as u64;
-    loop {
-        let b = (count & 0x7f) as u8;
-        count >>= 7;
-        if count == 0 {
-            body.push(b);
-            break;
-        }
-        body.push(b | 0x80);
-    }
+    // The list's count: a varint, as postcard writes a `u64`.
+    encode_body(&(n as u64), &mut body);
     body.reserve(element.len() * n);
     for _ in 0..n {
         body.extend_from_slice(element);
