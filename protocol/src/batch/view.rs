@@ -155,6 +155,18 @@ impl Iterator for Records {
             }
         };
         let index = self.index;
+        if raw.offset_delta != index {
+            // Checked for an uncompressed batch when it was validated; a
+            // compressed one's records are first read here, and a record
+            // must not come out at an offset its place does not give it.
+            self.count = 0;
+            self.pos = self.bytes.len();
+            return Some(Err(BatchError::OffsetDeltaMismatch {
+                index,
+                expected: index,
+                actual: raw.offset_delta,
+            }));
+        }
         self.index += 1;
         let timestamp = self
             .log_append_time
