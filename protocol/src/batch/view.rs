@@ -297,6 +297,42 @@ mod tests {
     }
 
     #[test]
+    fn a_compressed_record_whose_offset_delta_is_not_its_place_is_an_error() {
+        // Validation checks the deltas of an uncompressed batch only; a
+        // compressed batch's are first seen by this iterator, which must not
+        // hand out record 1 at offset base + 5.
+        let recs = [
+            framed(&record_body(0, 0, Some(b"a"), Some(b"x"), &[])),
+            framed(&record_body(0, 5, Some(b"b"), Some(b"y"), &[])),
+        ]
+        .concat();
+        let plain = assemble(
+            RefHeader {
+                base_offset: 40,
+                last_offset_delta: 1,
+                record_count: 2,
+                ..RefHeader::default()
+            },
+            &recs,
+        );
+        let header = BatchHeader::parse(&plain).unwrap();
+        let codec = crate::batch::compression::Codec::new(Compression::Zstd);
+        let packed = crate::batch::compression::build_compressed(&header, &recs, codec).unwrap();
+        let batch = RecordBatch::new(packed.freeze()).unwrap();
+        let mut it = batch.records();
+        assert_eq!(it.next().unwrap().unwrap().offset, 40);
+        assert_eq!(
+            it.next(),
+            Some(Err(BatchError::OffsetDeltaMismatch {
+                index: 1,
+                expected: 1,
+                actual: 5
+            }))
+        );
+        assert!(it.next().is_none(), "the iterator stops after the error");
+    }
+
+    #[test]
     fn log_append_time_gives_every_record_max_timestamp() {
         let recs = [
             framed(&record_body(0, 0, None, None, &[])),
