@@ -616,13 +616,15 @@ impl Cluster {
             }
         };
         match answer {
-            Ok(bytes) => match postcard::from_bytes::<ForwardAnswer>(&bytes) {
-                Ok(ForwardAnswer::Applied { outcome, index }) => Ok((outcome, index)),
-                Ok(ForwardAnswer::NotLeader) => Err(Retry::After(format!(
-                    "node {leader} is no longer the leader"
-                ))),
-                Err(e) => Err(Retry::After(format!("malformed answer from {leader}: {e}"))),
-            },
+            Ok(bytes) => {
+                match crate::replication::transport::raft::decode_peer::<ForwardAnswer>(&bytes) {
+                    Ok(ForwardAnswer::Applied { outcome, index }) => Ok((outcome, index)),
+                    Ok(ForwardAnswer::NotLeader) => Err(Retry::After(format!(
+                        "node {leader} is no longer the leader"
+                    ))),
+                    Err(e) => Err(Retry::After(format!("malformed answer from {leader}: {e}"))),
+                }
+            }
             // Not sent, or refused before it ran: safe to try again.
             Err(e @ (CallError::Unreachable(..) | CallError::Remote(..))) => {
                 Err(Retry::After(e.to_string()))
@@ -681,8 +683,8 @@ impl GroupHandler for ForwardHandler {
             if rpc != Rpc::Forward {
                 return Err(format!("unsupported call {}", rpc.name()));
             }
-            let cmd: Command =
-                postcard::from_bytes(&body).map_err(|e| format!("malformed command: {e}"))?;
+            let cmd: Command = crate::replication::transport::raft::decode_peer(&body)
+                .map_err(|e| format!("malformed command: {e}"))?;
             let answer = match raft.client_write(cmd).await {
                 Ok(r) => ForwardAnswer::Applied {
                     outcome: r.data,

@@ -22,6 +22,8 @@
 //! stamped in each batch's `partitionLeaderEpoch`.
 
 mod facade;
+#[cfg(test)]
+pub(crate) use facade::MAX_PAYLOAD_ENTRIES;
 pub mod format;
 mod index;
 mod liveness;

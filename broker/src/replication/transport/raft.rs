@@ -21,6 +21,7 @@ use openraft::raft::{
 use openraft::{BasicNode, Raft, RaftTypeConfig};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sluice_protocol::wire::budget::{self, Meter};
 
 use super::budget::AppendBudget;
 use super::{CallError, GroupHandler, GroupId, HandlerFuture, MALFORMED, Rpc, Transport, raw};
@@ -108,7 +109,7 @@ impl PreVotePeers for PreVoteCalls {
                 .call(target, group, Rpc::PreVote, body, timeout)
                 .await
                 .map_err(|e| e.to_string())?;
-            postcard::from_bytes::<PreVoteResponse>(&answer).map_err(|e| e.to_string())
+            decode_peer::<PreVoteResponse>(&answer)
         })
     }
 
@@ -219,8 +220,8 @@ where
                 return Err(RPCError::Network(NetworkError::new(&e)));
             }
         };
-        let decoded: Result<Resp, RaftError<u64, E>> = postcard::from_bytes(&bytes)
-            .map_err(|e| RPCError::Network(NetworkError::new(&Message(e.to_string()))))?;
+        let decoded: Result<Resp, RaftError<u64, E>> =
+            decode_peer(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&Message(e))))?;
         decoded.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
@@ -446,9 +447,21 @@ where
 /// starts with [`MALFORMED`].
 pub fn decode_request<T: DeserializeOwned>(body: &[u8], payload: BytesMut) -> Result<T, String> {
     raw::with_payload(payload, || {
-        postcard::from_bytes(body).map_err(|e| format!("body: {e}"))
+        decode_peer(body).map_err(|e| format!("body: {e}"))
     })
     .map_err(|e| format!("{MALFORMED}: {e}"))
+}
+
+/// Decodes a postcard body a peer sent (a request, or an answer to one of
+/// ours) under the native listener's memory budget: at most
+/// [`Meter::memory_for`] its size of decoded values, so a body of millions
+/// of minimal list elements is refused before it is built instead of
+/// taking gigabytes. Legitimate bodies stay far below it: an
+/// AppendEntries call carries at most `MAX_PAYLOAD_ENTRIES` entries, and
+/// records travel in the raw payload, not the body.
+pub fn decode_peer<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    let meter = Meter::new(Meter::memory_for(body.len()), usize::MAX);
+    budget::decode_metered(body, &meter).map_err(|e| e.to_string())
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Bytes, String> {
@@ -542,7 +555,8 @@ mod tests {
     use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
     use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, VoteRequest};
 
-    use super::{APPEND_BUDGET_BYTES, Network, REMOTE_ERROR_PAUSE, entries_hint};
+    use super::{APPEND_BUDGET_BYTES, Network, REMOTE_ERROR_PAUSE, decode_request, entries_hint};
+    use crate::replication::partition::MAX_PAYLOAD_ENTRIES;
     use crate::replication::partition::PartitionRaft;
     use crate::replication::transport::{GroupId, Transport, serve};
 
@@ -576,6 +590,54 @@ mod tests {
             "5 errors in {:?}",
             started.elapsed()
         );
+    }
+
+    /// An AppendEntries body of millions of blank entries (4 bytes each on
+    /// the wire, many times that decoded) is refused before it is built;
+    /// the most entries openraft sends in one call still decode.
+    #[test]
+    fn a_body_of_millions_of_minimal_entries_is_refused_before_it_is_built() {
+        use crate::replication::controller::TypeConfig;
+        use openraft::{Entry, EntryPayload, LogId};
+
+        type Request = AppendEntriesRequest<TypeConfig>;
+        let blank = Entry::<TypeConfig> {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), 1),
+            payload: EntryPayload::Blank,
+        };
+        let request = |entries: Vec<Entry<TypeConfig>>| Request {
+            vote: Vote::new(1, 1),
+            prev_log_id: None,
+            leader_commit: None,
+            entries,
+        };
+        let most = request(vec![blank.clone(); MAX_PAYLOAD_ENTRIES as usize]);
+        let body = postcard::to_allocvec(&most).unwrap();
+        let back: Request = decode_request(&body, bytes::BytesMut::new()).unwrap();
+        assert_eq!(back.entries.len(), most.entries.len());
+
+        // The body of `n` blank entries, spliced from the encodings of none
+        // and of one (the entry count is the one byte where they differ).
+        let none = postcard::to_allocvec(&request(vec![])).unwrap();
+        let one_entry = postcard::to_allocvec(&blank).unwrap();
+        let at = none
+            .iter()
+            .zip(&postcard::to_allocvec(&request(vec![blank.clone()])).unwrap())
+            .take_while(|(a, b)| a == b)
+            .count();
+        let n: usize = 8_000_000;
+        assert!(
+            std::mem::size_of::<Entry<TypeConfig>>() > 16 * one_entry.len(),
+            "a blank entry must decode to more than the budget's 16 bytes a byte"
+        );
+        let mut hostile = none[..at].to_vec();
+        hostile.extend_from_slice(&postcard::to_allocvec(&n).unwrap());
+        for _ in 0..n {
+            hostile.extend_from_slice(&one_entry);
+        }
+        hostile.extend_from_slice(&none[at + 1..]);
+        let e = decode_request::<Request>(&hostile, bytes::BytesMut::new()).unwrap_err();
+        assert!(e.contains("bytes of values"), "{e}");
     }
 
     /// A follower that answers calls over 1 MiB after the timeout (a slow
