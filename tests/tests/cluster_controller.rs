@@ -319,3 +319,48 @@ async fn a_topic_created_while_the_controller_leader_hangs_goes_to_the_next_lead
         (1..=3).all(|id| c.topic(id, "during").is_some())
     });
 }
+
+/// A node that hangs (SIGSTOP: its connections stay open and the kernel
+/// still accepts new ones) gets no replica of a topic created through
+/// another node once the controller leader's heartbeats to it have gone
+/// unanswered for the broker session timeout (9 s): the leader adds the
+/// peers it cannot reach to those the proposing node avoids, which a node
+/// that calls the hung one for nothing cannot tell is hung. Replicas placed
+/// there made the creation wait for leaders that could not be elected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_replicas_are_kept_off_a_hung_node() {
+    let c = TestCluster::start(3);
+    let leader = c.wait_for_leader(WAIT);
+    let via = (1..=3).find(|&i| i != leader).expect("a follower");
+    let hung = (1..=3).find(|&i| i != leader && i != via).expect("another");
+    let mut conn = c.node(via).connect().await;
+    c.node(hung).pause();
+    // The broker session timeout, and a margin for the heartbeat that
+    // starts it.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let started = std::time::Instant::now();
+    let r = conn
+        .create_topics(vec![sluice_protocol::wire::create_topics::NewTopic {
+            name: "spread".into(),
+            partitions: 6,
+            config: Default::default(),
+            replication_factor: Some(1),
+        }])
+        .await
+        .expect("create_topics");
+    let took = started.elapsed();
+    c.node(hung).resume();
+    assert_eq!(r.results[0].error_code, ErrorCode::None, "{r:?}");
+    let topic = c.topic(via, "spread").expect("applied before the answer");
+    let hosts: Vec<u64> = topic["replicas"]
+        .as_array()
+        .expect("replicas")
+        .iter()
+        .map(|p| p[0].as_u64().expect("host"))
+        .collect();
+    assert_eq!(hosts.len(), 6, "{topic}");
+    assert!(
+        !hosts.contains(&hung),
+        "a partition placed on hung node {hung}: {hosts:?} (created in {took:?})"
+    );
+}

@@ -248,7 +248,10 @@ impl Cluster {
         )
         .await
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
-        let forward: Arc<dyn GroupHandler> = Arc::new(ForwardHandler { raft: raft.clone() });
+        let forward: Arc<dyn GroupHandler> = Arc::new(ForwardHandler {
+            raft: raft.clone(),
+            transport: Arc::clone(&transport),
+        });
         let heard = Arc::new(Heard::opened(stored_vote.as_ref()));
         transport.registry.register(
             GroupId::Controller,
@@ -674,17 +677,26 @@ enum Retry {
 /// Serves forwarded commands on the leader.
 struct ForwardHandler {
     raft: Raft<TypeConfig>,
+    /// The leader's node-to-node transport: which peers it finds unreachable.
+    transport: Arc<Transport>,
 }
 
 impl GroupHandler for ForwardHandler {
     fn handle(&self, rpc: Rpc, body: Bytes, _payload: bytes::BytesMut) -> HandlerFuture {
         let raft = self.raft.clone();
+        let transport = Arc::clone(&self.transport);
         Box::pin(async move {
             if rpc != Rpc::Forward {
                 return Err(format!("unsupported call {}", rpc.name()));
             }
-            let cmd: Command = crate::replication::transport::raft::decode_peer(&body)
+            let mut cmd: Command = crate::replication::transport::raft::decode_peer(&body)
                 .map_err(|e| format!("malformed command: {e}"))?;
+            // The proposer avoids the peers it cannot reach; a follower
+            // calls few peers (none, if it leads no partition), so a hung
+            // peer (its connections open, its calls unanswered) is often
+            // seen only here, where the controller's heartbeats go
+            // unanswered.
+            cmd.avoid_also(&transport.unreachable(BROKER_SESSION_TIMEOUT));
             let answer = match raft.client_write(cmd).await {
                 Ok(r) => ForwardAnswer::Applied {
                     outcome: r.data,

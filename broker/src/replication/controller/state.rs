@@ -654,6 +654,24 @@ impl Metadata {
     }
 }
 
+impl Command {
+    /// Adds `nodes` to the nodes a command that places replicas keeps them
+    /// off (`avoid` of [`Command::CreateTopicV2`] and
+    /// [`Command::CreatePartitionsV2`]); other commands are unchanged.
+    pub fn avoid_also(&mut self, nodes: &[u64]) {
+        if let Command::CreateTopicV2 { avoid, .. } | Command::CreatePartitionsV2 { avoid, .. } =
+            self
+        {
+            for n in nodes {
+                if !avoid.contains(n) {
+                    avoid.push(*n);
+                }
+            }
+            avoid.sort_unstable();
+        }
+    }
+}
+
 /// The nodes replicas of `rf` copies are placed on: `nodes` but those in
 /// `avoid` (nodes the proposer could not reach, which Kafka clients are
 /// not told of either), if at least `rf` remain; otherwise all of `nodes`
