@@ -101,6 +101,11 @@ pub struct BrokerConfig {
     /// Lowered at start when the open-file limit cannot hold it beside
     /// `max_partitions` ([`BrokerConfig::fit_open_files`]).
     pub max_connections: usize,
+    /// Connections one client address may hold at once (Kafka's
+    /// `max.connections.per.ip`); 0: no bound beyond `max_connections`.
+    /// One past it takes the seat of a silent connection of the same
+    /// address, as past `max_connections`, else is closed at once.
+    pub max_connections_per_ip: usize,
     /// Largest request frame accepted, in bytes.
     pub max_frame_bytes: u32,
     /// Bytes of request frames held in memory across all connections beyond
@@ -297,6 +302,7 @@ impl Default for BrokerConfig {
                 .parse()
                 .unwrap_or_else(|_| unreachable!("valid literal")),
             max_connections: 1024,
+            max_connections_per_ip: 0,
             max_producer_states: 1_000_000,
             max_frame_bytes: 64 << 20,
             max_request_bytes_in_flight: 512 << 20,

@@ -835,3 +835,71 @@ fn a_join_of_a_client_that_left_gives_its_seat_back_at_once() {
     drop(joining);
     assert_a_seat_comes_free(&b);
 }
+
+/// A connection to the Kafka listener from `from` (another loopback
+/// address: the broker sees another client address).
+fn connect_from(b: &TestBroker, from: std::net::Ipv4Addr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind((from, 0).into()).unwrap();
+        socket.connect(b.kafka_addr.unwrap()).await.unwrap()
+    });
+    let s = s.into_std().unwrap();
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// With `max_connections_per_ip`, one client address holding that many
+/// connections, all being served (long polls), gets no more; other
+/// addresses still get in, and the address gets a seat again once one of
+/// its connections closes. Without it one client's long polls could take
+/// every seat.
+#[test]
+fn one_client_address_cannot_take_every_seat() {
+    let (b, _config) =
+        broker_with("max_connections = 8\nmax_connections_per_ip = 2\nmax_fetch_wait_ms = 60000\n");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = b.connect().await;
+        create_topic(&mut c, "lp", 1, TopicConfig::default()).await;
+    });
+    let long_poll = |id| {
+        let mut req = fetch_request(&[("lp", 0, 0)]);
+        req.max_wait_ms = 30_000;
+        req.min_bytes = 1;
+        request_frame(12, id, &mut req, &[])
+    };
+    let mut polling: Vec<TcpStream> = (0..2)
+        .map(|i| {
+            let mut s = connect(&b);
+            s.write_all(&long_poll(i)).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    // 127.0.0.1 holds its two seats: a third connection from it is closed
+    // at once, though six seats are free.
+    let mut third = connect(&b);
+    third
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    assert_closed(&mut third);
+    // Another address is served.
+    let other = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    api_versions(&mut connect_from(&b, other), 5);
+    // One long poll's client leaves: 127.0.0.1 gets a seat again.
+    drop(polling.pop());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_serving(&b);
+    assert!(
+        b.log().contains("max_connections_per_ip"),
+        "the refusal is logged: {}",
+        b.log()
+    );
+    drop(polling);
+}

@@ -281,12 +281,12 @@ fn encode_broker(enc: &mut DescriptorEncoder, broker: &Broker) -> Result<(), std
     )?;
     f.counter(
         "sluice_connections_rejected",
-        "Client connections closed at once because max_connections were open.",
+        "Client connections closed at once because max_connections were open, or max_connections_per_ip from the client's address.",
         load(&s.connections_rejected),
     )?;
     f.counter(
         "sluice_connections_displaced",
-        "Client connections closed to seat a new one while max_connections were open, after staying silent past their grace.",
+        "Client connections closed to seat a new one while max_connections were open (or max_connections_per_ip from their address), after staying silent past their grace.",
         load(&s.connections_displaced),
     )?;
     f.gauge(

@@ -241,7 +241,10 @@ pub async fn run_then_close(
         None => (None, None),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
-    let seats = seats::Seats::new(broker.config.max_connections);
+    let seats = seats::Seats::with_per_address(
+        broker.config.max_connections,
+        broker.config.max_connections_per_ip,
+    );
     let mut connections = JoinSet::new();
     let maintenance = tokio::spawn(maintain(Arc::clone(&broker), stop_rx.clone()));
     let offset_expiry = tokio::spawn(expire_offsets(Arc::clone(&broker), stop_rx.clone()));
@@ -251,6 +254,7 @@ pub async fn run_then_close(
         // connection limit): at most one line every 10 s each.
         let accept_failed = Throttle::new(Duration::from_secs(10));
         let over_limit = Throttle::new(Duration::from_secs(10));
+        let over_address_limit = Throttle::new(Duration::from_secs(10));
         let displaced = Throttle::new(Duration::from_secs(10));
         loop {
             let kafka_accept = async {
@@ -277,13 +281,13 @@ pub async fn run_then_close(
                     continue;
                 }
             };
-            let seat = match seats.admit() {
+            let seat = match seats.admit(peer.ip()) {
                 seats::Admission::Free(seat) => seat,
                 seats::Admission::TakenOver(seat) => {
                     // A connection silent past its grace gave way.
                     Stats::add(&broker.stats.connections_displaced, 1);
                     if let Some(held_back) = displaced.allow() {
-                        tracing::warn!(%peer, max = broker.config.max_connections, held_back, "connection limit reached; closed a silent connection to seat a new one");
+                        tracing::warn!(%peer, max = broker.config.max_connections, max_per_ip = broker.config.max_connections_per_ip, held_back, "connection limit reached (max_connections, or max_connections_per_ip of this client address); closed a silent connection to seat a new one");
                     }
                     seat
                 }
@@ -294,6 +298,16 @@ pub async fn run_then_close(
                     Stats::add(&broker.stats.connections_rejected, 1);
                     if let Some(held_back) = over_limit.allow() {
                         tracing::warn!(%peer, max = broker.config.max_connections, held_back, "connection limit reached; closing new connection");
+                    }
+                    drop(stream);
+                    continue;
+                }
+                seats::Admission::AddressFull => {
+                    // As Kafka's `max.connections.per.ip`: this client
+                    // address holds its share, all of them busy.
+                    Stats::add(&broker.stats.connections_rejected, 1);
+                    if let Some(held_back) = over_address_limit.allow() {
+                        tracing::warn!(%peer, max_per_ip = broker.config.max_connections_per_ip, held_back, "connection limit of this client address reached (max_connections_per_ip); closing new connection");
                     }
                     drop(stream);
                     continue;

@@ -39,9 +39,9 @@ pub fn serve(listener: TcpListener, transport: Arc<Transport>) -> tokio::task::J
             while connections.try_join_next().is_some() {}
             match listener.accept().await {
                 Ok((stream, peer)) => {
-                    let seat = match seats.admit() {
+                    let seat = match seats.admit(peer.ip()) {
                         Admission::Free(seat) | Admission::TakenOver(seat) => seat,
-                        Admission::Full => {
+                        Admission::Full | Admission::AddressFull => {
                             if let Some(held_back) = full.allow() {
                                 tracing::warn!(%peer, max = MAX_CONNECTIONS, held_back, "raft listener: every connection busy; closing a new one");
                             }

@@ -402,6 +402,15 @@ pub(super) fn broker_settings(
             TYPE_INT,
         ),
         (
+            // Kafka's default, 2147483647, is its "no bound": Sluice's 0.
+            "max.connections.per.ip",
+            match config.max_connections_per_ip {
+                0 => i32::MAX.to_string(),
+                n => n.to_string(),
+            },
+            TYPE_INT,
+        ),
+        (
             "group.min.session.timeout.ms",
             config.group_min_session_timeout_ms.to_string(),
             TYPE_INT,
