@@ -339,3 +339,65 @@ fn a_replica_that_knows_no_leader_answers_fetch_with_not_leader_or_follower() {
         "{seen:?}"
     );
 }
+
+/// DeleteTopics entries refused as Kafka's controller refuses them
+/// (`INVALID_REQUEST`, nothing deleted): a name with an id (a stale id
+/// deleted the topic that now has the name), neither, a name or an id given
+/// twice; an id of a topic another entry names is refused and the name
+/// deletes it; the others go on.
+#[test]
+fn delete_topics_entries_that_name_a_topic_ambiguously_are_refused() {
+    let b = TestBroker::start();
+    let mut s = connect(b.kafka_addr.unwrap());
+    let victim = create(&mut s, "victim", 1, 1);
+    let twice = create(&mut s, "twice", 1, 1);
+    let both = create(&mut s, "both", 1, 1);
+    let gone = create(&mut s, "gone", 1, 1);
+    let stale: Id = [5; 16];
+    let entry = |name: Option<&str>, topic_id: Id| DeleteTopicState {
+        name: name.map(str::to_owned),
+        topic_id,
+    };
+    let mut req = DeleteTopicsRequest {
+        topics: vec![
+            entry(Some("victim"), stale),
+            entry(None, [0; 16]),
+            entry(Some("twice"), [0; 16]),
+            entry(Some("twice"), [0; 16]),
+            entry(None, both),
+            entry(Some("both"), [0; 16]),
+            entry(None, gone),
+        ],
+        timeout_ms: 10_000,
+    };
+    let r: DeleteTopicsResponse = call(&mut s, 6, &mut req);
+    let got: Vec<(i16, Option<&str>)> = r
+        .responses
+        .iter()
+        .map(|t| (t.error_code, t.error_message.as_deref()))
+        .collect();
+    let invalid = |why| (code::INVALID_REQUEST, Some(why));
+    assert_eq!(
+        got,
+        [
+            invalid("You may not specify both topic name and topic id."),
+            invalid("Neither topic name nor id were specified."),
+            invalid("Duplicate topic name."),
+            invalid("Duplicate topic name."),
+            invalid("The provided topic name maps to an ID that was already supplied."),
+            (code::NONE, None),
+            (code::NONE, None),
+        ],
+        "{r:?}"
+    );
+    assert_eq!(r.responses[0].topic_id, stale, "the id asked is echoed");
+    assert_eq!(id_of(&mut s, "victim"), victim, "kept");
+    assert_eq!(id_of(&mut s, "twice"), twice, "kept");
+    let left: Vec<(i16, Option<String>, Id)> =
+        metadata(&mut s, vec![by_name("both"), by_name("gone")]);
+    assert!(
+        left.iter()
+            .all(|(e, _, _)| *e == code::UNKNOWN_TOPIC_OR_PARTITION),
+        "{left:?}"
+    );
+}

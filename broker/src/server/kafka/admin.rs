@@ -2,7 +2,7 @@
 //! FindCoordinator, OffsetCommit, OffsetFetch, CreateTopics, DeleteTopics,
 //! DescribeConfigs, InitProducerId.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -828,6 +828,7 @@ pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> Create
 /// answered with UNKNOWN_TOPIC_ID.
 pub(super) async fn delete_topics(conn: &Conn, r: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let svc = Arc::clone(&conn.broker.service);
+    let refusals = delete_refusals(&r.topics);
     let ids: Vec<TopicId> = r
         .topics
         .iter()
@@ -840,23 +841,45 @@ pub(super) async fn delete_topics(conn: &Conn, r: DeleteTopicsRequest) -> Delete
         .topic_ids(r.topics.iter().filter_map(|t| t.name.as_deref()))
         .into_iter();
     // Each entry's name, looked up by id where none was given.
-    let named: Vec<(DeleteTopicState, Option<String>)> = r
+    let mut named: Vec<(DeleteTopicState, Option<String>, Option<&'static str>)> = r
         .topics
         .into_iter()
-        .map(|mut t| {
+        .zip(refusals)
+        .map(|(mut t, refused)| {
             let name = match &t.name {
                 Some(n) => {
                     if let Some(id) = of_named.next().flatten() {
-                        t.topic_id = id.0;
+                        if refused.is_none() {
+                            t.topic_id = id.0;
+                        }
                     }
                     Some(n.clone())
                 }
                 None => by_id.next().flatten(),
             };
-            (t, name)
+            (t, name, refused)
         })
         .collect();
-    let names: Vec<String> = named.iter().filter_map(|(_, n)| n.clone()).collect();
+    // A topic named by one entry and given by its id in another (Kafka:
+    // the id entry is refused, the name entry goes on).
+    let by_name: HashSet<String> = named
+        .iter()
+        .filter(|(t, _, refused)| t.name.is_some() && refused.is_none())
+        .filter_map(|(_, n, _)| n.clone())
+        .collect();
+    for (t, name, refused) in &mut named {
+        if t.name.is_none()
+            && refused.is_none()
+            && name.as_ref().is_some_and(|n| by_name.contains(n))
+        {
+            *refused = Some("The provided topic name maps to an ID that was already supplied.");
+        }
+    }
+    let names: Vec<String> = named
+        .iter()
+        .filter(|(_, _, refused)| refused.is_none())
+        .filter_map(|(_, n, _)| n.clone())
+        .collect();
     let done = if names.is_empty() {
         Ok(Vec::new())
     } else {
@@ -865,30 +888,34 @@ pub(super) async fn delete_topics(conn: &Conn, r: DeleteTopicsRequest) -> Delete
     let mut it = done.as_ref().ok().map(|v| v.iter());
     let responses = named
         .into_iter()
-        .map(|(t, name)| {
+        .map(|(t, name, refused)| {
             let mut out = DeletedTopic {
                 name: name.clone(),
                 topic_id: t.topic_id,
                 error_code: code::NONE,
                 error_message: None,
             };
-            match (&name, &done, it.as_mut()) {
-                (None, _, _) => {
+            match (refused, &name, &done, it.as_mut()) {
+                (Some(why), _, _, _) => {
+                    out.error_code = code::INVALID_REQUEST;
+                    out.error_message = Some(why.to_owned());
+                }
+                (None, None, _, _) => {
                     out.error_code = code::UNKNOWN_TOPIC_ID;
                     out.error_message = Some("no topic has this id".to_owned());
                 }
-                (Some(_), Err(refused), _) => {
+                (None, Some(_), Err(refused), _) => {
                     out.error_code = to_kafka(refused.code);
                     out.error_message = Some(refused.message.clone());
                 }
-                (Some(_), Ok(_), Some(it)) => match it.next() {
+                (None, Some(_), Ok(_), Some(it)) => match it.next() {
                     Some(o) => {
                         out.error_code = to_kafka(o.error_code);
                         out.error_message = o.message.clone();
                     }
                     None => out.error_code = code::UNKNOWN_SERVER_ERROR,
                 },
-                (Some(_), Ok(_), None) => out.error_code = code::UNKNOWN_SERVER_ERROR,
+                (None, Some(_), Ok(_), None) => out.error_code = code::UNKNOWN_SERVER_ERROR,
             }
             out
         })
@@ -897,6 +924,37 @@ pub(super) async fn delete_topics(conn: &Conn, r: DeleteTopicsRequest) -> Delete
         throttle_time_ms: 0,
         responses,
     }
+}
+
+/// Why each DeleteTopics entry is refused before anything is looked up, as
+/// Kafka's controller refuses it (`INVALID_REQUEST`, nothing deleted): a
+/// name and an id both given (an id that does not match must not delete
+/// the topic that has the name), neither given, or a name or id given by
+/// more than one entry.
+fn delete_refusals(topics: &[DeleteTopicState]) -> Vec<Option<&'static str>> {
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut ids: HashMap<[u8; 16], usize> = HashMap::new();
+    for t in topics {
+        match (&t.name, t.topic_id == [0; 16]) {
+            (Some(n), true) => *names.entry(n.as_str()).or_default() += 1,
+            (None, false) => *ids.entry(t.topic_id).or_default() += 1,
+            _ => {}
+        }
+    }
+    topics
+        .iter()
+        .map(|t| match (&t.name, t.topic_id == [0; 16]) {
+            (Some(_), false) => Some("You may not specify both topic name and topic id."),
+            (None, true) => Some("Neither topic name nor id were specified."),
+            (Some(n), true) if names.get(n.as_str()).is_some_and(|&c| c > 1) => {
+                Some("Duplicate topic name.")
+            }
+            (None, false) if ids.get(&t.topic_id).is_some_and(|&c| c > 1) => {
+                Some("Duplicate topic id.")
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// DescribeConfigs: a topic's settings under Kafka's names, those it was
