@@ -1082,6 +1082,38 @@ fn offset_fetch_names_the_member_from_version_9() {
     assert_eq!(back.groups[0].member_epoch, -1);
 }
 
+/// Thousands of short group names decode to values many times their wire
+/// size (80 bytes from 8): within the budget's 1 MiB, as a client may send
+/// them; past it a request is refused.
+#[test]
+fn an_offset_fetch_of_thousands_of_short_group_names_decodes() {
+    let group = |i: usize| OffsetFetchGroup {
+        group_id: format!("{i:05}"),
+        member_id: None,
+        member_epoch: -1,
+        topics: None,
+    };
+    let req = OffsetFetchRequest {
+        groups: (0..4_000).map(group).collect(),
+        require_stable: false,
+    };
+    let mut body = Vec::new();
+    encode(&mut req.clone(), 8, &mut body, &[]).unwrap();
+    assert!(body.len() < 40_000, "{}", body.len());
+    let back: OffsetFetchRequest = decode_capped(&body, 8, 200_000).unwrap();
+    assert_eq!(back, req);
+    let many = OffsetFetchRequest {
+        groups: (0..100_000).map(group).collect(),
+        require_stable: false,
+    };
+    let mut body = Vec::new();
+    encode(&mut many.clone(), 8, &mut body, &[]).unwrap();
+    assert!(matches!(
+        decode_capped::<OffsetFetchRequest>(&body, 8, 200_000),
+        Err(KafkaError::TooLarge { .. })
+    ));
+}
+
 #[test]
 fn request_headers_follow_the_api_version() {
     // Metadata v12 is flexible: header v2 (tagged fields after the client id).
