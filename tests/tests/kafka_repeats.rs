@@ -2,9 +2,11 @@
 //! to what they describe, not to the request: DescribeConfigs and
 //! OffsetFetch answer each resource, group and partition once, ListOffsets
 //! refuses a partition named twice (`INVALID_REQUEST`, as Kafka does),
-//! CreateTopics refuses a topic named twice (neither entry is created) and,
-//! validating only as creating, a name colliding with one before it, and
-//! more resources or groups than `max_partitions_per_request` are refused.
+//! CreateTopics refuses a topic named twice (neither entry is created,
+//! answered once) and, validating only as creating, a name colliding with
+//! one before it, AlterConfigs refuses a resource named twice, DeleteRecords
+//! answers a partition named twice once, and more resources or groups than
+//! `max_partitions_per_request` are refused.
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use std::io::Write;
@@ -249,13 +251,11 @@ fn create_topics_refuses_a_topic_named_twice_and_creates_neither() {
         .iter()
         .map(|t| (t.name.as_str(), t.error_code))
         .collect();
+    // Answered once (librdkafka refuses an answer naming a topic twice).
+    assert_eq!(codes, [("twice", code::INVALID_REQUEST), ("once", 0)]);
     assert_eq!(
-        codes,
-        [
-            ("twice", code::INVALID_REQUEST),
-            ("once", 0),
-            ("twice", code::INVALID_REQUEST)
-        ]
+        r.topics[0].error_message.as_deref(),
+        Some("Duplicate topic name.")
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let names: Vec<String> = rt.block_on(async {
@@ -339,4 +339,169 @@ fn create_topics_validates_colliding_names_as_it_creates_them() {
             vec!["eu-orders".to_owned(), "eu.orders".to_owned()]
         ]
     );
+}
+
+/// AlterConfigs and IncrementalAlterConfigs naming a topic twice refuse it
+/// at each mention and change nothing (both entries applied, the second
+/// winning, before), as Kafka refuses it; another resource goes on.
+#[test]
+fn alter_configs_refuses_a_resource_named_twice() {
+    use sluice_protocol::kafka::alter_configs::{
+        AlterConfigsRequest, AlterConfigsResource, AlterConfigsResponse, AlterableConfig,
+        IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, OP_SET,
+    };
+    let (b, _config) = broker();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = b.connect().await;
+        create_topic(&mut c, "other", 1, TopicConfig::default()).await;
+    });
+    let mut s = connect(&b);
+    let retention = |name: &str, ms: &str| AlterConfigsResource {
+        resource_type: RESOURCE_TOPIC,
+        resource_name: name.into(),
+        configs: vec![AlterableConfig {
+            name: "retention.ms".into(),
+            operation: OP_SET,
+            value: Some(ms.into()),
+        }],
+    };
+    let resources = vec![
+        retention("rep", "111111"),
+        retention("other", "333333"),
+        retention("rep", "222222"),
+    ];
+    let answers = |outcome: sluice_protocol::kafka::alter_configs::AlterConfigsOutcome| {
+        outcome
+            .responses
+            .into_iter()
+            .map(|r| (r.resource_name, r.error_code))
+            .collect::<Vec<_>>()
+    };
+    let want = vec![
+        ("rep".to_owned(), code::INVALID_REQUEST),
+        ("other".to_owned(), code::NONE),
+        ("rep".to_owned(), code::INVALID_REQUEST),
+    ];
+    let mut req = AlterConfigsRequest {
+        resources: resources.clone(),
+        validate_only: false,
+    };
+    let r: AlterConfigsResponse = call(&mut s, 1, &mut req);
+    assert_eq!(answers(r.0), want);
+    let mut req = IncrementalAlterConfigsRequest {
+        resources,
+        validate_only: false,
+    };
+    let r: IncrementalAlterConfigsResponse = call(&mut s, 1, &mut req);
+    assert_eq!(answers(r.0), want);
+    let retention_of = |name: &str| {
+        let mut req = DescribeConfigsRequest {
+            resources: vec![resource(RESOURCE_TOPIC, name)],
+            include_synonyms: false,
+            include_documentation: false,
+        };
+        let r: DescribeConfigsResponse = call(&mut connect(&b), 4, &mut req);
+        r.results[0]
+            .configs
+            .iter()
+            .find(|c| c.name == "retention.ms")
+            .and_then(|c| c.value.clone())
+    };
+    assert_eq!(
+        retention_of("rep").as_deref(),
+        Some("604800000"),
+        "unchanged"
+    );
+    assert_eq!(retention_of("other").as_deref(), Some("333333"));
+}
+
+/// DeleteRecords naming a partition twice deletes up to its last entry's
+/// offset and answers it once (twice, one answer per entry, before), as
+/// Kafka does.
+#[test]
+fn delete_records_answers_a_partition_named_twice_once_with_its_last_offset() {
+    use sluice_protocol::kafka::delete_records::{
+        DeleteRecordsPartition, DeleteRecordsRequest, DeleteRecordsResponse, DeleteRecordsTopic,
+    };
+    let (b, _config) = broker();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = b.connect().await;
+        let batch = sluice_tests::batch_of(&["a", "b", "c", "d", "e"]);
+        for p in 0..2 {
+            c.produce(sluice_client::Acks::Leader, 5000, &[("rep", p, &batch)])
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    });
+    let mut s = connect(&b);
+    let part = |partition_index, offset| DeleteRecordsPartition {
+        partition_index,
+        offset,
+    };
+    let mut req = DeleteRecordsRequest {
+        topics: vec![
+            DeleteRecordsTopic {
+                name: "rep".into(),
+                partitions: vec![part(0, 4), part(1, 1), part(0, 2)],
+            },
+            DeleteRecordsTopic {
+                name: "rep".into(),
+                partitions: vec![part(1, 3)],
+            },
+        ],
+        timeout_ms: 5000,
+    };
+    let r: DeleteRecordsResponse = call(&mut s, 2, &mut req);
+    let got: Vec<(&str, i32, i16, i64)> = r
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| {
+                (
+                    t.name.as_str(),
+                    p.partition_index,
+                    p.error_code,
+                    p.low_watermark,
+                )
+            })
+        })
+        .collect();
+    assert_eq!(got, [("rep", 0, 0, 2), ("rep", 1, 0, 3)], "{r:?}");
+}
+
+/// A CreateTopics config given without a value is refused
+/// (`INVALID_CONFIG`, nothing created), as Kafka's controller refuses it;
+/// it was taken as the default.
+#[test]
+fn create_topics_refuses_a_config_without_a_value() {
+    use sluice_protocol::kafka::admin::ConfigEntry;
+    let (b, _config) = broker();
+    let mut s = connect(&b);
+    let mut req = CreateTopicsRequest {
+        topics: vec![CreatableTopic {
+            name: "nulled".into(),
+            num_partitions: 1,
+            replication_factor: -1,
+            assignments: Vec::new(),
+            configs: vec![ConfigEntry {
+                name: "retention.ms".into(),
+                value: None,
+            }],
+        }],
+        timeout_ms: 10_000,
+        validate_only: false,
+    };
+    let r: CreateTopicsResponse = call(&mut s, 5, &mut req);
+    assert_eq!(r.topics[0].error_code, code::INVALID_CONFIG, "{r:?}");
+    assert!(
+        r.topics[0]
+            .error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("retention.ms")),
+        "{r:?}"
+    );
+    assert!(!b.data_dir.join("nulled-0").exists());
 }

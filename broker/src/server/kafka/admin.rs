@@ -668,21 +668,18 @@ pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> Create
     let mut topics = Vec::new();
     let mut local: Vec<Option<(KafkaCode, String)>> = Vec::new();
     // A name given twice: neither entry is created, as Kafka answers.
-    let mut seen = std::collections::HashSet::new();
-    let twice: std::collections::HashSet<&str> = r
+    let mut seen = HashSet::new();
+    let twice: HashSet<String> = r
         .topics
         .iter()
         .filter(|t| !seen.insert(t.name.as_str()))
-        .map(|t| t.name.as_str())
+        .map(|t| t.name.clone())
         .collect();
     for t in &r.topics {
         let mut config = TopicConfig::default();
         let checked = (|| {
             if twice.contains(t.name.as_str()) {
-                return Err((
-                    code::INVALID_REQUEST,
-                    "the request names this topic more than once".to_owned(),
-                ));
+                return Err((code::INVALID_REQUEST, "Duplicate topic name.".to_owned()));
             }
             // -1: the broker's default; the service checks the rest
             // against the number of brokers.
@@ -708,10 +705,16 @@ pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> Create
             };
             let factor = replication_factor.unwrap_or(default_factor);
             for c in &t.configs {
-                if let Some(v) = &c.value {
-                    configs::apply(&mut config, &c.name, v, factor)
-                        .map_err(|m| (code::INVALID_CONFIG, m))?;
-                }
+                // As Kafka's controller: a config given without a value is
+                // refused, not taken as its default.
+                let Some(v) = &c.value else {
+                    return Err((
+                        code::INVALID_CONFIG,
+                        format!("Null value not supported for topic configs: {}", c.name),
+                    ));
+                };
+                configs::apply(&mut config, &c.name, v, factor)
+                    .map_err(|m| (code::INVALID_CONFIG, m))?;
             }
             let partitions = match (assigned, t.num_partitions) {
                 (Some(n), _) => Ok(n),
@@ -762,7 +765,13 @@ pub(super) async fn create_topics(conn: &Conn, r: CreateTopicsRequest) -> Create
     };
     let mut it = done.as_ref().ok().map(|v| v.iter().zip(asked));
     let mut resp = CreateTopicsResponse::default();
+    // A name given twice is answered once, where it is first named, as
+    // Kafka answers (librdkafka refuses an answer naming a topic twice).
+    let mut answered_twice = std::collections::HashSet::new();
     for (t, l) in r.topics.into_iter().zip(local) {
+        if twice.contains(t.name.as_str()) && !answered_twice.insert(t.name.clone()) {
+            continue;
+        }
         let mut out = CreatedTopic {
             name: t.name,
             topic_id: [0; 16],
@@ -886,8 +895,16 @@ pub(super) async fn delete_topics(conn: &Conn, r: DeleteTopicsRequest) -> Delete
         svc.delete_topics(names).await
     };
     let mut it = done.as_ref().ok().map(|v| v.iter());
+    // A name or id given more than once is answered once, where it is
+    // first given, as Kafka answers (librdkafka refuses an answer naming a
+    // topic twice).
+    let mut answered_twice: HashSet<(Option<String>, [u8; 16])> = HashSet::new();
     let responses = named
         .into_iter()
+        .filter(|(t, _, refused)| {
+            !matches!(refused, Some(DUPLICATE_NAME | DUPLICATE_ID))
+                || answered_twice.insert((t.name.clone(), t.topic_id))
+        })
         .map(|(t, name, refused)| {
             let mut out = DeletedTopic {
                 name: name.clone(),
@@ -926,6 +943,9 @@ pub(super) async fn delete_topics(conn: &Conn, r: DeleteTopicsRequest) -> Delete
     }
 }
 
+const DUPLICATE_NAME: &str = "Duplicate topic name.";
+const DUPLICATE_ID: &str = "Duplicate topic id.";
+
 /// Why each DeleteTopics entry is refused before anything is looked up, as
 /// Kafka's controller refuses it (`INVALID_REQUEST`, nothing deleted): a
 /// name and an id both given (an id that does not match must not delete
@@ -947,11 +967,9 @@ fn delete_refusals(topics: &[DeleteTopicState]) -> Vec<Option<&'static str>> {
             (Some(_), false) => Some("You may not specify both topic name and topic id."),
             (None, true) => Some("Neither topic name nor id were specified."),
             (Some(n), true) if names.get(n.as_str()).is_some_and(|&c| c > 1) => {
-                Some("Duplicate topic name.")
+                Some(DUPLICATE_NAME)
             }
-            (None, false) if ids.get(&t.topic_id).is_some_and(|&c| c > 1) => {
-                Some("Duplicate topic id.")
-            }
+            (None, false) if ids.get(&t.topic_id).is_some_and(|&c| c > 1) => Some(DUPLICATE_ID),
             _ => None,
         })
         .collect()

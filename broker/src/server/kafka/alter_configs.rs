@@ -52,8 +52,28 @@ pub(super) async fn alter(
             responses,
         };
     }
-    for r in resources {
-        let (error_code, error_message) = match alter_one(conn, &r, validate_only, mode).await {
+    // A resource named more than once is refused at each mention and not
+    // changed, as Kafka refuses it (which entry would hold is not said).
+    let mut mentions: std::collections::HashMap<(i8, &str), usize> =
+        std::collections::HashMap::new();
+    for r in &resources {
+        *mentions
+            .entry((r.resource_type, r.resource_name.as_str()))
+            .or_default() += 1;
+    }
+    let twice: Vec<bool> = resources
+        .iter()
+        .map(|r| mentions[&(r.resource_type, r.resource_name.as_str())] > 1)
+        .collect();
+    for (r, twice) in resources.into_iter().zip(twice) {
+        let outcome = match twice {
+            true => Err((
+                code::INVALID_REQUEST,
+                "Each resource must appear at most once.".to_owned(),
+            )),
+            false => alter_one(conn, &r, validate_only, mode).await,
+        };
+        let (error_code, error_message) = match outcome {
             Ok(()) => (code::NONE, None),
             Err((c, m)) => (c, Some(m)),
         };

@@ -1,11 +1,11 @@
 //! CreatePartitions: raising topics' partition counts through the service.
 //! The broker places the new partitions (a manual assignment is refused
 //! with `INVALID_REPLICA_ASSIGNMENT`, as in CreateTopics); a topic named
-//! more than once in a request gets `INVALID_REQUEST` at each mention, as
-//! Kafka answers it, and so does every topic of a request naming more than
-//! `max_partitions_per_request` of them.
+//! more than once in a request gets one `INVALID_REQUEST` answer and is not
+//! changed, as Kafka answers it, and every topic of a request naming more
+//! than `max_partitions_per_request` of them gets `INVALID_REQUEST`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use sluice_protocol::kafka::create_partitions::{
@@ -46,12 +46,14 @@ pub(super) async fn create_partitions(
     }
     let svc = Arc::clone(&conn.broker.service);
     let mut results = Vec::with_capacity(r.topics.len());
+    let mut answered_twice = HashSet::new();
     for t in &r.topics {
         let refused = if mentions[t.name.as_str()] > 1 {
-            Some((
-                code::INVALID_REQUEST,
-                format!("topic {:?} is named more than once", t.name),
-            ))
+            // Answered once, where first named, as Kafka answers.
+            if !answered_twice.insert(t.name.as_str()) {
+                continue;
+            }
+            Some((code::INVALID_REQUEST, "Duplicate topic name.".to_owned()))
         } else if let Some(refused) = t.assignments.as_ref().and_then(|a| {
             let clustered = conn.broker.service.cluster.get().is_some();
             let current = conn.broker.service.topics.topic(&t.name);

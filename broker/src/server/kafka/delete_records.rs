@@ -1,8 +1,11 @@
 //! DeleteRecords: the records below an offset of each named partition are
 //! deleted through the service (in a cluster, at the partition's leader,
 //! through the controller). Answers each partition in request
-//! order, with its log start offset afterwards as the low watermark.
+//! order, with its log start offset afterwards as the low watermark; a
+//! partition named more than once is deleted up to its last entry's offset
+//! and answered once, as Kafka does.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use sluice_protocol::kafka::delete_records::{
@@ -17,29 +20,47 @@ use crate::service::records::RecordsDeletion;
 /// Answers a DeleteRecords request (a request over
 /// `max_partitions_per_request` entries gets its error at every partition).
 pub(super) async fn delete_records(conn: &Conn, r: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    // A partition named more than once is deleted up to its last entry's
+    // offset and answered once, where it is first named, as Kafka answers
+    // (a client matching answers to partitions by name may refuse an answer
+    // that names one twice).
+    let mut last: HashMap<(&str, i32), i64> = HashMap::new();
+    for t in &r.topics {
+        for p in &t.partitions {
+            last.insert((t.name.as_str(), p.partition_index), p.offset);
+        }
+    }
+    let mut answered: HashSet<(&str, i32)> = HashSet::new();
     let mut deletions = Vec::new();
-    // Per partition of the request: its refusal, or its deletion's index.
-    let mut slots: Vec<Vec<Result<usize, i16>>> = Vec::with_capacity(r.topics.len());
+    // Per partition of the request: its refusal, or its deletion's index;
+    // `None` for a repeat, not answered.
+    let mut slots: Vec<Vec<Option<Result<usize, i16>>>> = Vec::with_capacity(r.topics.len());
     for t in &r.topics {
         let mut topic = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
+            let key = (t.name.as_str(), p.partition_index);
+            if !answered.insert(key) {
+                topic.push(None);
+                continue;
+            }
+            let offset = last.get(&key).copied().unwrap_or(p.offset);
             let Some(partition) = super::partition_index(p.partition_index)
                 .filter(|_| super::may_name_topic(&t.name))
             else {
-                topic.push(Err(code::UNKNOWN_TOPIC_OR_PARTITION));
+                topic.push(Some(Err(code::UNKNOWN_TOPIC_OR_PARTITION)));
                 continue;
             };
-            let before = match p.offset {
+            let before = match offset {
                 HIGH_WATERMARK => None,
                 o => match u64::try_from(o) {
                     Ok(o) => Some(o),
                     Err(_) => {
-                        topic.push(Err(code::OFFSET_OUT_OF_RANGE));
+                        topic.push(Some(Err(code::OFFSET_OUT_OF_RANGE)));
                         continue;
                     }
                 },
             };
-            topic.push(Ok(deletions.len()));
+            topic.push(Some(Ok(deletions.len())));
             deletions.push(RecordsDeletion {
                 topic: t.name.clone(),
                 partition,
@@ -56,14 +77,17 @@ pub(super) async fn delete_records(conn: &Conn, r: DeleteRecordsRequest) -> Dele
     };
     let topics = r
         .topics
-        .into_iter()
+        .iter()
         .zip(slots)
+        // A topic entry whose every partition was named before it.
+        .filter(|(t, slots)| t.partitions.is_empty() || slots.iter().any(Option::is_some))
         .map(|(t, slots)| DeleteRecordsTopicResult {
-            name: t.name,
+            name: t.name.clone(),
             partitions: t
                 .partitions
                 .iter()
                 .zip(slots)
+                .filter_map(|(p, slot)| slot.map(|slot| (p, slot)))
                 .map(|(p, slot)| {
                     let (error_code, low_watermark) = match (slot, &done) {
                         (Err(c), _) => (c, -1),
