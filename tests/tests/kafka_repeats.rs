@@ -160,6 +160,27 @@ fn offset_fetch_answers_each_group_and_partition_once() {
         .map(|p| p.partition_index)
         .collect();
     assert_eq!(parts, [0, 2]);
+    // Negative indexes are answered too (no offset), each once, as Kafka
+    // answers every partition asked for; they were left out.
+    let mut req = OffsetFetchRequest {
+        groups: vec![group("g", rep(vec![-1, 0, -5, 99, -1]))],
+        require_stable: false,
+    };
+    for v in [1, 5, 8] {
+        let r: OffsetFetchResponse = call(&mut s, v, &mut req);
+        let mut parts: Vec<(i32, i64, i16)> = r.groups[0]
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .map(|p| (p.partition_index, p.committed_offset, p.error_code))
+            .collect();
+        parts.sort_unstable();
+        assert_eq!(
+            parts,
+            [(-5, -1, 0), (-1, -1, 0), (0, -1, 0), (99, -1, 0)],
+            "v{v}"
+        );
+    }
     // More distinct groups than the cap: every one refused.
     let mut req = OffsetFetchRequest {
         groups: (0..=CAP).map(|i| group(&format!("g{i}"), None)).collect(),

@@ -516,13 +516,29 @@ pub(super) async fn offset_fetch(conn: &Conn, r: OffsetFetchRequest) -> OffsetFe
                     .map(|(t, p)| (t.to_owned(), p))
                     .collect::<Vec<_>>()
             });
-            (g, wanted)
+            // Negative indexes, which no partition has: answered with no
+            // offset, as Kafka answers every partition asked for.
+            let mut seen = std::collections::HashSet::new();
+            let negative: Vec<(String, i32)> = g
+                .topics
+                .iter()
+                .flatten()
+                .flat_map(|t| {
+                    t.partition_indexes
+                        .iter()
+                        .filter(|&&p| p < 0)
+                        .map(move |&p| (t.name.as_str(), p))
+                })
+                .filter(|&(t, p)| seen.insert((t, p)))
+                .map(|(t, p)| (t.to_owned(), p))
+                .collect();
+            (g, wanted, negative)
         })
         .collect();
     let cap = conn.broker.config.max_partitions_per_request as usize;
     let named: usize = asked
         .iter()
-        .map(|(_, w)| w.as_ref().map_or(0, Vec::len))
+        .map(|(_, w, n)| w.as_ref().map_or(0, Vec::len) + n.len())
         .sum();
     let refuse_all = asked.len() > cap || named > cap;
     // Each group's coordination confirmed first (in a cluster), so the
@@ -530,7 +546,7 @@ pub(super) async fn offset_fetch(conn: &Conn, r: OffsetFetchRequest) -> OffsetFe
     let checked: Vec<Result<(), i16>> = if refuse_all {
         asked.iter().map(|_| Err(code::INVALID_REQUEST)).collect()
     } else {
-        let names: Vec<&str> = asked.iter().map(|(g, _)| g.group_id.as_str()).collect();
+        let names: Vec<&str> = asked.iter().map(|(g, _, _)| g.group_id.as_str()).collect();
         conn.broker
             .service
             .check_coordinators_for_read(&names)
@@ -542,7 +558,7 @@ pub(super) async fn offset_fetch(conn: &Conn, r: OffsetFetchRequest) -> OffsetFe
     let groups = asked
         .into_iter()
         .zip(checked)
-        .map(|((g, wanted), refused)| {
+        .map(|((g, wanted, negative), refused)| {
             let mut out = OffsetFetchGroupResponse {
                 group_id: g.group_id.clone(),
                 topics: Vec::new(),
@@ -552,9 +568,13 @@ pub(super) async fn offset_fetch(conn: &Conn, r: OffsetFetchRequest) -> OffsetFe
                 // Before v2 only the partitions carry an error: each asked
                 // for gets it too.
                 out.error_code = e;
-                for (topic, partition) in wanted.unwrap_or_default() {
+                let asked = wanted
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(t, p)| (t, i32::try_from(p).unwrap_or(i32::MAX)));
+                for (topic, partition) in asked.chain(negative) {
                     let part = OffsetFetchPartition {
-                        partition_index: i32::try_from(partition).unwrap_or(i32::MAX),
+                        partition_index: partition,
                         committed_offset: -1,
                         committed_leader_epoch: -1,
                         metadata: None,
@@ -598,6 +618,22 @@ pub(super) async fn offset_fetch(conn: &Conn, r: OffsetFetchRequest) -> OffsetFe
                             Some(t) if t.name == c.topic => t.partitions.push(part),
                             _ => out.topics.push(OffsetFetchTopicResponse {
                                 name: c.topic,
+                                partitions: vec![part],
+                            }),
+                        }
+                    }
+                    for (topic, partition) in negative {
+                        let part = OffsetFetchPartition {
+                            partition_index: partition,
+                            committed_offset: -1,
+                            committed_leader_epoch: -1,
+                            metadata: Some(String::new()),
+                            error_code: code::NONE,
+                        };
+                        match out.topics.iter_mut().find(|t| t.name == topic) {
+                            Some(t) => t.partitions.push(part),
+                            None => out.topics.push(OffsetFetchTopicResponse {
+                                name: topic,
                                 partitions: vec![part],
                             }),
                         }
