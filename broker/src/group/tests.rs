@@ -264,6 +264,27 @@ async fn a_static_member_restarts_without_a_rebalance_and_fences_its_old_id() {
         Err(ErrorCode::FencedInstanceId)
     );
     assert_eq!(f.c.stats().rebalances, 1);
+    // The member naming a static id no member has is unknown, as Kafka's
+    // `validateMember` answers (it was served as if it named none).
+    let stranger = Heartbeat {
+        group_instance_id: Some("host-9".into()),
+        ..hb(&new, 1)
+    };
+    assert_eq!(f.c.heartbeat(&stranger), ErrorCode::UnknownMemberId);
+    let stranger_commit = CommitAs {
+        generation_id: 1,
+        member_id: new.clone(),
+        group_instance_id: Some("host-9".into()),
+    };
+    assert_eq!(
+        f.c.check_commit("g", &stranger_commit, &[]),
+        Err(ErrorCode::UnknownMemberId)
+    );
+    let right = Heartbeat {
+        group_instance_id: Some("host-1".into()),
+        ..hb(&new, 1)
+    };
+    assert_eq!(f.c.heartbeat(&right), ErrorCode::None);
 }
 
 #[tokio::test(start_paused = true)]

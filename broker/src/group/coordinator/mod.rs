@@ -819,13 +819,15 @@ impl Coordinator {
 const MAX_KEPT_STRING: usize = i16::MAX as usize;
 
 /// The code a request of `member_id` with `instance` gets if the static id
-/// is held by another member id.
+/// is held by another member id, or by no member (as Kafka's
+/// `validateMember`: a static id the group does not have is
+/// `UNKNOWN_MEMBER_ID`, also for a member known by its member id, so that
+/// the client rejoins; it was taken from a dynamic member as if it had none).
 fn fenced(g: &Group, member_id: &str, instance: Option<&str>) -> Option<ErrorCode> {
     let instance = instance?;
     match g.static_members.get(instance) {
         Some(id) if id != member_id => Some(ErrorCode::FencedInstanceId),
         Some(_) => None,
-        None if g.members.contains_key(member_id) => None,
         None => Some(ErrorCode::UnknownMemberId),
     }
 }
