@@ -44,7 +44,19 @@ pub(crate) fn check_append(
             position: b.position,
             source,
         };
-        if b.id.epoch < 0 || b.id.first_seq < 0 {
+        // Epochs compare as Kafka compares them, signed: a negative one is
+        // older than any held (Kafka: INVALID_PRODUCER_EPOCH), and than
+        // the first a producer id gets (0).
+        if b.id.epoch < 0 {
+            return Err(fail(SeqError::Fenced {
+                producer_id: b.id.producer_id,
+                epoch: b.id.epoch,
+                current: producers
+                    .get(b.id.producer_id)
+                    .map_or(0, |e| e.epoch.max(0)),
+            }));
+        }
+        if b.id.first_seq < 0 {
             return Err(fail(SeqError::OutOfOrder {
                 producer_id: b.id.producer_id,
                 epoch: b.id.epoch,

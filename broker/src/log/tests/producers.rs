@@ -129,6 +129,30 @@ fn gaps_and_stale_epochs_are_refused_and_write_nothing() {
     // A producer the partition does not hold starts at any sequence, as in
     // Kafka 2.5+ (its earlier batches may have left with retention).
     assert_eq!(log.append(&mut idem(2, 0, 5, 1)).unwrap().base_offset, 5);
+    // A negative epoch is older than any (epochs compare signed, as in
+    // Kafka: a producer past 32767 takes a new id, it does not wrap); a
+    // negative sequence is out of order.
+    assert!(matches!(
+        seq_error(log.append(&mut idem(1, i16::MIN, 0, 1))),
+        SeqError::Fenced {
+            epoch: i16::MIN,
+            current: 1,
+            ..
+        }
+    ));
+    assert!(matches!(
+        seq_error(log.append(&mut idem(3, -3, 0, 1))),
+        SeqError::Fenced {
+            epoch: -3,
+            current: 0,
+            ..
+        }
+    ));
+    assert!(matches!(
+        seq_error(log.append(&mut idem(3, 0, -2, 1))),
+        SeqError::OutOfOrder { found: -2, .. }
+    ));
+    assert_eq!(log.next_offset(), 6);
 }
 
 #[test]
