@@ -100,3 +100,67 @@ fn kafka_requests_are_counted_timed_and_their_errors_labelled_by_kafka_api() {
         Some(0.0)
     );
 }
+
+/// A client that leaves before its answer (here a long poll whose
+/// connection is reset) is not counted as a request error: the count is of
+/// requests the broker refused. Ordinary consumer shutdowns raised
+/// `INVALID_REQUEST` counts.
+#[test]
+fn a_client_that_leaves_before_its_answer_is_not_an_error() {
+    use sluice_protocol::kafka::fetch::{FetchPartition, FetchRequest, FetchTopic};
+    let b = TestBroker::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = b.connect().await;
+        sluice_tests::create_topic(&mut c, "quiet", 1, Default::default()).await;
+    });
+    for id in 0..5 {
+        let mut req = FetchRequest {
+            max_wait_ms: 10_000,
+            min_bytes: 1,
+            max_bytes: 1 << 20,
+            topics: vec![FetchTopic {
+                topic: "quiet".into(),
+                partitions: vec![FetchPartition {
+                    partition: 0,
+                    fetch_offset: 0,
+                    partition_max_bytes: 1 << 20,
+                    ..FetchPartition::default()
+                }],
+                ..FetchTopic::default()
+            }],
+            ..FetchRequest::default()
+        };
+        let s = TcpStream::connect(b.kafka_addr.unwrap()).unwrap();
+        (&s).write_all(&request_frame(12, id, &mut req, &[]))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        // A reset, not a clean close: the answer's write fails.
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(s);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = metrics(&b);
+        let served = sample(&text, "sluice_kafka_requests_total{api=\"Fetch\"}");
+        if served == Some(5.0) || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        sample(&text, "sluice_kafka_requests_total{api=\"Fetch\"}"),
+        Some(5.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "sluice_kafka_request_errors_total{api=\"Fetch\",code=\"42\",error=\"INVALID_REQUEST\"}"
+        ),
+        None,
+        "{text}"
+    );
+}

@@ -292,14 +292,15 @@ pub(crate) async fn dispatch(conn: &mut Conn, frame: BytesMut) -> Result<(), Con
 /// (the last for keys not served), its latency (frame read whole to answer
 /// written or queued, a fetch's long-poll wait included), and as errors an
 /// API or version not served (35; it closes the connection unless it is
-/// ApiVersions) or another request that closed the connection (42). No
-/// lock, no allocation.
+/// ApiVersions) or another request the broker refused by closing the
+/// connection (42; `refused`: not a client that left before its answer).
+/// No lock, no allocation.
 pub(crate) fn account(
     stats: &Stats,
     api_key: Option<u16>,
     version: Option<i16>,
     elapsed: std::time::Duration,
-    closed: bool,
+    refused: bool,
 ) {
     let api = api_key.and_then(|k| ApiKey::from_i16(k as i16));
     let slot = api
@@ -313,7 +314,7 @@ pub(crate) fn account(
     let served = api.zip(version).is_some_and(|(a, v)| a.supports(v));
     let error = if !served {
         Some(code::UNSUPPORTED_VERSION)
-    } else if closed {
+    } else if refused {
         Some(code::INVALID_REQUEST)
     } else {
         None

@@ -367,7 +367,9 @@ impl Conn {
                         api_key,
                         kafka_version,
                         elapsed,
-                        served.is_err(),
+                        // Refused by the broker; not the client leaving
+                        // before its answer (a broken pipe, a timeout).
+                        matches!(served, Err(ConnError::Refused(..) | ConnError::Wire(_))),
                     );
                     self.log_if_slow(elapsed, || {
                         let key = api_key.map_or(-1, |k| k as i16);
