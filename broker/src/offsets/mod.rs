@@ -287,7 +287,16 @@ impl OffsetStore {
             // The log lost records the snapshot covers (its directory was
             // removed): new records would get offsets the snapshot claims, so
             // cover the log as it is now.
-            tracing::warn!("offsets log is behind its snapshot; writing a new snapshot");
+            // Commits acknowledged after the snapshot are gone with it: said
+            // as the loss it is, not as routine upkeep.
+            tracing::error!(
+                log_end = store.log.next_offset(),
+                snapshot_covers_to = snapshot.covers_to,
+                dir = OFFSETS_DIR,
+                "offsets log is behind its snapshot (its directory was removed or emptied): \
+                 offsets committed after the snapshot are lost; going on from the snapshot \
+                 and writing a new one"
+            );
             store.snapshot()?;
         }
         Ok(store)
