@@ -497,6 +497,12 @@ pub(super) async fn run(shared: Arc<Shared>) {
     let idle = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(idle);
     loop {
+        // Every turn counts against the task's cooperative budget, so a
+        // dispatcher that keeps finding work still yields now and then:
+        // otherwise its worker thread would never poll the I/O driver and
+        // the timers, and the readers it waits for would never learn their
+        // connection broke.
+        tokio::task::consume_budget().await;
         if shared.closing.load(Ordering::Acquire) && shared.pending.load(Ordering::Acquire) == 0 {
             return;
         }
@@ -576,7 +582,17 @@ pub(super) async fn run(shared: Arc<Shared>) {
                         return None;
                     }
                     match links.get(&dest) {
-                        Some(l) if l.slots.available_permits() == 0 || l.task.is_finished() => None,
+                        // A link that stopped taking requests (its
+                        // connection broke; it waits for its reader to give
+                        // back what is in flight) is as good as ended: the
+                        // batch waits for the next connection.
+                        Some(l)
+                            if l.slots.available_permits() == 0
+                                || l.task.is_finished()
+                                || l.tx.is_closed() =>
+                        {
+                            None
+                        }
                         _ => Some(dest),
                     }
                 },
@@ -642,7 +658,14 @@ pub(super) async fn run(shared: Arc<Shared>) {
             }
         }
         if let Err(mpsc::error::SendError((batches, _permit))) = link.tx.send((batches, permit)) {
-            retry_or_fail(&shared, batches, None, "connection lost");
+            // The link stopped taking requests since the check above:
+            // nothing was sent, so no attempt is counted; the route check
+            // keeps the batches here until the link has ended.
+            shared
+                .accumulator
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .requeue_front(batches);
         }
     }
 }
