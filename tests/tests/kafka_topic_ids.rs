@@ -344,8 +344,9 @@ fn a_replica_that_knows_no_leader_answers_fetch_with_not_leader_or_follower() {
 /// (`INVALID_REQUEST`, nothing deleted): a name with an id (a stale id
 /// deleted the topic that now has the name), neither, a name or an id given
 /// twice (answered once: librdkafka refuses an answer naming a topic
-/// twice); an id of a topic another entry names is refused and the name
-/// deletes it; the others go on.
+/// twice); a topic named by one entry and given by its id in another is
+/// refused, answered once (at the name, with its id) and kept; the others
+/// go on.
 #[test]
 fn delete_topics_entries_that_name_a_topic_ambiguously_are_refused() {
     let b = TestBroker::start();
@@ -386,15 +387,23 @@ fn delete_topics_entries_that_name_a_topic_ambiguously_are_refused() {
             invalid("Duplicate topic name."),
             invalid("The provided topic name maps to an ID that was already supplied."),
             (code::NONE, None),
-            (code::NONE, None),
         ],
         "{r:?}"
     );
     assert_eq!(r.responses[0].topic_id, stale, "the id asked is echoed");
+    assert_eq!(
+        (r.responses[3].name.as_deref(), r.responses[3].topic_id),
+        (Some("both"), both),
+        "named with its id"
+    );
+    assert_eq!(
+        (r.responses[4].name.as_deref(), r.responses[4].topic_id),
+        (Some("gone"), gone)
+    );
     assert_eq!(id_of(&mut s, "victim"), victim, "kept");
     assert_eq!(id_of(&mut s, "twice"), twice, "kept");
-    let left: Vec<(i16, Option<String>, Id)> =
-        metadata(&mut s, vec![by_name("both"), by_name("gone")]);
+    assert_eq!(id_of(&mut s, "both"), both, "kept");
+    let left: Vec<(i16, Option<String>, Id)> = metadata(&mut s, vec![by_name("gone")]);
     assert!(
         left.iter()
             .all(|(e, _, _)| *e == code::UNKNOWN_TOPIC_OR_PARTITION),

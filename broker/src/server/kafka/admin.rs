@@ -137,7 +137,7 @@ pub(super) async fn metadata(conn: &Conn, r: MetadataRequest, version: i16) -> M
                 .get(t.name.as_str())
                 .map_or_else(|| to_kafka(t.error_code), |&e| to_kafka(e)),
             topic_id: t.id.0,
-            is_internal: t.name.starts_with(crate::topics::INTERNAL_PREFIX),
+            is_internal: crate::topics::is_internal(&t.name),
             partitions: t
                 .partitions
                 .into_iter()
@@ -905,19 +905,24 @@ pub(super) async fn delete_topics(conn: &Conn, r: DeleteTopicsRequest) -> Delete
             (t, name, refused)
         })
         .collect();
-    // A topic named by one entry and given by its id in another (Kafka:
-    // the id entry is refused, the name entry goes on).
-    let by_name: HashSet<String> = named
-        .iter()
-        .filter(|(t, _, refused)| t.name.is_some() && refused.is_none())
-        .filter_map(|(_, n, _)| n.clone())
-        .collect();
+    // A topic named by one entry and given by its id in another: as Kafka's
+    // controller, neither deletes it, and it is answered once, at the name
+    // entry, with its name and id.
+    let given = |by_id: bool| -> HashSet<String> {
+        named
+            .iter()
+            .filter(|(t, _, refused)| t.name.is_none() == by_id && refused.is_none())
+            .filter_map(|(_, n, _)| n.clone())
+            .collect()
+    };
+    let both: HashSet<String> = given(true).intersection(&given(false)).cloned().collect();
     for (t, name, refused) in &mut named {
-        if t.name.is_none()
-            && refused.is_none()
-            && name.as_ref().is_some_and(|n| by_name.contains(n))
-        {
-            *refused = Some("The provided topic name maps to an ID that was already supplied.");
+        if refused.is_none() && name.as_ref().is_some_and(|n| both.contains(n)) {
+            *refused = Some(if t.name.is_some() {
+                ALREADY_SUPPLIED
+            } else {
+                ANSWERED_BY_NAME
+            });
         }
     }
     let names: Vec<String> = named
@@ -937,9 +942,12 @@ pub(super) async fn delete_topics(conn: &Conn, r: DeleteTopicsRequest) -> Delete
     let mut answered_twice: HashSet<(Option<String>, [u8; 16])> = HashSet::new();
     let responses = named
         .into_iter()
-        .filter(|(t, _, refused)| {
-            !matches!(refused, Some(DUPLICATE_NAME | DUPLICATE_ID))
-                || answered_twice.insert((t.name.clone(), t.topic_id))
+        .filter(|(t, _, refused)| match refused {
+            Some(DUPLICATE_NAME | DUPLICATE_ID) => {
+                answered_twice.insert((t.name.clone(), t.topic_id))
+            }
+            Some(ANSWERED_BY_NAME) => false,
+            _ => true,
         })
         .map(|(t, name, refused)| {
             let mut out = DeletedTopic {
@@ -981,6 +989,10 @@ pub(super) async fn delete_topics(conn: &Conn, r: DeleteTopicsRequest) -> Delete
 
 const DUPLICATE_NAME: &str = "Duplicate topic name.";
 const DUPLICATE_ID: &str = "Duplicate topic id.";
+const ALREADY_SUPPLIED: &str = "The provided topic name maps to an ID that was already supplied.";
+/// An id entry whose topic another entry names: refused, answered only at
+/// the name entry (`ALREADY_SUPPLIED`).
+const ANSWERED_BY_NAME: &str = "answered at the entry naming the topic";
 
 /// Why each DeleteTopics entry is refused before anything is looked up, as
 /// Kafka's controller refuses it (`INVALID_REQUEST`, nothing deleted): a
