@@ -129,8 +129,10 @@ impl Seats {
     }
 
     /// A seat for a connection from `address` arriving now (see the module
-    /// doc).
+    /// doc). An IPv4 address mapped into IPv6 (a dual-stack listener's
+    /// `::ffff:a.b.c.d`) counts as that IPv4 address.
     pub(crate) fn admit(self: &Arc<Self>, address: IpAddr) -> Admission {
+        let address = address.to_canonical();
         if self.per_address > 0 {
             let held = lock(&self.taken)
                 .per_address
@@ -417,5 +419,18 @@ mod tests {
         drop((a3, b1));
         assert_eq!(lock(&seats.taken).per_address.get(&A), Some(&1));
         assert_eq!(lock(&seats.taken).per_address.get(&B), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ipv4_address_mapped_into_ipv6_counts_as_itself() {
+        let seats = Seats::with_per_address(4, 1);
+        let IpAddr::V4(v4) = A else {
+            panic!("A is IPv4")
+        };
+        let _a = held(seats.admit(A));
+        assert!(matches!(
+            seats.admit(IpAddr::V6(v4.to_ipv6_mapped())),
+            Admission::AddressFull
+        ));
     }
 }
