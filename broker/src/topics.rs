@@ -34,8 +34,10 @@ pub const MAX_PARTITIONS: u32 = 10_000;
 /// Default of the broker-wide limit on partitions over all topics
 /// (`max_partitions`).
 pub const DEFAULT_MAX_PARTITIONS: u32 = 10_000;
-/// Topic names starting with this are reserved for the broker's own use.
-pub const INTERNAL_PREFIX: &str = "__";
+/// Whether a topic name is reserved for the broker's own use (Kafka's
+/// internal topics, and `__sluice*`): clients cannot create, delete or
+/// produce to such a topic; other names starting with `__` are ordinary.
+pub use sluice_protocol::topic_name::is_reserved as is_internal;
 
 pub use crate::partition::Partition;
 
@@ -197,10 +199,7 @@ impl TopicStore {
             .map_err(|e| LogError::io("list", data_dir, e))?;
         let partition_dirs: Vec<&String> = names
             .iter()
-            .filter(|n| {
-                TopicPartition::from_dir_name(n)
-                    .is_ok_and(|tp| !tp.topic().starts_with(INTERNAL_PREFIX))
-            })
+            .filter(|n| TopicPartition::from_dir_name(n).is_ok_and(|tp| !is_internal(tp.topic())))
             .collect();
         let refuse = |what: String| -> BrokerError {
             let example = partition_dirs.first().map_or("", |n| n.as_str());
@@ -376,7 +375,7 @@ impl TopicStore {
             let Ok(tp) = TopicPartition::from_dir_name(name) else {
                 continue;
             };
-            if tp.topic().starts_with(INTERNAL_PREFIX) {
+            if is_internal(tp.topic()) {
                 continue;
             }
             let hosted = topics
@@ -507,10 +506,13 @@ impl TopicStore {
         partitions: u32,
         config: &TopicConfig,
     ) -> Result<(), BrokerError> {
-        if name.starts_with(INTERNAL_PREFIX) {
+        if is_internal(name) {
             return Err(admin_err(
                 ErrorCode::InvalidTopicName,
-                format!("topic names starting with {INTERNAL_PREFIX:?} are reserved"),
+                format!(
+                    "topic name {name:?} is reserved for the broker's own use \
+                     (Kafka's internal topics, and names starting with \"__sluice\")"
+                ),
             ));
         }
         self.check_shape(name, partitions, config)

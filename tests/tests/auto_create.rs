@@ -93,7 +93,7 @@ async fn a_version_3_metadata_request_creates_the_topics_it_names_when_it_allows
             &[
                 "orders",
                 "orders",
-                "__reserved",
+                "__sluice_reserved",
                 "a/b",
                 "dot.ted",
                 "dot_ted"
@@ -103,7 +103,7 @@ async fn a_version_3_metadata_request_creates_the_topics_it_names_when_it_allows
         .await,
         vec![
             row("orders", ErrorCode::None, 3),
-            row("__reserved", ErrorCode::InvalidTopicName, 0),
+            row("__sluice_reserved", ErrorCode::InvalidTopicName, 0),
             row("a/b", ErrorCode::InvalidTopicName, 0),
             row("dot.ted", ErrorCode::None, 3),
             row("dot_ted", ErrorCode::InvalidTopicName, 0),

@@ -156,7 +156,7 @@ async fn bad_input_gets_errors_and_others_keep_working() {
     );
 
     // Invalid topic names.
-    let names = ["../x", "", &"x".repeat(250), "a/b", "__reserved"];
+    let names = ["../x", "", &"x".repeat(250), "a/b", "__sluice_reserved"];
     let r = c
         .create_topics(
             names

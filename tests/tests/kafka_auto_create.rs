@@ -100,17 +100,25 @@ fn a_metadata_request_creates_the_topics_it_names_when_it_allows_it() {
         metadata(&mut s, 1, &["old-client"], false),
         vec![row("old-client", code::NONE, 3)]
     );
-    // Names that can never be topics, next to one that exists and one
-    // created by this request.
+    // Names that can never be topics (the broker's own, Kafka's internal
+    // ones), next to one that exists and one created by this request.
     assert_eq!(
         metadata(
             &mut s,
             9,
-            &["__reserved", "a/b", "..", "orders", "fresh"],
+            &[
+                "__sluice_reserved",
+                "__transaction_state",
+                "a/b",
+                "..",
+                "orders",
+                "fresh"
+            ],
             true
         ),
         vec![
-            row("__reserved", code::INVALID_TOPIC_EXCEPTION, 0),
+            row("__sluice_reserved", code::INVALID_TOPIC_EXCEPTION, 0),
+            row("__transaction_state", code::INVALID_TOPIC_EXCEPTION, 0),
             row("a/b", code::INVALID_TOPIC_EXCEPTION, 0),
             row("..", code::INVALID_TOPIC_EXCEPTION, 0),
             row("orders", code::NONE, 3),
@@ -125,9 +133,21 @@ fn a_metadata_request_creates_the_topics_it_names_when_it_allows_it() {
             row("dot_ted", code::INVALID_TOPIC_EXCEPTION, 0),
         ]
     );
+    // Another name starting with `__` is an ordinary topic (Debezium's
+    // heartbeat topics), as in Kafka.
+    assert_eq!(
+        metadata(&mut s, 12, &["__debezium-heartbeat.inventory"], true),
+        vec![row("__debezium-heartbeat.inventory", code::NONE, 3)]
+    );
     assert_eq!(
         all_topics(&mut s),
-        vec!["dot.ted", "fresh", "old-client", "orders"]
+        vec![
+            "__debezium-heartbeat.inventory",
+            "dot.ted",
+            "fresh",
+            "old-client",
+            "orders"
+        ]
     );
     // Asking again changes nothing: the topics are described as they are.
     assert_eq!(
@@ -140,9 +160,21 @@ fn a_metadata_request_creates_the_topics_it_names_when_it_allows_it() {
     b.stop();
     b.restart();
     let mut s = connect(&b);
+    // Another name starting with `__` is an ordinary topic (Debezium's
+    // heartbeat topics), as in Kafka.
+    assert_eq!(
+        metadata(&mut s, 12, &["__debezium-heartbeat.inventory"], true),
+        vec![row("__debezium-heartbeat.inventory", code::NONE, 3)]
+    );
     assert_eq!(
         all_topics(&mut s),
-        vec!["dot.ted", "fresh", "old-client", "orders"]
+        vec![
+            "__debezium-heartbeat.inventory",
+            "dot.ted",
+            "fresh",
+            "old-client",
+            "orders"
+        ]
     );
     // The broker says it creates topics.
     let mut req = DescribeConfigsRequest {

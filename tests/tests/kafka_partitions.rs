@@ -120,7 +120,7 @@ fn partitions_added_through_the_kafka_listener_take_records_and_survive_a_restar
             (vec![raise("grow", -5)], code::INVALID_PARTITIONS),
             (vec![raise("grow", 20_000)], code::INVALID_PARTITIONS),
             (vec![raise("nope", 3)], code::UNKNOWN_TOPIC_OR_PARTITION),
-            (vec![raise("__internal", 3)], code::INVALID_REQUEST),
+            (vec![raise("__sluice_internal", 3)], code::INVALID_REQUEST),
             (
                 vec![CreatePartitionsTopic {
                     // Node 1: a single broker is node 0 (an assignment

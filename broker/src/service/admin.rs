@@ -145,7 +145,7 @@ fn outcome(name: &str, r: Result<(), BrokerError>) -> TopicOutcome {
 async fn delete_in_cluster(cluster: &Cluster, names: Vec<String>) -> Vec<TopicOutcome> {
     let mut out = Vec::with_capacity(names.len());
     for name in names {
-        let r = if name.starts_with(crate::topics::INTERNAL_PREFIX) {
+        let r = if crate::topics::is_internal(&name) {
             Err((
                 ErrorCode::InvalidTopicName,
                 format!("topic {name:?} is internal to the cluster and cannot be deleted"),
@@ -487,7 +487,7 @@ impl Service {
         count: u32,
         validate_only: bool,
     ) -> TopicOutcome {
-        if name.starts_with(crate::topics::INTERNAL_PREFIX) {
+        if crate::topics::is_internal(&name) {
             return TopicOutcome {
                 message: Some(format!(
                     "topic {name:?} is internal: its partition count is fixed"
@@ -530,7 +530,7 @@ impl Service {
         edit: impl Fn(&TopicConfig) -> Result<TopicConfig, String>,
         validate_only: bool,
     ) -> Result<(), (ErrorCode, String)> {
-        if name.starts_with(crate::topics::INTERNAL_PREFIX) {
+        if crate::topics::is_internal(name) {
             return Err((
                 ErrorCode::InvalidRequest,
                 format!("topic {name:?} is internal to the cluster: its settings are fixed"),
@@ -810,7 +810,7 @@ impl Service {
             None => match &cluster {
                 Some(all) => all
                     .iter()
-                    .filter(|t| !t.name.starts_with(crate::topics::INTERNAL_PREFIX))
+                    .filter(|t| !crate::topics::is_internal(&t.name))
                     .map(|t| self.describe(&t.name, by_name.as_ref()))
                     .collect(),
                 None => self

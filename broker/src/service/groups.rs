@@ -193,7 +193,7 @@ impl TopicView for Topics<'_> {
                 .map(|t| t.name.clone())
                 .collect(),
         };
-        names.retain(|n| !n.starts_with(crate::topics::INTERNAL_PREFIX));
+        names.retain(|n| !crate::topics::is_internal(n));
         names
     }
 }

@@ -95,7 +95,7 @@ impl Service {
         cluster: &Cluster,
         d: &RecordsDeletion,
     ) -> Result<u64, ErrorCode> {
-        if d.topic.starts_with(crate::topics::INTERNAL_PREFIX) {
+        if crate::topics::is_internal(&d.topic) {
             return Err(ErrorCode::InvalidRequest);
         }
         let p = self.led_partition(&d.topic, d.partition)?;

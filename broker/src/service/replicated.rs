@@ -44,7 +44,7 @@ pub(super) async fn produce(
 ) -> Vec<Produced> {
     let appends = partitions.into_iter().map(|p| {
         // The refusal says what this one check found (leadership moves).
-        let replica = if p.topic.starts_with(crate::topics::INTERNAL_PREFIX) {
+        let replica = if crate::topics::is_internal(&p.topic) {
             Err((
                 ErrorCode::InvalidTopicName,
                 format!(

@@ -146,7 +146,7 @@ impl Service {
                 .topics
                 .list()
                 .iter()
-                .filter(|t| !t.name.starts_with(crate::topics::INTERNAL_PREFIX))
+                .filter(|t| !crate::topics::is_internal(&t.name))
                 .map(|t| (t.name.clone(), sizes(t, None)))
                 .collect(),
             Some(wanted) => wanted

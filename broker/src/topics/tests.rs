@@ -81,7 +81,9 @@ fn create_delete_and_reopen() {
     for (bad, code) in [
         ("../x", ErrorCode::InvalidTopicName),
         ("", ErrorCode::InvalidTopicName),
-        ("__internal", ErrorCode::InvalidTopicName),
+        ("__consumer_offsets", ErrorCode::InvalidTopicName),
+        ("__consumer.offsets", ErrorCode::InvalidTopicName),
+        ("__sluice_group_state", ErrorCode::InvalidTopicName),
     ] {
         assert!(matches!(
             store.create(bad, 1, &TopicConfig::default()),
@@ -116,6 +118,29 @@ fn create_delete_and_reopen() {
         std::fs::read(dir.path().join(kept).join("keep")).unwrap(),
         b"x"
     );
+}
+
+/// A name starting with `__` that is not one the broker keeps (Debezium's
+/// heartbeat topics) is an ordinary topic: created, and its partitions
+/// reopened as its own (not taken for an internal or a stray directory).
+#[test]
+fn other_double_underscore_names_are_ordinary_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "__debezium-heartbeat.inventory";
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    store.create(name, 2, &TopicConfig::default()).unwrap();
+    store.shutdown();
+    drop(store);
+    let store = TopicStore::open(dir.path(), TopicDefaults::default()).unwrap();
+    assert_eq!(store.topic(name).unwrap().partitions.len(), 2);
+    assert_eq!(
+        dir_names(dir.path())
+            .into_iter()
+            .filter(|n| n.starts_with("__"))
+            .collect::<Vec<_>>(),
+        [format!("{name}-0"), format!("{name}-1")]
+    );
+    store.shutdown();
 }
 
 /// The entries of `dir`, sorted, without the space reserve (which the

@@ -211,10 +211,11 @@ fn missing_topic_error(name: &str, e: ClientError) -> anyhow::Error {
 }
 
 /// Whether `sluice topic create` would take `name`: a topic name (so it
-/// can be shown in a command line as it is) not starting with the reserved
-/// `__`.
+/// can be shown in a command line as it is) the broker does not keep for
+/// itself.
 fn could_be_created(name: &str) -> bool {
-    sluice_protocol::topic_name::check_topic_name(name).is_ok() && !name.starts_with("__")
+    use sluice_protocol::topic_name::{check_topic_name, is_reserved};
+    check_topic_name(name).is_ok() && !is_reserved(name)
 }
 
 /// `n` partitions, in words: "1 partition", "3 partitions".
