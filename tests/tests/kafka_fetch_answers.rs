@@ -101,8 +101,8 @@ async fn errored_partitions_answer_minus_one_for_their_offsets() {
     );
 }
 
-/// No fetch session is ever handed out. An incremental fetch (epoch above
-/// 0) is refused with `FETCH_SESSION_ID_NOT_FOUND`; a full fetch naming a
+/// No fetch session is ever handed out. An incremental fetch (any epoch but
+/// -1 and 0) is refused with `FETCH_SESSION_ID_NOT_FOUND`; a full fetch naming a
 /// session (epoch -1 or 0: a client closing a session another broker gave
 /// it) is served, as Kafka serves one that closes its session.
 #[tokio::test]
@@ -121,6 +121,8 @@ async fn fetch_sessions_are_declined_as_kafka_declines_an_unknown_one() {
         (0, -1, true),
         (5, 3, false),
         (0, 3, false),
+        (5, -2, false),
+        (0, i32::MIN, false),
     ] {
         let mut req = fetch_request(vec![("fs".into(), vec![0])]);
         req.session_id = session_id;

@@ -50,8 +50,9 @@ pub(super) async fn fetch(conn: &mut Conn, req: Req, mut r: FetchRequest) -> Res
         tracing::debug!(error = %message, "Kafka fetch refused");
         return respond(conn, req, refused_whole(r, to_kafka(c))).await;
     }
-    if r.session_epoch > 0 {
-        // An incremental fetch of a session: none was ever handed out, the
+    if !matches!(r.session_epoch, -1 | 0) {
+        // An incremental fetch of a session (Kafka reads every epoch but
+        // the initial 0 and the final -1 so): none was ever handed out, the
         // client must start afresh. (A full fetch, epoch 0 or -1, naming a
         // session closes it in Kafka and is served: there is none to close.)
         let resp = FetchResponse {
