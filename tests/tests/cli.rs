@@ -1113,6 +1113,76 @@ fn a_consumer_gives_up_on_a_silent_broker() {
     );
 }
 
+/// A consumer whose reads are refused until its idle timeout
+/// (`--timeout-ms`) passes, here because a batch's base offset was damaged
+/// on disk (the broker refuses to serve it), exits with the error: the
+/// partition was failing, not idle (it exited 0 with nothing printed, as
+/// if it had read everything there was).
+#[test]
+fn a_consumer_whose_reads_are_refused_until_its_timeout_says_why() {
+    let mut broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    ok(
+        &addr,
+        &[
+            "topic",
+            "create",
+            "scarred",
+            "--partitions",
+            "1",
+            "--segment-bytes",
+            "65536",
+        ],
+        b"",
+    );
+    let line = format!("{}\n", "x".repeat(1000));
+    for _ in 0..20 {
+        ok(&addr, &["produce", "scarred"], line.repeat(10).as_bytes());
+    }
+    broker.stop();
+    // The first segment's batches: (position, base offset).
+    let path = broker
+        .data_dir
+        .join("scarred-0")
+        .join("00000000000000000000.log");
+    let mut data = std::fs::read(&path).unwrap();
+    let mut batches = Vec::new();
+    let mut at = 0;
+    while at + 12 <= data.len() {
+        let base = u64::from_be_bytes(data[at..at + 8].try_into().unwrap());
+        batches.push((at, base));
+        at += 12 + u32::from_be_bytes(data[at + 8..at + 12].try_into().unwrap()) as usize;
+    }
+    assert!(batches.len() >= 4, "{batches:?}");
+    // The second batch's base offset (outside its CRC) made to lie.
+    let (position, offset) = batches[1];
+    data[position..position + 8].copy_from_slice(&(offset + 1000).to_be_bytes());
+    std::fs::write(&path, &data).unwrap();
+    broker.restart();
+
+    let out = sluice(
+        &addr,
+        &[
+            "consume",
+            "scarred",
+            "--offset",
+            &offset.to_string(),
+            "--timeout-ms",
+            "3000",
+        ],
+        b"",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.stdout.is_empty(), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: fetching from \"scarred\": "),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(broker.log().contains("the read is refused"));
+}
+
 /// Pointed at a broker's metrics port (HTTP), the CLI says so instead of
 /// reporting a frame of 1,213,486,160 bytes ("HTTP" read as a length).
 #[test]

@@ -274,6 +274,8 @@ impl Session {
         let timeout = args.timeout_ms.map(Duration::from_millis);
         let mut last_record = Instant::now();
         let mut failing_since: Option<Instant> = None;
+        // The error of the last poll, while polls fail.
+        let mut failing: Option<String> = None;
         while Some(self.printed) != args.count && !stop.load(Ordering::Acquire) {
             // A poll waits no longer than what is left of the idle timeout,
             // nor past RETRY_FOR of silence from the brokers (a paused
@@ -284,12 +286,14 @@ impl Session {
             if let Some(t) = timeout {
                 limit = limit.min(t.saturating_sub(last_record.elapsed()));
             }
-            let polled = tokio::time::timeout(limit, self.consumer.poll())
-                .await
-                .unwrap_or(Ok(Vec::new()));
-            let records = match polled {
+            let polled = tokio::time::timeout(limit, self.consumer.poll()).await;
+            let cut_short = polled.is_err();
+            let records = match polled.unwrap_or(Ok(Vec::new())) {
                 Ok(r) => {
                     failing_since = None;
+                    if !cut_short {
+                        failing = None;
+                    }
                     r
                 }
                 // The broker restarting, say: keep trying for a while (the
@@ -300,6 +304,7 @@ impl Session {
                         && failing_since.is_none_or(|t| t.elapsed() < RETRY_FOR) =>
                 {
                     failing_since.get_or_insert(self.consumer.last_fetch_answer());
+                    failing = Some(describe(&e));
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
@@ -309,6 +314,11 @@ impl Session {
             };
             if records.is_empty() {
                 if timeout.is_some_and(|t| last_record.elapsed() >= t) {
+                    if let Some(why) = failing {
+                        // The idle timeout cut short a poll after failed
+                        // ones: the partitions were failing, not idle.
+                        anyhow::bail!("fetching from {:?}: {why}", args.topic)
+                    }
                     break;
                 }
                 let silent = self.consumer.last_fetch_answer().elapsed();
