@@ -160,12 +160,6 @@ fn a_metadata_request_creates_the_topics_it_names_when_it_allows_it() {
     b.stop();
     b.restart();
     let mut s = connect(&b);
-    // Another name starting with `__` is an ordinary topic (Debezium's
-    // heartbeat topics), as in Kafka.
-    assert_eq!(
-        metadata(&mut s, 12, &["__debezium-heartbeat.inventory"], true),
-        vec![row("__debezium-heartbeat.inventory", code::NONE, 3)]
-    );
     assert_eq!(
         all_topics(&mut s),
         vec![
