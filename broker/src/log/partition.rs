@@ -307,6 +307,11 @@ pub struct PartitionLog {
     /// a snapshot of batches a truncation cuts is never written after the
     /// truncation pruned the snapshots past its cut.
     pub(crate) snapshot_lock: Mutex<()>,
+    /// The batch boundary a read last checked by reading the header there
+    /// (where its answer ended): `(segment base, log epoch, position,
+    /// offset)`. A read that starts exactly there need not read that header
+    /// again (see `PartitionLog::read`).
+    pub(crate) checked_boundary: Mutex<Option<(u64, u64, u64, u64)>>,
     pub(crate) high_watermark: AtomicU64,
     pub(crate) recovery_point: AtomicU64,
     /// The highest recovery point a checkpoint may record

@@ -24,6 +24,10 @@ struct ReadPlan {
     first: u64,
 }
 
+/// A read's slice, and the end `(position, offset)` it took from the offset
+/// index, still to be checked (`None`: an end known otherwise).
+type Finished = (LogSlice, Option<(u64, u64)>);
+
 /// A byte range of one segment file holding whole record batches, ready to
 /// be sent with `sendfile(2)`. Holding it keeps the file open, even if
 /// retention deletes the segment meanwhile.
@@ -92,7 +96,7 @@ impl PartitionLog {
     fn try_read(&self, offset: u64, max_bytes: u64) -> Result<Option<LogSlice>, LogError> {
         // Under the lock: the segment, the range limit and a starting point
         // (no disk I/O).
-        let (mut slice, plan, file) = {
+        let (mut slice, plan, file, holds, mut pending) = {
             let mut state = self.state.lock();
             let hw = self.visible_end(&state);
             let log_start = self.log_start_offset();
@@ -134,7 +138,13 @@ impl PartitionLog {
                 (seg.size(), seg.next_offset())
             };
             // Start: the nearest known batch start at or before `offset`.
+            // Where the last read's answer ended, its header was read then
+            // (a consumer reading on): the batch there holds `offset`.
             let (start, first, holds) = seg.batch_start_at_or_before(offset);
+            let holds = holds
+                || (first == offset
+                    && *self.checked_boundary.lock()
+                        == Some((seg.base_offset(), state.epoch, start, first)));
             let plan = ReadPlan {
                 segment_base: seg.base_offset(),
                 epoch: state.epoch,
@@ -144,21 +154,42 @@ impl PartitionLog {
                 start,
                 first,
             };
+            // A reader tailing the active segment, or reading on: no header
+            // walk (an end taken from the offset index is checked below).
+            let mut pending = None;
             if holds {
-                // A reader tailing the active segment: no header walk.
-                if let Some(s) = Self::finish_read(&state, at, &plan, max_bytes, &slice, None)? {
-                    return Ok(Some(s));
+                match Self::finish_read(&state, at, &plan, max_bytes, &slice, None)? {
+                    Some((s, None)) => return Ok(Some(s)),
+                    other => pending = other,
                 }
             }
-            (slice, plan, seg.file()?)
+            (slice, plan, seg.file()?, holds, pending)
         };
         // Without the lock: walk batch headers forward to the batch that
         // holds `offset`, checking each (the first too: the batch a read
         // starts at is never sent unread).
-        let walk = walk_to_offset(&*file, (plan.start, plan.first), offset, plan.limit)
-            .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
+        let walk = if holds {
+            Ok((plan.start, plan.first))
+        } else {
+            walk_to_offset(&*file, (plan.start, plan.first), offset, plan.limit)
+                .map_err(|e| LogError::io("read", self.dir.clone(), e))?
+        };
         let (start, first) = match walk {
             Ok(at) => at,
+            Err(reason) if plan.start > 0 => {
+                // The starting point came from the offset index (no checksum
+                // covers it) or the in-memory tail: the walk from the
+                // segment's start tells a lying index from damaged data.
+                let again = walk_to_offset(&*file, (0, plan.segment_base), offset, plan.limit)
+                    .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
+                match again {
+                    Ok(at) => {
+                        self.index_lied(plan.segment_base, &reason);
+                        at
+                    }
+                    Err(reason) => return self.damaged_unless_changed(&plan, reason),
+                }
+            }
             Err(reason) => return self.damaged_unless_changed(&plan, reason),
         };
         slice.first_offset = first;
@@ -169,17 +200,37 @@ impl PartitionLog {
         };
         let mut walked = None;
         loop {
-            let mut state = self.state.lock();
-            let Some(at) = planned_segment(&state, &plan) else {
-                return Ok(None);
+            let done = match pending.take() {
+                Some(done) => Some(done),
+                None => {
+                    let mut state = self.state.lock();
+                    let Some(at) = planned_segment(&state, &plan) else {
+                        return Ok(None);
+                    };
+                    // Listed again: another reader's trim may have released
+                    // it since, and the index and file are opened again below.
+                    state.touch_sealed_at(at);
+                    Self::finish_read(&state, at, &plan, max_bytes, &slice, walked)?
+                }
             };
-            // Listed again: another reader's trim may have released it
-            // since, and the index and file are opened again below.
-            state.touch_sealed_at(at);
-            if let Some(s) = Self::finish_read(&state, at, &plan, max_bytes, &slice, walked)? {
-                return Ok(Some(s));
+            match done {
+                Some((s, None)) => return Ok(Some(s)),
+                Some((s, Some((end, end_offset)))) => {
+                    // The end came from the offset index: a batch must start
+                    // there, else the answer would end inside one.
+                    let at_end = checked_header(&*file, end, end_offset, plan.limit)
+                        .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
+                    match at_end {
+                        Ok(_) => {
+                            *self.checked_boundary.lock() =
+                                Some((plan.segment_base, plan.epoch, end, end_offset));
+                            return Ok(Some(s));
+                        }
+                        Err(reason) => self.index_lied(plan.segment_base, &reason),
+                    }
+                }
+                None => {}
             }
-            drop(state);
             // The index cannot end the range within the budget: walk the
             // headers from the start, without the lock.
             let w = walk_to_budget(&*file, &plan, max_bytes)
@@ -207,6 +258,22 @@ impl PartitionLog {
         Err(self.damaged_segment(plan.segment_base, reason))
     }
 
+    /// A read found an entry of the offset index pointing at no batch
+    /// (`reason`: where it started, or where it would have ended) and was
+    /// served by walking batch headers instead (from the segment's start,
+    /// or from where it starts); logged at most once a minute for the
+    /// broker. The index file is not rewritten: reads through that entry go
+    /// on walking.
+    fn index_lied(&self, base: u64, reason: &str) {
+        static SAID: crate::throttle::Throttle =
+            crate::throttle::Throttle::new(std::time::Duration::from_secs(60));
+        if let Some(held_back) = SAID.allow() {
+            let path = super::format::segment_path(&self.dir, base, super::format::INDEX_SUFFIX);
+            tracing::warn!(index = %path.display(), %reason, held_back,
+                "an offset index entry points at no batch; the read walked batch headers instead");
+        }
+    }
+
     /// The refusal of a read that met damage (`reason`) in the segment
     /// based at `base`, logged with the segment.
     pub(super) fn damaged_segment(&self, base: u64, reason: String) -> LogError {
@@ -220,7 +287,10 @@ impl PartitionLog {
     /// within the budget that the in-memory tail knows, else the last
     /// indexed one, else `walked` (the end found by [`walk_to_budget`]);
     /// `None` when that is needed and not given. Past the first batch, the
-    /// range never passes the budget.
+    /// range never passes the budget. An end taken from the index (which no
+    /// checksum covers) is returned beside the slice, for the caller to
+    /// check that a batch starts there; once `walked` is given, the index
+    /// is not used.
     fn finish_read(
         state: &LogState,
         at: usize,
@@ -228,24 +298,28 @@ impl PartitionLog {
         max_bytes: u64,
         slice: &LogSlice,
         walked: Option<(u64, u64)>,
-    ) -> Result<Option<LogSlice>, LogError> {
+    ) -> Result<Option<Finished>, LogError> {
         let seg = state
             .segments
             .get(at)
             .unwrap_or_else(|| unreachable!("the caller found the segment"));
         let (start, limit, hw) = (plan.start, plan.limit, plan.hw);
         let budget_end = start.saturating_add(max_bytes);
+        let mut from_index = None;
         let (end, end_offset) = if limit - start <= max_bytes {
             (limit, plan.limit_offset)
         } else if let Some(end) = seg.tail_end_within(start, budget_end) {
             end
+        } else if let Some(w) = walked {
+            w
         } else {
             match seg.offset_index().floor_by_position(budget_end) {
-                Some(e) if u64::from(e.position) > start => (e.position.into(), e.offset),
-                _ => match walked {
-                    Some(w) => w,
-                    None => return Ok(None),
-                },
+                Some(e) if u64::from(e.position) > start && e.offset > plan.first => {
+                    let end = (e.position.into(), e.offset);
+                    from_index = Some(end);
+                    end
+                }
+                _ => return Ok(None),
             }
         };
         let later: u64 = state
@@ -267,7 +341,7 @@ impl PartitionLog {
         slice.len = end - start;
         slice.first_offset = plan.first;
         slice.next_offset = end_offset;
-        Ok(Some(slice))
+        Ok(Some((slice, from_index)))
     }
 
     /// The end readers may see.

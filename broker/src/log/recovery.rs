@@ -359,6 +359,7 @@ impl PartitionLog {
             turn: Condvar::new(),
             flush_lock: Mutex::new(()),
             snapshot_lock: Mutex::new(()),
+            checked_boundary: Mutex::new(None),
             high_watermark: AtomicU64::new(end.offset),
             recovery_point: AtomicU64::new(end.offset),
             checkpoint_cap: AtomicU64::new(u64::MAX),
