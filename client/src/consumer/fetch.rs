@@ -17,7 +17,10 @@
 //! (10 ms doubling up to 100 ms), at its position, from the leader the
 //! refreshed cache names. A broken session does the same for all its
 //! partitions; a leader that does not accept a connection rests the quick
-//! backoff while Metadata is asked again.
+//! backoff while Metadata is asked again. A partition refused with another
+//! retriable error (`StorageError` for a damaged segment, say) backs off
+//! the same way while the other partitions go on; the error is returned by
+//! a poll that got no records.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -69,6 +72,11 @@ pub(super) struct Sessions {
     behind: bool,
     /// When a fetch answer last came from any broker (`None`: none yet).
     last_answer: Option<Instant>,
+    /// A partition's retriable refusal (a damaged segment's
+    /// `StorageError`, say) taken from the answers of this receive: the
+    /// partition backs off while the others go on, and the error is
+    /// returned only when no records came.
+    refused: Option<ClientError>,
 }
 
 impl Sessions {
@@ -509,6 +517,7 @@ impl Consumer {
             () = interrupt => return Ok(None),
         };
         self.fetch.behind = false;
+        self.fetch.refused = None;
         for dest in self.fetch.overdue(Instant::now(), patience) {
             self.lost(&dest);
         }
@@ -588,6 +597,12 @@ impl Consumer {
                 }
                 *second_chances -= 1;
             }
+        }
+        let refused = self.fetch.refused.take();
+        if let Some(e) = refused
+            && out.is_empty()
+        {
+            return Err(e);
         }
         Ok(Some(out))
     }
@@ -683,6 +698,17 @@ impl Consumer {
                 }
                 code if leader_moved(code, dest) => {
                     moved.push((Arc::clone(&a.topic), a.partition));
+                    continue;
+                }
+                // One partition the broker cannot serve now holds up no
+                // other: it backs off, and the error is told if nothing
+                // else came.
+                code if code.is_retriable() => {
+                    moved.push((Arc::clone(&a.topic), a.partition));
+                    self.fetch.refused = Some(ClientError::Broker {
+                        code,
+                        message: format!("fetch {}-{}", p.topic, p.partition),
+                    });
                     continue;
                 }
                 code => {
@@ -891,6 +917,70 @@ mod tests {
         c.take_records(&resp, &tail, &None, &mut out).unwrap();
         assert_eq!(out.len(), 2);
         assert_eq!(c.position("a", 0), Some(3002));
+    }
+
+    /// A partition the broker cannot serve now (a damaged segment's
+    /// `StorageError`) backs off and holds up no other partition of the
+    /// answer: their records are taken, and the error kept for a poll that
+    /// gets none.
+    #[tokio::test]
+    async fn a_partition_refused_for_now_holds_up_no_other() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap().to_string();
+        let mut c = Consumer::connect(ConsumerConfig::new(addr)).await.unwrap();
+        for partition in [0, 1] {
+            c.assigned.push(Assigned {
+                topic: Arc::from("a"),
+                partition,
+                position: 0,
+                retry: None,
+            });
+        }
+        let mut b = BatchBuilder::new().base_offset(0);
+        b.push(&NewRecord {
+            timestamp: 0,
+            key: None,
+            value: Some(b"v"),
+            headers: &[],
+        });
+        let tail = b.finish().freeze();
+        let part = |partition, error_code, records_len| {
+            sluice_protocol::wire::fetch::FetchPartitionResponse {
+                topic: "a".into(),
+                partition,
+                error_code,
+                high_watermark: 1,
+                log_start_offset: 0,
+                records_len,
+            }
+        };
+        let resp = FetchResponse {
+            partitions: vec![
+                part(0, ErrorCode::StorageError, 0),
+                part(1, ErrorCode::None, tail.len() as u32),
+            ],
+        };
+        let mut out = Vec::new();
+        c.take_records(&resp, &tail, &None, &mut out).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!((c.position("a", 0), c.position("a", 1)), (Some(0), Some(1)));
+        assert!(c.assigned[0].retry.is_some(), "backing off");
+        assert!(c.assigned[1].retry.is_none());
+        assert!(matches!(
+            c.fetch.refused,
+            Some(ClientError::Broker {
+                code: ErrorCode::StorageError,
+                ..
+            })
+        ));
+        // A refusal that is not for now is the poll's error, as before.
+        let resp = FetchResponse {
+            partitions: vec![part(0, ErrorCode::CorruptRecord, 0)],
+        };
+        assert!(
+            c.take_records(&resp, &Bytes::new(), &None, &mut out)
+                .is_err()
+        );
     }
 
     #[test]
