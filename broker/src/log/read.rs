@@ -395,7 +395,7 @@ impl PartitionLog {
                     // prefix the time index covers when the start does not
                     // cut this segment.
                     let from = if cut_at_start {
-                        u64::from(seg.offset_index().lookup(start).position)
+                        seg.offset_index().lookup(start)
                     } else {
                         let entry = seg.offset_index().lookup(hw.offset);
                         best = best.max(
@@ -403,10 +403,10 @@ impl PartitionLog {
                                 .last_at_or_before(entry.offset)
                                 .map(|e| e.timestamp),
                         );
-                        u64::from(entry.position)
+                        entry
                     };
                     let to = if last { hw.position } else { seg.size() };
-                    ranges.push((seg.file()?, from, to));
+                    ranges.push((seg.file()?, seg.base_offset(), from, to));
                     if seg.is_sealed() {
                         touched.push(seg.base_offset());
                     }
@@ -421,10 +421,25 @@ impl PartitionLog {
             }
             (best, start, ranges)
         };
-        for (file, mut position, limit) in ranges {
+        for (file, base, from, limit) in ranges {
+            let mut position = u64::from(from.position);
+            // As in `offset_for_timestamp`: an index start is checked.
+            let mut unchecked = position > 0;
             while position < limit {
                 let h = super::segment::read_header(&*file, position, limit)
                     .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
+                if std::mem::take(&mut unchecked)
+                    && h.as_ref()
+                        .is_none_or(|h| h.base_offset as u64 != from.offset)
+                {
+                    let reason = format!(
+                        "no batch of offset {} starts at byte {position}",
+                        from.offset
+                    );
+                    self.index_lied(base, &reason);
+                    position = 0;
+                    continue;
+                }
                 let Some(h) = h else {
                     break;
                 };
@@ -482,7 +497,7 @@ impl PartitionLog {
         for base in candidates {
             // Under the lock, one candidate at a time: listed, then its
             // indexes and file opened; its headers are read without it.
-            let (file, mut position, limit) = {
+            let (file, mut position, limit, indexed) = {
                 let mut state = self.state.lock();
                 let at = state.segment_index(base);
                 if state
@@ -503,11 +518,23 @@ impl PartitionLog {
                 } else {
                     seg.size()
                 };
-                (seg.file()?, u64::from(entry.position), limit)
+                (seg.file()?, u64::from(entry.position), limit, entry.offset)
             };
+            // A start the offset index gave is checked (no checksum covers
+            // the index): no batch of that offset there, the segment is
+            // scanned from its start.
+            let mut unchecked = position > 0;
             while position < limit {
                 let h = super::segment::read_header(&*file, position, limit)
                     .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
+                if std::mem::take(&mut unchecked)
+                    && h.as_ref().is_none_or(|h| h.base_offset as u64 != indexed)
+                {
+                    let reason = format!("no batch of offset {indexed} starts at byte {position}");
+                    self.index_lied(base, &reason);
+                    position = 0;
+                    continue;
+                }
                 let Some(h) = h else {
                     break;
                 };

@@ -545,6 +545,35 @@ fn an_index_entry_pointing_into_a_batch_is_walked_around() {
     assert_eq!(bytes(&s), data[..position as usize]);
 }
 
+/// A timestamp look-up the offset index would start inside a batch scans
+/// the segment from its start and finds the record (it skipped the
+/// segment, answering a later record).
+#[test]
+fn a_timestamp_lookup_is_not_misled_by_a_lying_index_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let mut n = 0;
+    while log.segment_count() < 2 {
+        log.append(&mut batch("t", 2, 1000, 1000 + 10 * n)).unwrap();
+        n += 1;
+    }
+    log.close().unwrap();
+    let path = segment_path(dir.path(), 0, crate::log::format::INDEX_SUFFIX);
+    let mut index = std::fs::read(&path).unwrap();
+    assert!(index.len() >= 3 * 8, "{} bytes of index", index.len());
+    let offset = u64::from(u32::from_be_bytes(index[8..12].try_into().unwrap()));
+    let position = u32::from_be_bytes(index[12..16].try_into().unwrap());
+    index[12..16].copy_from_slice(&(position + 4).to_be_bytes());
+    std::fs::write(&path, &index).unwrap();
+
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    // The batch at that entry holds offsets `offset`, `offset + 1`, stamped
+    // 1000 + 5 * offset and one more.
+    let stamp = 1000 + 5 * offset as i64;
+    let found = log.offset_for_timestamp(stamp + 1).unwrap().unwrap();
+    assert_eq!((found.offset, found.timestamp), (offset + 1, stamp + 1));
+}
+
 #[test]
 fn a_zeroed_batch_header_a_read_starts_at_or_walks_over_is_refused() {
     for zeroed in [0u64, 2] {
