@@ -355,6 +355,7 @@ fn delete_topics_entries_that_name_a_topic_ambiguously_are_refused() {
     let twice = create(&mut s, "twice", 1, 1);
     let both = create(&mut s, "both", 1, 1);
     let gone = create(&mut s, "gone", 1, 1);
+    let thrice = create(&mut s, "thrice", 1, 1);
     let stale: Id = [5; 16];
     let entry = |name: Option<&str>, topic_id: Id| DeleteTopicState {
         name: name.map(str::to_owned),
@@ -369,6 +370,9 @@ fn delete_topics_entries_that_name_a_topic_ambiguously_are_refused() {
             entry(None, both),
             entry(Some("both"), [0; 16]),
             entry(None, gone),
+            entry(Some("thrice"), [0; 16]),
+            entry(None, thrice),
+            entry(None, thrice),
         ],
         timeout_ms: 10_000,
     };
@@ -387,6 +391,8 @@ fn delete_topics_entries_that_name_a_topic_ambiguously_are_refused() {
             invalid("Duplicate topic name."),
             invalid("The provided topic name maps to an ID that was already supplied."),
             (code::NONE, None),
+            invalid("The provided topic name maps to an ID that was already supplied."),
+            invalid("Duplicate topic id."),
         ],
         "{r:?}"
     );
@@ -403,6 +409,7 @@ fn delete_topics_entries_that_name_a_topic_ambiguously_are_refused() {
     assert_eq!(id_of(&mut s, "victim"), victim, "kept");
     assert_eq!(id_of(&mut s, "twice"), twice, "kept");
     assert_eq!(id_of(&mut s, "both"), both, "kept");
+    assert_eq!(id_of(&mut s, "thrice"), thrice, "kept");
     let left: Vec<(i16, Option<String>, Id)> = metadata(&mut s, vec![by_name("gone")]);
     assert!(
         left.iter()

@@ -908,10 +908,15 @@ pub(super) async fn delete_topics(conn: &Conn, r: DeleteTopicsRequest) -> Delete
     // A topic named by one entry and given by its id in another: as Kafka's
     // controller, neither deletes it, and it is answered once, at the name
     // entry, with its name and id.
+    // (An id given twice is refused as a duplicate and still counts: Kafka
+    // refuses the name entry of its topic too.)
     let given = |by_id: bool| -> HashSet<String> {
         named
             .iter()
-            .filter(|(t, _, refused)| t.name.is_none() == by_id && refused.is_none())
+            .filter(|(t, _, refused)| {
+                t.name.is_none() == by_id
+                    && (refused.is_none() || (by_id && *refused == Some(DUPLICATE_ID)))
+            })
             .filter_map(|(_, n, _)| n.clone())
             .collect()
     };
