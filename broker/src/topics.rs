@@ -603,7 +603,7 @@ impl TopicStore {
     /// Creates a topic with id `id` whose `hosting` partitions get a
     /// directory and a log here; the others are listed (they count in
     /// [`Topic::partition_count`]) but have no files. Blocking. Unlike
-    /// [`TopicStore::create`], names starting with `__` are accepted: this
+    /// [`TopicStore::create`], reserved names ([`is_internal`]) are accepted: this
     /// is how the controller's topics, among them the cluster's internal
     /// group-state topic, are created.
     pub fn create_hosting(

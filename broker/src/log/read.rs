@@ -171,25 +171,16 @@ impl PartitionLog {
         let walk = if holds {
             Ok((plan.start, plan.first))
         } else {
-            walk_to_offset(&*file, (plan.start, plan.first), offset, plan.limit)
-                .map_err(|e| LogError::io("read", self.dir.clone(), e))?
+            self.walk_from(
+                &*file,
+                plan.segment_base,
+                (plan.start, plan.first),
+                offset,
+                plan.limit,
+            )?
         };
         let (start, first) = match walk {
             Ok(at) => at,
-            Err(reason) if plan.start > 0 => {
-                // The starting point came from the offset index (no checksum
-                // covers it) or the in-memory tail: the walk from the
-                // segment's start tells a lying index from damaged data.
-                let again = walk_to_offset(&*file, (0, plan.segment_base), offset, plan.limit)
-                    .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
-                match again {
-                    Ok(at) => {
-                        self.index_lied(plan.segment_base, &reason);
-                        at
-                    }
-                    Err(reason) => return self.damaged_unless_changed(&plan, reason),
-                }
-            }
             Err(reason) => return self.damaged_unless_changed(&plan, reason),
         };
         slice.first_offset = first;
@@ -221,11 +212,15 @@ impl PartitionLog {
                     let at_end = checked_header(&*file, end, end_offset, plan.limit)
                         .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
                     match at_end {
-                        Ok(_) => {
+                        Ok(Some(_)) => {
                             *self.checked_boundary.lock() =
                                 Some((plan.segment_base, plan.epoch, end, end_offset));
                             return Ok(Some(s));
                         }
+                        Ok(None) => self.index_lied(
+                            plan.segment_base,
+                            &format!("an answer would end at byte {end}, past the data"),
+                        ),
                         Err(reason) => self.index_lied(plan.segment_base, &reason),
                     }
                 }
@@ -256,6 +251,41 @@ impl PartitionLog {
             return Ok(None);
         }
         Err(self.damaged_segment(plan.segment_base, reason))
+    }
+
+    /// [`walk_to_offset`] from `from`, a batch start the offset index (or
+    /// the in-memory tail) gave in the segment based at `base`; where no
+    /// batch of that offset starts there (the index lied: no checksum
+    /// covers it), from the segment's start instead. Damage past a sound
+    /// starting point is the inner `Err` without that second walk, so a
+    /// damaged segment read again and again costs no whole walks.
+    pub(super) fn walk_from(
+        &self,
+        file: &dyn LogFile,
+        base: u64,
+        from: (u64, u64),
+        offset: u64,
+        limit: u64,
+    ) -> Result<Result<(u64, u64), String>, LogError> {
+        let io = |e| LogError::io("read", self.dir.clone(), e);
+        let reason = match walk_to_offset(file, from, offset, limit).map_err(io)? {
+            Ok(at) => return Ok(Ok(at)),
+            Err(reason) => reason,
+        };
+        let (start, first) = from;
+        if start == 0
+            || matches!(
+                checked_header(file, start, first, limit).map_err(io)?,
+                Ok(Some(_))
+            )
+        {
+            return Ok(Err(reason));
+        }
+        let again = walk_to_offset(file, (0, base), offset, limit).map_err(io)?;
+        if again.is_ok() {
+            self.index_lied(base, &reason);
+        }
+        Ok(again)
     }
 
     /// A read found an entry of the offset index pointing at no batch
@@ -574,9 +604,10 @@ fn planned_segment(state: &LogState, plan: &ReadPlan) -> Option<usize> {
 }
 
 /// The header of the batch that should start at byte `position` of `file`
-/// (data up to `limit`) with offset `expected`: `Ok(None)` at the data's
-/// end, the inner `Err` when the bytes there are no batch header or one
-/// that starts elsewhere ([`check_base`]).
+/// (data up to `limit`, a batch boundary) with offset `expected`:
+/// `Ok(None)` at or past `limit`, the inner `Err` when the bytes there are
+/// no batch header (also one that would run past `limit`) or one that
+/// starts elsewhere ([`check_base`]).
 fn checked_header(
     file: &dyn LogFile,
     position: u64,
@@ -586,6 +617,9 @@ fn checked_header(
     Ok(
         super::segment::read_batch_header(file, position, limit)?.and_then(|h| match h {
             Some(h) => check_base(position, expected, &h).map(|()| Some(h)),
+            None if position < limit => Err(format!(
+                "no whole batch header fits between byte {position} and the data's end at byte {limit}"
+            )),
             None => Ok(None),
         }),
     )
@@ -598,7 +632,7 @@ fn checked_header(
 /// one before it ended ([`check_base`]): the inner `Err` is the damage
 /// found. `from` may come from an index file, which is not trusted to
 /// point at a batch.
-pub(super) fn walk_to_offset(
+fn walk_to_offset(
     file: &dyn LogFile,
     from: (u64, u64),
     offset: u64,

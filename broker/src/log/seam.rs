@@ -50,9 +50,7 @@ impl PartitionLog {
                     first,
                 )
             };
-            let walk = super::read::walk_to_offset(&*file, (start, first), offset, size)
-                .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
-            match walk {
+            match self.walk_from(&*file, base, (start, first), offset, size)? {
                 Ok((position, first)) => {
                     let point = LogPoint {
                         offset: first,

@@ -49,7 +49,7 @@ use crate::topics::MIN_SEGMENT_BYTES;
 /// Its partition directories (`__sluice_group_state-<p>`) cannot collide
 /// with the single broker's local offsets log `__consumer_offsets-0`, and
 /// clients cannot create, delete or produce to it (names starting with
-/// `__` are reserved).
+/// `__sluice` are reserved: `topics::is_internal`).
 pub const GROUP_STATE_TOPIC: &str = "__sluice_group_state";
 
 /// How long one group-state write waits for its commit.
