@@ -18,9 +18,10 @@
 //! refreshed cache names. A broken session does the same for all its
 //! partitions; a leader that does not accept a connection rests the quick
 //! backoff while Metadata is asked again. A partition refused with another
-//! retriable error (`StorageError` for a damaged segment, say) backs off
-//! the same way while the other partitions go on; the error is returned by
-//! a poll that got no records.
+//! retriable error (`StorageError` for a damaged segment, say) is fetched
+//! again after 100 ms, doubling up to 1 s, while the other partitions go
+//! on; the error is returned by a poll that got no records (while others
+//! return records, it waits silently, as in Kafka's consumer).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -54,6 +55,16 @@ pub(super) fn leader_moved(code: ErrorCode, dest: &Dest) -> bool {
     }
 }
 
+/// How long a partition refused for now (`StorageError`, say) waits before
+/// it is fetched again after its `attempts`-th refusal in a row: 100 ms,
+/// doubling up to 1 s (Kafka's `retry.backoff.ms` and
+/// `retry.backoff.max.ms`).
+fn refused_backoff(attempts: u32) -> Duration {
+    Duration::from_millis(100)
+        .saturating_mul(1 << attempts.saturating_sub(1).min(4))
+        .min(Duration::from_secs(1))
+}
+
 /// The consumer's fetch sessions, by destination.
 #[derive(Debug, Default)]
 pub(super) struct Sessions {
@@ -76,7 +87,7 @@ pub(super) struct Sessions {
     /// `StorageError`, say) taken from the answers of this receive: the
     /// partition backs off while the others go on, and the error is
     /// returned only when no records came.
-    refused: Option<ClientError>,
+    refused: Option<(ErrorCode, String)>,
 }
 
 impl Sessions {
@@ -599,10 +610,10 @@ impl Consumer {
             }
         }
         let refused = self.fetch.refused.take();
-        if let Some(e) = refused
+        if let Some((code, message)) = refused
             && out.is_empty()
         {
-            return Err(e);
+            return Err(ClientError::Broker { code, message });
         }
         Ok(Some(out))
     }
@@ -651,9 +662,11 @@ impl Consumer {
             .map(|a| (a.position, a.retry))
             .collect();
         let len = out.len();
+        let refused = self.fetch.refused.clone();
         let result = self.take_records_inner(resp, tail, dest, out);
         if result.is_err() {
             out.truncate(len);
+            self.fetch.refused = refused;
             for (a, (position, retry)) in self.assigned.iter_mut().zip(before) {
                 a.position = position;
                 a.retry = retry;
@@ -704,11 +717,11 @@ impl Consumer {
                 // other: it backs off, and the error is told if nothing
                 // else came.
                 code if code.is_retriable() => {
-                    moved.push((Arc::clone(&a.topic), a.partition));
-                    self.fetch.refused = Some(ClientError::Broker {
-                        code,
-                        message: format!("fetch {}-{}", p.topic, p.partition),
-                    });
+                    // Its leader is where it was: no Metadata refresh, and
+                    // a slower backoff than a moved leader's.
+                    let n = a.retry.map_or(0, |r| r.0) + 1;
+                    a.retry = Some((n, Instant::now() + refused_backoff(n)));
+                    self.fetch.refused = Some((code, format!("fetch {}-{}", p.topic, p.partition)));
                     continue;
                 }
                 code => {
@@ -964,23 +977,33 @@ mod tests {
         c.take_records(&resp, &tail, &None, &mut out).unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!((c.position("a", 0), c.position("a", 1)), (Some(0), Some(1)));
-        assert!(c.assigned[0].retry.is_some(), "backing off");
+        assert!(
+            c.assigned[0]
+                .retry
+                .is_some_and(|(n, until)| n == 1 && until > Instant::now()),
+            "backing off"
+        );
         assert!(c.assigned[1].retry.is_none());
         assert!(matches!(
             c.fetch.refused,
-            Some(ClientError::Broker {
-                code: ErrorCode::StorageError,
-                ..
-            })
+            Some((ErrorCode::StorageError, _))
         ));
-        // A refusal that is not for now is the poll's error, as before.
+        // A refusal that is not for now is the poll's error, as before,
+        // and takes back what its answer did, the refusal it held too.
+        c.fetch.refused = None;
         let resp = FetchResponse {
-            partitions: vec![part(0, ErrorCode::CorruptRecord, 0)],
+            partitions: vec![
+                part(0, ErrorCode::StorageError, 0),
+                part(1, ErrorCode::CorruptRecord, 0),
+            ],
         };
         assert!(
             c.take_records(&resp, &Bytes::new(), &None, &mut out)
                 .is_err()
         );
+        assert!(c.fetch.refused.is_none());
+        let backoffs: Vec<u128> = (1..=6).map(|n| refused_backoff(n).as_millis()).collect();
+        assert_eq!(backoffs, [100, 200, 400, 800, 1000, 1000]);
     }
 
     #[test]

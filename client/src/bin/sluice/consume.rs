@@ -274,8 +274,9 @@ impl Session {
         let timeout = args.timeout_ms.map(Duration::from_millis);
         let mut last_record = Instant::now();
         let mut failing_since: Option<Instant> = None;
-        // The error of the last poll, while polls fail.
-        let mut failing: Option<String> = None;
+        // The error of the last poll that failed, and when, while polls
+        // fail.
+        let mut failing: Option<(String, Instant)> = None;
         while Some(self.printed) != args.count && !stop.load(Ordering::Acquire) {
             // A poll waits no longer than what is left of the idle timeout,
             // nor past RETRY_FOR of silence from the brokers (a paused
@@ -304,7 +305,7 @@ impl Session {
                         && failing_since.is_none_or(|t| t.elapsed() < RETRY_FOR) =>
                 {
                     failing_since.get_or_insert(self.consumer.last_fetch_answer());
-                    failing = Some(describe(&e));
+                    failing = Some((describe(&e), Instant::now()));
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
@@ -314,9 +315,12 @@ impl Session {
             };
             if records.is_empty() {
                 if timeout.is_some_and(|t| last_record.elapsed() >= t) {
-                    if let Some(why) = failing {
-                        // The idle timeout cut short a poll after failed
-                        // ones: the partitions were failing, not idle.
+                    if let Some((why, at)) = failing
+                        && self.consumer.last_fetch_answer() <= at
+                    {
+                        // The idle timeout cut short a poll after a failed
+                        // one, and no broker answered since: the partitions
+                        // were failing, not idle.
                         anyhow::bail!("fetching from {:?}: {why}", args.topic)
                     }
                     break;
