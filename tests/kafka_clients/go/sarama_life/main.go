@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -139,7 +140,18 @@ func member(addrs []string, group, topic string, h *handler, ctx context.Context
 	stopped <- cg.Close()
 }
 
+// stallReport is how long a run may take before it writes where every
+// goroutine is to stderr and exits, ahead of the test's 300 s deadline, so
+// that a run that hangs says where.
+const stallReport = 240 * time.Second
+
 func main() {
+	go func() {
+		time.Sleep(stallReport)
+		fmt.Fprintf(os.Stderr, "sarama_life still running after %v; goroutines:\n", stallReport)
+		_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
+		os.Exit(3)
+	}()
 	if len(os.Args) != 4 {
 		fmt.Fprintln(os.Stderr, "usage: sarama_life BROKERS TOPIC REPLICATION_FACTOR")
 		os.Exit(2)
