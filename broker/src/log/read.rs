@@ -288,6 +288,33 @@ impl PartitionLog {
         Ok(again)
     }
 
+    /// Where a scan of batch headers from the offset index entry `from` of
+    /// the segment based at `base` starts: the entry's position if a batch
+    /// of its offset starts there, else (the index lied: no checksum covers
+    /// it) the segment's start.
+    fn scan_start(
+        &self,
+        file: &dyn LogFile,
+        base: u64,
+        from: super::offset_index::IndexEntry,
+        limit: u64,
+    ) -> Result<u64, LogError> {
+        let position = u64::from(from.position);
+        if position == 0 {
+            return Ok(0);
+        }
+        match checked_header(file, position, from.offset, limit)
+            .map_err(|e| LogError::io("read", self.dir.clone(), e))?
+        {
+            Ok(Some(_)) => Ok(position),
+            Ok(None) => Ok(position), // at the data's end: nothing to scan
+            Err(reason) => {
+                self.index_lied(base, &reason);
+                Ok(0)
+            }
+        }
+    }
+
     /// A read found an entry of the offset index pointing at no batch
     /// (`reason`: where it started, or where it would have ended) and was
     /// served by walking batch headers instead (from the segment's start,
@@ -452,24 +479,10 @@ impl PartitionLog {
             (best, start, ranges)
         };
         for (file, base, from, limit) in ranges {
-            let mut position = u64::from(from.position);
-            // As in `offset_for_timestamp`: an index start is checked.
-            let mut unchecked = position > 0;
+            let mut position = self.scan_start(&*file, base, from, limit)?;
             while position < limit {
                 let h = super::segment::read_header(&*file, position, limit)
                     .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
-                if std::mem::take(&mut unchecked)
-                    && h.as_ref()
-                        .is_none_or(|h| h.base_offset as u64 != from.offset)
-                {
-                    let reason = format!(
-                        "no batch of offset {} starts at byte {position}",
-                        from.offset
-                    );
-                    self.index_lied(base, &reason);
-                    position = 0;
-                    continue;
-                }
                 let Some(h) = h else {
                     break;
                 };
@@ -527,7 +540,7 @@ impl PartitionLog {
         for base in candidates {
             // Under the lock, one candidate at a time: listed, then its
             // indexes and file opened; its headers are read without it.
-            let (file, mut position, limit, indexed) = {
+            let (file, entry, limit) = {
                 let mut state = self.state.lock();
                 let at = state.segment_index(base);
                 if state
@@ -548,23 +561,12 @@ impl PartitionLog {
                 } else {
                     seg.size()
                 };
-                (seg.file()?, u64::from(entry.position), limit, entry.offset)
+                (seg.file()?, entry, limit)
             };
-            // A start the offset index gave is checked (no checksum covers
-            // the index): no batch of that offset there, the segment is
-            // scanned from its start.
-            let mut unchecked = position > 0;
+            let mut position = self.scan_start(&*file, base, entry, limit)?;
             while position < limit {
                 let h = super::segment::read_header(&*file, position, limit)
                     .map_err(|e| LogError::io("read", self.dir.clone(), e))?;
-                if std::mem::take(&mut unchecked)
-                    && h.as_ref().is_none_or(|h| h.base_offset as u64 != indexed)
-                {
-                    let reason = format!("no batch of offset {indexed} starts at byte {position}");
-                    self.index_lied(base, &reason);
-                    position = 0;
-                    continue;
-                }
                 let Some(h) = h else {
                     break;
                 };
