@@ -1198,6 +1198,73 @@ fn a_consumer_whose_reads_are_refused_until_its_timeout_says_why() {
     assert!(broker.log().contains("the read is refused"));
 }
 
+/// A `consume --timeout-ms` whose broker dies right after it printed every
+/// record ends with an error, not as if the topic had gone idle: the polls
+/// after the failed one returned nothing without any broker answering
+/// them (the partitions waiting for a leader), and used to clear the
+/// failure, so it exited 0. With a group too.
+#[test]
+fn a_consumer_whose_broker_dies_says_so_at_its_timeout() {
+    use std::io::BufRead;
+    for group in [None, Some("watchers")] {
+        let mut b = TestBroker::start();
+        let addr = b.addr.to_string();
+        ok(
+            &addr,
+            &["topic", "create", "doomed", "--partitions", "2"],
+            b"",
+        );
+        let lines: String = (0..10).map(|i| format!("r{i}\n")).collect();
+        ok(&addr, &["produce", "doomed"], lines.as_bytes());
+        let mut cmd = Command::new(sluice_binary());
+        cmd.args(["--broker", &addr]).args([
+            "consume",
+            "doomed",
+            "--from-beginning",
+            "--timeout-ms",
+            "3000",
+        ]);
+        if let Some(g) = group {
+            cmd.args(["--group", g]);
+        }
+        let mut child = cmd
+            .env_remove("SLUICE_BROKER")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut printed = 0;
+        let mut line = String::new();
+        while printed < 10 {
+            line.clear();
+            assert!(stdout.read_line(&mut line).unwrap() > 0, "{group:?}");
+            printed += 1;
+        }
+        b.kill();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the consumer did not end ({group:?})");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(1), "{group:?}: {stderr}");
+        assert!(
+            stderr.contains("error: fetching from \"doomed\": ")
+                || stderr.contains("error: consuming \"doomed\" in a group: "),
+            "{group:?}: {stderr}"
+        );
+    }
+}
+
 /// Pointed at a broker's metrics port (HTTP), the CLI says so instead of
 /// reporting a frame of 1,213,486,160 bytes ("HTTP" read as a length).
 #[test]

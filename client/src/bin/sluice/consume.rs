@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use sluice_client::{Admin, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo};
+use sluice_client::{
+    Admin, ClientError, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, SeekTo,
+};
 
 use crate::consume_group::RETRY_FOR;
 use crate::format::Format;
@@ -269,14 +271,44 @@ impl AddedPartitions {
     }
 }
 
+/// The last poll that failed, while no broker has answered since: what
+/// tells a consumer whose idle timeout ran out because its reads failed
+/// from one whose partitions were idle.
+#[derive(Default)]
+pub(crate) struct FailedPoll(Option<(String, Instant)>);
+
+impl FailedPoll {
+    /// A poll failed with `e`.
+    pub(crate) fn failed(&mut self, e: &ClientError) {
+        self.0 = Some((describe(e), Instant::now()));
+    }
+
+    /// A poll returned `records`; `last_answer` is when a broker last
+    /// answered a fetch. A poll after a failed one can return nothing
+    /// without any broker answering it (every partition waiting for its
+    /// leader to be found again): the failure stands until a broker
+    /// answers or records come.
+    pub(crate) fn polled(&mut self, records: &[ConsumerRecord], last_answer: Instant) {
+        if !records.is_empty() || self.0.as_ref().is_some_and(|(_, at)| last_answer > *at) {
+            self.0 = None;
+        }
+    }
+
+    /// The failure, if no broker answered since it.
+    pub(crate) fn unanswered(&self, last_answer: Instant) -> Option<&str> {
+        match &self.0 {
+            Some((why, at)) if last_answer <= *at => Some(why),
+            _ => None,
+        }
+    }
+}
+
 impl Session {
     async fn consume(&mut self, args: &ConsumeArgs, stop: &AtomicBool) -> anyhow::Result<Ending> {
         let timeout = args.timeout_ms.map(Duration::from_millis);
         let mut last_record = Instant::now();
         let mut failing_since: Option<Instant> = None;
-        // The error of the last poll that failed, and when, while polls
-        // fail.
-        let mut failing: Option<(String, Instant)> = None;
+        let mut failing = FailedPoll::default();
         while Some(self.printed) != args.count && !stop.load(Ordering::Acquire) {
             // A poll waits no longer than what is left of the idle timeout,
             // nor past RETRY_FOR of silence from the brokers (a paused
@@ -293,7 +325,7 @@ impl Session {
                 Ok(r) => {
                     failing_since = None;
                     if !cut_short {
-                        failing = None;
+                        failing.polled(&r, self.consumer.last_fetch_answer());
                     }
                     r
                 }
@@ -305,7 +337,7 @@ impl Session {
                         && failing_since.is_none_or(|t| t.elapsed() < RETRY_FOR) =>
                 {
                     failing_since.get_or_insert(self.consumer.last_fetch_answer());
-                    failing = Some((describe(&e), Instant::now()));
+                    failing.failed(&e);
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
@@ -315,12 +347,10 @@ impl Session {
             };
             if records.is_empty() {
                 if timeout.is_some_and(|t| last_record.elapsed() >= t) {
-                    if let Some((why, at)) = failing
-                        && self.consumer.last_fetch_answer() <= at
-                    {
-                        // The idle timeout cut short a poll after a failed
-                        // one, and no broker answered since: the partitions
-                        // were failing, not idle.
+                    if let Some(why) = failing.unanswered(self.consumer.last_fetch_answer()) {
+                        // The idle timeout came after a failed poll, and no
+                        // broker answered since: the partitions were
+                        // failing, not idle.
                         anyhow::bail!("fetching from {:?}: {why}", args.topic)
                     }
                     break;

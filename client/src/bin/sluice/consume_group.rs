@@ -23,7 +23,7 @@ use sluice_client::{ClientError, ConsumerConfig, ConsumerRecord, OffsetReset, Se
 use sluice_protocol::wire::ErrorCode;
 
 use crate::consume::{
-    ConsumeArgs, Ending, MAX_WAIT, output_error, quiet_if_broken_pipe, stop_on_signal,
+    ConsumeArgs, Ending, FailedPoll, MAX_WAIT, output_error, quiet_if_broken_pipe, stop_on_signal,
 };
 use crate::format::Format;
 use crate::{Outcome, cannot_connect, connect_admin, describe, missing_topic_error};
@@ -173,10 +173,12 @@ impl GroupSession {
         let timeout = args.timeout_ms.map(Duration::from_millis);
         let mut last_record = Instant::now();
         let mut failing_since: Option<Instant> = None;
+        let mut failing = FailedPoll::default();
         while Some(self.printed) != args.count && !stop.load(Ordering::Acquire) {
             let records = match self.consumer.poll().await {
                 Ok(r) => {
                     failing_since = None;
+                    failing.polled(&r, self.consumer.last_fetch_answer());
                     r
                 }
                 // The broker restarting, say: keep trying for a while,
@@ -186,6 +188,11 @@ impl GroupSession {
                         && failing_since.is_none_or(|t| t.elapsed() < RETRY_FOR) =>
                 {
                     failing_since.get_or_insert(self.consumer.last_fetch_answer());
+                    failing.failed(&e);
+                    if timeout.is_some_and(|t| last_record.elapsed() >= t) {
+                        // Failing, not idle, when the idle timeout ran out.
+                        anyhow::bail!("consuming {:?} in a group: {}", args.topic, describe(&e))
+                    }
                     if self.verbose {
                         eprintln!("group: {}; retrying", describe(&e));
                     }
@@ -209,6 +216,9 @@ impl GroupSession {
             }
             if records.is_empty() {
                 if timeout.is_some_and(|t| last_record.elapsed() >= t) {
+                    if let Some(why) = failing.unanswered(self.consumer.last_fetch_answer()) {
+                        anyhow::bail!("consuming {:?} in a group: {why}", args.topic)
+                    }
                     break;
                 }
                 // A paused broker answers nothing yet closes nothing.
