@@ -94,9 +94,20 @@ fn id_of(s: &mut TcpStream, name: &str) -> Id {
 /// `ReplicaState` from version 15, as Kafka 3.5+ clients may send) and
 /// returns each topic's answer.
 fn fetch_by_id(addr: SocketAddr, version: i16, ids: &[Id]) -> Vec<Answered> {
+    fetch_by_id_waiting(addr, version, ids, 0)
+}
+
+/// [`fetch_by_id`] waiting up to `max_wait_ms` for a byte.
+fn fetch_by_id_waiting(
+    addr: SocketAddr,
+    version: i16,
+    ids: &[Id],
+    max_wait_ms: i32,
+) -> Vec<Answered> {
     let mut req = FetchRequest {
         replica_id: if version <= 14 { -1 } else { 0 },
-        max_wait_ms: 0,
+        max_wait_ms,
+        min_bytes: 1,
         max_bytes: 1 << 20,
         session_epoch: -1,
         topics: ids
@@ -235,6 +246,31 @@ fn a_topic_id_names_one_incarnation_and_fetch_by_id_serves_it() {
     let got = fetch_by_id(kafka, 13, &[id, again]);
     assert_eq!(got[0], (id, vec![(code::UNKNOWN_TOPIC_ID, vec![])]));
     assert_eq!(got[1], (again, vec![(code::NONE, vec![])]));
+}
+
+/// A fetch by topic id waiting for records when its topic is deleted is
+/// answered `UNKNOWN_TOPIC_ID`, as every later fetch of that id is (it was
+/// `UNKNOWN_TOPIC_OR_PARTITION`, the code of a name).
+#[test]
+fn a_fetch_by_id_waiting_when_its_topic_is_deleted_answers_unknown_topic_id() {
+    let b = TestBroker::start();
+    let kafka = b.kafka_addr.unwrap();
+    let mut s = connect(kafka);
+    let id = create(&mut s, "fleeting", 1, 1);
+    let waiting = std::thread::spawn(move || fetch_by_id_waiting(kafka, 13, &[id], 8_000));
+    std::thread::sleep(Duration::from_millis(500));
+    let mut req = DeleteTopicsRequest {
+        topics: vec![DeleteTopicState {
+            name: Some("fleeting".into()),
+            topic_id: [0; 16],
+        }],
+        timeout_ms: 10_000,
+    };
+    let r: DeleteTopicsResponse = call(&mut s, 6, &mut req);
+    assert_eq!(r.responses[0].error_code, code::NONE);
+    let got = waiting.join().unwrap();
+    assert_eq!(got, vec![(id, vec![(code::UNKNOWN_TOPIC_ID, vec![])])]);
+    assert_eq!(got, fetch_by_id(kafka, 13, &[id]), "a later fetch");
 }
 
 /// Every node of a cluster answers with the same id for a topic, also

@@ -135,12 +135,31 @@ pub(super) async fn fetch(conn: &mut Conn, req: Req, mut r: FetchRequest) -> Res
             return respond(conn, req, refused_whole(r, to_kafka(c))).await;
         }
     };
+    // A topic named by its id that was deleted (or deleted and created
+    // again) while the fetch waited is answered as every later fetch of
+    // that id is, with nothing of the topic now under its name.
+    let mut gone_id = vec![false; r.topics.len()];
+    if req.version >= 13 {
+        let unknown_now = result
+            .partitions
+            .iter()
+            .any(|f| f.error_code == ErrorCode::UnknownTopicOrPartition);
+        for (t, gone) in r.topics.iter().zip(&mut gone_id) {
+            let id = TopicId(t.topic_id);
+            *gone = match broker.service.topics.topic(&t.topic) {
+                Some(now) => now.id != id,
+                None => unknown_now && broker.service.topic_names(&[id])[0].is_none(),
+            };
+        }
+    }
     // The answer, partition by partition in request order; a record set's
     // `start` is the index of its partition in `result`.
     let mut found = result.partitions.iter().enumerate();
     let mut local = local.into_iter();
     let mut resp = FetchResponse::default();
-    for t in r.topics {
+    // Partitions (indexes in `result`) whose records are not sent.
+    let mut dropped = Vec::new();
+    for (t, gone) in r.topics.into_iter().zip(gone_id) {
         let mut out = FetchTopicResponse {
             topic: t.topic,
             topic_id: t.topic_id,
@@ -152,6 +171,12 @@ pub(super) async fn fetch(conn: &mut Conn, req: Req, mut r: FetchRequest) -> Res
                 Some(c) => pr.error_code = c,
                 None => {
                     if let Some((i, f)) = found.next() {
+                        if gone {
+                            pr.error_code = code::UNKNOWN_TOPIC_ID;
+                            dropped.push(i);
+                            out.partitions.push(pr);
+                            continue;
+                        }
                         pr.error_code = to_kafka_partition(f.error_code);
                         // An errored partition keeps -1 for its offsets, as
                         // Kafka answers: librdkafka compares the high
@@ -174,6 +199,13 @@ pub(super) async fn fetch(conn: &mut Conn, req: Req, mut r: FetchRequest) -> Res
             out.partitions.push(pr);
         }
         resp.topics.push(out);
+    }
+    let mut result = result;
+    for i in dropped {
+        if let Some(f) = result.partitions.get_mut(i) {
+            result.total -= f.records_len();
+            f.records = None;
+        }
     }
     let start = header::start_response(
         &mut conn.out,
