@@ -188,6 +188,30 @@ fn a_node_down_past_the_session_timeout_is_left_out_of_metadata_until_it_is_back
     );
 }
 
+/// A node that makes no calls to a hung peer still leaves it out: in a
+/// cluster without topics the controller's followers call nobody (the
+/// leader calls them), so a follower noticed a stopped follower only
+/// through pings (rpc 7); without them it named the hung node for good.
+#[test]
+fn a_follower_that_calls_nobody_still_leaves_out_a_hung_peer() {
+    let c = TestCluster::start_with_kafka(3);
+    let leader = c.wait_for_leader(Duration::from_secs(20));
+    let mut others = (1..=3u64).filter(|&id| id != leader);
+    let (watcher, hung) = (others.next().unwrap(), others.next().unwrap());
+    for id in 1..=3 {
+        wait_for(&c, id, &[1, 2, 3], Duration::from_secs(10));
+    }
+    let stopped = Pid::from_raw(c.node(hung).pid() as i32);
+    kill(stopped, Signal::SIGSTOP).unwrap();
+    let mut rest: Vec<i32> = [leader, watcher].iter().map(|&id| id as i32).collect();
+    rest.sort_unstable();
+    let took = wait_for(&c, watcher, &rest, Duration::from_secs(30));
+    kill(stopped, Signal::SIGCONT).unwrap();
+    assert_eq!(c.leader_seen_by(watcher), Some(leader), "no election");
+    wait_for(&c, watcher, &[1, 2, 3], Duration::from_secs(20));
+    eprintln!("node {watcher} left out hung node {hung} after {took:?}");
+}
+
 /// A node restarted while the two others are down cannot catch up with
 /// the controller's metadata: it holds the connections of the first 10 s,
 /// then serves every connection at once with what it has (the metadata of

@@ -84,6 +84,10 @@ pub enum Rpc {
     /// Would the callee vote for the caller (see
     /// [`crate::replication::election`])?
     PreVote = 6,
+    /// Is the callee there? Answered at once with an empty body by a node
+    /// at protocol version 2 or later, before any other call waiting
+    /// ([`super::Transport::watch_peers`]).
+    Ping = 7,
 }
 
 impl Rpc {
@@ -96,6 +100,7 @@ impl Rpc {
             Rpc::Forward => "forward",
             Rpc::Hello => "hello",
             Rpc::PreVote => "pre_vote",
+            Rpc::Ping => "ping",
         }
     }
 
@@ -107,6 +112,7 @@ impl Rpc {
             4 => Rpc::Forward,
             5 => Rpc::Hello,
             6 => Rpc::PreVote,
+            7 => Rpc::Ping,
             _ => return None,
         })
     }
@@ -362,6 +368,12 @@ mod tests {
             Err(FrameError::BadLength { .. })
         ));
         let mut bad = whole.clone();
+        bad[6] = 8; // rpc
+        assert!(matches!(
+            Frame::decode(&mut bad),
+            Err(FrameError::Unknown { .. })
+        ));
+        let mut bad = whole.clone();
         bad[7] = 5; // group tag
         assert!(matches!(
             Frame::decode(&mut bad),
@@ -372,7 +384,7 @@ mod tests {
     proptest! {
         #[test]
         fn round_trip(
-            kind in 0u8..3, rpc in 1u8..6, controller: bool, topic_id: u64, partition: u32,
+            kind in 0u8..3, rpc in 1u8..8, controller: bool, topic_id: u64, partition: u32,
             request_id: u64, body in proptest::collection::vec(any::<u8>(), 0..64),
             payload in proptest::collection::vec(any::<u8>(), 0..64),
         ) {

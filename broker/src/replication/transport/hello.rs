@@ -21,7 +21,9 @@
 //! version 0. Such a build may not know the pre-vote (rpc 6) and closes
 //! the connection on it; a build that knows a peer is at version 0 does
 //! not ask it for pre-votes ([`crate::replication::election`]), so nodes
-//! can be upgraded one at a time.
+//! can be upgraded one at a time. Builds at version 1 know no ping (rpc 7)
+//! and close the connection on it: only peers at [`PING_FROM`] or later
+//! are pinged.
 
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -34,8 +36,11 @@ pub const HELLO_REQUEST_ID: u64 = 0;
 pub const MAX_HELLO_BODY: usize = 128;
 /// This build's node-to-node protocol version, said in its hellos and its
 /// answers to them. 0: a build that says none (it may lack the pre-vote);
-/// 1: the rpcs 0 to 6, the pre-vote included.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 1: the rpcs 1 to 6, the pre-vote included; 2: also the ping (rpc 7).
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The first protocol version that answers a ping ([`Rpc::Ping`]).
+pub const PING_FROM: u32 = 2;
 
 /// The version an answer to a hello says: its body's varint, 0 when the
 /// body is empty (a build before the version) or does not decode.
@@ -160,7 +165,7 @@ mod tests {
     /// The worked example of docs/replication.md ("Cluster identity").
     #[test]
     fn the_documented_bytes() {
-        let bytes = hello().encode(1);
+        let bytes = hello().encode(2);
         let expected: Vec<u8> = [
             &[0, 0, 0, 0x2d][..],
             &[1, 0, 5, 0],
@@ -172,7 +177,7 @@ mod tests {
             &[9],
             b"orders-eu",
             &[1, 2],
-            &[1],
+            &[2],
         ]
         .concat();
         assert_eq!(&bytes[..], &expected[..]);
@@ -181,10 +186,11 @@ mod tests {
             .unwrap();
         assert_eq!(
             Hello::check(&frame, "orders-eu", 2, |id| id == 1),
-            Ok((hello(), 1))
+            Ok((hello(), 2))
         );
         // The answer says the listener's version; builds before it, none.
-        assert_eq!(&answer_body(1)[..], &[1]);
+        assert_eq!(&answer_body(2)[..], &[2]);
+        assert_eq!(PROTOCOL_VERSION, 2);
         assert_eq!(
             answered_version(&answer_body(PROTOCOL_VERSION)),
             PROTOCOL_VERSION

@@ -156,7 +156,7 @@ pub const RESULTS: [&str; 4] = ["ok", "remote_error", "timeout", "unreachable"];
 #[derive(Debug, Default)]
 pub struct RpcCounters {
     /// Indexed by the rpc's number less one (hellos stay zero).
-    counts: [[AtomicU64; 4]; 6],
+    counts: [[AtomicU64; 4]; 7],
 }
 
 impl RpcCounters {
@@ -184,6 +184,7 @@ impl RpcCounters {
             Rpc::InstallSnapshot,
             Rpc::Forward,
             Rpc::PreVote,
+            Rpc::Ping,
         ];
         let mut out = Vec::new();
         for rpc in rpcs {
@@ -624,8 +625,12 @@ impl Transport {
 
     /// Spawns a task that makes sure of a connection to every peer every
     /// `every` (connecting where there is none, within the reconnect
-    /// backoff), so that [`Transport::unreachable`] also knows about peers
-    /// no Raft group of this node calls. It ends with the transport.
+    /// backoff) and pings it ([`Rpc::Ping`], answered within `every` or
+    /// counted unanswered), so that [`Transport::unreachable`] also knows
+    /// about peers no Raft group of this node calls: a stopped process
+    /// keeps its connections open, and only an unanswered call tells. A
+    /// peer whose build knows no ping (protocol version before
+    /// [`hello::PING_FROM`]) is not pinged. It ends with the transport.
     pub fn watch_peers(self: &Arc<Self>, every: Duration) {
         let me = Arc::downgrade(self);
         let peers: Vec<u64> = self.peers.keys().copied().collect();
@@ -633,8 +638,21 @@ impl Transport {
             loop {
                 tokio::time::sleep(every).await;
                 let Some(t) = me.upgrade() else { return };
+                // A node speaking as a build before the ping pings nobody.
+                let pings = t.spoken_version() >= hello::PING_FROM;
                 for &peer in &peers {
-                    let _ = t.connection(peer).await;
+                    if t.connection(peer).await.is_err()
+                        || !pings
+                        || t.peer_version(peer).is_none_or(|v| v < hello::PING_FROM)
+                    {
+                        continue;
+                    }
+                    let t = Arc::clone(&t);
+                    tokio::spawn(async move {
+                        let _ = t
+                            .call(peer, GroupId::Controller, Rpc::Ping, Vec::new(), every)
+                            .await;
+                    });
                 }
             }
         });

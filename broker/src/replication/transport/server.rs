@@ -163,6 +163,23 @@ async fn connection(
                 if let Some(slot) = &caller {
                     Transport::note_call(slot);
                 }
+                if frame.rpc == Rpc::Ping {
+                    // A build before the ping closes the connection on it.
+                    if transport.spoken_version() < super::hello::PING_FROM {
+                        break Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            "rpc 7 from a peer while speaking protocol version 1 or 0",
+                        ));
+                    }
+                    // Answered here, at once: what it asks is whether this
+                    // process reads its connections.
+                    let _ = tx.send(encode_answer(
+                        Kind::Response,
+                        (frame.rpc, frame.group, frame.request_id),
+                        Bytes::new(),
+                    ));
+                    continue;
+                }
                 let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
                     break Ok(());
                 };

@@ -748,3 +748,28 @@ async fn each_side_learns_the_others_protocol_version_from_the_hello() {
     );
     assert_eq!(server.peer_version(1), Some(0));
 }
+
+/// A ping is answered at once by the connection's reader, with an empty
+/// body, not by the group's handler (which would echo the body) and also
+/// for a group the peer does not hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_is_answered_by_the_reader_itself() {
+    let (client, _server, _task, _) = pair().await;
+    let echoed = client
+        .call(2, GroupId::Controller, Rpc::Vote, vec![1, 9], T)
+        .await
+        .unwrap();
+    assert_eq!(echoed, Bytes::from(vec![9, 1]), "the handler answers calls");
+    for group in [
+        GroupId::Controller,
+        GroupId::Partition {
+            topic_id: 9,
+            partition: 1,
+        },
+    ] {
+        let answer = client.call(2, group, Rpc::Ping, vec![1, 9], T).await;
+        assert_eq!(answer.unwrap(), Bytes::new(), "{group}");
+    }
+    let counts = client.counters.snapshot();
+    assert!(counts.contains(&("ping", "ok", 2)), "{counts:?}");
+}
