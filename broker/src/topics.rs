@@ -8,7 +8,6 @@
 //! The broker never removes a directory that does not carry the delete
 //! marker; see [`TopicStore::open`] for what startup does with leftovers.
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,6 +42,7 @@ pub use crate::partition::Partition;
 
 mod dirs;
 mod id;
+mod map;
 mod meta;
 pub mod space_reserve;
 use dirs::{holds_no_records, mark_for_deletion, remove_marked_dirs, set_aside};
@@ -123,7 +123,7 @@ pub struct TopicStore {
     data_dir: PathBuf,
     defaults: TopicDefaults,
     fs: Arc<dyn FileSystem>,
-    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    topics: RwLock<map::TopicMap>,
     /// Serialises creates and deletes (and their metadata file writes).
     admin: Mutex<()>,
     /// Most partitions over all topics; creates beyond it are refused.
@@ -349,7 +349,7 @@ impl TopicStore {
             open_partition(&fs, data_dir, &defaults.log_config(&r.config), &r.name, p)
         })?;
         let mut opened = jobs.iter().zip(opened).peekable();
-        let mut topics = BTreeMap::new();
+        let mut topics = map::TopicMap::default();
         let mut offline_at_open = 0;
         for (t, r) in records.into_iter().enumerate() {
             let mut partitions: Vec<Option<Arc<Partition>>> = vec![None; r.partitions as usize];
@@ -365,7 +365,7 @@ impl TopicStore {
                 partitions,
             };
             offline_at_open += topic.hosted().filter(|(_, p)| p.log.is_offline()).count() as u64;
-            topics.insert(r.name.clone(), Arc::new(topic));
+            topics.insert(Arc::new(topic));
         }
         let mut strays = 0;
         let names = fs
@@ -476,11 +476,7 @@ impl TopicStore {
 
     /// The name of the topic with id `id`, if any.
     pub fn name_of(&self, id: &TopicId) -> Option<String> {
-        self.topics
-            .read()
-            .values()
-            .find(|t| t.id == *id)
-            .map(|t| t.name.clone())
+        self.topics.read().name_of(id).map(str::to_owned)
     }
 
     /// Every topic, in name order.
@@ -677,7 +673,7 @@ impl TopicStore {
                 return Err(e);
             }
         };
-        self.topics.write().insert(name.to_owned(), Arc::new(topic));
+        self.topics.write().insert(Arc::new(topic));
         tracing::info!(topic = name, partitions, "created topic");
         Ok(())
     }
@@ -752,7 +748,7 @@ impl TopicStore {
                 return Err(e);
             }
         };
-        self.topics.write().insert(name.to_owned(), Arc::new(topic));
+        self.topics.write().insert(Arc::new(topic));
         tracing::info!(topic = name, from, to = count, "added partitions");
         Ok(())
     }
@@ -873,7 +869,7 @@ impl TopicStore {
             p.log.set_compression(log_config.compression);
             p.log.set_max_batch_bytes(log_config.max_batch_bytes);
         }
-        self.topics.write().insert(name.to_owned(), Arc::new(topic));
+        self.topics.write().insert(Arc::new(topic));
         tracing::info!(topic = name, config = ?config, "changed topic settings");
         Ok(())
     }
