@@ -125,12 +125,28 @@ fn init_logs(args: &Args) -> anyhow::Result<()> {
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr a pipe whose reader
+        // is gone) is dropped: reporting that on stderr would panic the
+        // thread that logged, a request's task or the broker's start.
+        .log_internal_errors(false);
     match args.log_format {
         LogFormat::Text => fmt.init(),
         LogFormat::Json => fmt.json().flatten_event(true).init(),
     }
     Ok(())
+}
+
+/// Writes `line` on stdout (the lines scripts wait for, such as the
+/// listening address). A stdout whose reader is gone is passed over, where
+/// `println!` would panic.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out
+        .write_fmt(line)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
 }
 
 fn main() -> anyhow::Result<()> {
@@ -258,7 +274,7 @@ fn main() -> anyhow::Result<()> {
                     Arc::clone(&health),
                     stop_rx,
                 ));
-                println!("sluice-broker metrics on {bound}");
+                say(format_args!("sluice-broker metrics on {bound}"));
                 // Status reports name the bound address, not port 0.
                 config.metrics_listen = MetricsListen::On(bound);
                 Some(bound)
@@ -304,7 +320,7 @@ fn main() -> anyhow::Result<()> {
                 )
                 .await
                 .context("starting the cluster")?;
-                println!("sluice-broker raft listening on {}", cluster.raft_addr());
+                say(format_args!("sluice-broker raft listening on {}", cluster.raft_addr()));
                 let _ = broker.cluster.set(Arc::clone(&cluster));
                 // Produce and leadership go through the partition groups
                 // before any client is served.
@@ -352,7 +368,7 @@ fn main() -> anyhow::Result<()> {
                     Some((host, port)) => (host.to_owned(), port),
                     None => (bound.ip().to_string(), bound.port()),
                 };
-                println!("sluice-broker kafka listening on {bound}");
+                say(format_args!("sluice-broker kafka listening on {bound}"));
                 broker
                     .single_node
                     .set_kafka(format!("{}:{}", advertised.0, advertised.1));
@@ -383,7 +399,7 @@ fn main() -> anyhow::Result<()> {
             version = env!("CARGO_PKG_VERSION"),
             "broker ready"
         );
-        println!("sluice-broker listening on {addr}");
+        say(format_args!("sluice-broker listening on {addr}"));
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         // A controller core that stops on its own (a fatal storage error)

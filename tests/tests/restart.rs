@@ -94,3 +94,81 @@ async fn data_and_offsets_survive_restarts() {
     let meta = conn.metadata(Some(vec!["keep".into()])).await.unwrap();
     assert_eq!(meta.topics[0].partitions.len(), 2);
 }
+
+/// A broker whose stdout and stderr readers are gone (a log shipper that
+/// died, `| head`) goes on: log lines and the listening lines that cannot
+/// be written are dropped. Writing them panicked before: at start the
+/// broker exited with status 101, later each request that logged failed
+/// after its change was made (a topic created, reported as an error), and
+/// a SIGTERM ended in a panic instead of a clean shutdown.
+#[test]
+fn a_broker_whose_output_readers_are_gone_serves_and_stops_cleanly() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let port = sluice_tests::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(sluice_tests::broker_binary())
+        .args(["--data-dir", dir.path().to_str().unwrap()])
+        .args([
+            "--listen",
+            &addr,
+            "--kafka-listen",
+            "none",
+            "--metrics-listen",
+            "none",
+        ])
+        // Every request logged, so that each one writes to stderr.
+        .args(["--log", "debug"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("sluice-broker listening on") {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "the broker ended");
+    }
+    drop(out);
+    let cli = |args: &[&str]| {
+        Command::new(sluice_tests::workspace_binary(
+            "sluice-client",
+            "sluice",
+            "SLUICE_CLI_BIN",
+        ))
+        .args(["--broker", &addr])
+        .args(args)
+        .env_remove("SLUICE_BROKER")
+        .output()
+        .unwrap()
+    };
+    for i in 0..5 {
+        let name = format!("t{i}");
+        let created = cli(&["topic", "create", &name]);
+        assert!(
+            created.status.success(),
+            "{}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+    }
+    let listed = cli(&["topic", "list"]);
+    assert!(listed.status.success());
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    for i in 0..5 {
+        assert!(listed.contains(&format!("t{i}")), "{listed}");
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    // Shut down cleanly: every partition left its clean-shutdown marker.
+    for i in 0..5 {
+        assert!(dir.path().join(format!("t{i}-0/.clean-shutdown")).exists());
+    }
+}
