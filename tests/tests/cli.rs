@@ -1265,6 +1265,83 @@ fn a_consumer_whose_broker_dies_says_so_at_its_timeout() {
     }
 }
 
+/// A group consuming a partition taken offline at start (its only segment
+/// cut short after a clean shutdown) keeps its committed offset: reads past
+/// the valid data are refused as offline, not answered out of range, which
+/// made the consumer reset to the earliest offset and commit it (10 became
+/// 0), and a Kafka ListOffsets of the latest offset is refused
+/// (`KAFKA_STORAGE_ERROR`), not answered 0.
+#[test]
+fn a_group_on_an_offline_partition_keeps_its_committed_offset() {
+    use sluice_protocol::kafka::error_code::code;
+    use sluice_protocol::kafka::list_offsets::{
+        LATEST, ListOffsetsPartition, ListOffsetsRequest, ListOffsetsResponse, ListOffsetsTopic,
+    };
+    let mut broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    ok(&addr, &["topic", "create", "marred"], b"");
+    let lines: String = (0..10).map(|i| format!("m{i}\n")).collect();
+    ok(&addr, &["produce", "marred"], lines.as_bytes());
+    let read = ok(
+        &addr,
+        &[
+            "consume",
+            "marred",
+            "--group",
+            "mg",
+            "--from-beginning",
+            "--count",
+            "10",
+        ],
+        b"",
+    );
+    assert_eq!(read, lines);
+    broker.stop();
+    let segment = broker.data_dir.join("marred-0/00000000000000000000.log");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap();
+    file.set_len(50).unwrap();
+    drop(file);
+    broker.restart();
+    let addr = broker.addr.to_string();
+
+    let out = sluice(
+        &addr,
+        &["consume", "marred", "--group", "mg", "--timeout-ms", "3000"],
+        b"",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("partition offline"), "{stderr}");
+    assert!(out.stdout.is_empty());
+    let described = ok(&addr, &["group", "describe", "mg", "--output", "json"], b"");
+    assert!(described.contains("\"committed_offset\":10"), "{described}");
+    // The consumer that failed left the group.
+    assert!(described.contains("\"members\":[]"), "{described}");
+
+    let mut s = std::net::TcpStream::connect(broker.kafka_addr.unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = ListOffsetsRequest {
+        replica_id: -1,
+        isolation_level: 0,
+        topics: vec![ListOffsetsTopic {
+            name: "marred".into(),
+            partitions: vec![ListOffsetsPartition {
+                partition_index: 0,
+                current_leader_epoch: -1,
+                timestamp: LATEST,
+            }],
+        }],
+    };
+    let r: ListOffsetsResponse = sluice_tests::kafka::call(&mut s, 4, &mut req);
+    assert_eq!(
+        r.topics[0].partitions[0].error_code,
+        code::KAFKA_STORAGE_ERROR
+    );
+}
+
 /// Pointed at a broker's metrics port (HTTP), the CLI says so instead of
 /// reporting a frame of 1,213,486,160 bytes ("HTTP" read as a length).
 #[test]

@@ -110,6 +110,17 @@ impl PartitionLog {
                 log_start_offset: log_start,
                 bytes_after: 0,
             };
+            if let Some(reason) = state.offline.as_deref()
+                && !state.deleted
+                && offset >= state.end.offset
+            {
+                // Offline, the log ends where its valid data does: what was
+                // past it (damaged, or flushed and missing) is not there to
+                // read, and a reader told its offset is out of range would
+                // move its position (a consumer resetting to the earliest
+                // offset, a group committing it).
+                return Err(self.offline_error(reason));
+            }
             if offset < log_start || offset > hw.offset.max(state.end.offset) {
                 return Err(LogError::OffsetOutOfRange {
                     requested: offset,

@@ -986,6 +986,12 @@ impl Service {
                         .and_then(|()| svc.led_partition(&l.topic, l.partition))
                         .and_then(|part| {
                             let log = &part.log;
+                            // Offline, its end (and what lies past it) is
+                            // unknown: a client told the end of the valid
+                            // data would reset or commit its position there.
+                            if log.is_offline() {
+                                return Err(ErrorCode::PartitionOffline);
+                            }
                             let record = match l.query {
                                 OffsetQuery::Earliest => return Ok(log.log_start_offset()),
                                 OffsetQuery::Latest => {

@@ -155,6 +155,11 @@ fn open_offline(dir: &Path, damaged_segment: u64) -> PartitionLog {
     let all = read_all(&log, 1 << 20);
     assert_contiguous(&all, 0);
     assert!(log.next_offset() >= damaged_segment);
+    // At the end of what it serves: refused, not the end of the partition.
+    assert!(matches!(
+        log.read(log.next_offset(), 1 << 20),
+        Err(crate::log::LogError::Offline { .. })
+    ));
     assert!(log.append(&mut batch("x", 1, 10, 0)).is_err());
     assert!(log.retain(std::time::SystemTime::now()).unwrap().segments == 0);
     log.shutdown().unwrap();

@@ -28,6 +28,9 @@ use crate::consume::{
 use crate::format::Format;
 use crate::{Outcome, cannot_connect, connect_admin, describe, missing_topic_error};
 
+/// How long a consumer that failed waits for its leave to be answered.
+const LEAVE_AFTER_ERROR: Duration = Duration::from_secs(5);
+
 /// How long `consume` (with or without `--group`) keeps retrying a broker
 /// it cannot reach.
 pub(crate) const RETRY_FOR: Duration = Duration::from_secs(60);
@@ -142,7 +145,18 @@ pub(crate) async fn run(broker: &str, args: ConsumeArgs) -> anyhow::Result<Outco
         verbose: m.verbose,
         generation: -1,
     };
-    let ending = session.consume(&args, &stop).await?;
+    let ending = match session.consume(&args, &stop).await {
+        Ok(ending) => ending,
+        Err(e) => {
+            // Leave (committing nothing more), so that the group need not
+            // wait out the session timeout to give the partitions to
+            // another member; a broker that does not answer is not waited
+            // for long.
+            let GroupSession { consumer, .. } = session;
+            let _ = tokio::time::timeout(LEAVE_AFTER_ERROR, consumer.close_without_commit()).await;
+            return Err(e);
+        }
+    };
     if let Ending::Done = ending {
         session.out.flush().or_else(quiet_if_broken_pipe)?;
     }
