@@ -50,6 +50,9 @@ pub struct RecoveryReport {
     /// Segments deleted because they followed a cut (only ever unflushed
     /// ones, past the recovery point).
     pub segments_deleted: usize,
+    /// Empty segment files between two others (which hold no record and no
+    /// roll leaves) removed.
+    pub stray_segments_removed: usize,
     /// Why the log was opened offline, if it was: damage in data that was
     /// flushed (or whose flushing is unknown). No `.log` file, checkpoint or
     /// marker was changed (only derived index files may have been rebuilt);
@@ -111,6 +114,28 @@ impl PartitionLog {
             }
         }
 
+        // An empty `.log` file between two others holds no record, and no
+        // roll leaves one (a new segment is the last until a batch goes
+        // into it): a stray. Left in place it would read as a gap in the
+        // offsets, and a gap in unflushed data cuts the segments after it.
+        let mut k = 1;
+        while k + 1 < bases.len() {
+            let base = bases[k];
+            let path = super::format::segment_path(&dir, base, LOG_SUFFIX);
+            let len = fs
+                .open(&path, OpenMode::Existing)
+                .and_then(|f| f.len())
+                .map_err(|e| LogError::io("open", &path, e))?;
+            if len == 0 {
+                tracing::warn!(file = %path.display(), "removing an empty segment file between two others: it holds no record");
+                Segment::delete_files(&*fs, &dir, base)?;
+                bases.remove(k);
+                report.stray_segments_removed += 1;
+            } else {
+                k += 1;
+            }
+        }
+
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         report.clean_shutdown = fs.exists(&marker);
         report.checkpoint = read_checkpoint(&*fs, &dir);
@@ -146,7 +171,12 @@ impl PartitionLog {
                         next_base.unwrap_or_default()
                     )
                 };
-                let refusal = if trusted {
+                let overlap = next_base.is_some_and(|n| n < seg.next_offset());
+                let refusal = if overlap {
+                    // Not a torn write: two segments claim the same offsets.
+                    // Cutting here would remove the later one's records.
+                    Some("the next segment starts inside this one, which no write leaves")
+                } else if trusted {
                     Some(if report.clean_shutdown {
                         "the log was shut down cleanly, so all of it was flushed"
                     } else {

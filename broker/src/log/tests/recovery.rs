@@ -578,3 +578,64 @@ fn checkpoints_stay_at_or_below_their_cap() {
         .unwrap();
     assert_eq!(checkpoint(dir.path()), log.next_offset());
 }
+
+/// An empty segment file between two others (inside an unflushed
+/// segment's offsets, past the recovery point) is a stray: it is removed
+/// and every record kept. It read as a gap in unflushed data, which cut
+/// every segment after it: acknowledged records lost, their offsets given
+/// out again.
+#[test]
+fn an_empty_stray_segment_file_cuts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    fill(&log, 60);
+    log.flush().unwrap();
+    fill(&log, 150);
+    let before = read_all(&log, 1 << 20);
+    drop(log); // a crash: the later segments are past the recovery point
+    let segs = segment_files(dir.path());
+    assert!(segs.len() >= 6, "{segs:?}");
+    // Inside the second to last segment's offsets, and between two others.
+    let (base, _) = segs[segs.len() - 2];
+    let stray = crate::log::format::segment_path(dir.path(), base + 1, ".log");
+    fs::write(&stray, b"").unwrap();
+    let (log, report) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!(report.offline, None);
+    assert_eq!((report.segments_deleted, report.bytes_truncated), (0, 0));
+    assert_eq!(report.stray_segments_removed, 1);
+    assert!(!stray.exists());
+    assert_eq!(read_all(&log, 1 << 20), before);
+}
+
+/// A segment that starts inside the one before it (a copy under another
+/// name, say) is not a torn write: the log opens offline and removes
+/// nothing, where it cut every segment from there.
+#[test]
+fn a_segment_starting_inside_the_one_before_takes_the_log_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    fill(&log, 60);
+    log.flush().unwrap();
+    fill(&log, 150);
+    drop(log);
+    let segs = segment_files(dir.path());
+    let (base, _) = segs[segs.len() - 2];
+    let (last, _) = segs[segs.len() - 1];
+    let copy = crate::log::format::segment_path(dir.path(), base + 1, ".log");
+    fs::copy(
+        crate::log::format::segment_path(dir.path(), last, ".log"),
+        &copy,
+    )
+    .unwrap();
+    let before = log_files(dir.path());
+    let (log, report) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let reason = report.offline.expect("offline");
+    assert!(reason.contains("starts inside this one"), "{reason}");
+    assert_eq!((report.segments_deleted, report.bytes_truncated), (0, 0));
+    log.shutdown().unwrap();
+    assert_eq!(
+        log_files(dir.path()),
+        before,
+        "no .log file may change or go"
+    );
+}
