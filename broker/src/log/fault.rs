@@ -27,6 +27,8 @@ pub struct Faults {
     hold_writes: AtomicBool,
     writes_held: AtomicU64,
     reads: AtomicU64,
+    open_files: AtomicU64,
+    peak_open_files: AtomicU64,
 }
 
 impl Faults {
@@ -64,6 +66,17 @@ impl Faults {
     /// Makes every write store at most half its bytes (at least one).
     pub fn set_short_writes(&self, on: bool) {
         self.short_writes.store(on, Ordering::SeqCst);
+    }
+
+    /// The most files opened through the file system and not yet dropped
+    /// at one time, since the last [`Faults::reset_peak_open_files`].
+    pub fn peak_open_files(&self) -> u64 {
+        self.peak_open_files.load(Ordering::SeqCst)
+    }
+    /// Starts counting [`Faults::peak_open_files`] from the files open now.
+    pub fn reset_peak_open_files(&self) {
+        let now = self.open_files.load(Ordering::SeqCst);
+        self.peak_open_files.store(now, Ordering::SeqCst);
     }
 
     /// Makes every `sync_data` take at least `delay` (a slow disk).
@@ -201,10 +214,21 @@ impl LogFile for FaultyFile {
     }
 }
 
+impl Drop for FaultyFile {
+    fn drop(&mut self) {
+        self.faults.open_files.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl FileSystem for FaultyFs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn LogFile>> {
+        let inner = StdFs.open(path, mode)?;
+        let open = self.faults.open_files.fetch_add(1, Ordering::SeqCst) + 1;
+        self.faults
+            .peak_open_files
+            .fetch_max(open, Ordering::SeqCst);
         Ok(Arc::new(FaultyFile {
-            inner: StdFs.open(path, mode)?,
+            inner,
             faults: Arc::clone(&self.faults),
         }))
     }

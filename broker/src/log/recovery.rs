@@ -225,6 +225,10 @@ impl PartitionLog {
             } else if !last && !seg.is_sealed() {
                 seg.seal()?;
             }
+            // A sealed segment keeps no descriptor or mapping until it is
+            // read: a partition of thousands of segments opens within a
+            // few descriptors, not three per segment.
+            seg.release();
             segments.push_back(seg);
             i += 1;
         }
@@ -271,6 +275,7 @@ impl PartitionLog {
             for seg in segments.iter().filter(|s| s.next_offset() > recovery_point) {
                 seg.sync()
                     .map_err(|e| LogError::io("fdatasync", seg.log_path(), e))?;
+                seg.release();
             }
         }
         // Sealed segments keep no descriptor or mapping until they are read.

@@ -639,3 +639,36 @@ fn a_segment_starting_inside_the_one_before_takes_the_log_offline() {
         "no .log file may change or go"
     );
 }
+
+/// Opening a log of many segments after a crash holds a few descriptors at
+/// a time, not three per segment: each sealed segment is released once it
+/// is checked, and each unflushed one once it is synced. It held every
+/// segment's files until the whole log was open, so a broker restarted
+/// after a crash with a long history ran out of descriptors
+/// ("Too many open files") and did not start.
+#[test]
+fn opening_a_long_log_holds_few_files_at_a_time() {
+    use std::sync::Arc;
+
+    use crate::log::fault::{Faults, FaultyFs};
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::new();
+    let fs = || Arc::new(FaultyFs::new(Arc::clone(&faults)));
+    let (log, _) = PartitionLog::open_with(fs(), dir.path(), small_config()).unwrap();
+    fill(&log, 100);
+    log.flush().unwrap();
+    fill(&log, 600);
+    let before = read_all(&log, 1 << 20);
+    drop(log); // a crash: most segments are past the recovery point
+    let segments = segment_files(dir.path()).len() as u64;
+    assert!(segments >= 20, "{segments}");
+    faults.reset_peak_open_files();
+    let (log, report) = PartitionLog::open_with(fs(), dir.path(), small_config()).unwrap();
+    assert!(report.segments_rescanned >= 10, "{report:?}");
+    let peak = faults.peak_open_files();
+    assert!(
+        peak <= 8,
+        "{peak} files open at once for {segments} segments"
+    );
+    assert_eq!(read_all(&log, 1 << 20), before);
+}
