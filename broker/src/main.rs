@@ -247,6 +247,21 @@ fn main() -> anyhow::Result<()> {
         .validate()
         .map_err(anyhow::Error::msg)
         .context("invalid configuration")?;
+    // A default factor over the nodes there are would refuse every topic
+    // created without a factor of its own (auto-created ones too).
+    let nodes = cluster.as_ref().map_or(1, |c| c.nodes.len());
+    if usize::from(config.default_replication_factor) > nodes {
+        anyhow::bail!(
+            "invalid configuration: default_replication_factor {} is more than the brokers \
+             there are ({nodes}{})",
+            config.default_replication_factor,
+            if cluster.is_some() {
+                " in the cluster file"
+            } else {
+                ": no --cluster"
+            }
+        );
+    }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if config.runtime_threads > 0 {
         builder.worker_threads(config.runtime_threads);

@@ -172,3 +172,35 @@ fn a_broker_whose_output_readers_are_gone_serves_and_stops_cleanly() {
         assert!(dir.path().join(format!("t{i}-0/.clean-shutdown")).exists());
     }
 }
+
+/// A `default_replication_factor` over the brokers there are refuses the
+/// start, naming the key, and touches no data directory: it was taken, and
+/// then every topic created without a factor of its own was refused.
+#[test]
+fn a_default_replication_factor_over_the_brokers_refuses_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(&config, "default_replication_factor = 2\n").unwrap();
+    let data = dir.path().join("data");
+    let out = std::process::Command::new(sluice_tests::broker_binary())
+        .args(["--config", config.to_str().unwrap()])
+        .args(["--data-dir", data.to_str().unwrap()])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--kafka-listen",
+            "none",
+            "--metrics-listen",
+            "none",
+        ])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("default_replication_factor 2 is more than the brokers there are (1"),
+        "{stderr}"
+    );
+    assert!(!data.exists());
+}

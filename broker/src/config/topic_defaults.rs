@@ -161,8 +161,12 @@ impl TopicDefaults {
             retention_age: ms(t.retention_ms),
             retention_bytes: t.retention_bytes.filter(|&b| b > 0),
             flush: match t.flush {
+                // No interval is before the acknowledgement, as Kafka
+                // clients read a `flush.ms` of 0 (which describes it).
+                Some(FlushMode::IntervalMs(0)) | Some(FlushMode::BeforeAck) => {
+                    FlushPolicy::BeforeAck
+                }
                 Some(FlushMode::IntervalMs(ms)) => FlushPolicy::Interval(Duration::from_millis(ms)),
-                Some(FlushMode::BeforeAck) => FlushPolicy::BeforeAck,
                 Some(FlushMode::Never) | None => FlushPolicy::Never,
             },
             max_timestamp_ahead: ms(Some(self.message_timestamp_after_max_ms)),
@@ -174,5 +178,32 @@ impl TopicDefaults {
             max_batch_bytes: t.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
             ..LogConfig::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A flush interval of 0 ms is `before-ack`: Kafka clients are told
+    /// `flush.ms` 0, which Sluice reads (and documents) as an fsync before
+    /// the acknowledgement. It flushed at upkeep passes only.
+    #[test]
+    fn a_flush_interval_of_zero_flushes_before_the_acknowledgement() {
+        let policy = |flush| {
+            TopicDefaults::default()
+                .log_config(&TopicConfig {
+                    flush: Some(flush),
+                    ..TopicConfig::default()
+                })
+                .flush
+        };
+        assert_eq!(policy(FlushMode::IntervalMs(0)), FlushPolicy::BeforeAck);
+        assert_eq!(policy(FlushMode::BeforeAck), FlushPolicy::BeforeAck);
+        assert_eq!(
+            policy(FlushMode::IntervalMs(5)),
+            FlushPolicy::Interval(Duration::from_millis(5))
+        );
+        assert_eq!(policy(FlushMode::Never), FlushPolicy::Never);
     }
 }
