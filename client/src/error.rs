@@ -33,12 +33,16 @@ pub enum ClientError {
     #[error("the broker closed the connection")]
     Closed,
     /// The server closed a new connection without answering its first
-    /// request: a broker shutting down, or an address that is not a Sluice
-    /// native listener (a broker's Kafka or Raft port, which close on bytes
-    /// of another protocol). Retriable, as [`Closed`](Self::Closed) is.
+    /// request: a broker shutting down or serving as many connections as it
+    /// takes (`max_connections`, `max_connections_per_ip`), or an address
+    /// that is not a Sluice native listener (a broker's Kafka or Raft port,
+    /// which close on bytes of another protocol). Retriable, as
+    /// [`Closed`](Self::Closed) is.
     #[error(
-        "the server closed the connection without answering: if this address is a broker's \
-         Kafka or Raft port, give its native listener (`listen`, 127.0.0.1:9292 by default)"
+        "the server closed the connection without answering: a broker shutting down, or \
+         serving as many connections as it takes (max_connections, max_connections_per_ip); \
+         or, if this address is a broker's Kafka or Raft port, give its native listener \
+         (`listen`, 127.0.0.1:9292 by default)"
     )]
     ClosedUnanswered,
     /// The server does not speak Sluice's native protocol (it answered in
