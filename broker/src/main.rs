@@ -63,7 +63,7 @@ struct Args {
     /// Kafka-protocol listener, HOST:PORT or none [default: 127.0.0.1:9092]
     #[arg(long, value_name = "HOST:PORT|none")]
     kafka_listen: Option<KafkaListen>,
-    /// HOST:PORT Kafka clients are told to connect to [default: the bound address]
+    /// HOST:PORT Kafka clients are told to connect to [default: the bound address; bound to every interface, the address each client reached]
     #[arg(long, value_name = "HOST:PORT")]
     kafka_advertised: Option<String>,
     /// Create a topic that does not exist when a producer asks for it (a

@@ -204,3 +204,48 @@ fn a_default_replication_factor_over_the_brokers_refuses_the_start() {
     );
     assert!(!data.exists());
 }
+
+/// A Kafka listener bound to every interface (`0.0.0.0`) without
+/// `kafka_advertised` tells each client the address it reached, not
+/// `0.0.0.0`, which a client would take for its own host.
+#[test]
+fn a_kafka_listener_on_every_interface_advertises_the_address_reached() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    use sluice_protocol::kafka::metadata::{MetadataRequest, MetadataResponse};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(sluice_tests::broker_binary())
+        .args(["--data-dir", dir.path().to_str().unwrap()])
+        .args(["--listen", "127.0.0.1:0", "--kafka-listen", "0.0.0.0:0"])
+        .args(["--metrics-listen", "none"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let port: u16 = loop {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "the broker ended");
+        if let Some(a) = line
+            .trim()
+            .strip_prefix("sluice-broker kafka listening on ")
+        {
+            break a.rsplit(':').next().unwrap().parse().unwrap();
+        }
+    };
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut req = MetadataRequest {
+        topics: Some(Vec::new()),
+        ..MetadataRequest::default()
+    };
+    let r: MetadataResponse = sluice_tests::kafka::call(&mut s, 12, &mut req);
+    let _ = child.kill();
+    let _ = child.wait();
+    let brokers: Vec<(String, i32)> = r.brokers.iter().map(|b| (b.host.clone(), b.port)).collect();
+    assert_eq!(brokers, [("127.0.0.1".to_owned(), i32::from(port))]);
+}

@@ -314,6 +314,7 @@ pub async fn run_then_close(
                 }
             };
             Stats::add(&broker.stats.connections_accepted, 1);
+            let front = reachable_front(front, &stream);
             let broker = Arc::clone(&broker);
             let stop = stop_rx.clone();
             connections.spawn(async move {
@@ -477,4 +478,32 @@ fn maintenance_failed(dir: &std::path::Path, e: &crate::log::LogError, partition
         partitions,
         "maintenance failed (of this pass's failed partitions, the first; said at most once a minute)"
     );
+}
+
+/// `front`, with the address a Kafka listener bound to every interface
+/// (`0.0.0.0`, `::`) and advertised as bound tells this connection's client
+/// replaced by the one the client reached: a client told `0.0.0.0` would
+/// connect to its own host.
+fn reachable_front(
+    front: native::connection::Front,
+    stream: &tokio::net::TcpStream,
+) -> native::connection::Front {
+    use native::connection::Front;
+    match front {
+        Front::Kafka(adv)
+            if adv
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_unspecified()) =>
+        {
+            match stream.local_addr() {
+                Ok(local) => Front::Kafka(Arc::new(kafka::Advertised {
+                    host: local.ip().to_canonical().to_string(),
+                    ..kafka::Advertised::clone(&adv)
+                })),
+                Err(_) => Front::Kafka(adv),
+            }
+        }
+        front => front,
+    }
 }
