@@ -1556,3 +1556,42 @@ fn headers_are_produced_and_printed_and_null_is_told_from_empty() {
          4 -1  v5 [trace=b=2,flag,trace=again]\n"
     );
 }
+
+/// A reserved name is refused as reserved, whatever the command (it was
+/// "not a topic name", though it is one), and a command whose output
+/// reader went away (`| head -1`) ends quietly with status 0, as consume
+/// does.
+#[test]
+fn reserved_names_and_a_closed_output_are_told_as_what_they_are() {
+    let broker = TestBroker::start();
+    let addr = broker.addr.to_string();
+    for name in ["__sluice_x", "__consumer_offsets"] {
+        fails(
+            &addr,
+            &["produce", name],
+            b"x\n",
+            "is reserved for the broker's own use",
+        );
+        fails(&addr, &["topic", "describe", name], b"", "is reserved");
+    }
+    ok(
+        &addr,
+        &["topic", "create", "wide", "--partitions", "200"],
+        b"",
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' --broker {addr} topic describe wide | head -1",
+            sluice_binary().display()
+        ))
+        .env_remove("SLUICE_BROKER")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "topic: wide\n");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

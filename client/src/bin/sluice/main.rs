@@ -109,6 +109,14 @@ fn main() -> ExitCode {
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::FAILURE,
+        // The reader of the output went away (`| head`): what it wanted
+        // was written.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(is_broken_pipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -177,6 +185,12 @@ fn describe(e: &ClientError) -> String {
 /// topics there are), or any other failure to look it up.
 fn topic_error(name: &str, e: ClientError) -> anyhow::Error {
     match e {
+        ClientError::Broker {
+            code: ErrorCode::InvalidTopicName | ErrorCode::UnknownTopicOrPartition,
+            ..
+        } if sluice_protocol::topic_name::is_reserved(name) => anyhow::anyhow!(
+            "{name:?} is reserved for the broker's own use (docs/operations.md, \"Topic names\")"
+        ),
         ClientError::Broker {
             code: ErrorCode::UnknownTopicOrPartition,
             ..
