@@ -360,45 +360,64 @@ fn main() -> anyhow::Result<()> {
             }
         };
         health.set_broker(Arc::clone(&broker));
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("binding {listen}"))?;
-        sluice_broker::tcp::check(&listener, &broker.config.tcp_congestion)
-            .map_err(anyhow::Error::msg)?;
-        let addr = listener.local_addr()?;
-        let _ = broker.bound_listen.set(addr);
-        broker.single_node.set_listen(addr.to_string());
-        let kafka = match broker.config.kafka_listen {
-            KafkaListen::Off => None,
-            KafkaListen::On(kafka_addr) => {
-                let l = tokio::net::TcpListener::bind(kafka_addr)
-                    .await
-                    .with_context(|| format!("binding the Kafka listener {kafka_addr}"))?;
-                sluice_broker::tcp::check(&l, &broker.config.tcp_congestion)
-                    .map_err(anyhow::Error::msg)?;
-                let bound = l.local_addr()?;
-                let advertised = match sluice_broker::config::split_host_port(
-                    &broker.config.kafka_advertised,
-                ) {
-                    Some((host, port)) => (host.to_owned(), port),
-                    None => (bound.ip().to_string(), bound.port()),
-                };
-                say(format_args!("sluice-broker kafka listening on {bound}"));
-                broker
-                    .single_node
-                    .set_kafka(format!("{}:{}", advertised.0, advertised.1));
-                Some((
-                    l,
-                    Advertised {
-                        // Kafka node ids are i32; the cluster file's ids
-                        // are checked to fit (`ClusterConfig`).
-                        node_id: args
-                            .node_id
-                            .map_or(0, |id| i32::try_from(id).unwrap_or(i32::MAX)),
-                        host: advertised.0,
-                        port: i32::from(advertised.1),
-                    },
-                ))
+        // A listener that cannot be bound (its port taken, say) ends the
+        // start with the logs closed cleanly, as a shutdown leaves them: the
+        // next start need not recover every partition.
+        let bound: anyhow::Result<_> = async {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
+            sluice_broker::tcp::check(&listener, &broker.config.tcp_congestion)
+                .map_err(anyhow::Error::msg)?;
+            let addr = listener.local_addr()?;
+            let _ = broker.bound_listen.set(addr);
+            broker.single_node.set_listen(addr.to_string());
+            let kafka = match broker.config.kafka_listen {
+                KafkaListen::Off => None,
+                KafkaListen::On(kafka_addr) => {
+                    let l = tokio::net::TcpListener::bind(kafka_addr)
+                        .await
+                        .with_context(|| format!("binding the Kafka listener {kafka_addr}"))?;
+                    sluice_broker::tcp::check(&l, &broker.config.tcp_congestion)
+                        .map_err(anyhow::Error::msg)?;
+                    let bound = l.local_addr()?;
+                    let advertised = match sluice_broker::config::split_host_port(
+                        &broker.config.kafka_advertised,
+                    ) {
+                        Some((host, port)) => (host.to_owned(), port),
+                        None => (bound.ip().to_string(), bound.port()),
+                    };
+                    say(format_args!("sluice-broker kafka listening on {bound}"));
+                    broker
+                        .single_node
+                        .set_kafka(format!("{}:{}", advertised.0, advertised.1));
+                    Some((
+                        l,
+                        Advertised {
+                            // Kafka node ids are i32; the cluster file's ids
+                            // are checked to fit (`ClusterConfig`).
+                            node_id: args
+                                .node_id
+                                .map_or(0, |id| i32::try_from(id).unwrap_or(i32::MAX)),
+                            host: advertised.0,
+                            port: i32::from(advertised.1),
+                        },
+                    ))
+                }
+            };
+            anyhow::Ok((listener, addr, kafka))
+        }
+        .await;
+        let (listener, addr, kafka) = match bound {
+            Ok(bound) => bound,
+            Err(e) => {
+                if let Some((c, manager)) = &cluster {
+                    manager.shutdown().await;
+                    c.shutdown().await;
+                }
+                let b = Arc::clone(&broker);
+                let _ = tokio::task::spawn_blocking(move || b.shutdown()).await;
+                return Err(e);
             }
         };
         health.set_listeners_up();

@@ -249,3 +249,33 @@ fn a_kafka_listener_on_every_interface_advertises_the_address_reached() {
     let brokers: Vec<(String, i32)> = r.brokers.iter().map(|b| (b.host.clone(), b.port)).collect();
     assert_eq!(brokers, [("127.0.0.1".to_owned(), i32::from(port))]);
 }
+
+/// A start that fails after the data directory was opened (the listen port
+/// taken) closes the logs cleanly: the next start finds every partition's
+/// clean-shutdown marker and recovers nothing.
+#[test]
+fn a_start_refused_for_a_taken_port_leaves_the_logs_closed_cleanly() {
+    let mut broker = TestBroker::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = broker.connect().await;
+        create_topic(&mut c, "kept", 3, TopicConfig::default()).await;
+    });
+    broker.stop();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = std::process::Command::new(sluice_tests::broker_binary())
+        .args(["--data-dir", broker.data_dir.to_str().unwrap()])
+        .args(["--listen", &taken.local_addr().unwrap().to_string()])
+        .args(["--kafka-listen", "none", "--metrics-listen", "none"])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("binding"), "{stderr}");
+    for p in 0..3 {
+        let marker = broker.data_dir.join(format!("kept-{p}/.clean-shutdown"));
+        assert!(marker.exists(), "{}: {stderr}", marker.display());
+    }
+    drop(taken);
+}
