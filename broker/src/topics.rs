@@ -1030,9 +1030,14 @@ pub const MIN_SEGMENT_MS: u64 = 1000;
 /// Checks the resource floors of a topic's effective settings (see
 /// [`MIN_SEGMENT_BYTES`], [`MIN_SEGMENT_MS`]); the error names the setting.
 pub fn check_topic_limits(config: &TopicConfig) -> Result<(), String> {
-    if let Some(bytes) = config.segment_bytes.filter(|&b| b < MIN_SEGMENT_BYTES) {
+    if let Some(bytes) = config
+        .segment_bytes
+        .filter(|&b| !(MIN_SEGMENT_BYTES..=i32::MAX as u64).contains(&b))
+    {
         return Err(format!(
-            "segment_bytes (Kafka's segment.bytes) must be at least {MIN_SEGMENT_BYTES}, got {bytes}"
+            "segment_bytes (Kafka's segment.bytes) must be between {MIN_SEGMENT_BYTES} and {}, \
+             got {bytes}",
+            i32::MAX
         ));
     }
     if let Some(ms) = config.segment_ms.filter(|&m| m > 0 && m < MIN_SEGMENT_MS) {

@@ -574,7 +574,7 @@ fn bad_input_fails_with_one_clear_line() {
     );
     // A name that could not be created gets no advice to create it.
     for (name, says) in [
-        ("__consumer_offsets", "unknown topic"),
+        ("__consumer_offsets", "is reserved for the broker's own use"),
         (
             "a/b",
             "\"a/b\" is not a topic name: a topic name is 1 to 249",
@@ -594,12 +594,12 @@ fn bad_input_fails_with_one_clear_line() {
         "no partition 1",
     );
     // The smallest segment a topic may have, whatever is asked.
-    for bytes in ["0", "1"] {
+    for bytes in ["0", "1", "2147483648", "4294967296"] {
         fails(
             &addr,
             &["topic", "create", "tiny", "--segment-bytes", bytes],
             b"",
-            &format!("must be at least 65536, got {bytes}"),
+            &format!("must be between 65536 and 2147483647, got {bytes}"),
         );
     }
     let down = format!("127.0.0.1:{}", free_port());

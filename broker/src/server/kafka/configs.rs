@@ -96,7 +96,8 @@ pub(super) fn apply(
         match v {
             -1 => Ok(0),
             0 => Ok(1),
-            v => non_negative(v),
+            v => u64::try_from(v)
+                .map_err(|_| format!("{name} must be -1 (no limit) or at least 0, not {value:?}")),
         }
     };
     match name {
