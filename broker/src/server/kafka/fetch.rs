@@ -203,7 +203,7 @@ pub(super) async fn fetch(conn: &mut Conn, req: Req, mut r: FetchRequest) -> Res
     let mut result = result;
     for i in dropped {
         if let Some(f) = result.partitions.get_mut(i) {
-            result.total -= f.records_len();
+            result.total = result.total.saturating_sub(f.records_len());
             f.records = None;
         }
     }
