@@ -280,6 +280,29 @@ async fn damaged_flushed_data_takes_the_partition_offline_and_keeps_every_file()
         readable += got.len() as u64;
     }
     assert!(readable > 0 && readable == p.high_watermark && offset == readable);
+    // A long poll there waits its time before the refusal, so that a client
+    // that keeps the partition in every fetch does not spin.
+    let asked = Instant::now();
+    let fetched = conn
+        .fetch(
+            600,
+            1,
+            4 << 20,
+            vec![sluice_protocol::wire::fetch::FetchPartition {
+                topic: "fragile".into(),
+                partition: 0,
+                offset,
+                max_bytes: 1 << 20,
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fetched[0].error_code, ErrorCode::PartitionOffline);
+    assert!(
+        asked.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        asked.elapsed()
+    );
     assert_eq!(read_partition(&mut conn, "healthy", 0, 0).await, healthy);
     assert!(broker.log().contains("recovery refused; partition offline"));
     drop(conn);

@@ -54,8 +54,9 @@ pub struct RecoveryReport {
     /// roll leaves) removed.
     pub stray_segments_removed: usize,
     /// Why the log was opened offline, if it was: damage in data that was
-    /// flushed (or whose flushing is unknown). No `.log` file, checkpoint or
-    /// marker was changed (only derived index files may have been rebuilt);
+    /// flushed (or whose flushing is unknown). No `.log` file holding
+    /// records, checkpoint or marker was changed (only derived index files
+    /// may have been rebuilt, and empty stray segment files removed);
     /// the log serves reads of the valid data before the damage and refuses
     /// appends.
     pub offline: Option<String>,
@@ -114,12 +115,16 @@ impl PartitionLog {
             }
         }
 
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        report.clean_shutdown = fs.exists(&marker);
         // An empty `.log` file between two others holds no record, and no
         // roll leaves one (a new segment is the last until a batch goes
         // into it): a stray. Left in place it would read as a gap in the
         // offsets, and a gap in unflushed data cuts the segments after it.
+        // (After a clean shutdown nothing is cut: a gap there takes the log
+        // offline, and no segment is opened just to look.)
         let mut k = 1;
-        while k + 1 < bases.len() {
+        while !report.clean_shutdown && k + 1 < bases.len() {
             let base = bases[k];
             let path = super::format::segment_path(&dir, base, LOG_SUFFIX);
             let len = fs
@@ -136,8 +141,6 @@ impl PartitionLog {
             }
         }
 
-        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
-        report.clean_shutdown = fs.exists(&marker);
         report.checkpoint = read_checkpoint(&*fs, &dir);
         let recovery_point = report.checkpoint.unwrap_or(0);
 

@@ -189,7 +189,14 @@ impl Service {
             watching.take_seen();
             let r = self.resolve(&shared).await?;
             watching.resolved();
-            let any_error = r.partitions.iter().any(|p| !p.error_code.is_ok());
+            // An offline partition refuses a read at its end until it is
+            // repaired: answered when the wait ends, so that a client that
+            // keeps it in every fetch does not spin on answers without a
+            // wait.
+            let any_error = r
+                .partitions
+                .iter()
+                .any(|p| !p.error_code.is_ok() && p.error_code != ErrorCode::PartitionOffline);
             if r.total.max(r.available) >= shared.0.min_bytes
                 || any_error
                 || watching.watched.is_empty()

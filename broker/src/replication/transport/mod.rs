@@ -610,6 +610,16 @@ impl Transport {
         out
     }
 
+    /// Whether this node's open connection to `peer` has had its hello
+    /// answered (accepted), whether or not its calls are answered now.
+    fn hello_answered(&self, peer: u64) -> bool {
+        self.state.lock().get(&peer).is_some_and(|s| {
+            s.conn.as_ref().is_some_and(|c| {
+                c.accepted.load(Ordering::Acquire) && !c.closed.load(Ordering::Acquire)
+            })
+        })
+    }
+
     /// Whether this node holds an open connection to `peer` that accepted
     /// its hello and whose calls are answered (every call so far, or it
     /// was answered since the last one that was not).
@@ -641,8 +651,12 @@ impl Transport {
                 // A node speaking as a build before the ping pings nobody.
                 let pings = t.spoken_version() >= hello::PING_FROM;
                 for &peer in &peers {
+                    // The version is the one the peer's answer to the hello
+                    // on this connection said (a peer restarted as an
+                    // older build says so again before it is pinged).
                     if t.connection(peer).await.is_err()
                         || !pings
+                        || !t.hello_answered(peer)
                         || t.peer_version(peer).is_none_or(|v| v < hello::PING_FROM)
                     {
                         continue;

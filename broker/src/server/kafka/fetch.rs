@@ -138,18 +138,19 @@ pub(super) async fn fetch(conn: &mut Conn, req: Req, mut r: FetchRequest) -> Res
     // A topic named by its id that was deleted (or deleted and created
     // again) while the fetch waited is answered as every later fetch of
     // that id is, with nothing of the topic now under its name.
+    // (Looked up as the request's ids were: in a cluster a topic's id is the
+    // controller's, which a topic listed before ids were kept need not
+    // share with its local record.)
     let mut gone_id = vec![false; r.topics.len()];
     if req.version >= 13 {
-        let unknown_now = result
-            .partitions
+        let ids: Vec<TopicId> = r.topics.iter().map(|t| TopicId(t.topic_id)).collect();
+        for ((t, now), gone) in r
+            .topics
             .iter()
-            .any(|f| f.error_code == ErrorCode::UnknownTopicOrPartition);
-        for (t, gone) in r.topics.iter().zip(&mut gone_id) {
-            let id = TopicId(t.topic_id);
-            *gone = match broker.service.topics.topic(&t.topic) {
-                Some(now) => now.id != id,
-                None => unknown_now && broker.service.topic_names(&[id])[0].is_none(),
-            };
+            .zip(broker.service.topic_names(&ids))
+            .zip(&mut gone_id)
+        {
+            *gone = now.as_deref() != Some(t.topic.as_str());
         }
     }
     // The answer, partition by partition in request order; a record set's

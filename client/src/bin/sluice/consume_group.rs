@@ -203,8 +203,12 @@ impl GroupSession {
                 {
                     failing_since.get_or_insert(self.consumer.last_fetch_answer());
                     failing.failed(&e);
-                    if timeout.is_some_and(|t| last_record.elapsed() >= t) {
-                        // Failing, not idle, when the idle timeout ran out.
+                    // Failing, not idle, when the idle timeout ran out and
+                    // no broker answered (a refusal for now, such as a
+                    // coordinator moving, is retried).
+                    if timeout.is_some_and(|t| last_record.elapsed() >= t)
+                        && !matches!(e, ClientError::Broker { .. })
+                    {
                         anyhow::bail!("consuming {:?} in a group: {}", args.topic, describe(&e))
                     }
                     if self.verbose {
