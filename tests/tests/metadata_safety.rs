@@ -190,6 +190,28 @@ fn log_files(dir: &Path) -> Vec<(String, usize, u64)> {
     out
 }
 
+/// Partition 0 of topic `fragile` from `offset`, waiting up to
+/// `max_wait_ms` for a byte.
+async fn fetch_fragile(
+    conn: &mut sluice_client::Connection,
+    offset: u64,
+    max_wait_ms: u32,
+) -> Vec<sluice_client::FetchedPartition> {
+    conn.fetch(
+        max_wait_ms,
+        1,
+        4 << 20,
+        vec![sluice_protocol::wire::fetch::FetchPartition {
+            topic: "fragile".into(),
+            partition: 0,
+            offset,
+            max_bytes: 1 << 20,
+        }],
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn damaged_flushed_data_takes_the_partition_offline_and_keeps_every_file() {
     use sluice_protocol::wire::topic_config::FlushMode;
@@ -256,20 +278,7 @@ async fn damaged_flushed_data_takes_the_partition_offline_and_keeps_every_file()
     let mut offset = 0;
     let mut readable = 0;
     loop {
-        let fetched = conn
-            .fetch(
-                0,
-                0,
-                4 << 20,
-                vec![sluice_protocol::wire::fetch::FetchPartition {
-                    topic: "fragile".into(),
-                    partition: 0,
-                    offset,
-                    max_bytes: 1 << 20,
-                }],
-            )
-            .await
-            .unwrap();
+        let fetched = fetch_fragile(&mut conn, offset, 0).await;
         let got = sluice_tests::decode_records(&fetched[0].records, offset);
         let Some((last, _)) = got.last() else {
             assert_eq!(fetched[0].error_code, ErrorCode::PartitionOffline);
@@ -283,20 +292,7 @@ async fn damaged_flushed_data_takes_the_partition_offline_and_keeps_every_file()
     // A long poll there waits its time before the refusal, so that a client
     // that keeps the partition in every fetch does not spin.
     let asked = Instant::now();
-    let fetched = conn
-        .fetch(
-            600,
-            1,
-            4 << 20,
-            vec![sluice_protocol::wire::fetch::FetchPartition {
-                topic: "fragile".into(),
-                partition: 0,
-                offset,
-                max_bytes: 1 << 20,
-            }],
-        )
-        .await
-        .unwrap();
+    let fetched = fetch_fragile(&mut conn, offset, 600).await;
     assert_eq!(fetched[0].error_code, ErrorCode::PartitionOffline);
     assert!(
         asked.elapsed() >= Duration::from_millis(500),

@@ -13,13 +13,14 @@ use sluice_protocol::batch::Compression;
 use sluice_protocol::kafka::encode_cut;
 use sluice_protocol::kafka::error_code::{KafkaCode, code, to_kafka, to_kafka_partition};
 use sluice_protocol::kafka::fetch::{
-    FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopicResponse,
+    FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopic, FetchTopicResponse,
 };
 use sluice_protocol::kafka::header;
 use sluice_protocol::kafka::io::Records;
 use sluice_protocol::wire::ErrorCode;
 
 use super::{Req, finish, may_name_topic, partition_index, respond};
+use crate::server::Broker;
 use crate::server::native::connection::{Conn, ConnError};
 use crate::service::Refused;
 use crate::service::fetch::{self as svc, Chunk};
@@ -65,13 +66,8 @@ pub(super) async fn fetch(conn: &mut Conn, req: Req, mut r: FetchRequest) -> Res
     // here with UNKNOWN_TOPIC_ID.
     let mut unknown_id = vec![false; r.topics.len()];
     if req.version >= 13 {
-        let ids: Vec<TopicId> = r.topics.iter().map(|t| TopicId(t.topic_id)).collect();
-        for ((t, name), unknown) in r
-            .topics
-            .iter_mut()
-            .zip(broker.service.topic_names(&ids))
-            .zip(&mut unknown_id)
-        {
+        let names = names_by_id(&broker, &r.topics);
+        for ((t, name), unknown) in r.topics.iter_mut().zip(names).zip(&mut unknown_id) {
             match name {
                 Some(name) => t.topic = name,
                 None => *unknown = true,
@@ -143,13 +139,8 @@ pub(super) async fn fetch(conn: &mut Conn, req: Req, mut r: FetchRequest) -> Res
     // share with its local record.)
     let mut gone_id = vec![false; r.topics.len()];
     if req.version >= 13 {
-        let ids: Vec<TopicId> = r.topics.iter().map(|t| TopicId(t.topic_id)).collect();
-        for ((t, now), gone) in r
-            .topics
-            .iter()
-            .zip(broker.service.topic_names(&ids))
-            .zip(&mut gone_id)
-        {
+        let names = names_by_id(&broker, &r.topics);
+        for ((t, now), gone) in r.topics.iter().zip(names).zip(&mut gone_id) {
             *gone = now.as_deref() != Some(t.topic.as_str());
         }
     }
@@ -251,6 +242,13 @@ pub(super) async fn fetch(conn: &mut Conn, req: Req, mut r: FetchRequest) -> Res
     };
     conn.out.clear();
     sent
+}
+
+/// The names of the topics `topics` give by id (v13+), in order; `None`
+/// for an id no topic has.
+fn names_by_id(broker: &Broker, topics: &[FetchTopic]) -> Vec<Option<String>> {
+    let ids: Vec<TopicId> = topics.iter().map(|t| TopicId(t.topic_id)).collect();
+    broker.service.topic_names(&ids)
 }
 
 /// A partition's answer without records.
