@@ -48,8 +48,8 @@ struct Args {
     /// TOML config file (see docs/operations.md)
     #[arg(long)]
     config: Option<PathBuf>,
-    /// How fetched records reach the socket: sendfile or copy
-    #[arg(long)]
+    /// How fetched records reach the socket: sendfile or copy [default: sendfile]
+    #[arg(long, value_name = "sendfile|copy")]
     fetch_path: Option<FetchPath>,
     /// Metrics and health endpoint, HOST:PORT or none [default: 127.0.0.1:9393]
     #[arg(long, value_name = "HOST:PORT|none")]

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use sluice_protocol::wire::ErrorCode;
-use sluice_protocol::wire::topic_config::TopicConfig;
+use sluice_protocol::wire::topic_config::{FlushMode, TopicConfig};
 
 use crate::config::TopicDefaults;
 use crate::error::BrokerError;
@@ -1044,6 +1044,27 @@ pub fn check_topic_limits(config: &TopicConfig) -> Result<(), String> {
         return Err(format!(
             "segment_ms (Kafka's segment.ms) must be 0 (never) or at least {MIN_SEGMENT_MS}, got {ms}"
         ));
+    }
+    // Kafka's configs are Java longs: a larger value could be neither
+    // described to a Kafka client nor told apart from another.
+    for (name, value) in [
+        ("segment_ms (Kafka's segment.ms)", config.segment_ms),
+        ("retention_ms (Kafka's retention.ms)", config.retention_ms),
+        (
+            "retention_bytes (Kafka's retention.bytes)",
+            config.retention_bytes,
+        ),
+        (
+            "flush (Kafka's flush.ms)",
+            match config.flush {
+                Some(FlushMode::IntervalMs(ms)) => Some(ms),
+                _ => None,
+            },
+        ),
+    ] {
+        if let Some(v) = value.filter(|&v| v > i64::MAX as u64) {
+            return Err(format!("{name} must be at most {}, got {v}", i64::MAX));
+        }
     }
     if let Some(bytes) = config.max_message_bytes.filter(|&b| b > i32::MAX as u32) {
         return Err(format!(

@@ -422,6 +422,34 @@ fn partition_limit_and_segment_floors_are_enforced_at_creation() {
             },
             "segment_ms",
         ),
+        (
+            TopicConfig {
+                retention_ms: Some(i64::MAX as u64 + 1),
+                ..TopicConfig::default()
+            },
+            "retention_ms (Kafka's retention.ms) must be at most 9223372036854775807",
+        ),
+        (
+            TopicConfig {
+                retention_bytes: Some(u64::MAX),
+                ..TopicConfig::default()
+            },
+            "retention_bytes",
+        ),
+        (
+            TopicConfig {
+                segment_ms: Some(u64::MAX),
+                ..TopicConfig::default()
+            },
+            "segment_ms",
+        ),
+        (
+            TopicConfig {
+                flush: Some(FlushMode::IntervalMs(u64::MAX)),
+                ..TopicConfig::default()
+            },
+            "flush",
+        ),
     ] {
         let store = TopicStore::open(
             tempfile::tempdir().unwrap().path(),
