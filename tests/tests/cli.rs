@@ -1394,6 +1394,21 @@ fn a_refused_group_member_says_what_to_change() {
         "invalid session timeout (42): join group \"grp\" (--session-timeout-ms must lie within \
          the broker's group_min_session_timeout_ms and group_max_session_timeout_ms",
     );
+    let args = consume(&[
+        "--group",
+        "grp",
+        "--session-timeout-ms",
+        "6000",
+        "--heartbeat-interval-ms",
+        "6000",
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    fails(
+        &addr,
+        &args,
+        b"",
+        "--heartbeat-interval-ms (6000) must be below --session-timeout-ms (6000)",
+    );
     let args = consume(&["--group", "bell\u{7}"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     fails(&addr, &args, b"", "without control characters");

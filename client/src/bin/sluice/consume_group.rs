@@ -46,7 +46,8 @@ pub(crate) struct MembershipArgs {
     /// heartbeat [default: 10000]
     #[arg(long, value_name = "MS", requires = "group", value_parser = clap::value_parser!(u64).range(1..))]
     session_timeout_ms: Option<u64>,
-    /// Heartbeat period [default: 250]
+    /// Heartbeat period, below the session timeout [default: 250, or a
+    /// third of a session timeout under 750]
     #[arg(long, value_name = "MS", requires = "group", value_parser = clap::value_parser!(u64).range(1..))]
     heartbeat_interval_ms: Option<u64>,
     /// Commit positions this often [default: 5000]
@@ -92,13 +93,27 @@ impl RebalanceListener for PrintRebalances {
 pub(crate) async fn run(broker: &str, args: ConsumeArgs) -> anyhow::Result<Outcome> {
     let topic = args.topic.as_str();
     let group = args.group.clone().unwrap_or_default();
+    let m = &args.membership;
+    let defaults = GroupConfig::new(Vec::new());
+    let session_ms = m
+        .session_timeout_ms
+        .unwrap_or(defaults.session_timeout.as_millis() as u64);
+    // Unset, the heartbeat keeps to a third of a short session at most.
+    let heartbeat_ms = m
+        .heartbeat_interval_ms
+        .unwrap_or((session_ms / 3).clamp(1, defaults.heartbeat_interval.as_millis() as u64));
+    if heartbeat_ms >= session_ms {
+        anyhow::bail!(
+            "--heartbeat-interval-ms ({heartbeat_ms}) must be below --session-timeout-ms \
+             ({session_ms}): the coordinator would remove the member between two heartbeats"
+        );
+    }
     // Fail early and clearly on an unknown topic.
     connect_admin(broker)
         .await?
         .describe_topic(topic)
         .await
         .map_err(|e| missing_topic_error(topic, e))?;
-    let m = &args.membership;
     let mut config = ConsumerConfig::new(broker);
     config.group = Some(group.clone());
     config.offset_reset = if args.from_beginning {
@@ -115,12 +130,8 @@ pub(crate) async fn run(broker: &str, args: ConsumeArgs) -> anyhow::Result<Outco
     let mut membership = GroupConfig::new(vec![topic.to_owned()]);
     membership.group_instance_id = m.group_instance_id.clone();
     membership.client_id = "sluice-cli".into();
-    if let Some(ms) = m.session_timeout_ms {
-        membership.session_timeout = Duration::from_millis(ms);
-    }
-    if let Some(ms) = m.heartbeat_interval_ms {
-        membership.heartbeat_interval = Duration::from_millis(ms);
-    }
+    membership.session_timeout = Duration::from_millis(session_ms);
+    membership.heartbeat_interval = Duration::from_millis(heartbeat_ms);
     if !m.assignor.is_empty() {
         membership.assignors = m.assignor.clone();
     }
