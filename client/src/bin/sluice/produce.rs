@@ -30,7 +30,7 @@ pub(crate) struct ProduceArgs {
     acks: AcksArg,
     /// Split each line into key and value at the first occurrence of S;
     /// lines without S have no key
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     key_separator: Option<String>,
     /// Send every record to this partition (default: by key hash, or
     /// sticky for records without a key)
@@ -38,7 +38,7 @@ pub(crate) struct ProduceArgs {
     partition: Option<u32>,
     /// Add this header to every record: NAME=VALUE, or NAME alone for a
     /// null value; repeat for more (kept in the order given)
-    #[arg(long = "header", value_name = "NAME[=VALUE]")]
+    #[arg(long = "header", value_name = "NAME[=VALUE]", value_parser = parse_header)]
     headers: Vec<String>,
     /// Print `PARTITION OFFSET` (or `error REASON`) per line, in input order
     #[arg(long)]
@@ -315,6 +315,14 @@ async fn send_lines(
     Ok(Outcome::Success)
 }
 
+/// `--header`: NAME=VALUE or NAME, with a name.
+fn parse_header(s: &str) -> Result<String, String> {
+    match s.split_once('=').map_or(s, |(name, _)| name) {
+        "" => Err("a header needs a name: NAME=VALUE, or NAME alone for a null value".into()),
+        _ => Ok(s.to_owned()),
+    }
+}
+
 /// Splits a line at the first separator into key and value.
 fn split<'a>(line: &'a [u8], separator: Option<&[u8]>) -> (Option<&'a [u8]>, &'a [u8]) {
     let Some(sep) = separator.filter(|s| !s.is_empty()) else {
@@ -329,6 +337,14 @@ fn split<'a>(line: &'a [u8], separator: Option<&[u8]>) -> (Option<&'a [u8]>, &'a
 #[cfg(test)]
 mod tests {
     use super::split;
+
+    #[test]
+    fn a_header_needs_a_name() {
+        assert!(parse_header("").is_err());
+        assert!(parse_header("=v").is_err());
+        assert_eq!(parse_header("n=").unwrap(), "n=");
+        assert_eq!(parse_header("n").unwrap(), "n");
+    }
 
     #[test]
     fn splits_at_the_first_separator() {
