@@ -336,7 +336,7 @@ fn split<'a>(line: &'a [u8], separator: Option<&[u8]>) -> (Option<&'a [u8]>, &'a
 
 #[cfg(test)]
 mod tests {
-    use super::split;
+    use super::{parse_header, split};
 
     #[test]
     fn a_header_needs_a_name() {
