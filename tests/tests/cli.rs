@@ -42,6 +42,26 @@ fn fails(broker: &str, args: &[&str], stdin: &[u8], expect: &str) {
     assert!(stderr.contains(expect), "sluice {args:?}: {stderr}");
 }
 
+/// Waits up to `limit` for `child` to exit; kills it and panics with
+/// `why` if it has not.
+fn wait_for_exit(
+    child: &mut std::process::Child,
+    limit: Duration,
+    why: &str,
+) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{why}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn hundred_thousand_lines_come_back_once_in_order_per_partition() {
     let broker = TestBroker::start();
@@ -696,17 +716,11 @@ fn a_group_consumer_whose_output_closes_commits_nothing_unprinted() {
     out.read_line(&mut first).unwrap();
     assert_eq!(first, "0\n");
     drop(out);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("sluice consume did not end when its output closed");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_for_exit(
+        &mut child,
+        Duration::from_secs(20),
+        "sluice consume did not end when its output closed",
+    );
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(status.success(), "{status}: {err}");
@@ -1000,17 +1014,11 @@ fn a_consumer_piped_into_head_exits_when_head_does() {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("the consumer went on after head exited ({group:?})");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let status = wait_for_exit(
+            &mut child,
+            Duration::from_secs(20),
+            &format!("the consumer went on after head exited ({group:?})"),
+        );
         assert!(status.success());
         let mut out = String::new();
         std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
@@ -1243,17 +1251,11 @@ fn a_consumer_whose_broker_dies_says_so_at_its_timeout() {
             printed += 1;
         }
         b.kill();
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("the consumer did not end ({group:?})");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let status = wait_for_exit(
+            &mut child,
+            Duration::from_secs(60),
+            &format!("the consumer did not end ({group:?})"),
+        );
         let mut stderr = String::new();
         std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
         assert_eq!(status.code(), Some(1), "{group:?}: {stderr}");
