@@ -381,6 +381,7 @@ fn main() -> anyhow::Result<()> {
                     sluice_broker::tcp::check(&l, &broker.config.tcp_congestion)
                         .map_err(anyhow::Error::msg)?;
                     let bound = l.local_addr()?;
+                    let _ = broker.bound_kafka.set(bound);
                     let advertised = match sluice_broker::config::split_host_port(
                         &broker.config.kafka_advertised,
                     ) {

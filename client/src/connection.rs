@@ -672,12 +672,25 @@ impl Connection {
         Ok(self.call(ApiKey::PartitionStatus, &req, &[]).await?.0)
     }
 
-    /// The broker's version, uptime, addresses, disk space and connections.
+    /// The broker's version, uptime, addresses, disk space and connections:
+    /// version 1's answer from a broker that speaks it (ApiVersions is asked
+    /// once per connection); from one that speaks only version 0, its
+    /// answer with `kafka_listen` empty and `node_id` `None`.
     pub async fn broker_status(&mut self) -> Result<BrokerStatusResponse, ClientError> {
-        Ok(self
-            .call(ApiKey::BrokerStatus, &BrokerStatusRequest {}, &[])
-            .await?
-            .0)
+        let request = BrokerStatusRequest {};
+        if self.negotiated_version(ApiKey::BrokerStatus).await? >= 1 {
+            self.send_version(ApiKey::BrokerStatus, 1, &request, &[])
+                .await?;
+            return Ok(self.recv().await?.0);
+        }
+        self.send_version(ApiKey::BrokerStatus, 0, &request, &[])
+            .await?;
+        let (v0, _) = self.recv().await?;
+        Ok(BrokerStatusResponse {
+            v0,
+            kafka_listen: String::new(),
+            node_id: None,
+        })
     }
 
     /// Writes raw bytes (for tests of hostile input).

@@ -547,6 +547,11 @@ fn broker_status_shows_version_uptime_listeners_disk_and_connections() {
     };
     assert_eq!(field("version"), env!("CARGO_PKG_VERSION"));
     assert_eq!(field("listen"), addr);
+    assert_eq!(field("node-id"), "none");
+    assert_eq!(
+        field("kafka-listen"),
+        broker.kafka_addr.unwrap().to_string()
+    );
     assert_eq!(
         field("metrics-listen"),
         broker.metrics_addr.unwrap().to_string()
@@ -564,6 +569,11 @@ fn broker_status_shows_version_uptime_listeners_disk_and_connections() {
         serde_json::from_str(&ok(&addr, &["broker", "status", "--output", "json"], b"")).unwrap();
     assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(json["listen"], addr.as_str());
+    assert_eq!(json["node_id"], serde_json::Value::Null);
+    assert_eq!(
+        json["kafka_listen"],
+        broker.kafka_addr.unwrap().to_string().as_str()
+    );
     assert_eq!(json["partitions"], 2);
     assert_eq!(json["connections_open"], 1);
     assert!(json["uptime_ms"].as_u64().is_some(), "{json}");

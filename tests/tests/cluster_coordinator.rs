@@ -51,6 +51,15 @@ async fn native_members_at_different_nodes_share_one_group_at_its_coordinator() 
     c.create_replicated("spread", P, 3, Default::default())
         .await;
 
+    // Each node's status names it and its Kafka listener.
+    for id in 1..=3 {
+        let s = c.node(id).connect().await.broker_status().await.unwrap();
+        assert_eq!(s.node_id, Some(id));
+        assert_eq!(s.v0.listen, c.node(id).addr.to_string());
+        let kafka = c.node(id).kafka_addr.unwrap();
+        assert_eq!(s.kafka_listen, kafka.to_string());
+    }
+
     // Every node names the same coordinator, at its native address; another
     // node refuses the group's calls naming it, and the coordinator serves
     // them. (Tried again should the group-state leaders move meanwhile:

@@ -404,7 +404,7 @@ async fn an_offline_partition_makes_the_broker_not_ready() {
         status.topics[1].error_code,
         ErrorCode::UnknownTopicOrPartition
     );
-    assert_eq!(conn.broker_status().await.unwrap().partitions_offline, 1);
+    assert_eq!(conn.broker_status().await.unwrap().v0.partitions_offline, 1);
 }
 
 /// Requests slower than `--slow-request-ms` are logged, with a fetch's own

@@ -167,6 +167,7 @@ impl Broker {
                 producer_ids,
                 groups,
                 bound_listen: Default::default(),
+                bound_kafka: Default::default(),
                 leadership: Arc::clone(&leadership_slot) as Arc<dyn Leadership>,
                 cluster: Default::default(),
                 replicas: Default::default(),

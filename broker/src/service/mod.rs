@@ -63,6 +63,9 @@ pub struct Service {
     /// The address the native listener is bound to, once it is (the
     /// configured one may name port 0).
     pub bound_listen: std::sync::OnceLock<std::net::SocketAddr>,
+    /// The address the Kafka listener is bound to, once it is; never set
+    /// when it is off.
+    pub bound_kafka: std::sync::OnceLock<std::net::SocketAddr>,
     /// Who leads each partition; produce, fetch and list-offsets of a
     /// partition this broker does not lead are refused.
     pub leadership: std::sync::Arc<dyn leadership::Leadership>,
@@ -269,6 +272,7 @@ pub(crate) mod tests {
                 .unwrap(),
             groups,
             bound_listen: Default::default(),
+            bound_kafka: Default::default(),
             leadership,
             cluster: Default::default(),
             replicas: Default::default(),

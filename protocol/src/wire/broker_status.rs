@@ -7,9 +7,22 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerStatusRequest {}
 
-/// The broker's status.
+/// The broker's status, as version 1 carries it: version 0's fields
+/// ([`BrokerStatusResponseV0`]) then the Kafka listener and the node id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerStatusResponse {
+    /// Version 0's fields.
+    pub v0: BrokerStatusResponseV0,
+    /// The Kafka-protocol listener (`HOST:PORT` as bound, or `none`).
+    pub kafka_listen: String,
+    /// This broker's id in its cluster file, or `None` for a broker
+    /// running alone (`--cluster` not given).
+    pub node_id: Option<u64>,
+}
+
+/// The broker's status, as version 0 carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerStatusResponseV0 {
     /// Version of the broker build (`CARGO_PKG_VERSION`).
     pub version: String,
     /// Milliseconds since the broker opened its data directory.
@@ -48,7 +61,29 @@ mod tests {
 
     #[test]
     fn response_round_trips_and_rejects_truncation() {
-        check_all(&[BrokerStatusResponse {
+        let v0 = v0();
+        check_all(std::slice::from_ref(&v0));
+        let v1 = BrokerStatusResponse {
+            v0: v0.clone(),
+            kafka_listen: "127.0.0.1:9092".into(),
+            node_id: Some(3),
+        };
+        check_all(&[
+            v1.clone(),
+            BrokerStatusResponse {
+                kafka_listen: "none".into(),
+                node_id: None,
+                ..v1.clone()
+            },
+        ]);
+        // Version 1 is version 0's bytes, then the two fields.
+        let (old, new) = (round_trip(&v0), round_trip(&v1));
+        assert_eq!(new[..old.len()], old[..]);
+        assert_eq!(new[old.len()..], *b"\x0e127.0.0.1:9092\x01\x03");
+    }
+
+    fn v0() -> BrokerStatusResponseV0 {
+        BrokerStatusResponseV0 {
             version: "0.1.0".into(),
             uptime_ms: 12_345,
             listen: "127.0.0.1:9292".into(),
@@ -60,6 +95,6 @@ mod tests {
             topics: 2,
             partitions: 7,
             partitions_offline: 0,
-        }]);
+        }
     }
 }

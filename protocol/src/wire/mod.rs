@@ -140,12 +140,14 @@ impl ApiKey {
     /// version 2 of CreateTopics a replication factor; version 3 of Metadata
     /// adds to the request whether topics may be created on first use
     /// ([`metadata::MetadataRequestV3`]); version 1 of OffsetCommit adds the member's generation and ids (see
-    /// [`offset_commit`]); every other API has version 0 only.
+    /// [`offset_commit`]); version 1 of BrokerStatus adds the Kafka
+    /// listener and the node id to the answer ([`broker_status`]); every
+    /// other API has version 0 only.
     pub fn versions(self) -> (u16, u16) {
         match self {
             ApiKey::Metadata => (0, 3),
             ApiKey::CreateTopics => (0, 2),
-            ApiKey::OffsetCommit => (0, 1),
+            ApiKey::OffsetCommit | ApiKey::BrokerStatus => (0, 1),
             _ => (0, 0),
         }
     }
@@ -348,7 +350,7 @@ mod tests {
             let max = match key {
                 ApiKey::Metadata => 3,
                 ApiKey::CreateTopics => 2,
-                ApiKey::OffsetCommit => 1,
+                ApiKey::OffsetCommit | ApiKey::BrokerStatus => 1,
                 _ => 0,
             };
             assert_eq!(key.versions(), (0, max));
@@ -473,8 +475,8 @@ mod tests {
         assert_eq!(all, hex("0000000d 0001 0000 00000008 00000001 00"));
 
         // ApiVersions response to correlation id 1: twenty-five APIs, versions
-        // 0..=0 except Metadata (0..=3), CreateTopics (0..=2) and
-        // OffsetCommit (0..=1).
+        // 0..=0 except Metadata (0..=3), CreateTopics (0..=2),
+        // OffsetCommit and BrokerStatus (0..=1).
         let apis = ApiKey::ALL
             .iter()
             .map(|k| ApiVersionRange {
@@ -495,7 +497,7 @@ mod tests {
             [&header[..], &body].concat(),
             hex("00000056 00000001 0000 0000004c  19
                  000000 010003 020002 030000 040000 050000 060000 070001 080000 090000
-                 0a0000 0b0000 0c0000 0d0000 0e0000 0f0000 100000 110000 120000 130000
+                 0a0000 0b0000 0c0001 0d0000 0e0000 0f0000 100000 110000 120000 130000
                  140000 150000 160000 170000 180000")
         );
 

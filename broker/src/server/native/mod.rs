@@ -37,7 +37,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use sluice_protocol::wire::api_versions::{ApiVersionRange, ApiVersionsResponse};
-use sluice_protocol::wire::broker_status::{BrokerStatusRequest, BrokerStatusResponse};
+use sluice_protocol::wire::broker_status::{
+    BrokerStatusRequest, BrokerStatusResponse, BrokerStatusResponseV0,
+};
 use sluice_protocol::wire::create_topics::{
     CreateTopicsRequest, CreateTopicsRequestV0, CreateTopicsRequestV1, CreateTopicsResponse,
     TopicResult,
@@ -442,7 +444,7 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
         ApiKey::BrokerStatus => {
             let _ = decode!(BrokerStatusRequest);
             let s = svc.broker_status();
-            let resp = BrokerStatusResponse {
+            let v0 = BrokerStatusResponseV0 {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
                 uptime_ms: s.uptime_ms,
                 listen: svc
@@ -459,6 +461,17 @@ async fn dispatch(conn: &mut Conn, mut frame: BytesMut) -> Result<(), ConnError>
                 topics: s.topics,
                 partitions: s.partitions,
                 partitions_offline: s.partitions_offline,
+            };
+            if header.api_version == 0 {
+                return respond(conn, id, &v0).await;
+            }
+            let resp = BrokerStatusResponse {
+                v0,
+                kafka_listen: svc
+                    .bound_kafka
+                    .get()
+                    .map_or_else(|| "none".to_owned(), ToString::to_string),
+                node_id: svc.cluster.get().map(|c| c.config.local),
             };
             respond(conn, id, &resp).await
         }
