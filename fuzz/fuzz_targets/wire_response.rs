@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sluice_protocol::wire::alter_topics::{AlterTopicConfigResponse, CreatePartitionsResponse};
 use sluice_protocol::wire::api_versions::ApiVersionsResponse;
-use sluice_protocol::wire::broker_status::BrokerStatusResponse;
+use sluice_protocol::wire::broker_status::{BrokerStatusResponse, BrokerStatusResponseV0};
 use sluice_protocol::wire::create_topics::CreateTopicsResponse;
 use sluice_protocol::wire::delete_groups::DeleteGroupsResponse;
 use sluice_protocol::wire::delete_records::DeleteRecordsResponse;
@@ -109,6 +109,7 @@ fn decode_responses(body: &[u8], tail_len: usize) {
     stable::<InitProducerIdResponse>(body);
     stable::<PartitionStatusResponse>(body);
     stable::<BrokerStatusResponse>(body);
+    stable::<BrokerStatusResponseV0>(body);
     stable::<JoinGroupResponse>(body);
     stable::<SyncGroupResponse>(body);
     stable::<HeartbeatResponse>(body);
