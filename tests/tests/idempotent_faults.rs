@@ -162,3 +162,58 @@ async fn every_record_is_stored_once_in_order_through_resets_and_broker_kills() 
     }
     assert_eq!(offsets_of.len(), RECORDS);
 }
+
+/// A broker that stops answering (SIGSTOP) fails a record at its delivery
+/// timeout, though the request carrying it is in flight, not a request
+/// timeout later; once the broker answers again the producer goes on, each
+/// record stored at most once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_in_flight_to_a_silent_broker_fails_at_its_delivery_timeout() {
+    let broker = TestBroker::start();
+    let mut admin = broker.connect().await;
+    create_topic(&mut admin, "silent", 1, TopicConfig::default()).await;
+    drop(admin);
+    let producer = Producer::new(ProducerConfig {
+        acks: Acks::All,
+        delivery_timeout: Duration::from_secs(3),
+        ..ProducerConfig::new(broker.addr.to_string())
+    });
+    let send = |value: &'static str| {
+        producer.send_record(ProducerRecord {
+            topic: "silent",
+            partition: Some(0),
+            value: Some(value.as_bytes()),
+            ..Default::default()
+        })
+    };
+    let first = send("before").await.unwrap().await.unwrap();
+    assert_eq!(first.offset, Some(0));
+
+    broker.pause();
+    let started = std::time::Instant::now();
+    let lost = send("while paused").await.unwrap().await;
+    let took = started.elapsed();
+    broker.resume();
+    assert!(lost.is_err(), "{lost:?}");
+    // 3 s, not the 30 s request timeout (and its 10 s grace) later.
+    assert!(
+        took >= Duration::from_millis(2900) && took < Duration::from_secs(15),
+        "failed after {took:?}"
+    );
+
+    let after = send("after").await.unwrap().await.unwrap();
+    let mut conn = broker.connect().await;
+    let values: Vec<bytes::Bytes> = read_partition(&mut conn, "silent", 0, 0)
+        .await
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(
+        Some(values.len() as u64),
+        after.offset.map(|o| o + 1),
+        "{values:?}"
+    );
+    assert_eq!(values.first().unwrap().as_ref(), b"before");
+    assert_eq!(values.last().unwrap().as_ref(), b"after");
+    assert!(values.len() <= 3, "{values:?}");
+}

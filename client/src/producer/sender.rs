@@ -265,14 +265,31 @@ async fn read_loop(
     // registers no timer (nor wakes the runtime's timer thread) each time.
     let timer = tokio::time::sleep(patience);
     tokio::pin!(timer);
+    let delivery = shared.config.delivery_timeout;
     while let Some((batches, permit)) = rx.recv().await {
-        timer.as_mut().reset(tokio::time::Instant::now() + patience);
+        // Nor past the delivery timeout of its oldest record, as Kafka's
+        // producer expires batches in flight: a broker that stopped
+        // answering (paused, or a network dropping packets) fails them
+        // then, not a request timeout later. The connection is dropped:
+        // responses come in order, one cannot be skipped.
+        let waited = tokio::time::Instant::now() + patience;
+        let expires = batches
+            .iter()
+            .map(|b| tokio::time::Instant::from_std(b.created) + delivery)
+            .min()
+            .filter(|&at| at < waited);
+        timer.as_mut().reset(expires.unwrap_or(waited));
         let received = tokio::select! {
             biased;
             r = reader.recv::<ProduceResponse>() => r,
             () = timer.as_mut() => Err(ClientError::Io(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
-                format!("no produce response within {patience:?}"),
+                match expires {
+                    Some(_) => format!(
+                        "no produce response within the delivery timeout ({delivery:?})"
+                    ),
+                    None => format!("no produce response within {patience:?}"),
+                },
             ))),
         };
         match received {
