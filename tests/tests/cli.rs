@@ -1622,3 +1622,59 @@ fn reserved_names_and_a_closed_output_are_told_as_what_they_are() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `sluice consume --group --timeout-ms` whose broker dies while the
+/// member waits for its group to form fails soon after the timeout, saying
+/// why (the rebalance inside the poll would retry for 40 s); one whose
+/// group only forms slowly, the broker answering, ends as idle.
+#[test]
+fn a_group_consume_held_up_past_its_timeout_ends_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("broker.toml");
+    // The first member's join waits this long for others.
+    std::fs::write(&config, "group_initial_rebalance_delay_ms = 8000\n").unwrap();
+    let mut broker = TestBroker::start_with_args(&["--config", config.to_str().unwrap()]);
+    let addr = broker.addr.to_string();
+    ok(&addr, &["topic", "create", "held"], b"");
+    let consume = |group: &str| {
+        Command::new(sluice_binary())
+            .args(["--broker", &addr, "consume", "held", "--group", group])
+            .args(["--timeout-ms", "1000"])
+            .env_remove("SLUICE_BROKER")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    let started = std::time::Instant::now();
+    let slow = consume("slow").wait_with_output().unwrap();
+    let took = started.elapsed();
+    // Given up at 3 s (1 s and the 2 s grace), its leave waited for up to
+    // 5 s behind the join still held on the same connection.
+    assert!(slow.status.success(), "{slow:?}");
+    assert!(took < Duration::from_secs(12), "{took:?}");
+
+    let mut child = consume("dies");
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = std::time::Instant::now();
+    broker.kill();
+    let status = wait_for_exit(
+        &mut child,
+        Duration::from_secs(20),
+        "the group consumer went on long after its broker died",
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no records within --timeout-ms (1000 ms), and cannot connect to"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}

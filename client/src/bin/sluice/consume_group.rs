@@ -31,6 +31,10 @@ use crate::{Outcome, cannot_connect, connect_admin, describe, missing_topic_erro
 /// How long a consumer that failed waits for its leave to be answered.
 const LEAVE_AFTER_ERROR: Duration = Duration::from_secs(5);
 
+/// How long past `--timeout-ms` a poll may take before it is given up: more
+/// than a fetch's wait (`MAX_WAIT`) and an answer's way back.
+const POLL_GRACE: Duration = Duration::from_secs(2);
+
 /// How long `consume` (with or without `--group`) keeps retrying a broker
 /// it cannot reach.
 pub(crate) const RETRY_FOR: Duration = Duration::from_secs(60);
@@ -155,6 +159,8 @@ pub(crate) async fn run(broker: &str, args: ConsumeArgs) -> anyhow::Result<Outco
         printed: 0,
         verbose: m.verbose,
         generation: -1,
+        broker: broker.to_owned(),
+        held_up: false,
     };
     let ending = match session.consume(&args, &stop).await {
         Ok(ending) => ending,
@@ -175,8 +181,16 @@ pub(crate) async fn run(broker: &str, args: ConsumeArgs) -> anyhow::Result<Outco
     // broken pipe the positions are past records never printed (those
     // after it in the batch, and those the buffer held), and the group
     // keeps its last commit, made inside `poll` after a flush.
-    let GroupSession { consumer, .. } = session;
+    let GroupSession {
+        consumer, held_up, ..
+    } = session;
     let left = match ending {
+        // A poll given up may have left a call unanswered: the leave is not
+        // waited for long either.
+        Ending::Done if held_up => {
+            let _ = tokio::time::timeout(LEAVE_AFTER_ERROR, consumer.close()).await;
+            Ok(())
+        }
         Ending::Done => consumer.close().await,
         Ending::OutputClosed => consumer.close_without_commit().await,
     };
@@ -191,6 +205,10 @@ struct GroupSession {
     printed: u64,
     verbose: bool,
     generation: i32,
+    /// The broker named on the command line.
+    broker: String,
+    /// A poll was given up at `--timeout-ms` with the broker reachable.
+    held_up: bool,
 }
 
 impl GroupSession {
@@ -200,7 +218,52 @@ impl GroupSession {
         let mut failing_since: Option<Instant> = None;
         let mut failing = FailedPoll::default();
         while Some(self.printed) != args.count && !stop.load(Ordering::Acquire) {
-            let records = match self.consumer.poll().await {
+            // With an idle timeout, a poll held up past it (a rebalance
+            // retrying a coordinator that died, up to its rebalance and
+            // session timeouts; a commit to a broker that stopped
+            // answering) is given up: no record came in that time. A fetch
+            // waits at most `MAX_WAIT`, so a poll that fetches is never cut.
+            let polled = match timeout {
+                Some(t) => {
+                    let limit = t.saturating_sub(last_record.elapsed()) + POLL_GRACE;
+                    match tokio::time::timeout(limit, self.consumer.poll()).await {
+                        Ok(polled) => polled,
+                        // Idle, as a poll that returned nothing, if the
+                        // broker is there (a rebalance waiting for slow
+                        // members, a coordinator moving); else why not.
+                        Err(_) => match tokio::time::timeout(POLL_GRACE, async {
+                            connect_admin(&self.broker)
+                                .await?
+                                .broker_status()
+                                .await
+                                .map_err(|e| anyhow::anyhow!("{}", describe(&e)))
+                        })
+                        .await
+                        {
+                            Ok(Ok(_)) => {
+                                self.held_up = true;
+                                break;
+                            }
+                            Ok(Err(e)) => anyhow::bail!(
+                                "consuming {:?} in a group: no records within --timeout-ms \
+                                 ({} ms), and {e:#}",
+                                args.topic,
+                                t.as_millis()
+                            ),
+                            Err(_) => anyhow::bail!(
+                                "consuming {:?} in a group: no records within --timeout-ms \
+                                 ({} ms), and no answer from {} within {} s",
+                                args.topic,
+                                t.as_millis(),
+                                self.broker,
+                                POLL_GRACE.as_secs()
+                            ),
+                        },
+                    }
+                }
+                None => self.consumer.poll().await,
+            };
+            let records = match polled {
                 Ok(r) => {
                     failing_since = None;
                     failing.polled(&r, self.consumer.last_fetch_answer());
