@@ -140,6 +140,17 @@ fn fail(shared: &Shared, batch: ReadyBatch, code: Option<ErrorCode>, message: &s
     settle(shared, n);
 }
 
+/// What a failed batch's error says of a lost connection's error `e`: a
+/// failure without a broker's code is told as a lost connection already
+/// ([`fail`]), so an I/O error's own words, not its "connection to the
+/// broker failed" once more.
+fn cause(e: &ClientError) -> String {
+    match e {
+        ClientError::Io(io) => io.to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// Puts batches back for another attempt, or fails those out of retries or
 /// past their delivery timeout.
 fn retry_or_fail(
@@ -315,7 +326,7 @@ async fn read_loop(
             }
             Err(e) => {
                 broken.store(true, Ordering::Release);
-                let msg = e.to_string();
+                let msg = cause(&e);
                 let mut all = batches;
                 rx.close();
                 while let Ok((more, _)) = rx.try_recv() {
@@ -406,7 +417,7 @@ async fn link(shared: Arc<Shared>, dest: Dest, mut rx: mpsc::UnboundedReceiver<I
                 shared.brokers.failed();
             }
             shared.metadata.invalidate();
-            retry_or_fail(&shared, all, None, &e.to_string());
+            retry_or_fail(&shared, all, None, &cause(&e));
             return false;
         }
     };
@@ -451,7 +462,7 @@ async fn link(shared: Arc<Shared>, dest: Dest, mut rx: mpsc::UnboundedReceiver<I
         };
         if let Err(e) = sent {
             broken.store(true, Ordering::Release);
-            retry_or_fail(&shared, batches, None, &e.to_string());
+            retry_or_fail(&shared, batches, None, &cause(&e));
             break;
         }
         if shared.config.acks == Acks::None {
@@ -570,7 +581,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
                     acc.take_ready(usize::MAX, Instant::now() + Duration::from_secs(3600))
                 };
                 if !ready.is_empty() {
-                    retry_or_fail(&shared, ready, None, &e.to_string());
+                    retry_or_fail(&shared, ready, None, &cause(&e));
                 }
                 tokio::time::sleep(backoff(&shared, id_failures)).await;
                 continue;
@@ -684,5 +695,28 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 .unwrap_or_else(|e| e.into_inner())
                 .requeue_front(batches);
         }
+    }
+}
+
+#[cfg(test)]
+mod cause_tests {
+    use super::*;
+
+    /// A batch failed with a lost connection's error says "connection to the
+    /// broker failed" once.
+    #[test]
+    fn a_lost_connection_is_told_once() {
+        let e = ClientError::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused",
+        ));
+        let told = ClientError::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            cause(&e),
+        ));
+        assert_eq!(
+            told.to_string(),
+            "connection to the broker failed: Connection refused"
+        );
     }
 }
