@@ -22,7 +22,10 @@ pub struct GroupConfig {
     /// How often the heartbeat task tells the coordinator the member is
     /// alive, and so how late it learns that a rebalance began. Default
     /// 250 ms: a member's clean leave reaches the others within one
-    /// interval, which keeps takeover well under a second.
+    /// interval, which keeps takeover well under a second. Keep it well
+    /// below `session_timeout`: at or above it the coordinator removes the
+    /// member between two heartbeats (what a test of a lapsed session
+    /// wants, so it is not refused here; `sluice consume` refuses it).
     pub heartbeat_interval: Duration,
     /// How long the coordinator waits for all members to rejoin during a
     /// rebalance. Default 30 s.

@@ -127,18 +127,6 @@ impl GroupConsumer {
                 "a group consumer needs at least one assignor and one topic",
             ));
         }
-        if config.heartbeat_interval >= config.session_timeout {
-            // The coordinator would drop the member between two heartbeats.
-            return Err(broker_error(
-                ErrorCode::InvalidConfig,
-                format!(
-                    "the heartbeat interval ({} ms) must be below the session timeout ({} ms), \
-                     or the coordinator removes the member between two heartbeats",
-                    config.heartbeat_interval.as_millis(),
-                    config.session_timeout.as_millis()
-                ),
-            ));
-        }
         let consumer = Consumer::connect(consumer).await?;
         let hb = Heartbeat::start(
             consumer.brokers().clone(),
@@ -504,29 +492,3 @@ fn is_membership_error(code: ErrorCode) -> bool {
 
 #[path = "rebalance.rs"]
 mod rebalance;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A heartbeat no more often than the session times out is refused
-    /// before anything is sent (the address names no broker).
-    #[tokio::test]
-    async fn a_heartbeat_slower_than_the_session_is_refused() {
-        let mut consumer = ConsumerConfig::new("127.0.0.1:1");
-        consumer.group = Some("g".into());
-        let mut config = GroupConfig::new(vec!["t".into()]);
-        config.session_timeout = Duration::from_secs(6);
-        config.heartbeat_interval = Duration::from_secs(6);
-        let Err(ClientError::Broker { code, message }) =
-            GroupConsumer::connect(consumer, config).await
-        else {
-            panic!("taken");
-        };
-        assert_eq!(code, ErrorCode::InvalidConfig);
-        assert!(
-            message.contains("(6000 ms) must be below the session timeout (6000 ms)"),
-            "{message}"
-        );
-    }
-}
