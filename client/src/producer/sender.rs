@@ -151,6 +151,11 @@ fn cause(e: &ClientError) -> String {
     }
 }
 
+/// The batches of a request not failed while it was in flight.
+fn pending(batches: Vec<Option<ReadyBatch>>) -> Vec<ReadyBatch> {
+    batches.into_iter().flatten().collect()
+}
+
 /// Puts batches back for another attempt, or fails those out of retries or
 /// past their delivery timeout.
 fn retry_or_fail(
@@ -277,49 +282,72 @@ async fn read_loop(
     let timer = tokio::time::sleep(patience);
     tokio::pin!(timer);
     let delivery = shared.config.delivery_timeout;
+    let expired = format!("no produce response within the delivery timeout ({delivery:?})");
     while let Some((batches, permit)) = rx.recv().await {
-        // Nor past the delivery timeout of its oldest record, as Kafka's
-        // producer expires batches in flight: a broker that stopped
-        // answering (paused, or a network dropping packets) fails them
-        // then, not a request timeout later. The connection is dropped:
-        // responses come in order, one cannot be skipped.
+        // Batches past their delivery timeout fail while their request is
+        // in flight, as Kafka's producer expires them: against a broker that
+        // stopped answering (paused, a network dropping packets) a record
+        // fails then, not a request timeout later. The connection is kept
+        // (the others in flight may still be answered); an answer that
+        // comes for a batch already failed is passed over.
+        let mut batches: Vec<Option<ReadyBatch>> = batches.into_iter().map(Some).collect();
         let waited = tokio::time::Instant::now() + patience;
-        let expires = batches
-            .iter()
-            .map(|b| tokio::time::Instant::from_std(b.created) + delivery)
-            .min()
-            .filter(|&at| at < waited);
-        timer.as_mut().reset(expires.unwrap_or(waited));
-        let received = tokio::select! {
-            biased;
-            r = reader.recv::<ProduceResponse>() => r,
-            () = timer.as_mut() => Err(ClientError::Io(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                match expires {
-                    Some(_) => format!(
-                        "no produce response within the delivery timeout ({delivery:?})"
-                    ),
-                    None => format!("no produce response within {patience:?}"),
-                },
-            ))),
+        let response = reader.recv::<ProduceResponse>();
+        tokio::pin!(response);
+        let received = loop {
+            let expires = batches
+                .iter()
+                .flatten()
+                .map(|b| tokio::time::Instant::from_std(b.created) + delivery)
+                .min()
+                .filter(|&at| at < waited);
+            timer.as_mut().reset(expires.unwrap_or(waited));
+            tokio::select! {
+                biased;
+                r = &mut response => break r,
+                () = timer.as_mut() => {
+                    if expires.is_none() {
+                        break Err(ClientError::Io(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("no produce response within {patience:?}"),
+                        )));
+                    }
+                    let now = Instant::now();
+                    for slot in &mut batches {
+                        if let Some(b) = slot.take_if(|b| {
+                            now.saturating_duration_since(b.created) >= delivery
+                        }) {
+                            fail(&shared, b, None, &expired);
+                        }
+                    }
+                }
+            }
         };
+        let answered = batches.len();
         match received {
-            Ok((_, resp, _)) if resp.partitions.len() == batches.len() => {
+            Ok((_, resp, _)) if resp.partitions.len() == answered => {
                 for (batch, result) in batches.into_iter().zip(&resp.partitions) {
-                    complete(&shared, batch, result, &broken);
+                    if let Some(batch) = batch {
+                        complete(&shared, batch, result, &broken);
+                    }
                 }
             }
             Ok(_) => {
                 broken.store(true, Ordering::Release);
-                retry_or_fail(&shared, batches, None, "malformed produce response");
+                retry_or_fail(
+                    &shared,
+                    pending(batches),
+                    None,
+                    "malformed produce response",
+                );
             }
             Err(ClientError::Broker { code, message }) => {
                 // The whole request was refused (e.g. too large): not retriable
                 // unless the code says so.
                 if code.is_retriable() {
-                    retry_or_fail(&shared, batches, Some(code), &message);
+                    retry_or_fail(&shared, pending(batches), Some(code), &message);
                 } else {
-                    for b in batches {
+                    for b in pending(batches) {
                         fail(&shared, b, Some(code), &message);
                     }
                 }
@@ -327,7 +355,7 @@ async fn read_loop(
             Err(e) => {
                 broken.store(true, Ordering::Release);
                 let msg = cause(&e);
-                let mut all = batches;
+                let mut all = pending(batches);
                 rx.close();
                 while let Ok((more, _)) = rx.try_recv() {
                     all.extend(more);
