@@ -31,26 +31,37 @@ pub(crate) fn dest_of(route: Route) -> Option<Dest> {
 }
 
 /// Connects to `dest` (the bootstrap list: its first address that
-/// answers) within `timeout`.
+/// answers) within `timeout`. A leader's connection error names its
+/// address ("cannot connect to 127.0.0.1:9293: Connection refused"), so a
+/// record or partition that fails on it says which broker was out of
+/// reach; the bootstrap list's errors name their addresses already.
 pub(crate) async fn connect(
     brokers: &Bootstrap,
     dest: &Dest,
     timeout: Duration,
 ) -> Result<Connection, ClientError> {
-    let connecting = async {
-        match dest {
-            Some(addr) => Connection::connect(&**addr).await,
-            None => brokers.connect().await,
-        }
+    let Some(addr) = dest else {
+        return tokio::time::timeout(timeout, brokers.connect())
+            .await
+            .map_err(|_| {
+                ClientError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("connecting took longer than {timeout:?}"),
+                ))
+            })?;
     };
-    tokio::time::timeout(timeout, connecting)
-        .await
-        .map_err(|_| {
-            ClientError::Io(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("connecting took longer than {timeout:?}"),
-            ))
-        })?
+    match tokio::time::timeout(timeout, Connection::connect(&**addr)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(ClientError::Io(e))) => Err(ClientError::Io(std::io::Error::new(
+            e.kind(),
+            format!("cannot connect to {addr}: {e}"),
+        ))),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ClientError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("cannot connect to {addr}: no answer within {timeout:?}"),
+        ))),
+    }
 }
 
 /// Wait before the `attempts`-th retry of a request refused because its

@@ -3,7 +3,9 @@
 //! leader over one connection per leader (no reconnect per fetch), follows
 //! a new leader after a SIGKILL without skipping or repeating an offset,
 //! and a group consumer's members share such a topic and read every record
-//! once across a leader kill. The CLI reads through a bootstrap list.
+//! once across a leader kill. The CLI reads through a bootstrap list. A
+//! partition whose only replica is on a node that is down holds up none of
+//! the others, for the library and the CLI alike.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
@@ -17,7 +19,7 @@ use sluice_client::{
     Acks, Consumer, ConsumerConfig, OffsetReset, Producer, ProducerConfig, ProducerRecord,
 };
 use sluice_tests::cluster::TestCluster;
-use sluice_tests::{http_get, sample, sluice_ok};
+use sluice_tests::{http_get, sample, sluice_ok, sluice_with_input};
 
 /// Partition → leader, as node `id`'s Metadata names them (`None` for a
 /// partition without a leader), or `None` if it does not answer.
@@ -485,4 +487,140 @@ async fn two_group_members_read_a_multi_leader_topic_once_across_a_leader_kill()
     }
     assert_exactly_once(&consumed, &acked);
     assert_eq!(total(&consumed), want, "every record once");
+}
+
+/// A partition whose only replica is on a node that is down holds up no
+/// other, as in Kafka's consumer: `assign` returns within seconds with it
+/// unresolved (the reason naming its leader's address) and no position,
+/// polls read every record of the other partitions, and once the node is
+/// back the partition is read from its start. The CLI reads the other
+/// partitions, says on stderr which one it could not read and why, and
+/// exits non-zero. (Before, `assign` failed after 30 s and the CLI printed
+/// nothing.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_whose_only_replica_is_down_holds_up_no_other() {
+    const P: u32 = 3;
+    let mut c = TestCluster::start(3);
+    c.create_replicated("solo", P, 1, Default::default()).await;
+    let ls = agreed_leaders(&c, &[1, 2, 3], "solo", false).await;
+    let producer = producer(&c);
+    let mut acked = Consumed::new();
+    for p in 0..P {
+        let values: Vec<String> = (0..5).map(|i| format!("p{p}-{i}")).collect();
+        let offsets = send_all(&producer, "solo", p, &values).await;
+        acked
+            .entry(p)
+            .or_default()
+            .extend(offsets.into_iter().zip(values));
+    }
+    drop(producer);
+    let down = ls[0];
+    let down_addr = c.node(down).addr.to_string();
+    let gone: BTreeSet<u32> = (0..P).filter(|&p| ls[p as usize] == down).collect();
+    let readable: BTreeSet<u32> = (0..P).filter(|p| !gone.contains(p)).collect();
+    assert!(
+        !readable.is_empty(),
+        "every partition on node {down}: {ls:?}"
+    );
+    c.kill(down);
+    let live: Vec<String> = (1..=3)
+        .filter(|&id| id != down)
+        .map(|id| c.node(id).addr.to_string())
+        .collect();
+
+    let mut consumer = Consumer::connect(ConsumerConfig {
+        offset_reset: OffsetReset::Earliest,
+        max_wait: Duration::from_millis(200),
+        ..ConsumerConfig::with_brokers(live.clone())
+    })
+    .await
+    .unwrap();
+    let started = Instant::now();
+    consumer
+        .assign((0..P).map(|p| ("solo".to_owned(), p)).collect())
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "assign took {:?}",
+        started.elapsed()
+    );
+    let unresolved: Vec<(String, u32, String)> = consumer
+        .unresolved()
+        .map(|(t, p, why)| (t.to_owned(), p, why.to_owned()))
+        .collect();
+    assert_eq!(
+        unresolved.iter().map(|u| u.1).collect::<BTreeSet<_>>(),
+        gone,
+        "{unresolved:?}"
+    );
+    for (_, p, why) in &unresolved {
+        assert!(why.contains(&down_addr), "partition {p}: {why}");
+        assert_eq!(consumer.position("solo", *p), None);
+    }
+    for p in &readable {
+        assert_eq!(consumer.position("solo", *p), Some(0));
+    }
+
+    // The readable partitions are read whole meanwhile.
+    let mut consumed = Consumed::new();
+    let want: usize = readable.iter().map(|p| acked[p].len()).sum();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while total(&consumed) < want {
+        assert!(Instant::now() < deadline, "consumed {consumed:?}");
+        for r in consumer.poll().await.unwrap() {
+            let v = String::from_utf8(r.value().to_vec()).unwrap();
+            consumed
+                .entry(r.partition)
+                .or_default()
+                .push((r.offset(), v));
+        }
+    }
+    assert_eq!(consumed.keys().copied().collect::<BTreeSet<_>>(), readable);
+    assert_eq!(consumer.unresolved().count(), gone.len());
+
+    // The CLI reads them too, then says which partition it could not read.
+    let out = sluice_with_input(
+        &live.join(","),
+        &[
+            "consume",
+            "solo",
+            "--from-beginning",
+            "--timeout-ms",
+            "2000",
+            "--format",
+            "%p %v",
+        ],
+        b"",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(stdout.lines().count(), want, "{stdout}\n{stderr}");
+    for p in &gone {
+        assert!(
+            stderr.contains(&format!(
+                "solo-{p}: connection to the broker failed: cannot connect to {down_addr}"
+            )),
+            "{stderr}"
+        );
+    }
+    assert!(stderr.contains("not read"), "{stderr}");
+
+    // Back: the partition is read from its start, nothing repeated.
+    c.restart(down);
+    let want = total(&acked);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while total(&consumed) < want {
+        assert!(Instant::now() < deadline, "consumed {consumed:?}");
+        for r in consumer.poll().await.unwrap() {
+            let v = String::from_utf8(r.value().to_vec()).unwrap();
+            consumed
+                .entry(r.partition)
+                .or_default()
+                .push((r.offset(), v));
+        }
+    }
+    assert_eq!(consumer.unresolved().count(), 0);
+    assert_exactly_once(&consumed, &acked);
 }

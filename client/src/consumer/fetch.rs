@@ -59,7 +59,7 @@ pub(super) fn leader_moved(code: ErrorCode, dest: &Dest) -> bool {
 /// it is fetched again after its `attempts`-th refusal in a row: 100 ms,
 /// doubling up to 1 s (Kafka's `retry.backoff.ms` and
 /// `retry.backoff.max.ms`).
-fn refused_backoff(attempts: u32) -> Duration {
+pub(super) fn refused_backoff(attempts: u32) -> Duration {
     Duration::from_millis(100)
         .saturating_mul(1 << attempts.saturating_sub(1).min(4))
         .min(Duration::from_secs(1))
@@ -70,7 +70,7 @@ fn refused_backoff(attempts: u32) -> Duration {
 pub(super) struct Sessions {
     by_dest: HashMap<Dest, Session>,
     /// Destinations that did not accept a connection.
-    rests: Rests,
+    pub(super) rests: Rests,
     /// Per destination, where its next turn of partitions starts (when it
     /// leads more than `max_partitions_per_fetch`).
     turns: HashMap<Dest, usize>,
@@ -312,6 +312,13 @@ impl Consumer {
                     return Err(e);
                 }
             }
+            // Partitions whose start is still to be looked up: one try
+            // each (bounded), then the fetches of the others.
+            tokio::select! {
+                biased;
+                r = self.resolve_pending() => r?,
+                () = interrupt.as_mut() => return Ok(None),
+            }
             tokio::select! {
                 biased;
                 r = self.send_fetches() => r?,
@@ -354,6 +361,7 @@ impl Consumer {
             let busy = self.fetch.busy();
             for (i, a) in self.assigned.iter().enumerate() {
                 if busy.contains(&(&*a.topic, a.partition))
+                    || a.pending.is_some()
                     || a.retry.is_some_and(|(_, until)| until > now)
                 {
                     continue;
@@ -843,6 +851,7 @@ mod tests {
                 topic: Arc::from(topic),
                 partition: 0,
                 position: 8,
+                pending: None,
                 retry: None,
             });
         }
@@ -891,6 +900,7 @@ mod tests {
             topic: Arc::from("a"),
             partition: 0,
             position: 3000,
+            pending: None,
             retry: None,
         });
         let fetched = |base: i64| {
@@ -946,6 +956,7 @@ mod tests {
                 topic: Arc::from("a"),
                 partition,
                 position: 0,
+                pending: None,
                 retry: None,
             });
         }

@@ -71,6 +71,15 @@ const METADATA_BACKOFF: Duration = Duration::from_millis(100);
 /// moves.
 const LOOKUP_PATIENCE: Duration = Duration::from_secs(30);
 
+/// How long [`Consumer::assign`] tries to find where a partition starts
+/// before leaving the look-up to the polls that follow.
+const ASSIGN_PATIENCE: Duration = Duration::from_secs(2);
+
+/// The longest a poll waits for one look-up of a pending partition's start
+/// (a leader that accepts connections but does not answer would otherwise
+/// hold up the other partitions for the request timeout).
+const PENDING_LOOKUP_LIMIT: Duration = Duration::from_secs(2);
+
 /// Where a partition without a committed offset starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OffsetReset {
@@ -212,6 +221,11 @@ struct Assigned {
     topic: Arc<str>,
     partition: u32,
     position: u64,
+    /// Where the partition starts, while that is still to be looked up
+    /// (its leader could not be reached when it was assigned), and why the
+    /// last look-up failed. Such a partition is neither fetched nor
+    /// committed; each poll asks again (after `retry`'s backoff).
+    pending: Option<(SeekTo, String)>,
     /// Refusals in a row that said the leader moved, and when the
     /// partition may be fetched again.
     retry: Option<(u32, Instant)>,
@@ -222,8 +236,12 @@ struct Assigned {
 /// and the call made once more (every control call can be repeated).
 macro_rules! control_call {
     ($self:ident, $dest:expr, |$c:ident| $call:expr) => {{
-        let dest: &Dest = $dest;
         let limit = $self.config.request_timeout;
+        control_call!($self, $dest, limit, |$c| $call)
+    }};
+    ($self:ident, $dest:expr, $limit:expr, |$c:ident| $call:expr) => {{
+        let dest: &Dest = $dest;
+        let limit: Duration = $limit;
         let mut retried = false;
         loop {
             // A call not answered in time fails as a broken connection
@@ -245,6 +263,16 @@ macro_rules! control_call {
             }
         }
     }};
+}
+
+/// Whether a partition's look-up failed for want of its leader (it cannot
+/// be reached, has moved or refuses for now), so that asking again later
+/// may succeed.
+fn is_leader_trouble(e: &ClientError) -> bool {
+    match e {
+        ClientError::Broker { code, .. } => code.is_retriable(),
+        e => is_connection_error(e),
+    }
 }
 
 /// Whether a broker refused a group's call as not its coordinator: find
@@ -401,8 +429,37 @@ impl Consumer {
 
     /// Consumes exactly these partitions from now on. Each starts at the
     /// group's committed offset, or as `offset_reset` says.
+    ///
+    /// A partition whose leader cannot be reached for about 2 s (a broker
+    /// that is down, a partition without a leader) does not hold up the
+    /// others, as in Kafka's consumer: the call returns, the polls that
+    /// follow read the other partitions and look its start up again until
+    /// they find it ([`unresolved`](Self::unresolved) lists it meanwhile,
+    /// with the reason; [`position`](Self::position) is `None` for it).
+    /// Errors: the group's committed offsets cannot be read, or a broker
+    /// refuses a look-up for a reason other than its leader.
     pub async fn assign(&mut self, partitions: Vec<(String, u32)>) -> Result<(), ClientError> {
-        let assigned = self.starting_positions(partitions).await?;
+        let assigned = self
+            .starting_positions(partitions, None, Some(ASSIGN_PATIENCE))
+            .await?;
+        self.assigned = assigned;
+        self.unreturned.clear();
+        self.invalidate();
+        Ok(())
+    }
+
+    /// [`assign`](Self::assign), with every partition starting where `to`
+    /// says instead (committed offsets are not read): the log start, the
+    /// end, a timestamp or an offset. A partition whose leader cannot be
+    /// reached is looked up by the polls that follow, as in `assign`.
+    pub async fn assign_at(
+        &mut self,
+        partitions: Vec<(String, u32)>,
+        to: SeekTo,
+    ) -> Result<(), ClientError> {
+        let assigned = self
+            .starting_positions(partitions, Some(to), Some(ASSIGN_PATIENCE))
+            .await?;
         self.assigned = assigned;
         self.unreturned.clear();
         self.invalidate();
@@ -442,6 +499,7 @@ impl Consumer {
                 topic: topic.into(),
                 partition,
                 position,
+                pending: None,
                 retry: None,
             });
         }
@@ -455,14 +513,20 @@ impl Consumer {
 
     /// Where each of `partitions` starts: the group's committed offset, or
     /// as `offset_reset` says. Changes nothing of the assignment, so a
-    /// call dropped at any await leaves the consumer as it was.
+    /// call dropped at any await leaves the consumer as it was. With
+    /// `leave_pending`, a partition whose leader cannot be reached within
+    /// that time is returned pending (so is every later one with the same
+    /// leader, without waiting again); without it, that is an error after
+    /// [`LOOKUP_PATIENCE`].
     async fn starting_positions(
         &mut self,
         partitions: Vec<(String, u32)>,
+        start: Option<SeekTo>,
+        leave_pending: Option<Duration>,
     ) -> Result<Vec<Assigned>, ClientError> {
         let mut assigned = Vec::with_capacity(partitions.len());
         let committed = match self.config.group.clone() {
-            Some(group) => {
+            Some(group) if start.is_none() => {
                 let refs: Vec<_> = partitions
                     .iter()
                     .map(|(t, p)| TopicPartitionRef {
@@ -479,25 +543,120 @@ impl Consumer {
                 }
                 r.partitions.into_iter().map(|p| p.offset).collect()
             }
-            None => vec![None; partitions.len()],
+            _ => vec![None; partitions.len()],
         };
-        let reset = match self.config.offset_reset {
-            OffsetReset::Earliest => SeekTo::Earliest,
-            OffsetReset::Latest => SeekTo::Latest,
+        let reset = match (start, self.config.offset_reset) {
+            (Some(to), _) => to,
+            (None, OffsetReset::Earliest) => SeekTo::Earliest,
+            (None, OffsetReset::Latest) => SeekTo::Latest,
         };
+        // Leaders that could not be reached in this call, and why.
+        let mut unreachable: HashMap<Dest, String> = HashMap::new();
         for ((topic, partition), committed) in partitions.into_iter().zip(committed) {
-            let position = match committed {
-                Some(o) => o,
-                None => self.lookup(&topic, partition, reset).await?,
+            let mut pending = None;
+            let position = match (committed, leave_pending) {
+                (Some(o), _) => o,
+                (None, None) => self.lookup(&topic, partition, reset).await?,
+                (None, Some(patience)) => {
+                    let dest = self.route(&topic, partition).await?;
+                    let tried = match unreachable.get(&dest) {
+                        Some(why) => Err(why.clone()),
+                        None => {
+                            let give_up = Instant::now() + patience;
+                            match self.lookup_until(&topic, partition, reset, give_up).await {
+                                Ok(o) => Ok(o),
+                                Err(e) if is_leader_trouble(&e) => {
+                                    let why = e.to_string();
+                                    unreachable.insert(dest, why.clone());
+                                    Err(why)
+                                }
+                                Err(e) => return Err(e),
+                            }
+                        }
+                    };
+                    tried.unwrap_or_else(|why| {
+                        pending = Some((reset, why));
+                        0
+                    })
+                }
             };
             assigned.push(Assigned {
                 topic: topic.into(),
                 partition,
                 position,
-                retry: None,
+                retry: pending
+                    .is_some()
+                    .then(|| (1, Instant::now() + pool::quick_backoff(1))),
+                pending,
             });
         }
         Ok(assigned)
+    }
+
+    /// The assigned partitions whose start is still to be looked up
+    /// (their leader could not be reached when they were assigned, nor at
+    /// any poll since), each with why the last look-up failed. They are
+    /// read once it succeeds.
+    pub fn unresolved(&self) -> impl Iterator<Item = (&str, u32, &str)> {
+        self.assigned.iter().filter_map(|a| {
+            a.pending
+                .as_ref()
+                .map(|(_, why)| (&*a.topic, a.partition, why.as_str()))
+        })
+    }
+
+    /// One look-up for each pending partition whose backoff has ended and
+    /// whose leader is not resting, each bounded by
+    /// [`PENDING_LOOKUP_LIMIT`]: a found start makes the partition
+    /// fetchable; a leader still out of reach backs it off again (up to
+    /// 1 s between tries). Errors: a refusal not about its leader.
+    pub(crate) async fn resolve_pending(&mut self) -> Result<(), ClientError> {
+        let now = Instant::now();
+        let due: Vec<(Arc<str>, u32, SeekTo)> = self
+            .assigned
+            .iter()
+            .filter(|a| a.retry.is_none_or(|(_, until)| until <= now))
+            .filter_map(|a| {
+                let (to, _) = a.pending.as_ref()?;
+                Some((Arc::clone(&a.topic), a.partition, *to))
+            })
+            .collect();
+        for (topic, partition, to) in due {
+            let Some(dest) = pool::dest_of(self.metadata.route(&topic, partition)) else {
+                continue;
+            };
+            if self.fetch.rests.resting(&dest, Instant::now()) {
+                continue;
+            }
+            let found = self.lookup_once(&topic, partition, to, &dest).await;
+            let Some(a) = self
+                .assigned
+                .iter_mut()
+                .find(|a| a.topic == topic && a.partition == partition && a.pending.is_some())
+            else {
+                continue;
+            };
+            match found {
+                Ok(o) => {
+                    a.position = o;
+                    a.pending = None;
+                    a.retry = None;
+                }
+                Err(e) if is_leader_trouble(&e) => {
+                    let n = a.retry.map_or(0, |r| r.0) + 1;
+                    a.retry = Some((n, Instant::now() + fetch::refused_backoff(n)));
+                    a.pending = Some((to, e.to_string()));
+                    if is_connection_error(&e) {
+                        self.fetch
+                            .rests
+                            .failed(dest, Instant::now(), pool::quick_backoff);
+                    }
+                    self.metadata.invalidate();
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Where a partition's requests go now, after a Metadata refresh if
@@ -524,38 +683,25 @@ impl Consumer {
         partition: u32,
         to: SeekTo,
     ) -> Result<u64, ClientError> {
-        let spec = match to {
-            SeekTo::Offset(o) => return Ok(o),
-            SeekTo::Earliest => OffsetSpec::Earliest,
-            SeekTo::Latest => OffsetSpec::Latest,
-            SeekTo::Timestamp(t) => OffsetSpec::Timestamp(t),
-        };
         let give_up = Instant::now() + LOOKUP_PATIENCE;
+        self.lookup_until(topic, partition, to, give_up).await
+    }
+
+    /// [`lookup`](Self::lookup), retrying until `give_up`.
+    async fn lookup_until(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        to: SeekTo,
+        give_up: Instant,
+    ) -> Result<u64, ClientError> {
         let mut attempts = 0u32;
         loop {
             let dest = self.route(topic, partition).await?;
-            let asked = control_call!(self, &dest, |c| c.list_offsets(vec![
-                ListOffsetsPartition {
-                    topic: topic.to_owned(),
-                    partition,
-                    spec,
-                }
-            ]));
-            let refused = match asked {
-                Ok(r) => {
-                    let p = r.partitions.into_iter().next().ok_or(ClientError::Closed)?;
-                    let err = ClientError::Broker {
-                        code: p.error_code,
-                        message: format!("{topic}-{partition}"),
-                    };
-                    if p.error_code == ErrorCode::None {
-                        return Ok(p.offset);
-                    }
-                    if !fetch::leader_moved(p.error_code, &dest) {
-                        return Err(err);
-                    }
-                    err
-                }
+            let limit = self.config.request_timeout;
+            let refused = match self.ask_offset(topic, partition, to, &dest, limit).await {
+                Ok(o) => return Ok(o),
+                Err(e @ ClientError::Broker { code, .. }) if fetch::leader_moved(code, &dest) => e,
                 Err(e) if is_connection_error(&e) && dest.is_some() => e,
                 Err(e) => return Err(e),
             };
@@ -566,6 +712,57 @@ impl Consumer {
             }
             tokio::time::sleep(pool::quick_backoff(attempts)).await;
         }
+    }
+
+    /// One look-up of where `to` is in a partition, at `dest`, waiting at
+    /// most [`PENDING_LOOKUP_LIMIT`] for the answer.
+    async fn lookup_once(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        to: SeekTo,
+        dest: &Dest,
+    ) -> Result<u64, ClientError> {
+        let limit = PENDING_LOOKUP_LIMIT.min(self.config.request_timeout);
+        self.ask_offset(topic, partition, to, dest, limit).await
+    }
+
+    /// Asks `dest` (ListOffsets) where `to` is, waiting at most `limit`
+    /// for the answer. A refusal is [`ClientError::Broker`] naming the
+    /// partition.
+    async fn ask_offset(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        to: SeekTo,
+        dest: &Dest,
+        limit: Duration,
+    ) -> Result<u64, ClientError> {
+        let spec = match to {
+            SeekTo::Offset(o) => return Ok(o),
+            SeekTo::Earliest => OffsetSpec::Earliest,
+            SeekTo::Latest => OffsetSpec::Latest,
+            SeekTo::Timestamp(t) => OffsetSpec::Timestamp(t),
+        };
+        let r = control_call!(self, dest, limit, |c| c.list_offsets(vec![
+            ListOffsetsPartition {
+                topic: topic.to_owned(),
+                partition,
+                spec,
+            }
+        ]))?;
+        let p = r.partitions.into_iter().next().ok_or(ClientError::Closed)?;
+        if p.error_code == ErrorCode::None {
+            return Ok(p.offset);
+        }
+        if fetch::leader_moved(p.error_code, dest) {
+            // A refresh finds where it went.
+            self.metadata.invalidate();
+        }
+        Err(ClientError::Broker {
+            code: p.error_code,
+            message: format!("{topic}-{partition}"),
+        })
     }
 
     /// Fetches on the wire are answered for old positions: their answers
@@ -592,17 +789,22 @@ impl Consumer {
                 message: format!("{topic}-{partition} is not assigned"),
             })?;
         a.position = offset;
+        if a.pending.take().is_some() {
+            a.retry = None;
+        }
         self.unreturned
             .retain(|r| !(&*r.topic == topic && r.partition == partition));
         self.invalidate();
         Ok(())
     }
 
-    /// The next offset to be returned for a partition.
+    /// The next offset to be returned for a partition; `None` if it is not
+    /// assigned, or its start is still to be looked up
+    /// ([`unresolved`](Self::unresolved)).
     pub fn position(&self, topic: &str, partition: u32) -> Option<u64> {
         self.assigned
             .iter()
-            .find(|a| &*a.topic == topic && a.partition == partition)
+            .find(|a| &*a.topic == topic && a.partition == partition && a.pending.is_none())
             .map(|a| self.returned_position(a))
     }
 
@@ -659,7 +861,8 @@ impl Consumer {
         let parts: Vec<_> = self
             .assigned
             .iter()
-            .filter(|a| keep(&a.topic, a.partition))
+            // A partition whose start is not known yet has no position.
+            .filter(|a| a.pending.is_none() && keep(&a.topic, a.partition))
             .map(|a| CommitPartition {
                 topic: a.topic.to_string(),
                 partition: a.partition,
@@ -743,7 +946,7 @@ impl Consumer {
             .collect();
         // The partitions kept (and their records not returned yet) are
         // untouched until the new ones' positions are known.
-        let mut added = self.starting_positions(fresh).await?;
+        let mut added = self.starting_positions(fresh, None, None).await?;
         self.assigned.append(&mut added);
         self.invalidate();
         Ok(())
@@ -761,6 +964,7 @@ impl Consumer {
     pub(crate) fn positions(&self) -> impl Iterator<Item = (&str, u32, u64)> {
         self.assigned
             .iter()
+            .filter(|a| a.pending.is_none())
             .map(|a| (&*a.topic, a.partition, self.returned_position(a)))
     }
 

@@ -130,16 +130,18 @@ pub(crate) async fn run(broker: &str, args: ConsumeArgs) -> anyhow::Result<Outco
     let mut consumer = Consumer::connect(config)
         .await
         .map_err(|e| cannot_connect(broker, &e))?;
-    consumer
-        .assign(partitions.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot start consuming {topic:?}: {}", describe(&e)))?;
-    if let Some(to) = args.start() {
+    // From the log start or a time: each partition starts there as it is
+    // assigned, so one whose leader is out of reach holds up no other.
+    let assigned = match args.start() {
+        Some(to @ (SeekTo::Earliest | SeekTo::Latest | SeekTo::Timestamp(_))) => {
+            consumer.assign_at(partitions.clone(), to).await
+        }
+        _ => consumer.assign(partitions.clone()).await,
+    };
+    assigned.map_err(|e| anyhow::anyhow!("cannot start consuming {topic:?}: {}", describe(&e)))?;
+    if let Some(SeekTo::Offset(o)) = args.start() {
         for (t, p) in &partitions {
-            let to = match to {
-                SeekTo::Offset(o) => SeekTo::Offset(within_log(&mut consumer, t, *p, o).await?),
-                other => other,
-            };
+            let to = SeekTo::Offset(within_log(&mut consumer, t, *p, o).await?);
             consumer
                 .seek(t, *p, to)
                 .await
@@ -160,6 +162,7 @@ pub(crate) async fn run(broker: &str, args: ConsumeArgs) -> anyhow::Result<Outco
         group: args.group.clone(),
         printed: 0,
         last_commit: Instant::now(),
+        told_unresolved: std::collections::BTreeSet::new(),
         added: args.partition.is_none().then(|| AddedPartitions {
             broker: broker.to_owned(),
             admin: None,
@@ -233,6 +236,9 @@ struct Session {
     group: Option<String>,
     printed: u64,
     last_commit: Instant,
+    /// Partitions said on stderr to wait for a leader that cannot be
+    /// reached, and not yet said to be read.
+    told_unresolved: std::collections::BTreeSet<(String, u32)>,
     /// Without `--partition`: the partitions the topic gains are read too.
     added: Option<AddedPartitions>,
 }
@@ -310,6 +316,7 @@ impl Session {
         let mut failing_since: Option<Instant> = None;
         let mut failing = FailedPoll::default();
         while Some(self.printed) != args.count && !stop.load(Ordering::Acquire) {
+            self.tell_unresolved();
             // A poll waits no longer than what is left of the idle timeout,
             // nor past RETRY_FOR of silence from the brokers (a paused
             // broker answers nothing yet closes nothing). Cut short, it
@@ -347,6 +354,9 @@ impl Session {
             };
             if records.is_empty() {
                 if timeout.is_some_and(|t| last_record.elapsed() >= t) {
+                    if let Some(why) = self.unread() {
+                        anyhow::bail!("{why} (the other partitions were read to their end)")
+                    }
                     if let Some(why) = failing.unanswered(self.consumer.last_fetch_answer()) {
                         // The idle timeout came after a failed poll, and no
                         // broker answered since: the partitions were
@@ -357,6 +367,9 @@ impl Session {
                 }
                 let silent = self.consumer.last_fetch_answer().elapsed();
                 if silent >= RETRY_FOR {
+                    if let Some(why) = self.unread() {
+                        anyhow::bail!("{why}");
+                    }
                     anyhow::bail!(
                         "fetching from {:?}: no answer from the broker for {} s",
                         args.topic,
@@ -388,6 +401,50 @@ impl Session {
             self.read_added_partitions(&args.topic).await;
         }
         Ok(Ending::Done)
+    }
+
+    /// Says on stderr, once each, which partitions are not read for now
+    /// because their leader cannot be reached (the others are read
+    /// meanwhile), and when such a partition is read after all.
+    fn tell_unresolved(&mut self) {
+        if self.told_unresolved.is_empty() && self.consumer.unresolved().next().is_none() {
+            return;
+        }
+        let mut now = std::collections::BTreeSet::new();
+        for (topic, partition, why) in self.consumer.unresolved() {
+            now.insert((topic.to_owned(), partition));
+            if !self
+                .told_unresolved
+                .contains(&(topic.to_owned(), partition))
+            {
+                eprintln!(
+                    "{topic}-{partition}: not read for now: {why}; reading the other \
+                     partitions and trying this one again"
+                );
+            }
+        }
+        for (topic, partition) in self.told_unresolved.difference(&now) {
+            eprintln!("{topic}-{partition}: its leader answered; reading it");
+        }
+        self.told_unresolved = now;
+    }
+
+    /// Why some partitions were not read at all (their leader never
+    /// answered), if any were not.
+    fn unread(&self) -> Option<String> {
+        let unread: Vec<String> = self
+            .consumer
+            .unresolved()
+            .map(|(t, p, why)| format!("{t}-{p}: {why}"))
+            .collect();
+        match unread.len() {
+            0 => None,
+            1 => Some(format!("a partition was not read: {}", unread.join(""))),
+            n => Some(format!(
+                "{n} partitions were not read: {}",
+                unread.join("; ")
+            )),
+        }
     }
 
     /// Adds the partitions the topic gained since the last check, each
