@@ -495,8 +495,10 @@ async fn two_group_members_read_a_multi_leader_topic_once_across_a_leader_kill()
 /// polls read every record of the other partitions, and once the node is
 /// back the partition is read from its start. The CLI reads the other
 /// partitions, says on stderr which one it could not read and why, and
-/// exits non-zero. (Before, `assign` failed after 30 s and the CLI printed
-/// nothing.)
+/// exits non-zero, with `--group` too, whose member commits only what it
+/// read and reads the rest once the node is back. (Before, `assign` failed
+/// after 30 s and the CLI printed nothing; a group member printed nothing
+/// and exited with status 0 at its `--timeout-ms`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_whose_only_replica_is_down_holds_up_no_other() {
     const P: u32 = 3;
@@ -607,6 +609,39 @@ async fn a_partition_whose_only_replica_is_down_holds_up_no_other() {
     }
     assert!(stderr.contains("not read"), "{stderr}");
 
+    // So does a group member (which took every partition): it commits
+    // what it read and nothing of the partition it could not read.
+    let group_consume = |live: &[String]| {
+        sluice_with_input(
+            &live.join(","),
+            &[
+                "consume",
+                "solo",
+                "--group",
+                "readers",
+                "--from-beginning",
+                "--timeout-ms",
+                "3000",
+                "--format",
+                "%p %v",
+            ],
+            b"",
+        )
+    };
+    let out = group_consume(&live);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(stdout.lines().count(), want, "{stdout}\n{stderr}");
+    for p in &gone {
+        assert!(
+            stderr.contains(&format!(
+                "solo-{p}: connection to the broker failed: cannot connect to {down_addr}"
+            )),
+            "{stderr}"
+        );
+    }
+
     // Back: the partition is read from its start, nothing repeated.
     c.restart(down);
     let want = total(&acked);
@@ -623,4 +658,24 @@ async fn a_partition_whose_only_replica_is_down_holds_up_no_other() {
     }
     assert_eq!(consumer.unresolved().count(), 0);
     assert_exactly_once(&consumed, &acked);
+
+    // The group member goes on from its commits: only what it could not
+    // read before.
+    let out = group_consume(&live);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let mut printed: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for line in stdout.lines() {
+        let (p, v) = line.split_once(' ').unwrap();
+        printed
+            .entry(p.parse().unwrap())
+            .or_default()
+            .push(v.to_owned());
+    }
+    let expected: BTreeMap<u32, Vec<String>> = gone
+        .iter()
+        .map(|p| (*p, acked[p].iter().map(|(_, v)| v.clone()).collect()))
+        .collect();
+    assert_eq!(printed, expected, "{stderr}");
 }

@@ -946,7 +946,9 @@ impl Consumer {
             .collect();
         // The partitions kept (and their records not returned yet) are
         // untouched until the new ones' positions are known.
-        let mut added = self.starting_positions(fresh, None, None).await?;
+        let mut added = self
+            .starting_positions(fresh, None, Some(ASSIGN_PATIENCE))
+            .await?;
         self.assigned.append(&mut added);
         self.invalidate();
         Ok(())

@@ -198,6 +198,15 @@ impl GroupConsumer {
         self.consumer.position(topic, partition)
     }
 
+    /// The owned partitions whose start is still to be looked up (their
+    /// leader could not be reached when they were assigned, nor at any
+    /// poll since), each with why the last look-up failed; see
+    /// [`Consumer::unresolved`](crate::Consumer::unresolved). They are read
+    /// once it succeeds, and none of their offsets is committed meanwhile.
+    pub fn unresolved(&self) -> impl Iterator<Item = (&str, u32, &str)> {
+        self.consumer.unresolved()
+    }
+
     /// Waits up to the fetch `max_wait` for records of owned partitions and
     /// returns them (possibly none), taking part in any rebalance first.
     /// Errors: `FencedInstanceId` (another instance took this static

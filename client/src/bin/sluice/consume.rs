@@ -162,7 +162,7 @@ pub(crate) async fn run(broker: &str, args: ConsumeArgs) -> anyhow::Result<Outco
         group: args.group.clone(),
         printed: 0,
         last_commit: Instant::now(),
-        told_unresolved: std::collections::BTreeSet::new(),
+        told_unresolved: Unresolved::default(),
         added: args.partition.is_none().then(|| AddedPartitions {
             broker: broker.to_owned(),
             admin: None,
@@ -216,6 +216,57 @@ async fn within_log(
     Ok(offset)
 }
 
+/// The partitions said on stderr to wait for a leader that cannot be
+/// reached, and not yet said to be read.
+#[derive(Default)]
+pub(crate) struct Unresolved(std::collections::BTreeSet<(String, u32)>);
+
+impl Unresolved {
+    /// Says on stderr, once each, which of the assigned partitions are not
+    /// read for now because their leader cannot be reached (`now`: the
+    /// consumer's `unresolved()`; the others are read meanwhile), and when
+    /// such a partition is read after all.
+    pub(crate) fn tell<'a>(&mut self, now: impl Iterator<Item = (&'a str, u32, &'a str)>) {
+        let mut now = now.peekable();
+        if self.0.is_empty() && now.peek().is_none() {
+            return;
+        }
+        let mut still = std::collections::BTreeSet::new();
+        for (topic, partition, why) in now {
+            let key = (topic.to_owned(), partition);
+            if !self.0.contains(&key) {
+                eprintln!(
+                    "{topic}-{partition}: not read for now: {why}; reading the other \
+                     partitions and trying this one again"
+                );
+            }
+            still.insert(key);
+        }
+        for (topic, partition) in self.0.difference(&still) {
+            eprintln!("{topic}-{partition}: its leader answered; reading it");
+        }
+        self.0 = still;
+    }
+}
+
+/// Why some assigned partitions were not read at all (`unresolved`: the
+/// consumer's; their leader never answered), if any were not.
+pub(crate) fn unread<'a>(
+    unresolved: impl Iterator<Item = (&'a str, u32, &'a str)>,
+) -> Option<String> {
+    let unread: Vec<String> = unresolved
+        .map(|(t, p, why)| format!("{t}-{p}: {why}"))
+        .collect();
+    match unread.len() {
+        0 => None,
+        1 => Some(format!("a partition was not read: {}", unread.join(""))),
+        n => Some(format!(
+            "{n} partitions were not read: {}",
+            unread.join("; ")
+        )),
+    }
+}
+
 /// Why consuming stopped.
 pub(crate) enum Ending {
     /// `--count`, `--timeout-ms` or a signal.
@@ -237,8 +288,8 @@ struct Session {
     printed: u64,
     last_commit: Instant,
     /// Partitions said on stderr to wait for a leader that cannot be
-    /// reached, and not yet said to be read.
-    told_unresolved: std::collections::BTreeSet<(String, u32)>,
+    /// reached.
+    told_unresolved: Unresolved,
     /// Without `--partition`: the partitions the topic gains are read too.
     added: Option<AddedPartitions>,
 }
@@ -316,7 +367,7 @@ impl Session {
         let mut failing_since: Option<Instant> = None;
         let mut failing = FailedPoll::default();
         while Some(self.printed) != args.count && !stop.load(Ordering::Acquire) {
-            self.tell_unresolved();
+            self.told_unresolved.tell(self.consumer.unresolved());
             // A poll waits no longer than what is left of the idle timeout,
             // nor past RETRY_FOR of silence from the brokers (a paused
             // broker answers nothing yet closes nothing). Cut short, it
@@ -354,7 +405,7 @@ impl Session {
             };
             if records.is_empty() {
                 if timeout.is_some_and(|t| last_record.elapsed() >= t) {
-                    if let Some(why) = self.unread() {
+                    if let Some(why) = unread(self.consumer.unresolved()) {
                         anyhow::bail!("{why} (the other partitions were read to their end)")
                     }
                     if let Some(why) = failing.unanswered(self.consumer.last_fetch_answer()) {
@@ -367,7 +418,7 @@ impl Session {
                 }
                 let silent = self.consumer.last_fetch_answer().elapsed();
                 if silent >= RETRY_FOR {
-                    if let Some(why) = self.unread() {
+                    if let Some(why) = unread(self.consumer.unresolved()) {
                         anyhow::bail!("{why}");
                     }
                     anyhow::bail!(
@@ -401,50 +452,6 @@ impl Session {
             self.read_added_partitions(&args.topic).await;
         }
         Ok(Ending::Done)
-    }
-
-    /// Says on stderr, once each, which partitions are not read for now
-    /// because their leader cannot be reached (the others are read
-    /// meanwhile), and when such a partition is read after all.
-    fn tell_unresolved(&mut self) {
-        if self.told_unresolved.is_empty() && self.consumer.unresolved().next().is_none() {
-            return;
-        }
-        let mut now = std::collections::BTreeSet::new();
-        for (topic, partition, why) in self.consumer.unresolved() {
-            now.insert((topic.to_owned(), partition));
-            if !self
-                .told_unresolved
-                .contains(&(topic.to_owned(), partition))
-            {
-                eprintln!(
-                    "{topic}-{partition}: not read for now: {why}; reading the other \
-                     partitions and trying this one again"
-                );
-            }
-        }
-        for (topic, partition) in self.told_unresolved.difference(&now) {
-            eprintln!("{topic}-{partition}: its leader answered; reading it");
-        }
-        self.told_unresolved = now;
-    }
-
-    /// Why some partitions were not read at all (their leader never
-    /// answered), if any were not.
-    fn unread(&self) -> Option<String> {
-        let unread: Vec<String> = self
-            .consumer
-            .unresolved()
-            .map(|(t, p, why)| format!("{t}-{p}: {why}"))
-            .collect();
-        match unread.len() {
-            0 => None,
-            1 => Some(format!("a partition was not read: {}", unread.join(""))),
-            n => Some(format!(
-                "{n} partitions were not read: {}",
-                unread.join("; ")
-            )),
-        }
     }
 
     /// Adds the partitions the topic gained since the last check, each

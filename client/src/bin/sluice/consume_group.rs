@@ -23,7 +23,8 @@ use sluice_client::{ClientError, ConsumerConfig, ConsumerRecord, OffsetReset, Se
 use sluice_protocol::wire::ErrorCode;
 
 use crate::consume::{
-    ConsumeArgs, Ending, FailedPoll, MAX_WAIT, output_error, quiet_if_broken_pipe, stop_on_signal,
+    ConsumeArgs, Ending, FailedPoll, MAX_WAIT, Unresolved, output_error, quiet_if_broken_pipe,
+    stop_on_signal, unread,
 };
 use crate::format::Format;
 use crate::{Outcome, cannot_connect, connect_admin, describe, missing_topic_error};
@@ -161,6 +162,7 @@ pub(crate) async fn run(broker: &str, args: ConsumeArgs) -> anyhow::Result<Outco
         generation: -1,
         broker: broker.to_owned(),
         held_up: false,
+        told_unresolved: Unresolved::default(),
     };
     let ending = match session.consume(&args, &stop).await {
         Ok(ending) => ending,
@@ -209,6 +211,9 @@ struct GroupSession {
     broker: String,
     /// A poll was given up at `--timeout-ms` with the broker reachable.
     held_up: bool,
+    /// Partitions said on stderr to wait for a leader that cannot be
+    /// reached.
+    told_unresolved: Unresolved,
 }
 
 impl GroupSession {
@@ -218,6 +223,7 @@ impl GroupSession {
         let mut failing_since: Option<Instant> = None;
         let mut failing = FailedPoll::default();
         while Some(self.printed) != args.count && !stop.load(Ordering::Acquire) {
+            self.told_unresolved.tell(self.consumer.unresolved());
             // With an idle timeout, a poll held up past it (a rebalance
             // retrying a coordinator that died, up to its rebalance and
             // session timeouts; a commit to a broker that stopped
@@ -241,6 +247,9 @@ impl GroupSession {
                         .await
                         {
                             Ok(Ok(_)) => {
+                                if let Some(why) = unread(self.consumer.unresolved()) {
+                                    anyhow::bail!("consuming {:?} in a group: {why}", args.topic);
+                                }
                                 self.held_up = true;
                                 break;
                             }
@@ -308,6 +317,13 @@ impl GroupSession {
             }
             if records.is_empty() {
                 if timeout.is_some_and(|t| last_record.elapsed() >= t) {
+                    if let Some(why) = unread(self.consumer.unresolved()) {
+                        anyhow::bail!(
+                            "consuming {:?} in a group: {why} (the other partitions were read \
+                             to their end)",
+                            args.topic
+                        );
+                    }
                     if let Some(why) = failing.unanswered(self.consumer.last_fetch_answer()) {
                         anyhow::bail!("consuming {:?} in a group: {why}", args.topic)
                     }
