@@ -90,6 +90,10 @@ pub struct ClusterTopic {
 pub enum NotServed {
     /// Another node leads it.
     LedBy(u64),
+    /// Another node leads it, one this broker has not been able to reach
+    /// for a while ([`Leadership::unreachable`]): a node that is down, or
+    /// cut off.
+    LedByUnreachable(u64),
     /// No node leads it right now.
     NoLeader,
 }
@@ -98,7 +102,9 @@ impl NotServed {
     /// The wire error code: `NotLeaderForPartition` or `LeaderNotAvailable`.
     pub fn code(self) -> ErrorCode {
         match self {
-            NotServed::LedBy(_) => ErrorCode::NotLeaderForPartition,
+            NotServed::LedBy(_) | NotServed::LedByUnreachable(_) => {
+                ErrorCode::NotLeaderForPartition
+            }
             NotServed::NoLeader => ErrorCode::LeaderNotAvailable,
         }
     }
@@ -108,6 +114,10 @@ impl NotServed {
         match self {
             NotServed::LedBy(node) => format!(
                 "partition {partition} of topic {topic:?} is led by node {node}, not this broker"
+            ),
+            NotServed::LedByUnreachable(node) => format!(
+                "partition {partition} of topic {topic:?} is led by node {node}, which this \
+                 broker has not been able to reach for a while (down, or cut off)"
             ),
             NotServed::NoLeader => {
                 format!("partition {partition} of topic {topic:?} has no leader right now")
@@ -127,6 +137,9 @@ pub fn check_leader(
     match leadership.leader(topic, partition) {
         None => Ok(()),
         Some(Some(node)) if node == leadership.local_node() => Ok(()),
+        Some(Some(node)) if leadership.unreachable().contains(&node) => {
+            Err(NotServed::LedByUnreachable(node))
+        }
         Some(Some(node)) => Err(NotServed::LedBy(node)),
         Some(None) => Err(NotServed::NoLeader),
     }
@@ -316,5 +329,33 @@ pub(crate) mod tests {
         };
         let e = check_leader(&none, "t", 0).unwrap_err();
         assert_eq!(e.code(), ErrorCode::LeaderNotAvailable);
+        // A leader this broker cannot reach is named as such.
+        #[derive(Debug)]
+        struct CutOff(Scripted);
+        impl Leadership for CutOff {
+            fn local_node(&self) -> u64 {
+                self.0.local_node()
+            }
+            fn brokers(&self) -> Vec<BrokerInfo> {
+                self.0.brokers()
+            }
+            fn unreachable(&self) -> Vec<u64> {
+                vec![3]
+            }
+            fn partition(&self, topic: &str, partition: u32) -> Option<PartitionLeadership> {
+                self.0.partition(topic, partition)
+            }
+        }
+        let cut_off = CutOff(Scripted {
+            local: 1,
+            leader: Some(3),
+        });
+        let e = check_leader(&cut_off, "t", 0).unwrap_err();
+        assert_eq!(e, NotServed::LedByUnreachable(3));
+        assert_eq!(e.code(), ErrorCode::NotLeaderForPartition);
+        assert!(
+            e.message("t", 0)
+                .contains("led by node 3, which this broker has not been able to reach")
+        );
     }
 }

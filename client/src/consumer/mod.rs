@@ -755,13 +755,20 @@ impl Consumer {
         if p.error_code == ErrorCode::None {
             return Ok(p.offset);
         }
-        if fetch::leader_moved(p.error_code, dest) {
+        let moved = fetch::leader_moved(p.error_code, dest);
+        if moved {
             // A refresh finds where it went.
             self.metadata.invalidate();
         }
+        let message = match (moved, dest) {
+            // Asked through the bootstrap list: Metadata names no leader
+            // (none elected, or one the brokers cannot reach).
+            (true, None) => format!("{topic}-{partition} has no leader the brokers can reach"),
+            _ => format!("{topic}-{partition}"),
+        };
         Err(ClientError::Broker {
             code: p.error_code,
-            message: format!("{topic}-{partition}"),
+            message,
         })
     }
 

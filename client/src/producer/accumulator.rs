@@ -40,6 +40,9 @@ pub(crate) struct ReadyBatch {
     pub(crate) created: Instant,
     /// Idempotent producer id, epoch and sequence, once first sent.
     pub(crate) stamp: Option<super::idempotence::Stamp>,
+    /// Why its last attempt failed, if one did: told with a delivery
+    /// timeout that passes while it is in flight again.
+    pub(crate) last_failure: Option<String>,
 }
 
 /// Batches of the producer, guarded by its mutex.
@@ -73,13 +76,30 @@ impl Default for Accumulator {
 }
 
 impl Accumulator {
-    /// The partition keyless records of `topic` currently go to.
-    pub(crate) fn sticky_partition(&mut self, topic: &str, count: u32) -> u32 {
-        if let Some(&p) = self.sticky.get(topic).filter(|&&p| p < count) {
+    /// The partition keyless records of `topic` currently go to. A new one
+    /// is the next in turn that `takes` (any, if none does); the current
+    /// one is kept until its batch fills, or, with `recheck`, until it no
+    /// longer `takes`.
+    pub(crate) fn sticky_partition(
+        &mut self,
+        topic: &str,
+        count: u32,
+        recheck: bool,
+        takes: impl Fn(u32) -> bool,
+    ) -> u32 {
+        if let Some(&p) = self.sticky.get(topic).filter(|&&p| p < count)
+            && (!recheck || takes(p))
+        {
             return p;
         }
-        self.next_sticky = self.next_sticky.wrapping_add(1);
-        let p = self.next_sticky % count.max(1);
+        let n = count.max(1);
+        let first = self.next_sticky.wrapping_add(1);
+        let p = (0..n)
+            .map(|k| first.wrapping_add(k))
+            .find(|&i| takes(i % n))
+            .unwrap_or(first);
+        self.next_sticky = p;
+        let p = p % n;
         self.sticky.insert(topic.to_owned(), p);
         p
     }
@@ -152,6 +172,7 @@ impl Accumulator {
             compressed: false,
             created: open.created,
             stamp: None,
+            last_failure: None,
         });
     }
 
@@ -334,6 +355,7 @@ mod tests {
             compressed: false,
             created: Instant::now(),
             stamp: None,
+            last_failure: None,
         }
     }
 
@@ -341,14 +363,36 @@ mod tests {
     /// of them over 64 partitions do not all start on one (by chance, one
     /// time in 64^19), and each moves on to the next partition.
     #[test]
+    fn keyless_records_keep_off_partitions_that_do_not_take_them() {
+        let mut a = Accumulator::default();
+        // Partition 0 and 1 have no reachable leader: every choice is 2 or 3.
+        for _ in 0..20 {
+            let p = a.sticky_partition("t", 4, false, |p| p >= 2);
+            assert!(p >= 2, "{p}");
+            a.sticky.remove("t");
+        }
+        // The current one loses its leader: with a recheck, records move on.
+        let p = a.sticky_partition("t", 4, false, |_| true);
+        assert_eq!(a.sticky_partition("t", 4, false, |q| q != p), p);
+        let q = a.sticky_partition("t", 4, true, |q| q != p);
+        assert_ne!(q, p);
+        // None takes them: a partition all the same.
+        a.sticky.remove("t");
+        assert!(a.sticky_partition("t", 4, true, |_| false) < 4);
+    }
+
+    #[test]
     fn the_first_sticky_partition_is_random() {
         let firsts: std::collections::HashSet<u32> = (0..20)
             .map(|_| {
                 let mut a = Accumulator::default();
-                let first = a.sticky_partition("t", 64);
-                assert_eq!(a.sticky_partition("t", 64), first);
+                let first = a.sticky_partition("t", 64, false, |_| true);
+                assert_eq!(a.sticky_partition("t", 64, true, |_| true), first);
                 a.sticky.remove("t");
-                assert_eq!(a.sticky_partition("t", 64), (first + 1) % 64);
+                assert_eq!(
+                    a.sticky_partition("t", 64, false, |_| true),
+                    (first + 1) % 64
+                );
                 first
             })
             .collect();

@@ -227,6 +227,7 @@ mod tests {
             compressed: false,
             created: Instant::now(),
             stamp: None,
+            last_failure: None,
         }
     }
 

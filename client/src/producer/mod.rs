@@ -218,6 +218,40 @@ pub(crate) struct Shared {
     pub(crate) brokers: crate::bootstrap::Bootstrap,
     /// Partition leaders, refreshed by the sender.
     pub(crate) metadata: crate::metadata::MetadataCache,
+    /// Leaders whose last connect failed (the sender keeps it), and
+    /// whether there are any: keyless records move off their partitions.
+    pub(crate) unreachable: std::sync::Mutex<std::collections::HashSet<Arc<str>>>,
+    pub(crate) any_unreachable: AtomicBool,
+}
+
+impl Shared {
+    /// Whether keyless records may go to `partition` of `topic`: it has a
+    /// leader, and the last connect to it did not fail (or its leader is
+    /// not known yet: the topic's first Metadata answer decides).
+    fn takes_keyless(&self, topic: &str, partition: u32) -> bool {
+        match self.metadata.route(topic, partition) {
+            crate::metadata::Route::Wait => true,
+            crate::metadata::Route::Bootstrap => false,
+            crate::metadata::Route::Leader(l) => !self
+                .unreachable
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&l.addr),
+        }
+    }
+
+    /// Notes whether the last connect to the leader at `addr` worked.
+    pub(crate) fn reached(&self, addr: &Arc<str>, ok: bool) {
+        let mut set = self.unreachable.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = match ok {
+            true => set.remove(addr),
+            false => set.insert(Arc::clone(addr)),
+        };
+        if changed {
+            self.any_unreachable
+                .store(!set.is_empty(), Ordering::Release);
+        }
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -259,6 +293,8 @@ impl Producer {
             brokers,
             metadata,
             config,
+            unreachable: Default::default(),
+            any_unreachable: AtomicBool::new(false),
         });
         let sender = tokio::spawn(sender::run(Arc::clone(&shared)));
         Producer {
@@ -338,12 +374,29 @@ impl Producer {
                 match record.key {
                     Some(k) => crate::partitioner::partition_for_key(k, count),
                     None => {
+                        // A topic's first keyless record waits for the
+                        // topic's leaders, so that it goes to a partition
+                        // that has one.
+                        if matches!(
+                            self.shared.metadata.route(record.topic, 0),
+                            crate::metadata::Route::Wait
+                        ) {
+                            let _ = self.shared.metadata.refresh().await;
+                        }
                         let mut acc = self
                             .shared
                             .accumulator
                             .lock()
                             .unwrap_or_else(|e| e.into_inner());
-                        acc.sticky_partition(record.topic, count)
+                        // Off the partitions without a reachable leader,
+                        // as Kafka's producer keeps keyless records on
+                        // partitions with a leader: checked when a
+                        // partition is chosen, and for the current one
+                        // only while some leader is out of reach.
+                        let recheck = self.shared.any_unreachable.load(Ordering::Acquire);
+                        acc.sticky_partition(record.topic, count, recheck, |p| {
+                            self.shared.takes_keyless(record.topic, p)
+                        })
                     }
                 }
             }

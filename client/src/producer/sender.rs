@@ -182,6 +182,14 @@ fn retry_or_fail(
                     false => backoff(shared, b.attempts),
                 }
             });
+            b.last_failure = Some(match code {
+                Some(c) => ClientError::Broker {
+                    code: c,
+                    message: message.to_owned(),
+                }
+                .to_string(),
+                None => format!("connection to the broker failed: {message}"),
+            });
             again.push(b);
         }
     }
@@ -314,10 +322,17 @@ async fn read_loop(
                     }
                     let now = Instant::now();
                     for slot in &mut batches {
-                        if let Some(b) = slot.take_if(|b| {
+                        if let Some(mut b) = slot.take_if(|b| {
                             now.saturating_duration_since(b.created) >= delivery
                         }) {
-                            fail(&shared, b, None, &expired);
+                            // What held it up before, if it was retried.
+                            match b.last_failure.take() {
+                                Some(why) => {
+                                    let told = format!("{expired}; its attempt before: {why}");
+                                    fail(&shared, b, None, &told);
+                                }
+                                None => fail(&shared, b, None, &expired),
+                            }
                         }
                     }
                 }
@@ -572,6 +587,9 @@ pub(super) async fn run(shared: Arc<Shared>) {
         for d in ended {
             if let Some(l) = links.remove(&d) {
                 let connected = l.task.await.unwrap_or(false);
+                if let Some(addr) = &d {
+                    shared.reached(addr, connected);
+                }
                 if connected {
                     resting.remove(&d);
                 } else {

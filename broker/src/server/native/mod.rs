@@ -95,13 +95,19 @@ use connection::{Conn, ConnError};
 
 /// The Metadata answer (newest version): the cluster's brokers, and each
 /// topic's partitions with their offsets and leadership; a name in
-/// `refused` (not created on first use) is answered with its error.
+/// `refused` (not created on first use) is answered with its error. A
+/// partition whose leader is a node this one has not been able to reach
+/// for a while ([`crate::service::leadership::Leadership::unreachable`],
+/// the rule by which the Kafka listener leaves a node out) is answered
+/// without a leader: clients then keep keyless records off it and do not
+/// wait on a dead node's address.
 fn metadata(
     svc: &crate::service::Service,
     req: MetadataRequest,
     refused: &std::collections::HashMap<String, ErrorCode>,
 ) -> MetadataResponse {
     let leadership = svc.leadership.as_ref();
+    let unreachable = leadership.unreachable();
     let brokers = leadership
         .brokers()
         .into_iter()
@@ -125,7 +131,7 @@ fn metadata(
                         error_code: p.error_code,
                         log_start_offset: p.log_start_offset,
                         high_watermark: p.high_watermark,
-                        leader: l.leader,
+                        leader: l.leader.filter(|id| !unreachable.contains(id)),
                         leader_epoch: l.leader_epoch,
                         replicas: l.replicas,
                         isr: l.isr,
