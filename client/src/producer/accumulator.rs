@@ -76,6 +76,12 @@ impl Default for Accumulator {
 }
 
 impl Accumulator {
+    /// The partition keyless records of `topic` go to now, if one is
+    /// chosen (and below `count`).
+    pub(crate) fn current_sticky(&self, topic: &str, count: u32) -> Option<u32> {
+        self.sticky.get(topic).copied().filter(|&p| p < count)
+    }
+
     /// The partition keyless records of `topic` currently go to. A new one
     /// is the next in turn that `takes` (any, if none does); the current
     /// one is kept until its batch fills, or, with `recheck`, until it no

@@ -374,29 +374,42 @@ impl Producer {
                 match record.key {
                     Some(k) => crate::partitioner::partition_for_key(k, count),
                     None => {
-                        // A topic's first keyless record waits for the
-                        // topic's leaders, so that it goes to a partition
-                        // that has one.
-                        if matches!(
-                            self.shared.metadata.route(record.topic, 0),
-                            crate::metadata::Route::Wait
-                        ) {
-                            let _ = self.shared.metadata.refresh().await;
-                        }
-                        let mut acc = self
-                            .shared
-                            .accumulator
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner());
                         // Off the partitions without a reachable leader,
                         // as Kafka's producer keeps keyless records on
                         // partitions with a leader: checked when a
                         // partition is chosen, and for the current one
                         // only while some leader is out of reach.
                         let recheck = self.shared.any_unreachable.load(Ordering::Acquire);
-                        acc.sticky_partition(record.topic, count, recheck, |p| {
-                            self.shared.takes_keyless(record.topic, p)
-                        })
+                        let current = match recheck {
+                            true => None,
+                            false => self
+                                .shared
+                                .accumulator
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .current_sticky(record.topic, count),
+                        };
+                        match current {
+                            Some(p) => p,
+                            None => {
+                                // A topic's first keyless record waits for
+                                // the topic's leaders.
+                                if matches!(
+                                    self.shared.metadata.route(record.topic, 0),
+                                    crate::metadata::Route::Wait
+                                ) {
+                                    let _ = self.shared.metadata.refresh().await;
+                                }
+                                let mut acc = self
+                                    .shared
+                                    .accumulator
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner());
+                                acc.sticky_partition(record.topic, count, recheck, |p| {
+                                    self.shared.takes_keyless(record.topic, p)
+                                })
+                            }
+                        }
                     }
                 }
             }
