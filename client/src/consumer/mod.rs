@@ -265,12 +265,12 @@ macro_rules! control_call {
     }};
 }
 
-/// Whether a partition's look-up failed for want of its leader (it cannot
-/// be reached, has moved or refuses for now), so that asking again later
-/// may succeed.
-fn is_leader_trouble(e: &ClientError) -> bool {
+/// Whether a partition's look-up at `dest` failed for want of its leader
+/// (it cannot be reached, has moved, or refuses for now), so that asking
+/// again later may succeed.
+fn is_leader_trouble(e: &ClientError, dest: &Dest) -> bool {
     match e {
-        ClientError::Broker { code, .. } => code.is_retriable(),
+        ClientError::Broker { code, .. } => code.is_retriable() || fetch::leader_moved(*code, dest),
         e => is_connection_error(e),
     }
 }
@@ -565,9 +565,13 @@ impl Consumer {
                             let give_up = Instant::now() + patience;
                             match self.lookup_until(&topic, partition, reset, give_up).await {
                                 Ok(o) => Ok(o),
-                                Err(e) if is_leader_trouble(&e) => {
+                                Err(e) if is_leader_trouble(&e, &dest) => {
                                     let why = e.to_string();
-                                    unreachable.insert(dest, why.clone());
+                                    // A leader out of reach: its other
+                                    // partitions are not tried again here.
+                                    if is_connection_error(&e) {
+                                        unreachable.insert(dest, why.clone());
+                                    }
                                     Err(why)
                                 }
                                 Err(e) => return Err(e),
@@ -642,7 +646,7 @@ impl Consumer {
                     a.pending = None;
                     a.retry = None;
                 }
-                Err(e) if is_leader_trouble(&e) => {
+                Err(e) if is_leader_trouble(&e, &dest) => {
                     let n = a.retry.map_or(0, |r| r.0) + 1;
                     a.retry = Some((n, Instant::now() + fetch::refused_backoff(n)));
                     a.pending = Some((to, e.to_string()));
