@@ -569,7 +569,10 @@ impl Consumer {
                                     let why = e.to_string();
                                     // A leader out of reach: its other
                                     // partitions are not tried again here.
-                                    if is_connection_error(&e) {
+                                    // So is a partition without a leader
+                                    // after another one (both go through
+                                    // the bootstrap list).
+                                    if is_connection_error(&e) || dest.is_none() {
                                         unreachable.insert(dest, why.clone());
                                     }
                                     Err(why)

@@ -32,7 +32,7 @@ mod sender;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use sluice_protocol::batch::Compression;
 use sluice_protocol::wire::ErrorCode;
@@ -220,9 +220,13 @@ pub(crate) struct Shared {
     pub(crate) metadata: crate::metadata::MetadataCache,
     /// Leaders whose last connect failed (the sender keeps it), and
     /// whether there are any: keyless records move off their partitions.
-    pub(crate) unreachable: std::sync::Mutex<std::collections::HashSet<Arc<str>>>,
+    pub(crate) unreachable: std::sync::Mutex<std::collections::HashMap<Arc<str>, Instant>>,
     pub(crate) any_unreachable: AtomicBool,
 }
+
+/// How long keyless records keep off a leader whose connect failed, after
+/// which its partitions are chosen again (and its connect retried).
+const UNREACHABLE_FOR: Duration = Duration::from_secs(10);
 
 impl Shared {
     /// Whether keyless records may go to `partition` of `topic`: it has a
@@ -232,25 +236,32 @@ impl Shared {
         match self.metadata.route(topic, partition) {
             crate::metadata::Route::Wait => true,
             crate::metadata::Route::Bootstrap => false,
-            crate::metadata::Route::Leader(l) => !self
+            // A failure older than UNREACHABLE_FOR is forgotten, so that
+            // a leader back (and no longer connected to, as keyless
+            // records kept off it) is tried again.
+            crate::metadata::Route::Leader(l) => self
                 .unreachable
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .contains(&l.addr),
+                .get(&l.addr)
+                .is_none_or(|since| since.elapsed() >= UNREACHABLE_FOR),
         }
     }
 
     /// Notes whether the last connect to the leader at `addr` worked.
     pub(crate) fn reached(&self, addr: &Arc<str>, ok: bool) {
         let mut set = self.unreachable.lock().unwrap_or_else(|e| e.into_inner());
-        let changed = match ok {
-            true => set.remove(addr),
-            false => set.insert(Arc::clone(addr)),
-        };
-        if changed {
-            self.any_unreachable
-                .store(!set.is_empty(), Ordering::Release);
+        match ok {
+            true => {
+                set.remove(addr);
+            }
+            false => {
+                set.insert(Arc::clone(addr), Instant::now());
+            }
         }
+        set.retain(|_, since| since.elapsed() < UNREACHABLE_FOR);
+        self.any_unreachable
+            .store(!set.is_empty(), Ordering::Release);
     }
 }
 

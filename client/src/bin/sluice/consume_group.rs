@@ -217,6 +217,15 @@ struct GroupSession {
 }
 
 impl GroupSession {
+    /// Commits what was printed (every record returned so far), before an
+    /// exit that says some partitions were not read: the others' progress
+    /// is kept. Bounded; a failure is left to the next run.
+    async fn commit_printed(&mut self) {
+        if self.out.flush().is_ok() {
+            let _ = tokio::time::timeout(LEAVE_AFTER_ERROR, self.consumer.commit()).await;
+        }
+    }
+
     async fn consume(&mut self, args: &ConsumeArgs, stop: &AtomicBool) -> anyhow::Result<Ending> {
         let timeout = args.timeout_ms.map(Duration::from_millis);
         let mut last_record = Instant::now();
@@ -248,6 +257,7 @@ impl GroupSession {
                         {
                             Ok(Ok(_)) => {
                                 if let Some(why) = unread(self.consumer.unresolved()) {
+                                    self.commit_printed().await;
                                     anyhow::bail!("consuming {:?} in a group: {why}", args.topic);
                                 }
                                 self.held_up = true;
@@ -318,6 +328,7 @@ impl GroupSession {
             if records.is_empty() {
                 if timeout.is_some_and(|t| last_record.elapsed() >= t) {
                     if let Some(why) = unread(self.consumer.unresolved()) {
+                        self.commit_printed().await;
                         anyhow::bail!(
                             "consuming {:?} in a group: {why} (the other partitions were read \
                              to their end)",
